@@ -1,0 +1,61 @@
+# Thin wrapper over CMake. The two commands a new machine needs:
+#   make demo   install missing build dependencies, build, run the reference service
+#   make test   install missing build dependencies, build, run the whole suite
+# Also: make test-asan, make test-tsan, make bench, make install, make clean.
+
+BUILD      ?= build
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_ARGS ?=
+PREFIX     ?= /usr/local
+DEMO_ARGS  ?=
+CTEST_ARGS ?=
+
+.PHONY: all deps build test test-asan test-tsan demo bench install clean format
+
+all: build
+
+deps:
+	@sh scripts/install-deps.sh
+
+# $(1) build dir, $(2) extra cmake args
+define configure
+	@cmake -S . -B $(1) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS) $(2) >/dev/null
+	@cmake --build $(1) -j $(JOBS)
+endef
+
+build: deps
+	$(call configure,$(BUILD),)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+test-asan: deps
+	$(call configure,build-asan,-DSLUICE_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug -DSLUICE_BUILD_BENCH=OFF)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp \
+	  ctest --output-on-failure -j $(JOBS) -LE no-asan $(CTEST_ARGS)
+
+test-tsan: deps
+	$(call configure,build-tsan,-DSLUICE_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug -DSLUICE_BUILD_BENCH=OFF)
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/.ci/tsan.supp" \
+	  ctest --output-on-failure -j $(JOBS) -LE no-tsan $(CTEST_ARGS)
+
+demo: build
+	@if [ -x $(BUILD)/tools/sluice/sluice ]; then \
+	  $(BUILD)/tools/sluice/sluice demo $(DEMO_ARGS); \
+	else \
+	  $(BUILD)/examples/quickstart $(DEMO_ARGS); \
+	fi
+
+bench: build
+	$(BUILD)/bench/sluice-bench $(BENCH_ARGS)
+
+install: build
+	cmake --install $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) build-asan build-tsan

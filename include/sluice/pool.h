@@ -1,0 +1,392 @@
+/*
+ * sluice/pool.h - bounded, drainable, fault-tolerant worker pools.
+ *
+ * A pool runs tasks (`int fn(void *arg)`) on at most K worker threads, with
+ * a bounded FIFO queue in front of them. Submitting to a full queue follows
+ * the pool's overflow policy (block, reject, run on the caller, or drop the
+ * oldest). Nothing is lost silently: every task the pool accepted ends in
+ * exactly one of completed, failed, panicked, dropped, shed or abandoned,
+ * and every task it did not run is handed to the abandon handler with the
+ * reason, so the caller can retry or persist it:
+ *
+ *     submitted = completed + failed + panicked + dropped + shed + abandoned
+ *
+ * holds exactly whenever the pool is quiescent (nothing queued or running).
+ * Tasks refused at submit (SLUICE_EFULL, SLUICE_ETIMEDOUT, SLUICE_ECLOSED,
+ * SLUICE_EDEADLK) were never accepted: the caller still owns them, and they
+ * are counted in `rejected` (closed-pool refusals are not counted).
+ *
+ * Lifecycle: create -> submit/resize/stats ... -> drain -> destroy.
+ * destroy() without drain() first abandons what is still queued.
+ */
+#ifndef SLUICE_POOL_H
+#define SLUICE_POOL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/clock.h"
+#include "sluice/common.h"
+#include "sluice/ctx.h"
+
+typedef struct sluice_pool sluice_pool;
+
+/* A task: 0 is success; any other value is a failure (counted). */
+typedef int (*sluice_task_fn)(void *arg);
+
+/* What a full queue does to a new submission. */
+typedef enum sluice_overflow {
+    SLUICE_OVERFLOW_BLOCK = 0,   /* wait for space (bounded by submit timeout / deadline) */
+    SLUICE_OVERFLOW_REJECT,      /* return SLUICE_EFULL at once */
+    SLUICE_OVERFLOW_CALLER_RUNS, /* run the task on the submitting thread */
+    SLUICE_OVERFLOW_DROP_OLDEST, /* evict the oldest queued task to the abandon handler */
+} sluice_overflow;
+
+/* Why a task was handed back instead of run. */
+typedef enum sluice_abandon_reason {
+    SLUICE_ABANDON_DROPPED = 1, /* evicted by DROP_OLDEST to make room */
+    SLUICE_ABANDON_SHED,        /* its deadline passed (or its context ended) while queued */
+    SLUICE_ABANDON_DRAIN,       /* still queued when the drain deadline passed */
+    SLUICE_ABANDON_DESTROY,     /* still queued when the pool was destroyed undrained */
+} sluice_abandon_reason;
+
+SLUICE_API const char *sluice_abandon_reason_name(sluice_abandon_reason reason);
+SLUICE_API const char *sluice_overflow_name(sluice_overflow policy);
+
+/* How the opt-in fault guard treats SIGSEGV/SIGBUS/SIGFPE/SIGILL raised by
+ * a task on one of this pool's workers (see sluice/fault.h). */
+typedef enum sluice_fault_mode {
+    SLUICE_FAULT_OFF = 0, /* no guard: the signal's default action (core dump) */
+    SLUICE_FAULT_RERAISE, /* log backtrace, count a panic, re-raise: the process dies with a core */
+    SLUICE_FAULT_RECOVER, /* log, count, retire the faulting worker and replace it */
+} sluice_fault_mode;
+
+/* A task handed back to the abandon handler. Valid only during the call. */
+typedef struct sluice_abandoned {
+    sluice_task_fn fn;
+    void *arg;
+    const char *label;           /* as given at submit, or NULL */
+    uint64_t deadline_ns;        /* 0 if none */
+    sluice_ctx *ctx;             /* as given at submit, or NULL (still retained during the call) */
+    sluice_abandon_reason reason;
+} sluice_abandoned;
+
+#define SLUICE_BACKTRACE_MAX 48
+
+/* What the panic handler is told. Valid only during the call. */
+typedef struct sluice_panic_info {
+    const char *pool_name;
+    unsigned worker_index;   /* the worker's number in its name, "name/3" */
+    const char *message;     /* sluice_panic's formatted message, or the signal's description */
+    int signal;              /* 0 for sluice_panic; the signal number for a caught fault */
+    const char *task_label;  /* the task's label, or NULL */
+    void *const *frames;     /* raw return addresses, innermost first */
+    int frame_count;
+    bool caller_thread;      /* true when the task ran on a submitter (CALLER_RUNS) */
+} sluice_panic_info;
+
+/*
+ * sluice_backtrace_format - render frames as text, one "#i addr symbol+off"
+ * per line, into buf (always NUL-terminated when len > 0).
+ * Returns: the length it wanted (snprintf-style). Thread-safe; allocates
+ * nothing (uses dladdr), so it is safe from a panic handler.
+ */
+SLUICE_API size_t sluice_backtrace_format(void *const *frames, int frame_count, char *buf, size_t len);
+
+typedef struct sluice_pool_config {
+    /* Required. Copied. Used in thread names ("name/3") and metrics. At
+     * most SLUICE_POOL_NAME_MAX bytes of [A-Za-z0-9_.:-]. */
+    const char *name;
+    /* Required, > 0: K, the most tasks that run at once. */
+    unsigned workers;
+    /* Workers kept alive when idle (never expire); started at create.
+     * 0 = none. Must be <= workers. */
+    unsigned min_workers;
+    /* Required, > 0: the most tasks that wait in the queue. There is no
+     * unbounded queue. */
+    size_t queue_capacity;
+    sluice_overflow overflow;
+    /* Longest a blocking submit waits for space; 0 = wait without limit
+     * (until the pool closes or the per-call deadline passes). */
+    uint64_t submit_timeout_ns;
+    /* Workers above min_workers idle longer than this exit; 0 = never. */
+    uint64_t idle_expiry_ns;
+    /* Start all K workers and run their init hooks before create returns. */
+    bool prewarm;
+    /* Worker thread stack size in bytes; 0 = the system default. */
+    size_t stack_size;
+
+    /* Runs on each new worker thread before its first task. Return 0 and
+     * set *worker_state (reachable in tasks via sluice_worker_state()), or
+     * non-zero to refuse: the worker exits (with prewarm, create fails with
+     * SLUICE_EINIT). */
+    int (*worker_init)(void *user, unsigned worker_index, void **worker_state);
+    /* Runs on each worker thread as it exits (expiry, shrink, drain). */
+    void (*worker_fini)(void *user, unsigned worker_index, void *worker_state);
+    /* Called on the worker (or caller) thread after a task panicked and
+     * the worker unwound; the worker then goes on. NULL: a line on stderr. */
+    void (*panic_handler)(const sluice_panic_info *info, void *user);
+    /* Called with each task the pool will not run. NULL: counted only. It
+     * runs on whichever thread decided (a submitter for DROP_OLDEST, a
+     * worker for SHED, the draining thread for DRAIN/DESTROY) and must not
+     * submit to a full BLOCK pool of its own. */
+    void (*abandon_handler)(const sluice_abandoned *task, void *user);
+    void *user;
+
+    sluice_fault_mode fault_mode;
+
+    /* Timing histograms (task run time; time from submit to start).
+     * Upper bounds in seconds, strictly increasing; NULL/0 = the default
+     * 0.0001 * 2^k for k = 0..16. At most SLUICE_HIST_MAX_BUCKETS. */
+    const double *histogram_buckets;
+    size_t histogram_bucket_count;
+    /* Record timing for 1 in N tasks; 0 or 1 = every task. Counters are
+     * never sampled. */
+    unsigned timing_sample_every;
+    /* Turn timing (and the per-task clock reads) off altogether. */
+    bool timing_disabled;
+
+    /* The clock for deadlines, timeouts and expiry; NULL = system. */
+    const sluice_clock *clock;
+} sluice_pool_config;
+
+#define SLUICE_POOL_NAME_MAX 48
+#define SLUICE_HIST_MAX_BUCKETS 64
+#define SLUICE_HIST_DEFAULT_BUCKETS 17
+
+/* sluice_pool_config_init - zero the struct and fill the defaults. The
+ * caller still sets name, workers and queue_capacity. */
+SLUICE_API void sluice_pool_config_init(sluice_pool_config *cfg);
+
+/*
+ * sluice_pool_create - validate cfg and start a pool.
+ * Returns: SLUICE_OK; SLUICE_EINVAL naming the bad field in errbuf (for
+ * example "queue_capacity: must be > 0 (an unbounded queue is not
+ * offered)"); SLUICE_ENOMEM; SLUICE_ESYS (thread creation failed);
+ * SLUICE_EINIT (prewarm and a worker_init hook refused). On any error
+ * nothing is left behind: no thread, no memory, *out untouched.
+ * Ownership: *out belongs to the caller; free it with sluice_pool_destroy.
+ * cfg and the strings in it are copied; the histogram bounds too.
+ * errbuf: optional (NULL, 0), always NUL-terminated when given.
+ */
+SLUICE_API sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, char *errbuf,
+                                         size_t errlen);
+
+/* Per-call options for sluice_pool_submit_ex; zero is "none" everywhere. */
+typedef struct sluice_submit_opts {
+    /* Absolute time (pool clock) after which a still-queued task is not
+     * run but shed to the abandon handler. */
+    uint64_t deadline_ns;
+    /* Absolute time (pool clock) after which a blocking submit gives up
+     * with SLUICE_ETIMEDOUT; combined with the pool's submit timeout (the
+     * earlier wins). */
+    uint64_t submit_deadline_ns;
+    /* A context: if it is done before the task starts, the task is shed;
+     * a blocking submit gives up with its error; a running task sees it
+     * through sluice_task_should_stop(). Retained while queued. */
+    sluice_ctx *ctx;
+    /* A static string shown in /debug/pools and panic reports. Not copied:
+     * it must outlive the task. */
+    const char *label;
+} sluice_submit_opts;
+
+/*
+ * sluice_pool_submit - queue fn(arg), applying the overflow policy when the
+ * queue is full.
+ * Returns:
+ *   SLUICE_OK        accepted (queued, or run on this thread by CALLER_RUNS:
+ *                    then it has already run and been counted)
+ *   SLUICE_EFULL     REJECT policy and the queue is full
+ *   SLUICE_ETIMEDOUT BLOCK policy and no space came within the timeout
+ *   SLUICE_ECLOSED   the pool is draining or destroyed
+ *   SLUICE_EDEADLK   BLOCK policy, the queue is full and the caller is a
+ *                    worker of this pool: waiting could deadlock
+ *   SLUICE_ECANCELED/ETIMEDOUT from opts->ctx while blocked
+ *   SLUICE_EINVAL    pool or fn is NULL
+ * Ownership: on OK the pool owns the task until it runs or is handed back;
+ * on any error the caller keeps arg.
+ * Thread-safety: safe from any number of threads, including workers.
+ * Deadlock hazard: under BLOCK with no timeout, a submit from a thread that
+ * a running task waits on can wait forever; use a timeout or deadline.
+ */
+SLUICE_API sluice_err sluice_pool_submit(sluice_pool *pool, sluice_task_fn fn, void *arg);
+SLUICE_API sluice_err sluice_pool_submit_ex(sluice_pool *pool, sluice_task_fn fn, void *arg,
+                                            const sluice_submit_opts *opts);
+
+/*
+ * sluice_pool_try_submit - like submit but never blocks: a full queue gives
+ * SLUICE_EFULL under BLOCK and REJECT; CALLER_RUNS and DROP_OLDEST apply
+ * as usual (CALLER_RUNS then runs the task before returning).
+ */
+SLUICE_API sluice_err sluice_pool_try_submit(sluice_pool *pool, sluice_task_fn fn, void *arg);
+
+/* One task of a batch. */
+typedef struct sluice_task_spec {
+    sluice_task_fn fn;
+    void *arg;
+    const sluice_submit_opts *opts; /* NULL for none */
+} sluice_task_spec;
+
+/*
+ * sluice_pool_submit_batch - submit tasks[0..n) in order, as if by
+ * sluice_pool_submit each (or try_submit when `nonblocking`), stopping at
+ * the first refusal.
+ * Returns: SLUICE_OK when all n were accepted, else the first refusal's
+ * error. *accepted (required) is how many, from the start, were accepted:
+ * the caller still owns tasks[*accepted..n).
+ * Cost: one wake-up decision for the batch, not one per task.
+ */
+SLUICE_API sluice_err sluice_pool_submit_batch(sluice_pool *pool, const sluice_task_spec *tasks, size_t n,
+                                               bool nonblocking, size_t *accepted);
+
+/*
+ * sluice_pool_resize - set K. Growing starts workers at once when work is
+ * queued (else they start as work arrives); shrinking retires workers as
+ * their current task ends. A task starts only while fewer than K tasks
+ * run. Returns SLUICE_OK, SLUICE_EINVAL (k == 0 or k < min_workers),
+ * SLUICE_ECLOSED (draining).
+ * Thread-safety: safe from any thread, also from inside a task.
+ */
+SLUICE_API sluice_err sluice_pool_resize(sluice_pool *pool, unsigned k);
+
+/* sluice_pool_set_submit_timeout - change the submit timeout live. */
+SLUICE_API void sluice_pool_set_submit_timeout(sluice_pool *pool, uint64_t timeout_ns);
+/* sluice_pool_set_timing_sample - change the timing sample rate live (0/1 = all). */
+SLUICE_API void sluice_pool_set_timing_sample(sluice_pool *pool, unsigned every);
+/* sluice_pool_set_idle_expiry - change the idle expiry live (0 = never). */
+SLUICE_API void sluice_pool_set_idle_expiry(sluice_pool *pool, uint64_t expiry_ns);
+
+/* The result of a drain. */
+typedef struct sluice_drain_report {
+    uint64_t completed;       /* tasks that finished (any outcome) during the drain */
+    uint64_t still_running;   /* tasks still running at the deadline (they saw their stop flag) */
+    uint64_t handed_back;     /* queued tasks handed to the abandon handler at the deadline */
+    uint64_t elapsed_ns;
+    bool timed_out;
+} sluice_drain_report;
+
+/*
+ * sluice_pool_drain - stop accepting (submit returns SLUICE_ECLOSED, and
+ * blocked submitters wake with it), run what is queued and running, and
+ * wait up to timeout_ns (0 = no limit). At the deadline, still-queued
+ * tasks go to the abandon handler (SLUICE_ABANDON_DRAIN) and running tasks
+ * see sluice_task_should_stop() turn true; drain returns without waiting
+ * for them (destroy joins them).
+ * Returns: SLUICE_OK when everything finished in time; SLUICE_ETIMEDOUT
+ * when the deadline came first (report says what happened); SLUICE_EDEADLK
+ * when called from a worker of this pool. Calling it again after a
+ * finished drain returns SLUICE_OK with an empty report.
+ * Thread-safety: safe from any non-worker thread; concurrent drains
+ * serialise.
+ */
+SLUICE_API sluice_err sluice_pool_drain(sluice_pool *pool, uint64_t timeout_ns, sluice_drain_report *report);
+
+/*
+ * sluice_pool_destroy - close the pool if open, hand back anything queued
+ * (SLUICE_ABANDON_DESTROY), ask running tasks to stop, wake blocked
+ * submitters with SLUICE_ECLOSED and wait until they have left, join every
+ * worker (waiting for running tasks to return) and free everything.
+ * NULL is a no-op.
+ * Thread-safety: call once, from a thread that is not a worker of this
+ * pool, after which no new call may start on the pool. Calls already
+ * blocked inside submit are released safely.
+ */
+SLUICE_API void sluice_pool_destroy(sluice_pool *pool);
+
+/* A snapshot of a pool. Gauges are the values at the time of the call;
+ * counters are totals since create. */
+typedef struct sluice_pool_stats {
+    /* gauges */
+    unsigned running;          /* tasks running now */
+    unsigned capacity;         /* K */
+    unsigned workers;          /* worker threads alive */
+    unsigned idle;             /* of those, parked waiting for work */
+    unsigned waiting;          /* submitters blocked for queue space */
+    size_t queue_depth;
+    size_t queue_capacity;
+    bool draining;
+    /* counters */
+    uint64_t submitted;        /* accepted (queued or run by the caller) */
+    uint64_t completed;        /* fn returned 0 */
+    uint64_t failed;           /* fn returned non-zero */
+    uint64_t panicked;         /* sluice_panic or a caught fault */
+    uint64_t rejected;         /* refused at submit: EFULL, ETIMEDOUT, EDEADLK */
+    uint64_t dropped;          /* evicted by DROP_OLDEST */
+    uint64_t shed;             /* deadline/context passed while queued */
+    uint64_t abandoned;        /* handed back at drain or destroy */
+    uint64_t caller_ran;       /* of submitted, how many ran on the submitter (CALLER_RUNS) */
+    uint64_t expired_workers;  /* idle workers that exited by expiry */
+    uint64_t retired_workers;  /* workers that exited by shrink or fault recovery */
+    uint64_t started_workers;  /* worker threads started in all */
+    uint64_t resize_events;
+    uint64_t init_failures;    /* worker_init hooks that refused */
+    /* high-water marks */
+    unsigned workers_hwm;
+    unsigned waiting_hwm;
+    size_t queue_depth_hwm;    /* sampled on the submit path; exact when the queue filled */
+    /* busy time of all workers, ns (when timing is on), for utilization */
+    uint64_t busy_ns;
+} sluice_pool_stats;
+
+/*
+ * sluice_pool_stats_get - fill *out. Counters are summed from per-worker
+ * shards, so one snapshot is not atomic across fields while tasks run;
+ * at quiescence it is exact.
+ * Thread-safety: safe from any thread; takes the pool's registry lock
+ * briefly, never blocks workers.
+ */
+SLUICE_API void sluice_pool_stats_get(sluice_pool *pool, sluice_pool_stats *out);
+
+/* Which histogram. */
+typedef enum sluice_hist_kind {
+    SLUICE_HIST_TASK = 0,  /* time running */
+    SLUICE_HIST_WAIT = 1,  /* time from submit to start */
+} sluice_hist_kind;
+
+/* A histogram snapshot: cumulative is NOT applied: counts[i] is the count
+ * of observations <= bounds[i] and > bounds[i-1]; counts[bucket_count] is
+ * the overflow (+Inf) bucket. */
+typedef struct sluice_histogram {
+    size_t bucket_count;                       /* number of finite bounds */
+    double bounds[SLUICE_HIST_MAX_BUCKETS];    /* seconds */
+    uint64_t counts[SLUICE_HIST_MAX_BUCKETS + 1];
+    uint64_t count;
+    double sum_seconds;
+} sluice_histogram;
+
+/* sluice_pool_histogram_get - snapshot one timing histogram. Thread-safe. */
+SLUICE_API void sluice_pool_histogram_get(sluice_pool *pool, sluice_hist_kind kind, sluice_histogram *out);
+
+/* The state of one worker, for /debug/pools. */
+typedef enum sluice_worker_state {
+    SLUICE_WORKER_STARTING = 0,
+    SLUICE_WORKER_IDLE,
+    SLUICE_WORKER_RUNNING,
+    SLUICE_WORKER_EXITING,
+} sluice_worker_state;
+
+typedef struct sluice_worker_info {
+    unsigned index;
+    sluice_worker_state state;
+    uint64_t since_ns;       /* pool clock time the state began (0 if unknown: timing off) */
+    const char *task_label;  /* label of the running task, or NULL */
+    uint64_t tasks_run;
+    pthread_t thread;        /* for sluice_thread_backtrace and friends */
+} sluice_worker_info;
+
+/*
+ * sluice_pool_workers_get - fill out[0..cap) with live workers.
+ * Returns: the number of live workers (which may exceed cap: call again
+ * with a bigger array). Thread-safe; the `thread` handles are valid only
+ * while the worker lives (a worker may exit right after the call).
+ */
+SLUICE_API size_t sluice_pool_workers_get(sluice_pool *pool, sluice_worker_info *out, size_t cap);
+
+/* Read-only views of the pool's configuration. */
+SLUICE_API const char *sluice_pool_name(const sluice_pool *pool);
+SLUICE_API void sluice_pool_config_get(const sluice_pool *pool, sluice_pool_config *out);
+SLUICE_API const sluice_clock *sluice_pool_clock(const sluice_pool *pool);
+
+#endif /* SLUICE_POOL_H */

@@ -1,0 +1,16 @@
+/*
+ * sluice/sluice.h - the whole public API of libsluice.
+ */
+#ifndef SLUICE_SLUICE_H
+#define SLUICE_SLUICE_H
+
+#include "sluice/common.h"
+#include "sluice/clock.h"
+#include "sluice/ctx.h"
+#include "sluice/pool.h"
+#include "sluice/task.h"
+#include "sluice/fault.h"
+#include "sluice/cpu.h"
+/* Areas above the core add their headers here, one line each. */
+
+#endif /* SLUICE_SLUICE_H */
