@@ -95,6 +95,32 @@ typedef struct sluice_panic_info {
  */
 SLUICE_API size_t sluice_backtrace_format(void *const *frames, int frame_count, char *buf, size_t len);
 
+/* Lifecycle events, for logs. Delivered to the config's event_handler on
+ * the thread where they happen; never one per task. */
+typedef enum sluice_event_kind {
+    SLUICE_EVENT_WORKER_START = 1, /* a worker thread started (worker_index) */
+    SLUICE_EVENT_WORKER_EXIT,      /* a worker exited; reason in `detail`: "expired", "retired", "fault", "init-failed", "shutdown" */
+    SLUICE_EVENT_RESIZE,           /* K changed from old_value to new_value */
+    SLUICE_EVENT_DRAIN_START,      /* drain began; new_value = queued tasks, old_value = running */
+    SLUICE_EVENT_DRAIN_END,        /* drain ended; `drain` holds the report */
+    SLUICE_EVENT_SUBMIT_REFUSED,   /* a submit was refused with `err` (overflow path only; rate-limit in the sink) */
+} sluice_event_kind;
+
+typedef struct sluice_drain_report sluice_drain_report;
+
+typedef struct sluice_pool_event {
+    sluice_event_kind kind;
+    const char *pool_name;
+    unsigned worker_index;
+    uint64_t old_value;
+    uint64_t new_value;
+    sluice_err err;
+    const char *detail;
+    const sluice_drain_report *drain;
+} sluice_pool_event;
+
+SLUICE_API const char *sluice_event_kind_name(sluice_event_kind kind);
+
 typedef struct sluice_pool_config {
     /* Required. Copied. Used in thread names ("name/3") and metrics. At
      * most SLUICE_POOL_NAME_MAX bytes of [A-Za-z0-9_.:-]. */
@@ -133,6 +159,9 @@ typedef struct sluice_pool_config {
      * worker for SHED, the draining thread for DRAIN/DESTROY) and must not
      * submit to a full BLOCK pool of its own. */
     void (*abandon_handler)(const sluice_abandoned *task, void *user);
+    /* Lifecycle events for logs (see sluice_pool_event); NULL: none. Must
+     * not block or call back into the pool except stats/workers getters. */
+    void (*event_handler)(const sluice_pool_event *event, void *user);
     void *user;
 
     sluice_fault_mode fault_mode;
@@ -259,13 +288,13 @@ SLUICE_API void sluice_pool_set_timing_sample(sluice_pool *pool, unsigned every)
 SLUICE_API void sluice_pool_set_idle_expiry(sluice_pool *pool, uint64_t expiry_ns);
 
 /* The result of a drain. */
-typedef struct sluice_drain_report {
+struct sluice_drain_report {
     uint64_t completed;       /* tasks that finished (any outcome) during the drain */
     uint64_t still_running;   /* tasks still running at the deadline (they saw their stop flag) */
     uint64_t handed_back;     /* queued tasks handed to the abandon handler at the deadline */
     uint64_t elapsed_ns;
     bool timed_out;
-} sluice_drain_report;
+};
 
 /*
  * sluice_pool_drain - stop accepting (submit returns SLUICE_ECLOSED, and
@@ -365,11 +394,11 @@ typedef enum sluice_worker_state {
     SLUICE_WORKER_IDLE,
     SLUICE_WORKER_RUNNING,
     SLUICE_WORKER_EXITING,
-} sluice_worker_state;
+} sluice_worker_status;
 
 typedef struct sluice_worker_info {
     unsigned index;
-    sluice_worker_state state;
+    sluice_worker_status state;
     uint64_t since_ns;       /* pool clock time the state began (0 if unknown: timing off) */
     const char *task_label;  /* label of the running task, or NULL */
     uint64_t tasks_run;
