@@ -355,8 +355,6 @@ typedef struct sluice_pool_stats {
     unsigned workers_hwm;
     unsigned waiting_hwm;
     size_t queue_depth_hwm;    /* sampled on the submit path; exact when the queue filled */
-    /* busy time of all workers, ns (when timing is on), for utilization */
-    uint64_t busy_ns;
 } sluice_pool_stats;
 
 /*
