@@ -1,0 +1,322 @@
+/*
+ * sluice/config.h - sluice.yaml: the service's pool configuration, read
+ * from a file, overridden by the environment, validated, and reloaded live.
+ *
+ * This is the one source of truth for a service's pools. The service (and
+ * every `sluice` subcommand that derives alerts, dashboards or runbooks)
+ * reads it through this API:
+ *
+ *     sluice_config *cfg;
+ *     char err[1024];
+ *     if (sluice_config_load_file("sluice.yaml", NULL, &cfg, err, sizeof err))
+ *         { fprintf(stderr, "%s\n", err); exit(2); }
+ *     for (size_t i = 0; i < cfg->pool_count; i++) {
+ *         sluice_pool_config pc;
+ *         sluice_config_pool_to_pool_config(&cfg->pools[i], &pc);
+ *         pc.panic_handler = ...;                 // code, not config
+ *         sluice_pool_create(&pc, &pools[i], err, sizeof err);
+ *     }
+ *     ...
+ *     sluice_config_free(cfg);
+ *
+ * File format (full reference in docs/config.md):
+ *
+ *     service:
+ *       name: notifications
+ *       listen: 127.0.0.1:9464
+ *       drain_budget: 25s
+ *     pools:
+ *       - name: push
+ *         workers: 1000
+ *         rationale: APNS allows 1000 concurrent streams
+ *         queue_capacity: 5000
+ *         submit_timeout: 250ms
+ *
+ * Keys are snake_case; a '-' in a key is read as '_' (so `downstream-budget`
+ * and `downstream_budget` are the same key). Durations are an integer or
+ * decimal with a unit: ns, us, ms, s, m, h ("250ms", "1.5s", "5m"); a bare
+ * 0 is accepted as zero. Unknown keys, duplicate keys and values of the
+ * wrong shape are errors: a typo never falls back to a default.
+ *
+ * Environment overrides, applied after the file and validated with it:
+ *     SLUICE_POOL_<NAME>_<KEY>=value     for example SLUICE_POOL_PUSH_WORKERS=200
+ *     SLUICE_SERVICE_<KEY>=value         for example SLUICE_SERVICE_LISTEN=0.0.0.0:9464
+ * NAME is the pool name upper-cased with every character outside [A-Z0-9]
+ * turned into '_'; KEY is the key upper-cased. A SLUICE_POOL_* or
+ * SLUICE_SERVICE_* variable that names no pool or no key is an error.
+ *
+ * Error messages: one line per problem, "where: path: what, got value":
+ *     sluice.yaml:12:14: pools[1].workers: must be > 0, got 0
+ *     env SLUICE_POOL_PUSH_WORKERS: pools[0].workers: not an integer, got "lots"
+ * Line and column are 1-based and point at the offending value.
+ *
+ * Ownership: a sluice_config and everything it points to belong to whoever
+ * got it from a load call; free it with sluice_config_free. Nothing here
+ * keeps global state; every call is thread-safe on distinct objects, and a
+ * loaded config is immutable (safe to read from many threads).
+ */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sluice/common.h"
+#include "sluice/pool.h"
+
+/* Where a value came from, for messages: 1-based line/column in `file`, or
+ * (line == 0) the environment variable `env` (or a built-in default when
+ * both are absent). Strings are owned by the config. */
+typedef struct sluice_config_pos {
+    const char *file; /* NULL when not from a file */
+    unsigned line;    /* 1-based; 0 = not from the file */
+    unsigned column;  /* 1-based */
+    const char *env;  /* the variable's name when an env override set it */
+} sluice_config_pos;
+
+/* What bounds a pool's K (the ops tools check K against it). */
+typedef enum sluice_pool_kind {
+    SLUICE_POOL_KIND_UNSET = 0,
+    SLUICE_POOL_KIND_IO,     /* K from a downstream's limit / Little's law */
+    SLUICE_POOL_KIND_CPU,    /* K from the CPU count */
+    SLUICE_POOL_KIND_MEMORY, /* K from a memory budget */
+} sluice_pool_kind;
+
+SLUICE_API const char *sluice_pool_kind_name(sluice_pool_kind kind);
+
+/*
+ * The keys of a pool entry. Each has a bit in sluice_config_pool.set (it
+ * was given in the file or the environment) and a position in
+ * sluice_config_pool.pos[]. New keys are only ever appended (before
+ * SLUICE_PK_COUNT_).
+ */
+typedef enum sluice_pool_key {
+    SLUICE_PK_NAME = 0,
+    SLUICE_PK_WORKERS,
+    SLUICE_PK_RATIONALE,
+    SLUICE_PK_MIN_WORKERS,
+    SLUICE_PK_QUEUE_CAPACITY,
+    SLUICE_PK_OVERFLOW,
+    SLUICE_PK_SUBMIT_TIMEOUT,
+    SLUICE_PK_IDLE_EXPIRY,
+    SLUICE_PK_DRAIN_TIMEOUT,
+    SLUICE_PK_PREWARM,
+    SLUICE_PK_FAULT_POLICY,
+    SLUICE_PK_HISTOGRAM_BUCKETS,
+    SLUICE_PK_TIMING_SAMPLE_EVERY,
+    SLUICE_PK_TIMING,
+    SLUICE_PK_STACK_SIZE,
+    /* Declarations for the ops tools (lint, rules, runbook); the pool
+     * itself ignores them. */
+    SLUICE_PK_KIND,
+    SLUICE_PK_DOWNSTREAM,
+    SLUICE_PK_CALLER_DEADLINE,
+    SLUICE_PK_ALERT_SLOW_TASK_P99,
+    SLUICE_PK_ALERT_SUBMIT_WAIT_P99,
+    /* The simulated downstream of `sluice demo`; other programs ignore them. */
+    SLUICE_PK_DEMO_LATENCY_P50,
+    SLUICE_PK_DEMO_LATENCY_P99,
+    SLUICE_PK_DEMO_WEIGHT,
+    SLUICE_PK_COUNT_
+} sluice_pool_key;
+
+/* sluice_pool_key_name - the key as written in the file ("queue_capacity"),
+ * or NULL when out of range. */
+SLUICE_API const char *sluice_pool_key_name(sluice_pool_key key);
+
+/* One entry of `pools:`. Field defaults (when the key is absent) are in
+ * docs/config.md and in the comments. */
+typedef struct sluice_config_pool {
+    char *name;                 /* required; [A-Za-z0-9_.:-], <= SLUICE_POOL_NAME_MAX */
+    unsigned workers;           /* required, > 0: K */
+    char *rationale;            /* why this K (the binding constraint); NULL if absent */
+    unsigned min_workers;       /* default 0; <= workers */
+    size_t queue_capacity;      /* required, > 0: there is no unbounded queue */
+    sluice_overflow overflow;   /* block (default) | reject | caller_runs | drop_oldest */
+    uint64_t submit_timeout_ns; /* default 0 = wait without limit (BLOCK only) */
+    uint64_t idle_expiry_ns;    /* default 0 = never */
+    uint64_t drain_timeout_ns;  /* default 0 = service.drain_budget */
+    bool prewarm;               /* default false */
+    sluice_fault_mode fault_policy; /* off | reraise | recover; default off */
+    double *histogram_buckets;  /* seconds, strictly increasing; NULL = library default */
+    size_t histogram_bucket_count;
+    unsigned timing_sample_every; /* default 1 (every task) */
+    bool timing;                /* default true; false turns timing off */
+    size_t stack_size;          /* bytes; default 0 = system default */
+
+    /* Ops declarations (0 / NULL / UNSET when absent). */
+    sluice_pool_kind kind;
+    char *downstream;             /* name of the downstream this pool calls */
+    uint64_t caller_deadline_ns;  /* the deadline of the callers that submit */
+    uint64_t alert_slow_task_p99_ns;   /* threshold for the slow-task alert */
+    uint64_t alert_submit_wait_p99_ns; /* threshold for the submit-wait alert */
+
+    /* `sluice demo` simulation (0 when absent: the demo's own defaults). */
+    uint64_t demo_latency_p50_ns;
+    uint64_t demo_latency_p99_ns;
+    double demo_weight;           /* share of the generated traffic, relative */
+
+    /* Bookkeeping: which keys were given, and where. */
+    uint64_t set;                     /* bit (1u << sluice_pool_key) */
+    sluice_config_pos pos[SLUICE_PK_COUNT_];
+    sluice_config_pos entry_pos;      /* the `- name:` item itself */
+} sluice_config_pool;
+
+/* sluice_config_pool_has - true when `key` was given for this pool. */
+static inline bool sluice_config_pool_has(const sluice_config_pool *p, sluice_pool_key key) {
+    return (p->set >> (unsigned)key) & 1u;
+}
+
+/* One service's share of a downstream. */
+typedef struct sluice_config_share {
+    char *service;
+    unsigned limit;
+    sluice_config_pos pos;
+} sluice_config_share;
+
+/* One entry of `downstream_budget:` (for `sluice lint`): a downstream's
+ * total concurrency limit and how it is shared among services. */
+typedef struct sluice_config_downstream {
+    char *name;            /* key `downstream` */
+    unsigned total_limit;  /* key `total_limit`, > 0 */
+    sluice_config_share *shares; /* key `shares`: a map service -> limit */
+    size_t share_count;
+    sluice_config_pos pos;
+} sluice_config_downstream;
+
+/* The `service:` section. */
+typedef struct sluice_config_service {
+    char *name;                  /* default "sluice" */
+    char *listen;                /* admin address host:port; default "127.0.0.1:9464" */
+    uint64_t drain_budget_ns;    /* total drain time for all pools; default 30s */
+    uint64_t shutdown_grace_ns;  /* not-ready -> stop producers; default 0 */
+    uint64_t orchestrator_grace_ns; /* the orchestrator's kill grace; default 30s */
+    char *runbook_base_url;      /* NULL when absent */
+    sluice_config_pos pos_listen, pos_drain_budget, pos_shutdown_grace, pos_orchestrator_grace;
+} sluice_config_service;
+
+typedef struct sluice_config {
+    char *source;                /* the file name, or "<built-in>" / "<string>" */
+    sluice_config_service service;
+    sluice_config_pool *pools;   /* in file order */
+    size_t pool_count;
+    sluice_config_downstream *downstreams;
+    size_t downstream_count;
+} sluice_config;
+
+/* Options for the load calls; zero (or a NULL pointer) is the default. */
+typedef struct sluice_config_load_opts {
+    /* The environment to read overrides from: a NULL-terminated
+     * "KEY=VALUE" array; NULL = the process environment (environ). */
+    const char *const *envp;
+    /* Skip environment overrides altogether. */
+    bool no_env;
+} sluice_config_load_opts;
+
+/*
+ * sluice_config_load_file - read, parse, apply env overrides and validate.
+ * Returns: SLUICE_OK and *out; SLUICE_EIO (the file cannot be read: errbuf
+ * names it and errno's text); SLUICE_EPARSE (not YAML: line:col and
+ * libyaml's reason); SLUICE_EINVAL (YAML but wrong: every problem found,
+ * one line each, up to a limit); SLUICE_ENOMEM. On error *out is untouched
+ * and nothing is allocated.
+ * Ownership: *out belongs to the caller (sluice_config_free).
+ * errbuf: optional; always NUL-terminated when given; lines separated by
+ * '\n' with no trailing newline.
+ */
+SLUICE_API sluice_err sluice_config_load_file(const char *path, const sluice_config_load_opts *opts,
+                                              sluice_config **out, char *errbuf, size_t errlen);
+
+/* sluice_config_load_string - the same, from memory. `name` is used in
+ * messages (for example "sluice.yaml" or "<built-in>"). */
+SLUICE_API sluice_err sluice_config_load_string(const char *text, size_t len, const char *name,
+                                                const sluice_config_load_opts *opts, sluice_config **out,
+                                                char *errbuf, size_t errlen);
+
+/* sluice_config_free - free a config and all it owns. NULL is a no-op. */
+SLUICE_API void sluice_config_free(sluice_config *cfg);
+
+/* sluice_config_find_pool - the pool entry named `name`, or NULL. */
+SLUICE_API const sluice_config_pool *sluice_config_find_pool(const sluice_config *cfg, const char *name);
+
+/*
+ * sluice_config_pool_to_pool_config - fill *out (sluice_pool_config_init
+ * first) from a pool entry: name, workers, min_workers, queue_capacity,
+ * overflow, timeouts, prewarm, fault mode, buckets, sampling, stack size.
+ * Hooks (panic/abandon/event handlers, worker init) and the clock are left
+ * for the caller. The drain timeout is not a pool-create field: use
+ * sluice_config_pool_drain_timeout.
+ * Ownership: out->name and out->histogram_buckets point into `pool`, which
+ * must outlive the sluice_pool_create call (the pool copies them).
+ */
+SLUICE_API void sluice_config_pool_to_pool_config(const sluice_config_pool *pool, sluice_pool_config *out);
+
+/* sluice_config_pool_drain_timeout - the pool's drain timeout, or the
+ * service drain budget when the pool has none. */
+SLUICE_API uint64_t sluice_config_pool_drain_timeout(const sluice_config *cfg, const sluice_config_pool *pool);
+
+/*
+ * sluice_config_write - write cfg as YAML that loads back to an equal
+ * config (every key, defaults included, durations in their largest exact
+ * unit). Returns SLUICE_OK or SLUICE_EIO.
+ */
+SLUICE_API sluice_err sluice_config_write(const sluice_config *cfg, FILE *out);
+
+/* sluice_config_parse_duration - "250ms" -> 250000000. Returns SLUICE_OK
+ * or SLUICE_EINVAL (*out untouched). Units: ns us ms s m h; "0" alone is
+ * allowed; negative values and overflow are errors. */
+SLUICE_API sluice_err sluice_config_parse_duration(const char *text, uint64_t *out);
+
+/* sluice_config_format_duration - 250000000 -> "250ms" (the largest unit
+ * that represents the value exactly). Returns buf. */
+SLUICE_API char *sluice_config_format_duration(uint64_t ns, char *buf, size_t len);
+
+/* sluice_config_env_name - the env prefix of a pool: "push-eu" ->
+ * "SLUICE_POOL_PUSH_EU_". Returns buf. */
+SLUICE_API char *sluice_config_env_name(const char *pool_name, char *buf, size_t len);
+
+/* ---- reload -------------------------------------------------------- */
+
+/* A line of the reload log ("pool push: workers 100 -> 200 (applied)"). */
+typedef void (*sluice_config_log_fn)(void *user, const char *line);
+
+/*
+ * sluice_config_apply - move a running service from *current to `next`.
+ * pools[i] is the live pool built from (*current)->pools[i] (NULL entries
+ * are skipped). What changes live: workers (sluice_pool_resize),
+ * submit_timeout, idle_expiry, timing_sample_every, drain_timeout,
+ * rationale and the ops/demo declarations, service drain_budget,
+ * shutdown_grace, orchestrator_grace and runbook_base_url. What needs a
+ * restart (queue_capacity, overflow, min_workers, prewarm, fault_policy,
+ * buckets, timing, stack_size, listen, the set of pools) is logged as
+ * "not applied: needs a restart" and kept at its running value.
+ *
+ * All-or-nothing: first every live change is checked (for example a new K
+ * below the running min_workers); if any would fail, nothing is applied,
+ * SLUICE_EINVAL is returned with the reasons, and *current is unchanged.
+ * On success *current is replaced by the config now in force (next's live
+ * values, current's restart-only values) and the old one freed; `next` is
+ * not consumed. Each change is logged once through log (NULL: none).
+ * Returns: SLUICE_OK (also when nothing changed), SLUICE_EINVAL,
+ * SLUICE_ENOMEM, or the error of a resize that failed after the checks
+ * (SLUICE_ECLOSED when a pool is draining): then the pools already resized
+ * stay resized, and the message says which.
+ * Thread-safety: the caller serialises calls (one reloader); the pools
+ * may be in use by other threads throughout.
+ */
+SLUICE_API sluice_err sluice_config_apply(sluice_config **current, const sluice_config *next,
+                                          sluice_pool *const *pools, sluice_config_log_fn log, void *user,
+                                          char *errbuf, size_t errlen);
+
+/*
+ * sluice_config_reload - load `path` (with opts) and sluice_config_apply
+ * it. A file that does not load is refused: *current and the pools are
+ * unchanged, the error is logged ("reload refused: ...") and returned.
+ */
+SLUICE_API sluice_err sluice_config_reload(sluice_config **current, const char *path,
+                                           const sluice_config_load_opts *opts, sluice_pool *const *pools,
+                                           sluice_config_log_fn log, void *user, char *errbuf, size_t errlen);
+
+#endif /* SLUICE_CONFIG_H */
