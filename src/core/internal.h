@@ -1,0 +1,270 @@
+/*
+ * src/core/internal.h - the pool's private structures, shared by the files
+ * of src/core (pool.c, worker.c, queue_ring.c, panic.c).
+ *
+ * Lock order (outer to inner): pool->mu -> pool->park_mu. A thread never
+ * holds either while calling user code (tasks, hooks, handlers), with one
+ * documented exception: none. The ring queue itself takes no lock.
+ */
+#ifndef SLUICE_CORE_INTERNAL_H
+#define SLUICE_CORE_INTERNAL_H
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/pool.h"
+#include "sluice/task.h"
+
+#define SLUICE__CACHELINE 64
+#define SLUICE__ALIGNED _Alignas(SLUICE__CACHELINE)
+
+/* ---- tasks and the queue interface ----------------------------------- */
+
+/* A queued task, stored by value in the queue: no allocation per task. */
+typedef struct sluice__task {
+    sluice_task_fn fn;
+    void *arg;
+    const char *label;
+    sluice_ctx *ctx;      /* retained while queued; NULL if none */
+    uint64_t deadline_ns; /* 0: none */
+    uint64_t enqueue_ns;  /* 0: not sampled for timing */
+} sluice__task;
+
+typedef enum sluice__qres {
+    SLUICE__Q_OK = 0,
+    SLUICE__Q_FULL,
+    SLUICE__Q_EMPTY,
+    SLUICE__Q_CLOSED,
+} sluice__qres;
+
+/*
+ * The queue behind the pool. The pool talks to its queue only through this
+ * table, so another discipline (a per-tenant fair queue) can replace the
+ * FIFO ring without touching the pool. Contract for every implementation:
+ *   push   is safe from any number of threads; returns OK, FULL or CLOSED.
+ *          It is a seq_cst operation with respect to `pending` (see the
+ *          parking protocol in worker.c).
+ *   pop    is safe from any number of threads; returns OK or EMPTY. It
+ *          never returns EMPTY while a task whose push already returned OK
+ *          is still in the queue; it may wait briefly for a push in flight.
+ *   close  makes every later push return CLOSED; pushes that already
+ *          claimed a place complete. Idempotent.
+ *   pending true if a pushed-or-being-pushed task is there (seq_cst read).
+ *   depth  approximate count of queued tasks.
+ *   pushed total pushes that returned OK since creation (exact).
+ */
+typedef struct sluice__queue_ops {
+    sluice__qres (*push)(void *q, const sluice__task *task, uint64_t *pos_out);
+    sluice__qres (*pop)(void *q, sluice__task *out);
+    void (*close)(void *q);
+    bool (*pending)(void *q);
+    size_t (*depth)(void *q);
+    uint64_t (*pushed)(void *q);
+    size_t (*capacity)(void *q);
+    void (*destroy)(void *q);
+} sluice__queue_ops;
+
+/* The bounded MPMC FIFO ring (queue_ring.c). */
+sluice_err sluice__ring_create(size_t capacity, void **out);
+extern const sluice__queue_ops sluice__ring_ops;
+
+/* ---- per-thread counter shards ---------------------------------------- */
+
+typedef struct sluice__hist {
+    _Atomic uint64_t counts[SLUICE_HIST_MAX_BUCKETS + 1];
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_ns;
+} sluice__hist;
+
+/*
+ * Counters for the tasks one thread ran. A worker's shard has one writer
+ * (its worker; later occupants of the same slot inherit it, ordered by
+ * pool->mu), so it is updated with a relaxed load and store, no
+ * read-modify-write; the caller shard (CALLER_RUNS tasks, run by any
+ * submitter) is `shared` and uses fetch_add. Readers sum with relaxed
+ * loads: a snapshot is exact once the pool is quiescent.
+ */
+typedef struct sluice__shard {
+    SLUICE__ALIGNED _Atomic uint64_t completed;
+    _Atomic uint64_t failed;
+    _Atomic uint64_t panicked;
+    _Atomic uint64_t shed;
+    bool shared;
+    sluice__hist task_hist;
+    sluice__hist wait_hist;
+} sluice__shard;
+
+/* ---- workers ---------------------------------------------------------- */
+
+typedef struct sluice__worker {
+    struct sluice_pool *pool;
+    unsigned index;
+    pthread_t thread;
+    /* Guarded by pool->mu. */
+    bool occupied;     /* a live thread owns this slot */
+    bool init_ok;
+    /* Written by the worker, read by stats/debug (relaxed). */
+    _Atomic int state; /* sluice_worker_status */
+    _Atomic uint64_t since_ns;
+    _Atomic(const char *) label;
+    _Atomic uint64_t tasks_run;
+    /* Owned by the worker thread. */
+    void *worker_state;
+    bool fault_retire; /* set by the fault guard in RECOVER mode */
+    void *altstack;
+    sluice__shard shard;
+} sluice__worker;
+
+/* ---- the pool --------------------------------------------------------- */
+
+struct sluice_pool {
+    /* Immutable after create. */
+    sluice_pool_config cfg; /* name/buckets point at the copies below */
+    char name[SLUICE_POOL_NAME_MAX + 1];
+    double bounds[SLUICE_HIST_MAX_BUCKETS];
+    uint64_t bounds_ns[SLUICE_HIST_MAX_BUCKETS];
+    size_t nbounds;
+    const sluice_clock *clock;
+    bool system_clock;
+    void *q;
+    const sluice__queue_ops *qops;
+
+    /* Hot, read by producers on every submit: kept on their own line. */
+    SLUICE__ALIGNED _Atomic unsigned idle;    /* workers parked or about to park (seq_cst, see worker.c) */
+    _Atomic unsigned alive;                   /* workers that may take tasks */
+    _Atomic unsigned capacity;                /* K */
+    _Atomic unsigned waiting;                 /* submitters blocked for space (seq_cst) */
+    _Atomic bool closed;
+    _Atomic bool stop;                        /* running tasks are asked to stop */
+    _Atomic unsigned timing_every;            /* 0 = timing off */
+    _Atomic uint64_t submit_timeout_ns;
+    _Atomic uint64_t idle_expiry_ns;
+
+    /* Overflow-path counters (not hot): fetch_add. */
+    SLUICE__ALIGNED _Atomic uint64_t rejected;
+    _Atomic uint64_t dropped;
+    _Atomic uint64_t abandoned;
+    _Atomic uint64_t caller_ran;
+    _Atomic uint64_t expired_workers;
+    _Atomic uint64_t retired_workers;
+    _Atomic uint64_t started_workers;
+    _Atomic uint64_t resize_events;
+    _Atomic uint64_t init_failures;
+    _Atomic unsigned workers_hwm;
+    _Atomic unsigned waiting_hwm;
+    _Atomic size_t depth_hwm;
+    sluice__shard caller_shard;
+
+    /* Guarded by mu. */
+    SLUICE__ALIGNED pthread_mutex_t mu;
+    pthread_cond_t cv_space;  /* submitters waiting for queue space */
+    pthread_cond_t cv_state;  /* drain/destroy/prewarm waiting on workers */
+    sluice__worker **slots;   /* never shrinks; slots outlive their threads */
+    unsigned nslots;
+    pthread_t *zombies;       /* exited workers not yet joined */
+    unsigned nzombies, zombies_cap;
+    unsigned prewarm_pending; /* workers whose init has not reported */
+    bool draining;            /* a drain is in progress */
+    bool drained;             /* a drain has finished */
+    bool destroying;
+
+    /* Guarded by park_mu: the parking lot (see worker.c). */
+    SLUICE__ALIGNED pthread_mutex_t park_mu;
+    pthread_cond_t park_cv;
+    unsigned sleepers;        /* workers inside park_cv waits */
+    unsigned tokens;          /* wake-ups granted, not yet taken */
+    uint64_t park_gen;        /* bumped to make every sleeper re-check */
+};
+
+/* ---- the running task's thread-local frame ----------------------------- */
+
+typedef struct sluice__frame {
+    struct sluice_pool *pool;
+    sluice__worker *worker; /* NULL for CALLER_RUNS */
+    const sluice__task *task;
+    sigjmp_buf jump;
+    struct {
+        void (*fn)(void *);
+        void *arg;
+    } cleanup[SLUICE_CLEANUP_MAX];
+    int ncleanup;
+    int signo;
+    int nframes;
+    void *frames[SLUICE_BACKTRACE_MAX];
+    char message[512];
+} sluice__frame;
+
+extern _Thread_local sluice__frame *sluice__tls_frame;
+extern _Thread_local sluice__worker *sluice__tls_worker;
+
+/* ---- cross-file functions --------------------------------------------- */
+
+/* worker.c */
+sluice_err sluice__spawn_locked(struct sluice_pool *p);
+void sluice__spawn_for_work(struct sluice_pool *p, size_t want);
+void sluice__wake(struct sluice_pool *p, unsigned n);
+void sluice__wake_all(struct sluice_pool *p);
+void sluice__notify_space(struct sluice_pool *p);
+void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t);
+void sluice__join_zombies(struct sluice_pool *p);
+void sluice__abandon(struct sluice_pool *p, sluice__task *t, sluice_abandon_reason why);
+void sluice__emit(struct sluice_pool *p, sluice_event_kind kind, unsigned worker, uint64_t old_value,
+                  uint64_t new_value, sluice_err err, const char *detail, const sluice_drain_report *drain);
+
+/* panic.c */
+void sluice__fault_guard_install(void);
+void sluice__altstack_enter(sluice__worker *w);
+void sluice__altstack_leave(sluice__worker *w);
+void sluice__report_panic(struct sluice_pool *p, sluice__frame *f);
+void sluice__backtrace_warmup(void);
+
+/* Time on the pool clock. */
+static inline uint64_t sluice__now(const struct sluice_pool *p)
+{
+    return sluice_clock_now(p->clock);
+}
+
+/* Waits on cv until woken or until `deadline_ns` on the pool clock (0 =
+ * no limit). With a non-system clock it waits at most
+ * SLUICE_CLOCK_POLL_NS of real time, so callers must loop and re-check. */
+void sluice__cond_wait_until(struct sluice_pool *p, pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline_ns);
+
+/* Raise a monotonic maximum. */
+static inline void sluice__max_u(_Atomic unsigned *a, unsigned v)
+{
+    unsigned cur = atomic_load_explicit(a, memory_order_relaxed);
+    while (v > cur && !atomic_compare_exchange_weak_explicit(a, &cur, v, memory_order_relaxed, memory_order_relaxed)) {
+    }
+}
+
+static inline void sluice__max_z(_Atomic size_t *a, size_t v)
+{
+    size_t cur = atomic_load_explicit(a, memory_order_relaxed);
+    while (v > cur && !atomic_compare_exchange_weak_explicit(a, &cur, v, memory_order_relaxed, memory_order_relaxed)) {
+    }
+}
+
+/* Single-writer increment of a shard counter (see sluice__shard). */
+static inline void sluice__shard_add(const sluice__shard *s, _Atomic uint64_t *c, uint64_t n)
+{
+    if (s->shared) {
+        atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+    } else {
+        atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+    }
+}
+
+static inline void sluice__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+#endif /* SLUICE_CORE_INTERNAL_H */

@@ -1,0 +1,960 @@
+/*
+ * src/core/pool.c - the pool's public face: create, submit, resize, drain,
+ * destroy and stats.
+ *
+ * The submit fast path is: build the task on the stack, push it into the
+ * lock-free ring (one CAS), and make one seq_cst load of `idle` to decide
+ * whether a parked worker needs a wake-up (worker.c explains why that is
+ * enough). No allocation, no lock, no system call while workers are busy.
+ * Everything else (a full queue, a closed pool, starting workers) is the
+ * slow path and may lock pool->mu.
+ *
+ * Accounting. `submitted` is not a counter of its own: it is the ring's
+ * exact push count plus the tasks run by CALLER_RUNS. Each accepted task
+ * ends in exactly one shard counter (completed, failed, panicked, shed, in
+ * the shard of the thread that ran it) or one pool counter (dropped by the
+ * submitter that evicted it, abandoned by the drain/destroy thread). So
+ *     submitted = completed + failed + panicked + dropped + shed + abandoned
+ * once nothing is queued or running.
+ *
+ * Closing. Drain and destroy close the ring (a bit in its tail word): from
+ * then on no push can claim a place, so the set of accepted tasks is final,
+ * and workers exit once the ring is empty. Submitters blocked for space
+ * wait on cv_space under mu; closing broadcasts it and they return
+ * SLUICE_ECLOSED. destroy waits until `waiting` is zero before it frees.
+ *
+ * Lock order: mu -> park_mu. No lock is held while user code runs (abandon
+ * and event handlers are called with no lock held).
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+/* How many times a BLOCK submitter retries a full queue before sleeping. */
+#define SUBMIT_SPIN_POLLS 64
+
+/* Per-thread sampling counter for timing (1 in N submits is stamped). */
+static _Thread_local unsigned tls_sample_tick;
+
+static const double default_bounds[SLUICE_HIST_DEFAULT_BUCKETS] = {
+    0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256,
+    0.0512, 0.1024, 0.2048, 0.4096, 0.8192, 1.6384, 3.2768, 6.5536,
+};
+
+const char *sluice_abandon_reason_name(sluice_abandon_reason reason)
+{
+    switch (reason) {
+    case SLUICE_ABANDON_DROPPED:
+        return "dropped";
+    case SLUICE_ABANDON_SHED:
+        return "shed";
+    case SLUICE_ABANDON_DRAIN:
+        return "drain";
+    case SLUICE_ABANDON_DESTROY:
+        return "destroy";
+    }
+    return "unknown";
+}
+
+const char *sluice_overflow_name(sluice_overflow policy)
+{
+    switch (policy) {
+    case SLUICE_OVERFLOW_BLOCK:
+        return "block";
+    case SLUICE_OVERFLOW_REJECT:
+        return "reject";
+    case SLUICE_OVERFLOW_CALLER_RUNS:
+        return "caller_runs";
+    case SLUICE_OVERFLOW_DROP_OLDEST:
+        return "drop_oldest";
+    }
+    return "unknown";
+}
+
+const char *sluice_event_kind_name(sluice_event_kind kind)
+{
+    switch (kind) {
+    case SLUICE_EVENT_WORKER_START:
+        return "worker_start";
+    case SLUICE_EVENT_WORKER_EXIT:
+        return "worker_exit";
+    case SLUICE_EVENT_RESIZE:
+        return "resize";
+    case SLUICE_EVENT_DRAIN_START:
+        return "drain_start";
+    case SLUICE_EVENT_DRAIN_END:
+        return "drain_end";
+    case SLUICE_EVENT_SUBMIT_REFUSED:
+        return "submit_refused";
+    }
+    return "unknown";
+}
+
+void sluice_pool_config_init(sluice_pool_config *cfg)
+{
+    if (!cfg) {
+        return;
+    }
+    memset(cfg, 0, sizeof *cfg);
+    cfg->overflow = SLUICE_OVERFLOW_BLOCK;
+    cfg->timing_sample_every = 1;
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+static sluice_err fail(char *errbuf, size_t errlen, const char *fmt, ...) SLUICE_PRINTF(3, 4);
+
+static sluice_err fail(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (errbuf && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return SLUICE_EINVAL;
+}
+
+static sluice_err validate(const sluice_pool_config *cfg, char *errbuf, size_t errlen)
+{
+    if (!cfg->name || !cfg->name[0]) {
+        return fail(errbuf, errlen, "name: required (used in metrics and thread names)");
+    }
+    size_t n = strlen(cfg->name);
+    if (n > SLUICE_POOL_NAME_MAX) {
+        return fail(errbuf, errlen, "name: at most %d bytes, got %zu", SLUICE_POOL_NAME_MAX, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = cfg->name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                  c == '-' || c == '.' || c == ':';
+        if (!ok) {
+            return fail(errbuf, errlen, "name: character %zu ('%c') not in [A-Za-z0-9_.:-]", i, c);
+        }
+    }
+    if (cfg->workers == 0) {
+        return fail(errbuf, errlen, "workers: must be > 0, got 0");
+    }
+    if (cfg->min_workers > cfg->workers) {
+        return fail(errbuf, errlen, "min_workers: must be <= workers (%u), got %u", cfg->workers,
+                    cfg->min_workers);
+    }
+    if (cfg->queue_capacity == 0) {
+        return fail(errbuf, errlen, "queue_capacity: must be > 0 (an unbounded queue is not offered)");
+    }
+    if (cfg->queue_capacity > (SIZE_MAX >> 8)) {
+        return fail(errbuf, errlen, "queue_capacity: too large, got %zu", cfg->queue_capacity);
+    }
+    if ((unsigned)cfg->overflow > SLUICE_OVERFLOW_DROP_OLDEST) {
+        return fail(errbuf, errlen, "overflow: unknown policy %d", (int)cfg->overflow);
+    }
+    if ((unsigned)cfg->fault_mode > SLUICE_FAULT_RECOVER) {
+        return fail(errbuf, errlen, "fault_mode: unknown mode %d", (int)cfg->fault_mode);
+    }
+    if (cfg->stack_size && cfg->stack_size < 16384) {
+        return fail(errbuf, errlen, "stack_size: must be 0 (default) or >= 16384, got %zu", cfg->stack_size);
+    }
+    if (cfg->histogram_bucket_count > SLUICE_HIST_MAX_BUCKETS) {
+        return fail(errbuf, errlen, "histogram_buckets: at most %d bounds, got %zu", SLUICE_HIST_MAX_BUCKETS,
+                    cfg->histogram_bucket_count);
+    }
+    if (cfg->histogram_bucket_count && !cfg->histogram_buckets) {
+        return fail(errbuf, errlen, "histogram_buckets: NULL with histogram_bucket_count %zu",
+                    cfg->histogram_bucket_count);
+    }
+    for (size_t i = 0; i < cfg->histogram_bucket_count; i++) {
+        double b = cfg->histogram_buckets[i];
+        if (!(b > 0) || b > 1e9) {
+            return fail(errbuf, errlen, "histogram_buckets[%zu]: must be > 0 seconds and finite, got %g", i, b);
+        }
+        if (i > 0 && !(b > cfg->histogram_buckets[i - 1])) {
+            return fail(errbuf, errlen, "histogram_buckets[%zu]: must be greater than the previous bound (%g), got %g",
+                        i, cfg->histogram_buckets[i - 1], b);
+        }
+    }
+    if (cfg->clock && !cfg->clock->now_ns) {
+        return fail(errbuf, errlen, "clock: now_ns is NULL");
+    }
+    return SLUICE_OK;
+}
+
+/* ---- create / destroy ---------------------------------------------------- */
+
+static void pool_free(sluice_pool *p)
+{
+    for (unsigned i = 0; i < p->nslots; i++) {
+        free(p->slots[i]);
+    }
+    free(p->slots);
+    free(p->zombies);
+    if (p->q) {
+        p->qops->destroy(p->q);
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->park_mu);
+    pthread_cond_destroy(&p->cv_space);
+    pthread_cond_destroy(&p->cv_state);
+    pthread_cond_destroy(&p->park_cv);
+    free(p);
+}
+
+static void cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
+static void close_and_wake(sluice_pool *p);
+static void wait_workers_gone(sluice_pool *p);
+
+sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, char *errbuf, size_t errlen)
+{
+    if (errbuf && errlen) {
+        errbuf[0] = '\0';
+    }
+    if (!cfg || !out) {
+        return fail(errbuf, errlen, "%s: NULL", !cfg ? "cfg" : "out");
+    }
+    sluice_err err = validate(cfg, errbuf, errlen);
+    if (err) {
+        return err;
+    }
+    sluice_pool *p = aligned_alloc(SLUICE__CACHELINE, (sizeof *p + SLUICE__CACHELINE - 1) / SLUICE__CACHELINE *
+                                                          SLUICE__CACHELINE);
+    if (!p) {
+        return SLUICE_ENOMEM;
+    }
+    memset(p, 0, sizeof *p);
+    p->cfg = *cfg;
+    snprintf(p->name, sizeof p->name, "%s", cfg->name);
+    p->cfg.name = p->name;
+    const double *bounds = cfg->histogram_bucket_count ? cfg->histogram_buckets : default_bounds;
+    p->nbounds = cfg->histogram_bucket_count ? cfg->histogram_bucket_count : SLUICE_HIST_DEFAULT_BUCKETS;
+    for (size_t i = 0; i < p->nbounds; i++) {
+        p->bounds[i] = bounds[i];
+        p->bounds_ns[i] = (uint64_t)(bounds[i] * 1e9 + 0.5);
+    }
+    p->cfg.histogram_buckets = p->bounds;
+    p->cfg.histogram_bucket_count = p->nbounds;
+    p->clock = cfg->clock ? cfg->clock : sluice_clock_system();
+    p->system_clock = sluice_clock_is_system(p->clock);
+    p->qops = &sluice__ring_ops;
+    p->caller_shard.shared = true;
+
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->park_mu, NULL);
+    cond_init_monotonic(&p->cv_space);
+    cond_init_monotonic(&p->cv_state);
+    cond_init_monotonic(&p->park_cv);
+
+    err = sluice__ring_create(cfg->queue_capacity, &p->q);
+    if (err) {
+        p->q = NULL;
+        pool_free(p);
+        return err;
+    }
+    atomic_init(&p->capacity, cfg->workers);
+    atomic_init(&p->timing_every,
+                cfg->timing_disabled ? 0u : (cfg->timing_sample_every ? cfg->timing_sample_every : 1u));
+    atomic_init(&p->submit_timeout_ns, cfg->submit_timeout_ns);
+    atomic_init(&p->idle_expiry_ns, cfg->idle_expiry_ns);
+
+    if (cfg->fault_mode != SLUICE_FAULT_OFF) {
+        sluice__fault_guard_install();
+    }
+    sluice__backtrace_warmup();
+
+    unsigned start = cfg->prewarm ? cfg->workers : cfg->min_workers;
+    pthread_mutex_lock(&p->mu);
+    p->prewarm_pending = start;
+    for (unsigned i = 0; i < start; i++) {
+        err = sluice__spawn_locked(p);
+        if (err) {
+            p->prewarm_pending -= start - i;
+            break;
+        }
+    }
+    while (p->prewarm_pending > 0) {
+        pthread_cond_wait(&p->cv_state, &p->mu);
+    }
+    bool init_failed = false;
+    for (unsigned i = 0; i < p->nslots; i++) {
+        if (p->slots[i]->occupied && !p->slots[i]->init_ok) {
+            init_failed = true;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (!err && init_failed && cfg->prewarm) {
+        err = SLUICE_EINIT;
+        fail(errbuf, errlen, "worker_init: a worker's init hook refused during prewarm");
+    }
+    if (!err && atomic_load(&p->init_failures) > 0 && cfg->prewarm) {
+        err = SLUICE_EINIT;
+        fail(errbuf, errlen, "worker_init: a worker's init hook refused during prewarm");
+    }
+    if (err) {
+        if (err == SLUICE_ESYS && errbuf && errlen) {
+            snprintf(errbuf, errlen, "workers: could not start a worker thread: %s", strerror(errno));
+        }
+        p->destroying = true;
+        close_and_wake(p);
+        wait_workers_gone(p);
+        pool_free(p);
+        return err;
+    }
+    *out = p;
+    return SLUICE_OK;
+}
+
+static void close_and_wake(sluice_pool *p)
+{
+    p->qops->close(p->q);
+    atomic_store_explicit(&p->closed, true, memory_order_seq_cst);
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_broadcast(&p->cv_space);
+    pthread_mutex_unlock(&p->mu);
+    sluice__wake_all(p);
+}
+
+/* Waits until every worker has exited and been joined. */
+static void wait_workers_gone(sluice_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        bool any = false;
+        for (unsigned i = 0; i < p->nslots; i++) {
+            any |= p->slots[i]->occupied;
+        }
+        if (!any) {
+            break;
+        }
+        pthread_cond_wait(&p->cv_state, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    sluice__join_zombies(p);
+}
+
+static size_t abandon_queued(sluice_pool *p, sluice_abandon_reason why)
+{
+    size_t n = 0;
+    sluice__task t;
+    while (p->qops->pop(p->q, &t) == SLUICE__Q_OK) {
+        atomic_fetch_add_explicit(&p->abandoned, 1, memory_order_relaxed);
+        sluice__abandon(p, &t, why);
+        n++;
+    }
+    return n;
+}
+
+void sluice_pool_destroy(sluice_pool *p)
+{
+    if (!p) {
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->destroying = true;
+    while (p->draining) { /* a drain on another thread: let it finish */
+        pthread_cond_wait(&p->cv_state, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+
+    close_and_wake(p);
+    abandon_queued(p, SLUICE_ABANDON_DESTROY);
+    atomic_store_explicit(&p->stop, true, memory_order_release);
+
+    /* Blocked submitters have been woken; wait until they have left. */
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load_explicit(&p->waiting, memory_order_seq_cst) > 0) {
+        pthread_cond_broadcast(&p->cv_space);
+        pthread_cond_wait(&p->cv_state, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+
+    wait_workers_gone(p);
+    /* A task pushed by a submitter that claimed its place before close. */
+    abandon_queued(p, SLUICE_ABANDON_DESTROY);
+    pool_free(p);
+}
+
+/* ---- submit -------------------------------------------------------------- */
+
+static inline bool on_own_worker(const sluice_pool *p)
+{
+    return sluice__tls_worker && sluice__tls_worker->pool == p;
+}
+
+static void refused(sluice_pool *p, sluice_err err)
+{
+    atomic_fetch_add_explicit(&p->rejected, 1, memory_order_relaxed);
+    sluice__emit(p, SLUICE_EVENT_SUBMIT_REFUSED, UINT32_MAX, 0, 0, err, NULL, NULL);
+}
+
+static void run_on_caller(sluice_pool *p, sluice__task *t)
+{
+    atomic_fetch_add_explicit(&p->caller_ran, 1, memory_order_relaxed);
+    sluice__run_task(p, NULL, &p->caller_shard, t);
+}
+
+static uint64_t effective_submit_deadline(sluice_pool *p, const sluice_submit_opts *opts)
+{
+    uint64_t d = 0;
+    uint64_t timeout = atomic_load_explicit(&p->submit_timeout_ns, memory_order_relaxed);
+    if (timeout) {
+        d = sluice__now(p) + timeout;
+    }
+    if (opts && opts->submit_deadline_ns && (d == 0 || opts->submit_deadline_ns < d)) {
+        d = opts->submit_deadline_ns;
+    }
+    return d;
+}
+
+/* BLOCK policy, queue full: wait for space. Returns OK once pushed. */
+static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_submit_opts *opts)
+{
+    uint64_t deadline = effective_submit_deadline(p, opts);
+    sluice_ctx *ctx = opts ? opts->ctx : NULL;
+    sluice_err err = SLUICE_OK;
+
+    /* Under saturation with short tasks, space comes back within
+     * microseconds: poll briefly before paying for a sleep and a wake-up
+     * (which would otherwise cost two system calls per task). */
+    for (int i = 0; i < SUBMIT_SPIN_POLLS; i++) {
+        sluice__cpu_relax();
+        if ((i & 15) == 15) {
+            sched_yield();
+        }
+        sluice__qres r = p->qops->push(p->q, t, NULL);
+        if (r == SLUICE__Q_OK) {
+            return SLUICE_OK;
+        }
+        if (r == SLUICE__Q_CLOSED) {
+            return SLUICE_ECLOSED;
+        }
+    }
+
+    pthread_mutex_lock(&p->mu);
+    unsigned w = atomic_fetch_add_explicit(&p->waiting, 1, memory_order_seq_cst) + 1;
+    sluice__max_u(&p->waiting_hwm, w);
+    for (;;) {
+        /* seq_cst inside push's full check pairs with notify_space. */
+        sluice__qres r = p->qops->push(p->q, t, NULL);
+        if (r == SLUICE__Q_OK) {
+            break;
+        }
+        if (r == SLUICE__Q_CLOSED || p->destroying) {
+            err = SLUICE_ECLOSED;
+            break;
+        }
+        if (ctx) {
+            err = sluice_ctx_err(ctx);
+            if (err) {
+                break;
+            }
+        }
+        uint64_t until = deadline;
+        if (deadline && sluice__now(p) >= deadline) {
+            err = SLUICE_ETIMEDOUT;
+            break;
+        }
+        if (ctx) {
+            /* Poll the context every 5 ms: cancel callbacks would need a
+             * lifetime guarantee we cannot give a blocked submitter. */
+            uint64_t cap = sluice__now(p) + 5 * SLUICE_NS_PER_MS;
+            if (p->system_clock && (until == 0 || cap < until)) {
+                until = cap;
+            }
+        }
+        sluice__cond_wait_until(p, &p->cv_space, &p->mu, until);
+    }
+    atomic_fetch_sub_explicit(&p->waiting, 1, memory_order_seq_cst);
+    if (p->destroying) {
+        pthread_cond_broadcast(&p->cv_state); /* destroy waits for waiting == 0 */
+    }
+    pthread_mutex_unlock(&p->mu);
+    /* No access to p after this point when the pool is being destroyed. */
+    return err;
+}
+
+typedef enum submit_mode { MODE_BLOCK, MODE_TRY } submit_mode;
+
+static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const sluice_submit_opts *opts,
+                             submit_mode mode, bool notify)
+{
+    if (!p || !fn) {
+        return SLUICE_EINVAL;
+    }
+    sluice__task t = {.fn = fn, .arg = arg};
+    if (opts) {
+        t.label = opts->label;
+        t.deadline_ns = opts->deadline_ns;
+        t.ctx = opts->ctx;
+        if (t.ctx) {
+            uint64_t cd = sluice_ctx_deadline(t.ctx);
+            if (cd && (t.deadline_ns == 0 || cd < t.deadline_ns)) {
+                t.deadline_ns = cd;
+            }
+        }
+    }
+    unsigned every = atomic_load_explicit(&p->timing_every, memory_order_relaxed);
+    bool sampled = false;
+    if (every) {
+        sampled = every == 1 || (++tls_sample_tick % every) == 0;
+        if (sampled) {
+            t.enqueue_ns = sluice__now(p);
+            if (t.enqueue_ns == 0) {
+                t.enqueue_ns = 1;
+            }
+        }
+    }
+    if (t.ctx) {
+        sluice_ctx_retain(t.ctx);
+    }
+
+    uint64_t pos = 0;
+    sluice__qres r = p->qops->push(p->q, &t, &pos);
+    if (r == SLUICE__Q_OK) {
+        if (sampled && every > 1) {
+            sluice__max_z(&p->depth_hwm, p->qops->depth(p->q));
+        }
+        if (notify) {
+            /* seq_cst: pairs with park() (worker.c). */
+            if (atomic_load_explicit(&p->idle, memory_order_seq_cst) > 0 ||
+                atomic_load_explicit(&p->alive, memory_order_relaxed) <
+                    atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
+                sluice__spawn_for_work(p, 1);
+            }
+        }
+        return SLUICE_OK;
+    }
+    if (r == SLUICE__Q_CLOSED) {
+        sluice_ctx_release(t.ctx);
+        return SLUICE_ECLOSED;
+    }
+
+    /* Full. */
+    sluice__max_z(&p->depth_hwm, p->qops->capacity(p->q));
+    /* Make sure workers exist and are awake to drain it. */
+    sluice__spawn_for_work(p, p->qops->capacity(p->q));
+    sluice_err err;
+    switch (p->cfg.overflow) {
+    case SLUICE_OVERFLOW_REJECT:
+        err = SLUICE_EFULL;
+        break;
+    case SLUICE_OVERFLOW_CALLER_RUNS:
+        run_on_caller(p, &t);
+        return SLUICE_OK;
+    case SLUICE_OVERFLOW_DROP_OLDEST:
+        for (;;) {
+            sluice__task old;
+            if (p->qops->pop(p->q, &old) == SLUICE__Q_OK) {
+                sluice__notify_space(p);
+                atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
+                sluice__abandon(p, &old, SLUICE_ABANDON_DROPPED);
+            }
+            r = p->qops->push(p->q, &t, NULL);
+            if (r == SLUICE__Q_OK) {
+                sluice__spawn_for_work(p, 1);
+                return SLUICE_OK;
+            }
+            if (r == SLUICE__Q_CLOSED) {
+                sluice_ctx_release(t.ctx);
+                return SLUICE_ECLOSED;
+            }
+        }
+    case SLUICE_OVERFLOW_BLOCK:
+    default:
+        if (mode == MODE_TRY) {
+            err = SLUICE_EFULL;
+            break;
+        }
+        if (on_own_worker(p)) {
+            err = SLUICE_EDEADLK;
+            break;
+        }
+        err = wait_for_space(p, &t, opts);
+        if (err == SLUICE_OK) {
+            sluice__spawn_for_work(p, 1);
+            return SLUICE_OK;
+        }
+        if (err == SLUICE_ECLOSED) {
+            sluice_ctx_release(t.ctx);
+            return err;
+        }
+        break;
+    }
+    sluice_ctx_release(t.ctx);
+    refused(p, err);
+    return err;
+}
+
+sluice_err sluice_pool_submit(sluice_pool *pool, sluice_task_fn fn, void *arg)
+{
+    return submit_one(pool, fn, arg, NULL, MODE_BLOCK, true);
+}
+
+sluice_err sluice_pool_submit_ex(sluice_pool *pool, sluice_task_fn fn, void *arg, const sluice_submit_opts *opts)
+{
+    return submit_one(pool, fn, arg, opts, MODE_BLOCK, true);
+}
+
+sluice_err sluice_pool_try_submit(sluice_pool *pool, sluice_task_fn fn, void *arg)
+{
+    return submit_one(pool, fn, arg, NULL, MODE_TRY, true);
+}
+
+sluice_err sluice_pool_submit_batch(sluice_pool *pool, const sluice_task_spec *tasks, size_t n, bool nonblocking,
+                                    size_t *accepted)
+{
+    if (accepted) {
+        *accepted = 0;
+    }
+    if (!pool || !accepted || (n && !tasks)) {
+        return SLUICE_EINVAL;
+    }
+    sluice_err err = SLUICE_OK;
+    size_t pending_wake = 0;
+    size_t i = 0;
+    for (; i < n; i++) {
+        if (!tasks[i].fn) {
+            err = SLUICE_EINVAL;
+            break;
+        }
+        /* Queue without waking; a refusal or wait flushes the wake-ups so
+         * workers drain the queue meanwhile. */
+        size_t before = pool->qops->depth(pool->q);
+        (void)before;
+        err = submit_one(pool, tasks[i].fn, tasks[i].arg, tasks[i].opts, nonblocking ? MODE_TRY : MODE_BLOCK,
+                         false);
+        if (err) {
+            break;
+        }
+        pending_wake++;
+        if (pending_wake >= 64) {
+            sluice__spawn_for_work(pool, pending_wake);
+            pending_wake = 0;
+        }
+    }
+    if (pending_wake) {
+        sluice__spawn_for_work(pool, pending_wake);
+    }
+    *accepted = i;
+    return err;
+}
+
+/* ---- resize and live settings -------------------------------------------- */
+
+sluice_err sluice_pool_resize(sluice_pool *p, unsigned k)
+{
+    if (!p || k == 0 || k < p->cfg.min_workers) {
+        return SLUICE_EINVAL;
+    }
+    pthread_mutex_lock(&p->mu);
+    if (atomic_load_explicit(&p->closed, memory_order_relaxed) || p->destroying) {
+        pthread_mutex_unlock(&p->mu);
+        return SLUICE_ECLOSED;
+    }
+    unsigned old = atomic_load_explicit(&p->capacity, memory_order_relaxed);
+    if (old == k) {
+        pthread_mutex_unlock(&p->mu);
+        return SLUICE_OK;
+    }
+    atomic_store_explicit(&p->capacity, k, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&p->resize_events, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&p->mu);
+
+    if (k > old) {
+        size_t depth = p->qops->depth(p->q);
+        if (depth) {
+            sluice__spawn_for_work(p, depth);
+        }
+    } else {
+        sluice__wake_all(p); /* parked extras wake up and retire */
+    }
+    sluice__join_zombies(p);
+    sluice__emit(p, SLUICE_EVENT_RESIZE, UINT32_MAX, old, k, SLUICE_OK, NULL, NULL);
+    return SLUICE_OK;
+}
+
+void sluice_pool_set_submit_timeout(sluice_pool *p, uint64_t timeout_ns)
+{
+    if (p) {
+        atomic_store_explicit(&p->submit_timeout_ns, timeout_ns, memory_order_relaxed);
+    }
+}
+
+void sluice_pool_set_timing_sample(sluice_pool *p, unsigned every)
+{
+    if (p && atomic_load_explicit(&p->timing_every, memory_order_relaxed) != 0) {
+        atomic_store_explicit(&p->timing_every, every ? every : 1u, memory_order_relaxed);
+    }
+}
+
+void sluice_pool_set_idle_expiry(sluice_pool *p, uint64_t expiry_ns)
+{
+    if (p) {
+        atomic_store_explicit(&p->idle_expiry_ns, expiry_ns, memory_order_relaxed);
+        sluice__wake_all(p);
+    }
+}
+
+/* ---- stats ----------------------------------------------------------------- */
+
+static void shard_sum(const sluice__shard *s, sluice_pool_stats *out)
+{
+    out->completed += atomic_load_explicit(&s->completed, memory_order_relaxed);
+    out->failed += atomic_load_explicit(&s->failed, memory_order_relaxed);
+    out->panicked += atomic_load_explicit(&s->panicked, memory_order_relaxed);
+    out->shed += atomic_load_explicit(&s->shed, memory_order_relaxed);
+}
+
+static unsigned count_running_locked(sluice_pool *p)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < p->nslots; i++) {
+        if (p->slots[i]->occupied &&
+            atomic_load_explicit(&p->slots[i]->state, memory_order_relaxed) == SLUICE_WORKER_RUNNING) {
+            n++;
+        }
+    }
+    return n;
+}
+
+static uint64_t finished_locked(sluice_pool *p)
+{
+    sluice_pool_stats s = {0};
+    for (unsigned i = 0; i < p->nslots; i++) {
+        shard_sum(&p->slots[i]->shard, &s);
+    }
+    shard_sum(&p->caller_shard, &s);
+    return s.completed + s.failed + s.panicked + s.shed;
+}
+
+void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *out)
+{
+    if (!out) {
+        return;
+    }
+    memset(out, 0, sizeof *out);
+    if (!p) {
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    unsigned workers = 0;
+    for (unsigned i = 0; i < p->nslots; i++) {
+        if (p->slots[i]->occupied) {
+            workers++;
+        }
+        shard_sum(&p->slots[i]->shard, out);
+    }
+    out->running = count_running_locked(p);
+    out->draining = p->draining || atomic_load_explicit(&p->closed, memory_order_relaxed);
+    pthread_mutex_unlock(&p->mu);
+    shard_sum(&p->caller_shard, out);
+
+    out->capacity = atomic_load_explicit(&p->capacity, memory_order_relaxed);
+    out->workers = workers;
+    out->idle = atomic_load_explicit(&p->idle, memory_order_relaxed);
+    if (out->idle > workers) {
+        out->idle = workers;
+    }
+    out->waiting = atomic_load_explicit(&p->waiting, memory_order_relaxed);
+    out->queue_depth = p->qops->depth(p->q);
+    out->queue_capacity = p->qops->capacity(p->q);
+    out->caller_ran = atomic_load_explicit(&p->caller_ran, memory_order_relaxed);
+    out->submitted = p->qops->pushed(p->q) + out->caller_ran;
+    out->rejected = atomic_load_explicit(&p->rejected, memory_order_relaxed);
+    out->dropped = atomic_load_explicit(&p->dropped, memory_order_relaxed);
+    out->abandoned = atomic_load_explicit(&p->abandoned, memory_order_relaxed);
+    out->expired_workers = atomic_load_explicit(&p->expired_workers, memory_order_relaxed);
+    out->retired_workers = atomic_load_explicit(&p->retired_workers, memory_order_relaxed);
+    out->started_workers = atomic_load_explicit(&p->started_workers, memory_order_relaxed);
+    out->resize_events = atomic_load_explicit(&p->resize_events, memory_order_relaxed);
+    out->init_failures = atomic_load_explicit(&p->init_failures, memory_order_relaxed);
+    out->workers_hwm = atomic_load_explicit(&p->workers_hwm, memory_order_relaxed);
+    out->waiting_hwm = atomic_load_explicit(&p->waiting_hwm, memory_order_relaxed);
+    out->queue_depth_hwm = atomic_load_explicit(&p->depth_hwm, memory_order_relaxed);
+    if (out->queue_depth > out->queue_depth_hwm) {
+        out->queue_depth_hwm = out->queue_depth;
+    }
+}
+
+static void hist_add(sluice_histogram *out, const sluice__hist *h, size_t nb)
+{
+    for (size_t i = 0; i <= nb; i++) {
+        out->counts[i] += atomic_load_explicit(&h->counts[i], memory_order_relaxed);
+    }
+    out->count += atomic_load_explicit(&h->count, memory_order_relaxed);
+    out->sum_seconds += (double)atomic_load_explicit(&h->sum_ns, memory_order_relaxed) / 1e9;
+}
+
+void sluice_pool_histogram_get(sluice_pool *p, sluice_hist_kind kind, sluice_histogram *out)
+{
+    if (!out) {
+        return;
+    }
+    memset(out, 0, sizeof *out);
+    if (!p) {
+        return;
+    }
+    out->bucket_count = p->nbounds;
+    memcpy(out->bounds, p->bounds, p->nbounds * sizeof(double));
+    pthread_mutex_lock(&p->mu);
+    for (unsigned i = 0; i < p->nslots; i++) {
+        const sluice__shard *s = &p->slots[i]->shard;
+        hist_add(out, kind == SLUICE_HIST_TASK ? &s->task_hist : &s->wait_hist, p->nbounds);
+    }
+    pthread_mutex_unlock(&p->mu);
+    hist_add(out, kind == SLUICE_HIST_TASK ? &p->caller_shard.task_hist : &p->caller_shard.wait_hist, p->nbounds);
+    /* Counts read while tasks run may lag `count` by a few; make the
+     * snapshot self-consistent for exposition (sum of buckets == count). */
+    uint64_t total = 0;
+    for (size_t i = 0; i <= p->nbounds; i++) {
+        total += out->counts[i];
+    }
+    out->count = total;
+}
+
+size_t sluice_pool_workers_get(sluice_pool *p, sluice_worker_info *out, size_t cap)
+{
+    if (!p) {
+        return 0;
+    }
+    size_t n = 0;
+    pthread_mutex_lock(&p->mu);
+    for (unsigned i = 0; i < p->nslots; i++) {
+        sluice__worker *w = p->slots[i];
+        if (!w->occupied) {
+            continue;
+        }
+        if (out && n < cap) {
+            sluice_worker_info *info = &out[n];
+            info->index = w->index;
+            info->state = (sluice_worker_status)atomic_load_explicit(&w->state, memory_order_acquire);
+            info->since_ns = atomic_load_explicit(&w->since_ns, memory_order_relaxed);
+            info->task_label = atomic_load_explicit(&w->label, memory_order_relaxed);
+            info->tasks_run = atomic_load_explicit(&w->tasks_run, memory_order_relaxed);
+            info->thread = w->thread;
+        }
+        n++;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+const char *sluice_pool_name(const sluice_pool *p)
+{
+    return p ? p->name : NULL;
+}
+
+void sluice_pool_config_get(const sluice_pool *p, sluice_pool_config *out)
+{
+    if (!p || !out) {
+        return;
+    }
+    *out = p->cfg;
+    out->workers = atomic_load_explicit(&((sluice_pool *)p)->capacity, memory_order_relaxed);
+    out->submit_timeout_ns = atomic_load_explicit(&((sluice_pool *)p)->submit_timeout_ns, memory_order_relaxed);
+    out->idle_expiry_ns = atomic_load_explicit(&((sluice_pool *)p)->idle_expiry_ns, memory_order_relaxed);
+    unsigned every = atomic_load_explicit(&((sluice_pool *)p)->timing_every, memory_order_relaxed);
+    out->timing_disabled = every == 0;
+    out->timing_sample_every = every ? every : p->cfg.timing_sample_every;
+}
+
+const sluice_clock *sluice_pool_clock(const sluice_pool *p)
+{
+    return p ? p->clock : NULL;
+}
+
+/* ---- drain ------------------------------------------------------------------- */
+
+sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_report *report)
+{
+    sluice_drain_report rep = {0};
+    if (report) {
+        *report = rep;
+    }
+    if (!p) {
+        return SLUICE_EINVAL;
+    }
+    if (on_own_worker(p)) {
+        return SLUICE_EDEADLK;
+    }
+    uint64_t t0 = sluice__now(p);
+    uint64_t deadline = timeout_ns ? t0 + timeout_ns : 0;
+
+    pthread_mutex_lock(&p->mu);
+    while (p->draining) {
+        pthread_cond_wait(&p->cv_state, &p->mu);
+    }
+    if (p->drained || p->destroying) {
+        pthread_mutex_unlock(&p->mu);
+        return SLUICE_OK;
+    }
+    p->draining = true;
+    uint64_t finished_before = finished_locked(p);
+    unsigned running = count_running_locked(p);
+    pthread_mutex_unlock(&p->mu);
+
+    close_and_wake(p);
+    size_t queued = p->qops->depth(p->q);
+    sluice__emit(p, SLUICE_EVENT_DRAIN_START, UINT32_MAX, running, queued, SLUICE_OK, NULL, NULL);
+    if (queued) {
+        sluice__spawn_for_work(p, queued);
+    }
+
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        bool any = false;
+        for (unsigned i = 0; i < p->nslots; i++) {
+            any |= p->slots[i]->occupied;
+        }
+        if (!any && !p->qops->pending(p->q)) {
+            break;
+        }
+        if (!any && p->qops->pending(p->q)) {
+            /* Work left and nobody to run it (a spawn failed, or every
+             * worker was retired): start one. */
+            if (atomic_load_explicit(&p->alive, memory_order_relaxed) <
+                    atomic_load_explicit(&p->capacity, memory_order_relaxed) &&
+                sluice__spawn_locked(p) == SLUICE_OK) {
+                continue;
+            }
+        }
+        if (deadline && sluice__now(p) >= deadline) {
+            rep.timed_out = true;
+            break;
+        }
+        sluice__cond_wait_until(p, &p->cv_state, &p->mu, deadline);
+    }
+    pthread_mutex_unlock(&p->mu);
+
+    if (rep.timed_out) {
+        atomic_store_explicit(&p->stop, true, memory_order_release);
+        rep.handed_back = abandon_queued(p, SLUICE_ABANDON_DRAIN);
+    }
+    sluice__join_zombies(p);
+
+    pthread_mutex_lock(&p->mu);
+    rep.still_running = count_running_locked(p);
+    rep.completed = finished_locked(p) - finished_before;
+    p->draining = false;
+    p->drained = true;
+    pthread_cond_broadcast(&p->cv_state);
+    pthread_mutex_unlock(&p->mu);
+
+    rep.elapsed_ns = sluice__now(p) - t0;
+    sluice__emit(p, SLUICE_EVENT_DRAIN_END, UINT32_MAX, 0, 0, rep.timed_out ? SLUICE_ETIMEDOUT : SLUICE_OK, NULL,
+                 &rep);
+    if (report) {
+        *report = rep;
+    }
+    return rep.timed_out ? SLUICE_ETIMEDOUT : SLUICE_OK;
+}

@@ -1,0 +1,558 @@
+/*
+ * src/core/worker.c - worker threads: the run loop, parking, spawning,
+ * running one task, and handing tasks back.
+ *
+ * The run loop. A worker pops a task and runs it; when the queue is empty
+ * it spins briefly (a hand-off that arrives within the spin costs no system
+ * call) and then parks on park_cv. Idle workers park: 0% CPU at idle.
+ *
+ * The parking protocol (no lost wake-ups, no system call while busy):
+ *   worker, under park_mu:   idle += 1 (seq_cst)
+ *                            if queue.pending() (seq_cst read): idle -= 1, run
+ *                            else sleepers += 1; wait until a token or a
+ *                            generation bump; take the token; idle -= 1
+ *   producer, after push:    if idle (seq_cst read) > 0:
+ *                              lock park_mu; if sleepers > tokens: tokens += 1,
+ *                              signal
+ * The push's claim (seq_cst CAS on tail) and the worker's increment of idle
+ * are both seq_cst, and each thread reads the other's variable after its
+ * own write, so in the single total order at least one of them sees the
+ * other: either the producer sees idle > 0 and grants a token, or the
+ * worker sees the task and does not sleep. A producer pays one seq_cst load
+ * per submit while workers are busy, and the park_mu lock + signal only
+ * when a worker is parked. Tokens never exceed sleepers, so a burst of
+ * submits wakes at most as many workers as there are tasks.
+ *
+ * The same pattern, on pool->waiting and the head CAS, wakes submitters
+ * blocked for queue space (sluice__notify_space).
+ *
+ * Spawning. Workers start lazily: a submit that finds no idle worker and
+ * fewer than K alive starts one (under pool->mu). `alive` counts workers
+ * allowed to take tasks; a worker leaves it (CAS) before it exits, when K
+ * shrank below alive (retire) or after idle expiry above min_workers.
+ * Since a worker takes a task only while it is counted in alive <= K, no
+ * more than K tasks start at once.
+ *
+ * Exited workers put their pthread_t on pool->zombies; spawn, drain and
+ * destroy join them, so every thread is joined and nothing leaks.
+ *
+ * Lock order: pool->mu -> pool->park_mu. Neither is held around user code.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/internal.h"
+
+_Thread_local sluice__worker *sluice__tls_worker;
+
+/* How many times an idle worker polls the queue before it parks. */
+#define SPIN_POLLS 200
+
+typedef struct spawn_arg {
+    sluice__worker *w;
+} spawn_arg;
+
+static void *worker_main(void *arg);
+
+/* ---- timed waits on the pool clock -------------------------------------- */
+
+void sluice__cond_wait_until(struct sluice_pool *p, pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline_ns)
+{
+    if (deadline_ns == 0 && p->system_clock) {
+        pthread_cond_wait(cv, mu);
+        return;
+    }
+    struct timespec ts;
+    if (p->system_clock) {
+        ts.tv_sec = (time_t)(deadline_ns / SLUICE_NS_PER_SEC);
+        ts.tv_nsec = (long)(deadline_ns % SLUICE_NS_PER_SEC);
+    } else {
+        /* A fake clock moves only when a test says so: poll it. */
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t t = (uint64_t)ts.tv_sec * SLUICE_NS_PER_SEC + (uint64_t)ts.tv_nsec + SLUICE_CLOCK_POLL_NS;
+        ts.tv_sec = (time_t)(t / SLUICE_NS_PER_SEC);
+        ts.tv_nsec = (long)(t % SLUICE_NS_PER_SEC);
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
+/* ---- events and hand-backs ---------------------------------------------- */
+
+void sluice__emit(struct sluice_pool *p, sluice_event_kind kind, unsigned worker, uint64_t old_value,
+                  uint64_t new_value, sluice_err err, const char *detail, const sluice_drain_report *drain)
+{
+    if (!p->cfg.event_handler) {
+        return;
+    }
+    sluice_pool_event ev = {
+        .kind = kind,
+        .pool_name = p->name,
+        .worker_index = worker,
+        .old_value = old_value,
+        .new_value = new_value,
+        .err = err,
+        .detail = detail,
+        .drain = drain,
+    };
+    p->cfg.event_handler(&ev, p->cfg.user);
+}
+
+void sluice__abandon(struct sluice_pool *p, sluice__task *t, sluice_abandon_reason why)
+{
+    if (p->cfg.abandon_handler) {
+        sluice_abandoned a = {
+            .fn = t->fn,
+            .arg = t->arg,
+            .label = t->label,
+            .deadline_ns = t->deadline_ns,
+            .ctx = t->ctx,
+            .reason = why,
+        };
+        p->cfg.abandon_handler(&a, p->cfg.user);
+    }
+    sluice_ctx_release(t->ctx);
+    t->ctx = NULL;
+}
+
+/* ---- waking ------------------------------------------------------------- */
+
+void sluice__wake(struct sluice_pool *p, unsigned n)
+{
+    pthread_mutex_lock(&p->park_mu);
+    while (n > 0 && p->sleepers > p->tokens) {
+        p->tokens++;
+        pthread_cond_signal(&p->park_cv);
+        n--;
+    }
+    pthread_mutex_unlock(&p->park_mu);
+}
+
+void sluice__wake_all(struct sluice_pool *p)
+{
+    pthread_mutex_lock(&p->park_mu);
+    p->park_gen++;
+    pthread_cond_broadcast(&p->park_cv);
+    pthread_mutex_unlock(&p->park_mu);
+}
+
+void sluice__notify_space(struct sluice_pool *p)
+{
+    /* seq_cst: pairs with the submitter's increment of `waiting` before it
+     * retries its push (pool.c, wait_for_space). */
+    if (atomic_load_explicit(&p->waiting, memory_order_seq_cst) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_signal(&p->cv_space);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+/* ---- spawning ----------------------------------------------------------- */
+
+void sluice__join_zombies(struct sluice_pool *p)
+{
+    pthread_t local[16];
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        unsigned n = p->nzombies < 16 ? p->nzombies : 16;
+        for (unsigned i = 0; i < n; i++) {
+            local[i] = p->zombies[--p->nzombies];
+        }
+        pthread_mutex_unlock(&p->mu);
+        if (n == 0) {
+            return;
+        }
+        for (unsigned i = 0; i < n; i++) {
+            pthread_join(local[i], NULL);
+        }
+    }
+}
+
+/* Starts one worker. Caller holds p->mu and has checked alive < K.
+ * Returns SLUICE_OK, SLUICE_ENOMEM or SLUICE_ESYS. */
+sluice_err sluice__spawn_locked(struct sluice_pool *p)
+{
+    /* Lowest free slot, so names stay "name/0".."name/K-1". */
+    sluice__worker *w = NULL;
+    for (unsigned i = 0; i < p->nslots; i++) {
+        if (!p->slots[i]->occupied) {
+            w = p->slots[i];
+            break;
+        }
+    }
+    if (!w) {
+        sluice__worker **grown = realloc(p->slots, (p->nslots + 1) * sizeof *grown);
+        if (!grown) {
+            return SLUICE_ENOMEM;
+        }
+        p->slots = grown;
+        w = aligned_alloc(SLUICE__CACHELINE, (sizeof *w + SLUICE__CACHELINE - 1) / SLUICE__CACHELINE *
+                                                 SLUICE__CACHELINE);
+        if (!w) {
+            return SLUICE_ENOMEM;
+        }
+        memset(w, 0, sizeof *w);
+        w->pool = p;
+        w->index = p->nslots;
+        atomic_init(&w->state, SLUICE_WORKER_EXITING);
+        p->slots[p->nslots++] = w;
+    }
+    w->occupied = true;
+    w->init_ok = false;
+    w->fault_retire = false;
+    w->worker_state = NULL;
+    atomic_store_explicit(&w->state, SLUICE_WORKER_STARTING, memory_order_relaxed);
+    atomic_store_explicit(&w->label, NULL, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->alive, 1, memory_order_seq_cst);
+
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    if (p->cfg.stack_size) {
+        pthread_attr_setstacksize(&attr, p->cfg.stack_size);
+    }
+    int rc = pthread_create(&w->thread, &attr, worker_main, w);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        w->occupied = false;
+        atomic_fetch_sub_explicit(&p->alive, 1, memory_order_seq_cst);
+        errno = rc;
+        return SLUICE_ESYS;
+    }
+    atomic_fetch_add_explicit(&p->started_workers, 1, memory_order_relaxed);
+    sluice__max_u(&p->workers_hwm, atomic_load_explicit(&p->alive, memory_order_relaxed));
+    return SLUICE_OK;
+}
+
+/* Makes sure enough workers exist for `want` queued tasks: wakes parked
+ * ones first, then starts new ones up to K. Called after a push. */
+void sluice__spawn_for_work(struct sluice_pool *p, size_t want)
+{
+    unsigned idle = atomic_load_explicit(&p->idle, memory_order_seq_cst);
+    if (idle > 0) {
+        sluice__wake(p, want < idle ? (unsigned)want : idle);
+        if (want <= idle) {
+            return;
+        }
+        want -= idle;
+    }
+    unsigned alive = atomic_load_explicit(&p->alive, memory_order_relaxed);
+    unsigned cap = atomic_load_explicit(&p->capacity, memory_order_relaxed);
+    if (alive >= cap) {
+        return;
+    }
+    bool spawned = false;
+    pthread_mutex_lock(&p->mu);
+    while (want > 0 && !p->destroying &&
+           atomic_load_explicit(&p->alive, memory_order_relaxed) <
+               atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
+        if (sluice__spawn_locked(p) != SLUICE_OK) {
+            break;
+        }
+        spawned = true;
+        want--;
+    }
+    pthread_mutex_unlock(&p->mu);
+    (void)spawned;
+}
+
+/* ---- running one task ---------------------------------------------------- */
+
+static size_t bucket_of(const struct sluice_pool *p, uint64_t ns)
+{
+    size_t lo = 0, hi = p->nbounds; /* first bound >= ns, or nbounds */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (p->bounds_ns[mid] >= ns) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    return lo;
+}
+
+static void hist_record(const struct sluice_pool *p, const sluice__shard *s, sluice__hist *h, uint64_t ns)
+{
+    size_t b = bucket_of(p, ns);
+    sluice__shard_add(s, &h->counts[b], 1);
+    sluice__shard_add(s, &h->count, 1);
+    sluice__shard_add(s, &h->sum_ns, ns);
+}
+
+/* Runs fn under a jump point. Returns 0 normally (rc in *rc), 1 after
+ * sluice_panic, 2 after a fault recovered by the guard. Kept separate and
+ * non-inlined so no local of the caller lives across the setjmp. */
+static __attribute__((noinline)) int invoke(sluice__frame *f, sluice_task_fn fn, void *arg, int *rc)
+{
+    int jumped = sigsetjmp(f->jump, 0);
+    if (jumped == 0) {
+        *rc = fn(arg);
+        return 0;
+    }
+    return jumped;
+}
+
+static bool task_expired(struct sluice_pool *p, const sluice__task *t)
+{
+    if (t->deadline_ns && sluice__now(p) >= t->deadline_ns) {
+        return true;
+    }
+    return t->ctx && sluice_ctx_err(t->ctx) != SLUICE_OK;
+}
+
+void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t)
+{
+    if ((t->deadline_ns || t->ctx) && task_expired(p, t)) {
+        sluice__shard_add(shard, &shard->shed, 1);
+        sluice__abandon(p, t, SLUICE_ABANDON_SHED);
+        return;
+    }
+
+    unsigned every = atomic_load_explicit(&p->timing_every, memory_order_relaxed);
+    bool timed = t->enqueue_ns != 0 || (every == 1);
+    uint64_t start = 0;
+    if (every && timed) {
+        start = sluice__now(p);
+        if (start == 0) {
+            start = 1;
+        }
+    }
+    if (w) {
+        atomic_store_explicit(&w->since_ns, start, memory_order_relaxed);
+        atomic_store_explicit(&w->label, t->label, memory_order_relaxed);
+        atomic_store_explicit(&w->state, SLUICE_WORKER_RUNNING, memory_order_release);
+    }
+
+    sluice__frame frame;
+    frame.pool = p;
+    frame.worker = w;
+    frame.task = t;
+    frame.ncleanup = 0;
+    frame.signo = 0;
+    frame.nframes = 0;
+    sluice__frame *outer = sluice__tls_frame; /* a CALLER_RUNS task inside a task */
+    sluice__tls_frame = &frame;
+
+    int rc = 0;
+    int jumped = invoke(&frame, t->fn, t->arg, &rc);
+    sluice__tls_frame = outer;
+
+    if (jumped) {
+        sluice__shard_add(shard, &shard->panicked, 1);
+        sluice__report_panic(p, &frame);
+    } else if (rc == 0) {
+        sluice__shard_add(shard, &shard->completed, 1);
+    } else {
+        sluice__shard_add(shard, &shard->failed, 1);
+    }
+
+    if (start) {
+        uint64_t end = sluice__now(p);
+        hist_record(p, shard, &shard->task_hist, end > start ? end - start : 0);
+        if (t->enqueue_ns) {
+            hist_record(p, shard, &shard->wait_hist, start > t->enqueue_ns ? start - t->enqueue_ns : 0);
+        }
+    }
+    if (w) {
+        atomic_store_explicit(&w->label, NULL, memory_order_relaxed);
+        atomic_store_explicit(&w->tasks_run, atomic_load_explicit(&w->tasks_run, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        atomic_store_explicit(&w->state, SLUICE_WORKER_IDLE, memory_order_release);
+    }
+    sluice_ctx_release(t->ctx);
+    t->ctx = NULL;
+}
+
+/* ---- the worker thread --------------------------------------------------- */
+
+/* Leaves `alive` if there are more workers than `limit`. */
+static bool leave_alive_above(struct sluice_pool *p, unsigned limit)
+{
+    unsigned a = atomic_load_explicit(&p->alive, memory_order_relaxed);
+    while (a > limit) {
+        if (atomic_compare_exchange_weak_explicit(&p->alive, &a, a - 1, memory_order_seq_cst,
+                                                  memory_order_relaxed)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+typedef enum park_result { PARK_WORK, PARK_EXPIRED } park_result;
+
+/* Parks until work may be there, or until idle expiry passes. */
+static park_result park(struct sluice_pool *p, uint64_t idle_since)
+{
+    park_result res = PARK_WORK;
+    pthread_mutex_lock(&p->park_mu);
+    atomic_fetch_add_explicit(&p->idle, 1, memory_order_seq_cst);
+    /* seq_cst re-check: pairs with the claim in push (see header). */
+    if (p->qops->pending(p->q) || atomic_load_explicit(&p->closed, memory_order_seq_cst) ||
+        atomic_load_explicit(&p->alive, memory_order_relaxed) >
+            atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
+        atomic_fetch_sub_explicit(&p->idle, 1, memory_order_seq_cst);
+        pthread_mutex_unlock(&p->park_mu);
+        return PARK_WORK;
+    }
+    p->sleepers++;
+    uint64_t gen = p->park_gen;
+    for (;;) {
+        if (p->tokens > 0) {
+            p->tokens--;
+            break;
+        }
+        if (p->park_gen != gen) {
+            break;
+        }
+        uint64_t expiry = atomic_load_explicit(&p->idle_expiry_ns, memory_order_relaxed);
+        uint64_t deadline = 0;
+        if (expiry && atomic_load_explicit(&p->alive, memory_order_relaxed) > p->cfg.min_workers) {
+            deadline = idle_since + expiry;
+            if (sluice__now(p) >= deadline) {
+                res = PARK_EXPIRED;
+                break;
+            }
+        }
+        sluice__cond_wait_until(p, &p->park_cv, &p->park_mu, deadline);
+    }
+    p->sleepers--;
+    atomic_fetch_sub_explicit(&p->idle, 1, memory_order_seq_cst);
+    pthread_mutex_unlock(&p->park_mu);
+    return res;
+}
+
+static void set_thread_name(sluice__worker *w)
+{
+    char name[16];
+    char idx[12];
+    int il = snprintf(idx, sizeof idx, "/%u", w->index);
+    int room = (int)sizeof name - 1 - il;
+    snprintf(name, sizeof name, "%.*s%s", room > 0 ? room : 0, w->pool->name, idx);
+    pthread_setname_np(pthread_self(), name);
+}
+
+static void *worker_main(void *arg)
+{
+    sluice__worker *w = arg;
+    struct sluice_pool *p = w->pool;
+    sluice__tls_worker = w;
+    set_thread_name(w);
+    if (p->cfg.fault_mode != SLUICE_FAULT_OFF) {
+        sluice__altstack_enter(w);
+    }
+
+    const char *reason = "shutdown";
+    bool counted_alive = true; /* still counted in p->alive */
+    int init_rc = 0;
+    if (p->cfg.worker_init) {
+        init_rc = p->cfg.worker_init(p->cfg.user, w->index, &w->worker_state);
+    }
+    pthread_mutex_lock(&p->mu);
+    w->init_ok = init_rc == 0;
+    if (p->prewarm_pending > 0) {
+        p->prewarm_pending--;
+        pthread_cond_broadcast(&p->cv_state);
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (init_rc != 0) {
+        atomic_fetch_add_explicit(&p->init_failures, 1, memory_order_relaxed);
+        reason = "init-failed";
+        goto out;
+    }
+    sluice__emit(p, SLUICE_EVENT_WORKER_START, w->index, 0, 0, SLUICE_OK, NULL, NULL);
+
+    atomic_store_explicit(&w->since_ns, sluice__now(p), memory_order_relaxed);
+    atomic_store_explicit(&w->state, SLUICE_WORKER_IDLE, memory_order_release);
+    uint64_t idle_since = sluice__now(p);
+    for (;;) {
+        /* Shrink: leave before taking another task. */
+        if (atomic_load_explicit(&p->alive, memory_order_relaxed) >
+                atomic_load_explicit(&p->capacity, memory_order_relaxed) &&
+            leave_alive_above(p, atomic_load_explicit(&p->capacity, memory_order_relaxed))) {
+            counted_alive = false;
+            reason = "retired";
+            atomic_fetch_add_explicit(&p->retired_workers, 1, memory_order_relaxed);
+            break;
+        }
+        sluice__task t;
+        if (p->qops->pop(p->q, &t) == SLUICE__Q_OK) {
+            sluice__notify_space(p);
+            sluice__run_task(p, w, &w->shard, &t);
+            if (w->fault_retire) {
+                reason = "fault";
+                atomic_fetch_add_explicit(&p->retired_workers, 1, memory_order_relaxed);
+                break;
+            }
+            idle_since = 0;
+            continue;
+        }
+        if (atomic_load_explicit(&p->closed, memory_order_acquire)) {
+            break; /* closed and empty: the drain is over for this worker */
+        }
+        bool found = false;
+        for (int i = 0; i < SPIN_POLLS; i++) {
+            sluice__cpu_relax();
+            if (p->qops->pending(p->q)) {
+                found = true;
+                break;
+            }
+        }
+        if (found) {
+            continue;
+        }
+        if (idle_since == 0) {
+            idle_since = sluice__now(p);
+            atomic_store_explicit(&w->since_ns, idle_since, memory_order_relaxed);
+        }
+        if (park(p, idle_since) == PARK_EXPIRED && leave_alive_above(p, p->cfg.min_workers)) {
+            counted_alive = false;
+            reason = "expired";
+            atomic_fetch_add_explicit(&p->expired_workers, 1, memory_order_relaxed);
+            break;
+        }
+    }
+
+    if (p->cfg.worker_fini) {
+        p->cfg.worker_fini(p->cfg.user, w->index, w->worker_state);
+    }
+out:
+    atomic_store_explicit(&w->state, SLUICE_WORKER_EXITING, memory_order_release);
+    sluice__emit(p, SLUICE_EVENT_WORKER_EXIT, w->index, 0, 0, SLUICE_OK, reason, NULL);
+    if (p->cfg.fault_mode != SLUICE_FAULT_OFF) {
+        sluice__altstack_leave(w);
+    }
+    bool replace = w->fault_retire;
+    pthread_mutex_lock(&p->mu);
+    if (counted_alive) {
+        atomic_fetch_sub_explicit(&p->alive, 1, memory_order_seq_cst);
+    }
+    if (p->nzombies == p->zombies_cap) {
+        unsigned ncap = p->zombies_cap ? p->zombies_cap * 2 : 8;
+        pthread_t *z = realloc(p->zombies, ncap * sizeof *z);
+        if (z) {
+            p->zombies = z;
+            p->zombies_cap = ncap;
+        }
+    }
+    if (p->nzombies < p->zombies_cap) {
+        p->zombies[p->nzombies++] = pthread_self();
+    } else {
+        /* Could not record it for a join: let it clean up itself. */
+        pthread_detach(pthread_self());
+    }
+    w->occupied = false;
+    pthread_cond_broadcast(&p->cv_state);
+    /* A worker retired by a fault is replaced at once when work waits
+     * (or min_workers needs it), so the pool keeps its capacity. */
+    if (replace && !p->destroying && !atomic_load_explicit(&p->closed, memory_order_relaxed) &&
+        (p->qops->pending(p->q) || atomic_load_explicit(&p->alive, memory_order_relaxed) < p->cfg.min_workers) &&
+        atomic_load_explicit(&p->alive, memory_order_relaxed) < atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
+        sluice__spawn_locked(p);
+    }
+    pthread_mutex_unlock(&p->mu);
+    sluice__tls_worker = NULL;
+    return NULL;
+}
