@@ -50,6 +50,9 @@ sluice_pool *sluice_task_pool(void)
 
 void *sluice_worker_state(void)
 {
+    if (sluice__tls_frame) { /* inside a task: NULL for a CALLER_RUNS task */
+        return sluice__tls_frame->worker ? sluice__tls_frame->worker->worker_state : NULL;
+    }
     return sluice__tls_worker ? sluice__tls_worker->worker_state : NULL;
 }
 
