@@ -1,0 +1,466 @@
+/*
+ * tests/config/test_config.c - sluice.yaml: parsing, validation messages,
+ * environment overrides, the writer's round trip, and reload.
+ *
+ * Every error test checks the exact "file:line:col: path: what" text, since
+ * the message is the interface an operator sees.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "sluice/config.h"
+#include "sluice/pool.h"
+
+static const sluice_config_load_opts NO_ENV = {.no_env = true};
+
+static sluice_err load(const char *text, const sluice_config_load_opts *opts, sluice_config **out, char *err,
+                       size_t len) {
+    return sluice_config_load_string(text, strlen(text), "sluice.yaml", opts ? opts : &NO_ENV, out, err, len);
+}
+
+static const char GOOD[] =
+    "service:\n"
+    "  name: notifications\n"
+    "  listen: 127.0.0.1:9999\n"
+    "  drain-budget: 20s\n"
+    "  shutdown_grace: 1500ms\n"
+    "  runbook_base_url: https://runbooks.example/sluice\n"
+    "pools:\n"
+    "  - name: push\n"
+    "    workers: 1000\n"
+    "    rationale: APNS allows 1000 concurrent streams\n"
+    "    queue_capacity: 5000\n"
+    "    submit_timeout: 250ms\n"
+    "    idle_expiry: 5m\n"
+    "    drain_timeout: 10s\n"
+    "    histogram_buckets: [0.001, 5ms, 0.25, 1s]\n"
+    "    timing_sample_every: 4\n"
+    "    kind: io\n"
+    "    downstream: apns\n"
+    "    caller_deadline: 2s\n"
+    "    alert_slow_task_p99: 500ms\n"
+    "  - name: sms\n"
+    "    workers: 100\n"
+    "    min_workers: 10\n"
+    "    queue_capacity: 1000\n"
+    "    overflow: reject\n"
+    "    prewarm: true\n"
+    "    fault_policy: recover\n"
+    "downstream_budget:\n"
+    "  - downstream: apns\n"
+    "    total_limit: 1500\n"
+    "    shares:\n"
+    "      notifications: 1000\n"
+    "      marketing: 500\n";
+
+static void test_good_file(void **state) {
+    (void)state;
+    sluice_config *c = NULL;
+    char err[2048];
+    assert_int_equal(load(GOOD, NULL, &c, err, sizeof err), SLUICE_OK);
+    assert_string_equal(err, "");
+    assert_string_equal(c->service.name, "notifications");
+    assert_string_equal(c->service.listen, "127.0.0.1:9999");
+    assert_int_equal(c->service.drain_budget_ns, 20 * SLUICE_NS_PER_SEC);
+    assert_int_equal(c->service.shutdown_grace_ns, 1500 * SLUICE_NS_PER_MS);
+    assert_int_equal(c->service.orchestrator_grace_ns, 30 * SLUICE_NS_PER_SEC);
+    assert_string_equal(c->service.runbook_base_url, "https://runbooks.example/sluice");
+    assert_int_equal(c->pool_count, 2);
+    const sluice_config_pool *p = &c->pools[0];
+    assert_string_equal(p->name, "push");
+    assert_int_equal(p->workers, 1000);
+    assert_string_equal(p->rationale, "APNS allows 1000 concurrent streams");
+    assert_int_equal(p->queue_capacity, 5000);
+    assert_int_equal(p->overflow, SLUICE_OVERFLOW_BLOCK);
+    assert_int_equal(p->submit_timeout_ns, 250 * SLUICE_NS_PER_MS);
+    assert_int_equal(p->idle_expiry_ns, 300 * SLUICE_NS_PER_SEC);
+    assert_int_equal(p->drain_timeout_ns, 10 * SLUICE_NS_PER_SEC);
+    assert_int_equal(p->histogram_bucket_count, 4);
+    assert_true(p->histogram_buckets[0] == 0.001);
+    assert_true(p->histogram_buckets[1] == 0.005);
+    assert_true(p->histogram_buckets[3] == 1.0);
+    assert_int_equal(p->timing_sample_every, 4);
+    assert_int_equal(p->kind, SLUICE_POOL_KIND_IO);
+    assert_string_equal(p->downstream, "apns");
+    assert_int_equal(p->caller_deadline_ns, 2 * SLUICE_NS_PER_SEC);
+    assert_int_equal(p->alert_slow_task_p99_ns, 500 * SLUICE_NS_PER_MS);
+    assert_true(sluice_config_pool_has(p, SLUICE_PK_RATIONALE));
+    assert_false(sluice_config_pool_has(p, SLUICE_PK_MIN_WORKERS));
+    assert_int_equal(p->pos[SLUICE_PK_WORKERS].line, 9);
+    assert_int_equal(p->pos[SLUICE_PK_WORKERS].column, 14);
+    const sluice_config_pool *s = sluice_config_find_pool(c, "sms");
+    assert_non_null(s);
+    assert_int_equal(s->min_workers, 10);
+    assert_int_equal(s->overflow, SLUICE_OVERFLOW_REJECT);
+    assert_true(s->prewarm);
+    assert_int_equal(s->fault_policy, SLUICE_FAULT_RECOVER);
+    assert_null(s->rationale);
+    assert_int_equal(s->timing_sample_every, 1);
+    assert_null(sluice_config_find_pool(c, "email"));
+    assert_int_equal(c->downstream_count, 1);
+    assert_string_equal(c->downstreams[0].name, "apns");
+    assert_int_equal(c->downstreams[0].total_limit, 1500);
+    assert_int_equal(c->downstreams[0].share_count, 2);
+    assert_string_equal(c->downstreams[0].shares[1].service, "marketing");
+    assert_int_equal(c->downstreams[0].shares[1].limit, 500);
+
+    sluice_pool_config pc;
+    sluice_config_pool_to_pool_config(s, &pc);
+    assert_string_equal(pc.name, "sms");
+    assert_int_equal(pc.workers, 100);
+    assert_int_equal(pc.min_workers, 10);
+    assert_int_equal(pc.queue_capacity, 1000);
+    assert_int_equal(pc.overflow, SLUICE_OVERFLOW_REJECT);
+    assert_int_equal(pc.fault_mode, SLUICE_FAULT_RECOVER);
+    assert_true(pc.prewarm);
+    assert_int_equal(sluice_config_pool_drain_timeout(c, s), 20 * SLUICE_NS_PER_SEC);
+    assert_int_equal(sluice_config_pool_drain_timeout(c, p), 10 * SLUICE_NS_PER_SEC);
+    sluice_config_free(c);
+    sluice_config_free(NULL);
+}
+
+static void test_durations(void **state) {
+    (void)state;
+    static const struct {
+        const char *text;
+        uint64_t ns;
+    } good[] = {
+        {"0", 0},          {"0s", 0},           {"1ns", 1},
+        {"250ms", 250000000}, {"30s", 30000000000ull}, {"5m", 300000000000ull},
+        {"1h", 3600000000000ull}, {"1.5s", 1500000000}, {"2us", 2000},
+        {"0.25ms", 250000},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        uint64_t v = 7;
+        assert_int_equal(sluice_config_parse_duration(good[i].text, &v), SLUICE_OK);
+        assert_int_equal(v, good[i].ns);
+    }
+    static const char *const bad[] = {"", "5", "-1s", "1 s", "1sec", "ms", ".5s", "1e3s", "5d",
+                                      "99999999999999999999s", "30000000h"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t v = 7;
+        assert_int_equal(sluice_config_parse_duration(bad[i], &v), SLUICE_EINVAL);
+        assert_int_equal(v, 7);
+    }
+    char buf[32];
+    assert_string_equal(sluice_config_format_duration(0, buf, sizeof buf), "0s");
+    assert_string_equal(sluice_config_format_duration(250000000, buf, sizeof buf), "250ms");
+    assert_string_equal(sluice_config_format_duration(1500000000, buf, sizeof buf), "1500ms");
+    assert_string_equal(sluice_config_format_duration(300000000000ull, buf, sizeof buf), "5m");
+    assert_string_equal(sluice_config_format_duration(1001, buf, sizeof buf), "1001ns");
+    assert_string_equal(sluice_config_env_name("push-eu.1", buf, sizeof buf), "SLUICE_POOL_PUSH_EU_1_");
+}
+
+/* One bad document, one expected message (the whole errbuf). */
+static void expect_error(const char *text, sluice_err code, const char *message) {
+    sluice_config *c = (sluice_config *)0x1;
+    char err[2048];
+    sluice_err r = load(text, NULL, &c, err, sizeof err);
+    if (r != code || strcmp(err, message) != 0) {
+        print_error("got %d \"%s\"\nwant %d \"%s\"\n", r, err, code, message);
+        fail();
+    }
+    assert_ptr_equal(c, (sluice_config *)0x1); /* untouched */
+}
+
+#define POOL0 "pools:\n  - name: push\n    workers: 10\n    queue_capacity: 100\n"
+
+static void test_validation_messages(void **state) {
+    (void)state;
+    expect_error(POOL0 "  - name: sms\n    workers: 0\n    queue_capacity: 10\n", SLUICE_EINVAL,
+                 "sluice.yaml:6:14: pools[1].workers: must be > 0, got 0");
+    expect_error(POOL0 "  - name: sms\n    workers: -3\n    queue_capacity: 10\n", SLUICE_EINVAL,
+                 "sluice.yaml:6:14: pools[1].workers: must be > 0, got -3");
+    expect_error(POOL0 "    wrokers: 5\n", SLUICE_EINVAL,
+                 "sluice.yaml:5:5: pools[0].wrokers: unknown key (known: name, workers, rationale, min_workers, "
+                 "queue_capacity, overflow, submit_timeout, idle_expiry, drain_timeout, prewarm, fault_policy, "
+                 "histogram_buckets, timing_sample_every, timing, stack_size, kind, downstream, caller_deadline, "
+                 "alert_slow_task_p99, alert_submit_wait_p99, demo_latency_p50, demo_latency_p99, demo_weight)");
+    expect_error(POOL0 "    workers: 11\n", SLUICE_EINVAL,
+                 "sluice.yaml:5:5: pools[0].workers: duplicate key (first at line 3)");
+    expect_error(POOL0 "  - name: push\n    workers: 1\n    queue_capacity: 1\n", SLUICE_EINVAL,
+                 "sluice.yaml:5:11: pools[1].name: duplicate pool name \"push\" (also pools[0])");
+    expect_error(POOL0 "  - name: PUSH\n    workers: 1\n    queue_capacity: 1\n", SLUICE_EINVAL,
+                 "sluice.yaml:5:11: pools[1].name: \"PUSH\" and pools[0] \"push\" share the environment prefix "
+                 "SLUICE_POOL_PUSH_; rename one");
+    expect_error("pools:\n  - name: push\n    workers: 10\n    queue_capacity: unbounded\n", SLUICE_EINVAL,
+                 "sluice.yaml:4:21: pools[0].queue_capacity: must be > 0 (there is no unbounded queue; a queue "
+                 "without a bound turns a burst into an out-of-memory kill), got unbounded");
+    expect_error("pools:\n  - name: push\n    workers: 10\n    queue_capacity: 0\n", SLUICE_EINVAL,
+                 "sluice.yaml:4:21: pools[0].queue_capacity: must be > 0 (there is no unbounded queue), got 0");
+    expect_error("pools:\n  - name: push\n    workers: 10\n", SLUICE_EINVAL,
+                 "sluice.yaml:2:5: pools[0].queue_capacity: required (there is no unbounded queue)");
+    expect_error(POOL0 "    submit_timeout: 250\n", SLUICE_EINVAL,
+                 "sluice.yaml:5:21: pools[0].submit_timeout: not a duration (a number with a unit: ns, us, ms, s, "
+                 "m, h; for example 250ms), got \"250\"");
+    expect_error(POOL0 "    overflow: spill\n", SLUICE_EINVAL,
+                 "sluice.yaml:5:15: pools[0].overflow: must be one of block, reject, caller_runs, drop_oldest, got "
+                 "\"spill\"");
+    expect_error(POOL0 "    min_workers: 11\n", SLUICE_EINVAL,
+                 "sluice.yaml:5:18: pools[0].min_workers: must be <= workers (10), got 11");
+    expect_error(POOL0 "    histogram_buckets: [0.1, 0.05]\n", SLUICE_EINVAL,
+                 "sluice.yaml:5:24: pools[0].histogram_buckets[1]: must be greater than the bound before it (0.1), "
+                 "got 0.05");
+    expect_error(POOL0 "    name2: x\n    prewarm: maybe\n", SLUICE_EINVAL,
+                 "sluice.yaml:5:5: pools[0].name2: unknown key (known: name, workers, rationale, min_workers, "
+                 "queue_capacity, overflow, submit_timeout, idle_expiry, drain_timeout, prewarm, fault_policy, "
+                 "histogram_buckets, timing_sample_every, timing, stack_size, kind, downstream, caller_deadline, "
+                 "alert_slow_task_p99, alert_submit_wait_p99, demo_latency_p50, demo_latency_p99, demo_weight)\n"
+                 "sluice.yaml:6:14: pools[0].prewarm: not a boolean (true or false), got \"maybe\"");
+    expect_error("service:\n  listen: nowhere\n" POOL0, SLUICE_EINVAL,
+                 "sluice.yaml:2:11: service.listen: must be host:port with a port in 0..65535, got \"nowhere\"");
+    expect_error("servcie:\n  name: x\n" POOL0, SLUICE_EINVAL,
+                 "sluice.yaml:1:1: servcie: unknown top-level key (known: service, pools, downstream_budget)");
+    expect_error("pools:\n  - name: push\n    workers: [1, 2]\n    queue_capacity: 1\n", SLUICE_EINVAL,
+                 "sluice.yaml:3:14: pools[0].workers: must be a single value, got a list");
+    expect_error("pools: {}\n", SLUICE_EINVAL,
+                 "sluice.yaml:1:8: pools: must be a list of pools (\"- name: ...\" items), got a mapping");
+    expect_error("", SLUICE_EINVAL, "sluice.yaml: the file is empty: it needs at least a pools: list");
+    expect_error("service:\n  name: x\n", SLUICE_EINVAL, "sluice.yaml: pools: at least one pool is required");
+    expect_error("pools:\n  - name: [push\n", SLUICE_EPARSE,
+                 "sluice.yaml:3:1: not valid YAML: did not find expected ',' or ']' while parsing a flow sequence");
+    expect_error(POOL0 "---\n" POOL0, SLUICE_EINVAL,
+                 "sluice.yaml:6:1: a second YAML document: the file must hold exactly one");
+    expect_error("pools:\n  - name: \"bad name\"\n    workers: 1\n    queue_capacity: 1\n", SLUICE_EINVAL,
+                 "sluice.yaml:2:11: pools[0].name: must be 1..48 characters of [A-Za-z0-9_.:-], got \"bad name\"");
+    expect_error("pools:\n  - name: p\n    workers: 1\n    queue_capacity: 1\n    overflow: reject\n"
+                 "    submit_timeout: 1s\n",
+                 SLUICE_EINVAL,
+                 "sluice.yaml:6:21: pools[0].submit_timeout: applies only to overflow: block (this pool has "
+                 "reject); remove it");
+}
+
+static void test_file_errors(void **state) {
+    (void)state;
+    sluice_config *c = NULL;
+    char err[512];
+    assert_int_equal(sluice_config_load_file("/nonexistent/sluice.yaml", &NO_ENV, &c, err, sizeof err), SLUICE_EIO);
+    assert_string_equal(err, "/nonexistent/sluice.yaml: cannot open: No such file or directory");
+    assert_null(c);
+    char path[] = "/tmp/sluice-test-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(GOOD, f);
+    fclose(f);
+    assert_int_equal(sluice_config_load_file(path, &NO_ENV, &c, err, sizeof err), SLUICE_OK);
+    assert_string_equal(c->source, path);
+    assert_string_equal(c->pools[0].pos[SLUICE_PK_NAME].file, path);
+    sluice_config_free(c);
+    unlink(path);
+}
+
+static void test_env_overrides(void **state) {
+    (void)state;
+    const char *env[] = {"PATH=/bin", "SLUICE_POOL_PUSH_WORKERS=200", "SLUICE_POOL_SMS_IDLE_EXPIRY=1s",
+                         "SLUICE_POOL_SMS_HISTOGRAM_BUCKETS=0.01, 0.1,1s", "SLUICE_SERVICE_LISTEN=0.0.0.0:1234",
+                         "SLUICE_STRESS_SCALE=3", NULL};
+    sluice_config_load_opts o = {.envp = env};
+    sluice_config *c = NULL;
+    char err[2048];
+    assert_int_equal(load(GOOD, &o, &c, err, sizeof err), SLUICE_OK);
+    assert_int_equal(c->pools[0].workers, 200);
+    assert_string_equal(c->pools[0].pos[SLUICE_PK_WORKERS].env, "SLUICE_POOL_PUSH_WORKERS");
+    assert_int_equal(c->pools[1].idle_expiry_ns, SLUICE_NS_PER_SEC);
+    assert_true(sluice_config_pool_has(&c->pools[1], SLUICE_PK_IDLE_EXPIRY));
+    assert_int_equal(c->pools[1].histogram_bucket_count, 3);
+    assert_true(c->pools[1].histogram_buckets[2] == 1.0);
+    assert_string_equal(c->service.listen, "0.0.0.0:1234");
+    sluice_config_free(c);
+
+    /* A bad value is reported against the variable, after validation. */
+    const char *bad[] = {"SLUICE_POOL_PUSH_WORKERS=0", NULL};
+    o.envp = bad;
+    c = (sluice_config *)0x1;
+    assert_int_equal(load(GOOD, &o, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_string_equal(err, "env SLUICE_POOL_PUSH_WORKERS: pools[0].workers: must be > 0, got 0");
+    const char *typo[] = {"SLUICE_POOL_PUSH_WORKRES=5", "SLUICE_POOL_EMAIL_WORKERS=5", "SLUICE_POOL_SMS_WORKERS=lots",
+                          "SLUICE_SERVICE_PORT=1", NULL};
+    o.envp = typo;
+    assert_int_equal(load(GOOD, &o, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_string_equal(
+        err,
+        "env SLUICE_POOL_PUSH_WORKRES: SLUICE_POOL_PUSH_WORKRES: unknown pool key (known: workers, rationale, "
+        "min_workers, queue_capacity, overflow, submit_timeout, idle_expiry, drain_timeout, prewarm, fault_policy, "
+        "histogram_buckets, timing_sample_every, timing, stack_size, kind, downstream, caller_deadline, "
+        "alert_slow_task_p99, alert_submit_wait_p99, demo_latency_p50, demo_latency_p99, demo_weight, upper-cased)\n"
+        "env SLUICE_POOL_EMAIL_WORKERS: SLUICE_POOL_EMAIL_WORKERS: names no pool in sluice.yaml "
+        "(SLUICE_POOL_<NAME>_<KEY>, NAME upper-cased)\n"
+        "env SLUICE_POOL_SMS_WORKERS: pools[1].workers: not an integer in 0..4294967295, got \"lots\"\n"
+        "env SLUICE_SERVICE_PORT: service.port: unknown key (known: name, listen, drain_budget, shutdown_grace, "
+        "orchestrator_grace, runbook_base_url)");
+    assert_ptr_equal(c, (sluice_config *)0x1);
+}
+
+static char *write_to_string(const sluice_config *c) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_non_null(f);
+    assert_int_equal(sluice_config_write(c, f), SLUICE_OK);
+    fclose(f);
+    return buf;
+}
+
+static void test_write_round_trip(void **state) {
+    (void)state;
+    sluice_config *c = NULL, *c2 = NULL;
+    char err[2048];
+    assert_int_equal(load(GOOD, NULL, &c, err, sizeof err), SLUICE_OK);
+    char *a = write_to_string(c);
+    assert_int_equal(load(a, NULL, &c2, err, sizeof err), SLUICE_OK);
+    char *b = write_to_string(c2);
+    assert_string_equal(a, b);
+    assert_int_equal(c2->pools[0].submit_timeout_ns, c->pools[0].submit_timeout_ns);
+    assert_true(c2->pools[0].histogram_buckets[1] == c->pools[0].histogram_buckets[1]);
+    assert_string_equal(c2->pools[0].rationale, c->pools[0].rationale);
+    free(a);
+    free(b);
+    sluice_config_free(c);
+    sluice_config_free(c2);
+}
+
+/* ---- reload --------------------------------------------------------- */
+
+typedef struct log_buf {
+    char text[4096];
+    size_t len;
+} log_buf;
+
+static void log_line(void *user, const char *line) {
+    log_buf *lb = user;
+    int n = snprintf(lb->text + lb->len, sizeof lb->text - lb->len, "%s\n", line);
+    if (n > 0 && (size_t)n < sizeof lb->text - lb->len) {
+        lb->len += (size_t)n;
+    }
+}
+
+static const char RELOAD_A[] = "pools:\n"
+                               "  - name: push\n    workers: 4\n    queue_capacity: 16\n    submit_timeout: 1s\n"
+                               "  - name: sms\n    workers: 2\n    min_workers: 2\n    queue_capacity: 8\n";
+
+static void test_apply_live(void **state) {
+    (void)state;
+    sluice_config *cur = NULL, *next = NULL;
+    char err[2048];
+    assert_int_equal(load(RELOAD_A, NULL, &cur, err, sizeof err), SLUICE_OK);
+    sluice_pool *pools[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        sluice_pool_config pc;
+        sluice_config_pool_to_pool_config(&cur->pools[i], &pc);
+        assert_int_equal(sluice_pool_create(&pc, &pools[i], err, sizeof err), SLUICE_OK);
+    }
+    /* K up, timeout down, queue_capacity changed (restart-only), a pool added. */
+    const char *b = "pools:\n"
+                    "  - name: push\n    workers: 9\n    queue_capacity: 32\n    submit_timeout: 100ms\n"
+                    "    rationale: more\n"
+                    "  - name: sms\n    workers: 3\n    min_workers: 2\n    queue_capacity: 8\n"
+                    "  - name: email\n    workers: 1\n    queue_capacity: 1\n";
+    assert_int_equal(load(b, NULL, &next, err, sizeof err), SLUICE_OK);
+    log_buf lb = {.len = 0};
+    sluice_config *before = cur;
+    assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_ptr_not_equal(cur, before); /* replaced */
+    assert_string_equal(lb.text, "pool push: workers 4 -> 9 (applied)\n"
+                                 "pool push: submit_timeout 1s -> 100ms (applied)\n"
+                                 "pool push: declarations (rationale, kind, downstream, alerts, demo) updated\n"
+                                 "pool push: queue_capacity 16 -> 32 not applied: needs a restart\n"
+                                 "pool sms: workers 2 -> 3 (applied)\n"
+                                 "pool email: new in the file; not applied: adding a pool needs a restart\n");
+    assert_int_equal(cur->pool_count, 2);
+    assert_int_equal(cur->pools[0].workers, 9);
+    assert_int_equal(cur->pools[0].queue_capacity, 16); /* the running value */
+    assert_int_equal(cur->pools[0].submit_timeout_ns, 100 * SLUICE_NS_PER_MS);
+    assert_string_equal(cur->pools[0].rationale, "more");
+    sluice_pool_stats st;
+    sluice_pool_stats_get(pools[0], &st);
+    assert_int_equal(st.capacity, 9);
+    sluice_pool_config live;
+    sluice_pool_config_get(pools[0], &live);
+    assert_int_equal(live.submit_timeout_ns, 100 * SLUICE_NS_PER_MS);
+    sluice_config_free(next);
+
+    /* All-or-nothing: K below the running min_workers refuses the whole
+     * reload, including the valid push change. */
+    const char *c3 = "pools:\n"
+                     "  - name: push\n    workers: 5\n    queue_capacity: 16\n    submit_timeout: 100ms\n"
+                     "  - name: sms\n    workers: 1\n    min_workers: 1\n    queue_capacity: 8\n";
+    assert_int_equal(load(c3, NULL, &next, err, sizeof err), SLUICE_OK);
+    lb.len = 0;
+    lb.text[0] = '\0';
+    before = cur;
+    assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_EINVAL);
+    assert_ptr_equal(cur, before);
+    assert_string_equal(err, "sluice.yaml:7:14: pool sms: workers 1 cannot be applied: the running min_workers is 2 "
+                             "(a min_workers change needs a restart)");
+    sluice_pool_stats_get(pools[0], &st);
+    assert_int_equal(st.capacity, 9);
+    assert_int_equal(cur->pools[0].workers, 9);
+    sluice_config_free(next);
+    for (int i = 0; i < 2; i++) {
+        sluice_pool_destroy(pools[i]);
+    }
+    sluice_config_free(cur);
+}
+
+static void test_reload_file(void **state) {
+    (void)state;
+    char path[] = "/tmp/sluice-reload-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs(RELOAD_A, f);
+    fclose(f);
+    sluice_config *cur = NULL;
+    char err[2048];
+    assert_int_equal(sluice_config_load_file(path, &NO_ENV, &cur, err, sizeof err), SLUICE_OK);
+    /* A bad new file: refused, the running config stays. */
+    f = fopen(path, "w");
+    fputs("pools:\n  - name: push\n    workers: 0\n    queue_capacity: 16\n", f);
+    fclose(f);
+    log_buf lb = {.len = 0};
+    sluice_config *before = cur;
+    assert_int_equal(sluice_config_reload(&cur, path, &NO_ENV, NULL, log_line, &lb, err, sizeof err), SLUICE_EINVAL);
+    assert_ptr_equal(cur, before);
+    assert_int_equal(cur->pools[0].workers, 4);
+    char want[512];
+    snprintf(want, sizeof want, "%s:3:14: pools[0].workers: must be > 0, got 0", path);
+    assert_string_equal(err, want);
+    snprintf(want, sizeof want, "reload refused, running config unchanged: %s:3:14: pools[0].workers: must be > 0, got 0\n",
+             path);
+    assert_string_equal(lb.text, want);
+    /* A good one: applied (no pools bound: only the config moves). */
+    f = fopen(path, "w");
+    fputs(RELOAD_A, f);
+    fputs("    idle_expiry: 30s\n", f);
+    fclose(f);
+    lb.len = 0;
+    lb.text[0] = '\0';
+    assert_int_equal(sluice_config_reload(&cur, path, &NO_ENV, NULL, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_string_equal(lb.text, "pool sms: idle_expiry 0s -> 30s (applied)\n");
+    assert_int_equal(cur->pools[1].idle_expiry_ns, 30 * SLUICE_NS_PER_SEC);
+    lb.len = 0;
+    lb.text[0] = '\0';
+    assert_int_equal(sluice_config_reload(&cur, path, &NO_ENV, NULL, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_string_equal(lb.text, "reload: no change\n");
+    sluice_config_free(cur);
+    unlink(path);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_file),         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_validation_messages), cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_env_overrides),     cmocka_unit_test(test_write_round_trip),
+        cmocka_unit_test(test_apply_live),        cmocka_unit_test(test_reload_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

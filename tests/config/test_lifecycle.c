@@ -1,0 +1,273 @@
+/*
+ * tests/config/test_lifecycle.c - the drain sequence: readiness flips
+ * first, producers stop before the drain, nothing is lost, a second signal
+ * forces the exit, SIGHUP reloads.
+ *
+ * Signals are real (kill(getpid(), ...)) and taken by the lifecycle's
+ * sigwait thread; the test blocks them in main before any thread starts,
+ * as a service would. Waiting is on conditions, never on sleeps.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "sluice/lifecycle.h"
+#include "sluice/pool.h"
+#include "sluice/task.h"
+
+/* What happened, in order. */
+typedef struct trace {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char steps[256];
+    int reloads;
+    int forced;
+    atomic_bool ready;
+    atomic_uint_fast64_t abandoned;
+    struct gate *gate; /* opened when producers stop */
+} trace;
+
+static void gate_open(struct gate *g);
+
+static void step(trace *t, char c) {
+    pthread_mutex_lock(&t->mu);
+    size_t n = strlen(t->steps);
+    if (n + 1 < sizeof t->steps) {
+        t->steps[n] = c;
+        t->steps[n + 1] = '\0';
+    }
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void on_ready(void *user, bool ready) {
+    trace *t = user;
+    atomic_store(&t->ready, ready);
+    step(t, ready ? 'R' : 'r');
+}
+
+static void on_stop(void *user) {
+    trace *t = user;
+    /* Readiness must already be off when producers are stopped. */
+    assert_false(atomic_load(&t->ready));
+    step(t, 'p');
+    if (t->gate) {
+        gate_open(t->gate);
+    }
+}
+
+static void on_reload(void *user) {
+    trace *t = user;
+    pthread_mutex_lock(&t->mu);
+    t->reloads++;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void on_force(void *user, int signo) {
+    trace *t = user;
+    pthread_mutex_lock(&t->mu);
+    t->forced = signo;
+    pthread_cond_broadcast(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void quiet(void *user, const char *line) {
+    (void)user;
+    (void)line;
+}
+
+static void on_abandon(const sluice_abandoned *task, void *user) {
+    trace *t = user;
+    atomic_fetch_add(&t->abandoned, 1);
+}
+
+static void trace_init(trace *t) {
+    memset(t, 0, sizeof *t);
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    atomic_store(&t->ready, true);
+}
+
+/* A task that waits for a gate; counts runs. */
+struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool open;
+    int ran;
+};
+typedef struct gate gate;
+
+static void gate_open(struct gate *g) {
+    pthread_mutex_lock(&g->mu);
+    g->open = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static int gated_task(void *arg) {
+    gate *g = arg;
+    pthread_mutex_lock(&g->mu);
+    while (!g->open && !sluice_task_should_stop()) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 2000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    }
+    g->ran++;
+    pthread_mutex_unlock(&g->mu);
+    return 0;
+}
+
+static sluice_pool *make_pool(const char *name, trace *t, unsigned k, size_t q) {
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = name;
+    pc.workers = k;
+    pc.queue_capacity = q;
+    pc.abandon_handler = on_abandon;
+    pc.user = t;
+    sluice_pool *p = NULL;
+    char err[256];
+    assert_int_equal(sluice_pool_create(&pc, &p, err, sizeof err), SLUICE_OK);
+    return p;
+}
+
+/* SIGTERM: readiness off, then producers stopped, then every queued task
+ * runs (generous budget), and submitted == completed. */
+static void test_sigterm_drains_everything(void **state) {
+    (void)state;
+    trace t;
+    trace_init(&t);
+    sluice_lifecycle_config lc_cfg = {
+        .drain_budget_ns = 30 * SLUICE_NS_PER_SEC,
+        .set_ready = on_ready,
+        .stop_producers = on_stop,
+        .reload = on_reload,
+        .log = quiet,
+        .on_force_exit = on_force,
+        .user = &t,
+    };
+    sluice_lifecycle *lc = NULL;
+    assert_int_equal(sluice_lifecycle_start(&lc_cfg, &lc), SLUICE_OK);
+    sluice_pool *a = make_pool("a", &t, 2, 64);
+    sluice_pool *b = make_pool("b", &t, 1, 64);
+    assert_int_equal(sluice_lifecycle_add_pool(lc, a, 0), SLUICE_OK);
+    assert_int_equal(sluice_lifecycle_add_pool(lc, b, 5 * SLUICE_NS_PER_SEC), SLUICE_OK);
+    gate g = {.open = false};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(sluice_pool_submit(i % 2 ? a : b, gated_task, &g), SLUICE_OK);
+    }
+    /* SIGHUP reloads and does not stop anything. */
+    kill(getpid(), SIGHUP);
+    pthread_mutex_lock(&t.mu);
+    while (t.reloads == 0) {
+        pthread_cond_wait(&t.cv, &t.mu);
+    }
+    pthread_mutex_unlock(&t.mu);
+    assert_false(sluice_lifecycle_stopping(lc));
+
+    /* The tasks stay gated until the producers are stopped (on_stop opens
+     * the gate), so the drain has work queued when it starts. */
+    t.gate = &g;
+    kill(getpid(), SIGTERM);
+    sluice_lifecycle_report rep;
+    assert_int_equal(sluice_lifecycle_wait(lc, &rep), SLUICE_OK);
+    assert_string_equal(t.steps, "rp");
+    assert_int_equal(rep.signo, SIGTERM);
+    assert_false(rep.timed_out);
+    assert_int_equal(rep.pool_count, 2);
+    assert_int_equal(rep.handed_back, 0);
+    assert_int_equal(g.ran, 20);
+    sluice_pool_stats sa, sb;
+    sluice_pool_stats_get(a, &sa);
+    sluice_pool_stats_get(b, &sb);
+    assert_int_equal(sa.submitted + sb.submitted, 20);
+    assert_int_equal(sa.completed + sb.completed, 20);
+    assert_true(sa.draining && sb.draining);
+    assert_int_equal(sluice_pool_submit(a, gated_task, &g), SLUICE_ECLOSED);
+    assert_int_equal(sluice_lifecycle_wait(lc, NULL), SLUICE_EBUSY);
+    sluice_lifecycle_destroy(lc);
+    sluice_pool_destroy(a);
+    sluice_pool_destroy(b);
+}
+
+typedef struct stuck_ctx {
+    trace *t;
+    sluice_lifecycle *lc;
+} stuck_ctx;
+
+/* The drain budget runs out: queued tasks are handed back (counted by the
+ * abandon handler), running ones see should_stop; nothing is lost:
+ * submitted = completed + abandoned. A second signal during the drain
+ * reaches on_force_exit. */
+static void test_budget_and_second_signal(void **state) {
+    (void)state;
+    trace t;
+    trace_init(&t);
+    sluice_lifecycle_config lc_cfg = {
+        .drain_budget_ns = 50 * SLUICE_NS_PER_MS,
+        .set_ready = on_ready,
+        .stop_producers = on_stop,
+        .log = quiet,
+        .on_force_exit = on_force,
+        .user = &t,
+    };
+    sluice_lifecycle *lc = NULL;
+    assert_int_equal(sluice_lifecycle_start(&lc_cfg, &lc), SLUICE_OK);
+    sluice_pool *a = make_pool("stuck", &t, 1, 16);
+    assert_int_equal(sluice_lifecycle_add_pool(lc, a, 0), SLUICE_OK);
+    gate g = {.open = false};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(sluice_pool_submit(a, gated_task, &g), SLUICE_OK);
+    }
+    sluice_lifecycle_shutdown(lc);
+    assert_true(sluice_lifecycle_stopping(lc));
+    kill(getpid(), SIGINT); /* a second request during the shutdown */
+    pthread_mutex_lock(&t.mu);
+    while (t.forced == 0) {
+        pthread_cond_wait(&t.cv, &t.mu);
+    }
+    pthread_mutex_unlock(&t.mu);
+    assert_int_equal(t.forced, SIGINT);
+    sluice_lifecycle_report rep;
+    assert_int_equal(sluice_lifecycle_wait(lc, &rep), SLUICE_ETIMEDOUT);
+    assert_true(rep.timed_out);
+    assert_int_equal(rep.signo, 0);
+    assert_int_equal(rep.pools[0].err, SLUICE_ETIMEDOUT);
+    assert_string_equal(rep.pools[0].name, "stuck");
+    sluice_lifecycle_destroy(lc);
+    sluice_pool_destroy(a); /* joins the running task (it saw should_stop) */
+    /* 5 accepted: the running one(s) completed after should_stop, the rest
+     * were handed back. */
+    assert_int_equal(g.ran + (int)atomic_load(&t.abandoned), 5);
+    assert_true(atomic_load(&t.abandoned) >= 3);
+    assert_int_equal(rep.handed_back, atomic_load(&t.abandoned));
+}
+
+int main(void) {
+    /* As a service does: block before any thread exists. */
+    assert_int_equal(sluice_lifecycle_block_signals(), SLUICE_OK);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sigterm_drains_everything),
+        cmocka_unit_test(test_budget_and_second_signal),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
