@@ -1,0 +1,289 @@
+/*
+ * tools/sluice/ops_dashboard.c - a Grafana dashboard for the pools of one
+ * sluice.yaml.
+ *
+ * Design: one dashboard per service with a `$pool` variable (the pools the
+ * config declares, read from the pool_capacity series and restricted by a
+ * regex to the configured names) and a `$datasource` variable, so the same
+ * JSON imports into any Grafana with a Prometheus data source. The panels
+ * are those the reference text lists: running vs capacity, submit rate,
+ * completion rate, drop rate, task duration p50/p95/p99, queue (submit)
+ * wait, panics, worker churn and utilization, plus queue depth and a text
+ * panel with the config's own sizing table (K, rationale, thresholds), so
+ * the person looking at a saturated pool sees why K is what it is.
+ *
+ * Every query uses only the metrics in ops_exported_metrics (a test checks
+ * this); gauges and rates are summed over instances for the service-wide
+ * view, and histogram quantiles are taken over the summed buckets.
+ * Output is pretty-printed with a fixed key order and fixed panel ids and
+ * positions: a pure function of the config.
+ */
+#include "ops_rules.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct target {
+    const char *expr;   /* PromQL, filtered by the selector {name="$pool"} */
+    const char *legend;
+} target;
+
+typedef struct panel {
+    const char *type;   /* timeseries | stat | gauge */
+    const char *title;
+    const char *description;
+    const char *unit;
+    int w, h;
+    target targets[4];
+} panel;
+
+#define SEL "{name=\"$pool\"}"
+
+static const panel panels[] = {
+    {"timeseries", "Running vs capacity", "Tasks running now against K (pool_capacity), summed over instances.",
+     "short", 12, 8,
+     {{"sum(pool_running" SEL ")", "running"}, {"sum(pool_capacity" SEL ")", "capacity (K)"},
+      {"sum(pool_capacity" SEL ") - sum(pool_running" SEL ")", "idle slots"}}},
+    {"timeseries", "Queue depth and waiting submitters",
+     "Tasks queued, the queue's bound, and producers blocked for space (backpressure).", "short", 12, 8,
+     {{"sum(pool_queue_depth" SEL ")", "queued"}, {"sum(pool_queue_capacity" SEL ")", "queue capacity"},
+      {"sum(pool_waiting" SEL ")", "waiting submitters"}}},
+    {"timeseries", "Submit rate", "Tasks accepted per second, and submits refused (full, timed out).", "ops", 8,
+     8,
+     {{"sum(rate(pool_submitted_total" SEL "[5m]))", "submitted"},
+      {"sum(rate(pool_rejected_total" SEL "[5m]))", "rejected at submit"}}},
+    {"timeseries", "Completion rate", "Tasks finished per second, by outcome.", "ops", 8, 8,
+     {{"sum(rate(pool_completed_total" SEL "[5m]))", "completed"},
+      {"sum(rate(pool_failed_total" SEL "[5m]))", "failed"},
+      {"sum(rate(pool_panicked_total" SEL "[5m]))", "panicked"}}},
+    {"timeseries", "Drop rate", "Work the pool did not run: evicted, refused, shed at deadline, handed back at drain.",
+     "ops", 8, 8,
+     {{"sum(rate(pool_dropped_total" SEL "[5m]))", "dropped (evicted)"},
+      {"sum(rate(pool_rejected_total" SEL "[5m]))", "rejected"},
+      {"sum(rate(pool_shed_total" SEL "[5m]))", "shed (deadline)"},
+      {"sum(rate(pool_abandoned_total" SEL "[5m]))", "abandoned (drain)"}}},
+    {"timeseries", "Task duration p50 / p95 / p99", "Time tasks spend running, from the histogram.", "s", 12, 8,
+     {{"histogram_quantile(0.5, sum by (le) (rate(pool_task_duration_seconds_bucket" SEL "[5m])))", "p50"},
+      {"histogram_quantile(0.95, sum by (le) (rate(pool_task_duration_seconds_bucket" SEL "[5m])))", "p95"},
+      {"histogram_quantile(0.99, sum by (le) (rate(pool_task_duration_seconds_bucket" SEL "[5m])))", "p99"}}},
+    {"timeseries", "Submit wait p50 / p99", "Time from submit to start: the queue wait callers feel.", "s", 12, 8,
+     {{"histogram_quantile(0.5, sum by (le) (rate(pool_submit_duration_seconds_bucket" SEL "[5m])))", "p50"},
+      {"histogram_quantile(0.99, sum by (le) (rate(pool_submit_duration_seconds_bucket" SEL "[5m])))", "p99"}}},
+    {"stat", "Panics (24h)", "Tasks that panicked (sluice_panic or a caught fault) in the last 24 hours.", "short",
+     6, 6, {{"sum(increase(pool_panicked_total" SEL "[24h]))", "panics"}}},
+    {"timeseries", "Worker churn", "Workers expired for idleness and resize events per minute; idle workers now.",
+     "short", 12, 6,
+     {{"sum(rate(pool_expired_workers_total" SEL "[5m])) * 60", "expired / min"},
+      {"sum(rate(pool_resize_events_total" SEL "[5m])) * 60", "resizes / min"},
+      {"sum(pool_idle_workers" SEL ")", "idle workers"}}},
+    {"gauge", "Worker utilization", "Running / capacity, averaged over instances.", "percentunit", 6, 6,
+     {{"avg(pool_worker_utilization_ratio" SEL ")", "utilization"}}},
+};
+
+static void datasource(ops_jw *w)
+{
+    ops_jw_obj(w, "datasource");
+    ops_jw_str(w, "type", "prometheus");
+    ops_jw_str(w, "uid", "${datasource}");
+    ops_jw_end_obj(w);
+}
+
+static void grid(ops_jw *w, int h, int wd, int x, int y)
+{
+    ops_jw_obj(w, "gridPos");
+    ops_jw_int(w, "h", h);
+    ops_jw_int(w, "w", wd);
+    ops_jw_int(w, "x", x);
+    ops_jw_int(w, "y", y);
+    ops_jw_end_obj(w);
+}
+
+static void sizing_table(const sluice_config *cfg, ops_buf *md)
+{
+    const sluice_config_pool **pools = ops_sorted_pools(cfg);
+    char d1[32], d2[32];
+    ops_buf_put(md, "| pool | K | why this K | queue | overflow | kind | downstream | slow-task p99 alert | "
+                    "submit-wait p99 alert |\n|---|---|---|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < cfg->pool_count; i++) {
+        const sluice_config_pool *p = pools[i];
+        ops_thresholds t = ops_pool_thresholds(p);
+        ops_buf_put(md, "| ");
+        ops_md_text(md, p->name);
+        ops_buf_printf(md, " | %u | ", p->workers);
+        ops_md_text(md, p->rationale && *p->rationale ? p->rationale : "(none recorded)");
+        ops_buf_printf(md, " | %zu | %s | %s | ", p->queue_capacity, ops_overflow_name(p->overflow),
+                       ops_kind_name(p->kind));
+        ops_md_text(md, p->downstream ? p->downstream : "-");
+        ops_buf_printf(md, " | %s | %s |\n", ops_format_duration(t.slow_task_p99_ns, d1, sizeof d1),
+                       ops_format_duration(t.submit_wait_p99_ns, d2, sizeof d2));
+    }
+    ops_buf_printf(md, "\nGenerated from the service's sluice.yaml by `sluice dashboard`; runbook: %s\n",
+                   cfg->service.runbook_base_url ? cfg->service.runbook_base_url : OPS_DEFAULT_RUNBOOK);
+    free(pools);
+}
+
+/* A regex that matches exactly the configured pool names. */
+static void pool_regex(const sluice_config *cfg, ops_buf *re)
+{
+    const sluice_config_pool **pools = ops_sorted_pools(cfg);
+    ops_buf_put(re, "/^(");
+    for (size_t i = 0; i < cfg->pool_count; i++) {
+        if (i)
+            ops_buf_put(re, "|");
+        for (const char *c = pools[i]->name; *c; c++) {
+            if (strchr(".:-", *c))
+                ops_buf_put(re, "\\");
+            ops_buf_putn(re, c, 1);
+        }
+    }
+    ops_buf_put(re, ")$/");
+    free(pools);
+}
+
+void ops_dashboard_generate(const sluice_config *cfg, const char *source_name, ops_buf *out)
+{
+    const char *service = cfg->service.name ? cfg->service.name : "sluice";
+    const sluice_config_pool **pools = ops_sorted_pools(cfg);
+    ops_jw w;
+    ops_jw_init(&w, out);
+    ops_jw_obj(&w, NULL);
+
+    ops_jw_obj(&w, "annotations");
+    ops_jw_arr(&w, "list");
+    ops_jw_end_arr(&w);
+    ops_jw_end_obj(&w);
+    ops_buf desc = {0};
+    ops_buf_printf(&desc, "Sluice worker pools of %s. Generated by `sluice dashboard %s`; do not edit by hand.",
+                   service, source_name);
+    ops_jw_str(&w, "description", ops_buf_str(&desc));
+    ops_buf_free(&desc);
+    ops_jw_bool(&w, "editable", 1);
+    ops_jw_int(&w, "graphTooltip", 1);
+
+    ops_jw_arr(&w, "panels");
+    int id = 1, x = 0, y = 0, row_h = 0;
+    /* The sizing table first: K and its reason above the graphs. */
+    ops_jw_obj(&w, NULL);
+    ops_jw_int(&w, "id", id++);
+    ops_jw_str(&w, "type", "text");
+    ops_jw_str(&w, "title", "Pool sizing (from sluice.yaml)");
+    grid(&w, 4 + (int)cfg->pool_count, 24, 0, 0);
+    ops_jw_obj(&w, "options");
+    ops_jw_str(&w, "mode", "markdown");
+    ops_buf md = {0};
+    sizing_table(cfg, &md);
+    ops_jw_str(&w, "content", ops_buf_str(&md));
+    ops_buf_free(&md);
+    ops_jw_end_obj(&w);
+    ops_jw_end_obj(&w);
+    y = 4 + (int)cfg->pool_count;
+
+    for (size_t i = 0; i < sizeof panels / sizeof panels[0]; i++) {
+        const panel *p = &panels[i];
+        if (x + p->w > 24) {
+            x = 0;
+            y += row_h;
+            row_h = 0;
+        }
+        ops_jw_obj(&w, NULL);
+        ops_jw_int(&w, "id", id++);
+        ops_jw_str(&w, "type", p->type);
+        ops_jw_str(&w, "title", p->title);
+        ops_jw_str(&w, "description", p->description);
+        datasource(&w);
+        grid(&w, p->h, p->w, x, y);
+        ops_jw_obj(&w, "fieldConfig");
+        ops_jw_obj(&w, "defaults");
+        ops_jw_str(&w, "unit", p->unit);
+        if (strcmp(p->type, "gauge") == 0) {
+            ops_jw_int(&w, "min", 0);
+            ops_jw_int(&w, "max", 1);
+        }
+        ops_jw_end_obj(&w);
+        ops_jw_arr(&w, "overrides");
+        ops_jw_end_arr(&w);
+        ops_jw_end_obj(&w);
+        ops_jw_arr(&w, "targets");
+        for (int t = 0; t < 4 && p->targets[t].expr; t++) {
+            char ref[2] = {(char)('A' + t), '\0'};
+            ops_jw_obj(&w, NULL);
+            datasource(&w);
+            ops_jw_str(&w, "expr", p->targets[t].expr);
+            ops_jw_str(&w, "legendFormat", p->targets[t].legend);
+            ops_jw_str(&w, "refId", ref);
+            ops_jw_end_obj(&w);
+        }
+        ops_jw_end_arr(&w);
+        ops_jw_end_obj(&w);
+        x += p->w;
+        if (p->h > row_h)
+            row_h = p->h;
+    }
+    ops_jw_end_arr(&w);
+
+    ops_jw_str(&w, "refresh", "30s");
+    ops_jw_int(&w, "schemaVersion", 39);
+    ops_jw_arr(&w, "tags");
+    ops_jw_str(&w, NULL, "sluice");
+    ops_jw_str(&w, NULL, service);
+    ops_jw_end_arr(&w);
+
+    ops_jw_obj(&w, "templating");
+    ops_jw_arr(&w, "list");
+    ops_jw_obj(&w, NULL);
+    ops_jw_str(&w, "name", "datasource");
+    ops_jw_str(&w, "label", "Data source");
+    ops_jw_str(&w, "type", "datasource");
+    ops_jw_str(&w, "query", "prometheus");
+    ops_jw_end_obj(&w);
+    ops_jw_obj(&w, NULL);
+    ops_jw_str(&w, "name", "pool");
+    ops_jw_str(&w, "label", "Pool");
+    ops_jw_str(&w, "type", "query");
+    datasource(&w);
+    ops_jw_str(&w, "definition", "label_values(pool_capacity, name)");
+    ops_jw_obj(&w, "query");
+    ops_jw_str(&w, "query", "label_values(pool_capacity, name)");
+    ops_jw_str(&w, "refId", "PoolVariable");
+    ops_jw_end_obj(&w);
+    ops_buf re = {0};
+    pool_regex(cfg, &re);
+    ops_jw_str(&w, "regex", ops_buf_str(&re));
+    ops_buf_free(&re);
+    ops_jw_int(&w, "refresh", 2);
+    ops_jw_int(&w, "sort", 1);
+    ops_jw_bool(&w, "multi", 0);
+    ops_jw_bool(&w, "includeAll", 0);
+    if (cfg->pool_count) {
+        ops_jw_obj(&w, "current");
+        ops_jw_str(&w, "text", pools[0]->name);
+        ops_jw_str(&w, "value", pools[0]->name);
+        ops_jw_end_obj(&w);
+    }
+    ops_jw_end_obj(&w);
+    ops_jw_end_arr(&w);
+    ops_jw_end_obj(&w);
+
+    ops_jw_obj(&w, "time");
+    ops_jw_str(&w, "from", "now-6h");
+    ops_jw_str(&w, "to", "now");
+    ops_jw_end_obj(&w);
+    ops_buf title = {0}, uid = {0};
+    ops_buf_printf(&title, "Sluice pools: %s", service);
+    ops_jw_str(&w, "title", ops_buf_str(&title));
+    /* Grafana uids are at most 40 characters of [A-Za-z0-9_-]. */
+    ops_buf_put(&uid, "sluice-");
+    for (const char *c = service; *c && uid.len < 40; c++) {
+        char ch = (char)((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                                 *c == '_' || *c == '-'
+                             ? *c
+                             : '-');
+        ops_buf_putn(&uid, &ch, 1);
+    }
+    ops_jw_str(&w, "uid", ops_buf_str(&uid));
+    ops_buf_free(&title);
+    ops_buf_free(&uid);
+    ops_jw_int(&w, "version", 1);
+    ops_jw_end_obj(&w);
+    free(pools);
+}

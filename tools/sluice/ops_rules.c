@@ -1,0 +1,283 @@
+/*
+ * tools/sluice/ops_rules.c - Prometheus alerting rules for every pool of a
+ * sluice.yaml, and the alert table shared with the dashboard and runbook.
+ *
+ * Design: one rule group per pool (named "sluice-<service>-<pool>") holding
+ * the six alerts of the team framework, each with a `{name="<pool>"}`
+ * matcher and that pool's own thresholds. Per-pool rules (rather than one
+ * rule over all pools) are what lets thresholds differ per pool and lets
+ * the description carry the pool's K and rationale, which is what the
+ * on-call engineer needs at 3 am. Everything in the output comes from the
+ * config or from fixed defaults, so the file is a pure function of the
+ * config and can be committed and diffed.
+ *
+ * Alerts (thresholds from the config where it has a key):
+ *   PoolSaturated       running/capacity > 0.9 for 5m                 warning
+ *   PoolPanic           increase(panicked[5m]) > 0                    critical
+ *   PoolDropping        lost/offered > 0 (block pools) or 1% for 5m   warning
+ *                       lost = dropped + rejected + shed
+ *   PoolSlowTasks       task duration p99 > alert_slow_task_p99 (1s)   warning
+ *   PoolSubmitWait      submit wait p99 > alert_submit_wait_p99 (100ms) warning
+ *   PoolMetricsMissing  absent(pool_capacity{name}) for 5m            warning
+ *
+ * User text (rationales) is escaped twice: for Go's text/template (which
+ * Prometheus runs on annotations) and then as a YAML double-quoted scalar.
+ */
+#include "ops_rules.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const ops_alert_info alerts[OPS_ALERT_COUNT_] = {
+    [OPS_ALERT_SATURATED] = {"PoolSaturated", "warning", "workers above 90% busy"},
+    [OPS_ALERT_PANIC] = {"PoolPanic", "critical", "a task panicked"},
+    [OPS_ALERT_DROPPING] = {"PoolDropping", "warning", "tasks dropped, rejected or shed"},
+    [OPS_ALERT_SLOW_TASKS] = {"PoolSlowTasks", "warning", "task duration p99 above threshold"},
+    [OPS_ALERT_SUBMIT_WAIT] = {"PoolSubmitWait", "warning", "queue wait p99 above threshold"},
+    [OPS_ALERT_METRICS_MISSING] = {"PoolMetricsMissing", "warning", "no metrics from the pool"},
+};
+
+const ops_alert_info *ops_alert(ops_alert_kind kind)
+{
+    return (unsigned)kind < OPS_ALERT_COUNT_ ? &alerts[kind] : NULL;
+}
+
+/* Keep sorted; tests/tools check every query against this list and the
+ * list against docs/metrics.md. */
+const char *const ops_exported_metrics[] = {
+    "pool_abandoned_total",
+    "pool_capacity",
+    "pool_completed_total",
+    "pool_dropped_total",
+    "pool_expired_workers_total",
+    "pool_failed_total",
+    "pool_idle_workers",
+    "pool_panicked_total",
+    "pool_queue_capacity",
+    "pool_queue_depth",
+    "pool_rejected_total",
+    "pool_resize_events_total",
+    "pool_running",
+    "pool_shed_total",
+    "pool_submit_duration_seconds",
+    "pool_submitted_total",
+    "pool_task_duration_seconds",
+    "pool_waiting",
+    "pool_worker_utilization_ratio",
+    NULL,
+};
+
+ops_thresholds ops_pool_thresholds(const sluice_config_pool *p)
+{
+    ops_thresholds t;
+    t.saturation = OPS_DEFAULT_SATURATION;
+    /* A blocking pool is declared as "never lose work": one loss is news.
+     * The others shed load by design; alert when it passes 1%. */
+    t.loss_ratio = p->overflow == SLUICE_OVERFLOW_BLOCK ? 0 : OPS_DEFAULT_LOSS_RATIO;
+    t.slow_task_p99_ns = p->alert_slow_task_p99_ns ? p->alert_slow_task_p99_ns : OPS_DEFAULT_SLOW_TASK_P99_NS;
+    t.submit_wait_p99_ns =
+        p->alert_submit_wait_p99_ns ? p->alert_submit_wait_p99_ns : OPS_DEFAULT_SUBMIT_WAIT_P99_NS;
+    t.for_duration = "5m";
+    return t;
+}
+
+/* The selector {name="<pool>"}. */
+static void sel(ops_buf *b, const char *metric, const sluice_config_pool *p)
+{
+    ops_buf_printf(b, "%s{name=", metric);
+    ops_promql_str(b, p->name);
+    ops_buf_put(b, "}");
+}
+
+static void rate(ops_buf *b, const char *metric, const sluice_config_pool *p)
+{
+    ops_buf_put(b, "rate(");
+    sel(b, metric, p);
+    ops_buf_put(b, "[5m])");
+}
+
+static void pool_expr(ops_buf *b, ops_alert_kind kind, const sluice_config_pool *p, const ops_thresholds *t)
+{
+    char num[64];
+    switch (kind) {
+    case OPS_ALERT_SATURATED:
+        sel(b, "pool_running", p);
+        ops_buf_put(b, " / ");
+        sel(b, "pool_capacity", p);
+        ops_buf_printf(b, " > %g", t->saturation);
+        break;
+    case OPS_ALERT_PANIC:
+        ops_buf_put(b, "increase(");
+        sel(b, "pool_panicked_total", p);
+        ops_buf_put(b, "[5m]) > 0");
+        break;
+    case OPS_ALERT_DROPPING:
+        ops_buf_put(b, "(");
+        rate(b, "pool_dropped_total", p);
+        ops_buf_put(b, " + ");
+        rate(b, "pool_rejected_total", p);
+        ops_buf_put(b, " + ");
+        rate(b, "pool_shed_total", p);
+        ops_buf_put(b, ") / (");
+        rate(b, "pool_submitted_total", p);
+        ops_buf_put(b, " + ");
+        rate(b, "pool_rejected_total", p);
+        ops_buf_printf(b, ") > %g", t->loss_ratio);
+        break;
+    case OPS_ALERT_SLOW_TASKS:
+        ops_buf_put(b, "histogram_quantile(0.99, ");
+        rate(b, "pool_task_duration_seconds_bucket", p);
+        ops_buf_printf(b, ") > %s", ops_format_seconds(t->slow_task_p99_ns, num, sizeof num));
+        break;
+    case OPS_ALERT_SUBMIT_WAIT:
+        ops_buf_put(b, "histogram_quantile(0.99, ");
+        rate(b, "pool_submit_duration_seconds_bucket", p);
+        ops_buf_printf(b, ") > %s", ops_format_seconds(t->submit_wait_p99_ns, num, sizeof num));
+        break;
+    case OPS_ALERT_METRICS_MISSING:
+        ops_buf_put(b, "absent(");
+        sel(b, "pool_capacity", p);
+        ops_buf_put(b, ")");
+        break;
+    default:
+        break;
+    }
+}
+
+/* "K=1000 (APNS allows 1000 concurrent streams)" or "K=1000 (no rationale recorded)". */
+static void k_phrase(ops_buf *b, const sluice_config_pool *p)
+{
+    ops_buf_printf(b, "K=%u (", p->workers);
+    if (p->rationale && *p->rationale)
+        ops_template_text(b, p->rationale);
+    else
+        ops_buf_put(b, "no rationale recorded");
+    ops_buf_put(b, ")");
+}
+
+static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_thresholds *t, ops_buf *sum,
+                  ops_buf *desc)
+{
+    char d1[32];
+    const char *name = p->name;
+    /* The pool name is config text too: escape it for the template. */
+    ops_buf pn = {0};
+    ops_template_text(&pn, name);
+    name = ops_buf_str(&pn);
+    switch (kind) {
+    case OPS_ALERT_SATURATED:
+        ops_buf_printf(sum, "Pool %s is saturated ({{ $value | humanizePercentage }} of workers busy)", name);
+        ops_buf_printf(desc, "Pool %s has had more than %g%% of its workers busy for %s. ", name,
+                       t->saturation * 100, t->for_duration);
+        k_phrase(desc, p);
+        ops_buf_printf(desc, ". Once all are busy, submits queue (capacity %zu) and then %s.", p->queue_capacity,
+                       p->overflow == SLUICE_OVERFLOW_BLOCK         ? "block the producers"
+                       : p->overflow == SLUICE_OVERFLOW_REJECT      ? "are rejected"
+                       : p->overflow == SLUICE_OVERFLOW_CALLER_RUNS ? "run on the callers' threads"
+                                                                    : "evict the oldest queued task");
+        break;
+    case OPS_ALERT_PANIC:
+        ops_buf_printf(sum, "Pool %s: {{ $value | humanize }} task panics in 5m", name);
+        ops_buf_printf(desc,
+                       "A task in pool %s panicked (sluice_panic or a caught fault, fault_policy %s). "
+                       "The stack is in the service log. ",
+                       name, ops_fault_name(p->fault_policy));
+        k_phrase(desc, p);
+        ops_buf_put(desc, ".");
+        break;
+    case OPS_ALERT_DROPPING:
+        ops_buf_printf(sum, "Pool %s is losing work ({{ $value | humanizePercentage }} of offered tasks)", name);
+        if (t->loss_ratio == 0)
+            ops_buf_printf(desc,
+                           "Pool %s (overflow block) dropped, rejected or shed tasks for %s; a blocking pool "
+                           "is declared never to lose work. ",
+                           name, t->for_duration);
+        else
+            ops_buf_printf(desc, "Pool %s (overflow %s) lost more than %g%% of offered tasks for %s. ", name,
+                           ops_overflow_name(p->overflow), t->loss_ratio * 100, t->for_duration);
+        k_phrase(desc, p);
+        ops_buf_put(desc, ".");
+        break;
+    case OPS_ALERT_SLOW_TASKS:
+        ops_buf_printf(sum, "Pool %s task p99 is {{ $value | humanizeDuration }} (threshold %s)", name,
+                       ops_format_duration(t->slow_task_p99_ns, d1, sizeof d1));
+        ops_buf_printf(desc, "The p99 task duration of pool %s has been above %s for %s", name, d1,
+                       t->for_duration);
+        if (p->downstream)
+            ops_buf_printf(desc, "; the tasks call %s, check it first", p->downstream);
+        ops_buf_put(desc, ". ");
+        k_phrase(desc, p);
+        ops_buf_put(desc, ".");
+        break;
+    case OPS_ALERT_SUBMIT_WAIT:
+        ops_buf_printf(sum, "Pool %s queue wait p99 is {{ $value | humanizeDuration }} (threshold %s)", name,
+                       ops_format_duration(t->submit_wait_p99_ns, d1, sizeof d1));
+        ops_buf_printf(desc,
+                       "Tasks of pool %s have waited more than %s (p99) between submit and start for %s: "
+                       "producers are backing up. ",
+                       name, d1, t->for_duration);
+        k_phrase(desc, p);
+        ops_buf_put(desc, ".");
+        break;
+    case OPS_ALERT_METRICS_MISSING:
+        ops_buf_printf(sum, "Pool %s exports no metrics", name);
+        ops_buf_printf(desc,
+                       "No pool_capacity series for pool %s for %s: the service is down, not scraped, or "
+                       "no longer creates this pool. Alerts for it cannot fire while this lasts.",
+                       name, t->for_duration);
+        break;
+    default:
+        break;
+    }
+    ops_buf_free(&pn);
+}
+
+void ops_rules_generate(const sluice_config *cfg, const char *source_name, ops_buf *out)
+{
+    const char *service = cfg->service.name ? cfg->service.name : "sluice";
+    const sluice_config_pool **pools = ops_sorted_pools(cfg);
+    ops_buf_printf(out, "# Prometheus alerting rules for the pools of service %s.\n", service);
+    ops_buf_printf(out, "# Generated by `sluice rules %s`; do not edit: change the config and regenerate.\n",
+                   source_name);
+    ops_buf_put(out, "groups:\n");
+    if (cfg->pool_count == 0)
+        ops_buf_put(out, "  []\n");
+    for (size_t i = 0; i < cfg->pool_count; i++) {
+        const sluice_config_pool *p = pools[i];
+        ops_thresholds t = ops_pool_thresholds(p);
+        ops_buf gname = {0};
+        ops_buf_printf(&gname, "sluice-%s-%s", service, p->name);
+        ops_buf_put(out, "  - name: ");
+        ops_yaml_str(out, ops_buf_str(&gname));
+        ops_buf_put(out, "\n    rules:\n");
+        ops_buf_free(&gname);
+        for (int k = 0; k < OPS_ALERT_COUNT_; k++) {
+            const ops_alert_info *a = &alerts[k];
+            ops_buf expr = {0}, sum = {0}, desc = {0}, url = {0};
+            pool_expr(&expr, (ops_alert_kind)k, p, &t);
+            texts((ops_alert_kind)k, p, &t, &sum, &desc);
+            ops_runbook_url(&url, cfg, a->name, p->name);
+            ops_buf_printf(out, "      - alert: %s\n        expr: ", a->name);
+            ops_yaml_squote(out, ops_buf_str(&expr));
+            ops_buf_put(out, "\n");
+            if (k != OPS_ALERT_PANIC)
+                ops_buf_printf(out, "        for: %s\n", t.for_duration);
+            ops_buf_printf(out, "        labels:\n          severity: %s\n          service: ", a->severity);
+            ops_yaml_str(out, service);
+            ops_buf_put(out, "\n          pool: ");
+            ops_yaml_str(out, p->name);
+            ops_buf_put(out, "\n        annotations:\n          summary: ");
+            ops_yaml_str(out, ops_buf_str(&sum));
+            ops_buf_put(out, "\n          description: ");
+            ops_yaml_str(out, ops_buf_str(&desc));
+            ops_buf_put(out, "\n          runbook_url: ");
+            ops_yaml_str(out, ops_buf_str(&url));
+            ops_buf_put(out, "\n");
+            ops_buf_free(&expr);
+            ops_buf_free(&sum);
+            ops_buf_free(&desc);
+            ops_buf_free(&url);
+        }
+    }
+    free(pools);
+}

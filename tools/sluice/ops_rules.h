@@ -1,0 +1,67 @@
+/*
+ * tools/sluice/ops_rules.h - the alerts every pool gets, and the
+ * generators that derive Prometheus rules, the Grafana dashboard and the
+ * runbook from one sluice_config.
+ *
+ * The alert table is shared so that the rules' runbook_url anchors and the
+ * runbook's headings cannot drift apart: both are made from the same
+ * (alert name, pool name) pair by ops_runbook_anchor.
+ *
+ * Ownership: the generators append to a caller-owned ops_buf and keep no
+ * state; thread-safe on distinct buffers. The config is only read.
+ */
+#ifndef SLUICE_TOOLS_OPS_RULES_H
+#define SLUICE_TOOLS_OPS_RULES_H
+
+#include <stdint.h>
+
+#include "ops_util.h"
+
+typedef enum ops_alert_kind {
+    OPS_ALERT_SATURATED = 0,
+    OPS_ALERT_PANIC,
+    OPS_ALERT_DROPPING,
+    OPS_ALERT_SLOW_TASKS,
+    OPS_ALERT_SUBMIT_WAIT,
+    OPS_ALERT_METRICS_MISSING,
+    OPS_ALERT_COUNT_
+} ops_alert_kind;
+
+typedef struct ops_alert_info {
+    const char *name;     /* "PoolSaturated" */
+    const char *severity; /* "warning" | "critical" */
+    const char *title;    /* one line for the runbook heading */
+} ops_alert_info;
+
+const ops_alert_info *ops_alert(ops_alert_kind kind);
+
+/* Thresholds of one pool's alerts, from the config or the defaults. */
+typedef struct ops_thresholds {
+    double saturation;          /* running/capacity ratio, default 0.9 */
+    double loss_ratio;          /* (dropped+rejected+shed)/(submitted+rejected): 0 for block pools, else 0.01 */
+    uint64_t slow_task_p99_ns;  /* alert_slow_task_p99, default 1s */
+    uint64_t submit_wait_p99_ns; /* alert_submit_wait_p99, default 100ms */
+    const char *for_duration;   /* "5m" */
+} ops_thresholds;
+
+#define OPS_DEFAULT_SATURATION 0.9
+#define OPS_DEFAULT_LOSS_RATIO 0.01
+#define OPS_DEFAULT_SLOW_TASK_P99_NS 1000000000ull
+#define OPS_DEFAULT_SUBMIT_WAIT_P99_NS 100000000ull
+
+ops_thresholds ops_pool_thresholds(const sluice_config_pool *p);
+
+/* The metric names the library exports (docs/metrics.md), sorted; the
+ * dashboard and rules refer to no others. NULL-terminated. */
+extern const char *const ops_exported_metrics[];
+
+/* Prometheus alerting rules (YAML) for every pool, pools in name order. */
+void ops_rules_generate(const sluice_config *cfg, const char *source_name, ops_buf *out);
+
+/* A Grafana dashboard (JSON) with a $pool variable. */
+void ops_dashboard_generate(const sluice_config *cfg, const char *source_name, ops_buf *out);
+
+/* The Markdown runbook: one entry per alert per pool. */
+void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops_buf *out);
+
+#endif /* SLUICE_TOOLS_OPS_RULES_H */

@@ -1,0 +1,310 @@
+/*
+ * tools/sluice/ops_runbook.c - the Markdown runbook for the pools of one
+ * sluice.yaml: one entry per alert per pool.
+ *
+ * Design: the entries follow the reference text's playbook shape (quick
+ * checks in 5 minutes, mitigations in 15, long-term fixes, rollback), but
+ * are written for Sluice and filled with the pool's own facts: its name,
+ * K and the rationale for it, queue and overflow policy, downstream, the
+ * admin address to curl, and the environment variable that overrides K.
+ * An on-call engineer who has never seen the service can act on an entry
+ * without looking anything up.
+ *
+ * Anchors: each entry starts with an explicit <a id="..."></a> made by
+ * ops_runbook_anchor from the same (alert, pool) pair the rules generator
+ * uses for runbook_url, and the heading "### <Alert>: <pool>" slugs to the
+ * same id on GitHub/GitLab for simple pool names. A test checks that every
+ * runbook_url in the rules has its anchor here.
+ */
+#include "ops_rules.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* SLUICE_POOL_<NAME>_ as the config layer spells it (docs/config.md). */
+static void env_prefix(ops_buf *b, const char *pool)
+{
+    ops_buf_put(b, "SLUICE_POOL_");
+    for (const char *c = pool; *c; c++) {
+        char u = (char)toupper((unsigned char)*c);
+        if (!((u >= 'A' && u <= 'Z') || (u >= '0' && u <= '9')))
+            u = '_';
+        ops_buf_putn(b, &u, 1);
+    }
+    ops_buf_put(b, "_");
+}
+
+typedef struct facts {
+    const sluice_config *cfg;
+    const sluice_config_pool *p;
+    const char *name;
+    const char *listen;
+    const char *service;
+    const char *rationale;
+    const char *downstream; /* "its downstream" when none declared */
+    char env[160];          /* SLUICE_POOL_X_WORKERS */
+    ops_thresholds t;
+} facts;
+
+static void entry_head(ops_buf *o, const facts *f, ops_alert_kind kind, const char *fires_when)
+{
+    const ops_alert_info *a = ops_alert(kind);
+    char anchor[256];
+    ops_buf_printf(o, "<a id=\"%s\"></a>\n\n### %s: %s\n\n", ops_runbook_anchor(a->name, f->name, anchor, sizeof anchor),
+                   a->name, f->name);
+    ops_buf_printf(o, "**Severity:** %s. **Fires when:** %s\n\n", a->severity, fires_when);
+}
+
+static void dashboard_hint(ops_buf *o, const facts *f)
+{
+    ops_buf_printf(o, "Open the dashboard \"Sluice pools: %s\" with pool = `%s`", f->service, f->name);
+}
+
+static void saturated(ops_buf *o, const facts *f)
+{
+    char fw[256];
+    snprintf(fw, sizeof fw, "more than %g%% of the %u workers have been busy for %s.", f->t.saturation * 100,
+             f->p->workers, f->t.for_duration);
+    entry_head(o, f, OPS_ALERT_SATURATED, fw);
+    ops_buf_put(o, "#### Quick checks (5 min)\n\n1. ");
+    dashboard_hint(o, f);
+    ops_buf_put(o, ". Is **Submit rate** above its usual level? Then it is a traffic spike.\n");
+    ops_buf_printf(o, "2. Is **Task duration p99** up? Then tasks got slower: check %s first.\n", f->downstream);
+    ops_buf_printf(o,
+                   "3. `curl -s http://%s/debug/pools` and look at pool `%s`: running vs capacity, queue depth, "
+                   "waiting submitters, and how long each worker has been running.\n",
+                   f->listen, f->name);
+    ops_buf_printf(o,
+                   "4. If every worker has been running for long: `curl -s http://%s/debug/pools/stacks`. All "
+                   "blocked in the same call means a stuck downstream or lock, not load.\n\n",
+                   f->listen);
+    ops_buf_put(o, "#### Mitigations (15 min)\n\n");
+    ops_buf_printf(o, "- Downstream unhealthy: fail over or call its owner. Do not raise K against a sick "
+                      "downstream; it only adds load to it.\n");
+    ops_buf_printf(o, "- Genuine spike: scale out replicas, keeping K x replicas within what %s allows.\n",
+                   f->downstream);
+    ops_buf_printf(o,
+                   "- K too low for the new normal: K is %u because: %s. If that limit allows more, raise K live: "
+                   "set `workers` in sluice.yaml (or `%s=<K>`), run `sluice lint` on it, then `kill -HUP` the "
+                   "service; the reload log line says `workers %u -> <K> (applied)`.\n\n",
+                   f->p->workers, f->rationale, f->env, f->p->workers);
+    ops_buf_put(o, "#### Long-term fixes\n\n");
+    ops_buf_put(o, "- Re-plan K with `sluice plan --rate <peak/s> --latency-mean <d> --latency-p99 <d> "
+                   "--replicas <n>`, and record the new rationale in sluice.yaml.\n");
+    ops_buf_put(o, "- Add admission control upstream if spikes are routine.\n\n");
+    ops_buf_put(o, "#### Rollback\n\n");
+    ops_buf_printf(o,
+                   "- A recent deploy changed the pool or its tasks: revert it and watch running/capacity fall.\n"
+                   "- K was raised live and made things worse (downstream errors): set `workers: %u` back and "
+                   "`kill -HUP`.\n\n",
+                   f->p->workers);
+}
+
+static void panic_entry(ops_buf *o, const facts *f)
+{
+    char fw[256];
+    snprintf(fw, sizeof fw, "a task of the pool panicked in the last 5 minutes (fault_policy %s).",
+             ops_fault_name(f->p->fault_policy));
+    entry_head(o, f, OPS_ALERT_PANIC, fw);
+    ops_buf_put(o, "#### Quick checks (5 min)\n\n");
+    ops_buf_printf(o,
+                   "1. Find the panic in the service log: the panic line names pool `%s`, the task label and "
+                   "carries the backtrace. Note the file:line.\n",
+                   f->name);
+    ops_buf_put(o, "2. Identify the input that triggered it (task label, request id near the line).\n");
+    if (f->p->fault_policy == SLUICE_FAULT_RERAISE || f->p->fault_policy == SLUICE_FAULT_OFF)
+        ops_buf_printf(o, "3. fault_policy is %s: a SIGSEGV/SIGBUS kills the process. Check restarts and core "
+                          "dumps, not just the log.\n\n",
+                       ops_fault_name(f->p->fault_policy));
+    else
+        ops_buf_put(o, "3. fault_policy is recover: faulting workers are replaced. Repeated faults mean memory "
+                       "may be corrupt: treat the process as suspect.\n\n");
+    ops_buf_put(o, "#### Mitigations (15 min)\n\n");
+    ops_buf_put(o, "- One bad input: filter it at ingress.\n- A recent change introduced it: revert.\n");
+    if (f->p->fault_policy == SLUICE_FAULT_RECOVER)
+        ops_buf_put(o, "- Faults keep coming under recover: restart the pods one at a time.\n");
+    ops_buf_put(o, "\n#### Long-term fixes\n\n- Validate the input that caused it; add a regression test.\n"
+                   "- Review similar code paths for the same mistake.\n\n");
+    ops_buf_put(o, "#### Rollback\n\n- Revert the deploy that introduced the panic.\n\n");
+    ops_buf_put(o, "#### Escalation\n\n- More than one panic a minute, or the process is crash-looping: page the "
+                   "on-call lead.\n\n");
+}
+
+static void dropping(ops_buf *o, const facts *f)
+{
+    char fw[256];
+    if (f->t.loss_ratio == 0)
+        snprintf(fw, sizeof fw, "the pool (overflow block) lost any task for %s.", f->t.for_duration);
+    else
+        snprintf(fw, sizeof fw, "more than %g%% of offered tasks were lost for %s.", f->t.loss_ratio * 100,
+                 f->t.for_duration);
+    entry_head(o, f, OPS_ALERT_DROPPING, fw);
+    char d[32];
+    ops_buf_put(o, "#### Quick checks (5 min)\n\n1. ");
+    dashboard_hint(o, f);
+    ops_buf_put(o, ", panel **Drop rate**: which kind? *rejected* (refused at submit: queue full or submit "
+                   "timeout), *dropped* (oldest evicted), *shed* (deadline passed while queued).\n");
+    ops_buf_printf(o, "2. The pool's overflow policy is `%s`, queue capacity %zu", ops_overflow_name(f->p->overflow),
+                   f->p->queue_capacity);
+    if (f->p->submit_timeout_ns)
+        ops_buf_printf(o, ", submit timeout %s", ops_format_duration(f->p->submit_timeout_ns, d, sizeof d));
+    ops_buf_put(o, ". Is PoolSaturated firing too? Then losses are the symptom; follow that entry.\n");
+    ops_buf_put(o, "3. Shed tasks: callers' deadlines are shorter than the queue wait. Check **Submit wait "
+                   "p99**.\n\n");
+    ops_buf_put(o, "#### Mitigations (15 min)\n\n- Saturated: as for PoolSaturated (scale out, raise K within "
+                   "the downstream's limit).\n- Unbounded incoming work: rate-limit or shed upstream, where the "
+                   "client can be told to retry.\n\n");
+    ops_buf_put(o, "#### Long-term fixes\n\n- Admission control upstream.\n- Re-plan K and the queue with `sluice "
+                   "plan`; decide with the product owner whether this path may drop (error budget) or must "
+                   "block.\n\n");
+    ops_buf_put(o, "#### Rollback\n\n- A deploy changed the overflow policy, queue capacity or timeouts: revert "
+                   "it.\n\n");
+}
+
+static void slow_tasks(ops_buf *o, const facts *f)
+{
+    char fw[256], d[32];
+    snprintf(fw, sizeof fw, "the p99 task duration has been above %s for %s.",
+             ops_format_duration(f->t.slow_task_p99_ns, d, sizeof d), f->t.for_duration);
+    entry_head(o, f, OPS_ALERT_SLOW_TASKS, fw);
+    ops_buf_put(o, "#### Quick checks (5 min)\n\n");
+    ops_buf_printf(o, "1. Is %s healthy (its dashboard, its error rate)? Slow tasks are usually a slow "
+                      "downstream.\n",
+                   f->downstream);
+    ops_buf_put(o, "2. ");
+    dashboard_hint(o, f);
+    ops_buf_put(o, ", panel **Task duration**: is p50 up too (everything slower) or only p99 (a tail: retries, "
+                   "timeouts, one bad shard)?\n");
+    ops_buf_printf(o, "3. `curl -s http://%s/debug/pools/stacks`: where are the long-running workers?\n", f->listen);
+    ops_buf_put(o, "4. Was there a deploy in the last hour?\n\n");
+    ops_buf_printf(o, "#### Mitigations (15 min)\n\n- Downstream degraded: fail over, or open a circuit breaker "
+                      "so tasks fail fast instead of holding workers.\n- Deploy-related: roll back.\n\n");
+    ops_buf_put(o, "#### Long-term fixes\n\n- Give every task a deadline (`sluice_ctx`) shorter than the "
+                   "callers'.\n- If the new latency is the normal, re-plan K (`sluice plan`) and update "
+                   "`alert_slow_task_p99` in sluice.yaml.\n\n");
+    ops_buf_put(o, "#### Rollback\n\n- Revert the deploy that made tasks slower.\n\n");
+}
+
+static void submit_wait(ops_buf *o, const facts *f)
+{
+    char fw[256], d[32];
+    snprintf(fw, sizeof fw, "tasks have waited more than %s (p99) from submit to start for %s.",
+             ops_format_duration(f->t.submit_wait_p99_ns, d, sizeof d), f->t.for_duration);
+    entry_head(o, f, OPS_ALERT_SUBMIT_WAIT, fw);
+    ops_buf_put(o, "#### Quick checks (5 min)\n\n1. ");
+    dashboard_hint(o, f);
+    ops_buf_put(o, ": is the pool saturated (running = capacity)? Is the queue depth growing, and is submit "
+                   "rate above completion rate?\n2. Check **Task duration**: slower tasks hold workers "
+                   "longer, and the queue grows behind them.\n");
+    if (f->p->caller_deadline_ns)
+        ops_buf_printf(o, "3. The callers' deadline is %s: waits near it turn into shed tasks and timeouts "
+                          "upstream.\n\n",
+                       ops_format_duration(f->p->caller_deadline_ns, d, sizeof d));
+    else
+        ops_buf_put(o, "3. Upstream timeouts: are callers giving up while their tasks wait?\n\n");
+    ops_buf_printf(o,
+                   "#### Mitigations (15 min)\n\n- Scale out, or raise K live (`workers` in sluice.yaml or `%s`, "
+                   "then `kill -HUP`) within the limit behind K=%u: %s.\n- Shed load upstream if neither is "
+                   "possible.\n\n",
+                   f->env, f->p->workers, f->rationale);
+    ops_buf_put(o, "#### Long-term fixes\n\n- `sluice plan` prints the p99 and p99.9 queue wait for a K (Erlang "
+                   "C); size K so that the wait fits the SLO.\n\n");
+    ops_buf_put(o, "#### Rollback\n\n- A deploy lowered K or slowed tasks: revert it.\n\n");
+}
+
+static void metrics_missing(ops_buf *o, const facts *f)
+{
+    char fw[256];
+    snprintf(fw, sizeof fw, "Prometheus has had no `pool_capacity{name=\"%s\"}` series for %s.", f->name,
+             f->t.for_duration);
+    entry_head(o, f, OPS_ALERT_METRICS_MISSING, fw);
+    ops_buf_put(o, "#### Quick checks (5 min)\n\n");
+    ops_buf_printf(o, "1. Is the service up? `curl -s http://%s/health/live`.\n", f->listen);
+    ops_buf_printf(o, "2. `curl -s http://%s/metrics | grep 'pool_capacity{name=\"%s\"'`: does it export the "
+                      "pool?\n",
+                   f->listen, f->name);
+    ops_buf_put(o, "3. Prometheus *Status > Targets*: is the target up, and do its labels match?\n");
+    ops_buf_put(o, "4. Was the pool renamed or removed in sluice.yaml by a recent deploy?\n\n");
+    ops_buf_put(o, "#### Mitigations (15 min)\n\n- /metrics not served: restart the pod.\n- Scrape config "
+                   "wrong: fix it. Until then no other alert of this pool can fire.\n\n");
+    ops_buf_put(o, "#### Long-term fixes\n\n- Keep a metrics smoke test in CI.\n- When a pool is removed on "
+                   "purpose, regenerate the rules (`sluice rules`) so this alert goes with it.\n\n");
+    ops_buf_put(o, "#### Rollback\n\n- Revert the config change that renamed or removed the pool.\n\n");
+}
+
+static void pool_facts(ops_buf *o, const facts *f)
+{
+    const sluice_config_pool *p = f->p;
+    char d[32];
+    ops_buf_printf(o, "## Pool %s\n\n| fact | value |\n|---|---|\n", f->name);
+    ops_buf_printf(o, "| K (workers) | %u |\n| why this K | ", p->workers);
+    ops_md_text(o, f->rationale);
+    ops_buf_printf(o, " |\n| kind | %s |\n| queue capacity | %zu |\n| overflow | %s |\n", ops_kind_name(p->kind),
+                   p->queue_capacity, ops_overflow_name(p->overflow));
+    ops_buf_printf(o, "| submit timeout | %s |\n",
+                   p->submit_timeout_ns ? ops_format_duration(p->submit_timeout_ns, d, sizeof d) : "none (waits)");
+    ops_buf_printf(o, "| drain timeout | %s |\n", ops_format_duration(ops_pool_drain_ns(f->cfg, p), d, sizeof d));
+    ops_buf_printf(o, "| fault policy | %s |\n| downstream | ", ops_fault_name(p->fault_policy));
+    ops_md_text(o, p->downstream ? p->downstream : "(not declared)");
+    ops_buf_printf(o, " |\n| K override | `%s` |\n| admin | `http://%s/debug/pools` |\n\n", f->env, f->listen);
+}
+
+typedef void (*entry_fn)(ops_buf *, const facts *);
+static const entry_fn entries[OPS_ALERT_COUNT_] = {
+    [OPS_ALERT_SATURATED] = saturated,     [OPS_ALERT_PANIC] = panic_entry,
+    [OPS_ALERT_DROPPING] = dropping,       [OPS_ALERT_SLOW_TASKS] = slow_tasks,
+    [OPS_ALERT_SUBMIT_WAIT] = submit_wait, [OPS_ALERT_METRICS_MISSING] = metrics_missing,
+};
+
+void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops_buf *out)
+{
+    const char *service = cfg->service.name ? cfg->service.name : "sluice";
+    const char *listen = cfg->service.listen ? cfg->service.listen : "127.0.0.1:9464";
+    const sluice_config_pool **pools = ops_sorted_pools(cfg);
+    char anchor[256];
+
+    ops_buf_printf(out, "# Runbook: the pools of %s\n\n", service);
+    ops_buf_printf(out,
+                   "Generated by `sluice runbook %s` from the service's sluice.yaml; do not edit by hand: "
+                   "change the config and regenerate. One entry per alert of `sluice rules`; each alert's "
+                   "`runbook_url` points at its entry's anchor.\n\n",
+                   source_name);
+    ops_buf_put(out, "| pool | K | alerts |\n|---|---|---|\n");
+    for (size_t i = 0; i < cfg->pool_count; i++) {
+        ops_buf_printf(out, "| %s | %u | ", pools[i]->name, pools[i]->workers);
+        for (int k = 0; k < OPS_ALERT_COUNT_; k++)
+            ops_buf_printf(out, "%s[%s](#%s)", k ? ", " : "", ops_alert((ops_alert_kind)k)->name,
+                           ops_runbook_anchor(ops_alert((ops_alert_kind)k)->name, pools[i]->name, anchor,
+                                              sizeof anchor));
+        ops_buf_put(out, " |\n");
+    }
+    ops_buf_put(out, "\n");
+
+    for (size_t i = 0; i < cfg->pool_count; i++) {
+        facts f;
+        memset(&f, 0, sizeof f);
+        f.cfg = cfg;
+        f.p = pools[i];
+        f.name = pools[i]->name;
+        f.listen = listen;
+        f.service = service;
+        f.rationale = pools[i]->rationale && *pools[i]->rationale ? pools[i]->rationale
+                                                                  : "(no rationale recorded in sluice.yaml)";
+        f.t = ops_pool_thresholds(pools[i]);
+        ops_buf env = {0}, ds = {0};
+        env_prefix(&env, f.name);
+        snprintf(f.env, sizeof f.env, "%sWORKERS", ops_buf_str(&env));
+        ops_buf_free(&env);
+        if (pools[i]->downstream)
+            ops_buf_printf(&ds, "the downstream `%s`", pools[i]->downstream);
+        else
+            ops_buf_put(&ds, "the downstream the tasks call");
+        f.downstream = ops_buf_str(&ds);
+        pool_facts(out, &f);
+        for (int k = 0; k < OPS_ALERT_COUNT_; k++)
+            entries[k](out, &f);
+        ops_buf_free(&ds);
+    }
+    free(pools);
+}

@@ -1,0 +1,428 @@
+/*
+ * tools/sluice/ops_util.c - text buffers, quoting and formatting for the
+ * operations subcommands.
+ *
+ * Design: every generator writes into an ops_buf and the command prints it
+ * in one go, so a generator that fails half-way prints nothing (no torn
+ * rule files in a pipeline). Quoting is done by one function per target
+ * language (JSON, YAML, PromQL, Go templates, Markdown) because each has
+ * its own escape rules and user text (pool rationales) reaches all of them.
+ *
+ * Ordering: outputs are deterministic: pools are sorted by name with
+ * strcmp (byte order, independent of locale), numbers are printed with
+ * fixed formats, and nothing depends on the time or the machine.
+ */
+#include "ops_util.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void oom(void)
+{
+    fputs("sluice: out of memory\n", stderr);
+    abort();
+}
+
+void ops_buf_free(ops_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static void reserve(ops_buf *b, size_t more)
+{
+    if (b->len + more + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + more + 1)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p)
+        oom();
+    b->data = p;
+    b->cap = cap;
+}
+
+void ops_buf_putn(ops_buf *b, const char *s, size_t n)
+{
+    reserve(b, n);
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void ops_buf_put(ops_buf *b, const char *s)
+{
+    ops_buf_putn(b, s, strlen(s));
+}
+
+void ops_buf_vprintf(ops_buf *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return;
+    reserve(b, (size_t)n);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+}
+
+void ops_buf_printf(ops_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ops_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+}
+
+const char *ops_buf_str(const ops_buf *b)
+{
+    return b->data ? b->data : "";
+}
+
+void ops_json_str(ops_buf *b, const char *s)
+{
+    ops_buf_put(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        switch (*p) {
+        case '"': ops_buf_put(b, "\\\""); break;
+        case '\\': ops_buf_put(b, "\\\\"); break;
+        case '\n': ops_buf_put(b, "\\n"); break;
+        case '\t': ops_buf_put(b, "\\t"); break;
+        case '\r': ops_buf_put(b, "\\r"); break;
+        default:
+            if (*p < 0x20)
+                ops_buf_printf(b, "\\u%04x", *p);
+            else
+                ops_buf_putn(b, (const char *)p, 1);
+        }
+    }
+    ops_buf_put(b, "\"");
+}
+
+void ops_yaml_str(ops_buf *b, const char *s)
+{
+    ops_buf_put(b, "\"");
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        switch (*p) {
+        case '"': ops_buf_put(b, "\\\""); break;
+        case '\\': ops_buf_put(b, "\\\\"); break;
+        case '\n': ops_buf_put(b, "\\n"); break;
+        case '\t': ops_buf_put(b, "\\t"); break;
+        default:
+            if (*p < 0x20 || *p == 0x7f)
+                ops_buf_printf(b, "\\x%02x", *p);
+            else
+                ops_buf_putn(b, (const char *)p, 1);
+        }
+    }
+    ops_buf_put(b, "\"");
+}
+
+void ops_yaml_squote(ops_buf *b, const char *s)
+{
+    ops_buf_put(b, "'");
+    for (const char *p = s ? s : ""; *p; p++) {
+        if (*p == '\'')
+            ops_buf_put(b, "''");
+        else if (*p == '\n')
+            ops_buf_put(b, " ");
+        else
+            ops_buf_putn(b, p, 1);
+    }
+    ops_buf_put(b, "'");
+}
+
+void ops_template_text(ops_buf *b, const char *s)
+{
+    /* Go templates have no escape for the delimiters; print them from a
+     * string constant instead: {{ "{{" }}. */
+    for (const char *p = s ? s : ""; *p; p++) {
+        if (p[0] == '{' && p[1] == '{') {
+            ops_buf_put(b, "{{ \"{{\" }}");
+            p++;
+        } else if (p[0] == '}' && p[1] == '}') {
+            ops_buf_put(b, "{{ \"}}\" }}");
+            p++;
+        } else {
+            ops_buf_putn(b, p, 1);
+        }
+    }
+}
+
+void ops_md_text(ops_buf *b, const char *s)
+{
+    for (const char *p = s ? s : ""; *p; p++) {
+        if (*p == '|')
+            ops_buf_put(b, "\\|");
+        else if (*p == '\n' || *p == '\r')
+            ops_buf_put(b, " ");
+        else
+            ops_buf_putn(b, p, 1);
+    }
+}
+
+void ops_promql_str(ops_buf *b, const char *s)
+{
+    ops_buf_put(b, "\"");
+    for (const char *p = s ? s : ""; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            ops_buf_put(b, "\\");
+        ops_buf_putn(b, p, 1);
+    }
+    ops_buf_put(b, "\"");
+}
+
+static const struct {
+    const char *name;
+    uint64_t ns;
+} units[] = {
+    {"h", 3600000000000ull}, {"m", 60000000000ull}, {"s", 1000000000ull},
+    {"ms", 1000000ull},      {"us", 1000ull},       {"ns", 1ull},
+};
+
+char *ops_format_duration(uint64_t ns, char *buf, size_t len)
+{
+    if (ns == 0) {
+        snprintf(buf, len, "0s");
+        return buf;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (ns % units[i].ns == 0) {
+            snprintf(buf, len, "%llu%s", (unsigned long long)(ns / units[i].ns), units[i].name);
+            return buf;
+        }
+    }
+    snprintf(buf, len, "%lluns", (unsigned long long)ns);
+    return buf;
+}
+
+char *ops_format_seconds(uint64_t ns, char *buf, size_t len)
+{
+    /* ns / 1e9 printed with the fewest digits that are exact: integers of
+     * nanoseconds have at most 9 decimals. */
+    unsigned long long whole = (unsigned long long)(ns / 1000000000ull);
+    unsigned long long frac = (unsigned long long)(ns % 1000000000ull);
+    if (frac == 0) {
+        snprintf(buf, len, "%llu", whole);
+        return buf;
+    }
+    char digits[16];
+    snprintf(digits, sizeof digits, "%09llu", frac);
+    size_t n = strlen(digits);
+    while (n > 0 && digits[n - 1] == '0')
+        digits[--n] = '\0';
+    snprintf(buf, len, "%llu.%s", whole, digits);
+    return buf;
+}
+
+sluice_err ops_parse_duration(const char *text, uint64_t *out)
+{
+    if (!text || !*text)
+        return SLUICE_EINVAL;
+    if (strcmp(text, "0") == 0) {
+        *out = 0;
+        return SLUICE_OK;
+    }
+    const char *p = text;
+    if (!isdigit((unsigned char)*p) && *p != '.')
+        return SLUICE_EINVAL;
+    char *end;
+    double v = strtod(p, &end);
+    if (end == p || !(v >= 0) || !isfinite(v))
+        return SLUICE_EINVAL;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].name) == 0) {
+            double ns = v * (double)units[i].ns;
+            if (ns >= 1.8e19)
+                return SLUICE_EINVAL;
+            *out = (uint64_t)llround(ns);
+            return SLUICE_OK;
+        }
+    }
+    return SLUICE_EINVAL;
+}
+
+char *ops_runbook_anchor(const char *alert, const char *pool, char *buf, size_t len)
+{
+    char raw[512];
+    snprintf(raw, sizeof raw, "%s-%s", alert, pool);
+    size_t i = 0;
+    for (const char *p = raw; *p && i + 1 < len; p++) {
+        unsigned char c = (unsigned char)tolower((unsigned char)*p);
+        buf[i++] = (isalnum(c) || c == '_' || c == '-') ? (char)c : '-';
+    }
+    if (len)
+        buf[i < len ? i : len - 1] = '\0';
+    return buf;
+}
+
+void ops_runbook_url(ops_buf *b, const sluice_config *cfg, const char *alert, const char *pool)
+{
+    char anchor[256];
+    const char *base = cfg->service.runbook_base_url ? cfg->service.runbook_base_url : OPS_DEFAULT_RUNBOOK;
+    ops_buf_printf(b, "%s#%s", base, ops_runbook_anchor(alert, pool, anchor, sizeof anchor));
+}
+
+static int by_name(const void *a, const void *b)
+{
+    const sluice_config_pool *pa = *(const sluice_config_pool *const *)a;
+    const sluice_config_pool *pb = *(const sluice_config_pool *const *)b;
+    return strcmp(pa->name ? pa->name : "", pb->name ? pb->name : "");
+}
+
+const sluice_config_pool **ops_sorted_pools(const sluice_config *cfg)
+{
+    if (cfg->pool_count == 0)
+        return NULL;
+    const sluice_config_pool **v = malloc(cfg->pool_count * sizeof *v);
+    if (!v)
+        oom();
+    for (size_t i = 0; i < cfg->pool_count; i++)
+        v[i] = &cfg->pools[i];
+    qsort(v, cfg->pool_count, sizeof *v, by_name);
+    return v;
+}
+
+uint64_t ops_pool_drain_ns(const sluice_config *cfg, const sluice_config_pool *p)
+{
+    return p->drain_timeout_ns ? p->drain_timeout_ns : cfg->service.drain_budget_ns;
+}
+
+const char *ops_kind_name(sluice_pool_kind kind)
+{
+    switch (kind) {
+    case SLUICE_POOL_KIND_IO: return "io";
+    case SLUICE_POOL_KIND_CPU: return "cpu";
+    case SLUICE_POOL_KIND_MEMORY: return "memory";
+    default: return "unset";
+    }
+}
+
+const char *ops_overflow_name(sluice_overflow o)
+{
+    switch (o) {
+    case SLUICE_OVERFLOW_BLOCK: return "block";
+    case SLUICE_OVERFLOW_REJECT: return "reject";
+    case SLUICE_OVERFLOW_CALLER_RUNS: return "caller_runs";
+    case SLUICE_OVERFLOW_DROP_OLDEST: return "drop_oldest";
+    }
+    return "unknown";
+}
+
+const char *ops_fault_name(sluice_fault_mode m)
+{
+    switch (m) {
+    case SLUICE_FAULT_OFF: return "off";
+    case SLUICE_FAULT_RERAISE: return "reraise";
+    case SLUICE_FAULT_RECOVER: return "recover";
+    }
+    return "unknown";
+}
+
+void ops_jw_init(ops_jw *w, ops_buf *out)
+{
+    memset(w, 0, sizeof *w);
+    w->out = out;
+}
+
+static void jw_member(ops_jw *w, const char *key)
+{
+    if (w->depth > 0) {
+        ops_buf_put(w->out, w->count[w->depth] ? ",\n" : "\n");
+        if (w->count[w->depth] < 255)
+            w->count[w->depth]++;
+        for (int i = 0; i < w->depth; i++)
+            ops_buf_put(w->out, "  ");
+    }
+    if (key) {
+        ops_json_str(w->out, key);
+        ops_buf_put(w->out, ": ");
+    }
+}
+
+static void jw_open(ops_jw *w, const char *key, const char *bracket)
+{
+    jw_member(w, key);
+    ops_buf_put(w->out, bracket);
+    if (w->depth + 1 >= OPS_JW_MAX_DEPTH) {
+        fputs("sluice: JSON nesting too deep\n", stderr);
+        abort();
+    }
+    w->depth++;
+    w->count[w->depth] = 0;
+}
+
+static void jw_close(ops_jw *w, const char *bracket)
+{
+    int had = w->count[w->depth] != 0;
+    w->depth--;
+    if (had) {
+        ops_buf_put(w->out, "\n");
+        for (int i = 0; i < w->depth; i++)
+            ops_buf_put(w->out, "  ");
+    }
+    ops_buf_put(w->out, bracket);
+    if (w->depth == 0)
+        ops_buf_put(w->out, "\n");
+}
+
+void ops_jw_obj(ops_jw *w, const char *key)
+{
+    jw_open(w, key, "{");
+}
+
+void ops_jw_arr(ops_jw *w, const char *key)
+{
+    jw_open(w, key, "[");
+}
+
+void ops_jw_end_obj(ops_jw *w)
+{
+    jw_close(w, "}");
+}
+
+void ops_jw_end_arr(ops_jw *w)
+{
+    jw_close(w, "]");
+}
+
+void ops_jw_str(ops_jw *w, const char *key, const char *val)
+{
+    jw_member(w, key);
+    if (val)
+        ops_json_str(w->out, val);
+    else
+        ops_buf_put(w->out, "null");
+}
+
+void ops_jw_int(ops_jw *w, const char *key, long long val)
+{
+    jw_member(w, key);
+    ops_buf_printf(w->out, "%lld", val);
+}
+
+void ops_jw_num(ops_jw *w, const char *key, double val)
+{
+    jw_member(w, key);
+    if (isfinite(val))
+        ops_buf_printf(w->out, "%.10g", val);
+    else
+        ops_buf_put(w->out, "null");
+}
+
+void ops_jw_bool(ops_jw *w, const char *key, int val)
+{
+    jw_member(w, key);
+    ops_buf_put(w->out, val ? "true" : "false");
+}
+
+int ops_is_help(const char *arg)
+{
+    return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
