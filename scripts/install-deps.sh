@@ -13,7 +13,7 @@ libcmocka-dev
 libmicrohttpd-dev
 libyaml-dev
 prometheus
-cthreadpool-dev libglib2.0-dev libuv1-dev libapr1-dev
+cthreadpool-dev libglib2.0-dev libuv1-dev libapr1-dev libaprutil1-dev
 valgrind curl jq python3"
 
 missing=""

@@ -1,0 +1,181 @@
+/*
+ * bench/account.c - task accounting, task bodies and timing helpers shared
+ * by every adapter and workload.
+ *
+ * Purpose. The benchmark must fail loudly when an implementation loses a
+ * task or runs one twice, without the check itself skewing the figures.
+ *
+ * Design. A per-task byte array ("ran[i]++") would put neighbouring tasks,
+ * which run on different workers, on one cache line: false sharing that
+ * costs more than a no-op task. Instead each thread picks one of
+ * BENCH_SLOTS cache-line slots once (round robin) and adds 1 to its count
+ * and bench_mix(idx) to its hash. The sums over all slots must equal the
+ * number of accepted tasks and the sum of bench_mix over their indices; a
+ * lost task lowers the count, a duplicate raises it, and a loss plus a
+ * duplicate leaves the count right but the hash wrong (bench_mix is a
+ * bijection, so two different index multisets collide only by accident of
+ * 64-bit wrap-around sums, about 2^-64 per check). The cost per task is two
+ * relaxed atomic adds on a line the thread usually owns, the same for all
+ * implementations.
+ *
+ * Ordering. Relaxed adds suffice: the driver reads the sums only to decide
+ * that all tasks are done, then joins or destroys the pool (which
+ * synchronises with the workers) before the final check.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include "bench.h"
+
+bench_state bench_g;
+
+static atomic_uint next_slot;
+static _Thread_local int tls_slot = -1;
+static _Thread_local bool tls_slack_set;
+
+void bench_task_run(uint64_t idx)
+{
+    bench_g.body(idx);
+    if (tls_slot < 0) {
+        tls_slot = (int)(atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) % BENCH_SLOTS);
+    }
+    bench_slot *s = &bench_g.slots[tls_slot];
+    atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->hash, bench_mix(idx), memory_order_relaxed);
+}
+
+void bench_accounting_reset(void)
+{
+    for (int i = 0; i < BENCH_SLOTS; i++) {
+        atomic_store_explicit(&bench_g.slots[i].count, 0, memory_order_relaxed);
+        atomic_store_explicit(&bench_g.slots[i].hash, 0, memory_order_relaxed);
+    }
+}
+
+void bench_accounting_sum(uint64_t *count, uint64_t *hash)
+{
+    uint64_t c = 0, h = 0;
+    for (int i = 0; i < BENCH_SLOTS; i++) {
+        c += atomic_load_explicit(&bench_g.slots[i].count, memory_order_relaxed);
+        h += atomic_load_explicit(&bench_g.slots[i].hash, memory_order_relaxed);
+    }
+    *count = c;
+    *hash = h;
+}
+
+/* ---- bodies ------------------------------------------------------------- */
+
+void bench_body_noop(uint64_t idx)
+{
+    (void)idx;
+}
+
+void bench_body_spin(uint64_t idx)
+{
+    (void)idx;
+    bench_spin(bench_g.spin_iters);
+}
+
+void bench_body_sleep_1ms(uint64_t idx)
+{
+    (void)idx;
+    /* The default 50 us timer slack would make every "1 ms" sleep 5% long
+     * on its own; ask for exact wake-ups once per thread, for every pool. */
+    if (!tls_slack_set) {
+        prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+        tls_slack_set = true;
+    }
+    bench_sleep_ns(1000000);
+}
+
+void bench_body_latency(uint64_t idx)
+{
+    uint64_t now = bench_now_ns();
+    bench_g.latency_ns[idx] = now - bench_g.submit_ns[idx];
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void bench_sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull), .tv_nsec = (long)(ns % 1000000000ull)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+void bench_spin(uint64_t iters)
+{
+    /* A dependent multiply-add chain: the compiler cannot fold it, and the
+     * asm barrier keeps it from being hoisted or dropped. */
+    uint64_t x = iters | 1;
+    for (uint64_t i = 0; i < iters; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        __asm__ volatile("" : "+r"(x));
+    }
+}
+
+uint64_t bench_spin_calibrate(uint64_t target_ns, double *measured_ns)
+{
+    /* Time a long run (best of several, to skip preemptions), derive the
+     * iterations per target, then measure that spin's real cost. */
+    const uint64_t probe = 2000000;
+    uint64_t best = UINT64_MAX;
+    for (int r = 0; r < 7; r++) {
+        uint64_t t0 = bench_now_ns();
+        bench_spin(probe);
+        uint64_t dt = bench_now_ns() - t0;
+        if (dt < best) {
+            best = dt;
+        }
+    }
+    double ns_per_iter = (double)best / (double)probe;
+    uint64_t iters = (uint64_t)((double)target_ns / ns_per_iter + 0.5);
+    if (iters == 0) {
+        iters = 1;
+    }
+    const int reps = 20000;
+    uint64_t best_batch = UINT64_MAX;
+    for (int r = 0; r < 5; r++) {
+        uint64_t t0 = bench_now_ns();
+        for (int i = 0; i < reps; i++) {
+            bench_spin(iters);
+        }
+        uint64_t dt = bench_now_ns() - t0;
+        if (dt < best_batch) {
+            best_batch = dt;
+        }
+    }
+    *measured_ns = (double)best_batch / reps;
+    return iters;
+}
+
+uint64_t bench_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) {
+        return 0;
+    }
+    char line[256];
+    uint64_t kib = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            unsigned long long v = 0;
+            if (sscanf(line + 6, "%llu", &v) == 1) {
+                kib = v;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    return kib;
+}

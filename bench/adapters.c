@@ -1,0 +1,30 @@
+/*
+ * bench/adapters.c - the registry of implementations, in report order:
+ * Sluice configurations, then the peers, then the raw reference ring.
+ * BENCH_HAVE_SLUICE is defined by bench/CMakeLists.txt once libsluice has
+ * a pool to link; without it the driver still measures the peers.
+ */
+#include "bench.h"
+
+#ifdef BENCH_HAVE_SLUICE
+extern const bench_adapter bench_adapter_sluice, bench_adapter_sluice_notiming, bench_adapter_sluice_every,
+    bench_adapter_sluice_reject;
+#endif
+extern const bench_adapter bench_adapter_thread, bench_adapter_cthreadpool, bench_adapter_glib,
+    bench_adapter_libuv, bench_adapter_apr, bench_adapter_ring;
+
+const bench_adapter *const bench_adapters[] = {
+#ifdef BENCH_HAVE_SLUICE
+    &bench_adapter_sluice,
+    &bench_adapter_sluice_notiming,
+    &bench_adapter_sluice_every,
+    &bench_adapter_sluice_reject,
+#endif
+    &bench_adapter_thread,
+    &bench_adapter_cthreadpool,
+    &bench_adapter_glib,
+    &bench_adapter_libuv,
+    &bench_adapter_apr,
+    &bench_adapter_ring,
+    NULL,
+};

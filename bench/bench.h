@@ -1,0 +1,194 @@
+/*
+ * bench/bench.h - the benchmark driver's private interface: the adapter
+ * table every pool implements, the task accounting every task goes
+ * through, and the small clock/spin helpers.
+ *
+ * Not a public header: nothing here is installed or exported.
+ */
+#ifndef SLUICE_BENCH_H
+#define SLUICE_BENCH_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- adapters ---------------------------------------------------------- */
+
+/* What submit returns. */
+enum {
+    BENCH_OK = 0,    /* accepted: the task will run exactly once */
+    BENCH_EFULL = 1, /* refused because the queue is full (reject policy); the caller still owns it */
+    BENCH_EFAIL = 2, /* refused for any other reason: a bench error */
+};
+
+/* Adapter flags: which workloads an implementation takes part in. */
+enum {
+    BENCH_F_SLUICE = 1u << 0,       /* a Sluice configuration */
+    BENCH_F_REF = 1u << 1,          /* the raw ring: a reference, not a pool */
+    BENCH_F_NO_IDLE = 1u << 2,      /* has no idle workers (thread per task, ring): skip idle/rss */
+    BENCH_F_METRICS_ONLY = 1u << 3, /* a Sluice metrics variant: only in the metrics workload */
+    BENCH_F_BURST_ONLY = 1u << 4,   /* a Sluice overflow variant: only in the burst workload */
+    BENCH_F_MAIN = 1u << 5,         /* the Sluice row every ratio is taken against */
+};
+
+/* How a workload wants the pool built. */
+typedef struct bench_pool_opts {
+    unsigned workers;      /* K: tasks that may run at once */
+    size_t queue_capacity; /* bound for pools that have one */
+    unsigned producers;    /* threads that will submit (the ring picks SPSC or MPMC) */
+    bool start_all;        /* start all K workers up front where the pool can */
+} bench_pool_opts;
+
+typedef struct bench_adapter bench_adapter;
+
+struct bench_adapter {
+    const char *name;
+    /* One line: what the implementation is and how its queue behaves when
+     * full (block, reject, grow memory). */
+    const char *overflow;
+    unsigned flags;
+    /* Slow implementations run N / size_divisor tasks (0 or 1: all N);
+     * throughput figures are per task, so they stay comparable. */
+    unsigned size_divisor;
+    /* Adapter-specific configuration (the Sluice variants). */
+    const void *variant;
+
+    /* Build a pool. Returns 0, or non-zero with a message in err. */
+    int (*create)(const bench_adapter *self, const bench_pool_opts *opts, void **pool, char *err,
+                  size_t errlen);
+    /* Optional: per-producer-thread state (libuv: a loop per producer). */
+    void *(*producer_begin)(void *pool);
+    /* Submit task number idx. Returns BENCH_OK, BENCH_EFULL or BENCH_EFAIL. */
+    int (*submit)(void *pool, void *producer, uint64_t idx);
+    /* Optional: a producer is done submitting (libuv: run its loop to
+     * reap completions). Called on the producer thread. */
+    void (*producer_end)(void *pool, void *producer);
+    /* Free the pool. Called once every accepted task has completed. */
+    void (*destroy)(void *pool);
+};
+
+/* The registry, in table order: Sluice variants first, then peers, then
+ * the ring. NULL-terminated. */
+extern const bench_adapter *const bench_adapters[];
+
+/* ---- task accounting ---------------------------------------------------- */
+
+/*
+ * Every task of every implementation calls bench_task_run(idx) exactly
+ * once: it runs the workload's body and then accounts the task. The
+ * accounting is a count and a sum of a 64-bit hash of idx, kept in
+ * cache-line slots chosen per thread, so tasks on different threads do not
+ * share a line. At the end count == accepted and hash == the sum over the
+ * accepted indices, or a task was lost or ran twice.
+ */
+typedef void (*bench_body_fn)(uint64_t idx);
+
+#define BENCH_SLOTS 64
+
+typedef struct bench_slot {
+    _Alignas(64) _Atomic uint64_t count;
+    _Atomic uint64_t hash;
+} bench_slot;
+
+typedef struct bench_state {
+    bench_body_fn body;
+    uint64_t spin_iters;       /* for the spin bodies */
+    uint64_t *submit_ns;       /* latency: per-task submit time */
+    uint64_t *latency_ns;      /* latency: per-task start - submit */
+    bench_slot slots[BENCH_SLOTS];
+} bench_state;
+
+extern bench_state bench_g;
+
+/* The per-index hash: a bijective 64-bit mixer (splitmix64 finaliser). */
+static inline uint64_t bench_mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+void bench_task_run(uint64_t idx);
+void bench_accounting_reset(void);
+void bench_accounting_sum(uint64_t *count, uint64_t *hash);
+
+/* Tasks carry idx + 1 as their pointer argument (GLib refuses NULL data). */
+static inline void *bench_idx_to_ptr(uint64_t idx) { return (void *)(uintptr_t)(idx + 1); }
+static inline uint64_t bench_ptr_to_idx(void *p) { return (uint64_t)(uintptr_t)p - 1; }
+
+/* ---- bodies ------------------------------------------------------------- */
+
+void bench_body_noop(uint64_t idx);
+void bench_body_spin(uint64_t idx);
+void bench_body_sleep_1ms(uint64_t idx);
+void bench_body_latency(uint64_t idx);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+uint64_t bench_now_ns(void);
+void bench_sleep_ns(uint64_t ns);
+/* Spin for `iters` iterations of a loop the compiler cannot remove. */
+void bench_spin(uint64_t iters);
+/* Iterations of bench_spin that take about target_ns on this machine, and
+ * the measured cost of one such spin in *measured_ns. */
+uint64_t bench_spin_calibrate(uint64_t target_ns, double *measured_ns);
+/* Resident set size of this process in KiB (VmRSS), or 0. */
+uint64_t bench_rss_kib(void);
+
+
+/* ---- workloads (workloads.c) and the driver (driver.c) ------------------ */
+
+/* Sizes and settings of one invocation; filled by the driver. */
+typedef struct bench_config {
+    bool quick;
+    unsigned runs;
+    unsigned cpus;          /* online CPUs */
+    unsigned workers;       /* K for the throughput and latency workloads */
+    unsigned producers;     /* P for noop-Np */
+    uint64_t n_noop;
+    uint64_t n_spin;
+    uint64_t n_sleep;
+    unsigned sleep_workers; /* K for the sleep workload */
+    double latency_rate;    /* tasks per second */
+    double latency_seconds;
+    double idle_seconds;
+    unsigned rss_workers;
+    size_t queue_capacity;  /* bound for the ordinary workloads */
+    size_t burst_capacity;  /* bound for the burst */
+    uint64_t burst_factor;  /* the burst is this many times the bound */
+    uint64_t spin_iters;    /* ~1 us */
+    double spin_ns;         /* measured cost of one ~1 us spin */
+    uint64_t burst_iters;   /* ~5 us */
+    double burst_ns;
+    uint64_t stall_ns;      /* no progress this long: tasks were lost */
+} bench_config;
+
+enum { BENCH_RES_OK = 0, BENCH_RES_NA, BENCH_RES_ERROR, BENCH_RES_INTEGRITY };
+
+#define BENCH_COLS 6
+
+/* One measurement, written by the child process through a pipe. */
+typedef struct bench_result {
+    int status;
+    char msg[248];
+    double v[BENCH_COLS]; /* v[0] is the primary figure */
+} bench_result;
+
+typedef struct bench_workload {
+    const char *name;
+    const char *title;
+    int ncols;
+    const char *cols[BENCH_COLS]; /* column headers; cols[0] names the primary figure */
+    int better;                   /* +1 higher is better, -1 lower, 0 neither */
+    bool (*takes)(const bench_adapter *a);
+    void (*measure)(const bench_adapter *a, const bench_config *cfg, bench_result *res);
+    /* Writes the workload's parameters as one line into buf. */
+    void (*describe)(const bench_config *cfg, char *buf, size_t len);
+} bench_workload;
+
+extern const bench_workload bench_workloads[];
+extern const size_t bench_workload_count;
+
+#endif /* SLUICE_BENCH_H */
