@@ -1,0 +1,556 @@
+/*
+ * tools/sluice/cmd_demo.c - `sluice demo`: the reference service.
+ *
+ * Purpose: show, in one command, what a service built on Sluice looks like
+ * in production: the notifications dispatcher of the reference text, with
+ * one pool per destination (push, SMS, email) sized by that destination's
+ * concurrency limit, blocking backpressure, an admin server with /metrics
+ * and /debug/pools, a live view, SIGHUP reload, and a clean drain on
+ * Ctrl-C/SIGTERM that ends with a reconciliation of every notification
+ * accepted: submitted = completed + failed + panicked + dropped + shed +
+ * abandoned. The exit status is 0 only when that balances.
+ *
+ * Wiring, in order (the order is the point):
+ *   1. block SIGTERM/SIGINT/SIGHUP before any thread exists;
+ *   2. parse flags and load the config (built-in, or --config, then the
+ *      SLUICE_POOL_* overrides); any problem exits 2 with one reason;
+ *   3. start the lifecycle (signal thread), create the pools, register
+ *      them for the drain, start the admin server (a port in use exits 1
+ *      naming the address), then the view and the producers;
+ *   4. sluice_lifecycle_wait: not-ready, grace, stop producers, drain;
+ *   5. wait for the last running tasks to return, stop the admin server,
+ *      print the reconciliation, destroy the pools.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "demo.h"
+
+/* The built-in config: `sluice demo --print-config` prints it (after any
+ * environment overrides) as a starting point for a real sluice.yaml. */
+static const char BUILTIN_CONFIG[] =
+    "service:\n"
+    "  name: notifications\n"
+    "  listen: 127.0.0.1:9464\n"
+    "  drain_budget: 10s\n"
+    "  shutdown_grace: 500ms\n"
+    "  orchestrator_grace: 30s\n"
+    "  runbook_base_url: https://github.com/sluice/sluice/blob/main/ops/runbook.md\n"
+    "pools:\n"
+    "  - name: push\n"
+    "    workers: 1000\n"
+    "    rationale: APNS allows 1000 concurrent requests from this service; K is that limit\n"
+    "    queue_capacity: 5000\n"
+    "    overflow: block\n"
+    "    submit_timeout: 2s\n"
+    "    idle_expiry: 30s\n"
+    "    drain_timeout: 8s\n"
+    "    kind: io\n"
+    "    downstream: apns\n"
+    "    caller_deadline: 5s\n"
+    "    alert_slow_task_p99: 1s\n"
+    "    alert_submit_wait_p99: 250ms\n"
+    "    demo_latency_p50: 30ms\n"
+    "    demo_latency_p99: 250ms\n"
+    "    demo_weight: 0.6\n"
+    "  - name: sms\n"
+    "    workers: 100\n"
+    "    rationale: Twilio allows 100 concurrent requests per account; K is that limit\n"
+    "    queue_capacity: 1000\n"
+    "    overflow: block\n"
+    "    submit_timeout: 2s\n"
+    "    idle_expiry: 30s\n"
+    "    drain_timeout: 8s\n"
+    "    kind: io\n"
+    "    downstream: twilio\n"
+    "    caller_deadline: 5s\n"
+    "    alert_slow_task_p99: 3s\n"
+    "    alert_submit_wait_p99: 500ms\n"
+    "    demo_latency_p50: 150ms\n"
+    "    demo_latency_p99: 1200ms\n"
+    "    demo_weight: 0.1\n"
+    "  - name: email\n"
+    "    workers: 200\n"
+    "    rationale: SES allows 200 concurrent sends for this account; K is that limit\n"
+    "    queue_capacity: 2000\n"
+    "    overflow: block\n"
+    "    submit_timeout: 2s\n"
+    "    idle_expiry: 30s\n"
+    "    drain_timeout: 8s\n"
+    "    kind: io\n"
+    "    downstream: ses\n"
+    "    caller_deadline: 5s\n"
+    "    alert_slow_task_p99: 2s\n"
+    "    alert_submit_wait_p99: 500ms\n"
+    "    demo_latency_p50: 80ms\n"
+    "    demo_latency_p99: 600ms\n"
+    "    demo_weight: 0.3\n"
+    "downstream_budget:\n"
+    "  - downstream: apns\n"
+    "    total_limit: 1000\n"
+    "    shares:\n"
+    "      notifications: 1000\n"
+    "  - downstream: twilio\n"
+    "    total_limit: 100\n"
+    "    shares:\n"
+    "      notifications: 100\n"
+    "  - downstream: ses\n"
+    "    total_limit: 200\n"
+    "    shares:\n"
+    "      notifications: 200\n";
+
+static void help(FILE *out) {
+    fprintf(out,
+            "usage: sluice demo [flags]\n"
+            "\n"
+            "Run the reference service: a notifications dispatcher with one pool per\n"
+            "destination (push K=1000, sms K=100, email K=200: each destination's\n"
+            "concurrency limit), blocking backpressure and simulated downstreams. Serves\n"
+            "/metrics, /health/live, /health/ready, /health/pools, /debug/pools. On\n"
+            "Ctrl-C, SIGTERM or the end of --duration it drains and prints the\n"
+            "reconciliation; it exits 0 only when every accepted task is accounted for.\n"
+            "SIGHUP reloads --config FILE (K, timeouts and sampling change live).\n"
+            "\n"
+            "Flags:\n"
+            "  --rate N            notifications per second, all pools (default 200)\n"
+            "  --duration D        run for D (30s, 5m), then drain as on SIGTERM\n"
+            "                      (default: until Ctrl-C or SIGTERM)\n"
+            "  --config FILE       use FILE instead of the built-in config\n"
+            "  --print-config      print the config in force (after env overrides), exit\n"
+            "  --listen ADDR       admin address host:port (default: service.listen,\n"
+            "                      127.0.0.1:9464; port 0 picks a free one)\n"
+            "  --panic-rate P      fraction of tasks that panic, 0..1 (default 0)\n"
+            "  --error-rate P      fraction of tasks that fail, 0..1 (default 0)\n"
+            "  --slowdown POOL@T[+D][xF]\n"
+            "                      from T after the start (for D, default: to the end),\n"
+            "                      POOL's downstream is F times slower (default 10);\n"
+            "                      for example --slowdown email@10s+20sx5\n"
+            "  --stall POOL@T[+D]  from T (for D), POOL's downstream stops answering;\n"
+            "                      for example --stall sms@15s\n"
+            "  --seed N            random seed (default: fixed, 1)\n"
+            "  --view MODE         auto (default), tty (redrawn screen), plain (a line\n"
+            "                      per second), none\n"
+            "  -h, --help          this text\n"
+            "\n"
+            "Environment: SLUICE_POOL_<NAME>_<KEY>=value overrides a pool's key, for\n"
+            "example SLUICE_POOL_SMS_WORKERS=20 (docs/config.md).\n"
+            "Exit status: 0 balanced; 1 not balanced, or a runtime failure (port in use);\n"
+            "2 bad flag, value or config.\n");
+}
+
+static int usage_error(const char *fmt, ...) SLUICE_PRINTF(1, 2);
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "sluice demo: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see sluice demo --help)\n");
+    va_end(ap);
+    return SLUICE_EXIT_USAGE;
+}
+
+static bool parse_fraction(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0 && v <= 1)) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* A duration that ends at one of `stops`; advances *s past it. */
+static bool take_duration(const char **s, const char *stops, uint64_t *out) {
+    char buf[32];
+    size_t n = strcspn(*s, stops);
+    if (n == 0 || n >= sizeof buf) {
+        return false;
+    }
+    memcpy(buf, *s, n);
+    buf[n] = '\0';
+    if (sluice_config_parse_duration(buf, out) != SLUICE_OK) {
+        return false;
+    }
+    *s += n;
+    return true;
+}
+
+/* POOL@T[+D][xF] (slowdown) or POOL@T[+D] (stall). */
+static bool parse_fault(const char *arg, bool stall, demo_fault *f) {
+    memset(f, 0, sizeof *f);
+    f->stall = stall;
+    f->factor = stall ? 0 : 10;
+    const char *at = strchr(arg, '@');
+    if (!at || at == arg || (size_t)(at - arg) > SLUICE_POOL_NAME_MAX) {
+        return false;
+    }
+    memcpy(f->pool, arg, (size_t)(at - arg));
+    const char *s = at + 1;
+    if (!take_duration(&s, "+x", &f->at_ns)) {
+        return false;
+    }
+    if (*s == '+') {
+        s++;
+        if (!take_duration(&s, "x", &f->for_ns) || f->for_ns == 0) {
+            return false;
+        }
+    }
+    if (*s == 'x' && !stall) {
+        char *end;
+        errno = 0;
+        f->factor = strtod(s + 1, &end);
+        if (errno || end == s + 1 || *end || !(f->factor >= 1 && f->factor <= 10000)) {
+            return false;
+        }
+        s = end;
+    }
+    return *s == '\0';
+}
+
+enum {
+    OPT_RATE = 256,
+    OPT_DURATION,
+    OPT_CONFIG,
+    OPT_PRINT_CONFIG,
+    OPT_LISTEN,
+    OPT_PANIC_RATE,
+    OPT_ERROR_RATE,
+    OPT_SLOWDOWN,
+    OPT_STALL,
+    OPT_SEED,
+    OPT_VIEW,
+};
+
+/* Returns -1 to go on, else an exit status. */
+static int parse_flags(int argc, char **argv, demo_opts *o) {
+    static const struct option longopts[] = {
+        {"rate", required_argument, NULL, OPT_RATE},
+        {"duration", required_argument, NULL, OPT_DURATION},
+        {"config", required_argument, NULL, OPT_CONFIG},
+        {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"panic-rate", required_argument, NULL, OPT_PANIC_RATE},
+        {"error-rate", required_argument, NULL, OPT_ERROR_RATE},
+        {"slowdown", required_argument, NULL, OPT_SLOWDOWN},
+        {"stall", required_argument, NULL, OPT_STALL},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"view", required_argument, NULL, OPT_VIEW},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->rate = 200;
+    o->seed = 1;
+    opterr = 0;
+    optind = 0;
+    for (;;) {
+        int idx = 0;
+        int c = getopt_long(argc, argv, ":h", longopts, &idx);
+        if (c == -1) {
+            break;
+        }
+        char *end;
+        switch (c) {
+        case 'h':
+            help(stdout);
+            return SLUICE_EXIT_OK;
+        case OPT_RATE:
+            errno = 0;
+            o->rate = strtod(optarg, &end);
+            if (errno || end == optarg || *end || !(o->rate > 0 && o->rate <= 1e6)) {
+                return usage_error("--rate: must be a number of notifications per second in (0, 1000000], got \"%s\"",
+                                   optarg);
+            }
+            break;
+        case OPT_DURATION:
+            if (sluice_config_parse_duration(optarg, &o->duration_ns) != SLUICE_OK || o->duration_ns == 0) {
+                return usage_error("--duration: must be a duration > 0 such as 30s or 5m, got \"%s\"", optarg);
+            }
+            break;
+        case OPT_CONFIG:
+            o->config_path = optarg;
+            break;
+        case OPT_PRINT_CONFIG:
+            o->print_config = true;
+            break;
+        case OPT_LISTEN:
+            o->listen = optarg;
+            if (!strchr(optarg, ':')) {
+                return usage_error("--listen: must be host:port, got \"%s\"", optarg);
+            }
+            break;
+        case OPT_PANIC_RATE:
+            if (!parse_fraction(optarg, &o->panic_rate)) {
+                return usage_error("--panic-rate: must be a fraction in 0..1, got \"%s\"", optarg);
+            }
+            break;
+        case OPT_ERROR_RATE:
+            if (!parse_fraction(optarg, &o->error_rate)) {
+                return usage_error("--error-rate: must be a fraction in 0..1, got \"%s\"", optarg);
+            }
+            break;
+        case OPT_SLOWDOWN:
+        case OPT_STALL:
+            if (o->fault_count == sizeof o->faults / sizeof o->faults[0]) {
+                return usage_error("too many --slowdown/--stall flags (at most 8), at \"%s\"", optarg);
+            }
+            if (!parse_fault(optarg, c == OPT_STALL, &o->faults[o->fault_count])) {
+                if (c == OPT_STALL) {
+                    return usage_error("--stall: must be POOL@T[+D], for example sms@15s, got \"%s\"", optarg);
+                }
+                return usage_error("--slowdown: must be POOL@T[+D][xF], for example email@10sx5, got \"%s\"",
+                                   optarg);
+            }
+            o->fault_count++;
+            break;
+        case OPT_SEED:
+            errno = 0;
+            o->seed = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end) {
+                return usage_error("--seed: must be a non-negative integer, got \"%s\"", optarg);
+            }
+            break;
+        case OPT_VIEW:
+            if (strcmp(optarg, "auto") == 0) {
+                o->view = DEMO_VIEW_AUTO;
+            } else if (strcmp(optarg, "tty") == 0) {
+                o->view = DEMO_VIEW_TTY;
+            } else if (strcmp(optarg, "plain") == 0) {
+                o->view = DEMO_VIEW_PLAIN;
+            } else if (strcmp(optarg, "none") == 0) {
+                o->view = DEMO_VIEW_NONE;
+            } else {
+                return usage_error("--view: must be auto, tty, plain or none, got \"%s\"", optarg);
+            }
+            break;
+        case ':':
+            return usage_error("%s: needs a value", argv[optind - 1]);
+        default:
+            return usage_error("unknown flag '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) {
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    }
+    return -1;
+}
+
+/* ---- lifecycle callbacks -------------------------------------------- */
+
+static void on_ready(void *user, bool ready) {
+    demo *d = user;
+    atomic_store(&d->ready, ready);
+    demo_admin_set_ready(d, ready);
+}
+
+static void on_stop_producers(void *user) {
+    demo *d = user;
+    atomic_store(&d->stop_producers, true);
+}
+
+static void on_log(void *user, const char *line) {
+    demo_log(user, "%s", line);
+}
+
+static void on_reload(void *user) {
+    demo *d = user;
+    if (!d->opts.config_path) {
+        demo_log(d, "SIGHUP: running the built-in config; nothing to reload (use --config FILE)");
+        return;
+    }
+    sluice_pool *pools[DEMO_MAX_POOLS];
+    for (size_t i = 0; i < d->pool_count; i++) {
+        pools[i] = d->pools[i].pool;
+    }
+    char err[2048];
+    pthread_mutex_lock(&d->config_mu);
+    sluice_err r = sluice_config_reload(&d->config, d->opts.config_path, NULL, pools, on_log, d, err, sizeof err);
+    if (r == SLUICE_OK) {
+        sluice_lifecycle_set_budget(d->lifecycle, d->config->service.shutdown_grace_ns,
+                                    d->config->service.drain_budget_ns);
+        for (size_t i = 0; i < d->pool_count; i++) {
+            const sluice_config_pool *cp = &d->config->pools[i];
+            if (cp->demo_latency_p50_ns) {
+                atomic_store(&d->pools[i].p50_ns, cp->demo_latency_p50_ns);
+            }
+            if (cp->demo_latency_p99_ns) {
+                atomic_store(&d->pools[i].p99_ns, cp->demo_latency_p99_ns);
+            }
+        }
+    }
+    pthread_mutex_unlock(&d->config_mu);
+}
+
+/* ---- the command ---------------------------------------------------- */
+
+static void destroy_pools(demo *d) {
+    for (size_t i = 0; i < d->pool_count; i++) {
+        sluice_pool_destroy(d->pools[i].pool);
+        d->pools[i].pool = NULL;
+    }
+}
+
+/* Wait (bounded) until no task runs: the drain returns at its deadline
+ * without waiting for tasks that were told to stop. */
+static void wait_quiescent(demo *d, uint64_t limit_ns) {
+    uint64_t until = sluice_clock_now(NULL) + limit_ns;
+    for (size_t i = 0; i < d->pool_count; i++) {
+        for (;;) {
+            sluice_pool_stats st;
+            sluice_pool_stats_get(d->pools[i].pool, &st);
+            if (st.running == 0 || sluice_clock_now(NULL) >= until) {
+                break;
+            }
+            struct timespec ts = {0, 5 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+int sluice_cmd_demo(int argc, char **argv) {
+    /* 1. Before any thread: the lifecycle's signal thread takes them. */
+    if (sluice_lifecycle_block_signals() != SLUICE_OK) {
+        fprintf(stderr, "sluice demo: cannot block signals: %s\n", strerror(errno));
+        return SLUICE_EXIT_FAIL;
+    }
+    static demo d; /* large; one per process */
+    memset(&d, 0, sizeof d);
+    int rc = parse_flags(argc, argv, &d.opts);
+    if (rc >= 0) {
+        return rc;
+    }
+
+    /* 2. The config. */
+    char err[4096];
+    sluice_err r;
+    if (d.opts.config_path) {
+        r = sluice_config_load_file(d.opts.config_path, NULL, &d.config, err, sizeof err);
+    } else {
+        r = sluice_config_load_string(BUILTIN_CONFIG, sizeof BUILTIN_CONFIG - 1, "<built-in>", NULL, &d.config, err,
+                                      sizeof err);
+    }
+    if (r != SLUICE_OK) {
+        fprintf(stderr, "%s\nsluice demo: the config was refused (%s); nothing started\n", err, sluice_strerror(r));
+        return SLUICE_EXIT_USAGE;
+    }
+    if (d.config->pool_count > DEMO_MAX_POOLS) {
+        fprintf(stderr, "sluice demo: the demo drives at most %d pools, the config has %zu\n", DEMO_MAX_POOLS,
+                d.config->pool_count);
+        sluice_config_free(d.config);
+        return SLUICE_EXIT_USAGE;
+    }
+    for (size_t i = 0; i < d.opts.fault_count; i++) {
+        if (!sluice_config_find_pool(d.config, d.opts.faults[i].pool)) {
+            char names[256] = "";
+            size_t n = 0;
+            for (size_t j = 0; j < d.config->pool_count && n < sizeof names; j++) {
+                n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", j ? ", " : "", d.config->pools[j].name);
+            }
+            fprintf(stderr, "sluice demo: --%s: no pool named \"%s\" (pools: %s)\n",
+                    d.opts.faults[i].stall ? "stall" : "slowdown", d.opts.faults[i].pool, names);
+            sluice_config_free(d.config);
+            return SLUICE_EXIT_USAGE;
+        }
+    }
+    if (d.opts.print_config) {
+        r = sluice_config_write(d.config, stdout);
+        sluice_config_free(d.config);
+        return r == SLUICE_OK ? SLUICE_EXIT_OK : SLUICE_EXIT_FAIL;
+    }
+
+    /* 3. Start. */
+    pthread_mutex_init(&d.config_mu, NULL);
+    pthread_mutex_init(&d.log_mu, NULL);
+    atomic_store(&d.ready, false);
+    snprintf(d.service_name, sizeof d.service_name, "%s", d.config->service.name);
+    d.tty = d.opts.view == DEMO_VIEW_TTY || (d.opts.view == DEMO_VIEW_AUTO && isatty(STDOUT_FILENO));
+    d.start_ns = sluice_clock_now(NULL);
+
+    sluice_lifecycle_config lcfg = {
+        .shutdown_grace_ns = d.config->service.shutdown_grace_ns,
+        .drain_budget_ns = d.config->service.drain_budget_ns,
+        .set_ready = on_ready,
+        .stop_producers = on_stop_producers,
+        .reload = on_reload,
+        .log = on_log,
+        .user = &d,
+    };
+    if (sluice_lifecycle_start(&lcfg, &d.lifecycle) != SLUICE_OK) {
+        fprintf(stderr, "sluice demo: cannot start the signal thread\n");
+        sluice_config_free(d.config);
+        return SLUICE_EXIT_FAIL;
+    }
+    double weight_sum = 0;
+    for (size_t i = 0; i < d.config->pool_count; i++) {
+        const sluice_config_pool *cp = &d.config->pools[i];
+        weight_sum += sluice_config_pool_has(cp, SLUICE_PK_DEMO_WEIGHT) ? cp->demo_weight : 1.0;
+    }
+    for (size_t i = 0; i < d.config->pool_count; i++) {
+        const sluice_config_pool *cp = &d.config->pools[i];
+        demo_pool *p = &d.pools[i];
+        p->demo = &d;
+        p->index = (unsigned)i;
+        snprintf(p->name, sizeof p->name, "%s", cp->name);
+        double w = sluice_config_pool_has(cp, SLUICE_PK_DEMO_WEIGHT) ? cp->demo_weight : 1.0;
+        p->rate = weight_sum > 0 ? d.opts.rate * w / weight_sum : 0;
+        atomic_store(&p->p50_ns, cp->demo_latency_p50_ns ? cp->demo_latency_p50_ns : 50 * SLUICE_NS_PER_MS);
+        atomic_store(&p->p99_ns, cp->demo_latency_p99_ns ? cp->demo_latency_p99_ns : 500 * SLUICE_NS_PER_MS);
+        sluice_pool_config pc;
+        sluice_config_pool_to_pool_config(cp, &pc);
+        pc.abandon_handler = demo_on_abandon;
+        pc.panic_handler = demo_on_panic;
+        pc.user = p;
+        r = sluice_pool_create(&pc, &p->pool, err, sizeof err);
+        if (r != SLUICE_OK) {
+            fprintf(stderr, "sluice demo: pool %s: %s\n", cp->name, err);
+            destroy_pools(&d);
+            sluice_lifecycle_destroy(d.lifecycle);
+            sluice_config_free(d.config);
+            return SLUICE_EXIT_FAIL;
+        }
+        d.pool_count++;
+        sluice_lifecycle_add_pool(d.lifecycle, p->pool, sluice_config_pool_drain_timeout(d.config, cp));
+    }
+    const char *listen = d.opts.listen ? d.opts.listen : d.config->service.listen;
+    if (demo_admin_start(&d, listen, err, sizeof err) != 0) {
+        fprintf(stderr, "sluice demo: %s\n", err);
+        destroy_pools(&d);
+        sluice_lifecycle_destroy(d.lifecycle);
+        sluice_config_free(d.config);
+        return SLUICE_EXIT_FAIL;
+    }
+    atomic_store(&d.ready, true);
+    demo_admin_set_ready(&d, true);
+    if (!d.tty) {
+        fprintf(stderr, "sluice demo: %s: %zu pools, %.0f notifications/s, admin %s; Ctrl-C drains\n",
+                d.service_name, d.pool_count, d.opts.rate, d.admin_url[0] ? d.admin_url : "off");
+    }
+    demo_start_view(&d);
+    demo_start_producers(&d);
+
+    /* 4. Wait for the signal (or --duration), then the drain sequence. */
+    sluice_lifecycle_report rep;
+    sluice_lifecycle_wait(d.lifecycle, &rep);
+
+    /* 5. Report. */
+    demo_join_producers(&d);
+    wait_quiescent(&d, 5 * SLUICE_NS_PER_SEC);
+    demo_stop_view(&d);
+    demo_admin_stop(&d);
+    bool ok = demo_reconcile(&d, stdout);
+    fflush(stdout);
+    destroy_pools(&d);
+    sluice_lifecycle_destroy(d.lifecycle);
+    sluice_config_free(d.config);
+    pthread_mutex_destroy(&d.config_mu);
+    pthread_mutex_destroy(&d.log_mu);
+    return ok ? SLUICE_EXIT_OK : SLUICE_EXIT_FAIL;
+}

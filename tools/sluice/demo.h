@@ -1,0 +1,120 @@
+/*
+ * tools/sluice/demo.h - the parts of `sluice demo`, shared between
+ * cmd_demo.c (flags, wiring, shutdown), demo_sim.c (producers and the
+ * simulated downstreams), demo_view.c (live view, reconciliation) and
+ * demo_admin.c (the admin server, when built).
+ *
+ * Threads: main (flags, then sluice_lifecycle_wait, then the report), the
+ * lifecycle's signal thread, one producer per pool, the view thread, the
+ * pools' workers, and the admin server's threads. Shared state is atomics
+ * (counters, flags) or immutable after start (demo_opts, names).
+ */
+#ifndef SLUICE_TOOLS_DEMO_H
+#define SLUICE_TOOLS_DEMO_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sluice/config.h"
+#include "sluice/lifecycle.h"
+#include "sluice/pool.h"
+
+#define DEMO_MAX_POOLS 8
+
+/* A downstream event injected with --slowdown or --stall. */
+typedef struct demo_fault {
+    char pool[SLUICE_POOL_NAME_MAX + 1];
+    uint64_t at_ns;       /* from the start of the run */
+    uint64_t for_ns;      /* 0 = until the end */
+    double factor;        /* slowdown: latency multiplier; stall: 0 */
+    bool stall;
+} demo_fault;
+
+typedef struct demo_opts {
+    double rate;              /* notifications per second, all pools */
+    uint64_t duration_ns;     /* 0 = until a signal */
+    const char *config_path;  /* NULL = built-in */
+    bool print_config;
+    const char *listen;       /* NULL = the config's service.listen */
+    double panic_rate;        /* 0..1, per task */
+    double error_rate;        /* 0..1, per task */
+    demo_fault faults[8];
+    size_t fault_count;
+    uint64_t seed;
+    int view;                 /* DEMO_VIEW_* */
+} demo_opts;
+
+enum { DEMO_VIEW_AUTO = 0, DEMO_VIEW_TTY, DEMO_VIEW_PLAIN, DEMO_VIEW_NONE };
+
+/* One destination: its pool, its producer and its simulated downstream. */
+typedef struct demo_pool {
+    struct demo *demo;
+    unsigned index;
+    char name[SLUICE_POOL_NAME_MAX + 1]; /* a copy: outlives config reloads */
+    sluice_pool *pool;
+    double rate;              /* this pool's share of --rate */
+    /* Latency distribution (log-normal from p50 and p99), ns; atomics so a
+     * reload can change them while tasks read them. */
+    _Atomic uint64_t p50_ns, p99_ns;
+
+    pthread_t producer;
+    bool producer_started;
+
+    /* Counters kept by the demo itself, to check the pool's own. */
+    atomic_uint_fast64_t accepted;      /* submit returned SLUICE_OK */
+    atomic_uint_fast64_t refused;       /* submit refused (timeout, full): never accepted */
+    atomic_uint_fast64_t handed_back;   /* abandon handler calls */
+    atomic_uint_fast64_t panics_seen;   /* panic handler calls */
+
+    /* The view's previous snapshot, for per-second rates. View thread only. */
+    uint64_t last_done;
+    uint64_t last_hist[SLUICE_HIST_MAX_BUCKETS + 1];
+} demo_pool;
+
+typedef struct demo {
+    demo_opts opts;
+    sluice_config *config;    /* in force; replaced by reload (signal thread) */
+    pthread_mutex_t config_mu; /* guards `config` against the view/report readers */
+    demo_pool pools[DEMO_MAX_POOLS];
+    size_t pool_count;
+    sluice_lifecycle *lifecycle;
+    uint64_t start_ns;        /* system clock */
+    atomic_bool stop_producers;
+    atomic_bool ready;
+    atomic_bool view_stop;
+    pthread_t view_thread;
+    bool view_started;
+    bool tty;
+
+    /* Log lines shown under the live view (the last few). */
+    pthread_mutex_t log_mu;
+    char log_lines[6][160];
+    unsigned log_next;
+
+    char service_name[64];    /* a copy: outlives config reloads */
+    void *admin;              /* demo_admin's server, or NULL */
+    char admin_url[96];
+} demo;
+
+/* demo_sim.c */
+int demo_task(void *arg);
+void demo_start_producers(demo *d);
+void demo_join_producers(demo *d);
+void demo_on_abandon(const sluice_abandoned *task, void *user);
+void demo_on_panic(const sluice_panic_info *info, void *user);
+
+/* demo_view.c */
+void demo_log(demo *d, const char *fmt, ...) SLUICE_PRINTF(2, 3);
+void demo_start_view(demo *d);
+void demo_stop_view(demo *d);
+/* Print the reconciliation; returns true when every pool balances. */
+bool demo_reconcile(demo *d, FILE *out);
+
+/* demo_admin.c: returns 0, or non-zero with a message in err. */
+int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen);
+void demo_admin_set_ready(demo *d, bool ready);
+void demo_admin_stop(demo *d);
+
+#endif

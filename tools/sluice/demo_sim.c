@@ -1,0 +1,201 @@
+/*
+ * tools/sluice/demo_sim.c - the producers and simulated downstreams of
+ * `sluice demo`.
+ *
+ * Purpose: give the pools realistic work so their metrics move the way a
+ * real notifications service's would. Each destination (push/APNS,
+ * SMS/Twilio, email/SES) has its own producer thread, like one consumer per
+ * topic partition: it generates its share of --rate at a steady pace and
+ * submits with the pool's blocking policy, so a saturated pool slows its
+ * own producer (backpressure) and leaves the other destinations alone.
+ *
+ * A task "sends" one notification: it sleeps for a latency drawn from a
+ * log-normal distribution fitted to the destination's p50 and p99 (long
+ * right tail, as real network calls have), optionally slowed or stalled by
+ * --slowdown/--stall, and fails or panics with --error-rate/--panic-rate.
+ * Long waits are cut into 10 ms slices that check sluice_task_should_stop(),
+ * so a drain deadline interrupts a stalled downstream (the task then
+ * returns failure: it did not deliver).
+ *
+ * A producer that falls behind (blocked by backpressure) catches up by at
+ * most one second of traffic, as a consumer with lag would, then carries on
+ * at the nominal pace.
+ *
+ * Thread-safety: counters are atomics; the RNG is per thread.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "sluice/task.h"
+
+#include "demo.h"
+
+static _Thread_local uint64_t rng_state;
+
+static uint64_t rng_next(uint64_t seed) {
+    if (rng_state == 0) {
+        /* Per-thread seed: the run's seed mixed with the thread's address
+         * of this variable (distinct per thread). */
+        rng_state = (seed ^ (uint64_t)(uintptr_t)&rng_state) * 0x9E3779B97F4A7C15ull | 1;
+    }
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 2685821657736338717ull;
+}
+
+static double rnd01(uint64_t seed) {
+    return (double)(rng_next(seed) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static double rnd_normal(uint64_t seed) {
+    double u1 = rnd01(seed), u2 = rnd01(seed);
+    if (u1 < 1e-300) {
+        u1 = 1e-300;
+    }
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+static uint64_t now_ns(void) {
+    return sluice_clock_now(NULL);
+}
+
+static void sleep_ns(uint64_t ns) {
+    struct timespec ts = {(time_t)(ns / SLUICE_NS_PER_SEC), (long)(ns % SLUICE_NS_PER_SEC)};
+    nanosleep(&ts, NULL);
+}
+
+/* Sleep until `until` (system clock) in slices; false if asked to stop. */
+static bool wait_until(uint64_t until) {
+    for (;;) {
+        if (sluice_task_should_stop()) {
+            return false;
+        }
+        uint64_t now = now_ns();
+        if (now >= until) {
+            return true;
+        }
+        uint64_t step = until - now;
+        sleep_ns(step > 10 * SLUICE_NS_PER_MS ? 10 * SLUICE_NS_PER_MS : step);
+    }
+}
+
+int demo_task(void *arg) {
+    demo_pool *p = arg;
+    demo *d = p->demo;
+    uint64_t seed = d->opts.seed;
+    if (d->opts.panic_rate > 0 && rnd01(seed) < d->opts.panic_rate) {
+        sluice_panic("simulated panic in the %s client (--panic-rate)", p->name);
+    }
+    bool fail = d->opts.error_rate > 0 && rnd01(seed) < d->opts.error_rate;
+
+    uint64_t start = now_ns();
+    uint64_t rel = start - d->start_ns;
+    double factor = 1.0;
+    uint64_t stall_until = 0;
+    for (size_t i = 0; i < d->opts.fault_count; i++) {
+        const demo_fault *f = &d->opts.faults[i];
+        if (strcmp(f->pool, p->name) != 0 || rel < f->at_ns || (f->for_ns && rel >= f->at_ns + f->for_ns)) {
+            continue;
+        }
+        if (f->stall) {
+            stall_until = f->for_ns ? d->start_ns + f->at_ns + f->for_ns : UINT64_MAX;
+        } else {
+            factor *= f->factor;
+        }
+    }
+    if (stall_until) {
+        /* The downstream accepted the connection and went silent. */
+        if (!wait_until(stall_until)) {
+            return 2;
+        }
+    }
+    double p50 = (double)atomic_load(&p->p50_ns), p99 = (double)atomic_load(&p->p99_ns);
+    if (p50 < 1) {
+        p50 = 1;
+    }
+    double sigma = p99 > p50 ? log(p99 / p50) / 2.326 : 0;
+    double lat = p50 * exp(sigma * rnd_normal(seed)) * factor;
+    if (lat > 60e9) {
+        lat = 60e9;
+    }
+    if (!wait_until(now_ns() + (uint64_t)lat)) {
+        return 2; /* interrupted by the drain deadline: not delivered */
+    }
+    return fail ? 1 : 0;
+}
+
+void demo_on_abandon(const sluice_abandoned *task, void *user) {
+    demo_pool *p = user;
+    atomic_fetch_add(&p->handed_back, 1);
+    /* A real service would write the notification back to its queue here
+     * (the arg is the notification). The demo's arg is the pool itself, so
+     * there is nothing to free. */
+    (void)task;
+}
+
+void demo_on_panic(const sluice_panic_info *info, void *user) {
+    demo_pool *p = user;
+    uint64_t n = atomic_fetch_add(&p->panics_seen, 1) + 1;
+    /* Log the 1st, 2nd, 4th, 8th, ... so a panic storm stays readable. */
+    if ((n & (n - 1)) == 0) {
+        demo_log(p->demo, "pool %s: task panicked on worker %u: %s (%llu so far; recovered, worker goes on)",
+                 info->pool_name, info->worker_index, info->message, (unsigned long long)n);
+    }
+}
+
+static void *producer_main(void *arg) {
+    demo_pool *p = arg;
+    demo *d = p->demo;
+    uint64_t interval = (uint64_t)(1e9 / p->rate);
+    if (interval == 0) {
+        interval = 1;
+    }
+    uint64_t next = now_ns();
+    sluice_submit_opts so = {.label = p->name};
+    while (!atomic_load(&d->stop_producers)) {
+        uint64_t now = now_ns();
+        if (now < next) {
+            uint64_t step = next - now;
+            sleep_ns(step > 20 * SLUICE_NS_PER_MS ? 20 * SLUICE_NS_PER_MS : step);
+            continue;
+        }
+        if (now - next > SLUICE_NS_PER_SEC) {
+            next = now - SLUICE_NS_PER_SEC; /* bounded catch-up */
+        }
+        sluice_err r = sluice_pool_submit_ex(p->pool, demo_task, p, &so);
+        if (r == SLUICE_OK) {
+            atomic_fetch_add(&p->accepted, 1);
+        } else if (r == SLUICE_ECLOSED) {
+            break; /* draining: the lifecycle stopped us */
+        } else {
+            atomic_fetch_add(&p->refused, 1);
+        }
+        next += interval;
+    }
+    return NULL;
+}
+
+void demo_start_producers(demo *d) {
+    for (size_t i = 0; i < d->pool_count; i++) {
+        demo_pool *p = &d->pools[i];
+        if (p->rate <= 0) {
+            continue;
+        }
+        p->producer_started = pthread_create(&p->producer, NULL, producer_main, p) == 0;
+        if (!p->producer_started) {
+            demo_log(d, "pool %s: cannot start its producer thread", p->name);
+        }
+    }
+}
+
+void demo_join_producers(demo *d) {
+    for (size_t i = 0; i < d->pool_count; i++) {
+        if (d->pools[i].producer_started) {
+            pthread_join(d->pools[i].producer, NULL);
+            d->pools[i].producer_started = false;
+        }
+    }
+}

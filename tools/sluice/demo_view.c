@@ -1,0 +1,282 @@
+/*
+ * tools/sluice/demo_view.c - what `sluice demo` shows: the live view while
+ * it runs, and the reconciliation when it stops.
+ *
+ * Live view. Once a second the view thread snapshots every pool
+ * (sluice_pool_stats_get and the task-time histogram) and prints, per pool,
+ * running/capacity, queue depth, tasks finished per second, the p99 task
+ * time over the last second, failures, panics, drops and refused submits.
+ * On a terminal it redraws an 80-column screen with the last few log lines
+ * under the table; otherwise it prints one plain line per second, fit for
+ * a log file. The same thread ends a --duration run by asking the
+ * lifecycle to shut down, exactly as SIGTERM would.
+ *
+ * p99 over the last second comes from the difference of two histogram
+ * snapshots, reported as the upper bound of the bucket that holds the
+ * 99th percentile ("<= 0.41s" in spirit): histograms cannot say more.
+ *
+ * Reconciliation. After the drain, for each pool:
+ *     submitted = completed + failed + panicked + dropped + shed + abandoned
+ * from the pool's own counters, plus two cross-checks against what the
+ * demo counted itself: the producer's accepted submits equal the pool's
+ * `submitted`, and the abandon handler saw dropped + shed + abandoned
+ * tasks. A run "balances" only when all three hold for every pool.
+ *
+ * Thread-safety: log lines are appended under log_mu from any thread; the
+ * view's per-pool `last_*` fields belong to the view thread.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "demo.h"
+
+void demo_log(demo *d, const char *fmt, ...) {
+    char line[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (d->tty && d->view_started) {
+        pthread_mutex_lock(&d->log_mu);
+        unsigned slot = d->log_next++ % 6;
+        snprintf(d->log_lines[slot], sizeof d->log_lines[slot], "%s", line);
+        pthread_mutex_unlock(&d->log_mu);
+    } else {
+        fprintf(stderr, "sluice demo: %s\n", line);
+    }
+}
+
+/* Upper bound (seconds) of the bucket holding quantile q of the counts
+ * delta[0..n] (n = the +Inf bucket); -1 when there is nothing. */
+static double quantile_bound(const sluice_histogram *h, const uint64_t *delta, double q) {
+    uint64_t total = 0;
+    for (size_t i = 0; i <= h->bucket_count; i++) {
+        total += delta[i];
+    }
+    if (total == 0) {
+        return -1;
+    }
+    uint64_t want = (uint64_t)(q * (double)total + 0.999999);
+    uint64_t acc = 0;
+    for (size_t i = 0; i <= h->bucket_count; i++) {
+        acc += delta[i];
+        if (acc >= want) {
+            return i < h->bucket_count ? h->bounds[i] : INFINITY;
+        }
+    }
+    return INFINITY;
+}
+
+static void fmt_p99(double s, char *buf, size_t len) {
+    if (s < 0) {
+        snprintf(buf, len, "-");
+    } else if (s == INFINITY) {
+        snprintf(buf, len, ">max");
+    } else if (s < 1) {
+        snprintf(buf, len, "%.1fms", s * 1e3);
+    } else {
+        snprintf(buf, len, "%.2fs", s);
+    }
+}
+
+typedef struct row {
+    sluice_pool_stats st;
+    double tasks_per_s;
+    double p99_s;
+} row;
+
+static void snapshot(demo_pool *p, row *r, double dt) {
+    sluice_pool_stats_get(p->pool, &r->st);
+    uint64_t done = r->st.completed + r->st.failed + r->st.panicked;
+    r->tasks_per_s = dt > 0 ? (double)(done - p->last_done) / dt : 0;
+    p->last_done = done;
+    static _Thread_local sluice_histogram h; /* large: keep it off the stack */
+    sluice_pool_histogram_get(p->pool, SLUICE_HIST_TASK, &h);
+    uint64_t delta[SLUICE_HIST_MAX_BUCKETS + 1];
+    for (size_t i = 0; i <= h.bucket_count; i++) {
+        delta[i] = h.counts[i] - p->last_hist[i];
+        p->last_hist[i] = h.counts[i];
+    }
+    r->p99_s = quantile_bound(&h, delta, 0.99);
+}
+
+static void draw_tty(demo *d, row *rows, uint64_t up_ns) {
+    char buf[8192];
+    size_t n = 0;
+#define OUT(...) n += (size_t)snprintf(buf + n, n < sizeof buf ? sizeof buf - n : 0, __VA_ARGS__)
+    OUT("\033[H\033[J");
+    OUT("sluice demo: %s   up %llus   %.0f/s   %s\n", d->service_name, (unsigned long long)(up_ns / SLUICE_NS_PER_SEC),
+        d->opts.rate, atomic_load(&d->ready) ? "ready" : "NOT READY (draining)");
+    OUT("admin %s  (/metrics /health/ready /debug/pools)  Ctrl-C drains\n\n",
+        d->admin_url[0] ? d->admin_url : "off");
+    OUT("%-8s %11s %12s %8s %8s %6s %6s %6s %7s\n", "pool", "run/cap", "queue", "tasks/s", "p99", "failed", "panics",
+        "drops", "refused");
+    for (size_t i = 0; i < d->pool_count; i++) {
+        row *r = &rows[i];
+        char rc[24], q[24], p99[16];
+        snprintf(rc, sizeof rc, "%u/%u", r->st.running, r->st.capacity);
+        snprintf(q, sizeof q, "%zu/%zu", r->st.queue_depth, r->st.queue_capacity);
+        fmt_p99(r->p99_s, p99, sizeof p99);
+        OUT("%-8.8s %11s %12s %8.1f %8s %6llu %6llu %6llu %7llu\n", d->pools[i].name, rc, q, r->tasks_per_s, p99,
+            (unsigned long long)r->st.failed, (unsigned long long)r->st.panicked,
+            (unsigned long long)(r->st.dropped + r->st.shed), (unsigned long long)atomic_load(&d->pools[i].refused));
+    }
+    OUT("\n");
+    pthread_mutex_lock(&d->log_mu);
+    unsigned count = d->log_next < 6 ? d->log_next : 6;
+    for (unsigned i = 0; i < count; i++) {
+        unsigned slot = (d->log_next - count + i) % 6;
+        OUT("%.79s\n", d->log_lines[slot]);
+    }
+    pthread_mutex_unlock(&d->log_mu);
+#undef OUT
+    if (n > sizeof buf) {
+        n = sizeof buf - 1;
+    }
+    fwrite(buf, 1, n, stdout);
+    fflush(stdout);
+}
+
+static void draw_plain(demo *d, row *rows, uint64_t up_ns) {
+    printf("t=%llus", (unsigned long long)(up_ns / SLUICE_NS_PER_SEC));
+    for (size_t i = 0; i < d->pool_count; i++) {
+        row *r = &rows[i];
+        char p99[16];
+        fmt_p99(r->p99_s, p99, sizeof p99);
+        printf(" | %s run=%u/%u q=%zu rate=%.0f/s p99=%s fail=%llu panic=%llu drop=%llu refused=%llu",
+               d->pools[i].name, r->st.running, r->st.capacity, r->st.queue_depth, r->tasks_per_s, p99,
+               (unsigned long long)r->st.failed, (unsigned long long)r->st.panicked,
+               (unsigned long long)(r->st.dropped + r->st.shed),
+               (unsigned long long)atomic_load(&d->pools[i].refused));
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
+static void *view_main(void *arg) {
+    demo *d = arg;
+    uint64_t last = sluice_clock_now(NULL);
+    uint64_t next_tick = last + SLUICE_NS_PER_SEC;
+    bool ended = false;
+    while (!atomic_load(&d->view_stop)) {
+        uint64_t now = sluice_clock_now(NULL);
+        if (!ended && d->opts.duration_ns && now - d->start_ns >= d->opts.duration_ns) {
+            ended = true;
+            demo_log(d, "--duration reached: draining");
+            sluice_lifecycle_shutdown(d->lifecycle);
+        }
+        if (now >= next_tick) {
+            row rows[DEMO_MAX_POOLS];
+            double dt = (double)(now - last) / 1e9;
+            for (size_t i = 0; i < d->pool_count; i++) {
+                snapshot(&d->pools[i], &rows[i], dt);
+            }
+            last = now;
+            next_tick += SLUICE_NS_PER_SEC;
+            if (next_tick < now) {
+                next_tick = now + SLUICE_NS_PER_SEC;
+            }
+            if (d->opts.view != DEMO_VIEW_NONE) {
+                if (d->tty) {
+                    draw_tty(d, rows, now - d->start_ns);
+                } else {
+                    draw_plain(d, rows, now - d->start_ns);
+                }
+            }
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+void demo_start_view(demo *d) {
+    d->view_started = true; /* before the thread: demo_log reads it */
+    if (pthread_create(&d->view_thread, NULL, view_main, d) != 0) {
+        d->view_started = false;
+        fprintf(stderr, "sluice demo: cannot start the view thread; --duration will not end the run\n");
+    }
+}
+
+void demo_stop_view(demo *d) {
+    atomic_store(&d->view_stop, true);
+    if (d->view_started) {
+        pthread_join(d->view_thread, NULL);
+        d->view_started = false;
+    }
+    if (d->tty) {
+        /* Flush the log lines kept for the screen to stderr. */
+        pthread_mutex_lock(&d->log_mu);
+        unsigned count = d->log_next < 6 ? d->log_next : 6;
+        for (unsigned i = 0; i < count; i++) {
+            fprintf(stderr, "sluice demo: %s\n", d->log_lines[(d->log_next - count + i) % 6]);
+        }
+        d->log_next = 0;
+        pthread_mutex_unlock(&d->log_mu);
+    }
+}
+
+bool demo_reconcile(demo *d, FILE *out) {
+    bool all_ok = true;
+    sluice_pool_stats tot;
+    memset(&tot, 0, sizeof tot);
+    uint64_t tot_refused = 0;
+    fprintf(out, "\nreconciliation: submitted = completed + failed + panicked + dropped + shed + abandoned\n");
+    fprintf(out, "%-8s %9s %9s %7s %8s %7s %5s %9s  %s\n", "pool", "submitted", "completed", "failed", "panicked",
+            "dropped", "shed", "abandoned", "balance");
+    for (size_t i = 0; i < d->pool_count + 1; i++) {
+        bool total = i == d->pool_count;
+        sluice_pool_stats st;
+        const char *name = "total";
+        bool ok = true;
+        char why[160] = "";
+        if (!total) {
+            demo_pool *p = &d->pools[i];
+            name = p->name;
+            sluice_pool_stats_get(p->pool, &st);
+            uint64_t accepted = atomic_load(&p->accepted);
+            uint64_t handed = atomic_load(&p->handed_back);
+            uint64_t outcomes = st.completed + st.failed + st.panicked + st.dropped + st.shed + st.abandoned;
+            if (st.running != 0 || st.queue_depth != 0) {
+                ok = false;
+                snprintf(why, sizeof why, "  (not quiescent: %u running, %zu queued)", st.running, st.queue_depth);
+            } else if (st.submitted != outcomes) {
+                ok = false;
+                snprintf(why, sizeof why, "  (%llu unaccounted)",
+                         (unsigned long long)(st.submitted > outcomes ? st.submitted - outcomes
+                                                                      : outcomes - st.submitted));
+            } else if (accepted != st.submitted) {
+                ok = false;
+                snprintf(why, sizeof why, "  (producer had %llu accepted)", (unsigned long long)accepted);
+            } else if (handed != st.dropped + st.shed + st.abandoned) {
+                ok = false;
+                snprintf(why, sizeof why, "  (abandon handler saw %llu)", (unsigned long long)handed);
+            }
+            tot.submitted += st.submitted;
+            tot.completed += st.completed;
+            tot.failed += st.failed;
+            tot.panicked += st.panicked;
+            tot.dropped += st.dropped;
+            tot.shed += st.shed;
+            tot.abandoned += st.abandoned;
+            tot_refused += atomic_load(&p->refused);
+            all_ok &= ok;
+        } else {
+            st = tot;
+            ok = all_ok;
+        }
+        fprintf(out, "%-8.8s %9llu %9llu %7llu %8llu %7llu %5llu %9llu  %s%s\n", name,
+                (unsigned long long)st.submitted, (unsigned long long)st.completed, (unsigned long long)st.failed,
+                (unsigned long long)st.panicked, (unsigned long long)st.dropped, (unsigned long long)st.shed,
+                (unsigned long long)st.abandoned, ok ? "ok" : "MISMATCH", why);
+    }
+    fprintf(out, "refused at submit (never accepted; the producer kept them): %llu\n",
+            (unsigned long long)tot_refused);
+    fprintf(out, "%s\n", all_ok ? "balanced: every accepted notification is accounted for"
+                                : "NOT balanced: some accepted notification is unaccounted for");
+    return all_ok;
+}
