@@ -11,7 +11,8 @@ extern const bench_adapter bench_adapter_sluice, bench_adapter_sluice_notiming, 
     bench_adapter_sluice_reject;
 #endif
 extern const bench_adapter bench_adapter_thread, bench_adapter_cthreadpool, bench_adapter_glib,
-    bench_adapter_libuv, bench_adapter_apr, bench_adapter_ring;
+    bench_adapter_libuv, bench_adapter_apr, bench_adapter_ring, bench_adapter_selftest_lose,
+    bench_adapter_selftest_dup, bench_adapter_selftest_swap;
 
 const bench_adapter *const bench_adapters[] = {
 #ifdef BENCH_HAVE_SLUICE
@@ -26,5 +27,8 @@ const bench_adapter *const bench_adapters[] = {
     &bench_adapter_libuv,
     &bench_adapter_apr,
     &bench_adapter_ring,
+    &bench_adapter_selftest_lose,
+    &bench_adapter_selftest_dup,
+    &bench_adapter_selftest_swap,
     NULL,
 };

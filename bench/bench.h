@@ -30,6 +30,7 @@ enum {
     BENCH_F_METRICS_ONLY = 1u << 3, /* a Sluice metrics variant: only in the metrics workload */
     BENCH_F_BURST_ONLY = 1u << 4,   /* a Sluice overflow variant: only in the burst workload */
     BENCH_F_MAIN = 1u << 5,         /* the Sluice row every ratio is taken against */
+    BENCH_F_SELFTEST = 1u << 6,     /* deliberately broken: only when named with --impl */
 };
 
 /* How a workload wants the pool built. */
@@ -186,6 +187,8 @@ typedef struct bench_workload {
     void (*measure)(const bench_adapter *a, const bench_config *cfg, bench_result *res);
     /* Writes the workload's parameters as one line into buf. */
     void (*describe)(const bench_config *cfg, char *buf, size_t len);
+    /* The self-test adapters run here when named with --impl. */
+    bool takes_selftest;
 } bench_workload;
 
 extern const bench_workload bench_workloads[];

@@ -75,7 +75,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: sluice-bench [--quick] [--runs N] [--workload A,B] [--impl X,Y] [--producers P]\n"
-            "                    [--workers K] [--json] [--no-fork] [--verbose] [--list] [--help]\n"
+            "                    [--workers K] [--stall-seconds S] [--json] [--no-fork] [--verbose]\n"
+            "                    [--list] [--help]\n"
             "\n"
             "Measures Sluice against peer worker pools on this machine and prints, per workload,\n"
             "each implementation's median of N runs, min, max and ratio to Sluice, then the\n"
@@ -87,6 +88,8 @@ static void usage(FILE *f)
             "  --impl L       only these implementations (comma list; sluice is always kept for ratios)\n"
             "  --producers P  producers for noop-Np (default 4)\n"
             "  --workers K    K for the throughput and latency workloads (default: CPU count)\n"
+            "  --stall-seconds S  a run whose completions stop moving for S s has lost tasks\n"
+            "                 (default 10 quick, 20 full)\n"
             "  --json         print one JSON document on stdout instead of the tables\n"
             "  --no-fork      measure in this process (for perf/callgrind; use one --impl)\n"
             "  --verbose      one line per measurement on stderr (figure and duration)\n"
@@ -170,7 +173,7 @@ static bool parse_uint(const char *flag, const char *s, unsigned lo, unsigned hi
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    unsigned runs = 0, producers = 4, workers = 0;
+    unsigned runs = 0, producers = 4, workers = 0, stall_s = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -199,6 +202,11 @@ static int parse_args(int argc, char **argv, options *o)
             i++;
         } else if (strcmp(a, "--workers") == 0) {
             if (!parse_uint(a, next, 1, 1024, &workers)) {
+                return -1;
+            }
+            i++;
+        } else if (strcmp(a, "--stall-seconds") == 0) {
+            if (!parse_uint(a, next, 1, 3600, &stall_s)) {
                 return -1;
             }
             i++;
@@ -239,7 +247,7 @@ static int parse_args(int argc, char **argv, options *o)
     c->latency_seconds = c->quick ? 0.05 : 1.0;
     c->idle_seconds = c->quick ? 0.2 : 2.0;
     c->rss_workers = c->quick ? 100 : 1000;
-    c->stall_ns = (c->quick ? 10ull : 20ull) * 1000000000ull;
+    c->stall_ns = (stall_s ? stall_s : c->quick ? 10ull : 20ull) * 1000000000ull;
     o->child_timeout_s = c->quick ? 60 : 300;
     return 0;
 }
@@ -782,7 +790,11 @@ int main(int argc, char **argv)
         cell *cells = all_cells[wi];
         for (int i = 0; bench_adapters[i]; i++) {
             const bench_adapter *a = bench_adapters[i];
-            cells[i].taken = w->takes(a) && (in_list(o.impls, a->name) || a == ms);
+            if (a->flags & BENCH_F_SELFTEST) {
+                cells[i].taken = o.impls && in_list(o.impls, a->name) && w->takes_selftest;
+            } else {
+                cells[i].taken = w->takes(a) && (in_list(o.impls, a->name) || a == ms);
+            }
         }
         for (unsigned r = 0; r < cfg->runs; r++) {
             for (int i = 0; bench_adapters[i]; i++) {
@@ -807,7 +819,7 @@ int main(int argc, char **argv)
                 }
                 if (res->status == BENCH_RES_ERROR || res->status == BENCH_RES_INTEGRITY) {
                     failures++;
-                    fprintf(stderr, "\nsluice-bench: FAILED: %s / %s run %u: %s\n", w->name, a->name, r + 1,
+                    fprintf(stderr, "%ssluice-bench: FAILED: %s / %s run %u: %s\n", progress ? "\n" : "", w->name, a->name, r + 1,
                             res->msg);
                 }
             }

@@ -637,18 +637,29 @@ static void d_metrics(const bench_config *cfg, char *buf, size_t len)
              (unsigned long long)cfg->n_noop);
 }
 
+#define COLS(...) {__VA_ARGS__}
 const bench_workload bench_workloads[] = {
-    {"noop-1p", "no-op throughput, 1 producer", 2, {"tasks/s", "ns/task"}, +1, takes_noop, m_noop_1p, d_noop_1p},
-    {"noop-Np", "no-op throughput, several producers", 2, {"tasks/s", "ns/task"}, +1, takes_noop, m_noop_np,
-     d_noop_np},
-    {"spin-1us", "~1 us CPU tasks", 2, {"wall ms", "x ideal"}, -1, takes_pools, m_spin, d_spin},
-    {"sleep-1ms", "1 ms sleeping tasks", 2, {"wall ms", "x ideal"}, -1, takes_pools, m_sleep, d_sleep},
-    {"latency", "paced hand-off latency", 5, {"p99 us", "p50 us", "p99.9 us", "max us", "k/s done"}, -1,
-     takes_latency, m_latency, d_latency},
-    {"idle", "idle CPU of parked workers", 2, {"CPU %", "wakeups/s"}, -1, takes_idle, m_idle, d_idle},
-    {"rss", "RSS with many idle workers", 3, {"MiB", "KiB/worker", "threads"}, -1, takes_idle, m_rss, d_rss},
-    {"burst", "burst far above capacity", 5, {"submit ms", "RSS+ MiB", "accepted %", "rejected", "total ms"}, 0,
-     takes_burst, m_burst, d_burst},
-    {"metrics", "Sluice metrics on vs off", 2, {"tasks/s", "ns/task"}, +1, takes_metrics, m_noop_1p, d_metrics},
+    {.name = "noop-1p", .title = "no-op throughput, 1 producer", .ncols = 2, .cols = COLS("tasks/s", "ns/task"),
+     .better = +1, .takes = takes_noop, .measure = m_noop_1p, .describe = d_noop_1p, .takes_selftest = true},
+    {.name = "noop-Np", .title = "no-op throughput, several producers", .ncols = 2,
+     .cols = COLS("tasks/s", "ns/task"), .better = +1, .takes = takes_noop, .measure = m_noop_np,
+     .describe = d_noop_np, .takes_selftest = true},
+    {.name = "spin-1us", .title = "~1 us CPU tasks", .ncols = 2, .cols = COLS("wall ms", "x ideal"), .better = -1,
+     .takes = takes_pools, .measure = m_spin, .describe = d_spin},
+    {.name = "sleep-1ms", .title = "1 ms sleeping tasks", .ncols = 2, .cols = COLS("wall ms", "x ideal"),
+     .better = -1, .takes = takes_pools, .measure = m_sleep, .describe = d_sleep},
+    {.name = "latency", .title = "paced hand-off latency", .ncols = 5,
+     .cols = COLS("p99 us", "p50 us", "p99.9 us", "max us", "k/s done"), .better = -1, .takes = takes_latency,
+     .measure = m_latency, .describe = d_latency},
+    {.name = "idle", .title = "idle CPU of parked workers", .ncols = 2, .cols = COLS("CPU %", "wakeups/s"),
+     .better = -1, .takes = takes_idle, .measure = m_idle, .describe = d_idle},
+    {.name = "rss", .title = "RSS with many idle workers", .ncols = 3, .cols = COLS("MiB", "KiB/worker", "threads"),
+     .better = -1, .takes = takes_idle, .measure = m_rss, .describe = d_rss},
+    {.name = "burst", .title = "burst far above capacity", .ncols = 5,
+     .cols = COLS("submit ms", "RSS+ MiB", "accepted %", "rejected", "total ms"), .better = 0,
+     .takes = takes_burst, .measure = m_burst, .describe = d_burst},
+    {.name = "metrics", .title = "Sluice metrics on vs off", .ncols = 2, .cols = COLS("tasks/s", "ns/task"),
+     .better = +1, .takes = takes_metrics, .measure = m_noop_1p, .describe = d_metrics},
 };
+#undef COLS
 const size_t bench_workload_count = sizeof bench_workloads / sizeof bench_workloads[0];
