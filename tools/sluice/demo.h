@@ -85,7 +85,7 @@ typedef struct demo {
     atomic_bool ready;
     atomic_bool view_stop;
     pthread_t view_thread;
-    bool view_started;
+    atomic_bool view_started; /* read by demo_log from any thread */
     bool tty;
 
     /* Log lines shown under the live view (the last few). */

@@ -40,7 +40,7 @@ void demo_log(demo *d, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (d->tty && d->view_started) {
+    if (d->tty && atomic_load(&d->view_started)) {
         pthread_mutex_lock(&d->log_mu);
         unsigned slot = d->log_next++ % 6;
         snprintf(d->log_lines[slot], sizeof d->log_lines[slot], "%s", line);
@@ -195,29 +195,21 @@ static void *view_main(void *arg) {
 }
 
 void demo_start_view(demo *d) {
-    d->view_started = true; /* before the thread: demo_log reads it */
+    atomic_store(&d->view_started, true); /* before the thread: demo_log reads it */
     if (pthread_create(&d->view_thread, NULL, view_main, d) != 0) {
-        d->view_started = false;
+        atomic_store(&d->view_started, false);
         fprintf(stderr, "sluice demo: cannot start the view thread; --duration will not end the run\n");
     }
 }
 
 void demo_stop_view(demo *d) {
     atomic_store(&d->view_stop, true);
-    if (d->view_started) {
+    if (atomic_load(&d->view_started)) {
         pthread_join(d->view_thread, NULL);
-        d->view_started = false;
+        atomic_store(&d->view_started, false);
     }
-    if (d->tty) {
-        /* Flush the log lines kept for the screen to stderr. */
-        pthread_mutex_lock(&d->log_mu);
-        unsigned count = d->log_next < 6 ? d->log_next : 6;
-        for (unsigned i = 0; i < count; i++) {
-            fprintf(stderr, "sluice demo: %s\n", d->log_lines[(d->log_next - count + i) % 6]);
-        }
-        d->log_next = 0;
-        pthread_mutex_unlock(&d->log_mu);
-    }
+    /* From here on demo_log writes to stderr; the lines kept for the
+     * screen are already on it. */
 }
 
 bool demo_reconcile(demo *d, FILE *out) {

@@ -1,0 +1,14 @@
+#!/bin/sh
+# --print-config prints YAML that loads back to the same config, with the
+# environment overrides applied.
+. "$(dirname "$0")/lib.sh"
+run 0 demo --print-config
+cp "$TMP/out" "$TMP/a.yaml"
+contains "$TMP/a.yaml" "name: \"push\""
+contains "$TMP/a.yaml" "workers: 1000"
+run 0 demo --config "$TMP/a.yaml" --print-config
+cmp -s "$TMP/a.yaml" "$TMP/out" || fail "print-config does not round-trip: $(diff "$TMP/a.yaml" "$TMP/out")"
+SLUICE_POOL_SMS_WORKERS=20 run 0 demo --print-config
+awk '/name: "sms"/{s=1} s&&/workers:/{print; exit}' "$TMP/out" | grep -qx '    workers: 20' ||
+    fail "SLUICE_POOL_SMS_WORKERS=20 not applied"
+echo ok
