@@ -12,5 +12,7 @@
 #include "sluice/fault.h"
 #include "sluice/cpu.h"
 /* Areas above the core add their headers here, one line each. */
+#include "sluice/metrics.h"
+#include "sluice/log.h"
 
 #endif /* SLUICE_SLUICE_H */
