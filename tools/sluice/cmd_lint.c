@@ -1,0 +1,178 @@
+/*
+ * tools/sluice/cmd_lint.c - `sluice lint FILE`: check a sluice.yaml against
+ * the team framework and say, per pool, each rule that fails and the fix.
+ *
+ * Design: the rules live in ops_lint.c (pure: config in, sorted findings
+ * out); this file parses flags, loads the config and prints the findings
+ * as text (one "file:line:col: rule: message" line and an indented fix per
+ * finding, for people and editors) or JSON (for CI annotations). Exit 0
+ * when clean, 1 with findings, 2 when the input cannot be used, so CI can
+ * tell "the config is against policy" from "the config is broken".
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "ops_cli.h"
+#include "ops_lint.h"
+
+static const char HELP[] =
+    "usage: sluice lint [--json] [--cpus N] [--replicas N] [--env] CONFIG\n"
+    "       sluice lint --list-rules\n"
+    "\n"
+    "Checks sluice.yaml against the team framework and prints, per pool, each rule\n"
+    "that fails with the fix. Rules (docs/ops.md explains each):\n"
+    "%s"
+    "\n"
+    "  CONFIG          sluice.yaml, or - to read it from stdin\n"
+    "      --json      print a JSON report instead of text\n"
+    "      --cpus N    CPUs for the cpu-bound-k rule (default: this machine's, %u)\n"
+    "      --replicas N  replicas of this service sharing each downstream (default 1)\n"
+    "      --env       apply SLUICE_POOL_* / SLUICE_SERVICE_* environment overrides first\n"
+    "      --list-rules  print the rule ids and what each checks, then exit 0\n"
+    "  -h, --help      this text\n"
+    "\n"
+    "Exit status: 0 no findings; 1 findings; 2 bad flags, unreadable or invalid config.\n";
+
+static unsigned machine_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+static void rules_list(ops_buf *b, const char *indent)
+{
+    for (int i = 0; ops_lint_rules[i].id; i++)
+        ops_buf_printf(b, "%s%-28s %s\n", indent, ops_lint_rules[i].id, ops_lint_rules[i].summary);
+}
+
+static int parse_count(const char *flag, const char *v, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (!*v || *end || errno || n == 0 || n > 1000000 || v[0] == '-') {
+        fprintf(stderr, "sluice lint: %s must be a whole number from 1 to 1000000, got \"%s\"\n", flag, v);
+        return -1;
+    }
+    *out = (unsigned)n;
+    return 0;
+}
+
+static void print_text(const char *path, const sluice_config *cfg, const ops_findings *f, ops_buf *o)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        const ops_finding *x = &f->v[i];
+        if (x->line)
+            ops_buf_printf(o, "%s:%u:%u: %s: %s\n", path, x->line, x->column, x->rule, x->message);
+        else
+            ops_buf_printf(o, "%s: %s: %s\n", path, x->rule, x->message);
+        ops_buf_printf(o, "    fix: %s\n", x->fix);
+    }
+    if (f->n == 0)
+        ops_buf_printf(o, "%s: clean: %zu pools pass every rule\n", path, cfg->pool_count);
+    else
+        ops_buf_printf(o, "%s: %zu finding%s\n", path, f->n, f->n == 1 ? "" : "s");
+}
+
+static void print_json(const char *path, const sluice_config *cfg, const ops_findings *f, const ops_lint_opts *o,
+                       ops_buf *out)
+{
+    ops_jw w;
+    ops_jw_init(&w, out);
+    ops_jw_obj(&w, NULL);
+    ops_jw_str(&w, "file", path);
+    ops_jw_bool(&w, "clean", f->n == 0);
+    ops_jw_int(&w, "pools", (long long)cfg->pool_count);
+    ops_jw_int(&w, "cpus", o->cpus);
+    ops_jw_int(&w, "replicas", o->replicas);
+    ops_jw_arr(&w, "findings");
+    for (size_t i = 0; i < f->n; i++) {
+        const ops_finding *x = &f->v[i];
+        ops_jw_obj(&w, NULL);
+        ops_jw_str(&w, "pool", x->pool);
+        ops_jw_str(&w, "rule", x->rule);
+        ops_jw_str(&w, "message", x->message);
+        ops_jw_str(&w, "fix", x->fix);
+        ops_jw_int(&w, "line", x->line);
+        ops_jw_int(&w, "column", x->column);
+        ops_jw_end_obj(&w);
+    }
+    ops_jw_end_arr(&w);
+    ops_jw_end_obj(&w);
+}
+
+int sluice_cmd_lint(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},         {"json", no_argument, NULL, 'j'},
+        {"env", no_argument, NULL, 'e'},          {"cpus", required_argument, NULL, 'c'},
+        {"replicas", required_argument, NULL, 'r'}, {"list-rules", no_argument, NULL, 'l'},
+        {NULL, 0, NULL, 0},
+    };
+    ops_lint_opts opts = {machine_cpus(), 1};
+    bool json = false, with_env = false;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h': {
+            ops_buf rl = {0};
+            rules_list(&rl, "  ");
+            printf(HELP, ops_buf_str(&rl), machine_cpus());
+            ops_buf_free(&rl);
+            return OPS_EXIT_OK;
+        }
+        case 'l': {
+            ops_buf rl = {0};
+            rules_list(&rl, "");
+            fputs(ops_buf_str(&rl), stdout);
+            ops_buf_free(&rl);
+            return OPS_EXIT_OK;
+        }
+        case 'j': json = true; break;
+        case 'e': with_env = true; break;
+        case 'c':
+            if (parse_count("--cpus", optarg, &opts.cpus))
+                return OPS_EXIT_USAGE;
+            break;
+        case 'r':
+            if (parse_count("--replicas", optarg, &opts.replicas))
+                return OPS_EXIT_USAGE;
+            break;
+        case ':':
+            fprintf(stderr, "sluice lint: %s needs a value (see sluice lint --help)\n", argv[optind - 1]);
+            return OPS_EXIT_USAGE;
+        default:
+            fprintf(stderr, "sluice lint: unknown flag '%s' (see sluice lint --help)\n", argv[optind - 1]);
+            return OPS_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "sluice lint: expected one config file (or - for stdin), got %d arguments\n", argc - optind);
+        return OPS_EXIT_USAGE;
+    }
+    const char *path = argv[optind];
+    sluice_config *cfg;
+    int rc = ops_cli_load("lint", path, with_env, &cfg);
+    if (rc)
+        return rc;
+    ops_findings f = {0};
+    ops_lint_run(cfg, &opts, &f);
+    ops_buf out = {0};
+    if (json)
+        print_json(path, cfg, &f, &opts, &out);
+    else
+        print_text(path, cfg, &f, &out);
+    rc = ops_cli_emit("lint", NULL, ops_buf_str(&out));
+    if (rc == OPS_EXIT_OK)
+        rc = f.n ? OPS_EXIT_FINDINGS : OPS_EXIT_OK;
+    ops_buf_free(&out);
+    ops_findings_free(&f);
+    sluice_config_free(cfg);
+    return rc;
+}

@@ -1,0 +1,519 @@
+/*
+ * tools/sluice/ops_inventory.c - a lexical scanner that finds pool
+ * constructions in C sources.
+ *
+ * Purpose: the reference text's "forgotten pool" risk: a pool nobody
+ * monitors. `sluice inventory` lists every place a codebase builds a pool:
+ * Sluice's own (sluice_pool_create), C-Thread-Pool (thpool_init), GLib
+ * (g_thread_pool_new[_full]), APR (apr_thread_pool_create), libuv's shared
+ * pool (uv_queue_work), and threads started by pthread_create inside a
+ * loop (a hand-made pool), and says whether each Sluice pool is declared
+ * in sluice.yaml.
+ *
+ * Design: a tokenizer, not a parser. It drops comments, string and
+ * character literals (keeping string contents for pool names) and
+ * preprocessor lines, tracks braces and parentheses, and reports a call
+ * when a known function name is followed by '(' inside a function body
+ * and is not a declaration (preceded by a type name) or a struct member
+ * (preceded by '.' or '->'). Loops are tracked from the `for`/`while`/
+ * `do` keywords: a braced body, or a single statement up to its ';'.
+ * What it cannot see: calls made through macros (a macro body is a
+ * preprocessor line and is skipped; its expansion sites do not name the
+ * function), function pointers, and pool names computed at run time. Why
+ * not libclang: it needs each file's exact compile flags and include
+ * paths (a compile_commands.json) to parse at all, and would add a large
+ * dependency to a tool whose answers here only need the token stream;
+ * docs/ops.md records the trade-off.
+ *
+ * Ordering: results are sorted by path, line and kind; directory entries
+ * are read and then sorted, so output does not depend on readdir order.
+ */
+#include "ops_inventory.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ops_util.h"
+
+static const struct {
+    const char *fn;
+    const char *kind;
+    bool loop_only;
+} targets[] = {
+    {"sluice_pool_create", "sluice", false},
+    {"thpool_init", "c-thread-pool", false},
+    {"g_thread_pool_new", "glib", false},
+    {"g_thread_pool_new_full", "glib", false},
+    {"apr_thread_pool_create", "apr", false},
+    {"uv_queue_work", "libuv", false},
+    {"pthread_create", "pthread-loop", true},
+};
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    if (!q) {
+        fputs("sluice: out of memory\n", stderr);
+        abort();
+    }
+    return q;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *d = xrealloc(NULL, n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+typedef enum tok_type { T_NONE, T_IDENT, T_STRING, T_PUNCT, T_NUMBER } tok_type;
+
+typedef struct tok {
+    tok_type type;
+    char text[64]; /* identifiers and punctuation (truncated); strings keep `str` */
+    unsigned line;
+} tok;
+
+#define MAX_DEPTH 256
+
+typedef struct scan {
+    const char *path;
+    ops_sites *out;
+    /* token history */
+    tok prev2, prev, cur;
+    /* structure */
+    int depth;                  /* brace depth */
+    int paren;                  /* paren depth within the current statement */
+    bool frame_loop[MAX_DEPTH]; /* frame_loop[d]: the block opened at depth d is a loop body */
+    int loop_frames;            /* how many open frames are loop bodies */
+    int single_loops;           /* unbraced loop bodies open at single_depth */
+    int single_depth;
+    /* loop header tracking: after for/while we skip "( ... )" */
+    int header_state;           /* 0 none, 1 expecting '(', 2 inside header, 3 header done */
+    int header_paren;
+    /* per function (depth >= 1) */
+    char *last_name;            /* last `name = "literal"` seen in this function */
+    bool saw_from_config;
+    int name_state;             /* 1 saw ident "name", 2 saw '=' after it */
+    /* pending call: a target identifier waiting for '(' */
+    int pending_target;
+    unsigned pending_line;
+    bool pending_ok;
+} scan;
+
+static bool is_keyword_before_call(const char *s)
+{
+    static const char *const kw[] = {"return", "else", "case", "do", "sizeof", "goto", NULL};
+    for (int i = 0; kw[i]; i++)
+        if (strcmp(s, kw[i]) == 0)
+            return true;
+    return false;
+}
+
+static void add_site(scan *s, int t, unsigned line)
+{
+    ops_sites *o = s->out;
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 16;
+        o->v = xrealloc(o->v, o->cap * sizeof *o->v);
+    }
+    ops_site *x = &o->v[o->n++];
+    memset(x, 0, sizeof *x);
+    x->path = xstrndup(s->path, strlen(s->path));
+    x->line = line;
+    x->kind = targets[t].kind;
+    x->call = targets[t].fn;
+    x->declared = -1;
+    if (strcmp(targets[t].kind, "sluice") == 0) {
+        x->from_config = s->saw_from_config;
+        if (s->last_name)
+            x->pool = xstrndup(s->last_name, strlen(s->last_name));
+    }
+}
+
+static bool in_loop(const scan *s)
+{
+    return s->loop_frames > 0 || s->single_loops > 0;
+}
+
+/* Feed one token through the structure tracker. `str` is a string
+ * literal's contents (T_STRING only). */
+static void feed(scan *s, tok t, const char *str, size_t slen)
+{
+    /* A target identifier followed by '(' is a call. */
+    if (s->pending_target >= 0) {
+        if (t.type == T_PUNCT && strcmp(t.text, "(") == 0 && s->pending_ok) {
+            if (!targets[s->pending_target].loop_only || in_loop(s))
+                add_site(s, s->pending_target, s->pending_line);
+        }
+        s->pending_target = -1;
+    }
+
+    /* Loop headers: for/while "( ... )" then a body. */
+    if (s->header_state == 1) {
+        if (t.type == T_PUNCT && strcmp(t.text, "(") == 0) {
+            s->header_state = 2;
+            s->header_paren = 1;
+            goto shift;
+        }
+        s->header_state = 0;
+    } else if (s->header_state == 2) {
+        if (t.type == T_PUNCT && strcmp(t.text, "(") == 0)
+            s->header_paren++;
+        else if (t.type == T_PUNCT && strcmp(t.text, ")") == 0 && --s->header_paren == 0)
+            s->header_state = 3;
+        goto shift;
+    } else if (s->header_state == 3) {
+        s->header_state = 0;
+        if (t.type == T_PUNCT && strcmp(t.text, "{") == 0) {
+            if (s->depth + 1 < MAX_DEPTH) {
+                s->depth++;
+                s->frame_loop[s->depth] = true;
+                s->loop_frames++;
+            }
+            goto shift;
+        }
+        if (t.type == T_PUNCT && strcmp(t.text, ";") == 0)
+            goto shift; /* empty body, or the tail of do { } while (x); */
+        if (s->single_loops == 0)
+            s->single_depth = s->depth;
+        if (s->single_depth == s->depth)
+            s->single_loops++;
+        /* fall through: this token starts the body statement */
+    }
+
+    if (t.type == T_IDENT) {
+        if (strcmp(t.text, "for") == 0 || strcmp(t.text, "while") == 0) {
+            s->header_state = 1;
+        } else if (strcmp(t.text, "do") == 0) {
+            s->header_state = 3;
+        } else {
+            for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
+                if (strcmp(t.text, targets[i].fn) == 0) {
+                    /* Not at file scope (no calls there in C), not a
+                     * member, not a declaration "type name(". */
+                    bool ok = s->depth > 0;
+                    if (s->prev.type == T_PUNCT && (strcmp(s->prev.text, ".") == 0 || strcmp(s->prev.text, "->") == 0))
+                        ok = false;
+                    if (s->prev.type == T_IDENT && !is_keyword_before_call(s->prev.text))
+                        ok = false;
+                    s->pending_target = (int)i;
+                    s->pending_line = t.line;
+                    s->pending_ok = ok;
+                }
+            }
+            if (s->depth > 0 && strcmp(t.text, "sluice_config_pool_to_pool_config") == 0)
+                s->saw_from_config = true;
+        }
+        s->name_state = strcmp(t.text, "name") == 0 ? 1 : 0;
+    } else if (t.type == T_PUNCT) {
+        if (strcmp(t.text, "=") == 0 && s->name_state == 1)
+            s->name_state = 2;
+        else
+            s->name_state = 0;
+        if (strcmp(t.text, "{") == 0) {
+            if (s->depth + 1 < MAX_DEPTH) {
+                s->depth++;
+                s->frame_loop[s->depth] = false;
+            }
+        } else if (strcmp(t.text, "}") == 0) {
+            if (s->depth > 0) {
+                if (s->frame_loop[s->depth])
+                    s->loop_frames--;
+                s->depth--;
+            }
+            if (s->single_loops && s->depth <= s->single_depth)
+                s->single_loops = 0;
+            if (s->depth == 0) {
+                free(s->last_name);
+                s->last_name = NULL;
+                s->saw_from_config = false;
+            }
+        } else if (strcmp(t.text, "(") == 0) {
+            s->paren++;
+        } else if (strcmp(t.text, ")") == 0) {
+            if (s->paren > 0)
+                s->paren--;
+        } else if (strcmp(t.text, ";") == 0) {
+            if (s->single_loops && s->depth == s->single_depth && s->paren == 0)
+                s->single_loops = 0;
+        }
+    } else if (t.type == T_STRING) {
+        if (s->name_state == 2 && s->depth > 0) {
+            free(s->last_name);
+            s->last_name = xstrndup(str, slen);
+        }
+        s->name_state = 0;
+    } else {
+        s->name_state = 0;
+    }
+shift:
+    s->prev2 = s->prev;
+    s->prev = t;
+}
+
+void ops_inventory_scan_text(const char *path, const char *text, size_t len, ops_sites *out)
+{
+    scan s;
+    memset(&s, 0, sizeof s);
+    s.path = path;
+    s.out = out;
+    s.pending_target = -1;
+    unsigned line = 1;
+    bool line_start = true; /* only whitespace so far on this line */
+    size_t i = 0;
+    while (i < len) {
+        char c = text[i];
+        if (c == '\n') {
+            line++;
+            line_start = true;
+            i++;
+            continue;
+        }
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
+            i++;
+            continue;
+        }
+        if (c == '\\' && i + 1 < len && text[i + 1] == '\n') { /* line splice */
+            line++;
+            i += 2;
+            continue;
+        }
+        /* Comments. */
+        if (c == '/' && i + 1 < len && text[i + 1] == '/') {
+            while (i < len && text[i] != '\n') {
+                if (text[i] == '\\' && i + 1 < len && text[i + 1] == '\n') {
+                    line++;
+                    i++;
+                }
+                i++;
+            }
+            continue;
+        }
+        if (c == '/' && i + 1 < len && text[i + 1] == '*') {
+            i += 2;
+            while (i < len && !(text[i] == '*' && i + 1 < len && text[i + 1] == '/')) {
+                if (text[i] == '\n')
+                    line++;
+                i++;
+            }
+            i = i + 2 <= len ? i + 2 : len;
+            continue;
+        }
+        /* Preprocessor lines (with continuations and comments). */
+        if (c == '#' && line_start) {
+            while (i < len && text[i] != '\n') {
+                if (text[i] == '\\' && i + 1 < len && text[i + 1] == '\n') {
+                    line++;
+                    i += 2;
+                    continue;
+                }
+                if (text[i] == '/' && i + 1 < len && text[i + 1] == '*') {
+                    i += 2;
+                    while (i < len && !(text[i] == '*' && i + 1 < len && text[i + 1] == '/')) {
+                        if (text[i] == '\n')
+                            line++;
+                        i++;
+                    }
+                    i = i + 2 <= len ? i + 2 : len;
+                    continue;
+                }
+                i++;
+            }
+            continue;
+        }
+        line_start = false;
+        tok t;
+        memset(&t, 0, sizeof t);
+        t.line = line;
+        /* String and character literals (with an optional L/u/U/u8 prefix,
+         * which the identifier branch leaves in front: harmless). */
+        if (c == '"' || c == '\'') {
+            char q = c;
+            size_t start = ++i;
+            while (i < len && text[i] != q && text[i] != '\n') {
+                if (text[i] == '\\' && i + 1 < len) {
+                    if (text[i + 1] == '\n')
+                        line++;
+                    i++;
+                }
+                i++;
+            }
+            size_t end = i;
+            if (i < len && text[i] == q)
+                i++;
+            if (q == '"') {
+                t.type = T_STRING;
+                feed(&s, t, text + start, end - start);
+            } else {
+                t.type = T_NUMBER; /* a character constant is a value */
+                feed(&s, t, NULL, 0);
+            }
+            continue;
+        }
+        if (isalpha((unsigned char)c) || c == '_') {
+            size_t start = i;
+            while (i < len && (isalnum((unsigned char)text[i]) || text[i] == '_'))
+                i++;
+            size_t n = i - start;
+            if (n >= sizeof t.text)
+                n = sizeof t.text - 1;
+            memcpy(t.text, text + start, n);
+            t.type = T_IDENT;
+            feed(&s, t, NULL, 0);
+            continue;
+        }
+        if (isdigit((unsigned char)c)) {
+            while (i < len && (isalnum((unsigned char)text[i]) || text[i] == '.' || text[i] == '_'))
+                i++;
+            t.type = T_NUMBER;
+            feed(&s, t, NULL, 0);
+            continue;
+        }
+        t.type = T_PUNCT;
+        if (c == '-' && i + 1 < len && text[i + 1] == '>') {
+            strcpy(t.text, "->");
+            i += 2;
+        } else {
+            t.text[0] = c;
+            i++;
+        }
+        feed(&s, t, NULL, 0);
+    }
+    free(s.last_name);
+}
+
+static bool source_ext(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot)
+        return false;
+    static const char *const ext[] = {".c", ".h", ".cc", ".cpp", ".cxx", ".hpp", NULL};
+    for (int i = 0; ext[i]; i++)
+        if (strcmp(dot, ext[i]) == 0)
+            return true;
+    return false;
+}
+
+static int scan_file(const char *path, ops_sites *out, char *errbuf, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    ops_buf b = {0};
+    char chunk[16384];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        ops_buf_putn(&b, chunk, n);
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        snprintf(errbuf, errlen, "%s: read error", path);
+        ops_buf_free(&b);
+        return -1;
+    }
+    ops_inventory_scan_text(path, ops_buf_str(&b), b.len, out);
+    ops_buf_free(&b);
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int scan_dir(const char *dir, ops_sites *out, char *errbuf, size_t errlen, int depth)
+{
+    if (depth > 64) {
+        snprintf(errbuf, errlen, "%s: directories nested too deep", dir);
+        return -1;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(errbuf, errlen, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    char **names = NULL;
+    size_t count = 0, cap = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue; /* ., .., .git and other hidden entries */
+        if (count == cap) {
+            cap = cap ? cap * 2 : 32;
+            names = xrealloc(names, cap * sizeof *names);
+        }
+        names[count++] = xstrndup(e->d_name, strlen(e->d_name));
+    }
+    closedir(d);
+    if (count)
+        qsort(names, count, sizeof *names, cmp_str);
+    int rc = 0;
+    for (size_t i = 0; i < count; i++) {
+        ops_buf p = {0};
+        ops_buf_printf(&p, "%s/%s", dir, names[i]);
+        struct stat st;
+        if (rc == 0 && lstat(ops_buf_str(&p), &st) == 0) {
+            if (S_ISDIR(st.st_mode))
+                rc = scan_dir(ops_buf_str(&p), out, errbuf, errlen, depth + 1);
+            else if (S_ISREG(st.st_mode) && source_ext(names[i]))
+                rc = scan_file(ops_buf_str(&p), out, errbuf, errlen);
+        }
+        ops_buf_free(&p);
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+int ops_inventory_scan_path(const char *root, ops_sites *out, char *errbuf, size_t errlen)
+{
+    struct stat st;
+    if (stat(root, &st) != 0) {
+        snprintf(errbuf, errlen, "%s: %s", root, strerror(errno));
+        return -1;
+    }
+    /* Drop trailing slashes so paths read "dir/file.c". */
+    size_t n = strlen(root);
+    while (n > 1 && root[n - 1] == '/')
+        n--;
+    char *r = xstrndup(root, n);
+    int rc = S_ISDIR(st.st_mode) ? scan_dir(r, out, errbuf, errlen, 0) : scan_file(r, out, errbuf, errlen);
+    free(r);
+    return rc;
+}
+
+static int cmp_site(const void *a, const void *b)
+{
+    const ops_site *x = a, *y = b;
+    int c = strcmp(x->path, y->path);
+    if (c)
+        return c;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return strcmp(x->kind, y->kind);
+}
+
+void ops_sites_sort(ops_sites *s)
+{
+    if (s->n > 1)
+        qsort(s->v, s->n, sizeof *s->v, cmp_site);
+}
+
+void ops_sites_free(ops_sites *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->v[i].path);
+        free(s->v[i].pool);
+    }
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}

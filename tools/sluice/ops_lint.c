@@ -1,0 +1,259 @@
+/*
+ * tools/sluice/ops_lint.c - the team framework as code: checks of a loaded
+ * sluice.yaml that the config loader does not make because they are
+ * policy, not syntax.
+ *
+ * Design: the loader already refuses what can never work (K <= 0, an
+ * unbounded queue, bad durations, unknown keys). Lint checks what works
+ * but is against the framework of the reference text: K without a reason,
+ * no fault guard, a drain that outlives the orchestrator's patience, a
+ * submit that waits longer than its caller, K above a downstream's share,
+ * shares above a downstream's total, a CPU-bound pool with more workers
+ * than CPUs. Each finding carries the values involved and a fix a person
+ * can apply, and the file position of the key to change.
+ *
+ * Ordering: findings are sorted (service-level first, then pool name, then
+ * rule id), so output is stable and diffable whatever the file order.
+ */
+#include "ops_lint.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+const ops_lint_rule ops_lint_rules[] = {
+    {"k-rationale", "every pool says why its K is what it is (`rationale`)"},
+    {"kind-declared", "every pool declares what bounds K (`kind: io | cpu | memory`)"},
+    {"queue-bounded", "every pool has a bounded queue (`queue_capacity` > 0)"},
+    {"panic-handling", "every pool has the fault guard on (`fault_policy: reraise | recover`)"},
+    {"drain-vs-grace",
+     "shutdown grace + drain (service budget or the pool's drain_timeout) < the orchestrator's grace period"},
+    {"submit-timeout-vs-deadline",
+     "a blocking pool whose callers declare a deadline has a submit_timeout shorter than it"},
+    {"downstream-share", "the K of this service's pools calling a downstream, times replicas, is within its "
+                         "share in `downstream_budget`"},
+    {"downstream-total", "the shares of a downstream add up to no more than its total_limit"},
+    {"cpu-bound-k", "a CPU-bound pool has no more workers than CPUs"},
+    {NULL, NULL},
+};
+
+static char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (!d) {
+        fputs("sluice: out of memory\n", stderr);
+        abort();
+    }
+    memcpy(d, s, n);
+    return d;
+}
+
+SLUICE_PRINTF(6, 7)
+static void add(ops_findings *f, const char *pool, const char *rule, const sluice_config_pos *pos,
+                const char *fix, const char *fmt, ...)
+{
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 8;
+        ops_finding *v = realloc(f->v, cap * sizeof *v);
+        if (!v) {
+            fputs("sluice: out of memory\n", stderr);
+            abort();
+        }
+        f->v = v;
+        f->cap = cap;
+    }
+    ops_buf msg = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    ops_buf_vprintf(&msg, fmt, ap);
+    va_end(ap);
+    ops_finding *x = &f->v[f->n++];
+    x->pool = pool ? xstrdup(pool) : NULL;
+    x->rule = rule;
+    x->message = xstrdup(ops_buf_str(&msg));
+    x->fix = xstrdup(fix);
+    x->line = pos && pos->line ? pos->line : 0;
+    x->column = pos && pos->line ? pos->column : 0;
+    ops_buf_free(&msg);
+}
+
+void ops_findings_free(ops_findings *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->v[i].pool);
+        free(f->v[i].message);
+        free(f->v[i].fix);
+    }
+    free(f->v);
+    memset(f, 0, sizeof *f);
+}
+
+static int rule_index(const char *id)
+{
+    for (int i = 0; ops_lint_rules[i].id; i++)
+        if (strcmp(ops_lint_rules[i].id, id) == 0)
+            return i;
+    return 1000;
+}
+
+static int cmp_finding(const void *a, const void *b)
+{
+    const ops_finding *x = a, *y = b;
+    if (!x->pool != !y->pool)
+        return x->pool ? 1 : -1;
+    if (x->pool) {
+        int c = strcmp(x->pool, y->pool);
+        if (c)
+            return c;
+    }
+    int c = rule_index(x->rule) - rule_index(y->rule);
+    if (c)
+        return c;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return strcmp(x->message, y->message);
+}
+
+/* The key's position when it was given, else the pool entry's. */
+static const sluice_config_pos *kpos(const sluice_config_pool *p, sluice_pool_key k)
+{
+    return sluice_config_pool_has(p, k) && p->pos[k].line ? &p->pos[k] : &p->entry_pos;
+}
+
+static const sluice_config_downstream *find_downstream(const sluice_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->downstream_count; i++)
+        if (cfg->downstreams[i].name && strcmp(cfg->downstreams[i].name, name) == 0)
+            return &cfg->downstreams[i];
+    return NULL;
+}
+
+static void check_service(const sluice_config *cfg, ops_findings *out)
+{
+    char a[32], b[32], c[32];
+    const sluice_config_service *s = &cfg->service;
+    if (s->orchestrator_grace_ns && s->shutdown_grace_ns + s->drain_budget_ns >= s->orchestrator_grace_ns) {
+        const sluice_config_pos *pos = s->pos_drain_budget.line ? &s->pos_drain_budget : &s->pos_orchestrator_grace;
+        add(out, NULL, "drain-vs-grace", pos,
+            "lower service.drain_budget (or shutdown_grace) so that their sum stays below orchestrator_grace, "
+            "leaving a few seconds to exit; or raise the orchestrator's grace period (terminationGracePeriodSeconds) "
+            "and orchestrator_grace with it",
+            "service: shutdown_grace %s + drain_budget %s is not below the orchestrator's grace period %s: the "
+            "orchestrator kills the process before the drain can end",
+            ops_format_duration(s->shutdown_grace_ns, a, sizeof a),
+            ops_format_duration(s->drain_budget_ns, b, sizeof b),
+            ops_format_duration(s->orchestrator_grace_ns, c, sizeof c));
+    }
+    for (size_t i = 0; i < cfg->downstream_count; i++) {
+        const sluice_config_downstream *d = &cfg->downstreams[i];
+        unsigned long long sum = 0;
+        for (size_t j = 0; j < d->share_count; j++)
+            sum += d->shares[j].limit;
+        if (sum > d->total_limit)
+            add(out, NULL, "downstream-total", &d->pos,
+                "lower the shares (or get the downstream's owner to raise total_limit) until they add up to "
+                "no more than the total",
+                "downstream %s: shares add up to %llu, above its total_limit %u: at peak the services together "
+                "can exceed what it allows",
+                d->name, sum, d->total_limit);
+    }
+}
+
+static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, const ops_lint_opts *o,
+                       ops_findings *out)
+{
+    char a[32], b[32], c[32];
+    const char *n = p->name;
+    if (!p->rationale || !*p->rationale)
+        add(out, n, "k-rationale", kpos(p, SLUICE_PK_WORKERS),
+            "add `rationale:` naming the binding constraint, for example \"downstream X allows 200 concurrent "
+            "calls over 4 replicas\" or \"8 cores\"",
+            "pool %s: K=%u has no rationale: nobody can tell whether it is still right", n, p->workers);
+    if (p->kind == SLUICE_POOL_KIND_UNSET)
+        add(out, n, "kind-declared", &p->entry_pos,
+            "add `kind: io` (K from a downstream limit / Little's law), `kind: cpu` (K from the CPU count) or "
+            "`kind: memory` (K from a memory budget)",
+            "pool %s: no kind declared, so K cannot be checked against what bounds it", n);
+    if (p->queue_capacity == 0)
+        add(out, n, "queue-bounded", kpos(p, SLUICE_PK_QUEUE_CAPACITY),
+            "set queue_capacity to what the pool can drain within its drain timeout",
+            "pool %s: the queue is unbounded: a burst grows memory until the process dies", n);
+    if (p->fault_policy == SLUICE_FAULT_OFF)
+        add(out, n, "panic-handling", kpos(p, SLUICE_PK_FAULT_POLICY),
+            "set `fault_policy: reraise` (log which pool and task, count it, then crash with a core) or "
+            "`fault_policy: recover` (replace the worker; only for code that cannot corrupt shared state)",
+            "pool %s: fault_policy is off: a SIGSEGV in a task kills the service with no word of which pool or "
+            "task, and is never counted in pool_panicked_total",
+            n);
+    if (sluice_config_pool_has(p, SLUICE_PK_DRAIN_TIMEOUT) && cfg->service.orchestrator_grace_ns &&
+        cfg->service.shutdown_grace_ns + p->drain_timeout_ns >= cfg->service.orchestrator_grace_ns)
+        add(out, n, "drain-vs-grace", kpos(p, SLUICE_PK_DRAIN_TIMEOUT),
+            "lower the pool's drain_timeout below orchestrator_grace minus shutdown_grace",
+            "pool %s: shutdown_grace %s + drain_timeout %s is not below the orchestrator's grace period %s", n,
+            ops_format_duration(cfg->service.shutdown_grace_ns, a, sizeof a),
+            ops_format_duration(p->drain_timeout_ns, b, sizeof b),
+            ops_format_duration(cfg->service.orchestrator_grace_ns, c, sizeof c));
+    if (p->caller_deadline_ns && p->overflow == SLUICE_OVERFLOW_BLOCK) {
+        if (p->submit_timeout_ns == 0)
+            add(out, n, "submit-timeout-vs-deadline", kpos(p, SLUICE_PK_SUBMIT_TIMEOUT),
+                "set submit_timeout well below caller_deadline (a quarter of it is a common start), so a full "
+                "pool answers the caller while it can still do something",
+                "pool %s: blocking submit waits without limit, but its callers give up after %s", n,
+                ops_format_duration(p->caller_deadline_ns, a, sizeof a));
+        else if (p->submit_timeout_ns >= p->caller_deadline_ns)
+            add(out, n, "submit-timeout-vs-deadline", kpos(p, SLUICE_PK_SUBMIT_TIMEOUT),
+                "lower submit_timeout below caller_deadline (a quarter of it is a common start)",
+                "pool %s: submit_timeout %s is not shorter than the callers' deadline %s: callers time out "
+                "before the pool says no",
+                n, ops_format_duration(p->submit_timeout_ns, a, sizeof a),
+                ops_format_duration(p->caller_deadline_ns, b, sizeof b));
+    }
+    if (p->downstream) {
+        const sluice_config_downstream *d = find_downstream(cfg, p->downstream);
+        if (d) {
+            const char *svc = cfg->service.name ? cfg->service.name : "sluice";
+            const sluice_config_share *share = NULL;
+            for (size_t j = 0; j < d->share_count; j++)
+                if (d->shares[j].service && strcmp(d->shares[j].service, svc) == 0)
+                    share = &d->shares[j];
+            /* Every pool of this service calling the same downstream counts. */
+            unsigned long long total = 0;
+            for (size_t i = 0; i < cfg->pool_count; i++)
+                if (cfg->pools[i].downstream && strcmp(cfg->pools[i].downstream, p->downstream) == 0)
+                    total += cfg->pools[i].workers;
+            total *= o->replicas;
+            if (!share)
+                add(out, n, "downstream-share", kpos(p, SLUICE_PK_DOWNSTREAM),
+                    "add this service to the downstream's shares in downstream_budget (agreed with its owner)",
+                    "pool %s: calls downstream %s, whose downstream_budget has no share for service %s", n,
+                    p->downstream, svc);
+            else if (total > share->limit)
+                add(out, n, "downstream-share", kpos(p, SLUICE_PK_WORKERS),
+                    "lower workers so that K x replicas (over all pools calling it) fits the share, or agree a "
+                    "larger share with the downstream's owner",
+                    "pool %s: K=%u; this service's pools calling %s add up to %llu concurrent calls (x%u "
+                    "replicas), above its share of %u",
+                    n, p->workers, p->downstream, total, o->replicas, share->limit);
+        }
+    }
+    if (p->kind == SLUICE_POOL_KIND_CPU && p->workers > o->cpus)
+        add(out, n, "cpu-bound-k", kpos(p, SLUICE_PK_WORKERS),
+            "set workers to the CPU count (or fewer, leaving room for the service's other threads)",
+            "pool %s: CPU-bound with K=%u, above the %u CPUs: extra workers only add context switches", n,
+            p->workers, o->cpus);
+}
+
+void ops_lint_run(const sluice_config *cfg, const ops_lint_opts *opts, ops_findings *out)
+{
+    ops_lint_opts o = *opts;
+    if (o.cpus == 0)
+        o.cpus = 1;
+    if (o.replicas == 0)
+        o.replicas = 1;
+    check_service(cfg, out);
+    for (size_t i = 0; i < cfg->pool_count; i++)
+        check_pool(cfg, &cfg->pools[i], &o, out);
+    if (out->n > 1)
+        qsort(out->v, out->n, sizeof *out->v, cmp_finding);
+}
