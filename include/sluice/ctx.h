@@ -10,6 +10,12 @@
  * Checking a context is cheap: sluice_ctx_err() is one relaxed atomic load
  * for "cancelled?" and, only when a deadline is set, one clock read.
  *
+ * Deadlines are observed, not timed: there is no timer thread. The first
+ * call that sees a deadline passed (sluice_ctx_err, _done, _wait,
+ * _on_cancel, or a Sluice primitive waiting on the context) cancels it with
+ * SLUICE_ETIMEDOUT and runs its callbacks on that thread. A child may not
+ * use a different clock from a parent that has a deadline (SLUICE_EINVAL).
+ *
  * Ownership: contexts are reference-counted. sluice_ctx_create() returns a
  * context holding one reference; sluice_ctx_retain/release add and drop
  * references; the last release frees it. A child holds a reference to its
@@ -96,13 +102,20 @@ SLUICE_API sluice_err sluice_ctx_on_cancel(sluice_ctx *ctx, sluice_ctx_cancel_fn
 /*
  * sluice_ctx_remove_cancel - unregister a callback. Returns true if it was
  * removed before running; false if it already ran (or is running now).
+ * When it is running now on another thread, the call waits for it to
+ * return, so once this returns the callback is neither pending nor running
+ * and its `arg` may be freed. Called from inside the callback itself it
+ * returns false at once.
+ * Deadlock hazard: do not call it while holding a lock that the callback
+ * takes.
  */
 SLUICE_API bool sluice_ctx_remove_cancel(sluice_ctx *ctx, uint64_t id);
 
 /*
  * sluice_ctx_wait - block until ctx is done or `until_ns` (on the ctx's
  * clock; 0 = no limit) passes. Returns the ctx's error, or SLUICE_OK when
- * until_ns came first.
+ * until_ns came first; SLUICE_EINVAL for a NULL ctx (it would never end).
+ * With a fake clock it re-reads the clock every SLUICE_CLOCK_POLL_NS.
  */
 SLUICE_API sluice_err sluice_ctx_wait(sluice_ctx *ctx, uint64_t until_ns);
 
