@@ -246,9 +246,9 @@ static void compute(const plan_in *in, plan_out *o)
     o->ok = o->wait.stable;
     if (!o->wait.stable)
         snprintf(o->why, sizeof o->why,
-                 "K=%u per pod cannot keep up with %.6g/s x %.6gs = %.6g busy workers at peak: add replicas only "
-                 "helps if the limit grows with them",
-                 k, o->rate_pod, in->mean_s, o->rate_pod * in->mean_s);
+                 "K=%u per pod (set by %s) cannot keep up: the peak keeps %.6g workers per pod busy "
+                 "(%.6g/s x %.6gs); raise the limit, make tasks faster, or shed load",
+                 k, o->binding, o->rate_pod * in->mean_s, o->rate_pod, in->mean_s);
     if (in->slo_target > 0 && in->slo_latency_s > 0) {
         o->slo_wait_at_k = plan_wait_quantile(k, o->rate_pod, in->mean_s, in->slo_target);
         if (o->slo_budget_s < 0) {
@@ -276,14 +276,18 @@ static void print_text(const plan_in *in, const plan_out *o)
            in->replicas == 1 ? "" : "s", o->rate_pod, a, b, in->headroom);
     printf("Little's law (K = rate x mean latency)\n");
     printf("  busy workers at peak, cluster        %10.2f\n", o->little_cluster);
-    printf("  per pod with %.3gx headroom           %10.2f\n", in->headroom, o->little_pod_h);
+    char label[96];
+    snprintf(label, sizeof label, "per pod with %.3gx headroom", in->headroom);
+    printf("  %-36s %10.2f\n", label, o->little_pod_h);
     printf("  K per pod                            %10u\n", o->k_little);
     printf("  K for the cluster                    %10u\n", o->k_little * in->replicas);
     if (o->k_slo)
         printf("  smallest K per pod meeting the SLO   %10u\n", o->k_slo);
-    if (in->downstream_limit)
-        printf("  downstream limit %u over %u replica%s  %10u per pod\n", in->downstream_limit, in->replicas,
-               in->replicas == 1 ? "" : "s", in->downstream_limit / in->replicas);
+    if (in->downstream_limit) {
+        snprintf(label, sizeof label, "downstream limit %u / %u replica%s", in->downstream_limit, in->replicas,
+                 in->replicas == 1 ? "" : "s");
+        printf("  %-36s %10u per pod\n", label, in->downstream_limit / in->replicas);
+    }
     if (in->kind == SLUICE_POOL_KIND_CPU)
         printf("  CPUs per pod (kind cpu)              %10u\n", in->cpus);
     printf("\nRecommended K per pod: %u (cluster %u); binding constraint: %s\n", o->k_rec,
@@ -320,8 +324,9 @@ static void print_text(const plan_in *in, const plan_out *o)
         printf("  budget                               %10.4g%% = %.1f min/month\n", o->budget.fraction * 100,
                o->budget.minutes_per_month);
         printf("  requests allowed to miss per month   %10.0f\n", o->budget.bad_per_month);
-        printf("  drop-rate cap (%.3g of the budget)     %10.4g%% = %.4g drops/s at peak\n", o->budget.pool_share,
-               o->budget.drop_fraction_cap * 100, o->budget.drops_per_second_cap);
+        snprintf(label, sizeof label, "drop-rate cap (%.3g of the budget)", o->budget.pool_share);
+        printf("  %-36s %10.4g%% = %.4g drops/s at peak\n", label, o->budget.drop_fraction_cap * 100,
+               o->budget.drops_per_second_cap);
     }
     if (!o->ok)
         printf("\nPlan fails: %s.\n", o->why);
