@@ -146,8 +146,12 @@ static void *signal_main(void *arg) {
             }
             continue;
         }
-        if (begin_stop(lc, signo)) {
+        if (!sluice_lifecycle_stopping(lc)) {
+            /* Log first, so the line comes before the sequence's own. A
+             * concurrent sluice_lifecycle_shutdown may win begin_stop:
+             * then this signal is the same request, not a second one. */
             lc_log(lc, "%s: shutting down (send it again to exit at once)", sig_name(signo));
+            begin_stop(lc, signo);
             continue;
         }
         if (finished) {

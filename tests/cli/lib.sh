@@ -29,3 +29,13 @@ run() {
 contains() { # FILE TEXT
     grep -qF -- "$2" "$1" || fail "$1 does not contain: $2"
 }
+
+# wait_for FILE TEXT: poll (up to 20 s) until FILE contains TEXT.
+wait_for() { # FILE TEXT: poll up to 20 s
+    i=0
+    while ! grep -qF -- "$2" "$1" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -lt 400 ] || fail "timed out waiting for '$2' in $1"
+        sleep 0.05
+    done
+}

@@ -67,6 +67,9 @@ typedef struct demo_pool {
     atomic_uint_fast64_t refused;       /* submit refused (timeout, full): never accepted */
     atomic_uint_fast64_t handed_back;   /* abandon handler calls */
     atomic_uint_fast64_t panics_seen;   /* panic handler calls */
+    /* demo_notifications_refused_total{name=...} when the admin server
+     * runs (set before the producers start), else NULL. */
+    void *refused_series;
 
     /* The view's previous snapshot, for per-second rates. View thread only. */
     uint64_t last_done;
@@ -116,5 +119,7 @@ bool demo_reconcile(demo *d, FILE *out);
 int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen);
 void demo_admin_set_ready(demo *d, bool ready);
 void demo_admin_stop(demo *d);
+/* Count a refused submit in the demo's own metric (no-op without admin). */
+void demo_admin_count_refused(demo_pool *p);
 
 #endif

@@ -1,10 +1,21 @@
 /*
  * tools/sluice/demo_admin.c - the admin HTTP server of `sluice demo`
- * (/metrics, /health/live, /health/ready, /debug/pools), when src/admin
- * is built.
+ * (/metrics, /health/live, /health/ready, /health/pools, /debug/pools),
+ * when src/admin is built.
  *
  * Kept apart from cmd_demo.c so the demo builds, runs and tests without
  * libmicrohttpd: without it the demo says the admin server is off.
+ *
+ * Besides the pools' own metrics (exported by sluice_admin_add_pool), the
+ * demo exports one of its own: demo_notifications_refused_total{name},
+ * the submits its producers saw refused (submit timeout under
+ * backpressure). Refused notifications were never accepted, so they are
+ * not in the pool's reconciliation; a real service would leave them in
+ * its queue (Kafka) and retry.
+ *
+ * Order at shutdown: the pools are removed from the server (which waits
+ * for requests using them) before the server stops and before the pools
+ * are destroyed.
  */
 #include <stdio.h>
 #include <string.h>
@@ -12,7 +23,81 @@
 #include "demo.h"
 
 #if defined(SLUICE_HAVE_ADMIN)
-#error "wire the admin server here"
+#include "sluice/admin.h"
+#include "sluice/metrics.h"
+
+int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen) {
+    sluice_admin_config cfg;
+    sluice_admin_config_init(&cfg);
+    cfg.address = listen;
+    sluice_admin *admin = NULL;
+    char why[512];
+    sluice_err r = sluice_admin_start(&cfg, &admin, why, sizeof why);
+    if (r != SLUICE_OK) {
+        snprintf(err, errlen, "cannot serve the admin endpoints on %s: %s (use --listen HOST:PORT to pick another)",
+                 listen, why[0] ? why : sluice_strerror(r));
+        return 1;
+    }
+    for (size_t i = 0; i < d->pool_count; i++) {
+        r = sluice_admin_add_pool(admin, d->pools[i].pool);
+        if (r != SLUICE_OK) {
+            demo_log(d, "admin: pool %s not served: %s", d->pools[i].name, sluice_strerror(r));
+        }
+    }
+    sluice_metric *refused = NULL;
+    static const char *const labels[] = {"name", NULL};
+    if (sluice_metrics_counter(sluice_admin_metrics(admin), "demo_notifications_refused_total",
+                               "Notifications whose submit was refused (submit timeout under backpressure); "
+                               "never accepted, so not in the pool counters",
+                               labels, &refused) == SLUICE_OK) {
+        for (size_t i = 0; i < d->pool_count; i++) {
+            const char *v[] = {d->pools[i].name};
+            sluice_series *s = NULL;
+            if (sluice_metric_series(refused, v, &s) == SLUICE_OK) {
+                d->pools[i].refused_series = s;
+            }
+        }
+    }
+    /* The URL people can paste: the host as given, the port as bound. */
+    char host[64] = "127.0.0.1";
+    const char *colon = strrchr(listen, ':');
+    if (colon && colon != listen && (size_t)(colon - listen) < sizeof host) {
+        memcpy(host, listen, (size_t)(colon - listen));
+        host[colon - listen] = '\0';
+        if (strcmp(host, "0.0.0.0") == 0) {
+            strcpy(host, "127.0.0.1");
+        }
+    }
+    snprintf(d->admin_url, sizeof d->admin_url, "http://%s:%u", host, sluice_admin_port(admin));
+    d->admin = admin;
+    return 0;
+}
+
+void demo_admin_set_ready(demo *d, bool ready) {
+    if (d->admin) {
+        sluice_admin_set_ready(d->admin, ready);
+    }
+}
+
+void demo_admin_count_refused(demo_pool *p) {
+    if (p->refused_series) {
+        sluice_series_add(p->refused_series, 1);
+    }
+}
+
+void demo_admin_stop(demo *d) {
+    sluice_admin *admin = d->admin;
+    if (!admin) {
+        return;
+    }
+    for (size_t i = 0; i < d->pool_count; i++) {
+        d->pools[i].refused_series = NULL;
+        sluice_admin_remove_pool(admin, d->pools[i].pool);
+    }
+    sluice_admin_stop(admin);
+    d->admin = NULL;
+}
+
 #else
 
 int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen) {
@@ -28,6 +113,10 @@ int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen) {
 void demo_admin_set_ready(demo *d, bool ready) {
     (void)d;
     (void)ready;
+}
+
+void demo_admin_count_refused(demo_pool *p) {
+    (void)p;
 }
 
 void demo_admin_stop(demo *d) {

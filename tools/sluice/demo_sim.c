@@ -172,6 +172,7 @@ static void *producer_main(void *arg) {
             break; /* draining: the lifecycle stopped us */
         } else {
             atomic_fetch_add(&p->refused, 1);
+            demo_admin_count_refused(p);
         }
         next += interval;
     }
