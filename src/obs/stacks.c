@@ -1,0 +1,158 @@
+/*
+ * src/obs/stacks.c - the backtrace of another thread, for
+ * /debug/pools/stacks ("all workers blocked on the same downstream").
+ *
+ * Purpose. A stuck pool is diagnosed by looking at where its workers are.
+ * glibc offers backtrace() only for the calling thread, so the target
+ * thread has to take its own backtrace: we send it a signal and let the
+ * handler do it.
+ *
+ * Design. One handler for SIGURG, installed once per process with
+ * SA_RESTART (interrupted system calls resume; a worker parked in a
+ * condition wait just wakes and re-checks). SIGURG's default action is to
+ * ignore it, so a late or stray signal can never kill a thread. backtrace()
+ * is called once at install time so that its lazy loading of libgcc (which
+ * allocates) happens outside any handler.
+ *
+ * A request lives on the requester's stack: target thread, frame buffer,
+ * a semaphore. It is published through the atomic pointer `pending`.
+ * Captures serialise on `capture_lock`, so at most one request is pending.
+ *
+ * The claim protocol (who may touch the request):
+ *   1. The requester stores `pending = req` (release), then pthread_kill.
+ *   2. The handler loads `pending` (acquire); if it is a request for the
+ *      current thread, it claims it with CAS(pending: req -> NULL). Only
+ *      the claimer writes the frames; then it sem_posts (async-signal-safe).
+ *   3. The requester waits on the semaphore up to the timeout. On timeout
+ *      it tries CAS(pending: req -> NULL) itself. If that succeeds, no
+ *      handler has the request and none ever will (a late handler finds
+ *      NULL or another request): the request may die. If it fails, a
+ *      handler claimed it and is finishing: wait for its sem_post (it does
+ *      only a bounded backtrace) before the request leaves scope.
+ * A signal meant for an earlier, timed-out request that arrives during a
+ * later request for the same thread simply answers the later one: both
+ * ask for that thread's current stack.
+ *
+ * Hazards: pthread_kill on a thread that has been joined is undefined;
+ * callers pass handles of live threads (see sluice_pool_workers_get).
+ * A thread that blocks SIGURG, or is stopped, times out.
+ */
+#include <errno.h>
+#include <execinfo.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "sluice/clock.h"
+#include "sluice/metrics.h"
+
+#define CAPTURE_SIGNAL SIGURG
+#define CAPTURE_MAX 64
+/* The handler's own frame and the kernel's signal trampoline. */
+#define SKIP_FRAMES 2
+
+typedef struct request {
+    pthread_t target;
+    void *frames[CAPTURE_MAX + SKIP_FRAMES];
+    int count;
+    sem_t done;
+} request;
+
+static _Atomic(request *) pending;
+static pthread_mutex_t capture_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t install_once = PTHREAD_ONCE_INIT;
+static int install_errno;
+
+static void on_capture_signal(int sig, siginfo_t *info, void *uctx)
+{
+    (void)sig;
+    (void)info;
+    (void)uctx;
+    int saved = errno;
+    request *req = atomic_load_explicit(&pending, memory_order_acquire); /* pairs with the requester's store */
+    if (req && pthread_equal(req->target, pthread_self()) &&
+        atomic_compare_exchange_strong_explicit(&pending, &req, NULL, memory_order_acq_rel,
+                                                memory_order_acquire)) {
+        req->count = backtrace(req->frames, CAPTURE_MAX + SKIP_FRAMES);
+        sem_post(&req->done); /* publishes frames/count to the requester's sem_wait */
+    }
+    errno = saved;
+}
+
+static void install(void)
+{
+    void *warm[4];
+    (void)backtrace(warm, 4); /* load libgcc's unwinder now, not in the handler */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_capture_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(CAPTURE_SIGNAL, &sa, NULL) != 0) {
+        install_errno = errno;
+    }
+}
+
+static void deadline_after(struct timespec *ts, uint64_t ns)
+{
+    clock_gettime(CLOCK_REALTIME, ts); /* sem_timedwait takes CLOCK_REALTIME */
+    uint64_t total = (uint64_t)ts->tv_nsec + ns % SLUICE_NS_PER_SEC;
+    ts->tv_sec += (time_t)(ns / SLUICE_NS_PER_SEC + total / SLUICE_NS_PER_SEC);
+    ts->tv_nsec = (long)(total % SLUICE_NS_PER_SEC);
+}
+
+sluice_err sluice_thread_backtrace(pthread_t thread, void **frames, int max, int *count, uint64_t timeout_ns)
+{
+    if (!frames || !count || max < 1 || pthread_equal(thread, pthread_self())) {
+        return SLUICE_EINVAL;
+    }
+    *count = 0;
+    pthread_once(&install_once, install);
+    if (install_errno) {
+        errno = install_errno;
+        return SLUICE_ESYS;
+    }
+    request req;
+    memset(&req, 0, sizeof req);
+    req.target = thread;
+    if (sem_init(&req.done, 0, 0) != 0) {
+        return SLUICE_ESYS;
+    }
+    sluice_err r = SLUICE_OK;
+    pthread_mutex_lock(&capture_lock);
+    atomic_store_explicit(&pending, &req, memory_order_release); /* pairs with the handler's load */
+    int kr = pthread_kill(thread, CAPTURE_SIGNAL);
+    if (kr != 0) {
+        atomic_store_explicit(&pending, NULL, memory_order_relaxed);
+        r = kr == ESRCH ? SLUICE_ENOENT : SLUICE_ESYS;
+    } else {
+        struct timespec ts;
+        deadline_after(&ts, timeout_ns);
+        int wr;
+        while ((wr = sem_timedwait(&req.done, &ts)) != 0 && errno == EINTR) {
+        }
+        if (wr != 0) {
+            request *expect = &req;
+            if (atomic_compare_exchange_strong_explicit(&pending, &expect, NULL, memory_order_acq_rel,
+                                                        memory_order_acquire)) {
+                r = SLUICE_ETIMEDOUT; /* nobody claimed it; nobody will */
+            } else {
+                while (sem_wait(&req.done) != 0 && errno == EINTR) { /* a handler is finishing */
+                }
+            }
+        }
+        if (r == SLUICE_OK) {
+            int n = req.count - SKIP_FRAMES;
+            n = n < 0 ? 0 : n;
+            n = n > max ? max : n;
+            memcpy(frames, req.frames + SKIP_FRAMES, (size_t)n * sizeof *frames);
+            *count = n;
+        }
+    }
+    pthread_mutex_unlock(&capture_lock);
+    sem_destroy(&req.done);
+    return r;
+}
