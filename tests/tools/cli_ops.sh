@@ -1,0 +1,339 @@
+#!/bin/sh
+# tests/tools/cli_ops.sh CASE SLUICE SRCDIR - one CLI behaviour of the
+# operations subcommands per CASE (registered one CTest test per case in
+# tests/tools/CMakeLists.txt). Exit 0 pass, 1 fail, 77 skipped (a tool the
+# case needs, such as promtool, is not installed).
+set -u
+CASE=$1
+S=$2
+SRC=$3
+FIX=$SRC/tests/tools/fixtures
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT INT TERM
+OPS_CMDS="plan lint rules dashboard runbook inventory"
+
+fail() { echo "FAIL [$CASE]: $*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || { echo "SKIP [$CASE]: $1 not installed" >&2; exit 77; }; }
+# run CMD...: stdout in $TMP/out, stderr in $TMP/err, status in $rc
+run() { "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?; }
+expect_rc() { [ "$rc" -eq "$1" ] || { cat "$TMP/out" "$TMP/err" >&2; fail "expected exit $1, got $rc: $2"; }; }
+has() { grep -q -- "$2" "$1" || { cat "$1" >&2; fail "$1 lacks '$2'"; }; }
+
+case $CASE in
+help)
+    for c in $OPS_CMDS; do
+        run "$S" "$c" --help
+        expect_rc 0 "$c --help"
+        has "$TMP/out" "usage: sluice $c"
+        has "$TMP/out" "Exit status"
+        [ -s "$TMP/err" ] && fail "$c --help wrote to stderr"
+        run "$S" help "$c"
+        expect_rc 0 "sluice help $c"
+    done
+    run "$S" --help
+    for c in $OPS_CMDS; do has "$TMP/out" "  $c "; done
+    ;;
+bad_flag)
+    for c in $OPS_CMDS; do
+        run "$S" "$c" --no-such-flag "$FIX/ops.yaml"
+        expect_rc 2 "$c with an unknown flag"
+        has "$TMP/err" "unknown flag '--no-such-flag'"
+        [ "$(wc -l <"$TMP/err")" -eq 1 ] || fail "$c: want one line on stderr"
+        [ -s "$TMP/out" ] && fail "$c: wrote to stdout on a usage error"
+    done
+    run "$S" lint --cpus
+    expect_rc 2 "lint --cpus without a value"
+    has "$TMP/err" "needs a value"
+    run "$S" lint --cpus zero "$FIX/ops.yaml"
+    expect_rc 2 "lint --cpus zero"
+    has "$TMP/err" '\-\-cpus must be a whole number'
+    ;;
+bad_config)
+    for c in lint rules dashboard runbook; do
+        run "$S" "$c" "$FIX/broken.yaml"
+        expect_rc 2 "$c on an invalid config"
+        has "$TMP/err" "broken.yaml:5:"
+        has "$TMP/err" "workers"
+        [ -s "$TMP/out" ] && fail "$c printed output for an invalid config"
+        run "$S" "$c" "$TMP/missing.yaml"
+        expect_rc 2 "$c on a missing file"
+        has "$TMP/err" "missing.yaml"
+        run "$S" "$c"
+        expect_rc 2 "$c without a file"
+    done
+    # -o leaves no file behind when the config is bad, and no .tmp ever.
+    run "$S" rules -o "$TMP/r.yml" "$FIX/broken.yaml"
+    [ -e "$TMP/r.yml" ] && fail "rules -o wrote a file for a bad config"
+    run "$S" rules -o "$TMP/r.yml" "$FIX/ops.yaml"
+    expect_rc 0 "rules -o"
+    [ -s "$TMP/r.yml" ] && [ ! -e "$TMP/r.yml.tmp" ] || fail "rules -o: file missing or .tmp left"
+    ;;
+lint_exit_codes)
+    run "$S" lint --cpus 8 "$FIX/ops.yaml"
+    expect_rc 0 "lint on a clean config"
+    has "$TMP/out" "clean: 2 pools pass every rule"
+    run "$S" lint --cpus 8 "$FIX/lint_findings.yaml"
+    expect_rc 1 "lint with findings"
+    # Exactly these findings, in this order (service first, then pools by name).
+    grep -o '^[^ ]*: [a-z-]*: \(service\|pool [a-z]*\|downstream [a-z-]*\)' "$TMP/out" | sed 's/^[^:]*:[0-9]*:[0-9]*: //' >"$TMP/got"
+    cat >"$TMP/want" <<'EOF'
+drain-vs-grace: service
+downstream-total: downstream payments-api
+k-rationale: pool bare
+kind-declared: pool bare
+panic-handling: pool bare
+cpu-bound-k: pool crunch
+submit-timeout-vs-deadline: pool payments
+downstream-share: pool payments
+EOF
+    diff "$TMP/want" "$TMP/got" >&2 || fail "lint findings differ"
+    [ "$(grep -c '^    fix: ' "$TMP/out")" -eq 8 ] || fail "every finding needs a fix line"
+    has "$TMP/out" "lint_findings.yaml:31:21: submit-timeout-vs-deadline"
+    # pool good has none; more CPUs clears crunch; replicas make payments worse.
+    grep -q "pool good" "$TMP/out" && fail "pool good reported"
+    run "$S" lint --cpus 64 "$FIX/lint_findings.yaml"
+    grep -q "cpu-bound-k" "$TMP/out" && fail "cpu-bound-k with 64 CPUs"
+    run "$S" lint --cpus 8 --replicas 4 "$FIX/ops.yaml"
+    expect_rc 0 "ops.yaml: 10 x 4 replicas fits the share of 40"
+    run "$S" lint --cpus 8 --replicas 5 "$FIX/ops.yaml"
+    expect_rc 1 "ops.yaml: 10 x 5 replicas exceeds the share of 40"
+    has "$TMP/out" "downstream-share: pool payments"
+    # stdin
+    run sh -c "\"$S\" lint --cpus 8 - <\"$FIX/ops.yaml\""
+    expect_rc 0 "lint from stdin"
+    ;;
+lint_json)
+    need python3
+    run "$S" lint --json --cpus 8 "$FIX/lint_findings.yaml"
+    expect_rc 1 "lint --json with findings"
+    python3 - "$TMP/out" <<'EOF' || fail "lint --json content"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["clean"] is False and r["pools"] == 4 and r["cpus"] == 8, r
+f = r["findings"]
+assert len(f) == 8, len(f)
+assert f[0]["pool"] is None and f[0]["rule"] == "drain-vs-grace", f[0]
+for x in f:
+    assert set(x) == {"pool", "rule", "message", "fix", "line", "column"}, x
+    assert x["line"] > 0 and x["fix"], x
+keys = [(x["pool"] or "", x["rule"]) for x in f]
+assert [k[0] for k in keys] == sorted(k[0] for k in keys), keys
+EOF
+    run "$S" lint --json --cpus 8 "$FIX/ops.yaml"
+    expect_rc 0 "lint --json clean"
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["clean"] and r["findings"]==[]' "$TMP/out" ||
+        fail "clean JSON report"
+    run "$S" lint --list-rules
+    expect_rc 0 "--list-rules"
+    [ "$(wc -l <"$TMP/out")" -eq 9 ] || fail "--list-rules: want 9 rules"
+    ;;
+rules_promtool)
+    need promtool
+    "$S" rules -o "$TMP/rules.yml" "$FIX/ops.yaml" || fail "rules"
+    promtool check rules "$TMP/rules.yml" >"$TMP/check" 2>&1 || { cat "$TMP/check" >&2; fail "promtool check rules"; }
+    has "$TMP/check" "SUCCESS: 12 rules found"
+    cp "$SRC/tests/tools/rules_test.yml" "$TMP/rules_test.yml"
+    promtool test rules "$TMP/rules_test.yml" >"$TMP/test" 2>&1 || { cat "$TMP/test" >&2; fail "promtool test rules"; }
+    # The demo's rules (ops/) pass the checker too.
+    "$S" demo --print-config >"$TMP/demo.yaml" && "$S" rules "$TMP/demo.yaml" >"$TMP/demo_rules.yml" ||
+        fail "demo rules"
+    promtool check rules "$TMP/demo_rules.yml" >"$TMP/check" 2>&1 || { cat "$TMP/check" >&2; fail "demo rules check"; }
+    ;;
+dashboard_metrics)
+    need python3
+    "$S" dashboard "$FIX/ops.yaml" >"$TMP/d.json" || fail "dashboard"
+    "$S" rules "$FIX/ops.yaml" >"$TMP/r.yml" || fail "rules"
+    python3 - "$TMP/d.json" "$TMP/r.yml" "$SRC/docs/metrics.md" <<'EOF' || fail "dashboard/rules metrics"
+import json, os, re, sys
+d = json.load(open(sys.argv[1]))
+# The metric names the library exports: docs/metrics.md when it exists,
+# and in any case the list of issue 3 (which docs/metrics.md must contain).
+exported = {"pool_running", "pool_capacity", "pool_waiting", "pool_queue_depth", "pool_submitted_total",
+            "pool_completed_total", "pool_dropped_total", "pool_panicked_total", "pool_task_duration_seconds",
+            "pool_submit_duration_seconds", "pool_idle_workers", "pool_expired_workers_total",
+            "pool_resize_events_total", "pool_worker_utilization_ratio", "pool_failed_total", "pool_shed_total",
+            "pool_abandoned_total", "pool_rejected_total", "pool_queue_capacity"}
+if os.path.exists(sys.argv[3]):
+    documented = set(re.findall(r"\bpool_[a-z_]+[a-z]", open(sys.argv[3]).read()))
+    missing = exported - documented
+    assert not missing, "not in docs/metrics.md: %s" % sorted(missing)
+def used(text):
+    names = set()
+    for m in re.findall(r"\bpool_[a-z_]+[a-z]", text):
+        names.add(re.sub(r"_(bucket|sum|count)$", "", m))
+    return names
+exprs = [t["expr"] for p in d["panels"] for t in p.get("targets", [])]
+assert len(exprs) >= 20, len(exprs)
+for e in exprs:
+    assert '{name="$pool"}' in e, e
+bad = used("\n".join(exprs)) - exported
+assert not bad, "dashboard uses unexported metrics: %s" % sorted(bad)
+rules = [l for l in open(sys.argv[2]) if "expr:" in l]
+bad = used("".join(rules)) - exported
+assert not bad, "rules use unexported metrics: %s" % sorted(bad)
+var = [v for v in d["templating"]["list"] if v["name"] == "pool"]
+assert var and var[0]["regex"] == "/^(payments|thumbnails)$/", var
+titles = " | ".join(p["title"] for p in d["panels"])
+for want in ["Running vs capacity", "Submit rate", "Completion rate", "Drop rate", "Task duration p50 / p95 / p99",
+             "Submit wait", "Panics", "Worker churn", "Worker utilization"]:
+    assert want in titles, want
+ids = [p["id"] for p in d["panels"]]
+assert len(ids) == len(set(ids)), ids
+EOF
+    ;;
+runbook_anchors)
+    "$S" rules "$FIX/ops.yaml" >"$TMP/r.yml" || fail "rules"
+    "$S" runbook "$FIX/ops.yaml" >"$TMP/rb.md" || fail "runbook"
+    n=0
+    for url in $(sed -n 's/^ *runbook_url: "\(.*\)"$/\1/p' "$TMP/r.yml"); do
+        case $url in https://runbooks.example.com/checkout.md#*) ;; *) fail "runbook_url base: $url" ;; esac
+        anchor=${url#*#}
+        grep -q "^<a id=\"$anchor\"></a>$" "$TMP/rb.md" || fail "no anchor $anchor in the runbook"
+        n=$((n + 1))
+    done
+    [ "$n" -eq 12 ] || fail "want 12 runbook_urls, got $n"
+    [ "$(grep -c '^<a id=' "$TMP/rb.md")" -eq 12 ] || fail "want 12 runbook entries"
+    for s in "#### Quick checks (5 min)" "#### Mitigations (15 min)" "#### Long-term fixes" "#### Rollback"; do
+        [ "$(grep -c "^$s" "$TMP/rb.md")" -eq 12 ] || fail "every entry needs '$s'"
+    done
+    has "$TMP/rb.md" "K is 10 because: payments-api allows 40 concurrent calls, 4 replicas"
+    has "$TMP/rb.md" "SLUICE_POOL_PAYMENTS_WORKERS"
+    ;;
+plan_numbers)
+    need python3
+    # Erlang C table: A = 10 Erlangs, 15 servers -> P(wait) 0.1020; SLO p99.9
+    # wait <= 100 ms first met at K = 15 (14 gives 129 ms).
+    run "$S" plan --json --rate 100 --latency-mean 100ms --slo '99.9%<200ms' --headroom 1
+    expect_rc 0 "plan (SLO binds)"
+    python3 - "$TMP/out" <<'EOF' || fail "plan JSON numbers"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["littles_law"]["k_per_pod"] == 10, r
+assert r["k_slo"] == 15 and r["k_recommended"] == 15, r
+assert "SLO" in r["binding_constraint"], r
+assert abs(r["queue_wait"]["p_wait"] - 0.1020) < 5e-5, r["queue_wait"]
+assert abs(r["error_budget"]["minutes_per_month"] - 43.2) < 1e-9, r
+assert r["ok"] is True
+EOF
+    # Little's law: 10k/s x 20 ms = 200 busy; 2x headroom over 4 pods = 100 per pod.
+    run "$S" plan --rate 10000 --latency-mean 20ms --replicas 4
+    expect_rc 0 "plan (Little's law)"
+    has "$TMP/out" "Recommended K per pod: 100 (cluster 400); binding constraint: traffic x headroom"
+    has "$TMP/out" "busy workers at peak, cluster *200.00"
+    # A downstream limit below the load: exit 1 and say why.
+    run "$S" plan --rate 10000 --latency-mean 100ms --replicas 2 --downstream-limit 200
+    expect_rc 1 "plan that cannot keep up"
+    has "$TMP/out" "binding constraint: the downstream limit"
+    has "$TMP/out" "Plan fails: K=100 per pod"
+    # From the config: K, kind and the downstream share (40) come from the file.
+    run "$S" plan --config "$FIX/ops.yaml" --pool payments --rate 400 --latency-mean 50ms --replicas 4
+    expect_rc 0 "plan --config"
+    has "$TMP/out" "Configured K: 10 (matches)"
+    has "$TMP/out" "downstream limit 40 / 4 replicas"
+    ;;
+plan_errors)
+    run "$S" plan --latency-mean 10ms
+    expect_rc 2 "plan without --rate"
+    has "$TMP/err" "--rate and --latency-mean are required"
+    run "$S" plan --rate 10 --latency-mean 10
+    expect_rc 2 "duration without a unit"
+    has "$TMP/err" '\-\-latency-mean must be a duration'
+    run "$S" plan --rate 10 --latency-mean 10ms --slo '120%<1s'
+    expect_rc 2 "SLO above 100%"
+    has "$TMP/err" "\-\-slo must be"
+    run "$S" plan --rate -5 --latency-mean 10ms
+    expect_rc 2 "negative rate"
+    run "$S" plan --rate 10 --latency-mean 10ms --config "$FIX/ops.yaml"
+    expect_rc 2 "--config without --pool"
+    run "$S" plan --rate 10 --latency-mean 10ms --config "$FIX/ops.yaml" --pool nope
+    expect_rc 2 "unknown pool"
+    has "$TMP/err" 'no pool named "nope"'
+    ;;
+inventory)
+    cd "$FIX" || fail "cd"
+    run "$S" inventory inventory
+    expect_rc 0 "inventory"
+    cat >"$TMP/want" <<'EOF'
+inventory/app/main.c:14: sluice: sluice_pool_create, pool "payments"
+inventory/app/main.c:20: sluice: sluice_pool_create, pool "legacy"
+inventory/app/main.c:28: sluice: sluice_pool_create, pool from sluice.yaml
+inventory/vendor/others.c:12: c-thread-pool: thpool_init
+inventory/vendor/others.c:13: glib: g_thread_pool_new
+inventory/vendor/others.c:15: apr: apr_thread_pool_create
+inventory/vendor/others.c:16: libuv: uv_queue_work
+inventory/vendor/others.c:21: pthread-loop: pthread_create
+8 sites: sluice 3, c-thread-pool 1, glib 1, apr 1, libuv 1, pthread-loop 1
+EOF
+    diff "$TMP/want" "$TMP/out" >&2 || fail "inventory output"
+    run "$S" inventory "$TMP/nonexistent"
+    expect_rc 2 "inventory of a missing path"
+    has "$TMP/err" "nonexistent"
+    ;;
+inventory_config)
+    need python3
+    cd "$FIX" || fail "cd"
+    run "$S" inventory --config ops.yaml inventory/app
+    expect_rc 1 "a Sluice pool not in the config"
+    has "$TMP/out" 'pool "legacy", NOT declared in config'
+    has "$TMP/out" 'pool "payments", declared in config'
+    has "$TMP/out" 'pool from sluice.yaml, declared in config'
+    run "$S" inventory --json --config ops.yaml inventory
+    expect_rc 1 "inventory --json"
+    python3 - "$TMP/out" <<'EOF' || fail "inventory JSON"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["undeclared"] == 1 and r["counts"]["sluice"] == 3 and r["counts"]["pthread-loop"] == 1, r
+s = [x for x in r["sites"] if x.get("pool") == "legacy"][0]
+assert s["declared"] is False and s["file"] == "inventory/app/main.c" and s["line"] == 20, s
+EOF
+    ;;
+deterministic)
+    # The same config with pools and shares in another order (and the same
+    # file name) gives byte-identical output; so does a second run.
+    mkdir "$TMP/a" "$TMP/b"
+    cp "$FIX/ops.yaml" "$TMP/a/ops.yaml"
+    need python3
+    python3 - "$FIX/ops.yaml" "$TMP/b/ops.yaml" <<'EOF' || fail "reorder"
+import sys
+t = open(sys.argv[1]).read()
+head, rest = t.split("pools:\n", 1)
+pools, tail = rest.split("downstream_budget:\n", 1)
+items = ["  - name:" + p for p in pools.split("  - name:")[1:]]
+lines = tail.splitlines(True)
+shares = [l for l in lines if l.startswith("      ")]
+other = [l for l in lines if not l.startswith("      ")]
+open(sys.argv[2], "w").write(head + "pools:\n" + "".join(reversed(items)) + "downstream_budget:\n" +
+                             "".join(other) + "".join(reversed(shares)))
+EOF
+    grep -q "name: thumbnails" "$TMP/b/ops.yaml" || fail "reordered copy"
+    for c in rules dashboard runbook; do
+        "$S" "$c" "$TMP/a/ops.yaml" >"$TMP/a/$c" || fail "$c a"
+        "$S" "$c" "$TMP/b/ops.yaml" >"$TMP/b/$c" || fail "$c b"
+        "$S" "$c" "$TMP/a/ops.yaml" >"$TMP/a/$c.2" || fail "$c a2"
+        cmp -s "$TMP/a/$c" "$TMP/b/$c" || { diff "$TMP/a/$c" "$TMP/b/$c" | head -20 >&2; fail "$c depends on file order"; }
+        cmp -s "$TMP/a/$c" "$TMP/a/$c.2" || fail "$c differs between runs"
+    done
+    # Lint: the same findings in the same order (positions differ, so drop them).
+    "$S" lint --cpus 1 "$TMP/a/ops.yaml" | sed "s|^$TMP/a/ops.yaml[:0-9]*: ||" >"$TMP/a/lint"
+    "$S" lint --cpus 1 "$TMP/b/ops.yaml" | sed "s|^$TMP/b/ops.yaml[:0-9]*: ||" >"$TMP/b/lint"
+    grep -q "cpu-bound-k" "$TMP/a/lint" || fail "lint --cpus 1 should find cpu-bound-k"
+    cmp -s "$TMP/a/lint" "$TMP/b/lint" || { diff "$TMP/a/lint" "$TMP/b/lint" >&2; fail "lint depends on file order"; }
+    ;;
+ops_up_to_date)
+    # ops/ holds the files generated from the demo's built-in config;
+    # regenerate with: ops/regenerate.sh build/tools/sluice/sluice
+    "$S" demo --print-config >"$TMP/sluice.yaml" || fail "demo --print-config"
+    cmp -s "$TMP/sluice.yaml" "$SRC/ops/sluice.yaml" ||
+        { diff "$SRC/ops/sluice.yaml" "$TMP/sluice.yaml" >&2; fail "ops/sluice.yaml is stale: run ops/regenerate.sh"; }
+    for pair in rules:rules.yml dashboard:dashboard.json runbook:runbook.md; do
+        c=${pair%%:*} f=${pair#*:}
+        "$S" "$c" "$SRC/ops/sluice.yaml" >"$TMP/$f" || fail "$c"
+        cmp -s "$TMP/$f" "$SRC/ops/$f" ||
+            { diff "$SRC/ops/$f" "$TMP/$f" | head -40 >&2; fail "ops/$f is stale: run ops/regenerate.sh"; }
+    done
+    ;;
+*)
+    fail "unknown case"
+    ;;
+esac
+exit 0
