@@ -314,6 +314,11 @@ sluice_err sluice_ctx_err(sluice_ctx *ctx)
     return expire(ctx);
 }
 
+sluice_err sluice__ctx_peek(const sluice_ctx *ctx)
+{
+    return ctx ? (sluice_err)atomic_load_explicit(&ctx->done, memory_order_relaxed) : SLUICE_OK;
+}
+
 bool sluice_ctx_done(sluice_ctx *ctx)
 {
     return sluice_ctx_err(ctx) != SLUICE_OK;

@@ -17,6 +17,8 @@
 #include <time.h>
 
 #include "sluice/clock.h"
+#include "sluice/ctx.h"
+#include "sluice/pool.h"
 
 /* Initialise cv to time its waits on CLOCK_MONOTONIC. Returns 0 or an errno. */
 static inline int sluice__sync_cond_init(pthread_cond_t *cv)
@@ -57,6 +59,45 @@ static inline void sluice__sync_wait_until(const sluice_clock *clock, pthread_co
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
+/* True when `deadline_ns` on clk (0 = none) or ctx's deadline (on ctx's
+ * own clock) has passed. Reads clocks only; never runs callbacks. */
+static inline bool sluice__sync_timed_out(const sluice_clock *clk, uint64_t deadline_ns, const sluice_ctx *ctx)
+{
+    if (deadline_ns && sluice_clock_now(clk) >= deadline_ns) {
+        return true;
+    }
+    uint64_t cd = sluice_ctx_deadline(ctx);
+    return cd && sluice_clock_now(sluice_ctx_clock(ctx)) >= cd;
+}
+
+/*
+ * Block on cv (mu held) until signalled, `deadline_ns` on clk, or ctx's
+ * deadline. `ctx_wakes` says a cancel callback will signal cv when ctx is
+ * cancelled; without it a ctx is polled. A real timed wait is used only
+ * when every clock involved is the system clock; otherwise the wait polls
+ * (at most SLUICE_CLOCK_POLL_NS). Callers loop and re-check.
+ */
+static inline void sluice__sync_wait_ctx(const sluice_clock *clk, uint64_t deadline_ns, const sluice_ctx *ctx,
+                                         bool ctx_wakes, pthread_cond_t *cv, pthread_mutex_t *mu)
+{
+    uint64_t cd = sluice_ctx_deadline(ctx);
+    bool system = sluice_clock_is_system(clk) && (cd == 0 || sluice_clock_is_system(sluice_ctx_clock(ctx)));
+    if (!system || (ctx && !ctx_wakes)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t t = (uint64_t)ts.tv_sec * SLUICE_NS_PER_SEC + (uint64_t)ts.tv_nsec + SLUICE_CLOCK_POLL_NS;
+        ts.tv_sec = (time_t)(t / SLUICE_NS_PER_SEC);
+        ts.tv_nsec = (long)(t % SLUICE_NS_PER_SEC);
+        pthread_cond_timedwait(cv, mu, &ts);
+        return;
+    }
+    uint64_t until = deadline_ns;
+    if (cd && (until == 0 || cd < until)) {
+        until = cd;
+    }
+    sluice__sync_wait_until(NULL, cv, mu, until);
+}
+
 /* The earlier of two deadlines where 0 means "none". */
 static inline uint64_t sluice__sync_min_deadline(uint64_t a, uint64_t b)
 {
@@ -74,5 +115,46 @@ static inline uint64_t sluice__sync_add_sat(uint64_t now, uint64_t delta)
 {
     return delta > UINT64_MAX - now ? UINT64_MAX : now + delta;
 }
+
+/*
+ * sluice__ctx_peek - the context's cause if it is already cancelled, else
+ * SLUICE_OK, without observing its deadline. Unlike sluice_ctx_err it
+ * never cancels and so never runs callbacks: safe under a primitive's lock.
+ * Callers compare sluice_ctx_deadline() with the clock themselves and call
+ * sluice_ctx_err() after dropping their lock.
+ */
+sluice_err sluice__ctx_peek(const sluice_ctx *ctx);
+
+/* ---- util.c ----------------------------------------------------------- */
+
+/* snprintf into an optional error buffer. */
+void sluice__sync_errf(char *errbuf, size_t errlen, const char *fmt, ...) SLUICE_PRINTF(3, 4);
+
+/*
+ * Copy a primitive's name into dst (cap bytes incl. NUL), or `dflt` when
+ * name is NULL. Names are 1..cap-1 bytes of [A-Za-z0-9_.:-] so they are
+ * safe as metric label values and in logs.
+ * Returns SLUICE_OK or SLUICE_EINVAL with "name: ..." in errbuf.
+ */
+sluice_err sluice__sync_name_copy(char *dst, size_t cap, const char *name, const char *dflt, char *errbuf,
+                                  size_t errlen);
+
+/* A histogram guarded by its owner's lock (not atomic). */
+typedef struct sluice__sync_hist {
+    size_t nbounds;
+    double bounds[SLUICE_HIST_MAX_BUCKETS];
+    uint64_t bounds_ns[SLUICE_HIST_MAX_BUCKETS];
+    uint64_t counts[SLUICE_HIST_MAX_BUCKETS + 1];
+    uint64_t count;
+    uint64_t sum_ns;
+} sluice__sync_hist;
+
+/* Set the bounds (NULL/0: the pool default). SLUICE_EINVAL with
+ * "<field>: ..." in errbuf when they are not strictly increasing, finite
+ * and positive, or too many. */
+sluice_err sluice__sync_hist_init(sluice__sync_hist *h, const double *bounds, size_t n, const char *field,
+                                  char *errbuf, size_t errlen);
+void sluice__sync_hist_observe(sluice__sync_hist *h, uint64_t ns);
+void sluice__sync_hist_snapshot(const sluice__sync_hist *h, sluice_histogram *out);
 
 #endif /* SLUICE_SYNC_INTERNAL_H */
