@@ -232,6 +232,11 @@ size_t sluice_format_double(double v, bool openmetrics, char *buf, size_t len)
         snprintf(tmp, sizeof tmp, "NaN");
     } else if (isinf(v)) {
         snprintf(tmp, sizeof tmp, v > 0 ? "+Inf" : "-Inf");
+    } else if (v == floor(v) && fabs(v) < 1e15) {
+        snprintf(tmp, sizeof tmp, "%.0f", v); /* integers plainly: 20, not 2e+01 */
+        if (openmetrics) {
+            strcat(tmp, ".0");
+        }
     } else {
         /* The shortest %g that reads back to the same double. */
         for (int prec = 1; prec <= 17; prec++) {
