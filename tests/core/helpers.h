@@ -1,0 +1,557 @@
+/*
+ * tests/core/helpers.h - shared pieces of the core pool's tests.
+ *
+ * Purpose. Every core test needs the same few things: a way to hold tasks
+ * inside a worker until the test lets them go (a gate), a way to wait for
+ * N events (a latch), a way to wait for a condition that has no
+ * notification (stats reaching a value), a record of what the pool handed
+ * back or reported (a tally wired to the abandon and panic handlers), and
+ * the accounting identity
+ *
+ *     submitted = completed + failed + panicked + dropped + shed + abandoned
+ *
+ * checked at quiescence after every test.
+ *
+ * Waiting. Nothing here sleeps for a time and hopes the event happened.
+ * Latches and gates wait on a condition variable; conditions that have no
+ * notification (a stats field) are polled. Every wait has a generous
+ * real-time safety limit (SAFETY_NS, long enough for TSan on a loaded
+ * 2-core CI machine); passing it fails the test with a message naming what
+ * was awaited, instead of hanging until ctest's timeout.
+ *
+ * Threads. cmocka's assertions longjmp and may only be used on the test's
+ * main thread. Code running on pool workers or helper threads records
+ * violations in atomics (tally.violations and friends) that the main
+ * thread asserts afterwards.
+ */
+#ifndef SLUICE_TESTS_CORE_HELPERS_H
+#define SLUICE_TESTS_CORE_HELPERS_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "sluice/clock.h"
+#include "sluice/common.h"
+#include "sluice/ctx.h"
+#include "sluice/fault.h"
+#include "sluice/pool.h"
+#include "sluice/task.h"
+
+/* How long any wait may take before the test fails (real time). */
+#define SAFETY_NS (60ull * SLUICE_NS_PER_SEC)
+
+#define H_UNUSED __attribute__((unused))
+
+/* ---- time and scale ------------------------------------------------------ */
+
+static inline uint64_t real_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * SLUICE_NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+static inline struct timespec abs_real_ts(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / SLUICE_NS_PER_SEC), .tv_nsec = (long)(ns % SLUICE_NS_PER_SEC)};
+    return ts;
+}
+
+/* Poll pause for conditions that have no notification: 100 us. */
+static inline void poll_pause(void)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+/* SLUICE_STRESS_SCALE (default 1): multiplies stress sizes. */
+static inline unsigned stress_scale(void)
+{
+    const char *s = getenv("SLUICE_STRESS_SCALE");
+    if (!s || !*s) {
+        return 1;
+    }
+    long v = strtol(s, NULL, 10);
+    return v > 0 ? (unsigned)v : 1;
+}
+
+/* True when built with a sanitizer (loops are cut down there). */
+static inline bool under_sanitizer(void)
+{
+#if defined(SLUICE_SANITIZER)
+    return true;
+#else
+    return false;
+#endif
+}
+
+/*
+ * WAIT_FOR(cond, what) - poll `cond` until it is true; fail the test
+ * (main thread only) when SAFETY_NS of real time pass first.
+ */
+#define WAIT_FOR(cond, ...)                                                                                     \
+    do {                                                                                                        \
+        uint64_t wait_for_limit_ = real_now_ns() + SAFETY_NS;                                                   \
+        while (!(cond)) {                                                                                       \
+            if (real_now_ns() > wait_for_limit_) {                                                              \
+                print_error("WAIT_FOR timed out: %s (", #cond);                                                 \
+                print_error(__VA_ARGS__);                                                                       \
+                print_error(")\n");                                                                             \
+                fail_msg("timed out waiting at %s:%d", __FILE__, __LINE__);                                     \
+            }                                                                                                   \
+            poll_pause();                                                                                       \
+        }                                                                                                       \
+    } while (0)
+
+/* Same, for threads other than the main one: returns false on timeout. */
+#define WAIT_FOR_BG(cond)                                                                                       \
+    ({                                                                                                          \
+        uint64_t wait_for_limit_ = real_now_ns() + SAFETY_NS;                                                   \
+        bool wait_ok_ = true;                                                                                   \
+        while (!(cond)) {                                                                                       \
+            if (real_now_ns() > wait_for_limit_) {                                                              \
+                wait_ok_ = false;                                                                               \
+                break;                                                                                          \
+            }                                                                                                   \
+            poll_pause();                                                                                       \
+        }                                                                                                       \
+        wait_ok_;                                                                                               \
+    })
+
+/* ---- latch: wait for N count-downs -------------------------------------- */
+
+typedef struct latch {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    long count;
+} latch;
+
+static inline void latch_init(latch *l, long n)
+{
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cv, &a);
+    pthread_condattr_destroy(&a);
+    l->count = n;
+}
+
+static inline void latch_destroy(latch *l)
+{
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv);
+}
+
+static inline void latch_count_down(latch *l)
+{
+    pthread_mutex_lock(&l->mu);
+    if (l->count > 0 && --l->count == 0) {
+        pthread_cond_broadcast(&l->cv);
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+static inline long latch_count(latch *l)
+{
+    pthread_mutex_lock(&l->mu);
+    long n = l->count;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+/* Waits until the count is zero; false after SAFETY_NS. Any thread. */
+static inline bool latch_wait_bg(latch *l)
+{
+    struct timespec ts = abs_real_ts(real_now_ns() + SAFETY_NS);
+    bool ok = true;
+    pthread_mutex_lock(&l->mu);
+    while (l->count > 0) {
+        if (pthread_cond_timedwait(&l->cv, &l->mu, &ts) == ETIMEDOUT) {
+            ok = l->count == 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+    return ok;
+}
+
+#define LATCH_WAIT(l, what)                                                                                     \
+    do {                                                                                                        \
+        if (!latch_wait_bg(l)) {                                                                                \
+            fail_msg("latch never reached zero (%ld left): %s at %s:%d", latch_count(l), what, __FILE__,        \
+                     __LINE__);                                                                                 \
+        }                                                                                                       \
+    } while (0)
+
+/* ---- gate: hold tasks until the test opens it --------------------------- */
+
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool open;
+    _Atomic int entered; /* tasks that reached the gate, in all */
+    _Atomic int inside;  /* tasks waiting at it now */
+    _Atomic int timeouts;
+} gate;
+
+static inline void gate_init(gate *g)
+{
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&g->cv, &a);
+    pthread_condattr_destroy(&a);
+    g->open = false;
+    atomic_init(&g->entered, 0);
+    atomic_init(&g->inside, 0);
+    atomic_init(&g->timeouts, 0);
+}
+
+static inline void gate_destroy(gate *g)
+{
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+}
+
+static inline void gate_open(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static inline void gate_close(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = false;
+    pthread_mutex_unlock(&g->mu);
+}
+
+/*
+ * Waits at the gate until it opens. With `stop_too`, also returns when
+ * sluice_task_should_stop() turns true (checked every millisecond: the
+ * stop flag has no notification). Returns true if the gate opened.
+ */
+static inline bool gate_pass(gate *g, bool stop_too)
+{
+    atomic_fetch_add(&g->entered, 1);
+    atomic_fetch_add(&g->inside, 1);
+    uint64_t limit = real_now_ns() + SAFETY_NS;
+    bool opened = false;
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        if (g->open) {
+            opened = true;
+            break;
+        }
+        if (stop_too && sluice_task_should_stop()) {
+            break;
+        }
+        uint64_t now = real_now_ns();
+        if (now > limit) {
+            atomic_fetch_add(&g->timeouts, 1);
+            break;
+        }
+        uint64_t until = stop_too ? now + SLUICE_NS_PER_MS : limit;
+        struct timespec ts = abs_real_ts(until);
+        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    }
+    pthread_mutex_unlock(&g->mu);
+    atomic_fetch_sub(&g->inside, 1);
+    return opened;
+}
+
+/* ---- tally: what the pool reported back to the test --------------------- */
+
+#define TALLY_MAX_PANICS 64
+
+typedef struct panic_record {
+    char pool_name[SLUICE_POOL_NAME_MAX + 1];
+    char message[256];
+    char label[64];
+    unsigned worker_index;
+    int signal;
+    int frame_count;
+    bool caller_thread;
+    bool frames_nonnull;
+} panic_record;
+
+typedef struct tally {
+    _Atomic uint64_t ran;       /* task bodies entered */
+    _Atomic uint64_t abandoned_by[5]; /* by sluice_abandon_reason */
+    _Atomic uint64_t abandoned_total;
+    _Atomic uint64_t abandon_bad; /* handler got something malformed */
+    _Atomic uint64_t panics;
+    _Atomic uint64_t inits;
+    _Atomic uint64_t init_refusals;
+    _Atomic uint64_t finis;
+    _Atomic uint64_t violations; /* a rule broken on a non-main thread */
+    _Atomic int init_fail_index; /* worker_init refuses this index (-1: none) */
+    _Atomic int init_fail_every; /* worker_init refuses every call when 1 */
+    _Atomic uint64_t events_by[8];
+    pthread_mutex_t mu;          /* guards records, abandoned_args */
+    panic_record records[TALLY_MAX_PANICS];
+    unsigned nrecords;
+    /* The args of abandoned tasks, in order (first 256). */
+    void *abandoned_args[256];
+    sluice_abandon_reason abandoned_reasons[256];
+    unsigned nabandoned_args;
+} tally;
+
+static inline void tally_init(tally *t)
+{
+    memset(t, 0, sizeof *t);
+    pthread_mutex_init(&t->mu, NULL);
+    atomic_store(&t->init_fail_index, -1);
+}
+
+static inline void tally_destroy(tally *t)
+{
+    pthread_mutex_destroy(&t->mu);
+}
+
+static inline void tally_abandon(const sluice_abandoned *a, void *user)
+{
+    tally *t = user;
+    if (!a || !a->fn || a->reason < SLUICE_ABANDON_DROPPED || a->reason > SLUICE_ABANDON_DESTROY) {
+        atomic_fetch_add(&t->abandon_bad, 1);
+        return;
+    }
+    atomic_fetch_add(&t->abandoned_by[a->reason], 1);
+    atomic_fetch_add(&t->abandoned_total, 1);
+    pthread_mutex_lock(&t->mu);
+    if (t->nabandoned_args < 256) {
+        t->abandoned_reasons[t->nabandoned_args] = a->reason;
+        t->abandoned_args[t->nabandoned_args++] = a->arg;
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+static inline void tally_panic(const sluice_panic_info *info, void *user)
+{
+    tally *t = user;
+    pthread_mutex_lock(&t->mu);
+    if (t->nrecords < TALLY_MAX_PANICS) {
+        panic_record *r = &t->records[t->nrecords++];
+        snprintf(r->pool_name, sizeof r->pool_name, "%s", info->pool_name ? info->pool_name : "(null)");
+        snprintf(r->message, sizeof r->message, "%s", info->message ? info->message : "(null)");
+        snprintf(r->label, sizeof r->label, "%s", info->task_label ? info->task_label : "");
+        r->worker_index = info->worker_index;
+        r->signal = info->signal;
+        r->frame_count = info->frame_count;
+        r->caller_thread = info->caller_thread;
+        r->frames_nonnull = info->frames != NULL;
+    }
+    pthread_mutex_unlock(&t->mu);
+    atomic_fetch_add(&t->panics, 1);
+}
+
+static inline int tally_init_hook(void *user, unsigned worker_index, void **worker_state)
+{
+    tally *t = user;
+    atomic_fetch_add(&t->inits, 1);
+    if (atomic_load(&t->init_fail_every) ||
+        atomic_load(&t->init_fail_index) == (int)worker_index) {
+        atomic_fetch_add(&t->init_refusals, 1);
+        return -1;
+    }
+    /* A state the task can check: the worker's index, boxed. */
+    unsigned *box = malloc(sizeof *box);
+    if (!box) {
+        return -1;
+    }
+    *box = worker_index;
+    *worker_state = box;
+    return 0;
+}
+
+static inline void tally_fini_hook(void *user, unsigned worker_index, void *worker_state)
+{
+    tally *t = user;
+    unsigned *box = worker_state;
+    if (!box || *box != worker_index) {
+        atomic_fetch_add(&t->violations, 1);
+    }
+    free(box);
+    atomic_fetch_add(&t->finis, 1);
+}
+
+static inline void tally_event(const sluice_pool_event *ev, void *user)
+{
+    tally *t = user;
+    if ((unsigned)ev->kind < 8) {
+        atomic_fetch_add(&t->events_by[ev->kind], 1);
+    }
+}
+
+/* ---- configs and pools --------------------------------------------------- */
+
+/* A config with every handler wired to the tally; hooks off. */
+static inline void base_config(sluice_pool_config *cfg, const char *name, unsigned k, size_t cap, tally *t)
+{
+    sluice_pool_config_init(cfg);
+    cfg->name = name;
+    cfg->workers = k;
+    cfg->queue_capacity = cap;
+    cfg->user = t;
+    cfg->abandon_handler = tally_abandon;
+    cfg->panic_handler = tally_panic;
+    cfg->event_handler = tally_event;
+}
+
+static inline void with_hooks(sluice_pool_config *cfg)
+{
+    cfg->worker_init = tally_init_hook;
+    cfg->worker_fini = tally_fini_hook;
+}
+
+#define CREATE_POOL(cfg, out)                                                                                   \
+    do {                                                                                                        \
+        char create_err_[256];                                                                                  \
+        sluice_err create_rc_ = sluice_pool_create((cfg), (out), create_err_, sizeof create_err_);             \
+        if (create_rc_ != SLUICE_OK) {                                                                          \
+            fail_msg("sluice_pool_create: %s: %s", sluice_err_name(create_rc_), create_err_);                   \
+        }                                                                                                       \
+    } while (0)
+
+static inline void stats_print(const char *what, const sluice_pool_stats *s)
+{
+    print_message("%s: running=%u capacity=%u workers=%u idle=%u waiting=%u depth=%zu/%zu draining=%d "
+                  "submitted=%llu completed=%llu failed=%llu panicked=%llu rejected=%llu dropped=%llu "
+                  "shed=%llu abandoned=%llu caller_ran=%llu expired=%llu retired=%llu started=%llu "
+                  "resizes=%llu init_failures=%llu hwm(workers=%u waiting=%u depth=%zu)\n",
+                  what, s->running, s->capacity, s->workers, s->idle, s->waiting, s->queue_depth,
+                  s->queue_capacity, (int)s->draining, (unsigned long long)s->submitted,
+                  (unsigned long long)s->completed, (unsigned long long)s->failed,
+                  (unsigned long long)s->panicked, (unsigned long long)s->rejected,
+                  (unsigned long long)s->dropped, (unsigned long long)s->shed,
+                  (unsigned long long)s->abandoned, (unsigned long long)s->caller_ran,
+                  (unsigned long long)s->expired_workers, (unsigned long long)s->retired_workers,
+                  (unsigned long long)s->started_workers, (unsigned long long)s->resize_events,
+                  (unsigned long long)s->init_failures, s->workers_hwm, s->waiting_hwm, s->queue_depth_hwm);
+}
+
+static inline uint64_t stats_ended(const sluice_pool_stats *s)
+{
+    return s->completed + s->failed + s->panicked + s->dropped + s->shed + s->abandoned;
+}
+
+static inline bool identity_holds(sluice_pool *p, sluice_pool_stats *s)
+{
+    sluice_pool_stats_get(p, s);
+    return s->queue_depth == 0 && s->running == 0 && s->submitted == stats_ended(s);
+}
+
+/*
+ * ASSERT_IDENTITY(pool) - wait until the pool is quiescent (nothing queued
+ * or running) and assert that submitted == completed + failed + panicked +
+ * dropped + shed + abandoned exactly. A worker between its pop and the
+ * task's start looks quiescent for an instant, so the check is retried
+ * until it holds; if it never does, the stats are printed and the test
+ * fails.
+ */
+#define ASSERT_IDENTITY(pool)                                                                                   \
+    do {                                                                                                        \
+        sluice_pool_stats identity_s_;                                                                          \
+        uint64_t identity_limit_ = real_now_ns() + SAFETY_NS;                                                   \
+        while (!identity_holds((pool), &identity_s_)) {                                                         \
+            if (real_now_ns() > identity_limit_) {                                                              \
+                stats_print("identity broken", &identity_s_);                                                   \
+                fail_msg("accounting identity does not hold at %s:%d: submitted=%llu ended=%llu", __FILE__,    \
+                         __LINE__, (unsigned long long)identity_s_.submitted,                                   \
+                         (unsigned long long)stats_ended(&identity_s_));                                        \
+            }                                                                                                   \
+            poll_pause();                                                                                       \
+        }                                                                                                       \
+    } while (0)
+
+/* Stats now, asserting the identity only when the pool is quiescent. */
+static inline sluice_pool_stats stats_now(sluice_pool *p)
+{
+    sluice_pool_stats s;
+    sluice_pool_stats_get(p, &s);
+    return s;
+}
+
+/* Threads in this process (from /proc/self/task), for "nothing left behind". */
+static inline int thread_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d) {
+        return -1;
+    }
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.') {
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* ---- common tasks ----------------------------------------------------------- */
+
+/* Counts one run in the tally passed as arg; returns 0. */
+static inline int task_count(void *arg)
+{
+    tally *t = arg;
+    atomic_fetch_add(&t->ran, 1);
+    return 0;
+}
+
+/* Increments the _Atomic uint64_t passed as arg; returns 0. */
+static inline int task_inc(void *arg)
+{
+    atomic_fetch_add((_Atomic uint64_t *)arg, 1);
+    return 0;
+}
+
+/* Returns 0 without touching anything. */
+static inline int task_nop(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/* Waits at the gate passed as arg (or until asked to stop). */
+static inline int task_gate(void *arg)
+{
+    gate_pass((gate *)arg, true);
+    return 0;
+}
+
+/* Waits at the gate passed as arg; ignores the stop flag. */
+static inline int task_gate_hard(void *arg)
+{
+    gate_pass((gate *)arg, false);
+    return 0;
+}
+
+/* Runs a thread; fails the test if it cannot start. */
+#define START_THREAD(th, fn, arg)                                                                               \
+    do {                                                                                                        \
+        if (pthread_create((th), NULL, (fn), (arg)) != 0) {                                                     \
+            fail_msg("pthread_create failed at %s:%d", __FILE__, __LINE__);                                     \
+        }                                                                                                       \
+    } while (0)
+
+#endif /* SLUICE_TESTS_CORE_HELPERS_H */
