@@ -11,4 +11,12 @@ cmp -s "$TMP/a.yaml" "$TMP/out" || fail "print-config does not round-trip: $(dif
 SLUICE_POOL_SMS_WORKERS=20 run 0 demo --print-config
 awk '/name: "sms"/{s=1} s&&/workers:/{print; exit}' "$TMP/out" | grep -qx '    workers: 20' ||
     fail "SLUICE_POOL_SMS_WORKERS=20 not applied"
+# examples/sluice.yaml is the built-in config with comments.
+if [ -n "${2:-}" ]; then
+    run 0 demo --config "$2/examples/sluice.yaml" --print-config
+    sed 1d "$TMP/out" >"$TMP/ex.yaml"
+    sed 1d "$TMP/a.yaml" >"$TMP/builtin.yaml"
+    cmp -s "$TMP/ex.yaml" "$TMP/builtin.yaml" ||
+        fail "examples/sluice.yaml differs from the built-in config: $(diff "$TMP/builtin.yaml" "$TMP/ex.yaml")"
+fi
 echo ok
