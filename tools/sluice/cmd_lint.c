@@ -161,13 +161,14 @@ int sluice_cmd_lint(int argc, char **argv)
     int rc = ops_cli_load("lint", path, with_env, &cfg);
     if (rc)
         return rc;
+    const char *shown = strcmp(path, "-") == 0 ? "<stdin>" : path;
     ops_findings f = {0};
     ops_lint_run(cfg, &opts, &f);
     ops_buf out = {0};
     if (json)
-        print_json(path, cfg, &f, &opts, &out);
+        print_json(shown, cfg, &f, &opts, &out);
     else
-        print_text(path, cfg, &f, &out);
+        print_text(shown, cfg, &f, &out);
     rc = ops_cli_emit("lint", NULL, ops_buf_str(&out));
     if (rc == OPS_EXIT_OK)
         rc = f.n ? OPS_EXIT_FINDINGS : OPS_EXIT_OK;
