@@ -10,8 +10,8 @@
  *
  * Build with libFuzzer (clang):
  *     clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
- *         fuzz/fuzz_config.c src/config/*.c src/core/*.c src/sync/*.c src/sys/*.c src/obs/*.c \
- *         -lyaml -lpthread -ldl -lm -o fuzz_config
+ *         fuzz/fuzz_config.c src/config/(all .c) src/core/(all .c) src/sync/(all .c) \
+ *         src/sys/(all .c) -lyaml -lpthread -ldl -lm -o fuzz_config
  *     ./fuzz_config fuzz/config_corpus
  * Without -fsanitize=fuzzer, define SLUICE_FUZZ_STANDALONE and the main()
  * below runs every file named on the command line once (the CTest
