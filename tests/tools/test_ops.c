@@ -155,11 +155,18 @@ static void lint_each_rule(void **state)
     lint_ids("service:\n  name: svc\n  drain_budget: 30s\n  orchestrator_grace: 30s\npools:\n" POOL_OK("p"), 4, 1,
              ids, sizeof ids);
     assert_string_equal(ids, "-/drain-vs-grace");
-    /* shutdown_grace counts too; and a pool drain_timeout beyond the grace. */
+    /* shutdown_grace counts too. The pool's drain_timeout is capped by the
+     * budget (the service finding covers it), so the pool is not named. */
     lint_ids("service:\n  name: svc\n  drain_budget: 20s\n  shutdown_grace: 5s\n  orchestrator_grace: 25s\n"
-             "pools:\n" POOL_OK("p") "    drain_timeout: 20s\n",
+             "pools:\n" POOL_OK("p") "    drain_timeout: 40s\n",
              4, 1, ids, sizeof ids);
-    assert_string_equal(ids, "-/drain-vs-grace p/drain-vs-grace");
+    assert_string_equal(ids, "-/drain-vs-grace");
+    /* With no budget, each pool's own timeout governs: p too long, q
+     * unlimited, r fine. */
+    lint_ids("service:\n  name: svc\n  drain_budget: 0s\n  shutdown_grace: 5s\n  orchestrator_grace: 25s\n"
+             "pools:\n" POOL_OK("p") "    drain_timeout: 20s\n" POOL_OK("q") POOL_OK("r") "    drain_timeout: 15s\n",
+             4, 1, ids, sizeof ids);
+    assert_string_equal(ids, "p/drain-vs-grace q/drain-vs-grace");
     /* Submit timeout vs caller deadline: missing, too long, fine, and
      * irrelevant for a rejecting pool. */
     lint_ids(SERVICE_OK "pools:\n" POOL_OK("a") "    caller_deadline: 1s\n" POOL_OK("b")

@@ -27,7 +27,7 @@ const ops_lint_rule ops_lint_rules[] = {
     {"queue-bounded", "every pool has a bounded queue (`queue_capacity` > 0)"},
     {"panic-handling", "every pool has the fault guard on (`fault_policy: reraise | recover`)"},
     {"drain-vs-grace",
-     "shutdown grace + drain (service budget or the pool's drain_timeout) < the orchestrator's grace period"},
+     "shutdown_grace + drain (the service budget, or a pool's own shorter drain_timeout) < orchestrator_grace"},
     {"submit-timeout-vs-deadline",
      "a blocking pool whose callers declare a deadline has a submit_timeout shorter than it"},
     {"downstream-share", "the K of this service's pools calling a downstream, times replicas, is within its "
@@ -186,14 +186,24 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
             "pool %s: fault_policy is off: a SIGSEGV in a task kills the service with no word of which pool or "
             "task, and is never counted in pool_panicked_total",
             n);
-    if (sluice_config_pool_has(p, SLUICE_PK_DRAIN_TIMEOUT) && cfg->service.orchestrator_grace_ns &&
-        cfg->service.shutdown_grace_ns + p->drain_timeout_ns >= cfg->service.orchestrator_grace_ns)
-        add(out, n, "drain-vs-grace", kpos(p, SLUICE_PK_DRAIN_TIMEOUT),
-            "lower the pool's drain_timeout below orchestrator_grace minus shutdown_grace",
-            "pool %s: shutdown_grace %s + drain_timeout %s is not below the orchestrator's grace period %s", n,
-            ops_format_duration(cfg->service.shutdown_grace_ns, a, sizeof a),
-            ops_format_duration(p->drain_timeout_ns, b, sizeof b),
-            ops_format_duration(cfg->service.orchestrator_grace_ns, c, sizeof c));
+    /* Each pool drains for min(its drain_timeout, drain_budget) (0 = no
+     * limit on either side). When the budget caps the pool, the service
+     * check covers it; report the pool only when its own timeout governs. */
+    uint64_t budget = cfg->service.drain_budget_ns, grace = cfg->service.orchestrator_grace_ns;
+    if (grace && (budget == 0 || (p->drain_timeout_ns && p->drain_timeout_ns < budget))) {
+        if (p->drain_timeout_ns == 0)
+            add(out, n, "drain-vs-grace", kpos(p, SLUICE_PK_DRAIN_TIMEOUT),
+                "set drain_timeout (or service.drain_budget) below orchestrator_grace minus shutdown_grace",
+                "pool %s: no drain_timeout and no service drain_budget: the drain waits without limit, and the "
+                "orchestrator kills the process after %s",
+                n, ops_format_duration(grace, a, sizeof a));
+        else if (cfg->service.shutdown_grace_ns + p->drain_timeout_ns >= grace)
+            add(out, n, "drain-vs-grace", kpos(p, SLUICE_PK_DRAIN_TIMEOUT),
+                "lower the pool's drain_timeout below orchestrator_grace minus shutdown_grace",
+                "pool %s: shutdown_grace %s + drain_timeout %s is not below the orchestrator's grace period %s", n,
+                ops_format_duration(cfg->service.shutdown_grace_ns, a, sizeof a),
+                ops_format_duration(p->drain_timeout_ns, b, sizeof b), ops_format_duration(grace, c, sizeof c));
+    }
     if (p->caller_deadline_ns && p->overflow == SLUICE_OVERFLOW_BLOCK) {
         if (p->submit_timeout_ns == 0)
             add(out, n, "submit-timeout-vs-deadline", kpos(p, SLUICE_PK_SUBMIT_TIMEOUT),
