@@ -259,7 +259,11 @@ static void test_budget_and_second_signal(void **state) {
      * were handed back. */
     assert_int_equal(g.ran + (int)atomic_load(&t.abandoned), 5);
     assert_true(atomic_load(&t.abandoned) >= 3);
-    assert_int_equal(rep.handed_back, atomic_load(&t.abandoned));
+    /* The report counts what the drain itself took off the queue; tasks a
+     * worker had already claimed in a batch are handed back by that worker
+     * (same counter, same handler), so the report may show fewer. */
+    assert_true(rep.handed_back <= atomic_load(&t.abandoned));
+
 }
 
 int main(void) {
