@@ -48,6 +48,7 @@ typedef enum sluice__qres {
  *   push   is safe from any number of threads; returns OK, FULL or CLOSED.
  *          It is a seq_cst operation with respect to `pending` (see the
  *          parking protocol in worker.c).
+ *   pop_batch  as pop, for up to `max` tasks at once (0 = EMPTY).
  *   pop    is safe from any number of threads; returns OK or EMPTY. It
  *          never returns EMPTY while a task whose push already returned OK
  *          is still in the queue; it may wait briefly for a push in flight.
@@ -60,6 +61,9 @@ typedef enum sluice__qres {
 typedef struct sluice__queue_ops {
     sluice__qres (*push)(void *q, const sluice__task *task, uint64_t *pos_out);
     sluice__qres (*pop)(void *q, sluice__task *out);
+    /* Claims up to max tasks in FIFO order at once, taking no more than
+     * 1/share of the visible backlog; returns the count (0 = empty). */
+    size_t (*pop_batch)(void *q, sluice__task *out, size_t max, size_t share);
     void (*close)(void *q);
     bool (*pending)(void *q);
     size_t (*depth)(void *q);
@@ -112,6 +116,7 @@ typedef struct sluice__worker {
     _Atomic uint64_t since_ns;
     _Atomic(const char *) label;
     _Atomic uint64_t tasks_run;
+    _Atomic unsigned batch_left; /* claimed from the queue, not yet started */
     /* Owned by the worker thread. */
     void *worker_state;
     bool fault_retire; /* set by the fault guard in RECOVER mode */
@@ -140,6 +145,7 @@ struct sluice_pool {
     _Atomic unsigned waiting;                 /* submitters blocked for space (seq_cst) */
     _Atomic bool closed;
     _Atomic bool stop;                        /* running tasks are asked to stop */
+    _Atomic bool destroying_flag;             /* destroy has begun (readable without mu) */
     _Atomic unsigned timing_every;            /* 0 = timing off */
     _Atomic uint64_t submit_timeout_ns;
     _Atomic uint64_t idle_expiry_ns;
@@ -209,7 +215,8 @@ void sluice__spawn_for_work(struct sluice_pool *p, size_t want);
 void sluice__wake(struct sluice_pool *p, unsigned n);
 void sluice__wake_all(struct sluice_pool *p);
 void sluice__notify_space(struct sluice_pool *p);
-void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t);
+void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t,
+                      uint64_t *now_hint);
 void sluice__join_zombies(struct sluice_pool *p);
 void sluice__abandon(struct sluice_pool *p, sluice__task *t, sluice_abandon_reason why);
 void sluice__emit(struct sluice_pool *p, sluice_event_kind kind, unsigned worker, uint64_t old_value,

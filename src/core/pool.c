@@ -366,9 +366,10 @@ void sluice_pool_destroy(sluice_pool *p)
     }
     pthread_mutex_unlock(&p->mu);
 
+    atomic_store_explicit(&p->destroying_flag, true, memory_order_relaxed);
+    atomic_store_explicit(&p->stop, true, memory_order_release);
     close_and_wake(p);
     abandon_queued(p, SLUICE_ABANDON_DESTROY);
-    atomic_store_explicit(&p->stop, true, memory_order_release);
 
     /* Blocked submitters have been woken; wait until they have left. */
     pthread_mutex_lock(&p->mu);
@@ -400,7 +401,7 @@ static void refused(sluice_pool *p, sluice_err err)
 static void run_on_caller(sluice_pool *p, sluice__task *t)
 {
     atomic_fetch_add_explicit(&p->caller_ran, 1, memory_order_relaxed);
-    sluice__run_task(p, NULL, &p->caller_shard, t);
+    sluice__run_task(p, NULL, &p->caller_shard, t, NULL);
 }
 
 static uint64_t effective_submit_deadline(sluice_pool *p, const sluice_submit_opts *opts)
@@ -755,6 +756,9 @@ void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *out)
         shard_sum(&p->slots[i]->shard, out);
     }
     out->running = count_running_locked(p);
+    for (unsigned i = 0; i < p->nslots; i++) {
+        out->queue_depth += atomic_load_explicit(&p->slots[i]->batch_left, memory_order_relaxed);
+    }
     out->draining = p->draining || atomic_load_explicit(&p->closed, memory_order_relaxed);
     pthread_mutex_unlock(&p->mu);
     shard_sum(&p->caller_shard, out);
@@ -766,7 +770,7 @@ void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *out)
         out->idle = workers;
     }
     out->waiting = atomic_load_explicit(&p->waiting, memory_order_relaxed);
-    out->queue_depth = p->qops->depth(p->q);
+    out->queue_depth += p->qops->depth(p->q);
     out->queue_capacity = p->qops->capacity(p->q);
     out->caller_ran = atomic_load_explicit(&p->caller_ran, memory_order_relaxed);
     out->submitted = p->qops->pushed(p->q) + out->caller_ran;
