@@ -93,8 +93,9 @@ static void json_writer(void **state)
     ops_jw_str(&w, NULL, NULL);
     ops_jw_end_arr(&w);
     ops_jw_end_obj(&w);
-    assert_string_equal(ops_buf_str(&b), "{\n  \"a\": \"x\",\n  \"e\": [],\n  \"l\": [\n    1,\n    0.5,\n    "
-                                         "false,\n    null\n  ]\n}\n");
+    assert_string_equal(ops_buf_str(&b),
+                        "{\n  \"a\": \"x\",\n  \"e\": [],\n  \"l\": [\n    1,\n    0.5,\n    "
+                        "false,\n    null\n  ]\n}\n");
     ops_buf_free(&b);
 }
 
@@ -132,8 +133,8 @@ static void lint_ids(const char *yaml, unsigned cpus, unsigned replicas, char *o
 }
 
 #define SERVICE_OK "service:\n  name: svc\n  drain_budget: 20s\n  orchestrator_grace: 30s\n"
-#define POOL_OK(n)                                                                                                   \
-    "  - name: " n "\n    workers: 4\n    rationale: r\n    queue_capacity: 10\n    kind: io\n"                  \
+#define POOL_OK(n)                                                                                           \
+    "  - name: " n "\n    workers: 4\n    rationale: r\n    queue_capacity: 10\n    kind: io\n"              \
     "    fault_policy: reraise\n"
 
 static void lint_clean(void **state)
@@ -149,11 +150,12 @@ static void lint_each_rule(void **state)
     (void)state;
     char ids[1024];
     /* No rationale, no kind, fault guard off. */
-    lint_ids(SERVICE_OK "pools:\n  - name: p\n    workers: 4\n    queue_capacity: 10\n", 4, 1, ids, sizeof ids);
+    lint_ids(SERVICE_OK "pools:\n  - name: p\n    workers: 4\n    queue_capacity: 10\n", 4, 1, ids,
+             sizeof ids);
     assert_string_equal(ids, "p/k-rationale p/kind-declared p/panic-handling");
     /* Service drain budget equal to the orchestrator's grace: not below it. */
-    lint_ids("service:\n  name: svc\n  drain_budget: 30s\n  orchestrator_grace: 30s\npools:\n" POOL_OK("p"), 4, 1,
-             ids, sizeof ids);
+    lint_ids("service:\n  name: svc\n  drain_budget: 30s\n  orchestrator_grace: 30s\npools:\n" POOL_OK("p"),
+             4, 1, ids, sizeof ids);
     assert_string_equal(ids, "-/drain-vs-grace");
     /* shutdown_grace counts too. The pool's drain_timeout is capped by the
      * budget (the service finding covers it), so the pool is not named. */
@@ -164,16 +166,27 @@ static void lint_each_rule(void **state)
     /* With no budget, each pool's own timeout governs: p too long, q
      * unlimited, r fine. */
     lint_ids("service:\n  name: svc\n  drain_budget: 0s\n  shutdown_grace: 5s\n  orchestrator_grace: 25s\n"
-             "pools:\n" POOL_OK("p") "    drain_timeout: 20s\n" POOL_OK("q") POOL_OK("r") "    drain_timeout: 15s\n",
+             "pools:\n" POOL_OK("p") "    drain_timeout: 20s\n" POOL_OK("q")
+                 POOL_OK("r") "    drain_timeout: 15s\n",
              4, 1, ids, sizeof ids);
     assert_string_equal(ids, "p/drain-vs-grace q/drain-vs-grace");
     /* Submit timeout vs caller deadline: missing, too long, fine, and
      * irrelevant for a rejecting pool. */
-    lint_ids(SERVICE_OK "pools:\n" POOL_OK("a") "    caller_deadline: 1s\n" POOL_OK("b")
-                        "    caller_deadline: 1s\n    submit_timeout: 1s\n" POOL_OK("c")
-                        "    caller_deadline: 1s\n    submit_timeout: 250ms\n" POOL_OK("d")
-                        "    caller_deadline: 1s\n    overflow: reject\n",
-             4, 1, ids, sizeof ids);
+    lint_ids(
+        SERVICE_OK "pools:\n" POOL_OK(
+            "a") "    caller_deadline: 1s\n" POOL_OK("b") "    caller_deadline: 1s\n    submit_timeout: "
+                                                          "1s\n" POOL_OK("c") "    caller_deadline: 1s\n    "
+                                                                              "submit_timeout: "
+                                                                              "250ms\n" POOL_OK("d") "    "
+                                                                                                     "caller_"
+                                                                                                     "deadlin"
+                                                                                                     "e: "
+                                                                                                     "1s\n   "
+                                                                                                     " overfl"
+                                                                                                     "ow: "
+                                                                                                     "reject"
+                                                                                                     "\n",
+        4, 1, ids, sizeof ids);
     assert_string_equal(ids, "a/submit-timeout-vs-deadline b/submit-timeout-vs-deadline");
     /* CPU-bound K above the CPU count. */
     lint_ids(SERVICE_OK "pools:\n  - name: c\n    workers: 9\n    rationale: cores\n    queue_capacity: 10\n"
@@ -190,10 +203,11 @@ static void lint_downstream(void **state)
 {
     (void)state;
     char ids[1024];
-    const char *yaml = SERVICE_OK "pools:\n" POOL_OK("a") "    downstream: db\n" POOL_OK("b")
-                                  "    downstream: db\n" POOL_OK("x") "    downstream: other\n"
-                                  "downstream_budget:\n  - downstream: db\n    total_limit: 20\n    shares:\n"
-                                  "      svc: 8\n      reports: 12\n";
+    const char *yaml =
+        SERVICE_OK "pools:\n" POOL_OK("a") "    downstream: db\n" POOL_OK("b") "    downstream: db\n" POOL_OK(
+            "x") "    downstream: other\n"
+                 "downstream_budget:\n  - downstream: db\n    total_limit: 20\n    shares:\n"
+                 "      svc: 8\n      reports: 12\n";
     /* a + b = 8 concurrent calls: exactly the share. */
     lint_ids(yaml, 4, 1, ids, sizeof ids);
     assert_string_equal(ids, "");
@@ -201,9 +215,10 @@ static void lint_downstream(void **state)
     lint_ids(yaml, 4, 2, ids, sizeof ids);
     assert_string_equal(ids, "a/downstream-share b/downstream-share");
     /* Shares above the total; and a service with no share at all. */
-    lint_ids(SERVICE_OK "pools:\n" POOL_OK("a") "    downstream: db\n"
-                        "downstream_budget:\n  - downstream: db\n    total_limit: 10\n    shares:\n"
-                        "      billing: 8\n      reports: 12\n",
+    lint_ids(SERVICE_OK "pools:\n" POOL_OK(
+                 "a") "    downstream: db\n"
+                      "downstream_budget:\n  - downstream: db\n    total_limit: 10\n    shares:\n"
+                      "      billing: 8\n      reports: 12\n",
              4, 1, ids, sizeof ids);
     assert_string_equal(ids, "-/downstream-total a/downstream-share");
 }
@@ -240,8 +255,8 @@ static void scan(const char *src, char *out, size_t len)
     out[0] = '\0';
     for (size_t i = 0; i < s.n; i++) {
         char one[160];
-        snprintf(one, sizeof one, "%s%u:%s%s%s", i ? " " : "", s.v[i].line, s.v[i].kind, s.v[i].pool ? "=" : "",
-                 s.v[i].pool ? s.v[i].pool : "");
+        snprintf(one, sizeof one, "%s%u:%s%s%s", i ? " " : "", s.v[i].line, s.v[i].kind,
+                 s.v[i].pool ? "=" : "", s.v[i].pool ? s.v[i].pool : "");
         strncat(out, one, len - strlen(out) - 1);
     }
     ops_sites_free(&s);
@@ -267,19 +282,20 @@ static void inventory_not_fooled(void **state)
 {
     (void)state;
     char out[1024];
-    scan("/* thpool_init(4) in a comment */\n"
-         "// g_thread_pool_new(x) in a line comment\n"
-         "#define MAKE thpool_init(8)\n"
-         "threadpool thpool_init(int n);\n"                  /* a declaration at file scope */
-         "static const char *s = \"uv_queue_work(\";\n"     /* a string */
-         "int f(struct x *o) {\n"
-         "    o->thpool_init(3);\n"                          /* a member */
-         "    o.uv_queue_work(1);\n"
-         "    extern int apr_thread_pool_create(int);\n"     /* a declaration in a body */
-         "    char c = '\"'; thpool_init /* call */ (2);\n"  /* a char literal with a quote, then a real call */
-         "    return 0;\n"
-         "}\n",
-         out, sizeof out);
+    scan(
+        "/* thpool_init(4) in a comment */\n"
+        "// g_thread_pool_new(x) in a line comment\n"
+        "#define MAKE thpool_init(8)\n"
+        "threadpool thpool_init(int n);\n"             /* a declaration at file scope */
+        "static const char *s = \"uv_queue_work(\";\n" /* a string */
+        "int f(struct x *o) {\n"
+        "    o->thpool_init(3);\n" /* a member */
+        "    o.uv_queue_work(1);\n"
+        "    extern int apr_thread_pool_create(int);\n"    /* a declaration in a body */
+        "    char c = '\"'; thpool_init /* call */ (2);\n" /* a char literal with a quote, then a real call */
+        "    return 0;\n"
+        "}\n",
+        out, sizeof out);
     assert_string_equal(out, "10:c-thread-pool");
 }
 
@@ -288,18 +304,18 @@ static void inventory_pthread_loops(void **state)
     (void)state;
     char out[1024];
     scan("void a(void) {\n"
-         "    pthread_create(&t, NULL, fn, NULL);\n"            /* 2: not in a loop */
+         "    pthread_create(&t, NULL, fn, NULL);\n" /* 2: not in a loop */
          "    for (int i = 0; i < n; i++) {\n"
-         "        pthread_create(&t[i], NULL, fn, NULL);\n"     /* 4: braced for */
+         "        pthread_create(&t[i], NULL, fn, NULL);\n" /* 4: braced for */
          "    }\n"
          "    for (i = 0; i < n; i++)\n"
-         "        pthread_create(&t[i], NULL, fn, NULL);\n"     /* 7: single statement */
-         "    pthread_create(&u, NULL, fn, NULL);\n"            /* 8: after it: not */
+         "        pthread_create(&t[i], NULL, fn, NULL);\n"               /* 7: single statement */
+         "    pthread_create(&u, NULL, fn, NULL);\n"                      /* 8: after it: not */
          "    while (more()) if (ok) { pthread_create(&v, 0, fn, 0); }\n" /* 9: if inside while */
-         "    pthread_create(&w, NULL, fn, NULL);\n"            /* 10: not */
-         "    do { pthread_create(&x, 0, fn, 0); } while (0);\n" /* 11: do-while */
+         "    pthread_create(&w, NULL, fn, NULL);\n"                      /* 10: not */
+         "    do { pthread_create(&x, 0, fn, 0); } while (0);\n"          /* 11: do-while */
          "    while (x) { if (y) { } }\n"
-         "    pthread_create(&z, NULL, fn, NULL);\n"            /* 13: not */
+         "    pthread_create(&z, NULL, fn, NULL);\n" /* 13: not */
          "}\n",
          out, sizeof out);
     assert_string_equal(out, "4:pthread-loop 7:pthread-loop 9:pthread-loop 11:pthread-loop");
@@ -313,11 +329,11 @@ static void inventory_sluice_names(void **state)
          "    sluice_pool_config pc;\n"
          "    sluice_pool_config_init(&pc);\n"
          "    pc.name = \"push\";\n"
-         "    return sluice_pool_create(&pc, &p, NULL, 0);\n"   /* 5: push */
+         "    return sluice_pool_create(&pc, &p, NULL, 0);\n" /* 5: push */
          "}\n"
          "int b(const char *n) {\n"
          "    pc.name = n;\n"
-         "    return sluice_pool_create(&pc, &p, NULL, 0);\n"   /* 9: unknown: b's own scope */
+         "    return sluice_pool_create(&pc, &p, NULL, 0);\n" /* 9: unknown: b's own scope */
          "}\n"
          "int c(void) {\n"
          "    sluice_pool_config pc = {.name = \"email\", .workers = 2};\n"

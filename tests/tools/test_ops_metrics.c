@@ -154,7 +154,8 @@ static sluice_config *fixture(void)
     o.no_env = true;
     sluice_config *cfg = NULL;
     char err[1024];
-    assert_int_equal(sluice_config_load_string(yaml, strlen(yaml), "t.yaml", &o, &cfg, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_config_load_string(yaml, strlen(yaml), "t.yaml", &o, &cfg, err, sizeof err),
+                     SLUICE_OK);
     return cfg;
 }
 

@@ -49,7 +49,7 @@ static void erlang_c_closed_forms_and_edges(void **state)
     assert_near(plan_erlang_c(2, 1), 1.0 / 3.0, 1e-12);
     assert_near(plan_erlang_c(1, 0.5), 0.5, 1e-12); /* M/M/1: rho */
     assert_near(plan_erlang_c(1, 0.9), 0.9, 1e-12);
-    assert_near(plan_erlang_c(10, 10), 1, 0);        /* unstable */
+    assert_near(plan_erlang_c(10, 10), 1, 0); /* unstable */
     assert_near(plan_erlang_c(10, 12), 1, 0);
     assert_near(plan_erlang_c(0, 1), 1, 0);
     assert_near(plan_erlang_c(5, 0), 0, 0);

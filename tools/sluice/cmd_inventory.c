@@ -21,30 +21,29 @@
 #include "ops_cli.h"
 #include "ops_inventory.h"
 
-static const char HELP[] =
-    "usage: sluice inventory [--config FILE] [--json] PATH...\n"
-    "\n"
-    "Scans C sources (.c .h .cc .cpp .cxx .hpp; directories recursively, hidden\n"
-    "entries and symbolic links skipped) for pool constructions and prints one\n"
-    "line per site, sorted: FILE:LINE: KIND: DETAIL. Kinds:\n"
-    "  sluice         sluice_pool_create (pool name when a literal name = \"...\"\n"
-    "                 precedes it in the function, or \"from sluice.yaml\" when the\n"
-    "                 function uses sluice_config_pool_to_pool_config)\n"
-    "  c-thread-pool  thpool_init\n"
-    "  glib           g_thread_pool_new, g_thread_pool_new_full\n"
-    "  apr            apr_thread_pool_create\n"
-    "  libuv          uv_queue_work (libuv's process-wide pool)\n"
-    "  pthread-loop   pthread_create inside a for/while/do loop (a hand-made pool)\n"
-    "\n"
-    "  --config FILE  check that each Sluice pool name is declared in sluice.yaml\n"
-    "  --json         print JSON instead of text\n"
-    "  -h, --help     this text\n"
-    "\n"
-    "A lexical scanner: comments, strings and preprocessor lines are skipped, so\n"
-    "pools built inside macros or through function pointers are not seen.\n"
-    "\n"
-    "Exit status: 0 listed; 1 (with --config) a Sluice pool is not declared in the\n"
-    "config; 2 bad flags, an unreadable path or an invalid config.\n";
+static const char HELP[] = "usage: sluice inventory [--config FILE] [--json] PATH...\n"
+                           "\n"
+                           "Scans C sources (.c .h .cc .cpp .cxx .hpp; directories recursively, hidden\n"
+                           "entries and symbolic links skipped) for pool constructions and prints one\n"
+                           "line per site, sorted: FILE:LINE: KIND: DETAIL. Kinds:\n"
+                           "  sluice         sluice_pool_create (pool name when a literal name = \"...\"\n"
+                           "                 precedes it in the function, or \"from sluice.yaml\" when the\n"
+                           "                 function uses sluice_config_pool_to_pool_config)\n"
+                           "  c-thread-pool  thpool_init\n"
+                           "  glib           g_thread_pool_new, g_thread_pool_new_full\n"
+                           "  apr            apr_thread_pool_create\n"
+                           "  libuv          uv_queue_work (libuv's process-wide pool)\n"
+                           "  pthread-loop   pthread_create inside a for/while/do loop (a hand-made pool)\n"
+                           "\n"
+                           "  --config FILE  check that each Sluice pool name is declared in sluice.yaml\n"
+                           "  --json         print JSON instead of text\n"
+                           "  -h, --help     this text\n"
+                           "\n"
+                           "A lexical scanner: comments, strings and preprocessor lines are skipped, so\n"
+                           "pools built inside macros or through function pointers are not seen.\n"
+                           "\n"
+                           "Exit status: 0 listed; 1 (with --config) a Sluice pool is not declared in the\n"
+                           "config; 2 bad flags, an unreadable path or an invalid config.\n";
 
 int sluice_cmd_inventory(int argc, char **argv)
 {
@@ -60,14 +59,22 @@ int sluice_cmd_inventory(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(HELP, stdout); return OPS_EXIT_OK;
-        case 'j': json = true; break;
-        case 'c': config = optarg; break;
+        case 'h':
+            fputs(HELP, stdout);
+            return OPS_EXIT_OK;
+        case 'j':
+            json = true;
+            break;
+        case 'c':
+            config = optarg;
+            break;
         case ':':
-            fprintf(stderr, "sluice inventory: %s needs a value (see sluice inventory --help)\n", argv[optind - 1]);
+            fprintf(stderr, "sluice inventory: %s needs a value (see sluice inventory --help)\n",
+                    argv[optind - 1]);
             return OPS_EXIT_USAGE;
         default:
-            fprintf(stderr, "sluice inventory: unknown flag '%s' (see sluice inventory --help)\n", argv[optind - 1]);
+            fprintf(stderr, "sluice inventory: unknown flag '%s' (see sluice inventory --help)\n",
+                    argv[optind - 1]);
             return OPS_EXIT_USAGE;
         }
     }
@@ -162,8 +169,8 @@ int sluice_cmd_inventory(int argc, char **argv)
         for (size_t k = 0; k < 6; k++)
             ops_buf_printf(&out, " %s %zu%s", kinds[k], counts[k], k < 5 ? "," : "");
         if (cfg)
-            ops_buf_printf(&out, "; %zu Sluice pool%s not declared in %s", undeclared, undeclared == 1 ? "" : "s",
-                           config);
+            ops_buf_printf(&out, "; %zu Sluice pool%s not declared in %s", undeclared,
+                           undeclared == 1 ? "" : "s", config);
         ops_buf_put(&out, "\n");
     }
     int rc = ops_cli_emit("inventory", NULL, ops_buf_str(&out));

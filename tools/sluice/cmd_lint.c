@@ -79,8 +79,8 @@ static void print_text(const char *path, const sluice_config *cfg, const ops_fin
         ops_buf_printf(o, "%s: %zu finding%s\n", path, f->n, f->n == 1 ? "" : "s");
 }
 
-static void print_json(const char *path, const sluice_config *cfg, const ops_findings *f, const ops_lint_opts *o,
-                       ops_buf *out)
+static void print_json(const char *path, const sluice_config *cfg, const ops_findings *f,
+                       const ops_lint_opts *o, ops_buf *out)
 {
     ops_jw w;
     ops_jw_init(&w, out);
@@ -109,9 +109,12 @@ static void print_json(const char *path, const sluice_config *cfg, const ops_fin
 int sluice_cmd_lint(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"help", no_argument, NULL, 'h'},         {"json", no_argument, NULL, 'j'},
-        {"env", no_argument, NULL, 'e'},          {"cpus", required_argument, NULL, 'c'},
-        {"replicas", required_argument, NULL, 'r'}, {"list-rules", no_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'},
+        {"env", no_argument, NULL, 'e'},
+        {"cpus", required_argument, NULL, 'c'},
+        {"replicas", required_argument, NULL, 'r'},
+        {"list-rules", no_argument, NULL, 'l'},
         {NULL, 0, NULL, 0},
     };
     ops_lint_opts opts = {machine_cpus(), 1};
@@ -134,8 +137,12 @@ int sluice_cmd_lint(int argc, char **argv)
             ops_buf_free(&rl);
             return OPS_EXIT_OK;
         }
-        case 'j': json = true; break;
-        case 'e': with_env = true; break;
+        case 'j':
+            json = true;
+            break;
+        case 'e':
+            with_env = true;
+            break;
         case 'c':
             if (parse_count("--cpus", optarg, &opts.cpus))
                 return OPS_EXIT_USAGE;
@@ -153,7 +160,8 @@ int sluice_cmd_lint(int argc, char **argv)
         }
     }
     if (optind != argc - 1) {
-        fprintf(stderr, "sluice lint: expected one config file (or - for stdin), got %d arguments\n", argc - optind);
+        fprintf(stderr, "sluice lint: expected one config file (or - for stdin), got %d arguments\n",
+                argc - optind);
         return OPS_EXIT_USAGE;
     }
     const char *path = argv[optind];

@@ -70,7 +70,7 @@ static const char HELP[] =
 
 typedef struct plan_in {
     double rate, mean_s, p99_s, headroom, budget_share;
-    double slo_target; /* 0 = none */
+    double slo_target;    /* 0 = none */
     double slo_latency_s; /* 0 = no latency part */
     unsigned replicas, downstream_limit, cpus, configured_k;
     sluice_pool_kind kind;
@@ -220,8 +220,8 @@ static void compute(const plan_in *in, plan_out *o)
     if (in->slo_target > 0 && in->slo_latency_s > 0) {
         o->slo_budget_s = in->slo_latency_s - in->p99_s;
         unsigned kmax = o->k_little * 4 + 1000;
-        o->slo_reachable = o->slo_budget_s >= 0 &&
-                           plan_smallest_k(o->rate_pod, in->mean_s, in->slo_target, o->slo_budget_s, kmax, &o->k_slo);
+        o->slo_reachable = o->slo_budget_s >= 0 && plan_smallest_k(o->rate_pod, in->mean_s, in->slo_target,
+                                                                   o->slo_budget_s, kmax, &o->k_slo);
         if (o->slo_reachable && o->k_slo > k) {
             k = o->k_slo;
             o->binding = "the SLO's queue-wait budget (Erlang C)";
@@ -286,8 +286,8 @@ static void print_text(const plan_in *in, const plan_out *o)
     if (o->k_slo)
         printf("  smallest K per pod meeting the SLO   %10u\n", o->k_slo);
     if (in->downstream_limit) {
-        snprintf(label, sizeof label, "downstream limit %u / %u replica%s", in->downstream_limit, in->replicas,
-                 in->replicas == 1 ? "" : "s");
+        snprintf(label, sizeof label, "downstream limit %u / %u replica%s", in->downstream_limit,
+                 in->replicas, in->replicas == 1 ? "" : "s");
         printf("  %-36s %10u per pod\n", label, in->downstream_limit / in->replicas);
     }
     if (in->kind == SLUICE_POOL_KIND_CPU)
@@ -317,9 +317,10 @@ static void print_text(const plan_in *in, const plan_out *o)
         fmt_s(a, sizeof a, in->slo_latency_s);
         fmt_s(b, sizeof b, o->slo_budget_s < 0 ? 0 : o->slo_budget_s);
         fmt_s(c, sizeof c, o->slo_wait_at_k);
-        printf("\nSLO %.6g%% under %s: queue-wait budget %s (SLO latency - task p99); wait at the SLO quantile "
-               "%s: %s\n",
-               in->slo_target * 100, a, b, c, o->ok ? "met" : "NOT met");
+        printf(
+            "\nSLO %.6g%% under %s: queue-wait budget %s (SLO latency - task p99); wait at the SLO quantile "
+            "%s: %s\n",
+            in->slo_target * 100, a, b, c, o->ok ? "met" : "NOT met");
     }
     if (in->slo_target > 0) {
         printf("\nError budget (SLO %.6g%%, 30-day month)\n", in->slo_target * 100);
@@ -350,7 +351,8 @@ static void print_json(const plan_in *in, const plan_out *o)
     ops_jw_int(&w, "replicas", in->replicas);
     ops_jw_int(&w, "downstream_limit", in->downstream_limit);
     ops_jw_num(&w, "headroom", in->headroom);
-    ops_jw_str(&w, "kind", ops_kind_name(in->kind == SLUICE_POOL_KIND_UNSET ? SLUICE_POOL_KIND_IO : in->kind));
+    ops_jw_str(&w, "kind",
+               ops_kind_name(in->kind == SLUICE_POOL_KIND_UNSET ? SLUICE_POOL_KIND_IO : in->kind));
     ops_jw_int(&w, "cpus", in->cpus);
     ops_jw_end_obj(&w);
     ops_jw_obj(&w, "littles_law");
@@ -392,7 +394,21 @@ static void print_json(const plan_in *in, const plan_out *o)
 
 int sluice_cmd_plan(int argc, char **argv)
 {
-    enum { O_RATE = 256, O_MEAN, O_P99, O_SLO, O_REPL, O_DOWN, O_HEAD, O_KIND, O_CPUS, O_SHARE, O_CONFIG, O_POOL, O_JSON };
+    enum {
+        O_RATE = 256,
+        O_MEAN,
+        O_P99,
+        O_SLO,
+        O_REPL,
+        O_DOWN,
+        O_HEAD,
+        O_KIND,
+        O_CPUS,
+        O_SHARE,
+        O_CONFIG,
+        O_POOL,
+        O_JSON
+    };
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
         {"rate", required_argument, NULL, O_RATE},
@@ -425,15 +441,34 @@ int sluice_cmd_plan(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
         int r = 0;
         switch (c) {
-        case 'h': fputs(HELP, stdout); return OPS_EXIT_OK;
-        case O_RATE: r = parse_pos_double("--rate", optarg, 0, &in.rate); break;
-        case O_MEAN: r = parse_dur("--latency-mean", optarg, &in.mean_s); break;
-        case O_P99: r = parse_dur("--latency-p99", optarg, &in.p99_s); break;
-        case O_SLO: r = parse_slo(optarg, &in.slo_target, &in.slo_latency_s); break;
-        case O_REPL: r = parse_uint("--replicas", optarg, &in.replicas); break;
-        case O_DOWN: r = parse_uint("--downstream-limit", optarg, &in.downstream_limit); have_limit = true; break;
-        case O_HEAD: r = parse_pos_double("--headroom", optarg, 1, &in.headroom); break;
-        case O_CPUS: r = parse_uint("--cpus", optarg, &in.cpus); break;
+        case 'h':
+            fputs(HELP, stdout);
+            return OPS_EXIT_OK;
+        case O_RATE:
+            r = parse_pos_double("--rate", optarg, 0, &in.rate);
+            break;
+        case O_MEAN:
+            r = parse_dur("--latency-mean", optarg, &in.mean_s);
+            break;
+        case O_P99:
+            r = parse_dur("--latency-p99", optarg, &in.p99_s);
+            break;
+        case O_SLO:
+            r = parse_slo(optarg, &in.slo_target, &in.slo_latency_s);
+            break;
+        case O_REPL:
+            r = parse_uint("--replicas", optarg, &in.replicas);
+            break;
+        case O_DOWN:
+            r = parse_uint("--downstream-limit", optarg, &in.downstream_limit);
+            have_limit = true;
+            break;
+        case O_HEAD:
+            r = parse_pos_double("--headroom", optarg, 1, &in.headroom);
+            break;
+        case O_CPUS:
+            r = parse_uint("--cpus", optarg, &in.cpus);
+            break;
         case O_SHARE:
             r = parse_pos_double("--budget-share", optarg, 0, &in.budget_share);
             if (!r && in.budget_share > 1)
@@ -450,9 +485,15 @@ int sluice_cmd_plan(int argc, char **argv)
             else
                 r = bad("--kind", optarg, "io, cpu or memory");
             break;
-        case O_CONFIG: config = optarg; break;
-        case O_POOL: in.pool = optarg; break;
-        case O_JSON: json = true; break;
+        case O_CONFIG:
+            config = optarg;
+            break;
+        case O_POOL:
+            in.pool = optarg;
+            break;
+        case O_JSON:
+            json = true;
+            break;
         case ':':
             fprintf(stderr, "sluice plan: %s needs a value (see sluice plan --help)\n", argv[optind - 1]);
             return OPS_EXIT_USAGE;

@@ -99,20 +99,29 @@ int ops_cli_generate(int argc, char **argv, const char *cmd, const char *help, o
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+:ho:", longopts, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(help, stdout); return OPS_EXIT_OK;
-        case 'e': with_env = true; break;
-        case 'o': out_path = optarg; break;
+        case 'h':
+            fputs(help, stdout);
+            return OPS_EXIT_OK;
+        case 'e':
+            with_env = true;
+            break;
+        case 'o':
+            out_path = optarg;
+            break;
         case ':':
-            fprintf(stderr, "sluice %s: %s needs a value (see sluice %s --help)\n", cmd, argv[optind - 1], cmd);
+            fprintf(stderr, "sluice %s: %s needs a value (see sluice %s --help)\n", cmd, argv[optind - 1],
+                    cmd);
             return OPS_EXIT_USAGE;
         default:
-            fprintf(stderr, "sluice %s: unknown flag '%s' (see sluice %s --help)\n", cmd, argv[optind - 1], cmd);
+            fprintf(stderr, "sluice %s: unknown flag '%s' (see sluice %s --help)\n", cmd, argv[optind - 1],
+                    cmd);
             return OPS_EXIT_USAGE;
         }
     }
     if (optind != argc - 1) {
-        fprintf(stderr, "sluice %s: expected one config file (or - for stdin), got %d arguments (see sluice %s "
-                        "--help)\n",
+        fprintf(stderr,
+                "sluice %s: expected one config file (or - for stdin), got %d arguments (see sluice %s "
+                "--help)\n",
                 cmd, argc - optind, cmd);
         return OPS_EXIT_USAGE;
     }

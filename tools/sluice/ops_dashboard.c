@@ -24,12 +24,12 @@
 #include <string.h>
 
 typedef struct target {
-    const char *expr;   /* PromQL, filtered by the selector {name="$pool"} */
+    const char *expr; /* PromQL, filtered by the selector {name="$pool"} */
     const char *legend;
 } target;
 
 typedef struct panel {
-    const char *type;   /* timeseries | stat | gauge */
+    const char *type; /* timeseries | stat | gauge */
     const char *title;
     const char *description;
     const char *unit;
@@ -40,43 +40,91 @@ typedef struct panel {
 #define SEL "{name=\"$pool\"}"
 
 static const panel panels[] = {
-    {"timeseries", "Running vs capacity", "Tasks running now against K (pool_capacity), summed over instances.",
-     "short", 12, 8,
-     {{"sum(pool_running" SEL ")", "running"}, {"sum(pool_capacity" SEL ")", "capacity (K)"},
+    {"timeseries",
+     "Running vs capacity",
+     "Tasks running now against K (pool_capacity), summed over instances.",
+     "short",
+     12,
+     8,
+     {{"sum(pool_running" SEL ")", "running"},
+      {"sum(pool_capacity" SEL ")", "capacity (K)"},
       {"sum(pool_capacity" SEL ") - sum(pool_running" SEL ")", "idle slots"}}},
-    {"timeseries", "Queue depth and waiting submitters",
-     "Tasks queued, the queue's bound, and producers blocked for space (backpressure).", "short", 12, 8,
-     {{"sum(pool_queue_depth" SEL ")", "queued"}, {"sum(pool_queue_capacity" SEL ")", "queue capacity"},
+    {"timeseries",
+     "Queue depth and waiting submitters",
+     "Tasks queued, the queue's bound, and producers blocked for space (backpressure).",
+     "short",
+     12,
+     8,
+     {{"sum(pool_queue_depth" SEL ")", "queued"},
+      {"sum(pool_queue_capacity" SEL ")", "queue capacity"},
       {"sum(pool_waiting" SEL ")", "waiting submitters"}}},
-    {"timeseries", "Submit rate", "Tasks accepted per second, and submits refused (full, timed out).", "ops", 8,
+    {"timeseries",
+     "Submit rate",
+     "Tasks accepted per second, and submits refused (full, timed out).",
+     "ops",
+     8,
      8,
      {{"sum(rate(pool_submitted_total" SEL "[5m]))", "submitted"},
       {"sum(rate(pool_rejected_total" SEL "[5m]))", "rejected at submit"}}},
-    {"timeseries", "Completion rate", "Tasks finished per second, by outcome.", "ops", 8, 8,
+    {"timeseries",
+     "Completion rate",
+     "Tasks finished per second, by outcome.",
+     "ops",
+     8,
+     8,
      {{"sum(rate(pool_completed_total" SEL "[5m]))", "completed"},
       {"sum(rate(pool_failed_total" SEL "[5m]))", "failed"},
       {"sum(rate(pool_panicked_total" SEL "[5m]))", "panicked"}}},
-    {"timeseries", "Drop rate", "Work the pool did not run: evicted, refused, shed at deadline, handed back at drain.",
-     "ops", 8, 8,
+    {"timeseries",
+     "Drop rate",
+     "Work the pool did not run: evicted, refused, shed at deadline, handed back at drain.",
+     "ops",
+     8,
+     8,
      {{"sum(rate(pool_dropped_total" SEL "[5m]))", "dropped (evicted)"},
       {"sum(rate(pool_rejected_total" SEL "[5m]))", "rejected"},
       {"sum(rate(pool_shed_total" SEL "[5m]))", "shed (deadline)"},
       {"sum(rate(pool_abandoned_total" SEL "[5m]))", "abandoned (drain)"}}},
-    {"timeseries", "Task duration p50 / p95 / p99", "Time tasks spend running, from the histogram.", "s", 12, 8,
+    {"timeseries",
+     "Task duration p50 / p95 / p99",
+     "Time tasks spend running, from the histogram.",
+     "s",
+     12,
+     8,
      {{"histogram_quantile(0.5, sum by (le) (rate(pool_task_duration_seconds_bucket" SEL "[5m])))", "p50"},
       {"histogram_quantile(0.95, sum by (le) (rate(pool_task_duration_seconds_bucket" SEL "[5m])))", "p95"},
       {"histogram_quantile(0.99, sum by (le) (rate(pool_task_duration_seconds_bucket" SEL "[5m])))", "p99"}}},
-    {"timeseries", "Submit wait p50 / p99", "Time from submit to start: the queue wait callers feel.", "s", 12, 8,
+    {"timeseries",
+     "Submit wait p50 / p99",
+     "Time from submit to start: the queue wait callers feel.",
+     "s",
+     12,
+     8,
      {{"histogram_quantile(0.5, sum by (le) (rate(pool_submit_duration_seconds_bucket" SEL "[5m])))", "p50"},
-      {"histogram_quantile(0.99, sum by (le) (rate(pool_submit_duration_seconds_bucket" SEL "[5m])))", "p99"}}},
-    {"stat", "Panics (24h)", "Tasks that panicked (sluice_panic or a caught fault) in the last 24 hours.", "short",
-     6, 6, {{"sum(increase(pool_panicked_total" SEL "[24h]))", "panics"}}},
-    {"timeseries", "Worker churn", "Workers expired for idleness and resize events per minute; idle workers now.",
-     "short", 12, 6,
+      {"histogram_quantile(0.99, sum by (le) (rate(pool_submit_duration_seconds_bucket" SEL "[5m])))",
+       "p99"}}},
+    {"stat",
+     "Panics (24h)",
+     "Tasks that panicked (sluice_panic or a caught fault) in the last 24 hours.",
+     "short",
+     6,
+     6,
+     {{"sum(increase(pool_panicked_total" SEL "[24h]))", "panics"}}},
+    {"timeseries",
+     "Worker churn",
+     "Workers expired for idleness and resize events per minute; idle workers now.",
+     "short",
+     12,
+     6,
      {{"sum(rate(pool_expired_workers_total" SEL "[5m])) * 60", "expired / min"},
       {"sum(rate(pool_resize_events_total" SEL "[5m])) * 60", "resizes / min"},
       {"sum(pool_idle_workers" SEL ")", "idle workers"}}},
-    {"gauge", "Worker utilization", "Running / capacity, averaged over instances.", "percentunit", 6, 6,
+    {"gauge",
+     "Worker utilization",
+     "Running / capacity, averaged over instances.",
+     "percentunit",
+     6,
+     6,
      {{"avg(pool_worker_utilization_ratio" SEL ")", "utilization"}}},
 };
 
@@ -153,7 +201,8 @@ void ops_dashboard_generate(const sluice_config *cfg, const char *source_name, o
     ops_jw_end_arr(&w);
     ops_jw_end_obj(&w);
     ops_buf desc = {0};
-    ops_buf_printf(&desc, "Sluice worker pools of %s. Generated by `sluice dashboard %s`; do not edit by hand.",
+    ops_buf_printf(&desc,
+                   "Sluice worker pools of %s. Generated by `sluice dashboard %s`; do not edit by hand.",
                    service, source_name);
     ops_jw_str(&w, "description", ops_buf_str(&desc));
     ops_buf_free(&desc);

@@ -45,12 +45,9 @@ static const struct {
     const char *kind;
     bool loop_only;
 } targets[] = {
-    {"sluice_pool_create", "sluice", false},
-    {"thpool_init", "c-thread-pool", false},
-    {"g_thread_pool_new", "glib", false},
-    {"g_thread_pool_new_full", "glib", false},
-    {"apr_thread_pool_create", "apr", false},
-    {"uv_queue_work", "libuv", false},
+    {"sluice_pool_create", "sluice", false},  {"thpool_init", "c-thread-pool", false},
+    {"g_thread_pool_new", "glib", false},     {"g_thread_pool_new_full", "glib", false},
+    {"apr_thread_pool_create", "apr", false}, {"uv_queue_work", "libuv", false},
     {"pthread_create", "pthread-loop", true},
 };
 
@@ -95,12 +92,12 @@ typedef struct scan {
     int single_loops;           /* unbraced loop bodies open at single_depth */
     int single_depth;
     /* loop header tracking: after for/while we skip "( ... )" */
-    int header_state;           /* 0 none, 1 expecting '(', 2 inside header, 3 header done */
+    int header_state; /* 0 none, 1 expecting '(', 2 inside header, 3 header done */
     int header_paren;
     /* per function (depth >= 1) */
-    char *last_name;            /* last `name = "literal"` seen in this function */
+    char *last_name; /* last `name = "literal"` seen in this function */
     bool saw_from_config;
-    int name_state;             /* 1 saw ident "name", 2 saw '=' after it */
+    int name_state; /* 1 saw ident "name", 2 saw '=' after it */
     /* pending call: a target identifier waiting for '(' */
     int pending_target;
     unsigned pending_line;
@@ -199,7 +196,8 @@ static void feed(scan *s, tok t, const char *str, size_t slen)
                     /* Not at file scope (no calls there in C), not a
                      * member, not a declaration "type name(". */
                     bool ok = s->depth > 0;
-                    if (s->prev.type == T_PUNCT && (strcmp(s->prev.text, ".") == 0 || strcmp(s->prev.text, "->") == 0))
+                    if (s->prev.type == T_PUNCT &&
+                        (strcmp(s->prev.text, ".") == 0 || strcmp(s->prev.text, "->") == 0))
                         ok = false;
                     if (s->prev.type == T_IDENT && !is_keyword_before_call(s->prev.text))
                         ok = false;

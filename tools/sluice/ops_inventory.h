@@ -12,13 +12,13 @@
 #include <stddef.h>
 
 typedef struct ops_site {
-    char *path;        /* as given / relative to the scanned root */
-    unsigned line;     /* 1-based line of the call */
-    const char *kind;  /* sluice | c-thread-pool | glib | apr | libuv | pthread-loop */
-    const char *call;  /* the function called: "sluice_pool_create" */
-    char *pool;        /* Sluice: the pool name when a literal `name = "..."` precedes the call */
-    bool from_config;  /* Sluice: the function fills the pool config from sluice.yaml */
-    int declared;      /* Sluice with --config: 1 declared, 0 not, -1 unknown / not checked */
+    char *path;       /* as given / relative to the scanned root */
+    unsigned line;    /* 1-based line of the call */
+    const char *kind; /* sluice | c-thread-pool | glib | apr | libuv | pthread-loop */
+    const char *call; /* the function called: "sluice_pool_create" */
+    char *pool;       /* Sluice: the pool name when a literal `name = "..."` precedes the call */
+    bool from_config; /* Sluice: the function fills the pool config from sluice.yaml */
+    int declared;     /* Sluice with --config: 1 declared, 0 not, -1 unknown / not checked */
 } ops_site;
 
 typedef struct ops_sites {

@@ -26,8 +26,8 @@ const ops_lint_rule ops_lint_rules[] = {
     {"kind-declared", "every pool declares what bounds K (`kind: io | cpu | memory`)"},
     {"queue-bounded", "every pool has a bounded queue (`queue_capacity` > 0)"},
     {"panic-handling", "every pool has the fault guard on (`fault_policy: reraise | recover`)"},
-    {"drain-vs-grace",
-     "shutdown_grace + drain (the service budget, or a pool's own shorter drain_timeout) < orchestrator_grace"},
+    {"drain-vs-grace", "shutdown_grace + drain (the service budget, or a pool's own shorter drain_timeout) < "
+                       "orchestrator_grace"},
     {"submit-timeout-vs-deadline",
      "a blocking pool whose callers declare a deadline has a submit_timeout shorter than it"},
     {"downstream-share", "the K of this service's pools calling a downstream, times replicas, is within its "
@@ -134,12 +134,16 @@ static void check_service(const sluice_config *cfg, ops_findings *out)
     char a[32], b[32], c[32];
     const sluice_config_service *s = &cfg->service;
     if (s->orchestrator_grace_ns && s->shutdown_grace_ns + s->drain_budget_ns >= s->orchestrator_grace_ns) {
-        const sluice_config_pos *pos = s->pos_drain_budget.line ? &s->pos_drain_budget : &s->pos_orchestrator_grace;
+        const sluice_config_pos *pos =
+            s->pos_drain_budget.line ? &s->pos_drain_budget : &s->pos_orchestrator_grace;
         add(out, NULL, "drain-vs-grace", pos,
-            "lower service.drain_budget (or shutdown_grace) so that their sum stays below orchestrator_grace, "
-            "leaving a few seconds to exit; or raise the orchestrator's grace period (terminationGracePeriodSeconds) "
+            "lower service.drain_budget (or shutdown_grace) so that their sum stays below "
+            "orchestrator_grace, "
+            "leaving a few seconds to exit; or raise the orchestrator's grace period "
+            "(terminationGracePeriodSeconds) "
             "and orchestrator_grace with it",
-            "service: shutdown_grace %s + drain_budget %s is not below the orchestrator's grace period %s: the "
+            "service: shutdown_grace %s + drain_budget %s is not below the orchestrator's grace period %s: "
+            "the "
             "orchestrator kills the process before the drain can end",
             ops_format_duration(s->shutdown_grace_ns, a, sizeof a),
             ops_format_duration(s->drain_budget_ns, b, sizeof b),
@@ -154,7 +158,8 @@ static void check_service(const sluice_config *cfg, ops_findings *out)
             add(out, NULL, "downstream-total", &d->pos,
                 "lower the shares (or get the downstream's owner to raise total_limit) until they add up to "
                 "no more than the total",
-                "downstream %s: shares add up to %llu, above its total_limit %u: at peak the services together "
+                "downstream %s: shares add up to %llu, above its total_limit %u: at peak the services "
+                "together "
                 "can exceed what it allows",
                 d->name, sum, d->total_limit);
     }
@@ -167,12 +172,14 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
     const char *n = p->name;
     if (!p->rationale || !*p->rationale)
         add(out, n, "k-rationale", kpos(p, SLUICE_PK_WORKERS),
-            "add `rationale:` naming the binding constraint, for example \"downstream X allows 200 concurrent "
+            "add `rationale:` naming the binding constraint, for example \"downstream X allows 200 "
+            "concurrent "
             "calls over 4 replicas\" or \"8 cores\"",
             "pool %s: K=%u has no rationale: nobody can tell whether it is still right", n, p->workers);
     if (p->kind == SLUICE_POOL_KIND_UNSET)
         add(out, n, "kind-declared", &p->entry_pos,
-            "add `kind: io` (K from a downstream limit / Little's law), `kind: cpu` (K from the CPU count) or "
+            "add `kind: io` (K from a downstream limit / Little's law), `kind: cpu` (K from the CPU count) "
+            "or "
             "`kind: memory` (K from a memory budget)",
             "pool %s: no kind declared, so K cannot be checked against what bounds it", n);
     if (p->queue_capacity == 0)
@@ -183,7 +190,8 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
         add(out, n, "panic-handling", kpos(p, SLUICE_PK_FAULT_POLICY),
             "set `fault_policy: reraise` (log which pool and task, count it, then crash with a core) or "
             "`fault_policy: recover` (replace the worker; only for code that cannot corrupt shared state)",
-            "pool %s: fault_policy is off: a SIGSEGV in a task kills the service with no word of which pool or "
+            "pool %s: fault_policy is off: a SIGSEGV in a task kills the service with no word of which pool "
+            "or "
             "task, and is never counted in pool_panicked_total",
             n);
     /* Each pool drains for min(its drain_timeout, drain_budget) (0 = no
@@ -194,20 +202,24 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
         if (p->drain_timeout_ns == 0)
             add(out, n, "drain-vs-grace", kpos(p, SLUICE_PK_DRAIN_TIMEOUT),
                 "set drain_timeout (or service.drain_budget) below orchestrator_grace minus shutdown_grace",
-                "pool %s: no drain_timeout and no service drain_budget: the drain waits without limit, and the "
+                "pool %s: no drain_timeout and no service drain_budget: the drain waits without limit, and "
+                "the "
                 "orchestrator kills the process after %s",
                 n, ops_format_duration(grace, a, sizeof a));
         else if (cfg->service.shutdown_grace_ns + p->drain_timeout_ns >= grace)
             add(out, n, "drain-vs-grace", kpos(p, SLUICE_PK_DRAIN_TIMEOUT),
                 "lower the pool's drain_timeout below orchestrator_grace minus shutdown_grace",
-                "pool %s: shutdown_grace %s + drain_timeout %s is not below the orchestrator's grace period %s", n,
-                ops_format_duration(cfg->service.shutdown_grace_ns, a, sizeof a),
-                ops_format_duration(p->drain_timeout_ns, b, sizeof b), ops_format_duration(grace, c, sizeof c));
+                "pool %s: shutdown_grace %s + drain_timeout %s is not below the orchestrator's grace period "
+                "%s",
+                n, ops_format_duration(cfg->service.shutdown_grace_ns, a, sizeof a),
+                ops_format_duration(p->drain_timeout_ns, b, sizeof b),
+                ops_format_duration(grace, c, sizeof c));
     }
     if (p->caller_deadline_ns && p->overflow == SLUICE_OVERFLOW_BLOCK) {
         if (p->submit_timeout_ns == 0)
             add(out, n, "submit-timeout-vs-deadline", kpos(p, SLUICE_PK_SUBMIT_TIMEOUT),
-                "set submit_timeout well below caller_deadline (a quarter of it is a common start), so a full "
+                "set submit_timeout well below caller_deadline (a quarter of it is a common start), so a "
+                "full "
                 "pool answers the caller while it can still do something",
                 "pool %s: blocking submit waits without limit, but its callers give up after %s", n,
                 ops_format_duration(p->caller_deadline_ns, a, sizeof a));
@@ -235,12 +247,14 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
             total *= o->replicas;
             if (!share)
                 add(out, n, "downstream-share", kpos(p, SLUICE_PK_DOWNSTREAM),
-                    "add this service to the downstream's shares in downstream_budget (agreed with its owner)",
+                    "add this service to the downstream's shares in downstream_budget (agreed with its "
+                    "owner)",
                     "pool %s: calls downstream %s, whose downstream_budget has no share for service %s", n,
                     p->downstream, svc);
             else if (total > share->limit)
                 add(out, n, "downstream-share", kpos(p, SLUICE_PK_WORKERS),
-                    "lower workers so that K x replicas (over all pools calling it) fits the share, or agree a "
+                    "lower workers so that K x replicas (over all pools calling it) fits the share, or agree "
+                    "a "
                     "larger share with the downstream's owner",
                     "pool %s: K=%u; this service's pools calling %s add up to %llu concurrent calls (x%u "
                     "replicas), above its share of %u",

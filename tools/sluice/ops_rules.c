@@ -170,7 +170,8 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         ops_buf_printf(desc, "Pool %s has had more than %g%% of its workers busy for %s. ", name,
                        t->saturation * 100, t->for_duration);
         k_phrase(desc, p);
-        ops_buf_printf(desc, ". Once all are busy, submits queue (capacity %zu) and then %s.", p->queue_capacity,
+        ops_buf_printf(desc, ". Once all are busy, submits queue (capacity %zu) and then %s.",
+                       p->queue_capacity,
                        p->overflow == SLUICE_OVERFLOW_BLOCK         ? "block the producers"
                        : p->overflow == SLUICE_OVERFLOW_REJECT      ? "are rejected"
                        : p->overflow == SLUICE_OVERFLOW_CALLER_RUNS ? "run on the callers' threads"
@@ -186,7 +187,8 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         ops_buf_put(desc, ".");
         break;
     case OPS_ALERT_DROPPING:
-        ops_buf_printf(sum, "Pool %s is losing work ({{ $value | humanizePercentage }} of offered tasks)", name);
+        ops_buf_printf(sum, "Pool %s is losing work ({{ $value | humanizePercentage }} of offered tasks)",
+                       name);
         if (t->loss_ratio == 0)
             ops_buf_printf(desc,
                            "Pool %s (overflow block) dropped, rejected or shed tasks for %s; a blocking pool "

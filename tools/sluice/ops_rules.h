@@ -37,11 +37,11 @@ const ops_alert_info *ops_alert(ops_alert_kind kind);
 
 /* Thresholds of one pool's alerts, from the config or the defaults. */
 typedef struct ops_thresholds {
-    double saturation;          /* running/capacity ratio, default 0.9 */
-    double loss_ratio;          /* (dropped+rejected+shed)/(submitted+rejected): 0 for block pools, else 0.01 */
-    uint64_t slow_task_p99_ns;  /* alert_slow_task_p99, default 1s */
+    double saturation; /* running/capacity ratio, default 0.9 */
+    double loss_ratio; /* (dropped+rejected+shed)/(submitted+rejected): 0 for block pools, else 0.01 */
+    uint64_t slow_task_p99_ns;   /* alert_slow_task_p99, default 1s */
     uint64_t submit_wait_p99_ns; /* alert_submit_wait_p99, default 100ms */
-    const char *for_duration;   /* "5m" */
+    const char *for_duration;    /* "5m" */
 } ops_thresholds;
 
 #define OPS_DEFAULT_SATURATION 0.9

@@ -51,8 +51,8 @@ static void entry_head(ops_buf *o, const facts *f, ops_alert_kind kind, const ch
 {
     const ops_alert_info *a = ops_alert(kind);
     char anchor[256];
-    ops_buf_printf(o, "<a id=\"%s\"></a>\n\n### %s: %s\n\n", ops_runbook_anchor(a->name, f->name, anchor, sizeof anchor),
-                   a->name, f->name);
+    ops_buf_printf(o, "<a id=\"%s\"></a>\n\n### %s: %s\n\n",
+                   ops_runbook_anchor(a->name, f->name, anchor, sizeof anchor), a->name, f->name);
     ops_buf_printf(o, "**Severity:** %s. **Fires when:** %s\n\n", a->severity, fires_when);
 }
 
@@ -70,35 +70,40 @@ static void saturated(ops_buf *o, const facts *f)
     ops_buf_put(o, "#### Quick checks (5 min)\n\n1. ");
     dashboard_hint(o, f);
     ops_buf_put(o, ". Is **Submit rate** above its usual level? Then it is a traffic spike.\n");
-    ops_buf_printf(o, "2. Is **Task duration p99** up? Then tasks got slower: check %s first.\n", f->downstream);
-    ops_buf_printf(o,
-                   "3. `curl -s http://%s/debug/pools` and look at pool `%s`: running vs capacity, queue depth, "
-                   "waiting submitters, and how long each worker has been running.\n",
-                   f->listen, f->name);
-    ops_buf_printf(o,
-                   "4. If every worker has been running for long: `curl -s http://%s/debug/pools/stacks`. All "
-                   "blocked in the same call means a stuck downstream or lock, not load.\n\n",
-                   f->listen);
+    ops_buf_printf(o, "2. Is **Task duration p99** up? Then tasks got slower: check %s first.\n",
+                   f->downstream);
+    ops_buf_printf(
+        o,
+        "3. `curl -s http://%s/debug/pools` and look at pool `%s`: running vs capacity, queue depth, "
+        "waiting submitters, and how long each worker has been running.\n",
+        f->listen, f->name);
+    ops_buf_printf(
+        o,
+        "4. If every worker has been running for long: `curl -s http://%s/debug/pools/stacks`. All "
+        "blocked in the same call means a stuck downstream or lock, not load.\n\n",
+        f->listen);
     ops_buf_put(o, "#### Mitigations (15 min)\n\n");
     ops_buf_printf(o, "- Downstream unhealthy: fail over or call its owner. Do not raise K against a sick "
                       "downstream; it only adds load to it.\n");
     ops_buf_printf(o, "- Genuine spike: scale out replicas, keeping K x replicas within what %s allows.\n",
                    f->downstream);
-    ops_buf_printf(o,
-                   "- K too low for the new normal: K is %u because: %s. If that limit allows more, raise K live: "
-                   "set `workers` in sluice.yaml (or `%s=<K>`), run `sluice lint` on it, then `kill -HUP` the "
-                   "service; the reload log line says `workers %u -> <K> (applied)`.\n\n",
-                   f->p->workers, f->rationale, f->env, f->p->workers);
+    ops_buf_printf(
+        o,
+        "- K too low for the new normal: K is %u because: %s. If that limit allows more, raise K live: "
+        "set `workers` in sluice.yaml (or `%s=<K>`), run `sluice lint` on it, then `kill -HUP` the "
+        "service; the reload log line says `workers %u -> <K> (applied)`.\n\n",
+        f->p->workers, f->rationale, f->env, f->p->workers);
     ops_buf_put(o, "#### Long-term fixes\n\n");
     ops_buf_put(o, "- Re-plan K with `sluice plan --rate <peak/s> --latency-mean <d> --latency-p99 <d> "
                    "--replicas <n>`, and record the new rationale in sluice.yaml.\n");
     ops_buf_put(o, "- Add admission control upstream if spikes are routine.\n\n");
     ops_buf_put(o, "#### Rollback\n\n");
-    ops_buf_printf(o,
-                   "- A recent deploy changed the pool or its tasks: revert it and watch running/capacity fall.\n"
-                   "- K was raised live and made things worse (downstream errors): set `workers: %u` back and "
-                   "`kill -HUP`.\n\n",
-                   f->p->workers);
+    ops_buf_printf(
+        o,
+        "- A recent deploy changed the pool or its tasks: revert it and watch running/capacity fall.\n"
+        "- K was raised live and made things worse (downstream errors): set `workers: %u` back and "
+        "`kill -HUP`.\n\n",
+        f->p->workers);
 }
 
 static void panic_entry(ops_buf *o, const facts *f)
@@ -114,12 +119,14 @@ static void panic_entry(ops_buf *o, const facts *f)
                    f->name);
     ops_buf_put(o, "2. Identify the input that triggered it (task label, request id near the line).\n");
     if (f->p->fault_policy == SLUICE_FAULT_RERAISE || f->p->fault_policy == SLUICE_FAULT_OFF)
-        ops_buf_printf(o, "3. fault_policy is %s: a SIGSEGV/SIGBUS kills the process. Check restarts and core "
-                          "dumps, not just the log.\n\n",
+        ops_buf_printf(o,
+                       "3. fault_policy is %s: a SIGSEGV/SIGBUS kills the process. Check restarts and core "
+                       "dumps, not just the log.\n\n",
                        ops_fault_name(f->p->fault_policy));
     else
-        ops_buf_put(o, "3. fault_policy is recover: faulting workers are replaced. Repeated faults mean memory "
-                       "may be corrupt: treat the process as suspect.\n\n");
+        ops_buf_put(o,
+                    "3. fault_policy is recover: faulting workers are replaced. Repeated faults mean memory "
+                    "may be corrupt: treat the process as suspect.\n\n");
     ops_buf_put(o, "#### Mitigations (15 min)\n\n");
     ops_buf_put(o, "- One bad input: filter it at ingress.\n- A recent change introduced it: revert.\n");
     if (f->p->fault_policy == SLUICE_FAULT_RECOVER)
@@ -127,8 +134,9 @@ static void panic_entry(ops_buf *o, const facts *f)
     ops_buf_put(o, "\n#### Long-term fixes\n\n- Validate the input that caused it; add a regression test.\n"
                    "- Review similar code paths for the same mistake.\n\n");
     ops_buf_put(o, "#### Rollback\n\n- Revert the deploy that introduced the panic.\n\n");
-    ops_buf_put(o, "#### Escalation\n\n- More than one panic a minute, or the process is crash-looping: page the "
-                   "on-call lead.\n\n");
+    ops_buf_put(
+        o, "#### Escalation\n\n- More than one panic a minute, or the process is crash-looping: page the "
+           "on-call lead.\n\n");
 }
 
 static void dropping(ops_buf *o, const facts *f)
@@ -145,21 +153,24 @@ static void dropping(ops_buf *o, const facts *f)
     dashboard_hint(o, f);
     ops_buf_put(o, ", panel **Drop rate**: which kind? *rejected* (refused at submit: queue full or submit "
                    "timeout), *dropped* (oldest evicted), *shed* (deadline passed while queued).\n");
-    ops_buf_printf(o, "2. The pool's overflow policy is `%s`, queue capacity %zu", ops_overflow_name(f->p->overflow),
-                   f->p->queue_capacity);
+    ops_buf_printf(o, "2. The pool's overflow policy is `%s`, queue capacity %zu",
+                   ops_overflow_name(f->p->overflow), f->p->queue_capacity);
     if (f->p->submit_timeout_ns)
         ops_buf_printf(o, ", submit timeout %s", ops_format_duration(f->p->submit_timeout_ns, d, sizeof d));
     ops_buf_put(o, ". Is PoolSaturated firing too? Then losses are the symptom; follow that entry.\n");
     ops_buf_put(o, "3. Shed tasks: callers' deadlines are shorter than the queue wait. Check **Submit wait "
                    "p99**.\n\n");
-    ops_buf_put(o, "#### Mitigations (15 min)\n\n- Saturated: as for PoolSaturated (scale out, raise K within "
-                   "the downstream's limit).\n- Unbounded incoming work: rate-limit or shed upstream, where the "
-                   "client can be told to retry.\n\n");
-    ops_buf_put(o, "#### Long-term fixes\n\n- Admission control upstream.\n- Re-plan K and the queue with `sluice "
-                   "plan`; decide with the product owner whether this path may drop (error budget) or must "
-                   "block.\n\n");
-    ops_buf_put(o, "#### Rollback\n\n- A deploy changed the overflow policy, queue capacity or timeouts: revert "
-                   "it.\n\n");
+    ops_buf_put(o,
+                "#### Mitigations (15 min)\n\n- Saturated: as for PoolSaturated (scale out, raise K within "
+                "the downstream's limit).\n- Unbounded incoming work: rate-limit or shed upstream, where the "
+                "client can be told to retry.\n\n");
+    ops_buf_put(
+        o, "#### Long-term fixes\n\n- Admission control upstream.\n- Re-plan K and the queue with `sluice "
+           "plan`; decide with the product owner whether this path may drop (error budget) or must "
+           "block.\n\n");
+    ops_buf_put(o,
+                "#### Rollback\n\n- A deploy changed the overflow policy, queue capacity or timeouts: revert "
+                "it.\n\n");
 }
 
 static void slow_tasks(ops_buf *o, const facts *f)
@@ -169,17 +180,21 @@ static void slow_tasks(ops_buf *o, const facts *f)
              ops_format_duration(f->t.slow_task_p99_ns, d, sizeof d), f->t.for_duration);
     entry_head(o, f, OPS_ALERT_SLOW_TASKS, fw);
     ops_buf_put(o, "#### Quick checks (5 min)\n\n");
-    ops_buf_printf(o, "1. Is %s healthy (its dashboard, its error rate)? Slow tasks are usually a slow "
-                      "downstream.\n",
+    ops_buf_printf(o,
+                   "1. Is %s healthy (its dashboard, its error rate)? Slow tasks are usually a slow "
+                   "downstream.\n",
                    f->downstream);
     ops_buf_put(o, "2. ");
     dashboard_hint(o, f);
-    ops_buf_put(o, ", panel **Task duration**: is p50 up too (everything slower) or only p99 (a tail: retries, "
-                   "timeouts, one bad shard)?\n");
-    ops_buf_printf(o, "3. `curl -s http://%s/debug/pools/stacks`: where are the long-running workers?\n", f->listen);
+    ops_buf_put(o,
+                ", panel **Task duration**: is p50 up too (everything slower) or only p99 (a tail: retries, "
+                "timeouts, one bad shard)?\n");
+    ops_buf_printf(o, "3. `curl -s http://%s/debug/pools/stacks`: where are the long-running workers?\n",
+                   f->listen);
     ops_buf_put(o, "4. Was there a deploy in the last hour?\n\n");
-    ops_buf_printf(o, "#### Mitigations (15 min)\n\n- Downstream degraded: fail over, or open a circuit breaker "
-                      "so tasks fail fast instead of holding workers.\n- Deploy-related: roll back.\n\n");
+    ops_buf_printf(o,
+                   "#### Mitigations (15 min)\n\n- Downstream degraded: fail over, or open a circuit breaker "
+                   "so tasks fail fast instead of holding workers.\n- Deploy-related: roll back.\n\n");
     ops_buf_put(o, "#### Long-term fixes\n\n- Give every task a deadline (`sluice_ctx`) shorter than the "
                    "callers'.\n- If the new latency is the normal, re-plan K (`sluice plan`) and update "
                    "`alert_slow_task_p99` in sluice.yaml.\n\n");
@@ -198,18 +213,21 @@ static void submit_wait(ops_buf *o, const facts *f)
                    "rate above completion rate?\n2. Check **Task duration**: slower tasks hold workers "
                    "longer, and the queue grows behind them.\n");
     if (f->p->caller_deadline_ns)
-        ops_buf_printf(o, "3. The callers' deadline is %s: waits near it turn into shed tasks and timeouts "
-                          "upstream.\n\n",
+        ops_buf_printf(o,
+                       "3. The callers' deadline is %s: waits near it turn into shed tasks and timeouts "
+                       "upstream.\n\n",
                        ops_format_duration(f->p->caller_deadline_ns, d, sizeof d));
     else
         ops_buf_put(o, "3. Upstream timeouts: are callers giving up while their tasks wait?\n\n");
-    ops_buf_printf(o,
-                   "#### Mitigations (15 min)\n\n- Scale out, or raise K live (`workers` in sluice.yaml or `%s`, "
-                   "then `kill -HUP`) within the limit behind K=%u: %s.\n- Shed load upstream if neither is "
-                   "possible.\n\n",
-                   f->env, f->p->workers, f->rationale);
-    ops_buf_put(o, "#### Long-term fixes\n\n- `sluice plan` prints the p99 and p99.9 queue wait for a K (Erlang "
-                   "C); size K so that the wait fits the SLO.\n\n");
+    ops_buf_printf(
+        o,
+        "#### Mitigations (15 min)\n\n- Scale out, or raise K live (`workers` in sluice.yaml or `%s`, "
+        "then `kill -HUP`) within the limit behind K=%u: %s.\n- Shed load upstream if neither is "
+        "possible.\n\n",
+        f->env, f->p->workers, f->rationale);
+    ops_buf_put(o,
+                "#### Long-term fixes\n\n- `sluice plan` prints the p99 and p99.9 queue wait for a K (Erlang "
+                "C); size K so that the wait fits the SLO.\n\n");
     ops_buf_put(o, "#### Rollback\n\n- A deploy lowered K or slowed tasks: revert it.\n\n");
 }
 
@@ -221,8 +239,9 @@ static void metrics_missing(ops_buf *o, const facts *f)
     entry_head(o, f, OPS_ALERT_METRICS_MISSING, fw);
     ops_buf_put(o, "#### Quick checks (5 min)\n\n");
     ops_buf_printf(o, "1. Is the service up? `curl -s http://%s/health/live`.\n", f->listen);
-    ops_buf_printf(o, "2. `curl -s http://%s/metrics | grep 'pool_capacity{name=\"%s\"'`: does it export the "
-                      "pool?\n",
+    ops_buf_printf(o,
+                   "2. `curl -s http://%s/metrics | grep 'pool_capacity{name=\"%s\"'`: does it export the "
+                   "pool?\n",
                    f->listen, f->name);
     ops_buf_put(o, "3. Prometheus *Status > Targets*: is the target up, and do its labels match?\n");
     ops_buf_put(o, "4. Was the pool renamed or removed in sluice.yaml by a recent deploy?\n\n");
@@ -240,14 +259,17 @@ static void pool_facts(ops_buf *o, const facts *f)
     ops_buf_printf(o, "## Pool %s\n\n| fact | value |\n|---|---|\n", f->name);
     ops_buf_printf(o, "| K (workers) | %u |\n| why this K | ", p->workers);
     ops_md_text(o, f->rationale);
-    ops_buf_printf(o, " |\n| kind | %s |\n| queue capacity | %zu |\n| overflow | %s |\n", ops_kind_name(p->kind),
-                   p->queue_capacity, ops_overflow_name(p->overflow));
+    ops_buf_printf(o, " |\n| kind | %s |\n| queue capacity | %zu |\n| overflow | %s |\n",
+                   ops_kind_name(p->kind), p->queue_capacity, ops_overflow_name(p->overflow));
     ops_buf_printf(o, "| submit timeout | %s |\n",
-                   p->submit_timeout_ns ? ops_format_duration(p->submit_timeout_ns, d, sizeof d) : "none (waits)");
-    ops_buf_printf(o, "| drain timeout | %s |\n", ops_format_duration(ops_pool_drain_ns(f->cfg, p), d, sizeof d));
+                   p->submit_timeout_ns ? ops_format_duration(p->submit_timeout_ns, d, sizeof d)
+                                        : "none (waits)");
+    ops_buf_printf(o, "| drain timeout | %s |\n",
+                   ops_format_duration(ops_pool_drain_ns(f->cfg, p), d, sizeof d));
     ops_buf_printf(o, "| fault policy | %s |\n| downstream | ", ops_fault_name(p->fault_policy));
     ops_md_text(o, p->downstream ? p->downstream : "(not declared)");
-    ops_buf_printf(o, " |\n| K override | `%s` |\n| admin | `http://%s/debug/pools` |\n\n", f->env, f->listen);
+    ops_buf_printf(o, " |\n| K override | `%s` |\n| admin | `http://%s/debug/pools` |\n\n", f->env,
+                   f->listen);
 }
 
 typedef void (*entry_fn)(ops_buf *, const facts *);

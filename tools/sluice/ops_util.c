@@ -90,11 +90,21 @@ void ops_json_str(ops_buf *b, const char *s)
     ops_buf_put(b, "\"");
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
         switch (*p) {
-        case '"': ops_buf_put(b, "\\\""); break;
-        case '\\': ops_buf_put(b, "\\\\"); break;
-        case '\n': ops_buf_put(b, "\\n"); break;
-        case '\t': ops_buf_put(b, "\\t"); break;
-        case '\r': ops_buf_put(b, "\\r"); break;
+        case '"':
+            ops_buf_put(b, "\\\"");
+            break;
+        case '\\':
+            ops_buf_put(b, "\\\\");
+            break;
+        case '\n':
+            ops_buf_put(b, "\\n");
+            break;
+        case '\t':
+            ops_buf_put(b, "\\t");
+            break;
+        case '\r':
+            ops_buf_put(b, "\\r");
+            break;
         default:
             if (*p < 0x20)
                 ops_buf_printf(b, "\\u%04x", *p);
@@ -110,10 +120,18 @@ void ops_yaml_str(ops_buf *b, const char *s)
     ops_buf_put(b, "\"");
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
         switch (*p) {
-        case '"': ops_buf_put(b, "\\\""); break;
-        case '\\': ops_buf_put(b, "\\\\"); break;
-        case '\n': ops_buf_put(b, "\\n"); break;
-        case '\t': ops_buf_put(b, "\\t"); break;
+        case '"':
+            ops_buf_put(b, "\\\"");
+            break;
+        case '\\':
+            ops_buf_put(b, "\\\\");
+            break;
+        case '\n':
+            ops_buf_put(b, "\\n");
+            break;
+        case '\t':
+            ops_buf_put(b, "\\t");
+            break;
         default:
             if (*p < 0x20 || *p == 0x7f)
                 ops_buf_printf(b, "\\x%02x", *p);
@@ -297,20 +315,28 @@ uint64_t ops_pool_drain_ns(const sluice_config *cfg, const sluice_config_pool *p
 const char *ops_kind_name(sluice_pool_kind kind)
 {
     switch (kind) {
-    case SLUICE_POOL_KIND_IO: return "io";
-    case SLUICE_POOL_KIND_CPU: return "cpu";
-    case SLUICE_POOL_KIND_MEMORY: return "memory";
-    default: return "unset";
+    case SLUICE_POOL_KIND_IO:
+        return "io";
+    case SLUICE_POOL_KIND_CPU:
+        return "cpu";
+    case SLUICE_POOL_KIND_MEMORY:
+        return "memory";
+    default:
+        return "unset";
     }
 }
 
 const char *ops_overflow_name(sluice_overflow o)
 {
     switch (o) {
-    case SLUICE_OVERFLOW_BLOCK: return "block";
-    case SLUICE_OVERFLOW_REJECT: return "reject";
-    case SLUICE_OVERFLOW_CALLER_RUNS: return "caller_runs";
-    case SLUICE_OVERFLOW_DROP_OLDEST: return "drop_oldest";
+    case SLUICE_OVERFLOW_BLOCK:
+        return "block";
+    case SLUICE_OVERFLOW_REJECT:
+        return "reject";
+    case SLUICE_OVERFLOW_CALLER_RUNS:
+        return "caller_runs";
+    case SLUICE_OVERFLOW_DROP_OLDEST:
+        return "drop_oldest";
     }
     return "unknown";
 }
@@ -318,9 +344,12 @@ const char *ops_overflow_name(sluice_overflow o)
 const char *ops_fault_name(sluice_fault_mode m)
 {
     switch (m) {
-    case SLUICE_FAULT_OFF: return "off";
-    case SLUICE_FAULT_RERAISE: return "reraise";
-    case SLUICE_FAULT_RECOVER: return "recover";
+    case SLUICE_FAULT_OFF:
+        return "off";
+    case SLUICE_FAULT_RERAISE:
+        return "reraise";
+    case SLUICE_FAULT_RECOVER:
+        return "recover";
     }
     return "unknown";
 }

@@ -105,7 +105,7 @@ void ops_jw_end_obj(ops_jw *w);
 void ops_jw_end_arr(ops_jw *w);
 void ops_jw_str(ops_jw *w, const char *key, const char *val); /* NULL val writes null */
 void ops_jw_int(ops_jw *w, const char *key, long long val);
-void ops_jw_num(ops_jw *w, const char *key, double val);      /* non-finite writes null */
+void ops_jw_num(ops_jw *w, const char *key, double val); /* non-finite writes null */
 void ops_jw_bool(ops_jw *w, const char *key, int val);
 
 /* True when argv[i] is -h or --help. */

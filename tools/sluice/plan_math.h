@@ -49,13 +49,13 @@ double plan_erlang_c(unsigned c, double a);
 
 /* The queue-wait picture of one pod's pool as an M/M/c queue. */
 typedef struct plan_wait {
-    bool stable;       /* a < c: the queue does not grow without bound */
-    double load;       /* a = rate * mean service time (Erlangs) */
+    bool stable;        /* a < c: the queue does not grow without bound */
+    double load;        /* a = rate * mean service time (Erlangs) */
     double utilization; /* a / c */
-    double p_wait;     /* Erlang C: P(wait > 0) */
-    double mean_wait;  /* E[W] = C * S / (c - a), seconds */
-    double p99_wait;   /* seconds; 0 when P(wait > 0) <= 1% */
-    double p999_wait;  /* seconds; 0 when P(wait > 0) <= 0.1% */
+    double p_wait;      /* Erlang C: P(wait > 0) */
+    double mean_wait;   /* E[W] = C * S / (c - a), seconds */
+    double p99_wait;    /* seconds; 0 when P(wait > 0) <= 1% */
+    double p999_wait;   /* seconds; 0 when P(wait > 0) <= 0.1% */
 } plan_wait;
 
 /*
@@ -88,11 +88,11 @@ bool plan_smallest_k(double rate, double service_s, double q, double wait_budget
 
 /* Error-budget arithmetic for an SLO "target of requests succeed / are fast". */
 typedef struct plan_budget {
-    double fraction;          /* 1 - target */
-    double minutes_per_month; /* fraction * 30 days, in minutes */
-    double bad_per_month;     /* rate * 30 days * fraction: requests allowed to miss */
-    double pool_share;        /* the share of the budget given to this pool's drops */
-    double drop_fraction_cap; /* fraction * pool_share */
+    double fraction;             /* 1 - target */
+    double minutes_per_month;    /* fraction * 30 days, in minutes */
+    double bad_per_month;        /* rate * 30 days * fraction: requests allowed to miss */
+    double pool_share;           /* the share of the budget given to this pool's drops */
+    double drop_fraction_cap;    /* fraction * pool_share */
     double drops_per_second_cap; /* rate * drop_fraction_cap */
 } plan_budget;
 
