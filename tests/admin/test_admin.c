@@ -1,0 +1,459 @@
+/*
+ * tests/admin/test_admin.c - the admin server over real sockets: status
+ * codes and bodies of every endpoint, content negotiation, readiness
+ * (draining, saturation on a fake clock), the synthetic pool check,
+ * /debug/pools JSON, stacks, bad requests, the connection limit, and a
+ * port already in use.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "admin/http_client.h"
+#include "sluice/admin.h"
+#include "sluice/metrics.h"
+
+/* ---- a gate task ------------------------------------------------------------- */
+
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool open;
+    int started;
+} gate;
+
+static void gate_init(gate *g)
+{
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->open = false;
+    g->started = 0;
+}
+
+/* Exported so that dladdr can name it in /debug/pools/stacks. */
+__attribute__((noinline, visibility("default"))) int gate_task(void *arg);
+__attribute__((noinline, visibility("default"))) int gate_task(void *arg)
+{
+    gate *g = arg;
+    pthread_mutex_lock(&g->mu);
+    g->started++;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->open) {
+        pthread_cond_wait(&g->cv, &g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return 0;
+}
+
+static void gate_wait_started(gate *g, int n)
+{
+    pthread_mutex_lock(&g->mu);
+    while (g->started < n) {
+        pthread_cond_wait(&g->cv, &g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_open(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static int ok_task(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static sluice_pool *make_pool(const char *name, unsigned k, size_t q, sluice_overflow ov)
+{
+    sluice_pool_config cfg;
+    sluice_pool_config_init(&cfg);
+    cfg.name = name;
+    cfg.workers = k;
+    cfg.queue_capacity = q;
+    cfg.overflow = ov;
+    sluice_pool *p = NULL;
+    assert_int_equal(sluice_pool_create(&cfg, &p, NULL, 0), SLUICE_OK);
+    return p;
+}
+
+static sluice_admin *start_admin(sluice_admin_config *cfg)
+{
+    sluice_admin_config def;
+    if (!cfg) {
+        sluice_admin_config_init(&def);
+        cfg = &def;
+    }
+    cfg->address = "127.0.0.1:0";
+    sluice_admin *a = NULL;
+    char err[256];
+    sluice_err r = sluice_admin_start(cfg, &a, err, sizeof err);
+    if (r != SLUICE_OK) {
+        fail_msg("admin start: %s", err);
+    }
+    assert_true(sluice_admin_port(a) > 0);
+    return a;
+}
+
+static void expect_body_has(const http_reply *r, const char *needle)
+{
+    if (!strstr(r->body, needle)) {
+        fprintf(stderr, "--- reply ---\n%s\n", r->raw);
+        fail_msg("reply lacks '%s'", needle);
+    }
+}
+
+/* ---- tests ------------------------------------------------------------------- */
+
+static void test_routes_and_errors(void **state)
+{
+    (void)state;
+    sluice_admin *a = start_admin(NULL);
+    unsigned port = sluice_admin_port(a);
+    char hv[256];
+
+    http_reply r = http_do(port, "GET", "/health/live", NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "live\n");
+    http_free(&r);
+
+    r = http_do(port, "GET", "/nope", NULL);
+    assert_int_equal(r.status, 404);
+    expect_body_has(&r, "/metrics");
+    http_free(&r);
+
+    r = http_do(port, "POST", "/metrics", "Content-Length: 0\r\n");
+    assert_int_equal(r.status, 405);
+    assert_non_null(http_header(&r, "Allow", hv, sizeof hv));
+    assert_string_equal(hv, "GET, HEAD");
+    http_free(&r);
+
+    r = http_do(port, "DELETE", "/health/ready", NULL);
+    assert_int_equal(r.status, 405);
+    http_free(&r);
+
+    r = http_do(port, "GET", "/metrics?x=1", NULL); /* a query string is ignored */
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+
+    r = http_do(port, "GET", "/debug/../metrics", NULL);
+    assert_true(r.status == 400 || r.status == 404);
+    http_free(&r);
+
+    /* Malformed request line: refused by libmicrohttpd, never a 200. */
+    const char *garbage = "GARBAGE\r\n\r\n";
+    r = http_raw(port, garbage, strlen(garbage));
+    assert_true(r.status == 0 || (r.status >= 400 && r.status < 500));
+    http_free(&r);
+    const char *nohost = "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n"; /* HTTP/1.1 needs Host */
+    r = http_raw(port, nohost, strlen(nohost));
+    assert_int_equal(r.status, 400);
+    http_free(&r);
+
+    /* Oversized headers: refused (4xx or closed), and the server lives on. */
+    size_t big = 64 * 1024;
+    char *huge = malloc(big + 256);
+    int n = snprintf(huge, 256, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(huge + n, 'a', big);
+    strcpy(huge + n + big, "\r\nConnection: close\r\n\r\n");
+    r = http_raw(port, huge, strlen(huge));
+    assert_true(r.status == 0 || (r.status >= 400 && r.status < 500));
+    http_free(&r);
+    free(huge);
+    r = http_do(port, "GET", "/health/live", NULL);
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+
+    /* HEAD: headers, no body. */
+    r = http_do(port, "HEAD", "/health/live", NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "");
+    http_free(&r);
+
+    sluice_admin_stop(a);
+}
+
+static void test_route_function(void **state)
+{
+    (void)state;
+    const char *ep;
+    assert_int_equal(sluice_admin_route("GET", "/metrics", &ep), 200);
+    assert_string_equal(ep, "metrics");
+    assert_int_equal(sluice_admin_route("HEAD", "/debug/pools/stacks?x", &ep), 200);
+    assert_string_equal(ep, "stacks");
+    assert_int_equal(sluice_admin_route("PUT", "/health/live", &ep), 405);
+    assert_null(ep);
+    assert_int_equal(sluice_admin_route("PUT", "/elsewhere", &ep), 404);
+    assert_int_equal(sluice_admin_route("GET", "/metrics/", &ep), 404);
+    assert_int_equal(sluice_admin_route("GET", "metrics", &ep), 400);
+    assert_int_equal(sluice_admin_route("GET", "/a/../metrics", &ep), 400);
+    assert_int_equal(sluice_admin_route("GET", "/..", &ep), 400);
+    assert_int_equal(sluice_admin_route("GET", "/a..b", &ep), 404);
+    assert_int_equal(sluice_admin_route("GET", "/me\ttrics", &ep), 400);
+    assert_int_equal(sluice_admin_route("GET", NULL, &ep), 400);
+    assert_int_equal(sluice_admin_route(NULL, "/metrics", &ep), 400);
+    char *longurl = malloc(5000);
+    longurl[0] = '/';
+    memset(longurl + 1, 'a', 4998);
+    longurl[4999] = '\0';
+    assert_int_equal(sluice_admin_route("GET", longurl, &ep), 400);
+    free(longurl);
+}
+
+static void test_metrics_endpoint(void **state)
+{
+    (void)state;
+    sluice_admin *a = start_admin(NULL);
+    unsigned port = sluice_admin_port(a);
+    sluice_pool *p = make_pool("web", 2, 8, SLUICE_OVERFLOW_BLOCK);
+    assert_int_equal(sluice_admin_add_pool(a, p), SLUICE_OK);
+    assert_int_equal(sluice_admin_add_pool(a, p), SLUICE_EBUSY);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(sluice_pool_submit(p, ok_task, NULL), SLUICE_OK);
+    }
+    assert_int_equal(sluice_pool_drain(p, 0, NULL), SLUICE_OK);
+    char hv[256];
+
+    http_reply r = http_do(port, "GET", "/metrics", NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(http_header(&r, "Content-Type", hv, sizeof hv));
+    assert_string_equal(hv, "text/plain; version=0.0.4; charset=utf-8");
+    expect_body_has(&r, "\npool_completed_total{name=\"web\"} 5\n");
+    expect_body_has(&r, "# TYPE pool_completed_total counter\n");
+    http_free(&r);
+
+    r = http_do(port, "GET", "/metrics",
+                "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n");
+    assert_int_equal(r.status, 200);
+    assert_non_null(http_header(&r, "Content-Type", hv, sizeof hv));
+    assert_non_null(strstr(hv, "application/openmetrics-text"));
+    expect_body_has(&r, "# TYPE pool_completed counter\n");
+    expect_body_has(&r, "\n# EOF\n");
+    http_free(&r);
+
+    assert_int_equal(sluice_admin_remove_pool(a, p), SLUICE_OK);
+    assert_int_equal(sluice_admin_remove_pool(a, p), SLUICE_ENOENT);
+    r = http_do(port, "GET", "/metrics", NULL);
+    assert_null(strstr(r.body, "name=\"web\""));
+    http_free(&r);
+    sluice_admin_stop(a);
+    sluice_pool_destroy(p);
+}
+
+static void test_ready(void **state)
+{
+    (void)state;
+    sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 100 * SLUICE_NS_PER_SEC);
+    sluice_admin_config cfg;
+    sluice_admin_config_init(&cfg);
+    cfg.clock = &fake.clock;
+    cfg.saturation_threshold_ns = 30 * SLUICE_NS_PER_SEC;
+    sluice_admin *a = start_admin(&cfg);
+    unsigned port = sluice_admin_port(a);
+    sluice_pool *busy = make_pool("busy", 1, 1, SLUICE_OVERFLOW_REJECT);
+    sluice_pool *calm = make_pool("calm", 1, 4, SLUICE_OVERFLOW_REJECT);
+    assert_int_equal(sluice_admin_add_pool(a, busy), SLUICE_OK);
+    assert_int_equal(sluice_admin_add_pool(a, calm), SLUICE_OK);
+
+    http_reply r = http_do(port, "GET", "/health/ready", NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "busy ok\ncalm ok\n");
+    http_free(&r);
+
+    /* Draining: 503 whatever the pools. */
+    sluice_admin_ready_handler(a, false);
+    r = http_do(port, "GET", "/health/ready", NULL);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.body, "not ready: draining\nbusy ok\ncalm ok\n");
+    http_free(&r);
+    sluice_admin_set_ready(a, true);
+
+    /* Saturate `busy`: one running, queue (1) full. */
+    gate g;
+    gate_init(&g);
+    assert_int_equal(sluice_pool_submit(busy, gate_task, &g), SLUICE_OK);
+    gate_wait_started(&g, 1);
+    assert_int_equal(sluice_pool_submit(busy, ok_task, NULL), SLUICE_OK);
+    r = http_do(port, "GET", "/health/ready", NULL);
+    assert_int_equal(r.status, 200);
+    expect_body_has(&r, "busy saturated for 0.0s (under threshold 30.0s)\n");
+    http_free(&r);
+    sluice_fake_clock_advance(&fake, 31 * SLUICE_NS_PER_SEC);
+    r = http_do(port, "GET", "/health/ready", NULL);
+    assert_int_equal(r.status, 503);
+    expect_body_has(&r, "busy saturated for 31.0s (over threshold 30.0s)\ncalm ok\n");
+    http_free(&r);
+
+    /* Unsaturated again: ready, and the clock of saturation restarts. */
+    gate_open(&g);
+    assert_int_equal(sluice_pool_drain(busy, 0, NULL), SLUICE_OK);
+    r = http_do(port, "GET", "/health/ready", NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "busy ok\ncalm ok\n");
+    http_free(&r);
+
+    sluice_admin_stop(a); /* forgets the pools */
+    sluice_pool_destroy(busy);
+    sluice_pool_destroy(calm);
+}
+
+static void test_health_pools_and_debug(void **state)
+{
+    (void)state;
+    sluice_admin_config cfg;
+    sluice_admin_config_init(&cfg);
+    cfg.health_timeout_ns = 300 * SLUICE_NS_PER_MS;
+    sluice_admin *a = start_admin(&cfg);
+    unsigned port = sluice_admin_port(a);
+    sluice_pool *good = make_pool("good", 2, 8, SLUICE_OVERFLOW_BLOCK);
+    sluice_pool *stuck = make_pool("stuck", 1, 8, SLUICE_OVERFLOW_BLOCK);
+    sluice_pool *full = make_pool("full", 1, 1, SLUICE_OVERFLOW_DROP_OLDEST);
+    assert_int_equal(sluice_admin_add_pool(a, good), SLUICE_OK);
+    assert_int_equal(sluice_admin_add_pool(a, stuck), SLUICE_OK);
+    assert_int_equal(sluice_admin_add_pool(a, full), SLUICE_OK);
+
+    http_reply r = http_do(port, "GET", "/health/pools", NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "good ok\nstuck ok\nfull ok\n");
+    http_free(&r);
+
+    gate g;
+    gate_init(&g);
+    sluice_submit_opts o = {.label = "downstream-call"};
+    assert_int_equal(sluice_pool_submit_ex(stuck, gate_task, &g, &o), SLUICE_OK);
+    assert_int_equal(sluice_pool_submit_ex(full, gate_task, &g, &o), SLUICE_OK);
+    gate_wait_started(&g, 2);
+    assert_int_equal(sluice_pool_submit(full, ok_task, NULL), SLUICE_OK); /* queue (1) now full */
+
+    r = http_do(port, "GET", "/health/pools", NULL);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.body, "good ok\nstuck FAIL: did not answer in time\nfull FAIL: queue full\n");
+    http_free(&r);
+    sluice_pool_stats st;
+    sluice_pool_stats_get(full, &st);
+    assert_int_equal(st.dropped, 0); /* the probe never evicted real work */
+
+    r = http_do(port, "GET", "/debug/pools", NULL);
+    assert_int_equal(r.status, 200);
+    char hv[128];
+    assert_non_null(http_header(&r, "Content-Type", hv, sizeof hv));
+    assert_string_equal(hv, "application/json");
+    expect_body_has(&r, "{\"ready\":true,\"pools\":[{\"name\":\"good\",\"config\":{\"workers\":2,");
+    expect_body_has(&r, "\"overflow\":\"");
+    expect_body_has(&r, "\"name\":\"stuck\"");
+    expect_body_has(&r, "\"state\":\"running\"");
+    expect_body_has(&r, "\"task\":\"downstream-call\"");
+    expect_body_has(&r, "\"submitted\":");
+    http_free(&r);
+
+    r = http_do(port, "GET", "/debug/pools/stacks", NULL);
+    assert_int_equal(r.status, 200);
+    expect_body_has(&r, "pool stuck: 1 workers\n  worker ");
+    expect_body_has(&r, " running ");
+    expect_body_has(&r, "task=downstream-call\n");
+    expect_body_has(&r, "gate_task"); /* the frame the worker is blocked in */
+    http_free(&r);
+
+    gate_open(&g);
+    assert_int_equal(sluice_pool_drain(stuck, 0, NULL), SLUICE_OK); /* the late probe runs and frees itself */
+    assert_int_equal(sluice_admin_remove_pool(a, good), SLUICE_OK);
+    assert_int_equal(sluice_admin_remove_pool(a, stuck), SLUICE_OK);
+    assert_int_equal(sluice_admin_remove_pool(a, full), SLUICE_OK);
+    sluice_admin_stop(a);
+    sluice_pool_destroy(good);
+    sluice_pool_destroy(stuck);
+    sluice_pool_destroy(full);
+}
+
+static void test_connection_limit(void **state)
+{
+    (void)state;
+    sluice_admin_config cfg;
+    sluice_admin_config_init(&cfg);
+    cfg.max_connections = 2;
+    sluice_admin *a = start_admin(&cfg);
+    unsigned port = sluice_admin_port(a);
+    int c1 = http_connect(port), c2 = http_connect(port);
+    assert_true(c1 >= 0 && c2 >= 0);
+    /* Two connections that have sent half a request hold both slots
+     * (the server answers one request per connection and closes). */
+    const char *part = "GET /health/live HTTP/1.1\r\n";
+    assert_int_equal(write(c1, part, strlen(part)), (ssize_t)strlen(part));
+    assert_int_equal(write(c2, part, strlen(part)), (ssize_t)strlen(part));
+    http_reply r = http_do(port, "GET", "/health/live", NULL);
+    assert_int_equal(r.status, 0); /* closed without an answer */
+    http_free(&r);
+    close(c1);
+    close(c2);
+    /* Room again (the server notices the closes on its own schedule). */
+    int ok = 0;
+    for (int i = 0; i < 200 && !ok; i++) {
+        r = http_do(port, "GET", "/health/live", NULL);
+        ok = r.status == 200;
+        http_free(&r);
+        if (!ok) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL); /* waiting for the server's threads, not for time */
+        }
+    }
+    assert_true(ok);
+    sluice_admin_stop(a);
+}
+
+static void test_bind_errors(void **state)
+{
+    (void)state;
+    sluice_admin *a = start_admin(NULL);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", sluice_admin_port(a));
+    sluice_admin_config cfg;
+    sluice_admin_config_init(&cfg);
+    cfg.address = addr;
+    sluice_admin *b = NULL;
+    char err[256];
+    assert_int_equal(sluice_admin_start(&cfg, &b, err, sizeof err), SLUICE_EBUSY);
+    assert_null(b);
+    char want[128];
+    snprintf(want, sizeof want, "%s: address already in use", addr);
+    assert_string_equal(err, want);
+    cfg.address = "localhost:80";
+    assert_int_equal(sluice_admin_start(&cfg, &b, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "not a numeric IPv4 or IPv6 address"));
+    cfg.address = "127.0.0.1:http";
+    assert_int_equal(sluice_admin_start(&cfg, &b, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "port 'http' is not a number"));
+    cfg.address = "127.0.0.1:70000";
+    assert_int_equal(sluice_admin_start(&cfg, &b, err, sizeof err), SLUICE_EINVAL);
+    cfg.address = "[::1]:0";
+    if (sluice_admin_start(&cfg, &b, err, sizeof err) == SLUICE_OK) { /* IPv6 may be off in a container */
+        assert_true(sluice_admin_port(b) > 0);
+        sluice_admin_stop(b);
+    }
+    sluice_admin_stop(a);
+    sluice_admin_stop(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_route_function),      cmocka_unit_test(test_routes_and_errors),
+        cmocka_unit_test(test_metrics_endpoint),    cmocka_unit_test(test_ready),
+        cmocka_unit_test(test_health_pools_and_debug), cmocka_unit_test(test_connection_limit),
+        cmocka_unit_test(test_bind_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
