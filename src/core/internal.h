@@ -133,6 +133,7 @@ struct sluice_pool {
     double bounds[SLUICE_HIST_MAX_BUCKETS];
     uint64_t bounds_ns[SLUICE_HIST_MAX_BUCKETS];
     size_t nbounds;
+    bool doubling_buckets; /* bounds are exactly 100 us * 2^k: O(1) bucket lookup */
     const sluice_clock *clock;
     bool system_clock;
     void *q;
@@ -229,10 +230,24 @@ void sluice__altstack_leave(sluice__worker *w);
 void sluice__report_panic(struct sluice_pool *p, sluice__frame *f);
 void sluice__backtrace_warmup(void);
 
+/* fastclock.c: CLOCK_MONOTONIC ns, via an invariant TSC where there is one.
+ * Call sluice__fastclock_init() once before the first read. */
+void sluice__fastclock_init(void);
+uint64_t sluice__fastclock_now(void);
+
+/* Time for task timing: the fast clock for system-clock pools, else the
+ * pool's clock (so tests with a fake clock see exact durations). */
+static inline uint64_t sluice__timing_now(const struct sluice_pool *p);
+
 /* Time on the pool clock. */
 static inline uint64_t sluice__now(const struct sluice_pool *p)
 {
     return sluice_clock_now(p->clock);
+}
+
+static inline uint64_t sluice__timing_now(const struct sluice_pool *p)
+{
+    return p->system_clock ? sluice__fastclock_now() : sluice_clock_now(p->clock);
 }
 
 /* Waits on cv until woken or until `deadline_ns` on the pool clock (0 =

@@ -242,6 +242,12 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
         p->bounds[i] = bounds[i];
         p->bounds_ns[i] = (uint64_t)(bounds[i] * 1e9 + 0.5);
     }
+    p->doubling_buckets = true;
+    for (size_t i = 0; i < p->nbounds; i++) {
+        if (p->bounds_ns[i] != (UINT64_C(100000) << i)) {
+            p->doubling_buckets = false;
+        }
+    }
     p->cfg.histogram_buckets = p->bounds;
     p->cfg.histogram_bucket_count = p->nbounds;
     p->clock = cfg->clock ? cfg->clock : sluice_clock_system();
@@ -271,6 +277,7 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
         sluice__fault_guard_install();
     }
     sluice__backtrace_warmup();
+    sluice__fastclock_init();
 
     unsigned start = cfg->prewarm ? cfg->workers : cfg->min_workers;
     pthread_mutex_lock(&p->mu);
@@ -509,7 +516,7 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
     if (every) {
         sampled = every == 1 || (++tls_sample_tick % every) == 0;
         if (sampled) {
-            t.enqueue_ns = sluice__now(p);
+            t.enqueue_ns = sluice__timing_now(p);
             if (t.enqueue_ns == 0) {
                 t.enqueue_ns = 1;
             }

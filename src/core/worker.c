@@ -266,6 +266,15 @@ void sluice__spawn_for_work(struct sluice_pool *p, size_t want)
 
 static size_t bucket_of(const struct sluice_pool *p, uint64_t ns)
 {
+    if (p->doubling_buckets) {
+        /* Bounds are 100 us * 2^k: the first k with 100000 << k >= ns. */
+        if (ns <= 100000) {
+            return 0;
+        }
+        uint64_t q = (ns - 1) / 100000;
+        size_t k = (size_t)(64 - __builtin_clzll(q));
+        return k < p->nbounds ? k : p->nbounds;
+    }
     size_t lo = 0, hi = p->nbounds; /* first bound >= ns, or nbounds */
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -322,7 +331,7 @@ void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
     if (every && timed) {
         /* Back to back in a batch, the previous task's end time is this
          * one's start (a few ns early): one clock read per task, not two. */
-        start = now_hint && *now_hint ? *now_hint : sluice__now(p);
+        start = now_hint && *now_hint ? *now_hint : sluice__timing_now(p);
         if (start == 0) {
             start = 1;
         }
@@ -360,7 +369,7 @@ void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
         *now_hint = 0;
     }
     if (start) {
-        uint64_t end = sluice__now(p);
+        uint64_t end = sluice__timing_now(p);
         if (now_hint) {
             *now_hint = end;
         }
