@@ -125,7 +125,27 @@ static inline uint64_t sluice__sync_add_sat(uint64_t now, uint64_t delta)
  */
 sluice_err sluice__ctx_peek(const sluice_ctx *ctx);
 
+/* True when a and b are the same time scale (both system, or one object). */
+static inline bool sluice__sync_same_clock(const sluice_clock *a, const sluice_clock *b)
+{
+    if (sluice_clock_is_system(a) && sluice_clock_is_system(b)) {
+        return true;
+    }
+    return a == b;
+}
+
 /* ---- util.c ----------------------------------------------------------- */
+
+/*
+ * sluice__sync_sleep_until - with `mu` held, sleep until `until_ns` on clk
+ * or until ctx is done (a cancel wakes it at once through a ctx callback;
+ * mu is released around registering and removing it). mu is held again on
+ * return. Returns SLUICE_OK when until_ns came, else ctx's error
+ * (SLUICE_ETIMEDOUT for its deadline). Does not call sluice_ctx_err (the
+ * caller does, after dropping mu, to run callbacks of a passed deadline).
+ */
+sluice_err sluice__sync_sleep_until(pthread_mutex_t *mu, const sluice_clock *clk, uint64_t until_ns,
+                                    sluice_ctx *ctx);
 
 /* snprintf into an optional error buffer. */
 void sluice__sync_errf(char *errbuf, size_t errlen, const char *fmt, ...) SLUICE_PRINTF(3, 4);
@@ -156,5 +176,22 @@ sluice_err sluice__sync_hist_init(sluice__sync_hist *h, const double *bounds, si
                                   char *errbuf, size_t errlen);
 void sluice__sync_hist_observe(sluice__sync_hist *h, uint64_t ns);
 void sluice__sync_hist_snapshot(const sluice__sync_hist *h, sluice_histogram *out);
+
+/* ---- token buckets (limiter.c), guarded by their owner's lock --------- */
+
+typedef struct sluice_reservation sluice_reservation;
+
+typedef struct sluice__tb {
+    double tokens;    /* may be negative: debt to reservations */
+    uint64_t last_ns; /* when tokens was last brought up to date */
+} sluice__tb;
+
+void sluice__tb_init(sluice__tb *tb, uint64_t burst, uint64_t now);
+void sluice__tb_advance(sluice__tb *tb, double rate, uint64_t burst, uint64_t now);
+bool sluice__tb_allow(sluice__tb *tb, double rate, uint64_t burst, uint64_t n, uint64_t now);
+sluice_err sluice__tb_reserve(sluice__tb *tb, double rate, uint64_t burst, uint64_t n, uint64_t now,
+                              sluice_reservation *r);
+void sluice__tb_cancel(sluice__tb *tb, double rate, uint64_t burst, const sluice_reservation *r, uint64_t now);
+sluice_err sluice__limiter_check(double rate, uint64_t burst, char *errbuf, size_t errlen);
 
 #endif /* SLUICE_SYNC_INTERNAL_H */

@@ -109,3 +109,57 @@ void sluice__sync_hist_snapshot(const sluice__sync_hist *h, sluice_histogram *ou
     out->count = h->count;
     out->sum_seconds = (double)h->sum_ns / 1e9;
 }
+
+/* ---- sleeping until a time or a context's end ------------------------------ */
+
+typedef struct sleeper {
+    pthread_mutex_t *mu;
+    pthread_cond_t cv;
+} sleeper;
+
+static void sleeper_wake(sluice_ctx *ctx, sluice_err cause, void *arg)
+{
+    (void)ctx;
+    (void)cause;
+    sleeper *s = arg;
+    pthread_mutex_lock(s->mu);
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(s->mu);
+}
+
+sluice_err sluice__sync_sleep_until(pthread_mutex_t *mu, const sluice_clock *clk, uint64_t until_ns,
+                                    sluice_ctx *ctx)
+{
+    sleeper s = {.mu = mu};
+    if (sluice__sync_cond_init(&s.cv) != 0) {
+        return SLUICE_ENOMEM;
+    }
+    uint64_t id = 0;
+    bool registered = false;
+    if (ctx) {
+        pthread_mutex_unlock(mu);
+        registered = sluice_ctx_on_cancel(ctx, sleeper_wake, &s, &id) == SLUICE_OK;
+        pthread_mutex_lock(mu);
+    }
+    sluice_err err;
+    for (;;) {
+        if ((err = sluice__ctx_peek(ctx)) != SLUICE_OK) {
+            break;
+        }
+        if (sluice_clock_now(clk) >= until_ns) {
+            break;
+        }
+        if (sluice__sync_timed_out(clk, 0, ctx)) {
+            err = SLUICE_ETIMEDOUT;
+            break;
+        }
+        sluice__sync_wait_ctx(clk, until_ns, ctx, registered, &s.cv, mu);
+    }
+    if (registered) {
+        pthread_mutex_unlock(mu);
+        sluice_ctx_remove_cancel(ctx, id); /* waits for a sleeper_wake in flight */
+        pthread_mutex_lock(mu);
+    }
+    pthread_cond_destroy(&s.cv);
+    return err;
+}
