@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 "$SLUICE" demo --listen 127.0.0.1:0 --view plain --stall sms@0s >"$TMP/out" 2>"$TMP/err" &
 pid=$!
-wait_for "$TMP/out" "t=1s"
+wait_for "$TMP/out" " | push run="
 kill -TERM $pid
 wait_for "$TMP/err" "producers stopped"
 kill -TERM $pid
