@@ -11,6 +11,8 @@ done
 
 fail() {
     echo "FAIL: $*" >&2
+    # A demo started in the background by the test must not outlive it.
+    [ -n "${pid:-}" ] && kill -KILL "$pid" 2>/dev/null
     for f in "$TMP"/out "$TMP"/err; do
         [ -f "$f" ] && { echo "--- $f" >&2; tail -40 "$f" >&2; }
     done
