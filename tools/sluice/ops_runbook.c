@@ -35,6 +35,12 @@ static void env_prefix(ops_buf *b, const char *pool)
     ops_buf_put(b, "_");
 }
 
+static void one_line(ops_buf *b, const char *s)
+{
+    for (const char *c = s; *c; c++)
+        ops_buf_putn(b, (*c == '\n' || *c == '\r') ? " " : c, 1);
+}
+
 typedef struct facts {
     const sluice_config *cfg;
     const sluice_config_pool *p;
@@ -311,22 +317,29 @@ void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops
         f.name = pools[i]->name;
         f.listen = listen;
         f.service = service;
-        f.rationale = pools[i]->rationale && *pools[i]->rationale ? pools[i]->rationale
-                                                                  : "(no rationale recorded in sluice.yaml)";
+        /* Config text on one line: a newline in a rationale must not end a
+         * Markdown list item or fake a heading or anchor. */
+        ops_buf why = {0}, env = {0}, ds = {0};
+        one_line(&why, pools[i]->rationale && *pools[i]->rationale
+                           ? pools[i]->rationale
+                           : "(no rationale recorded in sluice.yaml)");
+        f.rationale = ops_buf_str(&why);
         f.t = ops_pool_thresholds(pools[i]);
-        ops_buf env = {0}, ds = {0};
         env_prefix(&env, f.name);
         snprintf(f.env, sizeof f.env, "%sWORKERS", ops_buf_str(&env));
         ops_buf_free(&env);
-        if (pools[i]->downstream)
-            ops_buf_printf(&ds, "the downstream `%s`", pools[i]->downstream);
-        else
+        if (pools[i]->downstream) {
+            ops_buf_put(&ds, "the downstream `");
+            one_line(&ds, pools[i]->downstream);
+            ops_buf_put(&ds, "`");
+        } else
             ops_buf_put(&ds, "the downstream the tasks call");
         f.downstream = ops_buf_str(&ds);
         pool_facts(out, &f);
         for (int k = 0; k < OPS_ALERT_COUNT_; k++)
             entries[k](out, &f);
         ops_buf_free(&ds);
+        ops_buf_free(&why);
     }
     free(pools);
 }
