@@ -14,5 +14,9 @@
 /* Areas above the core add their headers here, one line each. */
 #include "sluice/metrics.h"
 #include "sluice/log.h"
+#include "sluice/sem.h"
+#include "sluice/group.h"
+#include "sluice/breaker.h"
+#include "sluice/limiter.h"
 
 #endif /* SLUICE_SLUICE_H */
