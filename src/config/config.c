@@ -1155,8 +1155,8 @@ static bool valid_pool_name(const char *s) {
 
 static bool valid_listen(const char *s) {
     const char *colon = strrchr(s, ':');
-    if (!colon || colon == s) {
-        return false;
+    if (!colon) {
+        return false; /* ":9464" (loopback) is allowed; a bare port is not */
     }
     uint64_t port;
     bool neg;

@@ -111,9 +111,9 @@ static void draw_tty(demo *d, row *rows, uint64_t up_ns) {
     OUT("\033[H\033[J");
     OUT("sluice demo: %s   up %llus   %.0f/s   %s\n", d->service_name, (unsigned long long)(up_ns / SLUICE_NS_PER_SEC),
         d->opts.rate, atomic_load(&d->ready) ? "ready" : "NOT READY (draining)");
-    OUT("admin %s  (/metrics /health/ready /debug/pools)  Ctrl-C drains\n\n",
+    OUT("admin %s  (/metrics, /debug/pools)   Ctrl-C drains\n\n",
         d->admin_url[0] ? d->admin_url : "off");
-    OUT("%-8s %11s %12s %8s %8s %6s %6s %6s %7s\n", "pool", "run/cap", "queue", "tasks/s", "p99", "failed", "panics",
+    OUT("%-8s %11s %11s %8s %8s %6s %6s %6s %7s\n", "pool", "run/cap", "queue", "tasks/s", "p99", "failed", "panics",
         "drops", "refused");
     for (size_t i = 0; i < d->pool_count; i++) {
         row *r = &rows[i];
@@ -121,7 +121,7 @@ static void draw_tty(demo *d, row *rows, uint64_t up_ns) {
         snprintf(rc, sizeof rc, "%u/%u", r->st.running, r->st.capacity);
         snprintf(q, sizeof q, "%zu/%zu", r->st.queue_depth, r->st.queue_capacity);
         fmt_p99(r->p99_s, p99, sizeof p99);
-        OUT("%-8.8s %11s %12s %8.1f %8s %6llu %6llu %6llu %7llu\n", d->pools[i].name, rc, q, r->tasks_per_s, p99,
+        OUT("%-8.8s %11s %11s %8.1f %8s %6llu %6llu %6llu %7llu\n", d->pools[i].name, rc, q, r->tasks_per_s, p99,
             (unsigned long long)r->st.failed, (unsigned long long)r->st.panicked,
             (unsigned long long)(r->st.dropped + r->st.shed), (unsigned long long)atomic_load(&d->pools[i].refused));
     }
@@ -217,7 +217,7 @@ bool demo_reconcile(demo *d, FILE *out) {
     sluice_pool_stats tot;
     memset(&tot, 0, sizeof tot);
     uint64_t tot_refused = 0;
-    fprintf(out, "\nreconciliation: submitted = completed + failed + panicked + dropped + shed + abandoned\n");
+    fprintf(out, "\nreconciliation: submitted = completed+failed+panicked+dropped+shed+abandoned\n");
     fprintf(out, "%-8s %9s %9s %7s %8s %7s %5s %9s  %s\n", "pool", "submitted", "completed", "failed", "panicked",
             "dropped", "shed", "abandoned", "balance");
     for (size_t i = 0; i < d->pool_count + 1; i++) {
