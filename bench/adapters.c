@@ -7,7 +7,7 @@
 #include "bench.h"
 
 #ifdef BENCH_HAVE_SLUICE
-extern const bench_adapter bench_adapter_sluice, bench_adapter_sluice_notiming, bench_adapter_sluice_every,
+extern const bench_adapter bench_adapter_sluice, bench_adapter_sluice_notiming, bench_adapter_sluice_sample64,
     bench_adapter_sluice_reject;
 #endif
 extern const bench_adapter bench_adapter_thread, bench_adapter_cthreadpool, bench_adapter_glib,
@@ -18,7 +18,7 @@ const bench_adapter *const bench_adapters[] = {
 #ifdef BENCH_HAVE_SLUICE
     &bench_adapter_sluice,
     &bench_adapter_sluice_notiming,
-    &bench_adapter_sluice_every,
+    &bench_adapter_sluice_sample64,
     &bench_adapter_sluice_reject,
 #endif
     &bench_adapter_thread,
