@@ -103,6 +103,13 @@ static void smallest_k_meets_slo(void **state)
     /* a = 200, S = 40 ms: p99.9 <= 50 ms first at K = 206. */
     assert_true(plan_smallest_k(5000, 0.04, 0.999, 0.05, 10000, &k));
     assert_int_equal(k, 206);
+    /* Agrees with plan_wait_quantile around the answer (the two compute
+     * Erlang C differently). */
+    assert_true(plan_wait_quantile(205, 5000, 0.04, 0.999) > 0.05);
+    assert_true(plan_wait_quantile(206, 5000, 0.04, 0.999) <= 0.05);
+    /* No load: one worker. */
+    assert_true(plan_smallest_k(0, 0.1, 0.999, 0.1, 10, &k));
+    assert_int_equal(k, 1);
     /* Not reachable under k_max, negative budget, bad quantile. */
     assert_false(plan_smallest_k(100, 0.1, 0.999, 0.1, 14, &k));
     assert_false(plan_smallest_k(100, 0.1, 0.999, -0.1, 1000, &k));

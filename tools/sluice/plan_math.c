@@ -104,12 +104,22 @@ bool plan_smallest_k(double rate, double service_s, double q, double wait_budget
     if (!(wait_budget_s >= 0) || !(q > 0 && q < 1))
         return false;
     double a = (rate > 0 && service_s > 0) ? rate * service_s : 0;
-    /* The first stable K is floor(a) + 1; below it the wait is unbounded. */
-    double first = floor(a) + 1;
-    if (first > (double)k_max)
-        return false;
-    for (unsigned k = (unsigned)first; k <= k_max; k++) {
-        if (plan_wait_quantile(k, rate, service_s, q) <= wait_budget_s) {
+    if (a == 0) {
+        if (k_max < 1)
+            return false;
+        *out_k = 1;
+        return true;
+    }
+    /* One pass of the Erlang B recursion: B(k) from B(k-1), so the walk
+     * over K costs O(k_max) in all, not O(k_max^2). The wait quantile falls
+     * as K grows, so the first K that fits is the answer. */
+    double b = 1;
+    for (unsigned k = 1; k <= k_max; k++) {
+        b = a * b / ((double)k + a * b);
+        if ((double)k <= a)
+            continue; /* unstable: the wait is unbounded */
+        double c = (double)k * b / ((double)k - a * (1 - b));
+        if (quantile_from(c > 1 ? 1 : c, k, a, service_s, q) <= wait_budget_s) {
             *out_k = k;
             return true;
         }

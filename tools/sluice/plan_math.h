@@ -79,7 +79,8 @@ double plan_wait_quantile(unsigned c, double rate, double service_s, double q);
 /*
  * plan_smallest_k - the smallest K (>= 1, <= k_max) whose q-quantile wait
  * is <= wait_budget_s. The quantile falls as K grows, so the first K that
- * meets the budget is found by a linear walk from the stability bound.
+ * meets the budget is the answer; one pass of the Erlang B recursion finds
+ * it in O(k_max) (no load: K = 1).
  * Returns: true and *out_k; false when no K <= k_max meets it (or the
  * budget is negative).
  */
