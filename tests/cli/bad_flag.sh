@@ -16,5 +16,6 @@ run 2 demo --stall sms;               one_line "--stall: must be POOL@T[+D]"
 run 2 demo --slowdown email@10sx0;    one_line "--slowdown: must be POOL@T[+D][xF]"
 run 2 demo --stall fax@1s;            one_line "--stall: no pool named \"fax\" (pools: push, sms, email)"
 run 2 demo --view fancy;              one_line "--view: must be auto, tty, plain or none"
+run 2 demo --log-format xml;          one_line "--log-format: must be logfmt or json"
 run 2 demo extra;                     one_line "unexpected argument 'extra'"
 echo ok

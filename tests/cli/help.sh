@@ -6,7 +6,7 @@ contains "$TMP/out" "usage: sluice"
 contains "$TMP/out" "demo"
 run 0 demo --help
 for flag in --rate --duration --config --print-config --listen --panic-rate --error-rate \
-            --slowdown --stall --seed --view --help SLUICE_POOL_; do
+            --slowdown --stall --seed --view --log-format --help SLUICE_POOL_; do
     contains "$TMP/out" "$flag"
 done
 run 0 help demo

@@ -12,6 +12,7 @@ awk '/name: "email"/{e=1} e&&/workers: 200/{sub(/200/,"50"); e=0} {print}' "$TMP
 cp "$TMP/new.yaml" "$TMP/sluice.yaml"
 kill -HUP $pid
 wait_for "$TMP/err" "pool email: workers 200 -> 50 (applied)"
+wait_for "$TMP/err" 'msg="pool resized" pool=email old=200 new=50'
 wait_for "$TMP/out" "/50 q="
 # A bad file: refused, nothing changes.
 sed 's/workers: 50/workers: 0/' "$TMP/new.yaml" >"$TMP/sluice.yaml"

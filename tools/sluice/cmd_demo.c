@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sluice/log.h"
+
 #include "commands.h"
 #include "demo.h"
 
@@ -137,6 +139,8 @@ static void help(FILE *out) {
             "  --seed N            random seed (default: fixed, 1)\n"
             "  --view MODE         auto (default), tty (redrawn screen), plain (a line\n"
             "                      per second), none\n"
+            "  --log-format F      pool event lines (resize, drain, expiry): logfmt\n"
+            "                      (default) or json\n"
             "  -h, --help          this text\n"
             "\n"
             "Environment: SLUICE_POOL_<NAME>_<KEY>=value overrides a pool's key, for\n"
@@ -227,6 +231,7 @@ enum {
     OPT_STALL,
     OPT_SEED,
     OPT_VIEW,
+    OPT_LOG_FORMAT,
 };
 
 /* Returns -1 to go on, else an exit status. */
@@ -243,6 +248,7 @@ static int parse_flags(int argc, char **argv, demo_opts *o) {
         {"stall", required_argument, NULL, OPT_STALL},
         {"seed", required_argument, NULL, OPT_SEED},
         {"view", required_argument, NULL, OPT_VIEW},
+        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -331,6 +337,14 @@ static int parse_flags(int argc, char **argv, demo_opts *o) {
                 return usage_error("--view: must be auto, tty, plain or none, got \"%s\"", optarg);
             }
             break;
+        case OPT_LOG_FORMAT: {
+            sluice_log_format lf;
+            if (sluice_log_parse_format(optarg, &lf) != SLUICE_OK) {
+                return usage_error("--log-format: must be logfmt or json, got \"%s\"", optarg);
+            }
+            o->log_format = (int)lf;
+            break;
+        }
         case ':':
             return usage_error("%s: needs a value", argv[optind - 1]);
         default:
@@ -358,6 +372,11 @@ static void on_stop_producers(void *user) {
 
 static void on_log(void *user, const char *line) {
     demo_log(user, "%s", line);
+}
+
+static void log_sink(void *user, sluice_log_level level, const char *line, size_t len) {
+    (void)level;
+    demo_log(user, "%.*s", (int)len, line);
 }
 
 static void on_reload(void *user) {
@@ -474,6 +493,16 @@ int sluice_cmd_demo(int argc, char **argv) {
     d.tty = d.opts.view == DEMO_VIEW_TTY || (d.opts.view == DEMO_VIEW_AUTO && isatty(STDOUT_FILENO));
     d.start_ns = sluice_clock_now(NULL);
 
+    sluice_log_config logc;
+    sluice_log_config_init(&logc);
+    logc.format = (sluice_log_format)d.opts.log_format;
+    logc.sink = log_sink;
+    logc.sink_user = &d;
+    sluice_logger *logger = NULL;
+    if (sluice_logger_create(&logc, &logger) == SLUICE_OK) {
+        d.logger = logger;
+    }
+
     sluice_lifecycle_config lcfg = {
         .shutdown_grace_ns = d.config->service.shutdown_grace_ns,
         .drain_budget_ns = d.config->service.drain_budget_ns,
@@ -485,6 +514,7 @@ int sluice_cmd_demo(int argc, char **argv) {
     };
     if (sluice_lifecycle_start(&lcfg, &d.lifecycle) != SLUICE_OK) {
         fprintf(stderr, "sluice demo: cannot start the signal thread\n");
+        sluice_logger_destroy(logger);
         sluice_config_free(d.config);
         return SLUICE_EXIT_FAIL;
     }
@@ -507,12 +537,14 @@ int sluice_cmd_demo(int argc, char **argv) {
         sluice_config_pool_to_pool_config(cp, &pc);
         pc.abandon_handler = demo_on_abandon;
         pc.panic_handler = demo_on_panic;
+        pc.event_handler = demo_on_event;
         pc.user = p;
         r = sluice_pool_create(&pc, &p->pool, err, sizeof err);
         if (r != SLUICE_OK) {
             fprintf(stderr, "sluice demo: pool %s: %s\n", cp->name, err);
             destroy_pools(&d);
             sluice_lifecycle_destroy(d.lifecycle);
+            sluice_logger_destroy(logger);
             sluice_config_free(d.config);
             return SLUICE_EXIT_FAIL;
         }
@@ -524,6 +556,7 @@ int sluice_cmd_demo(int argc, char **argv) {
         fprintf(stderr, "sluice demo: %s\n", err);
         destroy_pools(&d);
         sluice_lifecycle_destroy(d.lifecycle);
+        sluice_logger_destroy(logger);
         sluice_config_free(d.config);
         return SLUICE_EXIT_FAIL;
     }
@@ -547,8 +580,10 @@ int sluice_cmd_demo(int argc, char **argv) {
     demo_admin_stop(&d);
     bool ok = demo_reconcile(&d, stdout);
     fflush(stdout);
-    destroy_pools(&d);
+    destroy_pools(&d); /* still logs worker exits: the logger outlives it */
     sluice_lifecycle_destroy(d.lifecycle);
+    d.logger = NULL;
+    sluice_logger_destroy(logger);
     sluice_config_free(d.config);
     pthread_mutex_destroy(&d.config_mu);
     pthread_mutex_destroy(&d.log_mu);

@@ -44,6 +44,7 @@ typedef struct demo_opts {
     size_t fault_count;
     uint64_t seed;
     int view;                 /* DEMO_VIEW_* */
+    int log_format;           /* sluice_log_format: 0 logfmt, 1 json */
 } demo_opts;
 
 enum { DEMO_VIEW_AUTO = 0, DEMO_VIEW_TTY, DEMO_VIEW_PLAIN, DEMO_VIEW_NONE };
@@ -98,6 +99,7 @@ typedef struct demo {
 
     char service_name[64];    /* a copy: outlives config reloads */
     void *admin;              /* demo_admin's server, or NULL */
+    void *logger;             /* sluice_logger for pool events (logfmt/json), or NULL */
     char admin_url[96];
 } demo;
 
@@ -107,6 +109,7 @@ void demo_start_producers(demo *d);
 void demo_join_producers(demo *d);
 void demo_on_abandon(const sluice_abandoned *task, void *user);
 void demo_on_panic(const sluice_panic_info *info, void *user);
+void demo_on_event(const sluice_pool_event *event, void *user);
 
 /* demo_view.c */
 void demo_log(demo *d, const char *fmt, ...) SLUICE_PRINTF(2, 3);

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sluice/log.h"
 #include "sluice/task.h"
 
 #include "demo.h"
@@ -143,6 +144,15 @@ void demo_on_panic(const sluice_panic_info *info, void *user) {
     if ((n & (n - 1)) == 0) {
         demo_log(p->demo, "pool %s: task panicked on worker %u: %s (%llu so far; recovered, worker goes on)",
                  info->pool_name, info->worker_index, info->message, (unsigned long long)n);
+    }
+}
+
+void demo_on_event(const sluice_pool_event *event, void *user) {
+    demo_pool *p = user;
+    /* Resizes, drain start/end, worker expiry: one structured line each
+     * (the logger filters worker starts and rate-limits refusals). */
+    if (p->demo->logger) {
+        sluice_log_pool_event(p->demo->logger, event);
     }
 }
 

@@ -35,7 +35,7 @@
 #include "demo.h"
 
 void demo_log(demo *d, const char *fmt, ...) {
-    char line[160];
+    char line[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
@@ -43,7 +43,10 @@ void demo_log(demo *d, const char *fmt, ...) {
     if (d->tty && atomic_load(&d->view_started)) {
         pthread_mutex_lock(&d->log_mu);
         unsigned slot = d->log_next++ % 6;
-        snprintf(d->log_lines[slot], sizeof d->log_lines[slot], "%s", line);
+        /* The screen shows at most 79 columns of it anyway. */
+        size_t n = strnlen(line, sizeof d->log_lines[slot] - 1);
+        memcpy(d->log_lines[slot], line, n);
+        d->log_lines[slot][n] = '\0';
         pthread_mutex_unlock(&d->log_mu);
     } else {
         fprintf(stderr, "sluice demo: %s\n", line);
