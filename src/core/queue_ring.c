@@ -24,7 +24,10 @@
  *  3. The closed bit (TAIL_CLOSED) lives in the tail word, so a CAS that
  *     would claim a place fails once it is set: no push can start after
  *     close, and the final tail is exact. Drain waits for head to reach it.
- *  4. push's CAS on tail and pop's CAS on head are seq_cst, and so are the
+ *  4. tail - head <= limit, the promised capacity: the ring has max(limit,
+ *     2) slots, and with limit 1 a push also checks head (the only case
+ *     where slots and limit differ).
+ *  5. push's CAS on tail and pop's CAS on head are seq_cst, and so are the
  *     reads in `pending` and in the full check; the pool's parking protocol
  *     (worker.c) depends on that (Dekker-style: a parking worker's
  *     increment of `idle` and a producer's claim cannot both be missed).
@@ -48,7 +51,8 @@ typedef struct ring_slot {
 typedef struct ring {
     SLUICE__ALIGNED _Atomic uint64_t tail; /* pushes claimed | TAIL_CLOSED */
     SLUICE__ALIGNED _Atomic uint64_t head; /* pops claimed */
-    SLUICE__ALIGNED uint64_t cap;
+    SLUICE__ALIGNED uint64_t cap; /* slots in the ring: max(limit, 2) */
+    uint64_t limit;               /* the queue capacity the pool promised */
     uint64_t mask; /* cap - 1 when cap is a power of two, else 0 */
     ring_slot *slots;
 } ring;
@@ -68,17 +72,19 @@ sluice_err sluice__ring_create(size_t capacity, void **out)
         return SLUICE_ENOMEM;
     }
     memset(r, 0, sizeof *r);
-    r->slots = calloc(capacity, sizeof(ring_slot));
+    /* A one-slot ring cannot tell "published at pos" (seq pos + 1) from
+     * "free for pos + 1" (seq pos + cap): give it two slots and enforce the
+     * limit of one against head (invariant 5). */
+    size_t slots = capacity < 2 ? 2 : capacity;
+    r->slots = calloc(slots, sizeof(ring_slot));
     if (!r->slots) {
         free(r);
         return SLUICE_ENOMEM;
     }
-    r->cap = capacity;
-    r->mask = (capacity & (capacity - 1)) == 0 ? capacity - 1 : 0;
-    if (capacity == 1) {
-        r->mask = 0; /* pos % 1 == 0; keep the modulo path simple */
-    }
-    for (uint64_t i = 0; i < capacity; i++) {
+    r->cap = slots;
+    r->limit = capacity;
+    r->mask = (slots & (slots - 1)) == 0 ? slots - 1 : 0;
+    for (uint64_t i = 0; i < slots; i++) {
         atomic_init(&r->slots[i].seq, i);
     }
     atomic_init(&r->tail, 0);
@@ -98,6 +104,10 @@ static sluice__qres ring_push(void *q, const sluice__task *task, uint64_t *pos_o
         ring_slot *s = slot_at(r, pos);
         uint64_t seq = atomic_load_explicit(&s->seq, memory_order_acquire);
         int64_t diff = (int64_t)(seq - pos);
+        if (diff == 0 && r->limit < r->cap &&
+            pos - atomic_load_explicit(&r->head, memory_order_seq_cst) >= r->limit) {
+            return SLUICE__Q_FULL; /* the one-task queue is taken */
+        }
         if (diff == 0) {
             /* Pairs with the seq_cst load of tail in ring_pending(). */
             if (atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + 1, memory_order_seq_cst,
@@ -118,7 +128,7 @@ static sluice__qres ring_push(void *q, const sluice__task *task, uint64_t *pos_o
              * seq_cst: pairs with the head CAS in ring_pop for blocked
              * submitters (see sluice__notify_space). */
             uint64_t head = atomic_load_explicit(&r->head, memory_order_seq_cst);
-            if (pos - head >= r->cap) {
+            if (pos - head >= r->limit) {
                 return SLUICE__Q_FULL;
             }
             sluice__cpu_relax();
@@ -242,7 +252,7 @@ static uint64_t ring_pushed(void *q)
 
 static size_t ring_capacity(void *q)
 {
-    return (size_t)((ring *)q)->cap;
+    return (size_t)((ring *)q)->limit;
 }
 
 static void ring_destroy(void *q)
