@@ -74,7 +74,7 @@ sluice_err sluice__ring_create(size_t capacity, void **out)
     memset(r, 0, sizeof *r);
     /* A one-slot ring cannot tell "published at pos" (seq pos + 1) from
      * "free for pos + 1" (seq pos + cap): give it two slots and enforce the
-     * limit of one against head (invariant 5). */
+     * limit of one against head (invariant 4). */
     size_t slots = capacity < 2 ? 2 : capacity;
     r->slots = calloc(slots, sizeof(ring_slot));
     if (!r->slots) {
