@@ -34,6 +34,8 @@ typedef struct trace {
     atomic_bool ready;
     atomic_uint_fast64_t abandoned;
     struct gate *gate; /* opened when producers stop */
+    const sluice_clock *clock; /* read when producers stop */
+    uint64_t stopped_at;
 } trace;
 
 static void gate_open(struct gate *g);
@@ -59,6 +61,9 @@ static void on_stop(void *user) {
     trace *t = user;
     /* Readiness must already be off when producers are stopped. */
     assert_false(atomic_load(&t->ready));
+    if (t->clock) {
+        t->stopped_at = sluice_clock_now(t->clock);
+    }
     step(t, 'p');
     if (t->gate) {
         gate_open(t->gate);
@@ -266,12 +271,72 @@ static void test_budget_and_second_signal(void **state) {
 
 }
 
+typedef struct waiter {
+    sluice_lifecycle *lc;
+    sluice_err result;
+} waiter;
+
+static void *wait_main(void *arg) {
+    waiter *w = arg;
+    w->result = sluice_lifecycle_wait(w->lc, NULL);
+    return NULL;
+}
+
+/* The grace period is measured on the injected clock: producers are not
+ * stopped before it has passed, however fast real time goes. */
+static void test_grace_on_injected_clock(void **state) {
+    (void)state;
+    trace t;
+    trace_init(&t);
+    sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    t.clock = &fake.clock;
+    sluice_lifecycle_config lc_cfg = {
+        .shutdown_grace_ns = 5 * SLUICE_NS_PER_SEC,
+        .set_ready = on_ready,
+        .stop_producers = on_stop,
+        .log = quiet,
+        .user = &t,
+        .no_signals = true,
+        .clock = &fake.clock,
+    };
+    sluice_lifecycle *lc = NULL;
+    assert_int_equal(sluice_lifecycle_start(&lc_cfg, &lc), SLUICE_OK);
+    waiter w = {lc, SLUICE_EINVAL};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, wait_main, &w), 0);
+    uint64_t t0 = sluice_clock_now(&fake.clock);
+    sluice_lifecycle_shutdown(lc);
+    /* Advance a second at a time until the producers are stopped. */
+    pthread_mutex_lock(&t.mu);
+    while (strchr(t.steps, 'p') == NULL) {
+        pthread_mutex_unlock(&t.mu);
+        sluice_fake_clock_advance(&fake, SLUICE_NS_PER_SEC);
+        pthread_mutex_lock(&t.mu);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 5 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&t.cv, &t.mu, &ts);
+    }
+    pthread_mutex_unlock(&t.mu);
+    pthread_join(th, NULL);
+    assert_int_equal(w.result, SLUICE_OK);
+    assert_string_equal(t.steps, "rp");
+    assert_true(t.stopped_at >= t0 + 5 * SLUICE_NS_PER_SEC);
+    sluice_lifecycle_destroy(lc);
+}
+
 int main(void) {
     /* As a service does: block before any thread exists. */
     assert_int_equal(sluice_lifecycle_block_signals(), SLUICE_OK);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigterm_drains_everything),
         cmocka_unit_test(test_budget_and_second_signal),
+        cmocka_unit_test(test_grace_on_injected_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
