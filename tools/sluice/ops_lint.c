@@ -253,12 +253,12 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
                     p->downstream, svc);
             else if (total > share->limit)
                 add(out, n, "downstream-share", kpos(p, SLUICE_PK_WORKERS),
-                    "lower workers so that K x replicas (over all pools calling it) fits the share, or agree "
-                    "a "
-                    "larger share with the downstream's owner",
-                    "pool %s: K=%u; this service's pools calling %s add up to %llu concurrent calls (x%u "
-                    "replicas), above its share of %u",
-                    n, p->workers, p->downstream, total, o->replicas, share->limit);
+                    "lower workers so that K x replicas (over all pools calling it) fits the share, "
+                    "or agree a larger share with the downstream's owner",
+                    "pool %s: K=%u; this service's pools calling %s make %llu concurrent calls over %u "
+                    "replica%s, above its share of %u",
+                    n, p->workers, p->downstream, total, o->replicas, o->replicas == 1 ? "" : "s",
+                    share->limit);
         }
     }
     if (p->kind == SLUICE_POOL_KIND_CPU && p->workers > o->cpus)
