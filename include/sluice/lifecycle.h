@@ -26,7 +26,17 @@
  * Signals are taken by a dedicated thread with sigwait(), never in a
  * handler: call sluice_lifecycle_block_signals() in main() before any
  * thread is created (threads inherit the mask), then
- * sluice_lifecycle_start().
+ * sluice_lifecycle_start(). A thread created before the signals were
+ * blocked may receive SIGTERM itself and die with the default action.
+ *
+ * Callbacks run with no lifecycle lock held, so they may call any
+ * lifecycle or pool function. Deadlock hazards: reload() runs on the
+ * signal thread, and while it runs no signal is seen (a second SIGTERM
+ * waits for it): keep it short. set_ready() and stop_producers() run on
+ * the thread in sluice_lifecycle_wait(); stop_producers() must not wait
+ * for a producer that is blocked in a submit to a full BLOCK pool (the
+ * drain, which comes after it, is what releases that submit with
+ * SLUICE_ECLOSED): set a flag and return.
  */
 #ifndef SLUICE_LIFECYCLE_H
 #define SLUICE_LIFECYCLE_H
