@@ -12,8 +12,9 @@
  * lifecycle to shut down, exactly as SIGTERM would.
  *
  * p99 over the last second comes from the difference of two histogram
- * snapshots, reported as the upper bound of the bucket that holds the
- * 99th percentile ("<= 0.41s" in spirit): histograms cannot say more.
+ * snapshots, interpolated inside its bucket the way PromQL's
+ * histogram_quantile does (so it matches the dashboards, and is as
+ * approximate as they are).
  *
  * Reconciliation. After the drain, for each pool:
  *     submitted = completed + failed + panicked + dropped + shed + abandoned
@@ -53,9 +54,11 @@ void demo_log(demo *d, const char *fmt, ...) {
     }
 }
 
-/* Upper bound (seconds) of the bucket holding quantile q of the counts
- * delta[0..n] (n = the +Inf bucket); -1 when there is nothing. */
-static double quantile_bound(const sluice_histogram *h, const uint64_t *delta, double q) {
+/* Quantile q (seconds) of the counts delta[0..n] (n = the +Inf bucket),
+ * interpolated linearly inside its bucket as PromQL's histogram_quantile
+ * does, so the view agrees with a Grafana panel; INFINITY when it falls in
+ * the +Inf bucket, -1 when there is nothing. */
+static double quantile(const sluice_histogram *h, const uint64_t *delta, double q) {
     uint64_t total = 0;
     for (size_t i = 0; i <= h->bucket_count; i++) {
         total += delta[i];
@@ -63,13 +66,15 @@ static double quantile_bound(const sluice_histogram *h, const uint64_t *delta, d
     if (total == 0) {
         return -1;
     }
-    uint64_t want = (uint64_t)(q * (double)total + 0.999999);
+    double rank = q * (double)total;
     uint64_t acc = 0;
-    for (size_t i = 0; i <= h->bucket_count; i++) {
-        acc += delta[i];
-        if (acc >= want) {
-            return i < h->bucket_count ? h->bounds[i] : INFINITY;
+    for (size_t i = 0; i < h->bucket_count; i++) {
+        if (delta[i] && (double)(acc + delta[i]) >= rank) {
+            double lower = i ? h->bounds[i - 1] : 0;
+            double frac = (rank - (double)acc) / (double)delta[i];
+            return lower + (h->bounds[i] - lower) * frac;
         }
+        acc += delta[i];
     }
     return INFINITY;
 }
@@ -104,7 +109,7 @@ static void snapshot(demo_pool *p, row *r, double dt) {
         delta[i] = h.counts[i] - p->last_hist[i];
         p->last_hist[i] = h.counts[i];
     }
-    r->p99_s = quantile_bound(&h, delta, 0.99);
+    r->p99_s = quantile(&h, delta, 0.99);
 }
 
 static void draw_tty(demo *d, row *rows, uint64_t up_ns) {
