@@ -40,6 +40,10 @@
  * group's tasks and accounts them as failed: SLUICE_EFULL for dropped,
  * SLUICE_ECLOSED for drain/destroy), or wait() would wait for them
  * forever. A private pool (cfg.pool == NULL) is wired this way already.
+ * Helped tasks leave their (no-op) pool task queued until a worker gets to
+ * it; each holds a reference on the group's memory. Drain a shared pool
+ * before destroying it, or route its abandon handler through
+ * sluice_group_abandoned, or that memory is never freed.
  *
  * Example:
  *
