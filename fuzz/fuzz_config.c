@@ -26,21 +26,24 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check(int cond, const char *what) {
+static void check(int cond, const char *what)
+{
     if (!cond) {
         fprintf(stderr, "fuzz_config: property violated: %s\n", what);
         abort();
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
     /* Overrides exercised too: a fixed environment that names the pools a
      * generated file is likely to have. */
     static const char *const env[] = {"SLUICE_POOL_PUSH_WORKERS=7", "SLUICE_POOL_A_SUBMIT_TIMEOUT=1s", NULL};
     sluice_config_load_opts opts = {.envp = env};
     sluice_config *cfg = (sluice_config *)&opts; /* a sentinel: must stay put on failure */
     char err[2048];
-    sluice_err r = sluice_config_load_string((const char *)data, size, "fuzz.yaml", &opts, &cfg, err, sizeof err);
+    sluice_err r =
+        sluice_config_load_string((const char *)data, size, "fuzz.yaml", &opts, &cfg, err, sizeof err);
     if (r != SLUICE_OK) {
         check(cfg == (sluice_config *)&opts, "a failed load changed *out");
         check(err[0] != '\0', "a failed load gave no message");
@@ -70,7 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 }
 
 #if defined(SLUICE_FUZZ_STANDALONE)
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     int ran = 0;
     for (int i = 1; i < argc; i++) {
         FILE *f = fopen(argv[i], "rb");

@@ -129,43 +129,44 @@ SLUICE_API const char *sluice_pool_key_name(sluice_pool_key key);
 /* One entry of `pools:`. Field defaults (when the key is absent) are in
  * docs/config.md and in the comments. */
 typedef struct sluice_config_pool {
-    char *name;                 /* required; [A-Za-z0-9_.:-], <= SLUICE_POOL_NAME_MAX */
-    unsigned workers;           /* required, > 0: K */
-    char *rationale;            /* why this K (the binding constraint); NULL if absent */
-    unsigned min_workers;       /* default 0; <= workers */
-    size_t queue_capacity;      /* required, > 0: there is no unbounded queue */
-    sluice_overflow overflow;   /* block (default) | reject | caller_runs | drop_oldest */
-    uint64_t submit_timeout_ns; /* default 0 = wait without limit (BLOCK only) */
-    uint64_t idle_expiry_ns;    /* default 0 = never */
-    uint64_t drain_timeout_ns;  /* default 0 = service.drain_budget */
-    bool prewarm;               /* default false */
+    char *name;                     /* required; [A-Za-z0-9_.:-], <= SLUICE_POOL_NAME_MAX */
+    unsigned workers;               /* required, > 0: K */
+    char *rationale;                /* why this K (the binding constraint); NULL if absent */
+    unsigned min_workers;           /* default 0; <= workers */
+    size_t queue_capacity;          /* required, > 0: there is no unbounded queue */
+    sluice_overflow overflow;       /* block (default) | reject | caller_runs | drop_oldest */
+    uint64_t submit_timeout_ns;     /* default 0 = wait without limit (BLOCK only) */
+    uint64_t idle_expiry_ns;        /* default 0 = never */
+    uint64_t drain_timeout_ns;      /* default 0 = service.drain_budget */
+    bool prewarm;                   /* default false */
     sluice_fault_mode fault_policy; /* off | reraise | recover; default off */
-    double *histogram_buckets;  /* seconds, strictly increasing; NULL = library default */
+    double *histogram_buckets;      /* seconds, strictly increasing; NULL = library default */
     size_t histogram_bucket_count;
     unsigned timing_sample_every; /* default 1 (every task) */
-    bool timing;                /* default true; false turns timing off */
-    size_t stack_size;          /* bytes; default 0 = system default */
+    bool timing;                  /* default true; false turns timing off */
+    size_t stack_size;            /* bytes; default 0 = system default */
 
     /* Ops declarations (0 / NULL / UNSET when absent). */
     sluice_pool_kind kind;
-    char *downstream;             /* name of the downstream this pool calls */
-    uint64_t caller_deadline_ns;  /* the deadline of the callers that submit */
+    char *downstream;                  /* name of the downstream this pool calls */
+    uint64_t caller_deadline_ns;       /* the deadline of the callers that submit */
     uint64_t alert_slow_task_p99_ns;   /* threshold for the slow-task alert */
     uint64_t alert_submit_wait_p99_ns; /* threshold for the submit-wait alert */
 
     /* `sluice demo` simulation (0 when absent: the demo's own defaults). */
     uint64_t demo_latency_p50_ns;
     uint64_t demo_latency_p99_ns;
-    double demo_weight;           /* share of the generated traffic, relative */
+    double demo_weight; /* share of the generated traffic, relative */
 
     /* Bookkeeping: which keys were given, and where. */
-    uint64_t set;                     /* bit (1u << sluice_pool_key) */
+    uint64_t set; /* bit (1u << sluice_pool_key) */
     sluice_config_pos pos[SLUICE_PK_COUNT_];
-    sluice_config_pos entry_pos;      /* the `- name:` item itself */
+    sluice_config_pos entry_pos; /* the `- name:` item itself */
 } sluice_config_pool;
 
 /* sluice_config_pool_has - true when `key` was given for this pool. */
-static inline bool sluice_config_pool_has(const sluice_config_pool *p, sluice_pool_key key) {
+static inline bool sluice_config_pool_has(const sluice_config_pool *p, sluice_pool_key key)
+{
     return (p->set >> (unsigned)key) & 1u;
 }
 
@@ -179,8 +180,8 @@ typedef struct sluice_config_share {
 /* One entry of `downstream_budget:` (for `sluice lint`): a downstream's
  * total concurrency limit and how it is shared among services. */
 typedef struct sluice_config_downstream {
-    char *name;            /* key `downstream` */
-    unsigned total_limit;  /* key `total_limit`, > 0 */
+    char *name;                  /* key `downstream` */
+    unsigned total_limit;        /* key `total_limit`, > 0 */
     sluice_config_share *shares; /* key `shares`: a map service -> limit */
     size_t share_count;
     sluice_config_pos pos;
@@ -188,19 +189,19 @@ typedef struct sluice_config_downstream {
 
 /* The `service:` section. */
 typedef struct sluice_config_service {
-    char *name;                  /* default "sluice" */
-    char *listen;                /* admin address host:port; default "127.0.0.1:9464" */
-    uint64_t drain_budget_ns;    /* total drain time for all pools; default 30s */
-    uint64_t shutdown_grace_ns;  /* not-ready -> stop producers; default 0 */
+    char *name;                     /* default "sluice" */
+    char *listen;                   /* admin address host:port; default "127.0.0.1:9464" */
+    uint64_t drain_budget_ns;       /* total drain time for all pools; default 30s */
+    uint64_t shutdown_grace_ns;     /* not-ready -> stop producers; default 0 */
     uint64_t orchestrator_grace_ns; /* the orchestrator's kill grace; default 30s */
-    char *runbook_base_url;      /* NULL when absent */
+    char *runbook_base_url;         /* NULL when absent */
     sluice_config_pos pos_listen, pos_drain_budget, pos_shutdown_grace, pos_orchestrator_grace;
 } sluice_config_service;
 
 typedef struct sluice_config {
-    char *source;                /* the file name, or "<built-in>" / "<string>" */
+    char *source; /* the file name, or "<built-in>" / "<string>" */
     sluice_config_service service;
-    sluice_config_pool *pools;   /* in file order */
+    sluice_config_pool *pools; /* in file order */
     size_t pool_count;
     sluice_config_downstream *downstreams;
     size_t downstream_count;
@@ -255,7 +256,8 @@ SLUICE_API void sluice_config_pool_to_pool_config(const sluice_config_pool *pool
 
 /* sluice_config_pool_drain_timeout - the pool's drain timeout, or the
  * service drain budget when the pool has none. */
-SLUICE_API uint64_t sluice_config_pool_drain_timeout(const sluice_config *cfg, const sluice_config_pool *pool);
+SLUICE_API uint64_t sluice_config_pool_drain_timeout(const sluice_config *cfg,
+                                                     const sluice_config_pool *pool);
 
 /*
  * sluice_config_write - write cfg as YAML that loads back to an equal

@@ -83,17 +83,17 @@ typedef struct sluice_lifecycle_config {
 
 /* What the drain did to one pool. */
 typedef struct sluice_lifecycle_pool_report {
-    const char *name;             /* the pool's name (valid while the pool lives) */
-    sluice_err err;               /* sluice_pool_drain's result */
+    const char *name; /* the pool's name (valid while the pool lives) */
+    sluice_err err;   /* sluice_pool_drain's result */
     sluice_drain_report drain;
 } sluice_lifecycle_pool_report;
 
 typedef struct sluice_lifecycle_report {
-    int signo;                    /* the signal that started it; 0 = sluice_lifecycle_shutdown */
-    bool timed_out;               /* some pool missed its deadline */
-    uint64_t elapsed_ns;          /* from the signal to the end of the drain */
-    uint64_t handed_back;         /* queued tasks handed back, all pools */
-    uint64_t still_running;       /* tasks running at the deadline, all pools */
+    int signo;              /* the signal that started it; 0 = sluice_lifecycle_shutdown */
+    bool timed_out;         /* some pool missed its deadline */
+    uint64_t elapsed_ns;    /* from the signal to the end of the drain */
+    uint64_t handed_back;   /* queued tasks handed back, all pools */
+    uint64_t still_running; /* tasks running at the deadline, all pools */
     size_t pool_count;
     sluice_lifecycle_pool_report pools[SLUICE_LIFECYCLE_MAX_POOLS];
 } sluice_lifecycle_report;
@@ -122,7 +122,8 @@ SLUICE_API sluice_err sluice_lifecycle_start(const sluice_lifecycle_config *cfg,
  * SLUICE_LIFECYCLE_MAX_POOLS), SLUICE_EBUSY (shutdown already began).
  * Thread-safe.
  */
-SLUICE_API sluice_err sluice_lifecycle_add_pool(sluice_lifecycle *lc, sluice_pool *pool, uint64_t drain_timeout_ns);
+SLUICE_API sluice_err sluice_lifecycle_add_pool(sluice_lifecycle *lc, sluice_pool *pool,
+                                                uint64_t drain_timeout_ns);
 
 /* sluice_lifecycle_set_budget - change grace and budget (after a reload). */
 SLUICE_API void sluice_lifecycle_set_budget(sluice_lifecycle *lc, uint64_t shutdown_grace_ns,

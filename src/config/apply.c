@@ -31,7 +31,8 @@
 #include "config/config_internal.h"
 
 static void logf_(sluice_config_log_fn log, void *user, const char *fmt, ...) SLUICE_PRINTF(3, 4);
-static void logf_(sluice_config_log_fn log, void *user, const char *fmt, ...) {
+static void logf_(sluice_config_log_fn log, void *user, const char *fmt, ...)
+{
     if (!log) {
         return;
     }
@@ -43,14 +44,16 @@ static void logf_(sluice_config_log_fn log, void *user, const char *fmt, ...) {
     log(user, line);
 }
 
-static bool str_eq(const char *a, const char *b) {
+static bool str_eq(const char *a, const char *b)
+{
     if (!a || !b) {
         return a == b;
     }
     return strcmp(a, b) == 0;
 }
 
-static bool buckets_eq(const sluice_config_pool *a, const sluice_config_pool *b) {
+static bool buckets_eq(const sluice_config_pool *a, const sluice_config_pool *b)
+{
     if (a->histogram_bucket_count != b->histogram_bucket_count) {
         return false;
     }
@@ -62,17 +65,19 @@ static bool buckets_eq(const sluice_config_pool *a, const sluice_config_pool *b)
     return true;
 }
 
-static const char *dur(uint64_t ns, char *buf, size_t len) {
+static const char *dur(uint64_t ns, char *buf, size_t len)
+{
     return sluice_config_format_duration(ns, buf, len);
 }
 
 /* Log restart-only differences of one pool. */
-static void log_restart_only(const sluice_config_pool *o, const sluice_config_pool *n, sluice_config_log_fn log,
-                             void *user) {
+static void log_restart_only(const sluice_config_pool *o, const sluice_config_pool *n,
+                             sluice_config_log_fn log, void *user)
+{
     const char *nm = o->name;
     if (o->queue_capacity != n->queue_capacity) {
-        logf_(log, user, "pool %s: queue_capacity %zu -> %zu not applied: needs a restart", nm, o->queue_capacity,
-              n->queue_capacity);
+        logf_(log, user, "pool %s: queue_capacity %zu -> %zu not applied: needs a restart", nm,
+              o->queue_capacity, n->queue_capacity);
     }
     if (o->overflow != n->overflow) {
         logf_(log, user, "pool %s: overflow %s -> %s not applied: needs a restart", nm,
@@ -101,7 +106,8 @@ static void log_restart_only(const sluice_config_pool *o, const sluice_config_po
 
 /* Copy next's live and declared fields of a pool into dst (a pool of the
  * new config being built in c). */
-static void take_live(cfg_impl *c, sluice_config_pool *dst, const sluice_config_pool *n) {
+static void take_live(cfg_impl *c, sluice_config_pool *dst, const sluice_config_pool *n)
+{
     dst->workers = n->workers;
     dst->submit_timeout_ns = n->submit_timeout_ns;
     dst->idle_expiry_ns = n->idle_expiry_ns;
@@ -117,11 +123,20 @@ static void take_live(cfg_impl *c, sluice_config_pool *dst, const sluice_config_
     dst->demo_latency_p99_ns = n->demo_latency_p99_ns;
     dst->demo_weight = n->demo_weight;
     static const sluice_pool_key live[] = {
-        SLUICE_PK_WORKERS,          SLUICE_PK_SUBMIT_TIMEOUT,     SLUICE_PK_IDLE_EXPIRY,
-        SLUICE_PK_DRAIN_TIMEOUT,    SLUICE_PK_TIMING_SAMPLE_EVERY, SLUICE_PK_RATIONALE,
-        SLUICE_PK_DOWNSTREAM,       SLUICE_PK_KIND,               SLUICE_PK_CALLER_DEADLINE,
-        SLUICE_PK_ALERT_SLOW_TASK_P99, SLUICE_PK_ALERT_SUBMIT_WAIT_P99, SLUICE_PK_DEMO_LATENCY_P50,
-        SLUICE_PK_DEMO_LATENCY_P99, SLUICE_PK_DEMO_WEIGHT,
+        SLUICE_PK_WORKERS,
+        SLUICE_PK_SUBMIT_TIMEOUT,
+        SLUICE_PK_IDLE_EXPIRY,
+        SLUICE_PK_DRAIN_TIMEOUT,
+        SLUICE_PK_TIMING_SAMPLE_EVERY,
+        SLUICE_PK_RATIONALE,
+        SLUICE_PK_DOWNSTREAM,
+        SLUICE_PK_KIND,
+        SLUICE_PK_CALLER_DEADLINE,
+        SLUICE_PK_ALERT_SLOW_TASK_P99,
+        SLUICE_PK_ALERT_SUBMIT_WAIT_P99,
+        SLUICE_PK_DEMO_LATENCY_P50,
+        SLUICE_PK_DEMO_LATENCY_P99,
+        SLUICE_PK_DEMO_WEIGHT,
     };
     for (size_t i = 0; i < sizeof live / sizeof live[0]; i++) {
         uint64_t bit = (uint64_t)1 << live[i];
@@ -137,7 +152,8 @@ static void take_live(cfg_impl *c, sluice_config_pool *dst, const sluice_config_
 }
 
 sluice_err sluice_config_apply(sluice_config **current, const sluice_config *next, sluice_pool *const *pools,
-                               sluice_config_log_fn log, void *user, char *errbuf, size_t errlen) {
+                               sluice_config_log_fn log, void *user, char *errbuf, size_t errlen)
+{
     if (errbuf && errlen) {
         errbuf[0] = '\0';
     }
@@ -162,10 +178,11 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
             continue;
         }
         if (n->workers == 0 || n->workers < o->min_workers) {
-            sluice__cfg_errf(e, SLUICE_EINVAL, &n->pos[SLUICE_PK_WORKERS],
-                             "pool %s: workers %u cannot be applied: the running min_workers is %u (a min_workers "
-                             "change needs a restart)",
-                             o->name, n->workers, o->min_workers);
+            sluice__cfg_errf(
+                e, SLUICE_EINVAL, &n->pos[SLUICE_PK_WORKERS],
+                "pool %s: workers %u cannot be applied: the running min_workers is %u (a min_workers "
+                "change needs a restart)",
+                o->name, n->workers, o->min_workers);
         }
     }
     if (e->count) {
@@ -229,7 +246,8 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
         const sluice_config_pool *n = sluice_config_find_pool(next, o->name);
         sluice_pool *pool = pools ? pools[i] : NULL;
         if (!n) {
-            logf_(log, user, "pool %s: removed from the file; not applied: removing a pool needs a restart", o->name);
+            logf_(log, user, "pool %s: removed from the file; not applied: removing a pool needs a restart",
+                  o->name);
             changes++;
             continue;
         }
@@ -239,8 +257,8 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
                 if (result == SLUICE_OK) {
                     result = r;
                     if (errbuf && errlen) {
-                        snprintf(errbuf, errlen, "pool %s: resize to %u failed: %s; already resized:%s", o->name,
-                                 n->workers, sluice_strerror(r), rlen ? resized : " none");
+                        snprintf(errbuf, errlen, "pool %s: resize to %u failed: %s; already resized:%s",
+                                 o->name, n->workers, sluice_strerror(r), rlen ? resized : " none");
                     }
                 }
                 logf_(log, user, "pool %s: workers %u -> %u failed: %s", o->name, o->workers, n->workers,
@@ -258,24 +276,24 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
             if (pool) {
                 sluice_pool_set_submit_timeout(pool, n->submit_timeout_ns);
             }
-            logf_(log, user, "pool %s: submit_timeout %s -> %s (applied)", o->name, dur(o->submit_timeout_ns, a, 32),
-                  dur(n->submit_timeout_ns, b, 32));
+            logf_(log, user, "pool %s: submit_timeout %s -> %s (applied)", o->name,
+                  dur(o->submit_timeout_ns, a, 32), dur(n->submit_timeout_ns, b, 32));
             changes++;
         }
         if (o->idle_expiry_ns != n->idle_expiry_ns) {
             if (pool) {
                 sluice_pool_set_idle_expiry(pool, n->idle_expiry_ns);
             }
-            logf_(log, user, "pool %s: idle_expiry %s -> %s (applied)", o->name, dur(o->idle_expiry_ns, a, 32),
-                  dur(n->idle_expiry_ns, b, 32));
+            logf_(log, user, "pool %s: idle_expiry %s -> %s (applied)", o->name,
+                  dur(o->idle_expiry_ns, a, 32), dur(n->idle_expiry_ns, b, 32));
             changes++;
         }
         if (o->timing_sample_every != n->timing_sample_every) {
             if (pool) {
                 sluice_pool_set_timing_sample(pool, n->timing_sample_every);
             }
-            logf_(log, user, "pool %s: timing_sample_every %u -> %u (applied)", o->name, o->timing_sample_every,
-                  n->timing_sample_every);
+            logf_(log, user, "pool %s: timing_sample_every %u -> %u (applied)", o->name,
+                  o->timing_sample_every, n->timing_sample_every);
             changes++;
         }
         if (o->drain_timeout_ns != n->drain_timeout_ns) {
@@ -283,13 +301,14 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
                   dur(o->drain_timeout_ns, a, 32), dur(n->drain_timeout_ns, b, 32));
             changes++;
         }
-        if (!str_eq(o->rationale, n->rationale) || !str_eq(o->downstream, n->downstream) || o->kind != n->kind ||
-            o->caller_deadline_ns != n->caller_deadline_ns ||
+        if (!str_eq(o->rationale, n->rationale) || !str_eq(o->downstream, n->downstream) ||
+            o->kind != n->kind || o->caller_deadline_ns != n->caller_deadline_ns ||
             o->alert_slow_task_p99_ns != n->alert_slow_task_p99_ns ||
             o->alert_submit_wait_p99_ns != n->alert_submit_wait_p99_ns ||
-            o->demo_latency_p50_ns != n->demo_latency_p50_ns || o->demo_latency_p99_ns != n->demo_latency_p99_ns ||
-            o->demo_weight != n->demo_weight) {
-            logf_(log, user, "pool %s: declarations (rationale, kind, downstream, alerts, demo) updated", o->name);
+            o->demo_latency_p50_ns != n->demo_latency_p50_ns ||
+            o->demo_latency_p99_ns != n->demo_latency_p99_ns || o->demo_weight != n->demo_weight) {
+            logf_(log, user, "pool %s: declarations (rationale, kind, downstream, alerts, demo) updated",
+                  o->name);
             changes++;
         }
         log_restart_only(o, n, log, user);
@@ -313,8 +332,8 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
         changes++;
     }
     if (os->orchestrator_grace_ns != ns->orchestrator_grace_ns) {
-        logf_(log, user, "service: orchestrator_grace %s -> %s (applied)", dur(os->orchestrator_grace_ns, a, 32),
-              dur(ns->orchestrator_grace_ns, b, 32));
+        logf_(log, user, "service: orchestrator_grace %s -> %s (applied)",
+              dur(os->orchestrator_grace_ns, a, 32), dur(ns->orchestrator_grace_ns, b, 32));
         changes++;
     }
     if (!str_eq(os->listen, ns->listen)) {
@@ -331,9 +350,10 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
     return result;
 }
 
-sluice_err sluice_config_reload(sluice_config **current, const char *path, const sluice_config_load_opts *opts,
-                                sluice_pool *const *pools, sluice_config_log_fn log, void *user, char *errbuf,
-                                size_t errlen) {
+sluice_err sluice_config_reload(sluice_config **current, const char *path,
+                                const sluice_config_load_opts *opts, sluice_pool *const *pools,
+                                sluice_config_log_fn log, void *user, char *errbuf, size_t errlen)
+{
     char local[4096];
     char *eb = errbuf && errlen ? errbuf : local;
     size_t el = errbuf && errlen ? errlen : sizeof local;

@@ -49,7 +49,8 @@ extern char **environ;
 
 /* ---- arena ---------------------------------------------------------- */
 
-cfg_impl *sluice__cfg_new(const char *source) {
+cfg_impl *sluice__cfg_new(const char *source)
+{
     cfg_impl *c = calloc(1, sizeof *c);
     if (!c) {
         return NULL;
@@ -71,7 +72,8 @@ cfg_impl *sluice__cfg_new(const char *source) {
     return c;
 }
 
-void *sluice__cfg_alloc(cfg_impl *c, size_t size) {
+void *sluice__cfg_alloc(cfg_impl *c, size_t size)
+{
     cfg_block *b = calloc(1, sizeof *b + size);
     if (!b) {
         return NULL;
@@ -81,7 +83,8 @@ void *sluice__cfg_alloc(cfg_impl *c, size_t size) {
     return b->data;
 }
 
-char *sluice__cfg_strdup(cfg_impl *c, const char *s) {
+char *sluice__cfg_strdup(cfg_impl *c, const char *s)
+{
     if (!s) {
         return NULL;
     }
@@ -93,7 +96,8 @@ char *sluice__cfg_strdup(cfg_impl *c, const char *s) {
     return d;
 }
 
-sluice_config_pool *sluice__cfg_add_pool(cfg_impl *c) {
+sluice_config_pool *sluice__cfg_add_pool(cfg_impl *c)
+{
     if (c->pub.pool_count == c->pool_cap) {
         size_t cap = c->pool_cap ? c->pool_cap * 2 : 4;
         sluice_config_pool *np = realloc(c->pub.pools, cap * sizeof *np);
@@ -112,7 +116,8 @@ sluice_config_pool *sluice__cfg_add_pool(cfg_impl *c) {
     return p;
 }
 
-void sluice_config_free(sluice_config *cfg) {
+void sluice_config_free(sluice_config *cfg)
+{
     if (!cfg) {
         return;
     }
@@ -130,7 +135,8 @@ void sluice_config_free(sluice_config *cfg) {
 
 /* ---- errors --------------------------------------------------------- */
 
-void sluice__cfg_errf(cfg_errs *e, sluice_err kind, const sluice_config_pos *pos, const char *fmt, ...) {
+void sluice__cfg_errf(cfg_errs *e, sluice_err kind, const sluice_config_pos *pos, const char *fmt, ...)
+{
     if (e->count == 0) {
         e->first = kind;
     }
@@ -165,12 +171,14 @@ void sluice__cfg_errf(cfg_errs *e, sluice_err kind, const sluice_config_pos *pos
     e->len += ll;
 }
 
-void sluice__cfg_errs_copy(const cfg_errs *e, char *errbuf, size_t errlen) {
+void sluice__cfg_errs_copy(const cfg_errs *e, char *errbuf, size_t errlen)
+{
     if (!errbuf || errlen == 0) {
         return;
     }
     if (e->count > SLUICE__CONFIG_MAX_ERRORS) {
-        snprintf(errbuf, errlen, "%s\n(%u more errors not shown)", e->buf, e->count - SLUICE__CONFIG_MAX_ERRORS);
+        snprintf(errbuf, errlen, "%s\n(%u more errors not shown)", e->buf,
+                 e->count - SLUICE__CONFIG_MAX_ERRORS);
     } else {
         snprintf(errbuf, errlen, "%s", e->buf);
     }
@@ -178,12 +186,17 @@ void sluice__cfg_errs_copy(const cfg_errs *e, char *errbuf, size_t errlen) {
 
 /* ---- names of enums ------------------------------------------------- */
 
-const char *sluice_pool_kind_name(sluice_pool_kind kind) {
+const char *sluice_pool_kind_name(sluice_pool_kind kind)
+{
     switch (kind) {
-    case SLUICE_POOL_KIND_IO: return "io";
-    case SLUICE_POOL_KIND_CPU: return "cpu";
-    case SLUICE_POOL_KIND_MEMORY: return "memory";
-    default: return "unset";
+    case SLUICE_POOL_KIND_IO:
+        return "io";
+    case SLUICE_POOL_KIND_CPU:
+        return "cpu";
+    case SLUICE_POOL_KIND_MEMORY:
+        return "memory";
+    default:
+        return "unset";
     }
 }
 
@@ -232,14 +245,23 @@ static const key_def POOL_KEYS[SLUICE_PK_COUNT_] = {
     [SLUICE_PK_DEMO_WEIGHT] = {"demo_weight", K_DOUBLE},
 };
 
-const char *sluice_pool_key_name(sluice_pool_key key) {
+const char *sluice_pool_key_name(sluice_pool_key key)
+{
     if ((unsigned)key >= SLUICE_PK_COUNT_) {
         return NULL;
     }
     return POOL_KEYS[key].name;
 }
 
-enum service_key { SK_NAME, SK_LISTEN, SK_DRAIN_BUDGET, SK_SHUTDOWN_GRACE, SK_ORCH_GRACE, SK_RUNBOOK, SK_COUNT };
+enum service_key {
+    SK_NAME,
+    SK_LISTEN,
+    SK_DRAIN_BUDGET,
+    SK_SHUTDOWN_GRACE,
+    SK_ORCH_GRACE,
+    SK_RUNBOOK,
+    SK_COUNT
+};
 static const key_def SERVICE_KEYS[SK_COUNT] = {
     [SK_NAME] = {"name", K_STR},
     [SK_LISTEN] = {"listen", K_STR},
@@ -250,7 +272,8 @@ static const key_def SERVICE_KEYS[SK_COUNT] = {
 };
 
 /* Compare a written key with a canonical one, '-' reading as '_'. */
-static bool key_eq(const char *written, const char *canon) {
+static bool key_eq(const char *written, const char *canon)
+{
     for (; *written && *canon; written++, canon++) {
         char a = *written == '-' ? '_' : *written;
         if (a != *canon) {
@@ -260,7 +283,8 @@ static bool key_eq(const char *written, const char *canon) {
     return *written == '\0' && *canon == '\0';
 }
 
-static int find_key(const key_def *table, int count, const char *written) {
+static int find_key(const key_def *table, int count, const char *written)
+{
     for (int i = 0; i < count; i++) {
         if (table[i].name && key_eq(written, table[i].name)) {
             return i;
@@ -269,7 +293,8 @@ static int find_key(const key_def *table, int count, const char *written) {
     return -1;
 }
 
-static void list_keys(const key_def *table, int count, char *buf, size_t len) {
+static void list_keys(const key_def *table, int count, char *buf, size_t len)
+{
     size_t n = 0;
     buf[0] = '\0';
     for (int i = 0; i < count && n < len; i++) {
@@ -279,7 +304,8 @@ static void list_keys(const key_def *table, int count, char *buf, size_t len) {
 
 /* ---- scalar parsing ------------------------------------------------- */
 
-sluice_err sluice_config_parse_duration(const char *text, uint64_t *out) {
+sluice_err sluice_config_parse_duration(const char *text, uint64_t *out)
+{
     if (!text || !out) {
         return SLUICE_EINVAL;
     }
@@ -352,7 +378,8 @@ sluice_err sluice_config_parse_duration(const char *text, uint64_t *out) {
     return SLUICE_OK;
 }
 
-char *sluice_config_format_duration(uint64_t ns, char *buf, size_t len) {
+char *sluice_config_format_duration(uint64_t ns, char *buf, size_t len)
+{
     static const struct {
         uint64_t unit;
         const char *name;
@@ -373,7 +400,8 @@ char *sluice_config_format_duration(uint64_t ns, char *buf, size_t len) {
     return buf; /* not reached: unit 1 divides everything */
 }
 
-char *sluice_config_env_name(const char *pool_name, char *buf, size_t len) {
+char *sluice_config_env_name(const char *pool_name, char *buf, size_t len)
+{
     size_t n = (size_t)snprintf(buf, len, "SLUICE_POOL_");
     for (const char *p = pool_name; *p && n + 2 < len; p++) {
         unsigned char ch = (unsigned char)*p;
@@ -388,7 +416,8 @@ char *sluice_config_env_name(const char *pool_name, char *buf, size_t len) {
 
 /* Parse a non-negative integer. *neg is set when the text is a negative
  * integer (so K-like fields can say "must be > 0, got -1"). */
-static bool parse_u64(const char *s, uint64_t *out, bool *neg) {
+static bool parse_u64(const char *s, uint64_t *out, bool *neg)
+{
     *neg = false;
     if (*s == '-') {
         const char *d = s + 1;
@@ -422,7 +451,8 @@ static bool parse_u64(const char *s, uint64_t *out, bool *neg) {
     return true;
 }
 
-static bool parse_bool(const char *s, bool *out) {
+static bool parse_bool(const char *s, bool *out)
+{
     static const char *const yes[] = {"true", "yes", "on", "1"};
     static const char *const no[] = {"false", "no", "off", "0"};
     for (size_t i = 0; i < 4; i++) {
@@ -438,7 +468,8 @@ static bool parse_bool(const char *s, bool *out) {
     return false;
 }
 
-static bool parse_double(const char *s, double *out) {
+static bool parse_double(const char *s, double *out)
+{
     if (!*s) {
         return false;
     }
@@ -453,7 +484,8 @@ static bool parse_double(const char *s, double *out) {
 }
 
 /* A bucket bound: a plain number is seconds; a duration is converted. */
-static bool parse_bound(const char *s, double *out) {
+static bool parse_bound(const char *s, double *out)
+{
     uint64_t ns;
     if (sluice_config_parse_duration(s, &ns) == SLUICE_OK && strpbrk(s, "nsumh")) {
         *out = (double)ns / 1e9;
@@ -471,27 +503,35 @@ typedef struct loader {
     bool oom;
 } loader;
 
-static sluice_config_pos mark_pos(loader *L, const yaml_node_t *n) {
+static sluice_config_pos mark_pos(loader *L, const yaml_node_t *n)
+{
     sluice_config_pos p = {L->c->pub.source, (unsigned)n->start_mark.line + 1,
                            (unsigned)n->start_mark.column + 1, NULL};
     return p;
 }
 
-static const char *node_kind(const yaml_node_t *n) {
+static const char *node_kind(const yaml_node_t *n)
+{
     switch (n->type) {
-    case YAML_SCALAR_NODE: return "a scalar";
-    case YAML_SEQUENCE_NODE: return "a list";
-    case YAML_MAPPING_NODE: return "a mapping";
-    default: return "nothing";
+    case YAML_SCALAR_NODE:
+        return "a scalar";
+    case YAML_SEQUENCE_NODE:
+        return "a list";
+    case YAML_MAPPING_NODE:
+        return "a mapping";
+    default:
+        return "nothing";
     }
 }
 
-static const char *scalar(const yaml_node_t *n) {
+static const char *scalar(const yaml_node_t *n)
+{
     return (const char *)n->data.scalar.value;
 }
 
 /* Is the scalar a YAML null (empty / ~ / null) written plainly? */
-static bool is_null_scalar(const yaml_node_t *n) {
+static bool is_null_scalar(const yaml_node_t *n)
+{
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
         return false;
     }
@@ -505,7 +545,8 @@ static bool is_null_scalar(const yaml_node_t *n) {
  * by the file walk and by the environment overrides alike.
  */
 static void set_pool_value(loader *L, sluice_config_pool *p, const char *path, sluice_pool_key k,
-                           const char *v, const sluice_config_pos *pos) {
+                           const char *v, const sluice_config_pos *pos)
+{
     const char *kn = POOL_KEYS[k].name;
     uint64_t u = 0;
     bool neg = false;
@@ -535,10 +576,11 @@ static void set_pool_value(loader *L, sluice_config_pool *p, const char *path, s
             if (neg && k == SLUICE_PK_WORKERS) {
                 sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: must be > 0, got %s", path, kn, v);
             } else if (neg) {
-                sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: must not be negative, got %s", path, kn, v);
+                sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: must not be negative, got %s", path, kn,
+                                 v);
             } else {
-                sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: not an integer in 0..%u, got \"%s\"", path, kn,
-                                 UINT_MAX, v);
+                sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: not an integer in 0..%u, got \"%s\"", path,
+                                 kn, UINT_MAX, v);
             }
             return;
         }
@@ -552,12 +594,13 @@ static void set_pool_value(loader *L, sluice_config_pool *p, const char *path, s
         break;
     case SLUICE_PK_QUEUE_CAPACITY:
     case SLUICE_PK_STACK_SIZE:
-        if (k == SLUICE_PK_QUEUE_CAPACITY &&
-            (strcasecmp(v, "unbounded") == 0 || strcasecmp(v, "infinite") == 0 || strcasecmp(v, "none") == 0)) {
-            sluice__cfg_errf(L->e, SLUICE_EINVAL, pos,
-                             "%s.%s: must be > 0 (there is no unbounded queue; a queue without a bound turns a burst "
-                             "into an out-of-memory kill), got %s",
-                             path, kn, v);
+        if (k == SLUICE_PK_QUEUE_CAPACITY && (strcasecmp(v, "unbounded") == 0 ||
+                                              strcasecmp(v, "infinite") == 0 || strcasecmp(v, "none") == 0)) {
+            sluice__cfg_errf(
+                L->e, SLUICE_EINVAL, pos,
+                "%s.%s: must be > 0 (there is no unbounded queue; a queue without a bound turns a burst "
+                "into an out-of-memory kill), got %s",
+                path, kn, v);
             return;
         }
         if (!parse_u64(v, &u, &neg) || u > SIZE_MAX) {
@@ -565,8 +608,8 @@ static void set_pool_value(loader *L, sluice_config_pool *p, const char *path, s
                 sluice__cfg_errf(L->e, SLUICE_EINVAL, pos,
                                  "%s.%s: must be > 0 (there is no unbounded queue), got %s", path, kn, v);
             } else {
-                sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: not a non-negative integer, got \"%s\"", path,
-                                 kn, v);
+                sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: not a non-negative integer, got \"%s\"",
+                                 path, kn, v);
             }
             return;
         }
@@ -591,10 +634,10 @@ static void set_pool_value(loader *L, sluice_config_pool *p, const char *path, s
                              path, kn, v);
             return;
         }
-        uint64_t *dst = k == SLUICE_PK_SUBMIT_TIMEOUT    ? &p->submit_timeout_ns
-                        : k == SLUICE_PK_IDLE_EXPIRY     ? &p->idle_expiry_ns
-                        : k == SLUICE_PK_DRAIN_TIMEOUT   ? &p->drain_timeout_ns
-                        : k == SLUICE_PK_CALLER_DEADLINE ? &p->caller_deadline_ns
+        uint64_t *dst = k == SLUICE_PK_SUBMIT_TIMEOUT          ? &p->submit_timeout_ns
+                        : k == SLUICE_PK_IDLE_EXPIRY           ? &p->idle_expiry_ns
+                        : k == SLUICE_PK_DRAIN_TIMEOUT         ? &p->drain_timeout_ns
+                        : k == SLUICE_PK_CALLER_DEADLINE       ? &p->caller_deadline_ns
                         : k == SLUICE_PK_ALERT_SLOW_TASK_P99   ? &p->alert_slow_task_p99_ns
                         : k == SLUICE_PK_ALERT_SUBMIT_WAIT_P99 ? &p->alert_submit_wait_p99_ns
                         : k == SLUICE_PK_DEMO_LATENCY_P50      ? &p->demo_latency_p50_ns
@@ -606,8 +649,8 @@ static void set_pool_value(loader *L, sluice_config_pool *p, const char *path, s
     case SLUICE_PK_TIMING: {
         bool b;
         if (!parse_bool(v, &b)) {
-            sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: not a boolean (true or false), got \"%s\"", path, kn,
-                             v);
+            sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: not a boolean (true or false), got \"%s\"",
+                             path, kn, v);
             return;
         }
         if (k == SLUICE_PK_PREWARM) {
@@ -629,7 +672,8 @@ static void set_pool_value(loader *L, sluice_config_pool *p, const char *path, s
         } else {
             ok = false;
             sluice__cfg_errf(L->e, SLUICE_EINVAL, pos,
-                             "%s.%s: must be one of block, reject, caller_runs, drop_oldest, got \"%s\"", path, kn, v);
+                             "%s.%s: must be one of block, reject, caller_runs, drop_oldest, got \"%s\"",
+                             path, kn, v);
         }
         break;
     case SLUICE_PK_FAULT_POLICY:
@@ -641,8 +685,8 @@ static void set_pool_value(loader *L, sluice_config_pool *p, const char *path, s
             p->fault_policy = SLUICE_FAULT_RECOVER;
         } else {
             ok = false;
-            sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: must be one of off, reraise, recover, got \"%s\"",
-                             path, kn, v);
+            sluice__cfg_errf(L->e, SLUICE_EINVAL, pos,
+                             "%s.%s: must be one of off, reraise, recover, got \"%s\"", path, kn, v);
         }
         break;
     case SLUICE_PK_KIND:
@@ -654,14 +698,15 @@ static void set_pool_value(loader *L, sluice_config_pool *p, const char *path, s
             p->kind = SLUICE_POOL_KIND_MEMORY;
         } else {
             ok = false;
-            sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: must be one of io, cpu, memory, got \"%s\"", path, kn,
-                             v);
+            sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: must be one of io, cpu, memory, got \"%s\"",
+                             path, kn, v);
         }
         break;
     case SLUICE_PK_DEMO_WEIGHT: {
         double d;
         if (!parse_double(v, &d) || d < 0) {
-            sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: must be a number >= 0, got \"%s\"", path, kn, v);
+            sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: must be a number >= 0, got \"%s\"", path, kn,
+                             v);
             return;
         }
         p->demo_weight = d;
@@ -678,8 +723,9 @@ static void set_pool_value(loader *L, sluice_config_pool *p, const char *path, s
             const char *comma = strchr(s, ',');
             size_t len = comma ? (size_t)(comma - s) : strlen(s);
             if (len >= sizeof item || n == SLUICE_HIST_MAX_BUCKETS) {
-                sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: at most %d bounds, each a number, got \"%s\"",
-                                 path, kn, SLUICE_HIST_MAX_BUCKETS, v);
+                sluice__cfg_errf(L->e, SLUICE_EINVAL, pos,
+                                 "%s.%s: at most %d bounds, each a number, got \"%s\"", path, kn,
+                                 SLUICE_HIST_MAX_BUCKETS, v);
                 return;
             }
             memcpy(item, s, len);
@@ -690,8 +736,8 @@ static void set_pool_value(loader *L, sluice_config_pool *p, const char *path, s
             }
             if (!parse_bound(it, &tmp[n])) {
                 sluice__cfg_errf(L->e, SLUICE_EINVAL, pos,
-                                 "%s.%s: bound %zu is not a number of seconds or a duration, got \"%s\"", path, kn, n,
-                                 it);
+                                 "%s.%s: bound %zu is not a number of seconds or a duration, got \"%s\"",
+                                 path, kn, n, it);
                 return;
             }
             n++;
@@ -716,7 +762,8 @@ static void set_pool_value(loader *L, sluice_config_pool *p, const char *path, s
     p->pos[k] = *pos;
 }
 
-static void set_buckets_node(loader *L, sluice_config_pool *p, const char *path, yaml_node_t *n) {
+static void set_buckets_node(loader *L, sluice_config_pool *p, const char *path, yaml_node_t *n)
+{
     sluice_config_pos pos = mark_pos(L, n);
     const char *kn = POOL_KEYS[SLUICE_PK_HISTOGRAM_BUCKETS].name;
     if (n->type == YAML_SCALAR_NODE) {
@@ -743,8 +790,9 @@ static void set_buckets_node(loader *L, sluice_config_pool *p, const char *path,
         yaml_node_t *it = yaml_document_get_node(L->doc, n->data.sequence.items.start[i]);
         sluice_config_pos ip = mark_pos(L, it);
         if (it->type != YAML_SCALAR_NODE || !parse_bound(scalar(it), &b[i])) {
-            sluice__cfg_errf(L->e, SLUICE_EINVAL, &ip, "%s.%s[%zu]: not a number of seconds or a duration, got %s%s%s",
-                             path, kn, i, it->type == YAML_SCALAR_NODE ? "\"" : "",
+            sluice__cfg_errf(L->e, SLUICE_EINVAL, &ip,
+                             "%s.%s[%zu]: not a number of seconds or a duration, got %s%s%s", path, kn, i,
+                             it->type == YAML_SCALAR_NODE ? "\"" : "",
                              it->type == YAML_SCALAR_NODE ? scalar(it) : node_kind(it),
                              it->type == YAML_SCALAR_NODE ? "\"" : "");
             return;
@@ -761,7 +809,8 @@ static void set_buckets_node(loader *L, sluice_config_pool *p, const char *path,
 typedef void (*pair_fn)(loader *L, void *obj, const char *path, const char *key, yaml_node_t *keynode,
                         yaml_node_t *value);
 
-static bool walk_mapping(loader *L, yaml_node_t *n, const char *path, void *obj, pair_fn fn) {
+static bool walk_mapping(loader *L, yaml_node_t *n, const char *path, void *obj, pair_fn fn)
+{
     if (n->type != YAML_MAPPING_NODE) {
         sluice_config_pos pos = mark_pos(L, n);
         if (is_null_scalar(n)) {
@@ -778,7 +827,8 @@ static bool walk_mapping(loader *L, yaml_node_t *n, const char *path, void *obj,
         yaml_node_t *v = yaml_document_get_node(L->doc, pr->value);
         sluice_config_pos kp = mark_pos(L, k);
         if (k->type != YAML_SCALAR_NODE) {
-            sluice__cfg_errf(L->e, SLUICE_EINVAL, &kp, "%s: keys must be plain words, got %s", path, node_kind(k));
+            sluice__cfg_errf(L->e, SLUICE_EINVAL, &kp, "%s: keys must be plain words, got %s", path,
+                             node_kind(k));
             continue;
         }
         bool dup = false;
@@ -794,8 +844,8 @@ static bool walk_mapping(loader *L, yaml_node_t *n, const char *path, void *obj,
                 }
                 if (*x == '\0' && *y == '\0') {
                     dup = true;
-                    sluice__cfg_errf(L->e, SLUICE_EINVAL, &kp, "%s.%s: duplicate key (first at line %u)", path,
-                                     scalar(k), (unsigned)qk->start_mark.line + 1);
+                    sluice__cfg_errf(L->e, SLUICE_EINVAL, &kp, "%s.%s: duplicate key (first at line %u)",
+                                     path, scalar(k), (unsigned)qk->start_mark.line + 1);
                     break;
                 }
             }
@@ -807,16 +857,20 @@ static bool walk_mapping(loader *L, yaml_node_t *n, const char *path, void *obj,
     return true;
 }
 
-static bool want_scalar(loader *L, const char *path, const char *key, yaml_node_t *v) {
+static bool want_scalar(loader *L, const char *path, const char *key, yaml_node_t *v)
+{
     if (v->type == YAML_SCALAR_NODE) {
         return true;
     }
     sluice_config_pos pos = mark_pos(L, v);
-    sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: must be a single value, got %s", path, key, node_kind(v));
+    sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: must be a single value, got %s", path, key,
+                     node_kind(v));
     return false;
 }
 
-static void pool_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn, yaml_node_t *v) {
+static void pool_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn,
+                      yaml_node_t *v)
+{
     sluice_config_pool *p = obj;
     int k = find_key(POOL_KEYS, SLUICE_PK_COUNT_, key);
     if (k < 0) {
@@ -837,7 +891,8 @@ static void pool_pair(loader *L, void *obj, const char *path, const char *key, y
     set_pool_value(L, p, path, (sluice_pool_key)k, scalar(v), &pos);
 }
 
-static void set_service_value(loader *L, int k, const char *v, const sluice_config_pos *pos) {
+static void set_service_value(loader *L, int k, const char *v, const sluice_config_pos *pos)
+{
     sluice_config_service *s = &L->c->pub.service;
     const char *kn = SERVICE_KEYS[k].name;
     if (SERVICE_KEYS[k].type == K_STR) {
@@ -859,7 +914,8 @@ static void set_service_value(loader *L, int k, const char *v, const sluice_conf
     uint64_t ns;
     if (sluice_config_parse_duration(v, &ns) != SLUICE_OK) {
         sluice__cfg_errf(L->e, SLUICE_EINVAL, pos,
-                         "service.%s: not a duration (a number with a unit: ns, us, ms, s, m, h), got \"%s\"", kn, v);
+                         "service.%s: not a duration (a number with a unit: ns, us, ms, s, m, h), got \"%s\"",
+                         kn, v);
         return;
     }
     if (k == SK_DRAIN_BUDGET) {
@@ -874,7 +930,9 @@ static void set_service_value(loader *L, int k, const char *v, const sluice_conf
     }
 }
 
-static void service_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn, yaml_node_t *v) {
+static void service_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn,
+                         yaml_node_t *v)
+{
     int k = find_key(SERVICE_KEYS, SK_COUNT, key);
     if (k < 0) {
         char known[512];
@@ -895,7 +953,9 @@ typedef struct ds_ctx {
     size_t share_cap;
 } ds_ctx;
 
-static void share_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn, yaml_node_t *v) {
+static void share_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn,
+                       yaml_node_t *v)
+{
     ds_ctx *dc = obj;
     sluice_config_downstream *d = dc->d;
     if (!want_scalar(L, path, key, v)) {
@@ -905,8 +965,8 @@ static void share_pair(loader *L, void *obj, const char *path, const char *key, 
     uint64_t u;
     bool neg;
     if (!parse_u64(scalar(v), &u, &neg) || u > UINT_MAX) {
-        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: not a non-negative integer, got \"%s\"", path, key,
-                         scalar(v));
+        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: not a non-negative integer, got \"%s\"", path,
+                         key, scalar(v));
         return;
     }
     if (d->share_count == dc->share_cap) {
@@ -932,7 +992,8 @@ static void share_pair(loader *L, void *obj, const char *path, const char *key, 
 }
 
 static void downstream_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn,
-                            yaml_node_t *v) {
+                            yaml_node_t *v)
+{
     ds_ctx *dc = obj;
     sluice_config_downstream *d = dc->d;
     sluice_config_pos pos = mark_pos(L, v);
@@ -946,8 +1007,8 @@ static void downstream_pair(loader *L, void *obj, const char *path, const char *
             uint64_t u;
             bool neg;
             if (!parse_u64(scalar(v), &u, &neg) || u == 0 || u > UINT_MAX) {
-                sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.total_limit: must be an integer > 0, got \"%s\"",
-                                 path, scalar(v));
+                sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos,
+                                 "%s.total_limit: must be an integer > 0, got \"%s\"", path, scalar(v));
             } else {
                 d->total_limit = (unsigned)u;
             }
@@ -958,16 +1019,17 @@ static void downstream_pair(loader *L, void *obj, const char *path, const char *
         walk_mapping(L, v, sp, dc, share_pair);
     } else {
         sluice_config_pos kp = mark_pos(L, kn);
-        sluice__cfg_errf(L->e, SLUICE_EINVAL, &kp, "%s.%s: unknown key (known: downstream, total_limit, shares)",
-                         path, key);
+        sluice__cfg_errf(L->e, SLUICE_EINVAL, &kp,
+                         "%s.%s: unknown key (known: downstream, total_limit, shares)", path, key);
     }
 }
 
-static void walk_pools(loader *L, yaml_node_t *n) {
+static void walk_pools(loader *L, yaml_node_t *n)
+{
     sluice_config_pos pos = mark_pos(L, n);
     if (n->type != YAML_SEQUENCE_NODE) {
-        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "pools: must be a list of pools (\"- name: ...\" items), got %s",
-                         node_kind(n));
+        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos,
+                         "pools: must be a list of pools (\"- name: ...\" items), got %s", node_kind(n));
         return;
     }
     size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
@@ -985,7 +1047,8 @@ static void walk_pools(loader *L, yaml_node_t *n) {
     }
 }
 
-static void walk_downstreams(loader *L, yaml_node_t *n) {
+static void walk_downstreams(loader *L, yaml_node_t *n)
+{
     sluice_config_pos pos = mark_pos(L, n);
     if (n->type != YAML_SEQUENCE_NODE) {
         if (is_null_scalar(n)) {
@@ -1017,7 +1080,8 @@ static void walk_downstreams(loader *L, yaml_node_t *n) {
     }
 }
 
-static void top_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn, yaml_node_t *v) {
+static void top_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn, yaml_node_t *v)
+{
     bool *seen_pools = obj;
     if (key_eq(key, "service")) {
         walk_mapping(L, v, "service", NULL, service_pair);
@@ -1028,14 +1092,17 @@ static void top_pair(loader *L, void *obj, const char *path, const char *key, ya
         walk_downstreams(L, v);
     } else {
         sluice_config_pos pos = mark_pos(L, kn);
-        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s: unknown top-level key (known: service, pools, "
-                         "downstream_budget)", key);
+        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos,
+                         "%s: unknown top-level key (known: service, pools, "
+                         "downstream_budget)",
+                         key);
     }
 }
 
 /* ---- environment overrides ------------------------------------------ */
 
-static void apply_env(loader *L, const char *const *envp) {
+static void apply_env(loader *L, const char *const *envp)
+{
     sluice_config *cfg = &L->c->pub;
     for (const char *const *ep = envp; ep && *ep; ep++) {
         const char *var = *ep;
@@ -1073,7 +1140,8 @@ static void apply_env(loader *L, const char *const *envp) {
             if (k < 0) {
                 char known[512];
                 list_keys(SERVICE_KEYS, SK_COUNT, known, sizeof known);
-                sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "service.%s: unknown key (known: %s)", key, known);
+                sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "service.%s: unknown key (known: %s)", key,
+                                 known);
                 continue;
             }
             set_service_value(L, k, value, &pos);
@@ -1113,8 +1181,8 @@ static void apply_env(loader *L, const char *const *envp) {
             if (prefix_seen) {
                 char known[1024];
                 list_keys(POOL_KEYS + 1, SLUICE_PK_COUNT_ - 1, known, sizeof known);
-                sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s: unknown pool key (known: %s, upper-cased)", name,
-                                 known);
+                sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s: unknown pool key (known: %s, upper-cased)",
+                                 name, known);
             } else {
                 sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos,
                                  "%s: names no pool in %s (SLUICE_POOL_<NAME>_<KEY>, NAME upper-cased)", name,
@@ -1123,8 +1191,10 @@ static void apply_env(loader *L, const char *const *envp) {
             continue;
         }
         if (matches > 1) {
-            sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s: ambiguous: it matches more than one pool and key; rename "
-                             "a pool", name);
+            sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos,
+                             "%s: ambiguous: it matches more than one pool and key; rename "
+                             "a pool",
+                             name);
             continue;
         }
         char path[48];
@@ -1136,11 +1206,13 @@ static void apply_env(loader *L, const char *const *envp) {
 
 /* ---- validation ----------------------------------------------------- */
 
-static const sluice_config_pos *pool_pos(const sluice_config_pool *p, sluice_pool_key k) {
+static const sluice_config_pos *pool_pos(const sluice_config_pool *p, sluice_pool_key k)
+{
     return sluice_config_pool_has(p, k) ? &p->pos[k] : &p->entry_pos;
 }
 
-static bool valid_pool_name(const char *s) {
+static bool valid_pool_name(const char *s)
+{
     if (!*s || strlen(s) > SLUICE_POOL_NAME_MAX) {
         return false;
     }
@@ -1153,7 +1225,8 @@ static bool valid_pool_name(const char *s) {
     return true;
 }
 
-static bool valid_listen(const char *s) {
+static bool valid_listen(const char *s)
+{
     const char *colon = strrchr(s, ':');
     if (!colon) {
         return false; /* ":9464" (loopback) is allowed; a bare port is not */
@@ -1163,7 +1236,8 @@ static bool valid_listen(const char *s) {
     return parse_u64(colon + 1, &port, &neg) && port <= 65535;
 }
 
-void sluice__cfg_validate(const sluice_config *cfg, cfg_errs *e) {
+void sluice__cfg_validate(const sluice_config *cfg, cfg_errs *e)
+{
     const sluice_config_service *s = &cfg->service;
     sluice_config_pos src = {cfg->source, 0, 0, NULL};
     if (!s->listen || !valid_listen(s->listen)) {
@@ -1186,10 +1260,12 @@ void sluice__cfg_validate(const sluice_config *cfg, cfg_errs *e) {
                              SLUICE_POOL_NAME_MAX, p->name);
         }
         if (!sluice_config_pool_has(p, SLUICE_PK_WORKERS)) {
-            sluice__cfg_errf(e, SLUICE_EINVAL, &p->entry_pos,
-                             "%s.workers: required (K: the most tasks that run at once; say why in rationale)", path);
+            sluice__cfg_errf(
+                e, SLUICE_EINVAL, &p->entry_pos,
+                "%s.workers: required (K: the most tasks that run at once; say why in rationale)", path);
         } else if (p->workers == 0) {
-            sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_WORKERS), "%s.workers: must be > 0, got 0", path);
+            sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_WORKERS),
+                             "%s.workers: must be > 0, got 0", path);
         }
         if (!sluice_config_pool_has(p, SLUICE_PK_QUEUE_CAPACITY)) {
             sluice__cfg_errf(e, SLUICE_EINVAL, &p->entry_pos,
@@ -1200,13 +1276,15 @@ void sluice__cfg_validate(const sluice_config *cfg, cfg_errs *e) {
         }
         if (p->workers > 0 && p->min_workers > p->workers) {
             sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_MIN_WORKERS),
-                             "%s.min_workers: must be <= workers (%u), got %u", path, p->workers, p->min_workers);
+                             "%s.min_workers: must be <= workers (%u), got %u", path, p->workers,
+                             p->min_workers);
         }
         if (sluice_config_pool_has(p, SLUICE_PK_HISTOGRAM_BUCKETS)) {
             if (p->histogram_bucket_count == 0) {
-                sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_HISTOGRAM_BUCKETS),
-                                 "%s.histogram_buckets: must list at least one bound (omit the key for the default)",
-                                 path);
+                sluice__cfg_errf(
+                    e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_HISTOGRAM_BUCKETS),
+                    "%s.histogram_buckets: must list at least one bound (omit the key for the default)",
+                    path);
             }
             for (size_t b = 0; b < p->histogram_bucket_count; b++) {
                 double v = p->histogram_buckets[b];
@@ -1216,22 +1294,25 @@ void sluice__cfg_validate(const sluice_config *cfg, cfg_errs *e) {
                     break;
                 }
                 if (b > 0 && !(v > p->histogram_buckets[b - 1])) {
-                    sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_HISTOGRAM_BUCKETS),
-                                     "%s.histogram_buckets[%zu]: must be greater than the bound before it (%g), got %g",
-                                     path, b, p->histogram_buckets[b - 1], v);
+                    sluice__cfg_errf(
+                        e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_HISTOGRAM_BUCKETS),
+                        "%s.histogram_buckets[%zu]: must be greater than the bound before it (%g), got %g",
+                        path, b, p->histogram_buckets[b - 1], v);
                     break;
                 }
             }
         }
-        if (p->demo_latency_p50_ns && p->demo_latency_p99_ns && p->demo_latency_p50_ns > p->demo_latency_p99_ns) {
+        if (p->demo_latency_p50_ns && p->demo_latency_p99_ns &&
+            p->demo_latency_p50_ns > p->demo_latency_p99_ns) {
             sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_DEMO_LATENCY_P99),
                              "%s.demo_latency_p99: must be >= demo_latency_p50", path);
         }
         if (sluice_config_pool_has(p, SLUICE_PK_SUBMIT_TIMEOUT) && p->overflow != SLUICE_OVERFLOW_BLOCK &&
             p->submit_timeout_ns) {
-            sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_SUBMIT_TIMEOUT),
-                             "%s.submit_timeout: applies only to overflow: block (this pool has %s); remove it", path,
-                             sluice_overflow_name(p->overflow));
+            sluice__cfg_errf(
+                e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_SUBMIT_TIMEOUT),
+                "%s.submit_timeout: applies only to overflow: block (this pool has %s); remove it", path,
+                sluice_overflow_name(p->overflow));
         }
         /* Duplicates: names equal ignoring case, or equal once turned into
          * an environment prefix, cannot be told apart by an override. */
@@ -1247,9 +1328,10 @@ void sluice__cfg_validate(const sluice_config *cfg, cfg_errs *e) {
                 sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_NAME),
                                  "%s.name: duplicate pool name \"%s\" (also pools[%zu])", path, p->name, j);
             } else if (strcmp(a, b) == 0) {
-                sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_NAME),
-                                 "%s.name: \"%s\" and pools[%zu] \"%s\" share the environment prefix %s; rename one",
-                                 path, p->name, j, q->name, a);
+                sluice__cfg_errf(
+                    e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_NAME),
+                    "%s.name: \"%s\" and pools[%zu] \"%s\" share the environment prefix %s; rename one", path,
+                    p->name, j, q->name, a);
             }
         }
     }
@@ -1259,13 +1341,15 @@ void sluice__cfg_validate(const sluice_config *cfg, cfg_errs *e) {
             sluice__cfg_errf(e, SLUICE_EINVAL, &d->pos, "downstream_budget[%zu].downstream: required", i);
         }
         if (d->total_limit == 0) {
-            sluice__cfg_errf(e, SLUICE_EINVAL, &d->pos, "downstream_budget[%zu].total_limit: required, > 0", i);
+            sluice__cfg_errf(e, SLUICE_EINVAL, &d->pos, "downstream_budget[%zu].total_limit: required, > 0",
+                             i);
         }
         for (size_t j = 0; d->name && j < i; j++) {
             if (cfg->downstreams[j].name && strcmp(cfg->downstreams[j].name, d->name) == 0) {
-                sluice__cfg_errf(e, SLUICE_EINVAL, &d->pos,
-                                 "downstream_budget[%zu].downstream: duplicate \"%s\" (also downstream_budget[%zu])", i,
-                                 d->name, j);
+                sluice__cfg_errf(
+                    e, SLUICE_EINVAL, &d->pos,
+                    "downstream_budget[%zu].downstream: duplicate \"%s\" (also downstream_budget[%zu])", i,
+                    d->name, j);
             }
         }
     }
@@ -1273,7 +1357,8 @@ void sluice__cfg_validate(const sluice_config *cfg, cfg_errs *e) {
 
 /* ---- load ----------------------------------------------------------- */
 
-static sluice_err finish(cfg_impl *c, cfg_errs *e, bool oom, sluice_config **out, char *errbuf, size_t errlen) {
+static sluice_err finish(cfg_impl *c, cfg_errs *e, bool oom, sluice_config **out, char *errbuf, size_t errlen)
+{
     if (oom) {
         sluice_config_free(&c->pub);
         if (errbuf && errlen) {
@@ -1295,7 +1380,8 @@ static sluice_err finish(cfg_impl *c, cfg_errs *e, bool oom, sluice_config **out
 
 sluice_err sluice_config_load_string(const char *text, size_t len, const char *name,
                                      const sluice_config_load_opts *opts, sluice_config **out, char *errbuf,
-                                     size_t errlen) {
+                                     size_t errlen)
+{
     if (errbuf && errlen) {
         errbuf[0] = '\0';
     }
@@ -1361,7 +1447,8 @@ sluice_err sluice_config_load_string(const char *text, size_t len, const char *n
             yaml_node_t *r2 = yaml_document_get_root_node(&doc2);
             if (r2) {
                 sluice_config_pos pos = mark_pos(&L, r2);
-                sluice__cfg_errf(e, SLUICE_EINVAL, &pos, "a second YAML document: the file must hold exactly one");
+                sluice__cfg_errf(e, SLUICE_EINVAL, &pos,
+                                 "a second YAML document: the file must hold exactly one");
             }
             yaml_document_delete(&doc2);
         }
@@ -1385,7 +1472,8 @@ sluice_err sluice_config_load_string(const char *text, size_t len, const char *n
 }
 
 sluice_err sluice_config_load_file(const char *path, const sluice_config_load_opts *opts, sluice_config **out,
-                                   char *errbuf, size_t errlen) {
+                                   char *errbuf, size_t errlen)
+{
     if (!path || !out) {
         if (errbuf && errlen) {
             snprintf(errbuf, errlen, "sluice_config_load_file: path and out are required");
@@ -1443,7 +1531,8 @@ sluice_err sluice_config_load_file(const char *path, const sluice_config_load_op
 
 /* ---- accessors ------------------------------------------------------ */
 
-const sluice_config_pool *sluice_config_find_pool(const sluice_config *cfg, const char *name) {
+const sluice_config_pool *sluice_config_find_pool(const sluice_config *cfg, const char *name)
+{
     if (!cfg || !name) {
         return NULL;
     }
@@ -1455,7 +1544,8 @@ const sluice_config_pool *sluice_config_find_pool(const sluice_config *cfg, cons
     return NULL;
 }
 
-void sluice_config_pool_to_pool_config(const sluice_config_pool *p, sluice_pool_config *out) {
+void sluice_config_pool_to_pool_config(const sluice_config_pool *p, sluice_pool_config *out)
+{
     sluice_pool_config_init(out);
     out->name = p->name;
     out->workers = p->workers;
@@ -1473,7 +1563,8 @@ void sluice_config_pool_to_pool_config(const sluice_config_pool *p, sluice_pool_
     out->timing_disabled = !p->timing;
 }
 
-uint64_t sluice_config_pool_drain_timeout(const sluice_config *cfg, const sluice_config_pool *p) {
+uint64_t sluice_config_pool_drain_timeout(const sluice_config *cfg, const sluice_config_pool *p)
+{
     if (p && p->drain_timeout_ns) {
         return p->drain_timeout_ns;
     }

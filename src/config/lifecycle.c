@@ -53,11 +53,11 @@ struct sluice_lifecycle {
     pthread_cond_t cv; /* broadcast when `stopping` turns true */
     /* Guarded by mu. */
     bool stopping;
-    bool finished;     /* the sequence ran to its end */
+    bool finished; /* the sequence ran to its end */
     bool wait_called;
-    bool quit;         /* destroy: the signal thread must exit */
+    bool quit; /* destroy: the signal thread must exit */
     int signo;
-    uint64_t stop_ns;  /* clock time the shutdown began */
+    uint64_t stop_ns; /* clock time the shutdown began */
     uint64_t grace_ns, budget_ns;
     lc_pool pools[SLUICE_LIFECYCLE_MAX_POOLS];
     size_t pool_count;
@@ -67,7 +67,8 @@ struct sluice_lifecycle {
 };
 
 static void lc_log(const sluice_lifecycle *lc, const char *fmt, ...) SLUICE_PRINTF(2, 3);
-static void lc_log(const sluice_lifecycle *lc, const char *fmt, ...) {
+static void lc_log(const sluice_lifecycle *lc, const char *fmt, ...)
+{
     char line[512];
     va_list ap;
     va_start(ap, fmt);
@@ -80,21 +81,29 @@ static void lc_log(const sluice_lifecycle *lc, const char *fmt, ...) {
     }
 }
 
-static const char *sig_name(int signo) {
+static const char *sig_name(int signo)
+{
     switch (signo) {
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGHUP: return "SIGHUP";
-    case 0: return "shutdown request";
-    default: return "signal";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGINT:
+        return "SIGINT";
+    case SIGHUP:
+        return "SIGHUP";
+    case 0:
+        return "shutdown request";
+    default:
+        return "signal";
     }
 }
 
-static double secs(uint64_t ns) {
+static double secs(uint64_t ns)
+{
     return (double)ns / 1e9;
 }
 
-sluice_err sluice_lifecycle_block_signals(void) {
+sluice_err sluice_lifecycle_block_signals(void)
+{
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -104,7 +113,8 @@ sluice_err sluice_lifecycle_block_signals(void) {
 }
 
 /* Begin the shutdown. Returns true when this call began it. */
-static bool begin_stop(sluice_lifecycle *lc, int signo) {
+static bool begin_stop(sluice_lifecycle *lc, int signo)
+{
     pthread_mutex_lock(&lc->mu);
     bool first = !lc->stopping;
     if (first) {
@@ -117,7 +127,8 @@ static bool begin_stop(sluice_lifecycle *lc, int signo) {
     return first;
 }
 
-static void *signal_main(void *arg) {
+static void *signal_main(void *arg)
+{
     sluice_lifecycle *lc = arg;
     sigset_t set;
     sigemptyset(&set);
@@ -158,7 +169,8 @@ static void *signal_main(void *arg) {
             lc_log(lc, "%s: shutdown already finished; ignored", sig_name(signo));
             continue;
         }
-        lc_log(lc, "second signal (%s) during shutdown: exiting at once without finishing the drain", sig_name(signo));
+        lc_log(lc, "second signal (%s) during shutdown: exiting at once without finishing the drain",
+               sig_name(signo));
         if (lc->cfg.on_force_exit) {
             lc->cfg.on_force_exit(lc->cfg.user, signo);
         } else {
@@ -170,7 +182,8 @@ static void *signal_main(void *arg) {
     }
 }
 
-sluice_err sluice_lifecycle_start(const sluice_lifecycle_config *cfg, sluice_lifecycle **out) {
+sluice_err sluice_lifecycle_start(const sluice_lifecycle_config *cfg, sluice_lifecycle **out)
+{
     if (!cfg || !out) {
         return SLUICE_EINVAL;
     }
@@ -205,7 +218,8 @@ sluice_err sluice_lifecycle_start(const sluice_lifecycle_config *cfg, sluice_lif
     return SLUICE_OK;
 }
 
-sluice_err sluice_lifecycle_add_pool(sluice_lifecycle *lc, sluice_pool *pool, uint64_t drain_timeout_ns) {
+sluice_err sluice_lifecycle_add_pool(sluice_lifecycle *lc, sluice_pool *pool, uint64_t drain_timeout_ns)
+{
     if (!lc || !pool) {
         return SLUICE_EINVAL;
     }
@@ -224,7 +238,8 @@ sluice_err sluice_lifecycle_add_pool(sluice_lifecycle *lc, sluice_pool *pool, ui
     return r;
 }
 
-void sluice_lifecycle_set_budget(sluice_lifecycle *lc, uint64_t shutdown_grace_ns, uint64_t drain_budget_ns) {
+void sluice_lifecycle_set_budget(sluice_lifecycle *lc, uint64_t shutdown_grace_ns, uint64_t drain_budget_ns)
+{
     if (!lc) {
         return;
     }
@@ -234,13 +249,15 @@ void sluice_lifecycle_set_budget(sluice_lifecycle *lc, uint64_t shutdown_grace_n
     pthread_mutex_unlock(&lc->mu);
 }
 
-void sluice_lifecycle_shutdown(sluice_lifecycle *lc) {
+void sluice_lifecycle_shutdown(sluice_lifecycle *lc)
+{
     if (lc && begin_stop(lc, 0)) {
         lc_log(lc, "shutdown requested: draining");
     }
 }
 
-bool sluice_lifecycle_stopping(const sluice_lifecycle *lc) {
+bool sluice_lifecycle_stopping(const sluice_lifecycle *lc)
+{
     if (!lc) {
         return false;
     }
@@ -253,7 +270,8 @@ bool sluice_lifecycle_stopping(const sluice_lifecycle *lc) {
 
 /* Sleep until `deadline` on the lifecycle's clock. A system clock sleeps
  * for real; any other clock is re-read every SLUICE_CLOCK_POLL_NS. */
-static void sleep_until(const sluice_clock *clock, uint64_t deadline) {
+static void sleep_until(const sluice_clock *clock, uint64_t deadline)
+{
     for (;;) {
         uint64_t now = sluice_clock_now(clock);
         if (now >= deadline) {
@@ -278,14 +296,16 @@ typedef struct drain_job {
     bool threaded;
 } drain_job;
 
-static void *drain_main(void *arg) {
+static void *drain_main(void *arg)
+{
     drain_job *j = arg;
     memset(&j->report, 0, sizeof j->report);
     j->err = sluice_pool_drain(j->pool, j->timeout_ns, &j->report);
     return NULL;
 }
 
-sluice_err sluice_lifecycle_wait(sluice_lifecycle *lc, sluice_lifecycle_report *report) {
+sluice_err sluice_lifecycle_wait(sluice_lifecycle *lc, sluice_lifecycle_report *report)
+{
     if (!lc) {
         return SLUICE_EINVAL;
     }
@@ -310,7 +330,8 @@ sluice_err sluice_lifecycle_wait(sluice_lifecycle *lc, sluice_lifecycle_report *
     if (lc->cfg.set_ready) {
         lc->cfg.set_ready(lc->cfg.user, false);
     }
-    lc_log(lc, "not ready: /health/ready now answers 503; waiting %.3fs grace before stopping producers", secs(grace));
+    lc_log(lc, "not ready: /health/ready now answers 503; waiting %.3fs grace before stopping producers",
+           secs(grace));
     /* 2. Grace. */
     if (grace) {
         sleep_until(lc->cfg.clock, sluice_clock_now(lc->cfg.clock) + grace);
@@ -359,11 +380,13 @@ sluice_err sluice_lifecycle_wait(sluice_lifecycle *lc, sluice_lifecycle_report *
         lc_log(lc, "pool %s: drain %s in %.3fs: %llu finished, %llu handed back, %llu still running",
                rep.pools[i].name, jobs[i].err == SLUICE_OK ? "complete" : sluice_strerror(jobs[i].err),
                secs(jobs[i].report.elapsed_ns), (unsigned long long)jobs[i].report.completed,
-               (unsigned long long)jobs[i].report.handed_back, (unsigned long long)jobs[i].report.still_running);
+               (unsigned long long)jobs[i].report.handed_back,
+               (unsigned long long)jobs[i].report.still_running);
     }
     rep.elapsed_ns = sluice_clock_now(lc->cfg.clock) - stop_ns;
-    lc_log(lc, "shutdown %s in %.3fs: %llu handed back, %llu still running", rep.timed_out ? "timed out" : "complete",
-           secs(rep.elapsed_ns), (unsigned long long)rep.handed_back, (unsigned long long)rep.still_running);
+    lc_log(lc, "shutdown %s in %.3fs: %llu handed back, %llu still running",
+           rep.timed_out ? "timed out" : "complete", secs(rep.elapsed_ns),
+           (unsigned long long)rep.handed_back, (unsigned long long)rep.still_running);
     pthread_mutex_lock(&lc->mu);
     lc->finished = true;
     pthread_mutex_unlock(&lc->mu);
@@ -373,7 +396,8 @@ sluice_err sluice_lifecycle_wait(sluice_lifecycle *lc, sluice_lifecycle_report *
     return result;
 }
 
-void sluice_lifecycle_destroy(sluice_lifecycle *lc) {
+void sluice_lifecycle_destroy(sluice_lifecycle *lc)
+{
     if (!lc) {
         return;
     }

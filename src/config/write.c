@@ -20,7 +20,8 @@
 
 #include "config/config_internal.h"
 
-static void put_str(FILE *f, const char *s) {
+static void put_str(FILE *f, const char *s)
+{
     fputc('"', f);
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
@@ -40,7 +41,8 @@ static void put_str(FILE *f, const char *s) {
     fputc('"', f);
 }
 
-static void put_double(FILE *f, double v) {
+static void put_double(FILE *f, double v)
+{
     char buf[40];
     for (int prec = 6; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, v);
@@ -53,29 +55,40 @@ static void put_double(FILE *f, double v) {
     fputs(buf, f);
 }
 
-static void put_dur(FILE *f, const char *indent, const char *key, uint64_t ns) {
+static void put_dur(FILE *f, const char *indent, const char *key, uint64_t ns)
+{
     char b[32];
     fprintf(f, "%s%s: %s\n", indent, key, sluice_config_format_duration(ns, b, sizeof b));
 }
 
-static const char *fault_name(sluice_fault_mode m) {
+static const char *fault_name(sluice_fault_mode m)
+{
     switch (m) {
-    case SLUICE_FAULT_RERAISE: return "reraise";
-    case SLUICE_FAULT_RECOVER: return "recover";
-    default: return "off";
+    case SLUICE_FAULT_RERAISE:
+        return "reraise";
+    case SLUICE_FAULT_RECOVER:
+        return "recover";
+    default:
+        return "off";
     }
 }
 
-static const char *overflow_key(sluice_overflow o) {
+static const char *overflow_key(sluice_overflow o)
+{
     switch (o) {
-    case SLUICE_OVERFLOW_REJECT: return "reject";
-    case SLUICE_OVERFLOW_CALLER_RUNS: return "caller_runs";
-    case SLUICE_OVERFLOW_DROP_OLDEST: return "drop_oldest";
-    default: return "block";
+    case SLUICE_OVERFLOW_REJECT:
+        return "reject";
+    case SLUICE_OVERFLOW_CALLER_RUNS:
+        return "caller_runs";
+    case SLUICE_OVERFLOW_DROP_OLDEST:
+        return "drop_oldest";
+    default:
+        return "block";
     }
 }
 
-sluice_err sluice_config_write(const sluice_config *cfg, FILE *f) {
+sluice_err sluice_config_write(const sluice_config *cfg, FILE *f)
+{
     if (!cfg || !f) {
         return SLUICE_EINVAL;
     }
@@ -181,7 +194,8 @@ sluice_err sluice_config_write(const sluice_config *cfg, FILE *f) {
 
 /* ---- deep copies ---------------------------------------------------- */
 
-static sluice_config_pos copy_pos(cfg_impl *c, const sluice_config_pos *p) {
+static sluice_config_pos copy_pos(cfg_impl *c, const sluice_config_pos *p)
+{
     sluice_config_pos r = *p;
     if (r.file) {
         r.file = c->pub.source;
@@ -192,7 +206,8 @@ static sluice_config_pos copy_pos(cfg_impl *c, const sluice_config_pos *p) {
     return r;
 }
 
-void sluice__cfg_copy_pool(cfg_impl *c, sluice_config_pool *dst, const sluice_config_pool *src) {
+void sluice__cfg_copy_pool(cfg_impl *c, sluice_config_pool *dst, const sluice_config_pool *src)
+{
     *dst = *src;
     dst->name = sluice__cfg_strdup(c, src->name);
     dst->rationale = sluice__cfg_strdup(c, src->rationale);
@@ -200,7 +215,8 @@ void sluice__cfg_copy_pool(cfg_impl *c, sluice_config_pool *dst, const sluice_co
     if (src->histogram_bucket_count) {
         dst->histogram_buckets = sluice__cfg_alloc(c, src->histogram_bucket_count * sizeof(double));
         if (dst->histogram_buckets) {
-            memcpy(dst->histogram_buckets, src->histogram_buckets, src->histogram_bucket_count * sizeof(double));
+            memcpy(dst->histogram_buckets, src->histogram_buckets,
+                   src->histogram_bucket_count * sizeof(double));
         }
     } else {
         dst->histogram_buckets = NULL;
@@ -211,7 +227,8 @@ void sluice__cfg_copy_pool(cfg_impl *c, sluice_config_pool *dst, const sluice_co
     dst->entry_pos = copy_pos(c, &src->entry_pos);
 }
 
-cfg_impl *sluice__cfg_clone(const sluice_config *src) {
+cfg_impl *sluice__cfg_clone(const sluice_config *src)
+{
     cfg_impl *c = sluice__cfg_new(src->source);
     if (!c) {
         return NULL;

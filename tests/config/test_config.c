@@ -22,46 +22,47 @@
 static const sluice_config_load_opts NO_ENV = {.no_env = true};
 
 static sluice_err load(const char *text, const sluice_config_load_opts *opts, sluice_config **out, char *err,
-                       size_t len) {
+                       size_t len)
+{
     return sluice_config_load_string(text, strlen(text), "sluice.yaml", opts ? opts : &NO_ENV, out, err, len);
 }
 
-static const char GOOD[] =
-    "service:\n"
-    "  name: notifications\n"
-    "  listen: 127.0.0.1:9999\n"
-    "  drain-budget: 20s\n"
-    "  shutdown_grace: 1500ms\n"
-    "  runbook_base_url: https://runbooks.example/sluice\n"
-    "pools:\n"
-    "  - name: push\n"
-    "    workers: 1000\n"
-    "    rationale: APNS allows 1000 concurrent streams\n"
-    "    queue_capacity: 5000\n"
-    "    submit_timeout: 250ms\n"
-    "    idle_expiry: 5m\n"
-    "    drain_timeout: 10s\n"
-    "    histogram_buckets: [0.001, 5ms, 0.25, 1s]\n"
-    "    timing_sample_every: 4\n"
-    "    kind: io\n"
-    "    downstream: apns\n"
-    "    caller_deadline: 2s\n"
-    "    alert_slow_task_p99: 500ms\n"
-    "  - name: sms\n"
-    "    workers: 100\n"
-    "    min_workers: 10\n"
-    "    queue_capacity: 1000\n"
-    "    overflow: reject\n"
-    "    prewarm: true\n"
-    "    fault_policy: recover\n"
-    "downstream_budget:\n"
-    "  - downstream: apns\n"
-    "    total_limit: 1500\n"
-    "    shares:\n"
-    "      notifications: 1000\n"
-    "      marketing: 500\n";
+static const char GOOD[] = "service:\n"
+                           "  name: notifications\n"
+                           "  listen: 127.0.0.1:9999\n"
+                           "  drain-budget: 20s\n"
+                           "  shutdown_grace: 1500ms\n"
+                           "  runbook_base_url: https://runbooks.example/sluice\n"
+                           "pools:\n"
+                           "  - name: push\n"
+                           "    workers: 1000\n"
+                           "    rationale: APNS allows 1000 concurrent streams\n"
+                           "    queue_capacity: 5000\n"
+                           "    submit_timeout: 250ms\n"
+                           "    idle_expiry: 5m\n"
+                           "    drain_timeout: 10s\n"
+                           "    histogram_buckets: [0.001, 5ms, 0.25, 1s]\n"
+                           "    timing_sample_every: 4\n"
+                           "    kind: io\n"
+                           "    downstream: apns\n"
+                           "    caller_deadline: 2s\n"
+                           "    alert_slow_task_p99: 500ms\n"
+                           "  - name: sms\n"
+                           "    workers: 100\n"
+                           "    min_workers: 10\n"
+                           "    queue_capacity: 1000\n"
+                           "    overflow: reject\n"
+                           "    prewarm: true\n"
+                           "    fault_policy: recover\n"
+                           "downstream_budget:\n"
+                           "  - downstream: apns\n"
+                           "    total_limit: 1500\n"
+                           "    shares:\n"
+                           "      notifications: 1000\n"
+                           "      marketing: 500\n";
 
-static void test_good_file(void **state) {
+static void test_good_file(void **state)
+{
     (void)state;
     sluice_config *c = NULL;
     char err[2048];
@@ -127,15 +128,22 @@ static void test_good_file(void **state) {
     sluice_config_free(NULL);
 }
 
-static void test_durations(void **state) {
+static void test_durations(void **state)
+{
     (void)state;
     static const struct {
         const char *text;
         uint64_t ns;
     } good[] = {
-        {"0", 0},          {"0s", 0},           {"1ns", 1},
-        {"250ms", 250000000}, {"30s", 30000000000ull}, {"5m", 300000000000ull},
-        {"1h", 3600000000000ull}, {"1.5s", 1500000000}, {"2us", 2000},
+        {"0", 0},
+        {"0s", 0},
+        {"1ns", 1},
+        {"250ms", 250000000},
+        {"30s", 30000000000ull},
+        {"5m", 300000000000ull},
+        {"1h", 3600000000000ull},
+        {"1.5s", 1500000000},
+        {"2us", 2000},
         {"0.25ms", 250000},
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
@@ -143,8 +151,8 @@ static void test_durations(void **state) {
         assert_int_equal(sluice_config_parse_duration(good[i].text, &v), SLUICE_OK);
         assert_int_equal(v, good[i].ns);
     }
-    static const char *const bad[] = {"", "5", "-1s", "1 s", "1sec", "ms", ".5s", "1e3s", "5d",
-                                      "99999999999999999999s", "30000000h"};
+    static const char *const bad[] = {
+        "", "5", "-1s", "1 s", "1sec", "ms", ".5s", "1e3s", "5d", "99999999999999999999s", "30000000h"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t v = 7;
         assert_int_equal(sluice_config_parse_duration(bad[i], &v), SLUICE_EINVAL);
@@ -160,7 +168,8 @@ static void test_durations(void **state) {
 }
 
 /* One bad document, one expected message (the whole errbuf). */
-static void expect_error(const char *text, sluice_err code, const char *message) {
+static void expect_error(const char *text, sluice_err code, const char *message)
+{
     sluice_config *c = (sluice_config *)0x1;
     char err[2048];
     sluice_err r = load(text, NULL, &c, err, sizeof err);
@@ -173,64 +182,77 @@ static void expect_error(const char *text, sluice_err code, const char *message)
 
 #define POOL0 "pools:\n  - name: push\n    workers: 10\n    queue_capacity: 100\n"
 
-static void test_validation_messages(void **state) {
+static void test_validation_messages(void **state)
+{
     (void)state;
     expect_error(POOL0 "  - name: sms\n    workers: 0\n    queue_capacity: 10\n", SLUICE_EINVAL,
                  "sluice.yaml:6:14: pools[1].workers: must be > 0, got 0");
     expect_error(POOL0 "  - name: sms\n    workers: -3\n    queue_capacity: 10\n", SLUICE_EINVAL,
                  "sluice.yaml:6:14: pools[1].workers: must be > 0, got -3");
-    expect_error(POOL0 "    wrokers: 5\n", SLUICE_EINVAL,
-                 "sluice.yaml:5:5: pools[0].wrokers: unknown key (known: name, workers, rationale, min_workers, "
-                 "queue_capacity, overflow, submit_timeout, idle_expiry, drain_timeout, prewarm, fault_policy, "
-                 "histogram_buckets, timing_sample_every, timing, stack_size, kind, downstream, caller_deadline, "
-                 "alert_slow_task_p99, alert_submit_wait_p99, demo_latency_p50, demo_latency_p99, demo_weight)");
+    expect_error(
+        POOL0 "    wrokers: 5\n", SLUICE_EINVAL,
+        "sluice.yaml:5:5: pools[0].wrokers: unknown key (known: name, workers, rationale, min_workers, "
+        "queue_capacity, overflow, submit_timeout, idle_expiry, drain_timeout, prewarm, fault_policy, "
+        "histogram_buckets, timing_sample_every, timing, stack_size, kind, downstream, caller_deadline, "
+        "alert_slow_task_p99, alert_submit_wait_p99, demo_latency_p50, demo_latency_p99, demo_weight)");
     expect_error(POOL0 "    workers: 11\n", SLUICE_EINVAL,
                  "sluice.yaml:5:5: pools[0].workers: duplicate key (first at line 3)");
     expect_error(POOL0 "  - name: push\n    workers: 1\n    queue_capacity: 1\n", SLUICE_EINVAL,
                  "sluice.yaml:5:11: pools[1].name: duplicate pool name \"push\" (also pools[0])");
-    expect_error(POOL0 "  - name: PUSH\n    workers: 1\n    queue_capacity: 1\n", SLUICE_EINVAL,
-                 "sluice.yaml:5:11: pools[1].name: \"PUSH\" and pools[0] \"push\" share the environment prefix "
-                 "SLUICE_POOL_PUSH_; rename one");
-    expect_error("pools:\n  - name: push\n    workers: 10\n    queue_capacity: unbounded\n", SLUICE_EINVAL,
-                 "sluice.yaml:4:21: pools[0].queue_capacity: must be > 0 (there is no unbounded queue; a queue "
-                 "without a bound turns a burst into an out-of-memory kill), got unbounded");
-    expect_error("pools:\n  - name: push\n    workers: 10\n    queue_capacity: 0\n", SLUICE_EINVAL,
-                 "sluice.yaml:4:21: pools[0].queue_capacity: must be > 0 (there is no unbounded queue), got 0");
+    expect_error(
+        POOL0 "  - name: PUSH\n    workers: 1\n    queue_capacity: 1\n", SLUICE_EINVAL,
+        "sluice.yaml:5:11: pools[1].name: \"PUSH\" and pools[0] \"push\" share the environment prefix "
+        "SLUICE_POOL_PUSH_; rename one");
+    expect_error(
+        "pools:\n  - name: push\n    workers: 10\n    queue_capacity: unbounded\n", SLUICE_EINVAL,
+        "sluice.yaml:4:21: pools[0].queue_capacity: must be > 0 (there is no unbounded queue; a queue "
+        "without a bound turns a burst into an out-of-memory kill), got unbounded");
+    expect_error(
+        "pools:\n  - name: push\n    workers: 10\n    queue_capacity: 0\n", SLUICE_EINVAL,
+        "sluice.yaml:4:21: pools[0].queue_capacity: must be > 0 (there is no unbounded queue), got 0");
     expect_error("pools:\n  - name: push\n    workers: 10\n", SLUICE_EINVAL,
                  "sluice.yaml:2:5: pools[0].queue_capacity: required (there is no unbounded queue)");
-    expect_error(POOL0 "    submit_timeout: 250\n", SLUICE_EINVAL,
-                 "sluice.yaml:5:21: pools[0].submit_timeout: not a duration (a number with a unit: ns, us, ms, s, "
-                 "m, h; for example 250ms), got \"250\"");
-    expect_error(POOL0 "    overflow: spill\n", SLUICE_EINVAL,
-                 "sluice.yaml:5:15: pools[0].overflow: must be one of block, reject, caller_runs, drop_oldest, got "
-                 "\"spill\"");
+    expect_error(
+        POOL0 "    submit_timeout: 250\n", SLUICE_EINVAL,
+        "sluice.yaml:5:21: pools[0].submit_timeout: not a duration (a number with a unit: ns, us, ms, s, "
+        "m, h; for example 250ms), got \"250\"");
+    expect_error(
+        POOL0 "    overflow: spill\n", SLUICE_EINVAL,
+        "sluice.yaml:5:15: pools[0].overflow: must be one of block, reject, caller_runs, drop_oldest, got "
+        "\"spill\"");
     expect_error(POOL0 "    min_workers: 11\n", SLUICE_EINVAL,
                  "sluice.yaml:5:18: pools[0].min_workers: must be <= workers (10), got 11");
-    expect_error(POOL0 "    histogram_buckets: [0.1, 0.05]\n", SLUICE_EINVAL,
-                 "sluice.yaml:5:24: pools[0].histogram_buckets[1]: must be greater than the bound before it (0.1), "
-                 "got 0.05");
-    expect_error(POOL0 "    name2: x\n    prewarm: maybe\n", SLUICE_EINVAL,
-                 "sluice.yaml:5:5: pools[0].name2: unknown key (known: name, workers, rationale, min_workers, "
-                 "queue_capacity, overflow, submit_timeout, idle_expiry, drain_timeout, prewarm, fault_policy, "
-                 "histogram_buckets, timing_sample_every, timing, stack_size, kind, downstream, caller_deadline, "
-                 "alert_slow_task_p99, alert_submit_wait_p99, demo_latency_p50, demo_latency_p99, demo_weight)\n"
-                 "sluice.yaml:6:14: pools[0].prewarm: not a boolean (true or false), got \"maybe\"");
-    expect_error("service:\n  listen: nowhere\n" POOL0, SLUICE_EINVAL,
-                 "sluice.yaml:2:11: service.listen: must be host:port with a port in 0..65535, got \"nowhere\"");
-    expect_error("servcie:\n  name: x\n" POOL0, SLUICE_EINVAL,
-                 "sluice.yaml:1:1: servcie: unknown top-level key (known: service, pools, downstream_budget)");
+    expect_error(
+        POOL0 "    histogram_buckets: [0.1, 0.05]\n", SLUICE_EINVAL,
+        "sluice.yaml:5:24: pools[0].histogram_buckets[1]: must be greater than the bound before it (0.1), "
+        "got 0.05");
+    expect_error(
+        POOL0 "    name2: x\n    prewarm: maybe\n", SLUICE_EINVAL,
+        "sluice.yaml:5:5: pools[0].name2: unknown key (known: name, workers, rationale, min_workers, "
+        "queue_capacity, overflow, submit_timeout, idle_expiry, drain_timeout, prewarm, fault_policy, "
+        "histogram_buckets, timing_sample_every, timing, stack_size, kind, downstream, caller_deadline, "
+        "alert_slow_task_p99, alert_submit_wait_p99, demo_latency_p50, demo_latency_p99, demo_weight)\n"
+        "sluice.yaml:6:14: pools[0].prewarm: not a boolean (true or false), got \"maybe\"");
+    expect_error(
+        "service:\n  listen: nowhere\n" POOL0, SLUICE_EINVAL,
+        "sluice.yaml:2:11: service.listen: must be host:port with a port in 0..65535, got \"nowhere\"");
+    expect_error(
+        "servcie:\n  name: x\n" POOL0, SLUICE_EINVAL,
+        "sluice.yaml:1:1: servcie: unknown top-level key (known: service, pools, downstream_budget)");
     expect_error("pools:\n  - name: push\n    workers: [1, 2]\n    queue_capacity: 1\n", SLUICE_EINVAL,
                  "sluice.yaml:3:14: pools[0].workers: must be a single value, got a list");
     expect_error("pools: {}\n", SLUICE_EINVAL,
                  "sluice.yaml:1:8: pools: must be a list of pools (\"- name: ...\" items), got a mapping");
     expect_error("", SLUICE_EINVAL, "sluice.yaml: the file is empty: it needs at least a pools: list");
     expect_error("service:\n  name: x\n", SLUICE_EINVAL, "sluice.yaml: pools: at least one pool is required");
-    expect_error("pools:\n  - name: [push\n", SLUICE_EPARSE,
-                 "sluice.yaml:3:1: not valid YAML: did not find expected ',' or ']' while parsing a flow sequence");
+    expect_error(
+        "pools:\n  - name: [push\n", SLUICE_EPARSE,
+        "sluice.yaml:3:1: not valid YAML: did not find expected ',' or ']' while parsing a flow sequence");
     expect_error(POOL0 "---\n" POOL0, SLUICE_EINVAL,
                  "sluice.yaml:6:1: a second YAML document: the file must hold exactly one");
-    expect_error("pools:\n  - name: \"bad name\"\n    workers: 1\n    queue_capacity: 1\n", SLUICE_EINVAL,
-                 "sluice.yaml:2:11: pools[0].name: must be 1..48 characters of [A-Za-z0-9_.:-], got \"bad name\"");
+    expect_error(
+        "pools:\n  - name: \"bad name\"\n    workers: 1\n    queue_capacity: 1\n", SLUICE_EINVAL,
+        "sluice.yaml:2:11: pools[0].name: must be 1..48 characters of [A-Za-z0-9_.:-], got \"bad name\"");
     expect_error("pools:\n  - name: p\n    workers: 1\n    queue_capacity: 1\n    overflow: reject\n"
                  "    submit_timeout: 1s\n",
                  SLUICE_EINVAL,
@@ -238,11 +260,13 @@ static void test_validation_messages(void **state) {
                  "reject); remove it");
 }
 
-static void test_file_errors(void **state) {
+static void test_file_errors(void **state)
+{
     (void)state;
     sluice_config *c = NULL;
     char err[512];
-    assert_int_equal(sluice_config_load_file("/nonexistent/sluice.yaml", &NO_ENV, &c, err, sizeof err), SLUICE_EIO);
+    assert_int_equal(sluice_config_load_file("/nonexistent/sluice.yaml", &NO_ENV, &c, err, sizeof err),
+                     SLUICE_EIO);
     assert_string_equal(err, "/nonexistent/sluice.yaml: cannot open: No such file or directory");
     assert_null(c);
     char path[] = "/tmp/sluice-test-XXXXXX";
@@ -258,11 +282,16 @@ static void test_file_errors(void **state) {
     unlink(path);
 }
 
-static void test_env_overrides(void **state) {
+static void test_env_overrides(void **state)
+{
     (void)state;
-    const char *env[] = {"PATH=/bin", "SLUICE_POOL_PUSH_WORKERS=200", "SLUICE_POOL_SMS_IDLE_EXPIRY=1s",
-                         "SLUICE_POOL_SMS_HISTOGRAM_BUCKETS=0.01, 0.1,1s", "SLUICE_SERVICE_LISTEN=0.0.0.0:1234",
-                         "SLUICE_STRESS_SCALE=3", NULL};
+    const char *env[] = {"PATH=/bin",
+                         "SLUICE_POOL_PUSH_WORKERS=200",
+                         "SLUICE_POOL_SMS_IDLE_EXPIRY=1s",
+                         "SLUICE_POOL_SMS_HISTOGRAM_BUCKETS=0.01, 0.1,1s",
+                         "SLUICE_SERVICE_LISTEN=0.0.0.0:1234",
+                         "SLUICE_STRESS_SCALE=3",
+                         NULL};
     sluice_config_load_opts o = {.envp = env};
     sluice_config *c = NULL;
     char err[2048];
@@ -282,25 +311,29 @@ static void test_env_overrides(void **state) {
     c = (sluice_config *)0x1;
     assert_int_equal(load(GOOD, &o, &c, err, sizeof err), SLUICE_EINVAL);
     assert_string_equal(err, "env SLUICE_POOL_PUSH_WORKERS: pools[0].workers: must be > 0, got 0");
-    const char *typo[] = {"SLUICE_POOL_PUSH_WORKRES=5", "SLUICE_POOL_EMAIL_WORKERS=5", "SLUICE_POOL_SMS_WORKERS=lots",
-                          "SLUICE_SERVICE_PORT=1", NULL};
+    const char *typo[] = {"SLUICE_POOL_PUSH_WORKRES=5", "SLUICE_POOL_EMAIL_WORKERS=5",
+                          "SLUICE_POOL_SMS_WORKERS=lots", "SLUICE_SERVICE_PORT=1", NULL};
     o.envp = typo;
     assert_int_equal(load(GOOD, &o, &c, err, sizeof err), SLUICE_EINVAL);
     assert_string_equal(
-        err,
-        "env SLUICE_POOL_PUSH_WORKRES: SLUICE_POOL_PUSH_WORKRES: unknown pool key (known: workers, rationale, "
-        "min_workers, queue_capacity, overflow, submit_timeout, idle_expiry, drain_timeout, prewarm, fault_policy, "
-        "histogram_buckets, timing_sample_every, timing, stack_size, kind, downstream, caller_deadline, "
-        "alert_slow_task_p99, alert_submit_wait_p99, demo_latency_p50, demo_latency_p99, demo_weight, upper-cased)\n"
-        "env SLUICE_POOL_EMAIL_WORKERS: SLUICE_POOL_EMAIL_WORKERS: names no pool in sluice.yaml "
-        "(SLUICE_POOL_<NAME>_<KEY>, NAME upper-cased)\n"
-        "env SLUICE_POOL_SMS_WORKERS: pools[1].workers: not an integer in 0..4294967295, got \"lots\"\n"
-        "env SLUICE_SERVICE_PORT: service.port: unknown key (known: name, listen, drain_budget, shutdown_grace, "
-        "orchestrator_grace, runbook_base_url)");
+        err, "env SLUICE_POOL_PUSH_WORKRES: SLUICE_POOL_PUSH_WORKRES: unknown pool key (known: workers, "
+             "rationale, "
+             "min_workers, queue_capacity, overflow, submit_timeout, idle_expiry, drain_timeout, prewarm, "
+             "fault_policy, "
+             "histogram_buckets, timing_sample_every, timing, stack_size, kind, downstream, caller_deadline, "
+             "alert_slow_task_p99, alert_submit_wait_p99, demo_latency_p50, demo_latency_p99, demo_weight, "
+             "upper-cased)\n"
+             "env SLUICE_POOL_EMAIL_WORKERS: SLUICE_POOL_EMAIL_WORKERS: names no pool in sluice.yaml "
+             "(SLUICE_POOL_<NAME>_<KEY>, NAME upper-cased)\n"
+             "env SLUICE_POOL_SMS_WORKERS: pools[1].workers: not an integer in 0..4294967295, got \"lots\"\n"
+             "env SLUICE_SERVICE_PORT: service.port: unknown key (known: name, listen, drain_budget, "
+             "shutdown_grace, "
+             "orchestrator_grace, runbook_base_url)");
     assert_ptr_equal(c, (sluice_config *)0x1);
 }
 
-static char *write_to_string(const sluice_config *c) {
+static char *write_to_string(const sluice_config *c)
+{
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -310,7 +343,8 @@ static char *write_to_string(const sluice_config *c) {
     return buf;
 }
 
-static void test_write_round_trip(void **state) {
+static void test_write_round_trip(void **state)
+{
     (void)state;
     sluice_config *c = NULL, *c2 = NULL;
     char err[2048];
@@ -335,7 +369,8 @@ typedef struct log_buf {
     size_t len;
 } log_buf;
 
-static void log_line(void *user, const char *line) {
+static void log_line(void *user, const char *line)
+{
     log_buf *lb = user;
     int n = snprintf(lb->text + lb->len, sizeof lb->text - lb->len, "%s\n", line);
     if (n > 0 && (size_t)n < sizeof lb->text - lb->len) {
@@ -343,11 +378,13 @@ static void log_line(void *user, const char *line) {
     }
 }
 
-static const char RELOAD_A[] = "pools:\n"
-                               "  - name: push\n    workers: 4\n    queue_capacity: 16\n    submit_timeout: 1s\n"
-                               "  - name: sms\n    workers: 2\n    min_workers: 2\n    queue_capacity: 8\n";
+static const char RELOAD_A[] =
+    "pools:\n"
+    "  - name: push\n    workers: 4\n    queue_capacity: 16\n    submit_timeout: 1s\n"
+    "  - name: sms\n    workers: 2\n    min_workers: 2\n    queue_capacity: 8\n";
 
-static void test_apply_live(void **state) {
+static void test_apply_live(void **state)
+{
     (void)state;
     sluice_config *cur = NULL, *next = NULL;
     char err[2048];
@@ -369,12 +406,13 @@ static void test_apply_live(void **state) {
     sluice_config *before = cur;
     assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_OK);
     assert_ptr_not_equal(cur, before); /* replaced */
-    assert_string_equal(lb.text, "pool push: workers 4 -> 9 (applied)\n"
-                                 "pool push: submit_timeout 1s -> 100ms (applied)\n"
-                                 "pool push: declarations (rationale, kind, downstream, alerts, demo) updated\n"
-                                 "pool push: queue_capacity 16 -> 32 not applied: needs a restart\n"
-                                 "pool sms: workers 2 -> 3 (applied)\n"
-                                 "pool email: new in the file; not applied: adding a pool needs a restart\n");
+    assert_string_equal(lb.text,
+                        "pool push: workers 4 -> 9 (applied)\n"
+                        "pool push: submit_timeout 1s -> 100ms (applied)\n"
+                        "pool push: declarations (rationale, kind, downstream, alerts, demo) updated\n"
+                        "pool push: queue_capacity 16 -> 32 not applied: needs a restart\n"
+                        "pool sms: workers 2 -> 3 (applied)\n"
+                        "pool email: new in the file; not applied: adding a pool needs a restart\n");
     assert_int_equal(cur->pool_count, 2);
     assert_int_equal(cur->pools[0].workers, 9);
     assert_int_equal(cur->pools[0].queue_capacity, 16); /* the running value */
@@ -399,8 +437,9 @@ static void test_apply_live(void **state) {
     before = cur;
     assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_EINVAL);
     assert_ptr_equal(cur, before);
-    assert_string_equal(err, "sluice.yaml:7:14: pool sms: workers 1 cannot be applied: the running min_workers is 2 "
-                             "(a min_workers change needs a restart)");
+    assert_string_equal(
+        err, "sluice.yaml:7:14: pool sms: workers 1 cannot be applied: the running min_workers is 2 "
+             "(a min_workers change needs a restart)");
     sluice_pool_stats_get(pools[0], &st);
     assert_int_equal(st.capacity, 9);
     assert_int_equal(cur->pools[0].workers, 9);
@@ -411,7 +450,8 @@ static void test_apply_live(void **state) {
     sluice_config_free(cur);
 }
 
-static void test_reload_file(void **state) {
+static void test_reload_file(void **state)
+{
     (void)state;
     char path[] = "/tmp/sluice-reload-XXXXXX";
     int fd = mkstemp(path);
@@ -428,13 +468,15 @@ static void test_reload_file(void **state) {
     fclose(f);
     log_buf lb = {.len = 0};
     sluice_config *before = cur;
-    assert_int_equal(sluice_config_reload(&cur, path, &NO_ENV, NULL, log_line, &lb, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(sluice_config_reload(&cur, path, &NO_ENV, NULL, log_line, &lb, err, sizeof err),
+                     SLUICE_EINVAL);
     assert_ptr_equal(cur, before);
     assert_int_equal(cur->pools[0].workers, 4);
     char want[512];
     snprintf(want, sizeof want, "%s:3:14: pools[0].workers: must be > 0, got 0", path);
     assert_string_equal(err, want);
-    snprintf(want, sizeof want, "reload refused, running config unchanged: %s:3:14: pools[0].workers: must be > 0, got 0\n",
+    snprintf(want, sizeof want,
+             "reload refused, running config unchanged: %s:3:14: pools[0].workers: must be > 0, got 0\n",
              path);
     assert_string_equal(lb.text, want);
     /* A good one: applied (no pools bound: only the config moves). */
@@ -444,23 +486,26 @@ static void test_reload_file(void **state) {
     fclose(f);
     lb.len = 0;
     lb.text[0] = '\0';
-    assert_int_equal(sluice_config_reload(&cur, path, &NO_ENV, NULL, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_config_reload(&cur, path, &NO_ENV, NULL, log_line, &lb, err, sizeof err),
+                     SLUICE_OK);
     assert_string_equal(lb.text, "pool sms: idle_expiry 0s -> 30s (applied)\n");
     assert_int_equal(cur->pools[1].idle_expiry_ns, 30 * SLUICE_NS_PER_SEC);
     lb.len = 0;
     lb.text[0] = '\0';
-    assert_int_equal(sluice_config_reload(&cur, path, &NO_ENV, NULL, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_config_reload(&cur, path, &NO_ENV, NULL, log_line, &lb, err, sizeof err),
+                     SLUICE_OK);
     assert_string_equal(lb.text, "reload: no change\n");
     sluice_config_free(cur);
     unlink(path);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_file),         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_good_file),           cmocka_unit_test(test_durations),
         cmocka_unit_test(test_validation_messages), cmocka_unit_test(test_file_errors),
-        cmocka_unit_test(test_env_overrides),     cmocka_unit_test(test_write_round_trip),
-        cmocka_unit_test(test_apply_live),        cmocka_unit_test(test_reload_file),
+        cmocka_unit_test(test_env_overrides),       cmocka_unit_test(test_write_round_trip),
+        cmocka_unit_test(test_apply_live),          cmocka_unit_test(test_reload_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,14 +33,15 @@ typedef struct trace {
     int forced;
     atomic_bool ready;
     atomic_uint_fast64_t abandoned;
-    struct gate *gate; /* opened when producers stop */
+    struct gate *gate;         /* opened when producers stop */
     const sluice_clock *clock; /* read when producers stop */
     uint64_t stopped_at;
 } trace;
 
 static void gate_open(struct gate *g);
 
-static void step(trace *t, char c) {
+static void step(trace *t, char c)
+{
     pthread_mutex_lock(&t->mu);
     size_t n = strlen(t->steps);
     if (n + 1 < sizeof t->steps) {
@@ -51,13 +52,15 @@ static void step(trace *t, char c) {
     pthread_mutex_unlock(&t->mu);
 }
 
-static void on_ready(void *user, bool ready) {
+static void on_ready(void *user, bool ready)
+{
     trace *t = user;
     atomic_store(&t->ready, ready);
     step(t, ready ? 'R' : 'r');
 }
 
-static void on_stop(void *user) {
+static void on_stop(void *user)
+{
     trace *t = user;
     /* Readiness must already be off when producers are stopped. */
     assert_false(atomic_load(&t->ready));
@@ -70,7 +73,8 @@ static void on_stop(void *user) {
     }
 }
 
-static void on_reload(void *user) {
+static void on_reload(void *user)
+{
     trace *t = user;
     pthread_mutex_lock(&t->mu);
     t->reloads++;
@@ -78,7 +82,8 @@ static void on_reload(void *user) {
     pthread_mutex_unlock(&t->mu);
 }
 
-static void on_force(void *user, int signo) {
+static void on_force(void *user, int signo)
+{
     trace *t = user;
     pthread_mutex_lock(&t->mu);
     t->forced = signo;
@@ -86,17 +91,20 @@ static void on_force(void *user, int signo) {
     pthread_mutex_unlock(&t->mu);
 }
 
-static void quiet(void *user, const char *line) {
+static void quiet(void *user, const char *line)
+{
     (void)user;
     (void)line;
 }
 
-static void on_abandon(const sluice_abandoned *task, void *user) {
+static void on_abandon(const sluice_abandoned *task, void *user)
+{
     trace *t = user;
     atomic_fetch_add(&t->abandoned, 1);
 }
 
-static void trace_init(trace *t) {
+static void trace_init(trace *t)
+{
     memset(t, 0, sizeof *t);
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
@@ -112,14 +120,16 @@ struct gate {
 };
 typedef struct gate gate;
 
-static void gate_open(struct gate *g) {
+static void gate_open(struct gate *g)
+{
     pthread_mutex_lock(&g->mu);
     g->open = true;
     pthread_cond_broadcast(&g->cv);
     pthread_mutex_unlock(&g->mu);
 }
 
-static int gated_task(void *arg) {
+static int gated_task(void *arg)
+{
     gate *g = arg;
     pthread_mutex_lock(&g->mu);
     while (!g->open && !sluice_task_should_stop()) {
@@ -137,7 +147,8 @@ static int gated_task(void *arg) {
     return 0;
 }
 
-static sluice_pool *make_pool(const char *name, trace *t, unsigned k, size_t q) {
+static sluice_pool *make_pool(const char *name, trace *t, unsigned k, size_t q)
+{
     sluice_pool_config pc;
     sluice_pool_config_init(&pc);
     pc.name = name;
@@ -153,7 +164,8 @@ static sluice_pool *make_pool(const char *name, trace *t, unsigned k, size_t q) 
 
 /* SIGTERM: readiness off, then producers stopped, then every queued task
  * runs (generous budget), and submitted == completed. */
-static void test_sigterm_drains_everything(void **state) {
+static void test_sigterm_drains_everything(void **state)
+{
     (void)state;
     trace t;
     trace_init(&t);
@@ -221,7 +233,8 @@ typedef struct stuck_ctx {
  * abandon handler), running ones see should_stop; nothing is lost:
  * submitted = completed + abandoned. A second signal during the drain
  * reaches on_force_exit. */
-static void test_budget_and_second_signal(void **state) {
+static void test_budget_and_second_signal(void **state)
+{
     (void)state;
     trace t;
     trace_init(&t);
@@ -268,7 +281,6 @@ static void test_budget_and_second_signal(void **state) {
      * worker had already claimed in a batch are handed back by that worker
      * (same counter, same handler), so the report may show fewer. */
     assert_true(rep.handed_back <= atomic_load(&t.abandoned));
-
 }
 
 typedef struct waiter {
@@ -276,7 +288,8 @@ typedef struct waiter {
     sluice_err result;
 } waiter;
 
-static void *wait_main(void *arg) {
+static void *wait_main(void *arg)
+{
     waiter *w = arg;
     w->result = sluice_lifecycle_wait(w->lc, NULL);
     return NULL;
@@ -284,7 +297,8 @@ static void *wait_main(void *arg) {
 
 /* The grace period is measured on the injected clock: producers are not
  * stopped before it has passed, however fast real time goes. */
-static void test_grace_on_injected_clock(void **state) {
+static void test_grace_on_injected_clock(void **state)
+{
     (void)state;
     trace t;
     trace_init(&t);
@@ -330,7 +344,8 @@ static void test_grace_on_injected_clock(void **state) {
     sluice_lifecycle_destroy(lc);
 }
 
-int main(void) {
+int main(void)
+{
     /* As a service does: block before any thread exists. */
     assert_int_equal(sluice_lifecycle_block_signals(), SLUICE_OK);
     const struct CMUnitTest tests[] = {

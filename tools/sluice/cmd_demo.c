@@ -108,49 +108,50 @@ static const char BUILTIN_CONFIG[] =
     "    shares:\n"
     "      notifications: 200\n";
 
-static void help(FILE *out) {
-    fprintf(out,
-            "usage: sluice demo [flags]\n"
-            "\n"
-            "Run the reference service: a notifications dispatcher with one pool per\n"
-            "destination (push K=1000, sms K=100, email K=200: each destination's\n"
-            "concurrency limit), blocking backpressure and simulated downstreams. Serves\n"
-            "/metrics, /health/live, /health/ready, /health/pools, /debug/pools. On\n"
-            "Ctrl-C, SIGTERM or the end of --duration it drains and prints the\n"
-            "reconciliation; it exits 0 only when every accepted task is accounted for.\n"
-            "SIGHUP reloads --config FILE (K, timeouts and sampling change live).\n"
-            "\n"
-            "Flags:\n"
-            "  --rate N            notifications per second, all pools (default 200)\n"
-            "  --duration D        run for D (30s, 5m), then drain as on SIGTERM\n"
-            "                      (default: until Ctrl-C or SIGTERM)\n"
-            "  --config FILE       use FILE instead of the built-in config\n"
-            "  --print-config      print the config in force (after env overrides), exit\n"
-            "  --listen ADDR       admin address host:port (default: service.listen,\n"
-            "                      127.0.0.1:9464; port 0 picks a free one)\n"
-            "  --panic-rate P      fraction of tasks that panic, 0..1 (default 0)\n"
-            "  --error-rate P      fraction of tasks that fail, 0..1 (default 0)\n"
-            "  --slowdown POOL@T[+D][xF]\n"
-            "                      from T after the start (for D, default: to the end),\n"
-            "                      POOL's downstream is F times slower (default 10);\n"
-            "                      for example --slowdown email@10s+20sx5\n"
-            "  --stall POOL@T[+D]  from T (for D), POOL's downstream stops answering;\n"
-            "                      for example --stall sms@15s\n"
-            "  --seed N            random seed (default: fixed, 1)\n"
-            "  --view MODE         auto (default), tty (redrawn screen), plain (a line\n"
-            "                      per second), none\n"
-            "  --log-format F      pool event lines (resize, drain, expiry): logfmt\n"
-            "                      (default) or json\n"
-            "  -h, --help          this text\n"
-            "\n"
-            "Environment: SLUICE_POOL_<NAME>_<KEY>=value overrides a pool's key, for\n"
-            "example SLUICE_POOL_SMS_WORKERS=20 (docs/config.md).\n"
-            "Exit status: 0 balanced; 1 not balanced, or a runtime failure (port in use);\n"
-            "2 bad flag, value or config.\n");
+static void help(FILE *out)
+{
+    fprintf(out, "usage: sluice demo [flags]\n"
+                 "\n"
+                 "Run the reference service: a notifications dispatcher with one pool per\n"
+                 "destination (push K=1000, sms K=100, email K=200: each destination's\n"
+                 "concurrency limit), blocking backpressure and simulated downstreams. Serves\n"
+                 "/metrics, /health/live, /health/ready, /health/pools, /debug/pools. On\n"
+                 "Ctrl-C, SIGTERM or the end of --duration it drains and prints the\n"
+                 "reconciliation; it exits 0 only when every accepted task is accounted for.\n"
+                 "SIGHUP reloads --config FILE (K, timeouts and sampling change live).\n"
+                 "\n"
+                 "Flags:\n"
+                 "  --rate N            notifications per second, all pools (default 200)\n"
+                 "  --duration D        run for D (30s, 5m), then drain as on SIGTERM\n"
+                 "                      (default: until Ctrl-C or SIGTERM)\n"
+                 "  --config FILE       use FILE instead of the built-in config\n"
+                 "  --print-config      print the config in force (after env overrides), exit\n"
+                 "  --listen ADDR       admin address host:port (default: service.listen,\n"
+                 "                      127.0.0.1:9464; port 0 picks a free one)\n"
+                 "  --panic-rate P      fraction of tasks that panic, 0..1 (default 0)\n"
+                 "  --error-rate P      fraction of tasks that fail, 0..1 (default 0)\n"
+                 "  --slowdown POOL@T[+D][xF]\n"
+                 "                      from T after the start (for D, default: to the end),\n"
+                 "                      POOL's downstream is F times slower (default 10);\n"
+                 "                      for example --slowdown email@10s+20sx5\n"
+                 "  --stall POOL@T[+D]  from T (for D), POOL's downstream stops answering;\n"
+                 "                      for example --stall sms@15s\n"
+                 "  --seed N            random seed (default: fixed, 1)\n"
+                 "  --view MODE         auto (default), tty (redrawn screen), plain (a line\n"
+                 "                      per second), none\n"
+                 "  --log-format F      pool event lines (resize, drain, expiry): logfmt\n"
+                 "                      (default) or json\n"
+                 "  -h, --help          this text\n"
+                 "\n"
+                 "Environment: SLUICE_POOL_<NAME>_<KEY>=value overrides a pool's key, for\n"
+                 "example SLUICE_POOL_SMS_WORKERS=20 (docs/config.md).\n"
+                 "Exit status: 0 balanced; 1 not balanced, or a runtime failure (port in use);\n"
+                 "2 bad flag, value or config.\n");
 }
 
 static int usage_error(const char *fmt, ...) SLUICE_PRINTF(1, 2);
-static int usage_error(const char *fmt, ...) {
+static int usage_error(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "sluice demo: ");
@@ -160,7 +161,8 @@ static int usage_error(const char *fmt, ...) {
     return SLUICE_EXIT_USAGE;
 }
 
-static bool parse_fraction(const char *s, double *out) {
+static bool parse_fraction(const char *s, double *out)
+{
     char *end;
     errno = 0;
     double v = strtod(s, &end);
@@ -172,7 +174,8 @@ static bool parse_fraction(const char *s, double *out) {
 }
 
 /* A duration that ends at one of `stops`; advances *s past it. */
-static bool take_duration(const char **s, const char *stops, uint64_t *out) {
+static bool take_duration(const char **s, const char *stops, uint64_t *out)
+{
     char buf[32];
     size_t n = strcspn(*s, stops);
     if (n == 0 || n >= sizeof buf) {
@@ -188,7 +191,8 @@ static bool take_duration(const char **s, const char *stops, uint64_t *out) {
 }
 
 /* POOL@T[+D][xF] (slowdown) or POOL@T[+D] (stall). */
-static bool parse_fault(const char *arg, bool stall, demo_fault *f) {
+static bool parse_fault(const char *arg, bool stall, demo_fault *f)
+{
     memset(f, 0, sizeof *f);
     f->stall = stall;
     f->factor = stall ? 0 : 10;
@@ -235,7 +239,8 @@ enum {
 };
 
 /* Returns -1 to go on, else an exit status. */
-static int parse_flags(int argc, char **argv, demo_opts *o) {
+static int parse_flags(int argc, char **argv, demo_opts *o)
+{
     static const struct option longopts[] = {
         {"rate", required_argument, NULL, OPT_RATE},
         {"duration", required_argument, NULL, OPT_DURATION},
@@ -272,13 +277,15 @@ static int parse_flags(int argc, char **argv, demo_opts *o) {
             errno = 0;
             o->rate = strtod(optarg, &end);
             if (errno || end == optarg || *end || !(o->rate > 0 && o->rate <= 1e6)) {
-                return usage_error("--rate: must be a number of notifications per second in (0, 1000000], got \"%s\"",
-                                   optarg);
+                return usage_error(
+                    "--rate: must be a number of notifications per second in (0, 1000000], got \"%s\"",
+                    optarg);
             }
             break;
         case OPT_DURATION:
             if (sluice_config_parse_duration(optarg, &o->duration_ns) != SLUICE_OK || o->duration_ns == 0) {
-                return usage_error("--duration: must be a duration > 0 such as 30s or 5m, got \"%s\"", optarg);
+                return usage_error("--duration: must be a duration > 0 such as 30s or 5m, got \"%s\"",
+                                   optarg);
             }
             break;
         case OPT_CONFIG:
@@ -310,7 +317,8 @@ static int parse_flags(int argc, char **argv, demo_opts *o) {
             }
             if (!parse_fault(optarg, c == OPT_STALL, &o->faults[o->fault_count])) {
                 if (c == OPT_STALL) {
-                    return usage_error("--stall: must be POOL@T[+D], for example sms@15s, got \"%s\"", optarg);
+                    return usage_error("--stall: must be POOL@T[+D], for example sms@15s, got \"%s\"",
+                                       optarg);
                 }
                 return usage_error("--slowdown: must be POOL@T[+D][xF], for example email@10sx5, got \"%s\"",
                                    optarg);
@@ -359,27 +367,32 @@ static int parse_flags(int argc, char **argv, demo_opts *o) {
 
 /* ---- lifecycle callbacks -------------------------------------------- */
 
-static void on_ready(void *user, bool ready) {
+static void on_ready(void *user, bool ready)
+{
     demo *d = user;
     atomic_store(&d->ready, ready);
     demo_admin_set_ready(d, ready);
 }
 
-static void on_stop_producers(void *user) {
+static void on_stop_producers(void *user)
+{
     demo *d = user;
     atomic_store(&d->stop_producers, true);
 }
 
-static void on_log(void *user, const char *line) {
+static void on_log(void *user, const char *line)
+{
     demo_log(user, "%s", line);
 }
 
-static void log_sink(void *user, sluice_log_level level, const char *line, size_t len) {
+static void log_sink(void *user, sluice_log_level level, const char *line, size_t len)
+{
     (void)level;
     demo_log(user, "%.*s", (int)len, line);
 }
 
-static void on_reload(void *user) {
+static void on_reload(void *user)
+{
     demo *d = user;
     if (!d->opts.config_path) {
         demo_log(d, "SIGHUP: running the built-in config; nothing to reload (use --config FILE)");
@@ -391,7 +404,8 @@ static void on_reload(void *user) {
     }
     char err[2048];
     pthread_mutex_lock(&d->config_mu);
-    sluice_err r = sluice_config_reload(&d->config, d->opts.config_path, NULL, pools, on_log, d, err, sizeof err);
+    sluice_err r =
+        sluice_config_reload(&d->config, d->opts.config_path, NULL, pools, on_log, d, err, sizeof err);
     if (r == SLUICE_OK) {
         sluice_lifecycle_set_budget(d->lifecycle, d->config->service.shutdown_grace_ns,
                                     d->config->service.drain_budget_ns);
@@ -410,7 +424,8 @@ static void on_reload(void *user) {
 
 /* ---- the command ---------------------------------------------------- */
 
-static void destroy_pools(demo *d) {
+static void destroy_pools(demo *d)
+{
     for (size_t i = 0; i < d->pool_count; i++) {
         sluice_pool_destroy(d->pools[i].pool);
         d->pools[i].pool = NULL;
@@ -419,7 +434,8 @@ static void destroy_pools(demo *d) {
 
 /* Wait (bounded) until no task runs: the drain returns at its deadline
  * without waiting for tasks that were told to stop. */
-static void wait_quiescent(demo *d, uint64_t limit_ns) {
+static void wait_quiescent(demo *d, uint64_t limit_ns)
+{
     uint64_t until = sluice_clock_now(NULL) + limit_ns;
     for (size_t i = 0; i < d->pool_count; i++) {
         for (;;) {
@@ -434,7 +450,8 @@ static void wait_quiescent(demo *d, uint64_t limit_ns) {
     }
 }
 
-int sluice_cmd_demo(int argc, char **argv) {
+int sluice_cmd_demo(int argc, char **argv)
+{
     /* 1. Before any thread: the lifecycle's signal thread takes them. */
     if (sluice_lifecycle_block_signals() != SLUICE_OK) {
         fprintf(stderr, "sluice demo: cannot block signals: %s\n", strerror(errno));
@@ -453,11 +470,12 @@ int sluice_cmd_demo(int argc, char **argv) {
     if (d.opts.config_path) {
         r = sluice_config_load_file(d.opts.config_path, NULL, &d.config, err, sizeof err);
     } else {
-        r = sluice_config_load_string(BUILTIN_CONFIG, sizeof BUILTIN_CONFIG - 1, "<built-in>", NULL, &d.config, err,
-                                      sizeof err);
+        r = sluice_config_load_string(BUILTIN_CONFIG, sizeof BUILTIN_CONFIG - 1, "<built-in>", NULL,
+                                      &d.config, err, sizeof err);
     }
     if (r != SLUICE_OK) {
-        fprintf(stderr, "%s\nsluice demo: the config was refused (%s); nothing started\n", err, sluice_strerror(r));
+        fprintf(stderr, "%s\nsluice demo: the config was refused (%s); nothing started\n", err,
+                sluice_strerror(r));
         return SLUICE_EXIT_USAGE;
     }
     if (d.config->pool_count > DEMO_MAX_POOLS) {
@@ -471,7 +489,8 @@ int sluice_cmd_demo(int argc, char **argv) {
             char names[256] = "";
             size_t n = 0;
             for (size_t j = 0; j < d.config->pool_count && n < sizeof names; j++) {
-                n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", j ? ", " : "", d.config->pools[j].name);
+                n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", j ? ", " : "",
+                                      d.config->pools[j].name);
             }
             fprintf(stderr, "sluice demo: --%s: no pool named \"%s\" (pools: %s)\n",
                     d.opts.faults[i].stall ? "stall" : "slowdown", d.opts.faults[i].pool, names);

@@ -26,25 +26,25 @@
 /* A downstream event injected with --slowdown or --stall. */
 typedef struct demo_fault {
     char pool[SLUICE_POOL_NAME_MAX + 1];
-    uint64_t at_ns;       /* from the start of the run */
-    uint64_t for_ns;      /* 0 = until the end */
-    double factor;        /* slowdown: latency multiplier; stall: 0 */
+    uint64_t at_ns;  /* from the start of the run */
+    uint64_t for_ns; /* 0 = until the end */
+    double factor;   /* slowdown: latency multiplier; stall: 0 */
     bool stall;
 } demo_fault;
 
 typedef struct demo_opts {
-    double rate;              /* notifications per second, all pools */
-    uint64_t duration_ns;     /* 0 = until a signal */
-    const char *config_path;  /* NULL = built-in */
+    double rate;             /* notifications per second, all pools */
+    uint64_t duration_ns;    /* 0 = until a signal */
+    const char *config_path; /* NULL = built-in */
     bool print_config;
-    const char *listen;       /* NULL = the config's service.listen */
-    double panic_rate;        /* 0..1, per task */
-    double error_rate;        /* 0..1, per task */
+    const char *listen; /* NULL = the config's service.listen */
+    double panic_rate;  /* 0..1, per task */
+    double error_rate;  /* 0..1, per task */
     demo_fault faults[8];
     size_t fault_count;
     uint64_t seed;
-    int view;                 /* DEMO_VIEW_* */
-    int log_format;           /* sluice_log_format: 0 logfmt, 1 json */
+    int view;       /* DEMO_VIEW_* */
+    int log_format; /* sluice_log_format: 0 logfmt, 1 json */
 } demo_opts;
 
 enum { DEMO_VIEW_AUTO = 0, DEMO_VIEW_TTY, DEMO_VIEW_PLAIN, DEMO_VIEW_NONE };
@@ -55,7 +55,7 @@ typedef struct demo_pool {
     unsigned index;
     char name[SLUICE_POOL_NAME_MAX + 1]; /* a copy: outlives config reloads */
     sluice_pool *pool;
-    double rate;              /* this pool's share of --rate */
+    double rate; /* this pool's share of --rate */
     /* Latency distribution (log-normal from p50 and p99), ns; atomics so a
      * reload can change them while tasks read them. */
     _Atomic uint64_t p50_ns, p99_ns;
@@ -64,10 +64,10 @@ typedef struct demo_pool {
     bool producer_started;
 
     /* Counters kept by the demo itself, to check the pool's own. */
-    atomic_uint_fast64_t accepted;      /* submit returned SLUICE_OK */
-    atomic_uint_fast64_t refused;       /* submit refused (timeout, full): never accepted */
-    atomic_uint_fast64_t handed_back;   /* abandon handler calls */
-    atomic_uint_fast64_t panics_seen;   /* panic handler calls */
+    atomic_uint_fast64_t accepted;    /* submit returned SLUICE_OK */
+    atomic_uint_fast64_t refused;     /* submit refused (timeout, full): never accepted */
+    atomic_uint_fast64_t handed_back; /* abandon handler calls */
+    atomic_uint_fast64_t panics_seen; /* panic handler calls */
     /* demo_notifications_refused_total{name=...} when the admin server
      * runs (set before the producers start), else NULL. */
     void *refused_series;
@@ -79,12 +79,12 @@ typedef struct demo_pool {
 
 typedef struct demo {
     demo_opts opts;
-    sluice_config *config;    /* in force; replaced by reload (signal thread) */
+    sluice_config *config;     /* in force; replaced by reload (signal thread) */
     pthread_mutex_t config_mu; /* guards `config` against the view/report readers */
     demo_pool pools[DEMO_MAX_POOLS];
     size_t pool_count;
     sluice_lifecycle *lifecycle;
-    uint64_t start_ns;        /* system clock */
+    uint64_t start_ns; /* system clock */
     atomic_bool stop_producers;
     atomic_bool ready;
     atomic_bool view_stop;
@@ -97,9 +97,9 @@ typedef struct demo {
     char log_lines[6][160];
     unsigned log_next;
 
-    char service_name[64];    /* a copy: outlives config reloads */
-    void *admin;              /* demo_admin's server, or NULL */
-    void *logger;             /* sluice_logger for pool events (logfmt/json), or NULL */
+    char service_name[64]; /* a copy: outlives config reloads */
+    void *admin;           /* demo_admin's server, or NULL */
+    void *logger;          /* sluice_logger for pool events (logfmt/json), or NULL */
     char admin_url[96];
 } demo;
 

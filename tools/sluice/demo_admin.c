@@ -26,7 +26,8 @@
 #include "sluice/admin.h"
 #include "sluice/metrics.h"
 
-int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen) {
+int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen)
+{
     sluice_admin_config cfg;
     sluice_admin_config_init(&cfg);
     cfg.address = listen;
@@ -34,7 +35,8 @@ int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen) {
     char why[512];
     sluice_err r = sluice_admin_start(&cfg, &admin, why, sizeof why);
     if (r != SLUICE_OK) {
-        snprintf(err, errlen, "cannot serve the admin endpoints on %s: %s (use --listen HOST:PORT to pick another)",
+        snprintf(err, errlen,
+                 "cannot serve the admin endpoints on %s: %s (use --listen HOST:PORT to pick another)",
                  listen, why[0] ? why : sluice_strerror(r));
         return 1;
     }
@@ -73,19 +75,22 @@ int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen) {
     return 0;
 }
 
-void demo_admin_set_ready(demo *d, bool ready) {
+void demo_admin_set_ready(demo *d, bool ready)
+{
     if (d->admin) {
         sluice_admin_set_ready(d->admin, ready);
     }
 }
 
-void demo_admin_count_refused(demo_pool *p) {
+void demo_admin_count_refused(demo_pool *p)
+{
     if (p->refused_series) {
         sluice_series_add(p->refused_series, 1);
     }
 }
 
-void demo_admin_stop(demo *d) {
+void demo_admin_stop(demo *d)
+{
     sluice_admin *admin = d->admin;
     if (!admin) {
         return;
@@ -100,7 +105,8 @@ void demo_admin_stop(demo *d) {
 
 #else
 
-int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen) {
+int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen)
+{
     (void)listen;
     (void)err;
     (void)errlen;
@@ -110,16 +116,19 @@ int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen) {
     return 0;
 }
 
-void demo_admin_set_ready(demo *d, bool ready) {
+void demo_admin_set_ready(demo *d, bool ready)
+{
     (void)d;
     (void)ready;
 }
 
-void demo_admin_count_refused(demo_pool *p) {
+void demo_admin_count_refused(demo_pool *p)
+{
     (void)p;
 }
 
-void demo_admin_stop(demo *d) {
+void demo_admin_stop(demo *d)
+{
     (void)d;
 }
 

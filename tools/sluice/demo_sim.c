@@ -35,7 +35,8 @@
 
 static _Thread_local uint64_t rng_state;
 
-static uint64_t rng_next(uint64_t seed) {
+static uint64_t rng_next(uint64_t seed)
+{
     if (rng_state == 0) {
         /* Per-thread seed: the run's seed mixed with the thread's address
          * of this variable (distinct per thread). */
@@ -47,11 +48,13 @@ static uint64_t rng_next(uint64_t seed) {
     return rng_state * 2685821657736338717ull;
 }
 
-static double rnd01(uint64_t seed) {
+static double rnd01(uint64_t seed)
+{
     return (double)(rng_next(seed) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-static double rnd_normal(uint64_t seed) {
+static double rnd_normal(uint64_t seed)
+{
     double u1 = rnd01(seed), u2 = rnd01(seed);
     if (u1 < 1e-300) {
         u1 = 1e-300;
@@ -59,17 +62,20 @@ static double rnd_normal(uint64_t seed) {
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
-static uint64_t now_ns(void) {
+static uint64_t now_ns(void)
+{
     return sluice_clock_now(NULL);
 }
 
-static void sleep_ns(uint64_t ns) {
+static void sleep_ns(uint64_t ns)
+{
     struct timespec ts = {(time_t)(ns / SLUICE_NS_PER_SEC), (long)(ns % SLUICE_NS_PER_SEC)};
     nanosleep(&ts, NULL);
 }
 
 /* Sleep until `until` (system clock) in slices; false if asked to stop. */
-static bool wait_until(uint64_t until) {
+static bool wait_until(uint64_t until)
+{
     for (;;) {
         if (sluice_task_should_stop()) {
             return false;
@@ -83,7 +89,8 @@ static bool wait_until(uint64_t until) {
     }
 }
 
-int demo_task(void *arg) {
+int demo_task(void *arg)
+{
     demo_pool *p = arg;
     demo *d = p->demo;
     uint64_t seed = d->opts.seed;
@@ -128,7 +135,8 @@ int demo_task(void *arg) {
     return fail ? 1 : 0;
 }
 
-void demo_on_abandon(const sluice_abandoned *task, void *user) {
+void demo_on_abandon(const sluice_abandoned *task, void *user)
+{
     demo_pool *p = user;
     atomic_fetch_add(&p->handed_back, 1);
     /* A real service would write the notification back to its queue here
@@ -137,7 +145,8 @@ void demo_on_abandon(const sluice_abandoned *task, void *user) {
     (void)task;
 }
 
-void demo_on_panic(const sluice_panic_info *info, void *user) {
+void demo_on_panic(const sluice_panic_info *info, void *user)
+{
     demo_pool *p = user;
     uint64_t n = atomic_fetch_add(&p->panics_seen, 1) + 1;
     /* Log the 1st, 2nd, 4th, 8th, ... so a panic storm stays readable. */
@@ -147,7 +156,8 @@ void demo_on_panic(const sluice_panic_info *info, void *user) {
     }
 }
 
-void demo_on_event(const sluice_pool_event *event, void *user) {
+void demo_on_event(const sluice_pool_event *event, void *user)
+{
     demo_pool *p = user;
     /* Resizes, drain start/end, worker expiry: one structured line each
      * (the logger filters worker starts and rate-limits refusals). */
@@ -156,7 +166,8 @@ void demo_on_event(const sluice_pool_event *event, void *user) {
     }
 }
 
-static void *producer_main(void *arg) {
+static void *producer_main(void *arg)
+{
     demo_pool *p = arg;
     demo *d = p->demo;
     uint64_t interval = (uint64_t)(1e9 / p->rate);
@@ -189,7 +200,8 @@ static void *producer_main(void *arg) {
     return NULL;
 }
 
-void demo_start_producers(demo *d) {
+void demo_start_producers(demo *d)
+{
     for (size_t i = 0; i < d->pool_count; i++) {
         demo_pool *p = &d->pools[i];
         if (p->rate <= 0) {
@@ -202,7 +214,8 @@ void demo_start_producers(demo *d) {
     }
 }
 
-void demo_join_producers(demo *d) {
+void demo_join_producers(demo *d)
+{
     for (size_t i = 0; i < d->pool_count; i++) {
         if (d->pools[i].producer_started) {
             pthread_join(d->pools[i].producer, NULL);

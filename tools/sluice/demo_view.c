@@ -20,8 +20,8 @@
  *     submitted = completed + failed + panicked + dropped + shed + abandoned
  * from the pool's own counters, plus two cross-checks against what the
  * demo counted itself: the producer's accepted submits equal the pool's
- * `submitted` (plus any /health/pools probes, which are tasks too), and the abandon handler saw dropped + shed + abandoned
- * tasks. A run "balances" only when all three hold for every pool.
+ * `submitted` (plus any /health/pools probes, which are tasks too), and the abandon handler saw dropped +
+ * shed + abandoned tasks. A run "balances" only when all three hold for every pool.
  *
  * Thread-safety: log lines are appended under log_mu from any thread; the
  * view's per-pool `last_*` fields belong to the view thread.
@@ -35,7 +35,8 @@
 
 #include "demo.h"
 
-void demo_log(demo *d, const char *fmt, ...) {
+void demo_log(demo *d, const char *fmt, ...)
+{
     char line[2048];
     va_list ap;
     va_start(ap, fmt);
@@ -58,7 +59,8 @@ void demo_log(demo *d, const char *fmt, ...) {
  * interpolated linearly inside its bucket as PromQL's histogram_quantile
  * does, so the view agrees with a Grafana panel; INFINITY when it falls in
  * the +Inf bucket, -1 when there is nothing. */
-static double quantile(const sluice_histogram *h, const uint64_t *delta, double q) {
+static double quantile(const sluice_histogram *h, const uint64_t *delta, double q)
+{
     uint64_t total = 0;
     for (size_t i = 0; i <= h->bucket_count; i++) {
         total += delta[i];
@@ -79,7 +81,8 @@ static double quantile(const sluice_histogram *h, const uint64_t *delta, double 
     return INFINITY;
 }
 
-static void fmt_p99(double s, char *buf, size_t len) {
+static void fmt_p99(double s, char *buf, size_t len)
+{
     if (s < 0) {
         snprintf(buf, len, "-");
     } else if (s == INFINITY) {
@@ -97,7 +100,8 @@ typedef struct row {
     double p99_s;
 } row;
 
-static void snapshot(demo_pool *p, row *r, double dt) {
+static void snapshot(demo_pool *p, row *r, double dt)
+{
     sluice_pool_stats_get(p->pool, &r->st);
     uint64_t done = r->st.completed + r->st.failed + r->st.panicked;
     r->tasks_per_s = dt > 0 ? (double)(done - p->last_done) / dt : 0;
@@ -112,26 +116,28 @@ static void snapshot(demo_pool *p, row *r, double dt) {
     r->p99_s = quantile(&h, delta, 0.99);
 }
 
-static void draw_tty(demo *d, row *rows, uint64_t up_ns) {
+static void draw_tty(demo *d, row *rows, uint64_t up_ns)
+{
     char buf[8192];
     size_t n = 0;
 #define OUT(...) n += (size_t)snprintf(buf + n, n < sizeof buf ? sizeof buf - n : 0, __VA_ARGS__)
     OUT("\033[H\033[J");
-    OUT("sluice demo: %s   up %llus   %.0f/s   %s\n", d->service_name, (unsigned long long)(up_ns / SLUICE_NS_PER_SEC),
-        d->opts.rate, atomic_load(&d->ready) ? "ready" : "NOT READY (draining)");
-    OUT("admin %s  (/metrics, /debug/pools)   Ctrl-C drains\n\n",
-        d->admin_url[0] ? d->admin_url : "off");
-    OUT("%-8s %11s %11s %8s %8s %6s %6s %6s %7s\n", "pool", "run/cap", "queue", "tasks/s", "p99", "failed", "panics",
-        "drops", "refused");
+    OUT("sluice demo: %s   up %llus   %.0f/s   %s\n", d->service_name,
+        (unsigned long long)(up_ns / SLUICE_NS_PER_SEC), d->opts.rate,
+        atomic_load(&d->ready) ? "ready" : "NOT READY (draining)");
+    OUT("admin %s  (/metrics, /debug/pools)   Ctrl-C drains\n\n", d->admin_url[0] ? d->admin_url : "off");
+    OUT("%-8s %11s %11s %8s %8s %6s %6s %6s %7s\n", "pool", "run/cap", "queue", "tasks/s", "p99", "failed",
+        "panics", "drops", "refused");
     for (size_t i = 0; i < d->pool_count; i++) {
         row *r = &rows[i];
         char rc[24], q[24], p99[16];
         snprintf(rc, sizeof rc, "%u/%u", r->st.running, r->st.capacity);
         snprintf(q, sizeof q, "%zu/%zu", r->st.queue_depth, r->st.queue_capacity);
         fmt_p99(r->p99_s, p99, sizeof p99);
-        OUT("%-8.8s %11s %11s %8.1f %8s %6llu %6llu %6llu %7llu\n", d->pools[i].name, rc, q, r->tasks_per_s, p99,
-            (unsigned long long)r->st.failed, (unsigned long long)r->st.panicked,
-            (unsigned long long)(r->st.dropped + r->st.shed), (unsigned long long)atomic_load(&d->pools[i].refused));
+        OUT("%-8.8s %11s %11s %8.1f %8s %6llu %6llu %6llu %7llu\n", d->pools[i].name, rc, q, r->tasks_per_s,
+            p99, (unsigned long long)r->st.failed, (unsigned long long)r->st.panicked,
+            (unsigned long long)(r->st.dropped + r->st.shed),
+            (unsigned long long)atomic_load(&d->pools[i].refused));
     }
     OUT("\n");
     pthread_mutex_lock(&d->log_mu);
@@ -149,7 +155,8 @@ static void draw_tty(demo *d, row *rows, uint64_t up_ns) {
     fflush(stdout);
 }
 
-static void draw_plain(demo *d, row *rows, uint64_t up_ns) {
+static void draw_plain(demo *d, row *rows, uint64_t up_ns)
+{
     printf("t=%llus", (unsigned long long)(up_ns / SLUICE_NS_PER_SEC));
     for (size_t i = 0; i < d->pool_count; i++) {
         row *r = &rows[i];
@@ -165,7 +172,8 @@ static void draw_plain(demo *d, row *rows, uint64_t up_ns) {
     fflush(stdout);
 }
 
-static void *view_main(void *arg) {
+static void *view_main(void *arg)
+{
     demo *d = arg;
     uint64_t last = sluice_clock_now(NULL);
     uint64_t next_tick = last + SLUICE_NS_PER_SEC;
@@ -202,7 +210,8 @@ static void *view_main(void *arg) {
     return NULL;
 }
 
-void demo_start_view(demo *d) {
+void demo_start_view(demo *d)
+{
     atomic_store(&d->view_started, true); /* before the thread: demo_log reads it */
     if (pthread_create(&d->view_thread, NULL, view_main, d) != 0) {
         atomic_store(&d->view_started, false);
@@ -210,7 +219,8 @@ void demo_start_view(demo *d) {
     }
 }
 
-void demo_stop_view(demo *d) {
+void demo_stop_view(demo *d)
+{
     atomic_store(&d->view_stop, true);
     if (atomic_load(&d->view_started)) {
         pthread_join(d->view_thread, NULL);
@@ -220,14 +230,15 @@ void demo_stop_view(demo *d) {
      * screen are already on it. */
 }
 
-bool demo_reconcile(demo *d, FILE *out) {
+bool demo_reconcile(demo *d, FILE *out)
+{
     bool all_ok = true;
     sluice_pool_stats tot;
     memset(&tot, 0, sizeof tot);
     uint64_t tot_refused = 0;
     fprintf(out, "\nreconciliation: submitted = completed+failed+panicked+dropped+shed+abandoned\n");
-    fprintf(out, "%-8s %9s %9s %7s %8s %7s %5s %9s  %s\n", "pool", "submitted", "completed", "failed", "panicked",
-            "dropped", "shed", "abandoned", "balance");
+    fprintf(out, "%-8s %9s %9s %7s %8s %7s %5s %9s  %s\n", "pool", "submitted", "completed", "failed",
+            "panicked", "dropped", "shed", "abandoned", "balance");
     for (size_t i = 0; i < d->pool_count + 1; i++) {
         bool total = i == d->pool_count;
         sluice_pool_stats st;
@@ -243,7 +254,8 @@ bool demo_reconcile(demo *d, FILE *out) {
             uint64_t outcomes = st.completed + st.failed + st.panicked + st.dropped + st.shed + st.abandoned;
             if (st.running != 0 || st.queue_depth != 0) {
                 ok = false;
-                snprintf(why, sizeof why, "  (not quiescent: %u running, %zu queued)", st.running, st.queue_depth);
+                snprintf(why, sizeof why, "  (not quiescent: %u running, %zu queued)", st.running,
+                         st.queue_depth);
             } else if (st.submitted != outcomes) {
                 ok = false;
                 snprintf(why, sizeof why, "  (%llu unaccounted)",
@@ -255,7 +267,8 @@ bool demo_reconcile(demo *d, FILE *out) {
                 ok = false;
                 snprintf(why, sizeof why, "  (producer had %llu accepted)", (unsigned long long)accepted);
             } else if (accepted < st.submitted) {
-                snprintf(why, sizeof why, "  (%llu health probes)", (unsigned long long)(st.submitted - accepted));
+                snprintf(why, sizeof why, "  (%llu health probes)",
+                         (unsigned long long)(st.submitted - accepted));
             } else if (handed != st.dropped + st.shed + st.abandoned) {
                 ok = false;
                 snprintf(why, sizeof why, "  (abandon handler saw %llu)", (unsigned long long)handed);
@@ -274,13 +287,15 @@ bool demo_reconcile(demo *d, FILE *out) {
             ok = all_ok;
         }
         fprintf(out, "%-8.8s %9llu %9llu %7llu %8llu %7llu %5llu %9llu  %s%s\n", name,
-                (unsigned long long)st.submitted, (unsigned long long)st.completed, (unsigned long long)st.failed,
-                (unsigned long long)st.panicked, (unsigned long long)st.dropped, (unsigned long long)st.shed,
-                (unsigned long long)st.abandoned, ok ? "ok" : "MISMATCH", why);
+                (unsigned long long)st.submitted, (unsigned long long)st.completed,
+                (unsigned long long)st.failed, (unsigned long long)st.panicked,
+                (unsigned long long)st.dropped, (unsigned long long)st.shed, (unsigned long long)st.abandoned,
+                ok ? "ok" : "MISMATCH", why);
     }
     fprintf(out, "refused at submit (never accepted; the producer kept them): %llu\n",
             (unsigned long long)tot_refused);
-    fprintf(out, "%s\n", all_ok ? "balanced: every accepted notification is accounted for"
-                                : "NOT balanced: some accepted notification is unaccounted for");
+    fprintf(out, "%s\n",
+            all_ok ? "balanced: every accepted notification is accounted for"
+                   : "NOT balanced: some accepted notification is unaccounted for");
     return all_ok;
 }

@@ -30,24 +30,24 @@ static const command COMMANDS[] = {
 #undef SLUICE_COMMAND
 };
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: sluice [--help] [--version] <command> [<args>]\n"
-            "\n"
-            "Sluice: production worker pools for C services.\n"
-            "\n"
-            "Commands:\n");
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: sluice [--help] [--version] <command> [<args>]\n"
+                 "\n"
+                 "Sluice: production worker pools for C services.\n"
+                 "\n"
+                 "Commands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) {
         fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     }
-    fprintf(out,
-            "\n"
-            "Run 'sluice <command> --help' for the flags of one command.\n"
-            "Exit status: 0 success, 1 the command found a problem, 2 usage error.\n"
-            "Docs: docs/config.md (sluice.yaml, environment overrides, reload, shutdown).\n");
+    fprintf(out, "\n"
+                 "Run 'sluice <command> --help' for the flags of one command.\n"
+                 "Exit status: 0 success, 1 the command found a problem, 2 usage error.\n"
+                 "Docs: docs/config.md (sluice.yaml, environment overrides, reload, shutdown).\n");
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     if (argc < 2) {
         usage(stderr);
         return SLUICE_EXIT_USAGE;
