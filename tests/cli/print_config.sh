@@ -11,6 +11,10 @@ cmp -s "$TMP/a.yaml" "$TMP/out" || fail "print-config does not round-trip: $(dif
 SLUICE_POOL_SMS_WORKERS=20 run 0 demo --print-config
 awk '/name: "sms"/{s=1} s&&/workers:/{print; exit}' "$TMP/out" | grep -qx '    workers: 20' ||
     fail "SLUICE_POOL_SMS_WORKERS=20 not applied"
+# The reference config follows the team framework (when lint is built).
+if "$SLUICE" lint --help >/dev/null 2>&1; then
+    "$SLUICE" lint "$TMP/a.yaml" >"$TMP/lint" 2>&1 || fail "the built-in config fails sluice lint: $(cat "$TMP/lint")"
+fi
 # examples/sluice.yaml is the built-in config with comments.
 if [ -n "${2:-}" ]; then
     run 0 demo --config "$2/examples/sluice.yaml" --print-config
