@@ -275,7 +275,8 @@ SLUICE_API size_t sluice_format_double(double v, bool openmetrics, char *buf, si
  * joined or detached-and-exited (a handle from sluice_pool_workers_get is
  * valid while that worker lives).
  * Hazard: an application that uses SIGURG itself (out-of-band socket data
- * with F_SETOWN) must not call this.
+ * with F_SETOWN) should install its handler before the first call: ours
+ * passes SIGURGs that are not captures on to it.
  */
 SLUICE_API sluice_err sluice_thread_backtrace(pthread_t thread, void **frames, int max, int *count,
                                               uint64_t timeout_ns);

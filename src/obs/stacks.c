@@ -33,6 +33,11 @@
  * later request for the same thread simply answers the later one: both
  * ask for that thread's current stack.
  *
+ * A SIGURG that is not ours (no pending request for this thread) goes on
+ * to the handler that was installed before ours, if any, so an
+ * application using SIGURG for out-of-band data keeps working, although
+ * it may see an extra call per capture.
+ *
  * Hazards: pthread_kill on a thread that has been joined is undefined;
  * callers pass handles of live threads (see sluice_pool_workers_get).
  * A thread that blocks SIGURG, or is stopped, times out.
@@ -65,12 +70,10 @@ static _Atomic(request *) pending;
 static pthread_mutex_t capture_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 static int install_errno;
+static struct sigaction previous; /* written once by install(), before any capture */
 
 static void on_capture_signal(int sig, siginfo_t *info, void *uctx)
 {
-    (void)sig;
-    (void)info;
-    (void)uctx;
     int saved = errno;
     request *req = atomic_load_explicit(&pending, memory_order_acquire); /* pairs with the requester's store */
     if (req && pthread_equal(req->target, pthread_self()) &&
@@ -78,6 +81,11 @@ static void on_capture_signal(int sig, siginfo_t *info, void *uctx)
                                                 memory_order_acquire)) {
         req->count = backtrace(req->frames, CAPTURE_MAX + SKIP_FRAMES);
         sem_post(&req->done); /* publishes frames/count to the requester's sem_wait */
+    } else if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction) {
+        previous.sa_sigaction(sig, info, uctx); /* not ours: the application's own SIGURG handler */
+    } else if (!(previous.sa_flags & SA_SIGINFO) && previous.sa_handler != SIG_DFL &&
+               previous.sa_handler != SIG_IGN && previous.sa_handler) {
+        previous.sa_handler(sig);
     }
     errno = saved;
 }
@@ -91,7 +99,7 @@ static void install(void)
     sa.sa_sigaction = on_capture_signal;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(CAPTURE_SIGNAL, &sa, NULL) != 0) {
+    if (sigaction(CAPTURE_SIGNAL, &sa, &previous) != 0) {
         install_errno = errno;
     }
 }

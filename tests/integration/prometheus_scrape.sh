@@ -22,7 +22,7 @@ target_pid=""
 prom_pid=""
 cleanup() {
     [ -n "$prom_pid" ] && kill "$prom_pid" 2>/dev/null && wait "$prom_pid" 2>/dev/null
-    exec 3>&- 2>/dev/null # closing the target's stdin ends it
+    exec 3>&- # closing the target's stdin ends it
     if [ -n "$target_pid" ]; then
         i=0
         while kill -0 "$target_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done

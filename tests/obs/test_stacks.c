@@ -114,6 +114,36 @@ static void test_masked_times_out(void **state)
     stop(&t, th); /* the pending SIGURG is ignored when the thread unmasks (it never does) or exits */
 }
 
+static volatile sig_atomic_t app_urg_calls;
+
+static void app_urg_handler(int sig)
+{
+    (void)sig;
+    app_urg_calls++;
+}
+
+/* Runs first: an application's SIGURG handler, installed before the first
+ * capture, still gets the SIGURGs that are not captures. */
+static void test_chains_previous_handler(void **state)
+{
+    (void)state;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = app_urg_handler;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGURG, &sa, NULL), 0);
+    target t;
+    pthread_t th;
+    start(&t, &th, false);
+    void *frames[16];
+    int n;
+    assert_int_equal(sluice_thread_backtrace(th, frames, 16, &n, 2 * SLUICE_NS_PER_SEC), SLUICE_OK);
+    assert_int_equal(app_urg_calls, 0);
+    raise(SIGURG); /* not a capture: delivered to this thread before raise returns */
+    assert_int_equal(app_urg_calls, 1);
+    stop(&t, th);
+}
+
 static void test_bad_args(void **state)
 {
     (void)state;
@@ -126,6 +156,7 @@ static void test_bad_args(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chains_previous_handler),
         cmocka_unit_test(test_capture),
         cmocka_unit_test(test_masked_times_out),
         cmocka_unit_test(test_bad_args),
