@@ -336,6 +336,10 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
               dur(os->orchestrator_grace_ns, a, 32), dur(ns->orchestrator_grace_ns, b, 32));
         changes++;
     }
+    if (!str_eq(os->runbook_base_url, ns->runbook_base_url)) {
+        logf_(log, user, "service: runbook_base_url updated (applied)");
+        changes++;
+    }
     if (!str_eq(os->listen, ns->listen)) {
         logf_(log, user, "service: listen %s -> %s not applied: needs a restart", os->listen, ns->listen);
     }

@@ -499,13 +499,63 @@ static void test_reload_file(void **state)
     unlink(path);
 }
 
+/* Service-level changes and declarations move with a reload; the listen
+ * address and removed pools do not. */
+static void test_apply_service_and_declarations(void **state)
+{
+    (void)state;
+    sluice_config *cur = NULL, *next = NULL;
+    char err[2048];
+    assert_int_equal(load(GOOD, NULL, &cur, err, sizeof err), SLUICE_OK);
+    const char *b = "service:\n  name: notifications\n  listen: 0.0.0.0:1\n  drain_budget: 5s\n"
+                    "  shutdown_grace: 1500ms\n"
+                    "pools:\n  - name: push\n    workers: 1000\n    queue_capacity: 5000\n"
+                    "    submit_timeout: 250ms\n    idle_expiry: 5m\n    drain_timeout: 10s\n"
+                    "    histogram_buckets: [0.001, 5ms, 0.25, 1s]\n    timing_sample_every: 4\n"
+                    "    kind: cpu\n"
+                    "downstream_budget:\n  - downstream: ses\n    total_limit: 7\n";
+    assert_int_equal(load(b, NULL, &next, err, sizeof err), SLUICE_OK);
+    log_buf lb = {.len = 0};
+    sluice_pool *pools[2] = {NULL, NULL};
+    assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_string_equal(lb.text,
+                        "pool push: declarations (rationale, kind, downstream, alerts, demo) updated\n"
+                        "pool sms: removed from the file; not applied: removing a pool needs a restart\n"
+                        "service: drain_budget 20s -> 5s (applied)\n"
+                        "service: runbook_base_url updated (applied)\n"
+                        "service: listen 127.0.0.1:9999 -> 0.0.0.0:1 not applied: needs a restart\n");
+    assert_int_equal(cur->service.drain_budget_ns, 5 * SLUICE_NS_PER_SEC);
+    assert_string_equal(cur->service.listen, "127.0.0.1:9999");
+    assert_null(cur->service.runbook_base_url);
+    assert_int_equal(cur->pool_count, 2); /* sms still runs */
+    assert_int_equal(cur->pools[0].kind, SLUICE_POOL_KIND_CPU);
+    assert_null(cur->pools[0].rationale);
+    assert_false(sluice_config_pool_has(&cur->pools[0], SLUICE_PK_RATIONALE));
+    assert_int_equal(cur->downstream_count, 1);
+    assert_string_equal(cur->downstreams[0].name, "ses");
+    assert_int_equal(cur->downstreams[0].total_limit, 7);
+    sluice_config_free(next);
+    /* The config in force still writes out and loads back. */
+    char *text = write_to_string(cur);
+    sluice_config *again = NULL;
+    assert_int_equal(load(text, NULL, &again, err, sizeof err), SLUICE_OK);
+    free(text);
+    sluice_config_free(again);
+    sluice_config_free(cur);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_file),           cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_validation_messages), cmocka_unit_test(test_file_errors),
-        cmocka_unit_test(test_env_overrides),       cmocka_unit_test(test_write_round_trip),
-        cmocka_unit_test(test_apply_live),          cmocka_unit_test(test_reload_file),
+        cmocka_unit_test(test_good_file),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_validation_messages),
+        cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_env_overrides),
+        cmocka_unit_test(test_write_round_trip),
+        cmocka_unit_test(test_apply_live),
+        cmocka_unit_test(test_reload_file),
+        cmocka_unit_test(test_apply_service_and_declarations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
