@@ -190,6 +190,8 @@ typedef struct sluice_metric_label {
  * Counter family names end in "_total" (the writer strips it for the
  * OpenMetrics TYPE line). Invalid names or label names are skipped and
  * counted in sluice_metrics_write_errors_total.
+ * The writer is valid only during the collector call, on the scraping
+ * thread; the strings passed are copied into the output at once.
  */
 typedef void (*sluice_collector_fn)(sluice_expo *w, void *user);
 
