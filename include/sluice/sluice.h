@@ -18,5 +18,6 @@
 #include "sluice/group.h"
 #include "sluice/breaker.h"
 #include "sluice/limiter.h"
+#include "sluice/sync_metrics.h"
 
 #endif /* SLUICE_SLUICE_H */
