@@ -30,9 +30,11 @@
  * blocked may receive SIGTERM itself and die with the default action.
  *
  * Callbacks run with no lifecycle lock held, so they may call any
- * lifecycle or pool function. Deadlock hazards: reload() runs on the
- * signal thread, and while it runs no signal is seen (a second SIGTERM
- * waits for it): keep it short. set_ready() and stop_producers() run on
+ * lifecycle or pool function. reload() runs on its own thread, one call at
+ * a time (SIGHUPs that arrive during a reload are coalesced into one more
+ * call), possibly while the shutdown sequence runs: a resize of a draining
+ * pool then fails with SLUICE_ECLOSED. Deadlock hazards: sluice_lifecycle_destroy
+ * waits for a reload in progress. set_ready() and stop_producers() run on
  * the thread in sluice_lifecycle_wait(); stop_producers() must not wait
  * for a producer that is blocked in a submit to a full BLOCK pool (the
  * drain, which comes after it, is what releases that submit with
@@ -63,7 +65,8 @@ typedef struct sluice_lifecycle_config {
     /* Step 3: stop the sources of work. NULL = none. Runs on the thread
      * that called sluice_lifecycle_wait. */
     void (*stop_producers)(void *user);
-    /* SIGHUP. NULL = SIGHUP is logged and ignored. Runs on the signal thread. */
+    /* SIGHUP. NULL = SIGHUP is logged and ignored. Runs on the lifecycle's
+     * reload thread, never concurrently with itself. */
     void (*reload)(void *user);
     /* Log lines (no trailing newline). NULL = stderr with "sluice: ". */
     void (*log)(void *user, const char *line);

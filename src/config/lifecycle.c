@@ -19,6 +19,9 @@
  *  - Pools are drained concurrently, one short-lived thread each, every one
  *    with min(its own drain timeout, the total budget): draining one after
  *    another would let a slow first pool eat the budget of the rest.
+ *  - SIGHUP is handed to a reload thread (requests arriving during a
+ *    reload coalesce into one more), so a slow reload never keeps the
+ *    signal thread from seeing SIGTERM.
  *  - The signal thread is stopped at destroy by a thread-directed SIGHUP
  *    (pthread_kill) after setting `quit`; it is blocked in that thread, so
  *    sigwait() returns it and the thread sees `quit`.
@@ -55,15 +58,20 @@ struct sluice_lifecycle {
     bool stopping;
     bool finished; /* the sequence ran to its end */
     bool wait_called;
-    bool quit; /* destroy: the signal thread must exit */
+    bool quit;                /* destroy: the signal and reload threads must exit */
+    unsigned reload_requests; /* SIGHUPs not yet served (coalesced) */
     int signo;
     uint64_t stop_ns; /* clock time the shutdown began */
     uint64_t grace_ns, budget_ns;
     lc_pool pools[SLUICE_LIFECYCLE_MAX_POOLS];
     size_t pool_count;
 
+    pthread_cond_t reload_cv; /* signalled when reload_requests grows or quit is set */
+
     pthread_t sig_thread;
     bool has_thread;
+    pthread_t reload_thread;
+    bool has_reload_thread;
 };
 
 static void lc_log(const sluice_lifecycle *lc, const char *fmt, ...) SLUICE_PRINTF(2, 3);
@@ -149,9 +157,13 @@ static void *signal_main(void *arg)
             continue;
         }
         if (signo == SIGHUP) {
-            if (lc->cfg.reload) {
-                lc_log(lc, "SIGHUP: reloading the config");
-                lc->cfg.reload(lc->cfg.user);
+            if (lc->has_reload_thread) {
+                /* Served by the reload thread, so that a slow reload never
+                 * keeps this thread from seeing a SIGTERM. */
+                pthread_mutex_lock(&lc->mu);
+                lc->reload_requests++;
+                pthread_cond_signal(&lc->reload_cv);
+                pthread_mutex_unlock(&lc->mu);
             } else {
                 lc_log(lc, "SIGHUP: no reload handler; ignored");
             }
@@ -182,6 +194,29 @@ static void *signal_main(void *arg)
     }
 }
 
+/* Serves SIGHUPs one at a time; those that arrive during a reload are
+ * coalesced into one more reload after it. */
+static void *reload_main(void *arg)
+{
+    sluice_lifecycle *lc = arg;
+    pthread_mutex_lock(&lc->mu);
+    for (;;) {
+        while (!lc->quit && lc->reload_requests == 0) {
+            pthread_cond_wait(&lc->reload_cv, &lc->mu);
+        }
+        if (lc->quit) {
+            break;
+        }
+        lc->reload_requests = 0;
+        pthread_mutex_unlock(&lc->mu);
+        lc_log(lc, "SIGHUP: reloading the config");
+        lc->cfg.reload(lc->cfg.user);
+        pthread_mutex_lock(&lc->mu);
+    }
+    pthread_mutex_unlock(&lc->mu);
+    return NULL;
+}
+
 sluice_err sluice_lifecycle_start(const sluice_lifecycle_config *cfg, sluice_lifecycle **out)
 {
     if (!cfg || !out) {
@@ -196,6 +231,7 @@ sluice_err sluice_lifecycle_start(const sluice_lifecycle_config *cfg, sluice_lif
     lc->budget_ns = cfg->drain_budget_ns;
     pthread_mutex_init(&lc->mu, NULL);
     pthread_cond_init(&lc->cv, NULL);
+    pthread_cond_init(&lc->reload_cv, NULL);
     if (!cfg->no_signals) {
         /* The signal thread must start with the signals blocked, whatever
          * the caller did: block them here too (harmless if already). */
@@ -205,11 +241,16 @@ sluice_err sluice_lifecycle_start(const sluice_lifecycle_config *cfg, sluice_lif
         sigaddset(&set, SIGINT);
         sigaddset(&set, SIGHUP);
         pthread_sigmask(SIG_BLOCK, &set, &old);
+        if (cfg->reload) {
+            lc->has_reload_thread = pthread_create(&lc->reload_thread, NULL, reload_main, lc) == 0;
+            if (!lc->has_reload_thread) {
+                sluice_lifecycle_destroy(lc);
+                return SLUICE_ESYS;
+            }
+        }
         int rc = pthread_create(&lc->sig_thread, NULL, signal_main, lc);
         if (rc != 0) {
-            pthread_cond_destroy(&lc->cv);
-            pthread_mutex_destroy(&lc->mu);
-            free(lc);
+            sluice_lifecycle_destroy(lc);
             return SLUICE_ESYS;
         }
         lc->has_thread = true;
@@ -401,13 +442,18 @@ void sluice_lifecycle_destroy(sluice_lifecycle *lc)
     if (!lc) {
         return;
     }
+    pthread_mutex_lock(&lc->mu);
+    lc->quit = true;
+    pthread_cond_broadcast(&lc->reload_cv);
+    pthread_mutex_unlock(&lc->mu);
     if (lc->has_thread) {
-        pthread_mutex_lock(&lc->mu);
-        lc->quit = true;
-        pthread_mutex_unlock(&lc->mu);
         pthread_kill(lc->sig_thread, SIGHUP);
         pthread_join(lc->sig_thread, NULL);
     }
+    if (lc->has_reload_thread) {
+        pthread_join(lc->reload_thread, NULL); /* after a reload in progress */
+    }
+    pthread_cond_destroy(&lc->reload_cv);
     pthread_cond_destroy(&lc->cv);
     pthread_mutex_destroy(&lc->mu);
     free(lc);

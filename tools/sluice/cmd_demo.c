@@ -564,8 +564,8 @@ int sluice_cmd_demo(int argc, char **argv)
         r = sluice_pool_create(&pc, &p->pool, err, sizeof err);
         if (r != SLUICE_OK) {
             fprintf(stderr, "sluice demo: pool %s: %s\n", cp->name, err);
+            sluice_lifecycle_destroy(d.lifecycle); /* first: a reload may use the pools */
             destroy_pools(&d);
-            sluice_lifecycle_destroy(d.lifecycle);
             sluice_logger_destroy(logger);
             sluice_config_free(d.config);
             return SLUICE_EXIT_FAIL;
@@ -576,8 +576,8 @@ int sluice_cmd_demo(int argc, char **argv)
     const char *listen = d.opts.listen ? d.opts.listen : d.config->service.listen;
     if (demo_admin_start(&d, listen, err, sizeof err) != 0) {
         fprintf(stderr, "sluice demo: %s\n", err);
+        sluice_lifecycle_destroy(d.lifecycle); /* first: a reload may use the pools */
         destroy_pools(&d);
-        sluice_lifecycle_destroy(d.lifecycle);
         sluice_logger_destroy(logger);
         sluice_config_free(d.config);
         return SLUICE_EXIT_FAIL;
@@ -602,8 +602,10 @@ int sluice_cmd_demo(int argc, char **argv)
     demo_admin_stop(&d);
     bool ok = demo_reconcile(&d, stdout);
     fflush(stdout);
-    destroy_pools(&d); /* still logs worker exits: the logger outlives it */
+    /* The lifecycle first: its destroy waits for a reload in progress,
+     * which uses the pools. */
     sluice_lifecycle_destroy(d.lifecycle);
+    destroy_pools(&d); /* still logs worker exits: the logger outlives it */
     d.logger = NULL;
     sluice_logger_destroy(logger);
     sluice_config_free(d.config);
