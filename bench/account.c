@@ -7,23 +7,31 @@
  *
  * Design. A per-task byte array ("ran[i]++") would put neighbouring tasks,
  * which run on different workers, on one cache line: false sharing that
- * costs more than a no-op task. Instead each thread picks one of
- * BENCH_SLOTS cache-line slots once (round robin) and adds 1 to its count
- * and bench_mix(idx) to its hash. The sums over all slots must equal the
- * number of accepted tasks and the sum of bench_mix over their indices; a
- * lost task lowers the count, a duplicate raises it, and a loss plus a
- * duplicate leaves the count right but the hash wrong (bench_mix is a
- * bijection, so two different index multisets collide only by accident of
- * 64-bit wrap-around sums, about 2^-64 per check). The cost per task is two
- * relaxed atomic adds on a line the thread usually owns, the same for all
- * implementations.
+ * costs more than a no-op task. Instead every thread that runs tasks gets
+ * its own cache-line slot on its first task (registered on a list under
+ * acct_mu) and adds 1 to its count and bench_mix(idx) to its hash with a
+ * plain load and store: one writer per slot, so no locked instruction on
+ * the task path. A thread that exits folds its slot into the retired
+ * totals (a pthread key destructor), so thread-per-task does not grow the
+ * list without bound. The sums over live slots and retired totals must
+ * equal the number of accepted tasks and the sum of bench_mix over their
+ * indices; a lost task lowers the count, a duplicate raises it, and a loss
+ * plus a duplicate leaves the count right but the hash wrong (bench_mix is
+ * a bijection, so two different index multisets collide only by accident
+ * of 64-bit wrap-around sums, about 2^-64 per check). The cost per task is
+ * the same for all implementations: a thread-local load and two
+ * load-add-store pairs on a line the thread owns.
  *
- * Ordering. Relaxed adds suffice: the driver reads the sums only to decide
- * that all tasks are done, then joins or destroys the pool (which
- * synchronises with the workers) before the final check.
+ * Ordering. Each slot field has one writer; the driver reads with relaxed
+ * loads under acct_mu (which orders it against registration and folding).
+ * The driver reads the sums only to decide that all tasks are done, then
+ * joins or destroys the pool (which synchronises with the workers) before
+ * the final check, where the values are exact.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -32,36 +40,101 @@
 
 bench_state bench_g;
 
-static atomic_uint next_slot;
-static _Thread_local int tls_slot = -1;
+typedef struct acct_slot {
+    _Alignas(64) _Atomic uint64_t count;
+    _Atomic uint64_t hash;
+    struct acct_slot *prev, *next; /* guarded by acct_mu */
+} acct_slot;
+
+static pthread_mutex_t acct_mu = PTHREAD_MUTEX_INITIALIZER;
+static acct_slot *acct_live;                        /* guarded by acct_mu */
+static uint64_t acct_retired_count, acct_retired_hash; /* guarded by acct_mu */
+static pthread_key_t acct_key;
+static pthread_once_t acct_once = PTHREAD_ONCE_INIT;
+static _Thread_local acct_slot *tls_acct;
 static _Thread_local bool tls_slack_set;
+
+static void acct_thread_exit(void *arg)
+{
+    acct_slot *s = arg;
+    pthread_mutex_lock(&acct_mu);
+    acct_retired_count += atomic_load_explicit(&s->count, memory_order_relaxed);
+    acct_retired_hash += atomic_load_explicit(&s->hash, memory_order_relaxed);
+    if (s->prev) {
+        s->prev->next = s->next;
+    } else {
+        acct_live = s->next;
+    }
+    if (s->next) {
+        s->next->prev = s->prev;
+    }
+    pthread_mutex_unlock(&acct_mu);
+    free(s);
+}
+
+static void acct_make_key(void)
+{
+    if (pthread_key_create(&acct_key, acct_thread_exit) != 0) {
+        fprintf(stderr, "sluice-bench: pthread_key_create failed\n");
+        abort();
+    }
+}
+
+static acct_slot *acct_join(void)
+{
+    pthread_once(&acct_once, acct_make_key);
+    acct_slot *s = aligned_alloc(64, sizeof(acct_slot));
+    if (!s) {
+        fprintf(stderr, "sluice-bench: out of memory for a task accounting slot\n");
+        abort(); /* the run could not be checked: never report figures from it */
+    }
+    memset(s, 0, sizeof *s);
+    pthread_mutex_lock(&acct_mu);
+    s->next = acct_live;
+    if (acct_live) {
+        acct_live->prev = s;
+    }
+    acct_live = s;
+    pthread_mutex_unlock(&acct_mu);
+    pthread_setspecific(acct_key, s);
+    tls_acct = s;
+    return s;
+}
 
 void bench_task_run(uint64_t idx)
 {
     bench_g.body(idx);
-    if (tls_slot < 0) {
-        tls_slot = (int)(atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) % BENCH_SLOTS);
+    acct_slot *s = tls_acct;
+    if (!s) {
+        s = acct_join();
     }
-    bench_slot *s = &bench_g.slots[tls_slot];
-    atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->hash, bench_mix(idx), memory_order_relaxed);
+    atomic_store_explicit(&s->count, atomic_load_explicit(&s->count, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->hash, atomic_load_explicit(&s->hash, memory_order_relaxed) + bench_mix(idx),
+                          memory_order_relaxed);
 }
 
 void bench_accounting_reset(void)
 {
-    for (int i = 0; i < BENCH_SLOTS; i++) {
-        atomic_store_explicit(&bench_g.slots[i].count, 0, memory_order_relaxed);
-        atomic_store_explicit(&bench_g.slots[i].hash, 0, memory_order_relaxed);
+    /* Called only while no task runs (before a run): the writers are idle. */
+    pthread_mutex_lock(&acct_mu);
+    acct_retired_count = acct_retired_hash = 0;
+    for (acct_slot *s = acct_live; s; s = s->next) {
+        atomic_store_explicit(&s->count, 0, memory_order_relaxed);
+        atomic_store_explicit(&s->hash, 0, memory_order_relaxed);
     }
+    pthread_mutex_unlock(&acct_mu);
 }
 
 void bench_accounting_sum(uint64_t *count, uint64_t *hash)
 {
-    uint64_t c = 0, h = 0;
-    for (int i = 0; i < BENCH_SLOTS; i++) {
-        c += atomic_load_explicit(&bench_g.slots[i].count, memory_order_relaxed);
-        h += atomic_load_explicit(&bench_g.slots[i].hash, memory_order_relaxed);
+    pthread_mutex_lock(&acct_mu);
+    uint64_t c = acct_retired_count, h = acct_retired_hash;
+    for (acct_slot *s = acct_live; s; s = s->next) {
+        c += atomic_load_explicit(&s->count, memory_order_relaxed);
+        h += atomic_load_explicit(&s->hash, memory_order_relaxed);
     }
+    pthread_mutex_unlock(&acct_mu);
     *count = c;
     *hash = h;
 }

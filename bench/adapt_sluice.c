@@ -12,18 +12,56 @@
  * exactly as a user would call it: sluice_pool_submit per task, drain and
  * destroy at the end.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "bench.h"
 #include "sluice/pool.h"
+#ifdef BENCH_HAVE_METRICS
+#include "sluice/metrics.h"
+#endif
 
 typedef enum { TIMING_DEFAULT, TIMING_OFF, TIMING_SAMPLE_64 } timing_mode;
 
 typedef struct sluice_variant {
     timing_mode timing;
     sluice_overflow overflow;
+    bool collector; /* register the pool with a metrics registry and scrape it */
 } sluice_variant;
+
+/* The handle the driver holds: the pool, and for the collector variant the
+ * registry and its scraper thread. */
+typedef struct sl_bench {
+    sluice_pool *pool;
+#ifdef BENCH_HAVE_METRICS
+    sluice_metrics *reg;
+    pthread_t scraper;
+    atomic_bool stop;
+    bool scraping;
+#endif
+} sl_bench;
+
+#ifdef BENCH_HAVE_METRICS
+/* A scrape every 10 ms: far above a real scrape interval (15 s), so any
+ * cost the collector adds to the hot path shows up. */
+static void *scraper_main(void *arg)
+{
+    sl_bench *b = arg;
+    while (!atomic_load_explicit(&b->stop, memory_order_acquire)) {
+        char *text = NULL;
+        size_t len = 0;
+        if (sluice_metrics_render(b->reg, SLUICE_EXPO_PROMETHEUS, &text, &len) == SLUICE_OK) {
+            free(text);
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+#endif
 
 static int sluice_task(void *arg)
 {
@@ -50,21 +88,40 @@ static int sl_create(const bench_adapter *self, const bench_pool_opts *opts, voi
     } else if (v->timing == TIMING_SAMPLE_64) {
         cfg.timing_sample_every = 64;
     }
-    sluice_pool *pool = NULL;
-    char ebuf[256] = "";
-    sluice_err e = sluice_pool_create(&cfg, &pool, ebuf, sizeof ebuf);
-    if (e != SLUICE_OK) {
-        snprintf(err, errlen, "sluice_pool_create: %s: %s", sluice_err_name(e), ebuf);
+    sl_bench *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
-    *out = pool;
+    char ebuf[256] = "";
+    sluice_err e = sluice_pool_create(&cfg, &b->pool, ebuf, sizeof ebuf);
+    if (e != SLUICE_OK) {
+        snprintf(err, errlen, "sluice_pool_create: %s: %s", sluice_err_name(e), ebuf);
+        free(b);
+        return -1;
+    }
+#ifdef BENCH_HAVE_METRICS
+    if (v->collector) {
+        if ((e = sluice_metrics_create(NULL, &b->reg)) != SLUICE_OK ||
+            (e = sluice_metrics_add_pool(b->reg, b->pool)) != SLUICE_OK) {
+            snprintf(err, errlen, "metrics registry: %s", sluice_err_name(e));
+            sluice_metrics_destroy(b->reg);
+            sluice_pool_destroy(b->pool);
+            free(b);
+            return -1;
+        }
+        b->scraping = pthread_create(&b->scraper, NULL, scraper_main, b) == 0;
+    }
+#endif
+    *out = b;
     return 0;
 }
 
 static int sl_submit(void *pool, void *producer, uint64_t idx)
 {
     (void)producer;
-    sluice_err e = sluice_pool_submit(pool, sluice_task, bench_idx_to_ptr(idx));
+    sl_bench *b = pool;
+    sluice_err e = sluice_pool_submit(b->pool, sluice_task, bench_idx_to_ptr(idx));
     if (e == SLUICE_OK) {
         return BENCH_OK;
     }
@@ -73,15 +130,27 @@ static int sl_submit(void *pool, void *producer, uint64_t idx)
 
 static void sl_destroy(void *pool)
 {
+    sl_bench *b = pool;
+#ifdef BENCH_HAVE_METRICS
+    if (b->scraping) {
+        atomic_store_explicit(&b->stop, true, memory_order_release);
+        pthread_join(b->scraper, NULL);
+    }
+    if (b->reg) {
+        sluice_metrics_remove_pool(b->reg, b->pool);
+        sluice_metrics_destroy(b->reg);
+    }
+#endif
     sluice_drain_report rep;
-    (void)sluice_pool_drain(pool, 0, &rep);
-    sluice_pool_destroy(pool);
+    (void)sluice_pool_drain(b->pool, 0, &rep);
+    sluice_pool_destroy(b->pool);
+    free(b);
 }
 
-static const sluice_variant v_default = {TIMING_DEFAULT, SLUICE_OVERFLOW_BLOCK};
-static const sluice_variant v_notiming = {TIMING_OFF, SLUICE_OVERFLOW_BLOCK};
-static const sluice_variant v_sample64 = {TIMING_SAMPLE_64, SLUICE_OVERFLOW_BLOCK};
-static const sluice_variant v_reject = {TIMING_DEFAULT, SLUICE_OVERFLOW_REJECT};
+static const sluice_variant v_default = {TIMING_DEFAULT, SLUICE_OVERFLOW_BLOCK, false};
+static const sluice_variant v_notiming = {TIMING_OFF, SLUICE_OVERFLOW_BLOCK, false};
+static const sluice_variant v_sample64 = {TIMING_SAMPLE_64, SLUICE_OVERFLOW_BLOCK, false};
+static const sluice_variant v_reject = {TIMING_DEFAULT, SLUICE_OVERFLOW_REJECT, false};
 
 const bench_adapter bench_adapter_sluice = {
     .name = "sluice",
@@ -122,3 +191,18 @@ const bench_adapter bench_adapter_sluice_reject = {
     .submit = sl_submit,
     .destroy = sl_destroy,
 };
+
+#ifdef BENCH_HAVE_METRICS
+static const sluice_variant v_collector = {TIMING_DEFAULT, SLUICE_OVERFLOW_BLOCK, true};
+
+const bench_adapter bench_adapter_sluice_collector = {
+    .name = "sluice-collector",
+    .overflow = "Sluice, default config, registered with a metrics registry (sluice_metrics_add_pool) that a "
+                "thread scrapes every 10 ms",
+    .flags = BENCH_F_SLUICE | BENCH_F_METRICS_ONLY,
+    .variant = &v_collector,
+    .create = sl_create,
+    .submit = sl_submit,
+    .destroy = sl_destroy,
+};
+#endif

@@ -3,12 +3,17 @@
  * Sluice configurations, then the peers, then the raw reference ring.
  * BENCH_HAVE_SLUICE is defined by bench/CMakeLists.txt once libsluice has
  * a pool to link; without it the driver still measures the peers.
+ * BENCH_HAVE_METRICS adds the pool-collector variant when the metrics
+ * layer (include/sluice/metrics.h) is there.
  */
 #include "bench.h"
 
 #ifdef BENCH_HAVE_SLUICE
 extern const bench_adapter bench_adapter_sluice, bench_adapter_sluice_notiming, bench_adapter_sluice_sample64,
     bench_adapter_sluice_reject;
+#endif
+#ifdef BENCH_HAVE_METRICS
+extern const bench_adapter bench_adapter_sluice_collector;
 #endif
 extern const bench_adapter bench_adapter_thread, bench_adapter_cthreadpool, bench_adapter_glib,
     bench_adapter_libuv, bench_adapter_apr, bench_adapter_ring, bench_adapter_selftest_lose,
@@ -20,6 +25,9 @@ const bench_adapter *const bench_adapters[] = {
     &bench_adapter_sluice_notiming,
     &bench_adapter_sluice_sample64,
     &bench_adapter_sluice_reject,
+#endif
+#ifdef BENCH_HAVE_METRICS
+    &bench_adapter_sluice_collector,
 #endif
     &bench_adapter_thread,
     &bench_adapter_cthreadpool,

@@ -77,27 +77,18 @@ extern const bench_adapter *const bench_adapters[];
 
 /*
  * Every task of every implementation calls bench_task_run(idx) exactly
- * once: it runs the workload's body and then accounts the task. The
- * accounting is a count and a sum of a 64-bit hash of idx, kept in
- * cache-line slots chosen per thread, so tasks on different threads do not
- * share a line. At the end count == accepted and hash == the sum over the
- * accepted indices, or a task was lost or ran twice.
+ * once: it runs the workload's body and then accounts the task in a
+ * per-thread slot (account.c). At the end the count equals the accepted
+ * tasks and the hash the sum of bench_mix over their indices, or a task
+ * was lost or ran twice.
  */
 typedef void (*bench_body_fn)(uint64_t idx);
 
-#define BENCH_SLOTS 64
-
-typedef struct bench_slot {
-    _Alignas(64) _Atomic uint64_t count;
-    _Atomic uint64_t hash;
-} bench_slot;
-
 typedef struct bench_state {
     bench_body_fn body;
-    uint64_t spin_iters;       /* for the spin bodies */
-    uint64_t *submit_ns;       /* latency: per-task submit time */
-    uint64_t *latency_ns;      /* latency: per-task start - submit */
-    bench_slot slots[BENCH_SLOTS];
+    uint64_t spin_iters;  /* for the spin bodies */
+    uint64_t *submit_ns;  /* latency: per-task submit time */
+    uint64_t *latency_ns; /* latency: per-task start - submit */
 } bench_state;
 
 extern bench_state bench_g;

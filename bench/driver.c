@@ -85,7 +85,8 @@ static void usage(FILE *f)
             "  --quick        tiny sizes, one run: a smoke test that proves the driver works (CI)\n"
             "  --runs N       runs per implementation and workload (default 5; quick 1)\n"
             "  --workload L   only these workloads (comma list; see --list)\n"
-            "  --impl L       only these implementations (comma list; sluice is always kept for ratios)\n"
+            "  --impl L       only these implementations (comma list; sluice is kept for ratios,\n"
+            "                 except with --no-fork)\n"
             "  --producers P  producers for noop-Np (default 4)\n"
             "  --workers K    K for the throughput and latency workloads (default: CPU count)\n"
             "  --stall-seconds S  a run whose completions stop moving for S s has lost tasks\n"
@@ -793,7 +794,7 @@ int main(int argc, char **argv)
             if (a->flags & BENCH_F_SELFTEST) {
                 cells[i].taken = o.impls && in_list(o.impls, a->name) && w->takes_selftest;
             } else {
-                cells[i].taken = w->takes(a) && (in_list(o.impls, a->name) || a == ms);
+                cells[i].taken = w->takes(a) && (in_list(o.impls, a->name) || (a == ms && !o.no_fork));
             }
         }
         for (unsigned r = 0; r < cfg->runs; r++) {
