@@ -205,8 +205,16 @@ typedef struct sluice__frame {
     char message[512];
 } sluice__frame;
 
-extern _Thread_local sluice__frame *sluice__tls_frame;
-extern _Thread_local sluice__worker *sluice__tls_worker;
+/* The core's thread-locals use the initial-exec TLS model: in libsluice.so
+ * the default (general-dynamic) model turns every access into a call to
+ * __tls_get_addr, several per task. initial-exec costs a few bytes of the
+ * static TLS surplus glibc reserves for libraries; the only thing it rules
+ * out is dlopen()ing libsluice late into a process that has used that
+ * surplus up, which no service does with its thread pool library. */
+#define SLUICE__TLS _Thread_local __attribute__((tls_model("initial-exec")))
+
+extern SLUICE__TLS sluice__frame *sluice__tls_frame;
+extern SLUICE__TLS sluice__worker *sluice__tls_worker;
 
 /* ---- cross-file functions --------------------------------------------- */
 

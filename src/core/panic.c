@@ -39,7 +39,7 @@
 #include "core/internal.h"
 #include "sluice/fault.h"
 
-_Thread_local sluice__frame *sluice__tls_frame;
+SLUICE__TLS sluice__frame *sluice__tls_frame;
 
 /* ---- what a task can see -------------------------------------------------- */
 

@@ -39,7 +39,7 @@
 #define SUBMIT_SPIN_POLLS 64
 
 /* Per-thread sampling counter for timing (1 in N submits is stamped). */
-static _Thread_local unsigned tls_sample_tick;
+static SLUICE__TLS unsigned tls_sample_tick;
 
 static const double default_bounds[SLUICE_HIST_DEFAULT_BUCKETS] = {
     0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256,

@@ -47,7 +47,7 @@
 
 #include "core/internal.h"
 
-_Thread_local sluice__worker *sluice__tls_worker;
+SLUICE__TLS sluice__worker *sluice__tls_worker;
 
 /* How many times an idle worker polls the queue before it parks. */
 #define SPIN_POLLS 200
