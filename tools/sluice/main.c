@@ -30,6 +30,32 @@ static const command COMMANDS[] = {
 #undef SLUICE_COMMAND
 };
 
+/* Print `text` from column `indent` on, wrapped at word boundaries so no
+ * line passes 79 columns (the first line continues the current one). */
+static void put_wrapped(FILE *out, const char *text, int indent)
+{
+    int col = indent;
+    const char *p = text;
+    while (*p) {
+        const char *end = strchr(p, ' ');
+        int len = end ? (int)(end - p) : (int)strlen(p);
+        if (col > indent && col + 1 + len > 79) {
+            fprintf(out, "\n%*s", indent, "");
+            col = indent;
+        } else if (col > indent) {
+            fputc(' ', out);
+            col++;
+        }
+        fprintf(out, "%.*s", len, p);
+        col += len;
+        p += len;
+        while (*p == ' ') {
+            p++;
+        }
+    }
+    fputc('\n', out);
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: sluice [--help] [--version] <command> [<args>]\n"
@@ -38,7 +64,8 @@ static void usage(FILE *out)
                  "\n"
                  "Commands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++) {
-        fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+        fprintf(out, "  %-10s ", COMMANDS[i].name);
+        put_wrapped(out, COMMANDS[i].summary, 13);
     }
     fprintf(out, "\n"
                  "Run 'sluice <command> --help' for the flags of one command.\n"
