@@ -1,0 +1,335 @@
+/*
+ * tests/sync/test_examples.c - the examples of docs/sync.md, compiled and
+ * run, with the stubs they call (die, reply_429, ...) defined here. When
+ * an example in the doc changes, change it here too.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sluice/sluice.h"
+
+static char errbuf[256];
+
+static void die(const char *msg)
+{
+    fail_msg("%s", msg);
+}
+
+/* ---- contexts ------------------------------------------------------------------ */
+
+static _Atomic int dropped;
+
+static void drop_conn(sluice_ctx *ctx, sluice_err cause, void *conn)
+{
+    (void)ctx;
+    (void)cause;
+    (void)conn;
+    atomic_fetch_add(&dropped, 1);
+}
+
+static int processed;
+
+static void process(int row)
+{
+    processed += row;
+}
+
+static void test_ctx_example(void **state)
+{
+    (void)state;
+    sluice_ctx *server_ctx;
+    assert_int_equal(sluice_ctx_create(&server_ctx, NULL, 0, NULL), SLUICE_OK);
+    int conn_obj, *conn = &conn_obj;
+    int row[3] = {1, 2, 3};
+    size_t rows = 3;
+
+    /* A request's context: 250 ms from now, a child of the server's root. */
+    sluice_ctx *req;
+    sluice_ctx_with_timeout(&req, server_ctx, 250 * SLUICE_NS_PER_MS, NULL);
+
+    /* Release a connection back to its pool if the request is abandoned. */
+    uint64_t cb;
+    sluice_ctx_on_cancel(req, drop_conn, conn, &cb);
+
+    for (size_t i = 0; i < rows; i++) {
+        if (sluice_ctx_err(req)) /* cheap: one relaxed load (+ a clock read) */
+            break;
+        process(row[i]);
+    }
+    sluice_ctx_remove_cancel(req, cb); /* after it returns, drop_conn is not running */
+    sluice_ctx_release(req);
+
+    assert_int_equal(processed, 6);
+    assert_int_equal(atomic_load(&dropped), 0);
+    sluice_ctx_release(server_ctx);
+}
+
+/* ---- semaphore ----------------------------------------------------------------- */
+
+static int reply_503(sluice_err err)
+{
+    return (int)err;
+}
+
+static void decode(const char *body)
+{
+    (void)body;
+}
+
+static int handler(sluice_sem *sem, const char *body, size_t body_len, sluice_ctx *req_ctx)
+{
+    /* In a handler: wait for room, but no longer than the request allows. */
+    sluice_err err = sluice_sem_acquire(sem, body_len, req_ctx);
+    if (err) /* ETIMEDOUT, ECANCELED, EOVERFLOW, ECLOSED */
+        return reply_503(err);
+    decode(body);
+    sluice_sem_release(sem, body_len);
+    return 0;
+}
+
+static void test_sem_example(void **state)
+{
+    (void)state;
+    sluice_sem_config cfg;
+    sluice_sem_config_init(&cfg);
+    cfg.name = "decode_bytes";
+    cfg.capacity = 64u << 20; /* 64 MiB of decode buffers */
+    sluice_sem *sem;
+    if (sluice_sem_create(&cfg, &sem, errbuf, sizeof errbuf))
+        die(errbuf);
+
+    assert_int_equal(handler(sem, "body", 4, NULL), 0);
+    assert_int_equal(handler(sem, "huge", (64u << 20) + 1, NULL), SLUICE_EOVERFLOW);
+    sluice_sem_destroy(sem);
+}
+
+/* ---- group --------------------------------------------------------------------- */
+
+typedef struct job {
+    int id;
+    int fetched;
+} job;
+
+static int fetch_one(void *arg)
+{
+    job *j = arg;
+    j->fetched = 1;
+    return j->id == 3 ? SLUICE_EIO : 0;
+}
+
+static void log_error(const char *fmt, ...)
+{
+    (void)fmt;
+}
+
+static void test_group_example(void **state)
+{
+    (void)state;
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "example";
+    pc.workers = 2;
+    pc.queue_capacity = 64;
+    sluice_pool *pool;
+    assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
+    sluice_ctx *req_ctx;
+    sluice_ctx_with_timeout(&req_ctx, NULL, 10 * SLUICE_NS_PER_SEC, NULL);
+    job jobs[5] = {{0, 0}, {1, 0}, {2, 0}, {3, 0}, {4, 0}};
+    size_t n = 5;
+
+    sluice_group_config gc;
+    sluice_group_config_init(&gc);
+    gc.name = "fetch";
+    gc.pool = pool;        /* or NULL and gc.threads = 8: a private pool */
+    gc.limit = 8;          /* at most 8 in flight */
+    gc.parent = req_ctx;   /* the request's deadline covers the fan-out */
+    sluice_group *g;
+    if (sluice_group_create(&gc, &g, errbuf, sizeof errbuf))
+        die(errbuf);
+    for (size_t i = 0; i < n; i++)
+        sluice_group_run(g, fetch_one, &jobs[i]); /* waits for a slot at the limit */
+
+    sluice_group_result res;
+    sluice_err err = sluice_group_wait(g, &res);
+    if (err)
+        log_error("fetch: %s (rc %d%s%s)", sluice_strerror(err), res.first_rc, res.panicked ? ", panic: " : "",
+                  res.message);
+    sluice_group_destroy(g);
+
+    assert_int_equal(err, SLUICE_EIO);
+    assert_int_equal(res.first_rc, SLUICE_EIO);
+    sluice_ctx_release(req_ctx);
+    sluice_pool_drain(pool, 0, NULL);
+    sluice_pool_destroy(pool);
+}
+
+/* ---- breaker ------------------------------------------------------------------- */
+
+static _Atomic int transitions;
+
+static void log_breaker(sluice_breaker *b, sluice_breaker_state from, sluice_breaker_state to, void *user)
+{
+    (void)b;
+    (void)from;
+    (void)to;
+    (void)user;
+    atomic_fetch_add(&transitions, 1);
+}
+
+static int payments_rc;
+
+static int call_payments(void)
+{
+    return payments_rc;
+}
+
+static bool is_client_error(int rc)
+{
+    return rc == 400;
+}
+
+static int serve_fallback(void)
+{
+    return 1;
+}
+
+static int pay(sluice_breaker *br)
+{
+    uint64_t ticket;
+    if (sluice_breaker_allow(br, &ticket) == SLUICE_EOPEN)
+        return serve_fallback();
+    int rc = call_payments();
+    sluice_breaker_record(br, ticket, rc == 0                ? SLUICE_BREAKER_SUCCESS
+                                      : is_client_error(rc) ? SLUICE_BREAKER_IGNORED
+                                                            : SLUICE_BREAKER_FAILURE);
+    return 0;
+}
+
+static void test_breaker_example(void **state)
+{
+    (void)state;
+    sluice_breaker_config cfg;
+    sluice_breaker_config_init(&cfg);
+    cfg.name = "payments";
+    cfg.open_duration_ns = 30 * SLUICE_NS_PER_SEC;
+    cfg.on_state_change = log_breaker; /* (breaker, from, to, user) */
+    sluice_breaker *br;
+    if (sluice_breaker_create(&cfg, &br, errbuf, sizeof errbuf))
+        die(errbuf);
+
+    payments_rc = 400; /* client errors never trip it */
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(pay(br), 0);
+    }
+    payments_rc = 500;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(pay(br), 0);
+    }
+    assert_int_equal(pay(br), 1); /* open: the fallback */
+    assert_int_equal(atomic_load(&transitions), 1);
+    sluice_breaker_destroy(br);
+}
+
+/* ---- limiters ------------------------------------------------------------------ */
+
+static int reply_429(void)
+{
+    return 429;
+}
+
+static int handle(void *req)
+{
+    (void)req;
+    return 0;
+}
+
+static int serve(sluice_limiter *lim, sluice_keyed_limiter *per_tenant, const char *tenant_id, sluice_pool *pool,
+                 sluice_ctx *req_ctx, void *req, uint64_t max_delay)
+{
+    /* Shed at the door ... */
+    if (!sluice_limiter_allow(lim))
+        return reply_429();
+    /* ... or pace a producer, giving up with the request. */
+    if (sluice_limiter_wait(lim, 1, req_ctx) == SLUICE_OK)
+        sluice_pool_submit(pool, handle, req);
+    /* ... or reserve and schedule yourself. */
+    sluice_reservation r;
+    if (sluice_limiter_reserve(lim, 10, &r) == SLUICE_OK && r.delay_ns > max_delay)
+        sluice_limiter_cancel(lim, &r); /* give the tokens back */
+
+    if (!sluice_keyed_limiter_allow(per_tenant, tenant_id, 1))
+        return reply_429();
+    return 0;
+}
+
+static void test_limiter_example(void **state)
+{
+    (void)state;
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "paced";
+    pc.workers = 1;
+    pc.queue_capacity = 16;
+    sluice_pool *pool;
+    assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
+
+    sluice_limiter_config cfg;
+    sluice_limiter_config_init(&cfg);
+    cfg.name = "ingest";
+    cfg.rate = 200; /* tokens per second */
+    cfg.burst = 50;
+    sluice_limiter *lim;
+    if (sluice_limiter_create(&cfg, &lim, errbuf, sizeof errbuf))
+        die(errbuf);
+
+    /* Per tenant, with at most 10 000 tenants remembered. */
+    sluice_keyed_limiter_config kc;
+    sluice_keyed_limiter_config_init(&kc);
+    kc.rate = 10;
+    kc.burst = 20;
+    kc.max_keys = 10000;
+    sluice_keyed_limiter *per_tenant;
+    sluice_keyed_limiter_create(&kc, &per_tenant, errbuf, sizeof errbuf);
+
+    assert_int_equal(serve(lim, per_tenant, "acme", pool, NULL, NULL, SLUICE_NS_PER_SEC), 0);
+
+    /* Metrics for all of it. */
+    sluice_metrics *reg;
+    sluice_metrics_create(NULL, &reg);
+    sluice_sync_metrics *sm;
+    sluice_sync_metrics_create(reg, &sm); /* one collector on the registry */
+    sluice_sync_metrics_add_limiter(sm, lim);
+    sluice_sync_metrics_add_keyed_limiter(sm, per_tenant);
+    char *text;
+    size_t len;
+    assert_int_equal(sluice_metrics_render(reg, SLUICE_EXPO_PROMETHEUS, &text, &len), SLUICE_OK);
+    assert_non_null(strstr(text, "sluice_limiter_allowed_total{name=\"ingest\"} 3"));
+    free(text);
+    sluice_sync_metrics_remove_limiter(sm, lim);
+    sluice_sync_metrics_remove_keyed_limiter(sm, per_tenant);
+    sluice_sync_metrics_destroy(sm);
+    sluice_metrics_destroy(reg);
+
+    sluice_keyed_limiter_destroy(per_tenant);
+    sluice_limiter_destroy(lim);
+    sluice_pool_drain(pool, 0, NULL);
+    sluice_pool_destroy(pool);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ctx_example),     cmocka_unit_test(test_sem_example),
+        cmocka_unit_test(test_group_example),   cmocka_unit_test(test_breaker_example),
+        cmocka_unit_test(test_limiter_example),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
