@@ -98,6 +98,12 @@ EOF
     run "$S" lint --cpus 8 --replicas 5 "$FIX/ops.yaml"
     expect_rc 1 "ops.yaml: 10 x 5 replicas exceeds the share of 40"
     has "$TMP/out" "downstream-share: pool payments"
+    # --grace overrides the config's orchestrator_grace (30s; drain_budget 20s).
+    run "$S" lint --cpus 8 --grace 20s "$FIX/ops.yaml"
+    expect_rc 1 "lint --grace 20s"
+    has "$TMP/out" "drain_budget 20s is not below the orchestrator's grace period 20s"
+    run "$S" lint --cpus 8 --grace soon "$FIX/ops.yaml"
+    expect_rc 2 "lint --grace soon"
     # stdin
     run sh -c "\"$S\" lint --cpus 8 - <\"$FIX/ops.yaml\""
     expect_rc 0 "lint from stdin"

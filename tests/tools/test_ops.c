@@ -118,7 +118,7 @@ static void lint_ids(const char *yaml, unsigned cpus, unsigned replicas, char *o
 {
     sluice_config *cfg = load(yaml);
     ops_findings f = {0};
-    ops_lint_opts o = {cpus, replicas};
+    ops_lint_opts o = {cpus, replicas, 0};
     ops_lint_run(cfg, &o, &f);
     out[0] = '\0';
     for (size_t i = 0; i < f.n; i++) {
@@ -172,21 +172,20 @@ static void lint_each_rule(void **state)
     assert_string_equal(ids, "p/drain-vs-grace q/drain-vs-grace");
     /* Submit timeout vs caller deadline: missing, too long, fine, and
      * irrelevant for a rejecting pool. */
-    lint_ids(
-        SERVICE_OK "pools:\n" POOL_OK(
-            "a") "    caller_deadline: 1s\n" POOL_OK("b") "    caller_deadline: 1s\n    submit_timeout: "
-                                                          "1s\n" POOL_OK("c") "    caller_deadline: 1s\n    "
-                                                                              "submit_timeout: "
-                                                                              "250ms\n" POOL_OK("d") "    "
-                                                                                                     "caller_"
-                                                                                                     "deadlin"
-                                                                                                     "e: "
-                                                                                                     "1s\n   "
-                                                                                                     " overfl"
-                                                                                                     "ow: "
-                                                                                                     "reject"
-                                                                                                     "\n",
-        4, 1, ids, sizeof ids);
+    lint_ids(SERVICE_OK "pools:\n" POOL_OK("a") "    caller_deadline: 1s\n" POOL_OK(
+                 "b") "    caller_deadline: 1s\n    submit_timeout: "
+                      "1s\n" POOL_OK("c") "    caller_deadline: 1s\n    "
+                                          "submit_timeout: "
+                                          "250ms\n" POOL_OK("d") "    "
+                                                                 "caller_"
+                                                                 "deadlin"
+                                                                 "e: "
+                                                                 "1s\n   "
+                                                                 " overfl"
+                                                                 "ow: "
+                                                                 "reject"
+                                                                 "\n",
+             4, 1, ids, sizeof ids);
     assert_string_equal(ids, "a/submit-timeout-vs-deadline b/submit-timeout-vs-deadline");
     /* CPU-bound K above the CPU count. */
     lint_ids(SERVICE_OK "pools:\n  - name: c\n    workers: 9\n    rationale: cores\n    queue_capacity: 10\n"
@@ -233,7 +232,7 @@ static void lint_positions_and_order(void **state)
                                          "  - name: alpha\n    workers: 4\n    queue_capacity: 10\n"
                                          "    rationale: r\n    kind: io\n");
     ops_findings f = {0};
-    ops_lint_opts o = {4, 1};
+    ops_lint_opts o = {4, 1, 0};
     ops_lint_run(cfg, &o, &f);
     assert_int_equal(f.n, 2);
     assert_string_equal(f.v[0].pool, "alpha");

@@ -21,7 +21,7 @@
 #include "ops_lint.h"
 
 static const char HELP[] =
-    "usage: sluice lint [--json] [--cpus N] [--replicas N] [--env] CONFIG\n"
+    "usage: sluice lint [--json] [--cpus N] [--replicas N] [--grace D] [--env] CONFIG\n"
     "       sluice lint --list-rules\n"
     "\n"
     "Checks sluice.yaml against the team framework and prints, per pool, each rule\n"
@@ -32,6 +32,8 @@ static const char HELP[] =
     "      --json      print a JSON report instead of text\n"
     "      --cpus N    CPUs for the cpu-bound-k rule (default: this machine's, %u)\n"
     "      --replicas N  replicas of this service sharing each downstream (default 1)\n"
+    "      --grace D   the orchestrator's grace period, e.g. 45s (default: the config's\n"
+    "                  service.orchestrator_grace, itself 30s by default)\n"
     "      --env       apply SLUICE_POOL_* / SLUICE_SERVICE_* environment overrides first\n"
     "      --list-rules  print the rule ids and what each checks, then exit 0\n"
     "  -h, --help      this text\n"
@@ -115,9 +117,10 @@ int sluice_cmd_lint(int argc, char **argv)
         {"cpus", required_argument, NULL, 'c'},
         {"replicas", required_argument, NULL, 'r'},
         {"list-rules", no_argument, NULL, 'l'},
+        {"grace", required_argument, NULL, 'g'},
         {NULL, 0, NULL, 0},
     };
-    ops_lint_opts opts = {machine_cpus(), 1};
+    ops_lint_opts opts = {machine_cpus(), 1, 0};
     bool json = false, with_env = false;
     int c;
     opterr = 0;
@@ -150,6 +153,14 @@ int sluice_cmd_lint(int argc, char **argv)
         case 'r':
             if (parse_count("--replicas", optarg, &opts.replicas))
                 return OPS_EXIT_USAGE;
+            break;
+        case 'g':
+            if (ops_parse_duration(optarg, &opts.orchestrator_grace_ns) || opts.orchestrator_grace_ns == 0) {
+                fprintf(stderr,
+                        "sluice lint: --grace must be a duration above zero such as 45s, got \"%s\"\n",
+                        optarg);
+                return OPS_EXIT_USAGE;
+            }
             break;
         case ':':
             fprintf(stderr, "sluice lint: %s needs a value (see sluice lint --help)\n", argv[optind - 1]);

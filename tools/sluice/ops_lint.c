@@ -129,11 +129,17 @@ static const sluice_config_downstream *find_downstream(const sluice_config *cfg,
     return NULL;
 }
 
-static void check_service(const sluice_config *cfg, ops_findings *out)
+static uint64_t grace_of(const sluice_config *cfg, const ops_lint_opts *o)
+{
+    return o->orchestrator_grace_ns ? o->orchestrator_grace_ns : cfg->service.orchestrator_grace_ns;
+}
+
+static void check_service(const sluice_config *cfg, const ops_lint_opts *o, ops_findings *out)
 {
     char a[32], b[32], c[32];
     const sluice_config_service *s = &cfg->service;
-    if (s->orchestrator_grace_ns && s->shutdown_grace_ns + s->drain_budget_ns >= s->orchestrator_grace_ns) {
+    uint64_t grace = grace_of(cfg, o);
+    if (grace && s->shutdown_grace_ns + s->drain_budget_ns >= grace) {
         const sluice_config_pos *pos =
             s->pos_drain_budget.line ? &s->pos_drain_budget : &s->pos_orchestrator_grace;
         add(out, NULL, "drain-vs-grace", pos,
@@ -146,8 +152,7 @@ static void check_service(const sluice_config *cfg, ops_findings *out)
             "the "
             "orchestrator kills the process before the drain can end",
             ops_format_duration(s->shutdown_grace_ns, a, sizeof a),
-            ops_format_duration(s->drain_budget_ns, b, sizeof b),
-            ops_format_duration(s->orchestrator_grace_ns, c, sizeof c));
+            ops_format_duration(s->drain_budget_ns, b, sizeof b), ops_format_duration(grace, c, sizeof c));
     }
     for (size_t i = 0; i < cfg->downstream_count; i++) {
         const sluice_config_downstream *d = &cfg->downstreams[i];
@@ -197,7 +202,7 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
     /* Each pool drains for min(its drain_timeout, drain_budget) (0 = no
      * limit on either side). When the budget caps the pool, the service
      * check covers it; report the pool only when its own timeout governs. */
-    uint64_t budget = cfg->service.drain_budget_ns, grace = cfg->service.orchestrator_grace_ns;
+    uint64_t budget = cfg->service.drain_budget_ns, grace = grace_of(cfg, o);
     if (grace && (budget == 0 || (p->drain_timeout_ns && p->drain_timeout_ns < budget))) {
         if (p->drain_timeout_ns == 0)
             add(out, n, "drain-vs-grace", kpos(p, SLUICE_PK_DRAIN_TIMEOUT),
@@ -275,7 +280,7 @@ void ops_lint_run(const sluice_config *cfg, const ops_lint_opts *opts, ops_findi
         o.cpus = 1;
     if (o.replicas == 0)
         o.replicas = 1;
-    check_service(cfg, out);
+    check_service(cfg, &o, out);
     for (size_t i = 0; i < cfg->pool_count; i++)
         check_pool(cfg, &cfg->pools[i], &o, out);
     if (out->n > 1)

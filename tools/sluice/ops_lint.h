@@ -9,6 +9,8 @@
 #ifndef SLUICE_TOOLS_OPS_LINT_H
 #define SLUICE_TOOLS_OPS_LINT_H
 
+#include <stdint.h>
+
 #include "ops_util.h"
 
 typedef struct ops_lint_rule {
@@ -34,8 +36,9 @@ typedef struct ops_findings {
 } ops_findings;
 
 typedef struct ops_lint_opts {
-    unsigned cpus;     /* CPU count for the cpu-bound-k rule (> 0) */
-    unsigned replicas; /* replicas of this service sharing a downstream (>= 1) */
+    unsigned cpus;                  /* CPU count for the cpu-bound-k rule (> 0) */
+    unsigned replicas;              /* replicas of this service sharing a downstream (>= 1) */
+    uint64_t orchestrator_grace_ns; /* overrides service.orchestrator_grace; 0 = the config's */
 } ops_lint_opts;
 
 /*
