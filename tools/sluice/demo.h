@@ -105,6 +105,7 @@ typedef struct demo {
 
 /* demo_sim.c */
 int demo_task(void *arg);
+bool demo_downstream_call(uint64_t until);
 void demo_start_producers(demo *d);
 void demo_join_producers(demo *d);
 void demo_on_abandon(const sluice_abandoned *task, void *user);

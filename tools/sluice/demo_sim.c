@@ -73,8 +73,10 @@ static void sleep_ns(uint64_t ns)
     nanosleep(&ts, NULL);
 }
 
-/* Sleep until `until` (system clock) in slices; false if asked to stop. */
-static bool wait_until(uint64_t until)
+/* The simulated call to the downstream: wait until `until` (system clock)
+ * in slices; false if asked to stop. Not static, so that it has a name in
+ * /debug/pools/stacks. */
+bool demo_downstream_call(uint64_t until)
 {
     for (;;) {
         if (sluice_task_should_stop()) {
@@ -116,7 +118,7 @@ int demo_task(void *arg)
     }
     if (stall_until) {
         /* The downstream accepted the connection and went silent. */
-        if (!wait_until(stall_until)) {
+        if (!demo_downstream_call(stall_until)) {
             return 2;
         }
     }
@@ -129,7 +131,7 @@ int demo_task(void *arg)
     if (lat > 60e9) {
         lat = 60e9;
     }
-    if (!wait_until(now_ns() + (uint64_t)lat)) {
+    if (!demo_downstream_call(now_ns() + (uint64_t)lat)) {
         return 2; /* interrupted by the drain deadline: not delivered */
     }
     return fail ? 1 : 0;
