@@ -199,11 +199,11 @@ void bench_spin(uint64_t iters)
 
 uint64_t bench_spin_calibrate(uint64_t target_ns, double *measured_ns)
 {
-    /* Time a long run (best of several, to skip preemptions), derive the
-     * iterations per target, then measure that spin's real cost. */
-    const uint64_t probe = 2000000;
+    /* The minimum of many short timings: a timing that was preempted is
+     * long, never short, so the minimum survives a busy machine. */
+    const uint64_t probe = 20000; /* ~10-40 us */
     uint64_t best = UINT64_MAX;
-    for (int r = 0; r < 7; r++) {
+    for (int r = 0; r < 300; r++) {
         uint64_t t0 = bench_now_ns();
         bench_spin(probe);
         uint64_t dt = bench_now_ns() - t0;
@@ -211,14 +211,14 @@ uint64_t bench_spin_calibrate(uint64_t target_ns, double *measured_ns)
             best = dt;
         }
     }
-    double ns_per_iter = (double)best / (double)probe;
+    double ns_per_iter = (double)(best ? best : 1) / (double)probe;
     uint64_t iters = (uint64_t)((double)target_ns / ns_per_iter + 0.5);
     if (iters == 0) {
         iters = 1;
     }
-    const int reps = 20000;
+    const int reps = 20;
     uint64_t best_batch = UINT64_MAX;
-    for (int r = 0; r < 5; r++) {
+    for (int r = 0; r < 300; r++) {
         uint64_t t0 = bench_now_ns();
         for (int i = 0; i < reps; i++) {
             bench_spin(iters);

@@ -68,6 +68,7 @@ typedef struct options {
 } options;
 
 static int failures;
+static double load_start = -1, load_end = -1;
 
 /* ---- command line ------------------------------------------------------ */
 
@@ -277,6 +278,20 @@ static void cpu_model(char *buf, size_t len)
     if (f) {
         fclose(f);
     }
+}
+
+/* The 1-minute load average, or -1. */
+static double load1(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) {
+            l = -1;
+        }
+        fclose(f);
+    }
+    return l;
 }
 
 /* ---- one measurement --------------------------------------------------- */
@@ -664,6 +679,10 @@ static void print_json(const options *o, const char *model, cell (*all)[MAX_IMPL
     json_str(model);
     printf(", \"cpus\": %u, \"kernel\": ", o->cfg.cpus);
     json_str(u.release);
+    printf(", \"load_start\": ");
+    json_num(load_start);
+    printf(", \"load_end\": ");
+    json_num(load_end);
     printf("},\n  \"config\": {\"quick\": %s, \"runs\": %u, \"workers\": %u, \"producers\": %u, \"spin_ns\": ",
            o->cfg.quick ? "true" : "false", o->cfg.runs, o->cfg.workers, o->cfg.producers);
     json_num(o->cfg.spin_ns);
@@ -778,6 +797,12 @@ int main(int argc, char **argv)
 #endif
             glib_major_version, glib_minor_version, glib_micro_version, uv_version_string(), apu_version_string());
     fprintf(info, "calibrated spin: %.0f ns (~1 us task), %.0f ns (~5 us burst task)\n", cfg->spin_ns, cfg->burst_ns);
+    load_start = load1();
+    fprintf(info, "load average at start: %.2f on %u CPUs\n", load_start, cfg->cpus);
+    if (load_start > cfg->cpus * 0.5) {
+        fprintf(info, "WARNING: this machine is busy; wall-clock figures will be noisy. The CPU ns/task columns\n"
+                      "         (CPU time of all the measurement's threads) hold up under load.\n");
+    }
 
     const bench_adapter *ms = main_sluice();
     bool progress = !o.verbose && isatty(STDERR_FILENO);
@@ -837,12 +862,14 @@ int main(int argc, char **argv)
             print_table(&o, w, cells);
         }
     }
+    load_end = load1();
     target t[16];
     size_t nt = compute_targets(all_cells, t);
     if (o.json) {
         print_json(&o, model, all_cells, wl_on, t, nt);
     } else {
         print_targets(t, nt);
+        printf("\nload average: %.2f at start, %.2f at end, on %u CPUs\n", load_start, load_end, o.cfg.cpus);
         printf("\n%s\n", failures ? "RESULT: FAILED (see the FAILED lines: lost or duplicated tasks, crashes, errors)"
                                   : "RESULT: ok (every task of every implementation ran exactly once)");
     }
