@@ -5,7 +5,8 @@
  * A logger turns events into one line each:
  *
  *   logfmt: ts=2026-11-27T20:30:00.123Z level=info msg="pool resized" pool=ingest old=4 new=8
- *   json:   {"ts":"2026-11-27T20:30:00.123Z","level":"info","msg":"pool resized","pool":"ingest","old":4,"new":8}
+ *   json:   {"ts":"2026-11-27T20:30:00.123Z","level":"info","msg":"pool
+ * resized","pool":"ingest","old":4,"new":8}
  *
  * What Sluice logs (never one line per task):
  *   - lifecycle events (sluice_log_pool_event): worker expiry and other
@@ -68,8 +69,8 @@ typedef void (*sluice_log_sink_fn)(void *user, sluice_log_level level, const cha
 
 typedef struct sluice_log_config {
     sluice_log_format format;
-    sluice_log_level min_level;        /* lines below it are not formatted; default INFO */
-    sluice_log_sink_fn sink;           /* NULL: stderr, one write(2) per line with "\n" */
+    sluice_log_level min_level; /* lines below it are not formatted; default INFO */
+    sluice_log_sink_fn sink;    /* NULL: stderr, one write(2) per line with "\n" */
     void *sink_user;
     /* At most one submit-error line per (pool, error) per interval;
      * 0 = 10 s. */
@@ -119,10 +120,9 @@ SLUICE_API void sluice_log_kvv(sluice_logger *lg, sluice_log_level level, const 
 /*
  * sluice_log_pool_event - the line for a pool lifecycle event:
  *   WORKER_START   debug "worker started"      pool worker
- *   WORKER_EXIT    info  "worker exited"        pool worker reason (expired|retired|fault|init-failed|shutdown);
- *                  shutdown exits are debug, fault and init-failed warn
- *   RESIZE         info  "pool resized"         pool old new
- *   DRAIN_START    info  "drain started"        pool queued running
+ *   WORKER_EXIT    info  "worker exited"        pool worker reason
+ * (expired|retired|fault|init-failed|shutdown); shutdown exits are debug, fault and init-failed warn RESIZE
+ * info  "pool resized"         pool old new DRAIN_START    info  "drain started"        pool queued running
  *   DRAIN_END      info  "drain finished"       pool completed still_running handed_back elapsed_ms timed_out
  *                  (warn when timed_out)
  *   SUBMIT_REFUSED warn  "submit refused"       pool err suppressed (rate-limited)

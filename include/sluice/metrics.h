@@ -99,14 +99,14 @@ SLUICE_API void sluice_metrics_destroy(sluice_metrics *reg);
 
 /* A full description of a metric, for sluice_metrics_register. */
 typedef struct sluice_metric_desc {
-    const char *name;                /* [a-zA-Z_:][a-zA-Z0-9_:]*; counters must end in "_total" */
-    const char *help;                /* one line; may be NULL */
-    const char *const *label_names;  /* label_count names, [a-zA-Z_][a-zA-Z0-9_]*, no "__" prefix, no "le" */
-    size_t label_count;              /* 0..SLUICE_METRIC_MAX_LABELS */
-    const double *buckets;           /* histograms: strictly increasing finite upper bounds (s);
-                                        NULL = the pool default 0.0001 * 2^k, k = 0..16 */
-    size_t bucket_count;             /* 1..SLUICE_HIST_MAX_BUCKETS when buckets is given */
-    size_t max_series;               /* 0 = the registry's default */
+    const char *name;               /* [a-zA-Z_:][a-zA-Z0-9_:]*; counters must end in "_total" */
+    const char *help;               /* one line; may be NULL */
+    const char *const *label_names; /* label_count names, [a-zA-Z_][a-zA-Z0-9_]*, no "__" prefix, no "le" */
+    size_t label_count;             /* 0..SLUICE_METRIC_MAX_LABELS */
+    const double *buckets;          /* histograms: strictly increasing finite upper bounds (s);
+                                       NULL = the pool default 0.0001 * 2^k, k = 0..16 */
+    size_t bucket_count;            /* 1..SLUICE_HIST_MAX_BUCKETS when buckets is given */
+    size_t max_series;              /* 0 = the registry's default */
 } sluice_metric_desc;
 
 /*
@@ -121,8 +121,8 @@ typedef struct sluice_metric_desc {
  * Thread-safety: safe from any thread, except inside a collector.
  */
 SLUICE_API sluice_err sluice_metrics_register(sluice_metrics *reg, sluice_metric_type type,
-                                              const sluice_metric_desc *desc, sluice_metric **out, char *errbuf,
-                                              size_t errlen);
+                                              const sluice_metric_desc *desc, sluice_metric **out,
+                                              char *errbuf, size_t errlen);
 
 /* Shorthands: label_names is a NULL-terminated list (or NULL for none);
  * histogram buckets as in sluice_metric_desc. Same returns (no message). */
@@ -145,7 +145,8 @@ SLUICE_API sluice_err sluice_metrics_histogram(sluice_metrics *reg, const char *
  * registry is destroyed, so callers may cache it for the hot path.
  * Thread-safety: safe; takes the metric's series lock.
  */
-SLUICE_API sluice_err sluice_metric_series(sluice_metric *m, const char *const *label_values, sluice_series **out);
+SLUICE_API sluice_err sluice_metric_series(sluice_metric *m, const char *const *label_values,
+                                           sluice_series **out);
 
 /*
  * Updates by label values (a series lookup under the metric's lock, then
@@ -195,8 +196,10 @@ typedef struct sluice_metric_label {
  */
 typedef void (*sluice_collector_fn)(sluice_expo *w, void *user);
 
-SLUICE_API void sluice_expo_family(sluice_expo *w, const char *name, sluice_metric_type type, const char *help);
-SLUICE_API void sluice_expo_sample(sluice_expo *w, const sluice_metric_label *labels, size_t label_count, double v);
+SLUICE_API void sluice_expo_family(sluice_expo *w, const char *name, sluice_metric_type type,
+                                   const char *help);
+SLUICE_API void sluice_expo_sample(sluice_expo *w, const sluice_metric_label *labels, size_t label_count,
+                                   double v);
 /* A histogram sample from a sluice_histogram snapshot (non-cumulative
  * counts, as sluice_pool_histogram_get gives them). */
 SLUICE_API void sluice_expo_histogram(sluice_expo *w, const sluice_metric_label *labels, size_t label_count,
@@ -212,7 +215,8 @@ SLUICE_API void sluice_expo_histogram(sluice_expo *w, const sluice_metric_label 
  * will not run again.
  */
 SLUICE_API sluice_err sluice_metrics_add_collector(sluice_metrics *reg, sluice_collector_fn fn, void *user);
-SLUICE_API sluice_err sluice_metrics_remove_collector(sluice_metrics *reg, sluice_collector_fn fn, void *user);
+SLUICE_API sluice_err sluice_metrics_remove_collector(sluice_metrics *reg, sluice_collector_fn fn,
+                                                      void *user);
 
 /* ---- pools ----------------------------------------------------------------- */
 

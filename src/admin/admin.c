@@ -133,14 +133,14 @@ static void sb_json_str(strbuf *b, const char *s)
 
 typedef struct pool_entry {
     sluice_pool *pool;
-    bool in_registry;      /* we added it to the registry, so we remove it */
+    bool in_registry; /* we added it to the registry, so we remove it */
     /* Guarded by sat_lock. */
     bool saturated;
     uint64_t sat_since;
 } pool_entry;
 
 struct sluice_admin {
-    sluice_admin_config cfg;  /* defaults filled; address points at `address` */
+    sluice_admin_config cfg; /* defaults filled; address points at `address` */
     char address[256];
     sluice_metrics *metrics;
     bool own_metrics;
@@ -186,7 +186,7 @@ int sluice_admin_route(const char *method, const char *url, const char **endpoin
         const char *path;
         const char *name;
     } routes[] = {
-        {"/metrics", "metrics"},     {"/health/live", "live"}, {"/health/ready", "ready"},
+        {"/metrics", "metrics"},    {"/health/live", "live"},  {"/health/ready", "ready"},
         {"/health/pools", "pools"}, {"/debug/pools", "debug"}, {"/debug/pools/stacks", "stacks"},
     };
     if (endpoint) {
@@ -229,7 +229,8 @@ int sluice_admin_route(const char *method, const char *url, const char **endpoin
 
 /* ---- responses ----------------------------------------------------------------------- */
 
-static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *type, char *body, size_t len)
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, const char *type, char *body,
+                               size_t len)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
@@ -539,24 +540,25 @@ static void json_pool(strbuf *b, sluice_pool *pool)
     sluice_pool_stats_get(pool, &st);
     sb_puts(b, "{\"name\":");
     sb_json_str(b, sluice_pool_name(pool));
-    sb_printf(b,
-              ",\"config\":{\"workers\":%u,\"min_workers\":%u,\"queue_capacity\":%zu,\"overflow\":\"%s\","
-              "\"submit_timeout_ns\":%" PRIu64 ",\"idle_expiry_ns\":%" PRIu64 ",\"prewarm\":%s,\"stack_size\":%zu,"
-              "\"fault_mode\":\"%s\",\"timing_sample_every\":%u,\"timing_disabled\":%s}",
-              cfg.workers, cfg.min_workers, cfg.queue_capacity, sluice_overflow_name(cfg.overflow),
-              cfg.submit_timeout_ns, cfg.idle_expiry_ns, cfg.prewarm ? "true" : "false", cfg.stack_size,
-              fault_mode_name(cfg.fault_mode), cfg.timing_sample_every, cfg.timing_disabled ? "true" : "false");
+    sb_printf(
+        b,
+        ",\"config\":{\"workers\":%u,\"min_workers\":%u,\"queue_capacity\":%zu,\"overflow\":\"%s\","
+        "\"submit_timeout_ns\":%" PRIu64 ",\"idle_expiry_ns\":%" PRIu64 ",\"prewarm\":%s,\"stack_size\":%zu,"
+        "\"fault_mode\":\"%s\",\"timing_sample_every\":%u,\"timing_disabled\":%s}",
+        cfg.workers, cfg.min_workers, cfg.queue_capacity, sluice_overflow_name(cfg.overflow),
+        cfg.submit_timeout_ns, cfg.idle_expiry_ns, cfg.prewarm ? "true" : "false", cfg.stack_size,
+        fault_mode_name(cfg.fault_mode), cfg.timing_sample_every, cfg.timing_disabled ? "true" : "false");
     sb_printf(b,
               ",\"stats\":{\"running\":%u,\"capacity\":%u,\"workers\":%u,\"idle\":%u,\"waiting\":%u,"
               "\"queue_depth\":%zu,\"queue_capacity\":%zu,\"draining\":%s,",
               st.running, st.capacity, st.workers, st.idle, st.waiting, st.queue_depth, st.queue_capacity,
               st.draining ? "true" : "false");
     sb_printf(b,
-              "\"submitted\":%" PRIu64 ",\"completed\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"panicked\":%" PRIu64
-              ",\"rejected\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"shed\":%" PRIu64 ",\"abandoned\":%" PRIu64
-              ",\"caller_ran\":%" PRIu64 ",",
-              st.submitted, st.completed, st.failed, st.panicked, st.rejected, st.dropped, st.shed, st.abandoned,
-              st.caller_ran);
+              "\"submitted\":%" PRIu64 ",\"completed\":%" PRIu64 ",\"failed\":%" PRIu64
+              ",\"panicked\":%" PRIu64 ",\"rejected\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"shed\":%" PRIu64
+              ",\"abandoned\":%" PRIu64 ",\"caller_ran\":%" PRIu64 ",",
+              st.submitted, st.completed, st.failed, st.panicked, st.rejected, st.dropped, st.shed,
+              st.abandoned, st.caller_ran);
     sb_printf(b,
               "\"expired_workers\":%" PRIu64 ",\"retired_workers\":%" PRIu64 ",\"started_workers\":%" PRIu64
               ",\"resize_events\":%" PRIu64 ",\"init_failures\":%" PRIu64
@@ -567,8 +569,8 @@ static void json_pool(strbuf *b, sluice_pool *pool)
     sluice_worker_info *w = workers_of(pool, &n);
     sb_puts(b, ",\"workers\":[");
     for (size_t i = 0; i < n; i++) {
-        sb_printf(b, "%s{\"index\":%u,\"state\":\"%s\",\"for_seconds\":%.3f,\"task\":", i ? "," : "", w[i].index,
-                  worker_state_name(w[i].state), age_seconds(pool, w[i].since_ns));
+        sb_printf(b, "%s{\"index\":%u,\"state\":\"%s\",\"for_seconds\":%.3f,\"task\":", i ? "," : "",
+                  w[i].index, worker_state_name(w[i].state), age_seconds(pool, w[i].since_ns));
         sb_json_str(b, w[i].state == SLUICE_WORKER_RUNNING ? w[i].task_label : NULL);
         sb_printf(b, ",\"tasks_run\":%" PRIu64 "}", w[i].tasks_run);
     }
@@ -659,9 +661,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     case 400:
         return respond_text(c, MHD_HTTP_BAD_REQUEST, "bad request\n");
     case 404:
-        return respond_text(c, MHD_HTTP_NOT_FOUND,
-                            "not found; endpoints: /metrics /health/live /health/ready /health/pools /debug/pools "
-                            "/debug/pools/stacks\n");
+        return respond_text(
+            c, MHD_HTTP_NOT_FOUND,
+            "not found; endpoints: /metrics /health/live /health/ready /health/pools /debug/pools "
+            "/debug/pools/stacks\n");
     case 405:
         return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: use GET\n");
     default:
@@ -686,7 +689,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 /* Parse "host:port", "[v6]:port", ":port" or "port" into a bound,
  * listening socket. Returns SLUICE_OK with *fd set, or an error with the
  * reason in errbuf. */
-static sluice_err bind_listen(const char *address, int *fd_out, unsigned *port_out, char *errbuf, size_t errlen)
+static sluice_err bind_listen(const char *address, int *fd_out, unsigned *port_out, char *errbuf,
+                              size_t errlen)
 {
     char host[256] = "127.0.0.1";
     const char *port;
@@ -841,12 +845,13 @@ sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out
         /* The memory limit bounds the request line and headers; MHD needs
          * some room of its own beyond it. */
         size_t mem = a->cfg.max_request_bytes + 4096;
-        unsigned timeout_s = (unsigned)((a->cfg.connection_timeout_ns + SLUICE_NS_PER_SEC - 1) / SLUICE_NS_PER_SEC);
-        a->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD, 0, NULL, NULL,
-                                     on_request, a, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-                                     a->cfg.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
-                                     MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_STRICT_FOR_CLIENT, 1,
-                                     MHD_OPTION_END);
+        unsigned timeout_s =
+            (unsigned)((a->cfg.connection_timeout_ns + SLUICE_NS_PER_SEC - 1) / SLUICE_NS_PER_SEC);
+        a->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD, 0, NULL,
+                                     NULL, on_request, a, MHD_OPTION_LISTEN_SOCKET, fd,
+                                     MHD_OPTION_CONNECTION_LIMIT, a->cfg.max_connections,
+                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_CONNECTION_TIMEOUT,
+                                     timeout_s, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
         if (!a->daemon) {
             int e = errno;
             close(fd);
@@ -924,7 +929,8 @@ sluice_err sluice_admin_add_pool(sluice_admin *a, sluice_pool *pool)
     sluice_err r = SLUICE_OK;
     pthread_rwlock_wrlock(&a->pools_lock);
     for (size_t i = 0; i < a->pool_count; i++) {
-        if (a->pools[i].pool == pool || strcmp(sluice_pool_name(a->pools[i].pool), sluice_pool_name(pool)) == 0) {
+        if (a->pools[i].pool == pool ||
+            strcmp(sluice_pool_name(a->pools[i].pool), sluice_pool_name(pool)) == 0) {
             r = SLUICE_EBUSY;
         }
     }

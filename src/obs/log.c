@@ -408,18 +408,21 @@ void sluice_log_pool_event(sluice_logger *lg, const sluice_pool_event *ev)
         } else if (strcmp(reason, "fault") == 0 || strcmp(reason, "init-failed") == 0) {
             lvl = SLUICE_LOG_WARN;
         }
-        field f[] = {{"pool", pool, 0, false}, {"worker", NULL, ev->worker_index, true}, {"reason", reason, 0, false}};
+        field f[] = {
+            {"pool", pool, 0, false}, {"worker", NULL, ev->worker_index, true}, {"reason", reason, 0, false}};
         emit(lg, lvl, "worker exited", f, 3, NULL);
         break;
     }
     case SLUICE_EVENT_RESIZE: {
-        field f[] = {{"pool", pool, 0, false}, {"old", NULL, ev->old_value, true}, {"new", NULL, ev->new_value, true}};
+        field f[] = {
+            {"pool", pool, 0, false}, {"old", NULL, ev->old_value, true}, {"new", NULL, ev->new_value, true}};
         emit(lg, SLUICE_LOG_INFO, "pool resized", f, 3, NULL);
         break;
     }
     case SLUICE_EVENT_DRAIN_START: {
-        field f[] = {
-            {"pool", pool, 0, false}, {"queued", NULL, ev->new_value, true}, {"running", NULL, ev->old_value, true}};
+        field f[] = {{"pool", pool, 0, false},
+                     {"queued", NULL, ev->new_value, true},
+                     {"running", NULL, ev->old_value, true}};
         emit(lg, SLUICE_LOG_INFO, "drain started", f, 3, NULL);
         break;
     }

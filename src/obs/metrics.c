@@ -54,8 +54,8 @@ struct sluice_series {
     struct sluice_series *next;      /* insertion order */
     uint64_t hash;
     char *values[SLUICE_METRIC_MAX_LABELS];
-    _Atomic uint64_t value_bits;     /* counter/gauge value, histogram sum (double bits) */
-    _Atomic uint64_t *buckets;       /* histogram: bucket_count + 1 counts */
+    _Atomic uint64_t value_bits; /* counter/gauge value, histogram sum (double bits) */
+    _Atomic uint64_t *buckets;   /* histogram: bucket_count + 1 counts */
 };
 
 struct sluice_metric {
@@ -69,13 +69,13 @@ struct sluice_metric {
     size_t bucket_count;
     double *bounds;
     size_t max_series;
-    _Atomic uint64_t overflow;  /* lookups folded into "other" */
+    _Atomic uint64_t overflow; /* lookups folded into "other" */
 
     /* Guarded by lock. */
     pthread_mutex_t lock;
     sluice_series **table;
-    size_t table_size;          /* power of two */
-    size_t series_count;        /* not counting `other` */
+    size_t table_size;   /* power of two */
+    size_t series_count; /* not counting `other` */
     sluice_series *head, *tail;
     sluice_series *other;
 };
@@ -94,7 +94,7 @@ struct sluice_metrics {
     size_t collector_count, collector_cap;
     sluice_pool **pools;
     size_t pool_count, pool_cap;
-    uint64_t write_errors;      /* collector writes skipped, all scrapes */
+    uint64_t write_errors; /* collector writes skipped, all scrapes */
 };
 
 static const double default_bounds[SLUICE_HIST_DEFAULT_BUCKETS] = {
@@ -432,7 +432,8 @@ static void put_sample(sluice_expo *w, const char *suffix, const sluice_metric_l
 
 void sluice_expo_sample(sluice_expo *w, const sluice_metric_label *labels, size_t label_count, double v)
 {
-    if (!w || !w->family_ok || w->family_type == SLUICE_METRIC_HISTOGRAM || !labels_ok(w, labels, label_count)) {
+    if (!w || !w->family_ok || w->family_type == SLUICE_METRIC_HISTOGRAM ||
+        !labels_ok(w, labels, label_count)) {
         if (w && w->family_ok) {
             w->write_errors++;
         }
@@ -607,7 +608,8 @@ sluice_err sluice_metrics_register(sluice_metrics *reg, sluice_metric_type type,
         return SLUICE_EINVAL;
     }
     if (!sluice__valid_metric_name(d->name)) {
-        seterr(errbuf, errlen, "name: '%s' is not a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*, at most %d bytes)",
+        seterr(errbuf, errlen,
+               "name: '%s' is not a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*, at most %d bytes)",
                d->name ? d->name : "(null)", SLUICE_METRIC_NAME_MAX);
         return SLUICE_EINVAL;
     }
@@ -739,9 +741,9 @@ sluice_err sluice_metrics_register(sluice_metrics *reg, sluice_metric_type type,
     return SLUICE_OK;
 }
 
-static sluice_err register_short(sluice_metrics *reg, sluice_metric_type type, const char *name, const char *help,
-                                 const char *const *label_names, const double *buckets, size_t bucket_count,
-                                 sluice_metric **out)
+static sluice_err register_short(sluice_metrics *reg, sluice_metric_type type, const char *name,
+                                 const char *help, const char *const *label_names, const double *buckets,
+                                 size_t bucket_count, sluice_metric **out)
 {
     sluice_metric_desc d = {0};
     d.name = name;
@@ -772,8 +774,8 @@ sluice_err sluice_metrics_gauge(sluice_metrics *reg, const char *name, const cha
 }
 
 sluice_err sluice_metrics_histogram(sluice_metrics *reg, const char *name, const char *help,
-                                    const char *const *label_names, const double *buckets, size_t bucket_count,
-                                    sluice_metric **out)
+                                    const char *const *label_names, const double *buckets,
+                                    size_t bucket_count, sluice_metric **out)
 {
     return register_short(reg, SLUICE_METRIC_HISTOGRAM, name, help, label_names, buckets, bucket_count, out);
 }
@@ -1065,7 +1067,8 @@ static void render_self(sluice_expo *w, sluice_metrics *reg)
         for (sluice_metric *m = reg->head; m; m = m->next) {
             if (m->label_count > 0) {
                 sluice_metric_label l = {"metric", m->name};
-                sluice_expo_sample(w, &l, 1, (double)atomic_load_explicit(&m->overflow, memory_order_relaxed));
+                sluice_expo_sample(w, &l, 1,
+                                   (double)atomic_load_explicit(&m->overflow, memory_order_relaxed));
             }
         }
     }
@@ -1166,7 +1169,8 @@ sluice_expo_format sluice_expo_negotiate(const char *accept)
             strncasecmp(start, "application/openmetrics-text", n) == 0) {
             om_q = q > om_q ? q : om_q;
         } else if ((n == 10 && strncasecmp(start, "text/plain", n) == 0) ||
-                   (n == 3 && strncmp(start, "*/*", n) == 0) || (n == 6 && strncasecmp(start, "text/*", n) == 0)) {
+                   (n == 3 && strncmp(start, "*/*", n) == 0) ||
+                   (n == 6 && strncasecmp(start, "text/*", n) == 0)) {
             text_q = q > text_q ? q : text_q;
         }
     }

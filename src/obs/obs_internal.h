@@ -20,13 +20,13 @@ struct sluice_expo {
     char *buf;
     size_t len;
     size_t cap;
-    bool oom;                    /* an allocation failed: the render fails with ENOMEM */
+    bool oom; /* an allocation failed: the render fails with ENOMEM */
     sluice_expo_format format;
     /* The family being written; family_ok false = skip its samples. */
     char family[SLUICE_METRIC_NAME_MAX + 1];
     sluice_metric_type family_type;
     bool family_ok;
-    uint64_t write_errors;       /* bad names or labels skipped in this scrape */
+    uint64_t write_errors; /* bad names or labels skipped in this scrape */
 };
 
 void sluice__expo_init(sluice_expo *w, sluice_expo_format format);

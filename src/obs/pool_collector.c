@@ -79,7 +79,8 @@ static const family families[] = {
      "Queued tasks handed back at a drain deadline or destroy."},
     {"pool_rejected_total", SLUICE_METRIC_COUNTER, F_REJECTED,
      "Submits refused (queue full, timeout, deadlock); never counted as submitted."},
-    {"pool_expired_workers_total", SLUICE_METRIC_COUNTER, F_EXPIRED, "Idle workers that exited by idle expiry."},
+    {"pool_expired_workers_total", SLUICE_METRIC_COUNTER, F_EXPIRED,
+     "Idle workers that exited by idle expiry."},
     {"pool_resize_events_total", SLUICE_METRIC_COUNTER, F_RESIZES, "Changes of K."},
 };
 

@@ -75,7 +75,8 @@ static struct sigaction previous; /* written once by install(), before any captu
 static void on_capture_signal(int sig, siginfo_t *info, void *uctx)
 {
     int saved = errno;
-    request *req = atomic_load_explicit(&pending, memory_order_acquire); /* pairs with the requester's store */
+    request *req =
+        atomic_load_explicit(&pending, memory_order_acquire); /* pairs with the requester's store */
     if (req && pthread_equal(req->target, pthread_self()) &&
         atomic_compare_exchange_strong_explicit(&pending, &req, NULL, memory_order_acq_rel,
                                                 memory_order_acquire)) {

@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 typedef struct http_reply {
-    int status;      /* 0 when no status line came back */
-    char *raw;       /* everything read (malloc'd) */
+    int status; /* 0 when no status line came back */
+    char *raw;  /* everything read (malloc'd) */
     size_t raw_len;
     const char *body; /* into raw, after the blank line, or "" */
 } http_reply;
@@ -92,8 +92,8 @@ static inline http_reply http_raw(unsigned port, const char *request, size_t len
 static inline http_reply http_do(unsigned port, const char *method, const char *path, const char *extra)
 {
     char req[4096];
-    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n%s\r\n", method, path,
-             extra ? extra : "");
+    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n%s\r\n", method,
+             path, extra ? extra : "");
     return http_raw(port, req, strlen(req));
 }
 

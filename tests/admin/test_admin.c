@@ -450,9 +450,12 @@ static void test_bind_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_route_function),      cmocka_unit_test(test_routes_and_errors),
-        cmocka_unit_test(test_metrics_endpoint),    cmocka_unit_test(test_ready),
-        cmocka_unit_test(test_health_pools_and_debug), cmocka_unit_test(test_connection_limit),
+        cmocka_unit_test(test_route_function),
+        cmocka_unit_test(test_routes_and_errors),
+        cmocka_unit_test(test_metrics_endpoint),
+        cmocka_unit_test(test_ready),
+        cmocka_unit_test(test_health_pools_and_debug),
+        cmocka_unit_test(test_connection_limit),
         cmocka_unit_test(test_bind_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

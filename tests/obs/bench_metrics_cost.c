@@ -82,7 +82,8 @@ int main(int argc, char **argv)
          * every configuration alike. */
         double off = 0, sampled = 0, on = 0;
         for (int rep = 0; rep < 3; rep++) {
-            double a = run(loads[l].fn, n, 1, 1), b = run(loads[l].fn, n, 64, 0), c = run(loads[l].fn, n, 1, 0);
+            double a = run(loads[l].fn, n, 1, 1), b = run(loads[l].fn, n, 64, 0),
+                   c = run(loads[l].fn, n, 1, 0);
             off = a > off ? a : off;
             sampled = b > sampled ? b : sampled;
             on = c > on ? c : on;
@@ -116,7 +117,8 @@ int main(int argc, char **argv)
         free(text);
     }
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
-    double cpu_us = ((double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec)) / 1e3 / renders;
+    double cpu_us =
+        ((double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec)) / 1e3 / renders;
     printf("render of one 8-worker pool: %.1f us wall, %.1f us CPU (%zu bytes)\n",
            (double)(now_ns() - t0) / 1e3 / renders, cpu_us, len);
     sluice_metrics_destroy(reg);

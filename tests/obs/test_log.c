@@ -69,34 +69,44 @@ static void test_formats(void **state)
     capture *c = cap_new();
     sluice_logger *lf = make_logger(c, SLUICE_LOG_LOGFMT, SLUICE_LOG_INFO, NULL);
     sluice_logger *js = make_logger(c, SLUICE_LOG_JSON, SLUICE_LOG_INFO, NULL);
-    sluice_log_kv(lf, SLUICE_LOG_WARN, "upstream slow", "host", "db-1", "note", "a \"b\"\nc=d", "empty", "", NULL);
+    sluice_log_kv(lf, SLUICE_LOG_WARN, "upstream slow", "host", "db-1", "note", "a \"b\"\nc=d", "empty", "",
+                  NULL);
     sluice_log_kv(js, SLUICE_LOG_WARN, "upstream slow", "host", "db-1", "note", "a \"b\"\nc=d\x01", NULL);
     sluice_log_kv(lf, SLUICE_LOG_DEBUG, "not shown", NULL);
-    sluice_pool_event ev = {.kind = SLUICE_EVENT_RESIZE, .pool_name = "ingest", .old_value = 4, .new_value = 8};
+    sluice_pool_event ev = {
+        .kind = SLUICE_EVENT_RESIZE, .pool_name = "ingest", .old_value = 4, .new_value = 8};
     sluice_log_pool_event(lf, &ev);
     sluice_log_pool_event(js, &ev);
-    sluice_drain_report d = {.completed = 10, .still_running = 1, .handed_back = 2, .elapsed_ns = 1500 * SLUICE_NS_PER_MS,
+    sluice_drain_report d = {.completed = 10,
+                             .still_running = 1,
+                             .handed_back = 2,
+                             .elapsed_ns = 1500 * SLUICE_NS_PER_MS,
                              .timed_out = true};
     sluice_pool_event end = {.kind = SLUICE_EVENT_DRAIN_END, .pool_name = "ingest", .drain = &d};
     sluice_log_pool_event(lf, &end);
-    sluice_pool_event start = {.kind = SLUICE_EVENT_DRAIN_START, .pool_name = "ingest", .old_value = 2, .new_value = 5};
+    sluice_pool_event start = {
+        .kind = SLUICE_EVENT_DRAIN_START, .pool_name = "ingest", .old_value = 2, .new_value = 5};
     sluice_log_pool_event(js, &start);
-    sluice_pool_event exp = {.kind = SLUICE_EVENT_WORKER_EXIT, .pool_name = "ingest", .worker_index = 3,
-                             .detail = "expired"};
+    sluice_pool_event exp = {
+        .kind = SLUICE_EVENT_WORKER_EXIT, .pool_name = "ingest", .worker_index = 3, .detail = "expired"};
     sluice_log_pool_event(lf, &exp);
     sluice_log_line_handler(lf, "drain complete");
 
     assert_int_equal(c->n, 8);
-    assert_string_equal(c->lines[0], "level=warn msg=\"upstream slow\" host=db-1 note=\"a \\\"b\\\"\\nc=d\" empty=\"\"");
-    assert_string_equal(c->lines[1],
-                        "{\"level\":\"warn\",\"msg\":\"upstream slow\",\"host\":\"db-1\",\"note\":\"a \\\"b\\\"\\nc=d\\u0001\"}");
+    assert_string_equal(c->lines[0],
+                        "level=warn msg=\"upstream slow\" host=db-1 note=\"a \\\"b\\\"\\nc=d\" empty=\"\"");
+    assert_string_equal(c->lines[1], "{\"level\":\"warn\",\"msg\":\"upstream "
+                                     "slow\",\"host\":\"db-1\",\"note\":\"a \\\"b\\\"\\nc=d\\u0001\"}");
     assert_string_equal(c->lines[2], "level=info msg=\"pool resized\" pool=ingest old=4 new=8");
-    assert_string_equal(c->lines[3], "{\"level\":\"info\",\"msg\":\"pool resized\",\"pool\":\"ingest\",\"old\":4,\"new\":8}");
-    assert_string_equal(c->lines[4], "level=warn msg=\"drain finished\" pool=ingest completed=10 still_running=1 "
-                                     "handed_back=2 elapsed_ms=1500 timed_out=true");
+    assert_string_equal(
+        c->lines[3], "{\"level\":\"info\",\"msg\":\"pool resized\",\"pool\":\"ingest\",\"old\":4,\"new\":8}");
+    assert_string_equal(c->lines[4],
+                        "level=warn msg=\"drain finished\" pool=ingest completed=10 still_running=1 "
+                        "handed_back=2 elapsed_ms=1500 timed_out=true");
     assert_int_equal(c->levels[4], SLUICE_LOG_WARN);
-    assert_string_equal(c->lines[5],
-                        "{\"level\":\"info\",\"msg\":\"drain started\",\"pool\":\"ingest\",\"queued\":5,\"running\":2}");
+    assert_string_equal(
+        c->lines[5],
+        "{\"level\":\"info\",\"msg\":\"drain started\",\"pool\":\"ingest\",\"queued\":5,\"running\":2}");
     assert_string_equal(c->lines[6], "level=info msg=\"worker exited\" pool=ingest worker=3 reason=expired");
     assert_string_equal(c->lines[7], "level=info msg=\"drain complete\"");
     sluice_logger_destroy(lf);
@@ -138,19 +148,23 @@ static void test_rate_limit(void **state)
         sluice_log_submit_error(lg, "ingest", SLUICE_EFULL);
     }
     /* Another key logs at once. */
-    sluice_pool_event ev = {.kind = SLUICE_EVENT_SUBMIT_REFUSED, .pool_name = "ingest", .err = SLUICE_ETIMEDOUT};
+    sluice_pool_event ev = {
+        .kind = SLUICE_EVENT_SUBMIT_REFUSED, .pool_name = "ingest", .err = SLUICE_ETIMEDOUT};
     sluice_log_pool_event(lg, &ev);
     sluice_log_pool_event(lg, &ev);
     assert_int_equal(c->n, 2);
-    assert_string_equal(c->lines[0], "level=warn msg=\"submit refused\" pool=ingest err=SLUICE_EFULL suppressed=0");
-    assert_string_equal(c->lines[1], "level=warn msg=\"submit refused\" pool=ingest err=SLUICE_ETIMEDOUT suppressed=0");
+    assert_string_equal(c->lines[0],
+                        "level=warn msg=\"submit refused\" pool=ingest err=SLUICE_EFULL suppressed=0");
+    assert_string_equal(c->lines[1],
+                        "level=warn msg=\"submit refused\" pool=ingest err=SLUICE_ETIMEDOUT suppressed=0");
     sluice_fake_clock_advance(&fake, 9 * SLUICE_NS_PER_SEC);
     sluice_log_submit_error(lg, "ingest", SLUICE_EFULL);
     assert_int_equal(c->n, 2);
     sluice_fake_clock_advance(&fake, 1 * SLUICE_NS_PER_SEC);
     sluice_log_submit_error(lg, "ingest", SLUICE_EFULL);
     assert_int_equal(c->n, 3);
-    assert_string_equal(c->lines[2], "level=warn msg=\"submit refused\" pool=ingest err=SLUICE_EFULL suppressed=1000");
+    assert_string_equal(c->lines[2],
+                        "level=warn msg=\"submit refused\" pool=ingest err=SLUICE_EFULL suppressed=1000");
     /* Many pools: the table fills, the overflow slot still bounds the lines. */
     char name[32];
     for (int i = 0; i < 200; i++) {

@@ -31,10 +31,13 @@ static void test_golden_prometheus(void **state)
     assert_int_equal(sluice_metrics_create(NULL, &reg), SLUICE_OK);
     static const char *const labels[] = {"tenant", NULL};
     sluice_metric *req, *temp, *lat;
-    assert_int_equal(sluice_metrics_counter(reg, "app_requests_total", "Requests served.", labels, &req), SLUICE_OK);
-    assert_int_equal(sluice_metrics_gauge(reg, "app_temperature", "Line one\nback\\slash", NULL, &temp), SLUICE_OK);
+    assert_int_equal(sluice_metrics_counter(reg, "app_requests_total", "Requests served.", labels, &req),
+                     SLUICE_OK);
+    assert_int_equal(sluice_metrics_gauge(reg, "app_temperature", "Line one\nback\\slash", NULL, &temp),
+                     SLUICE_OK);
     static const double b[] = {0.5, 1, 2.5};
-    assert_int_equal(sluice_metrics_histogram(reg, "app_latency_seconds", "Latency.", NULL, b, 3, &lat), SLUICE_OK);
+    assert_int_equal(sluice_metrics_histogram(reg, "app_latency_seconds", "Latency.", NULL, b, 3, &lat),
+                     SLUICE_OK);
 
     const char *acme[] = {"acme"};
     const char *quote[] = {"a\"b\\c\nd"};
@@ -48,29 +51,30 @@ static void test_golden_prometheus(void **state)
     assert_int_equal(sluice_metric_observe(lat, NULL, 100), SLUICE_OK);
 
     char *text = render(reg, SLUICE_EXPO_PROMETHEUS);
-    const char *want = "# HELP app_requests_total Requests served.\n"
-                       "# TYPE app_requests_total counter\n"
-                       "app_requests_total{tenant=\"acme\"} 3\n"
-                       "app_requests_total{tenant=\"a\\\"b\\\\c\\nd\"} 1\n"
-                       "# HELP app_temperature Line one\\nback\\\\slash\n"
-                       "# TYPE app_temperature gauge\n"
-                       "app_temperature -1.5\n"
-                       "# HELP app_latency_seconds Latency.\n"
-                       "# TYPE app_latency_seconds histogram\n"
-                       "app_latency_seconds_bucket{le=\"0.5\"} 2\n"
-                       "app_latency_seconds_bucket{le=\"1\"} 2\n"
-                       "app_latency_seconds_bucket{le=\"2.5\"} 3\n"
-                       "app_latency_seconds_bucket{le=\"+Inf\"} 4\n"
-                       "app_latency_seconds_count 4\n"
-                       "app_latency_seconds_sum 102.75\n"
-                       "# HELP sluice_metrics_series_overflow_total Updates whose label values were folded into "
-                       "\"other\" by the series cap.\n"
-                       "# TYPE sluice_metrics_series_overflow_total counter\n"
-                       "sluice_metrics_series_overflow_total{metric=\"app_requests_total\"} 0\n"
-                       "# HELP sluice_metrics_write_errors_total Collector writes skipped for an invalid name, label "
-                       "or type.\n"
-                       "# TYPE sluice_metrics_write_errors_total counter\n"
-                       "sluice_metrics_write_errors_total 0\n";
+    const char *want =
+        "# HELP app_requests_total Requests served.\n"
+        "# TYPE app_requests_total counter\n"
+        "app_requests_total{tenant=\"acme\"} 3\n"
+        "app_requests_total{tenant=\"a\\\"b\\\\c\\nd\"} 1\n"
+        "# HELP app_temperature Line one\\nback\\\\slash\n"
+        "# TYPE app_temperature gauge\n"
+        "app_temperature -1.5\n"
+        "# HELP app_latency_seconds Latency.\n"
+        "# TYPE app_latency_seconds histogram\n"
+        "app_latency_seconds_bucket{le=\"0.5\"} 2\n"
+        "app_latency_seconds_bucket{le=\"1\"} 2\n"
+        "app_latency_seconds_bucket{le=\"2.5\"} 3\n"
+        "app_latency_seconds_bucket{le=\"+Inf\"} 4\n"
+        "app_latency_seconds_count 4\n"
+        "app_latency_seconds_sum 102.75\n"
+        "# HELP sluice_metrics_series_overflow_total Updates whose label values were folded into "
+        "\"other\" by the series cap.\n"
+        "# TYPE sluice_metrics_series_overflow_total counter\n"
+        "sluice_metrics_series_overflow_total{metric=\"app_requests_total\"} 0\n"
+        "# HELP sluice_metrics_write_errors_total Collector writes skipped for an invalid name, label "
+        "or type.\n"
+        "# TYPE sluice_metrics_write_errors_total counter\n"
+        "sluice_metrics_write_errors_total 0\n";
     assert_string_equal(text, want);
     free(text);
 
@@ -94,13 +98,16 @@ static void test_names_and_errors(void **state)
     sluice_metric *m, *m2;
     char err[200];
     sluice_metric_desc d = {.name = "bad name"};
-    assert_int_equal(sluice_metrics_register(reg, SLUICE_METRIC_GAUGE, &d, &m, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(sluice_metrics_register(reg, SLUICE_METRIC_GAUGE, &d, &m, err, sizeof err),
+                     SLUICE_EINVAL);
     assert_non_null(strstr(err, "'bad name' is not a valid metric name"));
     d.name = "app_requests";
-    assert_int_equal(sluice_metrics_register(reg, SLUICE_METRIC_COUNTER, &d, &m, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(sluice_metrics_register(reg, SLUICE_METRIC_COUNTER, &d, &m, err, sizeof err),
+                     SLUICE_EINVAL);
     assert_non_null(strstr(err, "must end in _total"));
     d.name = "pool_mine";
-    assert_int_equal(sluice_metrics_register(reg, SLUICE_METRIC_GAUGE, &d, &m, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(sluice_metrics_register(reg, SLUICE_METRIC_GAUGE, &d, &m, err, sizeof err),
+                     SLUICE_EINVAL);
     assert_non_null(strstr(err, "reserved"));
     static const char *const le[] = {"le", NULL};
     assert_int_equal(sluice_metrics_histogram(reg, "app_h", NULL, le, NULL, 0, &m), SLUICE_EINVAL);
@@ -114,7 +121,8 @@ static void test_names_and_errors(void **state)
     assert_int_equal(sluice_metrics_gauge(reg, "app_g", "other help", NULL, &m2), SLUICE_OK);
     assert_ptr_equal(m, m2);
     d.name = "app_g";
-    assert_int_equal(sluice_metrics_register(reg, SLUICE_METRIC_HISTOGRAM, &d, &m2, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(sluice_metrics_register(reg, SLUICE_METRIC_HISTOGRAM, &d, &m2, err, sizeof err),
+                     SLUICE_EINVAL);
     assert_non_null(strstr(err, "already registered as a gauge"));
 
     /* Wrong operation for the type. */
@@ -176,7 +184,7 @@ static void my_collector(sluice_expo *w, void *user)
     sluice_metric_label l = {"queue", "q1"};
     sluice_expo_sample(w, &l, 1, 42);
     sluice_metric_label bad = {"0bad", "x"};
-    sluice_expo_sample(w, &bad, 1, 1); /* skipped, counted */
+    sluice_expo_sample(w, &bad, 1, 1);                                      /* skipped, counted */
     sluice_expo_family(w, "app_wrong", SLUICE_METRIC_COUNTER, "no _total"); /* skipped, counted */
     sluice_expo_sample(w, NULL, 0, 1);
     sluice_histogram h = {0};
@@ -227,9 +235,10 @@ static void test_negotiate_and_numbers(void **state)
     assert_int_equal(sluice_expo_negotiate("text/plain"), SLUICE_EXPO_PROMETHEUS);
     assert_int_equal(sluice_expo_negotiate("application/openmetrics-text"), SLUICE_EXPO_OPENMETRICS);
     /* What Prometheus 2.x sends. */
-    assert_int_equal(sluice_expo_negotiate("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
-                                           "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
-                     SLUICE_EXPO_OPENMETRICS);
+    assert_int_equal(
+        sluice_expo_negotiate("application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+                              "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+        SLUICE_EXPO_OPENMETRICS);
     assert_int_equal(sluice_expo_negotiate("application/openmetrics-text;q=0.2, text/plain;q=0.9"),
                      SLUICE_EXPO_PROMETHEUS);
     assert_int_equal(sluice_expo_negotiate("application/openmetrics-text;q=0"), SLUICE_EXPO_PROMETHEUS);
@@ -258,8 +267,10 @@ static void test_negotiate_and_numbers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_prometheus), cmocka_unit_test(test_names_and_errors),
-        cmocka_unit_test(test_series_cap),        cmocka_unit_test(test_collector),
+        cmocka_unit_test(test_golden_prometheus),
+        cmocka_unit_test(test_names_and_errors),
+        cmocka_unit_test(test_series_cap),
+        cmocka_unit_test(test_collector),
         cmocka_unit_test(test_negotiate_and_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -88,7 +88,8 @@ static void gate_open(gate *g)
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static sluice_pool *make_pool(const char *name, unsigned k, size_t q, sluice_overflow ov, const sluice_clock *clock)
+static sluice_pool *make_pool(const char *name, unsigned k, size_t q, sluice_overflow ov,
+                              const sluice_clock *clock)
 {
     sluice_pool_config cfg;
     sluice_pool_config_init(&cfg);
@@ -258,7 +259,8 @@ static void test_saturated_and_losses(void **state)
     /* submitted = completed + failed + panicked + dropped + shed + abandoned */
     sluice_pool_stats st;
     sluice_pool_stats_get(drop, &st);
-    assert_int_equal(st.submitted, st.completed + st.failed + st.panicked + st.dropped + st.shed + st.abandoned);
+    assert_int_equal(st.submitted,
+                     st.completed + st.failed + st.panicked + st.dropped + st.shed + st.abandoned);
     free(text);
 
     assert_int_equal(sluice_metrics_remove_pool(reg, rej), SLUICE_OK);

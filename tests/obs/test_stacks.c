@@ -149,7 +149,8 @@ static void test_bad_args(void **state)
     (void)state;
     void *frames[4];
     int n;
-    assert_int_equal(sluice_thread_backtrace(pthread_self(), frames, 4, &n, SLUICE_NS_PER_SEC), SLUICE_EINVAL);
+    assert_int_equal(sluice_thread_backtrace(pthread_self(), frames, 4, &n, SLUICE_NS_PER_SEC),
+                     SLUICE_EINVAL);
     assert_int_equal(sluice_thread_backtrace(pthread_self(), NULL, 4, &n, SLUICE_NS_PER_SEC), SLUICE_EINVAL);
 }
 
