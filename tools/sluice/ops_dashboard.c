@@ -170,6 +170,21 @@ static void sizing_table(const sluice_config *cfg, ops_buf *md)
     free(pools);
 }
 
+void ops_dashboard_uid(const sluice_config *cfg, ops_buf *out)
+{
+    /* Grafana uids are at most 40 characters of [A-Za-z0-9_-]. */
+    const char *service = cfg->service.name ? cfg->service.name : "sluice";
+    size_t start = out->len;
+    ops_buf_put(out, "sluice-");
+    for (const char *c = service; *c && out->len - start < 40; c++) {
+        char ch = (char)((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                                 *c == '_' || *c == '-'
+                             ? *c
+                             : '-');
+        ops_buf_putn(out, &ch, 1);
+    }
+}
+
 /* A regex that matches exactly the configured pool names. */
 static void pool_regex(const sluice_config *cfg, ops_buf *re)
 {
@@ -320,15 +335,7 @@ void ops_dashboard_generate(const sluice_config *cfg, const char *source_name, o
     ops_buf title = {0}, uid = {0};
     ops_buf_printf(&title, "Sluice pools: %s", service);
     ops_jw_str(&w, "title", ops_buf_str(&title));
-    /* Grafana uids are at most 40 characters of [A-Za-z0-9_-]. */
-    ops_buf_put(&uid, "sluice-");
-    for (const char *c = service; *c && uid.len < 40; c++) {
-        char ch = (char)((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-                                 *c == '_' || *c == '-'
-                             ? *c
-                             : '-');
-        ops_buf_putn(&uid, &ch, 1);
-    }
+    ops_dashboard_uid(cfg, &uid);
     ops_jw_str(&w, "uid", ops_buf_str(&uid));
     ops_buf_free(&title);
     ops_buf_free(&uid);

@@ -61,6 +61,9 @@ void ops_rules_generate(const sluice_config *cfg, const char *source_name, ops_b
 /* A Grafana dashboard (JSON) with a $pool variable. */
 void ops_dashboard_generate(const sluice_config *cfg, const char *source_name, ops_buf *out);
 
+/* The dashboard's Grafana uid, "sluice-<service>" (appended to out). */
+void ops_dashboard_uid(const sluice_config *cfg, ops_buf *out);
+
 /* The Markdown runbook: one entry per alert per pool. */
 void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops_buf *out);
 

@@ -274,8 +274,12 @@ static void pool_facts(ops_buf *o, const facts *f)
                    ops_format_duration(ops_pool_drain_ns(f->cfg, p), d, sizeof d));
     ops_buf_printf(o, "| fault policy | %s |\n| downstream | ", ops_fault_name(p->fault_policy));
     ops_md_text(o, p->downstream ? p->downstream : "(not declared)");
-    ops_buf_printf(o, " |\n| K override | `%s` |\n| admin | `http://%s/debug/pools` |\n\n", f->env,
-                   f->listen);
+    ops_buf_printf(o, " |\n| K override | `%s` |\n| admin | `http://%s/debug/pools` |\n", f->env, f->listen);
+    ops_buf uid = {0};
+    ops_dashboard_uid(f->cfg, &uid);
+    ops_buf_printf(o, "| dashboard | `/d/%s?var-pool=%s` on your Grafana (ops/dashboard.json) |\n\n",
+                   ops_buf_str(&uid), f->name);
+    ops_buf_free(&uid);
 }
 
 typedef void (*entry_fn)(ops_buf *, const facts *);
