@@ -410,6 +410,12 @@ static enum MHD_Result ep_pools(sluice_admin *a, struct MHD_Connection *c)
 {
     probe *probes[MAX_POOLS] = {0};
     const char *why[MAX_POOLS] = {0};
+    /* One deadline for the whole check, submits included. */
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    uint64_t ns = (uint64_t)deadline.tv_nsec + a->cfg.health_timeout_ns;
+    deadline.tv_sec += (time_t)(ns / SLUICE_NS_PER_SEC);
+    deadline.tv_nsec = (long)(ns % SLUICE_NS_PER_SEC);
     pthread_rwlock_rdlock(&a->pools_lock);
     size_t n = a->pool_count;
     for (size_t i = 0; i < n; i++) {
@@ -431,20 +437,21 @@ static enum MHD_Result ep_pools(sluice_admin *a, struct MHD_Connection *c)
         }
         sluice_submit_opts o = {0};
         o.label = PROBE_LABEL;
-        o.submit_deadline_ns = sluice_clock_now(sluice_pool_clock(pool)) + a->cfg.health_timeout_ns;
+        /* If the queue filled since the look above, a BLOCK pool waits at
+         * most the health timeout (on a fake clock, which may never move,
+         * not at all). */
+        const sluice_clock *pc = sluice_pool_clock(pool);
+        o.submit_deadline_ns =
+            sluice_clock_now(pc) + (sluice_clock_is_system(pc) ? a->cfg.health_timeout_ns : 1);
         sluice_err r = sluice_pool_submit_ex(pool, sluice_admin_probe_fn, p, &o);
         if (r != SLUICE_OK) {
-            free(p);
+            probe_unref(p); /* both references: the task never got it */
+            probe_unref(p);
             why[i] = r == SLUICE_ECLOSED ? "draining" : sluice_strerror(r);
             continue;
         }
         probes[i] = p;
     }
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    uint64_t ns = (uint64_t)deadline.tv_nsec + a->cfg.health_timeout_ns;
-    deadline.tv_sec += (time_t)(ns / SLUICE_NS_PER_SEC);
-    deadline.tv_nsec = (long)(ns % SLUICE_NS_PER_SEC);
     strbuf b = {0};
     bool ok = true;
     for (size_t i = 0; i < n; i++) {
