@@ -47,7 +47,7 @@ typedef struct acct_slot {
 } acct_slot;
 
 static pthread_mutex_t acct_mu = PTHREAD_MUTEX_INITIALIZER;
-static acct_slot *acct_live;                        /* guarded by acct_mu */
+static acct_slot *acct_live;                           /* guarded by acct_mu */
 static uint64_t acct_retired_count, acct_retired_hash; /* guarded by acct_mu */
 static pthread_key_t acct_key;
 static pthread_once_t acct_once = PTHREAD_ONCE_INIT;

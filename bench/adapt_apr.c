@@ -44,7 +44,8 @@ static int apr_create(const bench_adapter *self, const bench_pool_opts *opts, vo
         free(p);
         return -1;
     }
-    apr_status_t st = apr_thread_pool_create(&p->tp, opts->start_all ? opts->workers : 0, opts->workers, p->mem);
+    apr_status_t st =
+        apr_thread_pool_create(&p->tp, opts->start_all ? opts->workers : 0, opts->workers, p->mem);
     if (st != APR_SUCCESS) {
         char buf[128];
         snprintf(err, errlen, "apr: apr_thread_pool_create: %s", apr_strerror(st, buf, sizeof buf));
@@ -60,7 +61,8 @@ static int apr_submit(void *pool, void *producer, uint64_t idx)
 {
     (void)producer;
     apr_bench_pool *p = pool;
-    apr_status_t st = apr_thread_pool_push(p->tp, apr_task, bench_idx_to_ptr(idx), APR_THREAD_TASK_PRIORITY_NORMAL, NULL);
+    apr_status_t st =
+        apr_thread_pool_push(p->tp, apr_task, bench_idx_to_ptr(idx), APR_THREAD_TASK_PRIORITY_NORMAL, NULL);
     return st == APR_SUCCESS ? BENCH_OK : BENCH_EFAIL;
 }
 
@@ -74,7 +76,8 @@ static void apr_destroy(void *pool)
 
 const bench_adapter bench_adapter_apr = {
     .name = "apr",
-    .overflow = "APR apr_thread_pool: mutex + priority list, recycled task records; unbounded: a burst grows memory",
+    .overflow =
+        "APR apr_thread_pool: mutex + priority list, recycled task records; unbounded: a burst grows memory",
     .create = apr_create,
     .submit = apr_submit,
     .destroy = apr_destroy,

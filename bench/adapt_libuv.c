@@ -127,7 +127,8 @@ static void uvb_destroy(void *pool)
 
 const bench_adapter bench_adapter_libuv = {
     .name = "libuv",
-    .overflow = "libuv uv_queue_work: global pool, mutex + intrusive queue, loop-thread completion; unbounded: caller-owned requests grow",
+    .overflow = "libuv uv_queue_work: global pool, mutex + intrusive queue, loop-thread completion; "
+                "unbounded: caller-owned requests grow",
     .create = uvb_create,
     .producer_begin = uvb_producer_begin,
     .submit = uvb_submit,

@@ -75,7 +75,8 @@ static bool ring_pop(ring *r, uint64_t *idx)
     if (!r->mpmc) {
         uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
         if (h == r->tail_cache) {
-            r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire); /* pairs with push's release */
+            r->tail_cache =
+                atomic_load_explicit(&r->tail, memory_order_acquire); /* pairs with push's release */
             if (h == r->tail_cache) {
                 return false;
             }
@@ -159,7 +160,8 @@ static int ring_submit(void *pool, void *producer, uint64_t idx)
     if (!r->mpmc) {
         uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
         while (t - r->head_cache > r->mask) {
-            r->head_cache = atomic_load_explicit(&r->head, memory_order_acquire); /* pairs with pop's release */
+            r->head_cache =
+                atomic_load_explicit(&r->head, memory_order_acquire); /* pairs with pop's release */
             if (t - r->head_cache > r->mask) {
                 backoff(&spins);
             }
@@ -197,7 +199,8 @@ static void ring_destroy(void *pool)
 
 const bench_adapter bench_adapter_ring = {
     .name = "raw-ring",
-    .overflow = "reference: bounded lock-free ring (SPSC, or MPMC with several producers), 1 spinning consumer; full: producer spins",
+    .overflow = "reference: bounded lock-free ring (SPSC, or MPMC with several producers), 1 spinning "
+                "consumer; full: producer spins",
     .flags = BENCH_F_REF | BENCH_F_NO_IDLE,
     .create = ring_create,
     .submit = ring_submit,

@@ -11,7 +11,8 @@
 
 typedef enum { BROKEN_LOSE, BROKEN_DUP, BROKEN_SWAP } broken_kind;
 
-static int st_create(const bench_adapter *self, const bench_pool_opts *opts, void **out, char *err, size_t errlen)
+static int st_create(const bench_adapter *self, const bench_pool_opts *opts, void **out, char *err,
+                     size_t errlen)
 {
     (void)opts;
     (void)err;
@@ -41,17 +42,20 @@ static void st_destroy(void *pool)
 
 static const broken_kind k_lose = BROKEN_LOSE, k_dup = BROKEN_DUP, k_swap = BROKEN_SWAP;
 
-#define SELFTEST_ADAPTER(sym, nm, what, kind)                                                                      \
-    const bench_adapter sym = {                                                                                    \
-        .name = nm,                                                                                                \
-        .overflow = what,                                                                                          \
-        .flags = BENCH_F_SELFTEST | BENCH_F_NO_IDLE,                                                               \
-        .variant = &kind,                                                                                          \
-        .create = st_create,                                                                                       \
-        .submit = st_submit,                                                                                       \
-        .destroy = st_destroy,                                                                                     \
+#define SELFTEST_ADAPTER(sym, nm, what, kind)                                                                \
+    const bench_adapter sym = {                                                                              \
+        .name = nm,                                                                                          \
+        .overflow = what,                                                                                    \
+        .flags = BENCH_F_SELFTEST | BENCH_F_NO_IDLE,                                                         \
+        .variant = &kind,                                                                                    \
+        .create = st_create,                                                                                 \
+        .submit = st_submit,                                                                                 \
+        .destroy = st_destroy,                                                                               \
     }
 
-SELFTEST_ADAPTER(bench_adapter_selftest_lose, "selftest-lose", "self-test: accepts task 1 and never runs it (must fail)", k_lose);
-SELFTEST_ADAPTER(bench_adapter_selftest_dup, "selftest-dup", "self-test: runs task 2 twice (must fail)", k_dup);
-SELFTEST_ADAPTER(bench_adapter_selftest_swap, "selftest-swap", "self-test: loses task 1, runs task 2 twice (must fail)", k_swap);
+SELFTEST_ADAPTER(bench_adapter_selftest_lose, "selftest-lose",
+                 "self-test: accepts task 1 and never runs it (must fail)", k_lose);
+SELFTEST_ADAPTER(bench_adapter_selftest_dup, "selftest-dup", "self-test: runs task 2 twice (must fail)",
+                 k_dup);
+SELFTEST_ADAPTER(bench_adapter_selftest_swap, "selftest-swap",
+                 "self-test: loses task 1, runs task 2 twice (must fail)", k_swap);

@@ -154,7 +154,8 @@ static const sluice_variant v_reject = {TIMING_DEFAULT, SLUICE_OVERFLOW_REJECT, 
 
 const bench_adapter bench_adapter_sluice = {
     .name = "sluice",
-    .overflow = "Sluice, default config (sluice_pool_config_init: timing every task): bounded queue, BLOCK policy: a full queue blocks the submitter",
+    .overflow = "Sluice, default config (sluice_pool_config_init: timing every task): bounded queue, BLOCK "
+                "policy: a full queue blocks the submitter",
     .flags = BENCH_F_SLUICE | BENCH_F_MAIN,
     .variant = &v_default,
     .create = sl_create,

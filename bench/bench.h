@@ -107,8 +107,14 @@ void bench_accounting_reset(void);
 void bench_accounting_sum(uint64_t *count, uint64_t *hash);
 
 /* Tasks carry idx + 1 as their pointer argument (GLib refuses NULL data). */
-static inline void *bench_idx_to_ptr(uint64_t idx) { return (void *)(uintptr_t)(idx + 1); }
-static inline uint64_t bench_ptr_to_idx(void *p) { return (uint64_t)(uintptr_t)p - 1; }
+static inline void *bench_idx_to_ptr(uint64_t idx)
+{
+    return (void *)(uintptr_t)(idx + 1);
+}
+static inline uint64_t bench_ptr_to_idx(void *p)
+{
+    return (uint64_t)(uintptr_t)p - 1;
+}
 
 /* ---- bodies ------------------------------------------------------------- */
 
@@ -129,16 +135,15 @@ uint64_t bench_spin_calibrate(uint64_t target_ns, double *measured_ns);
 /* Resident set size of this process in KiB (VmRSS), or 0. */
 uint64_t bench_rss_kib(void);
 
-
 /* ---- workloads (workloads.c) and the driver (driver.c) ------------------ */
 
 /* Sizes and settings of one invocation; filled by the driver. */
 typedef struct bench_config {
     bool quick;
     unsigned runs;
-    unsigned cpus;          /* online CPUs */
-    unsigned workers;       /* K for the throughput and latency workloads */
-    unsigned producers;     /* P for noop-Np */
+    unsigned cpus;      /* online CPUs */
+    unsigned workers;   /* K for the throughput and latency workloads */
+    unsigned producers; /* P for noop-Np */
     uint64_t n_noop;
     uint64_t n_spin;
     uint64_t n_sleep;
@@ -147,14 +152,14 @@ typedef struct bench_config {
     double latency_seconds;
     double idle_seconds;
     unsigned rss_workers;
-    size_t queue_capacity;  /* bound for the ordinary workloads */
-    size_t burst_capacity;  /* bound for the burst */
-    uint64_t burst_factor;  /* the burst is this many times the bound */
-    uint64_t spin_iters;    /* ~1 us */
-    double spin_ns;         /* measured cost of one ~1 us spin */
-    uint64_t burst_iters;   /* ~5 us */
+    size_t queue_capacity; /* bound for the ordinary workloads */
+    size_t burst_capacity; /* bound for the burst */
+    uint64_t burst_factor; /* the burst is this many times the bound */
+    uint64_t spin_iters;   /* ~1 us */
+    double spin_ns;        /* measured cost of one ~1 us spin */
+    uint64_t burst_iters;  /* ~5 us */
     double burst_ns;
-    uint64_t stall_ns;      /* no progress this long: tasks were lost */
+    uint64_t stall_ns; /* no progress this long: tasks were lost */
 } bench_config;
 
 enum { BENCH_RES_OK = 0, BENCH_RES_NA, BENCH_RES_ERROR, BENCH_RES_INTEGRITY };

@@ -47,13 +47,13 @@
 #define MAX_RUNS 101
 
 typedef struct cell {
-    bool taken;                 /* the implementation is in this workload */
-    unsigned ok;                /* runs that produced figures */
+    bool taken;  /* the implementation is in this workload */
+    unsigned ok; /* runs that produced figures */
     bench_result runs[MAX_RUNS];
     double median[BENCH_COLS];
     double min, max;
-    int status;                 /* worst status over the runs */
-    char msg[248];              /* the first error or note */
+    int status;    /* worst status over the runs */
+    char msg[248]; /* the first error or note */
 } cell;
 
 typedef struct options {
@@ -74,31 +74,30 @@ static double load_start = -1, load_end = -1;
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: sluice-bench [--quick] [--runs N] [--workload A,B] [--impl X,Y] [--producers P]\n"
-            "                    [--workers K] [--stall-seconds S] [--json] [--no-fork] [--verbose]\n"
-            "                    [--list] [--help]\n"
-            "\n"
-            "Measures Sluice against peer worker pools on this machine and prints, per workload,\n"
-            "each implementation's median of N runs, min, max and ratio to Sluice, then the\n"
-            "targets of issue 7 as met or missed.\n"
-            "\n"
-            "  --quick        tiny sizes, one run: a smoke test that proves the driver works (CI)\n"
-            "  --runs N       runs per implementation and workload (default 5; quick 1)\n"
-            "  --workload L   only these workloads (comma list; see --list)\n"
-            "  --impl L       only these implementations (comma list; sluice is kept for ratios,\n"
-            "                 except with --no-fork)\n"
-            "  --producers P  producers for noop-Np (default 4)\n"
-            "  --workers K    K for the throughput and latency workloads (default: CPU count)\n"
-            "  --stall-seconds S  a run whose completions stop moving for S s has lost tasks\n"
-            "                 (default 60: generous, so a busy CI machine never fails the smoke test)\n"
-            "  --json         print one JSON document on stdout instead of the tables\n"
-            "  --no-fork      measure in this process (for perf/callgrind; use one --impl)\n"
-            "  --verbose      one line per measurement on stderr (figure and duration)\n"
-            "  --list         list workloads and implementations and exit\n"
-            "\n"
-            "Exit status: 0 ok; 1 a task was lost or ran twice, or a measurement crashed/hung/failed;\n"
-            "2 bad usage. A slow result never fails the run.\n");
+    fprintf(f, "usage: sluice-bench [--quick] [--runs N] [--workload A,B] [--impl X,Y] [--producers P]\n"
+               "                    [--workers K] [--stall-seconds S] [--json] [--no-fork] [--verbose]\n"
+               "                    [--list] [--help]\n"
+               "\n"
+               "Measures Sluice against peer worker pools on this machine and prints, per workload,\n"
+               "each implementation's median of N runs, min, max and ratio to Sluice, then the\n"
+               "targets of issue 7 as met or missed.\n"
+               "\n"
+               "  --quick        tiny sizes, one run: a smoke test that proves the driver works (CI)\n"
+               "  --runs N       runs per implementation and workload (default 5; quick 1)\n"
+               "  --workload L   only these workloads (comma list; see --list)\n"
+               "  --impl L       only these implementations (comma list; sluice is kept for ratios,\n"
+               "                 except with --no-fork)\n"
+               "  --producers P  producers for noop-Np (default 4)\n"
+               "  --workers K    K for the throughput and latency workloads (default: CPU count)\n"
+               "  --stall-seconds S  a run whose completions stop moving for S s has lost tasks\n"
+               "                 (default 60: generous, so a busy CI machine never fails the smoke test)\n"
+               "  --json         print one JSON document on stdout instead of the tables\n"
+               "  --no-fork      measure in this process (for perf/callgrind; use one --impl)\n"
+               "  --verbose      one line per measurement on stderr (figure and duration)\n"
+               "  --list         list workloads and implementations and exit\n"
+               "\n"
+               "Exit status: 0 ok; 1 a task was lost or ran twice, or a measurement crashed/hung/failed;\n"
+               "2 bad usage. A slow result never fails the run.\n");
 }
 
 static bool in_list(const char *list, const char *name)
@@ -229,7 +228,8 @@ static int parse_args(int argc, char **argv, options *o)
             return -1;
         }
     }
-    if (!check_list(o->workloads, "workload", known_workload) || !check_list(o->impls, "implementation", known_impl)) {
+    if (!check_list(o->workloads, "workload", known_workload) ||
+        !check_list(o->impls, "implementation", known_impl)) {
         return -1;
     }
     bench_config *c = &o->cfg;
@@ -296,7 +296,8 @@ static double load1(void)
 
 /* ---- one measurement --------------------------------------------------- */
 
-static void measure_here(const bench_workload *w, const bench_adapter *a, const bench_config *cfg, bench_result *r)
+static void measure_here(const bench_workload *w, const bench_adapter *a, const bench_config *cfg,
+                         bench_result *r)
 {
     memset(r, 0, sizeof *r);
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* the completion poll sleeps 20 us at a time */
@@ -385,7 +386,8 @@ static void measure_forked(const options *o, const bench_workload *w, const benc
         snprintf(r->msg, sizeof r->msg, "HUNG: no result after %.0f s (killed); tasks may have been lost",
                  o->child_timeout_s);
     } else if (WIFSIGNALED(st)) {
-        snprintf(r->msg, sizeof r->msg, "CRASHED: killed by signal %d (%s)", WTERMSIG(st), strsignal(WTERMSIG(st)));
+        snprintf(r->msg, sizeof r->msg, "CRASHED: killed by signal %d (%s)", WTERMSIG(st),
+                 strsignal(WTERMSIG(st)));
     } else {
         snprintf(r->msg, sizeof r->msg, "the measurement exited with status %d and no result",
                  WIFEXITED(st) ? WEXITSTATUS(st) : -1);
@@ -480,9 +482,12 @@ static void print_table(const options *o, const bench_workload *w, cell *cells)
 {
     char desc[400];
     w->describe(&o->cfg, desc, sizeof desc);
-    printf("\n== %s: %s\n   %s\n   primary: %s (%s); median of %u run%s\n", w->name, w->title, desc, w->cols[0],
-           w->better > 0 ? "higher is better" : w->better < 0 ? "lower is better" : "see the notes", o->cfg.runs,
-           o->cfg.runs == 1 ? "" : "s");
+    printf("\n== %s: %s\n   %s\n   primary: %s (%s); median of %u run%s\n", w->name, w->title, desc,
+           w->cols[0],
+           w->better > 0   ? "higher is better"
+           : w->better < 0 ? "lower is better"
+                           : "see the notes",
+           o->cfg.runs, o->cfg.runs == 1 ? "" : "s");
     printf("%-18s %9s %9s %9s %9s", "implementation", "median", "min", "max", "x/sluice");
     for (int k = 1; k < w->ncols; k++) {
         printf(" %11s", w->cols[k]);
@@ -631,8 +636,8 @@ static void print_targets(const target *t, size_t n)
             continue;
         }
         double by = t[i].at_least ? t[i].goal / t[i].value : t[i].value / t[i].goal;
-        printf("  %-52s %8.3g  goal %s %-6.3g %s", t[i].name, t[i].value, t[i].at_least ? ">=" : "<=", t[i].goal,
-               t[i].met ? "MET" : "MISSED");
+        printf("  %-52s %8.3g  goal %s %-6.3g %s", t[i].name, t[i].value,
+               t[i].at_least ? ">=" : "<=", t[i].goal, t[i].met ? "MET" : "MISSED");
         if (!t[i].met) {
             printf(" (off by %.2fx)", by);
         }
@@ -683,8 +688,9 @@ static void print_json(const options *o, const char *model, cell (*all)[MAX_IMPL
     json_num(load_start);
     printf(", \"load_end\": ");
     json_num(load_end);
-    printf("},\n  \"config\": {\"quick\": %s, \"runs\": %u, \"workers\": %u, \"producers\": %u, \"spin_ns\": ",
-           o->cfg.quick ? "true" : "false", o->cfg.runs, o->cfg.workers, o->cfg.producers);
+    printf(
+        "},\n  \"config\": {\"quick\": %s, \"runs\": %u, \"workers\": %u, \"producers\": %u, \"spin_ns\": ",
+        o->cfg.quick ? "true" : "false", o->cfg.runs, o->cfg.workers, o->cfg.producers);
     json_num(o->cfg.spin_ns);
     printf("},\n  \"workloads\": [");
     int mi = main_index();
@@ -703,7 +709,9 @@ static void print_json(const options *o, const char *model, cell (*all)[MAX_IMPL
         json_str(desc);
         printf(", \"primary\": ");
         json_str(w->cols[0]);
-        printf(", \"better\": \"%s\", \"results\": [", w->better > 0 ? "higher" : w->better < 0 ? "lower" : "n/a");
+        printf(", \"better\": \"%s\", \"results\": [", w->better > 0   ? "higher"
+                                                       : w->better < 0 ? "lower"
+                                                                       : "n/a");
         double ref = mi >= 0 && all[wi][mi].taken && all[wi][mi].ok ? all[wi][mi].median[0] : NAN;
         bool first_r = true;
         for (int i = 0; bench_adapters[i]; i++) {
@@ -734,8 +742,9 @@ static void print_json(const options *o, const char *model, cell (*all)[MAX_IMPL
                 printf("%s", r ? ", " : "");
                 json_num(c->runs[r].status == BENCH_RES_OK ? c->runs[r].v[0] : NAN);
             }
-            printf("], \"status\": \"%s\"",
-                   c->status == BENCH_RES_OK ? "ok" : c->status == BENCH_RES_INTEGRITY ? "integrity" : "error");
+            printf("], \"status\": \"%s\"", c->status == BENCH_RES_OK          ? "ok"
+                                            : c->status == BENCH_RES_INTEGRITY ? "integrity"
+                                                                               : "error");
             if (c->msg[0]) {
                 printf(", \"note\": ");
                 json_str(c->msg);
@@ -753,7 +762,9 @@ static void print_json(const options *o, const char *model, cell (*all)[MAX_IMPL
         printf(", \"goal\": ");
         json_num(t[i].goal);
         printf(", \"at_least\": %s, \"met\": %s}", t[i].at_least ? "true" : "false",
-               !t[i].known ? "null" : t[i].met ? "true" : "false");
+               !t[i].known ? "null"
+               : t[i].met  ? "true"
+                           : "false");
     }
     printf("\n  ],\n  \"failures\": %d\n}\n", failures);
 }
@@ -795,13 +806,16 @@ int main(int argc, char **argv)
 #else
             "sluice NOT BUILT (no pool to link yet)",
 #endif
-            glib_major_version, glib_minor_version, glib_micro_version, uv_version_string(), apu_version_string());
-    fprintf(info, "calibrated spin: %.0f ns (~1 us task), %.0f ns (~5 us burst task)\n", cfg->spin_ns, cfg->burst_ns);
+            glib_major_version, glib_minor_version, glib_micro_version, uv_version_string(),
+            apu_version_string());
+    fprintf(info, "calibrated spin: %.0f ns (~1 us task), %.0f ns (~5 us burst task)\n", cfg->spin_ns,
+            cfg->burst_ns);
     load_start = load1();
     fprintf(info, "load average at start: %.2f on %u CPUs\n", load_start, cfg->cpus);
     if (load_start > cfg->cpus * 0.5) {
-        fprintf(info, "WARNING: this machine is busy; wall-clock figures will be noisy. The CPU ns/task columns\n"
-                      "         (CPU time of all the measurement's threads) hold up under load.\n");
+        fprintf(info,
+                "WARNING: this machine is busy; wall-clock figures will be noisy. The CPU ns/task columns\n"
+                "         (CPU time of all the measurement's threads) hold up under load.\n");
     }
 
     const bench_adapter *ms = main_sluice();
@@ -845,8 +859,8 @@ int main(int argc, char **argv)
                 }
                 if (res->status == BENCH_RES_ERROR || res->status == BENCH_RES_INTEGRITY) {
                     failures++;
-                    fprintf(stderr, "%ssluice-bench: FAILED: %s / %s run %u: %s\n", progress ? "\n" : "", w->name, a->name, r + 1,
-                            res->msg);
+                    fprintf(stderr, "%ssluice-bench: FAILED: %s / %s run %u: %s\n", progress ? "\n" : "",
+                            w->name, a->name, r + 1, res->msg);
                 }
             }
         }
@@ -870,8 +884,9 @@ int main(int argc, char **argv)
     } else {
         print_targets(t, nt);
         printf("\nload average: %.2f at start, %.2f at end, on %u CPUs\n", load_start, load_end, o.cfg.cpus);
-        printf("\n%s\n", failures ? "RESULT: FAILED (see the FAILED lines: lost or duplicated tasks, crashes, errors)"
-                                  : "RESULT: ok (every task of every implementation ran exactly once)");
+        printf("\n%s\n",
+               failures ? "RESULT: FAILED (see the FAILED lines: lost or duplicated tasks, crashes, errors)"
+                        : "RESULT: ok (every task of every implementation ran exactly once)");
     }
     return failures ? 1 : 0;
 }

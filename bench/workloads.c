@@ -45,7 +45,7 @@ typedef struct run_spec {
 } run_spec;
 
 typedef struct run_out {
-    uint64_t cpu_ns;    /* CPU time of the whole process (all threads) from start to the last task */
+    uint64_t cpu_ns; /* CPU time of the whole process (all threads) from start to the last task */
     uint64_t t0_ns;
     uint64_t submit_ns; /* until the last submit returned */
     uint64_t total_ns;  /* until the last task finished */
@@ -330,10 +330,12 @@ static bool takes_metrics(const bench_adapter *a)
 
 static bench_pool_opts base_opts(const bench_config *cfg, unsigned producers)
 {
-    return (bench_pool_opts){.workers = cfg->workers, .queue_capacity = cfg->queue_capacity, .producers = producers};
+    return (bench_pool_opts){
+        .workers = cfg->workers, .queue_capacity = cfg->queue_capacity, .producers = producers};
 }
 
-static void noop_measure(const bench_adapter *a, const bench_config *cfg, bench_result *res, unsigned producers)
+static void noop_measure(const bench_adapter *a, const bench_config *cfg, bench_result *res,
+                         unsigned producers)
 {
     bench_g.body = bench_body_noop;
     bench_pool_opts o = base_opts(cfg, producers);
@@ -359,7 +361,8 @@ static void m_noop_np(const bench_adapter *a, const bench_config *cfg, bench_res
 
 static void d_noop_1p(const bench_config *cfg, char *buf, size_t len)
 {
-    snprintf(buf, len, "no-op tasks from 1 producer; K=%u workers; N=%llu (thread-per-task N/20); queue bound %zu",
+    snprintf(buf, len,
+             "no-op tasks from 1 producer; K=%u workers; N=%llu (thread-per-task N/20); queue bound %zu",
              cfg->workers, (unsigned long long)cfg->n_noop, cfg->queue_capacity);
 }
 
@@ -412,8 +415,8 @@ static void m_sleep(const bench_adapter *a, const bench_config *cfg, bench_resul
 
 static void d_sleep(const bench_config *cfg, char *buf, size_t len)
 {
-    snprintf(buf, len, "1 ms sleeping tasks; K=%u; N=%llu; ideal = N x 1 ms / K = %.1f ms", cfg->sleep_workers,
-             (unsigned long long)cfg->n_sleep, (double)cfg->n_sleep / cfg->sleep_workers);
+    snprintf(buf, len, "1 ms sleeping tasks; K=%u; N=%llu; ideal = N x 1 ms / K = %.1f ms",
+             cfg->sleep_workers, (unsigned long long)cfg->n_sleep, (double)cfg->n_sleep / cfg->sleep_workers);
 }
 
 static int cmp_u64(const void *x, const void *y)
@@ -445,7 +448,11 @@ static void m_latency(const bench_adapter *a, const bench_config *cfg, bench_res
     if (!pool) {
         return;
     }
-    run_spec rs = {.a = a, .pool = pool, .n = n, .producers = 1, .stall_ns = cfg->stall_ns,
+    run_spec rs = {.a = a,
+                   .pool = pool,
+                   .n = n,
+                   .producers = 1,
+                   .stall_ns = cfg->stall_ns,
                    .period_ns = (uint64_t)(1e9 / cfg->latency_rate)};
     run_out out;
     if (run_tasks(&rs, &out, res) != 0) {
@@ -466,10 +473,11 @@ static void m_latency(const bench_adapter *a, const bench_config *cfg, bench_res
 
 static void d_latency(const bench_config *cfg, char *buf, size_t len)
 {
-    snprintf(buf, len,
-             "paced hand-off: no-op tasks at %.0f/s for %.2f s from 1 producer (spin-paced); K=%u, all started; "
-             "submit-to-start latency",
-             cfg->latency_rate, cfg->latency_seconds, cfg->workers);
+    snprintf(
+        buf, len,
+        "paced hand-off: no-op tasks at %.0f/s for %.2f s from 1 producer (spin-paced); K=%u, all started; "
+        "submit-to-start latency",
+        cfg->latency_rate, cfg->latency_seconds, cfg->workers);
 }
 
 /* Get K workers started with a few no-op tasks (lazy pools start them now). */
@@ -519,7 +527,9 @@ static void m_idle(const bench_adapter *a, const bench_config *cfg, bench_result
 
 static void d_idle(const bench_config *cfg, char *buf, size_t len)
 {
-    snprintf(buf, len, "idle pool: K=%u workers started and parked; CPU (getrusage, all threads but the measuring one) over %.1f s",
+    snprintf(buf, len,
+             "idle pool: K=%u workers started and parked; CPU (getrusage, all threads but the measuring one) "
+             "over %.1f s",
              cfg->workers, cfg->idle_seconds);
 }
 
@@ -597,14 +607,16 @@ static void m_rss(const bench_adapter *a, const bench_config *cfg, bench_result 
     res->v[1] = delta / k;
     res->v[2] = threads;
     if (latch_timed_out) {
-        snprintf(res->msg, sizeof res->msg, "only %u of %u tasks ran at once: fewer than K workers", latch_arrived, k);
+        snprintf(res->msg, sizeof res->msg, "only %u of %u tasks ran at once: fewer than K workers",
+                 latch_arrived, k);
     }
 }
 
 static void d_rss(const bench_config *cfg, char *buf, size_t len)
 {
     snprintf(buf, len,
-             "RSS growth of a pool with %u workers, after each ran one task at the same time and parked (VmRSS delta)",
+             "RSS growth of a pool with %u workers, after each ran one task at the same time and parked "
+             "(VmRSS delta)",
              cfg->rss_workers);
 }
 
@@ -621,7 +633,8 @@ static void m_burst(const bench_adapter *a, const bench_config *cfg, bench_resul
         return;
     }
     uint64_t before = bench_rss_kib();
-    run_spec rs = {.a = a, .pool = pool, .n = n, .producers = 1, .stall_ns = cfg->stall_ns, .sample_rss = true};
+    run_spec rs = {
+        .a = a, .pool = pool, .n = n, .producers = 1, .stall_ns = cfg->stall_ns, .sample_rss = true};
     run_out out;
     if (run_tasks(&rs, &out, res) != 0) {
         return;
@@ -641,7 +654,8 @@ static void m_burst(const bench_adapter *a, const bench_config *cfg, bench_resul
 static void d_burst(const bench_config *cfg, char *buf, size_t len)
 {
     snprintf(buf, len,
-             "burst of %llu x the bound (%zu) of ~5 us tasks (measured %.1f us) from 1 producer, K=%u: block, reject "
+             "burst of %llu x the bound (%zu) of ~5 us tasks (measured %.1f us) from 1 producer, K=%u: "
+             "block, reject "
              "or grow memory?",
              (unsigned long long)cfg->burst_factor, cfg->burst_capacity, cfg->burst_ns / 1e3, cfg->workers);
 }
@@ -652,29 +666,85 @@ static void d_metrics(const bench_config *cfg, char *buf, size_t len)
              (unsigned long long)cfg->n_noop);
 }
 
-#define COLS(...) {__VA_ARGS__}
+#define COLS(...)                                                                                            \
+    {                                                                                                        \
+        __VA_ARGS__                                                                                          \
+    }
 const bench_workload bench_workloads[] = {
-    {.name = "noop-1p", .title = "no-op throughput, 1 producer", .ncols = 3,
-     .cols = COLS("tasks/s", "ns/task", "CPU ns/task"), .better = +1, .takes = takes_noop, .measure = m_noop_1p, .describe = d_noop_1p, .takes_selftest = true},
-    {.name = "noop-Np", .title = "no-op throughput, several producers", .ncols = 3,
-     .cols = COLS("tasks/s", "ns/task", "CPU ns/task"), .better = +1, .takes = takes_noop, .measure = m_noop_np,
-     .describe = d_noop_np, .takes_selftest = true},
-    {.name = "spin-1us", .title = "~1 us CPU tasks", .ncols = 3,
-     .cols = COLS("wall ms", "x ideal", "CPU ovh ns"), .better = -1, .takes = takes_pools, .measure = m_spin, .describe = d_spin},
-    {.name = "sleep-1ms", .title = "1 ms sleeping tasks", .ncols = 2, .cols = COLS("wall ms", "x ideal"),
-     .better = -1, .takes = takes_pools, .measure = m_sleep, .describe = d_sleep},
-    {.name = "latency", .title = "paced hand-off latency", .ncols = 5,
-     .cols = COLS("p99 us", "p50 us", "p99.9 us", "max us", "k/s done"), .better = -1, .takes = takes_latency,
-     .measure = m_latency, .describe = d_latency},
-    {.name = "idle", .title = "idle CPU of parked workers", .ncols = 2, .cols = COLS("CPU %", "wakeups/s"),
-     .better = -1, .takes = takes_idle, .measure = m_idle, .describe = d_idle},
-    {.name = "rss", .title = "RSS with many idle workers", .ncols = 3, .cols = COLS("MiB", "KiB/worker", "threads"),
-     .better = -1, .takes = takes_idle, .measure = m_rss, .describe = d_rss},
-    {.name = "burst", .title = "burst far above capacity", .ncols = 5,
-     .cols = COLS("submit ms", "RSS+ MiB", "accepted %", "rejected", "total ms"), .better = 0,
-     .takes = takes_burst, .measure = m_burst, .describe = d_burst},
-    {.name = "metrics", .title = "Sluice metrics on vs off", .ncols = 3,
-     .cols = COLS("tasks/s", "ns/task", "CPU ns/task"), .better = +1, .takes = takes_metrics, .measure = m_noop_1p, .describe = d_metrics},
+    {.name = "noop-1p",
+     .title = "no-op throughput, 1 producer",
+     .ncols = 3,
+     .cols = COLS("tasks/s", "ns/task", "CPU ns/task"),
+     .better = +1,
+     .takes = takes_noop,
+     .measure = m_noop_1p,
+     .describe = d_noop_1p,
+     .takes_selftest = true},
+    {.name = "noop-Np",
+     .title = "no-op throughput, several producers",
+     .ncols = 3,
+     .cols = COLS("tasks/s", "ns/task", "CPU ns/task"),
+     .better = +1,
+     .takes = takes_noop,
+     .measure = m_noop_np,
+     .describe = d_noop_np,
+     .takes_selftest = true},
+    {.name = "spin-1us",
+     .title = "~1 us CPU tasks",
+     .ncols = 3,
+     .cols = COLS("wall ms", "x ideal", "CPU ovh ns"),
+     .better = -1,
+     .takes = takes_pools,
+     .measure = m_spin,
+     .describe = d_spin},
+    {.name = "sleep-1ms",
+     .title = "1 ms sleeping tasks",
+     .ncols = 2,
+     .cols = COLS("wall ms", "x ideal"),
+     .better = -1,
+     .takes = takes_pools,
+     .measure = m_sleep,
+     .describe = d_sleep},
+    {.name = "latency",
+     .title = "paced hand-off latency",
+     .ncols = 5,
+     .cols = COLS("p99 us", "p50 us", "p99.9 us", "max us", "k/s done"),
+     .better = -1,
+     .takes = takes_latency,
+     .measure = m_latency,
+     .describe = d_latency},
+    {.name = "idle",
+     .title = "idle CPU of parked workers",
+     .ncols = 2,
+     .cols = COLS("CPU %", "wakeups/s"),
+     .better = -1,
+     .takes = takes_idle,
+     .measure = m_idle,
+     .describe = d_idle},
+    {.name = "rss",
+     .title = "RSS with many idle workers",
+     .ncols = 3,
+     .cols = COLS("MiB", "KiB/worker", "threads"),
+     .better = -1,
+     .takes = takes_idle,
+     .measure = m_rss,
+     .describe = d_rss},
+    {.name = "burst",
+     .title = "burst far above capacity",
+     .ncols = 5,
+     .cols = COLS("submit ms", "RSS+ MiB", "accepted %", "rejected", "total ms"),
+     .better = 0,
+     .takes = takes_burst,
+     .measure = m_burst,
+     .describe = d_burst},
+    {.name = "metrics",
+     .title = "Sluice metrics on vs off",
+     .ncols = 3,
+     .cols = COLS("tasks/s", "ns/task", "CPU ns/task"),
+     .better = +1,
+     .takes = takes_metrics,
+     .measure = m_noop_1p,
+     .describe = d_metrics},
 };
 #undef COLS
 const size_t bench_workload_count = sizeof bench_workloads / sizeof bench_workloads[0];

@@ -83,9 +83,10 @@ int sluice_cmd_bench(int argc, char **argv)
         }
     }
     exec_with(BENCH_PROGRAM, argc, argv);
-    fprintf(stderr,
-            "sluice bench: %s not found (looked in $SLUICE_BENCH, <build>/bench/, <prefix>/libexec/sluice/ and "
-            "$PATH); build it with 'make build' (needs the peer libraries: scripts/install-deps.sh)\n",
-            BENCH_PROGRAM);
+    fprintf(
+        stderr,
+        "sluice bench: %s not found (looked in $SLUICE_BENCH, <build>/bench/, <prefix>/libexec/sluice/ and "
+        "$PATH); build it with 'make build' (needs the peer libraries: scripts/install-deps.sh)\n",
+        BENCH_PROGRAM);
     return SLUICE_EXIT_FAIL;
 }
