@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -247,13 +248,65 @@ static void test_pool_panic_line(void **state)
     free(c);
 }
 
+/* Every JSON line, escapes and cut values included, parses with jq (when
+ * jq is installed). */
+static void test_json_parses(void **state)
+{
+    (void)state;
+    if (system("command -v jq >/dev/null 2>&1") != 0) {
+        print_message("jq not installed: skipping\n");
+        return;
+    }
+    capture *c = cap_new();
+    sluice_log_config cfg;
+    sluice_log_config_init(&cfg);
+    cfg.format = SLUICE_LOG_JSON;
+    cfg.sink = cap_sink;
+    cfg.sink_user = c;
+    sluice_logger *lg;
+    assert_int_equal(sluice_logger_create(&cfg, &lg), SLUICE_OK);
+    char ctl[40];
+    for (int i = 0; i < 31; i++) {
+        ctl[i] = (char)(i + 1);
+    }
+    ctl[31] = '\x7f';
+    ctl[32] = '\0';
+    sluice_log_kv(lg, SLUICE_LOG_INFO, "ctl", "v", ctl, "q", "\"\\/", "utf8", "caf\xC3\xA9", NULL);
+    char *big = malloc(2 * SLUICE_LOG_LINE_MAX);
+    memset(big, '"', 2 * SLUICE_LOG_LINE_MAX - 1);
+    big[2 * SLUICE_LOG_LINE_MAX - 1] = '\0';
+    sluice_log_kv(lg, SLUICE_LOG_INFO, "big quotes", "v", big, NULL);
+    free(big);
+    sluice_drain_report d = {.completed = 1};
+    sluice_pool_event ev = {.kind = SLUICE_EVENT_DRAIN_END, .pool_name = "p", .drain = &d};
+    sluice_log_pool_event(lg, &ev);
+    char path[] = "/tmp/sluice-obs-json-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    for (int i = 0; i < c->n; i++) {
+        assert_int_equal(write(fd, c->lines[i], strlen(c->lines[i])), (ssize_t)strlen(c->lines[i]));
+        assert_int_equal(write(fd, "\n", 1), 1);
+    }
+    close(fd);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "jq -c 'select(.level == null) | halt_error(1)' %s >/dev/null", path);
+    int rc = system(cmd);
+    snprintf(cmd, sizeof cmd, "jq -e . %s >/dev/null", path);
+    int rc2 = system(cmd);
+    unlink(path);
+    assert_int_equal(rc, 0);
+    assert_int_equal(rc2, 0);
+    assert_int_equal(c->n, 3);
+    sluice_logger_destroy(lg);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_formats),
-        cmocka_unit_test(test_rate_limit),
-        cmocka_unit_test(test_cut_long_values),
-        cmocka_unit_test(test_pool_panic_line),
+        cmocka_unit_test(test_formats),         cmocka_unit_test(test_rate_limit),
+        cmocka_unit_test(test_cut_long_values), cmocka_unit_test(test_pool_panic_line),
+        cmocka_unit_test(test_json_parses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
