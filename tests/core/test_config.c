@@ -186,10 +186,9 @@ static void test_each_bad_field(void **state)
     (void)state;
     int threads_before = thread_count();
     for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
-        tally t;
-        tally_init(&t);
+        tally *t = tally_new();
         sluice_pool_config cfg;
-        base_config(&cfg, "bad", 4, 8, &t);
+        base_config(&cfg, "bad", 4, 8, t);
         with_hooks(&cfg);
         cfg.prewarm = true;
         cfg.min_workers = 2;
@@ -208,9 +207,9 @@ static void test_each_bad_field(void **state)
             fail_msg("%s: error should name '%s', got '%s'", bad_cases[i].what, bad_cases[i].field, err);
         }
         assert_true(strlen(err) > strlen(bad_cases[i].field) + 2); /* says why, not just which */
-        assert_int_equal(atomic_load(&t.inits), 0);
-        assert_int_equal(atomic_load(&t.finis), 0);
-        tally_destroy(&t);
+        assert_int_equal(atomic_load(&t->inits), 0);
+        assert_int_equal(atomic_load(&t->finis), 0);
+        tally_free(t);
     }
     assert_int_equal(thread_count(), threads_before);
 }
@@ -219,9 +218,8 @@ static void test_null_arguments(void **state)
 {
     (void)state;
     sluice_pool_config cfg;
-    tally t;
-    tally_init(&t);
-    base_config(&cfg, "nulls", 1, 1, &t);
+    tally *t = tally_new();
+    base_config(&cfg, "nulls", 1, 1, t);
     sluice_pool *p = NULL;
     char err[128];
     assert_int_equal(sluice_pool_create(NULL, &p, err, sizeof err), SLUICE_EINVAL);
@@ -237,20 +235,19 @@ static void test_null_arguments(void **state)
     char tiny[1] = {'Z'};
     assert_int_equal(sluice_pool_create(&cfg, &p, tiny, sizeof tiny), SLUICE_EINVAL);
     assert_int_equal(tiny[0], '\0');
-    tally_destroy(&t);
+    tally_free(t);
 }
 
 /* Accepted edge values. */
 static void test_edge_values_accepted(void **state)
 {
     (void)state;
-    tally t;
-    tally_init(&t);
+    tally *t = tally_new();
     sluice_pool_config cfg;
     static const double one_bucket[] = {0.5};
     const char *names[] = {"a", "A-z_0.9:x", "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn" /* 48 */};
     for (size_t i = 0; i < 3; i++) {
-        base_config(&cfg, names[i], 1, 1, &t);
+        base_config(&cfg, names[i], 1, 1, t);
         cfg.min_workers = 1;
         cfg.stack_size = 64 * 1024;
         cfg.histogram_buckets = one_bucket;
@@ -259,23 +256,22 @@ static void test_edge_values_accepted(void **state)
         sluice_pool *p = NULL;
         CREATE_POOL(&cfg, &p);
         assert_string_equal(sluice_pool_name(p), names[i]);
-        assert_int_equal(sluice_pool_submit(p, task_count, &t), SLUICE_OK);
+        assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK);
         ASSERT_IDENTITY(p);
         sluice_pool_destroy(p);
     }
-    assert_int_equal(atomic_load(&t.ran), 3);
-    tally_destroy(&t);
+    assert_int_equal(atomic_load(&t->ran), 3);
+    tally_free(t);
 }
 
 /* The config's strings and bounds are copied: the caller may reuse them. */
 static void test_config_is_copied(void **state)
 {
     (void)state;
-    tally t;
-    tally_init(&t);
+    tally *t = tally_new();
     sluice_pool_config cfg;
     double bounds[3] = {0.001, 0.01, 0.1};
-    base_config(&cfg, "copied", 2, 4, &t);
+    base_config(&cfg, "copied", 2, 4, t);
     cfg.histogram_buckets = bounds;
     cfg.histogram_bucket_count = 3;
     sluice_pool *p = NULL;
@@ -288,27 +284,26 @@ static void test_config_is_copied(void **state)
     assert_true(h.bounds[0] == 0.001);
     assert_int_equal(stats_now(p).capacity, 2);
     sluice_pool_destroy(p);
-    tally_destroy(&t);
+    tally_free(t);
 }
 
 /* min_workers are started at create (without prewarm). */
 static void test_min_workers_started(void **state)
 {
     (void)state;
-    tally t;
-    tally_init(&t);
+    tally *t = tally_new();
     sluice_pool_config cfg;
-    base_config(&cfg, "minw", 4, 4, &t);
+    base_config(&cfg, "minw", 4, 4, t);
     with_hooks(&cfg);
     cfg.min_workers = 2;
     sluice_pool *p = NULL;
     CREATE_POOL(&cfg, &p);
     /* Started at create; their init hooks run on their own threads. */
-    WAIT_FOR(stats_now(p).workers == 2 && atomic_load(&t.inits) == 2, "two min workers");
+    WAIT_FOR(stats_now(p).workers == 2 && atomic_load(&t->inits) == 2, "two min workers");
     sluice_pool_destroy(p);
-    assert_int_equal(atomic_load(&t.finis), 2);
-    assert_int_equal(atomic_load(&t.violations), 0);
-    tally_destroy(&t);
+    assert_int_equal(atomic_load(&t->finis), 2);
+    assert_int_equal(atomic_load(&t->violations), 0);
+    tally_free(t);
 }
 
 static void test_names(void **state)
