@@ -319,6 +319,11 @@ EOF
         cmp -s "$TMP/a/$c" "$TMP/b/$c" || { diff "$TMP/a/$c" "$TMP/b/$c" | head -20 >&2; fail "$c depends on file order"; }
         cmp -s "$TMP/a/$c" "$TMP/a/$c.2" || fail "$c differs between runs"
     done
+    # Environment overrides reach the output only with --env.
+    SLUICE_POOL_PAYMENTS_WORKERS=7 "$S" rules "$TMP/a/ops.yaml" >"$TMP/a/rules.env" || fail "rules with env"
+    cmp -s "$TMP/a/rules" "$TMP/a/rules.env" || fail "rules read the environment without --env"
+    SLUICE_POOL_PAYMENTS_WORKERS=7 "$S" rules --env "$TMP/a/ops.yaml" >"$TMP/a/rules.env" || fail "rules --env"
+    grep -q "K=7 (" "$TMP/a/rules.env" || fail "rules --env did not apply SLUICE_POOL_PAYMENTS_WORKERS"
     # Lint: the same findings in the same order (positions differ, so drop them).
     "$S" lint --cpus 1 "$TMP/a/ops.yaml" | sed "s|^$TMP/a/ops.yaml[:0-9]*: ||" >"$TMP/a/lint"
     "$S" lint --cpus 1 "$TMP/b/ops.yaml" | sed "s|^$TMP/b/ops.yaml[:0-9]*: ||" >"$TMP/b/lint"
