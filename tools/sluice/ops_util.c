@@ -450,8 +450,3 @@ void ops_jw_bool(ops_jw *w, const char *key, int val)
     jw_member(w, key);
     ops_buf_put(w->out, val ? "true" : "false");
 }
-
-int ops_is_help(const char *arg)
-{
-    return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
-}

@@ -108,7 +108,5 @@ void ops_jw_int(ops_jw *w, const char *key, long long val);
 void ops_jw_num(ops_jw *w, const char *key, double val); /* non-finite writes null */
 void ops_jw_bool(ops_jw *w, const char *key, int val);
 
-/* True when argv[i] is -h or --help. */
-int ops_is_help(const char *arg);
 
 #endif /* SLUICE_TOOLS_OPS_UTIL_H */
