@@ -18,16 +18,17 @@
  *
  * Names and defaults, against the two libraries people know:
  *
- *   Sluice field            default  Resilience4j                              gobreaker
- *   consecutive_failures    5        (none)                                    ReadyToTrip default: ConsecutiveFailures > 5
- *   failure_rate_percent    50       failureRateThreshold = 50                 (custom ReadyToTrip)
- *   window_type             COUNT    slidingWindowType = COUNT_BASED           Interval (counts cleared every Interval; 0 = never)
- *   window_size             100      slidingWindowSize = 100 (calls/seconds)   -
- *   minimum_calls           100      minimumNumberOfCalls = 100                -
- *   open_duration_ns        60 s     waitDurationInOpenState = 60 s            Timeout = 60 s
- *   half_open_max_calls     1        permittedNumberOfCallsInHalfOpenState=10  MaxRequests = 1
- *   on_state_change         NULL     EventPublisher.onStateTransition          OnStateChange
- *   SLUICE_BREAKER_IGNORED  -        ignoreExceptions                          IsSuccessful returning true for an error
+ *   Sluice field          default  Resilience4j                   gobreaker
+ *   consecutive_failures  5        -                              ReadyToTrip: ConsecutiveFailures > 5
+ *   failure_rate_percent  50       failureRateThreshold 50        (a custom ReadyToTrip)
+ *   window_type           COUNT    slidingWindowType COUNT_BASED  Interval (clears counts; 0 = never)
+ *   window_size           100      slidingWindowSize 100          -
+ *   minimum_calls         100      minimumNumberOfCalls 100       -
+ *   open_duration_ns      60 s     waitDurationInOpenState 60 s   Timeout 60 s
+ *   half_open_max_calls   1        permittedNumberOfCalls...      MaxRequests 1
+ *                                  InHalfOpenState 10
+ *   on_state_change       NULL     onStateTransition event        OnStateChange
+ *   SLUICE_BREAKER_IGNORED -       ignoreExceptions               IsSuccessful(err) == true
  *
  * Differences worth knowing: our consecutive rule trips AT the count (5
  * failures in a row), gobreaker's default trips after more than 5. Our
@@ -95,8 +96,8 @@ typedef enum sluice_breaker_window {
 /* Called once per state change, in order, never concurrently with itself,
  * with no breaker lock held. It may call the breaker (a transition it
  * causes is delivered after it returns). It must not destroy the breaker. */
-typedef void (*sluice_breaker_state_fn)(sluice_breaker *breaker, sluice_breaker_state from, sluice_breaker_state to,
-                                        void *user);
+typedef void (*sluice_breaker_state_fn)(sluice_breaker *breaker, sluice_breaker_state from,
+                                        sluice_breaker_state to, void *user);
 
 typedef struct sluice_breaker_config {
     /* Optional; copied; [A-Za-z0-9_.:-], at most SLUICE_BREAKER_NAME_MAX
@@ -136,8 +137,8 @@ SLUICE_API void sluice_breaker_config_init(sluice_breaker_config *cfg);
  * never trip"); SLUICE_ENOMEM.
  * Ownership: *out belongs to the caller; free with sluice_breaker_destroy.
  */
-SLUICE_API sluice_err sluice_breaker_create(const sluice_breaker_config *cfg, sluice_breaker **out, char *errbuf,
-                                            size_t errlen);
+SLUICE_API sluice_err sluice_breaker_create(const sluice_breaker_config *cfg, sluice_breaker **out,
+                                            char *errbuf, size_t errlen);
 
 /* sluice_breaker_destroy - free it. NULL is a no-op. No call may run or start. */
 SLUICE_API void sluice_breaker_destroy(sluice_breaker *breaker);
@@ -183,21 +184,21 @@ SLUICE_API sluice_err sluice_breaker_force(sluice_breaker *breaker, sluice_break
 typedef struct sluice_breaker_stats {
     /* gauges */
     sluice_breaker_state state;
-    uint64_t window_calls;          /* calls in the sliding window now */
+    uint64_t window_calls; /* calls in the sliding window now */
     uint64_t window_failures;
-    double failure_rate_percent;    /* over the window; -1 below minimum_calls */
-    unsigned consecutive_failures;  /* current run of failures */
-    unsigned half_open_in_flight;   /* probes let through, not yet recorded */
-    uint64_t open_until_ns;         /* when OPEN ends (clock ns); 0 unless OPEN */
+    double failure_rate_percent;   /* over the window; -1 below minimum_calls */
+    unsigned consecutive_failures; /* current run of failures */
+    unsigned half_open_in_flight;  /* probes let through, not yet recorded */
+    uint64_t open_until_ns;        /* when OPEN ends (clock ns); 0 unless OPEN */
     /* counters: calls by outcome, refusals, transitions */
     uint64_t successes;
     uint64_t failures;
     uint64_t ignored;
-    uint64_t rejected;              /* allow() refused with SLUICE_EOPEN */
-    uint64_t late_results;          /* records from before a state change */
-    uint64_t opened;                /* transitions into OPEN */
-    uint64_t half_opened;           /* transitions into HALF_OPEN */
-    uint64_t closed;                /* transitions into CLOSED */
+    uint64_t rejected;     /* allow() refused with SLUICE_EOPEN */
+    uint64_t late_results; /* records from before a state change */
+    uint64_t opened;       /* transitions into OPEN */
+    uint64_t half_opened;  /* transitions into HALF_OPEN */
+    uint64_t closed;       /* transitions into CLOSED */
 } sluice_breaker_stats;
 
 /* sluice_breaker_stats_get - fill *out. Thread-safe. */

@@ -148,10 +148,10 @@ SLUICE_API sluice_err sluice_group_try_run(sluice_group *g, sluice_task_fn fn, v
 
 /* What wait() reports about the first error. */
 typedef struct sluice_group_result {
-    sluice_err err;                          /* as returned */
-    int first_rc;                            /* the failing task's return value; 0 if it panicked */
-    bool panicked;                           /* the first error was a panic (or a recovered fault) */
-    char message[SLUICE_GROUP_MESSAGE_MAX];  /* the panic's message; "" otherwise */
+    sluice_err err;                         /* as returned */
+    int first_rc;                           /* the failing task's return value; 0 if it panicked */
+    bool panicked;                          /* the first error was a panic (or a recovered fault) */
+    char message[SLUICE_GROUP_MESSAGE_MAX]; /* the panic's message; "" otherwise */
 } sluice_group_result;
 
 /*
@@ -181,18 +181,18 @@ SLUICE_API bool sluice_group_abandoned(const sluice_abandoned *task);
 
 typedef struct sluice_group_stats {
     /* gauges */
-    unsigned limit;         /* 0 = none */
-    unsigned pending;       /* accepted, not started */
+    unsigned limit;   /* 0 = none */
+    unsigned pending; /* accepted, not started */
     unsigned running;
     bool waited;
     /* counters */
     uint64_t accepted;
-    uint64_t completed;     /* returned 0 */
-    uint64_t failed;        /* returned non-zero, or handed back by the pool */
+    uint64_t completed; /* returned 0 */
+    uint64_t failed;    /* returned non-zero, or handed back by the pool */
     uint64_t panicked;
-    uint64_t skipped;       /* not run: the context ended first */
-    uint64_t helped;        /* run inline by a waiting worker */
-    uint64_t try_refused;   /* try_run answered SLUICE_EAGAIN */
+    uint64_t skipped;     /* not run: the context ended first */
+    uint64_t helped;      /* run inline by a waiting worker */
+    uint64_t try_refused; /* try_run answered SLUICE_EAGAIN */
 } sluice_group_stats;
 
 SLUICE_API void sluice_group_stats_get(sluice_group *g, sluice_group_stats *out);

@@ -86,8 +86,8 @@ SLUICE_API void sluice_limiter_config_init(sluice_limiter_config *cfg);
  * be >= 0 (or SLUICE_RATE_INF), got -1"; "burst: must be > 0 ..."); SLUICE_ENOMEM.
  * Ownership: *out belongs to the caller; free with sluice_limiter_destroy.
  */
-SLUICE_API sluice_err sluice_limiter_create(const sluice_limiter_config *cfg, sluice_limiter **out, char *errbuf,
-                                            size_t errlen);
+SLUICE_API sluice_err sluice_limiter_create(const sluice_limiter_config *cfg, sluice_limiter **out,
+                                            char *errbuf, size_t errlen);
 
 /* sluice_limiter_destroy - free it. NULL is a no-op. No call may be in
  * progress (in particular no thread may be inside sluice_limiter_wait). */
@@ -148,15 +148,15 @@ typedef struct sluice_limiter_stats {
     /* gauges */
     double rate;
     uint64_t burst;
-    double tokens;        /* available now (negative while in debt to reservations) */
-    unsigned waiters;     /* threads sleeping in wait() */
+    double tokens;    /* available now (negative while in debt to reservations) */
+    unsigned waiters; /* threads sleeping in wait() */
     /* counters */
-    uint64_t allowed;     /* allow() true, reserve() OK, wait() OK */
-    uint64_t limited;     /* allow() false */
-    uint64_t waited;      /* of the allowed waits, how many slept */
+    uint64_t allowed;       /* allow() true, reserve() OK, wait() OK */
+    uint64_t limited;       /* allow() false */
+    uint64_t waited;        /* of the allowed waits, how many slept */
     uint64_t wait_timeouts; /* wait() ended SLUICE_ETIMEDOUT (incl. "deadline too soon") */
     uint64_t wait_canceled; /* wait() ended with another ctx cause */
-    uint64_t rejected;    /* EOVERFLOW / EAGAIN refusals of reserve and wait */
+    uint64_t rejected;      /* EOVERFLOW / EAGAIN refusals of reserve and wait */
 } sluice_limiter_stats;
 
 SLUICE_API void sluice_limiter_stats_get(sluice_limiter *lim, sluice_limiter_stats *out);
@@ -170,9 +170,9 @@ typedef struct sluice_keyed_limiter sluice_keyed_limiter;
 #define SLUICE_KEYED_LIMITER_DEFAULT_KEYS 10000
 
 typedef struct sluice_keyed_limiter_config {
-    const char *name;          /* as for sluice_limiter; NULL = "keyed_limiter" */
-    double rate;               /* per key, as sluice_limiter_config.rate */
-    uint64_t burst;            /* per key, as sluice_limiter_config.burst */
+    const char *name; /* as for sluice_limiter; NULL = "keyed_limiter" */
+    double rate;      /* per key, as sluice_limiter_config.rate */
+    uint64_t burst;   /* per key, as sluice_limiter_config.burst */
     /* The most keys tracked; past it, the least recently used key is
      * forgotten (its bucket starts full if it comes back).
      * 0 = SLUICE_KEYED_LIMITER_DEFAULT_KEYS. */
@@ -183,8 +183,8 @@ typedef struct sluice_keyed_limiter_config {
 SLUICE_API void sluice_keyed_limiter_config_init(sluice_keyed_limiter_config *cfg);
 
 /* Returns as sluice_limiter_create; "max_keys: ..." for a bad bound. */
-SLUICE_API sluice_err sluice_keyed_limiter_create(const sluice_keyed_limiter_config *cfg, sluice_keyed_limiter **out,
-                                                  char *errbuf, size_t errlen);
+SLUICE_API sluice_err sluice_keyed_limiter_create(const sluice_keyed_limiter_config *cfg,
+                                                  sluice_keyed_limiter **out, char *errbuf, size_t errlen);
 
 /* Frees it and every key. NULL is a no-op. No call may be in progress. */
 SLUICE_API void sluice_keyed_limiter_destroy(sluice_keyed_limiter *kl);
@@ -213,14 +213,14 @@ SLUICE_API double sluice_keyed_limiter_tokens(sluice_keyed_limiter *kl, const ch
 
 typedef struct sluice_keyed_limiter_stats {
     /* gauges */
-    size_t keys;            /* tracked now */
+    size_t keys; /* tracked now */
     size_t max_keys;
     double rate;
     uint64_t burst;
     /* counters */
     uint64_t allowed;
     uint64_t limited;
-    uint64_t evictions;     /* keys forgotten to stay within max_keys */
+    uint64_t evictions; /* keys forgotten to stay within max_keys */
     uint64_t wait_timeouts;
     uint64_t wait_canceled;
     uint64_t alloc_failures;

@@ -109,7 +109,8 @@ SLUICE_API void sluice_sem_destroy(sluice_sem *sem);
  * ends; give every acquire a deadline in services.
  */
 SLUICE_API sluice_err sluice_sem_acquire(sluice_sem *sem, uint64_t n, sluice_ctx *ctx);
-SLUICE_API sluice_err sluice_sem_acquire_until(sluice_sem *sem, uint64_t n, sluice_ctx *ctx, uint64_t deadline_ns);
+SLUICE_API sluice_err sluice_sem_acquire_until(sluice_sem *sem, uint64_t n, sluice_ctx *ctx,
+                                               uint64_t deadline_ns);
 
 /*
  * sluice_sem_try_acquire - take n units only if that needs no waiting: the
@@ -140,18 +141,18 @@ SLUICE_API void sluice_sem_close(sluice_sem *sem);
 typedef struct sluice_sem_stats {
     /* gauges */
     uint64_t capacity;
-    uint64_t in_use;          /* units held */
-    unsigned waiters;         /* acquirers queued now */
-    uint64_t waiting_units;   /* units the queued acquirers ask for, in all */
+    uint64_t in_use;        /* units held */
+    unsigned waiters;       /* acquirers queued now */
+    uint64_t waiting_units; /* units the queued acquirers ask for, in all */
     bool closed;
     /* counters */
-    uint64_t acquired;        /* successful acquires (fast or after a wait) */
-    uint64_t waited;          /* of those, how many had to queue */
-    uint64_t try_failed;      /* try_acquire calls refused with SLUICE_EAGAIN */
-    uint64_t timeouts;        /* acquires that ended SLUICE_ETIMEDOUT */
-    uint64_t canceled;        /* acquires that ended with another ctx cause */
-    uint64_t oversize;        /* acquires refused with SLUICE_EOVERFLOW (n > capacity) */
-    uint64_t release_errors;  /* releases refused with SLUICE_EOVERFLOW */
+    uint64_t acquired;       /* successful acquires (fast or after a wait) */
+    uint64_t waited;         /* of those, how many had to queue */
+    uint64_t try_failed;     /* try_acquire calls refused with SLUICE_EAGAIN */
+    uint64_t timeouts;       /* acquires that ended SLUICE_ETIMEDOUT */
+    uint64_t canceled;       /* acquires that ended with another ctx cause */
+    uint64_t oversize;       /* acquires refused with SLUICE_EOVERFLOW (n > capacity) */
+    uint64_t release_errors; /* releases refused with SLUICE_EOVERFLOW */
     /* high-water marks */
     uint64_t in_use_hwm;
     unsigned waiters_hwm;

@@ -69,8 +69,10 @@ SLUICE_API sluice_err sluice_sync_metrics_add_breaker(sluice_sync_metrics *sm, s
 SLUICE_API sluice_err sluice_sync_metrics_remove_breaker(sluice_sync_metrics *sm, sluice_breaker *breaker);
 SLUICE_API sluice_err sluice_sync_metrics_add_limiter(sluice_sync_metrics *sm, sluice_limiter *lim);
 SLUICE_API sluice_err sluice_sync_metrics_remove_limiter(sluice_sync_metrics *sm, sluice_limiter *lim);
-SLUICE_API sluice_err sluice_sync_metrics_add_keyed_limiter(sluice_sync_metrics *sm, sluice_keyed_limiter *kl);
-SLUICE_API sluice_err sluice_sync_metrics_remove_keyed_limiter(sluice_sync_metrics *sm, sluice_keyed_limiter *kl);
+SLUICE_API sluice_err sluice_sync_metrics_add_keyed_limiter(sluice_sync_metrics *sm,
+                                                            sluice_keyed_limiter *kl);
+SLUICE_API sluice_err sluice_sync_metrics_remove_keyed_limiter(sluice_sync_metrics *sm,
+                                                               sluice_keyed_limiter *kl);
 SLUICE_API sluice_err sluice_sync_metrics_add_group(sluice_sync_metrics *sm, sluice_group *g);
 SLUICE_API sluice_err sluice_sync_metrics_remove_group(sluice_sync_metrics *sm, sluice_group *g);
 

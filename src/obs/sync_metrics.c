@@ -59,8 +59,8 @@ static const char *name_of(kind k, const void *obj)
 /* ---- writing ------------------------------------------------------------------- */
 
 /* One gauge/counter family: a sample per entry from values[i]. */
-static void family(sluice_expo *w, const char *fam, sluice_metric_type type, const char *help, const char **names,
-                   const double *values, size_t n)
+static void family(sluice_expo *w, const char *fam, sluice_metric_type type, const char *help,
+                   const char **names, const double *values, size_t n)
 {
     sluice_expo_family(w, fam, type, help);
     for (size_t i = 0; i < n; i++) {
@@ -111,7 +111,8 @@ static void write_sems(sluice_expo *w, item **its, size_t n, const char **names,
     SEM_FAMILY("sluice_semaphore_acquired_total", C, "Successful acquires.", acquired);
     SEM_FAMILY("sluice_semaphore_timeouts_total", C, "Acquires that timed out.", timeouts);
     SEM_FAMILY("sluice_semaphore_canceled_total", C, "Acquires ended by their context.", canceled);
-    SEM_FAMILY("sluice_semaphore_try_failed_total", C, "try_acquire calls that would have waited.", try_failed);
+    SEM_FAMILY("sluice_semaphore_try_failed_total", C, "try_acquire calls that would have waited.",
+               try_failed);
     SEM_FAMILY("sluice_semaphore_release_errors_total", C, "Releases of more than was held (refused).",
                release_errors);
 #undef SEM_FAMILY
@@ -152,16 +153,16 @@ static void write_breakers(sluice_expo *w, item **its, size_t n, const char **na
     for (size_t i = 0; i < n; i++) {
         v[i] = (double)st[i].rejected;
     }
-    family(w, "sluice_breaker_rejected_total", C, "Calls refused while open (or half-open and full).", names, v,
-           n);
+    family(w, "sluice_breaker_rejected_total", C, "Calls refused while open (or half-open and full).", names,
+           v, n);
     static const char *const states[] = {"closed", "open", "half_open"};
     for (size_t i = 0; i < n; i++) {
         v3[i * 3] = (double)st[i].closed;
         v3[i * 3 + 1] = (double)st[i].opened;
         v3[i * 3 + 2] = (double)st[i].half_opened;
     }
-    family2(w, "sluice_breaker_transitions_total", "State changes, by the state entered.", names, n, "to", states,
-            3, v3);
+    family2(w, "sluice_breaker_transitions_total", "State changes, by the state entered.", names, n, "to",
+            states, 3, v3);
     for (size_t i = 0; i < n; i++) {
         v[i] = st[i].failure_rate_percent;
     }
@@ -215,7 +216,8 @@ static void write_keyed(sluice_expo *w, item **its, size_t n, const char **names
     } while (0)
     KL_FAMILY("sluice_keyed_limiter_keys", G, "Keys tracked now.", keys);
     KL_FAMILY("sluice_keyed_limiter_max_keys", G, "The bound on keys tracked.", max_keys);
-    KL_FAMILY("sluice_keyed_limiter_evictions_total", C, "Keys forgotten to stay within max_keys.", evictions);
+    KL_FAMILY("sluice_keyed_limiter_evictions_total", C, "Keys forgotten to stay within max_keys.",
+              evictions);
     KL_FAMILY("sluice_keyed_limiter_allowed_total", C, "Calls admitted.", allowed);
     KL_FAMILY("sluice_keyed_limiter_limited_total", C, "Calls refused.", limited);
 #undef KL_FAMILY
@@ -250,9 +252,10 @@ static void write_groups(sluice_expo *w, item **its, size_t n, const char **name
         v5[i * 5 + 3] = (double)st[i].skipped;
         v5[i * 5 + 4] = (double)st[i].helped;
     }
-    family2(w, "sluice_group_tasks_total",
-            "Group tasks by outcome (helped counts tasks run inline by a waiting worker, also in the others).",
-            names, n, "outcome", outcomes, 5, v5);
+    family2(
+        w, "sluice_group_tasks_total",
+        "Group tasks by outcome (helped counts tasks run inline by a waiting worker, also in the others).",
+        names, n, "outcome", outcomes, 5, v5);
     free(st);
     free(v5);
 }

@@ -76,8 +76,8 @@ struct sluice_breaker {
     unsigned probes_in_flight;
     unsigned probe_successes;
     /* the window */
-    uint8_t *ring;      /* COUNT: outcomes, 1 = failure */
-    tbucket *buckets;   /* TIME */
+    uint8_t *ring;    /* COUNT: outcomes, 1 = failure */
+    tbucket *buckets; /* TIME */
     unsigned pos, filled;
     uint64_t last_sec;
     uint64_t win_calls, win_failures;
@@ -133,7 +133,8 @@ sluice_err sluice_breaker_create(const sluice_breaker_config *cfg_in, sluice_bre
         return SLUICE_EINVAL;
     }
     if (cfg.consecutive_disabled && cfg.rate_disabled) {
-        sluice__sync_errf(errbuf, errlen, "consecutive_disabled and rate_disabled: the breaker could never trip");
+        sluice__sync_errf(errbuf, errlen,
+                          "consecutive_disabled and rate_disabled: the breaker could never trip");
         return SLUICE_EINVAL;
     }
     if (cfg.window_type != SLUICE_BREAKER_WINDOW_COUNT && cfg.window_type != SLUICE_BREAKER_WINDOW_TIME) {

@@ -74,12 +74,12 @@ struct sluice_ctx {
 
     /* Guarded by mu. */
     pthread_mutex_t mu;
-    pthread_cond_t cv;      /* broadcast when done is set and when a callback ends */
+    pthread_cond_t cv;       /* broadcast when done is set and when a callback ends */
     cb_node *cbs, *cbs_tail; /* registered and not yet started, in order */
-    sluice_ctx *children;   /* live children (see sib_*) */
+    sluice_ctx *children;    /* live children (see sib_*) */
     uint64_t next_id;
-    uint64_t running_id;    /* the callback running now, 0 = none */
-    pthread_t runner;       /* the thread running it (valid when running_id) */
+    uint64_t running_id; /* the callback running now, 0 = none */
+    pthread_t runner;    /* the thread running it (valid when running_id) */
 };
 
 static bool same_clock(const sluice_clock *a, const sluice_clock *b)
@@ -104,7 +104,8 @@ static bool try_retain(sluice_ctx *c)
     return false;
 }
 
-sluice_err sluice_ctx_create(sluice_ctx **out, sluice_ctx *parent, uint64_t deadline_ns, const sluice_clock *clock)
+sluice_err sluice_ctx_create(sluice_ctx **out, sluice_ctx *parent, uint64_t deadline_ns,
+                             const sluice_clock *clock)
 {
     if (!out) {
         return SLUICE_EINVAL;

@@ -212,8 +212,8 @@ static bool claim_locked(sluice_group *g, gtask *t)
 
 typedef struct guard {
     sluice_group *g;
-    gtask *t;             /* trampoline mode: freed by the handler on a panic */
-    sigjmp_buf *escape;   /* helper mode: where the handler jumps after recording */
+    gtask *t;           /* trampoline mode: freed by the handler on a panic */
+    sigjmp_buf *escape; /* helper mode: where the handler jumps after recording */
     const sluice_group *saved_tls;
 } guard;
 
@@ -321,7 +321,8 @@ static void private_panic(const sluice_panic_info *info, void *user)
 
 /* ---- public calls ------------------------------------------------------------ */
 
-sluice_err sluice_group_create(const sluice_group_config *cfg, sluice_group **out, char *errbuf, size_t errlen)
+sluice_err sluice_group_create(const sluice_group_config *cfg, sluice_group **out, char *errbuf,
+                               size_t errlen)
 {
     if (!cfg || !out) {
         sluice__sync_errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");

@@ -32,7 +32,7 @@
 #include "sync/sync_internal.h"
 
 typedef struct entry {
-    struct entry *hnext;           /* hash chain */
+    struct entry *hnext; /* hash chain */
     struct entry *lru_prev, *lru_next;
     uint64_t hash;
     sluice__tb tb;

@@ -39,7 +39,8 @@ sluice_err sluice__limiter_check(double rate, uint64_t burst, char *errbuf, size
         return SLUICE_EINVAL;
     }
     if (burst == 0 && !isinf(rate)) {
-        sluice__sync_errf(errbuf, errlen, "burst: must be > 0 (a bucket that holds no token refuses everything)");
+        sluice__sync_errf(errbuf, errlen,
+                          "burst: must be > 0 (a bucket that holds no token refuses everything)");
         return SLUICE_EINVAL;
     }
     return SLUICE_OK;

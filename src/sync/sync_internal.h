@@ -61,7 +61,8 @@ static inline void sluice__sync_wait_until(const sluice_clock *clock, pthread_co
 
 /* True when `deadline_ns` on clk (0 = none) or ctx's deadline (on ctx's
  * own clock) has passed. Reads clocks only; never runs callbacks. */
-static inline bool sluice__sync_timed_out(const sluice_clock *clk, uint64_t deadline_ns, const sluice_ctx *ctx)
+static inline bool sluice__sync_timed_out(const sluice_clock *clk, uint64_t deadline_ns,
+                                          const sluice_ctx *ctx)
 {
     if (deadline_ns && sluice_clock_now(clk) >= deadline_ns) {
         return true;
@@ -191,7 +192,8 @@ void sluice__tb_advance(sluice__tb *tb, double rate, uint64_t burst, uint64_t no
 bool sluice__tb_allow(sluice__tb *tb, double rate, uint64_t burst, uint64_t n, uint64_t now);
 sluice_err sluice__tb_reserve(sluice__tb *tb, double rate, uint64_t burst, uint64_t n, uint64_t now,
                               sluice_reservation *r);
-void sluice__tb_cancel(sluice__tb *tb, double rate, uint64_t burst, const sluice_reservation *r, uint64_t now);
+void sluice__tb_cancel(sluice__tb *tb, double rate, uint64_t burst, const sluice_reservation *r,
+                       uint64_t now);
 sluice_err sluice__limiter_check(double rate, uint64_t burst, char *errbuf, size_t errlen);
 
 #endif /* SLUICE_SYNC_INTERNAL_H */

@@ -49,8 +49,8 @@ sluice_err sluice__sync_name_copy(char *dst, size_t cap, const char *name, const
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
                   c == '.' || c == ':' || c == '-';
         if (!ok) {
-            sluice__sync_errf(errbuf, errlen, "name: '%s' has a character outside [A-Za-z0-9_.:-] at %zu", name,
-                              i);
+            sluice__sync_errf(errbuf, errlen, "name: '%s' has a character outside [A-Za-z0-9_.:-] at %zu",
+                              name, i);
             return SLUICE_EINVAL;
         }
     }
@@ -67,13 +67,14 @@ sluice_err sluice__sync_hist_init(sluice__sync_hist *h, const double *bounds, si
         n = SLUICE_HIST_DEFAULT_BUCKETS;
     }
     if (n > SLUICE_HIST_MAX_BUCKETS) {
-        sluice__sync_errf(errbuf, errlen, "%s: at most %d buckets, got %zu", field, SLUICE_HIST_MAX_BUCKETS, n);
+        sluice__sync_errf(errbuf, errlen, "%s: at most %d buckets, got %zu", field, SLUICE_HIST_MAX_BUCKETS,
+                          n);
         return SLUICE_EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(bounds[i]) || bounds[i] <= 0 || (i > 0 && bounds[i] <= bounds[i - 1])) {
-            sluice__sync_errf(errbuf, errlen, "%s: bounds must be finite, > 0 and strictly increasing (index %zu)",
-                              field, i);
+            sluice__sync_errf(errbuf, errlen,
+                              "%s: bounds must be finite, > 0 and strictly increasing (index %zu)", field, i);
             return SLUICE_EINVAL;
         }
         h->bounds[i] = bounds[i];

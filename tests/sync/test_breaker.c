@@ -272,7 +272,7 @@ static void test_rate_time_window(void **state)
     call(b, SLUICE_BREAKER_FAILURE);
     call(b, SLUICE_BREAKER_FAILURE);
     assert_int_equal(sluice_breaker_state_get(b), SLUICE_BREAKER_CLOSED); /* 3 calls < 4 */
-    call(b, SLUICE_BREAKER_FAILURE);                                        /* 3/4 = 75% */
+    call(b, SLUICE_BREAKER_FAILURE);                                      /* 3/4 = 75% */
     assert_int_equal(sluice_breaker_state_get(b), SLUICE_BREAKER_OPEN);
     /* A long quiet spell empties the window entirely. */
     sluice_breaker_force(b, SLUICE_BREAKER_CLOSED);

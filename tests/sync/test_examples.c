@@ -148,9 +148,9 @@ static void test_group_example(void **state)
     sluice_group_config gc;
     sluice_group_config_init(&gc);
     gc.name = "fetch";
-    gc.pool = pool;        /* or NULL and gc.threads = 8: a private pool */
-    gc.limit = 8;          /* at most 8 in flight */
-    gc.parent = req_ctx;   /* the request's deadline covers the fan-out */
+    gc.pool = pool;      /* or NULL and gc.threads = 8: a private pool */
+    gc.limit = 8;        /* at most 8 in flight */
+    gc.parent = req_ctx; /* the request's deadline covers the fan-out */
     sluice_group *g;
     if (sluice_group_create(&gc, &g, errbuf, sizeof errbuf))
         die(errbuf);
@@ -160,8 +160,8 @@ static void test_group_example(void **state)
     sluice_group_result res;
     sluice_err err = sluice_group_wait(g, &res);
     if (err)
-        log_error("fetch: %s (rc %d%s%s)", sluice_strerror(err), res.first_rc, res.panicked ? ", panic: " : "",
-                  res.message);
+        log_error("fetch: %s (rc %d%s%s)", sluice_strerror(err), res.first_rc,
+                  res.panicked ? ", panic: " : "", res.message);
     sluice_group_destroy(g);
 
     assert_int_equal(err, SLUICE_EIO);
@@ -207,9 +207,10 @@ static int pay(sluice_breaker *br)
     if (sluice_breaker_allow(br, &ticket) == SLUICE_EOPEN)
         return serve_fallback();
     int rc = call_payments();
-    sluice_breaker_record(br, ticket, rc == 0                ? SLUICE_BREAKER_SUCCESS
-                                      : is_client_error(rc) ? SLUICE_BREAKER_IGNORED
-                                                            : SLUICE_BREAKER_FAILURE);
+    sluice_breaker_record(br, ticket,
+                          rc == 0               ? SLUICE_BREAKER_SUCCESS
+                          : is_client_error(rc) ? SLUICE_BREAKER_IGNORED
+                                                : SLUICE_BREAKER_FAILURE);
     return 0;
 }
 
@@ -251,8 +252,8 @@ static int handle(void *req)
     return 0;
 }
 
-static int serve(sluice_limiter *lim, sluice_keyed_limiter *per_tenant, const char *tenant_id, sluice_pool *pool,
-                 sluice_ctx *req_ctx, void *req, uint64_t max_delay)
+static int serve(sluice_limiter *lim, sluice_keyed_limiter *per_tenant, const char *tenant_id,
+                 sluice_pool *pool, sluice_ctx *req_ctx, void *req, uint64_t max_delay)
 {
     /* Shed at the door ... */
     if (!sluice_limiter_allow(lim))

@@ -28,7 +28,10 @@ typedef struct gate {
     bool open;
 } gate;
 
-#define GATE_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false}
+#define GATE_INIT                                                                                            \
+    {                                                                                                        \
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false                                           \
+    }
 
 static void gate_open(gate *g)
 {
@@ -437,10 +440,10 @@ static void test_pool_hands_back(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_basic_own_threads), cmocka_unit_test(test_error_mapping),
+        cmocka_unit_test(test_basic_own_threads),   cmocka_unit_test(test_error_mapping),
         cmocka_unit_test(test_first_error_cancels), cmocka_unit_test(test_limit_and_try_run),
-        cmocka_unit_test(test_panic_reported),    cmocka_unit_test(test_no_deadlock_in_worker),
-        cmocka_unit_test(test_parent_cancel),     cmocka_unit_test(test_pool_hands_back),
+        cmocka_unit_test(test_panic_reported),      cmocka_unit_test(test_no_deadlock_in_worker),
+        cmocka_unit_test(test_parent_cancel),       cmocka_unit_test(test_pool_hands_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

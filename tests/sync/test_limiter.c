@@ -182,7 +182,7 @@ static void test_wait(void **state)
     (void)state;
     sluice_fake_clock fc;
     sluice_fake_clock_init(&fc, 1000);
-    sluice_limiter *l = make(10, 1, &fc); /* a token every 100 ms */
+    sluice_limiter *l = make(10, 1, &fc);                         /* a token every 100 ms */
     assert_int_equal(sluice_limiter_wait(l, 1, NULL), SLUICE_OK); /* immediate */
 
     /* Woken when the fake clock reaches the reservation's time. */
@@ -217,8 +217,9 @@ static void test_wait(void **state)
     sluice_ctx_release(c);
 
     /* The deadline comes before the token would: refuse now, take nothing. */
-    assert_int_equal(sluice_ctx_create(&c, NULL, sluice_clock_now(&fc.clock) + 50 * SLUICE_NS_PER_MS, &fc.clock),
-                     SLUICE_OK);
+    assert_int_equal(
+        sluice_ctx_create(&c, NULL, sluice_clock_now(&fc.clock) + 50 * SLUICE_NS_PER_MS, &fc.clock),
+        SLUICE_OK);
     double before = stats(l).tokens;
     assert_int_equal(sluice_limiter_wait(l, 1, c), SLUICE_ETIMEDOUT);
     assert_true(fabs(stats(l).tokens - before) < 1e-9);
@@ -339,7 +340,7 @@ static void test_keyed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config),        cmocka_unit_test(test_rate_over_time),
+        cmocka_unit_test(test_config),         cmocka_unit_test(test_rate_over_time),
         cmocka_unit_test(test_reserve_cancel), cmocka_unit_test(test_wait),
         cmocka_unit_test(test_keyed),
     };

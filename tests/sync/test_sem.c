@@ -456,10 +456,10 @@ static void test_cancel_race(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_and_args),   cmocka_unit_test(test_fifo_no_barging),
-        cmocka_unit_test(test_head_of_line),      cmocka_unit_test(test_departed_head),
+        cmocka_unit_test(test_create_and_args),     cmocka_unit_test(test_fifo_no_barging),
+        cmocka_unit_test(test_head_of_line),        cmocka_unit_test(test_departed_head),
         cmocka_unit_test(test_done_ctx_fails_fast), cmocka_unit_test(test_close_and_destroy),
-        cmocka_unit_test(test_histogram),         cmocka_unit_test(test_cancel_race),
+        cmocka_unit_test(test_histogram),           cmocka_unit_test(test_cancel_race),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

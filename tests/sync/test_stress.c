@@ -137,7 +137,8 @@ static void *br_thread(void *arg)
 
 static _Atomic unsigned transitions;
 
-static void count_transition(sluice_breaker *b, sluice_breaker_state from, sluice_breaker_state to, void *user)
+static void count_transition(sluice_breaker *b, sluice_breaker_state from, sluice_breaker_state to,
+                             void *user)
 {
     (void)b;
     (void)user;
