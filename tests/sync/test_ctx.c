@@ -18,6 +18,8 @@
 #include "sluice/clock.h"
 #include "sluice/common.h"
 #include "sluice/ctx.h"
+#include "sluice/pool.h"
+#include "sluice/task.h"
 
 /* ---- clock and errors ---------------------------------------------------- */
 
@@ -465,6 +467,132 @@ static void test_cancel_race(void **state)
     }
 }
 
+/* ---- with the pool ------------------------------------------------------------ */
+
+typedef struct pool_probe {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool gate_open;
+    bool started;
+    _Atomic int shed;
+    _Atomic int saw_stop;
+    sluice_ctx *expect;
+} pool_probe;
+
+static int gate_task(void *arg)
+{
+    pool_probe *p = arg;
+    pthread_mutex_lock(&p->mu);
+    p->started = true;
+    pthread_cond_broadcast(&p->cv);
+    while (!p->gate_open) {
+        pthread_cond_wait(&p->cv, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+static _Atomic int wrongly_ran;
+
+static int never_task(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&wrongly_ran, 1); /* a task whose context ended must not run */
+    return 0;
+}
+
+/* Runs until its context is cancelled, watching sluice_task_should_stop. */
+static int watch_task(void *arg)
+{
+    pool_probe *p = arg;
+    if (sluice_task_ctx() != p->expect) {
+        return 1;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->started = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    while (!sluice_task_should_stop()) {
+        sched_yield();
+    }
+    atomic_store(&p->saw_stop, 1);
+    return 0;
+}
+
+static void on_abandon(const sluice_abandoned *t, void *user)
+{
+    pool_probe *p = user;
+    if (t->reason == SLUICE_ABANDON_SHED && t->ctx != NULL && sluice_ctx_done(t->ctx)) {
+        atomic_fetch_add(&p->shed, 1);
+    }
+}
+
+static void wait_started(pool_probe *p)
+{
+    pthread_mutex_lock(&p->mu);
+    while (!p->started) {
+        pthread_cond_wait(&p->cv, &p->mu);
+    }
+    p->started = false;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* The pool sheds a queued task whose context ended (cancel or deadline),
+ * retains the context while queued, and a running task sees its cancel. */
+static void test_pool_integration(void **state)
+{
+    (void)state;
+    pool_probe pr = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, SLUICE_NS_PER_SEC);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "ctxpool";
+    pc.workers = 1;
+    pc.queue_capacity = 8;
+    pc.abandon_handler = on_abandon;
+    pc.user = &pr;
+    pc.clock = &fc.clock;
+    sluice_pool *pool;
+    assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
+
+    assert_int_equal(sluice_pool_submit(pool, gate_task, &pr), SLUICE_OK);
+    wait_started(&pr);
+    sluice_ctx *cancelled, *expiring;
+    assert_int_equal(sluice_ctx_create(&cancelled, NULL, 0, &fc.clock), SLUICE_OK);
+    assert_int_equal(sluice_ctx_create(&expiring, NULL, 2 * SLUICE_NS_PER_SEC, &fc.clock), SLUICE_OK);
+    sluice_submit_opts o1 = {.ctx = cancelled}, o2 = {.ctx = expiring};
+    assert_int_equal(sluice_pool_submit_ex(pool, never_task, NULL, &o1), SLUICE_OK);
+    assert_int_equal(sluice_pool_submit_ex(pool, never_task, NULL, &o2), SLUICE_OK);
+    /* The pool holds its own references: ours may go now. */
+    sluice_ctx_cancel(cancelled, SLUICE_ECANCELED);
+    sluice_ctx_release(cancelled);
+    sluice_ctx_release(expiring);
+    sluice_fake_clock_set(&fc, 2 * SLUICE_NS_PER_SEC);
+    pthread_mutex_lock(&pr.mu);
+    pr.gate_open = true;
+    pthread_cond_broadcast(&pr.cv);
+    pthread_mutex_unlock(&pr.mu);
+
+    sluice_ctx *live;
+    assert_int_equal(sluice_ctx_create(&live, NULL, 0, &fc.clock), SLUICE_OK);
+    pr.expect = live;
+    sluice_submit_opts o3 = {.ctx = live};
+    assert_int_equal(sluice_pool_submit_ex(pool, watch_task, &pr, &o3), SLUICE_OK);
+    wait_started(&pr);
+    sluice_ctx_cancel(live, SLUICE_ECANCELED);
+    assert_int_equal(sluice_pool_drain(pool, 0, NULL), SLUICE_OK);
+    assert_int_equal(atomic_load(&pr.saw_stop), 1);
+    assert_int_equal(atomic_load(&pr.shed), 2);
+    assert_int_equal(atomic_load(&wrongly_ran), 0);
+    sluice_pool_stats st;
+    sluice_pool_stats_get(pool, &st);
+    assert_int_equal(st.shed, 2);
+    assert_int_equal(st.completed, 2);
+    sluice_ctx_release(live);
+    sluice_pool_destroy(pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,7 +600,7 @@ int main(void)
         cmocka_unit_test(test_errors),       cmocka_unit_test(test_cancel_basic),
         cmocka_unit_test(test_chain),        cmocka_unit_test(test_deadlines),
         cmocka_unit_test(test_wait),         cmocka_unit_test(test_remove_waits),
-        cmocka_unit_test(test_cancel_race),
+        cmocka_unit_test(test_cancel_race),  cmocka_unit_test(test_pool_integration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
