@@ -10,6 +10,7 @@
 #define SLUICE_CORE_INTERNAL_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <setjmp.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -48,7 +49,6 @@ typedef enum sluice__qres {
  *   push   is safe from any number of threads; returns OK, FULL or CLOSED.
  *          It is a seq_cst operation with respect to `pending` (see the
  *          parking protocol in worker.c).
- *   pop_batch  as pop, for up to `max` tasks at once (0 = EMPTY).
  *   pop    is safe from any number of threads; returns OK or EMPTY. It
  *          never returns EMPTY while a task whose push already returned OK
  *          is still in the queue; it may wait briefly for a push in flight.
@@ -61,9 +61,6 @@ typedef enum sluice__qres {
 typedef struct sluice__queue_ops {
     sluice__qres (*push)(void *q, const sluice__task *task, uint64_t *pos_out);
     sluice__qres (*pop)(void *q, sluice__task *out);
-    /* Claims up to max tasks in FIFO order at once, taking no more than
-     * 1/share of the visible backlog; returns the count (0 = empty). */
-    size_t (*pop_batch)(void *q, sluice__task *out, size_t max, size_t share);
     void (*close)(void *q);
     bool (*pending)(void *q);
     size_t (*depth)(void *q);
@@ -116,11 +113,15 @@ typedef struct sluice__worker {
     _Atomic uint64_t since_ns;
     _Atomic(const char *) label;
     _Atomic uint64_t tasks_run;
-    _Atomic unsigned batch_left; /* claimed from the queue, not yet started */
     /* Owned by the worker thread. */
     void *worker_state;
     bool fault_retire; /* set by the fault guard in RECOVER mode */
     void *altstack;
+    /* The parking lot: the worker sleeps on its own semaphore; park_next
+     * and parked are guarded by pool->park_mu. */
+    sem_t wake;
+    struct sluice__worker *park_next;
+    bool parked;
     sluice__shard shard;
 } sluice__worker;
 
@@ -146,7 +147,6 @@ struct sluice_pool {
     _Atomic unsigned waiting;                 /* submitters blocked for space (seq_cst) */
     _Atomic bool closed;
     _Atomic bool stop;                        /* running tasks are asked to stop */
-    _Atomic bool destroying_flag;             /* destroy has begun (readable without mu) */
     _Atomic unsigned timing_every;            /* 0 = timing off */
     _Atomic uint64_t submit_timeout_ns;
     _Atomic uint64_t idle_expiry_ns;
@@ -179,12 +179,10 @@ struct sluice_pool {
     bool drained;             /* a drain has finished */
     bool destroying;
 
-    /* Guarded by park_mu: the parking lot (see worker.c). */
+    /* Guarded by park_mu: the parking lot (see worker.c), a LIFO stack of
+     * parked workers, each asleep on its own semaphore. */
     SLUICE__ALIGNED pthread_mutex_t park_mu;
-    pthread_cond_t park_cv;
-    unsigned sleepers;        /* workers inside park_cv waits */
-    unsigned tokens;          /* wake-ups granted, not yet taken */
-    uint64_t park_gen;        /* bumped to make every sleeper re-check */
+    struct sluice__worker *parked_top;
 };
 
 /* ---- the running task's thread-local frame ----------------------------- */

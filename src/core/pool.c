@@ -188,6 +188,7 @@ static sluice_err validate(const sluice_pool_config *cfg, char *errbuf, size_t e
 static void pool_free(sluice_pool *p)
 {
     for (unsigned i = 0; i < p->nslots; i++) {
+        sem_destroy(&p->slots[i]->wake);
         free(p->slots[i]);
     }
     free(p->slots);
@@ -199,7 +200,6 @@ static void pool_free(sluice_pool *p)
     pthread_mutex_destroy(&p->park_mu);
     pthread_cond_destroy(&p->cv_space);
     pthread_cond_destroy(&p->cv_state);
-    pthread_cond_destroy(&p->park_cv);
     free(p);
 }
 
@@ -259,7 +259,6 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     pthread_mutex_init(&p->park_mu, NULL);
     cond_init_monotonic(&p->cv_space);
     cond_init_monotonic(&p->cv_state);
-    cond_init_monotonic(&p->park_cv);
 
     err = sluice__ring_create(cfg->queue_capacity, &p->q);
     if (err) {
@@ -373,7 +372,6 @@ void sluice_pool_destroy(sluice_pool *p)
     }
     pthread_mutex_unlock(&p->mu);
 
-    atomic_store_explicit(&p->destroying_flag, true, memory_order_relaxed);
     atomic_store_explicit(&p->stop, true, memory_order_release);
     close_and_wake(p);
     abandon_queued(p, SLUICE_ABANDON_DESTROY);
@@ -763,9 +761,6 @@ void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *out)
         shard_sum(&p->slots[i]->shard, out);
     }
     out->running = count_running_locked(p);
-    for (unsigned i = 0; i < p->nslots; i++) {
-        out->queue_depth += atomic_load_explicit(&p->slots[i]->batch_left, memory_order_relaxed);
-    }
     out->draining = p->draining || atomic_load_explicit(&p->closed, memory_order_relaxed);
     pthread_mutex_unlock(&p->mu);
     shard_sum(&p->caller_shard, out);
@@ -777,7 +772,7 @@ void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *out)
         out->idle = workers;
     }
     out->waiting = atomic_load_explicit(&p->waiting, memory_order_relaxed);
-    out->queue_depth += p->qops->depth(p->q);
+    out->queue_depth = p->qops->depth(p->q);
     out->queue_capacity = p->qops->capacity(p->q);
     out->caller_ran = atomic_load_explicit(&p->caller_ran, memory_order_relaxed);
     out->submitted = p->qops->pushed(p->q) + out->caller_ran;

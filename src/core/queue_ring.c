@@ -177,51 +177,6 @@ static sluice__qres ring_pop(void *q, sluice__task *out)
     }
 }
 
-/*
- * Claims up to `max` consecutive published tasks with one CAS on head, so
- * workers under a backlog do not fight over the head line once per task.
- * It takes at most `share` of the visible backlog (backlog / share, at
- * least 1) so that one worker does not hoard work other workers could start.
- * Returns how many were copied to out (0: empty).
- */
-static size_t ring_pop_batch(void *q, sluice__task *out, size_t max, size_t share)
-{
-    ring *r = q;
-    for (;;) {
-        uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
-        uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed) & ~TAIL_CLOSED;
-        uint64_t backlog = tail > pos ? tail - pos : 0;
-        size_t want = share > 1 ? (size_t)(backlog / share) : (size_t)backlog;
-        if (want > max) {
-            want = max;
-        }
-        if (want <= 1) {
-            return ring_pop(q, out) == SLUICE__Q_OK ? 1 : 0;
-        }
-        size_t n = 0;
-        while (n < want) {
-            uint64_t seq = atomic_load_explicit(&slot_at(r, pos + n)->seq, memory_order_acquire);
-            if (seq != pos + n + 1) {
-                break; /* not published yet (or already taken: the CAS will fail) */
-            }
-            n++;
-        }
-        if (n == 0) {
-            return ring_pop(q, out) == SLUICE__Q_OK ? 1 : 0;
-        }
-        if (atomic_compare_exchange_strong_explicit(&r->head, &pos, pos + n, memory_order_seq_cst,
-                                                    memory_order_relaxed)) {
-            for (size_t i = 0; i < n; i++) {
-                ring_slot *s = slot_at(r, pos + i);
-                out[i] = s->task;
-                /* Free the slot; pairs with the acquire load in ring_push. */
-                atomic_store_explicit(&s->seq, pos + i + r->cap, memory_order_release);
-            }
-            return n;
-        }
-    }
-}
-
 static void ring_close(void *q)
 {
     ring *r = q;
@@ -267,7 +222,6 @@ static void ring_destroy(void *q)
 const sluice__queue_ops sluice__ring_ops = {
     .push = ring_push,
     .pop = ring_pop,
-    .pop_batch = ring_pop_batch,
     .close = ring_close,
     .pending = ring_pending,
     .depth = ring_depth,
