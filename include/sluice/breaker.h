@@ -95,7 +95,9 @@ typedef enum sluice_breaker_window {
 
 /* Called once per state change, in order, never concurrently with itself,
  * with no breaker lock held. It may call the breaker (a transition it
- * causes is delivered after it returns). It must not destroy the breaker. */
+ * causes is delivered after it returns). It must not destroy the breaker.
+ * Keep it short: a thread whose call changes the state while a delivery
+ * is in progress waits for that delivery to finish (order is kept). */
 typedef void (*sluice_breaker_state_fn)(sluice_breaker *breaker, sluice_breaker_state from,
                                         sluice_breaker_state to, void *user);
 

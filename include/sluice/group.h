@@ -28,7 +28,10 @@
  * fans out and waits completes instead of deadlocking. A helped task runs
  * nested inside the waiting task (sluice_task_ctx() and friends describe
  * the waiting task); a panic in it is caught and reported to wait() like
- * any other, and the waiting task carries on. wait() from inside one of
+ * any other, and the waiting task carries on. Helping nests (a helped task
+ * that itself waits helps in turn) up to the task's cleanup-handler depth
+ * (SLUICE_CLEANUP_MAX, one slot per level); past it the caller blocks
+ * without helping. wait() from inside one of
  * the group's own tasks can never finish (it would wait for itself) and
  * returns SLUICE_EDEADLK at once.
  *
