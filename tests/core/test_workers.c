@@ -1,0 +1,327 @@
+/*
+ * tests/core/test_workers.c - worker threads: init/fini hooks and
+ * sluice_worker_state(), prewarm (and its failure: SLUICE_EINIT, nothing
+ * left behind), idle expiry on a fake clock, workers_get and thread names,
+ * and that a free worker is never kept from queued work by a busy one.
+ */
+#include "core/helpers.h"
+
+static void hold_workers(sluice_pool *p, gate *g, unsigned k)
+{
+    for (unsigned i = 0; i < k; i++) {
+        sluice_submit_opts o = {.label = "held"};
+        assert_int_equal(sluice_pool_submit_ex(p, task_gate, g, &o), SLUICE_OK);
+    }
+    WAIT_FOR(atomic_load(&g->inside) == (int)k, "%u workers at the gate", k);
+}
+
+/* ---- hooks and worker state ------------------------------------------------ */
+
+static _Atomic uint64_t state_mismatch;
+static int task_check_state(void *arg)
+{
+    unsigned *box = sluice_worker_state();
+    if (!box || *box != sluice_worker_index()) {
+        atomic_fetch_add(&state_mismatch, 1);
+    }
+    return task_count(arg);
+}
+
+static void test_hooks_and_worker_state(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    sluice_pool_config cfg;
+    base_config(&cfg, "hooks", 3, 32, t);
+    with_hooks(&cfg);
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    atomic_store(&state_mismatch, 0);
+    for (int i = 0; i < 300; i++) {
+        assert_int_equal(sluice_pool_submit(p, task_check_state, t), SLUICE_OK);
+    }
+    ASSERT_IDENTITY(p);
+    assert_int_equal(atomic_load(&state_mismatch), 0);
+    assert_int_equal(atomic_load(&t->ran), 300);
+    sluice_pool_stats s = stats_now(p);
+    assert_int_equal(atomic_load(&t->inits), s.started_workers);
+    assert_true(s.started_workers >= 1 && s.started_workers <= 3);
+    sluice_pool_destroy(p);
+    /* destroy joined every worker: each ran its fini hook with its state. */
+    assert_int_equal(atomic_load(&t->finis), atomic_load(&t->inits));
+    assert_int_equal(atomic_load(&t->violations), 0);
+    assert_true(atomic_load(&t->events_by[SLUICE_EVENT_WORKER_START]) >= 1);
+    assert_int_equal(atomic_load(&t->events_by[SLUICE_EVENT_WORKER_EXIT]),
+                     atomic_load(&t->events_by[SLUICE_EVENT_WORKER_START]));
+    tally_free(t);
+}
+
+/* ---- prewarm ---------------------------------------------------------------- */
+
+static void test_prewarm_runs_all_inits_before_create_returns(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    sluice_pool_config cfg;
+    base_config(&cfg, "prewarm", 5, 8, t);
+    with_hooks(&cfg);
+    cfg.prewarm = true;
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    /* No waiting: create has returned, so all five inits have run. */
+    assert_int_equal(atomic_load(&t->inits), 5);
+    sluice_pool_stats s = stats_now(p);
+    assert_int_equal(s.workers, 5);
+    assert_int_equal(s.started_workers, 5);
+    assert_int_equal(s.init_failures, 0);
+    sluice_pool_destroy(p);
+    assert_int_equal(atomic_load(&t->finis), 5);
+    tally_free(t);
+}
+
+static void test_prewarm_init_failure(void **state)
+{
+    (void)state;
+    int threads_before = thread_count();
+    for (int mode = 0; mode < 2; mode++) {
+        tally *t = tally_new();
+        if (mode == 0) {
+            atomic_store(&t->init_fail_index, 2); /* one of four refuses */
+        } else {
+            atomic_store(&t->init_fail_every, 1); /* all refuse */
+        }
+        sluice_pool_config cfg;
+        base_config(&cfg, "prewarm-fail", 4, 8, t);
+        with_hooks(&cfg);
+        cfg.prewarm = true;
+        sluice_pool *sentinel = (sluice_pool *)(uintptr_t)0x5678;
+        sluice_pool *p = sentinel;
+        char err[256] = "";
+        assert_int_equal(sluice_pool_create(&cfg, &p, err, sizeof err), SLUICE_EINIT);
+        assert_ptr_equal(p, sentinel);
+        assert_true(strncmp(err, "worker_init", 11) == 0);
+        /* Every worker that initialised also finalised (its state freed;
+         * ASan's leak check would see a lost box), and no thread is left. */
+        assert_true(atomic_load(&t->init_refusals) >= 1);
+        assert_int_equal(atomic_load(&t->finis), atomic_load(&t->inits) - atomic_load(&t->init_refusals));
+        assert_int_equal(atomic_load(&t->violations), 0);
+        WAIT_FOR(thread_count() == threads_before, "worker threads to be gone");
+        tally_free(t);
+    }
+}
+
+/* Without prewarm, a refusing init only loses that worker; others run. */
+static void test_lazy_init_failure_counted(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    atomic_store(&t->init_fail_index, 1);
+    sluice_pool_config cfg;
+    base_config(&cfg, "lazy-fail", 3, 64, t);
+    with_hooks(&cfg);
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK);
+    }
+    ASSERT_IDENTITY(p);
+    assert_int_equal(atomic_load(&t->ran), 200);
+    sluice_pool_stats s = stats_now(p);
+    assert_int_equal(s.init_failures, atomic_load(&t->init_refusals));
+    sluice_pool_destroy(p);
+    assert_int_equal(atomic_load(&t->finis), atomic_load(&t->inits) - atomic_load(&t->init_refusals));
+    tally_free(t);
+}
+
+/* ---- idle expiry ------------------------------------------------------------ */
+
+static void test_idle_expiry_fake_clock(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    gate *g = gate_new();
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, SLUICE_NS_PER_SEC);
+    sluice_pool_config cfg;
+    base_config(&cfg, "expiry", 4, 16, t);
+    with_hooks(&cfg);
+    cfg.clock = &fc.clock;
+    cfg.min_workers = 1;
+    cfg.idle_expiry_ns = 10 * SLUICE_NS_PER_SEC;
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    hold_workers(p, g, 4);
+    gate_open(g);
+    WAIT_FOR(stats_now(p).idle == 4, "all four idle");
+    /* Not yet expired: 9 s of idleness. */
+    sluice_fake_clock_advance(&fc, 9 * SLUICE_NS_PER_SEC);
+    for (int i = 0; i < 30; i++) {
+        poll_pause();
+    }
+    assert_int_equal(stats_now(p).workers, 4);
+    assert_int_equal(atomic_load(&t->finis), 0);
+    /* Past it: the three above min_workers exit (each runs its fini). */
+    sluice_fake_clock_advance(&fc, 2 * SLUICE_NS_PER_SEC);
+    WAIT_FOR(atomic_load(&t->finis) == 3, "three fini hooks");
+    WAIT_FOR(stats_now(p).workers == 1, "one worker left");
+    sluice_pool_stats s = stats_now(p);
+    assert_int_equal(s.expired_workers, 3);
+    assert_int_equal(s.workers_hwm, 4);
+    /* The last one never expires (min_workers). */
+    sluice_fake_clock_advance(&fc, 3600 * SLUICE_NS_PER_SEC);
+    for (int i = 0; i < 30; i++) {
+        poll_pause();
+    }
+    assert_int_equal(stats_now(p).workers, 1);
+    /* The pool still works and grows again on demand. */
+    gate_close(g);
+    hold_workers(p, g, 4);
+    gate_open(g);
+    ASSERT_IDENTITY(p);
+    /* Live change to 0: never expire. */
+    sluice_pool_set_idle_expiry(p, 0);
+    WAIT_FOR(stats_now(p).idle == stats_now(p).workers, "idle again");
+    unsigned before = stats_now(p).workers;
+    sluice_fake_clock_advance(&fc, 3600 * SLUICE_NS_PER_SEC);
+    for (int i = 0; i < 30; i++) {
+        poll_pause();
+    }
+    assert_int_equal(stats_now(p).workers, before);
+    sluice_pool_destroy(p);
+    assert_int_equal(atomic_load(&t->finis), atomic_load(&t->inits));
+    gate_free(g);
+    tally_free(t);
+}
+
+/* ---- workers_get and names ----------------------------------------------------- */
+
+static void test_workers_get_and_names(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    gate *g = gate_new();
+    sluice_pool_config cfg;
+    base_config(&cfg, "wg", 3, 8, t);
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    hold_workers(p, g, 3);
+    sluice_worker_info info[8];
+    memset(info, 0, sizeof info);
+    WAIT_FOR(stats_now(p).running == 3, "three running");
+    size_t n = sluice_pool_workers_get(p, info, 8);
+    assert_int_equal(n, 3);
+    unsigned seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_true(info[i].index < 3);
+        seen |= 1u << info[i].index;
+        assert_int_equal(info[i].state, SLUICE_WORKER_RUNNING);
+        assert_non_null(info[i].task_label);
+        assert_string_equal(info[i].task_label, "held");
+        char name[16], want[16];
+        assert_int_equal(pthread_getname_np(info[i].thread, name, sizeof name), 0);
+        snprintf(want, sizeof want, "wg/%u", info[i].index);
+        assert_string_equal(name, want);
+    }
+    assert_int_equal(seen, 7);
+    /* A smaller array: the full count is still returned. */
+    assert_int_equal(sluice_pool_workers_get(p, info, 1), 3);
+    assert_int_equal(sluice_pool_workers_get(p, NULL, 0), 3);
+    assert_int_equal(stats_now(p).running, 3);
+    gate_open(g);
+    ASSERT_IDENTITY(p);
+    WAIT_FOR(stats_now(p).idle == 3, "idle");
+    n = sluice_pool_workers_get(p, info, 8);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(info[i].state == SLUICE_WORKER_IDLE);
+        assert_null(info[i].task_label);
+        assert_int_equal(info[i].tasks_run, 1);
+    }
+    sluice_pool_destroy(p);
+    gate_free(g);
+    tally_free(t);
+}
+
+/* A long pool name is cut to fit the 15-byte thread name, keeping "/i". */
+static void test_long_name_thread_name(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    gate *g = gate_new();
+    sluice_pool_config cfg;
+    base_config(&cfg, "a-rather-long-pool-name", 1, 8, t);
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    hold_workers(p, g, 1);
+    sluice_worker_info info;
+    assert_int_equal(sluice_pool_workers_get(p, &info, 1), 1);
+    char name[16];
+    assert_int_equal(pthread_getname_np(info.thread, name, sizeof name), 0);
+    assert_true(strlen(name) <= 15);
+    size_t len = strlen(name);
+    assert_true(len >= 2 && strcmp(name + len - 2, "/0") == 0);
+    assert_true(strncmp(name, "a-rather", 8) == 0);
+    gate_open(g);
+    ASSERT_IDENTITY(p);
+    sluice_pool_destroy(p);
+    gate_free(g);
+    tally_free(t);
+}
+
+/* ---- no head-of-line blocking --------------------------------------------- */
+
+/* K = 2, one task blocks: the other queued tasks must all run on the free
+ * worker. A worker that claims several tasks at once must not keep them
+ * behind its blocked task while another worker has nothing to do. The
+ * batch submit queues everything before the first worker starts, which
+ * is when a batching worker would claim the most. */
+static void test_blocked_task_does_not_hold_queued_work(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    gate *g = gate_new();
+    sluice_pool_config cfg;
+    base_config(&cfg, "hol", 2, 64, t);
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    sluice_task_spec specs[32];
+    specs[0] = (sluice_task_spec){.fn = task_gate, .arg = g};
+    for (int i = 1; i < 32; i++) {
+        specs[i] = (sluice_task_spec){.fn = task_count, .arg = t};
+    }
+    size_t acc = 0;
+    assert_int_equal(sluice_pool_submit_batch(p, specs, 32, false, &acc), SLUICE_OK);
+    assert_int_equal(acc, 32);
+    /* Bounded wait (a few seconds), then report rather than hang. */
+    uint64_t limit = real_now_ns() + 5 * SLUICE_NS_PER_SEC;
+    while (atomic_load(&t->ran) < 31 && real_now_ns() < limit) {
+        poll_pause();
+    }
+    uint64_t ran = atomic_load(&t->ran);
+    sluice_pool_stats s = stats_now(p);
+    gate_open(g);
+    if (ran != 31) {
+        stats_print("head-of-line", &s);
+        fail_msg("only %llu of 31 short tasks ran while one task blocked a worker and the other was free "
+                 "(queue_depth %zu, idle %u)",
+                 (unsigned long long)ran, s.queue_depth, s.idle);
+    }
+    ASSERT_IDENTITY(p);
+    sluice_pool_destroy(p);
+    gate_free(g);
+    tally_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hooks_and_worker_state),
+        cmocka_unit_test(test_prewarm_runs_all_inits_before_create_returns),
+        cmocka_unit_test(test_prewarm_init_failure),
+        cmocka_unit_test(test_lazy_init_failure_counted),
+        cmocka_unit_test(test_idle_expiry_fake_clock),
+        cmocka_unit_test(test_workers_get_and_names),
+        cmocka_unit_test(test_long_name_thread_name),
+        cmocka_unit_test(test_blocked_task_does_not_hold_queued_work),
+    };
+    return cmocka_run_group_tests_name("core_workers", tests, NULL, NULL);
+}
