@@ -19,7 +19,9 @@
  *    the caller is inside a task of the group's pool (sluice_task_pool()).
  *    If so they claim pending gtasks from the head and run them inline,
  *    then block only once nothing is pending. Everything still in flight
- *    is then running on other threads, so the wait ends. This is what
+ *    is then running on other threads, so the wait ends. A task accepted
+ *    while someone is blocked wakes them, so a waiter in the pool can
+ *    help with work that a running task spawned after it blocked. This is what
  *    makes fan-out-and-wait on a K=1 pool finish. The trampolines of
  *    helped tasks stay in the pool queue as no-ops until a worker gets to
  *    them; they hold a reference on the group, so the group's memory
@@ -84,7 +86,8 @@ struct sluice_group {
     pthread_cond_t cv_slot; /* a task finished: a slot may be free */
     gtask *head, *tail;
     unsigned pending, running;
-    unsigned refs; /* the creator + one per trampoline the pool holds */
+    unsigned refs;    /* the creator + one per trampoline the pool holds */
+    unsigned blocked; /* threads in a cond wait in run() or wait() */
     bool waited;
     sluice_err first_err;
     int first_rc;
@@ -424,7 +427,9 @@ static sluice_err run(sluice_group *g, sluice_task_fn fn, void *arg, bool try_on
                 continue;
             }
         }
+        g->blocked++;
         pthread_cond_wait(&g->cv_slot, &g->mu);
+        g->blocked--;
     }
     t->prev = g->tail;
     if (g->tail) {
@@ -436,6 +441,11 @@ static sluice_err run(sluice_group *g, sluice_task_fn fn, void *arg, bool try_on
     g->pending++;
     g->refs++; /* the trampoline's */
     g->st.accepted++;
+    if (g->blocked) {
+        /* A waiter blocked inside the pool can help with this one. */
+        pthread_cond_broadcast(&g->cv_idle);
+        pthread_cond_broadcast(&g->cv_slot);
+    }
     pthread_mutex_unlock(&g->mu);
 
     sluice_submit_opts opts = {.label = g->name};
@@ -493,7 +503,9 @@ sluice_err sluice_group_wait(sluice_group *g, sluice_group_result *res)
                 continue;
             }
         }
+        g->blocked++;
         pthread_cond_wait(&g->cv_idle, &g->mu);
+        g->blocked--;
     }
     g->waited = true;
     g->st.waited = true;
