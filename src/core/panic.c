@@ -162,7 +162,7 @@ size_t sluice_backtrace_format(void *const *frames, int frame_count, char *buf, 
         buf[0] = '\0';
     }
     for (int i = 0; i < frame_count; i++) {
-        Dl_info info;
+        Dl_info info = {0};
         const char *sym = NULL;
         uintptr_t off = 0;
         const char *obj = "?";
@@ -180,7 +180,10 @@ size_t sluice_backtrace_format(void *const *frames, int frame_count, char *buf, 
         if (sym) {
             n = snprintf(line, sizeof line, "#%d %p %s+0x%lx (%s)\n", i, frames[i], sym, (unsigned long)off, obj);
         } else {
-            n = snprintf(line, sizeof line, "#%d %p ? (%s)\n", i, frames[i], obj);
+            /* Hidden or static symbol: module+offset, which addr2line -e
+             * <module> resolves. */
+            uintptr_t rel = info.dli_fbase ? (uintptr_t)frames[i] - (uintptr_t)info.dli_fbase : 0;
+            n = snprintf(line, sizeof line, "#%d %p ? (%s+0x%lx)\n", i, frames[i], obj, (unsigned long)rel);
         }
         if (n < 0) {
             continue;
