@@ -61,6 +61,9 @@ static double v2_quota(const char *root, const char *dir)
     if (sscanf(line, "%63s %llu", quota, &period) != 2 || period == 0 || strcmp(quota, "max") == 0) {
         return 0;
     }
+    if (quota[0] < '0' || quota[0] > '9') { /* strtoull would accept "-5" as a huge value */
+        return 0;
+    }
     char *end;
     unsigned long long q = strtoull(quota, &end, 10);
     if (*end != '\0' || q == 0) {
