@@ -403,6 +403,7 @@ static sluice_err run(sluice_group *g, sluice_task_fn fn, void *arg, bool try_on
     t->g = g;
     t->fn = fn;
     t->arg = arg;
+    bool help_failed = false;
     pthread_mutex_lock(&g->mu);
     for (;;) {
         if (g->waited) {
@@ -419,14 +420,15 @@ static sluice_err run(sluice_group *g, sluice_task_fn fn, void *arg, bool try_on
             free(t);
             return SLUICE_EAGAIN;
         }
-        if (g->pending > 0 && in_own_pool(g)) {
+        if (g->pending > 0 && in_own_pool(g) && !help_failed) {
             pthread_mutex_unlock(&g->mu);
-            bool helped = help_one(g);
+            help_failed = !help_one(g);
             pthread_mutex_lock(&g->mu);
-            if (helped) {
-                continue;
-            }
+            /* mu was dropped: tasks may have finished meanwhile (and their
+             * broadcast is gone), so re-check before sleeping. */
+            continue;
         }
+        help_failed = false;
         g->blocked++;
         pthread_cond_wait(&g->cv_slot, &g->mu);
         g->blocked--;
@@ -494,15 +496,15 @@ sluice_err sluice_group_wait(sluice_group *g, sluice_group_result *res)
     }
     pthread_mutex_lock(&g->mu);
     bool first_wait = !g->waited;
+    bool help_failed = false;
     while (g->pending + g->running > 0) {
-        if (g->pending > 0 && in_own_pool(g)) {
+        if (g->pending > 0 && in_own_pool(g) && !help_failed) {
             pthread_mutex_unlock(&g->mu);
-            bool helped = help_one(g);
+            help_failed = !help_one(g);
             pthread_mutex_lock(&g->mu);
-            if (helped) {
-                continue;
-            }
+            continue; /* re-check: mu was dropped (see run) */
         }
+        help_failed = false;
         g->blocked++;
         pthread_cond_wait(&g->cv_idle, &g->mu);
         g->blocked--;
