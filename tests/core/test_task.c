@@ -287,6 +287,9 @@ static void test_panic_backtrace_format(void **state)
     CREATE_POOL(&cfg, &p);
     assert_int_equal(sluice_pool_submit(p, task_panic_plain, NULL), SLUICE_OK);
     ASSERT_IDENTITY(p);
+    /* The tally's atomic count, bumped after the handler wrote the text,
+     * orders the handler's writes before the reads below. */
+    WAIT_FOR(atomic_load(&t->panics) == 1, "the panic handler");
     assert_true(formatted_len > 0);
     assert_true(strncmp(formatted_bt, "#0 ", 3) == 0);
     assert_non_null(strstr(formatted_bt, "\n#1 "));
@@ -452,6 +455,23 @@ static int task_segv(void *arg)
     return deref_null() + 1;
 }
 
+/* Records whether the guarded signals are blocked on the running worker:
+ * after a recovered fault, a worker (or its replacement, which inherits
+ * the mask of the thread that spawned it) with SIGSEGV blocked would be
+ * killed outright by its next fault. */
+static _Atomic int blocked_mask_seen;
+static int task_check_mask(void *arg)
+{
+    (void)arg;
+    sigset_t cur;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &cur) == 0 &&
+        (sigismember(&cur, SIGSEGV) || sigismember(&cur, SIGBUS) || sigismember(&cur, SIGFPE) ||
+         sigismember(&cur, SIGILL))) {
+        atomic_fetch_add(&blocked_mask_seen, 1);
+    }
+    return 0;
+}
+
 static void test_fault_recover(void **state)
 {
     (void)state;
@@ -498,6 +518,13 @@ static void test_fault_recover(void **state)
     assert_true(s.retired_workers >= 2);
     assert_true(s.started_workers >= 4);
     WAIT_FOR(stats_now(p).workers == 2, "min_workers restored");
+    /* The replacements run with the guarded signals unblocked. */
+    atomic_store(&blocked_mask_seen, 0);
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(sluice_pool_submit(p, task_check_mask, NULL), SLUICE_OK);
+    }
+    ASSERT_IDENTITY(p);
+    assert_int_equal(atomic_load(&blocked_mask_seen), 0);
     sluice_pool_destroy(p);
     /* Every worker that ran init also ran fini (the faulting ones too). */
     assert_int_equal(atomic_load(&t->inits), atomic_load(&t->finis));
