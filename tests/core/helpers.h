@@ -295,6 +295,7 @@ static inline bool gate_pass(gate *g, bool stop_too)
 /* ---- tally: what the pool reported back to the test --------------------- */
 
 #define TALLY_MAX_PANICS 64
+enum { EXIT_EXPIRED, EXIT_RETIRED, EXIT_FAULT, EXIT_INIT_FAILED, EXIT_SHUTDOWN, EXIT_OTHER };
 
 typedef struct panic_record {
     char pool_name[SLUICE_POOL_NAME_MAX + 1];
@@ -320,6 +321,9 @@ typedef struct tally {
     _Atomic int init_fail_index; /* worker_init refuses this index (-1: none) */
     _Atomic int init_fail_every; /* worker_init refuses every call when 1 */
     _Atomic uint64_t events_by[8];
+    /* WORKER_EXIT events by reason: expired, retired, fault, init-failed,
+     * shutdown, other. */
+    _Atomic uint64_t exits_by[6];
     pthread_mutex_t mu;          /* guards records, abandoned_args */
     panic_record records[TALLY_MAX_PANICS];
     unsigned nrecords;
@@ -433,6 +437,14 @@ static inline void tally_event(const sluice_pool_event *ev, void *user)
     if ((unsigned)ev->kind < 8) {
         atomic_fetch_add(&t->events_by[ev->kind], 1);
     }
+    if (ev->kind == SLUICE_EVENT_WORKER_EXIT) {
+        static const char *const reasons[5] = {"expired", "retired", "fault", "init-failed", "shutdown"};
+        int i = 0;
+        while (i < 5 && !(ev->detail && strcmp(ev->detail, reasons[i]) == 0)) {
+            i++;
+        }
+        atomic_fetch_add(&t->exits_by[i], 1);
+    }
 }
 
 /* ---- configs and pools --------------------------------------------------- */
@@ -524,7 +536,15 @@ static inline sluice_pool_stats stats_now(sluice_pool *p)
     return s;
 }
 
-/* Threads in this process (from /proc/self/task), for "nothing left behind". */
+static inline void *noop_thread(void *arg)
+{
+    return arg;
+}
+
+/* Threads in this process (from /proc/self/task), for "nothing left behind".
+ * Take the baseline with thread_baseline(): it first starts and joins one
+ * thread, so that a sanitizer's helper thread (TSan starts one lazily) is
+ * already counted. */
 static inline int thread_count(void)
 {
     DIR *d = opendir("/proc/self/task");
@@ -540,6 +560,15 @@ static inline int thread_count(void)
     }
     closedir(d);
     return n;
+}
+
+static inline int thread_baseline(void)
+{
+    pthread_t th;
+    if (pthread_create(&th, NULL, noop_thread, NULL) == 0) {
+        pthread_join(th, NULL);
+    }
+    return thread_count();
 }
 
 /* ---- common tasks ----------------------------------------------------------- */

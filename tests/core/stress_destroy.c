@@ -55,7 +55,7 @@ static void *opener_main(void *arg)
 static void test_destroy_with_blocked_submitters(void **state)
 {
     (void)state;
-    int threads_before = thread_count();
+    int threads_before = thread_baseline();
     unsigned rounds = 100 * stress_scale() / (under_sanitizer() ? 4 : 1);
     for (unsigned round = 0; round < rounds; round++) {
         tally *t = tally_new();

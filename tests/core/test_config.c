@@ -184,7 +184,7 @@ static const bad_case bad_cases[] = {
 static void test_each_bad_field(void **state)
 {
     (void)state;
-    int threads_before = thread_count();
+    int threads_before = thread_baseline();
     for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
         tally *t = tally_new();
         sluice_pool_config cfg;

@@ -221,7 +221,7 @@ static void test_destroy_with_blocked_submitters(void **state)
     (void)state;
     tally *t = tally_new();
     gate *g = gate_new();
-    int threads_before = thread_count();
+    int threads_before = thread_baseline();
     sluice_pool_config cfg;
     base_config(&cfg, "destroy-blk", 2, 3, t);
     with_hooks(&cfg);

@@ -170,6 +170,7 @@ static void test_shrink_idle_workers_retire(void **state)
     WAIT_FOR(stats_now(p).workers == 1, "one worker left");
     WAIT_FOR(atomic_load(&t->finis) == 3, "three fini hooks");
     assert_int_equal(stats_now(p).retired_workers, 3);
+    WAIT_FOR(atomic_load(&t->exits_by[EXIT_RETIRED]) == 3, "three 'retired' exit events");
     ASSERT_IDENTITY(p);
     sluice_pool_destroy(p);
     gate_free(g);

@@ -518,6 +518,7 @@ static void test_fault_recover(void **state)
     assert_true(s.retired_workers >= 2);
     assert_true(s.started_workers >= 4);
     WAIT_FOR(stats_now(p).workers == 2, "min_workers restored");
+    WAIT_FOR(atomic_load(&t->exits_by[EXIT_FAULT]) == 2, "two 'fault' exit events");
     /* The replacements run with the guarded signals unblocked. */
     atomic_store(&blocked_mask_seen, 0);
     for (int i = 0; i < 20; i++) {

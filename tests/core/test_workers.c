@@ -84,7 +84,7 @@ static void test_prewarm_runs_all_inits_before_create_returns(void **state)
 static void test_prewarm_init_failure(void **state)
 {
     (void)state;
-    int threads_before = thread_count();
+    int threads_before = thread_baseline();
     for (int mode = 0; mode < 2; mode++) {
         tally *t = tally_new();
         if (mode == 0) {
@@ -169,6 +169,7 @@ static void test_idle_expiry_fake_clock(void **state)
     WAIT_FOR(stats_now(p).workers == 1, "one worker left");
     sluice_pool_stats s = stats_now(p);
     assert_int_equal(s.expired_workers, 3);
+    WAIT_FOR(atomic_load(&t->exits_by[EXIT_EXPIRED]) == 3, "three 'expired' exit events");
     assert_int_equal(s.workers_hwm, 4);
     /* The last one never expires (min_workers). */
     sluice_fake_clock_advance(&fc, 3600 * SLUICE_NS_PER_SEC);
@@ -314,6 +315,39 @@ static void test_blocked_task_does_not_hold_queued_work(void **state)
     tally_free(t);
 }
 
+/* Every init refuses and nothing is prewarmed: the queued tasks can never
+ * run. A drain with a deadline must still end and hand them back. */
+static void test_all_inits_fail_drain_hands_back(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    atomic_store(&t->init_fail_every, 1);
+    sluice_pool_config cfg;
+    base_config(&cfg, "init-never", 2, 8, t);
+    with_hooks(&cfg);
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK);
+    }
+    WAIT_FOR(stats_now(p).init_failures >= 1, "an init refusal");
+    sluice_drain_report rep;
+    uint64_t t0 = real_now_ns();
+    sluice_err rc = sluice_pool_drain(p, 50 * SLUICE_NS_PER_MS, &rep);
+    uint64_t took = real_now_ns() - t0;
+    assert_int_equal(rc, SLUICE_ETIMEDOUT);
+    assert_int_equal(rep.handed_back, 3);
+    assert_int_equal(atomic_load(&t->abandoned_by[SLUICE_ABANDON_DRAIN]), 3);
+    assert_int_equal(atomic_load(&t->ran), 0);
+    print_message("drain with refusing inits: %.1f ms, %llu worker starts\n", (double)took / 1e6,
+                  (unsigned long long)stats_now(p).started_workers);
+    ASSERT_IDENTITY(p);
+    assert_true(atomic_load(&t->exits_by[EXIT_INIT_FAILED]) >= 1);
+    sluice_pool_destroy(p);
+    assert_int_equal(atomic_load(&t->finis), 0);
+    tally_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_workers_get_and_names),
         cmocka_unit_test(test_long_name_thread_name),
         cmocka_unit_test(test_blocked_task_does_not_hold_queued_work),
+        cmocka_unit_test(test_all_inits_fail_drain_hands_back),
     };
     return cmocka_run_group_tests_name("core_workers", tests, NULL, NULL);
 }
