@@ -320,7 +320,11 @@ SLUICE_API sluice_err sluice_pool_drain(sluice_pool *pool, uint64_t timeout_ns, 
  * NULL is a no-op.
  * Thread-safety: call once, from a thread that is not a worker of this
  * pool, after which no new call may start on the pool. Calls already
- * blocked inside submit are released safely.
+ * blocked inside submit are released safely, and a drain already running
+ * on another thread is waited for (destroy then hands back nothing it
+ * has not already handed back). Deadlock hazard: destroy waits for running
+ * tasks to return; a task that never checks sluice_task_should_stop() and
+ * never returns blocks it for ever.
  */
 SLUICE_API void sluice_pool_destroy(sluice_pool *pool);
 

@@ -951,16 +951,21 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
     pthread_mutex_lock(&p->mu);
     rep.still_running = count_running_locked(p);
     rep.completed = finished_locked(p) - finished_before;
-    p->draining = false;
-    p->drained = true;
-    pthread_cond_broadcast(&p->cv_state);
     pthread_mutex_unlock(&p->mu);
-
     rep.elapsed_ns = sluice__now(p) - t0;
     sluice__emit(p, SLUICE_EVENT_DRAIN_END, UINT32_MAX, 0, 0, rep.timed_out ? SLUICE_ETIMEDOUT : SLUICE_OK, NULL,
                  &rep);
     if (report) {
         *report = rep;
     }
-    return rep.timed_out ? SLUICE_ETIMEDOUT : SLUICE_OK;
+    sluice_err result = rep.timed_out ? SLUICE_ETIMEDOUT : SLUICE_OK;
+
+    /* Last touch of the pool: a destroy waiting for this drain may free it
+     * as soon as mu is released. */
+    pthread_mutex_lock(&p->mu);
+    p->draining = false;
+    p->drained = true;
+    pthread_cond_broadcast(&p->cv_state);
+    pthread_mutex_unlock(&p->mu);
+    return result;
 }

@@ -567,6 +567,11 @@ static void *worker_main(void *arg)
             atomic_fetch_add_explicit(&p->retired_workers, 1, memory_order_relaxed);
             break;
         }
+        /* Past the drain deadline or in destroy, queued tasks are handed
+         * back by the draining thread, not started. */
+        if (atomic_load_explicit(&p->stop, memory_order_acquire)) {
+            break;
+        }
         sluice__task t;
         if (p->qops->pop(p->q, &t) == SLUICE__Q_OK) {
             sluice__notify_space(p);
