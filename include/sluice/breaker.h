@@ -27,6 +27,8 @@
  *   open_duration_ns      60 s     waitDurationInOpenState 60 s   Timeout 60 s
  *   half_open_max_calls   1        permittedNumberOfCalls...      MaxRequests 1
  *                                  InHalfOpenState 10
+ *   half_open_max_wait_ns =open    maxWaitDurationInHalfOpenState -
+ *                                  (0 = forever)
  *   on_state_change       NULL     onStateTransition event        OnStateChange
  *   SLUICE_BREAKER_IGNORED -       ignoreExceptions               IsSuccessful(err) == true
  *
@@ -126,6 +128,13 @@ typedef struct sluice_breaker_config {
     sluice_breaker_state_fn on_state_change;
     void *user;
     const sluice_clock *clock; /* NULL = system */
+    /* How long probes may stay unreported in HALF_OPEN before the breaker
+     * gives up on them and re-opens (their late records are then ignored).
+     * Guards against a caller that never records a probe, which would
+     * otherwise hold HALF_OPEN (refusing everything) forever. 0 = default:
+     * open_duration_ns; UINT64_MAX = never (Resilience4j's
+     * maxWaitDurationInHalfOpenState = 0). */
+    uint64_t half_open_max_wait_ns;
 } sluice_breaker_config;
 
 /* sluice_breaker_config_init - zero cfg: every field at its default. */
@@ -196,11 +205,12 @@ typedef struct sluice_breaker_stats {
     uint64_t successes;
     uint64_t failures;
     uint64_t ignored;
-    uint64_t rejected;     /* allow() refused with SLUICE_EOPEN */
-    uint64_t late_results; /* records from before a state change */
-    uint64_t opened;       /* transitions into OPEN */
-    uint64_t half_opened;  /* transitions into HALF_OPEN */
-    uint64_t closed;       /* transitions into CLOSED */
+    uint64_t rejected;          /* allow() refused with SLUICE_EOPEN */
+    uint64_t late_results;      /* records from before a state change */
+    uint64_t opened;            /* transitions into OPEN */
+    uint64_t half_opened;       /* transitions into HALF_OPEN */
+    uint64_t closed;            /* transitions into CLOSED */
+    uint64_t half_open_expired; /* of `opened`: probes unreported past half_open_max_wait_ns */
 } sluice_breaker_stats;
 
 /* sluice_breaker_stats_get - fill *out. Thread-safe. */

@@ -72,6 +72,7 @@ struct sluice_breaker {
     sluice_breaker_state state;
     uint64_t generation;
     uint64_t open_until;
+    uint64_t half_open_until; /* probes unreported past this re-open it */
     unsigned consecutive;
     unsigned probes_in_flight;
     unsigned probe_successes;
@@ -158,6 +159,9 @@ sluice_err sluice_breaker_create(const sluice_breaker_config *cfg_in, sluice_bre
     }
     if (cfg.open_duration_ns == 0) {
         cfg.open_duration_ns = DEFAULT_OPEN_NS;
+    }
+    if (cfg.half_open_max_wait_ns == 0) {
+        cfg.half_open_max_wait_ns = cfg.open_duration_ns;
     }
     if (cfg.half_open_max_calls == 0) {
         cfg.half_open_max_calls = DEFAULT_HALF_OPEN;
@@ -311,6 +315,7 @@ static void set_state(sluice_breaker *b, sluice_breaker_state to, uint64_t now)
         b->st.opened++;
         break;
     case SLUICE_BREAKER_HALF_OPEN:
+        b->half_open_until = sluice__sync_add_sat(now, b->cfg.half_open_max_wait_ns);
         b->st.half_opened++;
         break;
     case SLUICE_BREAKER_CLOSED:
@@ -329,11 +334,15 @@ static void set_state(sluice_breaker *b, sluice_breaker_state to, uint64_t now)
     }
 }
 
-/* Apply a due OPEN -> HALF_OPEN. */
+/* Apply a due OPEN -> HALF_OPEN, and give up on probes that have not
+ * reported within half_open_max_wait_ns (HALF_OPEN -> OPEN). */
 static void tick(sluice_breaker *b, uint64_t now)
 {
     if (b->state == SLUICE_BREAKER_OPEN && now >= b->open_until) {
         set_state(b, SLUICE_BREAKER_HALF_OPEN, now);
+    } else if (b->state == SLUICE_BREAKER_HALF_OPEN && b->probes_in_flight > 0 && now >= b->half_open_until) {
+        b->st.half_open_expired++;
+        set_state(b, SLUICE_BREAKER_OPEN, now);
     }
 }
 

@@ -322,6 +322,45 @@ static void test_call_force_reentrant(void **state)
     sluice_breaker_destroy(b);
 }
 
+/* A probe that is never recorded does not hold HALF_OPEN forever. */
+static void test_stuck_probe(void **state)
+{
+    (void)state;
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, 1);
+    trace tr = {0};
+    sluice_breaker_config cfg;
+    sluice_breaker_config_init(&cfg);
+    cfg.consecutive_failures = 1;
+    cfg.open_duration_ns = 100;
+    cfg.half_open_max_wait_ns = 50;
+    sluice_breaker *b = make(&cfg, &fc, &tr);
+    call(b, SLUICE_BREAKER_FAILURE);
+    sluice_fake_clock_advance(&fc, 100);
+    uint64_t lost, t;
+    assert_int_equal(sluice_breaker_allow(b, &lost), SLUICE_OK); /* never recorded */
+    sluice_fake_clock_advance(&fc, 49);
+    assert_int_equal(sluice_breaker_allow(b, &t), SLUICE_EOPEN);
+    sluice_fake_clock_advance(&fc, 1);
+    assert_int_equal(sluice_breaker_state_get(b), SLUICE_BREAKER_OPEN);
+    assert_int_equal(stats(b).half_open_expired, 1);
+    sluice_fake_clock_advance(&fc, 100);
+    uint64_t probe;
+    assert_int_equal(sluice_breaker_allow(b, &probe), SLUICE_OK);
+    assert_int_equal(sluice_breaker_record(b, lost, SLUICE_BREAKER_SUCCESS), SLUICE_OK); /* late: ignored */
+    assert_int_equal(sluice_breaker_state_get(b), SLUICE_BREAKER_HALF_OPEN);
+    assert_int_equal(sluice_breaker_record(b, probe, SLUICE_BREAKER_SUCCESS), SLUICE_OK);
+    assert_int_equal(sluice_breaker_state_get(b), SLUICE_BREAKER_CLOSED);
+    assert_string_equal(tr.log, "CO OH HO OH HC ");
+    /* With no probe in flight, HALF_OPEN waits for traffic as long as it takes. */
+    call(b, SLUICE_BREAKER_FAILURE);
+    sluice_fake_clock_advance(&fc, 100);
+    assert_int_equal(sluice_breaker_state_get(b), SLUICE_BREAKER_HALF_OPEN);
+    sluice_fake_clock_advance(&fc, 1000);
+    assert_int_equal(sluice_breaker_state_get(b), SLUICE_BREAKER_HALF_OPEN);
+    sluice_breaker_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_rate_count_window),
         cmocka_unit_test(test_rate_time_window),
         cmocka_unit_test(test_call_force_reentrant),
+        cmocka_unit_test(test_stuck_probe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
