@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "sluice/pool.h"
@@ -207,3 +208,67 @@ const bench_adapter bench_adapter_sluice_collector = {
     .destroy = sl_destroy,
 };
 #endif
+
+/* ---- sluice-batch64: the same pool fed through sluice_pool_submit_batch --- */
+
+#define BATCH 64
+
+typedef struct sl_batcher {
+    sluice_task_spec specs[BATCH];
+    size_t n;
+    bool failed;
+} sl_batcher;
+
+static void *sl_batch_begin(void *pool)
+{
+    (void)pool;
+    return calloc(1, sizeof(sl_batcher));
+}
+
+static void sl_batch_flush(sl_bench *b, sl_batcher *bt)
+{
+    size_t accepted = 0;
+    if (bt->n && sluice_pool_submit_batch(b->pool, bt->specs, bt->n, false, &accepted) != SLUICE_OK) {
+        bt->failed = true; /* BLOCK policy: only a closed pool refuses, which is a bench error */
+    }
+    bt->n = 0;
+}
+
+static int sl_batch_submit(void *pool, void *producer, uint64_t idx)
+{
+    sl_batcher *bt = producer;
+    if (!bt || bt->failed) {
+        return BENCH_EFAIL;
+    }
+    bt->specs[bt->n++] = (sluice_task_spec){.fn = sluice_task, .arg = bench_idx_to_ptr(idx)};
+    if (bt->n == BATCH) {
+        sl_batch_flush(pool, bt);
+    }
+    return bt->failed ? BENCH_EFAIL : BENCH_OK;
+}
+
+static void sl_batch_end(void *pool, void *producer)
+{
+    sl_batcher *bt = producer;
+    if (bt) {
+        sl_batch_flush(pool, bt);
+        if (bt->failed) {
+            fprintf(stderr, "sluice-bench: sluice_pool_submit_batch refused a batch\n");
+            _exit(3); /* tasks were counted as accepted: the run cannot be checked */
+        }
+        free(bt);
+    }
+}
+
+const bench_adapter bench_adapter_sluice_batch = {
+    .name = "sluice-batch64",
+    .overflow =
+        "Sluice, default config, fed 64 tasks at a time through sluice_pool_submit_batch (no-op workloads)",
+    .flags = BENCH_F_SLUICE | BENCH_F_NOOP_ONLY,
+    .variant = &v_default,
+    .create = sl_create,
+    .producer_begin = sl_batch_begin,
+    .submit = sl_batch_submit,
+    .producer_end = sl_batch_end,
+    .destroy = sl_destroy,
+};

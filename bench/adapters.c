@@ -10,7 +10,7 @@
 
 #ifdef BENCH_HAVE_SLUICE
 extern const bench_adapter bench_adapter_sluice, bench_adapter_sluice_notiming, bench_adapter_sluice_sample64,
-    bench_adapter_sluice_reject;
+    bench_adapter_sluice_reject, bench_adapter_sluice_batch;
 #endif
 #ifdef BENCH_HAVE_METRICS
 extern const bench_adapter bench_adapter_sluice_collector;
@@ -25,6 +25,7 @@ const bench_adapter *const bench_adapters[] = {
     &bench_adapter_sluice_notiming,
     &bench_adapter_sluice_sample64,
     &bench_adapter_sluice_reject,
+    &bench_adapter_sluice_batch,
 #endif
 #ifdef BENCH_HAVE_METRICS
     &bench_adapter_sluice_collector,

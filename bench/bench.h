@@ -31,6 +31,7 @@ enum {
     BENCH_F_BURST_ONLY = 1u << 4,   /* a Sluice overflow variant: only in the burst workload */
     BENCH_F_MAIN = 1u << 5,         /* the Sluice row every ratio is taken against */
     BENCH_F_SELFTEST = 1u << 6,     /* deliberately broken: only when named with --impl */
+    BENCH_F_NOOP_ONLY = 1u << 7,    /* a Sluice variant shown in the no-op workloads only */
 };
 
 /* How a workload wants the pool built. */

@@ -323,7 +323,7 @@ static bool takes_burst(const bench_adapter *a)
 
 static bool takes_metrics(const bench_adapter *a)
 {
-    return (a->flags & BENCH_F_SLUICE) && !(a->flags & BENCH_F_BURST_ONLY);
+    return (a->flags & BENCH_F_SLUICE) && !(a->flags & (BENCH_F_BURST_ONLY | BENCH_F_NOOP_ONLY));
 }
 
 /* ---- the workloads ----------------------------------------------------- */
