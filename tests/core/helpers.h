@@ -27,6 +27,13 @@
 #ifndef SLUICE_TESTS_CORE_HELPERS_H
 #define SLUICE_TESTS_CORE_HELPERS_H
 
+/* 1 in a ThreadSanitizer build (CMake defines SLUICE_SANITIZER=2). */
+#if defined(SLUICE_SANITIZER) && SLUICE_SANITIZER == 2
+#define SLUICE_TEST_TSAN 1
+#else
+#define SLUICE_TEST_TSAN 0
+#endif
+
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>

@@ -32,7 +32,11 @@ static int task_mixed(void *arg)
     uint64_t n = atomic_fetch_add(&sh->entered, 1);
     sluice_cleanup_push(cleanup_count, sh);
     sluice_cleanup_push(cleanup_count, sh);
-    if (n % 997 == 500) {
+    /* ThreadSanitizer cannot follow a siglongjmp out of a signal handler
+     * (its shadow state for the thread is left inside the handler and the
+     * next event crashes it), so under TSan the faults are left out; the
+     * plain and ASan runs cover them. */
+    if (n % 997 == 500 && !SLUICE_TEST_TSAN) {
         atomic_fetch_add(&sh->fault, 1);
         return deref_null();
     }

@@ -474,6 +474,12 @@ static int task_check_mask(void *arg)
 
 static void test_fault_recover(void **state)
 {
+    if (SLUICE_TEST_TSAN) {
+        /* ThreadSanitizer cannot follow a siglongjmp out of a signal
+         * handler: its per-thread state stays "in the handler" and the next
+         * event crashes it. RECOVER is covered by the plain and ASan runs. */
+        skip();
+    }
     (void)state;
     tally *t = tally_new();
     sluice_pool_config cfg;
