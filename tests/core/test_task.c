@@ -575,6 +575,93 @@ static void test_fault_reraise_kills_process(void **state)
     assert_int_equal(WTERMSIG(status), SIGSEGV);
 }
 
+/* Runs `child` in a forked process; returns its wait status. */
+static int run_in_child(void (*child)(void))
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        child();
+        _exit(4);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+/* The guard catches faults only on a guarded worker inside a task: a fault
+ * on another thread takes the default action (the process dies). */
+static void child_fault_on_main_thread(void)
+{
+    /* cmocka catches SIGSEGV in the test process; a service would not. */
+    signal(SIGSEGV, SIG_DFL);
+    tally *t = tally_new();
+    sluice_pool_config cfg;
+    base_config(&cfg, "guard-main", 1, 4, t);
+    cfg.fault_mode = SLUICE_FAULT_RECOVER;
+    sluice_pool *p = NULL;
+    if (sluice_pool_create(&cfg, &p, NULL, 0) != SLUICE_OK) {
+        _exit(3);
+    }
+    (void)deref_null();
+    _exit(5); /* survived: the guard swallowed a fault it does not own */
+}
+
+static void test_fault_outside_worker_not_swallowed(void **state)
+{
+    (void)state;
+    int status = run_in_child(child_fault_on_main_thread);
+    if (WIFEXITED(status) && under_sanitizer() && WEXITSTATUS(status) != 5 && WEXITSTATUS(status) != 0) {
+        return; /* the sanitizer's own SIGSEGV report ended it: not swallowed */
+    }
+    if (!WIFSIGNALED(status)) {
+        fail_msg("child exited with %d instead of dying by SIGSEGV", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+    assert_int_equal(WTERMSIG(status), SIGSEGV);
+}
+
+/* A SIGSEGV handler installed before the guard still gets the faults that
+ * are not the guard's (chaining). */
+static void user_segv_handler(int sig)
+{
+    (void)sig;
+    _exit(42);
+}
+
+static void child_fault_chains_to_user_handler(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = user_segv_handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, NULL);
+    tally *t = tally_new();
+    sluice_pool_config cfg;
+    base_config(&cfg, "guard-chain", 1, 4, t);
+    cfg.fault_mode = SLUICE_FAULT_RECOVER;
+    sluice_pool *p = NULL;
+    if (sluice_pool_create(&cfg, &p, NULL, 0) != SLUICE_OK) {
+        _exit(3);
+    }
+    (void)deref_null();
+    _exit(5);
+}
+
+static void test_fault_chains_to_previous_handler(void **state)
+{
+    (void)state;
+    if (under_sanitizer()) {
+        skip(); /* the sanitizer runtime owns SIGSEGV handling on non-worker threads */
+    }
+    int status = run_in_child(child_fault_chains_to_user_handler);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 42) {
+        fail_msg("the previous SIGSEGV handler was not called (status 0x%x)", (unsigned)status);
+    }
+}
+
 /* Without the guard, nothing is installed for a pool with FAULT_OFF; a
  * later guarded pool installs it once. (Order-dependent: runs first.) */
 static void test_fault_off_installs_nothing(void **state)
@@ -604,6 +691,8 @@ int main(void)
         cmocka_unit_test(test_panics_in_every_worker),
         cmocka_unit_test(test_fault_reraise_kills_process),
         cmocka_unit_test(test_fault_recover),
+        cmocka_unit_test(test_fault_outside_worker_not_swallowed),
+        cmocka_unit_test(test_fault_chains_to_previous_handler),
     };
     return cmocka_run_group_tests_name("core_task", tests, NULL, NULL);
 }
