@@ -50,6 +50,14 @@ SLUICE_API bool sluice_task_should_stop(void);
 SLUICE_API _Noreturn void sluice_panic(const char *fmt, ...) SLUICE_PRINTF(1, 2);
 
 /*
+ * sluice_task_panic_message - inside a cleanup handler that runs because
+ * the task panicked (sluice_panic, or a fault caught in RECOVER mode): the
+ * panic's message. NULL otherwise (outside a task, or a cleanup popped with
+ * run = true during normal execution). Valid until the handler returns.
+ */
+SLUICE_API const char *sluice_task_panic_message(void);
+
+/*
  * Cleanup handlers, pthread_cleanup_push-style: pushed by a task, popped by
  * it; on sluice_panic (or a recovered fault) the handlers still pushed run,
  * innermost first, before the panic handler. At most

@@ -197,6 +197,7 @@ typedef struct sluice__frame {
         void *arg;
     } cleanup[SLUICE_CLEANUP_MAX];
     int ncleanup;
+    bool panicking; /* set while cleanups run because of a panic or fault */
     int signo;
     int nframes;
     void *frames[SLUICE_BACKTRACE_MAX];

@@ -114,8 +114,16 @@ void sluice_cleanup_pop(bool run)
     }
 }
 
+const char *sluice_task_panic_message(void)
+{
+    sluice__frame *f = sluice__tls_frame;
+    return f && f->panicking ? f->message : NULL;
+}
+
+/* Runs the still-pushed cleanup handlers of a panicking task. */
 static void run_cleanups(sluice__frame *f)
 {
+    f->panicking = true;
     while (f->ncleanup > 0) {
         f->ncleanup--;
         f->cleanup[f->ncleanup].fn(f->cleanup[f->ncleanup].arg);

@@ -370,6 +370,7 @@ void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
     frame.worker = w;
     frame.task = t;
     frame.ncleanup = 0;
+    frame.panicking = false;
     frame.signo = 0;
     frame.nframes = 0;
     sluice__frame *outer = sluice__tls_frame; /* a CALLER_RUNS task inside a task */

@@ -59,7 +59,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/internal.h" /* sluice__tls_frame: the panic message of the running task */
 #include "sluice/group.h"
 #include "sluice/task.h"
 #include "sync/sync_internal.h"
@@ -224,7 +223,10 @@ static void on_panic(void *arg)
 {
     guard *gd = arg;
     tls_group = gd->saved_tls;
-    const char *msg = sluice__tls_frame ? sluice__tls_frame->message : "";
+    const char *msg = sluice_task_panic_message();
+    if (!msg) {
+        msg = "";
+    }
     finish(gd->g, 0, true, false, msg);
     if (gd->escape) {
         siglongjmp(*gd->escape, 1); /* back to help_one; the waiting task goes on */
