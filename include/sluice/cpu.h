@@ -18,11 +18,11 @@ SLUICE_API unsigned sluice_cpu_count(void);
 
 /* sluice_cpu_count_detail - the same, with where each limit came from. */
 typedef struct sluice_cpu_limits {
-    unsigned online;        /* sysconf(_SC_NPROCESSORS_ONLN) */
-    unsigned affinity;      /* CPUs in the affinity mask (0: unknown) */
-    double cgroup_quota;    /* quota/period in CPUs; 0 when no quota */
-    int cgroup_version;     /* 1, 2, or 0 when no cgroup limit was found */
-    unsigned effective;     /* what sluice_cpu_count returns */
+    unsigned online;     /* sysconf(_SC_NPROCESSORS_ONLN) */
+    unsigned affinity;   /* CPUs in the affinity mask (0: unknown) */
+    double cgroup_quota; /* quota/period in CPUs; 0 when no quota */
+    int cgroup_version;  /* 1, 2, or 0 when no cgroup limit was found */
+    unsigned effective;  /* what sluice_cpu_count returns */
 } sluice_cpu_limits;
 
 SLUICE_API void sluice_cpu_limits_get(sluice_cpu_limits *out);

@@ -97,7 +97,8 @@ SLUICE_API const sluice_clock *sluice_ctx_clock(const sluice_ctx *ctx);
  *   id_out: optional; an id for sluice_ctx_remove_cancel.
  * Returns: SLUICE_OK, SLUICE_EINVAL, SLUICE_ENOMEM.
  */
-SLUICE_API sluice_err sluice_ctx_on_cancel(sluice_ctx *ctx, sluice_ctx_cancel_fn fn, void *arg, uint64_t *id_out);
+SLUICE_API sluice_err sluice_ctx_on_cancel(sluice_ctx *ctx, sluice_ctx_cancel_fn fn, void *arg,
+                                           uint64_t *id_out);
 
 /*
  * sluice_ctx_remove_cancel - unregister a callback. Returns true if it was

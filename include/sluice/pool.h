@@ -67,9 +67,9 @@ typedef enum sluice_fault_mode {
 typedef struct sluice_abandoned {
     sluice_task_fn fn;
     void *arg;
-    const char *label;           /* as given at submit, or NULL */
-    uint64_t deadline_ns;        /* 0 if none */
-    sluice_ctx *ctx;             /* as given at submit, or NULL (still retained during the call) */
+    const char *label;    /* as given at submit, or NULL */
+    uint64_t deadline_ns; /* 0 if none */
+    sluice_ctx *ctx;      /* as given at submit, or NULL (still retained during the call) */
     sluice_abandon_reason reason;
 } sluice_abandoned;
 
@@ -78,13 +78,13 @@ typedef struct sluice_abandoned {
 /* What the panic handler is told. Valid only during the call. */
 typedef struct sluice_panic_info {
     const char *pool_name;
-    unsigned worker_index;   /* the worker's number in its name, "name/3" */
-    const char *message;     /* sluice_panic's formatted message, or the signal's description */
-    int signal;              /* 0 for sluice_panic; the signal number for a caught fault */
-    const char *task_label;  /* the task's label, or NULL */
-    void *const *frames;     /* raw return addresses, innermost first */
+    unsigned worker_index;  /* the worker's number in its name, "name/3" */
+    const char *message;    /* sluice_panic's formatted message, or the signal's description */
+    int signal;             /* 0 for sluice_panic; the signal number for a caught fault */
+    const char *task_label; /* the task's label, or NULL */
+    void *const *frames;    /* raw return addresses, innermost first */
     int frame_count;
-    bool caller_thread;      /* true when the task ran on a submitter (CALLER_RUNS) */
+    bool caller_thread; /* true when the task ran on a submitter (CALLER_RUNS) */
 } sluice_panic_info;
 
 /*
@@ -99,11 +99,13 @@ SLUICE_API size_t sluice_backtrace_format(void *const *frames, int frame_count, 
  * the thread where they happen; never one per task. */
 typedef enum sluice_event_kind {
     SLUICE_EVENT_WORKER_START = 1, /* a worker thread started (worker_index) */
-    SLUICE_EVENT_WORKER_EXIT,      /* a worker exited; reason in `detail`: "expired", "retired", "fault", "init-failed", "shutdown" */
+    SLUICE_EVENT_WORKER_EXIT,      /* a worker exited; reason in `detail`: "expired", "retired", "fault",
+                                      "init-failed", "shutdown" */
     SLUICE_EVENT_RESIZE,           /* K changed from old_value to new_value */
     SLUICE_EVENT_DRAIN_START,      /* drain began; new_value = queued tasks, old_value = running */
     SLUICE_EVENT_DRAIN_END,        /* drain ended; `drain` holds the report */
-    SLUICE_EVENT_SUBMIT_REFUSED,   /* a submit was refused with `err` (overflow path only; rate-limit in the sink) */
+    SLUICE_EVENT_SUBMIT_REFUSED,   /* a submit was refused with `err` (overflow path only; rate-limit in the
+                                      sink) */
 } sluice_event_kind;
 
 typedef struct sluice_drain_report sluice_drain_report;
@@ -289,9 +291,9 @@ SLUICE_API void sluice_pool_set_idle_expiry(sluice_pool *pool, uint64_t expiry_n
 
 /* The result of a drain. */
 struct sluice_drain_report {
-    uint64_t completed;       /* tasks that finished (any outcome) during the drain */
-    uint64_t still_running;   /* tasks still running at the deadline (they saw their stop flag) */
-    uint64_t handed_back;     /* queued tasks handed to the abandon handler at the deadline */
+    uint64_t completed;     /* tasks that finished (any outcome) during the drain */
+    uint64_t still_running; /* tasks still running at the deadline (they saw their stop flag) */
+    uint64_t handed_back;   /* queued tasks handed to the abandon handler at the deadline */
     uint64_t elapsed_ns;
     bool timed_out;
 };
@@ -332,33 +334,33 @@ SLUICE_API void sluice_pool_destroy(sluice_pool *pool);
  * counters are totals since create. */
 typedef struct sluice_pool_stats {
     /* gauges */
-    unsigned running;          /* tasks running now */
-    unsigned capacity;         /* K */
-    unsigned workers;          /* worker threads alive */
-    unsigned idle;             /* of those, parked waiting for work */
-    unsigned waiting;          /* submitters blocked for queue space */
+    unsigned running;  /* tasks running now */
+    unsigned capacity; /* K */
+    unsigned workers;  /* worker threads alive */
+    unsigned idle;     /* of those, parked waiting for work */
+    unsigned waiting;  /* submitters blocked for queue space */
     size_t queue_depth;
     size_t queue_capacity;
     bool draining;
     /* counters */
-    uint64_t submitted;        /* accepted (queued or run by the caller) */
-    uint64_t completed;        /* fn returned 0 */
-    uint64_t failed;           /* fn returned non-zero */
-    uint64_t panicked;         /* sluice_panic or a caught fault */
-    uint64_t rejected;         /* refused at submit: EFULL, ETIMEDOUT, EDEADLK */
-    uint64_t dropped;          /* evicted by DROP_OLDEST */
-    uint64_t shed;             /* deadline/context passed while queued */
-    uint64_t abandoned;        /* handed back at drain or destroy */
-    uint64_t caller_ran;       /* of submitted, how many ran on the submitter (CALLER_RUNS) */
-    uint64_t expired_workers;  /* idle workers that exited by expiry */
-    uint64_t retired_workers;  /* workers that exited by shrink or fault recovery */
-    uint64_t started_workers;  /* worker threads started in all */
+    uint64_t submitted;       /* accepted (queued or run by the caller) */
+    uint64_t completed;       /* fn returned 0 */
+    uint64_t failed;          /* fn returned non-zero */
+    uint64_t panicked;        /* sluice_panic or a caught fault */
+    uint64_t rejected;        /* refused at submit: EFULL, ETIMEDOUT, EDEADLK */
+    uint64_t dropped;         /* evicted by DROP_OLDEST */
+    uint64_t shed;            /* deadline/context passed while queued */
+    uint64_t abandoned;       /* handed back at drain or destroy */
+    uint64_t caller_ran;      /* of submitted, how many ran on the submitter (CALLER_RUNS) */
+    uint64_t expired_workers; /* idle workers that exited by expiry */
+    uint64_t retired_workers; /* workers that exited by shrink or fault recovery */
+    uint64_t started_workers; /* worker threads started in all */
     uint64_t resize_events;
-    uint64_t init_failures;    /* worker_init hooks that refused */
+    uint64_t init_failures; /* worker_init hooks that refused */
     /* high-water marks */
     unsigned workers_hwm;
     unsigned waiting_hwm;
-    size_t queue_depth_hwm;    /* sampled on the submit path; exact when the queue filled */
+    size_t queue_depth_hwm; /* sampled on the submit path; exact when the queue filled */
 } sluice_pool_stats;
 
 /*
@@ -372,16 +374,16 @@ SLUICE_API void sluice_pool_stats_get(sluice_pool *pool, sluice_pool_stats *out)
 
 /* Which histogram. */
 typedef enum sluice_hist_kind {
-    SLUICE_HIST_TASK = 0,  /* time running */
-    SLUICE_HIST_WAIT = 1,  /* time from submit to start */
+    SLUICE_HIST_TASK = 0, /* time running */
+    SLUICE_HIST_WAIT = 1, /* time from submit to start */
 } sluice_hist_kind;
 
 /* A histogram snapshot: cumulative is NOT applied: counts[i] is the count
  * of observations <= bounds[i] and > bounds[i-1]; counts[bucket_count] is
  * the overflow (+Inf) bucket. */
 typedef struct sluice_histogram {
-    size_t bucket_count;                       /* number of finite bounds */
-    double bounds[SLUICE_HIST_MAX_BUCKETS];    /* seconds */
+    size_t bucket_count;                    /* number of finite bounds */
+    double bounds[SLUICE_HIST_MAX_BUCKETS]; /* seconds */
     uint64_t counts[SLUICE_HIST_MAX_BUCKETS + 1];
     uint64_t count;
     double sum_seconds;
@@ -401,10 +403,10 @@ typedef enum sluice_worker_state {
 typedef struct sluice_worker_info {
     unsigned index;
     sluice_worker_status state;
-    uint64_t since_ns;       /* pool clock time the state began (0 if unknown: timing off) */
-    const char *task_label;  /* label of the running task, or NULL */
+    uint64_t since_ns;      /* pool clock time the state began (0 if unknown: timing off) */
+    const char *task_label; /* label of the running task, or NULL */
     uint64_t tasks_run;
-    pthread_t thread;        /* for sluice_thread_backtrace and friends */
+    pthread_t thread; /* for sluice_thread_backtrace and friends */
 } sluice_worker_info;
 
 /*

@@ -106,7 +106,7 @@ typedef struct sluice__worker {
     unsigned index;
     pthread_t thread;
     /* Guarded by pool->mu. */
-    bool occupied;     /* a live thread owns this slot */
+    bool occupied; /* a live thread owns this slot */
     bool init_ok;
     /* Written by the worker, read by stats/debug (relaxed). */
     _Atomic int state; /* sluice_worker_status */
@@ -141,13 +141,13 @@ struct sluice_pool {
     const sluice__queue_ops *qops;
 
     /* Hot, read by producers on every submit: kept on their own line. */
-    SLUICE__ALIGNED _Atomic unsigned idle;    /* workers parked or about to park (seq_cst, see worker.c) */
-    _Atomic unsigned alive;                   /* workers that may take tasks */
-    _Atomic unsigned capacity;                /* K */
-    _Atomic unsigned waiting;                 /* submitters blocked for space (seq_cst) */
+    SLUICE__ALIGNED _Atomic unsigned idle; /* workers parked or about to park (seq_cst, see worker.c) */
+    _Atomic unsigned alive;                /* workers that may take tasks */
+    _Atomic unsigned capacity;             /* K */
+    _Atomic unsigned waiting;              /* submitters blocked for space (seq_cst) */
     _Atomic bool closed;
-    _Atomic bool stop;                        /* running tasks are asked to stop */
-    _Atomic unsigned timing_every;            /* 0 = timing off */
+    _Atomic bool stop;             /* running tasks are asked to stop */
+    _Atomic unsigned timing_every; /* 0 = timing off */
     _Atomic uint64_t submit_timeout_ns;
     _Atomic uint64_t idle_expiry_ns;
 
@@ -168,11 +168,11 @@ struct sluice_pool {
 
     /* Guarded by mu. */
     SLUICE__ALIGNED pthread_mutex_t mu;
-    pthread_cond_t cv_space;  /* submitters waiting for queue space */
-    pthread_cond_t cv_state;  /* drain/destroy/prewarm waiting on workers */
-    sluice__worker **slots;   /* never shrinks; slots outlive their threads */
+    pthread_cond_t cv_space; /* submitters waiting for queue space */
+    pthread_cond_t cv_state; /* drain/destroy/prewarm waiting on workers */
+    sluice__worker **slots;  /* never shrinks; slots outlive their threads */
     unsigned nslots;
-    pthread_t *zombies;       /* exited workers not yet joined */
+    pthread_t *zombies; /* exited workers not yet joined */
     unsigned nzombies, zombies_cap;
     unsigned prewarm_pending; /* workers whose init has not reported */
     bool draining;            /* a drain is in progress */
@@ -260,20 +260,23 @@ static inline uint64_t sluice__timing_now(const struct sluice_pool *p)
 /* Waits on cv until woken or until `deadline_ns` on the pool clock (0 =
  * no limit). With a non-system clock it waits at most
  * SLUICE_CLOCK_POLL_NS of real time, so callers must loop and re-check. */
-void sluice__cond_wait_until(struct sluice_pool *p, pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline_ns);
+void sluice__cond_wait_until(struct sluice_pool *p, pthread_cond_t *cv, pthread_mutex_t *mu,
+                             uint64_t deadline_ns);
 
 /* Raise a monotonic maximum. */
 static inline void sluice__max_u(_Atomic unsigned *a, unsigned v)
 {
     unsigned cur = atomic_load_explicit(a, memory_order_relaxed);
-    while (v > cur && !atomic_compare_exchange_weak_explicit(a, &cur, v, memory_order_relaxed, memory_order_relaxed)) {
+    while (v > cur &&
+           !atomic_compare_exchange_weak_explicit(a, &cur, v, memory_order_relaxed, memory_order_relaxed)) {
     }
 }
 
 static inline void sluice__max_z(_Atomic size_t *a, size_t v)
 {
     size_t cur = atomic_load_explicit(a, memory_order_relaxed);
-    while (v > cur && !atomic_compare_exchange_weak_explicit(a, &cur, v, memory_order_relaxed, memory_order_relaxed)) {
+    while (v > cur &&
+           !atomic_compare_exchange_weak_explicit(a, &cur, v, memory_order_relaxed, memory_order_relaxed)) {
     }
 }
 

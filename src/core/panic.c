@@ -186,7 +186,8 @@ size_t sluice_backtrace_format(void *const *frames, int frame_count, char *buf, 
         char line[256];
         int n;
         if (sym) {
-            n = snprintf(line, sizeof line, "#%d %p %s+0x%lx (%s)\n", i, frames[i], sym, (unsigned long)off, obj);
+            n = snprintf(line, sizeof line, "#%d %p %s+0x%lx (%s)\n", i, frames[i], sym, (unsigned long)off,
+                         obj);
         } else {
             /* Hidden or static symbol: module+offset, which addr2line -e
              * <module> resolves. */

@@ -170,11 +170,13 @@ static sluice_err validate(const sluice_pool_config *cfg, char *errbuf, size_t e
     for (size_t i = 0; i < cfg->histogram_bucket_count; i++) {
         double b = cfg->histogram_buckets[i];
         if (!(b > 0) || b > 1e9) {
-            return fail(errbuf, errlen, "histogram_buckets[%zu]: must be > 0 seconds and finite, got %g", i, b);
+            return fail(errbuf, errlen, "histogram_buckets[%zu]: must be > 0 seconds and finite, got %g", i,
+                        b);
         }
         if (i > 0 && !(b > cfg->histogram_buckets[i - 1])) {
-            return fail(errbuf, errlen, "histogram_buckets[%zu]: must be greater than the previous bound (%g), got %g",
-                        i, cfg->histogram_buckets[i - 1], b);
+            return fail(errbuf, errlen,
+                        "histogram_buckets[%zu]: must be greater than the previous bound (%g), got %g", i,
+                        cfg->histogram_buckets[i - 1], b);
         }
     }
     if (cfg->clock && !cfg->clock->now_ns) {
@@ -227,8 +229,8 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     if (err) {
         return err;
     }
-    sluice_pool *p = aligned_alloc(SLUICE__CACHELINE, (sizeof *p + SLUICE__CACHELINE - 1) / SLUICE__CACHELINE *
-                                                          SLUICE__CACHELINE);
+    sluice_pool *p = aligned_alloc(SLUICE__CACHELINE, (sizeof *p + SLUICE__CACHELINE - 1) /
+                                                          SLUICE__CACHELINE * SLUICE__CACHELINE);
     if (!p) {
         return SLUICE_ENOMEM;
     }
@@ -606,7 +608,8 @@ sluice_err sluice_pool_submit(sluice_pool *pool, sluice_task_fn fn, void *arg)
     return submit_one(pool, fn, arg, NULL, MODE_BLOCK, true);
 }
 
-sluice_err sluice_pool_submit_ex(sluice_pool *pool, sluice_task_fn fn, void *arg, const sluice_submit_opts *opts)
+sluice_err sluice_pool_submit_ex(sluice_pool *pool, sluice_task_fn fn, void *arg,
+                                 const sluice_submit_opts *opts)
 {
     return submit_one(pool, fn, arg, opts, MODE_BLOCK, true);
 }
@@ -616,8 +619,8 @@ sluice_err sluice_pool_try_submit(sluice_pool *pool, sluice_task_fn fn, void *ar
     return submit_one(pool, fn, arg, NULL, MODE_TRY, true);
 }
 
-sluice_err sluice_pool_submit_batch(sluice_pool *pool, const sluice_task_spec *tasks, size_t n, bool nonblocking,
-                                    size_t *accepted)
+sluice_err sluice_pool_submit_batch(sluice_pool *pool, const sluice_task_spec *tasks, size_t n,
+                                    bool nonblocking, size_t *accepted)
 {
     if (accepted) {
         *accepted = 0;
@@ -818,7 +821,8 @@ void sluice_pool_histogram_get(sluice_pool *p, sluice_hist_kind kind, sluice_his
         hist_add(out, kind == SLUICE_HIST_TASK ? &s->task_hist : &s->wait_hist, p->nbounds);
     }
     pthread_mutex_unlock(&p->mu);
-    hist_add(out, kind == SLUICE_HIST_TASK ? &p->caller_shard.task_hist : &p->caller_shard.wait_hist, p->nbounds);
+    hist_add(out, kind == SLUICE_HIST_TASK ? &p->caller_shard.task_hist : &p->caller_shard.wait_hist,
+             p->nbounds);
     /* Counts read while tasks run may lag `count` by a few; make the
      * snapshot self-consistent for exposition (sum of buckets == count). */
     uint64_t total = 0;
@@ -867,7 +871,8 @@ void sluice_pool_config_get(const sluice_pool *p, sluice_pool_config *out)
     }
     *out = p->cfg;
     out->workers = atomic_load_explicit(&((sluice_pool *)p)->capacity, memory_order_relaxed);
-    out->submit_timeout_ns = atomic_load_explicit(&((sluice_pool *)p)->submit_timeout_ns, memory_order_relaxed);
+    out->submit_timeout_ns =
+        atomic_load_explicit(&((sluice_pool *)p)->submit_timeout_ns, memory_order_relaxed);
     out->idle_expiry_ns = atomic_load_explicit(&((sluice_pool *)p)->idle_expiry_ns, memory_order_relaxed);
     unsigned every = atomic_load_explicit(&((sluice_pool *)p)->timing_every, memory_order_relaxed);
     out->timing_disabled = every == 0;
@@ -953,8 +958,8 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
     rep.completed = finished_locked(p) - finished_before;
     pthread_mutex_unlock(&p->mu);
     rep.elapsed_ns = sluice__now(p) - t0;
-    sluice__emit(p, SLUICE_EVENT_DRAIN_END, UINT32_MAX, 0, 0, rep.timed_out ? SLUICE_ETIMEDOUT : SLUICE_OK, NULL,
-                 &rep);
+    sluice__emit(p, SLUICE_EVENT_DRAIN_END, UINT32_MAX, 0, 0, rep.timed_out ? SLUICE_ETIMEDOUT : SLUICE_OK,
+                 NULL, &rep);
     if (report) {
         *report = rep;
     }

@@ -51,9 +51,9 @@ typedef struct ring_slot {
 typedef struct ring {
     SLUICE__ALIGNED _Atomic uint64_t tail; /* pushes claimed | TAIL_CLOSED */
     SLUICE__ALIGNED _Atomic uint64_t head; /* pops claimed */
-    SLUICE__ALIGNED uint64_t cap; /* slots in the ring: max(limit, 2) */
-    uint64_t limit;               /* the queue capacity the pool promised */
-    uint64_t mask; /* cap - 1 when cap is a power of two, else 0 */
+    SLUICE__ALIGNED uint64_t cap;          /* slots in the ring: max(limit, 2) */
+    uint64_t limit;                        /* the queue capacity the pool promised */
+    uint64_t mask;                         /* cap - 1 when cap is a power of two, else 0 */
     ring_slot *slots;
 } ring;
 

@@ -67,7 +67,8 @@ static void *worker_main(void *arg);
 
 /* ---- timed waits on the pool clock -------------------------------------- */
 
-void sluice__cond_wait_until(struct sluice_pool *p, pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t deadline_ns)
+void sluice__cond_wait_until(struct sluice_pool *p, pthread_cond_t *cv, pthread_mutex_t *mu,
+                             uint64_t deadline_ns)
 {
     if (deadline_ns == 0 && p->system_clock) {
         pthread_cond_wait(cv, mu);
@@ -211,8 +212,8 @@ sluice_err sluice__spawn_locked(struct sluice_pool *p)
             return SLUICE_ENOMEM;
         }
         p->slots = grown;
-        w = aligned_alloc(SLUICE__CACHELINE, (sizeof *w + SLUICE__CACHELINE - 1) / SLUICE__CACHELINE *
-                                                 SLUICE__CACHELINE);
+        w = aligned_alloc(SLUICE__CACHELINE,
+                          (sizeof *w + SLUICE__CACHELINE - 1) / SLUICE__CACHELINE * SLUICE__CACHELINE);
         if (!w) {
             return SLUICE_ENOMEM;
         }
@@ -645,8 +646,10 @@ out:
     /* A worker retired by a fault is replaced at once when work waits
      * (or min_workers needs it), so the pool keeps its capacity. */
     if (replace && !p->destroying && !atomic_load_explicit(&p->closed, memory_order_relaxed) &&
-        (p->qops->pending(p->q) || atomic_load_explicit(&p->alive, memory_order_relaxed) < p->cfg.min_workers) &&
-        atomic_load_explicit(&p->alive, memory_order_relaxed) < atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
+        (p->qops->pending(p->q) ||
+         atomic_load_explicit(&p->alive, memory_order_relaxed) < p->cfg.min_workers) &&
+        atomic_load_explicit(&p->alive, memory_order_relaxed) <
+            atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
         sluice__spawn_locked(p);
     }
     pthread_mutex_unlock(&p->mu);

@@ -177,7 +177,8 @@ static void test_v2_garbage_ignored(void **state)
 static void test_v1_cpu_cpuacct(void **state)
 {
     (void)state;
-    put("/proc/self/cgroup", "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n");
+    put("/proc/self/cgroup",
+        "12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n1:name=systemd:/docker/abc\n");
     put("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "300000\n");
     put("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n");
     expect(3.0, 1, 3);
@@ -256,20 +257,13 @@ static void test_real_system(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_no_cgroup_file),
-        T(test_v2_fractional_quota_rounds_up),
-        T(test_v2_max_is_no_limit),
-        T(test_v2_ancestor_limit_applies),
-        T(test_v2_smallest_in_chain),
-        T(test_v2_namespaced_root),
-        T(test_v2_garbage_ignored),
-        T(test_v1_cpu_cpuacct),
-        T(test_v1_cpu_only_mount),
-        T(test_v1_unlimited),
-        T(test_v1_container_mount_root),
-        T(test_v1_cpuset_is_not_cpu),
-        T(test_quota_above_affinity),
-        cmocka_unit_test(test_real_system),
+        T(test_no_cgroup_file),          T(test_v2_fractional_quota_rounds_up),
+        T(test_v2_max_is_no_limit),      T(test_v2_ancestor_limit_applies),
+        T(test_v2_smallest_in_chain),    T(test_v2_namespaced_root),
+        T(test_v2_garbage_ignored),      T(test_v1_cpu_cpuacct),
+        T(test_v1_cpu_only_mount),       T(test_v1_unlimited),
+        T(test_v1_container_mount_root), T(test_v1_cpuset_is_not_cpu),
+        T(test_quota_above_affinity),    cmocka_unit_test(test_real_system),
     };
     return cmocka_run_group_tests_name("sys_cpu", tests, NULL, NULL);
 }
