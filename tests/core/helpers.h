@@ -74,7 +74,8 @@ static inline uint64_t real_now_ns(void)
 
 static inline struct timespec abs_real_ts(uint64_t ns)
 {
-    struct timespec ts = {.tv_sec = (time_t)(ns / SLUICE_NS_PER_SEC), .tv_nsec = (long)(ns % SLUICE_NS_PER_SEC)};
+    struct timespec ts = {.tv_sec = (time_t)(ns / SLUICE_NS_PER_SEC),
+                          .tv_nsec = (long)(ns % SLUICE_NS_PER_SEC)};
     return ts;
 }
 
@@ -110,33 +111,33 @@ static inline bool under_sanitizer(void)
  * WAIT_FOR(cond, what) - poll `cond` until it is true; fail the test
  * (main thread only) when SAFETY_NS of real time pass first.
  */
-#define WAIT_FOR(cond, ...)                                                                                     \
-    do {                                                                                                        \
-        uint64_t wait_for_limit_ = real_now_ns() + SAFETY_NS;                                                   \
-        while (!(cond)) {                                                                                       \
-            if (real_now_ns() > wait_for_limit_) {                                                              \
-                print_error("WAIT_FOR timed out: %s (", #cond);                                                 \
-                print_error(__VA_ARGS__);                                                                       \
-                print_error(")\n");                                                                             \
-                fail_msg("timed out waiting at %s:%d", __FILE__, __LINE__);                                     \
-            }                                                                                                   \
-            poll_pause();                                                                                       \
-        }                                                                                                       \
+#define WAIT_FOR(cond, ...)                                                                                  \
+    do {                                                                                                     \
+        uint64_t wait_for_limit_ = real_now_ns() + SAFETY_NS;                                                \
+        while (!(cond)) {                                                                                    \
+            if (real_now_ns() > wait_for_limit_) {                                                           \
+                print_error("WAIT_FOR timed out: %s (", #cond);                                              \
+                print_error(__VA_ARGS__);                                                                    \
+                print_error(")\n");                                                                          \
+                fail_msg("timed out waiting at %s:%d", __FILE__, __LINE__);                                  \
+            }                                                                                                \
+            poll_pause();                                                                                    \
+        }                                                                                                    \
     } while (0)
 
 /* Same, for threads other than the main one: returns false on timeout. */
-#define WAIT_FOR_BG(cond)                                                                                       \
-    ({                                                                                                          \
-        uint64_t wait_for_limit_ = real_now_ns() + SAFETY_NS;                                                   \
-        bool wait_ok_ = true;                                                                                   \
-        while (!(cond)) {                                                                                       \
-            if (real_now_ns() > wait_for_limit_) {                                                              \
-                wait_ok_ = false;                                                                               \
-                break;                                                                                          \
-            }                                                                                                   \
-            poll_pause();                                                                                       \
-        }                                                                                                       \
-        wait_ok_;                                                                                               \
+#define WAIT_FOR_BG(cond)                                                                                    \
+    ({                                                                                                       \
+        uint64_t wait_for_limit_ = real_now_ns() + SAFETY_NS;                                                \
+        bool wait_ok_ = true;                                                                                \
+        while (!(cond)) {                                                                                    \
+            if (real_now_ns() > wait_for_limit_) {                                                           \
+                wait_ok_ = false;                                                                            \
+                break;                                                                                       \
+            }                                                                                                \
+            poll_pause();                                                                                    \
+        }                                                                                                    \
+        wait_ok_;                                                                                            \
     })
 
 /* ---- latch: wait for N count-downs -------------------------------------- */
@@ -197,12 +198,12 @@ static inline bool latch_wait_bg(latch *l)
     return ok;
 }
 
-#define LATCH_WAIT(l, what)                                                                                     \
-    do {                                                                                                        \
-        if (!latch_wait_bg(l)) {                                                                                \
-            fail_msg("latch never reached zero (%ld left): %s at %s:%d", latch_count(l), what, __FILE__,        \
-                     __LINE__);                                                                                 \
-        }                                                                                                       \
+#define LATCH_WAIT(l, what)                                                                                  \
+    do {                                                                                                     \
+        if (!latch_wait_bg(l)) {                                                                             \
+            fail_msg("latch never reached zero (%ld left): %s at %s:%d", latch_count(l), what, __FILE__,     \
+                     __LINE__);                                                                              \
+        }                                                                                                    \
     } while (0)
 
 /* ---- gate: hold tasks until the test opens it --------------------------- */
@@ -316,7 +317,7 @@ typedef struct panic_record {
 } panic_record;
 
 typedef struct tally {
-    _Atomic uint64_t ran;       /* task bodies entered */
+    _Atomic uint64_t ran;             /* task bodies entered */
     _Atomic uint64_t abandoned_by[5]; /* by sluice_abandon_reason */
     _Atomic uint64_t abandoned_total;
     _Atomic uint64_t abandon_bad; /* handler got something malformed */
@@ -331,7 +332,7 @@ typedef struct tally {
     /* WORKER_EXIT events by reason: expired, retired, fault, init-failed,
      * shutdown, other. */
     _Atomic uint64_t exits_by[6];
-    pthread_mutex_t mu;          /* guards records, abandoned_args */
+    pthread_mutex_t mu; /* guards records, abandoned_args */
     panic_record records[TALLY_MAX_PANICS];
     unsigned nrecords;
     /* The args of abandoned tasks, in order (first 256). */
@@ -412,8 +413,7 @@ static inline int tally_init_hook(void *user, unsigned worker_index, void **work
 {
     tally *t = user;
     atomic_fetch_add(&t->inits, 1);
-    if (atomic_load(&t->init_fail_every) ||
-        atomic_load(&t->init_fail_index) == (int)worker_index) {
+    if (atomic_load(&t->init_fail_every) || atomic_load(&t->init_fail_index) == (int)worker_index) {
         atomic_fetch_add(&t->init_refusals, 1);
         return -1;
     }
@@ -475,13 +475,13 @@ static inline void with_hooks(sluice_pool_config *cfg)
     cfg->worker_fini = tally_fini_hook;
 }
 
-#define CREATE_POOL(cfg, out)                                                                                   \
-    do {                                                                                                        \
-        char create_err_[256];                                                                                  \
-        sluice_err create_rc_ = sluice_pool_create((cfg), (out), create_err_, sizeof create_err_);             \
-        if (create_rc_ != SLUICE_OK) {                                                                          \
-            fail_msg("sluice_pool_create: %s: %s", sluice_err_name(create_rc_), create_err_);                   \
-        }                                                                                                       \
+#define CREATE_POOL(cfg, out)                                                                                \
+    do {                                                                                                     \
+        char create_err_[256];                                                                               \
+        sluice_err create_rc_ = sluice_pool_create((cfg), (out), create_err_, sizeof create_err_);           \
+        if (create_rc_ != SLUICE_OK) {                                                                       \
+            fail_msg("sluice_pool_create: %s: %s", sluice_err_name(create_rc_), create_err_);                \
+        }                                                                                                    \
     } while (0)
 
 static inline void stats_print(const char *what, const sluice_pool_stats *s)
@@ -520,19 +520,19 @@ static inline bool identity_holds(sluice_pool *p, sluice_pool_stats *s)
  * until it holds; if it never does, the stats are printed and the test
  * fails.
  */
-#define ASSERT_IDENTITY(pool)                                                                                   \
-    do {                                                                                                        \
-        sluice_pool_stats identity_s_;                                                                          \
-        uint64_t identity_limit_ = real_now_ns() + SAFETY_NS;                                                   \
-        while (!identity_holds((pool), &identity_s_)) {                                                         \
-            if (real_now_ns() > identity_limit_) {                                                              \
-                stats_print("identity broken", &identity_s_);                                                   \
-                fail_msg("accounting identity does not hold at %s:%d: submitted=%llu ended=%llu", __FILE__,    \
-                         __LINE__, (unsigned long long)identity_s_.submitted,                                   \
-                         (unsigned long long)stats_ended(&identity_s_));                                        \
-            }                                                                                                   \
-            poll_pause();                                                                                       \
-        }                                                                                                       \
+#define ASSERT_IDENTITY(pool)                                                                                \
+    do {                                                                                                     \
+        sluice_pool_stats identity_s_;                                                                       \
+        uint64_t identity_limit_ = real_now_ns() + SAFETY_NS;                                                \
+        while (!identity_holds((pool), &identity_s_)) {                                                      \
+            if (real_now_ns() > identity_limit_) {                                                           \
+                stats_print("identity broken", &identity_s_);                                                \
+                fail_msg("accounting identity does not hold at %s:%d: submitted=%llu ended=%llu", __FILE__,  \
+                         __LINE__, (unsigned long long)identity_s_.submitted,                                \
+                         (unsigned long long)stats_ended(&identity_s_));                                     \
+            }                                                                                                \
+            poll_pause();                                                                                    \
+        }                                                                                                    \
     } while (0)
 
 /* Stats now, asserting the identity only when the pool is quiescent. */
@@ -617,11 +617,11 @@ static inline int task_gate_hard(void *arg)
 }
 
 /* Runs a thread; fails the test if it cannot start. */
-#define START_THREAD(th, fn, arg)                                                                               \
-    do {                                                                                                        \
-        if (pthread_create((th), NULL, (fn), (arg)) != 0) {                                                     \
-            fail_msg("pthread_create failed at %s:%d", __FILE__, __LINE__);                                     \
-        }                                                                                                       \
+#define START_THREAD(th, fn, arg)                                                                            \
+    do {                                                                                                     \
+        if (pthread_create((th), NULL, (fn), (arg)) != 0) {                                                  \
+            fail_msg("pthread_create failed at %s:%d", __FILE__, __LINE__);                                  \
+        }                                                                                                    \
     } while (0)
 
 #endif /* SLUICE_TESTS_CORE_HELPERS_H */

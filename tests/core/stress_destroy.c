@@ -92,10 +92,12 @@ static void test_destroy_with_blocked_submitters(void **state)
         uint64_t accepted = k + cap + atomic_load(&rs->ok);
         assert_int_equal(atomic_load(&rs->ok) + atomic_load(&rs->closed), nsub);
         assert_int_equal(atomic_load(&rs->other), 0);
-        assert_int_equal(atomic_load(&t->abandoned_total), atomic_load(&t->abandoned_by[SLUICE_ABANDON_DESTROY]));
+        assert_int_equal(atomic_load(&t->abandoned_total),
+                         atomic_load(&t->abandoned_by[SLUICE_ABANDON_DESTROY]));
         if (atomic_load(&rs->ran) + atomic_load(&t->abandoned_total) != accepted) {
-            fail_msg("round %u: accepted %llu, ran %llu, handed back %llu", round, (unsigned long long)accepted,
-                     (unsigned long long)atomic_load(&rs->ran), (unsigned long long)atomic_load(&t->abandoned_total));
+            fail_msg("round %u: accepted %llu, ran %llu, handed back %llu", round,
+                     (unsigned long long)accepted, (unsigned long long)atomic_load(&rs->ran),
+                     (unsigned long long)atomic_load(&t->abandoned_total));
         }
         if (!race_open) {
             assert_int_equal(atomic_load(&rs->closed), nsub);

@@ -40,7 +40,8 @@ static void *producer_main(void *arg)
             rc = sluice_pool_submit_batch(sh->p, specs, 4, false, &acc);
             atomic_fetch_add(&sh->accepted, acc);
         } else {
-            rc = i % 3 ? sluice_pool_submit(sh->p, task_work, sh) : sluice_pool_try_submit(sh->p, task_work, sh);
+            rc = i % 3 ? sluice_pool_submit(sh->p, task_work, sh)
+                       : sluice_pool_try_submit(sh->p, task_work, sh);
             if (rc == SLUICE_OK) {
                 atomic_fetch_add(&sh->accepted, 1);
             }

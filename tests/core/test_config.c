@@ -87,11 +87,26 @@ static const double buckets_dup[] = {0.1, 0.1};
 static double buckets_many[SLUICE_HIST_MAX_BUCKETS + 1];
 static sluice_clock clock_no_fn = {.now_ns = NULL, .clock_ctx = NULL};
 
-static void m_name_null(sluice_pool_config *c) { c->name = NULL; }
-static void m_name_empty(sluice_pool_config *c) { c->name = ""; }
-static void m_name_space(sluice_pool_config *c) { c->name = "has space"; }
-static void m_name_slash(sluice_pool_config *c) { c->name = "a/b"; }
-static void m_name_quote(sluice_pool_config *c) { c->name = "a\"b"; }
+static void m_name_null(sluice_pool_config *c)
+{
+    c->name = NULL;
+}
+static void m_name_empty(sluice_pool_config *c)
+{
+    c->name = "";
+}
+static void m_name_space(sluice_pool_config *c)
+{
+    c->name = "has space";
+}
+static void m_name_slash(sluice_pool_config *c)
+{
+    c->name = "a/b";
+}
+static void m_name_quote(sluice_pool_config *c)
+{
+    c->name = "a\"b";
+}
 static void m_name_long(sluice_pool_config *c)
 {
     static char longname[SLUICE_POOL_NAME_MAX + 2];
@@ -99,14 +114,38 @@ static void m_name_long(sluice_pool_config *c)
     longname[sizeof longname - 1] = '\0';
     c->name = longname;
 }
-static void m_workers_zero(sluice_pool_config *c) { c->workers = 0; }
-static void m_min_above(sluice_pool_config *c) { c->min_workers = c->workers + 1; }
-static void m_cap_zero(sluice_pool_config *c) { c->queue_capacity = 0; }
-static void m_cap_huge(sluice_pool_config *c) { c->queue_capacity = SIZE_MAX; }
-static void m_overflow_bad(sluice_pool_config *c) { c->overflow = (sluice_overflow)42; }
-static void m_overflow_neg(sluice_pool_config *c) { c->overflow = (sluice_overflow)-1; }
-static void m_fault_bad(sluice_pool_config *c) { c->fault_mode = (sluice_fault_mode)7; }
-static void m_stack_tiny(sluice_pool_config *c) { c->stack_size = 100; }
+static void m_workers_zero(sluice_pool_config *c)
+{
+    c->workers = 0;
+}
+static void m_min_above(sluice_pool_config *c)
+{
+    c->min_workers = c->workers + 1;
+}
+static void m_cap_zero(sluice_pool_config *c)
+{
+    c->queue_capacity = 0;
+}
+static void m_cap_huge(sluice_pool_config *c)
+{
+    c->queue_capacity = SIZE_MAX;
+}
+static void m_overflow_bad(sluice_pool_config *c)
+{
+    c->overflow = (sluice_overflow)42;
+}
+static void m_overflow_neg(sluice_pool_config *c)
+{
+    c->overflow = (sluice_overflow)-1;
+}
+static void m_fault_bad(sluice_pool_config *c)
+{
+    c->fault_mode = (sluice_fault_mode)7;
+}
+static void m_stack_tiny(sluice_pool_config *c)
+{
+    c->stack_size = 100;
+}
 static void m_buckets_unsorted(sluice_pool_config *c)
 {
     c->histogram_buckets = buckets_unsorted;
@@ -150,7 +189,10 @@ static void m_buckets_many(sluice_pool_config *c)
     c->histogram_buckets = buckets_many;
     c->histogram_bucket_count = SLUICE_HIST_MAX_BUCKETS + 1;
 }
-static void m_clock_no_fn(sluice_pool_config *c) { c->clock = &clock_no_fn; }
+static void m_clock_no_fn(sluice_pool_config *c)
+{
+    c->clock = &clock_no_fn;
+}
 
 static const bad_case bad_cases[] = {
     {"name NULL", m_name_null, "name"},

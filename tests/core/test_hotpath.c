@@ -70,7 +70,8 @@ static void test_no_allocation_per_task(void **state)
     const unsigned n = 20000;
     sluice_submit_opts o = {.label = "hot", .deadline_ns = UINT64_MAX};
     for (unsigned i = 0; i < n; i++) {
-        sluice_err rc = i % 2 ? sluice_pool_submit(p, task_count, t) : sluice_pool_submit_ex(p, task_count, t, &o);
+        sluice_err rc =
+            i % 2 ? sluice_pool_submit(p, task_count, t) : sluice_pool_submit_ex(p, task_count, t, &o);
         assert_int_equal(rc, SLUICE_OK);
     }
     ASSERT_IDENTITY(p);

@@ -19,11 +19,11 @@ typedef struct watcher {
     _Atomic int max_seen;
     _Atomic uint64_t violations;
     _Atomic uint64_t started;
-    _Atomic int worst; /* largest running seen in a violation */
-    _Atomic int hard_limit;          /* storms: the largest K ever set */
+    _Atomic int worst;                /* largest running seen in a violation */
+    _Atomic int hard_limit;           /* storms: the largest K ever set */
     _Atomic uint64_t hard_violations; /* started with running > hard_limit */
-    gate *g;           /* optional: watched tasks wait here */
-    unsigned spin;     /* busy iterations per task */
+    gate *g;                          /* optional: watched tasks wait here */
+    unsigned spin;                    /* busy iterations per task */
 } watcher;
 
 static int task_watched(void *arg)
@@ -311,7 +311,8 @@ static void test_resize_storm(void **state)
     CREATE_POOL(&cfg, &p);
     watcher *w = watcher_new(4, NULL, 500);
     atomic_store(&w->hard_limit, 6);
-    storm s = {.p = p, .w = w, .per_producer = 3000 * stress_scale() / (under_sanitizer() ? 3 : 1), .seed = 7};
+    storm s = {
+        .p = p, .w = w, .per_producer = 3000 * stress_scale() / (under_sanitizer() ? 3 : 1), .seed = 7};
     pthread_t prod[3], rz;
     for (int i = 0; i < 3; i++) {
         START_THREAD(&prod[i], storm_producer, &s);
@@ -324,11 +325,12 @@ static void test_resize_storm(void **state)
     pthread_join(rz, NULL);
     ASSERT_IDENTITY(p);
     sluice_pool_stats st = stats_now(p);
-    print_message("storm: %llu resizes, %llu tasks, max running %d\n", (unsigned long long)atomic_load(&s.resizes),
-                  (unsigned long long)atomic_load(&s.accepted), atomic_load(&w->max_seen));
+    print_message("storm: %llu resizes, %llu tasks, max running %d\n",
+                  (unsigned long long)atomic_load(&s.resizes), (unsigned long long)atomic_load(&s.accepted),
+                  atomic_load(&w->max_seen));
     print_message("storm: %llu of %llu tasks entered after a shrink returned while >= K ran (worst %d)\n",
-                  (unsigned long long)atomic_load(&w->violations), (unsigned long long)atomic_load(&s.accepted),
-                  atomic_load(&w->worst));
+                  (unsigned long long)atomic_load(&w->violations),
+                  (unsigned long long)atomic_load(&s.accepted), atomic_load(&w->worst));
     if (atomic_load(&w->hard_violations) || atomic_load(&w->violations) >= 1000000) {
         stats_print("storm", &st);
         fail_msg("%llu tasks started with more than 6 (the largest K) running, or a resize failed",

@@ -710,9 +710,9 @@ typedef struct nested {
     sluice_pool *pool;
     tally *t;
     gate *g;
-    _Atomic int first;    /* result of the submit that fills the queue */
-    _Atomic int second;   /* result of the blocking submit into the full queue */
-    _Atomic int third;    /* try_submit into the full queue */
+    _Atomic int first;  /* result of the submit that fills the queue */
+    _Atomic int second; /* result of the blocking submit into the full queue */
+    _Atomic int third;  /* try_submit into the full queue */
     _Atomic int inline_ran;
     pthread_t worker_thread;
     pthread_t inline_thread;

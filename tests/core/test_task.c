@@ -47,7 +47,7 @@ static void test_deadline_shed(void **state)
         assert_int_equal(sluice_pool_submit_ex(p, task_count, t, &later), SLUICE_OK);
     }
     assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK); /* no deadline */
-    sluice_fake_clock_advance(&fc, 2 * SLUICE_NS_PER_SEC);               /* soon passed, later not */
+    sluice_fake_clock_advance(&fc, 2 * SLUICE_NS_PER_SEC);             /* soon passed, later not */
     gate_open(g);
     ASSERT_IDENTITY(p);
     sluice_pool_stats s = stats_now(p);
@@ -266,7 +266,8 @@ static char formatted_bt[8192];
 static size_t formatted_len;
 static void format_panic(const sluice_panic_info *info, void *user)
 {
-    formatted_len = sluice_backtrace_format(info->frames, info->frame_count, formatted_bt, sizeof formatted_bt);
+    formatted_len =
+        sluice_backtrace_format(info->frames, info->frame_count, formatted_bt, sizeof formatted_bt);
     tally_panic(info, user);
 }
 
@@ -570,7 +571,8 @@ static void test_fault_reraise_kills_process(void **state)
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     if (!WIFSIGNALED(status)) {
-        fail_msg("child was not killed by a signal (exit status %d)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        fail_msg("child was not killed by a signal (exit status %d)",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     }
     assert_int_equal(WTERMSIG(status), SIGSEGV);
 }
@@ -618,7 +620,8 @@ static void test_fault_outside_worker_not_swallowed(void **state)
         return; /* the sanitizer's own SIGSEGV report ended it: not swallowed */
     }
     if (!WIFSIGNALED(status)) {
-        fail_msg("child exited with %d instead of dying by SIGSEGV", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        fail_msg("child exited with %d instead of dying by SIGSEGV",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     }
     assert_int_equal(WTERMSIG(status), SIGSEGV);
 }
