@@ -193,6 +193,25 @@ static void test_v1_cpu_only_mount(void **state)
     expect(2.5, 1, 3);
 }
 
+/* A quarter of a CPU is still one. */
+static void test_v1_fraction_below_one(void **state)
+{
+    (void)state;
+    put("/proc/self/cgroup", "12:memory:/x\n4:cpu,cpuacct:/docker/abc\n");
+    put("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "25000\n");
+    put("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n");
+    expect(0.25, 1, 1);
+}
+
+/* Lines that are not "id:controllers:path" in /proc/self/cgroup are skipped. */
+static void test_cgroup_file_garbage_lines(void **state)
+{
+    (void)state;
+    put("/proc/self/cgroup", "nonsense\n\n::\n0::/g\n");
+    put("/sys/fs/cgroup/g/cpu.max", "200000 100000\n");
+    expect(2.0, 2, 2);
+}
+
 static void test_v1_unlimited(void **state)
 {
     (void)state;
@@ -257,13 +276,22 @@ static void test_real_system(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_no_cgroup_file),          T(test_v2_fractional_quota_rounds_up),
-        T(test_v2_max_is_no_limit),      T(test_v2_ancestor_limit_applies),
-        T(test_v2_smallest_in_chain),    T(test_v2_namespaced_root),
-        T(test_v2_garbage_ignored),      T(test_v1_cpu_cpuacct),
-        T(test_v1_cpu_only_mount),       T(test_v1_unlimited),
-        T(test_v1_container_mount_root), T(test_v1_cpuset_is_not_cpu),
-        T(test_quota_above_affinity),    cmocka_unit_test(test_real_system),
+        T(test_no_cgroup_file),
+        T(test_v2_fractional_quota_rounds_up),
+        T(test_v2_max_is_no_limit),
+        T(test_v2_ancestor_limit_applies),
+        T(test_v2_smallest_in_chain),
+        T(test_v2_namespaced_root),
+        T(test_v2_garbage_ignored),
+        T(test_v1_cpu_cpuacct),
+        T(test_v1_cpu_only_mount),
+        T(test_v1_fraction_below_one),
+        T(test_cgroup_file_garbage_lines),
+        T(test_v1_unlimited),
+        T(test_v1_container_mount_root),
+        T(test_v1_cpuset_is_not_cpu),
+        T(test_quota_above_affinity),
+        cmocka_unit_test(test_real_system),
     };
     return cmocka_run_group_tests_name("sys_cpu", tests, NULL, NULL);
 }
