@@ -352,7 +352,7 @@ static void print_json(const plan_in *in, const plan_out *o)
     ops_jw_int(&w, "downstream_limit", in->downstream_limit);
     ops_jw_num(&w, "headroom", in->headroom);
     ops_jw_str(&w, "kind",
-               ops_kind_name(in->kind == SLUICE_POOL_KIND_UNSET ? SLUICE_POOL_KIND_IO : in->kind));
+               sluice_pool_kind_name(in->kind == SLUICE_POOL_KIND_UNSET ? SLUICE_POOL_KIND_IO : in->kind));
     ops_jw_int(&w, "cpus", in->cpus);
     ops_jw_end_obj(&w);
     ops_jw_obj(&w, "littles_law");

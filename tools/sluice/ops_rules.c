@@ -196,7 +196,7 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
                            name, t->for_duration);
         else
             ops_buf_printf(desc, "Pool %s (overflow %s) lost more than %g%% of offered tasks for %s. ", name,
-                           ops_overflow_name(p->overflow), t->loss_ratio * 100, t->for_duration);
+                           sluice_overflow_name(p->overflow), t->loss_ratio * 100, t->for_duration);
         k_phrase(desc, p);
         ops_buf_put(desc, ".");
         break;

@@ -160,7 +160,7 @@ static void dropping(ops_buf *o, const facts *f)
     ops_buf_put(o, ", panel **Drop rate**: which kind? *rejected* (refused at submit: queue full or submit "
                    "timeout), *dropped* (oldest evicted), *shed* (deadline passed while queued).\n");
     ops_buf_printf(o, "2. The pool's overflow policy is `%s`, queue capacity %zu",
-                   ops_overflow_name(f->p->overflow), f->p->queue_capacity);
+                   sluice_overflow_name(f->p->overflow), f->p->queue_capacity);
     if (f->p->submit_timeout_ns)
         ops_buf_printf(o, ", submit timeout %s", ops_format_duration(f->p->submit_timeout_ns, d, sizeof d));
     ops_buf_put(o, ". Is PoolSaturated firing too? Then losses are the symptom; follow that entry.\n");
@@ -266,7 +266,7 @@ static void pool_facts(ops_buf *o, const facts *f)
     ops_buf_printf(o, "| K (workers) | %u |\n| why this K | ", p->workers);
     ops_md_text(o, f->rationale);
     ops_buf_printf(o, " |\n| kind | %s |\n| queue capacity | %zu |\n| overflow | %s |\n",
-                   ops_kind_name(p->kind), p->queue_capacity, ops_overflow_name(p->overflow));
+                   sluice_pool_kind_name(p->kind), p->queue_capacity, sluice_overflow_name(p->overflow));
     ops_buf_printf(o, "| submit timeout | %s |\n",
                    p->submit_timeout_ns ? ops_format_duration(p->submit_timeout_ns, d, sizeof d)
                                         : "none (waits)");

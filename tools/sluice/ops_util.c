@@ -312,35 +312,6 @@ uint64_t ops_pool_drain_ns(const sluice_config *cfg, const sluice_config_pool *p
     return p->drain_timeout_ns ? p->drain_timeout_ns : cfg->service.drain_budget_ns;
 }
 
-const char *ops_kind_name(sluice_pool_kind kind)
-{
-    switch (kind) {
-    case SLUICE_POOL_KIND_IO:
-        return "io";
-    case SLUICE_POOL_KIND_CPU:
-        return "cpu";
-    case SLUICE_POOL_KIND_MEMORY:
-        return "memory";
-    default:
-        return "unset";
-    }
-}
-
-const char *ops_overflow_name(sluice_overflow o)
-{
-    switch (o) {
-    case SLUICE_OVERFLOW_BLOCK:
-        return "block";
-    case SLUICE_OVERFLOW_REJECT:
-        return "reject";
-    case SLUICE_OVERFLOW_CALLER_RUNS:
-        return "caller_runs";
-    case SLUICE_OVERFLOW_DROP_OLDEST:
-        return "drop_oldest";
-    }
-    return "unknown";
-}
-
 const char *ops_fault_name(sluice_fault_mode m)
 {
     switch (m) {

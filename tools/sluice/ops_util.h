@@ -82,9 +82,9 @@ const sluice_config_pool **ops_sorted_pools(const sluice_config *cfg);
 /* The pool's drain timeout: its own, else the service budget. */
 uint64_t ops_pool_drain_ns(const sluice_config *cfg, const sluice_config_pool *p);
 
-/* Names of enum values as written in sluice.yaml. */
-const char *ops_kind_name(sluice_pool_kind kind);
-const char *ops_overflow_name(sluice_overflow o);
+/* The fault policy as written in sluice.yaml. Kinds and overflow policies
+ * have public names: sluice_pool_kind_name (sluice/config.h) and
+ * sluice_overflow_name (sluice/pool.h). */
 const char *ops_fault_name(sluice_fault_mode m);
 
 /*
