@@ -31,25 +31,25 @@ static void durations(void **state)
 {
     (void)state;
     char b[32];
-    assert_string_equal(ops_format_duration(0, b, sizeof b), "0s");
-    assert_string_equal(ops_format_duration(250000000ull, b, sizeof b), "250ms");
-    assert_string_equal(ops_format_duration(90ull * 1000000000ull, b, sizeof b), "90s");
-    assert_string_equal(ops_format_duration(3600ull * 1000000000ull, b, sizeof b), "1h");
-    assert_string_equal(ops_format_duration(1500ull, b, sizeof b), "1500ns");
+    assert_string_equal(sluice_config_format_duration(0, b, sizeof b), "0s");
+    assert_string_equal(sluice_config_format_duration(250000000ull, b, sizeof b), "250ms");
+    assert_string_equal(sluice_config_format_duration(90ull * 1000000000ull, b, sizeof b), "90s");
+    assert_string_equal(sluice_config_format_duration(3600ull * 1000000000ull, b, sizeof b), "1h");
+    assert_string_equal(sluice_config_format_duration(1500ull, b, sizeof b), "1500ns");
     assert_string_equal(ops_format_seconds(250000000ull, b, sizeof b), "0.25");
     assert_string_equal(ops_format_seconds(1000000000ull, b, sizeof b), "1");
     assert_string_equal(ops_format_seconds(100000ull, b, sizeof b), "0.0001");
     uint64_t ns = 0;
-    assert_int_equal(ops_parse_duration("1.5s", &ns), SLUICE_OK);
+    assert_int_equal(sluice_config_parse_duration("1.5s", &ns), SLUICE_OK);
     assert_true(ns == 1500000000ull);
-    assert_int_equal(ops_parse_duration("40ms", &ns), SLUICE_OK);
+    assert_int_equal(sluice_config_parse_duration("40ms", &ns), SLUICE_OK);
     assert_true(ns == 40000000ull);
-    assert_int_equal(ops_parse_duration("0", &ns), SLUICE_OK);
+    assert_int_equal(sluice_config_parse_duration("0", &ns), SLUICE_OK);
     assert_true(ns == 0);
-    assert_int_equal(ops_parse_duration("40", &ns), SLUICE_EINVAL);
-    assert_int_equal(ops_parse_duration("-1s", &ns), SLUICE_EINVAL);
-    assert_int_equal(ops_parse_duration("1x", &ns), SLUICE_EINVAL);
-    assert_int_equal(ops_parse_duration("", &ns), SLUICE_EINVAL);
+    assert_int_equal(sluice_config_parse_duration("40", &ns), SLUICE_EINVAL);
+    assert_int_equal(sluice_config_parse_duration("-1s", &ns), SLUICE_EINVAL);
+    assert_int_equal(sluice_config_parse_duration("1x", &ns), SLUICE_EINVAL);
+    assert_int_equal(sluice_config_parse_duration("", &ns), SLUICE_EINVAL);
 }
 
 static void quoting(void **state)

@@ -155,7 +155,8 @@ int sluice_cmd_lint(int argc, char **argv)
                 return OPS_EXIT_USAGE;
             break;
         case 'g':
-            if (ops_parse_duration(optarg, &opts.orchestrator_grace_ns) || opts.orchestrator_grace_ns == 0) {
+            if (sluice_config_parse_duration(optarg, &opts.orchestrator_grace_ns) ||
+                opts.orchestrator_grace_ns == 0) {
                 fprintf(stderr,
                         "sluice lint: --grace must be a duration above zero such as 45s, got \"%s\"\n",
                         optarg);

@@ -108,7 +108,7 @@ static int parse_uint(const char *flag, const char *v, unsigned *out)
 static int parse_dur(const char *flag, const char *v, double *out)
 {
     uint64_t ns;
-    if (ops_parse_duration(v, &ns) || ns == 0)
+    if (sluice_config_parse_duration(v, &ns) || ns == 0)
         return bad(flag, v, "a duration above zero such as 40ms, 1.5s");
     *out = (double)ns / 1e9;
     return 0;
@@ -143,7 +143,7 @@ static int parse_slo(const char *v, double *target, double *lat)
     *lat = 0;
     if (lt) {
         uint64_t ns;
-        if (ops_parse_duration(lt, &ns) || ns == 0)
+        if (sluice_config_parse_duration(lt, &ns) || ns == 0)
             return bad("--slo", v, "a latency above zero after '<', like '99.9%<500ms'");
         *lat = (double)ns / 1e9;
     }

@@ -162,8 +162,8 @@ static void sizing_table(const sluice_config *cfg, ops_buf *md)
         ops_buf_printf(md, " | %zu | %s | %s | ", p->queue_capacity, sluice_overflow_name(p->overflow),
                        sluice_pool_kind_name(p->kind));
         ops_md_text(md, p->downstream ? p->downstream : "-");
-        ops_buf_printf(md, " | %s | %s |\n", ops_format_duration(t.slow_task_p99_ns, d1, sizeof d1),
-                       ops_format_duration(t.submit_wait_p99_ns, d2, sizeof d2));
+        ops_buf_printf(md, " | %s | %s |\n", sluice_config_format_duration(t.slow_task_p99_ns, d1, sizeof d1),
+                       sluice_config_format_duration(t.submit_wait_p99_ns, d2, sizeof d2));
     }
     ops_buf_printf(md, "\nGenerated from the service's sluice.yaml by `sluice dashboard`; runbook: %s\n",
                    cfg->service.runbook_base_url ? cfg->service.runbook_base_url : OPS_DEFAULT_RUNBOOK);

@@ -151,8 +151,9 @@ static void check_service(const sluice_config *cfg, const ops_lint_opts *o, ops_
             "service: shutdown_grace %s + drain_budget %s is not below the orchestrator's grace period %s: "
             "the "
             "orchestrator kills the process before the drain can end",
-            ops_format_duration(s->shutdown_grace_ns, a, sizeof a),
-            ops_format_duration(s->drain_budget_ns, b, sizeof b), ops_format_duration(grace, c, sizeof c));
+            sluice_config_format_duration(s->shutdown_grace_ns, a, sizeof a),
+            sluice_config_format_duration(s->drain_budget_ns, b, sizeof b),
+            sluice_config_format_duration(grace, c, sizeof c));
     }
     for (size_t i = 0; i < cfg->downstream_count; i++) {
         const sluice_config_downstream *d = &cfg->downstreams[i];
@@ -210,15 +211,15 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
                 "pool %s: no drain_timeout and no service drain_budget: the drain waits without limit, and "
                 "the "
                 "orchestrator kills the process after %s",
-                n, ops_format_duration(grace, a, sizeof a));
+                n, sluice_config_format_duration(grace, a, sizeof a));
         else if (cfg->service.shutdown_grace_ns + p->drain_timeout_ns >= grace)
             add(out, n, "drain-vs-grace", kpos(p, SLUICE_PK_DRAIN_TIMEOUT),
                 "lower the pool's drain_timeout below orchestrator_grace minus shutdown_grace",
                 "pool %s: shutdown_grace %s + drain_timeout %s is not below the orchestrator's grace period "
                 "%s",
-                n, ops_format_duration(cfg->service.shutdown_grace_ns, a, sizeof a),
-                ops_format_duration(p->drain_timeout_ns, b, sizeof b),
-                ops_format_duration(grace, c, sizeof c));
+                n, sluice_config_format_duration(cfg->service.shutdown_grace_ns, a, sizeof a),
+                sluice_config_format_duration(p->drain_timeout_ns, b, sizeof b),
+                sluice_config_format_duration(grace, c, sizeof c));
     }
     if (p->caller_deadline_ns && p->overflow == SLUICE_OVERFLOW_BLOCK) {
         if (p->submit_timeout_ns == 0)
@@ -227,14 +228,14 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
                 "full "
                 "pool answers the caller while it can still do something",
                 "pool %s: blocking submit waits without limit, but its callers give up after %s", n,
-                ops_format_duration(p->caller_deadline_ns, a, sizeof a));
+                sluice_config_format_duration(p->caller_deadline_ns, a, sizeof a));
         else if (p->submit_timeout_ns >= p->caller_deadline_ns)
             add(out, n, "submit-timeout-vs-deadline", kpos(p, SLUICE_PK_SUBMIT_TIMEOUT),
                 "lower submit_timeout below caller_deadline (a quarter of it is a common start)",
                 "pool %s: submit_timeout %s is not shorter than the callers' deadline %s: callers time out "
                 "before the pool says no",
-                n, ops_format_duration(p->submit_timeout_ns, a, sizeof a),
-                ops_format_duration(p->caller_deadline_ns, b, sizeof b));
+                n, sluice_config_format_duration(p->submit_timeout_ns, a, sizeof a),
+                sluice_config_format_duration(p->caller_deadline_ns, b, sizeof b));
     }
     if (p->downstream) {
         const sluice_config_downstream *d = find_downstream(cfg, p->downstream);

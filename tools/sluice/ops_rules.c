@@ -202,7 +202,7 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         break;
     case OPS_ALERT_SLOW_TASKS:
         ops_buf_printf(sum, "Pool %s task p99 is {{ $value | humanizeDuration }} (threshold %s)", name,
-                       ops_format_duration(t->slow_task_p99_ns, d1, sizeof d1));
+                       sluice_config_format_duration(t->slow_task_p99_ns, d1, sizeof d1));
         ops_buf_printf(desc, "The p99 task duration of pool %s has been above %s for %s", name, d1,
                        t->for_duration);
         if (p->downstream)
@@ -213,7 +213,7 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         break;
     case OPS_ALERT_SUBMIT_WAIT:
         ops_buf_printf(sum, "Pool %s queue wait p99 is {{ $value | humanizeDuration }} (threshold %s)", name,
-                       ops_format_duration(t->submit_wait_p99_ns, d1, sizeof d1));
+                       sluice_config_format_duration(t->submit_wait_p99_ns, d1, sizeof d1));
         ops_buf_printf(desc,
                        "Tasks of pool %s have waited more than %s (p99) between submit and start for %s: "
                        "producers are backing up. ",

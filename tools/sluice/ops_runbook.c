@@ -162,7 +162,8 @@ static void dropping(ops_buf *o, const facts *f)
     ops_buf_printf(o, "2. The pool's overflow policy is `%s`, queue capacity %zu",
                    sluice_overflow_name(f->p->overflow), f->p->queue_capacity);
     if (f->p->submit_timeout_ns)
-        ops_buf_printf(o, ", submit timeout %s", ops_format_duration(f->p->submit_timeout_ns, d, sizeof d));
+        ops_buf_printf(o, ", submit timeout %s",
+                       sluice_config_format_duration(f->p->submit_timeout_ns, d, sizeof d));
     ops_buf_put(o, ". Is PoolSaturated firing too? Then losses are the symptom; follow that entry.\n");
     ops_buf_put(o, "3. Shed tasks: callers' deadlines are shorter than the queue wait. Check **Submit wait "
                    "p99**.\n\n");
@@ -183,7 +184,7 @@ static void slow_tasks(ops_buf *o, const facts *f)
 {
     char fw[256], d[32];
     snprintf(fw, sizeof fw, "the p99 task duration has been above %s for %s.",
-             ops_format_duration(f->t.slow_task_p99_ns, d, sizeof d), f->t.for_duration);
+             sluice_config_format_duration(f->t.slow_task_p99_ns, d, sizeof d), f->t.for_duration);
     entry_head(o, f, OPS_ALERT_SLOW_TASKS, fw);
     ops_buf_put(o, "#### Quick checks (5 min)\n\n");
     ops_buf_printf(o,
@@ -211,7 +212,7 @@ static void submit_wait(ops_buf *o, const facts *f)
 {
     char fw[256], d[32];
     snprintf(fw, sizeof fw, "tasks have waited more than %s (p99) from submit to start for %s.",
-             ops_format_duration(f->t.submit_wait_p99_ns, d, sizeof d), f->t.for_duration);
+             sluice_config_format_duration(f->t.submit_wait_p99_ns, d, sizeof d), f->t.for_duration);
     entry_head(o, f, OPS_ALERT_SUBMIT_WAIT, fw);
     ops_buf_put(o, "#### Quick checks (5 min)\n\n1. ");
     dashboard_hint(o, f);
@@ -222,7 +223,7 @@ static void submit_wait(ops_buf *o, const facts *f)
         ops_buf_printf(o,
                        "3. The callers' deadline is %s: waits near it turn into shed tasks and timeouts "
                        "upstream.\n\n",
-                       ops_format_duration(f->p->caller_deadline_ns, d, sizeof d));
+                       sluice_config_format_duration(f->p->caller_deadline_ns, d, sizeof d));
     else
         ops_buf_put(o, "3. Upstream timeouts: are callers giving up while their tasks wait?\n\n");
     ops_buf_printf(
@@ -268,10 +269,10 @@ static void pool_facts(ops_buf *o, const facts *f)
     ops_buf_printf(o, " |\n| kind | %s |\n| queue capacity | %zu |\n| overflow | %s |\n",
                    sluice_pool_kind_name(p->kind), p->queue_capacity, sluice_overflow_name(p->overflow));
     ops_buf_printf(o, "| submit timeout | %s |\n",
-                   p->submit_timeout_ns ? ops_format_duration(p->submit_timeout_ns, d, sizeof d)
+                   p->submit_timeout_ns ? sluice_config_format_duration(p->submit_timeout_ns, d, sizeof d)
                                         : "none (waits)");
     ops_buf_printf(o, "| drain timeout | %s |\n",
-                   ops_format_duration(ops_pool_drain_ns(f->cfg, p), d, sizeof d));
+                   sluice_config_format_duration(ops_pool_drain_ns(f->cfg, p), d, sizeof d));
     ops_buf_printf(o, "| fault policy | %s |\n| downstream | ", ops_fault_name(p->fault_policy));
     ops_md_text(o, p->downstream ? p->downstream : "(not declared)");
     ops_buf_printf(o, " |\n| K override | `%s` |\n| admin | `http://%s/debug/pools` |\n", f->env, f->listen);

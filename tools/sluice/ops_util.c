@@ -196,30 +196,6 @@ void ops_promql_str(ops_buf *b, const char *s)
     ops_buf_put(b, "\"");
 }
 
-static const struct {
-    const char *name;
-    uint64_t ns;
-} units[] = {
-    {"h", 3600000000000ull}, {"m", 60000000000ull}, {"s", 1000000000ull},
-    {"ms", 1000000ull},      {"us", 1000ull},       {"ns", 1ull},
-};
-
-char *ops_format_duration(uint64_t ns, char *buf, size_t len)
-{
-    if (ns == 0) {
-        snprintf(buf, len, "0s");
-        return buf;
-    }
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (ns % units[i].ns == 0) {
-            snprintf(buf, len, "%llu%s", (unsigned long long)(ns / units[i].ns), units[i].name);
-            return buf;
-        }
-    }
-    snprintf(buf, len, "%lluns", (unsigned long long)ns);
-    return buf;
-}
-
 char *ops_format_seconds(uint64_t ns, char *buf, size_t len)
 {
     /* ns / 1e9 printed with the fewest digits that are exact: integers of
@@ -237,33 +213,6 @@ char *ops_format_seconds(uint64_t ns, char *buf, size_t len)
         digits[--n] = '\0';
     snprintf(buf, len, "%llu.%s", whole, digits);
     return buf;
-}
-
-sluice_err ops_parse_duration(const char *text, uint64_t *out)
-{
-    if (!text || !*text)
-        return SLUICE_EINVAL;
-    if (strcmp(text, "0") == 0) {
-        *out = 0;
-        return SLUICE_OK;
-    }
-    const char *p = text;
-    if (!isdigit((unsigned char)*p) && *p != '.')
-        return SLUICE_EINVAL;
-    char *end;
-    double v = strtod(p, &end);
-    if (end == p || !(v >= 0) || !isfinite(v))
-        return SLUICE_EINVAL;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(end, units[i].name) == 0) {
-            double ns = v * (double)units[i].ns;
-            if (ns >= 1.8e19)
-                return SLUICE_EINVAL;
-            *out = (uint64_t)llround(ns);
-            return SLUICE_OK;
-        }
-    }
-    return SLUICE_EINVAL;
 }
 
 char *ops_runbook_anchor(const char *alert, const char *pool, char *buf, size_t len)

@@ -56,14 +56,11 @@ void ops_md_text(ops_buf *b, const char *s);
 /* A PromQL string literal (double quotes, backslash escapes). */
 void ops_promql_str(ops_buf *b, const char *s);
 
-/* 250000000 -> "250ms": the largest unit (h, m, s, ms, us, ns) that shows
- * the value exactly; 0 -> "0s". Returns buf. */
-char *ops_format_duration(uint64_t ns, char *buf, size_t len);
-/* Seconds for PromQL thresholds: 0.25, 1, 0.0001 (shortest exact form, %.17g at worst). */
+/* Seconds for PromQL thresholds: 0.25, 1, 0.0001 (shortest exact form, %.17g at worst).
+ * Durations as written in sluice.yaml ("250ms") are sluice_config_format_duration
+ * and sluice_config_parse_duration (sluice/config.h), so flags and files share
+ * one grammar. */
 char *ops_format_seconds(uint64_t ns, char *buf, size_t len);
-/* "1h30m" style parse of the config's duration grammar (ns us ms s m h,
- * decimals allowed). Returns SLUICE_OK or SLUICE_EINVAL. */
-sluice_err ops_parse_duration(const char *text, uint64_t *out);
 
 /* The anchor of one runbook entry, "<alert>-<pool>" lower-cased with every
  * character outside [a-z0-9_-] turned into '-'. Both the generated rules
