@@ -19,17 +19,7 @@ static const char HELP[] =
     "the team framework: running vs capacity, queue, submit/completion/drop rates, task\n"
     "duration p50/p95/p99, submit wait, panics, worker churn, utilization, and the\n"
     "config's sizing table.\n"
-    "\n"
-    "  CONFIG          sluice.yaml, or - to read it from stdin\n"
-    "  -o, --output F  write to F (atomically) instead of stdout\n"
-    "      --env       apply SLUICE_POOL_* / SLUICE_SERVICE_* overrides from the\n"
-    "                  environment first (off by default: generated files must not\n"
-    "                  depend on the shell they were made in)\n"
-    "  -h, --help      this text\n"
-    "\n"
-    "Exit status: 0 written; 2 bad flags, unreadable or invalid config (the\n"
-    "config's errors are printed as file:line:col: key: what, got value).\n"
-    "Docs: docs/ops.md.\n";
+    "\n" OPS_CLI_GENERATE_HELP_FLAGS;
 
 int sluice_cmd_dashboard(int argc, char **argv)
 {

@@ -68,14 +68,8 @@ int sluice_cmd_inventory(int argc, char **argv)
         case 'c':
             config = optarg;
             break;
-        case ':':
-            fprintf(stderr, "sluice inventory: %s needs a value (see sluice inventory --help)\n",
-                    argv[optind - 1]);
-            return OPS_EXIT_USAGE;
         default:
-            fprintf(stderr, "sluice inventory: unknown flag '%s' (see sluice inventory --help)\n",
-                    argv[optind - 1]);
-            return OPS_EXIT_USAGE;
+            return ops_cli_flag_error("inventory", c, argv);
         }
     }
     if (optind >= argc) {

@@ -163,12 +163,8 @@ int sluice_cmd_lint(int argc, char **argv)
                 return OPS_EXIT_USAGE;
             }
             break;
-        case ':':
-            fprintf(stderr, "sluice lint: %s needs a value (see sluice lint --help)\n", argv[optind - 1]);
-            return OPS_EXIT_USAGE;
         default:
-            fprintf(stderr, "sluice lint: unknown flag '%s' (see sluice lint --help)\n", argv[optind - 1]);
-            return OPS_EXIT_USAGE;
+            return ops_cli_flag_error("lint", c, argv);
         }
     }
     if (optind != argc - 1) {

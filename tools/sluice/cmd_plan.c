@@ -494,12 +494,8 @@ int sluice_cmd_plan(int argc, char **argv)
         case O_JSON:
             json = true;
             break;
-        case ':':
-            fprintf(stderr, "sluice plan: %s needs a value (see sluice plan --help)\n", argv[optind - 1]);
-            return OPS_EXIT_USAGE;
         default:
-            fprintf(stderr, "sluice plan: unknown flag '%s' (see sluice plan --help)\n", argv[optind - 1]);
-            return OPS_EXIT_USAGE;
+            return ops_cli_flag_error("plan", c, argv);
         }
         if (r)
             return OPS_EXIT_USAGE;

@@ -19,17 +19,7 @@ static const char HELP[] =
     "PoolSlowTasks, PoolSubmitWait and PoolMetricsMissing, with thresholds from the config\n"
     "(alert_slow_task_p99, alert_submit_wait_p99) and a runbook_url per alert.\n"
     "Check the output with: promtool check rules FILE\n"
-    "\n"
-    "  CONFIG          sluice.yaml, or - to read it from stdin\n"
-    "  -o, --output F  write to F (atomically) instead of stdout\n"
-    "      --env       apply SLUICE_POOL_* / SLUICE_SERVICE_* overrides from the\n"
-    "                  environment first (off by default: generated files must not\n"
-    "                  depend on the shell they were made in)\n"
-    "  -h, --help      this text\n"
-    "\n"
-    "Exit status: 0 written; 2 bad flags, unreadable or invalid config (the\n"
-    "config's errors are printed as file:line:col: key: what, got value).\n"
-    "Docs: docs/ops.md.\n";
+    "\n" OPS_CLI_GENERATE_HELP_FLAGS;
 
 int sluice_cmd_rules(int argc, char **argv)
 {

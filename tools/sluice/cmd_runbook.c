@@ -18,17 +18,7 @@ static const char HELP[] =
     "Writes the Markdown runbook: one entry per alert per pool (quick checks, mitigations,\n"
     "long-term fixes, rollback), filled with the pool's K, rationale and addresses. The\n"
     "anchors are the ones the rules' runbook_url annotations point at.\n"
-    "\n"
-    "  CONFIG          sluice.yaml, or - to read it from stdin\n"
-    "  -o, --output F  write to F (atomically) instead of stdout\n"
-    "      --env       apply SLUICE_POOL_* / SLUICE_SERVICE_* overrides from the\n"
-    "                  environment first (off by default: generated files must not\n"
-    "                  depend on the shell they were made in)\n"
-    "  -h, --help      this text\n"
-    "\n"
-    "Exit status: 0 written; 2 bad flags, unreadable or invalid config (the\n"
-    "config's errors are printed as file:line:col: key: what, got value).\n"
-    "Docs: docs/ops.md.\n";
+    "\n" OPS_CLI_GENERATE_HELP_FLAGS;
 
 int sluice_cmd_runbook(int argc, char **argv)
 {

@@ -85,6 +85,15 @@ int ops_cli_emit(const char *cmd, const char *out_path, const char *text)
     return OPS_EXIT_OK;
 }
 
+int ops_cli_flag_error(const char *cmd, int opt, char *const *argv)
+{
+    if (opt == ':')
+        fprintf(stderr, "sluice %s: %s needs a value (see sluice %s --help)\n", cmd, argv[optind - 1], cmd);
+    else
+        fprintf(stderr, "sluice %s: unknown flag '%s' (see sluice %s --help)\n", cmd, argv[optind - 1], cmd);
+    return OPS_EXIT_USAGE;
+}
+
 int ops_cli_generate(int argc, char **argv, const char *cmd, const char *help, ops_generator gen)
 {
     static const struct option longopts[] = {
@@ -108,14 +117,8 @@ int ops_cli_generate(int argc, char **argv, const char *cmd, const char *help, o
         case 'o':
             out_path = optarg;
             break;
-        case ':':
-            fprintf(stderr, "sluice %s: %s needs a value (see sluice %s --help)\n", cmd, argv[optind - 1],
-                    cmd);
-            return OPS_EXIT_USAGE;
         default:
-            fprintf(stderr, "sluice %s: unknown flag '%s' (see sluice %s --help)\n", cmd, argv[optind - 1],
-                    cmd);
-            return OPS_EXIT_USAGE;
+            return ops_cli_flag_error(cmd, c, argv);
         }
     }
     if (optind != argc - 1) {

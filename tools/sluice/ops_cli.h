@@ -36,6 +36,29 @@ const char *ops_cli_source_name(const char *path);
 int ops_cli_emit(const char *cmd, const char *out_path, const char *text);
 
 /*
+ * ops_cli_flag_error - report what getopt_long returned for a bad flag
+ * (opt ':' = a flag missing its value, anything else = an unknown flag;
+ * argv[optind - 1] is the flag) as "sluice CMD: ... (see sluice CMD
+ * --help)" on stderr. Returns OPS_EXIT_USAGE.
+ */
+int ops_cli_flag_error(const char *cmd, int opt, char *const *argv);
+
+/* The part of the --help text that `sluice rules|dashboard|runbook` share:
+ * their flags (ops_cli_generate parses them) and exit status. Each command
+ * writes its usage line and description before it. */
+#define OPS_CLI_GENERATE_HELP_FLAGS                                                                          \
+    "  CONFIG          sluice.yaml, or - to read it from stdin\n"                                            \
+    "  -o, --output F  write to F (atomically) instead of stdout\n"                                          \
+    "      --env       apply SLUICE_POOL_* / SLUICE_SERVICE_* overrides from the\n"                          \
+    "                  environment first (off by default: generated files must not\n"                        \
+    "                  depend on the shell they were made in)\n"                                             \
+    "  -h, --help      this text\n"                                                                          \
+    "\n"                                                                                                     \
+    "Exit status: 0 written; 2 bad flags, unreadable or invalid config (the\n"                               \
+    "config's errors are printed as file:line:col: key: what, got value).\n"                                 \
+    "Docs: docs/ops.md.\n"
+
+/*
  * ops_cli_generate - the whole of `sluice rules|dashboard|runbook`: parse
  * [--env] [-o FILE] FILE, load, generate with `gen`, emit.
  * Returns the exit status.
