@@ -256,6 +256,19 @@ shift:
     s->prev = t;
 }
 
+/* text[i] starts a block comment: the index just past its closing
+ * delimiter (len if it is unterminated), counting its newlines in *line. */
+static size_t skip_block_comment(const char *text, size_t len, size_t i, unsigned *line)
+{
+    i += 2;
+    while (i < len && !(text[i] == '*' && i + 1 < len && text[i + 1] == '/')) {
+        if (text[i] == '\n')
+            (*line)++;
+        i++;
+    }
+    return i + 2 <= len ? i + 2 : len;
+}
+
 void ops_inventory_scan_text(const char *path, const char *text, size_t len, ops_sites *out)
 {
     scan s;
@@ -295,13 +308,7 @@ void ops_inventory_scan_text(const char *path, const char *text, size_t len, ops
             continue;
         }
         if (c == '/' && i + 1 < len && text[i + 1] == '*') {
-            i += 2;
-            while (i < len && !(text[i] == '*' && i + 1 < len && text[i + 1] == '/')) {
-                if (text[i] == '\n')
-                    line++;
-                i++;
-            }
-            i = i + 2 <= len ? i + 2 : len;
+            i = skip_block_comment(text, len, i, &line);
             continue;
         }
         /* Preprocessor lines (with continuations and comments). */
@@ -313,13 +320,7 @@ void ops_inventory_scan_text(const char *path, const char *text, size_t len, ops
                     continue;
                 }
                 if (text[i] == '/' && i + 1 < len && text[i + 1] == '*') {
-                    i += 2;
-                    while (i < len && !(text[i] == '*' && i + 1 < len && text[i + 1] == '/')) {
-                        if (text[i] == '\n')
-                            line++;
-                        i++;
-                    }
-                    i = i + 2 <= len ? i + 2 : len;
+                    i = skip_block_comment(text, len, i, &line);
                     continue;
                 }
                 i++;
