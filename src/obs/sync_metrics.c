@@ -85,6 +85,17 @@ static void family2(sluice_expo *w, const char *fam, const char *help, const cha
 #define G SLUICE_METRIC_GAUGE
 #define C SLUICE_METRIC_COUNTER
 
+/* A family of one sample per entry from field `field` of st[0..n); used
+ * inside the write_* functions below, which all name their locals w, st,
+ * names, v and n. */
+#define FIELD_FAMILY(fam, type, help, field)                                                                 \
+    do {                                                                                                     \
+        for (size_t i = 0; i < n; i++) {                                                                     \
+            v[i] = (double)st[i].field;                                                                      \
+        }                                                                                                    \
+        family(w, fam, type, help, names, v, n);                                                             \
+    } while (0)
+
 static void write_sems(sluice_expo *w, item **its, size_t n, const char **names, double *v)
 {
     sluice_sem_stats *st = calloc(n, sizeof *st);
@@ -98,24 +109,16 @@ static void write_sems(sluice_expo *w, item **its, size_t n, const char **names,
         sluice_sem_stats_get(its[i]->obj, &st[i]);
         sluice_sem_histogram_get(its[i]->obj, &h[i]);
     }
-#define SEM_FAMILY(fam, type, help, field)                                                                   \
-    do {                                                                                                     \
-        for (size_t i = 0; i < n; i++) {                                                                     \
-            v[i] = (double)st[i].field;                                                                      \
-        }                                                                                                    \
-        family(w, fam, type, help, names, v, n);                                                             \
-    } while (0)
-    SEM_FAMILY("sluice_semaphore_capacity", G, "Units the semaphore hands out.", capacity);
-    SEM_FAMILY("sluice_semaphore_in_use", G, "Units held now.", in_use);
-    SEM_FAMILY("sluice_semaphore_waiters", G, "Acquirers queued now.", waiters);
-    SEM_FAMILY("sluice_semaphore_acquired_total", C, "Successful acquires.", acquired);
-    SEM_FAMILY("sluice_semaphore_timeouts_total", C, "Acquires that timed out.", timeouts);
-    SEM_FAMILY("sluice_semaphore_canceled_total", C, "Acquires ended by their context.", canceled);
-    SEM_FAMILY("sluice_semaphore_try_failed_total", C, "try_acquire calls that would have waited.",
-               try_failed);
-    SEM_FAMILY("sluice_semaphore_release_errors_total", C, "Releases of more than was held (refused).",
-               release_errors);
-#undef SEM_FAMILY
+    FIELD_FAMILY("sluice_semaphore_capacity", G, "Units the semaphore hands out.", capacity);
+    FIELD_FAMILY("sluice_semaphore_in_use", G, "Units held now.", in_use);
+    FIELD_FAMILY("sluice_semaphore_waiters", G, "Acquirers queued now.", waiters);
+    FIELD_FAMILY("sluice_semaphore_acquired_total", C, "Successful acquires.", acquired);
+    FIELD_FAMILY("sluice_semaphore_timeouts_total", C, "Acquires that timed out.", timeouts);
+    FIELD_FAMILY("sluice_semaphore_canceled_total", C, "Acquires ended by their context.", canceled);
+    FIELD_FAMILY("sluice_semaphore_try_failed_total", C, "try_acquire calls that would have waited.",
+                 try_failed);
+    FIELD_FAMILY("sluice_semaphore_release_errors_total", C, "Releases of more than was held (refused).",
+                 release_errors);
     sluice_expo_family(w, "sluice_semaphore_acquire_wait_seconds", SLUICE_METRIC_HISTOGRAM,
                        "Time from acquire to grant, successful acquires only.");
     for (size_t i = 0; i < n; i++) {
@@ -138,10 +141,7 @@ static void write_breakers(sluice_expo *w, item **its, size_t n, const char **na
     for (size_t i = 0; i < n; i++) {
         sluice_breaker_stats_get(its[i]->obj, &st[i]);
     }
-    for (size_t i = 0; i < n; i++) {
-        v[i] = (double)st[i].state;
-    }
-    family(w, "sluice_breaker_state", G, "Breaker state: 0 closed, 1 open, 2 half-open.", names, v, n);
+    FIELD_FAMILY("sluice_breaker_state", G, "Breaker state: 0 closed, 1 open, 2 half-open.", state);
     static const char *const outcomes[] = {"success", "failure", "ignored"};
     for (size_t i = 0; i < n; i++) {
         v3[i * 3] = (double)st[i].successes;
@@ -150,11 +150,8 @@ static void write_breakers(sluice_expo *w, item **its, size_t n, const char **na
     }
     family2(w, "sluice_breaker_calls_total", "Calls let through, by recorded outcome.", names, n, "outcome",
             outcomes, 3, v3);
-    for (size_t i = 0; i < n; i++) {
-        v[i] = (double)st[i].rejected;
-    }
-    family(w, "sluice_breaker_rejected_total", C, "Calls refused while open (or half-open and full).", names,
-           v, n);
+    FIELD_FAMILY("sluice_breaker_rejected_total", C, "Calls refused while open (or half-open and full).",
+                 rejected);
     static const char *const states[] = {"closed", "open", "half_open"};
     for (size_t i = 0; i < n; i++) {
         v3[i * 3] = (double)st[i].closed;
@@ -163,11 +160,8 @@ static void write_breakers(sluice_expo *w, item **its, size_t n, const char **na
     }
     family2(w, "sluice_breaker_transitions_total", "State changes, by the state entered.", names, n, "to",
             states, 3, v3);
-    for (size_t i = 0; i < n; i++) {
-        v[i] = st[i].failure_rate_percent;
-    }
-    family(w, "sluice_breaker_failure_rate_percent", G,
-           "Failure rate over the sliding window; -1 below minimum_calls.", names, v, n);
+    FIELD_FAMILY("sluice_breaker_failure_rate_percent", G,
+                 "Failure rate over the sliding window; -1 below minimum_calls.", failure_rate_percent);
     free(st);
     free(v3);
 }
@@ -181,20 +175,12 @@ static void write_limiters(sluice_expo *w, item **its, size_t n, const char **na
     for (size_t i = 0; i < n; i++) {
         sluice_limiter_stats_get(its[i]->obj, &st[i]);
     }
-#define LIM_FAMILY(fam, type, help, field)                                                                   \
-    do {                                                                                                     \
-        for (size_t i = 0; i < n; i++) {                                                                     \
-            v[i] = (double)st[i].field;                                                                      \
-        }                                                                                                    \
-        family(w, fam, type, help, names, v, n);                                                             \
-    } while (0)
-    LIM_FAMILY("sluice_limiter_allowed_total", C, "Calls admitted (allow, reserve, wait).", allowed);
-    LIM_FAMILY("sluice_limiter_limited_total", C, "allow() calls refused.", limited);
-    LIM_FAMILY("sluice_limiter_wait_timeouts_total", C, "wait() calls that timed out.", wait_timeouts);
-    LIM_FAMILY("sluice_limiter_tokens", G, "Tokens in the bucket now (negative: reserved ahead).", tokens);
-    LIM_FAMILY("sluice_limiter_rate", G, "Configured tokens per second.", rate);
-    LIM_FAMILY("sluice_limiter_waiters", G, "Threads sleeping in wait().", waiters);
-#undef LIM_FAMILY
+    FIELD_FAMILY("sluice_limiter_allowed_total", C, "Calls admitted (allow, reserve, wait).", allowed);
+    FIELD_FAMILY("sluice_limiter_limited_total", C, "allow() calls refused.", limited);
+    FIELD_FAMILY("sluice_limiter_wait_timeouts_total", C, "wait() calls that timed out.", wait_timeouts);
+    FIELD_FAMILY("sluice_limiter_tokens", G, "Tokens in the bucket now (negative: reserved ahead).", tokens);
+    FIELD_FAMILY("sluice_limiter_rate", G, "Configured tokens per second.", rate);
+    FIELD_FAMILY("sluice_limiter_waiters", G, "Threads sleeping in wait().", waiters);
     free(st);
 }
 
@@ -207,20 +193,12 @@ static void write_keyed(sluice_expo *w, item **its, size_t n, const char **names
     for (size_t i = 0; i < n; i++) {
         sluice_keyed_limiter_stats_get(its[i]->obj, &st[i]);
     }
-#define KL_FAMILY(fam, type, help, field)                                                                    \
-    do {                                                                                                     \
-        for (size_t i = 0; i < n; i++) {                                                                     \
-            v[i] = (double)st[i].field;                                                                      \
-        }                                                                                                    \
-        family(w, fam, type, help, names, v, n);                                                             \
-    } while (0)
-    KL_FAMILY("sluice_keyed_limiter_keys", G, "Keys tracked now.", keys);
-    KL_FAMILY("sluice_keyed_limiter_max_keys", G, "The bound on keys tracked.", max_keys);
-    KL_FAMILY("sluice_keyed_limiter_evictions_total", C, "Keys forgotten to stay within max_keys.",
-              evictions);
-    KL_FAMILY("sluice_keyed_limiter_allowed_total", C, "Calls admitted.", allowed);
-    KL_FAMILY("sluice_keyed_limiter_limited_total", C, "Calls refused.", limited);
-#undef KL_FAMILY
+    FIELD_FAMILY("sluice_keyed_limiter_keys", G, "Keys tracked now.", keys);
+    FIELD_FAMILY("sluice_keyed_limiter_max_keys", G, "The bound on keys tracked.", max_keys);
+    FIELD_FAMILY("sluice_keyed_limiter_evictions_total", C, "Keys forgotten to stay within max_keys.",
+                 evictions);
+    FIELD_FAMILY("sluice_keyed_limiter_allowed_total", C, "Calls admitted.", allowed);
+    FIELD_FAMILY("sluice_keyed_limiter_limited_total", C, "Calls refused.", limited);
     free(st);
 }
 
@@ -236,14 +214,8 @@ static void write_groups(sluice_expo *w, item **its, size_t n, const char **name
     for (size_t i = 0; i < n; i++) {
         sluice_group_stats_get(its[i]->obj, &st[i]);
     }
-    for (size_t i = 0; i < n; i++) {
-        v[i] = (double)st[i].running;
-    }
-    family(w, "sluice_group_running", G, "Group tasks running now.", names, v, n);
-    for (size_t i = 0; i < n; i++) {
-        v[i] = (double)st[i].pending;
-    }
-    family(w, "sluice_group_pending", G, "Group tasks accepted and not started.", names, v, n);
+    FIELD_FAMILY("sluice_group_running", G, "Group tasks running now.", running);
+    FIELD_FAMILY("sluice_group_pending", G, "Group tasks accepted and not started.", pending);
     static const char *const outcomes[] = {"completed", "failed", "panicked", "skipped", "helped"};
     for (size_t i = 0; i < n; i++) {
         v5[i * 5] = (double)st[i].completed;
