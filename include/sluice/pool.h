@@ -347,7 +347,7 @@ typedef struct sluice_pool_stats {
     uint64_t completed;       /* fn returned 0 */
     uint64_t failed;          /* fn returned non-zero */
     uint64_t panicked;        /* sluice_panic or a caught fault */
-    uint64_t rejected;        /* refused at submit: EFULL, ETIMEDOUT, EDEADLK */
+    uint64_t rejected;        /* refused at submit: EFULL, ETIMEDOUT, EDEADLK, or the submit ctx ended */
     uint64_t dropped;         /* evicted by DROP_OLDEST */
     uint64_t shed;            /* deadline/context passed while queued */
     uint64_t abandoned;       /* handed back at drain or destroy */

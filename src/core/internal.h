@@ -108,11 +108,13 @@ typedef struct sluice__worker {
     /* Guarded by pool->mu. */
     bool occupied; /* a live thread owns this slot */
     bool init_ok;
-    /* Written by the worker, read by stats/debug (relaxed). */
-    _Atomic int state; /* sluice_worker_status */
+    /* Written by the worker, read by stats/debug/drain. `status` packs the
+     * state (sluice_worker_status, low 3 bits) with the count of tasks this
+     * slot finished (shed ones too), so one atomic load sees both: a drain
+     * report can never count a task as finished and still running. */
+    _Atomic uint64_t status;
     _Atomic uint64_t since_ns;
     _Atomic(const char *) label;
-    _Atomic uint64_t tasks_run;
     /* Owned by the worker thread. */
     void *worker_state;
     bool fault_retire; /* set by the fault guard in RECOVER mode */
@@ -124,6 +126,18 @@ typedef struct sluice__worker {
     bool parked;
     sluice__shard shard;
 } sluice__worker;
+
+#define SLUICE__STATUS_STATE(v) ((sluice_worker_status)((v)&7u))
+#define SLUICE__STATUS_COUNT(v) ((v) >> 3)
+
+/* Single-writer update of a worker's status word (release: the counters
+ * written before it are visible to whoever sees the new status). */
+static inline void sluice__status_set(struct sluice__worker *w, sluice_worker_status st, uint64_t add)
+{
+    uint64_t v = atomic_load_explicit(&w->status, memory_order_relaxed);
+    atomic_store_explicit(&w->status, ((SLUICE__STATUS_COUNT(v) + add) << 3) | (uint64_t)st,
+                          memory_order_release);
+}
 
 /* ---- the pool --------------------------------------------------------- */
 
@@ -233,6 +247,7 @@ void sluice__emit(struct sluice_pool *p, sluice_event_kind kind, unsigned worker
 /* panic.c */
 void sluice__fault_guard_install(void);
 void sluice__altstack_enter(sluice__worker *w);
+void sluice__unblock_fault_signals(void);
 void sluice__altstack_leave(sluice__worker *w);
 void sluice__report_panic(struct sluice_pool *p, sluice__frame *f);
 void sluice__backtrace_warmup(void);

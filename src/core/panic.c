@@ -361,6 +361,19 @@ int sluice_fault_guard_installed(void)
     return atomic_load(&guard_installed);
 }
 
+void sluice__unblock_fault_signals(void)
+{
+    /* A thread created while one of these was blocked (or a sanitizer
+     * runtime that blocked it around a handler) would otherwise die on its
+     * first fault instead of reaching the guard. */
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t i = 0; i < NGUARDED; i++) {
+        sigaddset(&set, guarded_signals[i]);
+    }
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
 #define ALTSTACK_SIZE (64 * 1024)
 
 void sluice__altstack_enter(sluice__worker *w)

@@ -441,6 +441,7 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
         }
         sluice__qres r = p->qops->push(p->q, t, NULL);
         if (r == SLUICE__Q_OK) {
+            sluice__spawn_for_work(p, 1);
             return SLUICE_OK;
         }
         if (r == SLUICE__Q_CLOSED) {
@@ -482,12 +483,21 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
         }
         sluice__cond_wait_until(p, &p->cv_space, &p->mu, until);
     }
+    /* Everything that touches the pool happens while this submitter still
+     * counts in `waiting`: destroy waits for waiting == 0 before it frees. */
+    pthread_mutex_unlock(&p->mu);
+    if (err == SLUICE_OK) {
+        sluice__spawn_for_work(p, 1);
+    } else if (err != SLUICE_ECLOSED) {
+        refused(p, err);
+    }
+    pthread_mutex_lock(&p->mu);
     atomic_fetch_sub_explicit(&p->waiting, 1, memory_order_seq_cst);
     if (p->destroying) {
-        pthread_cond_broadcast(&p->cv_state); /* destroy waits for waiting == 0 */
+        pthread_cond_broadcast(&p->cv_state);
     }
     pthread_mutex_unlock(&p->mu);
-    /* No access to p after this point when the pool is being destroyed. */
+    /* No access to p after this point: the pool may be gone. */
     return err;
 }
 
@@ -587,16 +597,13 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
             err = SLUICE_EDEADLK;
             break;
         }
+        /* wait_for_space wakes a worker or counts the refusal itself,
+         * before it stops counting as a waiter (destroy safety). */
         err = wait_for_space(p, &t, opts);
-        if (err == SLUICE_OK) {
-            sluice__spawn_for_work(p, 1);
-            return SLUICE_OK;
-        }
-        if (err == SLUICE_ECLOSED) {
+        if (err != SLUICE_OK) {
             sluice_ctx_release(t.ctx);
-            return err;
         }
-        break;
+        return err;
     }
     sluice_ctx_release(t.ctx);
     refused(p, err);
@@ -729,21 +736,29 @@ static unsigned count_running_locked(sluice_pool *p)
     unsigned n = 0;
     for (unsigned i = 0; i < p->nslots; i++) {
         if (p->slots[i]->occupied &&
-            atomic_load_explicit(&p->slots[i]->state, memory_order_relaxed) == SLUICE_WORKER_RUNNING) {
+            SLUICE__STATUS_STATE(atomic_load_explicit(&p->slots[i]->status, memory_order_acquire)) ==
+                SLUICE_WORKER_RUNNING) {
             n++;
         }
     }
     return n;
 }
 
-static uint64_t finished_locked(sluice_pool *p)
+/* Tasks finished (any outcome, shed included) and tasks running now, from
+ * one read of each worker's status word, so no task is counted as both. */
+static void progress_locked(sluice_pool *p, uint64_t *finished, unsigned *running)
 {
-    sluice_pool_stats s = {0};
+    uint64_t done = 0;
+    unsigned run = 0;
     for (unsigned i = 0; i < p->nslots; i++) {
-        shard_sum(&p->slots[i]->shard, &s);
+        uint64_t v = atomic_load_explicit(&p->slots[i]->status, memory_order_acquire);
+        done += SLUICE__STATUS_COUNT(v);
+        run += p->slots[i]->occupied && SLUICE__STATUS_STATE(v) == SLUICE_WORKER_RUNNING;
     }
-    shard_sum(&p->caller_shard, &s);
-    return s.completed + s.failed + s.panicked + s.shed;
+    sluice_pool_stats c = {0};
+    shard_sum(&p->caller_shard, &c);
+    *finished = done + c.completed + c.failed + c.panicked + c.shed;
+    *running = run;
 }
 
 void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *out)
@@ -847,10 +862,11 @@ size_t sluice_pool_workers_get(sluice_pool *p, sluice_worker_info *out, size_t c
         if (out && n < cap) {
             sluice_worker_info *info = &out[n];
             info->index = w->index;
-            info->state = (sluice_worker_status)atomic_load_explicit(&w->state, memory_order_acquire);
+            uint64_t status = atomic_load_explicit(&w->status, memory_order_acquire);
+            info->state = SLUICE__STATUS_STATE(status);
+            info->tasks_run = SLUICE__STATUS_COUNT(status);
             info->since_ns = atomic_load_explicit(&w->since_ns, memory_order_relaxed);
             info->task_label = atomic_load_explicit(&w->label, memory_order_relaxed);
-            info->tasks_run = atomic_load_explicit(&w->tasks_run, memory_order_relaxed);
             info->thread = w->thread;
         }
         n++;
@@ -910,8 +926,9 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
         return SLUICE_OK;
     }
     p->draining = true;
-    uint64_t finished_before = finished_locked(p);
-    unsigned running = count_running_locked(p);
+    uint64_t finished_before;
+    unsigned running;
+    progress_locked(p, &finished_before, &running);
     pthread_mutex_unlock(&p->mu);
 
     close_and_wake(p);
@@ -921,6 +938,7 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
         sluice__spawn_for_work(p, queued);
     }
 
+    uint64_t init_fails_seen = atomic_load_explicit(&p->init_failures, memory_order_relaxed);
     pthread_mutex_lock(&p->mu);
     for (;;) {
         bool any = false;
@@ -932,7 +950,16 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
         }
         if (!any && p->qops->pending(p->q)) {
             /* Work left and nobody to run it (a spawn failed, or every
-             * worker was retired): start one. */
+             * worker was retired): start one. If the last one's init hook
+             * refused, wait a little first rather than spin up threads. */
+            uint64_t fails = atomic_load_explicit(&p->init_failures, memory_order_relaxed);
+            if (fails != init_fails_seen) {
+                init_fails_seen = fails;
+                uint64_t backoff = sluice__now(p) + 10 * SLUICE_NS_PER_MS;
+                sluice__cond_wait_until(p, &p->cv_state, &p->mu,
+                                        deadline && deadline < backoff ? deadline : backoff);
+                continue;
+            }
             if (atomic_load_explicit(&p->alive, memory_order_relaxed) <
                     atomic_load_explicit(&p->capacity, memory_order_relaxed) &&
                 sluice__spawn_locked(p) == SLUICE_OK) {
@@ -954,9 +981,12 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
     sluice__join_zombies(p);
 
     pthread_mutex_lock(&p->mu);
-    rep.still_running = count_running_locked(p);
-    rep.completed = finished_locked(p) - finished_before;
+    uint64_t finished_after;
+    unsigned still_running;
+    progress_locked(p, &finished_after, &still_running);
     pthread_mutex_unlock(&p->mu);
+    rep.still_running = still_running;
+    rep.completed = finished_after - finished_before;
     rep.elapsed_ns = sluice__now(p) - t0;
     sluice__emit(p, SLUICE_EVENT_DRAIN_END, UINT32_MAX, 0, 0, rep.timed_out ? SLUICE_ETIMEDOUT : SLUICE_OK,
                  NULL, &rep);

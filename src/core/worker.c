@@ -224,14 +224,14 @@ sluice_err sluice__spawn_locked(struct sluice_pool *p)
         }
         w->pool = p;
         w->index = p->nslots;
-        atomic_init(&w->state, SLUICE_WORKER_EXITING);
+        atomic_init(&w->status, SLUICE_WORKER_EXITING);
         p->slots[p->nslots++] = w;
     }
     w->occupied = true;
     w->init_ok = false;
     w->fault_retire = false;
     w->worker_state = NULL;
-    atomic_store_explicit(&w->state, SLUICE_WORKER_STARTING, memory_order_relaxed);
+    sluice__status_set(w, SLUICE_WORKER_STARTING, 0);
     atomic_store_explicit(&w->label, NULL, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->alive, 1, memory_order_seq_cst);
 
@@ -344,6 +344,9 @@ void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
 {
     if ((t->deadline_ns || t->ctx) && task_expired(p, t)) {
         sluice__shard_add(shard, &shard->shed, 1);
+        if (w) {
+            sluice__status_set(w, SLUICE_WORKER_IDLE, 1);
+        }
         sluice__abandon(p, t, SLUICE_ABANDON_SHED);
         return;
     }
@@ -363,7 +366,7 @@ void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
     if (w) {
         atomic_store_explicit(&w->since_ns, start, memory_order_relaxed);
         atomic_store_explicit(&w->label, t->label, memory_order_relaxed);
-        atomic_store_explicit(&w->state, SLUICE_WORKER_RUNNING, memory_order_release);
+        sluice__status_set(w, SLUICE_WORKER_RUNNING, 0);
     }
 
     sluice__frame frame;
@@ -405,9 +408,7 @@ void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
     }
     if (w) {
         atomic_store_explicit(&w->label, NULL, memory_order_relaxed);
-        atomic_store_explicit(&w->tasks_run, atomic_load_explicit(&w->tasks_run, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-        atomic_store_explicit(&w->state, SLUICE_WORKER_IDLE, memory_order_release);
+        sluice__status_set(w, SLUICE_WORKER_IDLE, 1);
     }
     sluice_ctx_release(t->ctx);
     t->ctx = NULL;
@@ -533,6 +534,7 @@ static void *worker_main(void *arg)
     set_thread_name(w);
     if (p->cfg.fault_mode != SLUICE_FAULT_OFF) {
         sluice__altstack_enter(w);
+        sluice__unblock_fault_signals();
     }
 
     const char *reason = "shutdown";
@@ -556,7 +558,7 @@ static void *worker_main(void *arg)
     sluice__emit(p, SLUICE_EVENT_WORKER_START, w->index, 0, 0, SLUICE_OK, NULL, NULL);
 
     atomic_store_explicit(&w->since_ns, sluice__now(p), memory_order_relaxed);
-    atomic_store_explicit(&w->state, SLUICE_WORKER_IDLE, memory_order_release);
+    sluice__status_set(w, SLUICE_WORKER_IDLE, 0);
     uint64_t idle_since = sluice__now(p);
     uint64_t now_hint = 0; /* end time of the task just run, when back to back */
     for (;;) {
@@ -617,7 +619,7 @@ static void *worker_main(void *arg)
         p->cfg.worker_fini(p->cfg.user, w->index, w->worker_state);
     }
 out:
-    atomic_store_explicit(&w->state, SLUICE_WORKER_EXITING, memory_order_release);
+    sluice__status_set(w, SLUICE_WORKER_EXITING, 0);
     sluice__emit(p, SLUICE_EVENT_WORKER_EXIT, w->index, 0, 0, SLUICE_OK, reason, NULL);
     if (p->cfg.fault_mode != SLUICE_FAULT_OFF) {
         sluice__altstack_leave(w);
