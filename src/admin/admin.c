@@ -52,6 +52,7 @@
 
 #include <microhttpd.h>
 
+#include "obs/text_append.h"
 #include "sluice/admin.h"
 
 #define MAX_POOLS 64
@@ -69,25 +70,9 @@ typedef struct strbuf {
 
 static void sb_put(strbuf *b, const char *s, size_t n)
 {
-    if (b->oom) {
-        return;
+    if (!b->oom && !sluice__text_append(&b->buf, &b->len, &b->cap, 1024, s, n)) {
+        b->oom = true;
     }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (b->len + n + 1 > cap) {
-            cap *= 2;
-        }
-        char *nb = realloc(b->buf, cap);
-        if (!nb) {
-            b->oom = true;
-            return;
-        }
-        b->buf = nb;
-        b->cap = cap;
-    }
-    memcpy(b->buf + b->len, s, n);
-    b->len += n;
-    b->buf[b->len] = '\0';
 }
 
 static void sb_puts(strbuf *b, const char *s)

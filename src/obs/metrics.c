@@ -44,6 +44,7 @@
 #include <string.h>
 
 #include "obs/obs_internal.h"
+#include "obs/text_append.h"
 #include "sluice/metrics.h"
 
 #define LABEL_VALUE_MAX 256
@@ -271,25 +272,9 @@ void sluice__expo_init(sluice_expo *w, sluice_expo_format format)
 
 void sluice__expo_put(sluice_expo *w, const char *s, size_t n)
 {
-    if (w->oom) {
-        return;
+    if (!w->oom && !sluice__text_append(&w->buf, &w->len, &w->cap, 4096, s, n)) {
+        w->oom = true;
     }
-    if (w->len + n + 1 > w->cap) {
-        size_t cap = w->cap ? w->cap : 4096;
-        while (w->len + n + 1 > cap) {
-            cap *= 2;
-        }
-        char *nb = realloc(w->buf, cap);
-        if (!nb) {
-            w->oom = true;
-            return;
-        }
-        w->buf = nb;
-        w->cap = cap;
-    }
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
-    w->buf[w->len] = '\0';
 }
 
 void sluice__expo_puts(sluice_expo *w, const char *s)
