@@ -772,6 +772,20 @@ static sluice_err bind_listen(const char *address, int *fd_out, unsigned *port_o
     return SLUICE_OK;
 }
 
+/* Release what create set up (the metrics registry if it is ours, the
+ * locks) and `a`. The server, the sampler and the pools must be gone. */
+static void admin_free(sluice_admin *a)
+{
+    if (a->own_metrics) {
+        sluice_metrics_destroy(a->metrics);
+    }
+    pthread_cond_destroy(&a->sampler_cv);
+    pthread_mutex_destroy(&a->sampler_mu);
+    pthread_mutex_destroy(&a->sat_lock);
+    pthread_rwlock_destroy(&a->pools_lock);
+    free(a);
+}
+
 sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out, char *errbuf, size_t errlen)
 {
     seterr(errbuf, errlen, "%s", "");
@@ -861,14 +875,7 @@ sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out
         }
     }
     if (r != SLUICE_OK) {
-        if (a->own_metrics) {
-            sluice_metrics_destroy(a->metrics);
-        }
-        pthread_cond_destroy(&a->sampler_cv);
-        pthread_mutex_destroy(&a->sampler_mu);
-        pthread_mutex_destroy(&a->sat_lock);
-        pthread_rwlock_destroy(&a->pools_lock);
-        free(a);
+        admin_free(a);
         return r;
     }
     *out = a;
@@ -893,14 +900,7 @@ void sluice_admin_stop(sluice_admin *a)
             sluice_metrics_remove_pool(a->metrics, a->pools[i].pool);
         }
     }
-    if (a->own_metrics) {
-        sluice_metrics_destroy(a->metrics);
-    }
-    pthread_cond_destroy(&a->sampler_cv);
-    pthread_mutex_destroy(&a->sampler_mu);
-    pthread_mutex_destroy(&a->sat_lock);
-    pthread_rwlock_destroy(&a->pools_lock);
-    free(a);
+    admin_free(a);
 }
 
 unsigned sluice_admin_port(const sluice_admin *a)
