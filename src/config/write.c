@@ -73,20 +73,6 @@ static const char *fault_name(sluice_fault_mode m)
     }
 }
 
-static const char *overflow_key(sluice_overflow o)
-{
-    switch (o) {
-    case SLUICE_OVERFLOW_REJECT:
-        return "reject";
-    case SLUICE_OVERFLOW_CALLER_RUNS:
-        return "caller_runs";
-    case SLUICE_OVERFLOW_DROP_OLDEST:
-        return "drop_oldest";
-    default:
-        return "block";
-    }
-}
-
 sluice_err sluice_config_write(const sluice_config *cfg, FILE *f)
 {
     if (!cfg || !f) {
@@ -120,7 +106,7 @@ sluice_err sluice_config_write(const sluice_config *cfg, FILE *f)
         }
         fprintf(f, "    min_workers: %u\n", p->min_workers);
         fprintf(f, "    queue_capacity: %zu\n", p->queue_capacity);
-        fprintf(f, "    overflow: %s\n", overflow_key(p->overflow));
+        fprintf(f, "    overflow: %s\n", sluice_overflow_name(p->overflow));
         if (p->overflow == SLUICE_OVERFLOW_BLOCK) {
             put_dur(f, "    ", "submit_timeout", p->submit_timeout_ns);
         }
