@@ -82,14 +82,6 @@ struct sluice_ctx {
     pthread_t runner;    /* the thread running it (valid when running_id) */
 };
 
-static bool same_clock(const sluice_clock *a, const sluice_clock *b)
-{
-    if (sluice_clock_is_system(a) && sluice_clock_is_system(b)) {
-        return true;
-    }
-    return a == b;
-}
-
 /* Take a reference unless the count already reached zero (the context is
  * being freed by another thread). */
 static bool try_retain(sluice_ctx *c)
@@ -114,7 +106,7 @@ sluice_err sluice_ctx_create(sluice_ctx **out, sluice_ctx *parent, uint64_t dead
     uint64_t eff = deadline_ns;
     if (parent && parent->deadline_ns) {
         /* Deadlines on two different time scales cannot be compared. */
-        if (!same_clock(clk, parent->clock)) {
+        if (!sluice__sync_same_clock(clk, parent->clock)) {
             return SLUICE_EINVAL;
         }
         eff = sluice__sync_min_deadline(eff, parent->deadline_ns);
@@ -288,7 +280,7 @@ static sluice_err expire(sluice_ctx *ctx)
     /* Effective deadlines never decrease going up the chain, so the first
      * ancestor that has not expired ends the walk. */
     for (sluice_ctx *a = ctx->parent; a; a = a->parent) {
-        if (!a->deadline_ns || !same_clock(a->clock, ctx->clock) || now < a->deadline_ns) {
+        if (!a->deadline_ns || !sluice__sync_same_clock(a->clock, ctx->clock) || now < a->deadline_ns) {
             break;
         }
         top = a;
