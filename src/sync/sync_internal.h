@@ -34,6 +34,16 @@ static inline int sluice__sync_cond_init(pthread_cond_t *cv)
     return rc;
 }
 
+/* *ts = SLUICE_CLOCK_POLL_NS from now on CLOCK_MONOTONIC: the real-time
+ * bound of one wait that polls (a non-system clock, an unwired ctx). */
+static inline void sluice__sync_poll_deadline(struct timespec *ts)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    uint64_t t = (uint64_t)ts->tv_sec * SLUICE_NS_PER_SEC + (uint64_t)ts->tv_nsec + SLUICE_CLOCK_POLL_NS;
+    ts->tv_sec = (time_t)(t / SLUICE_NS_PER_SEC);
+    ts->tv_nsec = (long)(t % SLUICE_NS_PER_SEC);
+}
+
 /*
  * Wait on cv (mu held) until signalled or until deadline_ns on `clock`
  * (0 = no deadline). Spurious and early returns happen: loop. With a
@@ -51,10 +61,7 @@ static inline void sluice__sync_wait_until(const sluice_clock *clock, pthread_co
         ts.tv_sec = (time_t)(deadline_ns / SLUICE_NS_PER_SEC);
         ts.tv_nsec = (long)(deadline_ns % SLUICE_NS_PER_SEC);
     } else {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t t = (uint64_t)ts.tv_sec * SLUICE_NS_PER_SEC + (uint64_t)ts.tv_nsec + SLUICE_CLOCK_POLL_NS;
-        ts.tv_sec = (time_t)(t / SLUICE_NS_PER_SEC);
-        ts.tv_nsec = (long)(t % SLUICE_NS_PER_SEC);
+        sluice__sync_poll_deadline(&ts);
     }
     pthread_cond_timedwait(cv, mu, &ts);
 }
@@ -85,10 +92,7 @@ static inline void sluice__sync_wait_ctx(const sluice_clock *clk, uint64_t deadl
     bool system = sluice_clock_is_system(clk) && (cd == 0 || sluice_clock_is_system(sluice_ctx_clock(ctx)));
     if (!system || (ctx && !ctx_wakes)) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t t = (uint64_t)ts.tv_sec * SLUICE_NS_PER_SEC + (uint64_t)ts.tv_nsec + SLUICE_CLOCK_POLL_NS;
-        ts.tv_sec = (time_t)(t / SLUICE_NS_PER_SEC);
-        ts.tv_nsec = (long)(t % SLUICE_NS_PER_SEC);
+        sluice__sync_poll_deadline(&ts);
         pthread_cond_timedwait(cv, mu, &ts);
         return;
     }
