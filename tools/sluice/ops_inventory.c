@@ -51,24 +51,6 @@ static const struct {
     {"pthread_create", "pthread-loop", true},
 };
 
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-    if (!q) {
-        fputs("sluice: out of memory\n", stderr);
-        abort();
-    }
-    return q;
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-    char *d = xrealloc(NULL, n + 1);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
 typedef enum tok_type { T_NONE, T_IDENT, T_STRING, T_PUNCT, T_NUMBER } tok_type;
 
 typedef struct tok {
@@ -118,11 +100,11 @@ static void add_site(scan *s, int t, unsigned line)
     ops_sites *o = s->out;
     if (o->n == o->cap) {
         o->cap = o->cap ? o->cap * 2 : 16;
-        o->v = xrealloc(o->v, o->cap * sizeof *o->v);
+        o->v = ops_xrealloc(o->v, o->cap * sizeof *o->v);
     }
     ops_site *x = &o->v[o->n++];
     memset(x, 0, sizeof *x);
-    x->path = xstrndup(s->path, strlen(s->path));
+    x->path = ops_xstrndup(s->path, strlen(s->path));
     x->line = line;
     x->kind = targets[t].kind;
     x->call = targets[t].fn;
@@ -130,7 +112,7 @@ static void add_site(scan *s, int t, unsigned line)
     if (strcmp(targets[t].kind, "sluice") == 0) {
         x->from_config = s->saw_from_config;
         if (s->last_name)
-            x->pool = xstrndup(s->last_name, strlen(s->last_name));
+            x->pool = ops_xstrndup(s->last_name, strlen(s->last_name));
     }
 }
 
@@ -245,7 +227,7 @@ static void feed(scan *s, tok t, const char *str, size_t slen)
     } else if (t.type == T_STRING) {
         if (s->name_state == 2 && s->depth > 0) {
             free(s->last_name);
-            s->last_name = xstrndup(str, slen);
+            s->last_name = ops_xstrndup(str, slen);
         }
         s->name_state = 0;
     } else {
@@ -448,9 +430,9 @@ static int scan_dir(const char *dir, ops_sites *out, char *errbuf, size_t errlen
             continue; /* ., .., .git and other hidden entries */
         if (count == cap) {
             cap = cap ? cap * 2 : 32;
-            names = xrealloc(names, cap * sizeof *names);
+            names = ops_xrealloc(names, cap * sizeof *names);
         }
-        names[count++] = xstrndup(e->d_name, strlen(e->d_name));
+        names[count++] = ops_xstrndup(e->d_name, strlen(e->d_name));
     }
     closedir(d);
     if (count)
@@ -484,7 +466,7 @@ int ops_inventory_scan_path(const char *root, ops_sites *out, char *errbuf, size
     size_t n = strlen(root);
     while (n > 1 && root[n - 1] == '/')
         n--;
-    char *r = xstrndup(root, n);
+    char *r = ops_xstrndup(root, n);
     int rc = S_ISDIR(st.st_mode) ? scan_dir(r, out, errbuf, errlen, 0) : scan_file(r, out, errbuf, errlen);
     free(r);
     return rc;

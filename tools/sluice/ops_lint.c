@@ -39,14 +39,7 @@ const ops_lint_rule ops_lint_rules[] = {
 
 static char *xstrdup(const char *s)
 {
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (!d) {
-        fputs("sluice: out of memory\n", stderr);
-        abort();
-    }
-    memcpy(d, s, n);
-    return d;
+    return ops_xstrndup(s, strlen(s));
 }
 
 SLUICE_PRINTF(6, 7)
@@ -55,12 +48,7 @@ static void add(ops_findings *f, const char *pool, const char *rule, const sluic
 {
     if (f->n == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 8;
-        ops_finding *v = realloc(f->v, cap * sizeof *v);
-        if (!v) {
-            fputs("sluice: out of memory\n", stderr);
-            abort();
-        }
-        f->v = v;
+        f->v = ops_xrealloc(f->v, cap * sizeof *f->v);
         f->cap = cap;
     }
     ops_buf msg = {0};

@@ -19,10 +19,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void oom(void)
+void *ops_xrealloc(void *p, size_t n)
 {
-    fputs("sluice: out of memory\n", stderr);
-    abort();
+    void *q = realloc(p, n);
+    if (!q) {
+        fputs("sluice: out of memory\n", stderr);
+        abort();
+    }
+    return q;
+}
+
+char *ops_xstrndup(const char *s, size_t n)
+{
+    char *d = ops_xrealloc(NULL, n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
 }
 
 void ops_buf_free(ops_buf *b)
@@ -39,10 +51,7 @@ static void reserve(ops_buf *b, size_t more)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + more + 1)
         cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p)
-        oom();
-    b->data = p;
+    b->data = ops_xrealloc(b->data, cap);
     b->cap = cap;
 }
 
@@ -247,9 +256,7 @@ const sluice_config_pool **ops_sorted_pools(const sluice_config *cfg)
 {
     if (cfg->pool_count == 0)
         return NULL;
-    const sluice_config_pool **v = malloc(cfg->pool_count * sizeof *v);
-    if (!v)
-        oom();
+    const sluice_config_pool **v = ops_xrealloc(NULL, cfg->pool_count * sizeof *v);
     for (size_t i = 0; i < cfg->pool_count; i++)
         v[i] = &cfg->pools[i];
     qsort(v, cfg->pool_count, sizeof *v, by_name);

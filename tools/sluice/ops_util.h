@@ -33,6 +33,12 @@ typedef struct ops_buf {
     size_t cap;
 } ops_buf;
 
+/* realloc, and malloc as ops_xrealloc(NULL, n), that never return NULL:
+ * out of memory prints "sluice: out of memory" and aborts. */
+void *ops_xrealloc(void *p, size_t n);
+/* A NUL-terminated copy of s[0..n) from ops_xrealloc; the caller frees it. */
+char *ops_xstrndup(const char *s, size_t n);
+
 void ops_buf_free(ops_buf *b);
 void ops_buf_put(ops_buf *b, const char *s);
 void ops_buf_putn(ops_buf *b, const char *s, size_t n);
