@@ -159,6 +159,9 @@ struct sluice_pool {
     _Atomic unsigned alive;                /* workers that may take tasks */
     _Atomic unsigned capacity;             /* K */
     _Atomic unsigned waiting;              /* submitters blocked for space (seq_cst) */
+    _Atomic unsigned slow_inside;          /* BLOCK submitters inside the full-queue path */
+    _Atomic unsigned caller_running;       /* CALLER_RUNS tasks running on submitters */
+    _Atomic bool destroy_started;          /* destroy has begun (read without mu) */
     _Atomic bool closed;
     _Atomic bool stop;             /* running tasks are asked to stop */
     _Atomic unsigned timing_every; /* 0 = timing off */
@@ -234,7 +237,7 @@ extern SLUICE__TLS sluice__worker *sluice__tls_worker;
 /* worker.c */
 sluice_err sluice__spawn_locked(struct sluice_pool *p);
 void sluice__spawn_for_work(struct sluice_pool *p, size_t want);
-void sluice__wake(struct sluice_pool *p, unsigned n);
+unsigned sluice__wake(struct sluice_pool *p, unsigned n);
 void sluice__wake_all(struct sluice_pool *p);
 void sluice__notify_space(struct sluice_pool *p);
 void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t,

@@ -367,6 +367,7 @@ void sluice_pool_destroy(sluice_pool *p)
     if (!p) {
         return;
     }
+    atomic_store_explicit(&p->destroy_started, true, memory_order_seq_cst);
     pthread_mutex_lock(&p->mu);
     p->destroying = true;
     while (p->draining) { /* a drain on another thread: let it finish */
@@ -378,9 +379,12 @@ void sluice_pool_destroy(sluice_pool *p)
     close_and_wake(p);
     abandon_queued(p, SLUICE_ABANDON_DESTROY);
 
-    /* Blocked submitters have been woken; wait until they have left. */
+    /* Blocked submitters have been woken; wait until they have left, and
+     * until CALLER_RUNS tasks running on submitters have returned. */
     pthread_mutex_lock(&p->mu);
-    while (atomic_load_explicit(&p->waiting, memory_order_seq_cst) > 0) {
+    while (atomic_load_explicit(&p->waiting, memory_order_seq_cst) > 0 ||
+           atomic_load_explicit(&p->slow_inside, memory_order_seq_cst) > 0 ||
+           atomic_load_explicit(&p->caller_running, memory_order_seq_cst) > 0) {
         pthread_cond_broadcast(&p->cv_space);
         pthread_cond_wait(&p->cv_state, &p->mu);
     }
@@ -405,10 +409,28 @@ static void refused(sluice_pool *p, sluice_err err)
     sluice__emit(p, SLUICE_EVENT_SUBMIT_REFUSED, UINT32_MAX, 0, 0, err, NULL, NULL);
 }
 
+/* The last touch of the pool by a thread that drain/destroy wait for
+ * through `counter`: decrement under mu and wake them. After this returns
+ * the pool may be gone. */
+static void leave_tracked(sluice_pool *p, _Atomic unsigned *counter)
+{
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_sub_explicit(counter, 1, memory_order_seq_cst);
+    if (p->destroying || p->draining) {
+        pthread_cond_broadcast(&p->cv_state);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* CALLER_RUNS: the task is accepted and runs here. It counts in
+ * caller_running meanwhile, so drain waits for it and destroy cannot free
+ * the pool under it. */
 static void run_on_caller(sluice_pool *p, sluice__task *t)
 {
+    atomic_fetch_add_explicit(&p->caller_running, 1, memory_order_seq_cst);
     atomic_fetch_add_explicit(&p->caller_ran, 1, memory_order_relaxed);
     sluice__run_task(p, NULL, &p->caller_shard, t, NULL);
+    leave_tracked(p, &p->caller_running);
 }
 
 static uint64_t effective_submit_deadline(sluice_pool *p, const sluice_submit_opts *opts)
@@ -557,7 +579,18 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
         return SLUICE_ECLOSED;
     }
 
-    /* Full. */
+    /* Full. A BLOCK submitter counts in slow_inside from here to its last
+     * touch of the pool, so destroy waits for it (pool.h promises that
+     * calls blocked inside submit are released safely). */
+    bool tracked = p->cfg.overflow == SLUICE_OVERFLOW_BLOCK && mode == MODE_BLOCK && !on_own_worker(p);
+    if (tracked) {
+        atomic_fetch_add_explicit(&p->slow_inside, 1, memory_order_seq_cst);
+        if (atomic_load_explicit(&p->destroy_started, memory_order_seq_cst)) {
+            leave_tracked(p, &p->slow_inside);
+            sluice_ctx_release(t.ctx);
+            return SLUICE_ECLOSED;
+        }
+    }
     sluice__max_z(&p->depth_hwm, p->qops->capacity(p->q));
     /* Make sure workers exist and are awake to drain it. */
     sluice__spawn_for_work(p, p->qops->capacity(p->q));
@@ -600,6 +633,7 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
         /* wait_for_space wakes a worker or counts the refusal itself,
          * before it stops counting as a waiter (destroy safety). */
         err = wait_for_space(p, &t, opts);
+        leave_tracked(p, &p->slow_inside);
         if (err != SLUICE_OK) {
             sluice_ctx_release(t.ctx);
         }
@@ -778,7 +812,7 @@ void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *out)
         }
         shard_sum(&p->slots[i]->shard, out);
     }
-    out->running = count_running_locked(p);
+    out->running = count_running_locked(p) + atomic_load_explicit(&p->caller_running, memory_order_relaxed);
     out->draining = p->draining || atomic_load_explicit(&p->closed, memory_order_relaxed);
     pthread_mutex_unlock(&p->mu);
     shard_sum(&p->caller_shard, out);
@@ -911,8 +945,8 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
     if (!p) {
         return SLUICE_EINVAL;
     }
-    if (on_own_worker(p)) {
-        return SLUICE_EDEADLK;
+    if (on_own_worker(p) || (sluice__tls_frame && sluice__tls_frame->pool == p)) {
+        return SLUICE_EDEADLK; /* it would wait for itself */
     }
     uint64_t t0 = sluice__now(p);
     uint64_t deadline = timeout_ns ? t0 + timeout_ns : 0;
@@ -945,7 +979,8 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
         for (unsigned i = 0; i < p->nslots; i++) {
             any |= p->slots[i]->occupied;
         }
-        if (!any && !p->qops->pending(p->q)) {
+        if (!any && !p->qops->pending(p->q) &&
+            atomic_load_explicit(&p->caller_running, memory_order_seq_cst) == 0) {
             break;
         }
         if (!any && p->qops->pending(p->q)) {
@@ -985,7 +1020,7 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
     unsigned still_running;
     progress_locked(p, &finished_after, &still_running);
     pthread_mutex_unlock(&p->mu);
-    rep.still_running = still_running;
+    rep.still_running = still_running + atomic_load_explicit(&p->caller_running, memory_order_seq_cst);
     rep.completed = finished_after - finished_before;
     rep.elapsed_ns = sluice__now(p) - t0;
     sluice__emit(p, SLUICE_EVENT_DRAIN_END, UINT32_MAX, 0, 0, rep.timed_out ? SLUICE_ETIMEDOUT : SLUICE_OK,

@@ -128,8 +128,9 @@ void sluice__abandon(struct sluice_pool *p, sluice__task *t, sluice_abandon_reas
 
 /* ---- waking ------------------------------------------------------------- */
 
-void sluice__wake(struct sluice_pool *p, unsigned n)
+unsigned sluice__wake(struct sluice_pool *p, unsigned n)
 {
+    unsigned total = 0;
     while (n > 0) {
         sluice__worker *woken[32];
         unsigned k = 0;
@@ -151,15 +152,17 @@ void sluice__wake(struct sluice_pool *p, unsigned n)
         for (unsigned i = 0; i < k; i++) {
             sem_post(&woken[i]->wake);
         }
+        total += k;
         if (k < 32 || !more) {
-            return;
+            return total;
         }
     }
+    return total;
 }
 
 void sluice__wake_all(struct sluice_pool *p)
 {
-    sluice__wake(p, UINT32_MAX);
+    (void)sluice__wake(p, UINT32_MAX);
 }
 
 void sluice__notify_space(struct sluice_pool *p)
@@ -259,30 +262,35 @@ void sluice__spawn_for_work(struct sluice_pool *p, size_t want)
 {
     unsigned idle = atomic_load_explicit(&p->idle, memory_order_seq_cst);
     if (idle > 0) {
-        sluice__wake(p, want < idle ? (unsigned)want : idle);
-        if (want <= idle) {
+        /* Count the workers actually woken, not `idle`: a parked worker may
+         * have left the stack (expiry) since idle was read. */
+        unsigned woken = sluice__wake(p, want < idle ? (unsigned)want : idle);
+        if (woken >= want) {
             return;
         }
-        want -= idle;
+        want -= woken;
     }
-    unsigned alive = atomic_load_explicit(&p->alive, memory_order_relaxed);
+    /* seq_cst: pairs with an expiring worker's CAS on alive and its
+     * re-check of the queue (worker_main), like idle pairs with park(). */
+    unsigned alive = atomic_load_explicit(&p->alive, memory_order_seq_cst);
     unsigned cap = atomic_load_explicit(&p->capacity, memory_order_relaxed);
     if (alive >= cap) {
         return;
     }
-    bool spawned = false;
     pthread_mutex_lock(&p->mu);
+    bool reap = p->nzombies > 0;
     while (want > 0 && !p->destroying &&
            atomic_load_explicit(&p->alive, memory_order_relaxed) <
                atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
         if (sluice__spawn_locked(p) != SLUICE_OK) {
             break;
         }
-        spawned = true;
         want--;
     }
     pthread_mutex_unlock(&p->mu);
-    (void)spawned;
+    if (reap) {
+        sluice__join_zombies(p); /* expired workers: free their stacks */
+    }
 }
 
 /* ---- running one task ---------------------------------------------------- */
@@ -608,6 +616,25 @@ static void *worker_main(void *arg)
             atomic_store_explicit(&w->since_ns, idle_since, memory_order_relaxed);
         }
         if (park(p, w, idle_since) == PARK_EXPIRED && leave_alive_above(p, p->cfg.min_workers)) {
+            /* A producer that pushed just now may have seen this worker in
+             * neither idle nor a free alive slot; the seq_cst CAS on alive
+             * and this seq_cst re-check pair with its push and alive load.
+             * If work is there, take the slot back and stay. */
+            if (p->qops->pending(p->q) && !atomic_load_explicit(&p->closed, memory_order_seq_cst)) {
+                unsigned a = atomic_load_explicit(&p->alive, memory_order_seq_cst);
+                bool rejoined = false;
+                while (a < atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
+                    if (atomic_compare_exchange_weak_explicit(&p->alive, &a, a + 1, memory_order_seq_cst,
+                                                              memory_order_relaxed)) {
+                        rejoined = true;
+                        break;
+                    }
+                }
+                if (rejoined) {
+                    idle_since = 0;
+                    continue;
+                }
+            }
             counted_alive = false;
             reason = "expired";
             atomic_fetch_add_explicit(&p->expired_workers, 1, memory_order_relaxed);
@@ -625,6 +652,10 @@ out:
         sluice__altstack_leave(w);
     }
     bool replace = w->fault_retire;
+    /* Join workers that exited before this one (never itself, never one
+     * that is joining: a thread joins only before it lists itself), so
+     * expired workers' stacks are freed while the pool runs. */
+    sluice__join_zombies(p);
     pthread_mutex_lock(&p->mu);
     if (counted_alive) {
         atomic_fetch_sub_explicit(&p->alive, 1, memory_order_seq_cst);
