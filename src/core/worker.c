@@ -40,8 +40,16 @@
  * Since a worker takes a task only while it is counted in alive <= K, no
  * more than K tasks start at once.
  *
- * Exited workers put their pthread_t on pool->zombies; spawn, drain and
- * destroy join them, so every thread is joined and nothing leaks.
+ * Exited workers put their pthread_t on pool->zombies. The next worker to
+ * exit joins them before it lists itself (so no two threads ever wait on
+ * each other), and so do spawning, resize, drain and destroy: every thread
+ * is joined, and an expired worker's stack is freed while the pool runs.
+ *
+ * An expiring worker leaves `alive` with a seq_cst CAS and then re-checks
+ * the queue (seq_cst); a producer pushes (seq_cst) and then reads `alive`
+ * (seq_cst) to decide whether to start a worker. As with `idle`, one of the
+ * two sees the other: the producer starts a worker, or the expiring worker
+ * takes its place back and runs the task.
  *
  * Lock order: pool->mu -> pool->park_mu. Neither is held around user code.
  */
