@@ -565,9 +565,9 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
             sluice__max_z(&p->depth_hwm, p->qops->depth(p->q));
         }
         if (notify) {
-            /* seq_cst: pairs with park() (worker.c). */
+            /* seq_cst: idle pairs with park(), alive with an expiring worker (worker.c). */
             if (atomic_load_explicit(&p->idle, memory_order_seq_cst) > 0 ||
-                atomic_load_explicit(&p->alive, memory_order_relaxed) <
+                atomic_load_explicit(&p->alive, memory_order_seq_cst) <
                     atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
                 sluice__spawn_for_work(p, 1);
             }
