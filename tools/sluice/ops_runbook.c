@@ -272,7 +272,7 @@ static void pool_facts(ops_buf *o, const facts *f)
                    p->submit_timeout_ns ? sluice_config_format_duration(p->submit_timeout_ns, d, sizeof d)
                                         : "none (waits)");
     ops_buf_printf(o, "| drain timeout | %s |\n",
-                   sluice_config_format_duration(ops_pool_drain_ns(f->cfg, p), d, sizeof d));
+                   sluice_config_format_duration(sluice_config_pool_drain_timeout(f->cfg, p), d, sizeof d));
     ops_buf_printf(o, "| fault policy | %s |\n| downstream | ", ops_fault_name(p->fault_policy));
     ops_md_text(o, p->downstream ? p->downstream : "(not declared)");
     ops_buf_printf(o, " |\n| K override | `%s` |\n| admin | `http://%s/debug/pools` |\n", f->env, f->listen);

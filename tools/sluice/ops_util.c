@@ -263,11 +263,6 @@ const sluice_config_pool **ops_sorted_pools(const sluice_config *cfg)
     return v;
 }
 
-uint64_t ops_pool_drain_ns(const sluice_config *cfg, const sluice_config_pool *p)
-{
-    return p->drain_timeout_ns ? p->drain_timeout_ns : cfg->service.drain_budget_ns;
-}
-
 const char *ops_fault_name(sluice_fault_mode m)
 {
     switch (m) {

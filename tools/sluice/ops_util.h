@@ -82,9 +82,6 @@ void ops_runbook_url(ops_buf *b, const sluice_config *cfg, const char *alert, co
  * none); the caller frees the array only. */
 const sluice_config_pool **ops_sorted_pools(const sluice_config *cfg);
 
-/* The pool's drain timeout: its own, else the service budget. */
-uint64_t ops_pool_drain_ns(const sluice_config *cfg, const sluice_config_pool *p);
-
 /* The fault policy as written in sluice.yaml. Kinds and overflow policies
  * have public names: sluice_pool_kind_name (sluice/config.h) and
  * sluice_overflow_name (sluice/pool.h). */
