@@ -96,9 +96,17 @@ static void rate(ops_buf *b, const char *metric, const sluice_config_pool *p)
     ops_buf_put(b, "[5m])");
 }
 
-static void pool_expr(ops_buf *b, ops_alert_kind kind, const sluice_config_pool *p, const ops_thresholds *t)
+/* histogram_quantile(0.99, rate(<bucket>{name="<pool>"}[5m])) > <seconds> */
+static void p99_above(ops_buf *b, const char *bucket, const sluice_config_pool *p, uint64_t threshold_ns)
 {
     char num[64];
+    ops_buf_put(b, "histogram_quantile(0.99, ");
+    rate(b, bucket, p);
+    ops_buf_printf(b, ") > %s", ops_format_seconds(threshold_ns, num, sizeof num));
+}
+
+static void pool_expr(ops_buf *b, ops_alert_kind kind, const sluice_config_pool *p, const ops_thresholds *t)
+{
     switch (kind) {
     case OPS_ALERT_SATURATED:
         sel(b, "pool_running", p);
@@ -125,14 +133,10 @@ static void pool_expr(ops_buf *b, ops_alert_kind kind, const sluice_config_pool 
         ops_buf_printf(b, ") > %g", t->loss_ratio);
         break;
     case OPS_ALERT_SLOW_TASKS:
-        ops_buf_put(b, "histogram_quantile(0.99, ");
-        rate(b, "pool_task_duration_seconds_bucket", p);
-        ops_buf_printf(b, ") > %s", ops_format_seconds(t->slow_task_p99_ns, num, sizeof num));
+        p99_above(b, "pool_task_duration_seconds_bucket", p, t->slow_task_p99_ns);
         break;
     case OPS_ALERT_SUBMIT_WAIT:
-        ops_buf_put(b, "histogram_quantile(0.99, ");
-        rate(b, "pool_submit_duration_seconds_bucket", p);
-        ops_buf_printf(b, ") > %s", ops_format_seconds(t->submit_wait_p99_ns, num, sizeof num));
+        p99_above(b, "pool_submit_duration_seconds_bucket", p, t->submit_wait_p99_ns);
         break;
     case OPS_ALERT_METRICS_MISSING:
         ops_buf_put(b, "absent(");
