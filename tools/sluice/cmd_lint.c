@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sluice/cpu.h"
 #include "commands.h"
 #include "ops_cli.h"
 #include "ops_lint.h"
@@ -30,7 +31,8 @@ static const char HELP[] =
     "\n"
     "  CONFIG          sluice.yaml, or - to read it from stdin\n"
     "      --json      print a JSON report instead of text\n"
-    "      --cpus N    CPUs for the cpu-bound-k rule (default: this machine's, %u)\n"
+    "      --cpus N    CPUs for the cpu-bound-k rule (default: the CPUs this process may\n"
+    "                  use, from affinity and cgroup quota: %u)\n"
     "      --replicas N  replicas of this service sharing each downstream (default 1)\n"
     "      --grace D   the orchestrator's grace period, e.g. 45s (default: the config's\n"
     "                  service.orchestrator_grace, itself 30s by default)\n"
@@ -40,10 +42,11 @@ static const char HELP[] =
     "\n"
     "Exit status: 0 no findings; 1 findings; 2 bad flags, unreadable or invalid config.\n";
 
+/* The CPUs this process may use (affinity and cgroup quota), not the
+ * host's: a pod limited to 2 CPUs on a 64-core node has 2. */
 static unsigned machine_cpus(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (unsigned)n : 1;
+    return sluice_cpu_count();
 }
 
 static void rules_list(ops_buf *b, const char *indent)

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sluice/cpu.h"
 #include "commands.h"
 #include "ops_cli.h"
 #include "plan_math.h"
@@ -57,7 +58,8 @@ static const char HELP[] =
     "                        service's share in downstream_budget with --config)\n"
     "  --headroom X          plan for X times the peak (default 2)\n"
     "  --kind K              io (default), cpu (K capped by --cpus) or memory\n"
-    "  --cpus N              CPUs per pod for --kind cpu (default: this machine's)\n"
+    "  --cpus N              CPUs per pod for --kind cpu (default: the CPUs this\n"
+    "                        process may use: affinity and cgroup quota)\n"
     "  --budget-share F      share of the error budget the pool's drops may use\n"
     "                        (default 0.5)\n"
     "  --config FILE --pool NAME  take the pool's K, kind and downstream share from\n"
@@ -431,8 +433,7 @@ int sluice_cmd_plan(int argc, char **argv)
     in.headroom = 2;
     in.budget_share = 0.5;
     in.replicas = 1;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    in.cpus = ncpu > 0 ? (unsigned)ncpu : 1;
+    in.cpus = sluice_cpu_count(); /* affinity and cgroup quota, not the host's count */
     in.kind = SLUICE_POOL_KIND_IO;
     const char *config = NULL;
     bool json = false, have_limit = false, have_kind = false;
