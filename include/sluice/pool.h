@@ -52,6 +52,8 @@ typedef enum sluice_abandon_reason {
     SLUICE_ABANDON_DESTROY,     /* still queued when the pool was destroyed undrained */
 } sluice_abandon_reason;
 
+/* Lower-case names for logs, config files and JSON ("drop_oldest",
+ * "reraise", "running"); "unknown" for out-of-range values. Static strings. */
 SLUICE_API const char *sluice_abandon_reason_name(sluice_abandon_reason reason);
 SLUICE_API const char *sluice_overflow_name(sluice_overflow policy);
 
@@ -62,6 +64,8 @@ typedef enum sluice_fault_mode {
     SLUICE_FAULT_RERAISE, /* log backtrace, count a panic, re-raise: the process dies with a core */
     SLUICE_FAULT_RECOVER, /* log, count, retire the faulting worker and replace it */
 } sluice_fault_mode;
+
+SLUICE_API const char *sluice_fault_mode_name(sluice_fault_mode mode);
 
 /* A task handed back to the abandon handler. Valid only during the call. */
 typedef struct sluice_abandoned {
@@ -399,6 +403,8 @@ typedef enum sluice_worker_state {
     SLUICE_WORKER_RUNNING,
     SLUICE_WORKER_EXITING,
 } sluice_worker_status;
+
+SLUICE_API const char *sluice_worker_status_name(sluice_worker_status status);
 
 typedef struct sluice_worker_info {
     unsigned index;

@@ -470,34 +470,6 @@ static enum MHD_Result ep_pools(sluice_admin *a, struct MHD_Connection *c)
     return respond_sb(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8", &b);
 }
 
-static const char *worker_state_name(sluice_worker_status s)
-{
-    switch (s) {
-    case SLUICE_WORKER_STARTING:
-        return "starting";
-    case SLUICE_WORKER_IDLE:
-        return "idle";
-    case SLUICE_WORKER_RUNNING:
-        return "running";
-    case SLUICE_WORKER_EXITING:
-        return "exiting";
-    }
-    return "unknown";
-}
-
-static const char *fault_mode_name(sluice_fault_mode m)
-{
-    switch (m) {
-    case SLUICE_FAULT_OFF:
-        return "off";
-    case SLUICE_FAULT_RERAISE:
-        return "reraise";
-    case SLUICE_FAULT_RECOVER:
-        return "recover";
-    }
-    return "unknown";
-}
-
 /* The live workers of a pool (malloc'd; *n set). */
 static sluice_worker_info *workers_of(sluice_pool *pool, size_t *n)
 {
@@ -539,7 +511,7 @@ static void json_pool(strbuf *b, sluice_pool *pool)
         "\"fault_mode\":\"%s\",\"timing_sample_every\":%u,\"timing_disabled\":%s}",
         cfg.workers, cfg.min_workers, cfg.queue_capacity, sluice_overflow_name(cfg.overflow),
         cfg.submit_timeout_ns, cfg.idle_expiry_ns, cfg.prewarm ? "true" : "false", cfg.stack_size,
-        fault_mode_name(cfg.fault_mode), cfg.timing_sample_every, cfg.timing_disabled ? "true" : "false");
+        sluice_fault_mode_name(cfg.fault_mode), cfg.timing_sample_every, cfg.timing_disabled ? "true" : "false");
     sb_printf(b,
               ",\"stats\":{\"running\":%u,\"capacity\":%u,\"workers\":%u,\"idle\":%u,\"waiting\":%u,"
               "\"queue_depth\":%zu,\"queue_capacity\":%zu,\"draining\":%s,",
@@ -562,7 +534,7 @@ static void json_pool(strbuf *b, sluice_pool *pool)
     sb_puts(b, ",\"workers\":[");
     for (size_t i = 0; i < n; i++) {
         sb_printf(b, "%s{\"index\":%u,\"state\":\"%s\",\"for_seconds\":%.3f,\"task\":", i ? "," : "",
-                  w[i].index, worker_state_name(w[i].state), age_seconds(pool, w[i].since_ns));
+                  w[i].index, sluice_worker_status_name(w[i].state), age_seconds(pool, w[i].since_ns));
         sb_json_str(b, w[i].state == SLUICE_WORKER_RUNNING ? w[i].task_label : NULL);
         sb_printf(b, ",\"tasks_run\":%" PRIu64 "}", w[i].tasks_run);
     }
@@ -600,7 +572,7 @@ static enum MHD_Result ep_stacks(sluice_admin *a, struct MHD_Connection *c)
         sluice_worker_info *w = workers_of(pool, &n);
         sb_printf(&b, "pool %s: %zu workers\n", sluice_pool_name(pool), n);
         for (size_t k = 0; k < n; k++) {
-            sb_printf(&b, "  worker %u %s %.3fs", w[k].index, worker_state_name(w[k].state),
+            sb_printf(&b, "  worker %u %s %.3fs", w[k].index, sluice_worker_status_name(w[k].state),
                       age_seconds(pool, w[k].since_ns));
             if (w[k].state == SLUICE_WORKER_RUNNING && w[k].task_label) {
                 sb_puts(&b, " task=");

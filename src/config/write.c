@@ -61,18 +61,6 @@ static void put_dur(FILE *f, const char *indent, const char *key, uint64_t ns)
     fprintf(f, "%s%s: %s\n", indent, key, sluice_config_format_duration(ns, b, sizeof b));
 }
 
-static const char *fault_name(sluice_fault_mode m)
-{
-    switch (m) {
-    case SLUICE_FAULT_RERAISE:
-        return "reraise";
-    case SLUICE_FAULT_RECOVER:
-        return "recover";
-    default:
-        return "off";
-    }
-}
-
 sluice_err sluice_config_write(const sluice_config *cfg, FILE *f)
 {
     if (!cfg || !f) {
@@ -113,7 +101,7 @@ sluice_err sluice_config_write(const sluice_config *cfg, FILE *f)
         put_dur(f, "    ", "idle_expiry", p->idle_expiry_ns);
         put_dur(f, "    ", "drain_timeout", p->drain_timeout_ns);
         fprintf(f, "    prewarm: %s\n", p->prewarm ? "true" : "false");
-        fprintf(f, "    fault_policy: %s\n", fault_name(p->fault_policy));
+        fprintf(f, "    fault_policy: %s\n", sluice_fault_mode_name(p->fault_policy));
         if (p->histogram_bucket_count) {
             fprintf(f, "    histogram_buckets: [");
             for (size_t b = 0; b < p->histogram_bucket_count; b++) {

@@ -76,6 +76,34 @@ const char *sluice_overflow_name(sluice_overflow policy)
     return "unknown";
 }
 
+const char *sluice_fault_mode_name(sluice_fault_mode mode)
+{
+    switch (mode) {
+    case SLUICE_FAULT_OFF:
+        return "off";
+    case SLUICE_FAULT_RERAISE:
+        return "reraise";
+    case SLUICE_FAULT_RECOVER:
+        return "recover";
+    }
+    return "unknown";
+}
+
+const char *sluice_worker_status_name(sluice_worker_status status)
+{
+    switch (status) {
+    case SLUICE_WORKER_STARTING:
+        return "starting";
+    case SLUICE_WORKER_IDLE:
+        return "idle";
+    case SLUICE_WORKER_RUNNING:
+        return "running";
+    case SLUICE_WORKER_EXITING:
+        return "exiting";
+    }
+    return "unknown";
+}
+
 const char *sluice_event_kind_name(sluice_event_kind kind)
 {
     switch (kind) {

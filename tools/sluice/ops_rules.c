@@ -186,7 +186,7 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         ops_buf_printf(desc,
                        "A task in pool %s panicked (sluice_panic or a caught fault, fault_policy %s). "
                        "The stack is in the service log. ",
-                       name, ops_fault_name(p->fault_policy));
+                       name, sluice_fault_mode_name(p->fault_policy));
         k_phrase(desc, p);
         ops_buf_put(desc, ".");
         break;

@@ -116,7 +116,7 @@ static void panic_entry(ops_buf *o, const facts *f)
 {
     char fw[256];
     snprintf(fw, sizeof fw, "a task of the pool panicked in the last 5 minutes (fault_policy %s).",
-             ops_fault_name(f->p->fault_policy));
+             sluice_fault_mode_name(f->p->fault_policy));
     entry_head(o, f, OPS_ALERT_PANIC, fw);
     ops_buf_put(o, "#### Quick checks (5 min)\n\n");
     ops_buf_printf(o,
@@ -128,7 +128,7 @@ static void panic_entry(ops_buf *o, const facts *f)
         ops_buf_printf(o,
                        "3. fault_policy is %s: a SIGSEGV/SIGBUS kills the process. Check restarts and core "
                        "dumps, not just the log.\n\n",
-                       ops_fault_name(f->p->fault_policy));
+                       sluice_fault_mode_name(f->p->fault_policy));
     else
         ops_buf_put(o,
                     "3. fault_policy is recover: faulting workers are replaced. Repeated faults mean memory "
@@ -273,7 +273,7 @@ static void pool_facts(ops_buf *o, const facts *f)
                                         : "none (waits)");
     ops_buf_printf(o, "| drain timeout | %s |\n",
                    sluice_config_format_duration(sluice_config_pool_drain_timeout(f->cfg, p), d, sizeof d));
-    ops_buf_printf(o, "| fault policy | %s |\n| downstream | ", ops_fault_name(p->fault_policy));
+    ops_buf_printf(o, "| fault policy | %s |\n| downstream | ", sluice_fault_mode_name(p->fault_policy));
     ops_md_text(o, p->downstream ? p->downstream : "(not declared)");
     ops_buf_printf(o, " |\n| K override | `%s` |\n| admin | `http://%s/debug/pools` |\n", f->env, f->listen);
     ops_buf uid = {0};

@@ -263,19 +263,6 @@ const sluice_config_pool **ops_sorted_pools(const sluice_config *cfg)
     return v;
 }
 
-const char *ops_fault_name(sluice_fault_mode m)
-{
-    switch (m) {
-    case SLUICE_FAULT_OFF:
-        return "off";
-    case SLUICE_FAULT_RERAISE:
-        return "reraise";
-    case SLUICE_FAULT_RECOVER:
-        return "recover";
-    }
-    return "unknown";
-}
-
 void ops_jw_init(ops_jw *w, ops_buf *out)
 {
     memset(w, 0, sizeof *w);

@@ -82,10 +82,9 @@ void ops_runbook_url(ops_buf *b, const sluice_config *cfg, const char *alert, co
  * none); the caller frees the array only. */
 const sluice_config_pool **ops_sorted_pools(const sluice_config *cfg);
 
-/* The fault policy as written in sluice.yaml. Kinds and overflow policies
- * have public names: sluice_pool_kind_name (sluice/config.h) and
- * sluice_overflow_name (sluice/pool.h). */
-const char *ops_fault_name(sluice_fault_mode m);
+/* Names as written in sluice.yaml come from the public headers:
+ * sluice_pool_kind_name (sluice/config.h), sluice_overflow_name and
+ * sluice_fault_mode_name (sluice/pool.h). */
 
 /*
  * A pretty-printing JSON writer (2-space indent, one member per line), so
