@@ -705,17 +705,16 @@ sluice_err sluice_pool_submit_batch(sluice_pool *pool, const sluice_task_spec *t
             err = SLUICE_EINVAL;
             break;
         }
-        /* Queue without waking; a refusal or wait flushes the wake-ups so
-         * workers drain the queue meanwhile. */
-        size_t before = pool->qops->depth(pool->q);
-        (void)before;
+        /* Queue without waking, then wake for the first task at once (so
+         * a worker starts while the rest are queued) and for the others in
+         * groups of 64; a full queue wakes workers itself (submit_one). */
         err = submit_one(pool, tasks[i].fn, tasks[i].arg, tasks[i].opts, nonblocking ? MODE_TRY : MODE_BLOCK,
                          false);
         if (err) {
             break;
         }
         pending_wake++;
-        if (pending_wake >= 64) {
+        if (i == 0 || pending_wake >= 64) {
             sluice__spawn_for_work(pool, pending_wake);
             pending_wake = 0;
         }

@@ -64,12 +64,14 @@
 
 SLUICE__TLS sluice__worker *sluice__tls_worker;
 
-/* How many times an idle worker polls the queue before it parks. */
-#define SPIN_POLLS 200
-
-typedef struct spawn_arg {
-    sluice__worker *w;
-} spawn_arg;
+/* How many times an idle worker polls the queue before it parks, at most
+ * and at least. The budget adapts per worker: a spin that found work
+ * doubles it, one that ended in parking halves it. Under back-to-back load
+ * workers keep spinning (a hand-off costs no system call); under paced
+ * load (tasks further apart than a spin) they stop burning the CPU that the
+ * producers on a small machine need, and park at once. */
+#define SPIN_POLLS_MAX 256
+#define SPIN_POLLS_MIN 8
 
 static void *worker_main(void *arg);
 
@@ -577,6 +579,7 @@ static void *worker_main(void *arg)
     sluice__status_set(w, SLUICE_WORKER_IDLE, 0);
     uint64_t idle_since = sluice__now(p);
     uint64_t now_hint = 0; /* end time of the task just run, when back to back */
+    unsigned spin_budget = SPIN_POLLS_MAX;
     for (;;) {
         /* Shrink: leave before taking another task. */
         if (atomic_load_explicit(&p->alive, memory_order_relaxed) >
@@ -609,7 +612,7 @@ static void *worker_main(void *arg)
             break; /* closed and empty: the drain is over for this worker */
         }
         bool found = false;
-        for (int i = 0; i < SPIN_POLLS; i++) {
+        for (unsigned i = 0; i < spin_budget; i++) {
             sluice__cpu_relax();
             if (p->qops->pending(p->q)) {
                 found = true;
@@ -617,8 +620,10 @@ static void *worker_main(void *arg)
             }
         }
         if (found) {
+            spin_budget = spin_budget * 2 > SPIN_POLLS_MAX ? SPIN_POLLS_MAX : spin_budget * 2;
             continue;
         }
+        spin_budget = spin_budget / 2 < SPIN_POLLS_MIN ? SPIN_POLLS_MIN : spin_budget / 2;
         if (idle_since == 0) {
             idle_since = sluice__now(p);
             atomic_store_explicit(&w->since_ns, idle_since, memory_order_relaxed);
