@@ -280,7 +280,9 @@ SLUICE_API sluice_err sluice_pool_submit_batch(sluice_pool *pool, const sluice_t
  * sluice_pool_resize - set K. Growing starts workers at once when work is
  * queued (else they start as work arrives); shrinking retires workers as
  * their current task ends. A task starts only while fewer than K tasks
- * run. Returns SLUICE_OK, SLUICE_EINVAL (k == 0 or k < min_workers),
+ * run (a worker that was already taking a task when resize() was called
+ * may still start it: resize is not a barrier). Returns SLUICE_OK,
+ * SLUICE_EINVAL (k == 0 or k < min_workers),
  * SLUICE_ECLOSED (draining).
  * Thread-safety: safe from any thread, also from inside a task.
  */
@@ -325,7 +327,10 @@ SLUICE_API sluice_err sluice_pool_drain(sluice_pool *pool, uint64_t timeout_ns, 
  * worker (waiting for running tasks to return) and free everything.
  * NULL is a no-op.
  * Thread-safety: call once, from a thread that is not a worker of this
- * pool, after which no new call may start on the pool. Calls already
+ * pool and not inside one of its tasks, after which no new call may start
+ * on the pool. "Calls already blocked inside submit" means submitters
+ * waiting for queue space or running a CALLER_RUNS task; a submit that has
+ * not yet found the queue full must not race with destroy. Calls already
  * blocked inside submit are released safely, and a drain already running
  * on another thread is waited for (destroy then hands back nothing it
  * has not already handed back). Deadlock hazard: destroy waits for running

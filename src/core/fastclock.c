@@ -81,8 +81,10 @@ uint64_t sluice__fastclock_now(void)
 {
 #ifdef HAVE_TSC
     if (use_tsc) {
-        uint64_t t = __rdtsc();
-        return base_ns + (uint64_t)((double)(t - base_tsc) * ns_per_tick);
+        /* Signed: another CPU's TSC may read a few cycles behind the
+         * calibrating CPU's base, and a negative delta must not wrap. */
+        int64_t delta = (int64_t)(__rdtsc() - base_tsc);
+        return base_ns + (uint64_t)(int64_t)((double)delta * ns_per_tick);
     }
 #endif
     return mono_ns();

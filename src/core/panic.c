@@ -283,7 +283,7 @@ static void chain(int sig, siginfo_t *si, void *uc)
             return;
         }
         if (old->sa_handler == SIG_IGN) {
-            return;
+            break; /* ignoring a synchronous fault would re-fault for ever: default */
         }
         if (old->sa_handler != SIG_DFL && old->sa_handler) {
             old->sa_handler(sig);
@@ -332,7 +332,10 @@ static void fault_handler(int sig, siginfo_t *si, void *uc)
         siglongjmp(f->jump, 2);
     }
     /* RERAISE: count it (the process is about to die, but a core dump
-     * carries the counter too), then the default action. */
+     * carries the counter too), then the default action: the process dies
+     * with a core, as documented. (Chaining to a handler installed before
+     * Sluice's, such as a test framework's, could turn the crash into an
+     * ordinary exit.) */
     sluice__shard_add(&w->shard, &w->shard.panicked, 1);
     signal(sig, SIG_DFL);
     raise(sig);

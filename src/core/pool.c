@@ -438,27 +438,39 @@ static void refused(sluice_pool *p, sluice_err err)
 }
 
 /* The last touch of the pool by a thread that drain/destroy wait for
- * through `counter`: decrement under mu and wake them. After this returns
- * the pool may be gone. */
+ * through `counter`. drain and destroy store `closed` (seq_cst) before they
+ * read the counter under mu, and hold mu from that read until they wait on
+ * cv_state; so after our seq_cst decrement, either they read the new value,
+ * or we see `closed` and our broadcast (under mu) reaches their wait. Only
+ * then is mu taken: no lock per task while the pool is open. After this
+ * returns the pool may be gone. */
 static void leave_tracked(sluice_pool *p, _Atomic unsigned *counter)
 {
-    pthread_mutex_lock(&p->mu);
     atomic_fetch_sub_explicit(counter, 1, memory_order_seq_cst);
-    if (p->destroying || p->draining) {
+    if (atomic_load_explicit(&p->closed, memory_order_seq_cst)) {
+        pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv_state);
+        pthread_mutex_unlock(&p->mu);
     }
-    pthread_mutex_unlock(&p->mu);
 }
 
 /* CALLER_RUNS: the task is accepted and runs here. It counts in
  * caller_running meanwhile, so drain waits for it and destroy cannot free
- * the pool under it. */
-static void run_on_caller(sluice_pool *p, sluice__task *t)
+ * the pool under it. If the pool closed between the full push and here,
+ * the task is refused instead (the caller keeps it): after the seq_cst
+ * increment, `closed` (seq_cst) tells whether a drain may already have
+ * seen caller_running == 0. */
+static sluice_err run_on_caller(sluice_pool *p, sluice__task *t)
 {
     atomic_fetch_add_explicit(&p->caller_running, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&p->closed, memory_order_seq_cst)) {
+        leave_tracked(p, &p->caller_running);
+        return SLUICE_ECLOSED;
+    }
     atomic_fetch_add_explicit(&p->caller_ran, 1, memory_order_relaxed);
     sluice__run_task(p, NULL, &p->caller_shard, t, NULL);
     leave_tracked(p, &p->caller_running);
+    return SLUICE_OK;
 }
 
 static uint64_t effective_submit_deadline(sluice_pool *p, const sluice_submit_opts *opts)
@@ -628,8 +640,11 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
         err = SLUICE_EFULL;
         break;
     case SLUICE_OVERFLOW_CALLER_RUNS:
-        run_on_caller(p, &t);
-        return SLUICE_OK;
+        err = run_on_caller(p, &t);
+        if (err) {
+            sluice_ctx_release(t.ctx);
+        }
+        return err;
     case SLUICE_OVERFLOW_DROP_OLDEST:
         for (;;) {
             sluice__task old;
