@@ -438,20 +438,20 @@ static void refused(sluice_pool *p, sluice_err err)
 }
 
 /* The last touch of the pool by a thread that drain/destroy wait for
- * through `counter`. drain and destroy store `closed` (seq_cst) before they
- * read the counter under mu, and hold mu from that read until they wait on
- * cv_state; so after our seq_cst decrement, either they read the new value,
- * or we see `closed` and our broadcast (under mu) reaches their wait. Only
- * then is mu taken: no lock per task while the pool is open. After this
- * returns the pool may be gone. */
+ * through `counter`: decrement under mu and wake them. The unlock is the
+ * last touch: drain/destroy read the counter under mu, so they cannot see
+ * it reach zero (and free the pool) before we are out. A lock per
+ * CALLER_RUNS task or blocked submit: both are already overflow paths.
+ * (Decrementing first and locking only when closed is NOT safe: the pool
+ * may be freed between the decrement and the read of `closed`.) */
 static void leave_tracked(sluice_pool *p, _Atomic unsigned *counter)
 {
+    pthread_mutex_lock(&p->mu);
     atomic_fetch_sub_explicit(counter, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&p->closed, memory_order_seq_cst)) {
-        pthread_mutex_lock(&p->mu);
+    if (p->destroying || p->draining) {
         pthread_cond_broadcast(&p->cv_state);
-        pthread_mutex_unlock(&p->mu);
     }
+    pthread_mutex_unlock(&p->mu);
 }
 
 /* CALLER_RUNS: the task is accepted and runs here. It counts in
