@@ -153,7 +153,10 @@ typedef struct sluice_pool_config {
     /* Runs on each new worker thread before its first task. Return 0 and
      * set *worker_state (reachable in tasks via sluice_worker_state()), or
      * non-zero to refuse: the worker exits (with prewarm, create fails with
-     * SLUICE_EINIT). */
+     * SLUICE_EINIT). Queued tasks wait for a worker whose init succeeds: the
+     * next submit starts another, and a drain retries every 10 ms, so a
+     * drain with a timeout hands them back if every init keeps refusing,
+     * while drain(0) waits for one to succeed. */
     int (*worker_init)(void *user, unsigned worker_index, void **worker_state);
     /* Runs on each worker thread as it exits (expiry, shrink, drain). */
     void (*worker_fini)(void *user, unsigned worker_index, void *worker_state);
