@@ -248,6 +248,11 @@ typedef struct sluice_submit_opts {
  * Thread-safety: safe from any number of threads, including workers.
  * Deadlock hazard: under BLOCK with no timeout, a submit from a thread that
  * a running task waits on can wait forever; use a timeout or deadline.
+ * Blocking: a BLOCK submitter that finds the queue full sleeps until a
+ * quarter of the queue is free (at least one slot), not until the first
+ * slot frees, so a producer faster than the workers wakes once per quarter
+ * queue rather than once per task. When its timeout or deadline passes it
+ * takes any free slot: ETIMEDOUT means the queue was full at the deadline.
  */
 SLUICE_API sluice_err sluice_pool_submit(sluice_pool *pool, sluice_task_fn fn, void *arg);
 SLUICE_API sluice_err sluice_pool_submit_ex(sluice_pool *pool, sluice_task_fn fn, void *arg,

@@ -55,7 +55,8 @@ typedef enum sluice__qres {
  *   close  makes every later push return CLOSED; pushes that already
  *          claimed a place complete. Idempotent.
  *   pending true if a pushed-or-being-pushed task is there (seq_cst read).
- *   depth  approximate count of queued tasks.
+ *   depth  count of queued tasks, from seq_cst reads of both ends (a
+ *          snapshot while pushes and pops run; exact when none is).
  *   pushed total pushes that returned OK since creation (exact).
  */
 typedef struct sluice__queue_ops {
@@ -153,6 +154,7 @@ struct sluice_pool {
     bool system_clock;
     void *q;
     const sluice__queue_ops *qops;
+    size_t space_low; /* blocked submitters retry at this depth or below (pool.c, wait_for_space) */
 
     /* Hot, read by producers on every submit: kept on their own line. */
     SLUICE__ALIGNED _Atomic unsigned idle; /* workers parked or about to park (seq_cst, see worker.c) */

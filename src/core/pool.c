@@ -35,8 +35,9 @@
 
 #include "core/internal.h"
 
-/* How many times a BLOCK submitter retries a full queue before sleeping. */
-#define SUBMIT_SPIN_POLLS 64
+/* How many times a BLOCK submitter polls a full queue for its low-water
+ * mark before it sleeps (about a microsecond of `pause`). */
+#define SUBMIT_SPIN_POLLS 32
 
 /* Per-thread sampling counter for timing (1 in N submits is stamped). */
 static SLUICE__TLS unsigned tls_sample_tick;
@@ -296,6 +297,9 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
         pool_free(p);
         return err;
     }
+    /* Blocked submitters are woken once a quarter of the queue is free
+     * (at least one slot): see wait_for_space. */
+    p->space_low = cfg->queue_capacity - (cfg->queue_capacity / 4 ? cfg->queue_capacity / 4 : 1);
     atomic_init(&p->capacity, cfg->workers);
     atomic_init(&p->timing_every,
                 cfg->timing_disabled ? 0u : (cfg->timing_sample_every ? cfg->timing_sample_every : 1u));
@@ -486,28 +490,38 @@ static uint64_t effective_submit_deadline(sluice_pool *p, const sluice_submit_op
     return d;
 }
 
-/* BLOCK policy, queue full: wait for space. Returns OK once pushed. */
+/* BLOCK policy, queue full: wait for space. Returns OK once pushed.
+ *
+ * Hysteresis. A submitter that found the queue full is faster than the
+ * workers; letting it take each slot as it frees (one wake-up, or one spin,
+ * per task) makes it compete for the CPUs the workers need and costs a
+ * lock and a futex call per task. So it waits until the queue has drained
+ * to its low-water mark (`space_low`: a quarter of the capacity free, at
+ * least one slot), and the workers signal cv_space only when a pop leaves
+ * the depth at or below it (sluice__notify_space). A saturating producer
+ * then sleeps once per capacity/4 tasks, and the queue never runs dry
+ * while it sleeps. At its deadline a submitter takes any free slot, so it
+ * fails only if the queue is really full then. */
 static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_submit_opts *opts)
 {
     uint64_t deadline = effective_submit_deadline(p, opts);
     sluice_ctx *ctx = opts ? opts->ctx : NULL;
     sluice_err err = SLUICE_OK;
 
-    /* Under saturation with short tasks, space comes back within
-     * microseconds: poll briefly before paying for a sleep and a wake-up
-     * (which would otherwise cost two system calls per task). */
+    /* Small queues with short tasks reach the low-water mark within
+     * microseconds: poll for it briefly (loads only, no yield) before
+     * paying for a sleep and a wake-up. */
     for (int i = 0; i < SUBMIT_SPIN_POLLS; i++) {
         sluice__cpu_relax();
-        if ((i & 15) == 15) {
-            sched_yield();
-        }
-        sluice__qres r = p->qops->push(p->q, t, NULL);
-        if (r == SLUICE__Q_OK) {
-            sluice__spawn_for_work(p, 1);
-            return SLUICE_OK;
-        }
-        if (r == SLUICE__Q_CLOSED) {
-            return SLUICE_ECLOSED;
+        if (p->qops->depth(p->q) <= p->space_low) {
+            sluice__qres r = p->qops->push(p->q, t, NULL);
+            if (r == SLUICE__Q_OK) {
+                sluice__spawn_for_work(p, 1);
+                return SLUICE_OK;
+            }
+            if (r == SLUICE__Q_CLOSED) {
+                return SLUICE_ECLOSED;
+            }
         }
     }
 
@@ -515,12 +529,23 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
     unsigned w = atomic_fetch_add_explicit(&p->waiting, 1, memory_order_seq_cst) + 1;
     sluice__max_u(&p->waiting_hwm, w);
     for (;;) {
-        /* seq_cst inside push's full check pairs with notify_space. */
-        sluice__qres r = p->qops->push(p->q, t, NULL);
-        if (r == SLUICE__Q_OK) {
-            break;
+        bool last = deadline && sluice__now(p) >= deadline;
+        /* The seq_cst increment of `waiting` above and the seq_cst depth
+         * read here pair with a worker's pop (seq_cst head CAS) and its
+         * read of `waiting` in notify_space: either this read sees the pop,
+         * or that worker sees this waiter and signals under mu. */
+        if (last || p->qops->depth(p->q) <= p->space_low) {
+            sluice__qres r = p->qops->push(p->q, t, NULL);
+            if (r == SLUICE__Q_OK) {
+                break;
+            }
+            if (r == SLUICE__Q_CLOSED) {
+                err = SLUICE_ECLOSED;
+                break;
+            }
         }
-        if (r == SLUICE__Q_CLOSED || p->destroying) {
+        /* closed is set (seq_cst) before close_and_wake broadcasts under mu. */
+        if (p->destroying || atomic_load_explicit(&p->closed, memory_order_seq_cst)) {
             err = SLUICE_ECLOSED;
             break;
         }
@@ -530,11 +555,11 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
                 break;
             }
         }
-        uint64_t until = deadline;
-        if (deadline && sluice__now(p) >= deadline) {
+        if (last) {
             err = SLUICE_ETIMEDOUT;
             break;
         }
+        uint64_t until = deadline;
         if (ctx) {
             /* Poll the context every 5 ms: cancel callbacks would need a
              * lifetime guarantee we cannot give a blocked submitter. */

@@ -178,8 +178,10 @@ void sluice__wake_all(struct sluice_pool *p)
 void sluice__notify_space(struct sluice_pool *p)
 {
     /* seq_cst: pairs with the submitter's increment of `waiting` before it
-     * retries its push (pool.c, wait_for_space). */
-    if (atomic_load_explicit(&p->waiting, memory_order_seq_cst) > 0) {
+     * reads the depth (pool.c, wait_for_space). Blocked submitters are
+     * signalled only at or below the low-water mark: one wake-up per
+     * quarter of the queue, not one per task. */
+    if (atomic_load_explicit(&p->waiting, memory_order_seq_cst) > 0 && p->qops->depth(p->q) <= p->space_low) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_signal(&p->cv_space);
         pthread_mutex_unlock(&p->mu);

@@ -5,8 +5,8 @@
  *
  * pool.h: "Calls already blocked inside submit are released safely".
  * destroy waits until `waiting` is zero, but a BLOCK submitter enters
- * `waiting` only after effective_submit_deadline() and 64 lock-free push
- * polls (wait_for_space), and leaves it before its last touches of the
+ * `waiting` only after effective_submit_deadline() and a few lock-free
+ * low-water polls (wait_for_space), and leaves it before its last touches of the
  * pool (spawn_for_work after a successful wait, refused() -> rejected and
  * the event handler after a timeout). A submitter in any of those windows
  * is not waited for: destroy frees the ring and the pool under it.

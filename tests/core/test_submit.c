@@ -325,6 +325,102 @@ static void test_block_pool_timeout(void **state)
     tally_free(t);
 }
 
+/* Hysteresis: a blocked submitter is let in once a quarter of the queue is
+ * free (capacity 8: at depth 6), not at the first free slot, so a producer
+ * faster than its workers sleeps once per quarter-queue instead of once per
+ * task. At its deadline it takes any free slot: it fails only if the queue
+ * is really full then. */
+static void test_block_low_water(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    gate g[10];
+    for (int i = 0; i < 10; i++) {
+        gate_init(&g[i]);
+    }
+    sluice_fake_clock fc;
+    const uint64_t t0 = 70 * SLUICE_NS_PER_SEC;
+    sluice_fake_clock_init(&fc, t0);
+    sluice_pool_config cfg;
+    base_config(&cfg, "lowwater", 1, 8, t);
+    cfg.clock = &fc.clock;
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    hold_workers(p, &g[0], 1);
+    for (int i = 1; i <= 8; i++) {
+        assert_int_equal(sluice_pool_try_submit(p, task_gate_hard, &g[i]), SLUICE_OK);
+    }
+    assert_int_equal(stats_now(p).queue_depth, 8);
+
+    submitter a = {.pool = p, .fn = task_count, .arg = t};
+    pthread_t th;
+    START_THREAD(&th, submitter_main, &a);
+    WAIT_FOR(stats_now(p).waiting == 1, "a to block");
+
+    /* One slot frees (depth 7): above the low-water mark, a stays asleep. */
+    gate_open(&g[0]);
+    WAIT_FOR(atomic_load(&g[1].inside) == 1, "the worker at task 1");
+    for (int i = 0; i < 30; i++) {
+        poll_pause();
+    }
+    assert_int_equal(atomic_load(&a.done), 0);
+    assert_int_equal(stats_now(p).waiting, 1);
+    assert_int_equal(stats_now(p).queue_depth, 7);
+
+    /* A second one (depth 6 = 8 - 8/4): a is woken and gets in. */
+    gate_open(&g[1]);
+    pthread_join(th, NULL);
+    assert_int_equal(a.result, SLUICE_OK);
+    WAIT_FOR(atomic_load(&g[2].inside) == 1, "the worker at task 2");
+    assert_int_equal(stats_now(p).queue_depth, 7);
+
+    /* A new submitter that finds a free slot takes it at once. */
+    assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK);
+    assert_int_equal(stats_now(p).queue_depth, 8);
+
+    /* b blocks on the full queue; one slot frees (depth 7), so b waits for
+     * the low-water mark; when its deadline passes it takes that slot. */
+    submitter b = {.pool = p, .fn = task_count, .arg = t, .use_opts = true, .fake = &fc};
+    b.opts.submit_deadline_ns = t0 + SLUICE_NS_PER_SEC;
+    START_THREAD(&th, submitter_main, &b);
+    WAIT_FOR(stats_now(p).waiting == 1, "b to block");
+    gate_open(&g[2]);
+    WAIT_FOR(atomic_load(&g[3].inside) == 1, "the worker at task 3");
+    for (int i = 0; i < 30; i++) {
+        poll_pause();
+    }
+    assert_int_equal(atomic_load(&b.done), 0);
+    assert_int_equal(stats_now(p).queue_depth, 7);
+    sluice_fake_clock_advance(&fc, 2 * SLUICE_NS_PER_SEC);
+    pthread_join(th, NULL);
+    assert_int_equal(b.result, SLUICE_OK);
+    assert_int_equal(stats_now(p).queue_depth, 8);
+
+    /* Full at the deadline: ETIMEDOUT. */
+    submitter c = {.pool = p, .fn = task_count, .arg = t, .use_opts = true, .fake = &fc};
+    c.opts.submit_deadline_ns = sluice_clock_now(&fc.clock) + SLUICE_NS_PER_SEC;
+    START_THREAD(&th, submitter_main, &c);
+    WAIT_FOR(stats_now(p).waiting == 1, "c to block");
+    sluice_fake_clock_advance(&fc, 2 * SLUICE_NS_PER_SEC);
+    pthread_join(th, NULL);
+    assert_int_equal(c.result, SLUICE_ETIMEDOUT);
+
+    for (int i = 3; i <= 8; i++) {
+        gate_open(&g[i]);
+    }
+    assert_int_equal(sluice_pool_drain(p, 0, NULL), SLUICE_OK);
+    ASSERT_IDENTITY(p);
+    sluice_pool_stats s = stats_now(p);
+    assert_int_equal(s.submitted, 12);
+    assert_int_equal(s.completed, 12);
+    assert_int_equal(s.rejected, 1);
+    sluice_pool_destroy(p);
+    for (int i = 0; i < 10; i++) {
+        gate_destroy(&g[i]);
+    }
+    tally_free(t);
+}
+
 /* A per-call submit deadline; the earlier of it and the pool timeout wins. */
 static void test_block_per_call_deadline(void **state)
 {
@@ -913,6 +1009,7 @@ int main(void)
         cmocka_unit_test(test_capacity_one_is_bounded),
         cmocka_unit_test(test_block_waits_for_space),
         cmocka_unit_test(test_block_pool_timeout),
+        cmocka_unit_test(test_block_low_water),
         cmocka_unit_test(test_block_per_call_deadline),
         cmocka_unit_test(test_block_ctx),
         cmocka_unit_test(test_reject_efull),
