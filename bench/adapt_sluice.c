@@ -1,12 +1,14 @@
 /*
  * bench/adapt_sluice.c - Sluice pools, in the configurations the report
  * compares: the default (timing histograms sampled as configured by
- * sluice_pool_config_init), timing off, timing sampled for 1 task in 64, REJECT
+ * sluice_pool_config_init), timing off, every task timed, timing sampled
+ * for 1 task in 64, REJECT
  * overflow for the burst, and (when the metrics layer exists) the default
  * with the pool's metrics collector registered.
  *
  * The default configuration is whatever sluice_pool_config_init gives (at
- * the time of writing: timing on for every task, timing_sample_every = 1).
+ * the time of writing: timing_sample_every = SLUICE_TIMING_SAMPLE_AUTO,
+ * which keeps timing near 1% of task time).
  *
  * Every configuration goes through the public API only (sluice/pool.h),
  * exactly as a user would call it: sluice_pool_submit per task, drain and
@@ -25,7 +27,7 @@
 #include "sluice/metrics.h"
 #endif
 
-typedef enum { TIMING_DEFAULT, TIMING_OFF, TIMING_SAMPLE_64 } timing_mode;
+typedef enum { TIMING_DEFAULT, TIMING_OFF, TIMING_EVERY, TIMING_SAMPLE_64 } timing_mode;
 
 typedef struct sluice_variant {
     timing_mode timing;
@@ -86,6 +88,8 @@ static int sl_create(const bench_adapter *self, const bench_pool_opts *opts, voi
     }
     if (v->timing == TIMING_OFF) {
         cfg.timing_disabled = true;
+    } else if (v->timing == TIMING_EVERY) {
+        cfg.timing_sample_every = 1;
     } else if (v->timing == TIMING_SAMPLE_64) {
         cfg.timing_sample_every = 64;
     }
@@ -150,13 +154,14 @@ static void sl_destroy(void *pool)
 
 static const sluice_variant v_default = {TIMING_DEFAULT, SLUICE_OVERFLOW_BLOCK, false};
 static const sluice_variant v_notiming = {TIMING_OFF, SLUICE_OVERFLOW_BLOCK, false};
+static const sluice_variant v_every = {TIMING_EVERY, SLUICE_OVERFLOW_BLOCK, false};
 static const sluice_variant v_sample64 = {TIMING_SAMPLE_64, SLUICE_OVERFLOW_BLOCK, false};
 static const sluice_variant v_reject = {TIMING_DEFAULT, SLUICE_OVERFLOW_REJECT, false};
 
 const bench_adapter bench_adapter_sluice = {
     .name = "sluice",
-    .overflow = "Sluice, default config (sluice_pool_config_init: timing every task): bounded queue, BLOCK "
-                "policy: a full queue blocks the submitter",
+    .overflow = "Sluice, default config (sluice_pool_config_init: timing sampled automatically, ~1% of task "
+                "time): bounded queue, BLOCK policy: a full queue blocks the submitter",
     .flags = BENCH_F_SLUICE | BENCH_F_MAIN,
     .variant = &v_default,
     .create = sl_create,
@@ -169,6 +174,16 @@ const bench_adapter bench_adapter_sluice_notiming = {
     .overflow = "Sluice, timing_disabled = true (counters only)",
     .flags = BENCH_F_SLUICE,
     .variant = &v_notiming,
+    .create = sl_create,
+    .submit = sl_submit,
+    .destroy = sl_destroy,
+};
+
+const bench_adapter bench_adapter_sluice_timeall = {
+    .name = "sluice-timeall",
+    .overflow = "Sluice, timing_sample_every = 1 (two clock reads and two histogram updates on every task)",
+    .flags = BENCH_F_SLUICE | BENCH_F_METRICS_ONLY,
+    .variant = &v_every,
     .create = sl_create,
     .submit = sl_submit,
     .destroy = sl_destroy,

@@ -9,8 +9,8 @@
 #include "bench.h"
 
 #ifdef BENCH_HAVE_SLUICE
-extern const bench_adapter bench_adapter_sluice, bench_adapter_sluice_notiming, bench_adapter_sluice_sample64,
-    bench_adapter_sluice_reject, bench_adapter_sluice_batch;
+extern const bench_adapter bench_adapter_sluice, bench_adapter_sluice_notiming, bench_adapter_sluice_timeall,
+    bench_adapter_sluice_sample64, bench_adapter_sluice_reject, bench_adapter_sluice_batch;
 #endif
 #ifdef BENCH_HAVE_METRICS
 extern const bench_adapter bench_adapter_sluice_collector;
@@ -23,6 +23,7 @@ const bench_adapter *const bench_adapters[] = {
 #ifdef BENCH_HAVE_SLUICE
     &bench_adapter_sluice,
     &bench_adapter_sluice_notiming,
+    &bench_adapter_sluice_timeall,
     &bench_adapter_sluice_sample64,
     &bench_adapter_sluice_reject,
     &bench_adapter_sluice_batch,

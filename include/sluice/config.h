@@ -142,7 +142,7 @@ typedef struct sluice_config_pool {
     sluice_fault_mode fault_policy; /* off | reraise | recover; default off */
     double *histogram_buckets;      /* seconds, strictly increasing; NULL = library default */
     size_t histogram_bucket_count;
-    unsigned timing_sample_every; /* default 1 (every task) */
+    unsigned timing_sample_every; /* default SLUICE_TIMING_SAMPLE_AUTO (0, "auto"); N = 1 task in N */
     bool timing;                  /* default true; false turns timing off */
     size_t stack_size;            /* bytes; default 0 = system default */
 

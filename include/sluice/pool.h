@@ -180,8 +180,12 @@ typedef struct sluice_pool_config {
      * 0.0001 * 2^k for k = 0..16. At most SLUICE_HIST_MAX_BUCKETS. */
     const double *histogram_buckets;
     size_t histogram_bucket_count;
-    /* Record timing for 1 in N tasks; 0 or 1 = every task. Counters are
-     * never sampled. */
+    /* Record timing for 1 task in N; 1 = every task. The default,
+     * SLUICE_TIMING_SAMPLE_AUTO (0), picks N from the tasks' length so
+     * timing costs about 1% of task time: every task once tasks take
+     * ~10 us or more, fewer for shorter ones (at most 1 in 256); with a
+     * custom clock (tests) it times every task. Counters are never
+     * sampled; sluice_pool_stats_get reports the N in use. */
     unsigned timing_sample_every;
     /* Turn timing (and the per-task clock reads) off altogether. */
     bool timing_disabled;
@@ -189,6 +193,9 @@ typedef struct sluice_pool_config {
     /* The clock for deadlines, timeouts and expiry; NULL = system. */
     const sluice_clock *clock;
 } sluice_pool_config;
+
+/* timing_sample_every: choose the sample rate from the task length. */
+#define SLUICE_TIMING_SAMPLE_AUTO 0u
 
 #define SLUICE_POOL_NAME_MAX 48
 #define SLUICE_HIST_MAX_BUCKETS 64
@@ -298,7 +305,9 @@ SLUICE_API sluice_err sluice_pool_resize(sluice_pool *pool, unsigned k);
 
 /* sluice_pool_set_submit_timeout - change the submit timeout live. */
 SLUICE_API void sluice_pool_set_submit_timeout(sluice_pool *pool, uint64_t timeout_ns);
-/* sluice_pool_set_timing_sample - change the timing sample rate live (0/1 = all). */
+/* sluice_pool_set_timing_sample - change the timing sample rate live: 1 =
+ * every task, N = 1 in N, SLUICE_TIMING_SAMPLE_AUTO = follow the task
+ * length. No effect on a pool created with timing_disabled. Thread-safe. */
 SLUICE_API void sluice_pool_set_timing_sample(sluice_pool *pool, unsigned every);
 /* sluice_pool_set_idle_expiry - change the idle expiry live (0 = never). */
 SLUICE_API void sluice_pool_set_idle_expiry(sluice_pool *pool, uint64_t expiry_ns);
@@ -378,6 +387,9 @@ typedef struct sluice_pool_stats {
     unsigned workers_hwm;
     unsigned waiting_hwm;
     size_t queue_depth_hwm; /* sampled on the submit path; exact when the queue filled */
+    /* timing: 1 task in this many is timed now (0: timing off). Under
+     * SLUICE_TIMING_SAMPLE_AUTO it follows the task length. */
+    unsigned timing_sample_every;
 } sluice_pool_stats;
 
 /*

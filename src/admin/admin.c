@@ -526,9 +526,9 @@ static void json_pool(strbuf *b, sluice_pool *pool)
     sb_printf(b,
               "\"expired_workers\":%" PRIu64 ",\"retired_workers\":%" PRIu64 ",\"started_workers\":%" PRIu64
               ",\"resize_events\":%" PRIu64 ",\"init_failures\":%" PRIu64
-              ",\"workers_hwm\":%u,\"waiting_hwm\":%u,\"queue_depth_hwm\":%zu}",
+              ",\"workers_hwm\":%u,\"waiting_hwm\":%u,\"queue_depth_hwm\":%zu,\"timing_sample_every\":%u}",
               st.expired_workers, st.retired_workers, st.started_workers, st.resize_events, st.init_failures,
-              st.workers_hwm, st.waiting_hwm, st.queue_depth_hwm);
+              st.workers_hwm, st.waiting_hwm, st.queue_depth_hwm, st.timing_sample_every);
     size_t n;
     sluice_worker_info *w = workers_of(pool, &n);
     sb_puts(b, ",\"workers\":[");

@@ -65,6 +65,16 @@ static bool buckets_eq(const sluice_config_pool *a, const sluice_config_pool *b)
     return true;
 }
 
+/* "auto" or the number, for log lines about timing_sample_every. */
+static const char *sample_name(unsigned every, char *buf, size_t len)
+{
+    if (every == SLUICE_TIMING_SAMPLE_AUTO) {
+        return "auto";
+    }
+    snprintf(buf, len, "%u", every);
+    return buf;
+}
+
 static const char *dur(uint64_t ns, char *buf, size_t len)
 {
     return sluice_config_format_duration(ns, buf, len);
@@ -292,8 +302,8 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
             if (pool) {
                 sluice_pool_set_timing_sample(pool, n->timing_sample_every);
             }
-            logf_(log, user, "pool %s: timing_sample_every %u -> %u (applied)", o->name,
-                  o->timing_sample_every, n->timing_sample_every);
+            logf_(log, user, "pool %s: timing_sample_every %s -> %s (applied)", o->name,
+                  sample_name(o->timing_sample_every, a, sizeof a), sample_name(n->timing_sample_every, b, sizeof b));
             changes++;
         }
         if (o->drain_timeout_ns != n->drain_timeout_ns) {

@@ -111,7 +111,7 @@ sluice_config_pool *sluice__cfg_add_pool(cfg_impl *c)
     memset(p, 0, sizeof *p);
     p->overflow = SLUICE_OVERFLOW_BLOCK;
     p->fault_policy = SLUICE_FAULT_OFF;
-    p->timing_sample_every = 1;
+    p->timing_sample_every = SLUICE_TIMING_SAMPLE_AUTO;
     p->timing = true;
     return p;
 }
@@ -572,6 +572,10 @@ static void set_pool_value(loader *L, sluice_config_pool *p, const char *path, s
     case SLUICE_PK_WORKERS:
     case SLUICE_PK_MIN_WORKERS:
     case SLUICE_PK_TIMING_SAMPLE_EVERY:
+        if (k == SLUICE_PK_TIMING_SAMPLE_EVERY && strcasecmp(v, "auto") == 0) {
+            p->timing_sample_every = SLUICE_TIMING_SAMPLE_AUTO;
+            break;
+        }
         if (!parse_u64(v, &u, &neg) || u > UINT_MAX) {
             if (neg && k == SLUICE_PK_WORKERS) {
                 sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: must be > 0, got %s", path, kn, v);
@@ -579,8 +583,8 @@ static void set_pool_value(loader *L, sluice_config_pool *p, const char *path, s
                 sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: must not be negative, got %s", path, kn,
                                  v);
             } else {
-                sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: not an integer in 0..%u, got \"%s\"", path,
-                                 kn, UINT_MAX, v);
+                sluice__cfg_errf(L->e, SLUICE_EINVAL, pos, "%s.%s: not an integer in 0..%u%s, got \"%s\"",
+                                 path, kn, UINT_MAX, k == SLUICE_PK_TIMING_SAMPLE_EVERY ? " or \"auto\"" : "", v);
             }
             return;
         }

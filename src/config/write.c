@@ -112,7 +112,11 @@ sluice_err sluice_config_write(const sluice_config *cfg, FILE *f)
             }
             fprintf(f, "]\n");
         }
-        fprintf(f, "    timing_sample_every: %u\n", p->timing_sample_every);
+        if (p->timing_sample_every == SLUICE_TIMING_SAMPLE_AUTO) {
+            fprintf(f, "    timing_sample_every: auto\n");
+        } else {
+            fprintf(f, "    timing_sample_every: %u\n", p->timing_sample_every);
+        }
         fprintf(f, "    timing: %s\n", p->timing ? "true" : "false");
         if (p->stack_size) {
             fprintf(f, "    stack_size: %zu\n", p->stack_size);

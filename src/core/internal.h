@@ -118,7 +118,8 @@ typedef struct sluice__worker {
     _Atomic(const char *) label;
     /* Owned by the worker thread. */
     void *worker_state;
-    bool fault_retire; /* set by the fault guard in RECOVER mode */
+    uint64_t task_avg_ns; /* moving average of timed task durations (automatic sampling) */
+    bool fault_retire;    /* set by the fault guard in RECOVER mode */
     void *altstack;
     /* The parking lot: the worker sleeps on its own semaphore; park_next
      * and parked are guarded by pool->park_mu. */
@@ -166,7 +167,8 @@ struct sluice_pool {
     _Atomic bool destroy_started;          /* destroy has begun (read without mu) */
     _Atomic bool closed;
     _Atomic bool stop;             /* running tasks are asked to stop */
-    _Atomic unsigned timing_every; /* 0 = timing off */
+    _Atomic unsigned timing_every; /* 0 = timing off; else time 1 task in N (current N) */
+    _Atomic bool timing_auto;      /* workers adapt timing_every to the task length */
     _Atomic uint64_t submit_timeout_ns;
     _Atomic uint64_t idle_expiry_ns;
 
@@ -260,6 +262,9 @@ void sluice__backtrace_warmup(void);
 /* fastclock.c: CLOCK_MONOTONIC ns, via an invariant TSC where there is one.
  * Call sluice__fastclock_init() once before the first read. */
 void sluice__fastclock_init(void);
+/* Nanoseconds that timing one task costs here (2 clock reads + 2
+ * histogram updates), measured by sluice__fastclock_init. */
+uint64_t sluice__timing_cost_ns(void);
 uint64_t sluice__fastclock_now(void);
 
 /* Time for task timing: the fast clock for system-clock pools, else the

@@ -39,8 +39,8 @@
  * mark before it sleeps (about a microsecond of `pause`). */
 #define SUBMIT_SPIN_POLLS 32
 
-/* Per-thread sampling counter for timing (1 in N submits is stamped). */
-static SLUICE__TLS unsigned tls_sample_tick;
+/* Per-thread countdown for timing samples (1 in N submits is stamped). */
+static SLUICE__TLS unsigned tls_sample_left;
 
 static const double default_bounds[SLUICE_HIST_DEFAULT_BUCKETS] = {
     0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256,
@@ -131,7 +131,7 @@ void sluice_pool_config_init(sluice_pool_config *cfg)
     }
     memset(cfg, 0, sizeof *cfg);
     cfg->overflow = SLUICE_OVERFLOW_BLOCK;
-    cfg->timing_sample_every = 1;
+    cfg->timing_sample_every = SLUICE_TIMING_SAMPLE_AUTO;
 }
 
 /* ---- validation --------------------------------------------------------- */
@@ -301,8 +301,11 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
      * (at least one slot): see wait_for_space. */
     p->space_low = cfg->queue_capacity - (cfg->queue_capacity / 4 ? cfg->queue_capacity / 4 : 1);
     atomic_init(&p->capacity, cfg->workers);
+    /* Automatic sampling starts by timing every task and adapts from the
+     * first durations (worker.c); on a test clock it times every task. */
     atomic_init(&p->timing_every,
                 cfg->timing_disabled ? 0u : (cfg->timing_sample_every ? cfg->timing_sample_every : 1u));
+    atomic_init(&p->timing_auto, cfg->timing_sample_every == SLUICE_TIMING_SAMPLE_AUTO && p->system_clock);
     atomic_init(&p->submit_timeout_ns, cfg->submit_timeout_ns);
     atomic_init(&p->idle_expiry_ns, cfg->idle_expiry_ns);
 
@@ -611,7 +614,18 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
     unsigned every = atomic_load_explicit(&p->timing_every, memory_order_relaxed);
     bool sampled = false;
     if (every) {
-        sampled = every == 1 || (++tls_sample_tick % every) == 0;
+        if (every == 1) {
+            sampled = true;
+        } else {
+            /* A countdown, not a modulo: no division on the submit path.
+             * A countdown above the current N (the rate went up) restarts. */
+            unsigned left = tls_sample_left;
+            if (left == 0 || left > every) {
+                left = every;
+            }
+            sampled = --left == 0;
+            tls_sample_left = left;
+        }
         if (sampled) {
             t.enqueue_ns = sluice__timing_now(p);
             if (t.enqueue_ns == 0) {
@@ -810,6 +824,9 @@ void sluice_pool_set_submit_timeout(sluice_pool *p, uint64_t timeout_ns)
 void sluice_pool_set_timing_sample(sluice_pool *p, unsigned every)
 {
     if (p && atomic_load_explicit(&p->timing_every, memory_order_relaxed) != 0) {
+        bool autom = every == SLUICE_TIMING_SAMPLE_AUTO && p->system_clock;
+        atomic_store_explicit(&p->timing_auto, autom, memory_order_relaxed);
+        /* Auto restarts from every task and adapts within a few tasks. */
         atomic_store_explicit(&p->timing_every, every ? every : 1u, memory_order_relaxed);
     }
 }
@@ -906,6 +923,7 @@ void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *out)
     out->workers_hwm = atomic_load_explicit(&p->workers_hwm, memory_order_relaxed);
     out->waiting_hwm = atomic_load_explicit(&p->waiting_hwm, memory_order_relaxed);
     out->queue_depth_hwm = atomic_load_explicit(&p->depth_hwm, memory_order_relaxed);
+    out->timing_sample_every = atomic_load_explicit(&p->timing_every, memory_order_relaxed);
     if (out->queue_depth > out->queue_depth_hwm) {
         out->queue_depth_hwm = out->queue_depth;
     }
@@ -993,7 +1011,11 @@ void sluice_pool_config_get(const sluice_pool *p, sluice_pool_config *out)
     out->idle_expiry_ns = atomic_load_explicit(&((sluice_pool *)p)->idle_expiry_ns, memory_order_relaxed);
     unsigned every = atomic_load_explicit(&((sluice_pool *)p)->timing_every, memory_order_relaxed);
     out->timing_disabled = every == 0;
-    out->timing_sample_every = every ? every : p->cfg.timing_sample_every;
+    if (atomic_load_explicit(&((sluice_pool *)p)->timing_auto, memory_order_relaxed)) {
+        out->timing_sample_every = SLUICE_TIMING_SAMPLE_AUTO;
+    } else {
+        out->timing_sample_every = every ? every : p->cfg.timing_sample_every;
+    }
 }
 
 const sluice_clock *sluice_pool_clock(const sluice_pool *p)

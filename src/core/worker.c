@@ -338,6 +338,42 @@ static void hist_record(const struct sluice_pool *p, const sluice__shard *s, slu
     sluice__shard_add(s, &h->sum_ns, ns);
 }
 
+/* Automatic timing sample rate (SLUICE_TIMING_SAMPLE_AUTO). Timing a task
+ * costs a fixed few tens of ns (two clock reads, two histogram updates:
+ * sluice__timing_cost_ns); for a 1 ms task that is nothing, for a 50 ns
+ * no-op task it is more than the task. So each worker keeps a moving
+ * average of the durations it timed (weight 1/8) and asks for 1 task in
+ * N with N = 100 x cost / average: timing stays near 1% of task time,
+ * every task is timed once tasks take ~100 x cost (a few us), and at most
+ * 1 in AUTO_EVERY_MAX. The pool's N is stored only when it moves by more
+ * than a quarter (a CAS from the N the task was timed under), so workers
+ * with slightly different averages do not keep writing the line producers
+ * read on every submit. A switch to long tasks
+ * is seen at the next timed one (the average jumps by 1/8 of it). */
+#define AUTO_EVERY_MAX 256u
+
+static void auto_sample(struct sluice_pool *p, sluice__worker *w, unsigned every, uint64_t d)
+{
+    uint64_t avg = w->task_avg_ns;
+    avg = avg ? avg - avg / 8 + d / 8 : d;
+    if (avg == 0) {
+        avg = 1;
+    }
+    w->task_avg_ns = avg;
+    uint64_t want = (100 * sluice__timing_cost_ns() + avg - 1) / avg;
+    if (want < 1) {
+        want = 1;
+    } else if (want > AUTO_EVERY_MAX) {
+        want = AUTO_EVERY_MAX;
+    }
+    if (want > every + every / 4 || want + want / 4 < every) {
+        /* CAS from the N this task was timed under: a live
+         * sluice_pool_set_timing_sample since then wins. */
+        atomic_compare_exchange_strong_explicit(&p->timing_every, &every, (unsigned)want, memory_order_relaxed,
+                                                memory_order_relaxed);
+    }
+}
+
 /* Runs fn under a jump point. Returns 0 normally (rc in *rc), 1 after
  * sluice_panic, 2 after a fault recovered by the guard. Kept separate and
  * non-inlined so no local of the caller lives across the setjmp. */
@@ -421,7 +457,11 @@ void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
         if (now_hint) {
             *now_hint = end;
         }
-        hist_record(p, shard, &shard->task_hist, end > start ? end - start : 0);
+        uint64_t d = end > start ? end - start : 0;
+        hist_record(p, shard, &shard->task_hist, d);
+        if (w && atomic_load_explicit(&p->timing_auto, memory_order_relaxed)) {
+            auto_sample(p, w, every, d);
+        }
         if (t->enqueue_ns) {
             hist_record(p, shard, &shard->wait_hist, start > t->enqueue_ns ? start - t->enqueue_ns : 0);
         }

@@ -49,6 +49,7 @@ typedef enum field {
     F_REJECTED,
     F_EXPIRED,
     F_RESIZES,
+    F_TIMING_SAMPLE,
 } field;
 
 typedef struct family {
@@ -82,6 +83,8 @@ static const family families[] = {
     {"pool_expired_workers_total", SLUICE_METRIC_COUNTER, F_EXPIRED,
      "Idle workers that exited by idle expiry."},
     {"pool_resize_events_total", SLUICE_METRIC_COUNTER, F_RESIZES, "Changes of K."},
+    {"pool_timing_sample_every", SLUICE_METRIC_GAUGE, F_TIMING_SAMPLE,
+     "1 task in this many is timed for the duration histograms now (0: timing off)."},
 };
 
 static double value_of(const sluice_pool_stats *s, field f)
@@ -121,6 +124,8 @@ static double value_of(const sluice_pool_stats *s, field f)
         return (double)s->expired_workers;
     case F_RESIZES:
         return (double)s->resize_events;
+    case F_TIMING_SAMPLE:
+        return s->timing_sample_every;
     }
     return 0;
 }
@@ -149,12 +154,12 @@ void sluice__expo_pools(sluice_expo *w, sluice_pool *const *pools, size_t n)
         }
     }
     sluice_expo_family(w, "pool_task_duration_seconds", SLUICE_METRIC_HISTOGRAM,
-                       "Time tasks spent running (sampled 1 in timing_sample_every).");
+                       "Time tasks spent running (1 task in pool_timing_sample_every).");
     for (size_t i = 0; i < n; i++) {
         sluice_expo_histogram(w, &snaps[i].label, 1, &snaps[i].task);
     }
     sluice_expo_family(w, "pool_submit_duration_seconds", SLUICE_METRIC_HISTOGRAM,
-                       "Time from submit to start (sampled 1 in timing_sample_every).");
+                       "Time from submit to start (1 task in pool_timing_sample_every).");
     for (size_t i = 0; i < n; i++) {
         sluice_expo_histogram(w, &snaps[i].label, 1, &snaps[i].wait);
     }

@@ -104,7 +104,7 @@ static void test_good_file(void **state)
     assert_true(s->prewarm);
     assert_int_equal(s->fault_policy, SLUICE_FAULT_RECOVER);
     assert_null(s->rationale);
-    assert_int_equal(s->timing_sample_every, 1);
+    assert_int_equal(s->timing_sample_every, SLUICE_TIMING_SAMPLE_AUTO);
     assert_null(sluice_config_find_pool(c, "email"));
     assert_int_equal(c->downstream_count, 1);
     assert_string_equal(c->downstreams[0].name, "apns");
@@ -304,6 +304,18 @@ static void test_env_overrides(void **state)
     assert_true(c->pools[1].histogram_buckets[2] == 1.0);
     assert_string_equal(c->service.listen, "0.0.0.0:1234");
     sluice_config_free(c);
+
+    /* timing_sample_every takes "auto" (the default) or a number. */
+    const char *autos[] = {"SLUICE_POOL_PUSH_TIMING_SAMPLE_EVERY=auto", NULL};
+    o.envp = autos;
+    assert_int_equal(load(GOOD, &o, &c, err, sizeof err), SLUICE_OK);
+    assert_int_equal(c->pools[0].timing_sample_every, SLUICE_TIMING_SAMPLE_AUTO);
+    sluice_config_free(c);
+    const char *often[] = {"SLUICE_POOL_PUSH_TIMING_SAMPLE_EVERY=often", NULL};
+    o.envp = often;
+    assert_int_equal(load(GOOD, &o, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_string_equal(err, "env SLUICE_POOL_PUSH_TIMING_SAMPLE_EVERY: pools[0].timing_sample_every: not an "
+                             "integer in 0..4294967295 or \"auto\", got \"often\"");
 
     /* A bad value is reported against the variable, after validation. */
     const char *bad[] = {"SLUICE_POOL_PUSH_WORKERS=0", NULL};

@@ -113,6 +113,7 @@ static void test_histogram_counts_every_task(void **state)
     tally *t = tally_new();
     sluice_pool_config cfg;
     base_config(&cfg, "hist-all", 3, 32, t);
+    cfg.timing_sample_every = 1;
     sluice_pool *p;
     CREATE_POOL(&cfg, &p);
     const unsigned n = 600;
@@ -170,6 +171,112 @@ static void test_histogram_sampled(void **state)
     sluice_pool_config got;
     sluice_pool_config_get(p, &got);
     assert_true(got.timing_sample_every <= 1);
+    sluice_pool_destroy(p);
+    tally_free(t);
+}
+
+/* A task that busy-waits ~200 us of real time (a long task for the
+ * automatic sample rate; not a wait for an event). */
+static int task_busy_200us(void *arg)
+{
+    (void)arg;
+    uint64_t until = real_now_ns() + 200 * 1000;
+    while (real_now_ns() < until) {
+    }
+    return 0;
+}
+
+/* The default, SLUICE_TIMING_SAMPLE_AUTO: short tasks are sampled (the
+ * histogram counts fewer than ran, counters all of them), long tasks are
+ * all timed again. */
+static void test_histogram_auto(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    sluice_pool_config cfg;
+    base_config(&cfg, "hist-auto", 2, 256, t);
+    assert_int_equal(cfg.timing_sample_every, SLUICE_TIMING_SAMPLE_AUTO);
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    sluice_pool_config got;
+    sluice_pool_config_get(p, &got);
+    assert_int_equal(got.timing_sample_every, SLUICE_TIMING_SAMPLE_AUTO);
+    assert_int_equal(stats_now(p).timing_sample_every, 1); /* starts exact */
+
+    /* No-op tasks: timing would cost more than the task; the rate drops. */
+    unsigned n = 0;
+    while (stats_now(p).timing_sample_every < 8) {
+        assert_int_equal(sluice_pool_submit(p, task_nop, NULL), SLUICE_OK);
+        if (++n > 2000000) {
+            fail_msg("sample rate still %u after %u no-op tasks", stats_now(p).timing_sample_every, n);
+        }
+    }
+    for (unsigned i = 0; i < 20000; i++) {
+        assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK);
+        n++;
+    }
+    ASSERT_IDENTITY(p);
+    sluice_histogram h;
+    sluice_pool_histogram_get(p, SLUICE_HIST_TASK, &h);
+    unsigned every = stats_now(p).timing_sample_every;
+    print_message("auto: %u no-op tasks, %llu timed, sampling 1 in %u now\n", n, (unsigned long long)h.count,
+                  every);
+    assert_true(every >= 2 && every <= 256);
+    assert_true(h.count < n);
+    assert_true(h.count > 0);
+    assert_int_equal(stats_now(p).completed, n); /* counters are never sampled */
+
+    /* Long tasks: every task is timed again once one of them is timed. */
+    unsigned m = 0;
+    while (stats_now(p).timing_sample_every != 1) {
+        assert_int_equal(sluice_pool_submit(p, task_busy_200us, NULL), SLUICE_OK);
+        if (++m > 4000) {
+            fail_msg("sample rate still %u after %u 200-us tasks", stats_now(p).timing_sample_every, m);
+        }
+    }
+    ASSERT_IDENTITY(p);
+    sluice_pool_histogram_get(p, SLUICE_HIST_TASK, &h);
+    uint64_t before = h.count;
+    for (unsigned i = 0; i < 20; i++) {
+        assert_int_equal(sluice_pool_submit(p, task_busy_200us, NULL), SLUICE_OK);
+    }
+    ASSERT_IDENTITY(p);
+    sluice_pool_histogram_get(p, SLUICE_HIST_TASK, &h);
+    assert_int_equal(h.count - before, 20);
+
+    /* A fixed rate set live turns auto off; auto set live turns it on. */
+    sluice_pool_set_timing_sample(p, 5);
+    sluice_pool_config_get(p, &got);
+    assert_int_equal(got.timing_sample_every, 5);
+    assert_int_equal(stats_now(p).timing_sample_every, 5);
+    sluice_pool_set_timing_sample(p, SLUICE_TIMING_SAMPLE_AUTO);
+    sluice_pool_config_get(p, &got);
+    assert_int_equal(got.timing_sample_every, SLUICE_TIMING_SAMPLE_AUTO);
+    sluice_pool_destroy(p);
+    tally_free(t);
+}
+
+/* With a custom clock (tests), auto times every task: exact histograms. */
+static void test_histogram_auto_fake_clock(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, SLUICE_NS_PER_SEC);
+    sluice_pool_config cfg;
+    base_config(&cfg, "hist-auto-fc", 2, 64, t);
+    cfg.clock = &fc.clock;
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    const unsigned n = 3000;
+    for (unsigned i = 0; i < n; i++) {
+        assert_int_equal(sluice_pool_submit(p, task_nop, NULL), SLUICE_OK);
+    }
+    ASSERT_IDENTITY(p);
+    sluice_histogram h;
+    sluice_pool_histogram_get(p, SLUICE_HIST_TASK, &h);
+    assert_int_equal(h.count, n);
+    assert_int_equal(stats_now(p).timing_sample_every, 1);
     sluice_pool_destroy(p);
     tally_free(t);
 }
@@ -239,6 +346,8 @@ int main(void)
         cmocka_unit_test(test_histogram_buckets_fake_clock),
         cmocka_unit_test(test_histogram_counts_every_task),
         cmocka_unit_test(test_histogram_sampled),
+        cmocka_unit_test(test_histogram_auto),
+        cmocka_unit_test(test_histogram_auto_fake_clock),
         cmocka_unit_test(test_timing_disabled),
         cmocka_unit_test(test_caller_runs_timed),
     };

@@ -77,6 +77,7 @@ int main(void)
     pc.name = "itest";
     pc.workers = RUNNING;
     pc.queue_capacity = 64;
+    pc.timing_sample_every = 1; /* every task timed: the script checks the histogram count exactly */
     sluice_pool *pool;
     char err[256];
     if (sluice_pool_create(&pc, &pool, err, sizeof err) != SLUICE_OK) {

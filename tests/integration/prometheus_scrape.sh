@@ -99,5 +99,7 @@ capacity=$(query 'pool_capacity{name="itest"}')
 # A histogram came through too (OpenMetrics or text, whichever was negotiated).
 hist=$(query 'pool_task_duration_seconds_count{name="itest"}')
 [ "$hist" = "37" ] || fail "pool_task_duration_seconds_count is '$hist', want 37"
+every=$(query 'pool_timing_sample_every{name="itest"}')
+[ "$every" = "1" ] || fail "pool_timing_sample_every is '$every', want 1"
 echo "PASS"
 exit 0

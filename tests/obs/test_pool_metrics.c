@@ -186,6 +186,8 @@ static void test_known_workload(void **state)
     expect_line(text, "pool_queue_capacity{name=\"work\"} 64");
     expect_line(text, "pool_waiting{name=\"work\"} 0");
     expect_line(text, "pool_worker_utilization_ratio{name=\"work\"} 0");
+    /* auto sampling times every task on a custom clock */
+    expect_line(text, "pool_timing_sample_every{name=\"work\"} 1");
     /* The fake clock never moves: every task took 0 s, in the first bucket. */
     expect_line(text, "pool_task_duration_seconds_bucket{name=\"work\",le=\"0.0001\"} 28");
     expect_line(text, "pool_task_duration_seconds_bucket{name=\"work\",le=\"+Inf\"} 28");

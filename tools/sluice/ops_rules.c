@@ -62,6 +62,7 @@ const char *const ops_exported_metrics[] = {
     "pool_submit_duration_seconds",
     "pool_submitted_total",
     "pool_task_duration_seconds",
+    "pool_timing_sample_every",
     "pool_waiting",
     "pool_worker_utilization_ratio",
     NULL,
