@@ -55,6 +55,8 @@ typedef enum sluice__qres {
  *   close  makes every later push return CLOSED; pushes that already
  *          claimed a place complete. Idempotent.
  *   pending true if a pushed-or-being-pushed task is there (seq_cst read).
+ *   ready  a cheap hint that the next task is published (no ordering; for
+ *          spinning, never for the decision to sleep).
  *   depth  count of queued tasks, from seq_cst reads of both ends (a
  *          snapshot while pushes and pops run; exact when none is).
  *   pushed total pushes that returned OK since creation (exact).
@@ -64,6 +66,7 @@ typedef struct sluice__queue_ops {
     sluice__qres (*pop)(void *q, sluice__task *out);
     void (*close)(void *q);
     bool (*pending)(void *q);
+    bool (*ready)(void *q);
     size_t (*depth)(void *q);
     uint64_t (*pushed)(void *q);
     size_t (*capacity)(void *q);

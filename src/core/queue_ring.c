@@ -191,6 +191,18 @@ static bool ring_pending(void *q)
     return tail > head;
 }
 
+/* A hint for spinning workers: is the task at head published? Reads the
+ * slot the next push writes, never `tail`: a worker polling tail would
+ * pull the producers' hottest line away from them on every poll, so every
+ * push would pay a cache miss on its CAS. Not a seq_cst read: parking
+ * re-checks with ring_pending. */
+static bool ring_ready(void *q)
+{
+    ring *r = q;
+    uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+    return atomic_load_explicit(&slot_at(r, pos)->seq, memory_order_relaxed) == pos + 1;
+}
+
 static size_t ring_depth(void *q)
 {
     ring *r = q;
@@ -224,6 +236,7 @@ const sluice__queue_ops sluice__ring_ops = {
     .pop = ring_pop,
     .close = ring_close,
     .pending = ring_pending,
+    .ready = ring_ready,
     .depth = ring_depth,
     .pushed = ring_pushed,
     .capacity = ring_capacity,

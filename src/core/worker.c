@@ -656,7 +656,7 @@ static void *worker_main(void *arg)
         bool found = false;
         for (unsigned i = 0; i < spin_budget; i++) {
             sluice__cpu_relax();
-            if (p->qops->pending(p->q)) {
+            if (p->qops->ready(p->q)) {
                 found = true;
                 break;
             }
