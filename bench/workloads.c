@@ -362,13 +362,13 @@ static void m_noop_np(const bench_adapter *a, const bench_config *cfg, bench_res
 static void d_noop_1p(const bench_config *cfg, char *buf, size_t len)
 {
     snprintf(buf, len,
-             "no-op tasks from 1 producer; K=%u workers; N=%llu (thread-per-task N/20); queue bound %zu",
+             "no-op tasks from 1 producer; K=%u workers; N=%llu (thread-per-task, apr N/20); queue bound %zu",
              cfg->workers, (unsigned long long)cfg->n_noop, cfg->queue_capacity);
 }
 
 static void d_noop_np(const bench_config *cfg, char *buf, size_t len)
 {
-    snprintf(buf, len, "no-op tasks from %u producers; K=%u workers; N=%llu in all (thread-per-task N/20)",
+    snprintf(buf, len, "no-op tasks from %u producers; K=%u workers; N=%llu in all (thread-per-task, apr N/20)",
              cfg->producers, cfg->workers, (unsigned long long)cfg->n_noop);
 }
 
@@ -393,7 +393,7 @@ static void m_spin(const bench_adapter *a, const bench_config *cfg, bench_result
 static void d_spin(const bench_config *cfg, char *buf, size_t len)
 {
     snprintf(buf, len,
-             "~1 us CPU tasks (calibrated spin, measured %.0f ns); K=%u; N=%llu (thread-per-task N/20); "
+             "~1 us CPU tasks (calibrated spin, measured %.0f ns); K=%u; N=%llu (thread-per-task, apr N/20); "
              "ideal = N x task / min(K, cpus)",
              cfg->spin_ns, cfg->workers, (unsigned long long)cfg->n_spin);
 }
