@@ -163,6 +163,7 @@ struct sluice_pool {
     /* Hot, read by producers on every submit: kept on their own line. */
     SLUICE__ALIGNED _Atomic unsigned idle; /* workers parked or about to park (seq_cst, see worker.c) */
     _Atomic unsigned alive;                /* workers that may take tasks */
+    _Atomic unsigned starting;             /* of those, threads created that have not run chain_spawn (seq_cst) */
     _Atomic unsigned capacity;             /* K */
     _Atomic unsigned waiting;              /* submitters blocked for space (seq_cst) */
     _Atomic unsigned slow_inside;          /* BLOCK submitters inside the full-queue path */

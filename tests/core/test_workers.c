@@ -315,6 +315,80 @@ static void test_blocked_task_does_not_hold_queued_work(void **state)
     tally_free(t);
 }
 
+/* Chain spawning: a burst into a cold pool must still start every worker
+ * the work needs. 100 tasks that each hold a worker at a gate, then 4,900
+ * short ones: all 100 workers must be running at the gate at once. */
+static void test_cold_burst_starts_all_workers(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    gate *g = gate_new();
+    sluice_pool_config cfg;
+    base_config(&cfg, "coldburst", 100, 5000, t);
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    assert_int_equal(stats_now(p).workers, 0);
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(sluice_pool_submit(p, task_gate_hard, g), SLUICE_OK);
+    }
+    for (int i = 0; i < 4900; i++) {
+        assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK);
+    }
+    WAIT_FOR(atomic_load(&g->inside) == 100, "100 workers at the gate (%d there)", atomic_load(&g->inside));
+    sluice_pool_stats s = stats_now(p);
+    assert_int_equal(s.workers, 100);
+    assert_int_equal(s.running, 100);
+    assert_int_equal(s.queue_depth, 4900);
+    gate_open(g);
+    ASSERT_IDENTITY(p);
+    s = stats_now(p);
+    assert_int_equal(s.completed, 5000);
+    assert_int_equal(s.workers_hwm, 100);
+    assert_int_equal(s.started_workers, 100);
+    assert_int_equal(atomic_load(&t->ran), 4900);
+    sluice_pool_destroy(p);
+    gate_free(g);
+    tally_free(t);
+}
+
+/* A worker_init hook that waits at a gate (the config's user). */
+static int init_at_gate(void *user, unsigned worker_index, void **worker_state)
+{
+    (void)worker_index;
+    (void)worker_state;
+    gate_pass((gate *)user, false);
+    return 0;
+}
+
+/* A new worker starts the next one before its own worker_init, so slow
+ * init hooks (a connection per worker, say) run in parallel: with every
+ * init held at a gate, all 8 workers a burst needs still get there. */
+static void test_chain_spawn_inits_run_in_parallel(void **state)
+{
+    (void)state;
+    gate *g = gate_new();
+    sluice_pool_config cfg;
+    sluice_pool_config_init(&cfg);
+    cfg.name = "slowinit";
+    cfg.workers = 8;
+    cfg.queue_capacity = 64;
+    cfg.worker_init = init_at_gate;
+    cfg.user = g;
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(sluice_pool_submit(p, task_nop, NULL), SLUICE_OK);
+    }
+    WAIT_FOR(atomic_load(&g->inside) == 8, "8 worker_init hooks at once (%d there)", atomic_load(&g->inside));
+    gate_open(g);
+    assert_int_equal(sluice_pool_drain(p, 0, NULL), SLUICE_OK);
+    sluice_pool_stats s = stats_now(p);
+    assert_int_equal(s.completed, 8);
+    assert_int_equal(s.started_workers, 8);
+    sluice_pool_destroy(p);
+    gate_free(g);
+}
+
 /* Every init refuses and nothing is prewarmed: the queued tasks can never
  * run. A drain with a deadline must still end and hand them back. */
 static void test_all_inits_fail_drain_hands_back(void **state)
@@ -359,6 +433,8 @@ int main(void)
         cmocka_unit_test(test_workers_get_and_names),
         cmocka_unit_test(test_long_name_thread_name),
         cmocka_unit_test(test_blocked_task_does_not_hold_queued_work),
+        cmocka_unit_test(test_cold_burst_starts_all_workers),
+        cmocka_unit_test(test_chain_spawn_inits_run_in_parallel),
         cmocka_unit_test(test_all_inits_fail_drain_hands_back),
     };
     return cmocka_run_group_tests_name("core_workers", tests, NULL, NULL);
