@@ -384,7 +384,9 @@ static void m_spin(const bench_adapter *a, const bench_config *cfg, bench_result
     }
     unsigned lanes = cfg->workers < cfg->cpus ? cfg->workers : cfg->cpus;
     double ideal = (double)n * cfg->spin_ns / lanes;
-    res->v[0] = (double)out.total_ns / 1e6;
+    /* A row that ran N/d tasks is scaled up to N, so the column compares
+     * like with like (x ideal is from its own run either way). */
+    res->v[0] = (double)out.total_ns / 1e6 * ((double)cfg->n_spin / (double)n);
     res->v[1] = (double)out.total_ns / ideal;
     /* CPU spent beyond the tasks' own, per task: the pool's overhead */
     res->v[2] = ((double)out.cpu_ns - (double)n * cfg->spin_ns) / (double)n;
@@ -393,8 +395,8 @@ static void m_spin(const bench_adapter *a, const bench_config *cfg, bench_result
 static void d_spin(const bench_config *cfg, char *buf, size_t len)
 {
     snprintf(buf, len,
-             "~1 us CPU tasks (calibrated spin, measured %.0f ns); K=%u; N=%llu (thread-per-task, apr N/20); "
-             "ideal = N x task / min(K, cpus)",
+             "~1 us CPU tasks (calibrated spin, measured %.0f ns); K=%u; N=%llu (thread-per-task, apr N/20, "
+             "wall scaled up to N); ideal = N x task / min(K, cpus)",
              cfg->spin_ns, cfg->workers, (unsigned long long)cfg->n_spin);
 }
 
@@ -686,19 +688,20 @@ static void m_burst(const bench_adapter *a, const bench_config *cfg, bench_resul
         return;
     }
     double grow = out.rss_after_submit_kib > before ? (double)(out.rss_after_submit_kib - before) : 0;
-    res->v[0] = (double)out.submit_ns / 1e6;
+    /* Times of a row that ran N/d tasks are scaled up to N (see m_spin). */
+    double up = (double)(cfg->burst_capacity * cfg->burst_factor) / (double)n;
+    res->v[0] = (double)out.submit_ns / 1e6 * up;
     res->v[1] = grow / 1024.0;
     res->v[2] = 100.0 * (double)out.accepted / (double)n;
     res->v[3] = (double)out.rejected;
-    res->v[4] = (double)out.total_ns / 1e6;
+    res->v[4] = (double)out.total_ns / 1e6 * up;
 }
 
 static void d_burst(const bench_config *cfg, char *buf, size_t len)
 {
     snprintf(buf, len,
              "burst of %llu x the bound (%zu) of ~5 us tasks (measured %.1f us) from 1 producer, K=%u: "
-             "block, reject "
-             "or grow memory?",
+             "block, reject or grow memory? (thread-per-task, apr N/20, times scaled up to N)",
              (unsigned long long)cfg->burst_factor, cfg->burst_capacity, cfg->burst_ns / 1e3, cfg->workers);
 }
 
