@@ -180,12 +180,14 @@ typedef struct sluice_pool_config {
      * 0.0001 * 2^k for k = 0..16. At most SLUICE_HIST_MAX_BUCKETS. */
     const double *histogram_buckets;
     size_t histogram_bucket_count;
-    /* Record timing for 1 task in N; 1 = every task. The default,
-     * SLUICE_TIMING_SAMPLE_AUTO (0), picks N from the tasks' length so
-     * timing costs about 1% of task time: every task once tasks take
-     * ~10 us or more, fewer for shorter ones (at most 1 in 256); with a
-     * custom clock (tests) it times every task. Counters are never
-     * sampled; sluice_pool_stats_get reports the N in use. */
+    /* Record timing for 1 task in N; 1 = every task; at most 2^31 - 1.
+     * The default, SLUICE_TIMING_SAMPLE_AUTO (0), picks N from the tasks'
+     * length so timing costs about 1% of task time: every task once tasks
+     * take 100x the measured cost of timing one (a few microseconds), fewer
+     * for shorter ones (at most 1 in 256); with a custom clock (tests) it
+     * times every task. A thread's first submit is always timed. Counters
+     * are never sampled; sluice_pool_stats_get reports the N in use.
+     * (Builds before 2026-11-29 read 0 as every task: use 1 for that.) */
     unsigned timing_sample_every;
     /* Turn timing (and the per-task clock reads) off altogether. */
     bool timing_disabled;
@@ -258,8 +260,10 @@ typedef struct sluice_submit_opts {
  * Blocking: a BLOCK submitter that finds the queue full sleeps until a
  * quarter of the queue is free (at least one slot), not until the first
  * slot frees, so a producer faster than the workers wakes once per quarter
- * queue rather than once per task. When its timeout or deadline passes it
- * takes any free slot: ETIMEDOUT means the queue was full at the deadline.
+ * queue rather than once per task. While one sleeps, later submits do not
+ * take the slots that free meanwhile: they join the wait (blocked
+ * submitters go first). When its timeout or deadline passes it takes any
+ * free slot: ETIMEDOUT means the queue was full at the deadline.
  */
 SLUICE_API sluice_err sluice_pool_submit(sluice_pool *pool, sluice_task_fn fn, void *arg);
 SLUICE_API sluice_err sluice_pool_submit_ex(sluice_pool *pool, sluice_task_fn fn, void *arg,
@@ -268,7 +272,9 @@ SLUICE_API sluice_err sluice_pool_submit_ex(sluice_pool *pool, sluice_task_fn fn
 /*
  * sluice_pool_try_submit - like submit but never blocks: a full queue gives
  * SLUICE_EFULL under BLOCK and REJECT; CALLER_RUNS and DROP_OLDEST apply
- * as usual (CALLER_RUNS then runs the task before returning).
+ * as usual (CALLER_RUNS then runs the task before returning). Under BLOCK
+ * it also gives SLUICE_EFULL while blocked submitters wait for space: they
+ * go first.
  */
 SLUICE_API sluice_err sluice_pool_try_submit(sluice_pool *pool, sluice_task_fn fn, void *arg);
 

@@ -508,10 +508,11 @@ static void json_pool(strbuf *b, sluice_pool *pool)
         b,
         ",\"config\":{\"workers\":%u,\"min_workers\":%u,\"queue_capacity\":%zu,\"overflow\":\"%s\","
         "\"submit_timeout_ns\":%" PRIu64 ",\"idle_expiry_ns\":%" PRIu64 ",\"prewarm\":%s,\"stack_size\":%zu,"
-        "\"fault_mode\":\"%s\",\"timing_sample_every\":%u,\"timing_disabled\":%s}",
+        "\"fault_mode\":\"%s\",\"timing_sample_every\":%u,\"timing_sample_auto\":%s,\"timing_disabled\":%s}",
         cfg.workers, cfg.min_workers, cfg.queue_capacity, sluice_overflow_name(cfg.overflow),
         cfg.submit_timeout_ns, cfg.idle_expiry_ns, cfg.prewarm ? "true" : "false", cfg.stack_size,
-        sluice_fault_mode_name(cfg.fault_mode), cfg.timing_sample_every, cfg.timing_disabled ? "true" : "false");
+        sluice_fault_mode_name(cfg.fault_mode), cfg.timing_sample_every,
+        cfg.timing_sample_every == SLUICE_TIMING_SAMPLE_AUTO ? "true" : "false", cfg.timing_disabled ? "true" : "false");
     sb_printf(b,
               ",\"stats\":{\"running\":%u,\"capacity\":%u,\"workers\":%u,\"idle\":%u,\"waiting\":%u,"
               "\"queue_depth\":%zu,\"queue_capacity\":%zu,\"draining\":%s,",

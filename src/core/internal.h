@@ -171,8 +171,10 @@ struct sluice_pool {
     _Atomic bool destroy_started;          /* destroy has begun (read without mu) */
     _Atomic bool closed;
     _Atomic bool stop;             /* running tasks are asked to stop */
-    _Atomic unsigned timing_every; /* 0 = timing off; else time 1 task in N (current N) */
-    _Atomic bool timing_auto;      /* workers adapt timing_every to the task length */
+    /* 0 = timing off; else N (time 1 task in N) | SLUICE__TIMING_AUTO when
+     * workers adapt N to the task length. One word, so a worker's CAS from
+     * the value it read fails if the rate or the mode changed since. */
+    _Atomic unsigned timing_every;
     _Atomic uint64_t submit_timeout_ns;
     _Atomic uint64_t idle_expiry_ns;
 
@@ -209,6 +211,9 @@ struct sluice_pool {
     SLUICE__ALIGNED pthread_mutex_t park_mu;
     struct sluice__worker *parked_top;
 };
+
+#define SLUICE__TIMING_AUTO (1u << 31)
+#define SLUICE__TIMING_N(v) ((v) & ~SLUICE__TIMING_AUTO)
 
 /* ---- the running task's thread-local frame ----------------------------- */
 

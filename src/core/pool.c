@@ -39,6 +39,16 @@
  * mark before it sleeps (about a microsecond of `pause`). */
 #define SUBMIT_SPIN_POLLS 32
 
+/* The timing word for a requested rate: N, or 1 | AUTO for automatic
+ * (exact to begin with; workers adapt it). N is at most 2^31 - 1. */
+static unsigned timing_word(unsigned every)
+{
+    if (every == SLUICE_TIMING_SAMPLE_AUTO) {
+        return 1u | SLUICE__TIMING_AUTO;
+    }
+    return every > SLUICE__TIMING_N(~0u) ? SLUICE__TIMING_N(~0u) : every;
+}
+
 /* Per-thread countdown for timing samples (1 in N submits is stamped). */
 static SLUICE__TLS unsigned tls_sample_left;
 
@@ -303,9 +313,7 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     atomic_init(&p->capacity, cfg->workers);
     /* Automatic sampling starts by timing every task and adapts from the
      * first durations (worker.c); on a test clock it times every task. */
-    atomic_init(&p->timing_every,
-                cfg->timing_disabled ? 0u : (cfg->timing_sample_every ? cfg->timing_sample_every : 1u));
-    atomic_init(&p->timing_auto, cfg->timing_sample_every == SLUICE_TIMING_SAMPLE_AUTO && p->system_clock);
+    atomic_init(&p->timing_every, cfg->timing_disabled ? 0u : timing_word(cfg->timing_sample_every));
     atomic_init(&p->submit_timeout_ns, cfg->submit_timeout_ns);
     atomic_init(&p->idle_expiry_ns, cfg->idle_expiry_ns);
 
@@ -611,20 +619,23 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
             }
         }
     }
-    unsigned every = atomic_load_explicit(&p->timing_every, memory_order_relaxed);
+    unsigned every = SLUICE__TIMING_N(atomic_load_explicit(&p->timing_every, memory_order_relaxed));
     bool sampled = false;
     if (every) {
         if (every == 1) {
             sampled = true;
         } else {
             /* A countdown, not a modulo: no division on the submit path.
-             * A countdown above the current N (the rate went up) restarts. */
+             * A thread's first submit is stamped (so tasks from short-lived
+             * threads are timed too, and automatic sampling sees a change
+             * of task length), and a countdown above the current N (the
+             * rate went up) restarts the same way. */
             unsigned left = tls_sample_left;
             if (left == 0 || left > every) {
-                left = every;
+                left = 1;
             }
             sampled = --left == 0;
-            tls_sample_left = left;
+            tls_sample_left = sampled ? every : left;
         }
         if (sampled) {
             t.enqueue_ns = sluice__timing_now(p);
@@ -637,8 +648,17 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
         sluice_ctx_retain(t.ctx);
     }
 
+    /* Blocked BLOCK submitters go first: while one waits for the low-water
+     * mark, a new submit does not take a slot that frees meanwhile (it
+     * would keep the queue above the mark and starve the sleeper); it joins
+     * the wait, or gets EFULL from try_submit. Not for the pool's own
+     * workers, which must never wait on their own queue. `waiting` shares
+     * the line with `idle`, which the fast path reads anyway. */
+    bool defer = p->cfg.overflow == SLUICE_OVERFLOW_BLOCK &&
+                 atomic_load_explicit(&p->waiting, memory_order_relaxed) > 0 && !on_own_worker(p);
     uint64_t pos = 0;
-    sluice__qres r = p->qops->push(p->q, &t, &pos);
+    sluice__qres r = defer ? (atomic_load_explicit(&p->closed, memory_order_acquire) ? SLUICE__Q_CLOSED : SLUICE__Q_FULL)
+                           : p->qops->push(p->q, &t, &pos);
     if (r == SLUICE__Q_OK) {
         if (sampled && every > 1) {
             sluice__max_z(&p->depth_hwm, p->qops->depth(p->q));
@@ -670,7 +690,9 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
             return SLUICE_ECLOSED;
         }
     }
-    sluice__max_z(&p->depth_hwm, p->qops->capacity(p->q));
+    if (!defer) {
+        sluice__max_z(&p->depth_hwm, p->qops->capacity(p->q));
+    }
     /* Make sure workers exist and are awake to drain it. */
     sluice__spawn_for_work(p, p->qops->capacity(p->q));
     sluice_err err;
@@ -824,10 +846,9 @@ void sluice_pool_set_submit_timeout(sluice_pool *p, uint64_t timeout_ns)
 void sluice_pool_set_timing_sample(sluice_pool *p, unsigned every)
 {
     if (p && atomic_load_explicit(&p->timing_every, memory_order_relaxed) != 0) {
-        bool autom = every == SLUICE_TIMING_SAMPLE_AUTO && p->system_clock;
-        atomic_store_explicit(&p->timing_auto, autom, memory_order_relaxed);
-        /* Auto restarts from every task and adapts within a few tasks. */
-        atomic_store_explicit(&p->timing_every, every ? every : 1u, memory_order_relaxed);
+        /* One store of rate and mode; auto restarts from every task and
+         * adapts within a few tasks. */
+        atomic_store_explicit(&p->timing_every, timing_word(every), memory_order_relaxed);
     }
 }
 
@@ -923,7 +944,7 @@ void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *out)
     out->workers_hwm = atomic_load_explicit(&p->workers_hwm, memory_order_relaxed);
     out->waiting_hwm = atomic_load_explicit(&p->waiting_hwm, memory_order_relaxed);
     out->queue_depth_hwm = atomic_load_explicit(&p->depth_hwm, memory_order_relaxed);
-    out->timing_sample_every = atomic_load_explicit(&p->timing_every, memory_order_relaxed);
+    out->timing_sample_every = SLUICE__TIMING_N(atomic_load_explicit(&p->timing_every, memory_order_relaxed));
     if (out->queue_depth > out->queue_depth_hwm) {
         out->queue_depth_hwm = out->queue_depth;
     }
@@ -1011,7 +1032,7 @@ void sluice_pool_config_get(const sluice_pool *p, sluice_pool_config *out)
     out->idle_expiry_ns = atomic_load_explicit(&((sluice_pool *)p)->idle_expiry_ns, memory_order_relaxed);
     unsigned every = atomic_load_explicit(&((sluice_pool *)p)->timing_every, memory_order_relaxed);
     out->timing_disabled = every == 0;
-    if (atomic_load_explicit(&((sluice_pool *)p)->timing_auto, memory_order_relaxed)) {
+    if (every & SLUICE__TIMING_AUTO) {
         out->timing_sample_every = SLUICE_TIMING_SAMPLE_AUTO;
     } else {
         out->timing_sample_every = every ? every : p->cfg.timing_sample_every;

@@ -124,9 +124,7 @@ static sluice__qres ring_push(void *q, const sluice__task *task, uint64_t *pos_o
         } else if (diff < 0) {
             /* The slot still holds the task of pos - cap. If a pop has
              * already claimed it (head moved past), it is being copied
-             * out right now: wait for it. Otherwise the queue is full.
-             * seq_cst: pairs with the head CAS in ring_pop for blocked
-             * submitters (see sluice__notify_space). */
+             * out right now: wait for it. Otherwise the queue is full. */
             uint64_t head = atomic_load_explicit(&r->head, memory_order_seq_cst);
             if (pos - head >= r->limit) {
                 return SLUICE__Q_FULL;
@@ -206,8 +204,12 @@ static bool ring_ready(void *q)
 static size_t ring_depth(void *q)
 {
     ring *r = q;
-    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed) & ~TAIL_CLOSED;
+    /* seq_cst: blocked submitters (pool.c, wait_for_space) and starting
+     * workers (worker.c, chain_spawn) read the depth after a seq_cst RMW
+     * of their own and pair with the pops and pushes of others. On x86 a
+     * seq_cst load is a plain load. */
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_seq_cst);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_seq_cst) & ~TAIL_CLOSED;
     return tail > head ? (size_t)(tail - head) : 0;
 }
 

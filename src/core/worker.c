@@ -247,6 +247,7 @@ sluice_err sluice__spawn_locked(struct sluice_pool *p)
     w->occupied = true;
     w->init_ok = false;
     w->fault_retire = false;
+    w->task_avg_ns = 0;
     w->worker_state = NULL;
     sluice__status_set(w, SLUICE_WORKER_STARTING, 0);
     atomic_store_explicit(&w->label, NULL, memory_order_relaxed);
@@ -355,14 +356,16 @@ static void hist_record(const struct sluice_pool *p, const sluice__shard *s, slu
  * N with N = 100 x cost / average: timing stays near 1% of task time,
  * every task is timed once tasks take ~100 x cost (a few us), and at most
  * 1 in AUTO_EVERY_MAX. The pool's N is stored only when it moves by more
- * than a quarter (a CAS from the N the task was timed under), so workers
+ * than a quarter (a CAS from the word - N and the auto bit - the task was
+ * timed under: a live sluice_pool_set_timing_sample wins), so workers
  * with slightly different averages do not keep writing the line producers
  * read on every submit. A switch to long tasks
  * is seen at the next timed one (the average jumps by 1/8 of it). */
 #define AUTO_EVERY_MAX 256u
 
-static void auto_sample(struct sluice_pool *p, sluice__worker *w, unsigned every, uint64_t d)
+static void auto_sample(struct sluice_pool *p, sluice__worker *w, unsigned word, uint64_t d)
 {
+    unsigned every = SLUICE__TIMING_N(word);
     uint64_t avg = w->task_avg_ns;
     avg = avg ? avg - avg / 8 + d / 8 : d;
     if (avg == 0) {
@@ -376,10 +379,8 @@ static void auto_sample(struct sluice_pool *p, sluice__worker *w, unsigned every
         want = AUTO_EVERY_MAX;
     }
     if (want > every + every / 4 || want + want / 4 < every) {
-        /* CAS from the N this task was timed under: a live
-         * sluice_pool_set_timing_sample since then wins. */
-        atomic_compare_exchange_strong_explicit(&p->timing_every, &every, (unsigned)want, memory_order_relaxed,
-                                                memory_order_relaxed);
+        atomic_compare_exchange_strong_explicit(&p->timing_every, &word, (unsigned)want | SLUICE__TIMING_AUTO,
+                                                memory_order_relaxed, memory_order_relaxed);
     }
 }
 
@@ -416,7 +417,8 @@ void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
         return;
     }
 
-    unsigned every = atomic_load_explicit(&p->timing_every, memory_order_relaxed);
+    unsigned word = atomic_load_explicit(&p->timing_every, memory_order_relaxed);
+    unsigned every = SLUICE__TIMING_N(word);
     bool timed = t->enqueue_ns != 0 || (every == 1);
     uint64_t start = 0;
     if (every && timed) {
@@ -468,8 +470,10 @@ void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
         }
         uint64_t d = end > start ? end - start : 0;
         hist_record(p, shard, &shard->task_hist, d);
-        if (w && atomic_load_explicit(&p->timing_auto, memory_order_relaxed)) {
-            auto_sample(p, w, every, d);
+        /* Automatic sampling on the system clock only: a custom clock
+         * (tests) times every task. */
+        if (w && (word & SLUICE__TIMING_AUTO) && p->system_clock) {
+            auto_sample(p, w, word, d);
         }
         if (t->enqueue_ns) {
             hist_record(p, shard, &shard->wait_hist, start > t->enqueue_ns ? start - t->enqueue_ns : 0);
@@ -613,8 +617,10 @@ static void set_thread_name(sluice__worker *w)
 static void chain_spawn(struct sluice_pool *p)
 {
     atomic_fetch_sub_explicit(&p->starting, 1, memory_order_seq_cst);
-    if (p->qops->depth(p->q) < 2 || atomic_load_explicit(&p->alive, memory_order_relaxed) >=
-                                        atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
+    /* seq_cst: depth pairs with a submitter's push, capacity with a
+     * resize's store (both then read `starting`). */
+    if (p->qops->depth(p->q) < 2 || atomic_load_explicit(&p->alive, memory_order_seq_cst) >=
+                                        atomic_load_explicit(&p->capacity, memory_order_seq_cst)) {
         return;
     }
     pthread_mutex_lock(&p->mu);

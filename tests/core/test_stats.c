@@ -256,6 +256,44 @@ static void test_histogram_auto(void **state)
     tally_free(t);
 }
 
+static void *submit_one_nop(void *arg)
+{
+    sluice_pool *p = arg;
+    if (sluice_pool_submit(p, task_nop, NULL) != SLUICE_OK) {
+        return arg; /* non-NULL: failed */
+    }
+    return NULL;
+}
+
+/* A thread's first submit is timed, whatever the rate: tasks from
+ * short-lived threads are not invisible to the histograms (and automatic
+ * sampling sees them when the task length changes). */
+static void test_sampling_times_first_submit_of_a_thread(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    sluice_pool_config cfg;
+    base_config(&cfg, "hist-fresh", 2, 64, t);
+    cfg.timing_sample_every = 1000;
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    for (int i = 0; i < 10; i++) {
+        pthread_t th;
+        START_THREAD(&th, submit_one_nop, p);
+        void *rc = (void *)1;
+        pthread_join(th, &rc);
+        assert_null(rc);
+    }
+    ASSERT_IDENTITY(p);
+    sluice_histogram h;
+    sluice_pool_histogram_get(p, SLUICE_HIST_WAIT, &h);
+    assert_int_equal(h.count, 10);
+    sluice_pool_histogram_get(p, SLUICE_HIST_TASK, &h);
+    assert_int_equal(h.count, 10);
+    sluice_pool_destroy(p);
+    tally_free(t);
+}
+
 /* With a custom clock (tests), auto times every task: exact histograms. */
 static void test_histogram_auto_fake_clock(void **state)
 {
@@ -277,6 +315,14 @@ static void test_histogram_auto_fake_clock(void **state)
     sluice_pool_histogram_get(p, SLUICE_HIST_TASK, &h);
     assert_int_equal(h.count, n);
     assert_int_equal(stats_now(p).timing_sample_every, 1);
+    /* The request is reported as made, even though this clock times all. */
+    sluice_pool_config got;
+    sluice_pool_config_get(p, &got);
+    assert_int_equal(got.timing_sample_every, SLUICE_TIMING_SAMPLE_AUTO);
+    sluice_pool_set_timing_sample(p, 3);
+    sluice_pool_config_get(p, &got);
+    assert_int_equal(got.timing_sample_every, 3);
+    assert_int_equal(stats_now(p).timing_sample_every, 3);
     sluice_pool_destroy(p);
     tally_free(t);
 }
@@ -348,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_histogram_sampled),
         cmocka_unit_test(test_histogram_auto),
         cmocka_unit_test(test_histogram_auto_fake_clock),
+        cmocka_unit_test(test_sampling_times_first_submit_of_a_thread),
         cmocka_unit_test(test_timing_disabled),
         cmocka_unit_test(test_caller_runs_timed),
     };

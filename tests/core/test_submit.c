@@ -421,6 +421,59 @@ static void test_block_low_water(void **state)
     tally_free(t);
 }
 
+/* Blocked submitters go first: while one waits for the low-water mark,
+ * try_submit gets EFULL and a new BLOCK submit joins the wait, even with a
+ * slot free, so producers that keep taking freed slots cannot starve it. */
+static void test_block_waiters_go_first(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    gate g[10];
+    for (int i = 0; i < 10; i++) {
+        gate_init(&g[i]);
+    }
+    sluice_pool_config cfg;
+    base_config(&cfg, "fair", 1, 8, t);
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    hold_workers(p, &g[0], 1);
+    for (int i = 1; i <= 8; i++) {
+        assert_int_equal(sluice_pool_try_submit(p, task_gate_hard, &g[i]), SLUICE_OK);
+    }
+    submitter a = {.pool = p, .fn = task_count, .arg = t};
+    pthread_t ta, tb;
+    START_THREAD(&ta, submitter_main, &a);
+    WAIT_FOR(stats_now(p).waiting == 1, "a to block");
+    gate_open(&g[0]);
+    WAIT_FOR(atomic_load(&g[1].inside) == 1, "the worker at task 1");
+    assert_int_equal(stats_now(p).queue_depth, 7); /* one slot free, a still waits */
+    assert_int_equal(sluice_pool_try_submit(p, task_count, t), SLUICE_EFULL);
+    submitter b = {.pool = p, .fn = task_count, .arg = t};
+    START_THREAD(&tb, submitter_main, &b);
+    WAIT_FOR(stats_now(p).waiting == 2, "b to join the wait");
+    assert_int_equal(stats_now(p).queue_depth, 7);
+    /* Depth 6 = the low-water mark: both get in. */
+    gate_open(&g[1]);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(a.result, SLUICE_OK);
+    assert_int_equal(b.result, SLUICE_OK);
+    for (int i = 2; i <= 8; i++) {
+        gate_open(&g[i]);
+    }
+    assert_int_equal(sluice_pool_drain(p, 0, NULL), SLUICE_OK);
+    ASSERT_IDENTITY(p);
+    sluice_pool_stats s = stats_now(p);
+    assert_int_equal(s.completed, 11);
+    assert_int_equal(s.rejected, 1);
+    assert_int_equal(atomic_load(&t->ran), 2);
+    sluice_pool_destroy(p);
+    for (int i = 0; i < 10; i++) {
+        gate_destroy(&g[i]);
+    }
+    tally_free(t);
+}
+
 /* A per-call submit deadline; the earlier of it and the pool timeout wins. */
 static void test_block_per_call_deadline(void **state)
 {
@@ -1010,6 +1063,7 @@ int main(void)
         cmocka_unit_test(test_block_waits_for_space),
         cmocka_unit_test(test_block_pool_timeout),
         cmocka_unit_test(test_block_low_water),
+        cmocka_unit_test(test_block_waiters_go_first),
         cmocka_unit_test(test_block_per_call_deadline),
         cmocka_unit_test(test_block_ctx),
         cmocka_unit_test(test_reject_efull),
