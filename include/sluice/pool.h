@@ -440,7 +440,11 @@ SLUICE_API const char *sluice_worker_status_name(sluice_worker_status status);
 typedef struct sluice_worker_info {
     unsigned index;
     sluice_worker_status state;
-    uint64_t since_ns;      /* pool clock time the state began (0 if unknown: timing off) */
+    /* Pool clock time the state began. For a running task that timing did
+     * not sample (timing off, or 1 in N), the first time this call saw it
+     * running: a lower bound of its age, exact from the second look on to
+     * the time between looks. 0 if unknown. */
+    uint64_t since_ns;
     const char *task_label; /* label of the running task, or NULL */
     uint64_t tasks_run;
     pthread_t thread; /* for sluice_thread_backtrace and friends */

@@ -987,6 +987,35 @@ void sluice_pool_histogram_get(sluice_pool *p, sluice_hist_kind kind, sluice_his
     out->count = total;
 }
 
+/* When the worker's current state began. A worker reads no clock for a
+ * task that timing does not sample (its since_ns is 0), so a reader that
+ * finds such a task running stamps it with its own time: a lower bound of
+ * the task's age, so a stuck task shows a growing age from the second look
+ * on, at no cost per task. `status` (state and finished count, read just
+ * before) names the task; if it changed by the time the stamp is in, the
+ * stamp may belong to the next task and is taken back (CAS, so a start
+ * time the worker stored meanwhile is never clobbered). */
+static uint64_t running_since(sluice_pool *p, sluice__worker *w, uint64_t status)
+{
+    uint64_t since = atomic_load_explicit(&w->since_ns, memory_order_relaxed);
+    if (since != 0 || SLUICE__STATUS_STATE(status) != SLUICE_WORKER_RUNNING) {
+        return since;
+    }
+    uint64_t now = sluice__now(p);
+    uint64_t expect = 0;
+    if (now == 0 || !atomic_compare_exchange_strong_explicit(&w->since_ns, &expect, now, memory_order_acq_rel,
+                                                             memory_order_relaxed)) {
+        return expect; /* 0, or what the worker stored meanwhile */
+    }
+    if (atomic_load_explicit(&w->status, memory_order_acquire) != status) {
+        uint64_t mine = now;
+        atomic_compare_exchange_strong_explicit(&w->since_ns, &mine, 0, memory_order_relaxed,
+                                                memory_order_relaxed);
+        return 0;
+    }
+    return now;
+}
+
 size_t sluice_pool_workers_get(sluice_pool *p, sluice_worker_info *out, size_t cap)
 {
     if (!p) {
@@ -1005,7 +1034,7 @@ size_t sluice_pool_workers_get(sluice_pool *p, sluice_worker_info *out, size_t c
             uint64_t status = atomic_load_explicit(&w->status, memory_order_acquire);
             info->state = SLUICE__STATUS_STATE(status);
             info->tasks_run = SLUICE__STATUS_COUNT(status);
-            info->since_ns = atomic_load_explicit(&w->since_ns, memory_order_relaxed);
+            info->since_ns = running_since(p, w, status);
             info->task_label = atomic_load_explicit(&w->label, memory_order_relaxed);
             info->thread = w->thread;
         }

@@ -351,6 +351,45 @@ static void test_cold_burst_starts_all_workers(void **state)
     tally_free(t);
 }
 
+/* A running task that timing did not sample has no start time; the first
+ * look stamps one, so a stuck task's age grows from the second look on. */
+static void test_running_since_stamped_by_reader(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    gate *g = gate_new();
+    sluice_fake_clock fc;
+    const uint64_t t0 = 500 * SLUICE_NS_PER_SEC;
+    sluice_fake_clock_init(&fc, t0);
+    sluice_pool_config cfg;
+    base_config(&cfg, "since", 1, 8, t);
+    cfg.clock = &fc.clock;
+    cfg.timing_disabled = true; /* no task is timed: no start time recorded */
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    hold_workers(p, g, 1);
+    sluice_fake_clock_advance(&fc, 3 * SLUICE_NS_PER_SEC);
+    sluice_worker_info wi;
+    assert_int_equal(sluice_pool_workers_get(p, &wi, 1), 1);
+    assert_int_equal(wi.state, SLUICE_WORKER_RUNNING);
+    assert_int_equal(wi.since_ns, t0 + 3 * SLUICE_NS_PER_SEC); /* stamped by this look */
+    sluice_fake_clock_advance(&fc, 60 * SLUICE_NS_PER_SEC);
+    assert_int_equal(sluice_pool_workers_get(p, &wi, 1), 1);
+    assert_int_equal(wi.since_ns, t0 + 3 * SLUICE_NS_PER_SEC); /* the same task: the stamp stays */
+    gate_open(g);
+    ASSERT_IDENTITY(p);
+    /* The next task gets its own stamp. */
+    gate_close(g);
+    hold_workers(p, g, 1);
+    assert_int_equal(sluice_pool_workers_get(p, &wi, 1), 1);
+    assert_int_equal(wi.since_ns, t0 + 63 * SLUICE_NS_PER_SEC);
+    gate_open(g);
+    ASSERT_IDENTITY(p);
+    sluice_pool_destroy(p);
+    gate_free(g);
+    tally_free(t);
+}
+
 /* A worker_init hook that waits at a gate (the config's user). */
 static int init_at_gate(void *user, unsigned worker_index, void **worker_state)
 {
@@ -434,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_long_name_thread_name),
         cmocka_unit_test(test_blocked_task_does_not_hold_queued_work),
         cmocka_unit_test(test_cold_burst_starts_all_workers),
+        cmocka_unit_test(test_running_since_stamped_by_reader),
         cmocka_unit_test(test_chain_spawn_inits_run_in_parallel),
         cmocka_unit_test(test_all_inits_fail_drain_hands_back),
     };
