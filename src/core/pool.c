@@ -987,25 +987,45 @@ void sluice_pool_histogram_get(sluice_pool *p, sluice_hist_kind kind, sluice_his
     out->count = total;
 }
 
-/* When the worker's current state began. A worker reads no clock for a
- * task that timing does not sample (its since_ns is 0), so a reader that
- * finds such a task running stamps it with its own time: a lower bound of
- * the task's age, so a stuck task shows a growing age from the second look
- * on, at no cost per task. `status` (state and finished count, read just
- * before) names the task; if it changed by the time the stamp is in, the
- * stamp may belong to the next task and is taken back (CAS, so a start
- * time the worker stored meanwhile is never clobbered). */
+/* A running task's start on the timing clock, as pool clock time. On the
+ * system clock the timing clock is the TSC-based fast clock, calibrated
+ * once and drifting from CLOCK_MONOTONIC by a few ppm of uptime (seconds
+ * after days); reading both clocks now and subtracting the task's age on
+ * the fast clock cancels that drift. */
+static uint64_t timing_to_pool(sluice_pool *p, uint64_t since)
+{
+    uint64_t now = sluice__now(p);
+    if (!p->system_clock) {
+        return since;
+    }
+    uint64_t fast = sluice__timing_now(p);
+    uint64_t age = fast > since ? fast - since : 0;
+    return now > age ? now - age : 1;
+}
+
+/* When the worker's current state began, on the pool clock. A running
+ * task's start is on the timing clock (converted above). A worker reads no
+ * clock for a task that timing does not sample (its since_ns is 0), so a
+ * reader that finds such a task running stamps it with its own time: a
+ * lower bound of the task's age, so a stuck task shows a growing age from
+ * the second look on, at no cost per task. `status` (state and finished
+ * count, read just before) names the task; if it changed by the time the
+ * stamp is in, the stamp may belong to the next task and is taken back
+ * (CAS, so a start time the worker stored meanwhile is never clobbered). */
 static uint64_t running_since(sluice_pool *p, sluice__worker *w, uint64_t status)
 {
     uint64_t since = atomic_load_explicit(&w->since_ns, memory_order_relaxed);
-    if (since != 0 || SLUICE__STATUS_STATE(status) != SLUICE_WORKER_RUNNING) {
-        return since;
+    if (SLUICE__STATUS_STATE(status) != SLUICE_WORKER_RUNNING) {
+        return since; /* idle/starting times are on the pool clock */
     }
-    uint64_t now = sluice__now(p);
+    if (since != 0) {
+        return timing_to_pool(p, since);
+    }
+    uint64_t now = sluice__timing_now(p);
     uint64_t expect = 0;
     if (now == 0 || !atomic_compare_exchange_strong_explicit(&w->since_ns, &expect, now, memory_order_acq_rel,
                                                              memory_order_relaxed)) {
-        return expect; /* 0, or what the worker stored meanwhile */
+        return expect ? timing_to_pool(p, expect) : 0; /* what the worker stored meanwhile */
     }
     if (atomic_load_explicit(&w->status, memory_order_acquire) != status) {
         uint64_t mine = now;
@@ -1013,7 +1033,7 @@ static uint64_t running_since(sluice_pool *p, sluice__worker *w, uint64_t status
                                                 memory_order_relaxed);
         return 0;
     }
-    return now;
+    return timing_to_pool(p, now);
 }
 
 size_t sluice_pool_workers_get(sluice_pool *p, sluice_worker_info *out, size_t cap)
