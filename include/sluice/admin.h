@@ -30,7 +30,8 @@
  * submitted with try-submit semantics and never to a full DROP_OLDEST
  * pool (it would evict real work): a full queue is reported as "queue
  * full" without submitting. If a probe is still queued when the pool
- * drains, the pool's abandon handler sees it (fn == sluice_admin_probe_fn).
+ * drains, it comes back to the admin (its own on_abandon), not to the
+ * pool's abandon handler, and the pool is reported "draining".
  *
  * Lock order: admin pool list (read) -> metrics registry -> pool getters.
  */

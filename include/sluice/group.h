@@ -38,15 +38,13 @@
  * Pools that hand tasks back. A group submits its tasks with no deadline
  * and no context, so a pool never sheds them; but a pool with
  * DROP_OLDEST, or one drained or destroyed before the group's wait
- * returns, hands tasks to its abandon handler. Such a pool's abandon
- * handler must call sluice_group_abandoned() first (it recognises the
- * group's tasks and accounts them as failed: SLUICE_EFULL for dropped,
- * SLUICE_ECLOSED for drain/destroy), or wait() would wait for them
- * forever. A private pool (cfg.pool == NULL) is wired this way already.
- * Helped tasks leave their (no-op) pool task queued until a worker gets to
- * it; each holds a reference on the group's memory. Drain a shared pool
- * before destroying it, or route its abandon handler through
- * sluice_group_abandoned, or that memory is never freed.
+ * returns, hands tasks back. The group submits each task with its own
+ * on_abandon (sluice_submit_opts), so those come back to the group, not
+ * to the pool's abandon handler, whatever that handler does: they are
+ * accounted as failed (SLUICE_EFULL for dropped, SLUICE_ECLOSED for
+ * drain/destroy) and wait() returns. Helped tasks leave their (no-op)
+ * pool task queued until a worker gets to it; each holds a reference on
+ * the group's memory, released when it runs or is handed back.
  *
  * Example:
  *
@@ -174,10 +172,12 @@ SLUICE_API sluice_err sluice_group_wait(sluice_group *g, sluice_group_result *re
 SLUICE_API void sluice_group_cancel(sluice_group *g, sluice_err cause);
 
 /*
- * sluice_group_abandoned - for a pool's abandon handler: if `task` is one
- * of a group's, account it as failed (the group's first error becomes
- * SLUICE_EFULL for DROPPED, SLUICE_ETIMEDOUT for SHED, SLUICE_ECLOSED for
- * DRAIN/DESTROY) and return true; false for any other task.
+ * sluice_group_abandoned - if `task` is one of a group's, account it as
+ * failed (the group's first error becomes SLUICE_EFULL for DROPPED,
+ * SLUICE_ETIMEDOUT for SHED, SLUICE_ECLOSED for DRAIN/DESTROY) and return
+ * true; false for any other task. Groups call it themselves through their
+ * tasks' on_abandon, so a pool's abandon handler never sees group tasks;
+ * it stays for handlers written before that (a no-op for them now).
  * Thread-safety: safe from any thread.
  */
 SLUICE_API bool sluice_group_abandoned(const sluice_abandoned *task);

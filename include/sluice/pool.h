@@ -237,6 +237,16 @@ typedef struct sluice_submit_opts {
     /* A static string shown in /debug/pools and panic reports. Not copied:
      * it must outlive the task. */
     const char *label;
+    /* If set, this task, when handed back instead of run (dropped, shed,
+     * drain deadline, destroy), goes to this function instead of the
+     * pool's abandon_handler, so code that submits to a pool it does not
+     * own (a library, a health probe, a task group) gets its own tasks
+     * back and the pool's owner never sees an `arg` it cannot free. The
+     * counters are the same either way. Called on the thread that hands
+     * the task back (a worker, a submitter under DROP_OLDEST, the draining
+     * or destroying thread), with no pool lock held; it must not block or
+     * call back into the pool except stats getters. */
+    void (*on_abandon)(const sluice_abandoned *task);
 } sluice_submit_opts;
 
 /*

@@ -18,8 +18,9 @@
  * scrape never blocks a worker. /health/pools submits one no-op probe task
  * per pool and waits for all of them together, up to the health timeout.
  * A probe's state is a small heap object with two references (the waiting
- * request, the task); a probe that the pool hands back to its abandon
- * handler instead of running is leaked (a few bytes, only at drain).
+ * request, the task); a probe that the pool hands back instead of running
+ * comes to probe_abandoned (its own on_abandon), which drops the task's
+ * reference and tells the request, so the pool's handler never sees it.
  *
  * Saturation. A sampler thread looks at every pool each sample interval
  * (and each /health/ready request looks too); `sat_since` records when a
@@ -352,6 +353,8 @@ typedef struct probe {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool done;
+    bool abandoned;                /* handed back instead of run */
+    sluice_abandon_reason why_back; /* why, when abandoned */
     _Atomic int refs;
 } probe;
 
@@ -373,6 +376,18 @@ int sluice_admin_probe_fn(void *arg)
     pthread_mutex_unlock(&p->mu);
     probe_unref(p);
     return 0;
+}
+
+/* A probe the pool handed back (drain, destroy): drop the task's reference. */
+static void probe_abandoned(const sluice_abandoned *task)
+{
+    probe *p = task->arg;
+    pthread_mutex_lock(&p->mu);
+    p->abandoned = true;
+    p->why_back = task->reason;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    probe_unref(p);
 }
 
 static probe *probe_new(void)
@@ -422,6 +437,7 @@ static enum MHD_Result ep_pools(sluice_admin *a, struct MHD_Connection *c)
         }
         sluice_submit_opts o = {0};
         o.label = PROBE_LABEL;
+        o.on_abandon = probe_abandoned;
         /* If the queue filled since the look above, a BLOCK pool waits at
          * most the health timeout (on a fake clock, which may never move,
          * not at all). */
@@ -444,15 +460,19 @@ static enum MHD_Result ep_pools(sluice_admin *a, struct MHD_Connection *c)
         probe *p = probes[i];
         if (p) {
             pthread_mutex_lock(&p->mu);
-            while (!p->done) {
+            while (!p->done && !p->abandoned) {
                 if (pthread_cond_timedwait(&p->cv, &p->mu, &deadline) == ETIMEDOUT) {
                     break;
                 }
             }
             bool done = p->done;
+            bool abandoned = p->abandoned;
+            sluice_abandon_reason back = p->why_back;
             pthread_mutex_unlock(&p->mu);
             probe_unref(p);
-            if (!done) {
+            if (abandoned) {
+                why[i] = back == SLUICE_ABANDON_DROPPED ? "probe evicted by newer work (queue full)" : "draining";
+            } else if (!done) {
                 why[i] = "did not answer in time";
             }
         }

@@ -33,6 +33,7 @@ typedef struct sluice__task {
     sluice_ctx *ctx;      /* retained while queued; NULL if none */
     uint64_t deadline_ns; /* 0: none */
     uint64_t enqueue_ns;  /* 0: not sampled for timing */
+    void (*on_abandon)(const sluice_abandoned *task); /* NULL: the pool's handler */
 } sluice__task;
 
 typedef enum sluice__qres {

@@ -610,6 +610,7 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
     sluice__task t = {.fn = fn, .arg = arg};
     if (opts) {
         t.label = opts->label;
+        t.on_abandon = opts->on_abandon;
         t.deadline_ns = opts->deadline_ns;
         t.ctx = opts->ctx;
         if (t.ctx) {

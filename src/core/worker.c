@@ -123,7 +123,7 @@ void sluice__emit(struct sluice_pool *p, sluice_event_kind kind, unsigned worker
 
 void sluice__abandon(struct sluice_pool *p, sluice__task *t, sluice_abandon_reason why)
 {
-    if (p->cfg.abandon_handler) {
+    if (t->on_abandon || p->cfg.abandon_handler) {
         sluice_abandoned a = {
             .fn = t->fn,
             .arg = t->arg,
@@ -132,7 +132,11 @@ void sluice__abandon(struct sluice_pool *p, sluice__task *t, sluice_abandon_reas
             .ctx = t->ctx,
             .reason = why,
         };
-        p->cfg.abandon_handler(&a, p->cfg.user);
+        if (t->on_abandon) {
+            t->on_abandon(&a); /* the submitter's own task: not the pool owner's */
+        } else {
+            p->cfg.abandon_handler(&a, p->cfg.user);
+        }
     }
     sluice_ctx_release(t->ctx);
     t->ctx = NULL;

@@ -305,6 +305,11 @@ static __attribute__((noinline)) bool help_one(sluice_group *g)
     return true;
 }
 
+static void group_task_abandoned(const sluice_abandoned *task)
+{
+    (void)sluice_group_abandoned(task);
+}
+
 static bool in_own_pool(const sluice_group *g)
 {
     return sluice_task_pool() == g->pool;
@@ -452,7 +457,9 @@ static sluice_err run(sluice_group *g, sluice_task_fn fn, void *arg, bool try_on
     }
     pthread_mutex_unlock(&g->mu);
 
-    sluice_submit_opts opts = {.label = g->name};
+    /* on_abandon: a task the pool hands back comes to the group, whatever
+     * the pool's own abandon handler does (the pool may be shared). */
+    sluice_submit_opts opts = {.label = g->name, .on_abandon = group_task_abandoned};
     sluice_err err = sluice_pool_submit_ex(g->pool, trampoline, t, &opts);
     if (err == SLUICE_OK) {
         return SLUICE_OK; /* t belongs to the trampoline now */

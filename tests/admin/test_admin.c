@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -379,6 +380,85 @@ static void test_health_pools_and_debug(void **state)
     sluice_pool_destroy(full);
 }
 
+typedef struct evictor {
+    sluice_pool *pool;
+    _Atomic int done;
+} evictor;
+
+/* Waits until the probe sits in the (one-slot) queue, then pushes it out. */
+static void *evict_probe(void *arg)
+{
+    evictor *e = arg;
+    for (int i = 0; i < 200000; i++) {
+        sluice_pool_stats st;
+        sluice_pool_stats_get(e->pool, &st);
+        if (st.queue_depth == 1) {
+            (void)sluice_pool_submit(e->pool, ok_task, NULL);
+            break;
+        }
+        struct timespec ts = {0, 10000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&e->done, 1);
+    return NULL;
+}
+
+static _Atomic int admin_pool_abandons;
+static void count_pool_abandons(const sluice_abandoned *t, void *user)
+{
+    (void)t;
+    (void)user;
+    atomic_fetch_add(&admin_pool_abandons, 1);
+}
+
+/* A probe that the pool hands back comes back to the admin (its own
+ * on_abandon): the request says why, the pool's abandon handler never sees
+ * it, and nothing leaks (ASan). */
+static void test_probe_handed_back(void **state)
+{
+    (void)state;
+    sluice_admin_config cfg;
+    sluice_admin_config_init(&cfg);
+    cfg.health_timeout_ns = 5 * SLUICE_NS_PER_SEC;
+    sluice_admin *a = start_admin(&cfg);
+    unsigned port = sluice_admin_port(a);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "evict";
+    pc.workers = 1;
+    pc.queue_capacity = 1;
+    pc.overflow = SLUICE_OVERFLOW_DROP_OLDEST;
+    pc.abandon_handler = count_pool_abandons;
+    sluice_pool *p;
+    char err[128];
+    assert_int_equal(sluice_pool_create(&pc, &p, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_admin_add_pool(a, p), SLUICE_OK);
+    atomic_store(&admin_pool_abandons, 0);
+    gate g;
+    gate_init(&g);
+    assert_int_equal(sluice_pool_submit(p, gate_task, &g), SLUICE_OK);
+    gate_wait_started(&g, 1);
+
+    evictor e = {.pool = p};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, evict_probe, &e), 0);
+    http_reply r = http_do(port, "GET", "/health/pools", NULL);
+    pthread_join(th, NULL);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.body, "evict FAIL: probe evicted by newer work (queue full)\n");
+    http_free(&r);
+    assert_int_equal(atomic_load(&admin_pool_abandons), 0);
+    sluice_pool_stats st;
+    sluice_pool_stats_get(p, &st);
+    assert_int_equal(st.dropped, 1);
+
+    gate_open(&g);
+    assert_int_equal(sluice_pool_drain(p, 0, NULL), SLUICE_OK);
+    assert_int_equal(sluice_admin_remove_pool(a, p), SLUICE_OK);
+    sluice_admin_stop(a);
+    sluice_pool_destroy(p);
+}
+
 static void test_connection_limit(void **state)
 {
     (void)state;
@@ -455,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_metrics_endpoint),
         cmocka_unit_test(test_ready),
         cmocka_unit_test(test_health_pools_and_debug),
+        cmocka_unit_test(test_probe_handed_back),
         cmocka_unit_test(test_connection_limit),
         cmocka_unit_test(test_bind_errors),
     };

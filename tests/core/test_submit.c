@@ -474,6 +474,57 @@ static void test_block_waiters_go_first(void **state)
     tally_free(t);
 }
 
+/* A task's own on_abandon gets it back instead of the pool's handler. */
+static _Atomic int own_abandons;
+static _Atomic int own_reason_dropped, own_reason_destroy;
+static void own_abandon(const sluice_abandoned *a)
+{
+    if (a->arg == (void *)&own_abandons && a->fn == task_nop) {
+        atomic_fetch_add(&own_abandons, 1);
+        if (a->reason == SLUICE_ABANDON_DROPPED) {
+            atomic_fetch_add(&own_reason_dropped, 1);
+        } else if (a->reason == SLUICE_ABANDON_DESTROY) {
+            atomic_fetch_add(&own_reason_destroy, 1);
+        }
+    }
+}
+
+static void test_task_on_abandon(void **state)
+{
+    (void)state;
+    atomic_store(&own_abandons, 0);
+    atomic_store(&own_reason_dropped, 0);
+    atomic_store(&own_reason_destroy, 0);
+    tally *t = tally_new();
+    gate *g = gate_new();
+    sluice_pool_config cfg;
+    base_config(&cfg, "ownab", 1, 2, t);
+    cfg.overflow = SLUICE_OVERFLOW_DROP_OLDEST;
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    hold_workers(p, g, 1);
+    sluice_submit_opts o = {.label = "mine", .on_abandon = own_abandon};
+    /* Two of mine fill the queue; two plain ones evict them. */
+    assert_int_equal(sluice_pool_submit_ex(p, task_nop, &own_abandons, &o), SLUICE_OK);
+    assert_int_equal(sluice_pool_submit_ex(p, task_nop, &own_abandons, &o), SLUICE_OK);
+    assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK);
+    assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK);
+    assert_int_equal(atomic_load(&own_reason_dropped), 2);
+    assert_int_equal(atomic_load(&t->abandoned_total), 0); /* the pool's handler saw none */
+    /* Mine evicts a plain one: that one goes to the pool's handler. */
+    assert_int_equal(sluice_pool_submit_ex(p, task_nop, &own_abandons, &o), SLUICE_OK);
+    assert_int_equal(atomic_load(&t->abandoned_total), 1);
+    /* Destroy with the worker still at the gate (task_gate returns on
+     * stop): the plain task and mine are handed back, each to its own. */
+    sluice_pool_destroy(p);
+    assert_int_equal(atomic_load(&own_reason_destroy), 1);
+    assert_int_equal(atomic_load(&own_abandons), 3);
+    assert_int_equal(atomic_load(&t->abandoned_total), 2);
+    assert_int_equal(atomic_load(&t->ran), 0);
+    gate_free(g);
+    tally_free(t);
+}
+
 /* A per-call submit deadline; the earlier of it and the pool timeout wins. */
 static void test_block_per_call_deadline(void **state)
 {
@@ -1064,6 +1115,7 @@ int main(void)
         cmocka_unit_test(test_block_pool_timeout),
         cmocka_unit_test(test_block_low_water),
         cmocka_unit_test(test_block_waiters_go_first),
+        cmocka_unit_test(test_task_on_abandon),
         cmocka_unit_test(test_block_per_call_deadline),
         cmocka_unit_test(test_block_ctx),
         cmocka_unit_test(test_reject_efull),
