@@ -194,8 +194,10 @@ typedef struct sluice_config_service {
     uint64_t drain_budget_ns;       /* total drain time for all pools; default 30s */
     uint64_t shutdown_grace_ns;     /* not-ready -> stop producers; default 0 */
     uint64_t orchestrator_grace_ns; /* the orchestrator's kill grace; default 30s */
-    char *runbook_base_url;         /* NULL when absent */
-    sluice_config_pos pos_listen, pos_drain_budget, pos_shutdown_grace, pos_orchestrator_grace;
+    uint64_t saturation_threshold_ns; /* /health/ready turns 503 after a pool is saturated this long; 30s */
+    char *runbook_base_url;           /* NULL when absent */
+    sluice_config_pos pos_listen, pos_drain_budget, pos_shutdown_grace, pos_orchestrator_grace,
+        pos_saturation_threshold;
 } sluice_config_service;
 
 typedef struct sluice_config {

@@ -350,6 +350,10 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
         logf_(log, user, "service: runbook_base_url updated (applied)");
         changes++;
     }
+    if (os->saturation_threshold_ns != ns->saturation_threshold_ns) {
+        logf_(log, user, "service: saturation_threshold %s -> %s not applied: needs a restart",
+              dur(os->saturation_threshold_ns, a, 32), dur(ns->saturation_threshold_ns, b, 32));
+    }
     if (!str_eq(os->listen, ns->listen)) {
         logf_(log, user, "service: listen %s -> %s not applied: needs a restart", os->listen, ns->listen);
     }

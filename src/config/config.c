@@ -65,6 +65,7 @@ cfg_impl *sluice__cfg_new(const char *source)
     c->pub.service.listen = sluice__cfg_strdup(c, "127.0.0.1:9464");
     c->pub.service.drain_budget_ns = 30 * SLUICE_NS_PER_SEC;
     c->pub.service.orchestrator_grace_ns = 30 * SLUICE_NS_PER_SEC;
+    c->pub.service.saturation_threshold_ns = 30 * SLUICE_NS_PER_SEC;
     if (!c->pub.service.name || !c->pub.service.listen) {
         sluice_config_free(&c->pub);
         return NULL;
@@ -259,6 +260,7 @@ enum service_key {
     SK_DRAIN_BUDGET,
     SK_SHUTDOWN_GRACE,
     SK_ORCH_GRACE,
+    SK_SATURATION,
     SK_RUNBOOK,
     SK_COUNT
 };
@@ -268,6 +270,7 @@ static const key_def SERVICE_KEYS[SK_COUNT] = {
     [SK_DRAIN_BUDGET] = {"drain_budget", K_DUR},
     [SK_SHUTDOWN_GRACE] = {"shutdown_grace", K_DUR},
     [SK_ORCH_GRACE] = {"orchestrator_grace", K_DUR},
+    [SK_SATURATION] = {"saturation_threshold", K_DUR},
     [SK_RUNBOOK] = {"runbook_base_url", K_STR},
 };
 
@@ -922,9 +925,19 @@ static void set_service_value(loader *L, int k, const char *v, const sluice_conf
                          kn, v);
         return;
     }
+    if (k == SK_SATURATION && ns == 0) {
+        sluice__cfg_errf(L->e, SLUICE_EINVAL, pos,
+                         "service.%s: must be > 0 (how long a pool may stay saturated before /health/ready "
+                         "turns 503), got \"%s\"",
+                         kn, v);
+        return;
+    }
     if (k == SK_DRAIN_BUDGET) {
         s->drain_budget_ns = ns;
         s->pos_drain_budget = *pos;
+    } else if (k == SK_SATURATION) {
+        s->saturation_threshold_ns = ns;
+        s->pos_saturation_threshold = *pos;
     } else if (k == SK_SHUTDOWN_GRACE) {
         s->shutdown_grace_ns = ns;
         s->pos_shutdown_grace = *pos;

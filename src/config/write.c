@@ -76,6 +76,7 @@ sluice_err sluice_config_write(const sluice_config *cfg, FILE *f)
     put_dur(f, "  ", "drain_budget", s->drain_budget_ns);
     put_dur(f, "  ", "shutdown_grace", s->shutdown_grace_ns);
     put_dur(f, "  ", "orchestrator_grace", s->orchestrator_grace_ns);
+    put_dur(f, "  ", "saturation_threshold", s->saturation_threshold_ns);
     if (s->runbook_base_url) {
         fprintf(f, "  runbook_base_url: ");
         put_str(f, s->runbook_base_url);
@@ -220,6 +221,7 @@ cfg_impl *sluice__cfg_clone(const sluice_config *src)
     s->pos_drain_budget = copy_pos(c, &src->service.pos_drain_budget);
     s->pos_shutdown_grace = copy_pos(c, &src->service.pos_shutdown_grace);
     s->pos_orchestrator_grace = copy_pos(c, &src->service.pos_orchestrator_grace);
+    s->pos_saturation_threshold = copy_pos(c, &src->service.pos_saturation_threshold);
     for (size_t i = 0; i < src->pool_count; i++) {
         sluice_config_pool *p = sluice__cfg_add_pool(c);
         if (!p) {

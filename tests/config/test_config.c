@@ -73,6 +73,7 @@ static void test_good_file(void **state)
     assert_int_equal(c->service.drain_budget_ns, 20 * SLUICE_NS_PER_SEC);
     assert_int_equal(c->service.shutdown_grace_ns, 1500 * SLUICE_NS_PER_MS);
     assert_int_equal(c->service.orchestrator_grace_ns, 30 * SLUICE_NS_PER_SEC);
+    assert_int_equal(c->service.saturation_threshold_ns, 30 * SLUICE_NS_PER_SEC); /* default */
     assert_string_equal(c->service.runbook_base_url, "https://runbooks.example/sluice");
     assert_int_equal(c->pool_count, 2);
     const sluice_config_pool *p = &c->pools[0];
@@ -305,6 +306,18 @@ static void test_env_overrides(void **state)
     assert_string_equal(c->service.listen, "0.0.0.0:1234");
     sluice_config_free(c);
 
+    /* service.saturation_threshold: a duration > 0. */
+    const char *sat[] = {"SLUICE_SERVICE_SATURATION_THRESHOLD=45s", NULL};
+    o.envp = sat;
+    assert_int_equal(load(GOOD, &o, &c, err, sizeof err), SLUICE_OK);
+    assert_int_equal(c->service.saturation_threshold_ns, 45 * SLUICE_NS_PER_SEC);
+    sluice_config_free(c);
+    const char *sat0[] = {"SLUICE_SERVICE_SATURATION_THRESHOLD=0s", NULL};
+    o.envp = sat0;
+    assert_int_equal(load(GOOD, &o, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_string_equal(err, "env SLUICE_SERVICE_SATURATION_THRESHOLD: service.saturation_threshold: must be > 0 "
+                             "(how long a pool may stay saturated before /health/ready turns 503), got \"0s\"");
+
     /* timing_sample_every takes "auto" (the default) or a number. */
     const char *autos[] = {"SLUICE_POOL_PUSH_TIMING_SAMPLE_EVERY=auto", NULL};
     o.envp = autos;
@@ -340,7 +353,7 @@ static void test_env_overrides(void **state)
              "env SLUICE_POOL_SMS_WORKERS: pools[1].workers: not an integer in 0..4294967295, got \"lots\"\n"
              "env SLUICE_SERVICE_PORT: service.port: unknown key (known: name, listen, drain_budget, "
              "shutdown_grace, "
-             "orchestrator_grace, runbook_base_url)");
+             "orchestrator_grace, saturation_threshold, runbook_base_url)");
     assert_ptr_equal(c, (sluice_config *)0x1);
 }
 

@@ -31,6 +31,7 @@ int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen)
     sluice_admin_config cfg;
     sluice_admin_config_init(&cfg);
     cfg.address = listen;
+    cfg.saturation_threshold_ns = d->config->service.saturation_threshold_ns;
     sluice_admin *admin = NULL;
     char why[512];
     sluice_err r = sluice_admin_start(&cfg, &admin, why, sizeof why);
