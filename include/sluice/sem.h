@@ -96,7 +96,8 @@ SLUICE_API void sluice_sem_destroy(sluice_sem *sem);
  * Returns:
  *   SLUICE_OK         the n units are held; give them back with release
  *   SLUICE_EINVAL     sem is NULL or n is 0
- *   SLUICE_EOVERFLOW  n > capacity: it could never be served (fails at once)
+ *   SLUICE_EOVERFLOW  n > capacity: it could never be served (fails at once,
+ *                     or when sluice_sem_set_capacity shrinks below n)
  *   SLUICE_ECANCELED / SLUICE_ETIMEDOUT (or ctx's cause): ctx is done or the
  *                     deadline passed first; nothing is held. A done ctx
  *                     fails the call even when units are free.
@@ -129,6 +130,18 @@ SLUICE_API sluice_err sluice_sem_try_acquire(sluice_sem *sem, uint64_t n);
  * acquirer).
  */
 SLUICE_API sluice_err sluice_sem_release(sluice_sem *sem, uint64_t n);
+
+/*
+ * sluice_sem_set_capacity - change the capacity live (a reload, a
+ * downstream that announced a new limit). Growing serves queued acquirers
+ * in order at once. Shrinking takes nothing back: units held stay held, so
+ * in_use may exceed the capacity until they are released, and nobody is
+ * served meanwhile; queued acquirers asking for more than the new capacity
+ * fail with SLUICE_EOVERFLOW (they could never be served), as new ones do.
+ * Returns: SLUICE_OK; SLUICE_EINVAL (NULL sem or capacity 0);
+ * SLUICE_ECLOSED. Thread-safety: safe from any thread.
+ */
+SLUICE_API sluice_err sluice_sem_set_capacity(sluice_sem *sem, uint64_t capacity);
 
 /*
  * sluice_sem_close - refuse new acquires with SLUICE_ECLOSED and wake every

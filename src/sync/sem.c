@@ -21,6 +21,14 @@
  * A grant and a cancel can race; the grant wins: the waiter checks `ready`
  * before anything else and, once granted, returns SLUICE_OK.
  *
+ * Live capacity. sluice_sem_set_capacity changes the capacity under the
+ * mutex. Growing serves the queue. Shrinking takes nothing back: units in
+ * use may exceed the new capacity until they are released (every "fits"
+ * test is written so that cur > capacity never wraps), and queued requests
+ * larger than the new capacity are refused with SLUICE_EOVERFLOW (they
+ * could never be served and would block everyone behind them), as a new
+ * one would be.
+ *
  * Contexts. A waiter with a context registers a cancel callback that takes
  * the semaphore's mutex and signals its node's condition variable, so a
  * cancel wakes it at once. The callback is registered and removed with the
@@ -49,18 +57,19 @@ typedef struct waiter {
     struct sluice_sem *sem;
     uint64_t n;
     uint64_t start_ns;
-    bool ready; /* granted by serve(); guarded by sem->mu */
+    bool ready;   /* granted by serve(); guarded by sem->mu */
+    bool refused; /* the capacity shrank below n; guarded by sem->mu */
     pthread_cond_t cv;
 } waiter;
 
 struct sluice_sem {
     /* Immutable after create. */
     char name[SLUICE_SEM_NAME_MAX + 1];
-    uint64_t capacity;
     const sluice_clock *clock;
 
     /* Guarded by mu. */
     pthread_mutex_t mu;
+    uint64_t capacity; /* sluice_sem_set_capacity changes it */
     pthread_cond_t cv_gone; /* destroy waits for inside == 0 */
     uint64_t cur;           /* units held */
     waiter *head, *tail;
@@ -143,12 +152,18 @@ static void note_grant(sluice_sem *s, uint64_t wait_ns)
     sluice__sync_hist_observe(&s->hist, wait_ns);
 }
 
+/* n more units fit (mu held); held units may exceed a shrunk capacity. */
+static bool fits(const sluice_sem *s, uint64_t n)
+{
+    return s->cur <= s->capacity && s->capacity - s->cur >= n;
+}
+
 /* Grant from the head while the head fits (mu held). */
 static void serve(sluice_sem *s)
 {
     uint64_t now = 0;
     waiter *w;
-    while ((w = s->head) != NULL && s->capacity - s->cur >= w->n) {
+    while ((w = s->head) != NULL && fits(s, w->n)) {
         s->cur += w->n;
         unlink_waiter(s, w);
         w->ready = true;
@@ -200,7 +215,7 @@ sluice_err sluice_sem_acquire_until(sluice_sem *s, uint64_t n, sluice_ctx *ctx, 
         sluice_ctx_err(ctx); /* observe a passed ctx deadline, outside our lock */
         return err;
     }
-    if (!s->head && s->capacity - s->cur >= n) {
+    if (!s->head && fits(s, n)) {
         s->cur += n;
         note_grant(s, 0);
         pthread_mutex_unlock(&s->mu);
@@ -238,6 +253,10 @@ sluice_err sluice_sem_acquire_until(sluice_sem *s, uint64_t n, sluice_ctx *ctx, 
     for (;;) {
         if (w.ready) {
             err = SLUICE_OK;
+            break;
+        }
+        if (w.refused) { /* unlinked and counted by set_capacity */
+            err = SLUICE_EOVERFLOW;
             break;
         }
         if (s->closed) {
@@ -293,7 +312,7 @@ sluice_err sluice_sem_try_acquire(sluice_sem *s, uint64_t n)
     } else if (n > s->capacity) {
         s->st.oversize++;
         err = SLUICE_EOVERFLOW;
-    } else if (s->head || s->capacity - s->cur < n) {
+    } else if (s->head || !fits(s, n)) {
         s->st.try_failed++;
         err = SLUICE_EAGAIN;
     } else {
@@ -316,6 +335,35 @@ sluice_err sluice_sem_release(sluice_sem *s, uint64_t n)
         return SLUICE_EOVERFLOW;
     }
     s->cur -= n;
+    serve(s);
+    pthread_mutex_unlock(&s->mu);
+    return SLUICE_OK;
+}
+
+sluice_err sluice_sem_set_capacity(sluice_sem *s, uint64_t capacity)
+{
+    if (!s || capacity == 0) {
+        return SLUICE_EINVAL;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->closed) {
+        pthread_mutex_unlock(&s->mu);
+        return SLUICE_ECLOSED;
+    }
+    s->capacity = capacity;
+    /* Queued requests that can never fit now: refuse them (in place, so
+     * the ones behind them keep their order). */
+    waiter *w = s->head;
+    while (w) {
+        waiter *next = w->next;
+        if (w->n > capacity) {
+            unlink_waiter(s, w);
+            w->refused = true;
+            s->st.oversize++;
+            pthread_cond_signal(&w->cv);
+        }
+        w = next;
+    }
     serve(s);
     pthread_mutex_unlock(&s->mu);
     return SLUICE_OK;

@@ -213,6 +213,55 @@ static void test_head_of_line(void **state)
     sluice_sem_destroy(s);
 }
 
+/* Live capacity: shrinking keeps what is held, refuses queued requests
+ * that can no longer fit (the ones behind them keep their turn), and
+ * serves nobody until in_use is back under it; growing serves at once. */
+static void test_set_capacity(void **state)
+{
+    (void)state;
+    sluice_sem *s = make_sem(10, NULL);
+    order_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    assert_int_equal(sluice_sem_set_capacity(NULL, 3), SLUICE_EINVAL);
+    assert_int_equal(sluice_sem_set_capacity(s, 0), SLUICE_EINVAL);
+    assert_int_equal(sluice_sem_acquire(s, 8, NULL), SLUICE_OK);
+    acq big = {.sem = s, .n = 5, .tag = 'B', .log = &log};
+    acq small = {.sem = s, .n = 2, .tag = 's', .log = &log};
+    acq_start(&big);
+    wait_waiters(s, 1);
+    acq_start(&small);
+    wait_waiters(s, 2);
+
+    /* Shrink to 4: the 5-unit waiter can never fit; the 2-unit one waits
+     * for in_use (8, above the new capacity) to come down. */
+    assert_int_equal(sluice_sem_set_capacity(s, 4), SLUICE_OK);
+    assert_int_equal(acq_join(&big), SLUICE_EOVERFLOW);
+    sluice_sem_stats st = stats(s);
+    assert_int_equal(st.capacity, 4);
+    assert_int_equal(st.in_use, 8);
+    assert_int_equal(st.waiters, 1);
+    assert_int_equal(st.oversize, 1);
+    assert_int_equal(sluice_sem_try_acquire(s, 1), SLUICE_EAGAIN); /* no wrap: 8 > 4 */
+    assert_int_equal(sluice_sem_acquire(s, 5, NULL), SLUICE_EOVERFLOW);
+    assert_int_equal(sluice_sem_release(s, 3), SLUICE_OK); /* in_use 5: still over */
+    assert_false(atomic_load(&small.finished));
+    assert_int_equal(sluice_sem_release(s, 3), SLUICE_OK); /* in_use 2: 2 more fit */
+    assert_int_equal(acq_join(&small), SLUICE_OK);
+    assert_int_equal(stats(s).in_use, 4);
+
+    /* Grow: a queued request is served at once. */
+    acq more = {.sem = s, .n = 3, .tag = 'm', .log = &log};
+    acq_start(&more);
+    wait_waiters(s, 1);
+    assert_int_equal(sluice_sem_set_capacity(s, 7), SLUICE_OK);
+    assert_int_equal(acq_join(&more), SLUICE_OK);
+    assert_int_equal(stats(s).in_use, 7);
+    assert_memory_equal(log.seq, "sm", 2);
+    assert_int_equal(sluice_sem_release(s, 7), SLUICE_OK);
+    sluice_sem_close(s);
+    assert_int_equal(sluice_sem_set_capacity(s, 9), SLUICE_ECLOSED);
+    sluice_sem_destroy(s);
+}
+
 /* A cancelled (or timed-out) head lets the waiters behind it proceed. */
 static void test_departed_head(void **state)
 {
@@ -460,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_head_of_line),        cmocka_unit_test(test_departed_head),
         cmocka_unit_test(test_done_ctx_fails_fast), cmocka_unit_test(test_close_and_destroy),
         cmocka_unit_test(test_histogram),           cmocka_unit_test(test_cancel_race),
+        cmocka_unit_test(test_set_capacity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
