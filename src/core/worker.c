@@ -308,7 +308,10 @@ void sluice__spawn_for_work(struct sluice_pool *p, size_t want)
     }
     pthread_mutex_lock(&p->mu);
     bool reap = p->nzombies > 0;
-    if (atomic_load_explicit(&p->starting, memory_order_relaxed) == 0 && !p->destroying &&
+    /* Not after a drain has finished: a submit that found the queue full
+     * just before the close would otherwise start a worker (and run its
+     * init and fini hooks) after drain() returned. */
+    if (atomic_load_explicit(&p->starting, memory_order_relaxed) == 0 && !p->destroying && !p->drained &&
         atomic_load_explicit(&p->alive, memory_order_relaxed) <
             atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
         (void)sluice__spawn_locked(p);
