@@ -26,6 +26,7 @@
 
 typedef struct snap {
     sluice_pool_stats st;
+    double oldest_running_s; /* age of the longest-running task, 0 if none */
     sluice_histogram task;
     sluice_histogram wait;
     sluice_metric_label label;
@@ -48,6 +49,8 @@ typedef enum field {
     F_ABANDONED,
     F_REJECTED,
     F_EXPIRED,
+    F_STARTED,
+    F_RETIRED,
     F_RESIZES,
     F_TIMING_SAMPLE,
 } field;
@@ -82,10 +85,57 @@ static const family families[] = {
      "Submits refused (queue full, timeout, deadlock); never counted as submitted."},
     {"pool_expired_workers_total", SLUICE_METRIC_COUNTER, F_EXPIRED,
      "Idle workers that exited by idle expiry."},
+    {"pool_started_workers_total", SLUICE_METRIC_COUNTER, F_STARTED, "Worker threads started."},
+    {"pool_retired_workers_total", SLUICE_METRIC_COUNTER, F_RETIRED,
+     "Workers that exited by shrink or fault recovery."},
     {"pool_resize_events_total", SLUICE_METRIC_COUNTER, F_RESIZES, "Changes of K."},
     {"pool_timing_sample_every", SLUICE_METRIC_GAUGE, F_TIMING_SAMPLE,
      "1 task in this many is timed for the duration histograms now (0: timing off)."},
 };
+
+/*
+ * The age of the pool's longest-running task in seconds (0 when nothing
+ * runs). This is what makes a stall visible: a task stuck in a dead
+ * downstream never finishes, so the duration histograms never see it, but
+ * its age grows on every scrape. For a task that timing did not sample the
+ * pool stamps its start the first time a reader sees it, so the age is a
+ * lower bound that is exact to within one scrape interval from the second
+ * scrape on (sluice_pool_workers_get).
+ */
+static double oldest_running_seconds(sluice_pool *pool, unsigned workers_hint)
+{
+    /* Workers may start between the calls: grow and retry a few times,
+     * then make do with what fits (the oldest is almost always among the
+     * long-lived workers, which come first). */
+    size_t cap = (size_t)workers_hint + 8;
+    sluice_worker_info *w = NULL;
+    size_t n = 0, filled = 0;
+    for (int tries = 0; tries < 3; tries++) {
+        sluice_worker_info *grown = realloc(w, cap * sizeof *w);
+        if (!grown) {
+            free(w);
+            return 0;
+        }
+        w = grown;
+        n = sluice_pool_workers_get(pool, w, cap);
+        filled = n < cap ? n : cap;
+        if (n <= cap) {
+            break;
+        }
+        cap = n + 8;
+    }
+    n = filled;
+    uint64_t now = sluice_clock_now(sluice_pool_clock(pool));
+    uint64_t oldest = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (w[i].state == SLUICE_WORKER_RUNNING && w[i].since_ns && w[i].since_ns <= now &&
+            now - w[i].since_ns > oldest) {
+            oldest = now - w[i].since_ns;
+        }
+    }
+    free(w);
+    return (double)oldest / 1e9;
+}
 
 static double value_of(const sluice_pool_stats *s, field f)
 {
@@ -122,6 +172,10 @@ static double value_of(const sluice_pool_stats *s, field f)
         return (double)s->rejected;
     case F_EXPIRED:
         return (double)s->expired_workers;
+    case F_STARTED:
+        return (double)s->started_workers;
+    case F_RETIRED:
+        return (double)s->retired_workers;
     case F_RESIZES:
         return (double)s->resize_events;
     case F_TIMING_SAMPLE:
@@ -144,6 +198,8 @@ void sluice__expo_pools(sluice_expo *w, sluice_pool *const *pools, size_t n)
         sluice_pool_stats_get(pools[i], &snaps[i].st);
         sluice_pool_histogram_get(pools[i], SLUICE_HIST_TASK, &snaps[i].task);
         sluice_pool_histogram_get(pools[i], SLUICE_HIST_WAIT, &snaps[i].wait);
+        snaps[i].oldest_running_s =
+            snaps[i].st.running ? oldest_running_seconds(pools[i], snaps[i].st.workers) : 0.0;
         snaps[i].label.name = "name";
         snaps[i].label.value = sluice_pool_name(pools[i]);
     }
@@ -152,6 +208,11 @@ void sluice__expo_pools(sluice_expo *w, sluice_pool *const *pools, size_t n)
         for (size_t i = 0; i < n; i++) {
             sluice_expo_sample(w, &snaps[i].label, 1, value_of(&snaps[i].st, families[f].f));
         }
+    }
+    sluice_expo_family(w, "pool_oldest_running_seconds", SLUICE_METRIC_GAUGE,
+                       "Age of the longest-running task (0 when none runs); grows while a task is stuck.");
+    for (size_t i = 0; i < n; i++) {
+        sluice_expo_sample(w, &snaps[i].label, 1, snaps[i].oldest_running_s);
     }
     sluice_expo_family(w, "pool_task_duration_seconds", SLUICE_METRIC_HISTOGRAM,
                        "Time tasks spent running (1 task in pool_timing_sample_every).");

@@ -137,7 +137,7 @@ rules_promtool)
     need promtool
     "$S" rules -o "$TMP/rules.yml" "$FIX/ops.yaml" || fail "rules"
     promtool check rules "$TMP/rules.yml" >"$TMP/check" 2>&1 || { cat "$TMP/check" >&2; fail "promtool check rules"; }
-    has "$TMP/check" "SUCCESS: 12 rules found"
+    has "$TMP/check" "SUCCESS: 15 rules found"
     cp "$SRC/tests/tools/rules_test.yml" "$TMP/rules_test.yml"
     promtool test rules "$TMP/rules_test.yml" >"$TMP/test" 2>&1 || { cat "$TMP/test" >&2; fail "promtool test rules"; }
     # The demo's rules (ops/) pass the checker too.
@@ -158,7 +158,8 @@ exported = {"pool_running", "pool_capacity", "pool_waiting", "pool_queue_depth",
             "pool_completed_total", "pool_dropped_total", "pool_panicked_total", "pool_task_duration_seconds",
             "pool_submit_duration_seconds", "pool_idle_workers", "pool_expired_workers_total",
             "pool_resize_events_total", "pool_worker_utilization_ratio", "pool_failed_total", "pool_shed_total",
-            "pool_abandoned_total", "pool_rejected_total", "pool_queue_capacity"}
+            "pool_abandoned_total", "pool_rejected_total", "pool_queue_capacity", "pool_oldest_running_seconds",
+            "pool_started_workers_total", "pool_retired_workers_total"}
 if os.path.exists(sys.argv[3]):
     documented = set(re.findall(r"\bpool_[a-z_]+[a-z]", open(sys.argv[3]).read()))
     missing = exported - documented
@@ -171,18 +172,31 @@ def used(text):
 exprs = [t["expr"] for p in d["panels"] for t in p.get("targets", [])]
 assert len(exprs) >= 20, len(exprs)
 for e in exprs:
-    assert '{name="$pool"}' in e, e
+    # Filtered by service (job), instance and pool; rate windows follow
+    # Grafana's $__rate_interval; an instantaneous ratio is averaged over time.
+    assert '{job="$job",instance=~"$instance",name="$pool"}' in e, e
+    assert "[5m]" not in e, e
+    if "pool_worker_utilization_ratio" in e:
+        assert "avg_over_time(pool_worker_utilization_ratio" in e, e
 bad = used("\n".join(exprs)) - exported
 assert not bad, "dashboard uses unexported metrics: %s" % sorted(bad)
 rules = [l for l in open(sys.argv[2]) if "expr:" in l]
 bad = used("".join(rules)) - exported
 assert not bad, "rules use unexported metrics: %s" % sorted(bad)
+names = [v["name"] for v in d["templating"]["list"]]
+assert names == ["datasource", "job", "instance", "pool"], names
+job = [v for v in d["templating"]["list"] if v["name"] == "job"][0]
+assert job["current"]["value"] == "checkout", job
+inst = [v for v in d["templating"]["list"] if v["name"] == "instance"][0]
+assert inst["multi"] and inst["includeAll"] and inst["allValue"] == ".*", inst
 var = [v for v in d["templating"]["list"] if v["name"] == "pool"]
 assert var and var[0]["regex"] == "/^(payments|thumbnails)$/", var
 titles = " | ".join(p["title"] for p in d["panels"])
 for want in ["Running vs capacity", "Submit rate", "Completion rate", "Drop rate", "Task duration p50 / p95 / p99",
-             "Submit wait", "Panics", "Worker churn", "Worker utilization"]:
+             "Submit wait", "Panics", "Worker churn", "Worker utilization", "Running by instance",
+             "Oldest running task by instance", "Utilization by instance", "Loss by instance"]:
     assert want in titles, want
+assert any("pool_started_workers_total" in e for e in exprs), "worker churn must show spawns"
 ids = [p["id"] for p in d["panels"]]
 assert len(ids) == len(set(ids)), ids
 EOF
@@ -197,10 +211,11 @@ runbook_anchors)
         grep -q "^<a id=\"$anchor\"></a>$" "$TMP/rb.md" || fail "no anchor $anchor in the runbook"
         n=$((n + 1))
     done
-    [ "$n" -eq 12 ] || fail "want 12 runbook_urls, got $n"
-    [ "$(grep -c '^<a id=' "$TMP/rb.md")" -eq 12 ] || fail "want 12 runbook entries"
+    # 7 alerts for each of the 2 pools, and the service's SluiceTargetDown.
+    [ "$n" -eq 15 ] || fail "want 15 runbook_urls, got $n"
+    [ "$(grep -c '^<a id=' "$TMP/rb.md")" -eq 15 ] || fail "want 15 runbook entries"
     for s in "#### Quick checks (5 min)" "#### Mitigations (15 min)" "#### Long-term fixes" "#### Rollback"; do
-        [ "$(grep -c "^$s" "$TMP/rb.md")" -eq 12 ] || fail "every entry needs '$s'"
+        [ "$(grep -c "^$s" "$TMP/rb.md")" -eq 15 ] || fail "every entry needs '$s'"
     done
     has "$TMP/rb.md" "K is 10 because: payments-api allows 40 concurrent calls, 4 replicas"
     has "$TMP/rb.md" "SLUICE_POOL_PAYMENTS_WORKERS"
@@ -329,6 +344,49 @@ EOF
     "$S" lint --cpus 1 "$TMP/b/ops.yaml" | sed "s|^$TMP/b/ops.yaml[:0-9]*: ||" >"$TMP/b/lint"
     grep -q "cpu-bound-k" "$TMP/a/lint" || fail "lint --cpus 1 should find cpu-bound-k"
     cmp -s "$TMP/a/lint" "$TMP/b/lint" || { diff "$TMP/a/lint" "$TMP/b/lint" >&2; fail "lint depends on file order"; }
+    ;;
+arg_order)
+    # Flags may come before or after the config file, for every command.
+    for c in rules dashboard runbook; do
+        "$S" "$c" "$FIX/ops.yaml" -o "$TMP/after.$c" || fail "$c FILE -o OUT"
+        "$S" "$c" -o "$TMP/before.$c" "$FIX/ops.yaml" || fail "$c -o OUT FILE"
+        cmp -s "$TMP/after.$c" "$TMP/before.$c" || fail "$c: output depends on flag order"
+    done
+    run "$S" lint "$FIX/ops.yaml" --cpus 4 --json
+    expect_rc 0 "lint FILE --cpus 4 --json"
+    has "$TMP/out" '"cpus": 4'
+    run "$S" lint "$FIX/ops.yaml" --no-such-flag
+    expect_rc 2 "lint FILE --no-such-flag"
+    has "$TMP/err" "unknown flag '--no-such-flag'"
+    run "$S" rules "$FIX/ops.yaml" "$FIX/ops.yaml"
+    expect_rc 2 "rules with two files"
+    # "--" ends the flags: a file named like a flag still works.
+    cp "$FIX/ops.yaml" "$TMP/-o"
+    run "$S" rules -- "$TMP/-o"
+    expect_rc 0 "rules -- FILE"
+    ;;
+readme_examples)
+    # Every `sluice ...` command README.md and docs/ops.md show runs as
+    # written (in a scratch directory holding a sluice.yaml, src/ and ops/):
+    # exit 0, or 1 where the command reports findings; never a usage error.
+    need python3
+    need promtool
+    mkdir -p "$TMP/bin" "$TMP/run/ops"
+    ln -s "$S" "$TMP/bin/sluice"
+    cp "$FIX/ops.yaml" "$TMP/run/sluice.yaml"
+    ln -s "$SRC/src" "$TMP/run/src"
+    python3 "$SRC/tests/tools/doc_commands.py" "$SRC/README.md" "$SRC/docs/ops.md" >"$TMP/cmds" ||
+        fail "extracting the examples"
+    n=0
+    while IFS= read -r cmd; do
+        [ -n "$cmd" ] || continue
+        (cd "$TMP/run" && PATH="$TMP/bin:$PATH" sh -c "$cmd" </dev/null >"$TMP/out" 2>"$TMP/err")
+        rc=$?
+        if [ "$rc" -gt 1 ]; then cat "$TMP/err" >&2; fail "exit $rc: $cmd"; fi
+        n=$((n + 1))
+    done <"$TMP/cmds"
+    [ "$n" -ge 10 ] || fail "found only $n example commands"
+    echo "ran $n example commands"
     ;;
 ops_up_to_date)
     # ops/ holds the files generated from the demo's built-in config;

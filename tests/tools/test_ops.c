@@ -73,7 +73,17 @@ static void quoting(void **state)
     ops_buf_free(&b);
     char a[64];
     assert_string_equal(ops_runbook_anchor("PoolSaturated", "push", a, sizeof a), "poolsaturated-push");
-    assert_string_equal(ops_runbook_anchor("PoolPanic", "eu.push:v2", a, sizeof a), "poolpanic-eu-push-v2");
+    assert_string_equal(ops_runbook_anchor("PoolPanic", "eu.push:v2", a, sizeof a), "poolpanic-eu_2epush_3av2");
+    /* Names that differ only in punctuation or case get distinct anchors. */
+    static const char *const near[] = {"a.b", "a:b", "a-b", "A-b", "a_b", "a__b", "a_5fb", "a-_b"};
+    char seen[sizeof near / sizeof near[0]][64];
+    for (size_t i = 0; i < sizeof near / sizeof near[0]; i++) {
+        ops_runbook_anchor("PoolPanic", near[i], seen[i], sizeof seen[i]);
+        for (const char *c = seen[i]; *c; c++)
+            assert_true((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-' || *c == '_');
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(seen[i], seen[j]);
+    }
 }
 
 static void json_writer(void **state)

@@ -57,7 +57,7 @@ int sluice_cmd_inventory(int argc, char **argv)
     bool json = false;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case 'h':
             fputs(HELP, stdout);

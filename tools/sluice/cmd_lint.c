@@ -127,7 +127,7 @@ int sluice_cmd_lint(int argc, char **argv)
     bool json = false, with_env = false;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case 'h': {
             ops_buf rl = {0};

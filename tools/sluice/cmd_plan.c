@@ -439,7 +439,7 @@ int sluice_cmd_plan(int argc, char **argv)
     bool json = false, have_limit = false, have_kind = false;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         int r = 0;
         switch (c) {
         case 'h':

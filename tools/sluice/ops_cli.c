@@ -106,7 +106,7 @@ int ops_cli_generate(int argc, char **argv, const char *cmd, const char *help, o
     const char *out_path = NULL;
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:ho:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ho:", longopts, NULL)) != -1) {
         switch (c) {
         case 'h':
             fputs(help, stdout);

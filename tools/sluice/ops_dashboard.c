@@ -20,6 +20,7 @@
  */
 #include "ops_rules.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +38,11 @@ typedef struct panel {
     target targets[4];
 } panel;
 
-#define SEL "{name=\"$pool\"}"
+/* Every query is filtered by the three variables: the scrape job (the
+ * service), the instances (all by default) and the pool. */
+#define SEL "{job=\"$job\",instance=~\"$instance\",name=\"$pool\"}"
+/* Grafana's rate window: at least four scrape intervals at any zoom. */
+#define RI "[$__rate_interval]"
 
 static const panel panels[] = {
     {"timeseries",
@@ -64,44 +69,44 @@ static const panel panels[] = {
      "ops",
      8,
      8,
-     {{"sum(rate(pool_submitted_total" SEL "[5m]))", "submitted"},
-      {"sum(rate(pool_rejected_total" SEL "[5m]))", "rejected at submit"}}},
+     {{"sum(rate(pool_submitted_total" SEL RI "))", "submitted"},
+      {"sum(rate(pool_rejected_total" SEL RI "))", "rejected at submit"}}},
     {"timeseries",
      "Completion rate",
      "Tasks finished per second, by outcome.",
      "ops",
      8,
      8,
-     {{"sum(rate(pool_completed_total" SEL "[5m]))", "completed"},
-      {"sum(rate(pool_failed_total" SEL "[5m]))", "failed"},
-      {"sum(rate(pool_panicked_total" SEL "[5m]))", "panicked"}}},
+     {{"sum(rate(pool_completed_total" SEL RI "))", "completed"},
+      {"sum(rate(pool_failed_total" SEL RI "))", "failed"},
+      {"sum(rate(pool_panicked_total" SEL RI "))", "panicked"}}},
     {"timeseries",
      "Drop rate",
      "Work the pool did not run: evicted, refused, shed at deadline, handed back at drain.",
      "ops",
      8,
      8,
-     {{"sum(rate(pool_dropped_total" SEL "[5m]))", "dropped (evicted)"},
-      {"sum(rate(pool_rejected_total" SEL "[5m]))", "rejected"},
-      {"sum(rate(pool_shed_total" SEL "[5m]))", "shed (deadline)"},
-      {"sum(rate(pool_abandoned_total" SEL "[5m]))", "abandoned (drain)"}}},
+     {{"sum(rate(pool_dropped_total" SEL RI "))", "dropped (evicted)"},
+      {"sum(rate(pool_rejected_total" SEL RI "))", "rejected"},
+      {"sum(rate(pool_shed_total" SEL RI "))", "shed (deadline)"},
+      {"sum(rate(pool_abandoned_total" SEL RI "))", "abandoned (drain)"}}},
     {"timeseries",
      "Task duration p50 / p95 / p99",
      "Time tasks spend running, from the histogram.",
      "s",
      12,
      8,
-     {{"histogram_quantile(0.5, sum by (le) (rate(pool_task_duration_seconds_bucket" SEL "[5m])))", "p50"},
-      {"histogram_quantile(0.95, sum by (le) (rate(pool_task_duration_seconds_bucket" SEL "[5m])))", "p95"},
-      {"histogram_quantile(0.99, sum by (le) (rate(pool_task_duration_seconds_bucket" SEL "[5m])))", "p99"}}},
+     {{"histogram_quantile(0.5, sum by (le) (rate(pool_task_duration_seconds_bucket" SEL RI ")))", "p50"},
+      {"histogram_quantile(0.95, sum by (le) (rate(pool_task_duration_seconds_bucket" SEL RI ")))", "p95"},
+      {"histogram_quantile(0.99, sum by (le) (rate(pool_task_duration_seconds_bucket" SEL RI ")))", "p99"}}},
     {"timeseries",
      "Submit wait p50 / p99",
      "Time from submit to start: the queue wait callers feel.",
      "s",
      12,
      8,
-     {{"histogram_quantile(0.5, sum by (le) (rate(pool_submit_duration_seconds_bucket" SEL "[5m])))", "p50"},
-      {"histogram_quantile(0.99, sum by (le) (rate(pool_submit_duration_seconds_bucket" SEL "[5m])))",
+     {{"histogram_quantile(0.5, sum by (le) (rate(pool_submit_duration_seconds_bucket" SEL RI ")))", "p50"},
+      {"histogram_quantile(0.99, sum by (le) (rate(pool_submit_duration_seconds_bucket" SEL RI ")))",
        "p99"}}},
     {"stat",
      "Panics (24h)",
@@ -112,20 +117,53 @@ static const panel panels[] = {
      {{"sum(increase(pool_panicked_total" SEL "[24h]))", "panics"}}},
     {"timeseries",
      "Worker churn",
-     "Workers expired for idleness and resize events per minute; idle workers now.",
+     "Workers started, expired for idleness and retired (shrink, fault) per minute; resize events per minute.",
      "short",
      12,
      6,
-     {{"sum(rate(pool_expired_workers_total" SEL "[5m])) * 60", "expired / min"},
-      {"sum(rate(pool_resize_events_total" SEL "[5m])) * 60", "resizes / min"},
-      {"sum(pool_idle_workers" SEL ")", "idle workers"}}},
+     {{"sum(rate(pool_started_workers_total" SEL RI ")) * 60", "spawns / min"},
+      {"sum(rate(pool_expired_workers_total" SEL RI ")) * 60", "expired / min"},
+      {"sum(rate(pool_retired_workers_total" SEL RI ")) * 60", "retired / min"},
+      {"sum(rate(pool_resize_events_total" SEL RI ")) * 60", "resizes / min"}}},
     {"gauge",
      "Worker utilization",
-     "Running / capacity, averaged over instances.",
+     "Running / capacity, averaged over time (the ratio is instantaneous at each scrape) and over instances.",
      "percentunit",
      6,
      6,
-     {{"avg(pool_worker_utilization_ratio" SEL ")", "utilization"}}},
+     {{"avg(avg_over_time(pool_worker_utilization_ratio" SEL RI "))", "utilization"}}},
+    {"timeseries",
+     "Running by instance",
+     "Tasks running on each instance against its K: one saturated pod hides in a sum.",
+     "short",
+     12,
+     8,
+     {{"sum by (instance) (pool_running" SEL ")", "{{instance}} running"},
+      {"max(pool_capacity" SEL ")", "K per instance"}}},
+    {"timeseries",
+     "Oldest running task by instance",
+     "Age of the longest-running task (pool_oldest_running_seconds). A line that climbs while nothing "
+     "completes is a stall (PoolStalled).",
+     "s",
+     12,
+     8,
+     {{"max by (instance) (pool_oldest_running_seconds" SEL ")", "{{instance}}"}}},
+    {"timeseries",
+     "Utilization by instance",
+     "Running / capacity per instance, averaged over the rate interval.",
+     "percentunit",
+     12,
+     8,
+     {{"avg by (instance) (avg_over_time(pool_worker_utilization_ratio" SEL RI "))", "{{instance}}"}}},
+    {"timeseries",
+     "Loss by instance",
+     "Dropped, rejected and shed per second on each instance.",
+     "ops",
+     12,
+     8,
+     {{"sum by (instance) (rate(pool_dropped_total" SEL RI ") + rate(pool_rejected_total" SEL RI
+       ") + rate(pool_shed_total" SEL RI "))",
+       "{{instance}}"}}},
 };
 
 static void datasource(ops_jw *w)
@@ -201,6 +239,43 @@ static void pool_regex(const sluice_config *cfg, ops_buf *re)
     }
     ops_buf_put(re, ")$/");
     free(pools);
+}
+
+/* One templating variable over a label_values() query. `multi` makes it a
+ * multi-select with "All" (regex .*) as the default; otherwise `current`
+ * (may be NULL) is the default value. */
+static void query_var(ops_jw *w, const char *name, const char *label, const char *query, const char *regex,
+                      bool multi, const char *current)
+{
+    ops_jw_obj(w, NULL);
+    ops_jw_str(w, "name", name);
+    ops_jw_str(w, "label", label);
+    ops_jw_str(w, "type", "query");
+    datasource(w);
+    ops_jw_str(w, "definition", query);
+    ops_jw_obj(w, "query");
+    ops_jw_str(w, "query", query);
+    ops_jw_str(w, "refId", name);
+    ops_jw_end_obj(w);
+    if (regex)
+        ops_jw_str(w, "regex", regex);
+    ops_jw_int(w, "refresh", 2);
+    ops_jw_int(w, "sort", 1);
+    ops_jw_bool(w, "multi", multi);
+    ops_jw_bool(w, "includeAll", multi);
+    if (multi) {
+        ops_jw_str(w, "allValue", ".*");
+        ops_jw_obj(w, "current");
+        ops_jw_str(w, "text", "All");
+        ops_jw_str(w, "value", "$__all");
+        ops_jw_end_obj(w);
+    } else if (current) {
+        ops_jw_obj(w, "current");
+        ops_jw_str(w, "text", current);
+        ops_jw_str(w, "value", current);
+        ops_jw_end_obj(w);
+    }
+    ops_jw_end_obj(w);
 }
 
 void ops_dashboard_generate(const sluice_config *cfg, const char *source_name, ops_buf *out)
@@ -300,31 +375,16 @@ void ops_dashboard_generate(const sluice_config *cfg, const char *source_name, o
     ops_jw_str(&w, "type", "datasource");
     ops_jw_str(&w, "query", "prometheus");
     ops_jw_end_obj(&w);
-    ops_jw_obj(&w, NULL);
-    ops_jw_str(&w, "name", "pool");
-    ops_jw_str(&w, "label", "Pool");
-    ops_jw_str(&w, "type", "query");
-    datasource(&w);
-    ops_jw_str(&w, "definition", "label_values(pool_capacity, name)");
-    ops_jw_obj(&w, "query");
-    ops_jw_str(&w, "query", "label_values(pool_capacity, name)");
-    ops_jw_str(&w, "refId", "PoolVariable");
-    ops_jw_end_obj(&w);
+    /* job: the service's scrape job, defaulting to the service name. */
+    query_var(&w, "job", "Job (service)", "label_values(pool_capacity, job)", NULL, false, ops_prometheus_job(cfg));
+    /* instance: every pod by default; pick one to look at it alone. */
+    query_var(&w, "instance", "Instance", "label_values(pool_capacity{job=\"$job\"}, instance)", NULL, true,
+              NULL);
     ops_buf re = {0};
     pool_regex(cfg, &re);
-    ops_jw_str(&w, "regex", ops_buf_str(&re));
+    query_var(&w, "pool", "Pool", "label_values(pool_capacity{job=\"$job\"}, name)", ops_buf_str(&re), false,
+              cfg->pool_count ? pools[0]->name : NULL);
     ops_buf_free(&re);
-    ops_jw_int(&w, "refresh", 2);
-    ops_jw_int(&w, "sort", 1);
-    ops_jw_bool(&w, "multi", 0);
-    ops_jw_bool(&w, "includeAll", 0);
-    if (cfg->pool_count) {
-        ops_jw_obj(&w, "current");
-        ops_jw_str(&w, "text", pools[0]->name);
-        ops_jw_str(&w, "value", pools[0]->name);
-        ops_jw_end_obj(&w);
-    }
-    ops_jw_end_obj(&w);
     ops_jw_end_arr(&w);
     ops_jw_end_obj(&w);
 

@@ -19,6 +19,14 @@
  *   PoolSlowTasks       task duration p99 > alert_slow_task_p99 (1s)   warning
  *   PoolSubmitWait      submit wait p99 > alert_submit_wait_p99 (100ms) warning
  *   PoolMetricsMissing  absent(pool_capacity{name}) for 5m            warning
+ *   PoolStalled         running >= capacity, no task finished in 1m,  critical
+ *                       oldest running task > 30s, for 30s
+ *
+ * PoolStalled exists because a stalled downstream is invisible to the
+ * others: tasks stuck in it never finish, so the duration histograms never
+ * observe them (p99 is NaN during a full stall) and PoolSaturated needs
+ * 5 minutes. pool_oldest_running_seconds grows on every scrape instead, so
+ * the stall pages in about 90 seconds.
  *
  * User text (rationales) is escaped twice: for Go's text/template (which
  * Prometheus runs on annotations) and then as a YAML double-quoted scalar.
@@ -35,6 +43,7 @@ static const ops_alert_info alerts[OPS_ALERT_COUNT_] = {
     [OPS_ALERT_SLOW_TASKS] = {"PoolSlowTasks", "warning", "task duration p99 above threshold"},
     [OPS_ALERT_SUBMIT_WAIT] = {"PoolSubmitWait", "warning", "queue wait p99 above threshold"},
     [OPS_ALERT_METRICS_MISSING] = {"PoolMetricsMissing", "warning", "no metrics from the pool"},
+    [OPS_ALERT_STALLED] = {"PoolStalled", "critical", "every worker stuck, nothing finishing"},
 };
 
 const ops_alert_info *ops_alert(ops_alert_kind kind)
@@ -52,13 +61,16 @@ const char *const ops_exported_metrics[] = {
     "pool_expired_workers_total",
     "pool_failed_total",
     "pool_idle_workers",
+    "pool_oldest_running_seconds",
     "pool_panicked_total",
     "pool_queue_capacity",
     "pool_queue_depth",
     "pool_rejected_total",
     "pool_resize_events_total",
+    "pool_retired_workers_total",
     "pool_running",
     "pool_shed_total",
+    "pool_started_workers_total",
     "pool_submit_duration_seconds",
     "pool_submitted_total",
     "pool_task_duration_seconds",
@@ -79,6 +91,9 @@ ops_thresholds ops_pool_thresholds(const sluice_config_pool *p)
     t.submit_wait_p99_ns =
         p->alert_submit_wait_p99_ns ? p->alert_submit_wait_p99_ns : OPS_DEFAULT_SUBMIT_WAIT_P99_NS;
     t.for_duration = "5m";
+    t.stall_after_ns = OPS_DEFAULT_STALL_AFTER_NS;
+    t.stall_window = "1m";
+    t.stall_for = "30s";
     return t;
 }
 
@@ -106,7 +121,8 @@ static void p99_above(ops_buf *b, const char *bucket, const sluice_config_pool *
     ops_buf_printf(b, ") > %s", ops_format_seconds(threshold_ns, num, sizeof num));
 }
 
-static void pool_expr(ops_buf *b, ops_alert_kind kind, const sluice_config_pool *p, const ops_thresholds *t)
+static void pool_expr(ops_buf *b, ops_alert_kind kind, const sluice_config_pool *p, const ops_thresholds *t,
+                      const char *job)
 {
     switch (kind) {
     case OPS_ALERT_SATURATED:
@@ -140,11 +156,37 @@ static void pool_expr(ops_buf *b, ops_alert_kind kind, const sluice_config_pool 
         p99_above(b, "pool_submit_duration_seconds_bucket", p, t->submit_wait_p99_ns);
         break;
     case OPS_ALERT_METRICS_MISSING:
+        /* absent() alone only fires when no instance exports the pool; the
+         * second half catches one pod that is scraped (up == 1) but has
+         * stopped exporting it. */
         ops_buf_put(b, "absent(");
+        sel(b, "pool_capacity", p);
+        ops_buf_put(b, ") or (up{job=");
+        ops_promql_str(b, job);
+        ops_buf_put(b, "} == 1 unless on (job, instance) ");
         sel(b, "pool_capacity", p);
         ops_buf_put(b, ")");
         break;
-    default:
+    case OPS_ALERT_STALLED: {
+        char num[64];
+        /* $value is the oldest task's age: what the summary shows. */
+        sel(b, "pool_oldest_running_seconds", p);
+        ops_buf_printf(b, " > %s and ", ops_format_seconds(t->stall_after_ns, num, sizeof num));
+        sel(b, "pool_running", p);
+        ops_buf_put(b, " >= ");
+        sel(b, "pool_capacity", p);
+        ops_buf_put(b, " and (");
+        static const char *const finished[] = {"pool_completed_total", "pool_failed_total",
+                                               "pool_panicked_total"};
+        for (size_t i = 0; i < 3; i++) {
+            ops_buf_put(b, i ? " + increase(" : "increase(");
+            sel(b, finished[i], p);
+            ops_buf_printf(b, "[%s])", t->stall_window);
+        }
+        ops_buf_put(b, ") == 0");
+        break;
+    }
+    case OPS_ALERT_COUNT_:
         break;
     }
 }
@@ -171,7 +213,7 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
     name = ops_buf_str(&pn);
     switch (kind) {
     case OPS_ALERT_SATURATED:
-        ops_buf_printf(sum, "Pool %s is saturated ({{ $value | humanizePercentage }} of workers busy)", name);
+        ops_buf_printf(sum, "Pool %s on {{ $labels.instance }} is saturated ({{ $value | humanizePercentage }} of workers busy)", name);
         ops_buf_printf(desc, "Pool %s has had more than %g%% of its workers busy for %s. ", name,
                        t->saturation * 100, t->for_duration);
         k_phrase(desc, p);
@@ -183,7 +225,7 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
                                                                     : "evict the oldest queued task");
         break;
     case OPS_ALERT_PANIC:
-        ops_buf_printf(sum, "Pool %s: {{ $value | humanize }} task panics in 5m", name);
+        ops_buf_printf(sum, "Pool %s on {{ $labels.instance }}: {{ $value | humanize }} task panics in 5m", name);
         ops_buf_printf(desc,
                        "A task in pool %s panicked (sluice_panic or a caught fault, fault_policy %s). "
                        "The stack is in the service log. ",
@@ -192,7 +234,7 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         ops_buf_put(desc, ".");
         break;
     case OPS_ALERT_DROPPING:
-        ops_buf_printf(sum, "Pool %s is losing work ({{ $value | humanizePercentage }} of offered tasks)",
+        ops_buf_printf(sum, "Pool %s on {{ $labels.instance }} is losing work ({{ $value | humanizePercentage }} of offered tasks)",
                        name);
         if (t->loss_ratio == 0)
             ops_buf_printf(desc,
@@ -206,7 +248,7 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         ops_buf_put(desc, ".");
         break;
     case OPS_ALERT_SLOW_TASKS:
-        ops_buf_printf(sum, "Pool %s task p99 is {{ $value | humanizeDuration }} (threshold %s)", name,
+        ops_buf_printf(sum, "Pool %s on {{ $labels.instance }}: task p99 is {{ $value | humanizeDuration }} (threshold %s)", name,
                        sluice_config_format_duration(t->slow_task_p99_ns, d1, sizeof d1));
         ops_buf_printf(desc, "The p99 task duration of pool %s has been above %s for %s", name, d1,
                        t->for_duration);
@@ -217,7 +259,7 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         ops_buf_put(desc, ".");
         break;
     case OPS_ALERT_SUBMIT_WAIT:
-        ops_buf_printf(sum, "Pool %s queue wait p99 is {{ $value | humanizeDuration }} (threshold %s)", name,
+        ops_buf_printf(sum, "Pool %s on {{ $labels.instance }}: queue wait p99 is {{ $value | humanizeDuration }} (threshold %s)", name,
                        sluice_config_format_duration(t->submit_wait_p99_ns, d1, sizeof d1));
         ops_buf_printf(desc,
                        "Tasks of pool %s have waited more than %s (p99) between submit and start for %s: "
@@ -227,28 +269,92 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         ops_buf_put(desc, ".");
         break;
     case OPS_ALERT_METRICS_MISSING:
-        ops_buf_printf(sum, "Pool %s exports no metrics", name);
+        ops_buf_printf(sum, "Pool %s exports no metrics{{ if $labels.instance }} on {{ $labels.instance }}{{ end }}",
+                       name);
         ops_buf_printf(desc,
-                       "No pool_capacity series for pool %s for %s: the service is down, not scraped, or "
-                       "no longer creates this pool. Alerts for it cannot fire while this lasts.",
+                       "No pool_capacity series for pool %s for %s{{ if $labels.instance }} from "
+                       "{{ $labels.instance }}, which Prometheus scrapes{{ end }}: the service is down, not "
+                       "scraped, or no longer creates this pool. Alerts for it cannot fire while this lasts.",
                        name, t->for_duration);
         break;
-    default:
+    case OPS_ALERT_STALLED: {
+        char d2[32];
+        ops_buf_printf(sum,
+                       "Pool %s on {{ $labels.instance }} is stalled: every worker busy, none finished in %s, "
+                       "oldest task running {{ $value | humanizeDuration }}",
+                       name, t->stall_window);
+        ops_buf_printf(desc,
+                       "Every worker of pool %s has been busy, no task has finished for %s and the oldest "
+                       "running task is older than %s",
+                       name, t->stall_window, sluice_config_format_duration(t->stall_after_ns, d2, sizeof d2));
+        if (p->downstream)
+            ops_buf_printf(desc, "; the tasks call %s, which has most likely stopped answering", p->downstream);
+        ops_buf_put(desc, ": a stalled downstream or a deadlock, not load. ");
+        k_phrase(desc, p);
+        ops_buf_put(desc, ".");
+        break;
+    }
+    case OPS_ALERT_COUNT_:
         break;
     }
     ops_buf_free(&pn);
 }
 
+/* The service-wide group: SluiceTargetDown (up == 0 per instance). */
+static void service_group(const sluice_config *cfg, const char *service, const char *job, ops_buf *out)
+{
+    ops_buf gname = {0}, url = {0}, sel_up = {0};
+    ops_buf_printf(&gname, "sluice-%s", service);
+    ops_buf_put(out, "  - name: ");
+    ops_yaml_str(out, ops_buf_str(&gname));
+    ops_buf_put(out, "\n    rules:\n");
+    ops_buf_put(&sel_up, "up{job=");
+    ops_promql_str(&sel_up, job);
+    ops_buf_put(&sel_up, "} == 0");
+    ops_buf_printf(out, "      - alert: %s\n        expr: ", OPS_ALERT_TARGET_DOWN);
+    ops_yaml_squote(out, ops_buf_str(&sel_up));
+    ops_buf_printf(out, "\n        for: %s\n        labels:\n          severity: critical\n          service: ",
+                   OPS_TARGET_DOWN_FOR);
+    ops_yaml_str(out, service);
+    ops_buf_put(out, "\n        annotations:\n          summary: ");
+    ops_buf sum = {0}, desc = {0}, svc = {0};
+    ops_template_text(&svc, service);
+    ops_buf_printf(&sum, "%s on {{ $labels.instance }} cannot be scraped", ops_buf_str(&svc));
+    ops_buf_printf(&desc,
+                   "Prometheus has failed to scrape {{ $labels.instance }} (job %s) for %s: the pod is down, "
+                   "restarting, or its admin server does not answer. No pool alert of this instance can "
+                   "fire while this lasts.",
+                   ops_buf_str(&svc), OPS_TARGET_DOWN_FOR);
+    ops_yaml_str(out, ops_buf_str(&sum));
+    ops_buf_put(out, "\n          description: ");
+    ops_yaml_str(out, ops_buf_str(&desc));
+    ops_runbook_url(&url, cfg, OPS_ALERT_TARGET_DOWN, service);
+    ops_buf_put(out, "\n          runbook_url: ");
+    ops_yaml_str(out, ops_buf_str(&url));
+    ops_buf_put(out, "\n");
+    ops_buf_free(&sum);
+    ops_buf_free(&desc);
+    ops_buf_free(&svc);
+    ops_buf_free(&gname);
+    ops_buf_free(&url);
+    ops_buf_free(&sel_up);
+}
+
+const char *ops_prometheus_job(const sluice_config *cfg)
+{
+    return cfg->service.name ? cfg->service.name : "sluice";
+}
+
 void ops_rules_generate(const sluice_config *cfg, const char *source_name, ops_buf *out)
 {
     const char *service = cfg->service.name ? cfg->service.name : "sluice";
+    const char *job = ops_prometheus_job(cfg);
     const sluice_config_pool **pools = ops_sorted_pools(cfg);
     ops_buf_printf(out, "# Prometheus alerting rules for the pools of service %s.\n", service);
     ops_buf_printf(out, "# Generated by `sluice rules %s`; do not edit: change the config and regenerate.\n",
                    source_name);
     ops_buf_put(out, "groups:\n");
-    if (cfg->pool_count == 0)
-        ops_buf_put(out, "  []\n");
+    service_group(cfg, service, job, out);
     for (size_t i = 0; i < cfg->pool_count; i++) {
         const sluice_config_pool *p = pools[i];
         ops_thresholds t = ops_pool_thresholds(p);
@@ -261,13 +367,15 @@ void ops_rules_generate(const sluice_config *cfg, const char *source_name, ops_b
         for (int k = 0; k < OPS_ALERT_COUNT_; k++) {
             const ops_alert_info *a = &alerts[k];
             ops_buf expr = {0}, sum = {0}, desc = {0}, url = {0};
-            pool_expr(&expr, (ops_alert_kind)k, p, &t);
+            pool_expr(&expr, (ops_alert_kind)k, p, &t, job);
             texts((ops_alert_kind)k, p, &t, &sum, &desc);
             ops_runbook_url(&url, cfg, a->name, p->name);
             ops_buf_printf(out, "      - alert: %s\n        expr: ", a->name);
             ops_yaml_squote(out, ops_buf_str(&expr));
             ops_buf_put(out, "\n");
-            if (k != OPS_ALERT_PANIC)
+            if (k == OPS_ALERT_STALLED)
+                ops_buf_printf(out, "        for: %s\n", t.stall_for);
+            else if (k != OPS_ALERT_PANIC)
                 ops_buf_printf(out, "        for: %s\n", t.for_duration);
             ops_buf_printf(out, "        labels:\n          severity: %s\n          service: ", a->severity);
             ops_yaml_str(out, service);

@@ -24,6 +24,7 @@ typedef enum ops_alert_kind {
     OPS_ALERT_SLOW_TASKS,
     OPS_ALERT_SUBMIT_WAIT,
     OPS_ALERT_METRICS_MISSING,
+    OPS_ALERT_STALLED,
     OPS_ALERT_COUNT_
 } ops_alert_kind;
 
@@ -35,6 +36,15 @@ typedef struct ops_alert_info {
 
 const ops_alert_info *ops_alert(ops_alert_kind kind);
 
+/* The one service-wide alert: an instance of the service cannot be
+ * scraped (`up == 0`). Its runbook anchor is made from (alert, service). */
+#define OPS_ALERT_TARGET_DOWN "SluiceTargetDown"
+#define OPS_TARGET_DOWN_FOR "2m"
+
+/* The Prometheus `job` label of the service's scrape targets: the service
+ * name (docs/ops.md: name the scrape job after the service). */
+const char *ops_prometheus_job(const sluice_config *cfg);
+
 /* Thresholds of one pool's alerts, from the config or the defaults. */
 typedef struct ops_thresholds {
     double saturation; /* running/capacity ratio, default 0.9 */
@@ -42,12 +52,16 @@ typedef struct ops_thresholds {
     uint64_t slow_task_p99_ns;   /* alert_slow_task_p99, default 1s */
     uint64_t submit_wait_p99_ns; /* alert_submit_wait_p99, default 100ms */
     const char *for_duration;    /* "5m" */
+    uint64_t stall_after_ns;     /* PoolStalled: oldest running task older than this, default 30s */
+    const char *stall_window;    /* PoolStalled: no task finished in this window, "1m" */
+    const char *stall_for;       /* PoolStalled: for this long, "30s" */
 } ops_thresholds;
 
 #define OPS_DEFAULT_SATURATION 0.9
 #define OPS_DEFAULT_LOSS_RATIO 0.01
 #define OPS_DEFAULT_SLOW_TASK_P99_NS 1000000000ull
 #define OPS_DEFAULT_SUBMIT_WAIT_P99_NS 100000000ull
+#define OPS_DEFAULT_STALL_AFTER_NS 30000000000ull
 
 ops_thresholds ops_pool_thresholds(const sluice_config_pool *p);
 

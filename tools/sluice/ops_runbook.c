@@ -259,6 +259,48 @@ static void metrics_missing(ops_buf *o, const facts *f)
     ops_buf_put(o, "#### Rollback\n\n- Revert the config change that renamed or removed the pool.\n\n");
 }
 
+static void stalled(ops_buf *o, const facts *f)
+{
+    char fw[320], d[32];
+    snprintf(fw, sizeof fw,
+             "all %u workers are busy, no task has finished for %s, and the oldest running task is older "
+             "than %s.",
+             f->p->workers, f->t.stall_window, sluice_config_format_duration(f->t.stall_after_ns, d, sizeof d));
+    entry_head(o, f, OPS_ALERT_STALLED, fw);
+    ops_buf_put(o, "A stall is not load: the tasks are stuck, so nothing finishes and the duration "
+                   "histograms see nothing (their p99 goes blank). Find what they are stuck on.\n\n");
+    ops_buf_put(o, "#### Quick checks (5 min)\n\n");
+    ops_buf_printf(o,
+                   "1. `curl -s http://%s/debug/pools/stacks`: are the workers of `%s` all blocked in the "
+                   "same call? A socket read or connect means %s stopped answering; a mutex or condition "
+                   "wait means a deadlock in the service.\n",
+                   f->listen, f->name, f->downstream);
+    ops_buf_printf(o,
+                   "2. `curl -s http://%s/debug/pools`: the age of each running task. All started at "
+                   "about the same time points at one event (a downstream failover, a deploy).\n",
+                   f->listen);
+    ops_buf_printf(o, "3. Is %s up? Its own dashboard and error rate.\n", f->downstream);
+    ops_buf_printf(o, "4. `curl -s http://%s/health/pools`: which pools of this service are affected? A "
+                      "shared downstream stalls several at once.\n\n",
+                   f->listen);
+    ops_buf_put(o, "#### Mitigations (15 min)\n\n");
+    ops_buf_printf(o,
+                   "- Downstream stuck: fail over, or call its owner. Restarting this service frees the "
+                   "workers but not the downstream; with no per-call timeout the new workers stall the "
+                   "same way.\n"
+                   "- Deadlock (workers wait on each other or on a lock): take the stacks for the "
+                   "incident record, then restart the pods one at a time.\n"
+                   "- Work queued behind the stall (queue %zu, overflow %s) is handed back at drain "
+                   "with the reason `abandoned`, so a restart loses nothing the service persists.\n\n",
+                   f->p->queue_capacity, sluice_overflow_name(f->p->overflow));
+    ops_buf_put(o, "#### Long-term fixes\n\n- Every call to a downstream gets a timeout shorter than the "
+                   "task's deadline (`sluice_ctx`), so a dead downstream fails tasks instead of holding "
+                   "workers.\n- A circuit breaker (`sluice_breaker`) in front of the downstream turns a "
+                   "stall into fast failures.\n\n");
+    ops_buf_put(o, "#### Rollback\n\n- A deploy changed the downstream client (timeouts, pool sizes): "
+                   "revert it.\n\n");
+}
+
 static void pool_facts(ops_buf *o, const facts *f)
 {
     const sluice_config_pool *p = f->p;
@@ -288,7 +330,40 @@ static const entry_fn entries[OPS_ALERT_COUNT_] = {
     [OPS_ALERT_SATURATED] = saturated,     [OPS_ALERT_PANIC] = panic_entry,
     [OPS_ALERT_DROPPING] = dropping,       [OPS_ALERT_SLOW_TASKS] = slow_tasks,
     [OPS_ALERT_SUBMIT_WAIT] = submit_wait, [OPS_ALERT_METRICS_MISSING] = metrics_missing,
+    [OPS_ALERT_STALLED] = stalled,
 };
+
+/* The service-wide entry for SluiceTargetDown. */
+static void target_down(ops_buf *o, const char *service, const char *listen, const char *job)
+{
+    char anchor[256];
+    ops_buf_printf(o, "## Service %s\n\n", service);
+    ops_buf_printf(o, "<a id=\"%s\"></a>\n\n### %s: %s\n\n",
+                   ops_runbook_anchor(OPS_ALERT_TARGET_DOWN, service, anchor, sizeof anchor), OPS_ALERT_TARGET_DOWN,
+                   service);
+    ops_buf_printf(o,
+                   "**Severity:** critical. **Fires when:** Prometheus has failed to scrape an instance of "
+                   "job `%s` for %s.\n\n",
+                   job, OPS_TARGET_DOWN_FOR);
+    ops_buf_put(o, "#### Quick checks (5 min)\n\n");
+    ops_buf_put(o, "1. `kubectl get pods -o wide` (the alert's `instance` is the pod's address): is the pod "
+                   "running, restarting (RESTARTS), or gone?\n");
+    ops_buf_put(o, "2. `kubectl describe pod <pod>`: OOMKilled, failed liveness probe, eviction?\n");
+    ops_buf_printf(o, "3. `kubectl exec <pod> -- curl -s -m 2 http://%s/health/live`: does the admin server "
+                      "answer inside the pod? If it does, the problem is the network path or the scrape "
+                      "config, not the service.\n",
+                   listen);
+    ops_buf_put(o, "4. `kubectl logs <pod> --previous`: the last lines before a crash (a panic line, a "
+                   "drain report).\n\n");
+    ops_buf_put(o, "#### Mitigations (15 min)\n\n- Crash-looping after a deploy: roll back.\n- OOMKilled: "
+                   "see the memory notes of each pool below (queue capacity x task size); raise the limit "
+                   "or lower the queue.\n- Only the scrape fails: fix the ServiceMonitor / scrape config; "
+                   "the service itself is fine.\n\n");
+    ops_buf_put(o, "#### Long-term fixes\n\n- Keep the admin server's liveness path cheap and separate "
+                   "from readiness (it is: /health/live never depends on the pools).\n\n");
+    ops_buf_put(o, "#### Rollback\n\n- The pods started failing after a deploy or a config change: "
+                   "`kubectl rollout undo deployment/<name>`.\n\n");
+}
 
 void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops_buf *out)
 {
@@ -303,6 +378,12 @@ void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops
                    "change the config and regenerate. One entry per alert of `sluice rules`; each alert's "
                    "`runbook_url` points at its entry's anchor.\n\n",
                    source_name);
+    ops_buf_printf(out,
+                   "The `curl` commands below talk to the admin server at `%s`, which listens inside the "
+                   "pod. From a workstation, forward it first: `kubectl -n <namespace> port-forward "
+                   "pod/<pod> %s` (the pod is the alert's `instance`; `kubectl get pods -o wide | grep "
+                   "<ip>` finds it), or run the command in the pod with `kubectl exec <pod> -- curl ...`.\n\n",
+                   listen, strrchr(listen, ':') ? strrchr(listen, ':') + 1 : listen);
     ops_buf_put(out, "| pool | K | alerts |\n|---|---|---|\n");
     for (size_t i = 0; i < cfg->pool_count; i++) {
         ops_buf_printf(out, "| %s | %u | ", pools[i]->name, pools[i]->workers);
@@ -313,6 +394,7 @@ void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops
         ops_buf_put(out, " |\n");
     }
     ops_buf_put(out, "\n");
+    target_down(out, service, listen, ops_prometheus_job(cfg));
 
     for (size_t i = 0; i < cfg->pool_count; i++) {
         facts f;

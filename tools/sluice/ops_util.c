@@ -226,15 +226,41 @@ char *ops_format_seconds(uint64_t ns, char *buf, size_t len)
 
 char *ops_runbook_anchor(const char *alert, const char *pool, char *buf, size_t len)
 {
-    char raw[512];
-    snprintf(raw, sizeof raw, "%s-%s", alert, pool);
+    /* The alert name is lower-cased (it is ours and has no punctuation);
+     * the pool name is escaped so that distinct names never share an
+     * anchor: [a-z0-9-] stay, an upper-case letter X becomes "_x", "_"
+     * becomes "__", and any other byte "_" + two hex digits ("a.b" ->
+     * "a_2eb", "a:b" -> "a_3ab"). Every escape starts with "_", and what
+     * follows it tells the three apart, so the mapping is one-to-one. */
     size_t i = 0;
-    for (const char *p = raw; *p && i + 1 < len; p++) {
-        unsigned char c = (unsigned char)tolower((unsigned char)*p);
-        buf[i++] = (isalnum(c) || c == '_' || c == '-') ? (char)c : '-';
+#define PUT(ch)                                                                                              \
+    do {                                                                                                     \
+        if (i + 1 < len)                                                                                     \
+            buf[i++] = (ch);                                                                                 \
+    } while (0)
+    for (const char *p = alert; *p; p++)
+        PUT((char)tolower((unsigned char)*p));
+    PUT('-');
+    static const char hex[] = "0123456789abcdef";
+    for (const unsigned char *p = (const unsigned char *)pool; *p; p++) {
+        unsigned char c = *p;
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') {
+            PUT((char)c);
+        } else if (c >= 'A' && c <= 'Z') {
+            PUT('_');
+            PUT((char)(c - 'A' + 'a'));
+        } else if (c == '_') {
+            PUT('_');
+            PUT('_');
+        } else {
+            PUT('_');
+            PUT(hex[c >> 4]);
+            PUT(hex[c & 15]);
+        }
     }
+#undef PUT
     if (len)
-        buf[i < len ? i : len - 1] = '\0';
+        buf[i] = '\0';
     return buf;
 }
 

@@ -68,9 +68,12 @@ void ops_promql_str(ops_buf *b, const char *s);
  * one grammar. */
 char *ops_format_seconds(uint64_t ns, char *buf, size_t len);
 
-/* The anchor of one runbook entry, "<alert>-<pool>" lower-cased with every
- * character outside [a-z0-9_-] turned into '-'. Both the generated rules
- * (runbook_url) and the runbook (<a id>) use it. Returns buf. */
+/* The anchor of one runbook entry: "<alert>-<pool>", the alert lower-cased
+ * and the pool name escaped one-to-one into [a-z0-9_-] (upper-case X ->
+ * "_x", "_" -> "__", any other byte outside [a-z0-9-] -> "_" + two hex
+ * digits), so pools named "a.b", "a:b", "a-b" and "A-b" get distinct
+ * anchors. Both the generated rules (runbook_url) and the runbook (<a id>)
+ * use it. Returns buf (truncated to len - 1 bytes). */
 char *ops_runbook_anchor(const char *alert, const char *pool, char *buf, size_t len);
 /* The runbook_url of one alert: base (service.runbook_base_url, or
  * OPS_DEFAULT_RUNBOOK when unset) + "#" + anchor. */
