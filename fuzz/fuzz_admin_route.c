@@ -1,17 +1,20 @@
 /*
  * fuzz/fuzz_admin_route.c - fuzz the admin server's request classification
- * (method + path + query, sluice_admin_route) and the Accept header
- * negotiation (sluice_expo_negotiate): the parts of a request that our own
- * code reads (libmicrohttpd parses the rest).
+ * (method + path + query against the route table,
+ * sluice__admin_route_find) and the Accept header negotiation
+ * (sluice_expo_negotiate): the parts of a request that our own code reads
+ * (libmicrohttpd parses the rest).
  *
  * Input layout: "METHOD URL\nACCEPT" (anything after the first newline is
- * the Accept value). Built with libFuzzer under clang
+ * the Accept value). The URL keeps its length, so a NUL inside it reaches
+ * the router (which must answer 400), as a NUL in a request target would. Built with libFuzzer under clang
  * (-DSLUICE_FUZZ_LIBFUZZER); otherwise a standalone driver runs every file
  * given on the command line (or in the given directories) once, so the
  * corpus is a regression test under any compiler.
  *
- * Invariants checked: the status is one of 200/400/404/405; 200 comes with
- * an endpoint name and 4xx without; a 200 path starts with '/'; the
+ * Invariants checked: the status is one of 200/400/404/405; 200 and 405
+ * come with the row whose path is exactly the URL's path, 400 and 404
+ * without a row; a URL with a NUL or a ".." segment is never routed; the
  * negotiated format is one of the two; nothing reads out of bounds
  * (ASan/UBSan in the fuzz build).
  */
@@ -22,10 +25,22 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../src/admin/route.h" /* internal: the route table (not installed) */
 #include "sluice/admin.h"
 #include "sluice/metrics.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static unsigned method_bit(const char *method)
+{
+    if (strcmp(method, "GET") == 0) {
+        return SLUICE__ADMIN_GET;
+    }
+    if (strcmp(method, "HEAD") == 0) {
+        return SLUICE__ADMIN_HEAD;
+    }
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -34,27 +49,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     memcpy(buf, data, size);
-    buf[size] = '\0'; /* NULs inside end the strings early, as in C callers */
-    char *accept = strchr(buf, '\n');
+    buf[size] = '\0';
+    char *accept = memchr(buf, '\n', size);
+    size_t line = accept ? (size_t)(accept - buf) : size;
     if (accept) {
         *accept++ = '\0';
     }
-    char *url = strchr(buf, ' ');
+    char *url = memchr(buf, ' ', line);
     const char *method = buf;
+    size_t url_len;
     if (url) {
         *url++ = '\0';
+        url_len = line - (size_t)(url - buf);
     } else {
         url = buf;
+        url_len = line;
         method = "GET";
     }
-    const char *ep = (const char *)1;
-    int status = sluice_admin_route(method, url, &ep);
-    if (status == 200) {
-        if (!ep || url[0] != '/') {
+    const sluice__admin_route *route = (const sluice__admin_route *)1;
+    int status = sluice__admin_route_find(method, url, url_len, &route);
+    size_t path_len = 0;
+    while (path_len < url_len && url[path_len] != '?') {
+        path_len++;
+    }
+    if (status == 200 || status == 405) {
+        if (!route || url[0] != '/' || strlen(route->path) != path_len ||
+            memcmp(route->path, url, path_len) != 0 || memchr(url, '\0', url_len) ||
+            (status == 200) != ((route->methods & method_bit(method)) != 0)) {
             abort();
         }
-    } else if ((status != 400 && status != 404 && status != 405) || ep != NULL) {
+    } else if ((status != 400 && status != 404) || route != NULL) {
         abort();
+    } else if (status == 404 && memchr(url, '\0', url_len)) {
+        abort(); /* a NUL is malformed, never "not found" */
     }
     sluice_expo_format f = sluice_expo_negotiate(accept);
     if (f != SLUICE_EXPO_PROMETHEUS && f != SLUICE_EXPO_OPENMETRICS) {

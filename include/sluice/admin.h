@@ -16,9 +16,12 @@
  *                            naming the ones that did not
  *   GET /debug/pools         JSON: each pool's config, stats and workers
  *   GET /debug/pools/stacks  text: the backtrace of every worker thread
- *   anything else            404; a method other than GET/HEAD: 405;
- *                            oversized or malformed requests: 4xx from
- *                            libmicrohttpd, connection closed.
+ *   anything else            404 listing the endpoints; a method other than
+ *                            GET/HEAD on an endpoint: 405; malformed
+ *                            requests: 400, or 4xx from libmicrohttpd,
+ *                            connection closed.
+ * With a token (sluice_admin_config.token), /debug/... answer 401 unless
+ * the request carries "Authorization: Bearer <token>".
  *
  * The server binds 127.0.0.1:9464 unless told otherwise; it runs one
  * thread per connection (up to max_connections) so that a slow
@@ -26,12 +29,18 @@
  * watches for saturation.
  *
  * The health probe: a task with label "sluice.admin.probe" that does
- * nothing. It is counted like any task (submitted, completed). It is
- * submitted with try-submit semantics and never to a full DROP_OLDEST
- * pool (it would evict real work): a full queue is reported as "queue
- * full" without submitting. If a probe is still queued when the pool
- * drains, it comes back to the admin (its own on_abandon), not to the
- * pool's abandon handler, and the pool is reported "draining".
+ * nothing, submitted with sluice_pool_submit_ex and its own on_abandon. It
+ * is counted like any task (submitted, completed). It is not submitted to
+ * a draining pool or a full queue ("draining", "queue full"). If the queue
+ * fills between that look and the submit, the pool's overflow policy
+ * applies to the probe as to any task: BLOCK waits for space for at most
+ * health_timeout_ns (not at all on a fake pool clock); REJECT and a BLOCK
+ * timeout are reported as the submit's error; DROP_OLDEST may evict the
+ * oldest queued task to make room; CALLER_RUNS runs the probe on the
+ * request's thread.
+ * A probe handed back (evicted, or still queued when the pool drains)
+ * comes back to the admin, not to the pool's abandon handler, and the
+ * pool is reported "probe evicted" or "draining".
  *
  * Lock order: admin pool list (read) -> metrics registry -> pool getters.
  */
@@ -50,6 +59,8 @@
 typedef struct sluice_admin sluice_admin;
 
 #define SLUICE_ADMIN_DEFAULT_ADDRESS "127.0.0.1:9464"
+/* The longest bearer token accepted (sluice_admin_config.token). */
+#define SLUICE_ADMIN_TOKEN_MAX 256
 
 typedef struct sluice_admin_config {
     /* "host:port" with a numeric IPv4 host, "[v6]:port", or ":port" /
@@ -75,6 +86,10 @@ typedef struct sluice_admin_config {
     uint64_t connection_timeout_ns;
     /* The clock saturation durations are measured on; NULL = system. */
     const sluice_clock *clock;
+    /* A bearer token that /debug/... require ("Authorization: Bearer
+     * <token>", else 401); NULL or "" = none. 1..SLUICE_ADMIN_TOKEN_MAX
+     * characters of A-Z a-z 0-9 - . _ ~ + / = (RFC 6750); copied. */
+    const char *token;
 } sluice_admin_config;
 
 /* sluice_admin_config_init - zero cfg (every field then means its default). */
@@ -82,8 +97,8 @@ SLUICE_API void sluice_admin_config_init(sluice_admin_config *cfg);
 
 /*
  * sluice_admin_start - bind and start serving.
- * Returns: SLUICE_OK; SLUICE_EINVAL (bad address, with the reason in
- * errbuf); SLUICE_EBUSY ("127.0.0.1:9464: address already in use");
+ * Returns: SLUICE_OK; SLUICE_EINVAL (bad address or token, with the
+ * reason in errbuf); SLUICE_EBUSY ("127.0.0.1:9464: address already in use");
  * SLUICE_ESYS (another bind/listen failure, or libmicrohttpd could not
  * start, with strerror in errbuf); SLUICE_ENOMEM.
  * Ownership: *out belongs to the caller; free with sluice_admin_stop.
@@ -127,19 +142,5 @@ SLUICE_API void sluice_admin_set_ready(sluice_admin *admin, bool ready);
 
 /* Adapter for sluice_lifecycle_config.set_ready; `user` is the admin. */
 SLUICE_API void sluice_admin_ready_handler(void *user, bool ready);
-
-/* The health probe's task function (see the header comment). */
-SLUICE_API int sluice_admin_probe_fn(void *arg);
-
-/*
- * sluice_admin_route - how the server classifies a request, without a
- * socket (the fuzz target and tests use it). `url` is the path with any
- * query string. Returns the HTTP status the server would answer before
- * running the endpoint: 200 for a known endpoint and an allowed method,
- * 404, 405, or 400 (malformed: not starting with '/', control bytes, a
- * '..' segment, or longer than 2048 bytes). *endpoint gets a static name
- * ("metrics", "live", "ready", "pools", "debug", "stacks") or NULL.
- */
-SLUICE_API int sluice_admin_route(const char *method, const char *url, const char **endpoint);
 
 #endif /* SLUICE_ADMIN_H */

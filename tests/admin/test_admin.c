@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "admin/http_client.h"
+#include "admin/route.h"
 #include "sluice/admin.h"
 #include "sluice/metrics.h"
 
@@ -187,31 +188,105 @@ static void test_routes_and_errors(void **state)
     sluice_admin_stop(a);
 }
 
+static int route(const char *method, const char *url, const char **path)
+{
+    const sluice__admin_route *r = NULL;
+    int status = sluice__admin_route_find(method, url, url ? strlen(url) : 0, &r);
+    *path = r ? r->path : NULL;
+    return status;
+}
+
 static void test_route_function(void **state)
 {
     (void)state;
     const char *ep;
-    assert_int_equal(sluice_admin_route("GET", "/metrics", &ep), 200);
-    assert_string_equal(ep, "metrics");
-    assert_int_equal(sluice_admin_route("HEAD", "/debug/pools/stacks?x", &ep), 200);
-    assert_string_equal(ep, "stacks");
-    assert_int_equal(sluice_admin_route("PUT", "/health/live", &ep), 405);
+    assert_int_equal(route("GET", "/metrics", &ep), 200);
+    assert_string_equal(ep, "/metrics");
+    assert_int_equal(route("HEAD", "/debug/pools/stacks?x", &ep), 200);
+    assert_string_equal(ep, "/debug/pools/stacks");
+    assert_int_equal(route("PUT", "/health/live", &ep), 405);
+    assert_string_equal(ep, "/health/live"); /* the row, for its Allow header */
+    assert_int_equal(route("PUT", "/elsewhere", &ep), 404);
     assert_null(ep);
-    assert_int_equal(sluice_admin_route("PUT", "/elsewhere", &ep), 404);
-    assert_int_equal(sluice_admin_route("GET", "/metrics/", &ep), 404);
-    assert_int_equal(sluice_admin_route("GET", "metrics", &ep), 400);
-    assert_int_equal(sluice_admin_route("GET", "/a/../metrics", &ep), 400);
-    assert_int_equal(sluice_admin_route("GET", "/..", &ep), 400);
-    assert_int_equal(sluice_admin_route("GET", "/a..b", &ep), 404);
-    assert_int_equal(sluice_admin_route("GET", "/me\ttrics", &ep), 400);
-    assert_int_equal(sluice_admin_route("GET", NULL, &ep), 400);
-    assert_int_equal(sluice_admin_route(NULL, "/metrics", &ep), 400);
+    assert_int_equal(route("GET", "/metrics/", &ep), 404);
+    assert_int_equal(route("GET", "/debug", &ep), 404);
+    assert_int_equal(route("GET", "/debug/pools/stack", &ep), 404); /* no prefix falls through */
+    assert_int_equal(route("GET", "/debug/pools/stacksx", &ep), 404);
+    assert_int_equal(route("GET", "metrics", &ep), 400);
+    assert_int_equal(route("GET", "/a/../metrics", &ep), 400);
+    assert_int_equal(route("GET", "/..", &ep), 400);
+    assert_int_equal(route("GET", "/..?x", &ep), 400);
+    assert_int_equal(route("GET", "/a..b", &ep), 404);
+    assert_int_equal(route("GET", "/me\ttrics", &ep), 400);
+    assert_int_equal(route("GET", NULL, &ep), 400);
+    assert_int_equal(route(NULL, "/metrics", &ep), 400);
+    assert_int_equal(route("GET", "", &ep), 400);
+    /* A NUL inside the target is a control byte, wherever it is. */
+    const sluice__admin_route *r = (const sluice__admin_route *)1;
+    assert_int_equal(sluice__admin_route_find("GET", "/health/live\0x", 14, &r), 400);
+    assert_null(r);
+    assert_int_equal(sluice__admin_route_find("GET", "/\0/../metrics", 14, &r), 400);
+    assert_int_equal(sluice__admin_route_find("GET", "/metrics?a\0b", 12, &r), 400);
+    assert_int_equal(sluice__admin_route_find("GET", "/metrics?a", 10, &r), 200);
     char *longurl = malloc(5000);
     longurl[0] = '/';
     memset(longurl + 1, 'a', 4998);
     longurl[4999] = '\0';
-    assert_int_equal(sluice_admin_route("GET", longurl, &ep), 400);
+    assert_int_equal(route("GET", longurl, &ep), 400);
+    longurl[SLUICE__ADMIN_URL_MAX] = '\0'; /* the longest routed path: not found, not malformed */
+    assert_int_equal(route("GET", longurl, &ep), 404);
     free(longurl);
+}
+
+/* Every row is listed in the 404 text and in docs/metrics.md's endpoint
+ * table, in table order, and the docs list no endpoint the table lacks. */
+static void test_routes_match_docs(void **state)
+{
+    (void)state;
+    FILE *f = fopen(SLUICE_SOURCE_DIR "/docs/metrics.md", "r");
+    assert_non_null(f);
+    char line[4096];
+    size_t next = 0; /* the row the docs should list next */
+    int doc_rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        char method[16], path[256];
+        if (sscanf(line, "| `%15[A-Z] %255[^`]` |", method, path) != 2 || path[0] != '/') {
+            continue;
+        }
+        doc_rows++;
+        const sluice__admin_route *r = sluice__admin_route_at(next++);
+        if (!r || strcmp(r->path, path) != 0) {
+            fail_msg("docs/metrics.md lists `%s %s` where the route table has %s", method, path,
+                     r ? r->path : "no more rows");
+        }
+        if (!strstr(sluice__admin_methods_text(r->methods), method)) {
+            fail_msg("docs/metrics.md: %s %s, but the row allows %s", method, path,
+                     sluice__admin_methods_text(r->methods));
+        }
+    }
+    fclose(f);
+    if (sluice__admin_route_at(next)) {
+        fail_msg("docs/metrics.md does not list %s (and maybe later rows)",
+                 sluice__admin_route_at(next)->path);
+    }
+    assert_true(doc_rows >= 6);
+
+    sluice_admin *a = start_admin(NULL);
+    http_reply rep = http_do(sluice_admin_port(a), "GET", "/nope", NULL);
+    assert_int_equal(rep.status, 404);
+    const char *p = rep.body;
+    const sluice__admin_route *r;
+    for (size_t i = 0; (r = sluice__admin_route_at(i)) != NULL; i++) {
+        char want[300];
+        snprintf(want, sizeof want, " %s", r->path);
+        const char *at = strstr(p, want);
+        if (!at) {
+            fail_msg("404 text lacks %s (in order): %s", r->path, rep.body);
+        }
+        p = at + strlen(want);
+    }
+    http_free(&rep);
+    sluice_admin_stop(a);
 }
 
 static void test_metrics_endpoint(void **state)
@@ -494,6 +569,90 @@ static void test_connection_limit(void **state)
     sluice_admin_stop(a);
 }
 
+/* With a token, /debug/... need "Authorization: Bearer <token>"; the
+ * health and metrics endpoints never do. */
+static void test_token(void **state)
+{
+    (void)state;
+    sluice_admin_config cfg;
+    sluice_admin_config_init(&cfg);
+    char token[] = "s3cr-et_T0k.en~+/=";
+    cfg.token = token;
+    sluice_admin *a = start_admin(&cfg);
+    token[0] = 'X'; /* copied at start */
+    unsigned port = sluice_admin_port(a);
+    char hv[256];
+    http_reply r = http_do(port, "GET", "/debug/pools", NULL);
+    assert_int_equal(r.status, 401);
+    assert_non_null(http_header(&r, "WWW-Authenticate", hv, sizeof hv));
+    assert_string_equal(hv, "Bearer realm=\"sluice-admin\"");
+    assert_null(strstr(r.body, "s3cr")); /* never echoed */
+    http_free(&r);
+    static const char *const wrong[] = {
+        "Authorization: Bearer s3cr-et_T0k.en~+/\r\n",   /* a prefix */
+        "Authorization: Bearer s3cr-et_T0k.en~+/==\r\n", /* longer */
+        "Authorization: Bearer X3cr-et_T0k.en~+/=\r\n",  /* the caller's buffer after start */
+        "Authorization: Basic s3cr-et_T0k.en~+/=\r\n",   "Authorization: Bearer\r\n",
+    };
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        r = http_do(port, "GET", "/debug/pools/stacks", wrong[i]);
+        assert_int_equal(r.status, 401);
+        http_free(&r);
+    }
+    r = http_do(port, "GET", "/debug/pools", "Authorization: Bearer s3cr-et_T0k.en~+/=\r\n");
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+    r = http_do(port, "GET", "/debug/pools/stacks", "Authorization: bearer s3cr-et_T0k.en~+/=\r\n");
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+    const char *open_paths[] = {"/health/live", "/health/ready", "/health/pools", "/metrics"};
+    for (size_t i = 0; i < 4; i++) {
+        r = http_do(port, "GET", open_paths[i], NULL);
+        assert_int_equal(r.status, 200);
+        http_free(&r);
+    }
+    /* The rule the console reuses: a flagged row needs the token only when
+     * the server has one. */
+    const sluice__admin_route *row = NULL;
+    assert_int_equal(sluice__admin_route_find("GET", "/debug/pools", 12, &row), 200);
+    assert_true(sluice__admin_route_requires_token(a, row));
+    assert_int_equal(sluice__admin_route_find("GET", "/health/live", 12, &row), 200);
+    assert_false(sluice__admin_route_requires_token(a, row));
+    sluice_admin_stop(a);
+
+    sluice_admin *b = start_admin(NULL); /* no token: /debug open */
+    assert_int_equal(sluice__admin_route_find("GET", "/debug/pools", 12, &row), 200);
+    assert_false(sluice__admin_route_requires_token(b, row));
+    r = http_do(sluice_admin_port(b), "GET", "/debug/pools", NULL);
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+    sluice_admin_stop(b);
+
+    /* Bad tokens are refused at start, naming the problem, not the token. */
+    char err[256];
+    sluice_admin *c = NULL;
+    sluice_admin_config_init(&cfg);
+    cfg.address = "127.0.0.1:0";
+    cfg.token = "has space";
+    assert_int_equal(sluice_admin_start(&cfg, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_null(c);
+    assert_non_null(strstr(err, "token: character 4 (byte 0x20) is not allowed"));
+    char longtok[SLUICE_ADMIN_TOKEN_MAX + 2];
+    memset(longtok, 'a', sizeof longtok - 1);
+    longtok[sizeof longtok - 1] = '\0';
+    cfg.token = longtok;
+    assert_int_equal(sluice_admin_start(&cfg, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "token: at most 256 characters"));
+    longtok[SLUICE_ADMIN_TOKEN_MAX] = '\0'; /* the longest allowed */
+    assert_int_equal(sluice_admin_start(&cfg, &c, err, sizeof err), SLUICE_OK);
+    char auth[SLUICE_ADMIN_TOKEN_MAX + 64];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", longtok);
+    r = http_do(sluice_admin_port(c), "GET", "/debug/pools", auth);
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+    sluice_admin_stop(c);
+}
+
 static void test_bind_errors(void **state)
 {
     (void)state;
@@ -531,12 +690,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_function),
+        cmocka_unit_test(test_routes_match_docs),
         cmocka_unit_test(test_routes_and_errors),
         cmocka_unit_test(test_metrics_endpoint),
         cmocka_unit_test(test_ready),
         cmocka_unit_test(test_health_pools_and_debug),
         cmocka_unit_test(test_probe_handed_back),
         cmocka_unit_test(test_connection_limit),
+        cmocka_unit_test(test_token),
         cmocka_unit_test(test_bind_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,171 @@
+/*
+ * src/admin/debug.c - /debug/pools (JSON: each pool's config, stats and
+ * workers) and /debug/pools/stacks (text: every worker's backtrace).
+ *
+ * Both read snapshots only (config, stats, worker lists), so a request
+ * never blocks a worker. What they reveal, and why they sit behind the
+ * bearer token when one is set: the pools' names and configuration, task
+ * labels, and, in the stacks, code addresses and symbol names of the
+ * binary (an ASLR leak to whoever can read them).
+ *
+ * Stacks. Each worker is asked for its own backtrace by a signal
+ * (SIGURG, see src/obs/stacks.c), which interrupts a blocking call in the
+ * task with EINTR where the call does not restart (nanosleep, poll,
+ * select, ...).
+ *
+ * Lock order: pools_lock (read) -> pool getters (pool->mu inside them).
+ */
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/admin_internal.h"
+#include "sluice/metrics.h"
+
+/* The live workers of a pool (malloc'd; *n set). */
+static sluice_worker_info *workers_of(sluice_pool *pool, size_t *n)
+{
+    size_t cap = 64;
+    for (;;) {
+        sluice_worker_info *w = calloc(cap, sizeof *w);
+        if (!w) {
+            *n = 0;
+            return NULL;
+        }
+        size_t got = sluice_pool_workers_get(pool, w, cap);
+        if (got <= cap) {
+            *n = got;
+            return w;
+        }
+        free(w);
+        cap = got + 16;
+    }
+}
+
+static double age_seconds(sluice_pool *pool, uint64_t since)
+{
+    uint64_t now = sluice_clock_now(sluice_pool_clock(pool));
+    return since && now > since ? (double)(now - since) / 1e9 : 0.0;
+}
+
+static void json_pool(sluice__sb *b, sluice_pool *pool)
+{
+    sluice_pool_config cfg;
+    sluice_pool_config_get(pool, &cfg);
+    sluice_pool_stats st;
+    sluice_pool_stats_get(pool, &st);
+    sluice__sb_puts(b, "{\"name\":");
+    sluice__sb_json_str(b, sluice_pool_name(pool));
+    sluice__sb_printf(
+        b,
+        ",\"config\":{\"workers\":%u,\"min_workers\":%u,\"queue_capacity\":%zu,\"overflow\":\"%s\","
+        "\"submit_timeout_ns\":%" PRIu64 ",\"idle_expiry_ns\":%" PRIu64 ",\"prewarm\":%s,\"stack_size\":%zu,"
+        "\"fault_mode\":\"%s\",\"timing_sample_every\":%u,\"timing_sample_auto\":%s,\"timing_disabled\":%s}",
+        cfg.workers, cfg.min_workers, cfg.queue_capacity, sluice_overflow_name(cfg.overflow),
+        cfg.submit_timeout_ns, cfg.idle_expiry_ns, cfg.prewarm ? "true" : "false", cfg.stack_size,
+        sluice_fault_mode_name(cfg.fault_mode), cfg.timing_sample_every,
+        cfg.timing_sample_every == SLUICE_TIMING_SAMPLE_AUTO ? "true" : "false",
+        cfg.timing_disabled ? "true" : "false");
+    sluice__sb_printf(b,
+                      ",\"stats\":{\"running\":%u,\"capacity\":%u,\"workers\":%u,\"idle\":%u,\"waiting\":%u,"
+                      "\"queue_depth\":%zu,\"queue_capacity\":%zu,\"draining\":%s,",
+                      st.running, st.capacity, st.workers, st.idle, st.waiting, st.queue_depth,
+                      st.queue_capacity, st.draining ? "true" : "false");
+    sluice__sb_printf(b,
+                      "\"submitted\":%" PRIu64 ",\"completed\":%" PRIu64 ",\"failed\":%" PRIu64
+                      ",\"panicked\":%" PRIu64 ",\"rejected\":%" PRIu64 ",\"dropped\":%" PRIu64
+                      ",\"shed\":%" PRIu64 ",\"abandoned\":%" PRIu64 ",\"caller_ran\":%" PRIu64 ",",
+                      st.submitted, st.completed, st.failed, st.panicked, st.rejected, st.dropped, st.shed,
+                      st.abandoned, st.caller_ran);
+    sluice__sb_printf(
+        b,
+        "\"expired_workers\":%" PRIu64 ",\"retired_workers\":%" PRIu64 ",\"started_workers\":%" PRIu64
+        ",\"resize_events\":%" PRIu64 ",\"init_failures\":%" PRIu64
+        ",\"workers_hwm\":%u,\"waiting_hwm\":%u,\"queue_depth_hwm\":%zu,\"timing_sample_every\":%u}",
+        st.expired_workers, st.retired_workers, st.started_workers, st.resize_events, st.init_failures,
+        st.workers_hwm, st.waiting_hwm, st.queue_depth_hwm, st.timing_sample_every);
+    size_t n;
+    sluice_worker_info *w = workers_of(pool, &n);
+    sluice__sb_puts(b, ",\"workers\":[");
+    for (size_t i = 0; i < n; i++) {
+        sluice__sb_printf(b, "%s{\"index\":%u,\"state\":\"%s\",\"for_seconds\":%.3f,\"task\":", i ? "," : "",
+                          w[i].index, sluice_worker_status_name(w[i].state),
+                          age_seconds(pool, w[i].since_ns));
+        sluice__sb_json_str(b, w[i].state == SLUICE_WORKER_RUNNING ? w[i].task_label : NULL);
+        sluice__sb_printf(b, ",\"tasks_run\":%" PRIu64 "}", w[i].tasks_run);
+    }
+    sluice__sb_puts(b, "]}");
+    free(w);
+}
+
+static int ep_debug(sluice_admin *a, struct MHD_Connection *c)
+{
+    sluice__sb b = {0};
+    sluice__sb_puts(&b, "{\"ready\":");
+    sluice__sb_puts(&b, atomic_load_explicit(&a->ready, memory_order_acquire) ? "true" : "false");
+    sluice__sb_puts(&b, ",\"pools\":[");
+    pthread_rwlock_rdlock(&a->pools_lock);
+    for (size_t i = 0; i < a->pool_count; i++) {
+        if (i) {
+            sluice__sb_puts(&b, ",");
+        }
+        json_pool(&b, a->pools[i].pool);
+    }
+    pthread_rwlock_unlock(&a->pools_lock);
+    sluice__sb_puts(&b, "]}\n");
+    return sluice__admin_respond_sb(c, MHD_HTTP_OK, "application/json", &b);
+}
+
+static int ep_stacks(sluice_admin *a, struct MHD_Connection *c)
+{
+    sluice__sb b = {0};
+    char text[8192];
+    void *frames[SLUICE_BACKTRACE_MAX];
+    pthread_rwlock_rdlock(&a->pools_lock);
+    for (size_t i = 0; i < a->pool_count; i++) {
+        sluice_pool *pool = a->pools[i].pool;
+        size_t n;
+        sluice_worker_info *w = workers_of(pool, &n);
+        sluice__sb_printf(&b, "pool %s: %zu workers\n", sluice_pool_name(pool), n);
+        for (size_t k = 0; k < n; k++) {
+            sluice__sb_printf(&b, "  worker %u %s %.3fs", w[k].index, sluice_worker_status_name(w[k].state),
+                              age_seconds(pool, w[k].since_ns));
+            if (w[k].state == SLUICE_WORKER_RUNNING && w[k].task_label) {
+                sluice__sb_puts(&b, " task=");
+                sluice__sb_puts(&b, w[k].task_label);
+            }
+            sluice__sb_puts(&b, "\n");
+            int count = 0;
+            sluice_err r = sluice_thread_backtrace(w[k].thread, frames, SLUICE_BACKTRACE_MAX, &count,
+                                                   a->cfg.stack_timeout_ns);
+            if (r != SLUICE_OK) {
+                sluice__sb_printf(&b, "    (no backtrace: %s)\n", sluice_strerror(r));
+                continue;
+            }
+            sluice_backtrace_format(frames, count, text, sizeof text);
+            /* indent each line */
+            for (char *line = text; *line;) {
+                char *nl = strchr(line, '\n');
+                size_t len = nl ? (size_t)(nl - line) : strlen(line);
+                sluice__sb_puts(&b, "    ");
+                sluice__sb_put(&b, line, len);
+                sluice__sb_puts(&b, "\n");
+                line += len + (nl ? 1 : 0);
+            }
+        }
+        free(w);
+    }
+    pthread_rwlock_unlock(&a->pools_lock);
+    if (b.len == 0) {
+        sluice__sb_puts(&b, "no pools\n");
+    }
+    return sluice__admin_respond_sb(c, MHD_HTTP_OK, "text/plain; charset=utf-8", &b);
+}
+
+const sluice__admin_route sluice__admin_debug_routes[] = {
+    {"/debug/pools", SLUICE__ADMIN_READ, SLUICE__ROUTE_TOKEN, ep_debug},
+    {"/debug/pools/stacks", SLUICE__ADMIN_READ, SLUICE__ROUTE_TOKEN | SLUICE__ROUTE_SLOW, ep_stacks},
+    {NULL, 0, 0, NULL},
+};

@@ -1,0 +1,725 @@
+/*
+ * src/admin/http.c - the admin HTTP server: the socket, libmicrohttpd,
+ * the route table and the dispatcher, /metrics, and the server's life
+ * (start, stop, pools, readiness). The endpoints themselves are in
+ * health.c (/health/...) and debug.c (/debug/...).
+ *
+ * Purpose. Let operators and their tools (Prometheus, load balancers,
+ * kubelet probes, a human with curl) see a service's pools without a
+ * debugger, over loopback by default.
+ *
+ * Design. HTTP parsing is libmicrohttpd's (no hand-written parser): one
+ * thread per connection, up to max_connections, with strict request
+ * parsing and a memory limit per connection so oversized requests are
+ * refused by MHD itself. We bind the listening socket ourselves so that
+ * "address already in use" is a clear, early error and port 0 works, and
+ * hand it to MHD.
+ *
+ * Routing. Each endpoint is a row of a route table (route.h); the tables
+ * of all files are listed in `route_tables` below, in the order of the
+ * 404 text and of docs/metrics.md. sluice__admin_route_find is a pure
+ * function over the rows (the fuzz target drives it without a socket);
+ * the dispatcher calls exactly the handler of the row it found.
+ *
+ * Lock order: see admin_internal.h. `ready` is an atomic flag read
+ * without a lock; the sampler thread's stop flag is guarded by sampler_mu.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin/admin_internal.h"
+#include "obs/text_append.h"
+
+/* ---- a growable string ----------------------------------------------------------- */
+
+void sluice__sb_put(sluice__sb *b, const char *s, size_t n)
+{
+    if (!b->oom && !sluice__text_append(&b->buf, &b->len, &b->cap, 1024, s, n)) {
+        b->oom = true;
+    }
+}
+
+void sluice__sb_puts(sluice__sb *b, const char *s)
+{
+    sluice__sb_put(b, s, strlen(s));
+}
+
+void sluice__sb_printf(sluice__sb *b, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0) {
+        sluice__sb_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    }
+}
+
+void sluice__sb_json_str(sluice__sb *b, const char *s)
+{
+    if (!s) {
+        sluice__sb_puts(b, "null");
+        return;
+    }
+    sluice__sb_puts(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            char e[3] = {'\\', (char)c, 0};
+            sluice__sb_puts(b, e);
+        } else if (c < 0x20 || c == 0x7f) {
+            sluice__sb_printf(b, "\\u%04x", c);
+        } else {
+            sluice__sb_put(b, (const char *)&c, 1);
+        }
+    }
+    sluice__sb_puts(b, "\"");
+}
+
+static void seterr(char *errbuf, size_t errlen, const char *fmt, ...) SLUICE_PRINTF(3, 4);
+static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (!errbuf || errlen == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- responses ----------------------------------------------------------------------- */
+
+int sluice__admin_respond(struct MHD_Connection *c, unsigned status, const char *type, char *body, size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+int sluice__admin_respond_text(struct MHD_Connection *c, unsigned status, const char *text)
+{
+    size_t n = strlen(text);
+    char *body = malloc(n + 1);
+    if (!body) {
+        return MHD_NO;
+    }
+    memcpy(body, text, n + 1);
+    return sluice__admin_respond(c, status, "text/plain; charset=utf-8", body, n);
+}
+
+int sluice__admin_respond_sb(struct MHD_Connection *c, unsigned status, const char *type, sluice__sb *b)
+{
+    if (b->oom || !b->buf) {
+        free(b->buf);
+        return sluice__admin_respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+    }
+    return sluice__admin_respond(c, status, type, b->buf, b->len);
+}
+
+/* ---- /metrics ------------------------------------------------------------------------ */
+
+static int ep_metrics(sluice_admin *a, struct MHD_Connection *c)
+{
+    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+    sluice_expo_format fmt = sluice_expo_negotiate(accept);
+    char *text = NULL;
+    size_t len = 0;
+    if (sluice_metrics_render(a->metrics, fmt, &text, &len) != SLUICE_OK) {
+        return sluice__admin_respond_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "metrics: out of memory\n");
+    }
+    return sluice__admin_respond(c, MHD_HTTP_OK, sluice_expo_content_type(fmt), text, len);
+}
+
+const sluice__admin_route sluice__admin_server_routes[] = {
+    {"/metrics", SLUICE__ADMIN_READ, 0, ep_metrics},
+    {NULL, 0, 0, NULL},
+};
+
+/* ---- routing ----------------------------------------------------------------------- */
+
+/* Every table, in the order of the 404 text and docs/metrics.md. A new
+ * file's table is one more line here. */
+static const sluice__admin_route *const route_tables[] = {
+    sluice__admin_server_routes,
+    sluice__admin_health_routes,
+    sluice__admin_debug_routes,
+};
+
+const sluice__admin_route *sluice__admin_route_at(size_t i)
+{
+    for (size_t t = 0; t < sizeof route_tables / sizeof route_tables[0]; t++) {
+        for (const sluice__admin_route *r = route_tables[t]; r->path; r++) {
+            if (i-- == 0) {
+                return r;
+            }
+        }
+    }
+    return NULL;
+}
+
+static unsigned method_bit(const char *method)
+{
+    if (strcmp(method, "GET") == 0) {
+        return SLUICE__ADMIN_GET;
+    }
+    if (strcmp(method, "HEAD") == 0) {
+        return SLUICE__ADMIN_HEAD;
+    }
+    return 0;
+}
+
+const char *sluice__admin_methods_text(unsigned methods)
+{
+    switch (methods & SLUICE__ADMIN_READ) {
+    case SLUICE__ADMIN_READ:
+        return "GET, HEAD";
+    case SLUICE__ADMIN_GET:
+        return "GET";
+    case SLUICE__ADMIN_HEAD:
+        return "HEAD";
+    default:
+        return "";
+    }
+}
+
+int sluice__admin_route_find(const char *method, const char *url, size_t url_len,
+                             const sluice__admin_route **out)
+{
+    *out = NULL;
+    if (!url || url_len == 0 || url[0] != '/' || !method) {
+        return 400;
+    }
+    size_t n = 0; /* the path's length: up to the query string */
+    for (; n < url_len && url[n] != '?'; n++) {
+        unsigned char c = (unsigned char)url[n];
+        if (n >= SLUICE__ADMIN_URL_MAX || c < 0x20 || c == 0x7f) {
+            return 400;
+        }
+        /* a ".." segment: "/.." followed by '/', the end, or the query */
+        if (c == '.' && n > 0 && url[n - 1] == '/' && n + 1 < url_len && url[n + 1] == '.' &&
+            (n + 2 == url_len || url[n + 2] == '/' || url[n + 2] == '?')) {
+            return 400;
+        }
+    }
+    for (size_t q = n; q < url_len; q++) { /* the query string: no control bytes, bounded */
+        unsigned char c = (unsigned char)url[q];
+        if (q >= SLUICE__ADMIN_URL_MAX || c < 0x20 || c == 0x7f) {
+            return 400;
+        }
+    }
+    for (size_t i = 0;; i++) {
+        const sluice__admin_route *r = sluice__admin_route_at(i);
+        if (!r) {
+            return 404;
+        }
+        if (strlen(r->path) == n && memcmp(r->path, url, n) == 0) {
+            *out = r;
+            return (r->methods & method_bit(method)) ? 200 : 405;
+        }
+    }
+}
+
+bool sluice__admin_route_requires_token(const sluice_admin *a, const sluice__admin_route *r)
+{
+    return a && r && (r->flags & SLUICE__ROUTE_TOKEN) && a->token[0] != '\0';
+}
+
+/* Whether the request carries "Authorization: Bearer <the token>". The
+ * comparison takes the same time wherever the first difference is. */
+static bool authorized(const sluice_admin *a, struct MHD_Connection *c)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+        return false;
+    }
+    h += 7;
+    while (*h == ' ') {
+        h++;
+    }
+    size_t n = strlen(h);
+    while (n > 0 && h[n - 1] == ' ') {
+        n--;
+    }
+    size_t want = strlen(a->token);
+    unsigned char diff = n != want;
+    for (size_t i = 0; i < want; i++) {
+        diff |= (unsigned char)(a->token[i] ^ (i < n ? h[i] : 0));
+    }
+    return diff == 0;
+}
+
+static int respond_unauthorized(struct MHD_Connection *c)
+{
+    static const char text[] =
+        "unauthorized: this endpoint needs the admin token (Authorization: Bearer ...)\n";
+    char *body = malloc(sizeof text);
+    if (!body) {
+        return MHD_NO;
+    }
+    memcpy(body, text, sizeof text);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(sizeof text - 1, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"sluice-admin\"");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* "not found; endpoints: /metrics /health/live ...\n" from the rows. */
+static int respond_not_found(struct MHD_Connection *c)
+{
+    sluice__sb b = {0};
+    sluice__sb_puts(&b, "not found; endpoints:");
+    const sluice__admin_route *r;
+    for (size_t i = 0; (r = sluice__admin_route_at(i)) != NULL; i++) {
+        sluice__sb_puts(&b, " ");
+        sluice__sb_puts(&b, r->path);
+    }
+    sluice__sb_puts(&b, "\n");
+    return sluice__admin_respond_sb(c, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", &b);
+}
+
+static int respond_not_allowed(struct MHD_Connection *c, const sluice__admin_route *r)
+{
+    char text[96];
+    snprintf(text, sizeof text, "method not allowed: use %s\n", sluice__admin_methods_text(r->methods));
+    size_t n = strlen(text);
+    char *body = malloc(n + 1);
+    if (!body) {
+        return MHD_NO;
+    }
+    memcpy(body, text, n + 1);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, sluice__admin_methods_text(r->methods));
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    (void)upload_data;
+    (void)upload_data_size;
+    sluice_admin *a = cls;
+    if (*con_cls == NULL) {
+        /* First call: headers only. For a request with a body (which no
+         * endpoint takes) we answer at once and MHD closes the connection. */
+        *con_cls = a;
+    }
+    const sluice__admin_route *route = NULL;
+    int status = sluice__admin_route_find(method, url, url ? strlen(url) : 0, &route);
+    switch (status) {
+    case 200:
+        if (sluice__admin_route_requires_token(a, route) && !authorized(a, c)) {
+            return (enum MHD_Result)respond_unauthorized(c);
+        }
+        return (enum MHD_Result)route->handler(a, c);
+    case 404:
+        return (enum MHD_Result)respond_not_found(c);
+    case 405:
+        return (enum MHD_Result)respond_not_allowed(c, route);
+    default:
+        return (enum MHD_Result)sluice__admin_respond_text(c, MHD_HTTP_BAD_REQUEST, "bad request\n");
+    }
+}
+
+/* ---- the sampler thread ------------------------------------------------------------- */
+
+static void *sampler_main(void *arg)
+{
+    sluice_admin *a = arg;
+    pthread_mutex_lock(&a->sampler_mu);
+    while (!a->sampler_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + a->cfg.sample_interval_ns;
+        ts.tv_sec += (time_t)(ns / SLUICE_NS_PER_SEC);
+        ts.tv_nsec = (long)(ns % SLUICE_NS_PER_SEC);
+        pthread_cond_timedwait(&a->sampler_cv, &a->sampler_mu, &ts);
+        if (a->sampler_stop) {
+            break;
+        }
+        pthread_mutex_unlock(&a->sampler_mu);
+        sluice__admin_sample(a);
+        pthread_mutex_lock(&a->sampler_mu);
+    }
+    pthread_mutex_unlock(&a->sampler_mu);
+    return NULL;
+}
+
+/* ---- start and stop ------------------------------------------------------------------ */
+
+void sluice_admin_config_init(sluice_admin_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+}
+
+/* Parse "host:port", "[v6]:port", ":port" or "port" into a bound,
+ * listening socket. Returns SLUICE_OK with *fd set, or an error with the
+ * reason in errbuf. */
+static sluice_err bind_listen(const char *address, int *fd_out, unsigned *port_out, char *errbuf,
+                              size_t errlen)
+{
+    char host[256] = "127.0.0.1";
+    const char *port;
+    size_t alen = strlen(address);
+    if (alen == 0 || alen >= sizeof host) {
+        seterr(errbuf, errlen, "address '%s': want host:port", address);
+        return SLUICE_EINVAL;
+    }
+    if (address[0] == '[') {
+        const char *close = strchr(address, ']');
+        if (!close || close[1] != ':') {
+            seterr(errbuf, errlen, "address '%s': want [ipv6]:port", address);
+            return SLUICE_EINVAL;
+        }
+        memcpy(host, address + 1, (size_t)(close - address - 1));
+        host[close - address - 1] = '\0';
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(address, ':');
+        if (colon) {
+            if (colon != address) {
+                memcpy(host, address, (size_t)(colon - address));
+                host[colon - address] = '\0';
+            }
+            port = colon + 1;
+        } else {
+            port = address;
+        }
+    }
+    char *end;
+    errno = 0;
+    unsigned long pnum = strtoul(port, &end, 10);
+    if (!*port || *end || errno || pnum > 65535) {
+        seterr(errbuf, errlen, "address '%s': port '%s' is not a number in 0..65535", address, port);
+        return SLUICE_EINVAL;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+    char pstr[8];
+    snprintf(pstr, sizeof pstr, "%lu", pnum);
+    int gr = getaddrinfo(host, pstr, &hints, &res);
+    if (gr != 0 || !res) {
+        seterr(errbuf, errlen, "address '%s': host '%s' is not a numeric IPv4 or IPv6 address (%s)", address,
+               host, gai_strerror(gr));
+        return SLUICE_EINVAL;
+    }
+    int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+    if (fd < 0) {
+        seterr(errbuf, errlen, "%s: socket: %s", address, strerror(errno));
+        freeaddrinfo(res);
+        return SLUICE_ESYS;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* rebind after a restart (TIME_WAIT) */
+    if (bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
+        int e = errno;
+        freeaddrinfo(res);
+        close(fd);
+        if (e == EADDRINUSE) {
+            seterr(errbuf, errlen, "%s: address already in use", address);
+            return SLUICE_EBUSY;
+        }
+        seterr(errbuf, errlen, "%s: bind: %s", address, strerror(e));
+        errno = e;
+        return SLUICE_ESYS;
+    }
+    freeaddrinfo(res);
+    if (listen(fd, 64) != 0) {
+        int e = errno;
+        close(fd);
+        seterr(errbuf, errlen, "%s: listen: %s", address, strerror(e));
+        errno = e;
+        return SLUICE_ESYS;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    unsigned port_bound = (unsigned)pnum;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+        port_bound = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                              : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    *fd_out = fd;
+    *port_out = port_bound;
+    return SLUICE_OK;
+}
+
+/* A bearer token: RFC 6750's b64token characters, at most
+ * SLUICE_ADMIN_TOKEN_MAX of them. The message never repeats the token. */
+static bool valid_token(const char *t, char *errbuf, size_t errlen)
+{
+    if (!t) {
+        return true;
+    }
+    size_t n = strlen(t);
+    if (n > SLUICE_ADMIN_TOKEN_MAX) {
+        seterr(errbuf, errlen, "token: at most %d characters, got %zu", SLUICE_ADMIN_TOKEN_MAX, n);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("-._~+/=", c))) {
+            seterr(errbuf, errlen,
+                   "token: character %zu (byte 0x%02x) is not allowed; use A-Z a-z 0-9 and - . _ ~ + / =",
+                   i + 1, c);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Release what create set up (the metrics registry if it is ours, the
+ * locks) and `a`. The server, the sampler and the pools must be gone. */
+static void admin_free(sluice_admin *a)
+{
+    if (a->own_metrics) {
+        sluice_metrics_destroy(a->metrics);
+    }
+    pthread_cond_destroy(&a->sampler_cv);
+    pthread_mutex_destroy(&a->sampler_mu);
+    pthread_mutex_destroy(&a->sat_lock);
+    pthread_rwlock_destroy(&a->pools_lock);
+    free(a);
+}
+
+sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out, char *errbuf, size_t errlen)
+{
+    seterr(errbuf, errlen, "%s", "");
+    if (!out) {
+        seterr(errbuf, errlen, "out is required");
+        return SLUICE_EINVAL;
+    }
+    sluice_admin_config def;
+    if (!cfg) {
+        sluice_admin_config_init(&def);
+        cfg = &def;
+    }
+    sluice_admin *a = calloc(1, sizeof *a);
+    if (!a) {
+        return SLUICE_ENOMEM;
+    }
+    a->cfg = *cfg;
+    snprintf(a->address, sizeof a->address, "%s", cfg->address ? cfg->address : SLUICE_ADMIN_DEFAULT_ADDRESS);
+    a->cfg.address = a->address;
+    if (!valid_token(cfg->token, errbuf, errlen)) {
+        free(a);
+        return SLUICE_EINVAL;
+    }
+    snprintf(a->token, sizeof a->token, "%s", cfg->token ? cfg->token : "");
+    a->cfg.token = a->token;
+    if (!a->cfg.max_connections) {
+        a->cfg.max_connections = 16;
+    }
+    if (!a->cfg.max_request_bytes) {
+        a->cfg.max_request_bytes = 8192;
+    }
+    if (!a->cfg.health_timeout_ns) {
+        a->cfg.health_timeout_ns = 5 * SLUICE_NS_PER_SEC;
+    }
+    if (!a->cfg.saturation_threshold_ns) {
+        a->cfg.saturation_threshold_ns = 30 * SLUICE_NS_PER_SEC;
+    }
+    if (!a->cfg.sample_interval_ns) {
+        a->cfg.sample_interval_ns = 250 * SLUICE_NS_PER_MS;
+    }
+    if (!a->cfg.stack_timeout_ns) {
+        a->cfg.stack_timeout_ns = 200 * SLUICE_NS_PER_MS;
+    }
+    if (!a->cfg.connection_timeout_ns) {
+        a->cfg.connection_timeout_ns = 10 * SLUICE_NS_PER_SEC;
+    }
+    atomic_init(&a->ready, true);
+    pthread_rwlock_init(&a->pools_lock, NULL);
+    pthread_mutex_init(&a->sat_lock, NULL);
+    pthread_mutex_init(&a->sampler_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->sampler_cv, &ca);
+    pthread_condattr_destroy(&ca);
+
+    sluice_err r = SLUICE_OK;
+    if (cfg->metrics) {
+        a->metrics = cfg->metrics;
+    } else {
+        r = sluice_metrics_create(NULL, &a->metrics);
+        a->own_metrics = r == SLUICE_OK;
+    }
+    int fd = -1;
+    if (r == SLUICE_OK) {
+        r = bind_listen(a->address, &fd, &a->port, errbuf, errlen);
+    }
+    if (r == SLUICE_OK) {
+        /* The memory limit bounds the request line and headers; MHD needs
+         * some room of its own beyond it. */
+        size_t mem = a->cfg.max_request_bytes + 4096;
+        unsigned timeout_s =
+            (unsigned)((a->cfg.connection_timeout_ns + SLUICE_NS_PER_SEC - 1) / SLUICE_NS_PER_SEC);
+        a->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD, 0, NULL,
+                                     NULL, on_request, a, MHD_OPTION_LISTEN_SOCKET, fd,
+                                     MHD_OPTION_CONNECTION_LIMIT, a->cfg.max_connections,
+                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_CONNECTION_TIMEOUT,
+                                     timeout_s, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+        if (!a->daemon) {
+            int e = errno;
+            close(fd);
+            seterr(errbuf, errlen, "%s: libmicrohttpd could not start: %s", a->address, strerror(e));
+            r = SLUICE_ESYS;
+        }
+    }
+    if (r == SLUICE_OK) {
+        if (pthread_create(&a->sampler, NULL, sampler_main, a) != 0) {
+            seterr(errbuf, errlen, "cannot start the sampler thread: %s", strerror(errno));
+            MHD_stop_daemon(a->daemon);
+            r = SLUICE_ESYS;
+        } else {
+            a->sampler_started = true;
+        }
+    }
+    if (r != SLUICE_OK) {
+        admin_free(a);
+        return r;
+    }
+    *out = a;
+    return SLUICE_OK;
+}
+
+void sluice_admin_stop(sluice_admin *a)
+{
+    if (!a) {
+        return;
+    }
+    MHD_stop_daemon(a->daemon); /* waits for connection threads; closes the listening socket */
+    pthread_mutex_lock(&a->sampler_mu);
+    a->sampler_stop = true;
+    pthread_cond_broadcast(&a->sampler_cv);
+    pthread_mutex_unlock(&a->sampler_mu);
+    if (a->sampler_started) {
+        pthread_join(a->sampler, NULL);
+    }
+    for (size_t i = 0; i < a->pool_count; i++) {
+        if (a->pools[i].in_registry) {
+            sluice_metrics_remove_pool(a->metrics, a->pools[i].pool);
+        }
+    }
+    admin_free(a);
+}
+
+unsigned sluice_admin_port(const sluice_admin *a)
+{
+    return a ? a->port : 0;
+}
+
+sluice_metrics *sluice_admin_metrics(sluice_admin *a)
+{
+    return a ? a->metrics : NULL;
+}
+
+sluice_err sluice_admin_add_pool(sluice_admin *a, sluice_pool *pool)
+{
+    if (!a || !pool) {
+        return SLUICE_EINVAL;
+    }
+    sluice_err r = SLUICE_OK;
+    pthread_rwlock_wrlock(&a->pools_lock);
+    for (size_t i = 0; i < a->pool_count; i++) {
+        if (a->pools[i].pool == pool ||
+            strcmp(sluice_pool_name(a->pools[i].pool), sluice_pool_name(pool)) == 0) {
+            r = SLUICE_EBUSY;
+        }
+    }
+    if (r == SLUICE_OK && a->pool_count == SLUICE__ADMIN_MAX_POOLS) {
+        r = SLUICE_EOVERFLOW;
+    }
+    if (r == SLUICE_OK) {
+        sluice_err mr = sluice_metrics_add_pool(a->metrics, pool);
+        if (mr != SLUICE_OK && mr != SLUICE_EBUSY) {
+            r = mr;
+        } else {
+            sluice__admin_pool *e = &a->pools[a->pool_count++];
+            memset(e, 0, sizeof *e);
+            e->pool = pool;
+            e->in_registry = mr == SLUICE_OK;
+        }
+    }
+    pthread_rwlock_unlock(&a->pools_lock);
+    return r;
+}
+
+sluice_err sluice_admin_remove_pool(sluice_admin *a, sluice_pool *pool)
+{
+    if (!a || !pool) {
+        return SLUICE_EINVAL;
+    }
+    sluice_err r = SLUICE_ENOENT;
+    pthread_rwlock_wrlock(&a->pools_lock);
+    for (size_t i = 0; i < a->pool_count; i++) {
+        if (a->pools[i].pool == pool) {
+            if (a->pools[i].in_registry) {
+                sluice_metrics_remove_pool(a->metrics, pool);
+            }
+            pthread_mutex_lock(&a->sat_lock);
+            memmove(&a->pools[i], &a->pools[i + 1], (a->pool_count - i - 1) * sizeof a->pools[0]);
+            a->pool_count--;
+            pthread_mutex_unlock(&a->sat_lock);
+            r = SLUICE_OK;
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&a->pools_lock);
+    return r;
+}
+
+void sluice_admin_set_ready(sluice_admin *a, bool ready)
+{
+    if (a) {
+        atomic_store_explicit(&a->ready, ready, memory_order_release); /* pairs with ep_ready's load */
+    }
+}
+
+void sluice_admin_ready_handler(void *user, bool ready)
+{
+    sluice_admin_set_ready((sluice_admin *)user, ready);
+}
