@@ -19,5 +19,6 @@
 #include "sluice/breaker.h"
 #include "sluice/limiter.h"
 #include "sluice/sync_metrics.h"
+#include "sluice/retry.h"
 
 #endif /* SLUICE_SLUICE_H */

@@ -1,6 +1,7 @@
 /*
  * sluice/sync_metrics.h - export the sync primitives (semaphores, circuit
- * breakers, rate limiters, task groups) through a metrics registry.
+ * breakers, rate limiters, task groups, retriers and retry budgets)
+ * through a metrics registry.
  *
  * A sluice_sync_metrics is one collector on a registry that writes every
  * family of every primitive added to it, labelled name="<primitive's
@@ -17,6 +18,11 @@
  *   sluice_limiter_allowed_total / _limited_total, sluice_limiter_tokens
  *   sluice_keyed_limiter_keys / _evictions_total / _allowed_total / _limited_total
  *   sluice_group_running / _pending, sluice_group_tasks_total{outcome=...}
+ *   sluice_retry_in_flight / _waiting, sluice_retry_attempts_total /
+ *     _retries_total / _budget_exhausted_total,
+ *     sluice_retry_calls_total{outcome=...}
+ *   sluice_retry_budget_first_attempts_total / _granted_total /
+ *     _refused_total, sluice_retry_budget_balance / _ratio
  *
  * Example:
  *
@@ -42,6 +48,7 @@
 #include "sluice/group.h"
 #include "sluice/limiter.h"
 #include "sluice/metrics.h"
+#include "sluice/retry.h"
 #include "sluice/sem.h"
 
 typedef struct sluice_sync_metrics sluice_sync_metrics;
@@ -75,5 +82,10 @@ SLUICE_API sluice_err sluice_sync_metrics_remove_keyed_limiter(sluice_sync_metri
                                                                sluice_keyed_limiter *kl);
 SLUICE_API sluice_err sluice_sync_metrics_add_group(sluice_sync_metrics *sm, sluice_group *g);
 SLUICE_API sluice_err sluice_sync_metrics_remove_group(sluice_sync_metrics *sm, sluice_group *g);
+SLUICE_API sluice_err sluice_sync_metrics_add_retry(sluice_sync_metrics *sm, sluice_retry *r);
+SLUICE_API sluice_err sluice_sync_metrics_remove_retry(sluice_sync_metrics *sm, sluice_retry *r);
+SLUICE_API sluice_err sluice_sync_metrics_add_retry_budget(sluice_sync_metrics *sm, sluice_retry_budget *b);
+SLUICE_API sluice_err sluice_sync_metrics_remove_retry_budget(sluice_sync_metrics *sm,
+                                                              sluice_retry_budget *b);
 
 #endif /* SLUICE_SYNC_METRICS_H */

@@ -23,7 +23,7 @@
 
 #include "sluice/sync_metrics.h"
 
-typedef enum kind { K_SEM = 0, K_BREAKER, K_LIMITER, K_KEYED, K_GROUP, K_COUNT } kind;
+typedef enum kind { K_SEM = 0, K_BREAKER, K_LIMITER, K_KEYED, K_GROUP, K_RETRY, K_RETRY_BUDGET, K_COUNT } kind;
 
 typedef struct item {
     kind k;
@@ -50,6 +50,10 @@ static const char *name_of(kind k, const void *obj)
         return sluice_keyed_limiter_name(obj);
     case K_GROUP:
         return sluice_group_name(obj);
+    case K_RETRY:
+        return sluice_retry_name(obj);
+    case K_RETRY_BUDGET:
+        return sluice_retry_budget_name(obj);
     case K_COUNT:
         break;
     }
@@ -232,6 +236,57 @@ static void write_groups(sluice_expo *w, item **its, size_t n, const char **name
     free(v5);
 }
 
+static void write_retries(sluice_expo *w, item **its, size_t n, const char **names, double *v)
+{
+    enum { NO = SLUICE_RETRY_OUTCOME_COUNT_ };
+    sluice_retry_stats *st = calloc(n, sizeof *st);
+    double *vo = calloc(n * NO, sizeof *vo);
+    if (!st || !vo) {
+        free(st);
+        free(vo);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sluice_retry_stats_get(its[i]->obj, &st[i]);
+    }
+    FIELD_FAMILY("sluice_retry_in_flight", G, "Calls started and not yet ended.", in_flight);
+    FIELD_FAMILY("sluice_retry_waiting", G, "Calls waiting out a backoff now.", waiting);
+    FIELD_FAMILY("sluice_retry_attempts_total", C, "Attempts run, first attempts included.", attempts);
+    FIELD_FAMILY("sluice_retry_retries_total", C, "Attempts after the first.", retries);
+    FIELD_FAMILY("sluice_retry_budget_exhausted_total", C, "Retries the retry budget refused.",
+                 budget_exhausted);
+    static const char *outcomes[NO];
+    for (int k = 0; k < NO; k++) {
+        outcomes[k] = sluice_retry_outcome_name((sluice_retry_outcome)k);
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < NO; k++) {
+            vo[i * NO + k] = (double)st[i].outcomes[k];
+        }
+    }
+    family2(w, "sluice_retry_calls_total", "Ended calls, by how they ended.", names, n, "outcome", outcomes, NO,
+            vo);
+    free(st);
+    free(vo);
+}
+
+static void write_retry_budgets(sluice_expo *w, item **its, size_t n, const char **names, double *v)
+{
+    sluice_retry_budget_stats *st = calloc(n, sizeof *st);
+    if (!st) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sluice_retry_budget_stats_get(its[i]->obj, &st[i]);
+    }
+    FIELD_FAMILY("sluice_retry_budget_first_attempts_total", C, "First attempts deposited.", first_attempts);
+    FIELD_FAMILY("sluice_retry_budget_granted_total", C, "Retries granted.", retries);
+    FIELD_FAMILY("sluice_retry_budget_refused_total", C, "Retries refused (budget exhausted).", exhausted);
+    FIELD_FAMILY("sluice_retry_budget_balance", G, "Retries the window would still grant now.", balance);
+    FIELD_FAMILY("sluice_retry_budget_ratio", G, "Configured retries per first attempt.", ratio);
+    free(st);
+}
+
 static void collect(sluice_expo *w, void *user)
 {
     sluice_sync_metrics *sm = user;
@@ -270,6 +325,12 @@ static void collect(sluice_expo *w, void *user)
             break;
         case K_GROUP:
             write_groups(w, its, m, names, v);
+            break;
+        case K_RETRY:
+            write_retries(w, its, m, names, v);
+            break;
+        case K_RETRY_BUDGET:
+            write_retry_budgets(w, its, m, names, v);
             break;
         case K_COUNT:
             break;
@@ -413,4 +474,24 @@ sluice_err sluice_sync_metrics_add_group(sluice_sync_metrics *sm, sluice_group *
 sluice_err sluice_sync_metrics_remove_group(sluice_sync_metrics *sm, sluice_group *g)
 {
     return del(sm, K_GROUP, g);
+}
+
+sluice_err sluice_sync_metrics_add_retry(sluice_sync_metrics *sm, sluice_retry *r)
+{
+    return add(sm, K_RETRY, r);
+}
+
+sluice_err sluice_sync_metrics_remove_retry(sluice_sync_metrics *sm, sluice_retry *r)
+{
+    return del(sm, K_RETRY, r);
+}
+
+sluice_err sluice_sync_metrics_add_retry_budget(sluice_sync_metrics *sm, sluice_retry_budget *b)
+{
+    return add(sm, K_RETRY_BUDGET, b);
+}
+
+sluice_err sluice_sync_metrics_remove_retry_budget(sluice_sync_metrics *sm, sluice_retry_budget *b)
+{
+    return del(sm, K_RETRY_BUDGET, b);
 }

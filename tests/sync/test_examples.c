@@ -325,12 +325,111 @@ static void test_limiter_example(void **state)
     sluice_pool_destroy(pool);
 }
 
+/* ---- retries ------------------------------------------------------------------- */
+
+typedef struct payment_req {
+    int responses[4]; /* what the gateway answers, attempt by attempt */
+    int attempt;
+} payment_req;
+
+static int charge_card(void *arg)
+{
+    payment_req *p = arg;
+    return p->responses[p->attempt++]; /* 0 = charged; an HTTP status otherwise */
+}
+
+static bool gateway_retryable(int rc, void *user)
+{
+    (void)user;
+    return rc >= 500; /* 5xx and timeouts; never a 4xx */
+}
+
+static const char *last_unavailable;
+
+static void reply_unavailable(const char *why)
+{
+    last_unavailable = why;
+}
+
+static _Atomic int payments_done;
+
+static void payment_done(const sluice_retry_result *res, void *arg)
+{
+    (void)arg;
+    if (res->err == SLUICE_OK) {
+        atomic_fetch_add(&payments_done, 1);
+    }
+}
+
+static void test_retry_example(void **state)
+{
+    (void)state;
+    sluice_ctx *req_ctx;
+    sluice_ctx_with_timeout(&req_ctx, NULL, 25 * SLUICE_NS_PER_SEC, NULL);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "payments";
+    pc.workers = 2;
+    pc.queue_capacity = 16;
+    sluice_pool *payments_pool;
+    assert_int_equal(sluice_pool_create(&pc, &payments_pool, NULL, 0), SLUICE_OK);
+
+    /* One budget for everything that calls the gateway: retries may add 10%
+     * to its load, plus 10 retries/s so a quiet service can still retry. */
+    sluice_retry_budget_config bc;
+    sluice_retry_budget_config_init(&bc); /* ratio 0.1, 10/s, 10 s window */
+    bc.name = "payments";
+    sluice_retry_budget *budget;
+    if (sluice_retry_budget_create(&bc, &budget, errbuf, sizeof errbuf))
+        die(errbuf);
+
+    sluice_retry_config rc;
+    sluice_retry_config_init(&rc);
+    rc.name = "payment-gateway";
+    rc.max_attempts = 2;                         /* "1 retry" */
+    rc.backoff.base_ns = 200 * SLUICE_NS_PER_MS; /* full jitter in [0, 200 ms) */
+    rc.call_timeout_ns = 10 * SLUICE_NS_PER_SEC; /* both attempts within 10 s */
+    rc.retryable = gateway_retryable;            /* 5xx and timeouts; never a 4xx */
+    rc.budget = budget;
+    sluice_retry *gateway;
+    if (sluice_retry_create(&rc, &gateway, errbuf, sizeof errbuf))
+        die(errbuf);
+
+    /* In the handler, under the request's 25 s context: */
+    payment_req ok_second = {{503, 0}, 0};
+    sluice_retry_result res;
+    if (sluice_retry_call(gateway, req_ctx, charge_card, &ok_second, &res) != SLUICE_OK)
+        reply_unavailable(sluice_retry_outcome_name(res.outcome)); /* "budget", "deadline", ... */
+    assert_int_equal(res.attempts, 2);
+    assert_null(last_unavailable);
+    payment_req declined = {{402, 0}, 0};
+    if (sluice_retry_call(gateway, req_ctx, charge_card, &declined, &res) != SLUICE_OK)
+        reply_unavailable(sluice_retry_outcome_name(res.outcome));
+    assert_string_equal(last_unavailable, "not_retryable");
+
+    rc.pool = payments_pool; /* attempts run here */
+    sluice_retry *async_gw;
+    sluice_retry_create(&rc, &async_gw, errbuf, sizeof errbuf);
+    /* done(res, arg) runs exactly once per accepted call, with the final result. */
+    payment_req payment = {{503, 0}, 0};
+    sluice_retry_submit(async_gw, req_ctx, charge_card, &payment, payment_done);
+
+    sluice_retry_destroy(async_gw); /* waits for the attempt in flight */
+    sluice_pool_drain(payments_pool, 0, NULL);
+    sluice_pool_destroy(payments_pool);
+    /* The retry was either made (charged) or still waiting at destroy (refused). */
+    assert_true(atomic_load(&payments_done) <= 1);
+    sluice_retry_destroy(gateway);
+    sluice_retry_budget_destroy(budget);
+    sluice_ctx_release(req_ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ctx_example),     cmocka_unit_test(test_sem_example),
         cmocka_unit_test(test_group_example),   cmocka_unit_test(test_breaker_example),
-        cmocka_unit_test(test_limiter_example),
+        cmocka_unit_test(test_limiter_example), cmocka_unit_test(test_retry_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
