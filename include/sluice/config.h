@@ -65,6 +65,7 @@
 
 #include "sluice/common.h"
 #include "sluice/pool.h"
+#include "sluice/service.h"
 
 /* Where a value came from, for messages: 1-based line/column in `file`, or
  * (line == 0) the environment variable `env` (or a built-in default when
@@ -322,5 +323,52 @@ SLUICE_API sluice_err sluice_config_apply(sluice_config **current, const sluice_
 SLUICE_API sluice_err sluice_config_reload(sluice_config **current, const char *path,
                                            const sluice_config_load_opts *opts, sluice_pool *const *pools,
                                            sluice_config_log_fn log, void *user, char *errbuf, size_t errlen);
+
+/* ---- a service from a config (sluice/service.h) ---------------------- */
+
+/* Fills in what a config cannot hold (handlers, worker hooks, the user
+ * pointer, a clock) for one pool before it is created. `pc` already holds
+ * everything sluice_config_pool_to_pool_config puts there; its strings
+ * point into `entry`. Called once per pool, in file order, on the thread
+ * that called sluice_service_create_from_config. */
+typedef void (*sluice_config_pool_hook)(void *user, const sluice_config_pool *entry, size_t index,
+                                        sluice_pool_config *pc);
+
+/*
+ * sluice_service_create_from_config - a service (sluice_service_create)
+ * with cfg's service name, shutdown grace and drain budget, and one pool
+ * per entry of cfg->pools, in file order, each drained within
+ * sluice_config_pool_drain_timeout. `base` gives the rest (callbacks,
+ * user, no_signals, clock, registry; NULL = defaults); its name, grace and
+ * budget are replaced by the config's. `prepare` (NULL = none) completes
+ * each pool's config before it is created.
+ * Returns: SLUICE_OK and *out; sluice_service_create's errors; the first
+ * pool that cannot be created fails the whole call with its error and
+ * "pool NAME: why" in errbuf. On error nothing is left running.
+ * Ownership: *out belongs to the caller (sluice_service_destroy); cfg is
+ * only read during the call (the pools copy what they keep).
+ * Thread-safety: as sluice_service_create (main, before other threads).
+ */
+SLUICE_API sluice_err sluice_service_create_from_config(const sluice_config *cfg,
+                                                        const sluice_service_config *base,
+                                                        sluice_config_pool_hook prepare, void *prepare_user,
+                                                        sluice_service **out, char *errbuf, size_t errlen);
+
+/*
+ * sluice_service_reload_config - sluice_config_reload `path` onto the
+ * service's pools (matched to (*current)->pools by name), then give the
+ * service the new grace, budget and per-pool drain timeouts. Fits the
+ * service's reload callback (SIGHUP).
+ * Returns: what sluice_config_reload returns; on any error *current, the
+ * pools and the service are unchanged (except resizes that failed after
+ * the checks, as sluice_config_apply says).
+ * Thread-safety: one reloader at a time (the lifecycle's reload thread);
+ * *current is replaced, so the caller excludes its other readers (hold
+ * the lock they take around this call).
+ */
+SLUICE_API sluice_err sluice_service_reload_config(sluice_service *svc, sluice_config **current,
+                                                   const char *path, const sluice_config_load_opts *opts,
+                                                   sluice_config_log_fn log, void *user, char *errbuf,
+                                                   size_t errlen);
 
 #endif /* SLUICE_CONFIG_H */

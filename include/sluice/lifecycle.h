@@ -10,9 +10,12 @@
  *   3. stop_producers(): the service stops its sources (consumers, accept
  *      loops); submits already blocked are released by step 4;
  *   4. drain every registered pool at once, each within
- *      min(its drain timeout, what is left of the total drain budget);
- *      what was still queued at the deadline goes to each pool's abandon
- *      handler (the service persists or retries it);
+ *      min(its drain timeout, the total drain budget), both counted from
+ *      the start of this step; what was still queued at the deadline goes
+ *      to each pool's abandon handler (the service persists or retries
+ *      it). A pool whose drain thread cannot be started (thread limits) is
+ *      drained on the waiting thread after the others have started, with
+ *      what is left until its deadline: the budget holds either way;
  *   5. report: one line per pool and a total, through the log callback,
  *      and the same figures in sluice_lifecycle_report.
  *
@@ -21,7 +24,11 @@
  * on_force_exit, whose default is _exit(force_exit_code). This is the one
  * place Sluice ends a process, because that is what the operator asked.
  *
- * SIGHUP calls reload() on the signal thread (one at a time).
+ * SIGHUP calls reload() on the lifecycle's reload thread (one at a time).
+ *
+ * Part of libsluice (src/service): no YAML or HTTP is needed for
+ * drain-on-SIGTERM. Most services use it through sluice/service.h, which
+ * owns the pools and registers each one here once.
  *
  * Signals are taken by a dedicated thread with sigwait(), never in a
  * handler: call sluice_lifecycle_block_signals() in main() before any
@@ -128,7 +135,19 @@ SLUICE_API sluice_err sluice_lifecycle_start(const sluice_lifecycle_config *cfg,
 SLUICE_API sluice_err sluice_lifecycle_add_pool(sluice_lifecycle *lc, sluice_pool *pool,
                                                 uint64_t drain_timeout_ns);
 
-/* sluice_lifecycle_set_budget - change grace and budget (after a reload). */
+/*
+ * sluice_lifecycle_set_pool_timeout - change the drain timeout of a pool
+ * already added (after a reload); 0 = the budget. A drain already begun
+ * keeps the timeout it started with.
+ * Returns SLUICE_OK, SLUICE_EINVAL (NULL), SLUICE_ENOENT (not added).
+ * Thread-safe.
+ */
+SLUICE_API sluice_err sluice_lifecycle_set_pool_timeout(sluice_lifecycle *lc, const sluice_pool *pool,
+                                                        uint64_t drain_timeout_ns);
+
+/* sluice_lifecycle_set_budget - change grace and budget (after a reload);
+ * 0 = no grace / no limit. Thread-safe; a sequence already begun keeps the
+ * values it read when it began. NULL is a no-op. */
 SLUICE_API void sluice_lifecycle_set_budget(sluice_lifecycle *lc, uint64_t shutdown_grace_ns,
                                             uint64_t drain_budget_ns);
 

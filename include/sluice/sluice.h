@@ -20,5 +20,7 @@
 #include "sluice/limiter.h"
 #include "sluice/sync_metrics.h"
 #include "sluice/retry.h"
+#include "sluice/lifecycle.h"
+#include "sluice/service.h"
 
 #endif /* SLUICE_SLUICE_H */

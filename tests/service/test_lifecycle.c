@@ -1,12 +1,14 @@
 /*
- * tests/config/test_lifecycle.c - the drain sequence: readiness flips
+ * tests/service/test_lifecycle.c - the drain sequence: readiness flips
  * first, producers stop before the drain, nothing is lost, a second signal
- * forces the exit, SIGHUP reloads.
+ * forces the exit, SIGHUP reloads, and the budget holds when no drain
+ * thread can be started.
  *
  * Signals are real (kill(getpid(), ...)) and taken by the lifecycle's
  * sigwait thread; the test blocks them in main before any thread starts,
  * as a service would. Waiting is on conditions, never on sleeps.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -23,6 +25,8 @@
 #include "sluice/lifecycle.h"
 #include "sluice/pool.h"
 #include "sluice/task.h"
+
+#include "service/service_internal.h"
 
 /* What happened, in order. */
 typedef struct trace {
@@ -344,6 +348,102 @@ static void test_grace_on_injected_clock(void **state)
     sluice_lifecycle_destroy(lc);
 }
 
+/* Fault injection: every "drain" thread fails to start, as under
+ * RLIMIT_NPROC (which root, running CI, ignores). */
+static int fail_drain_threads(pthread_t *thread, void *(*start)(void *), void *arg, const char *what)
+{
+    if (strcmp(what, "drain") == 0) {
+        return EAGAIN;
+    }
+    return sluice__service_spawn_default(thread, start, arg, what);
+}
+
+typedef struct ticker {
+    sluice_fake_clock *fake;
+    atomic_bool stop;
+} ticker;
+
+/* Moves the fake clock 100 ms per millisecond of real time until told. */
+static void *tick_main(void *arg)
+{
+    ticker *tk = arg;
+    while (!atomic_load(&tk->stop)) {
+        sluice_fake_clock_advance(tk->fake, 100 * SLUICE_NS_PER_MS);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+/* Issue 12.11: when no drain thread can be started, the pools are drained
+ * on the waiting thread, and each within what is left of its deadline,
+ * not each with the full timeout in turn (three stuck pools took 3 x the
+ * budget). Time is a fake clock moved by a ticker: the shutdown must end
+ * within the 10 s budget plus the ticker's overshoot, far below the 30 s
+ * a serial drain of three 10 s timeouts takes. */
+static void test_budget_holds_without_drain_threads(void **state)
+{
+    (void)state;
+    trace t;
+    trace_init(&t);
+    sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    sluice_lifecycle_config lc_cfg = {
+        .drain_budget_ns = 10 * SLUICE_NS_PER_SEC,
+        .log = quiet,
+        .user = &t,
+        .no_signals = true,
+        .clock = &fake.clock,
+    };
+    sluice__service_spawn = fail_drain_threads;
+    sluice_lifecycle *lc = NULL;
+    assert_int_equal(sluice_lifecycle_start(&lc_cfg, &lc), SLUICE_OK);
+    gate g = {.open = false};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    sluice_pool *pools[3];
+    const char *names[3] = {"one", "two", "three"};
+    for (int i = 0; i < 3; i++) {
+        sluice_pool_config pc;
+        sluice_pool_config_init(&pc);
+        pc.name = names[i];
+        pc.workers = 1;
+        pc.queue_capacity = 8;
+        pc.abandon_handler = on_abandon;
+        pc.user = &t;
+        pc.clock = &fake.clock;
+        char err[256];
+        assert_int_equal(sluice_pool_create(&pc, &pools[i], err, sizeof err), SLUICE_OK);
+        assert_int_equal(sluice_lifecycle_add_pool(lc, pools[i], 0), SLUICE_OK);
+        for (int j = 0; j < 3; j++) { /* one runs (stuck), two wait */
+            assert_int_equal(sluice_pool_submit(pools[i], gated_task, &g), SLUICE_OK);
+        }
+    }
+    ticker tk = {.fake = &fake};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, tick_main, &tk), 0);
+    sluice_lifecycle_shutdown(lc);
+    sluice_lifecycle_report rep;
+    sluice_err r = sluice_lifecycle_wait(lc, &rep);
+    atomic_store(&tk.stop, true);
+    pthread_join(th, NULL);
+    sluice__service_spawn = sluice__service_spawn_default;
+    assert_int_equal(r, SLUICE_ETIMEDOUT);
+    assert_int_equal(rep.pool_count, 3);
+    /* The budget: 10 s, plus what the ticker adds before the last drain
+     * notices; a serial drain with full timeouts is at 30 s or more. */
+    assert_true(rep.elapsed_ns < 20 * SLUICE_NS_PER_SEC);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(rep.pools[i].err, SLUICE_ETIMEDOUT);
+    }
+    sluice_lifecycle_destroy(lc);
+    for (int i = 0; i < 3; i++) {
+        sluice_pool_destroy(pools[i]);
+    }
+    /* Nothing lost: 9 accepted, each ran (after should_stop) or came back. */
+    assert_int_equal(g.ran + (int)atomic_load(&t.abandoned), 9);
+}
+
 int main(void)
 {
     /* As a service does: block before any thread exists. */
@@ -352,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_sigterm_drains_everything),
         cmocka_unit_test(test_budget_and_second_signal),
         cmocka_unit_test(test_grace_on_injected_clock),
+        cmocka_unit_test(test_budget_holds_without_drain_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

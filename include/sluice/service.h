@@ -1,0 +1,296 @@
+/*
+ * sluice/service.h - one service object: the pools of a service, each
+ * registered once and then known to the metrics registry, the lifecycle
+ * (signals, readiness, drain budget) and any watcher (the admin server).
+ *
+ * Without it a service wires every pool into three places (the metrics
+ * registry, the admin server, the lifecycle) and tears them down in the
+ * reverse order by hand, in every error path. With it:
+ *
+ *     sluice_service_config sc;
+ *     sluice_service_config_init(&sc);
+ *     sc.name = "notifications";
+ *     sc.drain_budget_ns = 10 * SLUICE_NS_PER_SEC;
+ *     sc.stop_producers = stop_my_consumers;   // set a flag and return
+ *     sluice_service *svc;
+ *     if (sluice_service_create(&sc, &svc, err, sizeof err)) ...  // in main(), before any thread
+ *     sluice_pool *push;
+ *     sluice_service_add_pool(svc, &push_cfg, 8 * SLUICE_NS_PER_SEC, &push, err, sizeof err);
+ *     ... start the producers ...
+ *     sluice_lifecycle_report rep;
+ *     sluice_service_run(svc, &rep);   // ready; blocks until SIGTERM/SIGINT, then drains
+ *     sluice_service_wait_idle(svc, 5 * SLUICE_NS_PER_SEC);
+ *     sluice_service_destroy(svc);     // every pool, in the right order
+ *
+ * A config file builds the same object with sluice_config_service_create
+ * (sluice/config.h, libsluice-config); an admin server serves it with
+ * sluice_admin_config.service (sluice/admin.h, libsluice-admin). Both sit
+ * above this header: the service knows neither YAML nor HTTP.
+ *
+ * What the service does with a pool added to it:
+ *   - owns it: sluice_service_destroy destroys it, and nothing else may;
+ *   - exports its pool_* metrics in the service's registry;
+ *   - drains it on SIGTERM/SIGINT (or sluice_service_shutdown) within
+ *     min(its drain timeout, the service's drain budget): see
+ *     sluice/lifecycle.h for the sequence (not ready, grace, stop
+ *     producers, drain, report);
+ *   - tells every watcher (pool_added), so an admin server serves it in
+ *     /health/pools, /health/ready and /debug/pools without being told again.
+ * Pools are never removed before destroy, so a pool pointer obtained from
+ * the service stays valid until sluice_service_destroy.
+ *
+ * Readiness: the service starts not ready; sluice_service_run turns it
+ * ready (unless a shutdown has begun) and step 1 of the shutdown turns it
+ * not ready again. Watchers hear every change (ready_changed).
+ *
+ * Teardown order in sluice_service_destroy (the order is the point):
+ *   1. the lifecycle: the signal thread and the reload thread stop (a
+ *      reload in progress is waited for: it may use the pools);
+ *   2. every watcher hears pool_removed for each pool (last added first)
+ *      while the pool is still alive, then detached; an admin server stops
+ *      serving the pools here and waits for requests using them;
+ *   3. each pool leaves the metrics registry, so no scrape touches it;
+ *   4. each pool is destroyed, last added first (queued tasks go to its
+ *      abandon handler as DESTROY, running tasks are joined);
+ *   5. an owned registry is destroyed; the object is freed.
+ *
+ * Threads: sluice_service_create starts the lifecycle's signal thread
+ * (unless no_signals) and, with a reload callback, its reload thread.
+ * Signals: SIGTERM, SIGINT and SIGHUP are blocked in the thread that calls
+ * sluice_service_create; threads created after that inherit the mask.
+ * Create the service in main() before any other thread (or call
+ * sluice_lifecycle_block_signals first): a thread created earlier may take
+ * SIGTERM itself and die with the default action.
+ *
+ * Lock order: watch_mu (watcher calls are made under it) -> mu (the pool
+ * list, readiness; a leaf) -> a pool's or the registry's own locks. No
+ * service lock is held while the lifecycle runs its callbacks or drains.
+ */
+#ifndef SLUICE_SERVICE_H
+#define SLUICE_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/clock.h"
+#include "sluice/common.h"
+#include "sluice/lifecycle.h"
+#include "sluice/metrics.h"
+#include "sluice/pool.h"
+
+typedef struct sluice_service sluice_service;
+
+/* The most pools one service holds (the lifecycle's report is inline). */
+#define SLUICE_SERVICE_MAX_POOLS SLUICE_LIFECYCLE_MAX_POOLS
+
+/* The longest service name kept, in bytes (longer names are refused). */
+#define SLUICE_SERVICE_NAME_MAX 63
+
+typedef struct sluice_service_config {
+    /* For log lines ("notifications: ..."); copied. NULL = "service".
+     * At most SLUICE_SERVICE_NAME_MAX bytes. */
+    const char *name;
+    /* Time between not-ready and stopping the producers. 0 = none. */
+    uint64_t shutdown_grace_ns;
+    /* Total time for draining all pools; 0 = no limit. */
+    uint64_t drain_budget_ns;
+    /* Stop the sources of work (step 3 of the shutdown); NULL = none.
+     * Runs on the thread in sluice_service_run. Must not wait for a
+     * producer blocked in a submit to a full BLOCK pool: the drain after
+     * it is what releases that submit (SLUICE_ECLOSED). Set a flag and
+     * return. */
+    void (*stop_producers)(void *user);
+    /* SIGHUP; NULL = logged and ignored. Runs on the lifecycle's reload
+     * thread, never concurrently with itself; may run while the shutdown
+     * runs (a resize of a draining pool then fails with SLUICE_ECLOSED).
+     * sluice_config_service_reload fits here. */
+    void (*reload)(void *user);
+    /* Log lines (no trailing newline); NULL = stderr with "sluice: ". */
+    void (*log)(void *user, const char *line);
+    /* Second signal during the shutdown; NULL = _exit(force_exit_code). */
+    void (*on_force_exit)(void *user, int signo);
+    void *user;
+    /* Exit status of the forced exit; 0 = 130. */
+    int force_exit_code;
+    /* Take no signals (tests, or a program that drives the shutdown itself
+     * with sluice_service_shutdown). */
+    bool no_signals;
+    /* The clock grace, drain deadlines and wait_idle are measured on;
+     * NULL = system. Pools keep their own clock (sluice_pool_config.clock). */
+    const sluice_clock *clock;
+    /* The registry pools are exported to; borrowed, must outlive the
+     * service. NULL = the service creates its own (sluice_service_metrics). */
+    sluice_metrics *metrics;
+} sluice_service_config;
+
+/* sluice_service_config_init - zero cfg: every field then means its default. */
+SLUICE_API void sluice_service_config_init(sluice_service_config *cfg);
+
+/*
+ * sluice_service_create - create a service with no pools and start its
+ * lifecycle (signal thread, reload thread).
+ * Returns: SLUICE_OK; SLUICE_EINVAL (cfg or out NULL, or a name longer
+ * than SLUICE_SERVICE_NAME_MAX, said in errbuf); SLUICE_ENOMEM; SLUICE_ESYS
+ * (a thread could not be started, said in errbuf). On error nothing is
+ * left running and *out is untouched.
+ * Ownership: *out belongs to the caller (sluice_service_destroy); cfg is
+ * copied, the name too; the registry, clock and user are borrowed.
+ * errbuf: optional (NULL, 0); NUL-terminated when given.
+ * Thread-safety: call from main() before other threads (see above).
+ */
+SLUICE_API sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_service **out,
+                                            char *errbuf, size_t errlen);
+
+/*
+ * sluice_service_add_pool - create a pool from `pool_cfg` and register it:
+ * the service owns it, exports its metrics, drains it at shutdown within
+ * drain_timeout_ns (0 = the service's budget; UINT64_MAX = the budget or,
+ * with no budget, no limit) and tells the watchers.
+ * Returns: SLUICE_OK and *out (optional; a borrowed pointer valid until
+ * sluice_service_destroy); whatever sluice_pool_create returns, with its
+ * message in errbuf; SLUICE_EBUSY (a pool with that name is already in
+ * the service, or the shutdown has begun); SLUICE_EOVERFLOW (already
+ * SLUICE_SERVICE_MAX_POOLS pools); SLUICE_ENOMEM. On error no pool is
+ * left behind and nothing was registered anywhere.
+ * Thread-safety: safe from any thread, also concurrently with readers of
+ * the pool list. Deadlock hazard: not from a watcher callback (they run
+ * under the lock this takes).
+ */
+SLUICE_API sluice_err sluice_service_add_pool(sluice_service *svc, const sluice_pool_config *pool_cfg,
+                                              uint64_t drain_timeout_ns, sluice_pool **out, char *errbuf,
+                                              size_t errlen);
+
+/*
+ * sluice_service_set_drain_timeout - change a pool's drain timeout (after
+ * a reload); 0 = the budget. Returns SLUICE_OK, SLUICE_EINVAL (NULL),
+ * SLUICE_ENOENT (not a pool of this service). Thread-safe.
+ */
+SLUICE_API sluice_err sluice_service_set_drain_timeout(sluice_service *svc, const sluice_pool *pool,
+                                                       uint64_t drain_timeout_ns);
+
+/* sluice_service_set_budget - change the grace and the drain budget
+ * (after a reload); 0 = none / no limit. A shutdown already begun keeps
+ * the values it started with. Thread-safe; NULL is a no-op. */
+SLUICE_API void sluice_service_set_budget(sluice_service *svc, uint64_t shutdown_grace_ns,
+                                          uint64_t drain_budget_ns);
+
+/* sluice_service_pool_count - how many pools were added. Thread-safe. */
+SLUICE_API size_t sluice_service_pool_count(const sluice_service *svc);
+
+/* sluice_service_pool - the i-th pool added (0-based), or NULL past the
+ * end. Borrowed, valid until sluice_service_destroy. Thread-safe. */
+SLUICE_API sluice_pool *sluice_service_pool(const sluice_service *svc, size_t i);
+
+/* sluice_service_find_pool - the pool named `name`, or NULL. Borrowed,
+ * valid until sluice_service_destroy. Thread-safe. */
+SLUICE_API sluice_pool *sluice_service_find_pool(const sluice_service *svc, const char *name);
+
+/* sluice_service_name - the name given at create (or "service"). Valid
+ * until destroy. */
+SLUICE_API const char *sluice_service_name(const sluice_service *svc);
+
+/* sluice_service_metrics - the registry the pools are exported to (the
+ * borrowed one from the config, or the service's own). Borrowed: valid
+ * until destroy. Register the service's own metrics here. */
+SLUICE_API sluice_metrics *sluice_service_metrics(sluice_service *svc);
+
+/*
+ * sluice_service_set_ready / sluice_service_ready - readiness (what
+ * /health/ready answers). set_ready tells every watcher whose view
+ * changes. Thread-safe. Deadlock hazard: set_ready calls the watchers'
+ * ready_changed under the watcher lock: not from a watcher callback.
+ */
+SLUICE_API void sluice_service_set_ready(sluice_service *svc, bool ready);
+SLUICE_API bool sluice_service_ready(const sluice_service *svc);
+
+/*
+ * sluice_service_shutdown - begin the shutdown as if SIGTERM had come (for
+ * example when a run's duration ends, or a start-up step failed after
+ * producers began). Idempotent. Thread-safe, also from a callback.
+ */
+SLUICE_API void sluice_service_shutdown(sluice_service *svc);
+
+/* sluice_service_stopping - true once the shutdown has begun. Thread-safe. */
+SLUICE_API bool sluice_service_stopping(const sluice_service *svc);
+
+/*
+ * sluice_service_run - turn ready (unless a shutdown has already begun),
+ * block until SIGTERM/SIGINT or sluice_service_shutdown, then run the
+ * shutdown sequence on this thread (not ready, grace, stop_producers,
+ * drain within the budget, report) and fill *report (optional).
+ * Returns: SLUICE_OK when every pool drained in time; SLUICE_ETIMEDOUT
+ * when one missed its deadline (the report says which, and what was
+ * handed back); SLUICE_EBUSY when called a second time; SLUICE_EINVAL.
+ * Thread-safety: one thread (usually main). Tasks told to stop at the
+ * deadline may still be running when it returns: sluice_service_wait_idle.
+ */
+SLUICE_API sluice_err sluice_service_run(sluice_service *svc, sluice_lifecycle_report *report);
+
+/*
+ * sluice_service_wait_idle - wait until no task runs in any pool (after
+ * the drain: tasks that saw sluice_task_should_stop() at the deadline
+ * return in their own time), so that counters read afterwards are final.
+ * timeout_ns on the service's clock; 0 (or UINT64_MAX) = no limit.
+ * Returns SLUICE_OK (idle) or SLUICE_ETIMEDOUT (tasks still running).
+ * Polls each pool's stats every millisecond of real time. Deadlock
+ * hazard: not from a task of one of the pools (it counts itself).
+ */
+SLUICE_API sluice_err sluice_service_wait_idle(sluice_service *svc, uint64_t timeout_ns);
+
+/*
+ * A watcher: told of every pool and readiness change of a service. The
+ * admin server is one (sluice_admin_config.service); a test can be one.
+ * Every callback may be NULL. They run under the service's watcher lock,
+ * one at a time, on the thread that made the change (add_pool, set_ready,
+ * destroy), so they must not call add_pool, set_ready, watch, unwatch or
+ * destroy on the same service; reading the pool list is fine.
+ */
+typedef struct sluice_service_watcher {
+    /* A pool joined (also once per existing pool when the watcher is
+     * added, in order). The pool is borrowed until pool_removed. */
+    void (*pool_added)(void *user, sluice_pool *pool);
+    /* The pool is about to be destroyed (sluice_service_destroy); it is
+     * still alive during this call. Stop using it before returning. */
+    void (*pool_removed)(void *user, sluice_pool *pool);
+    /* Readiness changed (also once with the current value when added). */
+    void (*ready_changed)(void *user, bool ready);
+    /* The service is being destroyed; after this call the watcher must
+     * not call the service (its unwatch included). */
+    void (*detached)(void *user);
+    void *user;
+} sluice_service_watcher;
+
+/* The most watchers one service keeps. */
+#define SLUICE_SERVICE_MAX_WATCHERS 8
+
+/*
+ * sluice_service_watch - add a watcher (copied); it hears pool_added for
+ * every existing pool and ready_changed with the current readiness before
+ * this returns. Returns SLUICE_OK, SLUICE_EINVAL (NULL), SLUICE_EBUSY (a
+ * watcher with the same user is already there), SLUICE_EOVERFLOW (already
+ * SLUICE_SERVICE_MAX_WATCHERS). Thread-safe; not from a watcher callback.
+ */
+SLUICE_API sluice_err sluice_service_watch(sluice_service *svc, const sluice_service_watcher *watcher);
+
+/*
+ * sluice_service_unwatch - remove the watcher whose user is `user`; it
+ * hears nothing more (no pool_removed: it stops on its own). Returns
+ * SLUICE_OK or SLUICE_ENOENT. Thread-safe; not from a watcher callback;
+ * not concurrently with sluice_service_destroy (see detached).
+ */
+SLUICE_API sluice_err sluice_service_unwatch(sluice_service *svc, void *user);
+
+/*
+ * sluice_service_destroy - the teardown in the order given above; NULL is
+ * a no-op. Call after sluice_service_run has returned, or without it (an
+ * error path after create: then queued tasks are handed back as DESTROY
+ * and running ones are asked to stop and joined). The signals stay blocked
+ * in the calling thread.
+ * Deadlock hazard: joins every worker, so a task that never returns (and
+ * never checks sluice_task_should_stop) blocks it for ever; not from a
+ * task, a pool callback or a watcher callback of this service.
+ */
+SLUICE_API void sluice_service_destroy(sluice_service *svc);
+
+#endif /* SLUICE_SERVICE_H */

@@ -1,0 +1,107 @@
+/*
+ * src/config/service_config.c - a service (sluice/service.h) built from a
+ * loaded sluice.yaml, and reloaded from it.
+ *
+ * Purpose: the config knows the pools, their drain timeouts and the
+ * service's grace and budget; the service object knows how to register
+ * each pool once and drain it. This file is the one place they meet, so
+ * the service area stays free of YAML (it sits below this library) and a
+ * program with a config file writes no wiring of its own.
+ *
+ * Design: create goes through the public service API only (create, then
+ * add_pool per entry in file order, destroying the service on the first
+ * refusal). Reload maps the config's pool entries to the service's pools
+ * by name, so it does not depend on the order pools were added in.
+ *
+ * Lock order: none of its own; the service's and the pools' locks are
+ * taken inside their calls.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "sluice/config.h"
+
+sluice_err sluice_service_create_from_config(const sluice_config *cfg, const sluice_service_config *base,
+                                             sluice_config_pool_hook prepare, void *prepare_user,
+                                             sluice_service **out, char *errbuf, size_t errlen)
+{
+    if (errbuf && errlen) {
+        errbuf[0] = '\0';
+    }
+    if (!cfg || !out) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "service from config: %s is NULL", cfg ? "out" : "cfg");
+        }
+        return SLUICE_EINVAL;
+    }
+    sluice_service_config sc;
+    if (base) {
+        sc = *base;
+    } else {
+        sluice_service_config_init(&sc);
+    }
+    sc.name = cfg->service.name;
+    sc.shutdown_grace_ns = cfg->service.shutdown_grace_ns;
+    sc.drain_budget_ns = cfg->service.drain_budget_ns;
+    sluice_service *svc = NULL;
+    sluice_err r = sluice_service_create(&sc, &svc, errbuf, errlen);
+    if (r != SLUICE_OK) {
+        return r;
+    }
+    for (size_t i = 0; i < cfg->pool_count; i++) {
+        const sluice_config_pool *cp = &cfg->pools[i];
+        sluice_pool_config pc;
+        sluice_config_pool_to_pool_config(cp, &pc);
+        if (prepare) {
+            prepare(prepare_user, cp, i, &pc);
+        }
+        char why[1024];
+        r = sluice_service_add_pool(svc, &pc, sluice_config_pool_drain_timeout(cfg, cp), NULL, why, sizeof why);
+        if (r != SLUICE_OK) {
+            if (errbuf && errlen) {
+                snprintf(errbuf, errlen, "pool %s: %s", cp->name, why[0] ? why : sluice_strerror(r));
+            }
+            sluice_service_destroy(svc);
+            return r;
+        }
+    }
+    *out = svc;
+    return SLUICE_OK;
+}
+
+sluice_err sluice_service_reload_config(sluice_service *svc, sluice_config **current, const char *path,
+                                        const sluice_config_load_opts *opts, sluice_config_log_fn log, void *user,
+                                        char *errbuf, size_t errlen)
+{
+    if (!svc || !current || !*current || !path) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "reload: %s is NULL", !svc ? "the service" : !path ? "path" : "the config");
+        }
+        return SLUICE_EINVAL;
+    }
+    const sluice_config *cur = *current;
+    sluice_pool *stack_pools[SLUICE_SERVICE_MAX_POOLS];
+    if (cur->pool_count > SLUICE_SERVICE_MAX_POOLS) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "reload: the config in force has %zu pools, a service holds at most %d",
+                     cur->pool_count, SLUICE_SERVICE_MAX_POOLS);
+        }
+        return SLUICE_EINVAL;
+    }
+    for (size_t i = 0; i < cur->pool_count; i++) {
+        stack_pools[i] = sluice_service_find_pool(svc, cur->pools[i].name);
+    }
+    sluice_err r = sluice_config_reload(current, path, opts, stack_pools, log, user, errbuf, errlen);
+    if (r != SLUICE_OK) {
+        return r;
+    }
+    const sluice_config *now = *current;
+    sluice_service_set_budget(svc, now->service.shutdown_grace_ns, now->service.drain_budget_ns);
+    for (size_t i = 0; i < now->pool_count; i++) {
+        sluice_pool *p = sluice_service_find_pool(svc, now->pools[i].name);
+        if (p) {
+            sluice_service_set_drain_timeout(svc, p, sluice_config_pool_drain_timeout(now, &now->pools[i]));
+        }
+    }
+    return SLUICE_OK;
+}

@@ -1,0 +1,518 @@
+/*
+ * src/service/service.c - the service object: a service's pools, each
+ * registered once for metrics, lifecycle and watchers (the admin server).
+ *
+ * Purpose. Every service built on Sluice did the same wiring by hand:
+ * create a pool, export it to the registry, give it to the admin server,
+ * add it to the lifecycle, and on every error path undo those steps in
+ * the reverse order (the demo repeated that ladder three times). Here the
+ * wiring happens in one call (sluice_service_add_pool) and the teardown in
+ * one (sluice_service_destroy), in an order that is written down once.
+ *
+ * Design.
+ *  - The service sits above the core and obs (it uses the pool and the
+ *    registry) and below config and admin, which use it: config builds a
+ *    service from a file, admin serves one. It never calls upward; the
+ *    admin learns of pools through the watcher interface.
+ *  - The pool list is a fixed array (the lifecycle's report bounds it) that
+ *    only grows until destroy, so a pool pointer handed out stays valid
+ *    until destroy and readers need the lock only to read the array.
+ *  - Watchers are told under watch_mu, which also serialises add_pool,
+ *    set_ready, watch and destroy: a watcher added while a pool is being
+ *    added hears of it exactly once, and events reach each watcher in the
+ *    order they happened.
+ *  - The lifecycle is created with the service as its `user`; small
+ *    trampolines pass each callback on to the service's own user, and
+ *    readiness goes through sluice_service_set_ready so the watchers hear
+ *    step 1 of the shutdown.
+ *
+ * Ordering guarantees: a pool is in the registry and the lifecycle before
+ * any watcher hears pool_added; at destroy every watcher hears
+ * pool_removed (while the pool lives) before the pool leaves the registry,
+ * and the pool leaves the registry before it is destroyed.
+ *
+ * Lock order: watch_mu -> mu -> (pool and registry locks). mu is never
+ * held across a call into a pool, the registry, the lifecycle or a
+ * watcher; watch_mu is held across watcher calls and pool creation, never
+ * by the lifecycle's threads except through set_ready (step 1, on the
+ * thread in sluice_service_run, which holds no service lock then).
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "sluice/service.h"
+
+typedef struct svc_pool {
+    sluice_pool *pool;
+    bool in_registry; /* we exported it (a borrowed registry may have had it) */
+} svc_pool;
+
+struct sluice_service {
+    sluice_service_config cfg; /* immutable after create */
+    char name[SLUICE_SERVICE_NAME_MAX + 1];
+    sluice_lifecycle *lc; /* immutable after create */
+    sluice_metrics *metrics;
+    bool own_metrics;
+
+    /* Serialises add_pool, set_ready, watch, unwatch and destroy, and is
+     * held across every watcher call. */
+    pthread_mutex_t watch_mu;
+    /* Guarded by watch_mu. */
+    sluice_service_watcher watchers[SLUICE_SERVICE_MAX_WATCHERS];
+    size_t watcher_count;
+
+    /* A leaf: guards the fields below, never held across a call out. */
+    pthread_mutex_t mu;
+    svc_pool pools[SLUICE_SERVICE_MAX_POOLS];
+    size_t pool_count;
+    bool ready;
+    bool run_called;
+};
+
+static void set_err(char *errbuf, size_t errlen, const char *fmt, ...) SLUICE_PRINTF(3, 4);
+static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (!errbuf || errlen == 0) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- lifecycle trampolines: the lifecycle's user is the service ------- */
+
+static void tr_set_ready(void *user, bool ready)
+{
+    sluice_service_set_ready(user, ready);
+}
+
+static void tr_stop_producers(void *user)
+{
+    sluice_service *svc = user;
+    svc->cfg.stop_producers(svc->cfg.user);
+}
+
+static void tr_reload(void *user)
+{
+    sluice_service *svc = user;
+    svc->cfg.reload(svc->cfg.user);
+}
+
+static void tr_log(void *user, const char *line)
+{
+    sluice_service *svc = user;
+    svc->cfg.log(svc->cfg.user, line);
+}
+
+static void tr_force_exit(void *user, int signo)
+{
+    sluice_service *svc = user;
+    svc->cfg.on_force_exit(svc->cfg.user, signo);
+}
+
+void sluice_service_config_init(sluice_service_config *cfg)
+{
+    if (cfg) {
+        memset(cfg, 0, sizeof *cfg);
+    }
+}
+
+sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_service **out, char *errbuf,
+                                 size_t errlen)
+{
+    set_err(errbuf, errlen, "%s", "");
+    if (!cfg || !out) {
+        set_err(errbuf, errlen, "service: %s is NULL", cfg ? "out" : "cfg");
+        return SLUICE_EINVAL;
+    }
+    const char *name = cfg->name ? cfg->name : "service";
+    if (strlen(name) > SLUICE_SERVICE_NAME_MAX) {
+        set_err(errbuf, errlen, "service: name is %zu bytes, at most %d", strlen(name),
+                SLUICE_SERVICE_NAME_MAX);
+        return SLUICE_EINVAL;
+    }
+    sluice_service *svc = calloc(1, sizeof *svc);
+    if (!svc) {
+        set_err(errbuf, errlen, "service %s: out of memory", name);
+        return SLUICE_ENOMEM;
+    }
+    svc->cfg = *cfg;
+    snprintf(svc->name, sizeof svc->name, "%s", name);
+    svc->cfg.name = svc->name;
+    pthread_mutex_init(&svc->watch_mu, NULL);
+    pthread_mutex_init(&svc->mu, NULL);
+    if (cfg->metrics) {
+        svc->metrics = cfg->metrics;
+    } else {
+        sluice_err r = sluice_metrics_create(NULL, &svc->metrics);
+        if (r != SLUICE_OK) {
+            set_err(errbuf, errlen, "service %s: cannot create its metrics registry: %s", name,
+                    sluice_strerror(r));
+            pthread_mutex_destroy(&svc->mu);
+            pthread_mutex_destroy(&svc->watch_mu);
+            free(svc);
+            return r;
+        }
+        svc->own_metrics = true;
+    }
+    sluice_lifecycle_config lcfg = {
+        .shutdown_grace_ns = cfg->shutdown_grace_ns,
+        .drain_budget_ns = cfg->drain_budget_ns,
+        .set_ready = tr_set_ready,
+        .stop_producers = cfg->stop_producers ? tr_stop_producers : NULL,
+        .reload = cfg->reload ? tr_reload : NULL,
+        .log = cfg->log ? tr_log : NULL,
+        .on_force_exit = cfg->on_force_exit ? tr_force_exit : NULL,
+        .user = svc,
+        .force_exit_code = cfg->force_exit_code,
+        .no_signals = cfg->no_signals,
+        .clock = cfg->clock,
+    };
+    sluice_err r = sluice_lifecycle_start(&lcfg, &svc->lc);
+    if (r != SLUICE_OK) {
+        set_err(errbuf, errlen, "service %s: cannot start the lifecycle's signal and reload threads: %s", name,
+                sluice_strerror(r));
+        if (svc->own_metrics) {
+            sluice_metrics_destroy(svc->metrics);
+        }
+        pthread_mutex_destroy(&svc->mu);
+        pthread_mutex_destroy(&svc->watch_mu);
+        free(svc);
+        return r;
+    }
+    *out = svc;
+    return SLUICE_OK;
+}
+
+static ssize_t find_locked(const sluice_service *svc, const sluice_pool *pool, const char *name)
+{
+    for (size_t i = 0; i < svc->pool_count; i++) {
+        if (svc->pools[i].pool == pool || (name && strcmp(sluice_pool_name(svc->pools[i].pool), name) == 0)) {
+            return (ssize_t)i;
+        }
+    }
+    return -1;
+}
+
+sluice_err sluice_service_add_pool(sluice_service *svc, const sluice_pool_config *pool_cfg,
+                                   uint64_t drain_timeout_ns, sluice_pool **out, char *errbuf, size_t errlen)
+{
+    set_err(errbuf, errlen, "%s", "");
+    if (!svc || !pool_cfg) {
+        set_err(errbuf, errlen, "service: add_pool: %s is NULL", svc ? "pool_cfg" : "svc");
+        return SLUICE_EINVAL;
+    }
+    const char *name = pool_cfg->name ? pool_cfg->name : "";
+    pthread_mutex_lock(&svc->watch_mu);
+    bool stopping = sluice_lifecycle_stopping(svc->lc);
+    pthread_mutex_lock(&svc->mu);
+    sluice_err r = SLUICE_OK;
+    if (stopping) {
+        set_err(errbuf, errlen, "service %s: pool %s: the shutdown has begun", svc->name, name);
+        r = SLUICE_EBUSY;
+    } else if (find_locked(svc, NULL, name) >= 0) {
+        set_err(errbuf, errlen, "service %s: a pool named \"%s\" is already registered", svc->name, name);
+        r = SLUICE_EBUSY;
+    } else if (svc->pool_count == SLUICE_SERVICE_MAX_POOLS) {
+        set_err(errbuf, errlen, "service %s: pool %s: already %d pools, the most one service holds",
+                svc->name, name, SLUICE_SERVICE_MAX_POOLS);
+        r = SLUICE_EOVERFLOW;
+    }
+    pthread_mutex_unlock(&svc->mu);
+    if (r != SLUICE_OK) {
+        pthread_mutex_unlock(&svc->watch_mu);
+        return r;
+    }
+
+    sluice_pool *pool = NULL;
+    r = sluice_pool_create(pool_cfg, &pool, errbuf, errlen);
+    if (r != SLUICE_OK) {
+        pthread_mutex_unlock(&svc->watch_mu);
+        return r;
+    }
+    /* The registry: EBUSY means a borrowed registry already exports a pool
+     * of that name (the caller's own doing): refuse, as a second pool of
+     * one name would be unreadable in every dashboard. */
+    r = sluice_metrics_add_pool(svc->metrics, pool);
+    if (r != SLUICE_OK) {
+        set_err(errbuf, errlen, "service %s: pool %s: the metrics registry refused it: %s", svc->name, name,
+                r == SLUICE_EBUSY ? "a pool of that name is already exported" : sluice_strerror(r));
+        sluice_pool_destroy(pool);
+        pthread_mutex_unlock(&svc->watch_mu);
+        return r;
+    }
+    r = sluice_lifecycle_add_pool(svc->lc, pool, drain_timeout_ns);
+    if (r != SLUICE_OK) {
+        set_err(errbuf, errlen, "service %s: pool %s: %s", svc->name, name,
+                r == SLUICE_EBUSY ? "the shutdown has begun" : sluice_strerror(r));
+        sluice_metrics_remove_pool(svc->metrics, pool);
+        sluice_pool_destroy(pool);
+        pthread_mutex_unlock(&svc->watch_mu);
+        return r;
+    }
+    pthread_mutex_lock(&svc->mu);
+    svc->pools[svc->pool_count].pool = pool;
+    svc->pools[svc->pool_count].in_registry = true;
+    svc->pool_count++;
+    pthread_mutex_unlock(&svc->mu);
+    for (size_t w = 0; w < svc->watcher_count; w++) {
+        if (svc->watchers[w].pool_added) {
+            svc->watchers[w].pool_added(svc->watchers[w].user, pool);
+        }
+    }
+    pthread_mutex_unlock(&svc->watch_mu);
+    if (out) {
+        *out = pool;
+    }
+    return SLUICE_OK;
+}
+
+sluice_err sluice_service_set_drain_timeout(sluice_service *svc, const sluice_pool *pool,
+                                            uint64_t drain_timeout_ns)
+{
+    if (!svc || !pool) {
+        return SLUICE_EINVAL;
+    }
+    return sluice_lifecycle_set_pool_timeout(svc->lc, pool, drain_timeout_ns);
+}
+
+void sluice_service_set_budget(sluice_service *svc, uint64_t shutdown_grace_ns, uint64_t drain_budget_ns)
+{
+    if (svc) {
+        sluice_lifecycle_set_budget(svc->lc, shutdown_grace_ns, drain_budget_ns);
+    }
+}
+
+size_t sluice_service_pool_count(const sluice_service *svc)
+{
+    if (!svc) {
+        return 0;
+    }
+    sluice_service *m = (sluice_service *)svc;
+    pthread_mutex_lock(&m->mu);
+    size_t n = m->pool_count;
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+sluice_pool *sluice_service_pool(const sluice_service *svc, size_t i)
+{
+    if (!svc) {
+        return NULL;
+    }
+    sluice_service *m = (sluice_service *)svc;
+    pthread_mutex_lock(&m->mu);
+    sluice_pool *p = i < m->pool_count ? m->pools[i].pool : NULL;
+    pthread_mutex_unlock(&m->mu);
+    return p;
+}
+
+sluice_pool *sluice_service_find_pool(const sluice_service *svc, const char *name)
+{
+    if (!svc || !name) {
+        return NULL;
+    }
+    sluice_service *m = (sluice_service *)svc;
+    pthread_mutex_lock(&m->mu);
+    ssize_t i = find_locked(m, NULL, name);
+    sluice_pool *p = i >= 0 ? m->pools[i].pool : NULL;
+    pthread_mutex_unlock(&m->mu);
+    return p;
+}
+
+const char *sluice_service_name(const sluice_service *svc)
+{
+    return svc ? svc->name : NULL;
+}
+
+sluice_metrics *sluice_service_metrics(sluice_service *svc)
+{
+    return svc ? svc->metrics : NULL;
+}
+
+void sluice_service_set_ready(sluice_service *svc, bool ready)
+{
+    if (!svc) {
+        return;
+    }
+    pthread_mutex_lock(&svc->watch_mu);
+    pthread_mutex_lock(&svc->mu);
+    bool changed = svc->ready != ready;
+    svc->ready = ready;
+    pthread_mutex_unlock(&svc->mu);
+    for (size_t w = 0; changed && w < svc->watcher_count; w++) {
+        if (svc->watchers[w].ready_changed) {
+            svc->watchers[w].ready_changed(svc->watchers[w].user, ready);
+        }
+    }
+    pthread_mutex_unlock(&svc->watch_mu);
+}
+
+bool sluice_service_ready(const sluice_service *svc)
+{
+    if (!svc) {
+        return false;
+    }
+    sluice_service *m = (sluice_service *)svc;
+    pthread_mutex_lock(&m->mu);
+    bool r = m->ready;
+    pthread_mutex_unlock(&m->mu);
+    return r;
+}
+
+void sluice_service_shutdown(sluice_service *svc)
+{
+    if (svc) {
+        sluice_lifecycle_shutdown(svc->lc);
+    }
+}
+
+bool sluice_service_stopping(const sluice_service *svc)
+{
+    return svc ? sluice_lifecycle_stopping(svc->lc) : false;
+}
+
+sluice_err sluice_service_run(sluice_service *svc, sluice_lifecycle_report *report)
+{
+    if (!svc) {
+        return SLUICE_EINVAL;
+    }
+    pthread_mutex_lock(&svc->mu);
+    bool again = svc->run_called;
+    svc->run_called = true;
+    pthread_mutex_unlock(&svc->mu);
+    if (again) {
+        return SLUICE_EBUSY;
+    }
+    /* A shutdown that began before this point turns readiness off again in
+     * step 1, on this thread, after this call: readiness ends false. */
+    if (!sluice_lifecycle_stopping(svc->lc)) {
+        sluice_service_set_ready(svc, true);
+    }
+    return sluice_lifecycle_wait(svc->lc, report);
+}
+
+sluice_err sluice_service_wait_idle(sluice_service *svc, uint64_t timeout_ns)
+{
+    if (!svc) {
+        return SLUICE_EINVAL;
+    }
+    const sluice_clock *clock = svc->cfg.clock;
+    uint64_t start = sluice_clock_now(clock);
+    uint64_t until = timeout_ns == 0 || timeout_ns > UINT64_MAX - start ? UINT64_MAX : start + timeout_ns;
+    for (;;) {
+        unsigned running = 0;
+        size_t n = sluice_service_pool_count(svc);
+        for (size_t i = 0; i < n; i++) {
+            sluice_pool_stats st;
+            sluice_pool_stats_get(sluice_service_pool(svc, i), &st);
+            running += st.running;
+        }
+        if (running == 0) {
+            return SLUICE_OK;
+        }
+        if (sluice_clock_now(clock) >= until) {
+            return SLUICE_ETIMEDOUT;
+        }
+        struct timespec ts = {0, (long)SLUICE_CLOCK_POLL_NS};
+        nanosleep(&ts, NULL);
+    }
+}
+
+sluice_err sluice_service_watch(sluice_service *svc, const sluice_service_watcher *watcher)
+{
+    if (!svc || !watcher) {
+        return SLUICE_EINVAL;
+    }
+    pthread_mutex_lock(&svc->watch_mu);
+    sluice_err r = SLUICE_OK;
+    for (size_t w = 0; w < svc->watcher_count; w++) {
+        if (svc->watchers[w].user == watcher->user) {
+            r = SLUICE_EBUSY;
+        }
+    }
+    if (r == SLUICE_OK && svc->watcher_count == SLUICE_SERVICE_MAX_WATCHERS) {
+        r = SLUICE_EOVERFLOW;
+    }
+    if (r == SLUICE_OK) {
+        svc->watchers[svc->watcher_count++] = *watcher;
+        /* The pool list only changes under watch_mu, which we hold. */
+        for (size_t i = 0; watcher->pool_added && i < svc->pool_count; i++) {
+            watcher->pool_added(watcher->user, svc->pools[i].pool);
+        }
+        if (watcher->ready_changed) {
+            watcher->ready_changed(watcher->user, sluice_service_ready(svc));
+        }
+    }
+    pthread_mutex_unlock(&svc->watch_mu);
+    return r;
+}
+
+sluice_err sluice_service_unwatch(sluice_service *svc, void *user)
+{
+    if (!svc) {
+        return SLUICE_EINVAL;
+    }
+    pthread_mutex_lock(&svc->watch_mu);
+    sluice_err r = SLUICE_ENOENT;
+    for (size_t w = 0; w < svc->watcher_count; w++) {
+        if (svc->watchers[w].user == user) {
+            memmove(&svc->watchers[w], &svc->watchers[w + 1],
+                    (svc->watcher_count - w - 1) * sizeof svc->watchers[0]);
+            svc->watcher_count--;
+            r = SLUICE_OK;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&svc->watch_mu);
+    return r;
+}
+
+void sluice_service_destroy(sluice_service *svc)
+{
+    if (!svc) {
+        return;
+    }
+    /* 1. The lifecycle: no reload (which uses the pools) can start or be
+     *    running after this. */
+    sluice_lifecycle_destroy(svc->lc);
+    svc->lc = NULL;
+    /* 2. Watchers let go of every pool while the pools are alive. */
+    pthread_mutex_lock(&svc->watch_mu);
+    for (size_t w = 0; w < svc->watcher_count; w++) {
+        const sluice_service_watcher *wa = &svc->watchers[w];
+        for (size_t i = svc->pool_count; wa->pool_removed && i-- > 0;) {
+            wa->pool_removed(wa->user, svc->pools[i].pool);
+        }
+        if (wa->detached) {
+            wa->detached(wa->user);
+        }
+    }
+    svc->watcher_count = 0;
+    pthread_mutex_unlock(&svc->watch_mu);
+    /* 3 and 4. Out of the registry, then destroyed, last added first. No
+     *    other thread may call the service now (the header's contract),
+     *    so the list is read without the lock. */
+    for (size_t i = svc->pool_count; i-- > 0;) {
+        if (svc->pools[i].in_registry) {
+            sluice_metrics_remove_pool(svc->metrics, svc->pools[i].pool);
+        }
+        sluice_pool_destroy(svc->pools[i].pool);
+        svc->pools[i].pool = NULL;
+    }
+    svc->pool_count = 0;
+    /* 5. */
+    if (svc->own_metrics) {
+        sluice_metrics_destroy(svc->metrics);
+    }
+    pthread_mutex_destroy(&svc->mu);
+    pthread_mutex_destroy(&svc->watch_mu);
+    free(svc);
+}
