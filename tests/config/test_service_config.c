@@ -1,0 +1,215 @@
+/*
+ * tests/config/test_service_config.c - a service built from a config
+ * (sluice_service_create_from_config) and reloaded from a file
+ * (sluice_service_reload_config): the pools in file order with their
+ * limits and drain timeouts, the hook that adds code to each pool, the
+ * all-or-nothing create, and the reload that reaches both the pools and
+ * the service's drain budget.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "sluice/config.h"
+#include "sluice/service.h"
+
+static const sluice_config_load_opts NO_ENV = {.no_env = true};
+
+static const char TWO_POOLS[] = "service:\n"
+                                "  name: mailer\n"
+                                "  drain_budget: 20s\n"
+                                "pools:\n"
+                                "  - name: send\n"
+                                "    workers: 3\n"
+                                "    queue_capacity: 30\n"
+                                "    drain_timeout: 5s\n"
+                                "  - name: bounce\n"
+                                "    workers: 2\n"
+                                "    queue_capacity: 20\n";
+
+typedef struct hook_seen {
+    int calls;
+    size_t last_index;
+    char names[4][32];
+} hook_seen;
+
+static void on_abandon(const sluice_abandoned *task, void *user)
+{
+    (void)task;
+    (void)user;
+}
+
+static void prepare(void *user, const sluice_config_pool *entry, size_t index, sluice_pool_config *pc)
+{
+    hook_seen *h = user;
+    snprintf(h->names[h->calls % 4], sizeof h->names[0], "%s", entry->name);
+    h->calls++;
+    h->last_index = index;
+    pc->abandon_handler = on_abandon; /* code, not config */
+}
+
+static void quiet(void *user, const char *line)
+{
+    (void)user;
+    (void)line;
+}
+
+static sluice_config *load(const char *text)
+{
+    sluice_config *cfg = NULL;
+    char err[1024];
+    assert_int_equal(sluice_config_load_string(text, strlen(text), "sluice.yaml", &NO_ENV, &cfg, err, sizeof err),
+                     SLUICE_OK);
+    return cfg;
+}
+
+static void test_create_from_config(void **state)
+{
+    (void)state;
+    sluice_config *cfg = load(TWO_POOLS);
+    sluice_service_config base;
+    sluice_service_config_init(&base);
+    base.no_signals = true;
+    base.log = quiet;
+    base.name = "ignored: the config names the service";
+    hook_seen h = {0};
+    sluice_service *svc = NULL;
+    char err[512];
+    assert_int_equal(sluice_service_create_from_config(cfg, &base, prepare, &h, &svc, err, sizeof err),
+                     SLUICE_OK);
+    assert_string_equal(sluice_service_name(svc), "mailer");
+    assert_int_equal(h.calls, 2);
+    assert_string_equal(h.names[0], "send");
+    assert_string_equal(h.names[1], "bounce");
+    assert_int_equal(sluice_service_pool_count(svc), 2);
+    sluice_pool *send = sluice_service_pool(svc, 0);
+    assert_string_equal(sluice_pool_name(send), "send");
+    sluice_pool_config pc;
+    sluice_pool_config_get(send, &pc);
+    assert_int_equal(pc.workers, 3);
+    assert_int_equal(pc.queue_capacity, 30);
+    assert_ptr_equal(pc.abandon_handler, on_abandon);
+    assert_non_null(sluice_service_find_pool(svc, "bounce"));
+    /* Registered once in the service's registry. */
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(sluice_metrics_render(sluice_service_metrics(svc), SLUICE_EXPO_PROMETHEUS, &text, &len),
+                     SLUICE_OK);
+    assert_non_null(strstr(text, "pool_submitted_total{name=\"send\"}"));
+    assert_non_null(strstr(text, "pool_submitted_total{name=\"bounce\"}"));
+    free(text);
+    sluice_service_shutdown(svc);
+    sluice_lifecycle_report rep;
+    assert_int_equal(sluice_service_run(svc, &rep), SLUICE_OK);
+    assert_int_equal(rep.pool_count, 2);
+    sluice_service_destroy(svc);
+    sluice_config_free(cfg);
+}
+
+/* A pool the service refuses (here: its name is already in a borrowed
+ * registry) fails the whole create with the pool named; nothing is left. */
+static void test_create_all_or_nothing(void **state)
+{
+    (void)state;
+    sluice_config *cfg = load(TWO_POOLS);
+    sluice_metrics *reg = NULL;
+    assert_int_equal(sluice_metrics_create(NULL, &reg), SLUICE_OK);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "bounce";
+    pc.workers = 1;
+    pc.queue_capacity = 1;
+    sluice_pool *squatter = NULL;
+    assert_int_equal(sluice_pool_create(&pc, &squatter, NULL, 0), SLUICE_OK);
+    assert_int_equal(sluice_metrics_add_pool(reg, squatter), SLUICE_OK);
+    sluice_service_config base;
+    sluice_service_config_init(&base);
+    base.no_signals = true;
+    base.metrics = reg;
+    sluice_service *svc = NULL;
+    char err[512];
+    assert_int_equal(sluice_service_create_from_config(cfg, &base, NULL, NULL, &svc, err, sizeof err),
+                     SLUICE_EBUSY);
+    assert_null(svc);
+    assert_non_null(strstr(err, "pool bounce:"));
+    /* "send" was created and then taken down again: not in the registry. */
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(sluice_metrics_render(reg, SLUICE_EXPO_PROMETHEUS, &text, &len), SLUICE_OK);
+    assert_null(strstr(text, "name=\"send\""));
+    free(text);
+    assert_int_equal(sluice_service_create_from_config(NULL, &base, NULL, NULL, &svc, err, sizeof err),
+                     SLUICE_EINVAL);
+    sluice_metrics_remove_pool(reg, squatter);
+    sluice_pool_destroy(squatter);
+    sluice_metrics_destroy(reg);
+    sluice_config_free(cfg);
+}
+
+/* Reload reaches the pools (K) and the config in force (budget); a file
+ * that does not load changes nothing. */
+static void test_reload_reaches_pools_and_budget(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sluice-svc-reload-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    sluice_config *cfg = load(TWO_POOLS);
+    sluice_service_config base;
+    sluice_service_config_init(&base);
+    base.no_signals = true;
+    base.log = quiet;
+    sluice_service *svc = NULL;
+    char err[1024];
+    assert_int_equal(sluice_service_create_from_config(cfg, &base, NULL, NULL, &svc, err, sizeof err),
+                     SLUICE_OK);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("service:\n  name: mailer\n  drain_budget: 1ms\npools:\n"
+          "  - name: send\n    workers: 5\n    queue_capacity: 30\n    drain_timeout: 5s\n"
+          "  - name: bounce\n    workers: 2\n    queue_capacity: 20\n",
+          f);
+    fclose(f);
+    assert_int_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, quiet, NULL, err, sizeof err),
+                     SLUICE_OK);
+    sluice_pool_stats st;
+    sluice_pool_stats_get(sluice_service_find_pool(svc, "send"), &st);
+    assert_int_equal(st.capacity, 5);
+    assert_int_equal(cfg->service.drain_budget_ns, SLUICE_NS_PER_MS);
+
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("pools: [\n", f); /* not YAML */
+    fclose(f);
+    assert_int_not_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, quiet, NULL, err, sizeof err),
+                         SLUICE_OK);
+    sluice_pool_stats_get(sluice_service_find_pool(svc, "send"), &st);
+    assert_int_equal(st.capacity, 5);
+    assert_int_equal(sluice_service_reload_config(NULL, &cfg, path, &NO_ENV, quiet, NULL, err, sizeof err),
+                     SLUICE_EINVAL);
+
+    sluice_service_shutdown(svc);
+    sluice_lifecycle_report rep;
+    assert_int_equal(sluice_service_run(svc, &rep), SLUICE_OK); /* nothing queued */
+    sluice_service_destroy(svc);
+    sluice_config_free(cfg);
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_create_from_config),
+        cmocka_unit_test(test_create_all_or_nothing),
+        cmocka_unit_test(test_reload_reaches_pools_and_budget),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
