@@ -14,12 +14,17 @@
  *   1. block SIGTERM/SIGINT/SIGHUP before any thread exists;
  *   2. parse flags and load the config (built-in, or --config, then the
  *      SLUICE_POOL_* overrides); any problem exits 2 with one reason;
- *   3. start the lifecycle (signal thread), create the pools, register
- *      them for the drain, start the admin server (a port in use exits 1
- *      naming the address), then the view and the producers;
- *   4. sluice_lifecycle_wait: not-ready, grace, stop producers, drain;
- *   5. wait for the last running tasks to return, stop the admin server,
- *      print the reconciliation, destroy the pools.
+ *   3. take over the spool (--spool), then build the service from the
+ *      config (sluice_service_create_from_config: the signal thread, and
+ *      each pool registered once for metrics, admin and the drain); start
+ *      the admin server on it (a port in use exits 1 naming the address);
+ *      replay the spool, then start the view and the producers: a thread
+ *      that cannot start shuts the run down at once and it exits 1;
+ *   4. sluice_service_run: ready, then on the signal not-ready, grace,
+ *      stop producers, drain;
+ *   5. wait for the last running tasks, stop the admin server, print the
+ *      reconciliation; one teardown (teardown()) for every exit after the
+ *      config loaded: the service destroys the pools in order.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -144,11 +149,15 @@ static void help(FILE *out)
                  "                      per second), none\n"
                  "  --log-format F      pool event lines (resize, drain, expiry): logfmt\n"
                  "                      (default) or json\n"
+                 "  --spool FILE        append every notification handed back at the drain\n"
+                 "                      to FILE before counting it, and replay what FILE\n"
+                 "                      holds at start (a SIGKILL loses none of them)\n"
                  "  -h, --help          this text\n"
                  "\n"
                  "Environment: SLUICE_POOL_<NAME>_<KEY>=value overrides a pool's key, for\n"
                  "example SLUICE_POOL_SMS_WORKERS=20 (docs/config.md).\n"
-                 "Exit status: 0 balanced; 1 not balanced, or a runtime failure (port in use);\n"
+                 "Exit status: 0 balanced; 1 not balanced, or a runtime failure (port in use,\n"
+                 "a thread that cannot start, a spool that cannot be written);\n"
                  "2 bad flag, value or config.\n");
 }
 
@@ -239,6 +248,7 @@ enum {
     OPT_SEED,
     OPT_VIEW,
     OPT_LOG_FORMAT,
+    OPT_SPOOL,
 };
 
 /* Returns -1 to go on, else an exit status. */
@@ -257,6 +267,7 @@ static int parse_flags(int argc, char **argv, demo_opts *o)
         {"seed", required_argument, NULL, OPT_SEED},
         {"view", required_argument, NULL, OPT_VIEW},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+        {"spool", required_argument, NULL, OPT_SPOOL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -356,6 +367,12 @@ static int parse_flags(int argc, char **argv, demo_opts *o)
             o->log_format = (int)lf;
             break;
         }
+        case OPT_SPOOL:
+            if (!*optarg) {
+                return usage_error("--spool: needs a file name");
+            }
+            o->spool_path = optarg;
+            break;
         case ':':
             return usage_error("%s: needs a value", argv[optind - 1]);
         default:
@@ -368,14 +385,7 @@ static int parse_flags(int argc, char **argv, demo_opts *o)
     return -1;
 }
 
-/* ---- lifecycle callbacks -------------------------------------------- */
-
-static void on_ready(void *user, bool ready)
-{
-    demo *d = user;
-    atomic_store(&d->ready, ready);
-    demo_admin_set_ready(d, ready);
-}
+/* ---- service callbacks ---------------------------------------------- */
 
 static void on_stop_producers(void *user)
 {
@@ -401,23 +411,17 @@ static void on_reload(void *user)
         demo_log(d, "SIGHUP: running the built-in config; nothing to reload (use --config FILE)");
         return;
     }
-    sluice_pool *pools[DEMO_MAX_POOLS];
-    for (size_t i = 0; i < d->pool_count; i++) {
-        pools[i] = d->pools[i].pool;
-    }
     char err[2048];
     pthread_mutex_lock(&d->config_mu);
     sluice_err r =
-        sluice_config_reload(&d->config, d->opts.config_path, NULL, pools, on_log, d, err, sizeof err);
+        sluice_service_reload_config(d->svc, &d->config, d->opts.config_path, NULL, on_log, d, err, sizeof err);
     if (r == SLUICE_OK) {
-        sluice_lifecycle_set_budget(d->lifecycle, d->config->service.shutdown_grace_ns,
-                                    d->config->service.drain_budget_ns);
         for (size_t i = 0; i < d->pool_count; i++) {
-            const sluice_config_pool *cp = &d->config->pools[i];
-            if (cp->demo_latency_p50_ns) {
+            const sluice_config_pool *cp = sluice_config_find_pool(d->config, d->pools[i].name);
+            if (cp && cp->demo_latency_p50_ns) {
                 atomic_store(&d->pools[i].p50_ns, cp->demo_latency_p50_ns);
             }
-            if (cp->demo_latency_p99_ns) {
+            if (cp && cp->demo_latency_p99_ns) {
                 atomic_store(&d->pools[i].p99_ns, cp->demo_latency_p99_ns);
             }
         }
@@ -425,32 +429,56 @@ static void on_reload(void *user)
     pthread_mutex_unlock(&d->config_mu);
 }
 
-/* ---- the command ---------------------------------------------------- */
-
-static void destroy_pools(demo *d)
+/* Before each pool is created: the demo's side of it (its simulated
+ * downstream, its share of the rate) and its handlers. */
+static void prepare_pool(void *user, const sluice_config_pool *cp, size_t index, sluice_pool_config *pc)
 {
-    for (size_t i = 0; i < d->pool_count; i++) {
-        sluice_pool_destroy(d->pools[i].pool);
-        d->pools[i].pool = NULL;
+    demo *d = user;
+    double weight_sum = 0;
+    for (size_t i = 0; i < d->config->pool_count; i++) {
+        const sluice_config_pool *c = &d->config->pools[i];
+        weight_sum += sluice_config_pool_has(c, SLUICE_PK_DEMO_WEIGHT) ? c->demo_weight : 1.0;
     }
+    demo_pool *p = &d->pools[index];
+    p->demo = d;
+    p->index = (unsigned)index;
+    snprintf(p->name, sizeof p->name, "%s", cp->name);
+    double w = sluice_config_pool_has(cp, SLUICE_PK_DEMO_WEIGHT) ? cp->demo_weight : 1.0;
+    p->rate = weight_sum > 0 ? d->opts.rate * w / weight_sum : 0;
+    atomic_store(&p->p50_ns, cp->demo_latency_p50_ns ? cp->demo_latency_p50_ns : 50 * SLUICE_NS_PER_MS);
+    atomic_store(&p->p99_ns, cp->demo_latency_p99_ns ? cp->demo_latency_p99_ns : 500 * SLUICE_NS_PER_MS);
+    pc->abandon_handler = demo_on_abandon;
+    pc->panic_handler = demo_on_panic;
+    pc->event_handler = demo_on_event;
+    pc->user = p;
 }
 
-/* Wait (bounded) until no task runs: the drain returns at its deadline
- * without waiting for tasks that were told to stop. */
-static void wait_quiescent(demo *d, uint64_t limit_ns)
+/* ---- the command ---------------------------------------------------- */
+
+/* The one teardown, for every exit once the config is loaded; each step
+ * is a no-op when its part never started. Producers are joined before the
+ * service goes: they have stopped (the drain closed the pools) or never
+ * started. The service destroys the pools (after the admin server has let
+ * go of them) and only then is the spool closed: a pool destroyed with
+ * work still queued hands it back through the spool. */
+static int teardown(demo *d, sluice_logger *logger, int rc)
 {
-    uint64_t until = sluice_clock_now(NULL) + limit_ns;
-    for (size_t i = 0; i < d->pool_count; i++) {
-        for (;;) {
-            sluice_pool_stats st;
-            sluice_pool_stats_get(d->pools[i].pool, &st);
-            if (st.running == 0 || sluice_clock_now(NULL) >= until) {
-                break;
-            }
-            struct timespec ts = {0, 5 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
+    demo_stop_view(d);
+    demo_join_producers(d);
+    demo_admin_stop(d);
+    sluice_service_destroy(d->svc); /* still logs worker exits: the logger outlives it */
+    d->svc = NULL;
+    if (d->spool && !demo_spool_close(d, stdout)) {
+        rc = SLUICE_EXIT_FAIL;
     }
+    fflush(stdout);
+    d->logger = NULL;
+    sluice_logger_destroy(logger);
+    sluice_config_free(d->config);
+    d->config = NULL;
+    pthread_mutex_destroy(&d->config_mu);
+    pthread_mutex_destroy(&d->log_mu);
+    return rc;
 }
 
 int sluice_cmd_demo(int argc, char **argv)
@@ -510,10 +538,11 @@ int sluice_cmd_demo(int argc, char **argv)
     /* 3. Start. */
     pthread_mutex_init(&d.config_mu, NULL);
     pthread_mutex_init(&d.log_mu, NULL);
-    atomic_store(&d.ready, false);
     snprintf(d.service_name, sizeof d.service_name, "%s", d.config->service.name);
     d.tty = d.opts.view == DEMO_VIEW_TTY || (d.opts.view == DEMO_VIEW_AUTO && isatty(STDOUT_FILENO));
     d.start_ns = sluice_clock_now(NULL);
+    atomic_store(&d.next_id, 1);
+    demo_instance = &d;
 
     sluice_log_config logc;
     sluice_log_config_init(&logc);
@@ -524,92 +553,62 @@ int sluice_cmd_demo(int argc, char **argv)
     if (sluice_logger_create(&logc, &logger) == SLUICE_OK) {
         d.logger = logger;
     }
+    if (d.opts.spool_path && demo_spool_open(&d, d.opts.spool_path, err, sizeof err) != 0) {
+        fprintf(stderr, "sluice demo: %s\n", err);
+        return teardown(&d, logger, SLUICE_EXIT_FAIL);
+    }
 
-    sluice_lifecycle_config lcfg = {
-        .shutdown_grace_ns = d.config->service.shutdown_grace_ns,
-        .drain_budget_ns = d.config->service.drain_budget_ns,
-        .set_ready = on_ready,
-        .stop_producers = on_stop_producers,
-        .reload = on_reload,
-        .log = on_log,
-        .user = &d,
-    };
-    if (sluice_lifecycle_start(&lcfg, &d.lifecycle) != SLUICE_OK) {
-        fprintf(stderr, "sluice demo: cannot start the signal thread\n");
-        sluice_logger_destroy(logger);
-        sluice_config_free(d.config);
-        return SLUICE_EXIT_FAIL;
+    sluice_service_config sc;
+    sluice_service_config_init(&sc);
+    sc.stop_producers = on_stop_producers;
+    sc.reload = on_reload;
+    sc.log = on_log;
+    sc.user = &d;
+    r = sluice_service_create_from_config(d.config, &sc, prepare_pool, &d, &d.svc, err, sizeof err);
+    if (r != SLUICE_OK) {
+        fprintf(stderr, "sluice demo: %s\n", err);
+        return teardown(&d, logger, SLUICE_EXIT_FAIL);
     }
-    double weight_sum = 0;
-    for (size_t i = 0; i < d.config->pool_count; i++) {
-        const sluice_config_pool *cp = &d.config->pools[i];
-        weight_sum += sluice_config_pool_has(cp, SLUICE_PK_DEMO_WEIGHT) ? cp->demo_weight : 1.0;
-    }
-    for (size_t i = 0; i < d.config->pool_count; i++) {
-        const sluice_config_pool *cp = &d.config->pools[i];
-        demo_pool *p = &d.pools[i];
-        p->demo = &d;
-        p->index = (unsigned)i;
-        snprintf(p->name, sizeof p->name, "%s", cp->name);
-        double w = sluice_config_pool_has(cp, SLUICE_PK_DEMO_WEIGHT) ? cp->demo_weight : 1.0;
-        p->rate = weight_sum > 0 ? d.opts.rate * w / weight_sum : 0;
-        atomic_store(&p->p50_ns, cp->demo_latency_p50_ns ? cp->demo_latency_p50_ns : 50 * SLUICE_NS_PER_MS);
-        atomic_store(&p->p99_ns, cp->demo_latency_p99_ns ? cp->demo_latency_p99_ns : 500 * SLUICE_NS_PER_MS);
-        sluice_pool_config pc;
-        sluice_config_pool_to_pool_config(cp, &pc);
-        pc.abandon_handler = demo_on_abandon;
-        pc.panic_handler = demo_on_panic;
-        pc.event_handler = demo_on_event;
-        pc.user = p;
-        r = sluice_pool_create(&pc, &p->pool, err, sizeof err);
-        if (r != SLUICE_OK) {
-            fprintf(stderr, "sluice demo: pool %s: %s\n", cp->name, err);
-            sluice_lifecycle_destroy(d.lifecycle); /* first: a reload may use the pools */
-            destroy_pools(&d);
-            sluice_logger_destroy(logger);
-            sluice_config_free(d.config);
-            return SLUICE_EXIT_FAIL;
-        }
-        d.pool_count++;
-        sluice_lifecycle_add_pool(d.lifecycle, p->pool, sluice_config_pool_drain_timeout(d.config, cp));
+    d.pool_count = sluice_service_pool_count(d.svc);
+    for (size_t i = 0; i < d.pool_count; i++) {
+        d.pools[i].pool = sluice_service_pool(d.svc, i);
     }
     const char *listen = d.opts.listen ? d.opts.listen : d.config->service.listen;
     if (demo_admin_start(&d, listen, err, sizeof err) != 0) {
         fprintf(stderr, "sluice demo: %s\n", err);
-        sluice_lifecycle_destroy(d.lifecycle); /* first: a reload may use the pools */
-        destroy_pools(&d);
-        sluice_logger_destroy(logger);
-        sluice_config_free(d.config);
-        return SLUICE_EXIT_FAIL;
+        return teardown(&d, logger, SLUICE_EXIT_FAIL);
     }
-    atomic_store(&d.ready, true);
-    demo_admin_set_ready(&d, true);
+    /* Ready before the line that says so (tests read it, then probe). */
+    sluice_service_set_ready(d.svc, true);
     if (!d.tty) {
         fprintf(stderr, "sluice demo: %s: %zu pools, %.0f notifications/s, admin %s; Ctrl-C drains\n",
                 d.service_name, d.pool_count, d.opts.rate, d.admin_url[0] ? d.admin_url : "off");
     }
-    demo_start_view(&d);
-    demo_start_producers(&d);
+    demo_spool_replay(&d);
+    /* A run without its view (which ends --duration) or a producer is not
+     * the run asked for: drain what was accepted and exit 1 (issue 12.12). */
+    bool view_ok = demo_start_view(&d);
+    bool producers_ok = view_ok && demo_start_producers(&d);
+    if (!view_ok || !producers_ok) {
+        d.start_failed = true;
+        fprintf(stderr, "sluice demo: could not start its %s thread%s: draining what was accepted, then "
+                        "exiting 1\n",
+                view_ok ? "producer" : "view", view_ok ? "s" : "");
+        sluice_service_shutdown(d.svc);
+    }
 
     /* 4. Wait for the signal (or --duration), then the drain sequence. */
     sluice_lifecycle_report rep;
-    sluice_lifecycle_wait(d.lifecycle, &rep);
+    sluice_service_run(d.svc, &rep);
 
     /* 5. Report. */
     demo_join_producers(&d);
-    wait_quiescent(&d, 5 * SLUICE_NS_PER_SEC);
+    sluice_service_wait_idle(d.svc, 5 * SLUICE_NS_PER_SEC);
     demo_stop_view(&d);
     demo_admin_stop(&d);
     bool ok = demo_reconcile(&d, stdout);
-    fflush(stdout);
-    /* The lifecycle first: its destroy waits for a reload in progress,
-     * which uses the pools. */
-    sluice_lifecycle_destroy(d.lifecycle);
-    destroy_pools(&d); /* still logs worker exits: the logger outlives it */
-    d.logger = NULL;
-    sluice_logger_destroy(logger);
-    sluice_config_free(d.config);
-    pthread_mutex_destroy(&d.config_mu);
-    pthread_mutex_destroy(&d.log_mu);
-    return ok ? SLUICE_EXIT_OK : SLUICE_EXIT_FAIL;
+    if (d.start_failed) {
+        fprintf(stdout, "FAILED: the demo could not start the threads it needs (see stderr)\n");
+    }
+    return teardown(&d, logger, ok && !d.start_failed ? SLUICE_EXIT_OK : SLUICE_EXIT_FAIL);
 }

@@ -2,12 +2,18 @@
  * tools/sluice/demo.h - the parts of `sluice demo`, shared between
  * cmd_demo.c (flags, wiring, shutdown), demo_sim.c (producers and the
  * simulated downstreams), demo_view.c (live view, reconciliation) and
- * demo_admin.c (the admin server, when built).
+ * demo_admin.c (the admin server, when built) and demo_spool.c (the
+ * spool of handed-back notifications, --spool).
  *
- * Threads: main (flags, then sluice_lifecycle_wait, then the report), the
- * lifecycle's signal thread, one producer per pool, the view thread, the
- * pools' workers, and the admin server's threads. Shared state is atomics
- * (counters, flags) or immutable after start (demo_opts, names).
+ * Threads: main (flags, then sluice_service_run, then the report), the
+ * service's signal and reload threads, one producer per pool, the view
+ * thread, the pools' workers, and the admin server's threads. Shared state
+ * is atomics (counters, flags) or immutable after start (demo_opts, names).
+ *
+ * A task's argument is a notification, not a pointer: its pool's index,
+ * whether it was replayed from the spool, and its id, packed in a
+ * uintptr_t (DEMO_NOTE_*), so a handed-back task can be written to the
+ * spool as "which notification" without any allocation per task.
  */
 #ifndef SLUICE_TOOLS_DEMO_H
 #define SLUICE_TOOLS_DEMO_H
@@ -18,10 +24,19 @@
 #include <stdint.h>
 
 #include "sluice/config.h"
-#include "sluice/lifecycle.h"
 #include "sluice/pool.h"
+#include "sluice/service.h"
 
 #define DEMO_MAX_POOLS 8
+
+/* A notification as a task argument: bits 0-2 the pool's index, bit 3 set
+ * when it was replayed from the spool, bits 4-63 its id. */
+#define DEMO_NOTE(pool_index, replayed, id)                                                             \
+    ((void *)(uintptr_t)(((uint64_t)(id) << 4) | ((replayed) ? 8u : 0u) | ((unsigned)(pool_index) & 7u)))
+#define DEMO_NOTE_POOL(arg) ((unsigned)((uintptr_t)(arg) & 7u))
+#define DEMO_NOTE_REPLAYED(arg) ((((uintptr_t)(arg)) & 8u) != 0)
+#define DEMO_NOTE_ID(arg) ((uint64_t)((uintptr_t)(arg) >> 4))
+#define DEMO_NOTE_ID_MAX ((UINT64_C(1) << 60) - 1)
 
 /* A downstream event injected with --slowdown or --stall. */
 typedef struct demo_fault {
@@ -45,6 +60,7 @@ typedef struct demo_opts {
     uint64_t seed;
     int view;       /* DEMO_VIEW_* */
     int log_format; /* sluice_log_format: 0 logfmt, 1 json */
+    const char *spool_path; /* --spool: NULL = handed-back notifications are only counted */
 } demo_opts;
 
 enum { DEMO_VIEW_AUTO = 0, DEMO_VIEW_TTY, DEMO_VIEW_PLAIN, DEMO_VIEW_NONE };
@@ -68,6 +84,7 @@ typedef struct demo_pool {
     atomic_uint_fast64_t refused;     /* submit refused (timeout, full): never accepted */
     atomic_uint_fast64_t handed_back; /* abandon handler calls */
     atomic_uint_fast64_t panics_seen; /* panic handler calls */
+    atomic_uint_fast64_t replayed;    /* accepted from the spool at start (also in `accepted`) */
     /* demo_notifications_refused_total{name=...} when the admin server
      * runs (set before the producers start), else NULL. */
     void *refused_series;
@@ -83,10 +100,9 @@ typedef struct demo {
     pthread_mutex_t config_mu; /* guards `config` against the view/report readers */
     demo_pool pools[DEMO_MAX_POOLS];
     size_t pool_count;
-    sluice_lifecycle *lifecycle;
-    uint64_t start_ns; /* system clock */
+    sluice_service *svc; /* owns the pools; drains them on SIGTERM */
+    uint64_t start_ns;   /* system clock */
     atomic_bool stop_producers;
-    atomic_bool ready;
     atomic_bool view_stop;
     pthread_t view_thread;
     atomic_bool view_started; /* read by demo_log from any thread */
@@ -101,29 +117,61 @@ typedef struct demo {
     void *admin;           /* demo_admin's server, or NULL */
     void *logger;          /* sluice_logger for pool events (logfmt/json), or NULL */
     char admin_url[96];
+    atomic_uint_fast64_t next_id; /* the next notification id */
+    struct demo_spool *spool;     /* --spool, or NULL */
+    /* A thread the demo needs could not be started: the run is shut down
+     * at once and exits 1 (issue 12.12). Set on the main thread. */
+    bool start_failed;
 } demo;
 
 /* demo_sim.c */
+/* The demo's one instance (one per process), for tasks and handlers whose
+ * argument is a notification. Set before any pool exists. */
+extern demo *demo_instance;
 int demo_task(void *arg);
 bool demo_downstream_call(uint64_t until);
-void demo_start_producers(demo *d);
+/* Starts a producer per pool; false (each failure said on stderr) when a
+ * thread could not be started. */
+bool demo_start_producers(demo *d);
 void demo_join_producers(demo *d);
+/* pthread_create, unless SLUICE_DEMO_FAIL_THREADS names `what` ("view",
+ * "producer"): a test hook that fails it as RLIMIT_NPROC would (root, who
+ * runs CI, is exempt from the limit). Returns 0 or an errno value. */
+int demo_thread_create(pthread_t *thread, void *(*start)(void *), void *arg, const char *what);
 void demo_on_abandon(const sluice_abandoned *task, void *user);
 void demo_on_panic(const sluice_panic_info *info, void *user);
 void demo_on_event(const sluice_pool_event *event, void *user);
 
 /* demo_view.c */
 void demo_log(demo *d, const char *fmt, ...) SLUICE_PRINTF(2, 3);
-void demo_start_view(demo *d);
+/* false (said on stderr) when the view thread could not be started. */
+bool demo_start_view(demo *d);
 void demo_stop_view(demo *d);
 /* Print the reconciliation; returns true when every pool balances. */
 bool demo_reconcile(demo *d, FILE *out);
 
 /* demo_admin.c: returns 0, or non-zero with a message in err. */
 int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen);
-void demo_admin_set_ready(demo *d, bool ready);
 void demo_admin_stop(demo *d);
 /* Count a refused submit in the demo's own metric (no-op without admin). */
 void demo_admin_count_refused(demo_pool *p);
+
+/* demo_spool.c: --spool FILE. Every notification handed back (abandon
+ * handler) is appended to FILE before it is counted; the next start
+ * replays FILE. See the file's header for the protocol. */
+/* Take over what a previous run left (FILE and FILE.replaying); returns 0,
+ * or non-zero with the reason in err. */
+int demo_spool_open(demo *d, const char *path, char *err, size_t errlen);
+/* Submit the notifications taken over (after the pools exist, before the
+ * producers start). */
+void demo_spool_replay(demo *d);
+/* Append one handed-back notification; false when the write failed. */
+bool demo_spool_put(demo *d, void *note);
+/* A replayed notification reached its outcome (ran, failed, panicked, or
+ * was handed back and spooled again). */
+void demo_spool_replayed_done(demo *d);
+/* Sync and close; prints one line about the spool to `out`. Returns false
+ * when a handed-back notification could not be written. */
+bool demo_spool_close(demo *d, FILE *out);
 
 #endif

@@ -6,16 +6,21 @@
  * Kept apart from cmd_demo.c so the demo builds, runs and tests without
  * libmicrohttpd: without it the demo says the admin server is off.
  *
- * Besides the pools' own metrics (exported by sluice_admin_add_pool), the
+ * The server serves the service (d->svc): its pools and its readiness
+ * reach the server through a service watcher, and /metrics is the
+ * service's registry, where each pool was exported once when the service
+ * created it.
+ *
+ * Besides the pools' own metrics, the
  * demo exports one of its own: demo_notifications_refused_total{name},
  * the submits its producers saw refused (submit timeout under
  * backpressure). Refused notifications were never accepted, so they are
  * not in the pool's reconciliation; a real service would leave them in
  * its queue (Kafka) and retry.
  *
- * Order at shutdown: the pools are removed from the server (which waits
- * for requests using them) before the server stops and before the pools
- * are destroyed.
+ * Order at shutdown: the watcher goes and the pools are removed from the
+ * server (which waits for requests using them) before the server stops,
+ * and all of that before the service destroys the pools.
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,11 +31,30 @@
 #include "sluice/admin.h"
 #include "sluice/metrics.h"
 
+static void w_pool_added(void *user, sluice_pool *pool)
+{
+    sluice_err r = sluice_admin_add_pool(user, pool);
+    if (r != SLUICE_OK) {
+        fprintf(stderr, "sluice demo: admin: pool %s not served: %s\n", sluice_pool_name(pool), sluice_strerror(r));
+    }
+}
+
+static void w_pool_removed(void *user, sluice_pool *pool)
+{
+    sluice_admin_remove_pool(user, pool);
+}
+
+static void w_ready(void *user, bool ready)
+{
+    sluice_admin_set_ready(user, ready);
+}
+
 int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen)
 {
     sluice_admin_config cfg;
     sluice_admin_config_init(&cfg);
     cfg.address = listen;
+    cfg.metrics = sluice_service_metrics(d->svc);
     cfg.saturation_threshold_ns = d->config->service.saturation_threshold_ns;
     sluice_admin *admin = NULL;
     char why[512];
@@ -41,11 +65,17 @@ int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen)
                  listen, why[0] ? why : sluice_strerror(r));
         return 1;
     }
-    for (size_t i = 0; i < d->pool_count; i++) {
-        r = sluice_admin_add_pool(admin, d->pools[i].pool);
-        if (r != SLUICE_OK) {
-            demo_log(d, "admin: pool %s not served: %s", d->pools[i].name, sluice_strerror(r));
-        }
+    sluice_service_watcher w = {
+        .pool_added = w_pool_added,
+        .pool_removed = w_pool_removed,
+        .ready_changed = w_ready,
+        .user = admin,
+    };
+    r = sluice_service_watch(d->svc, &w);
+    if (r != SLUICE_OK) {
+        snprintf(err, errlen, "admin: cannot watch the service: %s", sluice_strerror(r));
+        sluice_admin_stop(admin);
+        return 1;
     }
     sluice_metric *refused = NULL;
     static const char *const labels[] = {"name", NULL};
@@ -76,13 +106,6 @@ int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen)
     return 0;
 }
 
-void demo_admin_set_ready(demo *d, bool ready)
-{
-    if (d->admin) {
-        sluice_admin_set_ready(d->admin, ready);
-    }
-}
-
 void demo_admin_count_refused(demo_pool *p)
 {
     if (p->refused_series) {
@@ -98,6 +121,11 @@ void demo_admin_stop(demo *d)
     }
     for (size_t i = 0; i < d->pool_count; i++) {
         d->pools[i].refused_series = NULL;
+    }
+    /* No more pool or readiness news, then let go of every pool (remove
+     * waits for requests using it), then stop. */
+    sluice_service_unwatch(d->svc, admin);
+    for (size_t i = 0; i < d->pool_count; i++) {
         sluice_admin_remove_pool(admin, d->pools[i].pool);
     }
     sluice_admin_stop(admin);
@@ -115,12 +143,6 @@ int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen)
     d->admin_url[0] = '\0';
     demo_log(d, "admin server not built (src/admin is absent): no /metrics");
     return 0;
-}
-
-void demo_admin_set_ready(demo *d, bool ready)
-{
-    (void)d;
-    (void)ready;
 }
 
 void demo_admin_count_refused(demo_pool *p)

@@ -21,10 +21,17 @@
  * most one second of traffic, as a consumer with lag would, then carries on
  * at the nominal pace.
  *
+ * Each task is one notification (see DEMO_NOTE in demo.h): the producer
+ * gives it the next id; a handed-back one goes to the spool (--spool)
+ * before it is counted, so whatever the demo counts as handed back is in
+ * the file even if the process is killed right after.
+ *
  * Thread-safety: counters are atomics; the RNG is per thread.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -32,6 +39,8 @@
 #include "sluice/task.h"
 
 #include "demo.h"
+
+demo *demo_instance;
 
 static _Thread_local uint64_t rng_state;
 
@@ -91,14 +100,31 @@ bool demo_downstream_call(uint64_t until)
     }
 }
 
+static int deliver(demo *d, demo_pool *p, uint64_t seed);
+
 int demo_task(void *arg)
 {
-    demo_pool *p = arg;
-    demo *d = p->demo;
+    demo *d = demo_instance;
+    demo_pool *p = &d->pools[DEMO_NOTE_POOL(arg)];
+    bool replayed = DEMO_NOTE_REPLAYED(arg);
     uint64_t seed = d->opts.seed;
     if (d->opts.panic_rate > 0 && rnd01(seed) < d->opts.panic_rate) {
+        if (replayed) {
+            demo_spool_replayed_done(d); /* its outcome is decided: panicked */
+        }
         sluice_panic("simulated panic in the %s client (--panic-rate)", p->name);
     }
+    int rc = deliver(d, p, seed);
+    if (replayed) {
+        demo_spool_replayed_done(d);
+    }
+    return rc;
+}
+
+/* The delivery itself: 0 delivered, 1 failed (--error-rate), 2 not
+ * delivered (stopped by the drain deadline). */
+static int deliver(demo *d, demo_pool *p, uint64_t seed)
+{
     bool fail = d->opts.error_rate > 0 && rnd01(seed) < d->opts.error_rate;
 
     uint64_t start = now_ns();
@@ -140,11 +166,16 @@ int demo_task(void *arg)
 void demo_on_abandon(const sluice_abandoned *task, void *user)
 {
     demo_pool *p = user;
+    /* Spool first, count after: a notification counted as handed back is
+     * already in the file (the crash-consistency promise of --spool). A
+     * failed write is counted by the spool and fails the run. */
+    if (p->demo->spool && task->fn == demo_task) {
+        demo_spool_put(p->demo, task->arg);
+        if (DEMO_NOTE_REPLAYED(task->arg)) {
+            demo_spool_replayed_done(p->demo);
+        }
+    }
     atomic_fetch_add(&p->handed_back, 1);
-    /* A real service would write the notification back to its queue here
-     * (the arg is the notification). The demo's arg is the pool itself, so
-     * there is nothing to free. */
-    (void)task;
 }
 
 void demo_on_panic(const sluice_panic_info *info, void *user)
@@ -188,7 +219,8 @@ static void *producer_main(void *arg)
         if (now - next > SLUICE_NS_PER_SEC) {
             next = now - SLUICE_NS_PER_SEC; /* bounded catch-up */
         }
-        sluice_err r = sluice_pool_submit_ex(p->pool, demo_task, p, &so);
+        uint64_t id = atomic_fetch_add(&d->next_id, 1) & DEMO_NOTE_ID_MAX;
+        sluice_err r = sluice_pool_submit_ex(p->pool, demo_task, DEMO_NOTE(p->index, false, id), &so);
         if (r == SLUICE_OK) {
             atomic_fetch_add(&p->accepted, 1);
         } else if (r == SLUICE_ECLOSED) {
@@ -202,18 +234,40 @@ static void *producer_main(void *arg)
     return NULL;
 }
 
-void demo_start_producers(demo *d)
+int demo_thread_create(pthread_t *thread, void *(*start)(void *), void *arg, const char *what)
 {
+    const char *fail = getenv("SLUICE_DEMO_FAIL_THREADS");
+    if (fail && *fail) {
+        /* A comma-separated list of thread kinds. */
+        size_t n = strlen(what);
+        for (const char *s = fail; *s;) {
+            size_t len = strcspn(s, ",");
+            if (len == n && strncmp(s, what, n) == 0) {
+                return EAGAIN;
+            }
+            s += len + (s[len] == ',');
+        }
+    }
+    return pthread_create(thread, NULL, start, arg);
+}
+
+bool demo_start_producers(demo *d)
+{
+    bool ok = true;
     for (size_t i = 0; i < d->pool_count; i++) {
         demo_pool *p = &d->pools[i];
         if (p->rate <= 0) {
             continue;
         }
-        p->producer_started = pthread_create(&p->producer, NULL, producer_main, p) == 0;
+        int rc = demo_thread_create(&p->producer, producer_main, p, "producer");
+        p->producer_started = rc == 0;
         if (!p->producer_started) {
-            demo_log(d, "pool %s: cannot start its producer thread", p->name);
+            fprintf(stderr, "sluice demo: pool %s: cannot start its producer thread: %s\n", p->name,
+                    strerror(rc));
+            ok = false;
         }
     }
+    return ok;
 }
 
 void demo_join_producers(demo *d)

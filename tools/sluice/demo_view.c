@@ -9,7 +9,7 @@
  * On a terminal it redraws an 80-column screen with the last few log lines
  * under the table; otherwise it prints one plain line per second, fit for
  * a log file. The same thread ends a --duration run by asking the
- * lifecycle to shut down, exactly as SIGTERM would.
+ * service to shut down, exactly as SIGTERM would.
  *
  * p99 over the last second comes from the difference of two histogram
  * snapshots, interpolated inside its bucket the way PromQL's
@@ -124,7 +124,7 @@ static void draw_tty(demo *d, row *rows, uint64_t up_ns)
     OUT("\033[H\033[J");
     OUT("sluice demo: %s   up %llus   %.0f/s   %s\n", d->service_name,
         (unsigned long long)(up_ns / SLUICE_NS_PER_SEC), d->opts.rate,
-        atomic_load(&d->ready) ? "ready" : "NOT READY (draining)");
+        sluice_service_ready(d->svc) ? "ready" : "NOT READY (draining)");
     OUT("admin %s  (/metrics, /debug/pools)   Ctrl-C drains\n\n", d->admin_url[0] ? d->admin_url : "off");
     OUT("%-8s %11s %11s %8s %8s %6s %6s %6s %7s\n", "pool", "run/cap", "queue", "tasks/s", "p99", "failed",
         "panics", "drops", "refused");
@@ -183,7 +183,7 @@ static void *view_main(void *arg)
         if (!ended && d->opts.duration_ns && now - d->start_ns >= d->opts.duration_ns) {
             ended = true;
             demo_log(d, "--duration reached: draining");
-            sluice_lifecycle_shutdown(d->lifecycle);
+            sluice_service_shutdown(d->svc);
         }
         if (now >= next_tick) {
             row rows[DEMO_MAX_POOLS];
@@ -210,13 +210,17 @@ static void *view_main(void *arg)
     return NULL;
 }
 
-void demo_start_view(demo *d)
+bool demo_start_view(demo *d)
 {
     atomic_store(&d->view_started, true); /* before the thread: demo_log reads it */
-    if (pthread_create(&d->view_thread, NULL, view_main, d) != 0) {
+    int rc = demo_thread_create(&d->view_thread, view_main, d, "view");
+    if (rc != 0) {
         atomic_store(&d->view_started, false);
-        fprintf(stderr, "sluice demo: cannot start the view thread; --duration will not end the run\n");
+        fprintf(stderr, "sluice demo: cannot start the view thread (it also ends --duration runs): %s\n",
+                strerror(rc));
+        return false;
     }
+    return true;
 }
 
 void demo_stop_view(demo *d)
@@ -294,6 +298,14 @@ bool demo_reconcile(demo *d, FILE *out)
     }
     fprintf(out, "refused at submit (never accepted; the producer kept them): %llu\n",
             (unsigned long long)tot_refused);
+    uint64_t replayed = 0;
+    for (size_t i = 0; i < d->pool_count; i++) {
+        replayed += atomic_load(&d->pools[i].replayed);
+    }
+    if (d->opts.spool_path) {
+        fprintf(out, "replayed from the spool at start (counted as accepted above): %llu\n",
+                (unsigned long long)replayed);
+    }
     fprintf(out, "%s\n",
             all_ok ? "balanced: every accepted notification is accounted for"
                    : "NOT balanced: some accepted notification is unaccounted for");
