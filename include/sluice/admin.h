@@ -55,6 +55,7 @@
 #include "sluice/common.h"
 #include "sluice/metrics.h"
 #include "sluice/pool.h"
+#include "sluice/service.h"
 
 typedef struct sluice_admin sluice_admin;
 
@@ -90,6 +91,14 @@ typedef struct sluice_admin_config {
      * <token>", else 401); NULL or "" = none. 1..SLUICE_ADMIN_TOKEN_MAX
      * characters of A-Z a-z 0-9 - . _ ~ + / = (RFC 6750); copied. */
     const char *token;
+    /* A service to serve (sluice/service.h); borrowed. Its pools are
+     * served as they are registered with it (no sluice_admin_add_pool),
+     * /health/ready follows its readiness (not ready from the first step
+     * of its shutdown), and /metrics serves its registry unless `metrics`
+     * names another. Stop the server before destroying the service, or
+     * destroy the service first (the server then lets go of its pools and
+     * forgets it); never both at once. NULL = pools are added by hand. */
+    sluice_service *service;
 } sluice_admin_config;
 
 /* sluice_admin_config_init - zero cfg (every field then means its default). */
@@ -109,9 +118,10 @@ SLUICE_API sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_
                                          size_t errlen);
 
 /*
- * sluice_admin_stop - stop accepting, wait for requests in flight (at most
- * the health timeout), join the threads, free. Pools are only forgotten;
- * an owned registry is destroyed. NULL is a no-op.
+ * sluice_admin_stop - stop watching the service (cfg.service), stop
+ * accepting, wait for requests in flight (at most the health timeout),
+ * join the threads, free. Pools are only forgotten; an owned registry is
+ * destroyed. NULL is a no-op.
  */
 SLUICE_API void sluice_admin_stop(sluice_admin *admin);
 
@@ -124,6 +134,8 @@ SLUICE_API sluice_metrics *sluice_admin_metrics(sluice_admin *admin);
 /*
  * sluice_admin_add_pool - serve `pool` in /health/... and /debug/pools, and
  * export its metrics in the server's registry (unless it is already there).
+ * A server given a service (cfg.service) is told of its pools by the
+ * service; this call is for pools that are not in one.
  * Returns: SLUICE_OK; SLUICE_EINVAL; SLUICE_ENOMEM; SLUICE_EBUSY (already
  * added, or a pool with that name); SLUICE_EOVERFLOW (more than 64 pools).
  * Ownership: borrowed; call sluice_admin_remove_pool before

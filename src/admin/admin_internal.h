@@ -21,6 +21,7 @@
 
 #include "admin/route.h"
 #include "sluice/admin.h"
+#include "sluice/service.h"
 
 #define SLUICE__ADMIN_MAX_POOLS 64
 #define SLUICE__ADMIN_PROBE_LABEL "sluice.admin.probe"
@@ -61,6 +62,10 @@ struct sluice_admin {
 
     _Atomic bool ready; /* release by set_ready, acquire by the readers */
 
+    /* The service served (cfg.service) while attached; NULL before attach,
+     * after detach, or once the service was destroyed (its `detached`). */
+    _Atomic(sluice_service *) service;
+
     /* Guarded by pools_lock. */
     pthread_rwlock_t pools_lock;
     sluice__admin_pool pools[SLUICE__ADMIN_MAX_POOLS];
@@ -90,5 +95,13 @@ int sluice__admin_respond_sb(struct MHD_Connection *c, unsigned status, const ch
 void sluice__admin_sample(sluice_admin *a);
 /* The health probe's task function (a no-op that tells the request). */
 int sluice__admin_probe_fn(void *arg);
+
+/* ---- service.c ----------------------------------------------------------------------- */
+
+/* Serve `svc`: watch it (its pools are added, readiness follows it).
+ * Returns sluice_service_watch's result. */
+sluice_err sluice__admin_attach(sluice_admin *a, sluice_service *svc);
+/* Stop watching (no-op when not attached or the service is gone). */
+void sluice__admin_detach(sluice_admin *a);
 
 #endif /* SLUICE_ADMIN_INTERNAL_H */

@@ -583,6 +583,8 @@ sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out
     sluice_err r = SLUICE_OK;
     if (cfg->metrics) {
         a->metrics = cfg->metrics;
+    } else if (cfg->service) {
+        a->metrics = sluice_service_metrics(cfg->service); /* borrowed: the pools are exported there */
     } else {
         r = sluice_metrics_create(NULL, &a->metrics);
         a->own_metrics = r == SLUICE_OK;
@@ -622,6 +624,14 @@ sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out
         admin_free(a);
         return r;
     }
+    if (cfg->service) {
+        r = sluice__admin_attach(a, cfg->service);
+        if (r != SLUICE_OK) {
+            seterr(errbuf, errlen, "cannot serve the service: %s", sluice_strerror(r));
+            sluice_admin_stop(a);
+            return r;
+        }
+    }
     *out = a;
     return SLUICE_OK;
 }
@@ -631,6 +641,7 @@ void sluice_admin_stop(sluice_admin *a)
     if (!a) {
         return;
     }
+    sluice__admin_detach(a); /* first: no pool arrives while the server goes */
     MHD_stop_daemon(a->daemon); /* waits for connection threads; closes the listening socket */
     pthread_mutex_lock(&a->sampler_mu);
     a->sampler_stop = true;

@@ -23,6 +23,7 @@
 #include "admin/route.h"
 #include "sluice/admin.h"
 #include "sluice/metrics.h"
+#include "sluice/service.h"
 
 /* ---- a gate task ------------------------------------------------------------- */
 
@@ -686,6 +687,79 @@ static void test_bind_errors(void **state)
     sluice_admin_stop(NULL);
 }
 
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    size_t len = strlen(needle);
+    for (size_t at = 0; len && hay[at]; at++) {
+        n += strncmp(hay + at, needle, len) == 0;
+    }
+    return n;
+}
+
+/* A server given a service (cfg.service) serves the pools registered with
+ * the service, before and after it started, without add_pool; /metrics is
+ * the service's registry with each pool once; /health/ready follows the
+ * service's readiness. Both teardown orders are safe: server first, or
+ * service first (the server then lets go of the pools and forgets it). */
+static void test_serves_a_service(void **state)
+{
+    (void)state;
+    for (int service_first = 0; service_first < 2; service_first++) {
+        sluice_service_config sc;
+        sluice_service_config_init(&sc);
+        sc.no_signals = true;
+        sluice_service *svc = NULL;
+        assert_int_equal(sluice_service_create(&sc, &svc, NULL, 0), SLUICE_OK);
+        sluice_pool_config pc;
+        sluice_pool_config_init(&pc);
+        pc.name = "early";
+        pc.workers = 1;
+        pc.queue_capacity = 4;
+        assert_int_equal(sluice_service_add_pool(svc, &pc, 0, NULL, NULL, 0), SLUICE_OK);
+        sluice_admin_config cfg;
+        sluice_admin_config_init(&cfg);
+        cfg.service = svc;
+        sluice_admin *a = start_admin(&cfg);
+        assert_ptr_equal(sluice_admin_metrics(a), sluice_service_metrics(svc));
+        unsigned port = sluice_admin_port(a);
+        pc.name = "late";
+        assert_int_equal(sluice_service_add_pool(svc, &pc, 0, NULL, NULL, 0), SLUICE_OK);
+
+        http_reply r = http_do(port, "GET", "/health/pools", NULL);
+        assert_int_equal(r.status, 200);
+        expect_body_has(&r, "early");
+        expect_body_has(&r, "late");
+        http_free(&r);
+        r = http_do(port, "GET", "/metrics", NULL);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(count_of(r.body, "pool_capacity{name=\"early\"}"), 1);
+        assert_int_equal(count_of(r.body, "pool_capacity{name=\"late\"}"), 1);
+        http_free(&r);
+
+        /* A service starts not ready; the server follows it. */
+        r = http_do(port, "GET", "/health/ready", NULL);
+        assert_int_equal(r.status, 503);
+        http_free(&r);
+        sluice_service_set_ready(svc, true);
+        r = http_do(port, "GET", "/health/ready", NULL);
+        assert_int_equal(r.status, 200);
+        http_free(&r);
+
+        if (service_first) {
+            sluice_service_destroy(svc);
+            r = http_do(port, "GET", "/health/pools", NULL);
+            assert_int_equal(r.status, 200);
+            assert_null(strstr(r.body, "early"));
+            http_free(&r);
+            sluice_admin_stop(a);
+        } else {
+            sluice_admin_stop(a);
+            sluice_service_destroy(svc);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -699,6 +773,7 @@ int main(void)
         cmocka_unit_test(test_connection_limit),
         cmocka_unit_test(test_token),
         cmocka_unit_test(test_bind_errors),
+        cmocka_unit_test(test_serves_a_service),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,10 +6,10 @@
  * Kept apart from cmd_demo.c so the demo builds, runs and tests without
  * libmicrohttpd: without it the demo says the admin server is off.
  *
- * The server serves the service (d->svc): its pools and its readiness
- * reach the server through a service watcher, and /metrics is the
- * service's registry, where each pool was exported once when the service
- * created it.
+ * The server serves the service (sluice_admin_config.service = d->svc):
+ * its pools and its readiness reach the server from the service, and
+ * /metrics is the service's registry, where each pool was exported once
+ * when the service created it.
  *
  * Besides the pools' own metrics, the
  * demo exports one of its own: demo_notifications_refused_total{name},
@@ -18,9 +18,8 @@
  * not in the pool's reconciliation; a real service would leave them in
  * its queue (Kafka) and retry.
  *
- * Order at shutdown: the watcher goes and the pools are removed from the
- * server (which waits for requests using them) before the server stops,
- * and all of that before the service destroys the pools.
+ * Order at shutdown: the server stops (it lets go of the service's pools
+ * first) before the service destroys the pools.
  */
 #include <stdio.h>
 #include <string.h>
@@ -31,30 +30,12 @@
 #include "sluice/admin.h"
 #include "sluice/metrics.h"
 
-static void w_pool_added(void *user, sluice_pool *pool)
-{
-    sluice_err r = sluice_admin_add_pool(user, pool);
-    if (r != SLUICE_OK) {
-        fprintf(stderr, "sluice demo: admin: pool %s not served: %s\n", sluice_pool_name(pool), sluice_strerror(r));
-    }
-}
-
-static void w_pool_removed(void *user, sluice_pool *pool)
-{
-    sluice_admin_remove_pool(user, pool);
-}
-
-static void w_ready(void *user, bool ready)
-{
-    sluice_admin_set_ready(user, ready);
-}
-
 int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen)
 {
     sluice_admin_config cfg;
     sluice_admin_config_init(&cfg);
     cfg.address = listen;
-    cfg.metrics = sluice_service_metrics(d->svc);
+    cfg.service = d->svc; /* its pools, its readiness, its registry */
     cfg.saturation_threshold_ns = d->config->service.saturation_threshold_ns;
     sluice_admin *admin = NULL;
     char why[512];
@@ -63,18 +44,6 @@ int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen)
         snprintf(err, errlen,
                  "cannot serve the admin endpoints on %s: %s (use --listen HOST:PORT to pick another)",
                  listen, why[0] ? why : sluice_strerror(r));
-        return 1;
-    }
-    sluice_service_watcher w = {
-        .pool_added = w_pool_added,
-        .pool_removed = w_pool_removed,
-        .ready_changed = w_ready,
-        .user = admin,
-    };
-    r = sluice_service_watch(d->svc, &w);
-    if (r != SLUICE_OK) {
-        snprintf(err, errlen, "admin: cannot watch the service: %s", sluice_strerror(r));
-        sluice_admin_stop(admin);
         return 1;
     }
     sluice_metric *refused = NULL;
@@ -122,13 +91,7 @@ void demo_admin_stop(demo *d)
     for (size_t i = 0; i < d->pool_count; i++) {
         d->pools[i].refused_series = NULL;
     }
-    /* No more pool or readiness news, then let go of every pool (remove
-     * waits for requests using it), then stop. */
-    sluice_service_unwatch(d->svc, admin);
-    for (size_t i = 0; i < d->pool_count; i++) {
-        sluice_admin_remove_pool(admin, d->pools[i].pool);
-    }
-    sluice_admin_stop(admin);
+    sluice_admin_stop(admin); /* stops watching the service first */
     d->admin = NULL;
 }
 
