@@ -12,6 +12,7 @@ PKGS="build-essential cmake pkg-config
 libcmocka-dev
 libmicrohttpd-dev
 libyaml-dev
+libhiredis-dev redis-server
 prometheus
 cthreadpool-dev libglib2.0-dev libuv1-dev libapr1-dev libaprutil1-dev
 valgrind curl jq python3"

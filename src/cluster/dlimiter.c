@@ -1,0 +1,389 @@
+/*
+ * src/cluster/dlimiter.c - a rate limiter shared by all replicas: GCRA
+ * (the generic cell rate algorithm) in one Lua script.
+ *
+ * GCRA keeps one number per limiter, the theoretical arrival time (TAT)
+ * on Redis's clock in microseconds. With T = 1/rate and a bucket of
+ * `burst` tokens, a request for n tokens conforms when
+ * max(TAT, now) + n*T - burst*T <= now; taking it moves TAT to
+ * max(TAT, now) + n*T. This is the token bucket of sluice_limiter seen
+ * from the other side (a full bucket = TAT <= now), in one key with an
+ * expiry, updated atomically by one script per call: one round trip per
+ * allow/reserve, no lock across replicas, no clock of a replica involved.
+ *
+ * Fallback: while the cluster is in fallback, or when a call fails, the
+ * limiter answers from a local sluice_limiter with rate / members and
+ * burst / members (at least 1) of the last known view, so the cluster as
+ * a whole stays near the rate. It is rebuilt on each entry into fallback.
+ *
+ * Lock order: dl->mu -> cluster mu; no Redis call is made with dl->mu
+ * held (the connection's own mutex serialises calls).
+ */
+#include <hiredis/hiredis.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster/cluster_internal.h"
+
+struct sluice_dlimiter {
+    sluice_cluster *c;
+    char name[SLUICE_CLUSTER_NAME_MAX + 1];
+    char key[256];
+    pthread_mutex_t mu; /* guards everything below */
+    double rate;
+    uint64_t burst;
+    sluice_limiter *local; /* the fallback bucket, while in fallback */
+    bool fallback;
+    uint64_t allowed, limited, redis_calls, fallback_calls, wait_timeouts, wait_canceled, rejected;
+};
+
+void sluice_dlimiter_config_init(sluice_dlimiter_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+}
+
+static bool rate_ok(double rate)
+{
+    return rate == SLUICE_RATE_INF || (rate > 0 && isfinite(rate));
+}
+
+sluice_err sluice_dlimiter_create(sluice_cluster *c, const sluice_dlimiter_config *cfg, sluice_dlimiter **out,
+                                  char *errbuf, size_t errlen)
+{
+    if (!c || !cfg || !out) {
+        return SLUICE_EINVAL;
+    }
+    *out = NULL;
+    if (!sluice__name_ok(cfg->name, SLUICE_CLUSTER_NAME_MAX)) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "name: must be 1-64 characters of [A-Za-z0-9_.:-], got \"%s\"",
+                     cfg->name ? cfg->name : "(null)");
+        }
+        return SLUICE_EINVAL;
+    }
+    if (!rate_ok(cfg->rate)) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen,
+                     "rate: must be > 0 and finite (or SLUICE_RATE_INF), got %g (a bucket that never "
+                     "refills is a local sluice_limiter's job)",
+                     cfg->rate);
+        }
+        return SLUICE_EINVAL;
+    }
+    if (cfg->rate != SLUICE_RATE_INF && cfg->burst == 0) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "burst: must be > 0");
+        }
+        return SLUICE_EINVAL;
+    }
+    sluice_dlimiter *dl = calloc(1, sizeof *dl);
+    if (!dl) {
+        return SLUICE_ENOMEM;
+    }
+    dl->c = c;
+    snprintf(dl->name, sizeof dl->name, "%s", cfg->name);
+    snprintf(dl->key, sizeof dl->key, "%s:rl:%s", sluice__cluster_prefix(c), dl->name);
+    dl->rate = cfg->rate;
+    dl->burst = cfg->burst;
+    pthread_mutex_init(&dl->mu, NULL);
+    *out = dl;
+    return SLUICE_OK;
+}
+
+void sluice_dlimiter_destroy(sluice_dlimiter *dl)
+{
+    if (!dl) {
+        return;
+    }
+    sluice_limiter_destroy(dl->local);
+    pthread_mutex_destroy(&dl->mu);
+    free(dl);
+}
+
+/* Make sure the local bucket exists for fallback. Caller holds mu. */
+static sluice_limiter *local_locked(sluice_dlimiter *dl)
+{
+    if (dl->fallback && dl->local) {
+        return dl->local;
+    }
+    sluice__view v;
+    sluice__cluster_view(dl->c, &v);
+    unsigned n = v.have_view && v.members ? v.members : 1;
+    sluice_limiter_config lc;
+    sluice_limiter_config_init(&lc);
+    lc.name = dl->name;
+    lc.rate = dl->rate / n;
+    lc.burst = dl->burst / n ? dl->burst / n : 1;
+    lc.clock = sluice__cluster_clock(dl->c);
+    sluice_limiter *l = NULL;
+    if (sluice_limiter_create(&lc, &l, NULL, 0) != SLUICE_OK) {
+        return NULL;
+    }
+    sluice_limiter_destroy(dl->local);
+    dl->local = l;
+    dl->fallback = true;
+    return l;
+}
+
+/* One GCRA call. Returns 1 taken, 0 not taken, -1 Redis failed; *wait_us. */
+static int gcra(sluice_dlimiter *dl, double rate, uint64_t burst, uint64_t n, bool reserve, uint64_t *wait_us)
+{
+    char T[48], b[24], ns[24];
+    snprintf(T, sizeof T, "%.6f", 1e6 / rate);
+    snprintf(b, sizeof b, "%llu", (unsigned long long)burst);
+    snprintf(ns, sizeof ns, "%llu", (unsigned long long)n);
+    const char *argv[] = {dl->key, T, b, ns, reserve ? "reserve" : "allow"};
+    sluice__redis *r = sluice__cluster_redis(dl->c);
+    redisReply *rep = sluice__redis_ensure(r, false) ? sluice__redis_eval(r, SLUICE__SCRIPT_GCRA, 1, 5, argv) : NULL;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
+        if (rep) {
+            freeReplyObject(rep);
+        }
+        sluice__cluster_redis_failed(dl->c);
+        return -1;
+    }
+    int taken = (int)sluice__reply_int(rep, 0);
+    long long w = sluice__reply_int(rep, 1);
+    *wait_us = w > 0 ? (uint64_t)w : 0;
+    freeReplyObject(rep);
+    return taken ? 1 : 0;
+}
+
+static bool in_fallback(sluice_dlimiter *dl)
+{
+    sluice__view v;
+    sluice__cluster_view(dl->c, &v);
+    return v.fallback || !v.have_view;
+}
+
+bool sluice_dlimiter_allow_n(sluice_dlimiter *dl, uint64_t n)
+{
+    if (!dl) {
+        return false;
+    }
+    pthread_mutex_lock(&dl->mu);
+    double rate = dl->rate;
+    uint64_t burst = dl->burst;
+    if (rate == SLUICE_RATE_INF || n == 0) {
+        dl->allowed++;
+        pthread_mutex_unlock(&dl->mu);
+        return true;
+    }
+    if (n > burst) {
+        dl->limited++;
+        pthread_mutex_unlock(&dl->mu);
+        return false;
+    }
+    bool fb = in_fallback(dl);
+    if (!fb) {
+        dl->fallback = false;
+        dl->redis_calls++;
+        pthread_mutex_unlock(&dl->mu);
+        uint64_t w;
+        int t = gcra(dl, rate, burst, n, false, &w);
+        pthread_mutex_lock(&dl->mu);
+        if (t >= 0) {
+            if (t) {
+                dl->allowed++;
+            } else {
+                dl->limited++;
+            }
+            pthread_mutex_unlock(&dl->mu);
+            return t == 1;
+        }
+    }
+    sluice_limiter *l = local_locked(dl);
+    dl->fallback_calls++;
+    bool ok = l ? sluice_limiter_allow_n(l, n) : false;
+    if (ok) {
+        dl->allowed++;
+    } else {
+        dl->limited++;
+    }
+    pthread_mutex_unlock(&dl->mu);
+    return ok;
+}
+
+bool sluice_dlimiter_allow(sluice_dlimiter *dl)
+{
+    return sluice_dlimiter_allow_n(dl, 1);
+}
+
+sluice_err sluice_dlimiter_reserve(sluice_dlimiter *dl, uint64_t n, sluice_reservation *out)
+{
+    if (!dl || !out) {
+        return SLUICE_EINVAL;
+    }
+    const sluice_clock *clk = sluice__cluster_clock(dl->c);
+    pthread_mutex_lock(&dl->mu);
+    double rate = dl->rate;
+    uint64_t burst = dl->burst;
+    uint64_t now = sluice_clock_now(clk);
+    *out = (sluice_reservation){.tokens = n, .reserved_at_ns = now, .act_at_ns = now, .delay_ns = 0};
+    if (rate == SLUICE_RATE_INF || n == 0) {
+        dl->allowed++;
+        pthread_mutex_unlock(&dl->mu);
+        return SLUICE_OK;
+    }
+    if (n > burst) {
+        dl->rejected++;
+        pthread_mutex_unlock(&dl->mu);
+        return SLUICE_EOVERFLOW;
+    }
+    if (!in_fallback(dl)) {
+        dl->fallback = false;
+        dl->redis_calls++;
+        pthread_mutex_unlock(&dl->mu);
+        uint64_t w = 0;
+        int t = gcra(dl, rate, burst, n, true, &w);
+        pthread_mutex_lock(&dl->mu);
+        if (t >= 0) {
+            dl->allowed++;
+            out->delay_ns = w * SLUICE_NS_PER_US;
+            out->act_at_ns = out->reserved_at_ns + out->delay_ns;
+            pthread_mutex_unlock(&dl->mu);
+            return SLUICE_OK;
+        }
+    }
+    sluice_limiter *l = local_locked(dl);
+    dl->fallback_calls++;
+    sluice_err err = l ? sluice_limiter_reserve(l, n, out) : SLUICE_ENOMEM;
+    if (err == SLUICE_OK) {
+        dl->allowed++;
+    } else {
+        dl->rejected++;
+    }
+    pthread_mutex_unlock(&dl->mu);
+    return err;
+}
+
+void sluice_dlimiter_cancel(sluice_dlimiter *dl, const sluice_reservation *r)
+{
+    if (!dl || !r || r->tokens == 0) {
+        return;
+    }
+    const sluice_clock *clk = sluice__cluster_clock(dl->c);
+    pthread_mutex_lock(&dl->mu);
+    if (sluice_clock_now(clk) >= r->act_at_ns || dl->rate == SLUICE_RATE_INF) {
+        pthread_mutex_unlock(&dl->mu);
+        return; /* its time has come: the tokens are spent */
+    }
+    if (dl->fallback && dl->local) {
+        sluice_limiter_cancel(dl->local, r);
+        pthread_mutex_unlock(&dl->mu);
+        return;
+    }
+    char back[48];
+    snprintf(back, sizeof back, "%.0f", (double)r->tokens * 1e6 / dl->rate);
+    dl->redis_calls++;
+    pthread_mutex_unlock(&dl->mu);
+    const char *argv[] = {dl->key, back};
+    sluice__redis *rd = sluice__cluster_redis(dl->c);
+    redisReply *rep = sluice__redis_eval(rd, SLUICE__SCRIPT_GCRA_CANCEL, 1, 2, argv);
+    if (rep) {
+        freeReplyObject(rep);
+    }
+}
+
+sluice_err sluice_dlimiter_wait(sluice_dlimiter *dl, uint64_t n, sluice_ctx *ctx)
+{
+    if (!dl) {
+        return SLUICE_EINVAL;
+    }
+    sluice_err err = sluice_ctx_err(ctx);
+    if (err) {
+        return err;
+    }
+    sluice_reservation r;
+    err = sluice_dlimiter_reserve(dl, n, &r);
+    if (err) {
+        return err;
+    }
+    if (r.delay_ns == 0) {
+        return SLUICE_OK;
+    }
+    if (ctx) {
+        const sluice_clock *cc = sluice_ctx_clock(ctx);
+        uint64_t act = sluice_clock_now(cc) + r.delay_ns;
+        uint64_t dl_ns = sluice_ctx_deadline(ctx);
+        if (dl_ns && dl_ns < act) {
+            sluice_dlimiter_cancel(dl, &r);
+            pthread_mutex_lock(&dl->mu);
+            dl->wait_timeouts++;
+            pthread_mutex_unlock(&dl->mu);
+            return SLUICE_ETIMEDOUT;
+        }
+        err = sluice_ctx_wait(ctx, act);
+        if (err) {
+            sluice_dlimiter_cancel(dl, &r);
+            pthread_mutex_lock(&dl->mu);
+            if (err == SLUICE_ETIMEDOUT) {
+                dl->wait_timeouts++;
+            } else {
+                dl->wait_canceled++;
+            }
+            pthread_mutex_unlock(&dl->mu);
+        }
+        return err;
+    }
+    const sluice_clock *clk = sluice__cluster_clock(dl->c);
+    while (sluice_clock_now(clk) < r.act_at_ns) {
+        uint64_t left = r.act_at_ns - sluice_clock_now(clk);
+        if (!sluice_clock_is_system(clk) && left > SLUICE_CLOCK_POLL_NS) {
+            left = SLUICE_CLOCK_POLL_NS;
+        }
+        struct timespec ts = {(time_t)(left / SLUICE_NS_PER_SEC), (long)(left % SLUICE_NS_PER_SEC)};
+        nanosleep(&ts, NULL);
+    }
+    return SLUICE_OK;
+}
+
+sluice_err sluice_dlimiter_set_rate(sluice_dlimiter *dl, double rate)
+{
+    if (!dl || !rate_ok(rate)) {
+        return SLUICE_EINVAL;
+    }
+    pthread_mutex_lock(&dl->mu);
+    dl->rate = rate;
+    dl->fallback = false; /* rebuild the local bucket at the new rate if needed */
+    pthread_mutex_unlock(&dl->mu);
+    return SLUICE_OK;
+}
+
+sluice_err sluice_dlimiter_set_burst(sluice_dlimiter *dl, uint64_t burst)
+{
+    if (!dl || burst == 0) {
+        return SLUICE_EINVAL;
+    }
+    pthread_mutex_lock(&dl->mu);
+    dl->burst = burst;
+    dl->fallback = false;
+    pthread_mutex_unlock(&dl->mu);
+    return SLUICE_OK;
+}
+
+void sluice_dlimiter_stats_get(sluice_dlimiter *dl, sluice_dlimiter_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&dl->mu);
+    out->rate = dl->rate;
+    out->burst = dl->burst;
+    out->fallback = dl->fallback;
+    out->allowed = dl->allowed;
+    out->limited = dl->limited;
+    out->redis_calls = dl->redis_calls;
+    out->fallback_calls = dl->fallback_calls;
+    out->wait_timeouts = dl->wait_timeouts;
+    out->wait_canceled = dl->wait_canceled;
+    out->rejected = dl->rejected;
+    pthread_mutex_unlock(&dl->mu);
+    out->fallback = in_fallback(dl);
+}
+
+const char *sluice_dlimiter_name(const sluice_dlimiter *dl)
+{
+    return dl ? dl->name : NULL;
+}

@@ -1,0 +1,169 @@
+/*
+ * src/cluster/scripts.c - the Lua scripts of libsluice-cluster.
+ *
+ * Every update of shared state is one script, so it is atomic in Redis
+ * and costs one round trip. Times come from Redis's TIME, never from the
+ * caller: replicas whose clocks disagree still agree on who expired.
+ * Each script touches only the keys it is given (KEYS), so the layout
+ * could move to a hash-tagged Redis Cluster later; today a single
+ * primary is the supported topology (docs/cluster.md).
+ *
+ * redis.replicate_commands() lets Redis 3.2-4 accept writes after TIME;
+ * from Redis 5 on it is the default and the call is a no-op.
+ */
+#include "cluster/cluster_internal.h"
+
+#define PRELUDE                                                                                                \
+    "if redis.replicate_commands then redis.replicate_commands() end\n"                                        \
+    "local t = redis.call('TIME')\n"                                                                           \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+
+/* KEYS[1] members zset (id -> expiry ms), KEYS[2] services set.
+ * ARGV[1] id, ARGV[2] ttl ms, ARGV[3] service.
+ * Drops expired members, refreshes this one, returns the live ids. */
+static const char heartbeat_lua[] = PRELUDE
+    "local ttl = tonumber(ARGV[2])\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+    "redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])\n"
+    "redis.call('PEXPIRE', KEYS[1], 2 * ttl)\n"
+    "redis.call('SADD', KEYS[2], ARGV[3])\n"
+    "return redis.call('ZRANGE', KEYS[1], 0, -1)\n";
+
+/* KEYS[1] members zset; ARGV[1] id. */
+static const char leave_lua[] = "return redis.call('ZREM', KEYS[1], ARGV[1])\n";
+
+/*
+ * The leased semaphore of one downstream.
+ * KEYS[1] held  hash  member ("service|replica") -> permits leased
+ * KEYS[2] exp   zset  member -> lease expiry (ms, Redis time)
+ * KEYS[3] svc   hash  service -> permits leased by all its replicas
+ * KEYS[4] meta  hash  epoch, grace_until, held (all services), total_limit, free_pool
+ * KEYS[5] share hash  service -> share (published by its replicas)
+ * KEYS[6] use   hash  member -> permits in use (for `sluice budget status`)
+ * ARGV: 1 member, 2 service, 3 in_use, 4 target, 5 members, 6 rank,
+ *       7 ttl ms, 8 known epoch ("0" = none), 9 share, 10 total_limit,
+ *       11 free_pool
+ *
+ * Order: (1) expired leases give their permits back; (2) a missing epoch
+ * after a caller saw one means Redis lost its data: a grace period of
+ * one lease TTL grants nothing new while the live holders re-claim what
+ * they use; (3) the caller keeps min(recorded, target) and always what
+ * it has in use (a re-claim is recorded even past the limit: those calls
+ * are running, and nothing new is granted until the total is back under
+ * it); a replica over its fair share (the member list grew) keeps only
+ * max(fair share, in use), so it converges as its calls end; (4) a grant up to target, bounded by the total limit, the
+ * service's cap (share + what the free pool can still lend) and the
+ * replica's fair share of that cap (by rank, so the caps of a service's
+ * replicas sum to its cap).
+ * Returns {leased, replica_cap, epoch, held_total, service_held, service_cap, in_grace}.
+ */
+static const char lease_lua[] = PRELUDE
+    "local member, svc = ARGV[1], ARGV[2]\n"
+    "local in_use, target = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local n, rank, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+    "local known, share = ARGV[8], tonumber(ARGV[9])\n"
+    "local total, free = tonumber(ARGV[10]), tonumber(ARGV[11])\n"
+    "local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)\n"
+    "for _, m in ipairs(stale) do\n"
+    "  local h = tonumber(redis.call('HGET', KEYS[1], m) or '0')\n"
+    "  if h ~= 0 then\n"
+    "    redis.call('HINCRBY', KEYS[3], string.match(m, '^(.-)|'), -h)\n"
+    "    redis.call('HINCRBY', KEYS[4], 'held', -h)\n"
+    "  end\n"
+    "  redis.call('HDEL', KEYS[1], m)\n"
+    "  redis.call('HDEL', KEYS[6], m)\n"
+    "  redis.call('ZREM', KEYS[2], m)\n"
+    "end\n"
+    "local epoch = redis.call('HGET', KEYS[4], 'epoch')\n"
+    "if not epoch then\n"
+    "  epoch = tostring(now)\n"
+    "  redis.call('HSET', KEYS[4], 'epoch', epoch)\n"
+    "  if known ~= '0' then redis.call('HSET', KEYS[4], 'grace_until', now + ttl) end\n"
+    "elseif known ~= '0' and known ~= epoch then\n"
+    "  redis.call('HSET', KEYS[4], 'grace_until', now + ttl)\n"
+    "end\n"
+    "local in_grace = now < tonumber(redis.call('HGET', KEYS[4], 'grace_until') or '0')\n"
+    "redis.call('HSET', KEYS[5], svc, share)\n"
+    "redis.call('HSET', KEYS[4], 'total_limit', total)\n"
+    "redis.call('HSET', KEYS[4], 'free_pool', free)\n"
+    "local mine = tonumber(redis.call('HGET', KEYS[1], member) or '0')\n"
+    "local svc_held = tonumber(redis.call('HGET', KEYS[3], svc) or '0')\n"
+    "local held = tonumber(redis.call('HGET', KEYS[4], 'held') or '0')\n"
+    "local lent = 0\n"
+    "local all = redis.call('HGETALL', KEYS[3])\n"
+    "for i = 1, #all, 2 do\n"
+    "  if all[i] ~= svc then\n"
+    "    local over = tonumber(all[i + 1]) - tonumber(redis.call('HGET', KEYS[5], all[i]) or '0')\n"
+    "    if over > 0 then lent = lent + over end\n"
+    "  end\n"
+    "end\n"
+    "local room = free - lent\n"
+    "if room < 0 then room = 0 end\n"
+    "local svc_cap = share + room\n"
+    "if n < 1 then n = 1 end\n"
+    "local cap = math.floor(svc_cap / n)\n"
+    "if rank < svc_cap % n then cap = cap + 1 end\n"
+    "local keep = math.min(mine, target)\n"
+    "if keep > cap then keep = math.max(cap, in_use) end\n"
+    "if keep < in_use then keep = in_use end\n"
+    "svc_held = svc_held + keep - mine\n"
+    "held = held + keep - mine\n"
+    "local grant = 0\n"
+    "if not in_grace and target > keep then\n"
+    "  grant = math.min(target - keep, total - held, svc_cap - svc_held, cap - keep)\n"
+    "  if grant < 0 then grant = 0 end\n"
+    "end\n"
+    "local new = keep + grant\n"
+    "if new ~= mine then\n"
+    "  redis.call('HINCRBY', KEYS[3], svc, new - mine)\n"
+    "  redis.call('HINCRBY', KEYS[4], 'held', new - mine)\n"
+    "end\n"
+    "if new > 0 or target > 0 then\n"
+    "  redis.call('HSET', KEYS[1], member, new)\n"
+    "  redis.call('HSET', KEYS[6], member, in_use)\n"
+    "  redis.call('ZADD', KEYS[2], now + ttl, member)\n"
+    "else\n"
+    "  redis.call('HDEL', KEYS[1], member)\n"
+    "  redis.call('HDEL', KEYS[6], member)\n"
+    "  redis.call('ZREM', KEYS[2], member)\n"
+    "end\n"
+    "return {new, cap, epoch, held + grant, svc_held + grant, svc_cap, in_grace and 1 or 0}\n";
+
+/*
+ * GCRA: KEYS[1] the theoretical arrival time (us, Redis time).
+ * ARGV: 1 emission interval us (1/rate), 2 burst, 3 tokens, 4 "allow" (take
+ * only if conformant now) or "reserve" (take now, maybe into debt).
+ * Returns {taken 0|1, wait us}.
+ */
+static const char gcra_lua[] =
+    "if redis.replicate_commands then redis.replicate_commands() end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local T, burst, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "if tat < now then tat = now end\n"
+    "local new_tat = tat + n * T\n"
+    "local wait = new_tat - burst * T - now\n"
+    "if ARGV[4] == 'allow' and wait > 0 then return {0, math.floor(wait)} end\n"
+    "redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)\n"
+    "if wait < 0 then wait = 0 end\n"
+    "return {1, math.floor(wait)}\n";
+
+/* GCRA cancel: KEYS[1]; ARGV[1] us to give back (tokens * interval). */
+static const char gcra_cancel_lua[] =
+    "if redis.replicate_commands then redis.replicate_commands() end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "local back = tat - tonumber(ARGV[1])\n"
+    "if back <= now then redis.call('DEL', KEYS[1]) return 0 end\n"
+    "redis.call('SET', KEYS[1], string.format('%.0f', back), 'PX', math.ceil((back - now) / 1000) + 1)\n"
+    "return 1\n";
+
+const char *const sluice__script_source[SLUICE__SCRIPT_COUNT_] = {
+    [SLUICE__SCRIPT_HEARTBEAT] = heartbeat_lua,
+    [SLUICE__SCRIPT_LEAVE] = leave_lua,
+    [SLUICE__SCRIPT_LEASE] = lease_lua,
+    [SLUICE__SCRIPT_GCRA] = gcra_lua,
+    [SLUICE__SCRIPT_GCRA_CANCEL] = gcra_cancel_lua,
+};

@@ -1,0 +1,840 @@
+/*
+ * tests/cluster/test_cluster.c - libsluice-cluster in one process: several
+ * sluice_cluster objects stand for replicas of a service, against a
+ * private redis-server (redis_fixture.h).
+ *
+ * Covered: the share split at its extremes; membership joins and leaves;
+ * share mode resizing real pools so the K sum to the share; fallback on
+ * SIGSTOP of Redis (bound, one log line, status) and recovery on SIGCONT;
+ * the leased semaphore's limits, fair shares, the free pool, lease
+ * expiry of a holder that stops renewing, Redis data loss (grace and
+ * re-claim) and NOSCRIPT reload; the GCRA limiter shared by two replicas;
+ * budget files and their file:line:col errors.
+ *
+ * Timing: Redis TTLs are small and real; every wait for a Redis-side
+ * effect is bounded polling (POLL), never a fixed sleep that asserts.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka after the standard headers it needs */
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "cluster/redis_fixture.h"
+#include "sluice/cluster.h"
+#include "sluice/sluice.h"
+
+static redis_fixture redis;
+
+#define HB_MS 50
+#define MEMBER_TTL_MS 300
+#define LEASE_TTL_MS 400
+
+/* Poll `cond` every 10 ms for at most `ms`; evaluates to its last value. */
+#define POLL(cond, ms)                                                                                         \
+    ({                                                                                                         \
+        bool ok_ = false;                                                                                      \
+        for (int i_ = 0; i_ <= (ms) / 10 && !(ok_ = (cond)); i_++) {                                           \
+            fixture_sleep_ms(10);                                                                              \
+        }                                                                                                      \
+        ok_;                                                                                                   \
+    })
+
+static int setup(void **state)
+{
+    (void)state;
+    return redis_fixture_start(&redis) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    redis_fixture_stop(&redis);
+    return 0;
+}
+
+/* Each test gets its own key prefix, so tests do not see each other. */
+static char prefix[32];
+static int per_test(void **state)
+{
+    (void)state;
+    static int n;
+    snprintf(prefix, sizeof prefix, "t%d", ++n);
+    if (redis.pid > 0) {
+        redis_fixture_resume(&redis); /* a failed test may have left it stopped */
+    }
+    if (redis.pid == 0 || kill(redis.pid, 0) != 0) {
+        return redis_fixture_start(&redis) ? 0 : -1;
+    }
+    return 0;
+}
+
+typedef struct log_count {
+    _Atomic int fallback, recovered;
+} log_count;
+
+static void count_sink(void *user, sluice_log_level level, const char *line, size_t len)
+{
+    (void)level;
+    (void)len;
+    log_count *lc = user;
+    if (strstr(line, "budget fallback")) {
+        atomic_fetch_add(&lc->fallback, 1);
+    }
+    if (strstr(line, "budget recovered")) {
+        atomic_fetch_add(&lc->recovered, 1);
+    }
+}
+
+static sluice_cluster *replica(const char *service, const char *id, sluice_logger *lg)
+{
+    sluice_cluster_config cfg;
+    sluice_cluster_config_init(&cfg);
+    cfg.redis_port = (unsigned)redis.port;
+    cfg.key_prefix = prefix;
+    cfg.service = service;
+    cfg.replica_id = id;
+    cfg.heartbeat_ns = HB_MS * SLUICE_NS_PER_MS;
+    cfg.member_ttl_ns = MEMBER_TTL_MS * SLUICE_NS_PER_MS;
+    cfg.lease_ttl_ns = LEASE_TTL_MS * SLUICE_NS_PER_MS;
+    cfg.redis_timeout_ns = 100 * SLUICE_NS_PER_MS;
+    cfg.reconnect_min_ns = 10 * SLUICE_NS_PER_MS;
+    cfg.reconnect_max_ns = 100 * SLUICE_NS_PER_MS;
+    cfg.logger = lg;
+    sluice_cluster *c = NULL;
+    char err[256];
+    sluice_err e = sluice_cluster_create(&cfg, &c, err, sizeof err);
+    if (e) {
+        fail_msg("sluice_cluster_create: %s", err);
+    }
+    return c;
+}
+
+static unsigned members_of(sluice_cluster *c)
+{
+    sluice_cluster_heartbeat_now(c);
+    sluice_cluster_status st;
+    sluice_cluster_status_get(c, &st);
+    return st.members;
+}
+
+/* ---- share split ----------------------------------------------------------- */
+
+static void test_share_k_sums(void **state)
+{
+    (void)state;
+    const unsigned shares[] = {1, 2, 7, 10, 50, 80, 1000, 65537};
+    for (size_t s = 0; s < sizeof shares / sizeof shares[0]; s++) {
+        for (unsigned n = 1; n <= 40; n++) {
+            unsigned long long sum = 0;
+            unsigned lo = UINT32_MAX, hi = 0;
+            for (unsigned r = 0; r < n; r++) {
+                unsigned k = sluice_share_k(shares[s], n, r);
+                sum += k;
+                lo = k < lo ? k : lo;
+                hi = k > hi ? k : hi;
+            }
+            assert_int_equal(sum, shares[s]);
+            assert_true(hi - lo <= 1); /* the remainder spreads, one each */
+        }
+    }
+    assert_int_equal(sluice_share_k(10, 0, 0), 10);
+    assert_int_equal(sluice_share_k(2, 5, 4), 0); /* share < replicas: some get 0 */
+    assert_int_equal(sluice_share_k(UINT32_MAX, 1, 0), UINT32_MAX);
+    assert_int_equal(sluice_share_k(UINT32_MAX, 2, 0), UINT32_MAX / 2 + 1);
+}
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    sluice_cluster_config cfg;
+    sluice_cluster_config_init(&cfg);
+    sluice_cluster *c = NULL;
+    char err[256];
+    assert_int_equal(sluice_cluster_create(&cfg, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "service"));
+    cfg.service = "bad name";
+    assert_int_equal(sluice_cluster_create(&cfg, &c, err, sizeof err), SLUICE_EINVAL);
+    cfg.service = "svc";
+    cfg.heartbeat_ns = SLUICE_NS_PER_SEC;
+    cfg.member_ttl_ns = SLUICE_NS_PER_SEC;
+    assert_int_equal(sluice_cluster_create(&cfg, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "member_ttl"));
+    assert_null(c);
+    sluice_cluster_destroy(NULL);
+    sluice_dsem_destroy(NULL);
+    sluice_dlimiter_destroy(NULL);
+}
+
+/* ---- membership --------------------------------------------------------------- */
+
+static void test_membership_join_leave(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    assert_int_equal(members_of(a), 1);
+    sluice_cluster *b = replica("orders", "b", NULL);
+    sluice_cluster *c = replica("orders", "c", NULL);
+    sluice_cluster *other = replica("refunds", "a", NULL); /* another service: not counted */
+    /* Every replica knows the count after its next heartbeat. */
+    assert_int_equal(members_of(a), 3);
+    assert_int_equal(members_of(b), 3);
+    assert_int_equal(members_of(c), 3);
+    assert_int_equal(members_of(other), 1);
+    char ids[4][SLUICE_CLUSTER_NAME_MAX + 1];
+    assert_int_equal(sluice_cluster_members(b, ids, 4), 3);
+    assert_string_equal(ids[0], "a");
+    assert_string_equal(ids[2], "c");
+    sluice_cluster_status st;
+    sluice_cluster_status_get(c, &st);
+    assert_int_equal(st.rank, 2);
+    assert_true(st.redis_up);
+    assert_false(st.fallback);
+    /* A graceful leave is seen at the next heartbeat (no TTL wait). */
+    sluice_cluster_destroy(b);
+    assert_int_equal(members_of(a), 2);
+    assert_int_equal(sluice_cluster_members(a, ids, 4), 2);
+    assert_string_equal(ids[1], "c");
+    /* The background thread keeps the view fresh without heartbeat_now. */
+    sluice_cluster *d = replica("orders", "d", NULL);
+    assert_true(POLL((sluice_cluster_status_get(a, &st), st.members == 3), 5000));
+    sluice_cluster_destroy(d);
+    sluice_cluster_destroy(c);
+    sluice_cluster_destroy(other);
+    sluice_cluster_destroy(a);
+}
+
+/* A replica that stops heartbeating (a crash, seen from Redis) is
+ * dropped once its TTL passes, by Redis's clock. The crash is simulated
+ * by writing a member whose expiry is near, as a dead replica leaves it. */
+static void test_membership_expiry(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    char key[96];
+    snprintf(key, sizeof key, "%s:svc:orders:members", prefix);
+    redisReply *t = redis_fixture_cmd(&redis, "TIME");
+    assert_non_null(t);
+    long long now_ms = atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
+    freeReplyObject(t);
+    redisReply *r = redis_fixture_cmd(&redis, "ZADD %s %lld dead", key, now_ms + MEMBER_TTL_MS);
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_int_equal(members_of(a), 2);
+    assert_true(POLL(members_of(a) == 1, 5 * MEMBER_TTL_MS));
+    sluice_cluster_destroy(a);
+}
+
+/* ---- share mode ------------------------------------------------------------------ */
+
+static sluice_pool *make_pool(const char *name)
+{
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = name;
+    pc.workers = 4;
+    pc.queue_capacity = 16;
+    sluice_pool *p = NULL;
+    char err[256];
+    if (sluice_pool_create(&pc, &p, err, sizeof err)) {
+        fail_msg("pool: %s", err);
+    }
+    return p;
+}
+
+static unsigned pool_k(sluice_pool *p)
+{
+    sluice_pool_config pc;
+    sluice_pool_config_get(p, &pc);
+    return pc.workers; /* the live K */
+}
+
+static void test_share_mode_sum(void **state)
+{
+    (void)state;
+    enum { N = 4, SHARE = 10 };
+    sluice_cluster *c[N] = {0};
+    sluice_pool *p[N];
+    unsigned id[N];
+    char name[8];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "r%d", i);
+        p[i] = make_pool(name);
+    }
+    int live = 0;
+    for (int step = 0; step < 2 * N; step++) {
+        /* joins, then leaves */
+        if (step < N) {
+            snprintf(name, sizeof name, "r%d", step);
+            c[step] = replica("orders", name, NULL);
+            sluice_share_binding b = {.pool = p[step], .share = SHARE};
+            assert_int_equal(sluice_cluster_bind_share(c[step], &b, &id[step]), SLUICE_OK);
+            live++;
+        } else {
+            int i = step - N;
+            sluice_cluster_unbind(c[i], id[i]);
+            sluice_cluster_destroy(c[i]);
+            c[i] = NULL;
+            live--;
+            if (live == 0) {
+                break;
+            }
+        }
+        /* Within one heartbeat of each replica, the K sum to the share. */
+        unsigned sum = 0;
+        for (int i = 0; i < N; i++) {
+            if (c[i]) {
+                sluice_cluster_heartbeat_now(c[i]);
+            }
+        }
+        for (int i = 0; i < N; i++) {
+            if (c[i]) {
+                unsigned k = sluice_cluster_share_k_get(c[i], id[i]);
+                assert_int_equal(k, pool_k(p[i]));
+                sum += k;
+            }
+        }
+        assert_int_equal(sum, SHARE);
+    }
+    for (int i = 0; i < N; i++) {
+        sluice_pool_destroy(p[i]);
+    }
+}
+
+typedef struct k_seen {
+    _Atomic unsigned k;
+    _Atomic int reason;
+} k_seen;
+
+static void on_k(void *user, unsigned k, sluice_share_reason reason)
+{
+    k_seen *ks = user;
+    atomic_store(&ks->k, k);
+    atomic_store(&ks->reason, (int)reason);
+}
+
+/* SIGSTOP Redis: the replica falls back to min(fallback_k, last K), logs
+ * once, reports it; SIGCONT: it recovers and logs once. */
+static void test_share_fallback_stop_cont(void **state)
+{
+    (void)state;
+    log_count lc = {0};
+    sluice_log_config lcfg;
+    sluice_log_config_init(&lcfg);
+    lcfg.sink = count_sink;
+    lcfg.sink_user = &lc;
+    sluice_logger *lg = NULL;
+    assert_int_equal(sluice_logger_create(&lcfg, &lg), SLUICE_OK);
+    sluice_cluster *a = replica("orders", "a", lg);
+    sluice_cluster *b = replica("orders", "b", NULL);
+    members_of(a);
+    k_seen ka = {0}, kb = {0};
+    sluice_share_binding ba = {.share = 9, .on_k = on_k, .user = &ka};
+    sluice_share_binding bb = {.share = 9, .fallback_k = 2, .on_k = on_k, .user = &kb};
+    unsigned ida, idb;
+    assert_int_equal(sluice_cluster_bind_share(a, &ba, &ida), SLUICE_OK);
+    assert_int_equal(sluice_cluster_bind_share(b, &bb, &idb), SLUICE_OK);
+    sluice_cluster_heartbeat_now(a);
+    assert_int_equal(atomic_load(&ka.k), 5);
+    assert_int_equal(atomic_load(&kb.k), 4);
+
+    redis_fixture_pause(&redis);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_EIO);
+    sluice_cluster_heartbeat_now(b);
+    sluice_cluster_status st;
+    sluice_cluster_status_get(a, &st);
+    assert_true(st.fallback);
+    assert_false(st.redis_up);
+    assert_int_equal(st.members, 2); /* last known */
+    assert_int_equal(atomic_load(&ka.k), 5); /* last share / replicas: unchanged, no call */
+    assert_int_equal(atomic_load(&kb.k), 2); /* min(fallback_k, last) */
+    assert_int_equal(atomic_load(&kb.reason), SLUICE_SHARE_FALLBACK);
+    for (int i = 0; i < 3; i++) {
+        sluice_cluster_heartbeat_now(a); /* more failures: no more lines */
+    }
+    assert_int_equal(atomic_load(&lc.fallback), 1);
+
+    redis_fixture_resume(&redis);
+    assert_true(POLL(sluice_cluster_heartbeat_now(a) == SLUICE_OK, 5000));
+    assert_true(POLL(sluice_cluster_heartbeat_now(b) == SLUICE_OK, 5000));
+    sluice_cluster_status_get(a, &st);
+    assert_false(st.fallback);
+    assert_int_equal(st.fallbacks, 1);
+    assert_true(POLL((sluice_cluster_heartbeat_now(b), atomic_load(&kb.k) == 4), 5000));
+    assert_int_equal(atomic_load(&kb.reason), SLUICE_SHARE_VIEW);
+    assert_int_equal(atomic_load(&lc.recovered), 1);
+    sluice_cluster_destroy(a);
+    sluice_cluster_destroy(b);
+    sluice_logger_destroy(lg);
+}
+
+/* No Redis at all: the cluster starts in fallback with fallback_k (or 1). */
+static void test_no_redis_at_start(void **state)
+{
+    (void)state;
+    sluice_cluster_config cfg;
+    sluice_cluster_config_init(&cfg);
+    cfg.redis_port = (unsigned)redis_fixture_free_port();
+    cfg.service = "orders";
+    cfg.heartbeat_ns = HB_MS * SLUICE_NS_PER_MS;
+    sluice_cluster *c = NULL;
+    assert_int_equal(sluice_cluster_create(&cfg, &c, NULL, 0), SLUICE_OK);
+    sluice_cluster_status st;
+    sluice_cluster_status_get(c, &st);
+    assert_true(st.fallback);
+    assert_false(st.have_view);
+    k_seen k1 = {0}, k2 = {0};
+    sluice_share_binding b1 = {.share = 50, .on_k = on_k, .user = &k1};
+    sluice_share_binding b2 = {.share = 50, .fallback_k = 3, .on_k = on_k, .user = &k2};
+    assert_int_equal(sluice_cluster_bind_share(c, &b1, NULL), SLUICE_OK);
+    assert_int_equal(sluice_cluster_bind_share(c, &b2, NULL), SLUICE_OK);
+    assert_int_equal(atomic_load(&k1.k), 1);
+    assert_int_equal(atomic_load(&k2.k), 3);
+    sluice_dsem_config dc;
+    sluice_dsem_config_init(&dc);
+    dc.downstream = "bank";
+    dc.share = 10;
+    sluice_dsem *ds = NULL;
+    assert_int_equal(sluice_dsem_create(c, &dc, &ds, NULL, 0), SLUICE_OK);
+    assert_int_equal(sluice_dsem_try_acquire(ds), SLUICE_OK); /* the fallback bound: 1 */
+    assert_int_equal(sluice_dsem_try_acquire(ds), SLUICE_EAGAIN);
+    assert_int_equal(sluice_dsem_release(ds), SLUICE_OK);
+    assert_int_equal(sluice_dsem_release(ds), SLUICE_EOVERFLOW);
+    sluice_dsem_destroy(ds);
+    sluice_cluster_destroy(c);
+}
+
+/* ---- strict mode ------------------------------------------------------------------ */
+
+static sluice_dsem *dsem(sluice_cluster *c, unsigned share, unsigned total, unsigned free_pool, unsigned block)
+{
+    sluice_dsem_config dc;
+    sluice_dsem_config_init(&dc);
+    dc.downstream = "bank";
+    dc.share = share;
+    dc.total_limit = total;
+    dc.free_pool = free_pool;
+    dc.block = block;
+    sluice_dsem *ds = NULL;
+    char err[256];
+    if (sluice_dsem_create(c, &dc, &ds, err, sizeof err)) {
+        fail_msg("dsem: %s", err);
+    }
+    return ds;
+}
+
+static unsigned take_all(sluice_dsem *ds)
+{
+    unsigned n = 0;
+    while (sluice_dsem_try_acquire(ds) == SLUICE_OK) {
+        n++;
+    }
+    return n;
+}
+
+static long long redis_hget_int(const char *key, const char *field)
+{
+    redisReply *r = redis_fixture_cmd(&redis, "HGET %s %s", key, field);
+    long long v = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+    if (r) {
+        freeReplyObject(r);
+    }
+    return v;
+}
+
+static void test_dsem_limit_and_fair_shares(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    sluice_cluster *b = replica("orders", "b", NULL);
+    members_of(a);
+    members_of(b);
+    sluice_dsem *da = dsem(a, 11, 0, 0, 0);
+    sluice_dsem *db = dsem(b, 11, 0, 0, 0);
+    /* Rank 0 gets 6, rank 1 gets 5: the fair shares sum to the limit. */
+    assert_int_equal(take_all(da), 6);
+    assert_int_equal(take_all(db), 5);
+    sluice_dsem_stats st;
+    sluice_dsem_stats_get(da, &st);
+    assert_int_equal(st.cap, 6);
+    assert_int_equal(st.leased, 6);
+    assert_int_equal(st.in_use, 6);
+    char key[96];
+    snprintf(key, sizeof key, "%s:ds:bank:meta", prefix);
+    assert_int_equal(redis_hget_int(key, "held"), 11);
+    /* Waiting with a deadline ends in SLUICE_ETIMEDOUT. */
+    sluice_ctx *ctx = NULL;
+    assert_int_equal(sluice_ctx_with_timeout(&ctx, NULL, 30 * SLUICE_NS_PER_MS, NULL), SLUICE_OK);
+    assert_int_equal(sluice_dsem_acquire(da, ctx), SLUICE_ETIMEDOUT);
+    sluice_ctx_release(ctx);
+    /* Releases are local and cheap; the renewals return what is idle
+     * beyond one block. */
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(sluice_dsem_release(da), SLUICE_OK);
+    }
+    sluice_cluster_heartbeat_now(a);
+    sluice_dsem_stats_get(da, &st);
+    assert_int_equal(st.in_use, 0);
+    assert_int_equal(st.leased, 2); /* one block: a quarter of 6, rounded up */
+    assert_true(st.returned >= 4);
+    /* A third replica joins: caps become 4,4,3; the over-share replica
+     * hands out nothing until it is under its new cap. */
+    sluice_cluster *c = replica("orders", "c", NULL);
+    members_of(c);
+    sluice_dsem *dc = dsem(c, 11, 0, 0, 0);
+    sluice_cluster_heartbeat_now(a);
+    sluice_cluster_heartbeat_now(b);
+    sluice_dsem_stats_get(db, &st);
+    assert_int_equal(st.cap, 4);
+    assert_int_equal(sluice_dsem_try_acquire(db), SLUICE_EAGAIN); /* 5 in use > 4 */
+    assert_int_equal(sluice_dsem_release(db), SLUICE_OK);
+    assert_int_equal(sluice_dsem_release(db), SLUICE_OK);
+    sluice_cluster_heartbeat_now(b); /* gives the excess back */
+    assert_int_equal(take_all(dc), 3);
+    assert_int_equal(take_all(da), 4);
+    assert_true(redis_hget_int(key, "held") <= 11);
+    sluice_dsem_close(dc);
+    assert_int_equal(sluice_dsem_acquire(dc, NULL), SLUICE_ECLOSED);
+    for (int i = 0; i < 3; i++) {
+        sluice_dsem_release(dc);
+        sluice_dsem_release(db);
+    }
+    for (int i = 0; i < 4; i++) {
+        sluice_dsem_release(da);
+    }
+    sluice_dsem_destroy(dc);
+    sluice_dsem_destroy(da);
+    sluice_dsem_destroy(db);
+    /* Every permit went back on destroy. */
+    assert_int_equal(redis_hget_int(key, "held"), 0);
+    sluice_cluster_destroy(c);
+    sluice_cluster_destroy(a);
+    sluice_cluster_destroy(b);
+}
+
+/* A holder that stops renewing (a crash, as Redis sees it) loses its
+ * permits once the lease TTL passes on Redis's clock. */
+static void test_dsem_lease_expiry(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    sluice_cluster *b = replica("orders", "b", NULL);
+    members_of(a);
+    members_of(b);
+    sluice_dsem *db = dsem(b, 10, 0, 0, 0);
+    /* a "crashed" holder: a lease record whose expiry is near */
+    char held[96], exp[96], svc[96], meta[96];
+    snprintf(held, sizeof held, "%s:ds:bank:held", prefix);
+    snprintf(exp, sizeof exp, "%s:ds:bank:exp", prefix);
+    snprintf(svc, sizeof svc, "%s:ds:bank:svc", prefix);
+    snprintf(meta, sizeof meta, "%s:ds:bank:meta", prefix);
+    assert_int_equal(take_all(db), 5); /* b's fair share, epoch made */
+    redisReply *t = redis_fixture_cmd(&redis, "TIME");
+    long long now_ms = atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
+    freeReplyObject(t);
+    freeReplyObject(redis_fixture_cmd(&redis, "HSET %s orders|a 5", held));
+    freeReplyObject(redis_fixture_cmd(&redis, "ZADD %s %lld orders|a", exp, now_ms + LEASE_TTL_MS));
+    freeReplyObject(redis_fixture_cmd(&redis, "HINCRBY %s orders 5", svc));
+    freeReplyObject(redis_fixture_cmd(&redis, "HINCRBY %s held 5", meta));
+    assert_int_equal(redis_hget_int(meta, "held"), 10);
+    /* b is at its cap; the dead lease comes back within the TTL. */
+    assert_true(POLL((sluice_cluster_heartbeat_now(b), redis_hget_int(held, "orders|a") == 0),
+                     10 * LEASE_TTL_MS));
+    assert_int_equal(redis_hget_int(meta, "held"), 5);
+    for (int i = 0; i < 5; i++) {
+        sluice_dsem_release(db);
+    }
+    sluice_dsem_destroy(db);
+    sluice_cluster_destroy(a);
+    sluice_cluster_destroy(b);
+}
+
+/* Two services share a downstream: each gets its share; the free pool
+ * is lent to one that wants more and is not lent twice. */
+static void test_dsem_free_pool(void **state)
+{
+    (void)state;
+    sluice_cluster *o = replica("orders", "o", NULL);
+    sluice_cluster *r = replica("refunds", "r", NULL);
+    sluice_dsem *dso = dsem(o, 5, 12, 2, 1);
+    sluice_dsem *dsr = dsem(r, 5, 12, 2, 1);
+    assert_int_equal(take_all(dso), 7); /* share 5 + the free pool 2 */
+    sluice_dsem_stats st;
+    sluice_dsem_stats_get(dso, &st);
+    assert_int_equal(st.cap, 7);
+    assert_int_equal(take_all(dsr), 5); /* its own share, nothing left to borrow */
+    /* orders ends two calls: its renewal keeps one block (1) of headroom
+     * and gives the other permit back; refunds may borrow that one. */
+    sluice_dsem_release(dso);
+    sluice_dsem_release(dso);
+    sluice_cluster_heartbeat_now(o);
+    sluice_dsem_stats_get(dso, &st);
+    assert_int_equal(st.leased, 6);
+    assert_int_equal(take_all(dsr), 1);
+    assert_int_equal(take_all(dso), 1); /* its headroom, no more */
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(sluice_dsem_release(dsr), SLUICE_OK);
+        assert_int_equal(sluice_dsem_release(dso), SLUICE_OK);
+    }
+    sluice_dsem_destroy(dso);
+    sluice_dsem_destroy(dsr);
+    sluice_cluster_destroy(o);
+    sluice_cluster_destroy(r);
+}
+
+/* SIGSTOP: the bound is what was leased (within the fair share); nothing
+ * more is handed out. SIGCONT: renewals resume and the lease comes back. */
+static void test_dsem_fallback(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    sluice_dsem *da = dsem(a, 8, 0, 0, 2);
+    assert_int_equal(sluice_dsem_try_acquire(da), SLUICE_OK);
+    sluice_dsem_stats st;
+    sluice_dsem_stats_get(da, &st);
+    unsigned leased = st.leased; /* 1 in use + a block of 2 */
+    assert_int_equal(leased, 3);
+    redis_fixture_pause(&redis);
+    sluice_cluster_heartbeat_now(a);
+    sluice_dsem_stats_get(da, &st);
+    assert_true(st.fallback);
+    assert_int_equal(st.fallback_bound, 3);
+    assert_int_equal(take_all(da), 2); /* up to the bound, no Redis call */
+    redis_fixture_resume(&redis);
+    assert_true(POLL((sluice_cluster_heartbeat_now(a), sluice_dsem_stats_get(da, &st), !st.fallback), 5000));
+    assert_int_equal(st.in_use, 3);
+    assert_true(st.leased >= 3);
+    for (int i = 0; i < 3; i++) {
+        sluice_dsem_release(da);
+    }
+    sluice_dsem_destroy(da);
+    sluice_cluster_destroy(a);
+}
+
+/* Redis loses its data (restart without persistence): the live holder
+ * re-claims what it uses; nothing new is granted for one lease TTL. */
+static void test_dsem_redis_restart(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    sluice_dsem *da = dsem(a, 6, 0, 0, 1);
+    assert_int_equal(sluice_dsem_try_acquire(da), SLUICE_OK);
+    assert_int_equal(sluice_dsem_try_acquire(da), SLUICE_OK);
+    assert_true(redis_fixture_restart(&redis));
+    char held[96], meta[96];
+    snprintf(held, sizeof held, "%s:ds:bank:held", prefix);
+    snprintf(meta, sizeof meta, "%s:ds:bank:meta", prefix);
+    assert_true(POLL((sluice_cluster_heartbeat_now(a), redis_hget_int(held, "orders|a") >= 2), 5000));
+    assert_true(redis_hget_int(meta, "grace_until") > 0);
+    sluice_dsem_stats st;
+    sluice_dsem_stats_get(da, &st);
+    assert_false(st.fallback);
+    for (int i = 0; i < 2; i++) {
+        sluice_dsem_release(da);
+    }
+    sluice_dsem_destroy(da);
+    sluice_cluster_status cs;
+    sluice_cluster_status_get(a, &cs);
+    assert_true(cs.reconnects >= 2);
+    sluice_cluster_destroy(a);
+}
+
+/* SCRIPT FLUSH: the next call answers NOSCRIPT and the script is
+ * reloaded once, transparently. */
+static void test_noscript_reload(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    sluice_cluster_status st;
+    sluice_cluster_status_get(a, &st);
+    uint64_t before = st.script_reloads;
+    freeReplyObject(redis_fixture_cmd(&redis, "SCRIPT FLUSH"));
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_OK);
+    sluice_cluster_status_get(a, &st);
+    assert_true(st.script_reloads > before);
+    assert_false(st.fallback);
+    sluice_cluster_destroy(a);
+}
+
+/* ---- the distributed limiter ------------------------------------------------------- */
+
+static void test_dlimiter_shared_bucket(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    sluice_cluster *b = replica("orders", "b", NULL);
+    sluice_dlimiter_config lc;
+    sluice_dlimiter_config_init(&lc);
+    lc.name = "bank-rps";
+    lc.rate = 1.0; /* slow refill, so no token comes back during the test */
+    lc.burst = 6;
+    sluice_dlimiter *la = NULL, *lb = NULL;
+    char err[256];
+    assert_int_equal(sluice_dlimiter_create(a, &lc, &la, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_dlimiter_create(b, &lc, &lb, err, sizeof err), SLUICE_OK);
+    /* One bucket across both replicas. */
+    int allowed = 0;
+    for (int i = 0; i < 5; i++) {
+        allowed += sluice_dlimiter_allow(la);
+        allowed += sluice_dlimiter_allow(lb);
+    }
+    assert_int_equal(allowed, 6);
+    assert_false(sluice_dlimiter_allow_n(la, 7)); /* more than burst: never */
+    assert_true(sluice_dlimiter_allow_n(la, 0));
+    sluice_reservation r;
+    assert_int_equal(sluice_dlimiter_reserve(la, 7, &r), SLUICE_EOVERFLOW);
+    assert_int_equal(sluice_dlimiter_reserve(la, 2, &r), SLUICE_OK);
+    assert_true(r.delay_ns > SLUICE_NS_PER_SEC); /* in debt: ~2 s */
+    sluice_dlimiter_cancel(la, &r);              /* given back */
+    sluice_ctx *ctx = NULL;
+    assert_int_equal(sluice_ctx_with_timeout(&ctx, NULL, 20 * SLUICE_NS_PER_MS, NULL), SLUICE_OK);
+    assert_int_equal(sluice_dlimiter_wait(lb, 1, ctx), SLUICE_ETIMEDOUT); /* too soon for the deadline */
+    sluice_ctx_release(ctx);
+    sluice_dlimiter_stats st;
+    sluice_dlimiter_stats_get(la, &st);
+    assert_true(st.redis_calls >= 5);
+    assert_false(st.fallback);
+    /* A fast limiter refills: wait succeeds. */
+    assert_int_equal(sluice_dlimiter_set_rate(la, 1000), SLUICE_OK);
+    assert_int_equal(sluice_dlimiter_set_rate(la, 0), SLUICE_EINVAL);
+    assert_int_equal(sluice_dlimiter_wait(la, 1, NULL), SLUICE_OK);
+    sluice_dlimiter_destroy(la);
+    sluice_dlimiter_destroy(lb);
+    /* rate 0 is refused, INF never calls Redis */
+    lc.rate = 0;
+    assert_int_equal(sluice_dlimiter_create(a, &lc, &la, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "rate"));
+    lc.rate = SLUICE_RATE_INF;
+    assert_int_equal(sluice_dlimiter_create(a, &lc, &la, err, sizeof err), SLUICE_OK);
+    for (int i = 0; i < 100; i++) {
+        assert_true(sluice_dlimiter_allow(la));
+    }
+    sluice_dlimiter_stats_get(la, &st);
+    assert_int_equal(st.redis_calls, 0);
+    sluice_dlimiter_destroy(la);
+    sluice_cluster_destroy(a);
+    sluice_cluster_destroy(b);
+}
+
+static void test_dlimiter_fallback(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    sluice_cluster *b = replica("orders", "b", NULL);
+    members_of(a);
+    sluice_dlimiter_config lc;
+    sluice_dlimiter_config_init(&lc);
+    lc.name = "fb";
+    lc.rate = 0.001;
+    lc.burst = 10;
+    sluice_dlimiter *la = NULL;
+    assert_int_equal(sluice_dlimiter_create(a, &lc, &la, NULL, 0), SLUICE_OK);
+    redis_fixture_pause(&redis);
+    sluice_cluster_heartbeat_now(a);
+    /* burst / 2 last known replicas = 5 locally */
+    int allowed = 0;
+    for (int i = 0; i < 10; i++) {
+        allowed += sluice_dlimiter_allow(la);
+    }
+    assert_int_equal(allowed, 5);
+    sluice_dlimiter_stats st;
+    sluice_dlimiter_stats_get(la, &st);
+    assert_true(st.fallback);
+    redis_fixture_resume(&redis);
+    assert_true(POLL(sluice_cluster_heartbeat_now(a) == SLUICE_OK, 5000));
+    assert_true(sluice_dlimiter_allow(la)); /* the shared bucket again (full) */
+    sluice_dlimiter_destroy(la);
+    sluice_cluster_destroy(a);
+    sluice_cluster_destroy(b);
+}
+
+/* ---- budget files ------------------------------------------------------------------ */
+
+static void test_budget_parse(void **state)
+{
+    (void)state;
+    const char *good = "# downstream-budget.yaml\n"
+                       "downstream: payments-api\n"
+                       "total_limit: 200\n"
+                       "shares:\n"
+                       "  orders-service: 80 # 40% of budget\n"
+                       "  refunds-service: 60 # 30%\n"
+                       "  reports-service: 40 # 20%\n"
+                       "free_pool: 20 # 10% (for new services)\n";
+    sluice_budget b;
+    char err[256] = "";
+    assert_int_equal(sluice_budget_parse(good, strlen(good), "b.yaml", &b, err, sizeof err), SLUICE_OK);
+    assert_string_equal(b.downstream, "payments-api");
+    assert_int_equal(b.total_limit, 200);
+    assert_int_equal(b.free_pool, 20);
+    assert_int_equal(b.share_count, 3);
+    assert_int_equal(sluice_budget_share_of(&b, "refunds-service"), 60);
+    assert_int_equal(sluice_budget_share_of(&b, "nobody"), 0);
+    assert_int_equal(b.shares[0].line, 5);
+    assert_int_equal(b.shares[0].col, 3);
+    /* free_pool inside shares, as the text's flattened copy may be read */
+    const char *inside = "downstream: x\ntotal_limit: 10\nshares:\n  a: 5\n  free_pool: 5\n";
+    assert_int_equal(sluice_budget_parse(inside, strlen(inside), "b.yaml", &b, err, sizeof err), SLUICE_OK);
+    assert_int_equal(b.free_pool, 5);
+    assert_int_equal(b.share_count, 1);
+
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"downstream: x\ntotal_limit: 10\nshares:\n  a: many\n", "b.yaml:4:6: shares.a: must be an integer >= 1"},
+        {"downstream: x\ntotal_limit: 10\nshares:\n  a: 8\n  b: 3\n",
+         "b.yaml:3:1: shares: the shares plus free_pool sum to 11, over total_limit 10"},
+        {"downstream: x\ntotal_limit: 10\nshares:\n  a: 1\n  a: 2\n", "b.yaml:5:3: shares.a: service given twice"},
+        {"downstream: x\ntotal_limit: 10\nshare:\n  a: 1\n", "b.yaml:3:1: share: unknown key"},
+        {"total_limit: 10\n", "b.yaml:1:1: downstream: required"},
+        {"downstream: x\n", "b.yaml:1:1: total_limit: required"},
+        {"downstream: x\ntotal_limit: -3\n", "b.yaml:2:14: total_limit: must be an integer >= 1"},
+        {"downstream: x\ntotal_limit: 10\nfree_pool: 1\nshares:\n  free_pool: 1\n", "free_pool: given twice"},
+        {"downstream: 'a b'\ntotal_limit: 1\n", "b.yaml:1:13: downstream: must be"},
+        {"downstream: x\n total_limit: [\n", "b.yaml:"},
+        {"- 1\n- 2\n", "b.yaml:1:1: the file must be a mapping"},
+        {"", "b.yaml:1:1: empty file"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        sluice_err e = sluice_budget_parse(bad[i].text, strlen(bad[i].text), "b.yaml", &b, err, sizeof err);
+        assert_true(e == SLUICE_EINVAL || e == SLUICE_EPARSE);
+        if (!strstr(err, bad[i].want)) {
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, bad[i].want);
+        }
+    }
+    assert_int_equal(sluice_budget_load("/nonexistent/b.yaml", &b, err, sizeof err), SLUICE_EIO);
+    assert_non_null(strstr(err, "/nonexistent/b.yaml: "));
+}
+
+int main(void)
+{
+    if (!redis_fixture_available()) {
+        fprintf(stderr, "SKIP: redis-server is not installed (Debian package redis-server; "
+                        "scripts/install-deps.sh installs it)\n");
+        return 77;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_share_k_sums),
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_budget_parse),
+        cmocka_unit_test_setup(test_membership_join_leave, per_test),
+        cmocka_unit_test_setup(test_membership_expiry, per_test),
+        cmocka_unit_test_setup(test_share_mode_sum, per_test),
+        cmocka_unit_test_setup(test_share_fallback_stop_cont, per_test),
+        cmocka_unit_test_setup(test_no_redis_at_start, per_test),
+        cmocka_unit_test_setup(test_dsem_limit_and_fair_shares, per_test),
+        cmocka_unit_test_setup(test_dsem_lease_expiry, per_test),
+        cmocka_unit_test_setup(test_dsem_free_pool, per_test),
+        cmocka_unit_test_setup(test_dsem_fallback, per_test),
+        cmocka_unit_test_setup(test_dsem_redis_restart, per_test),
+        cmocka_unit_test_setup(test_noscript_reload, per_test),
+        cmocka_unit_test_setup(test_dlimiter_shared_bucket, per_test),
+        cmocka_unit_test_setup(test_dlimiter_fallback, per_test),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
