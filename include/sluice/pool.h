@@ -468,6 +468,17 @@ typedef struct sluice_worker_info {
  */
 SLUICE_API size_t sluice_pool_workers_get(sluice_pool *pool, sluice_worker_info *out, size_t cap);
 
+/*
+ * sluice_pool_queue_bytes - the memory a pool's queue allocates, and
+ * touches, at create for `queue_capacity` slots: every slot is written
+ * once at create, so this is resident from the start, not as the queue
+ * fills. For capacity planning and `sluice lint`'s queue-memory rule.
+ * Returns: bytes; 0 for a capacity of 0 (refused by create); SIZE_MAX when
+ * the size cannot be represented (create refuses that capacity too).
+ * Thread-safety: pure function.
+ */
+SLUICE_API size_t sluice_pool_queue_bytes(size_t queue_capacity);
+
 /* Read-only views of the pool's configuration. */
 SLUICE_API const char *sluice_pool_name(const sluice_pool *pool);
 SLUICE_API void sluice_pool_config_get(const sluice_pool *pool, sluice_pool_config *out);

@@ -62,6 +62,18 @@ static inline ring_slot *slot_at(ring *r, uint64_t pos)
     return &r->slots[r->mask ? (pos & r->mask) : (pos % r->cap)];
 }
 
+size_t sluice_pool_queue_bytes(size_t queue_capacity)
+{
+    if (queue_capacity == 0) {
+        return 0;
+    }
+    size_t slots = queue_capacity < 2 ? 2 : queue_capacity;
+    if (slots > (SIZE_MAX - sizeof(ring)) / sizeof(ring_slot)) {
+        return SIZE_MAX;
+    }
+    return sizeof(ring) + slots * sizeof(ring_slot);
+}
+
 sluice_err sluice__ring_create(size_t capacity, void **out)
 {
     if (capacity == 0 || capacity > (SIZE_MAX / sizeof(ring_slot)) / 2) {

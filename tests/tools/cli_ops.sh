@@ -82,13 +82,16 @@ downstream-total: downstream payments-api
 k-rationale: pool bare
 kind-declared: pool bare
 panic-handling: pool bare
+block-bounded: pool bare
 cpu-bound-k: pool crunch
 submit-timeout-vs-deadline: pool payments
 downstream-share: pool payments
 EOF
     diff "$TMP/want" "$TMP/got" >&2 || fail "lint findings differ"
-    [ "$(grep -c '^    fix: ' "$TMP/out")" -eq 8 ] || fail "every finding needs a fix line"
-    has "$TMP/out" "lint_findings.yaml:31:21: submit-timeout-vs-deadline"
+    [ "$(grep -c '^    fix: ' "$TMP/out")" -eq 9 ] || fail "every finding needs a fix line"
+    has "$TMP/out" "lint_findings.yaml:33:21: submit-timeout-vs-deadline"
+    # Every finding has a file:line:col, service-level ones included.
+    [ "$(grep -c '^[^ ]*lint_findings.yaml:[0-9]*:[0-9]*: ' "$TMP/out")" -eq 9 ] || fail "a finding has no line:col"
     # pool good has none; more CPUs clears crunch; replicas make payments worse.
     grep -q "pool good" "$TMP/out" && fail "pool good reported"
     run "$S" lint --cpus 64 "$FIX/lint_findings.yaml"
@@ -117,7 +120,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["clean"] is False and r["pools"] == 4 and r["cpus"] == 8, r
 f = r["findings"]
-assert len(f) == 8, len(f)
+assert len(f) == 9, len(f)
 assert f[0]["pool"] is None and f[0]["rule"] == "drain-vs-grace", f[0]
 for x in f:
     assert set(x) == {"pool", "rule", "message", "fix", "line", "column"}, x
@@ -131,7 +134,7 @@ EOF
         fail "clean JSON report"
     run "$S" lint --list-rules
     expect_rc 0 "--list-rules"
-    [ "$(wc -l <"$TMP/out")" -eq 9 ] || fail "--list-rules: want 9 rules"
+    [ "$(wc -l <"$TMP/out")" -eq 13 ] || fail "--list-rules: want 13 rules"
     ;;
 rules_promtool)
     need promtool
@@ -387,6 +390,28 @@ readme_examples)
     done <"$TMP/cmds"
     [ "$n" -ge 10 ] || fail "found only $n example commands"
     echo "ran $n example commands"
+    ;;
+rules_unfireable)
+    # A timing alert that can never fire is refused with the key's position;
+    # nothing is written. The same threshold with larger buckets is fine.
+    # (inserted into the thumbnails pool, after its last key "kind: cpu")
+    sed 's/^    kind: cpu$/&\n    alert_slow_task_p99: 10s/' "$FIX/ops.yaml" >"$TMP/slow.yaml"
+    run "$S" rules "$TMP/slow.yaml" -o "$TMP/never.yml"
+    expect_rc 2 "rules with a threshold above the buckets"
+    has "$TMP/err" "slow.yaml:29:26: pool thumbnails: alert_slow_task_p99 10s is not below the largest finite histogram bucket 6.5536s"
+    has "$TMP/err" "PoolSlowTasks can never fire"
+    [ -e "$TMP/never.yml" ] && fail "rules wrote a file it refused"
+    [ -s "$TMP/out" ] && fail "rules printed rules it refused"
+    sed -i 's/^    alert_slow_task_p99: 10s$/&\n    histogram_buckets: [0.1, 1, 30]/' "$TMP/slow.yaml"
+    run "$S" rules "$TMP/slow.yaml"
+    expect_rc 0 "rules with buckets above the threshold"
+    sed 's/^    kind: cpu$/&\n    timing: false/' "$FIX/ops.yaml" >"$TMP/off.yaml"
+    run "$S" rules "$TMP/off.yaml"
+    expect_rc 2 "rules with timing off"
+    has "$TMP/err" "timing is off"
+    run "$S" lint "$TMP/off.yaml"
+    expect_rc 1 "lint with timing off"
+    has "$TMP/out" "alert-thresholds: pool thumbnails: timing is off"
     ;;
 ops_up_to_date)
     # ops/ holds the files generated from the demo's built-in config;

@@ -128,7 +128,7 @@ static void lint_ids(const char *yaml, unsigned cpus, unsigned replicas, char *o
 {
     sluice_config *cfg = load(yaml);
     ops_findings f = {0};
-    ops_lint_opts o = {cpus, replicas, 0};
+    ops_lint_opts o = {cpus, replicas, 0, 1ull << 30, "test"};
     ops_lint_run(cfg, &o, &f);
     out[0] = '\0';
     for (size_t i = 0; i < f.n; i++) {
@@ -143,9 +143,11 @@ static void lint_ids(const char *yaml, unsigned cpus, unsigned replicas, char *o
 }
 
 #define SERVICE_OK "service:\n  name: svc\n  drain_budget: 20s\n  orchestrator_grace: 30s\n"
-#define POOL_OK(n)                                                                                           \
+/* A pool every rule passes, but for block-bounded (no submit bound). */
+#define POOL_BARE(n)                                                                                         \
     "  - name: " n "\n    workers: 4\n    rationale: r\n    queue_capacity: 10\n    kind: io\n"              \
     "    fault_policy: reraise\n"
+#define POOL_OK(n) POOL_BARE(n) "    submit_timeout: 100ms\n"
 
 static void lint_clean(void **state)
 {
@@ -162,7 +164,8 @@ static void lint_each_rule(void **state)
     /* No rationale, no kind, fault guard off. */
     lint_ids(SERVICE_OK "pools:\n  - name: p\n    workers: 4\n    queue_capacity: 10\n", 4, 1, ids,
              sizeof ids);
-    assert_string_equal(ids, "p/k-rationale p/kind-declared p/panic-handling");
+    /* ... and a default (blocking) pool with no bound on the submit wait. */
+    assert_string_equal(ids, "p/k-rationale p/kind-declared p/panic-handling p/block-bounded");
     /* Service drain budget equal to the orchestrator's grace: not below it. */
     lint_ids("service:\n  name: svc\n  drain_budget: 30s\n  orchestrator_grace: 30s\npools:\n" POOL_OK("p"),
              4, 1, ids, sizeof ids);
@@ -172,7 +175,7 @@ static void lint_each_rule(void **state)
     lint_ids("service:\n  name: svc\n  drain_budget: 20s\n  shutdown_grace: 5s\n  orchestrator_grace: 25s\n"
              "pools:\n" POOL_OK("p") "    drain_timeout: 40s\n",
              4, 1, ids, sizeof ids);
-    assert_string_equal(ids, "-/drain-vs-grace");
+    assert_string_equal(ids, "-/drain-vs-grace p/drain-timeout-vs-budget");
     /* With no budget, each pool's own timeout governs: p too long, q
      * unlimited, r fine. */
     lint_ids("service:\n  name: svc\n  drain_budget: 0s\n  shutdown_grace: 5s\n  orchestrator_grace: 25s\n"
@@ -182,30 +185,58 @@ static void lint_each_rule(void **state)
     assert_string_equal(ids, "p/drain-vs-grace q/drain-vs-grace");
     /* Submit timeout vs caller deadline: missing, too long, fine, and
      * irrelevant for a rejecting pool. */
-    lint_ids(SERVICE_OK "pools:\n" POOL_OK("a") "    caller_deadline: 1s\n" POOL_OK(
-                 "b") "    caller_deadline: 1s\n    submit_timeout: "
-                      "1s\n" POOL_OK("c") "    caller_deadline: 1s\n    "
-                                          "submit_timeout: "
-                                          "250ms\n" POOL_OK("d") "    "
-                                                                 "caller_"
-                                                                 "deadlin"
-                                                                 "e: "
-                                                                 "1s\n   "
-                                                                 " overfl"
-                                                                 "ow: "
-                                                                 "reject"
-                                                                 "\n",
+    lint_ids(SERVICE_OK "pools:\n" POOL_BARE("a") "    caller_deadline: 1s\n" POOL_BARE("b")
+                 "    caller_deadline: 1s\n    submit_timeout: 1s\n" POOL_BARE("c")
+                     "    caller_deadline: 1s\n    submit_timeout: 250ms\n" POOL_BARE("d")
+                         "    caller_deadline: 1s\n    overflow: reject\n",
              4, 1, ids, sizeof ids);
     assert_string_equal(ids, "a/submit-timeout-vs-deadline b/submit-timeout-vs-deadline");
     /* CPU-bound K above the CPU count. */
     lint_ids(SERVICE_OK "pools:\n  - name: c\n    workers: 9\n    rationale: cores\n    queue_capacity: 10\n"
-                        "    kind: cpu\n    fault_policy: recover\n",
+                        "    kind: cpu\n    fault_policy: recover\n    overflow: reject\n",
              8, 1, ids, sizeof ids);
     assert_string_equal(ids, "c/cpu-bound-k");
     lint_ids(SERVICE_OK "pools:\n  - name: c\n    workers: 8\n    rationale: cores\n    queue_capacity: 10\n"
-                        "    kind: cpu\n    fault_policy: recover\n",
+                        "    kind: cpu\n    fault_policy: recover\n    overflow: reject\n",
              8, 1, ids, sizeof ids);
     assert_string_equal(ids, "");
+}
+
+/* The rules of issue 15: unbounded blocking submits, a drain_timeout the
+ * budget silently cuts, queues too big for the memory limit, and timing
+ * alerts that can never fire. Each fires, and its near miss does not. */
+static void lint_sharper_rules(void **state)
+{
+    (void)state;
+    char ids[1024];
+    lint_ids(SERVICE_OK "pools:\n" POOL_BARE("blk") POOL_BARE("ddl") "    caller_deadline: 2s\n"
+                        "    submit_timeout: 500ms\n" POOL_BARE("rej") "    overflow: reject\n",
+             4, 1, ids, sizeof ids);
+    assert_string_equal(ids, "blk/block-bounded");
+    /* drain_timeout above the 20s budget; equal to it is fine. */
+    lint_ids(SERVICE_OK "pools:\n" POOL_OK("a") "    drain_timeout: 25s\n" POOL_OK("b") "    drain_timeout: 20s\n",
+             4, 1, ids, sizeof ids);
+    assert_string_equal(ids, "a/drain-timeout-vs-budget");
+    /* 50M slots (the reference text's "just make the queue huge") against
+     * the 1 GiB limit: the pool and the service total; 1M slots are fine. */
+    lint_ids(SERVICE_OK "pools:\n  - name: huge\n    workers: 10\n    rationale: r\n    kind: io\n"
+                        "    fault_policy: reraise\n    submit_timeout: 1s\n    queue_capacity: 50000000\n"
+                        "  - name: fine\n    workers: 10\n    rationale: r\n    kind: io\n"
+                        "    fault_policy: reraise\n    submit_timeout: 1s\n    queue_capacity: 1000000\n",
+             4, 1, ids, sizeof ids);
+    assert_string_equal(ids, "-/queue-memory huge/queue-memory");
+    assert_true(sluice_pool_queue_bytes(50000000) >= 50000000ull * 16);
+    assert_int_equal(sluice_pool_queue_bytes(0), 0);
+    assert_true(sluice_pool_queue_bytes(SIZE_MAX) == SIZE_MAX);
+    /* A p99 threshold at or above the largest default bucket (6.5536s)
+     * can never fire; below it, or with larger buckets, it can. Timing off
+     * silences both timing alerts. */
+    lint_ids(SERVICE_OK "pools:\n" POOL_OK("slow") "    alert_slow_task_p99: 10s\n" POOL_OK("wait")
+                        "    alert_submit_wait_p99: 7s\n" POOL_OK("ok") "    alert_slow_task_p99: 6s\n"
+                            POOL_OK("big") "    alert_slow_task_p99: 10s\n    histogram_buckets: [1, 5, 30]\n"
+                                POOL_OK("off") "    timing: false\n",
+             4, 1, ids, sizeof ids);
+    assert_string_equal(ids, "off/alert-thresholds slow/alert-thresholds wait/alert-thresholds");
 }
 
 static void lint_downstream(void **state)
@@ -239,17 +270,18 @@ static void lint_positions_and_order(void **state)
      * line of the key to change. */
     sluice_config *cfg = load(SERVICE_OK "pools:\n  - name: zeta\n    workers: 4\n    queue_capacity: 10\n"
                                          "    rationale: r\n    kind: io\n    fault_policy: off\n"
+                                         "    overflow: reject\n"
                                          "  - name: alpha\n    workers: 4\n    queue_capacity: 10\n"
-                                         "    rationale: r\n    kind: io\n");
+                                         "    rationale: r\n    kind: io\n    overflow: reject\n");
     ops_findings f = {0};
-    ops_lint_opts o = {4, 1, 0};
+    ops_lint_opts o = {4, 1, 0, 1ull << 30, "test"};
     ops_lint_run(cfg, &o, &f);
     assert_int_equal(f.n, 2);
     assert_string_equal(f.v[0].pool, "alpha");
     assert_string_equal(f.v[1].pool, "zeta");
     assert_string_equal(f.v[1].rule, "panic-handling");
     assert_int_equal(f.v[1].line, 11); /* fault_policy: off */
-    assert_int_equal(f.v[0].line, 12); /* no fault_policy key: alpha's entry */
+    assert_int_equal(f.v[0].line, 13); /* no fault_policy key: alpha's entry */
     ops_findings_free(&f);
     sluice_config_free(cfg);
 }
@@ -372,6 +404,7 @@ int main(void)
         cmocka_unit_test(lint_clean),
         cmocka_unit_test(lint_each_rule),
         cmocka_unit_test(lint_downstream),
+        cmocka_unit_test(lint_sharper_rules),
         cmocka_unit_test(lint_positions_and_order),
         cmocka_unit_test(inventory_kinds),
         cmocka_unit_test(inventory_not_fooled),

@@ -23,5 +23,5 @@ static const char HELP[] =
 
 int sluice_cmd_dashboard(int argc, char **argv)
 {
-    return ops_cli_generate(argc, argv, "dashboard", HELP, ops_dashboard_generate);
+    return ops_cli_generate(argc, argv, "dashboard", HELP, ops_dashboard_generate, NULL);
 }

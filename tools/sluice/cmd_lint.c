@@ -10,6 +10,8 @@
  * tell "the config is against policy" from "the config is broken".
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -22,7 +24,7 @@
 #include "ops_lint.h"
 
 static const char HELP[] =
-    "usage: sluice lint [--json] [--cpus N] [--replicas N] [--grace D] [--env] CONFIG\n"
+    "usage: sluice lint [--json] [--cpus N] [--replicas N] [--grace D] [--memory-limit SIZE] [--env] CONFIG\n"
     "       sluice lint --list-rules\n"
     "\n"
     "Checks sluice.yaml against the team framework and prints, per pool, each rule\n"
@@ -36,6 +38,8 @@ static const char HELP[] =
     "      --replicas N  replicas of this service sharing each downstream (default 1)\n"
     "      --grace D   the orchestrator's grace period, e.g. 45s (default: the config's\n"
     "                  service.orchestrator_grace, itself 30s by default)\n"
+    "      --memory-limit SIZE  the pod's memory limit for the queue-memory rule, e.g. 512Mi\n"
+    "                  or 2G (default: this process's cgroup limit, else 1Gi)\n"
     "      --env       apply SLUICE_POOL_* / SLUICE_SERVICE_* environment overrides first\n"
     "      --list-rules  print the rule ids and what each checks, then exit 0\n"
     "  -h, --help      this text\n"
@@ -48,6 +52,65 @@ static unsigned machine_cpus(void)
 {
     return sluice_cpu_count();
 }
+
+/* "512Mi", "2G", "1073741824": a byte count with an optional decimal (K, M,
+ * G, T) or binary (Ki, Mi, Gi, Ti) suffix. Returns 0 and *out, or -1. */
+static int parse_size(const char *v, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!*v || *v == '-')
+        return -1;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || end == v)
+        return -1;
+    static const struct {
+        const char *suffix;
+        unsigned long long mult;
+    } units[] = {{"", 1},
+                 {"K", 1000ull},
+                 {"M", 1000000ull},
+                 {"G", 1000000000ull},
+                 {"T", 1000000000000ull},
+                 {"Ki", 1ull << 10},
+                 {"Mi", 1ull << 20},
+                 {"Gi", 1ull << 30},
+                 {"Ti", 1ull << 40}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].suffix) == 0) {
+            if (n == 0 || n > ULLONG_MAX / units[i].mult)
+                return -1;
+            *out = n * units[i].mult;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* This process's cgroup memory limit (v2 memory.max, else v1
+ * memory.limit_in_bytes), or 0 when there is none. Lint usually runs in
+ * CI, not in the pod: pass --memory-limit with the pod's limit there. */
+static unsigned long long cgroup_memory_limit(void)
+{
+    static const char *const paths[] = {"/sys/fs/cgroup/memory.max",
+                                        "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+    for (size_t i = 0; i < 2; i++) {
+        FILE *f = fopen(paths[i], "r");
+        if (!f)
+            continue;
+        char line[64] = {0};
+        bool got = fgets(line, sizeof line, f) != NULL;
+        fclose(f);
+        unsigned long long n;
+        line[strcspn(line, "\n")] = '\0';
+        /* "max", or v1's "no limit" (a page-rounded LLONG_MAX). */
+        if (got && parse_size(line, &n) == 0 && n < (1ull << 60))
+            return n;
+    }
+    return 0;
+}
+
+#define LINT_DEFAULT_MEMORY_LIMIT (1ull << 30)
 
 static void rules_list(ops_buf *b, const char *indent)
 {
@@ -121,9 +184,16 @@ int sluice_cmd_lint(int argc, char **argv)
         {"replicas", required_argument, NULL, 'r'},
         {"list-rules", no_argument, NULL, 'l'},
         {"grace", required_argument, NULL, 'g'},
+        {"memory-limit", required_argument, NULL, 'm'},
         {NULL, 0, NULL, 0},
     };
-    ops_lint_opts opts = {machine_cpus(), 1, 0};
+    ops_lint_opts opts = {machine_cpus(), 1, 0, 0, NULL};
+    opts.memory_limit_bytes = cgroup_memory_limit();
+    opts.memory_limit_source = "this process's cgroup limit";
+    if (!opts.memory_limit_bytes) {
+        opts.memory_limit_bytes = LINT_DEFAULT_MEMORY_LIMIT;
+        opts.memory_limit_source = "no limit given: 1Gi assumed, set --memory-limit";
+    }
     bool json = false, with_env = false;
     int c;
     opterr = 0;
@@ -165,6 +235,16 @@ int sluice_cmd_lint(int argc, char **argv)
                         optarg);
                 return OPS_EXIT_USAGE;
             }
+            break;
+        case 'm':
+            if (parse_size(optarg, &opts.memory_limit_bytes)) {
+                fprintf(stderr,
+                        "sluice lint: --memory-limit must be a byte count above zero such as 512Mi or 2G, got "
+                        "\"%s\"\n",
+                        optarg);
+                return OPS_EXIT_USAGE;
+            }
+            opts.memory_limit_source = "--memory-limit";
             break;
         default:
             return ops_cli_flag_error("lint", c, argv);

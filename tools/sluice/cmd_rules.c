@@ -19,9 +19,34 @@ static const char HELP[] =
     "PoolSlowTasks, PoolSubmitWait and PoolMetricsMissing, with thresholds from the config\n"
     "(alert_slow_task_p99, alert_submit_wait_p99) and a runbook_url per alert.\n"
     "Check the output with: promtool check rules FILE\n"
+    "Refuses (exit 2, nothing written) alerts that could never fire: a p99 threshold at or above\n"
+    "the pool's largest finite histogram bucket, or timing alerts on a pool with timing off.\n"
     "\n" OPS_CLI_GENERATE_HELP_FLAGS;
+
+typedef struct precheck_ctx {
+    const char *path;
+    int n;
+} precheck_ctx;
+
+static void report_unfireable(void *ud, const sluice_config_pool *p, sluice_pool_key key, const char *fix,
+                              const char *message)
+{
+    precheck_ctx *c = ud;
+    const sluice_config_pos *pos = sluice_config_pool_has(p, key) && p->pos[key].line ? &p->pos[key] : &p->entry_pos;
+    fprintf(stderr, "%s:%u:%u: pool %s: %s (fix: %s)\n", c->path, pos->line, pos->column, p->name, message, fix);
+    c->n++;
+}
+
+/* An alert that can never fire is worse than none: it says "covered". */
+static int refuse_unfireable(const sluice_config *cfg, const char *path)
+{
+    precheck_ctx c = {path, 0};
+    for (size_t i = 0; i < cfg->pool_count; i++)
+        ops_unfireable_alerts(&cfg->pools[i], report_unfireable, &c);
+    return c.n;
+}
 
 int sluice_cmd_rules(int argc, char **argv)
 {
-    return ops_cli_generate(argc, argv, "rules", HELP, ops_rules_generate);
+    return ops_cli_generate(argc, argv, "rules", HELP, ops_rules_generate, refuse_unfireable);
 }

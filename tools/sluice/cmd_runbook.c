@@ -22,5 +22,5 @@ static const char HELP[] =
 
 int sluice_cmd_runbook(int argc, char **argv)
 {
-    return ops_cli_generate(argc, argv, "runbook", HELP, ops_runbook_generate);
+    return ops_cli_generate(argc, argv, "runbook", HELP, ops_runbook_generate, NULL);
 }

@@ -94,7 +94,8 @@ int ops_cli_flag_error(const char *cmd, int opt, char *const *argv)
     return OPS_EXIT_USAGE;
 }
 
-int ops_cli_generate(int argc, char **argv, const char *cmd, const char *help, ops_generator gen)
+int ops_cli_generate(int argc, char **argv, const char *cmd, const char *help, ops_generator gen,
+                     ops_precheck check)
 {
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
@@ -133,6 +134,11 @@ int ops_cli_generate(int argc, char **argv, const char *cmd, const char *help, o
     int rc = ops_cli_load(cmd, path, with_env, &cfg);
     if (rc)
         return rc;
+    if (check && check(cfg, strcmp(path, "-") == 0 ? "<stdin>" : path) > 0) {
+        fprintf(stderr, "sluice %s: nothing written\n", cmd);
+        sluice_config_free(cfg);
+        return OPS_EXIT_USAGE;
+    }
     ops_buf text = {0};
     gen(cfg, ops_cli_source_name(path), &text);
     rc = ops_cli_emit(cmd, out_path, ops_buf_str(&text));

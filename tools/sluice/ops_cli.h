@@ -64,6 +64,11 @@ int ops_cli_flag_error(const char *cmd, int opt, char *const *argv);
  * Returns the exit status.
  */
 typedef void (*ops_generator)(const sluice_config *cfg, const char *source_name, ops_buf *out);
-int ops_cli_generate(int argc, char **argv, const char *cmd, const char *help, ops_generator gen);
+/* Checks a loaded config before generating: prints each problem to stderr
+ * as "FILE:LINE:COL: what" and returns how many (0 lets generation go on;
+ * more makes the command exit 2 and write nothing). */
+typedef int (*ops_precheck)(const sluice_config *cfg, const char *path);
+int ops_cli_generate(int argc, char **argv, const char *cmd, const char *help, ops_generator gen,
+                     ops_precheck check);
 
 #endif /* SLUICE_TOOLS_OPS_CLI_H */

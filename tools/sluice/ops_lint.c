@@ -16,8 +16,11 @@
  * rule id), so output is stable and diffable whatever the file order.
  */
 #include "ops_lint.h"
+#include "ops_rules.h"
 
+#include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +37,13 @@ const ops_lint_rule ops_lint_rules[] = {
                          "share in `downstream_budget`"},
     {"downstream-total", "the shares of a downstream add up to no more than its total_limit"},
     {"cpu-bound-k", "a CPU-bound pool has no more workers than CPUs"},
+    {"block-bounded", "a blocking pool bounds how long a submit may wait (`submit_timeout` or `caller_deadline`)"},
+    {"drain-timeout-vs-budget", "a pool's drain_timeout is not above the service's drain_budget (it would be cut "
+                                "to the budget without a word)"},
+    {"queue-memory", "the queues' memory (allocated and touched at start) fits the memory limit: each pool's "
+                     "under a quarter of it, all pools' under half"},
+    {"alert-thresholds", "timing alerts can fire: timing is on, and each threshold is below the histogram's "
+                         "largest finite bucket"},
     {NULL, NULL},
 };
 
@@ -61,8 +71,10 @@ static void add(ops_findings *f, const char *pool, const char *rule, const sluic
     x->rule = rule;
     x->message = xstrdup(ops_buf_str(&msg));
     x->fix = xstrdup(fix);
-    x->line = pos && pos->line ? pos->line : 0;
-    x->column = pos && pos->line ? pos->column : 0;
+    /* Every finding has a position an editor can jump to: a service-level
+     * finding about defaults (no key in the file) points at the top. */
+    x->line = pos && pos->line ? pos->line : 1;
+    x->column = pos && pos->line ? pos->column : 1;
     ops_buf_free(&msg);
 }
 
@@ -262,6 +274,63 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
             p->workers, o->cpus);
 }
 
+/* "512 MiB": a byte count in binary units for messages. */
+static const char *fmt_bytes(unsigned long long n, char *buf, size_t len)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 6) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return buf;
+}
+
+static void unfireable_finding(void *ud, const sluice_config_pool *p, sluice_pool_key key, const char *fix,
+                               const char *message)
+{
+    add(ud, p->name, "alert-thresholds", kpos(p, key), fix, "pool %s: %s", p->name, message);
+}
+
+static void check_pool_more(const sluice_config *cfg, const sluice_config_pool *p, const ops_lint_opts *o,
+                            ops_findings *out)
+{
+    char a[32], b[32];
+    const char *n = p->name;
+    if (p->overflow == SLUICE_OVERFLOW_BLOCK && p->submit_timeout_ns == 0 && p->caller_deadline_ns == 0)
+        add(out, n, "block-bounded", kpos(p, SLUICE_PK_OVERFLOW),
+            "set submit_timeout (how long a producer may wait for queue space), or declare the callers' "
+            "caller_deadline and give tasks that deadline, or choose overflow reject / drop_oldest",
+            "pool %s: overflow block with no submit_timeout and no caller_deadline: when the pool falls "
+            "behind, producers wait without limit and the stall spreads upstream",
+            n);
+    uint64_t budget = cfg->service.drain_budget_ns;
+    if (budget && p->drain_timeout_ns > budget)
+        add(out, n, "drain-timeout-vs-budget", kpos(p, SLUICE_PK_DRAIN_TIMEOUT),
+            "lower the pool's drain_timeout to at most service.drain_budget, or raise the budget (keeping "
+            "shutdown_grace + drain_budget below orchestrator_grace)",
+            "pool %s: drain_timeout %s is above the service's drain_budget %s: the pool gets only the "
+            "budget at shutdown",
+            n, sluice_config_format_duration(p->drain_timeout_ns, a, sizeof a),
+            sluice_config_format_duration(budget, b, sizeof b));
+    if (o->memory_limit_bytes) {
+        size_t q = sluice_pool_queue_bytes(p->queue_capacity);
+        if (q > o->memory_limit_bytes / 4) {
+            char m1[32], m2[32];
+            add(out, n, "queue-memory", kpos(p, SLUICE_PK_QUEUE_CAPACITY),
+                "size the queue to what the pool can work off within its drain timeout (K x drain time / "
+                "task time), not to the worst burst; shed or reject the rest",
+                "pool %s: queue_capacity %zu takes %s at start, above a quarter of the %s memory limit "
+                "(%s)",
+                n, p->queue_capacity, fmt_bytes(q, m1, sizeof m1),
+                fmt_bytes(o->memory_limit_bytes, m2, sizeof m2), o->memory_limit_source);
+        }
+    }
+    ops_unfireable_alerts(p, unfireable_finding, out);
+}
+
 void ops_lint_run(const sluice_config *cfg, const ops_lint_opts *opts, ops_findings *out)
 {
     ops_lint_opts o = *opts;
@@ -270,8 +339,22 @@ void ops_lint_run(const sluice_config *cfg, const ops_lint_opts *opts, ops_findi
     if (o.replicas == 0)
         o.replicas = 1;
     check_service(cfg, &o, out);
-    for (size_t i = 0; i < cfg->pool_count; i++)
+    unsigned long long queues = 0;
+    for (size_t i = 0; i < cfg->pool_count; i++) {
         check_pool(cfg, &cfg->pools[i], &o, out);
+        check_pool_more(cfg, &cfg->pools[i], &o, out);
+        size_t q = sluice_pool_queue_bytes(cfg->pools[i].queue_capacity);
+        queues = queues + q < queues ? ULLONG_MAX : queues + q;
+    }
+    if (o.memory_limit_bytes && queues > o.memory_limit_bytes / 2) {
+        char m1[32], m2[32];
+        add(out, NULL, "queue-memory", NULL,
+            "shrink the largest queues (see sluice plan for the queue a pool needs), or raise the memory "
+            "limit",
+            "service: the pools' queues take %s at start together, above half of the %s memory limit (%s)",
+            fmt_bytes(queues, m1, sizeof m1), fmt_bytes(o.memory_limit_bytes, m2, sizeof m2),
+            o.memory_limit_source);
+    }
     if (out->n > 1)
         qsort(out->v, out->n, sizeof *out->v, cmp_finding);
 }

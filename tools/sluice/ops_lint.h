@@ -39,6 +39,8 @@ typedef struct ops_lint_opts {
     unsigned cpus;                  /* CPU count for the cpu-bound-k rule (> 0) */
     unsigned replicas;              /* replicas of this service sharing a downstream (>= 1) */
     uint64_t orchestrator_grace_ns; /* overrides service.orchestrator_grace; 0 = the config's */
+    unsigned long long memory_limit_bytes; /* queue-memory rule; 0 = skip the rule */
+    const char *memory_limit_source;       /* for messages: "--memory-limit", "cgroup", "default" */
 } ops_lint_opts;
 
 /*

@@ -33,6 +33,7 @@
  */
 #include "ops_rules.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,6 +96,53 @@ ops_thresholds ops_pool_thresholds(const sluice_config_pool *p)
     t.stall_window = "1m";
     t.stall_for = "30s";
     return t;
+}
+
+/* The largest finite bound of the pool's histograms, in ns (the library
+ * default when the pool sets none). */
+static uint64_t largest_bucket_ns(const sluice_config_pool *p)
+{
+    if (p->histogram_buckets && p->histogram_bucket_count)
+        return (uint64_t)(p->histogram_buckets[p->histogram_bucket_count - 1] * 1e9 + 0.5);
+    return OPS_DEFAULT_LARGEST_BUCKET_NS;
+}
+
+int ops_unfireable_alerts(const sluice_config_pool *p, ops_unfireable_fn cb, void *ud)
+{
+    char a[32], b[32], msg[512];
+    if (!p->timing) {
+        cb(ud, p, SLUICE_PK_TIMING,
+           "turn timing on (the default samples about 1% of task time), or accept that PoolSlowTasks and "
+           "PoolSubmitWait cannot fire for this pool",
+           "timing is off, so the duration histograms stay empty and PoolSlowTasks and PoolSubmitWait can "
+           "never fire");
+        return 1;
+    }
+    ops_thresholds t = ops_pool_thresholds(p);
+    uint64_t top = largest_bucket_ns(p);
+    static const struct {
+        const char *key;
+        sluice_pool_key k;
+        const char *alert;
+    } timed[] = {{"alert_slow_task_p99", SLUICE_PK_ALERT_SLOW_TASK_P99, "PoolSlowTasks"},
+                 {"alert_submit_wait_p99", SLUICE_PK_ALERT_SUBMIT_WAIT_P99, "PoolSubmitWait"}};
+    uint64_t v[2] = {t.slow_task_p99_ns, t.submit_wait_p99_ns};
+    int n = 0;
+    for (int i = 0; i < 2; i++) {
+        if (v[i] < top)
+            continue;
+        snprintf(msg, sizeof msg,
+                 "%s %s is not below the largest finite histogram bucket %ss: histogram_quantile caps at that "
+                 "bucket, so %s can never fire",
+                 timed[i].key, sluice_config_format_duration(v[i], a, sizeof a),
+                 ops_format_seconds(top, b, sizeof b), timed[i].alert);
+        cb(ud, p, timed[i].k,
+           "lower the threshold below the largest bucket, or add larger histogram_buckets so the histogram can "
+           "see durations that long",
+           msg);
+        n++;
+    }
+    return n;
 }
 
 /* The selector {name="<pool>"}. */

@@ -62,8 +62,25 @@ typedef struct ops_thresholds {
 #define OPS_DEFAULT_SLOW_TASK_P99_NS 1000000000ull
 #define OPS_DEFAULT_SUBMIT_WAIT_P99_NS 100000000ull
 #define OPS_DEFAULT_STALL_AFTER_NS 30000000000ull
+/* The largest finite bound of the library's default histogram buckets
+ * (100us x 2^16 = 6.5536 s; include/sluice/pool.h); a p99 threshold at or
+ * above it can never be exceeded by histogram_quantile. */
+#define OPS_DEFAULT_LARGEST_BUCKET_NS 6553600000ull
 
 ops_thresholds ops_pool_thresholds(const sluice_config_pool *p);
+
+/*
+ * ops_unfireable_alerts - find the pool's alerts that can never fire: the
+ * timing alerts of a pool with timing off, and a p99 threshold at or above
+ * the largest finite histogram bucket (histogram_quantile never returns
+ * more than that bound). Calls cb once per problem with the key to change,
+ * a fix and a message (without the pool name). `sluice lint` reports them
+ * as alert-thresholds findings; `sluice rules` refuses to write such rules.
+ * Returns the number of problems.
+ */
+typedef void (*ops_unfireable_fn)(void *ud, const sluice_config_pool *p, sluice_pool_key key, const char *fix,
+                                  const char *message);
+int ops_unfireable_alerts(const sluice_config_pool *p, ops_unfireable_fn cb, void *ud);
 
 /* The metric names the library exports (docs/metrics.md), sorted; the
  * dashboard and rules refer to no others. NULL-terminated. */
