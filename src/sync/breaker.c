@@ -415,6 +415,11 @@ sluice_err sluice_breaker_record(sluice_breaker *b, uint64_t ticket, sluice_brea
     }
     uint64_t now = sluice_clock_now(b->clock);
     pthread_mutex_lock(&b->mu);
+    /* The same time step as every reader (allow, state_get, stats_get):
+     * a probe that reports after half_open_max_wait_ns finds the breaker
+     * re-opened and its ticket stale, whether or not anything looked at
+     * the breaker in between. */
+    tick(b, now);
     switch (outcome) {
     case SLUICE_BREAKER_SUCCESS:
         b->st.successes++;

@@ -361,6 +361,79 @@ static void test_stuck_probe(void **state)
     sluice_breaker_destroy(b);
 }
 
+/* Issue 12 item 3: a probe recorded after half_open_max_wait_ns is late
+ * whether or not anything read the breaker in between: record applies the
+ * same time step as allow/state_get/stats_get. Run both ways (with and
+ * without a read before the record); they must agree. */
+static void late_probe_record(bool read_between)
+{
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, 1);
+    trace tr = {0};
+    sluice_breaker_config cfg;
+    sluice_breaker_config_init(&cfg);
+    cfg.consecutive_failures = 1;
+    cfg.open_duration_ns = SLUICE_NS_PER_SEC;
+    cfg.half_open_max_wait_ns = SLUICE_NS_PER_SEC;
+    sluice_breaker *b = make(&cfg, &fc, &tr);
+    call(b, SLUICE_BREAKER_FAILURE);
+    sluice_fake_clock_advance(&fc, SLUICE_NS_PER_SEC);
+    uint64_t probe;
+    assert_int_equal(sluice_breaker_allow(b, &probe), SLUICE_OK);
+    sluice_fake_clock_advance(&fc, 3 * SLUICE_NS_PER_SEC);
+    if (read_between) {
+        (void)stats(b);
+    }
+    assert_int_equal(sluice_breaker_record(b, probe, SLUICE_BREAKER_SUCCESS), SLUICE_OK);
+    sluice_breaker_stats st = stats(b);
+    assert_int_equal(st.state, SLUICE_BREAKER_OPEN);
+    assert_int_equal(st.late_results, 1);
+    assert_int_equal(st.half_open_expired, 1);
+    assert_int_equal(st.closed, 0);
+    /* Re-opened at the time of the step, so open for open_duration from
+     * there: 1 (start) + 1 s + 3 s + 1 s. */
+    assert_true(st.open_until_ns == 1 + 5 * SLUICE_NS_PER_SEC);
+    assert_string_equal(tr.log, "CO OH HO ");
+    sluice_breaker_destroy(b);
+}
+
+static void test_late_probe_record_without_read(void **state)
+{
+    (void)state;
+    late_probe_record(false);
+}
+
+static void test_late_probe_record_after_read(void **state)
+{
+    (void)state;
+    late_probe_record(true);
+}
+
+/* A record also applies a due OPEN -> HALF_OPEN: a stale ticket from
+ * before the trip is late, and the breaker is HALF_OPEN afterwards as a
+ * reader would have made it. */
+static void test_record_applies_open_to_half_open(void **state)
+{
+    (void)state;
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, 1);
+    trace tr = {0};
+    sluice_breaker_config cfg;
+    sluice_breaker_config_init(&cfg);
+    cfg.consecutive_failures = 1;
+    cfg.open_duration_ns = 100;
+    sluice_breaker *b = make(&cfg, &fc, &tr);
+    uint64_t slow;
+    assert_int_equal(sluice_breaker_allow(b, &slow), SLUICE_OK);
+    call(b, SLUICE_BREAKER_FAILURE);
+    sluice_fake_clock_advance(&fc, 100);
+    assert_int_equal(sluice_breaker_record(b, slow, SLUICE_BREAKER_FAILURE), SLUICE_OK);
+    assert_string_equal(tr.log, "CO OH ");
+    assert_int_equal(stats(b).late_results, 1);
+    assert_int_equal(sluice_breaker_state_get(b), SLUICE_BREAKER_HALF_OPEN);
+    sluice_breaker_destroy(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +444,9 @@ int main(void)
         cmocka_unit_test(test_rate_time_window),
         cmocka_unit_test(test_call_force_reentrant),
         cmocka_unit_test(test_stuck_probe),
+        cmocka_unit_test(test_late_probe_record_without_read),
+        cmocka_unit_test(test_late_probe_record_after_read),
+        cmocka_unit_test(test_record_applies_open_to_half_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
