@@ -164,9 +164,12 @@ typedef struct sluice_pool_config {
      * the worker unwound; the worker then goes on. NULL: a line on stderr. */
     void (*panic_handler)(const sluice_panic_info *info, void *user);
     /* Called with each task the pool will not run. NULL: counted only. It
-     * runs on whichever thread decided (a submitter for DROP_OLDEST, a
-     * worker for SHED, the draining thread for DRAIN/DESTROY) and must not
-     * submit to a full BLOCK pool of its own. */
+     * runs on whichever thread decided: a submitter for DROP_OLDEST; for
+     * SHED the worker that was about to start the task, or the submitter
+     * itself when CALLER_RUNS finds the task's deadline passed (or its
+     * context ended) before running it; the draining or destroying thread
+     * for DRAIN/DESTROY. It must not submit to a full BLOCK pool of its
+     * own. */
     void (*abandon_handler)(const sluice_abandoned *task, void *user);
     /* Lifecycle events for logs (see sluice_pool_event); NULL: none. Must
      * not block or call back into the pool except stats/workers getters. */
@@ -243,8 +246,9 @@ typedef struct sluice_submit_opts {
      * own (a library, a health probe, a task group) gets its own tasks
      * back and the pool's owner never sees an `arg` it cannot free. The
      * counters are the same either way. Called on the thread that hands
-     * the task back (a worker, a submitter under DROP_OLDEST, the draining
-     * or destroying thread), with no pool lock held; it must not block or
+     * the task back (a worker, a submitter under DROP_OLDEST, a CALLER_RUNS
+     * submitter shedding it, the draining or destroying thread), with no
+     * pool lock held; it must not block or
      * call back into the pool except stats getters. */
     void (*on_abandon)(const sluice_abandoned *task);
 } sluice_submit_opts;
@@ -330,8 +334,10 @@ SLUICE_API void sluice_pool_set_idle_expiry(sluice_pool *pool, uint64_t expiry_n
 
 /* The result of a drain. */
 struct sluice_drain_report {
-    uint64_t completed;     /* tasks that finished (any outcome) during the drain */
-    uint64_t still_running; /* tasks still running at the deadline (they saw their stop flag) */
+    uint64_t completed;     /* tasks that finished (any outcome, shed too) during the drain, up to
+                               the deadline */
+    uint64_t still_running; /* tasks running at the deadline, counted at the deadline before anything
+                               is handed back (they saw their stop flag) */
     uint64_t handed_back;   /* queued tasks handed to the abandon handler at the deadline */
     uint64_t elapsed_ns;
     bool timed_out;
@@ -393,7 +399,8 @@ typedef struct sluice_pool_stats {
     uint64_t dropped;         /* evicted by DROP_OLDEST */
     uint64_t shed;            /* deadline/context passed while queued */
     uint64_t abandoned;       /* handed back at drain or destroy */
-    uint64_t caller_ran;      /* of submitted, how many ran on the submitter (CALLER_RUNS) */
+    uint64_t caller_ran;      /* of submitted, how many ran on the submitter (CALLER_RUNS); a task shed
+                                 there (deadline passed, context ended) counts in `shed`, not here */
     uint64_t expired_workers; /* idle workers that exited by expiry */
     uint64_t retired_workers; /* workers that exited by shrink or fault recovery */
     uint64_t started_workers; /* worker threads started in all */

@@ -183,7 +183,8 @@ struct sluice_pool {
     SLUICE__ALIGNED _Atomic uint64_t rejected;
     _Atomic uint64_t dropped;
     _Atomic uint64_t abandoned;
-    _Atomic uint64_t caller_ran;
+    _Atomic uint64_t caller_accepted; /* CALLER_RUNS tasks accepted (run or shed on the submitter) */
+    _Atomic uint64_t caller_ran;      /* of those, the ones whose fn ran */
     _Atomic uint64_t expired_workers;
     _Atomic uint64_t retired_workers;
     _Atomic uint64_t started_workers;
@@ -254,7 +255,9 @@ void sluice__spawn_for_work(struct sluice_pool *p, size_t want);
 unsigned sluice__wake(struct sluice_pool *p, unsigned n);
 void sluice__wake_all(struct sluice_pool *p);
 void sluice__notify_space(struct sluice_pool *p);
-void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t,
+/* Runs t, or sheds it (deadline passed, context ended) to the abandon
+ * handler on this thread. Returns true if t->fn ran. */
+bool sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t,
                       uint64_t *now_hint);
 void sluice__join_zombies(struct sluice_pool *p);
 void sluice__abandon(struct sluice_pool *p, sluice__task *t, sluice_abandon_reason why);
@@ -280,6 +283,14 @@ uint64_t sluice__fastclock_now(void);
 /* Time for task timing: the fast clock for system-clock pools, else the
  * pool's clock (so tests with a fake clock see exact durations). */
 static inline uint64_t sluice__timing_now(const struct sluice_pool *p);
+
+/* now + duration, saturating at UINT64_MAX: a duration near UINT64_MAX
+ * means "practically never", never a deadline in the past. Every deadline
+ * the core computes from a duration goes through this. */
+static inline uint64_t sluice__add_sat(uint64_t now, uint64_t duration)
+{
+    return duration > UINT64_MAX - now ? UINT64_MAX : now + duration;
+}
 
 /* Time on the pool clock. */
 static inline uint64_t sluice__now(const struct sluice_pool *p)

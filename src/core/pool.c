@@ -365,11 +365,14 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     return SLUICE_OK;
 }
 
+/* Closes the queue under mu: a DROP_OLDEST eviction (evict_and_push) holds
+ * mu from its check of `closed` to its push, so the queue never closes
+ * between the eviction and the push it made room for. */
 static void close_and_wake(sluice_pool *p)
 {
+    pthread_mutex_lock(&p->mu);
     p->qops->close(p->q);
     atomic_store_explicit(&p->closed, true, memory_order_seq_cst);
-    pthread_mutex_lock(&p->mu);
     pthread_cond_broadcast(&p->cv_space);
     pthread_mutex_unlock(&p->mu);
     sluice__wake_all(p);
@@ -482,8 +485,12 @@ static sluice_err run_on_caller(sluice_pool *p, sluice__task *t)
         leave_tracked(p, &p->caller_running);
         return SLUICE_ECLOSED;
     }
-    atomic_fetch_add_explicit(&p->caller_ran, 1, memory_order_relaxed);
-    sluice__run_task(p, NULL, &p->caller_shard, t, NULL);
+    /* Accepted (counts in `submitted`) whether it runs or is shed here;
+     * `caller_ran` counts only the tasks whose fn ran. */
+    atomic_fetch_add_explicit(&p->caller_accepted, 1, memory_order_relaxed);
+    if (sluice__run_task(p, NULL, &p->caller_shard, t, NULL)) {
+        atomic_fetch_add_explicit(&p->caller_ran, 1, memory_order_relaxed);
+    }
     leave_tracked(p, &p->caller_running);
     return SLUICE_OK;
 }
@@ -493,7 +500,7 @@ static uint64_t effective_submit_deadline(sluice_pool *p, const sluice_submit_op
     uint64_t d = 0;
     uint64_t timeout = atomic_load_explicit(&p->submit_timeout_ns, memory_order_relaxed);
     if (timeout) {
-        d = sluice__now(p) + timeout;
+        d = sluice__add_sat(sluice__now(p), timeout);
     }
     if (opts && opts->submit_deadline_ns && (d == 0 || opts->submit_deadline_ns < d)) {
         d = opts->submit_deadline_ns;
@@ -574,7 +581,7 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
         if (ctx) {
             /* Poll the context every 5 ms: cancel callbacks would need a
              * lifetime guarantee we cannot give a blocked submitter. */
-            uint64_t cap = sluice__now(p) + 5 * SLUICE_NS_PER_MS;
+            uint64_t cap = sluice__add_sat(sluice__now(p), 5 * SLUICE_NS_PER_MS);
             if (p->system_clock && (until == 0 || cap < until)) {
                 until = cap;
             }
@@ -597,6 +604,53 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
     pthread_mutex_unlock(&p->mu);
     /* No access to p after this point: the pool may be gone. */
     return err;
+}
+
+/* DROP_OLDEST, queue full: evict the oldest task and push this one.
+ *
+ * The eviction and the push happen under mu, and the queue closes only
+ * under mu (close_and_wake), so a drain that starts meanwhile finds either
+ * both done (the evicted task made room for this one, which the drain then
+ * runs) or neither (this submit gets SLUICE_ECLOSED and the task it would
+ * have evicted is still queued and runs): a task queued when the pool
+ * closed is never evicted for a push that then fails. Other submitters
+ * push without the lock and may take the slot an eviction freed; the
+ * evicted task then made room for theirs, and this submitter evicts
+ * again. Evicted tasks go to the abandon handler after mu is released.
+ * An overflow path: a lock per evicting submit is affordable here. */
+static sluice_err evict_and_push(sluice_pool *p, sluice__task *t)
+{
+    for (;;) {
+        sluice__task old;
+        bool evicted = false;
+        sluice__qres r;
+        pthread_mutex_lock(&p->mu);
+        if (atomic_load_explicit(&p->closed, memory_order_seq_cst)) {
+            r = SLUICE__Q_CLOSED;
+        } else {
+            /* A worker may have made room since the full push: evict
+             * only if the queue is still full. */
+            r = p->qops->push(p->q, t, NULL);
+            if (r == SLUICE__Q_FULL) {
+                evicted = p->qops->pop(p->q, &old) == SLUICE__Q_OK;
+                r = p->qops->push(p->q, t, NULL);
+            }
+            if (evicted) {
+                atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
+            }
+        }
+        pthread_mutex_unlock(&p->mu);
+        if (r == SLUICE__Q_OK) {
+            sluice__spawn_for_work(p, 1);
+        }
+        if (evicted) {
+            sluice__notify_space(p);
+            sluice__abandon(p, &old, SLUICE_ABANDON_DROPPED);
+        }
+        if (r != SLUICE__Q_FULL) {
+            return r == SLUICE__Q_OK ? SLUICE_OK : SLUICE_ECLOSED;
+        }
+    }
 }
 
 typedef enum submit_mode { MODE_BLOCK, MODE_TRY } submit_mode;
@@ -708,23 +762,11 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
         }
         return err;
     case SLUICE_OVERFLOW_DROP_OLDEST:
-        for (;;) {
-            sluice__task old;
-            if (p->qops->pop(p->q, &old) == SLUICE__Q_OK) {
-                sluice__notify_space(p);
-                atomic_fetch_add_explicit(&p->dropped, 1, memory_order_relaxed);
-                sluice__abandon(p, &old, SLUICE_ABANDON_DROPPED);
-            }
-            r = p->qops->push(p->q, &t, NULL);
-            if (r == SLUICE__Q_OK) {
-                sluice__spawn_for_work(p, 1);
-                return SLUICE_OK;
-            }
-            if (r == SLUICE__Q_CLOSED) {
-                sluice_ctx_release(t.ctx);
-                return SLUICE_ECLOSED;
-            }
+        err = evict_and_push(p, &t);
+        if (err) {
+            sluice_ctx_release(t.ctx);
         }
+        return err;
     case SLUICE_OVERFLOW_BLOCK:
     default:
         if (mode == MODE_TRY) {
@@ -933,7 +975,7 @@ void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *out)
     out->queue_depth = p->qops->depth(p->q);
     out->queue_capacity = p->qops->capacity(p->q);
     out->caller_ran = atomic_load_explicit(&p->caller_ran, memory_order_relaxed);
-    out->submitted = p->qops->pushed(p->q) + out->caller_ran;
+    out->submitted = p->qops->pushed(p->q) + atomic_load_explicit(&p->caller_accepted, memory_order_relaxed);
     out->rejected = atomic_load_explicit(&p->rejected, memory_order_relaxed);
     out->dropped = atomic_load_explicit(&p->dropped, memory_order_relaxed);
     out->abandoned = atomic_load_explicit(&p->abandoned, memory_order_relaxed);
@@ -1109,7 +1151,7 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
         return SLUICE_EDEADLK; /* it would wait for itself */
     }
     uint64_t t0 = sluice__now(p);
-    uint64_t deadline = timeout_ns ? t0 + timeout_ns : 0;
+    uint64_t deadline = timeout_ns ? sluice__add_sat(t0, timeout_ns) : 0;
 
     pthread_mutex_lock(&p->mu);
     while (p->draining) {
@@ -1150,7 +1192,7 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
             uint64_t fails = atomic_load_explicit(&p->init_failures, memory_order_relaxed);
             if (fails != init_fails_seen) {
                 init_fails_seen = fails;
-                uint64_t backoff = sluice__now(p) + 10 * SLUICE_NS_PER_MS;
+                uint64_t backoff = sluice__add_sat(sluice__now(p), 10 * SLUICE_NS_PER_MS);
                 sluice__cond_wait_until(p, &p->cv_state, &p->mu,
                                         deadline && deadline < backoff ? deadline : backoff);
                 continue;
@@ -1163,24 +1205,29 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
         }
         if (deadline && sluice__now(p) >= deadline) {
             rep.timed_out = true;
+            /* Ask running tasks to stop, then count them at once: the
+             * report names the tasks that were running at the deadline and
+             * saw the flag, however fast they return or however long
+             * handing the queue back takes. A worker that popped a task
+             * but has not yet marked itself running is counted in neither
+             * (it runs the task with the flag already set). */
+            atomic_store_explicit(&p->stop, true, memory_order_release);
             break;
         }
         sluice__cond_wait_until(p, &p->cv_state, &p->mu, deadline);
     }
+    uint64_t finished_after;
+    unsigned still_running;
+    progress_locked(p, &finished_after, &still_running);
+    still_running += atomic_load_explicit(&p->caller_running, memory_order_seq_cst);
     pthread_mutex_unlock(&p->mu);
 
     if (rep.timed_out) {
-        atomic_store_explicit(&p->stop, true, memory_order_release);
         rep.handed_back = abandon_queued(p, SLUICE_ABANDON_DRAIN);
     }
     sluice__join_zombies(p);
 
-    pthread_mutex_lock(&p->mu);
-    uint64_t finished_after;
-    unsigned still_running;
-    progress_locked(p, &finished_after, &still_running);
-    pthread_mutex_unlock(&p->mu);
-    rep.still_running = still_running + atomic_load_explicit(&p->caller_running, memory_order_seq_cst);
+    rep.still_running = still_running;
     rep.completed = finished_after - finished_before;
     rep.elapsed_ns = sluice__now(p) - t0;
     sluice__emit(p, SLUICE_EVENT_DRAIN_END, UINT32_MAX, 0, 0, rep.timed_out ? SLUICE_ETIMEDOUT : SLUICE_OK,

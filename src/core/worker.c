@@ -82,7 +82,8 @@ static void *worker_main(void *arg);
 void sluice__cond_wait_until(struct sluice_pool *p, pthread_cond_t *cv, pthread_mutex_t *mu,
                              uint64_t deadline_ns)
 {
-    if (deadline_ns == 0 && p->system_clock) {
+    /* UINT64_MAX is where a saturated "now + duration" lands: no limit. */
+    if ((deadline_ns == 0 || deadline_ns == UINT64_MAX) && p->system_clock) {
         pthread_cond_wait(cv, mu);
         return;
     }
@@ -412,7 +413,7 @@ static bool task_expired(struct sluice_pool *p, const sluice__task *t)
     return t->ctx && sluice_ctx_err(t->ctx) != SLUICE_OK;
 }
 
-void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t,
+bool sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t,
                       uint64_t *now_hint)
 {
     if ((t->deadline_ns || t->ctx) && task_expired(p, t)) {
@@ -421,7 +422,7 @@ void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
             sluice__status_set(w, SLUICE_WORKER_IDLE, 1);
         }
         sluice__abandon(p, t, SLUICE_ABANDON_SHED);
-        return;
+        return false;
     }
 
     unsigned word = atomic_load_explicit(&p->timing_every, memory_order_relaxed);
@@ -492,6 +493,7 @@ void sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
     }
     sluice_ctx_release(t->ctx);
     t->ctx = NULL;
+    return true;
 }
 
 /* ---- the worker thread --------------------------------------------------- */
@@ -515,7 +517,7 @@ typedef enum park_result { PARK_WORK, PARK_EXPIRED } park_result;
  * none). Returns false on timeout (or a poll period with a fake clock). */
 static bool sem_sleep(struct sluice_pool *p, sluice__worker *w, uint64_t deadline_ns)
 {
-    if (deadline_ns == 0 && p->system_clock) {
+    if ((deadline_ns == 0 || deadline_ns == UINT64_MAX) && p->system_clock) {
         while (sem_wait(&w->wake) != 0) {
         }
         return true;
@@ -561,7 +563,7 @@ static park_result park(struct sluice_pool *p, sluice__worker *w, uint64_t idle_
         uint64_t expiry = atomic_load_explicit(&p->idle_expiry_ns, memory_order_relaxed);
         uint64_t deadline = 0;
         if (expiry && atomic_load_explicit(&p->alive, memory_order_relaxed) > p->cfg.min_workers) {
-            deadline = idle_since + expiry;
+            deadline = sluice__add_sat(idle_since, expiry);
         }
         if (sem_sleep(p, w, deadline)) {
             return PARK_WORK; /* posted: whoever posted popped us and fixed idle */
@@ -577,7 +579,7 @@ static park_result park(struct sluice_pool *p, sluice__worker *w, uint64_t idle_
         }
         expiry = atomic_load_explicit(&p->idle_expiry_ns, memory_order_relaxed);
         bool expired = expiry && atomic_load_explicit(&p->alive, memory_order_relaxed) > p->cfg.min_workers &&
-                       sluice__now(p) >= idle_since + expiry;
+                       sluice__now(p) >= sluice__add_sat(idle_since, expiry);
         bool leave = expired || atomic_load_explicit(&p->closed, memory_order_relaxed);
         if (leave) {
             /* Unlink ourselves from the stack. */
@@ -787,14 +789,14 @@ out:
     }
     w->occupied = false;
     pthread_cond_broadcast(&p->cv_state);
-    /* A worker retired by a fault is replaced at once when work waits
-     * (or min_workers needs it), so the pool keeps its capacity. */
+    /* A worker retired by a fault is replaced at once, queue empty or not
+     * (fault.h: "retire the faulting worker and replace it"), so a
+     * prewarmed pool keeps its K workers with their init hooks run, and
+     * the next task does not pay for a thread start. */
     if (replace && !p->destroying && !atomic_load_explicit(&p->closed, memory_order_relaxed) &&
-        (p->qops->pending(p->q) ||
-         atomic_load_explicit(&p->alive, memory_order_relaxed) < p->cfg.min_workers) &&
         atomic_load_explicit(&p->alive, memory_order_relaxed) <
             atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
-        sluice__spawn_locked(p);
+        (void)sluice__spawn_locked(p);
     }
     pthread_mutex_unlock(&p->mu);
     sluice__tls_worker = NULL;
