@@ -110,6 +110,11 @@ typedef enum sluice_event_kind {
     SLUICE_EVENT_DRAIN_END,        /* drain ended; `drain` holds the report */
     SLUICE_EVENT_SUBMIT_REFUSED,   /* a submit was refused with `err` (overflow path only; rate-limit in the
                                       sink) */
+    SLUICE_EVENT_WORKER_START_FAILED, /* a worker thread could not be started: `err` SLUICE_ESYS
+                                         (pthread_create; old_value = its errno, `detail` its text) or
+                                         SLUICE_ENOMEM; new_value = start failures so far. At most one a
+                                         second (pool clock): the count says how many in all. The pool
+                                         runs with fewer workers until a later start succeeds. */
 } sluice_event_kind;
 
 typedef struct sluice_drain_report sluice_drain_report;
@@ -413,6 +418,11 @@ typedef struct sluice_pool_stats {
     /* timing: 1 task in this many is timed now (0: timing off). Under
      * SLUICE_TIMING_SAMPLE_AUTO it follows the task length. */
     unsigned timing_sample_every;
+    /* counter: worker threads the pool tried and failed to start
+     * (pthread_create refused, for example under RLIMIT_NPROC, or no
+     * memory). Non-zero means the pool may be running below K; see
+     * SLUICE_EVENT_WORKER_START_FAILED. */
+    uint64_t worker_start_failures;
 } sluice_pool_stats;
 
 /*

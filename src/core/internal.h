@@ -190,6 +190,10 @@ struct sluice_pool {
     _Atomic uint64_t started_workers;
     _Atomic uint64_t resize_events;
     _Atomic uint64_t init_failures;
+    _Atomic uint64_t start_failures;     /* spawns that failed (sluice__spawn_locked) */
+    _Atomic uint64_t start_fail_emitted; /* start_failures when the last event went out */
+    _Atomic uint64_t start_fail_event_ns; /* pool clock time of that event (rate limit) */
+    _Atomic int start_fail_errno;         /* errno of the latest pthread_create failure */
     _Atomic unsigned workers_hwm;
     _Atomic unsigned waiting_hwm;
     _Atomic size_t depth_hwm;
@@ -251,6 +255,9 @@ extern SLUICE__TLS sluice__worker *sluice__tls_worker;
 
 /* worker.c */
 sluice_err sluice__spawn_locked(struct sluice_pool *p);
+/* After a failed sluice__spawn_locked, with no lock held: raise
+ * SLUICE_EVENT_WORKER_START_FAILED (at most one a second). */
+void sluice__report_start_failure(struct sluice_pool *p);
 void sluice__spawn_for_work(struct sluice_pool *p, size_t want);
 unsigned sluice__wake(struct sluice_pool *p, unsigned n);
 void sluice__wake_all(struct sluice_pool *p);

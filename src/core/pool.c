@@ -130,6 +130,8 @@ const char *sluice_event_kind_name(sluice_event_kind kind)
         return "drain_end";
     case SLUICE_EVENT_SUBMIT_REFUSED:
         return "submit_refused";
+    case SLUICE_EVENT_WORKER_START_FAILED:
+        return "worker_start_failed";
     }
     return "unknown";
 }
@@ -984,6 +986,7 @@ void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *out)
     out->started_workers = atomic_load_explicit(&p->started_workers, memory_order_relaxed);
     out->resize_events = atomic_load_explicit(&p->resize_events, memory_order_relaxed);
     out->init_failures = atomic_load_explicit(&p->init_failures, memory_order_relaxed);
+    out->worker_start_failures = atomic_load_explicit(&p->start_failures, memory_order_relaxed);
     out->workers_hwm = atomic_load_explicit(&p->workers_hwm, memory_order_relaxed);
     out->waiting_hwm = atomic_load_explicit(&p->waiting_hwm, memory_order_relaxed);
     out->queue_depth_hwm = atomic_load_explicit(&p->depth_hwm, memory_order_relaxed);
@@ -1185,6 +1188,7 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
             atomic_load_explicit(&p->caller_running, memory_order_seq_cst) == 0) {
             break;
         }
+        uint64_t until = deadline;
         if (!any && p->qops->pending(p->q)) {
             /* Work left and nobody to run it (a spawn failed, or every
              * worker was retired): start one. If the last one's init hook
@@ -1198,9 +1202,19 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
                 continue;
             }
             if (atomic_load_explicit(&p->alive, memory_order_relaxed) <
-                    atomic_load_explicit(&p->capacity, memory_order_relaxed) &&
-                sluice__spawn_locked(p) == SLUICE_OK) {
-                continue;
+                atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
+                if (sluice__spawn_locked(p) == SLUICE_OK) {
+                    continue;
+                }
+                /* No thread (thread limit, memory): report it and try
+                 * again in 10 ms; nothing else would wake this wait. */
+                pthread_mutex_unlock(&p->mu);
+                sluice__report_start_failure(p);
+                pthread_mutex_lock(&p->mu);
+                uint64_t retry = sluice__add_sat(sluice__now(p), 10 * SLUICE_NS_PER_MS);
+                if (until == 0 || retry < until) {
+                    until = retry;
+                }
             }
         }
         if (deadline && sluice__now(p) >= deadline) {
@@ -1214,7 +1228,7 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
             atomic_store_explicit(&p->stop, true, memory_order_release);
             break;
         }
-        sluice__cond_wait_until(p, &p->cv_state, &p->mu, deadline);
+        sluice__cond_wait_until(p, &p->cv_state, &p->mu, until);
     }
     uint64_t finished_after;
     unsigned still_running;

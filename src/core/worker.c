@@ -216,8 +216,51 @@ void sluice__join_zombies(struct sluice_pool *p)
     }
 }
 
+/* Counts a worker that could not be started (errnum 0: no memory) and
+ * returns the error for it. The event goes out later, from
+ * sluice__report_start_failure, with no lock held. */
+static sluice_err start_failed(struct sluice_pool *p, int errnum)
+{
+    atomic_store_explicit(&p->start_fail_errno, errnum, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->start_failures, 1, memory_order_relaxed);
+    return errnum ? SLUICE_ESYS : SLUICE_ENOMEM;
+}
+
+/* Start failures were silent (issue 12 item 11): under RLIMIT_NPROC a
+ * K = 1,300 pool ran on 5 workers and nothing said so. Every failure is
+ * counted (stats worker_start_failures); the event is rate-limited, since
+ * a pool that cannot start threads tries again on every submit that finds
+ * no idle worker: the first failure is reported at once, later ones at
+ * most once a second (pool clock), each event carrying the total. */
+void sluice__report_start_failure(struct sluice_pool *p)
+{
+    uint64_t total = atomic_load_explicit(&p->start_failures, memory_order_relaxed);
+    uint64_t emitted = atomic_load_explicit(&p->start_fail_emitted, memory_order_relaxed);
+    if (total == emitted) {
+        return;
+    }
+    uint64_t now = sluice__now(p);
+    uint64_t last = atomic_load_explicit(&p->start_fail_event_ns, memory_order_relaxed);
+    if (emitted != 0 && now >= last && now - last < SLUICE_NS_PER_SEC) {
+        return;
+    }
+    /* One reporter per window: whoever moves `emitted` to the total. */
+    if (!atomic_compare_exchange_strong_explicit(&p->start_fail_emitted, &emitted, total, memory_order_relaxed,
+                                                 memory_order_relaxed)) {
+        return;
+    }
+    atomic_store_explicit(&p->start_fail_event_ns, now, memory_order_relaxed);
+    int errnum = atomic_load_explicit(&p->start_fail_errno, memory_order_relaxed);
+    char detail[128];
+    snprintf(detail, sizeof detail, "could not start a worker thread: %s",
+             errnum ? strerror(errnum) : "out of memory");
+    sluice__emit(p, SLUICE_EVENT_WORKER_START_FAILED, UINT32_MAX, (uint64_t)errnum, total,
+                 errnum ? SLUICE_ESYS : SLUICE_ENOMEM, detail, NULL);
+}
+
 /* Starts one worker. Caller holds p->mu and has checked alive < K.
- * Returns SLUICE_OK, SLUICE_ENOMEM or SLUICE_ESYS. */
+ * Returns SLUICE_OK, SLUICE_ENOMEM or SLUICE_ESYS (counted in
+ * start_failures; the caller reports it once it holds no lock). */
 sluice_err sluice__spawn_locked(struct sluice_pool *p)
 {
     /* Lowest free slot, so names stay "name/0".."name/K-1". */
@@ -231,18 +274,19 @@ sluice_err sluice__spawn_locked(struct sluice_pool *p)
     if (!w) {
         sluice__worker **grown = realloc(p->slots, (p->nslots + 1) * sizeof *grown);
         if (!grown) {
-            return SLUICE_ENOMEM;
+            return start_failed(p, 0);
         }
         p->slots = grown;
         w = aligned_alloc(SLUICE__CACHELINE,
                           (sizeof *w + SLUICE__CACHELINE - 1) / SLUICE__CACHELINE * SLUICE__CACHELINE);
         if (!w) {
-            return SLUICE_ENOMEM;
+            return start_failed(p, 0);
         }
         memset(w, 0, sizeof *w);
         if (sem_init(&w->wake, 0, 0) != 0) {
+            int e = errno;
             free(w);
-            return SLUICE_ESYS;
+            return start_failed(p, e);
         }
         w->pool = p;
         w->index = p->nslots;
@@ -268,10 +312,12 @@ sluice_err sluice__spawn_locked(struct sluice_pool *p)
     pthread_attr_destroy(&attr);
     if (rc != 0) {
         w->occupied = false;
+        sluice__status_set(w, SLUICE_WORKER_EXITING, 0);
         atomic_fetch_sub_explicit(&p->starting, 1, memory_order_seq_cst);
         atomic_fetch_sub_explicit(&p->alive, 1, memory_order_seq_cst);
+        sluice_err err = start_failed(p, rc);
         errno = rc;
-        return SLUICE_ESYS;
+        return err;
     }
     atomic_fetch_add_explicit(&p->started_workers, 1, memory_order_relaxed);
     sluice__max_u(&p->workers_hwm, atomic_load_explicit(&p->alive, memory_order_relaxed));
@@ -309,15 +355,19 @@ void sluice__spawn_for_work(struct sluice_pool *p, size_t want)
     }
     pthread_mutex_lock(&p->mu);
     bool reap = p->nzombies > 0;
+    bool failed = false;
     /* Not after a drain has finished: a submit that found the queue full
      * just before the close would otherwise start a worker (and run its
      * init and fini hooks) after drain() returned. */
     if (atomic_load_explicit(&p->starting, memory_order_relaxed) == 0 && !p->destroying && !p->drained &&
         atomic_load_explicit(&p->alive, memory_order_relaxed) <
             atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
-        (void)sluice__spawn_locked(p);
+        failed = sluice__spawn_locked(p) != SLUICE_OK;
     }
     pthread_mutex_unlock(&p->mu);
+    if (failed) {
+        sluice__report_start_failure(p);
+    }
     if (reap) {
         sluice__join_zombies(p); /* expired workers: free their stacks */
     }
@@ -633,13 +683,17 @@ static void chain_spawn(struct sluice_pool *p)
         return;
     }
     pthread_mutex_lock(&p->mu);
+    bool failed = false;
     if (atomic_load_explicit(&p->starting, memory_order_relaxed) == 0 && !p->destroying &&
         !atomic_load_explicit(&p->stop, memory_order_relaxed) &&
         atomic_load_explicit(&p->alive, memory_order_relaxed) <
             atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
-        (void)sluice__spawn_locked(p);
+        failed = sluice__spawn_locked(p) != SLUICE_OK;
     }
     pthread_mutex_unlock(&p->mu);
+    if (failed) {
+        sluice__report_start_failure(p); /* this worker counts in alive: the pool outlives the call */
+    }
 }
 
 static void *worker_main(void *arg)
@@ -781,7 +835,8 @@ out:
             p->zombies_cap = ncap;
         }
     }
-    if (p->nzombies < p->zombies_cap) {
+    bool joinable = p->nzombies < p->zombies_cap;
+    if (joinable) {
         p->zombies[p->nzombies++] = pthread_self();
     } else {
         /* Could not record it for a join: let it clean up itself. */
@@ -793,12 +848,18 @@ out:
      * (fault.h: "retire the faulting worker and replace it"), so a
      * prewarmed pool keeps its K workers with their init hooks run, and
      * the next task does not pay for a thread start. */
+    bool failed = false;
     if (replace && !p->destroying && !atomic_load_explicit(&p->closed, memory_order_relaxed) &&
         atomic_load_explicit(&p->alive, memory_order_relaxed) <
             atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
-        (void)sluice__spawn_locked(p);
+        failed = sluice__spawn_locked(p) != SLUICE_OK;
     }
     pthread_mutex_unlock(&p->mu);
+    /* Listed as a zombie, this thread is joined before the pool is freed
+     * (destroy joins every zombie), so it may still report. */
+    if (failed && joinable) {
+        sluice__report_start_failure(p);
+    }
     sluice__tls_worker = NULL;
     return NULL;
 }

@@ -443,6 +443,13 @@ void sluice_log_pool_event(sluice_logger *lg, const sluice_pool_event *ev)
     case SLUICE_EVENT_SUBMIT_REFUSED:
         sluice_log_submit_error(lg, pool, ev->err);
         break;
+    case SLUICE_EVENT_WORKER_START_FAILED: {
+        field f[] = {{"pool", pool, 0, false},
+                     {"failures", NULL, ev->new_value, true},
+                     {"error", ev->detail ? ev->detail : sluice_strerror(ev->err), 0, false}};
+        emit(lg, SLUICE_LOG_WARN, "worker thread start failed", f, 3, NULL);
+        break;
+    }
     default: {
         field f[] = {{"pool", pool, 0, false}, {"kind", NULL, (uint64_t)ev->kind, true}};
         emit(lg, SLUICE_LOG_INFO, "pool event", f, 2, NULL);

@@ -53,6 +53,7 @@ typedef enum field {
     F_RETIRED,
     F_RESIZES,
     F_TIMING_SAMPLE,
+    F_START_FAILURES,
 } field;
 
 typedef struct family {
@@ -91,6 +92,8 @@ static const family families[] = {
     {"pool_resize_events_total", SLUICE_METRIC_COUNTER, F_RESIZES, "Changes of K."},
     {"pool_timing_sample_every", SLUICE_METRIC_GAUGE, F_TIMING_SAMPLE,
      "1 task in this many is timed for the duration histograms now (0: timing off)."},
+    {"pool_worker_start_failures_total", SLUICE_METRIC_COUNTER, F_START_FAILURES,
+     "Worker threads the pool could not start (thread limit, memory); non-zero: it may run below K."},
 };
 
 /*
@@ -180,6 +183,8 @@ static double value_of(const sluice_pool_stats *s, field f)
         return (double)s->resize_events;
     case F_TIMING_SAMPLE:
         return s->timing_sample_every;
+    case F_START_FAILURES:
+        return (double)s->worker_start_failures;
     }
     return 0;
 }

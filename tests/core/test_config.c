@@ -361,7 +361,7 @@ static void test_names(void **state)
     assert_string_equal(sluice_abandon_reason_name(SLUICE_ABANDON_DRAIN), "drain");
     assert_string_equal(sluice_abandon_reason_name(SLUICE_ABANDON_DESTROY), "destroy");
     assert_non_null(sluice_abandon_reason_name((sluice_abandon_reason)0));
-    for (int k = SLUICE_EVENT_WORKER_START; k <= SLUICE_EVENT_SUBMIT_REFUSED; k++) {
+    for (int k = SLUICE_EVENT_WORKER_START; k <= SLUICE_EVENT_WORKER_START_FAILED; k++) {
         assert_string_not_equal(sluice_event_kind_name((sluice_event_kind)k), "unknown");
     }
     assert_non_null(sluice_event_kind_name((sluice_event_kind)0));
