@@ -136,23 +136,32 @@ typedef struct sluice_pool_config {
     /* Required. Copied. Used in thread names ("name/3") and metrics. At
      * most SLUICE_POOL_NAME_MAX bytes of [A-Za-z0-9_.:-]. */
     const char *name;
-    /* Required, > 0: K, the most tasks that run at once. */
+    /* Required, > 0: K, the most tasks that run at once. Any value up to
+     * UINT_MAX: threads start only as work arrives, so K is a ceiling. */
     unsigned workers;
     /* Workers kept alive when idle (never expire); started at create.
      * 0 = none. Must be <= workers. */
     unsigned min_workers;
     /* Required, > 0: the most tasks that wait in the queue. There is no
-     * unbounded queue. */
+     * unbounded queue. At most SIZE_MAX >> 8 (SLUICE_EINVAL above); the
+     * queue is allocated at create (64 bytes a task), so a capacity beyond
+     * memory fails with SLUICE_ENOMEM naming the field. */
     size_t queue_capacity;
     sluice_overflow overflow;
     /* Longest a blocking submit waits for space; 0 = wait without limit
-     * (until the pool closes or the per-call deadline passes). */
+     * (until the pool closes or the per-call deadline passes). Deadlines
+     * computed from durations saturate: UINT64_MAX is as good as no limit,
+     * never a deadline in the past. */
     uint64_t submit_timeout_ns;
-    /* Workers above min_workers idle longer than this exit; 0 = never. */
+    /* Workers above min_workers idle longer than this exit; 0 = never;
+     * 1 = as soon as they park; UINT64_MAX = never (saturates). */
     uint64_t idle_expiry_ns;
     /* Start all K workers and run their init hooks before create returns. */
     bool prewarm;
-    /* Worker thread stack size in bytes; 0 = the system default. */
+    /* Worker thread stack size in bytes; 0 = the system default; at least
+     * 16384. A size the system cannot map makes thread starts fail:
+     * counted in worker_start_failures (with prewarm, create fails with
+     * SLUICE_ESYS). */
     size_t stack_size;
 
     /* Runs on each new worker thread before its first task. Return 0 and
@@ -219,7 +228,9 @@ SLUICE_API void sluice_pool_config_init(sluice_pool_config *cfg);
  * sluice_pool_create - validate cfg and start a pool.
  * Returns: SLUICE_OK; SLUICE_EINVAL naming the bad field in errbuf (for
  * example "queue_capacity: must be > 0 (an unbounded queue is not
- * offered)"); SLUICE_ENOMEM; SLUICE_ESYS (thread creation failed);
+ * offered)"); SLUICE_ENOMEM (with "queue_capacity: cannot allocate ..."
+ * when the queue is too big to allocate); SLUICE_ESYS (thread creation
+ * failed, with "workers: could not start a worker thread: ...");
  * SLUICE_EINIT (prewarm and a worker_init hook refused). On any error
  * nothing is left behind: no thread, no memory, *out untouched.
  * Ownership: *out belongs to the caller; free it with sluice_pool_destroy.
@@ -351,7 +362,8 @@ struct sluice_drain_report {
 /*
  * sluice_pool_drain - stop accepting (submit returns SLUICE_ECLOSED, and
  * blocked submitters wake with it), run what is queued and running, and
- * wait up to timeout_ns (0 = no limit). At the deadline, still-queued
+ * wait up to timeout_ns (0 = no limit; UINT64_MAX is as good as none: the
+ * deadline saturates). At the deadline, still-queued
  * tasks go to the abandon handler (SLUICE_ABANDON_DRAIN) and running tasks
  * see sluice_task_should_stop() turn true; drain returns without waiting
  * for them (destroy joins them).

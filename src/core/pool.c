@@ -305,6 +305,11 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
 
     err = sluice__ring_create(cfg->queue_capacity, &p->q);
     if (err) {
+        /* Valid but too big to allocate (say, queue_capacity 2^32 from a
+         * config file): name the field rather than return a bare ENOMEM. */
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "queue_capacity: cannot allocate a queue of %zu tasks", cfg->queue_capacity);
+        }
         p->q = NULL;
         pool_free(p);
         return err;
