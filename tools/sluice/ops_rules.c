@@ -77,6 +77,7 @@ const char *const ops_exported_metrics[] = {
     "pool_task_duration_seconds",
     "pool_timing_sample_every",
     "pool_waiting",
+    "pool_worker_start_failures_total",
     "pool_worker_utilization_ratio",
     NULL,
 };
