@@ -15,7 +15,8 @@ libyaml-dev
 libhiredis-dev redis-server
 prometheus
 cthreadpool-dev libglib2.0-dev libuv1-dev libapr1-dev libaprutil1-dev
-valgrind curl jq python3"
+valgrind curl jq python3
+chromium"
 
 missing=""
 for p in $PKGS; do

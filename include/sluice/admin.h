@@ -16,6 +16,9 @@
  *                            naming the ones that did not
  *   GET /debug/pools         JSON: each pool's config, stats and workers
  *   GET /debug/pools/stacks  text: the backtrace of every worker thread
+ *   GET /                    the web console: one self-contained HTML page
+ *                            (compiled in) that polls /debug/pools and
+ *                            /metrics once a second; docs/metrics.md
  *   anything else            404 listing the endpoints; a method other than
  *                            GET/HEAD on an endpoint: 405; malformed
  *                            requests: 400, or 4xx from libmicrohttpd,

@@ -166,6 +166,7 @@ static const sluice__admin_route *const route_tables[] = {
     sluice__admin_server_routes,
     sluice__admin_health_routes,
     sluice__admin_debug_routes,
+    sluice__admin_console_routes,
 };
 
 const sluice__admin_route *sluice__admin_route_at(size_t i)

@@ -64,6 +64,7 @@ typedef struct sluice__admin_route {
 extern const sluice__admin_route sluice__admin_server_routes[]; /* http.c: /metrics */
 extern const sluice__admin_route sluice__admin_health_routes[]; /* health.c */
 extern const sluice__admin_route sluice__admin_debug_routes[];  /* debug.c */
+extern const sluice__admin_route sluice__admin_console_routes[]; /* console.c: / */
 
 /* The longest path or query string routed; longer is 400. */
 #define SLUICE__ADMIN_URL_MAX 2048

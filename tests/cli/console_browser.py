@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""tests/cli/console_browser.py - the web console, as a person uses it.
+
+Starts `sluice demo` (free port, sms stalled from 4 s), opens its console
+at / in a real headless Chromium driven over the DevTools protocol (a
+small WebSocket client below, standard library only), and checks that:
+  - a card per pool appears and its numbers change between two looks;
+  - the stalled pool (sms) turns to the "stalled" state, the others do not;
+  - clicking a worker of the stalled pool shows its stack, naming the
+    demo's downstream call it is stuck in;
+  - the page logged no error and no exception, and every poll succeeded.
+It saves a screenshot (the artefact) to ARTEFACT_DIR/console.png.
+
+Usage: console_browser.py SLUICE_BINARY ARTEFACT_DIR
+Exit: 0 pass, 1 fail, 77 skip (no Chromium, or Chromium cannot start here).
+Waits are bounded polls of the page's own state (data-* attributes), each
+with a safety timeout; nothing asserts on wall time.
+"""
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+SKIP = 77
+SAFETY_S = 90
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    raise SystemExit(1)
+
+
+class WebSocket:
+    """Just enough RFC 6455 for the DevTools protocol: text frames, client
+    masking, 16/64-bit lengths, continuation frames."""
+
+    def __init__(self, url):
+        m = re.match(r"ws://([^:/]+):(\d+)(/.*)", url)
+        if not m:
+            fail("unexpected DevTools URL " + url)
+        self.sock = socket.create_connection((m.group(1), int(m.group(2))), timeout=SAFETY_S)
+        key = base64.b64encode(os.urandom(16)).decode()
+        req = ("GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n") % (m.group(3), m.group(1), m.group(2), key)
+        self.sock.sendall(req.encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)
+            if not chunk:
+                fail("DevTools closed the WebSocket handshake")
+            head += chunk
+        if b" 101 " not in head.split(b"\r\n")[0]:
+            fail("DevTools refused the WebSocket: " + head.decode(errors="replace"))
+
+    def _recv_exact(self, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                fail("DevTools closed the WebSocket")
+            buf += chunk
+        return buf
+
+    def send(self, text):
+        data = text.encode()
+        head = bytearray([0x81])
+        if len(data) < 126:
+            head.append(0x80 | len(data))
+        elif len(data) < 65536:
+            head.append(0x80 | 126)
+            head += struct.pack(">H", len(data))
+        else:
+            head.append(0x80 | 127)
+            head += struct.pack(">Q", len(data))
+        mask = os.urandom(4)
+        head += mask
+        self.sock.sendall(bytes(head) + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def recv(self):
+        message = b""
+        while True:
+            b0, b1 = self._recv_exact(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", self._recv_exact(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", self._recv_exact(8))[0]
+            payload = self._recv_exact(n)
+            opcode = b0 & 0x0F
+            if opcode == 8:
+                fail("DevTools closed the WebSocket")
+            if opcode in (0, 1, 2):
+                message += payload
+                if b0 & 0x80:
+                    return message.decode()
+
+
+class Page:
+    """A DevTools session on one page: commands, and the events seen."""
+
+    def __init__(self, ws_url):
+        self.ws = WebSocket(ws_url)
+        self.next_id = 0
+        self.errors = []
+
+    def _event(self, msg):
+        method, p = msg.get("method"), msg.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            d = p.get("exceptionDetails", {})
+            self.errors.append("exception: %s %s" % (d.get("text"), d.get("exception", {}).get("description", "")))
+        elif method == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+            self.errors.append("console.%s: %s" % (p["type"], [a.get("value", a.get("description")) for a in p.get("args", [])]))
+        elif method == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
+            e = p["entry"]
+            self.errors.append("log: %s %s" % (e.get("text"), e.get("url", "")))
+
+    def call(self, method, **params):
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == self.next_id:
+                if "error" in msg:
+                    fail("%s: %s" % (method, msg["error"]))
+                return msg.get("result", {})
+            self._event(msg)
+
+    def js(self, expr):
+        r = self.call("Runtime.evaluate", expression=expr, returnByValue=True)
+        if "exceptionDetails" in r:
+            fail("evaluating %s: %s" % (expr, r["exceptionDetails"]))
+        return r["result"].get("value")
+
+    def wait(self, what, expr):
+        """Poll expr (JS) until it is truthy; fail after the safety timeout."""
+        deadline = time.monotonic() + SAFETY_S
+        while time.monotonic() < deadline:
+            # The page may still be loading (no body yet): that is "not yet".
+            v = self.js("(() => { try { return (%s); } catch (e) { return false; } })()" % expr)
+            if v:
+                return v
+            time.sleep(0.2)
+        fail("timed out waiting for " + what + "; page state: " + json.dumps(cards(self)))
+
+
+def cards(page):
+    return page.js("""Array.from(document.querySelectorAll('section.pool')).map(c => ({
+        pool: c.dataset.pool, state: c.dataset.state, running: +c.dataset.running,
+        finished: +c.dataset.finished, rate: c.querySelector('td.n').textContent}))""")
+
+
+def find_chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def main():
+    if len(sys.argv) != 3:
+        print("usage: console_browser.py SLUICE ARTEFACT_DIR", file=sys.stderr)
+        return 2
+    sluice, artefacts = sys.argv[1], sys.argv[2]
+    chromium = find_chromium()
+    if not chromium:
+        print("SKIP: no chromium on PATH (scripts/install-deps.sh installs Debian's chromium)")
+        return SKIP
+    os.makedirs(artefacts, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="sluice-console.")
+    procs = []
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLUICE_POOL_", "SLUICE_SERVICE_"))}
+        demo_err = open(os.path.join(tmp, "demo.err"), "w+")
+        demo = subprocess.Popen([sluice, "demo", "--listen", "127.0.0.1:0", "--view", "none", "--rate", "300",
+                                 "--stall", "sms@4s", "--duration", "300s"],
+                                stdout=subprocess.DEVNULL, stderr=demo_err, env=env)
+        procs.append(demo)
+        url = None
+        deadline = time.monotonic() + SAFETY_S
+        while not url and time.monotonic() < deadline:
+            demo_err.seek(0)
+            m = re.search(r"admin (http://127\.0\.0\.1:\d+)", demo_err.read())
+            url = m.group(1) if m else None
+            if demo.poll() is not None:
+                fail("sluice demo exited %d before serving" % demo.returncode)
+            time.sleep(0.05)
+        if not url:
+            fail("sluice demo did not print its admin URL")
+        with urllib.request.urlopen(url + "/", timeout=10) as r:
+            if r.status != 200 or b"Sluice console" not in r.read():
+                fail("GET / did not serve the console")
+
+        profile = os.path.join(tmp, "profile")
+        chrome_log = open(os.path.join(tmp, "chromium.log"), "w+")
+        # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
+        chrome = subprocess.Popen([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                   "--disable-extensions", "--hide-scrollbars", "--window-size=1400,1000",
+                                   "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+                                   "--user-data-dir=" + profile, "about:blank"],
+                                  stdout=chrome_log, stderr=chrome_log)
+        procs.append(chrome)
+        port_file = os.path.join(profile, "DevToolsActivePort")
+        deadline = time.monotonic() + 60
+        while not os.path.exists(port_file) or os.path.getsize(port_file) == 0:
+            if chrome.poll() is not None or time.monotonic() > deadline:
+                chrome_log.seek(0)
+                print("SKIP: Chromium cannot run here:\n" + chrome_log.read()[-2000:])
+                return SKIP
+            time.sleep(0.1)
+        time.sleep(0.2)  # the file is written in two lines; let it finish
+        devtools_port = int(open(port_file).read().split()[0])
+        targets = json.load(urllib.request.urlopen("http://127.0.0.1:%d/json/list" % devtools_port, timeout=10))
+        pages = [t for t in targets if t.get("type") == "page"]
+        if not pages:
+            fail("Chromium has no page target: %s" % targets)
+        page = Page(pages[0]["webSocketDebuggerUrl"])
+        page.call("Runtime.enable")
+        page.call("Log.enable")
+        page.call("Page.enable")
+        page.call("Page.navigate", url=url + "/")
+
+        # First look: three cards with numbers.
+        page.wait("two polls", "+document.body.dataset.polls >= 2")
+        first = cards(page)
+        names = sorted(c["pool"] for c in first)
+        if names != ["email", "push", "sms"]:
+            fail("pool cards %s, want email, push, sms" % names)
+        # Second look, a few polls later: the push pool has finished more.
+        polls = page.js("+document.body.dataset.polls")
+        page.wait("three more polls", "+document.body.dataset.polls >= %d" % (polls + 3))
+        second = cards(page)
+        f1 = {c["pool"]: c["finished"] for c in first}
+        f2 = {c["pool"]: c["finished"] for c in second}
+        if not f2["push"] > f1["push"]:
+            fail("push finished %d then %d: the card did not change" % (f1["push"], f2["push"]))
+        rate = next(c["rate"] for c in second if c["pool"] == "push")
+        if not re.match(r"^[0-9.]+k?$", rate) or float(rate.rstrip("k")) <= 0:
+            fail("push tasks/s shows %r, want a positive number" % rate)
+
+        # The stalled pool turns red; the others stay healthy.
+        page.wait("sms to turn stalled",
+                  "document.querySelector('section.pool[data-pool=sms]').dataset.state === 'stalled'")
+        states = {c["pool"]: c["state"] for c in cards(page)}
+        if states["push"] == "stalled" or states["email"] == "stalled":
+            fail("only sms is stalled, states %s" % states)
+        why = page.js("document.querySelector('section.pool[data-pool=sms] .why').textContent")
+        if "none finished" not in why:
+            fail("the stalled card says %r" % why)
+
+        # Click the first worker of the stalled pool: its stack.
+        rect = page.js("""(() => { const r = document.querySelector('section.pool[data-pool=sms] canvas.strip')
+                              .getBoundingClientRect(); return [r.left, r.top]; })()""")
+        for kind in ("mousePressed", "mouseReleased"):
+            page.call("Input.dispatchMouseEvent", type=kind, x=rect[0] + 3, y=rect[1] + 3, button="left",
+                      clickCount=1)
+        stack = page.wait("the worker's stack",
+                          "(t => t.includes('demo_downstream_call') && t)"
+                          "(document.getElementById('stacktext').textContent)")
+        if "running" not in stack:
+            fail("the stack view does not say the worker runs: %r" % stack[:300])
+        page.js("document.getElementById('stackclose').click()")
+
+        errors_seen = page.js("+document.body.dataset.errors")
+        shot = page.call("Page.captureScreenshot", format="png")
+        with open(os.path.join(artefacts, "console.png"), "wb") as f:
+            f.write(base64.b64decode(shot["data"]))
+        if errors_seen:
+            fail("%d polls failed (banner: %s)" % (errors_seen, page.js("document.getElementById('banner').textContent")))
+        if page.errors:
+            fail("the page logged errors: %s" % page.errors)
+        print("PASS: console cards %s, push %d -> %d finished, states %s; screenshot %s" %
+              (names, f1["push"], f2["push"], states, os.path.join(artefacts, "console.png")))
+        return 0
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in reversed(procs):
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
