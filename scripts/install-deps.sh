@@ -13,10 +13,11 @@ libcmocka-dev
 libmicrohttpd-dev
 libyaml-dev
 libhiredis-dev redis-server
+libncurses-dev libjansson-dev
 prometheus
 cthreadpool-dev libglib2.0-dev libuv1-dev libapr1-dev libaprutil1-dev
 valgrind curl jq python3
-chromium"
+chromium tmux"
 
 missing=""
 for p in $PKGS; do
