@@ -365,6 +365,88 @@ static void target_down(ops_buf *o, const char *service, const char *listen, con
                    "`kubectl rollout undo deployment/<name>`.\n\n");
 }
 
+/* The incidents no single alert names (the reference text's playbook):
+ * symptom-first entries, with this service's facts. */
+static void incident_head(ops_buf *o, const char *id, const char *title, const char *symptom)
+{
+    ops_buf_printf(o, "<a id=\"incident-%s\"></a>\n\n### Incident: %s\n\n**Symptom:** %s\n\n", id, title, symptom);
+}
+
+static void incidents(ops_buf *o, const sluice_config *cfg, const char **pools, size_t n, const char *listen)
+{
+    char mem[64];
+    unsigned long long queue_bytes = 0;
+    for (size_t i = 0; i < cfg->pool_count; i++)
+        queue_bytes += sluice_pool_queue_bytes(cfg->pools[i].queue_capacity);
+    snprintf(mem, sizeof mem, "%.1f MiB", (double)queue_bytes / (1024.0 * 1024.0));
+    ops_buf_put(o, "## Incidents without an alert of their own\n\n");
+
+    incident_head(o, "memory-growth", "memory growth or OOMKilled",
+                  "the pod's memory climbs steadily, or the pod restarts with reason OOMKilled.");
+    ops_buf_printf(o,
+                   "#### Quick checks (5 min)\n\n1. `kubectl describe pod <pod>`: `Last State: Terminated, "
+                   "Reason: OOMKilled`?\n2. Queue depth over the last hours (dashboard panel **Queue depth "
+                   "and waiting submitters**, or `pool_queue_depth`): did a queue fill? Every queue of this "
+                   "service is bounded; together they take %s at start (`sluice lint --memory-limit` checks "
+                   "this against the pod's limit).\n3. If the queues are flat, the memory is per task or "
+                   "elsewhere: tasks that hold buffers while they wait on a slow downstream grow with K x "
+                   "task size.\n\n",
+                   mem);
+    ops_buf_put(o, "#### Mitigations (15 min)\n\n- Raise the pod's memory limit to stop the restarts while you "
+                   "look.\n- Lower `queue_capacity` of the pool whose queue filled (overflow `reject` or "
+                   "`drop_oldest` sheds instead of holding).\n- Lower K of a pool whose tasks are large.\n\n");
+    ops_buf_put(o, "#### Long-term fixes\n\n- Measure per-task memory and declare `kind: memory` pools sized "
+                   "from a memory budget.\n- Load-test to the OOM threshold and keep the result in the pool's "
+                   "rationale.\n\n");
+    ops_buf_put(o, "#### Rollback\n\n- A deploy raised a queue or K, or made tasks larger: revert it.\n\n");
+
+    incident_head(o, "exhausted-at-startup", "pool exhausted at startup",
+                  "right after a pod starts, a pool is saturated and submits wait or are refused, then it "
+                  "recovers.");
+    ops_buf_printf(o,
+                   "#### Quick checks (5 min)\n\n1. `curl -s http://%s/health/ready`: does the pod report "
+                   "ready before its pools can take traffic? It should not receive traffic until then.\n"
+                   "2. Is K tiny for the traffic a new pod receives (pools:",
+                   listen);
+    for (size_t i = 0; i < n; i++)
+        ops_buf_printf(o, " %s K=%u%s", pools[i], sluice_config_find_pool(cfg, pools[i])->workers,
+                       i + 1 < n ? "," : "");
+    ops_buf_put(o, ")?\n3. Worker churn panel: spawns per minute high at start? Cold workers start on "
+                   "demand; `prewarm` starts them before traffic.\n\n");
+    ops_buf_put(o, "#### Mitigations (15 min)\n\n- Slow the traffic ramp to new pods (load balancer slow start, "
+                   "readiness delay).\n- Set `prewarm: true` on pools with expensive worker start.\n- Scale "
+                   "out so each new pod gets a smaller share.\n\n");
+    ops_buf_put(o, "#### Long-term fixes\n\n- Warm caches and connections before readiness turns 200.\n\n");
+    ops_buf_put(o, "#### Rollback\n\n- A deploy lowered K or removed `prewarm`: revert it.\n\n");
+
+    incident_head(o, "unresponsive-after-deploy", "pool unresponsive after a deploy",
+                  "after a deploy, a pool stops finishing tasks or is far slower than before.");
+    ops_buf_printf(o,
+                   "#### Quick checks (5 min)\n\n1. Did the config change? `curl -s http://%s/debug/pools` "
+                   "shows each pool's K, queue and timeouts in force; compare with the previous release's "
+                   "sluice.yaml.\n2. Did a dependency change (a client library, the downstream's version)?\n"
+                   "3. `curl -s http://%s/debug/pools/stacks`: are the workers stuck in one call? Then follow "
+                   "PoolStalled for that pool.\n\n",
+                   listen, listen);
+    ops_buf_put(o, "#### Mitigations (15 min)\n\n- Roll back the deploy: `kubectl rollout undo "
+                   "deployment/<name>`.\n- If one pod is wedged and the others are fine: delete that pod.\n\n");
+    ops_buf_put(o, "#### Long-term fixes\n\n- Canary deploys that watch PoolStalled and PoolSlowTasks before "
+                   "going wide.\n- `sluice lint` in CI on every sluice.yaml change.\n\n");
+    ops_buf_put(o, "#### Rollback\n\n- `kubectl rollout undo deployment/<name>`.\n\n");
+
+    incident_head(o, "stall-deadlock", "stall or deadlock",
+                  "running stuck at K, the queue growing, nothing completing, p99 blank or unbounded.");
+    ops_buf_put(o, "#### Quick checks (5 min)\n\n1. This is what PoolStalled alerts on; its entry for the "
+                   "pool has the steps. `pool_oldest_running_seconds` shows how long the tasks have been "
+                   "stuck.\n2. Stacks (`/debug/pools/stacks`): all workers in a network read means a hung "
+                   "downstream; in a mutex or condition wait, a deadlock.\n\n");
+    ops_buf_put(o, "#### Mitigations (15 min)\n\n- Hung downstream: fail over or call its owner.\n- Deadlock: "
+                   "keep the stacks for the record, then restart the pods one at a time.\n\n");
+    ops_buf_put(o, "#### Long-term fixes\n\n- A timeout on every downstream call, a circuit breaker, and one "
+                   "lock order.\n\n");
+    ops_buf_put(o, "#### Rollback\n\n- A deploy changed locking or a client's timeouts: revert it.\n\n");
+}
+
 void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops_buf *out)
 {
     const char *service = cfg->service.name ? cfg->service.name : "sluice";
@@ -395,6 +477,14 @@ void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops
     }
     ops_buf_put(out, "\n");
     target_down(out, service, listen, ops_prometheus_job(cfg));
+
+    {
+        const char **names = ops_xrealloc(NULL, (cfg->pool_count ? cfg->pool_count : 1) * sizeof *names);
+        for (size_t i = 0; i < cfg->pool_count; i++)
+            names[i] = pools[i]->name;
+        incidents(out, cfg, names, cfg->pool_count, listen);
+        free(names);
+    }
 
     for (size_t i = 0; i < cfg->pool_count; i++) {
         facts f;
