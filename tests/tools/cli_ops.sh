@@ -419,6 +419,48 @@ rules_unfireable)
     expect_rc 1 "lint with timing off"
     has "$TMP/out" "alert-thresholds: pool thumbnails: timing is off"
     ;;
+dashboard_fleet)
+    # The fleet view: no config; every query parses as PromQL (promtool
+    # checks them as recording rules, with Grafana's variables filled in),
+    # uses only exported metrics, and the offenders table sorts by
+    # saturation, worst first. The service dashboard's queries parse too.
+    need python3
+    need promtool
+    run "$S" dashboard --fleet
+    expect_rc 0 "dashboard --fleet"
+    cp "$TMP/out" "$TMP/fleet.json"
+    "$S" dashboard "$FIX/ops.yaml" -o "$TMP/svc.json" || fail "dashboard"
+    run "$S" dashboard --fleet "$FIX/ops.yaml"
+    expect_rc 2 "dashboard --fleet with a config"
+    has "$TMP/err" "takes no config file"
+    python3 - "$TMP/fleet.json" "$TMP/svc.json" "$TMP/rules.yml" <<'PY' || fail "fleet dashboard"
+import json, re, sys
+fleet = json.load(open(sys.argv[1]))
+svc = json.load(open(sys.argv[2]))
+assert fleet["uid"] == "sluice-fleet"
+assert [v["name"] for v in fleet["templating"]["list"]] == ["datasource", "job"]
+titles = [p["title"] for p in fleet["panels"]]
+for want in ["Every pool, most saturated first", "Top 10 pools by saturation", "Top 10 oldest running tasks",
+             "Top 10 pools by lost work"]:
+    assert want in titles, titles
+table = [p for p in fleet["panels"] if p["type"] == "table"][0]
+assert table["targets"][0]["expr"].startswith("sort_desc("), table["targets"][0]
+sort = [t for t in table["transformations"] if t["id"] == "sortBy"][0]
+assert sort["options"]["sort"] == [{"field": "saturation", "desc": True}], sort
+exprs = []
+for d in (fleet, svc):
+    for p in d["panels"]:
+        for t in p.get("targets", []):
+            exprs.append(t["expr"])
+with open(sys.argv[3], "w") as out:
+    out.write("groups:\n  - name: dashboard-queries\n    rules:\n")
+    for i, e in enumerate(exprs):
+        e = e.replace("$__rate_interval", "5m").replace("$job", ".*").replace("$instance", ".*")
+        e = e.replace("$pool", "p")
+        out.write("      - record: q:%d\n        expr: %s\n" % (i, json.dumps(e)))
+PY
+    promtool check rules "$TMP/rules.yml" >"$TMP/check" 2>&1 || { cat "$TMP/check" >&2; fail "a dashboard query is not valid PromQL"; }
+    ;;
 ops_up_to_date)
     # ops/ holds the files generated from the demo's built-in config;
     # regenerate with: ops/regenerate.sh build/tools/sluice/sluice

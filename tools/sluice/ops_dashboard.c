@@ -403,3 +403,230 @@ void ops_dashboard_generate(const sluice_config *cfg, const char *source_name, o
     ops_jw_end_obj(&w);
     free(pools);
 }
+
+/* ---- the fleet view ------------------------------------------------------------- */
+
+/* Every pool of every service the Prometheus scrapes, worst first. The
+ * selector filters only by job ($job, all by default), so the view needs
+ * no config: one dashboard for the whole fleet. */
+#define FSEL "{job=~\"$job\"}"
+
+static const panel fleet_panels[] = {
+    {"timeseries",
+     "Top 10 pools by saturation",
+     "Running / capacity averaged over the rate interval, per service and pool: the pools closest to "
+     "their K.",
+     "percentunit",
+     12,
+     9,
+     {{"topk(10, avg by (job, name) (avg_over_time(pool_worker_utilization_ratio" FSEL RI ")))",
+       "{{job}} / {{name}}"}}},
+    {"timeseries",
+     "Top 10 pools by queue fill",
+     "Queue depth / queue capacity, worst instance of each pool.",
+     "percentunit",
+     12,
+     9,
+     {{"topk(10, max by (job, name) (pool_queue_depth" FSEL " / pool_queue_capacity" FSEL "))",
+       "{{job}} / {{name}}"}}},
+    {"timeseries",
+     "Top 10 pools by lost work",
+     "Dropped + rejected + shed per second: work the pools did not run.",
+     "ops",
+     12,
+     9,
+     {{"topk(10, sum by (job, name) (rate(pool_dropped_total" FSEL RI ") + rate(pool_rejected_total" FSEL RI
+       ") + rate(pool_shed_total" FSEL RI ")))",
+       "{{job}} / {{name}}"}}},
+    {"timeseries",
+     "Top 10 oldest running tasks",
+     "Age of the longest-running task of each pool (worst instance): a climbing line with nothing completing "
+     "is a stall.",
+     "s",
+     12,
+     9,
+     {{"topk(10, max by (job, name) (pool_oldest_running_seconds" FSEL "))", "{{job}} / {{name}}"}}},
+    {"stat",
+     "Pools above 90% busy",
+     "How many pools (per service) average more than 90% of their workers busy.",
+     "short",
+     8,
+     5,
+     {{"count(avg by (job, name) (avg_over_time(pool_worker_utilization_ratio" FSEL RI ")) > 0.9) or vector(0)",
+       "pools"}}},
+    {"stat",
+     "Panics (24h)",
+     "Task panics across the fleet in the last 24 hours.",
+     "short",
+     8,
+     5,
+     {{"sum(increase(pool_panicked_total" FSEL "[24h])) or vector(0)", "panics"}}},
+    {"stat",
+     "Pools exporting",
+     "Distinct (service, pool) pairs with metrics now.",
+     "short",
+     8,
+     5,
+     {{"count(count by (job, name) (pool_capacity" FSEL "))", "pools"}}},
+};
+
+static void fleet_panel(ops_jw *w, const panel *p, int id, int x, int y)
+{
+    ops_jw_obj(w, NULL);
+    ops_jw_int(w, "id", id);
+    ops_jw_str(w, "type", p->type);
+    ops_jw_str(w, "title", p->title);
+    ops_jw_str(w, "description", p->description);
+    datasource(w);
+    grid(w, p->h, p->w, x, y);
+    ops_jw_obj(w, "fieldConfig");
+    ops_jw_obj(w, "defaults");
+    ops_jw_str(w, "unit", p->unit);
+    ops_jw_end_obj(w);
+    ops_jw_arr(w, "overrides");
+    ops_jw_end_arr(w);
+    ops_jw_end_obj(w);
+    ops_jw_arr(w, "targets");
+    for (int t = 0; t < 4 && p->targets[t].expr; t++) {
+        char ref[2] = {(char)('A' + t), '\0'};
+        ops_jw_obj(w, NULL);
+        datasource(w);
+        ops_jw_str(w, "expr", p->targets[t].expr);
+        ops_jw_str(w, "legendFormat", p->targets[t].legend);
+        ops_jw_str(w, "refId", ref);
+        ops_jw_end_obj(w);
+    }
+    ops_jw_end_arr(w);
+    ops_jw_end_obj(w);
+}
+
+/* The offenders table: one row per (service, pool), sorted by saturation,
+ * with queue fill, loss and the oldest task beside it (instant queries
+ * merged on their labels). */
+static void fleet_table(ops_jw *w, int id, int y)
+{
+    static const struct {
+        const char *expr, *ref;
+    } cols[] = {
+        {"sort_desc(avg by (job, name) (avg_over_time(pool_worker_utilization_ratio" FSEL RI ")))", "saturation"},
+        {"max by (job, name) (pool_queue_depth" FSEL " / pool_queue_capacity" FSEL ")", "queue_fill"},
+        {"sum by (job, name) (rate(pool_dropped_total" FSEL RI ") + rate(pool_rejected_total" FSEL RI
+         ") + rate(pool_shed_total" FSEL RI "))",
+         "lost_per_s"},
+        {"max by (job, name) (pool_oldest_running_seconds" FSEL ")", "oldest_running_s"},
+        {"max by (job, name) (pool_capacity" FSEL ")", "K"},
+    };
+    ops_jw_obj(w, NULL);
+    ops_jw_int(w, "id", id);
+    ops_jw_str(w, "type", "table");
+    ops_jw_str(w, "title", "Every pool, most saturated first");
+    ops_jw_str(w, "description",
+               "One row per service and pool: saturation (running / K averaged over the rate interval), queue "
+               "fill, lost work per second, the oldest running task and K. Sorted by saturation, top "
+               "offenders first; click a column to sort by it.");
+    datasource(w);
+    grid(w, 12, 24, 0, y);
+    ops_jw_arr(w, "targets");
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        ops_jw_obj(w, NULL);
+        datasource(w);
+        ops_jw_str(w, "expr", cols[i].expr);
+        ops_jw_str(w, "format", "table");
+        ops_jw_bool(w, "instant", 1);
+        ops_jw_str(w, "refId", cols[i].ref);
+        ops_jw_end_obj(w);
+    }
+    ops_jw_end_arr(w);
+    ops_jw_arr(w, "transformations");
+    ops_jw_obj(w, NULL);
+    ops_jw_str(w, "id", "merge");
+    ops_jw_obj(w, "options");
+    ops_jw_end_obj(w);
+    ops_jw_end_obj(w);
+    ops_jw_obj(w, NULL);
+    ops_jw_str(w, "id", "organize");
+    ops_jw_obj(w, "options");
+    ops_jw_obj(w, "excludeByName");
+    ops_jw_bool(w, "Time", 1);
+    ops_jw_end_obj(w);
+    ops_jw_obj(w, "renameByName");
+    ops_jw_str(w, "job", "service");
+    ops_jw_str(w, "name", "pool");
+    ops_jw_str(w, "Value #saturation", "saturation");
+    ops_jw_str(w, "Value #queue_fill", "queue fill");
+    ops_jw_str(w, "Value #lost_per_s", "lost / s");
+    ops_jw_str(w, "Value #oldest_running_s", "oldest task (s)");
+    ops_jw_str(w, "Value #K", "K");
+    ops_jw_end_obj(w);
+    ops_jw_end_obj(w);
+    ops_jw_end_obj(w);
+    ops_jw_obj(w, NULL);
+    ops_jw_str(w, "id", "sortBy");
+    ops_jw_obj(w, "options");
+    ops_jw_arr(w, "sort");
+    ops_jw_obj(w, NULL);
+    ops_jw_str(w, "field", "saturation");
+    ops_jw_bool(w, "desc", 1);
+    ops_jw_end_obj(w);
+    ops_jw_end_arr(w);
+    ops_jw_end_obj(w);
+    ops_jw_end_obj(w);
+    ops_jw_end_arr(w);
+    ops_jw_end_obj(w);
+}
+
+void ops_dashboard_fleet_generate(ops_buf *out)
+{
+    ops_jw w;
+    ops_jw_init(&w, out);
+    ops_jw_obj(&w, NULL);
+    ops_jw_obj(&w, "annotations");
+    ops_jw_arr(&w, "list");
+    ops_jw_end_arr(&w);
+    ops_jw_end_obj(&w);
+    ops_jw_str(&w, "description",
+               "Every Sluice pool of every service Prometheus scrapes, worst first. Generated by `sluice "
+               "dashboard --fleet`; do not edit by hand.");
+    ops_jw_bool(&w, "editable", 1);
+    ops_jw_int(&w, "graphTooltip", 1);
+    ops_jw_arr(&w, "panels");
+    int id = 1, y = 0;
+    /* The stats first, then the offenders table, then the top-10 graphs. */
+    int x = 0;
+    for (size_t i = 4; i < sizeof fleet_panels / sizeof fleet_panels[0]; i++) {
+        fleet_panel(&w, &fleet_panels[i], id++, x, y);
+        x += fleet_panels[i].w;
+    }
+    y += 5;
+    fleet_table(&w, id++, y);
+    y += 12;
+    for (size_t i = 0; i < 4; i++) {
+        fleet_panel(&w, &fleet_panels[i], id++, (int)(i % 2) * 12, y + (int)(i / 2) * 9);
+    }
+    ops_jw_end_arr(&w);
+    ops_jw_str(&w, "refresh", "30s");
+    ops_jw_int(&w, "schemaVersion", 39);
+    ops_jw_arr(&w, "tags");
+    ops_jw_str(&w, NULL, "sluice");
+    ops_jw_str(&w, NULL, "fleet");
+    ops_jw_end_arr(&w);
+    ops_jw_obj(&w, "templating");
+    ops_jw_arr(&w, "list");
+    ops_jw_obj(&w, NULL);
+    ops_jw_str(&w, "name", "datasource");
+    ops_jw_str(&w, "label", "Data source");
+    ops_jw_str(&w, "type", "datasource");
+    ops_jw_str(&w, "query", "prometheus");
+    ops_jw_end_obj(&w);
+    query_var(&w, "job", "Service (job)", "label_values(pool_capacity, job)", NULL, true, NULL);
+    ops_jw_end_arr(&w);
+    ops_jw_end_obj(&w);
+    ops_jw_obj(&w, "time");
+    ops_jw_str(&w, "from", "now-6h");
+    ops_jw_str(&w, "to", "now");
+    ops_jw_end_obj(&w);
+    ops_jw_str(&w, "title", "Sluice fleet: every pool, worst first");
+    ops_jw_str(&w, "uid", "sluice-fleet");
+    ops_jw_int(&w, "version", 1);
+    ops_jw_end_obj(&w);
+}

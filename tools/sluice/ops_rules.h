@@ -92,6 +92,10 @@ void ops_rules_generate(const sluice_config *cfg, const char *source_name, ops_b
 /* A Grafana dashboard (JSON) with a $pool variable. */
 void ops_dashboard_generate(const sluice_config *cfg, const char *source_name, ops_buf *out);
 
+/* The fleet dashboard (JSON): every pool of every scraped service, worst
+ * first (`sluice dashboard --fleet`); needs no config. */
+void ops_dashboard_fleet_generate(ops_buf *out);
+
 /* The dashboard's Grafana uid, "sluice-<service>" (appended to out). */
 void ops_dashboard_uid(const sluice_config *cfg, ops_buf *out);
 
