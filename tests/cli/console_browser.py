@@ -11,12 +11,20 @@ small WebSocket client below, standard library only), and checks that:
   - the page logged no error and no exception, and every poll succeeded.
 It saves a screenshot (the artefact) to ARTEFACT_DIR/console.png.
 
+Then the same page (its bytes as the demo served them) against a stand-in
+admin server on loopback that requires a bearer token and exports sync
+primitives: the page asks for the token and shows no pool until it has
+it, then sends it; the limits-and-budgets tables show the semaphore,
+breaker, per-tenant limiter and retry budget; when the server goes away
+the cards turn stale under a banner. Screenshot: console-token.png.
+
 Usage: console_browser.py SLUICE_BINARY ARTEFACT_DIR
 Exit: 0 pass, 1 fail, 77 skip (no Chromium, or Chromium cannot start here).
 Waits are bounded polls of the page's own state (data-* attributes), each
 with a safety timeout; nothing asserts on wall time.
 """
 import base64
+import http.server
 import json
 import os
 import re
@@ -27,6 +35,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -111,12 +120,14 @@ class Page:
         self.ws = WebSocket(ws_url)
         self.next_id = 0
         self.errors = []
+        self.exceptions = []
 
     def _event(self, msg):
         method, p = msg.get("method"), msg.get("params", {})
         if method == "Runtime.exceptionThrown":
             d = p.get("exceptionDetails", {})
             self.errors.append("exception: %s %s" % (d.get("text"), d.get("exception", {}).get("description", "")))
+            self.exceptions.append(self.errors[-1])
         elif method == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
             self.errors.append("console.%s: %s" % (p["type"], [a.get("value", a.get("description")) for a in p.get("args", [])]))
         elif method == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
@@ -151,6 +162,103 @@ class Page:
             time.sleep(0.2)
         fail("timed out waiting for " + what + "; page state: " + json.dumps(cards(self)) + "; stack view: " +
              repr((self.js("(document.getElementById('stacktext') || {}).textContent") or "")[:400]))
+
+
+TOKEN = "tok-123"
+FAKE_POOLS = {"ready": True, "pools": [{"name": "ingest", "config": {}, "stats": {
+    "running": 2, "capacity": 4, "workers": 3, "idle": 1, "waiting": 0, "queue_depth": 1, "queue_capacity": 16,
+    "draining": False, "submitted": 100, "completed": 90, "failed": 3, "panicked": 1, "rejected": 0, "dropped": 0,
+    "shed": 2, "abandoned": 0}, "workers": [
+    {"index": 0, "state": "running", "for_seconds": 0.5, "task": "ingest.batch", "tasks_run": 40},
+    {"index": 1, "state": "running", "for_seconds": 0.1, "task": "ingest.batch", "tasks_run": 38},
+    {"index": 2, "state": "idle", "for_seconds": 1.0, "task": None, "tasks_run": 20}]}]}
+
+
+class StandIn(http.server.BaseHTTPRequestHandler):
+    """An admin server with a token and sync primitives (the HTTP contract only)."""
+    page = b""
+    polls = 0
+    authorized = 0
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, ctype, body, extra=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        if path == "/":
+            self.reply(200, "text/html; charset=utf-8", StandIn.page)
+        elif path.startswith("/debug/"):
+            if self.headers.get("Authorization") != "Bearer " + TOKEN:
+                self.reply(401, "text/plain", b"unauthorized\n", [("WWW-Authenticate", 'Bearer realm="sluice-admin"')])
+                return
+            StandIn.authorized += 1
+            self.reply(200, "application/json", json.dumps(FAKE_POOLS).encode())
+        elif path == "/metrics":
+            StandIn.polls += 1
+            n = StandIn.polls
+            text = "\n".join([
+                '# TYPE pool_task_duration_seconds histogram',
+                'pool_task_duration_seconds_bucket{name="ingest",le="0.01"} %d' % (5 * n),
+                'pool_task_duration_seconds_bucket{name="ingest",le="0.1"} %d' % (9 * n),
+                'pool_task_duration_seconds_bucket{name="ingest",le="+Inf"} %d' % (10 * n),
+                'sluice_semaphore_capacity{name="decode"} 8', 'sluice_semaphore_in_use{name="decode"} 8',
+                'sluice_semaphore_waiters{name="decode"} 3', 'sluice_semaphore_acquired_total{name="decode"} %d' % (50 * n),
+                'sluice_breaker_state{name="payments"} 1', 'sluice_breaker_rejected_total{name="payments"} 7',
+                'sluice_breaker_calls_total{name="payments",outcome="failure"} 12',
+                'sluice_keyed_limiter_keys{name="per_tenant"} 42', 'sluice_keyed_limiter_max_keys{name="per_tenant"} 1000',
+                'sluice_keyed_limiter_limited_total{name="per_tenant"} %d' % (3 * n),
+                'sluice_retry_budget_balance{name="api"} 3.5', 'sluice_retry_budget_ratio{name="api"} 0.1',
+                'sluice_retry_budget_refused_total{name="api"} 0', ""])
+            self.reply(200, "text/plain; version=0.0.4", text.encode())
+        else:
+            self.reply(404, "text/plain", b"not found\n")
+
+
+def stand_in_phase(page, page_bytes, artefacts):
+    StandIn.page = page_bytes
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = "http://127.0.0.1:%d" % server.server_address[1]
+    try:
+        page.call("Page.navigate", url=url + "/")
+        page.wait("the token prompt", "document.getElementById('token').classList.contains('on')")
+        if page.js("document.querySelectorAll('section.pool').length") or "ingest" in page.js("document.body.innerText"):
+            fail("the console shows pool data without the token")
+        page.js("document.getElementById('tokenval').focus()")
+        page.call("Input.insertText", text=TOKEN)
+        page.js("document.getElementById('tokengo').click()")
+        page.wait("the ingest card with the token", "!!document.querySelector('section.pool[data-pool=ingest]')")
+        if not StandIn.authorized:
+            fail("the page never sent the token")
+        page.wait("the limits and budgets", "document.querySelectorAll('#sync tr[data-kind]').length >= 4")
+        rows = page.js("""Object.fromEntries(Array.from(document.querySelectorAll('#sync tr[data-kind]')).map(r =>
+            [r.dataset.kind + '/' + r.dataset.name, [r.className, Array.from(r.cells).map(c => c.textContent)]]))""")
+        want = {"semaphore/decode": ("bad", "8 / 8"), "breaker/payments": ("bad", "open"),
+                "keyed_limiter/per_tenant": (None, "42 / 1000"), "retry_budget/api": ("", "3.5")}
+        for key, (cls, text) in want.items():
+            if key not in rows or text not in rows[key][1] or (cls is not None and rows[key][0] != cls):
+                fail("limits and budgets: %s should show %r (class %r): %s" % (key, text, cls, rows))
+        shot = page.call("Page.captureScreenshot", format="png")
+        with open(os.path.join(artefacts, "console-token.png"), "wb") as f:
+            f.write(base64.b64decode(shot["data"]))
+    finally:
+        server.shutdown()
+        server.server_close()
+    page.wait("the banner once the server is gone",
+              "document.getElementById('banner').classList.contains('on') && "
+              "document.querySelector('section.pool[data-pool=ingest]').classList.contains('stale')")
+    if page.exceptions:
+        fail("the page threw: %s" % page.exceptions)
 
 
 def cards(page):
@@ -286,7 +394,10 @@ def main():
             fail("%d polls failed (banner: %s)" % (errors_seen, page.js("document.getElementById('banner').textContent")))
         if page.errors:
             fail("the page logged errors: %s" % page.errors)
-        print("PASS: console cards %s, push %d -> %d finished, states %s; screenshot %s" %
+        with urllib.request.urlopen(url + "/", timeout=10) as r:
+            stand_in_phase(page, r.read(), artefacts)
+        print("PASS: console cards %s, push %d -> %d finished, states %s; token, limits and stale checked; "
+              "screenshot %s" %
               (names, f1["push"], f2["push"], states, os.path.join(artefacts, "console.png")))
         return 0
     finally:
