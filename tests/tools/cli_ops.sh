@@ -291,8 +291,11 @@ inventory/vendor/others.c:12: c-thread-pool: thpool_init
 inventory/vendor/others.c:13: glib: g_thread_pool_new
 inventory/vendor/others.c:15: apr: apr_thread_pool_create
 inventory/vendor/others.c:16: libuv: uv_queue_work
-inventory/vendor/others.c:21: pthread-loop: pthread_create
-8 sites: sluice 3, c-thread-pool 1, glib 1, apr 1, libuv 1, pthread-loop 1
+inventory/vendor/others.c:21: pthread-loop: pthread_create, confidence medium
+inventory/wrapped/uses.c:8: c-thread-pool: thpool_init via MAKE_POOL_CHECKED
+inventory/wrapped/uses.c:14: thread-loop: uv_thread_create_ex, confidence medium
+inventory/wrapped/uses.c:22: pthread-loop: pthread_create, confidence low (joined in the same function: a fork-join batch)
+11 sites: sluice 3, c-thread-pool 2, glib 1, apr 1, libuv 1, pthread-loop 2, thread-loop 1
 EOF
     diff "$TMP/want" "$TMP/out" >&2 || fail "inventory output"
     run "$S" inventory "$TMP/nonexistent"
@@ -312,7 +315,11 @@ inventory_config)
     python3 - "$TMP/out" <<'EOF' || fail "inventory JSON"
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["undeclared"] == 1 and r["counts"]["sluice"] == 3 and r["counts"]["pthread-loop"] == 1, r
+assert r["undeclared"] == 1 and r["counts"]["sluice"] == 3 and r["counts"]["pthread-loop"] == 2, r
+assert r["counts"]["thread-loop"] == 1, r
+w = [x for x in r["sites"] if x["via"]][0]
+assert w["via"] == "MAKE_POOL_CHECKED" and w["call"] == "thpool_init" and w["confidence"] == "high", w
+assert sorted(x["confidence"] for x in r["sites"] if "loop" in x["kind"]) == ["low", "medium", "medium"], r
 s = [x for x in r["sites"] if x.get("pool") == "legacy"][0]
 assert s["declared"] is False and s["file"] == "inventory/app/main.c" and s["line"] == 20, s
 EOF

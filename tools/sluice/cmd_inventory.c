@@ -34,13 +34,19 @@ static const char HELP[] = "usage: sluice inventory [--config FILE] [--json] PAT
                            "  apr            apr_thread_pool_create\n"
                            "  libuv          uv_queue_work (libuv's process-wide pool)\n"
                            "  pthread-loop   pthread_create inside a for/while/do loop (a hand-made pool)\n"
+                           "  thread-loop    uv_thread_create[_ex] inside a loop (libuv's own worker pool,\n"
+                           "                 or a hand-made one on libuv threads)\n"
+                           "A call through a wrapper macro (a #define whose body calls one of these, in\n"
+                           "any scanned file, macros over macros included) is reported at the macro's\n"
+                           "use, \"via MACRO\". Loop sites carry a confidence: medium, or low when the\n"
+                           "same function also joins threads (a fork-join batch, not a pool).\n"
                            "\n"
                            "  --config FILE  check that each Sluice pool name is declared in sluice.yaml\n"
                            "  --json         print JSON instead of text\n"
                            "  -h, --help     this text\n"
                            "\n"
-                           "A lexical scanner: comments, strings and preprocessor lines are skipped, so\n"
-                           "pools built inside macros or through function pointers are not seen.\n"
+                           "A lexical scanner: comments and strings are skipped, so pools built through\n"
+                           "function pointers, or by macros defined outside the scanned paths, are not seen.\n"
                            "\n"
                            "Exit status: 0 listed; 1 (with --config) a Sluice pool is not declared in the\n"
                            "config; 2 bad flags, an unreadable path or an invalid config.\n";
@@ -103,10 +109,12 @@ int sluice_cmd_inventory(int argc, char **argv)
             undeclared++;
     }
     /* Counts per kind, in a fixed order. */
-    static const char *const kinds[] = {"sluice", "c-thread-pool", "glib", "apr", "libuv", "pthread-loop"};
-    size_t counts[6] = {0};
+    static const char *const kinds[] = {"sluice", "c-thread-pool", "glib", "apr", "libuv", "pthread-loop",
+                                        "thread-loop"};
+    enum { NKINDS = sizeof kinds / sizeof kinds[0] };
+    size_t counts[NKINDS] = {0};
     for (size_t i = 0; i < sites.n; i++)
-        for (size_t k = 0; k < 6; k++)
+        for (size_t k = 0; k < NKINDS; k++)
             if (strcmp(sites.v[i].kind, kinds[k]) == 0)
                 counts[k]++;
 
@@ -124,6 +132,8 @@ int sluice_cmd_inventory(int argc, char **argv)
             ops_jw_int(&w, "line", s->line);
             ops_jw_str(&w, "kind", s->kind);
             ops_jw_str(&w, "call", s->call);
+            ops_jw_str(&w, "via", s->via);
+            ops_jw_str(&w, "confidence", s->confidence);
             if (strcmp(s->kind, "sluice") == 0) {
                 ops_jw_str(&w, "pool", s->pool);
                 ops_jw_bool(&w, "from_config", s->from_config);
@@ -136,7 +146,7 @@ int sluice_cmd_inventory(int argc, char **argv)
         }
         ops_jw_end_arr(&w);
         ops_jw_obj(&w, "counts");
-        for (size_t k = 0; k < 6; k++)
+        for (size_t k = 0; k < NKINDS; k++)
             ops_jw_int(&w, kinds[k], (long long)counts[k]);
         ops_jw_end_obj(&w);
         ops_jw_int(&w, "undeclared", (long long)undeclared);
@@ -145,6 +155,12 @@ int sluice_cmd_inventory(int argc, char **argv)
         for (size_t i = 0; i < sites.n; i++) {
             const ops_site *s = &sites.v[i];
             ops_buf_printf(&out, "%s:%u: %s: %s", s->path, s->line, s->kind, s->call);
+            if (s->via)
+                ops_buf_printf(&out, " via %s", s->via);
+            if (strcmp(s->confidence, "high") != 0)
+                ops_buf_printf(&out, ", confidence %s%s", s->confidence,
+                               strcmp(s->confidence, "low") == 0 ? " (joined in the same function: a fork-join batch)"
+                                                                 : "");
             if (strcmp(s->kind, "sluice") == 0) {
                 if (s->from_config)
                     ops_buf_put(&out, ", pool from sluice.yaml");
@@ -160,8 +176,8 @@ int sluice_cmd_inventory(int argc, char **argv)
             ops_buf_put(&out, "\n");
         }
         ops_buf_printf(&out, "%zu site%s:", sites.n, sites.n == 1 ? "" : "s");
-        for (size_t k = 0; k < 6; k++)
-            ops_buf_printf(&out, " %s %zu%s", kinds[k], counts[k], k < 5 ? "," : "");
+        for (size_t k = 0; k < NKINDS; k++)
+            ops_buf_printf(&out, " %s %zu%s", kinds[k], counts[k], k + 1 < NKINDS ? "," : "");
         if (cfg)
             ops_buf_printf(&out, "; %zu Sluice pool%s not declared in %s", undeclared,
                            undeclared == 1 ? "" : "s", config);

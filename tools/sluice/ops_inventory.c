@@ -48,7 +48,21 @@ static const struct {
     {"sluice_pool_create", "sluice", false},  {"thpool_init", "c-thread-pool", false},
     {"g_thread_pool_new", "glib", false},     {"g_thread_pool_new_full", "glib", false},
     {"apr_thread_pool_create", "apr", false}, {"uv_queue_work", "libuv", false},
-    {"pthread_create", "pthread-loop", true},
+    {"pthread_create", "pthread-loop", true},  {"uv_thread_create_ex", "thread-loop", true},
+    {"uv_thread_create", "thread-loop", true},
+};
+#define N_TARGETS (sizeof targets / sizeof targets[0])
+
+/* A function-like or object-like macro whose body calls a target (or
+ * another such macro): its expansion sites are constructions too. */
+typedef struct macro_def {
+    char *name;
+    int target; /* index into targets[] of what it expands to */
+} macro_def;
+
+struct ops_macros {
+    macro_def *v;
+    size_t n, cap;
 };
 
 typedef enum tok_type { T_NONE, T_IDENT, T_STRING, T_PUNCT, T_NUMBER } tok_type;
@@ -84,6 +98,10 @@ typedef struct scan {
     int pending_target;
     unsigned pending_line;
     bool pending_ok;
+    const char *pending_via; /* the macro name when the call is a macro's */
+    const ops_macros *macros;
+    size_t func_first_site; /* out->n when the current function began */
+    bool func_joins;        /* the current function calls a join */
 } scan;
 
 static bool is_keyword_before_call(const char *s)
@@ -95,7 +113,7 @@ static bool is_keyword_before_call(const char *s)
     return false;
 }
 
-static void add_site(scan *s, int t, unsigned line)
+static void add_site(scan *s, int t, unsigned line, const char *via)
 {
     ops_sites *o = s->out;
     if (o->n == o->cap) {
@@ -108,7 +126,9 @@ static void add_site(scan *s, int t, unsigned line)
     x->line = line;
     x->kind = targets[t].kind;
     x->call = targets[t].fn;
+    x->via = via ? ops_xstrndup(via, strlen(via)) : NULL;
     x->declared = -1;
+    x->confidence = targets[t].loop_only ? "medium" : "high";
     if (strcmp(targets[t].kind, "sluice") == 0) {
         x->from_config = s->saw_from_config;
         if (s->last_name)
@@ -129,7 +149,7 @@ static void feed(scan *s, tok t, const char *str, size_t slen)
     if (s->pending_target >= 0) {
         if (t.type == T_PUNCT && strcmp(t.text, "(") == 0 && s->pending_ok) {
             if (!targets[s->pending_target].loop_only || in_loop(s))
-                add_site(s, s->pending_target, s->pending_line);
+                add_site(s, s->pending_target, s->pending_line, s->pending_via);
         }
         s->pending_target = -1;
     }
@@ -173,20 +193,30 @@ static void feed(scan *s, tok t, const char *str, size_t slen)
         } else if (strcmp(t.text, "do") == 0) {
             s->header_state = 3;
         } else {
-            for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
-                if (strcmp(t.text, targets[i].fn) == 0) {
-                    /* Not at file scope (no calls there in C), not a
-                     * member, not a declaration "type name(". */
-                    bool ok = s->depth > 0;
-                    if (s->prev.type == T_PUNCT &&
-                        (strcmp(s->prev.text, ".") == 0 || strcmp(s->prev.text, "->") == 0))
-                        ok = false;
-                    if (s->prev.type == T_IDENT && !is_keyword_before_call(s->prev.text))
-                        ok = false;
-                    s->pending_target = (int)i;
-                    s->pending_line = t.line;
-                    s->pending_ok = ok;
+            if (strcmp(t.text, "pthread_join") == 0 || strcmp(t.text, "uv_thread_join") == 0)
+                s->func_joins = true;
+            int hit = -1;
+            const char *via = NULL;
+            for (size_t i = 0; i < N_TARGETS && hit < 0; i++)
+                if (strcmp(t.text, targets[i].fn) == 0)
+                    hit = (int)i;
+            for (size_t i = 0; s->macros && i < s->macros->n && hit < 0; i++)
+                if (strcmp(t.text, s->macros->v[i].name) == 0) {
+                    hit = s->macros->v[i].target;
+                    via = s->macros->v[i].name;
                 }
+            if (hit >= 0) {
+                /* Not at file scope (no calls there in C), not a member,
+                 * not a declaration "type name(". */
+                bool ok = s->depth > 0;
+                if (s->prev.type == T_PUNCT && (strcmp(s->prev.text, ".") == 0 || strcmp(s->prev.text, "->") == 0))
+                    ok = false;
+                if (s->prev.type == T_IDENT && !is_keyword_before_call(s->prev.text))
+                    ok = false;
+                s->pending_target = hit;
+                s->pending_line = t.line;
+                s->pending_ok = ok;
+                s->pending_via = via;
             }
             if (s->depth > 0 && strcmp(t.text, "sluice_config_pool_to_pool_config") == 0)
                 s->saw_from_config = true;
@@ -198,6 +228,10 @@ static void feed(scan *s, tok t, const char *str, size_t slen)
         else
             s->name_state = 0;
         if (strcmp(t.text, "{") == 0) {
+            if (s->depth == 0) {
+                s->func_first_site = s->out->n;
+                s->func_joins = false;
+            }
             if (s->depth + 1 < MAX_DEPTH) {
                 s->depth++;
                 s->frame_loop[s->depth] = false;
@@ -214,6 +248,11 @@ static void feed(scan *s, tok t, const char *str, size_t slen)
                 free(s->last_name);
                 s->last_name = NULL;
                 s->saw_from_config = false;
+                /* Threads started in a loop and joined in the same
+                 * function are a fork-join batch, not a pool. */
+                for (size_t k = s->func_first_site; s->func_joins && k < s->out->n; k++)
+                    if (strcmp(s->out->v[k].confidence, "medium") == 0)
+                        s->out->v[k].confidence = "low";
             }
         } else if (strcmp(t.text, "(") == 0) {
             s->paren++;
@@ -251,12 +290,138 @@ static size_t skip_block_comment(const char *text, size_t len, size_t i, unsigne
     return i + 2 <= len ? i + 2 : len;
 }
 
+/* The target (or known macro) that identifier [p, p+n) names, or -1. */
+static int lookup(const ops_macros *m, const char *p, size_t n)
+{
+    for (size_t i = 0; i < N_TARGETS; i++)
+        if (strlen(targets[i].fn) == n && memcmp(targets[i].fn, p, n) == 0)
+            return (int)i;
+    for (size_t i = 0; i < m->n; i++)
+        if (strlen(m->v[i].name) == n && memcmp(m->v[i].name, p, n) == 0)
+            return m->v[i].target;
+    return -1;
+}
+
+/* One "#define NAME..." line (continuations joined by the caller's span
+ * [i, end)): if the body calls a target or a known macro, NAME joins the
+ * macros. Returns true when it added one. */
+static bool define_line(ops_macros *m, const char *text, size_t i, size_t end)
+{
+    while (i < end && (text[i] == '#' || text[i] == ' ' || text[i] == '\t'))
+        i++;
+    if (end - i < 7 || memcmp(text + i, "define", 6) != 0 || !(text[i + 6] == ' ' || text[i + 6] == '\t'))
+        return false;
+    i += 6;
+    while (i < end && (text[i] == ' ' || text[i] == '\t'))
+        i++;
+    size_t ns = i;
+    while (i < end && (isalnum((unsigned char)text[i]) || text[i] == '_'))
+        i++;
+    size_t nlen = i - ns;
+    if (nlen == 0 || nlen >= 64 || lookup(m, text + ns, nlen) >= 0)
+        return false;
+    if (i < end && text[i] == '(') /* skip the parameter list */
+        while (i < end && text[i] != ')')
+            i++;
+    while (i < end) {
+        if (isalpha((unsigned char)text[i]) || text[i] == '_') {
+            size_t is = i;
+            while (i < end && (isalnum((unsigned char)text[i]) || text[i] == '_'))
+                i++;
+            int t = lookup(m, text + is, i - is);
+            size_t j = i;
+            while (j < end && (text[j] == ' ' || text[j] == '\t' || text[j] == '\\' || text[j] == '\n' ||
+                               text[j] == '\r'))
+                j++;
+            if (t >= 0 && j < end && text[j] == '(') {
+                if (m->n == m->cap) {
+                    m->cap = m->cap ? m->cap * 2 : 8;
+                    m->v = ops_xrealloc(m->v, m->cap * sizeof *m->v);
+                }
+                m->v[m->n].name = ops_xstrndup(text + ns, nlen);
+                m->v[m->n].target = t;
+                m->n++;
+                return true;
+            }
+        } else {
+            i++;
+        }
+    }
+    return false;
+}
+
+/* Every #define of the text (continuation lines included); returns how
+ * many macros it added. */
+static size_t collect_macros(ops_macros *m, const char *text, size_t len)
+{
+    size_t added = 0;
+    bool line_start = true;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (c == '\n') {
+            line_start = true;
+            continue;
+        }
+        if (c == ' ' || c == '\t')
+            continue;
+        if (c == '#' && line_start) {
+            size_t end = i;
+            while (end < len && !(text[end] == '\n' && (end == 0 || text[end - 1] != '\\')))
+                end++;
+            added += define_line(m, text, i, end);
+            i = end - 1;
+            continue;
+        }
+        line_start = false;
+    }
+    return added;
+}
+
+ops_macros *ops_macros_new(void)
+{
+    ops_macros *m = ops_xrealloc(NULL, sizeof *m);
+    memset(m, 0, sizeof *m);
+    return m;
+}
+
+void ops_macros_add_text(ops_macros *m, const char *text, size_t len)
+{
+    collect_macros(m, text, len);
+}
+
+size_t ops_macros_count(const ops_macros *m)
+{
+    return m->n;
+}
+
+void ops_macros_free(ops_macros *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        free(m->v[i].name);
+    free(m->v);
+    free(m);
+}
+
 void ops_inventory_scan_text(const char *path, const char *text, size_t len, ops_sites *out)
+{
+    /* A single text: its own macros, to a fixpoint (a macro over a macro). */
+    ops_macros *m = ops_macros_new();
+    while (collect_macros(m, text, len) > 0)
+        ;
+    ops_inventory_scan_text_macros(path, text, len, m, out);
+    ops_macros_free(m);
+}
+
+void ops_inventory_scan_text_macros(const char *path, const char *text, size_t len, const ops_macros *macros,
+                                    ops_sites *out)
 {
     scan s;
     memset(&s, 0, sizeof s);
     s.path = path;
     s.out = out;
+    s.macros = macros;
     s.pending_target = -1;
     unsigned line = 1;
     bool line_start = true; /* only whitespace so far on this line */
@@ -382,36 +547,40 @@ static bool source_ext(const char *name)
     return false;
 }
 
-static int scan_file(const char *path, ops_sites *out, char *errbuf, size_t errlen)
+static int read_file(const char *path, ops_buf *b, char *errbuf, size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
-    ops_buf b = {0};
     char chunk[16384];
     size_t n;
     while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ops_buf_putn(&b, chunk, n);
+        ops_buf_putn(b, chunk, n);
     int err = ferror(f);
     fclose(f);
     if (err) {
         snprintf(errbuf, errlen, "%s: read error", path);
-        ops_buf_free(&b);
         return -1;
     }
-    ops_inventory_scan_text(path, ops_buf_str(&b), b.len, out);
-    ops_buf_free(&b);
+    ops_buf_str(b);
     return 0;
 }
+
+typedef struct file_list {
+    char **v;
+    size_t n, cap;
+} file_list;
 
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int scan_dir(const char *dir, ops_sites *out, char *errbuf, size_t errlen, int depth)
+/* The source files under dir, in sorted order (hidden entries and
+ * symbolic links skipped). */
+static int list_dir(const char *dir, file_list *files, char *errbuf, size_t errlen, int depth)
 {
     if (depth > 64) {
         snprintf(errbuf, errlen, "%s: directories nested too deep", dir);
@@ -443,10 +612,15 @@ static int scan_dir(const char *dir, ops_sites *out, char *errbuf, size_t errlen
         ops_buf_printf(&p, "%s/%s", dir, names[i]);
         struct stat st;
         if (rc == 0 && lstat(ops_buf_str(&p), &st) == 0) {
-            if (S_ISDIR(st.st_mode))
-                rc = scan_dir(ops_buf_str(&p), out, errbuf, errlen, depth + 1);
-            else if (S_ISREG(st.st_mode) && source_ext(names[i]))
-                rc = scan_file(ops_buf_str(&p), out, errbuf, errlen);
+            if (S_ISDIR(st.st_mode)) {
+                rc = list_dir(ops_buf_str(&p), files, errbuf, errlen, depth + 1);
+            } else if (S_ISREG(st.st_mode) && source_ext(names[i])) {
+                if (files->n == files->cap) {
+                    files->cap = files->cap ? files->cap * 2 : 64;
+                    files->v = ops_xrealloc(files->v, files->cap * sizeof *files->v);
+                }
+                files->v[files->n++] = ops_xstrndup(ops_buf_str(&p), p.len);
+            }
         }
         ops_buf_free(&p);
         free(names[i]);
@@ -466,9 +640,39 @@ int ops_inventory_scan_path(const char *root, ops_sites *out, char *errbuf, size
     size_t n = strlen(root);
     while (n > 1 && root[n - 1] == '/')
         n--;
-    char *r = ops_xstrndup(root, n);
-    int rc = S_ISDIR(st.st_mode) ? scan_dir(r, out, errbuf, errlen, 0) : scan_file(r, out, errbuf, errlen);
-    free(r);
+    file_list files = {0};
+    int rc = 0;
+    if (S_ISDIR(st.st_mode)) {
+        char *r = ops_xstrndup(root, n);
+        rc = list_dir(r, &files, errbuf, errlen, 0);
+        free(r);
+    } else {
+        files.v = ops_xrealloc(NULL, sizeof *files.v);
+        files.v[files.n++] = ops_xstrndup(root, n);
+    }
+    /* Pass 1: the wrapper macros of every file (a header's macro is used
+     * in other files), to a fixpoint for macros over macros. Pass 2: the
+     * calls, the macros' expansion sites included. */
+    ops_buf *texts = files.n ? ops_xrealloc(NULL, files.n * sizeof *texts) : NULL;
+    for (size_t i = 0; i < files.n; i++)
+        memset(&texts[i], 0, sizeof texts[i]);
+    for (size_t i = 0; rc == 0 && i < files.n; i++)
+        rc = read_file(files.v[i], &texts[i], errbuf, errlen);
+    ops_macros *m = ops_macros_new();
+    for (size_t added = 1, rounds = 0; rc == 0 && added && rounds < 8; rounds++) {
+        added = 0;
+        for (size_t i = 0; i < files.n; i++)
+            added += collect_macros(m, ops_buf_str(&texts[i]), texts[i].len);
+    }
+    for (size_t i = 0; rc == 0 && i < files.n; i++)
+        ops_inventory_scan_text_macros(files.v[i], ops_buf_str(&texts[i]), texts[i].len, m, out);
+    for (size_t i = 0; i < files.n; i++) {
+        ops_buf_free(&texts[i]);
+        free(files.v[i]);
+    }
+    free(texts);
+    free(files.v);
+    ops_macros_free(m);
     return rc;
 }
 
@@ -494,6 +698,7 @@ void ops_sites_free(ops_sites *s)
     for (size_t i = 0; i < s->n; i++) {
         free(s->v[i].path);
         free(s->v[i].pool);
+        free(s->v[i].via);
     }
     free(s->v);
     memset(s, 0, sizeof *s);

@@ -14,11 +14,16 @@
 typedef struct ops_site {
     char *path;       /* as given / relative to the scanned root */
     unsigned line;    /* 1-based line of the call */
-    const char *kind; /* sluice | c-thread-pool | glib | apr | libuv | pthread-loop */
+    const char *kind; /* sluice | c-thread-pool | glib | apr | libuv | pthread-loop | thread-loop */
     const char *call; /* the function called: "sluice_pool_create" */
     char *pool;       /* Sluice: the pool name when a literal `name = "..."` precedes the call */
     bool from_config; /* Sluice: the function fills the pool config from sluice.yaml */
     int declared;     /* Sluice with --config: 1 declared, 0 not, -1 unknown / not checked */
+    char *via;        /* the wrapper macro the call goes through, or NULL */
+    /* "high": a library's pool constructor; "medium": threads started in a
+     * loop (a hand-made pool, or not); "low": the same function also joins
+     * threads, so it is a fork-join batch rather than a pool. */
+    const char *confidence;
 } ops_site;
 
 typedef struct ops_sites {
@@ -26,8 +31,19 @@ typedef struct ops_sites {
     size_t n, cap;
 } ops_sites;
 
-/* Scan one file's text; `path` is stored as given. */
+/* Wrapper macros: a #define whose body calls a known constructor (or
+ * another such macro) makes its expansion sites constructions too. */
+typedef struct ops_macros ops_macros;
+ops_macros *ops_macros_new(void);
+void ops_macros_add_text(ops_macros *m, const char *text, size_t len); /* one pass over a text's #defines */
+size_t ops_macros_count(const ops_macros *m);
+void ops_macros_free(ops_macros *m);
+
+/* Scan one file's text with its own macros; `path` is stored as given. */
 void ops_inventory_scan_text(const char *path, const char *text, size_t len, ops_sites *out);
+/* Scan one file's text with macros collected from every file. */
+void ops_inventory_scan_text_macros(const char *path, const char *text, size_t len, const ops_macros *macros,
+                                    ops_sites *out);
 
 /*
  * ops_inventory_scan_path - scan a file, or every .c/.h/.cc/.cpp/.hpp file
