@@ -468,6 +468,46 @@ with open(sys.argv[3], "w") as out:
 PY
     promtool check rules "$TMP/rules.yml" >"$TMP/check" 2>&1 || { cat "$TMP/check" >&2; fail "a dashboard query is not valid PromQL"; }
     ;;
+bench_baseline)
+    # sluice bench --baseline FILE against a stand-in driver ($SLUICE_BENCH)
+    # that prints a fixed JSON document: a throughput drop beyond the
+    # spread is a regression (exit 1), one inside it is not, a latency rise
+    # beyond it is, and a bad baseline file is a usage error.
+    doc() { # noop_median noop_min noop_max lat_median
+        cat <<JSON
+{"machine": {"cpu_model": "test", "cpus": 2}, "workloads": [
+ {"name": "noop-1p", "better": "higher", "results": [
+   {"impl": "sluice", "median": $1, "min": $2, "max": $3},
+   {"impl": "glib", "median": 1000, "min": 990, "max": 1010}]},
+ {"name": "latency", "better": "lower", "results": [
+   {"impl": "sluice", "median": $4, "min": $4, "max": $4}]}]}
+JSON
+    }
+    doc 10000 9800 10200 20 >"$TMP/base.json"
+    printf '#!/bin/sh\ncat "%s"\n' "$TMP/now.json" >"$TMP/fake-bench"
+    chmod +x "$TMP/fake-bench"
+    doc 9700 9600 9800 20.5 >"$TMP/now.json"    # -3% and +2.5%: within the 5% floor
+    SLUICE_BENCH="$TMP/fake-bench" run "$S" bench --baseline "$TMP/base.json"
+    expect_rc 0 "no regression"
+    has "$TMP/out" "0 regressions beyond the run-to-run spread"
+    doc 8000 7900 8100 20 >"$TMP/now.json"      # -20%: a regression
+    SLUICE_BENCH="$TMP/fake-bench" run "$S" bench --quick --baseline "$TMP/base.json"
+    expect_rc 1 "throughput regression"
+    grep -q "^noop-1p .*REGRESSION" "$TMP/out" || { cat "$TMP/out" >&2; fail "noop-1p not flagged"; }
+    doc 10000 9800 10200 30 >"$TMP/now.json"    # latency +50%: a regression
+    SLUICE_BENCH="$TMP/fake-bench" run "$S" bench --baseline="$TMP/base.json"
+    expect_rc 1 "latency regression"
+    grep -q "^latency .*REGRESSION" "$TMP/out" || { cat "$TMP/out" >&2; fail "latency not flagged"; }
+    doc 8000 5000 12000 20 >"$TMP/now.json"     # -20% but the run spread 87%: noise
+    SLUICE_BENCH="$TMP/fake-bench" run "$S" bench --baseline "$TMP/base.json"
+    expect_rc 0 "a drop inside a noisy run's spread"
+    echo '{"not": "a bench doc"}' >"$TMP/bad.json"
+    SLUICE_BENCH="$TMP/fake-bench" run "$S" bench --baseline "$TMP/bad.json"
+    expect_rc 2 "a baseline that is not bench output"
+    has "$TMP/err" 'no "workloads" array'
+    SLUICE_BENCH="$TMP/fake-bench" run "$S" bench --baseline "$TMP/missing.json"
+    expect_rc 2 "a missing baseline"
+    ;;
 ops_up_to_date)
     # ops/ holds the files generated from the demo's built-in config;
     # regenerate with: ops/regenerate.sh build/tools/sluice/sluice
