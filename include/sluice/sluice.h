@@ -22,5 +22,6 @@
 #include "sluice/retry.h"
 #include "sluice/lifecycle.h"
 #include "sluice/service.h"
+#include "sluice/keyed.h"
 
 #endif /* SLUICE_SLUICE_H */

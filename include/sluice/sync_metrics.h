@@ -1,6 +1,7 @@
 /*
  * sluice/sync_metrics.h - export the sync primitives (semaphores, circuit
- * breakers, rate limiters, task groups, retriers and retry budgets)
+ * breakers, rate limiters, task groups, retriers, retry budgets, keyed
+ * executors)
  * through a metrics registry.
  *
  * A sluice_sync_metrics is one collector on a registry that writes every
@@ -23,6 +24,10 @@
  *     sluice_retry_calls_total{outcome=...}
  *   sluice_retry_budget_first_attempts_total / _granted_total /
  *     _refused_total, sluice_retry_budget_balance / _ratio
+ *   sluice_keyed_executor_keys / _active_keys / _queued / _longest_backlog /
+ *     _longest_backlog_max / _runners / _waiting                     gauges
+ *   sluice_keyed_executor_submitted_total / _rejected_total / _dropped_total /
+ *     _abandoned_total, sluice_keyed_executor_tasks_total{outcome=...}
  *
  * Example:
  *
@@ -48,6 +53,7 @@
 #include "sluice/group.h"
 #include "sluice/limiter.h"
 #include "sluice/metrics.h"
+#include "sluice/keyed.h"
 #include "sluice/retry.h"
 #include "sluice/sem.h"
 
@@ -87,5 +93,7 @@ SLUICE_API sluice_err sluice_sync_metrics_remove_retry(sluice_sync_metrics *sm, 
 SLUICE_API sluice_err sluice_sync_metrics_add_retry_budget(sluice_sync_metrics *sm, sluice_retry_budget *b);
 SLUICE_API sluice_err sluice_sync_metrics_remove_retry_budget(sluice_sync_metrics *sm,
                                                               sluice_retry_budget *b);
+SLUICE_API sluice_err sluice_sync_metrics_add_keyed(sluice_sync_metrics *sm, sluice_keyed *ex);
+SLUICE_API sluice_err sluice_sync_metrics_remove_keyed(sluice_sync_metrics *sm, sluice_keyed *ex);
 
 #endif /* SLUICE_SYNC_METRICS_H */

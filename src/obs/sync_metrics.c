@@ -23,7 +23,7 @@
 
 #include "sluice/sync_metrics.h"
 
-typedef enum kind { K_SEM = 0, K_BREAKER, K_LIMITER, K_KEYED, K_GROUP, K_RETRY, K_RETRY_BUDGET, K_COUNT } kind;
+typedef enum kind { K_SEM = 0, K_BREAKER, K_LIMITER, K_KEYED, K_GROUP, K_RETRY, K_RETRY_BUDGET, K_KEYED_EXEC, K_COUNT } kind;
 
 typedef struct item {
     kind k;
@@ -54,6 +54,8 @@ static const char *name_of(kind k, const void *obj)
         return sluice_retry_name(obj);
     case K_RETRY_BUDGET:
         return sluice_retry_budget_name(obj);
+    case K_KEYED_EXEC:
+        return sluice_keyed_name(obj);
     case K_COUNT:
         break;
     }
@@ -287,6 +289,44 @@ static void write_retry_budgets(sluice_expo *w, item **its, size_t n, const char
     free(st);
 }
 
+static void write_keyed_execs(sluice_expo *w, item **its, size_t n, const char **names, double *v)
+{
+    sluice_keyed_stats *st = calloc(n, sizeof *st);
+    double *v3 = calloc(n * 3, sizeof *v3);
+    if (!st || !v3) {
+        free(st);
+        free(v3);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sluice_keyed_stats_get(its[i]->obj, &st[i]);
+    }
+    FIELD_FAMILY("sluice_keyed_executor_keys", G, "Keys with a task waiting or running.", keys);
+    FIELD_FAMILY("sluice_keyed_executor_active_keys", G, "Keys running a task now.", active_keys);
+    FIELD_FAMILY("sluice_keyed_executor_queued", G, "Tasks waiting, all keys.", queued);
+    FIELD_FAMILY("sluice_keyed_executor_longest_backlog", G, "The most tasks waiting on one key now.",
+                 longest_backlog);
+    FIELD_FAMILY("sluice_keyed_executor_longest_backlog_max", G, "The most tasks ever waiting on one key.",
+                 longest_backlog_hwm);
+    FIELD_FAMILY("sluice_keyed_executor_runners", G, "Runner tasks on the pool now.", runners);
+    FIELD_FAMILY("sluice_keyed_executor_waiting", G, "Submitters blocked for space.", waiting);
+    FIELD_FAMILY("sluice_keyed_executor_submitted_total", C, "Tasks accepted.", submitted);
+    FIELD_FAMILY("sluice_keyed_executor_rejected_total", C, "Tasks refused at submit.", rejected);
+    FIELD_FAMILY("sluice_keyed_executor_dropped_total", C, "Tasks evicted by drop_oldest.", dropped);
+    FIELD_FAMILY("sluice_keyed_executor_abandoned_total", C, "Tasks handed back at drain or destroy.",
+                 abandoned);
+    static const char *const outcomes[] = {"completed", "failed", "panicked"};
+    for (size_t i = 0; i < n; i++) {
+        v3[i * 3] = (double)st[i].completed;
+        v3[i * 3 + 1] = (double)st[i].failed;
+        v3[i * 3 + 2] = (double)st[i].panicked;
+    }
+    family2(w, "sluice_keyed_executor_tasks_total", "Tasks run, by outcome.", names, n, "outcome", outcomes, 3,
+            v3);
+    free(st);
+    free(v3);
+}
+
 static void collect(sluice_expo *w, void *user)
 {
     sluice_sync_metrics *sm = user;
@@ -331,6 +371,9 @@ static void collect(sluice_expo *w, void *user)
             break;
         case K_RETRY_BUDGET:
             write_retry_budgets(w, its, m, names, v);
+            break;
+        case K_KEYED_EXEC:
+            write_keyed_execs(w, its, m, names, v);
             break;
         case K_COUNT:
             break;
@@ -494,4 +537,14 @@ sluice_err sluice_sync_metrics_add_retry_budget(sluice_sync_metrics *sm, sluice_
 sluice_err sluice_sync_metrics_remove_retry_budget(sluice_sync_metrics *sm, sluice_retry_budget *b)
 {
     return del(sm, K_RETRY_BUDGET, b);
+}
+
+sluice_err sluice_sync_metrics_add_keyed(sluice_sync_metrics *sm, sluice_keyed *ex)
+{
+    return add(sm, K_KEYED_EXEC, ex);
+}
+
+sluice_err sluice_sync_metrics_remove_keyed(sluice_sync_metrics *sm, sluice_keyed *ex)
+{
+    return del(sm, K_KEYED_EXEC, ex);
 }

@@ -1,0 +1,948 @@
+/*
+ * src/sync/keyed.c - the keyed serial executor (see sluice/keyed.h).
+ *
+ * Purpose. Per key, run tasks one at a time in submission order; across
+ * keys, run in parallel up to K; on a pool the caller already has, without
+ * ever parking a worker on a busy key.
+ *
+ * Design.
+ *  - State, all under ex->mu: a chained hash table of `kstate`s (one per
+ *    key with a task waiting or running; a key with neither is removed and
+ *    its kstate recycled), each with a singly linked FIFO of `kitem`s; a
+ *    FIFO of READY keys (waiting tasks, none running); and a global FIFO
+ *    of every waiting item in submission order (doubly linked), which is
+ *    how DROP_OLDEST finds the oldest task overall. The oldest item overall
+ *    is always the head of its own key's FIFO (both FIFOs are in
+ *    submission order), so eviction only ever pops key heads.
+ *  - Runners. A runner is one pool task that loops: pop a ready key, mark
+ *    it running, take up to SLUICE_KEYED_RUN_BATCH of its items, drop the
+ *    lock, run them in order, retake the lock, and either re-queue the key
+ *    at the TAIL of the ready FIFO (more arrived: fairness between keys)
+ *    or forget it. When the ready FIFO is empty the runner returns to the
+ *    pool. At most K runners exist (ex->runners), so at most K keys run.
+ *    A submit that leaves a ready key behind while fewer than K runners
+ *    exist starts one (the count is taken under the lock; the pool submit
+ *    happens after it is dropped).
+ *  - Why a key is never lost: a runner exits only after seeing the ready
+ *    FIFO empty under the lock, and every transition that makes a key
+ *    ready (submit, a runner re-queueing, a panic putting items back)
+ *    either happens in a runner (which will loop to it) or is followed,
+ *    under the same lock hold, by the "fewer than K runners?" check. The
+ *    one gap is a runner the pool refuses or hands back: then a submit
+ *    whose task would be stranded (no runner left) takes its task back and
+ *    returns the pool's error; other waiting keys are picked up by the next
+ *    runner any submit or drain starts, or handed back by drain/destroy.
+ *  - Panics. The runner pushes a cleanup handler around its batch. On a
+ *    panic it counts the panic, puts the rest of the batch back at the
+ *    head of the key's FIFO (order kept), releases the key, and hands its
+ *    runner slot to a replacement runner (or gives it up if the pool will
+ *    not take one); then the pool unwinds the worker.
+ *  - Blocking submit waits on cv_space (broadcast whenever a runner takes
+ *    items, an item is evicted, or the executor closes), bounded by
+ *    submit_timeout_ns on ex->clock. Destroy waits for blocked submitters
+ *    to leave before it frees.
+ *
+ * Ordering guarantees: a key's items are appended under ex->mu in the
+ * order their submits took it, and only the one runner holding the key
+ * (running == true) pops them, in FIFO order; the next batch of a key
+ * starts only after the previous runner cleared `running` under ex->mu,
+ * which orders the previous task's writes before the next task.
+ *
+ * Lock order: ex->drain_mu -> ex->mu. No task, abandon handler or pool
+ * call runs under ex->mu.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/keyed.h"
+#include "sluice/task.h"
+#include "sync/sync_internal.h"
+
+#define ITEM_SLAB 256 /* items allocated at a time */
+#define FREE_KEYS_MAX 1024
+#define MAX_ACTIVE_KEYS 65536u
+
+typedef struct kstate kstate;
+
+typedef struct kitem {
+    struct kitem *next;          /* the key's FIFO */
+    struct kitem *gprev, *gnext; /* the global FIFO */
+    kstate *ks;   /* valid while waiting or running */
+    uint64_t key; /* kept for hand-backs, after the kstate may be gone */
+    uint64_t seq; /* tells a recycled node from the one a submit made */
+    sluice_task_fn fn;
+    void *arg;
+} kitem;
+
+struct kstate {
+    uint64_t key;
+    kstate *hnext; /* hash chain */
+    kstate *rnext; /* ready FIFO */
+    kitem *head, *tail;
+    size_t queued;
+    bool running; /* a runner holds this key */
+    bool ready;   /* in the ready FIFO */
+};
+
+struct sluice_keyed {
+    /* Immutable after create. */
+    char name[SLUICE_KEYED_NAME_MAX + 1];
+    sluice_pool *pool;
+    unsigned max_active;
+    size_t key_backlog, total_backlog;
+    size_t total_low; /* blocked submitters wake at or below this */
+    sluice_overflow overflow;
+    uint64_t submit_timeout_ns;
+    void (*abandon_handler)(const sluice_keyed_abandoned *task, void *user);
+    void *user;
+    const sluice_clock *clock;
+
+    pthread_mutex_t drain_mu; /* serialises drain and destroy */
+    pthread_mutex_t mu;
+    pthread_cond_t cv_space; /* room may have appeared, or closed */
+    pthread_cond_t cv_idle;  /* a task or a runner finished */
+    /* Guarded by mu. */
+    kstate **buckets;
+    size_t nbuckets; /* a power of two */
+    size_t nkeys;
+    kstate *ready_head, *ready_tail;
+    kitem *ghead, *gtail;
+    size_t queued;
+    unsigned active; /* keys running */
+    unsigned runners;
+    unsigned waiting; /* blocked submitters */
+    bool closed;
+    bool drained;
+    kitem *free_items; /* recycled items (all allocated items are here or in use) */
+    void *slabs;       /* the item slabs, linked through their first word */
+    kstate *free_keys;
+    size_t nfree_keys;
+    uint64_t next_seq;
+    sluice_keyed_stats st; /* counters and high-water marks */
+};
+
+/* The executor whose task this thread runs (innermost), for EDEADLK. */
+static _Thread_local const sluice_keyed *tls_keyed;
+
+static int runner(void *arg);
+
+uint64_t sluice_keyed_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; s && *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+void sluice_keyed_config_init(sluice_keyed_config *cfg)
+{
+    if (cfg) {
+        memset(cfg, 0, sizeof *cfg);
+    }
+}
+
+/* ---- the key table (mu held) ------------------------------------------------------- */
+
+static size_t bucket_of(const sluice_keyed *ex, uint64_t key)
+{
+    uint64_t h = key * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h ^ (h >> 29)) & (ex->nbuckets - 1);
+}
+
+static kstate *key_find(sluice_keyed *ex, uint64_t key)
+{
+    for (kstate *k = ex->buckets[bucket_of(ex, key)]; k; k = k->hnext) {
+        if (k->key == key) {
+            return k;
+        }
+    }
+    return NULL;
+}
+
+static void table_grow(sluice_keyed *ex)
+{
+    size_t nb = ex->nbuckets * 2;
+    kstate **b = calloc(nb, sizeof *b);
+    if (!b) {
+        return; /* longer chains, still correct */
+    }
+    kstate **old = ex->buckets;
+    size_t on = ex->nbuckets;
+    ex->buckets = b;
+    ex->nbuckets = nb;
+    for (size_t i = 0; i < on; i++) {
+        for (kstate *k = old[i], *next; k; k = next) {
+            next = k->hnext;
+            size_t j = bucket_of(ex, k->key);
+            k->hnext = b[j];
+            b[j] = k;
+        }
+    }
+    free(old);
+}
+
+static kstate *key_get(sluice_keyed *ex, uint64_t key)
+{
+    kstate *k = key_find(ex, key);
+    if (k) {
+        return k;
+    }
+    if (ex->free_keys) {
+        k = ex->free_keys;
+        ex->free_keys = k->hnext;
+        ex->nfree_keys--;
+    } else if (!(k = malloc(sizeof *k))) {
+        return NULL;
+    }
+    memset(k, 0, sizeof *k);
+    k->key = key;
+    size_t i = bucket_of(ex, key);
+    k->hnext = ex->buckets[i];
+    ex->buckets[i] = k;
+    if (++ex->nkeys > ex->st.keys_hwm) {
+        ex->st.keys_hwm = ex->nkeys;
+    }
+    if (ex->nkeys > ex->nbuckets) {
+        table_grow(ex);
+    }
+    return k;
+}
+
+/* Forget a key with nothing waiting or running, not in the ready FIFO. */
+static void key_remove(sluice_keyed *ex, kstate *k)
+{
+    kstate **pp = &ex->buckets[bucket_of(ex, k->key)];
+    while (*pp != k) {
+        pp = &(*pp)->hnext;
+    }
+    *pp = k->hnext;
+    ex->nkeys--;
+    if (ex->nfree_keys < FREE_KEYS_MAX) {
+        k->hnext = ex->free_keys;
+        ex->free_keys = k;
+        ex->nfree_keys++;
+    } else {
+        free(k);
+    }
+}
+
+/* A key that has nothing waiting may be forgotten unless in use. */
+static void key_maybe_remove(sluice_keyed *ex, kstate *k)
+{
+    if (!k->head && !k->running && !k->ready) {
+        key_remove(ex, k);
+    }
+}
+
+static void ready_push(sluice_keyed *ex, kstate *k)
+{
+    k->ready = true;
+    k->rnext = NULL;
+    if (ex->ready_tail) {
+        ex->ready_tail->rnext = k;
+    } else {
+        ex->ready_head = k;
+    }
+    ex->ready_tail = k;
+}
+
+static kstate *ready_pop(sluice_keyed *ex)
+{
+    kstate *k = ex->ready_head;
+    if (k) {
+        ex->ready_head = k->rnext;
+        if (!ex->ready_head) {
+            ex->ready_tail = NULL;
+        }
+        k->ready = false;
+        k->rnext = NULL;
+    }
+    return k;
+}
+
+/* ---- items (mu held) ------------------------------------------------------------- */
+
+/* Items come from slabs of ITEM_SLAB and are recycled, never freed
+ * before destroy: the live ones are bounded by total_backlog plus the
+ * runners' batches, so the slabs are bounded by the peak of those. */
+static kitem *item_new(sluice_keyed *ex)
+{
+    if (!ex->free_items) {
+        /* One slab: a link word (max-aligned) and then the items. */
+        size_t head = sizeof(max_align_t);
+        char *slab = malloc(head + ITEM_SLAB * sizeof(kitem));
+        if (!slab) {
+            return NULL;
+        }
+        *(void **)slab = ex->slabs;
+        ex->slabs = slab;
+        kitem *items = (kitem *)(void *)(slab + head);
+        for (size_t i = 0; i < ITEM_SLAB; i++) {
+            items[i].next = ex->free_items;
+            ex->free_items = &items[i];
+        }
+    }
+    kitem *it = ex->free_items;
+    ex->free_items = it->next;
+    return it;
+}
+
+static void item_free(sluice_keyed *ex, kitem *it)
+{
+    it->next = ex->free_items;
+    ex->free_items = it;
+}
+
+static void global_unlink(sluice_keyed *ex, kitem *it)
+{
+    if (it->gprev) {
+        it->gprev->gnext = it->gnext;
+    } else {
+        ex->ghead = it->gnext;
+    }
+    if (it->gnext) {
+        it->gnext->gprev = it->gprev;
+    } else {
+        ex->gtail = it->gprev;
+    }
+    it->gprev = it->gnext = NULL;
+}
+
+/* Append it to its key and to the global FIFO; make the key ready. */
+static void item_enqueue(sluice_keyed *ex, kstate *k, kitem *it)
+{
+    it->ks = k;
+    it->next = NULL;
+    if (k->tail) {
+        k->tail->next = it;
+    } else {
+        k->head = it;
+    }
+    k->tail = it;
+    k->queued++;
+    it->gnext = NULL;
+    it->gprev = ex->gtail;
+    if (ex->gtail) {
+        ex->gtail->gnext = it;
+    } else {
+        ex->ghead = it;
+    }
+    ex->gtail = it;
+    ex->queued++;
+    if (ex->queued > ex->st.queued_hwm) {
+        ex->st.queued_hwm = ex->queued;
+    }
+    if (k->queued > ex->st.longest_backlog_hwm) {
+        ex->st.longest_backlog_hwm = k->queued;
+    }
+    if (!k->running && !k->ready) {
+        ready_push(ex, k);
+    }
+}
+
+/* Pop the head of k (waiting, not running). */
+static kitem *key_pop_head(sluice_keyed *ex, kstate *k)
+{
+    kitem *it = k->head;
+    k->head = it->next;
+    if (!k->head) {
+        k->tail = NULL;
+    }
+    k->queued--;
+    ex->queued--;
+    global_unlink(ex, it);
+    it->next = NULL;
+    return it;
+}
+
+/* Remove a specific waiting item (rare: a submit taking its task back):
+ * the node `it` if it is still waiting on `key` with sequence `seq`. */
+static bool key_unlink_item(sluice_keyed *ex, uint64_t key, kitem *it, uint64_t seq)
+{
+    kstate *k = key_find(ex, key);
+    if (!k) {
+        return false;
+    }
+    kitem *prev = NULL;
+    for (kitem *x = k->head; x; prev = x, x = x->next) {
+        if (x != it || x->seq != seq) {
+            continue;
+        }
+        if (prev) {
+            prev->next = x->next;
+        } else {
+            k->head = x->next;
+        }
+        if (k->tail == x) {
+            k->tail = prev;
+        }
+        k->queued--;
+        ex->queued--;
+        global_unlink(ex, x);
+        return true;
+    }
+    return false;
+}
+
+/* Detach every waiting item, grouped key by key in order, into a list
+ * linked through `next` (mu held). Keys keep running if they run. */
+static kitem *detach_all(sluice_keyed *ex, uint64_t *nitems, uint64_t *nkeys)
+{
+    kitem *head = NULL, *tail = NULL;
+    *nitems = *nkeys = 0;
+    /* Walk keys in the order of their oldest waiting item. */
+    while (ex->ghead) {
+        kstate *k = ex->ghead->ks;
+        (*nkeys)++;
+        while (k->head) {
+            kitem *it = key_pop_head(ex, k);
+            (*nitems)++;
+            if (tail) {
+                tail->next = it;
+            } else {
+                head = it;
+            }
+            tail = it;
+        }
+    }
+    /* Ready keys now have nothing waiting: empty the FIFO, forget them. */
+    kstate *k;
+    while ((k = ready_pop(ex)) != NULL) {
+        key_maybe_remove(ex, k);
+    }
+    return head;
+}
+
+/* Hand a detached list to the abandon handler (mu NOT held), then recycle. */
+static void hand_back(sluice_keyed *ex, kitem *list, sluice_abandon_reason reason)
+{
+    for (kitem *it = list; it; it = it->next) {
+        if (ex->abandon_handler) {
+            sluice_keyed_abandoned a = {it->key, it->fn, it->arg, reason};
+            ex->abandon_handler(&a, ex->user);
+        }
+    }
+    pthread_mutex_lock(&ex->mu);
+    for (kitem *it = list, *next; it; it = next) {
+        next = it->next;
+        item_free(ex, it);
+    }
+    pthread_mutex_unlock(&ex->mu);
+}
+
+/* ---- runners --------------------------------------------------------------------- */
+
+/* Claim a runner slot if a ready key needs one (mu held). */
+static bool need_runner(sluice_keyed *ex)
+{
+    if (ex->ready_head && ex->runners < ex->max_active) {
+        ex->runners++;
+        ex->st.runner_starts++;
+        return true;
+    }
+    return false;
+}
+
+static void runner_abandoned(const sluice_abandoned *task)
+{
+    sluice_keyed *ex = task->arg;
+    pthread_mutex_lock(&ex->mu);
+    ex->runners--;
+    pthread_cond_broadcast(&ex->cv_idle);
+    pthread_mutex_unlock(&ex->mu);
+}
+
+/* Submit one runner whose slot is already counted. On refusal the slot is
+ * given back. Never blocks (a past submit deadline) when `nonblocking`. */
+static sluice_err start_runner(sluice_keyed *ex, bool nonblocking)
+{
+    sluice_submit_opts o = {0};
+    o.label = ex->name;
+    o.on_abandon = runner_abandoned;
+    if (nonblocking) {
+        uint64_t now = sluice_clock_now(sluice_pool_clock(ex->pool));
+        o.submit_deadline_ns = now ? now : 1;
+    }
+    sluice_err err = sluice_pool_submit_ex(ex->pool, runner, ex, &o);
+    if (err) {
+        pthread_mutex_lock(&ex->mu);
+        ex->runners--;
+        pthread_cond_broadcast(&ex->cv_idle);
+        pthread_mutex_unlock(&ex->mu);
+    }
+    return err;
+}
+
+typedef struct batch {
+    sluice_keyed *ex;
+    kstate *k;
+    kitem *items[SLUICE_KEYED_RUN_BATCH];
+    size_t n;
+    size_t at; /* the item running now */
+    uint64_t ok, bad; /* of items[0..at) */
+    const sluice_keyed *saved_tls;
+} batch;
+
+/* Put items[from..n) back at the head of the key (mu held). */
+static void batch_put_back(batch *b, size_t from)
+{
+    sluice_keyed *ex = b->ex;
+    kstate *k = b->k;
+    for (size_t i = b->n; i-- > from;) {
+        kitem *it = b->items[i];
+        it->next = k->head;
+        k->head = it;
+        if (!k->tail) {
+            k->tail = it;
+        }
+        k->queued++;
+        ex->queued++;
+        /* Oldest overall again: back to the head of the global FIFO. */
+        it->gprev = NULL;
+        it->gnext = ex->ghead;
+        if (ex->ghead) {
+            ex->ghead->gprev = it;
+        } else {
+            ex->gtail = it;
+        }
+        ex->ghead = it;
+    }
+}
+
+/* Release the key a batch ran on (mu held). */
+static void key_release(sluice_keyed *ex, kstate *k)
+{
+    k->running = false;
+    ex->active--;
+    if (k->head) {
+        ready_push(ex, k);
+    } else {
+        key_remove(ex, k);
+    }
+    pthread_cond_broadcast(&ex->cv_idle);
+}
+
+static void batch_panicked(void *arg)
+{
+    batch *b = arg;
+    sluice_keyed *ex = b->ex;
+    tls_keyed = b->saved_tls;
+    pthread_mutex_lock(&ex->mu);
+    ex->st.panicked++;
+    ex->st.completed += b->ok;
+    ex->st.failed += b->bad;
+    for (size_t i = 0; i <= b->at; i++) {
+        item_free(ex, b->items[i]);
+    }
+    batch_put_back(b, b->at + 1);
+    key_release(ex, b->k);
+    /* This runner dies with the worker's unwinding; its slot goes to a
+     * replacement when keys are ready, else it is given up. */
+    bool replace = ex->ready_head != NULL && !ex->closed;
+    if (replace) {
+        ex->st.runner_starts++;
+    } else {
+        ex->runners--;
+        pthread_cond_broadcast(&ex->cv_idle);
+    }
+    pthread_mutex_unlock(&ex->mu);
+    if (replace) {
+        (void)start_runner(ex, true); /* refused: the keys wait for the next start */
+    }
+}
+
+static int runner(void *arg)
+{
+    sluice_keyed *ex = arg;
+    batch b = {.ex = ex};
+    pthread_mutex_lock(&ex->mu);
+    for (;;) {
+        kstate *k = ready_pop(ex);
+        if (!k) {
+            break;
+        }
+        if (!k->head) { /* emptied by DROP_OLDEST while ready */
+            key_maybe_remove(ex, k);
+            continue;
+        }
+        k->running = true;
+        ex->active++;
+        b.k = k;
+        b.n = 0;
+        bool key_was_full = k->queued >= ex->key_backlog;
+        while (b.n < SLUICE_KEYED_RUN_BATCH && k->head) {
+            b.items[b.n++] = key_pop_head(ex, k);
+        }
+        /* Wake blocked submitters when one may be waiting on this key, or
+         * once the total is down to its low-water mark (a quarter free):
+         * not on every batch, which would wake every producer each time. */
+        if (ex->waiting && (key_was_full || ex->queued <= ex->total_low)) {
+            pthread_cond_broadcast(&ex->cv_space);
+        }
+        pthread_mutex_unlock(&ex->mu);
+
+        b.ok = b.bad = 0;
+        b.saved_tls = tls_keyed;
+        bool guarded = sluice_cleanup_push(batch_panicked, &b) == SLUICE_OK;
+        tls_keyed = ex;
+        for (b.at = 0; b.at < b.n; b.at++) {
+            kitem *it = b.items[b.at];
+            if (it->fn(it->arg) == 0) {
+                b.ok++;
+            } else {
+                b.bad++;
+            }
+        }
+        tls_keyed = b.saved_tls;
+        if (guarded) {
+            sluice_cleanup_pop(false);
+        }
+
+        pthread_mutex_lock(&ex->mu);
+        ex->st.completed += b.ok;
+        ex->st.failed += b.bad;
+        for (size_t i = 0; i < b.n; i++) {
+            item_free(ex, b.items[i]);
+        }
+        key_release(ex, k);
+    }
+    ex->runners--;
+    pthread_cond_broadcast(&ex->cv_idle);
+    pthread_mutex_unlock(&ex->mu);
+    /* ex may be freed from here on. */
+    return 0;
+}
+
+/* ---- create / submit --------------------------------------------------------------- */
+
+sluice_err sluice_keyed_create(const sluice_keyed_config *cfg, sluice_keyed **out, char *errbuf, size_t errlen)
+{
+    if (!cfg || !out) {
+        sluice__sync_errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
+        return SLUICE_EINVAL;
+    }
+    if (!cfg->pool) {
+        sluice__sync_errf(errbuf, errlen, "pool: required (the pool the tasks run on)");
+        return SLUICE_EINVAL;
+    }
+    if (cfg->overflow == SLUICE_OVERFLOW_CALLER_RUNS) {
+        sluice__sync_errf(errbuf, errlen,
+                          "overflow: caller_runs would run a key's task out of order; use block, reject or "
+                          "drop_oldest");
+        return SLUICE_EINVAL;
+    }
+    if ((unsigned)cfg->overflow > (unsigned)SLUICE_OVERFLOW_DROP_OLDEST) {
+        sluice__sync_errf(errbuf, errlen, "overflow: unknown policy %d", (int)cfg->overflow);
+        return SLUICE_EINVAL;
+    }
+    sluice_pool_config pc;
+    sluice_pool_config_get(cfg->pool, &pc);
+    unsigned k = cfg->max_active_keys ? cfg->max_active_keys : pc.workers;
+    if (k == 0 || k > MAX_ACTIVE_KEYS) {
+        sluice__sync_errf(errbuf, errlen, "max_active_keys: must be <= %u, got %u", MAX_ACTIVE_KEYS,
+                          cfg->max_active_keys);
+        return SLUICE_EINVAL;
+    }
+    size_t kb = cfg->key_backlog ? cfg->key_backlog : 1024;
+    size_t tb = cfg->total_backlog ? cfg->total_backlog : 65536;
+    if (tb < kb) {
+        sluice__sync_errf(errbuf, errlen, "total_backlog: must be >= key_backlog (%zu), got %zu", kb, tb);
+        return SLUICE_EINVAL;
+    }
+    sluice_keyed *ex = calloc(1, sizeof *ex);
+    if (!ex) {
+        return SLUICE_ENOMEM;
+    }
+    sluice_err err = sluice__sync_name_copy(ex->name, sizeof ex->name, cfg->name, "keyed", errbuf, errlen);
+    if (err) {
+        free(ex);
+        return err;
+    }
+    ex->nbuckets = 64;
+    ex->buckets = calloc(ex->nbuckets, sizeof *ex->buckets);
+    if (!ex->buckets) {
+        free(ex);
+        return SLUICE_ENOMEM;
+    }
+    if (pthread_mutex_init(&ex->mu, NULL) != 0 || pthread_mutex_init(&ex->drain_mu, NULL) != 0 ||
+        sluice__sync_cond_init(&ex->cv_space) != 0 || sluice__sync_cond_init(&ex->cv_idle) != 0) {
+        free(ex->buckets);
+        free(ex);
+        return SLUICE_ENOMEM;
+    }
+    ex->pool = cfg->pool;
+    ex->max_active = k;
+    ex->key_backlog = kb;
+    ex->total_backlog = tb;
+    ex->total_low = tb - tb / 4 - (tb >= 4 ? 0 : 1);
+    ex->overflow = cfg->overflow;
+    ex->submit_timeout_ns = cfg->submit_timeout_ns;
+    ex->abandon_handler = cfg->abandon_handler;
+    ex->user = cfg->user;
+    ex->clock = cfg->clock ? cfg->clock : sluice_pool_clock(cfg->pool);
+    *out = ex;
+    return SLUICE_OK;
+}
+
+static sluice_err submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void *arg, bool may_wait)
+{
+    if (!ex || !fn) {
+        return SLUICE_EINVAL;
+    }
+    kitem *evicted = NULL;
+    sluice_err err = SLUICE_OK;
+    bool waited = false;
+    uint64_t deadline = 0;
+    pthread_mutex_lock(&ex->mu);
+    kstate *k;
+    for (;;) {
+        if (ex->closed) {
+            err = SLUICE_ECLOSED;
+            goto out;
+        }
+        k = key_get(ex, key);
+        if (!k) {
+            err = SLUICE_ENOMEM;
+            goto out;
+        }
+        bool key_full = k->queued >= ex->key_backlog;
+        bool total_full = ex->queued >= ex->total_backlog;
+        if (!key_full && !total_full) {
+            break;
+        }
+        if (ex->overflow == SLUICE_OVERFLOW_DROP_OLDEST) {
+            kstate *victim = key_full ? k : ex->ghead->ks;
+            evicted = key_pop_head(ex, victim);
+            ex->st.dropped++;
+            break;
+        }
+        key_maybe_remove(ex, k);
+        if (ex->overflow == SLUICE_OVERFLOW_REJECT || !may_wait) {
+            err = SLUICE_EFULL;
+            goto out;
+        }
+        if (tls_keyed == ex) {
+            err = SLUICE_EDEADLK;
+            goto out;
+        }
+        if (!waited) {
+            waited = true;
+            ex->waiting++;
+            if (ex->submit_timeout_ns) {
+                deadline = sluice__sync_add_sat(sluice_clock_now(ex->clock), ex->submit_timeout_ns);
+            }
+        } else if (deadline && sluice_clock_now(ex->clock) >= deadline) {
+            err = SLUICE_ETIMEDOUT;
+            goto out;
+        }
+        sluice__sync_wait_until(ex->clock, &ex->cv_space, &ex->mu, deadline);
+    }
+    kitem *it = item_new(ex);
+    if (!it) {
+        key_maybe_remove(ex, k);
+        err = SLUICE_ENOMEM;
+        goto out;
+    }
+    it->fn = fn;
+    it->arg = arg;
+    it->key = key;
+    uint64_t seq = it->seq = ex->next_seq++;
+    item_enqueue(ex, k, it);
+    ex->st.submitted++;
+    bool start = need_runner(ex);
+    if (waited) {
+        ex->waiting--;
+        pthread_cond_broadcast(&ex->cv_idle);
+    }
+    pthread_mutex_unlock(&ex->mu);
+    if (evicted) {
+        evicted->next = NULL;
+        hand_back(ex, evicted, SLUICE_ABANDON_DROPPED);
+    }
+    if (start && (err = start_runner(ex, false)) != SLUICE_OK) {
+        /* The pool refused the runner. If no runner is left, take this task
+         * back (if still waiting) rather than strand it. */
+        pthread_mutex_lock(&ex->mu);
+        if (ex->runners == 0 && key_unlink_item(ex, key, it, seq)) {
+            kstate *ks = it->ks;
+            item_free(ex, it);
+            ex->st.submitted--;
+            ex->st.rejected++;
+            key_maybe_remove(ex, ks); /* a ready key stays: runners skip empty keys */
+        } else {
+            err = SLUICE_OK; /* a runner will get to it */
+        }
+        pthread_mutex_unlock(&ex->mu);
+    }
+    return err;
+
+out:
+    if (err != SLUICE_ECLOSED) {
+        ex->st.rejected++;
+    }
+    if (waited) {
+        ex->waiting--;
+        pthread_cond_broadcast(&ex->cv_idle);
+    }
+    pthread_mutex_unlock(&ex->mu);
+    return err;
+}
+
+sluice_err sluice_keyed_submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void *arg)
+{
+    return submit(ex, key, fn, arg, true);
+}
+
+sluice_err sluice_keyed_try_submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void *arg)
+{
+    return submit(ex, key, fn, arg, false);
+}
+
+/* ---- drain / destroy -------------------------------------------------------------- */
+
+sluice_err sluice_keyed_drain(sluice_keyed *ex, uint64_t timeout_ns, sluice_keyed_drain_report *report)
+{
+    sluice_keyed_drain_report scratch;
+    if (!report) {
+        report = &scratch;
+    }
+    memset(report, 0, sizeof *report);
+    if (!ex) {
+        return SLUICE_EINVAL;
+    }
+    if (tls_keyed == ex) {
+        return SLUICE_EDEADLK;
+    }
+    pthread_mutex_lock(&ex->drain_mu);
+    pthread_mutex_lock(&ex->mu);
+    if (ex->drained) {
+        pthread_mutex_unlock(&ex->mu);
+        pthread_mutex_unlock(&ex->drain_mu);
+        return SLUICE_OK;
+    }
+    ex->closed = true;
+    pthread_cond_broadcast(&ex->cv_space);
+    uint64_t done0 = ex->st.completed + ex->st.failed + ex->st.panicked;
+    uint64_t deadline = timeout_ns ? sluice__sync_add_sat(sluice_clock_now(ex->clock), timeout_ns) : 0;
+    bool timed_out = false;
+    for (;;) {
+        if (ex->queued == 0 && ex->active == 0) {
+            break;
+        }
+        if (deadline && sluice_clock_now(ex->clock) >= deadline) {
+            timed_out = true;
+            break;
+        }
+        if (need_runner(ex)) {
+            /* Keys are waiting with no runner (the pool refused or handed
+             * one back): try again. */
+            pthread_mutex_unlock(&ex->mu);
+            sluice_err err = start_runner(ex, true);
+            pthread_mutex_lock(&ex->mu);
+            if (err == SLUICE_ECLOSED && ex->runners == 0) {
+                timed_out = true; /* the pool will never run them: hand back now */
+                break;
+            }
+        }
+        uint64_t until = deadline;
+        if (ex->ready_head && ex->runners == 0) {
+            /* Retry a refused runner every 10 ms. */
+            uint64_t retry = sluice__sync_add_sat(sluice_clock_now(ex->clock), 10 * SLUICE_NS_PER_MS);
+            until = sluice__sync_min_deadline(until, retry);
+        }
+        sluice__sync_wait_until(ex->clock, &ex->cv_idle, &ex->mu, until);
+    }
+    kitem *list = NULL;
+    if (timed_out) {
+        list = detach_all(ex, &report->handed_back, &report->keys_handed_back);
+        ex->st.abandoned += report->handed_back;
+    }
+    report->completed = ex->st.completed + ex->st.failed + ex->st.panicked - done0;
+    report->timed_out = timed_out;
+    ex->drained = true;
+    pthread_mutex_unlock(&ex->mu);
+    hand_back(ex, list, SLUICE_ABANDON_DRAIN);
+    pthread_mutex_unlock(&ex->drain_mu);
+    return timed_out ? SLUICE_ETIMEDOUT : SLUICE_OK;
+}
+
+void sluice_keyed_destroy(sluice_keyed *ex)
+{
+    if (!ex) {
+        return;
+    }
+    pthread_mutex_lock(&ex->drain_mu);
+    pthread_mutex_lock(&ex->mu);
+    ex->closed = true;
+    pthread_cond_broadcast(&ex->cv_space);
+    uint64_t n, nk;
+    kitem *list = detach_all(ex, &n, &nk);
+    ex->st.abandoned += n;
+    pthread_mutex_unlock(&ex->mu);
+    hand_back(ex, list, SLUICE_ABANDON_DESTROY);
+    pthread_mutex_lock(&ex->mu);
+    while (ex->runners > 0 || ex->waiting > 0 || ex->active > 0) {
+        sluice__sync_wait_until(NULL, &ex->cv_idle, &ex->mu, 0);
+    }
+    pthread_mutex_unlock(&ex->mu);
+    pthread_mutex_unlock(&ex->drain_mu);
+    for (size_t i = 0; i < ex->nbuckets; i++) {
+        for (kstate *k = ex->buckets[i], *next; k; k = next) {
+            next = k->hnext;
+            free(k);
+        }
+    }
+    for (kstate *k = ex->free_keys, *next; k; k = next) {
+        next = k->hnext;
+        free(k);
+    }
+    for (void *slab = ex->slabs, *next; slab; slab = next) {
+        next = *(void **)slab;
+        free(slab);
+    }
+    free(ex->buckets);
+    pthread_cond_destroy(&ex->cv_idle);
+    pthread_cond_destroy(&ex->cv_space);
+    pthread_mutex_destroy(&ex->mu);
+    pthread_mutex_destroy(&ex->drain_mu);
+    free(ex);
+}
+
+/* ---- stats ------------------------------------------------------------------------ */
+
+void sluice_keyed_stats_get(sluice_keyed *ex, sluice_keyed_stats *out)
+{
+    if (!out) {
+        return;
+    }
+    memset(out, 0, sizeof *out);
+    if (!ex) {
+        return;
+    }
+    pthread_mutex_lock(&ex->mu);
+    *out = ex->st;
+    out->keys = ex->nkeys;
+    out->active_keys = ex->active;
+    out->queued = ex->queued;
+    out->runners = ex->runners;
+    out->waiting = ex->waiting;
+    out->closed = ex->closed;
+    size_t longest = 0;
+    for (size_t i = 0; i < ex->nbuckets; i++) {
+        for (kstate *k = ex->buckets[i]; k; k = k->hnext) {
+            if (k->queued > longest) {
+                longest = k->queued;
+            }
+        }
+    }
+    out->longest_backlog = longest;
+    pthread_mutex_unlock(&ex->mu);
+}
+
+const char *sluice_keyed_name(const sluice_keyed *ex)
+{
+    return ex ? ex->name : "";
+}

@@ -1,0 +1,863 @@
+/*
+ * tests/sync/test_keyed.c - the keyed serial executor: config messages;
+ * per-key order and exclusion; keys in parallel up to K and no more; a
+ * busy key never holding a worker; the per-key and total bounds under
+ * REJECT, DROP_OLDEST and BLOCK (a fake-clock timeout, a wake-up when
+ * space frees, EDEADLK from its own task); drain handing back key by key
+ * in order; destroy undrained; a panic in the middle of a batch; a pool
+ * that refuses runners; the exposition.
+ *
+ * Tasks block on gates the test opens; waits re-check every millisecond
+ * with a safety timeout; nothing sleeps.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "sluice/keyed.h"
+#include "sluice/sync_metrics.h"
+#include "sluice/task.h"
+
+#define MS SLUICE_NS_PER_MS
+#define SEC SLUICE_NS_PER_SEC
+
+static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ev_cv = PTHREAD_COND_INITIALIZER;
+
+static void ev_signal(void)
+{
+    pthread_mutex_lock(&ev_mu);
+    pthread_cond_broadcast(&ev_cv);
+    pthread_mutex_unlock(&ev_mu);
+}
+
+static void wait_until(bool (*pred)(void *), void *arg, const char *what)
+{
+    struct timespec limit;
+    clock_gettime(CLOCK_REALTIME, &limit);
+    limit.tv_sec += 30;
+    pthread_mutex_lock(&ev_mu);
+    while (!pred(arg)) {
+        struct timespec ts, now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (now.tv_sec > limit.tv_sec) {
+            pthread_mutex_unlock(&ev_mu);
+            fail_msg("timed out waiting for %s", what);
+        }
+        ts = now;
+        ts.tv_nsec += 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&ev_cv, &ev_mu, &ts);
+    }
+    pthread_mutex_unlock(&ev_mu);
+}
+
+/* ---- gates ------------------------------------------------------------------------ */
+
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool open;
+} gate;
+
+static void gate_init(gate *g)
+{
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->open = false;
+}
+
+static void gate_open(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_pass(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    while (!g->open) {
+        pthread_cond_wait(&g->cv, &g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* ---- a task that records what ran ------------------------------------------------- */
+
+#define LOG_MAX 4096
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static int run_log[LOG_MAX];
+static int nlog;
+static _Atomic int running_now, running_max;
+
+typedef struct job {
+    int id;
+    uint64_t key;
+    gate *hold; /* wait here first, if set */
+    int rc;
+    bool panic;
+} job;
+
+static _Atomic int key_busy[64];
+static _Atomic int overlaps;
+
+static int job_fn(void *arg)
+{
+    job *j = arg;
+    if (atomic_exchange(&key_busy[j->key % 64], 1) != 0) {
+        atomic_fetch_add(&overlaps, 1);
+    }
+    int now = atomic_fetch_add(&running_now, 1) + 1;
+    int m = atomic_load(&running_max);
+    while (now > m && !atomic_compare_exchange_weak(&running_max, &m, now)) {
+    }
+    ev_signal();
+    if (j->hold) {
+        gate_pass(j->hold);
+    }
+    pthread_mutex_lock(&log_mu);
+    if (nlog < LOG_MAX) {
+        run_log[nlog++] = j->id;
+    }
+    pthread_mutex_unlock(&log_mu);
+    atomic_fetch_sub(&running_now, 1);
+    atomic_store(&key_busy[j->key % 64], 0);
+    ev_signal();
+    if (j->panic) {
+        sluice_panic("job %d exploded", j->id);
+    }
+    return j->rc;
+}
+
+static void log_reset(void)
+{
+    pthread_mutex_lock(&log_mu);
+    nlog = 0;
+    pthread_mutex_unlock(&log_mu);
+    atomic_store(&running_now, 0);
+    atomic_store(&running_max, 0);
+    atomic_store(&overlaps, 0);
+}
+
+static int log_count(void)
+{
+    pthread_mutex_lock(&log_mu);
+    int n = nlog;
+    pthread_mutex_unlock(&log_mu);
+    return n;
+}
+
+static bool log_at_least(void *arg)
+{
+    return log_count() >= *(int *)arg;
+}
+
+static bool running_at_least(void *arg)
+{
+    return atomic_load(&running_now) >= *(int *)arg;
+}
+
+/* Abandoned tasks, in the order handed back. */
+static pthread_mutex_t ab_mu = PTHREAD_MUTEX_INITIALIZER;
+static int ab_ids[LOG_MAX];
+static uint64_t ab_keys[LOG_MAX];
+static sluice_abandon_reason ab_reasons[LOG_MAX];
+static int nab;
+
+static void on_abandon(const sluice_keyed_abandoned *t, void *user)
+{
+    (void)user;
+    job *j = t->arg;
+    assert_ptr_equal(t->fn, job_fn);
+    pthread_mutex_lock(&ab_mu);
+    ab_ids[nab] = j->id;
+    ab_keys[nab] = t->key;
+    ab_reasons[nab] = t->reason;
+    nab++;
+    pthread_mutex_unlock(&ab_mu);
+    ev_signal();
+}
+
+static void ab_reset(void)
+{
+    pthread_mutex_lock(&ab_mu);
+    nab = 0;
+    pthread_mutex_unlock(&ab_mu);
+}
+
+static sluice_pool *make_pool(unsigned k, sluice_fake_clock *fc)
+{
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "keyed_test";
+    pc.workers = k;
+    pc.queue_capacity = 256;
+    pc.clock = fc ? &fc->clock : NULL;
+    sluice_pool *p = NULL;
+    assert_int_equal(sluice_pool_create(&pc, &p, NULL, 0), SLUICE_OK);
+    return p;
+}
+
+static sluice_keyed *make_keyed(sluice_keyed_config *kc)
+{
+    sluice_keyed *ex = NULL;
+    char err[200] = "";
+    if (sluice_keyed_create(kc, &ex, err, sizeof err)) {
+        fail_msg("sluice_keyed_create: %s", err);
+    }
+    return ex;
+}
+
+static sluice_keyed_stats kstats(sluice_keyed *ex)
+{
+    sluice_keyed_stats st;
+    sluice_keyed_stats_get(ex, &st);
+    return st;
+}
+
+/* ---- config ----------------------------------------------------------------------- */
+
+static void test_config(void **state)
+{
+    (void)state;
+    char err[200];
+    sluice_keyed *ex = NULL;
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    assert_int_equal(sluice_keyed_create(&kc, &ex, err, sizeof err), SLUICE_EINVAL);
+    assert_string_equal(err, "pool: required (the pool the tasks run on)");
+    sluice_pool *pool = make_pool(3, NULL);
+    kc.pool = pool;
+    kc.overflow = SLUICE_OVERFLOW_CALLER_RUNS;
+    assert_int_equal(sluice_keyed_create(&kc, &ex, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "overflow: caller_runs would run a key's task out of order"));
+    kc.overflow = SLUICE_OVERFLOW_REJECT;
+    kc.total_backlog = 10;
+    assert_int_equal(sluice_keyed_create(&kc, &ex, err, sizeof err), SLUICE_EINVAL);
+    assert_string_equal(err, "total_backlog: must be >= key_backlog (1024), got 10");
+    kc.total_backlog = 0;
+    kc.max_active_keys = 65537;
+    assert_int_equal(sluice_keyed_create(&kc, &ex, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "max_active_keys: must be <= 65536"));
+    kc.max_active_keys = 0;
+    kc.name = "no spaces";
+    assert_int_equal(sluice_keyed_create(&kc, &ex, err, sizeof err), SLUICE_EINVAL);
+    kc.name = NULL;
+    assert_null(ex);
+    ex = make_keyed(&kc);
+    assert_string_equal(sluice_keyed_name(ex), "keyed");
+    assert_int_equal(sluice_keyed_submit(ex, 1, NULL, NULL), SLUICE_EINVAL);
+    assert_int_equal(sluice_keyed_submit(NULL, 1, job_fn, NULL), SLUICE_EINVAL);
+    sluice_keyed_destroy(ex);
+    sluice_keyed_destroy(NULL);
+    sluice_pool_destroy(pool);
+    assert_int_not_equal(sluice_keyed_hash("acct-1"), sluice_keyed_hash("acct-2"));
+    assert_int_equal(sluice_keyed_hash(""), 0xcbf29ce484222325ull);
+}
+
+/* ---- order, exclusion, parallelism ------------------------------------------------ */
+
+static void test_order_and_exclusion(void **state)
+{
+    (void)state;
+    log_reset();
+    sluice_pool *pool = make_pool(4, NULL);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    sluice_keyed *ex = make_keyed(&kc);
+    enum { KEYS = 8, PER = 200 };
+    static job jobs[KEYS * PER];
+    for (int i = 0; i < PER; i++) {
+        for (int k = 0; k < KEYS; k++) {
+            job *j = &jobs[i * KEYS + k];
+            *j = (job){.id = i * KEYS + k, .key = (uint64_t)k, .rc = (i % 10 == 0)};
+            assert_int_equal(sluice_keyed_submit(ex, (uint64_t)k, job_fn, j), SLUICE_OK);
+        }
+    }
+    sluice_keyed_drain_report rep;
+    assert_int_equal(sluice_keyed_drain(ex, 0, &rep), SLUICE_OK);
+    assert_false(rep.timed_out);
+    assert_int_equal(log_count(), KEYS * PER);
+    assert_int_equal(atomic_load(&overlaps), 0);
+    /* Per key, ids appear in increasing order. */
+    int last[KEYS];
+    for (int k = 0; k < KEYS; k++) {
+        last[k] = -1;
+    }
+    for (int i = 0; i < nlog; i++) {
+        int k = run_log[i] % KEYS;
+        assert_true(run_log[i] > last[k]);
+        last[k] = run_log[i];
+    }
+    sluice_keyed_stats st = kstats(ex);
+    assert_int_equal(st.submitted, KEYS * PER);
+    assert_int_equal(st.completed + st.failed, KEYS * PER);
+    assert_int_equal(st.failed, KEYS * PER / 10);
+    assert_int_equal(st.keys, 0);
+    assert_int_equal(st.queued, 0);
+    assert_true(st.keys_hwm <= KEYS);
+    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &jobs[0]), SLUICE_ECLOSED);
+    assert_int_equal(sluice_keyed_drain(ex, 0, &rep), SLUICE_OK); /* again: empty */
+    assert_int_equal(rep.completed, 0);
+    sluice_keyed_destroy(ex);
+    sluice_pool_destroy(pool);
+}
+
+static void test_parallel_up_to_k(void **state)
+{
+    (void)state;
+    log_reset();
+    sluice_pool *pool = make_pool(4, NULL);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.max_active_keys = 2;
+    sluice_keyed *ex = make_keyed(&kc);
+    gate g;
+    gate_init(&g);
+    job jobs[6];
+    for (int i = 0; i < 6; i++) {
+        jobs[i] = (job){.id = i, .key = (uint64_t)(10 + i), .hold = &g};
+        assert_int_equal(sluice_keyed_submit(ex, jobs[i].key, job_fn, &jobs[i]), SLUICE_OK);
+    }
+    int two = 2;
+    wait_until(running_at_least, &two, "two keys to run");
+    sluice_keyed_stats st = kstats(ex);
+    assert_int_equal(st.active_keys, 2);
+    assert_int_equal(st.runners, 2);
+    assert_int_equal(st.queued, 4);
+    assert_int_equal(st.keys, 6);
+    assert_int_equal(st.longest_backlog, 1);
+    /* The pool has two idle workers; they are not used for more keys. */
+    assert_int_equal(atomic_load(&running_now), 2);
+    gate_open(&g);
+    assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
+    assert_int_equal(atomic_load(&running_max), 2);
+    sluice_keyed_destroy(ex);
+    sluice_pool_destroy(pool);
+}
+
+static _Atomic int plain_ran;
+
+static int plain_task(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&plain_ran, 1);
+    ev_signal();
+    return 0;
+}
+
+static bool plain_ran_once(void *arg)
+{
+    (void)arg;
+    return atomic_load(&plain_ran) >= 1;
+}
+
+static void test_busy_key_holds_no_worker(void **state)
+{
+    (void)state;
+    log_reset();
+    sluice_pool *pool = make_pool(2, NULL);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    sluice_keyed *ex = make_keyed(&kc); /* K = 2, the pool's workers */
+    gate g;
+    gate_init(&g);
+    job a[5], b = {.id = 100, .key = 2};
+    for (int i = 0; i < 5; i++) {
+        a[i] = (job){.id = i, .key = 1, .hold = i == 0 ? &g : NULL};
+        assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &a[i]), SLUICE_OK);
+    }
+    int one = 1;
+    wait_until(running_at_least, &one, "key 1 to run");
+    /* Key 1 is busy with 4 waiting; key 2 runs on the other worker... */
+    assert_int_equal(sluice_keyed_submit(ex, 2, job_fn, &b), SLUICE_OK);
+    wait_until(log_at_least, &one, "key 2 to run");
+    assert_int_equal(run_log[0], 100);
+    /* ...and that worker is then free for plain pool work: no runner waits
+     * on key 1. */
+    atomic_store(&plain_ran, 0);
+    assert_int_equal(sluice_pool_submit(pool, plain_task, NULL), SLUICE_OK);
+    wait_until(plain_ran_once, NULL, "a plain task to run");
+    assert_int_equal(kstats(ex).runners, 1);
+    gate_open(&g);
+    assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
+    assert_int_equal(log_count(), 6);
+    for (int i = 1; i < 6; i++) {
+        assert_int_equal(run_log[i], i - 1);
+    }
+    sluice_keyed_destroy(ex);
+    sluice_pool_destroy(pool);
+}
+
+/* ---- bounds ----------------------------------------------------------------------- */
+
+static void test_reject_and_drop_oldest(void **state)
+{
+    (void)state;
+    log_reset();
+    ab_reset();
+    sluice_pool *pool = make_pool(2, NULL);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.max_active_keys = 1;
+    kc.key_backlog = 2;
+    kc.total_backlog = 3;
+    kc.overflow = SLUICE_OVERFLOW_REJECT;
+    kc.abandon_handler = on_abandon;
+    sluice_keyed *ex = make_keyed(&kc);
+    gate g;
+    gate_init(&g);
+    job j[10];
+    for (int i = 0; i < 10; i++) {
+        j[i] = (job){.id = i, .key = i < 4 ? 1 : 2, .hold = i == 0 ? &g : NULL};
+    }
+    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[0]), SLUICE_OK);
+    int one = 1;
+    wait_until(running_at_least, &one, "the first to run");
+    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[1]), SLUICE_OK);
+    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[2]), SLUICE_OK);
+    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[3]), SLUICE_EFULL); /* key bound */
+    assert_int_equal(sluice_keyed_submit(ex, 2, job_fn, &j[4]), SLUICE_OK);
+    assert_int_equal(sluice_keyed_submit(ex, 2, job_fn, &j[5]), SLUICE_EFULL); /* total bound */
+    sluice_keyed_stats st = kstats(ex);
+    assert_int_equal(st.rejected, 2);
+    assert_int_equal(st.queued, 3);
+    assert_int_equal(st.longest_backlog, 2);
+    gate_open(&g);
+    assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
+    sluice_keyed_destroy(ex);
+
+    /* DROP_OLDEST: the key's oldest when the key is full, the oldest
+     * overall when the total is. */
+    log_reset();
+    gate_init(&g);
+    kc.overflow = SLUICE_OVERFLOW_DROP_OLDEST;
+    ex = make_keyed(&kc);
+    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[0]), SLUICE_OK);
+    wait_until(running_at_least, &one, "the first to run");
+    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[1]), SLUICE_OK);
+    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[2]), SLUICE_OK);
+    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[3]), SLUICE_OK); /* key full: drops 1 */
+    assert_int_equal(sluice_keyed_submit(ex, 2, job_fn, &j[4]), SLUICE_OK); /* total now 3 */
+    assert_int_equal(sluice_keyed_submit(ex, 2, job_fn, &j[5]), SLUICE_OK); /* total full: drops 2 */
+    assert_int_equal(nab, 2);
+    assert_int_equal(ab_ids[0], 1);
+    assert_int_equal(ab_ids[1], 2);
+    assert_int_equal(ab_keys[1], 1);
+    assert_int_equal(ab_reasons[0], SLUICE_ABANDON_DROPPED);
+    gate_open(&g);
+    assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
+    assert_int_equal(log_count(), 4); /* 0, 3, 4, 5 */
+    st = kstats(ex);
+    assert_int_equal(st.dropped, 2);
+    assert_int_equal(st.submitted, st.completed + st.failed + st.panicked + st.dropped + st.abandoned);
+    sluice_keyed_destroy(ex);
+    sluice_pool_destroy(pool);
+}
+
+typedef struct submitter {
+    sluice_keyed *ex;
+    job *j;
+    sluice_err err;
+    _Atomic bool done;
+} submitter;
+
+static void *submit_main(void *arg)
+{
+    submitter *s = arg;
+    s->err = sluice_keyed_submit(s->ex, s->j->key, job_fn, s->j);
+    atomic_store(&s->done, true);
+    ev_signal();
+    return NULL;
+}
+
+static bool submitter_done(void *arg)
+{
+    return atomic_load(&((submitter *)arg)->done);
+}
+
+static bool one_waiting(void *arg)
+{
+    return kstats(arg).waiting == 1;
+}
+
+static sluice_keyed *self_ex;
+static sluice_err self_err;
+
+
+static void test_block(void **state)
+{
+    (void)state;
+    log_reset();
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, 100 * SEC);
+    sluice_pool *pool = make_pool(2, &fc);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.max_active_keys = 1;
+    kc.key_backlog = 1;
+    kc.total_backlog = 1;
+    kc.submit_timeout_ns = SEC;
+    sluice_keyed *ex = make_keyed(&kc);
+    gate g;
+    gate_init(&g);
+    job j[4] = {{.id = 0, .key = 1, .hold = &g}, {.id = 1, .key = 1}, {.id = 2, .key = 1}, {.id = 3, .key = 1}};
+    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[0]), SLUICE_OK);
+    int one = 1;
+    wait_until(running_at_least, &one, "the first to run");
+    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[1]), SLUICE_OK);
+    assert_int_equal(sluice_keyed_try_submit(ex, 1, job_fn, &j[2]), SLUICE_EFULL);
+    /* A blocked submit times out on the (fake) clock. */
+    submitter s = {.ex = ex, .j = &j[2]};
+    pthread_t th;
+    pthread_create(&th, NULL, submit_main, &s);
+    wait_until(one_waiting, ex, "the submitter to block");
+    sluice_fake_clock_advance(&fc, SEC);
+    wait_until(submitter_done, &s, "the timeout");
+    pthread_join(th, NULL);
+    assert_int_equal(s.err, SLUICE_ETIMEDOUT);
+    /* A blocked submit goes in once the runner takes the waiting task. */
+    submitter s2 = {.ex = ex, .j = &j[2]};
+    pthread_create(&th, NULL, submit_main, &s2);
+    wait_until(one_waiting, ex, "the submitter to block");
+    gate_open(&g);
+    wait_until(submitter_done, &s2, "space");
+    pthread_join(th, NULL);
+    assert_int_equal(s2.err, SLUICE_OK);
+    assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
+    assert_int_equal(log_count(), 3);
+    assert_int_equal(kstats(ex).rejected, 2);
+    sluice_keyed_destroy(ex);
+
+    sluice_pool_destroy(pool);
+}
+
+static sluice_err self_err_first;
+static _Atomic bool self_done;
+
+static bool self_is_done(void *arg)
+{
+    (void)arg;
+    return atomic_load(&self_done);
+}
+
+static int self_submit_full(void *arg)
+{
+    job *j = arg;
+    /* Fill the key, then one more: that one would wait for ourselves. */
+    self_err_first = sluice_keyed_submit(self_ex, j->key, job_fn, j);
+    self_err = sluice_keyed_submit(self_ex, j->key, job_fn, j);
+    atomic_store(&self_done, true);
+    ev_signal();
+    return 0;
+}
+
+static void test_block_edeadlk(void **state)
+{
+    (void)state;
+    log_reset();
+    sluice_pool *pool = make_pool(2, NULL);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.key_backlog = 1;
+    kc.total_backlog = 8;
+    sluice_keyed *ex = make_keyed(&kc);
+    self_ex = ex;
+    job j = {.id = 1, .key = 3};
+    assert_int_equal(sluice_keyed_submit(ex, 3, self_submit_full, &j), SLUICE_OK);
+    wait_until(self_is_done, NULL, "the task to submit");
+    assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
+    assert_int_equal(self_err_first, SLUICE_OK);
+    assert_int_equal(self_err, SLUICE_EDEADLK);
+    assert_int_equal(log_count(), 1);
+    sluice_keyed_destroy(ex);
+    sluice_pool_destroy(pool);
+}
+
+/* ---- drain and destroy hand back in order ------------------------------------------ */
+
+typedef struct drainer {
+    sluice_keyed *ex;
+    uint64_t timeout;
+    sluice_err err;
+    sluice_keyed_drain_report rep;
+    _Atomic bool done;
+} drainer;
+
+static void *drain_main(void *arg)
+{
+    drainer *d = arg;
+    d->err = sluice_keyed_drain(d->ex, d->timeout, &d->rep);
+    atomic_store(&d->done, true);
+    ev_signal();
+    return NULL;
+}
+
+static bool drainer_done(void *arg)
+{
+    return atomic_load(&((drainer *)arg)->done);
+}
+
+static bool is_closed(void *arg)
+{
+    return kstats(arg).closed;
+}
+
+static void test_drain_hands_back_in_order(void **state)
+{
+    (void)state;
+    log_reset();
+    ab_reset();
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, 100 * SEC);
+    sluice_pool *pool = make_pool(2, &fc);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.max_active_keys = 1;
+    kc.abandon_handler = on_abandon;
+    sluice_keyed *ex = make_keyed(&kc);
+    gate g;
+    gate_init(&g);
+    /* A0 runs (held); then A1, B1, A2, C1, B2 wait. */
+    job a0 = {.id = 0, .key = 'A', .hold = &g};
+    job w[5] = {{.id = 1, .key = 'A'}, {.id = 2, .key = 'B'}, {.id = 3, .key = 'A'}, {.id = 4, .key = 'C'},
+                {.id = 5, .key = 'B'}};
+    assert_int_equal(sluice_keyed_submit(ex, 'A', job_fn, &a0), SLUICE_OK);
+    int one = 1;
+    wait_until(running_at_least, &one, "A0 to run");
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(sluice_keyed_submit(ex, w[i].key, job_fn, &w[i]), SLUICE_OK);
+    }
+    drainer d = {.ex = ex, .timeout = SEC};
+    pthread_t th;
+    pthread_create(&th, NULL, drain_main, &d);
+    wait_until(is_closed, ex, "the drain to begin");
+    sluice_fake_clock_advance(&fc, SEC);
+    wait_until(drainer_done, &d, "the drain deadline");
+    pthread_join(th, NULL);
+    assert_int_equal(d.err, SLUICE_ETIMEDOUT);
+    assert_true(d.rep.timed_out);
+    assert_int_equal(sluice_keyed_submit(ex, 'Z', job_fn, &w[0]), SLUICE_ECLOSED);
+    assert_int_equal(d.rep.handed_back, 5);
+    assert_int_equal(d.rep.keys_handed_back, 3);
+    /* Key by key (by each key's oldest waiting task), in order within. */
+    int want_ids[5] = {1, 3, 2, 5, 4};
+    uint64_t want_keys[5] = {'A', 'A', 'B', 'B', 'C'};
+    assert_int_equal(nab, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(ab_ids[i], want_ids[i]);
+        assert_int_equal(ab_keys[i], want_keys[i]);
+        assert_int_equal(ab_reasons[i], SLUICE_ABANDON_DRAIN);
+    }
+    gate_open(&g);
+    sluice_keyed_destroy(ex); /* waits for A0 */
+    assert_int_equal(log_count(), 1);
+    sluice_pool_destroy(pool);
+}
+
+static void test_destroy_undrained(void **state)
+{
+    (void)state;
+    log_reset();
+    ab_reset();
+    sluice_pool *pool = make_pool(1, NULL);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.abandon_handler = on_abandon;
+    sluice_keyed *ex = make_keyed(&kc);
+    gate g;
+    gate_init(&g);
+    job a0 = {.id = 0, .key = 7, .hold = &g};
+    job rest[3] = {{.id = 1, .key = 8}, {.id = 2, .key = 7}, {.id = 3, .key = 8}};
+    assert_int_equal(sluice_keyed_submit(ex, 7, job_fn, &a0), SLUICE_OK);
+    int one = 1;
+    wait_until(running_at_least, &one, "the first to run");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sluice_keyed_submit(ex, rest[i].key, job_fn, &rest[i]), SLUICE_OK);
+    }
+    gate_open(&g); /* destroy hands back what waits and waits for what runs */
+    sluice_keyed_destroy(ex);
+    /* Whatever ran plus whatever came back is everything, once each, and
+     * what came back came back in per-key order. */
+    int total = log_count() + nab;
+    assert_int_equal(total, 4);
+    for (int i = 0; i < nab; i++) {
+        assert_int_equal(ab_reasons[i], SLUICE_ABANDON_DESTROY);
+        for (int k = i + 1; k < nab; k++) {
+            if (ab_keys[k] == ab_keys[i]) {
+                assert_true(ab_ids[k] > ab_ids[i]);
+            }
+        }
+    }
+    sluice_pool_destroy(pool);
+}
+
+/* ---- panics and refused runners --------------------------------------------------- */
+
+static void quiet_panic(const sluice_panic_info *info, void *user)
+{
+    (void)info;
+    (void)user;
+}
+
+static void test_panic_mid_batch(void **state)
+{
+    (void)state;
+    log_reset();
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "keyed_panic";
+    pc.workers = 1;
+    pc.queue_capacity = 16;
+    pc.panic_handler = quiet_panic;
+    sluice_pool *pool;
+    assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    sluice_keyed *ex = make_keyed(&kc);
+    gate g;
+    gate_init(&g);
+    job j[8];
+    for (int i = 0; i < 8; i++) {
+        j[i] = (job){.id = i, .key = 4, .hold = i == 0 ? &g : NULL, .panic = i == 3};
+        assert_int_equal(sluice_keyed_submit(ex, 4, job_fn, &j[i]), SLUICE_OK);
+    }
+    gate_open(&g);
+    assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
+    assert_int_equal(log_count(), 8);
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(run_log[i], i);
+    }
+    sluice_keyed_stats st = kstats(ex);
+    assert_int_equal(st.panicked, 1);
+    assert_int_equal(st.completed, 7);
+    assert_int_equal(st.runners, 0);
+    assert_int_equal(st.active_keys, 0);
+    sluice_keyed_destroy(ex);
+    sluice_pool_destroy(pool);
+}
+
+static void test_pool_refuses_runner(void **state)
+{
+    (void)state;
+    log_reset();
+    sluice_pool *pool = make_pool(1, NULL);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    sluice_keyed *ex = make_keyed(&kc);
+    assert_int_equal(sluice_pool_drain(pool, 0, NULL), SLUICE_OK);
+    job j = {.id = 1, .key = 1};
+    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j), SLUICE_ECLOSED);
+    sluice_keyed_stats st = kstats(ex);
+    assert_int_equal(st.submitted, 0);
+    assert_int_equal(st.rejected, 1);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
+    sluice_keyed_destroy(ex);
+    sluice_pool_destroy(pool);
+}
+
+/* ---- metrics ---------------------------------------------------------------------- */
+
+static void has(const char *text, const char *line)
+{
+    if (!strstr(text, line)) {
+        fail_msg("missing in exposition: %s\n---\n%s", line, text);
+    }
+}
+
+static void test_metrics(void **state)
+{
+    (void)state;
+    log_reset();
+    sluice_pool *pool = make_pool(2, NULL);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.name = "ledger";
+    kc.pool = pool;
+    kc.max_active_keys = 1;
+    sluice_keyed *ex = make_keyed(&kc);
+    sluice_metrics *reg;
+    assert_int_equal(sluice_metrics_create(NULL, &reg), SLUICE_OK);
+    sluice_sync_metrics *sm;
+    assert_int_equal(sluice_sync_metrics_create(reg, &sm), SLUICE_OK);
+    assert_int_equal(sluice_sync_metrics_add_keyed(sm, ex), SLUICE_OK);
+    assert_int_equal(sluice_sync_metrics_add_keyed(sm, ex), SLUICE_EBUSY);
+    gate g;
+    gate_init(&g);
+    job j[5] = {{.id = 0, .key = 1, .hold = &g}, {.id = 1, .key = 1}, {.id = 2, .key = 1}, {.id = 3, .key = 2},
+                {.id = 4, .key = 1, .rc = 1}};
+    assert_int_equal(sluice_keyed_submit(ex, j[0].key, job_fn, &j[0]), SLUICE_OK);
+    int one = 1;
+    wait_until(running_at_least, &one, "the first to run");
+    for (int i = 1; i < 5; i++) {
+        assert_int_equal(sluice_keyed_submit(ex, j[i].key, job_fn, &j[i]), SLUICE_OK);
+    }
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(sluice_metrics_render(reg, SLUICE_EXPO_PROMETHEUS, &text, &len), SLUICE_OK);
+    has(text, "# TYPE sluice_keyed_executor_active_keys gauge");
+    has(text, "sluice_keyed_executor_active_keys{name=\"ledger\"} 1\n");
+    has(text, "sluice_keyed_executor_longest_backlog{name=\"ledger\"} 3\n");
+    has(text, "sluice_keyed_executor_queued{name=\"ledger\"} 4\n");
+    has(text, "sluice_keyed_executor_keys{name=\"ledger\"} 2\n");
+    has(text, "sluice_keyed_executor_submitted_total{name=\"ledger\"} 5\n");
+    free(text);
+    gate_open(&g);
+    assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
+    assert_int_equal(sluice_metrics_render(reg, SLUICE_EXPO_PROMETHEUS, &text, &len), SLUICE_OK);
+    has(text, "sluice_keyed_executor_tasks_total{name=\"ledger\",outcome=\"completed\"} 4\n");
+    has(text, "sluice_keyed_executor_tasks_total{name=\"ledger\",outcome=\"failed\"} 1\n");
+    has(text, "sluice_keyed_executor_longest_backlog_max{name=\"ledger\"} 3\n");
+    has(text, "sluice_keyed_executor_active_keys{name=\"ledger\"} 0\n");
+    free(text);
+    assert_int_equal(sluice_sync_metrics_remove_keyed(sm, ex), SLUICE_OK);
+    sluice_sync_metrics_destroy(sm);
+    sluice_metrics_destroy(reg);
+    sluice_keyed_destroy(ex);
+    sluice_pool_destroy(pool);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_order_and_exclusion),
+        cmocka_unit_test(test_parallel_up_to_k),
+        cmocka_unit_test(test_busy_key_holds_no_worker),
+        cmocka_unit_test(test_reject_and_drop_oldest),
+        cmocka_unit_test(test_block),
+        cmocka_unit_test(test_block_edeadlk),
+        cmocka_unit_test(test_drain_hands_back_in_order),
+        cmocka_unit_test(test_destroy_undrained),
+        cmocka_unit_test(test_panic_mid_batch),
+        cmocka_unit_test(test_pool_refuses_runner),
+        cmocka_unit_test(test_metrics),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
