@@ -508,6 +508,28 @@ JSON
     SLUICE_BENCH="$TMP/fake-bench" run "$S" bench --baseline "$TMP/missing.json"
     expect_rc 2 "a missing baseline"
     ;;
+plan_memory)
+    # A memory-bound pool: 2 GiB for tasks of 64 MiB caps K at 32 per pod,
+    # below Little's 200, and says so; half of the flag pair is refused.
+    need python3
+    run "$S" plan --json --rate 1000 --latency-mean 100ms --kind memory --task-memory 64Mi --memory-budget 2Gi
+    expect_rc 1 "a memory cap below the load"
+    python3 - "$TMP/out" <<'PY' || fail "plan memory JSON"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["k_recommended"] == 32 and r["binding_constraint"] == "the memory budget", r
+assert r["input"]["task_memory_bytes"] == 64 << 20 and r["input"]["memory_budget_bytes"] == 2 << 30, r["input"]
+PY
+    run "$S" plan --rate 100 --latency-mean 100ms --task-memory 64Mi --memory-budget 4G
+    expect_rc 0 "memory enough for Little's K"
+    has "$TMP/out" "binding constraint: traffic x headroom"
+    run "$S" plan --rate 100 --latency-mean 100ms --task-memory 64Mi
+    expect_rc 2 "--task-memory alone"
+    has "$TMP/err" "go together"
+    run "$S" plan --rate 100 --latency-mean 100ms --task-memory lots --memory-budget 1G
+    expect_rc 2 "a bad size"
+    has "$TMP/err" "--task-memory must be a byte count"
+    ;;
 ops_up_to_date)
     # ops/ holds the files generated from the demo's built-in config;
     # regenerate with: ops/regenerate.sh build/tools/sluice/sluice

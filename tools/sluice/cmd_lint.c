@@ -53,40 +53,6 @@ static unsigned machine_cpus(void)
     return sluice_cpu_count();
 }
 
-/* "512Mi", "2G", "1073741824": a byte count with an optional decimal (K, M,
- * G, T) or binary (Ki, Mi, Gi, Ti) suffix. Returns 0 and *out, or -1. */
-static int parse_size(const char *v, unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    if (!*v || *v == '-')
-        return -1;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (errno || end == v)
-        return -1;
-    static const struct {
-        const char *suffix;
-        unsigned long long mult;
-    } units[] = {{"", 1},
-                 {"K", 1000ull},
-                 {"M", 1000000ull},
-                 {"G", 1000000000ull},
-                 {"T", 1000000000000ull},
-                 {"Ki", 1ull << 10},
-                 {"Mi", 1ull << 20},
-                 {"Gi", 1ull << 30},
-                 {"Ti", 1ull << 40}};
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcmp(end, units[i].suffix) == 0) {
-            if (n == 0 || n > ULLONG_MAX / units[i].mult)
-                return -1;
-            *out = n * units[i].mult;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 /* This process's cgroup memory limit (v2 memory.max, else v1
  * memory.limit_in_bytes), or 0 when there is none. Lint usually runs in
  * CI, not in the pod: pass --memory-limit with the pod's limit there. */
@@ -104,7 +70,7 @@ static unsigned long long cgroup_memory_limit(void)
         unsigned long long n;
         line[strcspn(line, "\n")] = '\0';
         /* "max", or v1's "no limit" (a page-rounded LLONG_MAX). */
-        if (got && parse_size(line, &n) == 0 && n < (1ull << 60))
+        if (got && ops_parse_size(line, &n) == 0 && n < (1ull << 60))
             return n;
     }
     return 0;
@@ -237,7 +203,7 @@ int sluice_cmd_lint(int argc, char **argv)
             }
             break;
         case 'm':
-            if (parse_size(optarg, &opts.memory_limit_bytes)) {
+            if (ops_parse_size(optarg, &opts.memory_limit_bytes)) {
                 fprintf(stderr,
                         "sluice lint: --memory-limit must be a byte count above zero such as 512Mi or 2G, got "
                         "\"%s\"\n",

@@ -38,7 +38,8 @@
 static const char HELP[] =
     "usage: sluice plan --rate N --latency-mean D [--latency-p99 D] [--slo 'P%<D'] [--replicas N]\n"
     "                   [--downstream-limit N] [--headroom X] [--kind io|cpu|memory] [--cpus N]\n"
-    "                   [--budget-share F] [--config FILE --pool NAME] [--json]\n"
+    "                   [--budget-share F] [--task-memory SIZE --memory-budget SIZE]\n"
+    "                   [--config FILE --pool NAME] [--json]\n"
     "\n"
     "Capacity plan for one pool: K per pod and for the cluster by Little's law, the\n"
     "binding constraint, the queue wait at that K (Erlang C, M/M/c): probability of\n"
@@ -60,6 +61,10 @@ static const char HELP[] =
     "  --kind K              io (default), cpu (K capped by --cpus) or memory\n"
     "  --cpus N              CPUs per pod for --kind cpu (default: the CPUs this\n"
     "                        process may use: affinity and cgroup quota)\n"
+    "  --task-memory SIZE    memory one running task holds, e.g. 64Mi (with\n"
+    "                        --memory-budget: K per pod is capped at budget / task)\n"
+    "  --memory-budget SIZE  memory per pod the pool's running tasks may use, e.g. 2Gi\n"
+    "                        (a kind memory pool's binding constraint)\n"
     "  --budget-share F      share of the error budget the pool's drops may use\n"
     "                        (default 0.5)\n"
     "  --config FILE --pool NAME  take the pool's K, kind and downstream share from\n"
@@ -75,6 +80,7 @@ typedef struct plan_in {
     double slo_target;    /* 0 = none */
     double slo_latency_s; /* 0 = no latency part */
     unsigned replicas, downstream_limit, cpus, configured_k;
+    unsigned long long task_memory, memory_budget; /* bytes; 0 = not given */
     sluice_pool_kind kind;
     const char *pool;
 } plan_in;
@@ -240,6 +246,16 @@ static void compute(const plan_in *in, plan_out *o)
             o->binding = "the downstream limit";
         }
     }
+    if (in->task_memory && in->memory_budget) {
+        unsigned long long fit = in->memory_budget / in->task_memory;
+        unsigned cap = fit == 0 ? 1 : fit > 100000000ull ? 100000000u : (unsigned)fit;
+        if (o->k_cap == 0 || cap < o->k_cap)
+            o->k_cap = cap;
+        if (cap < k) {
+            k = cap;
+            o->binding = "the memory budget";
+        }
+    }
     if (in->kind == SLUICE_POOL_KIND_CPU && in->cpus && in->cpus < k) {
         k = in->cpus;
         o->k_cap = in->cpus;
@@ -294,6 +310,9 @@ static void print_text(const plan_in *in, const plan_out *o)
     }
     if (in->kind == SLUICE_POOL_KIND_CPU)
         printf("  CPUs per pod (kind cpu)              %10u\n", in->cpus);
+    if (in->task_memory && in->memory_budget)
+        printf("  memory budget / task memory          %10llu per pod (%llu / %llu bytes)\n",
+               in->memory_budget / in->task_memory, in->memory_budget, in->task_memory);
     printf("\nRecommended K per pod: %u (cluster %u); binding constraint: %s\n", o->k_rec,
            o->k_rec * in->replicas, o->binding);
     if (in->configured_k)
@@ -356,6 +375,8 @@ static void print_json(const plan_in *in, const plan_out *o)
     ops_jw_str(&w, "kind",
                sluice_pool_kind_name(in->kind == SLUICE_POOL_KIND_UNSET ? SLUICE_POOL_KIND_IO : in->kind));
     ops_jw_int(&w, "cpus", in->cpus);
+    ops_jw_int(&w, "task_memory_bytes", (long long)in->task_memory);
+    ops_jw_int(&w, "memory_budget_bytes", (long long)in->memory_budget);
     ops_jw_end_obj(&w);
     ops_jw_obj(&w, "littles_law");
     ops_jw_num(&w, "busy_workers_cluster", o->little_cluster);
@@ -409,7 +430,9 @@ int sluice_cmd_plan(int argc, char **argv)
         O_SHARE,
         O_CONFIG,
         O_POOL,
-        O_JSON
+        O_JSON,
+        O_TASK_MEM,
+        O_MEM_BUDGET
     };
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
@@ -418,6 +441,8 @@ int sluice_cmd_plan(int argc, char **argv)
         {"latency-p99", required_argument, NULL, O_P99},
         {"slo", required_argument, NULL, O_SLO},
         {"replicas", required_argument, NULL, O_REPL},
+        {"task-memory", required_argument, NULL, O_TASK_MEM},
+        {"memory-budget", required_argument, NULL, O_MEM_BUDGET},
         {"downstream-limit", required_argument, NULL, O_DOWN},
         {"headroom", required_argument, NULL, O_HEAD},
         {"kind", required_argument, NULL, O_KIND},
@@ -445,6 +470,16 @@ int sluice_cmd_plan(int argc, char **argv)
         case 'h':
             fputs(HELP, stdout);
             return OPS_EXIT_OK;
+        case O_TASK_MEM:
+        case O_MEM_BUDGET: {
+            unsigned long long *dst = c == O_TASK_MEM ? &in.task_memory : &in.memory_budget;
+            if (ops_parse_size(optarg, dst)) {
+                bad(c == O_TASK_MEM ? "--task-memory" : "--memory-budget", optarg,
+                    "a byte count above zero such as 64Mi or 2G");
+                return OPS_EXIT_USAGE;
+            }
+            break;
+        }
         case O_RATE:
             r = parse_pos_double("--rate", optarg, 0, &in.rate);
             break;
@@ -511,6 +546,10 @@ int sluice_cmd_plan(int argc, char **argv)
     }
     if (!config != !in.pool) {
         fprintf(stderr, "sluice plan: --config and --pool go together\n");
+        return OPS_EXIT_USAGE;
+    }
+    if (!in.task_memory != !in.memory_budget) {
+        fprintf(stderr, "sluice plan: --task-memory and --memory-budget go together\n");
         return OPS_EXIT_USAGE;
     }
     if (config) {

@@ -15,6 +15,8 @@
 #include "ops_util.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,4 +386,38 @@ void ops_jw_bool(ops_jw *w, const char *key, int val)
 {
     jw_member(w, key);
     ops_buf_put(w->out, val ? "true" : "false");
+}
+
+/* "512Mi", "2G", "1073741824": a byte count with an optional decimal (K, M,
+ * G, T) or binary (Ki, Mi, Gi, Ti) suffix. Returns 0 and *out, or -1. */
+int ops_parse_size(const char *v, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!*v || *v == '-')
+        return -1;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || end == v)
+        return -1;
+    static const struct {
+        const char *suffix;
+        unsigned long long mult;
+    } units[] = {{"", 1},
+                 {"K", 1000ull},
+                 {"M", 1000000ull},
+                 {"G", 1000000000ull},
+                 {"T", 1000000000000ull},
+                 {"Ki", 1ull << 10},
+                 {"Mi", 1ull << 20},
+                 {"Gi", 1ull << 30},
+                 {"Ti", 1ull << 40}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].suffix) == 0) {
+            if (n == 0 || n > ULLONG_MAX / units[i].mult)
+                return -1;
+            *out = n * units[i].mult;
+            return 0;
+        }
+    }
+    return -1;
 }

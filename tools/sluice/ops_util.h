@@ -68,6 +68,11 @@ void ops_promql_str(ops_buf *b, const char *s);
  * one grammar. */
 char *ops_format_seconds(uint64_t ns, char *buf, size_t len);
 
+/* "512Mi", "2G", "1073741824": a byte count above zero with an optional
+ * decimal (K, M, G, T) or binary (Ki, Mi, Gi, Ti) suffix. Returns 0 and
+ * *out, or -1 (nothing written) for anything else or an overflow. */
+int ops_parse_size(const char *v, unsigned long long *out);
+
 /* The anchor of one runbook entry: "<alert>-<pool>", the alert lower-cased
  * and the pool name escaped one-to-one into [a-z0-9_-] (upper-case X ->
  * "_x", "_" -> "__", any other byte outside [a-z0-9-] -> "_" + two hex
