@@ -53,7 +53,9 @@ typedef void (*sluice_ctx_cancel_fn)(sluice_ctx *ctx, sluice_err cause, void *ar
 SLUICE_API sluice_err sluice_ctx_create(sluice_ctx **out, sluice_ctx *parent, uint64_t deadline_ns,
                                         const sluice_clock *clock);
 
-/* sluice_ctx_with_timeout - a child whose deadline is now + timeout_ns. */
+/* sluice_ctx_with_timeout - a child whose deadline is now + timeout_ns:
+ * 0 gives a context that is already done (SLUICE_ETIMEDOUT); the sum
+ * saturates, so UINT64_MAX is a deadline that never comes. */
 SLUICE_API sluice_err sluice_ctx_with_timeout(sluice_ctx **out, sluice_ctx *parent, uint64_t timeout_ns,
                                               const sluice_clock *clock);
 

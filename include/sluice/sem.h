@@ -100,7 +100,9 @@ SLUICE_API void sluice_sem_destroy(sluice_sem *sem);
  *                     or when sluice_sem_set_capacity shrinks below n)
  *   SLUICE_ECANCELED / SLUICE_ETIMEDOUT (or ctx's cause): ctx is done or the
  *                     deadline passed first; nothing is held. A done ctx
- *                     fails the call even when units are free.
+ *                     (or a deadline already passed) fails the call even
+ *                     when units are free. deadline_ns UINT64_MAX never
+ *                     comes.
  *   SLUICE_ECLOSED    the semaphore is closed
  * If the units are granted at the same moment the context ends, the grant
  * wins and SLUICE_OK is returned (the caller must release).

@@ -94,6 +94,12 @@ typedef struct episode {
     _Atomic bool timeout_ever; /* the pool's submit timeout was finite (not 0, not UINT64_MAX) at some point */
     _Atomic uint64_t ops;
     _Atomic uint64_t panics_seen;
+    /* worker lifecycle, from events and hooks */
+    _Atomic unsigned init_refuse_percent;
+    _Atomic uint64_t ev_start, ev_exit, ev_exit_init_failed, ev_start_failed;
+    _Atomic uint64_t inits_ok, inits_refused, finis;
+    _Atomic uint64_t handler_calls;
+    _Atomic(sluice_pool *) live; /* ep->p for handlers, from create until destroy */
     pthread_mutex_t mu;
     _Atomic int violations;
     char first_violation[512];
@@ -246,10 +252,69 @@ static void record_handback(rec *r, const sluice_abandoned *a, bool own)
     }
 }
 
+/* Handlers may call the stats getters (pool.h): one that ran with a pool
+ * lock held would deadlock here, and the test would hang (ctest fails it). */
+static void poke_getters(episode *ep)
+{
+    sluice_pool *p = atomic_load(&ep->live);
+    if (atomic_fetch_add(&ep->handler_calls, 1) % 8 == 0 && p) {
+        sluice_pool_stats s;
+        sluice_pool_stats_get(p, &s);
+        sluice_worker_info info[4];
+        (void)sluice_pool_workers_get(p, info, 4);
+    }
+}
+
 static void pool_abandon(const sluice_abandoned *a, void *user)
 {
-    (void)user;
+    poke_getters(user);
     record_handback((rec *)a->arg, a, false);
+}
+
+static void model_event(const sluice_pool_event *ev, void *user)
+{
+    episode *ep = user;
+    poke_getters(ep);
+    switch (ev->kind) {
+    case SLUICE_EVENT_WORKER_START:
+        atomic_fetch_add(&ep->ev_start, 1);
+        break;
+    case SLUICE_EVENT_WORKER_EXIT:
+        atomic_fetch_add(&ep->ev_exit, 1);
+        if (ev->detail && strcmp(ev->detail, "init-failed") == 0) {
+            atomic_fetch_add(&ep->ev_exit_init_failed, 1);
+        }
+        break;
+    case SLUICE_EVENT_WORKER_START_FAILED:
+        atomic_fetch_add(&ep->ev_start_failed, 1);
+        break;
+    default:
+        break;
+    }
+}
+
+static int model_init(void *user, unsigned index, void **worker_state)
+{
+    episode *ep = user;
+    /* A per-worker pseudo-random refusal, from the index and the count. */
+    uint64_t g = ep->seed ^ ((uint64_t)index << 32) ^ atomic_load(&ep->inits_ok);
+    if (below(&g, 100) < atomic_load(&ep->init_refuse_percent)) {
+        atomic_fetch_add(&ep->inits_refused, 1);
+        return -1;
+    }
+    atomic_fetch_add(&ep->inits_ok, 1);
+    *worker_state = ep;
+    return 0;
+}
+
+static void model_fini(void *user, unsigned index, void *worker_state)
+{
+    episode *ep = user;
+    (void)index;
+    if (worker_state != ep) {
+        violation(ep, "fini got worker_state %p", worker_state);
+    }
+    atomic_fetch_add(&ep->finis, 1);
 }
 
 static void own_abandon(const sluice_abandoned *a)
@@ -260,6 +325,7 @@ static void own_abandon(const sluice_abandoned *a)
 static void quiet_panic(const sluice_panic_info *info, void *user)
 {
     (void)info;
+    poke_getters(user);
     atomic_fetch_add(&((episode *)user)->panics_seen, 1);
 }
 
@@ -637,7 +703,14 @@ static void run_episode(uint64_t seed, unsigned index)
     cfg->idle_expiry_ns = duration_choices[below(&g, NDURATIONS)];
     cfg->abandon_handler = pool_abandon;
     cfg->panic_handler = quiet_panic;
+    cfg->event_handler = model_event;
     cfg->user = ep;
+    if (chance(&g, 40)) {
+        cfg->worker_init = model_init;
+        cfg->worker_fini = model_fini;
+        /* Refusals only without prewarm (there create would fail). */
+        atomic_store(&ep->init_refuse_percent, !cfg->prewarm && chance(&g, 50) ? 10 : 0);
+    }
     /* Faults only where the guard can catch them: on workers (not under
      * CALLER_RUNS, where a task may run on a producer) and not under TSan
      * (it cannot follow a siglongjmp out of a handler). */
@@ -648,6 +721,7 @@ static void run_episode(uint64_t seed, unsigned index)
     atomic_store(&ep->timeout_ever, cfg->submit_timeout_ns != 0 && cfg->submit_timeout_ns != UINT64_MAX);
     char err[256];
     sluice_err crc = sluice_pool_create(cfg, &ep->p, err, sizeof err);
+    atomic_store(&ep->live, crc == SLUICE_OK ? ep->p : NULL);
     if (crc != SLUICE_OK) {
         fail_msg("episode %u seed %llu: create: %s: %s", index, (unsigned long long)seed, sluice_err_name(crc),
                  err);
@@ -680,6 +754,18 @@ static void run_episode(uint64_t seed, unsigned index)
     for (unsigned i = 0; i < nprod; i++) {
         pthread_join(prods[i].th, NULL);
     }
+    if (ending != 0 && !atomic_load(&ep->closing) && atomic_load(&ep->init_refuse_percent) == 0) {
+        /* Quiet and open: min_workers are alive (expiry never takes
+         * them, a fault's worker is replaced at once). */
+        uint64_t lim = real_now_ns() + SAFETY_NS;
+        sluice_pool_stats q;
+        while (sluice_pool_stats_get(ep->p, &q), q.workers < cfg->min_workers && real_now_ns() < lim) {
+            poll_pause();
+        }
+        if (q.workers < cfg->min_workers) {
+            violation(ep, "%u workers alive, min_workers %u", q.workers, cfg->min_workers);
+        }
+    }
     if (ending == 1) { /* drain once they have stopped */
         atomic_store(&ep->closing, true);
         drc = sluice_pool_drain(ep->p, drain_timeout, &rep);
@@ -697,7 +783,28 @@ static void run_episode(uint64_t seed, unsigned index)
     if (drained && drc == SLUICE_OK && rep.handed_back != 0) {
         violation(ep, "drain OK but handed back %llu", (unsigned long long)rep.handed_back);
     }
+    atomic_store(&ep->live, NULL);
     sluice_pool_destroy(ep->p);
+    /* Every thread that started reported its exit once; every worker
+     * whose init succeeded was finalised; a refused init is an exit
+     * without a start. */
+    if (atomic_load(&ep->ev_start) + atomic_load(&ep->ev_exit_init_failed) != atomic_load(&ep->ev_exit)) {
+        violation(ep, "worker events: %llu starts + %llu init failures != %llu exits",
+                  (unsigned long long)atomic_load(&ep->ev_start),
+                  (unsigned long long)atomic_load(&ep->ev_exit_init_failed),
+                  (unsigned long long)atomic_load(&ep->ev_exit));
+    }
+    if (cfg->worker_init && atomic_load(&ep->inits_ok) != atomic_load(&ep->finis)) {
+        violation(ep, "%llu inits succeeded, %llu finis", (unsigned long long)atomic_load(&ep->inits_ok),
+                  (unsigned long long)atomic_load(&ep->finis));
+    }
+    if (atomic_load(&ep->inits_refused) != atomic_load(&ep->ev_exit_init_failed)) {
+        violation(ep, "%llu inits refused, %llu init-failed exits", (unsigned long long)atomic_load(&ep->inits_refused),
+                  (unsigned long long)atomic_load(&ep->ev_exit_init_failed));
+    }
+    if (atomic_load(&ep->ev_start_failed) != 0) {
+        violation(ep, "%llu worker start failures", (unsigned long long)atomic_load(&ep->ev_start_failed));
+    }
     tallies t = check_tasks(ep, drained, drained ? drc : SLUICE_OK);
     if (drained && drc == SLUICE_OK) {
         check_counters(ep, &s, &t, &rep);
