@@ -11,14 +11,17 @@
 #include "core/helpers.h"
 
 /* A huge calloc must return NULL under the sanitizers too (their default
- * is to abort), as it does in a plain build: the promise is ENOMEM. */
-const char *__asan_default_options(void);
-const char *__asan_default_options(void)
+ * is to abort), as it does in a plain build: the promise is ENOMEM. The
+ * runtimes look these up dynamically: default visibility (the build
+ * hides symbols by default). */
+#define SAN_OPTIONS_FN __attribute__((visibility("default"), used))
+SAN_OPTIONS_FN const char *__asan_default_options(void);
+SAN_OPTIONS_FN const char *__asan_default_options(void)
 {
     return "allocator_may_return_null=1";
 }
-const char *__tsan_default_options(void);
-const char *__tsan_default_options(void)
+SAN_OPTIONS_FN const char *__tsan_default_options(void);
+SAN_OPTIONS_FN const char *__tsan_default_options(void)
 {
     return "allocator_may_return_null=1";
 }
