@@ -734,7 +734,8 @@ static void run_episode(uint64_t seed, unsigned index)
         prods[i].seed = splitmix(&g);
         START_THREAD(&prods[i].th, producer_main, &prods[i]);
     }
-    uint64_t target = 50 + below(&g, 600);
+    /* Shorter episodes under the sanitizers: more configurations per run. */
+    uint64_t target = under_sanitizer() ? 20 + below(&g, 100) : 50 + below(&g, 600);
     unsigned ending = below(&g, 3);
     uint64_t drain_timeout = (uint64_t[]){0, 1, SLUICE_NS_PER_MS, 10 * SLUICE_NS_PER_MS, UINT64_MAX}[below(&g, 5)];
     uint64_t limit = real_now_ns() + SAFETY_NS;
