@@ -422,4 +422,21 @@ SLUICE_API sluice_err sluice_budget_parse(const char *text, size_t len, const ch
 /* sluice_budget_share_of - a service's share (0 when it has none). */
 SLUICE_API unsigned sluice_budget_share_of(const sluice_budget *b, const char *service);
 
+/*
+ * sluice_budget_report - the live allocation in Redis as text (what
+ * `sluice budget status` prints): each service's members with the time
+ * left on their TTL, and for each downstream its limit, free pool, any
+ * grace period, and per service and replica the permits leased and in
+ * use (as of that replica's last renewal), with the time left on each
+ * lease. Times are Redis's. Read-only
+ * (TIME, SMEMBERS, ZRANGE, HGETALL, SCAN - never KEYS); opens and closes
+ * its own connection. host NULL = "127.0.0.1", port 0 = 6379, prefix
+ * NULL = "sluice", timeout 0 = 1 s per call.
+ * Returns: SLUICE_OK with *out malloc'd text (the caller frees it);
+ * SLUICE_EIO ("redis HOST:PORT: reason" in errbuf); SLUICE_EINVAL;
+ * SLUICE_ENOMEM.
+ */
+SLUICE_API sluice_err sluice_budget_report(const char *host, unsigned port, const char *prefix,
+                                           uint64_t timeout_ns, char **out, char *errbuf, size_t errlen);
+
 #endif /* SLUICE_CLUSTER_H */

@@ -659,6 +659,38 @@ static void test_noscript_reload(void **state)
     sluice_cluster_destroy(a);
 }
 
+/* `sluice budget status`: the live allocation, read back from Redis. */
+static void test_budget_report(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    sluice_cluster *b = replica("orders", "b", NULL);
+    members_of(a);
+    sluice_dsem *da = dsem(a, 10, 12, 2, 1);
+    assert_int_equal(sluice_dsem_try_acquire(da), SLUICE_OK);
+    sluice_cluster_heartbeat_now(a); /* "in use" is as of the last renewal */
+    char *text = NULL;
+    char err[256];
+    assert_int_equal(sluice_budget_report(NULL, (unsigned)redis.port, prefix, 0, &text, err, sizeof err),
+                     SLUICE_OK);
+    assert_non_null(strstr(text, "service orders: 2 live members"));
+    assert_non_null(strstr(text, "member b: "));
+    assert_non_null(strstr(text, "downstream bank: total_limit 12, free_pool 2, leased 2"));
+    assert_non_null(strstr(text, "service orders: share 10, leased 2"));
+    assert_non_null(strstr(text, "replica a: leased 2, in use 1, lease "));
+    free(text);
+    assert_int_equal(sluice_budget_report(NULL, (unsigned)redis.port, "bad prefix", 0, &text, err, sizeof err),
+                     SLUICE_EINVAL);
+    assert_int_equal(sluice_budget_report(NULL, (unsigned)redis_fixture_free_port(), prefix, 0, &text, err,
+                                          sizeof err),
+                     SLUICE_EIO);
+    assert_non_null(strstr(err, "redis 127.0.0.1:"));
+    sluice_dsem_release(da);
+    sluice_dsem_destroy(da);
+    sluice_cluster_destroy(a);
+    sluice_cluster_destroy(b);
+}
+
 /* ---- the distributed limiter ------------------------------------------------------- */
 
 static void test_dlimiter_shared_bucket(void **state)
@@ -833,6 +865,7 @@ int main(void)
         cmocka_unit_test_setup(test_dsem_fallback, per_test),
         cmocka_unit_test_setup(test_dsem_redis_restart, per_test),
         cmocka_unit_test_setup(test_noscript_reload, per_test),
+        cmocka_unit_test_setup(test_budget_report, per_test),
         cmocka_unit_test_setup(test_dlimiter_shared_bucket, per_test),
         cmocka_unit_test_setup(test_dlimiter_fallback, per_test),
     };
