@@ -100,7 +100,7 @@ static sluice_cluster *replica(const char *service, const char *id, sluice_logge
     cfg.heartbeat_ns = HB_MS * SLUICE_NS_PER_MS;
     cfg.member_ttl_ns = MEMBER_TTL_MS * SLUICE_NS_PER_MS;
     cfg.lease_ttl_ns = LEASE_TTL_MS * SLUICE_NS_PER_MS;
-    cfg.redis_timeout_ns = 100 * SLUICE_NS_PER_MS;
+    cfg.redis_timeout_ns = 500 * SLUICE_NS_PER_MS; /* generous: a loaded CI box must not fall back by accident */
     cfg.reconnect_min_ns = 10 * SLUICE_NS_PER_MS;
     cfg.reconnect_max_ns = 100 * SLUICE_NS_PER_MS;
     cfg.logger = lg;

@@ -130,7 +130,7 @@ static int replica_main(int argc, char **argv)
     cfg.heartbeat_ns = HB_MS * SLUICE_NS_PER_MS;
     cfg.member_ttl_ns = MEMBER_TTL_MS * SLUICE_NS_PER_MS;
     cfg.lease_ttl_ns = LEASE_TTL_MS * SLUICE_NS_PER_MS;
-    cfg.redis_timeout_ns = 200 * SLUICE_NS_PER_MS;
+    cfg.redis_timeout_ns = 500 * SLUICE_NS_PER_MS;
     cfg.reconnect_min_ns = 20 * SLUICE_NS_PER_MS;
     cfg.reconnect_max_ns = 200 * SLUICE_NS_PER_MS;
     sluice_cluster *c = NULL;
