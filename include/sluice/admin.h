@@ -13,7 +13,9 @@
  *                            saying why ("ingest ok", "ingest saturated for 42.0s")
  *   GET /health/pools        a no-op task submitted to each pool; 200 when
  *                            all ran within health_timeout_ns, else 503
- *                            naming the ones that did not
+ *                            naming the ones that did not; a pool that
+ *                            could not start worker threads says how many
+ *                            ("(worker starts failed: N)")
  *   GET /debug/pools         JSON: each pool's config, stats and workers
  *   GET /debug/pools/stacks  text: the backtrace of every worker thread
  *   GET /                    the web console: one self-contained HTML page

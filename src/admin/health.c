@@ -14,7 +14,9 @@
  * been saturated for saturation_threshold_ns.
  *
  * The pool check. /health/pools submits one no-op probe task per pool and
- * waits for all of them together, up to the health timeout. A probe's
+ * waits for all of them together, up to the health timeout. Each pool's
+ * line also gives its worker start failures when there were any (issue
+ * 12.11: thread limits used to be silent). A probe's
  * state is a small heap object with two references (the waiting request,
  * the task); a probe that the pool hands back instead of running comes to
  * probe_abandoned (its own on_abandon), which drops the task's reference
@@ -244,11 +246,22 @@ static int ep_pools(sluice_admin *a, struct MHD_Connection *c)
         if (probes[i]) {
             why[i] = probe_wait(probes[i], &deadline);
         }
+        /* Worker threads that could not be started (thread limits) are
+         * said on the pool's line whatever the probe found: a pool that
+         * answers with fewer workers than K is degraded, one with none
+         * does not answer. */
+        sluice_pool_stats st;
+        sluice_pool_stats_get(a->pools[i].pool, &st);
+        char starts[64] = "";
+        if (st.worker_start_failures) {
+            snprintf(starts, sizeof starts, " (worker starts failed: %llu)",
+                     (unsigned long long)st.worker_start_failures);
+        }
         if (why[i]) {
             ok = false;
-            sluice__sb_printf(&b, "%s FAIL: %s\n", name, why[i]);
+            sluice__sb_printf(&b, "%s FAIL: %s%s\n", name, why[i], starts);
         } else {
-            sluice__sb_printf(&b, "%s ok\n", name);
+            sluice__sb_printf(&b, "%s ok%s\n", name, starts);
         }
     }
     pthread_rwlock_unlock(&a->pools_lock);

@@ -760,6 +760,53 @@ static void test_serves_a_service(void **state)
     }
 }
 
+static void quiet_log(void *user, const char *line)
+{
+    (void)user;
+    (void)line;
+}
+
+/* Worker threads that cannot start (here: a stack no mmap can give, as
+ * thread limits would) are said on the pool's /health/pools line, served
+ * through a service (issue 12.11). */
+static void test_health_pools_start_failures(void **state)
+{
+    (void)state;
+    sluice_service_config sc;
+    sluice_service_config_init(&sc);
+    sc.no_signals = true;
+    sc.log = quiet_log;
+    sc.drain_budget_ns = 100 * SLUICE_NS_PER_MS; /* the starved pool never drains by itself */
+    sluice_service *svc = NULL;
+    assert_int_equal(sluice_service_create(&sc, &svc, NULL, 0), SLUICE_OK);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "starved";
+    pc.workers = 2;
+    pc.queue_capacity = 4;
+    pc.stack_size = (size_t)1 << 46; /* 64 TiB: pthread_create fails */
+    assert_int_equal(sluice_service_add_pool(svc, &pc, 0, NULL, NULL, 0), SLUICE_OK);
+    pc.name = "fine";
+    pc.stack_size = 0;
+    assert_int_equal(sluice_service_add_pool(svc, &pc, 0, NULL, NULL, 0), SLUICE_OK);
+    sluice_admin_config cfg;
+    sluice_admin_config_init(&cfg);
+    cfg.service = svc;
+    cfg.health_timeout_ns = 200 * SLUICE_NS_PER_MS;
+    sluice_admin *a = start_admin(&cfg);
+    http_reply r = http_do(sluice_admin_port(a), "GET", "/health/pools", NULL);
+    assert_int_equal(r.status, 503);
+    expect_body_has(&r, "starved FAIL: ");
+    expect_body_has(&r, "(worker starts failed: ");
+    expect_body_has(&r, "fine ok\n");
+    http_free(&r);
+    sluice_admin_stop(a);
+    sluice_service_shutdown(svc);
+    sluice_lifecycle_report rep;
+    sluice_service_run(svc, &rep);
+    sluice_service_destroy(svc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -774,6 +821,7 @@ int main(void)
         cmocka_unit_test(test_token),
         cmocka_unit_test(test_bind_errors),
         cmocka_unit_test(test_serves_a_service),
+        cmocka_unit_test(test_health_pools_start_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
