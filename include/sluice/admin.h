@@ -29,9 +29,21 @@
  * the request carries "Authorization: Bearer <token>".
  *
  * The server binds 127.0.0.1:9464 unless told otherwise; it runs one
- * thread per connection (up to max_connections) so that a slow
- * /health/pools does not hold up /metrics, and one sampler thread that
- * watches for saturation.
+ * thread per connection so that a slow /health/pools does not hold up
+ * /metrics, and one sampler thread that watches for saturation and closes
+ * connections past their deadline. Slow or idle clients cannot keep
+ * /health/live out (see max_connections). A NUL byte in the request
+ * target, sent raw or as %00, is a 400.
+ *
+ * Exposure: /metrics shows pool names, sizes and counters; /health/...
+ * pool names and states; /debug/pools each pool's configuration and the
+ * labels of running tasks; /debug/pools/stacks code addresses and symbol
+ * names of the binary. Binding beyond loopback exposes them to the
+ * network: set a token for /debug/... (sluice_admin_address says whether
+ * the bound address is loopback). Each /debug/pools/stacks request sends
+ * SIGURG to every worker: a blocking call in a running task that does not
+ * restart after a signal handler (nanosleep, poll, select, epoll_wait,
+ * sem_timedwait, ...) returns EINTR.
  *
  * The health probe: a task with label "sluice.admin.probe" that does
  * nothing, submitted with sluice_pool_submit_ex and its own on_abandon. It
@@ -76,7 +88,14 @@ typedef struct sluice_admin_config {
     /* The registry served at /metrics; borrowed, must outlive the server.
      * NULL: the server creates its own (sluice_admin_metrics). */
     sluice_metrics *metrics;
-    /* Concurrent connections; 0 = 16. Further connections are refused. */
+    /* Connections served at once; 0 = 16. When more are open, the server
+     * closes the slowest client that is not being answered (one trickling
+     * its request, reading its answer slowly, or idle between requests),
+     * so a new request, a liveness probe first, always gets in. Closing
+     * ones take a moment to go: up to 4 x max_connections (at least 8) are
+     * open at most, beyond which new connections are refused.
+     * /health/pools and /debug/pools/stacks, which may wait, run at most
+     * max_connections / 2 (at least 1) at once; more get 503 at once. */
     unsigned max_connections;
     /* Longest request line + headers in bytes; 0 = 8192. */
     size_t max_request_bytes;
@@ -88,7 +107,10 @@ typedef struct sluice_admin_config {
     uint64_t sample_interval_ns;
     /* /debug/pools/stacks wait per thread; 0 = 200 ms. */
     uint64_t stack_timeout_ns;
-    /* Idle connections are closed after this; 0 = 10 s. */
+    /* A connection is closed when it has spent this long outside a
+     * handler: to send its request (however slowly its bytes come), to
+     * read its answer, or idle between requests; checked every
+     * sample_interval_ns. 0 = 10 s. */
     uint64_t connection_timeout_ns;
     /* The clock saturation durations are measured on; NULL = system. */
     const sluice_clock *clock;
@@ -132,6 +154,23 @@ SLUICE_API void sluice_admin_stop(sluice_admin *admin);
 
 /* sluice_admin_port - the bound port (useful with port 0). */
 SLUICE_API unsigned sluice_admin_port(const sluice_admin *admin);
+
+/*
+ * sluice_admin_address - the address the server is bound to, numeric and
+ * with the real port: "127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464" for
+ * every IPv4 interface. Owned by the server (valid until stop); "" for
+ * NULL. Thread-safe.
+ */
+SLUICE_API const char *sluice_admin_address(const sluice_admin *admin);
+
+/*
+ * sluice_admin_is_loopback - true when the bound address is a loopback
+ * address (127.0.0.0/8, ::1, ::ffff:127.x.y.z), so only this host can
+ * connect; false for a wildcard (0.0.0.0, ::) or any other address, which
+ * exposes the endpoints to the network (see the header comment), and for
+ * NULL. Thread-safe.
+ */
+SLUICE_API bool sluice_admin_is_loopback(const sluice_admin *admin);
 
 /* sluice_admin_metrics - the registry served at /metrics. Borrowed. */
 SLUICE_API sluice_metrics *sluice_admin_metrics(sluice_admin *admin);

@@ -278,13 +278,37 @@ SLUICE_API size_t sluice_format_double(double v, bool openmetrics, char *buf, si
  * SLUICE_ENOENT when the thread has exited; SLUICE_EINVAL (the calling
  * thread itself, NULL, max < 1); SLUICE_ESYS (installing the handler).
  * Thread-safety: safe. `thread` must be a thread that has not been
- * joined or detached-and-exited (a handle from sluice_pool_workers_get is
- * valid while that worker lives).
- * Hazard: an application that uses SIGURG itself (out-of-band socket data
+ * joined or detached-and-exited: for a pool's workers, whose handles go
+ * stale when a worker expires or is resized away, use
+ * sluice_pool_worker_backtrace instead.
+ * timeout_ns: how long to wait for the thread to answer; 0 means do not
+ * wait (only an answer that is already in counts: in practice ETIMEDOUT).
+ * Hazards: an application that uses SIGURG itself (out-of-band socket data
  * with F_SETOWN) should install its handler before the first call: ours
- * passes SIGURGs that are not captures on to it.
+ * passes SIGURGs that are not captures on to it. The target thread is
+ * interrupted: a blocking call in it that does not restart after a signal
+ * handler (nanosleep, poll, select, epoll_wait, sem_timedwait, ...)
+ * returns EINTR, as with any signal.
  */
 SLUICE_API sluice_err sluice_thread_backtrace(pthread_t thread, void **frames, int max, int *count,
                                               uint64_t timeout_ns);
+
+/*
+ * sluice_pool_worker_backtrace - like sluice_thread_backtrace for the
+ * worker `worker` (an entry from sluice_pool_workers_get on `pool`), safe
+ * however old the entry is: the signal is sent under the pool's lock and
+ * only while that worker's thread is still alive in its slot.
+ * Returns: SLUICE_OK; SLUICE_ENOENT when the worker has exited (expired,
+ * retired, resized away) since the entry was read, or its slot holds a
+ * newer thread; SLUICE_ETIMEDOUT (as above, also when the worker exits
+ * between the signal and its answer); SLUICE_EINVAL (NULL pool or worker,
+ * the calling thread itself, max < 1); SLUICE_ESYS.
+ * Thread-safety: safe while `pool` is not destroyed. Takes the pool's
+ * lock for the send only (not while waiting).
+ * Hazard: interrupts blocking calls in the running task with EINTR (see
+ * sluice_thread_backtrace).
+ */
+SLUICE_API sluice_err sluice_pool_worker_backtrace(sluice_pool *pool, const sluice_worker_info *worker,
+                                                   void **frames, int max, int *count, uint64_t timeout_ns);
 
 #endif /* SLUICE_METRICS_H */

@@ -42,6 +42,28 @@ void sluice__sb_json_str(sluice__sb *b, const char *s);
 
 /* ---- the server ------------------------------------------------------------------ */
 
+/* One open connection (http.c), from libmicrohttpd's "started" notice to
+ * its "closed" notice; MHD closes the socket only after the latter, so
+ * while an entry is listed (under conn_lock) its fd is this connection's. */
+typedef struct sluice__admin_conn {
+    /* Guarded by conn_lock. */
+    struct sluice__admin_conn *prev, *next;
+    int fd;
+    bool busy;               /* a handler is running for it: never shut down */
+    bool closing;            /* shut down by us (evicted or past its deadline) */
+    uint64_t since_ns;       /* CLOCK_MONOTONIC: connected, or last left a handler */
+    uint64_t answered_ns;    /* CLOCK_MONOTONIC: the last answer left its handler; 0 = none */
+    uint64_t bytes_at_since; /* bytes received before since_ns (TCP_INFO) */
+    /* The current request's target as sent, before decoding (written by the
+     * URI callback and read by the dispatcher, both on the connection's
+     * MHD thread). */
+    const char *raw_target;
+    size_t raw_len; /* up to its first NUL */
+    bool pct_nul;   /* "%00" in its path */
+    int served;
+    uint64_t t0;
+} sluice__admin_conn;
+
 typedef struct sluice__admin_pool {
     sluice_pool *pool;
     bool in_registry; /* we added it to the registry, so we remove it */
@@ -59,6 +81,8 @@ struct sluice_admin {
     bool own_metrics;
     struct MHD_Daemon *daemon;
     unsigned port;
+    char bound[64]; /* the bound address, numeric: "127.0.0.1:9464", "[::1]:9464" */
+    bool loopback;  /* bound to a loopback address (not a wildcard) */
 
     _Atomic bool ready; /* release by set_ready, acquire by the readers */
 
@@ -71,6 +95,13 @@ struct sluice_admin {
     sluice__admin_pool pools[SLUICE__ADMIN_MAX_POOLS];
     size_t pool_count;
     pthread_mutex_t sat_lock; /* the saturation fields of pools[] */
+
+    /* Connection slots (http.c). Guarded by conn_lock, a leaf lock. */
+    pthread_mutex_t conn_lock;
+    sluice__admin_conn conns; /* list sentinel */
+    unsigned conn_open;       /* listed and not closing */
+    unsigned slow_cap;        /* immutable: SLUICE__ROUTE_SLOW requests at once */
+    _Atomic unsigned slow_inflight;
 
     /* The sampler. Guarded by sampler_mu. */
     pthread_mutex_t sampler_mu;

@@ -11,7 +11,11 @@
  * Stacks. Each worker is asked for its own backtrace by a signal
  * (SIGURG, see src/obs/stacks.c), which interrupts a blocking call in the
  * task with EINTR where the call does not restart (nanosleep, poll,
- * select, ...).
+ * select, ...). The capture goes through sluice_pool_worker_backtrace,
+ * which signals a worker only while the pool still has it (never a thread
+ * that has exited and been joined), so workers may expire, retire or be
+ * resized away during the request: such a worker reads "(no backtrace:
+ * ...)".
  *
  * Lock order: pools_lock (read) -> pool getters (pool->mu inside them).
  */
@@ -138,8 +142,8 @@ static int ep_stacks(sluice_admin *a, struct MHD_Connection *c)
             }
             sluice__sb_puts(&b, "\n");
             int count = 0;
-            sluice_err r = sluice_thread_backtrace(w[k].thread, frames, SLUICE_BACKTRACE_MAX, &count,
-                                                   a->cfg.stack_timeout_ns);
+            sluice_err r = sluice_pool_worker_backtrace(pool, &w[k], frames, SLUICE_BACKTRACE_MAX, &count,
+                                                        a->cfg.stack_timeout_ns);
             if (r != SLUICE_OK) {
                 sluice__sb_printf(&b, "    (no backtrace: %s)\n", sluice_strerror(r));
                 continue;

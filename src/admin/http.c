@@ -28,8 +28,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -37,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -331,34 +334,303 @@ static int respond_not_allowed(struct MHD_Connection *c, const sluice__admin_rou
     return ret;
 }
 
+/* ---- connection slots -------------------------------------------------------------- */
+
+static uint64_t mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * SLUICE_NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+/* Close k's connection from outside its thread: its MHD thread sees the
+ * end of the stream and closes it. Caller holds conn_lock, so k is listed
+ * and its fd has not been closed. */
+static void shut_locked(sluice_admin *a, sluice__admin_conn *k)
+{
+    if (k->fd >= 0) {
+        shutdown(k->fd, SHUT_RDWR);
+    }
+    k->closing = true;
+    a->conn_open--;
+}
+
+/* A connection whose answer left its handler less than this ago is not
+ * evicted: the answer is being written (the deadline still applies). */
+#define ANSWER_GRACE_NS (100 * SLUICE_NS_PER_MS)
+
+/* Whether k may be evicted now: not the newcomer `except`, not in a
+ * handler, not already closing, and no answer in the last
+ * ANSWER_GRACE_NS. Caller holds conn_lock. */
+static bool evictable_locked(const sluice__admin_conn *k, const sluice__admin_conn *except, uint64_t now)
+{
+    return k != except && !k->busy && !k->closing &&
+           !(k->answered_ns && now < k->answered_ns + ANSWER_GRACE_NS);
+}
+
+/* How fast k's client has sent, in bytes per second since it connected or
+ * last left a handler (ages under 1 ms count as 1 ms). A probe sends its
+ * whole request at once (tens of kB/s and more, even before its thread has
+ * read it); a client trickling a request sends a few bytes a second.
+ * Unknown (no TCP_INFO): 0, the first to go. */
+static double send_rate(const sluice__admin_conn *k, uint64_t now)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (k->fd < 0 || getsockopt(k->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received) {
+        return 0;
+    }
+    uint64_t bytes = ti.tcpi_bytes_received - k->bytes_at_since;
+    uint64_t age = now > k->since_ns ? now - k->since_ns : 0;
+    age = age < SLUICE_NS_PER_MS ? SLUICE_NS_PER_MS : age;
+    return (double)bytes * 1e9 / (double)age;
+}
+
+/* Bytes received on k so far (for send_rate's baseline). */
+static uint64_t bytes_received(const sluice__admin_conn *k)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (k->fd < 0 || getsockopt(k->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) {
+        return 0;
+    }
+    return ti.tcpi_bytes_received;
+}
+
+/* More than max_connections are open: close the slowest client among
+ * those evictable_locked allows (one trickling its request, reading its
+ * answer slowly, or idle between requests). Returns false when there is
+ * none (the newcomer then stays, up to MHD's own limit, and the sampler
+ * tries again). Caller holds conn_lock. */
+static bool evict_locked(sluice_admin *a, const sluice__admin_conn *except, uint64_t now)
+{
+    sluice__admin_conn *slowest = NULL;
+    double slowest_rate = 0;
+    for (sluice__admin_conn *k = a->conns.next; k != &a->conns; k = k->next) {
+        if (evictable_locked(k, except, now)) {
+            double rate = send_rate(k, now);
+            if (!slowest || rate < slowest_rate) {
+                slowest = k;
+                slowest_rate = rate;
+            }
+        }
+    }
+    if (slowest) {
+        shut_locked(a, slowest);
+    }
+    return slowest != NULL;
+}
+
+/* The sampler's other job: close connections that have been outside a
+ * handler for longer than connection_timeout_ns, however slowly their
+ * bytes keep coming (libmicrohttpd's own timeout sees only silence), and
+ * evict down to max_connections. */
+static void reap_connections(sluice_admin *a)
+{
+    pthread_mutex_lock(&a->conn_lock);
+    uint64_t now = mono_now(); /* under the lock: no entry's times are later */
+    for (sluice__admin_conn *k = a->conns.next; k != &a->conns; k = k->next) {
+        if (!k->busy && !k->closing && now > k->since_ns &&
+            now - k->since_ns > a->cfg.connection_timeout_ns) {
+            shut_locked(a, k);
+        }
+    }
+    while (a->conn_open > a->cfg.max_connections && evict_locked(a, NULL, now)) {
+    }
+    pthread_mutex_unlock(&a->conn_lock);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    sluice_admin *a = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        sluice__admin_conn *k = calloc(1, sizeof *k);
+        *socket_context = k;
+        if (!k) {
+            return; /* served without a slot of its own: on_request answers 503 */
+        }
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        k->fd = ci ? ci->connect_fd : -1;
+        k->since_ns = mono_now();
+        pthread_mutex_lock(&a->conn_lock);
+        k->prev = a->conns.prev;
+        k->next = &a->conns;
+        a->conns.prev->next = k;
+        a->conns.prev = k;
+        a->conn_open++;
+        if (a->conn_open > a->cfg.max_connections) {
+            (void)evict_locked(a, k, mono_now()); /* under the lock: no entry's times are later */
+        }
+        pthread_mutex_unlock(&a->conn_lock);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        sluice__admin_conn *k = *socket_context;
+        if (!k) {
+            return;
+        }
+        pthread_mutex_lock(&a->conn_lock);
+        k->prev->next = k->next;
+        k->next->prev = k->prev;
+        if (!k->closing) {
+            a->conn_open--;
+        }
+        pthread_mutex_unlock(&a->conn_lock);
+        free(k);
+        *socket_context = NULL;
+    }
+}
+
+static sluice__admin_conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void set_busy(sluice_admin *a, sluice__admin_conn *k, bool busy)
+{
+    pthread_mutex_lock(&a->conn_lock);
+    k->busy = busy;
+    if (!busy) {
+        /* Its answer is on its way out: the request grace covers the
+         * writing (a reader slower than that can be evicted). */
+        k->since_ns = k->answered_ns = mono_now();
+        k->bytes_at_since = bytes_received(k);
+    }
+    pthread_mutex_unlock(&a->conn_lock);
+}
+
+/* ---- the request target as sent ---------------------------------------------------- */
+
+/* libmicrohttpd hands us the target as a C string after decoding it, so
+ * "GET /health/live\0x" and "GET /health/live%00x" would both reach the
+ * router as "/health/live". This callback sees the target as sent (before
+ * decoding and before the query string is split off) and notes its C
+ * length and any "%00" in its path; on_request then compares. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    sluice__admin_conn *k = conn_of(c);
+    if (k) {
+        k->raw_target = uri;
+        k->raw_len = uri ? strlen(uri) : 0;
+        k->pct_nul = false;
+        for (size_t i = 0; i + 2 < k->raw_len && uri[i] != '?'; i++) {
+            if (uri[i] == '%' && uri[i + 1] == '0' && uri[i + 2] == '0') {
+                k->pct_nul = true;
+            }
+        }
+    }
+    return cls; /* the request's context: non-NULL from the first call on */
+}
+
+/* Whether the target as sent held a NUL byte. libmicrohttpd (0.9.75)
+ * parses the request line in place: the target is followed by the NUL it
+ * wrote over the space before the version, then the version, so a target
+ * whose C string ends before that NUL had a NUL of its own. Only judged
+ * when the pointers are laid out like that (same buffer, version after
+ * the target); `url` is the start of the same bytes, decoded in place. */
+static bool target_has_nul(const sluice_admin *a, const sluice__admin_conn *k, const char *url,
+                           const char *version)
+{
+    if (k->pct_nul) {
+        return true;
+    }
+    if (!version || k->raw_target != url) {
+        return false;
+    }
+    uintptr_t end = (uintptr_t)url + k->raw_len + 1; /* just past the first NUL */
+    uintptr_t v = (uintptr_t)version;
+    return v > end && v - end < a->cfg.max_request_bytes + 4096;
+}
+
+static int respond_busy(struct MHD_Connection *c, unsigned inflight)
+{
+    char text[192];
+    snprintf(text, sizeof text,
+             "busy: %u requests that wait (/health/pools, /debug/pools/stacks) are already in progress; "
+             "try again\n",
+             inflight);
+    size_t n = strlen(text);
+    char *body = malloc(n + 1);
+    if (!body) {
+        return MHD_NO;
+    }
+    memcpy(body, text, n + 1);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* Run a row's handler; a SLUICE__ROUTE_SLOW row only while fewer than
+ * slow_cap such requests run, so that they can never hold every slot. */
+static int run_route(sluice_admin *a, struct MHD_Connection *c, const sluice__admin_route *route)
+{
+    if (!(route->flags & SLUICE__ROUTE_SLOW)) {
+        return route->handler(a, c);
+    }
+    unsigned cur = atomic_load_explicit(&a->slow_inflight, memory_order_relaxed);
+    do {
+        if (cur >= a->slow_cap) {
+            return respond_busy(c, cur);
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&a->slow_inflight, &cur, cur + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    int r = route->handler(a, c);
+    atomic_fetch_sub_explicit(&a->slow_inflight, 1, memory_order_relaxed);
+    return r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
-    (void)version;
     (void)upload_data;
     (void)upload_data_size;
     sluice_admin *a = cls;
-    if (*con_cls == NULL) {
-        /* First call: headers only. For a request with a body (which no
-         * endpoint takes) we answer at once and MHD closes the connection. */
-        *con_cls = a;
+    /* *con_cls is set by on_uri; a request with a body (which no endpoint
+     * takes) is answered at its first call and MHD closes the connection. */
+    (void)con_cls;
+    sluice__admin_conn *k = conn_of(c);
+    if (!k) {
+        return (enum MHD_Result)sluice__admin_respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                                           "out of memory\n");
     }
+    set_busy(a, k, true);
     const sluice__admin_route *route = NULL;
-    int status = sluice__admin_route_find(method, url, url ? strlen(url) : 0, &route);
+    int status = target_has_nul(a, k, url, version)
+                     ? 400
+                     : sluice__admin_route_find(method, url, url ? strlen(url) : 0, &route);
+    int r;
     switch (status) {
     case 200:
         if (sluice__admin_route_requires_token(a, route) && !authorized(a, c)) {
-            return (enum MHD_Result)respond_unauthorized(c);
+            r = respond_unauthorized(c);
+        } else {
+            r = run_route(a, c, route);
         }
-        return (enum MHD_Result)route->handler(a, c);
+        break;
     case 404:
-        return (enum MHD_Result)respond_not_found(c);
+        r = respond_not_found(c);
+        break;
     case 405:
-        return (enum MHD_Result)respond_not_allowed(c, route);
+        r = respond_not_allowed(c, route);
+        break;
     default:
-        return (enum MHD_Result)sluice__admin_respond_text(c, MHD_HTTP_BAD_REQUEST, "bad request\n");
+        r = sluice__admin_respond_text(c, MHD_HTTP_BAD_REQUEST, "bad request\n");
+        break;
     }
+    set_busy(a, k, false);
+    return (enum MHD_Result)r;
 }
 
 /* ---- the sampler thread ------------------------------------------------------------- */
@@ -379,6 +651,7 @@ static void *sampler_main(void *arg)
         }
         pthread_mutex_unlock(&a->sampler_mu);
         sluice__admin_sample(a);
+        reap_connections(a);
         pthread_mutex_lock(&a->sampler_mu);
     }
     pthread_mutex_unlock(&a->sampler_mu);
@@ -392,11 +665,44 @@ void sluice_admin_config_init(sluice_admin_config *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
+/* The connections MHD holds at once: 4 x max_connections (at least 8),
+ * saturating. Past max_connections each newcomer evicts a slow client
+ * (evict_locked), but the evicted ones take a moment to close (their
+ * threads need the CPU), and a storm of reconnecting clients must not
+ * fill MHD's own limit with them: at that limit MHD refuses newcomers,
+ * probes included. */
+static unsigned mhd_limit(unsigned max_connections)
+{
+    if (max_connections > UINT_MAX / 4) {
+        return UINT_MAX;
+    }
+    return max_connections * 4 > 8 ? max_connections * 4 : 8;
+}
+
 /* Parse "host:port", "[v6]:port", ":port" or "port" into a bound,
  * listening socket. Returns SLUICE_OK with *fd set, or an error with the
  * reason in errbuf. */
-static sluice_err bind_listen(const char *address, int *fd_out, unsigned *port_out, char *errbuf,
-                              size_t errlen)
+/* The bound address as text ("127.0.0.1:9464", "[::1]:9464") and whether
+ * only this host can reach it. */
+static void describe_bound(sluice_admin *a, const struct sockaddr_storage *ss)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
+        snprintf(a->bound, sizeof a->bound, "[%s]:%u", host, a->port);
+        const uint8_t *b = s6->sin6_addr.s6_addr;
+        static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        a->loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) || (memcmp(b, v4mapped, 12) == 0 && b[12] == 127);
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
+        snprintf(a->bound, sizeof a->bound, "%s:%u", host, a->port);
+        a->loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+    }
+}
+
+static sluice_err bind_listen(sluice_admin *a, const char *address, int *fd_out, char *errbuf, size_t errlen)
 {
     char host[256] = "127.0.0.1";
     const char *port;
@@ -467,6 +773,11 @@ static sluice_err bind_listen(const char *address, int *fd_out, unsigned *port_o
         return SLUICE_ESYS;
     }
     freeaddrinfo(res);
+    /* Hand a connection to the server only once its first bytes are in,
+     * so a newly accepted client has either sent its whole request head
+     * (then it is never evicted, see evictable_locked) or is slow. */
+    int defer_s = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof defer_s);
     if (listen(fd, 64) != 0) {
         int e = errno;
         close(fd);
@@ -476,13 +787,17 @@ static sluice_err bind_listen(const char *address, int *fd_out, unsigned *port_o
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    unsigned port_bound = (unsigned)pnum;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-        port_bound = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                              : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+        int e = errno;
+        close(fd);
+        seterr(errbuf, errlen, "%s: getsockname: %s", address, strerror(e));
+        errno = e;
+        return SLUICE_ESYS;
     }
+    a->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                       : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    describe_bound(a, &ss);
     *fd_out = fd;
-    *port_out = port_bound;
     return SLUICE_OK;
 }
 
@@ -521,6 +836,7 @@ static void admin_free(sluice_admin *a)
     pthread_cond_destroy(&a->sampler_cv);
     pthread_mutex_destroy(&a->sampler_mu);
     pthread_mutex_destroy(&a->sat_lock);
+    pthread_mutex_destroy(&a->conn_lock);
     pthread_rwlock_destroy(&a->pools_lock);
     free(a);
 }
@@ -572,6 +888,10 @@ sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out
         a->cfg.connection_timeout_ns = 10 * SLUICE_NS_PER_SEC;
     }
     atomic_init(&a->ready, true);
+    a->slow_cap = a->cfg.max_connections / 2 ? a->cfg.max_connections / 2 : 1;
+    atomic_init(&a->slow_inflight, 0);
+    pthread_mutex_init(&a->conn_lock, NULL);
+    a->conns.next = a->conns.prev = &a->conns;
     pthread_rwlock_init(&a->pools_lock, NULL);
     pthread_mutex_init(&a->sat_lock, NULL);
     pthread_mutex_init(&a->sampler_mu, NULL);
@@ -592,7 +912,7 @@ sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out
     }
     int fd = -1;
     if (r == SLUICE_OK) {
-        r = bind_listen(a->address, &fd, &a->port, errbuf, errlen);
+        r = bind_listen(a, a->address, &fd, errbuf, errlen);
     }
     if (r == SLUICE_OK) {
         /* The memory limit bounds the request line and headers; MHD needs
@@ -600,11 +920,15 @@ sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out
         size_t mem = a->cfg.max_request_bytes + 4096;
         unsigned timeout_s =
             (unsigned)((a->cfg.connection_timeout_ns + SLUICE_NS_PER_SEC - 1) / SLUICE_NS_PER_SEC);
-        a->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD, 0, NULL,
-                                     NULL, on_request, a, MHD_OPTION_LISTEN_SOCKET, fd,
-                                     MHD_OPTION_CONNECTION_LIMIT, a->cfg.max_connections,
-                                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_CONNECTION_TIMEOUT,
-                                     timeout_s, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+        /* MHD's own limit leaves room above max_connections for the
+         * newcomers that evict a slow client (evict_locked) while the
+         * evicted ones close. */
+        a->daemon = MHD_start_daemon(
+            MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD, 0, NULL, NULL, on_request, a,
+            MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, mhd_limit(a->cfg.max_connections),
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+            MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_NOTIFY_CONNECTION, on_connection, a,
+            MHD_OPTION_URI_LOG_CALLBACK, on_uri, a, MHD_OPTION_END);
         if (!a->daemon) {
             int e = errno;
             close(fd);
@@ -662,6 +986,16 @@ void sluice_admin_stop(sluice_admin *a)
 unsigned sluice_admin_port(const sluice_admin *a)
 {
     return a ? a->port : 0;
+}
+
+const char *sluice_admin_address(const sluice_admin *a)
+{
+    return a ? a->bound : "";
+}
+
+bool sluice_admin_is_loopback(const sluice_admin *a)
+{
+    return a && a->loopback;
 }
 
 sluice_metrics *sluice_admin_metrics(sluice_admin *a)

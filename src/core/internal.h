@@ -271,6 +271,12 @@ void sluice__abandon(struct sluice_pool *p, sluice__task *t, sluice_abandon_reas
 void sluice__emit(struct sluice_pool *p, sluice_event_kind kind, unsigned worker, uint64_t old_value,
                   uint64_t new_value, sluice_err err, const char *detail, const sluice_drain_report *drain);
 
+/* pool.c, for src/obs/stacks.c (/debug/pools/stacks): send `sig` to the
+ * worker in slot `index` if that slot still holds the live thread
+ * `thread`. Returns 0, ESRCH (the worker has exited or the slot has been
+ * reused), or pthread_kill's error. */
+int sluice__pool_signal_worker(struct sluice_pool *p, unsigned index, pthread_t thread, int sig);
+
 /* panic.c */
 void sluice__fault_guard_install(void);
 void sluice__altstack_enter(sluice__worker *w);

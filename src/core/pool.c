@@ -28,6 +28,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1113,6 +1114,24 @@ size_t sluice_pool_workers_get(sluice_pool *p, sluice_worker_info *out, size_t c
     }
     pthread_mutex_unlock(&p->mu);
     return n;
+}
+
+/* The thread handle in sluice_worker_info may belong to a worker that has
+ * since exited and been joined (idle expiry, resize); pthread_kill on it is
+ * undefined (a crash when its stack has been unmapped). Under mu a slot
+ * marked occupied holds a thread that has not listed itself on `zombies`
+ * yet (worker_main clears occupied and lists itself in one critical
+ * section), so nothing can have joined it: the signal goes to a thread
+ * that exists, and a late exit only means the signal is never handled. */
+int sluice__pool_signal_worker(sluice_pool *p, unsigned index, pthread_t thread, int sig)
+{
+    int r = ESRCH;
+    pthread_mutex_lock(&p->mu);
+    if (index < p->nslots && p->slots[index]->occupied && pthread_equal(p->slots[index]->thread, thread)) {
+        r = pthread_kill(thread, sig);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return r;
 }
 
 const char *sluice_pool_name(const sluice_pool *p)

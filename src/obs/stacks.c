@@ -14,9 +14,13 @@
  * is called once at install time so that its lazy loading of libgcc (which
  * allocates) happens outside any handler.
  *
- * A request lives on the requester's stack: target thread, frame buffer,
- * a semaphore. It is published through the atomic pointer `pending`.
- * Captures serialise on `capture_lock`, so at most one request is pending.
+ * A request (target thread, frame buffer, a semaphore) lives in one static
+ * slot, published through the atomic pointer `pending`; captures
+ * serialise on `capture_lock`, so at most one request is pending. Static,
+ * not on the requester's stack: a late handler may read the slot after its
+ * request has timed out and the requesting thread has returned, or exited
+ * (an HTTP connection thread), so the memory must stay valid and `target`
+ * is atomic.
  *
  * The claim protocol (who may touch the request):
  *   1. The requester stores `pending = req` (release), then pthread_kill.
@@ -26,9 +30,9 @@
  *   3. The requester waits on the semaphore up to the timeout. On timeout
  *      it tries CAS(pending: req -> NULL) itself. If that succeeds, no
  *      handler has the request and none ever will (a late handler finds
- *      NULL or another request): the request may die. If it fails, a
+ *      NULL or another request): the slot may be reused. If it fails, a
  *      handler claimed it and is finishing: wait for its sem_post (it does
- *      only a bounded backtrace) before the request leaves scope.
+ *      only a bounded backtrace) before the next capture reuses the slot.
  * A signal meant for an earlier, timed-out request that arrives during a
  * later request for the same thread simply answers the later one: both
  * ask for that thread's current stack.
@@ -38,9 +42,23 @@
  * application using SIGURG for out-of-band data keeps working, although
  * it may see an extra call per capture.
  *
- * Hazards: pthread_kill on a thread that has been joined is undefined;
- * callers pass handles of live threads (see sluice_pool_workers_get).
- * A thread that blocks SIGURG, or is stopped, times out.
+ * Pool workers. A handle from sluice_pool_workers_get may belong to a
+ * worker that exits and is joined before the signal is sent (idle expiry,
+ * resize); pthread_kill on a joined thread is undefined and crashed the
+ * process when the thread's stack had been unmapped. So
+ * sluice_pool_worker_backtrace does not send the signal itself: the pool
+ * sends it under its lock, only while the slot still holds that thread
+ * (sluice__pool_signal_worker). A worker that exits after the signal was
+ * sent never runs the handler: the request times out (or is claimed by
+ * nobody) as in step 3, and the request never outlives the call.
+ *
+ * Hazards: sluice_thread_backtrace's caller must pass a thread that has
+ * not been joined. A thread that blocks SIGURG, or is stopped, times out.
+ * The handler is installed with SA_RESTART, but calls that never restart
+ * after a handler (nanosleep, poll, select, epoll_wait, sem_timedwait, ...)
+ * return EINTR in the target thread: task code must retry them.
+ *
+ * Lock order: capture_lock -> pool->mu (inside sluice__pool_signal_worker).
  */
 #include <errno.h>
 #include <execinfo.h>
@@ -51,6 +69,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/internal.h"
 #include "sluice/clock.h"
 #include "sluice/metrics.h"
 
@@ -59,13 +78,19 @@
 /* The handler's own frame and the kernel's signal trampoline. */
 #define SKIP_FRAMES 2
 
+/* The one request slot. Captures serialise on capture_lock, so one slot is
+ * enough, and it is static rather than on the requester's stack: a late
+ * handler (its request timed out and the requester moved on, or its thread
+ * exited) may still load `pending` and read `target`, and must find live
+ * memory and an atomic value there. */
 typedef struct request {
-    pthread_t target;
+    _Atomic(pthread_t) target; /* written under capture_lock before `pending` is published */
     void *frames[CAPTURE_MAX + SKIP_FRAMES];
-    int count;
-    sem_t done;
+    int count;  /* frames and count: written only by the claiming handler */
+    sem_t done; /* initialised once by install(); one post per claim, consumed by that capture */
 } request;
 
+static request slot;
 static _Atomic(request *) pending;
 static pthread_mutex_t capture_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
@@ -77,7 +102,7 @@ static void on_capture_signal(int sig, siginfo_t *info, void *uctx)
     int saved = errno;
     request *req =
         atomic_load_explicit(&pending, memory_order_acquire); /* pairs with the requester's store */
-    if (req && pthread_equal(req->target, pthread_self()) &&
+    if (req && pthread_equal(atomic_load_explicit(&req->target, memory_order_relaxed), pthread_self()) &&
         atomic_compare_exchange_strong_explicit(&pending, &req, NULL, memory_order_acq_rel,
                                                 memory_order_acquire)) {
         req->count = backtrace(req->frames, CAPTURE_MAX + SKIP_FRAMES);
@@ -97,6 +122,10 @@ static void install(void)
     (void)backtrace(warm, 4); /* load libgcc's unwinder now, not in the handler */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
+    if (sem_init(&slot.done, 0, 0) != 0) {
+        install_errno = errno;
+        return;
+    }
     sa.sa_sigaction = on_capture_signal;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&sa.sa_mask);
@@ -113,7 +142,24 @@ static void deadline_after(struct timespec *ts, uint64_t ns)
     ts->tv_nsec = (long)(total % SLUICE_NS_PER_SEC);
 }
 
-sluice_err sluice_thread_backtrace(pthread_t thread, void **frames, int max, int *count, uint64_t timeout_ns)
+/* How the capture signal reaches the target: pthread_kill for a thread the
+ * caller vouches for, or the pool's checked send for a worker. Returns 0 or
+ * an errno value (ESRCH: the thread is gone). */
+typedef struct sender {
+    sluice_pool *pool; /* NULL: plain pthread_kill */
+    unsigned index;
+} sender;
+
+static int send_signal(const sender *s, pthread_t thread)
+{
+    if (s->pool) {
+        return sluice__pool_signal_worker(s->pool, s->index, thread, CAPTURE_SIGNAL);
+    }
+    return pthread_kill(thread, CAPTURE_SIGNAL);
+}
+
+static sluice_err capture(const sender *s, pthread_t thread, void **frames, int max, int *count,
+                          uint64_t timeout_ns)
 {
     if (!frames || !count || max < 1 || pthread_equal(thread, pthread_self())) {
         return SLUICE_EINVAL;
@@ -124,16 +170,13 @@ sluice_err sluice_thread_backtrace(pthread_t thread, void **frames, int max, int
         errno = install_errno;
         return SLUICE_ESYS;
     }
-    request req;
-    memset(&req, 0, sizeof req);
-    req.target = thread;
-    if (sem_init(&req.done, 0, 0) != 0) {
-        return SLUICE_ESYS;
-    }
+    request *req = &slot;
     sluice_err r = SLUICE_OK;
     pthread_mutex_lock(&capture_lock);
-    atomic_store_explicit(&pending, &req, memory_order_release); /* pairs with the handler's load */
-    int kr = pthread_kill(thread, CAPTURE_SIGNAL);
+    atomic_store_explicit(&req->target, thread, memory_order_relaxed);
+    req->count = 0;
+    atomic_store_explicit(&pending, req, memory_order_release); /* pairs with the handler's load */
+    int kr = send_signal(s, thread);
     if (kr != 0) {
         atomic_store_explicit(&pending, NULL, memory_order_relaxed);
         r = kr == ESRCH ? SLUICE_ENOENT : SLUICE_ESYS;
@@ -141,27 +184,42 @@ sluice_err sluice_thread_backtrace(pthread_t thread, void **frames, int max, int
         struct timespec ts;
         deadline_after(&ts, timeout_ns);
         int wr;
-        while ((wr = sem_timedwait(&req.done, &ts)) != 0 && errno == EINTR) {
+        while ((wr = sem_timedwait(&req->done, &ts)) != 0 && errno == EINTR) {
         }
         if (wr != 0) {
-            request *expect = &req;
+            request *expect = req;
             if (atomic_compare_exchange_strong_explicit(&pending, &expect, NULL, memory_order_acq_rel,
                                                         memory_order_acquire)) {
                 r = SLUICE_ETIMEDOUT; /* nobody claimed it; nobody will */
             } else {
-                while (sem_wait(&req.done) != 0 && errno == EINTR) { /* a handler is finishing */
+                while (sem_wait(&req->done) != 0 && errno == EINTR) { /* a handler is finishing */
                 }
             }
         }
         if (r == SLUICE_OK) {
-            int n = req.count - SKIP_FRAMES;
+            int n = req->count - SKIP_FRAMES;
             n = n < 0 ? 0 : n;
             n = n > max ? max : n;
-            memcpy(frames, req.frames + SKIP_FRAMES, (size_t)n * sizeof *frames);
+            memcpy(frames, req->frames + SKIP_FRAMES, (size_t)n * sizeof *frames);
             *count = n;
         }
     }
     pthread_mutex_unlock(&capture_lock);
-    sem_destroy(&req.done);
     return r;
+}
+
+sluice_err sluice_thread_backtrace(pthread_t thread, void **frames, int max, int *count, uint64_t timeout_ns)
+{
+    sender s = {NULL, 0};
+    return capture(&s, thread, frames, max, count, timeout_ns);
+}
+
+sluice_err sluice_pool_worker_backtrace(sluice_pool *pool, const sluice_worker_info *worker, void **frames,
+                                        int max, int *count, uint64_t timeout_ns)
+{
+    if (!pool || !worker) {
+        return SLUICE_EINVAL;
+    }
+    sender s = {pool, worker->index};
+    return capture(&s, worker->thread, frames, max, count, timeout_ns);
 }

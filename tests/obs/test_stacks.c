@@ -2,6 +2,10 @@
  * tests/obs/test_stacks.c - sluice_thread_backtrace: the captured stack of
  * a blocked thread contains the frames the thread itself sees; a thread
  * that masks the signal times out; bad arguments are refused.
+ * sluice_pool_worker_backtrace: a live worker is captured, an entry for a
+ * worker that has since exited and been joined gives SLUICE_ENOENT (never
+ * a signal to a dead thread), and a capture interrupts a sleeping task's
+ * nanosleep with EINTR, as the header warns.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -12,6 +16,9 @@
 #include <stdint.h>
 #include <execinfo.h>
 #include <string.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -154,6 +161,73 @@ static void test_bad_args(void **state)
     assert_int_equal(sluice_thread_backtrace(pthread_self(), NULL, 4, &n, SLUICE_NS_PER_SEC), SLUICE_EINVAL);
 }
 
+typedef struct sleeper {
+    _Atomic int started;
+    _Atomic int result; /* errno of the task's nanosleep, or 0 when it slept through */
+} sleeper;
+
+static int sleep_task(void *arg)
+{
+    sleeper *s = arg;
+    atomic_store(&s->started, 1);
+    struct timespec ts = {10, 0}, rem;
+    int r = nanosleep(&ts, &rem);
+    atomic_store(&s->result, r == 0 ? -1 : errno);
+    return 0;
+}
+
+static void test_pool_worker(void **state)
+{
+    (void)state;
+    sluice_pool_config cfg;
+    sluice_pool_config_init(&cfg);
+    cfg.name = "bt";
+    cfg.workers = 1;
+    cfg.queue_capacity = 4;
+    cfg.idle_expiry_ns = SLUICE_NS_PER_MS;
+    sluice_pool *p = NULL;
+    assert_int_equal(sluice_pool_create(&cfg, &p, NULL, 0), SLUICE_OK);
+    sleeper sl = {0};
+    assert_int_equal(sluice_pool_submit(p, sleep_task, &sl), SLUICE_OK);
+    for (int i = 0; i < 5000 && !atomic_load(&sl.started); i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_true(atomic_load(&sl.started));
+    sluice_worker_info w[4];
+    assert_int_equal(sluice_pool_workers_get(p, w, 4), 1);
+    void *frames[32];
+    int n = 0;
+    /* The capture interrupts the task's nanosleep (EINTR), which the task
+     * then reports; retry the capture if the signal came before the sleep. */
+    sluice_err r = SLUICE_OK;
+    for (int i = 0; i < 200 && atomic_load(&sl.result) == 0; i++) {
+        r = sluice_pool_worker_backtrace(p, &w[0], frames, 32, &n, 2 * SLUICE_NS_PER_SEC);
+        assert_true(r == SLUICE_OK || r == SLUICE_ENOENT);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(atomic_load(&sl.result), EINTR);
+    /* The worker goes idle and expires (1 ms); once it is gone, its old
+     * entry is refused without a signal. */
+    for (int i = 0; i < 5000 && sluice_pool_workers_get(p, NULL, 0) > 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(sluice_pool_workers_get(p, NULL, 0), 0);
+    assert_int_equal(sluice_pool_drain(p, 0, NULL), SLUICE_OK); /* joins the exited worker */
+    n = -1;
+    assert_int_equal(sluice_pool_worker_backtrace(p, &w[0], frames, 32, &n, 0), SLUICE_ENOENT);
+    assert_int_equal(n, 0);
+    sluice_worker_info bogus = w[0];
+    bogus.index = 1000; /* no such slot */
+    assert_int_equal(sluice_pool_worker_backtrace(p, &bogus, frames, 32, &n, 0), SLUICE_ENOENT);
+    assert_int_equal(sluice_pool_worker_backtrace(NULL, &w[0], frames, 32, &n, 0), SLUICE_EINVAL);
+    assert_int_equal(sluice_pool_worker_backtrace(p, NULL, frames, 32, &n, 0), SLUICE_EINVAL);
+    assert_int_equal(sluice_pool_worker_backtrace(p, &w[0], frames, 0, &n, 0), SLUICE_EINVAL);
+    sluice_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +235,7 @@ int main(void)
         cmocka_unit_test(test_capture),
         cmocka_unit_test(test_masked_times_out),
         cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_pool_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
