@@ -87,8 +87,9 @@ typedef struct sluice_keyed_abandoned {
 } sluice_keyed_abandoned;
 
 typedef struct sluice_keyed_config {
-    /* Optional; copied; [A-Za-z0-9_.:-]. NULL = "keyed". Metrics label and
-     * the runners' task label. */
+    /* Optional; copied; [A-Za-z0-9_.:-]. NULL = "keyed". The metrics label
+     * (runner tasks are labelled "keyed", a static string: the pool may
+     * read it after the executor is gone). */
     const char *name;
     /* Required: the pool the tasks run on (borrowed; it must outlive the
      * executor). It may run other work too. */

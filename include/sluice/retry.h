@@ -252,8 +252,10 @@ typedef struct sluice_retry_result {
 typedef void (*sluice_retry_done_fn)(const sluice_retry_result *res, void *arg);
 
 typedef struct sluice_retry_config {
-    /* Optional; copied; [A-Za-z0-9_.:-]. NULL = "retry". The metrics label,
-     * the attempt tasks' label and the timer thread's name. */
+    /* Optional; copied; [A-Za-z0-9_.:-]. NULL = "retry". The metrics label
+     * and the timer thread's name. (Attempt tasks are labelled "retry": a
+     * static string, since the pool may read a task's label after the call
+     * has ended, when a panic is reported.) */
     const char *name;
     /* Attempts per call, the first included; 0 = 3; 1 = never retry; at
      * most SLUICE_RETRY_MAX_ATTEMPTS. */
@@ -329,7 +331,7 @@ SLUICE_API sluice_err sluice_retry_call(sluice_retry *r, sluice_ctx *ctx, sluice
  * ends the call with REFUSED / SLUICE_ETIMEDOUT under BLOCK and REJECT,
  * while CALLER_RUNS runs the attempt on the timer thread). Each attempt is
  * submitted with the call's deadline and ctx, so the pool sheds it if
- * they pass while it is queued; its label is the retrier's name.
+ * they pass while it is queued; its task label is "retry".
  * done(res, arg) runs exactly once per accepted call. A context that
  * ends during a backoff ends the call when that backoff does, without
  * another attempt (outcome CANCELED or DEADLINE).

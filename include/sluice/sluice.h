@@ -23,5 +23,6 @@
 #include "sluice/lifecycle.h"
 #include "sluice/service.h"
 #include "sluice/keyed.h"
+#include "sluice/batcher.h"
 
 #endif /* SLUICE_SLUICE_H */

@@ -1,8 +1,7 @@
 /*
  * sluice/sync_metrics.h - export the sync primitives (semaphores, circuit
  * breakers, rate limiters, task groups, retriers, retry budgets, keyed
- * executors)
- * through a metrics registry.
+ * executors, batchers) through a metrics registry.
  *
  * A sluice_sync_metrics is one collector on a registry that writes every
  * family of every primitive added to it, labelled name="<primitive's
@@ -28,6 +27,12 @@
  *     _longest_backlog_max / _runners / _waiting                     gauges
  *   sluice_keyed_executor_submitted_total / _rejected_total / _dropped_total /
  *     _abandoned_total, sluice_keyed_executor_tasks_total{outcome=...}
+ *   sluice_batcher_pending_items / _in_flight / _waiting                gauges
+ *   sluice_batcher_added_total / _rejected_total,
+ *     sluice_batcher_items_total{outcome="delivered|failed"},
+ *     sluice_batcher_batches_total{reason="size|time|drain"},
+ *     sluice_batcher_failed_batches_total{why=...}                   counters
+ *   sluice_batcher_batch_size (items per batch)                      histogram
  *
  * Example:
  *
@@ -48,6 +53,7 @@
 #ifndef SLUICE_SYNC_METRICS_H
 #define SLUICE_SYNC_METRICS_H
 
+#include "sluice/batcher.h"
 #include "sluice/breaker.h"
 #include "sluice/common.h"
 #include "sluice/group.h"
@@ -95,5 +101,7 @@ SLUICE_API sluice_err sluice_sync_metrics_remove_retry_budget(sluice_sync_metric
                                                               sluice_retry_budget *b);
 SLUICE_API sluice_err sluice_sync_metrics_add_keyed(sluice_sync_metrics *sm, sluice_keyed *ex);
 SLUICE_API sluice_err sluice_sync_metrics_remove_keyed(sluice_sync_metrics *sm, sluice_keyed *ex);
+SLUICE_API sluice_err sluice_sync_metrics_add_batcher(sluice_sync_metrics *sm, sluice_batcher *b);
+SLUICE_API sluice_err sluice_sync_metrics_remove_batcher(sluice_sync_metrics *sm, sluice_batcher *b);
 
 #endif /* SLUICE_SYNC_METRICS_H */

@@ -23,7 +23,7 @@
 
 #include "sluice/sync_metrics.h"
 
-typedef enum kind { K_SEM = 0, K_BREAKER, K_LIMITER, K_KEYED, K_GROUP, K_RETRY, K_RETRY_BUDGET, K_KEYED_EXEC, K_COUNT } kind;
+typedef enum kind { K_SEM = 0, K_BREAKER, K_LIMITER, K_KEYED, K_GROUP, K_RETRY, K_RETRY_BUDGET, K_KEYED_EXEC, K_BATCHER, K_COUNT } kind;
 
 typedef struct item {
     kind k;
@@ -56,6 +56,8 @@ static const char *name_of(kind k, const void *obj)
         return sluice_retry_budget_name(obj);
     case K_KEYED_EXEC:
         return sluice_keyed_name(obj);
+    case K_BATCHER:
+        return sluice_batcher_name(obj);
     case K_COUNT:
         break;
     }
@@ -327,6 +329,66 @@ static void write_keyed_execs(sluice_expo *w, item **its, size_t n, const char *
     free(v3);
 }
 
+static void write_batchers(sluice_expo *w, item **its, size_t n, const char **names, double *v)
+{
+    enum { NR = SLUICE_FLUSH_REASON_COUNT_, NF = SLUICE_BATCH_FAILURE_COUNT_ };
+    sluice_batcher_stats *st = calloc(n, sizeof *st);
+    sluice_histogram *h = calloc(n, sizeof *h);
+    double *vr = calloc(n * NF, sizeof *vr); /* NF >= NR and >= 2 */
+    if (!st || !h || !vr) {
+        free(st);
+        free(h);
+        free(vr);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sluice_batcher_stats_get(its[i]->obj, &st[i]);
+        sluice_batcher_size_histogram(its[i]->obj, &h[i]);
+    }
+    FIELD_FAMILY("sluice_batcher_pending_items", G, "Items in the current, unsealed batch.", pending_items);
+    FIELD_FAMILY("sluice_batcher_in_flight", G, "Sealed batches queued or running.", in_flight);
+    FIELD_FAMILY("sluice_batcher_waiting", G, "Adders waiting for room.", waiting);
+    FIELD_FAMILY("sluice_batcher_added_total", C, "Items added.", added);
+    FIELD_FAMILY("sluice_batcher_rejected_total", C, "Adds refused (full, timed out, deadlock).", rejected);
+    static const char *const item_outcomes[] = {"delivered", "failed"};
+    for (size_t i = 0; i < n; i++) {
+        vr[i * 2] = (double)st[i].delivered;
+        vr[i * 2 + 1] = (double)st[i].failed_items;
+    }
+    family2(w, "sluice_batcher_items_total", "Items delivered, or handed to the failure handler.", names, n,
+            "outcome", item_outcomes, 2, vr);
+    static const char *reasons[NR];
+    for (int k = 0; k < NR; k++) {
+        reasons[k] = sluice_flush_reason_name((sluice_flush_reason)k);
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < NR; k++) {
+            vr[i * NR + k] = (double)st[i].flushes[k];
+        }
+    }
+    family2(w, "sluice_batcher_batches_total", "Batches sealed, by flush reason.", names, n, "reason", reasons, NR,
+            vr);
+    static const char *whys[NF];
+    for (int k = 0; k < NF; k++) {
+        whys[k] = sluice_batch_failure_name((sluice_batch_failure)k);
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < NF; k++) {
+            vr[i * NF + k] = (double)st[i].failures[k];
+        }
+    }
+    family2(w, "sluice_batcher_failed_batches_total", "Batches handed to the failure handler, by why.", names, n,
+            "why", whys, NF, vr);
+    sluice_expo_family(w, "sluice_batcher_batch_size", SLUICE_METRIC_HISTOGRAM, "Items per sealed batch.");
+    for (size_t i = 0; i < n; i++) {
+        sluice_metric_label l = {"name", names[i]};
+        sluice_expo_histogram(w, &l, 1, &h[i]);
+    }
+    free(st);
+    free(h);
+    free(vr);
+}
+
 static void collect(sluice_expo *w, void *user)
 {
     sluice_sync_metrics *sm = user;
@@ -374,6 +436,9 @@ static void collect(sluice_expo *w, void *user)
             break;
         case K_KEYED_EXEC:
             write_keyed_execs(w, its, m, names, v);
+            break;
+        case K_BATCHER:
+            write_batchers(w, its, m, names, v);
             break;
         case K_COUNT:
             break;
@@ -547,4 +612,14 @@ sluice_err sluice_sync_metrics_add_keyed(sluice_sync_metrics *sm, sluice_keyed *
 sluice_err sluice_sync_metrics_remove_keyed(sluice_sync_metrics *sm, sluice_keyed *ex)
 {
     return del(sm, K_KEYED_EXEC, ex);
+}
+
+sluice_err sluice_sync_metrics_add_batcher(sluice_sync_metrics *sm, sluice_batcher *b)
+{
+    return add(sm, K_BATCHER, b);
+}
+
+sluice_err sluice_sync_metrics_remove_batcher(sluice_sync_metrics *sm, sluice_batcher *b)
+{
+    return del(sm, K_BATCHER, b);
 }

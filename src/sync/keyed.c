@@ -460,7 +460,7 @@ static void runner_abandoned(const sluice_abandoned *task)
 static sluice_err start_runner(sluice_keyed *ex, bool nonblocking)
 {
     sluice_submit_opts o = {0};
-    o.label = ex->name;
+    o.label = "keyed"; /* static: the pool reads it after the executor may be gone */
     o.on_abandon = runner_abandoned;
     if (nonblocking) {
         uint64_t now = sluice_clock_now(sluice_pool_clock(ex->pool));

@@ -738,7 +738,7 @@ static sluice_err submit_attempt(rcall *c, bool nonblocking)
     sluice_submit_opts o = {0};
     o.deadline_ns = c->deadline_ns;
     o.ctx = c->ctx;
-    o.label = r->name;
+    o.label = "retry"; /* static: the pool reads it after the call ends (panic report) */
     o.on_abandon = attempt_abandoned;
     if (nonblocking) {
         /* A submit deadline already passed: take a free slot or give up. */

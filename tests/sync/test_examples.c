@@ -496,6 +496,62 @@ static void test_keyed_example(void **state)
     sluice_pool_destroy(pool);
 }
 
+/* ---- batcher -------------------------------------------------------------------- */
+
+static _Atomic int inserted, spooled;
+
+static int insert_events(void **events, size_t n, void *user)
+{
+    (void)events;
+    (void)user;
+    atomic_fetch_add(&inserted, (int)n); /* one INSERT of n rows */
+    return 0;
+}
+
+static void spool_events(void **events, size_t n, int rc, sluice_batch_failure why, void *user)
+{
+    (void)events;
+    (void)rc;
+    (void)why;
+    (void)user;
+    atomic_fetch_add(&spooled, (int)n);
+}
+
+static void test_batcher_example(void **state)
+{
+    (void)state;
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "ingest";
+    pc.workers = 4;
+    pc.queue_capacity = 64;
+    sluice_pool *pool;
+    assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
+
+    sluice_batcher_config bc;
+    sluice_batcher_config_init(&bc);
+    bc.name = "clickhouse";
+    bc.pool = pool;
+    bc.max_items = 100;                       /* 100 events per INSERT */
+    bc.max_delay_ns = 200 * SLUICE_NS_PER_MS; /* or 200 ms after the first */
+    bc.max_in_flight = 4;                     /* at most 4 INSERTs out */
+    bc.batch_fn = insert_events;              /* int (void **events, size_t n, void *user) */
+    bc.failure_fn = spool_events;             /* gets a failed batch whole */
+    sluice_batcher *ch;
+    if (sluice_batcher_create(&bc, &ch, errbuf, sizeof errbuf))
+        die(errbuf);
+
+    static int evs[1050];
+    for (int i = 0; i < 1050; i++) {
+        void *event = &evs[i];
+        sluice_batcher_add(ch, event); /* per event, from any thread */
+    }
+    sluice_batcher_destroy(ch); /* flushes the partial batch first */
+    assert_int_equal(atomic_load(&inserted) + atomic_load(&spooled), 1050);
+    assert_int_equal(atomic_load(&spooled), 0);
+    sluice_pool_destroy(pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -503,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_group_example),   cmocka_unit_test(test_breaker_example),
         cmocka_unit_test(test_limiter_example), cmocka_unit_test(test_retry_example),
         cmocka_unit_test(test_keyed_example),
+        cmocka_unit_test(test_batcher_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
