@@ -422,6 +422,54 @@ SLUICE_API sluice_err sluice_budget_parse(const char *text, size_t len, const ch
 /* sluice_budget_share_of - a service's share (0 when it has none). */
 SLUICE_API unsigned sluice_budget_share_of(const sluice_budget *b, const char *service);
 
+/* ---- the `cluster:` section of a YAML file ------------------------------------ */
+
+/* What a `cluster:` section says (see sluice_cluster_settings_load). */
+typedef struct sluice_cluster_settings {
+    bool present; /* the file has a cluster: section */
+    char redis_host[256];
+    unsigned redis_port;
+    char key_prefix[SLUICE_CLUSTER_NAME_MAX + 1];
+    char service[SLUICE_CLUSTER_NAME_MAX + 1];
+    char replica_id[SLUICE_CLUSTER_NAME_MAX + 1];
+    uint64_t heartbeat_ns, member_ttl_ns, lease_ttl_ns, redis_timeout_ns; /* 0 = default */
+    bool strict;             /* mode: strict (else share) */
+    char budget_file[4096];  /* relative paths are taken from the file's directory */
+    unsigned fallback_k, block;
+} sluice_cluster_settings;
+
+/*
+ * sluice_cluster_settings_load - read the `cluster:` section of a YAML
+ * file. Other top-level keys are ignored; sluice.yaml's own loader does
+ * not accept a `cluster:` key yet, so today the section lives in a file
+ * of its own (cluster.yaml):
+ *
+ *     cluster:
+ *       redis: 127.0.0.1:6379      # HOST:PORT
+ *       key_prefix: sluice
+ *       service: orders-service    # required when the section is there
+ *       replica_id: orders-7f9c    # optional
+ *       heartbeat: 1s              # durations: ns, us, ms, s, m
+ *       member_ttl: 3s
+ *       lease_ttl: 3s
+ *       redis_timeout: 250ms
+ *       mode: share                # or strict
+ *       budget_file: downstream-budget.yaml
+ *       fallback_k: 0
+ *       block: 0
+ *
+ * Returns: SLUICE_OK (out->present false when there is no section);
+ * SLUICE_EIO ("path: reason"); SLUICE_EPARSE / SLUICE_EINVAL with
+ * "path:line:col: cluster.key: what is wrong" in errbuf.
+ */
+SLUICE_API sluice_err sluice_cluster_settings_load(const char *path, sluice_cluster_settings *out, char *errbuf,
+                                                   size_t errlen);
+
+/* sluice_cluster_settings_apply - a sluice_cluster_config from settings
+ * (init + the fields given). cfg's strings point into s, which must
+ * outlive the sluice_cluster_create call. */
+SLUICE_API void sluice_cluster_settings_apply(const sluice_cluster_settings *s, sluice_cluster_config *cfg);
+
 /*
  * sluice_budget_report - the live allocation in Redis as text (what
  * `sluice budget status` prints): each service's members with the time

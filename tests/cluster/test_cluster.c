@@ -842,6 +842,76 @@ static void test_budget_parse(void **state)
     assert_non_null(strstr(err, "/nonexistent/b.yaml: "));
 }
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_settings(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sluice-settings-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[96];
+    snprintf(path, sizeof path, "%s/sluice.yaml", dir);
+    write_file(path, "pools: []\n"
+                     "cluster:\n"
+                     "  redis: redis.internal:6380\n"
+                     "  service: orders-service\n"
+                     "  heartbeat: 500ms\n"
+                     "  member_ttl: 2s\n"
+                     "  mode: strict\n"
+                     "  budget_file: downstream-budget.yaml\n"
+                     "  fallback_k: 3\n");
+    sluice_cluster_settings s;
+    char err[512];
+    assert_int_equal(sluice_cluster_settings_load(path, &s, err, sizeof err), SLUICE_OK);
+    assert_true(s.present);
+    assert_string_equal(s.redis_host, "redis.internal");
+    assert_int_equal(s.redis_port, 6380);
+    assert_int_equal(s.heartbeat_ns, 500 * SLUICE_NS_PER_MS);
+    assert_int_equal(s.member_ttl_ns, 2 * SLUICE_NS_PER_SEC);
+    assert_true(s.strict);
+    assert_int_equal(s.fallback_k, 3);
+    char want[128];
+    snprintf(want, sizeof want, "%s/downstream-budget.yaml", dir);
+    assert_string_equal(s.budget_file, want);
+    sluice_cluster_config cfg;
+    sluice_cluster_settings_apply(&s, &cfg);
+    assert_string_equal(cfg.service, "orders-service");
+    assert_int_equal(cfg.redis_port, 6380);
+    assert_null(cfg.replica_id);
+
+    write_file(path, "pools: []\n");
+    assert_int_equal(sluice_cluster_settings_load(path, &s, err, sizeof err), SLUICE_OK);
+    assert_false(s.present);
+
+    static const struct {
+        const char *text, *want;
+    } bad[] = {
+        {"cluster:\n  service: a\n  heartbeat: soon\n", ":3:14: cluster.heartbeat: want a duration"},
+        {"cluster:\n  service: a\n  redis: nocolon\n", ":3:10: cluster.redis: want HOST:PORT"},
+        {"cluster:\n  service: a\n  mode: loose\n", ":3:9: cluster.mode: want share or strict"},
+        {"cluster:\n  service: a\n  hartbeat: 1s\n", ":3:3: cluster.hartbeat: unknown key"},
+        {"cluster:\n  redis: h:1\n", ":2:3: cluster.service: required"},
+        {"cluster:\n  service: a\n  heartbeat: 1s\n  member_ttl: 1s\n", "member_ttl: must be longer"},
+        {"cluster: 3\n", ":1:10: cluster: must be a mapping"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_file(path, bad[i].text);
+        err[0] = '\0';
+        assert_int_not_equal(sluice_cluster_settings_load(path, &s, err, sizeof err), SLUICE_OK);
+        if (!strstr(err, path) || !strstr(err, bad[i].want)) {
+            fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, bad[i].want);
+        }
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     if (!redis_fixture_available()) {
@@ -854,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_share_k_sums),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_budget_parse),
+        cmocka_unit_test(test_settings),
         cmocka_unit_test_setup(test_membership_join_leave, per_test),
         cmocka_unit_test_setup(test_membership_expiry, per_test),
         cmocka_unit_test_setup(test_share_mode_sum, per_test),
