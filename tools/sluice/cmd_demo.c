@@ -153,6 +153,10 @@ static void help(FILE *out)
                  "  --spool FILE        append every notification handed back at the drain\n"
                  "                      to FILE before counting it, and replay what FILE\n"
                  "                      holds at start (a SIGKILL loses none of them)\n"
+                 "  --admin-token-file FILE\n"
+                 "                      /debug/* and the console's data need \"Authorization:\n"
+                 "                      Bearer <the token in FILE>\" (one line, A-Z a-z 0-9\n"
+                 "                      - . _ ~ + / =, at most 256)\n"
                  "  -h, --help          this text\n"
                  "\n"
                  "Environment: SLUICE_POOL_<NAME>_<KEY>=value overrides a pool's key, for\n"
@@ -236,6 +240,68 @@ static bool parse_fault(const char *arg, bool stall, demo_fault *f)
     return *s == '\0';
 }
 
+/* --listen: host:port (or :port for loopback) with a decimal port in
+ * 0..65535, the rule service.listen follows. */
+static bool valid_listen_flag(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || !colon[1] || strlen(colon + 1) > 5) {
+        return false;
+    }
+    unsigned long port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9') {
+            return false;
+        }
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    return port <= 65535;
+}
+
+#define TOKEN_MAX 256 /* SLUICE_ADMIN_TOKEN_MAX */
+_Static_assert(sizeof((demo_opts *)0)->admin_token == TOKEN_MAX + 1, "demo_opts.admin_token holds TOKEN_MAX");
+
+/* --admin-token-file: the token is the file's first line (a trailing
+ * newline and spaces dropped). On a problem: one line saying what, false. */
+static bool read_token_file(const char *path, char *token, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "sluice demo: --admin-token-file: %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    char buf[TOKEN_MAX + 8];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *nl = strchr(buf, '\n');
+    if (nl) {
+        *nl = '\0';
+    }
+    n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\r' || buf[n - 1] == '\t')) {
+        buf[--n] = '\0';
+    }
+    if (n == 0 || n > TOKEN_MAX || n >= len) {
+        fprintf(stderr, "sluice demo: --admin-token-file: %s: want one line of 1..%d characters, got %s\n",
+                path, TOKEN_MAX, n == 0 ? "none" : "more");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr("-._~+/=", c))) {
+            fprintf(stderr,
+                    "sluice demo: --admin-token-file: %s: character %zu is not allowed (A-Z a-z 0-9 - . _ ~ "
+                    "+ / =)\n",
+                    path, i + 1);
+            return false;
+        }
+    }
+    memcpy(token, buf, n + 1);
+    return true;
+}
+
 enum {
     OPT_RATE = 256,
     OPT_DURATION,
@@ -250,6 +316,7 @@ enum {
     OPT_VIEW,
     OPT_LOG_FORMAT,
     OPT_SPOOL,
+    OPT_ADMIN_TOKEN_FILE,
 };
 
 /* Returns -1 to go on, else an exit status. */
@@ -269,6 +336,7 @@ static int parse_flags(int argc, char **argv, demo_opts *o)
         {"view", required_argument, NULL, OPT_VIEW},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"spool", required_argument, NULL, OPT_SPOOL},
+        {"admin-token-file", required_argument, NULL, OPT_ADMIN_TOKEN_FILE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -311,8 +379,13 @@ static int parse_flags(int argc, char **argv, demo_opts *o)
             break;
         case OPT_LISTEN:
             o->listen = optarg;
-            if (!strchr(optarg, ':')) {
-                return usage_error("--listen: must be host:port, got \"%s\"", optarg);
+            if (!valid_listen_flag(optarg)) {
+                return usage_error("--listen: must be host:port with a port in 0..65535, got \"%s\"", optarg);
+            }
+            break;
+        case OPT_ADMIN_TOKEN_FILE:
+            if (!read_token_file(optarg, o->admin_token, sizeof o->admin_token)) {
+                return SLUICE_EXIT_USAGE;
             }
             break;
         case OPT_PANIC_RATE:
@@ -414,8 +487,8 @@ static void on_reload(void *user)
     }
     char err[2048];
     pthread_mutex_lock(&d->config_mu);
-    sluice_err r =
-        sluice_service_reload_config(d->svc, &d->config, d->opts.config_path, NULL, on_log, d, err, sizeof err);
+    sluice_err r = sluice_service_reload_config(d->svc, &d->config, d->opts.config_path, NULL, on_log, d, err,
+                                                sizeof err);
     if (r == SLUICE_OK) {
         for (size_t i = 0; i < d->pool_count; i++) {
             const sluice_config_pool *cp = sluice_config_find_pool(d->config, d->pools[i].name);
@@ -592,8 +665,9 @@ int sluice_cmd_demo(int argc, char **argv)
     bool producers_ok = view_ok && demo_start_producers(&d);
     if (!view_ok || !producers_ok) {
         d.start_failed = true;
-        fprintf(stderr, "sluice demo: could not start its %s thread%s: draining what was accepted, then "
-                        "exiting 1\n",
+        fprintf(stderr,
+                "sluice demo: could not start its %s thread%s: draining what was accepted, then "
+                "exiting 1\n",
                 view_ok ? "producer" : "view", view_ok ? "s" : "");
         sluice_service_shutdown(d.svc);
     }

@@ -61,6 +61,9 @@ typedef struct demo_opts {
     int view;       /* DEMO_VIEW_* */
     int log_format; /* sluice_log_format: 0 logfmt, 1 json */
     const char *spool_path; /* --spool: NULL = handed-back notifications are only counted */
+    /* --admin-token-file: the token; "" = none. At most 256 characters
+     * (SLUICE_ADMIN_TOKEN_MAX; admin.h is optional here). */
+    char admin_token[256 + 1];
 } demo_opts;
 
 enum { DEMO_VIEW_AUTO = 0, DEMO_VIEW_TTY, DEMO_VIEW_PLAIN, DEMO_VIEW_NONE };

@@ -37,6 +37,7 @@ int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen)
     cfg.address = listen;
     cfg.service = d->svc; /* its pools, its readiness, its registry */
     cfg.saturation_threshold_ns = d->config->service.saturation_threshold_ns;
+    cfg.token = d->opts.admin_token[0] ? d->opts.admin_token : NULL;
     sluice_admin *admin = NULL;
     char why[512];
     sluice_err r = sluice_admin_start(&cfg, &admin, why, sizeof why);
@@ -60,17 +61,18 @@ int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen)
             }
         }
     }
-    /* The URL people can paste: the host as given, the port as bound. */
-    char host[64] = "127.0.0.1";
-    const char *colon = strrchr(listen, ':');
-    if (colon && colon != listen && (size_t)(colon - listen) < sizeof host) {
-        memcpy(host, listen, (size_t)(colon - listen));
-        host[colon - listen] = '\0';
-        if (strcmp(host, "0.0.0.0") == 0) {
-            strcpy(host, "127.0.0.1");
-        }
+    /* The address as bound (issue 12.10: it used to say 127.0.0.1 for a
+     * 0.0.0.0 bind), and a warning when it reaches beyond this host. */
+    snprintf(d->admin_url, sizeof d->admin_url, "http://%s", sluice_admin_address(admin));
+    if (!sluice_admin_is_loopback(admin)) {
+        fprintf(
+            stderr,
+            "sluice demo: warning: the admin server listens on %s, beyond loopback: anyone who can connect "
+            "sees /metrics and /health/*%s\n",
+            sluice_admin_address(admin),
+            cfg.token ? "; /debug/* and the console's data need the token"
+                      : ", and /debug/* (pool configs, code addresses in stacks); set --admin-token-file");
     }
-    snprintf(d->admin_url, sizeof d->admin_url, "http://%s:%u", host, sluice_admin_port(admin));
     d->admin = admin;
     return 0;
 }
