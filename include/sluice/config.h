@@ -43,7 +43,9 @@
  *     SLUICE_SERVICE_<KEY>=value         for example SLUICE_SERVICE_LISTEN=0.0.0.0:9464
  * NAME is the pool name upper-cased with every character outside [A-Z0-9]
  * turned into '_'; KEY is the key upper-cased. A SLUICE_POOL_* or
- * SLUICE_SERVICE_* variable that names no pool or no key is an error.
+ * SLUICE_SERVICE_* variable that names no pool or no key is an error, and
+ * so are the bare prefixes ("SLUICE_POOL_=1") and names of 256 bytes or
+ * more.
  *
  * Error messages: one line per problem, "where: path: what, got value":
  *     sluice.yaml:12:14: pools[1].workers: must be > 0, got 0
@@ -87,11 +89,126 @@ typedef enum sluice_pool_kind {
 
 SLUICE_API const char *sluice_pool_kind_name(sluice_pool_kind kind);
 
+/* ---- the schema: one row per key ------------------------------------ */
+
+/*
+ * Every key of sluice.yaml is one sluice_config_key row. Parsing (file and
+ * environment), range checks, --print-config (sluice_config_write), the
+ * reload diff and apply, and the key tables of docs/config.md are all
+ * driven by the rows; docs/config.md ("Adding a key") walks through adding
+ * one. The library's own rows are listed by sluice_config_schema(); a
+ * program adds rows of its own with a sluice_config_extension.
+ */
+
+/* The C type a row's value has at its offset. */
+typedef enum sluice_config_type {
+    SLUICE_CONFIG_STRING = 0,   /* char *, owned by the config; NULL when absent */
+    SLUICE_CONFIG_UINT,         /* unsigned */
+    SLUICE_CONFIG_SIZE,         /* size_t */
+    SLUICE_CONFIG_DURATION,     /* uint64_t nanoseconds ("250ms") */
+    SLUICE_CONFIG_BOOL,         /* bool */
+    SLUICE_CONFIG_ENUM,         /* an int-sized enum: value i is enum_names[i] */
+    SLUICE_CONFIG_DOUBLE,       /* double, finite */
+    SLUICE_CONFIG_SECONDS_LIST, /* double * (seconds) at offset, size_t count at count_offset */
+    SLUICE_CONFIG_TYPE_COUNT_
+} sluice_config_type;
+
+/* What a reload does with a changed value. */
+typedef enum sluice_config_reload {
+    SLUICE_CONFIG_RESTART = 0,  /* logged "not applied: needs a restart"; the running value stays */
+    SLUICE_CONFIG_LIVE,         /* applied: the row's apply hook (pools) or the caller reads it */
+    SLUICE_CONFIG_DECLARATIVE,  /* read by tools, not by the pools: the new value is recorded */
+    SLUICE_CONFIG_RELOAD_COUNT_
+} sluice_config_reload_class;
+
+/* sluice_config_key.flags */
+#define SLUICE_CONFIG_REQUIRED 0x1u    /* the key must be given */
+#define SLUICE_CONFIG_OMIT_ZERO 0x2u   /* write: leave out when 0 / false / the first enum value */
+#define SLUICE_CONFIG_OMIT_UNSET 0x4u  /* write: leave out unless it was given */
+#define SLUICE_CONFIG_NONNEGATIVE 0x8u /* DOUBLE: refuse values below 0 */
+
+struct sluice_config_pool;
+
+typedef struct sluice_config_key {
+    const char *name;        /* snake_case, as written in the file */
+    sluice_config_type type;
+    size_t offset;           /* of the value in its section's struct */
+    size_t count_offset;     /* SECONDS_LIST: of its size_t count */
+    sluice_config_reload_class reload;
+    unsigned flags;          /* SLUICE_CONFIG_REQUIRED | ... */
+    const char *const *enum_names; /* ENUM: the name of each value (NULL: no name) */
+    unsigned enum_count;
+    const char *zero_word;   /* UINT: a word read as 0 and written for 0 ("auto") */
+    uint64_t min;            /* UINT, SIZE, DURATION: inclusive bounds; max 0 = the type's */
+    uint64_t max;
+    const char *min_why;     /* said after "must be > 0": "there is no unbounded queue" */
+    const char *max_why;     /* said after "must be <= max" */
+    const char *required_why; /* said after "required" */
+    /* A refusal before parsing: returns the complaint (for example the
+     * words "unbounded" or "none" for a bound) or NULL. */
+    const char *(*refuse)(const char *text);
+    const char *default_value; /* as written in the file; NULL = none (0 / NULL) */
+    const char *doc_default;   /* docs' default column when default_value does not say it */
+    const char *doc;           /* one line for docs/config.md */
+    /* LIVE pool keys. check: may the running pool take `next`'s value?
+     * false with a reason (written to why) refuses the whole reload.
+     * apply: make the pool take the value (pool NULL never reaches it).
+     * Both NULL for a live key the caller reads itself (drain_timeout). */
+    bool (*check)(const struct sluice_config_pool *running, const struct sluice_config_pool *next,
+                  char *why, size_t len);
+    sluice_err (*apply)(sluice_pool *pool, const struct sluice_config_pool *next);
+    const char *applied_note; /* logged after a live change; NULL = "(applied)" */
+} sluice_config_key;
+
+/* The sections that hold keys. */
+typedef enum sluice_config_section {
+    SLUICE_CONFIG_SECTION_SERVICE = 0, /* `service:`, values in sluice_config_service */
+    SLUICE_CONFIG_SECTION_POOL,        /* each entry of `pools:`, values in sluice_config_pool */
+    SLUICE_CONFIG_SECTION_COUNT_
+} sluice_config_section;
+
+/*
+ * An extension: rows a program adds to a section, with values in a struct
+ * of its own (values_size bytes, offsets relative to it). Register it in
+ * sluice_config_load_opts.extensions; read the values with
+ * sluice_config_pool_ext / sluice_config_service_ext. At most 64 keys.
+ * `check` (optional) validates one section's values after the environment
+ * overrides: return NULL, or a complaint and *key the index it is about.
+ * Extension keys are declarative or restart-only (a LIVE row's apply hook
+ * is honoured for pool keys like a library row's).
+ * Ownership: the caller's; it must outlive every config loaded with it.
+ */
+typedef struct sluice_config_extension {
+    const char *name; /* for docs: "ops", "demo" */
+    sluice_config_section section;
+    const sluice_config_key *keys;
+    unsigned key_count;
+    size_t values_size;
+    const char *(*check)(const void *values, uint64_t set, unsigned *key);
+} sluice_config_extension;
+
+/* One extension's values in one section instance. */
+typedef struct sluice_config_ext_values {
+    const sluice_config_extension *ext;
+    void *values;           /* ext->values_size bytes, defaults filled in */
+    uint64_t set;           /* bit i: ext->keys[i] was given */
+    sluice_config_pos *pos; /* [ext->key_count] */
+} sluice_config_ext_values;
+
+/*
+ * sluice_config_schema - the library's rows of a section (the pool rows
+ * are indexed by sluice_pool_key, the service rows by sluice_service_key).
+ * Returns the rows and *count; NULL for an unknown section.
+ * Thread-safety: the table is constant.
+ */
+SLUICE_API const sluice_config_key *sluice_config_schema(sluice_config_section section, unsigned *count);
+
 /*
  * The keys of a pool entry. Each has a bit in sluice_config_pool.set (it
  * was given in the file or the environment) and a position in
  * sluice_config_pool.pos[]. New keys are only ever appended (before
- * SLUICE_PK_COUNT_).
+ * SLUICE_PK_COUNT_). Keys that only tools read are extension rows instead
+ * (sluice_config_ext_ops, sluice_config_ext_demo below).
  */
 typedef enum sluice_pool_key {
     SLUICE_PK_NAME = 0,
@@ -109,23 +226,31 @@ typedef enum sluice_pool_key {
     SLUICE_PK_TIMING_SAMPLE_EVERY,
     SLUICE_PK_TIMING,
     SLUICE_PK_STACK_SIZE,
-    /* Declarations for the ops tools (lint, rules, runbook); the pool
-     * itself ignores them. */
-    SLUICE_PK_KIND,
-    SLUICE_PK_DOWNSTREAM,
-    SLUICE_PK_CALLER_DEADLINE,
-    SLUICE_PK_ALERT_SLOW_TASK_P99,
-    SLUICE_PK_ALERT_SUBMIT_WAIT_P99,
-    /* The simulated downstream of `sluice demo`; other programs ignore them. */
-    SLUICE_PK_DEMO_LATENCY_P50,
-    SLUICE_PK_DEMO_LATENCY_P99,
-    SLUICE_PK_DEMO_WEIGHT,
+    SLUICE_PK_DOWNSTREAM,      /* declaration: the downstream this pool calls */
+    SLUICE_PK_CALLER_DEADLINE, /* declaration: the callers' deadline */
     SLUICE_PK_COUNT_
 } sluice_pool_key;
+
+/* The keys of the `service:` section, as sluice_pool_key for pools. */
+typedef enum sluice_service_key {
+    SLUICE_SK_NAME = 0,
+    SLUICE_SK_LISTEN,
+    SLUICE_SK_DRAIN_BUDGET,
+    SLUICE_SK_SHUTDOWN_GRACE,
+    SLUICE_SK_ORCHESTRATOR_GRACE,
+    SLUICE_SK_SATURATION_THRESHOLD,
+    SLUICE_SK_RUNBOOK_BASE_URL,
+    SLUICE_SK_COUNT_
+} sluice_service_key;
 
 /* sluice_pool_key_name - the key as written in the file ("queue_capacity"),
  * or NULL when out of range. */
 SLUICE_API const char *sluice_pool_key_name(sluice_pool_key key);
+
+/* The most queue slots a config may ask for: the ring's slots are
+ * allocated when the pool is created (16 bytes each), so a larger bound is
+ * a typo or an out-of-memory kill waiting to happen. */
+#define SLUICE_CONFIG_QUEUE_CAPACITY_MAX ((size_t)1 << 24)
 
 /* One entry of `pools:`. Field defaults (when the key is absent) are in
  * docs/config.md and in the comments. */
@@ -134,7 +259,7 @@ typedef struct sluice_config_pool {
     unsigned workers;               /* required, > 0: K */
     char *rationale;                /* why this K (the binding constraint); NULL if absent */
     unsigned min_workers;           /* default 0; <= workers */
-    size_t queue_capacity;          /* required, > 0: there is no unbounded queue */
+    size_t queue_capacity;          /* required, 1..SLUICE_CONFIG_QUEUE_CAPACITY_MAX */
     sluice_overflow overflow;       /* block (default) | reject | caller_runs | drop_oldest */
     uint64_t submit_timeout_ns;     /* default 0 = wait without limit (BLOCK only) */
     uint64_t idle_expiry_ns;        /* default 0 = never */
@@ -147,22 +272,18 @@ typedef struct sluice_config_pool {
     bool timing;                  /* default true; false turns timing off */
     size_t stack_size;            /* bytes; default 0 = system default */
 
-    /* Ops declarations (0 / NULL / UNSET when absent). */
-    sluice_pool_kind kind;
-    char *downstream;                  /* name of the downstream this pool calls */
-    uint64_t caller_deadline_ns;       /* the deadline of the callers that submit */
-    uint64_t alert_slow_task_p99_ns;   /* threshold for the slow-task alert */
-    uint64_t alert_submit_wait_p99_ns; /* threshold for the submit-wait alert */
-
-    /* `sluice demo` simulation (0 when absent: the demo's own defaults). */
-    uint64_t demo_latency_p50_ns;
-    uint64_t demo_latency_p99_ns;
-    double demo_weight; /* share of the generated traffic, relative */
+    /* Declarations (0 / NULL when absent). */
+    char *downstream;            /* name of the downstream this pool calls */
+    uint64_t caller_deadline_ns; /* the deadline of the callers that submit */
 
     /* Bookkeeping: which keys were given, and where. */
     uint64_t set; /* bit (1u << sluice_pool_key) */
     sluice_config_pos pos[SLUICE_PK_COUNT_];
     sluice_config_pos entry_pos; /* the `- name:` item itself */
+
+    /* The values of the registered extensions, in registration order. */
+    sluice_config_ext_values *ext;
+    size_t ext_count;
 } sluice_config_pool;
 
 /* sluice_config_pool_has - true when `key` was given for this pool. */
@@ -170,6 +291,39 @@ static inline bool sluice_config_pool_has(const sluice_config_pool *p, sluice_po
 {
     return (p->set >> (unsigned)key) & 1u;
 }
+
+/* sluice_config_pool_ext - this pool's values of extension x, or NULL when
+ * x was not registered for the load. */
+SLUICE_API const sluice_config_ext_values *sluice_config_pool_ext(const sluice_config_pool *p,
+                                                                  const sluice_config_extension *x);
+
+/* ---- the sluice tools' keys: two extensions, registered by default ---- */
+
+/* Read by `sluice lint`, `rules`, `runbook` and `dashboard`. */
+typedef struct sluice_config_ops_keys {
+    sluice_pool_kind kind;             /* key `kind`; UNSET when absent */
+    uint64_t alert_slow_task_p99_ns;   /* threshold of the slow-task alert; 0 = the rules' default */
+    uint64_t alert_submit_wait_p99_ns; /* threshold of the submit-wait alert; 0 = the rules' default */
+} sluice_config_ops_keys;
+enum { SLUICE_OPS_KIND = 0, SLUICE_OPS_ALERT_SLOW_TASK_P99, SLUICE_OPS_ALERT_SUBMIT_WAIT_P99, SLUICE_OPS_COUNT_ };
+SLUICE_API extern const sluice_config_extension sluice_config_ext_ops;
+
+/* Read by `sluice demo`'s simulated downstreams. */
+typedef struct sluice_config_demo_keys {
+    uint64_t latency_p50_ns; /* key `demo_latency_p50`; 0 = the demo's default */
+    uint64_t latency_p99_ns; /* key `demo_latency_p99`; 0 = the demo's default */
+    double weight;           /* key `demo_weight`: share of the generated traffic (given or not: see set) */
+} sluice_config_demo_keys;
+enum { SLUICE_DEMO_LATENCY_P50 = 0, SLUICE_DEMO_LATENCY_P99, SLUICE_DEMO_WEIGHT, SLUICE_DEMO_COUNT_ };
+SLUICE_API extern const sluice_config_extension sluice_config_ext_demo;
+
+/* The pool's ops / demo values; all-zero defaults when the extension was
+ * not registered (never NULL). */
+SLUICE_API const sluice_config_ops_keys *sluice_config_pool_ops(const sluice_config_pool *p);
+SLUICE_API const sluice_config_demo_keys *sluice_config_pool_demo(const sluice_config_pool *p);
+/* True when key `key` (an index into x->keys) of extension x was given. */
+SLUICE_API bool sluice_config_pool_ext_has(const sluice_config_pool *p, const sluice_config_extension *x,
+                                           unsigned key);
 
 /* One service's share of a downstream. */
 typedef struct sluice_config_share {
@@ -190,15 +344,17 @@ typedef struct sluice_config_downstream {
 
 /* The `service:` section. */
 typedef struct sluice_config_service {
-    char *name;                     /* default "sluice" */
-    char *listen;                   /* admin address host:port; default "127.0.0.1:9464" */
-    uint64_t drain_budget_ns;       /* total drain time for all pools; default 30s */
-    uint64_t shutdown_grace_ns;     /* not-ready -> stop producers; default 0 */
-    uint64_t orchestrator_grace_ns; /* the orchestrator's kill grace; default 30s */
+    char *name;                       /* default "sluice" */
+    char *listen;                     /* admin address host:port; default "127.0.0.1:9464" */
+    uint64_t drain_budget_ns;         /* total drain time for all pools; default 30s */
+    uint64_t shutdown_grace_ns;       /* not-ready -> stop producers; default 0 */
+    uint64_t orchestrator_grace_ns;   /* the orchestrator's kill grace; default 30s */
     uint64_t saturation_threshold_ns; /* /health/ready turns 503 after a pool is saturated this long; 30s */
     char *runbook_base_url;           /* NULL when absent */
-    sluice_config_pos pos_listen, pos_drain_budget, pos_shutdown_grace, pos_orchestrator_grace,
-        pos_saturation_threshold;
+    uint64_t set;                     /* bit (1u << sluice_service_key): given in the file or env */
+    sluice_config_pos pos[SLUICE_SK_COUNT_];
+    sluice_config_ext_values *ext; /* the registered service extensions' values */
+    size_t ext_count;
 } sluice_config_service;
 
 typedef struct sluice_config {
@@ -217,6 +373,11 @@ typedef struct sluice_config_load_opts {
     const char *const *envp;
     /* Skip environment overrides altogether. */
     bool no_env;
+    /* Extensions to register (NULL-terminated), after the default ones
+     * (sluice_config_ext_ops and sluice_config_ext_demo). */
+    const sluice_config_extension *const *extensions;
+    /* Leave the default extensions out (their keys become unknown keys). */
+    bool no_default_extensions;
 } sluice_config_load_opts;
 
 /*
@@ -238,6 +399,13 @@ SLUICE_API sluice_err sluice_config_load_file(const char *path, const sluice_con
 SLUICE_API sluice_err sluice_config_load_string(const char *text, size_t len, const char *name,
                                                 const sluice_config_load_opts *opts, sluice_config **out,
                                                 char *errbuf, size_t errlen);
+
+/* sluice_config_load_stream - the same, from a stream (for example stdin),
+ * read up to the 1 MiB limit: a longer stream is refused with
+ * SLUICE_EINVAL ("name: more than 1048576 bytes") without reading it all,
+ * so `sluice lint - < /dev/zero` ends. Returns SLUICE_EIO on a read error. */
+SLUICE_API sluice_err sluice_config_load_stream(FILE *in, const char *name, const sluice_config_load_opts *opts,
+                                                sluice_config **out, char *errbuf, size_t errlen);
 
 /* sluice_config_free - free a config and all it owns. NULL is a no-op. */
 SLUICE_API void sluice_config_free(sluice_config *cfg);
@@ -290,13 +458,15 @@ typedef void (*sluice_config_log_fn)(void *user, const char *line);
 /*
  * sluice_config_apply - move a running service from *current to `next`.
  * pools[i] is the live pool built from (*current)->pools[i] (NULL entries
- * are skipped). What changes live: workers (sluice_pool_resize),
- * submit_timeout, idle_expiry, timing_sample_every, drain_timeout,
- * rationale and the ops/demo declarations, service drain_budget,
- * shutdown_grace, orchestrator_grace and runbook_base_url. What needs a
- * restart (queue_capacity, overflow, min_workers, prewarm, fault_policy,
- * buckets, timing, stack_size, listen, the set of pools) is logged as
- * "not applied: needs a restart" and kept at its running value.
+ * are skipped). Each key's row says what a change does: LIVE keys are
+ * applied (workers through sluice_pool_resize, submit_timeout,
+ * idle_expiry and timing_sample_every through the pool's setters;
+ * drain_timeout and the service's drain_budget, shutdown_grace,
+ * orchestrator_grace and runbook_base_url are read by the caller),
+ * DECLARATIVE keys (rationale, downstream, the extensions' keys,
+ * downstream_budget) are recorded, and RESTART keys (queue_capacity,
+ * overflow, min_workers, ..., listen, the set of pools) are logged as
+ * "not applied: needs a restart" and kept at their running values.
  *
  * All-or-nothing: first every live change is checked (for example a new K
  * below the running min_workers); if any would fail, nothing is applied,

@@ -6,25 +6,29 @@
  * config stays. Both halves matter: a reload that half-applies leaves the
  * service in a state no file describes.
  *
- * Design: three passes over (current, next), matched by pool name.
- *   1. Plan: for each field, classify the difference as live (applied by a
- *      pool setter), declaration (just recorded: rationale, ops fields), or
- *      restart-only (logged, not applied). Check every live change that can
- *      fail before any is made: a new K must be > 0 and >= the running
- *      min_workers (sluice_pool_resize would refuse it otherwise).
+ * Design: three passes over (current, next), matched by pool name, each
+ * a walk over the schema's rows (schema.c), so a new key reloads the way
+ * its row's class says without a line here:
+ *   1. Check: every LIVE row whose value changed and that has a check
+ *      hook is asked first (workers: a new K must be > 0 and >= the
+ *      running min_workers, or sluice_pool_resize would refuse it). One
+ *      refusal refuses the whole reload.
  *   2. Build the config that will be in force, as a fresh copy: next's
  *      live and declared values, current's restart-only values. If the
  *      copy cannot be built (ENOMEM), nothing has been touched yet.
- *   3. Apply to the pools and log each change. The setters for timeouts
- *      and sampling cannot fail; only resize can (SLUICE_ECLOSED when a
- *      drain began in between), and then the message says which pools
- *      were already changed.
+ *   3. Apply to the pools through the rows' apply hooks and log each
+ *      change: LIVE rows "(applied)", DECLARATIVE rows one "declarations
+ *      updated" line per pool, RESTART rows "not applied: needs a restart"
+ *      (the running value stays in the config in force). Only resize can
+ *      fail (SLUICE_ECLOSED when a drain began in between), and then the
+ *      message says which pools were already changed.
  *
  * Thread-safety: one reloader at a time (the caller serialises, typically
  * the lifecycle's signal thread); the pools are used by other threads
  * throughout, which the pool setters allow.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,121 +48,89 @@ static void logf_(sluice_config_log_fn log, void *user, const char *fmt, ...)
     log(user, line);
 }
 
-static bool str_eq(const char *a, const char *b)
+#define MAX_SLOTS (1 + SLUICE__CONFIG_MAX_EXTS)
+
+/* The slot of `next` that holds the same table as `cur` (the library's,
+ * or the same extension), or NULL when next has no such slot (it was
+ * loaded without that extension: nothing of it changes). */
+static const cfg_slot *same_table(const cfg_slot *cur, const cfg_slot *next, unsigned n)
 {
-    if (!a || !b) {
-        return a == b;
+    for (unsigned i = 0; i < n; i++) {
+        if (next[i].keys == cur->keys) {
+            return &next[i];
+        }
     }
-    return strcmp(a, b) == 0;
+    return NULL;
 }
 
-static bool buckets_eq(const sluice_config_pool *a, const sluice_config_pool *b)
+/* Move the LIVE and DECLARATIVE values of next into the config in force
+ * (dst), keeping RESTART values. */
+static bool take_new(cfg_impl *c, const cfg_slot *dst, unsigned nd, const cfg_slot *next, unsigned nn)
 {
-    if (a->histogram_bucket_count != b->histogram_bucket_count) {
-        return false;
-    }
-    for (size_t i = 0; i < a->histogram_bucket_count; i++) {
-        if (a->histogram_buckets[i] != b->histogram_buckets[i]) {
-            return false;
+    for (unsigned s = 0; s < nd; s++) {
+        const cfg_slot *n = same_table(&dst[s], next, nn);
+        if (!n) {
+            continue;
+        }
+        for (unsigned i = 0; i < dst[s].count; i++) {
+            const sluice_config_key *k = &dst[s].keys[i];
+            if (k->reload == SLUICE_CONFIG_RESTART) {
+                continue;
+            }
+            if (!sluice__cfg_copy_value(c, k, dst[s].base, n->base)) {
+                return false;
+            }
+            uint64_t bit = (uint64_t)1 << i;
+            *dst[s].set = (*dst[s].set & ~bit) | (*n->set & bit);
+            dst[s].pos[i] = sluice__cfg_copy_pos(c, &n->pos[i]);
         }
     }
     return true;
 }
 
-/* "auto" or the number, for log lines about timing_sample_every. */
-static const char *sample_name(unsigned every, char *buf, size_t len)
-{
-    if (every == SLUICE_TIMING_SAMPLE_AUTO) {
-        return "auto";
-    }
-    snprintf(buf, len, "%u", every);
-    return buf;
-}
+/* "pool push: " or "service: " */
+typedef struct diff_log {
+    sluice_config_log_fn log;
+    void *user;
+    const char *who;
+} diff_log;
 
-static const char *dur(uint64_t ns, char *buf, size_t len)
+/* Log (and count) the changed rows of one class. */
+static unsigned log_changes(const diff_log *d, const cfg_slot *cur, unsigned nc, const cfg_slot *next,
+                            unsigned nn, sluice_config_reload_class cls)
 {
-    return sluice_config_format_duration(ns, buf, len);
-}
-
-/* Log restart-only differences of one pool. */
-static void log_restart_only(const sluice_config_pool *o, const sluice_config_pool *n,
-                             sluice_config_log_fn log, void *user)
-{
-    const char *nm = o->name;
-    if (o->queue_capacity != n->queue_capacity) {
-        logf_(log, user, "pool %s: queue_capacity %zu -> %zu not applied: needs a restart", nm,
-              o->queue_capacity, n->queue_capacity);
-    }
-    if (o->overflow != n->overflow) {
-        logf_(log, user, "pool %s: overflow %s -> %s not applied: needs a restart", nm,
-              sluice_overflow_name(o->overflow), sluice_overflow_name(n->overflow));
-    }
-    if (o->min_workers != n->min_workers) {
-        logf_(log, user, "pool %s: min_workers %u -> %u not applied: needs a restart", nm, o->min_workers,
-              n->min_workers);
-    }
-    if (o->prewarm != n->prewarm) {
-        logf_(log, user, "pool %s: prewarm not applied: needs a restart", nm);
-    }
-    if (o->fault_policy != n->fault_policy) {
-        logf_(log, user, "pool %s: fault_policy not applied: needs a restart", nm);
-    }
-    if (!buckets_eq(o, n)) {
-        logf_(log, user, "pool %s: histogram_buckets not applied: needs a restart", nm);
-    }
-    if (o->timing != n->timing) {
-        logf_(log, user, "pool %s: timing not applied: needs a restart", nm);
-    }
-    if (o->stack_size != n->stack_size) {
-        logf_(log, user, "pool %s: stack_size not applied: needs a restart", nm);
-    }
-}
-
-/* Copy next's live and declared fields of a pool into dst (a pool of the
- * new config being built in c). */
-static void take_live(cfg_impl *c, sluice_config_pool *dst, const sluice_config_pool *n)
-{
-    dst->workers = n->workers;
-    dst->submit_timeout_ns = n->submit_timeout_ns;
-    dst->idle_expiry_ns = n->idle_expiry_ns;
-    dst->drain_timeout_ns = n->drain_timeout_ns;
-    dst->timing_sample_every = n->timing_sample_every;
-    dst->rationale = sluice__cfg_strdup(c, n->rationale);
-    dst->downstream = sluice__cfg_strdup(c, n->downstream);
-    dst->kind = n->kind;
-    dst->caller_deadline_ns = n->caller_deadline_ns;
-    dst->alert_slow_task_p99_ns = n->alert_slow_task_p99_ns;
-    dst->alert_submit_wait_p99_ns = n->alert_submit_wait_p99_ns;
-    dst->demo_latency_p50_ns = n->demo_latency_p50_ns;
-    dst->demo_latency_p99_ns = n->demo_latency_p99_ns;
-    dst->demo_weight = n->demo_weight;
-    static const sluice_pool_key live[] = {
-        SLUICE_PK_WORKERS,
-        SLUICE_PK_SUBMIT_TIMEOUT,
-        SLUICE_PK_IDLE_EXPIRY,
-        SLUICE_PK_DRAIN_TIMEOUT,
-        SLUICE_PK_TIMING_SAMPLE_EVERY,
-        SLUICE_PK_RATIONALE,
-        SLUICE_PK_DOWNSTREAM,
-        SLUICE_PK_KIND,
-        SLUICE_PK_CALLER_DEADLINE,
-        SLUICE_PK_ALERT_SLOW_TASK_P99,
-        SLUICE_PK_ALERT_SUBMIT_WAIT_P99,
-        SLUICE_PK_DEMO_LATENCY_P50,
-        SLUICE_PK_DEMO_LATENCY_P99,
-        SLUICE_PK_DEMO_WEIGHT,
-    };
-    for (size_t i = 0; i < sizeof live / sizeof live[0]; i++) {
-        uint64_t bit = (uint64_t)1 << live[i];
-        dst->set = (dst->set & ~bit) | (n->set & bit);
-        dst->pos[live[i]] = n->pos[live[i]];
-        if (dst->pos[live[i]].file) {
-            dst->pos[live[i]].file = c->pub.source;
-        }
-        if (dst->pos[live[i]].env) {
-            dst->pos[live[i]].env = sluice__cfg_strdup(c, dst->pos[live[i]].env);
+    unsigned changes = 0;
+    for (unsigned s = 0; s < nc; s++) {
+        const cfg_slot *n = same_table(&cur[s], next, nn);
+        for (unsigned i = 0; n && i < cur[s].count; i++) {
+            const sluice_config_key *k = &cur[s].keys[i];
+            if (k->reload != cls || sluice__cfg_value_eq(k, cur[s].base, n->base)) {
+                continue;
+            }
+            char a[256], b[256];
+            bool show = k->type != SLUICE_CONFIG_SECONDS_LIST &&
+                        !(k->type == SLUICE_CONFIG_STRING && cls == SLUICE_CONFIG_LIVE);
+            if (cls == SLUICE_CONFIG_LIVE) {
+                if (show) {
+                    logf_(d->log, d->user, "%s%s %s -> %s %s", d->who, k->name,
+                          sluice__cfg_format(k, cur[s].base, a, sizeof a), sluice__cfg_format(k, n->base, b, sizeof b),
+                          k->applied_note ? k->applied_note : "(applied)");
+                } else {
+                    logf_(d->log, d->user, "%s%s updated %s", d->who, k->name,
+                          k->applied_note ? k->applied_note : "(applied)");
+                }
+            } else if (cls == SLUICE_CONFIG_RESTART) {
+                if (show) {
+                    logf_(d->log, d->user, "%s%s %s -> %s not applied: needs a restart", d->who, k->name,
+                          sluice__cfg_format(k, cur[s].base, a, sizeof a), sluice__cfg_format(k, n->base, b, sizeof b));
+                } else {
+                    logf_(d->log, d->user, "%s%s not applied: needs a restart", d->who, k->name);
+                }
+            }
+            changes++;
         }
     }
+    return changes;
 }
 
 sluice_err sluice_config_apply(sluice_config **current, const sluice_config *next, sluice_pool *const *pools,
@@ -173,8 +145,8 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
         }
         return SLUICE_EINVAL;
     }
-    const sluice_config *cur = *current;
-    char a[32], b[32];
+    sluice_config *cur = *current;
+    cfg_slot cs[MAX_SLOTS], ns[MAX_SLOTS];
 
     /* Pass 1: check what could fail. */
     cfg_errs *e = calloc(1, sizeof *e);
@@ -182,17 +154,22 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
         return SLUICE_ENOMEM;
     }
     for (size_t i = 0; i < cur->pool_count; i++) {
-        const sluice_config_pool *o = &cur->pools[i];
-        const sluice_config_pool *n = sluice_config_find_pool(next, o->name);
-        if (!n || n->workers == o->workers) {
+        sluice_config_pool *o = &cur->pools[i];
+        sluice_config_pool *n = (sluice_config_pool *)sluice_config_find_pool(next, o->name);
+        if (!n) {
             continue;
         }
-        if (n->workers == 0 || n->workers < o->min_workers) {
-            sluice__cfg_errf(
-                e, SLUICE_EINVAL, &n->pos[SLUICE_PK_WORKERS],
-                "pool %s: workers %u cannot be applied: the running min_workers is %u (a min_workers "
-                "change needs a restart)",
-                o->name, n->workers, o->min_workers);
+        unsigned nc = sluice__cfg_pool_slots(o, cs, MAX_SLOTS), nn = sluice__cfg_pool_slots(n, ns, MAX_SLOTS);
+        for (unsigned s = 0; s < nc; s++) {
+            const cfg_slot *to = same_table(&cs[s], ns, nn);
+            for (unsigned k = 0; to && k < cs[s].count; k++) {
+                const sluice_config_key *row = &cs[s].keys[k];
+                char why[512];
+                if (row->reload == SLUICE_CONFIG_LIVE && row->check &&
+                    !sluice__cfg_value_eq(row, cs[s].base, to->base) && !row->check(o, n, why, sizeof why)) {
+                    sluice__cfg_errf(e, SLUICE_EINVAL, &to->pos[k], "pool %s: %s", o->name, why);
+                }
+            }
         }
     }
     if (e->count) {
@@ -211,39 +188,49 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
         }
         return SLUICE_ENOMEM;
     }
-    for (size_t i = 0; i < cur->pool_count; i++) {
-        const sluice_config_pool *n = sluice_config_find_pool(next, cur->pools[i].name);
+    bool ok = true;
+    for (size_t i = 0; i < cur->pool_count && ok; i++) {
+        sluice_config_pool *n = (sluice_config_pool *)sluice_config_find_pool(next, cur->pools[i].name);
         if (n) {
-            take_live(c, &c->pub.pools[i], n);
+            unsigned nd = sluice__cfg_pool_slots(&c->pub.pools[i], cs, MAX_SLOTS);
+            unsigned nn = sluice__cfg_pool_slots(n, ns, MAX_SLOTS);
+            ok = take_new(c, cs, nd, ns, nn);
         }
     }
-    sluice_config_service *s = &c->pub.service;
-    s->drain_budget_ns = next->service.drain_budget_ns;
-    s->shutdown_grace_ns = next->service.shutdown_grace_ns;
-    s->orchestrator_grace_ns = next->service.orchestrator_grace_ns;
-    s->runbook_base_url = sluice__cfg_strdup(c, next->service.runbook_base_url);
+    if (ok) {
+        unsigned nd = sluice__cfg_service_slots(&c->pub.service, cs, MAX_SLOTS);
+        unsigned nn = sluice__cfg_service_slots((sluice_config_service *)&next->service, ns, MAX_SLOTS);
+        ok = take_new(c, cs, nd, ns, nn);
+    }
     /* Declarations: the downstream budget is replaced whole. */
     free(c->pub.downstreams);
     c->pub.downstreams = NULL;
     c->pub.downstream_count = 0;
-    if (next->downstream_count) {
+    if (ok && next->downstream_count) {
         cfg_impl *tmp = sluice__cfg_clone(next);
         if (!tmp) {
-            sluice_config_free(&c->pub);
-            return SLUICE_ENOMEM;
+            ok = false;
+        } else {
+            /* Move tmp's downstream array and its arena into c. */
+            c->pub.downstreams = tmp->pub.downstreams;
+            c->pub.downstream_count = tmp->pub.downstream_count;
+            tmp->pub.downstreams = NULL;
+            tmp->pub.downstream_count = 0;
+            cfg_block **tail = &c->blocks;
+            while (*tail) {
+                tail = &(*tail)->next;
+            }
+            *tail = tmp->blocks;
+            tmp->blocks = NULL;
+            sluice_config_free(&tmp->pub);
         }
-        /* Move tmp's downstream array and its arena into c. */
-        c->pub.downstreams = tmp->pub.downstreams;
-        c->pub.downstream_count = tmp->pub.downstream_count;
-        tmp->pub.downstreams = NULL;
-        tmp->pub.downstream_count = 0;
-        cfg_block **tail = &c->blocks;
-        while (*tail) {
-            tail = &(*tail)->next;
+    }
+    if (!ok) {
+        sluice_config_free(&c->pub);
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "reload: out of memory; running config unchanged");
         }
-        *tail = tmp->blocks;
-        tmp->blocks = NULL;
-        sluice_config_free(&tmp->pub);
+        return SLUICE_ENOMEM;
     }
 
     /* Pass 3: apply and log. */
@@ -252,8 +239,8 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
     char resized[512] = "";
     size_t rlen = 0;
     for (size_t i = 0; i < cur->pool_count; i++) {
-        const sluice_config_pool *o = &cur->pools[i];
-        const sluice_config_pool *n = sluice_config_find_pool(next, o->name);
+        sluice_config_pool *o = &cur->pools[i];
+        sluice_config_pool *n = (sluice_config_pool *)sluice_config_find_pool(next, o->name);
         sluice_pool *pool = pools ? pools[i] : NULL;
         if (!n) {
             logf_(log, user, "pool %s: removed from the file; not applied: removing a pool needs a restart",
@@ -261,67 +248,68 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
             changes++;
             continue;
         }
-        if (o->workers != n->workers) {
-            sluice_err r = pool ? sluice_pool_resize(pool, n->workers) : SLUICE_OK;
-            if (r != SLUICE_OK) {
-                if (result == SLUICE_OK) {
-                    result = r;
-                    if (errbuf && errlen) {
-                        snprintf(errbuf, errlen, "pool %s: resize to %u failed: %s; already resized:%s",
-                                 o->name, n->workers, sluice_strerror(r), rlen ? resized : " none");
+        char who[SLUICE_POOL_NAME_MAX + 16];
+        snprintf(who, sizeof who, "pool %s: ", o->name);
+        diff_log d = {log, user, who};
+        unsigned nc = sluice__cfg_pool_slots(o, cs, MAX_SLOTS), nn = sluice__cfg_pool_slots(n, ns, MAX_SLOTS);
+        cfg_slot fs[MAX_SLOTS];
+        sluice__cfg_pool_slots(&c->pub.pools[i], fs, MAX_SLOTS);
+        /* LIVE rows, one by one: apply, then log. */
+        bool listed = false; /* o->name is in `resized` */
+        for (unsigned s = 0; s < nc; s++) {
+            const cfg_slot *to = same_table(&cs[s], ns, nn);
+            for (unsigned k = 0; to && k < cs[s].count; k++) {
+                const sluice_config_key *row = &cs[s].keys[k];
+                if (row->reload != SLUICE_CONFIG_LIVE || sluice__cfg_value_eq(row, cs[s].base, to->base)) {
+                    continue;
+                }
+                sluice_err r = (pool && row->apply) ? row->apply(pool, n) : SLUICE_OK;
+                char a[256], b[256];
+                if (r != SLUICE_OK) {
+                    if (result == SLUICE_OK) {
+                        result = r;
+                        if (errbuf && errlen) {
+                            snprintf(errbuf, errlen, "pool %s: %s to %s failed: %s; already changed:%s", o->name,
+                                     row->name, sluice__cfg_format(row, to->base, b, sizeof b), sluice_strerror(r),
+                                     rlen ? resized : " none");
+                        }
+                    }
+                    logf_(log, user, "pool %s: %s %s -> %s failed: %s", o->name, row->name,
+                          sluice__cfg_format(row, cs[s].base, a, sizeof a),
+                          sluice__cfg_format(row, to->base, b, sizeof b), sluice_strerror(r));
+                    /* The config in force keeps the running value. */
+                    sluice__cfg_copy_value(c, row, fs[s].base, cs[s].base);
+                } else {
+                    cfg_slot one = cs[s];
+                    one.keys = row;
+                    one.count = 1;
+                    one.base = cs[s].base;
+                    cfg_slot other = *to;
+                    other.keys = row;
+                    other.count = 1;
+                    changes += log_changes(&d, &one, 1, &other, 1, SLUICE_CONFIG_LIVE);
+                    if (row->apply && pool && !listed && rlen + strlen(o->name) + 2 < sizeof resized) {
+                        rlen += (size_t)snprintf(resized + rlen, sizeof resized - rlen, " %s", o->name);
+                        listed = true;
                     }
                 }
-                logf_(log, user, "pool %s: workers %u -> %u failed: %s", o->name, o->workers, n->workers,
-                      sluice_strerror(r));
-                c->pub.pools[i].workers = o->workers;
-            } else {
-                logf_(log, user, "pool %s: workers %u -> %u (applied)", o->name, o->workers, n->workers);
-                if (rlen + strlen(o->name) + 2 < sizeof resized) {
-                    rlen += (size_t)snprintf(resized + rlen, sizeof resized - rlen, " %s", o->name);
-                }
             }
-            changes++;
         }
-        if (o->submit_timeout_ns != n->submit_timeout_ns) {
-            if (pool) {
-                sluice_pool_set_submit_timeout(pool, n->submit_timeout_ns);
+        /* DECLARATIVE rows: one line. */
+        bool declared = false;
+        for (unsigned s = 0; s < nc && !declared; s++) {
+            const cfg_slot *to = same_table(&cs[s], ns, nn);
+            for (unsigned k = 0; to && k < cs[s].count && !declared; k++) {
+                declared = cs[s].keys[k].reload == SLUICE_CONFIG_DECLARATIVE &&
+                           !sluice__cfg_value_eq(&cs[s].keys[k], cs[s].base, to->base);
             }
-            logf_(log, user, "pool %s: submit_timeout %s -> %s (applied)", o->name,
-                  dur(o->submit_timeout_ns, a, 32), dur(n->submit_timeout_ns, b, 32));
+        }
+        if (declared) {
+            logf_(log, user, "pool %s: declarations (rationale, kind, downstream, alerts, demo) updated", o->name);
             changes++;
         }
-        if (o->idle_expiry_ns != n->idle_expiry_ns) {
-            if (pool) {
-                sluice_pool_set_idle_expiry(pool, n->idle_expiry_ns);
-            }
-            logf_(log, user, "pool %s: idle_expiry %s -> %s (applied)", o->name,
-                  dur(o->idle_expiry_ns, a, 32), dur(n->idle_expiry_ns, b, 32));
-            changes++;
-        }
-        if (o->timing_sample_every != n->timing_sample_every) {
-            if (pool) {
-                sluice_pool_set_timing_sample(pool, n->timing_sample_every);
-            }
-            logf_(log, user, "pool %s: timing_sample_every %s -> %s (applied)", o->name,
-                  sample_name(o->timing_sample_every, a, sizeof a), sample_name(n->timing_sample_every, b, sizeof b));
-            changes++;
-        }
-        if (o->drain_timeout_ns != n->drain_timeout_ns) {
-            logf_(log, user, "pool %s: drain_timeout %s -> %s (applied at the next drain)", o->name,
-                  dur(o->drain_timeout_ns, a, 32), dur(n->drain_timeout_ns, b, 32));
-            changes++;
-        }
-        if (!str_eq(o->rationale, n->rationale) || !str_eq(o->downstream, n->downstream) ||
-            o->kind != n->kind || o->caller_deadline_ns != n->caller_deadline_ns ||
-            o->alert_slow_task_p99_ns != n->alert_slow_task_p99_ns ||
-            o->alert_submit_wait_p99_ns != n->alert_submit_wait_p99_ns ||
-            o->demo_latency_p50_ns != n->demo_latency_p50_ns ||
-            o->demo_latency_p99_ns != n->demo_latency_p99_ns || o->demo_weight != n->demo_weight) {
-            logf_(log, user, "pool %s: declarations (rationale, kind, downstream, alerts, demo) updated",
-                  o->name);
-            changes++;
-        }
-        log_restart_only(o, n, log, user);
+        /* RESTART rows: logged, not applied, not counted as changes. */
+        log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_RESTART);
     }
     for (size_t i = 0; i < next->pool_count; i++) {
         if (!sluice_config_find_pool(cur, next->pools[i].name)) {
@@ -330,36 +318,12 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
             changes++;
         }
     }
-    const sluice_config_service *os = &cur->service, *ns = &next->service;
-    if (os->drain_budget_ns != ns->drain_budget_ns) {
-        logf_(log, user, "service: drain_budget %s -> %s (applied)", dur(os->drain_budget_ns, a, 32),
-              dur(ns->drain_budget_ns, b, 32));
-        changes++;
-    }
-    if (os->shutdown_grace_ns != ns->shutdown_grace_ns) {
-        logf_(log, user, "service: shutdown_grace %s -> %s (applied)", dur(os->shutdown_grace_ns, a, 32),
-              dur(ns->shutdown_grace_ns, b, 32));
-        changes++;
-    }
-    if (os->orchestrator_grace_ns != ns->orchestrator_grace_ns) {
-        logf_(log, user, "service: orchestrator_grace %s -> %s (applied)",
-              dur(os->orchestrator_grace_ns, a, 32), dur(ns->orchestrator_grace_ns, b, 32));
-        changes++;
-    }
-    if (!str_eq(os->runbook_base_url, ns->runbook_base_url)) {
-        logf_(log, user, "service: runbook_base_url updated (applied)");
-        changes++;
-    }
-    if (os->saturation_threshold_ns != ns->saturation_threshold_ns) {
-        logf_(log, user, "service: saturation_threshold %s -> %s not applied: needs a restart",
-              dur(os->saturation_threshold_ns, a, 32), dur(ns->saturation_threshold_ns, b, 32));
-    }
-    if (!str_eq(os->listen, ns->listen)) {
-        logf_(log, user, "service: listen %s -> %s not applied: needs a restart", os->listen, ns->listen);
-    }
-    if (!str_eq(os->name, ns->name)) {
-        logf_(log, user, "service: name not applied: needs a restart");
-    }
+    diff_log d = {log, user, "service: "};
+    unsigned nc = sluice__cfg_service_slots(&cur->service, cs, MAX_SLOTS);
+    unsigned nn = sluice__cfg_service_slots((sluice_config_service *)&next->service, ns, MAX_SLOTS);
+    changes += log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_LIVE);
+    changes += log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_DECLARATIVE);
+    log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_RESTART);
     if (changes == 0) {
         logf_(log, user, "reload: no change");
     }

@@ -9,22 +9,62 @@
  * use the shortest decimal that reads back to the same double. The test
  * suite checks write(load(write(x))) == write(x).
  *
- * Keys that hold nothing (no rationale, no downstream, ops thresholds of
- * zero) are left out, so they stay "not given" after the round trip.
+ * The rows (schema.c) drive it: every key of every slot in table order,
+ * library keys first, then each registered extension's. Keys that hold
+ * nothing (no rationale, no downstream, rows flagged OMIT_ZERO at zero,
+ * OMIT_UNSET when not given) are left out, so they stay "not given" after
+ * the round trip.
  *
  * No locks, no global state.
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config/config_internal.h"
 
-static void put_str(FILE *f, const char *s)
+/* Is code point cp printable in YAML (written as itself)? */
+static bool yaml_printable(unsigned long cp)
 {
+    return cp == 0x85 || (cp >= 0xA0 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD && cp != 0xFEFF) ||
+           (cp >= 0x10000 && cp <= 0x10FFFF);
+}
+
+/* Decode one UTF-8 sequence at s; returns its length (0: not valid). */
+static size_t utf8_decode(const unsigned char *s, unsigned long *cp)
+{
+    size_t n;
+    unsigned long v, min;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+        n = 2, v = s[0] & 0x1Fu, min = 0x80;
+    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+        n = 3, v = s[0] & 0x0Fu, min = 0x800;
+    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+        n = 4, v = s[0] & 0x07u, min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0u) != 0x80) {
+            return 0;
+        }
+        v = (v << 6) | (s[i] & 0x3Fu);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
+        return 0;
+    }
+    *cp = v;
+    return n;
+}
+
+/* A double-quoted YAML string that reads back to the same bytes (for
+ * valid UTF-8; a byte that is not is written as \xHH, which reads back as
+ * that code point). */
+static void put_str(FILE *f, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
     fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
+    while (*s) {
+        unsigned char ch = *s;
         if (ch == '"' || ch == '\\') {
             fputc('\\', f);
             fputc(ch, f);
@@ -32,33 +72,57 @@ static void put_str(FILE *f, const char *s)
             fputs("\\n", f);
         } else if (ch == '\t') {
             fputs("\\t", f);
-        } else if (ch < 0x20) {
+        } else if (ch < 0x20 || ch == 0x7F) {
             fprintf(f, "\\x%02x", ch);
+        } else if (ch >= 0x80) {
+            unsigned long cp = 0;
+            size_t n = utf8_decode(s, &cp);
+            if (n == 0) {
+                fprintf(f, "\\x%02x", ch);
+            } else {
+                if (yaml_printable(cp)) {
+                    fwrite(s, 1, n, f);
+                } else if (cp <= 0xFFFF) {
+                    fprintf(f, "\\u%04lx", cp);
+                } else {
+                    fprintf(f, "\\U%08lx", cp);
+                }
+                s += n;
+                continue;
+            }
         } else {
             fputc(ch, f);
         }
+        s++;
     }
     fputc('"', f);
 }
 
-static void put_double(FILE *f, double v)
+/* One section instance: every row of every slot, in order, unless the
+ * row says to leave it out. `first` is written on the list item's line
+ * ("  - "), the rest indented by `indent`. */
+static void put_slots(FILE *f, const cfg_slot *slots, unsigned n, const char *indent, const char *first)
 {
-    char buf[40];
-    for (int prec = 6; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) {
-            break;
+    bool at_first = first != NULL;
+    for (unsigned s = 0; s < n; s++) {
+        for (unsigned i = 0; i < slots[s].count; i++) {
+            const sluice_config_key *k = &slots[s].keys[i];
+            bool given = (*slots[s].set >> i) & 1u;
+            if (sluice__cfg_omit(k, slots[s].base, given)) {
+                continue;
+            }
+            char buf[2048];
+            const char *v = sluice__cfg_format(k, slots[s].base, buf, sizeof buf);
+            fprintf(f, "%s%s: ", at_first ? first : indent, k->name);
+            at_first = false;
+            if (k->type == SLUICE_CONFIG_STRING) {
+                put_str(f, v);
+            } else {
+                fputs(v, f);
+            }
+            fputc('\n', f);
         }
     }
-    /* YAML reads "1e-05" as a string in some readers; ours goes through
-     * strtod, which takes it, so the short form is kept. */
-    fputs(buf, f);
-}
-
-static void put_dur(FILE *f, const char *indent, const char *key, uint64_t ns)
-{
-    char b[32];
-    fprintf(f, "%s%s: %s\n", indent, key, sluice_config_format_duration(ns, b, sizeof b));
 }
 
 sluice_err sluice_config_write(const sluice_config *cfg, FILE *f)
@@ -66,90 +130,16 @@ sluice_err sluice_config_write(const sluice_config *cfg, FILE *f)
     if (!cfg || !f) {
         return SLUICE_EINVAL;
     }
-    const sluice_config_service *s = &cfg->service;
+    cfg_slot slots[1 + SLUICE__CONFIG_MAX_EXTS];
     fprintf(f, "# sluice.yaml: reference in docs/config.md\n");
-    fprintf(f, "service:\n  name: ");
-    put_str(f, s->name ? s->name : "sluice");
-    fprintf(f, "\n  listen: ");
-    put_str(f, s->listen ? s->listen : "127.0.0.1:9464");
-    fputc('\n', f);
-    put_dur(f, "  ", "drain_budget", s->drain_budget_ns);
-    put_dur(f, "  ", "shutdown_grace", s->shutdown_grace_ns);
-    put_dur(f, "  ", "orchestrator_grace", s->orchestrator_grace_ns);
-    put_dur(f, "  ", "saturation_threshold", s->saturation_threshold_ns);
-    if (s->runbook_base_url) {
-        fprintf(f, "  runbook_base_url: ");
-        put_str(f, s->runbook_base_url);
-        fputc('\n', f);
-    }
+    fprintf(f, "service:\n");
+    sluice_config_service *s = (sluice_config_service *)&cfg->service; /* read only */
+    unsigned n = sluice__cfg_service_slots(s, slots, 1 + SLUICE__CONFIG_MAX_EXTS);
+    put_slots(f, slots, n, "  ", NULL);
     fprintf(f, "pools:\n");
     for (size_t i = 0; i < cfg->pool_count; i++) {
-        const sluice_config_pool *p = &cfg->pools[i];
-        fprintf(f, "  - name: ");
-        put_str(f, p->name ? p->name : "");
-        fprintf(f, "\n    workers: %u\n", p->workers);
-        if (p->rationale) {
-            fprintf(f, "    rationale: ");
-            put_str(f, p->rationale);
-            fputc('\n', f);
-        }
-        fprintf(f, "    min_workers: %u\n", p->min_workers);
-        fprintf(f, "    queue_capacity: %zu\n", p->queue_capacity);
-        fprintf(f, "    overflow: %s\n", sluice_overflow_name(p->overflow));
-        if (p->overflow == SLUICE_OVERFLOW_BLOCK) {
-            put_dur(f, "    ", "submit_timeout", p->submit_timeout_ns);
-        }
-        put_dur(f, "    ", "idle_expiry", p->idle_expiry_ns);
-        put_dur(f, "    ", "drain_timeout", p->drain_timeout_ns);
-        fprintf(f, "    prewarm: %s\n", p->prewarm ? "true" : "false");
-        fprintf(f, "    fault_policy: %s\n", sluice_fault_mode_name(p->fault_policy));
-        if (p->histogram_bucket_count) {
-            fprintf(f, "    histogram_buckets: [");
-            for (size_t b = 0; b < p->histogram_bucket_count; b++) {
-                if (b) {
-                    fputs(", ", f);
-                }
-                put_double(f, p->histogram_buckets[b]);
-            }
-            fprintf(f, "]\n");
-        }
-        if (p->timing_sample_every == SLUICE_TIMING_SAMPLE_AUTO) {
-            fprintf(f, "    timing_sample_every: auto\n");
-        } else {
-            fprintf(f, "    timing_sample_every: %u\n", p->timing_sample_every);
-        }
-        fprintf(f, "    timing: %s\n", p->timing ? "true" : "false");
-        if (p->stack_size) {
-            fprintf(f, "    stack_size: %zu\n", p->stack_size);
-        }
-        if (p->kind != SLUICE_POOL_KIND_UNSET) {
-            fprintf(f, "    kind: %s\n", sluice_pool_kind_name(p->kind));
-        }
-        if (p->downstream) {
-            fprintf(f, "    downstream: ");
-            put_str(f, p->downstream);
-            fputc('\n', f);
-        }
-        if (p->caller_deadline_ns) {
-            put_dur(f, "    ", "caller_deadline", p->caller_deadline_ns);
-        }
-        if (p->alert_slow_task_p99_ns) {
-            put_dur(f, "    ", "alert_slow_task_p99", p->alert_slow_task_p99_ns);
-        }
-        if (p->alert_submit_wait_p99_ns) {
-            put_dur(f, "    ", "alert_submit_wait_p99", p->alert_submit_wait_p99_ns);
-        }
-        if (p->demo_latency_p50_ns) {
-            put_dur(f, "    ", "demo_latency_p50", p->demo_latency_p50_ns);
-        }
-        if (p->demo_latency_p99_ns) {
-            put_dur(f, "    ", "demo_latency_p99", p->demo_latency_p99_ns);
-        }
-        if (sluice_config_pool_has(p, SLUICE_PK_DEMO_WEIGHT)) {
-            fprintf(f, "    demo_weight: ");
-            put_double(f, p->demo_weight);
-            fputc('\n', f);
-        }
+        n = sluice__cfg_pool_slots(&cfg->pools[i], slots, 1 + SLUICE__CONFIG_MAX_EXTS);
+        put_slots(f, slots, n, "    ", "  - ");
     }
     if (cfg->downstream_count) {
         fprintf(f, "downstream_budget:\n");
@@ -173,62 +163,49 @@ sluice_err sluice_config_write(const sluice_config *cfg, FILE *f)
 
 /* ---- deep copies ---------------------------------------------------- */
 
-static sluice_config_pos copy_pos(cfg_impl *c, const sluice_config_pos *p)
+/* Copy every row of src's slots into dst's (same layout), with positions. */
+static bool copy_slots(cfg_impl *c, const cfg_slot *dst, const cfg_slot *src, unsigned n)
 {
-    sluice_config_pos r = *p;
-    if (r.file) {
-        r.file = c->pub.source;
-    }
-    if (r.env) {
-        r.env = sluice__cfg_strdup(c, r.env);
-    }
-    return r;
-}
-
-void sluice__cfg_copy_pool(cfg_impl *c, sluice_config_pool *dst, const sluice_config_pool *src)
-{
-    *dst = *src;
-    dst->name = sluice__cfg_strdup(c, src->name);
-    dst->rationale = sluice__cfg_strdup(c, src->rationale);
-    dst->downstream = sluice__cfg_strdup(c, src->downstream);
-    if (src->histogram_bucket_count) {
-        dst->histogram_buckets = sluice__cfg_alloc(c, src->histogram_bucket_count * sizeof(double));
-        if (dst->histogram_buckets) {
-            memcpy(dst->histogram_buckets, src->histogram_buckets,
-                   src->histogram_bucket_count * sizeof(double));
+    for (unsigned s = 0; s < n; s++) {
+        *dst[s].set = *src[s].set;
+        for (unsigned i = 0; i < src[s].count; i++) {
+            if (!sluice__cfg_copy_value(c, &src[s].keys[i], dst[s].base, src[s].base)) {
+                return false;
+            }
+            dst[s].pos[i] = sluice__cfg_copy_pos(c, &src[s].pos[i]);
         }
-    } else {
-        dst->histogram_buckets = NULL;
     }
-    for (int k = 0; k < SLUICE_PK_COUNT_; k++) {
-        dst->pos[k] = copy_pos(c, &src->pos[k]);
-    }
-    dst->entry_pos = copy_pos(c, &src->entry_pos);
+    return true;
 }
 
 cfg_impl *sluice__cfg_clone(const sluice_config *src)
 {
+    const cfg_impl *si = (const cfg_impl *)src;
     cfg_impl *c = sluice__cfg_new(src->source);
-    if (!c) {
+    if (!c || !sluice__cfg_set_exts(c, si->exts, si->ext_count)) {
+        sluice_config_free(c ? &c->pub : NULL);
         return NULL;
     }
-    sluice_config_service *s = &c->pub.service;
-    *s = src->service;
-    s->name = sluice__cfg_strdup(c, src->service.name);
-    s->listen = sluice__cfg_strdup(c, src->service.listen);
-    s->runbook_base_url = sluice__cfg_strdup(c, src->service.runbook_base_url);
-    s->pos_listen = copy_pos(c, &src->service.pos_listen);
-    s->pos_drain_budget = copy_pos(c, &src->service.pos_drain_budget);
-    s->pos_shutdown_grace = copy_pos(c, &src->service.pos_shutdown_grace);
-    s->pos_orchestrator_grace = copy_pos(c, &src->service.pos_orchestrator_grace);
-    s->pos_saturation_threshold = copy_pos(c, &src->service.pos_saturation_threshold);
+    cfg_slot from[1 + SLUICE__CONFIG_MAX_EXTS], to[1 + SLUICE__CONFIG_MAX_EXTS];
+    unsigned n = sluice__cfg_service_slots((sluice_config_service *)&src->service, from, 1 + SLUICE__CONFIG_MAX_EXTS);
+    sluice__cfg_service_slots(&c->pub.service, to, 1 + SLUICE__CONFIG_MAX_EXTS);
+    if (!copy_slots(c, to, from, n)) {
+        sluice_config_free(&c->pub);
+        return NULL;
+    }
     for (size_t i = 0; i < src->pool_count; i++) {
         sluice_config_pool *p = sluice__cfg_add_pool(c);
         if (!p) {
             sluice_config_free(&c->pub);
             return NULL;
         }
-        sluice__cfg_copy_pool(c, p, &src->pools[i]);
+        n = sluice__cfg_pool_slots(&src->pools[i], from, 1 + SLUICE__CONFIG_MAX_EXTS);
+        sluice__cfg_pool_slots(p, to, 1 + SLUICE__CONFIG_MAX_EXTS);
+        if (!copy_slots(c, to, from, n)) {
+            sluice_config_free(&c->pub);
+            return NULL;
+        }
+        p->entry_pos = sluice__cfg_copy_pos(c, &src->pools[i].entry_pos);
     }
     if (src->downstream_count) {
         c->pub.downstreams = calloc(src->downstream_count, sizeof *c->pub.downstreams);
@@ -241,7 +218,7 @@ cfg_impl *sluice__cfg_clone(const sluice_config *src)
             sluice_config_downstream *d = &c->pub.downstreams[c->pub.downstream_count++];
             *d = *sd;
             d->name = sluice__cfg_strdup(c, sd->name);
-            d->pos = copy_pos(c, &sd->pos);
+            d->pos = sluice__cfg_copy_pos(c, &sd->pos);
             d->shares = sd->share_count ? sluice__cfg_alloc(c, sd->share_count * sizeof *d->shares) : NULL;
             if (sd->share_count && !d->shares) {
                 sluice_config_free(&c->pub);
@@ -250,7 +227,7 @@ cfg_impl *sluice__cfg_clone(const sluice_config *src)
             for (size_t j = 0; j < sd->share_count; j++) {
                 d->shares[j] = sd->shares[j];
                 d->shares[j].service = sluice__cfg_strdup(c, sd->shares[j].service);
-                d->shares[j].pos = copy_pos(c, &sd->shares[j].pos);
+                d->shares[j].pos = sluice__cfg_copy_pos(c, &sd->shares[j].pos);
             }
         }
     }

@@ -90,10 +90,10 @@ static void test_good_file(void **state)
     assert_true(p->histogram_buckets[1] == 0.005);
     assert_true(p->histogram_buckets[3] == 1.0);
     assert_int_equal(p->timing_sample_every, 4);
-    assert_int_equal(p->kind, SLUICE_POOL_KIND_IO);
+    assert_int_equal(sluice_config_pool_ops(p)->kind, SLUICE_POOL_KIND_IO);
     assert_string_equal(p->downstream, "apns");
     assert_int_equal(p->caller_deadline_ns, 2 * SLUICE_NS_PER_SEC);
-    assert_int_equal(p->alert_slow_task_p99_ns, 500 * SLUICE_NS_PER_MS);
+    assert_int_equal(sluice_config_pool_ops(p)->alert_slow_task_p99_ns, 500 * SLUICE_NS_PER_MS);
     assert_true(sluice_config_pool_has(p, SLUICE_PK_RATIONALE));
     assert_false(sluice_config_pool_has(p, SLUICE_PK_MIN_WORKERS));
     assert_int_equal(p->pos[SLUICE_PK_WORKERS].line, 9);
@@ -194,7 +194,7 @@ static void test_validation_messages(void **state)
         POOL0 "    wrokers: 5\n", SLUICE_EINVAL,
         "sluice.yaml:5:5: pools[0].wrokers: unknown key (known: name, workers, rationale, min_workers, "
         "queue_capacity, overflow, submit_timeout, idle_expiry, drain_timeout, prewarm, fault_policy, "
-        "histogram_buckets, timing_sample_every, timing, stack_size, kind, downstream, caller_deadline, "
+        "histogram_buckets, timing_sample_every, timing, stack_size, downstream, caller_deadline, kind, "
         "alert_slow_task_p99, alert_submit_wait_p99, demo_latency_p50, demo_latency_p99, demo_weight)");
     expect_error(POOL0 "    workers: 11\n", SLUICE_EINVAL,
                  "sluice.yaml:5:5: pools[0].workers: duplicate key (first at line 3)");
@@ -231,7 +231,7 @@ static void test_validation_messages(void **state)
         POOL0 "    name2: x\n    prewarm: maybe\n", SLUICE_EINVAL,
         "sluice.yaml:5:5: pools[0].name2: unknown key (known: name, workers, rationale, min_workers, "
         "queue_capacity, overflow, submit_timeout, idle_expiry, drain_timeout, prewarm, fault_policy, "
-        "histogram_buckets, timing_sample_every, timing, stack_size, kind, downstream, caller_deadline, "
+        "histogram_buckets, timing_sample_every, timing, stack_size, downstream, caller_deadline, kind, "
         "alert_slow_task_p99, alert_submit_wait_p99, demo_latency_p50, demo_latency_p99, demo_weight)\n"
         "sluice.yaml:6:14: pools[0].prewarm: not a boolean (true or false), got \"maybe\"");
     expect_error(
@@ -345,7 +345,7 @@ static void test_env_overrides(void **state)
              "rationale, "
              "min_workers, queue_capacity, overflow, submit_timeout, idle_expiry, drain_timeout, prewarm, "
              "fault_policy, "
-             "histogram_buckets, timing_sample_every, timing, stack_size, kind, downstream, caller_deadline, "
+             "histogram_buckets, timing_sample_every, timing, stack_size, downstream, caller_deadline, kind, "
              "alert_slow_task_p99, alert_submit_wait_p99, demo_latency_p50, demo_latency_p99, demo_weight, "
              "upper-cased)\n"
              "env SLUICE_POOL_EMAIL_WORKERS: SLUICE_POOL_EMAIL_WORKERS: names no pool in sluice.yaml "
@@ -553,7 +553,7 @@ static void test_apply_service_and_declarations(void **state)
     assert_string_equal(cur->service.listen, "127.0.0.1:9999");
     assert_null(cur->service.runbook_base_url);
     assert_int_equal(cur->pool_count, 2); /* sms still runs */
-    assert_int_equal(cur->pools[0].kind, SLUICE_POOL_KIND_CPU);
+    assert_int_equal(sluice_config_pool_ops(&cur->pools[0])->kind, SLUICE_POOL_KIND_CPU);
     assert_null(cur->pools[0].rationale);
     assert_false(sluice_config_pool_has(&cur->pools[0], SLUICE_PK_RATIONALE));
     assert_int_equal(cur->downstream_count, 1);
@@ -569,6 +569,119 @@ static void test_apply_service_and_declarations(void **state)
     sluice_config_free(cur);
 }
 
+/* ---- issue 12: input the loader must refuse fast ------------------- */
+
+/* 200 KB of '[' took libyaml ~24 s to refuse (quadratic in depth), and a
+ * reload of such a file held up the drain behind it. The event pass stops
+ * at depth 33. */
+static void test_deep_nesting(void **state)
+{
+    (void)state;
+    size_t n = 200000;
+    char *deep = malloc(n + 1);
+    assert_non_null(deep);
+    memset(deep, '[', n);
+    deep[n] = '\0';
+    expect_error(deep, SLUICE_EINVAL,
+                 "sluice.yaml:1:33: nested deeper than 32 lists and mappings (sluice.yaml needs at most 4)");
+    /* Block mappings count the same. */
+    size_t used = 0;
+    for (int d = 0; d < 40; d++) {
+        used += (size_t)snprintf(deep + used, n - used, "%*sk%d:\n", d, "", d);
+    }
+    expect_error(deep, SLUICE_EINVAL,
+                 "sluice.yaml:33:33: nested deeper than 32 lists and mappings (sluice.yaml needs at most 4)");
+    free(deep);
+    /* A syntax error before the limit is still libyaml's. */
+    expect_error("pools: [[[\n", SLUICE_EPARSE,
+                 "sluice.yaml:2:1: not valid YAML: did not find expected node content while parsing a flow node");
+}
+
+/* A queue bound no ring can allocate passed the loader and failed
+ * sluice_pool_create with an empty message. */
+static void test_queue_capacity_max(void **state)
+{
+    (void)state;
+    expect_error("pools:\n  - name: push\n    workers: 1\n    queue_capacity: 4294967296\n", SLUICE_EINVAL,
+                 "sluice.yaml:4:21: pools[0].queue_capacity: must be <= 16777216 (the queue's slots are allocated "
+                 "when the pool is created), got 4294967296");
+    sluice_config *c = NULL;
+    char err[1024];
+    const char *max = "pools:\n  - name: push\n    workers: 1\n    queue_capacity: 16777216\n";
+    assert_int_equal(load(max, NULL, &c, err, sizeof err), SLUICE_OK);
+    assert_int_equal(c->pools[0].queue_capacity, SLUICE_CONFIG_QUEUE_CAPACITY_MAX);
+    sluice_config_free(c);
+    expect_error("pools:\n  - name: push\n    workers: 1\n    queue_capacity: 1\n    stack_size: 100\n",
+                 SLUICE_EINVAL,
+                 "sluice.yaml:5:17: pools[0].stack_size: must be 0 (the system's default) or >= 16384, got 100");
+}
+
+/* Override names that cannot name a pool and key are errors, as the docs
+ * say; they were skipped without a word. */
+static void test_env_names(void **state)
+{
+    (void)state;
+    sluice_config *c = (sluice_config *)0x1;
+    char err[2048];
+    const char *bare[] = {"SLUICE_POOL_=1", "SLUICE_SERVICE_=x", NULL};
+    sluice_config_load_opts o = {.envp = bare};
+    assert_int_equal(load(GOOD, &o, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_string_equal(err, "env SLUICE_POOL_: SLUICE_POOL_: names no pool and key (SLUICE_POOL_<NAME>_<KEY>)\n"
+                             "env SLUICE_SERVICE_: SLUICE_SERVICE_: names no key (SLUICE_SERVICE_<KEY>)");
+    char name[400];
+    snprintf(name, sizeof name, "SLUICE_POOL_PUSH_");
+    memset(name + 17, 'W', 300);
+    snprintf(name + 317, sizeof name - 317, "=5");
+    const char *longname[] = {name, NULL};
+    o.envp = longname;
+    assert_int_equal(load(GOOD, &o, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_string_equal(err, "env SLUICE_POOL_PUSH_WWWWWWWWWWWWWWWWWWWWWWW...: the variable's name is 317 bytes; "
+                             "an override's name is at most 255");
+    /* 255 bytes is still a name (of no key here). */
+    name[255] = '=';
+    name[256] = '5';
+    name[257] = '\0';
+    assert_int_equal(load(GOOD, &o, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, ": unknown pool key (known: workers,"));
+    assert_ptr_equal(c, (sluice_config *)0x1);
+}
+
+/* A stream is read no further than the limit (sluice lint - < /dev/zero
+ * read without bound and aborted). */
+static void test_stream_bound(void **state)
+{
+    (void)state;
+    FILE *zero = fopen("/dev/zero", "rb");
+    assert_non_null(zero);
+    sluice_config *c = (sluice_config *)0x1;
+    char err[512];
+    assert_int_equal(sluice_config_load_stream(zero, "<stdin>", &NO_ENV, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_string_equal(err, "<stdin>: file too large (more than 1048576 bytes; the limit is 1048576)");
+    assert_ptr_equal(c, (sluice_config *)0x1);
+    fclose(zero);
+    FILE *f = fmemopen((void *)GOOD, sizeof GOOD - 1, "rb");
+    assert_non_null(f);
+    assert_int_equal(sluice_config_load_stream(f, "mem", &NO_ENV, &c, err, sizeof err), SLUICE_OK);
+    assert_string_equal(c->source, "mem");
+    fclose(f);
+    sluice_config_free(c);
+}
+
+/* Aliases cannot multiply the walk: too many keys in one mapping. */
+static void test_shape_bounds(void **state)
+{
+    (void)state;
+    size_t cap = 400 * 16;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    size_t used = (size_t)snprintf(text, cap, "pools:\n  - name: p\n");
+    for (int i = 0; i < 300; i++) {
+        used += (size_t)snprintf(text + used, cap - used, "    k%d: 1\n", i);
+    }
+    expect_error(text, SLUICE_EINVAL, "sluice.yaml:2:5: pools[0]: more than 256 keys");
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -581,6 +694,11 @@ int main(void)
         cmocka_unit_test(test_apply_live),
         cmocka_unit_test(test_reload_file),
         cmocka_unit_test(test_apply_service_and_declarations),
+        cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_queue_capacity_max),
+        cmocka_unit_test(test_env_names),
+        cmocka_unit_test(test_stream_bound),
+        cmocka_unit_test(test_shape_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -492,11 +492,12 @@ static void on_reload(void *user)
     if (r == SLUICE_OK) {
         for (size_t i = 0; i < d->pool_count; i++) {
             const sluice_config_pool *cp = sluice_config_find_pool(d->config, d->pools[i].name);
-            if (cp && cp->demo_latency_p50_ns) {
-                atomic_store(&d->pools[i].p50_ns, cp->demo_latency_p50_ns);
+            const sluice_config_demo_keys *dk = cp ? sluice_config_pool_demo(cp) : NULL;
+            if (dk && dk->latency_p50_ns) {
+                atomic_store(&d->pools[i].p50_ns, dk->latency_p50_ns);
             }
-            if (cp && cp->demo_latency_p99_ns) {
-                atomic_store(&d->pools[i].p99_ns, cp->demo_latency_p99_ns);
+            if (dk && dk->latency_p99_ns) {
+                atomic_store(&d->pools[i].p99_ns, dk->latency_p99_ns);
             }
         }
     }
@@ -511,16 +512,19 @@ static void prepare_pool(void *user, const sluice_config_pool *cp, size_t index,
     double weight_sum = 0;
     for (size_t i = 0; i < d->config->pool_count; i++) {
         const sluice_config_pool *c = &d->config->pools[i];
-        weight_sum += sluice_config_pool_has(c, SLUICE_PK_DEMO_WEIGHT) ? c->demo_weight : 1.0;
+        weight_sum += sluice_config_pool_ext_has(c, &sluice_config_ext_demo, SLUICE_DEMO_WEIGHT)
+                          ? sluice_config_pool_demo(c)->weight
+                          : 1.0;
     }
     demo_pool *p = &d->pools[index];
     p->demo = d;
     p->index = (unsigned)index;
     snprintf(p->name, sizeof p->name, "%s", cp->name);
-    double w = sluice_config_pool_has(cp, SLUICE_PK_DEMO_WEIGHT) ? cp->demo_weight : 1.0;
+    const sluice_config_demo_keys *dk = sluice_config_pool_demo(cp);
+    double w = sluice_config_pool_ext_has(cp, &sluice_config_ext_demo, SLUICE_DEMO_WEIGHT) ? dk->weight : 1.0;
     p->rate = weight_sum > 0 ? d->opts.rate * w / weight_sum : 0;
-    atomic_store(&p->p50_ns, cp->demo_latency_p50_ns ? cp->demo_latency_p50_ns : 50 * SLUICE_NS_PER_MS);
-    atomic_store(&p->p99_ns, cp->demo_latency_p99_ns ? cp->demo_latency_p99_ns : 500 * SLUICE_NS_PER_MS);
+    atomic_store(&p->p50_ns, dk->latency_p50_ns ? dk->latency_p50_ns : 50 * SLUICE_NS_PER_MS);
+    atomic_store(&p->p99_ns, dk->latency_p99_ns ? dk->latency_p99_ns : 500 * SLUICE_NS_PER_MS);
     pc->abandon_handler = demo_on_abandon;
     pc->panic_handler = demo_on_panic;
     pc->event_handler = demo_on_event;

@@ -187,8 +187,8 @@ static int from_config(const char *path, const char *pool, plan_in *in, bool hav
         return -1;
     }
     in->configured_k = p->workers;
-    if (p->kind != SLUICE_POOL_KIND_UNSET)
-        in->kind = p->kind;
+    if (sluice_config_pool_ops(p)->kind != SLUICE_POOL_KIND_UNSET)
+        in->kind = sluice_config_pool_ops(p)->kind;
     if (!have_limit && p->downstream) {
         const char *svc = cfg->service.name ? cfg->service.name : "sluice";
         for (size_t i = 0; i < cfg->downstream_count; i++) {

@@ -16,19 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *read_stream(FILE *f, size_t *len)
-{
-    ops_buf b = {0};
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ops_buf_putn(&b, chunk, n);
-    if (!b.data)
-        ops_buf_put(&b, "");
-    *len = b.len;
-    return b.data;
-}
-
 int ops_cli_load(const char *cmd, const char *path, bool with_env, sluice_config **out)
 {
     sluice_config_load_opts opts = {0};
@@ -36,10 +23,8 @@ int ops_cli_load(const char *cmd, const char *path, bool with_env, sluice_config
     char err[4096];
     sluice_err rc;
     if (strcmp(path, "-") == 0) {
-        size_t len;
-        char *text = read_stream(stdin, &len);
-        rc = sluice_config_load_string(text, len, "<stdin>", &opts, out, err, sizeof err);
-        free(text);
+        /* Bounded: an endless stdin is refused at the loader's limit. */
+        rc = sluice_config_load_stream(stdin, "<stdin>", &opts, out, err, sizeof err);
     } else {
         rc = sluice_config_load_file(path, &opts, out, err, sizeof err);
     }

@@ -198,7 +198,7 @@ static void sizing_table(const sluice_config *cfg, ops_buf *md)
         ops_buf_printf(md, " | %u | ", p->workers);
         ops_md_text(md, p->rationale && *p->rationale ? p->rationale : "(none recorded)");
         ops_buf_printf(md, " | %zu | %s | %s | ", p->queue_capacity, sluice_overflow_name(p->overflow),
-                       sluice_pool_kind_name(p->kind));
+                       sluice_pool_kind_name(sluice_config_pool_ops(p)->kind));
         ops_md_text(md, p->downstream ? p->downstream : "-");
         ops_buf_printf(md, " | %s | %s |\n", sluice_config_format_duration(t.slow_task_p99_ns, d1, sizeof d1),
                        sluice_config_format_duration(t.submit_wait_p99_ns, d2, sizeof d2));

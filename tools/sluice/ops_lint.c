@@ -141,7 +141,7 @@ static void check_service(const sluice_config *cfg, const ops_lint_opts *o, ops_
     uint64_t grace = grace_of(cfg, o);
     if (grace && s->shutdown_grace_ns + s->drain_budget_ns >= grace) {
         const sluice_config_pos *pos =
-            s->pos_drain_budget.line ? &s->pos_drain_budget : &s->pos_orchestrator_grace;
+            s->pos[SLUICE_SK_DRAIN_BUDGET].line ? &s->pos[SLUICE_SK_DRAIN_BUDGET] : &s->pos[SLUICE_SK_ORCHESTRATOR_GRACE];
         add(out, NULL, "drain-vs-grace", pos,
             "lower service.drain_budget (or shutdown_grace) so that their sum stays below "
             "orchestrator_grace, "
@@ -182,7 +182,7 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
             "concurrent "
             "calls over 4 replicas\" or \"8 cores\"",
             "pool %s: K=%u has no rationale: nobody can tell whether it is still right", n, p->workers);
-    if (p->kind == SLUICE_POOL_KIND_UNSET)
+    if (sluice_config_pool_ops(p)->kind == SLUICE_POOL_KIND_UNSET)
         add(out, n, "kind-declared", &p->entry_pos,
             "add `kind: io` (K from a downstream limit / Little's law), `kind: cpu` (K from the CPU count) "
             "or "
@@ -267,7 +267,7 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
                     share->limit);
         }
     }
-    if (p->kind == SLUICE_POOL_KIND_CPU && p->workers > o->cpus)
+    if (sluice_config_pool_ops(p)->kind == SLUICE_POOL_KIND_CPU && p->workers > o->cpus)
         add(out, n, "cpu-bound-k", kpos(p, SLUICE_PK_WORKERS),
             "set workers to the CPU count (or fewer, leaving room for the service's other threads)",
             "pool %s: CPU-bound with K=%u, above the %u CPUs: extra workers only add context switches", n,

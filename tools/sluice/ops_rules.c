@@ -89,9 +89,10 @@ ops_thresholds ops_pool_thresholds(const sluice_config_pool *p)
     /* A blocking pool is declared as "never lose work": one loss is news.
      * The others shed load by design; alert when it passes 1%. */
     t.loss_ratio = p->overflow == SLUICE_OVERFLOW_BLOCK ? 0 : OPS_DEFAULT_LOSS_RATIO;
-    t.slow_task_p99_ns = p->alert_slow_task_p99_ns ? p->alert_slow_task_p99_ns : OPS_DEFAULT_SLOW_TASK_P99_NS;
+    const sluice_config_ops_keys *ops = sluice_config_pool_ops(p);
+    t.slow_task_p99_ns = ops->alert_slow_task_p99_ns ? ops->alert_slow_task_p99_ns : OPS_DEFAULT_SLOW_TASK_P99_NS;
     t.submit_wait_p99_ns =
-        p->alert_submit_wait_p99_ns ? p->alert_submit_wait_p99_ns : OPS_DEFAULT_SUBMIT_WAIT_P99_NS;
+        ops->alert_submit_wait_p99_ns ? ops->alert_submit_wait_p99_ns : OPS_DEFAULT_SUBMIT_WAIT_P99_NS;
     t.for_duration = "5m";
     t.stall_after_ns = OPS_DEFAULT_STALL_AFTER_NS;
     t.stall_window = "1m";

@@ -309,7 +309,7 @@ static void pool_facts(ops_buf *o, const facts *f)
     ops_buf_printf(o, "| K (workers) | %u |\n| why this K | ", p->workers);
     ops_md_text(o, f->rationale);
     ops_buf_printf(o, " |\n| kind | %s |\n| queue capacity | %zu |\n| overflow | %s |\n",
-                   sluice_pool_kind_name(p->kind), p->queue_capacity, sluice_overflow_name(p->overflow));
+                   sluice_pool_kind_name(sluice_config_pool_ops(p)->kind), p->queue_capacity, sluice_overflow_name(p->overflow));
     ops_buf_printf(o, "| submit timeout | %s |\n",
                    p->submit_timeout_ns ? sluice_config_format_duration(p->submit_timeout_ns, d, sizeof d)
                                         : "none (waits)");

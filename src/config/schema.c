@@ -1,0 +1,994 @@
+/*
+ * src/config/schema.c - the keys of sluice.yaml as data, and what can be
+ * done to one value of any key.
+ *
+ * Purpose. One new pool key used to touch nine places in four files (an
+ * enum, a key table, a 220-line setter, validation, two lists in apply.c,
+ * the writer, the copy into the pool config); a missed line in apply.c
+ * meant a key that silently never reloaded. Here a key is one row:
+ * name, C type, offset in its section's struct, reload class, enum names,
+ * default, bounds, one line of documentation, and for live pool keys the
+ * hook that applies a new value to a running pool. Parsing (yaml.c,
+ * env.c), bound checks, --print-config (write.c), the reload diff and
+ * apply (apply.c) and the key tables of docs/config.md
+ * (tests/config/test_config_docs.c) all walk the rows.
+ *
+ * Design.
+ *  - A "slot" is one section instance seen through one table: the
+ *    library's rows over a sluice_config_pool, or an extension's rows over
+ *    that extension's value struct for the same pool. Everything generic
+ *    takes a slot, so extension keys parse, override, write, copy and
+ *    reload exactly like the library's.
+ *  - Values are read and written through offsetof-based pointers whose
+ *    C type the row's type names; _Static_asserts below pin the
+ *    assumptions (an enum is int-sized).
+ *  - Bounds are checked when a value is set, so a file value and an
+ *    environment override of it are refused with the same message at
+ *    their own position. Checks across keys (min_workers <= workers, bucket
+ *    order, names) are in validate.c.
+ *  - The tools' keys (kind, alert thresholds, the demo's simulation) are
+ *    two extensions defined here and registered by default, so a service
+ *    loading a file that `sluice lint` accepts keeps accepting it; they are
+ *    not part of sluice_pool_key and the library never reads them.
+ *
+ * The tables are constant; nothing here keeps state.
+ */
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/config_internal.h"
+
+_Static_assert(sizeof(sluice_overflow) == sizeof(int), "ENUM rows store an int");
+_Static_assert(sizeof(sluice_fault_mode) == sizeof(int), "ENUM rows store an int");
+_Static_assert(sizeof(sluice_pool_kind) == sizeof(int), "ENUM rows store an int");
+_Static_assert(SLUICE_PK_COUNT_ <= 64 && SLUICE_SK_COUNT_ <= 64, "the set bitmask is 64 bits");
+
+/* ---- enum names ------------------------------------------------------- */
+
+static const char *const OVERFLOW_NAMES[] = {
+    [SLUICE_OVERFLOW_BLOCK] = "block",
+    [SLUICE_OVERFLOW_REJECT] = "reject",
+    [SLUICE_OVERFLOW_CALLER_RUNS] = "caller_runs",
+    [SLUICE_OVERFLOW_DROP_OLDEST] = "drop_oldest",
+};
+static const char *const FAULT_NAMES[] = {
+    [SLUICE_FAULT_OFF] = "off",
+    [SLUICE_FAULT_RERAISE] = "reraise",
+    [SLUICE_FAULT_RECOVER] = "recover",
+};
+static const char *const KIND_NAMES[] = {
+    [SLUICE_POOL_KIND_UNSET] = NULL, /* not writable: absent */
+    [SLUICE_POOL_KIND_IO] = "io",
+    [SLUICE_POOL_KIND_CPU] = "cpu",
+    [SLUICE_POOL_KIND_MEMORY] = "memory",
+};
+#define COUNT_OF(a) ((unsigned)(sizeof(a) / sizeof((a)[0])))
+
+const char *sluice_pool_kind_name(sluice_pool_kind kind)
+{
+    if ((unsigned)kind < COUNT_OF(KIND_NAMES) && KIND_NAMES[kind]) {
+        return KIND_NAMES[kind];
+    }
+    return "unset";
+}
+
+/* ---- hooks of the live pool keys -------------------------------------- */
+
+static bool check_workers(const sluice_config_pool *running, const sluice_config_pool *next, char *why,
+                          size_t len)
+{
+    if (next->workers == 0 || next->workers < running->min_workers) {
+        snprintf(why, len,
+                 "workers %u cannot be applied: the running min_workers is %u (a min_workers change needs a "
+                 "restart)",
+                 next->workers, running->min_workers);
+        return false;
+    }
+    return true;
+}
+
+static sluice_err apply_workers(sluice_pool *pool, const sluice_config_pool *next)
+{
+    return sluice_pool_resize(pool, next->workers);
+}
+
+static sluice_err apply_submit_timeout(sluice_pool *pool, const sluice_config_pool *next)
+{
+    sluice_pool_set_submit_timeout(pool, next->submit_timeout_ns);
+    return SLUICE_OK;
+}
+
+static sluice_err apply_idle_expiry(sluice_pool *pool, const sluice_config_pool *next)
+{
+    sluice_pool_set_idle_expiry(pool, next->idle_expiry_ns);
+    return SLUICE_OK;
+}
+
+static sluice_err apply_timing_sample(sluice_pool *pool, const sluice_config_pool *next)
+{
+    sluice_pool_set_timing_sample(pool, next->timing_sample_every);
+    return SLUICE_OK;
+}
+
+static const char *refuse_unbounded(const char *text)
+{
+    if (strcasecmp(text, "unbounded") == 0 || strcasecmp(text, "infinite") == 0 ||
+        strcasecmp(text, "none") == 0) {
+        return "must be > 0 (there is no unbounded queue; a queue without a bound turns a burst into an "
+               "out-of-memory kill)";
+    }
+    return NULL;
+}
+
+/* ---- the library's rows ------------------------------------------------ */
+
+#define POOL_AT(field) offsetof(sluice_config_pool, field)
+#define SERVICE_AT(field) offsetof(sluice_config_service, field)
+
+/* Indexed by sluice_pool_key: the index is the key's set bit and pos[]. */
+const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
+    [SLUICE_PK_NAME] = {.name = "name", .type = SLUICE_CONFIG_STRING, .offset = POOL_AT(name),
+                        .reload = SLUICE_CONFIG_RESTART, .flags = SLUICE_CONFIG_REQUIRED,
+                        .doc = "1..48 of `[A-Za-z0-9_.:-]`; unique, also ignoring case and punctuation (see env "
+                               "overrides)"},
+    [SLUICE_PK_WORKERS] = {.name = "workers", .type = SLUICE_CONFIG_UINT, .offset = POOL_AT(workers),
+                           .reload = SLUICE_CONFIG_LIVE, .flags = SLUICE_CONFIG_REQUIRED, .min = 1,
+                           .required_why = "K: the most tasks that run at once; say why in rationale",
+                           .check = check_workers, .apply = apply_workers,
+                           .doc = "K, the most tasks that run at once; > 0. Live: `sluice_pool_resize`"},
+    [SLUICE_PK_RATIONALE] = {.name = "rationale", .type = SLUICE_CONFIG_STRING, .offset = POOL_AT(rationale),
+                             .reload = SLUICE_CONFIG_DECLARATIVE,
+                             .doc = "why this K: the binding constraint (downstream limit, CPU count, memory "
+                                    "budget). `sluice lint` requires it"},
+    [SLUICE_PK_MIN_WORKERS] = {.name = "min_workers", .type = SLUICE_CONFIG_UINT,
+                               .offset = POOL_AT(min_workers), .reload = SLUICE_CONFIG_RESTART,
+                               .default_value = "0", .doc = "workers kept alive when idle; <= `workers`"},
+    [SLUICE_PK_QUEUE_CAPACITY] = {.name = "queue_capacity", .type = SLUICE_CONFIG_SIZE,
+                                  .offset = POOL_AT(queue_capacity), .reload = SLUICE_CONFIG_RESTART,
+                                  .flags = SLUICE_CONFIG_REQUIRED, .min = 1,
+                                  .max = SLUICE_CONFIG_QUEUE_CAPACITY_MAX,
+                                  .min_why = "there is no unbounded queue",
+                                  .required_why = "there is no unbounded queue",
+                                  .max_why = "the queue's slots are allocated when the pool is created",
+                                  .refuse = refuse_unbounded,
+                                  .doc = "the bounded queue in front of the workers; 1..16777216 (its slots are "
+                                         "allocated at create). There is no unbounded queue: `0`, `-1` and "
+                                         "`unbounded` are errors"},
+    [SLUICE_PK_OVERFLOW] = {.name = "overflow", .type = SLUICE_CONFIG_ENUM, .offset = POOL_AT(overflow),
+                            .reload = SLUICE_CONFIG_RESTART, .enum_names = OVERFLOW_NAMES,
+                            .enum_count = COUNT_OF(OVERFLOW_NAMES), .default_value = "block",
+                            .doc = "full queue: `block` (wait, bounded by `submit_timeout`), `reject`, "
+                                   "`caller_runs`, `drop_oldest`"},
+    [SLUICE_PK_SUBMIT_TIMEOUT] = {.name = "submit_timeout", .type = SLUICE_CONFIG_DURATION,
+                                  .offset = POOL_AT(submit_timeout_ns), .reload = SLUICE_CONFIG_LIVE,
+                                  .default_value = "0s", .apply = apply_submit_timeout,
+                                  .doc = "longest a blocked submit waits (`0s` = no limit); only with "
+                                         "`overflow: block`"},
+    [SLUICE_PK_IDLE_EXPIRY] = {.name = "idle_expiry", .type = SLUICE_CONFIG_DURATION,
+                               .offset = POOL_AT(idle_expiry_ns), .reload = SLUICE_CONFIG_LIVE,
+                               .default_value = "0s", .apply = apply_idle_expiry,
+                               .doc = "workers above `min_workers` idle this long exit (`0s` = never)"},
+    [SLUICE_PK_DRAIN_TIMEOUT] = {.name = "drain_timeout", .type = SLUICE_CONFIG_DURATION,
+                                 .offset = POOL_AT(drain_timeout_ns), .reload = SLUICE_CONFIG_LIVE,
+                                 .default_value = "0s", .applied_note = "(applied at the next drain)",
+                                 .doc = "this pool's drain deadline (`0s` = `service.drain_budget`)"},
+    [SLUICE_PK_PREWARM] = {.name = "prewarm", .type = SLUICE_CONFIG_BOOL, .offset = POOL_AT(prewarm),
+                           .reload = SLUICE_CONFIG_RESTART, .default_value = "false",
+                           .doc = "start all K workers at startup"},
+    [SLUICE_PK_FAULT_POLICY] = {.name = "fault_policy", .type = SLUICE_CONFIG_ENUM,
+                                .offset = POOL_AT(fault_policy), .reload = SLUICE_CONFIG_RESTART,
+                                .enum_names = FAULT_NAMES, .enum_count = COUNT_OF(FAULT_NAMES),
+                                .default_value = "off",
+                                .doc = "SIGSEGV/SIGBUS/SIGFPE/SIGILL in a task: `off` (default action), "
+                                       "`reraise` (log which pool/task, then crash with a core), `recover` "
+                                       "(retire the worker; only for code that cannot corrupt shared state)"},
+    [SLUICE_PK_HISTOGRAM_BUCKETS] = {.name = "histogram_buckets", .type = SLUICE_CONFIG_SECONDS_LIST,
+                                     .offset = POOL_AT(histogram_buckets),
+                                     .count_offset = POOL_AT(histogram_bucket_count),
+                                     .reload = SLUICE_CONFIG_RESTART, .max = SLUICE_HIST_MAX_BUCKETS,
+                                     .doc_default = "0.1 ms doubling 16 times",
+                                     .doc = "upper bounds of the timing histograms: a list of seconds or "
+                                            "durations (`[0.001, 5ms, 1s]`), strictly increasing, at most 64"},
+    [SLUICE_PK_TIMING_SAMPLE_EVERY] = {.name = "timing_sample_every", .type = SLUICE_CONFIG_UINT,
+                                       .offset = POOL_AT(timing_sample_every), .reload = SLUICE_CONFIG_LIVE,
+                                       .zero_word = "auto", .default_value = "auto",
+                                       .apply = apply_timing_sample,
+                                       .doc = "time 1 task in N for the histograms; `auto` (or `0`, which "
+                                              "builds before 2026-11-29 read as \"every task\") picks N so "
+                                              "timing costs ~1% of task time: every task once tasks take 100x "
+                                              "the measured cost of timing one (a few us), at most 1 in 256; "
+                                              "counters are never sampled"},
+    [SLUICE_PK_TIMING] = {.name = "timing", .type = SLUICE_CONFIG_BOOL, .offset = POOL_AT(timing),
+                          .reload = SLUICE_CONFIG_RESTART, .default_value = "true",
+                          .doc = "`false` turns the timing histograms (and their clock reads) off"},
+    [SLUICE_PK_STACK_SIZE] = {.name = "stack_size", .type = SLUICE_CONFIG_SIZE, .offset = POOL_AT(stack_size),
+                              .reload = SLUICE_CONFIG_RESTART, .flags = SLUICE_CONFIG_OMIT_ZERO,
+                              .doc_default = "system",
+                              .doc = "worker stack size in bytes: 0 (the system's) or >= 16384"},
+    [SLUICE_PK_DOWNSTREAM] = {.name = "downstream", .type = SLUICE_CONFIG_STRING,
+                              .offset = POOL_AT(downstream), .reload = SLUICE_CONFIG_DECLARATIVE,
+                              .doc = "the downstream this pool calls (matched with `downstream_budget`)"},
+    [SLUICE_PK_CALLER_DEADLINE] = {.name = "caller_deadline", .type = SLUICE_CONFIG_DURATION,
+                                   .offset = POOL_AT(caller_deadline_ns), .reload = SLUICE_CONFIG_DECLARATIVE,
+                                   .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                   .doc = "the deadline of the callers that submit; lint wants "
+                                          "`submit_timeout` below it"},
+};
+
+/* Indexed by sluice_service_key. */
+const sluice_config_key sluice__cfg_service_keys[SLUICE_SK_COUNT_] = {
+    [SLUICE_SK_NAME] = {.name = "name", .type = SLUICE_CONFIG_STRING, .offset = SERVICE_AT(name),
+                        .reload = SLUICE_CONFIG_RESTART, .default_value = "sluice",
+                        .doc = "the service's name (log lines, the demo's header; `downstream_budget` shares "
+                               "are keyed by it)"},
+    [SLUICE_SK_LISTEN] = {.name = "listen", .type = SLUICE_CONFIG_STRING, .offset = SERVICE_AT(listen),
+                          .reload = SLUICE_CONFIG_RESTART, .default_value = "127.0.0.1:9464",
+                          .doc = "admin server address, `host:port` (port 0 = any free port)"},
+    [SLUICE_SK_DRAIN_BUDGET] = {.name = "drain_budget", .type = SLUICE_CONFIG_DURATION,
+                                .offset = SERVICE_AT(drain_budget_ns), .reload = SLUICE_CONFIG_LIVE,
+                                .default_value = "30s",
+                                .doc = "total time to drain all pools on shutdown; each pool gets min(its "
+                                       "`drain_timeout`, this)"},
+    [SLUICE_SK_SHUTDOWN_GRACE] = {.name = "shutdown_grace", .type = SLUICE_CONFIG_DURATION,
+                                  .offset = SERVICE_AT(shutdown_grace_ns), .reload = SLUICE_CONFIG_LIVE,
+                                  .default_value = "0s",
+                                  .doc = "time between turning not-ready and stopping the producers, so the "
+                                         "load balancer notices"},
+    [SLUICE_SK_ORCHESTRATOR_GRACE] = {.name = "orchestrator_grace", .type = SLUICE_CONFIG_DURATION,
+                                      .offset = SERVICE_AT(orchestrator_grace_ns), .reload = SLUICE_CONFIG_LIVE,
+                                      .default_value = "30s",
+                                      .doc = "the orchestrator's kill grace (Kubernetes "
+                                             "`terminationGracePeriodSeconds`); `sluice lint` checks drain "
+                                             "timeouts against it"},
+    [SLUICE_SK_SATURATION_THRESHOLD] = {.name = "saturation_threshold", .type = SLUICE_CONFIG_DURATION,
+                                        .offset = SERVICE_AT(saturation_threshold_ns),
+                                        .reload = SLUICE_CONFIG_RESTART, .default_value = "30s", .min = 1,
+                                        .min_why = "how long a pool may stay saturated before /health/ready "
+                                                   "turns 503",
+                                        .doc = "`/health/ready` turns 503 once a pool has been saturated (all K "
+                                               "running and the queue full) this long; > 0"},
+    [SLUICE_SK_RUNBOOK_BASE_URL] = {.name = "runbook_base_url", .type = SLUICE_CONFIG_STRING,
+                                    .offset = SERVICE_AT(runbook_base_url), .reload = SLUICE_CONFIG_LIVE,
+                                    .doc = "base URL for the `runbook_url` of generated alerts"},
+};
+
+const sluice_config_key *sluice_config_schema(sluice_config_section section, unsigned *count)
+{
+    switch (section) {
+    case SLUICE_CONFIG_SECTION_SERVICE:
+        if (count) {
+            *count = SLUICE_SK_COUNT_;
+        }
+        return sluice__cfg_service_keys;
+    case SLUICE_CONFIG_SECTION_POOL:
+        if (count) {
+            *count = SLUICE_PK_COUNT_;
+        }
+        return sluice__cfg_pool_keys;
+    case SLUICE_CONFIG_SECTION_COUNT_:
+        break;
+    }
+    if (count) {
+        *count = 0;
+    }
+    return NULL;
+}
+
+const char *sluice_pool_key_name(sluice_pool_key key)
+{
+    if ((unsigned)key >= SLUICE_PK_COUNT_) {
+        return NULL;
+    }
+    return sluice__cfg_pool_keys[key].name;
+}
+
+/* ---- the tools' extensions -------------------------------------------- */
+
+#define OPS_AT(field) offsetof(sluice_config_ops_keys, field)
+static const sluice_config_key OPS_KEYS[SLUICE_OPS_COUNT_] = {
+    [SLUICE_OPS_KIND] = {.name = "kind", .type = SLUICE_CONFIG_ENUM, .offset = OPS_AT(kind),
+                         .reload = SLUICE_CONFIG_DECLARATIVE, .flags = SLUICE_CONFIG_OMIT_ZERO,
+                         .enum_names = KIND_NAMES, .enum_count = COUNT_OF(KIND_NAMES),
+                         .doc = "`io`, `cpu` or `memory`: what bounds K (`sluice lint` checks a `cpu` pool's K "
+                                "against the CPU count)"},
+    [SLUICE_OPS_ALERT_SLOW_TASK_P99] = {.name = "alert_slow_task_p99", .type = SLUICE_CONFIG_DURATION,
+                                        .offset = OPS_AT(alert_slow_task_p99_ns),
+                                        .reload = SLUICE_CONFIG_DECLARATIVE, .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                        .doc_default = "rules default",
+                                        .doc = "threshold of the slow-task alert (`sluice rules`)"},
+    [SLUICE_OPS_ALERT_SUBMIT_WAIT_P99] = {.name = "alert_submit_wait_p99", .type = SLUICE_CONFIG_DURATION,
+                                          .offset = OPS_AT(alert_submit_wait_p99_ns),
+                                          .reload = SLUICE_CONFIG_DECLARATIVE,
+                                          .flags = SLUICE_CONFIG_OMIT_ZERO, .doc_default = "rules default",
+                                          .doc = "threshold of the submit-wait alert (`sluice rules`)"},
+};
+
+const sluice_config_extension sluice_config_ext_ops = {
+    .name = "ops",
+    .section = SLUICE_CONFIG_SECTION_POOL,
+    .keys = OPS_KEYS,
+    .key_count = SLUICE_OPS_COUNT_,
+    .values_size = sizeof(sluice_config_ops_keys),
+};
+
+#define DEMO_AT(field) offsetof(sluice_config_demo_keys, field)
+static const sluice_config_key DEMO_KEYS[SLUICE_DEMO_COUNT_] = {
+    [SLUICE_DEMO_LATENCY_P50] = {.name = "demo_latency_p50", .type = SLUICE_CONFIG_DURATION,
+                                 .offset = DEMO_AT(latency_p50_ns), .reload = SLUICE_CONFIG_DECLARATIVE,
+                                 .flags = SLUICE_CONFIG_OMIT_ZERO, .doc_default = "50ms",
+                                 .doc = "`sluice demo` only: the simulated downstream's median latency "
+                                        "(log-normal)"},
+    [SLUICE_DEMO_LATENCY_P99] = {.name = "demo_latency_p99", .type = SLUICE_CONFIG_DURATION,
+                                 .offset = DEMO_AT(latency_p99_ns), .reload = SLUICE_CONFIG_DECLARATIVE,
+                                 .flags = SLUICE_CONFIG_OMIT_ZERO, .doc_default = "500ms",
+                                 .doc = "`sluice demo` only: the simulated downstream's p99 latency; >= "
+                                        "`demo_latency_p50`"},
+    [SLUICE_DEMO_WEIGHT] = {.name = "demo_weight", .type = SLUICE_CONFIG_DOUBLE, .offset = DEMO_AT(weight),
+                            .reload = SLUICE_CONFIG_DECLARATIVE,
+                            .flags = SLUICE_CONFIG_OMIT_UNSET | SLUICE_CONFIG_NONNEGATIVE, .doc_default = "`1`",
+                            .doc = "`sluice demo` only: this pool's share of the generated traffic"},
+};
+
+static const char *check_demo(const void *values, uint64_t set, unsigned *key)
+{
+    const sluice_config_demo_keys *d = values;
+    (void)set;
+    if (d->latency_p50_ns && d->latency_p99_ns && d->latency_p50_ns > d->latency_p99_ns) {
+        *key = SLUICE_DEMO_LATENCY_P99;
+        return "must be >= demo_latency_p50";
+    }
+    return NULL;
+}
+
+const sluice_config_extension sluice_config_ext_demo = {
+    .name = "demo",
+    .section = SLUICE_CONFIG_SECTION_POOL,
+    .keys = DEMO_KEYS,
+    .key_count = SLUICE_DEMO_COUNT_,
+    .values_size = sizeof(sluice_config_demo_keys),
+    .check = check_demo,
+};
+
+const sluice_config_ext_values *sluice_config_pool_ext(const sluice_config_pool *p,
+                                                       const sluice_config_extension *x)
+{
+    if (!p || !x) {
+        return NULL;
+    }
+    for (size_t i = 0; i < p->ext_count; i++) {
+        if (p->ext[i].ext == x) {
+            return &p->ext[i];
+        }
+    }
+    return NULL;
+}
+
+bool sluice_config_pool_ext_has(const sluice_config_pool *p, const sluice_config_extension *x, unsigned key)
+{
+    const sluice_config_ext_values *v = sluice_config_pool_ext(p, x);
+    return v && key < 64 && ((v->set >> key) & 1u);
+}
+
+const sluice_config_ops_keys *sluice_config_pool_ops(const sluice_config_pool *p)
+{
+    static const sluice_config_ops_keys none = {.kind = SLUICE_POOL_KIND_UNSET};
+    const sluice_config_ext_values *v = sluice_config_pool_ext(p, &sluice_config_ext_ops);
+    return v ? v->values : &none;
+}
+
+const sluice_config_demo_keys *sluice_config_pool_demo(const sluice_config_pool *p)
+{
+    static const sluice_config_demo_keys none = {.weight = 0};
+    const sluice_config_ext_values *v = sluice_config_pool_ext(p, &sluice_config_ext_demo);
+    return v ? v->values : &none;
+}
+
+/* ---- slots ------------------------------------------------------------- */
+
+static unsigned ext_slots(sluice_config_ext_values *ext, size_t ext_count, cfg_slot *out, unsigned n,
+                          unsigned max)
+{
+    for (size_t i = 0; i < ext_count && n < max; i++) {
+        out[n++] = (cfg_slot){ext[i].ext->keys, ext[i].ext->key_count, ext[i].values, &ext[i].set, ext[i].pos};
+    }
+    return n;
+}
+
+unsigned sluice__cfg_pool_slots(sluice_config_pool *p, cfg_slot *out, unsigned max)
+{
+    if (max == 0) {
+        return 0;
+    }
+    out[0] = (cfg_slot){sluice__cfg_pool_keys, SLUICE_PK_COUNT_, p, &p->set, p->pos};
+    return ext_slots(p->ext, p->ext_count, out, 1, max);
+}
+
+unsigned sluice__cfg_service_slots(sluice_config_service *s, cfg_slot *out, unsigned max)
+{
+    if (max == 0) {
+        return 0;
+    }
+    out[0] = (cfg_slot){sluice__cfg_service_keys, SLUICE_SK_COUNT_, s, &s->set, s->pos};
+    return ext_slots(s->ext, s->ext_count, out, 1, max);
+}
+
+bool sluice__cfg_find(const cfg_slot *slots, unsigned n, const char *written, unsigned *slot, unsigned *index)
+{
+    for (unsigned s = 0; s < n; s++) {
+        for (unsigned i = 0; i < slots[s].count; i++) {
+            if (slots[s].keys[i].name && sluice__cfg_key_eq(written, slots[s].keys[i].name)) {
+                *slot = s;
+                *index = i;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+void sluice__cfg_list_keys(const cfg_slot *slots, unsigned n, bool skip_first, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (unsigned s = 0; s < n; s++) {
+        for (unsigned i = (s == 0 && skip_first) ? 1 : 0; i < slots[s].count && used < len; i++) {
+            int w = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", slots[s].keys[i].name);
+            if (w < 0) {
+                return;
+            }
+            used += (size_t)w;
+        }
+    }
+}
+
+bool sluice__cfg_attach_exts(cfg_impl *c, sluice_config_section section, sluice_config_ext_values **ext,
+                             size_t *ext_count)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < c->ext_count; i++) {
+        n += c->exts[i]->section == section;
+    }
+    *ext = NULL;
+    *ext_count = 0;
+    if (n == 0) {
+        return true;
+    }
+    sluice_config_ext_values *v = sluice__cfg_alloc(c, n * sizeof *v);
+    if (!v) {
+        return false;
+    }
+    size_t k = 0;
+    for (unsigned i = 0; i < c->ext_count; i++) {
+        const sluice_config_extension *x = c->exts[i];
+        if (x->section != section) {
+            continue;
+        }
+        v[k].ext = x;
+        v[k].values = sluice__cfg_alloc(c, x->values_size ? x->values_size : 1);
+        v[k].pos = sluice__cfg_alloc(c, (x->key_count ? x->key_count : 1) * sizeof(sluice_config_pos));
+        v[k].set = 0;
+        if (!v[k].values || !v[k].pos) {
+            return false;
+        }
+        cfg_slot slot = {x->keys, x->key_count, v[k].values, &v[k].set, v[k].pos};
+        if (!sluice__cfg_defaults(c, &slot)) {
+            return false;
+        }
+        k++;
+    }
+    *ext = v;
+    *ext_count = n;
+    return true;
+}
+
+/* ---- one value --------------------------------------------------------- */
+
+static void *at(void *base, size_t offset)
+{
+    return (unsigned char *)base + offset;
+}
+
+static const void *cat(const void *base, size_t offset)
+{
+    return (const unsigned char *)base + offset;
+}
+
+static uint64_t type_max(const sluice_config_key *k)
+{
+    switch (k->type) {
+    case SLUICE_CONFIG_UINT:
+        return UINT_MAX;
+    case SLUICE_CONFIG_SIZE:
+        return SIZE_MAX;
+    default:
+        return UINT64_MAX;
+    }
+}
+
+static void enum_list(const sluice_config_key *k, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < k->enum_count && used < len; i++) {
+        if (k->enum_names[i]) {
+            int w = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", k->enum_names[i]);
+            if (w < 0) {
+                return;
+            }
+            used += (size_t)w;
+        }
+    }
+}
+
+/* " (why)" or "" */
+static void why_suffix(const char *why, char *buf, size_t len)
+{
+    if (why) {
+        snprintf(buf, len, " (%s)", why);
+    } else {
+        buf[0] = '\0';
+    }
+}
+
+/* The bound checks of an integer or duration; `shown` is the value as
+ * the message shows it. */
+static bool in_bounds(const sluice_config_key *k, uint64_t v, const char *shown, char *msg, size_t len)
+{
+    char why[256];
+    uint64_t max = k->max ? k->max : type_max(k);
+    if (v < k->min) {
+        why_suffix(k->min_why, why, sizeof why);
+        if (k->min == 1) {
+            snprintf(msg, len, "must be > 0%s, got %s", why, shown);
+        } else {
+            snprintf(msg, len, "must be >= %" PRIu64 "%s, got %s", k->min, why, shown);
+        }
+        return false;
+    }
+    if (v > max) {
+        why_suffix(k->max_why, why, sizeof why);
+        snprintf(msg, len, "must be <= %" PRIu64 "%s, got %s", max, why, shown);
+        return false;
+    }
+    return true;
+}
+
+/* The comma-separated env form of a list of seconds. */
+static cfg_set_result parse_list_text(cfg_impl *c, const sluice_config_key *k, void *base, const char *v,
+                                      char *msg, size_t len)
+{
+    double tmp[SLUICE_HIST_MAX_BUCKETS];
+    size_t cap = k->max && k->max < SLUICE_HIST_MAX_BUCKETS ? (size_t)k->max : SLUICE_HIST_MAX_BUCKETS;
+    size_t n = 0;
+    char item[64];
+    const char *s = v;
+    while (*s) {
+        const char *comma = strchr(s, ',');
+        size_t ilen = comma ? (size_t)(comma - s) : strlen(s);
+        if (ilen >= sizeof item || n == cap) {
+            snprintf(msg, len, "at most %zu bounds, each a number, got \"%s\"", cap, v);
+            return CFG_SET_BAD;
+        }
+        memcpy(item, s, ilen);
+        item[ilen] = '\0';
+        char *it = item;
+        while (*it == ' ') {
+            it++;
+        }
+        if (!sluice__cfg_parse_bound(it, &tmp[n])) {
+            snprintf(msg, len, "bound %zu is not a number of seconds or a duration, got \"%s\"", n, it);
+            return CFG_SET_BAD;
+        }
+        n++;
+        s += ilen + (comma ? 1 : 0);
+    }
+    double *b = sluice__cfg_alloc(c, (n ? n : 1) * sizeof(double));
+    if (!b) {
+        return CFG_SET_OOM;
+    }
+    memcpy(b, tmp, n * sizeof(double));
+    *(double **)at(base, k->offset) = b;
+    *(size_t *)at(base, k->count_offset) = n;
+    return CFG_SET_OK;
+}
+
+cfg_set_result sluice__cfg_parse_value(cfg_impl *c, const sluice_config_key *k, void *base, const char *v,
+                                       char *msg, size_t len)
+{
+    void *dst = at(base, k->offset);
+    if (k->refuse) {
+        const char *no = k->refuse(v);
+        if (no) {
+            snprintf(msg, len, "%s, got %s", no, v);
+            return CFG_SET_BAD;
+        }
+    }
+    switch (k->type) {
+    case SLUICE_CONFIG_STRING: {
+        char *d = sluice__cfg_strdup(c, v);
+        if (!d) {
+            return CFG_SET_OOM;
+        }
+        *(char **)dst = d;
+        return CFG_SET_OK;
+    }
+    case SLUICE_CONFIG_UINT:
+    case SLUICE_CONFIG_SIZE: {
+        uint64_t u = 0;
+        bool neg = false;
+        char why[256];
+        if (k->zero_word && strcasecmp(v, k->zero_word) == 0) {
+            u = 0;
+        } else if (!sluice__cfg_parse_u64(v, &u, &neg) || u > type_max(k)) {
+            if (neg && k->min >= 1) {
+                why_suffix(k->min_why, why, sizeof why);
+                snprintf(msg, len, "must be > 0%s, got %s", why, v);
+            } else if (neg && k->type == SLUICE_CONFIG_UINT) {
+                snprintf(msg, len, "must not be negative, got %s", v);
+            } else if (k->type == SLUICE_CONFIG_UINT) {
+                char zw[64] = "";
+                if (k->zero_word) {
+                    snprintf(zw, sizeof zw, " or \"%s\"", k->zero_word);
+                }
+                snprintf(msg, len, "not an integer in 0..%u%s, got \"%s\"", UINT_MAX, zw, v);
+            } else {
+                snprintf(msg, len, "not a non-negative integer, got \"%s\"", v);
+            }
+            return CFG_SET_BAD;
+        }
+        if (!in_bounds(k, u, v, msg, len)) {
+            return CFG_SET_BAD;
+        }
+        if (k->type == SLUICE_CONFIG_UINT) {
+            *(unsigned *)dst = (unsigned)u;
+        } else {
+            *(size_t *)dst = (size_t)u;
+        }
+        return CFG_SET_OK;
+    }
+    case SLUICE_CONFIG_DURATION: {
+        uint64_t ns;
+        if (sluice_config_parse_duration(v, &ns) != SLUICE_OK) {
+            snprintf(msg, len,
+                     "not a duration (a number with a unit: ns, us, ms, s, m, h; for example 250ms), got \"%s\"",
+                     v);
+            return CFG_SET_BAD;
+        }
+        char shown[128];
+        snprintf(shown, sizeof shown, "\"%s\"", v);
+        if (!in_bounds(k, ns, shown, msg, len)) {
+            return CFG_SET_BAD;
+        }
+        *(uint64_t *)dst = ns;
+        return CFG_SET_OK;
+    }
+    case SLUICE_CONFIG_BOOL: {
+        bool b;
+        if (!sluice__cfg_parse_bool(v, &b)) {
+            snprintf(msg, len, "not a boolean (true or false), got \"%s\"", v);
+            return CFG_SET_BAD;
+        }
+        *(bool *)dst = b;
+        return CFG_SET_OK;
+    }
+    case SLUICE_CONFIG_ENUM:
+        for (unsigned i = 0; i < k->enum_count; i++) {
+            if (k->enum_names[i] && sluice__cfg_key_eq(v, k->enum_names[i])) {
+                *(int *)dst = (int)i;
+                return CFG_SET_OK;
+            }
+        }
+        {
+            char names[256];
+            enum_list(k, names, sizeof names);
+            snprintf(msg, len, "must be one of %s, got \"%s\"", names, v);
+        }
+        return CFG_SET_BAD;
+    case SLUICE_CONFIG_DOUBLE: {
+        double d;
+        bool nonneg = (k->flags & SLUICE_CONFIG_NONNEGATIVE) != 0;
+        if (!sluice__cfg_parse_double(v, &d) || (nonneg && d < 0)) {
+            snprintf(msg, len, "must be a number%s, got \"%s\"", nonneg ? " >= 0" : "", v);
+            return CFG_SET_BAD;
+        }
+        *(double *)dst = d;
+        return CFG_SET_OK;
+    }
+    case SLUICE_CONFIG_SECONDS_LIST:
+        return parse_list_text(c, k, base, v, msg, len);
+    case SLUICE_CONFIG_TYPE_COUNT_:
+        break;
+    }
+    snprintf(msg, len, "key has no type");
+    return CFG_SET_BAD;
+}
+
+bool sluice__cfg_set(cfg_impl *c, cfg_errs *e, const cfg_slot *slot, unsigned index, const char *path,
+                     const char *text, const sluice_config_pos *pos)
+{
+    const sluice_config_key *k = &slot->keys[index];
+    char msg[1024];
+    cfg_set_result r = sluice__cfg_parse_value(c, k, slot->base, text, msg, sizeof msg);
+    if (r == CFG_SET_OOM) {
+        return false;
+    }
+    if (r == CFG_SET_BAD) {
+        sluice__cfg_errf(e, SLUICE_EINVAL, pos, "%s.%s: %s", path, k->name, msg);
+        return true;
+    }
+    *slot->set |= (uint64_t)1 << index;
+    slot->pos[index] = *pos;
+    return true;
+}
+
+bool sluice__cfg_defaults(cfg_impl *c, const cfg_slot *slot)
+{
+    for (unsigned i = 0; i < slot->count; i++) {
+        const sluice_config_key *k = &slot->keys[i];
+        if (!k->default_value) {
+            continue;
+        }
+        char msg[256];
+        cfg_set_result r = sluice__cfg_parse_value(c, k, slot->base, k->default_value, msg, sizeof msg);
+        if (r == CFG_SET_OOM) {
+            return false;
+        }
+        /* CFG_SET_BAD is a broken row; test_config_schema parses every
+         * default, so it cannot reach a release. The value stays zero. */
+    }
+    return true;
+}
+
+bool sluice__cfg_value_eq(const sluice_config_key *k, const void *a, const void *b)
+{
+    const void *x = cat(a, k->offset), *y = cat(b, k->offset);
+    switch (k->type) {
+    case SLUICE_CONFIG_STRING: {
+        const char *s = *(char *const *)x, *t = *(char *const *)y;
+        if (!s || !t) {
+            return s == t;
+        }
+        return strcmp(s, t) == 0;
+    }
+    case SLUICE_CONFIG_UINT:
+        return *(const unsigned *)x == *(const unsigned *)y;
+    case SLUICE_CONFIG_SIZE:
+        return *(const size_t *)x == *(const size_t *)y;
+    case SLUICE_CONFIG_DURATION:
+        return *(const uint64_t *)x == *(const uint64_t *)y;
+    case SLUICE_CONFIG_BOOL:
+        return *(const bool *)x == *(const bool *)y;
+    case SLUICE_CONFIG_ENUM:
+        return *(const int *)x == *(const int *)y;
+    case SLUICE_CONFIG_DOUBLE:
+        return *(const double *)x == *(const double *)y;
+    case SLUICE_CONFIG_SECONDS_LIST: {
+        size_t n = *(const size_t *)cat(a, k->count_offset), m = *(const size_t *)cat(b, k->count_offset);
+        if (n != m) {
+            return false;
+        }
+        const double *p = *(double *const *)x, *q = *(double *const *)y;
+        for (size_t i = 0; i < n; i++) {
+            if (p[i] != q[i]) {
+                return false;
+            }
+        }
+        return true;
+    }
+    case SLUICE_CONFIG_TYPE_COUNT_:
+        break;
+    }
+    return true;
+}
+
+/* The shortest decimal that reads back to the same double. */
+static void fmt_double(double v, char *buf, size_t len)
+{
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) {
+            break;
+        }
+    }
+}
+
+const char *sluice__cfg_format(const sluice_config_key *k, const void *base, char *buf, size_t len)
+{
+    const void *x = cat(base, k->offset);
+    buf[0] = '\0';
+    switch (k->type) {
+    case SLUICE_CONFIG_STRING: {
+        const char *s = *(char *const *)x;
+        snprintf(buf, len, "%s", s ? s : "");
+        break;
+    }
+    case SLUICE_CONFIG_UINT: {
+        unsigned u = *(const unsigned *)x;
+        if (u == 0 && k->zero_word) {
+            snprintf(buf, len, "%s", k->zero_word);
+        } else {
+            snprintf(buf, len, "%u", u);
+        }
+        break;
+    }
+    case SLUICE_CONFIG_SIZE:
+        snprintf(buf, len, "%zu", *(const size_t *)x);
+        break;
+    case SLUICE_CONFIG_DURATION:
+        sluice_config_format_duration(*(const uint64_t *)x, buf, len);
+        break;
+    case SLUICE_CONFIG_BOOL:
+        snprintf(buf, len, "%s", *(const bool *)x ? "true" : "false");
+        break;
+    case SLUICE_CONFIG_ENUM: {
+        int e = *(const int *)x;
+        const char *name = (e >= 0 && (unsigned)e < k->enum_count) ? k->enum_names[e] : NULL;
+        snprintf(buf, len, "%s", name ? name : "unset");
+        break;
+    }
+    case SLUICE_CONFIG_DOUBLE:
+        fmt_double(*(const double *)x, buf, len);
+        break;
+    case SLUICE_CONFIG_SECONDS_LIST: {
+        size_t n = *(const size_t *)cat(base, k->count_offset);
+        const double *b = *(double *const *)x;
+        size_t used = (size_t)snprintf(buf, len, "[");
+        for (size_t i = 0; i < n && used < len; i++) {
+            char one[40];
+            fmt_double(b[i], one, sizeof one);
+            used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", one);
+        }
+        if (used < len) {
+            snprintf(buf + used, len - used, "]");
+        }
+        break;
+    }
+    case SLUICE_CONFIG_TYPE_COUNT_:
+        break;
+    }
+    return buf;
+}
+
+bool sluice__cfg_copy_value(cfg_impl *c, const sluice_config_key *k, void *dst, const void *src)
+{
+    void *d = at(dst, k->offset);
+    const void *s = cat(src, k->offset);
+    switch (k->type) {
+    case SLUICE_CONFIG_STRING: {
+        const char *str = *(char *const *)s;
+        char *copy = NULL;
+        if (str && !(copy = sluice__cfg_strdup(c, str))) {
+            return false;
+        }
+        *(char **)d = copy;
+        return true;
+    }
+    case SLUICE_CONFIG_UINT:
+        *(unsigned *)d = *(const unsigned *)s;
+        return true;
+    case SLUICE_CONFIG_SIZE:
+        *(size_t *)d = *(const size_t *)s;
+        return true;
+    case SLUICE_CONFIG_DURATION:
+        *(uint64_t *)d = *(const uint64_t *)s;
+        return true;
+    case SLUICE_CONFIG_BOOL:
+        *(bool *)d = *(const bool *)s;
+        return true;
+    case SLUICE_CONFIG_ENUM:
+        *(int *)d = *(const int *)s;
+        return true;
+    case SLUICE_CONFIG_DOUBLE:
+        *(double *)d = *(const double *)s;
+        return true;
+    case SLUICE_CONFIG_SECONDS_LIST: {
+        size_t n = *(const size_t *)cat(src, k->count_offset);
+        double *copy = NULL;
+        if (n) {
+            copy = sluice__cfg_alloc(c, n * sizeof(double));
+            if (!copy) {
+                return false;
+            }
+            memcpy(copy, *(double *const *)s, n * sizeof(double));
+        }
+        *(double **)d = copy;
+        *(size_t *)at(dst, k->count_offset) = n;
+        return true;
+    }
+    case SLUICE_CONFIG_TYPE_COUNT_:
+        break;
+    }
+    return true;
+}
+
+bool sluice__cfg_omit(const sluice_config_key *k, const void *base, bool given)
+{
+    const void *x = cat(base, k->offset);
+    if ((k->flags & SLUICE_CONFIG_OMIT_UNSET) && !given) {
+        return true;
+    }
+    switch (k->type) {
+    case SLUICE_CONFIG_STRING:
+        return *(char *const *)x == NULL; /* absent: nothing to write */
+    case SLUICE_CONFIG_SECONDS_LIST:
+        return *(const size_t *)cat(base, k->count_offset) == 0; /* the library default */
+    default:
+        break;
+    }
+    if (!(k->flags & SLUICE_CONFIG_OMIT_ZERO)) {
+        return false;
+    }
+    switch (k->type) {
+    case SLUICE_CONFIG_UINT:
+        return *(const unsigned *)x == 0;
+    case SLUICE_CONFIG_SIZE:
+        return *(const size_t *)x == 0;
+    case SLUICE_CONFIG_DURATION:
+        return *(const uint64_t *)x == 0;
+    case SLUICE_CONFIG_BOOL:
+        return !*(const bool *)x;
+    case SLUICE_CONFIG_ENUM:
+        return *(const int *)x == 0;
+    case SLUICE_CONFIG_DOUBLE:
+        return *(const double *)x == 0;
+    default:
+        return false;
+    }
+}
+
+sluice_config_pos sluice__cfg_copy_pos(cfg_impl *c, const sluice_config_pos *p)
+{
+    sluice_config_pos r = *p;
+    if (r.file) {
+        r.file = c->pub.source;
+    }
+    if (r.env) {
+        r.env = sluice__cfg_strdup(c, r.env);
+    }
+    return r;
+}
+
+/* ---- the docs' tables --------------------------------------------------- */
+
+static void doc_rows(const sluice_config_key *keys, unsigned n, FILE *out)
+{
+    for (unsigned i = 0; i < n; i++) {
+        const sluice_config_key *k = &keys[i];
+        char def[128];
+        if (k->flags & SLUICE_CONFIG_REQUIRED) {
+            snprintf(def, sizeof def, "**required**");
+        } else if (k->doc_default) {
+            snprintf(def, sizeof def, "%s", k->doc_default);
+        } else if (k->default_value) {
+            snprintf(def, sizeof def, "`%s`", k->default_value);
+        } else {
+            snprintf(def, sizeof def, "none");
+        }
+        static const char *const reload[] = {
+            [SLUICE_CONFIG_RESTART] = "restart",
+            [SLUICE_CONFIG_LIVE] = "live",
+            [SLUICE_CONFIG_DECLARATIVE] = "declaration",
+        };
+        fprintf(out, "| `%s` | %s | %s | %s |\n", k->name, def, reload[k->reload], k->doc ? k->doc : "");
+    }
+}
+
+void sluice__cfg_doc_table(sluice_config_section section, FILE *out)
+{
+    unsigned n = 0;
+    const sluice_config_key *keys = sluice_config_schema(section, &n);
+    fprintf(out, "| key | default | reload | meaning |\n|---|---|---|---|\n");
+    doc_rows(keys, n, out);
+    const sluice_config_extension *defaults[] = {&sluice_config_ext_ops, &sluice_config_ext_demo};
+    for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
+        if (defaults[i]->section == section) {
+            doc_rows(defaults[i]->keys, defaults[i]->key_count, out);
+        }
+    }
+}
