@@ -1,7 +1,7 @@
 # Thin wrapper over CMake. The two commands a new machine needs:
 #   make demo   install missing build dependencies, build, run the reference service
 #   make test   install missing build dependencies, build, run the whole suite
-# Also: make test-asan, make test-tsan, make bench, make install, make clean.
+# Also: make test-asan, make test-tsan, make fuzz, make bench, make install, make clean.
 
 BUILD      ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
@@ -10,7 +10,7 @@ PREFIX     ?= /usr/local
 DEMO_ARGS  ?=
 CTEST_ARGS ?=
 
-.PHONY: all deps build test test-asan test-tsan demo bench install clean format
+.PHONY: all deps build test test-asan test-tsan fuzz demo bench install clean format
 
 all: build
 
@@ -41,6 +41,15 @@ test-tsan: deps
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/.ci/tsan.supp" \
 	  ctest --output-on-failure -j $(JOBS) -LE no-tsan $(CTEST_ARGS)
 
+# libFuzzer (clang), the libraries instrumented too: every fuzz/ target runs
+# FUZZ_RUNS new inputs on top of its corpus (scripts/fuzz.sh).
+FUZZ_RUNS ?= 20000
+fuzz: deps
+	@CC=clang cmake -S . -B build-fuzz -DSLUICE_FUZZ=ON -DSLUICE_SANITIZE=address -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DSLUICE_BUILD_TESTS=OFF -DSLUICE_BUILD_BENCH=OFF -DSLUICE_WERROR=OFF >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_all
+	sh scripts/fuzz.sh build-fuzz $(FUZZ_RUNS)
+
 demo: build
 	@if [ -x $(BUILD)/tools/sluice/sluice ]; then \
 	  $(BUILD)/tools/sluice/sluice demo $(DEMO_ARGS); \
@@ -58,4 +67,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) build-asan build-tsan
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz

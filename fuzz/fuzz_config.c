@@ -8,14 +8,12 @@
  * (the --print-config round trip). Memory errors and leaks are caught by
  * the sanitizers the target is built with.
  *
- * Build with libFuzzer (clang):
- *     clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
- *         fuzz/fuzz_config.c src/config/(all .c) src/core/(all .c) src/sync/(all .c) \
- *         src/sys/(all .c) -lyaml -lpthread -ldl -lm -o fuzz_config
- *     ./fuzz_config fuzz/config_corpus
- * Without -fsanitize=fuzzer, define SLUICE_FUZZ_STANDALONE and the main()
- * below runs every file named on the command line once (the CTest
- * regression run over fuzz/config_corpus does this).
+ * Build and run (see fuzz/CMakeLists.txt): `make fuzz` builds every target
+ * with clang and libFuzzer, the library instrumented too, and runs each
+ * for a fixed number of inputs on top of its corpus; by hand:
+ *     build-fuzz/fuzz/fuzz_config -max_total_time=600 fuzz/config_corpus
+ * Without libFuzzer, fuzz/standalone_main.c replays the corpus (the test
+ * fuzz_config_corpus).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -71,24 +69,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sluice_config_free(cfg);
     return 0;
 }
-
-#if defined(SLUICE_FUZZ_STANDALONE)
-int main(int argc, char **argv)
-{
-    int ran = 0;
-    for (int i = 1; i < argc; i++) {
-        FILE *f = fopen(argv[i], "rb");
-        if (!f) {
-            fprintf(stderr, "fuzz_config: cannot open %s\n", argv[i]);
-            return 1;
-        }
-        static uint8_t buf[1 << 20];
-        size_t n = fread(buf, 1, sizeof buf, f);
-        fclose(f);
-        LLVMFuzzerTestOneInput(buf, n);
-        ran++;
-    }
-    printf("fuzz_config: %d inputs, no property violated\n", ran);
-    return 0;
-}
-#endif

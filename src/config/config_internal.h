@@ -81,6 +81,10 @@ bool sluice__cfg_parse_bound(const char *s, double *out);
 /* Keys compare with '-' read as '_'. */
 bool sluice__cfg_key_eq(const char *written, const char *canon);
 
+/* Decode one UTF-8 sequence at s (no overlongs, no surrogates); returns
+ * its length, 0 when it is not valid. (write.c) */
+size_t sluice__cfg_utf8_decode(const unsigned char *s, unsigned long *cp);
+
 /* ---- schema.c ---- */
 
 /* Where a section instance keeps its values and bookkeeping. */

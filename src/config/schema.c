@@ -611,6 +611,18 @@ cfg_set_result sluice__cfg_parse_value(cfg_impl *c, const sluice_config_key *k, 
     }
     switch (k->type) {
     case SLUICE_CONFIG_STRING: {
+        /* The file is UTF-8 (libyaml checks); an environment value may be
+         * any bytes, which the writer could not give back. */
+        for (const unsigned char *u = (const unsigned char *)v; *u;) {
+            unsigned long cp;
+            size_t n = *u < 0x80 ? 1 : sluice__cfg_utf8_decode(u, &cp);
+            if (n == 0) {
+                snprintf(msg, len, "not valid UTF-8 text (byte %zu is 0x%02x)", (size_t)(u - (const unsigned char *)v),
+                         *u);
+                return CFG_SET_BAD;
+            }
+            u += n;
+        }
         char *d = sluice__cfg_strdup(c, v);
         if (!d) {
             return CFG_SET_OOM;

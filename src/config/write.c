@@ -22,15 +22,19 @@
 
 #include "config/config_internal.h"
 
-/* Is code point cp printable in YAML (written as itself)? */
+/* May code point cp (>= 0x80) be written as itself in a double-quoted
+ * scalar? Not when YAML cannot print it, and not the line breaks NEL, LS
+ * and PS, which a reader folds into a space. */
 static bool yaml_printable(unsigned long cp)
 {
-    return cp == 0x85 || (cp >= 0xA0 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD && cp != 0xFEFF) ||
+    if (cp == 0x2028 || cp == 0x2029) {
+        return false;
+    }
+    return (cp >= 0xA0 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD && cp != 0xFEFF) ||
            (cp >= 0x10000 && cp <= 0x10FFFF);
 }
 
-/* Decode one UTF-8 sequence at s; returns its length (0: not valid). */
-static size_t utf8_decode(const unsigned char *s, unsigned long *cp)
+size_t sluice__cfg_utf8_decode(const unsigned char *s, unsigned long *cp)
 {
     size_t n;
     unsigned long v, min;
@@ -76,7 +80,7 @@ static void put_str(FILE *f, const char *str)
             fprintf(f, "\\x%02x", ch);
         } else if (ch >= 0x80) {
             unsigned long cp = 0;
-            size_t n = utf8_decode(s, &cp);
+            size_t n = sluice__cfg_utf8_decode(s, &cp);
             if (n == 0) {
                 fprintf(f, "\\x%02x", ch);
             } else {

@@ -220,8 +220,10 @@ static void section_pair(loader *L, const cfg_slot *slots, unsigned nslots, cons
 {
     unsigned s, i;
     if (!sluice__cfg_find(slots, nslots, key, &s, &i)) {
-        char known[1024];
-        sluice__cfg_list_keys(slots, nslots, false, known, sizeof known);
+        char known[1024] = "";
+        if (L->e->count < SLUICE__CONFIG_MAX_ERRORS) { /* past it the line is only counted */
+            sluice__cfg_list_keys(slots, nslots, false, known, sizeof known);
+        }
         sluice_config_pos pos = mark_pos(L, kn);
         sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: unknown key (known: %s)", path, key, known);
         return;

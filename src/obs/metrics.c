@@ -308,24 +308,62 @@ void sluice__expo_printf(sluice_expo *w, const char *fmt, ...)
     free(big);
 }
 
-/* Escape for a label value (both formats): backslash, quote, newline. */
+/* The length of the valid UTF-8 sequence at s (no overlongs, no
+ * surrogates), or 0. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    unsigned cp;
+    size_t n;
+    unsigned min;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+        n = 2, cp = s[0] & 0x1Fu, min = 0x80;
+    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+        n = 3, cp = s[0] & 0x0Fu, min = 0x800;
+    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+        n = 4, cp = s[0] & 0x07u, min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0u) != 0x80) {
+            return 0; /* also stops at the NUL */
+        }
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    return (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) ? 0 : n;
+}
+
+/* Escape a label value or help text (both formats): backslash, newline,
+ * and the quote when asked. A byte that is not part of valid UTF-8 is
+ * written as U+FFFD: the exposition is UTF-8, and one bad byte from a
+ * collector would otherwise make a scraper refuse the whole scrape
+ * (fuzz/fuzz_prom_text.c). */
 static void put_escaped(sluice_expo *w, const char *s, bool quote_too)
 {
     const char *start = s;
-    for (; *s; s++) {
+    while (*s) {
         const char *rep = NULL;
-        if (*s == '\\') {
+        size_t skip = 1;
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '\\') {
             rep = "\\\\";
-        } else if (*s == '\n') {
+        } else if (ch == '\n') {
             rep = "\\n";
-        } else if (*s == '"' && quote_too) {
+        } else if (ch == '"' && quote_too) {
             rep = "\\\"";
+        } else if (ch >= 0x80) {
+            skip = utf8_seq((const unsigned char *)s);
+            if (skip == 0) {
+                rep = "\xef\xbf\xbd"; /* U+FFFD */
+                skip = 1;
+            }
         }
         if (rep) {
             sluice__expo_put(w, start, (size_t)(s - start));
             sluice__expo_puts(w, rep);
-            start = s + 1;
+            start = s + skip;
         }
+        s += skip;
     }
     sluice__expo_put(w, start, (size_t)(s - start));
 }
