@@ -247,10 +247,12 @@ typedef enum sluice_service_key {
  * or NULL when out of range. */
 SLUICE_API const char *sluice_pool_key_name(sluice_pool_key key);
 
-/* The most queue slots a config may ask for: the ring's slots are
- * allocated when the pool is created (16 bytes each), so a larger bound is
- * a typo or an out-of-memory kill waiting to happen. */
-#define SLUICE_CONFIG_QUEUE_CAPACITY_MAX ((size_t)1 << 24)
+/* The most queue slots a config may ask for. The ring's slots are
+ * allocated when the pool is created (sluice_pool_queue_bytes: 16 GiB at
+ * this bound), so a larger one is a typo, refused at load with the field
+ * named; `sluice lint` (queue-memory) judges smaller ones against the
+ * memory limit. */
+#define SLUICE_CONFIG_QUEUE_CAPACITY_MAX ((size_t)1 << 30)
 
 /* One entry of `pools:`. Field defaults (when the key is absent) are in
  * docs/config.md and in the comments. */

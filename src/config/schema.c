@@ -157,7 +157,7 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                   .required_why = "there is no unbounded queue",
                                   .max_why = "the queue's slots are allocated when the pool is created",
                                   .refuse = refuse_unbounded,
-                                  .doc = "the bounded queue in front of the workers; 1..16777216 (its slots are "
+                                  .doc = "the bounded queue in front of the workers; 1..1073741824 (its slots are "
                                          "allocated at create). There is no unbounded queue: `0`, `-1` and "
                                          "`unbounded` are errors"},
     [SLUICE_PK_OVERFLOW] = {.name = "overflow", .type = SLUICE_CONFIG_ENUM, .offset = POOL_AT(overflow),

@@ -22,7 +22,7 @@ pools:
     queue_capacity: 4294967296
 YAML
 run 2 lint "$TMP/big.yaml"
-contains "$TMP/err" "$TMP/big.yaml:4:21: pools[0].queue_capacity: must be <= 16777216"
+contains "$TMP/err" "$TMP/big.yaml:4:21: pools[0].queue_capacity: must be <= 1073741824"
 
 env 'SLUICE_POOL_=1' "$SLUICE" demo --print-config >"$TMP/out" 2>"$TMP/err"
 rc=$?

@@ -603,11 +603,11 @@ static void test_queue_capacity_max(void **state)
 {
     (void)state;
     expect_error("pools:\n  - name: push\n    workers: 1\n    queue_capacity: 4294967296\n", SLUICE_EINVAL,
-                 "sluice.yaml:4:21: pools[0].queue_capacity: must be <= 16777216 (the queue's slots are allocated "
+                 "sluice.yaml:4:21: pools[0].queue_capacity: must be <= 1073741824 (the queue's slots are allocated "
                  "when the pool is created), got 4294967296");
     sluice_config *c = NULL;
     char err[1024];
-    const char *max = "pools:\n  - name: push\n    workers: 1\n    queue_capacity: 16777216\n";
+    const char *max = "pools:\n  - name: push\n    workers: 1\n    queue_capacity: 1073741824\n";
     assert_int_equal(load(max, NULL, &c, err, sizeof err), SLUICE_OK);
     assert_int_equal(c->pools[0].queue_capacity, SLUICE_CONFIG_QUEUE_CAPACITY_MAX);
     sluice_config_free(c);

@@ -28,11 +28,10 @@ typedef struct precheck_ctx {
     int n;
 } precheck_ctx;
 
-static void report_unfireable(void *ud, const sluice_config_pool *p, sluice_pool_key key, const char *fix,
-                              const char *message)
+static void report_unfireable(void *ud, const sluice_config_pool *p, const sluice_config_pos *pos,
+                              const char *fix, const char *message)
 {
     precheck_ctx *c = ud;
-    const sluice_config_pos *pos = sluice_config_pool_has(p, key) && p->pos[key].line ? &p->pos[key] : &p->entry_pos;
     fprintf(stderr, "%s:%u:%u: pool %s: %s (fix: %s)\n", c->path, pos->line, pos->column, p->name, message, fix);
     c->n++;
 }

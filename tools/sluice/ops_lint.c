@@ -288,10 +288,10 @@ static const char *fmt_bytes(unsigned long long n, char *buf, size_t len)
     return buf;
 }
 
-static void unfireable_finding(void *ud, const sluice_config_pool *p, sluice_pool_key key, const char *fix,
-                               const char *message)
+static void unfireable_finding(void *ud, const sluice_config_pool *p, const sluice_config_pos *pos,
+                               const char *fix, const char *message)
 {
-    add(ud, p->name, "alert-thresholds", kpos(p, key), fix, "pool %s: %s", p->name, message);
+    add(ud, p->name, "alert-thresholds", pos, fix, "pool %s: %s", p->name, message);
 }
 
 static void check_pool_more(const sluice_config *cfg, const sluice_config_pool *p, const ops_lint_opts *o,

@@ -113,7 +113,9 @@ int ops_unfireable_alerts(const sluice_config_pool *p, ops_unfireable_fn cb, voi
 {
     char a[32], b[32], msg[512];
     if (!p->timing) {
-        cb(ud, p, SLUICE_PK_TIMING,
+        cb(ud, p,
+           sluice_config_pool_has(p, SLUICE_PK_TIMING) && p->pos[SLUICE_PK_TIMING].line ? &p->pos[SLUICE_PK_TIMING]
+                                                                                        : &p->entry_pos,
            "turn timing on (the default samples about 1% of task time), or accept that PoolSlowTasks and "
            "PoolSubmitWait cannot fire for this pool",
            "timing is off, so the duration histograms stay empty and PoolSlowTasks and PoolSubmitWait can "
@@ -124,10 +126,11 @@ int ops_unfireable_alerts(const sluice_config_pool *p, ops_unfireable_fn cb, voi
     uint64_t top = largest_bucket_ns(p);
     static const struct {
         const char *key;
-        sluice_pool_key k;
+        unsigned k; /* the sluice_config_ext_ops key */
         const char *alert;
-    } timed[] = {{"alert_slow_task_p99", SLUICE_PK_ALERT_SLOW_TASK_P99, "PoolSlowTasks"},
-                 {"alert_submit_wait_p99", SLUICE_PK_ALERT_SUBMIT_WAIT_P99, "PoolSubmitWait"}};
+    } timed[] = {{"alert_slow_task_p99", SLUICE_OPS_ALERT_SLOW_TASK_P99, "PoolSlowTasks"},
+                 {"alert_submit_wait_p99", SLUICE_OPS_ALERT_SUBMIT_WAIT_P99, "PoolSubmitWait"}};
+    const sluice_config_ext_values *ops = sluice_config_pool_ext(p, &sluice_config_ext_ops);
     uint64_t v[2] = {t.slow_task_p99_ns, t.submit_wait_p99_ns};
     int n = 0;
     for (int i = 0; i < 2; i++) {
@@ -138,7 +141,11 @@ int ops_unfireable_alerts(const sluice_config_pool *p, ops_unfireable_fn cb, voi
                  "bucket, so %s can never fire",
                  timed[i].key, sluice_config_format_duration(v[i], a, sizeof a),
                  ops_format_seconds(top, b, sizeof b), timed[i].alert);
-        cb(ud, p, timed[i].k,
+        const sluice_config_pos *pos =
+            ops && sluice_config_pool_ext_has(p, &sluice_config_ext_ops, timed[i].k) && ops->pos[timed[i].k].line
+                ? &ops->pos[timed[i].k]
+                : &p->entry_pos;
+        cb(ud, p, pos,
            "lower the threshold below the largest bucket, or add larger histogram_buckets so the histogram can "
            "see durations that long",
            msg);

@@ -73,13 +73,14 @@ ops_thresholds ops_pool_thresholds(const sluice_config_pool *p);
  * ops_unfireable_alerts - find the pool's alerts that can never fire: the
  * timing alerts of a pool with timing off, and a p99 threshold at or above
  * the largest finite histogram bucket (histogram_quantile never returns
- * more than that bound). Calls cb once per problem with the key to change,
+ * more than that bound). Calls cb once per problem with the position of
+ * the key to change (the pool's entry when the key was not given),
  * a fix and a message (without the pool name). `sluice lint` reports them
  * as alert-thresholds findings; `sluice rules` refuses to write such rules.
  * Returns the number of problems.
  */
-typedef void (*ops_unfireable_fn)(void *ud, const sluice_config_pool *p, sluice_pool_key key, const char *fix,
-                                  const char *message);
+typedef void (*ops_unfireable_fn)(void *ud, const sluice_config_pool *p, const sluice_config_pos *pos,
+                                  const char *fix, const char *message);
 int ops_unfireable_alerts(const sluice_config_pool *p, ops_unfireable_fn cb, void *ud);
 
 /* The metric names the library exports (docs/metrics.md), sorted; the
