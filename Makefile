@@ -43,7 +43,7 @@ test-tsan: deps
 
 # libFuzzer (clang), the libraries instrumented too: every fuzz/ target runs
 # FUZZ_RUNS new inputs on top of its corpus (scripts/fuzz.sh).
-FUZZ_RUNS ?= 20000
+FUZZ_RUNS ?= 10000
 fuzz: deps
 	@CC=clang cmake -S . -B build-fuzz -DSLUICE_FUZZ=ON -DSLUICE_SANITIZE=address -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DSLUICE_BUILD_TESTS=OFF -DSLUICE_BUILD_BENCH=OFF -DSLUICE_WERROR=OFF >/dev/null

@@ -1,7 +1,7 @@
 #!/bin/sh
 # scripts/fuzz.sh BUILD_DIR [RUNS] - run every libFuzzer target built in
 # BUILD_DIR/fuzz (configured with -DSLUICE_FUZZ=ON; `make fuzz` does both)
-# for RUNS new inputs (default 20000) on top of its corpus.
+# for RUNS inputs (default 10000) on top of its corpus.
 #
 # The corpus in the repository is only read: new inputs go to a scratch
 # copy under BUILD_DIR/fuzz-work/, and a crash, leak, timeout (-timeout=10)
@@ -9,7 +9,7 @@
 # fails the run. Keep such an input in fuzz/corpus/NAME/ with the fix.
 set -eu
 BUILD=${1:?usage: scripts/fuzz.sh BUILD_DIR [RUNS]}
-RUNS=${2:-20000}
+RUNS=${2:-10000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK="$BUILD/fuzz-work"
 rm -rf "$WORK"
