@@ -20,11 +20,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char FILE_TEXT[] = "service:\n  name: fuzz\n  listen: 127.0.0.1:0\n"
-                                "pools:\n"
-                                "  - name: push\n    workers: 4\n    queue_capacity: 16\n"
-                                "  - name: sms-eu\n    workers: 2\n    queue_capacity: 8\n    overflow: reject\n"
-                                "    kind: io\n";
+static const char FILE_TEXT[] =
+    "service:\n  name: fuzz\n  listen: 127.0.0.1:0\n"
+    "pools:\n"
+    "  - name: push\n    workers: 4\n    queue_capacity: 16\n"
+    "  - name: sms-eu\n    workers: 2\n    queue_capacity: 8\n    overflow: reject\n"
+    "    kind: io\n";
 
 static void check(int cond, const char *what)
 {
@@ -62,7 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sluice_config_load_opts opts = {.envp = env};
     sluice_config *cfg = (sluice_config *)&opts;
     char err[4096];
-    sluice_err r = sluice_config_load_string(FILE_TEXT, sizeof FILE_TEXT - 1, "fuzz.yaml", &opts, &cfg, err, sizeof err);
+    sluice_err r =
+        sluice_config_load_string(FILE_TEXT, sizeof FILE_TEXT - 1, "fuzz.yaml", &opts, &cfg, err, sizeof err);
     if (r != SLUICE_OK) {
         check(cfg == (sluice_config *)&opts, "a refused load changed *out");
         check(err[0] != '\0', "a refused load gave no message");
@@ -71,7 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (size_t i = 0; i < cfg->pool_count; i++) {
         check(cfg->pools[i].workers > 0, "K = 0 accepted");
-        check(cfg->pools[i].queue_capacity > 0 && cfg->pools[i].queue_capacity <= SLUICE_CONFIG_QUEUE_CAPACITY_MAX,
+        check(cfg->pools[i].queue_capacity > 0 &&
+                  cfg->pools[i].queue_capacity <= SLUICE_CONFIG_QUEUE_CAPACITY_MAX,
               "a queue bound out of range accepted");
     }
     char *a = NULL, *b = NULL;

@@ -82,7 +82,8 @@ static void rows(cfg_impl *c, const sluice_config_key *keys, unsigned n, const c
             abort();
         }
         if (!sluice__cfg_value_eq(k, &a, &b)) {
-            fprintf(stderr, "fuzz_scalars: %s: \"%s\" -> \"%s\" reads back different\n", k->name, text, again);
+            fprintf(stderr, "fuzz_scalars: %s: \"%s\" -> \"%s\" reads back different\n", k->name, text,
+                    again);
             abort();
         }
     }

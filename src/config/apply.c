@@ -113,7 +113,8 @@ static unsigned log_changes(const diff_log *d, const cfg_slot *cur, unsigned nc,
             if (cls == SLUICE_CONFIG_LIVE) {
                 if (show) {
                     logf_(d->log, d->user, "%s%s %s -> %s %s", d->who, k->name,
-                          sluice__cfg_format(k, cur[s].base, a, sizeof a), sluice__cfg_format(k, n->base, b, sizeof b),
+                          sluice__cfg_format(k, cur[s].base, a, sizeof a),
+                          sluice__cfg_format(k, n->base, b, sizeof b),
                           k->applied_note ? k->applied_note : "(applied)");
                 } else {
                     logf_(d->log, d->user, "%s%s updated %s", d->who, k->name,
@@ -122,7 +123,8 @@ static unsigned log_changes(const diff_log *d, const cfg_slot *cur, unsigned nc,
             } else if (cls == SLUICE_CONFIG_RESTART) {
                 if (show) {
                     logf_(d->log, d->user, "%s%s %s -> %s not applied: needs a restart", d->who, k->name,
-                          sluice__cfg_format(k, cur[s].base, a, sizeof a), sluice__cfg_format(k, n->base, b, sizeof b));
+                          sluice__cfg_format(k, cur[s].base, a, sizeof a),
+                          sluice__cfg_format(k, n->base, b, sizeof b));
                 } else {
                     logf_(d->log, d->user, "%s%s not applied: needs a restart", d->who, k->name);
                 }
@@ -269,9 +271,9 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
                     if (result == SLUICE_OK) {
                         result = r;
                         if (errbuf && errlen) {
-                            snprintf(errbuf, errlen, "pool %s: %s to %s failed: %s; already changed:%s", o->name,
-                                     row->name, sluice__cfg_format(row, to->base, b, sizeof b), sluice_strerror(r),
-                                     rlen ? resized : " none");
+                            snprintf(errbuf, errlen, "pool %s: %s to %s failed: %s; already changed:%s",
+                                     o->name, row->name, sluice__cfg_format(row, to->base, b, sizeof b),
+                                     sluice_strerror(r), rlen ? resized : " none");
                         }
                     }
                     logf_(log, user, "pool %s: %s %s -> %s failed: %s", o->name, row->name,
@@ -305,7 +307,8 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
             }
         }
         if (declared) {
-            logf_(log, user, "pool %s: declarations (rationale, kind, downstream, alerts, demo) updated", o->name);
+            logf_(log, user, "pool %s: declarations (rationale, kind, downstream, alerts, demo) updated",
+                  o->name);
             changes++;
         }
         /* RESTART rows: logged, not applied, not counted as changes. */

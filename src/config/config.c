@@ -86,7 +86,8 @@ bool sluice__cfg_register_exts(cfg_impl *c, const sluice_config_load_opts *opts,
                 if (list[m] == ext) {
                     clash = ext->keys[k].name; /* registered twice */
                 }
-                for (unsigned j = 0; list[m]->section == ext->section && j < list[m]->key_count && !clash; j++) {
+                for (unsigned j = 0; list[m]->section == ext->section && j < list[m]->key_count && !clash;
+                     j++) {
                     if (sluice__cfg_key_eq(ext->keys[k].name, list[m]->keys[j].name)) {
                         clash = ext->keys[k].name;
                     }

@@ -91,7 +91,7 @@ size_t sluice__cfg_utf8_decode(const unsigned char *s, unsigned long *cp);
 typedef struct cfg_slot {
     const sluice_config_key *keys;
     unsigned count;
-    void *base;             /* the struct the offsets are relative to */
+    void *base; /* the struct the offsets are relative to */
     uint64_t *set;
     sluice_config_pos *pos; /* [count] */
 } cfg_slot;

@@ -158,11 +158,13 @@ void sluice__cfg_apply_env(cfg_impl *c, cfg_errs *e, const char *const *envp, bo
         }
         sluice_config_pos pos = {c->pub.source, 0, 0, env_name};
         if (nlen == strlen(is_pool ? POOL_PREFIX : SERVICE_PREFIX)) {
-            sluice__cfg_errf(e, SLUICE_EINVAL, &pos, "%s: names no %s (%s)", name, is_pool ? "pool and key" : "key",
+            sluice__cfg_errf(e, SLUICE_EINVAL, &pos, "%s: names no %s (%s)", name,
+                             is_pool ? "pool and key" : "key",
                              is_pool ? "SLUICE_POOL_<NAME>_<KEY>" : "SLUICE_SERVICE_<KEY>");
             continue;
         }
-        bool ok = is_service ? override_service(c, e, name, value, &pos) : override_pool(c, e, name, value, &pos);
+        bool ok =
+            is_service ? override_service(c, e, name, value, &pos) : override_pool(c, e, name, value, &pos);
         if (!ok) {
             *oom = true;
             return;

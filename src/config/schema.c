@@ -133,89 +133,143 @@ static const char *refuse_unbounded(const char *text)
 
 /* Indexed by sluice_pool_key: the index is the key's set bit and pos[]. */
 const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
-    [SLUICE_PK_NAME] = {.name = "name", .type = SLUICE_CONFIG_STRING, .offset = POOL_AT(name),
-                        .reload = SLUICE_CONFIG_RESTART, .flags = SLUICE_CONFIG_REQUIRED,
-                        .doc = "1..48 of `[A-Za-z0-9_.:-]`; unique, also ignoring case and punctuation (see env "
-                               "overrides)"},
-    [SLUICE_PK_WORKERS] = {.name = "workers", .type = SLUICE_CONFIG_UINT, .offset = POOL_AT(workers),
-                           .reload = SLUICE_CONFIG_LIVE, .flags = SLUICE_CONFIG_REQUIRED, .min = 1,
+    [SLUICE_PK_NAME] = {.name = "name",
+                        .type = SLUICE_CONFIG_STRING,
+                        .offset = POOL_AT(name),
+                        .reload = SLUICE_CONFIG_RESTART,
+                        .flags = SLUICE_CONFIG_REQUIRED,
+                        .doc =
+                            "1..48 of `[A-Za-z0-9_.:-]`; unique, also ignoring case and punctuation (see env "
+                            "overrides)"},
+    [SLUICE_PK_WORKERS] = {.name = "workers",
+                           .type = SLUICE_CONFIG_UINT,
+                           .offset = POOL_AT(workers),
+                           .reload = SLUICE_CONFIG_LIVE,
+                           .flags = SLUICE_CONFIG_REQUIRED,
+                           .min = 1,
                            .required_why = "K: the most tasks that run at once; say why in rationale",
-                           .check = check_workers, .apply = apply_workers,
+                           .check = check_workers,
+                           .apply = apply_workers,
                            .doc = "K, the most tasks that run at once; > 0. Live: `sluice_pool_resize`"},
-    [SLUICE_PK_RATIONALE] = {.name = "rationale", .type = SLUICE_CONFIG_STRING, .offset = POOL_AT(rationale),
+    [SLUICE_PK_RATIONALE] = {.name = "rationale",
+                             .type = SLUICE_CONFIG_STRING,
+                             .offset = POOL_AT(rationale),
                              .reload = SLUICE_CONFIG_DECLARATIVE,
                              .doc = "why this K: the binding constraint (downstream limit, CPU count, memory "
                                     "budget). `sluice lint` requires it"},
-    [SLUICE_PK_MIN_WORKERS] = {.name = "min_workers", .type = SLUICE_CONFIG_UINT,
-                               .offset = POOL_AT(min_workers), .reload = SLUICE_CONFIG_RESTART,
-                               .default_value = "0", .doc = "workers kept alive when idle; <= `workers`"},
-    [SLUICE_PK_QUEUE_CAPACITY] = {.name = "queue_capacity", .type = SLUICE_CONFIG_SIZE,
-                                  .offset = POOL_AT(queue_capacity), .reload = SLUICE_CONFIG_RESTART,
-                                  .flags = SLUICE_CONFIG_REQUIRED, .min = 1,
-                                  .max = SLUICE_CONFIG_QUEUE_CAPACITY_MAX,
-                                  .min_why = "there is no unbounded queue",
-                                  .required_why = "there is no unbounded queue",
-                                  .max_why = "the queue's slots are allocated when the pool is created",
-                                  .refuse = refuse_unbounded,
-                                  .doc = "the bounded queue in front of the workers; 1..1073741824 (its slots are "
-                                         "allocated at create). There is no unbounded queue: `0`, `-1` and "
-                                         "`unbounded` are errors"},
-    [SLUICE_PK_OVERFLOW] = {.name = "overflow", .type = SLUICE_CONFIG_ENUM, .offset = POOL_AT(overflow),
-                            .reload = SLUICE_CONFIG_RESTART, .enum_names = OVERFLOW_NAMES,
-                            .enum_count = COUNT_OF(OVERFLOW_NAMES), .default_value = "block",
+    [SLUICE_PK_MIN_WORKERS] = {.name = "min_workers",
+                               .type = SLUICE_CONFIG_UINT,
+                               .offset = POOL_AT(min_workers),
+                               .reload = SLUICE_CONFIG_RESTART,
+                               .default_value = "0",
+                               .doc = "workers kept alive when idle; <= `workers`"},
+    [SLUICE_PK_QUEUE_CAPACITY] =
+        {.name = "queue_capacity",
+         .type = SLUICE_CONFIG_SIZE,
+         .offset = POOL_AT(queue_capacity),
+         .reload = SLUICE_CONFIG_RESTART,
+         .flags = SLUICE_CONFIG_REQUIRED,
+         .min = 1,
+         .max = SLUICE_CONFIG_QUEUE_CAPACITY_MAX,
+         .min_why = "there is no unbounded queue",
+         .required_why = "there is no unbounded queue",
+         .max_why = "the queue's slots are allocated when the pool is created",
+         .refuse = refuse_unbounded,
+         .doc = "the bounded queue in front of the workers; 1..1073741824 (its slots are "
+                "allocated at create). There is no unbounded queue: `0`, `-1` and "
+                "`unbounded` are errors"},
+    [SLUICE_PK_OVERFLOW] = {.name = "overflow",
+                            .type = SLUICE_CONFIG_ENUM,
+                            .offset = POOL_AT(overflow),
+                            .reload = SLUICE_CONFIG_RESTART,
+                            .enum_names = OVERFLOW_NAMES,
+                            .enum_count = COUNT_OF(OVERFLOW_NAMES),
+                            .default_value = "block",
                             .doc = "full queue: `block` (wait, bounded by `submit_timeout`), `reject`, "
                                    "`caller_runs`, `drop_oldest`"},
-    [SLUICE_PK_SUBMIT_TIMEOUT] = {.name = "submit_timeout", .type = SLUICE_CONFIG_DURATION,
-                                  .offset = POOL_AT(submit_timeout_ns), .reload = SLUICE_CONFIG_LIVE,
-                                  .default_value = "0s", .apply = apply_submit_timeout,
+    [SLUICE_PK_SUBMIT_TIMEOUT] = {.name = "submit_timeout",
+                                  .type = SLUICE_CONFIG_DURATION,
+                                  .offset = POOL_AT(submit_timeout_ns),
+                                  .reload = SLUICE_CONFIG_LIVE,
+                                  .default_value = "0s",
+                                  .apply = apply_submit_timeout,
                                   .doc = "longest a blocked submit waits (`0s` = no limit); only with "
                                          "`overflow: block`"},
-    [SLUICE_PK_IDLE_EXPIRY] = {.name = "idle_expiry", .type = SLUICE_CONFIG_DURATION,
-                               .offset = POOL_AT(idle_expiry_ns), .reload = SLUICE_CONFIG_LIVE,
-                               .default_value = "0s", .apply = apply_idle_expiry,
+    [SLUICE_PK_IDLE_EXPIRY] = {.name = "idle_expiry",
+                               .type = SLUICE_CONFIG_DURATION,
+                               .offset = POOL_AT(idle_expiry_ns),
+                               .reload = SLUICE_CONFIG_LIVE,
+                               .default_value = "0s",
+                               .apply = apply_idle_expiry,
                                .doc = "workers above `min_workers` idle this long exit (`0s` = never)"},
-    [SLUICE_PK_DRAIN_TIMEOUT] = {.name = "drain_timeout", .type = SLUICE_CONFIG_DURATION,
-                                 .offset = POOL_AT(drain_timeout_ns), .reload = SLUICE_CONFIG_LIVE,
-                                 .default_value = "0s", .applied_note = "(applied at the next drain)",
+    [SLUICE_PK_DRAIN_TIMEOUT] = {.name = "drain_timeout",
+                                 .type = SLUICE_CONFIG_DURATION,
+                                 .offset = POOL_AT(drain_timeout_ns),
+                                 .reload = SLUICE_CONFIG_LIVE,
+                                 .default_value = "0s",
+                                 .applied_note = "(applied at the next drain)",
                                  .doc = "this pool's drain deadline (`0s` = `service.drain_budget`)"},
-    [SLUICE_PK_PREWARM] = {.name = "prewarm", .type = SLUICE_CONFIG_BOOL, .offset = POOL_AT(prewarm),
-                           .reload = SLUICE_CONFIG_RESTART, .default_value = "false",
+    [SLUICE_PK_PREWARM] = {.name = "prewarm",
+                           .type = SLUICE_CONFIG_BOOL,
+                           .offset = POOL_AT(prewarm),
+                           .reload = SLUICE_CONFIG_RESTART,
+                           .default_value = "false",
                            .doc = "start all K workers at startup"},
-    [SLUICE_PK_FAULT_POLICY] = {.name = "fault_policy", .type = SLUICE_CONFIG_ENUM,
-                                .offset = POOL_AT(fault_policy), .reload = SLUICE_CONFIG_RESTART,
-                                .enum_names = FAULT_NAMES, .enum_count = COUNT_OF(FAULT_NAMES),
+    [SLUICE_PK_FAULT_POLICY] = {.name = "fault_policy",
+                                .type = SLUICE_CONFIG_ENUM,
+                                .offset = POOL_AT(fault_policy),
+                                .reload = SLUICE_CONFIG_RESTART,
+                                .enum_names = FAULT_NAMES,
+                                .enum_count = COUNT_OF(FAULT_NAMES),
                                 .default_value = "off",
                                 .doc = "SIGSEGV/SIGBUS/SIGFPE/SIGILL in a task: `off` (default action), "
                                        "`reraise` (log which pool/task, then crash with a core), `recover` "
                                        "(retire the worker; only for code that cannot corrupt shared state)"},
-    [SLUICE_PK_HISTOGRAM_BUCKETS] = {.name = "histogram_buckets", .type = SLUICE_CONFIG_SECONDS_LIST,
+    [SLUICE_PK_HISTOGRAM_BUCKETS] = {.name = "histogram_buckets",
+                                     .type = SLUICE_CONFIG_SECONDS_LIST,
                                      .offset = POOL_AT(histogram_buckets),
                                      .count_offset = POOL_AT(histogram_bucket_count),
-                                     .reload = SLUICE_CONFIG_RESTART, .max = SLUICE_HIST_MAX_BUCKETS,
+                                     .reload = SLUICE_CONFIG_RESTART,
+                                     .max = SLUICE_HIST_MAX_BUCKETS,
                                      .doc_default = "0.1 ms doubling 16 times",
-                                     .doc = "upper bounds of the timing histograms: a list of seconds or "
-                                            "durations (`[0.001, 5ms, 1s]`), strictly increasing, at most 64"},
-    [SLUICE_PK_TIMING_SAMPLE_EVERY] = {.name = "timing_sample_every", .type = SLUICE_CONFIG_UINT,
-                                       .offset = POOL_AT(timing_sample_every), .reload = SLUICE_CONFIG_LIVE,
-                                       .zero_word = "auto", .default_value = "auto",
+                                     .doc =
+                                         "upper bounds of the timing histograms: a list of seconds or "
+                                         "durations (`[0.001, 5ms, 1s]`), strictly increasing, at most 64"},
+    [SLUICE_PK_TIMING_SAMPLE_EVERY] = {.name = "timing_sample_every",
+                                       .type = SLUICE_CONFIG_UINT,
+                                       .offset = POOL_AT(timing_sample_every),
+                                       .reload = SLUICE_CONFIG_LIVE,
+                                       .zero_word = "auto",
+                                       .default_value = "auto",
                                        .apply = apply_timing_sample,
-                                       .doc = "time 1 task in N for the histograms; `auto` (or `0`, which "
-                                              "builds before 2026-11-29 read as \"every task\") picks N so "
-                                              "timing costs ~1% of task time: every task once tasks take 100x "
-                                              "the measured cost of timing one (a few us), at most 1 in 256; "
-                                              "counters are never sampled"},
-    [SLUICE_PK_TIMING] = {.name = "timing", .type = SLUICE_CONFIG_BOOL, .offset = POOL_AT(timing),
-                          .reload = SLUICE_CONFIG_RESTART, .default_value = "true",
+                                       .doc =
+                                           "time 1 task in N for the histograms; `auto` (or `0`, which "
+                                           "builds before 2026-11-29 read as \"every task\") picks N so "
+                                           "timing costs ~1% of task time: every task once tasks take 100x "
+                                           "the measured cost of timing one (a few us), at most 1 in 256; "
+                                           "counters are never sampled"},
+    [SLUICE_PK_TIMING] = {.name = "timing",
+                          .type = SLUICE_CONFIG_BOOL,
+                          .offset = POOL_AT(timing),
+                          .reload = SLUICE_CONFIG_RESTART,
+                          .default_value = "true",
                           .doc = "`false` turns the timing histograms (and their clock reads) off"},
-    [SLUICE_PK_STACK_SIZE] = {.name = "stack_size", .type = SLUICE_CONFIG_SIZE, .offset = POOL_AT(stack_size),
-                              .reload = SLUICE_CONFIG_RESTART, .flags = SLUICE_CONFIG_OMIT_ZERO,
+    [SLUICE_PK_STACK_SIZE] = {.name = "stack_size",
+                              .type = SLUICE_CONFIG_SIZE,
+                              .offset = POOL_AT(stack_size),
+                              .reload = SLUICE_CONFIG_RESTART,
+                              .flags = SLUICE_CONFIG_OMIT_ZERO,
                               .doc_default = "system",
                               .doc = "worker stack size in bytes: 0 (the system's) or >= 16384"},
-    [SLUICE_PK_DOWNSTREAM] = {.name = "downstream", .type = SLUICE_CONFIG_STRING,
-                              .offset = POOL_AT(downstream), .reload = SLUICE_CONFIG_DECLARATIVE,
+    [SLUICE_PK_DOWNSTREAM] = {.name = "downstream",
+                              .type = SLUICE_CONFIG_STRING,
+                              .offset = POOL_AT(downstream),
+                              .reload = SLUICE_CONFIG_DECLARATIVE,
                               .doc = "the downstream this pool calls (matched with `downstream_budget`)"},
-    [SLUICE_PK_CALLER_DEADLINE] = {.name = "caller_deadline", .type = SLUICE_CONFIG_DURATION,
-                                   .offset = POOL_AT(caller_deadline_ns), .reload = SLUICE_CONFIG_DECLARATIVE,
+    [SLUICE_PK_CALLER_DEADLINE] = {.name = "caller_deadline",
+                                   .type = SLUICE_CONFIG_DURATION,
+                                   .offset = POOL_AT(caller_deadline_ns),
+                                   .reload = SLUICE_CONFIG_DECLARATIVE,
                                    .flags = SLUICE_CONFIG_OMIT_ZERO,
                                    .doc = "the deadline of the callers that submit; lint wants "
                                           "`submit_timeout` below it"},
@@ -223,38 +277,56 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
 
 /* Indexed by sluice_service_key. */
 const sluice_config_key sluice__cfg_service_keys[SLUICE_SK_COUNT_] = {
-    [SLUICE_SK_NAME] = {.name = "name", .type = SLUICE_CONFIG_STRING, .offset = SERVICE_AT(name),
-                        .reload = SLUICE_CONFIG_RESTART, .default_value = "sluice",
+    [SLUICE_SK_NAME] = {.name = "name",
+                        .type = SLUICE_CONFIG_STRING,
+                        .offset = SERVICE_AT(name),
+                        .reload = SLUICE_CONFIG_RESTART,
+                        .default_value = "sluice",
                         .doc = "the service's name (log lines, the demo's header; `downstream_budget` shares "
                                "are keyed by it)"},
-    [SLUICE_SK_LISTEN] = {.name = "listen", .type = SLUICE_CONFIG_STRING, .offset = SERVICE_AT(listen),
-                          .reload = SLUICE_CONFIG_RESTART, .default_value = "127.0.0.1:9464",
+    [SLUICE_SK_LISTEN] = {.name = "listen",
+                          .type = SLUICE_CONFIG_STRING,
+                          .offset = SERVICE_AT(listen),
+                          .reload = SLUICE_CONFIG_RESTART,
+                          .default_value = "127.0.0.1:9464",
                           .doc = "admin server address, `host:port` (port 0 = any free port)"},
-    [SLUICE_SK_DRAIN_BUDGET] = {.name = "drain_budget", .type = SLUICE_CONFIG_DURATION,
-                                .offset = SERVICE_AT(drain_budget_ns), .reload = SLUICE_CONFIG_LIVE,
+    [SLUICE_SK_DRAIN_BUDGET] = {.name = "drain_budget",
+                                .type = SLUICE_CONFIG_DURATION,
+                                .offset = SERVICE_AT(drain_budget_ns),
+                                .reload = SLUICE_CONFIG_LIVE,
                                 .default_value = "30s",
                                 .doc = "total time to drain all pools on shutdown; each pool gets min(its "
                                        "`drain_timeout`, this)"},
-    [SLUICE_SK_SHUTDOWN_GRACE] = {.name = "shutdown_grace", .type = SLUICE_CONFIG_DURATION,
-                                  .offset = SERVICE_AT(shutdown_grace_ns), .reload = SLUICE_CONFIG_LIVE,
+    [SLUICE_SK_SHUTDOWN_GRACE] = {.name = "shutdown_grace",
+                                  .type = SLUICE_CONFIG_DURATION,
+                                  .offset = SERVICE_AT(shutdown_grace_ns),
+                                  .reload = SLUICE_CONFIG_LIVE,
                                   .default_value = "0s",
                                   .doc = "time between turning not-ready and stopping the producers, so the "
                                          "load balancer notices"},
-    [SLUICE_SK_ORCHESTRATOR_GRACE] = {.name = "orchestrator_grace", .type = SLUICE_CONFIG_DURATION,
-                                      .offset = SERVICE_AT(orchestrator_grace_ns), .reload = SLUICE_CONFIG_LIVE,
+    [SLUICE_SK_ORCHESTRATOR_GRACE] = {.name = "orchestrator_grace",
+                                      .type = SLUICE_CONFIG_DURATION,
+                                      .offset = SERVICE_AT(orchestrator_grace_ns),
+                                      .reload = SLUICE_CONFIG_LIVE,
                                       .default_value = "30s",
                                       .doc = "the orchestrator's kill grace (Kubernetes "
                                              "`terminationGracePeriodSeconds`); `sluice lint` checks drain "
                                              "timeouts against it"},
-    [SLUICE_SK_SATURATION_THRESHOLD] = {.name = "saturation_threshold", .type = SLUICE_CONFIG_DURATION,
+    [SLUICE_SK_SATURATION_THRESHOLD] = {.name = "saturation_threshold",
+                                        .type = SLUICE_CONFIG_DURATION,
                                         .offset = SERVICE_AT(saturation_threshold_ns),
-                                        .reload = SLUICE_CONFIG_RESTART, .default_value = "30s", .min = 1,
+                                        .reload = SLUICE_CONFIG_RESTART,
+                                        .default_value = "30s",
+                                        .min = 1,
                                         .min_why = "how long a pool may stay saturated before /health/ready "
                                                    "turns 503",
-                                        .doc = "`/health/ready` turns 503 once a pool has been saturated (all K "
-                                               "running and the queue full) this long; > 0"},
-    [SLUICE_SK_RUNBOOK_BASE_URL] = {.name = "runbook_base_url", .type = SLUICE_CONFIG_STRING,
-                                    .offset = SERVICE_AT(runbook_base_url), .reload = SLUICE_CONFIG_LIVE,
+                                        .doc =
+                                            "`/health/ready` turns 503 once a pool has been saturated (all K "
+                                            "running and the queue full) this long; > 0"},
+    [SLUICE_SK_RUNBOOK_BASE_URL] = {.name = "runbook_base_url",
+                                    .type = SLUICE_CONFIG_STRING,
+                                    .offset = SERVICE_AT(runbook_base_url),
+                                    .reload = SLUICE_CONFIG_LIVE,
                                     .doc = "base URL for the `runbook_url` of generated alerts"},
 };
 
@@ -292,20 +364,29 @@ const char *sluice_pool_key_name(sluice_pool_key key)
 
 #define OPS_AT(field) offsetof(sluice_config_ops_keys, field)
 static const sluice_config_key OPS_KEYS[SLUICE_OPS_COUNT_] = {
-    [SLUICE_OPS_KIND] = {.name = "kind", .type = SLUICE_CONFIG_ENUM, .offset = OPS_AT(kind),
-                         .reload = SLUICE_CONFIG_DECLARATIVE, .flags = SLUICE_CONFIG_OMIT_ZERO,
-                         .enum_names = KIND_NAMES, .enum_count = COUNT_OF(KIND_NAMES),
-                         .doc = "`io`, `cpu` or `memory`: what bounds K (`sluice lint` checks a `cpu` pool's K "
-                                "against the CPU count)"},
-    [SLUICE_OPS_ALERT_SLOW_TASK_P99] = {.name = "alert_slow_task_p99", .type = SLUICE_CONFIG_DURATION,
+    [SLUICE_OPS_KIND] = {.name = "kind",
+                         .type = SLUICE_CONFIG_ENUM,
+                         .offset = OPS_AT(kind),
+                         .reload = SLUICE_CONFIG_DECLARATIVE,
+                         .flags = SLUICE_CONFIG_OMIT_ZERO,
+                         .enum_names = KIND_NAMES,
+                         .enum_count = COUNT_OF(KIND_NAMES),
+                         .doc =
+                             "`io`, `cpu` or `memory`: what bounds K (`sluice lint` checks a `cpu` pool's K "
+                             "against the CPU count)"},
+    [SLUICE_OPS_ALERT_SLOW_TASK_P99] = {.name = "alert_slow_task_p99",
+                                        .type = SLUICE_CONFIG_DURATION,
                                         .offset = OPS_AT(alert_slow_task_p99_ns),
-                                        .reload = SLUICE_CONFIG_DECLARATIVE, .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                        .reload = SLUICE_CONFIG_DECLARATIVE,
+                                        .flags = SLUICE_CONFIG_OMIT_ZERO,
                                         .doc_default = "rules default",
                                         .doc = "threshold of the slow-task alert (`sluice rules`)"},
-    [SLUICE_OPS_ALERT_SUBMIT_WAIT_P99] = {.name = "alert_submit_wait_p99", .type = SLUICE_CONFIG_DURATION,
+    [SLUICE_OPS_ALERT_SUBMIT_WAIT_P99] = {.name = "alert_submit_wait_p99",
+                                          .type = SLUICE_CONFIG_DURATION,
                                           .offset = OPS_AT(alert_submit_wait_p99_ns),
                                           .reload = SLUICE_CONFIG_DECLARATIVE,
-                                          .flags = SLUICE_CONFIG_OMIT_ZERO, .doc_default = "rules default",
+                                          .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                          .doc_default = "rules default",
                                           .doc = "threshold of the submit-wait alert (`sluice rules`)"},
 };
 
@@ -319,19 +400,28 @@ const sluice_config_extension sluice_config_ext_ops = {
 
 #define DEMO_AT(field) offsetof(sluice_config_demo_keys, field)
 static const sluice_config_key DEMO_KEYS[SLUICE_DEMO_COUNT_] = {
-    [SLUICE_DEMO_LATENCY_P50] = {.name = "demo_latency_p50", .type = SLUICE_CONFIG_DURATION,
-                                 .offset = DEMO_AT(latency_p50_ns), .reload = SLUICE_CONFIG_DECLARATIVE,
-                                 .flags = SLUICE_CONFIG_OMIT_ZERO, .doc_default = "50ms",
+    [SLUICE_DEMO_LATENCY_P50] = {.name = "demo_latency_p50",
+                                 .type = SLUICE_CONFIG_DURATION,
+                                 .offset = DEMO_AT(latency_p50_ns),
+                                 .reload = SLUICE_CONFIG_DECLARATIVE,
+                                 .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                 .doc_default = "50ms",
                                  .doc = "`sluice demo` only: the simulated downstream's median latency "
                                         "(log-normal)"},
-    [SLUICE_DEMO_LATENCY_P99] = {.name = "demo_latency_p99", .type = SLUICE_CONFIG_DURATION,
-                                 .offset = DEMO_AT(latency_p99_ns), .reload = SLUICE_CONFIG_DECLARATIVE,
-                                 .flags = SLUICE_CONFIG_OMIT_ZERO, .doc_default = "500ms",
+    [SLUICE_DEMO_LATENCY_P99] = {.name = "demo_latency_p99",
+                                 .type = SLUICE_CONFIG_DURATION,
+                                 .offset = DEMO_AT(latency_p99_ns),
+                                 .reload = SLUICE_CONFIG_DECLARATIVE,
+                                 .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                 .doc_default = "500ms",
                                  .doc = "`sluice demo` only: the simulated downstream's p99 latency; >= "
                                         "`demo_latency_p50`"},
-    [SLUICE_DEMO_WEIGHT] = {.name = "demo_weight", .type = SLUICE_CONFIG_DOUBLE, .offset = DEMO_AT(weight),
+    [SLUICE_DEMO_WEIGHT] = {.name = "demo_weight",
+                            .type = SLUICE_CONFIG_DOUBLE,
+                            .offset = DEMO_AT(weight),
                             .reload = SLUICE_CONFIG_DECLARATIVE,
-                            .flags = SLUICE_CONFIG_OMIT_UNSET | SLUICE_CONFIG_NONNEGATIVE, .doc_default = "`1`",
+                            .flags = SLUICE_CONFIG_OMIT_UNSET | SLUICE_CONFIG_NONNEGATIVE,
+                            .doc_default = "`1`",
                             .doc = "`sluice demo` only: this pool's share of the generated traffic"},
 };
 
@@ -395,7 +485,8 @@ static unsigned ext_slots(sluice_config_ext_values *ext, size_t ext_count, cfg_s
                           unsigned max)
 {
     for (size_t i = 0; i < ext_count && n < max; i++) {
-        out[n++] = (cfg_slot){ext[i].ext->keys, ext[i].ext->key_count, ext[i].values, &ext[i].set, ext[i].pos};
+        out[n++] =
+            (cfg_slot){ext[i].ext->keys, ext[i].ext->key_count, ext[i].values, &ext[i].set, ext[i].pos};
     }
     return n;
 }
@@ -617,8 +708,8 @@ cfg_set_result sluice__cfg_parse_value(cfg_impl *c, const sluice_config_key *k, 
             unsigned long cp;
             size_t n = *u < 0x80 ? 1 : sluice__cfg_utf8_decode(u, &cp);
             if (n == 0) {
-                snprintf(msg, len, "not valid UTF-8 text (byte %zu is 0x%02x)", (size_t)(u - (const unsigned char *)v),
-                         *u);
+                snprintf(msg, len, "not valid UTF-8 text (byte %zu is 0x%02x)",
+                         (size_t)(u - (const unsigned char *)v), *u);
                 return CFG_SET_BAD;
             }
             u += n;
@@ -667,9 +758,10 @@ cfg_set_result sluice__cfg_parse_value(cfg_impl *c, const sluice_config_key *k, 
     case SLUICE_CONFIG_DURATION: {
         uint64_t ns;
         if (sluice_config_parse_duration(v, &ns) != SLUICE_OK) {
-            snprintf(msg, len,
-                     "not a duration (a number with a unit: ns, us, ms, s, m, h; for example 250ms), got \"%s\"",
-                     v);
+            snprintf(
+                msg, len,
+                "not a duration (a number with a unit: ns, us, ms, s, m, h; for example 250ms), got \"%s\"",
+                v);
             return CFG_SET_BAD;
         }
         char shown[128];

@@ -191,7 +191,8 @@ cfg_impl *sluice__cfg_clone(const sluice_config *src)
         return NULL;
     }
     cfg_slot from[1 + SLUICE__CONFIG_MAX_EXTS], to[1 + SLUICE__CONFIG_MAX_EXTS];
-    unsigned n = sluice__cfg_service_slots((sluice_config_service *)&src->service, from, 1 + SLUICE__CONFIG_MAX_EXTS);
+    unsigned n =
+        sluice__cfg_service_slots((sluice_config_service *)&src->service, from, 1 + SLUICE__CONFIG_MAX_EXTS);
     sluice__cfg_service_slots(&c->pub.service, to, 1 + SLUICE__CONFIG_MAX_EXTS);
     if (!copy_slots(c, to, from, n)) {
         sluice_config_free(&c->pub);

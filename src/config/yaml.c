@@ -200,8 +200,8 @@ static void set_list_node(loader *L, const cfg_slot *slot, unsigned index, const
         sluice_config_pos ip = mark_pos(L, it);
         if (it->type != YAML_SCALAR_NODE || !sluice__cfg_parse_bound(scalar(it), &b[i])) {
             sluice__cfg_errf(L->e, SLUICE_EINVAL, &ip,
-                             "%s.%s[%zu]: not a number of seconds or a duration, got %s%s%s", path, k->name, i,
-                             it->type == YAML_SCALAR_NODE ? "\"" : "",
+                             "%s.%s[%zu]: not a number of seconds or a duration, got %s%s%s", path, k->name,
+                             i, it->type == YAML_SCALAR_NODE ? "\"" : "",
                              it->type == YAML_SCALAR_NODE ? scalar(it) : node_kind(it),
                              it->type == YAML_SCALAR_NODE ? "\"" : "");
             return;
@@ -463,8 +463,8 @@ static bool check_depth(cfg_impl *c, cfg_errs *e, const char *text, size_t len, 
                 sluice_config_pos pos = {c->pub.source, (unsigned)parser.problem_mark.line + 1,
                                          (unsigned)parser.problem_mark.column + 1, NULL};
                 sluice__cfg_errf(e, SLUICE_EPARSE, &pos, "not valid YAML: %s%s%s",
-                                 parser.problem ? parser.problem : "unknown problem", parser.context ? " " : "",
-                                 parser.context ? parser.context : "");
+                                 parser.problem ? parser.problem : "unknown problem",
+                                 parser.context ? " " : "", parser.context ? parser.context : "");
             }
             ok = false;
             break;

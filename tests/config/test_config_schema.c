@@ -201,12 +201,25 @@ typedef struct batch_keys {
 } batch_keys;
 
 static const sluice_config_key BATCH_ROWS[] = {
-    {.name = "batch_size", .type = SLUICE_CONFIG_UINT, .offset = offsetof(batch_keys, batch_size),
-     .reload = SLUICE_CONFIG_RESTART, .min = 1, .max = 4096, .default_value = "64", .doc = "tasks per batch"},
-    {.name = "flush_every", .type = SLUICE_CONFIG_DURATION, .offset = offsetof(batch_keys, flush_every_ns),
-     .reload = SLUICE_CONFIG_DECLARATIVE, .default_value = "10ms", .doc = "flush period"},
-    {.name = "owner", .type = SLUICE_CONFIG_STRING, .offset = offsetof(batch_keys, owner),
-     .reload = SLUICE_CONFIG_DECLARATIVE, .doc = "team"},
+    {.name = "batch_size",
+     .type = SLUICE_CONFIG_UINT,
+     .offset = offsetof(batch_keys, batch_size),
+     .reload = SLUICE_CONFIG_RESTART,
+     .min = 1,
+     .max = 4096,
+     .default_value = "64",
+     .doc = "tasks per batch"},
+    {.name = "flush_every",
+     .type = SLUICE_CONFIG_DURATION,
+     .offset = offsetof(batch_keys, flush_every_ns),
+     .reload = SLUICE_CONFIG_DECLARATIVE,
+     .default_value = "10ms",
+     .doc = "flush period"},
+    {.name = "owner",
+     .type = SLUICE_CONFIG_STRING,
+     .offset = offsetof(batch_keys, owner),
+     .reload = SLUICE_CONFIG_DECLARATIVE,
+     .doc = "team"},
 };
 static const sluice_config_extension BATCH = {
     .name = "batch",
@@ -239,7 +252,8 @@ static void test_extension(void **state)
     const char *text = "pools:\n  - name: push\n    workers: 2\n    queue_capacity: 8\n    batch-size: 128\n";
     sluice_config *c = NULL;
     char err[2048];
-    assert_int_equal(sluice_config_load_string(text, strlen(text), "x.yaml", &o, &c, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_config_load_string(text, strlen(text), "x.yaml", &o, &c, err, sizeof err),
+                     SLUICE_OK);
     const sluice_config_ext_values *v = sluice_config_pool_ext(&c->pools[0], &BATCH);
     assert_non_null(v);
     const batch_keys *b = v->values;
@@ -258,7 +272,8 @@ static void test_extension(void **state)
     sluice_config *c2 = (sluice_config *)0x1;
     o.envp = NULL;
     o.no_env = true;
-    assert_int_equal(sluice_config_load_string(bad, strlen(bad), "x.yaml", &o, &c2, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(sluice_config_load_string(bad, strlen(bad), "x.yaml", &o, &c2, err, sizeof err),
+                     SLUICE_EINVAL);
     assert_string_equal(err, "x.yaml:5:17: pools[0].batch_size: must be > 0, got 0");
     /* Without the extension the key is unknown. */
     sluice_config_load_opts plain = {.no_env = true};
@@ -280,15 +295,17 @@ static void test_extension(void **state)
     free(out);
 
     /* Reload: the declaration moves, the restart-only key stays. */
-    const char *next_text =
-        "pools:\n  - name: push\n    workers: 2\n    queue_capacity: 8\n    batch_size: 256\n    owner: search\n";
+    const char *next_text = "pools:\n  - name: push\n    workers: 2\n    queue_capacity: 8\n    batch_size: "
+                            "256\n    owner: search\n";
     sluice_config *next = NULL;
-    assert_int_equal(sluice_config_load_string(next_text, strlen(next_text), "x.yaml", &o, &next, err, sizeof err),
-                     SLUICE_OK);
+    assert_int_equal(
+        sluice_config_load_string(next_text, strlen(next_text), "x.yaml", &o, &next, err, sizeof err),
+        SLUICE_OK);
     log_buf lb = {.len = 0};
     assert_int_equal(sluice_config_apply(&c, next, NULL, log_line, &lb, err, sizeof err), SLUICE_OK);
-    assert_string_equal(lb.text, "pool push: declarations (rationale, kind, downstream, alerts, demo) updated\n"
-                                 "pool push: batch_size 128 -> 256 not applied: needs a restart\n");
+    assert_string_equal(lb.text,
+                        "pool push: declarations (rationale, kind, downstream, alerts, demo) updated\n"
+                        "pool push: batch_size 128 -> 256 not applied: needs a restart\n");
     b = sluice_config_pool_ext(&c->pools[0], &BATCH)->values;
     assert_int_equal(b->batch_size, 128);
     assert_string_equal(b->owner, "search");
@@ -298,15 +315,18 @@ static void test_extension(void **state)
     /* A key that clashes with a library key is refused at load. */
     static const sluice_config_key CLASH_ROWS[] = {
         {.name = "workers", .type = SLUICE_CONFIG_UINT, .offset = 0, .doc = "x"}};
-    static const sluice_config_extension CLASH = {.name = "clash", .section = SLUICE_CONFIG_SECTION_POOL,
-                                                  .keys = CLASH_ROWS, .key_count = 1,
+    static const sluice_config_extension CLASH = {.name = "clash",
+                                                  .section = SLUICE_CONFIG_SECTION_POOL,
+                                                  .keys = CLASH_ROWS,
+                                                  .key_count = 1,
                                                   .values_size = sizeof(unsigned)};
     const sluice_config_extension *const clash[] = {&CLASH, NULL};
     sluice_config_load_opts oc = {.no_env = true, .extensions = clash};
     assert_int_equal(sluice_config_load_string(text, strlen(text), "x.yaml", &oc, &c2, err, sizeof err),
                      SLUICE_EINVAL);
-    assert_string_equal(err, "x.yaml: sluice_config_load_opts.extensions: \"clash\": key \"workers\" is already "
-                             "defined (or the extension is registered twice)");
+    assert_string_equal(err,
+                        "x.yaml: sluice_config_load_opts.extensions: \"clash\": key \"workers\" is already "
+                        "defined (or the extension is registered twice)");
 }
 
 int main(int argc, char **argv)
