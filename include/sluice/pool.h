@@ -168,7 +168,8 @@ typedef struct sluice_pool_config {
      * set *worker_state (reachable in tasks via sluice_worker_state()), or
      * non-zero to refuse: the worker exits (with prewarm, create fails with
      * SLUICE_EINIT). Queued tasks wait for a worker whose init succeeds: the
-     * next submit starts another, and a drain retries every 10 ms, so a
+     * next submit starts another, a BLOCK submitter waiting on a full queue
+     * with no worker left retries every 10 ms, and a drain does too, so a
      * drain with a timeout hands them back if every init keeps refusing,
      * while drain(0) waits for one to succeed. */
     int (*worker_init)(void *user, unsigned worker_index, void **worker_state);

@@ -533,6 +533,7 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
     uint64_t deadline = effective_submit_deadline(p, opts);
     sluice_ctx *ctx = opts ? opts->ctx : NULL;
     sluice_err err = SLUICE_OK;
+    uint64_t init_fails_seen = atomic_load_explicit(&p->init_failures, memory_order_relaxed);
 
     /* Small queues with short tasks reach the low-water mark within
      * microseconds: poll for it briefly (loads only, no yield) before
@@ -592,6 +593,32 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
             uint64_t cap = sluice__add_sat(sluice__now(p), 5 * SLUICE_NS_PER_MS);
             if (p->system_clock && (until == 0 || cap < until)) {
                 until = cap;
+            }
+        }
+        /* A full queue and no worker at all (the last one's init hook
+         * refused, or a thread could not start): nobody will ever make
+         * room, so this submitter starts one, as a drain does. After a
+         * refused init or a failed start it waits up to 10 ms first, so
+         * a hook that keeps refusing is retried, not spun on. (A worker
+         * that exits wakes blocked submitters to look.) */
+        if (atomic_load_explicit(&p->alive, memory_order_seq_cst) == 0 &&
+            atomic_load_explicit(&p->starting, memory_order_seq_cst) == 0 && p->qops->pending(p->q)) {
+            uint64_t fails = atomic_load_explicit(&p->init_failures, memory_order_relaxed);
+            bool backoff = fails != init_fails_seen;
+            init_fails_seen = fails;
+            if (!backoff && sluice__spawn_locked(p) != SLUICE_OK) {
+                pthread_mutex_unlock(&p->mu);
+                sluice__report_start_failure(p);
+                pthread_mutex_lock(&p->mu);
+                backoff = true;
+            }
+            if (backoff) {
+                uint64_t retry = sluice__add_sat(sluice__now(p), 10 * SLUICE_NS_PER_MS);
+                if (until == 0 || retry < until) {
+                    until = retry;
+                }
+            } else {
+                continue; /* started one: look again before sleeping */
             }
         }
         sluice__cond_wait_until(p, &p->cv_space, &p->mu, until);

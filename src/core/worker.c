@@ -844,6 +844,11 @@ out:
     }
     w->occupied = false;
     pthread_cond_broadcast(&p->cv_state);
+    if (atomic_load_explicit(&p->waiting, memory_order_seq_cst) > 0) {
+        /* Blocked submitters check whether any worker is left to make
+         * room (pool.c, wait_for_space). */
+        pthread_cond_broadcast(&p->cv_space);
+    }
     /* A worker retired by a fault is replaced at once, queue empty or not
      * (fault.h: "retire the faulting worker and replace it"), so a
      * prewarmed pool keeps its K workers with their init hooks run, and

@@ -784,6 +784,44 @@ static void test_caller_runs_shed_is_not_caller_ran(void **state)
     tally_free(t);
 }
 
+/* ---- found by core_stress_model: a full BLOCK queue and no worker --------- */
+
+static _Atomic int refusals_left;
+
+static int refuse_first_inits(void *user, unsigned index, void **state)
+{
+    (void)user;
+    (void)index;
+    (void)state;
+    return atomic_fetch_sub(&refusals_left, 1) > 0 ? -1 : 0;
+}
+
+/* The only worker's init hook refuses while the queue is full: a BLOCK
+ * submitter waiting for room must start another worker (after a short
+ * backoff), not wait for ever for a worker that will never come. */
+static void test_blocked_submitter_restarts_refused_worker(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    sluice_pool_config cfg;
+    base_config(&cfg, "initrefused", 1, 1, t);
+    cfg.worker_init = refuse_first_inits;
+    atomic_store(&refusals_left, 2);
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK); /* its worker refuses */
+    WAIT_FOR(stats_now(p).init_failures >= 1 && stats_now(p).workers == 0, "the first init refused");
+    submitter *s = submit_in_background(p, task_count, t); /* the queue is full */
+    WAIT_FOR(atomic_load(&s->done), "the blocked submitter got room (init_failures=%llu, workers=%u)",
+             (unsigned long long)stats_now(p).init_failures, stats_now(p).workers);
+    assert_int_equal(submitter_join(s), SLUICE_OK);
+    ASSERT_IDENTITY(p);
+    assert_int_equal(atomic_load(&t->ran), 2);
+    assert_int_equal(stats_now(p).init_failures, 2);
+    sluice_pool_destroy(p);
+    tally_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -804,6 +842,7 @@ int main(void)
         cmocka_unit_test(test_drain_still_running_sampled_at_deadline),
         cmocka_unit_test(test_recover_replaces_worker_at_once),
         cmocka_unit_test(test_caller_runs_shed_is_not_caller_ran),
+        cmocka_unit_test(test_blocked_submitter_restarts_refused_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
