@@ -24,5 +24,6 @@
 #include "sluice/service.h"
 #include "sluice/keyed.h"
 #include "sluice/batcher.h"
+#include "sluice/adaptive.h"
 
 #endif /* SLUICE_SLUICE_H */
