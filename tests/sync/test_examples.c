@@ -552,6 +552,64 @@ static void test_batcher_example(void **state)
     sluice_pool_destroy(pool);
 }
 
+/* ---- adaptive concurrency limiter ------------------------------------------------ */
+
+#define BUSY 2
+
+typedef struct billing_req {
+    int answer; /* what the stub downstream returns */
+} billing_req;
+
+static int call_billing(const billing_req *req)
+{
+    return req->answer;
+}
+
+static int billing_handler(sluice_adaptive *billing, sluice_ctx *req_ctx, uint64_t deadline_ns,
+                           const billing_req *req)
+{
+    /* Around each call to the downstream: */
+    sluice_adaptive_token tok;
+    sluice_err err = sluice_adaptive_acquire_until(billing, req_ctx, deadline_ns, &tok);
+    if (err) /* ETIMEDOUT, ECANCELED, ECLOSED */
+        return reply_503(err);
+    int rc = call_billing(req);
+    sluice_adaptive_release(billing, &tok,
+                            rc == 0      ? SLUICE_ADAPTIVE_SUCCESS  /* an RTT sample */
+                            : rc == BUSY ? SLUICE_ADAPTIVE_DROPPED  /* overload: back off */
+                                         : SLUICE_ADAPTIVE_IGNORE); /* says nothing about load */
+    return rc;
+}
+
+static void test_adaptive_example(void **state)
+{
+    (void)state;
+    sluice_adaptive_config cfg;
+    sluice_adaptive_config_init(&cfg);
+    cfg.name = "billing";
+    cfg.mode = SLUICE_ADAPTIVE_GRADIENT2;
+    cfg.min_limit = 2;
+    cfg.max_limit = 200;
+    sluice_adaptive *billing;
+    if (sluice_adaptive_create(&cfg, &billing, errbuf, sizeof errbuf))
+        die(errbuf);
+
+    billing_req ok = {0}, busy = {BUSY}, bad = {1};
+    assert_int_equal(billing_handler(billing, NULL, 0, &ok), 0);
+    assert_int_equal(billing_handler(billing, NULL, 0, &bad), 1);
+    assert_int_equal(sluice_adaptive_limit_get(billing), 20);
+    assert_int_equal(billing_handler(billing, NULL, 0, &busy), BUSY);
+    assert_int_equal(sluice_adaptive_limit_get(billing), 18); /* 20 * 0.9 */
+    sluice_adaptive_stats st;
+    sluice_adaptive_stats_get(billing, &st);
+    assert_int_equal(st.successes, 1);
+    assert_int_equal(st.ignored, 1);
+    assert_int_equal(st.drops, 1);
+    sluice_adaptive_close(billing);
+    assert_int_equal(billing_handler(billing, NULL, 0, &ok), SLUICE_ECLOSED);
+    sluice_adaptive_destroy(billing);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -560,6 +618,7 @@ int main(void)
         cmocka_unit_test(test_limiter_example), cmocka_unit_test(test_retry_example),
         cmocka_unit_test(test_keyed_example),
         cmocka_unit_test(test_batcher_example),
+        cmocka_unit_test(test_adaptive_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
