@@ -306,8 +306,19 @@ typedef struct sluice_config_ops_keys {
     sluice_pool_kind kind;             /* key `kind`; UNSET when absent */
     uint64_t alert_slow_task_p99_ns;   /* threshold of the slow-task alert; 0 = the rules' default */
     uint64_t alert_submit_wait_p99_ns; /* threshold of the submit-wait alert; 0 = the rules' default */
+    double slo_objective;              /* the pool's SLO, e.g. 0.999; 0 = none (`sluice rules` burn-rate alerts) */
+    uint64_t slo_latency_ns;           /* latency SLO: tasks longer than this are bad; 0 = availability only */
+    uint64_t slo_window_ns;            /* the SLO window; default 720h (30 days) */
 } sluice_config_ops_keys;
-enum { SLUICE_OPS_KIND = 0, SLUICE_OPS_ALERT_SLOW_TASK_P99, SLUICE_OPS_ALERT_SUBMIT_WAIT_P99, SLUICE_OPS_COUNT_ };
+enum {
+    SLUICE_OPS_KIND = 0,
+    SLUICE_OPS_ALERT_SLOW_TASK_P99,
+    SLUICE_OPS_ALERT_SUBMIT_WAIT_P99,
+    SLUICE_OPS_SLO_OBJECTIVE,
+    SLUICE_OPS_SLO_LATENCY,
+    SLUICE_OPS_SLO_WINDOW,
+    SLUICE_OPS_COUNT_
+};
 SLUICE_API extern const sluice_config_extension sluice_config_ext_ops;
 
 /* Read by `sluice demo`'s simulated downstreams. */

@@ -388,7 +388,49 @@ static const sluice_config_key OPS_KEYS[SLUICE_OPS_COUNT_] = {
                                           .flags = SLUICE_CONFIG_OMIT_ZERO,
                                           .doc_default = "rules default",
                                           .doc = "threshold of the submit-wait alert (`sluice rules`)"},
+    [SLUICE_OPS_SLO_OBJECTIVE] = {.name = "slo_objective",
+                                  .type = SLUICE_CONFIG_DOUBLE,
+                                  .offset = OPS_AT(slo_objective),
+                                  .reload = SLUICE_CONFIG_DECLARATIVE,
+                                  .flags = SLUICE_CONFIG_OMIT_ZERO | SLUICE_CONFIG_NONNEGATIVE,
+                                  .doc_default = "none",
+                                  .doc = "the pool's SLO as a fraction below 1, e.g. 0.999: `sluice rules` adds "
+                                         "recording rules and burn-rate alerts"},
+    [SLUICE_OPS_SLO_LATENCY] = {.name = "slo_latency",
+                                .type = SLUICE_CONFIG_DURATION,
+                                .offset = OPS_AT(slo_latency_ns),
+                                .reload = SLUICE_CONFIG_DECLARATIVE,
+                                .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                .doc_default = "none",
+                                .doc = "a latency SLO too: tasks running longer are bad (one of the pool's "
+                                       "histogram bounds)"},
+    [SLUICE_OPS_SLO_WINDOW] = {.name = "slo_window",
+                               .type = SLUICE_CONFIG_DURATION,
+                               .offset = OPS_AT(slo_window_ns),
+                               .reload = SLUICE_CONFIG_DECLARATIVE,
+                               .flags = SLUICE_CONFIG_OMIT_UNSET,
+                               .default_value = "720h",
+                               .min = 3600000000000ull,
+                               .min_why = "the burn-rate windows reach 3 days; a window under an hour has no budget to "
+                                          "speak of",
+                               .doc = "the SLO's window (the error budget's period)"},
 };
+
+/* An objective is a fraction of good tasks: 1 leaves no error budget. */
+static const char *ops_check(const void *values, uint64_t set, unsigned *key)
+{
+    const sluice_config_ops_keys *v = values;
+    (void)set;
+    if (v->slo_objective >= 1) {
+        *key = SLUICE_OPS_SLO_OBJECTIVE;
+        return "must be below 1 (a fraction such as 0.999; 1 leaves no error budget)";
+    }
+    if (v->slo_latency_ns && v->slo_objective == 0) {
+        *key = SLUICE_OPS_SLO_LATENCY;
+        return "needs slo_objective (the share of tasks that must be faster)";
+    }
+    return NULL;
+}
 
 const sluice_config_extension sluice_config_ext_ops = {
     .name = "ops",
@@ -396,6 +438,7 @@ const sluice_config_extension sluice_config_ext_ops = {
     .keys = OPS_KEYS,
     .key_count = SLUICE_OPS_COUNT_,
     .values_size = sizeof(sluice_config_ops_keys),
+    .check = ops_check,
 };
 
 #define DEMO_AT(field) offsetof(sluice_config_demo_keys, field)

@@ -140,7 +140,7 @@ rules_promtool)
     need promtool
     "$S" rules -o "$TMP/rules.yml" "$FIX/ops.yaml" || fail "rules"
     promtool check rules "$TMP/rules.yml" >"$TMP/check" 2>&1 || { cat "$TMP/check" >&2; fail "promtool check rules"; }
-    has "$TMP/check" "SUCCESS: 15 rules found"
+    has "$TMP/check" "SUCCESS: 29 rules found"
     cp "$SRC/tests/tools/rules_test.yml" "$TMP/rules_test.yml"
     promtool test rules "$TMP/rules_test.yml" >"$TMP/test" 2>&1 || { cat "$TMP/test" >&2; fail "promtool test rules"; }
     # The demo's rules (ops/) pass the checker too.
@@ -215,16 +215,17 @@ runbook_anchors)
         n=$((n + 1))
     done
     # 7 alerts for each of the 2 pools, and the service's SluiceTargetDown.
-    [ "$n" -eq 15 ] || fail "want 15 runbook_urls, got $n"
+    # ... and payments' SLO alerts (fast and slow, availability and latency).
+    [ "$n" -eq 19 ] || fail "want 19 runbook_urls, got $n"
     # ... and the 4 incidents the reference text's playbook lists that no
     # single alert names.
-    [ "$(grep -c '^<a id=' "$TMP/rb.md")" -eq 19 ] || fail "want 19 runbook entries"
+    [ "$(grep -c '^<a id=' "$TMP/rb.md")" -eq 21 ] || fail "want 21 runbook entries"
     for id in memory-growth exhausted-at-startup unresponsive-after-deploy stall-deadlock; do
         has "$TMP/rb.md" "<a id=\"incident-$id\"></a>"
     done
     has "$TMP/rb.md" "kubectl rollout undo"
     for s in "#### Quick checks (5 min)" "#### Mitigations (15 min)" "#### Long-term fixes" "#### Rollback"; do
-        [ "$(grep -c "^$s" "$TMP/rb.md")" -eq 19 ] || fail "every entry needs '$s'"
+        [ "$(grep -c "^$s" "$TMP/rb.md")" -eq 21 ] || fail "every entry needs '$s'"
     done
     has "$TMP/rb.md" "K is 10 because: payments-api allows 40 concurrent calls, 4 replicas"
     has "$TMP/rb.md" "SLUICE_POOL_PAYMENTS_WORKERS"
@@ -411,7 +412,7 @@ rules_unfireable)
     sed 's/^    kind: cpu$/&\n    alert_slow_task_p99: 10s/' "$FIX/ops.yaml" >"$TMP/slow.yaml"
     run "$S" rules "$TMP/slow.yaml" -o "$TMP/never.yml"
     expect_rc 2 "rules with a threshold above the buckets"
-    has "$TMP/err" "slow.yaml:29:26: pool thumbnails: alert_slow_task_p99 10s is not below the largest finite histogram bucket 6.5536s"
+    has "$TMP/err" "slow.yaml:31:26: pool thumbnails: alert_slow_task_p99 10s is not below the largest finite histogram bucket 6.5536s"
     has "$TMP/err" "PoolSlowTasks can never fire"
     [ -e "$TMP/never.yml" ] && fail "rules wrote a file it refused"
     [ -s "$TMP/out" ] && fail "rules printed rules it refused"
@@ -422,6 +423,16 @@ rules_unfireable)
     run "$S" rules "$TMP/off.yaml"
     expect_rc 2 "rules with timing off"
     has "$TMP/err" "timing is off"
+    # A latency SLO must sit on a histogram bound; an objective of 1 has
+    # no error budget at all.
+    sed 's/^    slo_latency: 409.6ms$/    slo_latency: 300ms/' "$FIX/ops.yaml" >"$TMP/slo.yaml"
+    run "$S" rules "$TMP/slo.yaml"
+    expect_rc 2 "rules with an slo_latency between bounds"
+    has "$TMP/err" "slo_latency 0.3s is not one of the pool's histogram bounds"
+    sed 's/^    slo_objective: 0.999$/    slo_objective: 1/' "$FIX/ops.yaml" >"$TMP/slo1.yaml"
+    run "$S" rules "$TMP/slo1.yaml"
+    expect_rc 2 "rules with slo_objective 1"
+    has "$TMP/err" "slo_objective: must be below 1"
     run "$S" lint "$TMP/off.yaml"
     expect_rc 1 "lint with timing off"
     has "$TMP/out" "alert-thresholds: pool thumbnails: timing is off"

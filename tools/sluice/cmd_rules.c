@@ -40,8 +40,16 @@ static void report_unfireable(void *ud, const sluice_config_pool *p, const sluic
 static int refuse_unfireable(const sluice_config *cfg, const char *path)
 {
     precheck_ctx c = {path, 0};
-    for (size_t i = 0; i < cfg->pool_count; i++)
-        ops_unfireable_alerts(&cfg->pools[i], report_unfireable, &c);
+    for (size_t i = 0; i < cfg->pool_count; i++) {
+        const sluice_config_pool *p = &cfg->pools[i];
+        ops_unfireable_alerts(p, report_unfireable, &c);
+        char why[512];
+        ops_slo slo = ops_pool_slo(p);
+        if (ops_slo_problem(p, &slo, why, sizeof why)) {
+            fprintf(stderr, "%s:%u:%u: pool %s: %s\n", path, p->entry_pos.line, p->entry_pos.column, p->name, why);
+            c.n++;
+        }
+    }
     return c.n;
 }
 

@@ -329,6 +329,12 @@ static void check_pool_more(const sluice_config *cfg, const sluice_config_pool *
         }
     }
     ops_unfireable_alerts(p, unfireable_finding, out);
+    char why[512];
+    ops_slo slo = ops_pool_slo(p);
+    if (ops_slo_problem(p, &slo, why, sizeof why))
+        add(out, n, "alert-thresholds", &p->entry_pos,
+            "set slo_latency to one of the pool's histogram bounds, or add the value to histogram_buckets",
+            "pool %s: %s", n, why);
 }
 
 void ops_lint_run(const sluice_config *cfg, const ops_lint_opts *opts, ops_findings *out)

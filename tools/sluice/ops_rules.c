@@ -397,6 +397,223 @@ static void service_group(const sluice_config *cfg, const char *service, const c
     ops_buf_free(&sel_up);
 }
 
+/* ---- SLOs: recording rules and multiwindow, multi-burn-rate alerts -------------- */
+
+/* The SRE workbook's three alerts (chapter 5, "Alerting on SLOs"): the
+ * share of a 30-day error budget each may burn in its long window, and its
+ * short window (1/12 of the long one, so the alert resets soon after the
+ * burn stops). For another SLO window the burn factor scales with it:
+ * factor = budget share x window / long window (14.4, 6 and 1 for 30d). */
+static const struct burn {
+    const char *alert, *severity, *long_w, *short_w;
+    double budget_share;
+    double long_h;
+} burns[] = {
+    {"PoolSLOBurnFast", "critical", "1h", "5m", 0.02, 1},
+    {"PoolSLOBurnFast", "critical", "6h", "30m", 0.05, 6},
+    {"PoolSLOBurnSlow", "warning", "3d", "6h", 0.10, 72},
+};
+static const char *const slo_windows[] = {"5m", "30m", "1h", "6h", "3d"};
+
+static double burn_factor(const struct burn *b, const ops_slo *slo)
+{
+    return b->budget_share * ((double)slo->window_ns / 3600e9) / b->long_h;
+}
+
+/* {job="J",name="P"} */
+static void job_pool_sel(ops_buf *b, const char *metric, const char *job, const sluice_config_pool *p,
+                         const char *extra)
+{
+    ops_buf_printf(b, "%s{job=", metric);
+    ops_promql_str(b, job);
+    ops_buf_put(b, ",name=");
+    ops_promql_str(b, p->name);
+    if (extra)
+        ops_buf_printf(b, ",%s", extra);
+    ops_buf_put(b, "}");
+}
+
+static void sum_rates(ops_buf *b, const char *const *metrics, size_t n, const char *job, const sluice_config_pool *p,
+                      const char *w)
+{
+    ops_buf_put(b, "sum by (job, name) (");
+    for (size_t i = 0; i < n; i++) {
+        ops_buf_put(b, i ? " + rate(" : "rate(");
+        job_pool_sel(b, metrics[i], job, p, NULL);
+        ops_buf_printf(b, "[%s])", w);
+    }
+    ops_buf_put(b, ")");
+}
+
+static void slo_error_ratio(ops_buf *b, bool latency, const ops_slo *slo, const char *job, const sluice_config_pool *p,
+                            const char *w)
+{
+    if (!latency) {
+        static const char *const bad[] = {"pool_failed_total",  "pool_panicked_total",  "pool_dropped_total",
+                                          "pool_shed_total",    "pool_abandoned_total", "pool_rejected_total"};
+        static const char *const total[] = {"pool_submitted_total", "pool_rejected_total"};
+        sum_rates(b, bad, 6, job, p, w);
+        ops_buf_put(b, " / ");
+        sum_rates(b, total, 2, job, p, w);
+        return;
+    }
+    char le[64], num[48];
+    snprintf(le, sizeof le, "le=\"%s\"", ops_format_seconds(slo->latency_ns, num, sizeof num));
+    ops_buf_put(b, "1 - (sum by (job, name) (rate(");
+    job_pool_sel(b, "pool_task_duration_seconds_bucket", job, p, le);
+    ops_buf_printf(b, "[%s])) / sum by (job, name) (rate(", w);
+    job_pool_sel(b, "pool_task_duration_seconds_count", job, p, NULL);
+    ops_buf_printf(b, "[%s])))", w);
+}
+
+/* "30d" for whole days, else the config's duration form ("36h"). */
+void ops_format_window(uint64_t ns, char *buf, size_t len)
+{
+    const uint64_t day = 24ull * 3600 * 1000000000ull;
+    if (ns && ns % day == 0)
+        snprintf(buf, len, "%llud", (unsigned long long)(ns / day));
+    else
+        sluice_config_format_duration(ns, buf, len);
+}
+
+/* sluice_slo:error_ratio:rate<w>{job="J",name="P",slo="kind"} */
+static void ratio_sel(ops_buf *b, const char *w, const char *kind, const char *job, const sluice_config_pool *p)
+{
+    char extra[48];
+    snprintf(extra, sizeof extra, "slo=\"%s\"", kind);
+    char metric[64];
+    snprintf(metric, sizeof metric, "sluice_slo:error_ratio:rate%s", w);
+    job_pool_sel(b, metric, job, p, extra);
+}
+
+static void slo_groups(const sluice_config *cfg, const sluice_config_pool *p, const ops_slo *slo, const char *service,
+                       const char *job, ops_buf *out)
+{
+    char pct[32], budget[32], win[32], lat[32];
+    snprintf(pct, sizeof pct, "%.10g%%", slo->objective * 100);
+    snprintf(budget, sizeof budget, "%.10g", 1 - slo->objective);
+    ops_format_window(slo->window_ns, win, sizeof win);
+    for (int latency = 0; latency < 2; latency++) {
+        if (latency && !slo->latency_ns)
+            break;
+        const char *kind = latency ? "latency" : "availability";
+        ops_buf gname = {0};
+        ops_buf_printf(&gname, "sluice-%s-%s-slo-%s", service, p->name, kind);
+        ops_buf_put(out, "  - name: ");
+        ops_yaml_str(out, ops_buf_str(&gname));
+        ops_buf_put(out, "\n    rules:\n");
+        ops_buf_free(&gname);
+        for (size_t i = 0; i < sizeof slo_windows / sizeof slo_windows[0]; i++) {
+            ops_buf expr = {0};
+            slo_error_ratio(&expr, latency, slo, job, p, slo_windows[i]);
+            ops_buf_printf(out, "      - record: sluice_slo:error_ratio:rate%s\n        expr: ", slo_windows[i]);
+            ops_yaml_squote(out, ops_buf_str(&expr));
+            ops_buf_printf(out, "\n        labels:\n          slo: %s\n", kind);
+            ops_buf_free(&expr);
+        }
+        for (int a = 0; a < 2; a++) {
+            const char *alert = a ? "PoolSLOBurnSlow" : "PoolSLOBurnFast";
+            ops_buf expr = {0}, sum = {0}, desc = {0}, url = {0}, pn = {0};
+            bool first = true;
+            for (size_t i = 0; i < sizeof burns / sizeof burns[0]; i++) {
+                if (strcmp(burns[i].alert, alert) != 0)
+                    continue;
+                char thr[48];
+                snprintf(thr, sizeof thr, "%.6g", burn_factor(&burns[i], slo) * (1 - slo->objective));
+                ops_buf_put(&expr, first ? "(" : " or (");
+                first = false;
+                ratio_sel(&expr, burns[i].long_w, kind, job, p);
+                ops_buf_printf(&expr, " > %s and ", thr);
+                ratio_sel(&expr, burns[i].short_w, kind, job, p);
+                ops_buf_printf(&expr, " > %s)", thr);
+            }
+            ops_template_text(&pn, p->name);
+            if (latency)
+                ops_buf_printf(&sum, "Pool %s on {{ $labels.job }}: tasks slower than %ss are burning the %s error budget",
+                               ops_buf_str(&pn), ops_format_seconds(slo->latency_ns, lat, sizeof lat), win);
+            else
+                ops_buf_printf(&sum, "Pool %s on {{ $labels.job }}: failed and lost tasks are burning the %s error budget",
+                               ops_buf_str(&pn), win);
+            ops_buf_printf(&sum, " ({{ $value | humanizePercentage }} bad)");
+            ops_buf_printf(&desc,
+                           "The %s SLO of pool %s is %s over %s (an error budget of %s of tasks). ", kind,
+                           ops_buf_str(&pn), pct, win, budget);
+            if (a == 0)
+                ops_buf_put(&desc, "The budget is burning fast enough to be gone within days (more than 2% of it in "
+                                   "an hour, or 5% in six hours): page.");
+            else
+                ops_buf_put(&desc, "The budget is burning faster than the SLO allows (10% of it in three days): "
+                                   "open a ticket before it runs out.");
+            ops_runbook_url(&url, cfg, alert, p->name);
+            ops_buf_printf(out, "      - alert: %s\n        expr: ", alert);
+            ops_yaml_squote(out, ops_buf_str(&expr));
+            ops_buf_printf(out, "\n        labels:\n          severity: %s\n          service: ", a ? "warning" : "critical");
+            ops_yaml_str(out, service);
+            ops_buf_put(out, "\n          pool: ");
+            ops_yaml_str(out, p->name);
+            ops_buf_printf(out, "\n          slo: %s\n        annotations:\n          summary: ", kind);
+            ops_yaml_str(out, ops_buf_str(&sum));
+            ops_buf_put(out, "\n          description: ");
+            ops_yaml_str(out, ops_buf_str(&desc));
+            ops_buf_put(out, "\n          runbook_url: ");
+            ops_yaml_str(out, ops_buf_str(&url));
+            ops_buf_put(out, "\n");
+            ops_buf_free(&expr);
+            ops_buf_free(&sum);
+            ops_buf_free(&desc);
+            ops_buf_free(&url);
+            ops_buf_free(&pn);
+        }
+    }
+}
+
+ops_slo ops_pool_slo(const sluice_config_pool *p)
+{
+    ops_slo slo = {0, 0, OPS_DEFAULT_SLO_WINDOW_NS};
+    const sluice_config_ops_keys *k = sluice_config_pool_ops(p);
+    if (k) {
+        slo.objective = k->slo_objective;
+        slo.latency_ns = k->slo_latency_ns;
+        if (k->slo_window_ns)
+            slo.window_ns = k->slo_window_ns;
+    }
+    return slo;
+}
+
+const char *ops_slo_problem(const sluice_config_pool *p, const ops_slo *slo, char *buf, size_t len)
+{
+    if (slo->objective <= 0 || !slo->latency_ns)
+        return NULL;
+    if (!p->timing) {
+        snprintf(buf, len, "slo_latency needs timing: with timing off the duration histogram is empty");
+        return buf;
+    }
+    const double *bounds = p->histogram_buckets;
+    size_t n = p->histogram_bucket_count;
+    static const double defaults[] = {0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256,
+                                      0.0512, 0.1024, 0.2048, 0.4096, 0.8192, 1.6384, 3.2768, 6.5536};
+    if (!bounds || !n) {
+        bounds = defaults;
+        n = sizeof defaults / sizeof defaults[0];
+    }
+    char want[48];
+    ops_format_seconds(slo->latency_ns, want, sizeof want);
+    ops_buf list = {0};
+    for (size_t i = 0; i < n; i++) {
+        if ((uint64_t)(bounds[i] * 1e9 + 0.5) == slo->latency_ns) {
+            ops_buf_free(&list);
+            return NULL;
+        }
+        ops_buf_printf(&list, "%s%g", i ? ", " : "", bounds[i]);
+    }
+    snprintf(buf, len,
+             "slo_latency %ss is not one of the pool's histogram bounds (%s): the SLO counts tasks at or under "
+             "a bucket bound, so pick one, or add it to histogram_buckets",
+             want, ops_buf_str(&list));
+    ops_buf_free(&list);
+    return buf;
+}
+
 const char *ops_prometheus_job(const sluice_config *cfg)
 {
     return cfg->service.name ? cfg->service.name : "sluice";
@@ -450,6 +667,9 @@ void ops_rules_generate(const sluice_config *cfg, const char *source_name, ops_b
             ops_buf_free(&desc);
             ops_buf_free(&url);
         }
+        ops_slo slo = ops_pool_slo(p);
+        if (slo.objective > 0)
+            slo_groups(cfg, p, &slo, service, job, out);
     }
     free(pools);
 }

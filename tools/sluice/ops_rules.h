@@ -83,6 +83,29 @@ typedef void (*ops_unfireable_fn)(void *ud, const sluice_config_pool *p, const s
                                   const char *fix, const char *message);
 int ops_unfireable_alerts(const sluice_config_pool *p, ops_unfireable_fn cb, void *ud);
 
+/*
+ * A pool's SLO (sluice.yaml: slo_objective, slo_latency, slo_window).
+ * objective 0 = none. With latency_ns, a second SLO counts a task slower
+ * than latency_ns (run time, from pool_task_duration_seconds) as bad; the
+ * threshold must be one of the pool's histogram bounds (ops_slo_problem).
+ */
+typedef struct ops_slo {
+    double objective;    /* e.g. 0.999; 0 = no SLO */
+    uint64_t latency_ns; /* 0 = availability only */
+    uint64_t window_ns;  /* the SLO window; default 30 days */
+} ops_slo;
+
+#define OPS_DEFAULT_SLO_WINDOW_NS (30ull * 24 * 3600 * 1000000000ull)
+
+ops_slo ops_pool_slo(const sluice_config_pool *p);
+
+/* An SLO window for people: "30d" for whole days, else "36h". */
+void ops_format_window(uint64_t ns, char *buf, size_t len);
+
+/* Why the pool's SLO cannot be turned into rules (NULL when it can): a
+ * latency threshold that is not a histogram bound, or timing off. */
+const char *ops_slo_problem(const sluice_config_pool *p, const ops_slo *slo, char *buf, size_t len);
+
 /* The metric names the library exports (docs/metrics.md), sorted; the
  * dashboard and rules refer to no others. NULL-terminated. */
 extern const char *const ops_exported_metrics[];

@@ -301,6 +301,43 @@ static void stalled(ops_buf *o, const facts *f)
                    "revert it.\n\n");
 }
 
+/* The SLO burn entries of a pool with slo_objective. */
+static void slo_entries(ops_buf *o, const facts *f, const ops_slo *slo)
+{
+    char anchor[256], win[32], lat[32];
+    ops_format_window(slo->window_ns, win, sizeof win);
+    for (int a = 0; a < 2; a++) {
+        const char *alert = a ? "PoolSLOBurnSlow" : "PoolSLOBurnFast";
+        ops_buf_printf(o, "<a id=\"%s\"></a>\n\n### %s: %s\n\n",
+                       ops_runbook_anchor(alert, f->name, anchor, sizeof anchor), alert, f->name);
+        ops_buf_printf(o,
+                       "**Severity:** %s. **Fires when:** the pool's %s SLO (%.10g%% over %s",
+                       a ? "warning" : "critical", slo->latency_ns ? "availability or latency" : "availability",
+                       slo->objective * 100, win);
+        if (slo->latency_ns)
+            ops_buf_printf(o, "; latency: tasks under %s",
+                           sluice_config_format_duration(slo->latency_ns, lat, sizeof lat));
+        ops_buf_printf(o, ") is burning its error budget %s (the `slo` label says which).\n\n",
+                       a ? "faster than it can afford over days (1x over 3d and 6h)"
+                         : "fast enough to be gone within days (14.4x over 1h and 5m, or 6x over 6h and 30m)");
+        ops_buf_put(o, "#### Quick checks (5 min)\n\n1. ");
+        dashboard_hint(o, f);
+        ops_buf_put(o, ": for `slo=\"availability\"`, which outcome is it (**Drop rate**: rejected, dropped, "
+                       "shed; **Completion rate**: failed, panicked)? Follow that alert's entry (PoolDropping, "
+                       "PoolPanic, PoolSaturated).\n");
+        ops_buf_printf(o, "2. For `slo=\"latency\"`: **Task duration** p99 against the threshold; is %s slow?\n",
+                       f->downstream);
+        ops_buf_put(o, "3. `sluice_slo:error_ratio:rate1h` and `rate6h` in Prometheus: how much budget is "
+                       "left at this rate?\n\n");
+        ops_buf_put(o, "#### Mitigations (15 min)\n\n- Stop the burn where it comes from (roll back, fail over "
+                       "the downstream, shed load upstream).\n- A page at night that can wait: the slow burn "
+                       "is a ticket; the fast burn is not.\n\n");
+        ops_buf_put(o, "#### Long-term fixes\n\n- If the SLO is missed by design, renegotiate it (and "
+                       "`slo_objective` in sluice.yaml) instead of muting the alert.\n\n");
+        ops_buf_put(o, "#### Rollback\n\n- The burn started with a deploy: revert it.\n\n");
+    }
+}
+
 static void pool_facts(ops_buf *o, const facts *f)
 {
     const sluice_config_pool *p = f->p;
@@ -515,6 +552,9 @@ void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops
         pool_facts(out, &f);
         for (int k = 0; k < OPS_ALERT_COUNT_; k++)
             entries[k](out, &f);
+        ops_slo slo = ops_pool_slo(pools[i]);
+        if (slo.objective > 0)
+            slo_entries(out, &f, &slo);
         ops_buf_free(&ds);
         ops_buf_free(&why);
     }
