@@ -241,6 +241,42 @@ static void pool_regex(const sluice_config *cfg, ops_buf *re)
     free(pools);
 }
 
+/* One panel of either dashboard: type, title, grid position, unit (a gauge
+ * spans 0..1) and its queries. */
+static void emit_panel(ops_jw *w, const panel *p, int id, int x, int y)
+{
+    ops_jw_obj(w, NULL);
+    ops_jw_int(w, "id", id);
+    ops_jw_str(w, "type", p->type);
+    ops_jw_str(w, "title", p->title);
+    ops_jw_str(w, "description", p->description);
+    datasource(w);
+    grid(w, p->h, p->w, x, y);
+    ops_jw_obj(w, "fieldConfig");
+    ops_jw_obj(w, "defaults");
+    ops_jw_str(w, "unit", p->unit);
+    if (strcmp(p->type, "gauge") == 0) {
+        ops_jw_int(w, "min", 0);
+        ops_jw_int(w, "max", 1);
+    }
+    ops_jw_end_obj(w);
+    ops_jw_arr(w, "overrides");
+    ops_jw_end_arr(w);
+    ops_jw_end_obj(w);
+    ops_jw_arr(w, "targets");
+    for (int t = 0; t < 4 && p->targets[t].expr; t++) {
+        char ref[2] = {(char)('A' + t), '\0'};
+        ops_jw_obj(w, NULL);
+        datasource(w);
+        ops_jw_str(w, "expr", p->targets[t].expr);
+        ops_jw_str(w, "legendFormat", p->targets[t].legend);
+        ops_jw_str(w, "refId", ref);
+        ops_jw_end_obj(w);
+    }
+    ops_jw_end_arr(w);
+    ops_jw_end_obj(w);
+}
+
 /* One templating variable over a label_values() query. `multi` makes it a
  * multi-select with "All" (regex .*) as the default; otherwise `current`
  * (may be NULL) is the default value. */
@@ -324,36 +360,7 @@ void ops_dashboard_generate(const sluice_config *cfg, const char *source_name, o
             y += row_h;
             row_h = 0;
         }
-        ops_jw_obj(&w, NULL);
-        ops_jw_int(&w, "id", id++);
-        ops_jw_str(&w, "type", p->type);
-        ops_jw_str(&w, "title", p->title);
-        ops_jw_str(&w, "description", p->description);
-        datasource(&w);
-        grid(&w, p->h, p->w, x, y);
-        ops_jw_obj(&w, "fieldConfig");
-        ops_jw_obj(&w, "defaults");
-        ops_jw_str(&w, "unit", p->unit);
-        if (strcmp(p->type, "gauge") == 0) {
-            ops_jw_int(&w, "min", 0);
-            ops_jw_int(&w, "max", 1);
-        }
-        ops_jw_end_obj(&w);
-        ops_jw_arr(&w, "overrides");
-        ops_jw_end_arr(&w);
-        ops_jw_end_obj(&w);
-        ops_jw_arr(&w, "targets");
-        for (int t = 0; t < 4 && p->targets[t].expr; t++) {
-            char ref[2] = {(char)('A' + t), '\0'};
-            ops_jw_obj(&w, NULL);
-            datasource(&w);
-            ops_jw_str(&w, "expr", p->targets[t].expr);
-            ops_jw_str(&w, "legendFormat", p->targets[t].legend);
-            ops_jw_str(&w, "refId", ref);
-            ops_jw_end_obj(&w);
-        }
-        ops_jw_end_arr(&w);
-        ops_jw_end_obj(&w);
+        emit_panel(&w, p, id++, x, y);
         x += p->w;
         if (p->h > row_h)
             row_h = p->h;
@@ -470,36 +477,6 @@ static const panel fleet_panels[] = {
      {{"count(count by (job, name) (pool_capacity" FSEL "))", "pools"}}},
 };
 
-static void fleet_panel(ops_jw *w, const panel *p, int id, int x, int y)
-{
-    ops_jw_obj(w, NULL);
-    ops_jw_int(w, "id", id);
-    ops_jw_str(w, "type", p->type);
-    ops_jw_str(w, "title", p->title);
-    ops_jw_str(w, "description", p->description);
-    datasource(w);
-    grid(w, p->h, p->w, x, y);
-    ops_jw_obj(w, "fieldConfig");
-    ops_jw_obj(w, "defaults");
-    ops_jw_str(w, "unit", p->unit);
-    ops_jw_end_obj(w);
-    ops_jw_arr(w, "overrides");
-    ops_jw_end_arr(w);
-    ops_jw_end_obj(w);
-    ops_jw_arr(w, "targets");
-    for (int t = 0; t < 4 && p->targets[t].expr; t++) {
-        char ref[2] = {(char)('A' + t), '\0'};
-        ops_jw_obj(w, NULL);
-        datasource(w);
-        ops_jw_str(w, "expr", p->targets[t].expr);
-        ops_jw_str(w, "legendFormat", p->targets[t].legend);
-        ops_jw_str(w, "refId", ref);
-        ops_jw_end_obj(w);
-    }
-    ops_jw_end_arr(w);
-    ops_jw_end_obj(w);
-}
-
 /* The offenders table: one row per (service, pool), sorted by saturation,
  * with queue fill, loss and the oldest task beside it (instant queries
  * merged on their labels). */
@@ -594,14 +571,14 @@ void ops_dashboard_fleet_generate(ops_buf *out)
     /* The stats first, then the offenders table, then the top-10 graphs. */
     int x = 0;
     for (size_t i = 4; i < sizeof fleet_panels / sizeof fleet_panels[0]; i++) {
-        fleet_panel(&w, &fleet_panels[i], id++, x, y);
+        emit_panel(&w, &fleet_panels[i], id++, x, y);
         x += fleet_panels[i].w;
     }
     y += 5;
     fleet_table(&w, id++, y);
     y += 12;
     for (size_t i = 0; i < 4; i++) {
-        fleet_panel(&w, &fleet_panels[i], id++, (int)(i % 2) * 12, y + (int)(i / 2) * 9);
+        emit_panel(&w, &fleet_panels[i], id++, (int)(i % 2) * 12, y + (int)(i / 2) * 9);
     }
     ops_jw_end_arr(&w);
     ops_jw_str(&w, "refresh", "30s");

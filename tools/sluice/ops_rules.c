@@ -357,6 +357,35 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
     ops_buf_free(&pn);
 }
 
+/* One alerting rule. for_duration, pool and slo may be NULL (left out). */
+typedef struct alert_rule {
+    const char *name, *expr, *for_duration, *severity, *service, *pool, *slo, *summary, *description, *runbook_url;
+} alert_rule;
+
+static void emit_alert(ops_buf *out, const alert_rule *r)
+{
+    ops_buf_printf(out, "      - alert: %s\n        expr: ", r->name);
+    ops_yaml_squote(out, r->expr);
+    ops_buf_put(out, "\n");
+    if (r->for_duration)
+        ops_buf_printf(out, "        for: %s\n", r->for_duration);
+    ops_buf_printf(out, "        labels:\n          severity: %s\n          service: ", r->severity);
+    ops_yaml_str(out, r->service);
+    if (r->pool) {
+        ops_buf_put(out, "\n          pool: ");
+        ops_yaml_str(out, r->pool);
+    }
+    if (r->slo)
+        ops_buf_printf(out, "\n          slo: %s", r->slo);
+    ops_buf_put(out, "\n        annotations:\n          summary: ");
+    ops_yaml_str(out, r->summary);
+    ops_buf_put(out, "\n          description: ");
+    ops_yaml_str(out, r->description);
+    ops_buf_put(out, "\n          runbook_url: ");
+    ops_yaml_str(out, r->runbook_url);
+    ops_buf_put(out, "\n");
+}
+
 /* The service-wide group: SluiceTargetDown (up == 0 per instance). */
 static void service_group(const sluice_config *cfg, const char *service, const char *job, ops_buf *out)
 {
@@ -368,12 +397,6 @@ static void service_group(const sluice_config *cfg, const char *service, const c
     ops_buf_put(&sel_up, "up{job=");
     ops_promql_str(&sel_up, job);
     ops_buf_put(&sel_up, "} == 0");
-    ops_buf_printf(out, "      - alert: %s\n        expr: ", OPS_ALERT_TARGET_DOWN);
-    ops_yaml_squote(out, ops_buf_str(&sel_up));
-    ops_buf_printf(out, "\n        for: %s\n        labels:\n          severity: critical\n          service: ",
-                   OPS_TARGET_DOWN_FOR);
-    ops_yaml_str(out, service);
-    ops_buf_put(out, "\n        annotations:\n          summary: ");
     ops_buf sum = {0}, desc = {0}, svc = {0};
     ops_template_text(&svc, service);
     ops_buf_printf(&sum, "%s on {{ $labels.instance }} cannot be scraped", ops_buf_str(&svc));
@@ -382,13 +405,10 @@ static void service_group(const sluice_config *cfg, const char *service, const c
                    "restarting, or its admin server does not answer. No pool alert of this instance can "
                    "fire while this lasts.",
                    ops_buf_str(&svc), OPS_TARGET_DOWN_FOR);
-    ops_yaml_str(out, ops_buf_str(&sum));
-    ops_buf_put(out, "\n          description: ");
-    ops_yaml_str(out, ops_buf_str(&desc));
     ops_runbook_url(&url, cfg, OPS_ALERT_TARGET_DOWN, service);
-    ops_buf_put(out, "\n          runbook_url: ");
-    ops_yaml_str(out, ops_buf_str(&url));
-    ops_buf_put(out, "\n");
+    alert_rule r = {OPS_ALERT_TARGET_DOWN, ops_buf_str(&sel_up), OPS_TARGET_DOWN_FOR, "critical", service, NULL, NULL,
+                    ops_buf_str(&sum), ops_buf_str(&desc), ops_buf_str(&url)};
+    emit_alert(out, &r);
     ops_buf_free(&sum);
     ops_buf_free(&desc);
     ops_buf_free(&svc);
@@ -545,19 +565,10 @@ static void slo_groups(const sluice_config *cfg, const sluice_config_pool *p, co
                 ops_buf_put(&desc, "The budget is burning faster than the SLO allows (10% of it in three days): "
                                    "open a ticket before it runs out.");
             ops_runbook_url(&url, cfg, alert, p->name);
-            ops_buf_printf(out, "      - alert: %s\n        expr: ", alert);
-            ops_yaml_squote(out, ops_buf_str(&expr));
-            ops_buf_printf(out, "\n        labels:\n          severity: %s\n          service: ", a ? "warning" : "critical");
-            ops_yaml_str(out, service);
-            ops_buf_put(out, "\n          pool: ");
-            ops_yaml_str(out, p->name);
-            ops_buf_printf(out, "\n          slo: %s\n        annotations:\n          summary: ", kind);
-            ops_yaml_str(out, ops_buf_str(&sum));
-            ops_buf_put(out, "\n          description: ");
-            ops_yaml_str(out, ops_buf_str(&desc));
-            ops_buf_put(out, "\n          runbook_url: ");
-            ops_yaml_str(out, ops_buf_str(&url));
-            ops_buf_put(out, "\n");
+            alert_rule r = {alert,           ops_buf_str(&expr), NULL,
+                            a ? "warning" : "critical", service, p->name, kind, ops_buf_str(&sum),
+                            ops_buf_str(&desc), ops_buf_str(&url)};
+            emit_alert(out, &r);
             ops_buf_free(&expr);
             ops_buf_free(&sum);
             ops_buf_free(&desc);
@@ -644,24 +655,17 @@ void ops_rules_generate(const sluice_config *cfg, const char *source_name, ops_b
             pool_expr(&expr, (ops_alert_kind)k, p, &t, job);
             texts((ops_alert_kind)k, p, &t, &sum, &desc);
             ops_runbook_url(&url, cfg, a->name, p->name);
-            ops_buf_printf(out, "      - alert: %s\n        expr: ", a->name);
-            ops_yaml_squote(out, ops_buf_str(&expr));
-            ops_buf_put(out, "\n");
-            if (k == OPS_ALERT_STALLED)
-                ops_buf_printf(out, "        for: %s\n", t.stall_for);
-            else if (k != OPS_ALERT_PANIC)
-                ops_buf_printf(out, "        for: %s\n", t.for_duration);
-            ops_buf_printf(out, "        labels:\n          severity: %s\n          service: ", a->severity);
-            ops_yaml_str(out, service);
-            ops_buf_put(out, "\n          pool: ");
-            ops_yaml_str(out, p->name);
-            ops_buf_put(out, "\n        annotations:\n          summary: ");
-            ops_yaml_str(out, ops_buf_str(&sum));
-            ops_buf_put(out, "\n          description: ");
-            ops_yaml_str(out, ops_buf_str(&desc));
-            ops_buf_put(out, "\n          runbook_url: ");
-            ops_yaml_str(out, ops_buf_str(&url));
-            ops_buf_put(out, "\n");
+            alert_rule r = {a->name,
+                            ops_buf_str(&expr),
+                            k == OPS_ALERT_STALLED ? t.stall_for : k == OPS_ALERT_PANIC ? NULL : t.for_duration,
+                            a->severity,
+                            service,
+                            p->name,
+                            NULL,
+                            ops_buf_str(&sum),
+                            ops_buf_str(&desc),
+                            ops_buf_str(&url)};
+            emit_alert(out, &r);
             ops_buf_free(&expr);
             ops_buf_free(&sum);
             ops_buf_free(&desc);
