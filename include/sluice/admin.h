@@ -81,9 +81,11 @@ typedef struct sluice_admin sluice_admin;
 #define SLUICE_ADMIN_TOKEN_MAX 256
 
 typedef struct sluice_admin_config {
-    /* "host:port" with a numeric IPv4 host, "[v6]:port", or ":port" /
-     * "port" for 127.0.0.1. Port 0 picks a free port (read it back with
-     * sluice_admin_port). NULL = SLUICE_ADMIN_DEFAULT_ADDRESS. */
+    /* "host:port" with a numeric IPv4 or IPv6 host, "[v6]:port", or
+     * ":port" for 127.0.0.1; a bare "port" is refused (the config file's
+     * service.listen follows the same rule). Port 0 picks a free port
+     * (read it back with sluice_admin_port). NULL =
+     * SLUICE_ADMIN_DEFAULT_ADDRESS. */
     const char *address;
     /* The registry served at /metrics; borrowed, must outlive the server.
      * NULL: the server creates its own (sluice_admin_metrics). */

@@ -103,7 +103,7 @@ typedef struct sluice_metric_desc {
     const char *help;               /* one line; may be NULL */
     const char *const *label_names; /* label_count names, [a-zA-Z_][a-zA-Z0-9_]*, no "__" prefix, no "le" */
     size_t label_count;             /* 0..SLUICE_METRIC_MAX_LABELS */
-    const double *buckets;          /* histograms: strictly increasing finite upper bounds (s);
+    const double *buckets;          /* histograms: strictly increasing upper bounds (s), each > 0, <= 1e9;
                                        NULL = the pool default 0.0001 * 2^k, k = 0..16 */
     size_t bucket_count;            /* 1..SLUICE_HIST_MAX_BUCKETS when buckets is given */
     size_t max_series;              /* 0 = the registry's default */

@@ -195,7 +195,8 @@ typedef struct sluice_pool_config {
 
     /* Timing histograms (task run time; time from submit to start).
      * Upper bounds in seconds, strictly increasing; NULL/0 = the default
-     * 0.0001 * 2^k for k = 0..16. At most SLUICE_HIST_MAX_BUCKETS. */
+     * 0.0001 * 2^k for k = 0..16. Each > 0 and <= 1e9 s; at most
+     * SLUICE_HIST_MAX_BUCKETS. */
     const double *histogram_buckets;
     size_t histogram_bucket_count;
     /* Record timing for 1 task in N; 1 = every task; at most 2^31 - 1.

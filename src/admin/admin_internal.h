@@ -20,6 +20,10 @@
 #include <microhttpd.h>
 
 #include "admin/route.h"
+#include "base/errbuf.h"
+#include "base/rules.h"
+#include "base/text.h"
+#include "base/timing.h"
 #include "sluice/admin.h"
 #include "sluice/service.h"
 

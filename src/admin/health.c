@@ -158,11 +158,11 @@ static probe *probe_new(void)
         return NULL;
     }
     pthread_mutex_init(&p->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    if (sluice__cond_init(&p->cv) != 0) {
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return NULL;
+    }
     atomic_init(&p->refs, 2);
     return p;
 }
@@ -229,11 +229,7 @@ static int ep_pools(sluice_admin *a, struct MHD_Connection *c)
     probe *probes[SLUICE__ADMIN_MAX_POOLS] = {0};
     const char *why[SLUICE__ADMIN_MAX_POOLS] = {0};
     /* One deadline for the whole check, submits included. */
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    uint64_t ns = (uint64_t)deadline.tv_nsec + a->cfg.health_timeout_ns;
-    deadline.tv_sec += (time_t)(ns / SLUICE_NS_PER_SEC);
-    deadline.tv_nsec = (long)(ns % SLUICE_NS_PER_SEC);
+    struct timespec deadline = sluice__ts_after(CLOCK_MONOTONIC, a->cfg.health_timeout_ns);
     pthread_rwlock_rdlock(&a->pools_lock);
     size_t n = a->pool_count;
     for (size_t i = 0; i < n; i++) {

@@ -45,7 +45,6 @@
 #include <unistd.h>
 
 #include "admin/admin_internal.h"
-#include "obs/text_append.h"
 
 /* ---- a growable string ----------------------------------------------------------- */
 
@@ -92,18 +91,6 @@ void sluice__sb_json_str(sluice__sb *b, const char *s)
         }
     }
     sluice__sb_puts(b, "\"");
-}
-
-static void seterr(char *errbuf, size_t errlen, const char *fmt, ...) SLUICE_PRINTF(3, 4);
-static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* ---- responses ----------------------------------------------------------------------- */
@@ -640,11 +627,7 @@ static void *sampler_main(void *arg)
     sluice_admin *a = arg;
     pthread_mutex_lock(&a->sampler_mu);
     while (!a->sampler_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t ns = (uint64_t)ts.tv_nsec + a->cfg.sample_interval_ns;
-        ts.tv_sec += (time_t)(ns / SLUICE_NS_PER_SEC);
-        ts.tv_nsec = (long)(ns % SLUICE_NS_PER_SEC);
+        struct timespec ts = sluice__ts_after(CLOCK_MONOTONIC, a->cfg.sample_interval_ns);
         pthread_cond_timedwait(&a->sampler_cv, &a->sampler_mu, &ts);
         if (a->sampler_stop) {
             break;
@@ -679,9 +662,6 @@ static unsigned mhd_limit(unsigned max_connections)
     return max_connections * 4 > 8 ? max_connections * 4 : 8;
 }
 
-/* Parse "host:port", "[v6]:port", ":port" or "port" into a bound,
- * listening socket. Returns SLUICE_OK with *fd set, or an error with the
- * reason in errbuf. */
 /* The bound address as text ("127.0.0.1:9464", "[::1]:9464") and whether
  * only this host can reach it. */
 static void describe_bound(sluice_admin *a, const struct sockaddr_storage *ss)
@@ -702,42 +682,16 @@ static void describe_bound(sluice_admin *a, const struct sockaddr_storage *ss)
     }
 }
 
+/* Bind and listen on `address` (the rule of src/base/rules.h: "host:port",
+ * "[v6]:port" or ":port"). Returns SLUICE_OK with *fd set, or an error with
+ * the reason in errbuf. */
 static sluice_err bind_listen(sluice_admin *a, const char *address, int *fd_out, char *errbuf, size_t errlen)
 {
-    char host[256] = "127.0.0.1";
-    const char *port;
-    size_t alen = strlen(address);
-    if (alen == 0 || alen >= sizeof host) {
-        seterr(errbuf, errlen, "address '%s': want host:port", address);
-        return SLUICE_EINVAL;
-    }
-    if (address[0] == '[') {
-        const char *close = strchr(address, ']');
-        if (!close || close[1] != ':') {
-            seterr(errbuf, errlen, "address '%s': want [ipv6]:port", address);
-            return SLUICE_EINVAL;
-        }
-        memcpy(host, address + 1, (size_t)(close - address - 1));
-        host[close - address - 1] = '\0';
-        port = close + 2;
-    } else {
-        const char *colon = strrchr(address, ':');
-        if (colon) {
-            if (colon != address) {
-                memcpy(host, address, (size_t)(colon - address));
-                host[colon - address] = '\0';
-            }
-            port = colon + 1;
-        } else {
-            port = address;
-        }
-    }
-    char *end;
-    errno = 0;
-    unsigned long pnum = strtoul(port, &end, 10);
-    if (!*port || *end || errno || pnum > 65535) {
-        seterr(errbuf, errlen, "address '%s': port '%s' is not a number in 0..65535", address, port);
-        return SLUICE_EINVAL;
+    char host[SLUICE__LISTEN_HOST_MAX];
+    unsigned pnum;
+    sluice_err perr = sluice__listen_parse(address, host, &pnum, errbuf, errlen);
+    if (perr) {
+        return perr;
     }
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
@@ -745,16 +699,16 @@ static sluice_err bind_listen(sluice_admin *a, const char *address, int *fd_out,
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
     char pstr[8];
-    snprintf(pstr, sizeof pstr, "%lu", pnum);
+    snprintf(pstr, sizeof pstr, "%u", pnum);
     int gr = getaddrinfo(host, pstr, &hints, &res);
     if (gr != 0 || !res) {
-        seterr(errbuf, errlen, "address '%s': host '%s' is not a numeric IPv4 or IPv6 address (%s)", address,
+        sluice__errf(errbuf, errlen, "address '%s': host '%s' is not a numeric IPv4 or IPv6 address (%s)", address,
                host, gai_strerror(gr));
         return SLUICE_EINVAL;
     }
     int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
     if (fd < 0) {
-        seterr(errbuf, errlen, "%s: socket: %s", address, strerror(errno));
+        sluice__errf(errbuf, errlen, "%s: socket: %s", address, strerror(errno));
         freeaddrinfo(res);
         return SLUICE_ESYS;
     }
@@ -765,10 +719,10 @@ static sluice_err bind_listen(sluice_admin *a, const char *address, int *fd_out,
         freeaddrinfo(res);
         close(fd);
         if (e == EADDRINUSE) {
-            seterr(errbuf, errlen, "%s: address already in use", address);
+            sluice__errf(errbuf, errlen, "%s: address already in use", address);
             return SLUICE_EBUSY;
         }
-        seterr(errbuf, errlen, "%s: bind: %s", address, strerror(e));
+        sluice__errf(errbuf, errlen, "%s: bind: %s", address, strerror(e));
         errno = e;
         return SLUICE_ESYS;
     }
@@ -781,7 +735,7 @@ static sluice_err bind_listen(sluice_admin *a, const char *address, int *fd_out,
     if (listen(fd, 64) != 0) {
         int e = errno;
         close(fd);
-        seterr(errbuf, errlen, "%s: listen: %s", address, strerror(e));
+        sluice__errf(errbuf, errlen, "%s: listen: %s", address, strerror(e));
         errno = e;
         return SLUICE_ESYS;
     }
@@ -790,7 +744,7 @@ static sluice_err bind_listen(sluice_admin *a, const char *address, int *fd_out,
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
         int e = errno;
         close(fd);
-        seterr(errbuf, errlen, "%s: getsockname: %s", address, strerror(e));
+        sluice__errf(errbuf, errlen, "%s: getsockname: %s", address, strerror(e));
         errno = e;
         return SLUICE_ESYS;
     }
@@ -810,14 +764,14 @@ static bool valid_token(const char *t, char *errbuf, size_t errlen)
     }
     size_t n = strlen(t);
     if (n > SLUICE_ADMIN_TOKEN_MAX) {
-        seterr(errbuf, errlen, "token: at most %d characters, got %zu", SLUICE_ADMIN_TOKEN_MAX, n);
+        sluice__errf(errbuf, errlen, "token: at most %d characters, got %zu", SLUICE_ADMIN_TOKEN_MAX, n);
         return false;
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)t[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               strchr("-._~+/=", c))) {
-            seterr(errbuf, errlen,
+            sluice__errf(errbuf, errlen,
                    "token: character %zu (byte 0x%02x) is not allowed; use A-Z a-z 0-9 and - . _ ~ + / =",
                    i + 1, c);
             return false;
@@ -843,9 +797,9 @@ static void admin_free(sluice_admin *a)
 
 sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out, char *errbuf, size_t errlen)
 {
-    seterr(errbuf, errlen, "%s", "");
+    sluice__errf(errbuf, errlen, "%s", "");
     if (!out) {
-        seterr(errbuf, errlen, "out is required");
+        sluice__errf(errbuf, errlen, "out is required");
         return SLUICE_EINVAL;
     }
     sluice_admin_config def;
@@ -895,11 +849,7 @@ sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out
     pthread_rwlock_init(&a->pools_lock, NULL);
     pthread_mutex_init(&a->sat_lock, NULL);
     pthread_mutex_init(&a->sampler_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&a->sampler_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    (void)sluice__cond_init(&a->sampler_cv); /* glibc: cannot fail; destroyed unconditionally */
 
     sluice_err r = SLUICE_OK;
     if (cfg->metrics) {
@@ -932,13 +882,13 @@ sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out
         if (!a->daemon) {
             int e = errno;
             close(fd);
-            seterr(errbuf, errlen, "%s: libmicrohttpd could not start: %s", a->address, strerror(e));
+            sluice__errf(errbuf, errlen, "%s: libmicrohttpd could not start: %s", a->address, strerror(e));
             r = SLUICE_ESYS;
         }
     }
     if (r == SLUICE_OK) {
         if (pthread_create(&a->sampler, NULL, sampler_main, a) != 0) {
-            seterr(errbuf, errlen, "cannot start the sampler thread: %s", strerror(errno));
+            sluice__errf(errbuf, errlen, "cannot start the sampler thread: %s", strerror(errno));
             MHD_stop_daemon(a->daemon);
             r = SLUICE_ESYS;
         } else {
@@ -952,7 +902,7 @@ sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out
     if (cfg->service) {
         r = sluice__admin_attach(a, cfg->service);
         if (r != SLUICE_OK) {
-            seterr(errbuf, errlen, "cannot serve the service: %s", sluice_strerror(r));
+            sluice__errf(errbuf, errlen, "cannot serve the service: %s", sluice_strerror(r));
             sluice_admin_stop(a);
             return r;
         }

@@ -8,60 +8,15 @@
  * Checks of a single value (its type and bounds) are the schema's
  * (schema.c) and happen when the value is set. The rules shared with the
  * pool and the admin server (the name charset, the listen address,
- * histogram bounds) are below until src/base/rules.h holds them.
+ * histogram bounds) are src/base/rules.h's, one definition for all.
  *
  * Runs once, after the environment overrides. No state.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "base/rules.h"
 #include "config/config_internal.h"
-
-/* The shared input rules. These three move to src/base/rules.h (one
- * definition for the pool, the admin server and the config) when that
- * header lands; until then they are the config layer's own, as before. */
-#define NAME_CHARSET "[A-Za-z0-9_.:-]"
-
-static bool name_valid(const char *s, size_t max)
-{
-    size_t n = 0;
-    for (; s[n]; n++) {
-        char c = s[n];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                  c == '.' || c == ':' || c == '-';
-        if (!ok || n >= max) {
-            return false;
-        }
-    }
-    return n > 0;
-}
-
-static bool listen_valid(const char *s)
-{
-    const char *colon = strrchr(s, ':');
-    if (!colon) {
-        return false; /* ":9464" (loopback) is allowed; a bare port is not */
-    }
-    uint64_t port;
-    bool neg;
-    return sluice__cfg_parse_u64(colon + 1, &port, &neg) && port <= 65535;
-}
-
-static bool buckets_valid(const double *b, size_t n, const char *field, char *why, size_t len)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!(b[i] > 0) || !(b[i] <= 1e9)) {
-            snprintf(why, len, "%s[%zu]: must be a finite number of seconds in (0, 1e9], got %g", field, i, b[i]);
-            return false;
-        }
-        if (i > 0 && !(b[i] > b[i - 1])) {
-            snprintf(why, len, "%s[%zu]: must be greater than the bound before it (%g), got %g", field, i,
-                     b[i - 1], b[i]);
-            return false;
-        }
-    }
-    return true;
-}
 
 static const sluice_config_pos *pool_pos(const sluice_config_pool *p, sluice_pool_key k)
 {
@@ -106,9 +61,9 @@ static void validate_pool(const sluice_config *cfg, size_t i, cfg_errs *e)
     for (unsigned s = 0; s < n; s++) {
         required(&slots[s], path, &p->entry_pos, e);
     }
-    if (p->name && !name_valid(p->name, SLUICE_POOL_NAME_MAX)) {
+    if (p->name && !sluice__name_valid(p->name, SLUICE_POOL_NAME_MAX)) {
         sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_NAME),
-                         "%s.name: must be 1..%d characters of " NAME_CHARSET ", got \"%s\"", path,
+                         "%s.name: must be 1..%d characters of " SLUICE__NAME_CHARSET ", got \"%s\"", path,
                          SLUICE_POOL_NAME_MAX, p->name);
     }
     if (p->workers > 0 && p->min_workers > p->workers) {
@@ -128,7 +83,7 @@ static void validate_pool(const sluice_config *cfg, size_t i, cfg_errs *e)
         } else {
             char field[sizeof path + 24], why[256];
             snprintf(field, sizeof field, "%s.histogram_buckets", path);
-            if (!buckets_valid(p->histogram_buckets, p->histogram_bucket_count, field, why, sizeof why)) {
+            if (sluice__hist_bounds_check(p->histogram_buckets, p->histogram_bucket_count, field, why, sizeof why) != SLUICE_OK) {
                 sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_HISTOGRAM_BUCKETS), "%s", why);
             }
         }
@@ -167,7 +122,7 @@ void sluice__cfg_validate(const sluice_config *cfg, cfg_errs *e)
     const sluice_config_service *s = &cfg->service;
     sluice_config_pos src = {cfg->source, 0, 0, NULL};
     const sluice_config_pos *lp = (s->set >> SLUICE_SK_LISTEN) & 1u ? &s->pos[SLUICE_SK_LISTEN] : &src;
-    if (!s->listen || !listen_valid(s->listen)) {
+    if (!s->listen || sluice__listen_parse(s->listen, NULL, NULL, NULL, 0) != SLUICE_OK) {
         sluice__cfg_errf(e, SLUICE_EINVAL, lp,
                          "service.listen: must be host:port with a port in 0..65535, got \"%s\"",
                          s->listen ? s->listen : "");

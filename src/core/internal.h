@@ -17,6 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/errbuf.h"
+#include "base/rules.h"
+#include "base/timing.h"
 #include "sluice/pool.h"
 #include "sluice/task.h"
 

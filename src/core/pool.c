@@ -53,11 +53,6 @@ static unsigned timing_word(unsigned every)
 /* Per-thread countdown for timing samples (1 in N submits is stamped). */
 static SLUICE__TLS unsigned tls_sample_left;
 
-static const double default_bounds[SLUICE_HIST_DEFAULT_BUCKETS] = {
-    0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256,
-    0.0512, 0.1024, 0.2048, 0.4096, 0.8192, 1.6384, 3.2768, 6.5536,
-};
-
 const char *sluice_abandon_reason_name(sluice_abandon_reason reason)
 {
     switch (reason) {
@@ -149,35 +144,18 @@ void sluice_pool_config_init(sluice_pool_config *cfg)
 
 /* ---- validation --------------------------------------------------------- */
 
-static sluice_err fail(char *errbuf, size_t errlen, const char *fmt, ...) SLUICE_PRINTF(3, 4);
-
-static sluice_err fail(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (errbuf && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return SLUICE_EINVAL;
-}
+/* Format into errbuf and return SLUICE_EINVAL. A macro, not a variadic
+ * function, so the one formatter (sluice__errf) checks the format. */
+#define fail(errbuf, errlen, ...) (sluice__errf(errbuf, errlen, __VA_ARGS__), SLUICE_EINVAL)
 
 static sluice_err validate(const sluice_pool_config *cfg, char *errbuf, size_t errlen)
 {
     if (!cfg->name || !cfg->name[0]) {
         return fail(errbuf, errlen, "name: required (used in metrics and thread names)");
     }
-    size_t n = strlen(cfg->name);
-    if (n > SLUICE_POOL_NAME_MAX) {
-        return fail(errbuf, errlen, "name: at most %d bytes, got %zu", SLUICE_POOL_NAME_MAX, n);
-    }
-    for (size_t i = 0; i < n; i++) {
-        char c = cfg->name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                  c == '-' || c == '.' || c == ':';
-        if (!ok) {
-            return fail(errbuf, errlen, "name: character %zu ('%c') not in [A-Za-z0-9_.:-]", i, c);
-        }
+    sluice_err err = sluice__name_check(cfg->name, SLUICE_POOL_NAME_MAX, "name", errbuf, errlen);
+    if (err) {
+        return err;
     }
     if (cfg->workers == 0) {
         return fail(errbuf, errlen, "workers: must be > 0, got 0");
@@ -201,24 +179,11 @@ static sluice_err validate(const sluice_pool_config *cfg, char *errbuf, size_t e
     if (cfg->stack_size && cfg->stack_size < 16384) {
         return fail(errbuf, errlen, "stack_size: must be 0 (default) or >= 16384, got %zu", cfg->stack_size);
     }
-    if (cfg->histogram_bucket_count > SLUICE_HIST_MAX_BUCKETS) {
-        return fail(errbuf, errlen, "histogram_buckets: at most %d bounds, got %zu", SLUICE_HIST_MAX_BUCKETS,
-                    cfg->histogram_bucket_count);
-    }
-    if (cfg->histogram_bucket_count && !cfg->histogram_buckets) {
-        return fail(errbuf, errlen, "histogram_buckets: NULL with histogram_bucket_count %zu",
-                    cfg->histogram_bucket_count);
-    }
-    for (size_t i = 0; i < cfg->histogram_bucket_count; i++) {
-        double b = cfg->histogram_buckets[i];
-        if (!(b > 0) || b > 1e9) {
-            return fail(errbuf, errlen, "histogram_buckets[%zu]: must be > 0 seconds and finite, got %g", i,
-                        b);
-        }
-        if (i > 0 && !(b > cfg->histogram_buckets[i - 1])) {
-            return fail(errbuf, errlen,
-                        "histogram_buckets[%zu]: must be greater than the previous bound (%g), got %g", i,
-                        cfg->histogram_buckets[i - 1], b);
+    if (cfg->histogram_bucket_count) { /* 0: the default bounds */
+        err = sluice__hist_bounds_check(cfg->histogram_buckets, cfg->histogram_bucket_count,
+                                        "histogram_buckets", errbuf, errlen);
+        if (err) {
+            return err;
         }
     }
     if (cfg->clock && !cfg->clock->now_ns) {
@@ -247,15 +212,6 @@ static void pool_free(sluice_pool *p)
     free(p);
 }
 
-static void cond_init_monotonic(pthread_cond_t *cv)
-{
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(cv, &a);
-    pthread_condattr_destroy(&a);
-}
-
 static void close_and_wake(sluice_pool *p);
 static void wait_workers_gone(sluice_pool *p);
 
@@ -280,7 +236,7 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     p->cfg = *cfg;
     snprintf(p->name, sizeof p->name, "%s", cfg->name);
     p->cfg.name = p->name;
-    const double *bounds = cfg->histogram_bucket_count ? cfg->histogram_buckets : default_bounds;
+    const double *bounds = cfg->histogram_bucket_count ? cfg->histogram_buckets : sluice__hist_default_bounds();
     p->nbounds = cfg->histogram_bucket_count ? cfg->histogram_bucket_count : SLUICE_HIST_DEFAULT_BUCKETS;
     for (size_t i = 0; i < p->nbounds; i++) {
         p->bounds[i] = bounds[i];
@@ -301,8 +257,10 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
 
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->park_mu, NULL);
-    cond_init_monotonic(&p->cv_space);
-    cond_init_monotonic(&p->cv_state);
+    /* glibc's pthread_cond_init cannot fail (no allocation); pool_free
+     * destroys both unconditionally. */
+    (void)sluice__cond_init(&p->cv_space);
+    (void)sluice__cond_init(&p->cv_state);
 
     err = sluice__ring_create(cfg->queue_capacity, &p->q);
     if (err) {
@@ -353,11 +311,11 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     pthread_mutex_unlock(&p->mu);
     if (!err && init_failed && cfg->prewarm) {
         err = SLUICE_EINIT;
-        fail(errbuf, errlen, "worker_init: a worker's init hook refused during prewarm");
+        sluice__errf(errbuf, errlen, "worker_init: a worker's init hook refused during prewarm");
     }
     if (!err && atomic_load(&p->init_failures) > 0 && cfg->prewarm) {
         err = SLUICE_EINIT;
-        fail(errbuf, errlen, "worker_init: a worker's init hook refused during prewarm");
+        sluice__errf(errbuf, errlen, "worker_init: a worker's init hook refused during prewarm");
     }
     if (err) {
         if (err == SLUICE_ESYS && errbuf && errlen) {

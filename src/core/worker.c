@@ -87,17 +87,8 @@ void sluice__cond_wait_until(struct sluice_pool *p, pthread_cond_t *cv, pthread_
         pthread_cond_wait(cv, mu);
         return;
     }
-    struct timespec ts;
-    if (p->system_clock) {
-        ts.tv_sec = (time_t)(deadline_ns / SLUICE_NS_PER_SEC);
-        ts.tv_nsec = (long)(deadline_ns % SLUICE_NS_PER_SEC);
-    } else {
-        /* A fake clock moves only when a test says so: poll it. */
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t t = (uint64_t)ts.tv_sec * SLUICE_NS_PER_SEC + (uint64_t)ts.tv_nsec + SLUICE_CLOCK_POLL_NS;
-        ts.tv_sec = (time_t)(t / SLUICE_NS_PER_SEC);
-        ts.tv_nsec = (long)(t % SLUICE_NS_PER_SEC);
-    }
+    /* A fake clock moves only when a test says so: poll it. */
+    struct timespec ts = p->system_clock ? sluice__ts_from_ns(deadline_ns) : sluice__poll_deadline();
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
@@ -572,16 +563,7 @@ static bool sem_sleep(struct sluice_pool *p, sluice__worker *w, uint64_t deadlin
         }
         return true;
     }
-    struct timespec ts;
-    if (p->system_clock) {
-        ts.tv_sec = (time_t)(deadline_ns / SLUICE_NS_PER_SEC);
-        ts.tv_nsec = (long)(deadline_ns % SLUICE_NS_PER_SEC);
-    } else {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t t = (uint64_t)ts.tv_sec * SLUICE_NS_PER_SEC + (uint64_t)ts.tv_nsec + SLUICE_CLOCK_POLL_NS;
-        ts.tv_sec = (time_t)(t / SLUICE_NS_PER_SEC);
-        ts.tv_nsec = (long)(t % SLUICE_NS_PER_SEC);
-    }
+    struct timespec ts = p->system_clock ? sluice__ts_from_ns(deadline_ns) : sluice__poll_deadline();
     while (sem_clockwait(&w->wake, CLOCK_MONOTONIC, &ts) != 0) {
         if (errno == ETIMEDOUT) {
             return false;

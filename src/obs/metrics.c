@@ -43,8 +43,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/errbuf.h"
+#include "base/rules.h"
+#include "base/text.h"
 #include "obs/obs_internal.h"
-#include "obs/text_append.h"
 #include "sluice/metrics.h"
 
 #define LABEL_VALUE_MAX 256
@@ -98,11 +100,6 @@ struct sluice_metrics {
     uint64_t write_errors; /* collector writes skipped, all scrapes */
 };
 
-static const double default_bounds[SLUICE_HIST_DEFAULT_BUCKETS] = {
-    0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256,
-    0.0512, 0.1024, 0.2048, 0.4096, 0.8192, 1.6384, 3.2768, 6.5536,
-};
-
 /* ---- small helpers -------------------------------------------------------------- */
 
 static uint64_t dbits(double v)
@@ -135,18 +132,6 @@ static char *dupstr(const char *s)
         memcpy(d, s, n);
     }
     return d;
-}
-
-static void seterr(char *errbuf, size_t errlen, const char *fmt, ...) SLUICE_PRINTF(3, 4);
-static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
 }
 
 bool sluice__valid_metric_name(const char *s)
@@ -621,66 +606,60 @@ static uint64_t hash_values(const sluice_metric *m, const char *const *values)
 sluice_err sluice_metrics_register(sluice_metrics *reg, sluice_metric_type type, const sluice_metric_desc *d,
                                    sluice_metric **out, char *errbuf, size_t errlen)
 {
-    seterr(errbuf, errlen, "%s", "");
+    sluice__errf(errbuf, errlen, "%s", "");
     if (!reg || !d || !out) {
-        seterr(errbuf, errlen, "registry, desc and out are required");
+        sluice__errf(errbuf, errlen, "registry, desc and out are required");
         return SLUICE_EINVAL;
     }
     if ((unsigned)type > SLUICE_METRIC_HISTOGRAM) {
-        seterr(errbuf, errlen, "type: %d is not a metric type", (int)type);
+        sluice__errf(errbuf, errlen, "type: %d is not a metric type", (int)type);
         return SLUICE_EINVAL;
     }
     if (!sluice__valid_metric_name(d->name)) {
-        seterr(errbuf, errlen,
+        sluice__errf(errbuf, errlen,
                "name: '%s' is not a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*, at most %d bytes)",
                d->name ? d->name : "(null)", SLUICE_METRIC_NAME_MAX);
         return SLUICE_EINVAL;
     }
     if (type == SLUICE_METRIC_COUNTER && !ends_with(d->name, "_total")) {
-        seterr(errbuf, errlen, "%s: a counter's name must end in _total", d->name);
+        sluice__errf(errbuf, errlen, "%s: a counter's name must end in _total", d->name);
         return SLUICE_EINVAL;
     }
     if (type != SLUICE_METRIC_COUNTER && ends_with(d->name, "_total")) {
-        seterr(errbuf, errlen, "%s: only counters may end in _total", d->name);
+        sluice__errf(errbuf, errlen, "%s: only counters may end in _total", d->name);
         return SLUICE_EINVAL;
     }
     if (strncmp(d->name, "pool_", 5) == 0) {
-        seterr(errbuf, errlen, "%s: the pool_ prefix is reserved for the pool collector", d->name);
+        sluice__errf(errbuf, errlen, "%s: the pool_ prefix is reserved for the pool collector", d->name);
         return SLUICE_EINVAL;
     }
     if (d->label_count > SLUICE_METRIC_MAX_LABELS || (d->label_count && !d->label_names)) {
-        seterr(errbuf, errlen, "%s: label_count %zu (at most %d, with label_names)", d->name, d->label_count,
+        sluice__errf(errbuf, errlen, "%s: label_count %zu (at most %d, with label_names)", d->name, d->label_count,
                SLUICE_METRIC_MAX_LABELS);
         return SLUICE_EINVAL;
     }
     for (size_t i = 0; i < d->label_count; i++) {
         if (!sluice__valid_label_name(d->label_names[i]) ||
             (type == SLUICE_METRIC_HISTOGRAM && strcmp(d->label_names[i], "le") == 0)) {
-            seterr(errbuf, errlen, "%s: label name '%s' is not valid", d->name,
+            sluice__errf(errbuf, errlen, "%s: label name '%s' is not valid", d->name,
                    d->label_names[i] ? d->label_names[i] : "(null)");
             return SLUICE_EINVAL;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(d->label_names[i], d->label_names[j]) == 0) {
-                seterr(errbuf, errlen, "%s: label name '%s' repeated", d->name, d->label_names[i]);
+                sluice__errf(errbuf, errlen, "%s: label name '%s' repeated", d->name, d->label_names[i]);
                 return SLUICE_EINVAL;
             }
         }
     }
-    const double *bounds = default_bounds;
+    const double *bounds = sluice__hist_default_bounds();
     size_t nb = SLUICE_HIST_DEFAULT_BUCKETS;
     if (type == SLUICE_METRIC_HISTOGRAM && d->buckets) {
-        if (d->bucket_count < 1 || d->bucket_count > SLUICE_HIST_MAX_BUCKETS) {
-            seterr(errbuf, errlen, "%s: bucket_count %zu (1..%d)", d->name, d->bucket_count,
-                   SLUICE_HIST_MAX_BUCKETS);
-            return SLUICE_EINVAL;
-        }
-        for (size_t i = 0; i < d->bucket_count; i++) {
-            if (!isfinite(d->buckets[i]) || (i > 0 && !(d->buckets[i] > d->buckets[i - 1]))) {
-                seterr(errbuf, errlen, "%s: buckets must be finite and strictly increasing (bucket %zu)",
-                       d->name, i);
-                return SLUICE_EINVAL;
-            }
+        char field[SLUICE_METRIC_NAME_MAX + 16];
+        snprintf(field, sizeof field, "%s: buckets", d->name);
+        sluice_err err = sluice__hist_bounds_check(d->buckets, d->bucket_count, field, errbuf, errlen);
+        if (err) {
+            return err;
         }
         bounds = d->buckets;
         nb = d->bucket_count;
@@ -693,7 +672,7 @@ sluice_err sluice_metrics_register(sluice_metrics *reg, sluice_metric_type type,
             if (same_shape(m, type, d)) {
                 *out = m;
             } else {
-                seterr(errbuf, errlen, "%s: already registered as a %s with %zu labels", d->name,
+                sluice__errf(errbuf, errlen, "%s: already registered as a %s with %zu labels", d->name,
                        type_name(m->type), m->label_count);
                 r = SLUICE_EINVAL;
             }

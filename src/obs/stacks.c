@@ -134,14 +134,6 @@ static void install(void)
     }
 }
 
-static void deadline_after(struct timespec *ts, uint64_t ns)
-{
-    clock_gettime(CLOCK_REALTIME, ts); /* sem_timedwait takes CLOCK_REALTIME */
-    uint64_t total = (uint64_t)ts->tv_nsec + ns % SLUICE_NS_PER_SEC;
-    ts->tv_sec += (time_t)(ns / SLUICE_NS_PER_SEC + total / SLUICE_NS_PER_SEC);
-    ts->tv_nsec = (long)(total % SLUICE_NS_PER_SEC);
-}
-
 /* How the capture signal reaches the target: pthread_kill for a thread the
  * caller vouches for, or the pool's checked send for a worker. Returns 0 or
  * an errno value (ESRCH: the thread is gone). */
@@ -181,8 +173,7 @@ static sluice_err capture(const sender *s, pthread_t thread, void **frames, int 
         atomic_store_explicit(&pending, NULL, memory_order_relaxed);
         r = kr == ESRCH ? SLUICE_ENOENT : SLUICE_ESYS;
     } else {
-        struct timespec ts;
-        deadline_after(&ts, timeout_ns);
+        struct timespec ts = sluice__ts_after(CLOCK_REALTIME, timeout_ns); /* sem_timedwait's clock */
         int wr;
         while ((wr = sem_timedwait(&req->done, &ts)) != 0 && errno == EINTR) {
         }

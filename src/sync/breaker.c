@@ -118,7 +118,7 @@ sluice_err sluice_breaker_create(const sluice_breaker_config *cfg_in, sluice_bre
                                  size_t errlen)
 {
     if (!cfg_in || !out) {
-        sluice__sync_errf(errbuf, errlen, "%s: must not be NULL", !cfg_in ? "cfg" : "out");
+        sluice__errf(errbuf, errlen, "%s: must not be NULL", !cfg_in ? "cfg" : "out");
         return SLUICE_EINVAL;
     }
     sluice_breaker_config cfg = *cfg_in;
@@ -129,17 +129,17 @@ sluice_err sluice_breaker_create(const sluice_breaker_config *cfg_in, sluice_bre
         cfg.failure_rate_percent = DEFAULT_RATE;
     }
     if (!(cfg.failure_rate_percent > 0 && cfg.failure_rate_percent <= 100)) {
-        sluice__sync_errf(errbuf, errlen, "failure_rate_percent: must be in (0, 100], got %g",
+        sluice__errf(errbuf, errlen, "failure_rate_percent: must be in (0, 100], got %g",
                           cfg.failure_rate_percent);
         return SLUICE_EINVAL;
     }
     if (cfg.consecutive_disabled && cfg.rate_disabled) {
-        sluice__sync_errf(errbuf, errlen,
+        sluice__errf(errbuf, errlen,
                           "consecutive_disabled and rate_disabled: the breaker could never trip");
         return SLUICE_EINVAL;
     }
     if (cfg.window_type != SLUICE_BREAKER_WINDOW_COUNT && cfg.window_type != SLUICE_BREAKER_WINDOW_TIME) {
-        sluice__sync_errf(errbuf, errlen, "window_type: must be SLUICE_BREAKER_WINDOW_COUNT or _TIME, got %d",
+        sluice__errf(errbuf, errlen, "window_type: must be SLUICE_BREAKER_WINDOW_COUNT or _TIME, got %d",
                           (int)cfg.window_type);
         return SLUICE_EINVAL;
     }
@@ -147,7 +147,7 @@ sluice_err sluice_breaker_create(const sluice_breaker_config *cfg_in, sluice_bre
         cfg.window_size = DEFAULT_WINDOW;
     }
     if (cfg.window_size > SLUICE_BREAKER_WINDOW_MAX) {
-        sluice__sync_errf(errbuf, errlen, "window_size: at most %d, got %u", SLUICE_BREAKER_WINDOW_MAX,
+        sluice__errf(errbuf, errlen, "window_size: at most %d, got %u", SLUICE_BREAKER_WINDOW_MAX,
                           cfg.window_size);
         return SLUICE_EINVAL;
     }
@@ -311,11 +311,11 @@ static void set_state(sluice_breaker *b, sluice_breaker_state to, uint64_t now)
     b->open_until = 0;
     switch (to) {
     case SLUICE_BREAKER_OPEN:
-        b->open_until = sluice__sync_add_sat(now, b->cfg.open_duration_ns);
+        b->open_until = sluice__add_sat(now, b->cfg.open_duration_ns);
         b->st.opened++;
         break;
     case SLUICE_BREAKER_HALF_OPEN:
-        b->half_open_until = sluice__sync_add_sat(now, b->cfg.half_open_max_wait_ns);
+        b->half_open_until = sluice__add_sat(now, b->cfg.half_open_max_wait_ns);
         b->st.half_opened++;
         break;
     case SLUICE_BREAKER_CLOSED:

@@ -335,7 +335,7 @@ sluice_err sluice_group_create(const sluice_group_config *cfg, sluice_group **ou
                                size_t errlen)
 {
     if (!cfg || !out) {
-        sluice__sync_errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
+        sluice__errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
         return SLUICE_EINVAL;
     }
     sluice_group *g = calloc(1, sizeof *g);
@@ -351,7 +351,7 @@ sluice_err sluice_group_create(const sluice_group_config *cfg, sluice_group **ou
         free(g);
         return SLUICE_ENOMEM;
     }
-    if (sluice__sync_cond_init(&g->cv_idle) != 0 || sluice__sync_cond_init(&g->cv_slot) != 0) {
+    if (sluice__cond_init(&g->cv_idle) != 0 || sluice__cond_init(&g->cv_slot) != 0) {
         pthread_mutex_destroy(&g->mu);
         free(g);
         return SLUICE_ENOMEM;
@@ -363,7 +363,7 @@ sluice_err sluice_group_create(const sluice_group_config *cfg, sluice_group **ou
     err = sluice_ctx_create(&g->ctx, cfg->parent, 0, clock);
     if (err) {
         if (err == SLUICE_EINVAL) {
-            sluice__sync_errf(errbuf, errlen, "parent: its deadline is on another clock than cfg.clock");
+            sluice__errf(errbuf, errlen, "parent: its deadline is on another clock than cfg.clock");
         }
         group_free(g);
         return err;
@@ -387,7 +387,7 @@ sluice_err sluice_group_create(const sluice_group_config *cfg, sluice_group **ou
         char perr[160];
         err = sluice_pool_create(&pc, &g->pool, perr, sizeof perr);
         if (err) {
-            sluice__sync_errf(errbuf, errlen, "threads: the private pool failed: %s", perr);
+            sluice__errf(errbuf, errlen, "threads: the private pool failed: %s", perr);
             group_free(g);
             return err;
         }

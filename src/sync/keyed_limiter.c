@@ -67,7 +67,7 @@ sluice_err sluice_keyed_limiter_create(const sluice_keyed_limiter_config *cfg, s
                                        char *errbuf, size_t errlen)
 {
     if (!cfg || !out) {
-        sluice__sync_errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
+        sluice__errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
         return SLUICE_EINVAL;
     }
     sluice_err err = sluice__limiter_check(cfg->rate, cfg->burst, errbuf, errlen);
@@ -76,7 +76,7 @@ sluice_err sluice_keyed_limiter_create(const sluice_keyed_limiter_config *cfg, s
     }
     size_t max_keys = cfg->max_keys ? cfg->max_keys : SLUICE_KEYED_LIMITER_DEFAULT_KEYS;
     if (max_keys > ((size_t)1 << 30)) {
-        sluice__sync_errf(errbuf, errlen, "max_keys: at most 2^30, got %zu", max_keys);
+        sluice__errf(errbuf, errlen, "max_keys: at most 2^30, got %zu", max_keys);
         return SLUICE_EINVAL;
     }
     sluice_keyed_limiter *kl = calloc(1, sizeof *kl);
@@ -272,7 +272,7 @@ sluice_err sluice_keyed_limiter_wait(sluice_keyed_limiter *kl, const char *key, 
     }
     if (r.delay_ns > 0) {
         uint64_t cd = sluice_ctx_deadline(ctx);
-        if (cd && cd < r.act_at_ns && sluice__sync_same_clock(sluice_ctx_clock(ctx), kl->clock)) {
+        if (cd && cd < r.act_at_ns && sluice__same_clock(sluice_ctx_clock(ctx), kl->clock)) {
             err = SLUICE_ETIMEDOUT;
         } else {
             err = sluice__sync_sleep_until(&kl->mu, kl->clock, r.act_at_ns, ctx);

@@ -35,11 +35,11 @@
 sluice_err sluice__limiter_check(double rate, uint64_t burst, char *errbuf, size_t errlen)
 {
     if (isnan(rate) || rate < 0) {
-        sluice__sync_errf(errbuf, errlen, "rate: must be >= 0 (or SLUICE_RATE_INF), got %g", rate);
+        sluice__errf(errbuf, errlen, "rate: must be >= 0 (or SLUICE_RATE_INF), got %g", rate);
         return SLUICE_EINVAL;
     }
     if (burst == 0 && !isinf(rate)) {
-        sluice__sync_errf(errbuf, errlen,
+        sluice__errf(errbuf, errlen,
                           "burst: must be > 0 (a bucket that holds no token refuses everything)");
         return SLUICE_EINVAL;
     }
@@ -105,7 +105,7 @@ sluice_err sluice__tb_reserve(sluice__tb *tb, double rate, uint64_t burst, uint6
     if (after < 0) {
         double wait = ceil(-after * 1e9 / rate);
         r->delay_ns = wait >= 1.8e19 ? UINT64_MAX - now : (uint64_t)wait;
-        r->act_at_ns = sluice__sync_add_sat(now, r->delay_ns);
+        r->act_at_ns = sluice__add_sat(now, r->delay_ns);
     }
     return SLUICE_OK;
 }
@@ -148,7 +148,7 @@ sluice_err sluice_limiter_create(const sluice_limiter_config *cfg, sluice_limite
                                  size_t errlen)
 {
     if (!cfg || !out) {
-        sluice__sync_errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
+        sluice__errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
         return SLUICE_EINVAL;
     }
     sluice_err err = sluice__limiter_check(cfg->rate, cfg->burst, errbuf, errlen);
@@ -266,7 +266,7 @@ sluice_err sluice_limiter_wait(sluice_limiter *l, uint64_t n, sluice_ctx *ctx)
     }
     /* Would the context's deadline come first? Then do not even wait. */
     uint64_t cd = sluice_ctx_deadline(ctx);
-    if (cd && cd < r.act_at_ns && sluice__sync_same_clock(sluice_ctx_clock(ctx), l->clock)) {
+    if (cd && cd < r.act_at_ns && sluice__same_clock(sluice_ctx_clock(ctx), l->clock)) {
         sluice__tb_cancel(&l->tb, l->rate, l->burst, &r, now);
         l->st.wait_timeouts++;
         pthread_mutex_unlock(&l->mu);

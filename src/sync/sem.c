@@ -91,11 +91,11 @@ void sluice_sem_config_init(sluice_sem_config *cfg)
 sluice_err sluice_sem_create(const sluice_sem_config *cfg, sluice_sem **out, char *errbuf, size_t errlen)
 {
     if (!cfg || !out) {
-        sluice__sync_errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
+        sluice__errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
         return SLUICE_EINVAL;
     }
     if (cfg->capacity == 0) {
-        sluice__sync_errf(errbuf, errlen, "capacity: must be > 0");
+        sluice__errf(errbuf, errlen, "capacity: must be > 0");
         return SLUICE_EINVAL;
     }
     sluice_sem *s = calloc(1, sizeof *s);
@@ -115,7 +115,7 @@ sluice_err sluice_sem_create(const sluice_sem_config *cfg, sluice_sem **out, cha
         free(s);
         return SLUICE_ENOMEM;
     }
-    if (sluice__sync_cond_init(&s->cv_gone) != 0) {
+    if (sluice__cond_init(&s->cv_gone) != 0) {
         pthread_mutex_destroy(&s->mu);
         free(s);
         return SLUICE_ENOMEM;
@@ -202,7 +202,7 @@ sluice_err sluice_sem_acquire_until(sluice_sem *s, uint64_t n, sluice_ctx *ctx, 
         return SLUICE_EOVERFLOW;
     }
     sluice_err err = sluice__ctx_peek(ctx);
-    if (!err && sluice__sync_timed_out(s->clock, deadline_ns, ctx)) {
+    if (!err && sluice__timed_out(s->clock, deadline_ns, ctx)) {
         err = SLUICE_ETIMEDOUT;
     }
     if (err) {
@@ -224,7 +224,7 @@ sluice_err sluice_sem_acquire_until(sluice_sem *s, uint64_t n, sluice_ctx *ctx, 
 
     /* Slow path: queue at the tail. */
     waiter w = {.sem = s, .n = n, .start_ns = sluice_clock_now(s->clock)};
-    if (sluice__sync_cond_init(&w.cv) != 0) {
+    if (sluice__cond_init(&w.cv) != 0) {
         pthread_mutex_unlock(&s->mu);
         return SLUICE_ENOMEM;
     }
@@ -262,7 +262,7 @@ sluice_err sluice_sem_acquire_until(sluice_sem *s, uint64_t n, sluice_ctx *ctx, 
         if (s->closed) {
             err = SLUICE_ECLOSED;
         } else if ((err = sluice__ctx_peek(ctx)) == SLUICE_OK &&
-                   sluice__sync_timed_out(s->clock, deadline_ns, ctx)) {
+                   sluice__timed_out(s->clock, deadline_ns, ctx)) {
             err = SLUICE_ETIMEDOUT;
         }
         if (err) {
@@ -275,7 +275,7 @@ sluice_err sluice_sem_acquire_until(sluice_sem *s, uint64_t n, sluice_ctx *ctx, 
             serve(s); /* a departed head lets the ones behind it proceed */
             break;
         }
-        sluice__sync_wait_ctx(s->clock, deadline_ns, ctx, registered, &w.cv, &s->mu);
+        sluice__wait_ctx(s->clock, deadline_ns, ctx, registered, &w.cv, &s->mu);
     }
     if (registered) {
         /* Waits for a wake_cb in flight, which needs s->mu: unlock. */

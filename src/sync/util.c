@@ -1,6 +1,8 @@
 /*
  * src/sync/util.c - small helpers shared by the primitives of src/sync:
- * error messages, name validation, and a lock-guarded histogram.
+ * name copies, a lock-guarded histogram, and sleeping until a time or a
+ * context's end. (The rules themselves, for names and bounds, are
+ * src/base/rules.h.)
  *
  * The histogram mirrors the pool's: finite upper bounds in seconds (the
  * pool default 0.0001 * 2^k, k = 0..16, unless configured), non-cumulative
@@ -10,28 +12,9 @@
  *
  * Locks: none of its own.
  */
-#include <math.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "sync/sync_internal.h"
-
-static const double default_bounds[SLUICE_HIST_DEFAULT_BUCKETS] = {
-    0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256,
-    0.0512, 0.1024, 0.2048, 0.4096, 0.8192, 1.6384, 3.2768, 6.5536,
-};
-
-void sluice__sync_errf(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 sluice_err sluice__sync_name_copy(char *dst, size_t cap, const char *name, const char *dflt, char *errbuf,
                                   size_t errlen)
@@ -39,22 +22,11 @@ sluice_err sluice__sync_name_copy(char *dst, size_t cap, const char *name, const
     if (!name) {
         name = dflt;
     }
-    size_t len = strlen(name);
-    if (len == 0 || len >= cap) {
-        sluice__sync_errf(errbuf, errlen, "name: must be 1..%zu bytes, got %zu", cap - 1, len);
-        return SLUICE_EINVAL;
+    sluice_err err = sluice__name_check(name, cap - 1, "name", errbuf, errlen);
+    if (err) {
+        return err;
     }
-    for (size_t i = 0; i < len; i++) {
-        char c = name[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                  c == '.' || c == ':' || c == '-';
-        if (!ok) {
-            sluice__sync_errf(errbuf, errlen, "name: '%s' has a character outside [A-Za-z0-9_.:-] at %zu",
-                              name, i);
-            return SLUICE_EINVAL;
-        }
-    }
-    memcpy(dst, name, len + 1);
+    memcpy(dst, name, strlen(name) + 1);
     return SLUICE_OK;
 }
 
@@ -63,23 +35,16 @@ sluice_err sluice__sync_hist_init(sluice__sync_hist *h, const double *bounds, si
 {
     memset(h, 0, sizeof *h);
     if (!bounds || n == 0) {
-        bounds = default_bounds;
+        bounds = sluice__hist_default_bounds();
         n = SLUICE_HIST_DEFAULT_BUCKETS;
     }
-    if (n > SLUICE_HIST_MAX_BUCKETS) {
-        sluice__sync_errf(errbuf, errlen, "%s: at most %d buckets, got %zu", field, SLUICE_HIST_MAX_BUCKETS,
-                          n);
-        return SLUICE_EINVAL;
+    sluice_err err = sluice__hist_bounds_check(bounds, n, field, errbuf, errlen);
+    if (err) {
+        return err;
     }
     for (size_t i = 0; i < n; i++) {
-        if (!isfinite(bounds[i]) || bounds[i] <= 0 || (i > 0 && bounds[i] <= bounds[i - 1])) {
-            sluice__sync_errf(errbuf, errlen,
-                              "%s: bounds must be finite, > 0 and strictly increasing (index %zu)", field, i);
-            return SLUICE_EINVAL;
-        }
         h->bounds[i] = bounds[i];
-        double ns = bounds[i] * 1e9;
-        h->bounds_ns[i] = ns >= 1.8e19 ? UINT64_MAX : (uint64_t)ns;
+        h->bounds_ns[i] = (uint64_t)(bounds[i] * 1e9); /* <= 1e18: the rule caps bounds at 1e9 s */
     }
     h->nbounds = n;
     return SLUICE_OK;
@@ -132,7 +97,7 @@ sluice_err sluice__sync_sleep_until(pthread_mutex_t *mu, const sluice_clock *clk
                                     sluice_ctx *ctx)
 {
     sleeper s = {.mu = mu};
-    if (sluice__sync_cond_init(&s.cv) != 0) {
+    if (sluice__cond_init(&s.cv) != 0) {
         return SLUICE_ENOMEM;
     }
     uint64_t id = 0;
@@ -150,11 +115,11 @@ sluice_err sluice__sync_sleep_until(pthread_mutex_t *mu, const sluice_clock *clk
         if (sluice_clock_now(clk) >= until_ns) {
             break;
         }
-        if (sluice__sync_timed_out(clk, 0, ctx)) {
+        if (sluice__timed_out(clk, 0, ctx)) {
             err = SLUICE_ETIMEDOUT;
             break;
         }
-        sluice__sync_wait_ctx(clk, until_ns, ctx, registered, &s.cv, mu);
+        sluice__wait_ctx(clk, until_ns, ctx, registered, &s.cv, mu);
     }
     if (registered) {
         pthread_mutex_unlock(mu);

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/rules.h"
 #include "sluice/log.h"
 
 #include "commands.h"
@@ -240,24 +241,6 @@ static bool parse_fault(const char *arg, bool stall, demo_fault *f)
     return *s == '\0';
 }
 
-/* --listen: host:port (or :port for loopback) with a decimal port in
- * 0..65535, the rule service.listen follows. */
-static bool valid_listen_flag(const char *s)
-{
-    const char *colon = strrchr(s, ':');
-    if (!colon || !colon[1] || strlen(colon + 1) > 5) {
-        return false;
-    }
-    unsigned long port = 0;
-    for (const char *p = colon + 1; *p; p++) {
-        if (*p < '0' || *p > '9') {
-            return false;
-        }
-        port = port * 10 + (unsigned long)(*p - '0');
-    }
-    return port <= 65535;
-}
-
 #define TOKEN_MAX 256 /* SLUICE_ADMIN_TOKEN_MAX */
 _Static_assert(sizeof((demo_opts *)0)->admin_token == TOKEN_MAX + 1, "demo_opts.admin_token holds TOKEN_MAX");
 
@@ -379,7 +362,7 @@ static int parse_flags(int argc, char **argv, demo_opts *o)
             break;
         case OPT_LISTEN:
             o->listen = optarg;
-            if (!valid_listen_flag(optarg)) {
+            if (sluice__listen_parse(optarg, NULL, NULL, NULL, 0) != SLUICE_OK) { /* src/base/rules.h */
                 return usage_error("--listen: must be host:port with a port in 0..65535, got \"%s\"", optarg);
             }
             break;

@@ -1,5 +1,5 @@
 /*
- * src/sync/ctx.c - contexts: a deadline and a cancellation flag, chained.
+ * src/base/ctx.c - contexts: a deadline and a cancellation flag, chained.
  *
  * Purpose. A sluice_ctx says "stop caring after T, or when told". The pool
  * reads it on its hot paths (a retain at submit, one sluice_ctx_err when a
@@ -51,7 +51,7 @@
 #include <stdlib.h>
 
 #include "sluice/ctx.h"
-#include "sync/sync_internal.h"
+#include "base/timing.h"
 
 typedef struct cb_node {
     struct cb_node *next;
@@ -106,10 +106,10 @@ sluice_err sluice_ctx_create(sluice_ctx **out, sluice_ctx *parent, uint64_t dead
     uint64_t eff = deadline_ns;
     if (parent && parent->deadline_ns) {
         /* Deadlines on two different time scales cannot be compared. */
-        if (!sluice__sync_same_clock(clk, parent->clock)) {
+        if (!sluice__same_clock(clk, parent->clock)) {
             return SLUICE_EINVAL;
         }
-        eff = sluice__sync_min_deadline(eff, parent->deadline_ns);
+        eff = sluice__min_deadline(eff, parent->deadline_ns);
     }
     sluice_ctx *c = calloc(1, sizeof *c);
     if (!c) {
@@ -119,7 +119,7 @@ sluice_err sluice_ctx_create(sluice_ctx **out, sluice_ctx *parent, uint64_t dead
         free(c);
         return SLUICE_ENOMEM;
     }
-    if (sluice__sync_cond_init(&c->cv) != 0) {
+    if (sluice__cond_init(&c->cv) != 0) {
         pthread_mutex_destroy(&c->mu);
         free(c);
         return SLUICE_ENOMEM;
@@ -159,7 +159,7 @@ sluice_err sluice_ctx_with_timeout(sluice_ctx **out, sluice_ctx *parent, uint64_
         return SLUICE_EINVAL;
     }
     const sluice_clock *clk = clock ? clock : (parent ? parent->clock : sluice_clock_system());
-    uint64_t deadline = sluice__sync_add_sat(sluice_clock_now(clk), timeout_ns);
+    uint64_t deadline = sluice__add_sat(sluice_clock_now(clk), timeout_ns);
     if (deadline == 0) {
         deadline = 1; /* a fake clock at 0 with no timeout: 0 would mean "none" */
     }
@@ -280,7 +280,7 @@ static sluice_err expire(sluice_ctx *ctx)
     /* Effective deadlines never decrease going up the chain, so the first
      * ancestor that has not expired ends the walk. */
     for (sluice_ctx *a = ctx->parent; a; a = a->parent) {
-        if (!a->deadline_ns || !sluice__sync_same_clock(a->clock, ctx->clock) || now < a->deadline_ns) {
+        if (!a->deadline_ns || !sluice__same_clock(a->clock, ctx->clock) || now < a->deadline_ns) {
             break;
         }
         top = a;
@@ -406,7 +406,7 @@ sluice_err sluice_ctx_wait(sluice_ctx *ctx, uint64_t until_ns)
     if (err) {
         return err;
     }
-    uint64_t limit = sluice__sync_min_deadline(until_ns, ctx->deadline_ns);
+    uint64_t limit = sluice__min_deadline(until_ns, ctx->deadline_ns);
     pthread_mutex_lock(&ctx->mu);
     for (;;) {
         int d = atomic_load_explicit(&ctx->done, memory_order_relaxed);
@@ -423,6 +423,6 @@ sluice_err sluice_ctx_wait(sluice_ctx *ctx, uint64_t until_ns)
             pthread_mutex_unlock(&ctx->mu);
             return SLUICE_OK;
         }
-        sluice__sync_wait_until(ctx->clock, &ctx->cv, &ctx->mu, limit);
+        sluice__wait_until(ctx->clock, &ctx->cv, &ctx->mu, limit);
     }
 }

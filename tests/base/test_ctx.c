@@ -1,5 +1,5 @@
 /*
- * tests/sync/test_ctx.c - contexts (chaining, cancel callbacks, deadlines,
+ * tests/base/test_ctx.c - contexts (chaining, cancel callbacks, deadlines,
  * waits), the clocks, and the error table.
  *
  * Time moves only through a sluice_fake_clock; waits that must end are

@@ -1,7 +1,6 @@
 /*
- * src/obs/text_append.h - the growable-text append that the exposition
- * writer (metrics.c) and the admin server's response buffer (admin.c)
- * share.
+ * src/base/text.h - the growable-text append that the exposition writer
+ * (src/obs/metrics.c) and the admin server's response buffer share.
  *
  * Header-only on purpose: sluice_admin is a separate library that users
  * link against the shared libsluice, where internal sluice__ functions
@@ -11,8 +10,8 @@
  *
  * No locks: a buffer belongs to one thread while it is written.
  */
-#ifndef SLUICE_OBS_TEXT_APPEND_H
-#define SLUICE_OBS_TEXT_APPEND_H
+#ifndef SLUICE_BASE_TEXT_H
+#define SLUICE_BASE_TEXT_H
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -45,4 +44,4 @@ static inline bool sluice__text_append(char **buf, size_t *len, size_t *cap, siz
     return true;
 }
 
-#endif /* SLUICE_OBS_TEXT_APPEND_H */
+#endif /* SLUICE_BASE_TEXT_H */

@@ -1,5 +1,5 @@
 /*
- * src/core/clock.c - the system monotonic clock and the fake clock for tests.
+ * src/base/clock.c - the system monotonic clock and the fake clock for tests.
  *
  * Purpose. Every time-dependent part of Sluice reads time through a
  * `const sluice_clock *` so that tests can move time by hand instead of

@@ -1,5 +1,5 @@
 /*
- * src/core/error.c - names and descriptions of sluice_err, and the version.
+ * src/base/error.c - names and descriptions of sluice_err, and the version.
  *
  * Purpose. One table maps each code of the single error enum to its enum
  * name (for logs and metric labels) and a short description (for people).
