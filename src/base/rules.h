@@ -108,19 +108,19 @@ static inline sluice_err sluice__hist_bounds_check(const double *b, size_t n, co
                                                    size_t errlen)
 {
     if (!b || n == 0 || n > SLUICE_HIST_MAX_BUCKETS) {
-        sluice__errf(errbuf, errlen, "%s: must list 1..%d bounds, got %zu%s", field, SLUICE_HIST_MAX_BUCKETS, n,
-                     !b && n ? " and NULL" : "");
+        sluice__errf(errbuf, errlen, "%s: must list 1..%d bounds, got %zu%s", field, SLUICE_HIST_MAX_BUCKETS,
+                     n, !b && n ? " and NULL" : "");
         return SLUICE_EINVAL;
     }
     for (size_t i = 0; i < n; i++) {
         if (!(b[i] > 0) || !(b[i] <= SLUICE__HIST_BOUND_MAX)) { /* false for NaN too */
-            sluice__errf(errbuf, errlen, "%s[%zu]: must be a finite number of seconds in (0, 1e9], got %g", field,
-                         i, b[i]);
+            sluice__errf(errbuf, errlen, "%s[%zu]: must be a finite number of seconds in (0, 1e9], got %g",
+                         field, i, b[i]);
             return SLUICE_EINVAL;
         }
         if (i > 0 && !(b[i] > b[i - 1])) {
-            sluice__errf(errbuf, errlen, "%s[%zu]: must be greater than the bound before it (%g), got %g", field,
-                         i, b[i - 1], b[i]);
+            sluice__errf(errbuf, errlen, "%s[%zu]: must be greater than the bound before it (%g), got %g",
+                         field, i, b[i - 1], b[i]);
             return SLUICE_EINVAL;
         }
     }
@@ -187,7 +187,8 @@ static inline sluice_err sluice__listen_parse(const char *address, char *host_ou
     }
     unsigned char bin[16];
     if (inet_pton(AF_INET, host, bin) != 1 && inet_pton(AF_INET6, host, bin) != 1) {
-        sluice__errf(errbuf, errlen, "address '%s': host '%s' is not a numeric IPv4 or IPv6 address", a, host);
+        sluice__errf(errbuf, errlen, "address '%s': host '%s' is not a numeric IPv4 or IPv6 address", a,
+                     host);
         return SLUICE_EINVAL;
     }
     if (host_out) {

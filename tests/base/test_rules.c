@@ -48,9 +48,11 @@ static void test_bounds(void **state)
     (void)state;
     char err[160];
     const double *d = sluice__hist_default_bounds();
-    assert_int_equal(sluice__hist_bounds_check(d, SLUICE_HIST_DEFAULT_BUCKETS, "b", err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice__hist_bounds_check(d, SLUICE_HIST_DEFAULT_BUCKETS, "b", err, sizeof err),
+                     SLUICE_OK);
     for (size_t i = 0; i < SLUICE_HIST_DEFAULT_BUCKETS; i++) {
-        assert_true(d[i] == 0.0001 * (double)(1u << i) || fabs(d[i] / (0.0001 * (double)(1u << i)) - 1) < 1e-12);
+        assert_true(d[i] == 0.0001 * (double)(1u << i) ||
+                    fabs(d[i] / (0.0001 * (double)(1u << i)) - 1) < 1e-12);
     }
     const double top[] = {1e-9, 1e9};
     assert_int_equal(sluice__hist_bounds_check(top, 2, "b", err, sizeof err), SLUICE_OK);
@@ -75,7 +77,8 @@ static void test_bounds(void **state)
     for (size_t i = 0; i < SLUICE_HIST_MAX_BUCKETS + 1; i++) {
         many[i] = (double)(i + 1);
     }
-    assert_int_equal(sluice__hist_bounds_check(many, SLUICE_HIST_MAX_BUCKETS, "b", err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice__hist_bounds_check(many, SLUICE_HIST_MAX_BUCKETS, "b", err, sizeof err),
+                     SLUICE_OK);
     assert_int_equal(sluice__hist_bounds_check(many, SLUICE_HIST_MAX_BUCKETS + 1, "b", err, sizeof err),
                      SLUICE_EINVAL);
 }
@@ -92,7 +95,8 @@ static void test_metrics_use_the_rule(void **state)
     const double ok[] = {0.5, 1};
     const double huge[] = {1, 2e9};
     assert_int_equal(sluice_metrics_histogram(reg, "app_neg_seconds", NULL, NULL, neg, 2, &m), SLUICE_EINVAL);
-    assert_int_equal(sluice_metrics_histogram(reg, "app_huge_seconds", NULL, NULL, huge, 2, &m), SLUICE_EINVAL);
+    assert_int_equal(sluice_metrics_histogram(reg, "app_huge_seconds", NULL, NULL, huge, 2, &m),
+                     SLUICE_EINVAL);
     assert_int_equal(sluice_metrics_histogram(reg, "app_ok_seconds", NULL, NULL, ok, 2, &m), SLUICE_OK);
     sluice_metrics_destroy(reg);
 }
@@ -191,8 +195,12 @@ static void test_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),  cmocka_unit_test(test_bounds), cmocka_unit_test(test_metrics_use_the_rule),
-        cmocka_unit_test(test_listen), cmocka_unit_test(test_errf),   cmocka_unit_test(test_time),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_metrics_use_the_rule),
+        cmocka_unit_test(test_listen),
+        cmocka_unit_test(test_errf),
+        cmocka_unit_test(test_time),
         cmocka_unit_test(test_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,12 +29,12 @@ static int count_task(void *arg)
     return 0;
 }
 
-#define CHECK(cond)                                                                                         \
-    do {                                                                                                    \
-        if (!(cond)) {                                                                                      \
-            fprintf(stderr, "links_alone: %s:%d: %s\n", __FILE__, __LINE__, #cond);                         \
-            return 1;                                                                                       \
-        }                                                                                                   \
+#define CHECK(cond)                                                                                          \
+    do {                                                                                                     \
+        if (!(cond)) {                                                                                       \
+            fprintf(stderr, "links_alone: %s:%d: %s\n", __FILE__, __LINE__, #cond);                          \
+            return 1;                                                                                        \
+        }                                                                                                    \
     } while (0)
 
 int main(void)
