@@ -755,6 +755,9 @@ static void test_bind_errors(void **state)
     assert_non_null(strstr(err, "port 'http' is not a number"));
     cfg.address = "127.0.0.1:70000";
     assert_int_equal(sluice_admin_start(&cfg, &b, err, sizeof err), SLUICE_EINVAL);
+    cfg.address = "9464"; /* a bare port: refused, as in service.listen (src/base/rules.h) */
+    assert_int_equal(sluice_admin_start(&cfg, &b, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "want host:port"));
     cfg.address = "[::1]:0";
     if (sluice_admin_start(&cfg, &b, err, sizeof err) == SLUICE_OK) { /* IPv6 may be off in a container */
         assert_true(sluice_admin_port(b) > 0);
