@@ -126,21 +126,21 @@ sluice_err sluice_retry_budget_create(const sluice_retry_budget_config *cfg, slu
                                       char *errbuf, size_t errlen)
 {
     if (!cfg || !out) {
-        sluice__sync_errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
+        sluice__errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
         return SLUICE_EINVAL;
     }
     if (!isfinite(cfg->ratio) || cfg->ratio < 0 || cfg->ratio > 1000) {
-        sluice__sync_errf(errbuf, errlen, "ratio: must be finite and in [0, 1000], got %g", cfg->ratio);
+        sluice__errf(errbuf, errlen, "ratio: must be finite and in [0, 1000], got %g", cfg->ratio);
         return SLUICE_EINVAL;
     }
     if (!isfinite(cfg->min_per_sec) || cfg->min_per_sec < 0 || cfg->min_per_sec > 1e6) {
-        sluice__sync_errf(errbuf, errlen, "min_per_sec: must be finite and in [0, 1e6], got %g",
+        sluice__errf(errbuf, errlen, "min_per_sec: must be finite and in [0, 1e6], got %g",
                           cfg->min_per_sec);
         return SLUICE_EINVAL;
     }
     uint64_t window = cfg->window_ns ? cfg->window_ns : 10 * SLUICE_NS_PER_SEC;
     if (window < 10 * SLUICE_NS_PER_MS || window > 3600 * SLUICE_NS_PER_SEC) {
-        sluice__sync_errf(errbuf, errlen, "window_ns: must be in [10 ms, 1 hour], got %llu ns",
+        sluice__errf(errbuf, errlen, "window_ns: must be in [10 ms, 1 hour], got %llu ns",
                           (unsigned long long)window);
         return SLUICE_EINVAL;
     }
@@ -407,12 +407,12 @@ void sluice_retry_config_init(sluice_retry_config *cfg)
 sluice_err sluice_retry_create(const sluice_retry_config *cfg, sluice_retry **out, char *errbuf, size_t errlen)
 {
     if (!cfg || !out) {
-        sluice__sync_errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
+        sluice__errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
         return SLUICE_EINVAL;
     }
     unsigned max_attempts = cfg->max_attempts ? cfg->max_attempts : 3;
     if (max_attempts > SLUICE_RETRY_MAX_ATTEMPTS) {
-        sluice__sync_errf(errbuf, errlen, "max_attempts: must be <= %u, got %u", SLUICE_RETRY_MAX_ATTEMPTS,
+        sluice__errf(errbuf, errlen, "max_attempts: must be <= %u, got %u", SLUICE_RETRY_MAX_ATTEMPTS,
                           cfg->max_attempts);
         return SLUICE_EINVAL;
     }
@@ -424,7 +424,7 @@ sluice_err sluice_retry_create(const sluice_retry_config *cfg, sluice_retry **ou
         bo.base_ns = bo.max_ns < DEFAULT_BASE_NS ? bo.max_ns : DEFAULT_BASE_NS;
     }
     if (bo.base_ns > bo.max_ns) {
-        sluice__sync_errf(errbuf, errlen, "backoff.base_ns: must be <= backoff.max_ns (%llu), got %llu",
+        sluice__errf(errbuf, errlen, "backoff.base_ns: must be <= backoff.max_ns (%llu), got %llu",
                           (unsigned long long)bo.max_ns, (unsigned long long)bo.base_ns);
         return SLUICE_EINVAL;
     }
@@ -432,16 +432,16 @@ sluice_err sluice_retry_create(const sluice_retry_config *cfg, sluice_retry **ou
         bo.multiplier = 2.0;
     }
     if (!(bo.multiplier >= 1.0 && bo.multiplier <= 16.0)) {
-        sluice__sync_errf(errbuf, errlen, "backoff.multiplier: must be in [1, 16] (0 = 2), got %g",
+        sluice__errf(errbuf, errlen, "backoff.multiplier: must be in [1, 16] (0 = 2), got %g",
                           bo.multiplier);
         return SLUICE_EINVAL;
     }
     if ((unsigned)bo.jitter >= (unsigned)SLUICE_JITTER_COUNT_) {
-        sluice__sync_errf(errbuf, errlen, "backoff.jitter: unknown value %d", (int)bo.jitter);
+        sluice__errf(errbuf, errlen, "backoff.jitter: unknown value %d", (int)bo.jitter);
         return SLUICE_EINVAL;
     }
     if (cfg->call_timeout_ns > 365ull * 24 * 3600 * SLUICE_NS_PER_SEC) {
-        sluice__sync_errf(errbuf, errlen, "call_timeout_ns: must be <= 1 year, got %llu",
+        sluice__errf(errbuf, errlen, "call_timeout_ns: must be <= 1 year, got %llu",
                           (unsigned long long)cfg->call_timeout_ns);
         return SLUICE_EINVAL;
     }
@@ -450,8 +450,8 @@ sluice_err sluice_retry_create(const sluice_retry_config *cfg, sluice_retry **ou
         const sluice_clock *pc = sluice_pool_clock(cfg->pool);
         if (!clk) {
             clk = pc;
-        } else if (!sluice__sync_same_clock(clk, pc)) {
-            sluice__sync_errf(errbuf, errlen, "clock: differs from the pool's clock (deadlines would not agree)");
+        } else if (!sluice__same_clock(clk, pc)) {
+            sluice__errf(errbuf, errlen, "clock: differs from the pool's clock (deadlines would not agree)");
             return SLUICE_EINVAL;
         }
     }
@@ -468,7 +468,7 @@ sluice_err sluice_retry_create(const sluice_retry_config *cfg, sluice_retry **ou
         free(r);
         return SLUICE_ENOMEM;
     }
-    if (sluice__sync_cond_init(&r->cv_idle) != 0) {
+    if (sluice__cond_init(&r->cv_idle) != 0) {
         pthread_mutex_destroy(&r->mu);
         free(r);
         return SLUICE_ENOMEM;
@@ -502,14 +502,14 @@ void sluice_retry_destroy(sluice_retry *r)
     /* Wait for calls queued or running on the pool: each ends itself now
      * (closing) instead of scheduling another attempt. */
     while (r->st.in_flight > r->st.waiting) {
-        sluice__sync_wait_until(NULL, &r->cv_idle, &r->mu, 0);
+        sluice__wait_until(NULL, &r->cv_idle, &r->mu, 0);
     }
     pthread_mutex_unlock(&r->mu);
     /* Ends the waiting ones (canceled), on this thread. */
     sluice__timer_destroy(r->timer);
     pthread_mutex_lock(&r->mu);
     while (r->st.in_flight > 0) {
-        sluice__sync_wait_until(NULL, &r->cv_idle, &r->mu, 0);
+        sluice__wait_until(NULL, &r->cv_idle, &r->mu, 0);
     }
     pthread_mutex_unlock(&r->mu);
     pthread_cond_destroy(&r->cv_idle);
@@ -522,10 +522,10 @@ static void call_begin(sluice_retry *r, rcall *c, sluice_ctx *ctx)
 {
     c->r = r;
     c->start_ns = sluice_clock_now(r->clock);
-    c->deadline_ns = r->call_timeout_ns ? sluice__sync_add_sat(c->start_ns, r->call_timeout_ns) : 0;
+    c->deadline_ns = r->call_timeout_ns ? sluice__add_sat(c->start_ns, r->call_timeout_ns) : 0;
     uint64_t cd = sluice_ctx_deadline(ctx);
-    if (cd && sluice__sync_same_clock(sluice_ctx_clock(ctx), r->clock)) {
-        c->deadline_ns = sluice__sync_min_deadline(c->deadline_ns, cd);
+    if (cd && sluice__same_clock(sluice_ctx_clock(ctx), r->clock)) {
+        c->deadline_ns = sluice__min_deadline(c->deadline_ns, cd);
     }
     uint64_t n = atomic_fetch_add_explicit(&r->next_call, 1, memory_order_relaxed);
     uint64_t s = r->seed + n * 0xd1b54a32d192ed03ull;
@@ -592,7 +592,7 @@ static sluice_retry_outcome decide(rcall *c, sluice_ctx *ctx, int rc, uint64_t *
         return SLUICE_RETRY_EXHAUSTED;
     }
     uint64_t d = sluice_backoff_next(&r->backoff, c->attempts, c->prev_delay_ns, &c->rng);
-    if (c->deadline_ns && sluice__sync_add_sat(sluice_clock_now(r->clock), d) >= c->deadline_ns) {
+    if (c->deadline_ns && sluice__add_sat(sluice_clock_now(r->clock), d) >= c->deadline_ns) {
         *err = SLUICE_ETIMEDOUT;
         return SLUICE_RETRY_DEADLINE;
     }
@@ -669,7 +669,7 @@ sluice_err sluice_retry_call(sluice_retry *r, sluice_ctx *ctx, sluice_task_fn fn
         if ((outcome = decide(&c, ctx, c.last_rc, &delay, &err)) != CONTINUE) {
             break;
         }
-        uint64_t until = sluice__sync_add_sat(sluice_clock_now(r->clock), delay);
+        uint64_t until = sluice__add_sat(sluice_clock_now(r->clock), delay);
         pthread_mutex_lock(&r->mu);
         r->st.waiting++;
         pthread_mutex_unlock(&r->mu);
@@ -817,7 +817,7 @@ static int attempt_task(void *arg)
         err = SLUICE_ECLOSED;
     } else {
         r->st.waiting++;
-        err = sluice__timer_add(r->timer, sluice__sync_add_sat(sluice_clock_now(r->clock), delay), retry_due, c,
+        err = sluice__timer_add(r->timer, sluice__add_sat(sluice_clock_now(r->clock), delay), retry_due, c,
                                 0);
         if (err) {
             r->st.waiting--;

@@ -110,7 +110,7 @@ static void *timer_main(void *arg)
             pthread_mutex_lock(&t->mu);
             continue;
         }
-        sluice__sync_wait_until(t->clock, &t->cv, &t->mu, t->n > 0 ? t->heap[0].due_ns : 0);
+        sluice__wait_until(t->clock, &t->cv, &t->mu, t->n > 0 ? t->heap[0].due_ns : 0);
     }
     pthread_mutex_unlock(&t->mu);
     return NULL;
@@ -126,7 +126,7 @@ sluice_err sluice__timer_create(const sluice_clock *clk, const char *name, sluic
         free(t);
         return SLUICE_ENOMEM;
     }
-    if (sluice__sync_cond_init(&t->cv) != 0) {
+    if (sluice__cond_init(&t->cv) != 0) {
         pthread_mutex_destroy(&t->mu);
         free(t);
         return SLUICE_ENOMEM;
