@@ -45,6 +45,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "base/errbuf.h"
 #include "sluice/service.h"
 
 typedef struct svc_pool {
@@ -73,18 +74,6 @@ struct sluice_service {
     bool ready;
     bool run_called;
 };
-
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...) SLUICE_PRINTF(3, 4);
-static void set_err(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (!errbuf || errlen == 0) {
-        return;
-    }
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- lifecycle trampolines: the lifecycle's user is the service ------- */
 
@@ -127,20 +116,20 @@ void sluice_service_config_init(sluice_service_config *cfg)
 sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_service **out, char *errbuf,
                                  size_t errlen)
 {
-    set_err(errbuf, errlen, "%s", "");
+    sluice__errf(errbuf, errlen, "%s", "");
     if (!cfg || !out) {
-        set_err(errbuf, errlen, "service: %s is NULL", cfg ? "out" : "cfg");
+        sluice__errf(errbuf, errlen, "service: %s is NULL", cfg ? "out" : "cfg");
         return SLUICE_EINVAL;
     }
     const char *name = cfg->name ? cfg->name : "service";
     if (strlen(name) > SLUICE_SERVICE_NAME_MAX) {
-        set_err(errbuf, errlen, "service: name is %zu bytes, at most %d", strlen(name),
+        sluice__errf(errbuf, errlen, "service: name is %zu bytes, at most %d", strlen(name),
                 SLUICE_SERVICE_NAME_MAX);
         return SLUICE_EINVAL;
     }
     sluice_service *svc = calloc(1, sizeof *svc);
     if (!svc) {
-        set_err(errbuf, errlen, "service %s: out of memory", name);
+        sluice__errf(errbuf, errlen, "service %s: out of memory", name);
         return SLUICE_ENOMEM;
     }
     svc->cfg = *cfg;
@@ -153,7 +142,7 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
     } else {
         sluice_err r = sluice_metrics_create(NULL, &svc->metrics);
         if (r != SLUICE_OK) {
-            set_err(errbuf, errlen, "service %s: cannot create its metrics registry: %s", name,
+            sluice__errf(errbuf, errlen, "service %s: cannot create its metrics registry: %s", name,
                     sluice_strerror(r));
             pthread_mutex_destroy(&svc->mu);
             pthread_mutex_destroy(&svc->watch_mu);
@@ -177,7 +166,7 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
     };
     sluice_err r = sluice_lifecycle_start(&lcfg, &svc->lc);
     if (r != SLUICE_OK) {
-        set_err(errbuf, errlen, "service %s: cannot start the lifecycle's signal and reload threads: %s", name,
+        sluice__errf(errbuf, errlen, "service %s: cannot start the lifecycle's signal and reload threads: %s", name,
                 sluice_strerror(r));
         if (svc->own_metrics) {
             sluice_metrics_destroy(svc->metrics);
@@ -204,9 +193,9 @@ static ssize_t find_locked(const sluice_service *svc, const sluice_pool *pool, c
 sluice_err sluice_service_add_pool(sluice_service *svc, const sluice_pool_config *pool_cfg,
                                    uint64_t drain_timeout_ns, sluice_pool **out, char *errbuf, size_t errlen)
 {
-    set_err(errbuf, errlen, "%s", "");
+    sluice__errf(errbuf, errlen, "%s", "");
     if (!svc || !pool_cfg) {
-        set_err(errbuf, errlen, "service: add_pool: %s is NULL", svc ? "pool_cfg" : "svc");
+        sluice__errf(errbuf, errlen, "service: add_pool: %s is NULL", svc ? "pool_cfg" : "svc");
         return SLUICE_EINVAL;
     }
     const char *name = pool_cfg->name ? pool_cfg->name : "";
@@ -215,13 +204,13 @@ sluice_err sluice_service_add_pool(sluice_service *svc, const sluice_pool_config
     pthread_mutex_lock(&svc->mu);
     sluice_err r = SLUICE_OK;
     if (stopping) {
-        set_err(errbuf, errlen, "service %s: pool %s: the shutdown has begun", svc->name, name);
+        sluice__errf(errbuf, errlen, "service %s: pool %s: the shutdown has begun", svc->name, name);
         r = SLUICE_EBUSY;
     } else if (find_locked(svc, NULL, name) >= 0) {
-        set_err(errbuf, errlen, "service %s: a pool named \"%s\" is already registered", svc->name, name);
+        sluice__errf(errbuf, errlen, "service %s: a pool named \"%s\" is already registered", svc->name, name);
         r = SLUICE_EBUSY;
     } else if (svc->pool_count == SLUICE_SERVICE_MAX_POOLS) {
-        set_err(errbuf, errlen, "service %s: pool %s: already %d pools, the most one service holds",
+        sluice__errf(errbuf, errlen, "service %s: pool %s: already %d pools, the most one service holds",
                 svc->name, name, SLUICE_SERVICE_MAX_POOLS);
         r = SLUICE_EOVERFLOW;
     }
@@ -242,7 +231,7 @@ sluice_err sluice_service_add_pool(sluice_service *svc, const sluice_pool_config
      * one name would be unreadable in every dashboard. */
     r = sluice_metrics_add_pool(svc->metrics, pool);
     if (r != SLUICE_OK) {
-        set_err(errbuf, errlen, "service %s: pool %s: the metrics registry refused it: %s", svc->name, name,
+        sluice__errf(errbuf, errlen, "service %s: pool %s: the metrics registry refused it: %s", svc->name, name,
                 r == SLUICE_EBUSY ? "a pool of that name is already exported" : sluice_strerror(r));
         sluice_pool_destroy(pool);
         pthread_mutex_unlock(&svc->watch_mu);
@@ -250,7 +239,7 @@ sluice_err sluice_service_add_pool(sluice_service *svc, const sluice_pool_config
     }
     r = sluice_lifecycle_add_pool(svc->lc, pool, drain_timeout_ns);
     if (r != SLUICE_OK) {
-        set_err(errbuf, errlen, "service %s: pool %s: %s", svc->name, name,
+        sluice__errf(errbuf, errlen, "service %s: pool %s: %s", svc->name, name,
                 r == SLUICE_EBUSY ? "the shutdown has begun" : sluice_strerror(r));
         sluice_metrics_remove_pool(svc->metrics, pool);
         sluice_pool_destroy(pool);
