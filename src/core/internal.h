@@ -300,13 +300,10 @@ uint64_t sluice__fastclock_now(void);
  * pool's clock (so tests with a fake clock see exact durations). */
 static inline uint64_t sluice__timing_now(const struct sluice_pool *p);
 
-/* now + duration, saturating at UINT64_MAX: a duration near UINT64_MAX
- * means "practically never", never a deadline in the past. Every deadline
- * the core computes from a duration goes through this. */
-static inline uint64_t sluice__add_sat(uint64_t now, uint64_t duration)
-{
-    return duration > UINT64_MAX - now ? UINT64_MAX : now + duration;
-}
+/* Every deadline the core computes from a duration goes through
+ * sluice__add_sat (src/base/timing.h): now + duration, saturating at
+ * UINT64_MAX, so a duration near UINT64_MAX means "practically never",
+ * never a deadline in the past. */
 
 /* Time on the pool clock. */
 static inline uint64_t sluice__now(const struct sluice_pool *p)
