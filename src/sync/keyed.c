@@ -621,35 +621,35 @@ static int runner(void *arg)
 sluice_err sluice_keyed_create(const sluice_keyed_config *cfg, sluice_keyed **out, char *errbuf, size_t errlen)
 {
     if (!cfg || !out) {
-        sluice__sync_errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
+        sluice__errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
         return SLUICE_EINVAL;
     }
     if (!cfg->pool) {
-        sluice__sync_errf(errbuf, errlen, "pool: required (the pool the tasks run on)");
+        sluice__errf(errbuf, errlen, "pool: required (the pool the tasks run on)");
         return SLUICE_EINVAL;
     }
     if (cfg->overflow == SLUICE_OVERFLOW_CALLER_RUNS) {
-        sluice__sync_errf(errbuf, errlen,
+        sluice__errf(errbuf, errlen,
                           "overflow: caller_runs would run a key's task out of order; use block, reject or "
                           "drop_oldest");
         return SLUICE_EINVAL;
     }
     if ((unsigned)cfg->overflow > (unsigned)SLUICE_OVERFLOW_DROP_OLDEST) {
-        sluice__sync_errf(errbuf, errlen, "overflow: unknown policy %d", (int)cfg->overflow);
+        sluice__errf(errbuf, errlen, "overflow: unknown policy %d", (int)cfg->overflow);
         return SLUICE_EINVAL;
     }
     sluice_pool_config pc;
     sluice_pool_config_get(cfg->pool, &pc);
     unsigned k = cfg->max_active_keys ? cfg->max_active_keys : pc.workers;
     if (k == 0 || k > MAX_ACTIVE_KEYS) {
-        sluice__sync_errf(errbuf, errlen, "max_active_keys: must be <= %u, got %u", MAX_ACTIVE_KEYS,
+        sluice__errf(errbuf, errlen, "max_active_keys: must be <= %u, got %u", MAX_ACTIVE_KEYS,
                           cfg->max_active_keys);
         return SLUICE_EINVAL;
     }
     size_t kb = cfg->key_backlog ? cfg->key_backlog : 1024;
     size_t tb = cfg->total_backlog ? cfg->total_backlog : 65536;
     if (tb < kb) {
-        sluice__sync_errf(errbuf, errlen, "total_backlog: must be >= key_backlog (%zu), got %zu", kb, tb);
+        sluice__errf(errbuf, errlen, "total_backlog: must be >= key_backlog (%zu), got %zu", kb, tb);
         return SLUICE_EINVAL;
     }
     sluice_keyed *ex = calloc(1, sizeof *ex);
@@ -668,7 +668,7 @@ sluice_err sluice_keyed_create(const sluice_keyed_config *cfg, sluice_keyed **ou
         return SLUICE_ENOMEM;
     }
     if (pthread_mutex_init(&ex->mu, NULL) != 0 || pthread_mutex_init(&ex->drain_mu, NULL) != 0 ||
-        sluice__sync_cond_init(&ex->cv_space) != 0 || sluice__sync_cond_init(&ex->cv_idle) != 0) {
+        sluice__cond_init(&ex->cv_space) != 0 || sluice__cond_init(&ex->cv_idle) != 0) {
         free(ex->buckets);
         free(ex);
         return SLUICE_ENOMEM;
@@ -732,13 +732,13 @@ static sluice_err submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void
             waited = true;
             ex->waiting++;
             if (ex->submit_timeout_ns) {
-                deadline = sluice__sync_add_sat(sluice_clock_now(ex->clock), ex->submit_timeout_ns);
+                deadline = sluice__add_sat(sluice_clock_now(ex->clock), ex->submit_timeout_ns);
             }
         } else if (deadline && sluice_clock_now(ex->clock) >= deadline) {
             err = SLUICE_ETIMEDOUT;
             goto out;
         }
-        sluice__sync_wait_until(ex->clock, &ex->cv_space, &ex->mu, deadline);
+        sluice__wait_until(ex->clock, &ex->cv_space, &ex->mu, deadline);
     }
     kitem *it = item_new(ex);
     if (!it) {
@@ -826,7 +826,7 @@ sluice_err sluice_keyed_drain(sluice_keyed *ex, uint64_t timeout_ns, sluice_keye
     ex->closed = true;
     pthread_cond_broadcast(&ex->cv_space);
     uint64_t done0 = ex->st.completed + ex->st.failed + ex->st.panicked;
-    uint64_t deadline = timeout_ns ? sluice__sync_add_sat(sluice_clock_now(ex->clock), timeout_ns) : 0;
+    uint64_t deadline = timeout_ns ? sluice__add_sat(sluice_clock_now(ex->clock), timeout_ns) : 0;
     bool timed_out = false;
     for (;;) {
         if (ex->queued == 0 && ex->active == 0) {
@@ -850,10 +850,10 @@ sluice_err sluice_keyed_drain(sluice_keyed *ex, uint64_t timeout_ns, sluice_keye
         uint64_t until = deadline;
         if (ex->ready_head && ex->runners == 0) {
             /* Retry a refused runner every 10 ms. */
-            uint64_t retry = sluice__sync_add_sat(sluice_clock_now(ex->clock), 10 * SLUICE_NS_PER_MS);
-            until = sluice__sync_min_deadline(until, retry);
+            uint64_t retry = sluice__add_sat(sluice_clock_now(ex->clock), 10 * SLUICE_NS_PER_MS);
+            until = sluice__min_deadline(until, retry);
         }
-        sluice__sync_wait_until(ex->clock, &ex->cv_idle, &ex->mu, until);
+        sluice__wait_until(ex->clock, &ex->cv_idle, &ex->mu, until);
     }
     kitem *list = NULL;
     if (timed_out) {
@@ -885,7 +885,7 @@ void sluice_keyed_destroy(sluice_keyed *ex)
     hand_back(ex, list, SLUICE_ABANDON_DESTROY);
     pthread_mutex_lock(&ex->mu);
     while (ex->runners > 0 || ex->waiting > 0 || ex->active > 0) {
-        sluice__sync_wait_until(NULL, &ex->cv_idle, &ex->mu, 0);
+        sluice__wait_until(NULL, &ex->cv_idle, &ex->mu, 0);
     }
     pthread_mutex_unlock(&ex->mu);
     pthread_mutex_unlock(&ex->drain_mu);
