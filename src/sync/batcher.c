@@ -283,36 +283,36 @@ sluice_err sluice_batcher_create(const sluice_batcher_config *cfg, sluice_batche
                                  size_t errlen)
 {
     if (!cfg || !out) {
-        sluice__sync_errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
+        sluice__errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
         return SLUICE_EINVAL;
     }
     if (!cfg->pool) {
-        sluice__sync_errf(errbuf, errlen, "pool: required (the pool batches run on)");
+        sluice__errf(errbuf, errlen, "pool: required (the pool batches run on)");
         return SLUICE_EINVAL;
     }
     if (cfg->max_items == 0 || cfg->max_items > SLUICE_BATCHER_MAX_ITEMS) {
-        sluice__sync_errf(errbuf, errlen, "max_items: must be 1..%u, got %zu", SLUICE_BATCHER_MAX_ITEMS,
+        sluice__errf(errbuf, errlen, "max_items: must be 1..%u, got %zu", SLUICE_BATCHER_MAX_ITEMS,
                           cfg->max_items);
         return SLUICE_EINVAL;
     }
     if (cfg->max_delay_ns > MAX_DELAY_NS) {
-        sluice__sync_errf(errbuf, errlen, "max_delay_ns: must be <= 1 hour, got %llu ns",
+        sluice__errf(errbuf, errlen, "max_delay_ns: must be <= 1 hour, got %llu ns",
                           (unsigned long long)cfg->max_delay_ns);
         return SLUICE_EINVAL;
     }
     if (!cfg->batch_fn) {
-        sluice__sync_errf(errbuf, errlen, "batch_fn: required");
+        sluice__errf(errbuf, errlen, "batch_fn: required");
         return SLUICE_EINVAL;
     }
     if (!cfg->failure_fn) {
-        sluice__sync_errf(errbuf, errlen, "failure_fn: required: a failed batch must go somewhere");
+        sluice__errf(errbuf, errlen, "failure_fn: required: a failed batch must go somewhere");
         return SLUICE_EINVAL;
     }
     sluice_pool_config pc;
     sluice_pool_config_get(cfg->pool, &pc);
     unsigned inflight = cfg->max_in_flight ? cfg->max_in_flight : pc.workers;
     if (inflight == 0 || inflight > MAX_IN_FLIGHT) {
-        sluice__sync_errf(errbuf, errlen, "max_in_flight: must be <= %u, got %u", MAX_IN_FLIGHT,
+        sluice__errf(errbuf, errlen, "max_in_flight: must be <= %u, got %u", MAX_IN_FLIGHT,
                           cfg->max_in_flight);
         return SLUICE_EINVAL;
     }
@@ -328,7 +328,7 @@ sluice_err sluice_batcher_create(const sluice_batcher_config *cfg, sluice_batche
     /* Size buckets: as given, or 1, 2, 5, 10, 20, 50, ... up to max_items. */
     if (cfg->size_buckets && cfg->size_bucket_count) {
         if (cfg->size_bucket_count > SLUICE_HIST_MAX_BUCKETS) {
-            sluice__sync_errf(errbuf, errlen, "size_buckets: at most %d, got %zu", SLUICE_HIST_MAX_BUCKETS,
+            sluice__errf(errbuf, errlen, "size_buckets: at most %d, got %zu", SLUICE_HIST_MAX_BUCKETS,
                               cfg->size_bucket_count);
             free(b);
             return SLUICE_EINVAL;
@@ -336,7 +336,7 @@ sluice_err sluice_batcher_create(const sluice_batcher_config *cfg, sluice_batche
         for (size_t i = 0; i < cfg->size_bucket_count; i++) {
             double v = cfg->size_buckets[i];
             if (!(v > 0) || (i > 0 && v <= cfg->size_buckets[i - 1])) {
-                sluice__sync_errf(errbuf, errlen, "size_buckets: must be > 0 and strictly increasing (index %zu)",
+                sluice__errf(errbuf, errlen, "size_buckets: must be > 0 and strictly increasing (index %zu)",
                                   i);
                 free(b);
                 return SLUICE_EINVAL;
@@ -358,7 +358,7 @@ sluice_err sluice_batcher_create(const sluice_batcher_config *cfg, sluice_batche
     bounds_done:;
     }
     if (pthread_mutex_init(&b->mu, NULL) != 0 || pthread_mutex_init(&b->drain_mu, NULL) != 0 ||
-        sluice__sync_cond_init(&b->cv) != 0) {
+        sluice__cond_init(&b->cv) != 0) {
         free(b);
         return SLUICE_ENOMEM;
     }
@@ -414,13 +414,13 @@ static sluice_err add(sluice_batcher *b, void *item, bool may_wait)
             waited = true;
             b->waiting++;
             if (b->add_timeout_ns) {
-                deadline = sluice__sync_add_sat(sluice_clock_now(b->clock), b->add_timeout_ns);
+                deadline = sluice__add_sat(sluice_clock_now(b->clock), b->add_timeout_ns);
             }
         } else if (deadline && sluice_clock_now(b->clock) >= deadline) {
             err = SLUICE_ETIMEDOUT;
             goto out;
         }
-        sluice__sync_wait_until(b->clock, &b->cv, &b->mu, deadline);
+        sluice__wait_until(b->clock, &b->cv, &b->mu, deadline);
     }
     if (!b->cur) {
         b->cur = malloc(sizeof(sbatch) + b->max_items * sizeof(void *));
@@ -432,7 +432,7 @@ static sluice_err add(sluice_batcher *b, void *item, bool may_wait)
         b->cur->n = 0;
     }
     if (b->cur->n == 0 && b->max_delay_ns) {
-        uint64_t due = sluice__sync_add_sat(sluice_clock_now(b->clock), b->max_delay_ns);
+        uint64_t due = sluice__add_sat(sluice_clock_now(b->clock), b->max_delay_ns);
         err = sluice__timer_add(b->timer, due, time_due, b, b->cur_gen);
         if (err) {
             goto out; /* no time limit could be set: refuse rather than hold it for ever */
@@ -512,7 +512,7 @@ sluice_err sluice_batcher_drain(sluice_batcher *b, uint64_t timeout_ns, sluice_b
     b->closed = true;
     pthread_cond_broadcast(&b->cv);
     uint64_t ended0 = b->st.batches_ok + b->st.batches_failed;
-    uint64_t deadline = timeout_ns ? sluice__sync_add_sat(sluice_clock_now(b->clock), timeout_ns) : 0;
+    uint64_t deadline = timeout_ns ? sluice__add_sat(sluice_clock_now(b->clock), timeout_ns) : 0;
     sbatch *sb = seal(b, SLUICE_FLUSH_DRAIN);
     pthread_mutex_unlock(&b->mu);
     if (sb) {
@@ -528,7 +528,7 @@ sluice_err sluice_batcher_drain(sluice_batcher *b, uint64_t timeout_ns, sluice_b
             timed_out = true;
             break;
         }
-        sluice__sync_wait_until(b->clock, &b->cv, &b->mu, deadline);
+        sluice__wait_until(b->clock, &b->cv, &b->mu, deadline);
     }
     sbatch *unsent = NULL;
     if (b->cur && b->cur->n > 0) {
@@ -564,7 +564,7 @@ void sluice_batcher_destroy(sluice_batcher *b)
     sluice_batcher_drain(b, 0, NULL);
     pthread_mutex_lock(&b->mu);
     while (b->in_flight > 0 || b->waiting > 0) {
-        sluice__sync_wait_until(NULL, &b->cv, &b->mu, 0);
+        sluice__wait_until(NULL, &b->cv, &b->mu, 0);
     }
     pthread_mutex_unlock(&b->mu);
     sluice__timer_destroy(b->timer); /* pending entries: canceled, ignored */
