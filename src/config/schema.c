@@ -289,7 +289,8 @@ const sluice_config_key sluice__cfg_service_keys[SLUICE_SK_COUNT_] = {
                           .offset = SERVICE_AT(listen),
                           .reload = SLUICE_CONFIG_RESTART,
                           .default_value = "127.0.0.1:9464",
-                          .doc = "admin server address: `host:port` with a numeric host, `[v6]:port`, or `:port` for 127.0.0.1; a bare port is refused (port 0 = any free port)"},
+                          .doc = "admin server address: `host:port` with a numeric host, `[v6]:port`, or `:port` "
+                                 "for 127.0.0.1; a bare port is refused (port 0 = any free port)"},
     [SLUICE_SK_DRAIN_BUDGET] = {.name = "drain_budget",
                                 .type = SLUICE_CONFIG_DURATION,
                                 .offset = SERVICE_AT(drain_budget_ns),
