@@ -309,6 +309,10 @@ typedef struct sluice_config_ops_keys {
     double slo_objective;              /* the pool's SLO, e.g. 0.999; 0 = none (`sluice rules` burn-rate alerts) */
     uint64_t slo_latency_ns;           /* latency SLO: tasks longer than this are bad; 0 = availability only */
     uint64_t slo_window_ns;            /* the SLO window; default 720h (30 days) */
+    double alert_saturation;           /* PoolSaturated's running/K ratio; 0 = the rules' default (0.9) */
+    double alert_loss_ratio;           /* PoolDropping's lost/offered ratio; 0 = the default (0 block, 0.01) */
+    uint64_t alert_for_ns;             /* the `for:` of the 5-minute alerts; 0 = the default (5m) */
+    char *alert_rationale;             /* why these thresholds: lands in each alert's description */
 } sluice_config_ops_keys;
 enum {
     SLUICE_OPS_KIND = 0,
@@ -317,6 +321,10 @@ enum {
     SLUICE_OPS_SLO_OBJECTIVE,
     SLUICE_OPS_SLO_LATENCY,
     SLUICE_OPS_SLO_WINDOW,
+    SLUICE_OPS_ALERT_SATURATION,
+    SLUICE_OPS_ALERT_LOSS_RATIO,
+    SLUICE_OPS_ALERT_FOR,
+    SLUICE_OPS_ALERT_RATIONALE,
     SLUICE_OPS_COUNT_
 };
 SLUICE_API extern const sluice_config_extension sluice_config_ext_ops;

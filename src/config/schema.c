@@ -415,6 +415,36 @@ static const sluice_config_key OPS_KEYS[SLUICE_OPS_COUNT_] = {
                                .min_why = "the burn-rate windows reach 3 days; a window under an hour has no budget to "
                                           "speak of",
                                .doc = "the SLO's window (the error budget's period)"},
+    [SLUICE_OPS_ALERT_SATURATION] = {.name = "alert_saturation",
+                                     .type = SLUICE_CONFIG_DOUBLE,
+                                     .offset = OPS_AT(alert_saturation),
+                                     .reload = SLUICE_CONFIG_DECLARATIVE,
+                                     .flags = SLUICE_CONFIG_OMIT_ZERO | SLUICE_CONFIG_NONNEGATIVE,
+                                     .doc_default = "0.9",
+                                     .doc = "PoolSaturated fires above this running / K ratio (0 < x <= 1)"},
+    [SLUICE_OPS_ALERT_LOSS_RATIO] = {.name = "alert_loss_ratio",
+                                     .type = SLUICE_CONFIG_DOUBLE,
+                                     .offset = OPS_AT(alert_loss_ratio),
+                                     .reload = SLUICE_CONFIG_DECLARATIVE,
+                                     .flags = SLUICE_CONFIG_OMIT_ZERO | SLUICE_CONFIG_NONNEGATIVE,
+                                     .doc_default = "0 (block), 0.01",
+                                     .doc = "PoolDropping fires above this lost / offered ratio (below 1)"},
+    [SLUICE_OPS_ALERT_FOR] = {.name = "alert_for",
+                              .type = SLUICE_CONFIG_DURATION,
+                              .offset = OPS_AT(alert_for_ns),
+                              .reload = SLUICE_CONFIG_DECLARATIVE,
+                              .flags = SLUICE_CONFIG_OMIT_ZERO,
+                              .doc_default = "5m",
+                              .doc = "how long PoolSaturated, PoolDropping, PoolSlowTasks, PoolSubmitWait and "
+                                     "PoolMetricsMissing must hold before they fire"},
+    [SLUICE_OPS_ALERT_RATIONALE] = {.name = "alert_rationale",
+                                    .type = SLUICE_CONFIG_STRING,
+                                    .offset = OPS_AT(alert_rationale),
+                                    .reload = SLUICE_CONFIG_DECLARATIVE,
+                                    .flags = SLUICE_CONFIG_OMIT_UNSET,
+                                    .doc_default = "none",
+                                    .doc = "why the pool's alert thresholds are what they are: in every alert's "
+                                           "description and the runbook"},
 };
 
 /* An objective is a fraction of good tasks: 1 leaves no error budget. */
@@ -425,6 +455,14 @@ static const char *ops_check(const void *values, uint64_t set, unsigned *key)
     if (v->slo_objective >= 1) {
         *key = SLUICE_OPS_SLO_OBJECTIVE;
         return "must be below 1 (a fraction such as 0.999; 1 leaves no error budget)";
+    }
+    if (v->alert_saturation > 1) {
+        *key = SLUICE_OPS_ALERT_SATURATION;
+        return "must be at most 1 (a ratio of running tasks to K)";
+    }
+    if (v->alert_loss_ratio >= 1) {
+        *key = SLUICE_OPS_ALERT_LOSS_RATIO;
+        return "must be below 1 (a ratio of lost to offered tasks)";
     }
     if (v->slo_latency_ns && v->slo_objective == 0) {
         *key = SLUICE_OPS_SLO_LATENCY;

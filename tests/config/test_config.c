@@ -195,7 +195,7 @@ static void test_validation_messages(void **state)
         "sluice.yaml:5:5: pools[0].wrokers: unknown key (known: name, workers, rationale, min_workers, "
         "queue_capacity, overflow, submit_timeout, idle_expiry, drain_timeout, prewarm, fault_policy, "
         "histogram_buckets, timing_sample_every, timing, stack_size, downstream, caller_deadline, kind, "
-        "alert_slow_task_p99, alert_submit_wait_p99, slo_objective, slo_latency, slo_window, demo_latency_p50, demo_latency_p99, demo_weight)");
+        "alert_slow_task_p99, alert_submit_wait_p99, slo_objective, slo_latency, slo_window, alert_saturation, alert_loss_ratio, alert_for, alert_rationale, demo_latency_p50, demo_latency_p99, demo_weight)");
     expect_error(POOL0 "    workers: 11\n", SLUICE_EINVAL,
                  "sluice.yaml:5:5: pools[0].workers: duplicate key (first at line 3)");
     expect_error(POOL0 "  - name: push\n    workers: 1\n    queue_capacity: 1\n", SLUICE_EINVAL,
@@ -232,7 +232,7 @@ static void test_validation_messages(void **state)
         "sluice.yaml:5:5: pools[0].name2: unknown key (known: name, workers, rationale, min_workers, "
         "queue_capacity, overflow, submit_timeout, idle_expiry, drain_timeout, prewarm, fault_policy, "
         "histogram_buckets, timing_sample_every, timing, stack_size, downstream, caller_deadline, kind, "
-        "alert_slow_task_p99, alert_submit_wait_p99, slo_objective, slo_latency, slo_window, demo_latency_p50, demo_latency_p99, demo_weight)\n"
+        "alert_slow_task_p99, alert_submit_wait_p99, slo_objective, slo_latency, slo_window, alert_saturation, alert_loss_ratio, alert_for, alert_rationale, demo_latency_p50, demo_latency_p99, demo_weight)\n"
         "sluice.yaml:6:14: pools[0].prewarm: not a boolean (true or false), got \"maybe\"");
     expect_error(
         "service:\n  listen: nowhere\n" POOL0, SLUICE_EINVAL,
@@ -346,7 +346,7 @@ static void test_env_overrides(void **state)
              "min_workers, queue_capacity, overflow, submit_timeout, idle_expiry, drain_timeout, prewarm, "
              "fault_policy, "
              "histogram_buckets, timing_sample_every, timing, stack_size, downstream, caller_deadline, kind, "
-             "alert_slow_task_p99, alert_submit_wait_p99, slo_objective, slo_latency, slo_window, demo_latency_p50, demo_latency_p99, demo_weight, "
+             "alert_slow_task_p99, alert_submit_wait_p99, slo_objective, slo_latency, slo_window, alert_saturation, alert_loss_ratio, alert_for, alert_rationale, demo_latency_p50, demo_latency_p99, demo_weight, "
              "upper-cased)\n"
              "env SLUICE_POOL_EMAIL_WORKERS: SLUICE_POOL_EMAIL_WORKERS: names no pool in sluice.yaml "
              "(SLUICE_POOL_<NAME>_<KEY>, NAME upper-cased)\n"

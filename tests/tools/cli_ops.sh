@@ -541,6 +541,30 @@ PY
     expect_rc 2 "a bad size"
     has "$TMP/err" "--task-memory must be a byte count"
     ;;
+rules_thresholds)
+    # Every threshold is configurable per pool, with a rationale that lands
+    # in the alert description and the runbook; out-of-range values are
+    # refused with the key's position.
+    need promtool
+    sed 's/^    kind: cpu$/&\n    alert_saturation: 0.75\n    alert_loss_ratio: 0.05\n    alert_for: 10m\n    alert_rationale: "batch thumbnails tolerate {{ backlog }}"/' \
+        "$FIX/ops.yaml" >"$TMP/t.yaml"
+    run "$S" rules "$TMP/t.yaml" -o "$TMP/t.yml"
+    expect_rc 0 "rules with per-pool thresholds"
+    has "$TMP/t.yml" 'pool_running{name="thumbnails"} / pool_capacity{name="thumbnails"} > 0.75'
+    has "$TMP/t.yml" 'pool_rejected_total{name="thumbnails"}\[5m\])) > 0.05'
+    has "$TMP/t.yml" "for: 10m"
+    # (the rationale's "{{" is escaped for Go templates, then for YAML)
+    has "$TMP/t.yml" 'Thresholds: batch thumbnails tolerate {{ \\"{{\\" }} backlog'
+    grep -q 'name="payments"} > 0.9' "$TMP/t.yml" || fail "payments keeps the default saturation"
+    promtool check rules "$TMP/t.yml" >"$TMP/check" 2>&1 || { cat "$TMP/check" >&2; fail "promtool check rules"; }
+    run "$S" runbook "$TMP/t.yaml"
+    expect_rc 0 "runbook with per-pool thresholds"
+    has "$TMP/out" "| alert thresholds | saturation 0.75, loss 0.05, for 10m (batch thumbnails tolerate"
+    sed 's/^    kind: cpu$/&\n    alert_saturation: 1.5/' "$FIX/ops.yaml" >"$TMP/bad.yaml"
+    run "$S" rules "$TMP/bad.yaml"
+    expect_rc 2 "alert_saturation above 1"
+    has "$TMP/err" "alert_saturation: must be at most 1"
+    ;;
 ops_up_to_date)
     # ops/ holds the files generated from the demo's built-in config;
     # regenerate with: ops/regenerate.sh build/tools/sluice/sluice

@@ -85,15 +85,21 @@ const char *const ops_exported_metrics[] = {
 ops_thresholds ops_pool_thresholds(const sluice_config_pool *p)
 {
     ops_thresholds t;
-    t.saturation = OPS_DEFAULT_SATURATION;
+    const sluice_config_ops_keys *k = sluice_config_pool_ops(p);
+    t.saturation = k && k->alert_saturation > 0 ? k->alert_saturation : OPS_DEFAULT_SATURATION;
     /* A blocking pool is declared as "never lose work": one loss is news.
      * The others shed load by design; alert when it passes 1%. */
-    t.loss_ratio = p->overflow == SLUICE_OVERFLOW_BLOCK ? 0 : OPS_DEFAULT_LOSS_RATIO;
-    const sluice_config_ops_keys *ops = sluice_config_pool_ops(p);
-    t.slow_task_p99_ns = ops->alert_slow_task_p99_ns ? ops->alert_slow_task_p99_ns : OPS_DEFAULT_SLOW_TASK_P99_NS;
+    t.loss_ratio = k && k->alert_loss_ratio > 0                ? k->alert_loss_ratio
+                   : p->overflow == SLUICE_OVERFLOW_BLOCK ? 0
+                                                          : OPS_DEFAULT_LOSS_RATIO;
+    t.slow_task_p99_ns = k && k->alert_slow_task_p99_ns ? k->alert_slow_task_p99_ns : OPS_DEFAULT_SLOW_TASK_P99_NS;
     t.submit_wait_p99_ns =
-        ops->alert_submit_wait_p99_ns ? ops->alert_submit_wait_p99_ns : OPS_DEFAULT_SUBMIT_WAIT_P99_NS;
-    t.for_duration = "5m";
+        k && k->alert_submit_wait_p99_ns ? k->alert_submit_wait_p99_ns : OPS_DEFAULT_SUBMIT_WAIT_P99_NS;
+    if (k && k->alert_for_ns)
+        sluice_config_format_duration(k->alert_for_ns, t.for_duration, sizeof t.for_duration);
+    else
+        snprintf(t.for_duration, sizeof t.for_duration, "5m");
+    t.rationale = k && k->alert_rationale && *k->alert_rationale ? k->alert_rationale : NULL;
     t.stall_after_ns = OPS_DEFAULT_STALL_AFTER_NS;
     t.stall_window = "1m";
     t.stall_for = "30s";
@@ -654,6 +660,11 @@ void ops_rules_generate(const sluice_config *cfg, const char *source_name, ops_b
             ops_buf expr = {0}, sum = {0}, desc = {0}, url = {0};
             pool_expr(&expr, (ops_alert_kind)k, p, &t, job);
             texts((ops_alert_kind)k, p, &t, &sum, &desc);
+            if (t.rationale) {
+                ops_buf_put(&desc, " Thresholds: ");
+                ops_template_text(&desc, t.rationale);
+                ops_buf_put(&desc, ".");
+            }
             ops_runbook_url(&url, cfg, a->name, p->name);
             alert_rule r = {a->name,
                             ops_buf_str(&expr),

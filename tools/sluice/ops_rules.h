@@ -51,7 +51,8 @@ typedef struct ops_thresholds {
     double loss_ratio; /* (dropped+rejected+shed)/(submitted+rejected): 0 for block pools, else 0.01 */
     uint64_t slow_task_p99_ns;   /* alert_slow_task_p99, default 1s */
     uint64_t submit_wait_p99_ns; /* alert_submit_wait_p99, default 100ms */
-    const char *for_duration;    /* "5m" */
+    char for_duration[32];       /* alert_for, default "5m" */
+    const char *rationale;       /* alert_rationale, or NULL */
     uint64_t stall_after_ns;     /* PoolStalled: oldest running task older than this, default 30s */
     const char *stall_window;    /* PoolStalled: no task finished in this window, "1m" */
     const char *stall_for;       /* PoolStalled: for this long, "30s" */

@@ -354,6 +354,13 @@ static void pool_facts(ops_buf *o, const facts *f)
                    sluice_config_format_duration(sluice_config_pool_drain_timeout(f->cfg, p), d, sizeof d));
     ops_buf_printf(o, "| fault policy | %s |\n| downstream | ", sluice_fault_mode_name(p->fault_policy));
     ops_md_text(o, p->downstream ? p->downstream : "(not declared)");
+    ops_buf_printf(o, " |\n| alert thresholds | saturation %g, loss %g, for %s", f->t.saturation, f->t.loss_ratio,
+                   f->t.for_duration);
+    if (f->t.rationale) {
+        ops_buf_put(o, " (");
+        ops_md_text(o, f->t.rationale);
+        ops_buf_put(o, ")");
+    }
     ops_buf_printf(o, " |\n| K override | `%s` |\n| admin | `http://%s/debug/pools` |\n", f->env, f->listen);
     ops_buf uid = {0};
     ops_dashboard_uid(f->cfg, &uid);
