@@ -108,21 +108,21 @@ sluice_err sluice_adaptive_create(const sluice_adaptive_config *cfg, sluice_adap
                                   size_t errlen)
 {
     if (!cfg || !out) {
-        sluice__sync_errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
+        sluice__errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
         return SLUICE_EINVAL;
     }
     uint32_t mn = cfg->min_limit ? cfg->min_limit : 1;
     uint32_t mx = cfg->max_limit ? cfg->max_limit : 1000;
     if (cfg->mode != SLUICE_ADAPTIVE_AIMD && cfg->mode != SLUICE_ADAPTIVE_GRADIENT2) {
-        sluice__sync_errf(errbuf, errlen, "mode: must be aimd or gradient2");
+        sluice__errf(errbuf, errlen, "mode: must be aimd or gradient2");
         return SLUICE_EINVAL;
     }
     if (mx > SLUICE_ADAPTIVE_LIMIT_MAX) {
-        sluice__sync_errf(errbuf, errlen, "max_limit: must be <= %u", SLUICE_ADAPTIVE_LIMIT_MAX);
+        sluice__errf(errbuf, errlen, "max_limit: must be <= %u", SLUICE_ADAPTIVE_LIMIT_MAX);
         return SLUICE_EINVAL;
     }
     if (mx < mn) {
-        sluice__sync_errf(errbuf, errlen, "max_limit: must be >= min_limit (%u < %u)", mx, mn);
+        sluice__errf(errbuf, errlen, "max_limit: must be >= min_limit (%u < %u)", mx, mn);
         return SLUICE_EINVAL;
     }
     uint32_t init = cfg->initial_limit;
@@ -130,28 +130,28 @@ sluice_err sluice_adaptive_create(const sluice_adaptive_config *cfg, sluice_adap
         init = mx < 20 ? mx : 20;
         init = init < mn ? mn : init;
     } else if (init < mn || init > mx) {
-        sluice__sync_errf(errbuf, errlen, "initial_limit: must be in [min_limit, max_limit] ([%u, %u])", mn,
+        sluice__errf(errbuf, errlen, "initial_limit: must be in [min_limit, max_limit] ([%u, %u])", mn,
                           mx);
         return SLUICE_EINVAL;
     }
     double backoff = cfg->backoff == 0 ? 0.9 : cfg->backoff;
     if (!(backoff > 0 && backoff < 1)) {
-        sluice__sync_errf(errbuf, errlen, "backoff: must be in (0, 1)");
+        sluice__errf(errbuf, errlen, "backoff: must be in (0, 1)");
         return SLUICE_EINVAL;
     }
     double tol = cfg->tolerance == 0 ? 1.5 : cfg->tolerance;
     if (!(tol >= 1.0) || isinf(tol)) {
-        sluice__sync_errf(errbuf, errlen, "tolerance: must be >= 1.0 and finite");
+        sluice__errf(errbuf, errlen, "tolerance: must be >= 1.0 and finite");
         return SLUICE_EINVAL;
     }
     double q = cfg->queue_size == 0 ? 4.0 : cfg->queue_size;
     if (!(q >= 0) || isinf(q)) {
-        sluice__sync_errf(errbuf, errlen, "queue_size: must be >= 0 and finite");
+        sluice__errf(errbuf, errlen, "queue_size: must be >= 0 and finite");
         return SLUICE_EINVAL;
     }
     double sm = cfg->smoothing == 0 ? 0.2 : cfg->smoothing;
     if (!(sm > 0 && sm <= 1)) {
-        sluice__sync_errf(errbuf, errlen, "smoothing: must be in (0, 1]");
+        sluice__errf(errbuf, errlen, "smoothing: must be in (0, 1]");
         return SLUICE_EINVAL;
     }
     sluice_adaptive *a = calloc(1, sizeof *a);
@@ -167,12 +167,12 @@ sluice_err sluice_adaptive_create(const sluice_adaptive_config *cfg, sluice_adap
         free(a);
         return SLUICE_ENOMEM;
     }
-    if (sluice__sync_cond_init(&a->cv) != 0) {
+    if (sluice__cond_init(&a->cv) != 0) {
         pthread_mutex_destroy(&a->mu);
         free(a);
         return SLUICE_ENOMEM;
     }
-    if (sluice__sync_cond_init(&a->cv_gone) != 0) {
+    if (sluice__cond_init(&a->cv_gone) != 0) {
         pthread_cond_destroy(&a->cv);
         pthread_mutex_destroy(&a->mu);
         free(a);
@@ -267,7 +267,7 @@ sluice_err sluice_adaptive_acquire_until(sluice_adaptive *a, sluice_ctx *ctx, ui
         if (a->closed) {
             err = SLUICE_ECLOSED;
         } else if ((err = sluice__ctx_peek(ctx)) == SLUICE_OK &&
-                   sluice__sync_timed_out(a->clock, deadline_ns, ctx)) {
+                   sluice__timed_out(a->clock, deadline_ns, ctx)) {
             err = SLUICE_ETIMEDOUT;
         }
         if (err) {
@@ -286,7 +286,7 @@ sluice_err sluice_adaptive_acquire_until(sluice_adaptive *a, sluice_ctx *ctx, ui
             waiting = true;
             a->waiters++;
         }
-        sluice__sync_wait_ctx(a->clock, deadline_ns, ctx, false, &a->cv, &a->mu);
+        sluice__wait_ctx(a->clock, deadline_ns, ctx, false, &a->cv, &a->mu);
     }
     if (waiting) {
         a->waiters--;
