@@ -296,8 +296,12 @@ static void model_event(const sluice_pool_event *ev, void *user)
 static int model_init(void *user, unsigned index, void **worker_state)
 {
     episode *ep = user;
-    /* A per-worker pseudo-random refusal, from the index and the count. */
-    uint64_t g = ep->seed ^ ((uint64_t)index << 32) ^ atomic_load(&ep->inits_ok);
+    /* A pseudo-random refusal from the index and the number of attempts
+     * so far (not successes only: a hook that refused would then refuse
+     * every retry of the same slot for ever, and blocked submitters rightly
+     * wait for ever for a worker that never comes). */
+    uint64_t g = ep->seed ^ ((uint64_t)index << 32) ^
+                 (atomic_load(&ep->inits_ok) + atomic_load(&ep->inits_refused)) * 0x9E3779B97F4A7C15ull;
     if (below(&g, 100) < atomic_load(&ep->init_refuse_percent)) {
         atomic_fetch_add(&ep->inits_refused, 1);
         return -1;
