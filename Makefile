@@ -9,6 +9,9 @@ CMAKE_ARGS ?=
 PREFIX     ?= /usr/local
 DEMO_ARGS  ?=
 CTEST_ARGS ?=
+# Warnings are errors in every target here and in CI (.ci/run); a plain
+# `cmake` configure leaves them warnings (SLUICE_WERROR defaults to OFF).
+WERROR     ?= ON
 
 .PHONY: all deps build test test-asan test-tsan fuzz demo bench install clean format
 
@@ -19,7 +22,7 @@ deps:
 
 # $(1) build dir, $(2) extra cmake args
 define configure
-	@cmake -S . -B $(1) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS) $(2) >/dev/null
+	@cmake -S . -B $(1) -DCMAKE_INSTALL_PREFIX=$(PREFIX) -DSLUICE_WERROR=$(WERROR) $(CMAKE_ARGS) $(2) >/dev/null
 	@cmake --build $(1) -j $(JOBS)
 endef
 

@@ -3,7 +3,8 @@
  *
  * Purpose: one program with subcommands (demo, and the operations commands
  * plan, lint, rules, ...), dispatched from the table in commands.def so a
- * new command is one new file and one line (see commands.h for the
+ * new command is one new file, one line there and its name in the
+ * CMakeLists.txt source list (see commands.h for the
  * contract and the exit codes).
  *
  * Design: main() handles only the global flags (--help, --version) and the
