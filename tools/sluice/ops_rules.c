@@ -265,6 +265,23 @@ static void k_phrase(ops_buf *b, const sluice_config_pool *p)
     ops_buf_put(b, ")");
 }
 
+/* What a full queue does to producers, for the saturation alert. A switch
+ * with no default, so -Wswitch names a new policy that has no text here. */
+static const char *overflow_consequence(sluice_overflow policy)
+{
+    switch (policy) {
+    case SLUICE_OVERFLOW_BLOCK:
+        return "block the producers";
+    case SLUICE_OVERFLOW_REJECT:
+        return "are rejected";
+    case SLUICE_OVERFLOW_CALLER_RUNS:
+        return "run on the callers' threads";
+    case SLUICE_OVERFLOW_DROP_OLDEST:
+        return "evict the oldest queued task";
+    }
+    return "are handled by an unknown overflow policy";
+}
+
 static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_thresholds *t, ops_buf *sum,
                   ops_buf *desc)
 {
@@ -281,11 +298,7 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
                        t->saturation * 100, t->for_duration);
         k_phrase(desc, p);
         ops_buf_printf(desc, ". Once all are busy, submits queue (capacity %zu) and then %s.",
-                       p->queue_capacity,
-                       p->overflow == SLUICE_OVERFLOW_BLOCK         ? "block the producers"
-                       : p->overflow == SLUICE_OVERFLOW_REJECT      ? "are rejected"
-                       : p->overflow == SLUICE_OVERFLOW_CALLER_RUNS ? "run on the callers' threads"
-                                                                    : "evict the oldest queued task");
+                       p->queue_capacity, overflow_consequence(p->overflow));
         break;
     case OPS_ALERT_PANIC:
         ops_buf_printf(sum, "Pool %s on {{ $labels.instance }}: {{ $value | humanize }} task panics in 5m", name);
