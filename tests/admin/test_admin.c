@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "admin/http_client.h"
+#include "common/wait.h"
 #include "admin/route.h"
 #include "sluice/admin.h"
 #include "sluice/metrics.h"
@@ -27,51 +28,11 @@
 
 /* ---- a gate task ------------------------------------------------------------- */
 
-typedef struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool open;
-    int started;
-} gate;
-
-static void gate_init(gate *g)
-{
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
-    g->open = false;
-    g->started = 0;
-}
-
 /* Exported so that dladdr can name it in /debug/pools/stacks. */
 __attribute__((noinline, visibility("default"))) int gate_task(void *arg);
 __attribute__((noinline, visibility("default"))) int gate_task(void *arg)
 {
-    gate *g = arg;
-    pthread_mutex_lock(&g->mu);
-    g->started++;
-    pthread_cond_broadcast(&g->cv);
-    while (!g->open) {
-        pthread_cond_wait(&g->cv, &g->mu);
-    }
-    pthread_mutex_unlock(&g->mu);
-    return 0;
-}
-
-static void gate_wait_started(gate *g, int n)
-{
-    pthread_mutex_lock(&g->mu);
-    while (g->started < n) {
-        pthread_cond_wait(&g->cv, &g->mu);
-    }
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void gate_open(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->open = true;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
+    return gate_pass(arg, false) ? 0 : 1;
 }
 
 static int ok_task(void *arg)
@@ -363,7 +324,7 @@ static void test_ready(void **state)
     gate g;
     gate_init(&g);
     assert_int_equal(sluice_pool_submit(busy, gate_task, &g), SLUICE_OK);
-    gate_wait_started(&g, 1);
+    GATE_WAIT_ENTERED(&g, 1);
     assert_int_equal(sluice_pool_submit(busy, ok_task, NULL), SLUICE_OK);
     r = http_do(port, "GET", "/health/ready", NULL);
     assert_int_equal(r.status, 200);
@@ -413,7 +374,7 @@ static void test_health_pools_and_debug(void **state)
     sluice_submit_opts o = {.label = "downstream-call"};
     assert_int_equal(sluice_pool_submit_ex(stuck, gate_task, &g, &o), SLUICE_OK);
     assert_int_equal(sluice_pool_submit_ex(full, gate_task, &g, &o), SLUICE_OK);
-    gate_wait_started(&g, 2);
+    GATE_WAIT_ENTERED(&g, 2);
     assert_int_equal(sluice_pool_submit(full, ok_task, NULL), SLUICE_OK); /* queue (1) now full */
 
     r = http_do(port, "GET", "/health/pools", NULL);
@@ -513,7 +474,7 @@ static void test_probe_handed_back(void **state)
     gate g;
     gate_init(&g);
     assert_int_equal(sluice_pool_submit(p, gate_task, &g), SLUICE_OK);
-    gate_wait_started(&g, 1);
+    GATE_WAIT_ENTERED(&g, 1);
 
     evictor e = {.pool = p};
     pthread_t th;

@@ -32,6 +32,7 @@
 #include <cmocka.h>
 
 #include "admin/http_client.h"
+#include "common/wait.h"
 #include "sluice/admin.h"
 #include "sluice/metrics.h"
 
@@ -239,30 +240,12 @@ static void *flooder(void *arg)
     return NULL;
 }
 
-typedef struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool open;
-} gate;
-
-static int gate_task(void *arg)
-{
-    gate *g = arg;
-    pthread_mutex_lock(&g->mu);
-    while (!g->open) {
-        pthread_cond_wait(&g->cv, &g->mu);
-    }
-    pthread_mutex_unlock(&g->mu);
-    return 0;
-}
-
 static void test_live_under_slowloris_and_flood(void **state)
 {
     (void)state;
     /* A stalled pool: /health/pools waits its whole timeout on it. */
-    gate g = {.open = false};
-    pthread_mutex_init(&g.mu, NULL);
-    pthread_cond_init(&g.cv, NULL);
+    gate g;
+    gate_init(&g);
     sluice_pool_config pc;
     sluice_pool_config_init(&pc);
     pc.name = "stalled";
@@ -270,7 +253,7 @@ static void test_live_under_slowloris_and_flood(void **state)
     pc.queue_capacity = 64;
     sluice_pool *p = NULL;
     assert_int_equal(sluice_pool_create(&pc, &p, NULL, 0), SLUICE_OK);
-    assert_int_equal(sluice_pool_submit(p, gate_task, &g), SLUICE_OK);
+    assert_int_equal(sluice_pool_submit(p, task_at_gate, &g), SLUICE_OK);
 
     sluice_admin_config cfg;
     sluice_admin_config_init(&cfg);
@@ -315,10 +298,7 @@ static void test_live_under_slowloris_and_flood(void **state)
             answered, probes, atomic_load(&s.reconnects), atomic_load(&s.flood_answers));
     assert_int_equal(answered, probes);
 
-    pthread_mutex_lock(&g.mu);
-    g.open = true;
-    pthread_cond_broadcast(&g.cv);
-    pthread_mutex_unlock(&g.mu);
+    gate_open(&g);
     assert_int_equal(sluice_admin_remove_pool(a, p), SLUICE_OK);
     sluice_admin_stop(a);
     assert_int_equal(sluice_pool_drain(p, 0, NULL), SLUICE_OK);

@@ -12,12 +12,11 @@
  *
  * checked at quiescence after every test.
  *
- * Waiting. Nothing here sleeps for a time and hopes the event happened.
- * Latches and gates wait on a condition variable; conditions that have no
- * notification (a stats field) are polled. Every wait has a generous
- * real-time safety limit (SAFETY_NS, long enough for TSan on a loaded
- * 2-core CI machine); passing it fails the test with a message naming what
- * was awaited, instead of hanging until ctest's timeout.
+ * Waiting. The latch, the gate and WAIT_FOR come from tests/common/wait.h
+ * (shared with every other area): nothing sleeps for a time and hopes the
+ * event happened, and every wait has a real-time safety limit (SAFETY_NS)
+ * that fails the test with a message naming what was awaited, instead of
+ * hanging until ctest's timeout.
  *
  * Threads. cmocka's assertions longjmp and may only be used on the test's
  * main thread. Code running on pool workers or helper threads records
@@ -26,13 +25,6 @@
  */
 #ifndef SLUICE_TESTS_CORE_HELPERS_H
 #define SLUICE_TESTS_CORE_HELPERS_H
-
-/* 1 in a ThreadSanitizer build (CMake defines SLUICE_SANITIZER=2). */
-#if defined(SLUICE_SANITIZER) && SLUICE_SANITIZER == 2
-#define SLUICE_TEST_TSAN 1
-#else
-#define SLUICE_TEST_TSAN 0
-#endif
 
 #include <dirent.h>
 #include <errno.h>
@@ -58,247 +50,10 @@
 #include "sluice/pool.h"
 #include "sluice/task.h"
 
-/* How long any wait may take before the test fails (real time). */
-#define SAFETY_NS (20ull * SLUICE_NS_PER_SEC)
+/* Latch, gate, WAIT_FOR, SAFETY_NS, stress_scale: shared by every area. */
+#include "common/wait.h"
 
 #define H_UNUSED __attribute__((unused))
-
-/* ---- time and scale ------------------------------------------------------ */
-
-static inline uint64_t real_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * SLUICE_NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static inline struct timespec abs_real_ts(uint64_t ns)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ns / SLUICE_NS_PER_SEC),
-                          .tv_nsec = (long)(ns % SLUICE_NS_PER_SEC)};
-    return ts;
-}
-
-/* Poll pause for conditions that have no notification: 100 us. */
-static inline void poll_pause(void)
-{
-    struct timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000};
-    nanosleep(&ts, NULL);
-}
-
-/* SLUICE_STRESS_SCALE (default 1): multiplies stress sizes. */
-static inline unsigned stress_scale(void)
-{
-    const char *s = getenv("SLUICE_STRESS_SCALE");
-    if (!s || !*s) {
-        return 1;
-    }
-    long v = strtol(s, NULL, 10);
-    return v > 0 ? (unsigned)v : 1;
-}
-
-/* True when built with a sanitizer (loops are cut down there). */
-static inline bool under_sanitizer(void)
-{
-#if defined(SLUICE_SANITIZER)
-    return true;
-#else
-    return false;
-#endif
-}
-
-/*
- * WAIT_FOR(cond, what) - poll `cond` until it is true; fail the test
- * (main thread only) when SAFETY_NS of real time pass first.
- */
-#define WAIT_FOR(cond, ...)                                                                                  \
-    do {                                                                                                     \
-        uint64_t wait_for_limit_ = real_now_ns() + SAFETY_NS;                                                \
-        while (!(cond)) {                                                                                    \
-            if (real_now_ns() > wait_for_limit_) {                                                           \
-                print_error("WAIT_FOR timed out: %s (", #cond);                                              \
-                print_error(__VA_ARGS__);                                                                    \
-                print_error(")\n");                                                                          \
-                fail_msg("timed out waiting at %s:%d", __FILE__, __LINE__);                                  \
-            }                                                                                                \
-            poll_pause();                                                                                    \
-        }                                                                                                    \
-    } while (0)
-
-/* Same, for threads other than the main one: returns false on timeout. */
-#define WAIT_FOR_BG(cond)                                                                                    \
-    ({                                                                                                       \
-        uint64_t wait_for_limit_ = real_now_ns() + SAFETY_NS;                                                \
-        bool wait_ok_ = true;                                                                                \
-        while (!(cond)) {                                                                                    \
-            if (real_now_ns() > wait_for_limit_) {                                                           \
-                wait_ok_ = false;                                                                            \
-                break;                                                                                       \
-            }                                                                                                \
-            poll_pause();                                                                                    \
-        }                                                                                                    \
-        wait_ok_;                                                                                            \
-    })
-
-/* ---- latch: wait for N count-downs -------------------------------------- */
-
-typedef struct latch {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    long count;
-} latch;
-
-static inline void latch_init(latch *l, long n)
-{
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&l->cv, &a);
-    pthread_condattr_destroy(&a);
-    l->count = n;
-}
-
-static inline void latch_destroy(latch *l)
-{
-    pthread_mutex_destroy(&l->mu);
-    pthread_cond_destroy(&l->cv);
-}
-
-static inline void latch_count_down(latch *l)
-{
-    pthread_mutex_lock(&l->mu);
-    if (l->count > 0 && --l->count == 0) {
-        pthread_cond_broadcast(&l->cv);
-    }
-    pthread_mutex_unlock(&l->mu);
-}
-
-static inline long latch_count(latch *l)
-{
-    pthread_mutex_lock(&l->mu);
-    long n = l->count;
-    pthread_mutex_unlock(&l->mu);
-    return n;
-}
-
-/* Waits until the count is zero; false after SAFETY_NS. Any thread. */
-static inline bool latch_wait_bg(latch *l)
-{
-    struct timespec ts = abs_real_ts(real_now_ns() + SAFETY_NS);
-    bool ok = true;
-    pthread_mutex_lock(&l->mu);
-    while (l->count > 0) {
-        if (pthread_cond_timedwait(&l->cv, &l->mu, &ts) == ETIMEDOUT) {
-            ok = l->count == 0;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&l->mu);
-    return ok;
-}
-
-#define LATCH_WAIT(l, what)                                                                                  \
-    do {                                                                                                     \
-        if (!latch_wait_bg(l)) {                                                                             \
-            fail_msg("latch never reached zero (%ld left): %s at %s:%d", latch_count(l), what, __FILE__,     \
-                     __LINE__);                                                                              \
-        }                                                                                                    \
-    } while (0)
-
-/* ---- gate: hold tasks until the test opens it --------------------------- */
-
-typedef struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool open;
-    _Atomic int entered; /* tasks that reached the gate, in all */
-    _Atomic int inside;  /* tasks waiting at it now */
-    _Atomic int timeouts;
-} gate;
-
-static inline void gate_init(gate *g)
-{
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&g->cv, &a);
-    pthread_condattr_destroy(&a);
-    g->open = false;
-    atomic_init(&g->entered, 0);
-    atomic_init(&g->inside, 0);
-    atomic_init(&g->timeouts, 0);
-}
-
-static inline void gate_destroy(gate *g)
-{
-    pthread_mutex_destroy(&g->mu);
-    pthread_cond_destroy(&g->cv);
-}
-
-static inline gate *gate_new(void)
-{
-    gate *g = malloc(sizeof *g);
-    assert_non_null(g);
-    gate_init(g);
-    return g;
-}
-
-static inline void gate_free(gate *g)
-{
-    gate_destroy(g);
-    free(g);
-}
-
-static inline void gate_open(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->open = true;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static inline void gate_close(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->open = false;
-    pthread_mutex_unlock(&g->mu);
-}
-
-/*
- * Waits at the gate until it opens. With `stop_too`, also returns when
- * sluice_task_should_stop() turns true (checked every millisecond: the
- * stop flag has no notification). Returns true if the gate opened.
- */
-static inline bool gate_pass(gate *g, bool stop_too)
-{
-    atomic_fetch_add(&g->entered, 1);
-    atomic_fetch_add(&g->inside, 1);
-    uint64_t limit = real_now_ns() + SAFETY_NS;
-    bool opened = false;
-    pthread_mutex_lock(&g->mu);
-    for (;;) {
-        if (g->open) {
-            opened = true;
-            break;
-        }
-        if (stop_too && sluice_task_should_stop()) {
-            break;
-        }
-        uint64_t now = real_now_ns();
-        if (now > limit) {
-            atomic_fetch_add(&g->timeouts, 1);
-            break;
-        }
-        uint64_t until = stop_too ? now + SLUICE_NS_PER_MS : limit;
-        struct timespec ts = abs_real_ts(until);
-        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
-    }
-    pthread_mutex_unlock(&g->mu);
-    atomic_fetch_sub(&g->inside, 1);
-    return opened;
-}
 
 /* ---- tally: what the pool reported back to the test --------------------- */
 
