@@ -193,6 +193,22 @@ SLUICE_API sluice_err sluice_admin_add_pool(sluice_admin *admin, sluice_pool *po
 SLUICE_API sluice_err sluice_admin_remove_pool(sluice_admin *admin, sluice_pool *pool);
 
 /*
+ * sluice_admin_set_pool_readiness - how much `pool` saturated counts
+ * against /health/ready: the endpoint turns 503 when the weights of the
+ * pools saturated longer than saturation_threshold_ns add up to 1 or
+ * more. 1 (the default): one such pool is enough; 0: the pool never makes
+ * the server unready (it is still listed, marked "not gating"); 0.5: two
+ * such pools do. Stored in thousandths. Overrides, for this server, the
+ * weight a served service gives the pool (sluice_service_set_readiness_weight,
+ * which is where a configured service's `readiness_weight` goes); see
+ * there for the trade-off of leaving a pool out.
+ * Returns SLUICE_OK, SLUICE_EINVAL (NULL, or weight not in [0, 1]: NaN
+ * included), SLUICE_ENOENT (the server does not serve the pool).
+ * Thread-safe; the next /health/ready uses it.
+ */
+SLUICE_API sluice_err sluice_admin_set_pool_readiness(sluice_admin *admin, const sluice_pool *pool, double weight);
+
+/*
  * sluice_admin_set_ready - false turns /health/ready into 503 "draining"
  * (the lifecycle's step 1); true turns it back. Thread-safe, lock-free.
  */

@@ -126,6 +126,7 @@ typedef enum sluice_config_reload {
 #define SLUICE_CONFIG_OMIT_ZERO 0x2u   /* write: leave out when 0 / false / the first enum value */
 #define SLUICE_CONFIG_OMIT_UNSET 0x4u  /* write: leave out unless it was given */
 #define SLUICE_CONFIG_NONNEGATIVE 0x8u /* DOUBLE: refuse values below 0 */
+#define SLUICE_CONFIG_FRACTION 0x10u   /* DOUBLE: refuse values outside [0, 1] */
 
 struct sluice_config_pool;
 
@@ -228,6 +229,7 @@ typedef enum sluice_pool_key {
     SLUICE_PK_STACK_SIZE,
     SLUICE_PK_DOWNSTREAM,      /* declaration: the downstream this pool calls */
     SLUICE_PK_CALLER_DEADLINE, /* declaration: the callers' deadline */
+    SLUICE_PK_READINESS_WEIGHT,
     SLUICE_PK_COUNT_
 } sluice_pool_key;
 
@@ -277,6 +279,8 @@ typedef struct sluice_config_pool {
     /* Declarations (0 / NULL when absent). */
     char *downstream;            /* name of the downstream this pool calls */
     uint64_t caller_deadline_ns; /* the deadline of the callers that submit */
+
+    double readiness_weight; /* default 1: how much this pool saturated counts against /health/ready */
 
     /* Bookkeeping: which keys were given, and where. */
     uint64_t set; /* bit (1u << sluice_pool_key) */

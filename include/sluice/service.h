@@ -169,6 +169,29 @@ SLUICE_API sluice_err sluice_service_add_pool(sluice_service *svc, const sluice_
 SLUICE_API sluice_err sluice_service_set_drain_timeout(sluice_service *svc, const sluice_pool *pool,
                                                        uint64_t drain_timeout_ns);
 
+/*
+ * sluice_service_set_readiness_weight - how much a saturated `pool` counts
+ * against readiness. /health/ready (an admin server serving this service)
+ * turns 503 when the weights of the pools saturated longer than the
+ * saturation threshold add up to 1 or more. 1 (the default): one such
+ * pool makes the replica unready; 0: the pool never does (it is still
+ * reported, and its own alerts still fire); 0.5: two such pools do.
+ * Stored in thousandths (0.0004 is 0). Trade-off: a pool left out keeps
+ * its replica in the load balancer while that pool's work is refused or
+ * queued, which is right when the pool serves side work (notifications
+ * that can wait) and wrong when it is on the request path.
+ * Returns SLUICE_OK, SLUICE_EINVAL (NULL, or weight not in [0, 1]: NaN
+ * included), SLUICE_ENOENT (not a pool of this service). Thread-safe; takes
+ * effect at the next /health/ready.
+ */
+SLUICE_API sluice_err sluice_service_set_readiness_weight(sluice_service *svc, const sluice_pool *pool,
+                                                          double weight);
+
+/* sluice_service_readiness_weight - the pool's weight in thousandths
+ * (0..1000), or 1000 for NULL or a pool not in the service. Thread-safe;
+ * takes only a leaf lock, so it may be called under any other lock. */
+SLUICE_API unsigned sluice_service_readiness_weight(const sluice_service *svc, const sluice_pool *pool);
+
 /* sluice_service_set_budget - change the grace and the drain budget
  * (after a reload); 0 = none / no limit. A shutdown already begun keeps
  * the values it started with. Thread-safe; NULL is a no-op. */

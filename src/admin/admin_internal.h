@@ -71,6 +71,10 @@ typedef struct sluice__admin_conn {
 typedef struct sluice__admin_pool {
     sluice_pool *pool;
     bool in_registry; /* we added it to the registry, so we remove it */
+    /* Readiness weight in thousandths (sluice_admin_set_pool_readiness),
+     * or -1: not set here, so the served service's weight (1000 without a
+     * service). Guarded by sat_lock. */
+    int ready_milli;
     /* Guarded by sat_lock. */
     bool saturated;
     uint64_t sat_since;

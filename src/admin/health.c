@@ -10,8 +10,9 @@
  * (and each /health/ready request looks too); `sat_since` records when a
  * pool was first seen saturated (running == capacity and queue full) in
  * the current run of observations, on the configured clock, and is reset
- * by the first unsaturated observation. Ready turns 503 once any pool has
- * been saturated for saturation_threshold_ns.
+ * by the first unsaturated observation. Ready turns 503 once pools whose
+ * readiness weights add up to 1 (by default: any one pool) have been
+ * saturated for saturation_threshold_ns.
  *
  * The pool check. /health/pools submits one no-op probe task per pool and
  * waits for all of them together, up to the health timeout. Each pool's
@@ -76,6 +77,22 @@ static int ep_live(sluice_admin *a, struct MHD_Connection *c)
     return sluice__admin_respond_text(c, MHD_HTTP_OK, "live\n");
 }
 
+/* The pool's readiness weight in thousandths (the lock order allows the
+ * service call: its lock is a leaf). Called with pools_lock held. */
+static unsigned ready_weight(sluice_admin *a, const sluice__admin_pool *e)
+{
+    pthread_mutex_lock(&a->sat_lock);
+    int w = e->ready_milli;
+    pthread_mutex_unlock(&a->sat_lock);
+    if (w >= 0) {
+        return (unsigned)w;
+    }
+    /* The service outlives every pool entry it gave us: pool_removed comes
+     * (and takes pools_lock for writing) before the service goes. */
+    sluice_service *svc = atomic_load_explicit(&a->service, memory_order_acquire);
+    return svc ? sluice_service_readiness_weight(svc, e->pool) : 1000u;
+}
+
 static int ep_ready(sluice_admin *a, struct MHD_Connection *c)
 {
     sluice__sb b = {0};
@@ -87,19 +104,32 @@ static int ep_ready(sluice_admin *a, struct MHD_Connection *c)
     pthread_rwlock_rdlock(&a->pools_lock);
     uint64_t now = sluice_clock_now(a->cfg.clock);
     double thr = (double)a->cfg.saturation_threshold_ns / 1e9;
+    unsigned over_weight = 0; /* thousandths: the pools past the threshold */
     for (size_t i = 0; i < a->pool_count; i++) {
         uint64_t for_ns;
         const char *name = sluice_pool_name(a->pools[i].pool);
+        unsigned w = ready_weight(a, &a->pools[i]);
+        char weight[48] = "";
+        if (w == 0) {
+            snprintf(weight, sizeof weight, ", not gating: readiness weight 0");
+        } else if (w < 1000) {
+            snprintf(weight, sizeof weight, ", readiness weight %u.%03u", w / 1000, w % 1000);
+        }
         if (observe(a, &a->pools[i], now, &for_ns)) {
             bool over = for_ns >= a->cfg.saturation_threshold_ns;
-            ok = ok && !over;
-            sluice__sb_printf(&b, "%s saturated for %.1fs (%s threshold %.1fs)\n", name, (double)for_ns / 1e9,
-                              over ? "over" : "under", thr);
+            if (over) {
+                over_weight += w;
+            }
+            sluice__sb_printf(&b, "%s saturated for %.1fs (%s threshold %.1fs%s)\n", name, (double)for_ns / 1e9,
+                              over ? "over" : "under", thr, weight);
         } else {
-            sluice__sb_printf(&b, "%s ok\n", name);
+            sluice__sb_printf(&b, "%s ok%s\n", name, weight);
         }
     }
     pthread_rwlock_unlock(&a->pools_lock);
+    if (over_weight >= 1000) {
+        ok = false;
+    }
     if (b.len == 0) {
         sluice__sb_puts(&b, "ready: no pools\n");
     }

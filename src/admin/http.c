@@ -978,6 +978,7 @@ sluice_err sluice_admin_add_pool(sluice_admin *a, sluice_pool *pool)
             memset(e, 0, sizeof *e);
             e->pool = pool;
             e->in_registry = mr == SLUICE_OK;
+            e->ready_milli = -1;
         }
     }
     pthread_rwlock_unlock(&a->pools_lock);
@@ -1002,6 +1003,25 @@ sluice_err sluice_admin_remove_pool(sluice_admin *a, sluice_pool *pool)
             pthread_mutex_unlock(&a->sat_lock);
             r = SLUICE_OK;
             break;
+        }
+    }
+    pthread_rwlock_unlock(&a->pools_lock);
+    return r;
+}
+
+sluice_err sluice_admin_set_pool_readiness(sluice_admin *a, const sluice_pool *pool, double weight)
+{
+    if (!a || !pool || !(weight >= 0.0 && weight <= 1.0)) {
+        return SLUICE_EINVAL;
+    }
+    sluice_err r = SLUICE_ENOENT;
+    pthread_rwlock_rdlock(&a->pools_lock);
+    for (size_t i = 0; i < a->pool_count; i++) {
+        if (a->pools[i].pool == pool) {
+            pthread_mutex_lock(&a->sat_lock);
+            a->pools[i].ready_milli = (int)(weight * 1000.0 + 0.5);
+            pthread_mutex_unlock(&a->sat_lock);
+            r = SLUICE_OK;
         }
     }
     pthread_rwlock_unlock(&a->pools_lock);

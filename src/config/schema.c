@@ -273,6 +273,16 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                    .flags = SLUICE_CONFIG_OMIT_ZERO,
                                    .doc = "the deadline of the callers that submit; lint wants "
                                           "`submit_timeout` below it"},
+    [SLUICE_PK_READINESS_WEIGHT] = {.name = "readiness_weight",
+                                    .type = SLUICE_CONFIG_DOUBLE,
+                                    .offset = POOL_AT(readiness_weight),
+                                    .reload = SLUICE_CONFIG_LIVE,
+                                    .flags = SLUICE_CONFIG_FRACTION | SLUICE_CONFIG_OMIT_UNSET,
+                                    .default_value = "1",
+                                    .applied_note = "(applied by the service to /health/ready)",
+                                    .doc = "how much this pool saturated counts against `/health/ready`: 503 once "
+                                           "the saturated pools' weights add up to 1; 0 = never gates (side "
+                                           "work), 1 = alone it does"},
 };
 
 /* Indexed by sluice_service_key. */
@@ -295,9 +305,10 @@ const sluice_config_key sluice__cfg_service_keys[SLUICE_SK_COUNT_] = {
                                 .type = SLUICE_CONFIG_DURATION,
                                 .offset = SERVICE_AT(drain_budget_ns),
                                 .reload = SLUICE_CONFIG_LIVE,
-                                .default_value = "30s",
+                                .default_value = "25s",
                                 .doc = "total time to drain all pools on shutdown; each pool gets min(its "
-                                       "`drain_timeout`, this)"},
+                                       "`drain_timeout`, this). The default leaves 5s of the default "
+                                       "`orchestrator_grace` to exit"},
     [SLUICE_SK_SHUTDOWN_GRACE] = {.name = "shutdown_grace",
                                   .type = SLUICE_CONFIG_DURATION,
                                   .offset = SERVICE_AT(shutdown_grace_ns),
@@ -879,8 +890,10 @@ cfg_set_result sluice__cfg_parse_value(cfg_impl *c, const sluice_config_key *k, 
     case SLUICE_CONFIG_DOUBLE: {
         double d;
         bool nonneg = (k->flags & SLUICE_CONFIG_NONNEGATIVE) != 0;
-        if (!sluice__cfg_parse_double(v, &d) || (nonneg && d < 0)) {
-            snprintf(msg, len, "must be a number%s, got \"%s\"", nonneg ? " >= 0" : "", v);
+        bool fraction = (k->flags & SLUICE_CONFIG_FRACTION) != 0;
+        if (!sluice__cfg_parse_double(v, &d) || (nonneg && d < 0) || (fraction && !(d >= 0 && d <= 1))) {
+            snprintf(msg, len, "must be a number%s, got \"%s\"", fraction ? " from 0 to 1" : nonneg ? " >= 0" : "",
+                     v);
             return CFG_SET_BAD;
         }
         *(double *)dst = d;

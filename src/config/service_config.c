@@ -56,7 +56,11 @@ sluice_err sluice_service_create_from_config(const sluice_config *cfg, const slu
             prepare(prepare_user, cp, i, &pc);
         }
         char why[1024];
-        r = sluice_service_add_pool(svc, &pc, sluice_config_pool_drain_timeout(cfg, cp), NULL, why, sizeof why);
+        sluice_pool *pool = NULL;
+        r = sluice_service_add_pool(svc, &pc, sluice_config_pool_drain_timeout(cfg, cp), &pool, why, sizeof why);
+        if (r == SLUICE_OK) {
+            r = sluice_service_set_readiness_weight(svc, pool, cp->readiness_weight);
+        }
         if (r != SLUICE_OK) {
             if (errbuf && errlen) {
                 snprintf(errbuf, errlen, "pool %s: %s", cp->name, why[0] ? why : sluice_strerror(r));
@@ -101,6 +105,7 @@ sluice_err sluice_service_reload_config(sluice_service *svc, sluice_config **cur
         sluice_pool *p = sluice_service_find_pool(svc, now->pools[i].name);
         if (p) {
             sluice_service_set_drain_timeout(svc, p, sluice_config_pool_drain_timeout(now, &now->pools[i]));
+            sluice_service_set_readiness_weight(svc, p, now->pools[i].readiness_weight);
         }
     }
     return SLUICE_OK;

@@ -50,7 +50,8 @@
 
 typedef struct svc_pool {
     sluice_pool *pool;
-    bool in_registry; /* we exported it (a borrowed registry may have had it) */
+    bool in_registry;     /* we exported it (a borrowed registry may have had it) */
+    unsigned ready_milli; /* readiness weight in thousandths (set_readiness_weight) */
 } svc_pool;
 
 struct sluice_service {
@@ -249,6 +250,7 @@ sluice_err sluice_service_add_pool(sluice_service *svc, const sluice_pool_config
     pthread_mutex_lock(&svc->mu);
     svc->pools[svc->pool_count].pool = pool;
     svc->pools[svc->pool_count].in_registry = true;
+    svc->pools[svc->pool_count].ready_milli = 1000;
     svc->pool_count++;
     pthread_mutex_unlock(&svc->mu);
     for (size_t w = 0; w < svc->watcher_count; w++) {
@@ -270,6 +272,39 @@ sluice_err sluice_service_set_drain_timeout(sluice_service *svc, const sluice_po
         return SLUICE_EINVAL;
     }
     return sluice_lifecycle_set_pool_timeout(svc->lc, pool, drain_timeout_ns);
+}
+
+sluice_err sluice_service_set_readiness_weight(sluice_service *svc, const sluice_pool *pool, double weight)
+{
+    if (!svc || !pool || !(weight >= 0.0 && weight <= 1.0)) {
+        return SLUICE_EINVAL;
+    }
+    sluice_err r = SLUICE_ENOENT;
+    pthread_mutex_lock(&svc->mu);
+    for (size_t i = 0; i < svc->pool_count; i++) {
+        if (svc->pools[i].pool == pool) {
+            svc->pools[i].ready_milli = (unsigned)(weight * 1000.0 + 0.5);
+            r = SLUICE_OK;
+        }
+    }
+    pthread_mutex_unlock(&svc->mu);
+    return r;
+}
+
+unsigned sluice_service_readiness_weight(const sluice_service *svc, const sluice_pool *pool)
+{
+    unsigned w = 1000;
+    if (svc && pool) {
+        sluice_service *m = (sluice_service *)svc;
+        pthread_mutex_lock(&m->mu);
+        for (size_t i = 0; i < m->pool_count; i++) {
+            if (m->pools[i].pool == pool) {
+                w = m->pools[i].ready_milli;
+            }
+        }
+        pthread_mutex_unlock(&m->mu);
+    }
+    return w;
 }
 
 void sluice_service_set_budget(sluice_service *svc, uint64_t shutdown_grace_ns, uint64_t drain_budget_ns)

@@ -349,6 +349,93 @@ static void test_ready(void **state)
     sluice_pool_destroy(calm);
 }
 
+/* Readiness weights: a pool at 0 never gates; two at 0.5 gate together. */
+static void test_ready_weights(void **state)
+{
+    (void)state;
+    sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 100 * SLUICE_NS_PER_SEC);
+    sluice_admin_config cfg;
+    sluice_admin_config_init(&cfg);
+    cfg.clock = &fake.clock;
+    cfg.saturation_threshold_ns = 30 * SLUICE_NS_PER_SEC;
+    sluice_admin *a = start_admin(&cfg);
+    unsigned port = sluice_admin_port(a);
+    sluice_pool *side = make_pool("side", 1, 1, SLUICE_OVERFLOW_REJECT);
+    sluice_pool *h1 = make_pool("h1", 1, 1, SLUICE_OVERFLOW_REJECT);
+    sluice_pool *h2 = make_pool("h2", 1, 1, SLUICE_OVERFLOW_REJECT);
+    sluice_pool *other = make_pool("other", 1, 1, SLUICE_OVERFLOW_REJECT);
+    assert_int_equal(sluice_admin_add_pool(a, side), SLUICE_OK);
+    assert_int_equal(sluice_admin_add_pool(a, h1), SLUICE_OK);
+    assert_int_equal(sluice_admin_add_pool(a, h2), SLUICE_OK);
+
+    /* Bad weights and pools the server does not serve. */
+    assert_int_equal(sluice_admin_set_pool_readiness(a, side, -0.001), SLUICE_EINVAL);
+    assert_int_equal(sluice_admin_set_pool_readiness(a, side, 1.001), SLUICE_EINVAL);
+    assert_int_equal(sluice_admin_set_pool_readiness(a, side, 0.0 / 0.0), SLUICE_EINVAL);
+    assert_int_equal(sluice_admin_set_pool_readiness(NULL, side, 0.5), SLUICE_EINVAL);
+    assert_int_equal(sluice_admin_set_pool_readiness(a, NULL, 0.5), SLUICE_EINVAL);
+    assert_int_equal(sluice_admin_set_pool_readiness(a, other, 0.5), SLUICE_ENOENT);
+    /* The extremes are accepted. */
+    assert_int_equal(sluice_admin_set_pool_readiness(a, side, 1.0), SLUICE_OK);
+    assert_int_equal(sluice_admin_set_pool_readiness(a, side, 0.0), SLUICE_OK);
+    assert_int_equal(sluice_admin_set_pool_readiness(a, h1, 0.5), SLUICE_OK);
+    assert_int_equal(sluice_admin_set_pool_readiness(a, h2, 0.5), SLUICE_OK);
+
+    http_reply r = http_do(port, "GET", "/health/ready", NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "side ok, not gating: readiness weight 0\nh1 ok, readiness weight 0.500\n"
+                                "h2 ok, readiness weight 0.500\n");
+    http_free(&r);
+
+    /* Saturate each: one running, the queue (1) full. */
+    gate g;
+    gate_init(&g);
+    sluice_pool *all[] = {side, h1, h2};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sluice_pool_submit(all[i], gate_task, &g), SLUICE_OK);
+    }
+    gate_wait_started(&g, 3);
+    assert_int_equal(sluice_pool_submit(side, ok_task, NULL), SLUICE_OK);
+    assert_int_equal(sluice_pool_submit(h1, ok_task, NULL), SLUICE_OK);
+    r = http_do(port, "GET", "/health/ready", NULL); /* saturation is seen from here */
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+    sluice_fake_clock_advance(&fake, 31 * SLUICE_NS_PER_SEC);
+    /* side (0) and h1 (0.5) over the threshold: 0.5 < 1, still ready. */
+    r = http_do(port, "GET", "/health/ready", NULL);
+    assert_int_equal(r.status, 200);
+    expect_body_has(&r, "side saturated for 31.0s (over threshold 30.0s, not gating: readiness weight 0)\n");
+    expect_body_has(&r, "h1 saturated for 31.0s (over threshold 30.0s, readiness weight 0.500)\n");
+    http_free(&r);
+    /* h2 joins: 0.5 + 0.5 reaches 1 once it, too, is past the threshold. */
+    assert_int_equal(sluice_pool_submit(h2, ok_task, NULL), SLUICE_OK);
+    r = http_do(port, "GET", "/health/ready", NULL);
+    assert_int_equal(r.status, 200);
+    expect_body_has(&r, "h2 saturated for 0.0s (under threshold 30.0s, readiness weight 0.500)\n");
+    http_free(&r);
+    sluice_fake_clock_advance(&fake, 31 * SLUICE_NS_PER_SEC);
+    r = http_do(port, "GET", "/health/ready", NULL);
+    assert_int_equal(r.status, 503);
+    http_free(&r);
+    /* Back to the default weight: h1 alone is enough again. */
+    assert_int_equal(sluice_admin_set_pool_readiness(a, h2, 0.0), SLUICE_OK);
+    r = http_do(port, "GET", "/health/ready", NULL);
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+    assert_int_equal(sluice_admin_set_pool_readiness(a, h1, 1.0), SLUICE_OK);
+    r = http_do(port, "GET", "/health/ready", NULL);
+    assert_int_equal(r.status, 503);
+    http_free(&r);
+
+    gate_open(&g);
+    sluice_admin_stop(a);
+    for (int i = 0; i < 3; i++) {
+        sluice_pool_destroy(all[i]);
+    }
+    sluice_pool_destroy(other);
+}
+
 static void test_health_pools_and_debug(void **state)
 {
     (void)state;
@@ -879,6 +966,7 @@ int main(void)
         cmocka_unit_test(test_routes_and_errors),
         cmocka_unit_test(test_metrics_endpoint),
         cmocka_unit_test(test_ready),
+        cmocka_unit_test(test_ready_weights),
         cmocka_unit_test(test_health_pools_and_debug),
         cmocka_unit_test(test_probe_handed_back),
         cmocka_unit_test(test_connection_limit),

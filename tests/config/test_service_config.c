@@ -32,7 +32,8 @@ static const char TWO_POOLS[] = "service:\n"
                                 "    drain_timeout: 5s\n"
                                 "  - name: bounce\n"
                                 "    workers: 2\n"
-                                "    queue_capacity: 20\n";
+                                "    queue_capacity: 20\n"
+                                "    readiness_weight: 0\n";
 
 typedef struct hook_seen {
     int calls;
@@ -97,6 +98,15 @@ static void test_create_from_config(void **state)
     assert_int_equal(pc.queue_capacity, 30);
     assert_ptr_equal(pc.abandon_handler, on_abandon);
     assert_non_null(sluice_service_find_pool(svc, "bounce"));
+    /* readiness_weight: the default (1) and a given one (TWO_POOLS: 0). */
+    assert_int_equal(sluice_service_readiness_weight(svc, send), 1000);
+    assert_int_equal(sluice_service_readiness_weight(svc, sluice_service_find_pool(svc, "bounce")), 0);
+    assert_int_equal(sluice_service_readiness_weight(svc, NULL), 1000);
+    assert_int_equal(sluice_service_set_readiness_weight(svc, send, 1.5), SLUICE_EINVAL);
+    assert_int_equal(sluice_service_set_readiness_weight(svc, send, -0.0), SLUICE_OK);
+    assert_int_equal(sluice_service_readiness_weight(svc, send), 0);
+    assert_int_equal(sluice_service_set_readiness_weight(svc, send, 0.3333), SLUICE_OK);
+    assert_int_equal(sluice_service_readiness_weight(svc, send), 333);
     /* Registered once in the service's registry. */
     char *text = NULL;
     size_t len = 0;
@@ -175,11 +185,14 @@ static void test_reload_reaches_pools_and_budget(void **state)
     assert_non_null(f);
     fputs("service:\n  name: mailer\n  drain_budget: 1ms\npools:\n"
           "  - name: send\n    workers: 5\n    queue_capacity: 30\n    drain_timeout: 5s\n"
-          "  - name: bounce\n    workers: 2\n    queue_capacity: 20\n",
+          "  - name: bounce\n    workers: 2\n    queue_capacity: 20\n    readiness_weight: 0.25\n",
           f);
     fclose(f);
     assert_int_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, quiet, NULL, err, sizeof err),
                      SLUICE_OK);
+    /* readiness_weight is live: 0 (TWO_POOLS) -> 0.25; send back to 1. */
+    assert_int_equal(sluice_service_readiness_weight(svc, sluice_service_find_pool(svc, "bounce")), 250);
+    assert_int_equal(sluice_service_readiness_weight(svc, sluice_service_find_pool(svc, "send")), 1000);
     sluice_pool_stats st;
     sluice_pool_stats_get(sluice_service_find_pool(svc, "send"), &st);
     assert_int_equal(st.capacity, 5);

@@ -155,6 +155,10 @@ static void lint_clean(void **state)
     char ids[1024];
     lint_ids(SERVICE_OK "pools:\n" POOL_OK("a") POOL_OK("b"), 4, 1, ids, sizeof ids);
     assert_string_equal(ids, "");
+    /* The service section's defaults pass their own lint (drain_budget
+     * 25s below orchestrator_grace 30s). */
+    lint_ids("service:\n  name: svc\npools:\n" POOL_OK("a"), 4, 1, ids, sizeof ids);
+    assert_string_equal(ids, "");
 }
 
 static void lint_each_rule(void **state)
