@@ -127,6 +127,7 @@ typedef enum sluice_config_reload {
 #define SLUICE_CONFIG_OMIT_UNSET 0x4u  /* write: leave out unless it was given */
 #define SLUICE_CONFIG_NONNEGATIVE 0x8u /* DOUBLE: refuse values below 0 */
 #define SLUICE_CONFIG_FRACTION 0x10u   /* DOUBLE: refuse values outside [0, 1] */
+#define SLUICE_CONFIG_BYTES 0x20u      /* SIZE: also takes a unit: K M G T (1000s), Ki Mi Gi Ti (1024s) */
 
 struct sluice_config_pool;
 
@@ -317,6 +318,7 @@ typedef struct sluice_config_ops_keys {
     double alert_loss_ratio;           /* PoolDropping's lost/offered ratio; 0 = the default (0 block, 0.01) */
     uint64_t alert_for_ns;             /* the `for:` of the 5-minute alerts; 0 = the default (5m) */
     char *alert_rationale;             /* why these thresholds: lands in each alert's description */
+    size_t task_memory;                /* bytes one running task holds (`kind: memory`); 0 = not declared */
 } sluice_config_ops_keys;
 enum {
     SLUICE_OPS_KIND = 0,
@@ -329,6 +331,7 @@ enum {
     SLUICE_OPS_ALERT_LOSS_RATIO,
     SLUICE_OPS_ALERT_FOR,
     SLUICE_OPS_ALERT_RATIONALE,
+    SLUICE_OPS_TASK_MEMORY,
     SLUICE_OPS_COUNT_
 };
 SLUICE_API extern const sluice_config_extension sluice_config_ext_ops;

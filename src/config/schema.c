@@ -33,6 +33,8 @@
  *
  * The tables are constant; nothing here keeps state.
  */
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -456,6 +458,14 @@ static const sluice_config_key OPS_KEYS[SLUICE_OPS_COUNT_] = {
                                     .doc_default = "none",
                                     .doc = "why the pool's alert thresholds are what they are: in every alert's "
                                            "description and the runbook"},
+    [SLUICE_OPS_TASK_MEMORY] = {.name = "task_memory",
+                                .type = SLUICE_CONFIG_SIZE,
+                                .offset = OPS_AT(task_memory),
+                                .reload = SLUICE_CONFIG_DECLARATIVE,
+                                .flags = SLUICE_CONFIG_OMIT_ZERO | SLUICE_CONFIG_BYTES,
+                                .doc_default = "none",
+                                .doc = "memory one running task holds, e.g. `64Mi`: `sluice lint` checks K x this "
+                                       "against the memory limit for `kind: memory` pools"},
 };
 
 /* An objective is a fraction of good tasks: 1 leaves no error budget. */
@@ -695,6 +705,37 @@ static uint64_t type_max(const sluice_config_key *k)
     }
 }
 
+/* "64Mi", "2G", "4096": a byte count with an optional unit, no sign, no
+ * overflow past SIZE_MAX. */
+static bool parse_bytes(const char *v, uint64_t *out)
+{
+    static const struct {
+        const char *suffix;
+        uint64_t mult;
+    } units[] = {{"", 1},          {"K", 1000u},        {"M", 1000000u},     {"G", 1000000000u},
+                 {"T", 1000000000000u}, {"Ki", 1u << 10}, {"Mi", 1u << 20}, {"Gi", 1u << 30},
+                 {"Ti", (uint64_t)1 << 40}};
+    if (!isdigit((unsigned char)v[0])) {
+        return false;
+    }
+    errno = 0;
+    char *end;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno) {
+        return false;
+    }
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].suffix) == 0) {
+            if (n > SIZE_MAX / units[i].mult) {
+                return false;
+            }
+            *out = n * units[i].mult;
+            return true;
+        }
+    }
+    return false;
+}
+
 static void enum_list(const sluice_config_key *k, char *buf, size_t len)
 {
     size_t used = 0;
@@ -821,7 +862,11 @@ cfg_set_result sluice__cfg_parse_value(cfg_impl *c, const sluice_config_key *k, 
         char why[256];
         if (k->zero_word && strcasecmp(v, k->zero_word) == 0) {
             u = 0;
-        } else if (!sluice__cfg_parse_u64(v, &u, &neg) || u > type_max(k)) {
+        } else if ((k->flags & SLUICE_CONFIG_BYTES) && !parse_bytes(v, &u)) {
+            snprintf(msg, len, "not a byte count (a number with an optional unit: K, M, G, T or Ki, Mi, Gi, Ti; "
+                               "for example 64Mi), got \"%s\"", v);
+            return CFG_SET_BAD;
+        } else if (!(k->flags & SLUICE_CONFIG_BYTES) && (!sluice__cfg_parse_u64(v, &u, &neg) || u > type_max(k))) {
             if (neg && k->min >= 1) {
                 why_suffix(k->min_why, why, sizeof why);
                 snprintf(msg, len, "must be > 0%s, got %s", why, v);

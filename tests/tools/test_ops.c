@@ -156,8 +156,15 @@ static void lint_clean(void **state)
     lint_ids(SERVICE_OK "pools:\n" POOL_OK("a") POOL_OK("b"), 4, 1, ids, sizeof ids);
     assert_string_equal(ids, "");
     /* The service section's defaults pass their own lint (drain_budget
-     * 25s below orchestrator_grace 30s). */
+     * 25s below orchestrator_grace 30s; runbook_base_url unset). */
     lint_ids("service:\n  name: svc\npools:\n" POOL_OK("a"), 4, 1, ids, sizeof ids);
+    assert_string_equal(ids, "");
+    /* A runbook_base_url that is given must be absolute. */
+    lint_ids("service:\n  name: svc\n  runbook_base_url: ops/runbook.md\npools:\n" POOL_OK("a"), 4, 1, ids,
+             sizeof ids);
+    assert_string_equal(ids, "-/runbook-url");
+    lint_ids("service:\n  name: svc\n  runbook_base_url: https://r.example/rb.md\npools:\n" POOL_OK("a"), 4, 1,
+             ids, sizeof ids);
     assert_string_equal(ids, "");
 }
 
@@ -229,6 +236,28 @@ static void lint_sharper_rules(void **state)
                         "    fault_policy: reraise\n    submit_timeout: 1s\n    queue_capacity: 1000000\n",
              4, 1, ids, sizeof ids);
     assert_string_equal(ids, "-/queue-memory huge/queue-memory");
+    /* kind: memory: task_memory must be declared, and K x task_memory stay
+     * under half of the 1 GiB limit (8 x 64Mi = 512Mi is exactly half: fine;
+     * 9 x 64Mi is not). */
+#define MEM_POOL(n, k, extra)                                                                                    "  - name: " n "\n    workers: " k "\n    rationale: r\n    queue_capacity: 10\n    kind: memory\n"         "    fault_policy: reraise\n    submit_timeout: 100ms\n" extra
+    lint_ids(SERVICE_OK "pools:\n" MEM_POOL("none", "4", "") MEM_POOL("half", "8", "    task_memory: 64Mi\n")
+                 MEM_POOL("over", "9", "    task_memory: 64Mi\n") MEM_POOL("bytes", "2", "    task_memory: 1000\n"),
+             4, 1, ids, sizeof ids);
+    assert_string_equal(ids, "none/memory-bound-k over/memory-bound-k");
+    /* The key takes byte units and refuses anything else. */
+    {
+        sluice_config *bad = NULL;
+        char err[512];
+        static const char y[] = "pools:\n  - name: p\n    workers: 1\n    queue_capacity: 1\n    task_memory: 64MB\n";
+        sluice_config_load_opts lo = {0};
+        lo.no_env = true;
+        assert_int_not_equal(sluice_config_load_string(y, strlen(y), "t.yaml", &lo, &bad, err, sizeof err),
+                             SLUICE_OK);
+        assert_non_null(strstr(err, "t.yaml:5:18: pools[0].task_memory: not a byte count"));
+        sluice_config *good = load("pools:\n  - name: p\n    workers: 1\n    queue_capacity: 1\n    task_memory: 3Gi\n");
+        assert_int_equal(sluice_config_pool_ops(&good->pools[0])->task_memory, (size_t)3 << 30);
+        sluice_config_free(good);
+    }
     assert_true(sluice_pool_queue_bytes(50000000) >= 50000000ull * 16);
     assert_int_equal(sluice_pool_queue_bytes(0), 0);
     assert_true(sluice_pool_queue_bytes(SIZE_MAX) == SIZE_MAX);

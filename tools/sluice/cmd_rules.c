@@ -40,6 +40,14 @@ static void report_unfireable(void *ud, const sluice_config_pool *p, const sluic
 static int refuse_unfireable(const sluice_config *cfg, const char *path)
 {
     precheck_ctx c = {path, 0};
+    if (!cfg->service.runbook_base_url) {
+        /* Not a refusal: the default is documented. A note, as Alertmanager
+         * cannot open a link relative to the repository. */
+        fprintf(stderr,
+                "sluice rules: note: service.runbook_base_url is not set; runbook_url links are relative "
+                "(\"%s#...\"): set it to where the runbook is served\n",
+                OPS_DEFAULT_RUNBOOK);
+    }
     for (size_t i = 0; i < cfg->pool_count; i++) {
         const sluice_config_pool *p = &cfg->pools[i];
         ops_unfireable_alerts(p, report_unfireable, &c);

@@ -42,6 +42,10 @@ const ops_lint_rule ops_lint_rules[] = {
                                 "to the budget without a word)"},
     {"queue-memory", "the queues' memory (allocated and touched at start) fits the memory limit: each pool's "
                      "under a quarter of it, all pools' under half"},
+    {"memory-bound-k", "a `kind: memory` pool declares `task_memory`, and K x task_memory stays under half the "
+                       "memory limit"},
+    {"runbook-url", "`service.runbook_base_url`, when given, is an absolute URL, so the alerts' runbook links open from "
+                    "Alertmanager and chat"},
     {"alert-thresholds", "timing alerts can fire: timing is on, and each threshold is below the histogram's "
                          "largest finite bucket"},
     {NULL, NULL},
@@ -121,6 +125,13 @@ static const sluice_config_pos *kpos(const sluice_config_pool *p, sluice_pool_ke
     return sluice_config_pool_has(p, k) && p->pos[k].line ? &p->pos[k] : &p->entry_pos;
 }
 
+/* An ops-extension key's position when it was given, else the pool entry's. */
+static const sluice_config_pos *opos(const sluice_config_pool *p, unsigned k)
+{
+    const sluice_config_ext_values *x = sluice_config_pool_ext(p, &sluice_config_ext_ops);
+    return x && ((x->set >> k) & 1u) && x->pos[k].line ? &x->pos[k] : &p->entry_pos;
+}
+
 static const sluice_config_downstream *find_downstream(const sluice_config *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->downstream_count; i++)
@@ -155,6 +166,17 @@ static void check_service(const sluice_config *cfg, const ops_lint_opts *o, ops_
             sluice_config_format_duration(s->drain_budget_ns, b, sizeof b),
             sluice_config_format_duration(grace, c, sizeof c));
     }
+    /* Unset is the documented default (a path relative to the repository,
+     * which `sluice rules` says on stderr); a value that is given and is
+     * not absolute is a mistake. */
+    const char *url = s->runbook_base_url;
+    if (url && !strstr(url, "://"))
+        add(out, NULL, "runbook-url", &s->pos[SLUICE_SK_RUNBOOK_BASE_URL],
+            "set service.runbook_base_url to the absolute URL where `sluice runbook` output is served, e.g. "
+            "https://git.example.com/team/service/blob/main/ops/runbook.md",
+            "service: runbook_base_url \"%s\" is not an absolute URL: the alerts link to \"%s#...\", which "
+            "does not open from Alertmanager or chat",
+            url, url);
     for (size_t i = 0; i < cfg->downstream_count; i++) {
         const sluice_config_downstream *d = &cfg->downstreams[i];
         unsigned long long sum = 0;
@@ -327,6 +349,26 @@ static void check_pool_more(const sluice_config *cfg, const sluice_config_pool *
                 n, p->queue_capacity, fmt_bytes(q, m1, sizeof m1),
                 fmt_bytes(o->memory_limit_bytes, m2, sizeof m2), o->memory_limit_source);
         }
+    }
+    const sluice_config_ops_keys *ok = sluice_config_pool_ops(p);
+    if (ok->kind == SLUICE_POOL_KIND_MEMORY) {
+        char m1[32], m2[32], m3[32];
+        if (ok->task_memory == 0)
+            add(out, n, "memory-bound-k", opos(p, SLUICE_OPS_KIND),
+                "declare task_memory (the memory one running task holds, e.g. 64Mi; measure the peak RSS "
+                "growth per task) so K can be checked against the memory limit",
+                "pool %s: kind memory without task_memory: nothing says how much memory K=%u tasks hold", n,
+                p->workers);
+        else if (o->memory_limit_bytes &&
+                 (unsigned long long)ok->task_memory * p->workers > o->memory_limit_bytes / 2)
+            add(out, n, "memory-bound-k", kpos(p, SLUICE_PK_WORKERS),
+                "lower workers to half the memory limit / task_memory or fewer (see sluice plan --task-memory "
+                "--memory-budget), or raise the limit",
+                "pool %s: K=%u tasks of %s hold %s, above half of the %s memory limit (%s): a burst of large "
+                "tasks ends in an OOM kill",
+                n, p->workers, fmt_bytes(ok->task_memory, m1, sizeof m1),
+                fmt_bytes((unsigned long long)ok->task_memory * p->workers, m2, sizeof m2),
+                fmt_bytes(o->memory_limit_bytes, m3, sizeof m3), o->memory_limit_source);
     }
     ops_unfireable_alerts(p, unfireable_finding, out);
     char why[512];
