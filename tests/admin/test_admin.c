@@ -395,7 +395,7 @@ static void test_ready_weights(void **state)
     for (int i = 0; i < 3; i++) {
         assert_int_equal(sluice_pool_submit(all[i], gate_task, &g), SLUICE_OK);
     }
-    gate_wait_started(&g, 3);
+    GATE_WAIT_ENTERED(&g, 3);
     assert_int_equal(sluice_pool_submit(side, ok_task, NULL), SLUICE_OK);
     assert_int_equal(sluice_pool_submit(h1, ok_task, NULL), SLUICE_OK);
     r = http_do(port, "GET", "/health/ready", NULL); /* saturation is seen from here */
