@@ -67,6 +67,7 @@
 
 #include "sluice/common.h"
 #include "sluice/pool.h"
+#include "sluice/router.h"
 #include "sluice/service.h"
 
 /* Where a value came from, for messages: 1-based line/column in `file`, or
@@ -110,6 +111,9 @@ typedef enum sluice_config_type {
     SLUICE_CONFIG_ENUM,         /* an int-sized enum: value i is enum_names[i] */
     SLUICE_CONFIG_DOUBLE,       /* double, finite */
     SLUICE_CONFIG_SECONDS_LIST, /* double * (seconds) at offset, size_t count at count_offset */
+    SLUICE_CONFIG_TABLE,        /* a list of mappings: an array of row->table->item_size items at
+                                   offset (pointer), size_t count at count_offset; each item's keys
+                                   are the rows of row->table (see sluice_config_table) */
     SLUICE_CONFIG_TYPE_COUNT_
 } sluice_config_type;
 
@@ -130,6 +134,7 @@ typedef enum sluice_config_reload {
 #define SLUICE_CONFIG_BYTES 0x20u      /* SIZE: also takes a unit: K M G T (1000s), Ki Mi Gi Ti (1024s) */
 
 struct sluice_config_pool;
+struct sluice_config_table;
 
 typedef struct sluice_config_key {
     const char *name;        /* snake_case, as written in the file */
@@ -160,7 +165,32 @@ typedef struct sluice_config_key {
                   char *why, size_t len);
     sluice_err (*apply)(sluice_pool *pool, const struct sluice_config_pool *next);
     const char *applied_note; /* logged after a live change; NULL = "(applied)" */
+    /* TABLE: what one item of the list holds. */
+    const struct sluice_config_table *table;
 } sluice_config_key;
+
+/*
+ * The items of a TABLE row (a list of mappings such as a pool's
+ * `tenants:`): each item is a struct of item_size bytes whose keys are
+ * `keys` (offsets relative to the item), with a uint64_t bit set of the
+ * keys given at set_offset, a sluice_config_pos[key_count] at pos_offset
+ * and the position of the item itself at entry_pos_offset. Items parse,
+ * write, copy and compare through the same rows as a section's keys; a
+ * TABLE cannot be set from the environment (a list of mappings has no
+ * one-line form) and its rows may not themselves be TABLEs. `check`
+ * (optional) judges one finished item: NULL, or a complaint and *key the
+ * row it is about. At most max_items items (0 = 1024).
+ */
+typedef struct sluice_config_table {
+    const sluice_config_key *keys;
+    unsigned key_count; /* at most 64 */
+    size_t item_size;
+    size_t set_offset;
+    size_t pos_offset;
+    size_t entry_pos_offset;
+    unsigned max_items;
+    const char *(*check)(const void *item, unsigned *key);
+} sluice_config_table;
 
 /* The sections that hold keys. */
 typedef enum sluice_config_section {
@@ -231,6 +261,9 @@ typedef enum sluice_pool_key {
     SLUICE_PK_DOWNSTREAM,      /* declaration: the downstream this pool calls */
     SLUICE_PK_CALLER_DEADLINE, /* declaration: the callers' deadline */
     SLUICE_PK_READINESS_WEIGHT,
+    SLUICE_PK_QUEUE_DISCIPLINE,
+    SLUICE_PK_TENANTS, /* a TABLE of sluice_config_tenant */
+    SLUICE_PK_TIER,
     SLUICE_PK_COUNT_
 } sluice_pool_key;
 
@@ -257,6 +290,44 @@ SLUICE_API const char *sluice_pool_key_name(sluice_pool_key key);
  * memory limit. */
 #define SLUICE_CONFIG_QUEUE_CAPACITY_MAX ((size_t)1 << 30)
 
+/* How a pool's queue picks the next task (key `queue_discipline`). */
+typedef enum sluice_config_queue_discipline {
+    SLUICE_CONFIG_QUEUE_FIFO = 0, /* `fifo`: one ring, arrival order (the default) */
+    SLUICE_CONFIG_QUEUE_FAIR,     /* `fair`: per-tenant queues served by weight */
+} sluice_config_queue_discipline;
+
+/* The keys of one entry of a pool's `tenants:` list. */
+typedef enum sluice_tenant_key {
+    SLUICE_TK_NAME = 0,
+    SLUICE_TK_WEIGHT,
+    SLUICE_TK_QUEUED_LIMIT,
+    SLUICE_TK_RUNNING_LIMIT,
+    SLUICE_TK_STRICT,
+    SLUICE_TK_COUNT_
+} sluice_tenant_key;
+
+/* The tenant name that stands for every tenant the list does not name. */
+#define SLUICE_CONFIG_TENANT_DEFAULT "*"
+
+/*
+ * One entry of a pool's `tenants:` list: a tenant's share of the pool and
+ * its limits (with `queue_discipline: fair`), and, in a pool that has a
+ * `tier`, the tenant's membership of that tier for the router
+ * (sluice/router.h). The entry named "*" is the default: its values apply
+ * to every tenant the list does not name, and in a tier pool it routes
+ * unknown tenants to that tier.
+ */
+typedef struct sluice_config_tenant {
+    char *name;             /* required; 1..SLUICE_POOL_NAME_MAX bytes of [A-Za-z0-9_.:-], or "*" */
+    unsigned weight;        /* default 1, 1..10000: the share of the pool's workers under backlog */
+    size_t queued_limit;    /* default 0 = only the pool's queue_capacity bounds the tenant */
+    unsigned running_limit; /* default 0 = none; else at most this many of K run at once */
+    bool strict;            /* default false: an idle pool lends past running_limit (work-conserving) */
+    uint64_t set;           /* bit (1u << sluice_tenant_key): given */
+    sluice_config_pos pos[SLUICE_TK_COUNT_];
+    sluice_config_pos entry_pos; /* the `- name:` item */
+} sluice_config_tenant;
+
 /* One entry of `pools:`. Field defaults (when the key is absent) are in
  * docs/config.md and in the comments. */
 typedef struct sluice_config_pool {
@@ -282,6 +353,11 @@ typedef struct sluice_config_pool {
     uint64_t caller_deadline_ns; /* the deadline of the callers that submit */
 
     double readiness_weight; /* default 1: how much this pool saturated counts against /health/ready */
+    /* Tenants and tiers (issue 13). */
+    sluice_config_queue_discipline queue_discipline; /* fifo (default) | fair */
+    sluice_config_tenant *tenants;                   /* key `tenants`, in file order; NULL when absent */
+    size_t tenant_count;
+    char *tier; /* key `tier`: the tier this pool serves for the router; NULL = none */
 
     /* Bookkeeping: which keys were given, and where. */
     uint64_t set; /* bit (1u << sluice_pool_key) */
@@ -292,6 +368,10 @@ typedef struct sluice_config_pool {
     sluice_config_ext_values *ext;
     size_t ext_count;
 } sluice_config_pool;
+
+/* sluice_config_pool_tenant - the pool's entry for tenant `name` (exact
+ * match), else its "*" entry, else NULL (every value at its default). */
+SLUICE_API const sluice_config_tenant *sluice_config_pool_tenant(const sluice_config_pool *p, const char *name);
 
 /* sluice_config_pool_has - true when `key` was given for this pool. */
 static inline bool sluice_config_pool_has(const sluice_config_pool *p, sluice_pool_key key)
@@ -568,5 +648,21 @@ SLUICE_API sluice_err sluice_service_reload_config(sluice_service *svc, sluice_c
                                                    const char *path, const sluice_config_load_opts *opts,
                                                    sluice_config_log_fn log, void *user, char *errbuf,
                                                    size_t errlen);
+
+/*
+ * sluice_router_create_from_config - the tier router (sluice/router.h) of
+ * a config: one tier per pool with a `tier:` key, its pool found in svc by
+ * name, its tenants the names of that pool's `tenants:` list ("*" takes
+ * unknown tenants).
+ * Returns: SLUICE_OK and *out; SLUICE_ENOENT when no pool has a tier
+ * ("no pool has a tier" in errbuf), or a tier's pool is not in svc;
+ * sluice_router_create's errors (a loaded config has been validated, so
+ * its tiers do not clash); SLUICE_EINVAL for NULL arguments.
+ * Ownership: *out belongs to the caller; destroy it before the service
+ * (it borrows the service's pools). cfg is only read during the call.
+ * Thread-safety: safe; the service's pool list is read under its lock.
+ */
+SLUICE_API sluice_err sluice_router_create_from_config(const sluice_config *cfg, const sluice_service *svc,
+                                                       sluice_router **out, char *errbuf, size_t errlen);
 
 #endif /* SLUICE_CONFIG_H */

@@ -22,6 +22,7 @@
 #include "sluice/retry.h"
 #include "sluice/lifecycle.h"
 #include "sluice/service.h"
+#include "sluice/router.h"
 #include "sluice/keyed.h"
 #include "sluice/batcher.h"
 #include "sluice/adaptive.h"

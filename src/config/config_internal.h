@@ -52,7 +52,7 @@ typedef struct cfg_impl {
 #define SLUICE__CONFIG_MAX_INPUT (1u << 20)
 
 /* The deepest nesting of lists and mappings the loader accepts; the
- * config itself needs 4 (downstream_budget[].shares). */
+ * config itself needs 5 (pools[].tenants[]). */
 #define SLUICE__CONFIG_MAX_DEPTH 32
 
 /* Collected error lines. */

@@ -49,6 +49,8 @@
 _Static_assert(sizeof(sluice_overflow) == sizeof(int), "ENUM rows store an int");
 _Static_assert(sizeof(sluice_fault_mode) == sizeof(int), "ENUM rows store an int");
 _Static_assert(sizeof(sluice_pool_kind) == sizeof(int), "ENUM rows store an int");
+_Static_assert(sizeof(sluice_config_queue_discipline) == sizeof(int), "ENUM rows store an int");
+_Static_assert(SLUICE_TK_COUNT_ <= 64, "the set bitmask is 64 bits");
 _Static_assert(SLUICE_PK_COUNT_ <= 64 && SLUICE_SK_COUNT_ <= 64, "the set bitmask is 64 bits");
 
 /* ---- enum names ------------------------------------------------------- */
@@ -69,6 +71,10 @@ static const char *const KIND_NAMES[] = {
     [SLUICE_POOL_KIND_IO] = "io",
     [SLUICE_POOL_KIND_CPU] = "cpu",
     [SLUICE_POOL_KIND_MEMORY] = "memory",
+};
+static const char *const DISCIPLINE_NAMES[] = {
+    [SLUICE_CONFIG_QUEUE_FIFO] = "fifo",
+    [SLUICE_CONFIG_QUEUE_FAIR] = "fair",
 };
 #define COUNT_OF(a) ((unsigned)(sizeof(a) / sizeof((a)[0])))
 
@@ -127,6 +133,78 @@ static const char *refuse_unbounded(const char *text)
     }
     return NULL;
 }
+
+/* ---- the items of `tenants:` ------------------------------------------- */
+
+#define TENANT_AT(field) offsetof(sluice_config_tenant, field)
+static const sluice_config_key TENANT_KEYS[SLUICE_TK_COUNT_] = {
+    [SLUICE_TK_NAME] = {.name = "name",
+                        .type = SLUICE_CONFIG_STRING,
+                        .offset = TENANT_AT(name),
+                        .reload = SLUICE_CONFIG_RESTART,
+                        .flags = SLUICE_CONFIG_REQUIRED,
+                        .doc = "the tenant as submits name it: 1..48 of `[A-Za-z0-9_.:-]`, unique in the "
+                               "pool; `\"*\"` = every tenant not listed (the default)"},
+    [SLUICE_TK_WEIGHT] = {.name = "weight",
+                          .type = SLUICE_CONFIG_UINT,
+                          .offset = TENANT_AT(weight),
+                          .reload = SLUICE_CONFIG_RESTART,
+                          .flags = SLUICE_CONFIG_OMIT_UNSET,
+                          .min = 1,
+                          .max = 10000,
+                          .min_why = "a tenant of weight 0 would never be served",
+                          .default_value = "1",
+                          .doc = "its share of the workers while tenants are backlogged (weights 1:2:4 "
+                                 "serve 1/7, 2/7, 4/7); 1..10000"},
+    [SLUICE_TK_QUEUED_LIMIT] = {.name = "queued_limit",
+                                .type = SLUICE_CONFIG_SIZE,
+                                .offset = TENANT_AT(queued_limit),
+                                .reload = SLUICE_CONFIG_RESTART,
+                                .max = SLUICE_CONFIG_QUEUE_CAPACITY_MAX,
+                                .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                .doc_default = "0 (the pool's)",
+                                .doc = "the most of its tasks queued at once: past it its submits get the "
+                                       "overflow outcome while other tenants still get in; <= "
+                                       "`queue_capacity`"},
+    [SLUICE_TK_RUNNING_LIMIT] = {.name = "running_limit",
+                                 .type = SLUICE_CONFIG_UINT,
+                                 .offset = TENANT_AT(running_limit),
+                                 .reload = SLUICE_CONFIG_RESTART,
+                                 .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                 .doc_default = "0 (none)",
+                                 .doc = "the most of its tasks running at once (N of K); <= `workers`"},
+    [SLUICE_TK_STRICT] = {.name = "strict",
+                          .type = SLUICE_CONFIG_BOOL,
+                          .offset = TENANT_AT(strict),
+                          .reload = SLUICE_CONFIG_RESTART,
+                          .flags = SLUICE_CONFIG_OMIT_UNSET,
+                          .default_value = "false",
+                          .doc = "`true`: `running_limit` holds even while other tenants leave workers idle; "
+                                 "`false` (work-conserving): idle workers are lent past it"},
+};
+
+/* One tenant entry on its own; the checks across entries (duplicates,
+ * limits against the pool's K and queue) are validate.c's. */
+static const char *tenant_check(const void *item, unsigned *key)
+{
+    const sluice_config_tenant *t = item;
+    if (t->strict && t->running_limit == 0) {
+        *key = SLUICE_TK_STRICT;
+        return "needs running_limit (strict says how the running limit holds; there is none)";
+    }
+    return NULL;
+}
+
+static const sluice_config_table TENANT_TABLE = {
+    .keys = TENANT_KEYS,
+    .key_count = SLUICE_TK_COUNT_,
+    .item_size = sizeof(sluice_config_tenant),
+    .set_offset = TENANT_AT(set),
+    .pos_offset = TENANT_AT(pos),
+    .entry_pos_offset = TENANT_AT(entry_pos),
+    .max_items = 1024,
+    .check = tenant_check,
+};
 
 /* ---- the library's rows ------------------------------------------------ */
 
@@ -285,6 +363,32 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                     .doc = "how much this pool saturated counts against `/health/ready`: 503 once "
                                            "the saturated pools' weights add up to 1; 0 = never gates (side "
                                            "work), 1 = alone it does"},
+    [SLUICE_PK_QUEUE_DISCIPLINE] = {.name = "queue_discipline",
+                                    .type = SLUICE_CONFIG_ENUM,
+                                    .offset = POOL_AT(queue_discipline),
+                                    .reload = SLUICE_CONFIG_RESTART,
+                                    .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                    .enum_names = DISCIPLINE_NAMES,
+                                    .enum_count = COUNT_OF(DISCIPLINE_NAMES),
+                                    .default_value = "fifo",
+                                    .doc = "`fifo` (one ring, arrival order) or `fair` (a queue per tenant, "
+                                           "served by weight: one tenant's flood cannot starve the others)"},
+    [SLUICE_PK_TENANTS] = {.name = "tenants",
+                           .type = SLUICE_CONFIG_TABLE,
+                           .offset = POOL_AT(tenants),
+                           .count_offset = POOL_AT(tenant_count),
+                           .reload = SLUICE_CONFIG_RESTART,
+                           .table = &TENANT_TABLE,
+                           .doc_default = "none",
+                           .doc = "a list of tenants, the keys below: their weights and limits (`fair`), "
+                                  "and in a tier pool the tenants the router sends to it"},
+    [SLUICE_PK_TIER] = {.name = "tier",
+                        .type = SLUICE_CONFIG_STRING,
+                        .offset = POOL_AT(tier),
+                        .reload = SLUICE_CONFIG_RESTART,
+                        .doc = "the tier this pool serves (`premium`, `standard`, `free`): the router "
+                               "(sluice/router.h) sends a submit for the tier, or for a tenant this pool "
+                               "lists, here; unique"},
 };
 
 /* Indexed by sluice_service_key. */
@@ -560,6 +664,21 @@ const sluice_config_ext_values *sluice_config_pool_ext(const sluice_config_pool 
         }
     }
     return NULL;
+}
+
+const sluice_config_tenant *sluice_config_pool_tenant(const sluice_config_pool *p, const char *name)
+{
+    const sluice_config_tenant *fallback = NULL;
+    for (size_t i = 0; p && name && i < p->tenant_count; i++) {
+        const sluice_config_tenant *t = &p->tenants[i];
+        if (t->name && strcmp(t->name, name) == 0) {
+            return t;
+        }
+        if (t->name && strcmp(t->name, SLUICE_CONFIG_TENANT_DEFAULT) == 0) {
+            fallback = t;
+        }
+    }
+    return fallback;
 }
 
 bool sluice_config_pool_ext_has(const sluice_config_pool *p, const sluice_config_extension *x, unsigned key)
@@ -946,6 +1065,10 @@ cfg_set_result sluice__cfg_parse_value(cfg_impl *c, const sluice_config_key *k, 
     }
     case SLUICE_CONFIG_SECONDS_LIST:
         return parse_list_text(c, k, base, v, msg, len);
+    case SLUICE_CONFIG_TABLE:
+        snprintf(msg, len, "must be a list of mappings (\"- name: ...\" items), set in the file; got \"%s\"",
+                 v);
+        return CFG_SET_BAD;
     case SLUICE_CONFIG_TYPE_COUNT_:
         break;
     }
@@ -1025,6 +1148,22 @@ bool sluice__cfg_value_eq(const sluice_config_key *k, const void *a, const void 
         }
         return true;
     }
+    case SLUICE_CONFIG_TABLE: {
+        size_t n = *(const size_t *)cat(a, k->count_offset), m = *(const size_t *)cat(b, k->count_offset);
+        if (n != m) {
+            return false;
+        }
+        const sluice_config_table *t = k->table;
+        const unsigned char *p = *(const unsigned char *const *)x, *q = *(const unsigned char *const *)y;
+        for (size_t i = 0; i < n; i++) {
+            for (unsigned j = 0; j < t->key_count; j++) {
+                if (!sluice__cfg_value_eq(&t->keys[j], p + i * t->item_size, q + i * t->item_size)) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
     case SLUICE_CONFIG_TYPE_COUNT_:
         break;
     }
@@ -1093,6 +1232,36 @@ const char *sluice__cfg_format(const sluice_config_key *k, const void *base, cha
         }
         break;
     }
+    case SLUICE_CONFIG_TABLE: {
+        /* The flow form, for log lines: [{name: a, weight: 2}, ...]; only
+         * what an item gives (defaults add nothing to read). */
+        const sluice_config_table *t = k->table;
+        size_t n = *(const size_t *)cat(base, k->count_offset);
+        const unsigned char *items = *(const unsigned char *const *)x;
+        size_t used = (size_t)snprintf(buf, len, "[");
+        for (size_t i = 0; i < n && used < len; i++) {
+            const void *item = items + i * t->item_size;
+            uint64_t set = *(const uint64_t *)cat(item, t->set_offset);
+            used += (size_t)snprintf(buf + used, len - used, "%s{", i ? ", " : "");
+            bool first = true;
+            for (unsigned j = 0; j < t->key_count && used < len; j++) {
+                if (!((set >> j) & 1u)) {
+                    continue;
+                }
+                char one[256];
+                used += (size_t)snprintf(buf + used, len - used, "%s%s: %s", first ? "" : ", ", t->keys[j].name,
+                                         sluice__cfg_format(&t->keys[j], item, one, sizeof one));
+                first = false;
+            }
+            if (used < len) {
+                used += (size_t)snprintf(buf + used, len - used, "}");
+            }
+        }
+        if (used < len) {
+            snprintf(buf + used, len - used, "]");
+        }
+        break;
+    }
     case SLUICE_CONFIG_TYPE_COUNT_:
         break;
     }
@@ -1145,6 +1314,36 @@ bool sluice__cfg_copy_value(cfg_impl *c, const sluice_config_key *k, void *dst, 
         *(size_t *)at(dst, k->count_offset) = n;
         return true;
     }
+    case SLUICE_CONFIG_TABLE: {
+        const sluice_config_table *t = k->table;
+        size_t n = *(const size_t *)cat(src, k->count_offset);
+        const unsigned char *from = *(const unsigned char *const *)s;
+        unsigned char *copy = NULL;
+        if (n) {
+            copy = sluice__cfg_alloc(c, n * t->item_size);
+            if (!copy) {
+                return false;
+            }
+            memset(copy, 0, n * t->item_size);
+        }
+        for (size_t i = 0; i < n; i++) {
+            void *di = copy + i * t->item_size;
+            const void *si = from + i * t->item_size;
+            for (unsigned j = 0; j < t->key_count; j++) {
+                if (!sluice__cfg_copy_value(c, &t->keys[j], di, si)) {
+                    return false;
+                }
+                ((sluice_config_pos *)at(di, t->pos_offset))[j] =
+                    sluice__cfg_copy_pos(c, &((const sluice_config_pos *)cat(si, t->pos_offset))[j]);
+            }
+            *(uint64_t *)at(di, t->set_offset) = *(const uint64_t *)cat(si, t->set_offset);
+            *(sluice_config_pos *)at(di, t->entry_pos_offset) =
+                sluice__cfg_copy_pos(c, (const sluice_config_pos *)cat(si, t->entry_pos_offset));
+        }
+        *(unsigned char **)d = copy;
+        *(size_t *)at(dst, k->count_offset) = n;
+        return true;
+    }
     case SLUICE_CONFIG_TYPE_COUNT_:
         break;
     }
@@ -1162,6 +1361,8 @@ bool sluice__cfg_omit(const sluice_config_key *k, const void *base, bool given)
         return *(char *const *)x == NULL; /* absent: nothing to write */
     case SLUICE_CONFIG_SECONDS_LIST:
         return *(const size_t *)cat(base, k->count_offset) == 0; /* the library default */
+    case SLUICE_CONFIG_TABLE:
+        return *(const size_t *)cat(base, k->count_offset) == 0; /* no items */
     default:
         break;
     }
@@ -1200,7 +1401,7 @@ sluice_config_pos sluice__cfg_copy_pos(cfg_impl *c, const sluice_config_pos *p)
 
 /* ---- the docs' tables --------------------------------------------------- */
 
-static void doc_rows(const sluice_config_key *keys, unsigned n, FILE *out)
+static void doc_rows(const sluice_config_key *keys, unsigned n, const char *prefix, FILE *out)
 {
     for (unsigned i = 0; i < n; i++) {
         const sluice_config_key *k = &keys[i];
@@ -1219,7 +1420,12 @@ static void doc_rows(const sluice_config_key *keys, unsigned n, FILE *out)
             [SLUICE_CONFIG_LIVE] = "live",
             [SLUICE_CONFIG_DECLARATIVE] = "declaration",
         };
-        fprintf(out, "| `%s` | %s | %s | %s |\n", k->name, def, reload[k->reload], k->doc ? k->doc : "");
+        fprintf(out, "| `%s%s` | %s | %s | %s |\n", prefix, k->name, def, reload[k->reload], k->doc ? k->doc : "");
+        if (k->type == SLUICE_CONFIG_TABLE && k->table) {
+            char sub[128];
+            snprintf(sub, sizeof sub, "%s%s[].", prefix, k->name);
+            doc_rows(k->table->keys, k->table->key_count, sub, out);
+        }
     }
 }
 
@@ -1228,11 +1434,11 @@ void sluice__cfg_doc_table(sluice_config_section section, FILE *out)
     unsigned n = 0;
     const sluice_config_key *keys = sluice_config_schema(section, &n);
     fprintf(out, "| key | default | reload | meaning |\n|---|---|---|---|\n");
-    doc_rows(keys, n, out);
+    doc_rows(keys, n, "", out);
     const sluice_config_extension *defaults[] = {&sluice_config_ext_ops, &sluice_config_ext_demo};
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
         if (defaults[i]->section == section) {
-            doc_rows(defaults[i]->keys, defaults[i]->key_count, out);
+            doc_rows(defaults[i]->keys, defaults[i]->key_count, "", out);
         }
     }
 }

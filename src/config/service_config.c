@@ -17,6 +17,7 @@
  * taken inside their calls.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sluice/config.h"
@@ -109,4 +110,71 @@ sluice_err sluice_service_reload_config(sluice_service *svc, sluice_config **cur
         }
     }
     return SLUICE_OK;
+}
+
+sluice_err sluice_router_create_from_config(const sluice_config *cfg, const sluice_service *svc,
+                                            sluice_router **out, char *errbuf, size_t errlen)
+{
+    if (errbuf && errlen) {
+        errbuf[0] = '\0';
+    }
+    if (!cfg || !svc || !out) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "router from config: %s is NULL", !cfg ? "cfg" : !svc ? "svc" : "out");
+        }
+        return SLUICE_EINVAL;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->pool_count; i++) {
+        n += cfg->pools[i].tier != NULL;
+    }
+    if (n == 0) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "router from config: no pool has a tier");
+        }
+        return SLUICE_ENOENT;
+    }
+    sluice_router_tier *tiers = calloc(n, sizeof *tiers);
+    const char **names = NULL;
+    size_t total = 0;
+    for (size_t i = 0; i < cfg->pool_count; i++) {
+        total += cfg->pools[i].tier ? cfg->pools[i].tenant_count + 1 : 0;
+    }
+    names = calloc(total ? total : 1, sizeof *names);
+    if (!tiers || !names) {
+        free(tiers);
+        free(names);
+        return SLUICE_ENOMEM;
+    }
+    sluice_err r = SLUICE_OK;
+    size_t t = 0, used = 0;
+    for (size_t i = 0; i < cfg->pool_count && r == SLUICE_OK; i++) {
+        const sluice_config_pool *p = &cfg->pools[i];
+        if (!p->tier) {
+            continue;
+        }
+        sluice_pool *pool = sluice_service_find_pool(svc, p->name);
+        if (!pool) {
+            if (errbuf && errlen) {
+                snprintf(errbuf, errlen, "router from config: tier %s: the service has no pool %s", p->tier,
+                         p->name);
+            }
+            r = SLUICE_ENOENT;
+            break;
+        }
+        tiers[t].name = p->tier;
+        tiers[t].pool = pool;
+        tiers[t].tenants = &names[used];
+        for (size_t j = 0; j < p->tenant_count; j++) {
+            names[used++] = p->tenants[j].name;
+        }
+        names[used++] = NULL;
+        t++;
+    }
+    if (r == SLUICE_OK) {
+        r = sluice_router_create(tiers, n, out, errbuf, errlen);
+    }
+    free(tiers);
+    free(names);
+    return r;
 }

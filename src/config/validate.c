@@ -51,6 +51,130 @@ static void ext_checks(sluice_config_ext_values *ext, size_t n, const char *path
     }
 }
 
+static const sluice_config_pos *tenant_pos(const sluice_config_tenant *t, sluice_tenant_key k)
+{
+    return ((t->set >> k) & 1u) ? &t->pos[k] : &t->entry_pos;
+}
+
+static bool is_default_tenant(const sluice_config_tenant *t)
+{
+    return t->name && strcmp(t->name, SLUICE_CONFIG_TENANT_DEFAULT) == 0;
+}
+
+/* A pool's tenants: names, duplicates, limits against the pool's own
+ * bounds, and what a FIFO pool can honour (nothing but routing). */
+static void validate_tenants(const sluice_config_pool *p, const char *path, cfg_errs *e)
+{
+    bool fair = p->queue_discipline == SLUICE_CONFIG_QUEUE_FAIR;
+    if (p->tenant_count && !fair && !p->tier) {
+        sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_TENANTS),
+                         "%s.tenants: a fifo pool serves tasks in arrival order whatever their tenant: set "
+                         "queue_discipline: fair (or a tier, to route these tenants to this pool)",
+                         path);
+        return;
+    }
+    for (size_t i = 0; i < p->tenant_count; i++) {
+        const sluice_config_tenant *t = &p->tenants[i];
+        if (!t->name) {
+            continue; /* "required" was said where the item was read */
+        }
+        if (!is_default_tenant(t) && !sluice__name_valid(t->name, SLUICE_POOL_NAME_MAX)) {
+            sluice__cfg_errf(e, SLUICE_EINVAL, tenant_pos(t, SLUICE_TK_NAME),
+                             "%s.tenants[%zu].name: must be 1..%d characters of " SLUICE__NAME_CHARSET
+                             " (or \"*\" for every other tenant), got \"%s\"",
+                             path, i, SLUICE_POOL_NAME_MAX, t->name);
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (p->tenants[j].name && strcmp(p->tenants[j].name, t->name) == 0) {
+                sluice__cfg_errf(e, SLUICE_EINVAL, tenant_pos(t, SLUICE_TK_NAME),
+                                 "%s.tenants[%zu].name: duplicate tenant \"%s\" (also tenants[%zu])", path, i,
+                                 t->name, j);
+                break;
+            }
+        }
+        if (!fair) {
+            static const sluice_tenant_key shares[] = {SLUICE_TK_WEIGHT, SLUICE_TK_QUEUED_LIMIT,
+                                                       SLUICE_TK_RUNNING_LIMIT, SLUICE_TK_STRICT};
+            for (size_t k = 0; k < sizeof shares / sizeof shares[0]; k++) {
+                if ((t->set >> shares[k]) & 1u) {
+                    sluice__cfg_errf(e, SLUICE_EINVAL, &t->pos[shares[k]],
+                                     "%s.tenants[%zu].%s: applies only to queue_discipline: fair (this pool "
+                                     "is fifo: its tenants are listed only for the router)",
+                                     path, i, sluice__cfg_pool_keys[SLUICE_PK_TENANTS].table->keys[shares[k]].name);
+                }
+            }
+            continue;
+        }
+        if (p->queue_capacity && t->queued_limit > p->queue_capacity) {
+            sluice__cfg_errf(e, SLUICE_EINVAL, tenant_pos(t, SLUICE_TK_QUEUED_LIMIT),
+                             "%s.tenants[%zu].queued_limit: must be <= queue_capacity (%zu), got %zu", path, i,
+                             p->queue_capacity, t->queued_limit);
+        }
+        if (p->workers && t->running_limit > p->workers) {
+            sluice__cfg_errf(e, SLUICE_EINVAL, tenant_pos(t, SLUICE_TK_RUNNING_LIMIT),
+                             "%s.tenants[%zu].running_limit: must be <= workers (%u), got %u", path, i,
+                             p->workers, t->running_limit);
+        }
+    }
+}
+
+/* Tiers: each names one pool, and the router must map every name to at
+ * most one pool: a tenant in two tier pools, two catch-alls, or a tenant
+ * named like a tier would make `submit(name)` ambiguous. */
+static void validate_tiers(const sluice_config *cfg, cfg_errs *e)
+{
+    for (size_t i = 0; i < cfg->pool_count; i++) {
+        const sluice_config_pool *p = &cfg->pools[i];
+        if (!p->tier) {
+            continue;
+        }
+        if (!sluice__name_valid(p->tier, SLUICE_POOL_NAME_MAX)) {
+            sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_TIER),
+                             "pools[%zu].tier: must be 1..%d characters of " SLUICE__NAME_CHARSET
+                             ", got \"%s\"",
+                             i, SLUICE_POOL_NAME_MAX, p->tier);
+        }
+        for (size_t j = 0; j < i; j++) {
+            const sluice_config_pool *q = &cfg->pools[j];
+            if (q->tier && strcmp(q->tier, p->tier) == 0) {
+                sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_TIER),
+                                 "pools[%zu].tier: tier \"%s\" is already served by pools[%zu] (%s); a tier "
+                                 "is one pool",
+                                 i, p->tier, j, q->name ? q->name : "?");
+            }
+        }
+        for (size_t t = 0; t < p->tenant_count; t++) {
+            const sluice_config_tenant *a = &p->tenants[t];
+            if (!a->name) {
+                continue;
+            }
+            for (size_t j = 0; j < cfg->pool_count; j++) {
+                const sluice_config_pool *q = &cfg->pools[j];
+                if (!q->tier) {
+                    continue;
+                }
+                if (strcmp(q->tier, a->name) == 0) {
+                    sluice__cfg_errf(e, SLUICE_EINVAL, tenant_pos(a, SLUICE_TK_NAME),
+                                     "pools[%zu].tenants[%zu].name: \"%s\" is also a tier (pools[%zu]): the "
+                                     "router could not tell them apart",
+                                     i, t, a->name, j);
+                }
+                for (size_t u = 0; j < i && u < q->tenant_count; u++) {
+                    if (q->tenants[u].name && strcmp(q->tenants[u].name, a->name) == 0) {
+                        sluice__cfg_errf(e, SLUICE_EINVAL, tenant_pos(a, SLUICE_TK_NAME),
+                                         is_default_tenant(a)
+                                             ? "pools[%zu].tenants[%zu].name: \"%s\" (unknown tenants) is "
+                                               "already routed to tier %s (pools[%zu]); one tier takes them"
+                                             : "pools[%zu].tenants[%zu].name: tenant \"%s\" is already in "
+                                               "tier %s (pools[%zu]); a tenant has one tier",
+                                         i, t, a->name, q->tier, j);
+                    }
+                }
+            }
+        }
+    }
+}
+
 static void validate_pool(const sluice_config *cfg, size_t i, cfg_errs *e)
 {
     sluice_config_pool *p = &cfg->pools[i];
@@ -94,6 +218,7 @@ static void validate_pool(const sluice_config *cfg, size_t i, cfg_errs *e)
                          "%s.submit_timeout: applies only to overflow: block (this pool has %s); remove it",
                          path, sluice_overflow_name(p->overflow));
     }
+    validate_tenants(p, path, e);
     ext_checks(p->ext, p->ext_count, path, e);
     /* Duplicates: names equal ignoring case, or equal once turned into an
      * environment prefix, cannot be told apart by an override. */
@@ -134,6 +259,7 @@ void sluice__cfg_validate(const sluice_config *cfg, cfg_errs *e)
     for (size_t i = 0; i < cfg->pool_count; i++) {
         validate_pool(cfg, i, e);
     }
+    validate_tiers(cfg, e);
     for (size_t i = 0; i < cfg->downstream_count; i++) {
         const sluice_config_downstream *d = &cfg->downstreams[i];
         if (!d->name) {

@@ -105,6 +105,25 @@ static void put_str(FILE *f, const char *str)
 /* One section instance: every row of every slot, in order, unless the
  * row says to leave it out. `first` is written on the list item's line
  * ("  - "), the rest indented by `indent`. */
+static void put_slots(FILE *f, const cfg_slot *slots, unsigned n, const char *indent, const char *first);
+
+/* A TABLE row: one "- " item per entry, its keys indented under it. */
+static void put_table(FILE *f, const sluice_config_key *k, const void *base, const char *indent)
+{
+    const sluice_config_table *t = k->table;
+    size_t count = *(const size_t *)((const unsigned char *)base + k->count_offset);
+    unsigned char *items = *(unsigned char *const *)((const unsigned char *)base + k->offset);
+    char first[64], rest[64];
+    snprintf(first, sizeof first, "%s  - ", indent);
+    snprintf(rest, sizeof rest, "%s    ", indent);
+    for (size_t i = 0; i < count; i++) {
+        unsigned char *item = items + i * t->item_size;
+        cfg_slot slot = {t->keys, t->key_count, item, (uint64_t *)(item + t->set_offset),
+                         (sluice_config_pos *)(item + t->pos_offset)};
+        put_slots(f, &slot, 1, rest, first);
+    }
+}
+
 static void put_slots(FILE *f, const cfg_slot *slots, unsigned n, const char *indent, const char *first)
 {
     bool at_first = first != NULL;
@@ -113,6 +132,12 @@ static void put_slots(FILE *f, const cfg_slot *slots, unsigned n, const char *in
             const sluice_config_key *k = &slots[s].keys[i];
             bool given = (*slots[s].set >> i) & 1u;
             if (sluice__cfg_omit(k, slots[s].base, given)) {
+                continue;
+            }
+            if (k->type == SLUICE_CONFIG_TABLE) {
+                fprintf(f, "%s%s:\n", at_first ? first : indent, k->name);
+                at_first = false;
+                put_table(f, k, slots[s].base, indent);
                 continue;
             }
             char buf[2048];

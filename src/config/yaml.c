@@ -213,6 +213,86 @@ static void set_list_node(loader *L, const cfg_slot *slot, unsigned index, const
     slot->pos[index] = pos;
 }
 
+/* One `key: value` of a TABLE item: the item's rows are one slot. */
+static void item_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn, yaml_node_t *v);
+
+typedef struct item_ctx {
+    cfg_slot slot;
+} item_ctx;
+
+/* A TABLE row's value: a list of mappings, each item parsed against the
+ * table's rows into an array in the config's arena. Required keys and the
+ * table's own check are judged per item here (the environment cannot
+ * change an item, so nothing later could fix them). */
+static void set_table_node(loader *L, const cfg_slot *slot, unsigned index, const char *path, yaml_node_t *n)
+{
+    const sluice_config_key *k = &slot->keys[index];
+    const sluice_config_table *t = k->table;
+    sluice_config_pos pos = mark_pos(L, n);
+    if (n->type != YAML_SEQUENCE_NODE) {
+        if (is_null_scalar(n)) {
+            *slot->set |= (uint64_t)1 << index; /* "tenants:" with nothing: an empty list */
+            slot->pos[index] = pos;
+            return;
+        }
+        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: must be a list of mappings (\"- name: ...\" items), got %s",
+                         path, k->name, node_kind(n));
+        return;
+    }
+    size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    size_t cap = t->max_items ? t->max_items : MAX_ITEMS;
+    if (count > cap) {
+        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: at most %zu entries, got %zu", path, k->name, cap,
+                         count);
+        return;
+    }
+    unsigned char *items = NULL;
+    if (count) {
+        items = sluice__cfg_alloc(L->c, count * t->item_size);
+        if (!items) {
+            L->oom = true;
+            return;
+        }
+        memset(items, 0, count * t->item_size);
+    }
+    for (size_t i = 0; i < count && !L->oom; i++) {
+        yaml_node_t *it = yaml_document_get_node(L->doc, n->data.sequence.items.start[i]);
+        unsigned char *item = items + i * t->item_size;
+        item_ctx ic = {{t->keys, t->key_count, item, (uint64_t *)(item + t->set_offset),
+                        (sluice_config_pos *)(item + t->pos_offset)}};
+        sluice_config_pos ip = mark_pos(L, it);
+        *(sluice_config_pos *)(item + t->entry_pos_offset) = ip;
+        if (!sluice__cfg_defaults(L->c, &ic.slot)) {
+            L->oom = true;
+            return;
+        }
+        char ipath[160];
+        snprintf(ipath, sizeof ipath, "%s.%s[%zu]", path, k->name, i);
+        if (it->type != YAML_MAPPING_NODE) {
+            sluice__cfg_errf(L->e, SLUICE_EINVAL, &ip, "%s: must be a mapping (name: ..., and the keys of %s), got %s",
+                             ipath, k->name, node_kind(it));
+            continue;
+        }
+        unsigned before = L->e->count;
+        walk_mapping(L, it, ipath, &ic, item_pair);
+        for (unsigned j = 0; j < t->key_count; j++) {
+            if ((t->keys[j].flags & SLUICE_CONFIG_REQUIRED) && !((*ic.slot.set >> j) & 1u)) {
+                sluice__cfg_errf(L->e, SLUICE_EINVAL, &ip, "%s.%s: required", ipath, t->keys[j].name);
+            }
+        }
+        unsigned bad = 0;
+        const char *why = (L->e->count == before && t->check) ? t->check(item, &bad) : NULL;
+        if (why && bad < t->key_count) {
+            const sluice_config_pos *bp = ((*ic.slot.set >> bad) & 1u) ? &ic.slot.pos[bad] : &ip;
+            sluice__cfg_errf(L->e, SLUICE_EINVAL, bp, "%s.%s: %s", ipath, t->keys[bad].name, why);
+        }
+    }
+    *(unsigned char **)((unsigned char *)slot->base + k->offset) = items;
+    *(size_t *)((unsigned char *)slot->base + k->count_offset) = count;
+    *slot->set |= (uint64_t)1 << index;
+    slot->pos[index] = pos;
+}
+
 /* One `key: value` of a section: find the row among the slots (library,
  * then extensions) and set it. */
 static void section_pair(loader *L, const cfg_slot *slots, unsigned nslots, const char *path, const char *key,
@@ -232,11 +312,35 @@ static void section_pair(loader *L, const cfg_slot *slots, unsigned nslots, cons
         set_list_node(L, &slots[s], i, path, v);
         return;
     }
+    if (slots[s].keys[i].type == SLUICE_CONFIG_TABLE) {
+        set_table_node(L, &slots[s], i, path, v);
+        return;
+    }
     if (!want_scalar(L, path, key, v)) {
         return;
     }
     sluice_config_pos pos = mark_pos(L, v);
     if (!sluice__cfg_set(L->c, L->e, &slots[s], i, path, scalar(v), &pos)) {
+        L->oom = true;
+    }
+}
+
+static void item_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn, yaml_node_t *v)
+{
+    item_ctx *ic = obj;
+    unsigned s, i;
+    if (!sluice__cfg_find(&ic->slot, 1, key, &s, &i)) {
+        char known[512] = "";
+        sluice__cfg_list_keys(&ic->slot, 1, false, known, sizeof known);
+        sluice_config_pos pos = mark_pos(L, kn);
+        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: unknown key (known: %s)", path, key, known);
+        return;
+    }
+    if (!want_scalar(L, path, key, v)) {
+        return;
+    }
+    sluice_config_pos pos = mark_pos(L, v);
+    if (!sluice__cfg_set(L->c, L->e, &ic->slot, i, path, scalar(v), &pos)) {
         L->oom = true;
     }
 }
@@ -475,7 +579,7 @@ static bool check_depth(cfg_impl *c, cfg_errs *e, const char *text, size_t len, 
                 sluice_config_pos pos = {c->pub.source, (unsigned)ev.start_mark.line + 1,
                                          (unsigned)ev.start_mark.column + 1, NULL};
                 sluice__cfg_errf(e, SLUICE_EINVAL, &pos,
-                                 "nested deeper than %d lists and mappings (sluice.yaml needs at most 4)",
+                                 "nested deeper than %d lists and mappings (sluice.yaml needs at most 5)",
                                  SLUICE__CONFIG_MAX_DEPTH);
                 ok = false;
             }

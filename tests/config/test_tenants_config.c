@@ -1,0 +1,348 @@
+/*
+ * tests/config/test_tenants_config.c - tenants and tiers in sluice.yaml:
+ * the `tenants:` table (a list of mappings parsed through the schema's
+ * rows), `queue_discipline`, `tier`, the exact messages for bad input,
+ * the writer's round trip, reload (restart-only), and the router built
+ * from a config (sluice_router_create_from_config).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sluice/config.h"
+
+static const sluice_config_load_opts NO_ENV = {.no_env = true};
+
+static sluice_err load(const char *text, const sluice_config_load_opts *opts, sluice_config **out, char *err,
+                       size_t len)
+{
+    return sluice_config_load_string(text, strlen(text), "sluice.yaml", opts ? opts : &NO_ENV, out, err, len);
+}
+
+/* The case study's tiers: premium for the big customer alone, standard
+ * for B-E, free (fair among its many small tenants) for everyone else. */
+static const char TIERS[] = "pools:\n"
+                            "  - name: transcribe-premium\n"
+                            "    workers: 32\n"
+                            "    queue_capacity: 500\n"
+                            "    tier: premium\n"
+                            "    tenants:\n"
+                            "      - name: acme\n"
+                            "  - name: transcribe-standard\n"
+                            "    workers: 16\n"
+                            "    queue_capacity: 400\n"
+                            "    tier: standard\n"
+                            "    queue_discipline: fair\n"
+                            "    tenants:\n"
+                            "      - {name: b, weight: 2}\n"
+                            "      - {name: c, weight: 1, queued_limit: 100}\n"
+                            "      - name: d\n"
+                            "        running_limit: 4\n"
+                            "        strict: true\n"
+                            "      - name: e\n"
+                            "  - name: transcribe-free\n"
+                            "    workers: 8\n"
+                            "    queue_capacity: 200\n"
+                            "    tier: free\n"
+                            "    queue_discipline: fair\n"
+                            "    tenants:\n"
+                            "      - name: \"*\"\n"
+                            "        queued_limit: 20\n"
+                            "        running_limit: 2\n";
+
+static void test_parse_tiers(void **state)
+{
+    (void)state;
+    sluice_config *c = NULL;
+    char err[2048];
+    assert_int_equal(load(TIERS, NULL, &c, err, sizeof err), SLUICE_OK);
+    assert_string_equal(err, "");
+    assert_int_equal(c->pool_count, 3);
+    const sluice_config_pool *prem = &c->pools[0], *std = &c->pools[1], *fr = &c->pools[2];
+    assert_int_equal(prem->queue_discipline, SLUICE_CONFIG_QUEUE_FIFO);
+    assert_string_equal(prem->tier, "premium");
+    assert_int_equal(prem->tenant_count, 1);
+    assert_string_equal(prem->tenants[0].name, "acme");
+    assert_int_equal(prem->tenants[0].weight, 1); /* default */
+    assert_int_equal(std->queue_discipline, SLUICE_CONFIG_QUEUE_FAIR);
+    assert_int_equal(std->tenant_count, 4);
+    assert_int_equal(std->tenants[0].weight, 2);
+    assert_int_equal(std->tenants[1].queued_limit, 100);
+    assert_int_equal(std->tenants[2].running_limit, 4);
+    assert_true(std->tenants[2].strict);
+    assert_false(std->tenants[3].strict);
+    /* Positions: the item and each key. */
+    assert_int_equal(std->tenants[2].entry_pos.line, 16);
+    assert_int_equal(std->tenants[2].pos[SLUICE_TK_RUNNING_LIMIT].line, 17);
+    assert_int_equal(std->tenants[2].pos[SLUICE_TK_RUNNING_LIMIT].column, 24);
+    assert_true((std->tenants[0].set >> SLUICE_TK_WEIGHT) & 1u);
+    assert_false((std->tenants[3].set >> SLUICE_TK_WEIGHT) & 1u);
+    /* Look-ups: by name, then the "*" entry, else none. */
+    assert_ptr_equal(sluice_config_pool_tenant(std, "c"), &std->tenants[1]);
+    assert_null(sluice_config_pool_tenant(std, "zz"));
+    assert_ptr_equal(sluice_config_pool_tenant(fr, "zz"), &fr->tenants[0]);
+    assert_int_equal(sluice_config_pool_tenant(fr, "zz")->queued_limit, 20);
+    assert_null(sluice_config_pool_tenant(NULL, "zz"));
+    sluice_config_free(c);
+}
+
+typedef struct bad_case {
+    const char *text;
+    const char *want;
+} bad_case;
+
+#define POOL_HEAD "pools:\n  - name: p\n    workers: 4\n    queue_capacity: 10\n"
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    static const bad_case cases[] = {
+        {POOL_HEAD "    queue_discipline: wfq\n",
+         "sluice.yaml:5:23: pools[0].queue_discipline: must be one of fifo, fair, got \"wfq\""},
+        {POOL_HEAD "    queue_discipline: fair\n    tenants: acme\n",
+         "sluice.yaml:6:14: pools[0].tenants: must be a list of mappings (\"- name: ...\" items), got a scalar"},
+        {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - acme\n",
+         "sluice.yaml:7:9: pools[0].tenants[0]: must be a mapping (name: ..., and the keys of tenants), got a "
+         "scalar"},
+        {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - weight: 2\n",
+         "sluice.yaml:7:9: pools[0].tenants[0].name: required"},
+        {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, wieght: 2}\n",
+         "sluice.yaml:7:19: pools[0].tenants[0].wieght: unknown key (known: name, weight, queued_limit, "
+         "running_limit, strict)"},
+        {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, weight: 0}\n",
+         "sluice.yaml:7:27: pools[0].tenants[0].weight: must be > 0 (a tenant of weight 0 would never be "
+         "served), got 0"},
+        {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, weight: 10001}\n",
+         "sluice.yaml:7:27: pools[0].tenants[0].weight: must be <= 10000, got 10001"},
+        {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, strict: true}\n",
+         "sluice.yaml:7:27: pools[0].tenants[0].strict: needs running_limit (strict says how the running limit "
+         "holds; there is none)"},
+        {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, queued_limit: 11}\n",
+         "sluice.yaml:7:33: pools[0].tenants[0].queued_limit: must be <= queue_capacity (10), got 11"},
+        {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, running_limit: 5}\n",
+         "sluice.yaml:7:34: pools[0].tenants[0].running_limit: must be <= workers (4), got 5"},
+        {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a}\n      - {name: a}\n",
+         "sluice.yaml:8:16: pools[0].tenants[1].name: duplicate tenant \"a\" (also tenants[0])"},
+        {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: \"a b\"}\n",
+         "sluice.yaml:7:16: pools[0].tenants[0].name: must be 1..48 characters of [A-Za-z0-9_.:-] (or \"*\" for "
+         "every other tenant), got \"a b\""},
+        {POOL_HEAD "    tenants:\n      - {name: a}\n",
+         "sluice.yaml:6:7: pools[0].tenants: a fifo pool serves tasks in arrival order whatever their tenant: "
+         "set queue_discipline: fair (or a tier, to route these tenants to this pool)"},
+        {POOL_HEAD "    tier: gold\n    tenants:\n      - {name: a, weight: 3}\n",
+         "sluice.yaml:7:27: pools[0].tenants[0].weight: applies only to queue_discipline: fair (this pool is "
+         "fifo: its tenants are listed only for the router)"},
+        {POOL_HEAD "    tier: gold\n" "  - name: q\n    workers: 1\n    queue_capacity: 1\n    tier: gold\n",
+         "sluice.yaml:9:11: pools[1].tier: tier \"gold\" is already served by pools[0] (p); a tier is one pool"},
+        {POOL_HEAD "    tier: gold\n    tenants: [{name: a}]\n"
+                   "  - name: q\n    workers: 1\n    queue_capacity: 1\n    tier: silver\n    tenants: [{name: a}]\n",
+         "sluice.yaml:11:22: pools[1].tenants[0].name: tenant \"a\" is already in tier gold (pools[0]); a tenant "
+         "has one tier"},
+        {POOL_HEAD "    tier: gold\n    tenants: [{name: \"*\"}]\n"
+                   "  - name: q\n    workers: 1\n    queue_capacity: 1\n    tier: silver\n    tenants: [{name: \"*\"}]\n",
+         "sluice.yaml:11:22: pools[1].tenants[0].name: \"*\" (unknown tenants) is already routed to tier gold "
+         "(pools[0]); one tier takes them"},
+        {POOL_HEAD "    tier: gold\n    tenants: [{name: silver}]\n"
+                   "  - name: q\n    workers: 1\n    queue_capacity: 1\n    tier: silver\n",
+         "sluice.yaml:6:22: pools[0].tenants[0].name: \"silver\" is also a tier (pools[1]): the router could not "
+         "tell them apart"},
+        {POOL_HEAD "    tier: \"gold tier\"\n",
+         "sluice.yaml:5:11: pools[0].tier: must be 1..48 characters of [A-Za-z0-9_.:-], got \"gold tier\""},
+    };
+    bool failed = false;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sluice_config *c = NULL;
+        char err[2048];
+        sluice_err r = load(cases[i].text, NULL, &c, err, sizeof err);
+        if (r != SLUICE_EINVAL || strcmp(err, cases[i].want) != 0) {
+            print_error("case %zu: got %d \"%s\"\nwant \"%s\"\n", i, (int)r, err, cases[i].want);
+            failed = true;
+            sluice_config_free(c);
+            continue;
+        }
+        assert_null(c);
+    }
+    assert_false(failed);
+}
+
+static void test_env_cannot_set_a_table(void **state)
+{
+    (void)state;
+    const char *env[] = {"SLUICE_POOL_P_TENANTS=acme", NULL};
+    sluice_config_load_opts o = {.envp = env};
+    sluice_config *c = NULL;
+    char err[2048];
+    assert_int_equal(load(POOL_HEAD, &o, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_string_equal(err, "env SLUICE_POOL_P_TENANTS: pools[0].tenants: must be a list of mappings (\"- name: "
+                             "...\" items), set in the file; got \"acme\"");
+    /* The scalar keys still take overrides. */
+    const char *env2[] = {"SLUICE_POOL_P_QUEUE_DISCIPLINE=fair", NULL};
+    o.envp = env2;
+    assert_int_equal(load(POOL_HEAD, &o, &c, err, sizeof err), SLUICE_OK);
+    assert_int_equal(c->pools[0].queue_discipline, SLUICE_CONFIG_QUEUE_FAIR);
+    sluice_config_free(c);
+}
+
+static char *write_to_string(const sluice_config *c)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    assert_int_equal(sluice_config_write(c, f), SLUICE_OK);
+    fclose(f);
+    return text;
+}
+
+static void test_write_round_trip(void **state)
+{
+    (void)state;
+    sluice_config *c = NULL, *c2 = NULL;
+    char err[2048];
+    assert_int_equal(load(TIERS, NULL, &c, err, sizeof err), SLUICE_OK);
+    char *a = write_to_string(c);
+    assert_non_null(strstr(a, "    tenants:\n      - name: \"b\"\n        weight: 2\n      - name: \"c\"\n"));
+    if (load(a, NULL, &c2, err, sizeof err) != SLUICE_OK) {
+        print_error("%s\n---\n%s\n", err, a);
+        fail();
+    }
+    char *b = write_to_string(c2);
+    assert_string_equal(a, b);
+    assert_int_equal(c2->pools[1].tenant_count, 4);
+    assert_int_equal(c2->pools[1].tenants[2].running_limit, 4);
+    assert_string_equal(c2->pools[2].tenants[0].name, "*");
+    assert_string_equal(c2->pools[2].tier, "free");
+    free(a);
+    free(b);
+    sluice_config_free(c);
+    sluice_config_free(c2);
+}
+
+typedef struct log_buf {
+    char text[4096];
+    size_t len;
+} log_buf;
+
+static void log_line(void *user, const char *line)
+{
+    log_buf *lb = user;
+    int n = snprintf(lb->text + lb->len, sizeof lb->text - lb->len, "%s\n", line);
+    if (n > 0 && (size_t)n < sizeof lb->text - lb->len) {
+        lb->len += (size_t)n;
+    }
+}
+
+/* Tenants, tiers and the discipline are fixed when the pools and the
+ * router are built: a reload logs the change and keeps the running ones. */
+static void test_reload_is_restart_only(void **state)
+{
+    (void)state;
+    const char *a = "pools:\n  - name: p\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+                    "    tenants: [{name: a, weight: 2}]\n";
+    const char *b = "pools:\n  - name: p\n    workers: 4\n    queue_capacity: 10\n    tier: gold\n"
+                    "    tenants: [{name: a}, {name: b}]\n";
+    sluice_config *cur = NULL, *next = NULL;
+    char err[2048];
+    assert_int_equal(load(a, NULL, &cur, err, sizeof err), SLUICE_OK);
+    assert_int_equal(load(b, NULL, &next, err, sizeof err), SLUICE_OK);
+    sluice_pool *pools[1] = {NULL};
+    log_buf lb = {.len = 0};
+    assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_string_equal(lb.text, "pool p: queue_discipline fair -> fifo not applied: needs a restart\n"
+                                 "pool p: tenants [{name: a, weight: 2}] -> [{name: a}, {name: b}] not applied: "
+                                 "needs a restart\n"
+                                 "pool p: tier  -> gold not applied: needs a restart\n"
+                                 "reload: no change\n");
+    assert_int_equal(cur->pools[0].queue_discipline, SLUICE_CONFIG_QUEUE_FAIR);
+    assert_int_equal(cur->pools[0].tenant_count, 1);
+    assert_int_equal(cur->pools[0].tenants[0].weight, 2);
+    assert_null(cur->pools[0].tier);
+    sluice_config_free(next);
+    sluice_config_free(cur);
+}
+
+/* The most entries a list takes, and one more. */
+static void test_table_bounds(void **state)
+{
+    (void)state;
+    size_t cap = 256 + 1025 * 32;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    for (int n = 1024; n <= 1025; n++) {
+        size_t used = (size_t)snprintf(text, cap, POOL_HEAD "    queue_discipline: fair\n    tenants:\n");
+        for (int i = 0; i < n; i++) {
+            used += (size_t)snprintf(text + used, cap - used, "      - name: t%d\n", i);
+        }
+        sluice_config *c = NULL;
+        char err[2048];
+        sluice_err r = load(text, NULL, &c, err, sizeof err);
+        if (n == 1024) {
+            assert_int_equal(r, SLUICE_OK);
+            assert_int_equal(c->pools[0].tenant_count, 1024);
+            sluice_config_free(c);
+        } else {
+            assert_int_equal(r, SLUICE_EINVAL);
+            assert_string_equal(err, "sluice.yaml:7:7: pools[0].tenants: at most 1024 entries, got 1025");
+        }
+    }
+    free(text);
+}
+
+static void test_router_from_config(void **state)
+{
+    (void)state;
+    sluice_config *c = NULL;
+    char err[2048];
+    assert_int_equal(load(TIERS, NULL, &c, err, sizeof err), SLUICE_OK);
+    sluice_service_config sc;
+    sluice_service_config_init(&sc);
+    sc.no_signals = true;
+    sluice_service *svc = NULL;
+    assert_int_equal(sluice_service_create_from_config(c, &sc, NULL, NULL, &svc, err, sizeof err), SLUICE_OK);
+    sluice_router *r = NULL;
+    assert_int_equal(sluice_router_create_from_config(c, svc, &r, err, sizeof err), SLUICE_OK);
+    sluice_route rt;
+    assert_int_equal(sluice_router_route(r, "acme", &rt, err, sizeof err), SLUICE_OK);
+    assert_ptr_equal(rt.pool, sluice_service_find_pool(svc, "transcribe-premium"));
+    assert_int_equal(sluice_router_route(r, "d", &rt, err, sizeof err), SLUICE_OK);
+    assert_ptr_equal(rt.pool, sluice_service_find_pool(svc, "transcribe-standard"));
+    assert_int_equal(sluice_router_route(r, "someone", &rt, err, sizeof err), SLUICE_OK);
+    assert_ptr_equal(rt.pool, sluice_service_find_pool(svc, "transcribe-free"));
+    assert_true(rt.by_default);
+    assert_int_equal(sluice_router_route(r, "free", &rt, err, sizeof err), SLUICE_OK);
+    assert_null(rt.tenant);
+    sluice_router_destroy(r);
+    sluice_service_destroy(svc);
+    sluice_config_free(c);
+
+    /* No tier: nothing to route. */
+    assert_int_equal(load(POOL_HEAD, NULL, &c, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_service_create_from_config(c, &sc, NULL, NULL, &svc, err, sizeof err), SLUICE_OK);
+    r = NULL;
+    assert_int_equal(sluice_router_create_from_config(c, svc, &r, err, sizeof err), SLUICE_ENOENT);
+    assert_string_equal(err, "router from config: no pool has a tier");
+    assert_null(r);
+    assert_int_equal(sluice_router_create_from_config(NULL, svc, &r, err, sizeof err), SLUICE_EINVAL);
+    sluice_service_destroy(svc);
+    sluice_config_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_tiers),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_env_cannot_set_a_table),
+        cmocka_unit_test(test_write_round_trip),
+        cmocka_unit_test(test_reload_is_restart_only),
+        cmocka_unit_test(test_table_bounds),
+        cmocka_unit_test(test_router_from_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
