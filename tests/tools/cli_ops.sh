@@ -140,7 +140,7 @@ rules_promtool)
     need promtool
     "$S" rules -o "$TMP/rules.yml" "$FIX/ops.yaml" || fail "rules"
     promtool check rules "$TMP/rules.yml" >"$TMP/check" 2>&1 || { cat "$TMP/check" >&2; fail "promtool check rules"; }
-    has "$TMP/check" "SUCCESS: 29 rules found"
+    has "$TMP/check" "SUCCESS: 32 rules found"
     cp "$SRC/tests/tools/rules_test.yml" "$TMP/rules_test.yml"
     promtool test rules "$TMP/rules_test.yml" >"$TMP/test" 2>&1 || { cat "$TMP/test" >&2; fail "promtool test rules"; }
     # The demo's rules (ops/) pass the checker too.
@@ -177,7 +177,11 @@ assert len(exprs) >= 20, len(exprs)
 for e in exprs:
     # Filtered by service (job), instance and pool; rate windows follow
     # Grafana's $__rate_interval; an instantaneous ratio is averaged over time.
-    assert '{job="$job",instance=~"$instance",name="$pool"}' in e, e
+    # The sync primitives' panels show every object of the job (by name).
+    if "sluice_" in e:
+        assert '{job="$job",instance=~"$instance"}' in e and "by (name)" in e, e
+    else:
+        assert '{job="$job",instance=~"$instance",name="$pool"}' in e, e
     assert "[5m]" not in e, e
     if "pool_worker_utilization_ratio" in e:
         assert "avg_over_time(pool_worker_utilization_ratio" in e, e
@@ -197,7 +201,8 @@ assert var and var[0]["regex"] == "/^(payments|thumbnails)$/", var
 titles = " | ".join(p["title"] for p in d["panels"])
 for want in ["Running vs capacity", "Submit rate", "Completion rate", "Drop rate", "Task duration p50 / p95 / p99",
              "Submit wait", "Panics", "Worker churn", "Worker utilization", "Running by instance",
-             "Oldest running task by instance", "Utilization by instance", "Loss by instance"]:
+             "Oldest running task by instance", "Utilization by instance", "Loss by instance",
+             "Circuit breakers", "Semaphores: in use / capacity", "Rate limiters: limited share"]:
     assert want in titles, want
 assert any("pool_started_workers_total" in e for e in exprs), "worker churn must show spawns"
 ids = [p["id"] for p in d["panels"]]
@@ -215,17 +220,18 @@ runbook_anchors)
         n=$((n + 1))
     done
     # 7 alerts for each of the 2 pools, and the service's SluiceTargetDown.
-    # ... and payments' SLO alerts (fast and slow, availability and latency).
-    [ "$n" -eq 19 ] || fail "want 19 runbook_urls, got $n"
+    # ... and payments' SLO alerts (fast and slow, availability and latency),
+    # and the 3 service-wide alerts on breakers, semaphores and limiters.
+    [ "$n" -eq 22 ] || fail "want 22 runbook_urls, got $n"
     # ... and the 4 incidents the reference text's playbook lists that no
     # single alert names.
-    [ "$(grep -c '^<a id=' "$TMP/rb.md")" -eq 21 ] || fail "want 21 runbook entries"
+    [ "$(grep -c '^<a id=' "$TMP/rb.md")" -eq 24 ] || fail "want 24 runbook entries"
     for id in memory-growth exhausted-at-startup unresponsive-after-deploy stall-deadlock; do
         has "$TMP/rb.md" "<a id=\"incident-$id\"></a>"
     done
     has "$TMP/rb.md" "kubectl rollout undo"
     for s in "#### Quick checks (5 min)" "#### Mitigations (15 min)" "#### Long-term fixes" "#### Rollback"; do
-        [ "$(grep -c "^$s" "$TMP/rb.md")" -eq 21 ] || fail "every entry needs '$s'"
+        [ "$(grep -c "^$s" "$TMP/rb.md")" -eq 24 ] || fail "every entry needs '$s'"
     done
     has "$TMP/rb.md" "K is 10 because: payments-api allows 40 concurrent calls, 4 replicas"
     has "$TMP/rb.md" "SLUICE_POOL_PAYMENTS_WORKERS"

@@ -41,6 +41,8 @@ typedef struct panel {
 /* Every query is filtered by the three variables: the scrape job (the
  * service), the instances (all by default) and the pool. */
 #define SEL "{job=\"$job\",instance=~\"$instance\",name=\"$pool\"}"
+/* The sync primitives' panels: the job and instances, every object. */
+#define SSEL "{job=\"$job\",instance=~\"$instance\"}"
 /* Grafana's rate window: at least four scrape intervals at any zoom. */
 #define RI "[$__rate_interval]"
 
@@ -164,6 +166,38 @@ static const panel panels[] = {
      {{"sum by (instance) (rate(pool_dropped_total" SEL RI ") + rate(pool_rejected_total" SEL RI
        ") + rate(pool_shed_total" SEL RI "))",
        "{{instance}}"}}},
+    /* The sync primitives (breakers, semaphores, limiters) the service
+     * exports: made in code, not per pool, so filtered by job and
+     * instance only, one line per object (`name`). */
+    {"timeseries",
+     "Circuit breakers",
+     "State of each breaker (sluice_breaker_state): 0 closed, 1 open, 2 half-open. SluiceBreakerOpen fires "
+     "when one has not closed for 10m.",
+     "short",
+     8,
+     8,
+     {{"max by (name) (sluice_breaker_state" SSEL ")", "{{name}}"},
+      {"sum by (name) (rate(sluice_breaker_rejected_total" SSEL RI "))", "{{name}} refused/s"}}},
+    {"timeseries",
+     "Semaphores: in use / capacity",
+     "Share of each semaphore's units held, and callers waiting for one (SluiceSemaphoreExhausted: full "
+     "with waiters).",
+     "percentunit",
+     8,
+     8,
+     {{"sum by (name) (sluice_semaphore_in_use" SSEL ") / sum by (name) (sluice_semaphore_capacity" SSEL ")",
+       "{{name}} in use"},
+      {"sum by (name) (sluice_semaphore_waiters" SSEL ")", "{{name}} waiters"}}},
+    {"timeseries",
+     "Rate limiters: limited share",
+     "Share of calls each limiter refused (SluiceLimiterThrottling above 10%).",
+     "percentunit",
+     8,
+     8,
+     {{"sum by (name) (rate(sluice_limiter_limited_total" SSEL RI ")) / (sum by (name) "
+       "(rate(sluice_limiter_allowed_total" SSEL RI ")) + sum by (name) (rate(sluice_limiter_limited_total" SSEL
+       RI ")))",
+       "{{name}}"}}},
 };
 
 static void datasource(ops_jw *w)

@@ -405,6 +405,71 @@ static void emit_alert(ops_buf *out, const alert_rule *r)
     ops_buf_put(out, "\n");
 }
 
+const ops_sync_alert ops_sync_alerts[] = {
+    {"SluiceBreakerOpen", "warning", "5m",
+     "min by (job, instance, name) (min_over_time(sluice_breaker_state{@JOB@}[5m])) > 0",
+     "Circuit breaker {{ $labels.name }} on {{ $labels.instance }} has not closed for 10m",
+     "Breaker {{ $labels.name }} has been open or half-open at every scrape for 10 minutes: the downstream "
+     "behind it keeps failing its trial calls, and every call through it is refused at once.",
+     "a circuit breaker (`sluice_breaker_state` 1 open or 2 half-open) has not been closed at any scrape "
+     "for 5m, held for 5m",
+     "1. Which downstream is behind the breaker (`name` label): its status page, its own alerts, recent "
+     "deploys.\n"
+     "2. `sluice_breaker_transitions_total{name=...}`: open -> half-open -> open again means the trial "
+     "calls fail; no transitions means the cool-down is long.\n"
+     "3. `sluice_breaker_failure_rate_percent`: the failure rate that opened it.\n",
+     "- The downstream is down: nothing to do in this service; the breaker is doing its job (callers get "
+     "a fast refusal instead of a timeout). Make sure the refusals reach users as a clear error.\n"
+     "- The downstream recovered but the breaker stays open: check the trial calls (half-open) reach it "
+     "(network policy, credentials) and the failure threshold is not below its normal error rate.\n",
+     "- Give each downstream its own breaker, so one failing dependency does not refuse calls to the "
+     "others.\n- Alert on the downstream itself; this alert says the protection is working, not why.\n",
+     "- The breaker started opening after a deploy of this service (a bad client, wrong credentials): "
+     "`kubectl rollout undo deployment/<name>`.\n"},
+    {"SluiceSemaphoreExhausted", "warning", "5m",
+     "(max by (job, instance, name) (sluice_semaphore_in_use{@JOB@}) >= max by (job, instance, name) "
+     "(sluice_semaphore_capacity{@JOB@})) and max by (job, instance, name) (sluice_semaphore_waiters{@JOB@}) > 0",
+     "Semaphore {{ $labels.name }} on {{ $labels.instance }} is exhausted with callers waiting",
+     "Every unit of semaphore {{ $labels.name }} has been held, with callers queued for one, for 5 minutes: "
+     "the downstream it bounds is slower than the traffic needs, or a holder leaks units.",
+     "a semaphore's units are all held (`sluice_semaphore_in_use >= sluice_semaphore_capacity`) and "
+     "callers wait (`sluice_semaphore_waiters > 0`), for 5m",
+     "1. `sluice_semaphore_acquire_wait_seconds` p99 and `sluice_semaphore_timeouts_total`: how long callers "
+     "wait, and how many give up.\n"
+     "2. The downstream's latency: by Little's law the units needed are throughput x latency; a slower "
+     "downstream needs more.\n"
+     "3. `in_use` stays at capacity with no traffic: a code path that acquires and never releases "
+     "(`sluice_semaphore_release_errors_total` shows the opposite mistake).\n",
+     "- The downstream is slow: shed or defer the work that can wait; do not raise the capacity above what "
+     "the downstream agreed to.\n"
+     "- A leak: restart the pod to get the units back, then fix the missing release.\n",
+     "- Size the semaphore from the downstream's agreed concurrency (sluice plan), and put a timeout on "
+     "every acquire so a slow downstream turns into fast refusals.\n",
+     "- Exhausted since a deploy (a new call path that holds units longer, or leaks them): "
+     "`kubectl rollout undo deployment/<name>`.\n"},
+    {"SluiceLimiterThrottling", "warning", "10m",
+     "sum by (job, instance, name) (rate(sluice_limiter_limited_total{@JOB@}[5m])) / (sum by (job, instance, "
+     "name) (rate(sluice_limiter_allowed_total{@JOB@}[5m])) + sum by (job, instance, name) "
+     "(rate(sluice_limiter_limited_total{@JOB@}[5m]))) > 0.1",
+     "Rate limiter {{ $labels.name }} on {{ $labels.instance }} refuses "
+     "{{ $value | humanizePercentage }} of calls",
+     "More than 10% of the calls through rate limiter {{ $labels.name }} have been limited for 10 minutes: "
+     "the offered rate is above the configured rate.",
+     "more than 10% of a rate limiter's calls are limited (`sluice_limiter_limited_total` against "
+     "`sluice_limiter_allowed_total`), for 10m",
+     "1. `sluice_limiter_rate` against the offered rate (allowed + limited per second): which grew?\n"
+     "2. A traffic spike from one caller or tenant (per-key limiters: `sluice_keyed_limiter_limited_total`).\n"
+     "3. Retries multiplying load (`sluice_retry_retries_total`, the retry budget).\n",
+     "- Expected peak above the agreed rate: the limiter protects the downstream; make sure limited calls "
+     "fail fast or are deferred, not retried at once.\n"
+     "- The agreed rate went up: change the configured rate (and the downstream's budget) together.\n",
+     "- Put a retry budget in front of calls that retry, and per-tenant limits where one caller can use "
+     "the whole rate.\n",
+     "- Throttling since a deploy (a new caller, a retry loop): `kubectl rollout undo "
+     "deployment/<name>`.\n"},
+};
+const size_t ops_sync_alert_count = sizeof ops_sync_alerts / sizeof ops_sync_alerts[0];
+
 /* The service-wide group: SluiceTargetDown (up == 0 per instance). */
 static void service_group(const sluice_config *cfg, const char *service, const char *job, ops_buf *out)
 {
@@ -428,6 +493,29 @@ static void service_group(const sluice_config *cfg, const char *service, const c
     alert_rule r = {OPS_ALERT_TARGET_DOWN, ops_buf_str(&sel_up), OPS_TARGET_DOWN_FOR, "critical", service, NULL, NULL,
                     ops_buf_str(&sum), ops_buf_str(&desc), ops_buf_str(&url)};
     emit_alert(out, &r);
+    ops_buf sel = {0};
+    ops_buf_put(&sel, "job=");
+    ops_promql_str(&sel, job);
+    for (size_t i = 0; i < ops_sync_alert_count; i++) {
+        const ops_sync_alert *a = &ops_sync_alerts[i];
+        ops_buf expr = {0}, u = {0};
+        for (const char *e = a->expr; *e;) {
+            const char *at = strstr(e, "@JOB@");
+            size_t n = at ? (size_t)(at - e) : strlen(e);
+            ops_buf_printf(&expr, "%.*s", (int)n, e);
+            if (!at)
+                break;
+            ops_buf_put(&expr, ops_buf_str(&sel));
+            e = at + 5;
+        }
+        ops_runbook_url(&u, cfg, a->name, service);
+        alert_rule sr = {a->name, ops_buf_str(&expr), a->for_duration, a->severity, service, NULL, NULL,
+                         a->summary, a->description, ops_buf_str(&u)};
+        emit_alert(out, &sr);
+        ops_buf_free(&expr);
+        ops_buf_free(&u);
+    }
+    ops_buf_free(&sel);
     ops_buf_free(&sum);
     ops_buf_free(&desc);
     ops_buf_free(&svc);

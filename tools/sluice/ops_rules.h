@@ -41,6 +41,28 @@ const ops_alert_info *ops_alert(ops_alert_kind kind);
 #define OPS_ALERT_TARGET_DOWN "SluiceTargetDown"
 #define OPS_TARGET_DOWN_FOR "2m"
 
+/* The alerts on the sync primitives (circuit breakers, semaphores, rate
+ * limiters) a service exports through sluice_sync_metrics: one rule each
+ * over every object of the job (the objects are made in code, not in
+ * sluice.yaml), labelled by the object's `name`. Their runbook anchors are
+ * made from (alert, service). */
+typedef struct ops_sync_alert {
+    const char *name;     /* "SluiceBreakerOpen" */
+    const char *severity;
+    const char *for_duration;
+    const char *expr;     /* PromQL; each @JOB@ becomes the job matcher `job="J"` */
+    const char *summary;  /* Prometheus templates allowed ({{ $labels.name }}) */
+    const char *description;
+    const char *fires_when; /* for the runbook */
+    const char *checks;     /* the runbook's quick checks, Markdown */
+    const char *mitigations;
+    const char *long_term;
+    const char *rollback;
+} ops_sync_alert;
+
+extern const ops_sync_alert ops_sync_alerts[];
+extern const size_t ops_sync_alert_count;
+
 /* The Prometheus `job` label of the service's scrape targets: the service
  * name (docs/ops.md: name the scrape job after the service). */
 const char *ops_prometheus_job(const sluice_config *cfg);

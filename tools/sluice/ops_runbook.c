@@ -409,6 +409,23 @@ static void target_down(ops_buf *o, const char *service, const char *listen, con
                    "`kubectl rollout undo deployment/<name>`.\n\n");
 }
 
+/* The service-wide entries for the sync primitives' alerts. */
+static void sync_entries(ops_buf *o, const char *service)
+{
+    for (size_t i = 0; i < ops_sync_alert_count; i++) {
+        const ops_sync_alert *a = &ops_sync_alerts[i];
+        char anchor[256];
+        ops_buf_printf(o, "<a id=\"%s\"></a>\n\n### %s: %s\n\n",
+                       ops_runbook_anchor(a->name, service, anchor, sizeof anchor), a->name, service);
+        ops_buf_printf(o, "**Severity:** %s. **Fires when:** %s. The alert's `name` label is the object's "
+                          "name in code.\n\n",
+                       a->severity, a->fires_when);
+        ops_buf_printf(o, "#### Quick checks (5 min)\n\n%s\n#### Mitigations (15 min)\n\n%s\n", a->checks,
+                       a->mitigations);
+        ops_buf_printf(o, "#### Long-term fixes\n\n%s\n#### Rollback\n\n%s\n", a->long_term, a->rollback);
+    }
+}
+
 /* The incidents no single alert names (the reference text's playbook):
  * symptom-first entries, with this service's facts. */
 static void incident_head(ops_buf *o, const char *id, const char *title, const char *symptom)
@@ -521,6 +538,7 @@ void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops
     }
     ops_buf_put(out, "\n");
     target_down(out, service, listen, ops_prometheus_job(cfg));
+    sync_entries(out, service);
 
     {
         const char **names = ops_xrealloc(NULL, (cfg->pool_count ? cfg->pool_count : 1) * sizeof *names);
