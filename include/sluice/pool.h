@@ -132,6 +132,77 @@ typedef struct sluice_pool_event {
 
 SLUICE_API const char *sluice_event_kind_name(sluice_event_kind kind);
 
+/* How a pool orders the tasks waiting in its queue
+ * (sluice_pool_config.queue_discipline). */
+typedef enum sluice_queue_discipline {
+    SLUICE_QUEUE_FIFO = 0, /* one lock-free FIFO ring for every task: the default */
+    SLUICE_QUEUE_FAIR,     /* one FIFO per tenant, served by weighted deficit round robin
+                              (see sluice/tenant.h) */
+} sluice_queue_discipline;
+
+/* "fifo", "fair"; "unknown" for out-of-range values. Static strings. */
+SLUICE_API const char *sluice_queue_discipline_name(sluice_queue_discipline discipline);
+
+/* What a submit gets when its tenant already has queued_limit tasks
+ * queued (the pool's own overflow policy is for a full pool queue). */
+typedef enum sluice_tenant_overflow {
+    SLUICE_TENANT_OVERFLOW_REJECT = 0,  /* SLUICE_EFULL to this submit; other tenants still get in */
+    SLUICE_TENANT_OVERFLOW_DROP_OLDEST, /* evict this tenant's own oldest queued task (dropped) */
+} sluice_tenant_overflow;
+
+SLUICE_API const char *sluice_tenant_overflow_name(sluice_tenant_overflow policy);
+
+/* The most a tenant's weight may be. */
+#define SLUICE_TENANT_WEIGHT_MAX 10000u
+
+/* A tenant's share and bounds in a FAIR pool (sluice/tenant.h). Zero
+ * everywhere is the default: weight 1, no limits of its own. */
+typedef struct sluice_tenant_config {
+    /* Share of the workers relative to the other tenants with queued work:
+     * a tenant of weight 2 starts twice as many tasks per round as one of
+     * weight 1. 0 = 1; at most SLUICE_TENANT_WEIGHT_MAX. A round serves
+     * `weight` tasks of a tenant back to back, so a weight of 10000 lets
+     * that tenant start 10000 tasks before the next tenant's turn. */
+    unsigned weight;
+    /* The most tasks of this tenant queued at once; 0 = no limit of its
+     * own (the pool's queue_capacity still bounds it). A submit beyond it
+     * gets `overflow`, while the other tenants still get in. */
+    size_t queued_limit;
+    /* The most tasks of this tenant running at once ("at most N of K");
+     * 0 = no limit (up to K). Work-conserving unless `strict`: when no
+     * other tenant has a task that may start, a tenant at its limit
+     * borrows the idle workers. */
+    unsigned running_limit;
+    /* Hold running_limit even when workers sit idle. */
+    bool strict;
+    sluice_tenant_overflow overflow;
+} sluice_tenant_config;
+
+/* The fair queue's bounds (SLUICE_QUEUE_FAIR only; ignored for FIFO). */
+typedef struct sluice_fair_config {
+    /* The config of tenants not set with sluice_pool_tenant_set. */
+    sluice_tenant_config tenant_default;
+    /* Tenants tracked by name, each with its own queue and counters, not
+     * counting those set with sluice_pool_tenant_set (always tracked).
+     * Beyond it, a new name is hashed onto the shared shard queues with
+     * shuffle sharding. 0 = 1024; at most 1048576. */
+    unsigned max_tenants;
+    /* The shared queues for untracked tenants. 0 = 64; at most 65536. */
+    unsigned shard_queues;
+    /* How many of the shard queues an untracked tenant is dealt (its hand,
+     * from a hash of its name); each task goes to the shortest queue of the
+     * hand. 0 = min(8, shard_queues); at most 16 and <= shard_queues. */
+    unsigned hand_size;
+    /* A tracked tenant with nothing queued or running, no handle held and
+     * not set with sluice_pool_tenant_set is forgotten (its queue and
+     * counters freed) after this long idle (pool clock). 0 = 60 s; 1 = at
+     * the next look; UINT64_MAX = never (new names beyond max_tenants are
+     * then sharded for good). */
+    uint64_t idle_forget_ns;
+    /* Refuse tenants not set with sluice_pool_tenant_set (SLUICE_ENOENT). */
+    bool known_only;
+} sluice_fair_config;
+
 typedef struct sluice_pool_config {
     /* Required. Copied. Used in thread names ("name/3") and metrics. At
      * most SLUICE_POOL_NAME_MAX bytes of [A-Za-z0-9_.:-]. */
@@ -213,6 +284,13 @@ typedef struct sluice_pool_config {
 
     /* The clock for deadlines, timeouts and expiry; NULL = system. */
     const sluice_clock *clock;
+
+    /* The queue's order: FIFO (default) or FAIR per tenant. A FAIR queue
+     * is a mutex-guarded set of per-tenant FIFOs (about 80 bytes a slot,
+     * allocated at create) and stamps every task for the per-tenant wait
+     * histograms; see sluice/tenant.h. */
+    sluice_queue_discipline queue_discipline;
+    sluice_fair_config fair;
 } sluice_pool_config;
 
 /* timing_sample_every: choose the sample rate from the task length. */
@@ -269,6 +347,15 @@ typedef struct sluice_submit_opts {
      * pool lock held; it must not block or
      * call back into the pool except stats getters. */
     void (*on_abandon)(const sluice_abandoned *task);
+    /* FAIR pools: the tenant the task belongs to, as a handle from
+     * sluice_pool_tenant_acquire (the fast path: no lookup), or else by
+     * name (a hash lookup under the queue's lock per submit; a new name is
+     * tracked or sharded as sluice/tenant.h says). Neither: the tenant
+     * "default". A bad name gives SLUICE_EINVAL, a name refused by
+     * known_only SLUICE_ENOENT, a tenant given to a FIFO pool
+     * SLUICE_ENOTSUP, a handle of another pool SLUICE_EINVAL. */
+    struct sluice_tenant *tenant;
+    const char *tenant_name;
 } sluice_submit_opts;
 
 /*
@@ -277,13 +364,19 @@ typedef struct sluice_submit_opts {
  * Returns:
  *   SLUICE_OK        accepted (queued, or run on this thread by CALLER_RUNS:
  *                    then it has already run and been counted)
- *   SLUICE_EFULL     REJECT policy and the queue is full
+ *   SLUICE_EFULL     REJECT policy and the queue is full; or (FAIR) the
+ *                    task's tenant has queued_limit tasks queued and its
+ *                    overflow is REJECT
  *   SLUICE_ETIMEDOUT BLOCK policy and no space came within the timeout
  *   SLUICE_ECLOSED   the pool is draining or destroyed
  *   SLUICE_EDEADLK   BLOCK policy, the queue is full and the caller is a
  *                    worker of this pool: waiting could deadlock
  *   SLUICE_ECANCELED/ETIMEDOUT from opts->ctx while blocked
- *   SLUICE_EINVAL    pool or fn is NULL
+ *   SLUICE_EINVAL    pool or fn is NULL; a bad tenant name or a tenant
+ *                    handle of another pool
+ *   SLUICE_ENOENT    (FAIR, known_only) a tenant not set for this pool
+ *   SLUICE_ENOTSUP   a tenant given to a FIFO pool
+ *   SLUICE_ENOMEM    (FAIR) a new tenant could not be allocated
  * Ownership: on OK the pool owns the task until it runs or is handed back;
  * on any error the caller keeps arg.
  * Thread-safety: safe from any number of threads, including workers.

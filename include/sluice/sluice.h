@@ -8,6 +8,7 @@
 #include "sluice/clock.h"
 #include "sluice/ctx.h"
 #include "sluice/pool.h"
+#include "sluice/tenant.h"
 #include "sluice/task.h"
 #include "sluice/fault.h"
 #include "sluice/cpu.h"

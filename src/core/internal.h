@@ -37,6 +37,9 @@ typedef struct sluice__task {
     uint64_t deadline_ns; /* 0: none */
     uint64_t enqueue_ns;  /* 0: not sampled for timing */
     void (*on_abandon)(const sluice_abandoned *task); /* NULL: the pool's handler */
+    /* FAIR pools: the tenant (queue_fair.c). Kept last: the FIFO ring
+     * stores tasks without it (its slots stay 64 bytes) and pops NULL. */
+    struct sluice_tenant *tenant;
 } sluice__task;
 
 typedef enum sluice__qres {
@@ -44,7 +47,27 @@ typedef enum sluice__qres {
     SLUICE__Q_FULL,
     SLUICE__Q_EMPTY,
     SLUICE__Q_CLOSED,
+    SLUICE__Q_TENANT_FULL, /* the task's tenant is at its queued limit (fair queue) */
 } sluice__qres;
+
+/* How a task the pool was given ended, for per-tenant accounting
+ * (sluice__queue_ops.finish). */
+typedef enum sluice__outcome {
+    SLUICE__OUT_COMPLETED = 0,
+    SLUICE__OUT_FAILED,
+    SLUICE__OUT_PANICKED,
+    SLUICE__OUT_SHED,
+    SLUICE__OUT_DROPPED,
+    SLUICE__OUT_ABANDONED,
+    SLUICE__OUT_REJECTED,
+} sluice__outcome;
+
+/* Where the task given to finish came from. */
+typedef enum sluice__origin {
+    SLUICE__FROM_SUBMIT = 0, /* never queued: refused, or run by CALLER_RUNS (then also submitted) */
+    SLUICE__FROM_POP,        /* returned by pop (a start: counted in the tenant's running) */
+    SLUICE__FROM_EVICT,      /* returned by evict */
+} sluice__origin;
 
 /*
  * The queue behind the pool. The pool talks to its queue only through this
@@ -64,6 +87,18 @@ typedef enum sluice__qres {
  *   depth  count of queued tasks, from seq_cst reads of both ends (a
  *          snapshot while pushes and pops run; exact when none is).
  *   pushed total pushes that returned OK since creation (exact).
+ * Optional (NULL in the ring):
+ *   evict  remove and return a task the pool gives up on, ignoring
+ *          running limits: with `incoming` (DROP_OLDEST), a task whose
+ *          eviction makes room for it; with NULL (drain, destroy), any
+ *          queued task. Returns OK or EMPTY. Counts as a pop for `pending`
+ *          and `depth`; the pool hands the task back and calls finish.
+ *   finish per-tenant accounting: called once for every task with a
+ *          tenant that pop or evict returned, when the pool is done with
+ *          it, and for every task with a tenant that never entered the
+ *          queue (refused, or run by CALLER_RUNS). `wait_bucket` is the
+ *          wait histogram's bucket for a started task, or -1.
+ * A queue with finish may return SLUICE__Q_TENANT_FULL from push.
  */
 typedef struct sluice__queue_ops {
     sluice__qres (*push)(void *q, const sluice__task *task, uint64_t *pos_out);
@@ -75,11 +110,27 @@ typedef struct sluice__queue_ops {
     uint64_t (*pushed)(void *q);
     size_t (*capacity)(void *q);
     void (*destroy)(void *q);
+    sluice__qres (*evict)(void *q, const sluice__task *incoming, sluice__task *out);
+    void (*finish)(void *q, const sluice__task *task, sluice__origin origin, sluice__outcome outcome,
+                   int wait_bucket, uint64_t wait_ns);
 } sluice__queue_ops;
 
 /* The bounded MPMC FIFO ring (queue_ring.c). */
 sluice_err sluice__ring_create(size_t capacity, void **out);
 extern const sluice__queue_ops sluice__ring_ops;
+
+/* The per-tenant fair queue (queue_fair.c). validate checks cfg->fair
+ * (errbuf names the field); create allocates queue_capacity slots for
+ * `pool` (its clock and histogram bounds must be set). tenant_ref
+ * resolves a submit's tenant (handle, name or "default"); when it sets
+ * *unref the submitter holds a reference and drops it with tenant_unref
+ * once the task is queued, run or refused. */
+sluice_err sluice__fair_validate(const sluice_pool_config *cfg, char *errbuf, size_t errlen);
+sluice_err sluice__fair_create(struct sluice_pool *pool, void **out);
+extern const sluice__queue_ops sluice__fair_ops;
+sluice_err sluice__fair_tenant_ref(struct sluice_pool *pool, const sluice_submit_opts *opts,
+                                   struct sluice_tenant **out, bool *unref);
+void sluice__fair_tenant_unref(struct sluice_pool *pool, struct sluice_tenant *tenant);
 
 /* ---- per-thread counter shards ---------------------------------------- */
 
@@ -162,6 +213,7 @@ struct sluice_pool {
     bool system_clock;
     void *q;
     const sluice__queue_ops *qops;
+    bool fair; /* qops is the fair queue: tasks carry a tenant */
     size_t space_low; /* blocked submitters retry at this depth or below (pool.c, wait_for_space) */
 
     /* Hot, read by producers on every submit: kept on their own line. */

@@ -189,7 +189,7 @@ static sluice_err validate(const sluice_pool_config *cfg, char *errbuf, size_t e
     if (cfg->clock && !cfg->clock->now_ns) {
         return fail(errbuf, errlen, "clock: now_ns is NULL");
     }
-    return SLUICE_OK;
+    return sluice__fair_validate(cfg, errbuf, errlen);
 }
 
 /* ---- create / destroy ---------------------------------------------------- */
@@ -252,7 +252,8 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     p->cfg.histogram_bucket_count = p->nbounds;
     p->clock = cfg->clock ? cfg->clock : sluice_clock_system();
     p->system_clock = sluice_clock_is_system(p->clock);
-    p->qops = &sluice__ring_ops;
+    p->fair = cfg->queue_discipline == SLUICE_QUEUE_FAIR;
+    p->qops = p->fair ? &sluice__fair_ops : &sluice__ring_ops;
     p->caller_shard.shared = true;
 
     pthread_mutex_init(&p->mu, NULL);
@@ -262,7 +263,7 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     (void)sluice__cond_init(&p->cv_space);
     (void)sluice__cond_init(&p->cv_state);
 
-    err = sluice__ring_create(cfg->queue_capacity, &p->q);
+    err = p->fair ? sluice__fair_create(p, &p->q) : sluice__ring_create(cfg->queue_capacity, &p->q);
     if (err) {
         /* Valid but too big to allocate (say, queue_capacity 2^32 from a
          * config file): name the field rather than return a bare ENOMEM. */
@@ -366,9 +367,13 @@ static size_t abandon_queued(sluice_pool *p, sluice_abandon_reason why)
 {
     size_t n = 0;
     sluice__task t;
-    while (p->qops->pop(p->q, &t) == SLUICE__Q_OK) {
+    /* evict takes any queued task, running limits or not (fair queue). */
+    while ((p->qops->evict ? p->qops->evict(p->q, NULL, &t) : p->qops->pop(p->q, &t)) == SLUICE__Q_OK) {
         atomic_fetch_add_explicit(&p->abandoned, 1, memory_order_relaxed);
         sluice__abandon(p, &t, why);
+        if (t.tenant) {
+            p->qops->finish(p->q, &t, SLUICE__FROM_EVICT, SLUICE__OUT_ABANDONED, -1, 0);
+        }
         n++;
     }
     return n;
@@ -415,9 +420,12 @@ static inline bool on_own_worker(const sluice_pool *p)
     return sluice__tls_worker && sluice__tls_worker->pool == p;
 }
 
-static void refused(sluice_pool *p, sluice_err err)
+static void refused(sluice_pool *p, const sluice__task *t, sluice_err err)
 {
     atomic_fetch_add_explicit(&p->rejected, 1, memory_order_relaxed);
+    if (t->tenant) {
+        p->qops->finish(p->q, t, SLUICE__FROM_SUBMIT, SLUICE__OUT_REJECTED, -1, 0);
+    }
     sluice__emit(p, SLUICE_EVENT_SUBMIT_REFUSED, UINT32_MAX, 0, 0, err, NULL, NULL);
 }
 
@@ -444,10 +452,23 @@ static void leave_tracked(sluice_pool *p, _Atomic unsigned *counter)
  * the task is refused instead (the caller keeps it): after the seq_cst
  * increment, `closed` (seq_cst) tells whether a drain may already have
  * seen caller_running == 0. */
-static sluice_err run_on_caller(sluice_pool *p, sluice__task *t)
+/* A submit by tenant name holds a reference on the tenant (fair pools)
+ * until the task is queued, run or refused. A submitter that drain or
+ * destroy waits for drops it before its last touch of the pool (the
+ * decrement in leave_tracked), and clears *unref. */
+static void drop_tenant_ref(sluice_pool *p, const sluice__task *t, bool *unref)
+{
+    if (*unref) {
+        *unref = false;
+        sluice__fair_tenant_unref(p, t->tenant);
+    }
+}
+
+static sluice_err run_on_caller(sluice_pool *p, sluice__task *t, bool *unref)
 {
     atomic_fetch_add_explicit(&p->caller_running, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&p->closed, memory_order_seq_cst)) {
+        drop_tenant_ref(p, t, unref);
         leave_tracked(p, &p->caller_running);
         return SLUICE_ECLOSED;
     }
@@ -457,6 +478,7 @@ static sluice_err run_on_caller(sluice_pool *p, sluice__task *t)
     if (sluice__run_task(p, NULL, &p->caller_shard, t, NULL)) {
         atomic_fetch_add_explicit(&p->caller_ran, 1, memory_order_relaxed);
     }
+    drop_tenant_ref(p, t, unref);
     leave_tracked(p, &p->caller_running);
     return SLUICE_OK;
 }
@@ -528,6 +550,10 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
                 err = SLUICE_ECLOSED;
                 break;
             }
+            if (r == SLUICE__Q_TENANT_FULL) {
+                err = SLUICE_EFULL; /* its tenant filled up meanwhile */
+                break;
+            }
         }
         /* closed is set (seq_cst) before close_and_wake broadcasts under mu. */
         if (p->destroying || atomic_load_explicit(&p->closed, memory_order_seq_cst)) {
@@ -587,7 +613,7 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
     if (err == SLUICE_OK) {
         sluice__spawn_for_work(p, 1);
     } else if (err != SLUICE_ECLOSED) {
-        refused(p, err);
+        refused(p, t, err);
     }
     pthread_mutex_lock(&p->mu);
     atomic_fetch_sub_explicit(&p->waiting, 1, memory_order_seq_cst);
@@ -600,6 +626,10 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
 }
 
 /* DROP_OLDEST, queue full: evict the oldest task and push this one.
+ * (A fair queue chooses the victim, see queue_fair.c: the oldest task of
+ * the tenant most over its share, or the incoming task's own tenant's
+ * oldest when that tenant is at its queued limit with overflow
+ * DROP_OLDEST; with REJECT there this returns SLUICE_EFULL.)
  *
  * The eviction and the push happen under mu, and the queue closes only
  * under mu (close_and_wake), so a drain that starts meanwhile finds either
@@ -624,8 +654,13 @@ static sluice_err evict_and_push(sluice_pool *p, sluice__task *t)
             /* A worker may have made room since the full push: evict
              * only if the queue is still full. */
             r = p->qops->push(p->q, t, NULL);
-            if (r == SLUICE__Q_FULL) {
-                evicted = p->qops->pop(p->q, &old) == SLUICE__Q_OK;
+            if (r == SLUICE__Q_FULL || r == SLUICE__Q_TENANT_FULL) {
+                sluice__qres e = p->qops->evict ? p->qops->evict(p->q, t, &old) : p->qops->pop(p->q, &old);
+                if (e == SLUICE__Q_TENANT_FULL) {
+                    pthread_mutex_unlock(&p->mu);
+                    return SLUICE_EFULL; /* the tenant's own overflow: reject */
+                }
+                evicted = e == SLUICE__Q_OK;
                 r = p->qops->push(p->q, t, NULL);
             }
             if (evicted) {
@@ -639,8 +674,11 @@ static sluice_err evict_and_push(sluice_pool *p, sluice__task *t)
         if (evicted) {
             sluice__notify_space(p);
             sluice__abandon(p, &old, SLUICE_ABANDON_DROPPED);
+            if (old.tenant) {
+                p->qops->finish(p->q, &old, SLUICE__FROM_EVICT, SLUICE__OUT_DROPPED, -1, 0);
+            }
         }
-        if (r != SLUICE__Q_FULL) {
+        if (r != SLUICE__Q_FULL && r != SLUICE__Q_TENANT_FULL) {
             return r == SLUICE__Q_OK ? SLUICE_OK : SLUICE_ECLOSED;
         }
     }
@@ -648,13 +686,10 @@ static sluice_err evict_and_push(sluice_pool *p, sluice__task *t)
 
 typedef enum submit_mode { MODE_BLOCK, MODE_TRY } submit_mode;
 
-static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const sluice_submit_opts *opts,
-                             submit_mode mode, bool notify)
+static sluice_err submit_task(sluice_pool *p, sluice_task_fn fn, void *arg, const sluice_submit_opts *opts,
+                              submit_mode mode, bool notify, struct sluice_tenant *tenant, bool *unref)
 {
-    if (!p || !fn) {
-        return SLUICE_EINVAL;
-    }
-    sluice__task t = {.fn = fn, .arg = arg};
+    sluice__task t = {.fn = fn, .arg = arg, .tenant = tenant};
     if (opts) {
         t.label = opts->label;
         t.on_abandon = opts->on_abandon;
@@ -670,7 +705,9 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
     unsigned every = SLUICE__TIMING_N(atomic_load_explicit(&p->timing_every, memory_order_relaxed));
     bool sampled = false;
     if (every) {
-        if (every == 1) {
+        if (every == 1 || p->fair) {
+            /* A fair pool times every task: the per-tenant wait
+             * histograms are what it is for, and it takes a lock anyway. */
             sampled = true;
         } else {
             /* A countdown, not a modulo: no division on the submit path.
@@ -725,6 +762,18 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
         sluice_ctx_release(t.ctx);
         return SLUICE_ECLOSED;
     }
+    if (r == SLUICE__Q_TENANT_FULL) {
+        /* The tenant's own bound, whatever the pool's policy: its own
+         * oldest is evicted (DROP_OLDEST) or the submit is refused. */
+        sluice_err err = evict_and_push(p, &t);
+        if (err) {
+            sluice_ctx_release(t.ctx);
+            if (err == SLUICE_EFULL) {
+                refused(p, &t, err);
+            }
+        }
+        return err;
+    }
 
     /* Full. A BLOCK submitter counts in slow_inside from here to its last
      * touch of the pool, so destroy waits for it (pool.h promises that
@@ -733,6 +782,7 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
     if (tracked) {
         atomic_fetch_add_explicit(&p->slow_inside, 1, memory_order_seq_cst);
         if (atomic_load_explicit(&p->destroy_started, memory_order_seq_cst)) {
+            drop_tenant_ref(p, &t, unref);
             leave_tracked(p, &p->slow_inside);
             sluice_ctx_release(t.ctx);
             return SLUICE_ECLOSED;
@@ -749,7 +799,7 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
         err = SLUICE_EFULL;
         break;
     case SLUICE_OVERFLOW_CALLER_RUNS:
-        err = run_on_caller(p, &t);
+        err = run_on_caller(p, &t, unref);
         if (err) {
             sluice_ctx_release(t.ctx);
         }
@@ -758,6 +808,9 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
         err = evict_and_push(p, &t);
         if (err) {
             sluice_ctx_release(t.ctx);
+            if (err == SLUICE_EFULL) {
+                refused(p, &t, err);
+            }
         }
         return err;
     case SLUICE_OVERFLOW_BLOCK:
@@ -773,6 +826,7 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
         /* wait_for_space wakes a worker or counts the refusal itself,
          * before it stops counting as a waiter (destroy safety). */
         err = wait_for_space(p, &t, opts);
+        drop_tenant_ref(p, &t, unref);
         leave_tracked(p, &p->slow_inside);
         if (err != SLUICE_OK) {
             sluice_ctx_release(t.ctx);
@@ -780,7 +834,35 @@ static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const
         return err;
     }
     sluice_ctx_release(t.ctx);
-    refused(p, err);
+    refused(p, &t, err);
+    return err;
+}
+
+/* Resolves the task's tenant (fair pools), submits, and drops the
+ * reference a lookup by name took. */
+static sluice_err submit_one(sluice_pool *p, sluice_task_fn fn, void *arg, const sluice_submit_opts *opts,
+                             submit_mode mode, bool notify)
+{
+    if (!p || !fn) {
+        return SLUICE_EINVAL;
+    }
+    if (!p->fair) {
+        if (opts && (opts->tenant || opts->tenant_name)) {
+            return SLUICE_ENOTSUP; /* tenants need a FAIR pool */
+        }
+        bool none = false;
+        return submit_task(p, fn, arg, opts, mode, notify, NULL, &none);
+    }
+    struct sluice_tenant *tenant = NULL;
+    bool unref = false;
+    sluice_err err = sluice__fair_tenant_ref(p, opts, &tenant, &unref);
+    if (err) {
+        return err;
+    }
+    err = submit_task(p, fn, arg, opts, mode, notify, tenant, &unref);
+    if (unref) { /* not dropped on a tracked path: this submitter is not one destroy waits for */
+        sluice__fair_tenant_unref(p, tenant);
+    }
     return err;
 }
 

@@ -43,10 +43,16 @@
 
 #define TAIL_CLOSED (UINT64_C(1) << 63)
 
+/* A slot stores the task without its `tenant` (FIFO pools have none, and
+ * the slot stays 64 bytes); pop hands back tenant = NULL. */
+#define RING_TASK_BYTES offsetof(sluice__task, tenant)
+
 typedef struct ring_slot {
     _Atomic uint64_t seq;
-    sluice__task task;
+    unsigned char task[RING_TASK_BYTES];
 } ring_slot;
+
+_Static_assert(sizeof(ring_slot) == 64, "a ring slot is 64 bytes (pool.h, docs/ops.md)");
 
 typedef struct ring {
     SLUICE__ALIGNED _Atomic uint64_t tail; /* pushes claimed | TAIL_CLOSED */
@@ -124,7 +130,7 @@ static sluice__qres ring_push(void *q, const sluice__task *task, uint64_t *pos_o
             /* Pairs with the seq_cst load of tail in ring_pending(). */
             if (atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + 1, memory_order_seq_cst,
                                                       memory_order_relaxed)) {
-                s->task = *task;
+                memcpy(s->task, task, RING_TASK_BYTES);
                 /* Publish; pairs with the acquire load of seq in ring_pop. */
                 atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
                 if (pos_out) {
@@ -161,7 +167,8 @@ static sluice__qres ring_pop(void *q, sluice__task *out)
         if (diff == 0) {
             if (atomic_compare_exchange_weak_explicit(&r->head, &pos, pos + 1, memory_order_seq_cst,
                                                       memory_order_relaxed)) {
-                *out = s->task;
+                memcpy(out, s->task, RING_TASK_BYTES);
+                out->tenant = NULL;
                 /* Free the slot; pairs with the acquire load in ring_push. */
                 atomic_store_explicit(&s->seq, pos + r->cap, memory_order_release);
                 return SLUICE__Q_OK;

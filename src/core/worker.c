@@ -459,6 +459,9 @@ bool sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
 {
     if ((t->deadline_ns || t->ctx) && task_expired(p, t)) {
         sluice__shard_add(shard, &shard->shed, 1);
+        if (t->tenant) { /* before the status: whoever sees it finished sees its tenant's count */
+            p->qops->finish(p->q, t, w ? SLUICE__FROM_POP : SLUICE__FROM_SUBMIT, SLUICE__OUT_SHED, -1, 0);
+        }
         if (w) {
             sluice__status_set(w, SLUICE_WORKER_IDLE, 1);
         }
@@ -500,14 +503,20 @@ bool sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
     int jumped = invoke(&frame, t->fn, t->arg, &rc);
     sluice__tls_frame = outer;
 
+    sluice__outcome outcome;
     if (jumped) {
         sluice__shard_add(shard, &shard->panicked, 1);
         sluice__report_panic(p, &frame);
+        outcome = SLUICE__OUT_PANICKED;
     } else if (rc == 0) {
         sluice__shard_add(shard, &shard->completed, 1);
+        outcome = SLUICE__OUT_COMPLETED;
     } else {
         sluice__shard_add(shard, &shard->failed, 1);
+        outcome = SLUICE__OUT_FAILED;
     }
+    int wait_bucket = -1;
+    uint64_t wait_ns = 0;
 
     if (now_hint) {
         *now_hint = 0;
@@ -525,8 +534,13 @@ bool sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
             auto_sample(p, w, word, d);
         }
         if (t->enqueue_ns) {
-            hist_record(p, shard, &shard->wait_hist, start > t->enqueue_ns ? start - t->enqueue_ns : 0);
+            wait_ns = start > t->enqueue_ns ? start - t->enqueue_ns : 0;
+            hist_record(p, shard, &shard->wait_hist, wait_ns);
+            wait_bucket = (int)bucket_of(p, wait_ns);
         }
+    }
+    if (t->tenant) {
+        p->qops->finish(p->q, t, w ? SLUICE__FROM_POP : SLUICE__FROM_SUBMIT, outcome, wait_bucket, wait_ns);
     }
     if (w) {
         atomic_store_explicit(&w->label, NULL, memory_order_relaxed);

@@ -1,0 +1,147 @@
+/*
+ * sluice/tenant.h - tenants of a FAIR pool: handles, configuration and
+ * per-tenant accounting.
+ *
+ * A pool created with queue_discipline = SLUICE_QUEUE_FAIR keeps one FIFO
+ * per tenant and starts tasks by weighted deficit round robin across the
+ * tenants that have work, so one tenant flooding the pool delays the
+ * others by at most its share (docs/ARCHITECTURE.md, "Life of a task
+ * through the fair queue"; docs/RATIONALE.md for DRR and shuffle
+ * sharding). A task names its tenant at submit (sluice_submit_opts:
+ * `tenant` handle or `tenant_name`); tasks that name none belong to the
+ * tenant "default".
+ *
+ * Tenants come in three kinds:
+ *   configured  set with sluice_pool_tenant_set: their own weight and
+ *               limits, always tracked, never forgotten.
+ *   tracked     any other name, while fewer than fair.max_tenants are
+ *               tracked: the fair.tenant_default config, its own queue and
+ *               counters; forgotten after fair.idle_forget_ns idle.
+ *   sharded     a new name when max_tenants are tracked: it is dealt a hand
+ *               of fair.hand_size of the fair.shard_queues shared queues
+ *               (a hash of the name picks them) and each of its tasks goes
+ *               to the shortest queue of its hand. Its counts appear under
+ *               those queues ("~shard-N"), not under its name. A flood
+ *               from one sharded name fills only its hand; another name
+ *               shares all its queues with it only if dealt the same hand.
+ *
+ * Accounting: for each tenant, as for the pool,
+ *     submitted = completed + failed + panicked + dropped + shed + abandoned
+ * holds whenever nothing of that tenant is queued or running; refused
+ * submits count in `rejected` (closed-pool refusals are not counted).
+ *
+ * Thread-safety: every call here is safe from any thread, including pool
+ * workers and tasks; each takes the fair queue's lock briefly and none
+ * calls user code. Handles must be released before the pool is destroyed.
+ */
+#ifndef SLUICE_TENANT_H
+#define SLUICE_TENANT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/common.h"
+#include "sluice/pool.h"
+
+/* A handle on one tenant of one pool (opaque). */
+typedef struct sluice_tenant sluice_tenant;
+
+/* Tenant names: 1..SLUICE_TENANT_NAME_MAX bytes of [A-Za-z0-9_.:-]. */
+#define SLUICE_TENANT_NAME_MAX 64
+
+/*
+ * sluice_pool_tenant_set - configure a tenant (create it if new): its
+ * weight, queued and running limits and overflow. A configured tenant is
+ * always tracked (max_tenants does not apply) and never forgotten.
+ * Changes apply from the next decision: a new weight at the tenant's next
+ * round, a lower queued_limit refuses new submits but evicts nothing, a
+ * higher running_limit wakes workers for its queued tasks.
+ * Returns: SLUICE_OK; SLUICE_EINVAL naming the bad field in errbuf (name,
+ * weight above SLUICE_TENANT_WEIGHT_MAX, overflow); SLUICE_ENOTSUP for a
+ * FIFO pool; SLUICE_ENOMEM; SLUICE_ECLOSED once the pool is draining.
+ * errbuf: optional (NULL, 0), always NUL-terminated when given.
+ * Ownership: cfg and name are copied.
+ */
+SLUICE_API sluice_err sluice_pool_tenant_set(sluice_pool *pool, const char *name,
+                                             const sluice_tenant_config *cfg, char *errbuf, size_t errlen);
+
+/*
+ * sluice_pool_tenant_acquire - look a tenant up once for the submit fast
+ * path: a submit with opts.tenant = the handle does no hashing, no
+ * allocation and no string work. A new name is tracked (or sharded, see
+ * above) as if a task had named it. Holding a handle keeps a tracked
+ * tenant from being forgotten.
+ * Returns: SLUICE_OK with *out set; SLUICE_EINVAL (NULL argument, bad
+ * name); SLUICE_ENOENT (known_only and the name is not configured);
+ * SLUICE_ENOTSUP (FIFO pool); SLUICE_ENOMEM.
+ * Ownership: the caller owns *out and must give it back with
+ * sluice_tenant_release before the pool is destroyed.
+ */
+SLUICE_API sluice_err sluice_pool_tenant_acquire(sluice_pool *pool, const char *name, sluice_tenant **out);
+
+/* sluice_tenant_release - give a handle back. NULL is a no-op. The
+ * tenant's queued tasks are not affected. */
+SLUICE_API void sluice_tenant_release(sluice_tenant *tenant);
+
+/* sluice_tenant_name - the name the handle was acquired with; valid while
+ * the handle is held. */
+SLUICE_API const char *sluice_tenant_name(const sluice_tenant *tenant);
+
+/* A snapshot of one tenant (or one shared shard queue). */
+typedef struct sluice_tenant_stats {
+    char name[SLUICE_TENANT_NAME_MAX + 1]; /* "~shard-N" for a shard queue */
+    bool configured;                       /* set with sluice_pool_tenant_set */
+    bool shard;                            /* a shared queue of sharded tenants */
+    sluice_tenant_config config;           /* weight (never 0 here) and limits in force */
+    /* gauges */
+    size_t queued;    /* tasks waiting now */
+    unsigned running; /* tasks started from the queue and not yet finished */
+    /* counters since the tenant was first seen (reset if forgotten) */
+    uint64_t submitted; /* accepted (queued, or run on the submitter by CALLER_RUNS) */
+    uint64_t started;   /* taken from the queue by a worker (its share of the pool) */
+    uint64_t completed;
+    uint64_t failed;
+    uint64_t panicked;
+    uint64_t dropped;    /* evicted: the pool's DROP_OLDEST or the tenant's own */
+    uint64_t rejected;   /* refused at submit (tenant full, pool full, timeout) */
+    uint64_t shed;       /* deadline or context passed while queued */
+    uint64_t abandoned;  /* handed back at drain or destroy */
+    uint64_t caller_ran; /* of submitted, run on the submitter (CALLER_RUNS) */
+    /* Time from submit to start (every task of a FAIR pool is timed unless
+     * timing is disabled); the pool's bounds, counts not cumulative. */
+    sluice_histogram wait;
+} sluice_tenant_stats;
+
+/*
+ * sluice_tenant_stats_get - snapshot the tenant behind a handle (for a
+ * sharded name, the first shard queue of its hand: a sharded name's own
+ * counts are not kept). Returns SLUICE_OK, or SLUICE_EINVAL for a
+ * NULL argument.
+ */
+SLUICE_API sluice_err sluice_tenant_stats_get(sluice_tenant *tenant, sluice_tenant_stats *out);
+
+/*
+ * sluice_pool_tenants_get - snapshot every tracked tenant and every shard
+ * queue that has seen a task, into out[0..cap) (ordered by name, shard
+ * queues last). It first forgets the tenants idle past idle_forget_ns.
+ * Returns: how many there are (may exceed cap: call again with a bigger
+ * array); 0 for a FIFO pool or NULL pool. Each entry is about 1.2 KiB.
+ */
+SLUICE_API size_t sluice_pool_tenants_get(sluice_pool *pool, sluice_tenant_stats *out, size_t cap);
+
+/* The tenant table of a FAIR pool as a whole. */
+typedef struct sluice_tenancy_stats {
+    unsigned tracked;         /* gauge: tenants with their own queue (configured ones included) */
+    unsigned configured;      /* gauge: of those, set with sluice_pool_tenant_set */
+    unsigned active;          /* gauge: tenants and shard queues with queued tasks */
+    unsigned shard_queues;    /* the shared queues (fair.shard_queues) */
+    uint64_t forgotten;       /* counter: tenants forgotten after idling */
+    uint64_t sharded_submits; /* counter: tasks of untracked names put on a shard queue */
+    size_t memory_bytes;      /* gauge: the fair queue's own memory (slots, table, tenants) */
+} sluice_tenancy_stats;
+
+/* sluice_pool_tenancy_get - fill *out (zeros for a FIFO pool). */
+SLUICE_API void sluice_pool_tenancy_get(sluice_pool *pool, sluice_tenancy_stats *out);
+
+#endif /* SLUICE_TENANT_H */

@@ -1,0 +1,1140 @@
+/*
+ * src/core/queue_fair.c - the FAIR queue discipline: one FIFO per tenant,
+ * served by weighted deficit round robin, behind sluice__queue_ops.
+ *
+ * Purpose. With the FIFO ring one tenant that submits faster than the
+ * workers drain fills the queue and holds all K workers; everyone behind
+ * it waits (the reference text's multi-tenant SaaS story). Here each
+ * tenant has its own FIFO, and a worker asking for a task takes it from
+ * the tenant whose turn it is, so a flood delays the others by at most
+ * the flooder's share.
+ *
+ * Design.
+ *  - Slots. queue_capacity nodes are allocated at create and kept on a
+ *    free list: no allocation per task. A node holds the task by value
+ *    and links to the next node of its tenant's FIFO.
+ *  - Tenants with queued tasks are on the active ring, a circular doubly
+ *    linked list; `turn` is the tenant whose turn it is. Deficit round
+ *    robin with a cost of one task: when a tenant's turn comes it is
+ *    credited `weight`, each start costs 1, and when its deficit is spent
+ *    the turn passes on. A tenant whose FIFO empties leaves the ring with
+ *    its deficit reset to 0 (no hoarding of credit while idle). Over any
+ *    stretch in which tenants stay backlogged, their starts are in the
+ *    ratio of their weights to within one round. (RATIONALE.md says why
+ *    DRR over WFQ and lottery.)
+ *  - Running limits. A tenant with running_limit N and N tasks started
+ *    and not finished is capped. A capped tenant's turn is skipped while
+ *    any uncapped tenant has queued work; with nothing else to run it is
+ *    served anyway (work-conserving) unless it is strict. Strict capped
+ *    tenants' tasks do not count as `pending`, so workers park instead of
+ *    spinning on tasks that may not start; the worker that finishes one of
+ *    the tenant's tasks uncaps it and pops next itself.
+ *  - Tenants by name: a chained hash table (seeded FNV-1a and a 64-bit
+ *    mix) of tracked tenants. At most max_tenants unconfigured tenants
+ *    are tracked; beyond that a name is dealt a hand of hand_size of the
+ *    shard_queues shared queues (a hash of the name picks them, as
+ *    Kubernetes API Priority and Fairness deals them) and each of its
+ *    tasks goes to the shortest queue of its hand: a flood from one name
+ *    fills only its own hand, and two names share every queue only if
+ *    dealt the same hand. Unconfigured tenants with nothing queued or
+ *    running and no handle held are kept on an idle list in the order they
+ *    went idle and forgotten after idle_forget_ns (pool clock), swept when
+ *    a new name arrives and when the tenants are listed.
+ *  - DROP_OLDEST evicts the oldest task of the tenant that is most over
+ *    its share: the largest queued / weight. That tenant holds the most
+ *    queue per unit of its entitlement, so it is the one a fair queue
+ *    would serve last; taking its oldest keeps DROP_OLDEST's meaning (the
+ *    stalest task goes) inside that tenant. A tenant at its own
+ *    queued_limit with overflow DROP_OLDEST evicts its own oldest.
+ *  - Accounting. push counts `submitted`; finish (called by the pool for
+ *    every task pop or evict returned, and for CALLER_RUNS and refused
+ *    submits) counts the outcome and the wait. A tenant with tasks held
+ *    (popped or evicted, not finished) is never forgotten, so the pool
+ *    may touch it until finish.
+ *
+ * Ordering and the parking protocol. Every operation runs under the
+ * queue's mutex `mu`. `avail` (tasks that may start: queued minus those
+ * of strict capped tenants), `depth` and `pushed` are mirrored in atomics
+ * stored seq_cst under mu, so pending/ready/depth read them without the
+ * lock and the pool's Dekker pairing (worker.c: a producer's push then
+ * its read of `idle`; a parking worker's increment of `idle` then its
+ * read of pending) holds as with the ring's seq_cst CAS.
+ *
+ * Invariants (under mu):
+ *  1. total == sum of queued over tenants <= capacity; free nodes ==
+ *     capacity - total.
+ *  2. A tenant is on the active ring iff queued > 0.
+ *  3. n_uncapped == number of active tenants that are not capped;
+ *     strict_blocked == sum of queued over capped strict tenants.
+ *  4. avail == total - strict_blocked, and avail > 0 implies pop finds a
+ *     task (a capped work-conserving tenant is skipped only while an
+ *     uncapped active tenant exists, which is then eligible).
+ *  5. A tracked tenant is on the idle list iff it is unconfigured, has
+ *     queued == held == refs == 0; only idle-list tenants are freed.
+ *
+ * Lock order: pool->mu -> fair->mu (evict under the pool's DROP_OLDEST
+ * lock). No user code runs under fair->mu.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "sluice/tenant.h"
+
+#define DEFAULT_MAX_TENANTS 1024u
+#define MAX_MAX_TENANTS (1u << 20)
+#define DEFAULT_SHARDS 64u
+#define MAX_SHARDS 65536u
+#define DEFAULT_HAND 8u
+#define MAX_HAND 16u
+#define DEFAULT_IDLE_FORGET_NS (60 * SLUICE_NS_PER_SEC)
+#define DEFAULT_TENANT "default"
+
+typedef enum tenant_kind { KIND_TRACKED = 0, KIND_SHARD, KIND_ALIAS } tenant_kind;
+
+typedef struct node {
+    sluice__task task;
+    struct node *next;
+} node;
+
+typedef struct fair fair;
+
+struct sluice_tenant {
+    fair *fq;
+    tenant_kind kind;
+    uint64_t hash;
+    char name[SLUICE_TENANT_NAME_MAX + 1];
+    uint16_t hand[MAX_HAND]; /* KIND_ALIAS: indices of its shard queues */
+
+    /* Guarded by fq->mu. */
+    bool configured;
+    sluice_tenant_config cfg; /* weight >= 1 */
+    unsigned refs;            /* handles and submits in flight by name */
+    node *head, *tail;
+    size_t queued;
+    unsigned running; /* popped, not finished */
+    unsigned held;    /* popped or evicted, not finished */
+    bool capped;
+    int64_t deficit;
+    bool credited; /* its current turn has been credited */
+    struct sluice_tenant *act_prev, *act_next;
+    struct sluice_tenant *idle_prev, *idle_next;
+    bool on_idle;
+    uint64_t idle_since;
+    struct sluice_tenant *hnext;
+
+    uint64_t submitted, started, completed, failed, panicked, dropped, rejected, shed, abandoned, caller_ran;
+    uint64_t wait_sum_ns;
+    uint64_t wait_counts[]; /* nbounds + 1 (KIND_ALIAS: none) */
+};
+
+struct fair {
+    struct sluice_pool *pool;
+    size_t capacity;
+    size_t nbounds;
+    unsigned max_tenants, nshards, hand;
+    uint64_t forget_ns;
+    bool known_only;
+    sluice_tenant_config dflt;
+    uint64_t seed;
+
+    /* Read without mu (stored seq_cst under it). */
+    SLUICE__ALIGNED _Atomic size_t avail_a;
+    _Atomic size_t depth_a;
+    _Atomic uint64_t pushed_a;
+
+    SLUICE__ALIGNED pthread_mutex_t mu;
+    bool closed;
+    node *nodes;
+    node *free_nodes;
+    size_t total;
+    size_t strict_blocked;
+    unsigned n_uncapped;
+    unsigned nactive;
+    struct sluice_tenant *turn; /* the active ring, at the tenant whose turn it is */
+    struct sluice_tenant *idle_head, *idle_tail;
+    struct sluice_tenant **buckets;
+    size_t nbuckets;
+    unsigned tracked_dynamic, tracked_configured;
+    uint64_t forgotten, sharded_submits;
+    size_t tenant_bytes;
+    struct sluice_tenant **shards;
+    struct sluice_tenant *dflt_tenant;
+};
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= UINT64_C(0xbf58476d1ce4e5b9);
+    x ^= x >> 27;
+    x *= UINT64_C(0x94d049bb133111eb);
+    x ^= x >> 31;
+    return x;
+}
+
+static uint64_t name_hash(const fair *fq, const char *name)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325) ^ fq->seed;
+    for (const unsigned char *s = (const unsigned char *)name; *s; s++) {
+        h ^= *s;
+        h *= UINT64_C(0x100000001b3);
+    }
+    return mix64(h);
+}
+
+static void normalize(sluice_tenant_config *c)
+{
+    if (c->weight == 0) {
+        c->weight = 1;
+    }
+}
+
+static sluice_err check_tenant_config(const sluice_tenant_config *c, const char *field, char *errbuf,
+                                      size_t errlen)
+{
+    if (c->weight > SLUICE_TENANT_WEIGHT_MAX) {
+        sluice__errf(errbuf, errlen, "%sweight: must be 0 (1) .. %u, got %u", field, SLUICE_TENANT_WEIGHT_MAX,
+                     c->weight);
+        return SLUICE_EINVAL;
+    }
+    if ((unsigned)c->overflow > SLUICE_TENANT_OVERFLOW_DROP_OLDEST) {
+        sluice__errf(errbuf, errlen, "%soverflow: unknown tenant overflow %d (reject or drop_oldest)", field,
+                     (int)c->overflow);
+        return SLUICE_EINVAL;
+    }
+    return SLUICE_OK;
+}
+
+const char *sluice_queue_discipline_name(sluice_queue_discipline discipline)
+{
+    switch (discipline) {
+    case SLUICE_QUEUE_FIFO:
+        return "fifo";
+    case SLUICE_QUEUE_FAIR:
+        return "fair";
+    }
+    return "unknown";
+}
+
+const char *sluice_tenant_overflow_name(sluice_tenant_overflow policy)
+{
+    switch (policy) {
+    case SLUICE_TENANT_OVERFLOW_REJECT:
+        return "reject";
+    case SLUICE_TENANT_OVERFLOW_DROP_OLDEST:
+        return "drop_oldest";
+    }
+    return "unknown";
+}
+
+sluice_err sluice__fair_validate(const sluice_pool_config *cfg, char *errbuf, size_t errlen)
+{
+    const sluice_fair_config *f = &cfg->fair;
+    if ((unsigned)cfg->queue_discipline > SLUICE_QUEUE_FAIR) {
+        sluice__errf(errbuf, errlen, "queue_discipline: unknown discipline %d (fifo or fair)",
+                     (int)cfg->queue_discipline);
+        return SLUICE_EINVAL;
+    }
+    if (cfg->queue_discipline != SLUICE_QUEUE_FAIR) {
+        return SLUICE_OK;
+    }
+    if (f->max_tenants > MAX_MAX_TENANTS) {
+        sluice__errf(errbuf, errlen, "fair.max_tenants: at most %u, got %u", MAX_MAX_TENANTS, f->max_tenants);
+        return SLUICE_EINVAL;
+    }
+    if (f->shard_queues > MAX_SHARDS) {
+        sluice__errf(errbuf, errlen, "fair.shard_queues: at most %u, got %u", MAX_SHARDS, f->shard_queues);
+        return SLUICE_EINVAL;
+    }
+    unsigned shards = f->shard_queues ? f->shard_queues : DEFAULT_SHARDS;
+    if (f->hand_size > MAX_HAND || f->hand_size > shards) {
+        sluice__errf(errbuf, errlen, "fair.hand_size: at most %u and at most shard_queues (%u), got %u",
+                     MAX_HAND, shards, f->hand_size);
+        return SLUICE_EINVAL;
+    }
+    return check_tenant_config(&f->tenant_default, "fair.tenant_default.", errbuf, errlen);
+}
+
+/* ---- tenant state (all under fq->mu) ---------------------------------------- */
+
+/* Take a tenant's contribution out of the aggregate counts (invariant 3)
+ * before changing its queued, running or config ... */
+static void acct_out(fair *fq, struct sluice_tenant *t)
+{
+    if (t->queued > 0 && !t->capped) {
+        fq->n_uncapped--;
+    }
+    if (t->capped && t->cfg.strict) {
+        fq->strict_blocked -= t->queued;
+    }
+}
+
+/* ... and put it back after. */
+static void acct_in(fair *fq, struct sluice_tenant *t)
+{
+    t->capped = t->cfg.running_limit != 0 && t->running >= t->cfg.running_limit;
+    if (t->queued > 0 && !t->capped) {
+        fq->n_uncapped++;
+    }
+    if (t->capped && t->cfg.strict) {
+        fq->strict_blocked += t->queued;
+    }
+}
+
+/* Mirror the counts for the lock-free readers (seq_cst: see the header). */
+static void publish(fair *fq)
+{
+    atomic_store_explicit(&fq->avail_a, fq->total - fq->strict_blocked, memory_order_seq_cst);
+    atomic_store_explicit(&fq->depth_a, fq->total, memory_order_seq_cst);
+}
+
+static void active_insert(fair *fq, struct sluice_tenant *t)
+{
+    /* Joins at the back of the round: just before the tenant whose turn it is. */
+    if (!fq->turn) {
+        t->act_next = t->act_prev = t;
+        fq->turn = t;
+    } else {
+        struct sluice_tenant *back = fq->turn->act_prev;
+        t->act_prev = back;
+        t->act_next = fq->turn;
+        back->act_next = t;
+        fq->turn->act_prev = t;
+    }
+    t->deficit = 0;
+    t->credited = false;
+    fq->nactive++;
+}
+
+static void active_remove(fair *fq, struct sluice_tenant *t)
+{
+    if (t->act_next == t) {
+        fq->turn = NULL;
+    } else {
+        t->act_prev->act_next = t->act_next;
+        t->act_next->act_prev = t->act_prev;
+        if (fq->turn == t) {
+            fq->turn = t->act_next;
+        }
+    }
+    t->act_next = t->act_prev = NULL;
+    t->deficit = 0;
+    t->credited = false;
+    fq->nactive--;
+}
+
+static bool forgettable(const struct sluice_tenant *t)
+{
+    return t->kind == KIND_TRACKED && !t->configured && t->queued == 0 && t->held == 0 && t->refs == 0;
+}
+
+static void idle_unlink(fair *fq, struct sluice_tenant *t)
+{
+    if (t->idle_prev) {
+        t->idle_prev->idle_next = t->idle_next;
+    } else {
+        fq->idle_head = t->idle_next;
+    }
+    if (t->idle_next) {
+        t->idle_next->idle_prev = t->idle_prev;
+    } else {
+        fq->idle_tail = t->idle_prev;
+    }
+    t->idle_prev = t->idle_next = NULL;
+    t->on_idle = false;
+}
+
+/* Keep invariant 5 after a change to t. Reads the pool clock only when t
+ * goes idle. */
+static void settle(fair *fq, struct sluice_tenant *t)
+{
+    bool f = forgettable(t);
+    if (f && !t->on_idle) {
+        t->idle_since = sluice__now(fq->pool);
+        t->idle_prev = fq->idle_tail;
+        t->idle_next = NULL;
+        if (fq->idle_tail) {
+            fq->idle_tail->idle_next = t;
+        } else {
+            fq->idle_head = t;
+        }
+        fq->idle_tail = t;
+        t->on_idle = true;
+    } else if (!f && t->on_idle) {
+        idle_unlink(fq, t);
+    }
+}
+
+static size_t tenant_size(const fair *fq)
+{
+    return sizeof(struct sluice_tenant) + (fq->nbounds + 1) * sizeof(uint64_t);
+}
+
+static void table_unlink(fair *fq, struct sluice_tenant *t)
+{
+    struct sluice_tenant **link = &fq->buckets[t->hash & (fq->nbuckets - 1)];
+    while (*link != t) {
+        link = &(*link)->hnext;
+    }
+    *link = t->hnext;
+}
+
+/* Forget the tenants idle for forget_ns or longer (the idle list is in
+ * the order they went idle). */
+static void sweep(fair *fq)
+{
+    if (fq->forget_ns == UINT64_MAX || !fq->idle_head) {
+        return;
+    }
+    uint64_t now = sluice__now(fq->pool);
+    while (fq->idle_head && now - fq->idle_head->idle_since >= fq->forget_ns) {
+        struct sluice_tenant *t = fq->idle_head;
+        idle_unlink(fq, t);
+        table_unlink(fq, t);
+        fq->tracked_dynamic--;
+        fq->forgotten++;
+        fq->tenant_bytes -= tenant_size(fq);
+        free(t);
+    }
+}
+
+static struct sluice_tenant *table_find(fair *fq, const char *name, uint64_t h)
+{
+    for (struct sluice_tenant *t = fq->buckets[h & (fq->nbuckets - 1)]; t; t = t->hnext) {
+        if (t->hash == h && strcmp(t->name, name) == 0) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+static struct sluice_tenant *tenant_new(fair *fq, tenant_kind kind, const char *name, uint64_t h,
+                                        const sluice_tenant_config *cfg)
+{
+    size_t size = kind == KIND_ALIAS ? sizeof(struct sluice_tenant) : tenant_size(fq);
+    struct sluice_tenant *t = calloc(1, size);
+    if (!t) {
+        return NULL;
+    }
+    t->fq = fq;
+    t->kind = kind;
+    t->hash = h;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->cfg = *cfg;
+    normalize(&t->cfg);
+    if (kind == KIND_TRACKED) {
+        struct sluice_tenant **b = &fq->buckets[h & (fq->nbuckets - 1)];
+        t->hnext = *b;
+        *b = t;
+        fq->tenant_bytes += size;
+    }
+    return t;
+}
+
+/* Deal a hand of fq->hand distinct shard queues from h (mixed radix:
+ * h mod S, then mod S-1, ...; remixed when the hash runs low). */
+static void deal_hand(const fair *fq, uint64_t h, uint16_t *hand)
+{
+    uint64_t bits = h;
+    for (unsigned i = 0; i < fq->hand; i++) {
+        unsigned left = fq->nshards - i;
+        if (bits < left) {
+            bits = mix64(h + i + 1);
+        }
+        unsigned r = (unsigned)(bits % left);
+        bits /= left;
+        /* The r-th shard not yet in the hand (the hand is kept sorted). */
+        unsigned pick = r;
+        for (unsigned j = 0; j < i; j++) {
+            if (hand[j] <= pick) {
+                pick++;
+            }
+        }
+        /* Insert in order. */
+        unsigned j = i;
+        while (j > 0 && hand[j - 1] > pick) {
+            hand[j] = hand[j - 1];
+            j--;
+        }
+        hand[j] = (uint16_t)pick;
+    }
+}
+
+static struct sluice_tenant *shortest_of(fair *fq, const uint16_t *hand)
+{
+    struct sluice_tenant *best = fq->shards[hand[0]];
+    for (unsigned i = 1; i < fq->hand; i++) {
+        struct sluice_tenant *s = fq->shards[hand[i]];
+        if (s->queued < best->queued) {
+            best = s;
+        }
+    }
+    return best;
+}
+
+/* The queue tenant a task's tenant stands for: an alias's shortest shard. */
+static struct sluice_tenant *resolve(fair *fq, struct sluice_tenant *t)
+{
+    return t->kind == KIND_ALIAS ? shortest_of(fq, t->hand) : t;
+}
+
+/*
+ * Find or make the tenant for `name` (under mu). Returns a tracked tenant,
+ * or, beyond max_tenants, a shard queue (alias_out NULL) or a new alias
+ * (alias_out set). SLUICE_ENOENT under known_only.
+ */
+static sluice_err lookup_locked(fair *fq, const char *name, bool want_alias, struct sluice_tenant **out)
+{
+    uint64_t h = name_hash(fq, name);
+    struct sluice_tenant *t = table_find(fq, name, h);
+    if (t) {
+        *out = t;
+        return SLUICE_OK;
+    }
+    if (fq->known_only) {
+        return SLUICE_ENOENT;
+    }
+    sweep(fq);
+    if (fq->tracked_dynamic < fq->max_tenants) {
+        t = tenant_new(fq, KIND_TRACKED, name, h, &fq->dflt);
+        if (!t) {
+            return SLUICE_ENOMEM;
+        }
+        fq->tracked_dynamic++;
+        *out = t;
+        return SLUICE_OK;
+    }
+    uint16_t hand[MAX_HAND] = {0};
+    deal_hand(fq, h, hand);
+    if (!want_alias) {
+        *out = shortest_of(fq, hand);
+        return SLUICE_OK;
+    }
+    t = tenant_new(fq, KIND_ALIAS, name, h, &fq->dflt);
+    if (!t) {
+        return SLUICE_ENOMEM;
+    }
+    memcpy(t->hand, hand, sizeof hand);
+    *out = t;
+    return SLUICE_OK;
+}
+
+/* ---- create / destroy ------------------------------------------------------- */
+
+static void fair_destroy(void *q)
+{
+    fair *fq = q;
+    if (!fq) {
+        return;
+    }
+    for (size_t i = 0; fq->buckets && i < fq->nbuckets; i++) {
+        struct sluice_tenant *t = fq->buckets[i];
+        while (t) {
+            struct sluice_tenant *next = t->hnext;
+            free(t);
+            t = next;
+        }
+    }
+    for (unsigned i = 0; fq->shards && i < fq->nshards; i++) {
+        free(fq->shards[i]);
+    }
+    free(fq->shards);
+    free(fq->buckets);
+    free(fq->nodes);
+    pthread_mutex_destroy(&fq->mu);
+    free(fq);
+}
+
+sluice_err sluice__fair_create(struct sluice_pool *pool, void **out)
+{
+    const sluice_pool_config *cfg = &pool->cfg;
+    const sluice_fair_config *f = &cfg->fair;
+    fair *fq = aligned_alloc(SLUICE__CACHELINE,
+                             (sizeof *fq + SLUICE__CACHELINE - 1) / SLUICE__CACHELINE * SLUICE__CACHELINE);
+    if (!fq) {
+        return SLUICE_ENOMEM;
+    }
+    memset(fq, 0, sizeof *fq);
+    pthread_mutex_init(&fq->mu, NULL);
+    fq->pool = pool;
+    fq->capacity = cfg->queue_capacity;
+    fq->nbounds = pool->nbounds;
+    fq->max_tenants = f->max_tenants ? f->max_tenants : DEFAULT_MAX_TENANTS;
+    fq->nshards = f->shard_queues ? f->shard_queues : DEFAULT_SHARDS;
+    fq->hand = f->hand_size ? f->hand_size : (fq->nshards < DEFAULT_HAND ? fq->nshards : DEFAULT_HAND);
+    fq->forget_ns = f->idle_forget_ns ? f->idle_forget_ns : DEFAULT_IDLE_FORGET_NS;
+    fq->known_only = f->known_only;
+    fq->dflt = f->tenant_default;
+    normalize(&fq->dflt);
+    /* Not secret, but not fixed either: a name flood cannot be precomputed
+     * to land in one bucket of every process. */
+    fq->seed = mix64((uint64_t)(uintptr_t)fq ^ sluice_clock_now(NULL));
+
+    fq->nbuckets = 16;
+    while (fq->nbuckets < fq->max_tenants) {
+        fq->nbuckets *= 2;
+    }
+    fq->nodes = calloc(fq->capacity, sizeof(node));
+    fq->buckets = calloc(fq->nbuckets, sizeof *fq->buckets);
+    fq->shards = calloc(fq->nshards, sizeof *fq->shards);
+    if (!fq->nodes || !fq->buckets || !fq->shards) {
+        fair_destroy(fq);
+        return SLUICE_ENOMEM;
+    }
+    for (size_t i = 0; i < fq->capacity; i++) {
+        fq->nodes[i].next = i + 1 < fq->capacity ? &fq->nodes[i + 1] : NULL;
+    }
+    fq->free_nodes = &fq->nodes[0];
+    for (unsigned i = 0; i < fq->nshards; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "~shard-%u", i);
+        fq->shards[i] = tenant_new(fq, KIND_SHARD, name, i, &fq->dflt);
+        if (!fq->shards[i]) {
+            fair_destroy(fq);
+            return SLUICE_ENOMEM;
+        }
+    }
+    /* "default": the tenant of tasks that name none; configured, so it is
+     * never forgotten nor refused by known_only. */
+    fq->dflt_tenant = tenant_new(fq, KIND_TRACKED, DEFAULT_TENANT, name_hash(fq, DEFAULT_TENANT), &fq->dflt);
+    if (!fq->dflt_tenant) {
+        fair_destroy(fq);
+        return SLUICE_ENOMEM;
+    }
+    fq->dflt_tenant->configured = true;
+    fq->tracked_configured = 1;
+    *out = fq;
+    return SLUICE_OK;
+}
+
+/* ---- the queue operations ----------------------------------------------------- */
+
+static void enqueue_locked(fair *fq, struct sluice_tenant *t, const sluice__task *task)
+{
+    node *n = fq->free_nodes;
+    fq->free_nodes = n->next;
+    n->task = *task;
+    n->task.tenant = t;
+    n->next = NULL;
+    acct_out(fq, t);
+    if (t->tail) {
+        t->tail->next = n;
+    } else {
+        t->head = n;
+    }
+    t->tail = n;
+    t->queued++;
+    fq->total++;
+    acct_in(fq, t);
+    if (t->queued == 1) {
+        active_insert(fq, t);
+        settle(fq, t);
+    }
+}
+
+/* Take t's oldest task into *out. popped: a start (counts in running). */
+static void dequeue_locked(fair *fq, struct sluice_tenant *t, sluice__task *out, bool popped)
+{
+    node *n = t->head;
+    acct_out(fq, t);
+    t->head = n->next;
+    if (!t->head) {
+        t->tail = NULL;
+    }
+    t->queued--;
+    fq->total--;
+    t->held++;
+    if (popped) {
+        t->running++;
+        t->started++;
+    }
+    acct_in(fq, t);
+    if (t->queued == 0) {
+        active_remove(fq, t);
+    }
+    *out = n->task;
+    n->next = fq->free_nodes;
+    fq->free_nodes = n;
+}
+
+static sluice__qres fair_push(void *q, const sluice__task *task, uint64_t *pos_out)
+{
+    fair *fq = q;
+    pthread_mutex_lock(&fq->mu);
+    if (fq->closed) {
+        pthread_mutex_unlock(&fq->mu);
+        return SLUICE__Q_CLOSED;
+    }
+    struct sluice_tenant *t = task->tenant ? task->tenant : fq->dflt_tenant;
+    if (t->kind == KIND_ALIAS) {
+        t = shortest_of(fq, t->hand);
+    }
+    if (t->cfg.queued_limit && t->queued >= t->cfg.queued_limit) {
+        pthread_mutex_unlock(&fq->mu);
+        return SLUICE__Q_TENANT_FULL;
+    }
+    if (fq->total >= fq->capacity) {
+        pthread_mutex_unlock(&fq->mu);
+        return SLUICE__Q_FULL;
+    }
+    if (t->kind == KIND_SHARD) {
+        fq->sharded_submits++;
+    }
+    enqueue_locked(fq, t, task);
+    t->submitted++;
+    uint64_t pos = atomic_load_explicit(&fq->pushed_a, memory_order_relaxed);
+    atomic_store_explicit(&fq->pushed_a, pos + 1, memory_order_seq_cst);
+    publish(fq);
+    pthread_mutex_unlock(&fq->mu);
+    if (pos_out) {
+        *pos_out = pos;
+    }
+    return SLUICE__Q_OK;
+}
+
+static bool eligible(const fair *fq, const struct sluice_tenant *t)
+{
+    return !t->capped || (!t->cfg.strict && fq->n_uncapped == 0);
+}
+
+static sluice__qres fair_pop(void *q, sluice__task *out)
+{
+    fair *fq = q;
+    if (atomic_load_explicit(&fq->avail_a, memory_order_relaxed) == 0) {
+        /* Nothing that may start: skip the lock. A push in flight wakes a
+         * worker or is seen through pending() (seq_cst), as with the ring;
+         * a later load cannot read an older value than pending() read. */
+        return SLUICE__Q_EMPTY;
+    }
+    pthread_mutex_lock(&fq->mu);
+    /* Each pass either serves the tenant whose turn it is or passes the
+     * turn on from an ineligible one; after nactive passes every tenant
+     * has been looked at. */
+    for (unsigned pass = 0, n = fq->nactive; pass < n && fq->turn; pass++) {
+        struct sluice_tenant *t = fq->turn;
+        if (!eligible(fq, t)) {
+            t->deficit = 0; /* a skipped turn earns no credit */
+            t->credited = false;
+            fq->turn = t->act_next;
+            continue;
+        }
+        if (!t->credited) {
+            t->deficit += t->cfg.weight;
+            t->credited = true;
+        }
+        /* weight >= 1 and the deficit never goes below 0: it is >= 1. */
+        t->deficit--;
+        bool spent = t->deficit < 1;
+        dequeue_locked(fq, t, out, true);
+        if (t->queued > 0 && spent) {
+            t->credited = false;
+            fq->turn = t->act_next;
+        }
+        publish(fq);
+        pthread_mutex_unlock(&fq->mu);
+        return SLUICE__Q_OK;
+    }
+    pthread_mutex_unlock(&fq->mu);
+    return SLUICE__Q_EMPTY;
+}
+
+/* The tenant most over its share: the largest queued / weight (ties: the
+ * first found). */
+static struct sluice_tenant *most_over_share(fair *fq)
+{
+    struct sluice_tenant *best = NULL;
+    struct sluice_tenant *t = fq->turn;
+    for (unsigned i = 0; i < fq->nactive; i++, t = t->act_next) {
+        if (!best || (unsigned __int128)t->queued * best->cfg.weight >
+                         (unsigned __int128)best->queued * t->cfg.weight) {
+            best = t;
+        }
+    }
+    return best;
+}
+
+static sluice__qres fair_evict(void *q, const sluice__task *incoming, sluice__task *out)
+{
+    fair *fq = q;
+    pthread_mutex_lock(&fq->mu);
+    struct sluice_tenant *victim = NULL;
+    if (incoming) {
+        struct sluice_tenant *t = resolve(fq, incoming->tenant ? incoming->tenant : fq->dflt_tenant);
+        if (t->cfg.queued_limit && t->queued >= t->cfg.queued_limit) {
+            if (t->cfg.overflow != SLUICE_TENANT_OVERFLOW_DROP_OLDEST) {
+                pthread_mutex_unlock(&fq->mu);
+                return SLUICE__Q_TENANT_FULL;
+            }
+            victim = t;
+        } else {
+            victim = most_over_share(fq);
+        }
+    } else {
+        victim = fq->turn;
+    }
+    if (!victim || victim->queued == 0) {
+        pthread_mutex_unlock(&fq->mu);
+        return SLUICE__Q_EMPTY;
+    }
+    dequeue_locked(fq, victim, out, false);
+    publish(fq);
+    pthread_mutex_unlock(&fq->mu);
+    return SLUICE__Q_OK;
+}
+
+static void fair_finish(void *q, const sluice__task *task, sluice__origin origin, sluice__outcome outcome,
+                        int wait_bucket, uint64_t wait_ns)
+{
+    fair *fq = q;
+    pthread_mutex_lock(&fq->mu);
+    struct sluice_tenant *t = task->tenant ? task->tenant : fq->dflt_tenant;
+    if (t->kind == KIND_ALIAS) {
+        t = fq->shards[t->hand[0]];
+    }
+    switch (origin) {
+    case SLUICE__FROM_POP:
+        acct_out(fq, t);
+        t->running--;
+        t->held--;
+        acct_in(fq, t);
+        break;
+    case SLUICE__FROM_EVICT:
+        t->held--;
+        break;
+    case SLUICE__FROM_SUBMIT:
+        if (outcome != SLUICE__OUT_REJECTED) {
+            t->submitted++; /* accepted and run (or shed) by CALLER_RUNS */
+            if (outcome <= SLUICE__OUT_PANICKED) {
+                t->caller_ran++;
+            }
+        }
+        break;
+    }
+    switch (outcome) {
+    case SLUICE__OUT_COMPLETED:
+        t->completed++;
+        break;
+    case SLUICE__OUT_FAILED:
+        t->failed++;
+        break;
+    case SLUICE__OUT_PANICKED:
+        t->panicked++;
+        break;
+    case SLUICE__OUT_SHED:
+        t->shed++;
+        break;
+    case SLUICE__OUT_DROPPED:
+        t->dropped++;
+        break;
+    case SLUICE__OUT_ABANDONED:
+        t->abandoned++;
+        break;
+    case SLUICE__OUT_REJECTED:
+        t->rejected++;
+        break;
+    }
+    if (wait_bucket >= 0 && (size_t)wait_bucket <= fq->nbounds) {
+        t->wait_counts[wait_bucket]++;
+        t->wait_sum_ns += wait_ns;
+    }
+    settle(fq, t);
+    publish(fq);
+    pthread_mutex_unlock(&fq->mu);
+}
+
+static void fair_close(void *q)
+{
+    fair *fq = q;
+    pthread_mutex_lock(&fq->mu);
+    fq->closed = true;
+    pthread_mutex_unlock(&fq->mu);
+}
+
+static bool fair_pending(void *q)
+{
+    return atomic_load_explicit(&((fair *)q)->avail_a, memory_order_seq_cst) > 0;
+}
+
+static bool fair_ready(void *q)
+{
+    return atomic_load_explicit(&((fair *)q)->avail_a, memory_order_relaxed) > 0;
+}
+
+static size_t fair_depth(void *q)
+{
+    return atomic_load_explicit(&((fair *)q)->depth_a, memory_order_seq_cst);
+}
+
+static uint64_t fair_pushed(void *q)
+{
+    return atomic_load_explicit(&((fair *)q)->pushed_a, memory_order_acquire);
+}
+
+static size_t fair_capacity(void *q)
+{
+    return ((fair *)q)->capacity;
+}
+
+const sluice__queue_ops sluice__fair_ops = {
+    .push = fair_push,
+    .pop = fair_pop,
+    .close = fair_close,
+    .pending = fair_pending,
+    .ready = fair_ready,
+    .depth = fair_depth,
+    .pushed = fair_pushed,
+    .capacity = fair_capacity,
+    .destroy = fair_destroy,
+    .evict = fair_evict,
+    .finish = fair_finish,
+};
+
+/* ---- the submit side ------------------------------------------------------------ */
+
+sluice_err sluice__fair_tenant_ref(struct sluice_pool *pool, const sluice_submit_opts *opts,
+                                   struct sluice_tenant **out, bool *unref)
+{
+    fair *fq = pool->q;
+    *unref = false;
+    if (opts && opts->tenant) {
+        if (opts->tenant->fq != fq) {
+            return SLUICE_EINVAL; /* a handle of another pool */
+        }
+        *out = opts->tenant; /* the handle holds a reference */
+        return SLUICE_OK;
+    }
+    if (!opts || !opts->tenant_name) {
+        *out = fq->dflt_tenant;
+        return SLUICE_OK;
+    }
+    if (!sluice__name_valid(opts->tenant_name, SLUICE_TENANT_NAME_MAX)) {
+        return SLUICE_EINVAL;
+    }
+    pthread_mutex_lock(&fq->mu);
+    struct sluice_tenant *t = NULL;
+    sluice_err err = lookup_locked(fq, opts->tenant_name, false, &t);
+    if (!err && t->kind == KIND_TRACKED) {
+        t->refs++;
+        settle(fq, t);
+        *unref = true;
+    }
+    pthread_mutex_unlock(&fq->mu);
+    *out = t;
+    return err;
+}
+
+void sluice__fair_tenant_unref(struct sluice_pool *pool, struct sluice_tenant *t)
+{
+    fair *fq = pool->q;
+    pthread_mutex_lock(&fq->mu);
+    t->refs--;
+    settle(fq, t);
+    pthread_mutex_unlock(&fq->mu);
+}
+
+/* ---- the public tenant API -------------------------------------------------------- */
+
+sluice_err sluice_pool_tenant_set(sluice_pool *pool, const char *name, const sluice_tenant_config *cfg,
+                                  char *errbuf, size_t errlen)
+{
+    if (errbuf && errlen) {
+        errbuf[0] = '\0';
+    }
+    if (!pool || !cfg) {
+        sluice__errf(errbuf, errlen, "%s: NULL", !pool ? "pool" : "cfg");
+        return SLUICE_EINVAL;
+    }
+    if (!pool->fair) {
+        sluice__errf(errbuf, errlen, "pool %s: tenants need queue_discipline fair", pool->name);
+        return SLUICE_ENOTSUP;
+    }
+    sluice_err err = sluice__name_check(name, SLUICE_TENANT_NAME_MAX, "tenant", errbuf, errlen);
+    if (err) {
+        return err;
+    }
+    err = check_tenant_config(cfg, "", errbuf, errlen);
+    if (err) {
+        return err;
+    }
+    fair *fq = pool->q;
+    pthread_mutex_lock(&fq->mu);
+    if (fq->closed) {
+        pthread_mutex_unlock(&fq->mu);
+        sluice__errf(errbuf, errlen, "pool %s: draining", pool->name);
+        return SLUICE_ECLOSED;
+    }
+    uint64_t h = name_hash(fq, name);
+    struct sluice_tenant *t = table_find(fq, name, h);
+    if (!t) {
+        t = tenant_new(fq, KIND_TRACKED, name, h, cfg);
+        if (!t) {
+            pthread_mutex_unlock(&fq->mu);
+            sluice__errf(errbuf, errlen, "tenant %s: out of memory", name);
+            return SLUICE_ENOMEM;
+        }
+        t->configured = true;
+        fq->tracked_configured++;
+    } else {
+        if (!t->configured) {
+            t->configured = true;
+            fq->tracked_dynamic--;
+            fq->tracked_configured++;
+        }
+        acct_out(fq, t);
+        t->cfg = *cfg;
+        normalize(&t->cfg);
+        acct_in(fq, t);
+    }
+    settle(fq, t);
+    publish(fq);
+    size_t depth = fq->total;
+    pthread_mutex_unlock(&fq->mu);
+    if (depth) {
+        /* A higher running limit may let queued tasks start now. */
+        sluice__spawn_for_work(pool, depth);
+    }
+    return SLUICE_OK;
+}
+
+sluice_err sluice_pool_tenant_acquire(sluice_pool *pool, const char *name, sluice_tenant **out)
+{
+    if (!pool || !out || !name) {
+        return SLUICE_EINVAL;
+    }
+    if (!pool->fair) {
+        return SLUICE_ENOTSUP;
+    }
+    if (!sluice__name_valid(name, SLUICE_TENANT_NAME_MAX)) {
+        return SLUICE_EINVAL;
+    }
+    fair *fq = pool->q;
+    pthread_mutex_lock(&fq->mu);
+    struct sluice_tenant *t = NULL;
+    sluice_err err = lookup_locked(fq, name, true, &t);
+    if (!err) {
+        t->refs++;
+        settle(fq, t);
+        *out = t;
+    }
+    pthread_mutex_unlock(&fq->mu);
+    return err;
+}
+
+void sluice_tenant_release(sluice_tenant *t)
+{
+    if (!t) {
+        return;
+    }
+    fair *fq = t->fq;
+    pthread_mutex_lock(&fq->mu);
+    t->refs--;
+    bool free_alias = t->kind == KIND_ALIAS && t->refs == 0;
+    if (!free_alias) {
+        settle(fq, t);
+    }
+    pthread_mutex_unlock(&fq->mu);
+    if (free_alias) {
+        free(t);
+    }
+}
+
+const char *sluice_tenant_name(const sluice_tenant *t)
+{
+    return t ? t->name : NULL;
+}
+
+static void snapshot_locked(fair *fq, const struct sluice_tenant *t, sluice_tenant_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", t->name);
+    out->configured = t->configured;
+    out->shard = t->kind == KIND_SHARD;
+    out->config = t->cfg;
+    out->queued = t->queued;
+    out->running = t->running;
+    out->submitted = t->submitted;
+    out->started = t->started;
+    out->completed = t->completed;
+    out->failed = t->failed;
+    out->panicked = t->panicked;
+    out->dropped = t->dropped;
+    out->rejected = t->rejected;
+    out->shed = t->shed;
+    out->abandoned = t->abandoned;
+    out->caller_ran = t->caller_ran;
+    out->wait.bucket_count = fq->nbounds;
+    memcpy(out->wait.bounds, fq->pool->bounds, fq->nbounds * sizeof(double));
+    for (size_t i = 0; i <= fq->nbounds; i++) {
+        out->wait.counts[i] = t->wait_counts[i];
+        out->wait.count += t->wait_counts[i];
+    }
+    out->wait.sum_seconds = (double)t->wait_sum_ns / 1e9;
+}
+
+sluice_err sluice_tenant_stats_get(sluice_tenant *t, sluice_tenant_stats *out)
+{
+    if (!t || !out) {
+        return SLUICE_EINVAL;
+    }
+    fair *fq = t->fq;
+    pthread_mutex_lock(&fq->mu);
+    snapshot_locked(fq, t->kind == KIND_ALIAS ? fq->shards[t->hand[0]] : t, out);
+    pthread_mutex_unlock(&fq->mu);
+    return SLUICE_OK;
+}
+
+size_t sluice_pool_tenants_get(sluice_pool *pool, sluice_tenant_stats *out, size_t cap)
+{
+    if (!pool || !pool->fair) {
+        return 0;
+    }
+    fair *fq = pool->q;
+    size_t n = 0;
+    pthread_mutex_lock(&fq->mu);
+    sweep(fq);
+    for (size_t i = 0; i < fq->nbuckets; i++) {
+        for (struct sluice_tenant *t = fq->buckets[i]; t; t = t->hnext) {
+            if (out && n < cap) {
+                snapshot_locked(fq, t, &out[n]);
+            }
+            n++;
+        }
+    }
+    for (unsigned i = 0; i < fq->nshards; i++) {
+        const struct sluice_tenant *t = fq->shards[i];
+        if (t->submitted == 0 && t->rejected == 0) {
+            continue;
+        }
+        if (out && n < cap) {
+            snapshot_locked(fq, t, &out[n]);
+        }
+        n++;
+    }
+    pthread_mutex_unlock(&fq->mu);
+    return n;
+}
+
+void sluice_pool_tenancy_get(sluice_pool *pool, sluice_tenancy_stats *out)
+{
+    if (!out) {
+        return;
+    }
+    memset(out, 0, sizeof *out);
+    if (!pool || !pool->fair) {
+        return;
+    }
+    fair *fq = pool->q;
+    pthread_mutex_lock(&fq->mu);
+    out->tracked = fq->tracked_dynamic + fq->tracked_configured;
+    out->configured = fq->tracked_configured;
+    out->active = fq->nactive;
+    out->shard_queues = fq->nshards;
+    out->forgotten = fq->forgotten;
+    out->sharded_submits = fq->sharded_submits;
+    out->memory_bytes = sizeof *fq + fq->capacity * sizeof(node) + fq->nbuckets * sizeof *fq->buckets +
+                        fq->nshards * (sizeof *fq->shards + tenant_size(fq)) + fq->tenant_bytes;
+    pthread_mutex_unlock(&fq->mu);
+}
