@@ -69,6 +69,7 @@
 #include "sluice/pool.h"
 #include "sluice/router.h"
 #include "sluice/service.h"
+#include "sluice/tenant.h"
 
 /* Where a value came from, for messages: 1-based line/column in `file`, or
  * (line == 0) the environment variable `env` (or a built-in default when
@@ -264,6 +265,11 @@ typedef enum sluice_pool_key {
     SLUICE_PK_QUEUE_DISCIPLINE,
     SLUICE_PK_TENANTS, /* a TABLE of sluice_config_tenant */
     SLUICE_PK_TIER,
+    SLUICE_PK_MAX_TENANTS,
+    SLUICE_PK_TENANT_SHARD_QUEUES,
+    SLUICE_PK_TENANT_HAND_SIZE,
+    SLUICE_PK_TENANT_IDLE_FORGET,
+    SLUICE_PK_KNOWN_TENANTS_ONLY,
     SLUICE_PK_COUNT_
 } sluice_pool_key;
 
@@ -290,12 +296,6 @@ SLUICE_API const char *sluice_pool_key_name(sluice_pool_key key);
  * memory limit. */
 #define SLUICE_CONFIG_QUEUE_CAPACITY_MAX ((size_t)1 << 30)
 
-/* How a pool's queue picks the next task (key `queue_discipline`). */
-typedef enum sluice_config_queue_discipline {
-    SLUICE_CONFIG_QUEUE_FIFO = 0, /* `fifo`: one ring, arrival order (the default) */
-    SLUICE_CONFIG_QUEUE_FAIR,     /* `fair`: per-tenant queues served by weight */
-} sluice_config_queue_discipline;
-
 /* The keys of one entry of a pool's `tenants:` list. */
 typedef enum sluice_tenant_key {
     SLUICE_TK_NAME = 0,
@@ -303,6 +303,7 @@ typedef enum sluice_tenant_key {
     SLUICE_TK_QUEUED_LIMIT,
     SLUICE_TK_RUNNING_LIMIT,
     SLUICE_TK_STRICT,
+    SLUICE_TK_OVERFLOW,
     SLUICE_TK_COUNT_
 } sluice_tenant_key;
 
@@ -318,11 +319,12 @@ typedef enum sluice_tenant_key {
  * unknown tenants to that tier.
  */
 typedef struct sluice_config_tenant {
-    char *name;             /* required; 1..SLUICE_POOL_NAME_MAX bytes of [A-Za-z0-9_.:-], or "*" */
+    char *name;             /* required; 1..SLUICE_TENANT_NAME_MAX bytes of [A-Za-z0-9_.:-], or "*" */
     unsigned weight;        /* default 1, 1..10000: the share of the pool's workers under backlog */
     size_t queued_limit;    /* default 0 = only the pool's queue_capacity bounds the tenant */
     unsigned running_limit; /* default 0 = none; else at most this many of K run at once */
     bool strict;            /* default false: an idle pool lends past running_limit (work-conserving) */
+    sluice_tenant_overflow overflow; /* past queued_limit: reject (default) | drop_oldest (its own oldest) */
     uint64_t set;           /* bit (1u << sluice_tenant_key): given */
     sluice_config_pos pos[SLUICE_TK_COUNT_];
     sluice_config_pos entry_pos; /* the `- name:` item */
@@ -354,10 +356,16 @@ typedef struct sluice_config_pool {
 
     double readiness_weight; /* default 1: how much this pool saturated counts against /health/ready */
     /* Tenants and tiers (issue 13). */
-    sluice_config_queue_discipline queue_discipline; /* fifo (default) | fair */
+    sluice_queue_discipline queue_discipline; /* fifo (default) | fair */
     sluice_config_tenant *tenants;                   /* key `tenants`, in file order; NULL when absent */
     size_t tenant_count;
     char *tier; /* key `tier`: the tier this pool serves for the router; NULL = none */
+    /* The fair queue's bounds (sluice_fair_config; 0 = the library's default). */
+    unsigned max_tenants;        /* key `max_tenants` */
+    unsigned tenant_shard_queues; /* key `tenant_shard_queues` */
+    unsigned tenant_hand_size;   /* key `tenant_hand_size` */
+    uint64_t tenant_idle_forget_ns; /* key `tenant_idle_forget` */
+    bool known_tenants_only;     /* key `known_tenants_only`: refuse tenants the list does not name */
 
     /* Bookkeeping: which keys were given, and where. */
     uint64_t set; /* bit (1u << sluice_pool_key) */
@@ -372,6 +380,19 @@ typedef struct sluice_config_pool {
 /* sluice_config_pool_tenant - the pool's entry for tenant `name` (exact
  * match), else its "*" entry, else NULL (every value at its default). */
 SLUICE_API const sluice_config_tenant *sluice_config_pool_tenant(const sluice_config_pool *p, const char *name);
+
+/*
+ * sluice_config_pool_set_tenants - configure the named tenants of the
+ * pool's `tenants:` list on a pool created from it (sluice_pool_tenant_set
+ * for each, "*" aside: its values are the pool config's
+ * fair.tenant_default, set by sluice_config_pool_to_pool_config). Nothing
+ * to do for a fifo pool. sluice_service_create_from_config calls it.
+ * Returns: SLUICE_OK; the first sluice_pool_tenant_set error, with
+ * "tenant NAME: why" in errbuf.
+ * Thread-safety: as sluice_pool_tenant_set (safe, any thread).
+ */
+SLUICE_API sluice_err sluice_config_pool_set_tenants(const sluice_config_pool *p, sluice_pool *pool, char *errbuf,
+                                                     size_t errlen);
 
 /* sluice_config_pool_has - true when `key` was given for this pool. */
 static inline bool sluice_config_pool_has(const sluice_config_pool *p, sluice_pool_key key)

@@ -61,7 +61,12 @@ typedef struct sluice_router_tier {
  * (no tiers, more than SLUICE_ROUTER_MAX_TIERS, a NULL or empty name, a
  * NULL pool, a duplicate tier, a tenant in two tiers, a tenant named like
  * a tier, two tiers listing "*", more than SLUICE_ROUTER_MAX_TENANTS
- * tenants); SLUICE_ENOMEM. On error nothing is allocated.
+ * tenants); in a fair tier, the error of sluice_pool_tenant_acquire for a
+ * listed tenant (a bad name: SLUICE_EINVAL); SLUICE_ENOMEM. On error
+ * nothing is allocated.
+ * Handles: for each listed tenant of a fair tier the router holds a
+ * tenant handle (so that tenant is never forgotten while the router
+ * lives); sluice_router_destroy releases them.
  * Ownership: *out belongs to the caller (sluice_router_destroy); the
  * strings are copied, the pools borrowed.
  * Thread-safety: safe; the result is immutable.
@@ -73,12 +78,17 @@ SLUICE_API sluice_err sluice_router_create(const sluice_router_tier *tiers, size
  * no-op. No route or submit may run or start on it. */
 SLUICE_API void sluice_router_destroy(sluice_router *r);
 
-/* Where a name goes. The strings belong to the router. */
+struct sluice_tenant;
+
+/* Where a name goes. The strings and the handle belong to the router
+ * (`tenant` is the caller's own `name` when by_default). */
 typedef struct sluice_route {
     sluice_pool *pool;  /* the tier's pool */
     const char *tier;   /* the tier's name */
     const char *tenant; /* the tenant the submit is for; NULL when the name was a tier */
     bool by_default;    /* the tier took the name through "*" (no tier lists it) */
+    struct sluice_tenant *handle; /* a listed tenant of a fair tier (sluice/tenant.h); else NULL */
+    bool fair;          /* the tier's pool is SLUICE_QUEUE_FAIR: submits carry the tenant */
 } sluice_route;
 
 /*
@@ -94,7 +104,9 @@ SLUICE_API sluice_err sluice_router_route(const sluice_router *r, const char *na
 
 /*
  * sluice_router_submit - route `name`, then sluice_pool_submit_ex(fn, arg,
- * opts) on its pool.
+ * opts) on its pool. In a fair tier the submit carries the tenant (the
+ * handle of a listed tenant, the name of one taken by "*"), unless opts
+ * names a tenant itself.
  * Returns: SLUICE_ENOENT for an unknown name (the caller keeps arg;
  * sluice_router_route says why), SLUICE_EINVAL (NULL router, name or
  * fn), else what the pool's submit returns.

@@ -17,6 +17,11 @@
  * resized away during the request: such a worker reads "(no backtrace:
  * ...)".
  *
+ * Tenants. A fair pool's entry also lists its tenants (queued, running,
+ * weight and limits, counters): the busiest DEBUG_TENANTS_MAX by queued +
+ * running tasks, then "tenants_omitted" says how many more there are, so
+ * a pool tracking a million names cannot turn the page into megabytes.
+ *
  * Lock order: pools_lock (read) -> pool getters (pool->mu inside them).
  */
 #include <inttypes.h>
@@ -27,6 +32,10 @@
 
 #include "admin/admin_internal.h"
 #include "sluice/metrics.h"
+#include "sluice/tenant.h"
+
+/* The most tenants one pool's entry lists. */
+#define DEBUG_TENANTS_MAX 200
 
 /* The live workers of a pool (malloc'd; *n set). */
 static sluice_worker_info *workers_of(sluice_pool *pool, size_t *n)
@@ -54,6 +63,66 @@ static double age_seconds(sluice_pool *pool, uint64_t since)
     return since && now > since ? (double)(now - since) / 1e9 : 0.0;
 }
 
+/* Busiest first (queued + running), then by name. */
+static int by_load(const void *a, const void *b)
+{
+    const sluice_tenant_stats *x = a, *y = b;
+    size_t lx = x->queued + x->running, ly = y->queued + y->running;
+    if (lx != ly) {
+        return lx > ly ? -1 : 1;
+    }
+    return strcmp(x->name, y->name);
+}
+
+/* ,"tenancy":{...},"tenants":[...] for a fair pool. */
+static void json_tenants(sluice__sb *b, sluice_pool *pool)
+{
+    sluice_tenancy_stats ts;
+    sluice_pool_tenancy_get(pool, &ts);
+    sluice__sb_printf(b,
+                      ",\"tenancy\":{\"tracked\":%u,\"configured\":%u,\"active\":%u,\"shard_queues\":%u,"
+                      "\"forgotten\":%" PRIu64 ",\"sharded_submits\":%" PRIu64 ",\"memory_bytes\":%zu}",
+                      ts.tracked, ts.configured, ts.active, ts.shard_queues, ts.forgotten, ts.sharded_submits,
+                      ts.memory_bytes);
+    size_t cap = (size_t)ts.tracked + ts.shard_queues + 8, n = 0;
+    sluice_tenant_stats *t = NULL;
+    for (int tries = 0; tries < 3; tries++) {
+        sluice_tenant_stats *grown = realloc(t, cap * sizeof *t);
+        if (!grown) {
+            break;
+        }
+        t = grown;
+        n = sluice_pool_tenants_get(pool, t, cap);
+        if (n <= cap) {
+            break;
+        }
+        cap = n + 16;
+    }
+    size_t have = t ? (n < cap ? n : cap) : 0;
+    qsort(t, have, sizeof *t, by_load);
+    size_t shown = have < DEBUG_TENANTS_MAX ? have : DEBUG_TENANTS_MAX;
+    sluice__sb_puts(b, ",\"tenants\":[");
+    for (size_t i = 0; i < shown; i++) {
+        const sluice_tenant_stats *x = &t[i];
+        sluice__sb_puts(b, i ? ",{\"name\":" : "{\"name\":");
+        sluice__sb_json_str(b, x->name);
+        sluice__sb_printf(b,
+                          ",\"configured\":%s,\"shard\":%s,\"weight\":%u,\"queued_limit\":%zu,"
+                          "\"running_limit\":%u,\"strict\":%s,\"overflow\":\"%s\",\"queued\":%zu,\"running\":%u,",
+                          x->configured ? "true" : "false", x->shard ? "true" : "false", x->config.weight,
+                          x->config.queued_limit, x->config.running_limit, x->config.strict ? "true" : "false",
+                          sluice_tenant_overflow_name(x->config.overflow), x->queued, x->running);
+        sluice__sb_printf(b,
+                          "\"submitted\":%" PRIu64 ",\"started\":%" PRIu64 ",\"completed\":%" PRIu64
+                          ",\"failed\":%" PRIu64 ",\"panicked\":%" PRIu64 ",\"dropped\":%" PRIu64
+                          ",\"rejected\":%" PRIu64 ",\"shed\":%" PRIu64 ",\"abandoned\":%" PRIu64 "}",
+                          x->submitted, x->started, x->completed, x->failed, x->panicked, x->dropped,
+                          x->rejected, x->shed, x->abandoned);
+    }
+    sluice__sb_printf(b, "],\"tenants_omitted\":%zu", n > shown ? n - shown : 0);
+    free(t);
+}
+
 static void json_pool(sluice__sb *b, sluice_pool *pool)
 {
     sluice_pool_config cfg;
@@ -66,12 +135,13 @@ static void json_pool(sluice__sb *b, sluice_pool *pool)
         b,
         ",\"config\":{\"workers\":%u,\"min_workers\":%u,\"queue_capacity\":%zu,\"overflow\":\"%s\","
         "\"submit_timeout_ns\":%" PRIu64 ",\"idle_expiry_ns\":%" PRIu64 ",\"prewarm\":%s,\"stack_size\":%zu,"
-        "\"fault_mode\":\"%s\",\"timing_sample_every\":%u,\"timing_sample_auto\":%s,\"timing_disabled\":%s}",
+        "\"fault_mode\":\"%s\",\"timing_sample_every\":%u,\"timing_sample_auto\":%s,\"timing_disabled\":%s,"
+        "\"queue_discipline\":\"%s\"}",
         cfg.workers, cfg.min_workers, cfg.queue_capacity, sluice_overflow_name(cfg.overflow),
         cfg.submit_timeout_ns, cfg.idle_expiry_ns, cfg.prewarm ? "true" : "false", cfg.stack_size,
         sluice_fault_mode_name(cfg.fault_mode), cfg.timing_sample_every,
         cfg.timing_sample_every == SLUICE_TIMING_SAMPLE_AUTO ? "true" : "false",
-        cfg.timing_disabled ? "true" : "false");
+        cfg.timing_disabled ? "true" : "false", sluice_queue_discipline_name(cfg.queue_discipline));
     sluice__sb_printf(b,
                       ",\"stats\":{\"running\":%u,\"capacity\":%u,\"workers\":%u,\"idle\":%u,\"waiting\":%u,"
                       "\"queue_depth\":%zu,\"queue_capacity\":%zu,\"draining\":%s,",
@@ -100,8 +170,12 @@ static void json_pool(sluice__sb *b, sluice_pool *pool)
         sluice__sb_json_str(b, w[i].state == SLUICE_WORKER_RUNNING ? w[i].task_label : NULL);
         sluice__sb_printf(b, ",\"tasks_run\":%" PRIu64 "}", w[i].tasks_run);
     }
-    sluice__sb_puts(b, "]}");
+    sluice__sb_puts(b, "]");
     free(w);
+    if (cfg.queue_discipline == SLUICE_QUEUE_FAIR) {
+        json_tenants(b, pool);
+    }
+    sluice__sb_puts(b, "}");
 }
 
 static int ep_debug(sluice_admin *a, struct MHD_Connection *c)

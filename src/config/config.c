@@ -240,6 +240,16 @@ const sluice_config_pool *sluice_config_find_pool(const sluice_config *cfg, cons
     return NULL;
 }
 
+static sluice_tenant_config tenant_config(const sluice_config_tenant *t)
+{
+    sluice_tenant_config tc = {.weight = t->weight,
+                               .queued_limit = t->queued_limit,
+                               .running_limit = t->running_limit,
+                               .strict = t->strict,
+                               .overflow = t->overflow};
+    return tc;
+}
+
 void sluice_config_pool_to_pool_config(const sluice_config_pool *p, sluice_pool_config *out)
 {
     sluice_pool_config_init(out);
@@ -257,6 +267,56 @@ void sluice_config_pool_to_pool_config(const sluice_config_pool *p, sluice_pool_
     out->histogram_bucket_count = p->histogram_bucket_count;
     out->timing_sample_every = p->timing_sample_every;
     out->timing_disabled = !p->timing;
+    out->queue_discipline = p->queue_discipline;
+    if (p->queue_discipline == SLUICE_QUEUE_FAIR) {
+        const sluice_config_tenant *any = NULL;
+        for (size_t i = 0; i < p->tenant_count; i++) {
+            if (p->tenants[i].name && strcmp(p->tenants[i].name, SLUICE_CONFIG_TENANT_DEFAULT) == 0) {
+                any = &p->tenants[i];
+            }
+        }
+        if (any) {
+            out->fair.tenant_default = tenant_config(any);
+        }
+        out->fair.max_tenants = p->max_tenants;
+        out->fair.shard_queues = p->tenant_shard_queues;
+        out->fair.hand_size = p->tenant_hand_size;
+        out->fair.idle_forget_ns = p->tenant_idle_forget_ns;
+        out->fair.known_only = p->known_tenants_only;
+    }
+}
+
+sluice_err sluice_config_pool_set_tenants(const sluice_config_pool *p, sluice_pool *pool, char *errbuf,
+                                          size_t errlen)
+{
+    if (errbuf && errlen) {
+        errbuf[0] = '\0';
+    }
+    if (!p || !pool) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "set tenants: %s is NULL", p ? "pool" : "the config entry");
+        }
+        return SLUICE_EINVAL;
+    }
+    if (p->queue_discipline != SLUICE_QUEUE_FAIR) {
+        return SLUICE_OK; /* a fifo tier pool lists tenants only for the router */
+    }
+    for (size_t i = 0; i < p->tenant_count; i++) {
+        const sluice_config_tenant *t = &p->tenants[i];
+        if (!t->name || strcmp(t->name, SLUICE_CONFIG_TENANT_DEFAULT) == 0) {
+            continue;
+        }
+        sluice_tenant_config tc = tenant_config(t);
+        char why[512];
+        sluice_err r = sluice_pool_tenant_set(pool, t->name, &tc, why, sizeof why);
+        if (r != SLUICE_OK) {
+            if (errbuf && errlen) {
+                snprintf(errbuf, errlen, "tenant %s: %s", t->name, why[0] ? why : sluice_strerror(r));
+            }
+            return r;
+        }
+    }
+    return SLUICE_OK;
 }
 
 uint64_t sluice_config_pool_drain_timeout(const sluice_config *cfg, const sluice_config_pool *p)

@@ -49,7 +49,8 @@
 _Static_assert(sizeof(sluice_overflow) == sizeof(int), "ENUM rows store an int");
 _Static_assert(sizeof(sluice_fault_mode) == sizeof(int), "ENUM rows store an int");
 _Static_assert(sizeof(sluice_pool_kind) == sizeof(int), "ENUM rows store an int");
-_Static_assert(sizeof(sluice_config_queue_discipline) == sizeof(int), "ENUM rows store an int");
+_Static_assert(sizeof(sluice_queue_discipline) == sizeof(int), "ENUM rows store an int");
+_Static_assert(sizeof(sluice_tenant_overflow) == sizeof(int), "ENUM rows store an int");
 _Static_assert(SLUICE_TK_COUNT_ <= 64, "the set bitmask is 64 bits");
 _Static_assert(SLUICE_PK_COUNT_ <= 64 && SLUICE_SK_COUNT_ <= 64, "the set bitmask is 64 bits");
 
@@ -73,8 +74,12 @@ static const char *const KIND_NAMES[] = {
     [SLUICE_POOL_KIND_MEMORY] = "memory",
 };
 static const char *const DISCIPLINE_NAMES[] = {
-    [SLUICE_CONFIG_QUEUE_FIFO] = "fifo",
-    [SLUICE_CONFIG_QUEUE_FAIR] = "fair",
+    [SLUICE_QUEUE_FIFO] = "fifo",
+    [SLUICE_QUEUE_FAIR] = "fair",
+};
+static const char *const TENANT_OVERFLOW_NAMES[] = {
+    [SLUICE_TENANT_OVERFLOW_REJECT] = "reject",
+    [SLUICE_TENANT_OVERFLOW_DROP_OLDEST] = "drop_oldest",
 };
 #define COUNT_OF(a) ((unsigned)(sizeof(a) / sizeof((a)[0])))
 
@@ -143,7 +148,7 @@ static const sluice_config_key TENANT_KEYS[SLUICE_TK_COUNT_] = {
                         .offset = TENANT_AT(name),
                         .reload = SLUICE_CONFIG_RESTART,
                         .flags = SLUICE_CONFIG_REQUIRED,
-                        .doc = "the tenant as submits name it: 1..48 of `[A-Za-z0-9_.:-]`, unique in the "
+                        .doc = "the tenant as submits name it: 1..64 of `[A-Za-z0-9_.:-]`, unique in the "
                                "pool; `\"*\"` = every tenant not listed (the default)"},
     [SLUICE_TK_WEIGHT] = {.name = "weight",
                           .type = SLUICE_CONFIG_UINT,
@@ -151,7 +156,7 @@ static const sluice_config_key TENANT_KEYS[SLUICE_TK_COUNT_] = {
                           .reload = SLUICE_CONFIG_RESTART,
                           .flags = SLUICE_CONFIG_OMIT_UNSET,
                           .min = 1,
-                          .max = 10000,
+                          .max = SLUICE_TENANT_WEIGHT_MAX,
                           .min_why = "a tenant of weight 0 would never be served",
                           .default_value = "1",
                           .doc = "its share of the workers while tenants are backlogged (weights 1:2:4 "
@@ -181,6 +186,16 @@ static const sluice_config_key TENANT_KEYS[SLUICE_TK_COUNT_] = {
                           .default_value = "false",
                           .doc = "`true`: `running_limit` holds even while other tenants leave workers idle; "
                                  "`false` (work-conserving): idle workers are lent past it"},
+    [SLUICE_TK_OVERFLOW] = {.name = "overflow",
+                            .type = SLUICE_CONFIG_ENUM,
+                            .offset = TENANT_AT(overflow),
+                            .reload = SLUICE_CONFIG_RESTART,
+                            .flags = SLUICE_CONFIG_OMIT_UNSET,
+                            .enum_names = TENANT_OVERFLOW_NAMES,
+                            .enum_count = COUNT_OF(TENANT_OVERFLOW_NAMES),
+                            .default_value = "reject",
+                            .doc = "a submit past `queued_limit`: `reject` (`SLUICE_EFULL`, others still get "
+                                   "in) or `drop_oldest` (evict this tenant's own oldest queued task)"},
 };
 
 /* One tenant entry on its own; the checks across entries (duplicates,
@@ -389,6 +404,48 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                         .doc = "the tier this pool serves (`premium`, `standard`, `free`): the router "
                                "(sluice/router.h) sends a submit for the tier, or for a tenant this pool "
                                "lists, here; unique"},
+    [SLUICE_PK_MAX_TENANTS] = {.name = "max_tenants",
+                               .type = SLUICE_CONFIG_UINT,
+                               .offset = POOL_AT(max_tenants),
+                               .reload = SLUICE_CONFIG_RESTART,
+                               .flags = SLUICE_CONFIG_OMIT_ZERO,
+                               .max = 1048576,
+                               .doc_default = "1024",
+                               .doc = "`fair`: tenants tracked by name besides the listed ones; a new name past "
+                                      "it shares the shard queues (shuffle sharding); <= 1048576"},
+    [SLUICE_PK_TENANT_SHARD_QUEUES] = {.name = "tenant_shard_queues",
+                                       .type = SLUICE_CONFIG_UINT,
+                                       .offset = POOL_AT(tenant_shard_queues),
+                                       .reload = SLUICE_CONFIG_RESTART,
+                                       .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                       .max = 65536,
+                                       .doc_default = "64",
+                                       .doc = "`fair`: the shared queues of untracked tenants; <= 65536"},
+    [SLUICE_PK_TENANT_HAND_SIZE] = {.name = "tenant_hand_size",
+                                    .type = SLUICE_CONFIG_UINT,
+                                    .offset = POOL_AT(tenant_hand_size),
+                                    .reload = SLUICE_CONFIG_RESTART,
+                                    .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                    .max = 16,
+                                    .doc_default = "8",
+                                    .doc = "`fair`: how many shard queues one untracked tenant is dealt; <= 16 and "
+                                           "<= `tenant_shard_queues`"},
+    [SLUICE_PK_TENANT_IDLE_FORGET] = {.name = "tenant_idle_forget",
+                                      .type = SLUICE_CONFIG_DURATION,
+                                      .offset = POOL_AT(tenant_idle_forget_ns),
+                                      .reload = SLUICE_CONFIG_RESTART,
+                                      .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                      .doc_default = "60s",
+                                      .doc = "`fair`: an unlisted tenant idle this long is forgotten (its queue and "
+                                             "counters freed)"},
+    [SLUICE_PK_KNOWN_TENANTS_ONLY] = {.name = "known_tenants_only",
+                                      .type = SLUICE_CONFIG_BOOL,
+                                      .offset = POOL_AT(known_tenants_only),
+                                      .reload = SLUICE_CONFIG_RESTART,
+                                      .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                      .default_value = "false",
+                                      .doc = "`fair`: refuse (`SLUICE_ENOENT`) tenants the `tenants:` list does not "
+                                             "name"},
 };
 
 /* Indexed by sluice_service_key. */

@@ -62,6 +62,10 @@ sluice_err sluice_service_create_from_config(const sluice_config *cfg, const slu
         if (r == SLUICE_OK) {
             r = sluice_service_set_readiness_weight(svc, pool, cp->readiness_weight);
         }
+        if (r == SLUICE_OK) {
+            why[0] = '\0';
+            r = sluice_config_pool_set_tenants(cp, pool, why, sizeof why);
+        }
         if (r != SLUICE_OK) {
             if (errbuf && errlen) {
                 snprintf(errbuf, errlen, "pool %s: %s", cp->name, why[0] ? why : sluice_strerror(r));

@@ -65,7 +65,23 @@ static bool is_default_tenant(const sluice_config_tenant *t)
  * bounds, and what a FIFO pool can honour (nothing but routing). */
 static void validate_tenants(const sluice_config_pool *p, const char *path, cfg_errs *e)
 {
-    bool fair = p->queue_discipline == SLUICE_CONFIG_QUEUE_FAIR;
+    bool fair = p->queue_discipline == SLUICE_QUEUE_FAIR;
+    static const sluice_pool_key fair_keys[] = {SLUICE_PK_MAX_TENANTS, SLUICE_PK_TENANT_SHARD_QUEUES,
+                                                SLUICE_PK_TENANT_HAND_SIZE, SLUICE_PK_TENANT_IDLE_FORGET,
+                                                SLUICE_PK_KNOWN_TENANTS_ONLY};
+    for (size_t k = 0; !fair && k < sizeof fair_keys / sizeof fair_keys[0]; k++) {
+        if (sluice_config_pool_has(p, fair_keys[k])) {
+            sluice__cfg_errf(e, SLUICE_EINVAL, &p->pos[fair_keys[k]],
+                             "%s.%s: applies only to queue_discipline: fair", path,
+                             sluice__cfg_pool_keys[fair_keys[k]].name);
+        }
+    }
+    unsigned shards = p->tenant_shard_queues ? p->tenant_shard_queues : 64;
+    if (fair && p->tenant_hand_size > shards) {
+        sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_TENANT_HAND_SIZE),
+                         "%s.tenant_hand_size: must be <= tenant_shard_queues (%u), got %u", path, shards,
+                         p->tenant_hand_size);
+    }
     if (p->tenant_count && !fair && !p->tier) {
         sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_TENANTS),
                          "%s.tenants: a fifo pool serves tasks in arrival order whatever their tenant: set "
@@ -78,11 +94,11 @@ static void validate_tenants(const sluice_config_pool *p, const char *path, cfg_
         if (!t->name) {
             continue; /* "required" was said where the item was read */
         }
-        if (!is_default_tenant(t) && !sluice__name_valid(t->name, SLUICE_POOL_NAME_MAX)) {
+        if (!is_default_tenant(t) && !sluice__name_valid(t->name, SLUICE_TENANT_NAME_MAX)) {
             sluice__cfg_errf(e, SLUICE_EINVAL, tenant_pos(t, SLUICE_TK_NAME),
                              "%s.tenants[%zu].name: must be 1..%d characters of " SLUICE__NAME_CHARSET
                              " (or \"*\" for every other tenant), got \"%s\"",
-                             path, i, SLUICE_POOL_NAME_MAX, t->name);
+                             path, i, SLUICE_TENANT_NAME_MAX, t->name);
         }
         for (size_t j = 0; j < i; j++) {
             if (p->tenants[j].name && strcmp(p->tenants[j].name, t->name) == 0) {
@@ -94,7 +110,8 @@ static void validate_tenants(const sluice_config_pool *p, const char *path, cfg_
         }
         if (!fair) {
             static const sluice_tenant_key shares[] = {SLUICE_TK_WEIGHT, SLUICE_TK_QUEUED_LIMIT,
-                                                       SLUICE_TK_RUNNING_LIMIT, SLUICE_TK_STRICT};
+                                                       SLUICE_TK_RUNNING_LIMIT, SLUICE_TK_STRICT,
+                                                       SLUICE_TK_OVERFLOW};
             for (size_t k = 0; k < sizeof shares / sizeof shares[0]; k++) {
                 if ((t->set >> shares[k]) & 1u) {
                     sluice__cfg_errf(e, SLUICE_EINVAL, &t->pos[shares[k]],

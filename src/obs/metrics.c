@@ -1095,7 +1095,7 @@ sluice_err sluice_metrics_render(sluice_metrics *reg, sluice_expo_format format,
         reg->collectors[i].fn(&w, reg->collectors[i].user);
         w.family_ok = false;
     }
-    sluice__expo_pools(&w, reg->pools, reg->pool_count);
+    sluice__expo_pools(&w, reg->pools, reg->pool_count, reg->default_max_series);
     render_self(&w, reg);
     pthread_mutex_unlock(&reg->lock);
     if (format == SLUICE_EXPO_OPENMETRICS) {

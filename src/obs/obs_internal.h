@@ -37,7 +37,9 @@ void sluice__expo_printf(sluice_expo *w, const char *fmt, ...) SLUICE_PRINTF(2, 
 bool sluice__valid_metric_name(const char *s);
 bool sluice__valid_label_name(const char *s);
 
-/* The pool families for pools[0..n), all pools per family (pool_collector.c). */
-void sluice__expo_pools(sluice_expo *w, sluice_pool *const *pools, size_t n);
+/* The pool families for pools[0..n), all pools per family, and the
+ * tenant families of fair pools with at most tenant_series series per
+ * pool (the rest folded into "other") (pool_collector.c). */
+void sluice__expo_pools(sluice_expo *w, sluice_pool *const *pools, size_t n, size_t tenant_series);
 
 #endif /* SLUICE_OBS_INTERNAL_H */

@@ -15,14 +15,39 @@
  * come from slightly different instants (see sluice_pool_stats_get). The
  * histogram _count is the sum of its buckets, never a separate read.
  *
+ * Tenants (fair pools). Each tenant of a SLUICE_QUEUE_FAIR pool gets the
+ * pool_tenant_* families, labelled name="<pool>", tenant="<tenant>", from
+ * one sluice_pool_tenants_get snapshot per scrape. The registry's series
+ * cap (sluice_metrics_config.max_series, per pool here) bounds them: the
+ * max_series - 1 tenants with the most traffic (submitted + rejected) keep
+ * their own series and every other tenant is summed into tenant="other"
+ * (counters, gauges and wait histograms alike, so the pool's totals still
+ * add up), and pool_tenants_folded says how many were folded. Names are
+ * minted by callers, an attacker's too; the core bounds what it tracks
+ * (max_tenants, then shard queues) and this bounds what a scrape carries.
+ * A tenant that is itself called "other" is folded whenever folding
+ * happens, so no series is written twice.
+ *
  * Locks: called under the registry lock; the pool getters take only the
- * pool's own registry lock, briefly, and never block workers.
+ * pool's own registry lock (and the fair queue's lock), briefly, and never
+ * block workers.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "obs/obs_internal.h"
 #include "sluice/metrics.h"
+#include "sluice/tenant.h"
+
+/* One fair pool's tenants as the scrape shows them. */
+typedef struct tenant_view {
+    sluice_tenant_stats *t; /* the kept tenants, then "other" when folded */
+    size_t n;
+    size_t folded; /* tenants summed into "other" */
+    unsigned tracked;
+    bool fair;
+} tenant_view;
 
 typedef struct snap {
     sluice_pool_stats st;
@@ -189,7 +214,212 @@ static double value_of(const sluice_pool_stats *s, field f)
     return 0;
 }
 
-void sluice__expo_pools(sluice_expo *w, sluice_pool *const *pools, size_t n)
+/* More traffic first; ties by name, so the choice is stable between scrapes. */
+static int by_traffic(const void *a, const void *b)
+{
+    const sluice_tenant_stats *x = a, *y = b;
+    uint64_t tx = x->submitted + x->rejected, ty = y->submitted + y->rejected;
+    if (tx != ty) {
+        return tx > ty ? -1 : 1;
+    }
+    return strcmp(x->name, y->name);
+}
+
+static void fold_into(sluice_tenant_stats *other, const sluice_tenant_stats *t)
+{
+    other->queued += t->queued;
+    other->running += t->running;
+    other->submitted += t->submitted;
+    other->started += t->started;
+    other->completed += t->completed;
+    other->failed += t->failed;
+    other->panicked += t->panicked;
+    other->dropped += t->dropped;
+    other->rejected += t->rejected;
+    other->shed += t->shed;
+    other->abandoned += t->abandoned;
+    other->caller_ran += t->caller_ran;
+    /* Every tenant of a pool shares the pool's bounds. */
+    for (size_t b = 0; b <= t->wait.bucket_count && b <= SLUICE_HIST_MAX_BUCKETS; b++) {
+        other->wait.counts[b] += t->wait.counts[b];
+    }
+    other->wait.count += t->wait.count;
+    other->wait.sum_seconds += t->wait.sum_seconds;
+}
+
+/* Snapshot a pool's tenants and keep at most `cap` series (cap >= 2). */
+static bool tenant_snapshot(sluice_pool *pool, size_t cap, tenant_view *v)
+{
+    memset(v, 0, sizeof *v);
+    sluice_tenancy_stats ts;
+    sluice_pool_tenancy_get(pool, &ts);
+    sluice_pool_config pc;
+    sluice_pool_config_get(pool, &pc);
+    v->fair = pc.queue_discipline == SLUICE_QUEUE_FAIR;
+    if (!v->fair) {
+        return true;
+    }
+    v->tracked = ts.tracked;
+    /* Tenants come and go between the calls: grow and retry a few times,
+     * then make do with what fits. */
+    size_t room = (size_t)ts.tracked + ts.shard_queues + 8, n = 0;
+    for (int tries = 0; tries < 3; tries++) {
+        sluice_tenant_stats *grown = realloc(v->t, (room + 1) * sizeof *grown); /* +1: "other" */
+        if (!grown) {
+            return false;
+        }
+        v->t = grown;
+        n = sluice_pool_tenants_get(pool, v->t, room);
+        if (n <= room) {
+            break;
+        }
+        room = n + 16;
+    }
+    n = n < room ? n : room;
+    if (n <= cap) {
+        v->n = n;
+        return true;
+    }
+    qsort(v->t, n, sizeof *v->t, by_traffic);
+    sluice_tenant_stats other;
+    memset(&other, 0, sizeof other);
+    snprintf(other.name, sizeof other.name, "%s", SLUICE_METRIC_OTHER);
+    other.wait.bucket_count = v->t[0].wait.bucket_count;
+    memcpy(other.wait.bounds, v->t[0].wait.bounds, sizeof other.wait.bounds);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (kept < cap - 1 && strcmp(v->t[i].name, SLUICE_METRIC_OTHER) != 0) {
+            if (kept != i) {
+                v->t[kept] = v->t[i];
+            }
+            kept++;
+        } else {
+            fold_into(&other, &v->t[i]);
+            v->folded++;
+        }
+    }
+    v->t[kept] = other;
+    v->n = kept + 1;
+    return true;
+}
+
+typedef enum tenant_field {
+    TF_QUEUED,
+    TF_RUNNING,
+    TF_SUBMITTED,
+    TF_COMPLETED,
+    TF_FAILED,
+    TF_PANICKED,
+    TF_DROPPED,
+    TF_REJECTED,
+    TF_SHED,
+    TF_ABANDONED,
+} tenant_field;
+
+static const struct {
+    const char *name;
+    sluice_metric_type type;
+    tenant_field f;
+    const char *help;
+} tenant_families[] = {
+    {"pool_tenant_queued", SLUICE_METRIC_GAUGE, TF_QUEUED, "Tasks of the tenant queued now (fair pools)."},
+    {"pool_tenant_running", SLUICE_METRIC_GAUGE, TF_RUNNING, "Tasks of the tenant running now (fair pools)."},
+    {"pool_tenant_submitted_total", SLUICE_METRIC_COUNTER, TF_SUBMITTED, "Tasks of the tenant accepted."},
+    {"pool_tenant_completed_total", SLUICE_METRIC_COUNTER, TF_COMPLETED, "Tasks of the tenant that returned 0."},
+    {"pool_tenant_failed_total", SLUICE_METRIC_COUNTER, TF_FAILED, "Tasks of the tenant that returned non-zero."},
+    {"pool_tenant_panicked_total", SLUICE_METRIC_COUNTER, TF_PANICKED, "Tasks of the tenant that panicked."},
+    {"pool_tenant_dropped_total", SLUICE_METRIC_COUNTER, TF_DROPPED,
+     "Queued tasks of the tenant evicted (the pool's DROP_OLDEST or the tenant's own queued limit)."},
+    {"pool_tenant_rejected_total", SLUICE_METRIC_COUNTER, TF_REJECTED,
+     "Submits of the tenant refused (its queued limit, a full pool, a timeout)."},
+    {"pool_tenant_shed_total", SLUICE_METRIC_COUNTER, TF_SHED,
+     "Queued tasks of the tenant shed at their deadline or context."},
+    {"pool_tenant_abandoned_total", SLUICE_METRIC_COUNTER, TF_ABANDONED,
+     "Queued tasks of the tenant handed back at drain or destroy."},
+};
+
+static double tenant_value(const sluice_tenant_stats *t, tenant_field f)
+{
+    switch (f) {
+    case TF_QUEUED:
+        return (double)t->queued;
+    case TF_RUNNING:
+        return t->running;
+    case TF_SUBMITTED:
+        return (double)t->submitted;
+    case TF_COMPLETED:
+        return (double)t->completed;
+    case TF_FAILED:
+        return (double)t->failed;
+    case TF_PANICKED:
+        return (double)t->panicked;
+    case TF_DROPPED:
+        return (double)t->dropped;
+    case TF_REJECTED:
+        return (double)t->rejected;
+    case TF_SHED:
+        return (double)t->shed;
+    case TF_ABANDONED:
+        return (double)t->abandoned;
+    }
+    return 0;
+}
+
+/* The tenant families of every fair pool (nothing when there is none). */
+static void expo_tenants(sluice_expo *w, sluice_pool *const *pools, const snap *snaps, size_t n, size_t cap)
+{
+    tenant_view *v = calloc(n, sizeof *v);
+    if (!v) {
+        w->oom = true;
+        return;
+    }
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!tenant_snapshot(pools[i], cap < 2 ? 2 : cap, &v[i])) {
+            w->oom = true;
+        }
+        any |= v[i].fair;
+    }
+    for (size_t f = 0; any && f < sizeof tenant_families / sizeof tenant_families[0]; f++) {
+        sluice_expo_family(w, tenant_families[f].name, tenant_families[f].type, tenant_families[f].help);
+        for (size_t i = 0; i < n; i++) {
+            for (size_t t = 0; t < v[i].n; t++) {
+                sluice_metric_label l[2] = {snaps[i].label, {"tenant", v[i].t[t].name}};
+                sluice_expo_sample(w, l, 2, tenant_value(&v[i].t[t], tenant_families[f].f));
+            }
+        }
+    }
+    if (any) {
+        sluice_expo_family(w, "pool_tenant_submit_duration_seconds", SLUICE_METRIC_HISTOGRAM,
+                           "Time from submit to start per tenant (fair pools time every task).");
+        for (size_t i = 0; i < n; i++) {
+            for (size_t t = 0; t < v[i].n; t++) {
+                sluice_metric_label l[2] = {snaps[i].label, {"tenant", v[i].t[t].name}};
+                sluice_expo_histogram(w, l, 2, &v[i].t[t].wait);
+            }
+        }
+        sluice_expo_family(w, "pool_tenants_tracked", SLUICE_METRIC_GAUGE,
+                           "Tenants the fair queue tracks by name now (listed ones included).");
+        for (size_t i = 0; i < n; i++) {
+            if (v[i].fair) {
+                sluice_expo_sample(w, &snaps[i].label, 1, v[i].tracked);
+            }
+        }
+        sluice_expo_family(w, "pool_tenants_folded", SLUICE_METRIC_GAUGE,
+                           "Tenants summed into tenant=\"other\" in this scrape (the series cap).");
+        for (size_t i = 0; i < n; i++) {
+            if (v[i].fair) {
+                sluice_expo_sample(w, &snaps[i].label, 1, (double)v[i].folded);
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].t);
+    }
+    free(v);
+}
+
+void sluice__expo_pools(sluice_expo *w, sluice_pool *const *pools, size_t n, size_t tenant_series)
 {
     if (n == 0) {
         return;
@@ -229,5 +459,6 @@ void sluice__expo_pools(sluice_expo *w, sluice_pool *const *pools, size_t n)
     for (size_t i = 0; i < n; i++) {
         sluice_expo_histogram(w, &snaps[i].label, 1, &snaps[i].wait);
     }
+    expo_tenants(w, pools, snaps, n, tenant_series);
     free(snaps);
 }

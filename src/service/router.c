@@ -16,6 +16,12 @@
  * tenant in two tiers, no tenant named like a tier, one "*") run at
  * create, on the sorted array: equal names are neighbours.
  *
+ * Tenants. In a tier whose pool is fair (SLUICE_QUEUE_FAIR), a submit for
+ * a tenant carries the tenant: a listed tenant by the handle the router
+ * acquired at create (no hashing in the pool), an unknown one taken by
+ * "*" by name. A FIFO tier pool has no tenants; its submits carry none.
+ * The caller's own opts.tenant / opts.tenant_name win over the router's.
+ *
  * Ordering, locks: none; the pools do their own locking inside submit.
  */
 #include <stdlib.h>
@@ -23,15 +29,18 @@
 
 #include "base/errbuf.h"
 #include "sluice/router.h"
+#include "sluice/tenant.h"
 
 typedef struct route_name {
     const char *name; /* points into the router's copy of the tier's strings */
     size_t tier;
-    bool is_tier; /* the tier's own name, not a tenant */
+    bool is_tier;           /* the tier's own name, not a tenant */
+    sluice_tenant *handle;  /* a listed tenant of a fair tier; released at destroy */
 } route_name;
 
 struct sluice_router {
     sluice_router_tier *tiers; /* copies: name and tenants owned here */
+    bool *fair;                /* [tier]: its pool is SLUICE_QUEUE_FAIR */
     size_t tier_count;
     route_name *names; /* sorted by strcmp(name) */
     size_t name_count;
@@ -68,6 +77,10 @@ void sluice_router_destroy(sluice_router *r)
     if (!r) {
         return;
     }
+    for (size_t i = 0; r->names && i < r->name_count; i++) {
+        sluice_tenant_release(r->names[i].handle);
+    }
+    free(r->fair);
     for (size_t i = 0; i < r->tier_count; i++) {
         free((char *)r->tiers[i].name);
         if (r->tiers[i].tenants) {
@@ -150,7 +163,7 @@ sluice_err sluice_router_create(const sluice_router_tier *tiers, size_t count, s
         }
     }
     sluice_router *r = calloc(1, sizeof *r);
-    if (!r || !(r->tiers = calloc(count, sizeof *r->tiers)) ||
+    if (!r || !(r->tiers = calloc(count, sizeof *r->tiers)) || !(r->fair = calloc(count, sizeof *r->fair)) ||
         !(r->names = calloc(count + tenants, sizeof *r->names))) {
         sluice_router_destroy(r);
         return SLUICE_ENOMEM;
@@ -163,7 +176,10 @@ sluice_err sluice_router_create(const sluice_router_tier *tiers, size_t count, s
             sluice_router_destroy(r);
             return SLUICE_ENOMEM;
         }
-        r->names[r->name_count++] = (route_name){t->name, i, true};
+        r->names[r->name_count++] = (route_name){t->name, i, true, NULL};
+        sluice_pool_config pc;
+        sluice_pool_config_get(t->pool, &pc);
+        r->fair[i] = pc.queue_discipline == SLUICE_QUEUE_FAIR;
         size_t n = 0;
         for (const char *const *p = tiers[i].tenants; p && *p; p++) {
             n++;
@@ -182,7 +198,7 @@ sluice_err sluice_router_create(const sluice_router_tier *tiers, size_t count, s
                 sluice_router_destroy(r);
                 return SLUICE_ENOMEM;
             }
-            r->names[r->name_count++] = (route_name){copy[j], i, false};
+            r->names[r->name_count++] = (route_name){copy[j], i, false, NULL};
             if (strcmp(copy[j], SLUICE_ROUTER_ANY_TENANT) == 0) {
                 r->any_tier = i;
             }
@@ -194,6 +210,21 @@ sluice_err sluice_router_create(const sluice_router_tier *tiers, size_t count, s
             explain_clash(r, &r->names[i - 1], &r->names[i], errbuf, errlen);
             sluice_router_destroy(r);
             return SLUICE_EINVAL;
+        }
+    }
+    /* Handles last, once the map is known to be sound. */
+    for (size_t i = 0; i < r->name_count; i++) {
+        route_name *n = &r->names[i];
+        if (n->is_tier || !r->fair[n->tier] || strcmp(n->name, SLUICE_ROUTER_ANY_TENANT) == 0) {
+            continue;
+        }
+        sluice_err e = sluice_pool_tenant_acquire(r->tiers[n->tier].pool, n->name, &n->handle);
+        if (e != SLUICE_OK) {
+            sluice__errf(errbuf, errlen, "router: tier %s: tenant \"%s\": %s", r->tiers[n->tier].name, n->name,
+                         sluice_strerror(e));
+            n->handle = NULL;
+            sluice_router_destroy(r);
+            return e;
         }
     }
     *out = r;
@@ -228,14 +259,15 @@ sluice_err sluice_router_route(const sluice_router *r, const char *name, sluice_
     const route_name *hit = strcmp(name, SLUICE_ROUTER_ANY_TENANT) == 0 ? NULL : find(r, name);
     if (hit) {
         const sluice_router_tier *t = &r->tiers[hit->tier];
-        *out = (sluice_route){t->pool, t->name, hit->is_tier ? NULL : hit->name, false};
+        *out = (sluice_route){t->pool, t->name, hit->is_tier ? NULL : hit->name, false, hit->handle,
+                              r->fair[hit->tier]};
         return SLUICE_OK;
     }
     if (r->any_tier < r->tier_count) {
         const sluice_router_tier *t = &r->tiers[r->any_tier];
         /* The tenant's own name goes on (the pool counts it); the router
          * cannot hand out a pointer into its own strings for it. */
-        *out = (sluice_route){t->pool, t->name, name, true};
+        *out = (sluice_route){t->pool, t->name, name, true, NULL, r->fair[r->any_tier]};
         return SLUICE_OK;
     }
     if (errbuf && errlen) {
@@ -264,7 +296,21 @@ sluice_err sluice_router_submit(const sluice_router *r, const char *name, sluice
     if (e != SLUICE_OK) {
         return e;
     }
-    return sluice_pool_submit_ex(route.pool, fn, arg, opts);
+    if (!route.fair || !route.tenant || (opts && (opts->tenant || opts->tenant_name))) {
+        return sluice_pool_submit_ex(route.pool, fn, arg, opts);
+    }
+    sluice_submit_opts o;
+    if (opts) {
+        o = *opts;
+    } else {
+        memset(&o, 0, sizeof o);
+    }
+    if (route.handle) {
+        o.tenant = route.handle;
+    } else {
+        o.tenant_name = route.tenant;
+    }
+    return sluice_pool_submit_ex(route.pool, fn, arg, &o);
 }
 
 size_t sluice_router_tier_count(const sluice_router *r)

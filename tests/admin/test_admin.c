@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include "sluice/tenant.h"
+
 #include "admin/http_client.h"
 #include "common/wait.h"
 #include "admin/route.h"
@@ -958,6 +960,38 @@ static void test_health_pools_start_failures(void **state)
     sluice_service_destroy(svc);
 }
 
+/* /debug/pools of a fair pool: the tenancy summary and each tenant's
+ * queued and running counts, weight and limits (issue 13). */
+static void test_debug_tenants(void **state)
+{
+    (void)state;
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "fairpool";
+    pc.workers = 1;
+    pc.queue_capacity = 16;
+    pc.queue_discipline = SLUICE_QUEUE_FAIR;
+    sluice_pool *p = NULL;
+    assert_int_equal(sluice_pool_create(&pc, &p, NULL, 0), SLUICE_OK);
+    sluice_tenant_config tc = {.weight = 3, .queued_limit = 5, .running_limit = 1, .strict = true};
+    assert_int_equal(sluice_pool_tenant_set(p, "acme", &tc, NULL, 0), SLUICE_OK);
+    sluice_admin *a = start_admin(NULL);
+    assert_int_equal(sluice_admin_add_pool(a, p), SLUICE_OK);
+    http_reply r = http_do(sluice_admin_port(a), "GET", "/debug/pools", NULL);
+    assert_int_equal(r.status, 200);
+    expect_body_has(&r, "\"queue_discipline\":\"fair\"");
+    /* acme, and the pool's own "default" tenant (tasks that name none). */
+    expect_body_has(&r, "\"tenancy\":{\"tracked\":2,\"configured\":2,");
+    expect_body_has(&r, "\"tenants\":[{\"name\":\"acme\",\"configured\":true,\"shard\":false,\"weight\":3,"
+                        "\"queued_limit\":5,\"running_limit\":1,\"strict\":true,\"overflow\":\"reject\","
+                        "\"queued\":0,\"running\":0,");
+    expect_body_has(&r, "],\"tenants_omitted\":0}");
+    http_free(&r);
+    assert_int_equal(sluice_admin_remove_pool(a, p), SLUICE_OK);
+    sluice_admin_stop(a);
+    sluice_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -976,6 +1010,7 @@ int main(void)
         cmocka_unit_test(test_bind_errors),
         cmocka_unit_test(test_serves_a_service),
         cmocka_unit_test(test_health_pools_start_failures),
+        cmocka_unit_test(test_debug_tenants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,7 +41,7 @@ static const char TIERS[] = "pools:\n"
                             "    queue_discipline: fair\n"
                             "    tenants:\n"
                             "      - {name: b, weight: 2}\n"
-                            "      - {name: c, weight: 1, queued_limit: 100}\n"
+                            "      - {name: c, weight: 1, queued_limit: 100, overflow: drop_oldest}\n"
                             "      - name: d\n"
                             "        running_limit: 4\n"
                             "        strict: true\n"
@@ -65,15 +65,17 @@ static void test_parse_tiers(void **state)
     assert_string_equal(err, "");
     assert_int_equal(c->pool_count, 3);
     const sluice_config_pool *prem = &c->pools[0], *std = &c->pools[1], *fr = &c->pools[2];
-    assert_int_equal(prem->queue_discipline, SLUICE_CONFIG_QUEUE_FIFO);
+    assert_int_equal(prem->queue_discipline, SLUICE_QUEUE_FIFO);
     assert_string_equal(prem->tier, "premium");
     assert_int_equal(prem->tenant_count, 1);
     assert_string_equal(prem->tenants[0].name, "acme");
     assert_int_equal(prem->tenants[0].weight, 1); /* default */
-    assert_int_equal(std->queue_discipline, SLUICE_CONFIG_QUEUE_FAIR);
+    assert_int_equal(std->queue_discipline, SLUICE_QUEUE_FAIR);
     assert_int_equal(std->tenant_count, 4);
     assert_int_equal(std->tenants[0].weight, 2);
     assert_int_equal(std->tenants[1].queued_limit, 100);
+    assert_int_equal(std->tenants[1].overflow, SLUICE_TENANT_OVERFLOW_DROP_OLDEST);
+    assert_int_equal(std->tenants[0].overflow, SLUICE_TENANT_OVERFLOW_REJECT);
     assert_int_equal(std->tenants[2].running_limit, 4);
     assert_true(std->tenants[2].strict);
     assert_false(std->tenants[3].strict);
@@ -114,7 +116,7 @@ static void test_bad_input(void **state)
          "sluice.yaml:7:9: pools[0].tenants[0].name: required"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, wieght: 2}\n",
          "sluice.yaml:7:19: pools[0].tenants[0].wieght: unknown key (known: name, weight, queued_limit, "
-         "running_limit, strict)"},
+         "running_limit, strict, overflow)"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, weight: 0}\n",
          "sluice.yaml:7:27: pools[0].tenants[0].weight: must be > 0 (a tenant of weight 0 would never be "
          "served), got 0"},
@@ -130,7 +132,7 @@ static void test_bad_input(void **state)
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a}\n      - {name: a}\n",
          "sluice.yaml:8:16: pools[0].tenants[1].name: duplicate tenant \"a\" (also tenants[0])"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: \"a b\"}\n",
-         "sluice.yaml:7:16: pools[0].tenants[0].name: must be 1..48 characters of [A-Za-z0-9_.:-] (or \"*\" for "
+         "sluice.yaml:7:16: pools[0].tenants[0].name: must be 1..64 characters of [A-Za-z0-9_.:-] (or \"*\" for "
          "every other tenant), got \"a b\""},
         {POOL_HEAD "    tenants:\n      - {name: a}\n",
          "sluice.yaml:6:7: pools[0].tenants: a fifo pool serves tasks in arrival order whatever their tenant: "
@@ -152,6 +154,12 @@ static void test_bad_input(void **state)
                    "  - name: q\n    workers: 1\n    queue_capacity: 1\n    tier: silver\n",
          "sluice.yaml:6:22: pools[0].tenants[0].name: \"silver\" is also a tier (pools[1]): the router could not "
          "tell them apart"},
+        {POOL_HEAD "    max_tenants: 10\n",
+         "sluice.yaml:5:18: pools[0].max_tenants: applies only to queue_discipline: fair"},
+        {POOL_HEAD "    queue_discipline: fair\n    tenant_shard_queues: 4\n    tenant_hand_size: 8\n",
+         "sluice.yaml:7:23: pools[0].tenant_hand_size: must be <= tenant_shard_queues (4), got 8"},
+        {POOL_HEAD "    queue_discipline: fair\n    tenants: [{name: a, overflow: block}]\n",
+         "sluice.yaml:6:35: pools[0].tenants[0].overflow: must be one of reject, drop_oldest, got \"block\""},
         {POOL_HEAD "    tier: \"gold tier\"\n",
          "sluice.yaml:5:11: pools[0].tier: must be 1..48 characters of [A-Za-z0-9_.:-], got \"gold tier\""},
     };
@@ -185,7 +193,7 @@ static void test_env_cannot_set_a_table(void **state)
     const char *env2[] = {"SLUICE_POOL_P_QUEUE_DISCIPLINE=fair", NULL};
     o.envp = env2;
     assert_int_equal(load(POOL_HEAD, &o, &c, err, sizeof err), SLUICE_OK);
-    assert_int_equal(c->pools[0].queue_discipline, SLUICE_CONFIG_QUEUE_FAIR);
+    assert_int_equal(c->pools[0].queue_discipline, SLUICE_QUEUE_FAIR);
     sluice_config_free(c);
 }
 
@@ -259,7 +267,7 @@ static void test_reload_is_restart_only(void **state)
                                  "needs a restart\n"
                                  "pool p: tier  -> gold not applied: needs a restart\n"
                                  "reload: no change\n");
-    assert_int_equal(cur->pools[0].queue_discipline, SLUICE_CONFIG_QUEUE_FAIR);
+    assert_int_equal(cur->pools[0].queue_discipline, SLUICE_QUEUE_FAIR);
     assert_int_equal(cur->pools[0].tenant_count, 1);
     assert_int_equal(cur->pools[0].tenants[0].weight, 2);
     assert_null(cur->pools[0].tier);
@@ -317,6 +325,32 @@ static void test_router_from_config(void **state)
     assert_true(rt.by_default);
     assert_int_equal(sluice_router_route(r, "free", &rt, err, sizeof err), SLUICE_OK);
     assert_null(rt.tenant);
+    /* The fair tier's pool got its listed tenants' weights and limits,
+     * and "*" became its default for unknown tenants. */
+    sluice_pool *std = sluice_service_find_pool(svc, "transcribe-standard");
+    sluice_tenant_stats ts[16];
+    size_t n = sluice_pool_tenants_get(std, ts, 16);
+    assert_true(n >= 4 && n <= 16);
+    bool saw_d = false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(ts[i].name, "d") == 0) {
+            saw_d = true;
+            assert_true(ts[i].configured);
+            assert_int_equal(ts[i].config.running_limit, 4);
+            assert_true(ts[i].config.strict);
+        }
+        if (strcmp(ts[i].name, "b") == 0) {
+            assert_int_equal(ts[i].config.weight, 2);
+        }
+    }
+    assert_true(saw_d);
+    sluice_pool_config pc;
+    sluice_pool_config_get(sluice_service_find_pool(svc, "transcribe-free"), &pc);
+    assert_int_equal(pc.queue_discipline, SLUICE_QUEUE_FAIR);
+    assert_int_equal(pc.fair.tenant_default.queued_limit, 20);
+    assert_int_equal(pc.fair.tenant_default.running_limit, 2);
+    sluice_pool_config_get(sluice_service_find_pool(svc, "transcribe-premium"), &pc);
+    assert_int_equal(pc.queue_discipline, SLUICE_QUEUE_FIFO);
     sluice_router_destroy(r);
     sluice_service_destroy(svc);
     sluice_config_free(c);

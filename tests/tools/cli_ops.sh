@@ -140,7 +140,7 @@ rules_promtool)
     need promtool
     "$S" rules -o "$TMP/rules.yml" "$FIX/ops.yaml" || fail "rules"
     promtool check rules "$TMP/rules.yml" >"$TMP/check" 2>&1 || { cat "$TMP/check" >&2; fail "promtool check rules"; }
-    has "$TMP/check" "SUCCESS: 32 rules found"
+    has "$TMP/check" "SUCCESS: 33 rules found" # 32, and thumbnails (fair) TenantStarved
     cp "$SRC/tests/tools/rules_test.yml" "$TMP/rules_test.yml"
     promtool test rules "$TMP/rules_test.yml" >"$TMP/test" 2>&1 || { cat "$TMP/test" >&2; fail "promtool test rules"; }
     # The demo's rules (ops/) pass the checker too.
@@ -162,7 +162,13 @@ exported = {"pool_running", "pool_capacity", "pool_waiting", "pool_queue_depth",
             "pool_submit_duration_seconds", "pool_idle_workers", "pool_expired_workers_total",
             "pool_resize_events_total", "pool_worker_utilization_ratio", "pool_failed_total", "pool_shed_total",
             "pool_abandoned_total", "pool_rejected_total", "pool_queue_capacity", "pool_oldest_running_seconds",
-            "pool_started_workers_total", "pool_retired_workers_total"}
+            "pool_started_workers_total", "pool_retired_workers_total",
+            # fair pools (issue 13)
+            "pool_tenant_queued", "pool_tenant_running", "pool_tenant_submitted_total",
+            "pool_tenant_completed_total", "pool_tenant_failed_total", "pool_tenant_panicked_total",
+            "pool_tenant_dropped_total", "pool_tenant_rejected_total", "pool_tenant_shed_total",
+            "pool_tenant_abandoned_total", "pool_tenant_submit_duration_seconds", "pool_tenants_tracked",
+            "pool_tenants_folded"}
 if os.path.exists(sys.argv[3]):
     documented = set(re.findall(r"\bpool_[a-z_]+[a-z]", open(sys.argv[3]).read()))
     missing = exported - documented
@@ -221,17 +227,18 @@ runbook_anchors)
     done
     # 7 alerts for each of the 2 pools, and the service's SluiceTargetDown.
     # ... and payments' SLO alerts (fast and slow, availability and latency),
-    # and the 3 service-wide alerts on breakers, semaphores and limiters.
-    [ "$n" -eq 22 ] || fail "want 22 runbook_urls, got $n"
+    # and the 3 service-wide alerts on breakers, semaphores and limiters,
+    # and TenantStarved for thumbnails (queue_discipline: fair).
+    [ "$n" -eq 23 ] || fail "want 23 runbook_urls, got $n"
     # ... and the 4 incidents the reference text's playbook lists that no
     # single alert names.
-    [ "$(grep -c '^<a id=' "$TMP/rb.md")" -eq 24 ] || fail "want 24 runbook entries"
+    [ "$(grep -c '^<a id=' "$TMP/rb.md")" -eq 25 ] || fail "want 25 runbook entries"
     for id in memory-growth exhausted-at-startup unresponsive-after-deploy stall-deadlock; do
         has "$TMP/rb.md" "<a id=\"incident-$id\"></a>"
     done
     has "$TMP/rb.md" "kubectl rollout undo"
     for s in "#### Quick checks (5 min)" "#### Mitigations (15 min)" "#### Long-term fixes" "#### Rollback"; do
-        [ "$(grep -c "^$s" "$TMP/rb.md")" -eq 24 ] || fail "every entry needs '$s'"
+        [ "$(grep -c "^$s" "$TMP/rb.md")" -eq 25 ] || fail "every entry needs '$s'"
     done
     has "$TMP/rb.md" "K is 10 because: payments-api allows 40 concurrent calls, 4 replicas"
     has "$TMP/rb.md" "SLUICE_POOL_PAYMENTS_WORKERS"

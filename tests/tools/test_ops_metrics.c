@@ -50,10 +50,13 @@ static void rendered_families(families *f)
     pc.name = "probe";
     pc.workers = 2;
     pc.queue_capacity = 4;
+    /* Fair, so the per-tenant families render too (a FIFO pool has none). */
+    pc.queue_discipline = SLUICE_QUEUE_FAIR;
     sluice_pool *p = NULL;
     char err[256];
     assert_int_equal(sluice_pool_create(&pc, &p, err, sizeof err), SLUICE_OK);
-    assert_int_equal(sluice_pool_submit(p, noop, NULL), SLUICE_OK);
+    sluice_submit_opts o = {.tenant_name = "acme"};
+    assert_int_equal(sluice_pool_submit_ex(p, noop, NULL, &o), SLUICE_OK);
     sluice_metrics *reg = NULL;
     assert_int_equal(sluice_metrics_create(NULL, &reg), SLUICE_OK);
     assert_int_equal(sluice_metrics_add_pool(reg, p), SLUICE_OK);

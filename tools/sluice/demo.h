@@ -64,7 +64,13 @@ typedef struct demo_opts {
     /* --admin-token-file: the token; "" = none. At most 256 characters
      * (SLUICE_ADMIN_TOKEN_MAX; admin.h is optional here). */
     char admin_token[256 + 1];
+    const char *scenario; /* --scenario: NULL = the notifications service; "saas" (demo_saas.c) */
 } demo_opts;
+
+/* `sluice demo --scenario saas` (demo_saas.c): the multi-tenant case
+ * study through a FIFO and a fair pool side by side; returns an exit
+ * status. Uses o->duration_ns (0 = 10 s) and o->seed. */
+int demo_scenario_saas(const demo_opts *o);
 
 enum { DEMO_VIEW_AUTO = 0, DEMO_VIEW_TTY, DEMO_VIEW_PLAIN, DEMO_VIEW_NONE };
 

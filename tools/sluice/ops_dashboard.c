@@ -198,6 +198,36 @@ static const panel panels[] = {
        "(rate(sluice_limiter_allowed_total" SSEL RI ")) + sum by (name) (rate(sluice_limiter_limited_total" SSEL
        RI ")))",
        "{{name}}"}}},
+    /* Per tenant (queue_discipline: fair pools; empty for FIFO ones). The
+     * top tenants by traffic have their own series, the rest are "other". */
+    {"timeseries",
+     "Tenant queued and running",
+     "Fair pools: each tenant's tasks queued and running (tenants beyond the exposition's cap fold into "
+     "\"other\"). One tenant holding most workers while others queue is what TenantStarved catches.",
+     "short",
+     8,
+     8,
+     {{"sum by (tenant) (pool_tenant_queued" SEL ")", "{{tenant}} queued"},
+      {"sum by (tenant) (pool_tenant_running" SEL ")", "{{tenant}} running"}}},
+    {"timeseries",
+     "Tenant completions",
+     "Fair pools: tasks finished per second per tenant, and refused or lost ones.",
+     "ops",
+     8,
+     8,
+     {{"sum by (tenant) (rate(pool_tenant_completed_total" SEL RI "))", "{{tenant}} completed"},
+      {"sum by (tenant) (rate(pool_tenant_rejected_total" SEL RI ") + rate(pool_tenant_dropped_total" SEL RI
+       ") + rate(pool_tenant_shed_total" SEL RI "))",
+       "{{tenant}} refused or lost"}}},
+    {"timeseries",
+     "Tenant queue wait p99",
+     "Fair pools: p99 time from submit to start per tenant; a quiet tenant's stays low while another floods.",
+     "s",
+     8,
+     8,
+     {{"histogram_quantile(0.99, sum by (tenant, le) (rate(pool_tenant_submit_duration_seconds_bucket" SEL RI
+       ")))",
+       "{{tenant}}"}}},
 };
 
 static void datasource(ops_jw *w)

@@ -21,6 +21,8 @@
  *   PoolMetricsMissing  absent(pool_capacity{name}) for 5m            warning
  *   PoolStalled         running >= capacity, no task finished in 1m,  critical
  *                       oldest running task > 30s, for 30s
+ *   TenantStarved       (fair pools) a tenant has tasks queued and none  warning
+ *                       finished in 10m while other tenants' did, for 5m
  *
  * PoolStalled exists because a stalled downstream is invisible to the
  * others: tasks stuck in it never finish, so the duration histograms never
@@ -45,7 +47,13 @@ static const ops_alert_info alerts[OPS_ALERT_COUNT_] = {
     [OPS_ALERT_SUBMIT_WAIT] = {"PoolSubmitWait", "warning", "queue wait p99 above threshold"},
     [OPS_ALERT_METRICS_MISSING] = {"PoolMetricsMissing", "warning", "no metrics from the pool"},
     [OPS_ALERT_STALLED] = {"PoolStalled", "critical", "every worker stuck, nothing finishing"},
+    [OPS_ALERT_TENANT_STARVED] = {"TenantStarved", "warning", "a tenant's work waits while others are served"},
 };
+
+bool ops_alert_applies(ops_alert_kind kind, const sluice_config_pool *p)
+{
+    return kind != OPS_ALERT_TENANT_STARVED || p->queue_discipline == SLUICE_QUEUE_FAIR;
+}
 
 const ops_alert_info *ops_alert(ops_alert_kind kind)
 {
@@ -75,6 +83,19 @@ const char *const ops_exported_metrics[] = {
     "pool_submit_duration_seconds",
     "pool_submitted_total",
     "pool_task_duration_seconds",
+    "pool_tenant_abandoned_total",
+    "pool_tenant_completed_total",
+    "pool_tenant_dropped_total",
+    "pool_tenant_failed_total",
+    "pool_tenant_panicked_total",
+    "pool_tenant_queued",
+    "pool_tenant_rejected_total",
+    "pool_tenant_running",
+    "pool_tenant_shed_total",
+    "pool_tenant_submit_duration_seconds",
+    "pool_tenant_submitted_total",
+    "pool_tenants_folded",
+    "pool_tenants_tracked",
     "pool_timing_sample_every",
     "pool_waiting",
     "pool_worker_start_failures_total",
@@ -249,6 +270,24 @@ static void pool_expr(ops_buf *b, ops_alert_kind kind, const sluice_config_pool 
         ops_buf_put(b, ") == 0");
         break;
     }
+    case OPS_ALERT_TENANT_STARVED: {
+        /* Per instance: a tenant queued on one pod and served on another
+         * is still starved where it waits. $value is its queued count. */
+        static const char *const served[] = {"pool_tenant_completed_total", "pool_tenant_failed_total",
+                                             "pool_tenant_panicked_total"};
+        ops_buf_put(b, "max by (instance, name, tenant) (");
+        sel(b, "pool_tenant_queued", p);
+        ops_buf_put(b, ") > 0 and on (instance, name, tenant) sum by (instance, name, tenant) (");
+        for (size_t i = 0; i < 3; i++) {
+            ops_buf_put(b, i ? " + increase(" : "increase(");
+            sel(b, served[i], p);
+            ops_buf_put(b, "[" OPS_TENANT_STARVED_WINDOW "])");
+        }
+        ops_buf_put(b, ") == 0 and on (instance, name) sum by (instance, name) (increase(");
+        sel(b, "pool_tenant_completed_total", p);
+        ops_buf_put(b, "[" OPS_TENANT_STARVED_WINDOW "])) > 0");
+        break;
+    }
     case OPS_ALERT_COUNT_:
         break;
     }
@@ -370,6 +409,20 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         ops_buf_put(desc, ".");
         break;
     }
+    case OPS_ALERT_TENANT_STARVED:
+        ops_buf_printf(sum,
+                       "Tenant {{ $labels.tenant }} of pool %s on {{ $labels.instance }} is starved: {{ $value }} "
+                       "tasks queued, none finished in " OPS_TENANT_STARVED_WINDOW,
+                       name);
+        ops_buf_printf(desc,
+                       "Tenant {{ $labels.tenant }} has had tasks queued in pool %s and none of them finished "
+                       "for " OPS_TENANT_STARVED_WINDOW " while other tenants' tasks did, for %s: its weight is "
+                       "too small against the others', a strict running_limit holds it, or its tasks are "
+                       "refused a worker. ",
+                       name, t->for_duration);
+        k_phrase(desc, p);
+        ops_buf_put(desc, ".");
+        break;
     case OPS_ALERT_COUNT_:
         break;
     }
@@ -758,6 +811,8 @@ void ops_rules_generate(const sluice_config *cfg, const char *source_name, ops_b
         ops_buf_free(&gname);
         for (int k = 0; k < OPS_ALERT_COUNT_; k++) {
             const ops_alert_info *a = &alerts[k];
+            if (!ops_alert_applies((ops_alert_kind)k, p))
+                continue;
             ops_buf expr = {0}, sum = {0}, desc = {0}, url = {0};
             pool_expr(&expr, (ops_alert_kind)k, p, &t, job);
             texts((ops_alert_kind)k, p, &t, &sum, &desc);

@@ -13,6 +13,7 @@
 #ifndef SLUICE_TOOLS_OPS_RULES_H
 #define SLUICE_TOOLS_OPS_RULES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ops_util.h"
@@ -25,6 +26,7 @@ typedef enum ops_alert_kind {
     OPS_ALERT_SUBMIT_WAIT,
     OPS_ALERT_METRICS_MISSING,
     OPS_ALERT_STALLED,
+    OPS_ALERT_TENANT_STARVED, /* fair pools only (ops_alert_applies) */
     OPS_ALERT_COUNT_
 } ops_alert_kind;
 
@@ -35,6 +37,15 @@ typedef struct ops_alert_info {
 } ops_alert_info;
 
 const ops_alert_info *ops_alert(ops_alert_kind kind);
+
+/* Does pool p get this alert? Every pool gets every alert, except that
+ * TenantStarved is only for `queue_discipline: fair` pools (the only ones
+ * that export per-tenant series). */
+bool ops_alert_applies(ops_alert_kind kind, const sluice_config_pool *p);
+
+/* TenantStarved: queued work and nothing of the tenant finished in this
+ * window while the pool's other tenants finished tasks. */
+#define OPS_TENANT_STARVED_WINDOW "10m"
 
 /* The one service-wide alert: an instance of the service cannot be
  * scraped (`up == 0`). Its runbook anchor is made from (alert, service). */

@@ -369,12 +369,44 @@ static void pool_facts(ops_buf *o, const facts *f)
     ops_buf_free(&uid);
 }
 
+static void tenant_starved(ops_buf *o, const facts *f)
+{
+    char fw[256];
+    snprintf(fw, sizeof fw,
+             "a tenant has had tasks queued and none finished for " OPS_TENANT_STARVED_WINDOW
+             " while other tenants' tasks finished, for %s.",
+             f->t.for_duration);
+    entry_head(o, f, OPS_ALERT_TENANT_STARVED, fw);
+    ops_buf_put(o, "The fair queue serves tenants by weight; a starved tenant is held back by its own "
+                   "limits or outweighed, not by a slow pool (then every tenant would wait).\n\n");
+    ops_buf_put(o, "#### Quick checks (5 min)\n\n");
+    ops_buf_printf(o,
+                   "1. `curl -s http://%s/debug/pools`: under `%s`, `tenants`: the alert's tenant's "
+                   "`queued`, `running`, `weight`, `running_limit` and `strict`. `running` at a strict "
+                   "`running_limit` holds its queue by design.\n",
+                   f->listen, f->name);
+    ops_buf_put(o, "2. ");
+    dashboard_hint(o, f);
+    ops_buf_put(o, ", panels **Tenant queued and running** and **Tenant queue wait p99**: is one tenant "
+                   "holding most workers (a large weight, or long tasks)?\n");
+    ops_buf_put(o, "3. Did a tenant's weight or limits change in sluice.yaml (`tenants:`) in the last "
+                   "deploy?\n\n");
+    ops_buf_put(o, "#### Mitigations (15 min)\n\n- Raise the starved tenant's `weight`, or lift a strict "
+                   "`running_limit` (`tenants:` in sluice.yaml, then a restart; or live in code with "
+                   "`sluice_pool_tenant_set`).\n- Cap the tenant that holds the workers with a "
+                   "`running_limit`.\n\n");
+    ops_buf_put(o, "#### Long-term fixes\n\n- Ring-fence the largest tenants in a tier of their own (a pool "
+                   "with `tier:`, routed by `sluice_router`), so no weight can take their capacity or give "
+                   "it away.\n\n");
+    ops_buf_put(o, "#### Rollback\n\n- Revert the config change to the pool's `tenants:`.\n\n");
+}
+
 typedef void (*entry_fn)(ops_buf *, const facts *);
 static const entry_fn entries[OPS_ALERT_COUNT_] = {
     [OPS_ALERT_SATURATED] = saturated,     [OPS_ALERT_PANIC] = panic_entry,
     [OPS_ALERT_DROPPING] = dropping,       [OPS_ALERT_SLOW_TASKS] = slow_tasks,
     [OPS_ALERT_SUBMIT_WAIT] = submit_wait, [OPS_ALERT_METRICS_MISSING] = metrics_missing,
-    [OPS_ALERT_STALLED] = stalled,
+    [OPS_ALERT_STALLED] = stalled,         [OPS_ALERT_TENANT_STARVED] = tenant_starved,
 };
 
 /* The service-wide entry for SluiceTargetDown. */
@@ -531,7 +563,8 @@ void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops
     for (size_t i = 0; i < cfg->pool_count; i++) {
         ops_buf_printf(out, "| %s | %u | ", pools[i]->name, pools[i]->workers);
         for (int k = 0; k < OPS_ALERT_COUNT_; k++)
-            ops_buf_printf(out, "%s[%s](#%s)", k ? ", " : "", ops_alert((ops_alert_kind)k)->name,
+            if (ops_alert_applies((ops_alert_kind)k, pools[i]))
+                ops_buf_printf(out, "%s[%s](#%s)", k ? ", " : "", ops_alert((ops_alert_kind)k)->name,
                            ops_runbook_anchor(ops_alert((ops_alert_kind)k)->name, pools[i]->name, anchor,
                                               sizeof anchor));
         ops_buf_put(out, " |\n");
@@ -576,7 +609,8 @@ void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops
         f.downstream = ops_buf_str(&ds);
         pool_facts(out, &f);
         for (int k = 0; k < OPS_ALERT_COUNT_; k++)
-            entries[k](out, &f);
+            if (ops_alert_applies((ops_alert_kind)k, pools[i]))
+                entries[k](out, &f);
         ops_slo slo = ops_pool_slo(pools[i]);
         if (slo.objective > 0)
             slo_entries(out, &f, &slo);

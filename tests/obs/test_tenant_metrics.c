@@ -1,0 +1,225 @@
+/*
+ * tests/obs/test_tenant_metrics.c - the pool_tenant_* families of a fair
+ * pool (src/obs/pool_collector.c): each tenant's counters and wait
+ * histogram under a tenant label, and the series cap: with 100,000
+ * distinct tenant names submitted, a scrape holds at most max_series
+ * tenant series per family, the busiest tenants keep theirs, the rest sum
+ * into tenant="other", and every family still adds up to the pool's own
+ * totals. A FIFO pool gets no tenant families at all.
+ *
+ * The pools are drained before each scrape, so the counts are exact.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sluice/metrics.h"
+#include "sluice/pool.h"
+#include "sluice/tenant.h"
+
+static int ok_task(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int fail_task(void *arg)
+{
+    (void)arg;
+    return 1;
+}
+
+static sluice_pool *fair_pool(const char *name, unsigned max_tenants)
+{
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = name;
+    pc.workers = 2;
+    pc.queue_capacity = 256;
+    pc.queue_discipline = SLUICE_QUEUE_FAIR;
+    pc.fair.max_tenants = max_tenants;
+    sluice_pool *p = NULL;
+    char err[256];
+    assert_int_equal(sluice_pool_create(&pc, &p, err, sizeof err), SLUICE_OK);
+    return p;
+}
+
+static void submit_as(sluice_pool *p, const char *tenant, sluice_task_fn fn)
+{
+    sluice_submit_opts o;
+    memset(&o, 0, sizeof o);
+    o.tenant_name = tenant;
+    assert_int_equal(sluice_pool_submit_ex(p, fn, NULL, &o), SLUICE_OK);
+}
+
+static char *render(sluice_metrics *reg)
+{
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(sluice_metrics_render(reg, SLUICE_EXPO_PROMETHEUS, &text, &len), SLUICE_OK);
+    return text;
+}
+
+/* The value of the sample line that starts with `prefix` ("name{...} "),
+ * or -1 when there is none. */
+static double sample(const char *text, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    for (const char *line = text; line && *line;) {
+        if (strncmp(line, prefix, n) == 0) {
+            return strtod(line + n, NULL);
+        }
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    return -1;
+}
+
+/* How many sample lines start with `prefix`, and their sum. */
+static size_t count_lines(const char *text, const char *prefix, double *sum)
+{
+    size_t n = strlen(prefix), count = 0;
+    *sum = 0;
+    for (const char *line = text; line && *line;) {
+        if (strncmp(line, prefix, n) == 0) {
+            count++;
+            const char *sp = strchr(line, ' ');
+            *sum += sp ? strtod(sp + 1, NULL) : 0;
+        }
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    return count;
+}
+
+static void test_per_tenant_series(void **state)
+{
+    (void)state;
+    sluice_pool *p = fair_pool("tx", 0);
+    for (int i = 0; i < 5; i++) {
+        submit_as(p, "acme", ok_task);
+    }
+    submit_as(p, "acme", fail_task);
+    submit_as(p, "beta", ok_task);
+    assert_int_equal(sluice_pool_drain(p, 0, NULL), SLUICE_OK);
+    sluice_metrics *reg = NULL;
+    assert_int_equal(sluice_metrics_create(NULL, &reg), SLUICE_OK);
+    assert_int_equal(sluice_metrics_add_pool(reg, p), SLUICE_OK);
+    char *text = render(reg);
+    assert_non_null(strstr(text, "# TYPE pool_tenant_completed_total counter\n"));
+    assert_non_null(strstr(text, "# TYPE pool_tenant_submit_duration_seconds histogram\n"));
+    assert_true(sample(text, "pool_tenant_submitted_total{name=\"tx\",tenant=\"acme\"} ") == 6);
+    assert_true(sample(text, "pool_tenant_completed_total{name=\"tx\",tenant=\"acme\"} ") == 5);
+    assert_true(sample(text, "pool_tenant_failed_total{name=\"tx\",tenant=\"acme\"} ") == 1);
+    assert_true(sample(text, "pool_tenant_completed_total{name=\"tx\",tenant=\"beta\"} ") == 1);
+    assert_true(sample(text, "pool_tenant_queued{name=\"tx\",tenant=\"beta\"} ") == 0);
+    assert_true(sample(text, "pool_tenant_submit_duration_seconds_count{name=\"tx\",tenant=\"acme\"} ") == 6);
+    assert_true(sample(text, "pool_tenants_folded{name=\"tx\"} ") == 0);
+    assert_true(sample(text, "pool_tenants_tracked{name=\"tx\"} ") >= 2);
+    assert_null(strstr(text, ",tenant=\"other\"}"));
+    free(text);
+    assert_int_equal(sluice_metrics_remove_pool(reg, p), SLUICE_OK);
+    sluice_metrics_destroy(reg);
+    sluice_pool_destroy(p);
+}
+
+/* 100,000 distinct names, an attacker's kind of traffic, plus two real
+ * tenants with more traffic than any shard queue and one called "other". */
+static void test_cardinality_cap(void **state)
+{
+    (void)state;
+    enum { NAMES = 100000, CAP = 10 };
+    sluice_pool *p = fair_pool("shared", 64);
+    sluice_metrics_config mc = {.max_series = CAP};
+    sluice_metrics *reg = NULL;
+    assert_int_equal(sluice_metrics_create(&mc, &reg), SLUICE_OK);
+    assert_int_equal(sluice_metrics_add_pool(reg, p), SLUICE_OK);
+    /* Past 64 tracked names the rest share 64 shard queues (about 1,500
+     * tasks each here), which are then among the busiest series too. */
+    for (int i = 0; i < 5000; i++) {
+        submit_as(p, "big", ok_task);
+    }
+    for (int i = 0; i < 4000; i++) {
+        submit_as(p, "large", ok_task);
+    }
+    for (int i = 0; i < 30; i++) {
+        submit_as(p, "other", ok_task); /* a real tenant with the fold's name */
+    }
+    char name[32];
+    for (int i = 0; i < NAMES; i++) {
+        snprintf(name, sizeof name, "minted-%d", i);
+        submit_as(p, name, ok_task);
+    }
+    assert_int_equal(sluice_pool_drain(p, 0, NULL), SLUICE_OK);
+    char *text = render(reg);
+    static const char *const fams[] = {"pool_tenant_submitted_total{", "pool_tenant_completed_total{",
+                                       "pool_tenant_queued{", "pool_tenant_submit_duration_seconds_count{"};
+    for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
+        double sum;
+        size_t lines = count_lines(text, fams[f], &sum);
+        assert_true(lines >= 3);
+        assert_true(lines <= CAP);
+    }
+    /* The busiest keep their own series; the fold is labelled "other" and
+     * the real "other" went into it (one series with that label). */
+    assert_true(sample(text, "pool_tenant_submitted_total{name=\"shared\",tenant=\"big\"} ") == 5000);
+    assert_true(sample(text, "pool_tenant_submitted_total{name=\"shared\",tenant=\"large\"} ") == 4000);
+    double sum;
+    assert_int_equal(count_lines(text, "pool_tenant_submitted_total{name=\"shared\",tenant=\"other\"}", &sum), 1);
+    assert_true(sample(text, "pool_tenants_folded{name=\"shared\"} ") > 0);
+    /* Nothing is lost in the fold: the families add up to the pool. */
+    sluice_pool_stats st;
+    sluice_pool_stats_get(p, &st);
+    assert_int_equal(st.submitted, NAMES + 9030);
+    count_lines(text, "pool_tenant_submitted_total{", &sum);
+    assert_true(sum == (double)st.submitted);
+    count_lines(text, "pool_tenant_completed_total{", &sum);
+    assert_true(sum == (double)st.completed);
+    count_lines(text, "pool_tenant_submit_duration_seconds_count{", &sum);
+    assert_true(sum == (double)st.submitted);
+    /* The scrape stays small: bounded by the cap, not by the names. */
+    assert_true(strlen(text) < 64 * 1024);
+    free(text);
+    assert_int_equal(sluice_metrics_remove_pool(reg, p), SLUICE_OK);
+    sluice_metrics_destroy(reg);
+    sluice_pool_destroy(p);
+}
+
+static void test_fifo_pool_has_no_tenant_families(void **state)
+{
+    (void)state;
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "plain";
+    pc.workers = 1;
+    pc.queue_capacity = 4;
+    sluice_pool *p = NULL;
+    char err[256];
+    assert_int_equal(sluice_pool_create(&pc, &p, err, sizeof err), SLUICE_OK);
+    sluice_metrics *reg = NULL;
+    assert_int_equal(sluice_metrics_create(NULL, &reg), SLUICE_OK);
+    assert_int_equal(sluice_metrics_add_pool(reg, p), SLUICE_OK);
+    char *text = render(reg);
+    assert_null(strstr(text, "pool_tenant"));
+    assert_non_null(strstr(text, "pool_completed_total{name=\"plain\"}"));
+    free(text);
+    assert_int_equal(sluice_metrics_remove_pool(reg, p), SLUICE_OK);
+    sluice_metrics_destroy(reg);
+    sluice_pool_destroy(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_per_tenant_series),
+        cmocka_unit_test(test_cardinality_cap),
+        cmocka_unit_test(test_fifo_pool_has_no_tenant_families),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
