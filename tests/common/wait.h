@@ -47,7 +47,7 @@
 #include "sluice/clock.h"
 #include "sluice/task.h"
 
-#define SAFETY_NS (20ull * SLUICE_NS_PER_SEC)
+#define SAFETY_NS (30ull * SLUICE_NS_PER_SEC)
 
 #define H_UNUSED __attribute__((unused))
 
@@ -286,6 +286,58 @@ static inline bool gate_pass(gate *g, bool stop_too)
     pthread_mutex_unlock(&g->mu);
     atomic_fetch_sub(&g->inside, 1);
     return opened;
+}
+
+/* ---- event board: wait for a predicate that tasks signal ---------------- */
+
+/*
+ * Code under test (tasks, handlers, hooks) calls ev_signal() after changing
+ * something a test waits for; the test calls WAIT_UNTIL(pred, arg, what),
+ * which re-checks pred(arg) on every signal and at least every millisecond
+ * (a change made without a signal is still seen) and fails the test after
+ * SAFETY_NS. One board per test program (the header is included by one
+ * .c file per program).
+ */
+static pthread_mutex_t ev_board_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ev_board_cv = PTHREAD_COND_INITIALIZER; /* CLOCK_REALTIME */
+
+static inline void ev_signal(void)
+{
+    pthread_mutex_lock(&ev_board_mu);
+    pthread_cond_broadcast(&ev_board_cv);
+    pthread_mutex_unlock(&ev_board_mu);
+}
+
+/* Waits until pred(arg); false after SAFETY_NS. Any thread. */
+static inline bool wait_until_bg(bool (*pred)(void *), void *arg)
+{
+    uint64_t limit = real_now_ns() + SAFETY_NS;
+    bool ok = true;
+    pthread_mutex_lock(&ev_board_mu);
+    while (!pred(arg)) {
+        if (real_now_ns() > limit) {
+            ok = false;
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts); /* the board's condvar runs on the real-time clock */
+        ts.tv_nsec += 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&ev_board_cv, &ev_board_mu, &ts);
+    }
+    pthread_mutex_unlock(&ev_board_mu);
+    return ok;
+}
+
+/* The main thread's form: fails the test naming `what` on timeout. */
+static inline void wait_until(bool (*pred)(void *), void *arg, const char *what)
+{
+    if (!wait_until_bg(pred, arg)) {
+        fail_msg("timed out waiting for %s", what);
+    }
 }
 
 /* Waits until at least n tasks have reached the gate (in all); false after

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "common/wait.h"
 #include "sluice/clock.h"
 #include "sluice/metrics.h"
 #include "sluice/task.h"
@@ -47,45 +48,8 @@ static void quiet_panic(const sluice_panic_info *info, void *user)
     (void)user;
 }
 
-/* A gate: tasks block until it opens; `started` counts entries. */
-typedef struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool open;
-    int started;
-} gate;
-
-static gate g_gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
-
-static int gate_task(void *arg)
-{
-    gate *g = arg;
-    pthread_mutex_lock(&g->mu);
-    g->started++;
-    pthread_cond_broadcast(&g->cv);
-    while (!g->open) {
-        pthread_cond_wait(&g->cv, &g->mu);
-    }
-    pthread_mutex_unlock(&g->mu);
-    return 0;
-}
-
-static void gate_wait_started(gate *g, int n)
-{
-    pthread_mutex_lock(&g->mu);
-    while (g->started < n) {
-        pthread_cond_wait(&g->cv, &g->mu);
-    }
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void gate_open(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->open = true;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
+/* The gate (tests/common/wait.h) holds tasks until it opens. */
+static gate g_gate;
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -207,6 +171,7 @@ static void test_known_workload(void **state)
 static void test_saturated_and_losses(void **state)
 {
     (void)state;
+    gate_init(&g_gate);
     sluice_pool *rej = make_pool("rej", 1, 2, SLUICE_OVERFLOW_REJECT, NULL);
     sluice_pool *drop = make_pool("drop", 1, 2, SLUICE_OVERFLOW_DROP_OLDEST, NULL);
     sluice_metrics *reg;
@@ -215,16 +180,16 @@ static void test_saturated_and_losses(void **state)
     assert_int_equal(sluice_metrics_add_pool(reg, drop), SLUICE_OK);
 
     /* rej: one running (held by the gate), two queued, three refused. */
-    assert_int_equal(sluice_pool_submit(rej, gate_task, &g_gate), SLUICE_OK);
-    gate_wait_started(&g_gate, 1);
+    assert_int_equal(sluice_pool_submit(rej, task_at_gate, &g_gate), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g_gate, 1);
     assert_int_equal(sluice_pool_submit(rej, ok_task, NULL), SLUICE_OK);
     assert_int_equal(sluice_pool_submit(rej, ok_task, NULL), SLUICE_OK);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(sluice_pool_submit(rej, ok_task, NULL), SLUICE_EFULL);
     }
     /* drop: one running, two queued, two more evict the two oldest. */
-    assert_int_equal(sluice_pool_submit(drop, gate_task, &g_gate), SLUICE_OK);
-    gate_wait_started(&g_gate, 2);
+    assert_int_equal(sluice_pool_submit(drop, task_at_gate, &g_gate), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g_gate, 2);
     for (int i = 0; i < 4; i++) {
         assert_int_equal(sluice_pool_submit(drop, ok_task, NULL), SLUICE_OK);
     }
@@ -294,10 +259,11 @@ static void test_oldest_running_and_worker_churn(void **state)
     expect_line(text, "pool_oldest_running_seconds{name=\"stall\"} 0");
     free(text);
 
-    static gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
-    assert_int_equal(sluice_pool_submit(p, gate_task, &g), SLUICE_OK);
-    assert_int_equal(sluice_pool_submit(p, gate_task, &g), SLUICE_OK);
-    gate_wait_started(&g, 2);
+    static gate g;
+    gate_init(&g);
+    assert_int_equal(sluice_pool_submit(p, task_at_gate, &g), SLUICE_OK);
+    assert_int_equal(sluice_pool_submit(p, task_at_gate, &g), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g, 2);
     text = render(reg, SLUICE_EXPO_PROMETHEUS); /* first look stamps the start */
     free(text);
     sluice_fake_clock_advance(&fake, 45000000000ull);

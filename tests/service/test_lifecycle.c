@@ -22,6 +22,8 @@
 
 #include <cmocka.h>
 
+#include "common/wait.h"
+
 #include "sluice/lifecycle.h"
 #include "sluice/pool.h"
 #include "sluice/task.h"
@@ -41,8 +43,6 @@ typedef struct trace {
     const sluice_clock *clock; /* read when producers stop */
     uint64_t stopped_at;
 } trace;
-
-static void gate_open(struct gate *g);
 
 static void step(trace *t, char c)
 {
@@ -115,39 +115,11 @@ static void trace_init(trace *t)
     atomic_store(&t->ready, true);
 }
 
-/* A task that waits for a gate; counts runs. */
-struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool open;
-    int ran;
-};
-typedef struct gate gate;
-
-static void gate_open(struct gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->open = true;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
-
+/* A task held at the gate (tests/common/wait.h) until it opens or the
+ * task is told to stop; g.entered counts the tasks that ran. */
 static int gated_task(void *arg)
 {
-    gate *g = arg;
-    pthread_mutex_lock(&g->mu);
-    while (!g->open && !sluice_task_should_stop()) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 2000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
-    }
-    g->ran++;
-    pthread_mutex_unlock(&g->mu);
+    gate_pass(arg, true);
     return 0;
 }
 
@@ -188,9 +160,8 @@ static void test_sigterm_drains_everything(void **state)
     sluice_pool *b = make_pool("b", &t, 1, 64);
     assert_int_equal(sluice_lifecycle_add_pool(lc, a, 0), SLUICE_OK);
     assert_int_equal(sluice_lifecycle_add_pool(lc, b, 5 * SLUICE_NS_PER_SEC), SLUICE_OK);
-    gate g = {.open = false};
-    pthread_mutex_init(&g.mu, NULL);
-    pthread_cond_init(&g.cv, NULL);
+    gate g;
+    gate_init(&g);
     for (int i = 0; i < 20; i++) {
         assert_int_equal(sluice_pool_submit(i % 2 ? a : b, gated_task, &g), SLUICE_OK);
     }
@@ -214,7 +185,7 @@ static void test_sigterm_drains_everything(void **state)
     assert_false(rep.timed_out);
     assert_int_equal(rep.pool_count, 2);
     assert_int_equal(rep.handed_back, 0);
-    assert_int_equal(g.ran, 20);
+    assert_int_equal(atomic_load(&g.entered), 20);
     sluice_pool_stats sa, sb;
     sluice_pool_stats_get(a, &sa);
     sluice_pool_stats_get(b, &sb);
@@ -254,9 +225,8 @@ static void test_budget_and_second_signal(void **state)
     assert_int_equal(sluice_lifecycle_start(&lc_cfg, &lc), SLUICE_OK);
     sluice_pool *a = make_pool("stuck", &t, 1, 16);
     assert_int_equal(sluice_lifecycle_add_pool(lc, a, 0), SLUICE_OK);
-    gate g = {.open = false};
-    pthread_mutex_init(&g.mu, NULL);
-    pthread_cond_init(&g.cv, NULL);
+    gate g;
+    gate_init(&g);
     for (int i = 0; i < 5; i++) {
         assert_int_equal(sluice_pool_submit(a, gated_task, &g), SLUICE_OK);
     }
@@ -279,7 +249,7 @@ static void test_budget_and_second_signal(void **state)
     sluice_pool_destroy(a); /* joins the running task (it saw should_stop) */
     /* 5 accepted: the running one(s) completed after should_stop, the rest
      * were handed back. */
-    assert_int_equal(g.ran + (int)atomic_load(&t.abandoned), 5);
+    assert_int_equal(atomic_load(&g.entered) + (int)atomic_load(&t.abandoned), 5);
     assert_true(atomic_load(&t.abandoned) >= 3);
     /* The report counts what the drain itself took off the queue; tasks a
      * worker had already claimed in a batch are handed back by that worker
@@ -398,9 +368,8 @@ static void test_budget_holds_without_drain_threads(void **state)
     sluice__service_spawn = fail_drain_threads;
     sluice_lifecycle *lc = NULL;
     assert_int_equal(sluice_lifecycle_start(&lc_cfg, &lc), SLUICE_OK);
-    gate g = {.open = false};
-    pthread_mutex_init(&g.mu, NULL);
-    pthread_cond_init(&g.cv, NULL);
+    gate g;
+    gate_init(&g);
     sluice_pool *pools[3];
     const char *names[3] = {"one", "two", "three"};
     for (int i = 0; i < 3; i++) {
@@ -441,7 +410,7 @@ static void test_budget_holds_without_drain_threads(void **state)
         sluice_pool_destroy(pools[i]);
     }
     /* Nothing lost: 9 accepted, each ran (after should_stop) or came back. */
-    assert_int_equal(g.ran + (int)atomic_load(&t.abandoned), 9);
+    assert_int_equal(atomic_load(&g.entered) + (int)atomic_load(&t.abandoned), 9);
 }
 
 int main(void)

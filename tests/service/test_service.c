@@ -24,11 +24,9 @@
 
 #include <cmocka.h>
 
+#include "common/wait.h"
 #include "sluice/service.h"
 #include "sluice/task.h"
-
-/* Long enough for TSan on a loaded 2-core machine; only a hang reaches it. */
-#define SAFETY_NS (30 * SLUICE_NS_PER_SEC)
 
 /* ---- an event trace shared by watchers, hooks and handlers ----------- */
 
@@ -203,45 +201,11 @@ static int count_substr(const char *hay, const char *needle)
     return n;
 }
 
-/* A gate that holds tasks until opened (or until they are told to stop). */
-typedef struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool open;
-    atomic_int ran;
-} gate;
-
-static void gate_init(gate *g)
-{
-    memset(g, 0, sizeof *g);
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
-}
-
-static void gate_open(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->open = true;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
-
+/* Holds its task at the gate (tests/common/wait.h) until it opens or the
+ * task is told to stop; g.entered counts the tasks that ran. */
 static int gated_task(void *arg)
 {
-    gate *g = arg;
-    pthread_mutex_lock(&g->mu);
-    while (!g->open && !sluice_task_should_stop()) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 2000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&g->cv, &g->mu, &ts);
-    }
-    pthread_mutex_unlock(&g->mu);
-    atomic_fetch_add(&g->ran, 1);
+    gate_pass(arg, true);
     return 0;
 }
 
@@ -312,7 +276,7 @@ static void test_create_by_hand(void **state)
     assert_int_equal(rep.signo, 0);
     assert_false(sluice_service_ready(svc)); /* a shutdown before run: never ready */
     assert_int_equal(sluice_service_wait_idle(svc, 0), SLUICE_OK);
-    assert_int_equal(atomic_load(&g.ran), 10);
+    assert_int_equal(atomic_load(&g.entered), 10);
     assert_int_equal(sluice_service_run(svc, NULL), SLUICE_EBUSY);
     sluice_service_destroy(svc);
     sluice_service_destroy(NULL); /* a no-op */
@@ -429,7 +393,7 @@ static void test_drain_on_sigterm_without_yaml(void **state)
     assert_string_equal(r.rep.pools[0].name, "ingest");
     assert_int_equal(r.rep.handed_back, 0);
     assert_int_equal(sluice_service_wait_idle(svc, SAFETY_NS), SLUICE_OK);
-    assert_int_equal(atomic_load(&g.ran), 20);
+    assert_int_equal(atomic_load(&g.entered), 20);
     assert_int_equal(sluice_pool_submit(pa, gated_task, &g), SLUICE_ECLOSED);
     assert_false(sluice_service_ready(svc));
     /* Ready went 0 (watch), 1 (run), 0 (step 1 of the shutdown). */
@@ -477,7 +441,7 @@ static void test_teardown_order(void **state)
     assert_int_equal(atomic_load(&t.pool_alive_violations), 0);
     /* 4 accepted: the one running saw should_stop and returned, the rest
      * came back through the abandon handler. */
-    assert_int_equal(atomic_load(&g.ran) + (int)atomic_load(&t.abandoned), 4);
+    assert_int_equal(atomic_load(&g.entered) + (int)atomic_load(&t.abandoned), 4);
     assert_true(atomic_load(&t.abandoned) >= 3);
     char *text = render(reg);
     assert_int_equal(count_substr(text, "name=\"first\""), 0);
@@ -638,7 +602,7 @@ static void test_wait_idle_timeout_on_injected_clock(void **state)
     pthread_join(th, NULL);
     gate_open(&g);
     assert_int_equal(sluice_service_wait_idle(svc, 0), SLUICE_OK);
-    assert_int_equal(atomic_load(&g.ran), 1);
+    assert_int_equal(atomic_load(&g.entered), 1);
     sluice_service_destroy(svc);
     trace_destroy(&t);
 }

@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "common/wait.h"
 #include "sluice/batcher.h"
 #include "sluice/sync_metrics.h"
 #include "sluice/task.h"
@@ -30,40 +31,6 @@
 #define MS SLUICE_NS_PER_MS
 #define SEC SLUICE_NS_PER_SEC
 #define NITEMS 4096
-
-static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ev_cv = PTHREAD_COND_INITIALIZER;
-
-static void ev_signal(void)
-{
-    pthread_mutex_lock(&ev_mu);
-    pthread_cond_broadcast(&ev_cv);
-    pthread_mutex_unlock(&ev_mu);
-}
-
-static void wait_until(bool (*pred)(void *), void *arg, const char *what)
-{
-    struct timespec limit;
-    clock_gettime(CLOCK_REALTIME, &limit);
-    limit.tv_sec += 30;
-    pthread_mutex_lock(&ev_mu);
-    while (!pred(arg)) {
-        struct timespec ts, now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        if (now.tv_sec > limit.tv_sec) {
-            pthread_mutex_unlock(&ev_mu);
-            fail_msg("timed out waiting for %s", what);
-        }
-        ts = now;
-        ts.tv_nsec += 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&ev_cv, &ev_mu, &ts);
-    }
-    pthread_mutex_unlock(&ev_mu);
-}
 
 /* ---- items and their fates ----------------------------------------------------- */
 
@@ -77,9 +44,9 @@ static int nfail;
 static _Atomic int fail_every; /* batch_fn fails every n-th batch (0: never) */
 static _Atomic int batch_calls;
 static _Atomic bool panic_next;
-static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
-static bool gate_closed;
+/* Open unless a test closes it: batch_fn waits here (tests/common/wait.h). */
+static gate batch_gate;
+static bool batch_gate_ready;
 static _Atomic int in_batch;
 
 static void reset(void)
@@ -96,15 +63,20 @@ static void reset(void)
     atomic_store(&batch_calls, 0);
     atomic_store(&panic_next, false);
     atomic_store(&in_batch, 0);
-    gate_closed = false;
+    if (!batch_gate_ready) {
+        gate_init(&batch_gate);
+        batch_gate_ready = true;
+    }
+    gate_open(&batch_gate);
 }
 
 static void gate_set(bool closed)
 {
-    pthread_mutex_lock(&gate_mu);
-    gate_closed = closed;
-    pthread_cond_broadcast(&gate_cv);
-    pthread_mutex_unlock(&gate_mu);
+    if (closed) {
+        gate_close(&batch_gate);
+    } else {
+        gate_open(&batch_gate);
+    }
 }
 
 static int batch_fn(void **its, size_t n, void *user)
@@ -112,11 +84,7 @@ static int batch_fn(void **its, size_t n, void *user)
     (void)user;
     atomic_fetch_add(&in_batch, 1);
     ev_signal();
-    pthread_mutex_lock(&gate_mu);
-    while (gate_closed) {
-        pthread_cond_wait(&gate_cv, &gate_mu);
-    }
-    pthread_mutex_unlock(&gate_mu);
+    gate_pass(&batch_gate, false);
     atomic_fetch_sub(&in_batch, 1);
     int call = atomic_fetch_add(&batch_calls, 1) + 1;
     if (atomic_exchange(&panic_next, false)) {

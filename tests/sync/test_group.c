@@ -5,8 +5,8 @@
  * (helping on a K=1 pool, EDEADLK from the group's own task), parent
  * cancellation, and tasks handed back by the pool.
  *
- * Tasks block on gates (mutex + condition) that the test opens; nothing
- * sleeps.
+ * Tasks block on gates (tests/common/wait.h, with safety timeouts) that
+ * the test opens; nothing sleeps.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -19,36 +19,9 @@
 
 #include <cmocka.h>
 
+#include "common/wait.h"
 #include "sluice/group.h"
 #include "sluice/task.h"
-
-typedef struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool open;
-} gate;
-
-#define GATE_INIT                                                                                            \
-    {                                                                                                        \
-        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false                                           \
-    }
-
-static void gate_open(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->open = true;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void gate_pass(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    while (!g->open) {
-        pthread_cond_wait(&g->cv, &g->mu);
-    }
-    pthread_mutex_unlock(&g->mu);
-}
 
 static sluice_group *make_group(unsigned limit, unsigned threads, sluice_pool *pool, sluice_ctx *parent)
 {
@@ -132,7 +105,7 @@ static int err_task(void *arg)
 {
     err_job *j = arg;
     if (j->gate) {
-        gate_pass(j->gate);
+        gate_pass(j->gate, false);
     }
     if (j->saw_cancel && sluice_ctx_done(sluice_group_ctx(j->g))) {
         atomic_fetch_add(j->saw_cancel, 1);
@@ -169,7 +142,8 @@ static void test_error_mapping(void **state)
 static void test_first_error_cancels(void **state)
 {
     (void)state;
-    gate go = GATE_INIT;
+    gate go;
+    gate_init(&go);
     _Atomic int saw = 0;
     sluice_group *g = make_group(0, 1, NULL, NULL); /* one thread: FIFO */
     err_job first = {.gate = &go, .rc = SLUICE_EIO};
@@ -190,7 +164,9 @@ static void test_first_error_cancels(void **state)
     sluice_group_destroy(g);
 
     /* A running sibling sees the cancel through the group context. */
-    gate hold = GATE_INIT, go2 = GATE_INIT;
+    gate hold, go2;
+    gate_init(&hold);
+    gate_init(&go2);
     atomic_store(&saw, 0);
     g = make_group(0, 2, NULL, NULL);
     err_job watcher = {.gate = &hold, .rc = 0, .g = g, .saw_cancel = &saw};
@@ -198,9 +174,7 @@ static void test_first_error_cancels(void **state)
     sluice_group_run(g, err_task, &watcher);
     sluice_group_run(g, err_task, &failer);
     gate_open(&go2);
-    while (!sluice_ctx_done(sluice_group_ctx(g))) {
-        sched_yield();
-    }
+    WAIT_FOR(sluice_ctx_done(sluice_group_ctx(g)), "the group's context to end");
     assert_int_equal(sluice_ctx_err(sluice_group_ctx(g)), SLUICE_ETIMEDOUT);
     gate_open(&hold);
     assert_int_equal(sluice_group_wait(g, NULL), SLUICE_ETIMEDOUT);
@@ -220,7 +194,7 @@ static int limited_task(void *arg)
     while (n > m && !atomic_compare_exchange_weak(&max_running, &m, n)) {
     }
     if (g) {
-        gate_pass(g);
+        gate_pass(g, false);
     }
     for (int i = 0; i < 100; i++) {
         sched_yield();
@@ -235,7 +209,8 @@ static void test_limit_and_try_run(void **state)
     atomic_store(&now_running, 0);
     atomic_store(&max_running, 0);
     sluice_group *g = make_group(2, 4, NULL, NULL);
-    gate hold = GATE_INIT;
+    gate hold;
+    gate_init(&hold);
     assert_int_equal(sluice_group_try_run(g, limited_task, &hold), SLUICE_OK);
     assert_int_equal(sluice_group_try_run(g, limited_task, &hold), SLUICE_OK);
     assert_int_equal(sluice_group_try_run(g, limited_task, &hold), SLUICE_EAGAIN);
@@ -343,9 +318,10 @@ static void test_no_deadlock_in_worker(void **state)
     (void)state;
     sluice_pool *p = make_pool(1, 64, SLUICE_OVERFLOW_BLOCK, NULL);
     atomic_store(&sum, 0);
-    fanout f = {.pool = p, .subtasks = 10, .done = GATE_INIT};
+    fanout f = {.pool = p, .subtasks = 10};
+    gate_init(&f.done);
     assert_int_equal(sluice_pool_submit(p, fanout_task, &f), SLUICE_OK);
-    gate_pass(&f.done);
+    assert_true(gate_pass(&f.done, false));
     assert_int_equal(f.result, SLUICE_OK);
     assert_int_equal(atomic_load(&sum), 10);
     assert_int_equal(atomic_load(&self_wait_result), SLUICE_EDEADLK);
@@ -353,9 +329,10 @@ static void test_no_deadlock_in_worker(void **state)
     assert_int_equal(f.st.completed, 11);
 
     /* A panic in a helped subtask is reported, and the waiter carries on. */
-    fanout f2 = {.pool = p, .subtasks = 3, .with_panic = true, .done = GATE_INIT};
+    fanout f2 = {.pool = p, .subtasks = 3, .with_panic = true};
+    gate_init(&f2.done);
     assert_int_equal(sluice_pool_submit(p, fanout_task, &f2), SLUICE_OK);
-    gate_pass(&f2.done);
+    assert_true(gate_pass(&f2.done, false));
     assert_int_equal(f2.result, SLUICE_ETASK);
     assert_int_equal(f2.st.panicked, 1);
     sluice_pool_drain(p, 0, NULL);
@@ -372,13 +349,12 @@ static void test_parent_cancel(void **state)
     (void)state;
     sluice_ctx *parent;
     assert_int_equal(sluice_ctx_create(&parent, NULL, 0, NULL), SLUICE_OK);
-    gate hold = GATE_INIT;
+    gate hold;
+    gate_init(&hold);
     err_job blocker = {.gate = &hold, .rc = 0};
     sluice_group *g = make_group(0, 1, NULL, parent);
     sluice_group_run(g, err_task, &blocker);
-    while (gstats(g).running != 1) {
-        sched_yield(); /* the blocker has started */
-    }
+    WAIT_FOR(gstats(g).running == 1, "the blocker to start");
     err_job rest[3] = {{.rc = 0}, {.rc = 0}, {.rc = 0}};
     for (int i = 0; i < 3; i++) {
         sluice_group_run(g, err_task, &rest[i]);
@@ -405,28 +381,16 @@ static void pool_abandon_counter(const sluice_abandoned *t, void *user)
     atomic_fetch_add(&pool_handler_calls, 1);
 }
 
-static int gate_task(void *arg)
-{
-    gate_pass(arg);
-    return 0;
-}
-
 static void test_pool_hands_back(void **state)
 {
     (void)state;
     atomic_store(&pool_handler_calls, 0);
     sluice_pool *p = make_pool(1, 1, SLUICE_OVERFLOW_DROP_OLDEST, pool_abandon_counter);
-    gate hold = GATE_INIT;
-    assert_int_equal(sluice_pool_submit(p, gate_task, &hold), SLUICE_OK);
+    gate hold;
+    gate_init(&hold);
+    assert_int_equal(sluice_pool_submit(p, task_at_gate, &hold), SLUICE_OK);
     /* Wait until the worker holds the gate task (queue empty). */
-    for (;;) {
-        sluice_pool_stats ps;
-        sluice_pool_stats_get(p, &ps);
-        if (ps.running == 1 && ps.queue_depth == 0) {
-            break;
-        }
-        sched_yield();
-    }
+    GATE_WAIT_ENTERED(&hold, 1);
     atomic_store(&sum, 0);
     sluice_group *g = make_group(0, 0, p, NULL);
     for (int i = 0; i < 3; i++) {

@@ -7,8 +7,8 @@
  * in order; destroy undrained; a panic in the middle of a batch; a pool
  * that refuses runners; the exposition.
  *
- * Tasks block on gates the test opens; waits re-check every millisecond
- * with a safety timeout; nothing sleeps.
+ * Tasks block on gates the test opens (tests/common/wait.h); waits
+ * re-check every millisecond with a safety timeout; nothing sleeps.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -23,78 +23,13 @@
 
 #include <cmocka.h>
 
+#include "common/wait.h"
 #include "sluice/keyed.h"
 #include "sluice/sync_metrics.h"
 #include "sluice/task.h"
 
 #define MS SLUICE_NS_PER_MS
 #define SEC SLUICE_NS_PER_SEC
-
-static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ev_cv = PTHREAD_COND_INITIALIZER;
-
-static void ev_signal(void)
-{
-    pthread_mutex_lock(&ev_mu);
-    pthread_cond_broadcast(&ev_cv);
-    pthread_mutex_unlock(&ev_mu);
-}
-
-static void wait_until(bool (*pred)(void *), void *arg, const char *what)
-{
-    struct timespec limit;
-    clock_gettime(CLOCK_REALTIME, &limit);
-    limit.tv_sec += 30;
-    pthread_mutex_lock(&ev_mu);
-    while (!pred(arg)) {
-        struct timespec ts, now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        if (now.tv_sec > limit.tv_sec) {
-            pthread_mutex_unlock(&ev_mu);
-            fail_msg("timed out waiting for %s", what);
-        }
-        ts = now;
-        ts.tv_nsec += 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&ev_cv, &ev_mu, &ts);
-    }
-    pthread_mutex_unlock(&ev_mu);
-}
-
-/* ---- gates ------------------------------------------------------------------------ */
-
-typedef struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool open;
-} gate;
-
-static void gate_init(gate *g)
-{
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
-    g->open = false;
-}
-
-static void gate_open(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->open = true;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void gate_pass(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    while (!g->open) {
-        pthread_cond_wait(&g->cv, &g->mu);
-    }
-    pthread_mutex_unlock(&g->mu);
-}
 
 /* ---- a task that records what ran ------------------------------------------------- */
 
@@ -128,7 +63,7 @@ static int job_fn(void *arg)
     }
     ev_signal();
     if (j->hold) {
-        gate_pass(j->hold);
+        gate_pass(j->hold, false);
     }
     pthread_mutex_lock(&log_mu);
     if (nlog < LOG_MAX) {

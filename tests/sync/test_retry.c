@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 
+#include "common/wait.h"
 #include "sluice/retry.h"
 #include "sluice/sync_metrics.h"
 #include "sluice/task.h"
@@ -35,42 +36,6 @@
 #define SEC SLUICE_NS_PER_SEC
 
 /* ---- waiting for a condition ---------------------------------------------------- */
-
-static pthread_mutex_t ev_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ev_cv = PTHREAD_COND_INITIALIZER;
-
-static void ev_signal(void)
-{
-    pthread_mutex_lock(&ev_mu);
-    pthread_cond_broadcast(&ev_cv);
-    pthread_mutex_unlock(&ev_mu);
-}
-
-/* Wait until pred(arg) holds, re-checking on every signal and every 1 ms;
- * fail after 30 s of real time (a hang, not a slow machine). */
-static void wait_until(bool (*pred)(void *), void *arg, const char *what)
-{
-    struct timespec limit;
-    clock_gettime(CLOCK_REALTIME, &limit);
-    limit.tv_sec += 30;
-    pthread_mutex_lock(&ev_mu);
-    while (!pred(arg)) {
-        struct timespec ts, now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        if (now.tv_sec > limit.tv_sec) {
-            pthread_mutex_unlock(&ev_mu);
-            fail_msg("timed out waiting for %s", what);
-        }
-        ts = now;
-        ts.tv_nsec += 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&ev_cv, &ev_mu, &ts);
-    }
-    pthread_mutex_unlock(&ev_mu);
-}
 
 static sluice_retry_stats rstats(sluice_retry *r)
 {
@@ -849,40 +814,17 @@ static void test_submit_endings(void **state)
 }
 
 /* A retry that is queued when the pool is destroyed comes back as REFUSED. */
-static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
-static bool hold_open;
-static _Atomic bool hold_entered;
-
-static int hold_task(void *arg)
-{
-    (void)arg;
-    atomic_store(&hold_entered, true);
-    ev_signal();
-    pthread_mutex_lock(&hold_mu);
-    while (!hold_open) {
-        pthread_cond_wait(&hold_cv, &hold_mu);
-    }
-    pthread_mutex_unlock(&hold_mu);
-    return 0;
-}
-
-static bool hold_is_entered(void *arg)
-{
-    (void)arg;
-    return atomic_load(&hold_entered);
-}
+static gate hold;
 
 static void *opener(void *arg)
 {
     (void)arg;
     /* Opens the gate once destroy has handed back the queue (it waits for
      * the running task next). */
-    wait_until(dlog_at_least, &(int){1}, "the hand-back");
-    pthread_mutex_lock(&hold_mu);
-    hold_open = true;
-    pthread_cond_broadcast(&hold_cv);
-    pthread_mutex_unlock(&hold_mu);
+    if (!wait_until_bg(dlog_at_least, &(int){1})) {
+        fprintf(stderr, "opener: the hand-back never came\n");
+    }
+    gate_open(&hold);
     return NULL;
 }
 
@@ -896,8 +838,9 @@ static void test_submit_pool_hands_back(void **state)
     sluice_retry_config_init(&cfg);
     cfg.pool = pool;
     sluice_retry *r = make_retry(&cfg);
-    assert_int_equal(sluice_pool_submit(pool, hold_task, NULL), SLUICE_OK);
-    wait_until(hold_is_entered, NULL, "the blocker to run");
+    gate_init(&hold);
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, &hold), SLUICE_OK);
+    GATE_WAIT_ENTERED(&hold, 1);
     flaky f = {.fail_first = 0};
     assert_int_equal(sluice_retry_submit(r, NULL, flaky_fn, &f, done_record), SLUICE_OK);
     pthread_t th;
