@@ -44,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/check.h"
 #include "admin/admin_internal.h"
 
 /* ---- a growable string ----------------------------------------------------------- */
@@ -335,6 +336,7 @@ static uint64_t mono_now(void)
  * and its fd has not been closed. */
 static void shut_locked(sluice_admin *a, sluice__admin_conn *k)
 {
+    SLUICE__ASSERT_HELD(&a->conn_lock);
     if (k->fd >= 0) {
         shutdown(k->fd, SHUT_RDWR);
     }
@@ -394,6 +396,7 @@ static uint64_t bytes_received(const sluice__admin_conn *k)
  * tries again). Caller holds conn_lock. */
 static bool evict_locked(sluice_admin *a, const sluice__admin_conn *except, uint64_t now)
 {
+    SLUICE__ASSERT_HELD(&a->conn_lock);
     sluice__admin_conn *slowest = NULL;
     double slowest_rate = 0;
     for (sluice__admin_conn *k = a->conns.next; k != &a->conns; k = k->next) {

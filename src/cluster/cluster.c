@@ -42,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/check.h"
 #include "cluster/cluster_internal.h"
 
 #define ID_LEN (SLUICE_CLUSTER_NAME_MAX + 1)
@@ -118,6 +119,7 @@ static int cmp_id(const void *a, const void *b)
  * differs from the last one. Caller holds mu. */
 static bool install_view_locked(sluice_cluster *c, const redisReply *rep)
 {
+    SLUICE__ASSERT_HELD(&c->mu);
     size_t n = rep->elements;
     if (n > c->ids_cap) {
         size_t cap = n < 16 ? 16 : n * 2;
@@ -300,6 +302,7 @@ static bool heartbeat(sluice_cluster *c)
 /* One tick. Caller holds tick_mu. */
 static bool tick_locked(sluice_cluster *c)
 {
+    SLUICE__ASSERT_HELD(&c->tick_mu);
     bool ok = heartbeat(c);
     if (!ok) {
         enter_fallback(c);
@@ -339,6 +342,7 @@ static uint64_t next_attempt(sluice_cluster *c)
 /* Wait until `until` on the cluster clock or stop. Caller holds mu. */
 static void wait_until_locked(sluice_cluster *c, uint64_t until)
 {
+    SLUICE__ASSERT_HELD(&c->mu);
     bool sys = sluice_clock_is_system(c->clock);
     while (!c->stop) {
         uint64_t now = sluice_clock_now(c->clock);

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/check.h"
 #include "cluster/cluster_internal.h"
 
 struct sluice_dlimiter {
@@ -106,6 +107,7 @@ void sluice_dlimiter_destroy(sluice_dlimiter *dl)
 /* Make sure the local bucket exists for fallback. Caller holds mu. */
 static sluice_limiter *local_locked(sluice_dlimiter *dl)
 {
+    SLUICE__ASSERT_HELD(&dl->mu);
     if (dl->fallback && dl->local) {
         return dl->local;
     }

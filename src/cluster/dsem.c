@@ -48,6 +48,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/check.h"
 #include "cluster/cluster_internal.h"
 
 #define KEY_LEN 256
@@ -94,6 +95,7 @@ static unsigned block_of(const sluice_dsem *ds)
 /* Caller holds mu. */
 static void enter_fallback_locked(sluice_dsem *ds)
 {
+    SLUICE__ASSERT_HELD(&ds->mu);
     if (ds->fallback) {
         return;
     }
@@ -113,6 +115,7 @@ static void enter_fallback_locked(sluice_dsem *ds)
  * (invariant L). Caller holds mu. */
 static unsigned prepare_target_locked(sluice_dsem *ds, unsigned extra)
 {
+    SLUICE__ASSERT_HELD(&ds->mu);
     unsigned target = ds->in_use + ds->waiters + extra + block_of(ds);
     unsigned limit = ds->share + ds->free_pool;
     if (target > limit) {
@@ -130,6 +133,7 @@ static unsigned prepare_target_locked(sluice_dsem *ds, unsigned extra)
  * Returns false when Redis failed. */
 static bool lease_call_locked(sluice_dsem *ds, unsigned target, bool from_tick)
 {
+    SLUICE__ASSERT_HELD(&ds->mu);
     char in_use[16], tgt[16], n[16], rank[16], ttl[24], share[16], total[16], free_pool[16], epoch[32];
     snprintf(in_use, sizeof in_use, "%u", ds->in_use);
     snprintf(tgt, sizeof tgt, "%u", target);
@@ -284,7 +288,10 @@ sluice_err sluice_dsem_create(sluice_cluster *c, const sluice_dsem_config *cfg, 
     pthread_condattr_destroy(&ca);
     sluice__cluster_view(c, &ds->view);
     if (ds->view.fallback || !ds->view.have_view) {
+        /* Not shared yet; the lock keeps enter_fallback_locked's contract. */
+        pthread_mutex_lock(&ds->mu);
         enter_fallback_locked(ds);
+        pthread_mutex_unlock(&ds->mu);
     }
     ds->hook.tick = dsem_tick;
     ds->hook.obj = ds;
@@ -331,6 +338,7 @@ static void wake_cb(sluice_ctx *ctx, sluice_err cause, void *arg)
  * Caller holds mu. Returns true when taken. */
 static bool try_take_locked(sluice_dsem *ds, bool may_lease, uint64_t min_gap_ns)
 {
+    SLUICE__ASSERT_HELD(&ds->mu);
     for (;;) {
         if (ds->fallback) {
             if (ds->in_use < ds->fallback_bound) {

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "base/check.h"
 #include "cluster/cluster_internal.h"
 
 static uint64_t rng_next(uint64_t *s)
@@ -59,6 +60,7 @@ void sluice__redis_init(sluice__redis *r, const char *host, unsigned port, uint6
 
 static void drop_locked(sluice__redis *r, const char *why)
 {
+    SLUICE__ASSERT_HELD(&r->mu);
     if (r->ctx) {
         redisFree(r->ctx);
         r->ctx = NULL;
@@ -92,6 +94,7 @@ static struct timeval tv_of(uint64_t ns)
 
 static bool load_scripts_locked(sluice__redis *r)
 {
+    SLUICE__ASSERT_HELD(&r->mu);
     for (int i = 0; i < SLUICE__SCRIPT_COUNT_; i++) {
         redisReply *rep = redisCommand(r->ctx, "SCRIPT LOAD %s", sluice__script_source[i]);
         atomic_fetch_add(&r->round_trips, 1);
@@ -150,6 +153,7 @@ bool sluice__redis_ensure(sluice__redis *r, bool force)
  * failure. Error replies are returned to the caller. */
 static redisReply *call_locked(sluice__redis *r, int argc, const char **argv)
 {
+    SLUICE__ASSERT_HELD(&r->mu);
     if (!r->ctx) {
         return NULL;
     }

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/check.h"
 #include "base/errbuf.h"
 #include "base/rules.h"
 #include "base/timing.h"
@@ -195,8 +196,22 @@ typedef struct sluice__worker {
 static inline void sluice__status_set(struct sluice__worker *w, sluice_worker_status st, uint64_t add)
 {
     uint64_t v = atomic_load_explicit(&w->status, memory_order_relaxed);
+    /* The state fits its 3 bits and the finished count never wraps. */
+    SLUICE__ASSERT((uint64_t)st < 8u);
+    SLUICE__ASSERT(SLUICE__STATUS_COUNT(v) + add <= (UINT64_MAX >> 3) && add <= 1u);
     atomic_store_explicit(&w->status, ((SLUICE__STATUS_COUNT(v) + add) << 3) | (uint64_t)st,
                           memory_order_release);
+}
+
+/* Decrement of a gauge that counts threads (idle, alive, starting,
+ * waiting, ...): each decrement pairs with an earlier increment, so the
+ * old value is never 0 (checked in Debug and sanitizer builds). seq_cst
+ * like the increments it pairs with. */
+static inline void sluice__gauge_dec(_Atomic unsigned *gauge)
+{
+    unsigned was = atomic_fetch_sub_explicit(gauge, 1, memory_order_seq_cst);
+    SLUICE__ASSERT(was > 0);
+    (void)was;
 }
 
 /* ---- the pool --------------------------------------------------------- */

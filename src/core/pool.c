@@ -439,7 +439,7 @@ static void refused(sluice_pool *p, const sluice__task *t, sluice_err err)
 static void leave_tracked(sluice_pool *p, _Atomic unsigned *counter)
 {
     pthread_mutex_lock(&p->mu);
-    atomic_fetch_sub_explicit(counter, 1, memory_order_seq_cst);
+    sluice__gauge_dec(counter);
     if (p->destroying || p->draining) {
         pthread_cond_broadcast(&p->cv_state);
     }
@@ -616,7 +616,7 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
         refused(p, t, err);
     }
     pthread_mutex_lock(&p->mu);
-    atomic_fetch_sub_explicit(&p->waiting, 1, memory_order_seq_cst);
+    sluice__gauge_dec(&p->waiting);
     if (p->destroying) {
         pthread_cond_broadcast(&p->cv_state);
     }
@@ -990,6 +990,7 @@ static void shard_sum(const sluice__shard *s, sluice_pool_stats *out)
 
 static unsigned count_running_locked(sluice_pool *p)
 {
+    SLUICE__ASSERT_HELD(&p->mu);
     unsigned n = 0;
     for (unsigned i = 0; i < p->nslots; i++) {
         if (p->slots[i]->occupied &&
@@ -1005,6 +1006,7 @@ static unsigned count_running_locked(sluice_pool *p)
  * one read of each worker's status word, so no task is counted as both. */
 static void progress_locked(sluice_pool *p, uint64_t *finished, unsigned *running)
 {
+    SLUICE__ASSERT_HELD(&p->mu);
     uint64_t done = 0;
     unsigned run = 0;
     for (unsigned i = 0; i < p->nslots; i++) {

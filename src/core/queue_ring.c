@@ -130,6 +130,9 @@ static sluice__qres ring_push(void *q, const sluice__task *task, uint64_t *pos_o
             /* Pairs with the seq_cst load of tail in ring_pending(). */
             if (atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + 1, memory_order_seq_cst,
                                                       memory_order_relaxed)) {
+                /* Invariants 1 and 4: head only grows, so a later read
+                 * can only make the difference smaller. */
+                SLUICE__ASSERT(pos + 1 - atomic_load_explicit(&r->head, memory_order_relaxed) <= r->limit);
                 memcpy(s->task, task, RING_TASK_BYTES);
                 /* Publish; pairs with the acquire load of seq in ring_pop. */
                 atomic_store_explicit(&s->seq, pos + 1, memory_order_release);
@@ -169,6 +172,10 @@ static sluice__qres ring_pop(void *q, sluice__task *out)
                                                       memory_order_relaxed)) {
                 memcpy(out, s->task, RING_TASK_BYTES);
                 out->tenant = NULL;
+                /* The contract: a pop returns only a pushed task (pushes
+                 * refuse a NULL fn), claimed below the tail. */
+                SLUICE__ASSERT(out->fn != NULL);
+                SLUICE__ASSERT(pos < (atomic_load_explicit(&r->tail, memory_order_relaxed) & ~TAIL_CLOSED));
                 /* Free the slot; pairs with the acquire load in ring_push. */
                 atomic_store_explicit(&s->seq, pos + r->cap, memory_order_release);
                 return SLUICE__Q_OK;

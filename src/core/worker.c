@@ -148,7 +148,7 @@ unsigned sluice__wake(struct sluice_pool *p, unsigned n)
             p->parked_top = w->park_next;
             w->parked = false;
             woken[k++] = w;
-            atomic_fetch_sub_explicit(&p->idle, 1, memory_order_seq_cst);
+            sluice__gauge_dec(&p->idle);
             n--;
         }
         bool more = p->parked_top != NULL;
@@ -254,6 +254,7 @@ void sluice__report_start_failure(struct sluice_pool *p)
  * start_failures; the caller reports it once it holds no lock). */
 sluice_err sluice__spawn_locked(struct sluice_pool *p)
 {
+    SLUICE__ASSERT_HELD(&p->mu);
     /* Lowest free slot, so names stay "name/0".."name/K-1". */
     sluice__worker *w = NULL;
     for (unsigned i = 0; i < p->nslots; i++) {
@@ -304,8 +305,8 @@ sluice_err sluice__spawn_locked(struct sluice_pool *p)
     if (rc != 0) {
         w->occupied = false;
         sluice__status_set(w, SLUICE_WORKER_EXITING, 0);
-        atomic_fetch_sub_explicit(&p->starting, 1, memory_order_seq_cst);
-        atomic_fetch_sub_explicit(&p->alive, 1, memory_order_seq_cst);
+        sluice__gauge_dec(&p->starting);
+        sluice__gauge_dec(&p->alive);
         sluice_err err = start_failed(p, rc);
         errno = rc;
         return err;
@@ -596,7 +597,7 @@ static park_result park(struct sluice_pool *p, sluice__worker *w, uint64_t idle_
     if (p->qops->pending(p->q) || atomic_load_explicit(&p->closed, memory_order_seq_cst) ||
         atomic_load_explicit(&p->alive, memory_order_relaxed) >
             atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
-        atomic_fetch_sub_explicit(&p->idle, 1, memory_order_seq_cst);
+        sluice__gauge_dec(&p->idle);
         pthread_mutex_unlock(&p->park_mu);
         return PARK_WORK;
     }
@@ -635,7 +636,7 @@ static park_result park(struct sluice_pool *p, sluice__worker *w, uint64_t idle_
             }
             *link = w->park_next;
             w->parked = false;
-            atomic_fetch_sub_explicit(&p->idle, 1, memory_order_seq_cst);
+            sluice__gauge_dec(&p->idle);
         }
         pthread_mutex_unlock(&p->park_mu);
         if (leave) {
@@ -671,7 +672,7 @@ static void set_thread_name(sluice__worker *w)
  * sees starting == 0 and starts one itself. */
 static void chain_spawn(struct sluice_pool *p)
 {
-    atomic_fetch_sub_explicit(&p->starting, 1, memory_order_seq_cst);
+    sluice__gauge_dec(&p->starting);
     /* seq_cst: depth pairs with a submitter's push, capacity with a
      * resize's store (both then read `starting`). */
     if (p->qops->depth(p->q) < 2 || atomic_load_explicit(&p->alive, memory_order_seq_cst) >=
@@ -821,7 +822,7 @@ out:
     sluice__join_zombies(p);
     pthread_mutex_lock(&p->mu);
     if (counted_alive) {
-        atomic_fetch_sub_explicit(&p->alive, 1, memory_order_seq_cst);
+        sluice__gauge_dec(&p->alive);
     }
     if (p->nzombies == p->zombies_cap) {
         unsigned ncap = p->zombies_cap ? p->zombies_cap * 2 : 8;

@@ -45,6 +45,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "base/check.h"
 #include "base/errbuf.h"
 #include "sluice/service.h"
 
@@ -183,6 +184,7 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
 
 static ssize_t find_locked(const sluice_service *svc, const sluice_pool *pool, const char *name)
 {
+    SLUICE__ASSERT_HELD(&svc->mu);
     for (size_t i = 0; i < svc->pool_count; i++) {
         if (svc->pools[i].pool == pool || (name && strcmp(sluice_pool_name(svc->pools[i].pool), name) == 0)) {
             return (ssize_t)i;

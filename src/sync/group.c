@@ -59,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "sluice/group.h"
 #include "sluice/task.h"
 #include "sync/sync_internal.h"
@@ -190,6 +191,7 @@ static void finish(sluice_group *g, int rc, bool panicked, bool skipped, const c
 /* Claim t if nobody has (mu held). */
 static bool claim_locked(sluice_group *g, gtask *t)
 {
+    SLUICE__ASSERT_HELD(&g->mu);
     if (t->claimed) {
         return false;
     }
