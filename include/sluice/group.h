@@ -84,8 +84,10 @@ typedef struct sluice_group sluice_group;
 #define SLUICE_GROUP_MESSAGE_MAX 256
 
 typedef struct sluice_group_config {
-    /* Optional; copied; [A-Za-z0-9_.:-]. NULL = "group". Used as the task
-     * label, the private pool's name, and the metrics label. */
+    /* Optional; copied; [A-Za-z0-9_.:-]. NULL = "group". Used as the
+     * private pool's name and the metrics label. Tasks carry the static
+     * label "group" (a task label must outlive every reader of the pool's
+     * worker states, which a group that may be destroyed cannot promise). */
     const char *name;
     /* Most tasks in flight (queued or running) at once; 0 = no limit. */
     unsigned limit;

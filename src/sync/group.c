@@ -461,7 +461,10 @@ static sluice_err run(sluice_group *g, sluice_task_fn fn, void *arg, bool try_on
 
     /* on_abandon: a task the pool hands back comes to the group, whatever
      * the pool's own abandon handler does (the pool may be shared). */
-    sluice_submit_opts opts = {.label = g->name, .on_abandon = group_task_abandoned};
+    /* The label is static: the pool publishes it to readers of its worker
+     * states (/debug/pools, stacks) until after the trampoline returns,
+     * and the trampoline's unref may free g (and g->name) before that. */
+    sluice_submit_opts opts = {.label = "group", .on_abandon = group_task_abandoned};
     sluice_err err = sluice_pool_submit_ex(g->pool, trampoline, t, &opts);
     if (err == SLUICE_OK) {
         return SLUICE_OK; /* t belongs to the trampoline now */
