@@ -836,6 +836,7 @@ sluice_err sluice_keyed_drain(sluice_keyed *ex, uint64_t timeout_ns, sluice_keye
             timed_out = true;
             break;
         }
+        bool retry_soon = false;
         if (need_runner(ex)) {
             /* Keys are waiting with no runner (the pool refused or handed
              * one back): try again. */
@@ -846,9 +847,16 @@ sluice_err sluice_keyed_drain(sluice_keyed *ex, uint64_t timeout_ns, sluice_keye
                 timed_out = true; /* the pool will never run them: hand back now */
                 break;
             }
+            if (err == SLUICE_OK) {
+                /* mu was dropped: the runner may already have finished
+                 * everything and sent its last cv_idle broadcast, which a
+                 * wait now would miss for ever. Check again first. */
+                continue;
+            }
+            retry_soon = true; /* refused; the state may have moved meanwhile too */
         }
         uint64_t until = deadline;
-        if (ex->ready_head && ex->runners == 0) {
+        if (retry_soon || (ex->ready_head && ex->runners == 0)) {
             /* Retry a refused runner every 10 ms. */
             uint64_t retry = sluice__add_sat(sluice_clock_now(ex->clock), 10 * SLUICE_NS_PER_MS);
             until = sluice__min_deadline(until, retry);
