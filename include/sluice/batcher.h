@@ -89,9 +89,12 @@ typedef enum sluice_batch_failure {
 } sluice_batch_failure;
 
 /* "size", "time", "drain" / "failed", "panicked", ...; "unknown" when out
- * of range. Static strings. */
+ * of range. Static strings. The parsers take exactly a row's name
+ * (SLUICE_EINVAL otherwise, NULL included; *out unchanged). Thread-safe. */
 SLUICE_API const char *sluice_flush_reason_name(sluice_flush_reason reason);
 SLUICE_API const char *sluice_batch_failure_name(sluice_batch_failure failure);
+SLUICE_API sluice_err sluice_flush_reason_parse(const char *text, sluice_flush_reason *out);
+SLUICE_API sluice_err sluice_batch_failure_parse(const char *text, sluice_batch_failure *out);
 
 /* The batch function: deliver items[0..n) (n >= 1, in the order added).
  * 0 is success; anything else sends the whole batch to failure_fn. Runs

@@ -71,14 +71,24 @@
 
 typedef struct sluice_breaker sluice_breaker;
 
+/* The states, one row each (see sluice/pool.h on these lists). */
+#define SLUICE_BREAKER_STATE_MAP(XX)                                                                         \
+    XX(CLOSED, "closed")                                                                                     \
+    XX(OPEN, "open")                                                                                         \
+    XX(HALF_OPEN, "half_open")
+
 typedef enum sluice_breaker_state {
-    SLUICE_BREAKER_CLOSED = 0,
-    SLUICE_BREAKER_OPEN = 1,
-    SLUICE_BREAKER_HALF_OPEN = 2,
+#define SLUICE_BREAKER_STATE_ENUM_(id, name) SLUICE_BREAKER_##id,
+    SLUICE_BREAKER_STATE_MAP(SLUICE_BREAKER_STATE_ENUM_)
+#undef SLUICE_BREAKER_STATE_ENUM_
+        SLUICE_BREAKER_STATE_COUNT_ /* not a state; keep last */
 } sluice_breaker_state;
 
-/* "closed", "open", "half_open". */
+/* "closed", "open", "half_open"; "unknown" outside the list. The parser
+ * takes exactly those (SLUICE_EINVAL otherwise, NULL included; *out
+ * unchanged). Thread-safe. */
 SLUICE_API const char *sluice_breaker_state_name(sluice_breaker_state state);
+SLUICE_API sluice_err sluice_breaker_state_parse(const char *text, sluice_breaker_state *out);
 
 typedef enum sluice_breaker_outcome {
     SLUICE_BREAKER_SUCCESS = 0,

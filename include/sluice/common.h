@@ -28,30 +28,37 @@
 #define SLUICE_VERSION_STRING "0.1.0"
 
 /*
- * The one error enum. New codes are only ever appended; the numeric values
- * are part of the ABI.
+ * The one error enum, from one list: XX(NAME, "what sluice_strerror says")
+ * per code, in order (the enum, sluice_strerror and sluice_err_name all
+ * expand it). New codes are only ever appended; the numeric values are
+ * part of the ABI.
  */
+#define SLUICE_ERR_MAP(XX)                                                                                   \
+    XX(OK, "success")                                                                                        \
+    XX(EINVAL, "invalid argument")                  /* an argument or config field is invalid */             \
+    XX(ENOMEM, "out of memory")                     /* an allocation failed; nothing was changed */          \
+    XX(EFULL, "queue full")                         /* the queue is full and the policy refuses */           \
+    XX(ECLOSED, "closed or draining")               /* the pool (or object) is draining or closed */         \
+    XX(ETIMEDOUT, "timed out")                      /* a deadline or timeout passed first */                 \
+    XX(EDEADLK, "would deadlock (waiting on itself)") /* a worker submitting to its own full pool */         \
+    XX(ECANCELED, "canceled")                       /* a context was cancelled */                            \
+    XX(EAGAIN, "would block, try again")            /* try_* calls */                                        \
+    XX(EBUSY, "busy: state forbids the call")       /* the object is in a state that forbids the call */     \
+    XX(ENOTSUP, "not supported")                    /* on this platform or build */                          \
+    XX(ESYS, "system call failed (see errno)")      /* errno holds the reason */                             \
+    XX(EINIT, "worker init hook failed")            /* a worker init hook returned non-zero */               \
+    XX(EOVERFLOW, "count would exceed its bound")   /* for example releasing more than held */               \
+    XX(EOPEN, "circuit breaker open")               /* a circuit breaker refused the call */                 \
+    XX(ENOENT, "no such entry")                     /* a named thing does not exist */                       \
+    XX(EIO, "I/O error")                            /* reading or writing a file or socket failed */         \
+    XX(EPARSE, "parse error")                       /* input could not be parsed */                          \
+    XX(ETASK, "task failed or panicked")            /* a task reported failure (non-zero return or panic) */
+
 typedef enum sluice_err {
-    SLUICE_OK = 0,
-    SLUICE_EINVAL,    /* an argument or config field is invalid */
-    SLUICE_ENOMEM,    /* an allocation failed; nothing was changed */
-    SLUICE_EFULL,     /* the queue is full and the policy refuses */
-    SLUICE_ECLOSED,   /* the pool (or object) is draining or closed */
-    SLUICE_ETIMEDOUT, /* a deadline or timeout passed first */
-    SLUICE_EDEADLK,   /* the call would wait on itself (worker submitting to its own full pool) */
-    SLUICE_ECANCELED, /* a context was cancelled */
-    SLUICE_EAGAIN,    /* would block; try again (try_* calls) */
-    SLUICE_EBUSY,     /* the object is in a state that forbids the call */
-    SLUICE_ENOTSUP,   /* not supported on this platform or build */
-    SLUICE_ESYS,      /* a system call failed; errno holds the reason */
-    SLUICE_EINIT,     /* a worker init hook returned non-zero */
-    SLUICE_EOVERFLOW, /* a count would exceed its bound (for example releasing more than held) */
-    SLUICE_EOPEN,     /* a circuit breaker is open and refused the call */
-    SLUICE_ENOENT,    /* a named thing does not exist */
-    SLUICE_EIO,       /* reading or writing a file or socket failed */
-    SLUICE_EPARSE,    /* input could not be parsed */
-    SLUICE_ETASK,     /* a task reported failure (non-zero return or panic) */
-    SLUICE_ERR_COUNT_ /* not an error; keep last */
+#define SLUICE_ERR_ENUM_(id, text) SLUICE_##id,
+    SLUICE_ERR_MAP(SLUICE_ERR_ENUM_)
+#undef SLUICE_ERR_ENUM_
+        SLUICE_ERR_COUNT_ /* not an error; keep last */
 } sluice_err;
 
 /*
@@ -63,9 +70,17 @@ SLUICE_API const char *sluice_strerror(sluice_err err);
 
 /*
  * sluice_err_name - the enum name ("SLUICE_EFULL") for logs and metrics.
- * Returns: a static string, never NULL.
+ * Returns: a static string, never NULL ("SLUICE_E_UNKNOWN" for
+ * out-of-range).
  */
 SLUICE_API const char *sluice_err_name(sluice_err err);
+
+/*
+ * sluice_err_parse - the inverse of sluice_err_name: "SLUICE_EFULL" sets
+ * *out to SLUICE_EFULL. Returns SLUICE_OK, or SLUICE_EINVAL (no such name,
+ * NULL text or out; *out unchanged). Thread-safe.
+ */
+SLUICE_API sluice_err sluice_err_parse(const char *text, sluice_err *out);
 
 /* sluice_version - the library's version string, for example "0.1.0". */
 SLUICE_API const char *sluice_version(void);

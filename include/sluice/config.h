@@ -81,15 +81,26 @@ typedef struct sluice_config_pos {
     const char *env;  /* the variable's name when an env override set it */
 } sluice_config_pos;
 
-/* What bounds a pool's K (the ops tools check K against it). */
+/* What bounds a pool's K (the ops tools check K against it). One row per
+ * kind (see sluice/pool.h on these lists); UNSET (0) has no name. */
+#define SLUICE_POOL_KIND_MAP(XX)                                                                             \
+    XX(IO, "io")         /* K from a downstream's limit / Little's law */                                    \
+    XX(CPU, "cpu")       /* K from the CPU count */                                                          \
+    XX(MEMORY, "memory") /* K from a memory budget */
+
 typedef enum sluice_pool_kind {
     SLUICE_POOL_KIND_UNSET = 0,
-    SLUICE_POOL_KIND_IO,     /* K from a downstream's limit / Little's law */
-    SLUICE_POOL_KIND_CPU,    /* K from the CPU count */
-    SLUICE_POOL_KIND_MEMORY, /* K from a memory budget */
+#define SLUICE_POOL_KIND_ENUM_(id, name) SLUICE_POOL_KIND_##id,
+    SLUICE_POOL_KIND_MAP(SLUICE_POOL_KIND_ENUM_)
+#undef SLUICE_POOL_KIND_ENUM_
+        SLUICE_POOL_KIND_COUNT_ /* not a kind; keep last */
 } sluice_pool_kind;
 
+/* "io", "cpu", "memory"; "unset" for UNSET and anything outside the list.
+ * The parser takes exactly those three names (SLUICE_EINVAL otherwise, NULL
+ * included; *out unchanged). Thread-safe. */
 SLUICE_API const char *sluice_pool_kind_name(sluice_pool_kind kind);
+SLUICE_API sluice_err sluice_pool_kind_parse(const char *text, sluice_pool_kind *out);
 
 /* ---- the schema: one row per key ------------------------------------ */
 

@@ -52,16 +52,29 @@ typedef struct sluice_logger sluice_logger;
 
 #define SLUICE_LOG_LINE_MAX 8192
 
+/* Levels and formats, one row each (see sluice/pool.h on these lists). */
+#define SLUICE_LOG_LEVEL_MAP(XX)                                                                             \
+    XX(DEBUG, "debug")                                                                                       \
+    XX(INFO, "info")                                                                                         \
+    XX(WARN, "warn")                                                                                         \
+    XX(ERROR, "error")
+
 typedef enum sluice_log_level {
-    SLUICE_LOG_DEBUG = 0,
-    SLUICE_LOG_INFO,
-    SLUICE_LOG_WARN,
-    SLUICE_LOG_ERROR,
+#define SLUICE_LOG_LEVEL_ENUM_(id, name) SLUICE_LOG_##id,
+    SLUICE_LOG_LEVEL_MAP(SLUICE_LOG_LEVEL_ENUM_)
+#undef SLUICE_LOG_LEVEL_ENUM_
+        SLUICE_LOG_LEVEL_COUNT_ /* not a level; keep last */
 } sluice_log_level;
 
+#define SLUICE_LOG_FORMAT_MAP(XX)                                                                            \
+    XX(LOGFMT, "logfmt")                                                                                     \
+    XX(JSON, "json")
+
 typedef enum sluice_log_format {
-    SLUICE_LOG_LOGFMT = 0,
-    SLUICE_LOG_JSON,
+#define SLUICE_LOG_FORMAT_ENUM_(id, name) SLUICE_LOG_##id,
+    SLUICE_LOG_FORMAT_MAP(SLUICE_LOG_FORMAT_ENUM_)
+#undef SLUICE_LOG_FORMAT_ENUM_
+        SLUICE_LOG_FORMAT_COUNT_ /* not a format; keep last */
 } sluice_log_format;
 
 /* A sink receives one complete line, without the trailing newline. */
@@ -95,8 +108,11 @@ SLUICE_API sluice_err sluice_logger_create(const sluice_log_config *cfg, sluice_
 /* sluice_logger_destroy - free. NULL is a no-op. No call may be running. */
 SLUICE_API void sluice_logger_destroy(sluice_logger *lg);
 
-/* sluice_log_level_name - "debug", "info", "warn", "error". */
+/* sluice_log_level_name - "debug", "info", "warn", "error";
+ * sluice_log_format_name - "logfmt", "json". "unknown" outside the lists.
+ * Static strings; thread-safe. */
 SLUICE_API const char *sluice_log_level_name(sluice_log_level level);
+SLUICE_API const char *sluice_log_format_name(sluice_log_format format);
 
 /*
  * sluice_log_parse_format / _parse_level - "logfmt" | "json";

@@ -36,36 +36,77 @@ typedef struct sluice_pool sluice_pool;
 /* A task: 0 is success; any other value is a failure (counted). */
 typedef int (*sluice_task_fn)(void *arg);
 
+/*
+ * The enums with names are each declared from one list, SLUICE_<ENUM>_MAP,
+ * one row XX(ID, "name") per value in order: the enum's values, its
+ * SLUICE_<ENUM>_COUNT_ sentinel (not a value; keep last), its name
+ * function and its parser all come from the rows, so a new value is one
+ * row (src/base/enums.h). Values are part of the ABI: rows are only ever
+ * appended.
+ */
+
 /* What a full queue does to a new submission. */
+#define SLUICE_OVERFLOW_MAP(XX)                                                                              \
+    XX(BLOCK, "block")             /* wait for space (bounded by submit timeout / deadline) */               \
+    XX(REJECT, "reject")           /* return SLUICE_EFULL at once */                                          \
+    XX(CALLER_RUNS, "caller_runs") /* run the task on the submitting thread */                                \
+    XX(DROP_OLDEST, "drop_oldest") /* evict the oldest queued task to the abandon handler */
+
 typedef enum sluice_overflow {
-    SLUICE_OVERFLOW_BLOCK = 0,   /* wait for space (bounded by submit timeout / deadline) */
-    SLUICE_OVERFLOW_REJECT,      /* return SLUICE_EFULL at once */
-    SLUICE_OVERFLOW_CALLER_RUNS, /* run the task on the submitting thread */
-    SLUICE_OVERFLOW_DROP_OLDEST, /* evict the oldest queued task to the abandon handler */
+#define SLUICE_OVERFLOW_ENUM_(id, name) SLUICE_OVERFLOW_##id,
+    SLUICE_OVERFLOW_MAP(SLUICE_OVERFLOW_ENUM_)
+#undef SLUICE_OVERFLOW_ENUM_
+        SLUICE_OVERFLOW_COUNT_ /* not a policy; keep last */
 } sluice_overflow;
 
-/* Why a task was handed back instead of run. */
-typedef enum sluice_abandon_reason {
-    SLUICE_ABANDON_DROPPED = 1, /* evicted by DROP_OLDEST to make room */
-    SLUICE_ABANDON_SHED,        /* its deadline passed (or its context ended) while queued */
-    SLUICE_ABANDON_DRAIN,       /* still queued when the drain deadline passed */
-    SLUICE_ABANDON_DESTROY,     /* still queued when the pool was destroyed undrained */
-} sluice_abandon_reason;
+/* Why a task was handed back instead of run. Reasons start at 1. */
+#define SLUICE_ABANDON_REASON_MAP(XX)                                                                        \
+    XX(DROPPED, "dropped") /* evicted by DROP_OLDEST to make room */                                          \
+    XX(SHED, "shed")       /* its deadline passed (or its context ended) while queued */                      \
+    XX(DRAIN, "drain")     /* still queued when the drain deadline passed */                                  \
+    XX(DESTROY, "destroy") /* still queued when the pool was destroyed undrained */
 
-/* Lower-case names for logs, config files and JSON ("drop_oldest",
- * "reraise", "running"); "unknown" for out-of-range values. Static strings. */
-SLUICE_API const char *sluice_abandon_reason_name(sluice_abandon_reason reason);
-SLUICE_API const char *sluice_overflow_name(sluice_overflow policy);
+typedef enum sluice_abandon_reason {
+    SLUICE_ABANDON_NONE_ = 0, /* not a reason: the first row is 1 */
+#define SLUICE_ABANDON_ENUM_(id, name) SLUICE_ABANDON_##id,
+    SLUICE_ABANDON_REASON_MAP(SLUICE_ABANDON_ENUM_)
+#undef SLUICE_ABANDON_ENUM_
+        SLUICE_ABANDON_REASON_COUNT_ /* not a reason; keep last (the largest reason + 1) */
+} sluice_abandon_reason;
 
 /* How the opt-in fault guard treats SIGSEGV/SIGBUS/SIGFPE/SIGILL raised by
  * a task on one of this pool's workers (see sluice/fault.h). */
+#define SLUICE_FAULT_MODE_MAP(XX)                                                                            \
+    XX(OFF, "off")         /* no guard: the signal's default action (core dump) */                            \
+    XX(RERAISE, "reraise") /* log backtrace, count a panic, re-raise: the process dies with a core */         \
+    XX(RECOVER, "recover") /* log, count, retire the faulting worker and replace it */
+
 typedef enum sluice_fault_mode {
-    SLUICE_FAULT_OFF = 0, /* no guard: the signal's default action (core dump) */
-    SLUICE_FAULT_RERAISE, /* log backtrace, count a panic, re-raise: the process dies with a core */
-    SLUICE_FAULT_RECOVER, /* log, count, retire the faulting worker and replace it */
+#define SLUICE_FAULT_ENUM_(id, name) SLUICE_FAULT_##id,
+    SLUICE_FAULT_MODE_MAP(SLUICE_FAULT_ENUM_)
+#undef SLUICE_FAULT_ENUM_
+        SLUICE_FAULT_MODE_COUNT_ /* not a mode; keep last */
 } sluice_fault_mode;
 
+/*
+ * Lower-case names for logs, config files and JSON ("drop_oldest",
+ * "reraise", "running"): the rows of the lists; "unknown" for a value
+ * outside them (a _COUNT_ sentinel, a cast int). Static strings.
+ * Thread-safe.
+ */
+SLUICE_API const char *sluice_abandon_reason_name(sluice_abandon_reason reason);
+SLUICE_API const char *sluice_overflow_name(sluice_overflow policy);
 SLUICE_API const char *sluice_fault_mode_name(sluice_fault_mode mode);
+
+/*
+ * The parsers, the inverse of the names: text exactly a row's name
+ * (case-sensitive) sets *out and returns SLUICE_OK; anything else
+ * (including NULL text or out) returns SLUICE_EINVAL and leaves *out
+ * unchanged. Thread-safe.
+ */
+SLUICE_API sluice_err sluice_abandon_reason_parse(const char *text, sluice_abandon_reason *out);
+SLUICE_API sluice_err sluice_overflow_parse(const char *text, sluice_overflow *out);
+SLUICE_API sluice_err sluice_fault_mode_parse(const char *text, sluice_fault_mode *out);
 
 /* A task handed back to the abandon handler. Valid only during the call. */
 typedef struct sluice_abandoned {
@@ -561,15 +602,25 @@ typedef struct sluice_histogram {
 /* sluice_pool_histogram_get - snapshot one timing histogram. Thread-safe. */
 SLUICE_API void sluice_pool_histogram_get(sluice_pool *pool, sluice_hist_kind kind, sluice_histogram *out);
 
-/* The state of one worker, for /debug/pools. */
+/* The state of one worker, for /debug/pools. At most 8 (it is packed in
+ * 3 bits of the worker's status word). */
+#define SLUICE_WORKER_STATUS_MAP(XX)                                                                         \
+    XX(STARTING, "starting")                                                                                 \
+    XX(IDLE, "idle")                                                                                         \
+    XX(RUNNING, "running")                                                                                   \
+    XX(EXITING, "exiting")
+
 typedef enum sluice_worker_state {
-    SLUICE_WORKER_STARTING = 0,
-    SLUICE_WORKER_IDLE,
-    SLUICE_WORKER_RUNNING,
-    SLUICE_WORKER_EXITING,
+#define SLUICE_WORKER_ENUM_(id, name) SLUICE_WORKER_##id,
+    SLUICE_WORKER_STATUS_MAP(SLUICE_WORKER_ENUM_)
+#undef SLUICE_WORKER_ENUM_
+        SLUICE_WORKER_STATUS_COUNT_ /* not a status; keep last */
 } sluice_worker_status;
 
+/* "starting", "idle", "running", "exiting"; "unknown" outside the list.
+ * The parser as for the enums above. Thread-safe. */
 SLUICE_API const char *sluice_worker_status_name(sluice_worker_status status);
+SLUICE_API sluice_err sluice_worker_status_parse(const char *text, sluice_worker_status *out);
 
 typedef struct sluice_worker_info {
     unsigned index;

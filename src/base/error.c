@@ -1,69 +1,52 @@
 /*
  * src/base/error.c - names and descriptions of sluice_err, and the version.
  *
- * Purpose. One table maps each code of the single error enum to its enum
- * name (for logs and metric labels) and a short description (for people).
+ * Purpose. One list, SLUICE_ERR_MAP in sluice/common.h, gives each code of
+ * the single error enum; the enum, the enum names (for logs and metric
+ * labels) and the short descriptions (for people) are all expanded from
+ * it, so no table can fall out of step with the enum.
  *
- * Design. Two static arrays indexed by the code, with designated
- * initialisers so that a reordering of the enum cannot silently shift the
- * text. Out-of-range values (a cast from an int that is no sluice_err) get
- * "unknown error" rather than a read past the table.
+ * Design. Two static arrays in enum order. Out-of-range values (a cast
+ * from an int that is no sluice_err) get "unknown error" /
+ * "SLUICE_E_UNKNOWN" rather than a read past the table.
  *
  * Thread-safety: everything here is immutable. Locks: none.
  */
+#include <string.h>
+
 #include "sluice/common.h"
 
-static const char *const err_names[SLUICE_ERR_COUNT_] = {
-    [SLUICE_OK] = "SLUICE_OK",           [SLUICE_EINVAL] = "SLUICE_EINVAL",
-    [SLUICE_ENOMEM] = "SLUICE_ENOMEM",   [SLUICE_EFULL] = "SLUICE_EFULL",
-    [SLUICE_ECLOSED] = "SLUICE_ECLOSED", [SLUICE_ETIMEDOUT] = "SLUICE_ETIMEDOUT",
-    [SLUICE_EDEADLK] = "SLUICE_EDEADLK", [SLUICE_ECANCELED] = "SLUICE_ECANCELED",
-    [SLUICE_EAGAIN] = "SLUICE_EAGAIN",   [SLUICE_EBUSY] = "SLUICE_EBUSY",
-    [SLUICE_ENOTSUP] = "SLUICE_ENOTSUP", [SLUICE_ESYS] = "SLUICE_ESYS",
-    [SLUICE_EINIT] = "SLUICE_EINIT",     [SLUICE_EOVERFLOW] = "SLUICE_EOVERFLOW",
-    [SLUICE_EOPEN] = "SLUICE_EOPEN",     [SLUICE_ENOENT] = "SLUICE_ENOENT",
-    [SLUICE_EIO] = "SLUICE_EIO",         [SLUICE_EPARSE] = "SLUICE_EPARSE",
-    [SLUICE_ETASK] = "SLUICE_ETASK",
-};
-
-static const char *const err_text[SLUICE_ERR_COUNT_] = {
-    [SLUICE_OK] = "success",
-    [SLUICE_EINVAL] = "invalid argument",
-    [SLUICE_ENOMEM] = "out of memory",
-    [SLUICE_EFULL] = "queue full",
-    [SLUICE_ECLOSED] = "closed or draining",
-    [SLUICE_ETIMEDOUT] = "timed out",
-    [SLUICE_EDEADLK] = "would deadlock (waiting on itself)",
-    [SLUICE_ECANCELED] = "canceled",
-    [SLUICE_EAGAIN] = "would block, try again",
-    [SLUICE_EBUSY] = "busy: state forbids the call",
-    [SLUICE_ENOTSUP] = "not supported",
-    [SLUICE_ESYS] = "system call failed (see errno)",
-    [SLUICE_EINIT] = "worker init hook failed",
-    [SLUICE_EOVERFLOW] = "count would exceed its bound",
-    [SLUICE_EOPEN] = "circuit breaker open",
-    [SLUICE_ENOENT] = "no such entry",
-    [SLUICE_EIO] = "I/O error",
-    [SLUICE_EPARSE] = "parse error",
-    [SLUICE_ETASK] = "task failed or panicked",
-};
+#define ERR_TEXT_(id, text) text,
+static const char *const err_text[] = {SLUICE_ERR_MAP(ERR_TEXT_)};
+#undef ERR_TEXT_
+#define ERR_NAME_(id, text) "SLUICE_" #id,
+static const char *const err_names[] = {SLUICE_ERR_MAP(ERR_NAME_)};
+#undef ERR_NAME_
 
 const char *sluice_strerror(sluice_err err)
 {
     unsigned i = (unsigned)err;
-    if (i >= (unsigned)SLUICE_ERR_COUNT_ || !err_text[i]) {
-        return "unknown error";
-    }
-    return err_text[i];
+    return i < (unsigned)SLUICE_ERR_COUNT_ ? err_text[i] : "unknown error";
 }
 
 const char *sluice_err_name(sluice_err err)
 {
     unsigned i = (unsigned)err;
-    if (i >= (unsigned)SLUICE_ERR_COUNT_ || !err_names[i]) {
-        return "SLUICE_E_UNKNOWN";
+    return i < (unsigned)SLUICE_ERR_COUNT_ ? err_names[i] : "SLUICE_E_UNKNOWN";
+}
+
+sluice_err sluice_err_parse(const char *text, sluice_err *out)
+{
+    if (!text || !out) {
+        return SLUICE_EINVAL;
     }
-    return err_names[i];
+    for (unsigned i = 0; i < (unsigned)SLUICE_ERR_COUNT_; i++) {
+        if (strcmp(text, err_names[i]) == 0) {
+            *out = (sluice_err)i;
+            return SLUICE_OK;
+        }
+    }
+    return SLUICE_EINVAL;
 }
 
 const char *sluice_version(void)

@@ -44,6 +44,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/enums.h"
 #include "config/config_internal.h"
 
 _Static_assert(sizeof(sluice_overflow) == sizeof(int), "ENUM rows store an int");
@@ -56,23 +57,13 @@ _Static_assert(SLUICE_PK_COUNT_ <= 64 && SLUICE_SK_COUNT_ <= 64, "the set bitmas
 
 /* ---- enum names ------------------------------------------------------- */
 
-static const char *const OVERFLOW_NAMES[] = {
-    [SLUICE_OVERFLOW_BLOCK] = "block",
-    [SLUICE_OVERFLOW_REJECT] = "reject",
-    [SLUICE_OVERFLOW_CALLER_RUNS] = "caller_runs",
-    [SLUICE_OVERFLOW_DROP_OLDEST] = "drop_oldest",
-};
-static const char *const FAULT_NAMES[] = {
-    [SLUICE_FAULT_OFF] = "off",
-    [SLUICE_FAULT_RERAISE] = "reraise",
-    [SLUICE_FAULT_RECOVER] = "recover",
-};
-static const char *const KIND_NAMES[] = {
-    [SLUICE_POOL_KIND_UNSET] = NULL, /* not writable: absent */
-    [SLUICE_POOL_KIND_IO] = "io",
-    [SLUICE_POOL_KIND_CPU] = "cpu",
-    [SLUICE_POOL_KIND_MEMORY] = "memory",
-};
+/* The ENUM rows' names, expanded from the enums' lists (value i is name i;
+ * the pool kind's 0 is UNSET, which has no name and is never written). */
+#define NAME_OF_(id, name) name,
+static const char *const OVERFLOW_NAMES[] = {SLUICE_OVERFLOW_MAP(NAME_OF_)};
+static const char *const FAULT_NAMES[] = {SLUICE_FAULT_MODE_MAP(NAME_OF_)};
+static const char *const KIND_NAMES[] = {NULL, SLUICE_POOL_KIND_MAP(NAME_OF_)};
+#undef NAME_OF_
 static const char *const DISCIPLINE_NAMES[] = {
     [SLUICE_QUEUE_FIFO] = "fifo",
     [SLUICE_QUEUE_FAIR] = "fair",
@@ -83,13 +74,8 @@ static const char *const TENANT_OVERFLOW_NAMES[] = {
 };
 #define COUNT_OF(a) ((unsigned)(sizeof(a) / sizeof((a)[0])))
 
-const char *sluice_pool_kind_name(sluice_pool_kind kind)
-{
-    if ((unsigned)kind < COUNT_OF(KIND_NAMES) && KIND_NAMES[kind]) {
-        return KIND_NAMES[kind];
-    }
-    return "unset";
-}
+SLUICE__ENUM_FUNCTIONS(sluice_pool_kind, SLUICE_POOL_KIND_MAP, SLUICE_POOL_KIND_IO, "unset", sluice_pool_kind_name,
+                       sluice_pool_kind_parse)
 
 /* ---- hooks of the live pool keys -------------------------------------- */
 

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/enums.h"
 #include "core/internal.h"
 
 /* How many times a BLOCK submitter polls a full queue for its low-water
@@ -53,63 +54,14 @@ static unsigned timing_word(unsigned every)
 /* Per-thread countdown for timing samples (1 in N submits is stamped). */
 static SLUICE__TLS unsigned tls_sample_left;
 
-const char *sluice_abandon_reason_name(sluice_abandon_reason reason)
-{
-    switch (reason) {
-    case SLUICE_ABANDON_DROPPED:
-        return "dropped";
-    case SLUICE_ABANDON_SHED:
-        return "shed";
-    case SLUICE_ABANDON_DRAIN:
-        return "drain";
-    case SLUICE_ABANDON_DESTROY:
-        return "destroy";
-    }
-    return "unknown";
-}
-
-const char *sluice_overflow_name(sluice_overflow policy)
-{
-    switch (policy) {
-    case SLUICE_OVERFLOW_BLOCK:
-        return "block";
-    case SLUICE_OVERFLOW_REJECT:
-        return "reject";
-    case SLUICE_OVERFLOW_CALLER_RUNS:
-        return "caller_runs";
-    case SLUICE_OVERFLOW_DROP_OLDEST:
-        return "drop_oldest";
-    }
-    return "unknown";
-}
-
-const char *sluice_fault_mode_name(sluice_fault_mode mode)
-{
-    switch (mode) {
-    case SLUICE_FAULT_OFF:
-        return "off";
-    case SLUICE_FAULT_RERAISE:
-        return "reraise";
-    case SLUICE_FAULT_RECOVER:
-        return "recover";
-    }
-    return "unknown";
-}
-
-const char *sluice_worker_status_name(sluice_worker_status status)
-{
-    switch (status) {
-    case SLUICE_WORKER_STARTING:
-        return "starting";
-    case SLUICE_WORKER_IDLE:
-        return "idle";
-    case SLUICE_WORKER_RUNNING:
-        return "running";
-    case SLUICE_WORKER_EXITING:
-        return "exiting";
-    }
-    return "unknown";
-}
+/* Names and parsers of the pool's enums, from their lists in pool.h. */
+SLUICE__ENUM_FUNCTIONS(sluice_abandon_reason, SLUICE_ABANDON_REASON_MAP, SLUICE_ABANDON_DROPPED, "unknown",
+                       sluice_abandon_reason_name, sluice_abandon_reason_parse)
+SLUICE__ENUM_FUNCTIONS(sluice_overflow, SLUICE_OVERFLOW_MAP, 0, "unknown", sluice_overflow_name, sluice_overflow_parse)
+SLUICE__ENUM_FUNCTIONS(sluice_fault_mode, SLUICE_FAULT_MODE_MAP, 0, "unknown", sluice_fault_mode_name,
+                       sluice_fault_mode_parse)
+SLUICE__ENUM_FUNCTIONS(sluice_worker_status, SLUICE_WORKER_STATUS_MAP, 0, "unknown", sluice_worker_status_name,
+                       sluice_worker_status_parse)
 
 const char *sluice_event_kind_name(sluice_event_kind kind)
 {

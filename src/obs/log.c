@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/enums.h"
 #include "sluice/log.h"
 
 #define RL_SLOTS 64
@@ -109,40 +110,11 @@ void sluice_logger_destroy(sluice_logger *lg)
     free(lg);
 }
 
-const char *sluice_log_level_name(sluice_log_level level)
-{
-    static const char *const names[] = {"debug", "info", "warn", "error"};
-    return (unsigned)level <= SLUICE_LOG_ERROR ? names[level] : "unknown";
-}
-
-sluice_err sluice_log_parse_format(const char *s, sluice_log_format *out)
-{
-    if (!s || !out) {
-        return SLUICE_EINVAL;
-    }
-    if (strcmp(s, "logfmt") == 0) {
-        *out = SLUICE_LOG_LOGFMT;
-    } else if (strcmp(s, "json") == 0) {
-        *out = SLUICE_LOG_JSON;
-    } else {
-        return SLUICE_EINVAL;
-    }
-    return SLUICE_OK;
-}
-
-sluice_err sluice_log_parse_level(const char *s, sluice_log_level *out)
-{
-    if (!s || !out) {
-        return SLUICE_EINVAL;
-    }
-    for (int l = SLUICE_LOG_DEBUG; l <= SLUICE_LOG_ERROR; l++) {
-        if (strcmp(s, sluice_log_level_name((sluice_log_level)l)) == 0) {
-            *out = (sluice_log_level)l;
-            return SLUICE_OK;
-        }
-    }
-    return SLUICE_EINVAL;
-}
+/* Names and parsers from the lists in sluice/log.h. */
+SLUICE__ENUM_FUNCTIONS(sluice_log_level, SLUICE_LOG_LEVEL_MAP, 0, "unknown", sluice_log_level_name,
+                       sluice_log_parse_level)
+SLUICE__ENUM_FUNCTIONS(sluice_log_format, SLUICE_LOG_FORMAT_MAP, 0, "unknown", sluice_log_format_name,
+                       sluice_log_parse_format)
 
 /* ---- line building ------------------------------------------------------------- */
 

@@ -160,7 +160,9 @@ static void write_breakers(sluice_expo *w, item **its, size_t n, const char **na
             outcomes, 3, v3);
     FIELD_FAMILY("sluice_breaker_rejected_total", C, "Calls refused while open (or half-open and full).",
                  rejected);
-    static const char *const states[] = {"closed", "open", "half_open"};
+    const char *states[] = {sluice_breaker_state_name(SLUICE_BREAKER_CLOSED),
+                            sluice_breaker_state_name(SLUICE_BREAKER_OPEN),
+                            sluice_breaker_state_name(SLUICE_BREAKER_HALF_OPEN)};
     for (size_t i = 0; i < n; i++) {
         v3[i * 3] = (double)st[i].closed;
         v3[i * 3 + 1] = (double)st[i].opened;

@@ -34,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/enums.h"
+#include "base/check.h"
 #include "sluice/batcher.h"
 #include "sluice/task.h"
 #include "sync/sync_internal.h"
@@ -86,33 +88,11 @@ struct sluice_batcher {
 /* The batcher whose batch this thread runs, for EDEADLK. */
 static _Thread_local const sluice_batcher *tls_batcher;
 
-const char *sluice_flush_reason_name(sluice_flush_reason reason)
-{
-    switch (reason) {
-#define NAME_CASE_(id, name)                                                                                 \
-    case SLUICE_FLUSH_##id:                                                                                  \
-        return name;
-        SLUICE_FLUSH_REASON_MAP(NAME_CASE_)
-#undef NAME_CASE_
-    case SLUICE_FLUSH_REASON_COUNT_:
-        break;
-    }
-    return "unknown";
-}
-
-const char *sluice_batch_failure_name(sluice_batch_failure failure)
-{
-    switch (failure) {
-#define NAME_CASE_(id, name)                                                                                 \
-    case SLUICE_BATCH_##id:                                                                                  \
-        return name;
-        SLUICE_BATCH_FAILURE_MAP(NAME_CASE_)
-#undef NAME_CASE_
-    case SLUICE_BATCH_FAILURE_COUNT_:
-        break;
-    }
-    return "unknown";
-}
+/* Names and parsers from the lists in sluice/batcher.h. */
+SLUICE__ENUM_FUNCTIONS(sluice_flush_reason, SLUICE_FLUSH_REASON_MAP, 0, "unknown", sluice_flush_reason_name,
+                       sluice_flush_reason_parse)
+SLUICE__ENUM_FUNCTIONS(sluice_batch_failure, SLUICE_BATCH_FAILURE_MAP, 0, "unknown", sluice_batch_failure_name,
+                       sluice_batch_failure_parse)
 
 void sluice_batcher_config_init(sluice_batcher_config *cfg)
 {
@@ -167,6 +147,7 @@ static sbatch *seal(sluice_batcher *b, sluice_flush_reason reason)
 /* A sealed batch ended: free its slot; seal the current batch if due. */
 static sbatch *batch_end_locked(sluice_batcher *b)
 {
+    SLUICE__ASSERT_HELD(&b->mu);
     b->in_flight--;
     sbatch *next = NULL;
     if (b->cur && (b->seal_due || b->cur->n == b->max_items)) {

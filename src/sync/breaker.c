@@ -40,6 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
+#include "base/enums.h"
 #include "sluice/breaker.h"
 #include "sync/sync_internal.h"
 
@@ -94,18 +96,9 @@ struct sluice_breaker {
 
 static _Thread_local const sluice_breaker *tls_delivering;
 
-const char *sluice_breaker_state_name(sluice_breaker_state state)
-{
-    switch (state) {
-    case SLUICE_BREAKER_CLOSED:
-        return "closed";
-    case SLUICE_BREAKER_OPEN:
-        return "open";
-    case SLUICE_BREAKER_HALF_OPEN:
-        return "half_open";
-    }
-    return "unknown";
-}
+/* The name and parser from the list in sluice/breaker.h. */
+SLUICE__ENUM_FUNCTIONS(sluice_breaker_state, SLUICE_BREAKER_STATE_MAP, 0, "unknown", sluice_breaker_state_name,
+                       sluice_breaker_state_parse)
 
 void sluice_breaker_config_init(sluice_breaker_config *cfg)
 {
@@ -322,6 +315,9 @@ static void set_state(sluice_breaker *b, sluice_breaker_state to, uint64_t now)
         window_reset(b);
         b->st.closed++;
         break;
+    case SLUICE_BREAKER_STATE_COUNT_:
+        SLUICE__ASSERT(!"a transition to the state count");
+        break;
     }
     if (b->cfg.on_state_change) {
         if (b->ev_len == EVENT_RING) {
@@ -396,6 +392,9 @@ sluice_err sluice_breaker_allow(sluice_breaker *b, uint64_t *ticket)
         } else {
             b->probes_in_flight++;
         }
+        break;
+    case SLUICE_BREAKER_STATE_COUNT_:
+        SLUICE__ASSERT(!"a breaker in the state count");
         break;
     }
     if (err) {

@@ -727,6 +727,8 @@ static void attempt_abandoned(const sluice_abandoned *task)
         return;
     case SLUICE_ABANDON_DRAIN:
     case SLUICE_ABANDON_DESTROY:
+    case SLUICE_ABANDON_NONE_:         /* not a reason the pool gives */
+    case SLUICE_ABANDON_REASON_COUNT_: /* nor this */
         break;
     }
     end_call(c, SLUICE_RETRY_REFUSED, SLUICE_ECLOSED);

@@ -512,13 +512,7 @@ int sluice_cmd_plan(int argc, char **argv)
             break;
         case O_KIND:
             have_kind = true;
-            if (strcmp(optarg, "io") == 0)
-                in.kind = SLUICE_POOL_KIND_IO;
-            else if (strcmp(optarg, "cpu") == 0)
-                in.kind = SLUICE_POOL_KIND_CPU;
-            else if (strcmp(optarg, "memory") == 0)
-                in.kind = SLUICE_POOL_KIND_MEMORY;
-            else
+            if (sluice_pool_kind_parse(optarg, &in.kind) != SLUICE_OK)
                 r = bad("--kind", optarg, "io, cpu or memory");
             break;
         case O_CONFIG:

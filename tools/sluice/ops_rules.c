@@ -317,6 +317,8 @@ static const char *overflow_consequence(sluice_overflow policy)
         return "run on the callers' threads";
     case SLUICE_OVERFLOW_DROP_OLDEST:
         return "evict the oldest queued task";
+    case SLUICE_OVERFLOW_COUNT_:
+        break;
     }
     return "are handled by an unknown overflow policy";
 }
