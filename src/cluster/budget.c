@@ -116,8 +116,8 @@ static void read_shares(bparse *p, const yaml_node_t *m)
             read_free(p, v);
             continue;
         }
-        if (!sluice__name_ok(key, SLUICE_CLUSTER_NAME_MAX)) {
-            fail(p, k, "shares.%s: a service name must be 1-64 characters of [A-Za-z0-9_.:-]", key);
+        if (!sluice__name_valid(key, SLUICE_CLUSTER_NAME_MAX)) {
+            fail(p, k, "shares.%s: a service name must be 1-64 characters of " SLUICE__NAME_CHARSET, key);
             return;
         }
         for (size_t i = 0; i < p->out->share_count; i++) {
@@ -189,8 +189,8 @@ sluice_err sluice_budget_parse(const char *text, size_t len, const char *name, s
             fail(&p, k, "keys must be plain words");
         } else if (strcmp(key, "downstream") == 0) {
             const char *s = scalar(v);
-            if (!sluice__name_ok(s, SLUICE_CLUSTER_NAME_MAX)) {
-                fail(&p, v, "downstream: must be 1-64 characters of [A-Za-z0-9_.:-], got \"%s\"",
+            if (!sluice__name_valid(s, SLUICE_CLUSTER_NAME_MAX)) {
+                fail(&p, v, "downstream: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"",
                      s ? s : "(not a scalar)");
             } else {
                 snprintf(out->downstream, sizeof out->downstream, "%s", s);

@@ -97,17 +97,6 @@ unsigned sluice_share_k(unsigned share, unsigned replicas, unsigned rank)
     return share / replicas + (rank < share % replicas ? 1u : 0u);
 }
 
-static void errf(char *errbuf, size_t errlen, const char *fmt, ...) SLUICE_PRINTF(3, 4);
-static void errf(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (errbuf && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-}
-
 /* ---- the view --------------------------------------------------------- */
 
 static int cmp_id(const void *a, const void *b)
@@ -353,11 +342,7 @@ static void wait_until_locked(sluice_cluster *c, uint64_t until)
         if (!sys && step > SLUICE_CLOCK_POLL_NS) {
             step = SLUICE_CLOCK_POLL_NS;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t abs_ns = (uint64_t)ts.tv_sec * SLUICE_NS_PER_SEC + (uint64_t)ts.tv_nsec + step;
-        ts.tv_sec = (time_t)(abs_ns / SLUICE_NS_PER_SEC);
-        ts.tv_nsec = (long)(abs_ns % SLUICE_NS_PER_SEC);
+        struct timespec ts = sluice__ts_after(CLOCK_MONOTONIC, step);
         int rc = pthread_cond_timedwait(&c->cv, &c->mu, &ts);
         (void)rc;
         if (sys && !c->stop && c->fallback) {
@@ -501,47 +486,47 @@ sluice_err sluice_cluster_create(const sluice_cluster_config *cfg, sluice_cluste
                                  size_t errlen)
 {
     if (!cfg || !out) {
-        errf(errbuf, errlen, "cfg and out are required");
+        sluice__errf(errbuf, errlen, "cfg and out are required");
         return SLUICE_EINVAL;
     }
     *out = NULL;
     const char *prefix = cfg->key_prefix ? cfg->key_prefix : "sluice";
-    if (!sluice__name_ok(cfg->service, SLUICE_CLUSTER_NAME_MAX)) {
-        errf(errbuf, errlen, "service: must be 1-64 characters of [A-Za-z0-9_.:-], got \"%s\"",
+    if (!sluice__name_valid(cfg->service, SLUICE_CLUSTER_NAME_MAX)) {
+        sluice__errf(errbuf, errlen, "service: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"",
              cfg->service ? cfg->service : "(null)");
         return SLUICE_EINVAL;
     }
-    if (!sluice__name_ok(prefix, SLUICE_CLUSTER_NAME_MAX)) {
-        errf(errbuf, errlen, "key_prefix: must be 1-64 characters of [A-Za-z0-9_.:-], got \"%s\"", prefix);
+    if (!sluice__name_valid(prefix, SLUICE_CLUSTER_NAME_MAX)) {
+        sluice__errf(errbuf, errlen, "key_prefix: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"", prefix);
         return SLUICE_EINVAL;
     }
-    if (cfg->replica_id && !sluice__name_ok(cfg->replica_id, SLUICE_CLUSTER_NAME_MAX)) {
-        errf(errbuf, errlen, "replica_id: must be 1-64 characters of [A-Za-z0-9_.:-], got \"%s\"",
+    if (cfg->replica_id && !sluice__name_valid(cfg->replica_id, SLUICE_CLUSTER_NAME_MAX)) {
+        sluice__errf(errbuf, errlen, "replica_id: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"",
              cfg->replica_id);
         return SLUICE_EINVAL;
     }
     const char *host = cfg->redis_host ? cfg->redis_host : "127.0.0.1";
     if (!*host || strlen(host) >= 256) {
-        errf(errbuf, errlen, "redis_host: must be 1-255 characters, got \"%s\"", host);
+        sluice__errf(errbuf, errlen, "redis_host: must be 1-255 characters, got \"%s\"", host);
         return SLUICE_EINVAL;
     }
     if (cfg->redis_port > 65535) {
-        errf(errbuf, errlen, "redis_port: must be 1-65535");
+        sluice__errf(errbuf, errlen, "redis_port: must be 1-65535");
         return SLUICE_EINVAL;
     }
     uint64_t hb = cfg->heartbeat_ns ? cfg->heartbeat_ns : SLUICE_NS_PER_SEC;
     if (hb < SLUICE_NS_PER_MS) {
-        errf(errbuf, errlen, "heartbeat: must be at least 1ms");
+        sluice__errf(errbuf, errlen, "heartbeat: must be at least 1ms");
         return SLUICE_EINVAL;
     }
     uint64_t mttl = cfg->member_ttl_ns ? cfg->member_ttl_ns : 3 * hb;
     uint64_t lttl = cfg->lease_ttl_ns ? cfg->lease_ttl_ns : 3 * hb;
     if (mttl <= hb) {
-        errf(errbuf, errlen, "member_ttl: must be longer than heartbeat (a member would expire between beats)");
+        sluice__errf(errbuf, errlen, "member_ttl: must be longer than heartbeat (a member would expire between beats)");
         return SLUICE_EINVAL;
     }
     if (lttl <= hb) {
-        errf(errbuf, errlen, "lease_ttl: must be longer than heartbeat (a lease would expire between renewals)");
+        sluice__errf(errbuf, errlen, "lease_ttl: must be longer than heartbeat (a lease would expire between renewals)");
         return SLUICE_EINVAL;
     }
     sluice_cluster *c = calloc(1, sizeof *c);
@@ -556,7 +541,7 @@ sluice_err sluice_cluster_create(const sluice_cluster_config *cfg, sluice_cluste
         char hostn[40] = "host";
         gethostname(hostn, sizeof hostn - 1);
         for (char *p = hostn; *p; p++) {
-            if (!sluice__name_ok((char[]){*p, 0}, 1)) {
+            if (!sluice__name_char_ok(*p)) {
                 *p = '_';
             }
         }
@@ -587,11 +572,7 @@ sluice_err sluice_cluster_create(const sluice_cluster_config *cfg, sluice_cluste
     pthread_mutex_init(&c->tick_mu, NULL);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->exp_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    sluice__cond_init(&c->cv);
 
     /* The first heartbeat, with the connection forced (no backoff yet). */
     pthread_mutex_lock(&c->tick_mu);
@@ -606,7 +587,7 @@ sluice_err sluice_cluster_create(const sluice_cluster_config *cfg, sluice_cluste
         c->metrics = NULL;
     }
     if (pthread_create(&c->thread, NULL, cluster_thread, c) != 0) {
-        errf(errbuf, errlen, "cannot start the cluster thread");
+        sluice__errf(errbuf, errlen, "cannot start the cluster thread");
         sluice_cluster_destroy(c);
         return SLUICE_ESYS;
     }

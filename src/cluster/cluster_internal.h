@@ -11,6 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/errbuf.h"
+#include "base/rules.h"
+#include "base/timing.h"
 #include "sluice/cluster.h"
 
 struct redisContext;
@@ -80,8 +83,6 @@ struct redisReply *sluice__redis_command(sluice__redis *r, int argc, const char 
 
 /* The reply's integer element i of an array (0 when absent or not one). */
 long long sluice__reply_int(const struct redisReply *rep, size_t i);
-
-bool sluice__name_ok(const char *s, size_t max);
 
 /* ---- what the cluster thread does with each semaphore and limiter ------ */
 

@@ -58,7 +58,7 @@ sluice_err sluice_dlimiter_create(sluice_cluster *c, const sluice_dlimiter_confi
         return SLUICE_EINVAL;
     }
     *out = NULL;
-    if (!sluice__name_ok(cfg->name, SLUICE_CLUSTER_NAME_MAX)) {
+    if (!sluice__name_valid(cfg->name, SLUICE_CLUSTER_NAME_MAX)) {
         if (errbuf && errlen) {
             snprintf(errbuf, errlen, "name: must be 1-64 characters of [A-Za-z0-9_.:-], got \"%s\"",
                      cfg->name ? cfg->name : "(null)");

@@ -242,7 +242,7 @@ sluice_err sluice_dsem_create(sluice_cluster *c, const sluice_dsem_config *cfg, 
         return SLUICE_EINVAL;
     }
     *out = NULL;
-    if (!sluice__name_ok(cfg->downstream, SLUICE_CLUSTER_NAME_MAX)) {
+    if (!sluice__name_valid(cfg->downstream, SLUICE_CLUSTER_NAME_MAX)) {
         if (errbuf && errlen) {
             snprintf(errbuf, errlen, "downstream: must be 1-64 characters of [A-Za-z0-9_.:-], got \"%s\"",
                      cfg->downstream ? cfg->downstream : "(null)");
@@ -281,11 +281,7 @@ sluice_err sluice_dsem_create(sluice_cluster *c, const sluice_dsem_config *cfg, 
     ds->fallback_k = cfg->fallback_k;
     snprintf(ds->epoch, sizeof ds->epoch, "0");
     pthread_mutex_init(&ds->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ds->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    sluice__cond_init(&ds->cv);
     sluice__cluster_view(c, &ds->view);
     if (ds->view.fallback || !ds->view.have_view) {
         /* Not shared yet; the lock keeps enter_fallback_locked's contract. */

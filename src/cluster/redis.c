@@ -261,18 +261,3 @@ long long sluice__reply_int(const redisReply *rep, size_t i)
     return 0;
 }
 
-bool sluice__name_ok(const char *s, size_t max)
-{
-    if (!s || !*s || strlen(s) > max) {
-        return false;
-    }
-    for (const char *p = s; *p; p++) {
-        char ch = *p;
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '_' || ch == '.' || ch == ':' || ch == '-';
-        if (!ok) {
-            return false;
-        }
-    }
-    return true;
-}

@@ -144,9 +144,9 @@ sluice_err sluice_budget_report(const char *host, unsigned port, const char *pre
     host = host ? host : "127.0.0.1";
     port = port ? port : 6379;
     prefix = prefix ? prefix : "sluice";
-    if (!sluice__name_ok(prefix, SLUICE_CLUSTER_NAME_MAX)) {
+    if (!sluice__name_valid(prefix, SLUICE_CLUSTER_NAME_MAX)) {
         if (errbuf && errlen) {
-            snprintf(errbuf, errlen, "prefix: must be 1-64 characters of [A-Za-z0-9_.:-], got \"%s\"", prefix);
+            snprintf(errbuf, errlen, "prefix: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"", prefix);
         }
         return SLUICE_EINVAL;
     }

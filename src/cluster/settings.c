@@ -116,8 +116,8 @@ static void pair(sparse *p, sluice_cluster_settings *s, const char *key, const y
         s->redis_host[colon - val] = '\0';
         s->redis_port = (unsigned)u;
     } else if (strcmp(key, "key_prefix") == 0 || strcmp(key, "service") == 0 || strcmp(key, "replica_id") == 0) {
-        if (!sluice__name_ok(val, SLUICE_CLUSTER_NAME_MAX)) {
-            fail(p, v, "cluster.%s: must be 1-64 characters of [A-Za-z0-9_.:-], got \"%s\"", key, val);
+        if (!sluice__name_valid(val, SLUICE_CLUSTER_NAME_MAX)) {
+            fail(p, v, "cluster.%s: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"", key, val);
             return;
         }
         char *dst = key[0] == 'k' ? s->key_prefix : key[0] == 's' ? s->service : s->replica_id;

@@ -35,6 +35,8 @@
  */
 #include "ops_rules.h"
 
+#include "base/rules.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,7 +135,7 @@ static uint64_t largest_bucket_ns(const sluice_config_pool *p)
 {
     if (p->histogram_buckets && p->histogram_bucket_count)
         return (uint64_t)(p->histogram_buckets[p->histogram_bucket_count - 1] * 1e9 + 0.5);
-    return OPS_DEFAULT_LARGEST_BUCKET_NS;
+    return (uint64_t)(sluice__hist_default_bounds()[SLUICE_HIST_DEFAULT_BUCKETS - 1] * 1e9 + 0.5);
 }
 
 int ops_unfireable_alerts(const sluice_config_pool *p, ops_unfireable_fn cb, void *ud)
@@ -763,11 +765,9 @@ const char *ops_slo_problem(const sluice_config_pool *p, const ops_slo *slo, cha
     }
     const double *bounds = p->histogram_buckets;
     size_t n = p->histogram_bucket_count;
-    static const double defaults[] = {0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.0256,
-                                      0.0512, 0.1024, 0.2048, 0.4096, 0.8192, 1.6384, 3.2768, 6.5536};
     if (!bounds || !n) {
-        bounds = defaults;
-        n = sizeof defaults / sizeof defaults[0];
+        bounds = sluice__hist_default_bounds(); /* the library's (src/base/rules.h) */
+        n = SLUICE_HIST_DEFAULT_BUCKETS;
     }
     char want[48];
     ops_format_seconds(slo->latency_ns, want, sizeof want);

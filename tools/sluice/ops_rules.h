@@ -96,10 +96,6 @@ typedef struct ops_thresholds {
 #define OPS_DEFAULT_SLOW_TASK_P99_NS 1000000000ull
 #define OPS_DEFAULT_SUBMIT_WAIT_P99_NS 100000000ull
 #define OPS_DEFAULT_STALL_AFTER_NS 30000000000ull
-/* The largest finite bound of the library's default histogram buckets
- * (100us x 2^16 = 6.5536 s; include/sluice/pool.h); a p99 threshold at or
- * above it can never be exceeded by histogram_quantile. */
-#define OPS_DEFAULT_LARGEST_BUCKET_NS 6553600000ull
 
 ops_thresholds ops_pool_thresholds(const sluice_config_pool *p);
 
