@@ -457,6 +457,21 @@ typedef struct sluice_config_demo_keys {
 enum { SLUICE_DEMO_LATENCY_P50 = 0, SLUICE_DEMO_LATENCY_P99, SLUICE_DEMO_WEIGHT, SLUICE_DEMO_COUNT_ };
 SLUICE_API extern const sluice_config_extension sluice_config_ext_demo;
 
+/* Read by `sluice rules` and `runbook`: the service-wide SLO (every pool of
+ * the service together), in the `service:` section. */
+typedef struct sluice_config_service_ops_keys {
+    double slo_objective;    /* key `slo_objective`, e.g. 0.999; 0 = none */
+    uint64_t slo_latency_ns; /* key `slo_latency`: tasks running longer are bad; 0 = availability only */
+    uint64_t slo_window_ns;  /* key `slo_window`; default 720h */
+} sluice_config_service_ops_keys;
+enum { SLUICE_SOPS_SLO_OBJECTIVE = 0, SLUICE_SOPS_SLO_LATENCY, SLUICE_SOPS_SLO_WINDOW, SLUICE_SOPS_COUNT_ };
+SLUICE_API extern const sluice_config_extension sluice_config_ext_ops_service;
+
+/* The service's ops values; all-zero defaults when the extension was not
+ * registered (never NULL). */
+struct sluice_config;
+SLUICE_API const sluice_config_service_ops_keys *sluice_config_service_ops(const struct sluice_config *cfg);
+
 /* The pool's ops / demo values; all-zero defaults when the extension was
  * not registered (never NULL). */
 SLUICE_API const sluice_config_ops_keys *sluice_config_pool_ops(const sluice_config_pool *p);

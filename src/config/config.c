@@ -55,6 +55,7 @@ bool sluice__cfg_register_exts(cfg_impl *c, const sluice_config_load_opts *opts,
     if (!(opts && opts->no_default_extensions)) {
         list[n++] = &sluice_config_ext_ops;
         list[n++] = &sluice_config_ext_demo;
+        list[n++] = &sluice_config_ext_ops_service;
     }
     for (const sluice_config_extension *const *x = opts ? opts->extensions : NULL; x && *x; x++) {
         const sluice_config_extension *ext = *x;

@@ -648,6 +648,73 @@ const sluice_config_extension sluice_config_ext_ops = {
     .check = ops_check,
 };
 
+#define SOPS_AT(field) offsetof(sluice_config_service_ops_keys, field)
+static const sluice_config_key SOPS_KEYS[SLUICE_SOPS_COUNT_] = {
+    [SLUICE_SOPS_SLO_OBJECTIVE] = {.name = "slo_objective",
+                                   .type = SLUICE_CONFIG_DOUBLE,
+                                   .offset = SOPS_AT(slo_objective),
+                                   .reload = SLUICE_CONFIG_DECLARATIVE,
+                                   .flags = SLUICE_CONFIG_OMIT_ZERO | SLUICE_CONFIG_NONNEGATIVE,
+                                   .doc_default = "none",
+                                   .doc = "the service's SLO over all its pools, a fraction below 1: `sluice rules` "
+                                          "adds ServiceSLOBurnFast / ServiceSLOBurnSlow"},
+    [SLUICE_SOPS_SLO_LATENCY] = {.name = "slo_latency",
+                                 .type = SLUICE_CONFIG_DURATION,
+                                 .offset = SOPS_AT(slo_latency_ns),
+                                 .reload = SLUICE_CONFIG_DECLARATIVE,
+                                 .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                 .doc_default = "none",
+                                 .doc = "a service latency SLO too: tasks running longer are bad (a histogram "
+                                        "bound of every pool)"},
+    [SLUICE_SOPS_SLO_WINDOW] = {.name = "slo_window",
+                                .type = SLUICE_CONFIG_DURATION,
+                                .offset = SOPS_AT(slo_window_ns),
+                                .reload = SLUICE_CONFIG_DECLARATIVE,
+                                .flags = SLUICE_CONFIG_OMIT_UNSET,
+                                .default_value = "720h",
+                                .min = 3600000000000ull,
+                                .min_why = "the burn-rate windows reach 3 days; a window under an hour has no budget "
+                                           "to speak of",
+                                .doc = "the service SLO's window (the error budget's period)"},
+};
+
+static const char *sops_check(const void *values, uint64_t set, unsigned *key)
+{
+    const sluice_config_service_ops_keys *v = values;
+    (void)set;
+    if (v->slo_objective >= 1) {
+        *key = SLUICE_SOPS_SLO_OBJECTIVE;
+        return "must be below 1 (a fraction such as 0.999; 1 leaves no error budget)";
+    }
+    if (v->slo_latency_ns && v->slo_objective == 0) {
+        *key = SLUICE_SOPS_SLO_LATENCY;
+        return "needs slo_objective (the share of tasks that must be faster)";
+    }
+    return NULL;
+}
+
+const sluice_config_extension sluice_config_ext_ops_service = {
+    .name = "ops_service",
+    .section = SLUICE_CONFIG_SECTION_SERVICE,
+    .keys = SOPS_KEYS,
+    .key_count = SLUICE_SOPS_COUNT_,
+    .values_size = sizeof(sluice_config_service_ops_keys),
+    .check = sops_check,
+};
+
+const sluice_config_service_ops_keys *sluice_config_service_ops(const sluice_config *cfg)
+{
+    static const sluice_config_service_ops_keys none = {0, 0, 720ull * 3600 * 1000000000ull};
+    if (cfg) {
+        for (size_t i = 0; i < cfg->service.ext_count; i++) {
+            if (cfg->service.ext[i].ext == &sluice_config_ext_ops_service) {
+                return cfg->service.ext[i].values;
+            }
+        }
+    }
+    return &none;
+}
+
 #define DEMO_AT(field) offsetof(sluice_config_demo_keys, field)
 static const sluice_config_key DEMO_KEYS[SLUICE_DEMO_COUNT_] = {
     [SLUICE_DEMO_LATENCY_P50] = {.name = "demo_latency_p50",
@@ -1478,7 +1545,8 @@ void sluice__cfg_doc_table(sluice_config_section section, FILE *out)
     const sluice_config_key *keys = sluice_config_schema(section, &n);
     fprintf(out, "| key | default | reload | meaning |\n|---|---|---|---|\n");
     doc_rows(keys, n, "", out);
-    const sluice_config_extension *defaults[] = {&sluice_config_ext_ops, &sluice_config_ext_demo};
+    const sluice_config_extension *defaults[] = {&sluice_config_ext_ops, &sluice_config_ext_demo,
+                                                 &sluice_config_ext_ops_service};
     for (size_t i = 0; i < sizeof defaults / sizeof defaults[0]; i++) {
         if (defaults[i]->section == section) {
             doc_rows(defaults[i]->keys, defaults[i]->key_count, "", out);

@@ -199,9 +199,13 @@ static const char *known_keys(sluice_config_section section, bool skip_name, con
         }
         n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", n ? ", " : "", rows[i].name);
     }
-    if (section == SLUICE_CONFIG_SECTION_POOL) {
-        const sluice_config_extension *x[] = {&sluice_config_ext_ops, &sluice_config_ext_demo};
-        for (size_t e = 0; e < 2; e++) {
+    const sluice_config_extension *x[] = {&sluice_config_ext_ops, &sluice_config_ext_demo,
+                                          &sluice_config_ext_ops_service};
+    {
+        for (size_t e = 0; e < 3; e++) {
+            if (x[e]->section != section) {
+                continue;
+            }
             for (unsigned i = 0; i < x[e]->key_count; i++) {
                 n += (size_t)snprintf(buf + n, sizeof buf - n, ", %s", x[e]->keys[i].name);
             }

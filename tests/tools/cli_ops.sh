@@ -140,7 +140,7 @@ rules_promtool)
     need promtool
     "$S" rules -o "$TMP/rules.yml" "$FIX/ops.yaml" || fail "rules"
     promtool check rules "$TMP/rules.yml" >"$TMP/check" 2>&1 || { cat "$TMP/check" >&2; fail "promtool check rules"; }
-    has "$TMP/check" "SUCCESS: 33 rules found" # 32, and thumbnails (fair) TenantStarved
+    has "$TMP/check" "SUCCESS: 40 rules found" # and thumbnails (fair) TenantStarved
     cp "$SRC/tests/tools/rules_test.yml" "$TMP/rules_test.yml"
     promtool test rules "$TMP/rules_test.yml" >"$TMP/test" 2>&1 || { cat "$TMP/test" >&2; fail "promtool test rules"; }
     # The demo's rules (ops/) pass the checker too.
@@ -227,18 +227,19 @@ runbook_anchors)
     done
     # 7 alerts for each of the 2 pools, and the service's SluiceTargetDown.
     # ... and payments' SLO alerts (fast and slow, availability and latency),
-    # and the 3 service-wide alerts on breakers, semaphores and limiters,
-    # and TenantStarved for thumbnails (queue_discipline: fair).
-    [ "$n" -eq 23 ] || fail "want 23 runbook_urls, got $n"
+    # the 3 service-wide alerts on breakers, semaphores and limiters, the
+    # service SLO's fast and slow burn, and TenantStarved for thumbnails
+    # (queue_discipline: fair).
+    [ "$n" -eq 25 ] || fail "want 25 runbook_urls, got $n"
     # ... and the 4 incidents the reference text's playbook lists that no
     # single alert names.
-    [ "$(grep -c '^<a id=' "$TMP/rb.md")" -eq 25 ] || fail "want 25 runbook entries"
+    [ "$(grep -c '^<a id=' "$TMP/rb.md")" -eq 27 ] || fail "want 27 runbook entries"
     for id in memory-growth exhausted-at-startup unresponsive-after-deploy stall-deadlock; do
         has "$TMP/rb.md" "<a id=\"incident-$id\"></a>"
     done
     has "$TMP/rb.md" "kubectl rollout undo"
     for s in "#### Quick checks (5 min)" "#### Mitigations (15 min)" "#### Long-term fixes" "#### Rollback"; do
-        [ "$(grep -c "^$s" "$TMP/rb.md")" -eq 25 ] || fail "every entry needs '$s'"
+        [ "$(grep -c "^$s" "$TMP/rb.md")" -eq 27 ] || fail "every entry needs '$s'"
     done
     has "$TMP/rb.md" "K is 10 because: payments-api allows 40 concurrent calls, 4 replicas"
     has "$TMP/rb.md" "SLUICE_POOL_PAYMENTS_WORKERS"
@@ -425,7 +426,7 @@ rules_unfireable)
     sed 's/^    kind: cpu$/&\n    alert_slow_task_p99: 10s/' "$FIX/ops.yaml" >"$TMP/slow.yaml"
     run "$S" rules "$TMP/slow.yaml" -o "$TMP/never.yml"
     expect_rc 2 "rules with a threshold above the buckets"
-    has "$TMP/err" "slow.yaml:31:26: pool thumbnails: alert_slow_task_p99 10s is not below the largest finite histogram bucket 6.5536s"
+    has "$TMP/err" "slow.yaml:32:26: pool thumbnails: alert_slow_task_p99 10s is not below the largest finite histogram bucket 6.5536s"
     has "$TMP/err" "PoolSlowTasks can never fire"
     [ -e "$TMP/never.yml" ] && fail "rules wrote a file it refused"
     [ -s "$TMP/out" ] && fail "rules printed rules it refused"
@@ -442,6 +443,16 @@ rules_unfireable)
     run "$S" rules "$TMP/slo.yaml"
     expect_rc 2 "rules with an slo_latency between bounds"
     has "$TMP/err" "slo_latency 0.3s is not one of the pool's histogram bounds"
+    # The service's latency SLO needs its bound in every pool (thumbnails
+    # keeps the default buckets, which have 0.4096 but not 0.3).
+    sed 's/^  slo_objective: 0.99$/&\n  slo_latency: 300ms/' "$FIX/ops.yaml" >"$TMP/sslo.yaml"
+    run "$S" rules "$TMP/sslo.yaml"
+    expect_rc 2 "rules with a service slo_latency off the bounds"
+    has "$TMP/err" "service: service slo_latency: pool payments: slo_latency 0.3s is not one of the pool's histogram bounds"
+    sed -i 's/^  slo_latency: 300ms$/  slo_latency: 409.6ms/' "$TMP/sslo.yaml"
+    run "$S" rules "$TMP/sslo.yaml"
+    expect_rc 0 "rules with a service slo_latency every pool has"
+    has "$TMP/out" "sluice_slo:service_error_ratio:rate5m"
     sed 's/^    slo_objective: 0.999$/    slo_objective: 1/' "$FIX/ops.yaml" >"$TMP/slo1.yaml"
     run "$S" rules "$TMP/slo1.yaml"
     expect_rc 2 "rules with slo_objective 1"

@@ -58,6 +58,12 @@ static int refuse_unfireable(const sluice_config *cfg, const char *path)
             c.n++;
         }
     }
+    char why[512];
+    ops_slo sslo = ops_service_slo(cfg);
+    if (ops_service_slo_problem(cfg, &sslo, why, sizeof why)) {
+        fprintf(stderr, "%s:1:1: service: %s\n", path, why);
+        c.n++;
+    }
     return c.n;
 }
 

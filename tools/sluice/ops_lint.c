@@ -166,6 +166,13 @@ static void check_service(const sluice_config *cfg, const ops_lint_opts *o, ops_
             sluice_config_format_duration(s->drain_budget_ns, b, sizeof b),
             sluice_config_format_duration(grace, c, sizeof c));
     }
+    char why[512];
+    ops_slo sslo = ops_service_slo(cfg);
+    if (ops_service_slo_problem(cfg, &sslo, why, sizeof why))
+        add(out, NULL, "alert-thresholds", NULL,
+            "set service slo_latency to a bound every pool's histogram has (the default buckets share theirs), "
+            "and keep timing on in every pool",
+            "%s", why);
     /* Unset is the documented default (a path relative to the repository,
      * which `sluice rules` says on stderr); a value that is given and is
      * not absolute is a mistake. */

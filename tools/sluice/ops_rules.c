@@ -604,14 +604,16 @@ static double burn_factor(const struct burn *b, const ops_slo *slo)
     return b->budget_share * ((double)slo->window_ns / 3600e9) / b->long_h;
 }
 
-/* {job="J",name="P"} */
+/* {job="J",name="P"}, or {job="J"} for the service (p NULL) */
 static void job_pool_sel(ops_buf *b, const char *metric, const char *job, const sluice_config_pool *p,
                          const char *extra)
 {
     ops_buf_printf(b, "%s{job=", metric);
     ops_promql_str(b, job);
-    ops_buf_put(b, ",name=");
-    ops_promql_str(b, p->name);
+    if (p) { /* NULL: the whole service, every pool of the job */
+        ops_buf_put(b, ",name=");
+        ops_promql_str(b, p->name);
+    }
     if (extra)
         ops_buf_printf(b, ",%s", extra);
     ops_buf_put(b, "}");
@@ -620,7 +622,7 @@ static void job_pool_sel(ops_buf *b, const char *metric, const char *job, const 
 static void sum_rates(ops_buf *b, const char *const *metrics, size_t n, const char *job, const sluice_config_pool *p,
                       const char *w)
 {
-    ops_buf_put(b, "sum by (job, name) (");
+    ops_buf_put(b, p ? "sum by (job, name) (" : "sum by (job) (");
     for (size_t i = 0; i < n; i++) {
         ops_buf_put(b, i ? " + rate(" : "rate(");
         job_pool_sel(b, metrics[i], job, p, NULL);
@@ -643,9 +645,10 @@ static void slo_error_ratio(ops_buf *b, bool latency, const ops_slo *slo, const 
     }
     char le[64], num[48];
     snprintf(le, sizeof le, "le=\"%s\"", ops_format_seconds(slo->latency_ns, num, sizeof num));
-    ops_buf_put(b, "1 - (sum by (job, name) (rate(");
+    const char *by = p ? "sum by (job, name)" : "sum by (job)";
+    ops_buf_printf(b, "1 - (%s (rate(", by);
     job_pool_sel(b, "pool_task_duration_seconds_bucket", job, p, le);
-    ops_buf_printf(b, "[%s])) / sum by (job, name) (rate(", w);
+    ops_buf_printf(b, "[%s])) / %s (rate(", w, by);
     job_pool_sel(b, "pool_task_duration_seconds_count", job, p, NULL);
     ops_buf_printf(b, "[%s])))", w);
 }
@@ -660,16 +663,20 @@ void ops_format_window(uint64_t ns, char *buf, size_t len)
         sluice_config_format_duration(ns, buf, len);
 }
 
-/* sluice_slo:error_ratio:rate<w>{job="J",name="P",slo="kind"} */
+/* sluice_slo:error_ratio:rate<w>{job="J",name="P",slo="kind"}, or for the
+ * service (p NULL) sluice_slo:service_error_ratio:rate<w>{job="J",slo="kind"} */
 static void ratio_sel(ops_buf *b, const char *w, const char *kind, const char *job, const sluice_config_pool *p)
 {
     char extra[48];
     snprintf(extra, sizeof extra, "slo=\"%s\"", kind);
     char metric[64];
-    snprintf(metric, sizeof metric, "sluice_slo:error_ratio:rate%s", w);
+    snprintf(metric, sizeof metric, "%s%s", p ? "sluice_slo:error_ratio:rate" : "sluice_slo:service_error_ratio:rate",
+             w);
     job_pool_sel(b, metric, job, p, extra);
 }
 
+/* The recording rules and burn-rate alerts of one SLO: a pool's, or the
+ * service's over all its pools (p NULL). */
 static void slo_groups(const sluice_config *cfg, const sluice_config_pool *p, const ops_slo *slo, const char *service,
                        const char *job, ops_buf *out)
 {
@@ -682,7 +689,10 @@ static void slo_groups(const sluice_config *cfg, const sluice_config_pool *p, co
             break;
         const char *kind = latency ? "latency" : "availability";
         ops_buf gname = {0};
-        ops_buf_printf(&gname, "sluice-%s-%s-slo-%s", service, p->name, kind);
+        if (p)
+            ops_buf_printf(&gname, "sluice-%s-%s-slo-%s", service, p->name, kind);
+        else
+            ops_buf_printf(&gname, "sluice-%s-slo-%s", service, kind);
         ops_buf_put(out, "  - name: ");
         ops_yaml_str(out, ops_buf_str(&gname));
         ops_buf_put(out, "\n    rules:\n");
@@ -690,18 +700,21 @@ static void slo_groups(const sluice_config *cfg, const sluice_config_pool *p, co
         for (size_t i = 0; i < sizeof slo_windows / sizeof slo_windows[0]; i++) {
             ops_buf expr = {0};
             slo_error_ratio(&expr, latency, slo, job, p, slo_windows[i]);
-            ops_buf_printf(out, "      - record: sluice_slo:error_ratio:rate%s\n        expr: ", slo_windows[i]);
+            ops_buf_printf(out, "      - record: %s%s\n        expr: ",
+                           p ? "sluice_slo:error_ratio:rate" : "sluice_slo:service_error_ratio:rate", slo_windows[i]);
             ops_yaml_squote(out, ops_buf_str(&expr));
             ops_buf_printf(out, "\n        labels:\n          slo: %s\n", kind);
             ops_buf_free(&expr);
         }
         for (int a = 0; a < 2; a++) {
-            const char *alert = a ? "PoolSLOBurnSlow" : "PoolSLOBurnFast";
+            const char *alert = p ? (a ? "PoolSLOBurnSlow" : "PoolSLOBurnFast")
+                                  : (a ? "ServiceSLOBurnSlow" : "ServiceSLOBurnFast");
+            const char *what = p ? "Pool" : "Service", *what_lc = p ? "pool" : "service";
             ops_buf expr = {0}, sum = {0}, desc = {0}, url = {0}, pn = {0};
             bool first = true;
             for (size_t i = 0; i < sizeof burns / sizeof burns[0]; i++) {
-                if (strcmp(burns[i].alert, alert) != 0)
-                    continue;
+                if ((strcmp(burns[i].alert, "PoolSLOBurnSlow") == 0) != (a == 1))
+                    continue; /* the table names the pool alerts; the service's pair the same way */
                 char thr[48];
                 snprintf(thr, sizeof thr, "%.6g", burn_factor(&burns[i], slo) * (1 - slo->objective));
                 ops_buf_put(&expr, first ? "(" : " or (");
@@ -711,26 +724,26 @@ static void slo_groups(const sluice_config *cfg, const sluice_config_pool *p, co
                 ratio_sel(&expr, burns[i].short_w, kind, job, p);
                 ops_buf_printf(&expr, " > %s)", thr);
             }
-            ops_template_text(&pn, p->name);
+            ops_template_text(&pn, p ? p->name : service);
             if (latency)
-                ops_buf_printf(&sum, "Pool %s on {{ $labels.job }}: tasks slower than %ss are burning the %s error budget",
-                               ops_buf_str(&pn), ops_format_seconds(slo->latency_ns, lat, sizeof lat), win);
+                ops_buf_printf(&sum, "%s %s on {{ $labels.job }}: tasks slower than %ss are burning the %s error budget",
+                               what, ops_buf_str(&pn), ops_format_seconds(slo->latency_ns, lat, sizeof lat), win);
             else
-                ops_buf_printf(&sum, "Pool %s on {{ $labels.job }}: failed and lost tasks are burning the %s error budget",
-                               ops_buf_str(&pn), win);
+                ops_buf_printf(&sum, "%s %s on {{ $labels.job }}: failed and lost tasks are burning the %s error budget",
+                               what, ops_buf_str(&pn), win);
             ops_buf_printf(&sum, " ({{ $value | humanizePercentage }} bad)");
             ops_buf_printf(&desc,
-                           "The %s SLO of pool %s is %s over %s (an error budget of %s of tasks). ", kind,
-                           ops_buf_str(&pn), pct, win, budget);
+                           "The %s SLO of %s %s is %s over %s (an error budget of %s of tasks%s). ", kind,
+                           what_lc, ops_buf_str(&pn), pct, win, budget, p ? "" : ", all pools together");
             if (a == 0)
                 ops_buf_put(&desc, "The budget is burning fast enough to be gone within days (more than 2% of it in "
                                    "an hour, or 5% in six hours): page.");
             else
                 ops_buf_put(&desc, "The budget is burning faster than the SLO allows (10% of it in three days): "
                                    "open a ticket before it runs out.");
-            ops_runbook_url(&url, cfg, alert, p->name);
+            ops_runbook_url(&url, cfg, alert, p ? p->name : service);
             alert_rule r = {alert,           ops_buf_str(&expr), NULL,
-                            a ? "warning" : "critical", service, p->name, kind, ops_buf_str(&sum),
+                            a ? "warning" : "critical", service, p ? p->name : NULL, kind, ops_buf_str(&sum),
                             ops_buf_str(&desc), ops_buf_str(&url)};
             emit_alert(out, &r);
             ops_buf_free(&expr);
@@ -740,6 +753,34 @@ static void slo_groups(const sluice_config *cfg, const sluice_config_pool *p, co
             ops_buf_free(&pn);
         }
     }
+}
+
+ops_slo ops_service_slo(const sluice_config *cfg)
+{
+    const sluice_config_service_ops_keys *k = sluice_config_service_ops(cfg);
+    ops_slo slo = {k->slo_objective, k->slo_latency_ns, k->slo_window_ns ? k->slo_window_ns : OPS_DEFAULT_SLO_WINDOW_NS};
+    return slo;
+}
+
+const char *ops_service_slo_problem(const sluice_config *cfg, const ops_slo *slo, char *buf, size_t len)
+{
+    if (slo->objective <= 0 || !slo->latency_ns)
+        return NULL;
+    if (cfg->pool_count == 0) {
+        snprintf(buf, len, "service slo_latency: the service has no pools to measure");
+        return buf;
+    }
+    /* The service's latency SLO sums one bucket over every pool: each
+     * pool must time its tasks and have that bound. */
+    for (size_t i = 0; i < cfg->pool_count; i++) {
+        const sluice_config_pool *p = &cfg->pools[i];
+        char why[512];
+        if (ops_slo_problem(p, slo, why, sizeof why)) {
+            snprintf(buf, len, "service slo_latency: pool %s: %s", p->name, why);
+            return buf;
+        }
+    }
+    return NULL;
 }
 
 ops_slo ops_pool_slo(const sluice_config_pool *p)
@@ -802,6 +843,9 @@ void ops_rules_generate(const sluice_config *cfg, const char *source_name, ops_b
                    source_name);
     ops_buf_put(out, "groups:\n");
     service_group(cfg, service, job, out);
+    ops_slo sslo = ops_service_slo(cfg);
+    if (sslo.objective > 0)
+        slo_groups(cfg, NULL, &sslo, service, job, out);
     for (size_t i = 0; i < cfg->pool_count; i++) {
         const sluice_config_pool *p = pools[i];
         ops_thresholds t = ops_pool_thresholds(p);

@@ -128,6 +128,12 @@ typedef struct ops_slo {
 #define OPS_DEFAULT_SLO_WINDOW_NS (30ull * 24 * 3600 * 1000000000ull)
 
 ops_slo ops_pool_slo(const sluice_config_pool *p);
+/* The service-wide SLO (sluice.yaml `service:` slo_objective, slo_latency,
+ * slo_window): every pool of the service counted together. */
+ops_slo ops_service_slo(const sluice_config *cfg);
+/* Why the service SLO cannot be turned into rules (NULL when it can): a
+ * latency SLO needs timing and that bound in every pool. */
+const char *ops_service_slo_problem(const sluice_config *cfg, const ops_slo *slo, char *buf, size_t len);
 
 /* An SLO window for people: "30d" for whole days, else "36h". */
 void ops_format_window(uint64_t ns, char *buf, size_t len);

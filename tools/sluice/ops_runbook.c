@@ -301,6 +301,37 @@ static void stalled(ops_buf *o, const facts *f)
                    "revert it.\n\n");
 }
 
+/* The SLO burn entries of the service (slo_objective in `service:`). */
+static void service_slo_entries(ops_buf *o, const char *service, const ops_slo *slo)
+{
+    char anchor[256], win[32], lat[32];
+    ops_format_window(slo->window_ns, win, sizeof win);
+    for (int a = 0; a < 2; a++) {
+        const char *alert = a ? "ServiceSLOBurnSlow" : "ServiceSLOBurnFast";
+        ops_buf_printf(o, "<a id=\"%s\"></a>\n\n### %s: %s\n\n",
+                       ops_runbook_anchor(alert, service, anchor, sizeof anchor), alert, service);
+        ops_buf_printf(o, "**Severity:** %s. **Fires when:** the service's %s SLO over all its pools (%.10g%% over %s",
+                       a ? "warning" : "critical", slo->latency_ns ? "availability or latency" : "availability",
+                       slo->objective * 100, win);
+        if (slo->latency_ns)
+            ops_buf_printf(o, "; latency: tasks under %s", sluice_config_format_duration(slo->latency_ns, lat, sizeof lat));
+        ops_buf_printf(o, ") is burning its error budget %s (the `slo` label says which).\n\n",
+                       a ? "faster than it can afford over days (1x over 3d and 6h)"
+                         : "fast enough to be gone within days (14.4x over 1h and 5m, or 6x over 6h and 30m)");
+        ops_buf_put(o, "#### Quick checks (5 min)\n\n1. Which pool burns it? Compare `sluice_slo:error_ratio:rate1h` "
+                       "per pool (pools with their own SLO), or the dashboard's **Drop rate** and **Completion "
+                       "rate** for each pool: a service SLO is usually missed by one pool.\n"
+                       "2. Follow that pool's entries below (PoolDropping, PoolPanic, PoolSaturated, PoolStalled).\n"
+                       "3. `sluice_slo:service_error_ratio:rate6h`: how much budget is left at this rate?\n\n");
+        ops_buf_put(o, "#### Mitigations (15 min)\n\n- Stop the burn in the pool it comes from (roll back, fail over "
+                       "its downstream, shed load upstream).\n- The slow burn is a ticket, the fast burn a page.\n\n");
+        ops_buf_put(o, "#### Long-term fixes\n\n- Give the pools that matter their own SLOs, so the page names the "
+                       "pool.\n- If the SLO is missed by design, renegotiate it instead of muting the alert.\n\n");
+        ops_buf_put(o, "#### Rollback\n\n- The burn started with a deploy: `kubectl rollout undo "
+                       "deployment/<name>`.\n\n");
+    }
+}
+
 /* The SLO burn entries of a pool with slo_objective. */
 static void slo_entries(ops_buf *o, const facts *f, const ops_slo *slo)
 {
@@ -572,6 +603,9 @@ void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops
     ops_buf_put(out, "\n");
     target_down(out, service, listen, ops_prometheus_job(cfg));
     sync_entries(out, service);
+    ops_slo sslo = ops_service_slo(cfg);
+    if (sslo.objective > 0)
+        service_slo_entries(out, service, &sslo);
 
     {
         const char **names = ops_xrealloc(NULL, (cfg->pool_count ? cfg->pool_count : 1) * sizeof *names);
