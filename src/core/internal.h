@@ -159,6 +159,40 @@ typedef struct sluice__shard {
     sluice__hist wait_hist;
 } sluice__shard;
 
+/* ---- the running task's thread-local frame ----------------------------- */
+
+/* What a panic records: the message and the backtrace. Only a panic needs
+ * it, so it is not part of the frame every task pushes (it was ~900 of the
+ * frame's ~1.4 KiB, and put one more stack page under every worker):
+ * sluice_panic allocates one (frame->rec_owned), and the fault guard,
+ * which cannot allocate in a signal handler, writes into the one
+ * preallocated beside the worker's alternate signal stack. */
+typedef struct sluice__panic_rec {
+    int nframes;
+    void *frames[SLUICE_BACKTRACE_MAX];
+    char message[512];
+} sluice__panic_rec;
+
+typedef struct sluice__frame {
+    struct sluice_pool *pool;
+    struct sluice__worker *worker; /* NULL for CALLER_RUNS */
+    const sluice__task *task;
+    /* Where sluice_panic and a recovered fault jump: the worker loop's
+     * jump point (armed once per loop, not per task; worker.c) for a
+     * worker's task, a local one for a CALLER_RUNS task. */
+    sigjmp_buf *jump;
+    struct sluice__frame *outer; /* the frame this one interrupts (a CALLER_RUNS task inside a task) */
+    int ncleanup;
+    bool panicking; /* set while cleanups run because of a panic or fault */
+    bool rec_owned; /* rec was allocated by sluice_panic: freed when the task is over */
+    int signo;
+    sluice__panic_rec *rec; /* NULL until a panic (and if allocating one failed) */
+    struct {
+        void (*fn)(void *);
+        void *arg;
+    } cleanup[SLUICE_CLEANUP_MAX];
+} sluice__frame;
+
 /* ---- workers ---------------------------------------------------------- */
 
 typedef struct sluice__worker {
@@ -180,6 +214,15 @@ typedef struct sluice__worker {
     uint64_t task_avg_ns; /* moving average of timed task durations (automatic sampling) */
     bool fault_retire;    /* set by the fault guard in RECOVER mode */
     void *altstack;
+    sluice__panic_rec *fault_rec; /* beside the altstack: where the fault guard writes */
+    /* The task being run and its frame live here, not on the worker's
+     * stack: the jump point is armed once per worker loop, and after a
+     * panic the loop finishes the task from these (worker.c). */
+    sigjmp_buf jump;
+    sluice__task cur;
+    sluice__frame frame;
+    uint64_t cur_start;  /* timing start of cur (0: not timed) */
+    unsigned cur_word;   /* the timing word cur was started under */
     /* The parking lot: the worker sleeps on its own semaphore; park_next
      * and parked are guarded by pool->park_mu. */
     sem_t wake;
@@ -249,6 +292,12 @@ struct sluice_pool {
     _Atomic uint64_t submit_timeout_ns;
     _Atomic uint64_t idle_expiry_ns;
 
+    /* 1 while a worker spins for work (at most one does; worker.c). Its own
+     * line: the spinner writes it, and producers read it only when a
+     * worker is parked (seq_cst: pairs with the spinner's clearing and its
+     * re-check of the queue). */
+    SLUICE__ALIGNED _Atomic unsigned spinning;
+
     /* Overflow-path counters (not hot): fetch_add. */
     SLUICE__ALIGNED _Atomic uint64_t rejected;
     _Atomic uint64_t dropped;
@@ -290,25 +339,6 @@ struct sluice_pool {
 
 #define SLUICE__TIMING_AUTO (1u << 31)
 #define SLUICE__TIMING_N(v) ((v) & ~SLUICE__TIMING_AUTO)
-
-/* ---- the running task's thread-local frame ----------------------------- */
-
-typedef struct sluice__frame {
-    struct sluice_pool *pool;
-    sluice__worker *worker; /* NULL for CALLER_RUNS */
-    const sluice__task *task;
-    sigjmp_buf jump;
-    struct {
-        void (*fn)(void *);
-        void *arg;
-    } cleanup[SLUICE_CLEANUP_MAX];
-    int ncleanup;
-    bool panicking; /* set while cleanups run because of a panic or fault */
-    int signo;
-    int nframes;
-    void *frames[SLUICE_BACKTRACE_MAX];
-    char message[512];
-} sluice__frame;
 
 /* The core's thread-locals use the initial-exec TLS model: in libsluice.so
  * the default (general-dynamic) model turns every access into a call to

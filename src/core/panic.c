@@ -2,11 +2,14 @@
  * src/core/panic.c - faults inside tasks: sluice_panic, cleanup handlers,
  * the opt-in fault guard, and what a task can see of itself.
  *
- * sluice_panic. Each task runs under a sigsetjmp point (worker.c, invoke;
- * savemask 0, so no system call per task). sluice_panic formats the
- * message and a backtrace into the thread's frame, runs the cleanup
- * handlers the task pushed (innermost first), and siglongjmps back to the
- * worker, which counts a panic, calls the panic handler and goes on. Only
+ * sluice_panic. A worker arms one sigsetjmp point for its whole run loop
+ * (worker.c, worker_guarded; savemask 0, so no system call), re-armed
+ * after each panic; a CALLER_RUNS task gets its own (worker.c, invoke).
+ * sluice_panic formats the message and a backtrace into a panic record it
+ * allocates for the frame (a panic is rare; the record is not part of the
+ * frame every task pushes), runs the cleanup handlers the task pushed
+ * (innermost first), and siglongjmps back to the worker, which counts a
+ * panic, calls the panic handler, frees the record and goes on. Only
  * C frames are unwound: memory the task allocated is freed only by its
  * cleanup handlers, exactly as with pthread_cleanup_push and cancellation.
  *
@@ -17,14 +20,16 @@
  * that is not a guarded worker inside a task, the signal goes to the
  * previous handler, or the default action. The handler does only
  * async-signal-safe work in RERAISE mode (write(2), backtrace into a
- * preallocated frame, backtrace_symbols_fd): it reports, counts, restores
+ * record preallocated beside the altstack, backtrace_symbols_fd): it
+ * reports, counts, restores
  * the default action and re-raises, so the process dies with a core dump.
  * In RECOVER mode it marks the worker for retirement and siglongjmps to the
  * task's jump point; the worker then reports the panic outside the signal
  * handler and exits, and a replacement starts.
  *
- * Thread-local state: sluice__tls_frame (the running task's frame, on the
- * worker's stack) and sluice__tls_worker. Both are written only by their
+ * Thread-local state: sluice__tls_frame (the running task's frame: in the
+ * worker's slot for a worker, on the submitter's stack for CALLER_RUNS)
+ * and sluice__tls_worker. Both are written only by their
  * own thread; the signal handler reads them on the same thread.
  */
 #include <dlfcn.h>
@@ -114,10 +119,16 @@ void sluice_cleanup_pop(bool run)
     }
 }
 
+/* What a panic reports when sluice_panic could not allocate its record. */
+static const char lost_message[] = "(panic message lost: out of memory)";
+
 const char *sluice_task_panic_message(void)
 {
     sluice__frame *f = sluice__tls_frame;
-    return f && f->panicking ? f->message : NULL;
+    if (!f || !f->panicking) {
+        return NULL;
+    }
+    return f->rec ? f->rec->message : lost_message;
 }
 
 /* Runs the still-pushed cleanup handlers of a panicking task. */
@@ -142,12 +153,20 @@ _Noreturn void sluice_panic(const char *fmt, ...)
         va_end(ap);
         abort();
     }
-    vsnprintf(f->message, sizeof f->message, fmt, ap);
+    if (!f->rec) {
+        /* Freed by the worker once the panic is reported (worker.c,
+         * task_end). A panic from a cleanup handler of a panic reuses it. */
+        f->rec = malloc(sizeof *f->rec);
+        f->rec_owned = f->rec != NULL;
+    }
+    if (f->rec) {
+        vsnprintf(f->rec->message, sizeof f->rec->message, fmt, ap);
+        f->rec->nframes = backtrace(f->rec->frames, SLUICE_BACKTRACE_MAX);
+    }
     va_end(ap);
     f->signo = 0;
-    f->nframes = backtrace(f->frames, SLUICE_BACKTRACE_MAX);
     run_cleanups(f);
-    siglongjmp(f->jump, 1);
+    siglongjmp(*f->jump, 1);
 }
 
 /* ---- reporting ------------------------------------------------------------- */
@@ -208,16 +227,21 @@ size_t sluice_backtrace_format(void *const *frames, int frame_count, char *buf, 
     return used;
 }
 
+static const char *signal_name(int sig);
+
 void sluice__report_panic(struct sluice_pool *p, sluice__frame *f)
 {
+    /* No record: sluice_panic could not allocate one, or a fault came on
+     * a worker without an altstack (its allocation failed). */
+    const char *message = f->rec ? f->rec->message : f->signo ? signal_name(f->signo) : lost_message;
     sluice_panic_info info = {
         .pool_name = p->name,
         .worker_index = f->worker ? f->worker->index : UINT32_MAX,
-        .message = f->message,
+        .message = message,
         .signal = f->signo,
         .task_label = f->task ? f->task->label : NULL,
-        .frames = f->frames,
-        .frame_count = f->nframes,
+        .frames = f->rec ? f->rec->frames : NULL,
+        .frame_count = f->rec ? f->rec->nframes : 0,
         .caller_thread = f->worker == NULL,
     };
     if (p->cfg.panic_handler) {
@@ -225,9 +249,9 @@ void sluice__report_panic(struct sluice_pool *p, sluice__frame *f)
         return;
     }
     char bt[4096];
-    sluice_backtrace_format(f->frames, f->nframes, bt, sizeof bt);
+    sluice_backtrace_format(info.frames, info.frame_count, bt, sizeof bt);
     fprintf(stderr, "sluice: panic in pool %s worker %u%s%s: %s\n%s", p->name, info.worker_index,
-            info.task_label ? " task " : "", info.task_label ? info.task_label : "", f->message, bt);
+            info.task_label ? " task " : "", info.task_label ? info.task_label : "", message, bt);
 }
 
 /* ---- the fault guard ------------------------------------------------------- */
@@ -305,7 +329,20 @@ static void fault_handler(int sig, siginfo_t *si, void *uc)
     }
     struct sluice_pool *p = w->pool;
     f->signo = sig;
-    f->nframes = backtrace(f->frames, SLUICE_BACKTRACE_MAX);
+    /* No allocation in a signal handler: the record preallocated with the
+     * altstack, unless a panic's own record is already there (a fault in
+     * a cleanup handler of a panic). Without either, frames go to a local
+     * array for the log only. */
+    if (!f->rec) {
+        f->rec = w->fault_rec;
+        f->rec_owned = false;
+    }
+    void *local[SLUICE_BACKTRACE_MAX];
+    void **frames = f->rec ? f->rec->frames : local;
+    int nframes = backtrace(frames, SLUICE_BACKTRACE_MAX);
+    if (f->rec) {
+        f->rec->nframes = nframes;
+    }
 
     write_str("sluice: fatal ");
     write_str(signal_name(sig));
@@ -319,17 +356,19 @@ static void fault_handler(int sig, siginfo_t *si, void *uc)
     }
     write_str(p->cfg.fault_mode == SLUICE_FAULT_RECOVER ? " (recovering: worker retired)\n"
                                                         : " (re-raising: the process dumps core)\n");
-    backtrace_symbols_fd(f->frames, f->nframes, STDERR_FILENO);
+    backtrace_symbols_fd(frames, nframes, STDERR_FILENO);
 
     if (p->cfg.fault_mode == SLUICE_FAULT_RECOVER) {
         /* Message for the panic handler, formatted without stdio. */
-        const char *name = signal_name(sig);
-        size_t n = strlen(name);
-        memcpy(f->message, name, n);
-        f->message[n] = '\0';
+        if (f->rec) {
+            const char *name = signal_name(sig);
+            size_t n = strlen(name);
+            memcpy(f->rec->message, name, n);
+            f->rec->message[n] = '\0';
+        }
         w->fault_retire = true;
         run_cleanups(f);
-        siglongjmp(f->jump, 2);
+        siglongjmp(*f->jump, 2);
     }
     /* RERAISE: count it (the process is about to die, but a core dump
      * carries the counter too), then the default action: the process dies
@@ -379,9 +418,12 @@ void sluice__unblock_fault_signals(void)
 
 #define ALTSTACK_SIZE (64 * 1024)
 
+/* One allocation: the altstack, and above its top (a stack grows down, so
+ * the handler never writes there) the record the fault guard fills. Pages
+ * of it are touched only by a fault. */
 void sluice__altstack_enter(sluice__worker *w)
 {
-    w->altstack = malloc(ALTSTACK_SIZE);
+    w->altstack = malloc(ALTSTACK_SIZE + sizeof(sluice__panic_rec));
     if (!w->altstack) {
         return;
     }
@@ -389,7 +431,9 @@ void sluice__altstack_enter(sluice__worker *w)
     if (sigaltstack(&ss, NULL) != 0) {
         free(w->altstack);
         w->altstack = NULL;
+        return;
     }
+    w->fault_rec = (sluice__panic_rec *)((char *)w->altstack + ALTSTACK_SIZE);
 }
 
 void sluice__altstack_leave(sluice__worker *w)
@@ -401,4 +445,5 @@ void sluice__altstack_leave(sluice__worker *w)
     sigaltstack(&ss, NULL);
     free(w->altstack);
     w->altstack = NULL;
+    w->fault_rec = NULL;
 }

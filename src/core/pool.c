@@ -701,8 +701,12 @@ static sluice_err submit_task(sluice_pool *p, sluice_task_fn fn, void *arg, cons
             sluice__max_z(&p->depth_hwm, p->qops->depth(p->q));
         }
         if (notify) {
-            /* seq_cst: idle pairs with park(), alive with an expiring worker (worker.c). */
-            if (atomic_load_explicit(&p->idle, memory_order_seq_cst) > 0 ||
+            /* seq_cst: idle pairs with park(), alive with an expiring
+             * worker, spinning with the spinner's clearing of it
+             * (worker.c): while a worker spins it takes this task, and
+             * wakes the next worker itself if more are queued. */
+            if ((atomic_load_explicit(&p->idle, memory_order_seq_cst) > 0 &&
+                 atomic_load_explicit(&p->spinning, memory_order_seq_cst) == 0) ||
                 atomic_load_explicit(&p->alive, memory_order_seq_cst) <
                     atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
                 sluice__spawn_for_work(p, 1);

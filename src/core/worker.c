@@ -434,12 +434,14 @@ static void auto_sample(struct sluice_pool *p, sluice__worker *w, unsigned word,
     }
 }
 
-/* Runs fn under a jump point. Returns 0 normally (rc in *rc), 1 after
- * sluice_panic, 2 after a fault recovered by the guard. Kept separate and
- * non-inlined so no local of the caller lives across the setjmp. */
-static __attribute__((noinline)) int invoke(sluice__frame *f, sluice_task_fn fn, void *arg, int *rc)
+/* Runs fn under a local jump point (CALLER_RUNS tasks; a worker's tasks
+ * use the worker loop's, see worker_guarded). Returns 0 normally (rc in
+ * *rc), 1 after sluice_panic, 2 after a fault recovered by the guard. Kept
+ * separate and non-inlined so no local of the caller lives across the
+ * setjmp. */
+static __attribute__((noinline)) int invoke(sigjmp_buf *jump, sluice_task_fn fn, void *arg, int *rc)
 {
-    int jumped = sigsetjmp(f->jump, 0);
+    int jumped = sigsetjmp(*jump, 0);
     if (jumped == 0) {
         *rc = fn(arg);
         return 0;
@@ -455,8 +457,11 @@ static bool task_expired(struct sluice_pool *p, const sluice__task *t)
     return t->ctx && sluice_ctx_err(t->ctx) != SLUICE_OK;
 }
 
-bool sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t,
-                      uint64_t *now_hint)
+/* The start of a task: sheds it if its deadline passed or its context
+ * ended (returns false), else reads the timing word and the start time
+ * (*start 0: not timed) and publishes the worker as running. */
+static bool task_begin(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t,
+                       uint64_t *now_hint, uint64_t *start, unsigned *word)
 {
     if ((t->deadline_ns || t->ctx) && task_expired(p, t)) {
         sluice__shard_add(shard, &shard->shed, 1);
@@ -470,44 +475,54 @@ bool sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
         return false;
     }
 
-    unsigned word = atomic_load_explicit(&p->timing_every, memory_order_relaxed);
-    unsigned every = SLUICE__TIMING_N(word);
+    *word = atomic_load_explicit(&p->timing_every, memory_order_relaxed);
+    unsigned every = SLUICE__TIMING_N(*word);
     bool timed = t->enqueue_ns != 0 || (every == 1);
-    uint64_t start = 0;
+    *start = 0;
     if (every && timed) {
         /* When a worker goes straight from one task to the next, the
          * previous task's end time is this one's start (early by the cost
          * of one pop): one clock read per task instead of two. */
-        start = now_hint && *now_hint ? *now_hint : sluice__timing_now(p);
-        if (start == 0) {
-            start = 1;
+        *start = now_hint && *now_hint ? *now_hint : sluice__timing_now(p);
+        if (*start == 0) {
+            *start = 1;
         }
     }
     if (w) {
-        atomic_store_explicit(&w->since_ns, start, memory_order_relaxed);
+        atomic_store_explicit(&w->since_ns, *start, memory_order_relaxed);
         atomic_store_explicit(&w->label, t->label, memory_order_relaxed);
         sluice__status_set(w, SLUICE_WORKER_RUNNING, 0);
     }
+    return true;
+}
 
-    sluice__frame frame;
-    frame.pool = p;
-    frame.worker = w;
-    frame.task = t;
-    frame.ncleanup = 0;
-    frame.panicking = false;
-    frame.signo = 0;
-    frame.nframes = 0;
-    sluice__frame *outer = sluice__tls_frame; /* a CALLER_RUNS task inside a task */
-    sluice__tls_frame = &frame;
+static void frame_enter(sluice__frame *f, struct sluice_pool *p, sluice__worker *w, const sluice__task *t,
+                        sigjmp_buf *jump)
+{
+    f->pool = p;
+    f->worker = w;
+    f->task = t;
+    f->jump = jump;
+    f->ncleanup = 0;
+    f->panicking = false;
+    f->rec_owned = false;
+    f->signo = 0;
+    f->rec = NULL;
+    f->outer = sluice__tls_frame; /* a CALLER_RUNS task inside a task */
+    sluice__tls_frame = f;
+}
 
-    int rc = 0;
-    int jumped = invoke(&frame, t->fn, t->arg, &rc);
-    sluice__tls_frame = outer;
-
+/* The end of a task that ran: `jumped` is 0 when fn returned rc, 1 after
+ * sluice_panic, 2 after a recovered fault. Counts the outcome, reports a
+ * panic, records the timing, and releases the task's context. */
+static void task_end(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t,
+                     sluice__frame *f, int jumped, int rc, uint64_t start, unsigned word, uint64_t *now_hint)
+{
+    sluice__tls_frame = f->outer;
     sluice__outcome outcome;
     if (jumped) {
         sluice__shard_add(shard, &shard->panicked, 1);
-        sluice__report_panic(p, &frame);
+        sluice__report_panic(p, f);
         outcome = SLUICE__OUT_PANICKED;
     } else if (rc == 0) {
         sluice__shard_add(shard, &shard->completed, 1);
@@ -516,6 +531,14 @@ bool sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
         sluice__shard_add(shard, &shard->failed, 1);
         outcome = SLUICE__OUT_FAILED;
     }
+    /* A panic's record, also when the task caught the panic itself and
+     * returned (a task group's helper jumps back into the waiting task
+     * from a cleanup handler, src/sync/group.c). */
+    if (f->rec_owned) {
+        free(f->rec);
+    }
+    f->rec = NULL;
+    f->rec_owned = false;
     int wait_bucket = -1;
     uint64_t wait_ns = 0;
 
@@ -549,7 +572,36 @@ bool sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *s
     }
     sluice_ctx_release(t->ctx);
     t->ctx = NULL;
+}
+
+bool sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t,
+                      uint64_t *now_hint)
+{
+    uint64_t start;
+    unsigned word;
+    if (!task_begin(p, w, shard, t, now_hint, &start, &word)) {
+        return false;
+    }
+    sigjmp_buf jump;
+    sluice__frame frame;
+    frame_enter(&frame, p, w, t, &jump);
+    int rc = 0;
+    int jumped = invoke(&jump, t->fn, t->arg, &rc);
+    task_end(p, w, shard, t, &frame, jumped, rc, start, word, now_hint);
     return true;
+}
+
+/* A worker runs w->cur with the frame in its slot and no jump point of
+ * its own: sluice_panic and a recovered fault jump to the one the worker
+ * loop armed (worker_guarded), which finishes the task from the slot. */
+static void run_worker_task(struct sluice_pool *p, sluice__worker *w, uint64_t *now_hint)
+{
+    if (!task_begin(p, w, &w->shard, &w->cur, now_hint, &w->cur_start, &w->cur_word)) {
+        return;
+    }
+    frame_enter(&w->frame, p, w, &w->cur, &w->jump);
+    int rc = w->cur.fn(w->cur.arg);
+    task_end(p, w, &w->shard, &w->cur, &w->frame, 0, rc, w->cur_start, w->cur_word, now_hint);
 }
 
 /* ---- the worker thread --------------------------------------------------- */
@@ -693,6 +745,163 @@ static void chain_spawn(struct sluice_pool *p)
     }
 }
 
+/* The run loop's state, kept in worker_main's frame so that it survives a
+ * panic's jump back to worker_guarded. */
+typedef struct loop_state {
+    const char *reason;
+    bool counted_alive;   /* still counted in p->alive */
+    uint64_t idle_since;  /* 0 while busy */
+    uint64_t now_hint;    /* end time of the task just run, when back to back */
+    unsigned spin_budget; /* polls before parking (adaptive) */
+    bool after_idle;      /* the next task is the first since this worker spun or parked */
+} loop_state;
+
+/* After the first pop that follows a spin or a park: if more tasks are
+ * queued and a worker is parked while none spins, wake one. Producers do
+ * not wake parked workers while a worker spins (the spinner will take the
+ * task); a spinner that takes one of several tasks queued meanwhile hands
+ * the rest on this way, and each woken worker continues the chain. Called
+ * after the spinner cleared p->spinning (seq_cst), so for every push
+ * either its producer saw spinning == 0 (and woke a worker itself) or this
+ * check sees its task. */
+static void wake_next_if_queued(struct sluice_pool *p)
+{
+    if (atomic_load_explicit(&p->idle, memory_order_seq_cst) > 0 &&
+        atomic_load_explicit(&p->spinning, memory_order_seq_cst) == 0 && p->qops->pending(p->q)) {
+        (void)sluice__wake(p, 1);
+    }
+}
+
+/* Polls the queue while this worker is the pool's one spinner. Returns
+ * true if work showed up (or may have: the re-check after giving up the
+ * spinner's place), false if the worker should park. At most one worker
+ * spins: on a small machine a second spinner only takes CPU from the
+ * producers and the running tasks, and the pollers of one head line move
+ * it between cores on every poll. */
+static bool spin_for_work(struct sluice_pool *p, loop_state *st)
+{
+    unsigned none = 0;
+    if (!atomic_compare_exchange_strong_explicit(&p->spinning, &none, 1, memory_order_seq_cst,
+                                                 memory_order_relaxed)) {
+        return false; /* another worker spins: park (park() re-checks the queue) */
+    }
+    bool found = false;
+    for (unsigned i = 0; i < st->spin_budget; i++) {
+        sluice__cpu_relax();
+        if (p->qops->ready(p->q)) {
+            found = true;
+            break;
+        }
+    }
+    /* seq_cst: pairs with a producer's load of `spinning` after its push
+     * (pool.c, submit_one): a producer that still saw 1 woke nobody, and
+     * its task is seen by the re-check below (or by the pop). */
+    atomic_store_explicit(&p->spinning, 0, memory_order_seq_cst);
+    if (found) {
+        st->spin_budget = st->spin_budget * 2 > SPIN_POLLS_MAX ? SPIN_POLLS_MAX : st->spin_budget * 2;
+        return true;
+    }
+    st->spin_budget = st->spin_budget / 2 < SPIN_POLLS_MIN ? SPIN_POLLS_MIN : st->spin_budget / 2;
+    return p->qops->pending(p->q);
+}
+
+/* The run loop proper: returns when the worker is to exit (st->reason,
+ * st->counted_alive say why). A panic inside a task leaves it by a jump
+ * to worker_guarded, which finishes the task and calls it again. */
+static void worker_loop(struct sluice_pool *p, sluice__worker *w, loop_state *st)
+{
+    for (;;) {
+        /* Shrink: leave before taking another task. */
+        if (atomic_load_explicit(&p->alive, memory_order_relaxed) >
+                atomic_load_explicit(&p->capacity, memory_order_relaxed) &&
+            leave_alive_above(p, atomic_load_explicit(&p->capacity, memory_order_relaxed))) {
+            st->counted_alive = false;
+            st->reason = "retired";
+            atomic_fetch_add_explicit(&p->retired_workers, 1, memory_order_relaxed);
+            return;
+        }
+        /* Past the drain deadline or in destroy, queued tasks are handed
+         * back by the draining thread, not started. */
+        if (atomic_load_explicit(&p->stop, memory_order_acquire)) {
+            return;
+        }
+        if (p->qops->pop(p->q, &w->cur) == SLUICE__Q_OK) {
+            sluice__notify_space(p);
+            if (st->after_idle) {
+                st->after_idle = false;
+                wake_next_if_queued(p);
+            }
+            run_worker_task(p, w, &st->now_hint);
+            st->idle_since = 0;
+            continue;
+        }
+        st->now_hint = 0; /* the next task's start is after a wait: read the clock */
+        if (atomic_load_explicit(&p->closed, memory_order_acquire)) {
+            return; /* closed and empty: the drain is over for this worker */
+        }
+        st->after_idle = true;
+        if (spin_for_work(p, st)) {
+            continue;
+        }
+        if (st->idle_since == 0) {
+            st->idle_since = sluice__now(p);
+            atomic_store_explicit(&w->since_ns, st->idle_since, memory_order_relaxed);
+        }
+        if (park(p, w, st->idle_since) == PARK_EXPIRED && leave_alive_above(p, p->cfg.min_workers)) {
+            /* A producer that pushed just now may have seen this worker in
+             * neither idle nor a free alive slot; the seq_cst CAS on alive
+             * and this seq_cst re-check pair with its push and alive load.
+             * If work is there, take the slot back and stay. */
+            if (p->qops->pending(p->q) && !atomic_load_explicit(&p->closed, memory_order_seq_cst)) {
+                unsigned a = atomic_load_explicit(&p->alive, memory_order_seq_cst);
+                bool rejoined = false;
+                while (a < atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
+                    if (atomic_compare_exchange_weak_explicit(&p->alive, &a, a + 1, memory_order_seq_cst,
+                                                              memory_order_relaxed)) {
+                        rejoined = true;
+                        break;
+                    }
+                }
+                if (rejoined) {
+                    st->idle_since = 0;
+                    continue;
+                }
+            }
+            st->counted_alive = false;
+            st->reason = "expired";
+            atomic_fetch_add_explicit(&p->expired_workers, 1, memory_order_relaxed);
+            return;
+        }
+    }
+}
+
+/* The worker's one jump point, armed once per loop instead of once per
+ * task (a sigsetjmp and its signal-mask save were ~26 instructions a
+ * task). sluice_panic and a fault recovered by the guard jump here from
+ * inside run_worker_task; the task and its frame are in the worker's slot,
+ * so the task is finished here (counted, reported, timed, its context
+ * released), the jump point is re-armed and the loop goes on. A worker
+ * retired by a fault leaves instead. Non-inlined, and nothing it keeps
+ * changes after the sigsetjmp, so no local is clobbered by the jump. */
+static __attribute__((noinline)) void worker_guarded(struct sluice_pool *p, sluice__worker *w, loop_state *st)
+{
+    for (;;) {
+        int jumped = sigsetjmp(w->jump, 0);
+        if (jumped == 0) {
+            worker_loop(p, w, st);
+            return;
+        }
+        task_end(p, w, &w->shard, &w->cur, &w->frame, jumped, 0, w->cur_start, w->cur_word, NULL);
+        st->now_hint = 0;
+        st->idle_since = 0;
+        if (w->fault_retire) {
+            st->reason = "fault";
+            atomic_fetch_add_explicit(&p->retired_workers, 1, memory_order_relaxed);
+            return;
+        }
+    }
+}
+
 static void *worker_main(void *arg)
 {
     sluice__worker *w = arg;
@@ -728,83 +937,15 @@ static void *worker_main(void *arg)
 
     atomic_store_explicit(&w->since_ns, sluice__now(p), memory_order_relaxed);
     sluice__status_set(w, SLUICE_WORKER_IDLE, 0);
-    uint64_t idle_since = sluice__now(p);
-    uint64_t now_hint = 0; /* end time of the task just run, when back to back */
-    unsigned spin_budget = SPIN_POLLS_MAX;
-    for (;;) {
-        /* Shrink: leave before taking another task. */
-        if (atomic_load_explicit(&p->alive, memory_order_relaxed) >
-                atomic_load_explicit(&p->capacity, memory_order_relaxed) &&
-            leave_alive_above(p, atomic_load_explicit(&p->capacity, memory_order_relaxed))) {
-            counted_alive = false;
-            reason = "retired";
-            atomic_fetch_add_explicit(&p->retired_workers, 1, memory_order_relaxed);
-            break;
-        }
-        /* Past the drain deadline or in destroy, queued tasks are handed
-         * back by the draining thread, not started. */
-        if (atomic_load_explicit(&p->stop, memory_order_acquire)) {
-            break;
-        }
-        sluice__task t;
-        if (p->qops->pop(p->q, &t) == SLUICE__Q_OK) {
-            sluice__notify_space(p);
-            sluice__run_task(p, w, &w->shard, &t, &now_hint);
-            if (w->fault_retire) {
-                reason = "fault";
-                atomic_fetch_add_explicit(&p->retired_workers, 1, memory_order_relaxed);
-                break;
-            }
-            idle_since = 0;
-            continue;
-        }
-        now_hint = 0; /* the next task's start is after a wait: read the clock */
-        if (atomic_load_explicit(&p->closed, memory_order_acquire)) {
-            break; /* closed and empty: the drain is over for this worker */
-        }
-        bool found = false;
-        for (unsigned i = 0; i < spin_budget; i++) {
-            sluice__cpu_relax();
-            if (p->qops->ready(p->q)) {
-                found = true;
-                break;
-            }
-        }
-        if (found) {
-            spin_budget = spin_budget * 2 > SPIN_POLLS_MAX ? SPIN_POLLS_MAX : spin_budget * 2;
-            continue;
-        }
-        spin_budget = spin_budget / 2 < SPIN_POLLS_MIN ? SPIN_POLLS_MIN : spin_budget / 2;
-        if (idle_since == 0) {
-            idle_since = sluice__now(p);
-            atomic_store_explicit(&w->since_ns, idle_since, memory_order_relaxed);
-        }
-        if (park(p, w, idle_since) == PARK_EXPIRED && leave_alive_above(p, p->cfg.min_workers)) {
-            /* A producer that pushed just now may have seen this worker in
-             * neither idle nor a free alive slot; the seq_cst CAS on alive
-             * and this seq_cst re-check pair with its push and alive load.
-             * If work is there, take the slot back and stay. */
-            if (p->qops->pending(p->q) && !atomic_load_explicit(&p->closed, memory_order_seq_cst)) {
-                unsigned a = atomic_load_explicit(&p->alive, memory_order_seq_cst);
-                bool rejoined = false;
-                while (a < atomic_load_explicit(&p->capacity, memory_order_relaxed)) {
-                    if (atomic_compare_exchange_weak_explicit(&p->alive, &a, a + 1, memory_order_seq_cst,
-                                                              memory_order_relaxed)) {
-                        rejoined = true;
-                        break;
-                    }
-                }
-                if (rejoined) {
-                    idle_since = 0;
-                    continue;
-                }
-            }
-            counted_alive = false;
-            reason = "expired";
-            atomic_fetch_add_explicit(&p->expired_workers, 1, memory_order_relaxed);
-            break;
-        }
-    }
+    loop_state st = {
+        .reason = reason,
+        .counted_alive = true,
+        .idle_since = sluice__now(p),
+        .spin_budget = SPIN_POLLS_MAX,
+    };
+    worker_guarded(p, w, &st);
+    reason = st.reason;
+    counted_alive = st.counted_alive;
 
     if (p->cfg.worker_fini) {
         p->cfg.worker_fini(p->cfg.user, w->index, w->worker_state);
