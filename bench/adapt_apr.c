@@ -29,7 +29,7 @@ typedef struct apr_bench_pool {
 static void *APR_THREAD_FUNC apr_task(apr_thread_t *thread, void *param)
 {
     (void)thread;
-    bench_task_run(bench_ptr_to_idx(param));
+    bench_task_run(bench_arg_take(param));
     return NULL;
 }
 
@@ -68,8 +68,14 @@ static int apr_submit(void *pool, void *producer, uint64_t idx)
 {
     (void)producer;
     apr_bench_pool *p = pool;
-    apr_status_t st =
-        apr_thread_pool_push(p->tp, apr_task, bench_idx_to_ptr(idx), APR_THREAD_TASK_PRIORITY_NORMAL, NULL);
+    void *arg = bench_arg_make(idx);
+    if (!arg) {
+        return BENCH_EFAIL;
+    }
+    apr_status_t st = apr_thread_pool_push(p->tp, apr_task, arg, APR_THREAD_TASK_PRIORITY_NORMAL, NULL);
+    if (st != APR_SUCCESS && bench_g.malloc_arg) {
+        free(arg);
+    }
     return st == APR_SUCCESS ? BENCH_OK : BENCH_EFAIL;
 }
 

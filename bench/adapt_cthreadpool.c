@@ -26,7 +26,7 @@
 
 static void ctp_task(void *arg)
 {
-    bench_task_run(bench_ptr_to_idx(arg));
+    bench_task_run(bench_arg_take(arg));
 }
 
 static int ctp_create(const bench_adapter *self, const bench_pool_opts *opts, void **out, char *err,
@@ -45,7 +45,17 @@ static int ctp_create(const bench_adapter *self, const bench_pool_opts *opts, vo
 static int ctp_submit(void *pool, void *producer, uint64_t idx)
 {
     (void)producer;
-    return thpool_add_work(pool, ctp_task, bench_idx_to_ptr(idx)) == 0 ? BENCH_OK : BENCH_EFAIL;
+    void *arg = bench_arg_make(idx);
+    if (!arg) {
+        return BENCH_EFAIL;
+    }
+    if (thpool_add_work(pool, ctp_task, arg) != 0) {
+        if (bench_g.malloc_arg) {
+            free(arg);
+        }
+        return BENCH_EFAIL;
+    }
+    return BENCH_OK;
 }
 
 static void ctp_destroy(void *pool)

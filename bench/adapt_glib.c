@@ -14,7 +14,7 @@
 static void glib_task(gpointer data, gpointer user_data)
 {
     (void)user_data;
-    bench_task_run(bench_ptr_to_idx(data));
+    bench_task_run(bench_arg_take(data));
 }
 
 static int glib_create(const bench_adapter *self, const bench_pool_opts *opts, void **out, char *err,
@@ -38,7 +38,14 @@ static int glib_submit(void *pool, void *producer, uint64_t idx)
 {
     (void)producer;
     GError *gerr = NULL;
-    if (!g_thread_pool_push(pool, bench_idx_to_ptr(idx), &gerr)) {
+    void *arg = bench_arg_make(idx);
+    if (!arg) {
+        return BENCH_EFAIL;
+    }
+    if (!g_thread_pool_push(pool, arg, &gerr)) {
+        if (bench_g.malloc_arg) {
+            free(arg);
+        }
         if (gerr) {
             g_error_free(gerr);
         }

@@ -39,7 +39,7 @@ static int uvb_dummy_pool;
 
 static void uvb_work(uv_work_t *req)
 {
-    bench_task_run(bench_ptr_to_idx(req->data));
+    bench_task_run(bench_arg_take(req->data));
 }
 
 static void uvb_after(uv_work_t *req, int status)
@@ -95,8 +95,15 @@ static int uvb_submit(void *pool, void *producer, uint64_t idx)
     } else if (!(r = malloc(sizeof *r))) {
         return BENCH_EFAIL;
     }
-    r->work.data = bench_idx_to_ptr(idx);
+    r->work.data = bench_arg_make(idx);
+    if (!r->work.data) {
+        free(r);
+        return BENCH_EFAIL;
+    }
     if (uv_queue_work(&pr->loop, &r->work, uvb_work, uvb_after) != 0) {
+        if (bench_g.malloc_arg) {
+            free(r->work.data);
+        }
         free(r);
         return BENCH_EFAIL;
     }

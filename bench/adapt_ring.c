@@ -104,7 +104,7 @@ static void *ring_consumer(void *arg)
     uint64_t idx;
     for (;;) {
         if (ring_pop(r, &idx)) {
-            bench_task_run(idx);
+            bench_task_run(bench_arg_take((void *)(uintptr_t)idx));
             spins = 0;
             continue;
         }
@@ -152,10 +152,16 @@ static int ring_create(const bench_adapter *self, const bench_pool_opts *opts, v
     return 0;
 }
 
-static int ring_submit(void *pool, void *producer, uint64_t idx)
+static int ring_submit(void *pool, void *producer, uint64_t task)
 {
     (void)producer;
     ring *r = pool;
+    /* The ring carries the argument pointer as a word (bench_arg_make). */
+    void *arg = bench_arg_make(task);
+    if (!arg) {
+        return BENCH_EFAIL;
+    }
+    uint64_t idx = (uint64_t)(uintptr_t)arg;
     unsigned spins = 0;
     if (!r->mpmc) {
         uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);

@@ -68,7 +68,7 @@ static void *scraper_main(void *arg)
 
 static int sluice_task(void *arg)
 {
-    bench_task_run(bench_ptr_to_idx(arg));
+    bench_task_run(bench_arg_take(arg));
     return 0;
 }
 
@@ -126,9 +126,16 @@ static int sl_submit(void *pool, void *producer, uint64_t idx)
 {
     (void)producer;
     sl_bench *b = pool;
-    sluice_err e = sluice_pool_submit(b->pool, sluice_task, bench_idx_to_ptr(idx));
+    void *arg = bench_arg_make(idx);
+    if (!arg) {
+        return BENCH_EFAIL;
+    }
+    sluice_err e = sluice_pool_submit(b->pool, sluice_task, arg);
     if (e == SLUICE_OK) {
         return BENCH_OK;
+    }
+    if (bench_g.malloc_arg) {
+        free(arg); /* refused: the producer still owns it */
     }
     return e == SLUICE_EFULL ? BENCH_EFULL : BENCH_EFAIL;
 }
@@ -255,7 +262,11 @@ static int sl_batch_submit(void *pool, void *producer, uint64_t idx)
     if (!bt || bt->failed) {
         return BENCH_EFAIL;
     }
-    bt->specs[bt->n++] = (sluice_task_spec){.fn = sluice_task, .arg = bench_idx_to_ptr(idx)};
+    void *arg = bench_arg_make(idx);
+    if (!arg) {
+        return BENCH_EFAIL;
+    }
+    bt->specs[bt->n++] = (sluice_task_spec){.fn = sluice_task, .arg = arg};
     if (bt->n == BATCH) {
         sl_batch_flush(pool, bt);
     }

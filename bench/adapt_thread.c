@@ -29,7 +29,7 @@ typedef struct tpt_pool {
 
 typedef struct tpt_task {
     tpt_pool *pool;
-    uint64_t idx;
+    void *arg; /* bench_arg_make */
 } tpt_task;
 
 static void sem_wait_intr(sem_t *s)
@@ -42,7 +42,7 @@ static void *tpt_main(void *arg)
 {
     tpt_task *t = arg;
     tpt_pool *p = t->pool;
-    bench_task_run(t->idx);
+    bench_task_run(bench_arg_take(t->arg));
     free(t);
     sem_post(&p->slots);
     return NULL;
@@ -74,11 +74,18 @@ static int tpt_submit(void *pool, void *producer, uint64_t idx)
         return BENCH_EFAIL;
     }
     t->pool = p;
-    t->idx = idx;
+    t->arg = bench_arg_make(idx);
+    if (!t->arg) {
+        free(t);
+        return BENCH_EFAIL;
+    }
     sem_wait_intr(&p->slots);
     pthread_t th;
     if (pthread_create(&th, &p->attr, tpt_main, t) != 0) {
         sem_post(&p->slots);
+        if (bench_g.malloc_arg) {
+            free(t->arg);
+        }
         free(t);
         return BENCH_EFAIL;
     }

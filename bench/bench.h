@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 /* ---- adapters ---------------------------------------------------------- */
 
@@ -90,6 +91,10 @@ typedef struct bench_state {
     uint64_t spin_iters;  /* for the spin bodies */
     uint64_t *submit_ns;  /* latency: per-task submit time */
     uint64_t *latency_ns; /* latency: per-task start - submit */
+    /* The *-malloc workloads: each task's argument is a heap block the
+     * producer allocates and the task frees (bench_arg_make/take), as in
+     * most services; otherwise the argument is the index itself. */
+    bool malloc_arg;
 } bench_state;
 
 extern bench_state bench_g;
@@ -115,6 +120,43 @@ static inline void *bench_idx_to_ptr(uint64_t idx)
 static inline uint64_t bench_ptr_to_idx(void *p)
 {
     return (uint64_t)(uintptr_t)p - 1;
+}
+
+/* A task's argument in the *-malloc workloads: one cache line, as a small
+ * request record would be, written by the producer and read by the task. */
+#define BENCH_ARG_BYTES 64
+typedef struct bench_arg {
+    uint64_t idx;
+    char payload[BENCH_ARG_BYTES - sizeof(uint64_t)];
+} bench_arg;
+
+/* The argument for task idx: idx + 1 as a pointer, or with
+ * bench_g.malloc_arg a malloc'ed bench_arg (NULL when malloc fails: the
+ * adapter reports BENCH_EFAIL). Called by the producer in submit. */
+static inline void *bench_arg_make(uint64_t idx)
+{
+    if (!bench_g.malloc_arg) {
+        return bench_idx_to_ptr(idx);
+    }
+    bench_arg *a = malloc(sizeof *a);
+    if (a) {
+        a->idx = idx;
+        a->payload[0] = (char)idx;
+    }
+    return a;
+}
+
+/* The task's side: the index, freeing a malloc'ed argument (on the thread
+ * that runs the task: the cross-thread free is part of what is measured). */
+static inline uint64_t bench_arg_take(void *p)
+{
+    if (!bench_g.malloc_arg) {
+        return bench_ptr_to_idx(p);
+    }
+    bench_arg *a = p;
+    uint64_t idx = a->idx + (uint64_t)(a->payload[0] != (char)a->idx); /* a torn record shows up as a wrong index */
+    free(a);
+    return idx;
 }
 
 /* ---- bodies ------------------------------------------------------------- */

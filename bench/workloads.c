@@ -338,6 +338,7 @@ static void noop_measure(const bench_adapter *a, const bench_config *cfg, bench_
                          unsigned producers)
 {
     bench_g.body = bench_body_noop;
+    /* bench_g.malloc_arg is set by the noop-malloc workloads. */
     bench_pool_opts o = base_opts(cfg, producers);
     uint64_t n = scaled(a, cfg->n_noop);
     run_out out;
@@ -372,6 +373,38 @@ static void d_noop_np(const bench_config *cfg, char *buf, size_t len)
              cfg->producers, cfg->workers, (unsigned long long)cfg->n_noop);
 }
 
+/* The *-malloc workloads: what most services do. The producer mallocs
+ * each task's argument (a 64-byte record) and the task frees it, on
+ * another thread: the allocator's cross-thread free and the record's
+ * cache line moving to the worker are part of the hand-off. */
+static void m_noop_malloc_1p(const bench_adapter *a, const bench_config *cfg, bench_result *res)
+{
+    bench_g.malloc_arg = true;
+    noop_measure(a, cfg, res, 1);
+}
+
+static void m_noop_malloc_np(const bench_adapter *a, const bench_config *cfg, bench_result *res)
+{
+    bench_g.malloc_arg = true;
+    noop_measure(a, cfg, res, cfg->producers);
+}
+
+static void d_noop_malloc_1p(const bench_config *cfg, char *buf, size_t len)
+{
+    snprintf(buf, len,
+             "no-op tasks, each with a %d-byte argument malloc'ed by the producer and freed by the task; 1 "
+             "producer; K=%u; N=%llu (thread-per-task, apr N/20)",
+             BENCH_ARG_BYTES, cfg->workers, (unsigned long long)cfg->n_noop);
+}
+
+static void d_noop_malloc_np(const bench_config *cfg, char *buf, size_t len)
+{
+    snprintf(buf, len,
+             "no-op tasks, each with a %d-byte argument malloc'ed by the producer and freed by the task; %u "
+             "producers; K=%u; N=%llu in all (thread-per-task, apr N/20)",
+             BENCH_ARG_BYTES, cfg->producers, cfg->workers, (unsigned long long)cfg->n_noop);
+}
+
 static void m_spin(const bench_adapter *a, const bench_config *cfg, bench_result *res)
 {
     bench_g.body = bench_body_spin;
@@ -390,6 +423,22 @@ static void m_spin(const bench_adapter *a, const bench_config *cfg, bench_result
     res->v[1] = (double)out.total_ns / ideal;
     /* CPU spent beyond the tasks' own, per task: the pool's overhead */
     res->v[2] = ((double)out.cpu_ns - (double)n * cfg->spin_ns) / (double)n;
+}
+
+/* spin-1us with the argument malloc'ed by the producer, freed by the task. */
+static void m_spin_malloc(const bench_adapter *a, const bench_config *cfg, bench_result *res)
+{
+    bench_g.malloc_arg = true;
+    m_spin(a, cfg, res);
+}
+
+static void d_spin_malloc(const bench_config *cfg, char *buf, size_t len)
+{
+    snprintf(buf, len,
+             "~1 us CPU tasks (measured %.0f ns), each with a %d-byte argument malloc'ed by the producer and "
+             "freed by the task; K=%u; N=%llu (thread-per-task, apr N/20, wall scaled up to N); ideal = N x "
+             "task / min(K, cpus)",
+             cfg->spin_ns, BENCH_ARG_BYTES, cfg->workers, (unsigned long long)cfg->n_spin);
 }
 
 static void d_spin(const bench_config *cfg, char *buf, size_t len)
@@ -734,6 +783,22 @@ const bench_workload bench_workloads[] = {
      .measure = m_noop_np,
      .describe = d_noop_np,
      .takes_selftest = true},
+    {.name = "noop-malloc",
+     .title = "no-op throughput, argument malloc'ed by the producer and freed by the task, 1 producer",
+     .ncols = 3,
+     .cols = COLS("tasks/s", "ns/task", "CPU ns/task"),
+     .better = +1,
+     .takes = takes_noop,
+     .measure = m_noop_malloc_1p,
+     .describe = d_noop_malloc_1p},
+    {.name = "noop-malloc-Np",
+     .title = "no-op throughput, argument malloc'ed by the producer and freed by the task, several producers",
+     .ncols = 3,
+     .cols = COLS("tasks/s", "ns/task", "CPU ns/task"),
+     .better = +1,
+     .takes = takes_noop,
+     .measure = m_noop_malloc_np,
+     .describe = d_noop_malloc_np},
     {.name = "spin-1us",
      .title = "~1 us CPU tasks",
      .ncols = 3,
@@ -742,6 +807,14 @@ const bench_workload bench_workloads[] = {
      .takes = takes_pools,
      .measure = m_spin,
      .describe = d_spin},
+    {.name = "spin-malloc",
+     .title = "~1 us CPU tasks, argument malloc'ed by the producer and freed by the task",
+     .ncols = 3,
+     .cols = COLS("wall ms", "x ideal", "CPU ovh ns"),
+     .better = -1,
+     .takes = takes_pools,
+     .measure = m_spin_malloc,
+     .describe = d_spin_malloc},
     {.name = "sleep-1ms",
      .title = "1 ms sleeping tasks",
      .ncols = 2,
