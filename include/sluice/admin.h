@@ -16,7 +16,8 @@
  *                            naming the ones that did not; a pool that
  *                            could not start worker threads says how many
  *                            ("(worker starts failed: N)")
- *   GET /debug/pools         JSON: each pool's config, stats and workers
+ *   GET /debug/pools         JSON: each pool's config, stats and workers (and a
+ *                            fair pool's tenants: queued, running, limits)
  *   GET /debug/pools/stacks  text: the backtrace of every worker thread
  *   GET /                    the web console: one self-contained HTML page
  *                            (compiled in) that polls /debug/pools and
