@@ -293,6 +293,7 @@ typedef enum sluice_service_key {
     SLUICE_SK_ORCHESTRATOR_GRACE,
     SLUICE_SK_SATURATION_THRESHOLD,
     SLUICE_SK_RUNBOOK_BASE_URL,
+    SLUICE_SK_ADMIN_TOKEN_FILE,
     SLUICE_SK_COUNT_
 } sluice_service_key;
 
@@ -453,8 +454,17 @@ typedef struct sluice_config_demo_keys {
     uint64_t latency_p50_ns; /* key `demo_latency_p50`; 0 = the demo's default */
     uint64_t latency_p99_ns; /* key `demo_latency_p99`; 0 = the demo's default */
     double weight;           /* key `demo_weight`: share of the generated traffic (given or not: see set) */
+    unsigned batch;          /* key `demo_batch`: notifications per downstream call; 0 = one each */
+    uint64_t batch_wait_ns;  /* key `demo_batch_wait`: a batch goes this long after its first; 0 = 1s */
 } sluice_config_demo_keys;
-enum { SLUICE_DEMO_LATENCY_P50 = 0, SLUICE_DEMO_LATENCY_P99, SLUICE_DEMO_WEIGHT, SLUICE_DEMO_COUNT_ };
+enum {
+    SLUICE_DEMO_LATENCY_P50 = 0,
+    SLUICE_DEMO_LATENCY_P99,
+    SLUICE_DEMO_WEIGHT,
+    SLUICE_DEMO_BATCH,
+    SLUICE_DEMO_BATCH_WAIT,
+    SLUICE_DEMO_COUNT_
+};
 SLUICE_API extern const sluice_config_extension sluice_config_ext_demo;
 
 /* Read by `sluice rules` and `runbook`: the service-wide SLO (every pool of
@@ -510,6 +520,10 @@ typedef struct sluice_config_service {
     sluice_config_pos pos[SLUICE_SK_COUNT_];
     sluice_config_ext_values *ext; /* the registered service extensions' values */
     size_t ext_count;
+    /* key `admin_token_file`: a file holding the admin server's bearer
+     * token; NULL when absent. The config holds the path, never the token:
+     * sluice_config_admin_token reads the file at start. */
+    char *admin_token_file;
 } sluice_config_service;
 
 typedef struct sluice_config {
@@ -650,6 +664,46 @@ SLUICE_API sluice_err sluice_config_reload(sluice_config **current, const char *
                                            sluice_config_log_fn log, void *user, char *errbuf, size_t errlen);
 
 /* ---- a service from a config (sluice/service.h) ---------------------- */
+
+/* The longest admin token read from a file (= SLUICE_ADMIN_TOKEN_MAX of
+ * sluice/admin.h, which this library does not need to be built). */
+#define SLUICE_CONFIG_ADMIN_TOKEN_MAX 256
+
+/*
+ * sluice_config_read_token_file - read a bearer token from `path`: its
+ * first line, with the trailing newline, CR, spaces and tabs dropped; 1 to
+ * SLUICE_CONFIG_ADMIN_TOKEN_MAX characters of A-Z a-z 0-9 - . _ ~ + / =
+ * (RFC 6750's b64token). Nothing may follow the first line but blank
+ * lines (a file holding something else is refused rather than half-used).
+ * `what` names the source in messages ("service.admin_token_file",
+ * "--admin-token-file"); NULL = "token file".
+ * Returns: SLUICE_OK with the token in out[0..outlen); SLUICE_EIO (the file
+ * is missing or unreadable: errbuf says "WHAT: PATH: <errno text>");
+ * SLUICE_EINVAL (empty, a token too long, a bad character, a file larger
+ * than a token can be, or outlen too small: errbuf says which, and never
+ * repeats the file's content). On error out is "" (when outlen > 0).
+ * Ownership: out and errbuf are the caller's.
+ * Thread-safety: safe from any thread (reads only the file).
+ */
+SLUICE_API sluice_err sluice_config_read_token_file(const char *path, const char *what, char *out, size_t outlen,
+                                                    char *errbuf, size_t errlen);
+
+/*
+ * sluice_config_admin_token - the admin token the config asks for: the
+ * file named by `service.admin_token_file` (env
+ * SLUICE_SERVICE_ADMIN_TOKEN_FILE), read now with
+ * sluice_config_read_token_file; "" when the key is absent. Call it once
+ * at start, before sluice_admin_start (sluice_admin_config.token = out when
+ * out[0]). A command-line flag naming another file should win over the
+ * key: read that instead. A reload does not re-read it (the key is
+ * restart-only), so a rotated token needs a restart.
+ * Returns: SLUICE_OK (out = the token, or "" without the key); the reader's
+ * SLUICE_EIO / SLUICE_EINVAL with "service.admin_token_file: PATH: why"
+ * in errbuf; SLUICE_EINVAL for a NULL cfg or out.
+ * Thread-safety: reads cfg only; the caller keeps it from being freed.
+ */
+SLUICE_API sluice_err sluice_config_admin_token(const sluice_config *cfg, char *out, size_t outlen,
+                                                char *errbuf, size_t errlen);
 
 /* Fills in what a config cannot hold (handlers, worker hooks, the user
  * pointer, a clock) for one pool before it is created. `pc` already holds

@@ -115,6 +115,12 @@ static sluice_err apply_timing_sample(sluice_pool *pool, const sluice_config_poo
     return SLUICE_OK;
 }
 
+/* A file path key given as "": refused at its position, not at start. */
+static const char *refuse_empty_path(const char *text)
+{
+    return text[0] == '\0' ? "must be a file path" : NULL;
+}
+
 static const char *refuse_unbounded(const char *text)
 {
     if (strcasecmp(text, "unbounded") == 0 || strcasecmp(text, "infinite") == 0 ||
@@ -489,6 +495,17 @@ const sluice_config_key sluice__cfg_service_keys[SLUICE_SK_COUNT_] = {
                                     .offset = SERVICE_AT(runbook_base_url),
                                     .reload = SLUICE_CONFIG_LIVE,
                                     .doc = "base URL for the `runbook_url` of generated alerts"},
+    [SLUICE_SK_ADMIN_TOKEN_FILE] = {.name = "admin_token_file",
+                                    .type = SLUICE_CONFIG_STRING,
+                                    .offset = SERVICE_AT(admin_token_file),
+                                    .reload = SLUICE_CONFIG_RESTART,
+                                    .refuse = refuse_empty_path,
+                                    .doc_default = "none",
+                                    .doc = "a file holding the admin server's bearer token (one line, 1..256 of "
+                                           "A-Z a-z 0-9 - . _ ~ + / =), read at start; `/debug/*` then need "
+                                           "`Authorization: Bearer <token>`. The config and `--print-config` hold "
+                                           "the path, never the token. `sluice demo --admin-token-file` wins "
+                                           "over it"},
 };
 
 const sluice_config_key *sluice_config_schema(sluice_config_section section, unsigned *count)
@@ -740,6 +757,27 @@ static const sluice_config_key DEMO_KEYS[SLUICE_DEMO_COUNT_] = {
                             .flags = SLUICE_CONFIG_OMIT_UNSET | SLUICE_CONFIG_NONNEGATIVE,
                             .doc_default = "`1`",
                             .doc = "`sluice demo` only: this pool's share of the generated traffic"},
+    [SLUICE_DEMO_BATCH] = {.name = "demo_batch",
+                           .type = SLUICE_CONFIG_UINT,
+                           .offset = DEMO_AT(batch),
+                           .reload = SLUICE_CONFIG_RESTART,
+                           .flags = SLUICE_CONFIG_OMIT_ZERO,
+                           .max = 10000,
+                           .max_why = "a batch is one downstream call",
+                           .doc_default = "`0` (one call per notification)",
+                           .doc = "`sluice demo` only: send this destination's notifications in batches of "
+                                  "up to N, one simulated downstream call per batch (a sluice_batcher on the "
+                                  "pool, like an SES bulk send)"},
+    [SLUICE_DEMO_BATCH_WAIT] = {.name = "demo_batch_wait",
+                                .type = SLUICE_CONFIG_DURATION,
+                                .offset = DEMO_AT(batch_wait_ns),
+                                .reload = SLUICE_CONFIG_RESTART,
+                                .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                .max = 3600ull * SLUICE_NS_PER_SEC,
+                                .max_why = "the batcher's longest wait",
+                                .doc_default = "1s",
+                                .doc = "`sluice demo` only, with `demo_batch`: a batch is sent this long after "
+                                       "its first notification if it has not filled by then"},
 };
 
 static const char *check_demo(const void *values, uint64_t set, unsigned *key)
@@ -1059,7 +1097,7 @@ cfg_set_result sluice__cfg_parse_value(cfg_impl *c, const sluice_config_key *k, 
     if (k->refuse) {
         const char *no = k->refuse(v);
         if (no) {
-            snprintf(msg, len, "%s, got %s", no, v);
+            snprintf(msg, len, "%s, got %s%s", no, v, v[0] ? "" : "\"\"");
             return CFG_SET_BAD;
         }
     }

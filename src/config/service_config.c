@@ -13,9 +13,16 @@
  * refusal). Reload maps the config's pool entries to the service's pools
  * by name, so it does not depend on the order pools were added in.
  *
+ * The admin token (service.admin_token_file) is read here too, at start,
+ * by the program that starts the admin server: the config keeps only the
+ * path, so --print-config, reload logs and error messages never carry the
+ * secret. The reader bounds what it reads (a token file is tiny; a path
+ * to a log or a device by mistake is refused, not slurped).
+ *
  * Lock order: none of its own; the service's and the pools' locks are
  * taken inside their calls.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,4 +188,127 @@ sluice_err sluice_router_create_from_config(const sluice_config *cfg, const slui
     free(tiers);
     free(names);
     return r;
+}
+
+/* ---- the admin token ------------------------------------------------ */
+
+static sluice_err token_fail(char *out, size_t outlen, sluice_err r)
+{
+    if (out && outlen) {
+        out[0] = '\0';
+    }
+    return r;
+}
+
+sluice_err sluice_config_read_token_file(const char *path, const char *what, char *out, size_t outlen,
+                                         char *errbuf, size_t errlen)
+{
+    if (errbuf && errlen) {
+        errbuf[0] = '\0';
+    }
+    if (!what) {
+        what = "token file";
+    }
+    if (!path || !out || outlen == 0) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "%s: %s", what, path ? "no room for the token" : "no path");
+        }
+        return token_fail(out, outlen, SLUICE_EINVAL);
+    }
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "%s: %s: %s", what, path, strerror(errno));
+        }
+        return token_fail(out, outlen, SLUICE_EIO);
+    }
+    /* A token, a newline and a little slack: anything larger is not a
+     * token file. One byte more than that is read to tell. */
+    enum { LIMIT = SLUICE_CONFIG_ADMIN_TOKEN_MAX + 64 };
+    char buf[LIMIT + 2];
+    size_t n = fread(buf, 1, LIMIT + 1, f);
+    int read_err = ferror(f) ? errno : 0;
+    fclose(f);
+    if (read_err) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "%s: %s: %s", what, path, strerror(read_err));
+        }
+        return token_fail(out, outlen, SLUICE_EIO);
+    }
+    if (n > LIMIT) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen,
+                     "%s: %s: more than %d bytes; a token file holds one line of at most %d characters", what,
+                     path, LIMIT, SLUICE_CONFIG_ADMIN_TOKEN_MAX);
+        }
+        return token_fail(out, outlen, SLUICE_EINVAL);
+    }
+    buf[n] = '\0';
+    if (memchr(buf, '\0', n)) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "%s: %s: holds a NUL byte; a token is one line of text", what, path);
+        }
+        return token_fail(out, outlen, SLUICE_EINVAL);
+    }
+    size_t len = strcspn(buf, "\n");
+    /* Only blank lines may follow the token. */
+    for (size_t i = len; i < n; i++) {
+        if (!strchr("\n\r \t", buf[i])) {
+            if (errbuf && errlen) {
+                snprintf(errbuf, errlen, "%s: %s: more than one line; a token file holds the token alone", what,
+                         path);
+            }
+            return token_fail(out, outlen, SLUICE_EINVAL);
+        }
+    }
+    while (len > 0 && strchr("\r \t", buf[len - 1])) {
+        len--;
+    }
+    if (len == 0 || len > SLUICE_CONFIG_ADMIN_TOKEN_MAX || len >= outlen) {
+        if (errbuf && errlen) {
+            if (len == 0) {
+                snprintf(errbuf, errlen, "%s: %s: empty; want one line holding the token", what, path);
+            } else {
+                snprintf(errbuf, errlen, "%s: %s: the token has %zu characters, at most %d (or %zu here)", what,
+                         path, len, SLUICE_CONFIG_ADMIN_TOKEN_MAX, outlen ? outlen - 1 : 0);
+            }
+        }
+        return token_fail(out, outlen, SLUICE_EINVAL);
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c && strchr("-._~+/=", c)))) {
+            if (errbuf && errlen) {
+                /* The position, never the character: it is part of a secret. */
+                snprintf(errbuf, errlen,
+                         "%s: %s: character %zu of the token is not allowed (A-Z a-z 0-9 - . _ ~ + / =)", what,
+                         path, i + 1);
+            }
+            return token_fail(out, outlen, SLUICE_EINVAL);
+        }
+    }
+    memcpy(out, buf, len);
+    out[len] = '\0';
+    return SLUICE_OK;
+}
+
+sluice_err sluice_config_admin_token(const sluice_config *cfg, char *out, size_t outlen, char *errbuf,
+                                     size_t errlen)
+{
+    if (errbuf && errlen) {
+        errbuf[0] = '\0';
+    }
+    if (!cfg || !out || outlen == 0) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "admin token: %s is NULL", cfg ? "out" : "cfg");
+        }
+        return token_fail(out, outlen, SLUICE_EINVAL);
+    }
+    out[0] = '\0';
+    if (!cfg->service.admin_token_file) {
+        return SLUICE_OK;
+    }
+    return sluice_config_read_token_file(cfg->service.admin_token_file, "service.admin_token_file", out, outlen,
+                                         errbuf, errlen);
 }

@@ -4,7 +4,8 @@
  * (sluice_service_reload_config): the pools in file order with their
  * limits and drain timeouts, the hook that adds code to each pool, the
  * all-or-nothing create, and the reload that reaches both the pools and
- * the service's drain budget.
+ * the service's drain budget; the admin token read from the file that
+ * service.admin_token_file names (the config holds only the path).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -217,12 +218,158 @@ static void test_reload_reaches_pools_and_budget(void **state)
     unlink(path);
 }
 
+/* ---- service.admin_token_file ---------------------------------------- */
+
+static void write_file(const char *path, const char *bytes, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Load a config whose service.admin_token_file is `path`. */
+static sluice_config *with_token_file(const char *path)
+{
+    char text[1024], err[1024];
+    snprintf(text, sizeof text, "service:\n  name: mailer\n  admin_token_file: \"%s\"\npools:\n  - name: send\n"
+             "    workers: 1\n    queue_capacity: 4\n", path);
+    sluice_config *c = NULL;
+    assert_int_equal(sluice_config_load_string(text, strlen(text), "sluice.yaml", &NO_ENV, &c, err, sizeof err),
+                     SLUICE_OK);
+    return c;
+}
+
+static void test_admin_token_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sluice-token.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256], err[1024], tok[SLUICE_CONFIG_ADMIN_TOKEN_MAX + 1];
+    snprintf(path, sizeof path, "%s/token", dir);
+
+    /* Absent key: no token, no error. */
+    sluice_config *c = NULL;
+    assert_int_equal(sluice_config_load_string(TWO_POOLS, strlen(TWO_POOLS), "sluice.yaml", &NO_ENV, &c, err,
+                                               sizeof err),
+                     SLUICE_OK);
+    assert_null(c->service.admin_token_file);
+    strcpy(tok, "stale");
+    assert_int_equal(sluice_config_admin_token(c, tok, sizeof tok, err, sizeof err), SLUICE_OK);
+    assert_string_equal(tok, "");
+    sluice_config_free(c);
+
+    /* The token, with its newline, CR and trailing blanks dropped; blank
+     * lines after it are fine. The written config holds the path only. */
+    write_file(path, "s3cr-et_T0k~en+/=\r\n\n", 20);
+    c = with_token_file(path);
+    assert_string_equal(c->service.admin_token_file, path);
+    assert_int_equal(sluice_config_admin_token(c, tok, sizeof tok, err, sizeof err), SLUICE_OK);
+    assert_string_equal(tok, "s3cr-et_T0k~en+/=");
+    char *printed = NULL;
+    size_t printed_len = 0;
+    FILE *mem = open_memstream(&printed, &printed_len);
+    assert_non_null(mem);
+    assert_int_equal(sluice_config_write(c, mem), SLUICE_OK);
+    fclose(mem);
+    assert_non_null(strstr(printed, "admin_token_file: "));
+    assert_non_null(strstr(printed, path));
+    assert_null(strstr(printed, "s3cr"));
+    free(printed);
+
+    /* The longest token, exactly. */
+    char big[SLUICE_CONFIG_ADMIN_TOKEN_MAX + 2];
+    memset(big, 'a', SLUICE_CONFIG_ADMIN_TOKEN_MAX);
+    big[SLUICE_CONFIG_ADMIN_TOKEN_MAX] = '\n';
+    write_file(path, big, SLUICE_CONFIG_ADMIN_TOKEN_MAX + 1);
+    assert_int_equal(sluice_config_admin_token(c, tok, sizeof tok, err, sizeof err), SLUICE_OK);
+    assert_int_equal(strlen(tok), SLUICE_CONFIG_ADMIN_TOKEN_MAX);
+    /* One more is refused, and a buffer too small for it too. */
+    write_file(path, big, SLUICE_CONFIG_ADMIN_TOKEN_MAX);
+    char small[8];
+    assert_int_equal(sluice_config_admin_token(c, small, sizeof small, err, sizeof err), SLUICE_EINVAL);
+    assert_string_equal(small, "");
+    memset(big, 'b', sizeof big);
+    write_file(path, big, SLUICE_CONFIG_ADMIN_TOKEN_MAX + 1);
+    assert_int_equal(sluice_config_admin_token(c, tok, sizeof tok, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "service.admin_token_file: "));
+    assert_non_null(strstr(err, "the token has 257 characters, at most 256"));
+    assert_string_equal(tok, "");
+
+    /* Oversized: a file that cannot be a token file (a log named by
+     * mistake) is refused without being read whole. */
+    static char huge[64 * 1024];
+    memset(huge, 'x', sizeof huge);
+    write_file(path, huge, sizeof huge);
+    assert_int_equal(sluice_config_admin_token(c, tok, sizeof tok, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "more than 320 bytes"));
+    assert_null(strstr(err, "xxxx")); /* never the content */
+
+    /* Empty, a second line, a bad character (named by position only). */
+    write_file(path, "\n", 1);
+    assert_int_equal(sluice_config_admin_token(c, tok, sizeof tok, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "empty"));
+    write_file(path, "tok\nother\n", 10);
+    assert_int_equal(sluice_config_admin_token(c, tok, sizeof tok, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "more than one line"));
+    write_file(path, "ab:cd\n", 6);
+    assert_int_equal(sluice_config_admin_token(c, tok, sizeof tok, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "character 3 of the token is not allowed"));
+    assert_null(strstr(err, "ab:cd"));
+    write_file(path, "ab\0cd\n", 6);
+    assert_int_equal(sluice_config_admin_token(c, tok, sizeof tok, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "NUL byte"));
+
+    /* Unreadable: a directory (fopen succeeds on Linux, the read fails),
+     * and missing. */
+    sluice_config_free(c);
+    c = with_token_file(dir);
+    assert_int_equal(sluice_config_admin_token(c, tok, sizeof tok, err, sizeof err), SLUICE_EIO);
+    assert_non_null(strstr(err, "service.admin_token_file: "));
+    assert_non_null(strstr(err, "Is a directory"));
+    sluice_config_free(c);
+    unlink(path);
+    c = with_token_file(path);
+    assert_int_equal(sluice_config_admin_token(c, tok, sizeof tok, err, sizeof err), SLUICE_EIO);
+    char want[512];
+    snprintf(want, sizeof want, "service.admin_token_file: %s: No such file or directory", path);
+    assert_string_equal(err, want);
+    sluice_config_free(c);
+    rmdir(dir);
+
+    /* An empty path is refused at load, at its position. */
+    static const char EMPTY[] = "service:\n  admin_token_file: \"\"\npools:\n  - name: a\n    workers: 1\n"
+                                "    queue_capacity: 2\n";
+    c = NULL;
+    assert_int_equal(sluice_config_load_string(EMPTY, strlen(EMPTY), "sluice.yaml", &NO_ENV, &c, err, sizeof err),
+                     SLUICE_EINVAL);
+    assert_null(c);
+    assert_non_null(strstr(err, "sluice.yaml:2:"));
+    assert_non_null(strstr(err, "admin_token_file"));
+    assert_non_null(strstr(err, "must be a file path, got \"\""));
+
+    /* The environment names a file too, as for every service key. */
+    const char *envp[] = {"SLUICE_SERVICE_ADMIN_TOKEN_FILE=/run/secrets/admin", NULL};
+    sluice_config_load_opts eo = {.envp = envp};
+    assert_int_equal(sluice_config_load_string(TWO_POOLS, strlen(TWO_POOLS), "sluice.yaml", &eo, &c, err,
+                                               sizeof err),
+                     SLUICE_OK);
+    assert_string_equal(c->service.admin_token_file, "/run/secrets/admin");
+    sluice_config_free(c);
+
+    /* NULLs. */
+    assert_int_equal(sluice_config_admin_token(NULL, tok, sizeof tok, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(sluice_config_read_token_file(NULL, NULL, tok, sizeof tok, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "token file: no path"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_from_config),
         cmocka_unit_test(test_create_all_or_nothing),
         cmocka_unit_test(test_reload_reaches_pools_and_budget),
+        cmocka_unit_test(test_admin_token_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

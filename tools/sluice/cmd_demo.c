@@ -16,15 +16,18 @@
  *      SLUICE_POOL_* overrides); any problem exits 2 with one reason;
  *   3. take over the spool (--spool), then build the service from the
  *      config (sluice_service_create_from_config: the signal thread, and
- *      each pool registered once for metrics, admin and the drain); start
- *      the admin server on it (a port in use exits 1 naming the address);
+ *      each pool registered once for metrics, admin and the drain); give
+ *      each batched pool (demo_batch) its batcher, in the same registry;
+ *      start the admin server on it (a port in use exits 1 naming the address);
  *      replay the spool, then start the view and the producers: a thread
  *      that cannot start shuts the run down at once and it exits 1;
  *   4. sluice_service_run: ready, then on the signal not-ready, grace,
- *      stop producers, drain;
+ *      stop producers (and drain the batchers, sending partial batches
+ *      while the pools still take work), drain the pools;
  *   5. wait for the last running tasks, stop the admin server, print the
  *      reconciliation; one teardown (teardown()) for every exit after the
- *      config loaded: the service destroys the pools in order.
+ *      config loaded: the batchers go first, then the service destroys
+ *      the pools in order.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -37,6 +40,7 @@
 
 #include "base/rules.h"
 #include "sluice/log.h"
+#include "sluice/sync_metrics.h"
 
 #include "commands.h"
 #include "demo.h"
@@ -103,6 +107,8 @@ static const char BUILTIN_CONFIG[] =
     "    demo_latency_p50: 80ms\n"
     "    demo_latency_p99: 600ms\n"
     "    demo_weight: 0.3\n"
+    "    demo_batch: 50\n"
+    "    demo_batch_wait: 1s\n"
     "downstream_budget:\n"
     "  - downstream: apns\n"
     "    total_limit: 1000\n"
@@ -123,7 +129,9 @@ static void help(FILE *out)
                  "\n"
                  "Run the reference service: a notifications dispatcher with one pool per\n"
                  "destination (push K=1000, sms K=100, email K=200: each destination's\n"
-                 "concurrency limit), blocking backpressure and simulated downstreams. Serves\n"
+                 "concurrency limit), blocking backpressure and simulated downstreams. Email\n"
+                 "goes out in batches of up to 50 per downstream call (or 1s after the first),\n"
+                 "as an SES bulk send would (demo_batch in the config). Serves\n"
                  "/metrics, /health/live, /health/ready, /health/pools, /debug/pools and the\n"
                  "web console at / (watch it there or with `sluice top`). On Ctrl-C,\n"
                  "SIGTERM or the end of --duration it drains and prints the reconciliation;\n"
@@ -157,7 +165,8 @@ static void help(FILE *out)
                  "  --admin-token-file FILE\n"
                  "                      /debug/* and the console's data need \"Authorization:\n"
                  "                      Bearer <the token in FILE>\" (one line, A-Z a-z 0-9\n"
-                 "                      - . _ ~ + / =, at most 256)\n"
+                 "                      - . _ ~ + / =, at most 256); wins over the config's\n"
+                 "                      service.admin_token_file\n"
                  "  --scenario saas     instead of the service, the multi-tenant case study:\n"
                  "                      tenant A floods 500 long jobs, B-Z submit at their\n"
                  "                      rates, through a FIFO and a fair pool (K=64 each) side\n"
@@ -247,49 +256,8 @@ static bool parse_fault(const char *arg, bool stall, demo_fault *f)
     return *s == '\0';
 }
 
-#define TOKEN_MAX 256 /* SLUICE_ADMIN_TOKEN_MAX */
-_Static_assert(sizeof((demo_opts *)0)->admin_token == TOKEN_MAX + 1, "demo_opts.admin_token holds TOKEN_MAX");
-
-/* --admin-token-file: the token is the file's first line (a trailing
- * newline and spaces dropped). On a problem: one line saying what, false. */
-static bool read_token_file(const char *path, char *token, size_t len)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "sluice demo: --admin-token-file: %s: %s\n", path, strerror(errno));
-        return false;
-    }
-    char buf[TOKEN_MAX + 8];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *nl = strchr(buf, '\n');
-    if (nl) {
-        *nl = '\0';
-    }
-    n = strlen(buf);
-    while (n > 0 && (buf[n - 1] == ' ' || buf[n - 1] == '\r' || buf[n - 1] == '\t')) {
-        buf[--n] = '\0';
-    }
-    if (n == 0 || n > TOKEN_MAX || n >= len) {
-        fprintf(stderr, "sluice demo: --admin-token-file: %s: want one line of 1..%d characters, got %s\n",
-                path, TOKEN_MAX, n == 0 ? "none" : "more");
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)buf[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              strchr("-._~+/=", c))) {
-            fprintf(stderr,
-                    "sluice demo: --admin-token-file: %s: character %zu is not allowed (A-Z a-z 0-9 - . _ ~ "
-                    "+ / =)\n",
-                    path, i + 1);
-            return false;
-        }
-    }
-    memcpy(token, buf, n + 1);
-    return true;
-}
+_Static_assert(sizeof((demo_opts *)0)->admin_token == SLUICE_CONFIG_ADMIN_TOKEN_MAX + 1,
+               "demo_opts.admin_token holds a token");
 
 enum {
     OPT_RATE = 256,
@@ -331,6 +299,7 @@ static int parse_flags(int argc, char **argv, demo_opts *o)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    char tokerr[512];
     memset(o, 0, sizeof *o);
     o->rate = 200;
     o->seed = 1;
@@ -375,7 +344,9 @@ static int parse_flags(int argc, char **argv, demo_opts *o)
             }
             break;
         case OPT_ADMIN_TOKEN_FILE:
-            if (!read_token_file(optarg, o->admin_token, sizeof o->admin_token)) {
+            if (sluice_config_read_token_file(optarg, "--admin-token-file", o->admin_token,
+                                              sizeof o->admin_token, tokerr, sizeof tokerr) != SLUICE_OK) {
+                fprintf(stderr, "sluice demo: %s\n", tokerr);
                 return SLUICE_EXIT_USAGE;
             }
             break;
@@ -462,6 +433,11 @@ static void on_stop_producers(void *user)
 {
     demo *d = user;
     atomic_store(&d->stop_producers, true);
+    /* Before the pools drain: close the batchers (a producer waiting in an
+     * add gets SLUICE_ECLOSED and stops) and send their partial batches
+     * while the pools still take work. Bounded by each batcher's drain
+     * deadline, so a stalled downstream cannot hold the shutdown here. */
+    demo_drain_batchers(d);
 }
 
 static void on_log(void *user, const char *line)
@@ -522,6 +498,12 @@ static void prepare_pool(void *user, const sluice_config_pool *cp, size_t index,
     p->rate = weight_sum > 0 ? d->opts.rate * w / weight_sum : 0;
     atomic_store(&p->p50_ns, dk->latency_p50_ns ? dk->latency_p50_ns : 50 * SLUICE_NS_PER_MS);
     atomic_store(&p->p99_ns, dk->latency_p99_ns ? dk->latency_p99_ns : 500 * SLUICE_NS_PER_MS);
+    p->batch_size = dk->batch;
+    p->batch_wait_ns = dk->batch_wait_ns ? dk->batch_wait_ns : SLUICE_NS_PER_SEC;
+    /* A quarter of the pool's drain deadline to send what the batcher
+     * holds; the batches it sent then drain with the pool (its full
+     * deadline), so a shutdown takes at most 1.25 times it. */
+    p->batch_drain_ns = sluice_config_pool_drain_timeout(d->config, cp) / 4;
     pc->abandon_handler = demo_on_abandon;
     pc->panic_handler = demo_on_panic;
     pc->event_handler = demo_on_event;
@@ -541,6 +523,11 @@ static int teardown(demo *d, sluice_logger *logger, int rc)
     demo_stop_view(d);
     demo_join_producers(d);
     demo_admin_stop(d);
+    /* Batchers before the pools they run on (their batches hand back
+     * through the spool, still open), and out of /metrics first. */
+    demo_destroy_batchers(d, d->sync_metrics);
+    sluice_sync_metrics_destroy(d->sync_metrics);
+    d->sync_metrics = NULL;
     sluice_service_destroy(d->svc); /* still logs worker exits: the logger outlives it */
     d->svc = NULL;
     if (d->spool && !demo_spool_close(d, stdout)) {
@@ -613,6 +600,17 @@ int sluice_cmd_demo(int argc, char **argv)
         return r == SLUICE_OK ? SLUICE_EXIT_OK : SLUICE_EXIT_FAIL;
     }
 
+    /* The admin token: --admin-token-file (read with the flags) wins over
+     * service.admin_token_file, read here, at start: the config holds
+     * only its path, which is all --print-config above shows. */
+    if (!d.opts.admin_token[0] &&
+        sluice_config_admin_token(d.config, d.opts.admin_token, sizeof d.opts.admin_token, err, sizeof err) !=
+            SLUICE_OK) {
+        fprintf(stderr, "sluice demo: %s\nsluice demo: the config was refused; nothing started\n", err);
+        sluice_config_free(d.config);
+        return SLUICE_EXIT_USAGE;
+    }
+
     /* 3. Start. */
     pthread_mutex_init(&d.config_mu, NULL);
     pthread_mutex_init(&d.log_mu, NULL);
@@ -650,6 +648,15 @@ int sluice_cmd_demo(int argc, char **argv)
     d.pool_count = sluice_service_pool_count(d.svc);
     for (size_t i = 0; i < d.pool_count; i++) {
         d.pools[i].pool = sluice_service_pool(d.svc, i);
+    }
+    /* Batched pools (demo_batch): a batcher per pool, in the service's
+     * registry (sluice_batcher_* on /metrics, labelled with the pool's name). */
+    sluice_sync_metrics *sm = NULL;
+    if (sluice_sync_metrics_create(sluice_service_metrics(d.svc), &sm) == SLUICE_OK) {
+        d.sync_metrics = sm;
+    }
+    if (!demo_start_batchers(&d, d.sync_metrics)) {
+        return teardown(&d, logger, SLUICE_EXIT_FAIL);
     }
     const char *listen = d.opts.listen ? d.opts.listen : d.config->service.listen;
     if (demo_admin_start(&d, listen, err, sizeof err) != 0) {

@@ -14,6 +14,16 @@
  * whether it was replayed from the spool, and its id, packed in a
  * uintptr_t (DEMO_NOTE_*), so a handed-back task can be written to the
  * spool as "which notification" without any allocation per task.
+ *
+ * A pool with `demo_batch: N` (email in the built-in config) is batched:
+ * its producer (and the spool's replay) adds each notification, the same
+ * packed pointer, to a sluice_batcher on the pool instead of submitting
+ * it, and one pool task sends up to N of them in one simulated downstream
+ * call. A batch that fails (--error-rate, --panic-rate, a stall cut by the
+ * drain, a refused or abandoned batch task, items still unsent at the
+ * batcher's drain deadline) reaches demo_on_batch_failed, which hands each
+ * notification back as demo_on_abandon does. The batcher is drained when
+ * the producers stop and destroyed before the service destroys the pools.
  */
 #ifndef SLUICE_TOOLS_DEMO_H
 #define SLUICE_TOOLS_DEMO_H
@@ -23,6 +33,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "sluice/batcher.h"
 #include "sluice/config.h"
 #include "sluice/pool.h"
 #include "sluice/service.h"
@@ -61,9 +72,10 @@ typedef struct demo_opts {
     int view;       /* DEMO_VIEW_* */
     int log_format; /* sluice_log_format: 0 logfmt, 1 json */
     const char *spool_path; /* --spool: NULL = handed-back notifications are only counted */
-    /* --admin-token-file: the token; "" = none. At most 256 characters
-     * (SLUICE_ADMIN_TOKEN_MAX; admin.h is optional here). */
-    char admin_token[256 + 1];
+    /* --admin-token-file, else service.admin_token_file: the token; "" =
+     * none. At most SLUICE_CONFIG_ADMIN_TOKEN_MAX (= SLUICE_ADMIN_TOKEN_MAX;
+     * admin.h is optional here). */
+    char admin_token[SLUICE_CONFIG_ADMIN_TOKEN_MAX + 1];
     const char *scenario; /* --scenario: NULL = the notifications service; "saas" (demo_saas.c) */
 } demo_opts;
 
@@ -94,12 +106,22 @@ typedef struct demo_pool {
     atomic_uint_fast64_t handed_back; /* abandon handler calls */
     atomic_uint_fast64_t panics_seen; /* panic handler calls */
     atomic_uint_fast64_t replayed;    /* accepted from the spool at start (also in `accepted`) */
+    /* demo_batch: the batcher its notifications go through (NULL: one task
+     * each), created after the pool and destroyed before it. */
+    sluice_batcher *batcher;
+    unsigned batch_size;     /* demo_batch (0: not batched) */
+    uint64_t batch_wait_ns;  /* demo_batch_wait */
+    uint64_t batch_drain_ns; /* the batcher's drain deadline at stop_producers */
+    atomic_uint_fast64_t batch_delivered;   /* items of batches the send accepted (demo's own count) */
+    atomic_uint_fast64_t batch_handed_back; /* items the batch failure handler handed back */
+    atomic_uint_fast64_t batch_failures;    /* failure handler calls */
     /* demo_notifications_refused_total{name=...} when the admin server
      * runs (set before the producers start), else NULL. */
     void *refused_series;
 
     /* The view's previous snapshot, for per-second rates. View thread only. */
     uint64_t last_done;
+    uint64_t last_batches, last_batch_items; /* sealed batches and their items (batched pools) */
     uint64_t last_hist[SLUICE_HIST_MAX_BUCKETS + 1];
 } demo_pool;
 
@@ -128,6 +150,7 @@ typedef struct demo {
     char admin_url[96];
     atomic_uint_fast64_t next_id; /* the next notification id */
     struct demo_spool *spool;     /* --spool, or NULL */
+    void *sync_metrics;           /* sluice_sync_metrics for the batchers, or NULL */
     /* A thread the demo needs could not be started: the run is shut down
      * at once and exits 1 (issue 12.12). Set on the main thread. */
     bool start_failed;
@@ -150,6 +173,22 @@ int demo_thread_create(pthread_t *thread, void *(*start)(void *), void *arg, con
 void demo_on_abandon(const sluice_abandoned *task, void *user);
 void demo_on_panic(const sluice_panic_info *info, void *user);
 void demo_on_event(const sluice_pool_event *event, void *user);
+/* The batch function and failure handler of a batched pool (user = its
+ * demo_pool). */
+int demo_batch_send(void **items, size_t n, void *user);
+void demo_on_batch_failed(void **items, size_t n, int rc, sluice_batch_failure why, void *user);
+/* Batched pools: create each pool's batcher (after the pools, before the
+ * replay and the producers) and register it with `sm` (NULL: no metrics);
+ * false, said on stderr, when one cannot be created. */
+bool demo_start_batchers(demo *d, void *sm);
+/* Close each batcher and send its partial batch, waiting up to its
+ * batch_drain_ns (stop_producers: before the pools drain). */
+void demo_drain_batchers(demo *d);
+/* Unregister from `sm` and destroy (before the pools go). */
+void demo_destroy_batchers(demo *d, void *sm);
+/* Hand one notification back (spool first, then the caller counts); used
+ * by the abandon handler and the batch failure handler. */
+void demo_hand_back(demo *d, void *note);
 
 /* demo_view.c */
 void demo_log(demo *d, const char *fmt, ...) SLUICE_PRINTF(2, 3);

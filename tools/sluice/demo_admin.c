@@ -30,6 +30,9 @@
 #include "sluice/admin.h"
 #include "sluice/metrics.h"
 
+_Static_assert(SLUICE_ADMIN_TOKEN_MAX == SLUICE_CONFIG_ADMIN_TOKEN_MAX,
+               "a token the config reads is one the admin server takes");
+
 int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen)
 {
     sluice_admin_config cfg;
@@ -71,7 +74,8 @@ int demo_admin_start(demo *d, const char *listen, char *err, size_t errlen)
             "sees /metrics and /health/*%s\n",
             sluice_admin_address(admin),
             cfg.token ? "; /debug/* and the console's data need the token"
-                      : ", and /debug/* (pool configs, code addresses in stacks); set --admin-token-file");
+                      : ", and /debug/* (pool configs, code addresses in stacks); set --admin-token-file or "
+                        "service.admin_token_file");
     }
     d->admin = admin;
     return 0;

@@ -26,6 +26,17 @@
  * before it is counted, so whatever the demo counts as handed back is in
  * the file even if the process is killed right after.
  *
+ * A batched pool (demo_batch: N) sends up to N notifications per
+ * downstream call: the producer adds each one to the pool's batcher, and
+ * demo_batch_send makes ONE simulated call for the whole batch, with the
+ * same latency distribution, faults, --error-rate and --panic-rate as a
+ * single send (per batch, not per notification: a bulk API fails or
+ * succeeds as one call). Whatever the batcher cannot deliver comes back
+ * whole to demo_on_batch_failed, which hands each notification back
+ * exactly as demo_on_abandon does (spool first, then count), so a failed
+ * batch loses nothing. A batcher add that waits past the pool's
+ * submit_timeout is a refused notification, as a refused submit is.
+ *
  * Thread-safety: counters are atomics; the RNG is per thread.
  */
 #include <errno.h>
@@ -36,6 +47,7 @@
 #include <time.h>
 
 #include "sluice/log.h"
+#include "sluice/sync_metrics.h"
 #include "sluice/task.h"
 
 #include "demo.h"
@@ -163,19 +175,146 @@ static int deliver(demo *d, demo_pool *p, uint64_t seed)
     return fail ? 1 : 0;
 }
 
+void demo_hand_back(demo *d, void *note)
+{
+    /* Spool first, the caller counts after: a notification counted as
+     * handed back is already in the file (the crash-consistency promise of
+     * --spool). A failed write is counted by the spool and fails the run. */
+    if (d->spool) {
+        demo_spool_put(d, note);
+        if (DEMO_NOTE_REPLAYED(note)) {
+            demo_spool_replayed_done(d);
+        }
+    }
+}
+
 void demo_on_abandon(const sluice_abandoned *task, void *user)
 {
     demo_pool *p = user;
-    /* Spool first, count after: a notification counted as handed back is
-     * already in the file (the crash-consistency promise of --spool). A
-     * failed write is counted by the spool and fails the run. */
-    if (p->demo->spool && task->fn == demo_task) {
-        demo_spool_put(p->demo, task->arg);
-        if (DEMO_NOTE_REPLAYED(task->arg)) {
-            demo_spool_replayed_done(p->demo);
-        }
+    if (task->fn == demo_task) {
+        demo_hand_back(p->demo, task->arg);
     }
     atomic_fetch_add(&p->handed_back, 1);
+}
+
+/* ---- batched pools (demo_batch) ------------------------------------- */
+
+/* The batch function: one simulated downstream call for items[0..n).
+ * Not static, so that it has a name in /debug/pools/stacks. */
+int demo_batch_send(void **items, size_t n, void *user)
+{
+    demo_pool *p = user;
+    demo *d = p->demo;
+    uint64_t seed = d->opts.seed;
+    if (d->opts.panic_rate > 0 && rnd01(seed) < d->opts.panic_rate) {
+        /* The batcher's cleanup handler hands the batch to
+         * demo_on_batch_failed (PANICKED). */
+        sluice_panic("simulated panic in the %s client, batch of %zu (--panic-rate)", p->name, n);
+    }
+    int rc = deliver(d, p, seed);
+    if (rc != 0) {
+        return rc; /* the whole batch goes to demo_on_batch_failed (FAILED) */
+    }
+    atomic_fetch_add(&p->batch_delivered, n);
+    for (size_t i = 0; i < n; i++) {
+        if (DEMO_NOTE_REPLAYED(items[i])) {
+            demo_spool_replayed_done(d);
+        }
+    }
+    return 0;
+}
+
+void demo_on_batch_failed(void **items, size_t n, int rc, sluice_batch_failure why, void *user)
+{
+    demo_pool *p = user;
+    demo *d = p->demo;
+    for (size_t i = 0; i < n; i++) {
+        demo_hand_back(d, items[i]);
+    }
+    atomic_fetch_add(&p->batch_handed_back, n);
+    uint64_t k = atomic_fetch_add(&p->batch_failures, 1) + 1;
+    /* The 1st, 2nd, 4th, 8th, ...: a failure storm stays readable. */
+    if ((k & (k - 1)) == 0) {
+        demo_log(d,
+                 "pool %s: a batch of %zu was not delivered (%s, rc %d): handed back%s (%llu batches so far)",
+                 p->name, n, sluice_batch_failure_name(why), rc, d->spool ? " to the spool" : "",
+                 (unsigned long long)k);
+    }
+}
+
+bool demo_start_batchers(demo *d, void *sm)
+{
+    bool ok = true;
+    for (size_t i = 0; i < d->pool_count; i++) {
+        demo_pool *p = &d->pools[i];
+        if (!p->batch_size) {
+            continue;
+        }
+        sluice_pool_config pc;
+        sluice_pool_config_get(p->pool, &pc);
+        sluice_batcher_config bc;
+        sluice_batcher_config_init(&bc);
+        bc.name = p->name; /* sluice_batcher_*{name="email"} */
+        bc.pool = p->pool;
+        bc.max_items = p->batch_size;
+        bc.max_delay_ns = p->batch_wait_ns;
+        bc.max_in_flight = 0; /* one batch per worker at most: batches never queue behind each other */
+        /* Backpressure as a plain pool's: an add waits for room as long as a
+         * BLOCK submit would (then the notification is refused). */
+        bc.add_timeout_ns = pc.submit_timeout_ns;
+        bc.batch_fn = demo_batch_send;
+        bc.failure_fn = demo_on_batch_failed;
+        bc.user = p;
+        char err[256];
+        sluice_err r = sluice_batcher_create(&bc, &p->batcher, err, sizeof err);
+        if (r != SLUICE_OK) {
+            fprintf(stderr, "sluice demo: pool %s: cannot create its batcher (demo_batch %u): %s\n", p->name,
+                    p->batch_size, err[0] ? err : sluice_strerror(r));
+            p->batcher = NULL;
+            ok = false;
+            continue;
+        }
+        if (sm && sluice_sync_metrics_add_batcher(sm, p->batcher) != SLUICE_OK) {
+            demo_log(d, "pool %s: its batcher is not in /metrics (could not register it)", p->name);
+        }
+    }
+    return ok;
+}
+
+void demo_drain_batchers(demo *d)
+{
+    for (size_t i = 0; i < d->pool_count; i++) {
+        demo_pool *p = &d->pools[i];
+        if (!p->batcher) {
+            continue;
+        }
+        sluice_batcher_drain_report rep;
+        sluice_err r = sluice_batcher_drain(p->batcher, p->batch_drain_ns, &rep);
+        if (r == SLUICE_ETIMEDOUT) {
+            demo_log(
+                d,
+                "pool %s: batcher drain deadline: %llu notifications not yet sent handed back, %llu batches "
+                "left to the pool's drain",
+                p->name, (unsigned long long)rep.items_unsent, (unsigned long long)rep.in_flight);
+        }
+    }
+}
+
+void demo_destroy_batchers(demo *d, void *sm)
+{
+    for (size_t i = 0; i < d->pool_count; i++) {
+        demo_pool *p = &d->pools[i];
+        if (!p->batcher) {
+            continue;
+        }
+        if (sm) {
+            sluice_sync_metrics_remove_batcher(sm, p->batcher); /* ENOENT when it was never added */
+        }
+        /* Drains without a limit first: the pool still exists (or has
+         * drained, and then refuses the batch: handed back). */
+        sluice_batcher_destroy(p->batcher);
+        p->batcher = NULL;
+    }
 }
 
 void demo_on_panic(const sluice_panic_info *info, void *user)
@@ -220,7 +359,11 @@ static void *producer_main(void *arg)
             next = now - SLUICE_NS_PER_SEC; /* bounded catch-up */
         }
         uint64_t id = atomic_fetch_add(&d->next_id, 1) & DEMO_NOTE_ID_MAX;
-        sluice_err r = sluice_pool_submit_ex(p->pool, demo_task, DEMO_NOTE(p->index, false, id), &so);
+        void *note = DEMO_NOTE(p->index, false, id);
+        /* Batched: into the current batch (ECLOSED once the batcher drains
+         * at stop_producers); otherwise a task of its own. */
+        sluice_err r = p->batcher ? sluice_batcher_add(p->batcher, note)
+                                  : sluice_pool_submit_ex(p->pool, demo_task, note, &so);
         if (r == SLUICE_OK) {
             atomic_fetch_add(&p->accepted, 1);
         } else if (r == SLUICE_ECLOSED) {

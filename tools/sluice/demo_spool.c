@@ -33,8 +33,9 @@
  *   2. write them all to FILE.replaying.tmp, fsync, rename over
  *      FILE.replaying, fsync the directory;
  *   3. truncate FILE (its lines are in FILE.replaying now) and fsync it.
- * Then demo_spool_replay submits each one to the pool of its name (a
- * pool that is no longer configured keeps it in FILE, with a warning).
+ * Then demo_spool_replay submits each one to the pool of its name, or
+ * adds it to that pool's batcher when the pool is batched (a pool that is
+ * no longer configured keeps it in FILE, with a warning).
  *
  * Thread-safety: put and replayed_done run on workers and the draining
  * thread; counters are atomics and each line is one write() (O_APPEND
@@ -352,7 +353,10 @@ void demo_spool_replay(demo *d)
         demo_pool *p = &d->pools[idx];
         sluice_submit_opts so = {.label = p->name};
         atomic_fetch_add(&sp->outstanding, 1);
-        sluice_err r = sluice_pool_submit_ex(p->pool, demo_task, DEMO_NOTE(idx, true, e->id), &so);
+        void *note = DEMO_NOTE(idx, true, e->id);
+        /* A batched pool sends replayed notifications in batches too. */
+        sluice_err r = p->batcher ? sluice_batcher_add(p->batcher, note)
+                                  : sluice_pool_submit_ex(p->pool, demo_task, note, &so);
         if (r == SLUICE_OK) {
             atomic_fetch_add(&p->accepted, 1);
             atomic_fetch_add(&p->replayed, 1);

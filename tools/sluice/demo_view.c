@@ -11,6 +11,11 @@
  * a log file. The same thread ends a --duration run by asking the
  * service to shut down, exactly as SIGTERM would.
  *
+ * A batched pool (demo_batch) also shows its batcher: batches sealed per
+ * second and their mean size over the last second (from the batcher's
+ * size histogram), batches in flight and notifications pending. Its pool's
+ * tasks/s counts batches: the downstream calls, fewer by the batch size.
+ *
  * p99 over the last second comes from the difference of two histogram
  * snapshots, interpolated inside its bucket the way PromQL's
  * histogram_quantile does (so it matches the dashboards, and is as
@@ -22,6 +27,17 @@
  * demo counted itself: the producer's accepted submits equal the pool's
  * `submitted` (plus any /health/pools probes, which are tasks too), and the abandon handler saw dropped +
  * shed + abandoned tasks. A run "balances" only when all three hold for every pool.
+ *
+ * A batched pool's tasks are batches (replayed notifications go through
+ * the batcher too), so its notifications are counted through the
+ * batcher instead, and both identities must hold:
+ *     notifications: accepted = added = delivered + handed back (items)
+ *     batch tasks:   submitted = completed + failed + ... + abandoned
+ * with the cross-checks that the pool accepted every sealed batch the
+ * batcher did not see refused (the rest of `submitted` are probes), the
+ * failure handler saw every failed item, the send every delivered one, and
+ * the tasks the pool handed back are the batches the batcher saw abandoned
+ * plus those the abandon handler saw.
  *
  * Thread-safety: log lines are appended under log_mu from any thread; the
  * view's per-pool `last_*` fields belong to the view thread.
@@ -94,10 +110,23 @@ static void fmt_p99(double s, char *buf, size_t len)
     }
 }
 
+static void fmt_mean(double mean, char *buf, size_t len)
+{
+    if (mean < 0) {
+        snprintf(buf, len, "-");
+    } else {
+        snprintf(buf, len, "%.1f", mean);
+    }
+}
+
 typedef struct row {
     sluice_pool_stats st;
     double tasks_per_s;
     double p99_s;
+    /* batched pools */
+    sluice_batcher_stats bst;
+    double batches_per_s;
+    double mean_batch; /* items per batch sealed in the last second; -1 none */
 } row;
 
 static void snapshot(demo_pool *p, row *r, double dt)
@@ -114,6 +143,16 @@ static void snapshot(demo_pool *p, row *r, double dt)
         p->last_hist[i] = h.counts[i];
     }
     r->p99_s = quantile(&h, delta, 0.99);
+    if (p->batcher) {
+        sluice_batcher_stats_get(p->batcher, &r->bst);
+        sluice_batcher_size_histogram(p->batcher, &h);
+        uint64_t items = (uint64_t)h.sum_seconds; /* the size histogram's sum is items */
+        uint64_t batches = h.count - p->last_batches;
+        r->batches_per_s = dt > 0 ? (double)batches / dt : 0;
+        r->mean_batch = batches ? (double)(items - p->last_batch_items) / (double)batches : -1;
+        p->last_batches = h.count;
+        p->last_batch_items = items;
+    }
 }
 
 static void draw_tty(demo *d, row *rows, uint64_t up_ns)
@@ -138,6 +177,17 @@ static void draw_tty(demo *d, row *rows, uint64_t up_ns)
             p99, (unsigned long long)r->st.failed, (unsigned long long)r->st.panicked,
             (unsigned long long)(r->st.dropped + r->st.shed),
             (unsigned long long)atomic_load(&d->pools[i].refused));
+    }
+    for (size_t i = 0; i < d->pool_count; i++) {
+        demo_pool *p = &d->pools[i];
+        if (!p->batcher) {
+            continue;
+        }
+        row *r = &rows[i];
+        char mean[16];
+        fmt_mean(r->mean_batch, mean, sizeof mean);
+        OUT("%-8.8s batches of <=%u: %.1f/s, mean %s; %u in flight, %zu pending\n", p->name, p->batch_size,
+            r->batches_per_s, mean, r->bst.in_flight, r->bst.pending_items);
     }
     OUT("\n");
     pthread_mutex_lock(&d->log_mu);
@@ -167,6 +217,11 @@ static void draw_plain(demo *d, row *rows, uint64_t up_ns)
                (unsigned long long)r->st.failed, (unsigned long long)r->st.panicked,
                (unsigned long long)(r->st.dropped + r->st.shed),
                (unsigned long long)atomic_load(&d->pools[i].refused));
+        if (d->pools[i].batcher) {
+            char mean[16];
+            fmt_mean(r->mean_batch, mean, sizeof mean);
+            printf(" batches=%.1f/s mean_batch=%s", r->batches_per_s, mean);
+        }
     }
     printf("\n");
     fflush(stdout);
@@ -234,6 +289,76 @@ void demo_stop_view(demo *d)
      * screen are already on it. */
 }
 
+/* A batched pool's checks beyond its task identity (which the caller
+ * checked): see the file's header. Says why in `why` when false; on true,
+ * `why` says how many health probes `submitted` holds, if any. */
+static bool reconcile_batched(demo_pool *p, const sluice_pool_stats *st, char *why, size_t len)
+{
+    sluice_batcher_stats b;
+    sluice_batcher_stats_get(p->batcher, &b);
+    uint64_t accepted = atomic_load(&p->accepted);
+    uint64_t handed = atomic_load(&p->handed_back);
+    uint64_t batch_tasks = b.batches - b.failures[SLUICE_BATCH_REFUSED];
+    if (b.in_flight != 0 || b.pending_items != 0) {
+        snprintf(why, len, "  (batcher not quiescent: %u batches out, %zu items pending)", b.in_flight,
+                 b.pending_items);
+    } else if (accepted != b.added) {
+        snprintf(why, len, "  (accepted %llu, batcher added %llu)", (unsigned long long)accepted,
+                 (unsigned long long)b.added);
+    } else if (b.added != b.delivered + b.failed_items) {
+        snprintf(why, len, "  (batcher: %llu items unaccounted)",
+                 (unsigned long long)(b.added > b.delivered + b.failed_items
+                                          ? b.added - b.delivered - b.failed_items
+                                          : b.delivered + b.failed_items - b.added));
+    } else if (atomic_load(&p->batch_delivered) != b.delivered) {
+        snprintf(why, len, "  (the send counted %llu delivered)",
+                 (unsigned long long)atomic_load(&p->batch_delivered));
+    } else if (atomic_load(&p->batch_handed_back) != b.failed_items) {
+        snprintf(why, len, "  (the failure handler saw %llu)",
+                 (unsigned long long)atomic_load(&p->batch_handed_back));
+    } else if (batch_tasks > st->submitted) {
+        snprintf(why, len, "  (pool took %llu tasks for %llu batches)", (unsigned long long)st->submitted,
+                 (unsigned long long)batch_tasks);
+    } else if (handed + b.failures[SLUICE_BATCH_ABANDONED] != st->dropped + st->shed + st->abandoned) {
+        snprintf(why, len, "  (handed back %llu batches + %llu tasks)",
+                 (unsigned long long)b.failures[SLUICE_BATCH_ABANDONED], (unsigned long long)handed);
+    } else {
+        if (st->submitted > batch_tasks) {
+            snprintf(why, len, "  (%llu health probes)", (unsigned long long)(st->submitted - batch_tasks));
+        }
+        return true;
+    }
+    return false;
+}
+
+/* Two lines per batched pool under the table: its notifications, and
+ * its batches (the pool's tasks in the table). */
+static void reconcile_batched_line(demo_pool *p, FILE *out)
+{
+    sluice_batcher_stats b;
+    sluice_batcher_stats_get(p->batcher, &b);
+    static sluice_histogram h; /* large; the main thread only */
+    sluice_batcher_size_histogram(p->batcher, &h);
+    fprintf(out,
+            "%s notifications (batched, up to %u per call): accepted %llu = added %llu = delivered %llu + "
+            "handed back %llu\n",
+            p->name, p->batch_size, (unsigned long long)atomic_load(&p->accepted),
+            (unsigned long long)b.added, (unsigned long long)b.delivered, (unsigned long long)b.failed_items);
+    fprintf(
+        out,
+        "%s batches (its tasks above): %llu sent (by size %llu, time %llu, drain %llu; mean %.1f per batch), "
+        "%llu ok, %llu not delivered (failed %llu, panicked %llu, refused %llu, abandoned %llu, unsent "
+        "%llu)\n",
+        p->name, (unsigned long long)b.batches, (unsigned long long)b.flushes[SLUICE_FLUSH_SIZE],
+        (unsigned long long)b.flushes[SLUICE_FLUSH_TIME], (unsigned long long)b.flushes[SLUICE_FLUSH_DRAIN],
+        h.count ? h.sum_seconds / (double)h.count : 0.0, (unsigned long long)b.batches_ok,
+        (unsigned long long)b.batches_failed, (unsigned long long)b.failures[SLUICE_BATCH_FAILED],
+        (unsigned long long)b.failures[SLUICE_BATCH_PANICKED],
+        (unsigned long long)b.failures[SLUICE_BATCH_REFUSED],
+        (unsigned long long)b.failures[SLUICE_BATCH_ABANDONED],
+        (unsigned long long)b.failures[SLUICE_BATCH_UNSENT]);
+}
+
 bool demo_reconcile(demo *d, FILE *out)
 {
     bool all_ok = true;
@@ -265,6 +390,8 @@ bool demo_reconcile(demo *d, FILE *out)
                 snprintf(why, sizeof why, "  (%llu unaccounted)",
                          (unsigned long long)(st.submitted > outcomes ? st.submitted - outcomes
                                                                       : outcomes - st.submitted));
+            } else if (p->batcher) {
+                ok = reconcile_batched(p, &st, why, sizeof why);
             } else if (accepted > st.submitted) {
                 /* submitted may exceed accepted by the admin's health
                  * probes (/health/pools), which are real tasks too. */
@@ -295,6 +422,11 @@ bool demo_reconcile(demo *d, FILE *out)
                 (unsigned long long)st.failed, (unsigned long long)st.panicked,
                 (unsigned long long)st.dropped, (unsigned long long)st.shed, (unsigned long long)st.abandoned,
                 ok ? "ok" : "MISMATCH", why);
+    }
+    for (size_t i = 0; i < d->pool_count; i++) {
+        if (d->pools[i].batcher) {
+            reconcile_batched_line(&d->pools[i], out);
+        }
     }
     fprintf(out, "refused at submit (never accepted; the producer kept them): %llu\n",
             (unsigned long long)tot_refused);
