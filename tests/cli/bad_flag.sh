@@ -25,7 +25,7 @@ run 2 demo --listen 9464;             one_line "--listen: must be host:port with
 run 2 demo --listen 127.0.0.1:-1;     one_line "--listen: must be host:port with a port in 0..65535"
 run 2 demo --admin-token-file "$TMP/none"; one_line "--admin-token-file: $TMP/none: No such file or directory"
 printf 'has space\n' >"$TMP/tok"
-run 2 demo --admin-token-file "$TMP/tok"; one_line "character 4 is not allowed"
+run 2 demo --admin-token-file "$TMP/tok"; one_line "character 4 of the token is not allowed"
 : >"$TMP/tok"
-run 2 demo --admin-token-file "$TMP/tok"; one_line "want one line of 1..256 characters, got none"
+run 2 demo --admin-token-file "$TMP/tok"; one_line "--admin-token-file: $TMP/tok: empty; want one line holding the token"
 echo ok
