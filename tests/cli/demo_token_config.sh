@@ -41,6 +41,8 @@ code() {
 }
 # start ARGS...: a demo in the background; sets pid and url.
 start() {
+    # A fresh file: the previous run's err already says "Ctrl-C drains".
+    rm -f "$TMP/out" "$TMP/err"
     "$SLUICE" demo --rate 50 --listen 127.0.0.1:0 --view none "$@" >"$TMP/out" 2>"$TMP/err" &
     pid=$!
     wait_for "$TMP/err" "Ctrl-C drains"
