@@ -511,7 +511,7 @@ typedef struct sluice_config_downstream {
 typedef struct sluice_config_service {
     char *name;                       /* default "sluice" */
     char *listen;                     /* admin address host:port; default "127.0.0.1:9464" */
-    uint64_t drain_budget_ns;         /* total drain time for all pools; default 30s */
+    uint64_t drain_budget_ns;         /* total drain time for all pools; default 25s */
     uint64_t shutdown_grace_ns;       /* not-ready -> stop producers; default 0 */
     uint64_t orchestrator_grace_ns;   /* the orchestrator's kill grace; default 30s */
     uint64_t saturation_threshold_ns; /* /health/ready turns 503 after a pool is saturated this long; 30s */
