@@ -1,5 +1,5 @@
 /*
- * tests/core/review_caller_runs_after_close.c - review reproducer: once
+ * tests/core/caller_runs_after_drain.c - regression test: once
  * drain() has returned SLUICE_OK, no CALLER_RUNS task may start.
  *
  * A CALLER_RUNS submitter whose push found the queue full before drain

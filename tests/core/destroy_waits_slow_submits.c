@@ -1,5 +1,5 @@
 /*
- * tests/core/review_destroy_slowpath.c - review reproducer: destroy must
+ * tests/core/destroy_waits_slow_submits.c - regression test: destroy must
  * wait for every submit that is inside the full-queue slow path, not only
  * for those already counted in `waiting`.
  *

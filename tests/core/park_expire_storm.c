@@ -1,5 +1,5 @@
 /*
- * tests/core/review_park_storm.c - review guard: no lost wake-up while
+ * tests/core/park_expire_storm.c - regression guard: no lost wake-up while
  * workers park, expire and restart all the time.
  *
  * A K=4 pool with min_workers=1 and a 1 ns idle expiry: every worker

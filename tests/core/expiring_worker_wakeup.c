@@ -1,5 +1,5 @@
 /*
- * tests/core/review_expiry_race.c - review reproducer: a task submitted
+ * tests/core/expiring_worker_wakeup.c - regression test: a task submitted
  * while the only worker is expiring must still run (no lost wake-up).
  *
  * The window (worker.c): an expiring worker decides to leave in park()

@@ -1,5 +1,5 @@
 /*
- * tests/core/review_drain_caller_runs.c - review reproducer: a drain that
+ * tests/core/drain_waits_caller_runs.c - regression test: a drain that
  * returns SLUICE_OK must not leave an accepted task running.
  *
  * Under CALLER_RUNS a full queue makes submit run the task on the

@@ -1,5 +1,5 @@
 /*
- * tests/core/review_guards.c - regression guards from the concurrency
+ * tests/core/concurrency_rules.c - regression guards from the concurrency
  * review of src/core (they pass on the current code and pin down rules the
  * review checked):
  *
@@ -214,5 +214,5 @@ int main(void)
         cmocka_unit_test(test_nested_caller_runs_frames),
         cmocka_unit_test(test_drop_oldest_exactly_once),
     };
-    return cmocka_run_group_tests_name("core_review_guards", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("core_concurrency_rules", tests, NULL, NULL);
 }

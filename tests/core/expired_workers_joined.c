@@ -1,5 +1,5 @@
 /*
- * tests/core/review_zombies.c - review reproducer: workers that exit by
+ * tests/core/expired_workers_joined.c - regression test: workers that exit by
  * idle expiry must be joined while the pool keeps running, not only at
  * resize/drain/destroy.
  *
