@@ -31,7 +31,16 @@
  *    probe results are smoothed (each moves it half way). Without probes a
  *    long-term average follows the congestion it causes and the limit
  *    creeps to max_limit (see docs/RATIONALE.md).
- * Dropped calls in gradient2 multiply the limit by `backoff` as in AIMD.
+ *  - SLUICE_ADAPTIVE_VEGAS: TCP Vegas as in Netflix's concurrency-limits,
+ *    on gradient2's windows and no-load RTT (probes included). It
+ *    estimates the calls queued downstream, queued = limit * (1 -
+ *    long_rtt / short_rtt), and with lg = max(1, log10(limit)): grows by
+ *    lg while queued < 3 lg (by 6 lg while queued <= lg), shrinks by lg
+ *    when queued > 6 lg, and holds in between; each move is smoothed by
+ *    `smoothing`. It settles at about K + 3..6 lg calls, K the Little's-law
+ *    K, with the band between as hysteresis.
+ * Dropped calls in gradient2 and vegas multiply the limit by `backoff` as
+ * in AIMD.
  *
  * Example (wrapping a downstream call):
  *
@@ -74,6 +83,7 @@ typedef struct sluice_adaptive sluice_adaptive;
 typedef enum sluice_adaptive_mode {
     SLUICE_ADAPTIVE_AIMD = 0,
     SLUICE_ADAPTIVE_GRADIENT2 = 1,
+    SLUICE_ADAPTIVE_VEGAS = 2,
 } sluice_adaptive_mode;
 
 /* What a call came to, given at release. */
@@ -106,9 +116,10 @@ typedef struct sluice_adaptive_config {
     /* gradient2: calls added beyond limit * gradient each window; >= 0.
      * 0 = 4 (use a tiny positive value for "none"). */
     double queue_size;
-    /* gradient2: weight of each window's new limit, in (0, 1]. 0 = 0.2. */
+    /* gradient2 and vegas: weight of each window's new limit, in (0, 1].
+     * 0 = 0.2. */
     double smoothing;
-    /* gradient2: windows between probes of the no-load RTT; 0 = 50.
+    /* gradient2 and vegas: windows between probes of the no-load RTT; 0 = 50.
      * A probe window admits min_limit calls for max(min_limit, 4) samples,
      * so it costs about 1/probe_interval of the throughput. */
     uint32_t probe_interval;
@@ -198,6 +209,42 @@ SLUICE_API uint32_t sluice_adaptive_limit_get(sluice_adaptive *lim);
  * every waiter with it. Releases still work. Idempotent.
  */
 SLUICE_API void sluice_adaptive_close(sluice_adaptive *lim);
+
+/*
+ * A window measured by the caller, for sluice_adaptive_observe: calls that
+ * ended in it, their mean RTT, and whether the limit was in use.
+ */
+typedef struct sluice_adaptive_window {
+    uint64_t successes;   /* calls that answered (their RTTs make the mean) */
+    uint64_t drops;       /* calls dropped for load (timeouts, refusals, shed) */
+    uint64_t mean_rtt_ns; /* mean RTT of the successes; ignored when there were none */
+    bool in_use;          /* the limit was the bound (work waited, or half of it ran): it may grow */
+} sluice_adaptive_window;
+
+/*
+ * sluice_adaptive_observe - feed one window that the caller measured in
+ * aggregate (the pool controller, sluice/control.h, reads it from a pool's
+ * histograms) instead of per call: the mode's rule runs once on it.
+ * drops > 0 backs off by `backoff` once (and ends a probe without a
+ * measurement); AIMD adds successes / limit when in_use, and backs off when
+ * the mean RTT exceeds rtt_threshold_ns; gradient2 and vegas treat it as
+ * one window with its mean RTT; during a probe window (the limit is then
+ * min_limit: the caller should run at it) the window is the probe's
+ * measurement. A window with no successes and no drops changes nothing.
+ * Returns SLUICE_OK; SLUICE_EINVAL when lim or w is NULL.
+ * Thread-safety: safe from any thread, also alongside acquire/release
+ * (both feed the same estimate).
+ */
+SLUICE_API sluice_err sluice_adaptive_observe(sluice_adaptive *lim, const sluice_adaptive_window *w);
+
+/*
+ * sluice_adaptive_limit_set - set the limit by hand (an operator's
+ * override, or a controller adopting a value it was given); the algorithm
+ * goes on from there, and calls admitted before it cannot back it off.
+ * Returns SLUICE_OK; SLUICE_EINVAL when lim is NULL or limit lies outside
+ * [min_limit, max_limit] (nothing changes). Thread-safe.
+ */
+SLUICE_API sluice_err sluice_adaptive_limit_set(sluice_adaptive *lim, uint32_t limit);
 
 /* A snapshot: gauges are values now, counters totals since create. */
 typedef struct sluice_adaptive_stats {

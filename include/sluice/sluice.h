@@ -27,5 +27,6 @@
 #include "sluice/keyed.h"
 #include "sluice/batcher.h"
 #include "sluice/adaptive.h"
+#include "sluice/control.h"
 
 #endif /* SLUICE_SLUICE_H */

@@ -1,5 +1,6 @@
 /*
- * src/sync/adaptive.c - an adaptive concurrency limiter (AIMD, gradient2).
+ * src/sync/adaptive.c - an adaptive concurrency limiter (AIMD, gradient2,
+ * vegas).
  *
  * Purpose. Bound the calls in flight to a downstream by a limit that the
  * limiter finds itself from the RTTs and drops it observes, so a caller
@@ -22,7 +23,17 @@
  *     one per full window of successes. gradient2 computes the window's
  *     mean RTT and applies the Netflix gradient against the long-term
  *     RTT (see sluice/adaptive.h for the formula).
- *   - The long-term RTT is the no-load latency estimate. It drops at once
+ *   - vegas shares gradient2's windows and no-load RTT, and estimates the
+     calls queued at the downstream as limit * (1 - long_rtt / short_rtt):
+     under alpha = 3 * lg(limit) it grows by lg(limit) (by beta = 6 *
+     lg(limit) while the queue is empty), over beta it shrinks by
+     lg(limit), in between it holds (lg = log10, at least 1). The band
+     between alpha and beta is its hysteresis: a steady state has no
+     reason to move.
+   - sluice_adaptive_observe feeds a whole window measured elsewhere (the
+     pool controller reads it from a pool's histograms): the same rules,
+     one window per call, with the window's mean RTT.
+   - The long-term RTT is the no-load latency estimate. It drops at once
  *     to a faster window and is re-measured by a probe every
  *     probe_interval windows: the effective limit falls to min_limit, and
  *     only calls admitted during the probe (tok->probe) count as its
@@ -113,8 +124,9 @@ sluice_err sluice_adaptive_create(const sluice_adaptive_config *cfg, sluice_adap
     }
     uint32_t mn = cfg->min_limit ? cfg->min_limit : 1;
     uint32_t mx = cfg->max_limit ? cfg->max_limit : 1000;
-    if (cfg->mode != SLUICE_ADAPTIVE_AIMD && cfg->mode != SLUICE_ADAPTIVE_GRADIENT2) {
-        sluice__errf(errbuf, errlen, "mode: must be aimd or gradient2");
+    if (cfg->mode != SLUICE_ADAPTIVE_AIMD && cfg->mode != SLUICE_ADAPTIVE_GRADIENT2 &&
+        cfg->mode != SLUICE_ADAPTIVE_VEGAS) {
+        sluice__errf(errbuf, errlen, "mode: must be aimd, gradient2 or vegas");
         return SLUICE_EINVAL;
     }
     if (mx > SLUICE_ADAPTIVE_LIMIT_MAX) {
@@ -363,6 +375,68 @@ static void probe_start(sluice_adaptive *a)
     a->windows_since_probe = 0;
 }
 
+/* lg(limit) for vegas: at least 1, so a small limit still moves. */
+static double vegas_step(double limit)
+{
+    double l = log10(limit);
+    return l < 1.0 ? 1.0 : l;
+}
+
+/* A window ended with mean RTT s (gradient2 and vegas; mu held). `used`:
+ * the limit was in use (half of it in flight), else it may not grow. */
+static void window_done(sluice_adaptive *a, double s, bool used)
+{
+    if (s < 1) {
+        s = 1; /* a zero RTT (a fake clock that did not move) */
+    }
+    window_reset(a);
+    a->st.windows++;
+    a->short_rtt_ns = (uint64_t)s;
+    if (a->long_rtt_ns == 0 || s < a->long_rtt_ns) {
+        a->long_rtt_ns = s;
+    }
+    double target;
+    if (a->mode == SLUICE_ADAPTIVE_VEGAS) {
+        double queued = a->limit * (1.0 - a->long_rtt_ns / s);
+        double step = vegas_step(a->limit);
+        double alpha = 3 * step, beta = 6 * step;
+        if (queued <= step) {
+            target = a->limit + beta;
+        } else if (queued < alpha) {
+            target = a->limit + step;
+        } else if (queued > beta) {
+            target = a->limit - step;
+        } else {
+            target = a->limit;
+        }
+    } else {
+        double g = a->tolerance * a->long_rtt_ns / s;
+        g = g < 0.5 ? 0.5 : g > 1.0 ? 1.0 : g;
+        target = a->limit * g + (used ? a->queue_size : 0);
+    }
+    /* Grow only when the limit is in use (as the AIMD rule above). */
+    if (!used && target > a->limit) {
+        target = a->limit;
+    }
+    set_limit(a, a->limit * (1 - a->smoothing) + target * a->smoothing);
+    if (++a->windows_since_probe >= a->probe_interval) {
+        probe_start(a);
+    }
+}
+
+/* A probe measured p: move the no-load RTT half way to it (mu held). */
+static void probe_done(sluice_adaptive *a, double p)
+{
+    a->long_rtt_ns = a->long_rtt_ns > 0 ? (a->long_rtt_ns + p) / 2 : p;
+    a->probe_id = 0;
+    a->st.probes++;
+    a->st.windows++;
+    window_reset(a);
+    if (floor_limit(a) > a->min_limit) {
+        pthread_cond_broadcast(&a->cv); /* the limit is back up */
+    }
+}
+
 static void gradient2_success(sluice_adaptive *a, const sluice_adaptive_token *tok, uint64_t rtt)
 {
     if (a->probe_id) {
@@ -373,15 +447,7 @@ static void gradient2_success(sluice_adaptive *a, const sluice_adaptive_token *t
         if (++a->probe_count < a->probe_need) {
             return;
         }
-        double p = (double)a->probe_sum_ns / a->probe_count;
-        a->long_rtt_ns = a->long_rtt_ns > 0 ? (a->long_rtt_ns + p) / 2 : p;
-        a->probe_id = 0;
-        a->st.probes++;
-        a->st.windows++;
-        window_reset(a);
-        if (floor_limit(a) > a->min_limit) {
-            pthread_cond_broadcast(&a->cv); /* the limit is back up */
-        }
+        probe_done(a, (double)a->probe_sum_ns / a->probe_count);
         return;
     }
     a->win_sum_ns += rtt;
@@ -389,28 +455,7 @@ static void gradient2_success(sluice_adaptive *a, const sluice_adaptive_token *t
     if (++a->win_count < need) {
         return;
     }
-    double s = (double)a->win_sum_ns / a->win_count;
-    if (s < 1) {
-        s = 1; /* a zero RTT (a fake clock that did not move) */
-    }
-    window_reset(a);
-    a->st.windows++;
-    a->short_rtt_ns = (uint64_t)s;
-    if (a->long_rtt_ns == 0 || s < a->long_rtt_ns) {
-        a->long_rtt_ns = s;
-    }
-    double g = a->tolerance * a->long_rtt_ns / s;
-    g = g < 0.5 ? 0.5 : g > 1.0 ? 1.0 : g;
-    /* Grow only when the limit is in use (as the AIMD rule above). */
-    bool used = (uint64_t)tok->inflight * 2 >= floor_limit(a);
-    double target = a->limit * g + (used ? a->queue_size : 0);
-    if (!used && target > a->limit) {
-        target = a->limit;
-    }
-    set_limit(a, a->limit * (1 - a->smoothing) + target * a->smoothing);
-    if (++a->windows_since_probe >= a->probe_interval) {
-        probe_start(a);
-    }
+    window_done(a, (double)a->win_sum_ns / a->win_count, (uint64_t)tok->inflight * 2 >= floor_limit(a));
 }
 
 sluice_err sluice_adaptive_release(sluice_adaptive *a, sluice_adaptive_token *tok, sluice_adaptive_outcome outcome)
@@ -497,4 +542,65 @@ void sluice_adaptive_stats_get(sluice_adaptive *a, sluice_adaptive_stats *out)
 const char *sluice_adaptive_name(const sluice_adaptive *a)
 {
     return a ? a->name : "";
+}
+
+sluice_err sluice_adaptive_observe(sluice_adaptive *a, const sluice_adaptive_window *w)
+{
+    if (!a || !w) {
+        return SLUICE_EINVAL;
+    }
+    pthread_mutex_lock(&a->mu);
+    uint32_t before = effective_limit(a);
+    a->st.successes += w->successes;
+    a->st.drops += w->drops;
+    bool slow = a->mode == SLUICE_ADAPTIVE_AIMD && a->rtt_threshold_ns && w->successes > 0 &&
+                w->mean_rtt_ns > a->rtt_threshold_ns;
+    if (w->drops > 0 || slow) {
+        /* One decrease per window, as the per-call path does per epoch. */
+        a->epoch++;
+        set_limit(a, a->limit * a->backoff);
+        window_reset(a);
+        if (a->probe_id) {
+            a->probe_id = 0; /* a probe that saw drops measured nothing */
+        }
+    } else if (w->successes > 0) {
+        if (a->probe_id) {
+            probe_done(a, w->mean_rtt_ns > 0 ? (double)w->mean_rtt_ns : 1.0);
+        } else if (a->mode == SLUICE_ADAPTIVE_AIMD) {
+            if (w->in_use) {
+                /* One per limit's worth of successes, as per call. */
+                a->st.windows++;
+                set_limit(a, a->limit + (double)w->successes / floor_limit(a));
+            }
+        } else {
+            window_done(a, (double)w->mean_rtt_ns, w->in_use);
+        }
+    }
+    uint32_t after = effective_limit(a);
+    if (after > before) {
+        pthread_cond_broadcast(&a->cv);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return SLUICE_OK;
+}
+
+sluice_err sluice_adaptive_limit_set(sluice_adaptive *a, uint32_t limit)
+{
+    if (!a) {
+        return SLUICE_EINVAL;
+    }
+    pthread_mutex_lock(&a->mu);
+    if (limit < a->min_limit || limit > a->max_limit) {
+        pthread_mutex_unlock(&a->mu);
+        return SLUICE_EINVAL;
+    }
+    uint32_t before = effective_limit(a);
+    a->limit = limit;
+    window_reset(a);
+    a->epoch++; /* calls admitted before this say nothing about the new limit */
+    if (effective_limit(a) > before) {
+        pthread_cond_broadcast(&a->cv);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return SLUICE_OK;
 }

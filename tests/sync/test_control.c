@@ -1,0 +1,779 @@
+/*
+ * tests/sync/test_control.c - the pool controller (sluice/control.h):
+ * config errors; auto-tune converging to the Little's-law K after a 5x
+ * run-time step up and back; hysteresis (no move inside the band, none
+ * under the smallest change); the revert to the last good K when p99 or
+ * failures get worse; pinning by a manual resize and by
+ * sluice_pool_control_pin, and release; min/max clamps; the limiter modes
+ * (AIMD grows only while busy and backs off on failures; vegas holds
+ * still at a steady state); and probes on a real pool: success, a stuck
+ * pool turning unhealthy, recovery, a full queue.
+ *
+ * Time is a fake clock. A scripted source stands for the pool: each tick
+ * the test says what one interval looked like (a fluid model: offered
+ * rate, run time, how many ran), and the source turns it into the
+ * cumulative counters and run-time histogram a pool would report. Nothing
+ * sleeps; the probe tests wait on gates with a safety timeout.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sluice/adaptive.h"
+#include "sluice/control.h"
+#include "sluice/pool.h"
+#include "test_util.h"
+
+#define MS SLUICE_NS_PER_MS
+#define SEC SLUICE_NS_PER_SEC
+
+/* ---- the scripted source ------------------------------------------------------------ */
+
+typedef struct model {
+    sluice_pool_stats st;
+    sluice_histogram h;
+    unsigned resizes;
+    double backlog; /* fluid queue, tasks */
+} model;
+
+static void m_stats(void *user, sluice_pool_stats *out)
+{
+    *out = ((model *)user)->st;
+}
+
+static void m_hist(void *user, sluice_histogram *out)
+{
+    *out = ((model *)user)->h;
+}
+
+static sluice_err m_resize(void *user, unsigned k)
+{
+    model *m = user;
+    if (k == 0) {
+        return SLUICE_EINVAL;
+    }
+    m->st.capacity = k;
+    m->resizes++;
+    return SLUICE_OK;
+}
+
+static void model_init(model *m, unsigned k)
+{
+    memset(m, 0, sizeof *m);
+    m->st.capacity = k;
+    m->st.queue_capacity = 100000;
+    m->h.bucket_count = SLUICE_HIST_DEFAULT_BUCKETS;
+    for (size_t i = 0; i < m->h.bucket_count; i++) {
+        m->h.bounds[i] = 0.0001 * (double)(1u << i);
+    }
+}
+
+/* `n` tasks ran for `run_s` each, `fails` of them failed. */
+static void model_ran(model *m, uint64_t n, double run_s, uint64_t fails)
+{
+    size_t i = 0;
+    while (i < m->h.bucket_count && run_s > m->h.bounds[i]) {
+        i++;
+    }
+    m->h.counts[i] += n;
+    m->h.count += n;
+    m->h.sum_seconds += run_s * (double)n;
+    m->st.completed += n - fails;
+    m->st.failed += fails;
+}
+
+/* One interval of dt seconds of a fluid pool: rate tasks/s offered, each
+ * running run_s; at most K / run_s a second are served, the rest queue. */
+static void model_interval(model *m, double dt, double rate, double run_s)
+{
+    double offered = rate * dt;
+    double can = (double)m->st.capacity / run_s * dt;
+    double want = m->backlog + offered;
+    double served = want < can ? want : can;
+    m->backlog = want - served;
+    m->st.submitted += (uint64_t)llround(offered);
+    model_ran(m, (uint64_t)llround(served), run_s, 0);
+    m->st.queue_depth = (size_t)m->backlog;
+    double busy = served * run_s / dt;
+    m->st.running = (unsigned)(busy + 0.5);
+}
+
+static sluice_control_source source_of(model *m)
+{
+    return (sluice_control_source){m_stats, m_hist, m_resize, m};
+}
+
+typedef struct logbuf {
+    char last[512];
+    unsigned lines;
+} logbuf;
+
+static void log_line(void *user, const char *line)
+{
+    logbuf *b = user;
+    if (getenv("CONTROL_TEST_LOG")) {
+        fprintf(stderr, "%s\n", line);
+    }
+    snprintf(b->last, sizeof b->last, "%s", line);
+    b->lines++;
+}
+
+static sluice_pool_control *make(sluice_pool *pool, sluice_pool_control_config *cfg)
+{
+    sluice_pool_control *c = NULL;
+    char err[200] = "";
+    sluice_err rc = sluice_pool_control_create(pool, cfg, &c, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "create: %s\n", err);
+    }
+    assert_int_equal(rc, SLUICE_OK);
+    return c;
+}
+
+static sluice_pool_control_stats cstats(sluice_pool_control *c)
+{
+    sluice_pool_control_stats s;
+    sluice_pool_control_stats_get(c, &s);
+    return s;
+}
+
+static uint64_t decisions(const sluice_pool_control_stats *s, sluice_control_direction d, sluice_control_reason r)
+{
+    return s->decisions[d][r];
+}
+
+/* ---- config ------------------------------------------------------------------------- */
+
+static void expect_error(model *m, sluice_pool_control_config *cfg, const char *field)
+{
+    sluice_control_source src = source_of(m);
+    cfg->source = &src;
+    sluice_pool_control *c = NULL;
+    char err[200] = "";
+    assert_int_equal(sluice_pool_control_create(NULL, cfg, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_null(c);
+    if (!strstr(err, field)) {
+        fprintf(stderr, "wanted %s in: %s\n", field, err);
+    }
+    assert_non_null(strstr(err, field));
+}
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    model m;
+    model_init(&m, 10);
+    sluice_pool_control_config cfg;
+    sluice_pool_control_config_init(&cfg);
+    cfg.min_limit = 20;
+    expect_error(&m, &cfg, "max_limit");
+    sluice_pool_control_config_init(&cfg);
+    cfg.util_low = 0.95;
+    expect_error(&m, &cfg, "util_low");
+    sluice_pool_control_config_init(&cfg);
+    cfg.util_high = 1.5;
+    expect_error(&m, &cfg, "util_high");
+    sluice_pool_control_config_init(&cfg);
+    cfg.hysteresis = 1.0;
+    expect_error(&m, &cfg, "hysteresis");
+    sluice_pool_control_config_init(&cfg);
+    cfg.revert_p99_ratio = 0.5;
+    expect_error(&m, &cfg, "revert_p99_ratio");
+    sluice_pool_control_config_init(&cfg);
+    cfg.mode = SLUICE_CONTROL_MODE_COUNT_;
+    expect_error(&m, &cfg, "mode");
+    sluice_pool_control_config_init(&cfg);
+    cfg.probe_every_ns = SEC;
+    expect_error(&m, &cfg, "probe_every");
+    sluice_pool_control_config_init(&cfg);
+    cfg.interval_ns = 7200 * SEC;
+    expect_error(&m, &cfg, "interval");
+    sluice_pool_control_config_init(&cfg);
+    cfg.mode = SLUICE_CONTROL_GRADIENT2;
+    cfg.smoothing = 2;
+    expect_error(&m, &cfg, "smoothing");
+
+    sluice_control_mode mode;
+    assert_int_equal(sluice_control_mode_parse("vegas", &mode), SLUICE_OK);
+    assert_int_equal(mode, SLUICE_CONTROL_VEGAS);
+    assert_int_equal(sluice_control_mode_parse("tcp", &mode), SLUICE_EINVAL);
+    assert_string_equal(sluice_control_mode_name(SLUICE_CONTROL_GRADIENT2), "gradient2");
+    assert_string_equal(sluice_control_mode_name(SLUICE_CONTROL_MODE_COUNT_), "unknown");
+    assert_string_equal(sluice_control_reason_name(SLUICE_CONTROL_REASON_REVERT), "revert");
+    assert_string_equal(sluice_control_direction_name(SLUICE_CONTROL_HOLD), "hold");
+    assert_int_equal(sluice_pool_control_tick(NULL), 0);
+    sluice_pool_control_destroy(NULL);
+}
+
+/* ---- auto-tune: convergence to the Little's-law K ---------------------------------- */
+
+typedef struct run {
+    sluice_fake_clock clk;
+    model m;
+    sluice_control_source src;
+    sluice_pool_control *c;
+    logbuf log;
+} run;
+
+static void run_start(run *r, unsigned k, sluice_pool_control_config *cfg)
+{
+    memset(r, 0, sizeof *r);
+    sluice_fake_clock_init(&r->clk, 1000 * SEC);
+    model_init(&r->m, k);
+    r->src = source_of(&r->m);
+    cfg->source = &r->src;
+    cfg->clock = &r->clk.clock;
+    cfg->log = log_line;
+    cfg->log_user = &r->log;
+    r->c = make(NULL, cfg);
+    sluice_pool_control_tick(r->c); /* the baseline */
+}
+
+/* One second: the model runs, then the controller decides. */
+static unsigned run_second(run *r, double rate, double run_s)
+{
+    model_interval(&r->m, 1.0, rate, run_s);
+    sluice_fake_clock_advance(&r->clk, SEC);
+    sluice_pool_control_tick(r->c);
+    return r->m.st.capacity;
+}
+
+static void test_autotune_converges(void **state)
+{
+    (void)state;
+    sluice_pool_control_config cfg;
+    sluice_pool_control_config_init(&cfg);
+    cfg.autotune = true;
+    cfg.min_limit = 2;
+    cfg.max_limit = 200;
+    cfg.interval_ns = SEC;
+    cfg.cooldown_ns = SEC;
+    cfg.max_step = 16;
+    run r;
+    run_start(&r, 10, &cfg);
+    /* 1000/s at 10 ms: K = 10; with the 5% headroom 11. */
+    for (int i = 0; i < 10; i++) {
+        run_second(&r, 1000, 0.010);
+    }
+    unsigned k = r.m.st.capacity;
+    assert_true(k >= 10 && k <= 11);
+    /* A 5x run-time step: Little's K is 50. Settle within 10% in under 10 s,
+     * never overshooting 25%. */
+    unsigned settled_at = 0, peak = 0;
+    for (unsigned s = 1; s <= 30; s++) {
+        k = run_second(&r, 1000, 0.050);
+        peak = k > peak ? k : peak;
+        if (!settled_at && k >= 45 && k <= 55) {
+            settled_at = s;
+        }
+    }
+    assert_true(settled_at > 0 && settled_at < 10);
+    assert_true(peak <= 62);
+    assert_true(k >= 50 && k <= 55); /* and stays */
+    /* No oscillation at steady state: K still for 20 s. */
+    unsigned moves = r.m.resizes;
+    for (int i = 0; i < 20; i++) {
+        run_second(&r, 1000, 0.050);
+    }
+    assert_int_equal(r.m.resizes, moves);
+    /* Back down: utilisation falls to a fifth, K follows back to ~10. */
+    settled_at = 0;
+    for (unsigned s = 1; s <= 30; s++) {
+        k = run_second(&r, 1000, 0.010);
+        if (!settled_at && k <= 11) {
+            settled_at = s;
+        }
+    }
+    assert_true(settled_at > 0 && settled_at < 15);
+    assert_true(k >= 9 && k <= 11);
+    sluice_pool_control_stats s = cstats(r.c);
+    assert_true(decisions(&s, SLUICE_CONTROL_UP, SLUICE_CONTROL_REASON_UTILISATION) +
+                    decisions(&s, SLUICE_CONTROL_UP, SLUICE_CONTROL_REASON_DROPS) >=
+                3);
+    assert_true(decisions(&s, SLUICE_CONTROL_DOWN, SLUICE_CONTROL_REASON_UTILISATION) >= 3);
+    assert_int_equal(decisions(&s, SLUICE_CONTROL_UP, SLUICE_CONTROL_REASON_REVERT), 0);
+    assert_non_null(strstr(r.log.last, "reason=utilisation"));
+    assert_non_null(strstr(r.log.last, "little_k="));
+    sluice_pool_control_destroy(r.c);
+}
+
+/* ---- hysteresis --------------------------------------------------------------------- */
+
+static void test_hysteresis(void **state)
+{
+    (void)state;
+    sluice_pool_control_config cfg;
+    sluice_pool_control_config_init(&cfg);
+    cfg.autotune = true;
+    cfg.max_limit = 100;
+    cfg.util_high = 0.9;
+    cfg.util_low = 0.3;
+    run r;
+    run_start(&r, 40, &cfg);
+    /* Utilisation anywhere in (0.3, 0.9): nothing moves, however long. */
+    double utils[] = {0.35, 0.6, 0.85, 0.5, 0.31, 0.89};
+    for (int i = 0; i < 60; i++) {
+        double u = utils[i % 6];
+        run_second(&r, u * 40 / 0.01, 0.01);
+    }
+    assert_int_equal(r.m.resizes, 0);
+    assert_int_equal(r.m.st.capacity, 40);
+    sluice_pool_control_destroy(r.c);
+
+    /* A limiter that wants one more at K = 40 (under 10% of K) is not followed. */
+    sluice_pool_control_config_init(&cfg);
+    cfg.autotune = true;
+    cfg.mode = SLUICE_CONTROL_VEGAS;
+    cfg.max_limit = 100;
+    cfg.probe_interval = 1000;
+    run_start(&r, 40, &cfg);
+    for (int i = 0; i < 2; i++) {
+        run_second(&r, 0.95 * 40 / 0.01, 0.01); /* busy, no queueing: vegas adds under 4 a window */
+    }
+    assert_int_equal(r.m.st.capacity, 40);
+    /* The small moves add up in the limiter: the third window crosses 10%. */
+    run_second(&r, 0.95 * 40 / 0.01, 0.01);
+    assert_true(r.m.st.capacity >= 44);
+    sluice_pool_control_destroy(r.c);
+}
+
+/* ---- revert ------------------------------------------------------------------------- */
+
+static void test_revert_on_p99(void **state)
+{
+    (void)state;
+    sluice_pool_control_config cfg;
+    sluice_pool_control_config_init(&cfg);
+    cfg.autotune = true;
+    cfg.max_limit = 100;
+    cfg.cooldown_ns = 2 * SEC;
+    run r;
+    run_start(&r, 10, &cfg);
+    /* Busy at 10 ms: K grows. */
+    run_second(&r, 1500, 0.010);
+    unsigned grown = r.m.st.capacity;
+    assert_true(grown > 10);
+    /* After the growth each task runs 4x slower (the downstream chokes on
+     * the extra concurrency): the verdict reverts to 10 and holds. */
+    for (int i = 0; i < 2; i++) {
+        run_second(&r, 1500, 0.040);
+    }
+    assert_int_equal(r.m.st.capacity, 10);
+    sluice_pool_control_stats s = cstats(r.c);
+    assert_int_equal(decisions(&s, SLUICE_CONTROL_DOWN, SLUICE_CONTROL_REASON_REVERT), 1);
+    assert_int_equal(s.last_good, 10);
+    /* Held: busy as it is, no growth for four cooldowns (8 s). */
+    for (int i = 0; i < 7; i++) {
+        run_second(&r, 1500, 0.010);
+    }
+    assert_int_equal(r.m.st.capacity, 10);
+    for (int i = 0; i < 3; i++) {
+        run_second(&r, 1500, 0.010);
+    }
+    assert_true(r.m.st.capacity > 10);
+    sluice_pool_control_destroy(r.c);
+}
+
+static void test_revert_on_failures(void **state)
+{
+    (void)state;
+    sluice_pool_control_config cfg;
+    sluice_pool_control_config_init(&cfg);
+    cfg.autotune = true;
+    cfg.max_limit = 100;
+    cfg.cooldown_ns = SEC;
+    run r;
+    run_start(&r, 10, &cfg);
+    run_second(&r, 1500, 0.010);
+    unsigned grown = r.m.st.capacity;
+    assert_true(grown > 10);
+    /* Same latency, but 20% of tasks now fail. */
+    model_ran(&r.m, 500, 0.010, 100);
+    sluice_fake_clock_advance(&r.clk, SEC);
+    sluice_pool_control_tick(r.c);
+    assert_int_equal(r.m.st.capacity, 10);
+    assert_non_null(strstr(r.log.last, "reason=revert"));
+    sluice_pool_control_destroy(r.c);
+}
+
+/* A growth whose p99 stays put is kept: last_good moves up. */
+static void test_good_change_kept(void **state)
+{
+    (void)state;
+    sluice_pool_control_config cfg;
+    sluice_pool_control_config_init(&cfg);
+    cfg.autotune = true;
+    cfg.max_limit = 100;
+    cfg.cooldown_ns = SEC;
+    run r;
+    run_start(&r, 10, &cfg);
+    run_second(&r, 1500, 0.010);
+    unsigned grown = r.m.st.capacity;
+    run_second(&r, 1500, 0.010);
+    sluice_pool_control_stats s = cstats(r.c);
+    assert_true(s.last_good >= grown);
+    assert_int_equal(decisions(&s, SLUICE_CONTROL_DOWN, SLUICE_CONTROL_REASON_REVERT), 0);
+    sluice_pool_control_destroy(r.c);
+}
+
+/* ---- pinning and clamps ------------------------------------------------------------- */
+
+static void test_pin_by_resize_and_release(void **state)
+{
+    (void)state;
+    sluice_pool_control_config cfg;
+    sluice_pool_control_config_init(&cfg);
+    cfg.autotune = true;
+    cfg.max_limit = 100;
+    run r;
+    run_start(&r, 10, &cfg);
+    /* An operator resizes to 30 (the model's K moves behind the controller's back). */
+    r.m.st.capacity = 30;
+    for (int i = 0; i < 10; i++) {
+        run_second(&r, 5000, 0.010); /* very busy: would grow */
+    }
+    assert_int_equal(r.m.st.capacity, 30);
+    sluice_pool_control_stats s = cstats(r.c);
+    assert_true(s.pinned);
+    assert_int_equal(s.limit, 30);
+    assert_int_equal(decisions(&s, SLUICE_CONTROL_HOLD, SLUICE_CONTROL_REASON_PIN), 1);
+    /* Released: it goes on from 30. */
+    assert_int_equal(sluice_pool_control_release(r.c), SLUICE_OK);
+    assert_int_equal(sluice_pool_control_release(r.c), SLUICE_ENOENT);
+    run_second(&r, 5000, 0.010);
+    assert_true(r.m.st.capacity > 30);
+    s = cstats(r.c);
+    assert_false(s.pinned);
+    assert_int_equal(decisions(&s, SLUICE_CONTROL_HOLD, SLUICE_CONTROL_REASON_RELEASE), 1);
+    /* Pinned by the API, also outside [min, max]. */
+    assert_int_equal(sluice_pool_control_pin(r.c, 150), SLUICE_OK);
+    assert_int_equal(sluice_pool_control_pin(r.c, 0), SLUICE_EINVAL);
+    for (int i = 0; i < 5; i++) {
+        run_second(&r, 100, 0.010); /* idle: would shrink */
+    }
+    assert_int_equal(r.m.st.capacity, 150);
+    assert_true(cstats(r.c).pinned);
+    /* Released above max: clamped at the next decision. */
+    assert_int_equal(sluice_pool_control_release(r.c), SLUICE_OK);
+    run_second(&r, 100, 0.010);
+    assert_int_equal(r.m.st.capacity, 100);
+    s = cstats(r.c);
+    assert_int_equal(decisions(&s, SLUICE_CONTROL_DOWN, SLUICE_CONTROL_REASON_CLAMP), 1);
+    sluice_pool_control_destroy(r.c);
+}
+
+static void test_clamps(void **state)
+{
+    (void)state;
+    sluice_pool_control_config cfg;
+    sluice_pool_control_config_init(&cfg);
+    cfg.autotune = true;
+    cfg.min_limit = 4;
+    cfg.max_limit = 20;
+    cfg.cooldown_ns = SEC;
+    cfg.max_step = 100;
+    run r;
+    run_start(&r, 2, &cfg); /* below min: clamped at the first tick */
+    assert_int_equal(r.m.st.capacity, 4);
+    /* Demand for 100: K stops at 20. */
+    for (int i = 0; i < 10; i++) {
+        run_second(&r, 10000, 0.010);
+    }
+    assert_int_equal(r.m.st.capacity, 20);
+    /* No demand: K stops at 4. */
+    for (int i = 0; i < 10; i++) {
+        run_second(&r, 0, 0.010);
+        r.m.backlog = 0;
+    }
+    assert_int_equal(r.m.st.capacity, 4);
+    sluice_pool_control_destroy(r.c);
+
+    /* A limiter mode: the limit obeys the same bounds. */
+    sluice_pool_control_config_init(&cfg);
+    cfg.mode = SLUICE_CONTROL_AIMD;
+    cfg.min_limit = 3;
+    cfg.max_limit = 12;
+    run_start(&r, 8, &cfg);
+    for (int i = 0; i < 10; i++) {
+        run_second(&r, 10000, 0.010);
+    }
+    assert_int_equal(r.m.st.capacity, 12);
+    for (int i = 0; i < 40; i++) {
+        model_ran(&r.m, 100, 0.010, 50); /* half fail: back off every window */
+        sluice_fake_clock_advance(&r.clk, SEC);
+        sluice_pool_control_tick(r.c);
+    }
+    assert_int_equal(r.m.st.capacity, 3);
+    sluice_pool_control_destroy(r.c);
+}
+
+/* ---- limiter modes ------------------------------------------------------------------ */
+
+static void test_aimd_grows_only_when_busy(void **state)
+{
+    (void)state;
+    sluice_pool_control_config cfg;
+    sluice_pool_control_config_init(&cfg);
+    cfg.mode = SLUICE_CONTROL_AIMD;
+    cfg.max_limit = 1000;
+    run r;
+    run_start(&r, 10, &cfg);
+    for (int i = 0; i < 5; i++) {
+        run_second(&r, 100, 0.010); /* 10% busy */
+    }
+    assert_int_equal(r.m.st.capacity, 10);
+    run_second(&r, 5000, 0.010); /* queueing */
+    assert_true(r.m.st.capacity > 10);
+    sluice_pool_control_stats s = cstats(r.c);
+    assert_true(decisions(&s, SLUICE_CONTROL_UP, SLUICE_CONTROL_REASON_LIMITER) >= 1);
+    sluice_pool_control_destroy(r.c);
+}
+
+/* A downstream that serves S at once: beyond that, run time grows with
+ * concurrency (processor sharing). The Little's-law K is S. */
+static double shared_run(unsigned k, double base, unsigned s)
+{
+    return k <= s ? base : base * (double)k / s;
+}
+
+static void test_vegas_steady(void **state)
+{
+    (void)state;
+    sluice_pool_control_config cfg;
+    sluice_pool_control_config_init(&cfg);
+    cfg.mode = SLUICE_CONTROL_VEGAS;
+    cfg.max_limit = 500;
+    cfg.min_limit = 2;
+    cfg.probe_interval = 1000;
+    run r;
+    run_start(&r, 10, &cfg);
+    unsigned k = 10, lo = UINT32_MAX, hi = 0;
+    for (int i = 0; i < 200; i++) {
+        double run_s = shared_run(k, 0.010, 40);
+        k = run_second(&r, 1e6, run_s); /* saturated: always busy */
+        if (i >= 150) {
+            lo = k < lo ? k : lo;
+            hi = k > hi ? k : hi;
+        }
+    }
+    /* Near S (plus vegas's alpha..beta queue), in a narrow band. */
+    assert_true(lo >= 40 && hi <= 40 * 1.35);
+    assert_true(hi - lo <= 3);
+    sluice_pool_control_destroy(r.c);
+}
+
+/* ---- probes on a real pool ---------------------------------------------------------- */
+
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool open;
+    unsigned inside;
+} gate;
+
+static int blocker(void *arg)
+{
+    gate *g = arg;
+    pthread_mutex_lock(&g->mu);
+    g->inside++;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->open) {
+        pthread_cond_wait(&g->cv, &g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return 0;
+}
+
+static void gate_wait_inside(gate *g, unsigned n)
+{
+    pthread_mutex_lock(&g->mu);
+    while (g->inside < n) {
+        pthread_cond_wait(&g->cv, &g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_open(gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* Real seconds on the monotonic clock: only for safety bounds. */
+static double real_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Tick until the probe in flight has been collected (it runs on a worker;
+ * the fake clock stands still, so it cannot time out meanwhile). Safety
+ * bound: 30 s of real time. */
+static void tick_until_probes(sluice_pool_control *c, uint64_t probes)
+{
+    double give_up = real_now() + 30;
+    while (cstats(c).probes < probes && real_now() < give_up) {
+        sluice_pool_control_tick(c);
+        sched_yield();
+    }
+    assert_true(cstats(c).probes >= probes);
+}
+
+static void test_probes(void **state)
+{
+    (void)state;
+    sluice_fake_clock clk;
+    sluice_fake_clock_init(&clk, 1000 * SEC);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "probed";
+    pc.workers = 1;
+    pc.queue_capacity = 2;
+    pc.overflow = SLUICE_OVERFLOW_REJECT;
+    pc.clock = &clk.clock;
+    sluice_pool *pool = NULL;
+    assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
+    sluice_pool_control_config cfg;
+    sluice_pool_control_config_init(&cfg);
+    cfg.probe_every_ns = 10 * SEC;
+    cfg.probe_timeout_ns = 2 * SEC;
+    cfg.probe_failures_unhealthy = 1;
+    logbuf lb = {0};
+    cfg.log = log_line;
+    cfg.log_user = &lb;
+    sluice_pool_control *c = make(pool, &cfg);
+    assert_true(cstats(c).healthy);
+    assert_true(cstats(c).probes_enabled);
+
+    /* A healthy pool answers. */
+    sluice_pool_control_tick(c); /* submits */
+    tick_until_probes(c, 1);
+    sluice_pool_control_stats s = cstats(c);
+    assert_int_equal(s.probe_failures, 0);
+    assert_true(s.healthy);
+    assert_int_equal(s.probe_hist.count, 1);
+
+    /* The only worker is stuck: the next probe queues and times out. */
+    gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
+    assert_int_equal(sluice_pool_submit(pool, blocker, &g), SLUICE_OK);
+    gate_wait_inside(&g, 1);
+    sluice_fake_clock_advance(&clk, 10 * SEC);
+    sluice_pool_control_tick(c); /* submits probe 2 */
+    sluice_fake_clock_advance(&clk, 2 * SEC);
+    sluice_pool_control_tick(c); /* its timeout has passed */
+    s = cstats(c);
+    assert_int_equal(s.probe_failures, 1);
+    assert_false(s.healthy);
+    assert_non_null(strstr(s.probe_error, "did not run"));
+    assert_non_null(strstr(lb.last, "unhealthy"));
+
+    /* The queue fills (1 queued probe + 1 task): the next probe fails at once. */
+    assert_int_equal(sluice_pool_submit(pool, blocker, &g), SLUICE_OK);
+    sluice_fake_clock_advance(&clk, 10 * SEC);
+    sluice_pool_control_tick(c);
+    s = cstats(c);
+    assert_int_equal(s.probe_failures, 2);
+    assert_non_null(strstr(s.probe_error, "queue full"));
+
+    /* Unstuck: the next probe runs and the pool is healthy again. */
+    gate_open(&g);
+    double give_up = real_now() + 30;
+    for (;;) {
+        sluice_pool_stats ps;
+        sluice_pool_stats_get(pool, &ps);
+        if ((ps.queue_depth == 0 && ps.running == 0) || real_now() > give_up) {
+            break;
+        }
+        sched_yield();
+    }
+    sluice_fake_clock_advance(&clk, 10 * SEC);
+    sluice_pool_control_tick(c);
+    tick_until_probes(c, 4);
+    s = cstats(c);
+    assert_true(s.healthy);
+    assert_int_equal(s.probe_failures, 2);
+    assert_string_equal(s.probe_error, "");
+    assert_non_null(strstr(lb.last, "ok again"));
+
+    /* A probe still queued when the controller goes is safe. */
+    gate g2 = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
+    assert_int_equal(sluice_pool_submit(pool, blocker, &g2), SLUICE_OK);
+    gate_wait_inside(&g2, 1);
+    sluice_fake_clock_advance(&clk, 10 * SEC);
+    sluice_pool_control_tick(c);
+    sluice_pool_control_destroy(c);
+    gate_open(&g2);
+    assert_int_equal(sluice_pool_drain(pool, 0, NULL), SLUICE_OK);
+    sluice_pool_destroy(pool);
+}
+
+/* A real pool: pinned by sluice_pool_resize from outside. */
+static void test_real_pool_pin(void **state)
+{
+    (void)state;
+    sluice_fake_clock clk;
+    sluice_fake_clock_init(&clk, 1000 * SEC);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "pinned";
+    pc.workers = 4;
+    pc.queue_capacity = 16;
+    pc.clock = &clk.clock;
+    sluice_pool *pool = NULL;
+    assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
+    sluice_pool_control_config cfg;
+    sluice_pool_control_config_init(&cfg);
+    cfg.autotune = true;
+    cfg.min_limit = 2;
+    cfg.max_limit = 8;
+    sluice_pool_control *c = make(pool, &cfg);
+    sluice_pool_control_tick(c);
+    sluice_fake_clock_advance(&clk, SEC);
+    sluice_pool_control_tick(c); /* idle: shrinks toward min */
+    sluice_pool_stats ps;
+    sluice_pool_stats_get(pool, &ps);
+    assert_true(ps.capacity < 4);
+    assert_int_equal(sluice_pool_resize(pool, 6), SLUICE_OK);
+    for (int i = 0; i < 5; i++) {
+        sluice_fake_clock_advance(&clk, SEC);
+        sluice_pool_control_tick(c);
+    }
+    sluice_pool_stats_get(pool, &ps);
+    assert_int_equal(ps.capacity, 6);
+    assert_true(cstats(c).pinned);
+    assert_ptr_equal(sluice_pool_control_pool(c), pool);
+    sluice_pool_control_destroy(c);
+    sluice_pool_destroy(pool);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_autotune_converges),
+        cmocka_unit_test(test_hysteresis),
+        cmocka_unit_test(test_revert_on_p99),
+        cmocka_unit_test(test_revert_on_failures),
+        cmocka_unit_test(test_good_change_kept),
+        cmocka_unit_test(test_pin_by_resize_and_release),
+        cmocka_unit_test(test_clamps),
+        cmocka_unit_test(test_aimd_grows_only_when_busy),
+        cmocka_unit_test(test_vegas_steady),
+        cmocka_unit_test(test_probes),
+        cmocka_unit_test(test_real_pool_pin),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
