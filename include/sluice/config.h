@@ -66,6 +66,7 @@
 #include <stdio.h>
 
 #include "sluice/common.h"
+#include "sluice/control.h"
 #include "sluice/pool.h"
 #include "sluice/router.h"
 #include "sluice/service.h"
@@ -281,6 +282,20 @@ typedef enum sluice_pool_key {
     SLUICE_PK_TENANT_HAND_SIZE,
     SLUICE_PK_TENANT_IDLE_FORGET,
     SLUICE_PK_KNOWN_TENANTS_ONLY,
+    /* The pool's controller (sluice/control.h), run by the service. */
+    SLUICE_PK_CONCURRENCY_MODE,
+    SLUICE_PK_CONCURRENCY_MIN,
+    SLUICE_PK_CONCURRENCY_MAX,
+    SLUICE_PK_CONCURRENCY_INTERVAL,
+    SLUICE_PK_AUTOTUNE,
+    SLUICE_PK_AUTOTUNE_COOLDOWN,
+    SLUICE_PK_AUTOTUNE_MAX_STEP,
+    SLUICE_PK_AUTOTUNE_HYSTERESIS,
+    SLUICE_PK_AUTOTUNE_UTIL_HIGH,
+    SLUICE_PK_AUTOTUNE_UTIL_LOW,
+    SLUICE_PK_PROBE_EVERY,
+    SLUICE_PK_PROBE_TIMEOUT,
+    SLUICE_PK_PROBE_AFFECTS_READY,
     SLUICE_PK_COUNT_
 } sluice_pool_key;
 
@@ -378,6 +393,20 @@ typedef struct sluice_config_pool {
     unsigned tenant_hand_size;   /* key `tenant_hand_size` */
     uint64_t tenant_idle_forget_ns; /* key `tenant_idle_forget` */
     bool known_tenants_only;     /* key `known_tenants_only`: refuse tenants the list does not name */
+    /* The controller (sluice/control.h); all zero = none. */
+    int concurrency_mode;            /* sluice_control_mode; default fixed */
+    unsigned concurrency_min;        /* 0 = max(1, min_workers) */
+    unsigned concurrency_max;        /* 0 = workers */
+    uint64_t concurrency_interval_ns; /* 0 = 1 s */
+    bool autotune;                   /* default false */
+    uint64_t autotune_cooldown_ns;   /* 0 = 2 intervals */
+    unsigned autotune_max_step;      /* 0 = 8 */
+    double autotune_hysteresis;      /* 0 = 0.1 */
+    double autotune_util_high;       /* 0 = 0.9 */
+    double autotune_util_low;        /* 0 = 0.3 */
+    uint64_t probe_every_ns;         /* 0 = no probes */
+    uint64_t probe_timeout_ns;       /* 0 = 5 s */
+    bool probe_affects_ready;        /* default false */
 
     /* Bookkeeping: which keys were given, and where. */
     uint64_t set; /* bit (1u << sluice_pool_key) */
@@ -411,6 +440,16 @@ static inline bool sluice_config_pool_has(const sluice_config_pool *p, sluice_po
 {
     return (p->set >> (unsigned)key) & 1u;
 }
+
+/*
+ * sluice_config_pool_to_control_config - fill *out from the pool's
+ * concurrency_*, autotune* and probe_* keys (log, clock and source left
+ * NULL). Returns true when the pool wants a controller (a mode other than
+ * fixed, autotune, or probes), false when it does not (*out then is
+ * FIXED with nothing on). Thread-safety: pure.
+ */
+SLUICE_API bool sluice_config_pool_to_control_config(const sluice_config_pool *p,
+                                                     sluice_pool_control_config *out);
 
 /* sluice_config_pool_ext - this pool's values of extension x, or NULL when
  * x was not registered for the load. */

@@ -148,13 +148,13 @@ typedef struct sluice_pool_control_config {
 
     /* Auto-tune. */
     bool autotune;
-    double util_high;           /* 0 = 0.9; in (0, 1] */
-    double util_low;            /* 0 = 0.3; in [0, util_high) - use a tiny value for "never shrink" */
-    uint64_t cooldown_ns;       /* after a change; 0 = 2 intervals; at most 1 hour */
-    unsigned max_step;          /* most K moves in one change; 0 = 8 */
-    double hysteresis;          /* smallest change, as a fraction of K (at least 1 worker); 0 = 0.1; < 1 */
-    double headroom;            /* over the Little's-law K; 0 = 0.05; in [0, 1] */
-    double revert_p99_ratio;    /* 0 = 1.5; > 1 */
+    double util_high;            /* 0 = 0.9; in (0, 1] */
+    double util_low;             /* 0 = 0.3; in [0, util_high) - use a tiny value for "never shrink" */
+    uint64_t cooldown_ns;        /* after a change; 0 = 2 intervals; at most 1 hour */
+    unsigned max_step;           /* most K moves in one change; 0 = 8 */
+    double hysteresis;           /* smallest change, as a fraction of K (at least 1 worker); 0 = 0.1; < 1 */
+    double headroom;             /* over the Little's-law K; 0 = 0.05; in [0, 1] */
+    double revert_p99_ratio;     /* 0 = 1.5; > 1 */
     double revert_failure_delta; /* 0 = 0.05; in (0, 1] */
 
     /* Probes: every probe_every_ns (0 = no probes; at least 1 ms), each
@@ -191,6 +191,16 @@ SLUICE_API void sluice_pool_control_config_init(sluice_pool_control_config *cfg)
  */
 SLUICE_API sluice_err sluice_pool_control_create(sluice_pool *pool, const sluice_pool_control_config *cfg,
                                                  sluice_pool_control **out, char *errbuf, size_t errlen);
+
+/*
+ * sluice_pool_control_config_check - what create would refuse in cfg for a
+ * pool of K `workers` and `min_workers` (the config loader's check), without
+ * a pool. Returns SLUICE_OK, or SLUICE_EINVAL with *field the bad field's
+ * name ("util_low", as in create's message) and why[] the reason. Pure.
+ */
+SLUICE_API sluice_err sluice_pool_control_config_check(const sluice_pool_control_config *cfg,
+                                                       unsigned workers, unsigned min_workers,
+                                                       const char **field, char *why, size_t whylen);
 
 /*
  * sluice_pool_control_destroy - free it. A probe still queued or running
@@ -235,18 +245,18 @@ typedef struct sluice_pool_control_stats {
     unsigned limit;     /* K as the controller last set or saw it */
     unsigned last_good; /* the K a revert goes back to */
     bool pinned;
-    double utilisation;   /* of the last decision's window */
-    double little_k;      /* offered rate x mean run time in the last window */
-    double p99_seconds;   /* run-time p99 of the last window (histogram bound) */
+    double utilisation; /* of the last decision's window */
+    double little_k;    /* offered rate x mean run time in the last window */
+    double p99_seconds; /* run-time p99 of the last window (histogram bound) */
     bool probes_enabled;
-    bool healthy;         /* false while probes fail (true with no probes) */
+    bool healthy; /* false while probes fail (true with no probes) */
     bool probe_affects_ready;
     unsigned probe_failures_in_row;
     char probe_error[96]; /* why the last probe failed ("" when it did not) */
     /* counters */
     uint64_t decisions[SLUICE_CONTROL_DIRECTION_COUNT_][SLUICE_CONTROL_REASON_COUNT_];
     uint64_t ticks;
-    uint64_t probes;         /* finished, either way */
+    uint64_t probes; /* finished, either way */
     uint64_t probe_failures;
     /* pool_probe_duration_seconds: non-cumulative counts as in
      * sluice_histogram (bounds in probe_hist.bounds). */

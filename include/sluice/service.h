@@ -49,6 +49,7 @@
  *   2. every watcher hears pool_removed for each pool (last added first)
  *      while the pool is still alive, then detached; an admin server stops
  *      serving the pools here and waits for requests using them;
+ *   2b. the pools' controllers stop (sluice_service_set_control);
  *   3. each pool leaves the metrics registry, so no scrape touches it;
  *   4. each pool is destroyed, last added first (queued tasks go to its
  *      abandon handler as DESTROY, running tasks are joined);
@@ -75,6 +76,7 @@
 
 #include "sluice/clock.h"
 #include "sluice/common.h"
+#include "sluice/control.h"
 #include "sluice/lifecycle.h"
 #include "sluice/metrics.h"
 #include "sluice/pool.h"
@@ -303,6 +305,43 @@ SLUICE_API sluice_err sluice_service_watch(sluice_service *svc, const sluice_ser
  * not concurrently with sluice_service_destroy (see detached).
  */
 SLUICE_API sluice_err sluice_service_unwatch(sluice_service *svc, void *user);
+
+/*
+ * sluice_service_set_control - run a controller (sluice/control.h: an
+ * adaptive limit, auto-tune, scheduled probes) for one of the service's
+ * pools. The service owns it: its thread (one for all controllers,
+ * started with the first) ticks it, its log lines go to the service's
+ * log, and the service's registry exports pool_concurrency_limit,
+ * pool_autotune_pinned, pool_autotune_decisions_total{direction,reason},
+ * pool_probe_duration_seconds, pool_probe_failures_total and
+ * pool_probe_healthy. It runs until sluice_service_destroy (step 2b:
+ * after the watchers let go, before any pool leaves the registry); during
+ * the drain its resizes are refused quietly and it sends no probes.
+ * The config layer calls this for pools whose file has concurrency_*,
+ * autotune* or probe_* keys, so a configured service needs no code.
+ * Returns: SLUICE_OK; SLUICE_EINVAL (NULL, or what
+ * sluice_pool_control_create refuses, said in errbuf); SLUICE_ENOENT (not
+ * a pool of this service); SLUICE_EBUSY (it has a controller already);
+ * SLUICE_ESYS (the thread could not start); SLUICE_ENOMEM.
+ * Thread-safety: safe from any thread; not from a watcher callback.
+ */
+SLUICE_API sluice_err sluice_service_set_control(sluice_service *svc, sluice_pool *pool,
+                                                 const sluice_pool_control_config *cfg, char *errbuf,
+                                                 size_t errlen);
+
+/* sluice_service_control_stats - a copy of the pool's controller stats
+ * (its limit, pin, decisions, probe health). Returns SLUICE_OK,
+ * SLUICE_ENOENT (no controller for the pool), SLUICE_EINVAL (NULL).
+ * Thread-safe; the admin server's /health/pools and /health/ready read it. */
+SLUICE_API sluice_err sluice_service_control_stats(const sluice_service *svc, const sluice_pool *pool,
+                                                   sluice_pool_control_stats *out);
+
+/* sluice_service_control_pin / _release - pin the pool's K at k by hand
+ * (sluice_pool_control_pin) or release a pin, whoever set it (a resize, a
+ * reload, a pin). Returns what those return; SLUICE_ENOENT without a
+ * controller. Thread-safe. */
+SLUICE_API sluice_err sluice_service_control_pin(sluice_service *svc, const sluice_pool *pool, unsigned k);
+SLUICE_API sluice_err sluice_service_control_release(sluice_service *svc, const sluice_pool *pool);
 
 /*
  * sluice_service_destroy - the teardown in the order given above; NULL is

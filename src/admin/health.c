@@ -26,6 +26,13 @@
  * between that look and the submit, the pool's policy applies to it as to
  * any task (admin.h says what each policy then does).
  *
+ * Scheduled probes. A pool of a service with a controller that probes it
+ * (sluice_service_set_control, config key probe_every) is FAIL in
+ * /health/pools while those probes fail, whatever the request's own probe
+ * found, and with probe_affects_ready it turns /health/ready 503 too. The
+ * service is alive while one of its pools is in our list: its detach
+ * waits for pools_lock, which a request holds.
+ *
  * Lock order: pools_lock (read) -> sat_lock -> pool getters; a probe's
  * own mutex is taken with nothing else held but pools_lock.
  */
@@ -67,6 +74,15 @@ void sluice__admin_sample(sluice_admin *a)
         observe(a, &a->pools[i], now, &for_ns);
     }
     pthread_rwlock_unlock(&a->pools_lock);
+}
+
+/* ---- scheduled probes -------------------------------------------------------------- */
+
+/* True when the pool's scheduled probes fail (pools_lock held); *cs filled. */
+static bool probe_failing(sluice_admin *a, sluice_pool *pool, sluice_pool_control_stats *cs)
+{
+    sluice_service *svc = atomic_load_explicit(&a->service, memory_order_acquire); /* pairs with attach's store */
+    return svc && sluice_service_control_stats(svc, pool, cs) == SLUICE_OK && cs->probes_enabled && !cs->healthy;
 }
 
 /* ---- /health/live and /health/ready ----------------------------------------------- */
@@ -115,7 +131,11 @@ static int ep_ready(sluice_admin *a, struct MHD_Connection *c)
         } else if (w < 1000) {
             snprintf(weight, sizeof weight, ", readiness weight %u.%03u", w / 1000, w % 1000);
         }
-        if (observe(a, &a->pools[i], now, &for_ns)) {
+        sluice_pool_control_stats cs;
+        if (probe_failing(a, a->pools[i].pool, &cs) && cs.probe_affects_ready) {
+            ok = false; /* probe_affects_ready gates on its own, whatever the weight */
+            sluice__sb_printf(&b, "%s probe failing: %s\n", name, cs.probe_error);
+        } else if (observe(a, &a->pools[i], now, &for_ns)) {
             bool over = for_ns >= a->cfg.saturation_threshold_ns;
             if (over) {
                 over_weight += w;
@@ -283,7 +303,12 @@ static int ep_pools(sluice_admin *a, struct MHD_Connection *c)
             snprintf(starts, sizeof starts, " (worker starts failed: %llu)",
                      (unsigned long long)st.worker_start_failures);
         }
-        if (why[i]) {
+        sluice_pool_control_stats cs;
+        if (probe_failing(a, a->pools[i].pool, &cs)) {
+            ok = false;
+            sluice__sb_printf(&b, "%s FAIL: scheduled probe failing (%u in a row): %s%s\n", name,
+                              cs.probe_failures_in_row, cs.probe_error, starts);
+        } else if (why[i]) {
             ok = false;
             sluice__sb_printf(&b, "%s FAIL: %s%s\n", name, why[i], starts);
         } else {

@@ -320,6 +320,28 @@ sluice_err sluice_config_pool_set_tenants(const sluice_config_pool *p, sluice_po
     return SLUICE_OK;
 }
 
+bool sluice_config_pool_to_control_config(const sluice_config_pool *p, sluice_pool_control_config *out)
+{
+    sluice_pool_control_config_init(out);
+    if (!p) {
+        return false;
+    }
+    out->mode = (sluice_control_mode)p->concurrency_mode;
+    out->min_limit = p->concurrency_min;
+    out->max_limit = p->concurrency_max ? p->concurrency_max : p->workers;
+    out->interval_ns = p->concurrency_interval_ns;
+    out->autotune = p->autotune;
+    out->cooldown_ns = p->autotune_cooldown_ns;
+    out->max_step = p->autotune_max_step;
+    out->hysteresis = p->autotune_hysteresis;
+    out->util_high = p->autotune_util_high;
+    out->util_low = p->autotune_util_low;
+    out->probe_every_ns = p->probe_every_ns;
+    out->probe_timeout_ns = p->probe_timeout_ns;
+    out->probe_affects_ready = p->probe_affects_ready;
+    return out->mode != SLUICE_CONTROL_FIXED || out->autotune || out->probe_every_ns != 0;
+}
+
 uint64_t sluice_config_pool_drain_timeout(const sluice_config *cfg, const sluice_config_pool *p)
 {
     if (p && p->drain_timeout_ns) {

@@ -72,7 +72,14 @@ static const char *const TENANT_OVERFLOW_NAMES[] = {
     [SLUICE_TENANT_OVERFLOW_REJECT] = "reject",
     [SLUICE_TENANT_OVERFLOW_DROP_OLDEST] = "drop_oldest",
 };
+static const char *const CONTROL_MODE_NAMES[] = {
+    [SLUICE_CONTROL_FIXED] = "fixed",
+    [SLUICE_CONTROL_AIMD] = "aimd",
+    [SLUICE_CONTROL_GRADIENT2] = "gradient2",
+    [SLUICE_CONTROL_VEGAS] = "vegas",
+};
 #define COUNT_OF(a) ((unsigned)(sizeof(a) / sizeof((a)[0])))
+_Static_assert(COUNT_OF(CONTROL_MODE_NAMES) == SLUICE_CONTROL_MODE_COUNT_, "a name per control mode");
 
 SLUICE__ENUM_FUNCTIONS(sluice_pool_kind, SLUICE_POOL_KIND_MAP, SLUICE_POOL_KIND_IO, "unset", sluice_pool_kind_name,
                        sluice_pool_kind_parse)
@@ -438,6 +445,109 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                       .default_value = "false",
                                       .doc = "`fair`: refuse (`SLUICE_ENOENT`) tenants the `tenants:` list does not "
                                              "name"},
+};
+    [SLUICE_PK_CONCURRENCY_MODE] = {.name = "concurrency_mode",
+                                    .type = SLUICE_CONFIG_ENUM,
+                                    .offset = POOL_AT(concurrency_mode),
+                                    .reload = SLUICE_CONFIG_RESTART,
+                                    .enum_names = CONTROL_MODE_NAMES,
+                                    .enum_count = COUNT_OF(CONTROL_MODE_NAMES),
+                                    .default_value = "fixed",
+                                    .doc = "the adaptive limit: `fixed` (K stays unless `autotune` moves it), "
+                                           "`aimd`, `gradient2` or `vegas` (K follows the run times and "
+                                           "failures within `concurrency_min`..`concurrency_max`)"},
+    [SLUICE_PK_CONCURRENCY_MIN] = {.name = "concurrency_min",
+                                   .type = SLUICE_CONFIG_UINT,
+                                   .offset = POOL_AT(concurrency_min),
+                                   .reload = SLUICE_CONFIG_RESTART,
+                                   .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                   .doc_default = "max(1, `min_workers`)",
+                                   .doc = "the least K the controller sets; >= `min_workers`"},
+    [SLUICE_PK_CONCURRENCY_MAX] = {.name = "concurrency_max",
+                                   .type = SLUICE_CONFIG_UINT,
+                                   .offset = POOL_AT(concurrency_max),
+                                   .reload = SLUICE_CONFIG_RESTART,
+                                   .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                   .doc_default = "`workers`",
+                                   .doc = "the most K the controller sets; >= `concurrency_min`"},
+    [SLUICE_PK_CONCURRENCY_INTERVAL] = {.name = "concurrency_interval",
+                                        .type = SLUICE_CONFIG_DURATION,
+                                        .offset = POOL_AT(concurrency_interval_ns),
+                                        .reload = SLUICE_CONFIG_RESTART,
+                                        .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                        .doc_default = "1s",
+                                        .doc = "time between the controller's decisions (one window of run "
+                                               "times each); at most 1h"},
+    [SLUICE_PK_AUTOTUNE] = {.name = "autotune",
+                            .type = SLUICE_CONFIG_BOOL,
+                            .offset = POOL_AT(autotune),
+                            .reload = SLUICE_CONFIG_RESTART,
+                            .default_value = "false",
+                            .doc = "the auto-tune loop: utilisation and drop triggers move K toward "
+                                   "the Little's-law K, with cooldown, max step, hysteresis and a revert "
+                                   "to the last good K when p99 or failures get worse; a resize or a "
+                                   "reload of `workers` pins K until released"},
+    [SLUICE_PK_AUTOTUNE_COOLDOWN] = {.name = "autotune_cooldown",
+                                     .type = SLUICE_CONFIG_DURATION,
+                                     .offset = POOL_AT(autotune_cooldown_ns),
+                                     .reload = SLUICE_CONFIG_RESTART,
+                                     .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                     .doc_default = "2 intervals",
+                                     .doc = "after a change, the wait before the next, and before the "
+                                            "change is judged (kept or reverted); at most 1h"},
+    [SLUICE_PK_AUTOTUNE_MAX_STEP] = {.name = "autotune_max_step",
+                                     .type = SLUICE_CONFIG_UINT,
+                                     .offset = POOL_AT(autotune_max_step),
+                                     .reload = SLUICE_CONFIG_RESTART,
+                                     .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                     .doc_default = "8",
+                                     .doc = "the most K moves in one change"},
+    [SLUICE_PK_AUTOTUNE_HYSTERESIS] = {.name = "autotune_hysteresis",
+                                       .type = SLUICE_CONFIG_DOUBLE,
+                                       .offset = POOL_AT(autotune_hysteresis),
+                                       .reload = SLUICE_CONFIG_RESTART,
+                                       .flags = SLUICE_CONFIG_OMIT_ZERO | SLUICE_CONFIG_NONNEGATIVE,
+                                       .doc_default = "0.1",
+                                       .doc = "the smallest change made, as a fraction of K (at least 1); "
+                                              "below 1"},
+    [SLUICE_PK_AUTOTUNE_UTIL_HIGH] = {.name = "autotune_util_high",
+                                      .type = SLUICE_CONFIG_DOUBLE,
+                                      .offset = POOL_AT(autotune_util_high),
+                                      .reload = SLUICE_CONFIG_RESTART,
+                                      .flags = SLUICE_CONFIG_OMIT_ZERO | SLUICE_CONFIG_NONNEGATIVE,
+                                      .doc_default = "0.9",
+                                      .doc = "utilisation (mean running / K) at or above which K grows; "
+                                             "at most 1"},
+    [SLUICE_PK_AUTOTUNE_UTIL_LOW] = {.name = "autotune_util_low",
+                                     .type = SLUICE_CONFIG_DOUBLE,
+                                     .offset = POOL_AT(autotune_util_low),
+                                     .reload = SLUICE_CONFIG_RESTART,
+                                     .flags = SLUICE_CONFIG_OMIT_ZERO | SLUICE_CONFIG_NONNEGATIVE,
+                                     .doc_default = "0.3",
+                                     .doc = "utilisation at or below which K shrinks (nothing dropped or "
+                                            "queued); below `autotune_util_high`"},
+    [SLUICE_PK_PROBE_EVERY] = {.name = "probe_every",
+                               .type = SLUICE_CONFIG_DURATION,
+                               .offset = POOL_AT(probe_every_ns),
+                               .reload = SLUICE_CONFIG_RESTART,
+                               .flags = SLUICE_CONFIG_OMIT_ZERO,
+                               .doc_default = "off",
+                               .doc = "run a no-op probe task this often (>= 1ms); a probe not run within "
+                                      "`probe_timeout` (or refused) marks the pool unhealthy in "
+                                      "`/health/pools` until one runs"},
+    [SLUICE_PK_PROBE_TIMEOUT] = {.name = "probe_timeout",
+                                 .type = SLUICE_CONFIG_DURATION,
+                                 .offset = POOL_AT(probe_timeout_ns),
+                                 .reload = SLUICE_CONFIG_RESTART,
+                                 .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                 .doc_default = "5s",
+                                 .doc = "how long a probe may take from submit to run"},
+    [SLUICE_PK_PROBE_AFFECTS_READY] = {.name = "probe_affects_ready",
+                                       .type = SLUICE_CONFIG_BOOL,
+                                       .offset = POOL_AT(probe_affects_ready),
+                                       .reload = SLUICE_CONFIG_RESTART,
+                                       .default_value = "false",
+                                       .doc = "a failing probe also turns `/health/ready` 503"},
 };
 
 /* Indexed by sluice_service_key. */

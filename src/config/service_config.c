@@ -9,8 +9,9 @@
  * program with a config file writes no wiring of its own.
  *
  * Design: create goes through the public service API only (create, then
- * add_pool per entry in file order, destroying the service on the first
- * refusal). Reload maps the config's pool entries to the service's pools
+ * add_pool per entry in file order, and set_control for a pool with
+ * concurrency_*, autotune* or probe_* keys, destroying the service on the
+ * first refusal). Reload maps the config's pool entries to the service's pools
  * by name, so it does not depend on the order pools were added in.
  *
  * The admin token (service.admin_token_file) is read here too, at start,
@@ -72,6 +73,11 @@ sluice_err sluice_service_create_from_config(const sluice_config *cfg, const slu
         if (r == SLUICE_OK) {
             why[0] = '\0';
             r = sluice_config_pool_set_tenants(cp, pool, why, sizeof why);
+        }
+        sluice_pool_control_config cc;
+        if (r == SLUICE_OK && sluice_config_pool_to_control_config(cp, &cc)) {
+            /* The pool's controller: adaptive limit, auto-tune, probes. */
+            r = sluice_service_set_control(svc, pool, &cc, why, sizeof why);
         }
         if (r != SLUICE_OK) {
             if (errbuf && errlen) {

@@ -23,6 +23,46 @@ static const sluice_config_pos *pool_pos(const sluice_config_pool *p, sluice_poo
     return sluice_config_pool_has(p, k) ? &p->pos[k] : &p->entry_pos;
 }
 
+/* The controller's keys, checked by the controller's own rules; its field
+ * names map to the file's keys. */
+static void control_check(const sluice_config_pool *p, const char *path, cfg_errs *e)
+{
+    static const struct {
+        const char *field;
+        sluice_pool_key key;
+    } names[] = {
+        {"mode", SLUICE_PK_CONCURRENCY_MODE},
+        {"min_limit", SLUICE_PK_CONCURRENCY_MIN},
+        {"max_limit", SLUICE_PK_CONCURRENCY_MAX},
+        {"interval", SLUICE_PK_CONCURRENCY_INTERVAL},
+        {"cooldown", SLUICE_PK_AUTOTUNE_COOLDOWN},
+        {"util_high", SLUICE_PK_AUTOTUNE_UTIL_HIGH},
+        {"util_low", SLUICE_PK_AUTOTUNE_UTIL_LOW},
+        {"hysteresis", SLUICE_PK_AUTOTUNE_HYSTERESIS},
+        {"probe_every", SLUICE_PK_PROBE_EVERY},
+    };
+    sluice_pool_control_config cc;
+    if (!sluice_config_pool_to_control_config(p, &cc) || p->workers == 0) {
+        if (sluice_config_pool_has(p, SLUICE_PK_PROBE_TIMEOUT) && !p->probe_every_ns) {
+            sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_PROBE_TIMEOUT),
+                             "%s.probe_timeout: needs probe_every (no probes run without it)", path);
+        }
+        return;
+    }
+    const char *field = NULL;
+    char why[200];
+    if (sluice_pool_control_config_check(&cc, p->workers, p->min_workers, &field, why, sizeof why) == SLUICE_OK) {
+        return;
+    }
+    sluice_pool_key key = SLUICE_PK_CONCURRENCY_MODE;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(names[i].field, field) == 0) {
+            key = names[i].key;
+        }
+    }
+    sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, key), "%s.%s: %s", path, sluice_pool_key_name(key), why);
+}
+
 /* Every REQUIRED row of a slot that was not given. */
 static void required(const cfg_slot *slot, const char *path, const sluice_config_pos *where, cfg_errs *e)
 {
@@ -236,6 +276,7 @@ static void validate_pool(const sluice_config *cfg, size_t i, cfg_errs *e)
                          path, sluice_overflow_name(p->overflow));
     }
     validate_tenants(p, path, e);
+    control_check(p, path, e);
     ext_checks(p->ext, p->ext_count, path, e);
     /* Duplicates: names equal ignoring case, or equal once turned into an
      * environment prefix, cannot be told apart by an override. */

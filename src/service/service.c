@@ -47,6 +47,7 @@
 
 #include "base/check.h"
 #include "base/errbuf.h"
+#include "service/control_internal.h"
 #include "sluice/service.h"
 
 typedef struct svc_pool {
@@ -61,6 +62,9 @@ struct sluice_service {
     sluice_lifecycle *lc; /* immutable after create */
     sluice_metrics *metrics;
     bool own_metrics;
+    /* The pools' controllers and their thread (control.c); made at create,
+     * immutable pointer, its own lock. */
+    sluice__svc_control *control;
 
     /* Serialises add_pool, set_ready, watch, unwatch and destroy, and is
      * held across every watcher call. */
@@ -100,6 +104,17 @@ static void tr_log(void *user, const char *line)
 {
     sluice_service *svc = user;
     svc->cfg.log(svc->cfg.user, line);
+}
+
+/* Controllers' decision and probe lines go to the service's log. */
+static void control_log(void *user, const char *line)
+{
+    sluice_service *svc = user;
+    if (svc->cfg.log) {
+        svc->cfg.log(svc->cfg.user, line);
+    } else {
+        fprintf(stderr, "sluice: %s\n", line);
+    }
 }
 
 static void tr_force_exit(void *user, int signo)
@@ -153,6 +168,17 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
         }
         svc->own_metrics = true;
     }
+    svc->control = sluice__svc_control_new(svc->metrics, control_log, svc);
+    if (!svc->control) {
+        sluice__errf(errbuf, errlen, "service %s: out of memory", name);
+        if (svc->own_metrics) {
+            sluice_metrics_destroy(svc->metrics);
+        }
+        pthread_mutex_destroy(&svc->mu);
+        pthread_mutex_destroy(&svc->watch_mu);
+        free(svc);
+        return SLUICE_ENOMEM;
+    }
     sluice_lifecycle_config lcfg = {
         .shutdown_grace_ns = cfg->shutdown_grace_ns,
         .drain_budget_ns = cfg->drain_budget_ns,
@@ -170,6 +196,7 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
     if (r != SLUICE_OK) {
         sluice__errf(errbuf, errlen, "service %s: cannot start the lifecycle's signal and reload threads: %s", name,
                 sluice_strerror(r));
+        sluice__svc_control_destroy(svc->control);
         if (svc->own_metrics) {
             sluice_metrics_destroy(svc->metrics);
         }
@@ -523,6 +550,10 @@ void sluice_service_destroy(sluice_service *svc)
     }
     svc->watcher_count = 0;
     pthread_mutex_unlock(&svc->watch_mu);
+    /* 2b. The controllers stop (their thread joined, their collector
+     *     gone) while every pool is still alive. */
+    sluice__svc_control_destroy(svc->control);
+    svc->control = NULL;
     /* 3 and 4. Out of the registry, then destroyed, last added first. No
      *    other thread may call the service now (the header's contract),
      *    so the list is read without the lock. */
@@ -541,4 +572,52 @@ void sluice_service_destroy(sluice_service *svc)
     pthread_mutex_destroy(&svc->mu);
     pthread_mutex_destroy(&svc->watch_mu);
     free(svc);
+}
+
+sluice_err sluice_service_set_control(sluice_service *svc, sluice_pool *pool, const sluice_pool_control_config *cfg,
+                                      char *errbuf, size_t errlen)
+{
+    sluice__errf(errbuf, errlen, "%s", "");
+    if (!svc || !pool || !cfg) {
+        sluice__errf(errbuf, errlen, "service: set_control: %s is NULL", !svc ? "svc" : !pool ? "pool" : "cfg");
+        return SLUICE_EINVAL;
+    }
+    pthread_mutex_lock(&svc->watch_mu);
+    pthread_mutex_lock(&svc->mu);
+    ssize_t at = find_locked(svc, pool, NULL);
+    pthread_mutex_unlock(&svc->mu);
+    sluice_err r;
+    if (at < 0) {
+        sluice__errf(errbuf, errlen, "service %s: set_control: not a pool of this service", svc->name);
+        r = SLUICE_ENOENT;
+    } else {
+        r = sluice__svc_control_add(svc->control, pool, cfg, errbuf, errlen);
+    }
+    pthread_mutex_unlock(&svc->watch_mu);
+    return r;
+}
+
+sluice_err sluice_service_control_stats(const sluice_service *svc, const sluice_pool *pool,
+                                        sluice_pool_control_stats *out)
+{
+    if (!svc || !pool || !out) {
+        return SLUICE_EINVAL;
+    }
+    return sluice__svc_control_stats(svc->control, pool, out);
+}
+
+sluice_err sluice_service_control_pin(sluice_service *svc, const sluice_pool *pool, unsigned k)
+{
+    if (!svc || !pool) {
+        return SLUICE_EINVAL;
+    }
+    return sluice__svc_control_pin(svc->control, pool, true, k);
+}
+
+sluice_err sluice_service_control_release(sluice_service *svc, const sluice_pool *pool)
+{
+    if (!svc || !pool) {
+        return SLUICE_EINVAL;
+    }
+    return sluice__svc_control_pin(svc->control, pool, false, 0);
 }

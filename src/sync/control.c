@@ -115,7 +115,8 @@ static int probe_fn(void *arg)
 {
     ctl_probe *p = arg;
     atomic_store_explicit(&p->done_ns, sluice_clock_now(p->clock), memory_order_relaxed);
-    atomic_store_explicit(&p->state, PROBE_RAN, memory_order_release); /* pairs with probe_collect's acquire */
+    atomic_store_explicit(&p->state, PROBE_RAN,
+                          memory_order_release); /* pairs with probe_collect's acquire */
     probe_unref(p);
     return 0;
 }
@@ -124,7 +125,8 @@ static void probe_back(const sluice_abandoned *task)
 {
     ctl_probe *p = task->arg;
     atomic_store_explicit(&p->why, (int)task->reason, memory_order_relaxed);
-    atomic_store_explicit(&p->state, PROBE_BACK, memory_order_release); /* pairs with probe_collect's acquire */
+    atomic_store_explicit(&p->state, PROBE_BACK,
+                          memory_order_release); /* pairs with probe_collect's acquire */
     probe_unref(p);
 }
 
@@ -214,7 +216,8 @@ static void logf_locked(sluice_pool_control *c, const char *fmt, ...)
 
 /* Resolve the defaults and check them; returns the bad field or NULL. */
 static const char *configure(sluice_pool_control *c, const sluice_pool_control_config *cfg,
-                             const sluice_pool_config *pc, unsigned capacity, char *why, size_t whylen)
+                             const sluice_pool_config *pc, unsigned capacity, bool has_pool, char *why,
+                             size_t whylen)
 {
     c->mode = cfg->mode;
     c->min_k = cfg->min_limit ? cfg->min_limit : (pc->min_workers ? pc->min_workers : 1);
@@ -277,7 +280,7 @@ static const char *configure(sluice_pool_control *c, const sluice_pool_control_c
         snprintf(why, whylen, "must be in (0, 1]");
         return "revert_failure_delta";
     }
-    if (c->probe_every_ns && !c->pool) {
+    if (c->probe_every_ns && !has_pool) {
         snprintf(why, whylen, "probes need a pool, not a source");
         return "probe_every";
     }
@@ -288,11 +291,31 @@ static const char *configure(sluice_pool_control *c, const sluice_pool_control_c
     return NULL;
 }
 
+sluice_err sluice_pool_control_config_check(const sluice_pool_control_config *cfg, unsigned workers,
+                                            unsigned min_workers, const char **field, char *why,
+                                            size_t whylen)
+{
+    if (!cfg || !field) {
+        return SLUICE_EINVAL;
+    }
+    sluice_pool_control c;
+    memset(&c, 0, sizeof c);
+    sluice_pool_config pc;
+    memset(&pc, 0, sizeof pc);
+    pc.min_workers = min_workers;
+    char local[8];
+    *field = configure(&c, cfg, &pc, workers, true, why ? why : local, why ? whylen : sizeof local);
+    return *field ? SLUICE_EINVAL : SLUICE_OK;
+}
+
 sluice_err sluice_pool_control_create(sluice_pool *pool, const sluice_pool_control_config *cfg,
                                       sluice_pool_control **out, char *errbuf, size_t errlen)
 {
     if (!cfg || !out || (!pool && !cfg->source)) {
-        sluice__errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : !out ? "out" : "pool (or source)");
+        sluice__errf(errbuf, errlen, "%s: must not be NULL",
+                     !cfg   ? "cfg"
+                     : !out ? "out"
+                            : "pool (or source)");
         return SLUICE_EINVAL;
     }
     if (cfg->source && (!cfg->source->stats || !cfg->source->histogram || !cfg->source->resize)) {
@@ -320,14 +343,15 @@ sluice_err sluice_pool_control_create(sluice_pool *pool, const sluice_pool_contr
         snprintf(c->name, sizeof c->name, "model");
     }
     char why[160] = "";
-    const char *bad = configure(c, cfg, &pc, ps.capacity, why, sizeof why);
+    const char *bad = configure(c, cfg, &pc, ps.capacity, pool != NULL, why, sizeof why);
     if (bad) {
         sluice__errf(errbuf, errlen, "%s: %s", bad, why);
         free(c);
         return SLUICE_EINVAL;
     }
     if (pool && pc.timing_disabled && (c->mode != SLUICE_CONTROL_FIXED || c->autotune)) {
-        sluice__errf(errbuf, errlen, "mode: the pool's timing is disabled; the controller reads its run times");
+        sluice__errf(errbuf, errlen,
+                     "mode: the pool's timing is disabled; the controller reads its run times");
         free(c);
         return SLUICE_EINVAL;
     }
@@ -343,7 +367,9 @@ sluice_err sluice_pool_control_create(sluice_pool *pool, const sluice_pool_contr
                                                         : SLUICE_ADAPTIVE_VEGAS;
         ac.min_limit = c->min_k;
         ac.max_limit = c->max_k;
-        ac.initial_limit = ps.capacity < c->min_k ? c->min_k : ps.capacity > c->max_k ? c->max_k : ps.capacity;
+        ac.initial_limit = ps.capacity < c->min_k   ? c->min_k
+                           : ps.capacity > c->max_k ? c->max_k
+                                                    : ps.capacity;
         ac.backoff = cfg->backoff;
         ac.tolerance = cfg->tolerance;
         ac.smoothing = cfg->smoothing;
@@ -425,8 +451,8 @@ static uint64_t fails_of(const sluice_pool_stats *s)
 }
 
 /* p99 and failure ratio between two cumulative snapshots. */
-static void delta_quality(const sluice_histogram *from, const sluice_histogram *to, uint64_t done, uint64_t fails,
-                          double *p99, double *fail_ratio)
+static void delta_quality(const sluice_histogram *from, const sluice_histogram *to, uint64_t done,
+                          uint64_t fails, double *p99, double *fail_ratio)
 {
     uint64_t counts[SLUICE_HIST_MAX_BUCKETS + 1];
     for (size_t i = 0; i <= to->bucket_count && i <= SLUICE_HIST_MAX_BUCKETS; i++) {
@@ -483,8 +509,11 @@ static bool apply_k(sluice_pool_control *c, unsigned k, sluice_control_reason re
     sluice_control_direction d = k > c->k ? SLUICE_CONTROL_UP : SLUICE_CONTROL_DOWN;
     sluice_err err = c->src.resize(c->src.user, k);
     if (err != SLUICE_OK) {
-        logf_locked(c, "pool=%s autotune %s %u->%u reason=%s refused: %s", c->name, direction_names[d], c->k, k,
-                    reason_names[reason], sluice_strerror(err));
+        if (err == SLUICE_ECLOSED) {
+            return false; /* draining: K no longer matters, and says nothing */
+        }
+        logf_locked(c, "pool=%s autotune %s %u->%u reason=%s refused: %s", c->name, direction_names[d], c->k,
+                    k, reason_names[reason], sluice_strerror(err));
         return false;
     }
     if (w) {
@@ -505,14 +534,15 @@ static bool apply_k(sluice_pool_control *c, unsigned k, sluice_control_reason re
 
 /* The verdict on the change awaiting one (mu held; its cooldown has
  * passed). Returns whether it reverted. */
-static bool verdict(sluice_pool_control *c, const sluice_pool_stats *st, const sluice_histogram *h, uint64_t now,
-                    const window *w)
+static bool verdict(sluice_pool_control *c, const sluice_pool_stats *st, const sluice_histogram *h,
+                    uint64_t now, const window *w)
 {
     c->verdict_pending = false;
     uint64_t done = done_of(st) - c->verdict_done, fails = fails_of(st) - c->verdict_fail;
     double p99, fail_ratio;
     delta_quality(&c->verdict_hist, h, done, fails, &p99, &fail_ratio);
-    bool slower = c->changed_dir == SLUICE_CONTROL_UP && c->p99_before > 0 && p99 > c->revert_p99 * c->p99_before;
+    bool slower =
+        c->changed_dir == SLUICE_CONTROL_UP && c->p99_before > 0 && p99 > c->revert_p99 * c->p99_before;
     bool failing = done > 0 && fail_ratio > c->fail_before + c->revert_fail;
     if (!slower && !failing) {
         c->last_good = c->k;
@@ -543,8 +573,8 @@ static void judge_later(sluice_pool_control *c, sluice_control_direction d, cons
     c->verdict_fail = fails_of(st);
 }
 
-static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sluice_histogram *h, uint64_t now,
-                   const window *w)
+static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sluice_histogram *h,
+                   uint64_t now, const window *w)
 {
     /* The limiter sees every window, in cooldown too: it keeps its own state. */
     bool probing = false;
@@ -591,7 +621,8 @@ static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sl
     }
     bool up_trigger = (w->util >= c->util_high || w->drops > 0) && now >= c->hold_until;
     bool down_trigger = w->util <= c->util_low && w->drops == 0 && w->queue_depth == 0;
-    sluice_control_reason reason = w->drops > 0 ? SLUICE_CONTROL_REASON_DROPS : SLUICE_CONTROL_REASON_UTILISATION;
+    sluice_control_reason reason =
+        w->drops > 0 ? SLUICE_CONTROL_REASON_DROPS : SLUICE_CONTROL_REASON_UTILISATION;
     unsigned min_change = (unsigned)floor(c->hysteresis * c->k);
     min_change = min_change < 1 ? 1 : min_change;
     double little_k = w->timed ? ceil(w->little * (1 + c->headroom)) : 0;
@@ -658,8 +689,8 @@ static void probe_result(sluice_pool_control *c, bool ok, double seconds, const 
         ph->count++;
         ph->sum_seconds += seconds;
         if (c->st.probe_failures_in_row > 0) {
-            logf_locked(c, "pool=%s probe ok again after %u failures (%.4fs)", c->name, c->st.probe_failures_in_row,
-                        seconds);
+            logf_locked(c, "pool=%s probe ok again after %u failures (%.4fs)", c->name,
+                        c->st.probe_failures_in_row, seconds);
         }
         c->st.probe_failures_in_row = 0;
         c->st.probe_error[0] = '\0';
@@ -765,8 +796,8 @@ uint64_t sluice_pool_control_tick(sluice_pool_control *c)
         c->src.histogram(c->src.user, &h);
         if (st.capacity != c->k && st.capacity != 0) {
             if (!c->pinned) {
-                logf_locked(c, "pool=%s autotune pinned at %u (resized from outside; was %u)", c->name, st.capacity,
-                            c->k);
+                logf_locked(c, "pool=%s autotune pinned at %u (resized from outside; was %u)", c->name,
+                            st.capacity, c->k);
                 c->st.decisions[SLUICE_CONTROL_HOLD][SLUICE_CONTROL_REASON_PIN]++;
             }
             c->pinned = true;

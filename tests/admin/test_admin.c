@@ -990,6 +990,89 @@ static void test_debug_tenants(void **state)
     assert_int_equal(sluice_admin_remove_pool(a, p), SLUICE_OK);
     sluice_admin_stop(a);
     sluice_pool_destroy(p);
+
+static bool probe_state(sluice_service *svc, sluice_pool *pool, sluice_fake_clock *clk, bool want_healthy)
+{
+    sluice_fake_clock_advance(clk, 50 * SLUICE_NS_PER_MS);
+    sluice_pool_control_stats cs;
+    if (sluice_service_control_stats(svc, pool, &cs) != SLUICE_OK) {
+        return false;
+    }
+    return cs.probes > 0 && cs.healthy == want_healthy;
+}
+
+/* A pool whose scheduled probes fail (issue 14 item 4: its only worker is
+ * stuck) is FAIL in /health/pools and, with probe_affects_ready, turns
+ * /health/ready 503; /metrics has the probe families and the limit gauge;
+ * once a probe runs again both are back to 200. The service's control
+ * thread ticks the controller; the pool's clock is fake. */
+static void test_scheduled_probe_unhealthy(void **state)
+{
+    (void)state;
+    sluice_fake_clock clk;
+    sluice_fake_clock_init(&clk, 1000 * SLUICE_NS_PER_SEC);
+    sluice_service_config sc;
+    sluice_service_config_init(&sc);
+    sc.no_signals = true;
+    sc.log = quiet_log;
+    sluice_service *svc = NULL;
+    assert_int_equal(sluice_service_create(&sc, &svc, NULL, 0), SLUICE_OK);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "probed";
+    pc.workers = 1;
+    pc.queue_capacity = 8;
+    pc.clock = &clk.clock;
+    sluice_pool *pool = NULL;
+    assert_int_equal(sluice_service_add_pool(svc, &pc, 0, &pool, NULL, 0), SLUICE_OK);
+    sluice_pool_control_config cc;
+    sluice_pool_control_config_init(&cc);
+    cc.probe_every_ns = 200 * SLUICE_NS_PER_MS;
+    cc.probe_timeout_ns = 100 * SLUICE_NS_PER_MS;
+    cc.probe_affects_ready = true;
+    char err[200] = "";
+    assert_int_equal(sluice_service_set_control(svc, pool, &cc, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_service_set_control(svc, pool, &cc, err, sizeof err), SLUICE_EBUSY);
+    sluice_admin_config cfg;
+    sluice_admin_config_init(&cfg);
+    cfg.service = svc;
+    sluice_admin *a = start_admin(&cfg);
+    unsigned port = sluice_admin_port(a);
+    sluice_service_set_ready(svc, true);
+
+    WAIT_FOR(probe_state(svc, pool, &clk, true), "a first probe ran");
+    gate *g = gate_new();
+    assert_int_equal(sluice_pool_submit(pool, gate_task, g), SLUICE_OK);
+    WAIT_FOR(atomic_load(&g->inside) == 1, "the worker is stuck");
+    WAIT_FOR(probe_state(svc, pool, &clk, false), "a probe failed");
+
+    http_reply r = http_do(port, "GET", "/health/pools", NULL);
+    assert_int_equal(r.status, 503);
+    expect_body_has(&r, "probed FAIL: scheduled probe failing");
+    http_free(&r);
+    r = http_do(port, "GET", "/health/ready", NULL);
+    assert_int_equal(r.status, 503);
+    expect_body_has(&r, "probed probe failing");
+    http_free(&r);
+    r = http_do(port, "GET", "/metrics", NULL);
+    assert_int_equal(r.status, 200);
+    expect_body_has(&r, "pool_probe_failures_total{pool=\"probed\"}");
+    expect_body_has(&r, "pool_probe_duration_seconds_count{pool=\"probed\"}");
+    expect_body_has(&r, "pool_probe_healthy{pool=\"probed\"} 0");
+    expect_body_has(&r, "pool_concurrency_limit{pool=\"probed\"} 1");
+    http_free(&r);
+
+    gate_open(g);
+    WAIT_FOR(probe_state(svc, pool, &clk, true), "a probe ran again");
+    r = http_do(port, "GET", "/health/pools", NULL);
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+    r = http_do(port, "GET", "/health/ready", NULL);
+    assert_int_equal(r.status, 200);
+    http_free(&r);
+    sluice_admin_stop(a);
+    sluice_service_destroy(svc);
+    gate_free(g);
 }
 
 int main(void)
@@ -1009,6 +1092,7 @@ int main(void)
         cmocka_unit_test(test_token),
         cmocka_unit_test(test_bind_errors),
         cmocka_unit_test(test_serves_a_service),
+        cmocka_unit_test(test_scheduled_probe_unhealthy),
         cmocka_unit_test(test_health_pools_start_failures),
         cmocka_unit_test(test_debug_tenants),
     };

@@ -361,6 +361,97 @@ static void test_admin_token_file(void **state)
     assert_int_equal(sluice_config_admin_token(NULL, tok, sizeof tok, err, sizeof err), SLUICE_EINVAL);
     assert_int_equal(sluice_config_read_token_file(NULL, NULL, tok, sizeof tok, err, sizeof err), SLUICE_EINVAL);
     assert_non_null(strstr(err, "token file: no path"));
+
+/* A pool with concurrency_*, autotune* and probe_* keys gets a controller
+ * from the service, with no code: its limit, bounds and probes are the
+ * file's; a pool without them gets none. Bad values are refused at load
+ * with the key named (issue 14). */
+static void test_control_from_config(void **state)
+{
+    (void)state;
+    static const char text[] = "pools:\n"
+                               "  - name: email\n"
+                               "    workers: 16\n"
+                               "    queue_capacity: 100\n"
+                               "    concurrency_mode: gradient2\n"
+                               "    concurrency_min: 2\n"
+                               "    concurrency_max: 64\n"
+                               "    concurrency_interval: 500ms\n"
+                               "    autotune: true\n"
+                               "    autotune_cooldown: 2s\n"
+                               "    autotune_max_step: 4\n"
+                               "    probe_every: 10s\n"
+                               "    probe_timeout: 2s\n"
+                               "    probe_affects_ready: true\n"
+                               "  - name: plain\n"
+                               "    workers: 2\n"
+                               "    queue_capacity: 10\n";
+    sluice_config *cfg = load(text);
+    sluice_pool_control_config cc;
+    assert_true(sluice_config_pool_to_control_config(&cfg->pools[0], &cc));
+    assert_int_equal(cc.mode, SLUICE_CONTROL_GRADIENT2);
+    assert_int_equal(cc.min_limit, 2);
+    assert_int_equal(cc.max_limit, 64);
+    assert_int_equal(cc.interval_ns, 500 * SLUICE_NS_PER_MS);
+    assert_true(cc.autotune);
+    assert_int_equal(cc.max_step, 4);
+    assert_int_equal(cc.probe_every_ns, 10 * SLUICE_NS_PER_SEC);
+    assert_true(cc.probe_affects_ready);
+    assert_false(sluice_config_pool_to_control_config(&cfg->pools[1], &cc));
+    assert_int_equal(cc.max_limit, 2); /* defaults to workers */
+
+    sluice_service_config base;
+    sluice_service_config_init(&base);
+    base.no_signals = true;
+    base.log = quiet;
+    sluice_service *svc = NULL;
+    char err[512];
+    assert_int_equal(sluice_service_create_from_config(cfg, &base, NULL, NULL, &svc, err, sizeof err), SLUICE_OK);
+    sluice_pool_control_stats cs;
+    assert_int_equal(sluice_service_control_stats(svc, sluice_service_find_pool(svc, "email"), &cs), SLUICE_OK);
+    assert_int_equal(cs.mode, SLUICE_CONTROL_GRADIENT2);
+    assert_true(cs.autotune);
+    assert_true(cs.probes_enabled);
+    assert_true(cs.probe_affects_ready);
+    assert_int_equal(sluice_service_control_stats(svc, sluice_service_find_pool(svc, "plain"), &cs),
+                     SLUICE_ENOENT);
+    /* Pin and release through the service. */
+    sluice_pool *email = sluice_service_find_pool(svc, "email");
+    assert_int_equal(sluice_service_control_pin(svc, email, 7), SLUICE_OK);
+    assert_int_equal(sluice_service_control_stats(svc, email, &cs), SLUICE_OK);
+    assert_true(cs.pinned);
+    assert_int_equal(cs.limit, 7);
+    assert_int_equal(sluice_service_control_release(svc, email), SLUICE_OK);
+    assert_int_equal(sluice_service_control_release(svc, email), SLUICE_ENOENT);
+    assert_int_equal(sluice_service_control_release(svc, sluice_service_find_pool(svc, "plain")), SLUICE_ENOENT);
+    sluice_service_destroy(svc);
+    sluice_config_free(cfg);
+
+    static const struct {
+        const char *lines;
+        const char *want;
+    } bad[] = {
+        {"    autotune: true\n    autotune_util_low: 0.95\n", "pools[0].autotune_util_low: must be >= 0 and < util_high"},
+        {"    autotune: true\n    autotune_hysteresis: 1.5\n", "pools[0].autotune_hysteresis: must be in (0, 1)"},
+        {"    concurrency_mode: vegas\n    concurrency_min: 20\n    concurrency_max: 10\n",
+         "pools[0].concurrency_max: must be >= min_limit"},
+        {"    concurrency_mode: tcp\n", "pools[0].concurrency_mode"},
+        {"    probe_timeout: 2s\n", "pools[0].probe_timeout: needs probe_every"},
+        {"    min_workers: 4\n    concurrency_mode: aimd\n    concurrency_min: 2\n",
+         "pools[0].concurrency_min: must be >= the pool's min_workers"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char doc[512];
+        snprintf(doc, sizeof doc, "pools:\n  - name: p\n    workers: 8\n    queue_capacity: 10\n%s", bad[i].lines);
+        sluice_config *c = NULL;
+        char why[1024] = "";
+        assert_int_equal(sluice_config_load_string(doc, strlen(doc), "sluice.yaml", &NO_ENV, &c, why, sizeof why),
+                         SLUICE_EINVAL);
+        if (!strstr(why, bad[i].want)) {
+            fprintf(stderr, "case %zu: want \"%s\" in: %s\n", i, bad[i].want, why);
+        }
+        assert_non_null(strstr(why, bad[i].want));
+    }
 }
 
 int main(void)
@@ -370,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_create_all_or_nothing),
         cmocka_unit_test(test_reload_reaches_pools_and_budget),
         cmocka_unit_test(test_admin_token_file),
+        cmocka_unit_test(test_control_from_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

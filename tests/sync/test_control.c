@@ -147,7 +147,8 @@ static sluice_pool_control_stats cstats(sluice_pool_control *c)
     return s;
 }
 
-static uint64_t decisions(const sluice_pool_control_stats *s, sluice_control_direction d, sluice_control_reason r)
+static uint64_t decisions(const sluice_pool_control_stats *s, sluice_control_direction d,
+                          sluice_control_reason r)
 {
     return s->decisions[d][r];
 }

@@ -1,0 +1,299 @@
+/*
+ * src/service/control.c - the service's control loop: one thread that
+ * ticks every pool controller (sluice/control.h) of the service, and the
+ * collector that exports what they decided.
+ *
+ * Purpose. A configured service gets its pools' adaptive limits, auto-tune
+ * and scheduled probes without code of its own: sluice_service_set_control
+ * (called by the config layer for pools whose file asks for them) makes
+ * the controller, and this file runs it and exports it.
+ *
+ * Design.
+ *  - One thread for all controllers, started with the first one. It ticks
+ *    each and sleeps until the earliest "next due" they return, at most a
+ *    second of real time and at least a millisecond; with a non-system
+ *    clock (tests) it re-reads every SLUICE_CLOCK_POLL_NS.
+ *  - Controllers are only ever added until destroy, so a stats lookup by
+ *    pool never sees one freed; nothing outside this file holds a pointer
+ *    to one (stats are copied out).
+ *  - The collector writes each family once with a sample per controller:
+ *    pool_concurrency_limit, pool_autotune_pinned,
+ *    pool_autotune_decisions_total{direction,reason} (non-zero series),
+ *    pool_probe_duration_seconds, pool_probe_failures_total and
+ *    pool_probe_healthy (pools with probes only).
+ *
+ * Lock order: the registry's lock (a scrape) -> sc->mu -> a controller's
+ * mutex -> the pool's locks. The thread holds sc->mu while it ticks, so
+ * a scrape waits for at most one round of ticks.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/errbuf.h"
+#include "base/timing.h"
+#include "service/control_internal.h"
+#include "service/service_internal.h"
+
+typedef struct svc_ctl {
+    sluice_pool *pool;
+    sluice_pool_control *ctl;
+} svc_ctl;
+
+struct sluice__svc_control {
+    sluice_metrics *reg; /* borrowed */
+    void (*log)(void *user, const char *line);
+    void *log_user;
+    bool collector_added;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* wakes the thread for stop */
+    svc_ctl ctls[SLUICE_SERVICE_MAX_POOLS];
+    size_t count;
+    bool stop;
+    bool thread_started;
+    pthread_t thread;
+};
+
+static void *control_main(void *arg)
+{
+    sluice__svc_control *sc = arg;
+    pthread_mutex_lock(&sc->mu);
+    while (!sc->stop) {
+        uint64_t wait_ns = SLUICE_NS_PER_SEC;
+        for (size_t i = 0; i < sc->count; i++) {
+            sluice_pool_control *c = sc->ctls[i].ctl;
+            uint64_t next = sluice_pool_control_tick(c);
+            const sluice_clock *clk = sluice_pool_clock(sc->ctls[i].pool);
+            if (!sluice_clock_is_system(clk)) {
+                wait_ns = SLUICE_CLOCK_POLL_NS;
+                continue;
+            }
+            uint64_t now = sluice_clock_now(clk);
+            uint64_t d = next > now ? next - now : 0;
+            wait_ns = d < wait_ns ? d : wait_ns;
+        }
+        wait_ns = wait_ns < SLUICE_NS_PER_MS ? SLUICE_NS_PER_MS : wait_ns;
+        struct timespec until = sluice__ts_after(CLOCK_MONOTONIC, wait_ns);
+        pthread_cond_timedwait(&sc->cv, &sc->mu, &until);
+    }
+    pthread_mutex_unlock(&sc->mu);
+    return NULL;
+}
+
+static void labels1(sluice_metric_label *l, const char *pool)
+{
+    l[0].name = "pool";
+    l[0].value = pool;
+}
+
+static void collect(sluice_expo *w, void *user)
+{
+    sluice__svc_control *sc = user;
+    pthread_mutex_lock(&sc->mu);
+    size_t n = sc->count;
+    sluice_pool_control_stats *st = calloc(n ? n : 1, sizeof *st);
+    if (!st) {
+        pthread_mutex_unlock(&sc->mu);
+        return;
+    }
+    const char *names[SLUICE_SERVICE_MAX_POOLS];
+    for (size_t i = 0; i < n; i++) {
+        sluice_pool_control_stats_get(sc->ctls[i].ctl, &st[i]);
+        names[i] = sluice_pool_name(sc->ctls[i].pool);
+    }
+    sluice_metric_label l[3];
+    sluice_expo_family(w, "pool_concurrency_limit", SLUICE_METRIC_GAUGE,
+                       "K as the pool's controller last set or saw it.");
+    for (size_t i = 0; i < n; i++) {
+        labels1(l, names[i]);
+        sluice_expo_sample(w, l, 1, st[i].limit);
+    }
+    sluice_expo_family(w, "pool_autotune_pinned", SLUICE_METRIC_GAUGE,
+                       "1 while K is pinned by a manual resize or reload (no auto-tune decisions).");
+    for (size_t i = 0; i < n; i++) {
+        labels1(l, names[i]);
+        sluice_expo_sample(w, l, 1, st[i].pinned ? 1 : 0);
+    }
+    sluice_expo_family(w, "pool_autotune_decisions_total", SLUICE_METRIC_COUNTER,
+                       "Changes of K by the pool's controller, and pins/releases, by direction and reason.");
+    for (size_t i = 0; i < n; i++) {
+        for (unsigned d = 0; d < SLUICE_CONTROL_DIRECTION_COUNT_; d++) {
+            for (unsigned r = 0; r < SLUICE_CONTROL_REASON_COUNT_; r++) {
+                if (!st[i].decisions[d][r]) {
+                    continue;
+                }
+                labels1(l, names[i]);
+                l[1].name = "direction";
+                l[1].value = sluice_control_direction_name((sluice_control_direction)d);
+                l[2].name = "reason";
+                l[2].value = sluice_control_reason_name((sluice_control_reason)r);
+                sluice_expo_sample(w, l, 3, (double)st[i].decisions[d][r]);
+            }
+        }
+    }
+    sluice_expo_family(w, "pool_probe_duration_seconds", SLUICE_METRIC_HISTOGRAM,
+                       "Time from submit to run of the scheduled no-op probe task (successful probes).");
+    for (size_t i = 0; i < n; i++) {
+        if (st[i].probes_enabled) {
+            labels1(l, names[i]);
+            sluice_expo_histogram(w, l, 1, &st[i].probe_hist);
+        }
+    }
+    sluice_expo_family(w, "pool_probe_failures_total", SLUICE_METRIC_COUNTER,
+                       "Scheduled probes that failed: refused, handed back, or not run within the timeout.");
+    for (size_t i = 0; i < n; i++) {
+        if (st[i].probes_enabled) {
+            labels1(l, names[i]);
+            sluice_expo_sample(w, l, 1, (double)st[i].probe_failures);
+        }
+    }
+    sluice_expo_family(w, "pool_probe_healthy", SLUICE_METRIC_GAUGE,
+                       "0 while the pool's scheduled probes fail, else 1.");
+    for (size_t i = 0; i < n; i++) {
+        if (st[i].probes_enabled) {
+            labels1(l, names[i]);
+            sluice_expo_sample(w, l, 1, st[i].healthy ? 1 : 0);
+        }
+    }
+    pthread_mutex_unlock(&sc->mu);
+    free(st);
+}
+
+sluice__svc_control *sluice__svc_control_new(sluice_metrics *reg, void (*log)(void *user, const char *line),
+                                             void *log_user)
+{
+    sluice__svc_control *sc = calloc(1, sizeof *sc);
+    if (!sc) {
+        return NULL;
+    }
+    pthread_mutex_init(&sc->mu, NULL);
+    if (sluice__cond_init(&sc->cv) != 0) {
+        pthread_mutex_destroy(&sc->mu);
+        free(sc);
+        return NULL;
+    }
+    sc->reg = reg;
+    sc->log = log;
+    sc->log_user = log_user;
+    return sc;
+}
+
+sluice_err sluice__svc_control_add(sluice__svc_control *sc, sluice_pool *pool,
+                                   const sluice_pool_control_config *cfg, char *errbuf, size_t errlen)
+{
+    void (*log)(void *user, const char *line) = sc->log;
+    void *log_user = sc->log_user;
+    pthread_mutex_lock(&sc->mu);
+    for (size_t i = 0; i < sc->count; i++) {
+        if (sc->ctls[i].pool == pool) {
+            pthread_mutex_unlock(&sc->mu);
+            sluice__errf(errbuf, errlen, "pool %s: already has a controller", sluice_pool_name(pool));
+            return SLUICE_EBUSY;
+        }
+    }
+    pthread_mutex_unlock(&sc->mu);
+    sluice_pool_control_config c = *cfg;
+    if (!c.log) {
+        c.log = log;
+        c.log_user = log_user;
+    }
+    sluice_pool_control *ctl = NULL;
+    sluice_err r = sluice_pool_control_create(pool, &c, &ctl, errbuf, errlen);
+    if (r != SLUICE_OK) {
+        return r;
+    }
+    if (!sc->collector_added) {
+        r = sluice_metrics_add_collector(sc->reg, collect, sc);
+        if (r != SLUICE_OK) {
+            sluice_pool_control_destroy(ctl);
+            sluice__errf(errbuf, errlen, "control: cannot export its metrics: %s", sluice_strerror(r));
+            return r;
+        }
+        sc->collector_added = true;
+    }
+    pthread_mutex_lock(&sc->mu);
+    if (!sc->thread_started) {
+        int e = sluice__service_spawn(&sc->thread, control_main, sc, "control");
+        if (e != 0) {
+            pthread_mutex_unlock(&sc->mu);
+            sluice_pool_control_destroy(ctl);
+            sluice__errf(errbuf, errlen, "control: cannot start its thread: %s", strerror(e));
+            return SLUICE_ESYS;
+        }
+        sc->thread_started = true;
+    }
+    sc->ctls[sc->count].pool = pool;
+    sc->ctls[sc->count].ctl = ctl;
+    sc->count++;
+    pthread_cond_signal(&sc->cv); /* tick the new one now */
+    pthread_mutex_unlock(&sc->mu);
+    return SLUICE_OK;
+}
+
+/* The controller of pool, or NULL (sc->mu held). */
+static sluice_pool_control *find(sluice__svc_control *sc, const sluice_pool *pool)
+{
+    for (size_t i = 0; i < sc->count; i++) {
+        if (sc->ctls[i].pool == pool) {
+            return sc->ctls[i].ctl;
+        }
+    }
+    return NULL;
+}
+
+sluice_err sluice__svc_control_stats(sluice__svc_control *sc, const sluice_pool *pool,
+                                     sluice_pool_control_stats *out)
+{
+    if (!sc) {
+        return SLUICE_ENOENT;
+    }
+    pthread_mutex_lock(&sc->mu);
+    sluice_pool_control *c = find(sc, pool);
+    if (c) {
+        sluice_pool_control_stats_get(c, out);
+    }
+    pthread_mutex_unlock(&sc->mu);
+    return c ? SLUICE_OK : SLUICE_ENOENT;
+}
+
+sluice_err sluice__svc_control_pin(sluice__svc_control *sc, const sluice_pool *pool, bool pin, unsigned k)
+{
+    if (!sc) {
+        return SLUICE_ENOENT;
+    }
+    pthread_mutex_lock(&sc->mu);
+    sluice_pool_control *c = find(sc, pool);
+    sluice_err r = SLUICE_ENOENT;
+    if (c) {
+        r = pin ? sluice_pool_control_pin(c, k) : sluice_pool_control_release(c);
+    }
+    pthread_mutex_unlock(&sc->mu);
+    return r;
+}
+
+void sluice__svc_control_destroy(sluice__svc_control *sc)
+{
+    if (!sc) {
+        return;
+    }
+    if (sc->collector_added) {
+        sluice_metrics_remove_collector(sc->reg, collect, sc);
+    }
+    pthread_mutex_lock(&sc->mu);
+    sc->stop = true;
+    pthread_cond_broadcast(&sc->cv);
+    bool joined = sc->thread_started;
+    pthread_mutex_unlock(&sc->mu);
+    if (joined) {
+        pthread_join(sc->thread, NULL);
+    }
+    for (size_t i = 0; i < sc->count; i++) {
+        sluice_pool_control_destroy(sc->ctls[i].ctl);
+    }
+    pthread_cond_destroy(&sc->cv);
+    pthread_mutex_destroy(&sc->mu);
+    free(sc);
+}

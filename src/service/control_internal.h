@@ -1,0 +1,34 @@
+/*
+ * src/service/control_internal.h - the service's control loop (control.c)
+ * as service.c sees it: one object per service, made at create, with a
+ * thread that starts with the first controller.
+ *
+ * Thread-safety: add is serialised by the caller (service.c holds its
+ * watch_mu); stats and pin/release are safe from any thread; destroy
+ * runs once, after the watchers have let go and before any pool goes.
+ */
+#ifndef SLUICE_SERVICE_CONTROL_INTERNAL_H
+#define SLUICE_SERVICE_CONTROL_INTERNAL_H
+
+#include "sluice/control.h"
+#include "sluice/metrics.h"
+#include "sluice/service.h"
+
+typedef struct sluice__svc_control sluice__svc_control;
+
+/* NULL when out of memory. The registry is borrowed (its collector is
+ * added with the first controller). */
+sluice__svc_control *sluice__svc_control_new(sluice_metrics *reg, void (*log)(void *user, const char *line),
+                                             void *log_user);
+/* Make the pool's controller and run it. SLUICE_EBUSY: it has one. */
+sluice_err sluice__svc_control_add(sluice__svc_control *sc, sluice_pool *pool,
+                                   const sluice_pool_control_config *cfg, char *errbuf, size_t errlen);
+/* SLUICE_OK and *out, or SLUICE_ENOENT (no controller for the pool). */
+sluice_err sluice__svc_control_stats(sluice__svc_control *sc, const sluice_pool *pool,
+                                     sluice_pool_control_stats *out);
+/* Pin at k (pin = true) or release; SLUICE_ENOENT without a controller. */
+sluice_err sluice__svc_control_pin(sluice__svc_control *sc, const sluice_pool *pool, bool pin, unsigned k);
+/* Stop the thread, remove the collector, destroy the controllers. NULL ok. */
+void sluice__svc_control_destroy(sluice__svc_control *sc);
+
+#endif
