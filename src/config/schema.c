@@ -450,6 +450,7 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                     .type = SLUICE_CONFIG_ENUM,
                                     .offset = POOL_AT(concurrency_mode),
                                     .reload = SLUICE_CONFIG_RESTART,
+                                    .flags = SLUICE_CONFIG_OMIT_ZERO,
                                     .enum_names = CONTROL_MODE_NAMES,
                                     .enum_count = COUNT_OF(CONTROL_MODE_NAMES),
                                     .default_value = "fixed",
@@ -482,6 +483,7 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                             .type = SLUICE_CONFIG_BOOL,
                             .offset = POOL_AT(autotune),
                             .reload = SLUICE_CONFIG_RESTART,
+                            .flags = SLUICE_CONFIG_OMIT_ZERO,
                             .default_value = "false",
                             .doc = "the auto-tune loop: utilisation and drop triggers move K toward "
                                    "the Little's-law K, with cooldown, max step, hysteresis and a revert "
@@ -546,6 +548,7 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                        .type = SLUICE_CONFIG_BOOL,
                                        .offset = POOL_AT(probe_affects_ready),
                                        .reload = SLUICE_CONFIG_RESTART,
+                                       .flags = SLUICE_CONFIG_OMIT_ZERO,
                                        .default_value = "false",
                                        .doc = "a failing probe also turns `/health/ready` 503"},
 };

@@ -18,7 +18,7 @@
  *    to one (stats are copied out).
  *  - The collector writes each family once with a sample per controller:
  *    pool_concurrency_limit, pool_autotune_pinned,
- *    pool_autotune_decisions_total{direction,reason} (non-zero series),
+ *    pool_autotune_decisions_total{name,direction,reason} (non-zero series),
  *    pool_probe_duration_seconds, pool_probe_failures_total and
  *    pool_probe_healthy (pools with probes only).
  *
@@ -85,7 +85,7 @@ static void *control_main(void *arg)
 
 static void labels1(sluice_metric_label *l, const char *pool)
 {
-    l[0].name = "pool";
+    l[0].name = "name";
     l[0].value = pool;
 }
 

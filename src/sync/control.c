@@ -420,7 +420,7 @@ typedef struct window {
     uint64_t done, fails, drops, offered, timed;
     double mean_s, p99_s, util, little, fail_ratio;
     size_t queue_depth;
-    bool queue_grew; /* deeper than at the last decision */
+    bool queue_grew; /* deeper than at the last decision by more than K: demand beyond K, not noise */
 } window;
 
 /* The q-quantile of a non-cumulative delta histogram, as a bucket bound
@@ -474,7 +474,7 @@ static void measure(const sluice_pool_control *c, const sluice_pool_stats *now_s
     w->offered = (now_st->submitted + now_st->rejected) - (p->submitted + p->rejected);
     w->timed = h->count - c->prev_hist.count;
     w->queue_depth = now_st->queue_depth;
-    w->queue_grew = now_st->queue_depth > p->queue_depth;
+    w->queue_grew = now_st->queue_depth > p->queue_depth + c->k;
     if (w->timed > 0 && w->dt_s > 0) {
         w->mean_s = (h->sum_seconds - c->prev_hist.sum_seconds) / (double)w->timed;
         double busy = w->mean_s * (double)w->done; /* timed tasks stand for all that finished */

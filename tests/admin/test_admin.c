@@ -1056,10 +1056,10 @@ static void test_scheduled_probe_unhealthy(void **state)
     http_free(&r);
     r = http_do(port, "GET", "/metrics", NULL);
     assert_int_equal(r.status, 200);
-    expect_body_has(&r, "pool_probe_failures_total{pool=\"probed\"}");
-    expect_body_has(&r, "pool_probe_duration_seconds_count{pool=\"probed\"}");
-    expect_body_has(&r, "pool_probe_healthy{pool=\"probed\"} 0");
-    expect_body_has(&r, "pool_concurrency_limit{pool=\"probed\"} 1");
+    expect_body_has(&r, "pool_probe_failures_total{name=\"probed\"}");
+    expect_body_has(&r, "pool_probe_duration_seconds_count{name=\"probed\"}");
+    expect_body_has(&r, "pool_probe_healthy{name=\"probed\"} 0");
+    expect_body_has(&r, "pool_concurrency_limit{name=\"probed\"} 1");
     http_free(&r);
 
     gate_open(g);

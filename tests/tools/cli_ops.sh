@@ -140,7 +140,7 @@ rules_promtool)
     need promtool
     "$S" rules -o "$TMP/rules.yml" "$FIX/ops.yaml" || fail "rules"
     promtool check rules "$TMP/rules.yml" >"$TMP/check" 2>&1 || { cat "$TMP/check" >&2; fail "promtool check rules"; }
-    has "$TMP/check" "SUCCESS: 40 rules found" # and thumbnails (fair) TenantStarved
+    has "$TMP/check" "SUCCESS: 41 rules found" # and thumbnails (fair) TenantStarved, payments PoolProbeFailing
     cp "$SRC/tests/tools/rules_test.yml" "$TMP/rules_test.yml"
     promtool test rules "$TMP/rules_test.yml" >"$TMP/test" 2>&1 || { cat "$TMP/test" >&2; fail "promtool test rules"; }
     # The demo's rules (ops/) pass the checker too.
@@ -168,7 +168,10 @@ exported = {"pool_running", "pool_capacity", "pool_waiting", "pool_queue_depth",
             "pool_tenant_completed_total", "pool_tenant_failed_total", "pool_tenant_panicked_total",
             "pool_tenant_dropped_total", "pool_tenant_rejected_total", "pool_tenant_shed_total",
             "pool_tenant_abandoned_total", "pool_tenant_submit_duration_seconds", "pool_tenants_tracked",
-            "pool_tenants_folded"}
+            "pool_tenants_folded",
+            # a service's pool controller (sluice/control.h)
+            "pool_concurrency_limit", "pool_autotune_pinned", "pool_autotune_decisions_total",
+            "pool_probe_duration_seconds", "pool_probe_failures_total", "pool_probe_healthy"}
 if os.path.exists(sys.argv[3]):
     documented = set(re.findall(r"\bpool_[a-z_]+[a-z]", open(sys.argv[3]).read()))
     missing = exported - documented
@@ -229,17 +232,18 @@ runbook_anchors)
     # ... and payments' SLO alerts (fast and slow, availability and latency),
     # the 3 service-wide alerts on breakers, semaphores and limiters, the
     # service SLO's fast and slow burn, and TenantStarved for thumbnails
-    # (queue_discipline: fair).
-    [ "$n" -eq 25 ] || fail "want 25 runbook_urls, got $n"
+    # (queue_discipline: fair), and payments'
+    # PoolProbeFailing (payments has probe_every).
+    [ "$n" -eq 26 ] || fail "want 26 runbook_urls, got $n"
     # ... and the 4 incidents the reference text's playbook lists that no
     # single alert names.
-    [ "$(grep -c '^<a id=' "$TMP/rb.md")" -eq 27 ] || fail "want 27 runbook entries"
+    [ "$(grep -c '^<a id=' "$TMP/rb.md")" -eq 28 ] || fail "want 28 runbook entries"
     for id in memory-growth exhausted-at-startup unresponsive-after-deploy stall-deadlock; do
         has "$TMP/rb.md" "<a id=\"incident-$id\"></a>"
     done
     has "$TMP/rb.md" "kubectl rollout undo"
     for s in "#### Quick checks (5 min)" "#### Mitigations (15 min)" "#### Long-term fixes" "#### Rollback"; do
-        [ "$(grep -c "^$s" "$TMP/rb.md")" -eq 27 ] || fail "every entry needs '$s'"
+        [ "$(grep -c "^$s" "$TMP/rb.md")" -eq 28 ] || fail "every entry needs '$s'"
     done
     has "$TMP/rb.md" "K is 10 because: payments-api allows 40 concurrent calls, 4 replicas"
     has "$TMP/rb.md" "SLUICE_POOL_PAYMENTS_WORKERS"
@@ -426,7 +430,7 @@ rules_unfireable)
     sed 's/^    kind: cpu$/&\n    alert_slow_task_p99: 10s/' "$FIX/ops.yaml" >"$TMP/slow.yaml"
     run "$S" rules "$TMP/slow.yaml" -o "$TMP/never.yml"
     expect_rc 2 "rules with a threshold above the buckets"
-    has "$TMP/err" "slow.yaml:32:26: pool thumbnails: alert_slow_task_p99 10s is not below the largest finite histogram bucket 6.5536s"
+    has "$TMP/err" "slow.yaml:34:26: pool thumbnails: alert_slow_task_p99 10s is not below the largest finite histogram bucket 6.5536s"
     has "$TMP/err" "PoolSlowTasks can never fire"
     [ -e "$TMP/never.yml" ] && fail "rules wrote a file it refused"
     [ -s "$TMP/out" ] && fail "rules printed rules it refused"

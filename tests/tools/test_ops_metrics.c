@@ -24,6 +24,7 @@
 #include "sluice/config.h"
 #include "sluice/metrics.h"
 #include "sluice/pool.h"
+#include "sluice/service.h"
 
 #include "../../tools/sluice/ops_rules.h"
 #include "../../tools/sluice/ops_util.h"
@@ -42,24 +43,36 @@ static int noop(void *arg)
     return 0;
 }
 
-/* The pool_* families the library renders for one live pool. */
+/* The pool_* families the library renders for one live pool: a fair pool
+ * (so the per-tenant families render too; a FIFO pool has none) of a
+ * service with a controller that probes it (so the control families,
+ * exported by the service, render too). */
 static void rendered_families(families *f)
 {
+    sluice_metrics *reg = NULL;
+    assert_int_equal(sluice_metrics_create(NULL, &reg), SLUICE_OK);
+    sluice_service_config sc;
+    sluice_service_config_init(&sc);
+    sc.no_signals = true;
+    sc.metrics = reg;
+    sluice_service *svc = NULL;
+    char err[256];
+    assert_int_equal(sluice_service_create(&sc, &svc, err, sizeof err), SLUICE_OK);
     sluice_pool_config pc;
     sluice_pool_config_init(&pc);
     pc.name = "probe";
     pc.workers = 2;
     pc.queue_capacity = 4;
-    /* Fair, so the per-tenant families render too (a FIFO pool has none). */
     pc.queue_discipline = SLUICE_QUEUE_FAIR;
     sluice_pool *p = NULL;
-    char err[256];
-    assert_int_equal(sluice_pool_create(&pc, &p, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_service_add_pool(svc, &pc, 0, &p, err, sizeof err), SLUICE_OK);
+    sluice_pool_control_config cc;
+    sluice_pool_control_config_init(&cc);
+    cc.autotune = true;
+    cc.probe_every_ns = 3600 * SLUICE_NS_PER_SEC;
+    assert_int_equal(sluice_service_set_control(svc, p, &cc, err, sizeof err), SLUICE_OK);
     sluice_submit_opts o = {.tenant_name = "acme"};
     assert_int_equal(sluice_pool_submit_ex(p, noop, NULL, &o), SLUICE_OK);
-    sluice_metrics *reg = NULL;
-    assert_int_equal(sluice_metrics_create(NULL, &reg), SLUICE_OK);
-    assert_int_equal(sluice_metrics_add_pool(reg, p), SLUICE_OK);
     char *text = NULL;
     size_t len = 0;
     assert_int_equal(sluice_metrics_render(reg, SLUICE_EXPO_PROMETHEUS, &text, &len), SLUICE_OK);
@@ -74,9 +87,8 @@ static void rendered_families(families *f)
         }
     }
     free(text);
-    assert_int_equal(sluice_metrics_remove_pool(reg, p), SLUICE_OK);
+    sluice_service_destroy(svc);
     sluice_metrics_destroy(reg);
-    sluice_pool_destroy(p);
 }
 
 static const char *family_type(const families *f, const char *name)

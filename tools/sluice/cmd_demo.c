@@ -151,7 +151,10 @@ static void help(FILE *out)
                  "  --slowdown POOL@T[+D][xF]\n"
                  "                      from T after the start (for D, default: to the end),\n"
                  "                      POOL's downstream is F times slower (default 10);\n"
-                 "                      for example --slowdown email@10s+20sx5\n"
+                 "                      for example --slowdown email@10s+30sx5. A slowed\n"
+                 "                      pool whose config sets no controller gets auto-tune,\n"
+                 "                      so its K follows Little's law (decision lines in the\n"
+                 "                      log, pool_concurrency_limit in /metrics)\n"
                  "  --stall POOL@T[+D]  from T (for D), POOL's downstream stops answering;\n"
                  "                      for example --stall sms@15s\n"
                  "  --seed N            random seed (default: fixed, 1)\n"
@@ -598,6 +601,24 @@ int sluice_cmd_demo(int argc, char **argv)
         r = sluice_config_write(d.config, stdout);
         sluice_config_free(d.config);
         return r == SLUICE_OK ? SLUICE_EXIT_OK : SLUICE_EXIT_FAIL;
+    }
+    /* --slowdown is there to show the control loop: a slowed pool with no
+     * controller of its own gets auto-tune, so its K follows Little's law
+     * down to what the traffic needs, up while the downstream is slow, and
+     * back (issue 14). A big step lets K reach the new level in seconds. */
+    for (size_t i = 0; i < d.opts.fault_count; i++) {
+        for (size_t j = 0; j < d.config->pool_count && !d.opts.faults[i].stall; j++) {
+            sluice_config_pool *cp = &d.config->pools[j];
+            sluice_pool_control_config cc;
+            if (strcmp(cp->name, d.opts.faults[i].pool) != 0 || sluice_config_pool_to_control_config(cp, &cc)) {
+                continue;
+            }
+            cp->autotune = true;
+            cp->autotune_max_step = cp->workers / 2 > 8 ? cp->workers / 2 : 8;
+            fprintf(stderr, "sluice demo: --slowdown %s: auto-tune on for pool %s (K follows its downstream; "
+                            "see the autotune lines)\n",
+                    cp->name, cp->name);
+        }
     }
 
     /* The admin token: --admin-token-file (read with the flags) wins over

@@ -23,6 +23,9 @@
  *                       oldest running task > 30s, for 30s
  *   TenantStarved       (fair pools) a tenant has tasks queued and none  warning
  *                       finished in 10m while other tenants' did, for 5m
+ *   PoolProbeFailing    pool_probe_healthy == 0 for 1m (pools with     critical
+ *                       probe_every only: the scheduled no-op probe
+ *                       was refused or not run within probe_timeout)
  *
  * PoolStalled exists because a stalled downstream is invisible to the
  * others: tasks stuck in it never finish, so the duration histograms never
@@ -50,11 +53,18 @@ static const ops_alert_info alerts[OPS_ALERT_COUNT_] = {
     [OPS_ALERT_METRICS_MISSING] = {"PoolMetricsMissing", "warning", "no metrics from the pool"},
     [OPS_ALERT_STALLED] = {"PoolStalled", "critical", "every worker stuck, nothing finishing"},
     [OPS_ALERT_TENANT_STARVED] = {"TenantStarved", "warning", "a tenant's work waits while others are served"},
+    [OPS_ALERT_PROBE_FAILING] = {"PoolProbeFailing", "critical", "the scheduled no-op probe does not run"},
 };
 
 bool ops_alert_applies(ops_alert_kind kind, const sluice_config_pool *p)
 {
-    return kind != OPS_ALERT_TENANT_STARVED || p->queue_discipline == SLUICE_QUEUE_FAIR;
+    if (kind == OPS_ALERT_TENANT_STARVED) {
+        return p->queue_discipline == SLUICE_QUEUE_FAIR;
+    }
+    if (kind == OPS_ALERT_PROBE_FAILING) {
+        return p->probe_every_ns != 0;
+    }
+    return true;
 }
 
 const ops_alert_info *ops_alert(ops_alert_kind kind)
@@ -66,14 +76,20 @@ const ops_alert_info *ops_alert(ops_alert_kind kind)
  * list against docs/metrics.md. */
 const char *const ops_exported_metrics[] = {
     "pool_abandoned_total",
+    "pool_autotune_decisions_total",
+    "pool_autotune_pinned",
     "pool_capacity",
     "pool_completed_total",
+    "pool_concurrency_limit",
     "pool_dropped_total",
     "pool_expired_workers_total",
     "pool_failed_total",
     "pool_idle_workers",
     "pool_oldest_running_seconds",
     "pool_panicked_total",
+    "pool_probe_duration_seconds",
+    "pool_probe_failures_total",
+    "pool_probe_healthy",
     "pool_queue_capacity",
     "pool_queue_depth",
     "pool_rejected_total",
@@ -290,6 +306,10 @@ static void pool_expr(ops_buf *b, ops_alert_kind kind, const sluice_config_pool 
         ops_buf_put(b, "[" OPS_TENANT_STARVED_WINDOW "])) > 0");
         break;
     }
+    case OPS_ALERT_PROBE_FAILING:
+        sel(b, "pool_probe_healthy", p);
+        ops_buf_put(b, " == 0");
+        break;
     case OPS_ALERT_COUNT_:
         break;
     }
@@ -427,6 +447,23 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         k_phrase(desc, p);
         ops_buf_put(desc, ".");
         break;
+    case OPS_ALERT_PROBE_FAILING: {
+        char every[32], timeout[32];
+        sluice_config_format_duration(p->probe_every_ns, every, sizeof every);
+        sluice_config_format_duration(p->probe_timeout_ns ? p->probe_timeout_ns : 5000000000ull, timeout,
+                                      sizeof timeout);
+        ops_buf_printf(sum, "Pool %s on {{ $labels.instance }} fails its scheduled probe", name);
+        ops_buf_printf(desc,
+                       "The no-op probe task that pool %s runs every %s has been refused, handed back or not "
+                       "run within %s for %s: the pool cannot run a task that does nothing (deadlock, every "
+                       "worker stuck, or submits refused). /health/pools says FAIL with the reason",
+                       name, every, timeout, OPS_PROBE_FAILING_FOR);
+        ops_buf_put(desc, p->probe_affects_ready ? ", and /health/ready is 503 (probe_affects_ready). "
+                                                 : ". ");
+        k_phrase(desc, p);
+        ops_buf_put(desc, ".");
+        break;
+    }
     case OPS_ALERT_COUNT_:
         break;
     }
@@ -870,7 +907,10 @@ void ops_rules_generate(const sluice_config *cfg, const char *source_name, ops_b
             ops_runbook_url(&url, cfg, a->name, p->name);
             alert_rule r = {a->name,
                             ops_buf_str(&expr),
-                            k == OPS_ALERT_STALLED ? t.stall_for : k == OPS_ALERT_PANIC ? NULL : t.for_duration,
+                            k == OPS_ALERT_STALLED           ? t.stall_for
+                            : k == OPS_ALERT_PROBE_FAILING ? OPS_PROBE_FAILING_FOR
+                            : k == OPS_ALERT_PANIC         ? NULL
+                                                           : t.for_duration,
                             a->severity,
                             service,
                             p->name,

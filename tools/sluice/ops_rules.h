@@ -27,6 +27,7 @@ typedef enum ops_alert_kind {
     OPS_ALERT_METRICS_MISSING,
     OPS_ALERT_STALLED,
     OPS_ALERT_TENANT_STARVED, /* fair pools only (ops_alert_applies) */
+    OPS_ALERT_PROBE_FAILING, /* only pools with probe_every */
     OPS_ALERT_COUNT_
 } ops_alert_kind;
 
@@ -46,6 +47,9 @@ bool ops_alert_applies(ops_alert_kind kind, const sluice_config_pool *p);
 /* TenantStarved: queued work and nothing of the tenant finished in this
  * window while the pool's other tenants finished tasks. */
 #define OPS_TENANT_STARVED_WINDOW "10m"
+
+/* PoolProbeFailing: pool_probe_healthy == 0 for this long. */
+#define OPS_PROBE_FAILING_FOR "1m"
 
 /* The one service-wide alert: an instance of the service cannot be
  * scraped (`up == 0`). Its runbook anchor is made from (alert, service). */

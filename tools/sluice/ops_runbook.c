@@ -430,6 +430,44 @@ static void tenant_starved(ops_buf *o, const facts *f)
                    "with `tier:`, routed by `sluice_router`), so no weight can take their capacity or give "
                    "it away.\n\n");
     ops_buf_put(o, "#### Rollback\n\n- Revert the config change to the pool's `tenants:`.\n\n");
+static void probe_failing(ops_buf *o, const facts *f)
+{
+    char fw[320], every[32], timeout[32];
+    const sluice_config_pool *p = f->p;
+    sluice_config_format_duration(p->probe_every_ns, every, sizeof every);
+    sluice_config_format_duration(p->probe_timeout_ns ? p->probe_timeout_ns : 5000000000ull, timeout, sizeof timeout);
+    snprintf(fw, sizeof fw,
+             "the no-op probe task the pool runs every %s has been refused, handed back or not run within %s, "
+             "for %s (`pool_probe_healthy == 0`).",
+             every, timeout, OPS_PROBE_FAILING_FOR);
+    entry_head(o, f, OPS_ALERT_PROBE_FAILING, fw);
+    ops_buf_put(o, "A probe does nothing: when it cannot run, no task can. This is the guide's continuous "
+                   "health check (P40); it catches a deadlocked pool, every worker stuck on a slow downstream, "
+                   "and submits being refused.\n\n");
+    ops_buf_put(o, "#### Quick checks (5 min)\n\n");
+    ops_buf_printf(o,
+                   "1. `curl -s http://%s/health/pools`: the line of `%s` says why (`did not run within`, "
+                   "`queue full`, `handed back`, `submit refused`) and how many probes in a row failed.\n",
+                   f->listen, f->name);
+    ops_buf_printf(o,
+                   "2. Is PoolStalled or PoolSaturated firing too? A stall (all workers stuck) or a full queue "
+                   "explains the probe; follow that entry. `curl -s http://%s/debug/pools/stacks` shows where "
+                   "the workers are.\n",
+                   f->listen);
+    ops_buf_put(o, "3. The service log: `probe failed:` lines, and `autotune` lines (did the controller just "
+                   "shrink K?).\n\n");
+    ops_buf_put(o, "#### Mitigations (15 min)\n\n");
+    ops_buf_printf(o,
+                   "- Workers stuck on %s: fail it over or call its owner; restarting frees the workers but a "
+                   "dead downstream stalls the new ones the same way.\n"
+                   "- K pinned or shrunk too far by auto-tune: pin it by hand (`sluice_service_control_pin`, "
+                   "or set `workers` and `kill -HUP`: a reload pins K) while you look.\n"
+                   "- Deadlock: take the stacks for the record, then restart the pods one at a time.\n\n",
+                   f->downstream);
+    ops_buf_put(o, "#### Long-term fixes\n\n- Every downstream call gets a timeout shorter than the task's "
+                   "deadline, so a dead downstream fails tasks instead of holding workers.\n- "
+                   "`probe_affects_ready: true` takes a pod that cannot run tasks out of the load balancer.\n\n");
+    ops_buf_put(o, "#### Rollback\n\n- The probes began failing with a deploy: revert it.\n\n");
 }
 
 typedef void (*entry_fn)(ops_buf *, const facts *);
@@ -438,6 +476,7 @@ static const entry_fn entries[OPS_ALERT_COUNT_] = {
     [OPS_ALERT_DROPPING] = dropping,       [OPS_ALERT_SLOW_TASKS] = slow_tasks,
     [OPS_ALERT_SUBMIT_WAIT] = submit_wait, [OPS_ALERT_METRICS_MISSING] = metrics_missing,
     [OPS_ALERT_STALLED] = stalled,         [OPS_ALERT_TENANT_STARVED] = tenant_starved,
+    [OPS_ALERT_PROBE_FAILING] = probe_failing,
 };
 
 /* The service-wide entry for SluiceTargetDown. */
