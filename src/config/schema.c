@@ -445,7 +445,6 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                       .default_value = "false",
                                       .doc = "`fair`: refuse (`SLUICE_ENOENT`) tenants the `tenants:` list does not "
                                              "name"},
-};
     [SLUICE_PK_CONCURRENCY_MODE] = {.name = "concurrency_mode",
                                     .type = SLUICE_CONFIG_ENUM,
                                     .offset = POOL_AT(concurrency_mode),

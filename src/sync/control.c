@@ -169,8 +169,10 @@ struct sluice_pool_control {
     double p99_before, fail_before;
     sluice_histogram verdict_hist;
     uint64_t verdict_done, verdict_fail;
-    uint64_t hold_until; /* no growth before this (after a revert) */
-    bool shrinking;      /* a shrink under way: it goes on to the Little's-law K */
+    uint64_t hold_until;    /* no growth before this (after a revert) */
+    bool shrinking;         /* a shrink under way: it goes on to the Little's-law K */
+    double little_avg;      /* Little's-law K, smoothed over windows (0 = none yet) */
+    bool queue_grew_before; /* the last window's queue grew too */
     /* Probes. */
     ctl_probe *probe;
     uint64_t next_probe_ns;
@@ -576,6 +578,17 @@ static void judge_later(sluice_pool_control *c, sluice_control_direction d, cons
 static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sluice_histogram *h,
                    uint64_t now, const window *w)
 {
+    /* Every window feeds the estimates, in cooldown too. The Little's-law K
+     * is smoothed (half each window): one window's Poisson noise in the rate
+     * moves it by a few per cent, which would otherwise walk K up a worker
+     * at a time. */
+    if (w->timed) {
+        c->little_avg = c->little_avg > 0 ? (c->little_avg + w->little) / 2 : w->little;
+    }
+    double little_k = w->timed ? ceil(c->little_avg * (1 + c->headroom)) : 0;
+    /* A growing queue is demand K does not see only when it keeps growing. */
+    bool queue_growing = w->queue_grew && c->queue_grew_before;
+    c->queue_grew_before = w->queue_grew;
     /* The limiter sees every window, in cooldown too: it keeps its own state. */
     bool probing = false;
     double proposal = c->k;
@@ -625,7 +638,6 @@ static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sl
         w->drops > 0 ? SLUICE_CONTROL_REASON_DROPS : SLUICE_CONTROL_REASON_UTILISATION;
     unsigned min_change = (unsigned)floor(c->hysteresis * c->k);
     min_change = min_change < 1 ? 1 : min_change;
-    double little_k = w->timed ? ceil(w->little * (1 + c->headroom)) : 0;
     double target = c->k;
     bool snap = false; /* tell the limiter the K applied instead of its own */
     if (c->lim) {
@@ -639,16 +651,18 @@ static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sl
         /* Little's law says how far. Demand it cannot see (refused work, a
          * growing queue, or no run time measured) grows one step at least;
          * a backlog that drains at this K is no reason to grow. */
-        bool hidden = w->drops > 0 || w->queue_grew || !w->timed;
+        bool hidden = w->drops > 0 || queue_growing || !w->timed;
         target = hidden && little_k < c->k + min_change ? c->k + min_change : little_k;
         c->shrinking = false;
     } else if (down_trigger) {
         target = little_k < (double)c->k - min_change ? little_k : (double)c->k - min_change;
         c->shrinking = true;
-    } else if (c->shrinking && w->timed && w->drops == 0 && !w->queue_grew && little_k < c->k) {
+    } else if (c->shrinking && w->timed && w->drops == 0 && !w->queue_grew && little_k <= c->k) {
         /* A shrink, once begun, goes on to the Little's-law K, one step a
          * cooldown, while nothing says it went too far: the band between
-         * util_low and util_high is where it starts, not where it stops. */
+         * util_low and util_high is where it starts, not where it stops.
+         * The smoothed estimate reaches the K from above, so it may sit at
+         * K for a window before it goes below. */
         target = little_k;
     } else {
         c->shrinking = false;

@@ -291,6 +291,10 @@ static void test_autotune_converges(void **state)
     settled_at = 0;
     for (unsigned s = 1; s <= 30; s++) {
         k = run_second(&r, 1000, 0.010);
+        if (getenv("CONTROL_TEST_LOG")) {
+            fprintf(stderr, "s=%u k=%u util=%.2f little=%.1f\n", s, k, cstats(r.c).utilisation,
+                    cstats(r.c).little_k);
+        }
         if (!settled_at && k <= 11) {
             settled_at = s;
         }
@@ -760,6 +764,56 @@ static void test_real_pool_pin(void **state)
     sluice_pool_destroy(pool);
 }
 
+/* sluice_adaptive_observe and _limit_set at their edges: NULLs, a limit
+ * outside the bounds (refused, nothing changes), an empty window (nothing
+ * changes), drops back off once per window, vegas grows on an idle
+ * downstream only while in use. */
+static void test_adaptive_window_api(void **state)
+{
+    (void)state;
+    sluice_adaptive_config ac;
+    sluice_adaptive_config_init(&ac);
+    ac.mode = SLUICE_ADAPTIVE_VEGAS;
+    ac.min_limit = 2;
+    ac.max_limit = 100;
+    ac.initial_limit = 10;
+    ac.probe_interval = 1000;
+    sluice_adaptive *a = NULL;
+    assert_int_equal(sluice_adaptive_create(&ac, &a, NULL, 0), SLUICE_OK);
+    sluice_adaptive_window w = {0};
+    assert_int_equal(sluice_adaptive_observe(NULL, &w), SLUICE_EINVAL);
+    assert_int_equal(sluice_adaptive_observe(a, NULL), SLUICE_EINVAL);
+    assert_int_equal(sluice_adaptive_limit_set(NULL, 5), SLUICE_EINVAL);
+    assert_int_equal(sluice_adaptive_limit_set(a, 1), SLUICE_EINVAL);
+    assert_int_equal(sluice_adaptive_limit_set(a, 101), SLUICE_EINVAL);
+    assert_int_equal(sluice_adaptive_limit_get(a), 10);
+    assert_int_equal(sluice_adaptive_observe(a, &w), SLUICE_OK); /* empty: nothing */
+    assert_int_equal(sluice_adaptive_limit_get(a), 10);
+    w.successes = 100;
+    w.mean_rtt_ns = 10 * MS;
+    w.in_use = false;
+    assert_int_equal(sluice_adaptive_observe(a, &w), SLUICE_OK); /* not in use: no growth */
+    assert_int_equal(sluice_adaptive_limit_get(a), 10);
+    w.in_use = true;
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(sluice_adaptive_observe(a, &w), SLUICE_OK);
+    }
+    unsigned grown = sluice_adaptive_limit_get(a);
+    assert_true(grown > 10);
+    w.drops = 50;
+    assert_int_equal(sluice_adaptive_observe(a, &w), SLUICE_OK);
+    assert_true(sluice_adaptive_limit_get(a) < grown);
+    assert_int_equal(sluice_adaptive_limit_set(a, 100), SLUICE_OK);
+    assert_int_equal(sluice_adaptive_limit_get(a), 100);
+    assert_int_equal(sluice_adaptive_limit_set(a, 2), SLUICE_OK);
+    assert_int_equal(sluice_adaptive_limit_get(a), 2);
+    sluice_adaptive_stats st;
+    sluice_adaptive_stats_get(a, &st);
+    assert_int_equal(st.drops, 50);
+    assert_int_equal(st.successes, 700);
+    sluice_adaptive_destroy(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -775,6 +829,7 @@ int main(void)
         cmocka_unit_test(test_vegas_steady),
         cmocka_unit_test(test_probes),
         cmocka_unit_test(test_real_pool_pin),
+        cmocka_unit_test(test_adaptive_window_api),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
