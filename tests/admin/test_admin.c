@@ -990,6 +990,7 @@ static void test_debug_tenants(void **state)
     assert_int_equal(sluice_admin_remove_pool(a, p), SLUICE_OK);
     sluice_admin_stop(a);
     sluice_pool_destroy(p);
+}
 
 static bool probe_state(sluice_service *svc, sluice_pool *pool, sluice_fake_clock *clk, bool want_healthy)
 {

@@ -430,6 +430,8 @@ static void tenant_starved(ops_buf *o, const facts *f)
                    "with `tier:`, routed by `sluice_router`), so no weight can take their capacity or give "
                    "it away.\n\n");
     ops_buf_put(o, "#### Rollback\n\n- Revert the config change to the pool's `tenants:`.\n\n");
+}
+
 static void probe_failing(ops_buf *o, const facts *f)
 {
     char fw[320], every[32], timeout[32];
