@@ -361,6 +361,7 @@ static void test_admin_token_file(void **state)
     assert_int_equal(sluice_config_admin_token(NULL, tok, sizeof tok, err, sizeof err), SLUICE_EINVAL);
     assert_int_equal(sluice_config_read_token_file(NULL, NULL, tok, sizeof tok, err, sizeof err), SLUICE_EINVAL);
     assert_non_null(strstr(err, "token file: no path"));
+}
 
 /* A pool with concurrency_*, autotune* and probe_* keys gets a controller
  * from the service, with no code: its limit, bounds and probes are the
