@@ -209,6 +209,7 @@ typedef struct sluice_config_table {
 typedef enum sluice_config_section {
     SLUICE_CONFIG_SECTION_SERVICE = 0, /* `service:`, values in sluice_config_service */
     SLUICE_CONFIG_SECTION_POOL,        /* each entry of `pools:`, values in sluice_config_pool */
+    SLUICE_CONFIG_SECTION_CLUSTER,     /* `cluster:`, values in sluice_config_cluster (no extensions) */
     SLUICE_CONFIG_SECTION_COUNT_
 } sluice_config_section;
 
@@ -311,6 +312,26 @@ typedef enum sluice_service_key {
     SLUICE_SK_ADMIN_TOKEN_FILE,
     SLUICE_SK_COUNT_
 } sluice_service_key;
+
+/* The keys of the `cluster:` section: one downstream budget across
+ * replicas (libsluice-cluster joins a service to it with
+ * sluice_cluster_join_create; docs/cluster.md). */
+typedef enum sluice_cluster_key {
+    SLUICE_CK_REDIS = 0,
+    SLUICE_CK_KEY_PREFIX,
+    SLUICE_CK_SERVICE,
+    SLUICE_CK_REPLICA_ID,
+    SLUICE_CK_HEARTBEAT,
+    SLUICE_CK_MEMBER_TTL,
+    SLUICE_CK_LEASE_TTL,
+    SLUICE_CK_REDIS_TIMEOUT,
+    SLUICE_CK_MODE,
+    SLUICE_CK_BUDGET_FILE,
+    SLUICE_CK_FALLBACK_K,
+    SLUICE_CK_BLOCK,
+    SLUICE_CK_FALLBACK_UNREADY,
+    SLUICE_CK_COUNT_
+} sluice_cluster_key;
 
 /* sluice_pool_key_name - the key as written in the file ("queue_capacity"),
  * or NULL when out of range. */
@@ -565,6 +586,33 @@ typedef struct sluice_config_service {
     char *admin_token_file;
 } sluice_config_service;
 
+/* How a pool bound to a downstream budget keeps it (cluster.mode). */
+typedef enum sluice_cluster_mode {
+    SLUICE_CLUSTER_MODE_SHARE = 0, /* K = share / live replicas, resized at each membership change */
+    SLUICE_CLUSTER_MODE_STRICT,    /* also a leased distributed semaphore: never more than the share */
+} sluice_cluster_mode;
+
+/* The `cluster:` section (read by libsluice-cluster, never by libsluice). */
+typedef struct sluice_config_cluster {
+    bool present;              /* the file has a cluster: section */
+    char *redis;               /* "host:port"; default "127.0.0.1:6379" */
+    char *key_prefix;          /* default "sluice" */
+    char *service;             /* NULL = service.name */
+    char *replica_id;          /* NULL = "<host>-<pid>-<random>" */
+    uint64_t heartbeat_ns;     /* default 1s */
+    uint64_t member_ttl_ns;    /* 0 = 3 heartbeats */
+    uint64_t lease_ttl_ns;     /* 0 = 3 heartbeats */
+    uint64_t redis_timeout_ns; /* default 250ms */
+    sluice_cluster_mode mode;  /* default share */
+    char *budget_file;         /* required in the section; as written (relative to the file's directory) */
+    unsigned fallback_k;       /* 0 = the last fair share */
+    unsigned block;            /* strict mode's lease block; 0 = a quarter of the fair share */
+    bool fallback_unready;     /* fallback turns /health/ready and /health/pools 503; default false */
+    uint64_t set;              /* bit (1u << sluice_cluster_key): given in the file */
+    sluice_config_pos pos[SLUICE_CK_COUNT_];
+    sluice_config_pos section_pos; /* where `cluster:` was written */
+} sluice_config_cluster;
+
 typedef struct sluice_config {
     char *source; /* the file name, or "<built-in>" / "<string>" */
     sluice_config_service service;
@@ -572,6 +620,7 @@ typedef struct sluice_config {
     size_t pool_count;
     sluice_config_downstream *downstreams;
     size_t downstream_count;
+    sluice_config_cluster cluster; /* cluster.present false when the file has none */
 } sluice_config;
 
 /* Options for the load calls; zero (or a NULL pointer) is the default. */

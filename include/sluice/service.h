@@ -306,6 +306,56 @@ SLUICE_API sluice_err sluice_service_watch(sluice_service *svc, const sluice_ser
  */
 SLUICE_API sluice_err sluice_service_unwatch(sluice_service *svc, void *user);
 
+/* ---- health checks: components the service depends on ------------------ */
+
+/* What a check says. DEGRADED is shown but keeps the service ready and its
+ * /health/pools at 200 (a cluster replica on its local fallback bound);
+ * FAIL turns both 503. */
+typedef enum sluice_health_state {
+    SLUICE_HEALTH_OK = 0,
+    SLUICE_HEALTH_DEGRADED,
+    SLUICE_HEALTH_FAIL,
+} sluice_health_state;
+
+/* A check: write one line (no newline) into line[len] and say the state.
+ * Runs on the asking thread (an admin request) under the service's check
+ * lock; it must be quick, must not block on the network, and must not
+ * call sluice_service_add_check / remove_check. */
+typedef sluice_health_state (*sluice_health_fn)(void *user, char *line, size_t len);
+
+/* The most checks one service keeps, and the longest name and line. */
+#define SLUICE_SERVICE_MAX_CHECKS 8
+#define SLUICE_SERVICE_CHECK_NAME_MAX 31
+#define SLUICE_SERVICE_CHECK_LINE_MAX 255
+
+/*
+ * sluice_service_add_check - add a health check (libsluice-cluster adds
+ * "cluster"); an admin server serving the service shows every check's line
+ * in /health/ready and /health/pools. name: 1..31 bytes, copied.
+ * Returns SLUICE_OK, SLUICE_EINVAL (NULL, bad name), SLUICE_EBUSY (a check
+ * with the same user is there), SLUICE_EOVERFLOW (SLUICE_SERVICE_MAX_CHECKS).
+ * Thread-safe; not from a check.
+ */
+SLUICE_API sluice_err sluice_service_add_check(sluice_service *svc, const char *name, sluice_health_fn fn,
+                                               void *user);
+
+/* sluice_service_remove_check - remove the check whose user is `user`;
+ * when it returns the check is not running and will not run again.
+ * Returns SLUICE_OK or SLUICE_ENOENT. Thread-safe; not from a check. */
+SLUICE_API sluice_err sluice_service_remove_check(sluice_service *svc, void *user);
+
+/* One check's answer. */
+typedef struct sluice_service_check_result {
+    char name[SLUICE_SERVICE_CHECK_NAME_MAX + 1];
+    sluice_health_state state;
+    char line[SLUICE_SERVICE_CHECK_LINE_MAX + 1];
+} sluice_service_check_result;
+
+/* sluice_service_run_checks - run every check, in the order added, into
+ * out[0..cap). Returns how many checks there are (may exceed cap; only
+ * cap are run). Thread-safe. */
+SLUICE_API size_t sluice_service_run_checks(sluice_service *svc, sluice_service_check_result *out, size_t cap);
+
 /*
  * sluice_service_set_control - run a controller (sluice/control.h: an
  * adaptive limit, auto-tune, scheduled probes) for one of the service's

@@ -33,7 +33,15 @@
  * service is alive while one of its pools is in our list: its detach
  * waits for pools_lock, which a request holds.
  *
- * Lock order: pools_lock (read) -> sat_lock -> pool getters; a probe's
+ * Checks. A served service's health checks (sluice_service_add_check: a
+ * cluster replica's fallback) add one line each to /health/ready and
+ * /health/pools: DEGRADED is shown and keeps 200, FAIL turns 503. They
+ * are run under pools_lock (read), which the service's `detached` takes
+ * for writing before it forgets the service, so the service outlives
+ * every call into it.
+ *
+ * Lock order: pools_lock (read) -> sat_lock -> pool getters;
+ * pools_lock (read) -> the service's check lock; a probe's
  * own mutex is taken with nothing else held but pools_lock.
  */
 #include <errno.h>
@@ -83,6 +91,32 @@ static bool probe_failing(sluice_admin *a, sluice_pool *pool, sluice_pool_contro
 {
     sluice_service *svc = atomic_load_explicit(&a->service, memory_order_acquire); /* pairs with attach's store */
     return svc && sluice_service_control_stats(svc, pool, cs) == SLUICE_OK && cs->probes_enabled && !cs->healthy;
+}
+
+/* ---- the service's checks ---------------------------------------------------------- */
+
+/* Append a line per check of the served service; false when one fails.
+ * Caller holds pools_lock (read). */
+static bool run_checks(sluice_admin *a, sluice__sb *b)
+{
+    sluice_service *svc = atomic_load_explicit(&a->service, memory_order_acquire); /* pairs with attach */
+    if (!svc) {
+        return true;
+    }
+    sluice_service_check_result res[SLUICE_SERVICE_MAX_CHECKS];
+    size_t n = sluice_service_run_checks(svc, res, SLUICE_SERVICE_MAX_CHECKS);
+    bool ok = true;
+    for (size_t i = 0; i < n && i < SLUICE_SERVICE_MAX_CHECKS; i++) {
+        static const char *const word[] = {
+            [SLUICE_HEALTH_OK] = "ok",
+            [SLUICE_HEALTH_DEGRADED] = "DEGRADED",
+            [SLUICE_HEALTH_FAIL] = "FAIL",
+        };
+        unsigned st = (unsigned)res[i].state <= SLUICE_HEALTH_FAIL ? (unsigned)res[i].state : SLUICE_HEALTH_FAIL;
+        ok = ok && st != SLUICE_HEALTH_FAIL;
+        sluice__sb_printf(b, "%s %s: %s\n", res[i].name, word[st], res[i].line);
+    }
+    return ok;
 }
 
 /* ---- /health/live and /health/ready ----------------------------------------------- */
@@ -146,11 +180,13 @@ static int ep_ready(sluice_admin *a, struct MHD_Connection *c)
             sluice__sb_printf(&b, "%s ok%s\n", name, weight);
         }
     }
+    bool no_pools = b.len == 0; /* ready, and no pool to speak of */
+    ok = run_checks(a, &b) && ok;
     pthread_rwlock_unlock(&a->pools_lock);
     if (over_weight >= 1000) {
         ok = false;
     }
-    if (b.len == 0) {
+    if (no_pools) {
         sluice__sb_puts(&b, "ready: no pools\n");
     }
     return sluice__admin_respond_sb(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -315,6 +351,7 @@ static int ep_pools(sluice_admin *a, struct MHD_Connection *c)
             sluice__sb_printf(&b, "%s ok%s\n", name, starts);
         }
     }
+    ok = run_checks(a, &b) && ok;
     pthread_rwlock_unlock(&a->pools_lock);
     if (n == 0) {
         sluice__sb_puts(&b, "ok: no pools\n");

@@ -50,7 +50,11 @@ static void w_ready(void *user, bool ready)
 static void w_detached(void *user)
 {
     sluice_admin *a = user;
+    /* Under pools_lock: a request running the service's checks holds it
+     * (read), so the service is not freed under one (health.c). */
+    pthread_rwlock_wrlock(&a->pools_lock);
     atomic_store_explicit(&a->service, NULL, memory_order_release); /* pairs with detach's acquire load */
+    pthread_rwlock_unlock(&a->pools_lock);
 }
 
 sluice_err sluice__admin_attach(sluice_admin *a, sluice_service *svc)

@@ -327,6 +327,16 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
     changes += log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_LIVE);
     changes += log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_DECLARATIVE);
     log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_RESTART);
+    /* The cluster is joined once: every change to its section waits for a restart. */
+    diff_log dc = {log, user, "cluster: "};
+    if (cur->cluster.present != next->cluster.present) {
+        logf_(log, user, "cluster: section %s; not applied: needs a restart",
+              next->cluster.present ? "added" : "removed");
+    } else if (cur->cluster.present) {
+        nc = sluice__cfg_cluster_slots(&cur->cluster, cs, MAX_SLOTS);
+        nn = sluice__cfg_cluster_slots((sluice_config_cluster *)&next->cluster, ns, MAX_SLOTS);
+        log_changes(&dc, cs, nc, ns, nn, SLUICE_CONFIG_RESTART);
+    }
     if (changes == 0) {
         logf_(log, user, "reload: no change");
     }

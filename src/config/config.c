@@ -28,9 +28,10 @@ cfg_impl *sluice__cfg_new(const char *source)
         return NULL;
     }
     c->pub.source = sluice__cfg_strdup(c, source ? source : "<string>");
-    cfg_slot slot;
+    cfg_slot slot, cluster;
     sluice__cfg_service_slots(&c->pub.service, &slot, 1);
-    if (!c->pub.source || !sluice__cfg_defaults(c, &slot)) {
+    sluice__cfg_cluster_slots(&c->pub.cluster, &cluster, 1);
+    if (!c->pub.source || !sluice__cfg_defaults(c, &slot) || !sluice__cfg_defaults(c, &cluster)) {
         sluice_config_free(&c->pub);
         return NULL;
     }
@@ -65,10 +66,10 @@ bool sluice__cfg_register_exts(cfg_impl *c, const sluice_config_load_opts *opts,
             return false;
         }
         if (!ext->name || !ext->keys || ext->key_count == 0 || ext->key_count > 64 ||
-            (unsigned)ext->section >= SLUICE_CONFIG_SECTION_COUNT_) {
+            (ext->section != SLUICE_CONFIG_SECTION_SERVICE && ext->section != SLUICE_CONFIG_SECTION_POOL)) {
             sluice__cfg_errf(e, SLUICE_EINVAL, &src,
                              "sluice_config_load_opts.extensions: extension \"%s\" needs a name, a section "
-                             "and 1..64 keys",
+                             "(service or pool) and 1..64 keys",
                              ext->name ? ext->name : "");
             return false;
         }

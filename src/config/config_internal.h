@@ -99,11 +99,14 @@ typedef struct cfg_slot {
 /* The library's rows. */
 extern const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_];
 extern const sluice_config_key sluice__cfg_service_keys[SLUICE_SK_COUNT_];
+extern const sluice_config_key sluice__cfg_cluster_keys[SLUICE_CK_COUNT_];
 
 /* The slots of a pool / the service: the library's first, then one per
  * registered extension of the section. Returns how many were written. */
 unsigned sluice__cfg_pool_slots(sluice_config_pool *p, cfg_slot *out, unsigned max);
 unsigned sluice__cfg_service_slots(sluice_config_service *s, cfg_slot *out, unsigned max);
+/* The cluster section's one slot (it takes no extensions). */
+unsigned sluice__cfg_cluster_slots(sluice_config_cluster *cl, cfg_slot *out, unsigned max);
 
 /* Find a key among slots; *slot and *index on success. */
 bool sluice__cfg_find(const cfg_slot *slots, unsigned n, const char *written, unsigned *slot,

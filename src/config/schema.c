@@ -53,6 +53,7 @@ _Static_assert(sizeof(sluice_pool_kind) == sizeof(int), "ENUM rows store an int"
 _Static_assert(sizeof(sluice_queue_discipline) == sizeof(int), "ENUM rows store an int");
 _Static_assert(sizeof(sluice_tenant_overflow) == sizeof(int), "ENUM rows store an int");
 _Static_assert(SLUICE_TK_COUNT_ <= 64, "the set bitmask is 64 bits");
+_Static_assert(sizeof(sluice_cluster_mode) == sizeof(int), "ENUM rows store an int");
 _Static_assert(SLUICE_PK_COUNT_ <= 64 && SLUICE_SK_COUNT_ <= 64, "the set bitmask is 64 bits");
 
 /* ---- enum names ------------------------------------------------------- */
@@ -77,6 +78,10 @@ static const char *const CONTROL_MODE_NAMES[] = {
     [SLUICE_CONTROL_AIMD] = "aimd",
     [SLUICE_CONTROL_GRADIENT2] = "gradient2",
     [SLUICE_CONTROL_VEGAS] = "vegas",
+};
+static const char *const MODE_NAMES[] = {
+    [SLUICE_CLUSTER_MODE_SHARE] = "share",
+    [SLUICE_CLUSTER_MODE_STRICT] = "strict",
 };
 #define COUNT_OF(a) ((unsigned)(sizeof(a) / sizeof((a)[0])))
 _Static_assert(COUNT_OF(CONTROL_MODE_NAMES) == SLUICE_CONTROL_MODE_COUNT_, "a name per control mode");
@@ -620,6 +625,111 @@ const sluice_config_key sluice__cfg_service_keys[SLUICE_SK_COUNT_] = {
                                            "over it"},
 };
 
+/* Indexed by sluice_cluster_key. All restart-only: the cluster is joined
+ * once, when the service starts. Checks across keys (ttl > heartbeat, the
+ * redis address, names, budget_file required) are in validate.c. */
+#define CLUSTER_AT(field) offsetof(sluice_config_cluster, field)
+const sluice_config_key sluice__cfg_cluster_keys[SLUICE_CK_COUNT_] = {
+    [SLUICE_CK_REDIS] = {.name = "redis",
+                         .type = SLUICE_CONFIG_STRING,
+                         .offset = CLUSTER_AT(redis),
+                         .reload = SLUICE_CONFIG_RESTART,
+                         .default_value = "127.0.0.1:6379",
+                         .doc = "the Redis primary, `host:port` (a single primary, a Sentinel-managed or a "
+                                "managed one; not Redis Cluster)"},
+    [SLUICE_CK_KEY_PREFIX] = {.name = "key_prefix",
+                              .type = SLUICE_CONFIG_STRING,
+                              .offset = CLUSTER_AT(key_prefix),
+                              .reload = SLUICE_CONFIG_RESTART,
+                              .default_value = "sluice",
+                              .doc = "every Redis key starts with `PREFIX:`; 1..64 of `[A-Za-z0-9_.:-]`"},
+    [SLUICE_CK_SERVICE] = {.name = "service",
+                           .type = SLUICE_CONFIG_STRING,
+                           .offset = CLUSTER_AT(service),
+                           .reload = SLUICE_CONFIG_RESTART,
+                           .doc_default = "`service.name`",
+                           .doc = "the service whose replicas share its budget share (the key of `shares:` "
+                                  "in the budget file)"},
+    [SLUICE_CK_REPLICA_ID] = {.name = "replica_id",
+                              .type = SLUICE_CONFIG_STRING,
+                              .offset = CLUSTER_AT(replica_id),
+                              .reload = SLUICE_CONFIG_RESTART,
+                              .doc_default = "host-pid-random",
+                              .doc = "this replica's id, unique in the service"},
+    [SLUICE_CK_HEARTBEAT] = {.name = "heartbeat",
+                             .type = SLUICE_CONFIG_DURATION,
+                             .offset = CLUSTER_AT(heartbeat_ns),
+                             .reload = SLUICE_CONFIG_RESTART,
+                             .default_value = "1s",
+                             .min = 1,
+                             .min_why = "a replica that never beats drops out of the member list",
+                             .doc = "how often the replica renews its membership and leases; > 0"},
+    [SLUICE_CK_MEMBER_TTL] = {.name = "member_ttl",
+                              .type = SLUICE_CONFIG_DURATION,
+                              .offset = CLUSTER_AT(member_ttl_ns),
+                              .reload = SLUICE_CONFIG_RESTART,
+                              .flags = SLUICE_CONFIG_OMIT_ZERO,
+                              .doc_default = "3 heartbeats",
+                              .doc = "a replica that stops beating (kill -9) leaves the list after this; > "
+                                     "`heartbeat`"},
+    [SLUICE_CK_LEASE_TTL] = {.name = "lease_ttl",
+                             .type = SLUICE_CONFIG_DURATION,
+                             .offset = CLUSTER_AT(lease_ttl_ns),
+                             .reload = SLUICE_CONFIG_RESTART,
+                             .flags = SLUICE_CONFIG_OMIT_ZERO,
+                             .doc_default = "3 heartbeats",
+                             .doc = "strict mode: a crashed holder's permits come back after this; > "
+                                    "`heartbeat`"},
+    [SLUICE_CK_REDIS_TIMEOUT] = {.name = "redis_timeout",
+                                 .type = SLUICE_CONFIG_DURATION,
+                                 .offset = CLUSTER_AT(redis_timeout_ns),
+                                 .reload = SLUICE_CONFIG_RESTART,
+                                 .default_value = "250ms",
+                                 .min = 1,
+                                 .min_why = "a Redis call needs a bound",
+                                 .doc = "a Redis call slower than this is a failure: the replica falls back to "
+                                        "its local bound"},
+    [SLUICE_CK_MODE] = {.name = "mode",
+                        .type = SLUICE_CONFIG_ENUM,
+                        .offset = CLUSTER_AT(mode),
+                        .reload = SLUICE_CONFIG_RESTART,
+                        .enum_names = MODE_NAMES,
+                        .enum_count = COUNT_OF(MODE_NAMES),
+                        .default_value = "share",
+                        .doc = "`share` (each bound pool's K = its share / live replicas) or `strict` (also "
+                               "a leased distributed semaphore: never more than the share in flight)"},
+    [SLUICE_CK_BUDGET_FILE] = {.name = "budget_file",
+                               .type = SLUICE_CONFIG_STRING,
+                               .offset = CLUSTER_AT(budget_file),
+                               .reload = SLUICE_CONFIG_RESTART,
+                               .flags = SLUICE_CONFIG_REQUIRED,
+                               .required_why = "the downstream-budget.yaml whose share the pools keep",
+                               .doc = "the `downstream-budget.yaml` (relative to this file); pools whose "
+                                      "`downstream` is its downstream are bound to the service's share"},
+    [SLUICE_CK_FALLBACK_K] = {.name = "fallback_k",
+                              .type = SLUICE_CONFIG_UINT,
+                              .offset = CLUSTER_AT(fallback_k),
+                              .reload = SLUICE_CONFIG_RESTART,
+                              .flags = SLUICE_CONFIG_OMIT_ZERO,
+                              .doc_default = "last fair share",
+                              .doc = "Redis down: each bound pool runs at min(this, its last K); 0 = its last "
+                                     "K"},
+    [SLUICE_CK_BLOCK] = {.name = "block",
+                         .type = SLUICE_CONFIG_UINT,
+                         .offset = CLUSTER_AT(block),
+                         .reload = SLUICE_CONFIG_RESTART,
+                         .flags = SLUICE_CONFIG_OMIT_ZERO,
+                         .doc_default = "fair share / 4",
+                         .doc = "strict mode: permits leased per Redis call"},
+    [SLUICE_CK_FALLBACK_UNREADY] = {.name = "fallback_unready",
+                                    .type = SLUICE_CONFIG_BOOL,
+                                    .offset = CLUSTER_AT(fallback_unready),
+                                    .reload = SLUICE_CONFIG_RESTART,
+                                    .default_value = "false",
+                                    .doc = "`true`: a replica in fallback answers 503 on `/health/ready` and "
+                                           "`/health/pools` (by default it stays ready and says so)"},
+};
+
 const sluice_config_key *sluice_config_schema(sluice_config_section section, unsigned *count)
 {
     switch (section) {
@@ -633,6 +743,11 @@ const sluice_config_key *sluice_config_schema(sluice_config_section section, uns
             *count = SLUICE_PK_COUNT_;
         }
         return sluice__cfg_pool_keys;
+    case SLUICE_CONFIG_SECTION_CLUSTER:
+        if (count) {
+            *count = SLUICE_CK_COUNT_;
+        }
+        return sluice__cfg_cluster_keys;
     case SLUICE_CONFIG_SECTION_COUNT_:
         break;
     }
@@ -980,6 +1095,15 @@ unsigned sluice__cfg_pool_slots(sluice_config_pool *p, cfg_slot *out, unsigned m
     }
     out[0] = (cfg_slot){sluice__cfg_pool_keys, SLUICE_PK_COUNT_, p, &p->set, p->pos};
     return ext_slots(p->ext, p->ext_count, out, 1, max);
+}
+
+unsigned sluice__cfg_cluster_slots(sluice_config_cluster *cl, cfg_slot *out, unsigned max)
+{
+    if (max == 0) {
+        return 0;
+    }
+    out[0] = (cfg_slot){sluice__cfg_cluster_keys, SLUICE_CK_COUNT_, cl, &cl->set, cl->pos};
+    return 1;
 }
 
 unsigned sluice__cfg_service_slots(sluice_config_service *s, cfg_slot *out, unsigned max)

@@ -3,7 +3,7 @@
  * more than one value: required keys, min_workers <= workers, bucket
  * order, submit_timeout only with overflow: block, unique pool names (also
  * once turned into environment prefixes), the listen address, the
- * downstream budget, and each extension's own check.
+ * downstream budget, the cluster section, and each extension's own check.
  *
  * Checks of a single value (its type and bounds) are the schema's
  * (schema.c) and happen when the value is set. The rules shared with the
@@ -300,6 +300,79 @@ static void validate_pool(const sluice_config *cfg, size_t i, cfg_errs *e)
     }
 }
 
+/* "host:port" with a non-empty host and a port in 1..65535 (a Redis
+ * host may be a DNS name, unlike the admin's numeric listen host). */
+static bool redis_address_ok(const char *a)
+{
+    const char *colon = a ? strrchr(a, ':') : NULL;
+    if (!colon || colon == a || colon[1] == '\0' || strlen(colon + 1) > 5) {
+        return false;
+    }
+    unsigned port = 0;
+    for (const char *d = colon + 1; *d; d++) {
+        if (*d < '0' || *d > '9') {
+            return false;
+        }
+        port = port * 10 + (unsigned)(*d - '0');
+    }
+    return port >= 1 && port <= 65535;
+}
+
+/* The cluster section, when the file has one. */
+static void validate_cluster(const sluice_config *cfg, cfg_errs *e)
+{
+    sluice_config_cluster *cl = (sluice_config_cluster *)&cfg->cluster; /* read only */
+    if (!cl->present) {
+        return;
+    }
+    cfg_slot slot;
+    sluice__cfg_cluster_slots(cl, &slot, 1);
+    required(&slot, "cluster", &cl->section_pos, e);
+#define CPOS(k) (((cl->set >> (k)) & 1u) ? &cl->pos[k] : &cl->section_pos)
+    if (!redis_address_ok(cl->redis)) {
+        sluice__cfg_errf(e, SLUICE_EINVAL, CPOS(SLUICE_CK_REDIS),
+                         "cluster.redis: must be host:port with a port in 1..65535, got \"%s\"",
+                         cl->redis ? cl->redis : "");
+    }
+    static const struct {
+        sluice_cluster_key key;
+        const char *what;
+    } names[] = {{SLUICE_CK_KEY_PREFIX, "key_prefix"}, {SLUICE_CK_SERVICE, "service"}, {SLUICE_CK_REPLICA_ID, "replica_id"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = *(char *const *)((const char *)cl + slot.keys[names[i].key].offset);
+        if (v && !sluice__name_valid(v, 64)) {
+            sluice__cfg_errf(e, SLUICE_EINVAL, CPOS(names[i].key),
+                             "cluster.%s: must be 1..64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"",
+                             names[i].what, v);
+        }
+    }
+    if (!cl->service && cfg->service.name && !sluice__name_valid(cfg->service.name, 64)) {
+        sluice__cfg_errf(e, SLUICE_EINVAL, &cl->section_pos,
+                         "cluster.service: not given, and service.name \"%s\" is not 1..64 characters of "
+                         SLUICE__NAME_CHARSET " (set cluster.service)",
+                         cfg->service.name);
+    }
+    static const struct {
+        sluice_cluster_key key;
+        const char *what;
+    } ttls[] = {{SLUICE_CK_MEMBER_TTL, "member_ttl"}, {SLUICE_CK_LEASE_TTL, "lease_ttl"}};
+    for (size_t i = 0; i < sizeof ttls / sizeof ttls[0]; i++) {
+        uint64_t ttl = *(const uint64_t *)((const char *)cl + slot.keys[ttls[i].key].offset);
+        if (ttl && ttl <= cl->heartbeat_ns) {
+            char a[32], b[32];
+            sluice__cfg_errf(e, SLUICE_EINVAL, CPOS(ttls[i].key),
+                             "cluster.%s: must be longer than heartbeat (%s), got %s (a member would expire "
+                             "between two beats)",
+                             ttls[i].what, sluice_config_format_duration(cl->heartbeat_ns, a, sizeof a),
+                             sluice_config_format_duration(ttl, b, sizeof b));
+        }
+    }
+    if (cl->budget_file && !cl->budget_file[0]) {
+        sluice__cfg_errf(e, SLUICE_EINVAL, CPOS(SLUICE_CK_BUDGET_FILE), "cluster.budget_file: empty");
+    }
+#undef CPOS
+}
+
 void sluice__cfg_validate(const sluice_config *cfg, cfg_errs *e)
 {
     const sluice_config_service *s = &cfg->service;
@@ -318,6 +391,7 @@ void sluice__cfg_validate(const sluice_config *cfg, cfg_errs *e)
         validate_pool(cfg, i, e);
     }
     validate_tiers(cfg, e);
+    validate_cluster(cfg, e);
     for (size_t i = 0; i < cfg->downstream_count; i++) {
         const sluice_config_downstream *d = &cfg->downstreams[i];
         if (!d->name) {

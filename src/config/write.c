@@ -187,6 +187,11 @@ sluice_err sluice_config_write(const sluice_config *cfg, FILE *f)
             }
         }
     }
+    if (cfg->cluster.present) {
+        fprintf(f, "cluster:\n");
+        n = sluice__cfg_cluster_slots((sluice_config_cluster *)&cfg->cluster, slots, 1);
+        put_slots(f, slots, n, "  ", NULL);
+    }
     return ferror(f) ? SLUICE_EIO : SLUICE_OK;
 }
 
@@ -219,6 +224,14 @@ cfg_impl *sluice__cfg_clone(const sluice_config *src)
     unsigned n =
         sluice__cfg_service_slots((sluice_config_service *)&src->service, from, 1 + SLUICE__CONFIG_MAX_EXTS);
     sluice__cfg_service_slots(&c->pub.service, to, 1 + SLUICE__CONFIG_MAX_EXTS);
+    if (!copy_slots(c, to, from, n)) {
+        sluice_config_free(&c->pub);
+        return NULL;
+    }
+    n = sluice__cfg_cluster_slots((sluice_config_cluster *)&src->cluster, from, 1);
+    sluice__cfg_cluster_slots(&c->pub.cluster, to, 1);
+    c->pub.cluster.present = src->cluster.present;
+    c->pub.cluster.section_pos = sluice__cfg_copy_pos(c, &src->cluster.section_pos);
     if (!copy_slots(c, to, from, n)) {
         sluice_config_free(&c->pub);
         return NULL;

@@ -501,6 +501,15 @@ static void walk_downstreams(loader *L, yaml_node_t *n)
     }
 }
 
+static void cluster_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn,
+                         yaml_node_t *v)
+{
+    (void)obj;
+    cfg_slot slot;
+    sluice__cfg_cluster_slots(&L->c->pub.cluster, &slot, 1);
+    section_pair(L, &slot, 1, path, key, kn, v);
+}
+
 static void top_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn, yaml_node_t *v)
 {
     bool *seen_pools = obj;
@@ -511,11 +520,15 @@ static void top_pair(loader *L, void *obj, const char *path, const char *key, ya
         walk_pools(L, v);
     } else if (sluice__cfg_key_eq(key, "downstream_budget")) {
         walk_downstreams(L, v);
+    } else if (sluice__cfg_key_eq(key, "cluster")) {
+        L->c->pub.cluster.present = true;
+        L->c->pub.cluster.section_pos = mark_pos(L, kn);
+        walk_mapping(L, v, "cluster", NULL, cluster_pair);
     } else {
         sluice_config_pos pos = mark_pos(L, kn);
         sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos,
                          "%s: unknown top-level key (known: service, pools, "
-                         "downstream_budget)",
+                         "downstream_budget, cluster)",
                          key);
     }
 }

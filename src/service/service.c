@@ -31,7 +31,13 @@
  * pool_removed (while the pool lives) before the pool leaves the registry,
  * and the pool leaves the registry before it is destroyed.
  *
- * Lock order: watch_mu -> mu -> (pool and registry locks). mu is never
+ * Health checks (sluice_service_add_check) have their own lock, check_mu,
+ * held across each check call so that remove_check can promise the check
+ * is not running when it returns; nothing else is taken under it but what
+ * the checks take. An admin request calls them under its pools_lock.
+ *
+ * Lock order: watch_mu -> mu -> (pool and registry locks); admin
+ * pools_lock -> check_mu -> (a check's own locks). mu is never
  * held across a call into a pool, the registry, the lifecycle or a
  * watcher; watch_mu is held across watcher calls and pool creation, never
  * by the lifecycle's threads except through set_ready (step 1, on the
@@ -79,6 +85,15 @@ struct sluice_service {
     size_t pool_count;
     bool ready;
     bool run_called;
+
+    /* Held across every check call (see the essay). */
+    pthread_mutex_t check_mu;
+    struct {
+        char name[SLUICE_SERVICE_CHECK_NAME_MAX + 1];
+        sluice_health_fn fn;
+        void *user;
+    } checks[SLUICE_SERVICE_MAX_CHECKS];
+    size_t check_count;
 };
 
 /* ---- lifecycle trampolines: the lifecycle's user is the service ------- */
@@ -154,6 +169,7 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
     svc->cfg.name = svc->name;
     pthread_mutex_init(&svc->watch_mu, NULL);
     pthread_mutex_init(&svc->mu, NULL);
+    pthread_mutex_init(&svc->check_mu, NULL);
     if (cfg->metrics) {
         svc->metrics = cfg->metrics;
     } else {
@@ -163,6 +179,7 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
                     sluice_strerror(r));
             pthread_mutex_destroy(&svc->mu);
             pthread_mutex_destroy(&svc->watch_mu);
+            pthread_mutex_destroy(&svc->check_mu);
             free(svc);
             return r;
         }
@@ -202,6 +219,7 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
         }
         pthread_mutex_destroy(&svc->mu);
         pthread_mutex_destroy(&svc->watch_mu);
+        pthread_mutex_destroy(&svc->check_mu);
         free(svc);
         return r;
     }
@@ -571,6 +589,7 @@ void sluice_service_destroy(sluice_service *svc)
     }
     pthread_mutex_destroy(&svc->mu);
     pthread_mutex_destroy(&svc->watch_mu);
+    pthread_mutex_destroy(&svc->check_mu);
     free(svc);
 }
 
@@ -620,4 +639,66 @@ sluice_err sluice_service_control_release(sluice_service *svc, const sluice_pool
         return SLUICE_EINVAL;
     }
     return sluice__svc_control_pin(svc->control, pool, false, 0);
+}
+
+/* ---- health checks ------------------------------------------------------ */
+
+sluice_err sluice_service_add_check(sluice_service *svc, const char *name, sluice_health_fn fn, void *user)
+{
+    if (!svc || !name || !fn || !name[0] || strlen(name) > SLUICE_SERVICE_CHECK_NAME_MAX) {
+        return SLUICE_EINVAL;
+    }
+    pthread_mutex_lock(&svc->check_mu);
+    sluice_err r = SLUICE_OK;
+    for (size_t i = 0; i < svc->check_count; i++) {
+        if (svc->checks[i].user == user) {
+            r = SLUICE_EBUSY;
+        }
+    }
+    if (r == SLUICE_OK && svc->check_count == SLUICE_SERVICE_MAX_CHECKS) {
+        r = SLUICE_EOVERFLOW;
+    }
+    if (r == SLUICE_OK) {
+        size_t i = svc->check_count++;
+        snprintf(svc->checks[i].name, sizeof svc->checks[i].name, "%s", name);
+        svc->checks[i].fn = fn;
+        svc->checks[i].user = user;
+    }
+    pthread_mutex_unlock(&svc->check_mu);
+    return r;
+}
+
+sluice_err sluice_service_remove_check(sluice_service *svc, void *user)
+{
+    if (!svc) {
+        return SLUICE_EINVAL;
+    }
+    pthread_mutex_lock(&svc->check_mu);
+    sluice_err r = SLUICE_ENOENT;
+    for (size_t i = 0; i < svc->check_count; i++) {
+        if (svc->checks[i].user == user) {
+            memmove(&svc->checks[i], &svc->checks[i + 1], (svc->check_count - i - 1) * sizeof svc->checks[0]);
+            svc->check_count--;
+            r = SLUICE_OK;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&svc->check_mu);
+    return r;
+}
+
+size_t sluice_service_run_checks(sluice_service *svc, sluice_service_check_result *out, size_t cap)
+{
+    if (!svc) {
+        return 0;
+    }
+    pthread_mutex_lock(&svc->check_mu);
+    size_t n = svc->check_count;
+    for (size_t i = 0; i < n && i < cap && out; i++) {
+        snprintf(out[i].name, sizeof out[i].name, "%s", svc->checks[i].name);
+        out[i].line[0] = '\0';
+        out[i].state = svc->checks[i].fn(svc->checks[i].user, out[i].line, sizeof out[i].line);
+    }
+    pthread_mutex_unlock(&svc->check_mu);
+    return n;
 }

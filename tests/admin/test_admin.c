@@ -913,6 +913,81 @@ static void test_serves_a_service(void **state)
     }
 }
 
+/* A served service's health checks: one line each in /health/ready and
+ * /health/pools; DEGRADED keeps 200, FAIL turns both 503; a removed check
+ * is gone. */
+static _Atomic int check_state;
+static sluice_health_state test_check(void *user, char *line, size_t len)
+{
+    (void)user;
+    int st = atomic_load(&check_state);
+    snprintf(line, len, "redis %s", st == SLUICE_HEALTH_OK ? "up" : "down");
+    return (sluice_health_state)st;
+}
+
+static void test_service_checks(void **state)
+{
+    (void)state;
+    sluice_service_config sc;
+    sluice_service_config_init(&sc);
+    sc.no_signals = true;
+    sluice_service *svc = NULL;
+    assert_int_equal(sluice_service_create(&sc, &svc, NULL, 0), SLUICE_OK);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "p";
+    pc.workers = 1;
+    pc.queue_capacity = 4;
+    assert_int_equal(sluice_service_add_pool(svc, &pc, 0, NULL, NULL, 0), SLUICE_OK);
+    int user = 0;
+    assert_int_equal(sluice_service_add_check(svc, "cluster", test_check, &user), SLUICE_OK);
+    assert_int_equal(sluice_service_add_check(svc, "cluster", test_check, &user), SLUICE_EBUSY);
+    assert_int_equal(sluice_service_add_check(svc, "", test_check, NULL), SLUICE_EINVAL);
+    assert_int_equal(sluice_service_add_check(svc, "a-name-of-thirty-two-characters!", test_check, NULL),
+                     SLUICE_EINVAL);
+    sluice_service_set_ready(svc, true);
+    sluice_admin_config cfg;
+    sluice_admin_config_init(&cfg);
+    cfg.service = svc;
+    sluice_admin *a = start_admin(&cfg);
+    unsigned port = sluice_admin_port(a);
+    static const struct {
+        sluice_health_state st;
+        int status;
+        const char *line;
+    } cases[] = {
+        {SLUICE_HEALTH_OK, 200, "cluster ok: redis up\n"},
+        {SLUICE_HEALTH_DEGRADED, 200, "cluster DEGRADED: redis down\n"},
+        {SLUICE_HEALTH_FAIL, 503, "cluster FAIL: redis down\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        atomic_store(&check_state, (int)cases[i].st);
+        const char *paths[] = {"/health/ready", "/health/pools"};
+        for (size_t k = 0; k < 2; k++) {
+            http_reply r = http_do(port, "GET", paths[k], NULL);
+            assert_int_equal(r.status, cases[i].status);
+            expect_body_has(&r, cases[i].line);
+            expect_body_has(&r, "p ok");
+            http_free(&r);
+        }
+    }
+    assert_int_equal(sluice_service_remove_check(svc, &user), SLUICE_OK);
+    assert_int_equal(sluice_service_remove_check(svc, &user), SLUICE_ENOENT);
+    http_reply r = http_do(port, "GET", "/health/pools", NULL);
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "cluster"));
+    http_free(&r);
+    /* At most SLUICE_SERVICE_MAX_CHECKS. */
+    int users[SLUICE_SERVICE_MAX_CHECKS + 1];
+    for (int i = 0; i < SLUICE_SERVICE_MAX_CHECKS; i++) {
+        assert_int_equal(sluice_service_add_check(svc, "c", test_check, &users[i]), SLUICE_OK);
+    }
+    assert_int_equal(sluice_service_add_check(svc, "c", test_check, &users[SLUICE_SERVICE_MAX_CHECKS]),
+                     SLUICE_EOVERFLOW);
+    sluice_admin_stop(a);
+    sluice_service_destroy(svc);
+}
+
 static void quiet_log(void *user, const char *line)
 {
     (void)user;
@@ -1094,6 +1169,7 @@ int main(void)
         cmocka_unit_test(test_bind_errors),
         cmocka_unit_test(test_serves_a_service),
         cmocka_unit_test(test_scheduled_probe_unhealthy),
+        cmocka_unit_test(test_service_checks),
         cmocka_unit_test(test_health_pools_start_failures),
         cmocka_unit_test(test_debug_tenants),
     };

@@ -281,7 +281,7 @@ static void test_validation_messages(void **state)
         "sluice.yaml:2:11: service.listen: must be host:port with a port in 0..65535, got \"nowhere\"");
     expect_error(
         "servcie:\n  name: x\n" POOL0, SLUICE_EINVAL,
-        "sluice.yaml:1:1: servcie: unknown top-level key (known: service, pools, downstream_budget)");
+        "sluice.yaml:1:1: servcie: unknown top-level key (known: service, pools, downstream_budget, cluster)");
     expect_error("pools:\n  - name: push\n    workers: [1, 2]\n    queue_capacity: 1\n", SLUICE_EINVAL,
                  "sluice.yaml:3:14: pools[0].workers: must be a single value, got a list");
     expect_error("pools: {}\n", SLUICE_EINVAL,
@@ -721,6 +721,83 @@ static void test_shape_bounds(void **state)
     free(text);
 }
 
+/* ---- the cluster section --------------------------------------------- */
+
+static void test_cluster_section(void **state)
+{
+    (void)state;
+    sluice_config *c = NULL, *c2 = NULL;
+    char err[2048];
+    /* Absent: present false, defaults in place, nothing written. */
+    assert_int_equal(load(POOL0, NULL, &c, err, sizeof err), SLUICE_OK);
+    assert_false(c->cluster.present);
+    char *a = write_to_string(c);
+    assert_null(strstr(a, "cluster:"));
+    free(a);
+    sluice_config_free(c);
+
+    const char *text = "service:\n  name: orders\n" POOL0 "    downstream: payments\n"
+                       "cluster:\n  redis: redis.internal:6380\n  mode: strict\n  heartbeat: 200ms\n"
+                       "  member_ttl: 1s\n  budget_file: budget.yaml\n  fallback_k: 3\n  fallback_unready: true\n";
+    assert_int_equal(load(text, NULL, &c, err, sizeof err), SLUICE_OK);
+    assert_true(c->cluster.present);
+    assert_string_equal(c->cluster.redis, "redis.internal:6380");
+    assert_string_equal(c->cluster.key_prefix, "sluice");
+    assert_null(c->cluster.service); /* = service.name */
+    assert_int_equal(c->cluster.mode, SLUICE_CLUSTER_MODE_STRICT);
+    assert_int_equal(c->cluster.heartbeat_ns, 200 * SLUICE_NS_PER_MS);
+    assert_int_equal(c->cluster.member_ttl_ns, SLUICE_NS_PER_SEC);
+    assert_int_equal(c->cluster.lease_ttl_ns, 0);
+    assert_int_equal(c->cluster.redis_timeout_ns, 250 * SLUICE_NS_PER_MS);
+    assert_string_equal(c->cluster.budget_file, "budget.yaml");
+    assert_int_equal(c->cluster.fallback_k, 3);
+    assert_true(c->cluster.fallback_unready);
+    assert_int_equal(c->cluster.pos[SLUICE_CK_MODE].line, 10);
+    /* Written and read back the same. */
+    a = write_to_string(c);
+    assert_non_null(strstr(a, "cluster:\n  redis: "));
+    assert_int_equal(load(a, NULL, &c2, err, sizeof err), SLUICE_OK);
+    char *b = write_to_string(c2);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    /* A reload keeps the running section and says a change needs a restart. */
+    log_buf lb = {0};
+    sluice_config *next = NULL;
+    const char *changed = "service:\n  name: orders\n" POOL0 "    downstream: payments\n"
+                          "cluster:\n  redis: redis.internal:6380\n  mode: share\n  heartbeat: 200ms\n"
+                          "  member_ttl: 1s\n  budget_file: budget.yaml\n  fallback_k: 3\n  fallback_unready: true\n";
+    assert_int_equal(load(changed, NULL, &next, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_config_apply(&c2, next, NULL, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_non_null(strstr(lb.text, "cluster: mode strict -> share not applied: needs a restart"));
+    assert_int_equal(c2->cluster.mode, SLUICE_CLUSTER_MODE_STRICT);
+    sluice_config_free(next);
+    sluice_config_free(c2);
+    sluice_config_free(c);
+
+    /* Errors name file:line:col and the key. */
+    expect_error(POOL0 "cluster:\n  redis: localhost\n", SLUICE_EINVAL,
+                 "sluice.yaml:5:1: cluster.budget_file: required (the downstream-budget.yaml whose share the "
+                 "pools keep)\n"
+                 "sluice.yaml:6:10: cluster.redis: must be host:port with a port in 1..65535, got \"localhost\"");
+    expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  mode: loose\n", SLUICE_EINVAL,
+                 "sluice.yaml:7:9: cluster.mode: must be one of share, strict, got \"loose\"");
+    expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  heartbeat: 1s\n  lease_ttl: 500ms\n", SLUICE_EINVAL,
+                 "sluice.yaml:8:14: cluster.lease_ttl: must be longer than heartbeat (1s), got 500ms (a member "
+                 "would expire between two beats)");
+    expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  servce: x\n", SLUICE_EINVAL,
+                 "sluice.yaml:7:3: cluster.servce: unknown key (known: redis, key_prefix, service, replica_id, "
+                 "heartbeat, member_ttl, lease_ttl, redis_timeout, mode, budget_file, fallback_k, block, "
+                 "fallback_unready)");
+    expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  service: a/b\n", SLUICE_EINVAL,
+                 "sluice.yaml:7:12: cluster.service: must be 1..64 characters of [A-Za-z0-9_.:-], got \"a/b\"");
+    expect_error(POOL0 "cluster:\n", SLUICE_EINVAL,
+                 "sluice.yaml:5:1: cluster.budget_file: required (the downstream-budget.yaml whose share the "
+                 "pools keep)");
+    expect_error(POOL0 "cluster: [1]\n", SLUICE_EINVAL,
+                 "sluice.yaml:5:10: cluster: must be a mapping (key: value lines), got a list");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -730,6 +807,7 @@ int main(void)
         cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_env_overrides),
         cmocka_unit_test(test_write_round_trip),
+        cmocka_unit_test(test_cluster_section),
         cmocka_unit_test(test_apply_live),
         cmocka_unit_test(test_reload_file),
         cmocka_unit_test(test_apply_service_and_declarations),

@@ -56,6 +56,7 @@ static void check_rows(const sluice_config_key *keys, unsigned n, bool pool_sect
             union {
                 sluice_config_pool p;
                 sluice_config_service s;
+                sluice_config_cluster cl;
                 unsigned char raw[1024];
             } scratch;
             memset(&scratch, 0, sizeof scratch);
@@ -89,6 +90,9 @@ static void test_rows(void **state)
     assert_null(sluice_pool_key_name(SLUICE_PK_COUNT_));
     k = sluice_config_schema(SLUICE_CONFIG_SECTION_SERVICE, &n);
     assert_int_equal(n, SLUICE_SK_COUNT_);
+    check_rows(k, n, false);
+    k = sluice_config_schema(SLUICE_CONFIG_SECTION_CLUSTER, &n);
+    assert_int_equal(n, SLUICE_CK_COUNT_);
     check_rows(k, n, false);
     assert_null(sluice_config_schema(SLUICE_CONFIG_SECTION_COUNT_, &n));
     assert_int_equal(n, 0);
@@ -144,7 +148,9 @@ static void test_docs_match(void **state)
     static const struct {
         sluice_config_section section;
         const char *name;
-    } sections[] = {{SLUICE_CONFIG_SECTION_SERVICE, "service"}, {SLUICE_CONFIG_SECTION_POOL, "pool"}};
+    } sections[] = {{SLUICE_CONFIG_SECTION_SERVICE, "service"},
+                    {SLUICE_CONFIG_SECTION_POOL, "pool"},
+                    {SLUICE_CONFIG_SECTION_CLUSTER, "cluster"}};
     bool stale = false;
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
         char open_tag[64], close_tag[64];

@@ -1,0 +1,285 @@
+/*
+ * tests/cluster/test_join.c - a service built from sluice.yaml joins the
+ * cluster of its `cluster:` section (sluice_cluster_join_create): pools on
+ * the budget's downstream are bound to the service's share (split by
+ * workers), the replicas' K sum to each part, a leave gives the part back
+ * to the others, the "cluster" health check says OK / DEGRADED / FAIL
+ * (fallback_unready), strict mode makes the semaphore, and every refusal
+ * names what is wrong. Two replicas are two services in one process
+ * against a private redis-server (redis_fixture.h).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "redis_fixture.h"
+#include "sluice/cluster_join.h"
+#include "sluice/config.h"
+#include "sluice/service.h"
+
+static redis_fixture redis;
+static char dir[64];
+static int seq;
+
+#define POLL(cond, ms)                                                                                         \
+    ({                                                                                                         \
+        bool ok_ = false;                                                                                      \
+        for (int i_ = 0; i_ <= (ms) / 10 && !(ok_ = (cond)); i_++) {                                           \
+            fixture_sleep_ms(10);                                                                              \
+        }                                                                                                      \
+        ok_;                                                                                                   \
+    })
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/sluice-join-XXXXXX");
+    if (!mkdtemp(dir)) {
+        return -1;
+    }
+    return redis_fixture_start(&redis) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    redis_fixture_stop(&redis);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void write_file(const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static const char BUDGET[] = "downstream: payments-api\n"
+                             "total_limit: 100\n"
+                             "shares:\n"
+                             "  orders: 40\n"
+                             "  refunds: 20\n"
+                             "free_pool: 10\n";
+
+/* sluice.yaml for service `svc` with `extra` appended to its cluster:
+ * section, a fresh key prefix per call. */
+static sluice_config *load(const char *svc, const char *extra, const char *pools)
+{
+    char text[2048], path[256], err[1024];
+    snprintf(text, sizeof text,
+             "service:\n  name: %s\n"
+             "pools:\n%s"
+             "cluster:\n  redis: 127.0.0.1:%d\n  key_prefix: j%d\n  heartbeat: 50ms\n  member_ttl: 300ms\n"
+             "  lease_ttl: 400ms\n  redis_timeout: %s\n  budget_file: budget.yaml\n%s",
+             svc,
+             pools ? pools
+                   : "  - name: charge\n    workers: 99\n    queue_capacity: 100\n    downstream: payments-api\n"
+                     "  - name: refund\n    workers: 33\n    queue_capacity: 100\n    downstream: payments-api\n"
+                     "  - name: mail\n    workers: 4\n    queue_capacity: 10\n",
+             redis.port, seq,
+#ifdef SLUICE_SANITIZER
+             "3s",
+#else
+             "500ms",
+#endif
+             extra ? extra : "");
+    snprintf(path, sizeof path, "%s/sluice.yaml", dir);
+    write_file("sluice.yaml", text);
+    sluice_config *cfg = NULL;
+    sluice_config_load_opts o = {.no_env = true};
+    if (sluice_config_load_file(path, &o, &cfg, err, sizeof err) != SLUICE_OK) {
+        fail_msg("config: %s", err);
+    }
+    return cfg;
+}
+
+static sluice_service *service_of(const sluice_config *cfg)
+{
+    sluice_service_config sc;
+    sluice_service_config_init(&sc);
+    sc.no_signals = true;
+    sluice_service *svc = NULL;
+    char err[512];
+    if (sluice_service_create_from_config(cfg, &sc, NULL, NULL, &svc, err, sizeof err) != SLUICE_OK) {
+        fail_msg("service: %s", err);
+    }
+    return svc;
+}
+
+static unsigned k_of(sluice_service *svc, const char *pool)
+{
+    sluice_pool_stats st;
+    sluice_pool_stats_get(sluice_service_find_pool(svc, pool), &st);
+    return (unsigned)st.capacity;
+}
+
+static sluice_health_state check_of(sluice_service *svc, char *line, size_t len)
+{
+    sluice_service_check_result r[SLUICE_SERVICE_MAX_CHECKS];
+    size_t n = sluice_service_run_checks(svc, r, SLUICE_SERVICE_MAX_CHECKS);
+    assert_int_equal(n, 1);
+    assert_string_equal(r[0].name, "cluster");
+    snprintf(line, len, "%s", r[0].line);
+    return r[0].state;
+}
+
+static bool beat(sluice_cluster_join *a, sluice_cluster_join *b)
+{
+    sluice_cluster_heartbeat_now(sluice_cluster_join_cluster(a));
+    if (b) {
+        sluice_cluster_heartbeat_now(sluice_cluster_join_cluster(b));
+    }
+    return true;
+}
+
+static void test_share_bound_and_leave(void **state)
+{
+    (void)state;
+    seq++;
+    write_file("budget.yaml", BUDGET);
+    sluice_config *cfg = load("orders", NULL, NULL);
+    sluice_service *s1 = service_of(cfg), *s2 = service_of(cfg);
+    sluice_cluster_join *j1 = NULL, *j2 = NULL;
+    char err[1024];
+    assert_int_equal(sluice_cluster_join_create(cfg, s1, NULL, &j1, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_cluster_join_create(cfg, s2, NULL, &j2, err, sizeof err), SLUICE_OK);
+    /* 40 split 99:33 -> 30 and 10; the mail pool is not bound. */
+    assert_int_equal(sluice_cluster_join_part(j1, sluice_service_find_pool(s1, "charge")), 30);
+    assert_int_equal(sluice_cluster_join_part(j1, sluice_service_find_pool(s1, "refund")), 10);
+    assert_int_equal(sluice_cluster_join_part(j1, sluice_service_find_pool(s1, "mail")), 0);
+    assert_null(sluice_cluster_join_dsem(j1)); /* share mode */
+    /* Two replicas: each pool's K sum to its part. */
+    assert_true(POLL((beat(j1, j2), k_of(s1, "charge") + k_of(s2, "charge") == 30 &&
+                                         k_of(s1, "refund") + k_of(s2, "refund") == 10),
+                     5000));
+    assert_int_equal(k_of(s1, "charge"), 15);
+    assert_int_equal(k_of(s1, "mail"), 4);
+    char line[SLUICE_SERVICE_CHECK_LINE_MAX + 1];
+    assert_int_equal(check_of(s1, line, sizeof line), SLUICE_HEALTH_OK);
+    assert_non_null(strstr(line, "of 2, share 40 of payments-api (charge K=15, refund K=5)"));
+
+    /* Redis stops answering: DEGRADED (still ready), K kept. */
+    redis_fixture_pause(&redis);
+    assert_int_equal(sluice_cluster_heartbeat_now(sluice_cluster_join_cluster(j1)), SLUICE_EIO);
+    assert_int_equal(check_of(s1, line, sizeof line), SLUICE_HEALTH_DEGRADED);
+    assert_non_null(strstr(line, "fallback: Redis 127.0.0.1:"));
+    assert_non_null(strstr(line, "still ready"));
+    assert_int_equal(k_of(s1, "charge"), 15);
+    redis_fixture_resume(&redis);
+    assert_true(POLL(sluice_cluster_heartbeat_now(sluice_cluster_join_cluster(j1)) == SLUICE_OK, 5000));
+    assert_int_equal(check_of(s1, line, sizeof line), SLUICE_HEALTH_OK);
+
+    /* One replica leaves: the other takes each whole part. */
+    sluice_cluster_join_destroy(j1);
+    assert_int_equal(sluice_service_run_checks(s1, NULL, 0), 0); /* the check went with it */
+    assert_true(POLL((beat(j2, NULL), k_of(s2, "charge") == 30 && k_of(s2, "refund") == 10), 5000));
+    sluice_cluster_join_destroy(j2);
+    sluice_service_destroy(s1);
+    sluice_service_destroy(s2);
+    sluice_config_free(cfg);
+}
+
+static void test_strict_and_unready(void **state)
+{
+    (void)state;
+    seq++;
+    write_file("budget.yaml", BUDGET);
+    sluice_config *cfg = load("refunds", "  mode: strict\n  fallback_unready: true\n  fallback_k: 2\n", NULL);
+    sluice_service *s = service_of(cfg);
+    sluice_cluster_join *j = NULL;
+    char err[1024];
+    assert_int_equal(sluice_cluster_join_create(cfg, s, NULL, &j, err, sizeof err), SLUICE_OK);
+    sluice_dsem *ds = sluice_cluster_join_dsem(j);
+    assert_non_null(ds);
+    assert_int_equal(sluice_dsem_try_acquire(ds), SLUICE_OK);
+    sluice_dsem_stats st;
+    sluice_dsem_stats_get(ds, &st);
+    assert_int_equal(st.share, 20);
+    assert_int_equal(sluice_dsem_release(ds), SLUICE_OK);
+    assert_true(POLL((beat(j, NULL), k_of(s, "charge") == 15 && k_of(s, "refund") == 5), 5000));
+    redis_fixture_pause(&redis);
+    assert_int_equal(sluice_cluster_heartbeat_now(sluice_cluster_join_cluster(j)), SLUICE_EIO);
+    char line[SLUICE_SERVICE_CHECK_LINE_MAX + 1];
+    assert_int_equal(check_of(s, line, sizeof line), SLUICE_HEALTH_FAIL);
+    assert_null(strstr(line, "still ready"));
+    assert_int_equal(k_of(s, "charge"), 2); /* min(fallback_k, last K) */
+    redis_fixture_resume(&redis);
+    assert_true(POLL(sluice_cluster_heartbeat_now(sluice_cluster_join_cluster(j)) == SLUICE_OK, 5000));
+    sluice_cluster_join_destroy(j);
+    sluice_service_destroy(s);
+    sluice_config_free(cfg);
+}
+
+/* One refusal: the message must contain `want`. */
+static void expect_refusal(const char *svc, const char *pools, const char *budget, const char *want)
+{
+    seq++;
+    write_file("budget.yaml", budget);
+    sluice_config *cfg = load(svc, NULL, pools);
+    sluice_service *s = service_of(cfg);
+    sluice_cluster_join *j = (sluice_cluster_join *)0x1;
+    char err[1024] = "";
+    sluice_err r = sluice_cluster_join_create(cfg, s, NULL, &j, err, sizeof err);
+    if (r == SLUICE_OK || !strstr(err, want)) {
+        fail_msg("got %d \"%s\", want an error containing \"%s\"", r, err, want);
+    }
+    assert_null(j);
+    assert_int_equal(sluice_service_run_checks(s, NULL, 0), 0);
+    sluice_service_destroy(s);
+    sluice_config_free(cfg);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    expect_refusal("shipping", NULL, BUDGET,
+                   "cluster.service: \"shipping\" has no share in ");
+    expect_refusal("shipping", NULL, BUDGET, "(shares: orders, refunds)");
+    expect_refusal("orders", "  - name: mail\n    workers: 4\n    queue_capacity: 10\n", BUDGET,
+                   "cluster: no pool has downstream: payments-api");
+    expect_refusal("orders", NULL, "downstream: payments-api\ntotal_limit: 10\nshares:\n  orders: 40\n",
+                   "budget.yaml:");
+    expect_refusal("orders", NULL, "downstream: payments-api\ntotal_limit: 100\nshares:\n  orders: 1\n",
+                   "orders's share of payments-api is 1, less than the 2 pools that call it");
+    /* No section: nothing to do, nothing made. */
+    sluice_config *cfg = NULL;
+    char err[512];
+    const char *plain = "pools:\n  - name: p\n    workers: 1\n    queue_capacity: 1\n";
+    assert_int_equal(sluice_config_load_string(plain, strlen(plain), "x.yaml", NULL, &cfg, err, sizeof err),
+                     SLUICE_OK);
+    sluice_service *s = service_of(cfg);
+    sluice_cluster_join *j = (sluice_cluster_join *)0x1;
+    assert_int_equal(sluice_cluster_join_create(cfg, s, NULL, &j, err, sizeof err), SLUICE_OK);
+    assert_null(j);
+    sluice_cluster_join_destroy(NULL);
+    assert_int_equal(sluice_cluster_join_create(NULL, s, NULL, &j, err, sizeof err), SLUICE_EINVAL);
+    sluice_service_destroy(s);
+    sluice_config_free(cfg);
+}
+
+int main(void)
+{
+    if (!redis_fixture_available()) {
+        fprintf(stderr, "cluster_join: redis-server is not installed (scripts/install-deps.sh); skipped\n");
+        return 77;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_share_bound_and_leave),
+        cmocka_unit_test(test_strict_and_unready),
+        cmocka_unit_test(test_refusals),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
