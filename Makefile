@@ -1,7 +1,7 @@
 # Thin wrapper over CMake. The two commands a new machine needs:
 #   make demo   install missing build dependencies, build, run the reference service
 #   make test   install missing build dependencies, build, run the whole suite
-# Also: make test-asan, make test-tsan, make fuzz, make bench, make install, make clean.
+# Also: make test-asan, make test-tsan, make fuzz, make demo-cluster, make bench, make install, make clean.
 
 BUILD      ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
@@ -13,7 +13,7 @@ CTEST_ARGS ?=
 # `cmake` configure leaves them warnings (SLUICE_WERROR defaults to OFF).
 WERROR     ?= ON
 
-.PHONY: all deps build test test-asan test-tsan fuzz demo bench install clean format
+.PHONY: all deps build test test-asan test-tsan fuzz demo demo-cluster bench install clean format
 
 all: build
 
@@ -59,6 +59,11 @@ demo: build
 	else \
 	  $(BUILD)/examples/quickstart $(DEMO_ARGS); \
 	fi
+
+# Three `sluice demo` replicas sharing one downstream budget on a private
+# redis-server (examples/cluster-demo.py; README's tour, step 7).
+demo-cluster: build
+	python3 examples/cluster-demo.py --sluice $(BUILD)/tools/sluice/sluice $(DEMO_ARGS)
 
 bench: build
 	$(BUILD)/bench/sluice-bench $(BENCH_ARGS)

@@ -754,6 +754,10 @@ uint64_t sluice__cluster_lease_ttl_ns(const sluice_cluster *c)
 {
     return c->lease_ttl_ns;
 }
+uint64_t sluice__cluster_heartbeat_ns(const sluice_cluster *c)
+{
+    return c->heartbeat_ns;
+}
 const sluice_clock *sluice__cluster_clock(const sluice_cluster *c)
 {
     return c->clock;

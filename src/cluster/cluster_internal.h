@@ -108,6 +108,7 @@ const char *sluice__cluster_prefix(const sluice_cluster *c);
 const char *sluice__cluster_service(const sluice_cluster *c);
 const char *sluice__cluster_replica(const sluice_cluster *c);
 uint64_t sluice__cluster_lease_ttl_ns(const sluice_cluster *c);
+uint64_t sluice__cluster_heartbeat_ns(const sluice_cluster *c);
 const sluice_clock *sluice__cluster_clock(const sluice_cluster *c);
 /* A Redis call failed outside the cluster thread: enter fallback now. */
 void sluice__cluster_redis_failed(sluice_cluster *c);

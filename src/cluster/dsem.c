@@ -39,6 +39,20 @@
  * replica's lease and re-grants its permits while it may still use them
  * (docs/cluster.md).
  *
+ * Recovery. An outage longer than the member and lease TTLs expires every
+ * replica's membership and lease together. The first replica back then
+ * sees itself alone (fair share = the whole share) while the others still
+ * run their fallback permits, which Redis no longer counts: granting it
+ * more would put up to share + the others' bounds in flight (the cluster
+ * demo saw 45 calls against D = 30). So for one lease TTL after leaving
+ * fallback a replica keeps its fallback bound (recover_until,
+ * recover_bound): every replica that is reachable re-registers and
+ * re-claims what it has in use within that time (a heartbeat is shorter
+ * than the lease TTL), and only then do grants above the bound resume.
+ * A shorter fallback, (lease TTL - heartbeat) / 2 or less, expired no
+ * lease of a replica that lost Redis at the same time, and has no window.
+ 
+ *
  * Lock order: ds->mu -> cluster mu -> redis mu. No Redis call is made
  * with ds->mu held (lease_inflight keeps one per semaphore).
  */
@@ -66,6 +80,9 @@ struct sluice_dsem {
     unsigned leased, in_use, cap, waiters;
     bool fallback, closed, lease_inflight;
     unsigned fallback_bound;
+    uint64_t fallback_since; /* local clock: when the fallback began */
+    uint64_t recover_until; /* local clock: until then at most recover_bound in use (see Recovery) */
+    unsigned recover_bound;
     char epoch[32];
     sluice__view view; /* last view seen */
     uint64_t last_lease_ns;
@@ -108,15 +125,25 @@ static void enter_fallback_locked(sluice_dsem *ds)
     }
     ds->fallback = true;
     ds->fallback_bound = bound;
+    ds->fallback_since = sluice_clock_now(sluice__cluster_clock(ds->c));
     pthread_cond_broadcast(&ds->cv);
 }
 
 /* The target lease for a call, lowering `leased` first when it shrinks
  * (invariant L). Caller holds mu. */
+static bool recovering_locked(const sluice_dsem *ds)
+{
+    return ds->recover_until && sluice_clock_now(sluice__cluster_clock(ds->c)) < ds->recover_until;
+}
+
 static unsigned prepare_target_locked(sluice_dsem *ds, unsigned extra)
 {
     SLUICE__ASSERT_HELD(&ds->mu);
     unsigned target = ds->in_use + ds->waiters + extra + block_of(ds);
+    if (recovering_locked(ds)) {
+        unsigned most = ds->recover_bound > ds->in_use ? ds->recover_bound : ds->in_use;
+        target = target < most ? target : most; /* ask for no more than may be used */
+    }
     unsigned limit = ds->share + ds->free_pool;
     if (target > limit) {
         target = limit > ds->in_use ? limit : ds->in_use;
@@ -198,6 +225,12 @@ static bool lease_call_locked(sluice_dsem *ds, unsigned target, bool from_tick)
         snprintf(ds->epoch, sizeof ds->epoch, "%s", new_epoch);
     }
     if (ds->fallback) {
+        uint64_t now = sluice_clock_now(sluice__cluster_clock(ds->c));
+        uint64_t lttl = sluice__cluster_lease_ttl_ns(ds->c), hb = sluice__cluster_heartbeat_ns(ds->c);
+        if (now - ds->fallback_since > (lttl > hb ? lttl - hb : 0) / 2) {
+            ds->recover_until = now + lttl;
+            ds->recover_bound = ds->fallback_bound;
+        }
         ds->fallback = false;
         ds->fallback_bound = 0;
     }
@@ -348,7 +381,8 @@ static bool try_take_locked(sluice_dsem *ds, bool may_lease, uint64_t min_gap_ns
         /* Over the fair share (the member list grew), hand out nothing
          * until in_use falls under it: the renewals then return the
          * excess to the replicas that joined. */
-        if (ds->in_use < ds->leased && (ds->cap == 0 || ds->in_use < ds->cap)) {
+        if (ds->in_use < ds->leased && (ds->cap == 0 || ds->in_use < ds->cap) &&
+            (!recovering_locked(ds) || ds->in_use < ds->recover_bound)) {
             ds->in_use++;
             ds->acquired++;
             return true;

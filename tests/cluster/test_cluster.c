@@ -621,6 +621,62 @@ static void test_dsem_fallback(void **state)
     sluice_cluster_destroy(a);
 }
 
+/* An outage longer than the member and lease TTLs: every membership and
+ * lease expires together. The first replica back sees itself alone (fair
+ * share = the whole share) while the other still runs its fallback
+ * permits, which Redis no longer counts; it must not be granted them
+ * (the cluster demo once saw 45 calls in flight against D = 30). Whoever
+ * comes back first, the two never hold more than the share. */
+static void test_dsem_recovery_after_long_outage(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    sluice_cluster *b = replica("orders", "b", NULL);
+    members_of(a);
+    members_of(b);
+    sluice_dsem *da = dsem(a, 10, 0, 0, 0);
+    sluice_dsem *db = dsem(b, 10, 0, 0, 0);
+    assert_int_equal(take_all(da), 5);
+    assert_int_equal(take_all(db), 5);
+    redis_fixture_pause(&redis);
+    sluice_cluster_heartbeat_now(a);
+    sluice_cluster_heartbeat_now(b);
+    sluice_dsem_stats sa, sb;
+    sluice_dsem_stats_get(da, &sa);
+    sluice_dsem_stats_get(db, &sb);
+    assert_true(sa.fallback && sb.fallback);
+    fixture_sleep_ms(LEASE_TTL_MS + MEMBER_TTL_MS); /* Redis's clock runs on: everything expires */
+    redis_fixture_resume(&redis);
+    /* a comes back first (b's own thread may beat it to it: either way). */
+    assert_true(POLL((sluice_cluster_heartbeat_now(a), sluice_dsem_stats_get(da, &sa), !sa.fallback), 5000));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sluice_dsem_try_acquire(da), SLUICE_EAGAIN);
+        sluice_cluster_heartbeat_now(a);
+    }
+    assert_true(POLL((sluice_cluster_heartbeat_now(b), sluice_dsem_stats_get(db, &sb), !sb.fallback), 5000));
+    /* Past the recovery window Redis counts both again: still no room. */
+    fixture_sleep_ms(LEASE_TTL_MS + 50);
+    sluice_cluster_heartbeat_now(a);
+    sluice_cluster_heartbeat_now(b);
+    assert_int_equal(sluice_dsem_try_acquire(da), SLUICE_EAGAIN);
+    assert_int_equal(sluice_dsem_try_acquire(db), SLUICE_EAGAIN);
+    /* And Redis counts exactly what is in use: 5 + 5 of the share. */
+    char meta[96];
+    snprintf(meta, sizeof meta, "%s:ds:bank:meta", prefix);
+    assert_int_equal(redis_hget_int(meta, "held"), 10);
+    for (int i = 0; i < 5; i++) {
+        sluice_dsem_release(db);
+    }
+    sluice_dsem_stats_get(da, &sa);
+    for (unsigned i = 0; i < sa.in_use; i++) {
+        sluice_dsem_release(da);
+    }
+    sluice_dsem_destroy(da);
+    sluice_dsem_destroy(db);
+    sluice_cluster_destroy(a);
+    sluice_cluster_destroy(b);
+}
+
 /* Redis loses its data (restart without persistence): the live holder
  * re-claims what it uses; nothing new is granted for one lease TTL. */
 static void test_dsem_redis_restart(void **state)
@@ -942,6 +998,7 @@ int main(void)
         cmocka_unit_test_setup(test_dsem_free_pool, per_test),
         cmocka_unit_test_setup(test_dsem_fallback, per_test),
         cmocka_unit_test_setup(test_dsem_redis_restart, per_test),
+        cmocka_unit_test_setup(test_dsem_recovery_after_long_outage, per_test),
         cmocka_unit_test_setup(test_noscript_reload, per_test),
         cmocka_unit_test_setup(test_budget_report, per_test),
         cmocka_unit_test_setup(test_dlimiter_shared_bucket, per_test),

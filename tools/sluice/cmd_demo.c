@@ -176,10 +176,15 @@ static void help(FILE *out)
                  "                      by side; prints each tenant's completions and p50/p99\n"
                  "                      wait in both. One simulated hour takes --duration\n"
                  "                      (default 10s); it ends by itself. Uses --seed\n"
+                 "  --downstream-at HOST:PORT\n"
+                 "                      pools bound to the config's cluster: budget call a\n"
+                 "                      real downstream there (examples/cluster-demo.py)\n"
                  "  -h, --help          this text\n"
                  "\n"
                  "Environment: SLUICE_POOL_<NAME>_<KEY>=value overrides a pool's key, for\n"
-                 "example SLUICE_POOL_SMS_WORKERS=20 (docs/config.md).\n"
+                 "example SLUICE_POOL_SMS_WORKERS=20 (docs/config.md). A config with a cluster:\n"
+                 "section joins it: its pools keep their service's share across replicas\n"
+                 "(docs/cluster.md).\n"
                  "Exit status: 0 balanced; 1 not balanced, or a runtime failure (port in use,\n"
                  "a thread that cannot start, a spool that cannot be written);\n"
                  "2 bad flag, value or config.\n");
@@ -278,6 +283,7 @@ enum {
     OPT_SPOOL,
     OPT_ADMIN_TOKEN_FILE,
     OPT_SCENARIO,
+    OPT_DOWNSTREAM_AT,
 };
 
 /* Returns -1 to go on, else an exit status. */
@@ -299,6 +305,7 @@ static int parse_flags(int argc, char **argv, demo_opts *o)
         {"spool", required_argument, NULL, OPT_SPOOL},
         {"admin-token-file", required_argument, NULL, OPT_ADMIN_TOKEN_FILE},
         {"scenario", required_argument, NULL, OPT_SCENARIO},
+        {"downstream-at", required_argument, NULL, OPT_DOWNSTREAM_AT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -351,6 +358,13 @@ static int parse_flags(int argc, char **argv, demo_opts *o)
                                               sizeof o->admin_token, tokerr, sizeof tokerr) != SLUICE_OK) {
                 fprintf(stderr, "sluice demo: %s\n", tokerr);
                 return SLUICE_EXIT_USAGE;
+            }
+            break;
+        case OPT_DOWNSTREAM_AT:
+            if (!demo_parse_downstream_at(optarg, o)) {
+                return usage_error("--downstream-at: must be IPv4-HOST:PORT, for example 127.0.0.1:7070, got "
+                                   "\"%s\"",
+                                   optarg);
             }
             break;
         case OPT_PANIC_RATE:
@@ -531,6 +545,7 @@ static int teardown(demo *d, sluice_logger *logger, int rc)
     demo_destroy_batchers(d, d->sync_metrics);
     sluice_sync_metrics_destroy(d->sync_metrics);
     d->sync_metrics = NULL;
+    demo_cluster_leave(d); /* before the service: its pools are bound */
     sluice_service_destroy(d->svc); /* still logs worker exits: the logger outlives it */
     d->svc = NULL;
     if (d->spool && !demo_spool_close(d, stdout)) {
@@ -678,6 +693,10 @@ int sluice_cmd_demo(int argc, char **argv)
     }
     if (!demo_start_batchers(&d, d.sync_metrics)) {
         return teardown(&d, logger, SLUICE_EXIT_FAIL);
+    }
+    if (demo_cluster_join(&d, err, sizeof err) != 0) {
+        fprintf(stderr, "sluice demo: %s\n", err);
+        return teardown(&d, logger, SLUICE_EXIT_USAGE);
     }
     const char *listen = d.opts.listen ? d.opts.listen : d.config->service.listen;
     if (demo_admin_start(&d, listen, err, sizeof err) != 0) {

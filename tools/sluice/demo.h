@@ -77,6 +77,10 @@ typedef struct demo_opts {
      * admin.h is optional here). */
     char admin_token[SLUICE_CONFIG_ADMIN_TOKEN_MAX + 1];
     const char *scenario; /* --scenario: NULL = the notifications service; "saas" (demo_saas.c) */
+    /* --downstream-at HOST:PORT: pools bound to a cluster budget call a
+     * real downstream there (demo_cluster.c); port 0 = simulated. */
+    char downstream_host[64];
+    unsigned downstream_port;
 } demo_opts;
 
 /* `sluice demo --scenario saas` (demo_saas.c): the multi-tenant case
@@ -99,6 +103,7 @@ typedef struct demo_pool {
 
     pthread_t producer;
     bool producer_started;
+    bool remote; /* bound to the cluster's budget: calls --downstream-at when given */
 
     /* Counters kept by the demo itself, to check the pool's own. */
     atomic_uint_fast64_t accepted;    /* submit returned SLUICE_OK */
@@ -154,6 +159,9 @@ typedef struct demo {
     /* A thread the demo needs could not be started: the run is shut down
      * at once and exits 1 (issue 12.12). Set on the main thread. */
     bool start_failed;
+    /* The config's cluster: section, joined (demo_cluster.c); NULL without one. */
+    struct sluice_cluster_join *join;
+    struct sluice_dsem *dsem; /* strict mode: a permit around each remote call */
 } demo;
 
 /* demo_sim.c */
@@ -189,6 +197,18 @@ void demo_destroy_batchers(demo *d, void *sm);
 /* Hand one notification back (spool first, then the caller counts); used
  * by the abandon handler and the batch failure handler. */
 void demo_hand_back(demo *d, void *note);
+
+/* demo_cluster.c */
+/* --downstream-at: a numeric IPv4 HOST:PORT into o; false when malformed. */
+bool demo_parse_downstream_at(const char *text, demo_opts *o);
+/* Join the config's cluster (no-op without a cluster: section); 0, or
+ * -1 with the reason in err. After the service exists. */
+int demo_cluster_join(demo *d, char *err, size_t errlen);
+/* Leave it (no-op when not joined); before the service is destroyed. */
+void demo_cluster_leave(demo *d);
+/* One call to --downstream-at held hold_ns (a strict-mode permit around
+ * it): 0 delivered, 1 failed, 2 stopped by the drain. */
+int demo_remote_call(demo *d, demo_pool *p, uint64_t hold_ns);
 
 /* demo_view.c */
 void demo_log(demo *d, const char *fmt, ...) SLUICE_PRINTF(2, 3);

@@ -169,6 +169,10 @@ static int deliver(demo *d, demo_pool *p, uint64_t seed)
     if (lat > 60e9) {
         lat = 60e9;
     }
+    if (p->remote && d->opts.downstream_port) {
+        int rc = demo_remote_call(d, p, (uint64_t)(lat > 5e9 ? 5e9 : lat)); /* the cluster demo */
+        return rc ? rc : fail ? 1 : 0;
+    }
     if (!demo_downstream_call(now_ns() + (uint64_t)lat)) {
         return 2; /* interrupted by the drain deadline: not delivered */
     }
