@@ -200,4 +200,47 @@ static inline sluice_err sluice__listen_parse(const char *address, char *host_ou
     return SLUICE_OK;
 }
 
+/* ---- splitting a share among pools -------------------------------------------- */
+
+/*
+ * The parts of `share` for n pools in proportion to weight[i] (0 counts
+ * as 1): largest remainders first (ties to the earlier pool), so the parts
+ * sum to share exactly; then no part is 0 while another is above 1 (a
+ * pool needs K >= 1). n <= 64. Used by the cluster join (src/cluster) and
+ * by `sluice lint --budget`, which must agree on each pool's part.
+ */
+static inline void sluice__share_split(unsigned share, const unsigned *weight, size_t n, unsigned *part)
+{
+    unsigned long long wsum = 0, rem[64];
+    for (size_t i = 0; i < n; i++) {
+        wsum += weight[i] ? weight[i] : 1;
+    }
+    unsigned given = 0;
+    for (size_t i = 0; i < n && i < 64; i++) {
+        unsigned long long w = weight[i] ? weight[i] : 1;
+        part[i] = (unsigned)((unsigned long long)share * w / wsum);
+        rem[i] = (unsigned long long)share * w % wsum;
+        given += part[i];
+    }
+    while (given < share && n > 0) {
+        size_t best = 0;
+        for (size_t i = 1; i < n && i < 64; i++) {
+            if (rem[i] > rem[best]) {
+                best = i;
+            }
+        }
+        part[best]++;
+        rem[best] = 0;
+        given++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; part[i] == 0 && j < n; j++) {
+            if (part[j] > 1) {
+                part[j]--;
+                part[i]++;
+            }
+        }
+    }
+}
+
 #endif /* SLUICE_BASE_RULES_H */

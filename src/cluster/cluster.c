@@ -428,6 +428,16 @@ static void collect(sluice_expo *w, void *user)
             sluice_expo_sample(w, l, 2, bd->k);
         }
     }
+    sluice_expo_family(w, "sluice_budget_pool_share", SLUICE_METRIC_GAUGE,
+                       "The share a bound pool's K is split from (the K of all replicas sum to it).");
+    for (size_t i = 0; i < SLUICE_CLUSTER_MAX_BINDINGS; i++) {
+        const binding *bd = &c->bindings[i];
+        if (bd->used) {
+            sluice_metric_label l[] = {{"service", c->service},
+                                       {"pool", bd->b.pool ? sluice_pool_name(bd->b.pool) : "-"}};
+            sluice_expo_sample(w, l, 2, bd->b.share);
+        }
+    }
     pthread_mutex_unlock(&c->tick_mu);
 
     static const struct {

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rules.h"
 #include "cluster/cluster_internal.h"
 #include "sluice/cluster_join.h"
 #include "sluice/service.h"
@@ -80,44 +81,6 @@ static void budget_path(const sluice_config *cfg, char *out, size_t len)
         snprintf(out, len, "%s", bf);
     } else {
         snprintf(out, len, "%.*s/%s", (int)(slash - src), src, bf);
-    }
-}
-
-/* Split share among n pools in proportion to weight[i] (each part >= 1
- * when share >= n; the parts sum to share). */
-static void split_share(unsigned share, const unsigned *weight, size_t n, unsigned *part)
-{
-    unsigned long long wsum = 0;
-    for (size_t i = 0; i < n; i++) {
-        wsum += weight[i] ? weight[i] : 1;
-    }
-    unsigned given = 0;
-    unsigned long long rem[SLUICE_CLUSTER_MAX_BINDINGS];
-    for (size_t i = 0; i < n; i++) {
-        unsigned long long w = weight[i] ? weight[i] : 1;
-        part[i] = (unsigned)(share * w / wsum);
-        rem[i] = share * w % wsum;
-        given += part[i];
-    }
-    while (given < share) { /* largest remainder first, ties to the earlier pool */
-        size_t best = 0;
-        for (size_t i = 1; i < n; i++) {
-            if (rem[i] > rem[best]) {
-                best = i;
-            }
-        }
-        part[best]++;
-        rem[best] = 0;
-        given++;
-    }
-    /* No pool at 0 while another has more than 1 (a pool needs K >= 1). */
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; part[i] == 0 && j < n; j++) {
-            if (part[j] > 1) {
-                part[j]--;
-                part[i]++;
-            }
-        }
     }
 }
 
@@ -250,7 +213,7 @@ sluice_err sluice_cluster_join_create(const sluice_config *cfg, sluice_service *
                     "cluster: %s's share of %s is %u, less than the %zu pools that call it (each needs K >= 1)",
                     service, j->budget.downstream, j->share, j->pool_count);
     }
-    split_share(j->share, weight, j->pool_count, part);
+    sluice__share_split(j->share, weight, j->pool_count, part);
 
     /* The cluster. */
     sluice_cluster_config cc;

@@ -621,23 +621,147 @@ static void test_dsem_fallback(void **state)
     sluice_cluster_destroy(a);
 }
 
+/* ---- a TCP proxy in front of Redis, to cut one replica off ------------------ */
+
+#include <poll.h>
+
+typedef struct proxy {
+    int lfd, port;
+    _Atomic bool blocked, stop;
+    pthread_t th;
+} proxy;
+
+typedef struct pump_arg {
+    proxy *px;
+    int a, b;
+} pump_arg;
+
+/* Copies both ways until either side closes or the proxy is blocked. */
+static void *pump(void *arg)
+{
+    pump_arg *pa = arg;
+    char buf[4096];
+    struct pollfd fds[2] = {{pa->a, POLLIN, 0}, {pa->b, POLLIN, 0}};
+    while (!atomic_load(&pa->px->blocked) && !atomic_load(&pa->px->stop)) {
+        if (poll(fds, 2, 20) <= 0) {
+            continue;
+        }
+        bool done = false;
+        for (int k = 0; k < 2 && !done; k++) {
+            if (fds[k].revents) {
+                ssize_t n = read(fds[k].fd, buf, sizeof buf);
+                done = n <= 0 || write(fds[1 - k].fd, buf, (size_t)n) != n;
+            }
+        }
+        if (done) {
+            break;
+        }
+    }
+    close(pa->a);
+    close(pa->b);
+    free(pa);
+    return NULL;
+}
+
+static void *proxy_main(void *arg)
+{
+    proxy *px = arg;
+    struct pollfd pfd = {px->lfd, POLLIN, 0};
+    while (!atomic_load(&px->stop)) {
+        if (poll(&pfd, 1, 20) <= 0) {
+            continue;
+        }
+        int c = accept(px->lfd, NULL, NULL);
+        if (c < 0) {
+            continue;
+        }
+        int r = -1;
+        if (!atomic_load(&px->blocked)) {
+            struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)redis.port)};
+            a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            r = socket(AF_INET, SOCK_STREAM, 0);
+            if (r >= 0 && connect(r, (struct sockaddr *)&a, sizeof a) != 0) {
+                close(r);
+                r = -1;
+            }
+        }
+        if (r < 0) {
+            close(c); /* blocked: the replica sees a refused call */
+            continue;
+        }
+        pump_arg *pa = malloc(sizeof *pa);
+        *pa = (pump_arg){px, c, r};
+        pthread_t t;
+        pthread_create(&t, NULL, pump, pa);
+        pthread_detach(t);
+    }
+    return NULL;
+}
+
+static void proxy_start(proxy *px)
+{
+    memset(px, 0, sizeof *px);
+    px->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(px->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(px->lfd, 16), 0);
+    assert_int_equal(getsockname(px->lfd, (struct sockaddr *)&a, &len), 0);
+    px->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&px->th, NULL, proxy_main, px), 0);
+}
+
+static void proxy_stop(proxy *px)
+{
+    atomic_store(&px->stop, true);
+    pthread_join(px->th, NULL);
+    close(px->lfd);
+    fixture_sleep_ms(50); /* the pumps see stop within one poll */
+}
+
 /* An outage longer than the member and lease TTLs: every membership and
  * lease expires together. The first replica back sees itself alone (fair
  * share = the whole share) while the other still runs its fallback
  * permits, which Redis no longer counts; it must not be granted them
- * (the cluster demo once saw 45 calls in flight against D = 30). Whoever
- * comes back first, the two never hold more than the share. */
+ * (the cluster demo once saw 45 calls in flight against D = 30). Replica
+ * b reaches Redis through a proxy that stays blocked while a comes back,
+ * so a is first. The lease TTL is long (3 s) so that the recovery window
+ * cannot pass between a's recovery and its acquire on a slow machine. */
 static void test_dsem_recovery_after_long_outage(void **state)
 {
     (void)state;
-    sluice_cluster *a = replica("orders", "a", NULL);
-    sluice_cluster *b = replica("orders", "b", NULL);
-    members_of(a);
-    members_of(b);
+    proxy px;
+    proxy_start(&px);
+    sluice_cluster *cl[2];
+    for (int i = 0; i < 2; i++) {
+        sluice_cluster_config cfg;
+        sluice_cluster_config_init(&cfg);
+        cfg.redis_port = i == 0 ? (unsigned)redis.port : (unsigned)px.port;
+        cfg.key_prefix = prefix;
+        cfg.service = "orders";
+        cfg.replica_id = i == 0 ? "a" : "b";
+        cfg.heartbeat_ns = HB_MS * SLUICE_NS_PER_MS;
+        cfg.member_ttl_ns = MEMBER_TTL_MS * SLUICE_NS_PER_MS;
+        cfg.lease_ttl_ns = 3 * SLUICE_NS_PER_SEC;
+        cfg.redis_timeout_ns = 500 * SLUICE_NS_PER_MS;
+        cfg.reconnect_min_ns = 10 * SLUICE_NS_PER_MS;
+        cfg.reconnect_max_ns = 100 * SLUICE_NS_PER_MS;
+        char err[256];
+        if (sluice_cluster_create(&cfg, &cl[i], err, sizeof err)) {
+            fail_msg("sluice_cluster_create: %s", err);
+        }
+    }
+    sluice_cluster *a = cl[0], *b = cl[1];
+    assert_true(POLL(members_of(a) == 2 && members_of(b) == 2, 5000));
     sluice_dsem *da = dsem(a, 10, 0, 0, 0);
     sluice_dsem *db = dsem(b, 10, 0, 0, 0);
     assert_int_equal(take_all(da), 5);
     assert_int_equal(take_all(db), 5);
+    /* b first, so that no call of b's waits in the paused Redis's socket
+     * buffer to be run when it resumes. */
+    atomic_store(&px.blocked, true);
+    fixture_sleep_ms(100); /* the proxy's pumps see it within one poll */
     redis_fixture_pause(&redis);
     sluice_cluster_heartbeat_now(a);
     sluice_cluster_heartbeat_now(b);
@@ -645,36 +769,33 @@ static void test_dsem_recovery_after_long_outage(void **state)
     sluice_dsem_stats_get(da, &sa);
     sluice_dsem_stats_get(db, &sb);
     assert_true(sa.fallback && sb.fallback);
-    fixture_sleep_ms(LEASE_TTL_MS + MEMBER_TTL_MS); /* Redis's clock runs on: everything expires */
+    fixture_sleep_ms(3000 + 500); /* Redis's clock runs on: every lease and membership expires */
     redis_fixture_resume(&redis);
-    /* a comes back first (b's own thread may beat it to it: either way). */
     assert_true(POLL((sluice_cluster_heartbeat_now(a), sluice_dsem_stats_get(da, &sa), !sa.fallback), 5000));
+    sluice_dsem_stats_get(db, &sb);
+    assert_true(sb.fallback);            /* b still runs its 5 on the fallback bound */
+    assert_int_equal(members_of(a), 1);  /* a sees itself alone */
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(sluice_dsem_try_acquire(da), SLUICE_EAGAIN);
+        assert_int_equal(sluice_dsem_try_acquire(da), SLUICE_EAGAIN); /* 5 + 5 already in flight */
         sluice_cluster_heartbeat_now(a);
     }
+    /* b comes back and re-claims its 5: Redis counts both again. */
+    atomic_store(&px.blocked, false);
     assert_true(POLL((sluice_cluster_heartbeat_now(b), sluice_dsem_stats_get(db, &sb), !sb.fallback), 5000));
-    /* Past the recovery window Redis counts both again: still no room. */
-    fixture_sleep_ms(LEASE_TTL_MS + 50);
     sluice_cluster_heartbeat_now(a);
-    sluice_cluster_heartbeat_now(b);
-    assert_int_equal(sluice_dsem_try_acquire(da), SLUICE_EAGAIN);
-    assert_int_equal(sluice_dsem_try_acquire(db), SLUICE_EAGAIN);
-    /* And Redis counts exactly what is in use: 5 + 5 of the share. */
     char meta[96];
     snprintf(meta, sizeof meta, "%s:ds:bank:meta", prefix);
     assert_int_equal(redis_hget_int(meta, "held"), 10);
+    assert_int_equal(sluice_dsem_try_acquire(da), SLUICE_EAGAIN);
     for (int i = 0; i < 5; i++) {
-        sluice_dsem_release(db);
-    }
-    sluice_dsem_stats_get(da, &sa);
-    for (unsigned i = 0; i < sa.in_use; i++) {
         sluice_dsem_release(da);
+        sluice_dsem_release(db);
     }
     sluice_dsem_destroy(da);
     sluice_dsem_destroy(db);
     sluice_cluster_destroy(a);
     sluice_cluster_destroy(b);
+    proxy_stop(&px);
 }
 
 /* Redis loses its data (restart without persistence): the live holder

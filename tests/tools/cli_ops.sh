@@ -140,7 +140,7 @@ rules_promtool)
     need promtool
     "$S" rules -o "$TMP/rules.yml" "$FIX/ops.yaml" || fail "rules"
     promtool check rules "$TMP/rules.yml" >"$TMP/check" 2>&1 || { cat "$TMP/check" >&2; fail "promtool check rules"; }
-    has "$TMP/check" "SUCCESS: 41 rules found" # and thumbnails (fair) TenantStarved, payments PoolProbeFailing
+    has "$TMP/check" "SUCCESS: 45 rules found" # and thumbnails (fair) TenantStarved, payments PoolProbeFailing, the 4 of the cluster budget
     cp "$SRC/tests/tools/rules_test.yml" "$TMP/rules_test.yml"
     promtool test rules "$TMP/rules_test.yml" >"$TMP/test" 2>&1 || { cat "$TMP/test" >&2; fail "promtool test rules"; }
     # The demo's rules (ops/) pass the checker too.
@@ -183,6 +183,20 @@ def used(text):
     return names
 exprs = [t["expr"] for p in d["panels"] for t in p.get("targets", [])]
 assert len(exprs) >= 20, len(exprs)
+budget_exprs = [e for e in exprs if "sluice_budget_" in e]
+exprs = [e for e in exprs if "sluice_budget_" not in e]
+# The cluster budget's row (the fixture has a cluster: section), filtered
+# by job and instance; every sluice_budget_* family it uses is documented.
+assert len(budget_exprs) >= 10, budget_exprs
+cluster_doc = open(os.path.join(os.path.dirname(sys.argv[3]), "cluster.md")).read()
+for e in budget_exprs:
+    assert '{job="$job",instance=~"$instance"}' in e, e
+    assert "[5m]" not in e, e
+    for m in re.findall(r"\bsluice_budget_[a-z_]+[a-z]", e):
+        assert m in cluster_doc, "not in docs/cluster.md: " + m
+for t in ["Cluster members", "K per replica vs share", "Permits held, leased and limit (strict mode)",
+          "Redis round trip", "Redis up, errors and fallbacks"]:
+    assert t in [p["title"] for p in d["panels"]], t
 for e in exprs:
     # Filtered by service (job), instance and pool; rate windows follow
     # Grafana's $__rate_interval; an instantaneous ratio is averaged over time.
@@ -233,17 +247,18 @@ runbook_anchors)
     # the 3 service-wide alerts on breakers, semaphores and limiters, the
     # service SLO's fast and slow burn, and TenantStarved for thumbnails
     # (queue_discipline: fair), and payments'
-    # PoolProbeFailing (payments has probe_every).
-    [ "$n" -eq 26 ] || fail "want 26 runbook_urls, got $n"
+    # PoolProbeFailing (payments has probe_every), and the 4 alerts
+    # of the cluster budget.
+    [ "$n" -eq 30 ] || fail "want 30 runbook_urls, got $n"
     # ... and the 4 incidents the reference text's playbook lists that no
     # single alert names.
-    [ "$(grep -c '^<a id=' "$TMP/rb.md")" -eq 28 ] || fail "want 28 runbook entries"
+    [ "$(grep -c '^<a id=' "$TMP/rb.md")" -eq 32 ] || fail "want 32 runbook entries"
     for id in memory-growth exhausted-at-startup unresponsive-after-deploy stall-deadlock; do
         has "$TMP/rb.md" "<a id=\"incident-$id\"></a>"
     done
     has "$TMP/rb.md" "kubectl rollout undo"
     for s in "#### Quick checks (5 min)" "#### Mitigations (15 min)" "#### Long-term fixes" "#### Rollback"; do
-        [ "$(grep -c "^$s" "$TMP/rb.md")" -eq 28 ] || fail "every entry needs '$s'"
+        [ "$(grep -c "^$s" "$TMP/rb.md")" -eq 32 ] || fail "every entry needs '$s'"
     done
     has "$TMP/rb.md" "K is 10 because: payments-api allows 40 concurrent calls, 4 replicas"
     has "$TMP/rb.md" "SLUICE_POOL_PAYMENTS_WORKERS"
@@ -430,7 +445,7 @@ rules_unfireable)
     sed 's/^    kind: cpu$/&\n    alert_slow_task_p99: 10s/' "$FIX/ops.yaml" >"$TMP/slow.yaml"
     run "$S" rules "$TMP/slow.yaml" -o "$TMP/never.yml"
     expect_rc 2 "rules with a threshold above the buckets"
-    has "$TMP/err" "slow.yaml:34:26: pool thumbnails: alert_slow_task_p99 10s is not below the largest finite histogram bucket 6.5536s"
+    has "$TMP/err" "slow.yaml:41:26: pool thumbnails: alert_slow_task_p99 10s is not below the largest finite histogram bucket 6.5536s"
     has "$TMP/err" "PoolSlowTasks can never fire"
     [ -e "$TMP/never.yml" ] && fail "rules wrote a file it refused"
     [ -s "$TMP/out" ] && fail "rules printed rules it refused"
@@ -568,6 +583,48 @@ PY
     run "$S" plan --rate 100 --latency-mean 100ms --task-memory lots --memory-budget 1G
     expect_rc 2 "a bad size"
     has "$TMP/err" "--task-memory must be a byte count"
+    ;;
+lint_budget)
+    # sluice lint --budget FILE --replicas N --surge M: the downstream-share
+    # rule against a downstream-budget.yaml (docs/cluster.md).
+    printf 'downstream: payments-api\ntotal_limit: 100\nshares:\n  checkout: 40\n  refunds: 60\n' >"$TMP/budget.yaml"
+    run "$S" lint --cpus 8 --budget "$TMP/budget.yaml" "$FIX/ops.yaml"
+    if grep -q "needs libsluice-cluster" "$TMP/err"; then echo "SKIP [$CASE]: built without hiredis" >&2; exit 77; fi
+    # ops.yaml has a cluster: section in share mode: payments is bound and
+    # its part is the whole share of 40, enough for 30 replicas + 10 surge.
+    run "$S" lint --cpus 8 --replicas 30 --surge 10 --budget "$TMP/budget.yaml" "$FIX/ops.yaml"
+    expect_rc 0 "40 pods fit a part of 40"
+    run "$S" lint --cpus 8 --replicas 30 --surge 11 --budget "$TMP/budget.yaml" "$FIX/ops.yaml"
+    expect_rc 1 "41 pods do not fit a part of 40"
+    has "$TMP/out" "ops.yaml:19:14: downstream-share: pool payments: its part of checkout's share of payments-api is 40 (of 40), but 30 replicas + 11 surge each run K >= 1: up to 41 calls at once"
+    has "$TMP/out" "cluster.mode: strict"
+    # Strict mode holds the share whatever K is.
+    sed 's/^  mode: share/  mode: strict/' "$FIX/ops.yaml" >"$TMP/strict.yaml"
+    run "$S" lint --cpus 8 --replicas 30 --surge 11 --budget "$TMP/budget.yaml" "$TMP/strict.yaml"
+    expect_rc 0 "strict mode"
+    # Without a cluster: section K is static: 10 x (4 + 1 surge) = 50 > 40.
+    sed '/^# One downstream budget across/,/^  budget_file:/d' "$FIX/ops.yaml" >"$TMP/static.yaml"
+    run "$S" lint --cpus 8 --replicas 4 --budget "$TMP/budget.yaml" "$TMP/static.yaml"
+    expect_rc 0 "10 x 4 fits 40"
+    run "$S" lint --cpus 8 --replicas 4 --surge 1 --budget "$TMP/budget.yaml" "$TMP/static.yaml"
+    expect_rc 1 "10 x (4 + 1) exceeds 40"
+    has "$TMP/out" "static.yaml:11:14: downstream-share: pool payments: K=10; this service's pools calling payments-api make 50 concurrent calls over 4 replicas + 1 surge, above its share of 40"
+    run "$S" lint --json --cpus 8 --replicas 4 --surge 1 --budget "$TMP/budget.yaml" "$TMP/static.yaml"
+    has "$TMP/out" '"surge": 1'
+    # A budget without this service: a finding at the pool's downstream key.
+    printf 'downstream: payments-api\ntotal_limit: 100\nshares:\n  refunds: 60\n' >"$TMP/other.yaml"
+    run "$S" lint --cpus 8 --budget "$TMP/other.yaml" "$FIX/ops.yaml"
+    expect_rc 1 "no share"
+    has "$TMP/out" "downstream-share: pool payments: calls downstream payments-api, whose budget file has no share for service checkout"
+    # A bad budget file: file:line:col and exit 2, like sluice.yaml.
+    printf 'downstream: payments-api\ntotal_limit: 50\nshares:\n  checkout: 40\n  refunds: 60\n' >"$TMP/bad.yaml"
+    run "$S" lint --cpus 8 --budget "$TMP/bad.yaml" "$FIX/ops.yaml"
+    expect_rc 2 "bad budget"
+    has "$TMP/err" "bad.yaml:"
+    run "$S" lint --cpus 8 --budget "$TMP/missing.yaml" "$FIX/ops.yaml"
+    expect_rc 2 "missing budget"
+    run "$S" lint --cpus 8 --surge -1 "$FIX/ops.yaml"
+    expect_rc 2 "bad surge"
     ;;
 rules_thresholds)
     # Every threshold is configurable per pool, with a rationale that lands

@@ -113,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ops_buf_free(&second[g]);
     }
     ops_findings f = {0};
-    ops_lint_opts lo = {4, 2, 0, 1ull << 30, "fuzz"};
+    ops_lint_opts lo = {4, 2, 0, 1ull << 30, "fuzz", 0, NULL};
     ops_lint_run(cfg, &lo, &f);
     for (size_t i = 0; i < f.n; i++)
         check(f.v[i].rule && f.v[i].message && f.v[i].fix, "findings are complete");

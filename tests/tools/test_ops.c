@@ -128,7 +128,7 @@ static void lint_ids(const char *yaml, unsigned cpus, unsigned replicas, char *o
 {
     sluice_config *cfg = load(yaml);
     ops_findings f = {0};
-    ops_lint_opts o = {cpus, replicas, 0, 1ull << 30, "test"};
+    ops_lint_opts o = {cpus, replicas, 0, 1ull << 30, "test", 0, NULL};
     ops_lint_run(cfg, &o, &f);
     out[0] = '\0';
     for (size_t i = 0; i < f.n; i++) {
@@ -307,7 +307,7 @@ static void lint_positions_and_order(void **state)
                                          "  - name: alpha\n    workers: 4\n    queue_capacity: 10\n"
                                          "    rationale: r\n    kind: io\n    overflow: reject\n");
     ops_findings f = {0};
-    ops_lint_opts o = {4, 1, 0, 1ull << 30, "test"};
+    ops_lint_opts o = {4, 1, 0, 1ull << 30, "test", 0, NULL};
     ops_lint_run(cfg, &o, &f);
     assert_int_equal(f.n, 2);
     assert_string_equal(f.v[0].pool, "alpha");

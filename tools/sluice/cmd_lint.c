@@ -23,8 +23,13 @@
 #include "ops_cli.h"
 #include "ops_lint.h"
 
+#ifdef SLUICE_HAVE_CLUSTER
+#include "sluice/cluster.h"
+#endif
+
 static const char HELP[] =
-    "usage: sluice lint [--json] [--cpus N] [--replicas N] [--grace D] [--memory-limit SIZE] [--env] CONFIG\n"
+    "usage: sluice lint [--json] [--cpus N] [--replicas N] [--surge N] [--budget FILE] [--grace D]\n"
+    "                   [--memory-limit SIZE] [--env] CONFIG\n"
     "       sluice lint --list-rules\n"
     "\n"
     "Checks sluice.yaml against the team framework and prints, per pool, each rule\n"
@@ -36,6 +41,12 @@ static const char HELP[] =
     "      --cpus N    CPUs for the cpu-bound-k rule (default: the CPUs this process may\n"
     "                  use, from affinity and cgroup quota: %u)\n"
     "      --replicas N  replicas of this service sharing each downstream (default 1)\n"
+    "      --surge N   extra replicas during a rolling update (maxSurge; default 0): the\n"
+    "                  downstream-share rule counts replicas + surge\n"
+    "      --budget FILE  a downstream-budget.yaml (docs/cluster.md) to check the pools\n"
+    "                  against, in place of the config's downstream_budget entry for its\n"
+    "                  downstream; with a cluster: section, each bound pool's part of the\n"
+    "                  share must cover replicas + surge (share mode runs K >= 1 per pod)\n"
     "      --grace D   the orchestrator's grace period, e.g. 45s (default: the config's\n"
     "                  service.orchestrator_grace, itself 30s by default)\n"
     "      --memory-limit SIZE  the pod's memory limit for the queue-memory rule, e.g. 512Mi\n"
@@ -124,6 +135,9 @@ static void print_json(const char *path, const sluice_config *cfg, const ops_fin
     ops_jw_int(&w, "pools", (long long)cfg->pool_count);
     ops_jw_int(&w, "cpus", o->cpus);
     ops_jw_int(&w, "replicas", o->replicas);
+    ops_jw_int(&w, "surge", o->surge);
+    if (o->budget && o->budget->pos.file)
+        ops_jw_str(&w, "budget", o->budget->pos.file);
     ops_jw_arr(&w, "findings");
     for (size_t i = 0; i < f->n; i++) {
         const ops_finding *x = &f->v[i];
@@ -151,9 +165,11 @@ int sluice_cmd_lint(int argc, char **argv)
         {"list-rules", no_argument, NULL, 'l'},
         {"grace", required_argument, NULL, 'g'},
         {"memory-limit", required_argument, NULL, 'm'},
+        {"surge", required_argument, NULL, 's'},
+        {"budget", required_argument, NULL, 'b'},
         {NULL, 0, NULL, 0},
     };
-    ops_lint_opts opts = {machine_cpus(), 1, 0, 0, NULL};
+    ops_lint_opts opts = {machine_cpus(), 1, 0, 0, NULL, 0, NULL};
     opts.memory_limit_bytes = cgroup_memory_limit();
     opts.memory_limit_source = "this process's cgroup limit";
     if (!opts.memory_limit_bytes) {
@@ -161,6 +177,7 @@ int sluice_cmd_lint(int argc, char **argv)
         opts.memory_limit_source = "no limit given: 1Gi assumed, set --memory-limit";
     }
     bool json = false, with_env = false;
+    const char *budget_path = NULL;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -212,6 +229,15 @@ int sluice_cmd_lint(int argc, char **argv)
             }
             opts.memory_limit_source = "--memory-limit";
             break;
+        case 's':
+            if (strcmp(optarg, "0") == 0)
+                opts.surge = 0;
+            else if (parse_count("--surge", optarg, &opts.surge))
+                return OPS_EXIT_USAGE;
+            break;
+        case 'b':
+            budget_path = optarg;
+            break;
         default:
             return ops_cli_flag_error("lint", c, argv);
         }
@@ -227,6 +253,36 @@ int sluice_cmd_lint(int argc, char **argv)
     if (rc)
         return rc;
     const char *shown = strcmp(path, "-") == 0 ? "<stdin>" : path;
+    sluice_config_downstream budget = {0};
+    sluice_config_share shares[64];
+    if (budget_path) {
+#ifdef SLUICE_HAVE_CLUSTER
+        /* The budget file's own errors are file:line:col and exit 2, like sluice.yaml's. */
+        static sluice_budget b;
+        char err[1024];
+        if (sluice_budget_load(budget_path, &b, err, sizeof err) != SLUICE_OK) {
+            fprintf(stderr, "sluice lint: %s\n", err);
+            sluice_config_free(cfg);
+            return OPS_EXIT_USAGE;
+        }
+        budget.name = b.downstream;
+        budget.total_limit = b.total_limit;
+        budget.pos = (sluice_config_pos){budget_path, 1, 1, NULL};
+        for (size_t i = 0; i < b.share_count && i < 64; i++) {
+            shares[i] = (sluice_config_share){b.shares[i].service, b.shares[i].share,
+                                              {budget_path, b.shares[i].line, b.shares[i].col, NULL}};
+        }
+        budget.shares = shares;
+        budget.share_count = b.share_count < 64 ? b.share_count : 64;
+        opts.budget = &budget;
+#else
+        (void)shares;
+        fprintf(stderr, "sluice lint: --budget needs libsluice-cluster, and this sluice was built without hiredis "
+                        "(scripts/install-deps.sh, then rebuild)\n");
+        sluice_config_free(cfg);
+        return OPS_EXIT_USAGE;
+#endif
+    }
     ops_findings f = {0};
     ops_lint_run(cfg, &opts, &f);
     ops_buf out = {0};

@@ -230,6 +230,56 @@ static const panel panels[] = {
        "{{tenant}}"}}},
 };
 
+/* The cluster budget's panels (a config with a `cluster:` section): the
+ * sluice_budget_* families of the job's replicas (docs/cluster.md). */
+#define BSEL "{job=\"$job\",instance=~\"$instance\"}"
+static const panel budget_panels[] = {
+    {"timeseries",
+     "Cluster members",
+     "Live members in Redis against the replicas Prometheus scrapes, and how many run on the fallback bound "
+     "(Redis unreachable).",
+     "short",
+     8,
+     8,
+     {{"max(sluice_budget_members" BSEL ")", "members (Redis)"},
+      {"count(sluice_budget_members" BSEL ")", "replicas scraped"},
+      {"sum(sluice_budget_fallback" BSEL ")", "in fallback"}}},
+    {"timeseries",
+     "K per replica vs share",
+     "Each replica's K of each bound pool, their sum, and the share they split (the sum should equal it).",
+     "short",
+     8,
+     8,
+     {{"sluice_budget_pool_k" BSEL, "{{instance}} {{pool}}"},
+      {"sum by (pool) (sluice_budget_pool_k" BSEL ")", "sum {{pool}}"},
+      {"max by (pool) (sluice_budget_pool_share" BSEL ")", "share {{pool}}"}}},
+    {"timeseries",
+     "Permits held, leased and limit (strict mode)",
+     "Permits in use and leased from Redis, summed over replicas, against the service's share.",
+     "short",
+     8,
+     8,
+     {{"sum by (downstream) (sluice_budget_permits_held" BSEL ")", "held {{downstream}}"},
+      {"sum by (downstream) (sluice_budget_permits_leased" BSEL ")", "leased {{downstream}}"},
+      {"max by (downstream) (sluice_budget_permits_limit" BSEL ")", "limit {{downstream}}"}}},
+    {"timeseries",
+     "Redis round trip",
+     "The last Redis call of each replica; above redis_timeout a call fails and the replica falls back.",
+     "s",
+     12,
+     8,
+     {{"max by (instance) (sluice_budget_redis_latency_seconds" BSEL ")", "{{instance}}"}}},
+    {"timeseries",
+     "Redis up, errors and fallbacks",
+     "Replicas whose last Redis call failed, Redis errors per second, and entries into the fallback.",
+     "short",
+     12,
+     8,
+     {{"count(sluice_budget_redis_up" BSEL " == 0) or vector(0)", "replicas with Redis down"},
+      {"sum(rate(sluice_budget_redis_errors_total" BSEL RI "))", "errors/s"},
+      {"sum(increase(sluice_budget_fallbacks_total" BSEL RI "))", "fallbacks"}}},
+};
+
 static void datasource(ops_jw *w)
 {
     ops_jw_obj(w, "datasource");
@@ -420,6 +470,18 @@ void ops_dashboard_generate(const sluice_config *cfg, const char *source_name, o
     for (size_t i = 0; i < sizeof panels / sizeof panels[0]; i++) {
         const panel *p = &panels[i];
         if (x + p->w > 24) {
+            x = 0;
+            y += row_h;
+            row_h = 0;
+        }
+        emit_panel(&w, p, id++, x, y);
+        x += p->w;
+        if (p->h > row_h)
+            row_h = p->h;
+    }
+    for (size_t i = 0; cfg->cluster.present && i < sizeof budget_panels / sizeof budget_panels[0]; i++) {
+        const panel *p = &budget_panels[i];
+        if (x + p->w > 24 || i == 0) {
             x = 0;
             y += row_h;
             row_h = 0;

@@ -16,6 +16,7 @@
  * rule id), so output is stable and diffable whatever the file order.
  */
 #include "ops_lint.h"
+#include "base/rules.h"
 #include "ops_rules.h"
 
 #include <limits.h>
@@ -267,32 +268,62 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
                 sluice_config_format_duration(p->caller_deadline_ns, b, sizeof b));
     }
     if (p->downstream) {
-        const sluice_config_downstream *d = find_downstream(cfg, p->downstream);
+        bool from_budget = o->budget && o->budget->name && strcmp(o->budget->name, p->downstream) == 0;
+        const sluice_config_downstream *d = from_budget ? o->budget : find_downstream(cfg, p->downstream);
         if (d) {
-            const char *svc = cfg->service.name ? cfg->service.name : "sluice";
+            /* A cluster keeps the share of cluster.service (default service.name). */
+            const char *svc = cfg->cluster.present && cfg->cluster.service ? cfg->cluster.service
+                              : cfg->service.name                          ? cfg->service.name
+                                                                           : "sluice";
             const sluice_config_share *share = NULL;
             for (size_t j = 0; j < d->share_count; j++)
                 if (d->shares[j].service && strcmp(d->shares[j].service, svc) == 0)
                     share = &d->shares[j];
             /* Every pool of this service calling the same downstream counts. */
             unsigned long long total = 0;
+            unsigned weight[64], part[64];
+            size_t np = 0, me = 0;
             for (size_t i = 0; i < cfg->pool_count; i++)
-                if (cfg->pools[i].downstream && strcmp(cfg->pools[i].downstream, p->downstream) == 0)
+                if (cfg->pools[i].downstream && strcmp(cfg->pools[i].downstream, p->downstream) == 0) {
                     total += cfg->pools[i].workers;
-            total *= o->replicas;
+                    if (&cfg->pools[i] == p)
+                        me = np;
+                    if (np < 64)
+                        weight[np++] = cfg->pools[i].workers;
+                }
+            unsigned pods = o->replicas + o->surge;
+            char over[64] = "";
+            if (o->surge)
+                snprintf(over, sizeof over, " + %u surge", o->surge);
+            total *= pods;
             if (!share)
                 add(out, n, "downstream-share", kpos(p, SLUICE_PK_DOWNSTREAM),
-                    "add this service to the downstream's shares in downstream_budget (agreed with its "
-                    "owner)",
-                    "pool %s: calls downstream %s, whose downstream_budget has no share for service %s", n,
-                    p->downstream, svc);
-            else if (total > share->limit)
+                    from_budget ? "add this service to the shares of the budget file (agreed with the "
+                                  "downstream's owner), or set cluster.service to the name it has there"
+                                : "add this service to the downstream's shares in downstream_budget (agreed with "
+                                  "its owner)",
+                    "pool %s: calls downstream %s, whose %s has no share for service %s", n, p->downstream,
+                    from_budget ? "budget file" : "downstream_budget", svc);
+            else if (from_budget && cfg->cluster.present) {
+                /* Bound by the cluster join: K = this pool's part of the
+                 * share / live replicas, at least 1. In share mode more
+                 * pods than the part put more than the part in flight. */
+                sluice__share_split(share->limit, weight, np, part);
+                if (cfg->cluster.mode == SLUICE_CLUSTER_MODE_SHARE && me < np && part[me] < pods)
+                    add(out, n, "downstream-share", kpos(p, SLUICE_PK_WORKERS),
+                        "raise the service's share in the budget file, run fewer replicas (or a smaller "
+                        "surge), or set cluster.mode: strict (a leased semaphore holds the share whatever K is)",
+                        "pool %s: its part of %s's share of %s is %u (of %u), but %u replica%s%s each run K >= "
+                        "1: up to %u calls at once, above the part",
+                        n, svc, p->downstream, part[me], share->limit, o->replicas, o->replicas == 1 ? "" : "s",
+                        over, pods);
+            } else if (total > share->limit)
                 add(out, n, "downstream-share", kpos(p, SLUICE_PK_WORKERS),
                     "lower workers so that K x replicas (over all pools calling it) fits the share, "
                     "or agree a larger share with the downstream's owner",
                     "pool %s: K=%u; this service's pools calling %s make %llu concurrent calls over %u "
-                    "replica%s, above its share of %u",
-                    n, p->workers, p->downstream, total, o->replicas, o->replicas == 1 ? "" : "s",
+                    "replica%s%s, above its share of %u",
+                    n, p->workers, p->downstream, total, o->replicas, o->replicas == 1 ? "" : "s", over,
                     share->limit);
         }
     }

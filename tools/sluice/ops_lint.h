@@ -41,6 +41,11 @@ typedef struct ops_lint_opts {
     uint64_t orchestrator_grace_ns; /* overrides service.orchestrator_grace; 0 = the config's */
     unsigned long long memory_limit_bytes; /* queue-memory rule; 0 = skip the rule */
     const char *memory_limit_source;       /* for messages: "--memory-limit", "cgroup", "default" */
+    unsigned surge; /* extra replicas during a rolling update (maxSurge); 0 = none */
+    /* --budget FILE: a downstream-budget.yaml as a downstream entry (its
+     * positions name the budget file); it replaces the config's
+     * downstream_budget entry of the same downstream. NULL = none. */
+    const sluice_config_downstream *budget;
 } ops_lint_opts;
 
 /*

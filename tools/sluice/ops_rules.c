@@ -471,11 +471,10 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
 }
 
 /* One alerting rule. for_duration, pool and slo may be NULL (left out). */
-typedef struct alert_rule {
-    const char *name, *expr, *for_duration, *severity, *service, *pool, *slo, *summary, *description, *runbook_url;
-} alert_rule;
+typedef ops_alert_rule alert_rule;
+#define emit_alert ops_emit_alert
 
-static void emit_alert(ops_buf *out, const alert_rule *r)
+void ops_emit_alert(ops_buf *out, const ops_alert_rule *r)
 {
     ops_buf_printf(out, "      - alert: %s\n        expr: ", r->name);
     ops_yaml_squote(out, r->expr);
@@ -929,4 +928,6 @@ void ops_rules_generate(const sluice_config *cfg, const char *source_name, ops_b
             slo_groups(cfg, p, &slo, service, job, out);
     }
     free(pools);
+    if (cfg->cluster.present)
+        ops_budget_rules(cfg, job, out);
 }

@@ -150,6 +150,26 @@ const char *ops_slo_problem(const sluice_config_pool *p, const ops_slo *slo, cha
  * dashboard and rules refer to no others. NULL-terminated. */
 extern const char *const ops_exported_metrics[];
 
+/* One alerting rule as written (pool, slo may be NULL; for_duration NULL
+ * = fire at once). */
+typedef struct ops_alert_rule {
+    const char *name, *expr, *for_duration, *severity, *service, *pool, *slo, *summary, *description, *runbook_url;
+} ops_alert_rule;
+void ops_emit_alert(ops_buf *out, const ops_alert_rule *r);
+
+/* The cluster budget (ops_budget.c), for a config with a `cluster:`
+ * section: the alerts on the sluice_budget_* families, one group
+ * "sluice-<service>-budget"; their runbook entries; the alert table. */
+typedef struct ops_budget_alert {
+    const char *name, *severity, *title;
+} ops_budget_alert;
+extern const ops_budget_alert ops_budget_alerts[];
+extern const size_t ops_budget_alert_count;
+/* The service the budget is kept for: cluster.service, else service.name. */
+const char *ops_budget_service(const sluice_config *cfg);
+void ops_budget_rules(const sluice_config *cfg, const char *job, ops_buf *out);
+void ops_budget_runbook(const sluice_config *cfg, const char *listen, ops_buf *out);
+
 /* Prometheus alerting rules (YAML) for every pool, pools in name order. */
 void ops_rules_generate(const sluice_config *cfg, const char *source_name, ops_buf *out);
 

@@ -647,6 +647,8 @@ void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops
     ops_slo sslo = ops_service_slo(cfg);
     if (sslo.objective > 0)
         service_slo_entries(out, service, &sslo);
+    if (cfg->cluster.present)
+        ops_budget_runbook(cfg, listen, out);
 
     {
         const char **names = ops_xrealloc(NULL, (cfg->pool_count ? cfg->pool_count : 1) * sizeof *names);
