@@ -14,8 +14,9 @@
  * cluster's leased semaphore around it, so the cluster never has more
  * than the share in flight, even while K moves after a join or a kill.
  *
- * Thread-safety: the join is made before the producers start and
- * destroyed after the pools drained; the connection is per thread.
+ * Thread-safety and locks: no lock of its own. The join is made before
+ * the producers start and destroyed after the pools drained; the
+ * connection is per thread.
  */
 #include <arpa/inet.h>
 #include <errno.h>
