@@ -44,11 +44,14 @@
  * sees itself alone (fair share = the whole share) while the others still
  * run their fallback permits, which Redis no longer counts: granting it
  * more would put up to share + the others' bounds in flight (the cluster
- * demo saw 45 calls against D = 30). So for one lease TTL after leaving
- * fallback a replica keeps its fallback bound (recover_until,
- * recover_bound): every replica that is reachable re-registers and
- * re-claims what it has in use within that time (a heartbeat is shorter
- * than the lease TTL), and only then do grants above the bound resume.
+ * demo saw 45 calls against D = 30). So after leaving fallback a
+ * replica keeps its fallback bound (recover_until, recover_bound) for a
+ * lease TTL + reconnect_max + a heartbeat: every replica that is
+ * reachable reconnects within reconnect_max of Redis's return (its
+ * backoff bound grew to that during the outage), re-registers and
+ * re-claims what it has in use at its next heartbeat, and only then do
+ * grants above the bound resume. (One lease TTL alone was not enough:
+ * the demo still saw 45 once a replica's reconnect was drawn late.)
  * A shorter fallback, (lease TTL - heartbeat) / 2 or less, expired no
  * lease of a replica that lost Redis at the same time, and has no window.
  
@@ -228,7 +231,10 @@ static bool lease_call_locked(sluice_dsem *ds, unsigned target, bool from_tick)
         uint64_t now = sluice_clock_now(sluice__cluster_clock(ds->c));
         uint64_t lttl = sluice__cluster_lease_ttl_ns(ds->c), hb = sluice__cluster_heartbeat_ns(ds->c);
         if (now - ds->fallback_since > (lttl > hb ? lttl - hb : 0) / 2) {
-            ds->recover_until = now + lttl;
+            /* Long enough for the others to come back too: their next
+             * reconnect is at most reconnect_max away (the backoff bound
+             * grew to it during the outage), then one heartbeat. */
+            ds->recover_until = now + lttl + sluice__cluster_redis(ds->c)->backoff_max_ns + hb;
             ds->recover_bound = ds->fallback_bound;
         }
         ds->fallback = false;
