@@ -608,7 +608,7 @@ lint_budget)
     expect_rc 0 "10 x 4 fits 40"
     run "$S" lint --cpus 8 --replicas 4 --surge 1 --budget "$TMP/budget.yaml" "$TMP/static.yaml"
     expect_rc 1 "10 x (4 + 1) exceeds 40"
-    has "$TMP/out" "static.yaml:11:14: downstream-share: pool payments: K=10; this service's pools calling payments-api make 50 concurrent calls over 4 replicas + 1 surge, above its share of 40"
+    has "$TMP/out" "static.yaml:12:14: downstream-share: pool payments: K=10; this service's pools calling payments-api make 50 concurrent calls over 4 replicas + 1 surge, above its share of 40"
     run "$S" lint --json --cpus 8 --replicas 4 --surge 1 --budget "$TMP/budget.yaml" "$TMP/static.yaml"
     has "$TMP/out" '"surge": 1'
     # A budget without this service: a finding at the pool's downstream key.
