@@ -628,6 +628,7 @@ static void test_dsem_fallback(void **state)
 typedef struct proxy {
     int lfd, port;
     _Atomic bool blocked, stop;
+    _Atomic int pumps; /* live pump threads; proxy_stop waits for 0 */
     pthread_t th;
 } proxy;
 
@@ -659,7 +660,9 @@ static void *pump(void *arg)
     }
     close(pa->a);
     close(pa->b);
+    proxy *px = pa->px;
     free(pa);
+    atomic_fetch_sub(&px->pumps, 1); /* last touch of px: pairs with proxy_stop's load */
     return NULL;
 }
 
@@ -692,7 +695,14 @@ static void *proxy_main(void *arg)
         pump_arg *pa = malloc(sizeof *pa);
         *pa = (pump_arg){px, c, r};
         pthread_t t;
-        pthread_create(&t, NULL, pump, pa);
+        atomic_fetch_add(&px->pumps, 1);
+        if (pthread_create(&t, NULL, pump, pa) != 0) {
+            atomic_fetch_sub(&px->pumps, 1);
+            close(c);
+            close(r);
+            free(pa);
+            continue;
+        }
         pthread_detach(t);
     }
     return NULL;
@@ -717,7 +727,8 @@ static void proxy_stop(proxy *px)
     atomic_store(&px->stop, true);
     pthread_join(px->th, NULL);
     close(px->lfd);
-    fixture_sleep_ms(50); /* the pumps see stop within one poll */
+    /* Each pump sees stop within one 20 ms poll; wait (bounded) for all. */
+    assert_true(POLL(atomic_load(&px->pumps) == 0, 5000));
 }
 
 /* An outage longer than the member and lease TTLs: every membership and
@@ -731,7 +742,7 @@ static void proxy_stop(proxy *px)
 static void test_dsem_recovery_after_long_outage(void **state)
 {
     (void)state;
-    proxy px;
+    static proxy px; /* outlives the test: a pump may still be closing when it returns */
     proxy_start(&px);
     sluice_cluster *cl[2];
     for (int i = 0; i < 2; i++) {
