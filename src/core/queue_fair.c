@@ -53,12 +53,14 @@
  *    may touch it until finish.
  *
  * Ordering and the parking protocol. Every operation runs under the
- * queue's mutex `mu`. `avail` (tasks that may start: queued minus those
- * of strict capped tenants), `depth` and `pushed` are mirrored in atomics
- * stored seq_cst under mu, so pending/ready/depth read them without the
- * lock and the pool's Dekker pairing (worker.c: a producer's push then
- * its read of `idle`; a parking worker's increment of `idle` then its
- * read of pending) holds as with the ring's seq_cst CAS.
+ * queue's mutex `mu` (adaptive: it spins briefly before sleeping).
+ * `avail` (tasks that may start: queued minus those of strict capped
+ * tenants) and `depth` are mirrored in one atomic word, stored seq_cst
+ * under mu whenever either changes, so pending/ready/depth read them
+ * without the lock and the pool's Dekker pairings (worker.c: a producer's
+ * push then its read of `idle`; a parking worker's increment of `idle`
+ * then its read of pending; the same for `waiting` and `starting`) hold as
+ * with the ring's seq_cst CAS. `pushed` is stored with release (stats).
  *
  * Invariants (under mu):
  *  1. total == sum of queued over tenants <= capacity; free nodes ==
@@ -140,11 +142,11 @@ struct fair {
     uint64_t seed;
 
     /* Read without mu (stored seq_cst under it). */
-    SLUICE__ALIGNED _Atomic size_t avail_a;
-    _Atomic size_t depth_a;
+    SLUICE__ALIGNED _Atomic uint64_t counts_a; /* avail << 32 | depth (capacity < 2^32) */
     _Atomic uint64_t pushed_a;
 
     SLUICE__ALIGNED pthread_mutex_t mu;
+    uint64_t published; /* the last value stored in counts_a */
     bool closed;
     node *nodes;
     node *free_nodes;
@@ -241,6 +243,11 @@ sluice_err sluice__fair_validate(const sluice_pool_config *cfg, char *errbuf, si
     if (cfg->queue_discipline != SLUICE_QUEUE_FAIR) {
         return SLUICE_OK;
     }
+    if (cfg->queue_capacity > UINT32_MAX) {
+        sluice__errf(errbuf, errlen, "queue_capacity: at most %u with queue_discipline fair, got %zu",
+                     UINT32_MAX, cfg->queue_capacity);
+        return SLUICE_EINVAL;
+    }
     if (f->max_tenants > MAX_MAX_TENANTS) {
         sluice__errf(errbuf, errlen, "fair.max_tenants: at most %u, got %u", MAX_MAX_TENANTS, f->max_tenants);
         return SLUICE_EINVAL;
@@ -284,12 +291,19 @@ static void acct_in(fair *fq, struct sluice_tenant *t)
     }
 }
 
-/* Mirror the counts for the lock-free readers (seq_cst: see the header). */
+/* Mirror the counts for the lock-free readers, in one word so one seq_cst
+ * store (see the header) covers both, and only when they changed. */
 static void publish(fair *fq)
 {
-    atomic_store_explicit(&fq->avail_a, fq->total - fq->strict_blocked, memory_order_seq_cst);
-    atomic_store_explicit(&fq->depth_a, fq->total, memory_order_seq_cst);
+    uint64_t word = ((uint64_t)(fq->total - fq->strict_blocked) << 32) | (uint64_t)fq->total;
+    if (word != fq->published) {
+        fq->published = word;
+        atomic_store_explicit(&fq->counts_a, word, memory_order_seq_cst);
+    }
 }
+
+#define COUNTS_AVAIL(w) ((w) >> 32)
+#define COUNTS_DEPTH(w) ((w)&UINT64_C(0xffffffff))
 
 static void active_insert(fair *fq, struct sluice_tenant *t)
 {
@@ -558,7 +572,13 @@ sluice_err sluice__fair_create(struct sluice_pool *pool, void **out)
         return SLUICE_ENOMEM;
     }
     memset(fq, 0, sizeof *fq);
-    pthread_mutex_init(&fq->mu, NULL);
+    /* Adaptive: critical sections are a few dozen instructions, so a
+     * contended lock spins briefly before it sleeps in the kernel. */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&fq->mu, &ma);
+    pthread_mutexattr_destroy(&ma);
     fq->pool = pool;
     fq->capacity = cfg->queue_capacity;
     fq->nbounds = pool->nbounds;
@@ -686,7 +706,8 @@ static sluice__qres fair_push(void *q, const sluice__task *task, uint64_t *pos_o
     enqueue_locked(fq, t, task);
     t->submitted++;
     uint64_t pos = atomic_load_explicit(&fq->pushed_a, memory_order_relaxed);
-    atomic_store_explicit(&fq->pushed_a, pos + 1, memory_order_seq_cst);
+    /* Release: pairs with the acquire in fair_pushed (stats). */
+    atomic_store_explicit(&fq->pushed_a, pos + 1, memory_order_release);
     publish(fq);
     pthread_mutex_unlock(&fq->mu);
     if (pos_out) {
@@ -703,7 +724,7 @@ static bool eligible(const fair *fq, const struct sluice_tenant *t)
 static sluice__qres fair_pop(void *q, sluice__task *out)
 {
     fair *fq = q;
-    if (atomic_load_explicit(&fq->avail_a, memory_order_relaxed) == 0) {
+    if (COUNTS_AVAIL(atomic_load_explicit(&fq->counts_a, memory_order_relaxed)) == 0) {
         /* Nothing that may start: skip the lock. A push in flight wakes a
          * worker or is seen through pending() (seq_cst), as with the ring;
          * a later load cannot read an older value than pending() read. */
@@ -794,12 +815,15 @@ static void fair_finish(void *q, const sluice__task *task, sluice__origin origin
     if (t->kind == KIND_ALIAS) {
         t = fq->shards[t->hand[0]];
     }
+    bool unblocked = false;
     switch (origin) {
     case SLUICE__FROM_POP:
+        unblocked = t->capped && t->cfg.strict && t->queued > 0;
         acct_out(fq, t);
         t->running--;
         t->held--;
         acct_in(fq, t);
+        unblocked = unblocked && !t->capped;
         break;
     case SLUICE__FROM_EVICT:
         t->held--;
@@ -843,6 +867,14 @@ static void fair_finish(void *q, const sluice__task *task, sluice__origin origin
     settle(fq, t);
     publish(fq);
     pthread_mutex_unlock(&fq->mu);
+    if (unblocked) {
+        /* A strict tenant's task may start again. The worker finishing
+         * here usually pops it next, but one that retires now (shrink, a
+         * fault) would not, and idle workers parked while it was blocked
+         * (it did not count as pending): wake one. Called on a worker, so
+         * the pool outlives the call. */
+        sluice__spawn_for_work(fq->pool, 1);
+    }
 }
 
 static void fair_close(void *q)
@@ -855,17 +887,17 @@ static void fair_close(void *q)
 
 static bool fair_pending(void *q)
 {
-    return atomic_load_explicit(&((fair *)q)->avail_a, memory_order_seq_cst) > 0;
+    return COUNTS_AVAIL(atomic_load_explicit(&((fair *)q)->counts_a, memory_order_seq_cst)) > 0;
 }
 
 static bool fair_ready(void *q)
 {
-    return atomic_load_explicit(&((fair *)q)->avail_a, memory_order_relaxed) > 0;
+    return COUNTS_AVAIL(atomic_load_explicit(&((fair *)q)->counts_a, memory_order_relaxed)) > 0;
 }
 
 static size_t fair_depth(void *q)
 {
-    return atomic_load_explicit(&((fair *)q)->depth_a, memory_order_seq_cst);
+    return (size_t)COUNTS_DEPTH(atomic_load_explicit(&((fair *)q)->counts_a, memory_order_seq_cst));
 }
 
 static uint64_t fair_pushed(void *q)

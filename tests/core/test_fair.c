@@ -378,6 +378,38 @@ static void test_running_limit(void **state)
     tally_free(t);
 }
 
+/* A strict tenant at its limit with tasks queued, idle workers parked
+ * (its tasks were not pending) and the pool shrinking meanwhile: once its
+ * running task returns, the rest still run. */
+static void test_strict_after_shrink(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    gate *g = gate_new();
+    sluice_pool_config cfg;
+    fair_config(&cfg, "fair-shrink", 3, 16, t);
+    cfg.prewarm = true;
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    sluice_tenant_config strict = {.running_limit = 1, .strict = true};
+    assert_int_equal(sluice_pool_tenant_set(p, "s", &strict, NULL, 0), SLUICE_OK);
+    _Atomic uint64_t ran = 0;
+    assert_int_equal(submit_as(p, "s", task_gate, g), SLUICE_OK);
+    WAIT_FOR(atomic_load(&g->inside) == 1, "the strict task runs");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(submit_as(p, "s", task_inc, (void *)&ran), SLUICE_OK);
+    }
+    WAIT_FOR(stats_now(p).idle == 2, "the other two workers parked");
+    /* Shrink: the worker at the gate retires once its task returns. */
+    assert_int_equal(sluice_pool_resize(p, 2), SLUICE_OK);
+    gate_open(g);
+    WAIT_FOR(atomic_load(&ran) == 3, "the strict tenant's queued tasks ran");
+    ASSERT_TENANT_IDENTITIES(p);
+    sluice_pool_destroy(p);
+    gate_free(g);
+    tally_free(t);
+}
+
 /* Names: bad ones, unknown ones under known_only, handles of another pool,
  * tenants on a FIFO pool. */
 static void test_unknown_and_misuse(void **state)
@@ -744,11 +776,17 @@ static void test_drain_destroy_per_tenant(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_weights_1_2_4),        cmocka_unit_test(test_no_starvation),
-        cmocka_unit_test(test_queued_limit),         cmocka_unit_test(test_running_limit),
-        cmocka_unit_test(test_unknown_and_misuse),   cmocka_unit_test(test_shuffle_shard_isolation),
-        cmocka_unit_test(test_forget_idle),          cmocka_unit_test(test_drop_oldest_victim),
-        cmocka_unit_test(test_shed_and_caller_runs), cmocka_unit_test(test_drain_destroy_per_tenant),
+        cmocka_unit_test(test_weights_1_2_4),
+        cmocka_unit_test(test_no_starvation),
+        cmocka_unit_test(test_queued_limit),
+        cmocka_unit_test(test_running_limit),
+        cmocka_unit_test(test_strict_after_shrink),
+        cmocka_unit_test(test_unknown_and_misuse),
+        cmocka_unit_test(test_shuffle_shard_isolation),
+        cmocka_unit_test(test_forget_idle),
+        cmocka_unit_test(test_drop_oldest_victim),
+        cmocka_unit_test(test_shed_and_caller_runs),
+        cmocka_unit_test(test_drain_destroy_per_tenant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
