@@ -175,23 +175,36 @@ SLUICE_API const char *sluice_event_kind_name(sluice_event_kind kind);
 
 /* How a pool orders the tasks waiting in its queue
  * (sluice_pool_config.queue_discipline). */
-typedef enum sluice_queue_discipline {
-    SLUICE_QUEUE_FIFO = 0, /* one lock-free FIFO ring for every task: the default */
-    SLUICE_QUEUE_FAIR,     /* one FIFO per tenant, served by weighted deficit round robin
-                              (see sluice/tenant.h) */
-} sluice_queue_discipline;
+#define SLUICE_QUEUE_DISCIPLINE_MAP(XX)                                                                      \
+    XX(FIFO, "fifo") /* one lock-free FIFO ring for every task: the default */                               \
+    XX(FAIR, "fair") /* one FIFO per tenant, served by weighted deficit round robin (sluice/tenant.h) */
 
-/* "fifo", "fair"; "unknown" for out-of-range values. Static strings. */
-SLUICE_API const char *sluice_queue_discipline_name(sluice_queue_discipline discipline);
+typedef enum sluice_queue_discipline {
+#define SLUICE_QUEUE_ENUM_(id, name) SLUICE_QUEUE_##id,
+    SLUICE_QUEUE_DISCIPLINE_MAP(SLUICE_QUEUE_ENUM_)
+#undef SLUICE_QUEUE_ENUM_
+        SLUICE_QUEUE_DISCIPLINE_COUNT_ /* not a discipline; keep last */
+} sluice_queue_discipline;
 
 /* What a submit gets when its tenant already has queued_limit tasks
  * queued (the pool's own overflow policy is for a full pool queue). */
+#define SLUICE_TENANT_OVERFLOW_MAP(XX)                                                                       \
+    XX(REJECT, "reject")           /* SLUICE_EFULL to this submit; other tenants still get in */             \
+    XX(DROP_OLDEST, "drop_oldest") /* evict this tenant's own oldest queued task (dropped) */
+
 typedef enum sluice_tenant_overflow {
-    SLUICE_TENANT_OVERFLOW_REJECT = 0,  /* SLUICE_EFULL to this submit; other tenants still get in */
-    SLUICE_TENANT_OVERFLOW_DROP_OLDEST, /* evict this tenant's own oldest queued task (dropped) */
+#define SLUICE_TENANT_OVERFLOW_ENUM_(id, name) SLUICE_TENANT_OVERFLOW_##id,
+    SLUICE_TENANT_OVERFLOW_MAP(SLUICE_TENANT_OVERFLOW_ENUM_)
+#undef SLUICE_TENANT_OVERFLOW_ENUM_
+        SLUICE_TENANT_OVERFLOW_COUNT_ /* not a policy; keep last */
 } sluice_tenant_overflow;
 
+/* Names ("fifo", "fair"; "reject", "drop_oldest"; "unknown" outside the
+ * lists) and parsers, as for the enums above (src/base/enums.h). */
+SLUICE_API const char *sluice_queue_discipline_name(sluice_queue_discipline discipline);
+SLUICE_API sluice_err sluice_queue_discipline_parse(const char *text, sluice_queue_discipline *out);
 SLUICE_API const char *sluice_tenant_overflow_name(sluice_tenant_overflow policy);
+SLUICE_API sluice_err sluice_tenant_overflow_parse(const char *text, sluice_tenant_overflow *out);
 
 /* The most a tenant's weight may be. */
 #define SLUICE_TENANT_WEIGHT_MAX 10000u

@@ -81,6 +81,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/enums.h"
 #include "core/internal.h"
 #include "sluice/tenant.h"
 
@@ -202,7 +203,7 @@ static sluice_err check_tenant_config(const sluice_tenant_config *c, const char 
                      c->weight);
         return SLUICE_EINVAL;
     }
-    if ((unsigned)c->overflow > SLUICE_TENANT_OVERFLOW_DROP_OLDEST) {
+    if ((unsigned)c->overflow >= SLUICE_TENANT_OVERFLOW_COUNT_) {
         sluice__errf(errbuf, errlen, "%soverflow: unknown tenant overflow %d (reject or drop_oldest)", field,
                      (int)c->overflow);
         return SLUICE_EINVAL;
@@ -210,32 +211,15 @@ static sluice_err check_tenant_config(const sluice_tenant_config *c, const char 
     return SLUICE_OK;
 }
 
-const char *sluice_queue_discipline_name(sluice_queue_discipline discipline)
-{
-    switch (discipline) {
-    case SLUICE_QUEUE_FIFO:
-        return "fifo";
-    case SLUICE_QUEUE_FAIR:
-        return "fair";
-    }
-    return "unknown";
-}
-
-const char *sluice_tenant_overflow_name(sluice_tenant_overflow policy)
-{
-    switch (policy) {
-    case SLUICE_TENANT_OVERFLOW_REJECT:
-        return "reject";
-    case SLUICE_TENANT_OVERFLOW_DROP_OLDEST:
-        return "drop_oldest";
-    }
-    return "unknown";
-}
+SLUICE__ENUM_FUNCTIONS(sluice_queue_discipline, SLUICE_QUEUE_DISCIPLINE_MAP, 0, "unknown",
+                       sluice_queue_discipline_name, sluice_queue_discipline_parse)
+SLUICE__ENUM_FUNCTIONS(sluice_tenant_overflow, SLUICE_TENANT_OVERFLOW_MAP, 0, "unknown",
+                       sluice_tenant_overflow_name, sluice_tenant_overflow_parse)
 
 sluice_err sluice__fair_validate(const sluice_pool_config *cfg, char *errbuf, size_t errlen)
 {
     const sluice_fair_config *f = &cfg->fair;
-    if ((unsigned)cfg->queue_discipline > SLUICE_QUEUE_FAIR) {
+    if ((unsigned)cfg->queue_discipline >= SLUICE_QUEUE_DISCIPLINE_COUNT_) {
         sluice__errf(errbuf, errlen, "queue_discipline: unknown discipline %d (fifo or fair)",
                      (int)cfg->queue_discipline);
         return SLUICE_EINVAL;

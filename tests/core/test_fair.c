@@ -489,6 +489,14 @@ static void test_unknown_and_misuse(void **state)
     assert_non_null(strstr(err, "queue_discipline"));
     assert_string_equal(sluice_queue_discipline_name(SLUICE_QUEUE_FAIR), "fair");
     assert_string_equal(sluice_tenant_overflow_name(SLUICE_TENANT_OVERFLOW_DROP_OLDEST), "drop_oldest");
+    assert_string_equal(sluice_queue_discipline_name(SLUICE_QUEUE_DISCIPLINE_COUNT_), "unknown");
+    sluice_queue_discipline qd = SLUICE_QUEUE_FIFO;
+    assert_int_equal(sluice_queue_discipline_parse("fair", &qd), SLUICE_OK);
+    assert_int_equal(qd, SLUICE_QUEUE_FAIR);
+    assert_int_equal(sluice_queue_discipline_parse("lifo", &qd), SLUICE_EINVAL);
+    sluice_tenant_overflow to = SLUICE_TENANT_OVERFLOW_REJECT;
+    assert_int_equal(sluice_tenant_overflow_parse("drop_oldest", &to), SLUICE_OK);
+    assert_int_equal(to, SLUICE_TENANT_OVERFLOW_DROP_OLDEST);
 
     WAIT_FOR(atomic_load(&ran) == 3, "the accepted tasks ran");
     ASSERT_TENANT_IDENTITIES(p);
