@@ -62,7 +62,7 @@ typedef enum sluice_overflow {
 /* Why a task was handed back instead of run. Reasons start at 1. */
 #define SLUICE_ABANDON_REASON_MAP(XX)                                                                        \
     XX(DROPPED, "dropped") /* evicted by DROP_OLDEST to make room */                                          \
-    XX(SHED, "shed")       /* its deadline passed (or its context ended) while queued */                      \
+    XX(SHED, "shed")       /* deadline passed or context ended while queued, or CoDel shed it */              \
     XX(DRAIN, "drain")     /* still queued when the drain deadline passed */                                  \
     XX(DESTROY, "destroy") /* still queued when the pool was destroyed undrained */
 
@@ -107,6 +107,53 @@ SLUICE_API const char *sluice_fault_mode_name(sluice_fault_mode mode);
 SLUICE_API sluice_err sluice_abandon_reason_parse(const char *text, sluice_abandon_reason *out);
 SLUICE_API sluice_err sluice_overflow_parse(const char *text, sluice_overflow *out);
 SLUICE_API sluice_err sluice_fault_mode_parse(const char *text, sluice_fault_mode *out);
+
+/*
+ * Overload queue management: what the queue does once tasks arrive faster
+ * than the workers finish them for longer than a burst (Facebook's "Fail
+ * at Scale"; CoDel, RFC 8289). Both modes watch the sojourn of the oldest
+ * queued task (time since submit): the queue is *standing* once that has
+ * stayed at or above `overload_target_ns` for a whole
+ * `overload_interval_ns`, and stops standing as soon as the oldest task's
+ * sojourn falls below the target or the queue empties.
+ *   CODEL  while the queue stands, tasks at the head are shed to the
+ *          abandon handler (SLUICE_ABANDON_SHED, counted in `shed` and in
+ *          `codel_shed`): one when it starts standing, then one at each
+ *          point of CoDel's schedule (intervals of interval/sqrt(n) after
+ *          the n-th), and every task whose sojourn is above
+ *          `overload_slough_ns` (folly's rule, so an open-loop overload
+ *          cannot keep the queue long). Never a task below the target.
+ *   LIFO   while the queue stands, workers take the newest task instead of
+ *          the oldest, so the tasks served are the ones whose callers are
+ *          still waiting; FIFO again once it stops standing.
+ *   CODEL_LIFO  both: the newest is served while CoDel sheds at the oldest
+ *          end.
+ * LIFO modes use a locked deque instead of the lock-free ring; OFF and
+ * CODEL keep the ring. An overload pool stamps every task at submit (one
+ * clock read), so it also times every task.
+ */
+#define SLUICE_OVERLOAD_MODE_MAP(XX)                                                                         \
+    XX(OFF, "off")               /* FIFO; a task is shed only by its own deadline or context */                \
+    XX(CODEL, "codel")           /* CoDel at the head of the FIFO */                                           \
+    XX(LIFO, "lifo")             /* adaptive LIFO, nothing shed */                                             \
+    XX(CODEL_LIFO, "codel+lifo") /* adaptive LIFO, with CoDel shedding the oldest */
+
+typedef enum sluice_overload_mode {
+#define SLUICE_OVERLOAD_ENUM_(id, name) SLUICE_OVERLOAD_##id,
+    SLUICE_OVERLOAD_MODE_MAP(SLUICE_OVERLOAD_ENUM_)
+#undef SLUICE_OVERLOAD_ENUM_
+        SLUICE_OVERLOAD_MODE_COUNT_ /* not a mode; keep last */
+} sluice_overload_mode;
+
+/* "off", "codel", "lifo", "codel+lifo"; "unknown" out of range. Static.
+ * The parser is the inverse (SLUICE_OK, or SLUICE_EINVAL and *out
+ * unchanged). Thread-safe. */
+SLUICE_API const char *sluice_overload_mode_name(sluice_overload_mode mode);
+SLUICE_API sluice_err sluice_overload_mode_parse(const char *text, sluice_overload_mode *out);
+
+/* The overload defaults (CoDel's and Fail at Scale's). */
+#define SLUICE_OVERLOAD_TARGET_DEFAULT_NS (5ull * 1000 * 1000)
+#define SLUICE_OVERLOAD_INTERVAL_DEFAULT_NS (100ull * 1000 * 1000)
 
 /* A task handed back to the abandon handler. Valid only during the call. */
 typedef struct sluice_abandoned {
@@ -345,6 +392,22 @@ typedef struct sluice_pool_config {
      * histograms; see sluice/tenant.h. */
     sluice_queue_discipline queue_discipline;
     sluice_fair_config fair;
+    /* Overload queue management (see sluice_overload_mode); OFF by
+     * default. Fixed at create. */
+    sluice_overload_mode overload;
+    /* The sojourn a queue may keep: 0 = 5 ms (the default); at most
+     * overload_interval_ns; 1 = any wait counts as above target;
+     * UINT64_MAX (with the interval at UINT64_MAX) = never above. */
+    uint64_t overload_target_ns;
+    /* How long the oldest task's sojourn must stay at or above the target
+     * before the queue counts as standing, and the base of CoDel's drop
+     * schedule: 0 = 100 ms (the default); UINT64_MAX = never standing
+     * (deadlines saturate). */
+    uint64_t overload_interval_ns;
+    /* CODEL modes: while the queue stands, every task that waited longer
+     * than this is shed: 0 = 2 x target (the default); at least the
+     * target; UINT64_MAX = never (CoDel's schedule alone, as RFC 8289). */
+    uint64_t overload_slough_ns;
 } sluice_pool_config;
 
 /* timing_sample_every: choose the sample rate from the task length. */
@@ -563,7 +626,7 @@ typedef struct sluice_pool_stats {
     uint64_t panicked;        /* sluice_panic or a caught fault */
     uint64_t rejected;        /* refused at submit: EFULL, ETIMEDOUT, EDEADLK, or the submit ctx ended */
     uint64_t dropped;         /* evicted by DROP_OLDEST */
-    uint64_t shed;            /* deadline/context passed while queued */
+    uint64_t shed;            /* deadline/context passed while queued, or shed by CoDel */
     uint64_t abandoned;       /* handed back at drain or destroy */
     uint64_t caller_ran;      /* of submitted, how many ran on the submitter (CALLER_RUNS); a task shed
                                  there (deadline passed, context ended) counts in `shed`, not here */
@@ -584,6 +647,11 @@ typedef struct sluice_pool_stats {
      * memory). Non-zero means the pool may be running below K; see
      * SLUICE_EVENT_WORKER_START_FAILED. */
     uint64_t worker_start_failures;
+    /* Overload queue management (all zero when it is off). */
+    uint64_t codel_shed;    /* counter: of `shed`, the tasks CoDel shed (schedule or slough) */
+    uint64_t lifo_switches; /* counter: times the queue switched from FIFO to LIFO */
+    bool lifo;              /* gauge: the workers take the newest task now */
+    bool codel_dropping;    /* gauge: the queue stands and CoDel is shedding */
 } sluice_pool_stats;
 
 /*

@@ -100,6 +100,12 @@ typedef enum sluice__origin {
  *          queue (refused, or run by CALLER_RUNS). `wait_bucket` is the
  *          wait histogram's bucket for a started task, or -1.
  * A queue with finish may return SLUICE__Q_TENANT_FULL from push.
+ * Optional ops (NULL when a discipline cannot offer them; src/core/overload.c
+ * checks before it uses one, and pool create refuses a mode that needs a
+ * missing one):
+ *   pop_newest  like pop, but takes the most recently pushed task (LIFO).
+ *   oldest_ns   the enqueue_ns of the task pop would return next; 0 when
+ *               empty. A snapshot: another thread may pop it meanwhile.
  */
 typedef struct sluice__queue_ops {
     sluice__qres (*push)(void *q, const sluice__task *task, uint64_t *pos_out);
@@ -114,6 +120,8 @@ typedef struct sluice__queue_ops {
     sluice__qres (*evict)(void *q, const sluice__task *incoming, sluice__task *out);
     void (*finish)(void *q, const sluice__task *task, sluice__origin origin, sluice__outcome outcome,
                    int wait_bucket, uint64_t wait_ns);
+    sluice__qres (*pop_newest)(void *q, sluice__task *out); /* optional */
+    uint64_t (*oldest_ns)(void *q);                         /* optional */
 } sluice__queue_ops;
 
 /* The bounded MPMC FIFO ring (queue_ring.c). */
@@ -132,6 +140,10 @@ extern const sluice__queue_ops sluice__fair_ops;
 sluice_err sluice__fair_tenant_ref(struct sluice_pool *pool, const sluice_submit_opts *opts,
                                    struct sluice_tenant **out, bool *unref);
 void sluice__fair_tenant_unref(struct sluice_pool *pool, struct sluice_tenant *tenant);
+/* The bounded locked deque (queue_deque.c): FIFO, plus pop_newest and
+ * oldest_ns for adaptive LIFO. */
+sluice_err sluice__deque_create(size_t capacity, void **out);
+extern const sluice__queue_ops sluice__deque_ops;
 
 /* ---- per-thread counter shards ---------------------------------------- */
 
@@ -272,6 +284,7 @@ struct sluice_pool {
     void *q;
     const sluice__queue_ops *qops;
     bool fair; /* qops is the fair queue: tasks carry a tenant */
+    struct sluice__overload *overload; /* CoDel / adaptive LIFO state (overload.c); NULL when off */
     size_t space_low; /* blocked submitters retry at this depth or below (pool.c, wait_for_space) */
 
     /* Hot, read by producers on every submit: kept on their own line. */
@@ -376,6 +389,16 @@ void sluice__emit(struct sluice_pool *p, sluice_event_kind kind, unsigned worker
  * `thread`. Returns 0, ESRCH (the worker has exited or the slot has been
  * reused), or pthread_kill's error. */
 int sluice__pool_signal_worker(struct sluice_pool *p, unsigned index, pthread_t thread, int sig);
+
+/* overload.c: CoDel and adaptive LIFO at pop time (NULL p->overload: off).
+ * create validates nothing (pool.c did) and fails only for memory or a
+ * queue without the ops the mode needs. pop is the worker's pop when
+ * overload is on: it may shed tasks (counted in w's shard and handed to
+ * the abandon handler, no lock held) before it returns one to run. */
+sluice_err sluice__overload_create(struct sluice_pool *p, struct sluice__overload **out);
+void sluice__overload_destroy(struct sluice__overload *ov);
+sluice__qres sluice__overload_pop(struct sluice_pool *p, sluice__worker *w, sluice__task *out);
+void sluice__overload_stats(struct sluice__overload *ov, sluice_pool_stats *out);
 
 /* panic.c */
 void sluice__fault_guard_install(void);

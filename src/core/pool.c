@@ -62,6 +62,8 @@ SLUICE__ENUM_FUNCTIONS(sluice_fault_mode, SLUICE_FAULT_MODE_MAP, 0, "unknown", s
                        sluice_fault_mode_parse)
 SLUICE__ENUM_FUNCTIONS(sluice_worker_status, SLUICE_WORKER_STATUS_MAP, 0, "unknown", sluice_worker_status_name,
                        sluice_worker_status_parse)
+SLUICE__ENUM_FUNCTIONS(sluice_overload_mode, SLUICE_OVERLOAD_MODE_MAP, 0, "unknown", sluice_overload_mode_name,
+                       sluice_overload_mode_parse)
 
 const char *sluice_event_kind_name(sluice_event_kind kind)
 {
@@ -141,6 +143,31 @@ static sluice_err validate(const sluice_pool_config *cfg, char *errbuf, size_t e
     if (cfg->clock && !cfg->clock->now_ns) {
         return fail(errbuf, errlen, "clock: now_ns is NULL");
     }
+    if ((unsigned)cfg->overload >= SLUICE_OVERLOAD_MODE_COUNT_) {
+        return fail(errbuf, errlen, "overload: unknown mode %d", (int)cfg->overload);
+    }
+    uint64_t target = cfg->overload_target_ns ? cfg->overload_target_ns : SLUICE_OVERLOAD_TARGET_DEFAULT_NS;
+    uint64_t interval =
+        cfg->overload_interval_ns ? cfg->overload_interval_ns : SLUICE_OVERLOAD_INTERVAL_DEFAULT_NS;
+    if (target > interval) {
+        return fail(errbuf, errlen,
+                    "overload_target_ns: must be at most overload_interval_ns (%llu ns), got %llu ns "
+                    "(CoDel's target is a small part of its interval, 5 ms of 100 ms by default)",
+                    (unsigned long long)interval, (unsigned long long)target);
+    }
+    if (cfg->overload_slough_ns && cfg->overload_slough_ns < target) {
+        return fail(errbuf, errlen,
+                    "overload_slough_ns: must be 0 (2 x target) or at least overload_target_ns (%llu ns), "
+                    "got %llu ns (no task below the target is shed)",
+                    (unsigned long long)target, (unsigned long long)cfg->overload_slough_ns);
+    }
+    if ((cfg->overload == SLUICE_OVERLOAD_LIFO || cfg->overload == SLUICE_OVERLOAD_CODEL_LIFO) &&
+        cfg->queue_discipline == SLUICE_QUEUE_FAIR) {
+        return fail(errbuf, errlen,
+                    "overload: %s needs a queue that can serve its newest task; queue_discipline fair serves "
+                    "by tenant (codel composes with it)",
+                    sluice_overload_mode_name(cfg->overload));
+    }
     return sluice__fair_validate(cfg, errbuf, errlen);
 }
 
@@ -154,6 +181,7 @@ static void pool_free(sluice_pool *p)
     }
     free(p->slots);
     free(p->zombies);
+    sluice__overload_destroy(p->overload);
     if (p->q) {
         p->qops->destroy(p->q);
     }
@@ -205,7 +233,10 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     p->clock = cfg->clock ? cfg->clock : sluice_clock_system();
     p->system_clock = sluice_clock_is_system(p->clock);
     p->fair = cfg->queue_discipline == SLUICE_QUEUE_FAIR;
-    p->qops = p->fair ? &sluice__fair_ops : &sluice__ring_ops;
+    /* Adaptive LIFO needs a queue that can pop its newest task (validate
+     * refuses it with the fair queue). */
+    bool lifo = cfg->overload == SLUICE_OVERLOAD_LIFO || cfg->overload == SLUICE_OVERLOAD_CODEL_LIFO;
+    p->qops = p->fair ? &sluice__fair_ops : lifo ? &sluice__deque_ops : &sluice__ring_ops;
     p->caller_shard.shared = true;
 
     pthread_mutex_init(&p->mu, NULL);
@@ -215,7 +246,9 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     (void)sluice__cond_init(&p->cv_space);
     (void)sluice__cond_init(&p->cv_state);
 
-    err = p->fair ? sluice__fair_create(p, &p->q) : sluice__ring_create(cfg->queue_capacity, &p->q);
+    err = p->fair ? sluice__fair_create(p, &p->q)
+          : lifo  ? sluice__deque_create(cfg->queue_capacity, &p->q)
+                  : sluice__ring_create(cfg->queue_capacity, &p->q);
     if (err) {
         /* Valid but too big to allocate (say, queue_capacity 2^32 from a
          * config file): name the field rather than return a bare ENOMEM. */
@@ -225,6 +258,17 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
         p->q = NULL;
         pool_free(p);
         return err;
+    }
+    if (cfg->overload != SLUICE_OVERLOAD_OFF) {
+        err = sluice__overload_create(p, &p->overload);
+        if (err) {
+            if (err == SLUICE_EINVAL && errbuf && errlen) {
+                snprintf(errbuf, errlen, "overload: %s needs a queue that can pop its newest task",
+                         sluice_overload_mode_name(cfg->overload));
+            }
+            pool_free(p);
+            return err;
+        }
     }
     /* Blocked submitters are woken once a quarter of the queue is free
      * (at least one slot): see wait_for_space. */
@@ -681,6 +725,13 @@ static sluice_err submit_task(sluice_pool *p, sluice_task_fn fn, void *arg, cons
             }
         }
     }
+    if (p->overload && !t.enqueue_ns) {
+        /* CoDel and LIFO judge every task's sojourn (overload.c). */
+        t.enqueue_ns = sluice__timing_now(p);
+        if (t.enqueue_ns == 0) {
+            t.enqueue_ns = 1;
+        }
+    }
     if (t.ctx) {
         sluice_ctx_retain(t.ctx);
     }
@@ -1025,6 +1076,7 @@ void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *out)
     if (out->queue_depth > out->queue_depth_hwm) {
         out->queue_depth_hwm = out->queue_depth;
     }
+    sluice__overload_stats(p->overload, out);
 }
 
 static void hist_add(sluice_histogram *out, const sluice__hist *h, size_t nb)

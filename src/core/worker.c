@@ -825,7 +825,8 @@ static void worker_loop(struct sluice_pool *p, sluice__worker *w, loop_state *st
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) {
             return;
         }
-        if (p->qops->pop(p->q, &w->cur) == SLUICE__Q_OK) {
+        /* p->overload is fixed at create: with it off, the pop is the ring's. */
+        if ((p->overload ? sluice__overload_pop(p, w, &w->cur) : p->qops->pop(p->q, &w->cur)) == SLUICE__Q_OK) {
             sluice__notify_space(p);
             if (st->after_idle) {
                 st->after_idle = false;
