@@ -297,6 +297,10 @@ typedef enum sluice_pool_key {
     SLUICE_PK_PROBE_EVERY,
     SLUICE_PK_PROBE_TIMEOUT,
     SLUICE_PK_PROBE_AFFECTS_READY,
+    SLUICE_PK_OVERLOAD,
+    SLUICE_PK_OVERLOAD_TARGET,
+    SLUICE_PK_OVERLOAD_INTERVAL,
+    SLUICE_PK_OVERLOAD_SLOUGH,
     SLUICE_PK_COUNT_
 } sluice_pool_key;
 
@@ -428,6 +432,11 @@ typedef struct sluice_config_pool {
     uint64_t probe_every_ns;         /* 0 = no probes */
     uint64_t probe_timeout_ns;       /* 0 = 5 s */
     bool probe_affects_ready;        /* default false */
+    /* Overload queue management (sluice_overload_mode in pool.h). */
+    sluice_overload_mode overload; /* off (default) | codel | lifo | codel+lifo */
+    uint64_t overload_target_ns;   /* default 5 ms; <= overload_interval */
+    uint64_t overload_interval_ns; /* default 100 ms */
+    uint64_t overload_slough_ns;   /* default 0 = 2 x target; >= target */
 
     /* Bookkeeping: which keys were given, and where. */
     uint64_t set; /* bit (1u << sluice_pool_key) */

@@ -136,12 +136,15 @@ static void json_pool(sluice__sb *b, sluice_pool *pool)
         ",\"config\":{\"workers\":%u,\"min_workers\":%u,\"queue_capacity\":%zu,\"overflow\":\"%s\","
         "\"submit_timeout_ns\":%" PRIu64 ",\"idle_expiry_ns\":%" PRIu64 ",\"prewarm\":%s,\"stack_size\":%zu,"
         "\"fault_mode\":\"%s\",\"timing_sample_every\":%u,\"timing_sample_auto\":%s,\"timing_disabled\":%s,"
-        "\"queue_discipline\":\"%s\"}",
+        "\"queue_discipline\":\"%s\",\"overload\":\"%s\",\"overload_target_ns\":%" PRIu64
+        ",\"overload_interval_ns\":%" PRIu64 ",\"overload_slough_ns\":%" PRIu64 "}",
         cfg.workers, cfg.min_workers, cfg.queue_capacity, sluice_overflow_name(cfg.overflow),
         cfg.submit_timeout_ns, cfg.idle_expiry_ns, cfg.prewarm ? "true" : "false", cfg.stack_size,
         sluice_fault_mode_name(cfg.fault_mode), cfg.timing_sample_every,
         cfg.timing_sample_every == SLUICE_TIMING_SAMPLE_AUTO ? "true" : "false",
-        cfg.timing_disabled ? "true" : "false", sluice_queue_discipline_name(cfg.queue_discipline));
+        cfg.timing_disabled ? "true" : "false", sluice_queue_discipline_name(cfg.queue_discipline),
+        sluice_overload_mode_name(cfg.overload), cfg.overload_target_ns, cfg.overload_interval_ns,
+        cfg.overload_slough_ns);
     sluice__sb_printf(b,
                       ",\"stats\":{\"running\":%u,\"capacity\":%u,\"workers\":%u,\"idle\":%u,\"waiting\":%u,"
                       "\"queue_depth\":%zu,\"queue_capacity\":%zu,\"draining\":%s,",
@@ -157,9 +160,11 @@ static void json_pool(sluice__sb *b, sluice_pool *pool)
         b,
         "\"expired_workers\":%" PRIu64 ",\"retired_workers\":%" PRIu64 ",\"started_workers\":%" PRIu64
         ",\"resize_events\":%" PRIu64 ",\"init_failures\":%" PRIu64
-        ",\"workers_hwm\":%u,\"waiting_hwm\":%u,\"queue_depth_hwm\":%zu,\"timing_sample_every\":%u}",
+        ",\"workers_hwm\":%u,\"waiting_hwm\":%u,\"queue_depth_hwm\":%zu,\"timing_sample_every\":%u"
+        ",\"codel_shed\":%" PRIu64 ",\"lifo_switches\":%" PRIu64 ",\"lifo\":%s,\"codel_dropping\":%s}",
         st.expired_workers, st.retired_workers, st.started_workers, st.resize_events, st.init_failures,
-        st.workers_hwm, st.waiting_hwm, st.queue_depth_hwm, st.timing_sample_every);
+        st.workers_hwm, st.waiting_hwm, st.queue_depth_hwm, st.timing_sample_every, st.codel_shed,
+        st.lifo_switches, st.lifo ? "true" : "false", st.codel_dropping ? "true" : "false");
     size_t n;
     sluice_worker_info *w = workers_of(pool, &n);
     sluice__sb_puts(b, ",\"workers\":[");

@@ -286,6 +286,10 @@ void sluice_config_pool_to_pool_config(const sluice_config_pool *p, sluice_pool_
         out->fair.idle_forget_ns = p->tenant_idle_forget_ns;
         out->fair.known_only = p->known_tenants_only;
     }
+    out->overload = p->overload;
+    out->overload_target_ns = p->overload_target_ns;
+    out->overload_interval_ns = p->overload_interval_ns;
+    out->overload_slough_ns = p->overload_slough_ns;
 }
 
 sluice_err sluice_config_pool_set_tenants(const sluice_config_pool *p, sluice_pool *pool, char *errbuf,

@@ -54,6 +54,7 @@ _Static_assert(sizeof(sluice_queue_discipline) == sizeof(int), "ENUM rows store 
 _Static_assert(sizeof(sluice_tenant_overflow) == sizeof(int), "ENUM rows store an int");
 _Static_assert(SLUICE_TK_COUNT_ <= 64, "the set bitmask is 64 bits");
 _Static_assert(sizeof(sluice_cluster_mode) == sizeof(int), "ENUM rows store an int");
+_Static_assert(sizeof(sluice_overload_mode) == sizeof(int), "ENUM rows store an int");
 _Static_assert(SLUICE_PK_COUNT_ <= 64 && SLUICE_SK_COUNT_ <= 64, "the set bitmask is 64 bits");
 
 /* ---- enum names ------------------------------------------------------- */
@@ -64,6 +65,7 @@ _Static_assert(SLUICE_PK_COUNT_ <= 64 && SLUICE_SK_COUNT_ <= 64, "the set bitmas
 static const char *const OVERFLOW_NAMES[] = {SLUICE_OVERFLOW_MAP(NAME_OF_)};
 static const char *const FAULT_NAMES[] = {SLUICE_FAULT_MODE_MAP(NAME_OF_)};
 static const char *const KIND_NAMES[] = {NULL, SLUICE_POOL_KIND_MAP(NAME_OF_)};
+static const char *const OVERLOAD_NAMES[] = {SLUICE_OVERLOAD_MODE_MAP(NAME_OF_)};
 #undef NAME_OF_
 static const char *const DISCIPLINE_NAMES[] = {
     [SLUICE_QUEUE_FIFO] = "fifo",
@@ -555,6 +557,46 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                        .flags = SLUICE_CONFIG_OMIT_ZERO,
                                        .default_value = "false",
                                        .doc = "a failing probe also turns `/health/ready` 503"},
+    [SLUICE_PK_OVERLOAD] = {.name = "overload",
+                            .type = SLUICE_CONFIG_ENUM,
+                            .offset = POOL_AT(overload),
+                            .reload = SLUICE_CONFIG_RESTART,
+                            .enum_names = OVERLOAD_NAMES,
+                            .enum_count = COUNT_OF(OVERLOAD_NAMES),
+                            .default_value = "off",
+                            .doc = "overload queue management: `off` (FIFO), `codel` (shed at the head while "
+                                   "the queue stands above `overload_target` for an `overload_interval`), "
+                                   "`lifo` (serve the newest first meanwhile), `codel+lifo` (both); shed "
+                                   "tasks go to the abandon handler as `shed`"},
+    [SLUICE_PK_OVERLOAD_TARGET] = {.name = "overload_target",
+                                   .type = SLUICE_CONFIG_DURATION,
+                                   .offset = POOL_AT(overload_target_ns),
+                                   .reload = SLUICE_CONFIG_RESTART,
+                                   .default_value = "5ms",
+                                   .min = 1,
+                                   .min_why = "every wait would count as too long",
+                                   .doc = "the queueing delay the pool may keep: the oldest task's wait must "
+                                          "stay at or above it for `overload_interval` before `overload` acts; "
+                                          "<= `overload_interval`"},
+    [SLUICE_PK_OVERLOAD_INTERVAL] = {.name = "overload_interval",
+                                     .type = SLUICE_CONFIG_DURATION,
+                                     .offset = POOL_AT(overload_interval_ns),
+                                     .reload = SLUICE_CONFIG_RESTART,
+                                     .default_value = "100ms",
+                                     .min = 1,
+                                     .min_why = "a burst of any length would count as a standing queue",
+                                     .doc = "how long a queue may stay above `overload_target` (a burst that "
+                                            "clears within it is left alone); CoDel sheds at intervals of "
+                                            "interval/sqrt(n) after the n-th"},
+    [SLUICE_PK_OVERLOAD_SLOUGH] = {.name = "overload_slough",
+                                   .type = SLUICE_CONFIG_DURATION,
+                                   .offset = POOL_AT(overload_slough_ns),
+                                   .reload = SLUICE_CONFIG_RESTART,
+                                   .flags = SLUICE_CONFIG_OMIT_ZERO,
+                                   .doc_default = "2 x `overload_target`",
+                                   .doc = "`codel` modes: while the queue stands, every task that waited longer "
+                                          "is shed too (folly's rule; a long value such as `24h` leaves CoDel's "
+                                          "schedule alone); >= `overload_target`"},
 };
 
 /* Indexed by sluice_service_key. */

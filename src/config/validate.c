@@ -277,6 +277,19 @@ static void validate_pool(const sluice_config *cfg, size_t i, cfg_errs *e)
     }
     validate_tenants(p, path, e);
     control_check(p, path, e);
+    if (p->overload_target_ns > p->overload_interval_ns) {
+        sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_OVERLOAD_TARGET),
+                         "%s.overload_target: must be <= overload_interval (%.3g ms), got %.3g ms (CoDel's "
+                         "target is a small part of its interval: 5ms of 100ms)",
+                         path, (double)p->overload_interval_ns / 1e6, (double)p->overload_target_ns / 1e6);
+    }
+    if (p->overload_slough_ns && p->overload_slough_ns < p->overload_target_ns) {
+        sluice__cfg_errf(
+            e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_OVERLOAD_SLOUGH),
+            "%s.overload_slough: must be >= overload_target (%.3g ms), got %.3g ms (no task below "
+            "the target is shed)",
+            path, (double)p->overload_target_ns / 1e6, (double)p->overload_slough_ns / 1e6);
+    }
     ext_checks(p->ext, p->ext_count, path, e);
     /* Duplicates: names equal ignoring case, or equal once turned into an
      * environment prefix, cannot be told apart by an override. */

@@ -79,6 +79,10 @@ typedef enum field {
     F_RESIZES,
     F_TIMING_SAMPLE,
     F_START_FAILURES,
+    F_CODEL_SHED,
+    F_LIFO_SWITCHES,
+    F_LIFO_ACTIVE,
+    F_CODEL_DROPPING,
 } field;
 
 typedef struct family {
@@ -104,7 +108,7 @@ static const family families[] = {
     {"pool_panicked_total", SLUICE_METRIC_COUNTER, F_PANICKED, "Tasks that panicked or faulted."},
     {"pool_dropped_total", SLUICE_METRIC_COUNTER, F_DROPPED, "Queued tasks evicted by DROP_OLDEST."},
     {"pool_shed_total", SLUICE_METRIC_COUNTER, F_SHED,
-     "Queued tasks not run because their deadline or context ended."},
+     "Queued tasks not run because their deadline or context ended, or CoDel shed them."},
     {"pool_abandoned_total", SLUICE_METRIC_COUNTER, F_ABANDONED,
      "Queued tasks handed back at a drain deadline or destroy."},
     {"pool_rejected_total", SLUICE_METRIC_COUNTER, F_REJECTED,
@@ -119,6 +123,14 @@ static const family families[] = {
      "1 task in this many is timed for the duration histograms now (0: timing off)."},
     {"pool_worker_start_failures_total", SLUICE_METRIC_COUNTER, F_START_FAILURES,
      "Worker threads the pool could not start (thread limit, memory); non-zero: it may run below K."},
+    {"pool_codel_shed_total", SLUICE_METRIC_COUNTER, F_CODEL_SHED,
+     "Queued tasks CoDel shed while the queue stood above its target (also in pool_shed_total)."},
+    {"pool_lifo_switches_total", SLUICE_METRIC_COUNTER, F_LIFO_SWITCHES,
+     "Times adaptive LIFO switched the queue from oldest-first to newest-first."},
+    {"pool_lifo_active", SLUICE_METRIC_GAUGE, F_LIFO_ACTIVE,
+     "1 while the workers take the newest task (adaptive LIFO), else 0."},
+    {"pool_codel_dropping", SLUICE_METRIC_GAUGE, F_CODEL_DROPPING,
+     "1 while the queue stands above the CoDel target and CoDel is shedding, else 0."},
 };
 
 /*
@@ -210,6 +222,14 @@ static double value_of(const sluice_pool_stats *s, field f)
         return s->timing_sample_every;
     case F_START_FAILURES:
         return (double)s->worker_start_failures;
+    case F_CODEL_SHED:
+        return (double)s->codel_shed;
+    case F_LIFO_SWITCHES:
+        return (double)s->lifo_switches;
+    case F_LIFO_ACTIVE:
+        return s->lifo ? 1.0 : 0.0;
+    case F_CODEL_DROPPING:
+        return s->codel_dropping ? 1.0 : 0.0;
     }
     return 0;
 }

@@ -407,6 +407,68 @@ static char *write_to_string(const sluice_config *c)
     return buf;
 }
 
+/* Overload queue management keys (issue 14): parse, bounds, cross-key
+ * checks, environment, the pool config they become, and write. */
+static void test_overload_keys(void **state)
+{
+    (void)state;
+    sluice_config *c = NULL;
+    char err[2048];
+    assert_int_equal(load(POOL0, NULL, &c, err, sizeof err), SLUICE_OK);
+    assert_int_equal(c->pools[0].overload, SLUICE_OVERLOAD_OFF);
+    assert_int_equal(c->pools[0].overload_target_ns, 5 * SLUICE_NS_PER_MS);
+    assert_int_equal(c->pools[0].overload_interval_ns, 100 * SLUICE_NS_PER_MS);
+    assert_int_equal(c->pools[0].overload_slough_ns, 0);
+    sluice_config_free(c);
+
+    const char *file = POOL0 "    overload: codel+lifo\n    overload_target: 2ms\n    overload_interval: 50ms\n"
+                             "    overload_slough: 20ms\n";
+    assert_int_equal(load(file, NULL, &c, err, sizeof err), SLUICE_OK);
+    const sluice_config_pool *p = &c->pools[0];
+    assert_int_equal(p->overload, SLUICE_OVERLOAD_CODEL_LIFO);
+    sluice_pool_config pc;
+    sluice_config_pool_to_pool_config(p, &pc);
+    assert_int_equal(pc.overload, SLUICE_OVERLOAD_CODEL_LIFO);
+    assert_int_equal(pc.overload_target_ns, 2 * SLUICE_NS_PER_MS);
+    assert_int_equal(pc.overload_interval_ns, 50 * SLUICE_NS_PER_MS);
+    assert_int_equal(pc.overload_slough_ns, 20 * SLUICE_NS_PER_MS);
+    /* The pool takes what the config accepted. */
+    sluice_pool *pool = NULL;
+    assert_int_equal(sluice_pool_create(&pc, &pool, err, sizeof err), SLUICE_OK);
+    sluice_pool_destroy(pool);
+    /* --print-config writes it back, and it reads the same. */
+    char *a = write_to_string(c);
+    assert_non_null(strstr(a, "overload: codel+lifo\n"));
+    sluice_config *c2 = NULL;
+    assert_int_equal(load(a, NULL, &c2, err, sizeof err), SLUICE_OK);
+    assert_int_equal(c2->pools[0].overload_slough_ns, 20 * SLUICE_NS_PER_MS);
+    assert_int_equal(c2->pools[0].overload_interval_ns, 50 * SLUICE_NS_PER_MS);
+    free(a);
+    sluice_config_free(c2);
+    sluice_config_free(c);
+
+    /* An environment override, by the same rules as a file value. */
+    const char *env[] = {"SLUICE_POOL_PUSH_OVERLOAD=lifo", "SLUICE_POOL_PUSH_OVERLOAD_TARGET=1ms", NULL};
+    sluice_config_load_opts o = {0};
+    o.envp = env;
+    assert_int_equal(load(POOL0, &o, &c, err, sizeof err), SLUICE_OK);
+    assert_int_equal(c->pools[0].overload, SLUICE_OVERLOAD_LIFO);
+    assert_int_equal(c->pools[0].overload_target_ns, SLUICE_NS_PER_MS);
+    sluice_config_free(c);
+
+    expect_error(POOL0 "    overload: red\n", SLUICE_EINVAL,
+                 "sluice.yaml:5:15: pools[0].overload: must be one of off, codel, lifo, codel+lifo, got \"red\"");
+    expect_error(POOL0 "    overload_target: 0s\n", SLUICE_EINVAL,
+                 "sluice.yaml:5:22: pools[0].overload_target: must be > 0 (every wait would count as too "
+                 "long), got \"0s\"");
+    expect_error(POOL0 "    overload: codel\n    overload_target: 200ms\n", SLUICE_EINVAL,
+                 "sluice.yaml:6:22: pools[0].overload_target: must be <= overload_interval (100 ms), got 200 ms "
+                 "(CoDel's target is a small part of its interval: 5ms of 100ms)");
+    expect_error(POOL0 "    overload: codel\n    overload_slough: 1ms\n", SLUICE_EINVAL,
+                 "sluice.yaml:6:22: pools[0].overload_slough: must be >= overload_target (5 ms), got 1 ms (no "
+                 "task below the target is shed)");
+}
+
 static void test_write_round_trip(void **state)
 {
     (void)state;
@@ -808,6 +870,7 @@ int main(void)
         cmocka_unit_test(test_env_overrides),
         cmocka_unit_test(test_write_round_trip),
         cmocka_unit_test(test_cluster_section),
+        cmocka_unit_test(test_overload_keys),
         cmocka_unit_test(test_apply_live),
         cmocka_unit_test(test_reload_file),
         cmocka_unit_test(test_apply_service_and_declarations),
