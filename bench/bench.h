@@ -33,6 +33,7 @@ enum {
     BENCH_F_MAIN = 1u << 5,         /* the Sluice row every ratio is taken against */
     BENCH_F_SELFTEST = 1u << 6,     /* deliberately broken: only when named with --impl */
     BENCH_F_NOOP_ONLY = 1u << 7,    /* a Sluice variant shown in the no-op workloads only */
+    BENCH_F_OVERLOAD_ONLY = 1u << 8, /* a Sluice overload mode: only in the overload workload (overload.c) */
 };
 
 /* How a workload wants the pool built. */
@@ -231,6 +232,11 @@ typedef struct bench_workload {
 } bench_workload;
 
 extern const bench_workload bench_workloads[];
+
+/* The overload workload (overload.c): its rows, measurement and line. */
+bool bench_takes_overload(const bench_adapter *a);
+void bench_m_overload(const bench_adapter *a, const bench_config *cfg, bench_result *res);
+void bench_d_overload(const bench_config *cfg, char *buf, size_t len);
 extern const size_t bench_workload_count;
 
 #endif /* SLUICE_BENCH_H */

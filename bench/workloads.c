@@ -287,7 +287,7 @@ static int timed_run(const bench_adapter *a, const bench_config *cfg, const benc
 
 static bool is_extra_variant(const bench_adapter *a)
 {
-    return (a->flags & (BENCH_F_METRICS_ONLY | BENCH_F_BURST_ONLY)) != 0;
+    return (a->flags & (BENCH_F_METRICS_ONLY | BENCH_F_BURST_ONLY | BENCH_F_OVERLOAD_ONLY)) != 0;
 }
 
 static bool takes_noop(const bench_adapter *a)
@@ -323,7 +323,8 @@ static bool takes_burst(const bench_adapter *a)
 
 static bool takes_metrics(const bench_adapter *a)
 {
-    return (a->flags & BENCH_F_SLUICE) && !(a->flags & (BENCH_F_BURST_ONLY | BENCH_F_NOOP_ONLY));
+    return (a->flags & BENCH_F_SLUICE) &&
+           !(a->flags & (BENCH_F_BURST_ONLY | BENCH_F_NOOP_ONLY | BENCH_F_OVERLOAD_ONLY));
 }
 
 /* ---- the workloads ----------------------------------------------------- */
@@ -863,6 +864,16 @@ const bench_workload bench_workloads[] = {
      .takes = takes_metrics,
      .measure = m_noop_1p,
      .describe = d_metrics},
+#ifdef BENCH_HAVE_SLUICE
+    {.name = "overload",
+     .title = "offered load 2x capacity, tasks with deadlines",
+     .ncols = 6,
+     .cols = COLS("goodput %cap", "good %offer", "p99 ms", "p50 ms", "shed %", "refused %"),
+     .better = +1,
+     .takes = bench_takes_overload,
+     .measure = bench_m_overload,
+     .describe = bench_d_overload},
+#endif
 };
 #undef COLS
 const size_t bench_workload_count = sizeof bench_workloads / sizeof bench_workloads[0];
