@@ -283,6 +283,13 @@ static void validate_pool(const sluice_config *cfg, size_t i, cfg_errs *e)
                          "target is a small part of its interval: 5ms of 100ms)",
                          path, (double)p->overload_interval_ns / 1e6, (double)p->overload_target_ns / 1e6);
     }
+    if ((p->overload == SLUICE_OVERLOAD_LIFO || p->overload == SLUICE_OVERLOAD_CODEL_LIFO) &&
+        p->queue_discipline == SLUICE_QUEUE_FAIR) {
+        sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_OVERLOAD),
+                         "%s.overload: %s needs a queue that can serve its newest task; queue_discipline: fair "
+                         "serves by tenant (codel composes with it)",
+                         path, sluice_overload_mode_name(p->overload));
+    }
     if (p->overload_slough_ns && p->overload_slough_ns < p->overload_target_ns) {
         sluice__cfg_errf(
             e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_OVERLOAD_SLOUGH),

@@ -464,6 +464,9 @@ static void test_overload_keys(void **state)
     expect_error(POOL0 "    overload: codel\n    overload_target: 200ms\n", SLUICE_EINVAL,
                  "sluice.yaml:6:22: pools[0].overload_target: must be <= overload_interval (100 ms), got 200 ms "
                  "(CoDel's target is a small part of its interval: 5ms of 100ms)");
+    expect_error(POOL0 "    queue_discipline: fair\n    overload: lifo\n", SLUICE_EINVAL,
+                 "sluice.yaml:6:15: pools[0].overload: lifo needs a queue that can serve its newest task; "
+                 "queue_discipline: fair serves by tenant (codel composes with it)");
     expect_error(POOL0 "    overload: codel\n    overload_slough: 1ms\n", SLUICE_EINVAL,
                  "sluice.yaml:6:22: pools[0].overload_slough: must be >= overload_target (5 ms), got 1 ms (no "
                  "task below the target is shed)");

@@ -16,6 +16,7 @@
 
 #include "core/helpers.h"
 #include "core/overload.h"
+#include "sluice/tenant.h"
 
 #define MS SLUICE_NS_PER_MS
 #define T0 (1000 * MS) /* the fake clock's start: enqueue_ns 0 means "not stamped" */
@@ -220,7 +221,7 @@ static void sim_mark(sim *s, unsigned idx, unsigned fate)
 
 static int sim_task(void *arg);
 
-static void sim_submit(sim *s)
+static void sim_submit_as(sim *s, const char *tenant)
 {
     unsigned idx = atomic_fetch_add(&s->next, 1);
     if (idx >= SIM_MAX) {
@@ -231,9 +232,15 @@ static void sim_submit(sim *s)
     it->s = s;
     it->idx = idx;
     it->submit_ns = sluice_clock_now(&s->fc.clock);
-    if (sluice_pool_submit(s->pool, sim_task, it) != SLUICE_OK) {
+    sluice_submit_opts o = {.tenant_name = tenant};
+    if (sluice_pool_submit_ex(s->pool, sim_task, it, &o) != SLUICE_OK) {
         atomic_fetch_add(&s->violations, 1);
     }
+}
+
+static void sim_submit(sim *s)
+{
+    sim_submit_as(s, NULL);
 }
 
 static int sim_task(void *arg)
@@ -275,7 +282,8 @@ static void sim_abandon(const sluice_abandoned *a, void *user)
     sim_mark(s, it->idx, 2 + (unsigned)a->reason);
 }
 
-static sim *sim_new(sluice_overload_mode mode, uint64_t run_ns, uint64_t slough_ns)
+static sim *sim_new_q(sluice_overload_mode mode, uint64_t run_ns, uint64_t slough_ns,
+                      sluice_queue_discipline discipline)
 {
     sim *s = calloc(1, sizeof *s);
     assert_non_null(s);
@@ -295,8 +303,14 @@ static sim *sim_new(sluice_overload_mode mode, uint64_t run_ns, uint64_t slough_
     cfg.overload_target_ns = 5 * MS;
     cfg.overload_interval_ns = 100 * MS;
     cfg.overload_slough_ns = slough_ns;
+    cfg.queue_discipline = discipline;
     CREATE_POOL(&cfg, &s->pool);
     return s;
+}
+
+static sim *sim_new(sluice_overload_mode mode, uint64_t run_ns, uint64_t slough_ns)
+{
+    return sim_new_q(mode, run_ns, slough_ns, SLUICE_QUEUE_FIFO);
 }
 
 /* Waits until every task handed out has run or been handed back. */
@@ -517,6 +531,61 @@ static void test_pool_lifo_under_load(void **state)
     assert_int_equal(st.shed + nb, 3001);
     sim_free(lifo);
     sim_free(both);
+}
+
+/* CoDel composes with the FAIR queue: it judges the task the weighted
+ * round robin picked, and a task it sheds is counted against its tenant
+ * (the queue's finish op), so every tenant's own identity holds. Two
+ * tenants, 20 tasks each, 10 ms each, all queued at once. */
+static void test_fair_queue_with_codel(void **state)
+{
+    (void)state;
+    sim *s = sim_new_q(SLUICE_OVERLOAD_CODEL, 10 * MS, 0, SLUICE_QUEUE_FAIR);
+    gate *g = gate_new();
+    assert_int_equal(sluice_pool_submit(s->pool, task_gate, g), SLUICE_OK);
+    WAIT_FOR(atomic_load(&g->inside) == 1, "the gate task holds the worker");
+    for (unsigned i = 0; i < 20; i++) {
+        sim_submit_as(s, "alpha");
+        sim_submit_as(s, "beta");
+    }
+    gate_open(g);
+    sim_settle(s);
+    sluice_pool_stats st;
+    sluice_pool_stats_get(s->pool, &st);
+    assert_true(st.codel_shed > 0);
+    assert_int_equal(st.shed, st.codel_shed);
+    sluice_tenant_stats ts[4];
+    size_t n = sluice_pool_tenants_get(s->pool, ts, 4);
+    uint64_t shed = 0, done = 0;
+    for (size_t i = 0; i < n && i < 4; i++) {
+        if (strcmp(ts[i].name, "alpha") != 0 && strcmp(ts[i].name, "beta") != 0) {
+            continue;
+        }
+        assert_int_equal(ts[i].submitted, 20);
+        assert_int_equal(ts[i].completed + ts[i].shed, 20);
+        assert_int_equal(ts[i].queued, 0);
+        assert_int_equal(ts[i].running, 0);
+        assert_true(ts[i].shed > 0); /* both tenants' old tasks went, not one tenant's */
+        shed += ts[i].shed;
+        done += ts[i].completed;
+    }
+    assert_int_equal(shed, st.codel_shed);
+    assert_int_equal(done, atomic_load(&s->nserved));
+    sim_free(s);
+    gate_free(g);
+
+    /* LIFO needs a queue that can serve its newest task: not the fair one. */
+    sluice_pool_config cfg;
+    sluice_pool_config_init(&cfg);
+    cfg.name = "fairlifo";
+    cfg.workers = 1;
+    cfg.queue_capacity = 8;
+    cfg.queue_discipline = SLUICE_QUEUE_FAIR;
+    cfg.overload = SLUICE_OVERLOAD_CODEL_LIFO;
+    char err[256];
+    sluice_pool *p = NULL;
+    assert_int_equal(sluice_pool_create(&cfg, &p, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "overload: codel+lifo needs a queue that can serve its newest task"));
 }
 
 /* ---- drain and destroy hand back every task that did not start -------------------- */
@@ -809,6 +878,7 @@ int main(void)
         cmocka_unit_test(test_pool_no_shed_below_target),
         cmocka_unit_test(test_pool_lifo_switching),
         cmocka_unit_test(test_pool_lifo_under_load),
+        cmocka_unit_test(test_fair_queue_with_codel),
         cmocka_unit_test(test_drain_hands_back_every_unstarted),
         cmocka_unit_test(test_destroy_hands_back),
         cmocka_unit_test(test_storm_all_modes),

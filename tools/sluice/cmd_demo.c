@@ -157,6 +157,11 @@ static void help(FILE *out)
                  "                      log, pool_concurrency_limit in /metrics)\n"
                  "  --stall POOL@T[+D]  from T (for D), POOL's downstream stops answering;\n"
                  "                      for example --stall sms@15s\n"
+                 "  --spike Fx@T[+D]    from T (for D, default: to the end) every producer\n"
+                 "                      offers F times its rate (a load spike), for example\n"
+                 "                      --spike 5x@20s+10s; each pool logs its wait p99 and\n"
+                 "                      sheds over the spike when it ends (compare overload:\n"
+                 "                      off with codel or lifo, docs/config.md)\n"
                  "  --seed N            random seed (default: fixed, 1)\n"
                  "  --view MODE         auto (default), tty (redrawn screen), plain (a line\n"
                  "                      per second), none\n"
@@ -264,6 +269,35 @@ static bool parse_fault(const char *arg, bool stall, demo_fault *f)
     return *s == '\0';
 }
 
+/* Fx@T[+D] (spike): F times the rate from T, for D (default: to the end). */
+static bool parse_spike(const char *arg, demo_opts *o)
+{
+    char *end;
+    errno = 0;
+    double f = strtod(arg, &end);
+    if (errno || end == arg || end[0] != 'x' || end[1] != '@' || !(f >= 1 && f <= 1000)) {
+        return false;
+    }
+    const char *s = end + 2;
+    uint64_t at = 0, dur = 0;
+    if (!take_duration(&s, "+", &at)) {
+        return false;
+    }
+    if (*s == '+') {
+        s++;
+        if (!take_duration(&s, "", &dur) || dur == 0) {
+            return false;
+        }
+    }
+    if (*s) {
+        return false;
+    }
+    o->spike_factor = f;
+    o->spike_at_ns = at;
+    o->spike_for_ns = dur;
+    return true;
+}
+
 _Static_assert(sizeof((demo_opts *)0)->admin_token == SLUICE_CONFIG_ADMIN_TOKEN_MAX + 1,
                "demo_opts.admin_token holds a token");
 
@@ -284,6 +318,7 @@ enum {
     OPT_ADMIN_TOKEN_FILE,
     OPT_SCENARIO,
     OPT_DOWNSTREAM_AT,
+    OPT_SPIKE,
 };
 
 /* Returns -1 to go on, else an exit status. */
@@ -306,6 +341,7 @@ static int parse_flags(int argc, char **argv, demo_opts *o)
         {"admin-token-file", required_argument, NULL, OPT_ADMIN_TOKEN_FILE},
         {"scenario", required_argument, NULL, OPT_SCENARIO},
         {"downstream-at", required_argument, NULL, OPT_DOWNSTREAM_AT},
+        {"spike", required_argument, NULL, OPT_SPIKE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -425,6 +461,13 @@ static int parse_flags(int argc, char **argv, demo_opts *o)
                 return usage_error("--scenario: must be saas, got \"%s\"", optarg);
             }
             o->scenario = optarg;
+            break;
+        case OPT_SPIKE:
+            if (!parse_spike(optarg, o)) {
+                return usage_error("--spike: must be Fx@T[+D] with F in 1..1000, for example 5x@20s+10s, got "
+                                   "\"%s\"",
+                                   optarg);
+            }
             break;
         case OPT_SPOOL:
             if (!*optarg) {

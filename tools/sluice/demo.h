@@ -81,6 +81,12 @@ typedef struct demo_opts {
      * real downstream there (demo_cluster.c); port 0 = simulated. */
     char downstream_host[64];
     unsigned downstream_port;
+    /* --spike FxAT[+D]: every producer offers `spike_factor` times its rate
+     * from spike_at_ns after the start, for spike_for_ns (0 = to the end);
+     * spike_factor 0 = no spike. */
+    double spike_factor;
+    uint64_t spike_at_ns;
+    uint64_t spike_for_ns;
 } demo_opts;
 
 /* `sluice demo --scenario saas` (demo_saas.c): the multi-tenant case
@@ -128,6 +134,7 @@ typedef struct demo_pool {
     uint64_t last_done;
     uint64_t last_batches, last_batch_items; /* sealed batches and their items (batched pools) */
     uint64_t last_hist[SLUICE_HIST_MAX_BUCKETS + 1];
+    uint64_t last_wait_hist[SLUICE_HIST_MAX_BUCKETS + 1];
 } demo_pool;
 
 typedef struct demo {
@@ -211,6 +218,10 @@ void demo_cluster_leave(demo *d);
 int demo_remote_call(demo *d, demo_pool *p, uint64_t hold_ns);
 
 /* demo_view.c */
+/* The q-quantile of the observations `delta` (counts per bucket of h's
+ * bounds), interpolated in its bucket as PromQL's histogram_quantile;
+ * INFINITY in the +Inf bucket, -1 when there is nothing. */
+double demo_quantile(const sluice_histogram *h, const uint64_t *delta, double q);
 void demo_log(demo *d, const char *fmt, ...) SLUICE_PRINTF(2, 3);
 /* false (said on stderr) when the view thread could not be started. */
 bool demo_start_view(demo *d);

@@ -19,7 +19,9 @@
  *
  * A producer that falls behind (blocked by backpressure) catches up by at
  * most one second of traffic, as a consumer with lag would, then carries on
- * at the nominal pace.
+ * at the nominal pace. --spike multiplies every producer's pace for a
+ * while; each producer logs its pool's wait p99 and sheds over the spike
+ * when it ends (the story of `overload:` in docs/config.md).
  *
  * Each task is one notification (see DEMO_NOTE in demo.h): the producer
  * gives it the next id; a handed-back one goes to the spool (--spool)
@@ -342,18 +344,96 @@ void demo_on_event(const sluice_pool_event *event, void *user)
     }
 }
 
+/* --spike: where one producer is in the spike, and what its pool looked
+ * like when the spike began (so the summary covers the spike alone). */
+typedef struct spike_watch {
+    bool on, done;
+    uint64_t shed, finished;
+    sluice_histogram wait; /* the wait histogram at the start */
+} spike_watch;
+
+static void spike_mark(demo_pool *p, uint64_t *shed, uint64_t *finished, sluice_histogram *h)
+{
+    sluice_pool_stats st;
+    sluice_pool_stats_get(p->pool, &st);
+    *shed = st.shed;
+    *finished = st.completed + st.failed + st.panicked;
+    sluice_pool_histogram_get(p->pool, SLUICE_HIST_WAIT, h);
+}
+
+/* The spike's edges: at the start a line naming the pool's overload mode;
+ * at the end (or when the producer stops inside it) the wait p99 over the
+ * spike, what was served and what the pool shed. The wait is submit to
+ * start, so it is what a FIFO queue adds and what CoDel and LIFO bound. */
+static void spike_edge(demo *d, demo_pool *p, spike_watch *w, bool on)
+{
+    sluice_pool_config cfg;
+    sluice_pool_config_get(p->pool, &cfg);
+    const char *mode = sluice_overload_mode_name(cfg.overload);
+    if (on) {
+        spike_mark(p, &w->shed, &w->finished, &w->wait);
+        demo_log(d, "pool %s: spike: %gx its rate (overload: %s)", p->name, d->opts.spike_factor, mode);
+        w->on = true;
+        return;
+    }
+    static _Thread_local sluice_histogram now; /* large: off the stack */
+    uint64_t shed, finished;
+    spike_mark(p, &shed, &finished, &now);
+    uint64_t delta[SLUICE_HIST_MAX_BUCKETS + 1];
+    for (size_t i = 0; i <= now.bucket_count; i++) {
+        delta[i] = now.counts[i] - w->wait.counts[i];
+    }
+    double q = demo_quantile(&now, delta, 0.99);
+    char wait[32];
+    if (q < 0) {
+        snprintf(wait, sizeof wait, "-");
+    } else if (q == INFINITY) {
+        snprintf(wait, sizeof wait, "above %.0fs", now.bucket_count ? now.bounds[now.bucket_count - 1] : 0);
+    } else if (q < 1) {
+        snprintf(wait, sizeof wait, "%.1fms", q * 1e3);
+    } else {
+        snprintf(wait, sizeof wait, "%.2fs", q);
+    }
+    demo_log(d, "pool %s: spike over: wait p99 %s, %llu served, %llu shed (overload: %s)", p->name, wait,
+             (unsigned long long)(finished - w->finished), (unsigned long long)(shed - w->shed), mode);
+    w->on = false;
+    w->done = true;
+}
+
+/* This producer's pace now: its interval, divided by the spike factor
+ * inside the spike window. */
+static uint64_t spike_pace(demo *d, demo_pool *p, spike_watch *w, uint64_t now, uint64_t interval)
+{
+    if (d->opts.spike_factor <= 0 || w->done) {
+        return interval;
+    }
+    uint64_t rel = now - d->start_ns;
+    bool in = rel >= d->opts.spike_at_ns &&
+              (d->opts.spike_for_ns == 0 || rel < d->opts.spike_at_ns + d->opts.spike_for_ns);
+    if (in != w->on) {
+        spike_edge(d, p, w, in);
+    }
+    if (!in) {
+        return interval;
+    }
+    uint64_t iv = (uint64_t)((double)interval / d->opts.spike_factor);
+    return iv ? iv : 1;
+}
+
 static void *producer_main(void *arg)
 {
     demo_pool *p = arg;
     demo *d = p->demo;
-    uint64_t interval = (uint64_t)(1e9 / p->rate);
-    if (interval == 0) {
-        interval = 1;
+    uint64_t base = (uint64_t)(1e9 / p->rate);
+    if (base == 0) {
+        base = 1;
     }
+    spike_watch *spike = calloc(1, sizeof *spike); /* NULL: run without the spike's summary */
     uint64_t next = now_ns();
     sluice_submit_opts so = {.label = p->name};
     while (!atomic_load(&d->stop_producers)) {
         uint64_t now = now_ns();
+        uint64_t interval = spike ? spike_pace(d, p, spike, now, base) : base;
         if (now < next) {
             uint64_t step = next - now;
             sleep_ns(step > 20 * SLUICE_NS_PER_MS ? 20 * SLUICE_NS_PER_MS : step);
@@ -378,6 +458,10 @@ static void *producer_main(void *arg)
         }
         next += interval;
     }
+    if (spike && spike->on) {
+        spike_edge(d, p, spike, false); /* cut short by the drain */
+    }
+    free(spike);
     return NULL;
 }
 

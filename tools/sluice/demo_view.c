@@ -75,7 +75,7 @@ void demo_log(demo *d, const char *fmt, ...)
  * interpolated linearly inside its bucket as PromQL's histogram_quantile
  * does, so the view agrees with a Grafana panel; INFINITY when it falls in
  * the +Inf bucket, -1 when there is nothing. */
-static double quantile(const sluice_histogram *h, const uint64_t *delta, double q)
+double demo_quantile(const sluice_histogram *h, const uint64_t *delta, double q)
 {
     uint64_t total = 0;
     for (size_t i = 0; i <= h->bucket_count; i++) {
@@ -127,6 +127,7 @@ typedef struct row {
     sluice_batcher_stats bst;
     double batches_per_s;
     double mean_batch; /* items per batch sealed in the last second; -1 none */
+    double wait99_s; /* submit to start, last second: the queueing a spike adds */
 } row;
 
 static void snapshot(demo_pool *p, row *r, double dt)
@@ -142,7 +143,13 @@ static void snapshot(demo_pool *p, row *r, double dt)
         delta[i] = h.counts[i] - p->last_hist[i];
         p->last_hist[i] = h.counts[i];
     }
-    r->p99_s = quantile(&h, delta, 0.99);
+    r->p99_s = demo_quantile(&h, delta, 0.99);
+    sluice_pool_histogram_get(p->pool, SLUICE_HIST_WAIT, &h);
+    for (size_t i = 0; i <= h.bucket_count; i++) {
+        delta[i] = h.counts[i] - p->last_wait_hist[i];
+        p->last_wait_hist[i] = h.counts[i];
+    }
+    r->wait99_s = demo_quantile(&h, delta, 0.99);
     if (p->batcher) {
         sluice_batcher_stats_get(p->batcher, &r->bst);
         sluice_batcher_size_histogram(p->batcher, &h);
@@ -165,16 +172,17 @@ static void draw_tty(demo *d, row *rows, uint64_t up_ns)
         (unsigned long long)(up_ns / SLUICE_NS_PER_SEC), d->opts.rate,
         sluice_service_ready(d->svc) ? "ready" : "NOT READY (draining)");
     OUT("admin %s  (/metrics, /debug/pools)   Ctrl-C drains\n\n", d->admin_url[0] ? d->admin_url : "off");
-    OUT("%-8s %11s %11s %8s %8s %6s %6s %6s %7s\n", "pool", "run/cap", "queue", "tasks/s", "p99", "failed",
-        "panics", "drops", "refused");
+    OUT("%-8s %11s %11s %8s %8s %8s %6s %6s %6s %7s\n", "pool", "run/cap", "queue", "tasks/s", "p99",
+        "wait p99", "failed", "panics", "drops", "refused");
     for (size_t i = 0; i < d->pool_count; i++) {
         row *r = &rows[i];
-        char rc[24], q[24], p99[16];
+        char rc[24], q[24], p99[16], w99[16];
         snprintf(rc, sizeof rc, "%u/%u", r->st.running, r->st.capacity);
         snprintf(q, sizeof q, "%zu/%zu", r->st.queue_depth, r->st.queue_capacity);
         fmt_p99(r->p99_s, p99, sizeof p99);
-        OUT("%-8.8s %11s %11s %8.1f %8s %6llu %6llu %6llu %7llu\n", d->pools[i].name, rc, q, r->tasks_per_s,
-            p99, (unsigned long long)r->st.failed, (unsigned long long)r->st.panicked,
+        fmt_p99(r->wait99_s, w99, sizeof w99);
+        OUT("%-8.8s %11s %11s %8.1f %8s %8s %6llu %6llu %6llu %7llu\n", d->pools[i].name, rc, q,
+            r->tasks_per_s, p99, w99, (unsigned long long)r->st.failed, (unsigned long long)r->st.panicked,
             (unsigned long long)(r->st.dropped + r->st.shed),
             (unsigned long long)atomic_load(&d->pools[i].refused));
     }
@@ -210,10 +218,11 @@ static void draw_plain(demo *d, row *rows, uint64_t up_ns)
     printf("t=%llus", (unsigned long long)(up_ns / SLUICE_NS_PER_SEC));
     for (size_t i = 0; i < d->pool_count; i++) {
         row *r = &rows[i];
-        char p99[16];
+        char p99[16], w99[16];
         fmt_p99(r->p99_s, p99, sizeof p99);
-        printf(" | %s run=%u/%u q=%zu rate=%.0f/s p99=%s fail=%llu panic=%llu drop=%llu refused=%llu",
-               d->pools[i].name, r->st.running, r->st.capacity, r->st.queue_depth, r->tasks_per_s, p99,
+        fmt_p99(r->wait99_s, w99, sizeof w99);
+        printf(" | %s run=%u/%u q=%zu rate=%.0f/s p99=%s wait99=%s fail=%llu panic=%llu drop=%llu refused=%llu",
+               d->pools[i].name, r->st.running, r->st.capacity, r->st.queue_depth, r->tasks_per_s, p99, w99,
                (unsigned long long)r->st.failed, (unsigned long long)r->st.panicked,
                (unsigned long long)(r->st.dropped + r->st.shed),
                (unsigned long long)atomic_load(&d->pools[i].refused));
