@@ -408,7 +408,7 @@ typedef struct sluice_config_pool {
 
     double readiness_weight; /* default 1: how much this pool saturated counts against /health/ready */
     /* Tenants and tiers (issue 13). */
-    sluice_queue_discipline queue_discipline; /* fifo (default) | fair */
+    sluice_queue_discipline queue_discipline; /* fifo (default) | fair | sharded */
     sluice_config_tenant *tenants;                   /* key `tenants`, in file order; NULL when absent */
     size_t tenant_count;
     char *tier; /* key `tier`: the tier this pool serves for the router; NULL = none */

@@ -224,7 +224,13 @@ SLUICE_API const char *sluice_event_kind_name(sluice_event_kind kind);
  * (sluice_pool_config.queue_discipline). */
 #define SLUICE_QUEUE_DISCIPLINE_MAP(XX)                                                                      \
     XX(FIFO, "fifo") /* one lock-free FIFO ring for every task: the default */                               \
-    XX(FAIR, "fair") /* one FIFO per tenant, served by weighted deficit round robin (sluice/tenant.h) */
+    XX(FAIR, "fair") /* one FIFO per tenant, served by weighted deficit round robin (sluice/tenant.h) */      \
+    XX(SHARDED, "sharded") /* a lock-free ring per shard, min(K, CPUs, 16) shards: pushes spread over  \
+                              them, each worker pops its home shard and steals from the others. For   \
+                              throughput pools that need no FIFO order across the pool: order holds   \
+                              within a shard only, DROP_OLDEST evicts the oldest task of one shard,   \
+                              adaptive LIFO is refused. Capacity, depth, drain, deadlines and the     \
+                              other overflow policies behave as with FIFO. */
 
 typedef enum sluice_queue_discipline {
 #define SLUICE_QUEUE_ENUM_(id, name) SLUICE_QUEUE_##id,
@@ -246,7 +252,7 @@ typedef enum sluice_tenant_overflow {
         SLUICE_TENANT_OVERFLOW_COUNT_ /* not a policy; keep last */
 } sluice_tenant_overflow;
 
-/* Names ("fifo", "fair"; "reject", "drop_oldest"; "unknown" outside the
+/* Names ("fifo", "fair", "sharded"; "reject", "drop_oldest"; "unknown" outside the
  * lists) and parsers, as for the enums above (src/base/enums.h). */
 SLUICE_API const char *sluice_queue_discipline_name(sluice_queue_discipline discipline);
 SLUICE_API sluice_err sluice_queue_discipline_parse(const char *text, sluice_queue_discipline *out);
@@ -386,10 +392,13 @@ typedef struct sluice_pool_config {
     /* The clock for deadlines, timeouts and expiry; NULL = system. */
     const sluice_clock *clock;
 
-    /* The queue's order: FIFO (default) or FAIR per tenant. A FAIR queue
-     * is a mutex-guarded set of per-tenant FIFOs (about 80 bytes a slot,
-     * allocated at create) and stamps every task for the per-tenant wait
-     * histograms; see sluice/tenant.h. */
+    /* The queue's order: FIFO (default), FAIR per tenant, or SHARDED. A
+     * FAIR queue is a mutex-guarded set of per-tenant FIFOs (about 80
+     * bytes a slot, allocated at create) and stamps every task for the
+     * per-tenant wait histograms; see sluice/tenant.h. A SHARDED queue is
+     * min(K at create, online CPUs, 16, queue_capacity) rings whose
+     * capacities add up to queue_capacity (64 bytes a slot, resident as
+     * the queue gets deep); the shard count does not follow resize. */
     sluice_queue_discipline queue_discipline;
     sluice_fair_config fair;
     /* Overload queue management (see sluice_overload_mode); OFF by

@@ -70,6 +70,7 @@ static const char *const OVERLOAD_NAMES[] = {SLUICE_OVERLOAD_MODE_MAP(NAME_OF_)}
 static const char *const DISCIPLINE_NAMES[] = {
     [SLUICE_QUEUE_FIFO] = "fifo",
     [SLUICE_QUEUE_FAIR] = "fair",
+    [SLUICE_QUEUE_SHARDED] = "sharded",
 };
 static const char *const TENANT_OVERFLOW_NAMES[] = {
     [SLUICE_TENANT_OVERFLOW_REJECT] = "reject",
@@ -392,8 +393,11 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                     .enum_names = DISCIPLINE_NAMES,
                                     .enum_count = COUNT_OF(DISCIPLINE_NAMES),
                                     .default_value = "fifo",
-                                    .doc = "`fifo` (one ring, arrival order) or `fair` (a queue per tenant, "
-                                           "served by weight: one tenant's flood cannot starve the others)"},
+                                    .doc = "`fifo` (one ring, arrival order), `fair` (a queue per tenant, "
+                                           "served by weight: one tenant's flood cannot starve the others) or "
+                                           "`sharded` (a ring per worker up to the CPU count, with stealing: "
+                                           "arrival order only within a shard, for throughput pools; not with "
+                                           "`overload: lifo`)"},
     [SLUICE_PK_TENANTS] = {.name = "tenants",
                            .type = SLUICE_CONFIG_TABLE,
                            .offset = POOL_AT(tenants),

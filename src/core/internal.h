@@ -128,6 +128,15 @@ typedef struct sluice__queue_ops {
 sluice_err sluice__ring_create(size_t capacity, void **out);
 extern const sluice__queue_ops sluice__ring_ops;
 
+/* The sharded queue (queue_sharded.c): `shards` rings whose limits add
+ * up to capacity; shards in 1..16 and <= capacity (SLUICE_EINVAL
+ * otherwise). sluice__sharded_shards_for picks min(workers, online CPUs,
+ * 16, capacity), at least 1. evict takes from a rotating first shard;
+ * no pop_newest or oldest_ns (no adaptive LIFO), no finish. */
+sluice_err sluice__sharded_create(size_t capacity, unsigned shards, void **out);
+unsigned sluice__sharded_shards_for(size_t capacity, unsigned workers);
+extern const sluice__queue_ops sluice__sharded_ops;
+
 /* The per-tenant fair queue (queue_fair.c). validate checks cfg->fair
  * (errbuf names the field); create allocates queue_capacity slots for
  * `pool` (its clock and histogram bounds must be set). tenant_ref

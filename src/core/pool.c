@@ -162,11 +162,12 @@ static sluice_err validate(const sluice_pool_config *cfg, char *errbuf, size_t e
                     (unsigned long long)target, (unsigned long long)cfg->overload_slough_ns);
     }
     if ((cfg->overload == SLUICE_OVERLOAD_LIFO || cfg->overload == SLUICE_OVERLOAD_CODEL_LIFO) &&
-        cfg->queue_discipline == SLUICE_QUEUE_FAIR) {
+        (cfg->queue_discipline == SLUICE_QUEUE_FAIR || cfg->queue_discipline == SLUICE_QUEUE_SHARDED)) {
         return fail(errbuf, errlen,
-                    "overload: %s needs a queue that can serve its newest task; queue_discipline fair serves "
-                    "by tenant (codel composes with it)",
-                    sluice_overload_mode_name(cfg->overload));
+                    "overload: %s needs a queue that can serve its newest task; queue_discipline %s serves "
+                    "%s (codel composes with it)",
+                    sluice_overload_mode_name(cfg->overload), sluice_queue_discipline_name(cfg->queue_discipline),
+                    cfg->queue_discipline == SLUICE_QUEUE_FAIR ? "by tenant" : "shard by shard");
     }
     return sluice__fair_validate(cfg, errbuf, errlen);
 }
@@ -236,7 +237,8 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     /* Adaptive LIFO needs a queue that can pop its newest task (validate
      * refuses it with the fair queue). */
     bool lifo = cfg->overload == SLUICE_OVERLOAD_LIFO || cfg->overload == SLUICE_OVERLOAD_CODEL_LIFO;
-    p->qops = p->fair ? &sluice__fair_ops : lifo ? &sluice__deque_ops : &sluice__ring_ops;
+    bool sharded = cfg->queue_discipline == SLUICE_QUEUE_SHARDED;
+    p->qops = p->fair ? &sluice__fair_ops : sharded ? &sluice__sharded_ops : lifo ? &sluice__deque_ops : &sluice__ring_ops;
     p->caller_shard.shared = true;
 
     pthread_mutex_init(&p->mu, NULL);
@@ -246,9 +248,11 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     (void)sluice__cond_init(&p->cv_space);
     (void)sluice__cond_init(&p->cv_state);
 
-    err = p->fair ? sluice__fair_create(p, &p->q)
-          : lifo  ? sluice__deque_create(cfg->queue_capacity, &p->q)
-                  : sluice__ring_create(cfg->queue_capacity, &p->q);
+    err = p->fair    ? sluice__fair_create(p, &p->q)
+          : sharded ? sluice__sharded_create(cfg->queue_capacity,
+                                             sluice__sharded_shards_for(cfg->queue_capacity, cfg->workers), &p->q)
+          : lifo    ? sluice__deque_create(cfg->queue_capacity, &p->q)
+                    : sluice__ring_create(cfg->queue_capacity, &p->q);
     if (err) {
         /* Valid but too big to allocate (say, queue_capacity 2^32 from a
          * config file): name the field rather than return a bare ENOMEM. */

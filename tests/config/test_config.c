@@ -467,6 +467,17 @@ static void test_overload_keys(void **state)
     expect_error(POOL0 "    queue_discipline: fair\n    overload: lifo\n", SLUICE_EINVAL,
                  "sluice.yaml:6:15: pools[0].overload: lifo needs a queue that can serve its newest task; "
                  "queue_discipline: fair serves by tenant (codel composes with it)");
+    expect_error(POOL0 "    queue_discipline: sharded\n    overload: codel+lifo\n", SLUICE_EINVAL,
+                 "sluice.yaml:6:15: pools[0].overload: codel+lifo needs a queue that can serve its newest task; "
+                 "queue_discipline: sharded serves shard by shard (codel composes with it)");
+    /* The sharded queue: parsed, written back, and CoDel composes with it. */
+    assert_int_equal(load(POOL0 "    queue_discipline: sharded\n    overload: codel\n", NULL, &c, err, sizeof err),
+                     SLUICE_OK);
+    assert_int_equal(c->pools[0].queue_discipline, SLUICE_QUEUE_SHARDED);
+    a = write_to_string(c);
+    assert_non_null(strstr(a, "queue_discipline: sharded\n"));
+    free(a);
+    sluice_config_free(c);
     expect_error(POOL0 "    overload: codel\n    overload_slough: 1ms\n", SLUICE_EINVAL,
                  "sluice.yaml:6:22: pools[0].overload_slough: must be >= overload_target (5 ms), got 1 ms (no "
                  "task below the target is shed)");

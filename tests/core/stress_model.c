@@ -2,7 +2,7 @@
  * tests/core/stress_model.c - a model-based stress test of the pool.
  *
  * Each episode builds a pool with a random configuration (K, queue
- * capacity, overflow policy, min_workers, prewarm, submit timeout and idle
+ * capacity, FIFO or sharded queue, overflow policy, min_workers, prewarm, submit timeout and idle
  * expiry at their extremes too, the fault guard), runs 1-4 producer
  * threads that do random operations (submit, try_submit, submit_ex with
  * deadlines, submit deadlines, contexts live or cancelled and per-task
@@ -715,6 +715,9 @@ static void run_episode(uint64_t seed, unsigned index)
         /* Refusals only without prewarm (there create would fail). */
         atomic_store(&ep->init_refuse_percent, !cfg->prewarm && chance(&g, 50) ? 10 : 0);
     }
+    /* Drawn last, so older seeds keep their other choices. The model
+     * checks no order, so it holds for the sharded queue as it is. */
+    cfg->queue_discipline = chance(&g, 50) ? SLUICE_QUEUE_SHARDED : SLUICE_QUEUE_FIFO;
     /* Faults only where the guard can catch them: on workers (not under
      * CALLER_RUNS, where a task may run on a producer) and not under TSan
      * (it cannot follow a siglongjmp out of a handler). */
@@ -816,10 +819,11 @@ static void run_episode(uint64_t seed, unsigned index)
     }
     if (atomic_load(&ep->violations) > 0) {
         fail_msg("episode %u (seed %llu; replay with SLUICE_MODEL_SEED=%llu): %d violation(s), first: %s\n"
-                 "  config: K=%u cap=%zu policy=%s min=%u prewarm=%d timeout=%llu expiry=%llu faults=%d "
+                 "  config: K=%u cap=%zu queue=%s policy=%s min=%u prewarm=%d timeout=%llu expiry=%llu faults=%d "
                  "producers=%u ending=%u drain_timeout=%llu",
                  index, (unsigned long long)seed, (unsigned long long)seed, atomic_load(&ep->violations),
-                 ep->first_violation, cfg->workers, cfg->queue_capacity, sluice_overflow_name(cfg->overflow),
+                 ep->first_violation, cfg->workers, cfg->queue_capacity,
+                 sluice_queue_discipline_name(cfg->queue_discipline), sluice_overflow_name(cfg->overflow),
                  cfg->min_workers, (int)cfg->prewarm, (unsigned long long)cfg->submit_timeout_ns,
                  (unsigned long long)cfg->idle_expiry_ns, (int)ep->faults_allowed, nprod, ending,
                  (unsigned long long)drain_timeout);
