@@ -33,6 +33,7 @@ typedef struct sluice_variant {
     timing_mode timing;
     sluice_overflow overflow;
     bool collector; /* register the pool with a metrics registry and scrape it */
+    sluice_queue_discipline queue;
 } sluice_variant;
 
 /* The handle the driver holds: the pool, and for the collector variant the
@@ -82,6 +83,7 @@ static int sl_create(const bench_adapter *self, const bench_pool_opts *opts, voi
     cfg.workers = opts->workers;
     cfg.queue_capacity = opts->queue_capacity;
     cfg.overflow = v->overflow;
+    cfg.queue_discipline = v->queue;
     if (opts->start_all) {
         cfg.min_workers = opts->workers;
         cfg.prewarm = true;
@@ -159,11 +161,13 @@ static void sl_destroy(void *pool)
     free(b);
 }
 
-static const sluice_variant v_default = {TIMING_DEFAULT, SLUICE_OVERFLOW_BLOCK, false};
-static const sluice_variant v_notiming = {TIMING_OFF, SLUICE_OVERFLOW_BLOCK, false};
-static const sluice_variant v_every = {TIMING_EVERY, SLUICE_OVERFLOW_BLOCK, false};
-static const sluice_variant v_sample64 = {TIMING_SAMPLE_64, SLUICE_OVERFLOW_BLOCK, false};
-static const sluice_variant v_reject = {TIMING_DEFAULT, SLUICE_OVERFLOW_REJECT, false};
+static const sluice_variant v_default = {TIMING_DEFAULT, SLUICE_OVERFLOW_BLOCK, false, SLUICE_QUEUE_FIFO};
+static const sluice_variant v_notiming = {TIMING_OFF, SLUICE_OVERFLOW_BLOCK, false, SLUICE_QUEUE_FIFO};
+static const sluice_variant v_every = {TIMING_EVERY, SLUICE_OVERFLOW_BLOCK, false, SLUICE_QUEUE_FIFO};
+static const sluice_variant v_sample64 = {TIMING_SAMPLE_64, SLUICE_OVERFLOW_BLOCK, false, SLUICE_QUEUE_FIFO};
+static const sluice_variant v_reject = {TIMING_DEFAULT, SLUICE_OVERFLOW_REJECT, false, SLUICE_QUEUE_FIFO};
+static const sluice_variant v_sharded = {TIMING_DEFAULT, SLUICE_OVERFLOW_BLOCK, false, SLUICE_QUEUE_SHARDED};
+static const sluice_variant v_sharded_notiming = {TIMING_OFF, SLUICE_OVERFLOW_BLOCK, false, SLUICE_QUEUE_SHARDED};
 
 const bench_adapter bench_adapter_sluice = {
     .name = "sluice",
@@ -181,6 +185,27 @@ const bench_adapter bench_adapter_sluice_notiming = {
     .overflow = "Sluice, timing_disabled = true (counters only)",
     .flags = BENCH_F_SLUICE,
     .variant = &v_notiming,
+    .create = sl_create,
+    .submit = sl_submit,
+    .destroy = sl_destroy,
+};
+
+const bench_adapter bench_adapter_sluice_sharded = {
+    .name = "sluice-sharded",
+    .overflow = "Sluice, default config with queue_discipline = SLUICE_QUEUE_SHARDED: a ring per shard "
+                "(min(K, CPUs) shards), workers pop their own and steal; BLOCK",
+    .flags = BENCH_F_SLUICE | BENCH_F_QUEUE,
+    .variant = &v_sharded,
+    .create = sl_create,
+    .submit = sl_submit,
+    .destroy = sl_destroy,
+};
+
+const bench_adapter bench_adapter_sluice_sharded_notiming = {
+    .name = "sluice-sharded-notiming",
+    .overflow = "Sluice, sharded queue and timing_disabled = true (no-op workloads)",
+    .flags = BENCH_F_SLUICE | BENCH_F_NOOP_ONLY,
+    .variant = &v_sharded_notiming,
     .create = sl_create,
     .submit = sl_submit,
     .destroy = sl_destroy,
@@ -217,7 +242,7 @@ const bench_adapter bench_adapter_sluice_reject = {
 };
 
 #ifdef BENCH_HAVE_METRICS
-static const sluice_variant v_collector = {TIMING_DEFAULT, SLUICE_OVERFLOW_BLOCK, true};
+static const sluice_variant v_collector = {TIMING_DEFAULT, SLUICE_OVERFLOW_BLOCK, true, SLUICE_QUEUE_FIFO};
 
 const bench_adapter bench_adapter_sluice_collector = {
     .name = "sluice-collector",

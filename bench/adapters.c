@@ -10,7 +10,8 @@
 
 #ifdef BENCH_HAVE_SLUICE
 extern const bench_adapter bench_adapter_sluice, bench_adapter_sluice_notiming, bench_adapter_sluice_timeall,
-    bench_adapter_sluice_sample64, bench_adapter_sluice_reject, bench_adapter_sluice_batch;
+    bench_adapter_sluice_sample64, bench_adapter_sluice_reject, bench_adapter_sluice_batch,
+    bench_adapter_sluice_sharded, bench_adapter_sluice_sharded_notiming;
 extern const bench_adapter bench_adapter_sluice_ov_fifo, bench_adapter_sluice_ov_codel,
     bench_adapter_sluice_ov_codel_rfc, bench_adapter_sluice_ov_lifo, bench_adapter_sluice_ov_both;
 #endif
@@ -29,6 +30,8 @@ const bench_adapter *const bench_adapters[] = {
     &bench_adapter_sluice_sample64,
     &bench_adapter_sluice_reject,
     &bench_adapter_sluice_batch,
+    &bench_adapter_sluice_sharded,
+    &bench_adapter_sluice_sharded_notiming,
     &bench_adapter_sluice_ov_fifo,
     &bench_adapter_sluice_ov_codel,
     &bench_adapter_sluice_ov_codel_rfc,

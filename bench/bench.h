@@ -34,6 +34,7 @@ enum {
     BENCH_F_SELFTEST = 1u << 6,     /* deliberately broken: only when named with --impl */
     BENCH_F_NOOP_ONLY = 1u << 7,    /* a Sluice variant shown in the no-op workloads only */
     BENCH_F_OVERLOAD_ONLY = 1u << 8, /* a Sluice overload mode: only in the overload workload (overload.c) */
+    BENCH_F_QUEUE = 1u << 9,         /* a Sluice queue discipline: every workload the main row is in but metrics */
 };
 
 /* How a workload wants the pool built. */

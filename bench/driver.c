@@ -62,6 +62,7 @@ typedef struct options {
     bool no_fork;
     bool list;
     bool verbose;
+    bool scaling; /* --scaling: noop-Np over a grid of K and producers */
     char *workloads; /* comma list or NULL for all */
     char *impls;     /* comma list or NULL for all */
     double child_timeout_s;
@@ -76,7 +77,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: sluice-bench [--quick] [--runs N] [--workload A,B] [--impl X,Y] [--producers P]\n"
                "                    [--workers K] [--stall-seconds S] [--json] [--no-fork] [--verbose]\n"
-               "                    [--list] [--help]\n"
+               "                    [--scaling] [--list] [--help]\n"
                "\n"
                "Measures Sluice against peer worker pools on this machine and prints, per workload,\n"
                "each implementation's median of N runs, min, max and ratio to Sluice, then the\n"
@@ -94,6 +95,10 @@ static void usage(FILE *f)
                "  --json         print one JSON document on stdout instead of the tables\n"
                "  --no-fork      measure in this process (for perf/callgrind; use one --impl)\n"
                "  --verbose      one line per measurement on stderr (figure and duration)\n"
+               "  --scaling      instead of the workloads: no-op throughput at every K and producer\n"
+               "                 count in 1, 2, 4, ... up to the CPU count (and the CPU count itself),\n"
+               "                 a row per point with each implementation's median and the Sluice rows'\n"
+               "                 ratios to the raw ring and to the best C peer (--impl, --runs apply)\n"
                "  --list         list workloads and implementations and exit\n"
                "\n"
                "Exit status: 0 ok; 1 a task was lost or ran twice, or a measurement crashed/hung/failed;\n"
@@ -186,6 +191,8 @@ static int parse_args(int argc, char **argv, options *o)
             o->no_fork = true;
         } else if (strcmp(a, "--list") == 0) {
             o->list = true;
+        } else if (strcmp(a, "--scaling") == 0) {
+            o->scaling = true;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             o->verbose = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -227,6 +234,11 @@ static int parse_args(int argc, char **argv, options *o)
             usage(stderr);
             return -1;
         }
+    }
+    if (o->scaling && (o->json || o->workloads || o->no_fork)) {
+        fprintf(stderr, "sluice-bench: --scaling runs its own grid of no-op measurements; it takes no "
+                        "--json, --workload or --no-fork\n");
+        return -1;
     }
     if (!check_list(o->workloads, "workload", known_workload) ||
         !check_list(o->impls, "implementation", known_impl)) {
@@ -786,6 +798,129 @@ static void print_json(const options *o, const char *model, cell (*all)[MAX_IMPL
 
 static cell all_cells[16][MAX_IMPLS];
 
+/* ---- --scaling --------------------------------------------------------- */
+
+/* 1, 2, 4, ... below cpus, then cpus: the points of one axis. */
+static unsigned scaling_axis(unsigned cpus, unsigned *out, unsigned max)
+{
+    unsigned n = 0;
+    for (unsigned v = 1; v < cpus && n + 1 < max; v *= 2) {
+        out[n++] = v;
+    }
+    out[n++] = cpus;
+    return n;
+}
+
+/* noop-Np's measurement at every (K, producers) point, each
+ * implementation's median of cfg.runs runs (interleaved as in the
+ * workloads), one row per point; then per point the Sluice rows' ratios
+ * to the raw ring and to the best C peer of that point. The raw ring has
+ * one consumer whatever K is: it is the hand-off limit, not a pool. */
+static int run_scaling(const options *o)
+{
+    const bench_workload *w = NULL;
+    for (size_t i = 0; i < bench_workload_count; i++) {
+        if (strcmp(bench_workloads[i].name, "noop-Np") == 0) {
+            w = &bench_workloads[i];
+        }
+    }
+    if (!w) {
+        fprintf(stderr, "sluice-bench: --scaling needs the noop-Np workload\n");
+        return 1;
+    }
+    const bench_adapter *ms = main_sluice();
+    int idx[MAX_IMPLS];
+    int n = 0, ring = -1;
+    for (int i = 0; bench_adapters[i] && n < MAX_IMPLS; i++) {
+        const bench_adapter *a = bench_adapters[i];
+        if ((a->flags & BENCH_F_SELFTEST) || !w->takes(a) || !(in_list(o->impls, a->name) || a == ms)) {
+            continue;
+        }
+        if (a->flags & BENCH_F_REF) {
+            ring = n;
+        }
+        idx[n++] = i;
+    }
+    unsigned ks[16], ps[16];
+    unsigned nk = scaling_axis(o->cfg.cpus, ks, 16), np = scaling_axis(o->cfg.cpus, ps, 16);
+    printf("\n== scaling: no-op throughput (tasks/s, median of %u), K workers x P producers, N=%llu a run\n",
+           o->cfg.runs, (unsigned long long)o->cfg.n_noop);
+    printf("%4s %4s", "K", "P");
+    for (int j = 0; j < n; j++) {
+        printf(" %*s", (int)(strlen(bench_adapters[idx[j]]->name) > 9 ? strlen(bench_adapters[idx[j]]->name) : 9),
+               bench_adapters[idx[j]]->name);
+    }
+    printf("\n");
+    static cell cells[16 * 16][MAX_IMPLS];
+    static bench_result runs[MAX_IMPLS][MAX_RUNS];
+    options po = *o;
+    bool progress = !o->verbose && isatty(STDERR_FILENO);
+    for (unsigned ki = 0; ki < nk; ki++) {
+        for (unsigned pi = 0; pi < np; pi++) {
+            po.cfg.workers = ks[ki];
+            po.cfg.producers = ps[pi];
+            cell *row = cells[ki * 16 + pi];
+            for (unsigned r = 0; r < o->cfg.runs; r++) {
+                for (int j = 0; j < n; j++) {
+                    const bench_adapter *a = bench_adapters[idx[j]];
+                    if (progress) {
+                        fprintf(stderr, "\r\033[K[scaling K=%u P=%u] run %u/%u: %s ", ks[ki], ps[pi], r + 1,
+                                o->cfg.runs, a->name);
+                    }
+                    measure_forked(&po, w, a, &runs[j][r]);
+                    if (runs[j][r].status == BENCH_RES_ERROR || runs[j][r].status == BENCH_RES_INTEGRITY) {
+                        failures++;
+                        fprintf(stderr, "%ssluice-bench: FAILED: scaling K=%u P=%u / %s run %u: %s\n",
+                                progress ? "\n" : "", ks[ki], ps[pi], a->name, r + 1, runs[j][r].msg);
+                    }
+                }
+            }
+            if (progress) {
+                fprintf(stderr, "\r\033[K");
+            }
+            printf("%4u %4u", ks[ki], ps[pi]);
+            for (int j = 0; j < n; j++) {
+                memcpy(row[j].runs, runs[j], sizeof runs[j]);
+                row[j].taken = true;
+                summarise(&row[j], o->cfg.runs);
+                char num[32];
+                fmt_num(num, sizeof num, row[j].ok ? row[j].median[0] : NAN);
+                size_t len = strlen(bench_adapters[idx[j]]->name);
+                printf(" %*s", (int)(len > 9 ? len : 9), num);
+            }
+            printf("\n");
+            fflush(stdout);
+        }
+    }
+    printf("\nratios per point (Sluice rows): x ring = / raw-ring, x peer = / the best C peer at that point\n");
+    printf("%4s %4s %-24s %8s %8s  %s\n", "K", "P", "implementation", "x ring", "x peer", "best peer");
+    for (unsigned ki = 0; ki < nk; ki++) {
+        for (unsigned pi = 0; pi < np; pi++) {
+            cell *row = cells[ki * 16 + pi];
+            double best = NAN;
+            const char *who = "-";
+            for (int j = 0; j < n; j++) {
+                const bench_adapter *a = bench_adapters[idx[j]];
+                if (!(a->flags & (BENCH_F_SLUICE | BENCH_F_REF)) && row[j].ok &&
+                    (isnan(best) || row[j].median[0] > best)) {
+                    best = row[j].median[0];
+                    who = a->name;
+                }
+            }
+            double rv = ring >= 0 && row[ring].ok ? row[ring].median[0] : NAN;
+            for (int j = 0; j < n; j++) {
+                const bench_adapter *a = bench_adapters[idx[j]];
+                if (!(a->flags & BENCH_F_SLUICE) || !row[j].ok) {
+                    continue;
+                }
+                printf("%4u %4u %-24s %8.3g %8.3g  %s\n", ks[ki], ps[pi], a->name, row[j].median[0] / rv,
+                       row[j].median[0] / best, who);
+            }
+        }
+    }
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     options o = {0};
@@ -831,6 +966,13 @@ int main(int argc, char **argv)
                 "         (CPU time of all the measurement's threads) hold up under load.\n");
     }
 
+    if (o.scaling) {
+        int rc = run_scaling(&o);
+        printf("\nload average: %.2f at start, %.2f at end, on %u CPUs\n", load_start, load1(), o.cfg.cpus);
+        printf("\n%s\n", rc ? "RESULT: FAILED (see the FAILED lines)"
+                             : "RESULT: ok (every task of every implementation ran exactly once)");
+        return rc;
+    }
     const bench_adapter *ms = main_sluice();
     bool progress = !o.verbose && isatty(STDERR_FILENO);
     bool wl_on[16] = {0};

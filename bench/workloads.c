@@ -300,7 +300,7 @@ static bool takes_pools(const bench_adapter *a)
     if (a->flags & BENCH_F_REF) {
         return false;
     }
-    return !(a->flags & BENCH_F_SLUICE) || (a->flags & BENCH_F_MAIN);
+    return !(a->flags & BENCH_F_SLUICE) || (a->flags & (BENCH_F_MAIN | BENCH_F_QUEUE));
 }
 
 static bool takes_latency(const bench_adapter *a)
@@ -318,13 +318,13 @@ static bool takes_burst(const bench_adapter *a)
     if (a->flags & BENCH_F_REF) {
         return false;
     }
-    return !(a->flags & BENCH_F_SLUICE) || (a->flags & (BENCH_F_MAIN | BENCH_F_BURST_ONLY));
+    return !(a->flags & BENCH_F_SLUICE) || (a->flags & (BENCH_F_MAIN | BENCH_F_BURST_ONLY | BENCH_F_QUEUE));
 }
 
 static bool takes_metrics(const bench_adapter *a)
 {
     return (a->flags & BENCH_F_SLUICE) &&
-           !(a->flags & (BENCH_F_BURST_ONLY | BENCH_F_NOOP_ONLY | BENCH_F_OVERLOAD_ONLY));
+           !(a->flags & (BENCH_F_BURST_ONLY | BENCH_F_NOOP_ONLY | BENCH_F_OVERLOAD_ONLY | BENCH_F_QUEUE));
 }
 
 /* ---- the workloads ----------------------------------------------------- */
