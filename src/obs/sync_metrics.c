@@ -261,7 +261,7 @@ static void write_retries(sluice_expo *w, item **its, size_t n, const char **nam
     FIELD_FAMILY("sluice_retry_retries_total", C, "Attempts after the first.", retries);
     FIELD_FAMILY("sluice_retry_budget_exhausted_total", C, "Retries the retry budget refused.",
                  budget_exhausted);
-    static const char *outcomes[NO];
+    const char *outcomes[NO];
     for (int k = 0; k < NO; k++) {
         outcomes[k] = sluice_retry_outcome_name((sluice_retry_outcome)k);
     }
@@ -359,7 +359,7 @@ static void write_batchers(sluice_expo *w, item **its, size_t n, const char **na
     }
     family2(w, "sluice_batcher_items_total", "Items delivered, or handed to the failure handler.", names, n,
             "outcome", item_outcomes, 2, vr);
-    static const char *reasons[NR];
+    const char *reasons[NR];
     for (int k = 0; k < NR; k++) {
         reasons[k] = sluice_flush_reason_name((sluice_flush_reason)k);
     }
@@ -370,7 +370,7 @@ static void write_batchers(sluice_expo *w, item **its, size_t n, const char **na
     }
     family2(w, "sluice_batcher_batches_total", "Batches sealed, by flush reason.", names, n, "reason", reasons, NR,
             vr);
-    static const char *whys[NF];
+    const char *whys[NF];
     for (int k = 0; k < NF; k++) {
         whys[k] = sluice_batch_failure_name((sluice_batch_failure)k);
     }
