@@ -86,7 +86,10 @@ typedef struct sluice_cluster_config {
     /* Reconnect backoff: the first retry waits up to reconnect_min, each
      * failure doubles the bound up to reconnect_max, and each wait is
      * drawn uniformly in [0, bound] (full jitter, so replicas that lost
-     * Redis together do not come back together). 0 = 50 ms / 2 s. */
+     * Redis together do not come back together). 0 = 50 ms / 2 s; the
+     * maximum is UINT64_MAX (a replica that lost Redis may then wait
+     * without bound). reconnect_min above reconnect_max (after the
+     * defaults) is SLUICE_EINVAL from sluice_cluster_create. */
     uint64_t reconnect_min_ns, reconnect_max_ns;
     /* The local clock (heartbeat schedule, backoff, lease deadlines);
      * NULL = system. Redis-side times always use Redis's clock. */

@@ -334,6 +334,8 @@ typedef enum sluice_cluster_key {
     SLUICE_CK_FALLBACK_K,
     SLUICE_CK_BLOCK,
     SLUICE_CK_FALLBACK_UNREADY,
+    SLUICE_CK_RECONNECT_MIN,
+    SLUICE_CK_RECONNECT_MAX,
     SLUICE_CK_COUNT_
 } sluice_cluster_key;
 
@@ -617,6 +619,8 @@ typedef struct sluice_config_cluster {
     unsigned fallback_k;       /* 0 = the last fair share */
     unsigned block;            /* strict mode's lease block; 0 = a quarter of the fair share */
     bool fallback_unready;     /* fallback turns /health/ready and /health/pools 503; default false */
+    uint64_t reconnect_min_ns; /* first reconnect backoff bound; default 50ms; <= reconnect_max */
+    uint64_t reconnect_max_ns; /* the backoff bound's ceiling; default 2s */
     uint64_t set;              /* bit (1u << sluice_cluster_key): given in the file */
     sluice_config_pos pos[SLUICE_CK_COUNT_];
     sluice_config_pos section_pos; /* where `cluster:` was written */

@@ -539,6 +539,15 @@ sluice_err sluice_cluster_create(const sluice_cluster_config *cfg, sluice_cluste
         sluice__errf(errbuf, errlen, "lease_ttl: must be longer than heartbeat (a lease would expire between renewals)");
         return SLUICE_EINVAL;
     }
+    uint64_t rmin = cfg->reconnect_min_ns ? cfg->reconnect_min_ns : 50 * SLUICE_NS_PER_MS;
+    uint64_t rmax = cfg->reconnect_max_ns ? cfg->reconnect_max_ns : 2 * SLUICE_NS_PER_SEC;
+    if (rmin > rmax) {
+        sluice__errf(errbuf, errlen,
+                     "reconnect_min: %llu ns is above reconnect_max (%llu ns); the backoff bound starts at "
+                     "reconnect_min and never exceeds reconnect_max",
+                     (unsigned long long)rmin, (unsigned long long)rmax);
+        return SLUICE_EINVAL;
+    }
     sluice_cluster *c = calloc(1, sizeof *c);
     if (!c) {
         return SLUICE_ENOMEM;
@@ -577,8 +586,7 @@ sluice_err sluice_cluster_create(const sluice_cluster_config *cfg, sluice_cluste
     }
     sluice__redis_init(&c->redis, host, cfg->redis_port ? cfg->redis_port : 6379,
                        cfg->redis_timeout_ns ? cfg->redis_timeout_ns : 250 * SLUICE_NS_PER_MS,
-                       cfg->reconnect_min_ns ? cfg->reconnect_min_ns : 50 * SLUICE_NS_PER_MS,
-                       cfg->reconnect_max_ns ? cfg->reconnect_max_ns : 2 * SLUICE_NS_PER_SEC, cfg->clock, seed);
+                       rmin, rmax, cfg->clock, seed);
     pthread_mutex_init(&c->tick_mu, NULL);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->exp_mu, NULL);

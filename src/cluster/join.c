@@ -230,6 +230,8 @@ sluice_err sluice_cluster_join_create(const sluice_config *cfg, sluice_service *
     cc.member_ttl_ns = cl->member_ttl_ns;
     cc.lease_ttl_ns = cl->lease_ttl_ns;
     cc.redis_timeout_ns = cl->redis_timeout_ns;
+    cc.reconnect_min_ns = cl->reconnect_min_ns;
+    cc.reconnect_max_ns = cl->reconnect_max_ns;
     cc.logger = logger;
     cc.metrics = sluice_service_metrics(svc);
     r = sluice_cluster_create(&cc, &j->cluster, why, sizeof why);

@@ -68,9 +68,18 @@ static void drop_locked(sluice__redis *r, const char *why)
     snprintf(r->last_error, sizeof r->last_error, "%s", why);
     atomic_store(&r->up, false);
     atomic_fetch_add(&r->errors, 1);
-    uint64_t jitter = r->backoff_bound_ns ? rng_next(&r->rng) % (r->backoff_bound_ns + 1) : 0;
-    r->next_attempt_ns = sluice_clock_now(r->clock) + jitter;
-    uint64_t doubled = r->backoff_bound_ns * 2;
+    /* Saturating at the extremes: a bound of UINT64_MAX must not make the
+     * modulus 0, nor the doubling or the deadline wrap to a short wait. */
+    uint64_t bound = r->backoff_bound_ns;
+    uint64_t jitter = 0;
+    if (bound == UINT64_MAX) {
+        jitter = rng_next(&r->rng);
+    } else if (bound) {
+        jitter = rng_next(&r->rng) % (bound + 1);
+    }
+    uint64_t now = sluice_clock_now(r->clock);
+    r->next_attempt_ns = jitter > UINT64_MAX - now ? UINT64_MAX : now + jitter;
+    uint64_t doubled = bound > UINT64_MAX / 2 ? UINT64_MAX : bound * 2;
     r->backoff_bound_ns = doubled > r->backoff_max_ns ? r->backoff_max_ns : doubled;
 }
 

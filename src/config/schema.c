@@ -774,6 +774,26 @@ const sluice_config_key sluice__cfg_cluster_keys[SLUICE_CK_COUNT_] = {
                                     .default_value = "false",
                                     .doc = "`true`: a replica in fallback answers 503 on `/health/ready` and "
                                            "`/health/pools` (by default it stays ready and says so)"},
+    [SLUICE_CK_RECONNECT_MIN] = {.name = "reconnect_min",
+                                 .type = SLUICE_CONFIG_DURATION,
+                                 .offset = CLUSTER_AT(reconnect_min_ns),
+                                 .reload = SLUICE_CONFIG_RESTART,
+                                 .default_value = "50ms",
+                                 .min = 1,
+                                 .min_why = "a zero bound would retry a dead Redis in a tight loop",
+                                 .doc = "Redis lost: the first reconnect waits a random time in [0, this]; each "
+                                        "failure doubles the bound up to `reconnect_max` (full jitter, so "
+                                        "replicas that lost Redis together do not return together)"},
+    [SLUICE_CK_RECONNECT_MAX] = {.name = "reconnect_max",
+                                 .type = SLUICE_CONFIG_DURATION,
+                                 .offset = CLUSTER_AT(reconnect_max_ns),
+                                 .reload = SLUICE_CONFIG_RESTART,
+                                 .default_value = "2s",
+                                 .min = 1,
+                                 .min_why = "a zero bound would retry a dead Redis in a tight loop",
+                                 .doc = "the ceiling of the reconnect backoff bound; >= `reconnect_min`. After "
+                                        "Redis returns, every replica is back within about this long (strict "
+                                        "mode's no-overshoot argument counts on it)"},
 };
 
 const sluice_config_key *sluice_config_schema(sluice_config_section section, unsigned *count)

@@ -388,6 +388,25 @@ static void validate_cluster(const sluice_config *cfg, cfg_errs *e)
                              sluice_config_format_duration(ttl, b, sizeof b));
         }
     }
+    if (cl->reconnect_min_ns > cl->reconnect_max_ns) {
+        /* Blame the key the file wrote (reconnect_min when both are). */
+        bool min_given = (cl->set >> SLUICE_CK_RECONNECT_MIN) & 1u;
+        bool max_given = (cl->set >> SLUICE_CK_RECONNECT_MAX) & 1u;
+        char a[32], b[32];
+        sluice_config_format_duration(cl->reconnect_min_ns, a, sizeof a);
+        sluice_config_format_duration(cl->reconnect_max_ns, b, sizeof b);
+        if (min_given || !max_given) {
+            sluice__cfg_errf(e, SLUICE_EINVAL, CPOS(SLUICE_CK_RECONNECT_MIN),
+                             "cluster.reconnect_min: %s is above reconnect_max (%s%s); the backoff bound starts at "
+                             "reconnect_min and never exceeds reconnect_max",
+                             a, b, max_given ? "" : ", the default");
+        } else {
+            sluice__cfg_errf(e, SLUICE_EINVAL, CPOS(SLUICE_CK_RECONNECT_MAX),
+                             "cluster.reconnect_max: %s is below reconnect_min (%s, the default); the backoff "
+                             "bound starts at reconnect_min and never exceeds reconnect_max",
+                             b, a);
+        }
+    }
     if (cl->budget_file && !cl->budget_file[0]) {
         sluice__cfg_errf(e, SLUICE_EINVAL, CPOS(SLUICE_CK_BUDGET_FILE), "cluster.budget_file: empty");
     }

@@ -171,6 +171,17 @@ static void test_config_errors(void **state)
     assert_int_equal(sluice_cluster_create(&cfg, &c, err, sizeof err), SLUICE_EINVAL);
     assert_non_null(strstr(err, "member_ttl"));
     assert_null(c);
+    /* The reconnect backoff: min above max is refused, after the defaults
+     * (50 ms / 2 s) fill what is 0. */
+    cfg.member_ttl_ns = 0;
+    cfg.reconnect_min_ns = 3 * SLUICE_NS_PER_SEC; /* above the default max */
+    assert_int_equal(sluice_cluster_create(&cfg, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "reconnect_min"));
+    cfg.reconnect_min_ns = 0;
+    cfg.reconnect_max_ns = 10 * SLUICE_NS_PER_MS; /* below the default min */
+    assert_int_equal(sluice_cluster_create(&cfg, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "reconnect_max"));
+    assert_null(c);
     sluice_cluster_destroy(NULL);
     sluice_dsem_destroy(NULL);
     sluice_dlimiter_destroy(NULL);
@@ -411,6 +422,37 @@ static void test_no_redis_at_start(void **state)
     assert_int_equal(sluice_dsem_release(ds), SLUICE_OK);
     assert_int_equal(sluice_dsem_release(ds), SLUICE_EOVERFLOW);
     sluice_dsem_destroy(ds);
+    sluice_cluster_destroy(c);
+}
+
+/* The backoff at its maximum: bounds of UINT64_MAX are accepted, and a
+ * failed connect with them must neither divide by zero (bound + 1 wraps)
+ * nor wrap the next attempt to "now" (a tight reconnect loop). */
+static void test_reconnect_backoff_at_max(void **state)
+{
+    (void)state;
+    sluice_cluster_config cfg;
+    sluice_cluster_config_init(&cfg);
+    cfg.redis_port = (unsigned)redis_fixture_free_port();
+    cfg.service = "orders";
+    cfg.heartbeat_ns = HB_MS * SLUICE_NS_PER_MS;
+    cfg.reconnect_min_ns = UINT64_MAX;
+    cfg.reconnect_max_ns = UINT64_MAX;
+    sluice_cluster *c = NULL;
+    char err[256];
+    assert_int_equal(sluice_cluster_create(&cfg, &c, err, sizeof err), SLUICE_OK);
+    sluice_cluster_status st;
+    sluice_cluster_status_get(c, &st);
+    assert_true(st.fallback);
+    uint64_t errors = st.redis_errors;
+    /* Forced beats: the backoff (unbounded here) refuses every reconnect,
+     * so no further connect is tried and no error is added. */
+    for (int i = 0; i < 3; i++) {
+        sluice_cluster_heartbeat_now(c);
+    }
+    sluice_cluster_status_get(c, &st);
+    assert_true(st.fallback);
+    assert_int_equal(st.redis_errors, errors);
     sluice_cluster_destroy(c);
 }
 
@@ -1125,6 +1167,7 @@ int main(void)
         cmocka_unit_test_setup(test_share_mode_sum, per_test),
         cmocka_unit_test_setup(test_share_fallback_stop_cont, per_test),
         cmocka_unit_test_setup(test_no_redis_at_start, per_test),
+        cmocka_unit_test_setup(test_reconnect_backoff_at_max, per_test),
         cmocka_unit_test_setup(test_dsem_limit_and_fair_shares, per_test),
         cmocka_unit_test_setup(test_dsem_lease_expiry, per_test),
         cmocka_unit_test_setup(test_dsem_free_pool, per_test),

@@ -825,6 +825,8 @@ static void test_cluster_section(void **state)
     assert_int_equal(c->cluster.member_ttl_ns, SLUICE_NS_PER_SEC);
     assert_int_equal(c->cluster.lease_ttl_ns, 0);
     assert_int_equal(c->cluster.redis_timeout_ns, 250 * SLUICE_NS_PER_MS);
+    assert_int_equal(c->cluster.reconnect_min_ns, 50 * SLUICE_NS_PER_MS);
+    assert_int_equal(c->cluster.reconnect_max_ns, 2 * SLUICE_NS_PER_SEC);
     assert_string_equal(c->cluster.budget_file, "budget.yaml");
     assert_int_equal(c->cluster.fallback_k, 3);
     assert_true(c->cluster.fallback_unready);
@@ -864,7 +866,30 @@ static void test_cluster_section(void **state)
     expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  servce: x\n", SLUICE_EINVAL,
                  "sluice.yaml:7:3: cluster.servce: unknown key (known: redis, key_prefix, service, replica_id, "
                  "heartbeat, member_ttl, lease_ttl, redis_timeout, mode, budget_file, fallback_k, block, "
-                 "fallback_unready)");
+                 "fallback_unready, reconnect_min, reconnect_max)");
+    /* The reconnect backoff: its own keys, both bounds > 0, min <= max,
+     * and the error blames the key the file wrote. */
+    sluice_config *rc = NULL;
+    assert_int_equal(load(POOL0 "cluster:\n  budget_file: b.yaml\n  reconnect_min: 10ms\n  reconnect_max: 30s\n",
+                          NULL, &rc, err, sizeof err),
+                     SLUICE_OK);
+    assert_int_equal(rc->cluster.reconnect_min_ns, 10 * SLUICE_NS_PER_MS);
+    assert_int_equal(rc->cluster.reconnect_max_ns, 30 * SLUICE_NS_PER_SEC);
+    a = write_to_string(rc);
+    assert_non_null(strstr(a, "  reconnect_min: 10ms\n"));
+    assert_non_null(strstr(a, "  reconnect_max: 30s\n"));
+    free(a);
+    sluice_config_free(rc);
+    expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  reconnect_min: 5s\n", SLUICE_EINVAL,
+                 "sluice.yaml:7:18: cluster.reconnect_min: 5s is above reconnect_max (2s, the default); the "
+                 "backoff bound starts at reconnect_min and never exceeds reconnect_max");
+    expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  reconnect_max: 10ms\n", SLUICE_EINVAL,
+                 "sluice.yaml:7:18: cluster.reconnect_max: 10ms is below reconnect_min (50ms, the default); the "
+                 "backoff bound starts at reconnect_min and never exceeds reconnect_max");
+    expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  reconnect_min: 3s\n  reconnect_max: 1s\n",
+                 SLUICE_EINVAL,
+                 "sluice.yaml:7:18: cluster.reconnect_min: 3s is above reconnect_max (1s); the backoff bound "
+                 "starts at reconnect_min and never exceeds reconnect_max");
     expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  service: a/b\n", SLUICE_EINVAL,
                  "sluice.yaml:7:12: cluster.service: must be 1..64 characters of [A-Za-z0-9_.:-], got \"a/b\"");
     expect_error(POOL0 "cluster:\n", SLUICE_EINVAL,
