@@ -20,7 +20,9 @@
  *   sharded     a new name when max_tenants are tracked: it is dealt a hand
  *               of fair.hand_size of the fair.shard_queues shared queues
  *               (a hash of the name picks them) and each of its tasks goes
- *               to the shortest queue of its hand. Its counts appear under
+ *               to the shortest queue of its hand (of equally short ones,
+ *               the first in an order dealt at random per name, so the
+ *               queues share idle traffic evenly). Its counts appear under
  *               those queues ("~shard-N"), not under its name. A flood
  *               from one sharded name fills only its hand; another name
  *               shares all its queues with it only if dealt the same hand.
@@ -123,8 +125,9 @@ SLUICE_API sluice_err sluice_tenant_stats_get(sluice_tenant *tenant, sluice_tena
 
 /*
  * sluice_pool_tenants_get - snapshot every tracked tenant and every shard
- * queue that has seen a task, into out[0..cap) (ordered by name, shard
- * queues last). It first forgets the tenants idle past idle_forget_ns.
+ * queue that has seen a task, into out[0..cap) (tracked tenants in no
+ * particular order, then the shard queues by number). It first forgets
+ * the tenants idle past idle_forget_ns.
  * Returns: how many there are (may exceed cap: call again with a bigger
  * array); 0 for a FIFO pool or NULL pool. Each entry is about 1.2 KiB.
  */

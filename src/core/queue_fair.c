@@ -36,10 +36,12 @@
  *    Kubernetes API Priority and Fairness deals them) and each of its
  *    tasks goes to the shortest queue of its hand: a flood from one name
  *    fills only its own hand, and two names share every queue only if
- *    dealt the same hand. Unconfigured tenants with nothing queued or
- *    running and no handle held are kept on an idle list in the order they
- *    went idle and forgotten after idle_forget_ns (pool clock), swept when
- *    a new name arrives and when the tenants are listed.
+ *    dealt the same hand. Ties go to the first of the hand in its dealt
+ *    order (random per name), so an idle pool spreads names evenly over
+ *    the queues. Unconfigured tenants with nothing queued or running and
+ *    no handle held are kept on an idle list in the order they went idle
+ *    and forgotten after idle_forget_ns (pool clock), swept when a new
+ *    name arrives and when the tenants are listed.
  *  - DROP_OLDEST evicts the oldest task of the tenant that is most over
  *    its share: the largest queued / weight. That tenant holds the most
  *    queue per unit of its entitlement, so it is the one a fair queue
@@ -433,7 +435,16 @@ static struct sluice_tenant *tenant_new(fair *fq, tenant_kind kind, const char *
 }
 
 /* Deal a hand of fq->hand distinct shard queues from h (mixed radix:
- * h mod S, then mod S-1, ...; remixed when the hash runs low). */
+ * h mod S, then mod S-1, ...; remixed when the hash runs low), then put
+ * it in a dealt order drawn from the hash too. The order matters:
+ * shortest_of takes the first of equally short queues, and when the pool
+ * keeps up every queue is empty, so a name's tasks go to the first queue
+ * of its hand. Left sorted, that would be its lowest-numbered queue, and
+ * an idle pool would pile names onto ~shard-0, -1, ... (shard 0 is the
+ * lowest of 1 in S/hand hands: 12.5% of all sharded traffic with 64
+ * queues and hands of 8, eight times its share). Shuffled, the first
+ * queue is uniform over the shards, so idle traffic spreads evenly, and a
+ * name keeps one queue while it is alone (its tasks stay in order). */
 static void deal_hand(const fair *fq, uint64_t h, uint16_t *hand)
 {
     uint64_t bits = h;
@@ -444,7 +455,7 @@ static void deal_hand(const fair *fq, uint64_t h, uint16_t *hand)
         }
         unsigned r = (unsigned)(bits % left);
         bits /= left;
-        /* The r-th shard not yet in the hand (the hand is kept sorted). */
+        /* The r-th shard not yet in the hand (kept sorted while dealt). */
         unsigned pick = r;
         for (unsigned j = 0; j < i; j++) {
             if (hand[j] <= pick) {
@@ -458,6 +469,15 @@ static void deal_hand(const fair *fq, uint64_t h, uint16_t *hand)
             j--;
         }
         hand[j] = (uint16_t)pick;
+    }
+    /* Fisher-Yates with bits independent of the ones that chose the hand. */
+    uint64_t order = mix64(h ^ UINT64_C(0x9e3779b97f4a7c15));
+    for (unsigned i = fq->hand - 1; i > 0; i--) {
+        unsigned j = (unsigned)(order % (i + 1));
+        order /= i + 1;
+        uint16_t tmp = hand[i];
+        hand[i] = hand[j];
+        hand[j] = tmp;
     }
 }
 

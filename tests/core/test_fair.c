@@ -11,6 +11,8 @@
  * timing in it. Time-dependent rules (deadlines, forgetting) run on a
  * fake clock.
  */
+#include <inttypes.h>
+
 #include "core/helpers.h"
 #include "sluice/tenant.h"
 
@@ -587,6 +589,81 @@ static void test_shuffle_shard_isolation(void **state)
     tally_free(t);
 }
 
+static int task_count_down(void *arg)
+{
+    latch_count_down(arg);
+    return 0;
+}
+
+/* Sharded names on an idle pool spread evenly over the shard queues: with
+ * every queue empty, "the shortest queue of its hand" is a tie, and it
+ * must not be broken toward the lowest-numbered queue (the hand used to
+ * be kept sorted, so ~shard-0 took every name whose hand held it: a
+ * quarter of all traffic here, four times its share, and in a scrape the
+ * low shards outranked real tenants; obs_tenant_metrics saw it under
+ * TSan, where the workers kept up with the submitter). Each task runs
+ * before the next is submitted, so every submit sees all queues empty;
+ * half the names submit by name, half through a handle. */
+static void test_shard_ties_spread(void **state)
+{
+    (void)state;
+    enum { SHARDS = 16, NAMES = 1600 };
+    tally *t = tally_new();
+    sluice_pool_config cfg;
+    fair_config(&cfg, "fair-ties", 1, 16, t);
+    cfg.fair.max_tenants = 1;
+    cfg.fair.shard_queues = SHARDS;
+    cfg.fair.hand_size = 4;
+    cfg.fair.idle_forget_ns = UINT64_MAX;
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    assert_int_equal(submit_as(p, "tracked", task_nop, NULL), SLUICE_OK); /* the one tracked name */
+    for (int i = 0; i < NAMES; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "name-%d", i);
+        latch done;
+        latch_init(&done, 1);
+        sluice_tenant *h = NULL;
+        if (i % 2) {
+            assert_int_equal(sluice_pool_tenant_acquire(p, name, &h), SLUICE_OK);
+            assert_int_equal(submit_h(p, h, task_count_down, &done), SLUICE_OK);
+        } else {
+            assert_int_equal(submit_as(p, name, task_count_down, &done), SLUICE_OK);
+        }
+        LATCH_WAIT(&done, "the name's task");
+        sluice_tenant_release(h);
+        latch_destroy(&done);
+    }
+    sluice_tenancy_stats ts;
+    sluice_pool_tenancy_get(p, &ts);
+    assert_int_equal(ts.sharded_submits, NAMES);
+    ASSERT_TENANT_IDENTITIES(p);
+    sluice_tenant_stats *all = calloc(64, sizeof *all);
+    size_t n = sluice_pool_tenants_get(p, all, 64);
+    assert_true(n <= 64);
+    uint64_t lo = UINT64_MAX, hi = 0, sum = 0;
+    unsigned shards = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (all[i].shard) {
+            lo = all[i].submitted < lo ? all[i].submitted : lo;
+            hi = all[i].submitted > hi ? all[i].submitted : hi;
+            sum += all[i].submitted;
+            shards++;
+        }
+    }
+    print_message("sharded names per queue on an idle pool: %" PRIu64 " .. %" PRIu64 " (mean %d)\n", lo, hi,
+                  NAMES / SHARDS);
+    assert_int_equal(sum, NAMES);
+    assert_int_equal(shards, SHARDS);
+    /* Binomial(1600, 1/16): mean 100, sd 9.7; the old tie-break gave the
+     * lowest queue about 400 and the highest about 0. */
+    assert_true(hi <= 2 * NAMES / SHARDS);
+    assert_true(lo >= NAMES / SHARDS / 2);
+    free(all);
+    sluice_pool_destroy(p);
+    tally_free(t);
+}
+
 /* Idle tenants are forgotten after idle_forget_ns of the pool clock,
  * unless a handle is held or they are configured. */
 static void test_forget_idle(void **state)
@@ -791,6 +868,7 @@ int main(void)
         cmocka_unit_test(test_strict_after_shrink),
         cmocka_unit_test(test_unknown_and_misuse),
         cmocka_unit_test(test_shuffle_shard_isolation),
+        cmocka_unit_test(test_shard_ties_spread),
         cmocka_unit_test(test_forget_idle),
         cmocka_unit_test(test_drop_oldest_victim),
         cmocka_unit_test(test_shed_and_caller_runs),
