@@ -3,24 +3,19 @@
 # auto-tune, its K first falls to what its traffic needs, climbs while the
 # downstream is 5x slower, and falls again after; each change is an
 # "autotune" log line with its reason and inputs, and the run drains
-# balanced. Bounded polls only; nothing asserts on wall time.
+# balanced. Nothing asserts on wall time.
 . "$(dirname "$0")/lib.sh"
+# The demo ends by itself (--duration): run it to the end and read its log,
+# so a slow, loaded machine costs time, not a spurious poll timeout.
 "$SLUICE" demo --listen 127.0.0.1:0 --view none --rate 300 --slowdown email@6s+8sx5 --duration 24s \
-    >"$TMP/out" 2>"$TMP/err" &
-pid=$!
-wait_for "$TMP/err" "auto-tune on for pool email"
-wait_for "$TMP/err" "pool=email autotune down"
-# After the slowdown begins: growth, with Little's law in the line.
-i=0
-while ! grep -q "pool=email autotune up .*reason=\(utilisation\|drops\).*little_k=" "$TMP/err"; do
-    i=$((i + 1))
-    [ $i -lt 600 ] || fail "email's K never grew during the slowdown"
-    sleep 0.05
-done
-wait $pid
+    >"$TMP/out" 2>"$TMP/err"
 rc=$?
-pid=
 [ "$rc" -eq 0 ] || fail "demo exited $rc"
+contains "$TMP/err" "auto-tune on for pool email"
+contains "$TMP/err" "pool=email autotune down"
+# During the slowdown: growth, with Little's law in the line.
+grep -q "pool=email autotune up .*reason=\(utilisation\|drops\).*little_k=" "$TMP/err" ||
+    fail "email's K never grew during the slowdown"
 # The order: down (to the traffic), up (the slowdown), down (recovered).
 awk '/pool=email autotune down/ { if (up) { ok = 1 } else { down = 1 } }
      /pool=email autotune up/ { if (down) up = 1 }
