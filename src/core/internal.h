@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "base/check.h"
 #include "base/errbuf.h"
@@ -156,11 +157,28 @@ extern const sluice__queue_ops sluice__deque_ops;
 
 /* ---- per-thread counter shards ---------------------------------------- */
 
+/* One histogram: nbounds + 1 buckets (the pool's bounds, then +Inf). A
+ * shard's two (task time, then wait) are one allocation of
+ * 2 x SLUICE__HIST_WORDS(nbounds) words: sluice__hist_pair_new. */
 typedef struct sluice__hist {
-    _Atomic uint64_t counts[SLUICE_HIST_MAX_BUCKETS + 1];
     _Atomic uint64_t count;
     _Atomic uint64_t sum_ns;
+    _Atomic uint64_t counts[]; /* nbounds + 1 */
 } sluice__hist;
+
+#define SLUICE__HIST_WORDS(nbounds) (2 + (nbounds) + 1)
+
+/* Both histograms of a shard, zeroed; NULL when out of memory. */
+static inline sluice__hist *sluice__hist_pair_new(size_t nbounds)
+{
+    return calloc(2 * SLUICE__HIST_WORDS(nbounds), sizeof(uint64_t));
+}
+
+/* The task-time (which 0) or wait (which 1) histogram of a pair. */
+static inline sluice__hist *sluice__hist_of(sluice__hist *pair, size_t nbounds, int which)
+{
+    return (sluice__hist *)((_Atomic uint64_t *)pair + (size_t)which * SLUICE__HIST_WORDS(nbounds));
+}
 
 /*
  * Counters for the tasks one thread ran. A worker's shard has one writer
@@ -169,6 +187,16 @@ typedef struct sluice__hist {
  * read-modify-write; the caller shard (CALLER_RUNS tasks, run by any
  * submitter) is `shared` and uses fetch_add. Readers sum with relaxed
  * loads: a snapshot is exact once the pool is quiescent.
+ *
+ * The histograms are not in the shard: `hists` points to a pair sized
+ * for the pool's buckets (320 bytes with the default 17, where inline
+ * maximum-size ones were 1,072 in every worker slot). A worker's pair is
+ * taken from the pool's page slabs (worker.c, hist_pair_take) by its one
+ * writer when it records its first timed task (release; readers load it
+ * acquire and read NULL as empty), and stays with the slot; the caller
+ * shard's is calloc'ed at create. A worker that cannot get one drops that
+ * sample (counters are never sampled) and tries again at its next timed
+ * task.
  */
 typedef struct sluice__shard {
     SLUICE__ALIGNED _Atomic uint64_t completed;
@@ -176,8 +204,7 @@ typedef struct sluice__shard {
     _Atomic uint64_t panicked;
     _Atomic uint64_t shed;
     bool shared;
-    sluice__hist task_hist;
-    sluice__hist wait_hist;
+    _Atomic(sluice__hist *) hists; /* task-time then wait; see above */
 } sluice__shard;
 
 /* ---- the running task's thread-local frame ----------------------------- */
@@ -346,6 +373,9 @@ struct sluice_pool {
     pthread_cond_t cv_state; /* drain/destroy/prewarm waiting on workers */
     sluice__worker **slots;  /* never shrinks; slots outlive their threads */
     unsigned nslots;
+    unsigned slots_cap; /* entries allocated in slots (grows by doubling) */
+    void *hist_slab;         /* the newest page slab of workers' histogram pairs (worker.c); linked */
+    size_t hist_slab_used;   /* bytes of it handed out */
     pthread_t *zombies; /* exited workers not yet joined */
     unsigned nzombies, zombies_cap;
     unsigned prewarm_pending; /* workers whose init has not reported */
@@ -389,6 +419,8 @@ void sluice__notify_space(struct sluice_pool *p);
 bool sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t,
                       uint64_t *now_hint);
 void sluice__join_zombies(struct sluice_pool *p);
+/* Unmaps the page slabs of the workers' histogram pairs (pool_free). */
+void sluice__hist_slabs_free(struct sluice_pool *p);
 void sluice__abandon(struct sluice_pool *p, sluice__task *t, sluice_abandon_reason why);
 void sluice__emit(struct sluice_pool *p, sluice_event_kind kind, unsigned worker, uint64_t old_value,
                   uint64_t new_value, sluice_err err, const char *detail, const sluice_drain_report *drain);

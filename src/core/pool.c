@@ -180,6 +180,8 @@ static void pool_free(sluice_pool *p)
         sem_destroy(&p->slots[i]->wake);
         free(p->slots[i]);
     }
+    free(atomic_load_explicit(&p->caller_shard.hists, memory_order_relaxed));
+    sluice__hist_slabs_free(p); /* the workers' pairs */
     free(p->slots);
     free(p->zombies);
     sluice__overload_destroy(p->overload);
@@ -240,6 +242,11 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     bool sharded = cfg->queue_discipline == SLUICE_QUEUE_SHARDED;
     p->qops = p->fair ? &sluice__fair_ops : sharded ? &sluice__sharded_ops : lifo ? &sluice__deque_ops : &sluice__ring_ops;
     p->caller_shard.shared = true;
+    atomic_init(&p->caller_shard.hists, sluice__hist_pair_new(p->nbounds));
+    if (!atomic_load_explicit(&p->caller_shard.hists, memory_order_relaxed)) {
+        free(p);
+        return SLUICE_ENOMEM;
+    }
 
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->park_mu, NULL);
@@ -1083,8 +1090,15 @@ void sluice_pool_stats_get(sluice_pool *p, sluice_pool_stats *out)
     sluice__overload_stats(p->overload, out);
 }
 
-static void hist_add(sluice_histogram *out, const sluice__hist *h, size_t nb)
+static void hist_add(sluice_histogram *out, sluice__shard *s, int which, size_t nb)
 {
+    /* Pairs with the release store in hist_record (worker.c); NULL: this
+     * worker has timed nothing yet. */
+    sluice__hist *pair = atomic_load_explicit(&s->hists, memory_order_acquire);
+    if (!pair) {
+        return;
+    }
+    const sluice__hist *h = sluice__hist_of(pair, nb, which);
     for (size_t i = 0; i <= nb; i++) {
         out->counts[i] += atomic_load_explicit(&h->counts[i], memory_order_relaxed);
     }
@@ -1105,12 +1119,11 @@ void sluice_pool_histogram_get(sluice_pool *p, sluice_hist_kind kind, sluice_his
     memcpy(out->bounds, p->bounds, p->nbounds * sizeof(double));
     pthread_mutex_lock(&p->mu);
     for (unsigned i = 0; i < p->nslots; i++) {
-        const sluice__shard *s = &p->slots[i]->shard;
-        hist_add(out, kind == SLUICE_HIST_TASK ? &s->task_hist : &s->wait_hist, p->nbounds);
+        sluice__shard *s = &p->slots[i]->shard;
+        hist_add(out, s, kind == SLUICE_HIST_TASK ? 0 : 1, p->nbounds);
     }
     pthread_mutex_unlock(&p->mu);
-    hist_add(out, kind == SLUICE_HIST_TASK ? &p->caller_shard.task_hist : &p->caller_shard.wait_hist,
-             p->nbounds);
+    hist_add(out, &p->caller_shard, kind == SLUICE_HIST_TASK ? 0 : 1, p->nbounds);
     /* Counts read while tasks run may lag `count` by a few; make the
      * snapshot self-consistent for exposition (sum of buckets == count). */
     uint64_t total = 0;

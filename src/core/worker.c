@@ -60,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "core/internal.h"
@@ -264,11 +265,17 @@ sluice_err sluice__spawn_locked(struct sluice_pool *p)
         }
     }
     if (!w) {
-        sluice__worker **grown = realloc(p->slots, (p->nslots + 1) * sizeof *grown);
-        if (!grown) {
-            return start_failed(p, 0);
+        if (p->nslots == p->slots_cap) {
+            /* Doubling: growing by one left a trail of freed arrays
+             * (~0.4 KiB of touched heap a worker in a 1,000-worker pool). */
+            unsigned cap = p->slots_cap ? 2 * p->slots_cap : 8;
+            sluice__worker **grown = realloc(p->slots, cap * sizeof *grown);
+            if (!grown) {
+                return start_failed(p, 0);
+            }
+            p->slots = grown;
+            p->slots_cap = cap;
         }
-        p->slots = grown;
         w = aligned_alloc(SLUICE__CACHELINE,
                           (sizeof *w + SLUICE__CACHELINE - 1) / SLUICE__CACHELINE * SLUICE__CACHELINE);
         if (!w) {
@@ -390,8 +397,63 @@ static size_t bucket_of(const struct sluice_pool *p, uint64_t ns)
     return lo;
 }
 
-static void hist_record(const struct sluice_pool *p, const sluice__shard *s, sluice__hist *h, uint64_t ns)
+/* Workers' histogram pairs come from page slabs the pool maps itself
+ * (under mu), cache-line aligned, not from malloc on the worker thread: a
+ * thread's first malloc sets up its allocator cache (~0.6 KiB touched),
+ * which was most of what timing cost an idle worker in the rss benchmark,
+ * and untouched slab pages cost nothing. A slab's first cache line links
+ * it to the previous one; pool_free unmaps them all. */
+#define HIST_SLAB_BYTES ((size_t)16 * 1024)
+
+static sluice__hist *hist_pair_take(struct sluice_pool *p)
 {
+    size_t bytes = 2 * SLUICE__HIST_WORDS(p->nbounds) * sizeof(uint64_t);
+    bytes = (bytes + SLUICE__CACHELINE - 1) / SLUICE__CACHELINE * SLUICE__CACHELINE;
+    _Static_assert(2 * SLUICE__HIST_WORDS(SLUICE_HIST_MAX_BUCKETS) * sizeof(uint64_t) + 2 * SLUICE__CACHELINE <=
+                       HIST_SLAB_BYTES,
+                   "a slab holds the largest pair");
+    pthread_mutex_lock(&p->mu);
+    if (!p->hist_slab || p->hist_slab_used + bytes > HIST_SLAB_BYTES) {
+        void *slab = mmap(NULL, HIST_SLAB_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (slab == MAP_FAILED) {
+            pthread_mutex_unlock(&p->mu);
+            return NULL;
+        }
+        *(void **)slab = p->hist_slab;
+        p->hist_slab = slab;
+        p->hist_slab_used = SLUICE__CACHELINE;
+    }
+    sluice__hist *pair = (sluice__hist *)((char *)p->hist_slab + p->hist_slab_used);
+    p->hist_slab_used += bytes;
+    pthread_mutex_unlock(&p->mu);
+    return pair;
+}
+
+void sluice__hist_slabs_free(struct sluice_pool *p)
+{
+    while (p->hist_slab) {
+        void *next = *(void **)p->hist_slab;
+        munmap(p->hist_slab, HIST_SLAB_BYTES);
+        p->hist_slab = next;
+    }
+}
+
+/* Records ns in the shard's task-time (which 0) or wait (1) histogram.
+ * A worker's pair is taken here on its first timed task (internal.h,
+ * sluice__shard); only its one writer stores the pointer. */
+static void hist_record(struct sluice_pool *p, sluice__shard *s, int which, uint64_t ns)
+{
+    sluice__hist *pair = atomic_load_explicit(&s->hists, memory_order_relaxed);
+    if (!pair) {
+        SLUICE__ASSERT(!s->shared); /* the caller shard's pair exists from create */
+        pair = hist_pair_take(p);
+        if (!pair) {
+            return; /* this sample is lost; the counters are not */
+        }
+        /* Pairs with the acquire load in sluice_pool_histogram_get. */
+        atomic_store_explicit(&s->hists, pair, memory_order_release);
+    }
+    sluice__hist *h = sluice__hist_of(pair, p->nbounds, which);
     size_t b = bucket_of(p, ns);
     sluice__shard_add(s, &h->counts[b], 1);
     sluice__shard_add(s, &h->count, 1);
@@ -551,7 +613,7 @@ static void task_end(struct sluice_pool *p, sluice__worker *w, sluice__shard *sh
             *now_hint = end;
         }
         uint64_t d = end > start ? end - start : 0;
-        hist_record(p, shard, &shard->task_hist, d);
+        hist_record(p, shard, 0, d);
         /* Automatic sampling on the system clock only: a custom clock
          * (tests) times every task. */
         if (w && (word & SLUICE__TIMING_AUTO) && p->system_clock) {
@@ -559,7 +621,7 @@ static void task_end(struct sluice_pool *p, sluice__worker *w, sluice__shard *sh
         }
         if (t->enqueue_ns) {
             wait_ns = start > t->enqueue_ns ? start - t->enqueue_ns : 0;
-            hist_record(p, shard, &shard->wait_hist, wait_ns);
+            hist_record(p, shard, 1, wait_ns);
             wait_bucket = (int)bucket_of(p, wait_ns);
         }
     }

@@ -385,6 +385,52 @@ static void test_caller_runs_timed(void **state)
     tally_free(t);
 }
 
+static int gate_task_stats(void *arg)
+{
+    gate_pass(arg, false);
+    return 0;
+}
+
+/* Every worker's histograms are taken from the pool's page slabs on its
+ * first timed task: 40 workers at once, with the largest bucket count
+ * (1,088-byte pairs, 15 to a slab, so three slabs), all counted. */
+static void test_histograms_many_workers_max_buckets(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    gate *g = gate_new();
+    double bounds[SLUICE_HIST_MAX_BUCKETS];
+    for (int i = 0; i < SLUICE_HIST_MAX_BUCKETS; i++) {
+        bounds[i] = 1e-6 * (i + 1);
+    }
+    sluice_pool_config cfg;
+    base_config(&cfg, "hist-slabs", 40, 1024, t);
+    cfg.histogram_buckets = bounds;
+    cfg.histogram_bucket_count = SLUICE_HIST_MAX_BUCKETS;
+    cfg.timing_sample_every = 1;
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(sluice_pool_submit(p, gate_task_stats, g), SLUICE_OK);
+    }
+    GATE_WAIT_ENTERED(g, 40); /* 40 workers, each with a task */
+    gate_open(g);
+    for (int i = 0; i < 400; i++) {
+        assert_int_equal(sluice_pool_submit(p, task_nop, t), SLUICE_OK);
+    }
+    ASSERT_IDENTITY(p);
+    sluice_histogram h;
+    sluice_pool_histogram_get(p, SLUICE_HIST_TASK, &h);
+    assert_int_equal(h.bucket_count, SLUICE_HIST_MAX_BUCKETS);
+    assert_int_equal(h.count, 440);
+    assert_int_equal(hist_total(&h), 440);
+    sluice_pool_histogram_get(p, SLUICE_HIST_WAIT, &h);
+    assert_int_equal(h.count, 440);
+    sluice_pool_destroy(p);
+    gate_free(g);
+    tally_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_sampling_times_first_submit_of_a_thread),
         cmocka_unit_test(test_timing_disabled),
         cmocka_unit_test(test_caller_runs_timed),
+        cmocka_unit_test(test_histograms_many_workers_max_buckets),
     };
     return cmocka_run_group_tests_name("core_stats", tests, NULL, NULL);
 }
