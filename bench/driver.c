@@ -501,7 +501,7 @@ static void print_table(const options *o, const bench_workload *w, cell *cells)
            : w->better < 0 ? "lower is better"
                            : "see the notes",
            o->cfg.runs, o->cfg.runs == 1 ? "" : "s");
-    printf("%-18s %9s %9s %9s %9s", "implementation", "median", "min", "max", "x/sluice");
+    printf("%-23s %9s %9s %9s %9s", "implementation", "median", "min", "max", "x/sluice");
     for (int k = 1; k < w->ncols; k++) {
         printf(" %11s", w->cols[k]);
     }
@@ -515,7 +515,7 @@ static void print_table(const options *o, const bench_workload *w, cell *cells)
         }
         char med[16], mn[16], mx[16], ratio[16] = "-";
         if (c->ok == 0) {
-            printf("%-18s %s\n", bench_adapters[i]->name, c->msg[0] ? c->msg : "no result");
+            printf("%-23s %s\n", bench_adapters[i]->name, c->msg[0] ? c->msg : "no result");
             continue;
         }
         fmt_num(med, sizeof med, c->median[0]);
@@ -524,7 +524,7 @@ static void print_table(const options *o, const bench_workload *w, cell *cells)
         if (!isnan(ref) && ref != 0) {
             snprintf(ratio, sizeof ratio, "%.2f", c->median[0] / ref);
         }
-        printf("%-18s %9s %9s %9s %9s", bench_adapters[i]->name, med, mn, mx, ratio);
+        printf("%-23s %9s %9s %9s %9s", bench_adapters[i]->name, med, mn, mx, ratio);
         for (int k = 1; k < w->ncols; k++) {
             char v[16];
             fmt_num(v, sizeof v, c->median[k]);
@@ -532,7 +532,7 @@ static void print_table(const options *o, const bench_workload *w, cell *cells)
         }
         printf("\n");
         if (c->msg[0]) {
-            printf("%-18s   note: %s\n", "", c->msg);
+            printf("%-23s   note: %s\n", "", c->msg);
         }
     }
     fflush(stdout);
@@ -934,7 +934,7 @@ int main(int argc, char **argv)
         }
         printf("implementations:\n");
         for (size_t i = 0; bench_adapters[i]; i++) {
-            printf("  %-18s %s\n", bench_adapters[i]->name, bench_adapters[i]->overflow);
+            printf("  %-23s %s\n", bench_adapters[i]->name, bench_adapters[i]->overflow);
         }
         return 0;
     }
