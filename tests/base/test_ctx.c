@@ -4,6 +4,9 @@
  *
  * Time moves only through a sluice_fake_clock; waits that must end are
  * ended by a cancel or by advancing the fake clock, never by sleeping.
+ * The test's own waits for another thread (started, entered, stopped) are
+ * the bounded ones of tests/common/wait.h: they fail the test after a
+ * safety timeout instead of hanging it.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -20,6 +23,8 @@
 #include "sluice/ctx.h"
 #include "sluice/pool.h"
 #include "sluice/task.h"
+
+#include "common/wait.h"
 
 /* ---- clock and errors ---------------------------------------------------- */
 
@@ -284,9 +289,7 @@ static void test_wait(void **state)
     waiter w = {.ctx = c};
     pthread_t t;
     pthread_create(&t, NULL, wait_thread, &w);
-    while (!atomic_load(&w.started)) {
-        sched_yield();
-    }
+    WAIT_FOR(atomic_load(&w.started), "the waiter thread to start");
     sluice_ctx_cancel(c, SLUICE_ETASK);
     pthread_join(t, NULL);
     assert_int_equal(w.result, SLUICE_ETASK);
@@ -296,9 +299,7 @@ static void test_wait(void **state)
     assert_int_equal(sluice_ctx_create(&c, NULL, 500, &fc.clock), SLUICE_OK);
     waiter w2 = {.ctx = c};
     pthread_create(&t, NULL, wait_thread, &w2);
-    while (!atomic_load(&w2.started)) {
-        sched_yield();
-    }
+    WAIT_FOR(atomic_load(&w2.started), "the waiter thread to start");
     sluice_fake_clock_set(&fc, 500);
     pthread_join(t, NULL);
     assert_int_equal(w2.result, SLUICE_ETIMEDOUT);
@@ -308,9 +309,7 @@ static void test_wait(void **state)
     assert_int_equal(sluice_ctx_create(&c, NULL, 0, &fc.clock), SLUICE_OK);
     waiter w3 = {.ctx = c, .until = 900};
     pthread_create(&t, NULL, wait_thread, &w3);
-    while (!atomic_load(&w3.started)) {
-        sched_yield();
-    }
+    WAIT_FOR(atomic_load(&w3.started), "the waiter thread to start");
     sluice_fake_clock_set(&fc, 1000);
     pthread_join(t, NULL);
     assert_int_equal(w3.result, SLUICE_OK);
@@ -328,6 +327,7 @@ typedef struct slow_cb {
     _Atomic int entered;
     _Atomic int release;
     _Atomic int finished;
+    _Atomic int timed_out; /* the callback gave up waiting for `release` */
 } slow_cb;
 
 static void slow_fn(sluice_ctx *ctx, sluice_err cause, void *arg)
@@ -336,8 +336,8 @@ static void slow_fn(sluice_ctx *ctx, sluice_err cause, void *arg)
     (void)cause;
     slow_cb *s = arg;
     atomic_store(&s->entered, 1);
-    while (!atomic_load(&s->release)) {
-        sched_yield();
+    if (!WAIT_FOR_BG(atomic_load(&s->release))) {
+        atomic_store(&s->timed_out, 1);
     }
     atomic_store(&s->finished, 1);
 }
@@ -379,12 +379,11 @@ static void test_remove_waits(void **state)
     assert_int_equal(sluice_ctx_on_cancel(c, slow_fn, &s, &id), SLUICE_OK);
     pthread_t t, r;
     pthread_create(&t, NULL, cancel_thread, c);
-    while (!atomic_load(&s.entered)) {
-        sched_yield();
-    }
+    WAIT_FOR(atomic_load(&s.entered), "the cancel callback to start");
     pthread_create(&r, NULL, release_later, &s);
     assert_false(sluice_ctx_remove_cancel(c, id));
     assert_int_equal(atomic_load(&s.finished), 1);
+    assert_int_equal(atomic_load(&s.timed_out), 0);
     pthread_join(t, NULL);
     pthread_join(r, NULL);
     sluice_ctx_release(c);
@@ -406,6 +405,7 @@ typedef struct race {
     _Atomic int go;
     _Atomic long fired;
     _Atomic long registered;
+    _Atomic int stuck; /* a thread never saw `go` */
 } race;
 
 static void count_cb(sluice_ctx *ctx, sluice_err cause, void *arg)
@@ -419,8 +419,9 @@ static void count_cb(sluice_ctx *ctx, sluice_err cause, void *arg)
 static void *race_thread(void *arg)
 {
     race *r = arg;
-    while (!atomic_load(&r->go)) {
-        sched_yield();
+    if (!WAIT_FOR_BG(atomic_load(&r->go))) {
+        atomic_store(&r->stuck, 1);
+        return NULL;
     }
     for (int i = 0; i < 200; i++) {
         sluice_ctx *c, *g;
@@ -461,6 +462,7 @@ static void test_cancel_race(void **state)
         for (int i = 0; i < 4; i++) {
             pthread_join(t[i], NULL);
         }
+        assert_int_equal(atomic_load(&r.stuck), 0);
         /* Every grandchild was cancelled by someone: its callback ran once. */
         assert_int_equal(atomic_load(&r.fired), atomic_load(&r.registered));
         sluice_ctx_release(r.root);
@@ -470,27 +472,13 @@ static void test_cancel_race(void **state)
 /* ---- with the pool ------------------------------------------------------------ */
 
 typedef struct pool_probe {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool gate_open;
-    bool started;
+    gate *held;      /* the first task waits here while others queue */
+    latch *watching; /* counted down when watch_task starts */
     _Atomic int shed;
     _Atomic int saw_stop;
+    _Atomic int stop_timed_out;
     sluice_ctx *expect;
 } pool_probe;
-
-static int gate_task(void *arg)
-{
-    pool_probe *p = arg;
-    pthread_mutex_lock(&p->mu);
-    p->started = true;
-    pthread_cond_broadcast(&p->cv);
-    while (!p->gate_open) {
-        pthread_cond_wait(&p->cv, &p->mu);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return 0;
-}
 
 static _Atomic int wrongly_ran;
 
@@ -501,19 +489,18 @@ static int never_task(void *arg)
     return 0;
 }
 
-/* Runs until its context is cancelled, watching sluice_task_should_stop. */
+/* Runs until its context is cancelled, watching sluice_task_should_stop
+ * (which has no notification: polled, with the safety timeout). */
 static int watch_task(void *arg)
 {
     pool_probe *p = arg;
     if (sluice_task_ctx() != p->expect) {
         return 1;
     }
-    pthread_mutex_lock(&p->mu);
-    p->started = true;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    while (!sluice_task_should_stop()) {
-        sched_yield();
+    latch_count_down(p->watching);
+    if (!WAIT_FOR_BG(sluice_task_should_stop())) {
+        atomic_store(&p->stop_timed_out, 1);
+        return 1;
     }
     atomic_store(&p->saw_stop, 1);
     return 0;
@@ -527,22 +514,14 @@ static void on_abandon(const sluice_abandoned *t, void *user)
     }
 }
 
-static void wait_started(pool_probe *p)
-{
-    pthread_mutex_lock(&p->mu);
-    while (!p->started) {
-        pthread_cond_wait(&p->cv, &p->mu);
-    }
-    p->started = false;
-    pthread_mutex_unlock(&p->mu);
-}
-
 /* The pool sheds a queued task whose context ended (cancel or deadline),
  * retains the context while queued, and a running task sees its cancel. */
 static void test_pool_integration(void **state)
 {
     (void)state;
-    pool_probe pr = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    pool_probe pr = {.held = gate_new(), .watching = malloc(sizeof(latch))};
+    assert_non_null(pr.watching);
+    latch_init(pr.watching, 1);
     sluice_fake_clock fc;
     sluice_fake_clock_init(&fc, SLUICE_NS_PER_SEC);
     sluice_pool_config pc;
@@ -556,8 +535,8 @@ static void test_pool_integration(void **state)
     sluice_pool *pool;
     assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
 
-    assert_int_equal(sluice_pool_submit(pool, gate_task, &pr), SLUICE_OK);
-    wait_started(&pr);
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, pr.held), SLUICE_OK);
+    GATE_WAIT_ENTERED(pr.held, 1);
     sluice_ctx *cancelled, *expiring;
     assert_int_equal(sluice_ctx_create(&cancelled, NULL, 0, &fc.clock), SLUICE_OK);
     assert_int_equal(sluice_ctx_create(&expiring, NULL, 2 * SLUICE_NS_PER_SEC, &fc.clock), SLUICE_OK);
@@ -569,19 +548,17 @@ static void test_pool_integration(void **state)
     sluice_ctx_release(cancelled);
     sluice_ctx_release(expiring);
     sluice_fake_clock_set(&fc, 2 * SLUICE_NS_PER_SEC);
-    pthread_mutex_lock(&pr.mu);
-    pr.gate_open = true;
-    pthread_cond_broadcast(&pr.cv);
-    pthread_mutex_unlock(&pr.mu);
+    gate_open(pr.held);
 
     sluice_ctx *live;
     assert_int_equal(sluice_ctx_create(&live, NULL, 0, &fc.clock), SLUICE_OK);
     pr.expect = live;
     sluice_submit_opts o3 = {.ctx = live};
     assert_int_equal(sluice_pool_submit_ex(pool, watch_task, &pr, &o3), SLUICE_OK);
-    wait_started(&pr);
+    LATCH_WAIT(pr.watching, "watch_task to start");
     sluice_ctx_cancel(live, SLUICE_ECANCELED);
     assert_int_equal(sluice_pool_drain(pool, 0, NULL), SLUICE_OK);
+    assert_int_equal(atomic_load(&pr.stop_timed_out), 0);
     assert_int_equal(atomic_load(&pr.saw_stop), 1);
     assert_int_equal(atomic_load(&pr.shed), 2);
     assert_int_equal(atomic_load(&wrongly_ran), 0);
@@ -589,8 +566,12 @@ static void test_pool_integration(void **state)
     sluice_pool_stats_get(pool, &st);
     assert_int_equal(st.shed, 2);
     assert_int_equal(st.completed, 2);
+    assert_int_equal(atomic_load(&pr.held->timeouts), 0);
     sluice_ctx_release(live);
     sluice_pool_destroy(pool);
+    gate_free(pr.held);
+    latch_destroy(pr.watching);
+    free(pr.watching);
 }
 
 int main(void)

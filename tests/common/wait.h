@@ -3,8 +3,9 @@
  * tasks until the test opens it, a latch that waits for N events, and
  * WAIT_FOR for conditions that have no notification.
  *
- * Purpose. One copy of the waiting helpers for all areas (core, sync,
- * obs, admin, service, config tests). Nothing here sleeps for a time and
+ * Purpose. One copy of the waiting helpers for all areas (core, base,
+ * sync, obs, admin, service, config tests); tests/common/pool.h adds the
+ * pool-specific pieces (tally, accounting identity) on top. Nothing here sleeps for a time and
  * hopes the event happened: latches and gates wait on a condition
  * variable, and a condition with no notification (a stats field) is
  * polled every 100 us.
@@ -355,11 +356,29 @@ static inline bool gate_wait_entered_bg(gate *g, int n)
         }                                                                                                    \
     } while (0)
 
-/* A task that waits at the gate (arg) until it opens, or until SAFETY_NS
- * pass; returns 0 when it opened, 1 when the wait timed out. */
+/* ---- gate tasks: submit one with the gate as its arg ---------------------- */
+
+/* Waits at the gate until it opens, or until SAFETY_NS pass; returns 0
+ * when it opened, 1 when the wait timed out (the task counts as failed). */
 static inline int task_at_gate(void *arg)
 {
     return gate_pass(arg, false) ? 0 : 1;
+}
+
+/* Waits at the gate until it opens or the task is asked to stop
+ * (sluice_task_should_stop); returns 0 either way. */
+static inline int task_gate(void *arg)
+{
+    gate_pass((gate *)arg, true);
+    return 0;
+}
+
+/* Waits at the gate until it opens (ignoring the stop flag) or until
+ * SAFETY_NS pass; returns 0 either way. */
+static inline int task_gate_hard(void *arg)
+{
+    gate_pass((gate *)arg, false);
+    return 0;
 }
 
 #endif /* SLUICE_TESTS_COMMON_WAIT_H */

@@ -17,7 +17,7 @@
  * the fix (run_on_caller re-checks `closed` after counting itself) it can
  * never fail.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 #define NSUB 8
 

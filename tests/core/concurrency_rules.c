@@ -13,7 +13,7 @@
  *    every accepted task is run or handed back (DROPPED) exactly once, no
  *    task twice, and the accounting identity holds.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 /* ---- nested CALLER_RUNS frames -------------------------------------------- */
 

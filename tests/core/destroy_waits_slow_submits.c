@@ -16,7 +16,7 @@
  * that one submitter there. destroy runs on a helper thread; it must not
  * finish while the submitter is still inside submit.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 typedef struct test_clock {
     sluice_clock clock;

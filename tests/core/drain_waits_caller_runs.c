@@ -15,7 +15,7 @@
  * caller-run task is still inside its gate, and right after it returns
  * the accounting identity must hold exactly.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 typedef struct caller_arg {
     sluice_pool *p;

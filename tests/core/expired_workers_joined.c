@@ -16,7 +16,7 @@
  * starts a worker that expires as soon as it parks) and checks that the
  * process's virtual size did not grow by anything like N stacks.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 static long vm_size_kb(void)
 {

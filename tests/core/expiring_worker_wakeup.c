@@ -19,7 +19,7 @@
  * submits (the submit's push and its read of `idle` happen while the
  * worker is held; the submit then waits for park_mu).
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 typedef struct test_clock {
     sluice_clock clock;

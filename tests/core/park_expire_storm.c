@@ -10,7 +10,7 @@
  * safety limit means a task was stranded with no worker to run it. The
  * accounting identity is checked at the end, and no task may run twice.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 #define STORM_PRODUCERS 3
 #define STORM_BURST 5

@@ -7,7 +7,7 @@
  * start after destroy), and every accepted task either ran or was handed
  * back with SLUICE_ABANDON_DESTROY.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 typedef struct round_state {
     sluice_pool *p;

@@ -6,7 +6,7 @@
  * with SLUICE_ABANDON_DRAIN (the report's handed_back), and the identity
  * must hold once the pool is quiescent.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 typedef struct shared {
     sluice_pool *p;

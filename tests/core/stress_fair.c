@@ -11,7 +11,7 @@
  * counts hand-backs), the pool's identity, and each surviving tenant's
  * identity. Sized by SLUICE_STRESS_SCALE (rounds).
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 #include "sluice/tenant.h"
 
 #define PRODUCERS 4

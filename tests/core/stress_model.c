@@ -41,7 +41,7 @@
  */
 #include <signal.h>
 
-#include "core/helpers.h"
+#include "common/pool.h"
 
 #define MAX_TASKS 3000
 #define MAX_PRODUCERS 4

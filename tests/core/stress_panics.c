@@ -7,7 +7,7 @@
  * every cleanup handler must have run exactly once, and the identity must
  * hold.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 typedef struct shared {
     _Atomic uint64_t ok, fail, panic, fault, cleanups, entered;

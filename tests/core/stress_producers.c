@@ -9,7 +9,7 @@
  * Sized by SLUICE_STRESS_SCALE (1 = a few seconds in CI; sanitizer builds
  * do a fifth of the work).
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 typedef struct work {
     _Atomic uint64_t ok, fail, panic; /* bodies entered, by kind */

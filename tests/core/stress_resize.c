@@ -8,7 +8,7 @@
  * that exactly). Afterwards: the identity, every task run exactly once,
  * every started worker finalised.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 typedef struct shared {
     sluice_pool *p;

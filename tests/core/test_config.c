@@ -4,7 +4,7 @@
  * "nothing is half-created" on any failure: no thread, no hook call, no
  * memory (ASan's leak check covers the last), *out untouched.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 static void test_defaults(void **state)
 {

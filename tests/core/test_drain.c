@@ -5,7 +5,7 @@
  * submitters woken with ECLOSED by drain and by destroy, destroy of an
  * undrained pool, drain twice, from a worker, and concurrently.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 static void hold_workers(sluice_pool *p, gate *g, unsigned k)
 {

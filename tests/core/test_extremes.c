@@ -8,7 +8,7 @@
  */
 #include <limits.h>
 
-#include "core/helpers.h"
+#include "common/pool.h"
 
 /* A huge calloc must return NULL under the sanitizers too (their default
  * is to abort), as it does in a plain build: the promise is ENOMEM. The

@@ -13,7 +13,7 @@
  */
 #include <inttypes.h>
 
-#include "core/helpers.h"
+#include "common/pool.h"
 #include "sluice/tenant.h"
 
 /* ---- recording the order tasks start in ----------------------------------- */

@@ -7,7 +7,7 @@
  */
 #include <sys/resource.h>
 
-#include "core/helpers.h"
+#include "common/pool.h"
 
 /* ---- allocation counting (-Wl,--wrap=...) ----------------------------- */
 

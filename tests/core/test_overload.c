@@ -10,11 +10,11 @@
  * the tasks CoDel sheds and the order LIFO serves are exact. Nothing
  * sleeps: a gate holds the worker while a test fills the queue, and the
  * end of a run is awaited by polling the stats with a real-time safety
- * limit (helpers.h).
+ * limit (tests/common/pool.h).
  */
 #include <math.h>
 
-#include "core/helpers.h"
+#include "common/pool.h"
 #include "core/overload.h"
 #include "sluice/tenant.h"
 

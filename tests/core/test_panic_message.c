@@ -2,7 +2,7 @@
  * tests/core/test_panic_message.c - sluice_task_panic_message: the message
  * is visible to cleanup handlers that run because of a panic, and only then.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 static char seen[128];
 static _Atomic int normal_null;

@@ -21,7 +21,7 @@
  */
 #include <signal.h>
 
-#include "core/helpers.h"
+#include "common/pool.h"
 
 /* ---- a clock that counts its reads ------------------------------------------ */
 

@@ -11,7 +11,7 @@
  * starts with running > limit is a violation, recorded in an atomic and
  * asserted on the main thread.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 typedef struct watcher {
     _Atomic int running;

@@ -14,7 +14,7 @@
  */
 #include <signal.h>
 
-#include "core/helpers.h"
+#include "common/pool.h"
 #include "sluice/metrics.h"
 
 int __real_pthread_create(pthread_t *th, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);

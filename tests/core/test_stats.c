@@ -4,7 +4,7 @@
  * fake clock, counts equal to task counts when every task is timed, about
  * N/k when 1 in k is sampled, nothing when timing is off.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 static void test_gauges_and_counters(void **state)
 {

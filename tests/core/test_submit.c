@@ -9,7 +9,7 @@
  * lands in the queue, and the queue's fill level is known exactly. Time
  * moves only through a sluice_fake_clock.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 /* Holds all K workers at `g`: submits K gate tasks and waits until all
  * are inside. */

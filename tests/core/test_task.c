@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/helpers.h"
+#include "common/pool.h"
 
 static void hold_workers(sluice_pool *p, gate *g, unsigned k)
 {

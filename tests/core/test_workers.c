@@ -4,7 +4,7 @@
  * left behind), idle expiry on a fake clock, workers_get and thread names,
  * and that a free worker is never kept from queued work by a busy one.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 
 static void hold_workers(sluice_pool *p, gate *g, unsigned k)
 {

@@ -6,6 +6,9 @@
  * worker that has since exited and been joined gives SLUICE_ENOENT (never
  * a signal to a dead thread), and a capture interrupts a sleeping task's
  * nanosleep with EINTR, as the header warns.
+ *
+ * The test's waits (the target blocked, the task started, the worker
+ * expired) are the bounded WAIT_FORs of tests/common/wait.h.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -23,6 +26,8 @@
 #include <cmocka.h>
 
 #include "sluice/metrics.h"
+
+#include "common/wait.h"
 
 typedef struct target {
     pthread_mutex_t mu;
@@ -58,6 +63,14 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+static bool target_ready(target *t)
+{
+    pthread_mutex_lock(&t->mu);
+    bool ready = t->ready;
+    pthread_mutex_unlock(&t->mu);
+    return ready;
+}
+
 static void start(target *t, pthread_t *th, bool mask)
 {
     memset(t, 0, sizeof *t);
@@ -65,11 +78,7 @@ static void start(target *t, pthread_t *th, bool mask)
     pthread_cond_init(&t->cv, NULL);
     t->mask = mask;
     assert_int_equal(pthread_create(th, NULL, thread_main, t), 0);
-    pthread_mutex_lock(&t->mu);
-    while (!t->ready) {
-        pthread_cond_wait(&t->cv, &t->mu);
-    }
-    pthread_mutex_unlock(&t->mu);
+    WAIT_FOR(target_ready(t), "the target thread to block");
 }
 
 static void stop(target *t, pthread_t th)
@@ -176,6 +185,20 @@ static int sleep_task(void *arg)
     return 0;
 }
 
+/* One capture of the sleeping task's worker (main thread: asserts), then:
+ * has the task reported how its sleep ended? */
+static bool capture_reported(sluice_pool *p, const sluice_worker_info *w, sleeper *sl)
+{
+    if (atomic_load(&sl->result) != 0) {
+        return true;
+    }
+    void *frames[32];
+    int n = 0;
+    sluice_err r = sluice_pool_worker_backtrace(p, w, frames, 32, &n, 2 * SLUICE_NS_PER_SEC);
+    assert_true(r == SLUICE_OK || r == SLUICE_ENOENT);
+    return atomic_load(&sl->result) != 0;
+}
+
 static void test_pool_worker(void **state)
 {
     (void)state;
@@ -189,31 +212,18 @@ static void test_pool_worker(void **state)
     assert_int_equal(sluice_pool_create(&cfg, &p, NULL, 0), SLUICE_OK);
     sleeper sl = {0};
     assert_int_equal(sluice_pool_submit(p, sleep_task, &sl), SLUICE_OK);
-    for (int i = 0; i < 5000 && !atomic_load(&sl.started); i++) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-    assert_true(atomic_load(&sl.started));
+    WAIT_FOR(atomic_load(&sl.started), "the sleeping task to start");
     sluice_worker_info w[4];
     assert_int_equal(sluice_pool_workers_get(p, w, 4), 1);
     void *frames[32];
     int n = 0;
     /* The capture interrupts the task's nanosleep (EINTR), which the task
-     * then reports; retry the capture if the signal came before the sleep. */
-    sluice_err r = SLUICE_OK;
-    for (int i = 0; i < 200 && atomic_load(&sl.result) == 0; i++) {
-        r = sluice_pool_worker_backtrace(p, &w[0], frames, 32, &n, 2 * SLUICE_NS_PER_SEC);
-        assert_true(r == SLUICE_OK || r == SLUICE_ENOENT);
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
+     * then reports; capture again if the signal came before the sleep. */
+    WAIT_FOR(capture_reported(p, &w[0], &sl), "the task to report its interrupted sleep");
     assert_int_equal(atomic_load(&sl.result), EINTR);
     /* The worker goes idle and expires (1 ms); once it is gone, its old
      * entry is refused without a signal. */
-    for (int i = 0; i < 5000 && sluice_pool_workers_get(p, NULL, 0) > 0; i++) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
+    WAIT_FOR(sluice_pool_workers_get(p, NULL, 0) == 0, "the idle worker to expire");
     assert_int_equal(sluice_pool_workers_get(p, NULL, 0), 0);
     assert_int_equal(sluice_pool_drain(p, 0, NULL), SLUICE_OK); /* joins the exited worker */
     n = -1;

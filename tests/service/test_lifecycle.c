@@ -6,7 +6,8 @@
  *
  * Signals are real (kill(getpid(), ...)) and taken by the lifecycle's
  * sigwait thread; the test blocks them in main before any thread starts,
- * as a service would. Waiting is on conditions, never on sleeps.
+ * as a service would. Waiting is on conditions, never on sleeps: the
+ * bounded WAIT_FOR and gates of tests/common/wait.h.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -33,7 +34,6 @@
 /* What happened, in order. */
 typedef struct trace {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     char steps[256];
     int reloads;
     int forced;
@@ -52,7 +52,6 @@ static void step(trace *t, char c)
         t->steps[n] = c;
         t->steps[n + 1] = '\0';
     }
-    pthread_cond_broadcast(&t->cv);
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -82,7 +81,6 @@ static void on_reload(void *user)
     trace *t = user;
     pthread_mutex_lock(&t->mu);
     t->reloads++;
-    pthread_cond_broadcast(&t->cv);
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -91,8 +89,29 @@ static void on_force(void *user, int signo)
     trace *t = user;
     pthread_mutex_lock(&t->mu);
     t->forced = signo;
-    pthread_cond_broadcast(&t->cv);
     pthread_mutex_unlock(&t->mu);
+}
+
+/* A field of the trace, read under its lock (for WAIT_FOR: the callbacks
+ * run on the lifecycle's threads). */
+static int trace_get(trace *t, const int *field)
+{
+    pthread_mutex_lock(&t->mu);
+    int v = *field;
+    pthread_mutex_unlock(&t->mu);
+    return v;
+}
+
+/* One step of the injected clock, then: have the producers been stopped? */
+static bool advance_until_stopped(trace *t, sluice_fake_clock *fake)
+{
+    pthread_mutex_lock(&t->mu);
+    bool stopped = strchr(t->steps, 'p') != NULL;
+    pthread_mutex_unlock(&t->mu);
+    if (!stopped) {
+        sluice_fake_clock_advance(fake, SLUICE_NS_PER_SEC);
+    }
+    return stopped;
 }
 
 static void quiet(void *user, const char *line)
@@ -111,16 +130,7 @@ static void trace_init(trace *t)
 {
     memset(t, 0, sizeof *t);
     pthread_mutex_init(&t->mu, NULL);
-    pthread_cond_init(&t->cv, NULL);
     atomic_store(&t->ready, true);
-}
-
-/* A task held at the gate (tests/common/wait.h) until it opens or the
- * task is told to stop; g.entered counts the tasks that ran. */
-static int gated_task(void *arg)
-{
-    gate_pass(arg, true);
-    return 0;
 }
 
 static sluice_pool *make_pool(const char *name, trace *t, unsigned k, size_t q)
@@ -163,15 +173,11 @@ static void test_sigterm_drains_everything(void **state)
     gate g;
     gate_init(&g);
     for (int i = 0; i < 20; i++) {
-        assert_int_equal(sluice_pool_submit(i % 2 ? a : b, gated_task, &g), SLUICE_OK);
+        assert_int_equal(sluice_pool_submit(i % 2 ? a : b, task_gate, &g), SLUICE_OK);
     }
     /* SIGHUP reloads and does not stop anything. */
     kill(getpid(), SIGHUP);
-    pthread_mutex_lock(&t.mu);
-    while (t.reloads == 0) {
-        pthread_cond_wait(&t.cv, &t.mu);
-    }
-    pthread_mutex_unlock(&t.mu);
+    WAIT_FOR(trace_get(&t, &t.reloads) > 0, "SIGHUP to reach the reload callback");
     assert_false(sluice_lifecycle_stopping(lc));
 
     /* The tasks stay gated until the producers are stopped (on_stop opens
@@ -192,7 +198,7 @@ static void test_sigterm_drains_everything(void **state)
     assert_int_equal(sa.submitted + sb.submitted, 20);
     assert_int_equal(sa.completed + sb.completed, 20);
     assert_true(sa.draining && sb.draining);
-    assert_int_equal(sluice_pool_submit(a, gated_task, &g), SLUICE_ECLOSED);
+    assert_int_equal(sluice_pool_submit(a, task_gate, &g), SLUICE_ECLOSED);
     assert_int_equal(sluice_lifecycle_wait(lc, NULL), SLUICE_EBUSY);
     sluice_lifecycle_destroy(lc);
     sluice_pool_destroy(a);
@@ -228,16 +234,12 @@ static void test_budget_and_second_signal(void **state)
     gate g;
     gate_init(&g);
     for (int i = 0; i < 5; i++) {
-        assert_int_equal(sluice_pool_submit(a, gated_task, &g), SLUICE_OK);
+        assert_int_equal(sluice_pool_submit(a, task_gate, &g), SLUICE_OK);
     }
     sluice_lifecycle_shutdown(lc);
     assert_true(sluice_lifecycle_stopping(lc));
     kill(getpid(), SIGINT); /* a second request during the shutdown */
-    pthread_mutex_lock(&t.mu);
-    while (t.forced == 0) {
-        pthread_cond_wait(&t.cv, &t.mu);
-    }
-    pthread_mutex_unlock(&t.mu);
+    WAIT_FOR(trace_get(&t, &t.forced) != 0, "the second signal to reach on_force_exit");
     assert_int_equal(t.forced, SIGINT);
     sluice_lifecycle_report rep;
     assert_int_equal(sluice_lifecycle_wait(lc, &rep), SLUICE_ETIMEDOUT);
@@ -296,21 +298,7 @@ static void test_grace_on_injected_clock(void **state)
     uint64_t t0 = sluice_clock_now(&fake.clock);
     sluice_lifecycle_shutdown(lc);
     /* Advance a second at a time until the producers are stopped. */
-    pthread_mutex_lock(&t.mu);
-    while (strchr(t.steps, 'p') == NULL) {
-        pthread_mutex_unlock(&t.mu);
-        sluice_fake_clock_advance(&fake, SLUICE_NS_PER_SEC);
-        pthread_mutex_lock(&t.mu);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 5 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&t.cv, &t.mu, &ts);
-    }
-    pthread_mutex_unlock(&t.mu);
+    WAIT_FOR(advance_until_stopped(&t, &fake), "the grace period to end and stop the producers");
     pthread_join(th, NULL);
     assert_int_equal(w.result, SLUICE_OK);
     assert_string_equal(t.steps, "rp");
@@ -385,7 +373,7 @@ static void test_budget_holds_without_drain_threads(void **state)
         assert_int_equal(sluice_pool_create(&pc, &pools[i], err, sizeof err), SLUICE_OK);
         assert_int_equal(sluice_lifecycle_add_pool(lc, pools[i], 0), SLUICE_OK);
         for (int j = 0; j < 3; j++) { /* one runs (stuck), two wait */
-            assert_int_equal(sluice_pool_submit(pools[i], gated_task, &g), SLUICE_OK);
+            assert_int_equal(sluice_pool_submit(pools[i], task_gate, &g), SLUICE_OK);
         }
     }
     ticker tk = {.fake = &fake};

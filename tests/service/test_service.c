@@ -32,7 +32,6 @@
 
 typedef struct trace {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     char events[64][48];
     size_t count;
     atomic_uint_fast64_t abandoned;
@@ -43,12 +42,10 @@ static void trace_init(trace *t)
 {
     memset(t, 0, sizeof *t);
     pthread_mutex_init(&t->mu, NULL);
-    pthread_cond_init(&t->cv, NULL);
 }
 
 static void trace_destroy(trace *t)
 {
-    pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->mu);
 }
 
@@ -62,7 +59,6 @@ static void note(trace *t, const char *fmt, ...)
         vsnprintf(t->events[t->count++], sizeof t->events[0], fmt, ap);
         va_end(ap);
     }
-    pthread_cond_broadcast(&t->cv);
     pthread_mutex_unlock(&t->mu);
 }
 
@@ -201,33 +197,10 @@ static int count_substr(const char *hay, const char *needle)
     return n;
 }
 
-/* Holds its task at the gate (tests/common/wait.h) until it opens or the
- * task is told to stop; g.entered counts the tasks that ran. */
-static int gated_task(void *arg)
-{
-    gate_pass(arg, true);
-    return 0;
-}
-
 /* Wait (bounded) until the trace holds `what`. */
 static void wait_event(trace *t, const char *what)
 {
-    uint64_t until = sluice_clock_now(NULL) + SAFETY_NS;
-    while (find_event(t, what) < 0) {
-        if (sluice_clock_now(NULL) > until) {
-            fail_msg("timed out waiting for event \"%s\"", what);
-        }
-        pthread_mutex_lock(&t->mu);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 5000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&t->cv, &t->mu, &ts);
-        pthread_mutex_unlock(&t->mu);
-    }
+    WAIT_FOR(find_event(t, what) >= 0, "event \"%s\"", what);
 }
 
 /* ---- tests ------------------------------------------------------------ */
@@ -265,7 +238,7 @@ static void test_create_by_hand(void **state)
     gate_init(&g);
     gate_open(&g);
     for (int i = 0; i < 10; i++) {
-        assert_int_equal(sluice_pool_submit(i % 2 ? pa : pb, gated_task, &g), SLUICE_OK);
+        assert_int_equal(sluice_pool_submit(i % 2 ? pa : pb, task_gate, &g), SLUICE_OK);
     }
     assert_int_equal(sluice_service_set_drain_timeout(svc, pb, 2 * SLUICE_NS_PER_SEC), SLUICE_OK);
     sluice_service_shutdown(svc);
@@ -377,7 +350,7 @@ static void test_drain_on_sigterm_without_yaml(void **state)
     gate g;
     gate_init(&g);
     for (int i = 0; i < 20; i++) {
-        assert_int_equal(sluice_pool_submit(pa, gated_task, &g), SLUICE_OK);
+        assert_int_equal(sluice_pool_submit(pa, task_gate, &g), SLUICE_OK);
     }
     runner r = {.svc = svc};
     pthread_t th;
@@ -394,7 +367,7 @@ static void test_drain_on_sigterm_without_yaml(void **state)
     assert_int_equal(r.rep.handed_back, 0);
     assert_int_equal(sluice_service_wait_idle(svc, SAFETY_NS), SLUICE_OK);
     assert_int_equal(atomic_load(&g.entered), 20);
-    assert_int_equal(sluice_pool_submit(pa, gated_task, &g), SLUICE_ECLOSED);
+    assert_int_equal(sluice_pool_submit(pa, task_gate, &g), SLUICE_ECLOSED);
     assert_false(sluice_service_ready(svc));
     /* Ready went 0 (watch), 1 (run), 0 (step 1 of the shutdown). */
     assert_int_equal(count_events(&t, "ready 0"), 2);
@@ -429,7 +402,7 @@ static void test_teardown_order(void **state)
     gate g;
     gate_init(&g);
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(sluice_pool_submit(pa, gated_task, &g), SLUICE_OK);
+        assert_int_equal(sluice_pool_submit(pa, task_gate, &g), SLUICE_OK);
     }
     sluice_service_destroy(svc); /* never ran: the error-path teardown */
 
@@ -581,17 +554,8 @@ static void test_wait_idle_timeout_on_injected_clock(void **state)
     assert_int_equal(sluice_service_add_pool(svc, &a, 0, &pa, err, sizeof err), SLUICE_OK);
     gate g;
     gate_init(&g);
-    assert_int_equal(sluice_pool_submit(pa, gated_task, &g), SLUICE_OK);
-    uint64_t until = sluice_clock_now(NULL) + SAFETY_NS;
-    for (;;) {
-        sluice_pool_stats st;
-        sluice_pool_stats_get(pa, &st);
-        if (st.running == 1) {
-            break;
-        }
-        assert_true(sluice_clock_now(NULL) < until);
-        sched_yield();
-    }
+    assert_int_equal(sluice_pool_submit(pa, task_gate, &g), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g, 1);
     ticker tk = {.fake = &fake};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, tick_main, &tk), 0);

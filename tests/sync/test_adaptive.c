@@ -24,7 +24,7 @@
 #include <cmocka.h>
 
 #include "sluice/adaptive.h"
-#include "test_util.h"
+#include "common/wait.h"
 
 #define MS SLUICE_NS_PER_MS
 
@@ -435,9 +435,7 @@ static void *waiter_main(void *p)
 
 static void wait_waiters(sluice_adaptive *a, unsigned n)
 {
-    while (stats(a).waiters != n) {
-        sched_yield();
-    }
+    WAIT_FOR(stats(a).waiters == n, "%u waiters on the limiter", n);
 }
 
 static void test_blocking_acquire(void **state)
@@ -548,7 +546,7 @@ static void run_stress(sluice_adaptive_mode mode)
     cfg.probe_interval = 3;
     stress_shared sh = {0};
     sh.a = make(&cfg);
-    sh.iters = 2000u * (unsigned)test_stress_scale();
+    sh.iters = 2000u * stress_scale();
     enum { NT = 12 };
     pthread_t th[NT];
     for (int i = 0; i < NT; i++) {

@@ -32,7 +32,8 @@
 #include "sluice/adaptive.h"
 #include "sluice/control.h"
 #include "sluice/pool.h"
-#include "test_util.h"
+
+#include "common/wait.h"
 
 #define MS SLUICE_NS_PER_MS
 #define SEC SLUICE_NS_PER_SEC
@@ -579,62 +580,28 @@ static void test_vegas_steady(void **state)
 
 /* ---- probes on a real pool ---------------------------------------------------------- */
 
-typedef struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool open;
-    unsigned inside;
-} gate;
+/* The stuck task is task_at_gate on a gate of tests/common/wait.h: it
+ * waits until the test opens the gate (or its safety timeout passes). */
 
-static int blocker(void *arg)
+static bool tick_and_count(sluice_pool_control *c, uint64_t probes)
 {
-    gate *g = arg;
-    pthread_mutex_lock(&g->mu);
-    g->inside++;
-    pthread_cond_broadcast(&g->cv);
-    while (!g->open) {
-        pthread_cond_wait(&g->cv, &g->mu);
-    }
-    pthread_mutex_unlock(&g->mu);
-    return 0;
-}
-
-static void gate_wait_inside(gate *g, unsigned n)
-{
-    pthread_mutex_lock(&g->mu);
-    while (g->inside < n) {
-        pthread_cond_wait(&g->cv, &g->mu);
-    }
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void gate_open(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->open = true;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
-
-/* Real seconds on the monotonic clock: only for safety bounds. */
-static double real_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    sluice_pool_control_tick(c);
+    return cstats(c).probes >= probes;
 }
 
 /* Tick until the probe in flight has been collected (it runs on a worker;
- * the fake clock stands still, so it cannot time out meanwhile). Safety
- * bound: 30 s of real time. */
+ * the fake clock stands still, so it cannot time out meanwhile). Fails
+ * the test after the safety timeout. */
 static void tick_until_probes(sluice_pool_control *c, uint64_t probes)
 {
-    double give_up = real_now() + 30;
-    while (cstats(c).probes < probes && real_now() < give_up) {
-        sluice_pool_control_tick(c);
-        sched_yield();
-    }
-    assert_true(cstats(c).probes >= probes);
+    WAIT_FOR(tick_and_count(c, probes), "%llu probes collected", (unsigned long long)probes);
+}
+
+static bool pool_idle(sluice_pool *pool)
+{
+    sluice_pool_stats ps;
+    sluice_pool_stats_get(pool, &ps);
+    return ps.queue_depth == 0 && ps.running == 0;
 }
 
 static void test_probes(void **state)
@@ -672,9 +639,9 @@ static void test_probes(void **state)
     assert_int_equal(s.probe_hist.count, 1);
 
     /* The only worker is stuck: the next probe queues and times out. */
-    gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
-    assert_int_equal(sluice_pool_submit(pool, blocker, &g), SLUICE_OK);
-    gate_wait_inside(&g, 1);
+    gate *g = gate_new();
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, g), SLUICE_OK);
+    GATE_WAIT_ENTERED(g, 1);
     sluice_fake_clock_advance(&clk, 10 * SEC);
     sluice_pool_control_tick(c); /* submits probe 2 */
     sluice_fake_clock_advance(&clk, 2 * SEC);
@@ -686,7 +653,7 @@ static void test_probes(void **state)
     assert_non_null(strstr(lb.last, "unhealthy"));
 
     /* The queue fills (1 queued probe + 1 task): the next probe fails at once. */
-    assert_int_equal(sluice_pool_submit(pool, blocker, &g), SLUICE_OK);
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, g), SLUICE_OK);
     sluice_fake_clock_advance(&clk, 10 * SEC);
     sluice_pool_control_tick(c);
     s = cstats(c);
@@ -694,16 +661,8 @@ static void test_probes(void **state)
     assert_non_null(strstr(s.probe_error, "queue full"));
 
     /* Unstuck: the next probe runs and the pool is healthy again. */
-    gate_open(&g);
-    double give_up = real_now() + 30;
-    for (;;) {
-        sluice_pool_stats ps;
-        sluice_pool_stats_get(pool, &ps);
-        if ((ps.queue_depth == 0 && ps.running == 0) || real_now() > give_up) {
-            break;
-        }
-        sched_yield();
-    }
+    gate_open(g);
+    WAIT_FOR(pool_idle(pool), "the pool to run its queue");
     sluice_fake_clock_advance(&clk, 10 * SEC);
     sluice_pool_control_tick(c);
     tick_until_probes(c, 4);
@@ -714,15 +673,18 @@ static void test_probes(void **state)
     assert_non_null(strstr(lb.last, "ok again"));
 
     /* A probe still queued when the controller goes is safe. */
-    gate g2 = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
-    assert_int_equal(sluice_pool_submit(pool, blocker, &g2), SLUICE_OK);
-    gate_wait_inside(&g2, 1);
+    gate *g2 = gate_new();
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, g2), SLUICE_OK);
+    GATE_WAIT_ENTERED(g2, 1);
     sluice_fake_clock_advance(&clk, 10 * SEC);
     sluice_pool_control_tick(c);
     sluice_pool_control_destroy(c);
-    gate_open(&g2);
+    gate_open(g2);
     assert_int_equal(sluice_pool_drain(pool, 0, NULL), SLUICE_OK);
     sluice_pool_destroy(pool);
+    assert_int_equal(atomic_load(&g->timeouts) + atomic_load(&g2->timeouts), 0);
+    gate_free(g);
+    gate_free(g2);
 }
 
 /* A real pool: pinned by sluice_pool_resize from outside. */

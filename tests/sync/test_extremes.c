@@ -25,14 +25,9 @@
 #include "sluice/limiter.h"
 #include "sluice/sem.h"
 
-#define START 1000u
+#include "common/wait.h"
 
-static uint64_t real_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * SLUICE_NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
+#define START 1000u
 
 /* ---- semaphore ----------------------------------------------------------------- */
 
@@ -140,21 +135,16 @@ static void *sem_waiter_main(void *arg)
     return NULL;
 }
 
+static unsigned sem_waiters(sluice_sem *s)
+{
+    sluice_sem_stats st;
+    sluice_sem_stats_get(s, &st);
+    return st.waiters;
+}
+
 static void wait_waiters(sluice_sem *s, unsigned n)
 {
-    uint64_t limit = real_ns() + 20 * SLUICE_NS_PER_SEC;
-    for (;;) {
-        sluice_sem_stats st;
-        sluice_sem_stats_get(s, &st);
-        if (st.waiters == n) {
-            return;
-        }
-        if (real_ns() > limit) {
-            fail_msg("waiters never reached %u", n);
-        }
-        struct timespec ts = {0, 100000};
-        nanosleep(&ts, NULL);
-    }
+    WAIT_FOR(sem_waiters(s) == n, "%u waiters on the semaphore", n);
 }
 
 /* acquire_until deadline: 0 = none and UINT64_MAX = never (both wait for
@@ -272,9 +262,7 @@ static void test_ctx_wait_extremes(void **state)
         ctx_waiter w = {.c = c, .until = untils[i]};
         pthread_t th;
         assert_int_equal(pthread_create(&th, NULL, ctx_waiter_main, &w), 0);
-        while (!atomic_load(&w.started)) {
-            sched_yield();
-        }
+        WAIT_FOR(atomic_load(&w.started), "the waiter thread to start");
         sluice_fake_clock_set(&fc, UINT64_MAX - 1);
         sluice_ctx_cancel(c, SLUICE_ECANCELED);
         pthread_join(th, NULL);

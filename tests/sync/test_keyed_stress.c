@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "sluice/keyed.h"
-#include "sync/test_util.h"
+#include "common/wait.h"
 
 #define PRODUCERS 8
 #define KEYS 1000
@@ -96,7 +96,7 @@ static size_t total_tasks(void)
 #ifdef SLUICE_SANITIZER
     n /= 5;
 #endif
-    return n * (size_t)test_stress_scale();
+    return n * (size_t)stress_scale();
 }
 
 static stask *make_tasks(size_t total)

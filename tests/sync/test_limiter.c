@@ -6,7 +6,6 @@
  */
 #include <math.h>
 #include <pthread.h>
-#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -17,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "common/wait.h"
 #include "sluice/limiter.h"
 
 static sluice_limiter *make(double rate, uint64_t burst, sluice_fake_clock *fc)
@@ -188,9 +188,7 @@ static void test_wait(void **state)
     /* Woken when the fake clock reaches the reservation's time. */
     waiter w = {.lim = l, .n = 1};
     pthread_create(&w.thread, NULL, wait_main, &w);
-    while (stats(l).waiters != 1) {
-        sched_yield();
-    }
+    WAIT_FOR(stats(l).waiters == 1, "the waiter to reserve");
     sluice_fake_clock_advance(&fc, 99 * SLUICE_NS_PER_MS);
     assert_false(atomic_load(&w.done));
     sluice_fake_clock_advance(&fc, SLUICE_NS_PER_MS);
@@ -203,9 +201,7 @@ static void test_wait(void **state)
     assert_int_equal(sluice_ctx_create(&c, NULL, 0, NULL), SLUICE_OK);
     waiter w2 = {.lim = l, .n = 1, .ctx = c};
     pthread_create(&w2.thread, NULL, wait_main, &w2);
-    while (stats(l).waiters != 1) {
-        sched_yield();
-    }
+    WAIT_FOR(stats(l).waiters == 1, "the waiter to reserve");
     assert_true(stats(l).tokens < -0.99);
     sluice_ctx_cancel(c, SLUICE_ECANCELED);
     pthread_join(w2.thread, NULL);
@@ -313,9 +309,7 @@ static void test_keyed(void **state)
     assert_true(sluice_keyed_limiter_allow(kl, "w", 2));
     waiter w = {.kl = kl, .key = "w", .n = 1};
     pthread_create(&w.thread, NULL, wait_main, &w);
-    while (sluice_keyed_limiter_tokens(kl, "w") > -0.5) {
-        sched_yield(); /* the reservation has been made */
-    }
+    WAIT_FOR(sluice_keyed_limiter_tokens(kl, "w") <= -0.5, "the reservation on key w");
     sluice_fake_clock_advance(&fc, SLUICE_NS_PER_SEC);
     pthread_join(w.thread, NULL);
     assert_int_equal(w.result, SLUICE_OK);
@@ -323,9 +317,7 @@ static void test_keyed(void **state)
     assert_int_equal(sluice_ctx_create(&c, NULL, 0, NULL), SLUICE_OK);
     waiter w2 = {.kl = kl, .key = "w", .n = 1, .ctx = c};
     pthread_create(&w2.thread, NULL, wait_main, &w2);
-    while (sluice_keyed_limiter_tokens(kl, "w") > -0.5) {
-        sched_yield();
-    }
+    WAIT_FOR(sluice_keyed_limiter_tokens(kl, "w") <= -0.5, "the reservation on key w");
     sluice_ctx_cancel(c, SLUICE_ECANCELED);
     pthread_join(w2.thread, NULL);
     assert_int_equal(w2.result, SLUICE_ECANCELED);

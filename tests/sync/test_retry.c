@@ -30,7 +30,6 @@
 #include "sluice/retry.h"
 #include "sluice/sync_metrics.h"
 #include "sluice/task.h"
-#include "sync/test_util.h"
 
 #define MS SLUICE_NS_PER_MS
 #define SEC SLUICE_NS_PER_SEC
@@ -893,7 +892,7 @@ static void test_budget_holds_attempts_down(void **state)
     sluice_retry *r = make_retry(&cfg);
 
     flaky down = {.fail_first = -1, .rc = 503};
-    const int steps = 300 * test_stress_scale(); /* 10 ms each: 3 simulated seconds */
+    const int steps = 300 * (int)stress_scale(); /* 10 ms each: 3 simulated seconds */
     const int per_step = 3;
     uint64_t t0 = sluice_clock_now(&fc.clock);
     for (int s = 0; s < steps; s++) {

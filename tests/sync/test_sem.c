@@ -21,7 +21,7 @@
 
 #include "sluice/ctx.h"
 #include "sluice/sem.h"
-#include "test_util.h"
+#include "common/wait.h"
 
 static sluice_sem *make_sem(uint64_t cap, const sluice_clock *clock)
 {
@@ -45,9 +45,7 @@ static sluice_sem_stats stats(sluice_sem *s)
 
 static void wait_waiters(sluice_sem *s, unsigned n)
 {
-    while (stats(s).waiters != n) {
-        sched_yield();
-    }
+    WAIT_FOR(stats(s).waiters == n, "%u waiters on the semaphore", n);
 }
 
 /* A thread that acquires `n` and records the order it was served in. */
@@ -478,7 +476,7 @@ static void *race_canceller(void *arg)
 static void test_cancel_race(void **state)
 {
     (void)state;
-    race r = {.cap = 5, .iters = 400 * test_stress_scale()};
+    race r = {.cap = 5, .iters = 400 * (int)stress_scale()};
     r.sem = make_sem(r.cap, NULL);
     pthread_t w[4], k;
     pthread_create(&k, NULL, race_canceller, &r);

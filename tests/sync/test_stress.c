@@ -27,7 +27,7 @@
 #include "sluice/limiter.h"
 #include "sluice/sem.h"
 #include "sluice/task.h"
-#include "test_util.h"
+#include "common/wait.h"
 
 #define THREADS 4
 
@@ -86,7 +86,7 @@ static void test_sem_stress(void **state)
     sluice_sem_config cfg;
     sluice_sem_config_init(&cfg);
     cfg.capacity = 7;
-    sem_run r = {.cap = 7, .iters = 2000 * test_stress_scale()};
+    sem_run r = {.cap = 7, .iters = 2000 * (int)stress_scale()};
     assert_int_equal(sluice_sem_create(&cfg, &r.sem, NULL, 0), SLUICE_OK);
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++) {
@@ -157,7 +157,7 @@ static void test_breaker_stress(void **state)
     cfg.open_duration_ns = 20 * SLUICE_NS_PER_US; /* real clock: flips often */
     cfg.half_open_max_calls = 2;
     cfg.on_state_change = count_transition;
-    br_run r = {.iters = 5000 * test_stress_scale()};
+    br_run r = {.iters = 5000 * (int)stress_scale()};
     assert_int_equal(sluice_breaker_create(&cfg, &r.br, NULL, 0), SLUICE_OK);
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++) {
@@ -221,7 +221,7 @@ static void test_limiter_stress(void **state)
     kc.burst = 5;
     kc.max_keys = 16;
     kc.clock = &fc.clock;
-    lim_run r = {.iters = 5000 * test_stress_scale()};
+    lim_run r = {.iters = 5000 * (int)stress_scale()};
     assert_int_equal(sluice_limiter_create(&cfg, &r.lim, NULL, 0), SLUICE_OK);
     assert_int_equal(sluice_keyed_limiter_create(&kc, &r.kl, NULL, 0), SLUICE_OK);
     pthread_t t[THREADS];
@@ -297,7 +297,7 @@ static void test_group_stress(void **state)
     pc.queue_capacity = 4096;
     sluice_pool *p;
     assert_int_equal(sluice_pool_create(&pc, &p, NULL, 0), SLUICE_OK);
-    int rounds = 5 * test_stress_scale();
+    int rounds = 5 * (int)stress_scale();
     for (int round = 0; round < rounds; round++) {
         atomic_store(&leaf_sum, 0);
         sluice_group_config gc;

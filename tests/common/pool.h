@@ -1,12 +1,15 @@
 /*
- * tests/core/helpers.h - shared pieces of the core pool's tests.
+ * tests/common/pool.h - what a test of a sluice_pool needs beyond waiting:
+ * a record of what the pool handed back or reported, and the accounting
+ * identity.
  *
- * Purpose. Every core test needs the same few things: a way to hold tasks
- * inside a worker until the test lets them go (a gate), a way to wait for
- * N events (a latch), a way to wait for a condition that has no
- * notification (stats reaching a value), a record of what the pool handed
- * back or reported (a tally wired to the abandon and panic handlers), and
- * the accounting identity
+ * Purpose. Every pool test (tests/core and any other area that drives a
+ * pool directly) needs the same few things: a way to hold tasks inside a
+ * worker until the test lets them go (a gate), a way to wait for N events
+ * (a latch), a way to wait for a condition that has no notification
+ * (stats reaching a value), a record of what the pool handed back or
+ * reported (a tally wired to the abandon and panic handlers), and the
+ * accounting identity
  *
  *     submitted = completed + failed + panicked + dropped + shed + abandoned
  *
@@ -23,8 +26,8 @@
  * violations in atomics (tally.violations and friends) that the main
  * thread asserts afterwards.
  */
-#ifndef SLUICE_TESTS_CORE_HELPERS_H
-#define SLUICE_TESTS_CORE_HELPERS_H
+#ifndef SLUICE_TESTS_COMMON_POOL_H
+#define SLUICE_TESTS_COMMON_POOL_H
 
 #include <dirent.h>
 #include <errno.h>
@@ -50,10 +53,9 @@
 #include "sluice/pool.h"
 #include "sluice/task.h"
 
-/* Latch, gate, WAIT_FOR, SAFETY_NS, stress_scale: shared by every area. */
+/* Latch, gate and its tasks, WAIT_FOR, SAFETY_NS, stress_scale, H_UNUSED:
+ * shared by every area. */
 #include "common/wait.h"
-
-#define H_UNUSED __attribute__((unused))
 
 /* ---- tally: what the pool reported back to the test --------------------- */
 
@@ -357,20 +359,6 @@ static inline int task_nop(void *arg)
     return 0;
 }
 
-/* Waits at the gate passed as arg (or until asked to stop). */
-static inline int task_gate(void *arg)
-{
-    gate_pass((gate *)arg, true);
-    return 0;
-}
-
-/* Waits at the gate passed as arg; ignores the stop flag. */
-static inline int task_gate_hard(void *arg)
-{
-    gate_pass((gate *)arg, false);
-    return 0;
-}
-
 /* Runs a thread; fails the test if it cannot start. */
 #define START_THREAD(th, fn, arg)                                                                            \
     do {                                                                                                     \
@@ -379,4 +367,4 @@ static inline int task_gate_hard(void *arg)
         }                                                                                                    \
     } while (0)
 
-#endif /* SLUICE_TESTS_CORE_HELPERS_H */
+#endif /* SLUICE_TESTS_COMMON_POOL_H */
