@@ -11,7 +11,7 @@
  * hook that applies a new value to a running pool. Parsing (yaml.c,
  * env.c), bound checks, --print-config (write.c), the reload diff and
  * apply (apply.c) and the key tables of docs/config.md
- * (tests/config/test_config_docs.c) all walk the rows.
+ * (tests/config/test_config_schema.c) all walk the rows.
  *
  * Design.
  *  - A "slot" is one section instance seen through one table: the
