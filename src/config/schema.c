@@ -1330,24 +1330,36 @@ static void why_suffix(const char *why, char *buf, size_t len)
     }
 }
 
+/* A bound as the file would write it: a duration key's in the duration
+ * grammar ("10ms", not 10000000 ns), any other key's as a number. */
+static const char *bound_text(const sluice_config_key *k, uint64_t bound, char *buf, size_t len)
+{
+    if (k->type == SLUICE_CONFIG_DURATION) {
+        return sluice_config_format_duration(bound, buf, len);
+    }
+    snprintf(buf, len, "%" PRIu64, bound);
+    return buf;
+}
+
 /* The bound checks of an integer or duration; `shown` is the value as
  * the message shows it. */
 static bool in_bounds(const sluice_config_key *k, uint64_t v, const char *shown, char *msg, size_t len)
 {
     char why[256];
     uint64_t max = k->max ? k->max : type_max(k);
+    char bound[64];
     if (v < k->min) {
         why_suffix(k->min_why, why, sizeof why);
         if (k->min == 1) {
             snprintf(msg, len, "must be > 0%s, got %s", why, shown);
         } else {
-            snprintf(msg, len, "must be >= %" PRIu64 "%s, got %s", k->min, why, shown);
+            snprintf(msg, len, "must be >= %s%s, got %s", bound_text(k, k->min, bound, sizeof bound), why, shown);
         }
         return false;
     }
     if (v > max) {
         why_suffix(k->max_why, why, sizeof why);
-        snprintf(msg, len, "must be <= %" PRIu64 "%s, got %s", max, why, shown);
+        snprintf(msg, len, "must be <= %s%s, got %s", bound_text(k, max, bound, sizeof bound), why, shown);
         return false;
     }
     return true;

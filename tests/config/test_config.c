@@ -726,6 +726,11 @@ static void test_queue_capacity_max(void **state)
     assert_int_equal(load(max, NULL, &c, err, sizeof err), SLUICE_OK);
     assert_int_equal(c->pools[0].queue_capacity, SLUICE_CONFIG_QUEUE_CAPACITY_MAX);
     sluice_config_free(c);
+    /* A duration's bound is written as a duration, not in nanoseconds. */
+    expect_error("pools:\n  - name: push\n    workers: 1\n    queue_capacity: 1\n    demo_batch_wait: 2h\n",
+                 SLUICE_EINVAL,
+                 "sluice.yaml:5:22: pools[0].demo_batch_wait: must be <= 1h (the batcher's longest wait), got "
+                 "\"2h\"");
     expect_error("pools:\n  - name: push\n    workers: 1\n    queue_capacity: 1\n    stack_size: 100\n",
                  SLUICE_EINVAL,
                  "sluice.yaml:5:17: pools[0].stack_size: must be 0 (the system's default) or >= 16384, got 100");
