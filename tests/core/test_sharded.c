@@ -23,7 +23,7 @@
  * Waits are bounded by SAFETY_NS (tests/common/wait.h); nothing asserts on
  * time. Sized by SLUICE_STRESS_SCALE.
  */
-#include "core/helpers.h"
+#include "common/pool.h"
 #include "core/internal.h"
 
 #define IDS 4096
