@@ -8,9 +8,9 @@
  * Input layout: "METHOD URL\nACCEPT" (anything after the first newline is
  * the Accept value). The URL keeps its length, so a NUL inside it reaches
  * the router (which must answer 400), as a NUL in a request target would. Built with libFuzzer under clang
- * (-DSLUICE_FUZZ_LIBFUZZER); otherwise a standalone driver runs every file
- * given on the command line (or in the given directories) once, so the
- * corpus is a regression test under any compiler.
+ * (-DSLUICE_FUZZ_LIBFUZZER); otherwise fuzz/standalone_main.c runs every
+ * file given on the command line (or in the given directories) once, so
+ * the corpus is a regression test under any compiler (admin_fuzz_corpus).
  *
  * Invariants checked: the status is one of 200/400/404/405; 200 and 405
  * come with the row whose path is exactly the URL's path, 400 and 404
@@ -18,16 +18,16 @@
  * negotiated format is one of the two; nothing reads out of bounds
  * (ASan/UBSan in the fuzz build).
  */
-#include <dirent.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "../src/admin/route.h" /* internal: the route table (not installed) */
 #include "sluice/admin.h"
 #include "sluice/metrics.h"
+
+#define FUZZ_TARGET "fuzz_admin_route"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -44,12 +44,10 @@ static unsigned method_bit(const char *method)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *buf = malloc(size + 1);
+    char *buf = fuzz_input_string(data, size, SIZE_MAX, 1);
     if (!buf) {
         return 0;
     }
-    memcpy(buf, data, size);
-    buf[size] = '\0';
     char *accept = memchr(buf, '\n', size);
     size_t line = accept ? (size_t)(accept - buf) : size;
     if (accept) {
@@ -90,48 +88,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(buf);
     return 0;
 }
-
-#ifndef SLUICE_FUZZ_LIBFUZZER
-static int run_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "%s: cannot open\n", path);
-        return 1;
-    }
-    static uint8_t data[1 << 16];
-    size_t n = fread(data, 1, sizeof data, f);
-    fclose(f);
-    LLVMFuzzerTestOneInput(data, n);
-    return 0;
-}
-
-int main(int argc, char **argv)
-{
-    int runs = 0, bad = 0;
-    for (int i = 1; i < argc; i++) {
-        struct stat st;
-        if (stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-            DIR *d = opendir(argv[i]);
-            struct dirent *e;
-            while (d && (e = readdir(d)) != NULL) {
-                if (e->d_name[0] == '.') {
-                    continue;
-                }
-                char path[4096];
-                snprintf(path, sizeof path, "%s/%s", argv[i], e->d_name);
-                bad += run_file(path);
-                runs++;
-            }
-            if (d) {
-                closedir(d);
-            }
-        } else {
-            bad += run_file(argv[i]);
-            runs++;
-        }
-    }
-    printf("fuzz_admin_route: %d inputs, %d unreadable\n", runs, bad);
-    return bad ? 1 : 0;
-}
-#endif

@@ -16,21 +16,13 @@
  * fuzz_config_corpus).
  */
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "sluice/config.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#define FUZZ_TARGET "fuzz_config"
+#include "fuzz_util.h"
 
-static void check(int cond, const char *what)
-{
-    if (!cond) {
-        fprintf(stderr, "fuzz_config: property violated: %s\n", what);
-        abort();
-    }
-}
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -43,29 +35,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sluice_err r =
         sluice_config_load_string((const char *)data, size, "fuzz.yaml", &opts, &cfg, err, sizeof err);
     if (r != SLUICE_OK) {
-        check(cfg == (sluice_config *)&opts, "a failed load changed *out");
-        check(err[0] != '\0', "a failed load gave no message");
+        fuzz_check(cfg == (sluice_config *)&opts, "a failed load changed *out");
+        fuzz_check(err[0] != '\0', "a failed load gave no message");
         return 0;
     }
-    char *a = NULL, *b = NULL;
-    size_t alen = 0, blen = 0;
-    FILE *f = open_memstream(&a, &alen);
-    check(f && sluice_config_write(cfg, f) == SLUICE_OK, "write failed");
-    fclose(f);
-    sluice_config *again = NULL;
-    sluice_config_load_opts no_env = {.no_env = true};
-    r = sluice_config_load_string(a, alen, "written.yaml", &no_env, &again, err, sizeof err);
-    if (r != SLUICE_OK) {
-        fprintf(stderr, "fuzz_config: written config does not load: %s\n---\n%s\n", err, a);
-        abort();
-    }
-    f = open_memstream(&b, &blen);
-    check(f && sluice_config_write(again, f) == SLUICE_OK, "second write failed");
-    fclose(f);
-    check(alen == blen && memcmp(a, b, alen) == 0, "write(load(write(x))) != write(x)");
-    free(a);
-    free(b);
-    sluice_config_free(again);
+    fuzz_config_round_trip(cfg);
     sluice_config_free(cfg);
     return 0;
 }

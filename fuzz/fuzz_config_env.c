@@ -12,11 +12,13 @@
  * same rows as the file).
  */
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sluice/config.h"
+
+#define FUZZ_TARGET "fuzz_config_env"
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,25 +29,12 @@ static const char FILE_TEXT[] =
     "  - name: sms-eu\n    workers: 2\n    queue_capacity: 8\n    overflow: reject\n"
     "    kind: io\n";
 
-static void check(int cond, const char *what)
-{
-    if (!cond) {
-        fprintf(stderr, "fuzz_config_env: property violated: %s\n", what);
-        abort();
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > 1 << 16) {
-        return 0;
-    }
-    char *text = malloc(size + 1);
+    char *text = fuzz_input_string(data, size, 1 << 16, 1);
     if (!text) {
         return 0;
     }
-    memcpy(text, data, size);
-    text[size] = '\0';
     const char *env[33];
     size_t n = 0;
     for (char *line = text; n < 32;) {
@@ -66,36 +55,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sluice_err r =
         sluice_config_load_string(FILE_TEXT, sizeof FILE_TEXT - 1, "fuzz.yaml", &opts, &cfg, err, sizeof err);
     if (r != SLUICE_OK) {
-        check(cfg == (sluice_config *)&opts, "a refused load changed *out");
-        check(err[0] != '\0', "a refused load gave no message");
+        fuzz_check(cfg == (sluice_config *)&opts, "a refused load changed *out");
+        fuzz_check(err[0] != '\0', "a refused load gave no message");
         free(text);
         return 0;
     }
     for (size_t i = 0; i < cfg->pool_count; i++) {
-        check(cfg->pools[i].workers > 0, "K = 0 accepted");
-        check(cfg->pools[i].queue_capacity > 0 &&
-                  cfg->pools[i].queue_capacity <= SLUICE_CONFIG_QUEUE_CAPACITY_MAX,
-              "a queue bound out of range accepted");
+        fuzz_check(cfg->pools[i].workers > 0, "K = 0 accepted");
+        fuzz_check(cfg->pools[i].queue_capacity > 0 &&
+                       cfg->pools[i].queue_capacity <= SLUICE_CONFIG_QUEUE_CAPACITY_MAX,
+                   "a queue bound out of range accepted");
     }
-    char *a = NULL, *b = NULL;
-    size_t alen = 0, blen = 0;
-    FILE *f = open_memstream(&a, &alen);
-    check(f && sluice_config_write(cfg, f) == SLUICE_OK, "write failed");
-    fclose(f);
-    sluice_config *again = NULL;
-    sluice_config_load_opts no_env = {.no_env = true};
-    r = sluice_config_load_string(a, alen, "written.yaml", &no_env, &again, err, sizeof err);
-    if (r != SLUICE_OK) {
-        fprintf(stderr, "fuzz_config_env: written config does not load: %s\n---\n%s\n", err, a);
-        abort();
-    }
-    f = open_memstream(&b, &blen);
-    check(f && sluice_config_write(again, f) == SLUICE_OK, "second write failed");
-    fclose(f);
-    check(alen == blen && memcmp(a, b, alen) == 0, "write(load(write(x))) != write(x)");
-    free(a);
-    free(b);
-    sluice_config_free(again);
+    fuzz_config_round_trip(cfg);
     sluice_config_free(cfg);
     free(text);
     return 0;

@@ -24,6 +24,9 @@
 
 #include "sluice/metrics.h"
 
+#define FUZZ_TARGET "fuzz_prom_text"
+#include "fuzz_util.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *g_text; /* the rendering being checked, for the report */
@@ -188,15 +191,11 @@ static void collect(sluice_expo *w, void *user)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > 8192) {
-        return 0;
-    }
-    char *buf = malloc(size + 3);
+    /* Three NULs: the help text and the two label values each end in one. */
+    char *buf = fuzz_input_string(data, size, 8192, 3);
     if (!buf) {
         return 0;
     }
-    memcpy(buf, data, size);
-    buf[size] = buf[size + 1] = buf[size + 2] = '\0';
     input in = {buf, NULL, NULL};
     in.v1 = in.help + strlen(in.help) + 1;
     if (in.v1 > buf + size) {

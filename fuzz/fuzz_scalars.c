@@ -24,6 +24,9 @@
 
 #include "config/config_internal.h"
 
+#define FUZZ_TARGET "fuzz_scalars"
+#include "fuzz_util.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check(int cond, const char *what, const char *text)
@@ -91,15 +94,10 @@ static void rows(cfg_impl *c, const sluice_config_key *keys, unsigned n, const c
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > 4096) {
-        return 0;
-    }
-    char *text = malloc(size + 1);
+    char *text = fuzz_input_string(data, size, 4096, 1);
     if (!text) {
         return 0;
     }
-    memcpy(text, data, size);
-    text[size] = '\0';
 
     uint64_t ns = 7;
     if (sluice_config_parse_duration(text, &ns) == SLUICE_OK) {
