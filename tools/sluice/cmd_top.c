@@ -314,6 +314,36 @@ static pool_state row_state(const view_row *r)
     return r->pool ? r->pool->state : ST_DOWN;
 }
 
+/* The counter a counter column shows (FAILED .. REJECTED), NULL for the
+ * others: the one place that maps those columns to their fields. */
+static const uint64_t *counter_of(const pool_row *p, col_id c)
+{
+    switch (c) {
+    case COL_FAILED:
+        return &p->failed;
+    case COL_PANICKED:
+        return &p->panicked;
+    case COL_DROPPED:
+        return &p->dropped;
+    case COL_SHED:
+        return &p->shed;
+    case COL_REJECTED:
+        return &p->rejected;
+    case COL_INSTANCE:
+    case COL_POOL:
+    case COL_STATE:
+    case COL_RUN:
+    case COL_SAT:
+    case COL_QUEUE:
+    case COL_WAITING:
+    case COL_RATE:
+    case COL_OLDEST:
+    case COL__COUNT:
+        break;
+    }
+    return NULL;
+}
+
 static void cell(const view_row *r, col_id c, char *buf, size_t n)
 {
     const pool_row *p = r->pool;
@@ -354,19 +384,11 @@ static void cell(const view_row *r, col_id c, char *buf, size_t n)
         snprintf(buf, n, "%.1f", p->oldest_running_s);
         break;
     case COL_FAILED:
-        snprintf(buf, n, "%" PRIu64, p->failed);
-        break;
     case COL_PANICKED:
-        snprintf(buf, n, "%" PRIu64, p->panicked);
-        break;
     case COL_DROPPED:
-        snprintf(buf, n, "%" PRIu64, p->dropped);
-        break;
     case COL_SHED:
-        snprintf(buf, n, "%" PRIu64, p->shed);
-        break;
     case COL_REJECTED:
-        snprintf(buf, n, "%" PRIu64, p->rejected);
+        snprintf(buf, n, "%" PRIu64, *counter_of(p, c));
         break;
     case COL__COUNT:
         buf[0] = '\0';
@@ -396,15 +418,11 @@ static double key(const view_row *r, col_id c)
     case COL_OLDEST:
         return p->oldest_running_s;
     case COL_FAILED:
-        return (double)p->failed;
     case COL_PANICKED:
-        return (double)p->panicked;
     case COL_DROPPED:
-        return (double)p->dropped;
     case COL_SHED:
-        return (double)p->shed;
     case COL_REJECTED:
-        return (double)p->rejected;
+        return (double)*counter_of(p, c);
     case COL_INSTANCE:
     case COL_POOL:
     case COL_STATE:

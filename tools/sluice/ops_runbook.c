@@ -301,23 +301,39 @@ static void stalled(ops_buf *o, const facts *f)
                    "revert it.\n\n");
 }
 
-/* The SLO burn entries of the service (slo_objective in `service:`). */
-static void service_slo_entries(ops_buf *o, const char *service, const ops_slo *slo)
+/* The anchor, heading and "Fires when" of one SLO burn entry: `whose` SLO
+ * ("the pool's", "the service's ... over all its pools") is burning its
+ * budget fast (critical) or slowly (warning). */
+static void slo_burn_head(ops_buf *o, const char *alert, const char *name, const char *whose,
+                          const ops_slo *slo, bool slow)
 {
     char anchor[256], win[32], lat[32];
     ops_format_window(slo->window_ns, win, sizeof win);
+    ops_buf_printf(o, "<a id=\"%s\"></a>\n\n### %s: %s\n\n",
+                   ops_runbook_anchor(alert, name, anchor, sizeof anchor), alert, name);
+    ops_buf_printf(o, "**Severity:** %s. **Fires when:** %s (%.10g%% over %s", slow ? "warning" : "critical",
+                   whose, slo->objective * 100, win);
+    if (slo->latency_ns)
+        ops_buf_printf(o, "; latency: tasks under %s",
+                       sluice_config_format_duration(slo->latency_ns, lat, sizeof lat));
+    ops_buf_printf(o, ") is burning its error budget %s (the `slo` label says which).\n\n",
+                   slow ? "faster than it can afford over days (1x over 3d and 6h)"
+                        : "fast enough to be gone within days (14.4x over 1h and 5m, or 6x over 6h and 30m)");
+}
+
+/* What an SLO covers, in the entry's "Fires when". */
+static const char *slo_kinds(const ops_slo *slo)
+{
+    return slo->latency_ns ? "availability or latency" : "availability";
+}
+
+/* The SLO burn entries of the service (slo_objective in `service:`). */
+static void service_slo_entries(ops_buf *o, const char *service, const ops_slo *slo)
+{
+    char whose[96];
+    snprintf(whose, sizeof whose, "the service's %s SLO over all its pools", slo_kinds(slo));
     for (int a = 0; a < 2; a++) {
-        const char *alert = a ? "ServiceSLOBurnSlow" : "ServiceSLOBurnFast";
-        ops_buf_printf(o, "<a id=\"%s\"></a>\n\n### %s: %s\n\n",
-                       ops_runbook_anchor(alert, service, anchor, sizeof anchor), alert, service);
-        ops_buf_printf(o, "**Severity:** %s. **Fires when:** the service's %s SLO over all its pools (%.10g%% over %s",
-                       a ? "warning" : "critical", slo->latency_ns ? "availability or latency" : "availability",
-                       slo->objective * 100, win);
-        if (slo->latency_ns)
-            ops_buf_printf(o, "; latency: tasks under %s", sluice_config_format_duration(slo->latency_ns, lat, sizeof lat));
-        ops_buf_printf(o, ") is burning its error budget %s (the `slo` label says which).\n\n",
-                       a ? "faster than it can afford over days (1x over 3d and 6h)"
-                         : "fast enough to be gone within days (14.4x over 1h and 5m, or 6x over 6h and 30m)");
+        slo_burn_head(o, a ? "ServiceSLOBurnSlow" : "ServiceSLOBurnFast", service, whose, slo, a);
         ops_buf_put(o, "#### Quick checks (5 min)\n\n1. Which pool burns it? Compare `sluice_slo:error_ratio:rate1h` "
                        "per pool (pools with their own SLO), or the dashboard's **Drop rate** and **Completion "
                        "rate** for each pool: a service SLO is usually missed by one pool.\n"
@@ -335,22 +351,10 @@ static void service_slo_entries(ops_buf *o, const char *service, const ops_slo *
 /* The SLO burn entries of a pool with slo_objective. */
 static void slo_entries(ops_buf *o, const facts *f, const ops_slo *slo)
 {
-    char anchor[256], win[32], lat[32];
-    ops_format_window(slo->window_ns, win, sizeof win);
+    char whose[96];
+    snprintf(whose, sizeof whose, "the pool's %s SLO", slo_kinds(slo));
     for (int a = 0; a < 2; a++) {
-        const char *alert = a ? "PoolSLOBurnSlow" : "PoolSLOBurnFast";
-        ops_buf_printf(o, "<a id=\"%s\"></a>\n\n### %s: %s\n\n",
-                       ops_runbook_anchor(alert, f->name, anchor, sizeof anchor), alert, f->name);
-        ops_buf_printf(o,
-                       "**Severity:** %s. **Fires when:** the pool's %s SLO (%.10g%% over %s",
-                       a ? "warning" : "critical", slo->latency_ns ? "availability or latency" : "availability",
-                       slo->objective * 100, win);
-        if (slo->latency_ns)
-            ops_buf_printf(o, "; latency: tasks under %s",
-                           sluice_config_format_duration(slo->latency_ns, lat, sizeof lat));
-        ops_buf_printf(o, ") is burning its error budget %s (the `slo` label says which).\n\n",
-                       a ? "faster than it can afford over days (1x over 3d and 6h)"
-                         : "fast enough to be gone within days (14.4x over 1h and 5m, or 6x over 6h and 30m)");
+        slo_burn_head(o, a ? "PoolSLOBurnSlow" : "PoolSLOBurnFast", f->name, whose, slo, a);
         ops_buf_put(o, "#### Quick checks (5 min)\n\n1. ");
         dashboard_hint(o, f);
         ops_buf_put(o, ": for `slo=\"availability\"`, which outcome is it (**Drop rate**: rejected, dropped, "

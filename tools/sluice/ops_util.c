@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,7 +97,20 @@ const char *ops_buf_str(const ops_buf *b)
     return b->data ? b->data : "";
 }
 
-void ops_json_str(ops_buf *b, const char *s)
+/* The escapes JSON and YAML double-quoted strings share ('"', '\\', newline
+ * and tab in C's short form), and how each writes the other control
+ * bytes: JSON has a short "\r" and a "\u00XX" for the rest (DEL is not a
+ * control character to it); YAML writes them, DEL included, as "\xXX". */
+typedef struct dq_dialect {
+    bool short_cr;       /* "\r" rather than the numeric form */
+    bool del_is_control; /* 0x7f takes the numeric form too */
+    bool unicode_form;   /* the numeric form is "\u00XX" (JSON), else "\xXX" (YAML) */
+} dq_dialect;
+
+static const dq_dialect json_dialect = {.short_cr = true, .del_is_control = false, .unicode_form = true};
+static const dq_dialect yaml_dialect = {.short_cr = false, .del_is_control = true, .unicode_form = false};
+
+static void put_double_quoted(ops_buf *b, const char *s, const dq_dialect *d)
 {
     ops_buf_put(b, "\"");
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
@@ -113,44 +127,30 @@ void ops_json_str(ops_buf *b, const char *s)
         case '\t':
             ops_buf_put(b, "\\t");
             break;
-        case '\r':
-            ops_buf_put(b, "\\r");
-            break;
-        default:
-            if (*p < 0x20)
+        default: {
+            bool numeric = *p < 0x20 || (*p == 0x7f && d->del_is_control);
+            if (*p == '\r' && d->short_cr)
+                ops_buf_put(b, "\\r");
+            else if (numeric && d->unicode_form)
                 ops_buf_printf(b, "\\u%04x", *p);
+            else if (numeric)
+                ops_buf_printf(b, "\\x%02x", *p);
             else
                 ops_buf_putn(b, (const char *)p, 1);
+        }
         }
     }
     ops_buf_put(b, "\"");
 }
 
+void ops_json_str(ops_buf *b, const char *s)
+{
+    put_double_quoted(b, s, &json_dialect);
+}
+
 void ops_yaml_str(ops_buf *b, const char *s)
 {
-    ops_buf_put(b, "\"");
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        switch (*p) {
-        case '"':
-            ops_buf_put(b, "\\\"");
-            break;
-        case '\\':
-            ops_buf_put(b, "\\\\");
-            break;
-        case '\n':
-            ops_buf_put(b, "\\n");
-            break;
-        case '\t':
-            ops_buf_put(b, "\\t");
-            break;
-        default:
-            if (*p < 0x20 || *p == 0x7f)
-                ops_buf_printf(b, "\\x%02x", *p);
-            else
-                ops_buf_putn(b, (const char *)p, 1);
-        }
-    }
-    ops_buf_put(b, "\"");
+    put_double_quoted(b, s, &yaml_dialect);
 }
 
 void ops_yaml_squote(ops_buf *b, const char *s)
