@@ -9,7 +9,10 @@
  * At scrape time we take one sluice_pool_stats_get and two
  * sluice_pool_histogram_get snapshots per pool, then write each family
  * with one sample per pool (a family's samples must be contiguous in the
- * exposition, so the loop is family-major, pool-minor).
+ * exposition, so the loop is family-major, pool-minor). Each gauge and
+ * counter family is one row of POOL_FAMILIES (or TENANT_FAMILIES), which
+ * expands into the enum, the family table and the switch that reads the
+ * value, so the three never disagree.
  *
  * Ordering. A snapshot is exact at quiescence; while tasks run, fields may
  * come from slightly different instants (see sluice_pool_stats_get). The
@@ -49,41 +52,78 @@ typedef struct tenant_view {
     bool fair;
 } tenant_view;
 
+/* The two timing histograms of a pool, in exposition order. */
+static const struct {
+    sluice_hist_kind kind;
+    const char *name;
+    const char *help;
+} pool_histograms[] = {
+    {SLUICE_HIST_TASK, "pool_task_duration_seconds",
+     "Time tasks spent running (1 task in pool_timing_sample_every)."},
+    {SLUICE_HIST_WAIT, "pool_submit_duration_seconds",
+     "Time from submit to start (1 task in pool_timing_sample_every)."},
+};
+#define POOL_HISTOGRAM_COUNT (sizeof pool_histograms / sizeof pool_histograms[0])
+
 typedef struct snap {
     sluice_pool_stats st;
-    double oldest_running_s; /* age of the longest-running task, 0 if none */
-    sluice_histogram task;
-    sluice_histogram wait;
+    double oldest_running_s;                     /* age of the longest-running task, 0 if none */
+    sluice_histogram hist[POOL_HISTOGRAM_COUNT]; /* as pool_histograms lists them */
     sluice_metric_label label;
 } snap;
 
-typedef enum field {
-    F_RUNNING,
-    F_CAPACITY,
-    F_WAITING,
-    F_QUEUE_DEPTH,
-    F_QUEUE_CAPACITY,
-    F_IDLE,
-    F_UTILIZATION,
-    F_SUBMITTED,
-    F_COMPLETED,
-    F_FAILED,
-    F_PANICKED,
-    F_DROPPED,
-    F_SHED,
-    F_ABANDONED,
-    F_REJECTED,
-    F_EXPIRED,
-    F_STARTED,
-    F_RETIRED,
-    F_RESIZES,
-    F_TIMING_SAMPLE,
-    F_START_FAILURES,
-    F_CODEL_SHED,
-    F_LIFO_SWITCHES,
-    F_LIFO_ACTIVE,
-    F_CODEL_DROPPING,
-} field;
+/*
+ * The pool's gauge and counter families, in exposition order, one row
+ * each: X(ID, name, type, value, help), where `value` reads the pool's
+ * snapshot `s` (a struct snap). The list expands into the field enum, the
+ * family table and value_of's switch, so a new family is one row.
+ */
+#define POOL_FAMILIES(X)                                                                                     \
+    X(RUNNING, "pool_running", GAUGE, s->st.running, "Tasks running now.")                                   \
+    X(CAPACITY, "pool_capacity", GAUGE, s->st.capacity, "K: the most tasks that may run at once.")           \
+    X(WAITING, "pool_waiting", GAUGE, s->st.waiting, "Submitters blocked waiting for queue space.")          \
+    X(QUEUE_DEPTH, "pool_queue_depth", GAUGE, s->st.queue_depth, "Tasks queued, not yet started.")           \
+    X(QUEUE_CAPACITY, "pool_queue_capacity", GAUGE, s->st.queue_capacity, "The most tasks the queue holds.") \
+    X(IDLE, "pool_idle_workers", GAUGE, s->st.idle, "Worker threads alive and parked waiting for work.")     \
+    X(UTILIZATION, "pool_worker_utilization_ratio", GAUGE,                                                   \
+      s->st.capacity ? (double)s->st.running / (double)s->st.capacity : 0.0,                                 \
+      "running / capacity at the time of the scrape.")                                                       \
+    X(SUBMITTED, "pool_submitted_total", COUNTER, s->st.submitted,                                           \
+      "Tasks accepted (queued or run by the caller).")                                                       \
+    X(COMPLETED, "pool_completed_total", COUNTER, s->st.completed, "Tasks that ran and returned 0.")         \
+    X(FAILED, "pool_failed_total", COUNTER, s->st.failed, "Tasks that ran and returned non-zero.")           \
+    X(PANICKED, "pool_panicked_total", COUNTER, s->st.panicked, "Tasks that panicked or faulted.")           \
+    X(DROPPED, "pool_dropped_total", COUNTER, s->st.dropped, "Queued tasks evicted by DROP_OLDEST.")         \
+    X(SHED, "pool_shed_total", COUNTER, s->st.shed,                                                          \
+      "Queued tasks not run because their deadline or context ended, or CoDel shed them.")                   \
+    X(ABANDONED, "pool_abandoned_total", COUNTER, s->st.abandoned,                                           \
+      "Queued tasks handed back at a drain deadline or destroy.")                                            \
+    X(REJECTED, "pool_rejected_total", COUNTER, s->st.rejected,                                              \
+      "Submits refused (queue full, timeout, deadlock); never counted as submitted.")                        \
+    X(EXPIRED, "pool_expired_workers_total", COUNTER, s->st.expired_workers,                                 \
+      "Idle workers that exited by idle expiry.")                                                            \
+    X(STARTED, "pool_started_workers_total", COUNTER, s->st.started_workers, "Worker threads started.")      \
+    X(RETIRED, "pool_retired_workers_total", COUNTER, s->st.retired_workers,                                 \
+      "Workers that exited by shrink or fault recovery.")                                                    \
+    X(RESIZES, "pool_resize_events_total", COUNTER, s->st.resize_events, "Changes of K.")                    \
+    X(TIMING_SAMPLE, "pool_timing_sample_every", GAUGE, s->st.timing_sample_every,                           \
+      "1 task in this many is timed for the duration histograms now (0: timing off).")                       \
+    X(START_FAILURES, "pool_worker_start_failures_total", COUNTER, s->st.worker_start_failures,              \
+      "Worker threads the pool could not start (thread limit, memory); non-zero: it may run below K.")       \
+    X(CODEL_SHED, "pool_codel_shed_total", COUNTER, s->st.codel_shed,                                        \
+      "Queued tasks CoDel shed while the queue stood above its target (also in pool_shed_total).")           \
+    X(LIFO_SWITCHES, "pool_lifo_switches_total", COUNTER, s->st.lifo_switches,                               \
+      "Times adaptive LIFO switched the queue from oldest-first to newest-first.")                           \
+    X(LIFO_ACTIVE, "pool_lifo_active", GAUGE, s->st.lifo ? 1.0 : 0.0,                                        \
+      "1 while the workers take the newest task (adaptive LIFO), else 0.")                                   \
+    X(CODEL_DROPPING, "pool_codel_dropping", GAUGE, s->st.codel_dropping ? 1.0 : 0.0,                        \
+      "1 while the queue stands above the CoDel target and CoDel is shedding, else 0.")                      \
+    X(OLDEST_RUNNING, "pool_oldest_running_seconds", GAUGE, s->oldest_running_s,                             \
+      "Age of the longest-running task (0 when none runs); grows while a task is stuck.")
+
+#define AS_FIELD(id, name, type, value, help) F_##id,
+typedef enum field { POOL_FAMILIES(AS_FIELD) } field;
+#undef AS_FIELD
 
 typedef struct family {
     const char *name;
@@ -92,46 +132,9 @@ typedef struct family {
     const char *help;
 } family;
 
-static const family families[] = {
-    {"pool_running", SLUICE_METRIC_GAUGE, F_RUNNING, "Tasks running now."},
-    {"pool_capacity", SLUICE_METRIC_GAUGE, F_CAPACITY, "K: the most tasks that may run at once."},
-    {"pool_waiting", SLUICE_METRIC_GAUGE, F_WAITING, "Submitters blocked waiting for queue space."},
-    {"pool_queue_depth", SLUICE_METRIC_GAUGE, F_QUEUE_DEPTH, "Tasks queued, not yet started."},
-    {"pool_queue_capacity", SLUICE_METRIC_GAUGE, F_QUEUE_CAPACITY, "The most tasks the queue holds."},
-    {"pool_idle_workers", SLUICE_METRIC_GAUGE, F_IDLE, "Worker threads alive and parked waiting for work."},
-    {"pool_worker_utilization_ratio", SLUICE_METRIC_GAUGE, F_UTILIZATION,
-     "running / capacity at the time of the scrape."},
-    {"pool_submitted_total", SLUICE_METRIC_COUNTER, F_SUBMITTED,
-     "Tasks accepted (queued or run by the caller)."},
-    {"pool_completed_total", SLUICE_METRIC_COUNTER, F_COMPLETED, "Tasks that ran and returned 0."},
-    {"pool_failed_total", SLUICE_METRIC_COUNTER, F_FAILED, "Tasks that ran and returned non-zero."},
-    {"pool_panicked_total", SLUICE_METRIC_COUNTER, F_PANICKED, "Tasks that panicked or faulted."},
-    {"pool_dropped_total", SLUICE_METRIC_COUNTER, F_DROPPED, "Queued tasks evicted by DROP_OLDEST."},
-    {"pool_shed_total", SLUICE_METRIC_COUNTER, F_SHED,
-     "Queued tasks not run because their deadline or context ended, or CoDel shed them."},
-    {"pool_abandoned_total", SLUICE_METRIC_COUNTER, F_ABANDONED,
-     "Queued tasks handed back at a drain deadline or destroy."},
-    {"pool_rejected_total", SLUICE_METRIC_COUNTER, F_REJECTED,
-     "Submits refused (queue full, timeout, deadlock); never counted as submitted."},
-    {"pool_expired_workers_total", SLUICE_METRIC_COUNTER, F_EXPIRED,
-     "Idle workers that exited by idle expiry."},
-    {"pool_started_workers_total", SLUICE_METRIC_COUNTER, F_STARTED, "Worker threads started."},
-    {"pool_retired_workers_total", SLUICE_METRIC_COUNTER, F_RETIRED,
-     "Workers that exited by shrink or fault recovery."},
-    {"pool_resize_events_total", SLUICE_METRIC_COUNTER, F_RESIZES, "Changes of K."},
-    {"pool_timing_sample_every", SLUICE_METRIC_GAUGE, F_TIMING_SAMPLE,
-     "1 task in this many is timed for the duration histograms now (0: timing off)."},
-    {"pool_worker_start_failures_total", SLUICE_METRIC_COUNTER, F_START_FAILURES,
-     "Worker threads the pool could not start (thread limit, memory); non-zero: it may run below K."},
-    {"pool_codel_shed_total", SLUICE_METRIC_COUNTER, F_CODEL_SHED,
-     "Queued tasks CoDel shed while the queue stood above its target (also in pool_shed_total)."},
-    {"pool_lifo_switches_total", SLUICE_METRIC_COUNTER, F_LIFO_SWITCHES,
-     "Times adaptive LIFO switched the queue from oldest-first to newest-first."},
-    {"pool_lifo_active", SLUICE_METRIC_GAUGE, F_LIFO_ACTIVE,
-     "1 while the workers take the newest task (adaptive LIFO), else 0."},
-    {"pool_codel_dropping", SLUICE_METRIC_GAUGE, F_CODEL_DROPPING,
-     "1 while the queue stands above the CoDel target and CoDel is shedding, else 0."},
-};
+#define AS_FAMILY(id, name, type, value, help) {name, SLUICE_METRIC_##type, F_##id, help},
+static const family families[] = {POOL_FAMILIES(AS_FAMILY)};
+#undef AS_FAMILY
 
 /*
  * The age of the pool's longest-running task in seconds (0 when nothing
@@ -177,60 +180,15 @@ static double oldest_running_seconds(sluice_pool *pool, unsigned workers_hint)
     return (double)oldest / 1e9;
 }
 
-static double value_of(const sluice_pool_stats *s, field f)
+static double value_of(const snap *s, field f)
 {
+#define AS_CASE(id, name, type, value, help)                                                                 \
+    case F_##id:                                                                                             \
+        return (double)(value);
     switch (f) {
-    case F_RUNNING:
-        return s->running;
-    case F_CAPACITY:
-        return s->capacity;
-    case F_WAITING:
-        return s->waiting;
-    case F_QUEUE_DEPTH:
-        return (double)s->queue_depth;
-    case F_QUEUE_CAPACITY:
-        return (double)s->queue_capacity;
-    case F_IDLE:
-        return s->idle;
-    case F_UTILIZATION:
-        return s->capacity ? (double)s->running / (double)s->capacity : 0.0;
-    case F_SUBMITTED:
-        return (double)s->submitted;
-    case F_COMPLETED:
-        return (double)s->completed;
-    case F_FAILED:
-        return (double)s->failed;
-    case F_PANICKED:
-        return (double)s->panicked;
-    case F_DROPPED:
-        return (double)s->dropped;
-    case F_SHED:
-        return (double)s->shed;
-    case F_ABANDONED:
-        return (double)s->abandoned;
-    case F_REJECTED:
-        return (double)s->rejected;
-    case F_EXPIRED:
-        return (double)s->expired_workers;
-    case F_STARTED:
-        return (double)s->started_workers;
-    case F_RETIRED:
-        return (double)s->retired_workers;
-    case F_RESIZES:
-        return (double)s->resize_events;
-    case F_TIMING_SAMPLE:
-        return s->timing_sample_every;
-    case F_START_FAILURES:
-        return (double)s->worker_start_failures;
-    case F_CODEL_SHED:
-        return (double)s->codel_shed;
-    case F_LIFO_SWITCHES:
-        return (double)s->lifo_switches;
-    case F_LIFO_ACTIVE:
-        return s->lifo ? 1.0 : 0.0;
-    case F_CODEL_DROPPING:
-        return s->codel_dropping ? 1.0 : 0.0;
+        POOL_FAMILIES(AS_CASE)
     }
+#undef AS_CASE
     return 0;
 }
 
@@ -323,65 +281,47 @@ static bool tenant_snapshot(sluice_pool *pool, size_t cap, tenant_view *v)
     return true;
 }
 
-typedef enum tenant_field {
-    TF_QUEUED,
-    TF_RUNNING,
-    TF_SUBMITTED,
-    TF_COMPLETED,
-    TF_FAILED,
-    TF_PANICKED,
-    TF_DROPPED,
-    TF_REJECTED,
-    TF_SHED,
-    TF_ABANDONED,
-} tenant_field;
+/* The per-tenant families, as POOL_FAMILIES: `value` reads the tenant's
+ * stats `t` (a sluice_tenant_stats). */
+#define TENANT_FAMILIES(X)                                                                                   \
+    X(QUEUED, "pool_tenant_queued", GAUGE, t->queued, "Tasks of the tenant queued now (fair pools).")        \
+    X(RUNNING, "pool_tenant_running", GAUGE, t->running, "Tasks of the tenant running now (fair pools).")    \
+    X(SUBMITTED, "pool_tenant_submitted_total", COUNTER, t->submitted, "Tasks of the tenant accepted.")      \
+    X(COMPLETED, "pool_tenant_completed_total", COUNTER, t->completed,                                       \
+      "Tasks of the tenant that returned 0.")                                                                \
+    X(FAILED, "pool_tenant_failed_total", COUNTER, t->failed, "Tasks of the tenant that returned non-zero.") \
+    X(PANICKED, "pool_tenant_panicked_total", COUNTER, t->panicked, "Tasks of the tenant that panicked.")    \
+    X(DROPPED, "pool_tenant_dropped_total", COUNTER, t->dropped,                                             \
+      "Queued tasks of the tenant evicted (the pool's DROP_OLDEST or the tenant's own queued limit).")       \
+    X(REJECTED, "pool_tenant_rejected_total", COUNTER, t->rejected,                                          \
+      "Submits of the tenant refused (its queued limit, a full pool, a timeout).")                           \
+    X(SHED, "pool_tenant_shed_total", COUNTER, t->shed,                                                      \
+      "Queued tasks of the tenant shed at their deadline or context.")                                       \
+    X(ABANDONED, "pool_tenant_abandoned_total", COUNTER, t->abandoned,                                       \
+      "Queued tasks of the tenant handed back at drain or destroy.")
 
+#define AS_FIELD(id, name, type, value, help) TF_##id,
+typedef enum tenant_field { TENANT_FAMILIES(AS_FIELD) } tenant_field;
+#undef AS_FIELD
+
+#define AS_FAMILY(id, name, type, value, help) {name, SLUICE_METRIC_##type, TF_##id, help},
 static const struct {
     const char *name;
     sluice_metric_type type;
     tenant_field f;
     const char *help;
-} tenant_families[] = {
-    {"pool_tenant_queued", SLUICE_METRIC_GAUGE, TF_QUEUED, "Tasks of the tenant queued now (fair pools)."},
-    {"pool_tenant_running", SLUICE_METRIC_GAUGE, TF_RUNNING, "Tasks of the tenant running now (fair pools)."},
-    {"pool_tenant_submitted_total", SLUICE_METRIC_COUNTER, TF_SUBMITTED, "Tasks of the tenant accepted."},
-    {"pool_tenant_completed_total", SLUICE_METRIC_COUNTER, TF_COMPLETED, "Tasks of the tenant that returned 0."},
-    {"pool_tenant_failed_total", SLUICE_METRIC_COUNTER, TF_FAILED, "Tasks of the tenant that returned non-zero."},
-    {"pool_tenant_panicked_total", SLUICE_METRIC_COUNTER, TF_PANICKED, "Tasks of the tenant that panicked."},
-    {"pool_tenant_dropped_total", SLUICE_METRIC_COUNTER, TF_DROPPED,
-     "Queued tasks of the tenant evicted (the pool's DROP_OLDEST or the tenant's own queued limit)."},
-    {"pool_tenant_rejected_total", SLUICE_METRIC_COUNTER, TF_REJECTED,
-     "Submits of the tenant refused (its queued limit, a full pool, a timeout)."},
-    {"pool_tenant_shed_total", SLUICE_METRIC_COUNTER, TF_SHED,
-     "Queued tasks of the tenant shed at their deadline or context."},
-    {"pool_tenant_abandoned_total", SLUICE_METRIC_COUNTER, TF_ABANDONED,
-     "Queued tasks of the tenant handed back at drain or destroy."},
-};
+} tenant_families[] = {TENANT_FAMILIES(AS_FAMILY)};
+#undef AS_FAMILY
 
 static double tenant_value(const sluice_tenant_stats *t, tenant_field f)
 {
+#define AS_CASE(id, name, type, value, help)                                                                 \
+    case TF_##id:                                                                                            \
+        return (double)(value);
     switch (f) {
-    case TF_QUEUED:
-        return (double)t->queued;
-    case TF_RUNNING:
-        return t->running;
-    case TF_SUBMITTED:
-        return (double)t->submitted;
-    case TF_COMPLETED:
-        return (double)t->completed;
-    case TF_FAILED:
-        return (double)t->failed;
-    case TF_PANICKED:
-        return (double)t->panicked;
-    case TF_DROPPED:
-        return (double)t->dropped;
-    case TF_REJECTED:
-        return (double)t->rejected;
-    case TF_SHED:
-        return (double)t->shed;
-    case TF_ABANDONED:
-        return (double)t->abandoned;
+        TENANT_FAMILIES(AS_CASE)
     }
+#undef AS_CASE
     return 0;
 }
 
@@ -451,8 +391,9 @@ void sluice__expo_pools(sluice_expo *w, sluice_pool *const *pools, size_t n, siz
     }
     for (size_t i = 0; i < n; i++) {
         sluice_pool_stats_get(pools[i], &snaps[i].st);
-        sluice_pool_histogram_get(pools[i], SLUICE_HIST_TASK, &snaps[i].task);
-        sluice_pool_histogram_get(pools[i], SLUICE_HIST_WAIT, &snaps[i].wait);
+        for (size_t h = 0; h < POOL_HISTOGRAM_COUNT; h++) {
+            sluice_pool_histogram_get(pools[i], pool_histograms[h].kind, &snaps[i].hist[h]);
+        }
         snaps[i].oldest_running_s =
             snaps[i].st.running ? oldest_running_seconds(pools[i], snaps[i].st.workers) : 0.0;
         snaps[i].label.name = "name";
@@ -461,23 +402,14 @@ void sluice__expo_pools(sluice_expo *w, sluice_pool *const *pools, size_t n, siz
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
         sluice_expo_family(w, families[f].name, families[f].type, families[f].help);
         for (size_t i = 0; i < n; i++) {
-            sluice_expo_sample(w, &snaps[i].label, 1, value_of(&snaps[i].st, families[f].f));
+            sluice_expo_sample(w, &snaps[i].label, 1, value_of(&snaps[i], families[f].f));
         }
     }
-    sluice_expo_family(w, "pool_oldest_running_seconds", SLUICE_METRIC_GAUGE,
-                       "Age of the longest-running task (0 when none runs); grows while a task is stuck.");
-    for (size_t i = 0; i < n; i++) {
-        sluice_expo_sample(w, &snaps[i].label, 1, snaps[i].oldest_running_s);
-    }
-    sluice_expo_family(w, "pool_task_duration_seconds", SLUICE_METRIC_HISTOGRAM,
-                       "Time tasks spent running (1 task in pool_timing_sample_every).");
-    for (size_t i = 0; i < n; i++) {
-        sluice_expo_histogram(w, &snaps[i].label, 1, &snaps[i].task);
-    }
-    sluice_expo_family(w, "pool_submit_duration_seconds", SLUICE_METRIC_HISTOGRAM,
-                       "Time from submit to start (1 task in pool_timing_sample_every).");
-    for (size_t i = 0; i < n; i++) {
-        sluice_expo_histogram(w, &snaps[i].label, 1, &snaps[i].wait);
+    for (size_t h = 0; h < POOL_HISTOGRAM_COUNT; h++) {
+        sluice_expo_family(w, pool_histograms[h].name, SLUICE_METRIC_HISTOGRAM, pool_histograms[h].help);
+        for (size_t i = 0; i < n; i++) {
+            sluice_expo_histogram(w, &snaps[i].label, 1, &snaps[i].hist[h]);
+        }
     }
     expo_tenants(w, pools, snaps, n, tenant_series);
     free(snaps);
