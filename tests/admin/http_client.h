@@ -103,6 +103,16 @@ static inline void http_free(http_reply *r)
     r->raw = NULL;
 }
 
+/* The status of one http_do request (0 when no status line came back), for
+ * a check that needs nothing else of the reply; the reply is freed. */
+static inline int http_status(unsigned port, const char *method, const char *path, const char *extra)
+{
+    http_reply r = http_do(port, method, path, extra);
+    int status = r.status;
+    http_free(&r);
+    return status;
+}
+
 /* The value of header `name` (case-sensitive prefix match), or NULL. */
 static inline const char *http_header(const http_reply *r, const char *name, char *buf, size_t len)
 {

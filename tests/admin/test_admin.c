@@ -21,6 +21,7 @@
 
 #include "sluice/tenant.h"
 
+#include "admin/admin_fixture.h"
 #include "admin/http_client.h"
 #include "common/wait.h"
 #include "admin/route.h"
@@ -43,43 +44,58 @@ static int ok_task(void *arg)
     return 0;
 }
 
-static sluice_pool *make_pool(const char *name, unsigned k, size_t q, sluice_overflow ov)
+/* A server whose readiness turns on saturation: a pool saturated for more
+ * than 30 s of `fake` (started at 100 s) makes /health/ready 503. */
+static sluice_admin *start_admin_saturation_30s(sluice_fake_clock *fake)
 {
-    sluice_pool_config cfg;
-    sluice_pool_config_init(&cfg);
-    cfg.name = name;
-    cfg.workers = k;
-    cfg.queue_capacity = q;
-    cfg.overflow = ov;
-    sluice_pool *p = NULL;
-    assert_int_equal(sluice_pool_create(&cfg, &p, NULL, 0), SLUICE_OK);
-    return p;
+    sluice_fake_clock_init(fake, 100 * SLUICE_NS_PER_SEC);
+    sluice_admin_config cfg;
+    sluice_admin_config_init(&cfg);
+    cfg.clock = &fake->clock;
+    cfg.saturation_threshold_ns = 30 * SLUICE_NS_PER_SEC;
+    return start_admin(&cfg);
 }
 
-static sluice_admin *start_admin(sluice_admin_config *cfg)
+static void quiet_log(void *user, const char *line)
 {
-    sluice_admin_config def;
-    if (!cfg) {
-        sluice_admin_config_init(&def);
-        cfg = &def;
-    }
-    cfg->address = "127.0.0.1:0";
-    sluice_admin *a = NULL;
-    char err[256];
-    sluice_err r = sluice_admin_start(cfg, &a, err, sizeof err);
-    if (r != SLUICE_OK) {
-        fail_msg("admin start: %s", err);
-    }
-    assert_true(sluice_admin_port(a) > 0);
-    return a;
+    (void)user;
+    (void)line;
 }
 
-static void expect_body_has(const http_reply *r, const char *needle)
+/* A service for a server to serve: no signal handlers, a quiet log. */
+static sluice_service *make_service(void)
 {
-    if (!strstr(r->body, needle)) {
-        fprintf(stderr, "--- reply ---\n%s\n", r->raw);
-        fail_msg("reply lacks '%s'", needle);
+    sluice_service_config sc;
+    sluice_service_config_init(&sc);
+    sc.no_signals = true;
+    sc.log = quiet_log;
+    sluice_service *svc = NULL;
+    assert_int_equal(sluice_service_create(&sc, &svc, NULL, 0), SLUICE_OK);
+    return svc;
+}
+
+/* Adds a pool of one worker and a queue of 4 to svc. */
+static void add_small_pool(sluice_service *svc, const char *name)
+{
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = name;
+    pc.workers = 1;
+    pc.queue_capacity = 4;
+    assert_int_equal(sluice_service_add_pool(svc, &pc, 0, NULL, NULL, 0), SLUICE_OK);
+}
+
+/* A server serving svc (cfg.service), health checks timed out after
+ * health_timeout_ns (0: the default). */
+static sluice_admin *start_admin_serving(sluice_service *svc, uint64_t health_timeout_ns)
+{
+    sluice_admin_config cfg;
+    sluice_admin_config_init(&cfg);
+    cfg.service = svc;
+    if (health_timeout_ns) {
+        cfg.health_timeout_ns = health_timeout_ns;
     }
+    return start_admin(&cfg);
 }
 
 /* ---- tests ------------------------------------------------------------------- */
@@ -107,13 +123,9 @@ static void test_routes_and_errors(void **state)
     assert_string_equal(hv, "GET, HEAD");
     http_free(&r);
 
-    r = http_do(port, "DELETE", "/health/ready", NULL);
-    assert_int_equal(r.status, 405);
-    http_free(&r);
+    assert_int_equal(http_status(port, "DELETE", "/health/ready", NULL), 405);
 
-    r = http_do(port, "GET", "/metrics?x=1", NULL); /* a query string is ignored */
-    assert_int_equal(r.status, 200);
-    http_free(&r);
+    assert_int_equal(http_status(port, "GET", "/metrics?x=1", NULL), 200); /* a query string is ignored */
 
     r = http_do(port, "GET", "/debug/../metrics", NULL);
     assert_true(r.status == 400 || r.status == 404);
@@ -139,9 +151,7 @@ static void test_routes_and_errors(void **state)
     assert_true(r.status == 0 || (r.status >= 400 && r.status < 500));
     http_free(&r);
     free(huge);
-    r = http_do(port, "GET", "/health/live", NULL);
-    assert_int_equal(r.status, 200);
-    http_free(&r);
+    assert_int_equal(http_status(port, "GET", "/health/live", NULL), 200);
 
     /* HEAD: headers, no body. */
     r = http_do(port, "HEAD", "/health/live", NULL);
@@ -297,12 +307,7 @@ static void test_ready(void **state)
 {
     (void)state;
     sluice_fake_clock fake;
-    sluice_fake_clock_init(&fake, 100 * SLUICE_NS_PER_SEC);
-    sluice_admin_config cfg;
-    sluice_admin_config_init(&cfg);
-    cfg.clock = &fake.clock;
-    cfg.saturation_threshold_ns = 30 * SLUICE_NS_PER_SEC;
-    sluice_admin *a = start_admin(&cfg);
+    sluice_admin *a = start_admin_saturation_30s(&fake);
     unsigned port = sluice_admin_port(a);
     sluice_pool *busy = make_pool("busy", 1, 1, SLUICE_OVERFLOW_REJECT);
     sluice_pool *calm = make_pool("calm", 1, 4, SLUICE_OVERFLOW_REJECT);
@@ -356,12 +361,7 @@ static void test_ready_weights(void **state)
 {
     (void)state;
     sluice_fake_clock fake;
-    sluice_fake_clock_init(&fake, 100 * SLUICE_NS_PER_SEC);
-    sluice_admin_config cfg;
-    sluice_admin_config_init(&cfg);
-    cfg.clock = &fake.clock;
-    cfg.saturation_threshold_ns = 30 * SLUICE_NS_PER_SEC;
-    sluice_admin *a = start_admin(&cfg);
+    sluice_admin *a = start_admin_saturation_30s(&fake);
     unsigned port = sluice_admin_port(a);
     sluice_pool *side = make_pool("side", 1, 1, SLUICE_OVERFLOW_REJECT);
     sluice_pool *h1 = make_pool("h1", 1, 1, SLUICE_OVERFLOW_REJECT);
@@ -400,9 +400,7 @@ static void test_ready_weights(void **state)
     GATE_WAIT_ENTERED(&g, 3);
     assert_int_equal(sluice_pool_submit(side, ok_task, NULL), SLUICE_OK);
     assert_int_equal(sluice_pool_submit(h1, ok_task, NULL), SLUICE_OK);
-    r = http_do(port, "GET", "/health/ready", NULL); /* saturation is seen from here */
-    assert_int_equal(r.status, 200);
-    http_free(&r);
+    assert_int_equal(http_status(port, "GET", "/health/ready", NULL), 200); /* saturation is seen from here */
     sluice_fake_clock_advance(&fake, 31 * SLUICE_NS_PER_SEC);
     /* side (0) and h1 (0.5) over the threshold: 0.5 < 1, still ready. */
     r = http_do(port, "GET", "/health/ready", NULL);
@@ -417,18 +415,12 @@ static void test_ready_weights(void **state)
     expect_body_has(&r, "h2 saturated for 0.0s (under threshold 30.0s, readiness weight 0.500)\n");
     http_free(&r);
     sluice_fake_clock_advance(&fake, 31 * SLUICE_NS_PER_SEC);
-    r = http_do(port, "GET", "/health/ready", NULL);
-    assert_int_equal(r.status, 503);
-    http_free(&r);
+    assert_int_equal(http_status(port, "GET", "/health/ready", NULL), 503);
     /* Back to the default weight: h1 alone is enough again. */
     assert_int_equal(sluice_admin_set_pool_readiness(a, h2, 0.0), SLUICE_OK);
-    r = http_do(port, "GET", "/health/ready", NULL);
-    assert_int_equal(r.status, 200);
-    http_free(&r);
+    assert_int_equal(http_status(port, "GET", "/health/ready", NULL), 200);
     assert_int_equal(sluice_admin_set_pool_readiness(a, h1, 1.0), SLUICE_OK);
-    r = http_do(port, "GET", "/health/ready", NULL);
-    assert_int_equal(r.status, 503);
-    http_free(&r);
+    assert_int_equal(http_status(port, "GET", "/health/ready", NULL), 503);
 
     gate_open(&g);
     sluice_admin_stop(a);
@@ -601,9 +593,7 @@ static void test_connection_limit(void **state)
     assert_int_equal(write(c1, part, strlen(part)), (ssize_t)strlen(part));
     assert_int_equal(write(c2, part, strlen(part)), (ssize_t)strlen(part));
     for (int i = 0; i < 3; i++) { /* every time, not just once */
-        http_reply r = http_do(port, "GET", "/health/live", NULL);
-        assert_int_equal(r.status, 200);
-        http_free(&r);
+        assert_int_equal(http_status(port, "GET", "/health/live", NULL), 200);
     }
     /* At least one of the slow holders was closed by the server. */
     int closed = 0;
@@ -647,9 +637,7 @@ static void test_request_deadline(void **state)
     }
     close(fd);
     assert_true(closed);
-    http_reply r = http_do(sluice_admin_port(a), "GET", "/health/live", NULL);
-    assert_int_equal(r.status, 200);
-    http_free(&r);
+    assert_int_equal(http_status(sluice_admin_port(a), "GET", "/health/live", NULL), 200);
     sluice_admin_stop(a);
 }
 
@@ -688,12 +676,9 @@ static void test_nul_in_target(void **state)
     }
     /* %00 in the query string is the query's business (ignored), and a
      * clean request still works on the same server. */
-    http_reply r = http_do(port, "GET", "/health/live?x=%00", NULL);
-    assert_int_equal(r.status, 200);
-    http_free(&r);
-    r = http_do(port, "GET", "/health/%6cive", NULL); /* percent-decoded to /health/live */
-    assert_int_equal(r.status, 200);
-    http_free(&r);
+    assert_int_equal(http_status(port, "GET", "/health/live?x=%00", NULL), 200);
+    assert_int_equal(http_status(port, "GET", "/health/%6cive", NULL),
+                     200); /* percent-decoded to /health/live */
     sluice_admin_stop(a);
 }
 
@@ -723,21 +708,15 @@ static void test_token(void **state)
         "Authorization: Basic s3cr-et_T0k.en~+/=\r\n",   "Authorization: Bearer\r\n",
     };
     for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
-        r = http_do(port, "GET", "/debug/pools/stacks", wrong[i]);
-        assert_int_equal(r.status, 401);
-        http_free(&r);
+        assert_int_equal(http_status(port, "GET", "/debug/pools/stacks", wrong[i]), 401);
     }
-    r = http_do(port, "GET", "/debug/pools", "Authorization: Bearer s3cr-et_T0k.en~+/=\r\n");
-    assert_int_equal(r.status, 200);
-    http_free(&r);
-    r = http_do(port, "GET", "/debug/pools/stacks", "Authorization: bearer s3cr-et_T0k.en~+/=\r\n");
-    assert_int_equal(r.status, 200);
-    http_free(&r);
+    assert_int_equal(http_status(port, "GET", "/debug/pools", "Authorization: Bearer s3cr-et_T0k.en~+/=\r\n"),
+                     200);
+    assert_int_equal(
+        http_status(port, "GET", "/debug/pools/stacks", "Authorization: bearer s3cr-et_T0k.en~+/=\r\n"), 200);
     const char *open_paths[] = {"/health/live", "/health/ready", "/health/pools", "/metrics"};
     for (size_t i = 0; i < 4; i++) {
-        r = http_do(port, "GET", open_paths[i], NULL);
-        assert_int_equal(r.status, 200);
-        http_free(&r);
+        assert_int_equal(http_status(port, "GET", open_paths[i], NULL), 200);
     }
     /* The rule the console reuses: a flagged row needs the token only when
      * the server has one. */
@@ -751,9 +730,7 @@ static void test_token(void **state)
     sluice_admin *b = start_admin(NULL); /* no token: /debug open */
     assert_int_equal(sluice__admin_route_find("GET", "/debug/pools", 12, &row), 200);
     assert_false(sluice__admin_route_requires_token(b, row));
-    r = http_do(sluice_admin_port(b), "GET", "/debug/pools", NULL);
-    assert_int_equal(r.status, 200);
-    http_free(&r);
+    assert_int_equal(http_status(sluice_admin_port(b), "GET", "/debug/pools", NULL), 200);
     sluice_admin_stop(b);
 
     /* Bad tokens are refused at start, naming the problem, not the token. */
@@ -775,9 +752,7 @@ static void test_token(void **state)
     assert_int_equal(sluice_admin_start(&cfg, &c, err, sizeof err), SLUICE_OK);
     char auth[SLUICE_ADMIN_TOKEN_MAX + 64];
     snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", longtok);
-    r = http_do(sluice_admin_port(c), "GET", "/debug/pools", auth);
-    assert_int_equal(r.status, 200);
-    http_free(&r);
+    assert_int_equal(http_status(sluice_admin_port(c), "GET", "/debug/pools", auth), 200);
     sluice_admin_stop(c);
 }
 
@@ -859,25 +834,12 @@ static void test_serves_a_service(void **state)
 {
     (void)state;
     for (int service_first = 0; service_first < 2; service_first++) {
-        sluice_service_config sc;
-        sluice_service_config_init(&sc);
-        sc.no_signals = true;
-        sluice_service *svc = NULL;
-        assert_int_equal(sluice_service_create(&sc, &svc, NULL, 0), SLUICE_OK);
-        sluice_pool_config pc;
-        sluice_pool_config_init(&pc);
-        pc.name = "early";
-        pc.workers = 1;
-        pc.queue_capacity = 4;
-        assert_int_equal(sluice_service_add_pool(svc, &pc, 0, NULL, NULL, 0), SLUICE_OK);
-        sluice_admin_config cfg;
-        sluice_admin_config_init(&cfg);
-        cfg.service = svc;
-        sluice_admin *a = start_admin(&cfg);
+        sluice_service *svc = make_service();
+        add_small_pool(svc, "early");
+        sluice_admin *a = start_admin_serving(svc, 0);
         assert_ptr_equal(sluice_admin_metrics(a), sluice_service_metrics(svc));
         unsigned port = sluice_admin_port(a);
-        pc.name = "late";
-        assert_int_equal(sluice_service_add_pool(svc, &pc, 0, NULL, NULL, 0), SLUICE_OK);
+        add_small_pool(svc, "late");
 
         http_reply r = http_do(port, "GET", "/health/pools", NULL);
         assert_int_equal(r.status, 200);
@@ -891,13 +853,9 @@ static void test_serves_a_service(void **state)
         http_free(&r);
 
         /* A service starts not ready; the server follows it. */
-        r = http_do(port, "GET", "/health/ready", NULL);
-        assert_int_equal(r.status, 503);
-        http_free(&r);
+        assert_int_equal(http_status(port, "GET", "/health/ready", NULL), 503);
         sluice_service_set_ready(svc, true);
-        r = http_do(port, "GET", "/health/ready", NULL);
-        assert_int_equal(r.status, 200);
-        http_free(&r);
+        assert_int_equal(http_status(port, "GET", "/health/ready", NULL), 200);
 
         if (service_first) {
             sluice_service_destroy(svc);
@@ -928,17 +886,8 @@ static sluice_health_state test_check(void *user, char *line, size_t len)
 static void test_service_checks(void **state)
 {
     (void)state;
-    sluice_service_config sc;
-    sluice_service_config_init(&sc);
-    sc.no_signals = true;
-    sluice_service *svc = NULL;
-    assert_int_equal(sluice_service_create(&sc, &svc, NULL, 0), SLUICE_OK);
-    sluice_pool_config pc;
-    sluice_pool_config_init(&pc);
-    pc.name = "p";
-    pc.workers = 1;
-    pc.queue_capacity = 4;
-    assert_int_equal(sluice_service_add_pool(svc, &pc, 0, NULL, NULL, 0), SLUICE_OK);
+    sluice_service *svc = make_service();
+    add_small_pool(svc, "p");
     int user = 0;
     assert_int_equal(sluice_service_add_check(svc, "cluster", test_check, &user), SLUICE_OK);
     assert_int_equal(sluice_service_add_check(svc, "cluster", test_check, &user), SLUICE_EBUSY);
@@ -946,10 +895,7 @@ static void test_service_checks(void **state)
     assert_int_equal(sluice_service_add_check(svc, "a-name-of-thirty-two-characters!", test_check, NULL),
                      SLUICE_EINVAL);
     sluice_service_set_ready(svc, true);
-    sluice_admin_config cfg;
-    sluice_admin_config_init(&cfg);
-    cfg.service = svc;
-    sluice_admin *a = start_admin(&cfg);
+    sluice_admin *a = start_admin_serving(svc, 0);
     unsigned port = sluice_admin_port(a);
     static const struct {
         sluice_health_state st;
@@ -988,12 +934,6 @@ static void test_service_checks(void **state)
     sluice_service_destroy(svc);
 }
 
-static void quiet_log(void *user, const char *line)
-{
-    (void)user;
-    (void)line;
-}
-
 /* Worker threads that cannot start (here: a stack no mmap can give, as
  * thread limits would) are said on the pool's /health/pools line, served
  * through a service (issue 12.11). */
@@ -1017,11 +957,7 @@ static void test_health_pools_start_failures(void **state)
     pc.name = "fine";
     pc.stack_size = 0;
     assert_int_equal(sluice_service_add_pool(svc, &pc, 0, NULL, NULL, 0), SLUICE_OK);
-    sluice_admin_config cfg;
-    sluice_admin_config_init(&cfg);
-    cfg.service = svc;
-    cfg.health_timeout_ns = 200 * SLUICE_NS_PER_MS;
-    sluice_admin *a = start_admin(&cfg);
+    sluice_admin *a = start_admin_serving(svc, 200 * SLUICE_NS_PER_MS);
     http_reply r = http_do(sluice_admin_port(a), "GET", "/health/pools", NULL);
     assert_int_equal(r.status, 503);
     expect_body_has(&r, "starved FAIL: ");
@@ -1087,12 +1023,7 @@ static void test_scheduled_probe_unhealthy(void **state)
     (void)state;
     sluice_fake_clock clk;
     sluice_fake_clock_init(&clk, 1000 * SLUICE_NS_PER_SEC);
-    sluice_service_config sc;
-    sluice_service_config_init(&sc);
-    sc.no_signals = true;
-    sc.log = quiet_log;
-    sluice_service *svc = NULL;
-    assert_int_equal(sluice_service_create(&sc, &svc, NULL, 0), SLUICE_OK);
+    sluice_service *svc = make_service();
     sluice_pool_config pc;
     sluice_pool_config_init(&pc);
     pc.name = "probed";
@@ -1109,10 +1040,7 @@ static void test_scheduled_probe_unhealthy(void **state)
     char err[200] = "";
     assert_int_equal(sluice_service_set_control(svc, pool, &cc, err, sizeof err), SLUICE_OK);
     assert_int_equal(sluice_service_set_control(svc, pool, &cc, err, sizeof err), SLUICE_EBUSY);
-    sluice_admin_config cfg;
-    sluice_admin_config_init(&cfg);
-    cfg.service = svc;
-    sluice_admin *a = start_admin(&cfg);
+    sluice_admin *a = start_admin_serving(svc, 0);
     unsigned port = sluice_admin_port(a);
     sluice_service_set_ready(svc, true);
 
@@ -1140,12 +1068,8 @@ static void test_scheduled_probe_unhealthy(void **state)
 
     gate_open(g);
     WAIT_FOR(probe_state(svc, pool, &clk, true), "a probe ran again");
-    r = http_do(port, "GET", "/health/pools", NULL);
-    assert_int_equal(r.status, 200);
-    http_free(&r);
-    r = http_do(port, "GET", "/health/ready", NULL);
-    assert_int_equal(r.status, 200);
-    http_free(&r);
+    assert_int_equal(http_status(port, "GET", "/health/pools", NULL), 200);
+    assert_int_equal(http_status(port, "GET", "/health/ready", NULL), 200);
     sluice_admin_stop(a);
     sluice_service_destroy(svc);
     gate_free(g);

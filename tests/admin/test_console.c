@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "admin/admin_fixture.h"
 #include "admin/console.h"
 #include "admin/http_client.h"
 #include "sluice/admin.h"
@@ -24,25 +25,14 @@ static sluice_admin *start_admin_token(const char *token)
 {
     sluice_admin_config cfg;
     sluice_admin_config_init(&cfg);
-    cfg.address = "127.0.0.1:0";
     cfg.token = token;
-    sluice_admin *a = NULL;
-    char err[256];
-    if (sluice_admin_start(&cfg, &a, err, sizeof err) != SLUICE_OK) {
-        fail_msg("admin start: %s", err);
-    }
-    return a;
-}
-
-static sluice_admin *start_admin(void)
-{
-    return start_admin_token(NULL);
+    return start_admin(&cfg);
 }
 
 static void test_page_served_whole(void **state)
 {
     (void)state;
-    sluice_admin *a = start_admin();
+    sluice_admin *a = start_admin(NULL);
     unsigned port = sluice_admin_port(a);
     size_t len = 0;
     const char *page = sluice__console_page(&len);
@@ -63,9 +53,8 @@ static void test_page_served_whole(void **state)
     assert_memory_equal(r.body, page, len);
     http_free(&r);
 
-    r = http_do(port, "GET", "/?token=x", NULL); /* a query string is ignored, as elsewhere */
-    assert_int_equal(r.status, 200);
-    http_free(&r);
+    /* A query string is ignored, as elsewhere. */
+    assert_int_equal(http_status(port, "GET", "/?token=x", NULL), 200);
     r = http_do(port, "HEAD", "/", NULL);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.body, "");
@@ -73,9 +62,7 @@ static void test_page_served_whole(void **state)
     r = http_do(port, "POST", "/", "Content-Length: 0\r\n");
     assert_int_equal(r.status, 405); /* read-only */
     http_free(&r);
-    r = http_do(port, "GET", "/index.html", NULL);
-    assert_int_equal(r.status, 404);
-    http_free(&r);
+    assert_int_equal(http_status(port, "GET", "/index.html", NULL), 404);
     sluice_admin_stop(a);
 }
 
@@ -102,14 +89,8 @@ static void test_polled_endpoints_answer(void **state)
     assert_non_null(strstr(page, "get(\"/metrics\")"));
     assert_non_null(strstr(page, "get(\"/debug/pools/stacks\")"));
 
-    sluice_admin *a = start_admin();
-    sluice_pool_config pc;
-    sluice_pool_config_init(&pc);
-    pc.name = "ingest";
-    pc.workers = 2;
-    pc.queue_capacity = 16;
-    sluice_pool *pool = NULL;
-    assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
+    sluice_admin *a = start_admin(NULL);
+    sluice_pool *pool = make_pool("ingest", 2, 16, SLUICE_OVERFLOW_BLOCK);
     assert_int_equal(sluice_admin_add_pool(a, pool), SLUICE_OK);
     unsigned port = sluice_admin_port(a);
 
@@ -147,13 +128,7 @@ static void test_token(void **state)
 {
     (void)state;
     sluice_admin *a = start_admin_token("c0nsole-T0ken");
-    sluice_pool_config pc;
-    sluice_pool_config_init(&pc);
-    pc.name = "secretpool";
-    pc.workers = 1;
-    pc.queue_capacity = 4;
-    sluice_pool *pool = NULL;
-    assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
+    sluice_pool *pool = make_pool("secretpool", 1, 4, SLUICE_OVERFLOW_BLOCK);
     assert_int_equal(sluice_admin_add_pool(a, pool), SLUICE_OK);
     unsigned port = sluice_admin_port(a);
 
@@ -165,12 +140,8 @@ static void test_token(void **state)
     assert_int_equal(r.status, 401);
     assert_null(strstr(r.body, "secretpool"));
     http_free(&r);
-    r = http_do(port, "GET", "/debug/pools", "Authorization: Bearer wrong\r\n");
-    assert_int_equal(r.status, 401);
-    http_free(&r);
-    r = http_do(port, "GET", "/debug/pools/stacks", NULL);
-    assert_int_equal(r.status, 401);
-    http_free(&r);
+    assert_int_equal(http_status(port, "GET", "/debug/pools", "Authorization: Bearer wrong\r\n"), 401);
+    assert_int_equal(http_status(port, "GET", "/debug/pools/stacks", NULL), 401);
     r = http_do(port, "GET", "/debug/pools", "Authorization: Bearer c0nsole-T0ken\r\n");
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "\"name\":\"secretpool\""));

@@ -31,6 +31,7 @@
 
 #include <cmocka.h>
 
+#include "admin/admin_fixture.h"
 #include "admin/http_client.h"
 #include "common/wait.h"
 #include "sluice/admin.h"
@@ -47,17 +48,6 @@ static void pause_us(long us)
 {
     struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
     nanosleep(&ts, NULL); /* pacing load, not waiting for an event */
-}
-
-static sluice_admin *start_admin(sluice_admin_config *cfg)
-{
-    cfg->address = "127.0.0.1:0";
-    sluice_admin *a = NULL;
-    char err[256];
-    if (sluice_admin_start(cfg, &a, err, sizeof err) != SLUICE_OK) {
-        fail_msg("admin start: %s", err);
-    }
-    return a;
 }
 
 /* ---- stacks while workers come and go ----------------------------------------------- */
