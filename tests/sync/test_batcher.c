@@ -25,6 +25,7 @@
 
 #include "common/wait.h"
 #include "sluice/batcher.h"
+#include "sync/bg_call.h"
 #include "sluice/sync_metrics.h"
 #include "sluice/task.h"
 
@@ -353,22 +354,12 @@ static bool one_in_batch(void *arg)
 typedef struct adder {
     sluice_batcher *b;
     void *item;
-    sluice_err err;
-    _Atomic bool done;
 } adder;
 
-static void *add_main(void *arg)
+static sluice_err add_call(void *arg)
 {
     adder *a = arg;
-    a->err = sluice_batcher_add(a->b, a->item);
-    atomic_store(&a->done, true);
-    ev_signal();
-    return NULL;
-}
-
-static bool adder_done(void *arg)
-{
-    return atomic_load(&((adder *)arg)->done);
+    return sluice_batcher_add(a->b, a->item);
 }
 
 static bool one_waiting(void *arg)
@@ -406,21 +397,16 @@ static void test_in_flight_bound(void **state)
     assert_int_equal(sluice_batcher_try_add(b, &items[4]), SLUICE_EFULL);
     /* add waits, and times out on the clock. */
     adder a = {.b = b, .item = &items[4]};
-    pthread_t th;
-    pthread_create(&th, NULL, add_main, &a);
+    bg_call add;
+    bg_call_start(&add, add_call, &a);
     wait_until(one_waiting, b, "the adder to wait");
     sluice_fake_clock_advance(&fc, 500 * MS);
-    wait_until(adder_done, &a, "the add timeout");
-    pthread_join(th, NULL);
-    assert_int_equal(a.err, SLUICE_ETIMEDOUT);
+    assert_int_equal(bg_call_finish(&add, "the add timeout"), SLUICE_ETIMEDOUT);
     /* A waiting add gets in once the first batch ends and the due one is sealed. */
-    adder a2 = {.b = b, .item = &items[4]};
-    pthread_create(&th, NULL, add_main, &a2);
+    bg_call_start(&add, add_call, &a);
     wait_until(one_waiting, b, "the adder to wait");
     gate_set(false);
-    wait_until(adder_done, &a2, "room");
-    pthread_join(th, NULL);
-    assert_int_equal(a2.err, SLUICE_OK);
+    assert_int_equal(bg_call_finish(&add, "room"), SLUICE_OK);
     sluice_batcher_drain_report rep;
     assert_int_equal(sluice_batcher_drain(b, 0, &rep), SLUICE_OK);
     assert_false(rep.timed_out);
@@ -438,23 +424,13 @@ static void test_in_flight_bound(void **state)
 
 typedef struct drainer {
     sluice_batcher *b;
-    sluice_err err;
     sluice_batcher_drain_report rep;
-    _Atomic bool done;
 } drainer;
 
-static void *drain_main(void *arg)
+static sluice_err drain_call(void *arg)
 {
     drainer *d = arg;
-    d->err = sluice_batcher_drain(d->b, SEC, &d->rep);
-    atomic_store(&d->done, true);
-    ev_signal();
-    return NULL;
-}
-
-static bool drainer_done(void *arg)
-{
-    return atomic_load(&((drainer *)arg)->done);
+    return sluice_batcher_drain(d->b, SEC, &d->rep);
 }
 
 static bool pending_is_zero_or_closed(void *arg)
@@ -477,13 +453,11 @@ static void test_drain_deadline_unsent(void **state)
     wait_until(one_in_batch, NULL, "the first batch to run");
     /* items 3, 4 wait unsealed behind the held batch. */
     drainer d = {.b = b};
-    pthread_t th;
-    pthread_create(&th, NULL, drain_main, &d);
+    bg_call drain;
+    bg_call_start(&drain, drain_call, &d);
     wait_until(pending_is_zero_or_closed, b, "the drain to begin");
     sluice_fake_clock_advance(&fc, SEC);
-    wait_until(drainer_done, &d, "the drain deadline");
-    pthread_join(th, NULL);
-    assert_int_equal(d.err, SLUICE_ETIMEDOUT);
+    assert_int_equal(bg_call_finish(&drain, "the drain deadline"), SLUICE_ETIMEDOUT);
     assert_int_equal(d.rep.items_unsent, 2);
     assert_int_equal(d.rep.in_flight, 1);
     assert_int_equal(atomic_load(&fate[3]), 2);

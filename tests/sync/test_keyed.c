@@ -25,6 +25,7 @@
 
 #include "common/wait.h"
 #include "sluice/keyed.h"
+#include "sync/bg_call.h"
 #include "sluice/sync_metrics.h"
 #include "sluice/task.h"
 
@@ -412,22 +413,12 @@ static void test_reject_and_drop_oldest(void **state)
 typedef struct submitter {
     sluice_keyed *ex;
     job *j;
-    sluice_err err;
-    _Atomic bool done;
 } submitter;
 
-static void *submit_main(void *arg)
+static sluice_err submit_call(void *arg)
 {
     submitter *s = arg;
-    s->err = sluice_keyed_submit(s->ex, s->j->key, job_fn, s->j);
-    atomic_store(&s->done, true);
-    ev_signal();
-    return NULL;
-}
-
-static bool submitter_done(void *arg)
-{
-    return atomic_load(&((submitter *)arg)->done);
+    return sluice_keyed_submit(s->ex, s->j->key, job_fn, s->j);
 }
 
 static bool one_waiting(void *arg)
@@ -464,21 +455,16 @@ static void test_block(void **state)
     assert_int_equal(sluice_keyed_try_submit(ex, 1, job_fn, &j[2]), SLUICE_EFULL);
     /* A blocked submit times out on the (fake) clock. */
     submitter s = {.ex = ex, .j = &j[2]};
-    pthread_t th;
-    pthread_create(&th, NULL, submit_main, &s);
+    bg_call submit;
+    bg_call_start(&submit, submit_call, &s);
     wait_until(one_waiting, ex, "the submitter to block");
     sluice_fake_clock_advance(&fc, SEC);
-    wait_until(submitter_done, &s, "the timeout");
-    pthread_join(th, NULL);
-    assert_int_equal(s.err, SLUICE_ETIMEDOUT);
+    assert_int_equal(bg_call_finish(&submit, "the timeout"), SLUICE_ETIMEDOUT);
     /* A blocked submit goes in once the runner takes the waiting task. */
-    submitter s2 = {.ex = ex, .j = &j[2]};
-    pthread_create(&th, NULL, submit_main, &s2);
+    bg_call_start(&submit, submit_call, &s);
     wait_until(one_waiting, ex, "the submitter to block");
     gate_open(&g);
-    wait_until(submitter_done, &s2, "space");
-    pthread_join(th, NULL);
-    assert_int_equal(s2.err, SLUICE_OK);
+    assert_int_equal(bg_call_finish(&submit, "space"), SLUICE_OK);
     assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
     assert_int_equal(log_count(), 3);
     assert_int_equal(kstats(ex).rejected, 2);
@@ -535,23 +521,13 @@ static void test_block_edeadlk(void **state)
 typedef struct drainer {
     sluice_keyed *ex;
     uint64_t timeout;
-    sluice_err err;
     sluice_keyed_drain_report rep;
-    _Atomic bool done;
 } drainer;
 
-static void *drain_main(void *arg)
+static sluice_err drain_call(void *arg)
 {
     drainer *d = arg;
-    d->err = sluice_keyed_drain(d->ex, d->timeout, &d->rep);
-    atomic_store(&d->done, true);
-    ev_signal();
-    return NULL;
-}
-
-static bool drainer_done(void *arg)
-{
-    return atomic_load(&((drainer *)arg)->done);
+    return sluice_keyed_drain(d->ex, d->timeout, &d->rep);
 }
 
 static bool is_closed(void *arg)
@@ -586,13 +562,11 @@ static void test_drain_hands_back_in_order(void **state)
         assert_int_equal(sluice_keyed_submit(ex, w[i].key, job_fn, &w[i]), SLUICE_OK);
     }
     drainer d = {.ex = ex, .timeout = SEC};
-    pthread_t th;
-    pthread_create(&th, NULL, drain_main, &d);
+    bg_call drain;
+    bg_call_start(&drain, drain_call, &d);
     wait_until(is_closed, ex, "the drain to begin");
     sluice_fake_clock_advance(&fc, SEC);
-    wait_until(drainer_done, &d, "the drain deadline");
-    pthread_join(th, NULL);
-    assert_int_equal(d.err, SLUICE_ETIMEDOUT);
+    assert_int_equal(bg_call_finish(&drain, "the drain deadline"), SLUICE_ETIMEDOUT);
     assert_true(d.rep.timed_out);
     assert_int_equal(sluice_keyed_submit(ex, 'Z', job_fn, &w[0]), SLUICE_ECLOSED);
     assert_int_equal(d.rep.handed_back, 5);

@@ -30,6 +30,7 @@
 #include "sluice/retry.h"
 #include "sluice/sync_metrics.h"
 #include "sluice/task.h"
+#include "sync/bg_call.h"
 
 #define MS SLUICE_NS_PER_MS
 #define SEC SLUICE_NS_PER_SEC
@@ -536,17 +537,12 @@ typedef struct caller {
     sluice_ctx *ctx;
     flaky *f;
     sluice_retry_result res;
-    sluice_err err;
-    _Atomic bool finished;
 } caller;
 
-static void *caller_main(void *arg)
+static sluice_err retry_call(void *arg)
 {
     caller *c = arg;
-    c->err = sluice_retry_call(c->r, c->ctx, flaky_fn, c->f, &c->res);
-    atomic_store(&c->finished, true);
-    ev_signal();
-    return NULL;
+    return sluice_retry_call(c->r, c->ctx, flaky_fn, c->f, &c->res);
 }
 
 static bool waiting_is(void *arg)
@@ -570,11 +566,6 @@ static bool calls_at_least_1(void *arg)
     return atomic_load(&((flaky *)arg)->calls) >= 1;
 }
 
-static bool caller_finished(void *arg)
-{
-    return atomic_load(&((caller *)arg)->finished);
-}
-
 static void test_call_sleeps_on_the_clock(void **state)
 {
     (void)state;
@@ -590,16 +581,14 @@ static void test_call_sleeps_on_the_clock(void **state)
 
     flaky f = {.fail_first = 1, .rc = 1};
     caller c = {.r = r, .f = &f};
-    pthread_t th;
-    pthread_create(&th, NULL, caller_main, &c);
+    bg_call call;
+    bg_call_start(&call, retry_call, &c);
     void *w1[2] = {r, (void *)(uintptr_t)1};
     wait_until(waiting_is, w1, "the caller to back off");
     sluice_fake_clock_advance(&fc, 99 * MS);
     assert_int_equal(atomic_load(&f.calls), 1); /* still backing off */
     sluice_fake_clock_advance(&fc, 1 * MS);
-    wait_until(caller_finished, &c, "the retry");
-    pthread_join(th, NULL);
-    assert_int_equal(c.err, SLUICE_OK);
+    assert_int_equal(bg_call_finish(&call, "the retry"), SLUICE_OK);
     assert_int_equal(c.res.attempts, 2);
     assert_int_equal(c.res.elapsed_ns, 100 * MS);
 
@@ -610,12 +599,10 @@ static void test_call_sleeps_on_the_clock(void **state)
     assert_int_equal(sluice_ctx_create(&ctx, NULL, 0, &fc.clock), SLUICE_OK);
     flaky g = {.fail_first = -1, .rc = 1};
     caller c2 = {.r = slow, .ctx = ctx, .f = &g};
-    pthread_create(&th, NULL, caller_main, &c2);
+    bg_call_start(&call, retry_call, &c2);
     wait_until(calls_at_least_1, &g, "the first attempt");
     sluice_ctx_cancel(ctx, SLUICE_ECANCELED);
-    wait_until(caller_finished, &c2, "the cancelled call");
-    pthread_join(th, NULL);
-    assert_int_equal(c2.err, SLUICE_ECANCELED);
+    assert_int_equal(bg_call_finish(&call, "the cancelled call"), SLUICE_ECANCELED);
     assert_int_equal(c2.res.outcome, SLUICE_RETRY_CANCELED);
     assert_int_equal(c2.res.attempts, 1);
     assert_int_equal(atomic_load(&g.calls), 1);
