@@ -58,4 +58,24 @@ static inline void expect_body_has(const http_reply *r, const char *needle)
     }
 }
 
+/* GETs path (no extra headers) and fails the test unless the status is
+ * `status` and the body contains `needle`. */
+static inline void expect_get_has(unsigned port, const char *path, int status, const char *needle)
+{
+    http_reply r = http_do(port, "GET", path, NULL);
+    assert_int_equal(r.status, status);
+    expect_body_has(&r, needle);
+    http_free(&r);
+}
+
+/* GETs path and fails the test unless the status is `status` and the body
+ * is exactly `body`. */
+static inline void expect_get_body(unsigned port, const char *path, int status, const char *body)
+{
+    http_reply r = http_do(port, "GET", path, NULL);
+    assert_int_equal(r.status, status);
+    assert_string_equal(r.body, body);
+    http_free(&r);
+}
+
 #endif /* SLUICE_TEST_ADMIN_FIXTURE_H */

@@ -107,17 +107,11 @@ static void test_routes_and_errors(void **state)
     unsigned port = sluice_admin_port(a);
     char hv[256];
 
-    http_reply r = http_do(port, "GET", "/health/live", NULL);
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "live\n");
-    http_free(&r);
+    expect_get_body(port, "/health/live", 200, "live\n");
 
-    r = http_do(port, "GET", "/nope", NULL);
-    assert_int_equal(r.status, 404);
-    expect_body_has(&r, "/metrics");
-    http_free(&r);
+    expect_get_has(port, "/nope", 404, "/metrics");
 
-    r = http_do(port, "POST", "/metrics", "Content-Length: 0\r\n");
+    http_reply r = http_do(port, "POST", "/metrics", "Content-Length: 0\r\n");
     assert_int_equal(r.status, 405);
     assert_non_null(http_header(&r, "Allow", hv, sizeof hv));
     assert_string_equal(hv, "GET, HEAD");
@@ -314,17 +308,11 @@ static void test_ready(void **state)
     assert_int_equal(sluice_admin_add_pool(a, busy), SLUICE_OK);
     assert_int_equal(sluice_admin_add_pool(a, calm), SLUICE_OK);
 
-    http_reply r = http_do(port, "GET", "/health/ready", NULL);
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "busy ok\ncalm ok\n");
-    http_free(&r);
+    expect_get_body(port, "/health/ready", 200, "busy ok\ncalm ok\n");
 
     /* Draining: 503 whatever the pools. */
     sluice_admin_ready_handler(a, false);
-    r = http_do(port, "GET", "/health/ready", NULL);
-    assert_int_equal(r.status, 503);
-    assert_string_equal(r.body, "not ready: draining\nbusy ok\ncalm ok\n");
-    http_free(&r);
+    expect_get_body(port, "/health/ready", 503, "not ready: draining\nbusy ok\ncalm ok\n");
     sluice_admin_set_ready(a, true);
 
     /* Saturate `busy`: one running, queue (1) full. */
@@ -333,23 +321,14 @@ static void test_ready(void **state)
     assert_int_equal(sluice_pool_submit(busy, gate_task, &g), SLUICE_OK);
     GATE_WAIT_ENTERED(&g, 1);
     assert_int_equal(sluice_pool_submit(busy, ok_task, NULL), SLUICE_OK);
-    r = http_do(port, "GET", "/health/ready", NULL);
-    assert_int_equal(r.status, 200);
-    expect_body_has(&r, "busy saturated for 0.0s (under threshold 30.0s)\n");
-    http_free(&r);
+    expect_get_has(port, "/health/ready", 200, "busy saturated for 0.0s (under threshold 30.0s)\n");
     sluice_fake_clock_advance(&fake, 31 * SLUICE_NS_PER_SEC);
-    r = http_do(port, "GET", "/health/ready", NULL);
-    assert_int_equal(r.status, 503);
-    expect_body_has(&r, "busy saturated for 31.0s (over threshold 30.0s)\ncalm ok\n");
-    http_free(&r);
+    expect_get_has(port, "/health/ready", 503, "busy saturated for 31.0s (over threshold 30.0s)\ncalm ok\n");
 
     /* Unsaturated again: ready, and the clock of saturation restarts. */
     gate_open(&g);
     assert_int_equal(sluice_pool_drain(busy, 0, NULL), SLUICE_OK);
-    r = http_do(port, "GET", "/health/ready", NULL);
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "busy ok\ncalm ok\n");
-    http_free(&r);
+    expect_get_body(port, "/health/ready", 200, "busy ok\ncalm ok\n");
 
     sluice_admin_stop(a); /* forgets the pools */
     sluice_pool_destroy(busy);
@@ -384,11 +363,9 @@ static void test_ready_weights(void **state)
     assert_int_equal(sluice_admin_set_pool_readiness(a, h1, 0.5), SLUICE_OK);
     assert_int_equal(sluice_admin_set_pool_readiness(a, h2, 0.5), SLUICE_OK);
 
-    http_reply r = http_do(port, "GET", "/health/ready", NULL);
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "side ok, not gating: readiness weight 0\nh1 ok, readiness weight 0.500\n"
-                                "h2 ok, readiness weight 0.500\n");
-    http_free(&r);
+    expect_get_body(port, "/health/ready", 200,
+                    "side ok, not gating: readiness weight 0\nh1 ok, readiness weight 0.500\n"
+                    "h2 ok, readiness weight 0.500\n");
 
     /* Saturate each: one running, the queue (1) full. */
     gate g;
@@ -403,17 +380,15 @@ static void test_ready_weights(void **state)
     assert_int_equal(http_status(port, "GET", "/health/ready", NULL), 200); /* saturation is seen from here */
     sluice_fake_clock_advance(&fake, 31 * SLUICE_NS_PER_SEC);
     /* side (0) and h1 (0.5) over the threshold: 0.5 < 1, still ready. */
-    r = http_do(port, "GET", "/health/ready", NULL);
+    http_reply r = http_do(port, "GET", "/health/ready", NULL);
     assert_int_equal(r.status, 200);
     expect_body_has(&r, "side saturated for 31.0s (over threshold 30.0s, not gating: readiness weight 0)\n");
     expect_body_has(&r, "h1 saturated for 31.0s (over threshold 30.0s, readiness weight 0.500)\n");
     http_free(&r);
     /* h2 joins: 0.5 + 0.5 reaches 1 once it, too, is past the threshold. */
     assert_int_equal(sluice_pool_submit(h2, ok_task, NULL), SLUICE_OK);
-    r = http_do(port, "GET", "/health/ready", NULL);
-    assert_int_equal(r.status, 200);
-    expect_body_has(&r, "h2 saturated for 0.0s (under threshold 30.0s, readiness weight 0.500)\n");
-    http_free(&r);
+    expect_get_has(port, "/health/ready", 200,
+                   "h2 saturated for 0.0s (under threshold 30.0s, readiness weight 0.500)\n");
     sluice_fake_clock_advance(&fake, 31 * SLUICE_NS_PER_SEC);
     assert_int_equal(http_status(port, "GET", "/health/ready", NULL), 503);
     /* Back to the default weight: h1 alone is enough again. */
@@ -445,10 +420,7 @@ static void test_health_pools_and_debug(void **state)
     assert_int_equal(sluice_admin_add_pool(a, stuck), SLUICE_OK);
     assert_int_equal(sluice_admin_add_pool(a, full), SLUICE_OK);
 
-    http_reply r = http_do(port, "GET", "/health/pools", NULL);
-    assert_int_equal(r.status, 200);
-    assert_string_equal(r.body, "good ok\nstuck ok\nfull ok\n");
-    http_free(&r);
+    expect_get_body(port, "/health/pools", 200, "good ok\nstuck ok\nfull ok\n");
 
     gate g;
     gate_init(&g);
@@ -458,15 +430,13 @@ static void test_health_pools_and_debug(void **state)
     GATE_WAIT_ENTERED(&g, 2);
     assert_int_equal(sluice_pool_submit(full, ok_task, NULL), SLUICE_OK); /* queue (1) now full */
 
-    r = http_do(port, "GET", "/health/pools", NULL);
-    assert_int_equal(r.status, 503);
-    assert_string_equal(r.body, "good ok\nstuck FAIL: did not answer in time\nfull FAIL: queue full\n");
-    http_free(&r);
+    expect_get_body(port, "/health/pools", 503,
+                    "good ok\nstuck FAIL: did not answer in time\nfull FAIL: queue full\n");
     sluice_pool_stats st;
     sluice_pool_stats_get(full, &st);
     assert_int_equal(st.dropped, 0); /* the probe never evicted real work */
 
-    r = http_do(port, "GET", "/debug/pools", NULL);
+    http_reply r = http_do(port, "GET", "/debug/pools", NULL);
     assert_int_equal(r.status, 200);
     char hv[128];
     assert_non_null(http_header(&r, "Content-Type", hv, sizeof hv));
@@ -1050,15 +1020,9 @@ static void test_scheduled_probe_unhealthy(void **state)
     WAIT_FOR(atomic_load(&g->inside) == 1, "the worker is stuck");
     WAIT_FOR(probe_state(svc, pool, &clk, false), "a probe failed");
 
-    http_reply r = http_do(port, "GET", "/health/pools", NULL);
-    assert_int_equal(r.status, 503);
-    expect_body_has(&r, "probed FAIL: scheduled probe failing");
-    http_free(&r);
-    r = http_do(port, "GET", "/health/ready", NULL);
-    assert_int_equal(r.status, 503);
-    expect_body_has(&r, "probed probe failing");
-    http_free(&r);
-    r = http_do(port, "GET", "/metrics", NULL);
+    expect_get_has(port, "/health/pools", 503, "probed FAIL: scheduled probe failing");
+    expect_get_has(port, "/health/ready", 503, "probed probe failing");
+    http_reply r = http_do(port, "GET", "/metrics", NULL);
     assert_int_equal(r.status, 200);
     expect_body_has(&r, "pool_probe_failures_total{name=\"probed\"}");
     expect_body_has(&r, "pool_probe_duration_seconds_count{name=\"probed\"}");
