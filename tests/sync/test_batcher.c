@@ -26,6 +26,7 @@
 #include "common/wait.h"
 #include "sluice/batcher.h"
 #include "sync/bg_call.h"
+#include "sync/exposition.h"
 #include "sluice/sync_metrics.h"
 #include "sluice/task.h"
 
@@ -514,14 +515,6 @@ static void test_exactly_once_under_load(void **state)
     sluice_pool_destroy(pool);
 }
 
-static void has(const char *text, const char *line)
-{
-    if (!strstr(text, line)) {
-        fail_msg("missing in exposition: %s\n---\n%s", line, text);
-    }
-}
-
-
 static void test_metrics(void **state)
 {
     (void)state;
@@ -545,9 +538,7 @@ static void test_metrics(void **state)
     int all = 120;
     wait_until(settled, &all, "the time flush");
     wait_until(idle, b, "the last batch to end");
-    char *text = NULL;
-    size_t len = 0;
-    assert_int_equal(sluice_metrics_render(reg, SLUICE_EXPO_PROMETHEUS, &text, &len), SLUICE_OK);
+    char *text = expo_render(reg);
     has(text, "sluice_batcher_added_total{name=\"events\"} 120\n");
     has(text, "sluice_batcher_batches_total{name=\"events\",reason=\"size\"} 2\n");
     has(text, "sluice_batcher_batches_total{name=\"events\",reason=\"time\"} 1\n");

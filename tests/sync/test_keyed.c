@@ -26,6 +26,7 @@
 #include "common/wait.h"
 #include "sluice/keyed.h"
 #include "sync/bg_call.h"
+#include "sync/exposition.h"
 #include "sluice/sync_metrics.h"
 #include "sluice/task.h"
 
@@ -164,6 +165,15 @@ static sluice_keyed_stats kstats(sluice_keyed *ex)
     sluice_keyed_stats st;
     sluice_keyed_stats_get(ex, &st);
     return st;
+}
+
+/* Submits j, which should hold on its gate, and waits until it runs: its
+ * key is busy from here on. */
+static void submit_first(sluice_keyed *ex, job *j, const char *what)
+{
+    assert_int_equal(sluice_keyed_submit(ex, j->key, job_fn, j), SLUICE_OK);
+    int one = 1;
+    wait_until(running_at_least, &one, what);
 }
 
 /* ---- config ----------------------------------------------------------------------- */
@@ -366,9 +376,7 @@ static void test_reject_and_drop_oldest(void **state)
     for (int i = 0; i < 10; i++) {
         j[i] = (job){.id = i, .key = i < 4 ? 1 : 2, .hold = i == 0 ? &g : NULL};
     }
-    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[0]), SLUICE_OK);
-    int one = 1;
-    wait_until(running_at_least, &one, "the first to run");
+    submit_first(ex, &j[0], "the first to run");
     assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[1]), SLUICE_OK);
     assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[2]), SLUICE_OK);
     assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[3]), SLUICE_EFULL); /* key bound */
@@ -388,8 +396,7 @@ static void test_reject_and_drop_oldest(void **state)
     gate_init(&g);
     kc.overflow = SLUICE_OVERFLOW_DROP_OLDEST;
     ex = make_keyed(&kc);
-    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[0]), SLUICE_OK);
-    wait_until(running_at_least, &one, "the first to run");
+    submit_first(ex, &j[0], "the first to run");
     assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[1]), SLUICE_OK);
     assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[2]), SLUICE_OK);
     assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[3]), SLUICE_OK); /* key full: drops 1 */
@@ -448,9 +455,7 @@ static void test_block(void **state)
     gate g;
     gate_init(&g);
     job j[4] = {{.id = 0, .key = 1, .hold = &g}, {.id = 1, .key = 1}, {.id = 2, .key = 1}, {.id = 3, .key = 1}};
-    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[0]), SLUICE_OK);
-    int one = 1;
-    wait_until(running_at_least, &one, "the first to run");
+    submit_first(ex, &j[0], "the first to run");
     assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[1]), SLUICE_OK);
     assert_int_equal(sluice_keyed_try_submit(ex, 1, job_fn, &j[2]), SLUICE_EFULL);
     /* A blocked submit times out on the (fake) clock. */
@@ -555,9 +560,7 @@ static void test_drain_hands_back_in_order(void **state)
     job a0 = {.id = 0, .key = 'A', .hold = &g};
     job w[5] = {{.id = 1, .key = 'A'}, {.id = 2, .key = 'B'}, {.id = 3, .key = 'A'}, {.id = 4, .key = 'C'},
                 {.id = 5, .key = 'B'}};
-    assert_int_equal(sluice_keyed_submit(ex, 'A', job_fn, &a0), SLUICE_OK);
-    int one = 1;
-    wait_until(running_at_least, &one, "A0 to run");
+    submit_first(ex, &a0, "A0 to run");
     for (int i = 0; i < 5; i++) {
         assert_int_equal(sluice_keyed_submit(ex, w[i].key, job_fn, &w[i]), SLUICE_OK);
     }
@@ -601,9 +604,7 @@ static void test_destroy_undrained(void **state)
     gate_init(&g);
     job a0 = {.id = 0, .key = 7, .hold = &g};
     job rest[3] = {{.id = 1, .key = 8}, {.id = 2, .key = 7}, {.id = 3, .key = 8}};
-    assert_int_equal(sluice_keyed_submit(ex, 7, job_fn, &a0), SLUICE_OK);
-    int one = 1;
-    wait_until(running_at_least, &one, "the first to run");
+    submit_first(ex, &a0, "the first to run");
     for (int i = 0; i < 3; i++) {
         assert_int_equal(sluice_keyed_submit(ex, rest[i].key, job_fn, &rest[i]), SLUICE_OK);
     }
@@ -693,13 +694,6 @@ static void test_pool_refuses_runner(void **state)
 
 /* ---- metrics ---------------------------------------------------------------------- */
 
-static void has(const char *text, const char *line)
-{
-    if (!strstr(text, line)) {
-        fail_msg("missing in exposition: %s\n---\n%s", line, text);
-    }
-}
-
 static void test_metrics(void **state)
 {
     (void)state;
@@ -721,15 +715,11 @@ static void test_metrics(void **state)
     gate_init(&g);
     job j[5] = {{.id = 0, .key = 1, .hold = &g}, {.id = 1, .key = 1}, {.id = 2, .key = 1}, {.id = 3, .key = 2},
                 {.id = 4, .key = 1, .rc = 1}};
-    assert_int_equal(sluice_keyed_submit(ex, j[0].key, job_fn, &j[0]), SLUICE_OK);
-    int one = 1;
-    wait_until(running_at_least, &one, "the first to run");
+    submit_first(ex, &j[0], "the first to run");
     for (int i = 1; i < 5; i++) {
         assert_int_equal(sluice_keyed_submit(ex, j[i].key, job_fn, &j[i]), SLUICE_OK);
     }
-    char *text = NULL;
-    size_t len = 0;
-    assert_int_equal(sluice_metrics_render(reg, SLUICE_EXPO_PROMETHEUS, &text, &len), SLUICE_OK);
+    char *text = expo_render(reg);
     has(text, "# TYPE sluice_keyed_executor_active_keys gauge");
     has(text, "sluice_keyed_executor_active_keys{name=\"ledger\"} 1\n");
     has(text, "sluice_keyed_executor_longest_backlog{name=\"ledger\"} 3\n");
@@ -739,7 +729,7 @@ static void test_metrics(void **state)
     free(text);
     gate_open(&g);
     assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
-    assert_int_equal(sluice_metrics_render(reg, SLUICE_EXPO_PROMETHEUS, &text, &len), SLUICE_OK);
+    text = expo_render(reg);
     has(text, "sluice_keyed_executor_tasks_total{name=\"ledger\",outcome=\"completed\"} 4\n");
     has(text, "sluice_keyed_executor_tasks_total{name=\"ledger\",outcome=\"failed\"} 1\n");
     has(text, "sluice_keyed_executor_longest_backlog_max{name=\"ledger\"} 3\n");

@@ -31,6 +31,7 @@
 #include "sluice/sync_metrics.h"
 #include "sluice/task.h"
 #include "sync/bg_call.h"
+#include "sync/exposition.h"
 
 #define MS SLUICE_NS_PER_MS
 #define SEC SLUICE_NS_PER_SEC
@@ -924,13 +925,6 @@ static void test_budget_holds_attempts_down(void **state)
 
 /* ---- metrics --------------------------------------------------------------------- */
 
-static void has(const char *text, const char *line)
-{
-    if (!strstr(text, line)) {
-        fail_msg("missing in exposition: %s\n---\n%s", line, text);
-    }
-}
-
 static void test_metrics(void **state)
 {
     (void)state;
@@ -966,9 +960,7 @@ static void test_metrics(void **state)
     for (int i = 0; i < 10; i++) {
         sluice_retry_call(r, NULL, flaky_fn, &always, NULL);
     }
-    char *text = NULL;
-    size_t len = 0;
-    assert_int_equal(sluice_metrics_render(reg, SLUICE_EXPO_PROMETHEUS, &text, &len), SLUICE_OK);
+    char *text = expo_render(reg);
     has(text, "# TYPE sluice_retry_attempts_total counter");
     has(text, "sluice_retry_attempts_total{name=\"gateway\"} 20\n");
     has(text, "sluice_retry_retries_total{name=\"gateway\"} 10\n");
@@ -985,7 +977,7 @@ static void test_metrics(void **state)
     assert_int_equal(sluice_sync_metrics_remove_retry(sm, r), SLUICE_OK);
     assert_int_equal(sluice_sync_metrics_remove_retry(sm, r), SLUICE_ENOENT);
     assert_int_equal(sluice_sync_metrics_remove_retry_budget(sm, b), SLUICE_OK);
-    assert_int_equal(sluice_metrics_render(reg, SLUICE_EXPO_PROMETHEUS, &text, &len), SLUICE_OK);
+    text = expo_render(reg);
     assert_null(strstr(text, "sluice_retry_"));
     free(text);
     sluice_sync_metrics_destroy(sm);
