@@ -9,6 +9,10 @@ grep -q "warning: the admin server listens" "$TMP/err" && fail "warned about a l
 contains "$TMP/err" "admin http://127.0.0.1:"
 
 printf 'Tok-3n_x\n' >"$TMP/tok"
+# Emptied here, not only by the background job's redirection: wait_for
+# could otherwise find the first run's "Ctrl-C drains" in the old file
+# before the job opens it (seen under load: then err read empty).
+: >"$TMP/err"
 "$SLUICE" demo --duration 20s --rate 50 --listen 0.0.0.0:0 --view none --admin-token-file "$TMP/tok" \
     >"$TMP/out" 2>"$TMP/err" &
 pid=$!
