@@ -63,14 +63,12 @@ void sluice__sb_puts(sluice__sb *b, const char *s)
 
 void sluice__sb_printf(sluice__sb *b, const char *fmt, ...)
 {
-    char tmp[1024];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0) {
-        sluice__sb_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    if (!b->oom && !sluice__text_vappendf(&b->buf, &b->len, &b->cap, 1024, fmt, ap)) {
+        b->oom = true;
     }
+    va_end(ap);
 }
 
 void sluice__sb_json_str(sluice__sb *b, const char *s)
@@ -324,13 +322,6 @@ static int respond_not_allowed(struct MHD_Connection *c, const sluice__admin_rou
 
 /* ---- connection slots -------------------------------------------------------------- */
 
-static uint64_t mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * SLUICE_NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
 /* Close k's connection from outside its thread: its MHD thread sees the
  * end of the stream and closes it. Caller holds conn_lock, so k is listed
  * and its fd has not been closed. */
@@ -421,7 +412,7 @@ static bool evict_locked(sluice_admin *a, const sluice__admin_conn *except, uint
 static void reap_connections(sluice_admin *a)
 {
     pthread_mutex_lock(&a->conn_lock);
-    uint64_t now = mono_now(); /* under the lock: no entry's times are later */
+    uint64_t now = sluice_clock_now(NULL); /* under the lock: no entry's times are later */
     for (sluice__admin_conn *k = a->conns.next; k != &a->conns; k = k->next) {
         if (!k->busy && !k->closing && now > k->since_ns &&
             now - k->since_ns > a->cfg.connection_timeout_ns) {
@@ -445,7 +436,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         }
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         k->fd = ci ? ci->connect_fd : -1;
-        k->since_ns = mono_now();
+        k->since_ns = sluice_clock_now(NULL);
         pthread_mutex_lock(&a->conn_lock);
         k->prev = a->conns.prev;
         k->next = &a->conns;
@@ -453,7 +444,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         a->conns.prev = k;
         a->conn_open++;
         if (a->conn_open > a->cfg.max_connections) {
-            (void)evict_locked(a, k, mono_now()); /* under the lock: no entry's times are later */
+            (void)evict_locked(a, k, sluice_clock_now(NULL)); /* under the lock: no entry's times are later */
         }
         pthread_mutex_unlock(&a->conn_lock);
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
@@ -486,7 +477,7 @@ static void set_busy(sluice_admin *a, sluice__admin_conn *k, bool busy)
     if (!busy) {
         /* Its answer is on its way out: the request grace covers the
          * writing (a reader slower than that can be evicted). */
-        k->since_ns = k->answered_ns = mono_now();
+        k->since_ns = k->answered_ns = sluice_clock_now(NULL);
         k->bytes_at_since = bytes_received(k);
     }
     pthread_mutex_unlock(&a->conn_lock);

@@ -19,18 +19,26 @@
 #include "sluice/common.h"
 
 /*
- * snprintf into an optional error buffer: nothing when errbuf is NULL or
- * errlen is 0; otherwise always NUL-terminated (truncated if long).
+ * vsnprintf into an optional error buffer: nothing when errbuf is NULL or
+ * errlen is 0; otherwise always NUL-terminated (truncated if long). For a
+ * caller's own variadic error function; ap is the caller's to va_end.
  */
-static inline void sluice__errf(char *errbuf, size_t errlen, const char *fmt, ...) SLUICE_PRINTF(3, 4);
-static inline void sluice__errf(char *errbuf, size_t errlen, const char *fmt, ...)
+static inline void sluice__verrf(char *errbuf, size_t errlen, const char *fmt, va_list ap) SLUICE_PRINTF(3, 0);
+static inline void sluice__verrf(char *errbuf, size_t errlen, const char *fmt, va_list ap)
 {
     if (!errbuf || errlen == 0) {
         return;
     }
+    vsnprintf(errbuf, errlen, fmt, ap);
+}
+
+/* The same with the arguments in place: the one used almost everywhere. */
+static inline void sluice__errf(char *errbuf, size_t errlen, const char *fmt, ...) SLUICE_PRINTF(3, 4);
+static inline void sluice__errf(char *errbuf, size_t errlen, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errbuf, errlen, fmt, ap);
+    sluice__verrf(errbuf, errlen, fmt, ap);
     va_end(ap);
 }
 

@@ -134,6 +134,28 @@ static inline void sluice__wait_until(const sluice_clock *clock, pthread_cond_t 
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
+/*
+ * Sleep (holding no lock) until deadline_ns on `clock`: with the system
+ * clock one real sleep to the deadline; with any other clock steps of at
+ * most SLUICE_CLOCK_POLL_NS of real time, re-reading the clock after
+ * each. A signal that interrupts a step only shortens it.
+ */
+static inline void sluice__sleep_until(const sluice_clock *clock, uint64_t deadline_ns)
+{
+    for (;;) {
+        uint64_t now = sluice_clock_now(clock);
+        if (now >= deadline_ns) {
+            return;
+        }
+        uint64_t step = deadline_ns - now;
+        if (!sluice_clock_is_system(clock) && step > SLUICE_CLOCK_POLL_NS) {
+            step = SLUICE_CLOCK_POLL_NS;
+        }
+        struct timespec ts = sluice__ts_from_ns(step);
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* True when a and b are the same time scale (both system, or one object). */
 static inline bool sluice__same_clock(const sluice_clock *a, const sluice_clock *b)
 {

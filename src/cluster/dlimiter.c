@@ -331,15 +331,7 @@ sluice_err sluice_dlimiter_wait(sluice_dlimiter *dl, uint64_t n, sluice_ctx *ctx
         }
         return err;
     }
-    const sluice_clock *clk = sluice__cluster_clock(dl->c);
-    while (sluice_clock_now(clk) < r.act_at_ns) {
-        uint64_t left = r.act_at_ns - sluice_clock_now(clk);
-        if (!sluice_clock_is_system(clk) && left > SLUICE_CLOCK_POLL_NS) {
-            left = SLUICE_CLOCK_POLL_NS;
-        }
-        struct timespec ts = {(time_t)(left / SLUICE_NS_PER_SEC), (long)(left % SLUICE_NS_PER_SEC)};
-        nanosleep(&ts, NULL);
-    }
+    sluice__sleep_until(sluice__cluster_clock(dl->c), r.act_at_ns);
     return SLUICE_OK;
 }
 

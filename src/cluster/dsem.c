@@ -479,11 +479,7 @@ sluice_err sluice_dsem_acquire(sluice_dsem *ds, sluice_ctx *ctx)
                 step = left ? left : 1;
             }
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t abs_ns = (uint64_t)ts.tv_sec * SLUICE_NS_PER_SEC + (uint64_t)ts.tv_nsec + step;
-        ts.tv_sec = (time_t)(abs_ns / SLUICE_NS_PER_SEC);
-        ts.tv_nsec = (long)(abs_ns % SLUICE_NS_PER_SEC);
+        struct timespec ts = sluice__ts_after(CLOCK_MONOTONIC, step); /* cv is sluice__cond_init's */
         pthread_cond_timedwait(&ds->cv, &ds->mu, &ts);
     }
     ds->waiters--;

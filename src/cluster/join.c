@@ -126,12 +126,10 @@ static sluice_err fail(sluice_cluster_join *j, sluice_err r, char *errbuf, size_
     SLUICE_PRINTF(5, 6);
 static sluice_err fail(sluice_cluster_join *j, sluice_err r, char *errbuf, size_t errlen, const char *fmt, ...)
 {
-    if (errbuf && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    sluice__verrf(errbuf, errlen, fmt, ap);
+    va_end(ap);
     sluice_cluster_join_destroy(j);
     return r;
 }

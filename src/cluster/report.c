@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "base/text.h"
 #include "cluster/cluster_internal.h"
 
 typedef struct sbuf {
@@ -28,30 +29,12 @@ typedef struct sbuf {
 static void sb_printf(sbuf *b, const char *fmt, ...) SLUICE_PRINTF(2, 3);
 static void sb_printf(sbuf *b, const char *fmt, ...)
 {
-    if (b->oom) {
-        return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (!b->oom && !sluice__text_vappendf(&b->s, &b->len, &b->cap, 1024, fmt, ap)) {
+        b->oom = true;
     }
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            return;
-        }
-        if (b->s && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 1024) + (size_t)n;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
+    va_end(ap);
 }
 
 static redisReply *cmd(redisContext *c, const char *fmt, ...)

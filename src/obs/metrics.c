@@ -269,28 +269,12 @@ void sluice__expo_puts(sluice_expo *w, const char *s)
 
 void sluice__expo_printf(sluice_expo *w, const char *fmt, ...)
 {
-    char tmp[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        return;
-    }
-    if ((size_t)n < sizeof tmp) {
-        sluice__expo_put(w, tmp, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (!big) {
+    if (!w->oom && !sluice__text_vappendf(&w->buf, &w->len, &w->cap, 4096, fmt, ap)) {
         w->oom = true;
-        return;
     }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    sluice__expo_put(w, big, (size_t)n);
-    free(big);
 }
 
 /* The length of the valid UTF-8 sequence at s (no overlongs, no

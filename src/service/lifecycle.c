@@ -39,7 +39,6 @@
  *
  * Lock order: lc->mu is a leaf; no callback and no pool call runs under it.
  */
-#include <errno.h>
 #include <stdarg.h>
 #include <pthread.h>
 #include <signal.h>
@@ -51,6 +50,7 @@
 
 #include "sluice/lifecycle.h"
 
+#include "base/timing.h"
 #include "service/service_internal.h"
 
 int sluice__service_spawn_default(pthread_t *thread, void *(*start)(void *), void *arg, const char *what)
@@ -345,25 +345,6 @@ bool sluice_lifecycle_stopping(const sluice_lifecycle *lc)
     return s;
 }
 
-/* Sleep until `deadline` on the lifecycle's clock. A system clock sleeps
- * for real; any other clock is re-read every SLUICE_CLOCK_POLL_NS. */
-static void sleep_until(const sluice_clock *clock, uint64_t deadline)
-{
-    for (;;) {
-        uint64_t now = sluice_clock_now(clock);
-        if (now >= deadline) {
-            return;
-        }
-        uint64_t step = sluice_clock_is_system(clock) ? deadline - now : SLUICE_CLOCK_POLL_NS;
-        if (step > SLUICE_CLOCK_POLL_NS && !sluice_clock_is_system(clock)) {
-            step = SLUICE_CLOCK_POLL_NS;
-        }
-        struct timespec ts = {(time_t)(step / SLUICE_NS_PER_SEC), (long)(step % SLUICE_NS_PER_SEC)};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-        }
-    }
-}
-
 typedef struct drain_job {
     sluice_pool *pool;
     uint64_t timeout_ns;  /* min(the pool's drain timeout, the budget); 0 = no limit */
@@ -417,7 +398,7 @@ sluice_err sluice_lifecycle_wait(sluice_lifecycle *lc, sluice_lifecycle_report *
            secs(grace));
     /* 2. Grace. */
     if (grace) {
-        sleep_until(lc->cfg.clock, sluice_clock_now(lc->cfg.clock) + grace);
+        sluice__sleep_until(lc->cfg.clock, sluice_clock_now(lc->cfg.clock) + grace);
     }
     /* 3. Stop the producers. */
     if (lc->cfg.stop_producers) {

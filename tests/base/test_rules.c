@@ -143,6 +143,15 @@ static void test_listen(void **state)
     listen_bad("[nope]:80", "not a numeric IPv4 or IPv6 address");
 }
 
+static void verr_through(char *errbuf, size_t errlen, const char *fmt, ...) SLUICE_PRINTF(3, 4);
+static void verr_through(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sluice__verrf(errbuf, errlen, fmt, ap);
+    va_end(ap);
+}
+
 static void test_errf(void **state)
 {
     (void)state;
@@ -152,6 +161,10 @@ static void test_errf(void **state)
     sluice__errf(NULL, 10, "ignored %d", 1);
     sluice__errf(small, 0, "ignored %d", 1);
     assert_string_equal(small, "abc");
+    /* The va_list form behind a caller's own variadic error function. */
+    verr_through(small, sizeof small, "%d-%s", 12, "xy");
+    assert_string_equal(small, "12-");
+    verr_through(NULL, 8, "%d", 1);
 }
 
 static void test_time(void **state)
@@ -177,6 +190,28 @@ static void test_time(void **state)
     clock_gettime(CLOCK_MONOTONIC, &now);
     assert_true(far.tv_sec > now.tv_sec);
     assert_true(far.tv_nsec >= 0 && far.tv_nsec < 1000000000);
+
+    /* sleep_until: a deadline already reached returns at once (0, the
+     * past, now), on any clock; a near one returns no earlier than it. */
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, 1000);
+    sluice__sleep_until(&fc.clock, 0);
+    sluice__sleep_until(&fc.clock, 999);
+    sluice__sleep_until(&fc.clock, 1000);
+    sluice__sleep_until(NULL, 0);
+    uint64_t until = sluice_clock_now(NULL) + SLUICE_NS_PER_MS;
+    sluice__sleep_until(NULL, until);
+    assert_true(sluice_clock_now(NULL) >= until);
+}
+
+static bool vappend(char **buf, size_t *len, size_t *cap, const char *fmt, ...) SLUICE_PRINTF(4, 5);
+static bool vappend(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    bool ok = sluice__text_vappendf(buf, len, cap, 16, fmt, ap);
+    va_end(ap);
+    return ok;
 }
 
 static void test_text(void **state)
@@ -189,6 +224,27 @@ static void test_text(void **state)
     assert_string_equal(buf, "hello, world");
     assert_int_equal(len, 12);
     assert_true(cap >= 13);
+    free(buf);
+
+    /* printf form: short results, empty ones, and results around and far
+     * past the on-stack size (511/512/513 bytes, 10000 bytes) all arrive
+     * whole, each after what was there. */
+    buf = NULL;
+    len = cap = 0;
+    assert_true(vappend(&buf, &len, &cap, "%s=%d", "k", 7));
+    assert_true(vappend(&buf, &len, &cap, "%s", ""));
+    assert_string_equal(buf, "k=7");
+    size_t sizes[] = {511, 512, 513, 10000};
+    size_t want = 3;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        assert_true(vappend(&buf, &len, &cap, "%0*d", (int)sizes[i], 5));
+        want += sizes[i];
+        assert_int_equal(len, want);
+        assert_int_equal(strlen(buf), want);
+        assert_int_equal(buf[want - 1], '5');
+        assert_int_equal(buf[want - sizes[i]], sizes[i] > 1 ? '0' : '5');
+    }
+    assert_memory_equal(buf, "k=70000", 7);
     free(buf);
 }
 

@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "base/timing.h"
 #include "sluice/clock.h"
 #include "sluice/task.h"
 
@@ -54,18 +55,18 @@
 
 /* ---- time and scale ------------------------------------------------------ */
 
+/* Real time (CLOCK_MONOTONIC: the system clock of sluice/clock.h), for
+ * safety limits; the condvars below are made by sluice__cond_init
+ * (src/base/timing.h), so a deadline in it is a pthread_cond_timedwait
+ * argument via abs_real_ts. */
 static inline uint64_t real_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * SLUICE_NS_PER_SEC + (uint64_t)ts.tv_nsec;
+    return sluice_clock_now(NULL);
 }
 
 static inline struct timespec abs_real_ts(uint64_t ns)
 {
-    struct timespec ts = {.tv_sec = (time_t)(ns / SLUICE_NS_PER_SEC),
-                          .tv_nsec = (long)(ns % SLUICE_NS_PER_SEC)};
-    return ts;
+    return sluice__ts_from_ns(ns);
 }
 
 /* Poll pause for conditions that have no notification: 100 us. */
@@ -140,11 +141,9 @@ typedef struct latch {
 static inline void latch_init(latch *l, long n)
 {
     pthread_mutex_init(&l->mu, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&l->cv, &a);
-    pthread_condattr_destroy(&a);
+    if (sluice__cond_init(&l->cv) != 0) {
+        abort(); /* out of memory in a test: nothing sensible to do */
+    }
     l->count = n;
 }
 
@@ -209,11 +208,9 @@ typedef struct gate {
 static inline void gate_init(gate *g)
 {
     pthread_mutex_init(&g->mu, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&g->cv, &a);
-    pthread_condattr_destroy(&a);
+    if (sluice__cond_init(&g->cv) != 0) {
+        abort(); /* out of memory in a test: nothing sensible to do */
+    }
     g->open = false;
     atomic_init(&g->entered, 0);
     atomic_init(&g->inside, 0);
@@ -320,13 +317,8 @@ static inline bool wait_until_bg(bool (*pred)(void *), void *arg)
             ok = false;
             break;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts); /* the board's condvar runs on the real-time clock */
-        ts.tv_nsec += 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
+        /* The board's condvar (a static initializer) runs on CLOCK_REALTIME. */
+        struct timespec ts = sluice__ts_after(CLOCK_REALTIME, SLUICE_NS_PER_MS);
         pthread_cond_timedwait(&ev_board_cv, &ev_board_mu, &ts);
     }
     pthread_mutex_unlock(&ev_board_mu);

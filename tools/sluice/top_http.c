@@ -18,7 +18,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,18 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/errbuf.h"
 #include "top.h"
 
 #define TOP_HTTP_MAX_REPLY (64u * 1024 * 1024)
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static long long now_ms(void)
 {
@@ -74,7 +66,7 @@ static int dial(const char *host, unsigned port, long long deadline, char *err, 
     hints.ai_socktype = SOCK_STREAM;
     int gr = getaddrinfo(host, pstr, &hints, &res);
     if (gr != 0) {
-        seterr(err, errlen, "%s: %s", host, gai_strerror(gr));
+        sluice__errf(err, errlen, "%s: %s", host, gai_strerror(gr));
         return -1;
     }
     int fd = -1;
@@ -102,7 +94,7 @@ static int dial(const char *host, unsigned port, long long deadline, char *err, 
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        seterr(err, errlen, "connect: %s", strerror(why ? why : ECONNREFUSED));
+        sluice__errf(err, errlen, "connect: %s", strerror(why ? why : ECONNREFUSED));
     }
     return fd;
 }
@@ -123,7 +115,7 @@ int top_http_get(const char *host, unsigned port, const char *path, const char *
                      token ? "\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof req) {
         close(fd);
-        seterr(err, errlen, "request too long (token or path)");
+        sluice__errf(err, errlen, "request too long (token or path)");
         return -1;
     }
     for (int off = 0; off < n;) {
@@ -131,13 +123,13 @@ int top_http_get(const char *host, unsigned port, const char *path, const char *
         if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
             if (wait_fd(fd, POLLOUT, deadline) != 1) {
                 close(fd);
-                seterr(err, errlen, "send: timed out");
+                sluice__errf(err, errlen, "send: timed out");
                 return -1;
             }
             continue;
         }
         if (w <= 0) {
-            seterr(err, errlen, "send: %s", strerror(errno));
+            sluice__errf(err, errlen, "send: %s", strerror(errno));
             close(fd);
             return -1;
         }
@@ -148,14 +140,14 @@ int top_http_get(const char *host, unsigned port, const char *path, const char *
     for (;;) {
         if (!buf) {
             close(fd);
-            seterr(err, errlen, "out of memory");
+            sluice__errf(err, errlen, "out of memory");
             return -1;
         }
         if (len + 1 >= cap) {
             if (cap >= TOP_HTTP_MAX_REPLY) {
                 free(buf);
                 close(fd);
-                seterr(err, errlen, "reply over %u bytes", TOP_HTTP_MAX_REPLY);
+                sluice__errf(err, errlen, "reply over %u bytes", TOP_HTTP_MAX_REPLY);
                 return -1;
             }
             char *nb = realloc(buf, cap * 2);
@@ -182,7 +174,7 @@ int top_http_get(const char *host, unsigned port, const char *path, const char *
         if (w != 1) {
             free(buf);
             close(fd);
-            seterr(err, errlen, "%s", w == 0 ? "no complete answer in time" : strerror(errno));
+            sluice__errf(err, errlen, "%s", w == 0 ? "no complete answer in time" : strerror(errno));
             return -1;
         }
     }
@@ -192,7 +184,7 @@ int top_http_get(const char *host, unsigned port, const char *path, const char *
     char *sep = strstr(buf, "\r\n\r\n");
     if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1 || !sep) {
         free(buf);
-        seterr(err, errlen, "not an HTTP answer");
+        sluice__errf(err, errlen, "not an HTTP answer");
         return -1;
     }
     out->status = status;
