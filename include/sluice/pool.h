@@ -129,7 +129,10 @@ SLUICE_API sluice_err sluice_fault_mode_parse(const char *text, sluice_fault_mod
  *   CODEL_LIFO  both: the newest is served while CoDel sheds at the oldest
  *          end.
  * LIFO modes use a locked deque instead of the lock-free ring; OFF and
- * CODEL keep the ring. An overload pool stamps every task at submit (one
+ * CODEL keep the ring. With queue_discipline FAIR every mode composes with
+ * the tenant queue: CoDel judges (and sheds) the task the weighted round
+ * robin picked, counted against its tenant, and LIFO takes the newest task
+ * of the tenant whose turn it is (the tenants' shares are unchanged). An overload pool stamps every task at submit (one
  * clock read), so it also times every task.
  */
 #define SLUICE_OVERLOAD_MODE_MAP(XX)                                                                         \

@@ -571,7 +571,9 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                             .doc = "overload queue management: `off` (FIFO), `codel` (shed at the head while "
                                    "the queue stands above `overload_target` for an `overload_interval`), "
                                    "`lifo` (serve the newest first meanwhile), `codel+lifo` (both); shed "
-                                   "tasks go to the abandon handler as `shed`"},
+                                   "tasks go to the abandon handler as `shed`. With `queue_discipline: "
+                                   "fair` both act within the tenants' round robin: CoDel judges the task "
+                                   "it picked, LIFO serves that tenant's newest"},
     [SLUICE_PK_OVERLOAD_TARGET] = {.name = "overload_target",
                                    .type = SLUICE_CONFIG_DURATION,
                                    .offset = POOL_AT(overload_target_ns),

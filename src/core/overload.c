@@ -11,7 +11,8 @@
  * would serve next: with it, CoDel judges the task the weighted round
  * robin picked, so a flooding tenant's old tasks are the ones shed). LIFO
  * needs the two optional ops, pop_newest and oldest_ns; CoDel needs
- * neither.
+ * neither. The fair queue offers both per tenant: LIFO there serves the
+ * newest task of the tenant whose turn it is.
  *
  * The detector (shared by both modes). The queue *stands* once the oldest
  * task's sojourn has stayed at or above `target` for a whole `interval`
@@ -255,6 +256,11 @@ sluice__qres sluice__overload_pop(struct sluice_pool *p, sluice__worker *w, slui
         if (ov->lifo && atomic_load_explicit(&ov->lifo_on, memory_order_relaxed)) {
             /* LIFO: judge the oldest end, serve the newest. */
             uint64_t oldest = p->qops->oldest_ns(p->q);
+            if (oldest == 0 && p->qops->depth(p->q) > 0) {
+                /* A discipline held its tasks back (the fair queue's
+                 * strict running limits): nothing to observe. */
+                return p->qops->pop(p->q, out);
+            }
             uint64_t now = sluice__timing_now(p);
             sluice__codel_verdict v = look(ov, now, sojourn_of(now, oldest), oldest == 0);
             if (v != SLUICE__CODEL_KEEP) {

@@ -162,12 +162,11 @@ static sluice_err validate(const sluice_pool_config *cfg, char *errbuf, size_t e
                     (unsigned long long)target, (unsigned long long)cfg->overload_slough_ns);
     }
     if ((cfg->overload == SLUICE_OVERLOAD_LIFO || cfg->overload == SLUICE_OVERLOAD_CODEL_LIFO) &&
-        (cfg->queue_discipline == SLUICE_QUEUE_FAIR || cfg->queue_discipline == SLUICE_QUEUE_SHARDED)) {
+        cfg->queue_discipline == SLUICE_QUEUE_SHARDED) {
         return fail(errbuf, errlen,
-                    "overload: %s needs a queue that can serve its newest task; queue_discipline %s serves "
-                    "%s (codel composes with it)",
-                    sluice_overload_mode_name(cfg->overload), sluice_queue_discipline_name(cfg->queue_discipline),
-                    cfg->queue_discipline == SLUICE_QUEUE_FAIR ? "by tenant" : "shard by shard");
+                    "overload: %s needs a queue that can serve its newest task; queue_discipline sharded serves "
+                    "shard by shard (codel composes with it; so does fair)",
+                    sluice_overload_mode_name(cfg->overload));
     }
     return sluice__fair_validate(cfg, errbuf, errlen);
 }
@@ -236,8 +235,9 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     p->clock = cfg->clock ? cfg->clock : sluice_clock_system();
     p->system_clock = sluice_clock_is_system(p->clock);
     p->fair = cfg->queue_discipline == SLUICE_QUEUE_FAIR;
-    /* Adaptive LIFO needs a queue that can pop its newest task (validate
-     * refuses it with the fair queue). */
+    /* Adaptive LIFO needs a queue that can pop its newest task: the fair
+     * queue can (per tenant), the ring cannot, so a FIFO LIFO pool gets the
+     * locked deque. */
     bool lifo = cfg->overload == SLUICE_OVERLOAD_LIFO || cfg->overload == SLUICE_OVERLOAD_CODEL_LIFO;
     bool sharded = cfg->queue_discipline == SLUICE_QUEUE_SHARDED;
     p->qops = p->fair ? &sluice__fair_ops : sharded ? &sluice__sharded_ops : lifo ? &sluice__deque_ops : &sluice__ring_ops;

@@ -48,6 +48,11 @@
  *    would serve last; taking its oldest keeps DROP_OLDEST's meaning (the
  *    stalest task goes) inside that tenant. A tenant at its own
  *    queued_limit with overflow DROP_OLDEST evicts its own oldest.
+ *  - Adaptive LIFO (overload lifo, codel+lifo): pop_newest picks the
+ *    tenant by the same round robin and takes that tenant's newest task
+ *    (nodes link both ways for it), so LIFO reorders only within a
+ *    tenant's FIFO and the tenants' shares are unchanged; oldest_ns is the
+ *    head of the tenant pop would serve next, the task CoDel judges.
  *  - Accounting. push counts `submitted`; finish (called by the pool for
  *    every task pop or evict returned, and for CALLER_RUNS and refused
  *    submits) counts the outcome and the wait. A tenant with tasks held
@@ -101,6 +106,7 @@ typedef enum tenant_kind { KIND_TRACKED = 0, KIND_SHARD, KIND_ALIAS } tenant_kin
 typedef struct node {
     sluice__task task;
     struct node *next;
+    struct node *prev; /* toward the head: pop_newest takes the tail */
 } node;
 
 typedef struct fair fair;
@@ -643,6 +649,7 @@ static void enqueue_locked(fair *fq, struct sluice_tenant *t, const sluice__task
     n->task = *task;
     n->task.tenant = t;
     n->next = NULL;
+    n->prev = t->tail;
     acct_out(fq, t);
     if (t->tail) {
         t->tail->next = n;
@@ -659,14 +666,26 @@ static void enqueue_locked(fair *fq, struct sluice_tenant *t, const sluice__task
     }
 }
 
-/* Take t's oldest task into *out. popped: a start (counts in running). */
-static void dequeue_locked(fair *fq, struct sluice_tenant *t, sluice__task *out, bool popped)
+/* Take t's oldest task (its newest with `newest`: adaptive LIFO) into
+ * *out. popped: a start (counts in running). */
+static void dequeue_locked(fair *fq, struct sluice_tenant *t, sluice__task *out, bool popped, bool newest)
 {
-    node *n = t->head;
+    node *n = newest ? t->tail : t->head;
     acct_out(fq, t);
-    t->head = n->next;
-    if (!t->head) {
-        t->tail = NULL;
+    if (newest) {
+        t->tail = n->prev;
+        if (t->tail) {
+            t->tail->next = NULL;
+        } else {
+            t->head = NULL;
+        }
+    } else {
+        t->head = n->next;
+        if (t->head) {
+            t->head->prev = NULL;
+        } else {
+            t->tail = NULL;
+        }
     }
     t->queued--;
     fq->total--;
@@ -725,7 +744,11 @@ static bool eligible(const fair *fq, const struct sluice_tenant *t)
     return !t->capped || (!t->cfg.strict && fq->n_uncapped == 0);
 }
 
-static sluice__qres fair_pop(void *q, sluice__task *out)
+/* pop and pop_newest: the tenant by deficit round robin either way; with
+ * `newest` that tenant's newest task (adaptive LIFO while the queue
+ * stands, src/core/overload.c), so LIFO reorders within a tenant and never
+ * across tenants' shares. */
+static sluice__qres take(void *q, sluice__task *out, bool newest)
 {
     fair *fq = q;
     if (COUNTS_AVAIL(atomic_load_explicit(&fq->counts_a, memory_order_relaxed)) == 0) {
@@ -753,7 +776,7 @@ static sluice__qres fair_pop(void *q, sluice__task *out)
         /* weight >= 1 and the deficit never goes below 0: it is >= 1. */
         t->deficit--;
         bool spent = t->deficit < 1;
-        dequeue_locked(fq, t, out, true);
+        dequeue_locked(fq, t, out, true, newest);
         if (t->queued > 0 && spent) {
             t->credited = false;
             fq->turn = t->act_next;
@@ -764,6 +787,35 @@ static sluice__qres fair_pop(void *q, sluice__task *out)
     }
     pthread_mutex_unlock(&fq->mu);
     return SLUICE__Q_EMPTY;
+}
+
+static sluice__qres fair_pop(void *q, sluice__task *out)
+{
+    return take(q, out, false);
+}
+
+static sluice__qres fair_pop_newest(void *q, sluice__task *out)
+{
+    return take(q, out, true);
+}
+
+/* The enqueue_ns of the task fair_pop would return next: the head of the
+ * first eligible tenant from the turn on (as take() walks, without moving
+ * the turn); 0 when none may start. */
+static uint64_t fair_oldest_ns(void *q)
+{
+    fair *fq = q;
+    uint64_t ns = 0;
+    pthread_mutex_lock(&fq->mu);
+    struct sluice_tenant *t = fq->turn;
+    for (unsigned pass = 0; pass < fq->nactive && t; pass++, t = t->act_next) {
+        if (eligible(fq, t)) {
+            ns = t->head->task.enqueue_ns;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&fq->mu);
+    return ns;
 }
 
 /* The tenant most over its share: the largest queued / weight (ties: the
@@ -804,7 +856,7 @@ static sluice__qres fair_evict(void *q, const sluice__task *incoming, sluice__ta
         pthread_mutex_unlock(&fq->mu);
         return SLUICE__Q_EMPTY;
     }
-    dequeue_locked(fq, victim, out, false);
+    dequeue_locked(fq, victim, out, false, false);
     publish(fq);
     pthread_mutex_unlock(&fq->mu);
     return SLUICE__Q_OK;
@@ -926,6 +978,8 @@ const sluice__queue_ops sluice__fair_ops = {
     .destroy = fair_destroy,
     .evict = fair_evict,
     .finish = fair_finish,
+    .pop_newest = fair_pop_newest,
+    .oldest_ns = fair_oldest_ns,
 };
 
 /* ---- the submit side ------------------------------------------------------------ */

@@ -464,12 +464,9 @@ static void test_overload_keys(void **state)
     expect_error(POOL0 "    overload: codel\n    overload_target: 200ms\n", SLUICE_EINVAL,
                  "sluice.yaml:6:22: pools[0].overload_target: must be <= overload_interval (100 ms), got 200 ms "
                  "(CoDel's target is a small part of its interval: 5ms of 100ms)");
-    expect_error(POOL0 "    queue_discipline: fair\n    overload: lifo\n", SLUICE_EINVAL,
-                 "sluice.yaml:6:15: pools[0].overload: lifo needs a queue that can serve its newest task; "
-                 "queue_discipline: fair serves by tenant (codel composes with it)");
     expect_error(POOL0 "    queue_discipline: sharded\n    overload: codel+lifo\n", SLUICE_EINVAL,
                  "sluice.yaml:6:15: pools[0].overload: codel+lifo needs a queue that can serve its newest task; "
-                 "queue_discipline: sharded serves shard by shard (codel composes with it)");
+                 "queue_discipline: sharded serves shard by shard (codel composes with it; so does fair)");
     /* The sharded queue: parsed, written back, and CoDel composes with it. */
     assert_int_equal(load(POOL0 "    queue_discipline: sharded\n    overload: codel\n", NULL, &c, err, sizeof err),
                      SLUICE_OK);
@@ -477,6 +474,16 @@ static void test_overload_keys(void **state)
     a = write_to_string(c);
     assert_non_null(strstr(a, "queue_discipline: sharded\n"));
     free(a);
+    sluice_config_free(c);
+    /* LIFO composes with the fair queue (it serves the newest task of the
+     * tenant whose turn it is): accepted, and the pool takes it. */
+    assert_int_equal(load(POOL0 "    queue_discipline: fair\n    overload: codel+lifo\n", NULL, &c, err, sizeof err),
+                     SLUICE_OK);
+    sluice_config_pool_to_pool_config(&c->pools[0], &pc);
+    assert_int_equal(pc.queue_discipline, SLUICE_QUEUE_FAIR);
+    assert_int_equal(pc.overload, SLUICE_OVERLOAD_CODEL_LIFO);
+    assert_int_equal(sluice_pool_create(&pc, &pool, err, sizeof err), SLUICE_OK);
+    sluice_pool_destroy(pool);
     sluice_config_free(c);
     expect_error(POOL0 "    overload: codel\n    overload_slough: 1ms\n", SLUICE_EINVAL,
                  "sluice.yaml:6:22: pools[0].overload_slough: must be >= overload_target (5 ms), got 1 ms (no "

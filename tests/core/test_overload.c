@@ -573,19 +573,109 @@ static void test_fair_queue_with_codel(void **state)
     assert_int_equal(done, atomic_load(&s->nserved));
     sim_free(s);
     gate_free(g);
+}
 
-    /* LIFO needs a queue that can serve its newest task: not the fair one. */
-    sluice_pool_config cfg;
-    sluice_pool_config_init(&cfg);
-    cfg.name = "fairlifo";
-    cfg.workers = 1;
-    cfg.queue_capacity = 8;
-    cfg.queue_discipline = SLUICE_QUEUE_FAIR;
-    cfg.overload = SLUICE_OVERLOAD_CODEL_LIFO;
-    char err[256];
-    sluice_pool *p = NULL;
-    assert_int_equal(sluice_pool_create(&cfg, &p, err, sizeof err), SLUICE_EINVAL);
-    assert_non_null(strstr(err, "overload: codel+lifo needs a queue that can serve its newest task"));
+/* The named tenant's stats; fails the test if the pool has no such tenant. */
+static sluice_tenant_stats tenant_of(sluice_pool *pool, const char *name)
+{
+    sluice_tenant_stats ts[8];
+    size_t n = sluice_pool_tenants_get(pool, ts, 8);
+    for (size_t i = 0; i < n && i < 8; i++) {
+        if (strcmp(ts[i].name, name) == 0) {
+            return ts[i];
+        }
+    }
+    fail_msg("no tenant %s", name);
+    return ts[0];
+}
+
+/* Adaptive LIFO composes with the FAIR queue: the round robin still picks
+ * the tenant, LIFO takes that tenant's newest task. Two tenants, 15 tasks
+ * each of 10 ms, queued at once alternately (alpha's i-th is item 2i,
+ * beta's 2i + 1). As in test_pool_lifo_switching, the queue stands from
+ * +110 ms, when the 12th task (beta's 6th, item 11) is taken FIFO; from
+ * then on the tenants still alternate, each giving its newest: alpha 14,
+ * beta 14, alpha 13, ... alpha 6, beta 6. Then again after FIFO in
+ * between, and each tenant's accounting holds. */
+static void test_fair_queue_with_lifo(void **state)
+{
+    (void)state;
+    sim *s = sim_new_q(SLUICE_OVERLOAD_LIFO, 10 * MS, 0, SLUICE_QUEUE_FAIR);
+    for (unsigned round = 0; round < 2; round++) {
+        unsigned base = atomic_load(&s->next);
+        unsigned first = atomic_load(&s->nserved);
+        atomic_store(&s->probe_at, first + 20);
+        gate *g = gate_new();
+        assert_int_equal(sluice_pool_submit(s->pool, task_gate, g), SLUICE_OK);
+        WAIT_FOR(atomic_load(&g->inside) == 1, "the gate task holds the worker");
+        for (unsigned i = 0; i < 15; i++) {
+            sim_submit_as(s, "alpha");
+            sim_submit_as(s, "beta");
+        }
+        gate_open(g);
+        sim_settle(s);
+        gate_free(g);
+        for (unsigned j = 0; j < 30; j++) {
+            unsigned want = j < 12 ? j : 2 * (14 - (j - 12) / 2) + (j - 12) % 2;
+            assert_int_equal(atomic_load(&s->served[first + j]), base + want);
+        }
+        assert_int_equal(atomic_load(&s->probe_lifo), 1);
+        sluice_pool_stats st = stats_now(s->pool);
+        assert_int_equal(st.lifo_switches, round + 1);
+        assert_false(st.lifo); /* off once the queue emptied */
+        assert_int_equal(st.shed, 0);
+    }
+    const char *names[] = {"alpha", "beta"};
+    for (unsigned k = 0; k < 2; k++) {
+        sluice_tenant_stats ts = tenant_of(s->pool, names[k]);
+        assert_int_equal(ts.submitted, 30);
+        assert_int_equal(ts.started, 30);
+        assert_int_equal(ts.completed, 30);
+        assert_int_equal(ts.queued + ts.running + ts.shed, 0);
+    }
+    sim_free(s);
+}
+
+/* CODEL_LIFO with the FAIR queue: CoDel sheds each tenant's oldest (the
+ * head of the tenant whose turn it is), LIFO serves its newest, and every
+ * shed is counted against its own tenant. Three tenants of different
+ * sizes, 600 tasks of 1 ms queued at once. */
+static void test_fair_queue_codel_lifo_sheds_per_tenant(void **state)
+{
+    (void)state;
+    sim *s = sim_new_q(SLUICE_OVERLOAD_CODEL_LIFO, MS, 0, SLUICE_QUEUE_FAIR);
+    gate *g = gate_new();
+    assert_int_equal(sluice_pool_submit(s->pool, task_gate, g), SLUICE_OK);
+    WAIT_FOR(atomic_load(&g->inside) == 1, "the gate task holds the worker");
+    for (unsigned i = 0; i < 300; i++) {
+        sim_submit_as(s, "alpha");
+        sim_submit_as(s, i % 3 ? "gamma" : "beta"); /* beta a third, gamma two thirds */
+    }
+    gate_open(g);
+    sim_settle(s);
+    gate_free(g);
+    sluice_pool_stats st = stats_now(s->pool);
+    assert_true(st.codel_shed > 0);
+    assert_true(st.lifo_switches >= 1);
+    assert_int_equal(st.shed, st.codel_shed);
+    unsigned served = atomic_load(&s->nserved);
+    const char *names[] = {"alpha", "beta", "gamma"};
+    const uint64_t submitted[] = {300, 100, 200};
+    uint64_t shed = 0, done = 0;
+    for (unsigned k = 0; k < 3; k++) {
+        sluice_tenant_stats ts = tenant_of(s->pool, names[k]);
+        assert_int_equal(ts.submitted, submitted[k]);
+        assert_int_equal(ts.completed + ts.shed, submitted[k]);
+        assert_int_equal(ts.started, submitted[k]); /* a shed task was popped, then handed back */
+        assert_int_equal(ts.queued + ts.running, 0);
+        assert_true(ts.shed > 0);
+        shed += ts.shed;
+        done += ts.completed;
+    }
+    assert_int_equal(shed, st.codel_shed);
+    assert_int_equal(done, served);
+    assert_int_equal(atomic_load(&s->by_reason[SLUICE_ABANDON_SHED]), shed);
+    sim_free(s);
 }
 
 /* ---- drain and destroy hand back every task that did not start -------------------- */
@@ -609,14 +699,21 @@ static void test_drain_hands_back_every_unstarted(void **state)
     (void)state;
     static const sluice_overload_mode modes[] = {SLUICE_OVERLOAD_CODEL, SLUICE_OVERLOAD_LIFO,
                                                  SLUICE_OVERLOAD_CODEL_LIFO};
-    for (unsigned m = 0; m < 3; m++) {
+    for (unsigned m = 0; m < 6; m++) {
+        /* The last three: the same modes with the FAIR queue, two tenants. */
+        sluice_queue_discipline qd = m < 3 ? SLUICE_QUEUE_FIFO : SLUICE_QUEUE_FAIR;
+        const char *tenant[2] = {NULL, NULL};
+        if (qd == SLUICE_QUEUE_FAIR) {
+            tenant[0] = "alpha";
+            tenant[1] = "beta";
+        }
         /* At the drain deadline: everything queued goes back as `drain`. */
-        sim *s = sim_new(modes[m], MS, 0);
+        sim *s = sim_new_q(modes[m % 3], MS, 0, qd);
         gate *g = gate_new();
         assert_int_equal(sluice_pool_submit(s->pool, task_gate_hard, g), SLUICE_OK);
         WAIT_FOR(atomic_load(&g->inside) == 1, "the gate task holds the worker");
         for (unsigned i = 0; i < 50; i++) {
-            sim_submit(s);
+            sim_submit_as(s, tenant[i % 2]);
         }
         drain_job j = {.pool = s->pool, .timeout_ns = SLUICE_NS_PER_SEC};
         pthread_t th;
@@ -629,16 +726,22 @@ static void test_drain_hands_back_every_unstarted(void **state)
         assert_int_equal(atomic_load(&s->by_reason[SLUICE_ABANDON_DRAIN]), 50);
         gate_open(g);
         ASSERT_IDENTITY(s->pool);
+        for (unsigned k = 0; k < 2 && tenant[0]; k++) {
+            sluice_tenant_stats ts = tenant_of(s->pool, tenant[k]);
+            assert_int_equal(ts.submitted, 25);
+            assert_int_equal(ts.abandoned, 25);
+            assert_int_equal(ts.started + ts.queued, 0);
+        }
         sim_free(s);
         gate_free(g);
 
         /* Without a deadline: old tasks are run or shed, each once. */
-        s = sim_new(modes[m], 10 * MS, 0);
+        s = sim_new_q(modes[m % 3], 10 * MS, 0, qd);
         g = gate_new();
         assert_int_equal(sluice_pool_submit(s->pool, task_gate, g), SLUICE_OK);
         WAIT_FOR(atomic_load(&g->inside) == 1, "the gate task holds the worker");
         for (unsigned i = 0; i < 50; i++) {
-            sim_submit(s);
+            sim_submit_as(s, tenant[i % 2]);
         }
         sluice_fake_clock_advance(&s->fc, 500 * MS);
         j = (drain_job){.pool = s->pool, .timeout_ns = 0};
@@ -654,6 +757,12 @@ static void test_drain_hands_back_every_unstarted(void **state)
         assert_int_equal(st.shed, handed);
         assert_int_equal(st.abandoned, 0);
         ASSERT_IDENTITY(s->pool);
+        for (unsigned k = 0; k < 2 && tenant[0]; k++) {
+            sluice_tenant_stats ts = tenant_of(s->pool, tenant[k]);
+            assert_int_equal(ts.submitted, 25);
+            assert_int_equal(ts.completed + ts.shed, 25);
+            assert_int_equal(ts.queued + ts.running + ts.abandoned, 0);
+        }
         sim_free(s);
         gate_free(g);
     }
@@ -690,6 +799,8 @@ typedef struct storm {
     sluice_pool *pool;
     _Atomic uint64_t ran, handed, bad;
     unsigned per_producer;
+    bool fair; /* each producer submits as its own tenant */
+    _Atomic unsigned nproducers;
 } storm;
 
 static int storm_task(void *arg)
@@ -713,8 +824,11 @@ static void storm_abandon(const sluice_abandoned *a, void *user)
 static void *storm_producer(void *arg)
 {
     storm *st = arg;
+    static const char *const names[] = {"p0", "p1", "p2"};
+    unsigned id = atomic_fetch_add(&st->nproducers, 1) % 3;
+    sluice_submit_opts o = {.tenant_name = st->fair ? names[id] : NULL};
     for (unsigned i = 0; i < st->per_producer; i++) {
-        if (sluice_pool_submit(st->pool, storm_task, st) != SLUICE_OK) {
+        if (sluice_pool_submit_ex(st->pool, storm_task, st, &o) != SLUICE_OK) {
             atomic_fetch_add(&st->bad, 1);
         }
     }
@@ -727,10 +841,11 @@ static void test_storm_all_modes(void **state)
     static const sluice_overload_mode modes[] = {SLUICE_OVERLOAD_CODEL, SLUICE_OVERLOAD_LIFO,
                                                  SLUICE_OVERLOAD_CODEL_LIFO};
     unsigned per = under_sanitizer() ? 5000 : 50000 * stress_scale();
-    for (unsigned m = 0; m < 3; m++) {
+    for (unsigned m = 0; m < 6; m++) { /* the last three with the FAIR queue */
         storm *st = calloc(1, sizeof *st);
         assert_non_null(st);
         st->per_producer = per;
+        st->fair = m >= 3;
         sluice_pool_config cfg;
         sluice_pool_config_init(&cfg);
         cfg.name = "storm";
@@ -738,7 +853,8 @@ static void test_storm_all_modes(void **state)
         cfg.queue_capacity = 256;
         cfg.abandon_handler = storm_abandon;
         cfg.user = st;
-        cfg.overload = modes[m];
+        cfg.overload = modes[m % 3];
+        cfg.queue_discipline = st->fair ? SLUICE_QUEUE_FAIR : SLUICE_QUEUE_FIFO;
         cfg.overload_target_ns = 20 * 1000;
         cfg.overload_interval_ns = 200 * 1000;
         CREATE_POOL(&cfg, &st->pool);
@@ -753,17 +869,29 @@ static void test_storm_all_modes(void **state)
         ASSERT_IDENTITY(st->pool);
         sluice_pool_stats s;
         sluice_pool_stats_get(st->pool, &s);
-        print_message("%s: ran %llu shed %llu (codel %llu) lifo switches %llu\n",
-                      sluice_overload_mode_name(modes[m]), (unsigned long long)atomic_load(&st->ran),
-                      (unsigned long long)s.shed, (unsigned long long)s.codel_shed,
-                      (unsigned long long)s.lifo_switches);
+        print_message("%s%s: ran %llu shed %llu (codel %llu) lifo switches %llu\n",
+                      sluice_overload_mode_name(modes[m % 3]), st->fair ? " (fair)" : "",
+                      (unsigned long long)atomic_load(&st->ran), (unsigned long long)s.shed,
+                      (unsigned long long)s.codel_shed, (unsigned long long)s.lifo_switches);
         assert_int_equal(atomic_load(&st->bad), 0);
         assert_int_equal(atomic_load(&st->ran) + atomic_load(&st->handed), 3ull * per);
         assert_int_equal(s.submitted, 3ull * per);
         assert_int_equal(s.shed, s.codel_shed);
         assert_int_equal(s.completed, atomic_load(&st->ran));
-        if (modes[m] == SLUICE_OVERLOAD_LIFO) {
+        if (modes[m % 3] == SLUICE_OVERLOAD_LIFO) {
             assert_int_equal(s.shed, 0);
+        }
+        if (st->fair) {
+            static const char *const names[] = {"p0", "p1", "p2"};
+            uint64_t started = 0;
+            for (unsigned k = 0; k < 3; k++) {
+                sluice_tenant_stats ts = tenant_of(st->pool, names[k]);
+                assert_int_equal(ts.submitted, per);
+                assert_int_equal(ts.completed + ts.shed, per);
+                assert_int_equal(ts.queued + ts.running, 0);
+                started += ts.started;
+            }
+            assert_int_equal(started, 3ull * per);
         }
         sluice_pool_destroy(st->pool);
         free(st);
@@ -879,6 +1007,8 @@ int main(void)
         cmocka_unit_test(test_pool_lifo_switching),
         cmocka_unit_test(test_pool_lifo_under_load),
         cmocka_unit_test(test_fair_queue_with_codel),
+        cmocka_unit_test(test_fair_queue_with_lifo),
+        cmocka_unit_test(test_fair_queue_codel_lifo_sheds_per_tenant),
         cmocka_unit_test(test_drain_hands_back_every_unstarted),
         cmocka_unit_test(test_destroy_hands_back),
         cmocka_unit_test(test_storm_all_modes),
