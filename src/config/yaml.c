@@ -345,11 +345,71 @@ static void item_pair(loader *L, void *obj, const char *path, const char *key, y
     }
 }
 
+/* The nested form of the adaptive limit's keys (issue 14's shape):
+ * `concurrency: {mode: aimd, min: 2, max: 64, interval: 1s}` sets the
+ * same schema rows as the flat `concurrency_mode`, `concurrency_min`, ...
+ * A subkey given both ways is an error, like a key given twice. */
+static const char *const nested_concurrency[] = {"mode", "min", "max", "interval"};
+
+typedef struct nested_ctx {
+    sluice_config_pool *pool;
+    const char *pool_path;
+} nested_ctx;
+
+static void concurrency_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn,
+                             yaml_node_t *v)
+{
+    nested_ctx *nc = obj;
+    size_t n = sizeof nested_concurrency / sizeof nested_concurrency[0];
+    size_t i = 0;
+    while (i < n && strcmp(key, nested_concurrency[i]) != 0) {
+        i++;
+    }
+    sluice_config_pos pos = mark_pos(L, kn);
+    if (i == n) {
+        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: unknown key (known: mode, min, max, interval)", path,
+                         key);
+        return;
+    }
+    char flat[64];
+    snprintf(flat, sizeof flat, "concurrency_%s", key);
+    cfg_slot slots[1 + SLUICE__CONFIG_MAX_EXTS];
+    unsigned ns = sluice__cfg_pool_slots(nc->pool, slots, 1 + SLUICE__CONFIG_MAX_EXTS);
+    unsigned s, row;
+    if (!sluice__cfg_find(slots, ns, flat, &s, &row)) { /* the schema lost a row: a bug, said plainly */
+        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: no schema row %s", path, key, flat);
+        return;
+    }
+    if ((*slots[s].set >> row) & 1u) {
+        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: given twice (also as %s.%s)", path, key,
+                         nc->pool_path, flat);
+        return;
+    }
+    section_pair(L, slots, ns, nc->pool_path, flat, kn, v);
+}
+
 static void pool_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn,
                       yaml_node_t *v)
 {
     cfg_slot slots[1 + SLUICE__CONFIG_MAX_EXTS];
     unsigned n = sluice__cfg_pool_slots(obj, slots, 1 + SLUICE__CONFIG_MAX_EXTS);
+    if (strcmp(key, "concurrency") == 0) {
+        char sub[256];
+        snprintf(sub, sizeof sub, "%s.concurrency", path);
+        nested_ctx nc = {.pool = obj, .pool_path = path};
+        (void)walk_mapping(L, v, sub, &nc, concurrency_pair);
+        return;
+    }
+    if (strncmp(key, "concurrency_", 12) == 0) {
+        /* The flat key after the nested map gave it: the same error. */
+        unsigned s, row;
+        if (sluice__cfg_find(slots, n, key, &s, &row) && ((*slots[s].set >> row) & 1u)) {
+            sluice_config_pos pos = mark_pos(L, kn);
+            sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: given twice (also as %s.concurrency.%s)", path,
+                             key, path, key + 12);
+            return;
+        }
+    }
     section_pair(L, slots, n, path, key, kn, v);
 }
 

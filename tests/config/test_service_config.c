@@ -428,6 +428,33 @@ static void test_control_from_config(void **state)
     sluice_service_destroy(svc);
     sluice_config_free(cfg);
 
+    /* The nested form (issue 14's `concurrency: {mode, min, max, ...}`)
+     * sets the same keys as the flat one. */
+    static const char nested[] = "pools:\n"
+                                 "  - name: email\n"
+                                 "    workers: 16\n"
+                                 "    queue_capacity: 100\n"
+                                 "    concurrency:\n"
+                                 "      mode: gradient2\n"
+                                 "      min: 2\n"
+                                 "      max: 64\n"
+                                 "      interval: 500ms\n"
+                                 "  - name: flow\n"
+                                 "    workers: 8\n"
+                                 "    queue_capacity: 10\n"
+                                 "    concurrency: {mode: vegas, max: 1}\n";
+    cfg = load(nested);
+    assert_true(sluice_config_pool_to_control_config(&cfg->pools[0], &cc));
+    assert_int_equal(cc.mode, SLUICE_CONTROL_GRADIENT2);
+    assert_int_equal(cc.min_limit, 2);
+    assert_int_equal(cc.max_limit, 64);
+    assert_int_equal(cc.interval_ns, 500 * SLUICE_NS_PER_MS);
+    assert_true(sluice_config_pool_to_control_config(&cfg->pools[1], &cc));
+    assert_int_equal(cc.mode, SLUICE_CONTROL_VEGAS);
+    assert_int_equal(cc.min_limit, 0); /* not given: the controller's default */
+    assert_int_equal(cc.max_limit, 1);
+    sluice_config_free(cfg);
+
     static const struct {
         const char *lines;
         const char *want;
@@ -440,6 +467,16 @@ static void test_control_from_config(void **state)
         {"    probe_timeout: 2s\n", "pools[0].probe_timeout: needs probe_every"},
         {"    min_workers: 4\n    concurrency_mode: aimd\n    concurrency_min: 2\n",
          "pools[0].concurrency_min: must be >= the pool's min_workers"},
+        /* The nested form: its subkeys, its bounds, its shape. */
+        {"    concurrency: {mode: aimd, step: 2}\n",
+         "sluice.yaml:5:31: pools[0].concurrency.step: unknown key (known: mode, min, max, interval)"},
+        {"    concurrency: {mode: vegas, min: 20, max: 10}\n", "pools[0].concurrency_max: must be >= min_limit"},
+        {"    concurrency: {mode: tcp}\n", "pools[0].concurrency_mode"},
+        {"    concurrency: aimd\n", "pools[0].concurrency: must be a mapping (key: value lines), got"},
+        {"    concurrency_min: 2\n    concurrency: {mode: aimd, min: 3}\n",
+         "pools[0].concurrency.min: given twice (also as pools[0].concurrency_min)"},
+        {"    concurrency:\n      mode: aimd\n      max: 6\n    concurrency_max: 7\n",
+         "pools[0].concurrency_max: given twice (also as pools[0].concurrency.max)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char doc[512];
