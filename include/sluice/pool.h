@@ -399,7 +399,7 @@ typedef struct sluice_pool_config {
      * FAIR queue is a mutex-guarded set of per-tenant FIFOs (about 80
      * bytes a slot, allocated at create) and stamps every task for the
      * per-tenant wait histograms; see sluice/tenant.h. A SHARDED queue is
-     * min(K at create, online CPUs, 16, queue_capacity) rings whose
+     * min(K at create, the CPUs in the creating thread's affinity mask, 16, queue_capacity) rings whose
      * capacities add up to queue_capacity (64 bytes a slot, resident as
      * the queue gets deep); the shard count does not follow resize. */
     sluice_queue_discipline queue_discipline;

@@ -47,7 +47,8 @@
  *    seq_cst CAS on its tail, and pending reads every ring's tail and head
  *    seq_cst, so the Dekker argument holds shard by shard.
  *
- * Shards: min(K, online CPUs, 16, capacity), at least 1, fixed at create.
+ * Shards: min(K, the CPUs the creating thread may use, 16, capacity), at
+ * least 1, fixed at create.
  * More shards than CPUs only lengthens the scans. Resize changes K, not
  * the shards: workers past the shard count share homes, and with fewer
  * workers than shards the homeless shards are served by stealing. Homes
@@ -65,6 +66,7 @@
  * round-robin counters (relaxed: they only spread threads out).
  */
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -119,7 +121,17 @@ static inline unsigned home_of(sharded *s)
 
 unsigned sluice__sharded_shards_for(size_t capacity, unsigned workers)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    /* The CPUs this thread may run on (taskset, cpusets), else the online
+     * ones. Not sluice_cpu_count: its cgroup quota reading opens files,
+     * which the core never does; K, the first bound, usually carries it. */
+    long cpus = 0;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        cpus = CPU_COUNT(&set);
+    }
+    if (cpus <= 0) {
+        cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    }
     unsigned n = workers ? workers : 1;
     if (cpus > 0 && (unsigned long)cpus < n) {
         n = (unsigned)cpus;
