@@ -21,7 +21,9 @@
  *             index of theirs.
  *  3. noop    no-op tasks/s of the FIFO ring and of the fair queue with
  *             one tenant and with 1,000 active tenants (handles, round
- *             robin), P producers, K workers, best of R rounds each.
+ *             robin), P producers, K workers, R rounds of all three: each
+ *             round's figures and ratios, the best of each, and the median
+ *             of the rounds' ratios.
  *  4. names   100,000 distinct tenant names submitted by name to a fair
  *             pool with the default max_tenants: the fair queue's memory,
  *             tenants tracked, tasks sharded, and the process RSS growth.
@@ -492,26 +494,50 @@ static double noop_once(unsigned tenants, size_t n, unsigned producers, unsigned
     return (double)atomic_load(&noop_ran) / dt;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median_of(double *v, unsigned n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Each round runs the three pools back to back, so a round's ratios see
+ * the same machine; on a shared machine the median of the rounds' ratios
+ * moves far less than the ratio of the best figures. */
 static void part_noop(unsigned k, bool quick)
 {
+    enum { ROUNDS_MAX = 5 };
     size_t n = quick ? 200000 : 2000000;
-    unsigned producers = 2, rounds = quick ? 2 : 3;
-    printf("\n== noop: %zu no-op tasks, %u producers, K=%u, queue 4096 (BLOCK), best of %u rounds\n", n,
-           producers, k, rounds);
+    unsigned producers = 2, rounds = quick ? 2 : ROUNDS_MAX;
+    printf("\n== noop: %zu no-op tasks, %u producers, K=%u, queue 4096 (BLOCK), %u rounds\n", n, producers, k,
+           rounds);
     double best[3] = {0, 0, 0};
+    double ratio1[ROUNDS_MAX], ratio1000[ROUNDS_MAX];
     unsigned tenants[3] = {0, 1, 1000};
     for (unsigned r = 0; r < rounds; r++) {
+        double v[3];
         for (int i = 0; i < 3; i++) {
-            double v = noop_once(tenants[i], n, producers, k);
-            if (v > best[i]) {
-                best[i] = v;
+            v[i] = noop_once(tenants[i], n, producers, k);
+            if (v[i] > best[i]) {
+                best[i] = v[i];
             }
         }
+        ratio1[r] = v[1] / v[0];
+        ratio1000[r] = v[2] / v[0];
+        printf("round %u: FIFO ring %.0f tasks/s; fair, 1 tenant %.0f (%.2fx); fair, 1000 tenants %.0f (%.2fx)\n", r + 1,
+               v[0], v[1], ratio1[r], v[2], ratio1000[r]);
     }
-    printf("FIFO ring %.0f tasks/s; fair, 1 tenant %.0f tasks/s (%.2fx); fair, 1000 tenants %.0f tasks/s "
+    printf("best: FIFO ring %.0f tasks/s; fair, 1 tenant %.0f tasks/s (%.2fx); fair, 1000 tenants %.0f tasks/s "
            "(%.2fx)\n",
            best[0], best[1], best[0] > 0 ? best[1] / best[0] : 0, best[2],
            best[0] > 0 ? best[2] / best[0] : 0);
+    printf("median of the rounds' ratios: fair, 1 tenant %.2fx the FIFO ring; fair, 1000 tenants %.2fx\n",
+           median_of(ratio1, rounds), median_of(ratio1000, rounds));
 }
 
 /* ---- 4. names ----------------------------------------------------------------------- */

@@ -71,6 +71,16 @@ typedef enum sluice__origin {
     SLUICE__FROM_EVICT,      /* returned by evict */
 } sluice__origin;
 
+/* A worker's finished task whose finish is deferred to its next pop
+ * (sluice__queue_ops.pop_finish): the arguments finish would have had,
+ * origin SLUICE__FROM_POP. tenant NULL: nothing deferred. */
+typedef struct sluice__done {
+    struct sluice_tenant *tenant;
+    sluice__outcome outcome;
+    int wait_bucket;
+    uint64_t wait_ns;
+} sluice__done;
+
 /*
  * The queue behind the pool. The pool talks to its queue only through this
  * table, so another discipline (a per-tenant fair queue) can replace the
@@ -107,6 +117,11 @@ typedef enum sluice__origin {
  *   pop_newest  like pop, but takes the most recently pushed task (LIFO).
  *   oldest_ns   the enqueue_ns of the task pop would return next; 0 when
  *               empty. A snapshot: another thread may pop it meanwhile.
+ *   pop_finish  finish(done, FROM_POP) then pop, as one operation (one
+ *               lock instead of two per task). A worker with pop_finish
+ *               and no overload mode defers its task's finish to its next
+ *               pop, and finishes it plainly if it leaves the loop first
+ *               (worker.c), so every popped task is still finished once.
  */
 typedef struct sluice__queue_ops {
     sluice__qres (*push)(void *q, const sluice__task *task, uint64_t *pos_out);
@@ -123,6 +138,7 @@ typedef struct sluice__queue_ops {
                    int wait_bucket, uint64_t wait_ns);
     sluice__qres (*pop_newest)(void *q, sluice__task *out); /* optional */
     uint64_t (*oldest_ns)(void *q);                         /* optional */
+    sluice__qres (*pop_finish)(void *q, const sluice__done *done, sluice__task *out); /* optional */
 } sluice__queue_ops;
 
 /* The bounded MPMC FIFO ring (queue_ring.c). */
@@ -271,6 +287,7 @@ typedef struct sluice__worker {
     sluice__frame frame;
     uint64_t cur_start;  /* timing start of cur (0: not timed) */
     unsigned cur_word;   /* the timing word cur was started under */
+    sluice__done done;   /* the last task's deferred finish (pop_finish) */
     /* The parking lot: the worker sleeps on its own semaphore; park_next
      * and parked are guarded by pool->park_mu. */
     sem_t wake;

@@ -58,6 +58,17 @@
  *    submits) counts the outcome and the wait. A tenant with tasks held
  *    (popped or evicted, not finished) is never forgotten, so the pool
  *    may touch it until finish.
+ *  - Two locks a task, not three. A worker does not finish its task when
+ *    it returns: it keeps the outcome and hands it to its next pop
+ *    (pop_finish), which finishes it and pops under one lock. The task
+ *    stays counted in its tenant's `running` (and its outcome uncounted)
+ *    for the few instructions between the end of the task and that pop,
+ *    or until the worker leaves its loop (shrink, stop, a fault), where it
+ *    finishes it plainly. A running limit is therefore released by the
+ *    worker's own next pop, which sees the tenant uncapped; parked
+ *    workers are woken for a strict tenant it uncaps, as by finish.
+ *    Pools with an overload mode finish at once (their pop is not this
+ *    queue's alone).
  *
  * Ordering and the parking protocol. Every operation runs under the
  * queue's mutex `mu` (adaptive: it spins briefly before sleeping).
@@ -744,20 +755,13 @@ static bool eligible(const fair *fq, const struct sluice_tenant *t)
     return !t->capped || (!t->cfg.strict && fq->n_uncapped == 0);
 }
 
-/* pop and pop_newest: the tenant by deficit round robin either way; with
- * `newest` that tenant's newest task (adaptive LIFO while the queue
- * stands, src/core/overload.c), so LIFO reorders within a tenant and never
- * across tenants' shares. */
-static sluice__qres take(void *q, sluice__task *out, bool newest)
+/* The pop proper, under mu; the caller publishes. pop and pop_newest
+ * alike take the tenant by deficit round robin; with `newest` that
+ * tenant's newest task (adaptive LIFO while the queue stands,
+ * src/core/overload.c), so LIFO reorders within a tenant and never across
+ * tenants' shares. */
+static sluice__qres pop_locked(fair *fq, sluice__task *out, bool newest)
 {
-    fair *fq = q;
-    if (COUNTS_AVAIL(atomic_load_explicit(&fq->counts_a, memory_order_relaxed)) == 0) {
-        /* Nothing that may start: skip the lock. A push in flight wakes a
-         * worker or is seen through pending() (seq_cst), as with the ring;
-         * a later load cannot read an older value than pending() read. */
-        return SLUICE__Q_EMPTY;
-    }
-    pthread_mutex_lock(&fq->mu);
     /* Each pass either serves the tenant whose turn it is or passes the
      * turn on from an ineligible one; after nactive passes every tenant
      * has been looked at. */
@@ -781,12 +785,25 @@ static sluice__qres take(void *q, sluice__task *out, bool newest)
             t->credited = false;
             fq->turn = t->act_next;
         }
-        publish(fq);
-        pthread_mutex_unlock(&fq->mu);
         return SLUICE__Q_OK;
     }
-    pthread_mutex_unlock(&fq->mu);
     return SLUICE__Q_EMPTY;
+}
+
+static sluice__qres take(void *q, sluice__task *out, bool newest)
+{
+    fair *fq = q;
+    if (COUNTS_AVAIL(atomic_load_explicit(&fq->counts_a, memory_order_relaxed)) == 0) {
+        /* Nothing that may start: skip the lock. A push in flight wakes a
+         * worker or is seen through pending() (seq_cst), as with the ring;
+         * a later load cannot read an older value than pending() read. */
+        return SLUICE__Q_EMPTY;
+    }
+    pthread_mutex_lock(&fq->mu);
+    sluice__qres r = pop_locked(fq, out, newest);
+    publish(fq);
+    pthread_mutex_unlock(&fq->mu);
+    return r;
 }
 
 static sluice__qres fair_pop(void *q, sluice__task *out)
@@ -800,8 +817,8 @@ static sluice__qres fair_pop_newest(void *q, sluice__task *out)
 }
 
 /* The enqueue_ns of the task fair_pop would return next: the head of the
- * first eligible tenant from the turn on (as take() walks, without moving
- * the turn); 0 when none may start. */
+ * first eligible tenant from the turn on (as pop_locked walks, without
+ * moving the turn); 0 when none may start. */
 static uint64_t fair_oldest_ns(void *q)
 {
     fair *fq = q;
@@ -862,12 +879,12 @@ static sluice__qres fair_evict(void *q, const sluice__task *incoming, sluice__ta
     return SLUICE__Q_OK;
 }
 
-static void fair_finish(void *q, const sluice__task *task, sluice__origin origin, sluice__outcome outcome,
-                        int wait_bucket, uint64_t wait_ns)
+/* The finish proper, under mu; the caller publishes. Returns true when it
+ * let a strict capped tenant's queued tasks start again. */
+static bool finish_locked(fair *fq, struct sluice_tenant *t, sluice__origin origin, sluice__outcome outcome,
+                          int wait_bucket, uint64_t wait_ns)
 {
-    fair *fq = q;
-    pthread_mutex_lock(&fq->mu);
-    struct sluice_tenant *t = task->tenant ? task->tenant : fq->dflt_tenant;
+    t = t ? t : fq->dflt_tenant;
     if (t->kind == KIND_ALIAS) {
         t = fq->shards[t->hand[0]];
     }
@@ -921,6 +938,15 @@ static void fair_finish(void *q, const sluice__task *task, sluice__origin origin
         t->wait_sum_ns += wait_ns;
     }
     settle(fq, t);
+    return unblocked;
+}
+
+static void fair_finish(void *q, const sluice__task *task, sluice__origin origin, sluice__outcome outcome,
+                        int wait_bucket, uint64_t wait_ns)
+{
+    fair *fq = q;
+    pthread_mutex_lock(&fq->mu);
+    bool unblocked = finish_locked(fq, task->tenant, origin, outcome, wait_bucket, wait_ns);
     publish(fq);
     pthread_mutex_unlock(&fq->mu);
     if (unblocked) {
@@ -931,6 +957,28 @@ static void fair_finish(void *q, const sluice__task *task, sluice__origin origin
          * the pool outlives the call. */
         sluice__spawn_for_work(fq->pool, 1);
     }
+}
+
+/* A worker's finish of its last task and its next pop under one lock: a
+ * task costs the queue two lock round trips (push, this) instead of three
+ * (push, pop, finish). The finish comes first, so a tenant it uncaps is
+ * eligible for this very pop. */
+static sluice__qres fair_pop_finish(void *q, const sluice__done *done, sluice__task *out)
+{
+    fair *fq = q;
+    pthread_mutex_lock(&fq->mu);
+    bool unblocked = finish_locked(fq, done->tenant, SLUICE__FROM_POP, done->outcome, done->wait_bucket,
+                                   done->wait_ns);
+    sluice__qres r = pop_locked(fq, out, false);
+    publish(fq);
+    pthread_mutex_unlock(&fq->mu);
+    if (unblocked) {
+        /* As in fair_finish: this worker may have taken another tenant's
+         * task, and workers that parked while the tenant was blocked do
+         * not know it may start. */
+        sluice__spawn_for_work(fq->pool, 1);
+    }
+    return r;
 }
 
 static void fair_close(void *q)
@@ -980,6 +1028,7 @@ const sluice__queue_ops sluice__fair_ops = {
     .finish = fair_finish,
     .pop_newest = fair_pop_newest,
     .oldest_ns = fair_oldest_ns,
+    .pop_finish = fair_pop_finish,
 };
 
 /* ---- the submit side ------------------------------------------------------------ */

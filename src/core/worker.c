@@ -53,6 +53,12 @@
  * two sees the other: the producer starts a worker, or the expiring worker
  * takes its place back and runs the task.
  *
+ * Deferred finish. With a queue that has pop_finish (the fair queue) and
+ * no overload mode, a worker keeps its task's per-tenant outcome in
+ * w->done and its next pop finishes it under the queue's lock; a worker
+ * leaving the loop finishes it first (finish_deferred). The pool's own
+ * counters and the worker's status are not deferred.
+ *
  * Lock order: pool->mu -> pool->park_mu. Neither is held around user code.
  */
 #include <errno.h>
@@ -626,7 +632,12 @@ static void task_end(struct sluice_pool *p, sluice__worker *w, sluice__shard *sh
         }
     }
     if (t->tenant) {
-        p->qops->finish(p->q, t, w ? SLUICE__FROM_POP : SLUICE__FROM_SUBMIT, outcome, wait_bucket, wait_ns);
+        if (w && p->qops->pop_finish && !p->overload) {
+            /* Finished by this worker's next pop (or finish_deferred). */
+            w->done = (sluice__done){t->tenant, outcome, wait_bucket, wait_ns};
+        } else {
+            p->qops->finish(p->q, t, w ? SLUICE__FROM_POP : SLUICE__FROM_SUBMIT, outcome, wait_bucket, wait_ns);
+        }
     }
     if (w) {
         atomic_store_explicit(&w->label, NULL, memory_order_relaxed);
@@ -887,8 +898,16 @@ static void worker_loop(struct sluice_pool *p, sluice__worker *w, loop_state *st
         if (atomic_load_explicit(&p->stop, memory_order_acquire)) {
             return;
         }
-        /* p->overload is fixed at create: with it off, the pop is the ring's. */
-        if ((p->overload ? sluice__overload_pop(p, w, &w->cur) : p->qops->pop(p->q, &w->cur)) == SLUICE__Q_OK) {
+        /* p->overload is fixed at create: with it off, the pop is the ring's
+         * (or the fair queue's, with the last task's finish folded in). */
+        sluice__qres got;
+        if (w->done.tenant) {
+            got = p->qops->pop_finish(p->q, &w->done, &w->cur);
+            w->done.tenant = NULL;
+        } else {
+            got = p->overload ? sluice__overload_pop(p, w, &w->cur) : p->qops->pop(p->q, &w->cur);
+        }
+        if (got == SLUICE__Q_OK) {
             sluice__notify_space(p);
             if (st->after_idle) {
                 st->after_idle = false;
@@ -965,6 +984,18 @@ static __attribute__((noinline)) void worker_guarded(struct sluice_pool *p, slui
     }
 }
 
+/* A worker leaving its loop with its last task's finish still deferred
+ * (shrink, stop, a fault) finishes it here, before its slot is freed, so
+ * drain and destroy see every popped task finished. */
+static void finish_deferred(struct sluice_pool *p, sluice__worker *w)
+{
+    if (w->done.tenant) {
+        sluice__task t = {.tenant = w->done.tenant};
+        p->qops->finish(p->q, &t, SLUICE__FROM_POP, w->done.outcome, w->done.wait_bucket, w->done.wait_ns);
+        w->done.tenant = NULL;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     sluice__worker *w = arg;
@@ -1007,6 +1038,7 @@ static void *worker_main(void *arg)
         .spin_budget = SPIN_POLLS_MAX,
     };
     worker_guarded(p, w, &st);
+    finish_deferred(p, w);
     reason = st.reason;
     counted_alive = st.counted_alive;
 
