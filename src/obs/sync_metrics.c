@@ -1,7 +1,8 @@
 /*
  * src/obs/sync_metrics.c - one registry collector for the sync primitives.
  *
- * Purpose. Export semaphores, breakers, limiters and groups in the
+ * Purpose. Export semaphores, breakers, limiters, keyed limiters,
+ * groups, retries, retry budgets, keyed executors and batchers in the
  * Prometheus/OpenMetrics exposition without touching their hot paths.
  *
  * Design. The set keeps one array of (kind, object) entries. The
@@ -11,7 +12,9 @@
  * under the primitive's own lock, so each primitive's values are
  * consistent with each other), then writes the kind's families, one
  * sample per primitive, labelled name="<its name>". Kinds with no entry
- * write nothing.
+ * write nothing. Each kind is one table (kinds[] below): a read function
+ * that snapshots one primitive into a row of values, and its families in
+ * order; write_kind() is the one writer for all of them.
  *
  * Lock order: registry lock (held around the collector) -> sm->mu -> a
  * primitive's lock (inside its stats_get). add/remove take sm->mu only,
@@ -37,358 +40,407 @@ struct sluice_sync_metrics {
     size_t n, cap;
 };
 
+/* ---- the kinds ----------------------------------------------------------------- */
+
+/*
+ * Each kind is a table: its families in exposition order (a row), and a
+ * read function that snapshots one primitive (stats_get, then its
+ * histogram if it has one) into a row of doubles, one value per sample
+ * of each family in turn: one for a plain family, `nvals` for a family
+ * with an extra label. A kind's histogram family, if any, comes last.
+ */
+typedef struct fam_row {
+    const char *fam;
+    sluice_metric_type type;
+    const char *help;
+    const char *label;               /* NULL: one sample per primitive, labelled name only */
+    size_t nvals;                    /* label values (label != NULL) */
+    const char *const *label_values; /* the values, or NULL to ask label_name */
+    const char *(*label_name)(size_t j);
+} fam_row;
+
+typedef struct kind_desc {
+    const char *(*name)(const void *obj);
+    void (*read)(void *obj, double *out, sluice_histogram *h); /* h NULL unless hist_fam */
+    const fam_row *rows;
+    size_t nrows;
+    const char *hist_fam, *hist_help; /* NULL: no histogram family */
+} kind_desc;
+
+#define G SLUICE_METRIC_GAUGE
+#define C SLUICE_METRIC_COUNTER
+#define ROW(fam, type, help)                                                                                 \
+    {                                                                                                        \
+        fam, type, help, NULL, 0, NULL, NULL                                                                 \
+    }
+#define ROW_BY(fam, help, label, values)                                                                     \
+    {                                                                                                        \
+        fam, C, help, label, sizeof values / sizeof *values, values, NULL                                    \
+    }
+#define ROW_NAMED(fam, help, label, n, fn)                                                                   \
+    {                                                                                                        \
+        fam, C, help, label, n, NULL, fn                                                                     \
+    }
+#define ROWS(r) r, sizeof r / sizeof *r
+
+static const char *sem_name(const void *o)
+{
+    return sluice_sem_name(o);
+}
+
+static void sem_read(void *o, double *v, sluice_histogram *h)
+{
+    sluice_sem_stats st;
+    sluice_sem_stats_get(o, &st);
+    sluice_sem_histogram_get(o, h);
+    const double x[] = {(double)st.capacity,   (double)st.in_use,        (double)st.waiters,
+                        (double)st.acquired,   (double)st.timeouts,      (double)st.canceled,
+                        (double)st.try_failed, (double)st.release_errors};
+    memcpy(v, x, sizeof x);
+}
+
+static const fam_row sem_rows[] = {
+    ROW("sluice_semaphore_capacity", G, "Units the semaphore hands out."),
+    ROW("sluice_semaphore_in_use", G, "Units held now."),
+    ROW("sluice_semaphore_waiters", G, "Acquirers queued now."),
+    ROW("sluice_semaphore_acquired_total", C, "Successful acquires."),
+    ROW("sluice_semaphore_timeouts_total", C, "Acquires that timed out."),
+    ROW("sluice_semaphore_canceled_total", C, "Acquires ended by their context."),
+    ROW("sluice_semaphore_try_failed_total", C, "try_acquire calls that would have waited."),
+    ROW("sluice_semaphore_release_errors_total", C, "Releases of more than was held (refused)."),
+};
+
+static const char *breaker_name(const void *o)
+{
+    return sluice_breaker_name(o);
+}
+
+static void breaker_read(void *o, double *v, sluice_histogram *h)
+{
+    (void)h;
+    sluice_breaker_stats st;
+    sluice_breaker_stats_get(o, &st);
+    const double x[] = {(double)st.state,   (double)st.successes,   (double)st.failures,
+                        (double)st.ignored, (double)st.rejected,    (double)st.closed,
+                        (double)st.opened,  (double)st.half_opened, st.failure_rate_percent};
+    memcpy(v, x, sizeof x);
+}
+
+static const char *breaker_state_label(size_t j)
+{
+    static const sluice_breaker_state to[] = {SLUICE_BREAKER_CLOSED, SLUICE_BREAKER_OPEN,
+                                              SLUICE_BREAKER_HALF_OPEN};
+    return sluice_breaker_state_name(to[j]);
+}
+
+static const char *const breaker_outcomes[] = {"success", "failure", "ignored"};
+static const fam_row breaker_rows[] = {
+    ROW("sluice_breaker_state", G, "Breaker state: 0 closed, 1 open, 2 half-open."),
+    ROW_BY("sluice_breaker_calls_total", "Calls let through, by recorded outcome.", "outcome",
+           breaker_outcomes),
+    ROW("sluice_breaker_rejected_total", C, "Calls refused while open (or half-open and full)."),
+    ROW_NAMED("sluice_breaker_transitions_total", "State changes, by the state entered.", "to", 3,
+              breaker_state_label),
+    ROW("sluice_breaker_failure_rate_percent", G,
+        "Failure rate over the sliding window; -1 below minimum_calls."),
+};
+
+static const char *limiter_name(const void *o)
+{
+    return sluice_limiter_name(o);
+}
+
+static void limiter_read(void *o, double *v, sluice_histogram *h)
+{
+    (void)h;
+    sluice_limiter_stats st;
+    sluice_limiter_stats_get(o, &st);
+    const double x[] = {(double)st.allowed, (double)st.limited, (double)st.wait_timeouts, st.tokens, st.rate,
+                        (double)st.waiters};
+    memcpy(v, x, sizeof x);
+}
+
+static const fam_row limiter_rows[] = {
+    ROW("sluice_limiter_allowed_total", C, "Calls admitted (allow, reserve, wait)."),
+    ROW("sluice_limiter_limited_total", C, "allow() calls refused."),
+    ROW("sluice_limiter_wait_timeouts_total", C, "wait() calls that timed out."),
+    ROW("sluice_limiter_tokens", G, "Tokens in the bucket now (negative: reserved ahead)."),
+    ROW("sluice_limiter_rate", G, "Configured tokens per second."),
+    ROW("sluice_limiter_waiters", G, "Threads sleeping in wait()."),
+};
+
+static const char *keyed_limiter_name(const void *o)
+{
+    return sluice_keyed_limiter_name(o);
+}
+
+static void keyed_limiter_read(void *o, double *v, sluice_histogram *h)
+{
+    (void)h;
+    sluice_keyed_limiter_stats st;
+    sluice_keyed_limiter_stats_get(o, &st);
+    const double x[] = {(double)st.keys, (double)st.max_keys, (double)st.evictions, (double)st.allowed,
+                        (double)st.limited};
+    memcpy(v, x, sizeof x);
+}
+
+static const fam_row keyed_limiter_rows[] = {
+    ROW("sluice_keyed_limiter_keys", G, "Keys tracked now."),
+    ROW("sluice_keyed_limiter_max_keys", G, "The bound on keys tracked."),
+    ROW("sluice_keyed_limiter_evictions_total", C, "Keys forgotten to stay within max_keys."),
+    ROW("sluice_keyed_limiter_allowed_total", C, "Calls admitted."),
+    ROW("sluice_keyed_limiter_limited_total", C, "Calls refused."),
+};
+
+static const char *group_name(const void *o)
+{
+    return sluice_group_name(o);
+}
+
+static void group_read(void *o, double *v, sluice_histogram *h)
+{
+    (void)h;
+    sluice_group_stats st;
+    sluice_group_stats_get(o, &st);
+    const double x[] = {(double)st.running,  (double)st.pending, (double)st.completed, (double)st.failed,
+                        (double)st.panicked, (double)st.skipped, (double)st.helped};
+    memcpy(v, x, sizeof x);
+}
+
+static const char *const group_outcomes[] = {"completed", "failed", "panicked", "skipped", "helped"};
+static const fam_row group_rows[] = {
+    ROW("sluice_group_running", G, "Group tasks running now."),
+    ROW("sluice_group_pending", G, "Group tasks accepted and not started."),
+    ROW_BY("sluice_group_tasks_total",
+           "Group tasks by outcome (helped counts tasks run inline by a waiting worker, also in the others).",
+           "outcome", group_outcomes),
+};
+
+static const char *retry_name(const void *o)
+{
+    return sluice_retry_name(o);
+}
+
+static void retry_read(void *o, double *v, sluice_histogram *h)
+{
+    (void)h;
+    sluice_retry_stats st;
+    sluice_retry_stats_get(o, &st);
+    const double x[] = {(double)st.in_flight, (double)st.waiting, (double)st.attempts, (double)st.retries,
+                        (double)st.budget_exhausted};
+    memcpy(v, x, sizeof x);
+    v += sizeof x / sizeof *x;
+    for (size_t k = 0; k < SLUICE_RETRY_OUTCOME_COUNT_; k++) {
+        v[k] = (double)st.outcomes[k];
+    }
+}
+
+static const char *retry_outcome_label(size_t j)
+{
+    return sluice_retry_outcome_name((sluice_retry_outcome)j);
+}
+
+static const fam_row retry_rows[] = {
+    ROW("sluice_retry_in_flight", G, "Calls started and not yet ended."),
+    ROW("sluice_retry_waiting", G, "Calls waiting out a backoff now."),
+    ROW("sluice_retry_attempts_total", C, "Attempts run, first attempts included."),
+    ROW("sluice_retry_retries_total", C, "Attempts after the first."),
+    ROW("sluice_retry_budget_exhausted_total", C, "Retries the retry budget refused."),
+    ROW_NAMED("sluice_retry_calls_total", "Ended calls, by how they ended.", "outcome",
+              SLUICE_RETRY_OUTCOME_COUNT_, retry_outcome_label),
+};
+
+static const char *retry_budget_name(const void *o)
+{
+    return sluice_retry_budget_name(o);
+}
+
+static void retry_budget_read(void *o, double *v, sluice_histogram *h)
+{
+    (void)h;
+    sluice_retry_budget_stats st;
+    sluice_retry_budget_stats_get(o, &st);
+    const double x[] = {(double)st.first_attempts, (double)st.retries, (double)st.exhausted, st.balance,
+                        st.ratio};
+    memcpy(v, x, sizeof x);
+}
+
+static const fam_row retry_budget_rows[] = {
+    ROW("sluice_retry_budget_first_attempts_total", C, "First attempts deposited."),
+    ROW("sluice_retry_budget_granted_total", C, "Retries granted."),
+    ROW("sluice_retry_budget_refused_total", C, "Retries refused (budget exhausted)."),
+    ROW("sluice_retry_budget_balance", G, "Retries the window would still grant now."),
+    ROW("sluice_retry_budget_ratio", G, "Configured retries per first attempt."),
+};
+
+static const char *keyed_exec_name(const void *o)
+{
+    return sluice_keyed_name(o);
+}
+
+static void keyed_exec_read(void *o, double *v, sluice_histogram *h)
+{
+    (void)h;
+    sluice_keyed_stats st;
+    sluice_keyed_stats_get(o, &st);
+    const double x[] = {(double)st.keys,
+                        (double)st.active_keys,
+                        (double)st.queued,
+                        (double)st.longest_backlog,
+                        (double)st.longest_backlog_hwm,
+                        (double)st.runners,
+                        (double)st.waiting,
+                        (double)st.submitted,
+                        (double)st.rejected,
+                        (double)st.dropped,
+                        (double)st.abandoned,
+                        (double)st.completed,
+                        (double)st.failed,
+                        (double)st.panicked};
+    memcpy(v, x, sizeof x);
+}
+
+static const char *const keyed_exec_outcomes[] = {"completed", "failed", "panicked"};
+static const fam_row keyed_exec_rows[] = {
+    ROW("sluice_keyed_executor_keys", G, "Keys with a task waiting or running."),
+    ROW("sluice_keyed_executor_active_keys", G, "Keys running a task now."),
+    ROW("sluice_keyed_executor_queued", G, "Tasks waiting, all keys."),
+    ROW("sluice_keyed_executor_longest_backlog", G, "The most tasks waiting on one key now."),
+    ROW("sluice_keyed_executor_longest_backlog_max", G, "The most tasks ever waiting on one key."),
+    ROW("sluice_keyed_executor_runners", G, "Runner tasks on the pool now."),
+    ROW("sluice_keyed_executor_waiting", G, "Submitters blocked for space."),
+    ROW("sluice_keyed_executor_submitted_total", C, "Tasks accepted."),
+    ROW("sluice_keyed_executor_rejected_total", C, "Tasks refused at submit."),
+    ROW("sluice_keyed_executor_dropped_total", C, "Tasks evicted by drop_oldest."),
+    ROW("sluice_keyed_executor_abandoned_total", C, "Tasks handed back at drain or destroy."),
+    ROW_BY("sluice_keyed_executor_tasks_total", "Tasks run, by outcome.", "outcome", keyed_exec_outcomes),
+};
+
+static const char *batcher_name(const void *o)
+{
+    return sluice_batcher_name(o);
+}
+
+static void batcher_read(void *o, double *v, sluice_histogram *h)
+{
+    sluice_batcher_stats st;
+    sluice_batcher_stats_get(o, &st);
+    sluice_batcher_size_histogram(o, h);
+    const double x[] = {(double)st.pending_items, (double)st.in_flight, (double)st.waiting,
+                        (double)st.added,         (double)st.rejected,  (double)st.delivered,
+                        (double)st.failed_items};
+    memcpy(v, x, sizeof x);
+    v += sizeof x / sizeof *x;
+    for (size_t k = 0; k < SLUICE_FLUSH_REASON_COUNT_; k++) {
+        *v++ = (double)st.flushes[k];
+    }
+    for (size_t k = 0; k < SLUICE_BATCH_FAILURE_COUNT_; k++) {
+        *v++ = (double)st.failures[k];
+    }
+}
+
+static const char *flush_reason_label(size_t j)
+{
+    return sluice_flush_reason_name((sluice_flush_reason)j);
+}
+
+static const char *batch_failure_label(size_t j)
+{
+    return sluice_batch_failure_name((sluice_batch_failure)j);
+}
+
+static const char *const batcher_item_outcomes[] = {"delivered", "failed"};
+static const fam_row batcher_rows[] = {
+    ROW("sluice_batcher_pending_items", G, "Items in the current, unsealed batch."),
+    ROW("sluice_batcher_in_flight", G, "Sealed batches queued or running."),
+    ROW("sluice_batcher_waiting", G, "Adders waiting for room."),
+    ROW("sluice_batcher_added_total", C, "Items added."),
+    ROW("sluice_batcher_rejected_total", C, "Adds refused (full, timed out, deadlock)."),
+    ROW_BY("sluice_batcher_items_total", "Items delivered, or handed to the failure handler.", "outcome",
+           batcher_item_outcomes),
+    ROW_NAMED("sluice_batcher_batches_total", "Batches sealed, by flush reason.", "reason",
+              SLUICE_FLUSH_REASON_COUNT_, flush_reason_label),
+    ROW_NAMED("sluice_batcher_failed_batches_total", "Batches handed to the failure handler, by why.", "why",
+              SLUICE_BATCH_FAILURE_COUNT_, batch_failure_label),
+};
+
+/* Indexed by kind; the order is the order kinds are written in. */
+static const kind_desc kinds[K_COUNT] = {
+    [K_SEM] = {sem_name, sem_read, ROWS(sem_rows), "sluice_semaphore_acquire_wait_seconds",
+               "Time from acquire to grant, successful acquires only."},
+    [K_BREAKER] = {breaker_name, breaker_read, ROWS(breaker_rows), NULL, NULL},
+    [K_LIMITER] = {limiter_name, limiter_read, ROWS(limiter_rows), NULL, NULL},
+    [K_KEYED] = {keyed_limiter_name, keyed_limiter_read, ROWS(keyed_limiter_rows), NULL, NULL},
+    [K_GROUP] = {group_name, group_read, ROWS(group_rows), NULL, NULL},
+    [K_RETRY] = {retry_name, retry_read, ROWS(retry_rows), NULL, NULL},
+    [K_RETRY_BUDGET] = {retry_budget_name, retry_budget_read, ROWS(retry_budget_rows), NULL, NULL},
+    [K_KEYED_EXEC] = {keyed_exec_name, keyed_exec_read, ROWS(keyed_exec_rows), NULL, NULL},
+    [K_BATCHER] = {batcher_name, batcher_read, ROWS(batcher_rows), "sluice_batcher_batch_size",
+                   "Items per sealed batch."},
+};
+
 static const char *name_of(kind k, const void *obj)
 {
-    switch (k) {
-    case K_SEM:
-        return sluice_sem_name(obj);
-    case K_BREAKER:
-        return sluice_breaker_name(obj);
-    case K_LIMITER:
-        return sluice_limiter_name(obj);
-    case K_KEYED:
-        return sluice_keyed_limiter_name(obj);
-    case K_GROUP:
-        return sluice_group_name(obj);
-    case K_RETRY:
-        return sluice_retry_name(obj);
-    case K_RETRY_BUDGET:
-        return sluice_retry_budget_name(obj);
-    case K_KEYED_EXEC:
-        return sluice_keyed_name(obj);
-    case K_BATCHER:
-        return sluice_batcher_name(obj);
-    case K_COUNT:
-        break;
+    return (unsigned)k < K_COUNT ? kinds[k].name(obj) : "";
+}
+
+/* Values per primitive of a kind: one per sample of each of its rows. */
+static size_t row_width(const kind_desc *d)
+{
+    size_t t = 0;
+    for (size_t r = 0; r < d->nrows; r++) {
+        t += d->rows[r].label ? d->rows[r].nvals : 1;
     }
-    return "";
+    return t;
 }
 
 /* ---- writing ------------------------------------------------------------------- */
 
-/* One gauge/counter family: a sample per entry from values[i]. */
-static void family(sluice_expo *w, const char *fam, sluice_metric_type type, const char *help,
-                   const char **names, const double *values, size_t n)
+/* Snapshot the n primitives its[0..n) of kind d, then write its families.
+ * If the snapshot arrays cannot be allocated, the kind writes nothing. */
+static void write_kind(sluice_expo *w, const kind_desc *d, item **its, size_t n, const char **names)
 {
-    sluice_expo_family(w, fam, type, help);
-    for (size_t i = 0; i < n; i++) {
-        sluice_metric_label l = {"name", names[i]};
-        sluice_expo_sample(w, &l, 1, values[i]);
-    }
-}
-
-/* A family with one extra label taking `nvals` values per entry. */
-static void family2(sluice_expo *w, const char *fam, const char *help, const char **names, size_t n,
-                    const char *label, const char *const *label_values, size_t nvals, const double *values)
-{
-    sluice_expo_family(w, fam, SLUICE_METRIC_COUNTER, help);
-    for (size_t i = 0; i < n; i++) {
-        for (size_t j = 0; j < nvals; j++) {
-            sluice_metric_label l[2] = {{"name", names[i]}, {label, label_values[j]}};
-            sluice_expo_sample(w, l, 2, values[i * nvals + j]);
-        }
-    }
-}
-
-#define G SLUICE_METRIC_GAUGE
-#define C SLUICE_METRIC_COUNTER
-
-/* A family of one sample per entry from field `field` of st[0..n); used
- * inside the write_* functions below, which all name their locals w, st,
- * names, v and n. */
-#define FIELD_FAMILY(fam, type, help, field)                                                                 \
-    do {                                                                                                     \
-        for (size_t i = 0; i < n; i++) {                                                                     \
-            v[i] = (double)st[i].field;                                                                      \
-        }                                                                                                    \
-        family(w, fam, type, help, names, v, n);                                                             \
-    } while (0)
-
-static void write_sems(sluice_expo *w, item **its, size_t n, const char **names, double *v)
-{
-    sluice_sem_stats *st = calloc(n, sizeof *st);
-    sluice_histogram *h = calloc(n, sizeof *h);
-    if (!st || !h) {
-        free(st);
+    size_t t = row_width(d);
+    double *v = calloc(n * t, sizeof *v);
+    sluice_histogram *h = d->hist_fam ? calloc(n, sizeof *h) : NULL;
+    if (!v || (d->hist_fam && !h)) {
+        free(v);
         free(h);
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        sluice_sem_stats_get(its[i]->obj, &st[i]);
-        sluice_sem_histogram_get(its[i]->obj, &h[i]);
+        d->read(its[i]->obj, &v[i * t], h ? &h[i] : NULL);
     }
-    FIELD_FAMILY("sluice_semaphore_capacity", G, "Units the semaphore hands out.", capacity);
-    FIELD_FAMILY("sluice_semaphore_in_use", G, "Units held now.", in_use);
-    FIELD_FAMILY("sluice_semaphore_waiters", G, "Acquirers queued now.", waiters);
-    FIELD_FAMILY("sluice_semaphore_acquired_total", C, "Successful acquires.", acquired);
-    FIELD_FAMILY("sluice_semaphore_timeouts_total", C, "Acquires that timed out.", timeouts);
-    FIELD_FAMILY("sluice_semaphore_canceled_total", C, "Acquires ended by their context.", canceled);
-    FIELD_FAMILY("sluice_semaphore_try_failed_total", C, "try_acquire calls that would have waited.",
-                 try_failed);
-    FIELD_FAMILY("sluice_semaphore_release_errors_total", C, "Releases of more than was held (refused).",
-                 release_errors);
-    sluice_expo_family(w, "sluice_semaphore_acquire_wait_seconds", SLUICE_METRIC_HISTOGRAM,
-                       "Time from acquire to grant, successful acquires only.");
-    for (size_t i = 0; i < n; i++) {
-        sluice_metric_label l = {"name", names[i]};
-        sluice_expo_histogram(w, &l, 1, &h[i]);
+    size_t off = 0; /* of the row's first value within a primitive's t */
+    for (size_t r = 0; r < d->nrows; r++) {
+        const fam_row *row = &d->rows[r];
+        sluice_expo_family(w, row->fam, row->type, row->help);
+        if (!row->label) {
+            for (size_t i = 0; i < n; i++) {
+                sluice_metric_label l = {"name", names[i]};
+                sluice_expo_sample(w, &l, 1, v[i * t + off]);
+            }
+            off++;
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            for (size_t j = 0; j < row->nvals; j++) {
+                const char *lv = row->label_values ? row->label_values[j] : row->label_name(j);
+                sluice_metric_label l[2] = {{"name", names[i]}, {row->label, lv}};
+                sluice_expo_sample(w, l, 2, v[i * t + off + j]);
+            }
+        }
+        off += row->nvals;
     }
-    free(st);
+    if (d->hist_fam) {
+        sluice_expo_family(w, d->hist_fam, SLUICE_METRIC_HISTOGRAM, d->hist_help);
+        for (size_t i = 0; i < n; i++) {
+            sluice_metric_label l = {"name", names[i]};
+            sluice_expo_histogram(w, &l, 1, &h[i]);
+        }
+    }
+    free(v);
     free(h);
-}
-
-static void write_breakers(sluice_expo *w, item **its, size_t n, const char **names, double *v)
-{
-    sluice_breaker_stats *st = calloc(n, sizeof *st);
-    double *v3 = calloc(n * 3, sizeof *v3);
-    if (!st || !v3) {
-        free(st);
-        free(v3);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        sluice_breaker_stats_get(its[i]->obj, &st[i]);
-    }
-    FIELD_FAMILY("sluice_breaker_state", G, "Breaker state: 0 closed, 1 open, 2 half-open.", state);
-    static const char *const outcomes[] = {"success", "failure", "ignored"};
-    for (size_t i = 0; i < n; i++) {
-        v3[i * 3] = (double)st[i].successes;
-        v3[i * 3 + 1] = (double)st[i].failures;
-        v3[i * 3 + 2] = (double)st[i].ignored;
-    }
-    family2(w, "sluice_breaker_calls_total", "Calls let through, by recorded outcome.", names, n, "outcome",
-            outcomes, 3, v3);
-    FIELD_FAMILY("sluice_breaker_rejected_total", C, "Calls refused while open (or half-open and full).",
-                 rejected);
-    const char *states[] = {sluice_breaker_state_name(SLUICE_BREAKER_CLOSED),
-                            sluice_breaker_state_name(SLUICE_BREAKER_OPEN),
-                            sluice_breaker_state_name(SLUICE_BREAKER_HALF_OPEN)};
-    for (size_t i = 0; i < n; i++) {
-        v3[i * 3] = (double)st[i].closed;
-        v3[i * 3 + 1] = (double)st[i].opened;
-        v3[i * 3 + 2] = (double)st[i].half_opened;
-    }
-    family2(w, "sluice_breaker_transitions_total", "State changes, by the state entered.", names, n, "to",
-            states, 3, v3);
-    FIELD_FAMILY("sluice_breaker_failure_rate_percent", G,
-                 "Failure rate over the sliding window; -1 below minimum_calls.", failure_rate_percent);
-    free(st);
-    free(v3);
-}
-
-static void write_limiters(sluice_expo *w, item **its, size_t n, const char **names, double *v)
-{
-    sluice_limiter_stats *st = calloc(n, sizeof *st);
-    if (!st) {
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        sluice_limiter_stats_get(its[i]->obj, &st[i]);
-    }
-    FIELD_FAMILY("sluice_limiter_allowed_total", C, "Calls admitted (allow, reserve, wait).", allowed);
-    FIELD_FAMILY("sluice_limiter_limited_total", C, "allow() calls refused.", limited);
-    FIELD_FAMILY("sluice_limiter_wait_timeouts_total", C, "wait() calls that timed out.", wait_timeouts);
-    FIELD_FAMILY("sluice_limiter_tokens", G, "Tokens in the bucket now (negative: reserved ahead).", tokens);
-    FIELD_FAMILY("sluice_limiter_rate", G, "Configured tokens per second.", rate);
-    FIELD_FAMILY("sluice_limiter_waiters", G, "Threads sleeping in wait().", waiters);
-    free(st);
-}
-
-static void write_keyed(sluice_expo *w, item **its, size_t n, const char **names, double *v)
-{
-    sluice_keyed_limiter_stats *st = calloc(n, sizeof *st);
-    if (!st) {
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        sluice_keyed_limiter_stats_get(its[i]->obj, &st[i]);
-    }
-    FIELD_FAMILY("sluice_keyed_limiter_keys", G, "Keys tracked now.", keys);
-    FIELD_FAMILY("sluice_keyed_limiter_max_keys", G, "The bound on keys tracked.", max_keys);
-    FIELD_FAMILY("sluice_keyed_limiter_evictions_total", C, "Keys forgotten to stay within max_keys.",
-                 evictions);
-    FIELD_FAMILY("sluice_keyed_limiter_allowed_total", C, "Calls admitted.", allowed);
-    FIELD_FAMILY("sluice_keyed_limiter_limited_total", C, "Calls refused.", limited);
-    free(st);
-}
-
-static void write_groups(sluice_expo *w, item **its, size_t n, const char **names, double *v)
-{
-    sluice_group_stats *st = calloc(n, sizeof *st);
-    double *v5 = calloc(n * 5, sizeof *v5);
-    if (!st || !v5) {
-        free(st);
-        free(v5);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        sluice_group_stats_get(its[i]->obj, &st[i]);
-    }
-    FIELD_FAMILY("sluice_group_running", G, "Group tasks running now.", running);
-    FIELD_FAMILY("sluice_group_pending", G, "Group tasks accepted and not started.", pending);
-    static const char *const outcomes[] = {"completed", "failed", "panicked", "skipped", "helped"};
-    for (size_t i = 0; i < n; i++) {
-        v5[i * 5] = (double)st[i].completed;
-        v5[i * 5 + 1] = (double)st[i].failed;
-        v5[i * 5 + 2] = (double)st[i].panicked;
-        v5[i * 5 + 3] = (double)st[i].skipped;
-        v5[i * 5 + 4] = (double)st[i].helped;
-    }
-    family2(
-        w, "sluice_group_tasks_total",
-        "Group tasks by outcome (helped counts tasks run inline by a waiting worker, also in the others).",
-        names, n, "outcome", outcomes, 5, v5);
-    free(st);
-    free(v5);
-}
-
-static void write_retries(sluice_expo *w, item **its, size_t n, const char **names, double *v)
-{
-    enum { NO = SLUICE_RETRY_OUTCOME_COUNT_ };
-    sluice_retry_stats *st = calloc(n, sizeof *st);
-    double *vo = calloc(n * NO, sizeof *vo);
-    if (!st || !vo) {
-        free(st);
-        free(vo);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        sluice_retry_stats_get(its[i]->obj, &st[i]);
-    }
-    FIELD_FAMILY("sluice_retry_in_flight", G, "Calls started and not yet ended.", in_flight);
-    FIELD_FAMILY("sluice_retry_waiting", G, "Calls waiting out a backoff now.", waiting);
-    FIELD_FAMILY("sluice_retry_attempts_total", C, "Attempts run, first attempts included.", attempts);
-    FIELD_FAMILY("sluice_retry_retries_total", C, "Attempts after the first.", retries);
-    FIELD_FAMILY("sluice_retry_budget_exhausted_total", C, "Retries the retry budget refused.",
-                 budget_exhausted);
-    const char *outcomes[NO];
-    for (int k = 0; k < NO; k++) {
-        outcomes[k] = sluice_retry_outcome_name((sluice_retry_outcome)k);
-    }
-    for (size_t i = 0; i < n; i++) {
-        for (size_t k = 0; k < NO; k++) {
-            vo[i * NO + k] = (double)st[i].outcomes[k];
-        }
-    }
-    family2(w, "sluice_retry_calls_total", "Ended calls, by how they ended.", names, n, "outcome", outcomes, NO,
-            vo);
-    free(st);
-    free(vo);
-}
-
-static void write_retry_budgets(sluice_expo *w, item **its, size_t n, const char **names, double *v)
-{
-    sluice_retry_budget_stats *st = calloc(n, sizeof *st);
-    if (!st) {
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        sluice_retry_budget_stats_get(its[i]->obj, &st[i]);
-    }
-    FIELD_FAMILY("sluice_retry_budget_first_attempts_total", C, "First attempts deposited.", first_attempts);
-    FIELD_FAMILY("sluice_retry_budget_granted_total", C, "Retries granted.", retries);
-    FIELD_FAMILY("sluice_retry_budget_refused_total", C, "Retries refused (budget exhausted).", exhausted);
-    FIELD_FAMILY("sluice_retry_budget_balance", G, "Retries the window would still grant now.", balance);
-    FIELD_FAMILY("sluice_retry_budget_ratio", G, "Configured retries per first attempt.", ratio);
-    free(st);
-}
-
-static void write_keyed_execs(sluice_expo *w, item **its, size_t n, const char **names, double *v)
-{
-    sluice_keyed_stats *st = calloc(n, sizeof *st);
-    double *v3 = calloc(n * 3, sizeof *v3);
-    if (!st || !v3) {
-        free(st);
-        free(v3);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        sluice_keyed_stats_get(its[i]->obj, &st[i]);
-    }
-    FIELD_FAMILY("sluice_keyed_executor_keys", G, "Keys with a task waiting or running.", keys);
-    FIELD_FAMILY("sluice_keyed_executor_active_keys", G, "Keys running a task now.", active_keys);
-    FIELD_FAMILY("sluice_keyed_executor_queued", G, "Tasks waiting, all keys.", queued);
-    FIELD_FAMILY("sluice_keyed_executor_longest_backlog", G, "The most tasks waiting on one key now.",
-                 longest_backlog);
-    FIELD_FAMILY("sluice_keyed_executor_longest_backlog_max", G, "The most tasks ever waiting on one key.",
-                 longest_backlog_hwm);
-    FIELD_FAMILY("sluice_keyed_executor_runners", G, "Runner tasks on the pool now.", runners);
-    FIELD_FAMILY("sluice_keyed_executor_waiting", G, "Submitters blocked for space.", waiting);
-    FIELD_FAMILY("sluice_keyed_executor_submitted_total", C, "Tasks accepted.", submitted);
-    FIELD_FAMILY("sluice_keyed_executor_rejected_total", C, "Tasks refused at submit.", rejected);
-    FIELD_FAMILY("sluice_keyed_executor_dropped_total", C, "Tasks evicted by drop_oldest.", dropped);
-    FIELD_FAMILY("sluice_keyed_executor_abandoned_total", C, "Tasks handed back at drain or destroy.",
-                 abandoned);
-    static const char *const outcomes[] = {"completed", "failed", "panicked"};
-    for (size_t i = 0; i < n; i++) {
-        v3[i * 3] = (double)st[i].completed;
-        v3[i * 3 + 1] = (double)st[i].failed;
-        v3[i * 3 + 2] = (double)st[i].panicked;
-    }
-    family2(w, "sluice_keyed_executor_tasks_total", "Tasks run, by outcome.", names, n, "outcome", outcomes, 3,
-            v3);
-    free(st);
-    free(v3);
-}
-
-static void write_batchers(sluice_expo *w, item **its, size_t n, const char **names, double *v)
-{
-    enum { NR = SLUICE_FLUSH_REASON_COUNT_, NF = SLUICE_BATCH_FAILURE_COUNT_ };
-    sluice_batcher_stats *st = calloc(n, sizeof *st);
-    sluice_histogram *h = calloc(n, sizeof *h);
-    double *vr = calloc(n * NF, sizeof *vr); /* NF >= NR and >= 2 */
-    if (!st || !h || !vr) {
-        free(st);
-        free(h);
-        free(vr);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        sluice_batcher_stats_get(its[i]->obj, &st[i]);
-        sluice_batcher_size_histogram(its[i]->obj, &h[i]);
-    }
-    FIELD_FAMILY("sluice_batcher_pending_items", G, "Items in the current, unsealed batch.", pending_items);
-    FIELD_FAMILY("sluice_batcher_in_flight", G, "Sealed batches queued or running.", in_flight);
-    FIELD_FAMILY("sluice_batcher_waiting", G, "Adders waiting for room.", waiting);
-    FIELD_FAMILY("sluice_batcher_added_total", C, "Items added.", added);
-    FIELD_FAMILY("sluice_batcher_rejected_total", C, "Adds refused (full, timed out, deadlock).", rejected);
-    static const char *const item_outcomes[] = {"delivered", "failed"};
-    for (size_t i = 0; i < n; i++) {
-        vr[i * 2] = (double)st[i].delivered;
-        vr[i * 2 + 1] = (double)st[i].failed_items;
-    }
-    family2(w, "sluice_batcher_items_total", "Items delivered, or handed to the failure handler.", names, n,
-            "outcome", item_outcomes, 2, vr);
-    const char *reasons[NR];
-    for (int k = 0; k < NR; k++) {
-        reasons[k] = sluice_flush_reason_name((sluice_flush_reason)k);
-    }
-    for (size_t i = 0; i < n; i++) {
-        for (size_t k = 0; k < NR; k++) {
-            vr[i * NR + k] = (double)st[i].flushes[k];
-        }
-    }
-    family2(w, "sluice_batcher_batches_total", "Batches sealed, by flush reason.", names, n, "reason", reasons, NR,
-            vr);
-    const char *whys[NF];
-    for (int k = 0; k < NF; k++) {
-        whys[k] = sluice_batch_failure_name((sluice_batch_failure)k);
-    }
-    for (size_t i = 0; i < n; i++) {
-        for (size_t k = 0; k < NF; k++) {
-            vr[i * NF + k] = (double)st[i].failures[k];
-        }
-    }
-    family2(w, "sluice_batcher_failed_batches_total", "Batches handed to the failure handler, by why.", names, n,
-            "why", whys, NF, vr);
-    sluice_expo_family(w, "sluice_batcher_batch_size", SLUICE_METRIC_HISTOGRAM, "Items per sealed batch.");
-    for (size_t i = 0; i < n; i++) {
-        sluice_metric_label l = {"name", names[i]};
-        sluice_expo_histogram(w, &l, 1, &h[i]);
-    }
-    free(st);
-    free(h);
-    free(vr);
 }
 
 static void collect(sluice_expo *w, void *user)
@@ -398,8 +450,7 @@ static void collect(sluice_expo *w, void *user)
     size_t n = sm->n;
     item **its = n ? calloc(n, sizeof *its) : NULL;
     const char **names = n ? calloc(n, sizeof *names) : NULL;
-    double *v = n ? calloc(n, sizeof *v) : NULL;
-    if (n && (!its || !names || !v)) {
+    if (n && (!its || !names)) {
         n = 0;
     }
     for (int k = 0; k < K_COUNT; k++) {
@@ -411,45 +462,13 @@ static void collect(sluice_expo *w, void *user)
                 m++;
             }
         }
-        if (m == 0) {
-            continue;
-        }
-        switch ((kind)k) {
-        case K_SEM:
-            write_sems(w, its, m, names, v);
-            break;
-        case K_BREAKER:
-            write_breakers(w, its, m, names, v);
-            break;
-        case K_LIMITER:
-            write_limiters(w, its, m, names, v);
-            break;
-        case K_KEYED:
-            write_keyed(w, its, m, names, v);
-            break;
-        case K_GROUP:
-            write_groups(w, its, m, names, v);
-            break;
-        case K_RETRY:
-            write_retries(w, its, m, names, v);
-            break;
-        case K_RETRY_BUDGET:
-            write_retry_budgets(w, its, m, names, v);
-            break;
-        case K_KEYED_EXEC:
-            write_keyed_execs(w, its, m, names, v);
-            break;
-        case K_BATCHER:
-            write_batchers(w, its, m, names, v);
-            break;
-        case K_COUNT:
-            break;
+        if (m > 0) {
+            write_kind(w, &kinds[k], its, m, names);
         }
     }
     pthread_mutex_unlock(&sm->mu);
     free(its);
     free(names);
-    free(v);
 }
 
 /* ---- the set ------------------------------------------------------------------- */
