@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "sluice/sync_metrics.h"
 
 typedef enum kind { K_SEM = 0, K_BREAKER, K_LIMITER, K_KEYED, K_GROUP, K_RETRY, K_RETRY_BUDGET, K_KEYED_EXEC, K_BATCHER, K_COUNT } kind;
@@ -61,7 +62,8 @@ typedef struct fam_row {
 
 typedef struct kind_desc {
     const char *(*name)(const void *obj);
-    void (*read)(void *obj, double *out, sluice_histogram *h); /* h NULL unless hist_fam */
+    /* Returns the values written: row_width(); write_kind asserts it. */
+    size_t (*read)(void *obj, double *out, sluice_histogram *h); /* h NULL unless hist_fam */
     const fam_row *rows;
     size_t nrows;
     const char *hist_fam, *hist_help; /* NULL: no histogram family */
@@ -88,7 +90,7 @@ static const char *sem_name(const void *o)
     return sluice_sem_name(o);
 }
 
-static void sem_read(void *o, double *v, sluice_histogram *h)
+static size_t sem_read(void *o, double *v, sluice_histogram *h)
 {
     sluice_sem_stats st;
     sluice_sem_stats_get(o, &st);
@@ -97,6 +99,7 @@ static void sem_read(void *o, double *v, sluice_histogram *h)
                         (double)st.acquired,   (double)st.timeouts,      (double)st.canceled,
                         (double)st.try_failed, (double)st.release_errors};
     memcpy(v, x, sizeof x);
+    return sizeof x / sizeof *x;
 }
 
 static const fam_row sem_rows[] = {
@@ -115,7 +118,7 @@ static const char *breaker_name(const void *o)
     return sluice_breaker_name(o);
 }
 
-static void breaker_read(void *o, double *v, sluice_histogram *h)
+static size_t breaker_read(void *o, double *v, sluice_histogram *h)
 {
     (void)h;
     sluice_breaker_stats st;
@@ -124,6 +127,7 @@ static void breaker_read(void *o, double *v, sluice_histogram *h)
                         (double)st.ignored, (double)st.rejected,    (double)st.closed,
                         (double)st.opened,  (double)st.half_opened, st.failure_rate_percent};
     memcpy(v, x, sizeof x);
+    return sizeof x / sizeof *x;
 }
 
 static const char *breaker_state_label(size_t j)
@@ -150,7 +154,7 @@ static const char *limiter_name(const void *o)
     return sluice_limiter_name(o);
 }
 
-static void limiter_read(void *o, double *v, sluice_histogram *h)
+static size_t limiter_read(void *o, double *v, sluice_histogram *h)
 {
     (void)h;
     sluice_limiter_stats st;
@@ -158,6 +162,7 @@ static void limiter_read(void *o, double *v, sluice_histogram *h)
     const double x[] = {(double)st.allowed, (double)st.limited, (double)st.wait_timeouts, st.tokens, st.rate,
                         (double)st.waiters};
     memcpy(v, x, sizeof x);
+    return sizeof x / sizeof *x;
 }
 
 static const fam_row limiter_rows[] = {
@@ -174,7 +179,7 @@ static const char *keyed_limiter_name(const void *o)
     return sluice_keyed_limiter_name(o);
 }
 
-static void keyed_limiter_read(void *o, double *v, sluice_histogram *h)
+static size_t keyed_limiter_read(void *o, double *v, sluice_histogram *h)
 {
     (void)h;
     sluice_keyed_limiter_stats st;
@@ -182,6 +187,7 @@ static void keyed_limiter_read(void *o, double *v, sluice_histogram *h)
     const double x[] = {(double)st.keys, (double)st.max_keys, (double)st.evictions, (double)st.allowed,
                         (double)st.limited};
     memcpy(v, x, sizeof x);
+    return sizeof x / sizeof *x;
 }
 
 static const fam_row keyed_limiter_rows[] = {
@@ -197,7 +203,7 @@ static const char *group_name(const void *o)
     return sluice_group_name(o);
 }
 
-static void group_read(void *o, double *v, sluice_histogram *h)
+static size_t group_read(void *o, double *v, sluice_histogram *h)
 {
     (void)h;
     sluice_group_stats st;
@@ -205,6 +211,7 @@ static void group_read(void *o, double *v, sluice_histogram *h)
     const double x[] = {(double)st.running,  (double)st.pending, (double)st.completed, (double)st.failed,
                         (double)st.panicked, (double)st.skipped, (double)st.helped};
     memcpy(v, x, sizeof x);
+    return sizeof x / sizeof *x;
 }
 
 static const char *const group_outcomes[] = {"completed", "failed", "panicked", "skipped", "helped"};
@@ -221,7 +228,7 @@ static const char *retry_name(const void *o)
     return sluice_retry_name(o);
 }
 
-static void retry_read(void *o, double *v, sluice_histogram *h)
+static size_t retry_read(void *o, double *v, sluice_histogram *h)
 {
     (void)h;
     sluice_retry_stats st;
@@ -233,6 +240,7 @@ static void retry_read(void *o, double *v, sluice_histogram *h)
     for (size_t k = 0; k < SLUICE_RETRY_OUTCOME_COUNT_; k++) {
         v[k] = (double)st.outcomes[k];
     }
+    return sizeof x / sizeof *x + SLUICE_RETRY_OUTCOME_COUNT_;
 }
 
 static const char *retry_outcome_label(size_t j)
@@ -255,7 +263,7 @@ static const char *retry_budget_name(const void *o)
     return sluice_retry_budget_name(o);
 }
 
-static void retry_budget_read(void *o, double *v, sluice_histogram *h)
+static size_t retry_budget_read(void *o, double *v, sluice_histogram *h)
 {
     (void)h;
     sluice_retry_budget_stats st;
@@ -263,6 +271,7 @@ static void retry_budget_read(void *o, double *v, sluice_histogram *h)
     const double x[] = {(double)st.first_attempts, (double)st.retries, (double)st.exhausted, st.balance,
                         st.ratio};
     memcpy(v, x, sizeof x);
+    return sizeof x / sizeof *x;
 }
 
 static const fam_row retry_budget_rows[] = {
@@ -278,7 +287,7 @@ static const char *keyed_exec_name(const void *o)
     return sluice_keyed_name(o);
 }
 
-static void keyed_exec_read(void *o, double *v, sluice_histogram *h)
+static size_t keyed_exec_read(void *o, double *v, sluice_histogram *h)
 {
     (void)h;
     sluice_keyed_stats st;
@@ -298,6 +307,7 @@ static void keyed_exec_read(void *o, double *v, sluice_histogram *h)
                         (double)st.failed,
                         (double)st.panicked};
     memcpy(v, x, sizeof x);
+    return sizeof x / sizeof *x;
 }
 
 static const char *const keyed_exec_outcomes[] = {"completed", "failed", "panicked"};
@@ -321,7 +331,7 @@ static const char *batcher_name(const void *o)
     return sluice_batcher_name(o);
 }
 
-static void batcher_read(void *o, double *v, sluice_histogram *h)
+static size_t batcher_read(void *o, double *v, sluice_histogram *h)
 {
     sluice_batcher_stats st;
     sluice_batcher_stats_get(o, &st);
@@ -337,6 +347,7 @@ static void batcher_read(void *o, double *v, sluice_histogram *h)
     for (size_t k = 0; k < SLUICE_BATCH_FAILURE_COUNT_; k++) {
         *v++ = (double)st.failures[k];
     }
+    return sizeof x / sizeof *x + SLUICE_FLUSH_REASON_COUNT_ + SLUICE_BATCH_FAILURE_COUNT_;
 }
 
 static const char *flush_reason_label(size_t j)
@@ -409,7 +420,9 @@ static void write_kind(sluice_expo *w, const kind_desc *d, item **its, size_t n,
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        d->read(its[i]->obj, &v[i * t], h ? &h[i] : NULL);
+        size_t wrote = d->read(its[i]->obj, &v[i * t], h ? &h[i] : NULL);
+        SLUICE__ASSERT(wrote == t); /* a read out of step with its rows would mislabel samples */
+        (void)wrote;
     }
     size_t off = 0; /* of the row's first value within a primitive's t */
     for (size_t r = 0; r < d->nrows; r++) {
