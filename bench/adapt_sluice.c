@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "sluice/control.h"
 #include "sluice/pool.h"
 #ifdef BENCH_HAVE_METRICS
 #include "sluice/metrics.h"
@@ -34,6 +35,11 @@ typedef struct sluice_variant {
     sluice_overflow overflow;
     bool collector; /* register the pool with a metrics registry and scrape it */
     sluice_queue_discipline queue;
+    /* The closed loops' cost on the hot path (issue 14): an overload mode
+     * whose target is never reached (every task is stamped and judged at
+     * pop, none is shed), and a controller ticked every 10 ms. */
+    sluice_overload_mode overload;
+    bool control;
 } sluice_variant;
 
 /* The handle the driver holds: the pool, and for the collector variant the
@@ -46,7 +52,32 @@ typedef struct sl_bench {
     atomic_bool stop;
     bool scraping;
 #endif
+    sluice_pool_control *ctl;
+    pthread_t ticker;
+    atomic_bool ticking;
 } sl_bench;
+
+/* 100x the service's default decision rate (1 s), so a controller's cost
+ * shows if it has one. */
+static void *ticker_main(void *arg)
+{
+    sl_bench *b = arg;
+    while (atomic_load_explicit(&b->ticking, memory_order_acquire)) {
+        (void)sluice_pool_control_tick(b->ctl);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+/* An overload row's target is never reached, so nothing is shed; should a
+ * stalled machine make one shed anyway, the task still runs here, so the
+ * accounting (every accepted index runs once) holds. */
+static void sl_shed_runs(const sluice_abandoned *a, void *user)
+{
+    (void)user;
+    bench_task_run(bench_arg_take(a->arg));
+}
 
 #ifdef BENCH_HAVE_METRICS
 /* A scrape every 10 ms: far above a real scrape interval (15 s), so any
@@ -88,6 +119,12 @@ static int sl_create(const bench_adapter *self, const bench_pool_opts *opts, voi
         cfg.min_workers = opts->workers;
         cfg.prewarm = true;
     }
+    if (v->overload != SLUICE_OVERLOAD_OFF) {
+        cfg.overload = v->overload;
+        cfg.overload_target_ns = UINT64_MAX; /* never above target: judged, never shed */
+        cfg.overload_interval_ns = UINT64_MAX;
+        cfg.abandon_handler = sl_shed_runs;
+    }
     if (v->timing == TIMING_OFF) {
         cfg.timing_disabled = true;
     } else if (v->timing == TIMING_EVERY) {
@@ -120,6 +157,25 @@ static int sl_create(const bench_adapter *self, const bench_pool_opts *opts, voi
         b->scraping = pthread_create(&b->scraper, NULL, scraper_main, b) == 0;
     }
 #endif
+    if (v->control) {
+        sluice_pool_control_config cc;
+        sluice_pool_control_config_init(&cc);
+        cc.mode = SLUICE_CONTROL_FIXED;
+        cc.autotune = true;
+        cc.min_limit = opts->workers;
+        cc.max_limit = opts->workers; /* decides every tick, never moves K: the cost, not the effect */
+        cc.interval_ns = 10 * SLUICE_NS_PER_MS;
+        if ((e = sluice_pool_control_create(b->pool, &cc, &b->ctl, ebuf, sizeof ebuf)) != SLUICE_OK) {
+            snprintf(err, errlen, "sluice_pool_control_create: %s: %s", sluice_err_name(e), ebuf);
+            sluice_pool_destroy(b->pool);
+            free(b);
+            return -1;
+        }
+        atomic_store(&b->ticking, true);
+        if (pthread_create(&b->ticker, NULL, ticker_main, b) != 0) {
+            atomic_store(&b->ticking, false);
+        }
+    }
     *out = b;
     return 0;
 }
@@ -145,6 +201,12 @@ static int sl_submit(void *pool, void *producer, uint64_t idx)
 static void sl_destroy(void *pool)
 {
     sl_bench *b = pool;
+    if (b->ctl) {
+        if (atomic_exchange(&b->ticking, false)) {
+            pthread_join(b->ticker, NULL);
+        }
+        sluice_pool_control_destroy(b->ctl);
+    }
 #ifdef BENCH_HAVE_METRICS
     if (b->scraping) {
         atomic_store_explicit(&b->stop, true, memory_order_release);
@@ -161,13 +223,50 @@ static void sl_destroy(void *pool)
     free(b);
 }
 
-static const sluice_variant v_default = {TIMING_DEFAULT, SLUICE_OVERFLOW_BLOCK, false, SLUICE_QUEUE_FIFO};
-static const sluice_variant v_notiming = {TIMING_OFF, SLUICE_OVERFLOW_BLOCK, false, SLUICE_QUEUE_FIFO};
-static const sluice_variant v_every = {TIMING_EVERY, SLUICE_OVERFLOW_BLOCK, false, SLUICE_QUEUE_FIFO};
-static const sluice_variant v_sample64 = {TIMING_SAMPLE_64, SLUICE_OVERFLOW_BLOCK, false, SLUICE_QUEUE_FIFO};
-static const sluice_variant v_reject = {TIMING_DEFAULT, SLUICE_OVERFLOW_REJECT, false, SLUICE_QUEUE_FIFO};
-static const sluice_variant v_sharded = {TIMING_DEFAULT, SLUICE_OVERFLOW_BLOCK, false, SLUICE_QUEUE_SHARDED};
-static const sluice_variant v_sharded_notiming = {TIMING_OFF, SLUICE_OVERFLOW_BLOCK, false, SLUICE_QUEUE_SHARDED};
+static const sluice_variant v_default = {.timing = TIMING_DEFAULT,
+                                         .overflow = SLUICE_OVERFLOW_BLOCK,
+                                         .collector = false,
+                                         .queue = SLUICE_QUEUE_FIFO};
+static const sluice_variant v_notiming = {
+    .timing = TIMING_OFF, .overflow = SLUICE_OVERFLOW_BLOCK, .collector = false, .queue = SLUICE_QUEUE_FIFO};
+static const sluice_variant v_every = {.timing = TIMING_EVERY,
+                                       .overflow = SLUICE_OVERFLOW_BLOCK,
+                                       .collector = false,
+                                       .queue = SLUICE_QUEUE_FIFO};
+static const sluice_variant v_sample64 = {.timing = TIMING_SAMPLE_64,
+                                          .overflow = SLUICE_OVERFLOW_BLOCK,
+                                          .collector = false,
+                                          .queue = SLUICE_QUEUE_FIFO};
+static const sluice_variant v_reject = {.timing = TIMING_DEFAULT,
+                                        .overflow = SLUICE_OVERFLOW_REJECT,
+                                        .collector = false,
+                                        .queue = SLUICE_QUEUE_FIFO};
+static const sluice_variant v_sharded = {.timing = TIMING_DEFAULT,
+                                         .overflow = SLUICE_OVERFLOW_BLOCK,
+                                         .collector = false,
+                                         .queue = SLUICE_QUEUE_SHARDED};
+static const sluice_variant v_sharded_notiming = {.timing = TIMING_OFF,
+                                                  .overflow = SLUICE_OVERFLOW_BLOCK,
+                                                  .collector = false,
+                                                  .queue = SLUICE_QUEUE_SHARDED};
+static const sluice_variant v_codel = {.timing = TIMING_DEFAULT,
+                                       .overflow = SLUICE_OVERFLOW_BLOCK,
+                                       .collector = false,
+                                       .queue = SLUICE_QUEUE_FIFO,
+                                       .overload = SLUICE_OVERLOAD_CODEL,
+                                       .control = false};
+static const sluice_variant v_lifo = {.timing = TIMING_DEFAULT,
+                                      .overflow = SLUICE_OVERFLOW_BLOCK,
+                                      .collector = false,
+                                      .queue = SLUICE_QUEUE_FIFO,
+                                      .overload = SLUICE_OVERLOAD_LIFO,
+                                      .control = false};
+static const sluice_variant v_control = {.timing = TIMING_DEFAULT,
+                                         .overflow = SLUICE_OVERFLOW_BLOCK,
+                                         .collector = false,
+                                         .queue = SLUICE_QUEUE_FIFO,
+                                         .overload = SLUICE_OVERLOAD_OFF,
+                                         .control = true};
 
 const bench_adapter bench_adapter_sluice = {
     .name = "sluice",
@@ -211,6 +310,39 @@ const bench_adapter bench_adapter_sluice_sharded_notiming = {
     .destroy = sl_destroy,
 };
 
+const bench_adapter bench_adapter_sluice_on_codel = {
+    .name = "sluice-on-codel",
+    .overflow = "Sluice, default config with overload = codel, target never reached: the cost of stamping "
+                "and judging every task (no-op workloads)",
+    .flags = BENCH_F_SLUICE | BENCH_F_NOOP_ONLY,
+    .variant = &v_codel,
+    .create = sl_create,
+    .submit = sl_submit,
+    .destroy = sl_destroy,
+};
+
+const bench_adapter bench_adapter_sluice_on_lifo = {
+    .name = "sluice-on-lifo",
+    .overflow = "Sluice, default config with overload = lifo, never congested: the deque and the judging "
+                "(no-op workloads)",
+    .flags = BENCH_F_SLUICE | BENCH_F_NOOP_ONLY,
+    .variant = &v_lifo,
+    .create = sl_create,
+    .submit = sl_submit,
+    .destroy = sl_destroy,
+};
+
+const bench_adapter bench_adapter_sluice_on_control = {
+    .name = "sluice-on-control",
+    .overflow = "Sluice, default config with a pool controller (auto-tune, K pinned by min = max) ticked "
+                "every 10 ms (no-op workloads)",
+    .flags = BENCH_F_SLUICE | BENCH_F_NOOP_ONLY,
+    .variant = &v_control,
+    .create = sl_create,
+    .submit = sl_submit,
+    .destroy = sl_destroy,
+};
+
 const bench_adapter bench_adapter_sluice_timeall = {
     .name = "sluice-timeall",
     .overflow = "Sluice, timing_sample_every = 1 (two clock reads and two histogram updates on every task)",
@@ -242,7 +374,10 @@ const bench_adapter bench_adapter_sluice_reject = {
 };
 
 #ifdef BENCH_HAVE_METRICS
-static const sluice_variant v_collector = {TIMING_DEFAULT, SLUICE_OVERFLOW_BLOCK, true, SLUICE_QUEUE_FIFO};
+static const sluice_variant v_collector = {.timing = TIMING_DEFAULT,
+                                           .overflow = SLUICE_OVERFLOW_BLOCK,
+                                           .collector = true,
+                                           .queue = SLUICE_QUEUE_FIFO};
 
 const bench_adapter bench_adapter_sluice_collector = {
     .name = "sluice-collector",
