@@ -13,7 +13,9 @@
  *             loop. Runs: fair without the flood (the baseline), fair with
  *             it, FIFO with it. Reports each tenant's p50/p99 wait (exact,
  *             from per-task records), completions and drops, and the quiet
- *             tenants' p99 under the flood over their p99 without it.
+ *             tenants' p99 under the flood over their p99 without it; then
+ *             (K > 1) the fair flood again with A at running_limit K-1,
+ *             strict: one worker kept for the quiet tenants.
  *  2. shares  three tenants, weights 1:2:4, each with a backlog queued
  *             before K workers start; the shares of the first 10,000 starts
  *             against 1/7, 2/7, 4/7, and Jain's index of the weight-
@@ -175,7 +177,8 @@ typedef struct tenant_waits {
     uint64_t done, dropped;
 } tenant_waits;
 
-static void flood_once(bool fair, bool flood, unsigned k, double seconds, tenant_waits *out)
+/* a_cap: 0, or A's running_limit (strict) - workers kept for the others. */
+static void flood_once(bool fair, bool flood, unsigned a_cap, unsigned k, double seconds, tenant_waits *out)
 {
     flood_run run = {.fair = fair};
     double capacity = 1000.0 * k; /* tasks/s the pool can start */
@@ -186,6 +189,14 @@ static void flood_once(bool fair, bool flood, unsigned k, double seconds, tenant
     run.pool = make_pool(fair ? "fair" : "fifo", fair, k, qcap, SLUICE_OVERFLOW_DROP_OLDEST);
     if (fair) {
         const char *names[FLOOD_TENANTS] = {"A", "B", "C", "D", "E"};
+        if (a_cap) {
+            sluice_tenant_config tc = {.running_limit = a_cap, .strict = true};
+            char why[256];
+            if (sluice_pool_tenant_set(run.pool, "A", &tc, why, sizeof why) != SLUICE_OK) {
+                fprintf(stderr, "sluice-bench-fairness: tenant A: %s\n", why);
+                exit(1);
+            }
+        }
         for (int i = 0; i < FLOOD_TENANTS; i++) {
             sluice_pool_tenant_acquire(run.pool, names[i], &run.handles[i]);
         }
@@ -253,13 +264,17 @@ static double quiet_p99(const tenant_waits *tw)
 
 static void part_flood(unsigned k, double seconds)
 {
-    tenant_waits base[FLOOD_TENANTS], fair[FLOOD_TENANTS], fifo[FLOOD_TENANTS];
+    tenant_waits base[FLOOD_TENANTS], fair[FLOOD_TENANTS], fifo[FLOOD_TENANTS], capped[FLOOD_TENANTS];
+    unsigned a_cap = k > 1 ? k - 1 : 0; /* one worker kept for the quiet tenants */
     printf("\n== flood: K=%u, 1 ms tasks, quiet B-E at %.0f/s each (20%% of capacity), A at 50x (%.0f/s), "
            "%.1f s, DROP_OLDEST, queue %u\n",
            k, 0.05 * 1000.0 * k, 2.5 * 1000.0 * k, seconds, k * 250);
-    flood_once(true, false, k, seconds, base);
-    flood_once(true, true, k, seconds, fair);
-    flood_once(false, true, k, seconds, fifo);
+    flood_once(true, false, 0, k, seconds, base);
+    flood_once(true, true, 0, k, seconds, fair);
+    flood_once(false, true, 0, k, seconds, fifo);
+    if (a_cap) {
+        flood_once(true, true, a_cap, k, seconds, capped);
+    }
     printf("%-7s | %-28s | %-28s | %-28s\n", "tenant", "fair, no flood", "fair, A floods", "FIFO, A floods");
     printf("%-7s | %8s %8s %10s | %8s %8s %10s | %8s %8s %10s\n", "", "p50 ms", "p99 ms", "done/drop",
            "p50 ms", "p99 ms", "done/drop", "p50 ms", "p99 ms", "done/drop");
@@ -275,6 +290,22 @@ static void part_flood(unsigned k, double seconds)
     printf("quiet tenants' worst p99 wait: no flood %.2f ms; flood, fair %.2f ms (%.2fx the baseline); "
            "flood, FIFO %.2f ms (%.1fx)\n",
            b, f, b > 0 ? f / b : 0, o, b > 0 ? o / b : 0);
+    /* The fair queue orders the queue; it cannot make a running 1 ms task
+     * end sooner. With every worker busy with A, a quiet task waits for
+     * one to free; keeping one worker from A (running_limit K-1, strict)
+     * is what bounds that wait, at the cost of A's throughput. */
+    if (a_cap) {
+        printf("fair, A capped at running_limit %u (strict):\n", a_cap);
+        for (int t = 0; t < FLOOD_TENANTS; t++) {
+            printf("%-7s | %8.2f %8.2f %5llu/%-4llu\n", names[t], capped[t].p50_ms, capped[t].p99_ms,
+                   (unsigned long long)capped[t].done, (unsigned long long)capped[t].dropped);
+        }
+        double c = quiet_p99(capped);
+        printf("quiet tenants' worst p99 wait with A capped: %.2f ms (%.2fx the baseline); A completed %llu "
+               "(%.2fx its uncapped fair figure)\n",
+               c, b > 0 ? c / b : 0, (unsigned long long)capped[0].done,
+               fair[0].done ? (double)capped[0].done / (double)fair[0].done : 0);
+    }
 }
 
 /* ---- 2. shares ------------------------------------------------------------------ */
