@@ -223,172 +223,65 @@ static void sl_destroy(void *pool)
     free(b);
 }
 
-static const sluice_variant v_default = {.timing = TIMING_DEFAULT,
-                                         .overflow = SLUICE_OVERFLOW_BLOCK,
-                                         .collector = false,
-                                         .queue = SLUICE_QUEUE_FIFO};
-static const sluice_variant v_notiming = {
-    .timing = TIMING_OFF, .overflow = SLUICE_OVERFLOW_BLOCK, .collector = false, .queue = SLUICE_QUEUE_FIFO};
-static const sluice_variant v_every = {.timing = TIMING_EVERY,
-                                       .overflow = SLUICE_OVERFLOW_BLOCK,
-                                       .collector = false,
-                                       .queue = SLUICE_QUEUE_FIFO};
-static const sluice_variant v_sample64 = {.timing = TIMING_SAMPLE_64,
-                                          .overflow = SLUICE_OVERFLOW_BLOCK,
-                                          .collector = false,
-                                          .queue = SLUICE_QUEUE_FIFO};
-static const sluice_variant v_reject = {.timing = TIMING_DEFAULT,
-                                        .overflow = SLUICE_OVERFLOW_REJECT,
-                                        .collector = false,
-                                        .queue = SLUICE_QUEUE_FIFO};
-static const sluice_variant v_sharded = {.timing = TIMING_DEFAULT,
-                                         .overflow = SLUICE_OVERFLOW_BLOCK,
-                                         .collector = false,
-                                         .queue = SLUICE_QUEUE_SHARDED};
-static const sluice_variant v_sharded_notiming = {.timing = TIMING_OFF,
-                                                  .overflow = SLUICE_OVERFLOW_BLOCK,
-                                                  .collector = false,
-                                                  .queue = SLUICE_QUEUE_SHARDED};
-static const sluice_variant v_codel = {.timing = TIMING_DEFAULT,
-                                       .overflow = SLUICE_OVERFLOW_BLOCK,
-                                       .collector = false,
-                                       .queue = SLUICE_QUEUE_FIFO,
-                                       .overload = SLUICE_OVERLOAD_CODEL,
-                                       .control = false};
-static const sluice_variant v_lifo = {.timing = TIMING_DEFAULT,
-                                      .overflow = SLUICE_OVERFLOW_BLOCK,
-                                      .collector = false,
-                                      .queue = SLUICE_QUEUE_FIFO,
-                                      .overload = SLUICE_OVERLOAD_LIFO,
-                                      .control = false};
-static const sluice_variant v_control = {.timing = TIMING_DEFAULT,
-                                         .overflow = SLUICE_OVERFLOW_BLOCK,
-                                         .collector = false,
-                                         .queue = SLUICE_QUEUE_FIFO,
-                                         .overload = SLUICE_OVERLOAD_OFF,
-                                         .control = true};
+/* One Sluice row: its variant (only the fields that differ from the
+ * default pool: zero is each field's default, TIMING_DEFAULT, BLOCK, FIFO,
+ * overload off, no collector, no controller) and its adapter. */
+#define SL_ADAPTER(sym, nm, what, fl, ...)                                                                   \
+    static const sluice_variant sym##_variant = {__VA_ARGS__};                                               \
+    const bench_adapter sym = {                                                                              \
+        .name = nm,                                                                                          \
+        .overflow = what,                                                                                    \
+        .flags = fl,                                                                                         \
+        .variant = &sym##_variant,                                                                           \
+        .create = sl_create,                                                                                 \
+        .submit = sl_submit,                                                                                 \
+        .destroy = sl_destroy,                                                                               \
+    }
 
-const bench_adapter bench_adapter_sluice = {
-    .name = "sluice",
-    .overflow = "Sluice, default config (sluice_pool_config_init: timing sampled automatically, ~1% of task "
-                "time): bounded queue, BLOCK policy: a full queue blocks the submitter",
-    .flags = BENCH_F_SLUICE | BENCH_F_MAIN,
-    .variant = &v_default,
-    .create = sl_create,
-    .submit = sl_submit,
-    .destroy = sl_destroy,
-};
+_Static_assert(TIMING_DEFAULT == 0 && SLUICE_OVERFLOW_BLOCK == 0 && SLUICE_QUEUE_FIFO == 0 &&
+                   SLUICE_OVERLOAD_OFF == 0,
+               "SL_ADAPTER's omitted fields must mean the default pool");
 
-const bench_adapter bench_adapter_sluice_notiming = {
-    .name = "sluice-notiming",
-    .overflow = "Sluice, timing_disabled = true (counters only)",
-    .flags = BENCH_F_SLUICE,
-    .variant = &v_notiming,
-    .create = sl_create,
-    .submit = sl_submit,
-    .destroy = sl_destroy,
-};
-
-const bench_adapter bench_adapter_sluice_sharded = {
-    .name = "sluice-sharded",
-    .overflow = "Sluice, default config with queue_discipline = SLUICE_QUEUE_SHARDED: a ring per shard "
-                "(min(K, CPUs) shards), workers pop their own and steal; BLOCK",
-    .flags = BENCH_F_SLUICE | BENCH_F_QUEUE,
-    .variant = &v_sharded,
-    .create = sl_create,
-    .submit = sl_submit,
-    .destroy = sl_destroy,
-};
-
-const bench_adapter bench_adapter_sluice_sharded_notiming = {
-    .name = "sluice-sharded-notiming",
-    .overflow = "Sluice, sharded queue and timing_disabled = true (no-op workloads)",
-    .flags = BENCH_F_SLUICE | BENCH_F_NOOP_ONLY,
-    .variant = &v_sharded_notiming,
-    .create = sl_create,
-    .submit = sl_submit,
-    .destroy = sl_destroy,
-};
-
-const bench_adapter bench_adapter_sluice_on_codel = {
-    .name = "sluice-on-codel",
-    .overflow = "Sluice, default config with overload = codel, target never reached: the cost of stamping "
-                "and judging every task (no-op workloads)",
-    .flags = BENCH_F_SLUICE | BENCH_F_NOOP_ONLY,
-    .variant = &v_codel,
-    .create = sl_create,
-    .submit = sl_submit,
-    .destroy = sl_destroy,
-};
-
-const bench_adapter bench_adapter_sluice_on_lifo = {
-    .name = "sluice-on-lifo",
-    .overflow = "Sluice, default config with overload = lifo, never congested: the deque and the judging "
-                "(no-op workloads)",
-    .flags = BENCH_F_SLUICE | BENCH_F_NOOP_ONLY,
-    .variant = &v_lifo,
-    .create = sl_create,
-    .submit = sl_submit,
-    .destroy = sl_destroy,
-};
-
-const bench_adapter bench_adapter_sluice_on_control = {
-    .name = "sluice-on-control",
-    .overflow = "Sluice, default config with a pool controller (auto-tune, K pinned by min = max) ticked "
-                "every 10 ms (no-op workloads)",
-    .flags = BENCH_F_SLUICE | BENCH_F_NOOP_ONLY,
-    .variant = &v_control,
-    .create = sl_create,
-    .submit = sl_submit,
-    .destroy = sl_destroy,
-};
-
-const bench_adapter bench_adapter_sluice_timeall = {
-    .name = "sluice-timeall",
-    .overflow = "Sluice, timing_sample_every = 1 (two clock reads and two histogram updates on every task)",
-    .flags = BENCH_F_SLUICE | BENCH_F_METRICS_ONLY,
-    .variant = &v_every,
-    .create = sl_create,
-    .submit = sl_submit,
-    .destroy = sl_destroy,
-};
-
-const bench_adapter bench_adapter_sluice_sample64 = {
-    .name = "sluice-sample64",
-    .overflow = "Sluice, timing_sample_every = 64 (clock reads and histogram updates for 1 task in 64)",
-    .flags = BENCH_F_SLUICE | BENCH_F_METRICS_ONLY,
-    .variant = &v_sample64,
-    .create = sl_create,
-    .submit = sl_submit,
-    .destroy = sl_destroy,
-};
-
-const bench_adapter bench_adapter_sluice_reject = {
-    .name = "sluice-reject",
-    .overflow = "Sluice, REJECT policy: a full queue refuses with SLUICE_EFULL at once",
-    .flags = BENCH_F_SLUICE | BENCH_F_BURST_ONLY,
-    .variant = &v_reject,
-    .create = sl_create,
-    .submit = sl_submit,
-    .destroy = sl_destroy,
-};
+SL_ADAPTER(bench_adapter_sluice, "sluice",
+           "Sluice, default config (sluice_pool_config_init: timing sampled automatically, ~1% of task "
+           "time): bounded queue, BLOCK policy: a full queue blocks the submitter",
+           BENCH_F_SLUICE | BENCH_F_MAIN, .timing = TIMING_DEFAULT);
+SL_ADAPTER(bench_adapter_sluice_notiming, "sluice-notiming", "Sluice, timing_disabled = true (counters only)",
+           BENCH_F_SLUICE, .timing = TIMING_OFF);
+SL_ADAPTER(bench_adapter_sluice_sharded, "sluice-sharded",
+           "Sluice, default config with queue_discipline = SLUICE_QUEUE_SHARDED: a ring per shard "
+           "(min(K, CPUs) shards), workers pop their own and steal; BLOCK",
+           BENCH_F_SLUICE | BENCH_F_QUEUE, .queue = SLUICE_QUEUE_SHARDED);
+SL_ADAPTER(bench_adapter_sluice_sharded_notiming, "sluice-sharded-notiming",
+           "Sluice, sharded queue and timing_disabled = true (no-op workloads)",
+           BENCH_F_SLUICE | BENCH_F_NOOP_ONLY, .timing = TIMING_OFF, .queue = SLUICE_QUEUE_SHARDED);
+SL_ADAPTER(bench_adapter_sluice_on_codel, "sluice-on-codel",
+           "Sluice, default config with overload = codel, target never reached: the cost of stamping "
+           "and judging every task (no-op workloads)",
+           BENCH_F_SLUICE | BENCH_F_NOOP_ONLY, .overload = SLUICE_OVERLOAD_CODEL);
+SL_ADAPTER(bench_adapter_sluice_on_lifo, "sluice-on-lifo",
+           "Sluice, default config with overload = lifo, never congested: the deque and the judging "
+           "(no-op workloads)",
+           BENCH_F_SLUICE | BENCH_F_NOOP_ONLY, .overload = SLUICE_OVERLOAD_LIFO);
+SL_ADAPTER(bench_adapter_sluice_on_control, "sluice-on-control",
+           "Sluice, default config with a pool controller (auto-tune, K pinned by min = max) ticked "
+           "every 10 ms (no-op workloads)",
+           BENCH_F_SLUICE | BENCH_F_NOOP_ONLY, .control = true);
+SL_ADAPTER(bench_adapter_sluice_timeall, "sluice-timeall",
+           "Sluice, timing_sample_every = 1 (two clock reads and two histogram updates on every task)",
+           BENCH_F_SLUICE | BENCH_F_METRICS_ONLY, .timing = TIMING_EVERY);
+SL_ADAPTER(bench_adapter_sluice_sample64, "sluice-sample64",
+           "Sluice, timing_sample_every = 64 (clock reads and histogram updates for 1 task in 64)",
+           BENCH_F_SLUICE | BENCH_F_METRICS_ONLY, .timing = TIMING_SAMPLE_64);
+SL_ADAPTER(bench_adapter_sluice_reject, "sluice-reject",
+           "Sluice, REJECT policy: a full queue refuses with SLUICE_EFULL at once",
+           BENCH_F_SLUICE | BENCH_F_BURST_ONLY, .overflow = SLUICE_OVERFLOW_REJECT);
 
 #ifdef BENCH_HAVE_METRICS
-static const sluice_variant v_collector = {.timing = TIMING_DEFAULT,
-                                           .overflow = SLUICE_OVERFLOW_BLOCK,
-                                           .collector = true,
-                                           .queue = SLUICE_QUEUE_FIFO};
-
-const bench_adapter bench_adapter_sluice_collector = {
-    .name = "sluice-collector",
-    .overflow = "Sluice, default config, registered with a metrics registry (sluice_metrics_add_pool) that a "
-                "thread scrapes every 10 ms",
-    .flags = BENCH_F_SLUICE | BENCH_F_METRICS_ONLY,
-    .variant = &v_collector,
-    .create = sl_create,
-    .submit = sl_submit,
-    .destroy = sl_destroy,
-};
+SL_ADAPTER(bench_adapter_sluice_collector, "sluice-collector",
+           "Sluice, default config, registered with a metrics registry (sluice_metrics_add_pool) that a "
+           "thread scrapes every 10 ms",
+           BENCH_F_SLUICE | BENCH_F_METRICS_ONLY, .collector = true);
 #endif
 
 /* ---- sluice-batch64: the same pool fed through sluice_pool_submit_batch --- */
@@ -451,7 +344,7 @@ const bench_adapter bench_adapter_sluice_batch = {
     .overflow =
         "Sluice, default config, fed 64 tasks at a time through sluice_pool_submit_batch (no-op workloads)",
     .flags = BENCH_F_SLUICE | BENCH_F_NOOP_ONLY,
-    .variant = &v_default,
+    .variant = &bench_adapter_sluice_variant,
     .create = sl_create,
     .producer_begin = sl_batch_begin,
     .submit = sl_batch_submit,
