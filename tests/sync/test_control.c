@@ -250,14 +250,34 @@ static unsigned run_second(run *r, double rate, double run_s)
     return r->m.st.capacity;
 }
 
-static void test_autotune_converges(void **state)
+/* An auto-tune config with max_limit (the other fields at their defaults;
+ * run_start fills the source, clock and log). */
+static sluice_pool_control_config autotune_config(unsigned max_limit)
 {
-    (void)state;
     sluice_pool_control_config cfg;
     sluice_pool_control_config_init(&cfg);
     cfg.autotune = true;
+    cfg.max_limit = max_limit;
+    return cfg;
+}
+
+/* Auto-tune (max 100, the given cooldown) on a 10-worker model, grown by
+ * one busy second of 10 ms tasks; returns K after it (asserted > 10). */
+static unsigned start_grown(run *r, sluice_pool_control_config *cfg, uint64_t cooldown_ns)
+{
+    *cfg = autotune_config(100);
+    cfg->cooldown_ns = cooldown_ns;
+    run_start(r, 10, cfg);
+    run_second(r, 1500, 0.010);
+    assert_true(r->m.st.capacity > 10);
+    return r->m.st.capacity;
+}
+
+static void test_autotune_converges(void **state)
+{
+    (void)state;
+    sluice_pool_control_config cfg = autotune_config(200);
     cfg.min_limit = 2;
-    cfg.max_limit = 200;
     cfg.interval_ns = SEC;
     cfg.cooldown_ns = SEC;
     cfg.max_step = 16;
@@ -318,10 +338,7 @@ static void test_autotune_converges(void **state)
 static void test_hysteresis(void **state)
 {
     (void)state;
-    sluice_pool_control_config cfg;
-    sluice_pool_control_config_init(&cfg);
-    cfg.autotune = true;
-    cfg.max_limit = 100;
+    sluice_pool_control_config cfg = autotune_config(100);
     cfg.util_high = 0.9;
     cfg.util_low = 0.3;
     run r;
@@ -337,10 +354,8 @@ static void test_hysteresis(void **state)
     sluice_pool_control_destroy(r.c);
 
     /* A limiter that wants one more at K = 40 (under 10% of K) is not followed. */
-    sluice_pool_control_config_init(&cfg);
-    cfg.autotune = true;
+    cfg = autotune_config(100);
     cfg.mode = SLUICE_CONTROL_VEGAS;
-    cfg.max_limit = 100;
     cfg.probe_interval = 1000;
     run_start(&r, 40, &cfg);
     for (int i = 0; i < 2; i++) {
@@ -359,16 +374,8 @@ static void test_revert_on_p99(void **state)
 {
     (void)state;
     sluice_pool_control_config cfg;
-    sluice_pool_control_config_init(&cfg);
-    cfg.autotune = true;
-    cfg.max_limit = 100;
-    cfg.cooldown_ns = 2 * SEC;
     run r;
-    run_start(&r, 10, &cfg);
-    /* Busy at 10 ms: K grows. */
-    run_second(&r, 1500, 0.010);
-    unsigned grown = r.m.st.capacity;
-    assert_true(grown > 10);
+    start_grown(&r, &cfg, 2 * SEC); /* busy at 10 ms: K grows */
     /* After the growth each task runs 4x slower (the downstream chokes on
      * the extra concurrency): the verdict reverts to 10 and holds. */
     for (int i = 0; i < 2; i++) {
@@ -394,15 +401,8 @@ static void test_revert_on_failures(void **state)
 {
     (void)state;
     sluice_pool_control_config cfg;
-    sluice_pool_control_config_init(&cfg);
-    cfg.autotune = true;
-    cfg.max_limit = 100;
-    cfg.cooldown_ns = SEC;
     run r;
-    run_start(&r, 10, &cfg);
-    run_second(&r, 1500, 0.010);
-    unsigned grown = r.m.st.capacity;
-    assert_true(grown > 10);
+    start_grown(&r, &cfg, SEC);
     /* Same latency, but 20% of tasks now fail. */
     model_ran(&r.m, 500, 0.010, 100);
     sluice_fake_clock_advance(&r.clk, SEC);
@@ -417,14 +417,8 @@ static void test_good_change_kept(void **state)
 {
     (void)state;
     sluice_pool_control_config cfg;
-    sluice_pool_control_config_init(&cfg);
-    cfg.autotune = true;
-    cfg.max_limit = 100;
-    cfg.cooldown_ns = SEC;
     run r;
-    run_start(&r, 10, &cfg);
-    run_second(&r, 1500, 0.010);
-    unsigned grown = r.m.st.capacity;
+    unsigned grown = start_grown(&r, &cfg, SEC);
     run_second(&r, 1500, 0.010);
     sluice_pool_control_stats s = cstats(r.c);
     assert_true(s.last_good >= grown);
@@ -437,10 +431,7 @@ static void test_good_change_kept(void **state)
 static void test_pin_by_resize_and_release(void **state)
 {
     (void)state;
-    sluice_pool_control_config cfg;
-    sluice_pool_control_config_init(&cfg);
-    cfg.autotune = true;
-    cfg.max_limit = 100;
+    sluice_pool_control_config cfg = autotune_config(100);
     run r;
     run_start(&r, 10, &cfg);
     /* An operator resizes to 30 (the model's K moves behind the controller's back). */
@@ -481,11 +472,8 @@ static void test_pin_by_resize_and_release(void **state)
 static void test_clamps(void **state)
 {
     (void)state;
-    sluice_pool_control_config cfg;
-    sluice_pool_control_config_init(&cfg);
-    cfg.autotune = true;
+    sluice_pool_control_config cfg = autotune_config(20);
     cfg.min_limit = 4;
-    cfg.max_limit = 20;
     cfg.cooldown_ns = SEC;
     cfg.max_step = 100;
     run r;
@@ -701,11 +689,8 @@ static void test_real_pool_pin(void **state)
     pc.clock = &clk.clock;
     sluice_pool *pool = NULL;
     assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
-    sluice_pool_control_config cfg;
-    sluice_pool_control_config_init(&cfg);
-    cfg.autotune = true;
+    sluice_pool_control_config cfg = autotune_config(8);
     cfg.min_limit = 2;
-    cfg.max_limit = 8;
     sluice_pool_control *c = make(pool, &cfg);
     sluice_pool_control_tick(c);
     sluice_fake_clock_advance(&clk, SEC);
