@@ -24,9 +24,12 @@ while :; do
     "$SLUICE" top --once "$url" >"$TMP/top" 2>"$TMP/toperr"
     rc=$?
     [ $rc -eq 0 ] || fail "top --once exited $rc: $(cat "$TMP/toperr")"
-    awk 'NR == 2 { exit !($2 == "sms" && $3 == "stalled") }' "$TMP/top" && break
+    # A worker may still finish a task it began before the stall (99/100
+    # for a moment): wait for all 100 stuck, which the endless stall makes
+    # permanent.
+    awk 'NR == 2 { exit !($2 == "sms" && $3 == "stalled" && $4 == "100/100") }' "$TMP/top" && break
     i=$((i + 1))
-    [ $i -lt 30 ] || { cat "$TMP/top" >&2; fail "sms never showed as the first row, stalled"; }
+    [ $i -lt 60 ] || { cat "$TMP/top" >&2; fail "sms never showed as the first row, stalled at 100/100"; }
 done
 head -1 "$TMP/top" | grep -q "^INSTANCE *POOL *STATE *RUN/K *SAT%v *QUEUE" || fail "header: $(head -1 "$TMP/top")"
 [ "$(wc -l <"$TMP/top")" -eq 4 ] || fail "want a header and 3 rows, got: $(cat "$TMP/top")"
