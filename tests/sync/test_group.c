@@ -354,7 +354,9 @@ static void test_parent_cancel(void **state)
     err_job blocker = {.gate = &hold, .rc = 0};
     sluice_group *g = make_group(0, 1, NULL, parent);
     sluice_group_run(g, err_task, &blocker);
-    WAIT_FOR(gstats(g).running == 1, "the blocker to start");
+    /* Inside its gate, not just claimed: a claimed task still checks the
+     * group's context before it runs, and would be skipped by the cancel. */
+    WAIT_FOR(atomic_load(&hold.inside) == 1, "the blocker to start");
     err_job rest[3] = {{.rc = 0}, {.rc = 0}, {.rc = 0}};
     for (int i = 0; i < 3; i++) {
         sluice_group_run(g, err_task, &rest[i]);
