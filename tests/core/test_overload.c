@@ -368,6 +368,19 @@ static void sim_burst(sim *s, unsigned n)
     gate_free(g);
 }
 
+/* Waits until the pool shows neither LIFO nor CoDel's dropping state, and
+ * leaves those stats in *st. The worker's next pop after the last task finds
+ * the queue empty and ends both, which may come a moment after that task
+ * ran: reading the stats right after sim_settle raced with it. */
+static void wait_emptied(sluice_pool *p, sluice_pool_stats *st)
+{
+    WAIT_FOR(({
+                 sluice_pool_stats_get(p, st);
+                 !st->lifo && !st->codel_dropping;
+             }),
+             "the worker finds the queue empty: LIFO and dropping end");
+}
+
 static uint64_t max_wait(sim *s, unsigned from, unsigned to)
 {
     uint64_t m = 0;
@@ -406,7 +419,7 @@ static void test_pool_codel_schedule(void **state)
     assert_int_equal(st.codel_shed, 4);
     assert_int_equal(st.completed, 36 + 1); /* and the gate task */
     assert_int_equal(st.lifo_switches, 0);
-    assert_false(st.codel_dropping); /* the queue emptied */
+    wait_emptied(s->pool, &st);
     sim_free(s);
 }
 
@@ -480,9 +493,8 @@ static void test_pool_lifo_switching(void **state)
         }
         assert_int_equal(atomic_load(&s->probe_lifo), 1); /* LIFO while congested */
         sluice_pool_stats st;
-        sluice_pool_stats_get(s->pool, &st);
+        wait_emptied(s->pool, &st); /* LIFO off once the queue emptied */
         assert_int_equal(st.lifo_switches, round + 1);
-        assert_false(st.lifo); /* off once the queue emptied */
         assert_int_equal(st.shed, 0);
 
         /* A light burst in between is served FIFO and switches nothing. */
@@ -620,9 +632,9 @@ static void test_fair_queue_with_lifo(void **state)
             assert_int_equal(atomic_load(&s->served[first + j]), base + want);
         }
         assert_int_equal(atomic_load(&s->probe_lifo), 1);
-        sluice_pool_stats st = stats_now(s->pool);
+        sluice_pool_stats st;
+        wait_emptied(s->pool, &st); /* LIFO off once the queue emptied */
         assert_int_equal(st.lifo_switches, round + 1);
-        assert_false(st.lifo); /* off once the queue emptied */
         assert_int_equal(st.shed, 0);
     }
     const char *names[] = {"alpha", "beta"};
