@@ -222,6 +222,17 @@ SLUICE_API sluice_err sluice_metrics_remove_collector(sluice_metrics *reg, sluic
 
 /*
  * sluice_metrics_add_pool - export the pool_* families for `pool`.
+ * A fair pool (SLUICE_QUEUE_FAIR) also gets the pool_tenant_* families,
+ * at most the registry's max_series series per family and pool: the
+ * busiest tenants get their own series while there is room and keep it
+ * (until the pool forgets the tenant, or a folded tenant with over twice
+ * its traffic takes it), and the rest are summed into tenant="other". A
+ * tenant given a series after folding began counts from then (what it had
+ * stays in "other"); the counts of tenants the pool forgot stay in
+ * "other". So every tenant series is a counter that never goes down, and
+ * the series of a family add up to the pool's own totals. The registry
+ * keeps this choice per added pool (up to ~1.2 KiB per tenant series);
+ * remove_pool frees it, and a pool added again starts afresh.
  * Returns: SLUICE_OK; SLUICE_EINVAL (NULL); SLUICE_ENOMEM; SLUICE_EBUSY
  * (already added, or another added pool has the same name).
  * Ownership: the pool is borrowed; call sluice_metrics_remove_pool before

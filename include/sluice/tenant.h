@@ -99,7 +99,8 @@ typedef struct sluice_tenant_stats {
     /* gauges */
     size_t queued;    /* tasks waiting now */
     unsigned running; /* tasks started from the queue and not yet finished */
-    /* counters since the tenant was first seen (reset if forgotten) */
+    /* counters since the tenant was first seen (reset if forgotten: the
+     * forgotten counts move to sluice_pool_tenants_snapshot's record) */
     uint64_t submitted; /* accepted (queued, or run on the submitter by CALLER_RUNS) */
     uint64_t started;   /* taken from the queue by a worker (its share of the pool) */
     uint64_t completed;
@@ -110,6 +111,13 @@ typedef struct sluice_tenant_stats {
     uint64_t shed;       /* deadline or context passed while queued */
     uint64_t abandoned;  /* handed back at drain or destroy */
     uint64_t caller_ran; /* of submitted, run on the submitter (CALLER_RUNS) */
+    /* Which incarnation of the name this is: a number the pool hands out
+     * when it first sees a name (or makes a shard queue), never reused in
+     * the pool's life. A forgotten name seen again is a new tenant whose
+     * counters start at 0 under a new number, so a reader that keeps
+     * snapshots across calls tells a restart from traffic by comparing it.
+     * 0 for the forgotten record (sluice_pool_tenants_snapshot). */
+    uint64_t incarnation;
     /* Time from submit to start (every task of a FAIR pool is timed unless
      * timing is disabled); the pool's bounds, counts not cumulative. */
     sluice_histogram wait;
@@ -132,6 +140,27 @@ SLUICE_API sluice_err sluice_tenant_stats_get(sluice_tenant *tenant, sluice_tena
  * array); 0 for a FIFO pool or NULL pool. Each entry is about 1.2 KiB.
  */
 SLUICE_API size_t sluice_pool_tenants_get(sluice_pool *pool, sluice_tenant_stats *out, size_t cap);
+
+/* The name of the record that sums every forgotten tenant. '~' is outside
+ * the tenant name charset, so no tenant can take it. */
+#define SLUICE_TENANT_FORGOTTEN "~forgotten"
+
+/*
+ * sluice_pool_tenants_snapshot - sluice_pool_tenants_get, and under the
+ * same lock, when `forgotten` is not NULL, the counters and wait histogram
+ * of every tenant this pool has forgotten, summed into *forgotten (name
+ * SLUICE_TENANT_FORGOTTEN, gauges and config zero, incarnation 0; all
+ * zeros for a FIFO or NULL pool). A tenant is added to it in the same step
+ * that removes it from the list, so the entries plus *forgotten add up to
+ * the pool's totals (submitted, completed, ..., the wait histogram's
+ * counts) at any snapshot taken at quiescence, and a reader summing them
+ * never sees a tenant twice or not at all. Every field of *forgotten only
+ * grows. The metrics collector uses it to keep tenant="other" a counter.
+ * Returns: as sluice_pool_tenants_get. Thread-safe; takes the fair
+ * queue's lock once, as tenants_get does; never blocks on a task.
+ */
+SLUICE_API size_t sluice_pool_tenants_snapshot(sluice_pool *pool, sluice_tenant_stats *out, size_t cap,
+                                               sluice_tenant_stats *forgotten);
 
 /* The tenant table of a FAIR pool as a whole. */
 typedef struct sluice_tenancy_stats {

@@ -145,6 +145,7 @@ struct sluice_tenant {
     bool on_idle;
     uint64_t idle_since;
     struct sluice_tenant *hnext;
+    uint64_t serial; /* this incarnation of the name (sluice_tenant_stats.incarnation) */
 
     uint64_t submitted, started, completed, failed, panicked, dropped, rejected, shed, abandoned, caller_ran;
     uint64_t wait_sum_ns;
@@ -180,6 +181,8 @@ struct fair {
     size_t nbuckets;
     unsigned tracked_dynamic, tracked_configured;
     uint64_t forgotten, sharded_submits;
+    uint64_t serials;                /* the last serial handed out */
+    struct sluice_tenant *retired;   /* the counts of every forgotten tenant, summed */
     size_t tenant_bytes;
     struct sluice_tenant **shards;
     struct sluice_tenant *dflt_tenant;
@@ -399,6 +402,29 @@ static void table_unlink(fair *fq, struct sluice_tenant *t)
     *link = t->hnext;
 }
 
+/* Add a tenant about to be forgotten to fq->retired, so that the tenants
+ * listed plus the retired record still add up to the pool's totals. An
+ * idle tenant has nothing queued, running or held: only counters. */
+static void retire(fair *fq, const struct sluice_tenant *t)
+{
+    struct sluice_tenant *r = fq->retired;
+    SLUICE__ASSERT(t->queued == 0 && t->running == 0 && t->held == 0);
+    r->submitted += t->submitted;
+    r->started += t->started;
+    r->completed += t->completed;
+    r->failed += t->failed;
+    r->panicked += t->panicked;
+    r->dropped += t->dropped;
+    r->rejected += t->rejected;
+    r->shed += t->shed;
+    r->abandoned += t->abandoned;
+    r->caller_ran += t->caller_ran;
+    r->wait_sum_ns += t->wait_sum_ns;
+    for (size_t i = 0; i <= fq->nbounds; i++) {
+        r->wait_counts[i] += t->wait_counts[i];
+    }
+}
+
 /* Forget the tenants idle for forget_ns or longer (the idle list is in
  * the order they went idle). */
 static void sweep(fair *fq)
@@ -411,6 +437,7 @@ static void sweep(fair *fq)
         struct sluice_tenant *t = fq->idle_head;
         idle_unlink(fq, t);
         table_unlink(fq, t);
+        retire(fq, t);
         fq->tracked_dynamic--;
         fq->forgotten++;
         fq->tenant_bytes -= tenant_size(fq);
@@ -439,6 +466,7 @@ static struct sluice_tenant *tenant_new(fair *fq, tenant_kind kind, const char *
     t->fq = fq;
     t->kind = kind;
     t->hash = h;
+    t->serial = ++fq->serials;
     snprintf(t->name, sizeof t->name, "%s", name);
     t->cfg = *cfg;
     normalize(&t->cfg);
@@ -576,6 +604,7 @@ static void fair_destroy(void *q)
     for (unsigned i = 0; fq->shards && i < fq->nshards; i++) {
         free(fq->shards[i]);
     }
+    free(fq->retired);
     free(fq->shards);
     free(fq->buckets);
     free(fq->nodes);
@@ -647,6 +676,13 @@ sluice_err sluice__fair_create(struct sluice_pool *pool, void **out)
     }
     fq->dflt_tenant->configured = true;
     fq->tracked_configured = 1;
+    /* Not in the table: a record, never queued on. */
+    fq->retired = tenant_new(fq, KIND_SHARD, SLUICE_TENANT_FORGOTTEN, 0, &fq->dflt);
+    if (!fq->retired) {
+        fair_destroy(fq);
+        return SLUICE_ENOMEM;
+    }
+    fq->retired->serial = 0;
     *out = fq;
     return SLUICE_OK;
 }
@@ -1204,6 +1240,7 @@ static void snapshot_locked(fair *fq, const struct sluice_tenant *t, sluice_tena
     out->shed = t->shed;
     out->abandoned = t->abandoned;
     out->caller_ran = t->caller_ran;
+    out->incarnation = t->serial;
     out->wait.bucket_count = fq->nbounds;
     memcpy(out->wait.bounds, fq->pool->bounds, fq->nbounds * sizeof(double));
     for (size_t i = 0; i <= fq->nbounds; i++) {
@@ -1227,6 +1264,16 @@ sluice_err sluice_tenant_stats_get(sluice_tenant *t, sluice_tenant_stats *out)
 
 size_t sluice_pool_tenants_get(sluice_pool *pool, sluice_tenant_stats *out, size_t cap)
 {
+    return sluice_pool_tenants_snapshot(pool, out, cap, NULL);
+}
+
+size_t sluice_pool_tenants_snapshot(sluice_pool *pool, sluice_tenant_stats *out, size_t cap,
+                                    sluice_tenant_stats *forgotten)
+{
+    if (forgotten) {
+        memset(forgotten, 0, sizeof *forgotten);
+        snprintf(forgotten->name, sizeof forgotten->name, "%s", SLUICE_TENANT_FORGOTTEN);
+    }
     if (!pool || !pool->fair) {
         return 0;
     }
@@ -1234,6 +1281,10 @@ size_t sluice_pool_tenants_get(sluice_pool *pool, sluice_tenant_stats *out, size
     size_t n = 0;
     pthread_mutex_lock(&fq->mu);
     sweep(fq);
+    if (forgotten) {
+        snapshot_locked(fq, fq->retired, forgotten);
+        forgotten->shard = false;
+    }
     for (size_t i = 0; i < fq->nbuckets; i++) {
         for (struct sluice_tenant *t = fq->buckets[i]; t; t = t->hnext) {
             if (out && n < cap) {
@@ -1274,6 +1325,7 @@ void sluice_pool_tenancy_get(sluice_pool *pool, sluice_tenancy_stats *out)
     out->forgotten = fq->forgotten;
     out->sharded_submits = fq->sharded_submits;
     out->memory_bytes = sizeof *fq + fq->capacity * sizeof(node) + fq->nbuckets * sizeof *fq->buckets +
-                        fq->nshards * (sizeof *fq->shards + tenant_size(fq)) + fq->tenant_bytes;
+                        (fq->nshards + 1) * tenant_size(fq) + fq->nshards * sizeof *fq->shards +
+                        fq->tenant_bytes; /* + 1: the retired record */
     pthread_mutex_unlock(&fq->mu);
 }

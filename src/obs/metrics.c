@@ -96,6 +96,7 @@ struct sluice_metrics {
     collector *collectors;
     size_t collector_count, collector_cap;
     sluice_pool **pools;
+    sluice__tenant_fold **folds; /* parallel to pools: what the scrape keeps per fair pool */
     size_t pool_count, pool_cap;
     uint64_t write_errors; /* collector writes skipped, all scrapes */
 };
@@ -531,6 +532,10 @@ void sluice_metrics_destroy(sluice_metrics *reg)
         m = next;
     }
     free(reg->collectors);
+    for (size_t i = 0; i < reg->pool_count; i++) {
+        sluice__tenant_fold_free(reg->folds[i]);
+    }
+    free(reg->folds);
     free(reg->pools);
     pthread_mutex_destroy(&reg->lock);
     free(reg);
@@ -972,12 +977,17 @@ sluice_err sluice_metrics_add_pool(sluice_metrics *reg, sluice_pool *pool)
         sluice_pool **np = realloc(reg->pools, cap * sizeof *np);
         if (np) {
             reg->pools = np;
+        }
+        sluice__tenant_fold **nf = np ? realloc(reg->folds, cap * sizeof *nf) : NULL;
+        if (nf) {
+            reg->folds = nf;
             reg->pool_cap = cap;
         } else {
             r = SLUICE_ENOMEM;
         }
     }
     if (r == SLUICE_OK) {
+        reg->folds[reg->pool_count] = NULL; /* made at the first scrape of a fair pool */
         reg->pools[reg->pool_count++] = pool;
     }
     pthread_mutex_unlock(&reg->lock);
@@ -993,7 +1003,9 @@ sluice_err sluice_metrics_remove_pool(sluice_metrics *reg, sluice_pool *pool)
     pthread_mutex_lock(&reg->lock);
     for (size_t i = 0; i < reg->pool_count; i++) {
         if (reg->pools[i] == pool) {
+            sluice__tenant_fold_free(reg->folds[i]);
             memmove(&reg->pools[i], &reg->pools[i + 1], (reg->pool_count - i - 1) * sizeof *reg->pools);
+            memmove(&reg->folds[i], &reg->folds[i + 1], (reg->pool_count - i - 1) * sizeof *reg->folds);
             reg->pool_count--;
             r = SLUICE_OK;
             break;
@@ -1079,7 +1091,7 @@ sluice_err sluice_metrics_render(sluice_metrics *reg, sluice_expo_format format,
         reg->collectors[i].fn(&w, reg->collectors[i].user);
         w.family_ok = false;
     }
-    sluice__expo_pools(&w, reg->pools, reg->pool_count, reg->default_max_series);
+    sluice__expo_pools(&w, reg->pools, reg->folds, reg->pool_count, reg->default_max_series);
     render_self(&w, reg);
     pthread_mutex_unlock(&reg->lock);
     if (format == SLUICE_EXPO_OPENMETRICS) {

@@ -37,9 +37,18 @@ void sluice__expo_printf(sluice_expo *w, const char *fmt, ...) SLUICE_PRINTF(2, 
 bool sluice__valid_metric_name(const char *s);
 bool sluice__valid_label_name(const char *s);
 
+/* What a registry keeps between scrapes about one fair pool's tenant
+ * series: which tenants have their own series, and from what count each
+ * was given it, so that tenant="other" only ever grows (pool_collector.c).
+ * NULL until the pool's first scrape as a fair pool. */
+typedef struct sluice__tenant_fold sluice__tenant_fold;
+void sluice__tenant_fold_free(sluice__tenant_fold *f);
+
 /* The pool families for pools[0..n), all pools per family, and the
  * tenant families of fair pools with at most tenant_series series per
- * pool (the rest folded into "other") (pool_collector.c). */
-void sluice__expo_pools(sluice_expo *w, sluice_pool *const *pools, size_t n, size_t tenant_series);
+ * pool (the rest folded into "other"), folds[i] the state kept for
+ * pools[i] (made here when NULL) (pool_collector.c). */
+void sluice__expo_pools(sluice_expo *w, sluice_pool *const *pools, sluice__tenant_fold **folds, size_t n,
+                        size_t tenant_series);
 
 #endif /* SLUICE_OBS_INTERNAL_H */

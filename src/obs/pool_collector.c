@@ -20,16 +20,20 @@
  *
  * Tenants (fair pools). Each tenant of a SLUICE_QUEUE_FAIR pool gets the
  * pool_tenant_* families, labelled name="<pool>", tenant="<tenant>", from
- * one sluice_pool_tenants_get snapshot per scrape. The registry's series
- * cap (sluice_metrics_config.max_series, per pool here) bounds them: the
- * max_series - 1 tenants with the most traffic (submitted + rejected) keep
- * their own series and every other tenant is summed into tenant="other"
- * (counters, gauges and wait histograms alike, so the pool's totals still
- * add up), and pool_tenants_folded says how many were folded. Names are
- * minted by callers, an attacker's too; the core bounds what it tracks
- * (max_tenants, then shard queues) and this bounds what a scrape carries.
- * A tenant that is itself called "other" is folded whenever folding
- * happens, so no series is written twice.
+ * one sluice_pool_tenants_snapshot per scrape. The registry's series cap
+ * (sluice_metrics_config.max_series, per pool here) bounds them: at most
+ * max_series - 1 tenants keep their own series and every other tenant is
+ * summed into tenant="other" (counters, gauges and wait histograms alike,
+ * so the pool's totals still add up), and pool_tenants_folded says how
+ * many were folded. Which tenants keep a series is state the registry
+ * carries from scrape to scrape (sluice__tenant_fold, see tenant_snapshot):
+ * the busiest get one while there is room and keep it, so every series,
+ * "other" included, stays a counter that never goes down; the counts of
+ * tenants the pool has forgotten stay in "other". Names are minted by
+ * callers, an attacker's too; the core bounds what it tracks (max_tenants,
+ * then shard queues) and this bounds what a scrape carries. A tenant that
+ * is itself called "other" is always folded, so no series is written
+ * twice.
  *
  * Locks: called under the registry lock; the pool getters take only the
  * pool's own registry lock (and the fair queue's lock), briefly, and never
@@ -192,41 +196,139 @@ static double value_of(const snap *s, field f)
     return 0;
 }
 
+static uint64_t traffic(const sluice_tenant_stats *t)
+{
+    return t->submitted + t->rejected;
+}
+
 /* More traffic first; ties by name, so the choice is stable between scrapes. */
 static int by_traffic(const void *a, const void *b)
 {
     const sluice_tenant_stats *x = a, *y = b;
-    uint64_t tx = x->submitted + x->rejected, ty = y->submitted + y->rejected;
+    uint64_t tx = traffic(x), ty = traffic(y);
     if (tx != ty) {
         return tx > ty ? -1 : 1;
     }
     return strcmp(x->name, y->name);
 }
 
-static void fold_into(sluice_tenant_stats *other, const sluice_tenant_stats *t)
+static int by_name(const void *a, const void *b)
 {
-    other->queued += t->queued;
-    other->running += t->running;
-    other->submitted += t->submitted;
-    other->started += t->started;
-    other->completed += t->completed;
-    other->failed += t->failed;
-    other->panicked += t->panicked;
-    other->dropped += t->dropped;
-    other->rejected += t->rejected;
-    other->shed += t->shed;
-    other->abandoned += t->abandoned;
-    other->caller_ran += t->caller_ran;
-    /* Every tenant of a pool shares the pool's bounds. */
-    for (size_t b = 0; b <= t->wait.bucket_count && b <= SLUICE_HIST_MAX_BUCKETS; b++) {
-        other->wait.counts[b] += t->wait.counts[b];
-    }
-    other->wait.count += t->wait.count;
-    other->wait.sum_seconds += t->wait.sum_seconds;
+    return strcmp(((const sluice_tenant_stats *)a)->name, ((const sluice_tenant_stats *)b)->name);
 }
 
-/* Snapshot a pool's tenants and keep at most `cap` series (cap >= 2). */
-static bool tenant_snapshot(sluice_pool *pool, size_t cap, tenant_view *v)
+/* other += t, or other -= t when sign is -1 (only ever a baseline taken
+ * from the same tenant earlier, so nothing goes below zero). The gauges
+ * only add: a baseline's are zero. */
+static void add_counts(sluice_tenant_stats *other, const sluice_tenant_stats *t, int sign)
+{
+#define ADD(f) other->f = sign > 0 ? other->f + t->f : other->f - t->f
+    ADD(submitted);
+    ADD(started);
+    ADD(completed);
+    ADD(failed);
+    ADD(panicked);
+    ADD(dropped);
+    ADD(rejected);
+    ADD(shed);
+    ADD(abandoned);
+    ADD(caller_ran);
+    /* Every tenant of a pool shares the pool's bounds. */
+    for (size_t b = 0; b <= t->wait.bucket_count && b <= SLUICE_HIST_MAX_BUCKETS; b++) {
+        ADD(wait.counts[b]);
+    }
+    ADD(wait.count);
+#undef ADD
+    other->wait.sum_seconds += sign > 0 ? t->wait.sum_seconds : -t->wait.sum_seconds;
+    if (sign > 0) {
+        other->queued += t->queued;
+        other->running += t->running;
+    }
+}
+
+/* A tenant with its own series: who, and its counts when it got it (zero
+ * when it has had it since before anything was folded). */
+typedef struct kept_series {
+    char name[SLUICE_TENANT_NAME_MAX + 1];
+    uint64_t incarnation;
+    sluice_tenant_stats base;
+    size_t at; /* this scrape: its index in the snapshot (sorted by name) */
+} kept_series;
+
+struct sluice__tenant_fold {
+    kept_series *k;
+    size_t n, cap;
+    bool folding;       /* tenant="other" has been written: it must go on, and only grow */
+    uint64_t seen_upto; /* the highest incarnation in the last scrape: any higher one is new since */
+};
+
+void sluice__tenant_fold_free(sluice__tenant_fold *f)
+{
+    if (f) {
+        free(f->k);
+        free(f);
+    }
+}
+
+/* Give t a series. Its counts so far stay in "other" (its baseline) when
+ * "other" may have shown them: folding had begun by the last scrape and t
+ * was there then; otherwise it keeps them all. */
+static bool keep(sluice__tenant_fold *f, const sluice_tenant_stats *t, size_t at, bool was_folding)
+{
+    bool from_now = was_folding && t->incarnation <= f->seen_upto;
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 16;
+        kept_series *g = realloc(f->k, cap * sizeof *g);
+        if (!g) {
+            return false;
+        }
+        f->k = g;
+        f->cap = cap;
+    }
+    kept_series *k = &f->k[f->n++];
+    memset(k, 0, sizeof *k);
+    snprintf(k->name, sizeof k->name, "%s", t->name);
+    k->incarnation = t->incarnation;
+    if (from_now) {
+        k->base = *t;
+        k->base.queued = 0;
+        k->base.running = 0;
+    }
+    k->at = at;
+    return true;
+}
+
+/* The kept series with the least traffic (f->n > 0). */
+static size_t least_kept(const sluice__tenant_fold *f, const sluice_tenant_stats *t)
+{
+    size_t m = 0;
+    for (size_t i = 1; i < f->n; i++) {
+        if (by_traffic(&t[f->k[i].at], &t[f->k[m].at]) > 0) {
+            m = i;
+        }
+    }
+    return m;
+}
+
+/*
+ * Snapshot a pool's tenants and keep at most `cap` series (cap >= 2), the
+ * fold state `*fp` carried from the last scrape. Every series must stay a
+ * counter: a value that goes down reads as a reset to Prometheus, and
+ * rate() then counts the whole value again. So:
+ *  - which tenants have their own series is sticky: the busiest get one
+ *    while there is room, and one keeps it until the tenant is forgotten
+ *    or a folded tenant with over twice its traffic takes its place;
+ *  - a tenant given a series after folding began counts from then: what
+ *    it had is already in "other" and stays there (its baseline);
+ *  - "other" = the forgotten record + every folded tenant + the kept
+ *    tenants' baselines. A promotion moves a tenant's counts into a
+ *    baseline (no change), a demotion or a forget frees a baseline into a
+ *    count at least as large: "other" never goes down, and the series
+ *    still add up to the pool's totals.
+ * A tenant forgotten and seen again is a new incarnation: its old series
+ * ends, and its new one starts from zero.
+ */
+static bool tenant_snapshot(sluice_pool *pool, sluice__tenant_fold **fp, size_t cap, tenant_view *v)
 {
     memset(v, 0, sizeof *v);
     sluice_tenancy_stats ts;
@@ -238,47 +340,141 @@ static bool tenant_snapshot(sluice_pool *pool, size_t cap, tenant_view *v)
         return true;
     }
     v->tracked = ts.tracked;
-    /* Tenants come and go between the calls: grow and retry a few times,
-     * then make do with what fits. */
+    if (!*fp && !(*fp = calloc(1, sizeof **fp))) {
+        return false;
+    }
+    sluice__tenant_fold *f = *fp;
+    /* Tenants come and go between the calls: grow until one fits. A
+     * snapshot that misses a tenant would make "other" go down. */
+    sluice_tenant_stats forgotten;
     size_t room = (size_t)ts.tracked + ts.shard_queues + 8, n = 0;
-    for (int tries = 0; tries < 3; tries++) {
+    for (;;) {
         sluice_tenant_stats *grown = realloc(v->t, (room + 1) * sizeof *grown); /* +1: "other" */
         if (!grown) {
             return false;
         }
         v->t = grown;
-        n = sluice_pool_tenants_get(pool, v->t, room);
+        n = sluice_pool_tenants_snapshot(pool, v->t, room, &forgotten);
         if (n <= room) {
             break;
         }
         room = n + 16;
     }
-    n = n < room ? n : room;
-    if (n <= cap) {
-        v->n = n;
-        return true;
-    }
-    qsort(v->t, n, sizeof *v->t, by_traffic);
-    sluice_tenant_stats other;
-    memset(&other, 0, sizeof other);
-    snprintf(other.name, sizeof other.name, "%s", SLUICE_METRIC_OTHER);
-    other.wait.bucket_count = v->t[0].wait.bucket_count;
-    memcpy(other.wait.bounds, v->t[0].wait.bounds, sizeof other.wait.bounds);
-    size_t kept = 0;
+    sluice_tenant_stats *t = v->t;
+    qsort(t, n, sizeof *t, by_name);
+    uint64_t max_inc = f->seen_upto; /* incarnations only grow */
     for (size_t i = 0; i < n; i++) {
-        if (kept < cap - 1 && strcmp(v->t[i].name, SLUICE_METRIC_OTHER) != 0) {
-            if (kept != i) {
-                v->t[kept] = v->t[i];
-            }
-            kept++;
-        } else {
-            fold_into(&other, &v->t[i]);
+        max_inc = t[i].incarnation > max_inc ? t[i].incarnation : max_inc;
+    }
+    bool *is_kept = calloc(n ? n : 1, sizeof *is_kept);
+    sluice_tenant_stats **cand = calloc(n ? n : 1, sizeof *cand);
+    if (!is_kept || !cand) {
+        free(is_kept);
+        free(cand);
+        return false;
+    }
+    /* The kept series still there (same incarnation); the rest end. */
+    size_t w = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        sluice_tenant_stats key;
+        snprintf(key.name, sizeof key.name, "%s", f->k[i].name);
+        sluice_tenant_stats *hit = bsearch(&key, t, n, sizeof *t, by_name);
+        if (hit && hit->incarnation == f->k[i].incarnation) {
+            f->k[i].at = (size_t)(hit - t);
+            is_kept[f->k[i].at] = true;
+            f->k[w++] = f->k[i];
+        }
+    }
+    f->n = w;
+    /* Candidates: the others, busiest first; a real tenant called "other"
+     * is always folded, so one series never carries two meanings. */
+    size_t nc = 0;
+    bool real_other = false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(t[i].name, SLUICE_METRIC_OTHER) == 0) {
+            real_other = true;
+        } else if (!is_kept[i]) {
+            cand[nc++] = &t[i];
+        }
+    }
+    for (size_t i = 1; i < nc; i++) { /* insertion sort on pointers, busiest first */
+        sluice_tenant_stats *x = cand[i];
+        size_t j = i;
+        while (j > 0 && by_traffic(cand[j - 1], x) > 0) {
+            cand[j] = cand[j - 1];
+            j--;
+        }
+        cand[j] = x;
+    }
+    bool was_folding = f->folding;
+    bool fold = was_folding || real_other || forgotten.submitted || forgotten.rejected || f->n + nc > cap;
+    size_t slots = fold ? cap - 1 : cap;
+    bool ok = true;
+    size_t next = 0;
+    while (ok && next < nc && f->n < slots) { /* room: the busiest get a series */
+        ok = keep(f, cand[next], (size_t)(cand[next] - t), was_folding);
+        is_kept[cand[next] - t] = ok;
+        next++;
+    }
+    while (f->n > slots) { /* "other" needs its series now: the least busy kept one folds */
+        size_t m = least_kept(f, t);
+        is_kept[f->k[m].at] = false;
+        f->k[m] = f->k[--f->n];
+    }
+    /* A folded tenant with over twice the traffic of the least busy kept
+     * one takes its place (twice: two tenants of about the same traffic
+     * do not swap back and forth). */
+    while (ok && f->n > 0 && next < nc) {
+        size_t m = least_kept(f, t);
+        if (traffic(cand[next]) / 2 <= traffic(&t[f->k[m].at])) {
+            break;
+        }
+        is_kept[f->k[m].at] = false;
+        f->k[m] = f->k[--f->n];
+        ok = keep(f, cand[next], (size_t)(cand[next] - t), was_folding);
+        is_kept[cand[next] - t] = ok;
+        next++;
+    }
+    /* The view: the kept series from their baselines, busiest first, then
+     * "other". */
+    sluice_tenant_stats other = forgotten;
+    snprintf(other.name, sizeof other.name, "%s", SLUICE_METRIC_OTHER);
+    for (size_t i = 0; i < f->n; i++) {
+        add_counts(&other, &f->k[i].base, 1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!is_kept[i]) {
+            add_counts(&other, &t[i], 1);
             v->folded++;
         }
     }
-    v->t[kept] = other;
-    v->n = kept + 1;
-    return true;
+    /* Compact in place: kept entries keep their relative (name) order. */
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!is_kept[i]) {
+            continue;
+        }
+        for (size_t j = 0; j < f->n; j++) {
+            if (f->k[j].at == i) {
+                add_counts(&t[i], &f->k[j].base, -1);
+                f->k[j].at = kept;
+            }
+        }
+        if (kept != i) {
+            t[kept] = t[i];
+        }
+        kept++;
+    }
+    qsort(t, kept, sizeof *t, by_traffic);
+    if (fold) {
+        t[kept++] = other;
+        f->folding = true;
+    }
+    f->seen_upto = max_inc;
+    v->n = kept;
+    free(is_kept);
+    free(cand);
+    return ok;
 }
 
 /* The per-tenant families, as POOL_FAMILIES: `value` reads the tenant's
@@ -326,7 +522,8 @@ static double tenant_value(const sluice_tenant_stats *t, tenant_field f)
 }
 
 /* The tenant families of every fair pool (nothing when there is none). */
-static void expo_tenants(sluice_expo *w, sluice_pool *const *pools, const snap *snaps, size_t n, size_t cap)
+static void expo_tenants(sluice_expo *w, sluice_pool *const *pools, sluice__tenant_fold **folds, const snap *snaps,
+                         size_t n, size_t cap)
 {
     tenant_view *v = calloc(n, sizeof *v);
     if (!v) {
@@ -335,7 +532,7 @@ static void expo_tenants(sluice_expo *w, sluice_pool *const *pools, const snap *
     }
     bool any = false;
     for (size_t i = 0; i < n; i++) {
-        if (!tenant_snapshot(pools[i], cap < 2 ? 2 : cap, &v[i])) {
+        if (!tenant_snapshot(pools[i], &folds[i], cap < 2 ? 2 : cap, &v[i])) {
             w->oom = true;
         }
         any |= v[i].fair;
@@ -379,7 +576,8 @@ static void expo_tenants(sluice_expo *w, sluice_pool *const *pools, const snap *
     free(v);
 }
 
-void sluice__expo_pools(sluice_expo *w, sluice_pool *const *pools, size_t n, size_t tenant_series)
+void sluice__expo_pools(sluice_expo *w, sluice_pool *const *pools, sluice__tenant_fold **folds, size_t n,
+                        size_t tenant_series)
 {
     if (n == 0) {
         return;
@@ -411,6 +609,6 @@ void sluice__expo_pools(sluice_expo *w, sluice_pool *const *pools, size_t n, siz
             sluice_expo_histogram(w, &snaps[i].label, 1, &snaps[i].hist[h]);
         }
     }
-    expo_tenants(w, pools, snaps, n, tenant_series);
+    expo_tenants(w, pools, folds, snaps, n, tenant_series);
     free(snaps);
 }

@@ -5,16 +5,18 @@
  * distinct tenant names submitted, a scrape holds at most max_series
  * tenant series per family, the busiest tenants keep theirs, the rest sum
  * into tenant="other", and every family still adds up to the pool's own
- * totals. A FIFO pool gets no tenant families at all.
+ * totals; across scrapes, with tenants promoted, demoted, forgotten and
+ * seen again, "other" never goes down (test_other_stays_a_counter). A
+ * FIFO pool gets no tenant families at all.
  *
- * The pools are drained before each scrape, so the counts are exact.
- * What is promised, and so what these tests may assert: a tenant's
- * counters count from when it was first seen until it is forgotten
- * (sluice/tenant.h), so the families add up to the pool's totals only
- * while no tenant has been forgotten; the cardinality test turns
- * forgetting off (idle_forget_ns = UINT64_MAX) because a slow run
- * (sanitizers, a loaded machine) could pass the default 60 s between
- * "large"'s last task and the scrape. Which series are the busiest
+ * The pools are drained (or waited on) before each scrape, so the counts
+ * are exact. A tenant's counters count from when it was first seen until
+ * it is forgotten (sluice/tenant.h); its counts then stay in "other", so
+ * the families always add up to the pool's totals, but its own series
+ * ends. The cardinality test turns forgetting off (idle_forget_ns =
+ * UINT64_MAX) because a slow run (sanitizers, a loaded machine) could
+ * pass the default 60 s between "large"'s last task and the scrape, and
+ * it asserts large's own series. Which series are the busiest
  * depends on how the shard queues share the minted names; the core
  * spreads them evenly whether or not the workers keep up (the hand's
  * tie-break, tests/core/test_fair.c test_shard_ties_spread), which is
@@ -30,6 +32,8 @@
 
 #include <cmocka.h>
 
+#include "common/wait.h"
+#include "sluice/clock.h"
 #include "sluice/metrics.h"
 #include "sluice/pool.h"
 #include "sluice/tenant.h"
@@ -205,6 +209,148 @@ static void test_cardinality_cap(void **state)
     sluice_pool_destroy(p);
 }
 
+/* The value of `family{name="<pool>",tenant="<tenant>"} `, or -1. */
+static double tenant_sample(const char *text, const char *family, const char *pool, const char *tenant)
+{
+    char prefix[160];
+    snprintf(prefix, sizeof prefix, "%s{name=\"%s\",tenant=\"%s\"} ", family, pool, tenant);
+    return sample(text, prefix);
+}
+
+static void submit_n(sluice_pool *p, const char *tenant, int n)
+{
+    for (int i = 0; i < n; i++) {
+        submit_as(p, tenant, ok_task);
+    }
+}
+
+/* Every tenant family adds up to the pool's totals, tenant="other" never
+ * goes down from one scrape to the next, and neither does any series
+ * that stays. Returns the scrape's "other" submitted (-1: none). */
+typedef struct scrape_state {
+    double other_submitted, other_completed, other_wait_count;
+} scrape_state;
+
+static double check_scrape(sluice_metrics *reg, sluice_pool *p, scrape_state *prev, char **text_out)
+{
+    WAIT_FOR(({
+                 sluice_pool_stats st_;
+                 sluice_pool_stats_get(p, &st_);
+                 st_.completed == st_.submitted && st_.running == 0;
+             }),
+             "every task of the pool ran");
+    sluice_pool_stats st;
+    sluice_pool_stats_get(p, &st);
+    char *text = render(reg);
+    double sum;
+    count_lines(text, "pool_tenant_submitted_total{name=\"fold\",", &sum);
+    assert_true(sum == (double)st.submitted);
+    count_lines(text, "pool_tenant_completed_total{name=\"fold\",", &sum);
+    assert_true(sum == (double)st.completed);
+    count_lines(text, "pool_tenant_submit_duration_seconds_count{name=\"fold\",", &sum);
+    assert_true(sum == (double)st.submitted);
+    assert_true(count_lines(text, "pool_tenant_submitted_total{name=\"fold\",", &sum) <= 3); /* the cap */
+    double o = tenant_sample(text, "pool_tenant_submitted_total", "fold", "other");
+    double oc = tenant_sample(text, "pool_tenant_completed_total", "fold", "other");
+    double ow = tenant_sample(text, "pool_tenant_submit_duration_seconds_count", "fold", "other");
+    if (prev->other_submitted >= 0) {
+        /* Once written, "other" goes on and never goes down (a decrease
+         * would read as a counter reset). */
+        assert_true(o >= prev->other_submitted);
+        assert_true(oc >= prev->other_completed);
+        assert_true(ow >= prev->other_wait_count);
+    }
+    prev->other_submitted = o;
+    prev->other_completed = oc;
+    prev->other_wait_count = ow;
+    *text_out = text;
+    return o;
+}
+
+static void test_other_stays_a_counter(void **state)
+{
+    (void)state;
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, 1000);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "fold";
+    pc.workers = 2;
+    pc.queue_capacity = 256;
+    pc.queue_discipline = SLUICE_QUEUE_FAIR;
+    pc.clock = &fc.clock;
+    pc.fair.idle_forget_ns = SLUICE_NS_PER_SEC;
+    sluice_pool *p = NULL;
+    char err[256];
+    assert_int_equal(sluice_pool_create(&pc, &p, err, sizeof err), SLUICE_OK);
+    sluice_metrics_config mc = {.max_series = 3};
+    sluice_metrics *reg = NULL;
+    assert_int_equal(sluice_metrics_create(&mc, &reg), SLUICE_OK);
+    assert_int_equal(sluice_metrics_add_pool(reg, p), SLUICE_OK);
+    scrape_state prev = {-1, -1, -1};
+    char *text;
+
+    /* default, a, b: three tenants, three series, nothing folded. */
+    submit_n(p, "a", 10);
+    submit_n(p, "b", 5);
+    assert_true(check_scrape(reg, p, &prev, &text) < 0);
+    assert_true(tenant_sample(text, "pool_tenant_submitted_total", "fold", "a") == 10);
+    assert_true(tenant_sample(text, "pool_tenant_submitted_total", "fold", "b") == 5);
+    free(text);
+
+    /* c (40) and d (1) arrive: five tenants, two series and "other". c
+     * has over twice b's traffic and takes b's series; default folds first
+     * (no traffic). Nothing had been folded before, so c and a keep their
+     * whole counts. */
+    sluice_tenant *hold_c;
+    assert_int_equal(sluice_pool_tenant_acquire(p, "c", &hold_c), SLUICE_OK); /* c is never forgotten */
+    submit_n(p, "c", 40);
+    submit_n(p, "d", 1);
+    assert_true(check_scrape(reg, p, &prev, &text) == 5 + 1);
+    assert_true(tenant_sample(text, "pool_tenant_submitted_total", "fold", "c") == 40);
+    assert_true(tenant_sample(text, "pool_tenant_submitted_total", "fold", "a") == 10);
+    assert_true(tenant_sample(text, "pool_tenants_folded", "fold", "") < 0);
+    assert_true(sample(text, "pool_tenants_folded{name=\"fold\"} ") == 3);
+    free(text);
+
+    /* b grows past twice a's traffic: b takes a's series, counting from
+     * now (its 5 stay in "other"), and a's 10 join "other". (Recomputed
+     * from scratch each scrape, as before, "other" would lose b's 5 on
+     * its promotion: a decrease whenever the tenant leaving the top has
+     * less; and all of the forgotten tenants' counts below.) */
+    submit_n(p, "b", 100);
+    assert_true(check_scrape(reg, p, &prev, &text) == 105 + 10 + 1);
+    assert_true(tenant_sample(text, "pool_tenant_submitted_total", "fold", "b") == 0);
+    assert_true(tenant_sample(text, "pool_tenant_submitted_total", "fold", "a") < 0);
+    free(text);
+    submit_n(p, "b", 7);
+    assert_true(check_scrape(reg, p, &prev, &text) == 105 + 10 + 1);
+    assert_true(tenant_sample(text, "pool_tenant_submitted_total", "fold", "b") == 7);
+    free(text);
+
+    /* Everyone idle but c is forgotten: a, b and d's counts move to the
+     * pool's forgotten record, which "other" carries, so it still adds up
+     * and does not go down; b's series ends. */
+    sluice_fake_clock_advance(&fc, 2 * SLUICE_NS_PER_SEC);
+    assert_true(check_scrape(reg, p, &prev, &text) == 10 + 112 + 1);
+    assert_true(tenant_sample(text, "pool_tenant_submitted_total", "fold", "b") < 0);
+    assert_true(tenant_sample(text, "pool_tenant_submitted_total", "fold", "c") == 40);
+    free(text);
+
+    /* b comes back: a new tenant under the old name (a new incarnation,
+     * new since the last scrape, so nothing of it was ever folded), from
+     * zero, with a series again: there is room. */
+    submit_n(p, "b", 3);
+    assert_true(check_scrape(reg, p, &prev, &text) == 123);
+    assert_true(tenant_sample(text, "pool_tenant_submitted_total", "fold", "b") == 3);
+    free(text);
+
+    sluice_tenant_release(hold_c);
+    assert_int_equal(sluice_metrics_remove_pool(reg, p), SLUICE_OK);
+    sluice_metrics_destroy(reg);
+    sluice_pool_destroy(p);
+}
+
 static void test_fifo_pool_has_no_tenant_families(void **state)
 {
     (void)state;
@@ -233,6 +379,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_per_tenant_series),
         cmocka_unit_test(test_cardinality_cap),
+        cmocka_unit_test(test_other_stays_a_counter),
         cmocka_unit_test(test_fifo_pool_has_no_tenant_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
