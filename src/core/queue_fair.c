@@ -181,8 +181,8 @@ struct fair {
     size_t nbuckets;
     unsigned tracked_dynamic, tracked_configured;
     uint64_t forgotten, sharded_submits;
-    uint64_t serials;                /* the last serial handed out */
-    struct sluice_tenant *retired;   /* the counts of every forgotten tenant, summed */
+    uint64_t serials;              /* the last serial handed out */
+    struct sluice_tenant *retired; /* the counts of every forgotten tenant, summed */
     size_t tenant_bytes;
     struct sluice_tenant **shards;
     struct sluice_tenant *dflt_tenant;
@@ -1003,8 +1003,8 @@ static sluice__qres fair_pop_finish(void *q, const sluice__done *done, sluice__t
 {
     fair *fq = q;
     pthread_mutex_lock(&fq->mu);
-    bool unblocked = finish_locked(fq, done->tenant, SLUICE__FROM_POP, done->outcome, done->wait_bucket,
-                                   done->wait_ns);
+    bool unblocked =
+        finish_locked(fq, done->tenant, SLUICE__FROM_POP, done->outcome, done->wait_bucket, done->wait_ns);
     sluice__qres r = pop_locked(fq, out, false);
     publish(fq);
     pthread_mutex_unlock(&fq->mu);

@@ -606,8 +606,8 @@ sluice_err sluice_metrics_register(sluice_metrics *reg, sluice_metric_type type,
     }
     if (!sluice__valid_metric_name(d->name)) {
         sluice__errf(errbuf, errlen,
-               "name: '%s' is not a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*, at most %d bytes)",
-               d->name ? d->name : "(null)", SLUICE_METRIC_NAME_MAX);
+                     "name: '%s' is not a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*, at most %d bytes)",
+                     d->name ? d->name : "(null)", SLUICE_METRIC_NAME_MAX);
         return SLUICE_EINVAL;
     }
     if (type == SLUICE_METRIC_COUNTER && !ends_with(d->name, "_total")) {
@@ -623,15 +623,15 @@ sluice_err sluice_metrics_register(sluice_metrics *reg, sluice_metric_type type,
         return SLUICE_EINVAL;
     }
     if (d->label_count > SLUICE_METRIC_MAX_LABELS || (d->label_count && !d->label_names)) {
-        sluice__errf(errbuf, errlen, "%s: label_count %zu (at most %d, with label_names)", d->name, d->label_count,
-               SLUICE_METRIC_MAX_LABELS);
+        sluice__errf(errbuf, errlen, "%s: label_count %zu (at most %d, with label_names)", d->name,
+                     d->label_count, SLUICE_METRIC_MAX_LABELS);
         return SLUICE_EINVAL;
     }
     for (size_t i = 0; i < d->label_count; i++) {
         if (!sluice__valid_label_name(d->label_names[i]) ||
             (type == SLUICE_METRIC_HISTOGRAM && strcmp(d->label_names[i], "le") == 0)) {
             sluice__errf(errbuf, errlen, "%s: label name '%s' is not valid", d->name,
-                   d->label_names[i] ? d->label_names[i] : "(null)");
+                         d->label_names[i] ? d->label_names[i] : "(null)");
             return SLUICE_EINVAL;
         }
         for (size_t j = 0; j < i; j++) {
@@ -662,7 +662,7 @@ sluice_err sluice_metrics_register(sluice_metrics *reg, sluice_metric_type type,
                 *out = m;
             } else {
                 sluice__errf(errbuf, errlen, "%s: already registered as a %s with %zu labels", d->name,
-                       type_name(m->type), m->label_count);
+                             type_name(m->type), m->label_count);
                 r = SLUICE_EINVAL;
             }
             pthread_mutex_unlock(&reg->lock);

@@ -522,8 +522,8 @@ static double tenant_value(const sluice_tenant_stats *t, tenant_field f)
 }
 
 /* The tenant families of every fair pool (nothing when there is none). */
-static void expo_tenants(sluice_expo *w, sluice_pool *const *pools, sluice__tenant_fold **folds, const snap *snaps,
-                         size_t n, size_t cap)
+static void expo_tenants(sluice_expo *w, sluice_pool *const *pools, sluice__tenant_fold **folds,
+                         const snap *snaps, size_t n, size_t cap)
 {
     tenant_view *v = calloc(n, sizeof *v);
     if (!v) {

@@ -189,7 +189,8 @@ static void test_cardinality_cap(void **state)
     assert_true(sample(text, "pool_tenant_submitted_total{name=\"shared\",tenant=\"big\"} ") == 5000);
     assert_true(sample(text, "pool_tenant_submitted_total{name=\"shared\",tenant=\"large\"} ") == 4000);
     double sum;
-    assert_int_equal(count_lines(text, "pool_tenant_submitted_total{name=\"shared\",tenant=\"other\"}", &sum), 1);
+    assert_int_equal(count_lines(text, "pool_tenant_submitted_total{name=\"shared\",tenant=\"other\"}", &sum),
+                     1);
     assert_true(sample(text, "pool_tenants_folded{name=\"shared\"} ") > 0);
     /* Nothing is lost in the fold: the families add up to the pool. */
     sluice_pool_stats st;
@@ -236,7 +237,7 @@ static double check_scrape(sluice_metrics *reg, sluice_pool *p, scrape_state *pr
     WAIT_FOR(({
                  sluice_pool_stats st_;
                  sluice_pool_stats_get(p, &st_);
-                 st_.completed == st_.submitted && st_.running == 0;
+                 st_.completed == st_.submitted &&st_.running == 0;
              }),
              "every task of the pool ran");
     sluice_pool_stats st;
