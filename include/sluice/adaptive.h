@@ -40,7 +40,9 @@
  *    `smoothing`. It settles at about K + 3..6 lg calls, K the Little's-law
  *    K, with the band between as hysteresis.
  * Dropped calls in gradient2 and vegas multiply the limit by `backoff` as
- * in AIMD.
+ * in AIMD. Windows fed by sluice_adaptive_observe (a pool's controller)
+ * add rules of their own, which tell a slower downstream from a congested
+ * one and follow the caller's demand: see there.
  *
  * Example (wrapping a downstream call):
  *
@@ -108,10 +110,14 @@ typedef struct sluice_adaptive_config {
     /* Multiplier on a drop, in (0, 1): 0 = 0.9. */
     double backoff;
     /* AIMD: a success whose RTT exceeds this counts as a drop. 0 = no
-     * threshold; UINT64_MAX is the same as none in practice. */
+     * threshold per call; fed by observe, 0 means tolerance x the no-load
+     * RTT, tested by a probe first (see observe). UINT64_MAX is the same
+     * as none in practice. */
     uint64_t rtt_threshold_ns;
     /* gradient2: how much slower than the long-term RTT a window may be
-     * before the limit shrinks; >= 1.0. 0 = 1.5. */
+     * before the limit shrinks; >= 1.0. 0 = 1.5. Fed by observe (all
+     * modes), also the rise that starts a probe, and the growth a window
+     * toward demand may make (see observe). */
     double tolerance;
     /* gradient2: calls added beyond limit * gradient each window; >= 0.
      * 0 = 4 (use a tiny positive value for "none"). */
@@ -119,9 +125,12 @@ typedef struct sluice_adaptive_config {
     /* gradient2 and vegas: weight of each window's new limit, in (0, 1].
      * 0 = 0.2. */
     double smoothing;
-    /* gradient2 and vegas: windows between probes of the no-load RTT; 0 = 50.
-     * A probe window admits min_limit calls for max(min_limit, 4) samples,
-     * so it costs about 1/probe_interval of the throughput. */
+    /* gradient2 and vegas, per call: windows between probes of the no-load
+     * RTT; 0 = 50. A probe window admits min_limit calls for
+     * max(min_limit, 4) samples, so it costs about 1/probe_interval of the
+     * throughput. Fed by sluice_adaptive_observe (all modes): no periodic
+     * probe; the most windows between two probes that a high RTT starts
+     * (see observe). */
     uint32_t probe_interval;
     /* The clock for RTTs and deadlines; NULL = system. */
     const sluice_clock *clock;
@@ -201,7 +210,9 @@ SLUICE_API sluice_err sluice_adaptive_release(sluice_adaptive *lim, sluice_adapt
                                               sluice_adaptive_outcome outcome);
 
 /* sluice_adaptive_limit_get - the limit now (calls admitted at once). During
- * a gradient2 probe window this is min_limit. Thread-safe. */
+ * a per-call probe window this is min_limit; during one started by
+ * sluice_adaptive_observe, half the estimate (at least min_limit).
+ * Thread-safe. */
 SLUICE_API uint32_t sluice_adaptive_limit_get(sluice_adaptive *lim);
 
 /*
@@ -219,6 +230,11 @@ typedef struct sluice_adaptive_window {
     uint64_t drops;       /* calls dropped for load (timeouts, refusals, shed) */
     uint64_t mean_rtt_ns; /* mean RTT of the successes; ignored when there were none */
     bool in_use;          /* the limit was the bound (work waited, or half of it ran): it may grow */
+    /* The concurrency the caller's demand needs (Little's law: offered
+     * rate x mean RTT, with any headroom), or 0 = not known. When given,
+     * the limit never grows past it, grows toward it at once while in use
+     * and un-congested, and falls to it when not in use (see observe). */
+    double demand;
 } sluice_adaptive_window;
 
 /*
@@ -226,11 +242,42 @@ typedef struct sluice_adaptive_window {
  * aggregate (the pool controller, sluice/control.h, reads it from a pool's
  * histograms) instead of per call: the mode's rule runs once on it.
  * drops > 0 backs off by `backoff` once (and ends a probe without a
- * measurement); AIMD adds successes / limit when in_use, and backs off when
- * the mean RTT exceeds rtt_threshold_ns; gradient2 and vegas treat it as
- * one window with its mean RTT; during a probe window (the limit is then
- * min_limit: the caller should run at it) the window is the probe's
- * measurement. A window with no successes and no drops changes nothing.
+ * measurement); AIMD with rtt_threshold_ns backs off when the mean RTT
+ * exceeds it; AIMD adds successes / limit when in_use; gradient2 and vegas
+ * treat it as one window with its mean RTT. A window with no successes
+ * and no drops changes nothing. On top of the modes' rules, windows have
+ * three of their own (the per-call path has none of them):
+ *  - A rise is tested before it is obeyed. A window whose mean RTT the
+ *    mode would shrink for (gradient2 and AIMD without rtt_threshold_ns:
+ *    over tolerance x the no-load RTT; vegas: more than beta queued)
+ *    starts a probe at once instead: the limit is half the estimate (at
+ *    least min_limit; the caller should run at it) for the next window,
+ *    and the estimate does not move. That next window is the probe's
+ *    measurement p, against the window before it, s. p >= 0.8 s (halving
+ *    the concurrency did not lower the RTT: the downstream got slower, it
+ *    is not congested by us): the no-load RTT becomes p, counted in
+ *    `rebases`, and nothing backs off. p < 0.8 s (congestion): the no-load
+ *    RTT becomes the lower of it and p, counted in `congestion_verdicts`,
+ *    and the estimate drops at once (at most by half) to the mode's steady
+ *    state for the capacity the window showed, C = limit x no-load / s:
+ *    gradient2 tolerance x C + queue_size, vegas C + 4.5 lg C, AIMD C. A
+ *    verdict that confirms the no-load RTT doubles the windows before a
+ *    high RTT may start the next probe (2, 4, ... up to probe_interval;
+ *    meanwhile the mode's rule answers high RTTs); one that lowered it by
+ *    more than a tenth probes again after 2 windows, high RTT or not, until
+ *    the estimate stops moving. There is no periodic probe. A probe begun
+ *    by the per-call path, if any, ends with the per-call rule.
+ *  - demand (when > 0) bounds growth: no rule grows the limit past it or
+ *    toward it while it is within 1 + 2% of the limit; and a limit in use,
+ *    under demand and clearly un-congested (RTT within half the tolerance
+ *    of the no-load RTT; vegas: at most lg queued) grows at once toward
+ *    it, by up to tolerance x no-load / RTT times a window (never more
+ *    than doubling: the growth that would keep the RTT within tolerance
+ *    were all of it to queue).
+ *  - A limit over demand (past the same slack), not in use and not
+ *    congested falls to demand at once.
+ * With demand 0 and RTTs that stay within tolerance the rules are those of
+ * the modes alone.
  * Returns SLUICE_OK; SLUICE_EINVAL when lim or w is NULL.
  * Thread-safety: safe from any thread, also alongside acquire/release
  * (both feed the same estimate).
@@ -253,22 +300,25 @@ typedef struct sluice_adaptive_stats {
     double limit_estimate; /* the algorithm's fractional limit (outside probes) */
     uint32_t inflight;
     unsigned waiters;
-    bool probing;          /* gradient2: in a probe window */
-    uint64_t long_rtt_ns;  /* gradient2: the no-load RTT estimate (0 = none yet) */
+    bool probing;          /* in a probe window */
+    uint64_t long_rtt_ns;  /* the no-load RTT estimate (0 = none yet; AIMD: only when fed by observe) */
     uint64_t short_rtt_ns; /* the mean RTT of the last complete window (0 = none yet) */
     bool closed;
     /* counters */
-    uint64_t acquired;   /* admitted calls */
-    uint64_t rejected;   /* try_acquire refused with SLUICE_EAGAIN */
-    uint64_t timeouts;   /* acquire_until ended SLUICE_ETIMEDOUT */
-    uint64_t canceled;   /* acquire_until ended with another ctx cause */
-    uint64_t successes;  /* releases by outcome */
+    uint64_t acquired;  /* admitted calls */
+    uint64_t rejected;  /* try_acquire refused with SLUICE_EAGAIN */
+    uint64_t timeouts;  /* acquire_until ended SLUICE_ETIMEDOUT */
+    uint64_t canceled;  /* acquire_until ended with another ctx cause */
+    uint64_t successes; /* releases by outcome */
     uint64_t drops;
     uint64_t ignored;
-    uint64_t windows;    /* windows completed (probe windows included) */
-    uint64_t probes;     /* probe windows completed */
-    uint64_t decisions_up;   /* times the (integer) limit went up */
-    uint64_t decisions_down; /* times it went down (probes not counted) */
+    uint64_t windows;             /* windows completed (probe windows included) */
+    uint64_t probes;              /* probe windows completed */
+    uint64_t decisions_up;        /* times the (integer) limit went up */
+    uint64_t decisions_down;      /* times it went down (probes not counted) */
+    uint64_t rebases;             /* window probes whose RTT did not fall with the limit:
+                                     the no-load RTT re-based to it (a slower downstream) */
+    uint64_t congestion_verdicts; /* window probes whose RTT fell with the limit (congestion) */
 } sluice_adaptive_stats;
 
 /* sluice_adaptive_stats_get - fill *out. Thread-safe (takes the lock briefly). */

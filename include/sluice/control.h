@@ -7,11 +7,23 @@
  * with sluice_pool_resize within [min_limit, max_limit]:
  *
  *  - the limit: mode AIMD, GRADIENT2 or VEGAS runs the sync limiter's
- *    algorithm (sluice/adaptive.h) on each interval's window: the mean
- *    task run time from the pool's run-time histogram, the successes, and
- *    failed or panicked tasks as drops (a task that calls a downstream
- *    should fail on a timeout or an overload reply). FIXED leaves K alone
- *    unless auto-tune moves it.
+ *    algorithm (sluice/adaptive.h) on each interval's window through
+ *    sluice_adaptive_observe: the mean task run time from the pool's
+ *    run-time histogram, the successes, and failed or panicked tasks as
+ *    drops (a task that calls a downstream should fail on a timeout or an
+ *    overload reply). The window is "in use" (the limit may grow) when
+ *    demand binds K: utilisation at or above util_high, work dropped, shed
+ *    or rejected, or more than K tasks queued or added to the queue since
+ *    the last window. Its demand is the Little's-law K with headroom (as
+ *    auto-tune's), so the limit grows toward it at once while the
+ *    downstream is not congested, never past it, and falls to it when the
+ *    pool does not use the limit. A run time that rises is tested first
+ *    (a probe window at half K): if it did not fall with K the downstream
+ *    got slower and the limiter re-bases; if it did, that is congestion
+ *    and K drops to the limiter's steady state for the capacity measured.
+ *    So after a downstream slows, K follows Little's law; when the
+ *    downstream is the bottleneck, K stays near what it serves at once.
+ *    FIXED leaves K alone unless auto-tune moves it.
  *  - auto-tune (the guide's P42): with `autotune`, each change is governed.
  *    In FIXED mode the loop proposes the change itself: utilisation (the
  *    mean tasks running over K, by Little's law from the histogram) at or
@@ -23,7 +35,8 @@
  *    time x (1 + headroom), at most max_step a change. In the other modes
  *    the limiter proposes and a growth is only made while the pool is
  *    busy (the same up trigger). Every mode then obeys: a cooldown after
- *    each change, a change smaller than hysteresis x K is not made, the
+ *    each change, a change smaller than hysteresis x K (or max_step, if
+ *    that is less) is not made, the
  *    band between util_low and util_high moves nothing, and a change is
  *    judged after its cooldown: if the run-time p99 grew by more than
  *    revert_p99_ratio over the window that led to it (growths only: a
@@ -139,7 +152,8 @@ typedef struct sluice_pool_control_config {
     uint64_t interval_ns;
 
     /* The limiter (AIMD, GRADIENT2, VEGAS); 0 = the defaults of
-     * sluice_adaptive_config, which says what each means. */
+     * sluice_adaptive_config, which says what each means (for a window fed
+     * by sluice_adaptive_observe, as a controller's are). */
     double backoff;
     double tolerance;
     double smoothing;
@@ -152,8 +166,10 @@ typedef struct sluice_pool_control_config {
     double util_low;             /* 0 = 0.3; in [0, util_high) - use a tiny value for "never shrink" */
     uint64_t cooldown_ns;        /* after a change; 0 = 2 intervals; at most 1 hour */
     unsigned max_step;           /* most K moves in one change; 0 = 8 */
-    double hysteresis;           /* smallest change, as a fraction of K (at least 1 worker); 0 = 0.1; < 1 */
-    double headroom;             /* over the Little's-law K; 0 = 0.05; in [0, 1] */
+    double hysteresis;           /* smallest change, as a fraction of K (at least 1 worker, at most
+                                    max_step); 0 = 0.1; < 1 */
+    double headroom;             /* over the Little's-law K (auto-tune's target, the limiters'
+                                    demand); 0 = 0.05; in [0, 1] */
     double revert_p99_ratio;     /* 0 = 1.5; > 1 */
     double revert_failure_delta; /* 0 = 0.05; in (0, 1] */
 

@@ -9,8 +9,9 @@
  *
  * Design. One mutex guards all state; one condition variable wakes
  * acquirers. Admission is `inflight < effective limit`, where the
- * effective limit is floor(limit) clamped to [min, max], or min_limit
- * during a gradient2 probe. The algorithm runs in release():
+ * effective limit is floor(limit) clamped to [min, max], or the probe's
+ * limit during a probe (min_limit per call, half the limit for a window
+ * probe). The algorithm runs in release():
  *   - Every token carries what its release needs to be judged fairly: the
  *     acquire time (RTT = release time - acquire time on the limiter's
  *     clock), the in-flight count at admission (AIMD does not grow on calls
@@ -24,17 +25,14 @@
  *     mean RTT and applies the Netflix gradient against the long-term
  *     RTT (see sluice/adaptive.h for the formula).
  *   - vegas shares gradient2's windows and no-load RTT, and estimates the
-     calls queued at the downstream as limit * (1 - long_rtt / short_rtt):
-     under alpha = 3 * lg(limit) it grows by lg(limit) (by beta = 6 *
-     lg(limit) while the queue is empty), over beta it shrinks by
-     lg(limit), in between it holds (lg = log10, at least 1). The band
-     between alpha and beta is its hysteresis: a steady state has no
-     reason to move.
-   - sluice_adaptive_observe feeds a whole window measured elsewhere (the
-     pool controller reads it from a pool's histograms): the same rules,
-     one window per call, with the window's mean RTT.
-   - The long-term RTT is the no-load latency estimate. It drops at once
- *     to a faster window and is re-measured by a probe every
+ *     calls queued at the downstream as limit * (1 - long_rtt / short_rtt):
+ *     under alpha = 3 * lg(limit) it grows by lg(limit) (by beta = 6 *
+ *     lg(limit) while the queue is empty), over beta it shrinks by
+ *     lg(limit), in between it holds (lg = log10, at least 1). The band
+ *     between alpha and beta is its hysteresis: a steady state has no
+ *     reason to move.
+ *   - The long-term RTT is the no-load latency estimate. It drops at once
+ *     to a faster window and, per call, is re-measured by a probe every
  *     probe_interval windows: the effective limit falls to min_limit, and
  *     only calls admitted during the probe (tok->probe) count as its
  *     samples, so queueing left over from the higher limit never reaches
@@ -43,6 +41,14 @@
  *   Why probes: an average of the RTTs the limiter sees follows the
  *   queueing its own limit causes; then the gradient returns to 1 and the
  *   limit creeps to max_limit (RATIONALE.md, "adaptive concurrency").
+ *   - sluice_adaptive_observe feeds a whole window measured elsewhere (the
+ *     pool controller reads it from a pool's histograms), one window per
+ *     call with its mean RTT, and adds three rules of its own (below,
+ *     "the window rules"): a rise is tested by a probe at half the limit
+ *     before it is obeyed (an RTT that does not fall with the concurrency
+ *     re-bases the no-load RTT; one that does is congestion and moves the
+ *     limit to the mode's steady state at once); the caller's demand caps
+ *     growth and is grown toward at once; an unused limit falls to it.
  *
  * Waking. A release signals one waiter; a grown limit and close broadcast.
  * Waiters are not FIFO (try_acquire may barge); a waiter that leaves with
@@ -60,6 +66,11 @@
 
 #include "sluice/adaptive.h"
 #include "sync/sync_internal.h"
+
+/* Windows after a window probe before a high RTT may start the next one,
+ * at first and after a re-base; each congestion verdict doubles it, up to
+ * probe_interval. */
+#define RISE_WAIT_MIN 2u
 
 struct sluice_adaptive {
     /* Immutable after create. */
@@ -93,6 +104,13 @@ struct sluice_adaptive {
     uint64_t probe_seq; /* last probe id handed out */
     uint32_t probe_count, probe_need;
     uint64_t probe_sum_ns;
+    uint32_t probe_limit; /* calls admitted during the probe */
+    /* A probe started by observe (a window probe): it runs at half the
+     * limit and its verdict compares it with the window before it. */
+    bool probe_window;
+    double probe_ref_rtt_ns;  /* the mean RTT of the window before it, at the limit */
+    uint32_t rise_wait;       /* windows after a probe before a high RTT may start another */
+    bool probe_again;         /* the last verdict moved the no-load RTT: probe again after rise_wait */
     sluice_adaptive_stats st; /* counters */
 };
 
@@ -112,7 +130,7 @@ static uint32_t floor_limit(const sluice_adaptive *a)
 /* Calls admitted at once now (mu held). */
 static uint32_t effective_limit(const sluice_adaptive *a)
 {
-    return a->probe_id ? a->min_limit : floor_limit(a);
+    return a->probe_id ? a->probe_limit : floor_limit(a);
 }
 
 sluice_err sluice_adaptive_create(const sluice_adaptive_config *cfg, sluice_adaptive **out, char *errbuf,
@@ -142,8 +160,7 @@ sluice_err sluice_adaptive_create(const sluice_adaptive_config *cfg, sluice_adap
         init = mx < 20 ? mx : 20;
         init = init < mn ? mn : init;
     } else if (init < mn || init > mx) {
-        sluice__errf(errbuf, errlen, "initial_limit: must be in [min_limit, max_limit] ([%u, %u])", mn,
-                          mx);
+        sluice__errf(errbuf, errlen, "initial_limit: must be in [min_limit, max_limit] ([%u, %u])", mn, mx);
         return SLUICE_EINVAL;
     }
     double backoff = cfg->backoff == 0 ? 0.9 : cfg->backoff;
@@ -200,6 +217,7 @@ sluice_err sluice_adaptive_create(const sluice_adaptive_config *cfg, sluice_adap
     a->queue_size = q;
     a->smoothing = sm;
     a->probe_interval = cfg->probe_interval ? cfg->probe_interval : 50;
+    a->rise_wait = RISE_WAIT_MIN < a->probe_interval ? RISE_WAIT_MIN : a->probe_interval;
     a->clock = cfg->clock ? cfg->clock : sluice_clock_system();
     *out = a;
     return SLUICE_OK;
@@ -369,6 +387,8 @@ static void aimd_success(sluice_adaptive *a, const sluice_adaptive_token *tok)
 static void probe_start(sluice_adaptive *a)
 {
     a->probe_id = ++a->probe_seq;
+    a->probe_limit = a->min_limit;
+    a->probe_window = false;
     a->probe_need = a->min_limit > 4 ? a->min_limit : 4;
     a->probe_count = 0;
     a->probe_sum_ns = 0;
@@ -382,19 +402,11 @@ static double vegas_step(double limit)
     return l < 1.0 ? 1.0 : l;
 }
 
-/* A window ended with mean RTT s (gradient2 and vegas; mu held). `used`:
- * the limit was in use (half of it in flight), else it may not grow. */
-static void window_done(sluice_adaptive *a, double s, bool used)
+/* The smoothed limit gradient2's or vegas's rule asks for after a window
+ * of mean RTT s (mu held; long_rtt_ns set). `used`: the limit was in use,
+ * else it may not grow. */
+static double rule_next(const sluice_adaptive *a, double s, bool used)
 {
-    if (s < 1) {
-        s = 1; /* a zero RTT (a fake clock that did not move) */
-    }
-    window_reset(a);
-    a->st.windows++;
-    a->short_rtt_ns = (uint64_t)s;
-    if (a->long_rtt_ns == 0 || s < a->long_rtt_ns) {
-        a->long_rtt_ns = s;
-    }
     double target;
     if (a->mode == SLUICE_ADAPTIVE_VEGAS) {
         double queued = a->limit * (1.0 - a->long_rtt_ns / s);
@@ -418,7 +430,31 @@ static void window_done(sluice_adaptive *a, double s, bool used)
     if (!used && target > a->limit) {
         target = a->limit;
     }
-    set_limit(a, a->limit * (1 - a->smoothing) + target * a->smoothing);
+    return a->limit * (1 - a->smoothing) + target * a->smoothing;
+}
+
+/* Take a window's mean RTT s as the short-term RTT; a faster one lowers
+ * the no-load estimate at once (mu held). Returns s, at least 1 ns. */
+static double window_rtt(sluice_adaptive *a, double s)
+{
+    if (s < 1) {
+        s = 1; /* a zero RTT (a fake clock that did not move) */
+    }
+    a->short_rtt_ns = (uint64_t)s;
+    if (a->long_rtt_ns == 0 || s < a->long_rtt_ns) {
+        a->long_rtt_ns = s;
+    }
+    return s;
+}
+
+/* A window ended with mean RTT s (gradient2 and vegas, per call; mu
+ * held). `used`: the limit was in use (half of it in flight). */
+static void window_done(sluice_adaptive *a, double s, bool used)
+{
+    window_reset(a);
+    a->st.windows++;
+    s = window_rtt(a, s);
+    set_limit(a, rule_next(a, s, used));
     if (++a->windows_since_probe >= a->probe_interval) {
         probe_start(a);
     }
@@ -429,12 +465,192 @@ static void probe_done(sluice_adaptive *a, double p)
 {
     a->long_rtt_ns = a->long_rtt_ns > 0 ? (a->long_rtt_ns + p) / 2 : p;
     a->probe_id = 0;
+    a->probe_window = false;
     a->st.probes++;
     a->st.windows++;
     window_reset(a);
     if (floor_limit(a) > a->min_limit) {
         pthread_cond_broadcast(&a->cv); /* the limit is back up */
     }
+}
+
+/* ---- the window rules (sluice_adaptive_observe) --------------------------------------
+ *
+ * A caller that measures whole windows (the pool controller) knows more
+ * than a per-call limiter: whether demand binds the limit (in_use) and,
+ * optionally, how much concurrency its demand needs (demand). Three rules
+ * use that, on top of each mode's rule:
+ *  1. A rise is tested before it is obeyed. A window whose mean RTT is over
+ *     tolerance x the no-load RTT starts a probe at once, at half the
+ *     limit, instead of moving (AIMD without an rtt_threshold uses the same
+ *     test as its implicit threshold). The verdict compares the probe with
+ *     the window before it: an RTT that did not fall with the concurrency
+ *     (p >= RESPOND_RATIO x s) is not ours - the downstream got slower - so
+ *     the no-load RTT is re-based to p outright; one that fell is
+ *     congestion: the no-load RTT keeps the lower of the two and the limit
+ *     goes at once to the mode's steady state for the capacity the window
+ *     showed (C = limit x long / s, vegas's estimate). A congestion verdict
+ *     doubles the windows before the next triggered probe (up to
+ *     probe_interval); a re-base resets it. Meanwhile the mode's own rule
+ *     answers high RTTs as before.
+ *  2. Demand bounds growth: no rule grows the limit past `demand`; and a
+ *     limit in use, clearly un-congested and under demand grows at once
+ *     toward it, at most doubling a window (slow start), instead of by the
+ *     rule's few calls a window.
+ *  3. A limit over demand, not in use and not congested, falls to demand
+ *     (a limit nobody uses measures nothing, and a burst would all reach
+ *     the downstream at once).
+ * The window path has no periodic probe: the no-load RTT falls at once to
+ * a faster window, and every rise that would shrink the limit is tested
+ * by a probe of its own, so a periodic one would only cost throughput.
+ */
+
+/* The probe RTT, as a fraction of the window before it, at and over which
+ * halving the concurrency is taken to have changed nothing. Under
+ * processor sharing past the knee RTT halves with the concurrency (0.5);
+ * a limit 25% past the knee gives 0.8, and then p is the no-load RTT
+ * anyway, so a re-base there is harmless. */
+#define RESPOND_RATIO 0.8
+
+static void window_probe_start(sluice_adaptive *a, double s)
+{
+    probe_start(a);
+    a->probe_window = true;
+    uint32_t half = floor_limit(a) / 2;
+    a->probe_limit = half > a->min_limit ? half : a->min_limit;
+    a->probe_ref_rtt_ns = s;
+}
+
+/* Slack under which demand and the limit count as equal (no jump, no
+ * decay): one call and 2%, so Poisson noise in the demand estimate does
+ * not move the limit every window. */
+static double demand_slack(double demand)
+{
+    return 1.0 + 0.02 * demand;
+}
+
+/* The limit a window probe's verdict of congestion moves to at once: the
+ * mode's steady state for a downstream serving c at once (mu held). */
+static double steady_state(const sluice_adaptive *a, double c)
+{
+    switch (a->mode) {
+    case SLUICE_ADAPTIVE_GRADIENT2:
+        return a->tolerance * c + a->queue_size;
+    case SLUICE_ADAPTIVE_VEGAS:
+        return c + 4.5 * vegas_step(c); /* between alpha and beta */
+    default:
+        return c; /* AIMD grows from the knee and backs off past tolerance x it */
+    }
+}
+
+/* A window probe measured p (mu held). */
+static void window_probe_done(sluice_adaptive *a, double p)
+{
+    double s = a->probe_ref_rtt_ns;
+    a->probe_id = 0;
+    a->probe_window = false;
+    a->st.probes++;
+    a->st.windows++;
+    window_reset(a);
+    if (p < 1) {
+        p = 1;
+    }
+    if (p >= RESPOND_RATIO * s) {
+        /* Half the concurrency, the same RTT: the rise is not ours. */
+        a->long_rtt_ns = p;
+        a->st.rebases++;
+        a->rise_wait = RISE_WAIT_MIN < a->probe_interval ? RISE_WAIT_MIN : a->probe_interval;
+        a->probe_again = false;
+        return;
+    }
+    /* It fell with the concurrency: congestion. The probe is an upper
+     * bound on the no-load RTT (half the limit may still be past the
+     * knee). A verdict that only confirms the estimate doubles the wait
+     * for the next triggered probe; one that lowered it by more than a
+     * tenth resets the wait and asks for another probe after it, high RTT
+     * or not, as the estimate is still being found (vegas, at its steady
+     * state over a too-high estimate, would never see a high RTT again). */
+    a->st.congestion_verdicts++;
+    if (a->long_rtt_ns == 0 || p < 0.9 * a->long_rtt_ns) {
+        a->long_rtt_ns = p;
+        a->rise_wait = RISE_WAIT_MIN < a->probe_interval ? RISE_WAIT_MIN : a->probe_interval;
+        a->probe_again = true;
+    } else {
+        a->long_rtt_ns = p < a->long_rtt_ns ? p : a->long_rtt_ns;
+        a->rise_wait = a->rise_wait * 2 < a->probe_interval ? a->rise_wait * 2 : a->probe_interval;
+        a->probe_again = false;
+    }
+    /* At once to the mode's steady state for the capacity the window
+     * before showed, C = limit x long / s (never up; at most halved, as
+     * gradient2's own clamp). */
+    double next = steady_state(a, a->limit * a->long_rtt_ns / s);
+    next = next > a->limit ? a->limit : next < a->limit * 0.5 ? a->limit * 0.5 : next;
+    if (next < a->limit) {
+        a->epoch++;
+    }
+    set_limit(a, next);
+}
+
+/* One window of the window path, outside probes and drops (mu held). */
+static void window_rule(sluice_adaptive *a, const sluice_adaptive_window *w)
+{
+    a->st.windows++;
+    double s = window_rtt(a, w->mean_rtt_ns > 0 ? (double)w->mean_rtt_ns : 1.0);
+    bool explicit_threshold = a->mode == SLUICE_ADAPTIVE_AIMD && a->rtt_threshold_ns;
+    /* High: what the mode's rule would shrink for (vegas: more queued than
+     * beta; the others: over tolerance x the no-load RTT). */
+    bool high = a->mode == SLUICE_ADAPTIVE_VEGAS
+                    ? a->limit * (1.0 - a->long_rtt_ns / s) > 6 * vegas_step(a->limit)
+                    : s > a->tolerance * a->long_rtt_ns;
+    if (a->windows_since_probe < UINT32_MAX) {
+        a->windows_since_probe++;
+    }
+    if ((high || a->probe_again) && !explicit_threshold && a->windows_since_probe >= a->rise_wait) {
+        window_probe_start(a, s); /* rule 1: test the rise before obeying it */
+        return;
+    }
+    double next;
+    bool congested, clear;
+    if (a->mode == SLUICE_ADAPTIVE_AIMD) {
+        /* An explicit threshold was applied by the caller as a drop. */
+        congested = high && !explicit_threshold;
+        clear = s <= a->long_rtt_ns * (1 + (a->tolerance - 1) / 2);
+        if (congested) {
+            a->epoch++;
+            next = a->limit * a->backoff;
+        } else if (w->in_use) {
+            next = a->limit + (double)w->successes / floor_limit(a); /* one per limit's worth */
+        } else {
+            next = a->limit;
+        }
+    } else {
+        next = rule_next(a, s, w->in_use);
+        congested = next < a->limit;
+        if (a->mode == SLUICE_ADAPTIVE_VEGAS) {
+            clear = a->limit * (1.0 - a->long_rtt_ns / s) <= vegas_step(a->limit);
+        } else {
+            clear = s <= a->long_rtt_ns * (1 + (a->tolerance - 1) / 2);
+        }
+    }
+    double d = w->demand;
+    if (d > 0) {
+        if (next > a->limit) { /* rule 2: never past demand, nor toward it within the slack */
+            double cap = d > a->limit + demand_slack(d) ? d : a->limit;
+            next = next < cap ? next : cap;
+        }
+        if (w->in_use && clear && d > a->limit + demand_slack(d)) {
+            /* Rule 2: toward demand, as far as would keep the RTT within
+             * tolerance even were all the growth to queue downstream
+             * (RTT in proportion to the limit), and at most doubling. */
+            double room = a->tolerance * a->long_rtt_ns / s;
+            double jump = a->limit * (room < 2 ? room : 2);
+            jump = jump < d ? jump : d;
+            next = next > jump ? next : jump;
+        } else if (!w->in_use && !congested && a->limit > d + demand_slack(d)) {
+            next = d; /* rule 3: decay to what is used */
+        }
+    }
+    set_limit(a, next);
 }
 
 static void gradient2_success(sluice_adaptive *a, const sluice_adaptive_token *tok, uint64_t rtt)
@@ -458,7 +674,8 @@ static void gradient2_success(sluice_adaptive *a, const sluice_adaptive_token *t
     window_done(a, (double)a->win_sum_ns / a->win_count, (uint64_t)tok->inflight * 2 >= floor_limit(a));
 }
 
-sluice_err sluice_adaptive_release(sluice_adaptive *a, sluice_adaptive_token *tok, sluice_adaptive_outcome outcome)
+sluice_err sluice_adaptive_release(sluice_adaptive *a, sluice_adaptive_token *tok,
+                                   sluice_adaptive_outcome outcome)
 {
     if (!a || !tok || tok->owner != a ||
         (outcome != SLUICE_ADAPTIVE_SUCCESS && outcome != SLUICE_ADAPTIVE_DROPPED &&
@@ -562,18 +779,16 @@ sluice_err sluice_adaptive_observe(sluice_adaptive *a, const sluice_adaptive_win
         window_reset(a);
         if (a->probe_id) {
             a->probe_id = 0; /* a probe that saw drops measured nothing */
+            a->probe_window = false;
         }
     } else if (w->successes > 0) {
-        if (a->probe_id) {
-            probe_done(a, w->mean_rtt_ns > 0 ? (double)w->mean_rtt_ns : 1.0);
-        } else if (a->mode == SLUICE_ADAPTIVE_AIMD) {
-            if (w->in_use) {
-                /* One per limit's worth of successes, as per call. */
-                a->st.windows++;
-                set_limit(a, a->limit + (double)w->successes / floor_limit(a));
-            }
+        double rtt = w->mean_rtt_ns > 0 ? (double)w->mean_rtt_ns : 1.0;
+        if (a->probe_id && a->probe_window) {
+            window_probe_done(a, rtt);
+        } else if (a->probe_id) {
+            probe_done(a, rtt); /* a probe begun by the per-call path */
         } else {
-            window_done(a, (double)w->mean_rtt_ns, w->in_use);
+            window_rule(a, w);
         }
     }
     uint32_t after = effective_limit(a);

@@ -22,9 +22,14 @@
  *    offered rate x W.
  *  - The limiter (AIMD, gradient2, vegas) is a sluice_adaptive fed one
  *    window per decision through sluice_adaptive_observe; its limit is the
- *    proposal. Its no-load RTT probe (the limit at min_limit for one
- *    window) is applied as is, past the governor, so the probe measures
- *    what it should.
+ *    proposal. The window says whether demand binds K (in_use: util_high,
+ *    drops, a queue over K or grown by K; not "half busy", which let AIMD
+ *    grow while half the workers idled) and what K the demand needs (the
+ *    smoothed Little's-law K with headroom), which caps the limiter's
+ *    growth, speeds it, and brings an unused limit down. Its RTT probe
+ *    (half the limit for one window, started when the run time rises) is
+ *    applied as is, past the governor, so the probe measures what it
+ *    should.
  *  - The governor (autotune) decides whether and how far to follow a
  *    proposal: triggers, cooldown, hysteresis, max step, and the verdict on
  *    each change one cooldown later, which keeps it (last_good = K) or
@@ -597,7 +602,12 @@ static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sl
         aw.successes = w->done - w->fails;
         aw.drops = w->fails;
         aw.mean_rtt_ns = (uint64_t)(w->mean_s * 1e9);
-        aw.in_use = w->util >= 0.5 || w->queue_depth > 0 || w->drops > 0;
+        /* In use: demand binds K - the pool is as busy as the governor
+         * calls busy, work was refused, or more than a K's worth waits or
+         * arrived beyond what ran. Half busy is not: a limiter told so
+         * grew while half the workers idled. */
+        aw.in_use = w->util >= c->util_high || w->drops > 0 || w->queue_grew || w->queue_depth > c->k;
+        aw.demand = little_k; /* Little's law with headroom; 0 when nothing was timed */
         sluice_adaptive_observe(c->lim, &aw);
         sluice_adaptive_stats as;
         sluice_adaptive_stats_get(c->lim, &as);
@@ -638,6 +648,9 @@ static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sl
         w->drops > 0 ? SLUICE_CONTROL_REASON_DROPS : SLUICE_CONTROL_REASON_UTILISATION;
     unsigned min_change = (unsigned)floor(c->hysteresis * c->k);
     min_change = min_change < 1 ? 1 : min_change;
+    /* Never more than the largest step: with K over max_step / hysteresis
+     * (80 at the defaults) no change could otherwise be made at all. */
+    min_change = min_change > c->max_step ? c->max_step : min_change;
     double target = c->k;
     bool snap = false; /* tell the limiter the K applied instead of its own */
     if (c->lim) {

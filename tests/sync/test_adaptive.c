@@ -3,7 +3,11 @@
  * errors, AIMD's one-per-window growth and once-per-window backoff, the
  * RTT threshold, min/max clamps, gradient2 against a simulated downstream
  * (settles near the Little's-law K, follows a 5x latency step up and back,
- * stays in a narrow band at steady state), blocking acquire woken by a
+ * stays in a narrow band at steady state), the window rules of
+ * sluice_adaptive_observe (a rise that does not fall with the limit is
+ * re-based by a probe at half the limit, one that does is congestion and
+ * backs off at once, demand caps and speeds growth and an unused limit
+ * falls to it), blocking acquire woken by a
  * release, timeouts on the fake clock, close, release misuse, and a
  * threaded stress that checks the limit is never exceeded.
  *
@@ -349,8 +353,8 @@ static void expect_settled(const sim *s, unsigned last, double lo, double hi, do
         mn = s->trace[i] < mn ? s->trace[i] : mn;
         mx = s->trace[i] > mx ? s->trace[i] : mx;
     }
-    printf("  settled: limit in [%.2f, %.2f] over the last %u windows (want [%.1f, %.1f], band %.2f)\n", mn, mx,
-           last, lo, hi, band);
+    printf("  settled: limit in [%.2f, %.2f] over the last %u windows (want [%.1f, %.1f], band %.2f)\n", mn,
+           mx, last, lo, hi, band);
     assert_true(mn >= lo);
     assert_true(mx <= hi);
     assert_true(mx - mn <= band);
@@ -414,6 +418,150 @@ static void test_gradient2_drops_back_off(void **state)
     take(a, t, 40);
     give(a, t, 40, SLUICE_ADAPTIVE_DROPPED);
     assert_int_equal(sluice_adaptive_limit_get(a), 20);
+    sluice_adaptive_destroy(a);
+}
+
+/* ---- the window rules (sluice_adaptive_observe) ------------------------ */
+
+static sluice_adaptive *window_limiter(sluice_adaptive_mode mode, uint32_t initial)
+{
+    sluice_adaptive_config cfg;
+    sluice_adaptive_config_init(&cfg);
+    cfg.mode = mode;
+    cfg.min_limit = 1;
+    cfg.max_limit = 1000;
+    cfg.initial_limit = initial;
+    return make(&cfg);
+}
+
+static void observe_window(sluice_adaptive *a, double rtt_ms, bool in_use, double demand)
+{
+    sluice_adaptive_window w = {0};
+    w.successes = 1000;
+    w.mean_rtt_ns = (uint64_t)(rtt_ms * MS);
+    w.in_use = in_use;
+    w.demand = demand;
+    assert_int_equal(sluice_adaptive_observe(a, &w), SLUICE_OK);
+}
+
+/* A 5x rise that does not respond to the limit is re-based, not obeyed:
+ * the first slow window starts a probe at half the limit (the estimate
+ * unchanged), the probe's window is as slow, so the no-load RTT becomes
+ * what it measured and the limit never backs off. Before, each slow
+ * window shrank gradient2 (to 9 in the bench) until a periodic probe moved
+ * the no-load RTT half way. */
+static void test_window_probe_rebases(void **state)
+{
+    (void)state;
+    const sluice_adaptive_mode modes[] = {SLUICE_ADAPTIVE_AIMD, SLUICE_ADAPTIVE_GRADIENT2,
+                                          SLUICE_ADAPTIVE_VEGAS};
+    for (size_t i = 0; i < 3; i++) {
+        sluice_adaptive *a = window_limiter(modes[i], 20);
+        for (int w = 0; w < 3; w++) {
+            observe_window(a, 10, true, 20);
+        }
+        assert_int_equal(sluice_adaptive_limit_get(a), 20);
+        observe_window(a, 50, true, 20); /* the rise */
+        sluice_adaptive_stats st = stats(a);
+        assert_true(st.probing);
+        assert_int_equal(st.limit, 10);
+        assert_true(st.limit_estimate >= 20);
+        observe_window(a, 50, true, 20); /* the probe: as slow at half the limit */
+        st = stats(a);
+        assert_false(st.probing);
+        assert_int_equal(st.rebases, 1);
+        assert_int_equal(st.congestion_verdicts, 0);
+        assert_int_equal(st.long_rtt_ns, 50 * MS);
+        for (int w = 0; w < 10; w++) {
+            observe_window(a, 50, true, 20);
+            assert_true(sluice_adaptive_limit_get(a) >= 20);
+        }
+        assert_int_equal(stats(a).probes, 1); /* nothing more to test */
+        sluice_adaptive_destroy(a);
+    }
+}
+
+/* A rise that falls with the limit is congestion and still backs off, at
+ * once to the mode's steady state for the capacity the window showed
+ * (C = limit x no-load / RTT = 40 x 10 / 40 = 10; gradient2: 1.5 C + 4 =
+ * 19, at most halved: 20). The probe confirmed the no-load RTT, so the
+ * next probe waits 4 windows (twice the first wait) while the gradient
+ * rule goes on shrinking for the high RTTs. */
+static void test_window_probe_congestion(void **state)
+{
+    (void)state;
+    sluice_adaptive *a = window_limiter(SLUICE_ADAPTIVE_GRADIENT2, 40);
+    for (int w = 0; w < 3; w++) {
+        observe_window(a, 10, true, 0);
+    }
+    uint32_t before = sluice_adaptive_limit_get(a);
+    observe_window(a, 40, true, 0); /* the rise: probe at half */
+    assert_true(stats(a).probing);
+    assert_int_equal(sluice_adaptive_limit_get(a), before / 2);
+    observe_window(a, 12, true, 0); /* at half the limit it is nearly no-load */
+    sluice_adaptive_stats st = stats(a);
+    assert_false(st.probing);
+    assert_int_equal(st.congestion_verdicts, 1);
+    assert_int_equal(st.rebases, 0);
+    assert_int_equal(st.long_rtt_ns, 10 * MS);
+    assert_true(st.limit_estimate >= before * 0.5 - 1e-9 && st.limit_estimate <= before * 0.5 + 1);
+    double last = st.limit_estimate;
+    for (int w = 0; w < 3; w++) {
+        observe_window(a, 40, true, 0);
+        st = stats(a);
+        assert_false(st.probing);
+        assert_true(st.limit_estimate < last);
+        last = st.limit_estimate;
+    }
+    observe_window(a, 40, true, 0);
+    assert_true(stats(a).probing);
+    sluice_adaptive_destroy(a);
+
+    /* AIMD without an rtt_threshold backs off for the same reason. */
+    a = window_limiter(SLUICE_ADAPTIVE_AIMD, 40);
+    for (int w = 0; w < 3; w++) {
+        observe_window(a, 10, true, 0);
+    }
+    before = sluice_adaptive_limit_get(a);
+    observe_window(a, 40, true, 0);
+    observe_window(a, 12, true, 0);
+    assert_int_equal(stats(a).congestion_verdicts, 1);
+    assert_true(sluice_adaptive_limit_get(a) < before);
+    sluice_adaptive_destroy(a);
+}
+
+/* Demand: never grown past, grown toward at once while in use and the RTT
+ * is at its no-load value (by tolerance x a window: 20, 30, 45, 67, 100),
+ * and fallen to when not in use. With no demand (0) none of it applies. */
+static void test_window_demand(void **state)
+{
+    (void)state;
+    sluice_adaptive *a = window_limiter(SLUICE_ADAPTIVE_VEGAS, 20);
+    observe_window(a, 10, true, 100);
+    assert_int_equal(sluice_adaptive_limit_get(a), 30);
+    observe_window(a, 10, true, 100);
+    assert_int_equal(sluice_adaptive_limit_get(a), 45);
+    for (int w = 0; w < 10; w++) {
+        observe_window(a, 10, true, 100);
+        assert_true(sluice_adaptive_limit_get(a) <= 100);
+    }
+    assert_int_equal(sluice_adaptive_limit_get(a), 100);
+    observe_window(a, 10, false, 100); /* not in use, at demand: holds */
+    assert_int_equal(sluice_adaptive_limit_get(a), 100);
+    observe_window(a, 10, false, 21); /* demand fell: so does the limit */
+    assert_int_equal(sluice_adaptive_limit_get(a), 21);
+    observe_window(a, 10, true, 21.5); /* within the slack: no move */
+    assert_int_equal(sluice_adaptive_limit_get(a), 21);
+    observe_window(a, 10, true, 0); /* no demand: vegas's own +6 lg x 0.2 */
+    assert_int_equal(sluice_adaptive_limit_get(a), 22);
+    sluice_adaptive_destroy(a);
+
+    /* AIMD: one per limit's worth of successes, but never past demand. */
+    a = window_limiter(SLUICE_ADAPTIVE_AIMD, 20);
+    observe_window(a, 10, true, 25); /* 1000 / 20 = +50, capped at 25 */
+    assert_int_equal(sluice_adaptive_limit_get(a), 25);
+    observe_window(a, 10, true, 0); /* no demand: + 1000 / 25 */
+    assert_int_equal(sluice_adaptive_limit_get(a), 65);
     sluice_adaptive_destroy(a);
 }
 
@@ -527,7 +675,7 @@ static void *stress_main(void *p)
         sched_yield();
         atomic_fetch_sub(&sh->holders, 1);
         unsigned r = (unsigned)rand_r(&seed) % 10;
-        sluice_adaptive_outcome o = r == 0 ? SLUICE_ADAPTIVE_DROPPED
+        sluice_adaptive_outcome o = r == 0   ? SLUICE_ADAPTIVE_DROPPED
                                     : r == 1 ? SLUICE_ADAPTIVE_IGNORE
                                              : SLUICE_ADAPTIVE_SUCCESS;
         assert_int_equal(sluice_adaptive_release(sh->a, &t, o), SLUICE_OK);
@@ -589,6 +737,9 @@ int main(void)
         cmocka_unit_test(test_release_misuse),
         cmocka_unit_test(test_gradient2_follows_littles_law),
         cmocka_unit_test(test_gradient2_drops_back_off),
+        cmocka_unit_test(test_window_probe_rebases),
+        cmocka_unit_test(test_window_probe_congestion),
+        cmocka_unit_test(test_window_demand),
         cmocka_unit_test(test_blocking_acquire),
         cmocka_unit_test(test_stress_aimd),
         cmocka_unit_test(test_stress_gradient2),

@@ -4,10 +4,15 @@
  * run-time step up and back; hysteresis (no move inside the band, none
  * under the smallest change); the revert to the last good K when p99 or
  * failures get worse; pinning by a manual resize and by
- * sluice_pool_control_pin, and release; min/max clamps; the limiter modes
- * (AIMD grows only while busy and backs off on failures; vegas holds
- * still at a steady state); and probes on a real pool: success, a stuck
- * pool turning unhealthy, recovery, a full queue.
+ * sluice_pool_control_pin, and release; min/max clamps; the smallest
+ * change capped by max_step; the limiter modes (AIMD grows only while
+ * demand binds K, not while half busy; vegas holds still at a steady
+ * state; an unused limit decays to the demand; a 5x slowdown of an
+ * uncongested downstream is re-based and followed to the Little's-law K
+ * within 10 windows; a congested downstream still holds each limiter near
+ * its capacity while auto-tune follows demand past it); and probes on a
+ * real pool: success, a stuck pool turning unhealthy, recovery, a full
+ * queue.
  *
  * Time is a fake clock. A scripted source stands for the pool: each tick
  * the test says what one interval looked like (a fluid model: offered
@@ -117,6 +122,7 @@ static sluice_control_source source_of(model *m)
 typedef struct logbuf {
     char last[512];
     unsigned lines;
+    unsigned rtt_probes; /* lines saying the limiter entered a probe window */
 } logbuf;
 
 static void log_line(void *user, const char *line)
@@ -127,6 +133,9 @@ static void log_line(void *user, const char *line)
     }
     snprintf(b->last, sizeof b->last, "%s", line);
     b->lines++;
+    if (strstr(line, "enters an rtt probe window")) {
+        b->rtt_probes++;
+    }
 }
 
 static sluice_pool_control *make(sluice_pool *pool, sluice_pool_control_config *cfg)
@@ -353,18 +362,25 @@ static void test_hysteresis(void **state)
     assert_int_equal(r.m.st.capacity, 40);
     sluice_pool_control_destroy(r.c);
 
-    /* A limiter that wants one more at K = 40 (under 10% of K) is not followed. */
+    /* A limiter that wants one more at K = 40 (under 10% of K) is not
+     * followed. Vegas adds lg(40) x smoothing (0.32) a window while its
+     * estimate of calls queued downstream lies between lg and 3 lg: a run
+     * time 6% over the no-load one, with demand over K (it never grows past
+     * the demand, nor jumps toward it unless the downstream is clear). */
     cfg = autotune_config(100);
     cfg.mode = SLUICE_CONTROL_VEGAS;
     cfg.probe_interval = 1000;
     run_start(&r, 40, &cfg);
-    for (int i = 0; i < 2; i++) {
-        run_second(&r, 0.95 * 40 / 0.01, 0.01); /* busy, no queueing: vegas adds under 4 a window */
-    }
+    run_second(&r, 0.95 * 40 / 0.01, 0.010); /* the no-load run time: 10 ms */
     assert_int_equal(r.m.st.capacity, 40);
-    /* The small moves add up in the limiter: the third window crosses 10%. */
-    run_second(&r, 0.95 * 40 / 0.01, 0.01);
-    assert_true(r.m.st.capacity >= 44);
+    unsigned windows = 0;
+    while (r.m.st.capacity == 40 && windows < 40) {
+        run_second(&r, 4500, 0.0106);
+        windows++;
+    }
+    /* The small moves add up in the limiter: the first move crosses 10%. */
+    assert_true(windows >= 3);
+    assert_true(r.m.st.capacity >= 44 && r.m.st.capacity <= 46);
     sluice_pool_control_destroy(r.c);
 }
 
@@ -523,14 +539,74 @@ static void test_aimd_grows_only_when_busy(void **state)
     run r;
     run_start(&r, 10, &cfg);
     for (int i = 0; i < 5; i++) {
-        run_second(&r, 100, 0.010); /* 10% busy */
+        run_second(&r, 100, 0.010); /* 10% busy: never grows (it falls to the demand) */
+        assert_true(r.m.st.capacity <= 10);
     }
-    assert_int_equal(r.m.st.capacity, 10);
-    run_second(&r, 5000, 0.010); /* queueing */
-    assert_true(r.m.st.capacity > 10);
     sluice_pool_control_stats s = cstats(r.c);
+    assert_int_equal(decisions(&s, SLUICE_CONTROL_UP, SLUICE_CONTROL_REASON_LIMITER), 0);
+    unsigned k = r.m.st.capacity;
+    run_second(&r, 5000, 0.010); /* queueing */
+    assert_true(r.m.st.capacity > k);
+    s = cstats(r.c);
     assert_true(decisions(&s, SLUICE_CONTROL_UP, SLUICE_CONTROL_REASON_LIMITER) >= 1);
     sluice_pool_control_destroy(r.c);
+}
+
+/* AIMD's in-use guard: a pool 60% busy (most workers running, nothing
+ * queued, nothing refused) is not "in use": demand does not bind K, so
+ * the limit does not grow however many windows of successes it sees -
+ * under the old "half busy" rule it added successes / limit (60 a window
+ * here) and reached max_limit. At the governor's util_high it is in use. */
+static void test_aimd_in_use_guard(void **state)
+{
+    (void)state;
+    sluice_pool_control_config cfg;
+    sluice_pool_control_config_init(&cfg);
+    cfg.mode = SLUICE_CONTROL_AIMD;
+    cfg.max_limit = 1000;
+    cfg.util_high = 0.9;
+    run r;
+    run_start(&r, 100, &cfg);
+    for (int i = 0; i < 20; i++) {
+        run_second(&r, 6000, 0.010); /* 60 of 100 running */
+        assert_true(r.m.st.capacity <= 100);
+    }
+    sluice_pool_control_stats s = cstats(r.c);
+    assert_int_equal(decisions(&s, SLUICE_CONTROL_UP, SLUICE_CONTROL_REASON_LIMITER), 0);
+    sluice_pool_control_destroy(r.c);
+}
+
+/* A limit far above what demand uses decays to it: each limiter at 150
+ * with 20 in use (2000/s x 10 ms) comes down to the Little's-law K with
+ * headroom (21) within a few windows and stays; before, nothing brought an
+ * unused limit down without drops. */
+static void test_limit_decays_to_demand(void **state)
+{
+    (void)state;
+    const sluice_control_mode modes[] = {SLUICE_CONTROL_AIMD, SLUICE_CONTROL_GRADIENT2, SLUICE_CONTROL_VEGAS};
+    for (size_t i = 0; i < 3; i++) {
+        sluice_pool_control_config cfg;
+        sluice_pool_control_config_init(&cfg);
+        cfg.mode = modes[i];
+        cfg.max_limit = 300;
+        run r;
+        run_start(&r, 150, &cfg);
+        for (int w = 0; w < 8; w++) {
+            run_second(&r, 2000, 0.010);
+        }
+        unsigned k = r.m.st.capacity;
+        if (k < 20 || k > 22) {
+            fprintf(stderr, "%s: K %u after 8 windows, wanted 20..22\n", sluice_control_mode_name(modes[i]),
+                    k);
+        }
+        assert_true(k >= 20 && k <= 22);
+        unsigned moves = r.m.resizes;
+        for (int w = 0; w < 10; w++) {
+            run_second(&r, 2000, 0.010);
+        }
+        assert_int_equal(r.m.resizes, moves); /* and holds */
+        sluice_pool_control_destroy(r.c);
+    }
 }
 
 /* A downstream that serves S at once: beyond that, run time grows with
@@ -563,6 +639,131 @@ static void test_vegas_steady(void **state)
     /* Near S (plus vegas's alpha..beta queue), in a narrow band. */
     assert_true(lo >= 40 && hi <= 40 * 1.35);
     assert_true(hi - lo <= 3);
+    sluice_pool_control_destroy(r.c);
+}
+
+/* The 5x slowdown of a downstream that serves far more than the pool
+ * sends (run time 10 -> 50 ms, whatever K): each limiter tests the rise
+ * with a probe at half its limit, finds the run time did not fall with
+ * the concurrency, re-bases its no-load RTT instead of backing off, and
+ * grows to the Little's-law K (100, 105 with headroom) within 10 windows,
+ * overshooting it by under 10%; then back. Before, gradient2 and vegas
+ * shrank for the whole phase (to 9 and 33 in the bench) and AIMD grew
+ * past 200. */
+static void test_limiter_rebases_slowdown(void **state)
+{
+    (void)state;
+    const sluice_control_mode modes[] = {SLUICE_CONTROL_AIMD, SLUICE_CONTROL_GRADIENT2, SLUICE_CONTROL_VEGAS};
+    for (size_t i = 0; i < 3; i++) {
+        sluice_pool_control_config cfg;
+        sluice_pool_control_config_init(&cfg);
+        cfg.mode = modes[i];
+        cfg.max_limit = 300;
+        run r;
+        run_start(&r, 21, &cfg);
+        for (int w = 0; w < 10; w++) {
+            run_second(&r, 2000, 0.010);
+        }
+        assert_true(r.m.st.capacity >= 20 && r.m.st.capacity <= 22);
+        unsigned settled = 0, peak = 0, k = 0;
+        for (unsigned w = 1; w <= 20; w++) {
+            k = run_second(&r, 2000, 0.050);
+            peak = w > 1 && k > peak ? k : peak;
+            if (k >= 90 && k <= 110) {
+                settled = settled ? settled : w;
+            } else {
+                settled = 0;
+            }
+        }
+        const char *name = sluice_control_mode_name(modes[i]);
+        if (!(settled > 0 && settled < 10 && peak <= 110)) {
+            fprintf(stderr, "%s: settled at window %u, peak %u, K %u\n", name, settled, peak, k);
+        }
+        assert_true(settled > 0 && settled < 10);
+        assert_true(peak <= 110);
+        assert_true(r.log.rtt_probes >= 1); /* the rise was tested */
+        /* And back: the no-load RTT falls at once, the limit to the demand. */
+        for (unsigned w = 1; w <= 10; w++) {
+            k = run_second(&r, 2000, 0.010);
+        }
+        assert_true(k >= 18 && k <= 22);
+        sluice_pool_control_destroy(r.c);
+    }
+}
+
+/* Whether the controller's K is a probe window's (its last line says so). */
+static bool probing_now(const run *r)
+{
+    return strstr(r->log.last, "enters an rtt probe") != NULL;
+}
+
+/* Real congestion still backs off. The downstream serves 60 at once; past
+ * that the run time grows with the calls in flight, so the Little's-law K
+ * of the offered load grows with K itself (auto-tune follows it, test
+ * below). A limiter started far past the knee (K 150: run time 125 ms, 2.5x
+ * the 50 ms no-load) probes at half its limit, finds the run time fell with
+ * it, and comes down near the downstream's capacity: gradient2 to about
+ * tolerance x 60 + queue_size (94), vegas to 60 + 3..6 lg (66..72), AIMD in
+ * its sawtooth under tolerance x 60. Before, all three took the first
+ * window's 125 ms as the no-load RTT and grew. */
+static void test_limiter_backs_off_congestion(void **state)
+{
+    (void)state;
+    const sluice_control_mode modes[] = {SLUICE_CONTROL_AIMD, SLUICE_CONTROL_GRADIENT2, SLUICE_CONTROL_VEGAS};
+    const unsigned lo[] = {50, 85, 62}, hi[] = {105, 100, 78};
+    for (size_t i = 0; i < 3; i++) {
+        sluice_pool_control_config cfg;
+        sluice_pool_control_config_init(&cfg);
+        cfg.mode = modes[i];
+        cfg.max_limit = 300;
+        run r;
+        run_start(&r, 150, &cfg);
+        unsigned k = 150, mn = UINT32_MAX, mx = 0;
+        for (unsigned w = 1; w <= 40; w++) {
+            unsigned probes = r.log.rtt_probes;
+            k = run_second(&r, 2000, shared_run(k, 0.050, 60));
+            if (getenv("CONTROL_TEST_LOG")) {
+                fprintf(stderr, "%s w=%u k=%u\n", sluice_control_mode_name(modes[i]), w, k);
+            }
+            if (w > 20 && r.log.rtt_probes == probes && !probing_now(&r)) {
+                mn = k < mn ? k : mn;
+                mx = k > mx ? k : mx;
+            }
+        }
+        const char *name = sluice_control_mode_name(modes[i]);
+        if (!(mn >= lo[i] && mx <= hi[i])) {
+            fprintf(stderr, "%s: K in [%u, %u] over windows 21..40, wanted [%u, %u]\n", name, mn, mx, lo[i],
+                    hi[i]);
+        }
+        assert_true(mn >= lo[i] && mx <= hi[i]);
+        sluice_pool_control_destroy(r.c);
+    }
+    /* Auto-tune alone reads the same windows as demand and grows past them. */
+    sluice_pool_control_config cfg = autotune_config(300);
+    run r;
+    run_start(&r, 150, &cfg);
+    unsigned k = 150;
+    for (unsigned w = 1; w <= 10; w++) {
+        k = run_second(&r, 2000, shared_run(k, 0.050, 60));
+    }
+    assert_true(k > 150);
+    sluice_pool_control_destroy(r.c);
+}
+
+/* The smallest change (hysteresis x K) is capped by the largest step: at
+ * K = 150 with the defaults (hysteresis 0.1, max_step 8) a busy pool with
+ * a Little's-law K of 262 grows by 8 a cooldown. Before, 15 > 8 froze it. */
+static void test_hysteresis_capped_by_max_step(void **state)
+{
+    (void)state;
+    sluice_pool_control_config cfg = autotune_config(300);
+    run r;
+    run_start(&r, 150, &cfg);
+    unsigned k = 150;
+    for (unsigned w = 1; w <= 4; w++) {
+        k = run_second(&r, 2000, 0.125);
+    }
+    assert_true(k >= 158 && k <= 166);
     sluice_pool_control_destroy(r.c);
 }
 
@@ -774,6 +975,11 @@ int main(void)
         cmocka_unit_test(test_clamps),
         cmocka_unit_test(test_aimd_grows_only_when_busy),
         cmocka_unit_test(test_vegas_steady),
+        cmocka_unit_test(test_aimd_in_use_guard),
+        cmocka_unit_test(test_limit_decays_to_demand),
+        cmocka_unit_test(test_limiter_rebases_slowdown),
+        cmocka_unit_test(test_limiter_backs_off_congestion),
+        cmocka_unit_test(test_hysteresis_capped_by_max_step),
         cmocka_unit_test(test_probes),
         cmocka_unit_test(test_real_pool_pin),
         cmocka_unit_test(test_adaptive_window_api),
