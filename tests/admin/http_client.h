@@ -6,6 +6,7 @@
 #define SLUICE_TEST_HTTP_CLIENT_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,12 @@ typedef struct http_reply {
     char *raw;  /* everything read (malloc'd) */
     size_t raw_len;
     const char *body; /* into raw, after the blank line, or "" */
+    /* Why no reply came, for a failure message: the step that ended the
+     * exchange early ("connect", "write", "read") and its errno; NULL and
+     * 0 when the reply was read to EOF ("eof" when EOF came before any
+     * byte: the server closed the connection without answering). */
+    const char *failed_at;
+    int sys_errno;
 } http_reply;
 
 static inline int http_connect(unsigned port)
@@ -36,7 +43,9 @@ static inline int http_connect(unsigned port)
     sa.sin_port = htons((unsigned short)port);
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        int e = errno;
         close(fd);
+        errno = e; /* for the caller's message */
         return -1;
     }
     return fd;
@@ -53,7 +62,17 @@ static inline void http_read_reply(int fd, http_reply *r)
             r->raw = realloc(r->raw, cap);
         }
         ssize_t n = read(fd, r->raw + r->raw_len, cap - r->raw_len - 1);
-        if (n <= 0) {
+        if (n < 0) {
+            if (!r->failed_at) { /* a failed write says more */
+                r->failed_at = "read";
+                r->sys_errno = errno;
+            }
+            break;
+        }
+        if (n == 0) {
+            if (r->raw_len == 0 && !r->failed_at) {
+                r->failed_at = "eof";
+            }
             break;
         }
         r->raw_len += (size_t)n;
@@ -73,12 +92,16 @@ static inline http_reply http_raw(unsigned port, const char *request, size_t len
     if (fd < 0) {
         r.raw = calloc(1, 1);
         r.body = r.raw;
+        r.failed_at = "connect";
+        r.sys_errno = errno;
         return r;
     }
     size_t off = 0;
     while (off < len) {
         ssize_t n = write(fd, request + off, len - off);
         if (n <= 0) {
+            r.failed_at = "write";
+            r.sys_errno = errno;
             break;
         }
         off += (size_t)n;

@@ -159,9 +159,11 @@ static void test_stacks_while_workers_expire_and_resize(void **state)
             atomic_load(&c.answers), direct, gone);
     assert_int_equal(atomic_load(&c.answers), 4 * c.rounds);
     assert_int_equal(atomic_load(&c.non200), 0);
+    /* The churn happened: a worker retired or expired. Waited for, not read
+     * once: with the churn stopped, idle workers expire within 2 ms. */
     sluice_pool_stats st;
-    sluice_pool_stats_get(p, &st);
-    assert_true(st.expired_workers + st.retired_workers > 0); /* the churn happened */
+    WAIT_FOR((sluice_pool_stats_get(p, &st), st.expired_workers + st.retired_workers > 0),
+             "a worker of the churned pool retired or expired");
 
     assert_int_equal(sluice_admin_remove_pool(a, p), SLUICE_OK);
     sluice_admin_stop(a);
@@ -180,8 +182,20 @@ typedef struct siege {
 } siege;
 
 /* A slow client: connects, then sends a request one byte at a time, one
- * every few milliseconds, never finishing; reconnects when the server
- * closes it. */
+ * every TRICKLE_US, never finishing; reconnects when the server closes it.
+ *
+ * The server evicts the client with the lowest send rate, bytes received
+ * over the time since the connection started, and a probe's request counts
+ * from when it arrives, not from when its connection thread reads it. So
+ * a probe whose thread has not run yet looks slower and slower: with a
+ * byte every 5 ms (200 B/s) its ~60 bytes fell under the tricklers' rate
+ * after 300 ms, and on a starved machine (pinned to one busy CPU) probes
+ * were evicted unanswered (EOF, 0 bytes). A byte every 50 ms (20 B/s)
+ * moves that to 3 s of waiting for a thread, far past any scheduling
+ * delay; the slow clients still hold more connections than the server
+ * allows. */
+#define TRICKLE_US 50000
+
 static void *slow_client(void *arg)
 {
     siege *s = arg;
@@ -199,7 +213,7 @@ static void *slow_client(void *arg)
             if (send(fd, &req[i], 1, MSG_NOSIGNAL) != 1) {
                 break;
             }
-            pause_us(5000);
+            pause_us(TRICKLE_US);
             char b;
             if (recv(fd, &b, 1, MSG_DONTWAIT) == 0) { /* closed by the server */
                 break;
@@ -271,7 +285,9 @@ static void test_live_under_slowloris_and_flood(void **state)
         if (r.status == 200 && strcmp(r.body, "live\n") == 0) {
             answered++;
         } else {
-            fprintf(stderr, "probe %d: status %d (%zu bytes)\n", i, r.status, r.raw_len);
+            fprintf(stderr, "probe %d: status %d (%zu bytes; %s%s%s)\n", i, r.status, r.raw_len,
+                    r.failed_at ? r.failed_at : "read to EOF", r.sys_errno ? ": " : "",
+                    r.sys_errno ? strerror(r.sys_errno) : "");
         }
         http_free(&r);
         pause_us(20000);
