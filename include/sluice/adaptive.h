@@ -256,11 +256,13 @@ typedef struct sluice_adaptive_window {
  *    measurement p, against the window before it, s. p >= 0.8 s (halving
  *    the concurrency did not lower the RTT: the downstream got slower, it
  *    is not congested by us): the no-load RTT becomes p, counted in
- *    `rebases`, and nothing backs off. p < 0.8 s (congestion): the no-load
- *    RTT becomes the lower of it and p, counted in `congestion_verdicts`,
- *    and the estimate drops at once (at most by half) to the mode's steady
- *    state for the capacity the window showed, C = limit x no-load / s:
- *    gradient2 tolerance x C + queue_size, vegas C + 4.5 lg C, AIMD C. A
+ *    `rebases`, and nothing backs off - unless s is still high against the
+ *    new no-load RTT (vegas a little past the knee), then as below.
+ *    p < 0.8 s (congestion): the no-load RTT becomes the lower of it and
+ *    p, counted in `congestion_verdicts`, and the estimate drops at once
+ *    (at most by half) to the mode's steady state for the capacity the
+ *    window showed, C = limit x no-load / s: gradient2 tolerance x C +
+ *    queue_size, vegas C + 4.5 lg C, AIMD C. A
  *    verdict that confirms the no-load RTT doubles the windows before a
  *    high RTT may start the next probe (2, 4, ... up to probe_interval;
  *    meanwhile the mode's rule answers high RTTs); one that lowered it by
@@ -274,8 +276,8 @@ typedef struct sluice_adaptive_window {
  *    it, by up to tolerance x no-load / RTT times a window (never more
  *    than doubling: the growth that would keep the RTT within tolerance
  *    were all of it to queue).
- *  - A limit over demand (past the same slack), not in use and not
- *    congested falls to demand at once.
+ *  - A limit over demand by more than half a call and 2%, not in use and
+ *    not congested, falls to demand at once.
  * With demand 0 and RTTs that stay within tolerance the rules are those of
  * the modes alone.
  * Returns SLUICE_OK; SLUICE_EINVAL when lim or w is NULL.

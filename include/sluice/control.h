@@ -18,9 +18,13 @@
  *    auto-tune's), so the limit grows toward it at once while the
  *    downstream is not congested, never past it, and falls to it when the
  *    pool does not use the limit. A run time that rises is tested first
- *    (a probe window at half K): if it did not fall with K the downstream
- *    got slower and the limiter re-bases; if it did, that is congestion
- *    and K drops to the limiter's steady state for the capacity measured.
+ *    (a probe window at half K, held until the tasks admitted above it
+ *    have had 1.5 mean run times to finish, so it can last more than one
+ *    interval when run times approach the interval): if it did not fall
+ *    with K the downstream got slower and the limiter re-bases; if it
+ *    did, that is congestion and K drops to the limiter's steady state for
+ *    the capacity measured. Windows of a few dozen completions are noisy:
+ *    give the interval several run times and a few hundred completions.
  *    So after a downstream slows, K follows Little's law; when the
  *    downstream is the bottleneck, K stays near what it serves at once.
  *    FIXED leaves K alone unless auto-tune moves it.

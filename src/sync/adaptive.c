@@ -521,12 +521,19 @@ static void window_probe_start(sluice_adaptive *a, double s)
     a->probe_ref_rtt_ns = s;
 }
 
-/* Slack under which demand and the limit count as equal (no jump, no
- * decay): one call and 2%, so Poisson noise in the demand estimate does
- * not move the limit every window. */
+/* Slack under which demand and the limit count as equal, so Poisson
+ * noise in the demand estimate does not move the limit every window: to
+ * grow, demand must exceed the limit by one call and 2%; to fall, the
+ * limit must exceed demand by half a call and 2% (a limit one over a small
+ * demand, 12 for 11, is already 10% over it). */
 static double demand_slack(double demand)
 {
     return 1.0 + 0.02 * demand;
+}
+
+static double decay_slack(double demand)
+{
+    return 0.5 + 0.02 * demand;
 }
 
 /* The limit a window probe's verdict of congestion moves to at once: the
@@ -544,6 +551,17 @@ static double steady_state(const sluice_adaptive *a, double c)
 }
 
 /* A window probe measured p (mu held). */
+/* Whether a window of mean RTT s is one the mode would shrink for: vegas,
+ * more than beta queued; the others, over tolerance x the no-load RTT
+ * (mu held). */
+static bool rtt_high(const sluice_adaptive *a, double s)
+{
+    if (a->mode == SLUICE_ADAPTIVE_VEGAS) {
+        return a->limit * (1.0 - a->long_rtt_ns / s) > 6 * vegas_step(a->limit);
+    }
+    return s > a->tolerance * a->long_rtt_ns;
+}
+
 static void window_probe_done(sluice_adaptive *a, double p)
 {
     double s = a->probe_ref_rtt_ns;
@@ -555,40 +573,48 @@ static void window_probe_done(sluice_adaptive *a, double p)
     if (p < 1) {
         p = 1;
     }
-    if (p >= RESPOND_RATIO * s) {
+    bool congestion = p < RESPOND_RATIO * s;
+    if (!congestion) {
         /* Half the concurrency, the same RTT: the rise is not ours. */
         a->long_rtt_ns = p;
         a->st.rebases++;
         a->rise_wait = RISE_WAIT_MIN < a->probe_interval ? RISE_WAIT_MIN : a->probe_interval;
         a->probe_again = false;
-        return;
-    }
-    /* It fell with the concurrency: congestion. The probe is an upper
-     * bound on the no-load RTT (half the limit may still be past the
-     * knee). A verdict that only confirms the estimate doubles the wait
-     * for the next triggered probe; one that lowered it by more than a
-     * tenth resets the wait and asks for another probe after it, high RTT
-     * or not, as the estimate is still being found (vegas, at its steady
-     * state over a too-high estimate, would never see a high RTT again). */
-    a->st.congestion_verdicts++;
-    if (a->long_rtt_ns == 0 || p < 0.9 * a->long_rtt_ns) {
-        a->long_rtt_ns = p;
-        a->rise_wait = RISE_WAIT_MIN < a->probe_interval ? RISE_WAIT_MIN : a->probe_interval;
-        a->probe_again = true;
     } else {
-        a->long_rtt_ns = p < a->long_rtt_ns ? p : a->long_rtt_ns;
-        a->rise_wait = a->rise_wait * 2 < a->probe_interval ? a->rise_wait * 2 : a->probe_interval;
-        a->probe_again = false;
+        /* It fell with the concurrency: congestion. The probe is an upper
+         * bound on the no-load RTT (half the limit may still be past the
+         * knee). A verdict that only confirms the estimate doubles the
+         * wait for the next triggered probe; one that lowered it by more
+         * than a tenth resets the wait and asks for another probe after
+         * it, high RTT or not, as the estimate is still being found
+         * (vegas, at its steady state over a too-high estimate, would
+         * never see a high RTT again). */
+        a->st.congestion_verdicts++;
+        if (a->long_rtt_ns == 0 || p < 0.9 * a->long_rtt_ns) {
+            a->long_rtt_ns = p;
+            a->rise_wait = RISE_WAIT_MIN < a->probe_interval ? RISE_WAIT_MIN : a->probe_interval;
+            a->probe_again = true;
+        } else {
+            a->long_rtt_ns = p < a->long_rtt_ns ? p : a->long_rtt_ns;
+            a->rise_wait = a->rise_wait * 2 < a->probe_interval ? a->rise_wait * 2 : a->probe_interval;
+            a->probe_again = false;
+        }
     }
-    /* At once to the mode's steady state for the capacity the window
-     * before showed, C = limit x long / s (never up; at most halved, as
-     * gradient2's own clamp). */
-    double next = steady_state(a, a->limit * a->long_rtt_ns / s);
-    next = next > a->limit ? a->limit : next < a->limit * 0.5 ? a->limit * 0.5 : next;
-    if (next < a->limit) {
-        a->epoch++;
+    /* Congestion, or a window still too slow for the re-based no-load RTT
+     * (a limit a little past the knee: halving it left the RTT within
+     * RESPOND_RATIO, yet the rise was partly ours): at once to the mode's
+     * steady state for the capacity the window before showed, C = limit x
+     * long / s (never up; at most halved, as gradient2's own clamp).
+     * Without this a re-based limit 17% past the knee was probed every
+     * other window and never came down (vegas, 10000/s in the bench). */
+    if (congestion || rtt_high(a, s)) {
+        double next = steady_state(a, a->limit * a->long_rtt_ns / s);
+        next = next > a->limit ? a->limit : next < a->limit * 0.5 ? a->limit * 0.5 : next;
+        if (next < a->limit) {
+            a->epoch++;
+        }
+        set_limit(a, next);
     }
-    set_limit(a, next);
 }
 
 /* One window of the window path, outside probes and drops (mu held). */
@@ -597,11 +623,7 @@ static void window_rule(sluice_adaptive *a, const sluice_adaptive_window *w)
     a->st.windows++;
     double s = window_rtt(a, w->mean_rtt_ns > 0 ? (double)w->mean_rtt_ns : 1.0);
     bool explicit_threshold = a->mode == SLUICE_ADAPTIVE_AIMD && a->rtt_threshold_ns;
-    /* High: what the mode's rule would shrink for (vegas: more queued than
-     * beta; the others: over tolerance x the no-load RTT). */
-    bool high = a->mode == SLUICE_ADAPTIVE_VEGAS
-                    ? a->limit * (1.0 - a->long_rtt_ns / s) > 6 * vegas_step(a->limit)
-                    : s > a->tolerance * a->long_rtt_ns;
+    bool high = rtt_high(a, s);
     if (a->windows_since_probe < UINT32_MAX) {
         a->windows_since_probe++;
     }
@@ -646,7 +668,7 @@ static void window_rule(sluice_adaptive *a, const sluice_adaptive_window *w)
             double jump = a->limit * (room < 2 ? room : 2);
             jump = jump < d ? jump : d;
             next = next > jump ? next : jump;
-        } else if (!w->in_use && !congested && a->limit > d + demand_slack(d)) {
+        } else if (!w->in_use && !congested && a->limit > d + decay_slack(d)) {
             next = d; /* rule 3: decay to what is used */
         }
     }

@@ -27,9 +27,10 @@
  *    grow while half the workers idled) and what K the demand needs (the
  *    smoothed Little's-law K with headroom), which caps the limiter's
  *    growth, speeds it, and brings an unused limit down. Its RTT probe
- *    (half the limit for one window, started when the run time rises) is
- *    applied as is, past the governor, so the probe measures what it
- *    should.
+ *    (half the limit, started when the run time rises) is applied as is,
+ *    past the governor, and is not fed its measurement until the tasks
+ *    admitted above it have had time to finish, so the probe measures
+ *    what it should.
  *  - The governor (autotune) decides whether and how far to follow a
  *    proposal: triggers, cooldown, hysteresis, max step, and the verdict on
  *    each change one cooldown later, which keeps it (last_good = K) or
@@ -166,7 +167,8 @@ struct sluice_pool_control {
     unsigned k; /* the K the controller last set or adopted */
     unsigned last_good;
     bool pinned;
-    bool was_probing; /* the limiter was in a probe window at the last decision */
+    bool was_probing;        /* the limiter was in a probe window at the last decision */
+    uint64_t probe_since_ns; /* when the probe's K was applied */
     /* The last change, and the verdict it awaits. */
     uint64_t changed_at; /* 0 = none yet */
     bool verdict_pending;
@@ -597,6 +599,20 @@ static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sl
     /* The limiter sees every window, in cooldown too: it keeps its own state. */
     bool probing = false;
     double proposal = c->k;
+    /* A probe window is measured only once the tasks admitted above the
+     * probe's K have mostly finished: those end within about 1.5 mean run
+     * times of the probe's K, and at most a quarter of the window may lie
+     * in that time. With run times near the interval the first window
+     * after it is mostly such tasks, and a probe that measured them found
+     * the RTT "did not fall" and re-based the no-load RTT onto congestion
+     * (AIMD climbed to max_limit at 200/s x 250 ms in the bench). Until
+     * then the probe holds. */
+    bool hold = c->lim && c->was_probing && w->timed &&
+                c->last_decision_ns + (uint64_t)(0.25 * w->dt_s * 1e9) <
+                    c->probe_since_ns + (uint64_t)(1.5 * w->mean_s * 1e9);
+    if (hold) {
+        return;
+    }
     if (c->lim) {
         sluice_adaptive_window aw = {0};
         aw.successes = w->done - w->fails;
@@ -616,6 +632,9 @@ static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sl
     }
     /* A no-load RTT probe window, and the way back from one, pass the governor. */
     if (probing || c->was_probing) {
+        if (probing && !c->was_probing) {
+            c->probe_since_ns = now;
+        }
         c->was_probing = probing;
         unsigned to = clamp_k(c, proposal);
         if (to != c->k) {

@@ -6,7 +6,8 @@
  * stays in a narrow band at steady state), the window rules of
  * sluice_adaptive_observe (a rise that does not fall with the limit is
  * re-based by a probe at half the limit, one that does is congestion and
- * backs off at once, demand caps and speeds growth and an unused limit
+ * backs off at once, a re-base that leaves the window still high
+ * corrects as well, demand caps and speeds growth and an unused limit
  * falls to it), blocking acquire woken by a
  * release, timeouts on the fake clock, close, release misuse, and a
  * threaded stress that checks the limit is never exceeded.
@@ -530,6 +531,31 @@ static void test_window_probe_congestion(void **state)
     sluice_adaptive_destroy(a);
 }
 
+/* A probe that re-bases the no-load RTT but leaves the window before it
+ * still too slow for the mode (vegas: 23 queued at limit 100 with RTT 13
+ * ms over 10; at half the limit 11 ms, within 0.8 of 13, so re-based to
+ * 11, yet 100 x (1 - 11/13) = 15 > beta = 12) moves the limit at once to
+ * the steady state for C = 100 x 11 / 13 = 85: C + 4.5 lg C = 93. Before,
+ * the limit stayed and the next high window probed again, for ever. */
+static void test_window_rebase_still_high(void **state)
+{
+    (void)state;
+    sluice_adaptive *a = window_limiter(SLUICE_ADAPTIVE_VEGAS, 100);
+    for (int w = 0; w < 3; w++) {
+        observe_window(a, 10, true, 100);
+    }
+    assert_int_equal(sluice_adaptive_limit_get(a), 100);
+    observe_window(a, 13, true, 100);
+    assert_true(stats(a).probing);
+    assert_int_equal(sluice_adaptive_limit_get(a), 50);
+    observe_window(a, 11, true, 100);
+    sluice_adaptive_stats st = stats(a);
+    assert_int_equal(st.rebases, 1);
+    assert_int_equal(st.long_rtt_ns, 11 * MS);
+    assert_int_equal(st.limit, 93);
+    sluice_adaptive_destroy(a);
+}
+
 /* Demand: never grown past, grown toward at once while in use and the RTT
  * is at its no-load value (by tolerance x a window: 20, 30, 45, 67, 100),
  * and fallen to when not in use. With no demand (0) none of it applies. */
@@ -554,6 +580,13 @@ static void test_window_demand(void **state)
     assert_int_equal(sluice_adaptive_limit_get(a), 21);
     observe_window(a, 10, true, 0); /* no demand: vegas's own +6 lg x 0.2 */
     assert_int_equal(sluice_adaptive_limit_get(a), 22);
+    /* A limit one over a small demand is 10% over it: it falls (the slack
+     * to fall is half a call and 2%, to grow one call and 2%). */
+    assert_int_equal(sluice_adaptive_limit_set(a, 12), SLUICE_OK);
+    observe_window(a, 10, false, 11);
+    assert_int_equal(sluice_adaptive_limit_get(a), 11);
+    observe_window(a, 10, true, 12); /* within the slack to grow */
+    assert_int_equal(sluice_adaptive_limit_get(a), 11);
     sluice_adaptive_destroy(a);
 
     /* AIMD: one per limit's worth of successes, but never past demand. */
@@ -740,6 +773,7 @@ int main(void)
         cmocka_unit_test(test_window_probe_rebases),
         cmocka_unit_test(test_window_probe_congestion),
         cmocka_unit_test(test_window_demand),
+        cmocka_unit_test(test_window_rebase_still_high),
         cmocka_unit_test(test_blocking_acquire),
         cmocka_unit_test(test_stress_aimd),
         cmocka_unit_test(test_stress_gradient2),

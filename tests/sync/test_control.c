@@ -10,7 +10,8 @@
  * state; an unused limit decays to the demand; a 5x slowdown of an
  * uncongested downstream is re-based and followed to the Little's-law K
  * within 10 windows; a congested downstream still holds each limiter near
- * its capacity while auto-tune follows demand past it); and probes on a
+ * its capacity while auto-tune follows demand past it; a probe held until
+ * long tasks admitted above its K have finished); and probes on a
  * real pool: success, a stuck pool turning unhealthy, recovery, a full
  * queue.
  *
@@ -123,6 +124,7 @@ typedef struct logbuf {
     char last[512];
     unsigned lines;
     unsigned rtt_probes; /* lines saying the limiter entered a probe window */
+    unsigned rtt_probes_left;
 } logbuf;
 
 static void log_line(void *user, const char *line)
@@ -135,6 +137,9 @@ static void log_line(void *user, const char *line)
     b->lines++;
     if (strstr(line, "enters an rtt probe window")) {
         b->rtt_probes++;
+    }
+    if (strstr(line, "leaves an rtt probe window")) {
+        b->rtt_probes_left++;
     }
 }
 
@@ -691,10 +696,11 @@ static void test_limiter_rebases_slowdown(void **state)
     }
 }
 
-/* Whether the controller's K is a probe window's (its last line says so). */
+/* Whether the controller's K is a probe window's (it entered one and has
+ * not left it yet). */
 static bool probing_now(const run *r)
 {
-    return strstr(r->log.last, "enters an rtt probe") != NULL;
+    return r->log.rtt_probes > r->log.rtt_probes_left;
 }
 
 /* Real congestion still backs off. The downstream serves 60 at once; past
@@ -748,6 +754,43 @@ static void test_limiter_backs_off_congestion(void **state)
     }
     assert_true(k > 150);
     sluice_pool_control_destroy(r.c);
+}
+
+/* A probe window is measured only once the tasks admitted above its K
+ * have mostly finished (1.5 mean run times, at most a quarter of the
+ * window): with the run time risen to 150 ms and 1 s windows the probe
+ * lasts one window; risen to 600 ms it holds a second one (the first would
+ * be mostly tasks admitted at the full K). Before, every probe lasted one
+ * window. */
+static void test_probe_holds_for_long_tasks(void **state)
+{
+    (void)state;
+    const double runs[] = {0.050, 0.200};
+    const unsigned want[] = {1, 2};
+    for (size_t i = 0; i < 2; i++) {
+        sluice_pool_control_config cfg;
+        sluice_pool_control_config_init(&cfg);
+        cfg.mode = SLUICE_CONTROL_GRADIENT2;
+        cfg.max_limit = 300;
+        run r;
+        run_start(&r, 40, &cfg);
+        double base = runs[i];
+        for (int w = 0; w < 5; w++) {
+            run_second(&r, 0.95 * 40 / base, base);
+        }
+        assert_int_equal(r.log.rtt_probes, 0);
+        unsigned windows_probing = 0;
+        for (int w = 0; w < 6; w++) {
+            run_second(&r, 0.95 * 40 / base, base * 3); /* the rise: 3x, whatever K */
+            if (probing_now(&r)) {
+                windows_probing++;
+            }
+        }
+        assert_int_equal(r.log.rtt_probes, 1);
+        assert_int_equal(r.log.rtt_probes_left, 1);
+        assert_int_equal(windows_probing, want[i]);
+        sluice_pool_control_destroy(r.c);
+    }
 }
 
 /* The smallest change (hysteresis x K) is capped by the largest step: at
@@ -980,6 +1023,7 @@ int main(void)
         cmocka_unit_test(test_limiter_rebases_slowdown),
         cmocka_unit_test(test_limiter_backs_off_congestion),
         cmocka_unit_test(test_hysteresis_capped_by_max_step),
+        cmocka_unit_test(test_probe_holds_for_long_tasks),
         cmocka_unit_test(test_probes),
         cmocka_unit_test(test_real_pool_pin),
         cmocka_unit_test(test_adaptive_window_api),
