@@ -229,7 +229,8 @@ typedef struct sluice_adaptive_window {
     uint64_t successes;   /* calls that answered (their RTTs make the mean) */
     uint64_t drops;       /* calls dropped for load (timeouts, refusals, shed) */
     uint64_t mean_rtt_ns; /* mean RTT of the successes; ignored when there were none */
-    bool in_use;          /* the limit was the bound (work waited, or half of it ran): it may grow */
+    bool in_use;          /* the limit was the bound - demand bound it (work waited or was refused,
+                             or it ran nearly full; the pool controller: util_high): it may grow */
     /* The concurrency the caller's demand needs (Little's law: offered
      * rate x mean RTT, with any headroom), or 0 = not known. When given,
      * the limit never grows past it, grows toward it at once while in use
