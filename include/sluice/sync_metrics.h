@@ -1,7 +1,8 @@
 /*
  * sluice/sync_metrics.h - export the sync primitives (semaphores, circuit
  * breakers, rate limiters, task groups, retriers, retry budgets, keyed
- * executors, batchers) through a metrics registry.
+ * executors, batchers, adaptive concurrency limiters) through a metrics
+ * registry.
  *
  * A sluice_sync_metrics is one collector on a registry that writes every
  * family of every primitive added to it, labelled name="<primitive's
@@ -33,6 +34,12 @@
  *     sluice_batcher_batches_total{reason="size|time|drain"},
  *     sluice_batcher_failed_batches_total{why=...}                   counters
  *   sluice_batcher_batch_size (items per batch)                      histogram
+ *   sluice_adaptive_limit / _inflight / _waiters / _probing,
+ *     _no_load_rtt_seconds / _rtt_seconds                            gauges
+ *   sluice_adaptive_acquired_total / _rejected_total / _timeouts_total /
+ *     _canceled_total / _probes_total / _rebases_total / _congestion_total,
+ *     sluice_adaptive_releases_total{outcome="success|dropped|ignored"},
+ *     sluice_adaptive_decisions_total{direction="up|down"}            counters
  *
  * Example:
  *
@@ -53,6 +60,7 @@
 #ifndef SLUICE_SYNC_METRICS_H
 #define SLUICE_SYNC_METRICS_H
 
+#include "sluice/adaptive.h"
 #include "sluice/batcher.h"
 #include "sluice/breaker.h"
 #include "sluice/common.h"
@@ -103,5 +111,7 @@ SLUICE_API sluice_err sluice_sync_metrics_add_keyed(sluice_sync_metrics *sm, slu
 SLUICE_API sluice_err sluice_sync_metrics_remove_keyed(sluice_sync_metrics *sm, sluice_keyed *ex);
 SLUICE_API sluice_err sluice_sync_metrics_add_batcher(sluice_sync_metrics *sm, sluice_batcher *b);
 SLUICE_API sluice_err sluice_sync_metrics_remove_batcher(sluice_sync_metrics *sm, sluice_batcher *b);
+SLUICE_API sluice_err sluice_sync_metrics_add_adaptive(sluice_sync_metrics *sm, sluice_adaptive *lim);
+SLUICE_API sluice_err sluice_sync_metrics_remove_adaptive(sluice_sync_metrics *sm, sluice_adaptive *lim);
 
 #endif /* SLUICE_SYNC_METRICS_H */

@@ -2,7 +2,8 @@
  * src/obs/sync_metrics.c - one registry collector for the sync primitives.
  *
  * Purpose. Export semaphores, breakers, limiters, keyed limiters,
- * groups, retries, retry budgets, keyed executors and batchers in the
+ * groups, retries, retry budgets, keyed executors, batchers and adaptive
+ * concurrency limiters in the
  * Prometheus/OpenMetrics exposition without touching their hot paths.
  *
  * Design. The set keeps one array of (kind, object) entries. The
@@ -27,7 +28,19 @@
 #include "base/check.h"
 #include "sluice/sync_metrics.h"
 
-typedef enum kind { K_SEM = 0, K_BREAKER, K_LIMITER, K_KEYED, K_GROUP, K_RETRY, K_RETRY_BUDGET, K_KEYED_EXEC, K_BATCHER, K_COUNT } kind;
+typedef enum kind {
+    K_SEM = 0,
+    K_BREAKER,
+    K_LIMITER,
+    K_KEYED,
+    K_GROUP,
+    K_RETRY,
+    K_RETRY_BUDGET,
+    K_KEYED_EXEC,
+    K_BATCHER,
+    K_ADAPTIVE,
+    K_COUNT
+} kind;
 
 typedef struct item {
     kind k;
@@ -375,6 +388,52 @@ static const fam_row batcher_rows[] = {
               SLUICE_BATCH_FAILURE_COUNT_, batch_failure_label),
 };
 
+static const char *adaptive_name(const void *o)
+{
+    return sluice_adaptive_name(o);
+}
+
+static size_t adaptive_read(void *o, double *v, sluice_histogram *h)
+{
+    (void)h;
+    sluice_adaptive_stats st;
+    sluice_adaptive_stats_get(o, &st);
+    const double x[] = {(double)st.limit,       (double)st.inflight,          (double)st.waiters,
+                        st.probing ? 1.0 : 0.0, (double)st.long_rtt_ns / 1e9, (double)st.short_rtt_ns / 1e9,
+                        (double)st.acquired,    (double)st.rejected,          (double)st.timeouts,
+                        (double)st.canceled,    (double)st.successes,         (double)st.drops,
+                        (double)st.ignored,     (double)st.decisions_up,      (double)st.decisions_down,
+                        (double)st.probes,      (double)st.rebases,           (double)st.congestion_verdicts};
+    memcpy(v, x, sizeof x);
+    return sizeof x / sizeof *x;
+}
+
+static const char *const adaptive_outcomes[] = {"success", "dropped", "ignored"};
+static const char *const adaptive_directions[] = {"up", "down"};
+
+static const fam_row adaptive_rows[] = {
+    ROW("sluice_adaptive_limit", G, "The concurrency limit in force now (min_limit during a probe)."),
+    ROW("sluice_adaptive_inflight", G, "Calls admitted and not yet released."),
+    ROW("sluice_adaptive_waiters", G, "Acquirers waiting for a slot."),
+    ROW("sluice_adaptive_probing", G, "1 while a no-load RTT probe window runs."),
+    ROW("sluice_adaptive_no_load_rtt_seconds", G, "The no-load RTT estimate (0: none yet)."),
+    ROW("sluice_adaptive_rtt_seconds", G, "Mean RTT of the last complete window (0: none yet)."),
+    ROW("sluice_adaptive_acquired_total", C, "Calls admitted."),
+    ROW("sluice_adaptive_rejected_total", C, "try_acquire calls refused at the limit."),
+    ROW("sluice_adaptive_timeouts_total", C, "acquire_until calls that timed out."),
+    ROW("sluice_adaptive_canceled_total", C, "acquire_until calls ended by their context."),
+    ROW_BY("sluice_adaptive_releases_total", "Calls released, by the outcome the caller reported.", "outcome",
+           adaptive_outcomes),
+    ROW_BY("sluice_adaptive_decisions_total",
+           "Times the integer limit moved, by direction (probes not counted).", "direction",
+           adaptive_directions),
+    ROW("sluice_adaptive_probes_total", C, "No-load RTT probe windows completed."),
+    ROW("sluice_adaptive_rebases_total", C,
+        "Probes whose RTT did not fall with the limit: a slower downstream, the no-load RTT re-based."),
+    ROW("sluice_adaptive_congestion_total", C,
+        "Probes whose RTT fell with the limit: congestion, backed off."),
+};
+
 /* Indexed by kind; the order is the order kinds are written in. */
 static const kind_desc kinds[K_COUNT] = {
     [K_SEM] = {sem_name, sem_read, ROWS(sem_rows), "sluice_semaphore_acquire_wait_seconds",
@@ -388,6 +447,7 @@ static const kind_desc kinds[K_COUNT] = {
     [K_KEYED_EXEC] = {keyed_exec_name, keyed_exec_read, ROWS(keyed_exec_rows), NULL, NULL},
     [K_BATCHER] = {batcher_name, batcher_read, ROWS(batcher_rows), "sluice_batcher_batch_size",
                    "Items per sealed batch."},
+    [K_ADAPTIVE] = {adaptive_name, adaptive_read, ROWS(adaptive_rows), NULL, NULL},
 };
 
 static const char *name_of(kind k, const void *obj)
@@ -656,4 +716,14 @@ sluice_err sluice_sync_metrics_add_batcher(sluice_sync_metrics *sm, sluice_batch
 sluice_err sluice_sync_metrics_remove_batcher(sluice_sync_metrics *sm, sluice_batcher *b)
 {
     return del(sm, K_BATCHER, b);
+}
+
+sluice_err sluice_sync_metrics_add_adaptive(sluice_sync_metrics *sm, sluice_adaptive *lim)
+{
+    return add(sm, K_ADAPTIVE, lim);
+}
+
+sluice_err sluice_sync_metrics_remove_adaptive(sluice_sync_metrics *sm, sluice_adaptive *lim)
+{
+    return del(sm, K_ADAPTIVE, lim);
 }

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,10 +154,84 @@ static void test_exposition(void **state)
     sluice_sem_destroy(sem);
 }
 
+/* An adaptive limiter: a slower downstream re-based through a probe (as
+ * tests/sync/test_adaptive.c drives it), a call held, one refused, one
+ * released as dropped; every family reads what the stats say. */
+static void test_adaptive(void **state)
+{
+    (void)state;
+    sluice_metrics *reg;
+    assert_int_equal(sluice_metrics_create(NULL, &reg), SLUICE_OK);
+    sluice_sync_metrics *sm;
+    assert_int_equal(sluice_sync_metrics_create(reg, &sm), SLUICE_OK);
+    sluice_adaptive_config ac;
+    sluice_adaptive_config_init(&ac);
+    ac.name = "downstream";
+    ac.mode = SLUICE_ADAPTIVE_GRADIENT2;
+    ac.min_limit = 1;
+    ac.max_limit = 100;
+    ac.initial_limit = 20;
+    sluice_adaptive *a;
+    assert_int_equal(sluice_adaptive_create(&ac, &a, NULL, 0), SLUICE_OK);
+    assert_int_equal(sluice_sync_metrics_add_adaptive(sm, a), SLUICE_OK);
+    assert_int_equal(sluice_sync_metrics_add_adaptive(sm, a), SLUICE_EBUSY);
+    assert_int_equal(sluice_sync_metrics_add_adaptive(NULL, a), SLUICE_EINVAL);
+
+    const double rtt_ms[] = {10, 10, 10, 50, 50}; /* three at no-load, the rise, the probe */
+    for (size_t i = 0; i < sizeof rtt_ms / sizeof *rtt_ms; i++) {
+        sluice_adaptive_window w = {0};
+        w.successes = 1000;
+        w.mean_rtt_ns = (uint64_t)(rtt_ms[i] * 1e6);
+        w.in_use = true;
+        w.demand = 20;
+        assert_int_equal(sluice_adaptive_observe(a, &w), SLUICE_OK);
+    }
+    sluice_adaptive_token tok, extra;
+    assert_int_equal(sluice_adaptive_try_acquire(a, &tok), SLUICE_OK);
+    assert_int_equal(sluice_adaptive_release(a, &tok, SLUICE_ADAPTIVE_IGNORE), SLUICE_OK);
+    assert_int_equal(sluice_adaptive_try_acquire(a, &extra), SLUICE_OK); /* held over the scrape */
+    sluice_adaptive_stats st;
+    sluice_adaptive_stats_get(a, &st);
+    assert_int_equal(st.rebases, 1);
+    assert_int_equal(st.probes, 1);
+
+    char *text = render(reg);
+    char line[160];
+    has(text, "# TYPE sluice_adaptive_limit gauge");
+    snprintf(line, sizeof line, "sluice_adaptive_limit{name=\"downstream\"} %u\n", st.limit);
+    has(text, line);
+    has(text, "sluice_adaptive_inflight{name=\"downstream\"} 1\n");
+    has(text, "sluice_adaptive_probing{name=\"downstream\"} 0\n");
+    has(text, "sluice_adaptive_no_load_rtt_seconds{name=\"downstream\"} 0.05\n");
+    has(text, "sluice_adaptive_acquired_total{name=\"downstream\"} 2\n");
+    has(text, "# TYPE sluice_adaptive_releases_total counter");
+    has(text, "sluice_adaptive_releases_total{name=\"downstream\",outcome=\"success\"} 5000\n");
+    has(text, "sluice_adaptive_releases_total{name=\"downstream\",outcome=\"ignored\"} 1\n");
+    snprintf(line, sizeof line,
+             "sluice_adaptive_decisions_total{name=\"downstream\",direction=\"down\"} %llu\n",
+             (unsigned long long)st.decisions_down);
+    has(text, line);
+    has(text, "sluice_adaptive_probes_total{name=\"downstream\"} 1\n");
+    has(text, "sluice_adaptive_rebases_total{name=\"downstream\"} 1\n");
+    has(text, "sluice_adaptive_congestion_total{name=\"downstream\"} 0\n");
+    free(text);
+
+    assert_int_equal(sluice_sync_metrics_remove_adaptive(sm, a), SLUICE_OK);
+    assert_int_equal(sluice_sync_metrics_remove_adaptive(sm, a), SLUICE_ENOENT);
+    text = render(reg);
+    assert_null(strstr(text, "sluice_adaptive_"));
+    free(text);
+    assert_int_equal(sluice_adaptive_release(a, &extra, SLUICE_ADAPTIVE_SUCCESS), SLUICE_OK);
+    sluice_sync_metrics_destroy(sm);
+    sluice_metrics_destroy(reg);
+    sluice_adaptive_destroy(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exposition),
+        cmocka_unit_test(test_adaptive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
