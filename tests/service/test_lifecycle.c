@@ -318,15 +318,21 @@ static int fail_drain_threads(pthread_t *thread, void *(*start)(void *), void *a
 
 typedef struct ticker {
     sluice_fake_clock *fake;
+    uint64_t fast_until; /* fake time: fast up to here, then slow */
     atomic_bool stop;
 } ticker;
 
-/* Moves the fake clock 100 ms per millisecond of real time until told. */
+/* Moves the fake clock 100 ms per millisecond of real time up to
+ * fast_until, then 1 ms per millisecond, until told. The slow part keeps
+ * the overshoot bounded by what the test measures, not by how long the
+ * waiting thread was off the CPU: at 100x throughout, 100 ms of real time
+ * without the CPU after the deadline (a loaded machine) added 10 s. */
 static void *tick_main(void *arg)
 {
     ticker *tk = arg;
     while (!atomic_load(&tk->stop)) {
-        sluice_fake_clock_advance(tk->fake, 100 * SLUICE_NS_PER_MS);
+        bool fast = sluice_clock_now(&tk->fake->clock) < tk->fast_until;
+        sluice_fake_clock_advance(tk->fake, fast ? 100 * SLUICE_NS_PER_MS : SLUICE_NS_PER_MS);
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
@@ -376,7 +382,10 @@ static void test_budget_holds_without_drain_threads(void **state)
             assert_int_equal(sluice_pool_submit(pools[i], task_gate, &g), SLUICE_OK);
         }
     }
-    ticker tk = {.fake = &fake};
+    /* Fast to 12 s, past the 10 s budget; a shutdown still waiting then
+     * (a serial drain needs 30 s) goes on at 1x and fails the bound below
+     * after ~18 s more of real time. */
+    ticker tk = {.fake = &fake, .fast_until = sluice_clock_now(&fake.clock) + 12 * SLUICE_NS_PER_SEC};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, tick_main, &tk), 0);
     sluice_lifecycle_shutdown(lc);
@@ -388,7 +397,8 @@ static void test_budget_holds_without_drain_threads(void **state)
     assert_int_equal(r, SLUICE_ETIMEDOUT);
     assert_int_equal(rep.pool_count, 3);
     /* The budget: 10 s, plus what the ticker adds before the last drain
-     * notices; a serial drain with full timeouts is at 30 s or more. */
+     * notices (at 1x past 12 s); a serial drain with full timeouts is at
+     * 30 s or more. */
     assert_true(rep.elapsed_ns < 20 * SLUICE_NS_PER_SEC);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(rep.pools[i].err, SLUICE_ETIMEDOUT);
