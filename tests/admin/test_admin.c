@@ -410,7 +410,11 @@ static void test_health_pools_and_debug(void **state)
     (void)state;
     sluice_admin_config cfg;
     sluice_admin_config_init(&cfg);
-    cfg.health_timeout_ns = 300 * SLUICE_NS_PER_MS;
+    /* How long /health/pools waits for the stuck pool's probe (its
+     * request takes that long), and the bound within which the others'
+     * probes must run: each starts a worker thread first, which on a
+     * loaded machine (TSan, -j2) can take longer than the 300 ms this was. */
+    cfg.health_timeout_ns = 2 * SLUICE_NS_PER_SEC;
     sluice_admin *a = start_admin(&cfg);
     unsigned port = sluice_admin_port(a);
     sluice_pool *good = make_pool("good", 2, 8, SLUICE_OVERFLOW_BLOCK);
@@ -927,7 +931,10 @@ static void test_health_pools_start_failures(void **state)
     pc.name = "fine";
     pc.stack_size = 0;
     assert_int_equal(sluice_service_add_pool(svc, &pc, 0, NULL, NULL, 0), SLUICE_OK);
-    sluice_admin *a = start_admin_serving(svc, 200 * SLUICE_NS_PER_MS);
+    /* 2 s: "fine" must start a worker and run its probe within it (200 ms
+     * was a window a loaded machine could miss); the request waits it out
+     * for "starved", whose probe never runs. */
+    sluice_admin *a = start_admin_serving(svc, 2 * SLUICE_NS_PER_SEC);
     http_reply r = http_do(sluice_admin_port(a), "GET", "/health/pools", NULL);
     assert_int_equal(r.status, 503);
     expect_body_has(&r, "starved FAIL: ");
