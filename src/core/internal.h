@@ -201,27 +201,37 @@ static inline sluice__hist *sluice__hist_of(sluice__hist *pair, size_t nbounds, 
  * (its worker; later occupants of the same slot inherit it, ordered by
  * pool->mu), so it is updated with a relaxed load and store, no
  * read-modify-write; the caller shard (CALLER_RUNS tasks, run by any
- * submitter) is `shared` and uses fetch_add. Readers sum with relaxed
- * loads: a snapshot is exact once the pool is quiescent.
+ * submitter) is shared and uses fetch_add: every writer says which it
+ * is (sluice__shard_add's `shared`). Readers sum with relaxed loads: a
+ * snapshot is exact once the pool is quiescent.
  *
  * The histograms are not in the shard: `hists` points to a pair sized
  * for the pool's buckets (320 bytes with the default 17, where inline
- * maximum-size ones were 1,072 in every worker slot). A worker's pair is
- * taken from the pool's page slabs (worker.c, hist_pair_take) by its one
- * writer when it records its first timed task (release; readers load it
- * acquire and read NULL as empty), and stays with the slot; the caller
- * shard's is calloc'ed at create. A worker that cannot get one drops that
- * sample (counters are never sampled) and tries again at its next timed
- * task.
+ * maximum-size ones were 1,072 in every worker slot). A worker records
+ * its first SLUICE__HIST_OWN_AFTER timed tasks into the caller shard's
+ * pair (fetch_add, like a CALLER_RUNS task), so a worker that has timed
+ * only a few tasks - every idle worker of a big pool that is mostly idle
+ * - has no pair at all; after that it takes its own from the pool's page
+ * slabs (worker.c, hist_pair_take), stored by its one writer (release;
+ * readers load it acquire and read NULL as empty), and it stays with the
+ * slot. The caller shard's is calloc'ed at create. A worker that cannot
+ * get one records into the caller pair instead (worker.c, hist_record).
+ * Not cache-line aligned here: a worker's shard shares its slot's first
+ * line with the status word its one writer also stores on every task.
  */
 typedef struct sluice__shard {
-    SLUICE__ALIGNED _Atomic uint64_t completed;
+    _Atomic uint64_t completed;
     _Atomic uint64_t failed;
     _Atomic uint64_t panicked;
     _Atomic uint64_t shed;
-    bool shared;
     _Atomic(sluice__hist *) hists; /* task-time then wait; see above */
 } sluice__shard;
+
+/* Timed tasks a worker records into the caller shard's histogram pair
+ * before it takes one of its own (see sluice__shard). A pool-wide bound
+ * on the shared phase: at most K x this many samples ever go through the
+ * shared line, however long the pool runs. */
+#define SLUICE__HIST_OWN_AFTER 64u
 
 /* ---- the running task's thread-local frame ----------------------------- */
 
@@ -239,7 +249,7 @@ typedef struct sluice__panic_rec {
 
 typedef struct sluice__frame {
     struct sluice_pool *pool;
-    struct sluice__worker *worker; /* NULL for CALLER_RUNS */
+    struct sluice__run *worker; /* NULL for CALLER_RUNS */
     const sluice__task *task;
     /* Where sluice_panic and a recovered fault jump: the worker loop's
      * jump point (armed once per loop, not per task; worker.c) for a
@@ -259,42 +269,75 @@ typedef struct sluice__frame {
 
 /* ---- workers ---------------------------------------------------------- */
 
+/*
+ * A worker slot: what other threads read or write of a worker (stats,
+ * /debug/pools and its stacks, drain, the parking lot), and what outlives
+ * its thread (the counters of exited workers, the histogram pair).
+ * Slots are taken from page slabs the pool maps (worker.c, slab_take),
+ * never freed before the pool, and are two cache lines: the first holds
+ * what the worker itself stores on every task (its status, the running
+ * task's start and label, its counters), the second what the pool and
+ * the wakers use. What only the running thread uses (the task being run,
+ * its frame and jump point, the automatic sampling average) is not here
+ * but in sluice__run, on the worker thread's stack.
+ */
 typedef struct sluice__worker {
-    struct sluice_pool *pool;
-    unsigned index;
-    pthread_t thread;
-    /* Guarded by pool->mu. */
-    bool occupied; /* a live thread owns this slot */
-    bool init_ok;
     /* Written by the worker, read by stats/debug/drain. `status` packs the
      * state (sluice_worker_status, low 3 bits) with the count of tasks this
      * slot finished (shed ones too), so one atomic load sees both: a drain
      * report can never count a task as finished and still running. */
-    _Atomic uint64_t status;
+    SLUICE__ALIGNED _Atomic uint64_t status;
     _Atomic uint64_t since_ns;
     _Atomic(const char *) label;
-    /* Owned by the worker thread. */
-    void *worker_state;
+    sluice__shard shard;
+    /* Immutable once the slot exists: pool, index. Guarded by pool->mu:
+     * thread, occupied, init_ok. The parking lot: the worker sleeps on
+     * its own semaphore; park_next and parked are guarded by
+     * pool->park_mu. */
+    SLUICE__ALIGNED struct sluice_pool *pool;
+    pthread_t thread;
+    struct sluice__worker *park_next;
+    unsigned index;
+    bool occupied; /* a live thread owns this slot */
+    bool init_ok;
+    bool parked;
+    sem_t wake;
+} sluice__worker;
+
+#if UINTPTR_MAX == UINT64_MAX && defined(__GLIBC__)
+_Static_assert(sizeof(sluice__worker) == 2 * SLUICE__CACHELINE,
+               "a worker slot is two cache lines (LP64 glibc)");
+#endif
+
+/*
+ * A worker thread's own state, in worker_main's frame: the two stack
+ * pages every thread touches (glibc's thread descriptor and static TLS
+ * fill most of the top one) have room for it, so it costs an idle worker
+ * no memory, where in the slot it was ~700 of 832 bytes. Only its thread
+ * reads or writes it (the fault guard's signal handler runs on the same
+ * thread); other threads see the worker through its slot. It lives above
+ * the loop's jump point (worker_guarded), so a panic's jump leaves it
+ * intact, and the landing finishes the task from it.
+ */
+typedef struct sluice__run {
+    struct sluice_pool *pool;
+    sluice__worker *slot;
+    void *worker_state;   /* set by the worker_init hook */
     uint64_t task_avg_ns; /* moving average of timed task durations (automatic sampling) */
+    unsigned hist_shared; /* timed tasks recorded into the caller pair (SLUICE__HIST_OWN_AFTER) */
     bool fault_retire;    /* set by the fault guard in RECOVER mode */
     void *altstack;
     sluice__panic_rec *fault_rec; /* beside the altstack: where the fault guard writes */
-    /* The task being run and its frame live here, not on the worker's
-     * stack: the jump point is armed once per worker loop, and after a
-     * panic the loop finishes the task from these (worker.c). */
-    sigjmp_buf jump;
+    /* The task being run and its frame live here, not in a function the
+     * jump discards: the jump point is armed once per worker loop, and
+     * after a panic the loop finishes the task from these (worker.c). */
+    uint64_t cur_start; /* timing start of cur (0: not timed) */
+    unsigned cur_word;  /* the timing word cur was started under */
+    sluice__done done;  /* the last task's deferred finish (pop_finish) */
     sluice__task cur;
     sluice__frame frame;
-    uint64_t cur_start;  /* timing start of cur (0: not timed) */
-    unsigned cur_word;   /* the timing word cur was started under */
-    sluice__done done;   /* the last task's deferred finish (pop_finish) */
-    /* The parking lot: the worker sleeps on its own semaphore; park_next
-     * and parked are guarded by pool->park_mu. */
-    sem_t wake;
-    struct sluice__worker *park_next;
-    bool parked;
-    sluice__shard shard;
-} sluice__worker;
+    sigjmp_buf jump;
+} sluice__run;
 
 #define SLUICE__STATUS_STATE(v) ((sluice_worker_status)((v)&7u))
 #define SLUICE__STATUS_COUNT(v) ((v) >> 3)
@@ -382,7 +425,7 @@ struct sluice_pool {
     _Atomic unsigned workers_hwm;
     _Atomic unsigned waiting_hwm;
     _Atomic size_t depth_hwm;
-    sluice__shard caller_shard;
+    SLUICE__ALIGNED sluice__shard caller_shard; /* shared: sluice__shard_add(true, ...) */
 
     /* Guarded by mu. */
     SLUICE__ALIGNED pthread_mutex_t mu;
@@ -391,8 +434,8 @@ struct sluice_pool {
     sluice__worker **slots;  /* never shrinks; slots outlive their threads */
     unsigned nslots;
     unsigned slots_cap; /* entries allocated in slots (grows by doubling) */
-    void *hist_slab;         /* the newest page slab of workers' histogram pairs (worker.c); linked */
-    size_t hist_slab_used;   /* bytes of it handed out */
+    void *slab;         /* the newest page slab of worker slots and histogram pairs (worker.c); linked */
+    size_t slab_used;   /* bytes of it handed out */
     pthread_t *zombies; /* exited workers not yet joined */
     unsigned nzombies, zombies_cap;
     unsigned prewarm_pending; /* workers whose init has not reported */
@@ -418,7 +461,7 @@ struct sluice_pool {
 #define SLUICE__TLS _Thread_local __attribute__((tls_model("initial-exec")))
 
 extern SLUICE__TLS sluice__frame *sluice__tls_frame;
-extern SLUICE__TLS sluice__worker *sluice__tls_worker;
+extern SLUICE__TLS sluice__run *sluice__tls_worker;
 
 /* ---- cross-file functions --------------------------------------------- */
 
@@ -431,13 +474,14 @@ void sluice__spawn_for_work(struct sluice_pool *p, size_t want);
 unsigned sluice__wake(struct sluice_pool *p, unsigned n);
 void sluice__wake_all(struct sluice_pool *p);
 void sluice__notify_space(struct sluice_pool *p);
-/* Runs t, or sheds it (deadline passed, context ended) to the abandon
+/* Runs t on the calling submitter (CALLER_RUNS; counted in the caller
+ * shard), or sheds it (deadline passed, context ended) to the abandon
  * handler on this thread. Returns true if t->fn ran. */
-bool sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t,
-                      uint64_t *now_hint);
+bool sluice__run_task(struct sluice_pool *p, sluice__task *t);
 void sluice__join_zombies(struct sluice_pool *p);
-/* Unmaps the page slabs of the workers' histogram pairs (pool_free). */
-void sluice__hist_slabs_free(struct sluice_pool *p);
+/* Unmaps the page slabs of the worker slots and histogram pairs
+ * (pool_free, after it has destroyed the slots' semaphores). */
+void sluice__slabs_free(struct sluice_pool *p);
 void sluice__abandon(struct sluice_pool *p, sluice__task *t, sluice_abandon_reason why);
 void sluice__emit(struct sluice_pool *p, sluice_event_kind kind, unsigned worker, uint64_t old_value,
                   uint64_t new_value, sluice_err err, const char *detail, const sluice_drain_report *drain);
@@ -460,9 +504,9 @@ void sluice__overload_stats(struct sluice__overload *ov, sluice_pool_stats *out)
 
 /* panic.c */
 void sluice__fault_guard_install(void);
-void sluice__altstack_enter(sluice__worker *w);
+void sluice__altstack_enter(sluice__run *r);
 void sluice__unblock_fault_signals(void);
-void sluice__altstack_leave(sluice__worker *w);
+void sluice__altstack_leave(sluice__run *r);
 void sluice__report_panic(struct sluice_pool *p, sluice__frame *f);
 void sluice__backtrace_warmup(void);
 
@@ -517,10 +561,12 @@ static inline void sluice__max_z(_Atomic size_t *a, size_t v)
     }
 }
 
-/* Single-writer increment of a shard counter (see sluice__shard). */
-static inline void sluice__shard_add(const sluice__shard *s, _Atomic uint64_t *c, uint64_t n)
+/* Increment of a shard counter (see sluice__shard): `shared` for the
+ * caller shard (any number of writers), false for a worker's own (one
+ * writer: a load and a store, no read-modify-write). */
+static inline void sluice__shard_add(bool shared, _Atomic uint64_t *c, uint64_t n)
 {
-    if (s->shared) {
+    if (shared) {
         atomic_fetch_add_explicit(c, n, memory_order_relaxed);
     } else {
         atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);

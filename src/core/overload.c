@@ -240,7 +240,7 @@ static sluice__codel_verdict look(struct sluice__overload *ov, uint64_t now, uin
 static void shed(struct sluice_pool *p, sluice__worker *w, sluice__task *t)
 {
     atomic_fetch_add_explicit(&p->overload->codel_shed, 1, memory_order_relaxed);
-    sluice__shard_add(&w->shard, &w->shard.shed, 1);
+    sluice__shard_add(false, &w->shard.shed, 1);
     if (t->tenant) { /* the fair queue's per-tenant count, before the status (as run_task) */
         p->qops->finish(p->q, t, SLUICE__FROM_POP, SLUICE__OUT_SHED, -1, 0);
     }

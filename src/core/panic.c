@@ -28,8 +28,9 @@
  * handler and exits, and a replacement starts.
  *
  * Thread-local state: sluice__tls_frame (the running task's frame: in the
- * worker's slot for a worker, on the submitter's stack for CALLER_RUNS)
- * and sluice__tls_worker. Both are written only by their
+ * worker's run state for a worker, on the submitter's stack for
+ * CALLER_RUNS) and sluice__tls_worker (the worker's run state, on its
+ * own stack: internal.h, sluice__run). Both are written only by their
  * own thread; the signal handler reads them on the same thread.
  */
 #include <dlfcn.h>
@@ -63,7 +64,7 @@ void *sluice_worker_state(void)
 
 unsigned sluice_worker_index(void)
 {
-    return sluice__tls_worker ? sluice__tls_worker->index : UINT32_MAX;
+    return sluice__tls_worker ? sluice__tls_worker->slot->index : UINT32_MAX;
 }
 
 uint64_t sluice_task_deadline(void)
@@ -236,7 +237,7 @@ void sluice__report_panic(struct sluice_pool *p, sluice__frame *f)
     const char *message = f->rec ? f->rec->message : f->signo ? signal_name(f->signo) : lost_message;
     sluice_panic_info info = {
         .pool_name = p->name,
-        .worker_index = f->worker ? f->worker->index : UINT32_MAX,
+        .worker_index = f->worker ? f->worker->slot->index : UINT32_MAX,
         .message = message,
         .signal = f->signo,
         .task_label = f->task ? f->task->label : NULL,
@@ -321,7 +322,7 @@ static void chain(int sig, siginfo_t *si, void *uc)
 
 static void fault_handler(int sig, siginfo_t *si, void *uc)
 {
-    sluice__worker *w = sluice__tls_worker;
+    sluice__run *w = sluice__tls_worker;
     sluice__frame *f = sluice__tls_frame;
     if (!w || !f || f->worker != w || w->pool->cfg.fault_mode == SLUICE_FAULT_OFF) {
         chain(sig, si, uc);
@@ -349,7 +350,7 @@ static void fault_handler(int sig, siginfo_t *si, void *uc)
     write_str(" in pool ");
     write_str(p->name);
     write_str(" worker ");
-    write_uint(w->index);
+    write_uint(w->slot->index);
     if (f->task && f->task->label) {
         write_str(" task ");
         write_str(f->task->label);
@@ -375,7 +376,7 @@ static void fault_handler(int sig, siginfo_t *si, void *uc)
      * with a core, as documented. (Chaining to a handler installed before
      * Sluice's, such as a test framework's, could turn the crash into an
      * ordinary exit.) */
-    sluice__shard_add(&w->shard, &w->shard.panicked, 1);
+    sluice__shard_add(false, &w->slot->shard.panicked, 1);
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -421,7 +422,7 @@ void sluice__unblock_fault_signals(void)
 /* One allocation: the altstack, and above its top (a stack grows down, so
  * the handler never writes there) the record the fault guard fills. Pages
  * of it are touched only by a fault. */
-void sluice__altstack_enter(sluice__worker *w)
+void sluice__altstack_enter(sluice__run *w)
 {
     w->altstack = malloc(ALTSTACK_SIZE + sizeof(sluice__panic_rec));
     if (!w->altstack) {
@@ -436,7 +437,7 @@ void sluice__altstack_enter(sluice__worker *w)
     w->fault_rec = (sluice__panic_rec *)((char *)w->altstack + ALTSTACK_SIZE);
 }
 
-void sluice__altstack_leave(sluice__worker *w)
+void sluice__altstack_leave(sluice__run *w)
 {
     if (!w->altstack) {
         return;

@@ -177,10 +177,9 @@ static void pool_free(sluice_pool *p)
 {
     for (unsigned i = 0; i < p->nslots; i++) {
         sem_destroy(&p->slots[i]->wake);
-        free(p->slots[i]);
     }
     free(atomic_load_explicit(&p->caller_shard.hists, memory_order_relaxed));
-    sluice__hist_slabs_free(p); /* the workers' pairs */
+    sluice__slabs_free(p); /* the worker slots and their histogram pairs */
     free(p->slots);
     free(p->zombies);
     sluice__overload_destroy(p->overload);
@@ -241,7 +240,6 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     bool lifo = cfg->overload == SLUICE_OVERLOAD_LIFO || cfg->overload == SLUICE_OVERLOAD_CODEL_LIFO;
     bool sharded = cfg->queue_discipline == SLUICE_QUEUE_SHARDED;
     p->qops = p->fair ? &sluice__fair_ops : sharded ? &sluice__sharded_ops : lifo ? &sluice__deque_ops : &sluice__ring_ops;
-    p->caller_shard.shared = true;
     atomic_init(&p->caller_shard.hists, sluice__hist_pair_new(p->nbounds));
     if (!atomic_load_explicit(&p->caller_shard.hists, memory_order_relaxed)) {
         free(p);
@@ -293,8 +291,13 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
 
     if (cfg->fault_mode != SLUICE_FAULT_OFF) {
         sluice__fault_guard_install();
+        /* The guard's handler calls backtrace(), whose first call loads
+         * libgcc_s (dlopen, malloc): done here, never in the handler.
+         * Only here: sluice_panic calls it outside any handler, and the
+         * unwinder is ~130 KiB of a process's RSS (in the rss benchmark,
+         * 0.13 KiB a worker that no worker needed). */
+        sluice__backtrace_warmup();
     }
-    sluice__backtrace_warmup();
     sluice__fastclock_init();
 
     unsigned start = cfg->prewarm ? cfg->workers : cfg->min_workers;
@@ -482,7 +485,7 @@ static sluice_err run_on_caller(sluice_pool *p, sluice__task *t, bool *unref)
     /* Accepted (counts in `submitted`) whether it runs or is shed here;
      * `caller_ran` counts only the tasks whose fn ran. */
     atomic_fetch_add_explicit(&p->caller_accepted, 1, memory_order_relaxed);
-    if (sluice__run_task(p, NULL, &p->caller_shard, t, NULL)) {
+    if (sluice__run_task(p, t)) {
         atomic_fetch_add_explicit(&p->caller_ran, 1, memory_order_relaxed);
     }
     drop_tenant_ref(p, t, unref);

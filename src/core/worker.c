@@ -55,7 +55,7 @@
  *
  * Deferred finish. With a queue that has pop_finish (the fair queue) and
  * no overload mode, a worker keeps its task's per-tenant outcome in
- * w->done and its next pop finishes it under the queue's lock; a worker
+ * its run state's `done` and its next pop finishes it under the queue's lock; a worker
  * leaving the loop finishes it first (finish_deferred). The pool's own
  * counters and the worker's status are not deferred.
  *
@@ -71,7 +71,7 @@
 
 #include "core/internal.h"
 
-SLUICE__TLS sluice__worker *sluice__tls_worker;
+SLUICE__TLS sluice__run *sluice__tls_worker;
 
 /* How many times an idle worker polls the queue before it parks, at most
  * and at least. The budget adapts per worker: a spin that found work
@@ -83,6 +83,7 @@ SLUICE__TLS sluice__worker *sluice__tls_worker;
 #define SPIN_POLLS_MIN 8
 
 static void *worker_main(void *arg);
+static void *slab_take_locked(struct sluice_pool *p, size_t bytes);
 
 /* ---- timed waits on the pool clock -------------------------------------- */
 
@@ -282,16 +283,17 @@ sluice_err sluice__spawn_locked(struct sluice_pool *p)
             p->slots = grown;
             p->slots_cap = cap;
         }
-        w = aligned_alloc(SLUICE__CACHELINE,
-                          (sizeof *w + SLUICE__CACHELINE - 1) / SLUICE__CACHELINE * SLUICE__CACHELINE);
+        /* From the pool's page slabs: two cache lines, no allocator
+         * header or alignment waste (an aligned_alloc'ed 832-byte slot
+         * took ~0.85 KiB of heap a worker). */
+        w = slab_take_locked(p, sizeof *w);
         if (!w) {
             return start_failed(p, 0);
         }
-        memset(w, 0, sizeof *w);
         if (sem_init(&w->wake, 0, 0) != 0) {
-            int e = errno;
-            free(w);
-            return start_failed(p, e);
+            /* (Never on Linux, for an initial value of 0.) The slot's
+             * bytes stay unused in the slab until the pool is freed. */
+            return start_failed(p, errno);
         }
         w->pool = p;
         w->index = p->nslots;
@@ -300,9 +302,6 @@ sluice_err sluice__spawn_locked(struct sluice_pool *p)
     }
     w->occupied = true;
     w->init_ok = false;
-    w->fault_retire = false;
-    w->task_avg_ns = 0;
-    w->worker_state = NULL;
     sluice__status_set(w, SLUICE_WORKER_STARTING, 0);
     atomic_store_explicit(&w->label, NULL, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->alive, 1, memory_order_seq_cst);
@@ -403,67 +402,90 @@ static size_t bucket_of(const struct sluice_pool *p, uint64_t ns)
     return lo;
 }
 
-/* Workers' histogram pairs come from page slabs the pool maps itself
- * (under mu), cache-line aligned, not from malloc on the worker thread: a
- * thread's first malloc sets up its allocator cache (~0.6 KiB touched),
- * which was most of what timing cost an idle worker in the rss benchmark,
- * and untouched slab pages cost nothing. A slab's first cache line links
- * it to the previous one; pool_free unmaps them all. */
-#define HIST_SLAB_BYTES ((size_t)16 * 1024)
+/* Worker slots and workers' histogram pairs come from page slabs the pool
+ * maps itself (under mu), in cache-line multiples, never freed before the
+ * pool: no allocator header or alignment waste per slot, and not malloc
+ * on the worker thread (a thread's first malloc sets up its allocator
+ * cache, ~0.6 KiB touched, which was most of what timing cost an idle
+ * worker in the rss benchmark); untouched slab pages cost nothing. A
+ * slab's first cache line links it to the previous one; pool_free unmaps
+ * them all. The memory is zero (fresh from mmap, never reused). */
+#define SLAB_BYTES ((size_t)16 * 1024)
+
+static void *slab_take_locked(struct sluice_pool *p, size_t bytes)
+{
+    SLUICE__ASSERT_HELD(&p->mu);
+    bytes = (bytes + SLUICE__CACHELINE - 1) / SLUICE__CACHELINE * SLUICE__CACHELINE;
+    _Static_assert(2 * SLUICE__HIST_WORDS(SLUICE_HIST_MAX_BUCKETS) * sizeof(uint64_t) +
+                           2 * SLUICE__CACHELINE <=
+                       SLAB_BYTES,
+                   "a slab holds the largest pair");
+    _Static_assert(sizeof(sluice__worker) + SLUICE__CACHELINE <= SLAB_BYTES, "a slab holds a slot");
+    if (!p->slab || p->slab_used + bytes > SLAB_BYTES) {
+        void *slab = mmap(NULL, SLAB_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (slab == MAP_FAILED) {
+            return NULL;
+        }
+        *(void **)slab = p->slab;
+        p->slab = slab;
+        p->slab_used = SLUICE__CACHELINE;
+    }
+    void *mem = (char *)p->slab + p->slab_used;
+    p->slab_used += bytes;
+    return mem;
+}
 
 static sluice__hist *hist_pair_take(struct sluice_pool *p)
 {
-    size_t bytes = 2 * SLUICE__HIST_WORDS(p->nbounds) * sizeof(uint64_t);
-    bytes = (bytes + SLUICE__CACHELINE - 1) / SLUICE__CACHELINE * SLUICE__CACHELINE;
-    _Static_assert(2 * SLUICE__HIST_WORDS(SLUICE_HIST_MAX_BUCKETS) * sizeof(uint64_t) + 2 * SLUICE__CACHELINE <=
-                       HIST_SLAB_BYTES,
-                   "a slab holds the largest pair");
     pthread_mutex_lock(&p->mu);
-    if (!p->hist_slab || p->hist_slab_used + bytes > HIST_SLAB_BYTES) {
-        void *slab = mmap(NULL, HIST_SLAB_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (slab == MAP_FAILED) {
-            pthread_mutex_unlock(&p->mu);
-            return NULL;
-        }
-        *(void **)slab = p->hist_slab;
-        p->hist_slab = slab;
-        p->hist_slab_used = SLUICE__CACHELINE;
-    }
-    sluice__hist *pair = (sluice__hist *)((char *)p->hist_slab + p->hist_slab_used);
-    p->hist_slab_used += bytes;
+    sluice__hist *pair = slab_take_locked(p, 2 * SLUICE__HIST_WORDS(p->nbounds) * sizeof(uint64_t));
     pthread_mutex_unlock(&p->mu);
     return pair;
 }
 
-void sluice__hist_slabs_free(struct sluice_pool *p)
+void sluice__slabs_free(struct sluice_pool *p)
 {
-    while (p->hist_slab) {
-        void *next = *(void **)p->hist_slab;
-        munmap(p->hist_slab, HIST_SLAB_BYTES);
-        p->hist_slab = next;
+    while (p->slab) {
+        void *next = *(void **)p->slab;
+        munmap(p->slab, SLAB_BYTES);
+        p->slab = next;
     }
 }
 
-/* Records ns in the shard's task-time (which 0) or wait (1) histogram.
- * A worker's pair is taken here on its first timed task (internal.h,
- * sluice__shard); only its one writer stores the pointer. */
-static void hist_record(struct sluice_pool *p, sluice__shard *s, int which, uint64_t ns)
+/* The histogram pair a timed task is recorded into, and whether it is
+ * the shared caller pair (fetch_add). A worker's own pair, taken after
+ * its first SLUICE__HIST_OWN_AFTER timed tasks (internal.h, sluice__shard)
+ * and stored only by its one writer; until then, or while no slab page
+ * can be had, the caller shard's. Called once per timed task. */
+static sluice__hist *hist_pair_for(struct sluice_pool *p, sluice__run *r, bool *shared)
 {
-    sluice__hist *pair = atomic_load_explicit(&s->hists, memory_order_relaxed);
-    if (!pair) {
-        SLUICE__ASSERT(!s->shared); /* the caller shard's pair exists from create */
-        pair = hist_pair_take(p);
-        if (!pair) {
-            return; /* this sample is lost; the counters are not */
+    if (r) {
+        sluice__shard *s = &r->slot->shard;
+        sluice__hist *pair = atomic_load_explicit(&s->hists, memory_order_relaxed);
+        if (!pair && r->hist_shared >= SLUICE__HIST_OWN_AFTER && (pair = hist_pair_take(p)) != NULL) {
+            /* Pairs with the acquire load in sluice_pool_histogram_get. */
+            atomic_store_explicit(&s->hists, pair, memory_order_release);
         }
-        /* Pairs with the acquire load in sluice_pool_histogram_get. */
-        atomic_store_explicit(&s->hists, pair, memory_order_release);
+        if (pair) {
+            *shared = false;
+            return pair;
+        }
+        if (r->hist_shared < SLUICE__HIST_OWN_AFTER) {
+            r->hist_shared++;
+        }
     }
+    *shared = true;
+    return atomic_load_explicit(&p->caller_shard.hists, memory_order_relaxed);
+}
+
+/* Records ns in a pair's task-time (which 0) or wait (1) histogram. */
+static void hist_record(struct sluice_pool *p, sluice__hist *pair, bool shared, int which, uint64_t ns)
+{
     sluice__hist *h = sluice__hist_of(pair, p->nbounds, which);
     size_t b = bucket_of(p, ns);
-    sluice__shard_add(s, &h->counts[b], 1);
-    sluice__shard_add(s, &h->count, 1);
-    sluice__shard_add(s, &h->sum_ns, ns);
+    sluice__shard_add(shared, &h->counts[b], 1);
+    sluice__shard_add(shared, &h->count, 1);
+    sluice__shard_add(shared, &h->sum_ns, ns);
 }
 
 /* Automatic timing sample rate (SLUICE_TIMING_SAMPLE_AUTO). Timing a task
@@ -481,15 +503,15 @@ static void hist_record(struct sluice_pool *p, sluice__shard *s, int which, uint
  * is seen at the next timed one (the average jumps by 1/8 of it). */
 #define AUTO_EVERY_MAX 256u
 
-static void auto_sample(struct sluice_pool *p, sluice__worker *w, unsigned word, uint64_t d)
+static void auto_sample(struct sluice_pool *p, sluice__run *r, unsigned word, uint64_t d)
 {
     unsigned every = SLUICE__TIMING_N(word);
-    uint64_t avg = w->task_avg_ns;
+    uint64_t avg = r->task_avg_ns;
     avg = avg ? avg - avg / 8 + d / 8 : d;
     if (avg == 0) {
         avg = 1;
     }
-    w->task_avg_ns = avg;
+    r->task_avg_ns = avg;
     uint64_t want = (100 * sluice__timing_cost_ns() + avg - 1) / avg;
     if (want < 1) {
         want = 1;
@@ -525,14 +547,18 @@ static bool task_expired(struct sluice_pool *p, const sluice__task *t)
     return t->ctx && sluice_ctx_err(t->ctx) != SLUICE_OK;
 }
 
-/* The start of a task: sheds it if its deadline passed or its context
- * ended (returns false), else reads the timing word and the start time
- * (*start 0: not timed) and publishes the worker as running. */
-static bool task_begin(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t,
-                       uint64_t *now_hint, uint64_t *start, unsigned *word)
+/* The start of a task, on a worker (r) or a submitter (r NULL: a
+ * CALLER_RUNS task, counted in the caller shard): sheds it if its
+ * deadline passed or its context ended (returns false), else reads the
+ * timing word and the start time (*start 0: not timed) and publishes the
+ * worker as running. */
+static bool task_begin(struct sluice_pool *p, sluice__run *r, sluice__task *t, uint64_t *now_hint,
+                       uint64_t *start, unsigned *word)
 {
+    sluice__worker *w = r ? r->slot : NULL;
     if ((t->deadline_ns || t->ctx) && task_expired(p, t)) {
-        sluice__shard_add(shard, &shard->shed, 1);
+        sluice__shard *shard = w ? &w->shard : &p->caller_shard;
+        sluice__shard_add(!w, &shard->shed, 1);
         if (t->tenant) { /* before the status: whoever sees it finished sees its tenant's count */
             p->qops->finish(p->q, t, w ? SLUICE__FROM_POP : SLUICE__FROM_SUBMIT, SLUICE__OUT_SHED, -1, 0);
         }
@@ -564,11 +590,11 @@ static bool task_begin(struct sluice_pool *p, sluice__worker *w, sluice__shard *
     return true;
 }
 
-static void frame_enter(sluice__frame *f, struct sluice_pool *p, sluice__worker *w, const sluice__task *t,
+static void frame_enter(sluice__frame *f, struct sluice_pool *p, sluice__run *r, const sluice__task *t,
                         sigjmp_buf *jump)
 {
     f->pool = p;
-    f->worker = w;
+    f->worker = r;
     f->task = t;
     f->jump = jump;
     f->ncleanup = 0;
@@ -580,23 +606,26 @@ static void frame_enter(sluice__frame *f, struct sluice_pool *p, sluice__worker 
     sluice__tls_frame = f;
 }
 
-/* The end of a task that ran: `jumped` is 0 when fn returned rc, 1 after
- * sluice_panic, 2 after a recovered fault. Counts the outcome, reports a
- * panic, records the timing, and releases the task's context. */
-static void task_end(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t,
-                     sluice__frame *f, int jumped, int rc, uint64_t start, unsigned word, uint64_t *now_hint)
+/* The end of a task that ran, on a worker (r) or a submitter (r NULL):
+ * `jumped` is 0 when fn returned rc, 1 after sluice_panic, 2 after a
+ * recovered fault. Counts the outcome, reports a panic, records the
+ * timing, and releases the task's context. */
+static void task_end(struct sluice_pool *p, sluice__run *r, sluice__task *t, sluice__frame *f, int jumped,
+                     int rc, uint64_t start, unsigned word, uint64_t *now_hint)
 {
+    sluice__worker *w = r ? r->slot : NULL;
+    sluice__shard *shard = w ? &w->shard : &p->caller_shard;
     sluice__tls_frame = f->outer;
     sluice__outcome outcome;
     if (jumped) {
-        sluice__shard_add(shard, &shard->panicked, 1);
+        sluice__shard_add(!w, &shard->panicked, 1);
         sluice__report_panic(p, f);
         outcome = SLUICE__OUT_PANICKED;
     } else if (rc == 0) {
-        sluice__shard_add(shard, &shard->completed, 1);
+        sluice__shard_add(!w, &shard->completed, 1);
         outcome = SLUICE__OUT_COMPLETED;
     } else {
-        sluice__shard_add(shard, &shard->failed, 1);
+        sluice__shard_add(!w, &shard->failed, 1);
         outcome = SLUICE__OUT_FAILED;
     }
     /* A panic's record, also when the task caught the panic itself and
@@ -619,22 +648,24 @@ static void task_end(struct sluice_pool *p, sluice__worker *w, sluice__shard *sh
             *now_hint = end;
         }
         uint64_t d = end > start ? end - start : 0;
-        hist_record(p, shard, 0, d);
+        bool shared;
+        sluice__hist *pair = hist_pair_for(p, r, &shared);
+        hist_record(p, pair, shared, 0, d);
         /* Automatic sampling on the system clock only: a custom clock
          * (tests) times every task. */
-        if (w && (word & SLUICE__TIMING_AUTO) && p->system_clock) {
-            auto_sample(p, w, word, d);
+        if (r && (word & SLUICE__TIMING_AUTO) && p->system_clock) {
+            auto_sample(p, r, word, d);
         }
         if (t->enqueue_ns) {
             wait_ns = start > t->enqueue_ns ? start - t->enqueue_ns : 0;
-            hist_record(p, shard, 1, wait_ns);
+            hist_record(p, pair, shared, 1, wait_ns);
             wait_bucket = (int)bucket_of(p, wait_ns);
         }
     }
     if (t->tenant) {
-        if (w && p->qops->pop_finish && !p->overload) {
+        if (r && p->qops->pop_finish && !p->overload) {
             /* Finished by this worker's next pop (or finish_deferred). */
-            w->done = (sluice__done){t->tenant, outcome, wait_bucket, wait_ns};
+            r->done = (sluice__done){t->tenant, outcome, wait_bucket, wait_ns};
         } else {
             p->qops->finish(p->q, t, w ? SLUICE__FROM_POP : SLUICE__FROM_SUBMIT, outcome, wait_bucket, wait_ns);
         }
@@ -647,34 +678,34 @@ static void task_end(struct sluice_pool *p, sluice__worker *w, sluice__shard *sh
     t->ctx = NULL;
 }
 
-bool sluice__run_task(struct sluice_pool *p, sluice__worker *w, sluice__shard *shard, sluice__task *t,
-                      uint64_t *now_hint)
+bool sluice__run_task(struct sluice_pool *p, sluice__task *t)
 {
     uint64_t start;
     unsigned word;
-    if (!task_begin(p, w, shard, t, now_hint, &start, &word)) {
+    if (!task_begin(p, NULL, t, NULL, &start, &word)) {
         return false;
     }
     sigjmp_buf jump;
     sluice__frame frame;
-    frame_enter(&frame, p, w, t, &jump);
+    frame_enter(&frame, p, NULL, t, &jump);
     int rc = 0;
     int jumped = invoke(&jump, t->fn, t->arg, &rc);
-    task_end(p, w, shard, t, &frame, jumped, rc, start, word, now_hint);
+    task_end(p, NULL, t, &frame, jumped, rc, start, word, NULL);
     return true;
 }
 
-/* A worker runs w->cur with the frame in its slot and no jump point of
- * its own: sluice_panic and a recovered fault jump to the one the worker
- * loop armed (worker_guarded), which finishes the task from the slot. */
-static void run_worker_task(struct sluice_pool *p, sluice__worker *w, uint64_t *now_hint)
+/* A worker runs r->cur with the frame in its run state and no jump point
+ * of its own: sluice_panic and a recovered fault jump to the one the
+ * worker loop armed (worker_guarded), which finishes the task from the
+ * run state. */
+static void run_worker_task(struct sluice_pool *p, sluice__run *r, uint64_t *now_hint)
 {
-    if (!task_begin(p, w, &w->shard, &w->cur, now_hint, &w->cur_start, &w->cur_word)) {
+    if (!task_begin(p, r, &r->cur, now_hint, &r->cur_start, &r->cur_word)) {
         return;
     }
-    frame_enter(&w->frame, p, w, &w->cur, &w->jump);
-    int rc = w->cur.fn(w->cur.arg);
-    task_end(p, w, &w->shard, &w->cur, &w->frame, 0, rc, w->cur_start, w->cur_word, now_hint);
+    frame_enter(&r->frame, p, r, &r->cur, &r->jump);
+    int rc = r->cur.fn(r->cur.arg);
+    task_end(p, r, &r->cur, &r->frame, 0, rc, r->cur_start, r->cur_word, now_hint);
 }
 
 /* ---- the worker thread --------------------------------------------------- */
@@ -770,13 +801,28 @@ static park_result park(struct sluice_pool *p, sluice__worker *w, uint64_t idle_
     }
 }
 
-static void set_thread_name(sluice__worker *w)
+/* "pool/index", the pool's name cut to fit the kernel's 15 bytes. Formed
+ * by hand, not with snprintf: this is the deepest call a new worker
+ * makes (vfprintf's frame is over 1.5 KiB), and with it the worker's
+ * stack reached 6.6 KiB below its top, leaving too little of the two
+ * pages every thread touches for the run state (sluice__run). */
+static void set_thread_name(const sluice__worker *w)
 {
-    char name[16];
     char idx[12];
-    int il = snprintf(idx, sizeof idx, "/%u", w->index);
-    int room = (int)sizeof name - 1 - il;
-    snprintf(name, sizeof name, "%.*s%s", room > 0 ? room : 0, w->pool->name, idx);
+    size_t il = sizeof idx;
+    unsigned v = w->index;
+    do {
+        idx[--il] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    idx[--il] = '/';
+    char name[16];
+    size_t digits = sizeof idx - il;
+    size_t room = sizeof name - 1 - digits;
+    size_t nl = strnlen(w->pool->name, room);
+    memcpy(name, w->pool->name, nl);
+    memcpy(name + nl, idx + il, digits);
+    name[nl + digits] = '\0';
     pthread_setname_np(pthread_self(), name);
 }
 
@@ -881,8 +927,9 @@ static bool spin_for_work(struct sluice_pool *p, loop_state *st)
 /* The run loop proper: returns when the worker is to exit (st->reason,
  * st->counted_alive say why). A panic inside a task leaves it by a jump
  * to worker_guarded, which finishes the task and calls it again. */
-static void worker_loop(struct sluice_pool *p, sluice__worker *w, loop_state *st)
+static void worker_loop(struct sluice_pool *p, sluice__run *r, loop_state *st)
 {
+    sluice__worker *w = r->slot;
     for (;;) {
         /* Shrink: leave before taking another task. */
         if (atomic_load_explicit(&p->alive, memory_order_relaxed) >
@@ -901,11 +948,11 @@ static void worker_loop(struct sluice_pool *p, sluice__worker *w, loop_state *st
         /* p->overload is fixed at create: with it off, the pop is the ring's
          * (or the fair queue's, with the last task's finish folded in). */
         sluice__qres got;
-        if (w->done.tenant) {
-            got = p->qops->pop_finish(p->q, &w->done, &w->cur);
-            w->done.tenant = NULL;
+        if (r->done.tenant) {
+            got = p->qops->pop_finish(p->q, &r->done, &r->cur);
+            r->done.tenant = NULL;
         } else {
-            got = p->overload ? sluice__overload_pop(p, w, &w->cur) : p->qops->pop(p->q, &w->cur);
+            got = p->overload ? sluice__overload_pop(p, w, &r->cur) : p->qops->pop(p->q, &r->cur);
         }
         if (got == SLUICE__Q_OK) {
             sluice__notify_space(p);
@@ -913,7 +960,7 @@ static void worker_loop(struct sluice_pool *p, sluice__worker *w, loop_state *st
                 st->after_idle = false;
                 wake_next_if_queued(p);
             }
-            run_worker_task(p, w, &st->now_hint);
+            run_worker_task(p, r, &st->now_hint);
             st->idle_since = 0;
             continue;
         }
@@ -960,23 +1007,23 @@ static void worker_loop(struct sluice_pool *p, sluice__worker *w, loop_state *st
 /* The worker's one jump point, armed once per loop instead of once per
  * task (a sigsetjmp and its signal-mask save were ~26 instructions a
  * task). sluice_panic and a fault recovered by the guard jump here from
- * inside run_worker_task; the task and its frame are in the worker's slot,
- * so the task is finished here (counted, reported, timed, its context
- * released), the jump point is re-armed and the loop goes on. A worker
- * retired by a fault leaves instead. Non-inlined, and nothing it keeps
- * changes after the sigsetjmp, so no local is clobbered by the jump. */
-static __attribute__((noinline)) void worker_guarded(struct sluice_pool *p, sluice__worker *w, loop_state *st)
+ * inside run_worker_task; the task and its frame are in the run state
+ * (worker_main's frame, which the jump keeps), so the task is finished here (counted, reported, timed, its
+ * context released), the jump point is re-armed and the loop goes on. A worker retired by a fault leaves
+ * instead. Non-inlined, and nothing it keeps changes after the sigsetjmp, so no local is clobbered by the
+ * jump. */
+static __attribute__((noinline)) void worker_guarded(struct sluice_pool *p, sluice__run *r, loop_state *st)
 {
     for (;;) {
-        int jumped = sigsetjmp(w->jump, 0);
+        int jumped = sigsetjmp(r->jump, 0);
         if (jumped == 0) {
-            worker_loop(p, w, st);
+            worker_loop(p, r, st);
             return;
         }
-        task_end(p, w, &w->shard, &w->cur, &w->frame, jumped, 0, w->cur_start, w->cur_word, NULL);
+        task_end(p, r, &r->cur, &r->frame, jumped, 0, r->cur_start, r->cur_word, NULL);
         st->now_hint = 0;
         st->idle_since = 0;
-        if (w->fault_retire) {
+        if (r->fault_retire) {
             st->reason = "fault";
             atomic_fetch_add_explicit(&p->retired_workers, 1, memory_order_relaxed);
             return;
@@ -987,12 +1034,12 @@ static __attribute__((noinline)) void worker_guarded(struct sluice_pool *p, slui
 /* A worker leaving its loop with its last task's finish still deferred
  * (shrink, stop, a fault) finishes it here, before its slot is freed, so
  * drain and destroy see every popped task finished. */
-static void finish_deferred(struct sluice_pool *p, sluice__worker *w)
+static void finish_deferred(struct sluice_pool *p, sluice__run *r)
 {
-    if (w->done.tenant) {
-        sluice__task t = {.tenant = w->done.tenant};
-        p->qops->finish(p->q, &t, SLUICE__FROM_POP, w->done.outcome, w->done.wait_bucket, w->done.wait_ns);
-        w->done.tenant = NULL;
+    if (r->done.tenant) {
+        sluice__task t = {.tenant = r->done.tenant};
+        p->qops->finish(p->q, &t, SLUICE__FROM_POP, r->done.outcome, r->done.wait_bucket, r->done.wait_ns);
+        r->done.tenant = NULL;
     }
 }
 
@@ -1000,10 +1047,16 @@ static void *worker_main(void *arg)
 {
     sluice__worker *w = arg;
     struct sluice_pool *p = w->pool;
-    sluice__tls_worker = w;
+    /* The thread's own state, on its stack (internal.h, sluice__run):
+     * zero but for its pool and slot. */
+    sluice__run run;
+    memset(&run, 0, sizeof run);
+    run.pool = p;
+    run.slot = w;
+    sluice__tls_worker = &run;
     set_thread_name(w);
     if (p->cfg.fault_mode != SLUICE_FAULT_OFF) {
-        sluice__altstack_enter(w);
+        sluice__altstack_enter(&run);
         sluice__unblock_fault_signals();
     }
 
@@ -1013,7 +1066,7 @@ static void *worker_main(void *arg)
     bool counted_alive = true; /* still counted in p->alive */
     int init_rc = 0;
     if (p->cfg.worker_init) {
-        init_rc = p->cfg.worker_init(p->cfg.user, w->index, &w->worker_state);
+        init_rc = p->cfg.worker_init(p->cfg.user, w->index, &run.worker_state);
     }
     pthread_mutex_lock(&p->mu);
     w->init_ok = init_rc == 0;
@@ -1037,21 +1090,21 @@ static void *worker_main(void *arg)
         .idle_since = sluice__now(p),
         .spin_budget = SPIN_POLLS_MAX,
     };
-    worker_guarded(p, w, &st);
-    finish_deferred(p, w);
+    worker_guarded(p, &run, &st);
+    finish_deferred(p, &run);
     reason = st.reason;
     counted_alive = st.counted_alive;
 
     if (p->cfg.worker_fini) {
-        p->cfg.worker_fini(p->cfg.user, w->index, w->worker_state);
+        p->cfg.worker_fini(p->cfg.user, w->index, run.worker_state);
     }
 out:
     sluice__status_set(w, SLUICE_WORKER_EXITING, 0);
     sluice__emit(p, SLUICE_EVENT_WORKER_EXIT, w->index, 0, 0, SLUICE_OK, reason, NULL);
     if (p->cfg.fault_mode != SLUICE_FAULT_OFF) {
-        sluice__altstack_leave(w);
+        sluice__altstack_leave(&run);
     }
-    bool replace = w->fault_retire;
+    bool replace = run.fault_retire;
     /* Join workers that exited before this one (never itself, never one
      * that is joining: a thread joins only before it lists itself), so
      * expired workers' stacks are freed while the pool runs. */
