@@ -367,6 +367,11 @@ static void test_resize_during_steals(void **state)
         resizer_arg ra = {.p = p};
         pthread_t rt;
         assert_int_equal(pthread_create(&rt, NULL, resize_loop, &ra), 0);
+        /* Producers start after the resizer's first resize: on a loaded
+         * machine they once submitted and ran every task before the
+         * resizer thread was first scheduled (0 resizes, 1 run in ~100;
+         * core_resize's storm had the same race). */
+        WAIT_FOR(atomic_load(&ra.resizes) > 0, "the resizer's first resize");
         producer_arg pa[3];
         pthread_t th[3];
         for (int i = 0; i < 3; i++) {
