@@ -122,6 +122,16 @@ struct sluice_admin {
 /* ---- responses (http.c) ------------------------------------------------------------ */
 
 /* Queue `body` (malloc'd; freed by MHD, or here on failure). */
+/*
+ * sluice__admin_request_waiting - whether socket fd holds, unread, a whole
+ * HTTP request head (its blank line, CR LF CR LF) within its first 4 KiB:
+ * a client waiting for the server, which eviction spares. Peeks
+ * (MSG_PEEK | MSG_DONTWAIT): the bytes stay for libmicrohttpd, and it never
+ * blocks. false for fd < 0, an empty socket, an error, or a head not
+ * complete yet.
+ */
+bool sluice__admin_request_waiting(int fd);
+
 int sluice__admin_respond(struct MHD_Connection *c, unsigned status, const char *type, char *body,
                           size_t len);
 int sluice__admin_respond_text(struct MHD_Connection *c, unsigned status, const char *text);

@@ -368,6 +368,21 @@ static double send_rate(const sluice__admin_conn *k, uint64_t now)
     return (double)bytes * 1e9 / (double)age;
 }
 
+bool sluice__admin_request_waiting(int fd)
+{
+    char buf[4096];
+    if (fd < 0) {
+        return false;
+    }
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
+    for (ssize_t i = 0; i + 3 < n; i++) {
+        if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' && buf[i + 3] == '\n') {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Bytes received on k so far (for send_rate's baseline). */
 static uint64_t bytes_received(const sluice__admin_conn *k)
 {
@@ -382,16 +397,21 @@ static uint64_t bytes_received(const sluice__admin_conn *k)
 
 /* More than max_connections are open: close the slowest client among
  * those evictable_locked allows (one trickling its request, reading its
- * answer slowly, or idle between requests). Returns false when there is
+ * answer slowly, or idle between requests), never one whose whole request
+ * is in its socket unread: that client is waiting for its connection
+ * thread to run (a CPU-starved node), not trickling, and its rate only
+ * looks slower the longer it waits - under a slowloris it was the one
+ * evicted, a health probe answered with EOF. Returns false when there is
  * none (the newcomer then stays, up to MHD's own limit, and the sampler
- * tries again). Caller holds conn_lock. */
+ * tries again). Caller holds conn_lock (a recv with MSG_DONTWAIT per
+ * candidate: it does not block). */
 static bool evict_locked(sluice_admin *a, const sluice__admin_conn *except, uint64_t now)
 {
     SLUICE__ASSERT_HELD(&a->conn_lock);
     sluice__admin_conn *slowest = NULL;
     double slowest_rate = 0;
     for (sluice__admin_conn *k = a->conns.next; k != &a->conns; k = k->next) {
-        if (evictable_locked(k, except, now)) {
+        if (evictable_locked(k, except, now) && !sluice__admin_request_waiting(k->fd)) {
             double rate = send_rate(k, now);
             if (!slowest || rate < slowest_rate) {
                 slowest = k;
@@ -696,8 +716,8 @@ static sluice_err bind_listen(sluice_admin *a, const char *address, int *fd_out,
     snprintf(pstr, sizeof pstr, "%u", pnum);
     int gr = getaddrinfo(host, pstr, &hints, &res);
     if (gr != 0 || !res) {
-        sluice__errf(errbuf, errlen, "address '%s': host '%s' is not a numeric IPv4 or IPv6 address (%s)", address,
-               host, gai_strerror(gr));
+        sluice__errf(errbuf, errlen, "address '%s': host '%s' is not a numeric IPv4 or IPv6 address (%s)",
+                     address, host, gai_strerror(gr));
         return SLUICE_EINVAL;
     }
     int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
@@ -765,9 +785,10 @@ static bool valid_token(const char *t, char *errbuf, size_t errlen)
         unsigned char c = (unsigned char)t[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               strchr("-._~+/=", c))) {
-            sluice__errf(errbuf, errlen,
-                   "token: character %zu (byte 0x%02x) is not allowed; use A-Z a-z 0-9 and - . _ ~ + / =",
-                   i + 1, c);
+            sluice__errf(
+                errbuf, errlen,
+                "token: character %zu (byte 0x%02x) is not allowed; use A-Z a-z 0-9 and - . _ ~ + / =", i + 1,
+                c);
             return false;
         }
     }
@@ -910,7 +931,7 @@ void sluice_admin_stop(sluice_admin *a)
     if (!a) {
         return;
     }
-    sluice__admin_detach(a); /* first: no pool arrives while the server goes */
+    sluice__admin_detach(a);    /* first: no pool arrives while the server goes */
     MHD_stop_daemon(a->daemon); /* waits for connection threads; closes the listening socket */
     pthread_mutex_lock(&a->sampler_mu);
     a->sampler_stop = true;

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -24,6 +26,7 @@
 #include "admin/admin_fixture.h"
 #include "admin/http_client.h"
 #include "common/wait.h"
+#include "admin/admin_internal.h"
 #include "admin/route.h"
 #include "sluice/admin.h"
 #include "sluice/metrics.h"
@@ -162,6 +165,32 @@ static int route(const char *method, const char *url, const char **path)
     int status = sluice__admin_route_find(method, url, url ? strlen(url) : 0, &r);
     *path = r ? r->path : NULL;
     return status;
+}
+
+/* The eviction's spare test, on a socket pair: a request head still
+ * arriving is not waiting, a whole one is, and the peek leaves every byte
+ * for the server to read. */
+static void test_request_waiting_peek(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_false(sluice__admin_request_waiting(sv[1])); /* nothing yet: does not block */
+    assert_false(sluice__admin_request_waiting(-1));
+    const char *head = "GET /health/live HTTP/1.1\r\nHost: x\r\n";
+    assert_int_equal(write(sv[0], head, strlen(head)), (ssize_t)strlen(head));
+    assert_false(sluice__admin_request_waiting(sv[1])); /* trickling: no blank line */
+    assert_int_equal(write(sv[0], "\r\n", 2), 2);
+    assert_true(sluice__admin_request_waiting(sv[1]));
+    assert_true(sluice__admin_request_waiting(sv[1])); /* peeking consumed nothing */
+    char buf[128];
+    ssize_t n = read(sv[1], buf, sizeof buf);
+    assert_int_equal(n, (ssize_t)strlen(head) + 2);
+    assert_memory_equal(buf, head, strlen(head));
+    assert_false(sluice__admin_request_waiting(sv[1])); /* read by the server: no longer waiting */
+    close(sv[0]);
+    assert_false(sluice__admin_request_waiting(sv[1])); /* the peer gone, nothing unread */
+    close(sv[1]);
 }
 
 static void test_route_function(void **state)
@@ -1050,6 +1079,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_function),
+        cmocka_unit_test(test_request_waiting_peek),
         cmocka_unit_test(test_routes_match_docs),
         cmocka_unit_test(test_routes_and_errors),
         cmocka_unit_test(test_metrics_endpoint),
