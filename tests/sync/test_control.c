@@ -275,6 +275,16 @@ static sluice_pool_control_config autotune_config(unsigned max_limit)
     return cfg;
 }
 
+/* A limiter alone (no auto-tune), bounds [1, 300], on a model at K = k. */
+static void start_limiter(run *r, sluice_control_mode mode, unsigned k)
+{
+    sluice_pool_control_config cfg;
+    sluice_pool_control_config_init(&cfg);
+    cfg.mode = mode;
+    cfg.max_limit = 300;
+    run_start(r, k, &cfg);
+}
+
 /* Auto-tune (max 100, the given cooldown) on a 10-worker model, grown by
  * one busy second of 10 ms tasks; returns K after it (asserted > 10). */
 static unsigned start_grown(run *r, sluice_pool_control_config *cfg, uint64_t cooldown_ns)
@@ -590,12 +600,8 @@ static void test_limit_decays_to_demand(void **state)
     (void)state;
     const sluice_control_mode modes[] = {SLUICE_CONTROL_AIMD, SLUICE_CONTROL_GRADIENT2, SLUICE_CONTROL_VEGAS};
     for (size_t i = 0; i < 3; i++) {
-        sluice_pool_control_config cfg;
-        sluice_pool_control_config_init(&cfg);
-        cfg.mode = modes[i];
-        cfg.max_limit = 300;
         run r;
-        run_start(&r, 150, &cfg);
+        start_limiter(&r, modes[i], 150);
         for (int w = 0; w < 8; w++) {
             run_second(&r, 2000, 0.010);
         }
@@ -660,12 +666,8 @@ static void test_limiter_rebases_slowdown(void **state)
     (void)state;
     const sluice_control_mode modes[] = {SLUICE_CONTROL_AIMD, SLUICE_CONTROL_GRADIENT2, SLUICE_CONTROL_VEGAS};
     for (size_t i = 0; i < 3; i++) {
-        sluice_pool_control_config cfg;
-        sluice_pool_control_config_init(&cfg);
-        cfg.mode = modes[i];
-        cfg.max_limit = 300;
         run r;
-        run_start(&r, 21, &cfg);
+        start_limiter(&r, modes[i], 21);
         for (int w = 0; w < 10; w++) {
             run_second(&r, 2000, 0.010);
         }
@@ -718,12 +720,8 @@ static void test_limiter_backs_off_congestion(void **state)
     const sluice_control_mode modes[] = {SLUICE_CONTROL_AIMD, SLUICE_CONTROL_GRADIENT2, SLUICE_CONTROL_VEGAS};
     const unsigned lo[] = {50, 85, 62}, hi[] = {105, 100, 78};
     for (size_t i = 0; i < 3; i++) {
-        sluice_pool_control_config cfg;
-        sluice_pool_control_config_init(&cfg);
-        cfg.mode = modes[i];
-        cfg.max_limit = 300;
         run r;
-        run_start(&r, 150, &cfg);
+        start_limiter(&r, modes[i], 150);
         unsigned k = 150, mn = UINT32_MAX, mx = 0;
         for (unsigned w = 1; w <= 40; w++) {
             unsigned probes = r.log.rtt_probes;
