@@ -93,7 +93,8 @@ typedef struct sluice_admin_config {
     sluice_metrics *metrics;
     /* Connections served at once; 0 = 16. When more are open, the server
      * closes the slowest client that is not being answered (one trickling
-     * its request, reading its answer slowly, or idle between requests),
+     * its request, reading its answer slowly, or idle between requests;
+     * never one whose whole request head is already in its socket, unread),
      * so a new request, a liveness probe first, always gets in. Closing
      * ones take a moment to go: up to 4 x max_connections (at least 8) are
      * open at most, beyond which new connections are refused.
