@@ -25,6 +25,7 @@
  */
 #include <signal.h>
 
+#include "common/fault.h"
 #include "common/pool.h"
 #include "core/internal.h"
 
@@ -231,15 +232,7 @@ static void test_panics_in_a_row(void **state)
 
 /* ---- 3. a fault recovered by the guard -------------------------------------- */
 
-static int *volatile null_ptr;
-
-__attribute__((noinline, no_sanitize_address, no_sanitize_undefined, no_sanitize_thread)) static int
-deref_null(void)
-{
-    return *null_ptr;
-}
-
-static int task_segv(void *arg)
+static int task_segv_with_cleanup(void *arg)
 {
     (void)arg;
     sluice_cleanup_push(count_cleanup, NULL);
@@ -264,7 +257,7 @@ static void test_recovered_fault(void **state)
     atomic_store(&bad_frames, 0);
     atomic_store(&clean_frames, 0);
     sluice_submit_opts o = {.label = "segv"};
-    assert_int_equal(sluice_pool_submit_ex(p, task_segv, NULL, &o), SLUICE_OK);
+    assert_int_equal(sluice_pool_submit_ex(p, task_segv_with_cleanup, NULL, &o), SLUICE_OK);
     WAIT_FOR(atomic_load(&t->exits_by[EXIT_FAULT]) == 1, "the faulting worker retired");
     WAIT_FOR(atomic_load(&t->inits) == 2, "a replacement started");
     assert_int_equal(sluice_pool_submit(p, check_frame, p), SLUICE_OK);

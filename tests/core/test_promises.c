@@ -21,6 +21,7 @@
  */
 #include <signal.h>
 
+#include "common/fault.h"
 #include "common/pool.h"
 
 /* ---- a clock that counts its reads ------------------------------------------ */
@@ -674,20 +675,6 @@ static void test_drain_still_running_sampled_at_deadline(void **state)
 }
 
 /* ---- 5. RECOVER replaces the faulting worker at once ------------------------- */
-
-static int *volatile null_ptr;
-
-__attribute__((noinline, no_sanitize_address, no_sanitize_undefined, no_sanitize_thread)) static int
-deref_null(void)
-{
-    return *null_ptr;
-}
-
-static int task_segv(void *arg)
-{
-    (void)arg;
-    return deref_null() + 1;
-}
 
 static void test_recover_replaces_worker_at_once(void **state)
 {

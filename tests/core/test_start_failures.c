@@ -14,6 +14,7 @@
  */
 #include <signal.h>
 
+#include "common/fault.h"
 #include "common/pool.h"
 #include "sluice/metrics.h"
 
@@ -300,19 +301,6 @@ static void test_prewarm_start_failure_fails_create(void **state)
 
 /* RECOVER: the replacement for a faulting worker cannot start. Counted
  * and reported; the next submit starts one once threads are available. */
-static int *volatile null_ptr;
-
-__attribute__((noinline, no_sanitize_address, no_sanitize_undefined, no_sanitize_thread)) static int
-deref_null(void)
-{
-    return *null_ptr;
-}
-
-static int task_segv(void *arg)
-{
-    (void)arg;
-    return deref_null() + 1;
-}
 
 static void test_fault_replacement_start_failure(void **state)
 {
@@ -330,7 +318,8 @@ static void test_fault_replacement_start_failure(void **state)
     arm(0);
     assert_int_equal(sluice_pool_submit(p, task_segv, NULL), SLUICE_OK);
     WAIT_FOR(atomic_load(&s->t->exits_by[EXIT_FAULT]) == 1, "the faulting worker retired");
-    WAIT_FOR(stats_now(p).worker_start_failures == 1 && seen_events(s) == 1, "the failed replacement reported");
+    WAIT_FOR(stats_now(p).worker_start_failures == 1 && seen_events(s) == 1,
+             "the failed replacement reported");
     assert_int_equal(stats_now(p).workers, 1);
     disarm();
     for (int i = 0; i < 4; i++) {
