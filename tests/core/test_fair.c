@@ -485,6 +485,16 @@ static void test_unknown_and_misuse(void **state)
     assert_int_equal(sluice_pool_tenant_set(p3, "a", &tc, NULL, 0), SLUICE_ENOTSUP);
     assert_int_equal(sluice_pool_tenant_acquire(p3, "a", &h), SLUICE_ENOTSUP);
     assert_int_equal(sluice_pool_tenants_get(p3, NULL, 0), 0);
+    /* The forgotten record of a FIFO or NULL pool: all zeros, named. */
+    sluice_tenant_stats fg;
+    memset(&fg, 0xab, sizeof fg);
+    assert_int_equal(sluice_pool_tenants_snapshot(p3, NULL, 0, &fg), 0);
+    assert_string_equal(fg.name, SLUICE_TENANT_FORGOTTEN);
+    assert_int_equal(fg.submitted + fg.completed + fg.wait.count + fg.incarnation + fg.queued, 0);
+    memset(&fg, 0xab, sizeof fg);
+    assert_int_equal(sluice_pool_tenants_snapshot(NULL, NULL, 0, &fg), 0);
+    assert_int_equal(fg.submitted + fg.rejected + fg.wait.bucket_count, 0);
+    assert_int_equal(sluice_pool_tenants_snapshot(NULL, NULL, 0, NULL), 0);
 
     /* Bad fair config is refused at create, naming the field. */
     sluice_pool_config c4;
