@@ -215,13 +215,23 @@ static void test_histogram_auto(void **state)
         assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK);
         n++;
     }
+    /* One timed task preempted for milliseconds (a loaded box, TSan) lifts
+     * a worker's average past the cost and the rate back to 1 until ~50
+     * more timed tasks decay it: the rate is a moving figure, so wait for
+     * it to fall again rather than read it at one instant. */
+    while (stats_now(p).timing_sample_every < 2) {
+        assert_int_equal(sluice_pool_submit(p, task_nop, NULL), SLUICE_OK);
+        if (++n > 4000000) {
+            fail_msg("sample rate back at 1 after %u short tasks", n);
+        }
+    }
     ASSERT_IDENTITY(p);
     sluice_histogram h;
     sluice_pool_histogram_get(p, SLUICE_HIST_TASK, &h);
     unsigned every = stats_now(p).timing_sample_every;
     print_message("auto: %u no-op tasks, %llu timed, sampling 1 in %u now\n", n, (unsigned long long)h.count,
                   every);
-    assert_true(every >= 2 && every <= 256);
+    assert_true(every <= 256); /* the loop above saw it >= 2; it may move again */
     assert_true(h.count < n);
     assert_true(h.count > 0);
     assert_int_equal(stats_now(p).completed, n); /* counters are never sampled */
