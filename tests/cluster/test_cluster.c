@@ -29,9 +29,24 @@
 
 static redis_fixture redis;
 
+/* The TTLs are real time on Redis's clock: a replica whose heartbeat
+ * thread is off the CPU for longer than a TTL loses its membership or its
+ * lease, and every share and permit count the tests assert changes with
+ * it. A Redis round trip took over 500 ms once under TSan on a busy 2-core
+ * box, so the TTLs are 1.5 s: a stall that long is a safety margin, not
+ * the expected case. (The expiry tests wait for them by bounded polling.) */
 #define HB_MS 50
-#define MEMBER_TTL_MS 300
-#define LEASE_TTL_MS 400
+#define MEMBER_TTL_MS 1500
+#define LEASE_TTL_MS 1500
+
+/* Generous: a loaded CI box must not fall back by accident. Under the
+ * sanitizers (5-15x slower) a Redis round trip on a busy 2-core box took
+ * over 500 ms once and the fair-share check saw a fallback. */
+#ifdef SLUICE_SANITIZER
+#define REDIS_TIMEOUT_MS 3000
+#else
+#define REDIS_TIMEOUT_MS 500
+#endif
 
 /* Poll `cond` every 10 ms for at most `ms`; evaluates to its last value. */
 #define POLL(cond, ms)                                                                                         \
@@ -100,14 +115,7 @@ static sluice_cluster *replica(const char *service, const char *id, sluice_logge
     cfg.heartbeat_ns = HB_MS * SLUICE_NS_PER_MS;
     cfg.member_ttl_ns = MEMBER_TTL_MS * SLUICE_NS_PER_MS;
     cfg.lease_ttl_ns = LEASE_TTL_MS * SLUICE_NS_PER_MS;
-    /* Generous: a loaded CI box must not fall back by accident. Under the
-     * sanitizers (5-15x slower) a Redis round trip on a busy 2-core box
-     * took over 500 ms once and the fair-share check saw a fallback. */
-#ifdef SLUICE_SANITIZER
-    cfg.redis_timeout_ns = 3000 * SLUICE_NS_PER_MS;
-#else
-    cfg.redis_timeout_ns = 500 * SLUICE_NS_PER_MS;
-#endif
+    cfg.redis_timeout_ns = REDIS_TIMEOUT_MS * SLUICE_NS_PER_MS;
     cfg.reconnect_min_ns = 10 * SLUICE_NS_PER_MS;
     cfg.reconnect_max_ns = 100 * SLUICE_NS_PER_MS;
     cfg.logger = lg;
@@ -797,7 +805,7 @@ static void test_dsem_recovery_after_long_outage(void **state)
         cfg.heartbeat_ns = HB_MS * SLUICE_NS_PER_MS;
         cfg.member_ttl_ns = MEMBER_TTL_MS * SLUICE_NS_PER_MS;
         cfg.lease_ttl_ns = 3 * SLUICE_NS_PER_SEC;
-        cfg.redis_timeout_ns = 500 * SLUICE_NS_PER_MS;
+        cfg.redis_timeout_ns = REDIS_TIMEOUT_MS * SLUICE_NS_PER_MS;
         cfg.reconnect_min_ns = 10 * SLUICE_NS_PER_MS;
         cfg.reconnect_max_ns = 100 * SLUICE_NS_PER_MS;
         char err[256];

@@ -75,15 +75,20 @@ static const char BUDGET[] = "downstream: payments-api\n"
                              "free_pool: 10\n";
 
 /* sluice.yaml for service `svc` with `extra` appended to its cluster:
- * section, a fresh key prefix per call. */
+ * section, a fresh key prefix per call. The member and lease TTLs are real
+ * time on Redis's clock: 1.5 s, so that a replica whose heartbeat thread
+ * is off the CPU for a while (a Redis round trip took over 500 ms once
+ * under TSan on a busy 2-core box) keeps its membership, and the two
+ * replicas' K still split the part "of 2"; no test here waits for one to
+ * expire. */
 static sluice_config *load(const char *svc, const char *extra, const char *pools)
 {
     char text[2048], path[256], err[1024];
     snprintf(text, sizeof text,
              "service:\n  name: %s\n"
              "pools:\n%s"
-             "cluster:\n  redis: 127.0.0.1:%d\n  key_prefix: j%d\n  heartbeat: 50ms\n  member_ttl: 300ms\n"
-             "  lease_ttl: 400ms\n  redis_timeout: %s\n  budget_file: budget.yaml\n%s",
+             "cluster:\n  redis: 127.0.0.1:%d\n  key_prefix: j%d\n  heartbeat: 50ms\n  member_ttl: 1500ms\n"
+             "  lease_ttl: 1500ms\n  redis_timeout: %s\n  budget_file: budget.yaml\n%s",
              svc,
              pools ? pools
                    : "  - name: charge\n    workers: 99\n    queue_capacity: 100\n    downstream: payments-api\n"
