@@ -69,6 +69,47 @@ SLUICE_API sluice_err sluice_pool_tenant_set(sluice_pool *pool, const char *name
                                              const sluice_tenant_config *cfg, char *errbuf, size_t errlen);
 
 /*
+ * sluice_pool_tenant_unset - undo sluice_pool_tenant_set: the tenant
+ * takes the pool's default config again (fair.tenant_default, or what
+ * sluice_pool_tenant_default_set last set) and is tracked like a tenant
+ * that was only seen: it counts against max_tenants (the count may exceed
+ * it until idle tenants are forgotten; nothing is evicted) and is
+ * forgotten once idle for idle_forget_ns. Its queued tasks, counters and
+ * handles are untouched. "default" (the tenant of tasks that name none)
+ * takes the default config but is never forgotten. With known_only the
+ * name is refused by name from now on (SLUICE_ENOENT), as if never set;
+ * handles already acquired keep submitting. Changes apply as
+ * sluice_pool_tenant_set's do (a lower running limit stops nothing that
+ * runs; a higher one wakes workers for its queued tasks).
+ * Returns: SLUICE_OK; SLUICE_ENOENT when the name was not set with
+ * sluice_pool_tenant_set (never seen, only seen, or unset already);
+ * SLUICE_EINVAL (NULL pool, bad name); SLUICE_ENOTSUP for a FIFO pool;
+ * SLUICE_ECLOSED once the pool is draining. errbuf: optional (NULL, 0),
+ * always NUL-terminated when given. Thread-safe; takes the fair queue's
+ * lock once; never blocks on a task.
+ */
+SLUICE_API sluice_err sluice_pool_tenant_unset(sluice_pool *pool, const char *name, char *errbuf,
+                                               size_t errlen);
+
+/*
+ * sluice_pool_tenant_default_set - change the config of every tenant not
+ * set by name (the pool's fair.tenant_default, the `"*"` entry of a
+ * config's `tenants:`): tenants tracked because they were seen,
+ * "default" unless it was set by name, the shard queues of untracked
+ * names, and every tenant seen from now on. Applies at once, as
+ * sluice_pool_tenant_set does; sluice_pool_config_get reports it.
+ * Cost: one pass over the tracked tenants and shard queues under the fair
+ * queue's lock (submits and pops of the pool wait for it, in proportion
+ * to the tenants tracked); meant for reloads, not for every task.
+ * Returns: SLUICE_OK; SLUICE_EINVAL (NULL argument; weight above
+ * SLUICE_TENANT_WEIGHT_MAX or an unknown overflow, named in errbuf);
+ * SLUICE_ENOTSUP for a FIFO pool; SLUICE_ECLOSED once the pool is
+ * draining. Ownership: cfg is copied. Thread-safe.
+ */
+SLUICE_API sluice_err sluice_pool_tenant_default_set(sluice_pool *pool, const sluice_tenant_config *cfg,
+                                                     char *errbuf, size_t errlen);
+
+/*
  * sluice_pool_tenant_acquire - look a tenant up once for the submit fast
  * path: a submit with opts.tenant = the handle does no hashing, no
  * allocation and no string work. A new name is tracked (or sharded, see

@@ -166,6 +166,8 @@ extern const sluice__queue_ops sluice__fair_ops;
 sluice_err sluice__fair_tenant_ref(struct sluice_pool *pool, const sluice_submit_opts *opts,
                                    struct sluice_tenant **out, bool *unref);
 void sluice__fair_tenant_unref(struct sluice_pool *pool, struct sluice_tenant *tenant);
+/* The config of tenants not set by name, as in force now (fair pools). */
+void sluice__fair_default_get(struct sluice_pool *pool, sluice_tenant_config *out);
 /* The bounded locked deque (queue_deque.c): FIFO, plus pop_newest and
  * oldest_ns for adaptive LIFO. */
 sluice_err sluice__deque_create(size_t capacity, void **out);

@@ -57,13 +57,14 @@ static SLUICE__TLS unsigned tls_sample_left;
 /* Names and parsers of the pool's enums, from their lists in pool.h. */
 SLUICE__ENUM_FUNCTIONS(sluice_abandon_reason, SLUICE_ABANDON_REASON_MAP, SLUICE_ABANDON_DROPPED, "unknown",
                        sluice_abandon_reason_name, sluice_abandon_reason_parse)
-SLUICE__ENUM_FUNCTIONS(sluice_overflow, SLUICE_OVERFLOW_MAP, 0, "unknown", sluice_overflow_name, sluice_overflow_parse)
+SLUICE__ENUM_FUNCTIONS(sluice_overflow, SLUICE_OVERFLOW_MAP, 0, "unknown", sluice_overflow_name,
+                       sluice_overflow_parse)
 SLUICE__ENUM_FUNCTIONS(sluice_fault_mode, SLUICE_FAULT_MODE_MAP, 0, "unknown", sluice_fault_mode_name,
                        sluice_fault_mode_parse)
-SLUICE__ENUM_FUNCTIONS(sluice_worker_status, SLUICE_WORKER_STATUS_MAP, 0, "unknown", sluice_worker_status_name,
-                       sluice_worker_status_parse)
-SLUICE__ENUM_FUNCTIONS(sluice_overload_mode, SLUICE_OVERLOAD_MODE_MAP, 0, "unknown", sluice_overload_mode_name,
-                       sluice_overload_mode_parse)
+SLUICE__ENUM_FUNCTIONS(sluice_worker_status, SLUICE_WORKER_STATUS_MAP, 0, "unknown",
+                       sluice_worker_status_name, sluice_worker_status_parse)
+SLUICE__ENUM_FUNCTIONS(sluice_overload_mode, SLUICE_OVERLOAD_MODE_MAP, 0, "unknown",
+                       sluice_overload_mode_name, sluice_overload_mode_parse)
 
 const char *sluice_event_kind_name(sluice_event_kind kind)
 {
@@ -163,10 +164,11 @@ static sluice_err validate(const sluice_pool_config *cfg, char *errbuf, size_t e
     }
     if ((cfg->overload == SLUICE_OVERLOAD_LIFO || cfg->overload == SLUICE_OVERLOAD_CODEL_LIFO) &&
         cfg->queue_discipline == SLUICE_QUEUE_SHARDED) {
-        return fail(errbuf, errlen,
-                    "overload: %s needs a queue that can serve its newest task; queue_discipline sharded serves "
-                    "shard by shard (codel composes with it; so does fair)",
-                    sluice_overload_mode_name(cfg->overload));
+        return fail(
+            errbuf, errlen,
+            "overload: %s needs a queue that can serve its newest task; queue_discipline sharded serves "
+            "shard by shard (codel composes with it; so does fair)",
+            sluice_overload_mode_name(cfg->overload));
     }
     return sluice__fair_validate(cfg, errbuf, errlen);
 }
@@ -217,7 +219,8 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     p->cfg = *cfg;
     snprintf(p->name, sizeof p->name, "%s", cfg->name);
     p->cfg.name = p->name;
-    const double *bounds = cfg->histogram_bucket_count ? cfg->histogram_buckets : sluice__hist_default_bounds();
+    const double *bounds =
+        cfg->histogram_bucket_count ? cfg->histogram_buckets : sluice__hist_default_bounds();
     p->nbounds = cfg->histogram_bucket_count ? cfg->histogram_bucket_count : SLUICE_HIST_DEFAULT_BUCKETS;
     for (size_t i = 0; i < p->nbounds; i++) {
         p->bounds[i] = bounds[i];
@@ -239,7 +242,10 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
      * locked deque. */
     bool lifo = cfg->overload == SLUICE_OVERLOAD_LIFO || cfg->overload == SLUICE_OVERLOAD_CODEL_LIFO;
     bool sharded = cfg->queue_discipline == SLUICE_QUEUE_SHARDED;
-    p->qops = p->fair ? &sluice__fair_ops : sharded ? &sluice__sharded_ops : lifo ? &sluice__deque_ops : &sluice__ring_ops;
+    p->qops = p->fair   ? &sluice__fair_ops
+              : sharded ? &sluice__sharded_ops
+              : lifo    ? &sluice__deque_ops
+                        : &sluice__ring_ops;
     atomic_init(&p->caller_shard.hists, sluice__hist_pair_new(p->nbounds));
     if (!atomic_load_explicit(&p->caller_shard.hists, memory_order_relaxed)) {
         free(p);
@@ -253,16 +259,18 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
     (void)sluice__cond_init(&p->cv_space);
     (void)sluice__cond_init(&p->cv_state);
 
-    err = p->fair    ? sluice__fair_create(p, &p->q)
-          : sharded ? sluice__sharded_create(cfg->queue_capacity,
-                                             sluice__sharded_shards_for(cfg->queue_capacity, cfg->workers), &p->q)
-          : lifo    ? sluice__deque_create(cfg->queue_capacity, &p->q)
-                    : sluice__ring_create(cfg->queue_capacity, &p->q);
+    err = p->fair ? sluice__fair_create(p, &p->q)
+          : sharded
+              ? sluice__sharded_create(cfg->queue_capacity,
+                                       sluice__sharded_shards_for(cfg->queue_capacity, cfg->workers), &p->q)
+          : lifo ? sluice__deque_create(cfg->queue_capacity, &p->q)
+                 : sluice__ring_create(cfg->queue_capacity, &p->q);
     if (err) {
         /* Valid but too big to allocate (say, queue_capacity 2^32 from a
          * config file): name the field rather than return a bare ENOMEM. */
         if (errbuf && errlen) {
-            snprintf(errbuf, errlen, "queue_capacity: cannot allocate a queue of %zu tasks", cfg->queue_capacity);
+            snprintf(errbuf, errlen, "queue_capacity: cannot allocate a queue of %zu tasks",
+                     cfg->queue_capacity);
         }
         p->q = NULL;
         pool_free(p);
@@ -759,8 +767,9 @@ static sluice_err submit_task(sluice_pool *p, sluice_task_fn fn, void *arg, cons
     bool defer = p->cfg.overflow == SLUICE_OVERFLOW_BLOCK &&
                  atomic_load_explicit(&p->waiting, memory_order_relaxed) > 0 && !on_own_worker(p);
     uint64_t pos = 0;
-    sluice__qres r = defer ? (atomic_load_explicit(&p->closed, memory_order_acquire) ? SLUICE__Q_CLOSED : SLUICE__Q_FULL)
-                           : p->qops->push(p->q, &t, &pos);
+    sluice__qres r =
+        defer ? (atomic_load_explicit(&p->closed, memory_order_acquire) ? SLUICE__Q_CLOSED : SLUICE__Q_FULL)
+              : p->qops->push(p->q, &t, &pos);
     if (r == SLUICE__Q_OK) {
         if (sampled && every > 1) {
             sluice__max_z(&p->depth_hwm, p->qops->depth(p->q));
@@ -1252,6 +1261,10 @@ void sluice_pool_config_get(const sluice_pool *p, sluice_pool_config *out)
         out->timing_sample_every = SLUICE_TIMING_SAMPLE_AUTO;
     } else {
         out->timing_sample_every = every ? every : p->cfg.timing_sample_every;
+    }
+    if (p->fair) {
+        /* sluice_pool_tenant_default_set changes it live */
+        sluice__fair_default_get((sluice_pool *)p, &out->fair.tenant_default);
     }
 }
 

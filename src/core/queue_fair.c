@@ -131,6 +131,7 @@ struct sluice_tenant {
 
     /* Guarded by fq->mu. */
     bool configured;
+    bool named;               /* its cfg was set by name (sluice_pool_tenant_set), not the default's */
     sluice_tenant_config cfg; /* weight >= 1 */
     unsigned refs;            /* handles and submits in flight by name */
     node *head, *tail;
@@ -553,11 +554,13 @@ static sluice_err lookup_locked(fair *fq, const char *name, bool want_alias, str
 {
     uint64_t h = name_hash(fq, name);
     struct sluice_tenant *t = table_find(fq, name, h);
-    if (t) {
+    if (t && !(fq->known_only && !t->configured)) {
         *out = t;
         return SLUICE_OK;
     }
     if (fq->known_only) {
+        /* A name unset (sluice_pool_tenant_unset) is unknown again, though
+         * tracked until forgotten; handles already held keep working. */
         return SLUICE_ENOENT;
     }
     sweep(fq);
@@ -1112,6 +1115,33 @@ void sluice__fair_tenant_unref(struct sluice_pool *pool, struct sluice_tenant *t
 
 /* ---- the public tenant API -------------------------------------------------------- */
 
+/* Give t a new config, keeping the aggregate counts (invariant 3) true
+ * across the change of its running limit and strictness. */
+static void retune(fair *fq, struct sluice_tenant *t, const sluice_tenant_config *cfg)
+{
+    acct_out(fq, t);
+    t->cfg = *cfg;
+    normalize(&t->cfg);
+    acct_in(fq, t);
+}
+
+/* The end of a config change (called with mu held; releases it): settle t
+ * (NULL: none in particular), publish the counts, and wake workers for the
+ * queued tasks a higher running limit may have let start. */
+static sluice_err settle_and_wake(struct sluice_pool *pool, fair *fq, struct sluice_tenant *t)
+{
+    if (t) {
+        settle(fq, t);
+    }
+    publish(fq);
+    size_t depth = fq->total;
+    pthread_mutex_unlock(&fq->mu);
+    if (depth) {
+        sluice__spawn_for_work(pool, depth);
+    }
+    return SLUICE_OK;
+}
+
 sluice_err sluice_pool_tenant_set(sluice_pool *pool, const char *name, const sluice_tenant_config *cfg,
                                   char *errbuf, size_t errlen)
 {
@@ -1158,20 +1188,104 @@ sluice_err sluice_pool_tenant_set(sluice_pool *pool, const char *name, const slu
             fq->tracked_dynamic--;
             fq->tracked_configured++;
         }
-        acct_out(fq, t);
-        t->cfg = *cfg;
-        normalize(&t->cfg);
-        acct_in(fq, t);
+        retune(fq, t, cfg);
     }
-    settle(fq, t);
-    publish(fq);
-    size_t depth = fq->total;
+    t->named = true;
+    return settle_and_wake(pool, fq, t);
+}
+
+sluice_err sluice_pool_tenant_unset(sluice_pool *pool, const char *name, char *errbuf, size_t errlen)
+{
+    if (errbuf && errlen) {
+        errbuf[0] = '\0';
+    }
+    if (!pool) {
+        sluice__errf(errbuf, errlen, "pool: NULL");
+        return SLUICE_EINVAL;
+    }
+    if (!pool->fair) {
+        sluice__errf(errbuf, errlen, "pool %s: tenants need queue_discipline fair", pool->name);
+        return SLUICE_ENOTSUP;
+    }
+    sluice_err err = sluice__name_check(name, SLUICE_TENANT_NAME_MAX, "tenant", errbuf, errlen);
+    if (err) {
+        return err;
+    }
+    fair *fq = pool->q;
+    pthread_mutex_lock(&fq->mu);
+    if (fq->closed) {
+        pthread_mutex_unlock(&fq->mu);
+        sluice__errf(errbuf, errlen, "pool %s: draining", pool->name);
+        return SLUICE_ECLOSED;
+    }
+    struct sluice_tenant *t = table_find(fq, name, name_hash(fq, name));
+    if (!t || !t->named) {
+        pthread_mutex_unlock(&fq->mu);
+        sluice__errf(errbuf, errlen, "tenant %s: not set by name in pool %s", name, pool->name);
+        return SLUICE_ENOENT;
+    }
+    t->named = false;
+    if (t != fq->dflt_tenant) {
+        /* Back among the tenants tracked because they were seen: counted
+         * against max_tenants (which it may now exceed until some are
+         * forgotten) and forgotten itself once idle. */
+        t->configured = false;
+        fq->tracked_configured--;
+        fq->tracked_dynamic++;
+    }
+    retune(fq, t, &fq->dflt);
+    return settle_and_wake(pool, fq, t);
+}
+
+sluice_err sluice_pool_tenant_default_set(sluice_pool *pool, const sluice_tenant_config *cfg, char *errbuf,
+                                          size_t errlen)
+{
+    if (errbuf && errlen) {
+        errbuf[0] = '\0';
+    }
+    if (!pool || !cfg) {
+        sluice__errf(errbuf, errlen, "%s: NULL", !pool ? "pool" : "cfg");
+        return SLUICE_EINVAL;
+    }
+    if (!pool->fair) {
+        sluice__errf(errbuf, errlen, "pool %s: tenants need queue_discipline fair", pool->name);
+        return SLUICE_ENOTSUP;
+    }
+    sluice_err err = check_tenant_config(cfg, "", errbuf, errlen);
+    if (err) {
+        return err;
+    }
+    fair *fq = pool->q;
+    pthread_mutex_lock(&fq->mu);
+    if (fq->closed) {
+        pthread_mutex_unlock(&fq->mu);
+        sluice__errf(errbuf, errlen, "pool %s: draining", pool->name);
+        return SLUICE_ECLOSED;
+    }
+    fq->dflt = *cfg;
+    normalize(&fq->dflt);
+    /* Every tenant not set by name follows: the tracked ones, "default"
+     * (unless set by name) and the shard queues. Aliases hold no config
+     * of their own (their tasks queue on the shards). */
+    for (size_t i = 0; i < fq->nbuckets; i++) {
+        for (struct sluice_tenant *t = fq->buckets[i]; t; t = t->hnext) {
+            if (!t->named) {
+                retune(fq, t, &fq->dflt);
+            }
+        }
+    }
+    for (unsigned i = 0; i < fq->nshards; i++) {
+        retune(fq, fq->shards[i], &fq->dflt);
+    }
+    return settle_and_wake(pool, fq, NULL);
+}
+
+void sluice__fair_default_get(struct sluice_pool *pool, sluice_tenant_config *out)
+{
+    fair *fq = pool->q;
+    pthread_mutex_lock(&fq->mu);
+    *out = fq->dflt;
     pthread_mutex_unlock(&fq->mu);
-    if (depth) {
-        /* A higher running limit may let queued tasks start now. */
-        sluice__spawn_for_work(pool, depth);
-    }
-    return SLUICE_OK;
 }
 
 sluice_err sluice_pool_tenant_acquire(sluice_pool *pool, const char *name, sluice_tenant **out)

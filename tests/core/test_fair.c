@@ -896,6 +896,212 @@ static void test_drain_destroy_per_tenant(void **state)
     tally_free(t);
 }
 
+/* sluice_pool_tenant_unset: a tenant set by name goes back to the
+ * default's config and to being tracked because seen (forgotten once
+ * idle); "default" takes the default config but stays; every refusal. */
+static void test_tenant_unset(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, 1000);
+    sluice_pool_config cfg;
+    fair_config(&cfg, "fair-unset", 1, 16, t);
+    cfg.clock = &fc.clock;
+    cfg.fair.idle_forget_ns = SLUICE_NS_PER_SEC;
+    cfg.fair.tenant_default.weight = 2;
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    _Atomic uint64_t ran = 0;
+    char err[256];
+
+    sluice_tenant_config tc = {.weight = 7, .running_limit = 1, .queued_limit = 3};
+    assert_int_equal(sluice_pool_tenant_set(p, "acme", &tc, NULL, 0), SLUICE_OK);
+    assert_int_equal(sluice_pool_tenant_set(p, "default", &tc, NULL, 0), SLUICE_OK);
+    assert_int_equal(submit_as(p, "acme", task_inc, (void *)&ran), SLUICE_OK);
+    assert_int_equal(submit_as(p, "seen", task_inc, (void *)&ran), SLUICE_OK);
+    WAIT_FOR(atomic_load(&ran) == 2, "both ran");
+    ASSERT_TENANT_IDENTITIES(p);
+    sluice_tenancy_stats ts;
+    sluice_pool_tenancy_get(p, &ts);
+    assert_int_equal(ts.tracked, 3);
+    assert_int_equal(ts.configured, 2); /* default, acme */
+
+    /* Refusals, each naming what is wrong. */
+    assert_int_equal(sluice_pool_tenant_unset(p, "seen", err, sizeof err), SLUICE_ENOENT);
+    assert_non_null(strstr(err, "seen"));
+    assert_int_equal(sluice_pool_tenant_unset(p, "never", err, sizeof err), SLUICE_ENOENT);
+    assert_int_equal(sluice_pool_tenant_unset(p, "a b", err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "tenant"));
+    assert_int_equal(sluice_pool_tenant_unset(p, NULL, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(sluice_pool_tenant_unset(NULL, "acme", err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(sluice_pool_tenant_unset(p, "seen", NULL, 0), SLUICE_ENOENT); /* errbuf optional */
+
+    /* acme: the default's config, unconfigured, its counts kept. */
+    assert_int_equal(sluice_pool_tenant_unset(p, "acme", err, sizeof err), SLUICE_OK);
+    assert_string_equal(err, "");
+    sluice_tenant_stats s;
+    assert_true(tenant_find(p, "acme", &s));
+    assert_false(s.configured);
+    assert_int_equal(s.config.weight, 2);
+    assert_int_equal(s.config.running_limit, 0);
+    assert_int_equal(s.config.queued_limit, 0);
+    assert_int_equal(s.completed, 1);
+    assert_int_equal(sluice_pool_tenant_unset(p, "acme", NULL, 0), SLUICE_ENOENT); /* once */
+    /* default: the default's config, still configured. */
+    assert_int_equal(sluice_pool_tenant_unset(p, "default", NULL, 0), SLUICE_OK);
+    assert_true(tenant_find(p, "default", &s));
+    assert_true(s.configured);
+    assert_int_equal(s.config.weight, 2);
+    assert_int_equal(sluice_pool_tenant_unset(p, "default", NULL, 0), SLUICE_ENOENT);
+    sluice_pool_tenancy_get(p, &ts);
+    assert_int_equal(ts.tracked, 3);
+    assert_int_equal(ts.configured, 1);
+
+    /* Once idle past idle_forget, acme is forgotten like "seen". */
+    sluice_fake_clock_advance(&fc, 2 * SLUICE_NS_PER_SEC);
+    (void)sluice_pool_tenants_get(p, NULL, 0);
+    assert_false(tenant_find(p, "acme", &s));
+    assert_false(tenant_find(p, "seen", &s));
+    assert_true(tenant_find(p, "default", &s));
+    sluice_pool_tenancy_get(p, &ts);
+    assert_int_equal(ts.forgotten, 2);
+    ASSERT_TENANT_IDENTITIES(p);
+
+    /* Set again after unset: configured again. */
+    assert_int_equal(sluice_pool_tenant_set(p, "acme", &tc, NULL, 0), SLUICE_OK);
+    assert_true(tenant_find(p, "acme", &s));
+    assert_true(s.configured);
+    assert_int_equal(s.config.weight, 7);
+
+    /* known_only: an unset name is unknown again by name; a handle
+     * acquired before keeps working. */
+    sluice_pool *kp;
+    fair_config(&cfg, "fair-unset-known", 1, 16, t);
+    cfg.fair.known_only = true;
+    CREATE_POOL(&cfg, &kp);
+    assert_int_equal(sluice_pool_tenant_set(kp, "k", &tc, NULL, 0), SLUICE_OK);
+    sluice_tenant *kh;
+    assert_int_equal(sluice_pool_tenant_acquire(kp, "k", &kh), SLUICE_OK);
+    assert_int_equal(submit_as(kp, "k", task_inc, (void *)&ran), SLUICE_OK);
+    assert_int_equal(sluice_pool_tenant_unset(kp, "k", NULL, 0), SLUICE_OK);
+    assert_int_equal(submit_as(kp, "k", task_inc, (void *)&ran), SLUICE_ENOENT);
+    sluice_tenant *kh2;
+    assert_int_equal(sluice_pool_tenant_acquire(kp, "k", &kh2), SLUICE_ENOENT);
+    assert_int_equal(submit_h(kp, kh, task_inc, (void *)&ran), SLUICE_OK);
+    WAIT_FOR(atomic_load(&ran) == 4, "k's two tasks ran");
+    ASSERT_TENANT_IDENTITIES(kp);
+    sluice_tenant_release(kh);
+    sluice_pool_destroy(kp);
+
+    /* Draining: refused. A FIFO pool: not supported. */
+    sluice_drain_report rep;
+    assert_int_equal(sluice_pool_drain(p, SLUICE_NS_PER_SEC, &rep), SLUICE_OK);
+    assert_int_equal(sluice_pool_tenant_unset(p, "acme", err, sizeof err), SLUICE_ECLOSED);
+    assert_non_null(strstr(err, "draining"));
+    sluice_pool_destroy(p);
+    sluice_pool *fifo;
+    base_config(&cfg, "fifo-unset", 1, 16, t);
+    CREATE_POOL(&cfg, &fifo);
+    assert_int_equal(sluice_pool_tenant_unset(fifo, "acme", err, sizeof err), SLUICE_ENOTSUP);
+    assert_int_equal(sluice_pool_tenant_default_set(fifo, &tc, err, sizeof err), SLUICE_ENOTSUP);
+    assert_non_null(strstr(err, "fair"));
+    sluice_pool_destroy(fifo);
+    tally_free(t);
+}
+
+/* sluice_pool_tenant_default_set: every tenant not set by name follows at
+ * once (seen ones, "default", the shard queues, new names); a tenant set
+ * by name keeps its own; config_get reports it; a higher running limit
+ * lets queued tasks start; bad values are refused and change nothing. */
+static void test_tenant_default_set(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    gate *g = gate_new();
+    sluice_pool_config cfg;
+    fair_config(&cfg, "fair-dflt", 3, 64, t);
+    cfg.prewarm = true;
+    cfg.fair.max_tenants = 1; /* "seen" tracked, a second name sharded */
+    cfg.fair.tenant_default = (sluice_tenant_config){.running_limit = 1, .strict = true};
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    _Atomic int running = 0, peak = 0;
+    gated_arg ga = {.g = g, .running = &running, .peak = &peak};
+    sluice_tenant_config own = {.weight = 5};
+    assert_int_equal(sluice_pool_tenant_set(p, "own", &own, NULL, 0), SLUICE_OK);
+
+    /* "seen" (strict, limit 1 from the default): one runs, two wait. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(submit_as(p, "seen", task_gated_count, &ga), SLUICE_OK);
+    }
+    WAIT_FOR(atomic_load(&g->inside) == 1, "one of seen's tasks runs");
+    WAIT_FOR(stats_now(p).idle == 2, "two workers parked");
+    assert_int_equal(atomic_load(&g->entered), 1);
+
+    /* Refused: nothing changes. */
+    char err[256];
+    sluice_tenant_config bad = {.weight = SLUICE_TENANT_WEIGHT_MAX + 1};
+    assert_int_equal(sluice_pool_tenant_default_set(p, &bad, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "weight"));
+    assert_int_equal(sluice_pool_tenant_default_set(p, NULL, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(sluice_pool_tenant_default_set(NULL, &own, NULL, 0), SLUICE_EINVAL);
+    sluice_pool_config got;
+    sluice_pool_config_get(p, &got);
+    assert_int_equal(got.fair.tenant_default.running_limit, 1);
+
+    /* The new default: weight 3, limit 2, strict. seen's second task
+     * starts at once; the third waits for the limit. */
+    sluice_tenant_config dflt = {.weight = 3, .running_limit = 2, .strict = true};
+    assert_int_equal(sluice_pool_tenant_default_set(p, &dflt, err, sizeof err), SLUICE_OK);
+    assert_string_equal(err, "");
+    WAIT_FOR(atomic_load(&g->inside) == 2, "a second task of seen starts");
+    sluice_pool_config_get(p, &got);
+    assert_int_equal(got.fair.tenant_default.weight, 3);
+    assert_int_equal(got.fair.tenant_default.running_limit, 2);
+    assert_true(got.fair.tenant_default.strict);
+    WAIT_FOR(stats_now(p).idle == 1, "the third worker parked: seen's third task may not start");
+    assert_int_equal(atomic_load(&g->entered), 2);
+    sluice_tenant_stats s;
+    assert_true(tenant_find(p, "seen", &s));
+    assert_int_equal(s.config.weight, 3);
+    assert_int_equal(s.config.running_limit, 2);
+    assert_true(tenant_find(p, "default", &s));
+    assert_int_equal(s.config.weight, 3);
+    assert_true(tenant_find(p, "own", &s));
+    assert_int_equal(s.config.weight, 5); /* set by name: its own */
+    assert_int_equal(s.config.running_limit, 0);
+    gate_open(g);
+    WAIT_FOR(atomic_load(&g->entered) == 3, "seen's third task ran");
+    ASSERT_TENANT_IDENTITIES(p);
+
+    /* A name beyond max_tenants lands on a shard queue, which follows too;
+     * so does a tenant unset later. */
+    _Atomic uint64_t ran = 0;
+    assert_int_equal(submit_as(p, "sharded", task_inc, (void *)&ran), SLUICE_OK);
+    WAIT_FOR(atomic_load(&ran) == 1, "the sharded name's task ran");
+    size_t n = sluice_pool_tenants_get(p, NULL, 0);
+    sluice_tenant_stats *all = calloc(n, sizeof *all);
+    n = sluice_pool_tenants_get(p, all, n);
+    unsigned shards_seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (all[i].shard) {
+            assert_int_equal(all[i].config.weight, 3);
+            shards_seen++;
+        }
+    }
+    assert_int_equal(shards_seen, 1);
+    free(all);
+    assert_int_equal(sluice_pool_tenant_unset(p, "own", NULL, 0), SLUICE_OK);
+    assert_true(tenant_find(p, "own", &s));
+    assert_int_equal(s.config.weight, 3);
+    ASSERT_TENANT_IDENTITIES(p);
+    assert_true(atomic_load(&peak) <= 2);
+    sluice_pool_destroy(p);
+    gate_free(g);
+    tally_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -911,6 +1117,8 @@ int main(void)
         cmocka_unit_test(test_drop_oldest_victim),
         cmocka_unit_test(test_shed_and_caller_runs),
         cmocka_unit_test(test_drain_destroy_per_tenant),
+        cmocka_unit_test(test_tenant_unset),
+        cmocka_unit_test(test_tenant_default_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
