@@ -180,6 +180,16 @@ typedef struct sluice_config_key {
     const char *applied_note; /* logged after a live change; NULL = "(applied)" */
     /* TABLE: what one item of the list holds. */
     const struct sluice_config_table *table;
+    /* LIVE pool keys that some changes cannot take live. restart_if: true
+     * (the reason written to why) makes this change a RESTART row's: logged
+     * "not applied: needs a restart (why)", the running value kept in force.
+     * NULL: every change is live. */
+    bool (*restart_if)(const struct sluice_config_pool *running, const struct sluice_config_pool *next,
+                       char *why, size_t len);
+    /* LIVE pool keys: as apply, given the running values too (for a list
+     * whose dropped items must be undone). Used instead of apply when set. */
+    sluice_err (*apply_change)(sluice_pool *pool, const struct sluice_config_pool *running,
+                               const struct sluice_config_pool *next);
 } sluice_config_key;
 
 /*

@@ -63,9 +63,25 @@ static const cfg_slot *same_table(const cfg_slot *cur, const cfg_slot *next, uns
     return NULL;
 }
 
+/* The class this change of row k takes: a LIVE row's restart_if may make
+ * one change a restart (running and next: the pools, NULL outside the
+ * pool section). why: the reason, "" when none. */
+static sluice_config_reload_class class_of(const sluice_config_key *k, const sluice_config_pool *running,
+                                           const sluice_config_pool *next, char *why, size_t len)
+{
+    why[0] = '\0';
+    if (k->reload == SLUICE_CONFIG_LIVE && k->restart_if && running && next &&
+        !sluice__cfg_value_eq(k, running, next) && k->restart_if(running, next, why, len)) {
+        return SLUICE_CONFIG_RESTART;
+    }
+    return k->reload;
+}
+
 /* Move the LIVE and DECLARATIVE values of next into the config in force
- * (dst), keeping RESTART values. */
-static bool take_new(cfg_impl *c, const cfg_slot *dst, unsigned nd, const cfg_slot *next, unsigned nn)
+ * (dst), keeping RESTART values. o, on: the running and next pools (NULL
+ * for the service section). */
+static bool take_new(cfg_impl *c, const cfg_slot *dst, unsigned nd, const cfg_slot *next, unsigned nn,
+                     const sluice_config_pool *o, const sluice_config_pool *on)
 {
     for (unsigned s = 0; s < nd; s++) {
         const cfg_slot *n = same_table(&dst[s], next, nn);
@@ -74,7 +90,9 @@ static bool take_new(cfg_impl *c, const cfg_slot *dst, unsigned nd, const cfg_sl
         }
         for (unsigned i = 0; i < dst[s].count; i++) {
             const sluice_config_key *k = &dst[s].keys[i];
-            if (k->reload == SLUICE_CONFIG_RESTART) {
+            char why[256];
+            if (class_of(k, s == 0 ? o : NULL, s == 0 ? on : NULL, why, sizeof why) ==
+                SLUICE_CONFIG_RESTART) {
                 continue;
             }
             if (!sluice__cfg_copy_value(c, k, dst[s].base, n->base)) {
@@ -93,6 +111,7 @@ typedef struct diff_log {
     sluice_config_log_fn log;
     void *user;
     const char *who;
+    const sluice_config_pool *running, *next; /* the pools; NULL for the service and cluster */
 } diff_log;
 
 /* Log (and count) the changed rows of one class. */
@@ -104,7 +123,11 @@ static unsigned log_changes(const diff_log *d, const cfg_slot *cur, unsigned nc,
         const cfg_slot *n = same_table(&cur[s], next, nn);
         for (unsigned i = 0; n && i < cur[s].count; i++) {
             const sluice_config_key *k = &cur[s].keys[i];
-            if (k->reload != cls || sluice__cfg_value_eq(k, cur[s].base, n->base)) {
+            char why[256];
+            bool pool_row = cur[s].base == (const void *)d->running; /* the library's pool table */
+            if (class_of(k, pool_row ? d->running : NULL, pool_row ? d->next : NULL, why, sizeof why) !=
+                    cls ||
+                sluice__cfg_value_eq(k, cur[s].base, n->base)) {
                 continue;
             }
             char a[256], b[256];
@@ -121,12 +144,16 @@ static unsigned log_changes(const diff_log *d, const cfg_slot *cur, unsigned nc,
                           k->applied_note ? k->applied_note : "(applied)");
                 }
             } else if (cls == SLUICE_CONFIG_RESTART) {
+                char paren[264] = "";
+                if (why[0]) {
+                    snprintf(paren, sizeof paren, " (%s)", why);
+                }
                 if (show) {
-                    logf_(d->log, d->user, "%s%s %s -> %s not applied: needs a restart", d->who, k->name,
+                    logf_(d->log, d->user, "%s%s %s -> %s not applied: needs a restart%s", d->who, k->name,
                           sluice__cfg_format(k, cur[s].base, a, sizeof a),
-                          sluice__cfg_format(k, n->base, b, sizeof b));
+                          sluice__cfg_format(k, n->base, b, sizeof b), paren);
                 } else {
-                    logf_(d->log, d->user, "%s%s not applied: needs a restart", d->who, k->name);
+                    logf_(d->log, d->user, "%s%s not applied: needs a restart%s", d->who, k->name, paren);
                 }
             }
             changes++;
@@ -167,8 +194,10 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
             for (unsigned k = 0; to && k < cs[s].count; k++) {
                 const sluice_config_key *row = &cs[s].keys[k];
                 char why[512];
-                if (row->reload == SLUICE_CONFIG_LIVE && row->check &&
-                    !sluice__cfg_value_eq(row, cs[s].base, to->base) && !row->check(o, n, why, sizeof why)) {
+                if (class_of(row, s == 0 ? o : NULL, s == 0 ? n : NULL, why, sizeof why) ==
+                        SLUICE_CONFIG_LIVE &&
+                    row->check && !sluice__cfg_value_eq(row, cs[s].base, to->base) &&
+                    !row->check(o, n, why, sizeof why)) {
                     sluice__cfg_errf(e, SLUICE_EINVAL, &to->pos[k], "pool %s: %s", o->name, why);
                 }
             }
@@ -196,13 +225,13 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
         if (n) {
             unsigned nd = sluice__cfg_pool_slots(&c->pub.pools[i], cs, MAX_SLOTS);
             unsigned nn = sluice__cfg_pool_slots(n, ns, MAX_SLOTS);
-            ok = take_new(c, cs, nd, ns, nn);
+            ok = take_new(c, cs, nd, ns, nn, &cur->pools[i], n);
         }
     }
     if (ok) {
         unsigned nd = sluice__cfg_service_slots(&c->pub.service, cs, MAX_SLOTS);
         unsigned nn = sluice__cfg_service_slots((sluice_config_service *)&next->service, ns, MAX_SLOTS);
-        ok = take_new(c, cs, nd, ns, nn);
+        ok = take_new(c, cs, nd, ns, nn, NULL, NULL);
     }
     /* Declarations: the downstream budget is replaced whole. */
     free(c->pub.downstreams);
@@ -252,7 +281,7 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
         }
         char who[SLUICE_POOL_NAME_MAX + 16];
         snprintf(who, sizeof who, "pool %s: ", o->name);
-        diff_log d = {log, user, who};
+        diff_log d = {log, user, who, o, n};
         unsigned nc = sluice__cfg_pool_slots(o, cs, MAX_SLOTS), nn = sluice__cfg_pool_slots(n, ns, MAX_SLOTS);
         cfg_slot fs[MAX_SLOTS];
         sluice__cfg_pool_slots(&c->pub.pools[i], fs, MAX_SLOTS);
@@ -262,10 +291,16 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
             const cfg_slot *to = same_table(&cs[s], ns, nn);
             for (unsigned k = 0; to && k < cs[s].count; k++) {
                 const sluice_config_key *row = &cs[s].keys[k];
-                if (row->reload != SLUICE_CONFIG_LIVE || sluice__cfg_value_eq(row, cs[s].base, to->base)) {
+                char why[256];
+                if (class_of(row, s == 0 ? o : NULL, s == 0 ? n : NULL, why, sizeof why) !=
+                        SLUICE_CONFIG_LIVE ||
+                    sluice__cfg_value_eq(row, cs[s].base, to->base)) {
                     continue;
                 }
-                sluice_err r = (pool && row->apply) ? row->apply(pool, n) : SLUICE_OK;
+                sluice_err r = !pool               ? SLUICE_OK
+                               : row->apply_change ? row->apply_change(pool, o, n)
+                               : row->apply        ? row->apply(pool, n)
+                                                   : SLUICE_OK;
                 char a[256], b[256];
                 if (r != SLUICE_OK) {
                     if (result == SLUICE_OK) {
@@ -290,7 +325,8 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
                     other.keys = row;
                     other.count = 1;
                     changes += log_changes(&d, &one, 1, &other, 1, SLUICE_CONFIG_LIVE);
-                    if (row->apply && pool && !listed && rlen + strlen(o->name) + 2 < sizeof resized) {
+                    if ((row->apply || row->apply_change) && pool && !listed &&
+                        rlen + strlen(o->name) + 2 < sizeof resized) {
                         rlen += (size_t)snprintf(resized + rlen, sizeof resized - rlen, " %s", o->name);
                         listed = true;
                     }
@@ -321,14 +357,14 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
             changes++;
         }
     }
-    diff_log d = {log, user, "service: "};
+    diff_log d = {log, user, "service: ", NULL, NULL};
     unsigned nc = sluice__cfg_service_slots(&cur->service, cs, MAX_SLOTS);
     unsigned nn = sluice__cfg_service_slots((sluice_config_service *)&next->service, ns, MAX_SLOTS);
     changes += log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_LIVE);
     changes += log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_DECLARATIVE);
     log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_RESTART);
     /* The cluster is joined once: every change to its section waits for a restart. */
-    diff_log dc = {log, user, "cluster: "};
+    diff_log dc = {log, user, "cluster: ", NULL, NULL};
     if (cur->cluster.present != next->cluster.present) {
         logf_(log, user, "cluster: section %s; not applied: needs a restart",
               next->cluster.present ? "added" : "removed");

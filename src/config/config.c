@@ -325,6 +325,108 @@ sluice_err sluice_config_pool_set_tenants(const sluice_config_pool *p, sluice_po
     return SLUICE_OK;
 }
 
+/* ---- reloading `tenants:` (the row's hooks in schema.c) ------------------ */
+
+/* The entry named exactly `name` (no "*" fallback), or NULL. */
+static const sluice_config_tenant *tenant_exact(const sluice_config_pool *p, const char *name)
+{
+    for (size_t i = 0; i < p->tenant_count; i++) {
+        if (p->tenants[i].name && strcmp(p->tenants[i].name, name) == 0) {
+            return &p->tenants[i];
+        }
+    }
+    return NULL;
+}
+
+static bool tenant_named(const sluice_config_tenant *t)
+{
+    return t->name && strcmp(t->name, SLUICE_CONFIG_TENANT_DEFAULT) != 0;
+}
+
+static bool tenant_config_eq(const sluice_tenant_config *a, const sluice_tenant_config *b)
+{
+    return a->weight == b->weight && a->queued_limit == b->queued_limit &&
+           a->running_limit == b->running_limit && a->strict == b->strict && a->overflow == b->overflow;
+}
+
+/* The "*" entry's values: what sluice_config_pool_to_pool_config gives a
+ * pool as fair.tenant_default. */
+static sluice_tenant_config tenant_default_of(const sluice_config_pool *p)
+{
+    const sluice_config_tenant *any = tenant_exact(p, SLUICE_CONFIG_TENANT_DEFAULT);
+    sluice_tenant_config none = {0};
+    return any ? tenant_config(any) : none;
+}
+
+/* A tier pool's names are the router's, and the router is built once: a
+ * change to which names it lists waits for a restart (their weights and
+ * limits do not). */
+bool sluice__cfg_tenants_restart_if(const sluice_config_pool *running, const sluice_config_pool *next,
+                                    char *why, size_t len)
+{
+    if (!running->tier) {
+        return false;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        const sluice_config_pool *from = pass ? next : running, *to = pass ? running : next;
+        for (size_t i = 0; i < from->tenant_count; i++) {
+            const char *name = from->tenants[i].name;
+            if (name && !tenant_exact(to, name)) {
+                snprintf(why, len, "tier %s's tenants changed: \"%s\" %s; the router is built at start",
+                         running->tier, name, pass ? "added" : "removed");
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Move a running fair pool's tenants from running's list to next's: the
+ * "*" values to every tenant not set by name, dropped names back to them,
+ * new and changed names set. Fifo pools have no tenants to move. */
+sluice_err sluice__cfg_tenants_apply(sluice_pool *pool, const sluice_config_pool *running,
+                                     const sluice_config_pool *next)
+{
+    if (running->queue_discipline != SLUICE_QUEUE_FAIR) {
+        return SLUICE_OK;
+    }
+    sluice_tenant_config was = tenant_default_of(running), now = tenant_default_of(next);
+    if (!tenant_config_eq(&was, &now)) {
+        sluice_err r = sluice_pool_tenant_default_set(pool, &now, NULL, 0);
+        if (r != SLUICE_OK) {
+            return r;
+        }
+    }
+    for (size_t i = 0; i < running->tenant_count; i++) {
+        const sluice_config_tenant *t = &running->tenants[i];
+        if (tenant_named(t) && !tenant_exact(next, t->name)) {
+            sluice_err r = sluice_pool_tenant_unset(pool, t->name, NULL, 0);
+            if (r != SLUICE_OK && r != SLUICE_ENOENT) { /* ENOENT: unset by the program already */
+                return r;
+            }
+        }
+    }
+    for (size_t i = 0; i < next->tenant_count; i++) {
+        const sluice_config_tenant *t = &next->tenants[i];
+        const sluice_config_tenant *old = tenant_named(t) ? tenant_exact(running, t->name) : NULL;
+        sluice_tenant_config tc = tenant_config(t);
+        if (!tenant_named(t)) {
+            continue;
+        }
+        if (old) {
+            sluice_tenant_config oc = tenant_config(old);
+            if (tenant_config_eq(&oc, &tc)) {
+                continue;
+            }
+        }
+        sluice_err r = sluice_pool_tenant_set(pool, t->name, &tc, NULL, 0);
+        if (r != SLUICE_OK) {
+            return r;
+        }
+    }
+    return SLUICE_OK;
+}
+
 bool sluice_config_pool_to_control_config(const sluice_config_pool *p, sluice_pool_control_config *out)
 {
     sluice_pool_control_config_init(out);

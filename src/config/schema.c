@@ -89,8 +89,8 @@ static const char *const MODE_NAMES[] = {
 #define COUNT_OF(a) ((unsigned)(sizeof(a) / sizeof((a)[0])))
 _Static_assert(COUNT_OF(CONTROL_MODE_NAMES) == SLUICE_CONTROL_MODE_COUNT_, "a name per control mode");
 
-SLUICE__ENUM_FUNCTIONS(sluice_pool_kind, SLUICE_POOL_KIND_MAP, SLUICE_POOL_KIND_IO, "unset", sluice_pool_kind_name,
-                       sluice_pool_kind_parse)
+SLUICE__ENUM_FUNCTIONS(sluice_pool_kind, SLUICE_POOL_KIND_MAP, SLUICE_POOL_KIND_IO, "unset",
+                       sluice_pool_kind_name, sluice_pool_kind_parse)
 
 /* ---- hooks of the live pool keys -------------------------------------- */
 
@@ -153,14 +153,14 @@ static const sluice_config_key TENANT_KEYS[SLUICE_TK_COUNT_] = {
     [SLUICE_TK_NAME] = {.name = "name",
                         .type = SLUICE_CONFIG_STRING,
                         .offset = TENANT_AT(name),
-                        .reload = SLUICE_CONFIG_RESTART,
+                        .reload = SLUICE_CONFIG_LIVE,
                         .flags = SLUICE_CONFIG_REQUIRED,
                         .doc = "the tenant as submits name it: 1..64 of `[A-Za-z0-9_.:-]`, unique in the "
                                "pool; `\"*\"` = every tenant not listed (the default)"},
     [SLUICE_TK_WEIGHT] = {.name = "weight",
                           .type = SLUICE_CONFIG_UINT,
                           .offset = TENANT_AT(weight),
-                          .reload = SLUICE_CONFIG_RESTART,
+                          .reload = SLUICE_CONFIG_LIVE,
                           .flags = SLUICE_CONFIG_OMIT_UNSET,
                           .min = 1,
                           .max = SLUICE_TENANT_WEIGHT_MAX,
@@ -171,7 +171,7 @@ static const sluice_config_key TENANT_KEYS[SLUICE_TK_COUNT_] = {
     [SLUICE_TK_QUEUED_LIMIT] = {.name = "queued_limit",
                                 .type = SLUICE_CONFIG_SIZE,
                                 .offset = TENANT_AT(queued_limit),
-                                .reload = SLUICE_CONFIG_RESTART,
+                                .reload = SLUICE_CONFIG_LIVE,
                                 .max = SLUICE_CONFIG_QUEUE_CAPACITY_MAX,
                                 .flags = SLUICE_CONFIG_OMIT_ZERO,
                                 .doc_default = "0 (the pool's)",
@@ -181,14 +181,14 @@ static const sluice_config_key TENANT_KEYS[SLUICE_TK_COUNT_] = {
     [SLUICE_TK_RUNNING_LIMIT] = {.name = "running_limit",
                                  .type = SLUICE_CONFIG_UINT,
                                  .offset = TENANT_AT(running_limit),
-                                 .reload = SLUICE_CONFIG_RESTART,
+                                 .reload = SLUICE_CONFIG_LIVE,
                                  .flags = SLUICE_CONFIG_OMIT_ZERO,
                                  .doc_default = "0 (none)",
                                  .doc = "the most of its tasks running at once (N of K); <= `workers`"},
     [SLUICE_TK_STRICT] = {.name = "strict",
                           .type = SLUICE_CONFIG_BOOL,
                           .offset = TENANT_AT(strict),
-                          .reload = SLUICE_CONFIG_RESTART,
+                          .reload = SLUICE_CONFIG_LIVE,
                           .flags = SLUICE_CONFIG_OMIT_UNSET,
                           .default_value = "false",
                           .doc = "`true`: `running_limit` holds even while other tenants leave workers idle; "
@@ -196,7 +196,7 @@ static const sluice_config_key TENANT_KEYS[SLUICE_TK_COUNT_] = {
     [SLUICE_TK_OVERFLOW] = {.name = "overflow",
                             .type = SLUICE_CONFIG_ENUM,
                             .offset = TENANT_AT(overflow),
-                            .reload = SLUICE_CONFIG_RESTART,
+                            .reload = SLUICE_CONFIG_LIVE,
                             .flags = SLUICE_CONFIG_OMIT_UNSET,
                             .enum_names = TENANT_OVERFLOW_NAMES,
                             .enum_count = COUNT_OF(TENANT_OVERFLOW_NAMES),
@@ -375,16 +375,17 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                    .flags = SLUICE_CONFIG_OMIT_ZERO,
                                    .doc = "the deadline of the callers that submit; lint wants "
                                           "`submit_timeout` below it"},
-    [SLUICE_PK_READINESS_WEIGHT] = {.name = "readiness_weight",
-                                    .type = SLUICE_CONFIG_DOUBLE,
-                                    .offset = POOL_AT(readiness_weight),
-                                    .reload = SLUICE_CONFIG_LIVE,
-                                    .flags = SLUICE_CONFIG_FRACTION | SLUICE_CONFIG_OMIT_UNSET,
-                                    .default_value = "1",
-                                    .applied_note = "(applied by the service to /health/ready)",
-                                    .doc = "how much this pool saturated counts against `/health/ready`: 503 once "
-                                           "the saturated pools' weights add up to 1; 0 = never gates (side "
-                                           "work), 1 = alone it does"},
+    [SLUICE_PK_READINESS_WEIGHT] =
+        {.name = "readiness_weight",
+         .type = SLUICE_CONFIG_DOUBLE,
+         .offset = POOL_AT(readiness_weight),
+         .reload = SLUICE_CONFIG_LIVE,
+         .flags = SLUICE_CONFIG_FRACTION | SLUICE_CONFIG_OMIT_UNSET,
+         .default_value = "1",
+         .applied_note = "(applied by the service to /health/ready)",
+         .doc = "how much this pool saturated counts against `/health/ready`: 503 once "
+                "the saturated pools' weights add up to 1; 0 = never gates (side "
+                "work), 1 = alone it does"},
     [SLUICE_PK_QUEUE_DISCIPLINE] = {.name = "queue_discipline",
                                     .type = SLUICE_CONFIG_ENUM,
                                     .offset = POOL_AT(queue_discipline),
@@ -393,20 +394,26 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                     .enum_names = DISCIPLINE_NAMES,
                                     .enum_count = COUNT_OF(DISCIPLINE_NAMES),
                                     .default_value = "fifo",
-                                    .doc = "`fifo` (one ring, arrival order), `fair` (a queue per tenant, "
-                                           "served by weight: one tenant's flood cannot starve the others) or "
-                                           "`sharded` (a ring per worker up to the CPU count, with stealing: "
-                                           "arrival order only within a shard, for throughput pools; not with "
-                                           "`overload: lifo`)"},
+                                    .doc =
+                                        "`fifo` (one ring, arrival order), `fair` (a queue per tenant, "
+                                        "served by weight: one tenant's flood cannot starve the others) or "
+                                        "`sharded` (a ring per worker up to the CPU count, with stealing: "
+                                        "arrival order only within a shard, for throughput pools; not with "
+                                        "`overload: lifo`)"},
     [SLUICE_PK_TENANTS] = {.name = "tenants",
                            .type = SLUICE_CONFIG_TABLE,
                            .offset = POOL_AT(tenants),
                            .count_offset = POOL_AT(tenant_count),
-                           .reload = SLUICE_CONFIG_RESTART,
+                           .reload = SLUICE_CONFIG_LIVE,
+                           .restart_if = sluice__cfg_tenants_restart_if,
+                           .apply_change = sluice__cfg_tenants_apply,
                            .table = &TENANT_TABLE,
                            .doc_default = "none",
                            .doc = "a list of tenants, the keys below: their weights and limits (`fair`), "
-                                  "and in a tier pool the tenants the router sends to it"},
+                                  "and in a tier pool the tenants the router sends to it. Live: a fair "
+                                  "pool's tenants take new weights and limits, new names and the `\"*\"` "
+                                  "values at once, and a dropped name the `\"*\"` values; a tier pool's "
+                                  "list of names needs a restart (the router is built at start)"},
     [SLUICE_PK_TIER] = {.name = "tier",
                         .type = SLUICE_CONFIG_STRING,
                         .offset = POOL_AT(tier),
@@ -421,8 +428,9 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                .flags = SLUICE_CONFIG_OMIT_ZERO,
                                .max = 1048576,
                                .doc_default = "1024",
-                               .doc = "`fair`: tenants tracked by name besides the listed ones; a new name past "
-                                      "it shares the shard queues (shuffle sharding); <= 1048576"},
+                               .doc =
+                                   "`fair`: tenants tracked by name besides the listed ones; a new name past "
+                                   "it shares the shard queues (shuffle sharding); <= 1048576"},
     [SLUICE_PK_TENANT_SHARD_QUEUES] = {.name = "tenant_shard_queues",
                                        .type = SLUICE_CONFIG_UINT,
                                        .offset = POOL_AT(tenant_shard_queues),
@@ -431,31 +439,34 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                        .max = 65536,
                                        .doc_default = "64",
                                        .doc = "`fair`: the shared queues of untracked tenants; <= 65536"},
-    [SLUICE_PK_TENANT_HAND_SIZE] = {.name = "tenant_hand_size",
-                                    .type = SLUICE_CONFIG_UINT,
-                                    .offset = POOL_AT(tenant_hand_size),
-                                    .reload = SLUICE_CONFIG_RESTART,
-                                    .flags = SLUICE_CONFIG_OMIT_ZERO,
-                                    .max = 16,
-                                    .doc_default = "8",
-                                    .doc = "`fair`: how many shard queues one untracked tenant is dealt; <= 16 and "
-                                           "<= `tenant_shard_queues`"},
-    [SLUICE_PK_TENANT_IDLE_FORGET] = {.name = "tenant_idle_forget",
-                                      .type = SLUICE_CONFIG_DURATION,
-                                      .offset = POOL_AT(tenant_idle_forget_ns),
-                                      .reload = SLUICE_CONFIG_RESTART,
-                                      .flags = SLUICE_CONFIG_OMIT_ZERO,
-                                      .doc_default = "60s",
-                                      .doc = "`fair`: an unlisted tenant idle this long is forgotten (its queue and "
-                                             "counters freed)"},
-    [SLUICE_PK_KNOWN_TENANTS_ONLY] = {.name = "known_tenants_only",
-                                      .type = SLUICE_CONFIG_BOOL,
-                                      .offset = POOL_AT(known_tenants_only),
-                                      .reload = SLUICE_CONFIG_RESTART,
-                                      .flags = SLUICE_CONFIG_OMIT_ZERO,
-                                      .default_value = "false",
-                                      .doc = "`fair`: refuse (`SLUICE_ENOENT`) tenants the `tenants:` list does not "
-                                             "name"},
+    [SLUICE_PK_TENANT_HAND_SIZE] =
+        {.name = "tenant_hand_size",
+         .type = SLUICE_CONFIG_UINT,
+         .offset = POOL_AT(tenant_hand_size),
+         .reload = SLUICE_CONFIG_RESTART,
+         .flags = SLUICE_CONFIG_OMIT_ZERO,
+         .max = 16,
+         .doc_default = "8",
+         .doc = "`fair`: how many shard queues one untracked tenant is dealt; <= 16 and "
+                "<= `tenant_shard_queues`"},
+    [SLUICE_PK_TENANT_IDLE_FORGET] =
+        {.name = "tenant_idle_forget",
+         .type = SLUICE_CONFIG_DURATION,
+         .offset = POOL_AT(tenant_idle_forget_ns),
+         .reload = SLUICE_CONFIG_RESTART,
+         .flags = SLUICE_CONFIG_OMIT_ZERO,
+         .doc_default = "60s",
+         .doc = "`fair`: an unlisted tenant idle this long is forgotten (its queue and "
+                "counters freed)"},
+    [SLUICE_PK_KNOWN_TENANTS_ONLY] =
+        {.name = "known_tenants_only",
+         .type = SLUICE_CONFIG_BOOL,
+         .offset = POOL_AT(known_tenants_only),
+         .reload = SLUICE_CONFIG_RESTART,
+         .flags = SLUICE_CONFIG_OMIT_ZERO,
+         .default_value = "false",
+         .doc = "`fair`: refuse (`SLUICE_ENOENT`) tenants the `tenants:` list does not "
+                "name"},
     [SLUICE_PK_CONCURRENCY_MODE] = {.name = "concurrency_mode",
                                     .type = SLUICE_CONFIG_ENUM,
                                     .offset = POOL_AT(concurrency_mode),
@@ -464,9 +475,10 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                     .enum_names = CONTROL_MODE_NAMES,
                                     .enum_count = COUNT_OF(CONTROL_MODE_NAMES),
                                     .default_value = "fixed",
-                                    .doc = "the adaptive limit: `fixed` (K stays unless `autotune` moves it), "
-                                           "`aimd`, `gradient2` or `vegas` (K follows the run times and "
-                                           "failures within `concurrency_min`..`concurrency_max`)"},
+                                    .doc =
+                                        "the adaptive limit: `fixed` (K stays unless `autotune` moves it), "
+                                        "`aimd`, `gradient2` or `vegas` (K follows the run times and "
+                                        "failures within `concurrency_min`..`concurrency_max`)"},
     [SLUICE_PK_CONCURRENCY_MIN] = {.name = "concurrency_min",
                                    .type = SLUICE_CONFIG_UINT,
                                    .offset = POOL_AT(concurrency_min),
@@ -581,9 +593,10 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                    .default_value = "5ms",
                                    .min = 1,
                                    .min_why = "every wait would count as too long",
-                                   .doc = "the queueing delay the pool may keep: the oldest task's wait must "
-                                          "stay at or above it for `overload_interval` before `overload` acts; "
-                                          "<= `overload_interval`"},
+                                   .doc =
+                                       "the queueing delay the pool may keep: the oldest task's wait must "
+                                       "stay at or above it for `overload_interval` before `overload` acts; "
+                                       "<= `overload_interval`"},
     [SLUICE_PK_OVERLOAD_INTERVAL] = {.name = "overload_interval",
                                      .type = SLUICE_CONFIG_DURATION,
                                      .offset = POOL_AT(overload_interval_ns),
@@ -600,9 +613,10 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                    .reload = SLUICE_CONFIG_RESTART,
                                    .flags = SLUICE_CONFIG_OMIT_ZERO,
                                    .doc_default = "2 x `overload_target`",
-                                   .doc = "`codel` modes: while the queue stands, every task that waited longer "
-                                          "is shed too (folly's rule; a long value such as `24h` leaves CoDel's "
-                                          "schedule alone); >= `overload_target`"},
+                                   .doc =
+                                       "`codel` modes: while the queue stands, every task that waited longer "
+                                       "is shed too (folly's rule; a long value such as `24h` leaves CoDel's "
+                                       "schedule alone); >= `overload_target`"},
 };
 
 /* Indexed by sluice_service_key. */
@@ -614,13 +628,14 @@ const sluice_config_key sluice__cfg_service_keys[SLUICE_SK_COUNT_] = {
                         .default_value = "sluice",
                         .doc = "the service's name (log lines, the demo's header; `downstream_budget` shares "
                                "are keyed by it)"},
-    [SLUICE_SK_LISTEN] = {.name = "listen",
-                          .type = SLUICE_CONFIG_STRING,
-                          .offset = SERVICE_AT(listen),
-                          .reload = SLUICE_CONFIG_RESTART,
-                          .default_value = "127.0.0.1:9464",
-                          .doc = "admin server address: `host:port` with a numeric host, `[v6]:port`, or `:port` "
-                                 "for 127.0.0.1; a bare port is refused (port 0 = any free port)"},
+    [SLUICE_SK_LISTEN] =
+        {.name = "listen",
+         .type = SLUICE_CONFIG_STRING,
+         .offset = SERVICE_AT(listen),
+         .reload = SLUICE_CONFIG_RESTART,
+         .default_value = "127.0.0.1:9464",
+         .doc = "admin server address: `host:port` with a numeric host, `[v6]:port`, or `:port` "
+                "for 127.0.0.1; a bare port is refused (port 0 = any free port)"},
     [SLUICE_SK_DRAIN_BUDGET] = {.name = "drain_budget",
                                 .type = SLUICE_CONFIG_DURATION,
                                 .offset = SERVICE_AT(drain_budget_ns),
@@ -660,17 +675,18 @@ const sluice_config_key sluice__cfg_service_keys[SLUICE_SK_COUNT_] = {
                                     .offset = SERVICE_AT(runbook_base_url),
                                     .reload = SLUICE_CONFIG_LIVE,
                                     .doc = "base URL for the `runbook_url` of generated alerts"},
-    [SLUICE_SK_ADMIN_TOKEN_FILE] = {.name = "admin_token_file",
-                                    .type = SLUICE_CONFIG_STRING,
-                                    .offset = SERVICE_AT(admin_token_file),
-                                    .reload = SLUICE_CONFIG_RESTART,
-                                    .refuse = refuse_empty_path,
-                                    .doc_default = "none",
-                                    .doc = "a file holding the admin server's bearer token (one line, 1..256 of "
-                                           "A-Z a-z 0-9 - . _ ~ + / =), read at start; `/debug/*` then need "
-                                           "`Authorization: Bearer <token>`. The config and `--print-config` hold "
-                                           "the path, never the token. `sluice demo --admin-token-file` wins "
-                                           "over it"},
+    [SLUICE_SK_ADMIN_TOKEN_FILE] =
+        {.name = "admin_token_file",
+         .type = SLUICE_CONFIG_STRING,
+         .offset = SERVICE_AT(admin_token_file),
+         .reload = SLUICE_CONFIG_RESTART,
+         .refuse = refuse_empty_path,
+         .doc_default = "none",
+         .doc = "a file holding the admin server's bearer token (one line, 1..256 of "
+                "A-Z a-z 0-9 - . _ ~ + / =), read at start; `/debug/*` then need "
+                "`Authorization: Bearer <token>`. The config and `--print-config` hold "
+                "the path, never the token. `sluice demo --admin-token-file` wins "
+                "over it"},
 };
 
 /* Indexed by sluice_cluster_key. All restart-only: the cluster is joined
@@ -735,8 +751,9 @@ const sluice_config_key sluice__cfg_cluster_keys[SLUICE_CK_COUNT_] = {
                                  .default_value = "250ms",
                                  .min = 1,
                                  .min_why = "a Redis call needs a bound",
-                                 .doc = "a Redis call slower than this is a failure: the replica falls back to "
-                                        "its local bound"},
+                                 .doc =
+                                     "a Redis call slower than this is a failure: the replica falls back to "
+                                     "its local bound"},
     [SLUICE_CK_MODE] = {.name = "mode",
                         .type = SLUICE_CONFIG_ENUM,
                         .offset = CLUSTER_AT(mode),
@@ -760,8 +777,9 @@ const sluice_config_key sluice__cfg_cluster_keys[SLUICE_CK_COUNT_] = {
                               .reload = SLUICE_CONFIG_RESTART,
                               .flags = SLUICE_CONFIG_OMIT_ZERO,
                               .doc_default = "last fair share",
-                              .doc = "Redis down: each bound pool runs at min(this, its last K); 0 = its last "
-                                     "K"},
+                              .doc =
+                                  "Redis down: each bound pool runs at min(this, its last K); 0 = its last "
+                                  "K"},
     [SLUICE_CK_BLOCK] = {.name = "block",
                          .type = SLUICE_CONFIG_UINT,
                          .offset = CLUSTER_AT(block),
@@ -783,9 +801,10 @@ const sluice_config_key sluice__cfg_cluster_keys[SLUICE_CK_COUNT_] = {
                                  .default_value = "50ms",
                                  .min = 1,
                                  .min_why = "a zero bound would retry a dead Redis in a tight loop",
-                                 .doc = "Redis lost: the first reconnect waits a random time in [0, this]; each "
-                                        "failure doubles the bound up to `reconnect_max` (full jitter, so "
-                                        "replicas that lost Redis together do not return together)"},
+                                 .doc =
+                                     "Redis lost: the first reconnect waits a random time in [0, this]; each "
+                                     "failure doubles the bound up to `reconnect_max` (full jitter, so "
+                                     "replicas that lost Redis together do not return together)"},
     [SLUICE_CK_RECONNECT_MAX] = {.name = "reconnect_max",
                                  .type = SLUICE_CONFIG_DURATION,
                                  .offset = CLUSTER_AT(reconnect_max_ns),
@@ -793,9 +812,10 @@ const sluice_config_key sluice__cfg_cluster_keys[SLUICE_CK_COUNT_] = {
                                  .default_value = "2s",
                                  .min = 1,
                                  .min_why = "a zero bound would retry a dead Redis in a tight loop",
-                                 .doc = "the ceiling of the reconnect backoff bound; >= `reconnect_min`. After "
-                                        "Redis returns, every replica is back within about this long (strict "
-                                        "mode's no-overshoot argument counts on it)"},
+                                 .doc =
+                                     "the ceiling of the reconnect backoff bound; >= `reconnect_min`. After "
+                                     "Redis returns, every replica is back within about this long (strict "
+                                     "mode's no-overshoot argument counts on it)"},
 };
 
 const sluice_config_key *sluice_config_schema(sluice_config_section section, unsigned *count)
@@ -867,8 +887,9 @@ static const sluice_config_key OPS_KEYS[SLUICE_OPS_COUNT_] = {
                                   .reload = SLUICE_CONFIG_DECLARATIVE,
                                   .flags = SLUICE_CONFIG_OMIT_ZERO | SLUICE_CONFIG_NONNEGATIVE,
                                   .doc_default = "none",
-                                  .doc = "the pool's SLO as a fraction below 1, e.g. 0.999: `sluice rules` adds "
-                                         "recording rules and burn-rate alerts"},
+                                  .doc =
+                                      "the pool's SLO as a fraction below 1, e.g. 0.999: `sluice rules` adds "
+                                      "recording rules and burn-rate alerts"},
     [SLUICE_OPS_SLO_LATENCY] = {.name = "slo_latency",
                                 .type = SLUICE_CONFIG_DURATION,
                                 .offset = OPS_AT(slo_latency_ns),
@@ -877,16 +898,17 @@ static const sluice_config_key OPS_KEYS[SLUICE_OPS_COUNT_] = {
                                 .doc_default = "none",
                                 .doc = "a latency SLO too: tasks running longer are bad (one of the pool's "
                                        "histogram bounds)"},
-    [SLUICE_OPS_SLO_WINDOW] = {.name = "slo_window",
-                               .type = SLUICE_CONFIG_DURATION,
-                               .offset = OPS_AT(slo_window_ns),
-                               .reload = SLUICE_CONFIG_DECLARATIVE,
-                               .flags = SLUICE_CONFIG_OMIT_UNSET,
-                               .default_value = "720h",
-                               .min = 3600000000000ull,
-                               .min_why = "the burn-rate windows reach 3 days; a window under an hour has no budget to "
-                                          "speak of",
-                               .doc = "the SLO's window (the error budget's period)"},
+    [SLUICE_OPS_SLO_WINDOW] =
+        {.name = "slo_window",
+         .type = SLUICE_CONFIG_DURATION,
+         .offset = OPS_AT(slo_window_ns),
+         .reload = SLUICE_CONFIG_DECLARATIVE,
+         .flags = SLUICE_CONFIG_OMIT_UNSET,
+         .default_value = "720h",
+         .min = 3600000000000ull,
+         .min_why = "the burn-rate windows reach 3 days; a window under an hour has no budget to "
+                    "speak of",
+         .doc = "the SLO's window (the error budget's period)"},
     [SLUICE_OPS_ALERT_SATURATION] = {.name = "alert_saturation",
                                      .type = SLUICE_CONFIG_DOUBLE,
                                      .offset = OPS_AT(alert_saturation),
@@ -907,24 +929,27 @@ static const sluice_config_key OPS_KEYS[SLUICE_OPS_COUNT_] = {
                               .reload = SLUICE_CONFIG_DECLARATIVE,
                               .flags = SLUICE_CONFIG_OMIT_ZERO,
                               .doc_default = "5m",
-                              .doc = "how long PoolSaturated, PoolDropping, PoolSlowTasks, PoolSubmitWait and "
-                                     "PoolMetricsMissing must hold before they fire"},
+                              .doc =
+                                  "how long PoolSaturated, PoolDropping, PoolSlowTasks, PoolSubmitWait and "
+                                  "PoolMetricsMissing must hold before they fire"},
     [SLUICE_OPS_ALERT_RATIONALE] = {.name = "alert_rationale",
                                     .type = SLUICE_CONFIG_STRING,
                                     .offset = OPS_AT(alert_rationale),
                                     .reload = SLUICE_CONFIG_DECLARATIVE,
                                     .flags = SLUICE_CONFIG_OMIT_UNSET,
                                     .doc_default = "none",
-                                    .doc = "why the pool's alert thresholds are what they are: in every alert's "
-                                           "description and the runbook"},
-    [SLUICE_OPS_TASK_MEMORY] = {.name = "task_memory",
-                                .type = SLUICE_CONFIG_SIZE,
-                                .offset = OPS_AT(task_memory),
-                                .reload = SLUICE_CONFIG_DECLARATIVE,
-                                .flags = SLUICE_CONFIG_OMIT_ZERO | SLUICE_CONFIG_BYTES,
-                                .doc_default = "none",
-                                .doc = "memory one running task holds, e.g. `64Mi`: `sluice lint` checks K x this "
-                                       "against the memory limit for `kind: memory` pools"},
+                                    .doc =
+                                        "why the pool's alert thresholds are what they are: in every alert's "
+                                        "description and the runbook"},
+    [SLUICE_OPS_TASK_MEMORY] =
+        {.name = "task_memory",
+         .type = SLUICE_CONFIG_SIZE,
+         .offset = OPS_AT(task_memory),
+         .reload = SLUICE_CONFIG_DECLARATIVE,
+         .flags = SLUICE_CONFIG_OMIT_ZERO | SLUICE_CONFIG_BYTES,
+         .doc_default = "none",
+         .doc = "memory one running task holds, e.g. `64Mi`: `sluice lint` checks K x this "
+                "against the memory limit for `kind: memory` pools"},
 };
 
 /* An objective is a fraction of good tasks: 1 leaves no error budget. */
@@ -962,32 +987,35 @@ const sluice_config_extension sluice_config_ext_ops = {
 
 #define SOPS_AT(field) offsetof(sluice_config_service_ops_keys, field)
 static const sluice_config_key SOPS_KEYS[SLUICE_SOPS_COUNT_] = {
-    [SLUICE_SOPS_SLO_OBJECTIVE] = {.name = "slo_objective",
-                                   .type = SLUICE_CONFIG_DOUBLE,
-                                   .offset = SOPS_AT(slo_objective),
-                                   .reload = SLUICE_CONFIG_DECLARATIVE,
-                                   .flags = SLUICE_CONFIG_OMIT_ZERO | SLUICE_CONFIG_NONNEGATIVE,
-                                   .doc_default = "none",
-                                   .doc = "the service's SLO over all its pools, a fraction below 1: `sluice rules` "
-                                          "adds ServiceSLOBurnFast / ServiceSLOBurnSlow"},
+    [SLUICE_SOPS_SLO_OBJECTIVE] =
+        {.name = "slo_objective",
+         .type = SLUICE_CONFIG_DOUBLE,
+         .offset = SOPS_AT(slo_objective),
+         .reload = SLUICE_CONFIG_DECLARATIVE,
+         .flags = SLUICE_CONFIG_OMIT_ZERO | SLUICE_CONFIG_NONNEGATIVE,
+         .doc_default = "none",
+         .doc = "the service's SLO over all its pools, a fraction below 1: `sluice rules` "
+                "adds ServiceSLOBurnFast / ServiceSLOBurnSlow"},
     [SLUICE_SOPS_SLO_LATENCY] = {.name = "slo_latency",
                                  .type = SLUICE_CONFIG_DURATION,
                                  .offset = SOPS_AT(slo_latency_ns),
                                  .reload = SLUICE_CONFIG_DECLARATIVE,
                                  .flags = SLUICE_CONFIG_OMIT_ZERO,
                                  .doc_default = "none",
-                                 .doc = "a service latency SLO too: tasks running longer are bad (a histogram "
-                                        "bound of every pool)"},
-    [SLUICE_SOPS_SLO_WINDOW] = {.name = "slo_window",
-                                .type = SLUICE_CONFIG_DURATION,
-                                .offset = SOPS_AT(slo_window_ns),
-                                .reload = SLUICE_CONFIG_DECLARATIVE,
-                                .flags = SLUICE_CONFIG_OMIT_UNSET,
-                                .default_value = "720h",
-                                .min = 3600000000000ull,
-                                .min_why = "the burn-rate windows reach 3 days; a window under an hour has no budget "
-                                           "to speak of",
-                                .doc = "the service SLO's window (the error budget's period)"},
+                                 .doc =
+                                     "a service latency SLO too: tasks running longer are bad (a histogram "
+                                     "bound of every pool)"},
+    [SLUICE_SOPS_SLO_WINDOW] =
+        {.name = "slo_window",
+         .type = SLUICE_CONFIG_DURATION,
+         .offset = SOPS_AT(slo_window_ns),
+         .reload = SLUICE_CONFIG_DECLARATIVE,
+         .flags = SLUICE_CONFIG_OMIT_UNSET,
+         .default_value = "720h",
+         .min = 3600000000000ull,
+         .min_why = "the burn-rate windows reach 3 days; a window under an hour has no budget "
+                    "to speak of",
+         .doc = "the service SLO's window (the error budget's period)"},
 };
 
 static const char *sops_check(const void *values, uint64_t set, unsigned *key)
@@ -1071,8 +1099,9 @@ static const sluice_config_key DEMO_KEYS[SLUICE_DEMO_COUNT_] = {
                                 .max = 3600ull * SLUICE_NS_PER_SEC,
                                 .max_why = "the batcher's longest wait",
                                 .doc_default = "1s",
-                                .doc = "`sluice demo` only, with `demo_batch`: a batch is sent this long after "
-                                       "its first notification if it has not filled by then"},
+                                .doc =
+                                    "`sluice demo` only, with `demo_batch`: a batch is sent this long after "
+                                    "its first notification if it has not filled by then"},
 };
 
 static const char *check_demo(const void *values, uint64_t set, unsigned *key)
@@ -1283,9 +1312,9 @@ static bool parse_bytes(const char *v, uint64_t *out)
     static const struct {
         const char *suffix;
         uint64_t mult;
-    } units[] = {{"", 1},          {"K", 1000u},        {"M", 1000000u},     {"G", 1000000000u},
-                 {"T", 1000000000000u}, {"Ki", 1u << 10}, {"Mi", 1u << 20}, {"Gi", 1u << 30},
-                 {"Ti", (uint64_t)1 << 40}};
+    } units[] = {
+        {"", 1},          {"K", 1000u},     {"M", 1000000u},  {"G", 1000000000u},       {"T", 1000000000000u},
+        {"Ki", 1u << 10}, {"Mi", 1u << 20}, {"Gi", 1u << 30}, {"Ti", (uint64_t)1 << 40}};
     if (!isdigit((unsigned char)v[0])) {
         return false;
     }
@@ -1355,7 +1384,8 @@ static bool in_bounds(const sluice_config_key *k, uint64_t v, const char *shown,
         if (k->min == 1) {
             snprintf(msg, len, "must be > 0%s, got %s", why, shown);
         } else {
-            snprintf(msg, len, "must be >= %s%s, got %s", bound_text(k, k->min, bound, sizeof bound), why, shown);
+            snprintf(msg, len, "must be >= %s%s, got %s", bound_text(k, k->min, bound, sizeof bound), why,
+                     shown);
         }
         return false;
     }
@@ -1446,10 +1476,13 @@ cfg_set_result sluice__cfg_parse_value(cfg_impl *c, const sluice_config_key *k, 
         if (k->zero_word && strcasecmp(v, k->zero_word) == 0) {
             u = 0;
         } else if ((k->flags & SLUICE_CONFIG_BYTES) && !parse_bytes(v, &u)) {
-            snprintf(msg, len, "not a byte count (a number with an optional unit: K, M, G, T or Ki, Mi, Gi, Ti; "
-                               "for example 64Mi), got \"%s\"", v);
+            snprintf(msg, len,
+                     "not a byte count (a number with an optional unit: K, M, G, T or Ki, Mi, Gi, Ti; "
+                     "for example 64Mi), got \"%s\"",
+                     v);
             return CFG_SET_BAD;
-        } else if (!(k->flags & SLUICE_CONFIG_BYTES) && (!sluice__cfg_parse_u64(v, &u, &neg) || u > type_max(k))) {
+        } else if (!(k->flags & SLUICE_CONFIG_BYTES) &&
+                   (!sluice__cfg_parse_u64(v, &u, &neg) || u > type_max(k))) {
             if (neg && k->min >= 1) {
                 why_suffix(k->min_why, why, sizeof why);
                 snprintf(msg, len, "must be > 0%s, got %s", why, v);
@@ -1520,7 +1553,10 @@ cfg_set_result sluice__cfg_parse_value(cfg_impl *c, const sluice_config_key *k, 
         bool nonneg = (k->flags & SLUICE_CONFIG_NONNEGATIVE) != 0;
         bool fraction = (k->flags & SLUICE_CONFIG_FRACTION) != 0;
         if (!sluice__cfg_parse_double(v, &d) || (nonneg && d < 0) || (fraction && !(d >= 0 && d <= 1))) {
-            snprintf(msg, len, "must be a number%s, got \"%s\"", fraction ? " from 0 to 1" : nonneg ? " >= 0" : "",
+            snprintf(msg, len, "must be a number%s, got \"%s\"",
+                     fraction ? " from 0 to 1"
+                     : nonneg ? " >= 0"
+                              : "",
                      v);
             return CFG_SET_BAD;
         }
@@ -1713,8 +1749,9 @@ const char *sluice__cfg_format(const sluice_config_key *k, const void *base, cha
                     continue;
                 }
                 char one[256];
-                used += (size_t)snprintf(buf + used, len - used, "%s%s: %s", first ? "" : ", ", t->keys[j].name,
-                                         sluice__cfg_format(&t->keys[j], item, one, sizeof one));
+                used +=
+                    (size_t)snprintf(buf + used, len - used, "%s%s: %s", first ? "" : ", ", t->keys[j].name,
+                                     sluice__cfg_format(&t->keys[j], item, one, sizeof one));
                 first = false;
             }
             if (used < len) {
@@ -1884,7 +1921,8 @@ static void doc_rows(const sluice_config_key *keys, unsigned n, const char *pref
             [SLUICE_CONFIG_LIVE] = "live",
             [SLUICE_CONFIG_DECLARATIVE] = "declaration",
         };
-        fprintf(out, "| `%s%s` | %s | %s | %s |\n", prefix, k->name, def, reload[k->reload], k->doc ? k->doc : "");
+        fprintf(out, "| `%s%s` | %s | %s | %s |\n", prefix, k->name, def, reload[k->reload],
+                k->doc ? k->doc : "");
         if (k->type == SLUICE_CONFIG_TABLE && k->table) {
             char sub[128];
             snprintf(sub, sizeof sub, "%s%s[].", prefix, k->name);

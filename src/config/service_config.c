@@ -66,7 +66,8 @@ sluice_err sluice_service_create_from_config(const sluice_config *cfg, const slu
         }
         char why[1024];
         sluice_pool *pool = NULL;
-        r = sluice_service_add_pool(svc, &pc, sluice_config_pool_drain_timeout(cfg, cp), &pool, why, sizeof why);
+        r = sluice_service_add_pool(svc, &pc, sluice_config_pool_drain_timeout(cfg, cp), &pool, why,
+                                    sizeof why);
         if (r == SLUICE_OK) {
             r = sluice_service_set_readiness_weight(svc, pool, cp->readiness_weight);
         }
@@ -92,12 +93,15 @@ sluice_err sluice_service_create_from_config(const sluice_config *cfg, const slu
 }
 
 sluice_err sluice_service_reload_config(sluice_service *svc, sluice_config **current, const char *path,
-                                        const sluice_config_load_opts *opts, sluice_config_log_fn log, void *user,
-                                        char *errbuf, size_t errlen)
+                                        const sluice_config_load_opts *opts, sluice_config_log_fn log,
+                                        void *user, char *errbuf, size_t errlen)
 {
     if (!svc || !current || !*current || !path) {
         if (errbuf && errlen) {
-            snprintf(errbuf, errlen, "reload: %s is NULL", !svc ? "the service" : !path ? "path" : "the config");
+            snprintf(errbuf, errlen, "reload: %s is NULL",
+                     !svc    ? "the service"
+                     : !path ? "path"
+                             : "the config");
         }
         return SLUICE_EINVAL;
     }
@@ -261,8 +265,8 @@ sluice_err sluice_config_read_token_file(const char *path, const char *what, cha
     for (size_t i = len; i < n; i++) {
         if (!strchr("\n\r \t", buf[i])) {
             if (errbuf && errlen) {
-                snprintf(errbuf, errlen, "%s: %s: more than one line; a token file holds the token alone", what,
-                         path);
+                snprintf(errbuf, errlen, "%s: %s: more than one line; a token file holds the token alone",
+                         what, path);
             }
             return token_fail(out, outlen, SLUICE_EINVAL);
         }
@@ -275,8 +279,8 @@ sluice_err sluice_config_read_token_file(const char *path, const char *what, cha
             if (len == 0) {
                 snprintf(errbuf, errlen, "%s: %s: empty; want one line holding the token", what, path);
             } else {
-                snprintf(errbuf, errlen, "%s: %s: the token has %zu characters, at most %d (or %zu here)", what,
-                         path, len, SLUICE_CONFIG_ADMIN_TOKEN_MAX, outlen ? outlen - 1 : 0);
+                snprintf(errbuf, errlen, "%s: %s: the token has %zu characters, at most %d (or %zu here)",
+                         what, path, len, SLUICE_CONFIG_ADMIN_TOKEN_MAX, outlen ? outlen - 1 : 0);
             }
         }
         return token_fail(out, outlen, SLUICE_EINVAL);
@@ -288,8 +292,8 @@ sluice_err sluice_config_read_token_file(const char *path, const char *what, cha
             if (errbuf && errlen) {
                 /* The position, never the character: it is part of a secret. */
                 snprintf(errbuf, errlen,
-                         "%s: %s: character %zu of the token is not allowed (A-Z a-z 0-9 - . _ ~ + / =)", what,
-                         path, i + 1);
+                         "%s: %s: character %zu of the token is not allowed (A-Z a-z 0-9 - . _ ~ + / =)",
+                         what, path, i + 1);
             }
             return token_fail(out, outlen, SLUICE_EINVAL);
         }
@@ -315,6 +319,6 @@ sluice_err sluice_config_admin_token(const sluice_config *cfg, char *out, size_t
     if (!cfg->service.admin_token_file) {
         return SLUICE_OK;
     }
-    return sluice_config_read_token_file(cfg->service.admin_token_file, "service.admin_token_file", out, outlen,
-                                         errbuf, errlen);
+    return sluice_config_read_token_file(cfg->service.admin_token_file, "service.admin_token_file", out,
+                                         outlen, errbuf, errlen);
 }

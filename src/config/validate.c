@@ -31,14 +31,10 @@ static void control_check(const sluice_config_pool *p, const char *path, cfg_err
         const char *field;
         sluice_pool_key key;
     } names[] = {
-        {"mode", SLUICE_PK_CONCURRENCY_MODE},
-        {"min_limit", SLUICE_PK_CONCURRENCY_MIN},
-        {"max_limit", SLUICE_PK_CONCURRENCY_MAX},
-        {"interval", SLUICE_PK_CONCURRENCY_INTERVAL},
-        {"cooldown", SLUICE_PK_AUTOTUNE_COOLDOWN},
-        {"util_high", SLUICE_PK_AUTOTUNE_UTIL_HIGH},
-        {"util_low", SLUICE_PK_AUTOTUNE_UTIL_LOW},
-        {"hysteresis", SLUICE_PK_AUTOTUNE_HYSTERESIS},
+        {"mode", SLUICE_PK_CONCURRENCY_MODE},      {"min_limit", SLUICE_PK_CONCURRENCY_MIN},
+        {"max_limit", SLUICE_PK_CONCURRENCY_MAX},  {"interval", SLUICE_PK_CONCURRENCY_INTERVAL},
+        {"cooldown", SLUICE_PK_AUTOTUNE_COOLDOWN}, {"util_high", SLUICE_PK_AUTOTUNE_UTIL_HIGH},
+        {"util_low", SLUICE_PK_AUTOTUNE_UTIL_LOW}, {"hysteresis", SLUICE_PK_AUTOTUNE_HYSTERESIS},
         {"probe_every", SLUICE_PK_PROBE_EVERY},
     };
     sluice_pool_control_config cc;
@@ -51,7 +47,8 @@ static void control_check(const sluice_config_pool *p, const char *path, cfg_err
     }
     const char *field = NULL;
     char why[200];
-    if (sluice_pool_control_config_check(&cc, p->workers, p->min_workers, &field, why, sizeof why) == SLUICE_OK) {
+    if (sluice_pool_control_config_check(&cc, p->workers, p->min_workers, &field, why, sizeof why) ==
+        SLUICE_OK) {
         return;
     }
     sluice_pool_key key = SLUICE_PK_CONCURRENCY_MODE;
@@ -157,15 +154,16 @@ static void validate_tenants(const sluice_config_pool *p, const char *path, cfg_
                     sluice__cfg_errf(e, SLUICE_EINVAL, &t->pos[shares[k]],
                                      "%s.tenants[%zu].%s: applies only to queue_discipline: fair (this pool "
                                      "is fifo: its tenants are listed only for the router)",
-                                     path, i, sluice__cfg_pool_keys[SLUICE_PK_TENANTS].table->keys[shares[k]].name);
+                                     path, i,
+                                     sluice__cfg_pool_keys[SLUICE_PK_TENANTS].table->keys[shares[k]].name);
                 }
             }
             continue;
         }
         if (p->queue_capacity && t->queued_limit > p->queue_capacity) {
             sluice__cfg_errf(e, SLUICE_EINVAL, tenant_pos(t, SLUICE_TK_QUEUED_LIMIT),
-                             "%s.tenants[%zu].queued_limit: must be <= queue_capacity (%zu), got %zu", path, i,
-                             p->queue_capacity, t->queued_limit);
+                             "%s.tenants[%zu].queued_limit: must be <= queue_capacity (%zu), got %zu", path,
+                             i, p->queue_capacity, t->queued_limit);
         }
         if (p->workers && t->running_limit > p->workers) {
             sluice__cfg_errf(e, SLUICE_EINVAL, tenant_pos(t, SLUICE_TK_RUNNING_LIMIT),
@@ -264,7 +262,8 @@ static void validate_pool(const sluice_config *cfg, size_t i, cfg_errs *e)
         } else {
             char field[sizeof path + 24], why[256];
             snprintf(field, sizeof field, "%s.histogram_buckets", path);
-            if (sluice__hist_bounds_check(p->histogram_buckets, p->histogram_bucket_count, field, why, sizeof why) != SLUICE_OK) {
+            if (sluice__hist_bounds_check(p->histogram_buckets, p->histogram_bucket_count, field, why,
+                                          sizeof why) != SLUICE_OK) {
                 sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_HISTOGRAM_BUCKETS), "%s", why);
             }
         }
@@ -285,10 +284,11 @@ static void validate_pool(const sluice_config *cfg, size_t i, cfg_errs *e)
     }
     if ((p->overload == SLUICE_OVERLOAD_LIFO || p->overload == SLUICE_OVERLOAD_CODEL_LIFO) &&
         p->queue_discipline == SLUICE_QUEUE_SHARDED) {
-        sluice__cfg_errf(e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_OVERLOAD),
-                         "%s.overload: %s needs a queue that can serve its newest task; queue_discipline: sharded "
-                         "serves shard by shard (codel composes with it; so does fair)",
-                         path, sluice_overload_mode_name(p->overload));
+        sluice__cfg_errf(
+            e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_OVERLOAD),
+            "%s.overload: %s needs a queue that can serve its newest task; queue_discipline: sharded "
+            "serves shard by shard (codel composes with it; so does fair)",
+            path, sluice_overload_mode_name(p->overload));
     }
     if (p->overload_slough_ns && p->overload_slough_ns < p->overload_target_ns) {
         sluice__cfg_errf(
@@ -357,7 +357,9 @@ static void validate_cluster(const sluice_config *cfg, cfg_errs *e)
     static const struct {
         sluice_cluster_key key;
         const char *what;
-    } names[] = {{SLUICE_CK_KEY_PREFIX, "key_prefix"}, {SLUICE_CK_SERVICE, "service"}, {SLUICE_CK_REPLICA_ID, "replica_id"}};
+    } names[] = {{SLUICE_CK_KEY_PREFIX, "key_prefix"},
+                 {SLUICE_CK_SERVICE, "service"},
+                 {SLUICE_CK_REPLICA_ID, "replica_id"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *v = *(char *const *)((const char *)cl + slot.keys[names[i].key].offset);
         if (v && !sluice__name_valid(v, 64)) {
@@ -368,8 +370,8 @@ static void validate_cluster(const sluice_config *cfg, cfg_errs *e)
     }
     if (!cl->service && cfg->service.name && !sluice__name_valid(cfg->service.name, 64)) {
         sluice__cfg_errf(e, SLUICE_EINVAL, &cl->section_pos,
-                         "cluster.service: not given, and service.name \"%s\" is not 1..64 characters of "
-                         SLUICE__NAME_CHARSET " (set cluster.service)",
+                         "cluster.service: not given, and service.name \"%s\" is not 1..64 characters "
+                         "of " SLUICE__NAME_CHARSET " (set cluster.service)",
                          cfg->service.name);
     }
     static const struct {
@@ -395,15 +397,17 @@ static void validate_cluster(const sluice_config *cfg, cfg_errs *e)
         sluice_config_format_duration(cl->reconnect_min_ns, a, sizeof a);
         sluice_config_format_duration(cl->reconnect_max_ns, b, sizeof b);
         if (min_given || !max_given) {
-            sluice__cfg_errf(e, SLUICE_EINVAL, CPOS(SLUICE_CK_RECONNECT_MIN),
-                             "cluster.reconnect_min: %s is above reconnect_max (%s%s); the backoff bound starts at "
-                             "reconnect_min and never exceeds reconnect_max",
-                             a, b, max_given ? "" : ", the default");
+            sluice__cfg_errf(
+                e, SLUICE_EINVAL, CPOS(SLUICE_CK_RECONNECT_MIN),
+                "cluster.reconnect_min: %s is above reconnect_max (%s%s); the backoff bound starts at "
+                "reconnect_min and never exceeds reconnect_max",
+                a, b, max_given ? "" : ", the default");
         } else {
-            sluice__cfg_errf(e, SLUICE_EINVAL, CPOS(SLUICE_CK_RECONNECT_MAX),
-                             "cluster.reconnect_max: %s is below reconnect_min (%s, the default); the backoff "
-                             "bound starts at reconnect_min and never exceeds reconnect_max",
-                             b, a);
+            sluice__cfg_errf(
+                e, SLUICE_EINVAL, CPOS(SLUICE_CK_RECONNECT_MAX),
+                "cluster.reconnect_max: %s is below reconnect_min (%s, the default); the backoff "
+                "bound starts at reconnect_min and never exceeds reconnect_max",
+                b, a);
         }
     }
     if (cl->budget_file && !cl->budget_file[0]) {

@@ -214,7 +214,8 @@ static void set_list_node(loader *L, const cfg_slot *slot, unsigned index, const
 }
 
 /* One `key: value` of a TABLE item: the item's rows are one slot. */
-static void item_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn, yaml_node_t *v);
+static void item_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn,
+                      yaml_node_t *v);
 
 typedef struct item_ctx {
     cfg_slot slot;
@@ -235,8 +236,9 @@ static void set_table_node(loader *L, const cfg_slot *slot, unsigned index, cons
             slot->pos[index] = pos;
             return;
         }
-        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: must be a list of mappings (\"- name: ...\" items), got %s",
-                         path, k->name, node_kind(n));
+        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos,
+                         "%s.%s: must be a list of mappings (\"- name: ...\" items), got %s", path, k->name,
+                         node_kind(n));
         return;
     }
     size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
@@ -269,8 +271,9 @@ static void set_table_node(loader *L, const cfg_slot *slot, unsigned index, cons
         char ipath[160];
         snprintf(ipath, sizeof ipath, "%s.%s[%zu]", path, k->name, i);
         if (it->type != YAML_MAPPING_NODE) {
-            sluice__cfg_errf(L->e, SLUICE_EINVAL, &ip, "%s: must be a mapping (name: ..., and the keys of %s), got %s",
-                             ipath, k->name, node_kind(it));
+            sluice__cfg_errf(L->e, SLUICE_EINVAL, &ip,
+                             "%s: must be a mapping (name: ..., and the keys of %s), got %s", ipath, k->name,
+                             node_kind(it));
             continue;
         }
         unsigned before = L->e->count;
@@ -325,7 +328,8 @@ static void section_pair(loader *L, const cfg_slot *slots, unsigned nslots, cons
     }
 }
 
-static void item_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn, yaml_node_t *v)
+static void item_pair(loader *L, void *obj, const char *path, const char *key, yaml_node_t *kn,
+                      yaml_node_t *v)
 {
     item_ctx *ic = obj;
     unsigned s, i;
@@ -367,8 +371,8 @@ static void concurrency_pair(loader *L, void *obj, const char *path, const char 
     }
     sluice_config_pos pos = mark_pos(L, kn);
     if (i == n) {
-        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: unknown key (known: mode, min, max, interval)", path,
-                         key);
+        sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: unknown key (known: mode, min, max, interval)",
+                         path, key);
         return;
     }
     char flat[64];
@@ -405,8 +409,8 @@ static void pool_pair(loader *L, void *obj, const char *path, const char *key, y
         unsigned s, row;
         if (sluice__cfg_find(slots, n, key, &s, &row) && ((*slots[s].set >> row) & 1u)) {
             sluice_config_pos pos = mark_pos(L, kn);
-            sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: given twice (also as %s.concurrency.%s)", path,
-                             key, path, key + 12);
+            sluice__cfg_errf(L->e, SLUICE_EINVAL, &pos, "%s.%s: given twice (also as %s.concurrency.%s)",
+                             path, key, path, key + 12);
             return;
         }
     }

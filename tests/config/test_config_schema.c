@@ -68,7 +68,7 @@ static void check_rows(const sluice_config_key *keys, unsigned n, bool pool_sect
             }
         }
         if (pool_section && k->reload == SLUICE_CONFIG_LIVE) {
-            if (!k->apply && !k->applied_note) {
+            if (!k->apply && !k->apply_change && !k->applied_note) {
                 print_error("%s: a LIVE pool key needs an apply hook (or an applied_note saying who reads "
                             "it)\n",
                             k->name);

@@ -2,7 +2,8 @@
  * tests/config/test_tenants_config.c - tenants and tiers in sluice.yaml:
  * the `tenants:` table (a list of mappings parsed through the schema's
  * rows), `queue_discipline`, `tier`, the exact messages for bad input,
- * the writer's round trip, reload (restart-only), and the router built
+ * the writer's round trip, reload (live for a fair pool's list, restart for
+ * a tier's names), and the router built
  * from a config (sluice_router_create_from_config).
  */
 #include <setjmp.h>
@@ -16,6 +17,8 @@
 #include <cmocka.h>
 
 #include "sluice/config.h"
+#include "sluice/pool.h"
+#include "sluice/tenant.h"
 
 static const sluice_config_load_opts NO_ENV = {.no_env = true};
 
@@ -108,9 +111,11 @@ static void test_bad_input(void **state)
         {POOL_HEAD "    queue_discipline: wfq\n",
          "sluice.yaml:5:23: pools[0].queue_discipline: must be one of fifo, fair, sharded, got \"wfq\""},
         {POOL_HEAD "    queue_discipline: fair\n    tenants: acme\n",
-         "sluice.yaml:6:14: pools[0].tenants: must be a list of mappings (\"- name: ...\" items), got a scalar"},
+         "sluice.yaml:6:14: pools[0].tenants: must be a list of mappings (\"- name: ...\" items), got a "
+         "scalar"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - acme\n",
-         "sluice.yaml:7:9: pools[0].tenants[0]: must be a mapping (name: ..., and the keys of tenants), got a "
+         "sluice.yaml:7:9: pools[0].tenants[0]: must be a mapping (name: ..., and the keys of tenants), got "
+         "a "
          "scalar"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - weight: 2\n",
          "sluice.yaml:7:9: pools[0].tenants[0].name: required"},
@@ -123,7 +128,8 @@ static void test_bad_input(void **state)
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, weight: 10001}\n",
          "sluice.yaml:7:27: pools[0].tenants[0].weight: must be <= 10000, got 10001"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, strict: true}\n",
-         "sluice.yaml:7:27: pools[0].tenants[0].strict: needs running_limit (strict says how the running limit "
+         "sluice.yaml:7:27: pools[0].tenants[0].strict: needs running_limit (strict says how the running "
+         "limit "
          "holds; there is none)"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, queued_limit: 11}\n",
          "sluice.yaml:7:33: pools[0].tenants[0].queued_limit: must be <= queue_capacity (10), got 11"},
@@ -132,27 +138,36 @@ static void test_bad_input(void **state)
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a}\n      - {name: a}\n",
          "sluice.yaml:8:16: pools[0].tenants[1].name: duplicate tenant \"a\" (also tenants[0])"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: \"a b\"}\n",
-         "sluice.yaml:7:16: pools[0].tenants[0].name: must be 1..64 characters of [A-Za-z0-9_.:-] (or \"*\" for "
+         "sluice.yaml:7:16: pools[0].tenants[0].name: must be 1..64 characters of [A-Za-z0-9_.:-] (or \"*\" "
+         "for "
          "every other tenant), got \"a b\""},
         {POOL_HEAD "    tenants:\n      - {name: a}\n",
-         "sluice.yaml:6:7: pools[0].tenants: a fifo pool serves tasks in arrival order whatever their tenant: "
+         "sluice.yaml:6:7: pools[0].tenants: a fifo pool serves tasks in arrival order whatever their "
+         "tenant: "
          "set queue_discipline: fair (or a tier, to route these tenants to this pool)"},
         {POOL_HEAD "    tier: gold\n    tenants:\n      - {name: a, weight: 3}\n",
          "sluice.yaml:7:27: pools[0].tenants[0].weight: applies only to queue_discipline: fair (this pool is "
          "fifo: its tenants are listed only for the router)"},
-        {POOL_HEAD "    tier: gold\n" "  - name: q\n    workers: 1\n    queue_capacity: 1\n    tier: gold\n",
-         "sluice.yaml:9:11: pools[1].tier: tier \"gold\" is already served by pools[0] (p); a tier is one pool"},
-        {POOL_HEAD "    tier: gold\n    tenants: [{name: a}]\n"
-                   "  - name: q\n    workers: 1\n    queue_capacity: 1\n    tier: silver\n    tenants: [{name: a}]\n",
-         "sluice.yaml:11:22: pools[1].tenants[0].name: tenant \"a\" is already in tier gold (pools[0]); a tenant "
+        {POOL_HEAD "    tier: gold\n"
+                   "  - name: q\n    workers: 1\n    queue_capacity: 1\n    tier: gold\n",
+         "sluice.yaml:9:11: pools[1].tier: tier \"gold\" is already served by pools[0] (p); a tier is one "
+         "pool"},
+        {POOL_HEAD
+         "    tier: gold\n    tenants: [{name: a}]\n"
+         "  - name: q\n    workers: 1\n    queue_capacity: 1\n    tier: silver\n    tenants: [{name: a}]\n",
+         "sluice.yaml:11:22: pools[1].tenants[0].name: tenant \"a\" is already in tier gold (pools[0]); a "
+         "tenant "
          "has one tier"},
         {POOL_HEAD "    tier: gold\n    tenants: [{name: \"*\"}]\n"
-                   "  - name: q\n    workers: 1\n    queue_capacity: 1\n    tier: silver\n    tenants: [{name: \"*\"}]\n",
-         "sluice.yaml:11:22: pools[1].tenants[0].name: \"*\" (unknown tenants) is already routed to tier gold "
+                   "  - name: q\n    workers: 1\n    queue_capacity: 1\n    tier: silver\n    tenants: "
+                   "[{name: \"*\"}]\n",
+         "sluice.yaml:11:22: pools[1].tenants[0].name: \"*\" (unknown tenants) is already routed to tier "
+         "gold "
          "(pools[0]); one tier takes them"},
         {POOL_HEAD "    tier: gold\n    tenants: [{name: silver}]\n"
                    "  - name: q\n    workers: 1\n    queue_capacity: 1\n    tier: silver\n",
-         "sluice.yaml:6:22: pools[0].tenants[0].name: \"silver\" is also a tier (pools[1]): the router could not "
+         "sluice.yaml:6:22: pools[0].tenants[0].name: \"silver\" is also a tier (pools[1]): the router could "
+         "not "
          "tell them apart"},
         {POOL_HEAD "    max_tenants: 10\n",
          "sluice.yaml:5:18: pools[0].max_tenants: applies only to queue_discipline: fair"},
@@ -187,8 +202,9 @@ static void test_env_cannot_set_a_table(void **state)
     sluice_config *c = NULL;
     char err[2048];
     assert_int_equal(load(POOL_HEAD, &o, &c, err, sizeof err), SLUICE_EINVAL);
-    assert_string_equal(err, "env SLUICE_POOL_P_TENANTS: pools[0].tenants: must be a list of mappings (\"- name: "
-                             "...\" items), set in the file; got \"acme\"");
+    assert_string_equal(err,
+                        "env SLUICE_POOL_P_TENANTS: pools[0].tenants: must be a list of mappings (\"- name: "
+                        "...\" items), set in the file; got \"acme\"");
     /* The scalar keys still take overrides. */
     const char *env2[] = {"SLUICE_POOL_P_QUEUE_DISCIPLINE=fair", NULL};
     o.envp = env2;
@@ -246,13 +262,16 @@ static void log_line(void *user, const char *line)
     }
 }
 
-/* Tenants, tiers and the discipline are fixed when the pools and the
- * router are built: a reload logs the change and keeps the running ones. */
-static void test_reload_is_restart_only(void **state)
+/* The discipline and the tier are fixed when the pools and the router
+ * are built; a fair pool's tenants: list is live (checked on a real pool
+ * in test_reload_tenants_live), and a tier pool's names wait for a
+ * restart. */
+static void test_reload_classes(void **state)
 {
     (void)state;
-    const char *a = "pools:\n  - name: p\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
-                    "    tenants: [{name: a, weight: 2}]\n";
+    const char *a =
+        "pools:\n  - name: p\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+        "    tenants: [{name: a, weight: 2}]\n";
     const char *b = "pools:\n  - name: p\n    workers: 4\n    queue_capacity: 10\n    tier: gold\n"
                     "    tenants: [{name: a}, {name: b}]\n";
     sluice_config *cur = NULL, *next = NULL;
@@ -262,16 +281,147 @@ static void test_reload_is_restart_only(void **state)
     sluice_pool *pools[1] = {NULL};
     log_buf lb = {.len = 0};
     assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_OK);
-    assert_string_equal(lb.text, "pool p: queue_discipline fair -> fifo not applied: needs a restart\n"
-                                 "pool p: tenants [{name: a, weight: 2}] -> [{name: a}, {name: b}] not applied: "
-                                 "needs a restart\n"
-                                 "pool p: tier  -> gold not applied: needs a restart\n"
-                                 "reload: no change\n");
+    assert_string_equal(lb.text,
+                        "pool p: tenants [{name: a, weight: 2}] -> [{name: a}, {name: b}] (applied)\n"
+                        "pool p: queue_discipline fair -> fifo not applied: needs a restart\n"
+                        "pool p: tier  -> gold not applied: needs a restart\n");
     assert_int_equal(cur->pools[0].queue_discipline, SLUICE_QUEUE_FAIR);
-    assert_int_equal(cur->pools[0].tenant_count, 1);
-    assert_int_equal(cur->pools[0].tenants[0].weight, 2);
+    assert_int_equal(cur->pools[0].tenant_count, 2);
+    assert_int_equal(cur->pools[0].tenants[0].weight, 1);
     assert_null(cur->pools[0].tier);
     sluice_config_free(next);
+    sluice_config_free(cur);
+
+    /* A tier pool: new weights are live, a change to its names is not. */
+    const char *t1 =
+        "pools:\n  - name: t\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+        "    tier: gold\n    tenants: [{name: a, weight: 2}, {name: b}]\n";
+    const char *t2 =
+        "pools:\n  - name: t\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+        "    tier: gold\n    tenants: [{name: a, weight: 3}, {name: b}]\n";
+    const char *t3 =
+        "pools:\n  - name: t\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+        "    tier: gold\n    tenants: [{name: a, weight: 5}]\n";
+    assert_int_equal(load(t1, NULL, &cur, err, sizeof err), SLUICE_OK);
+    assert_int_equal(load(t2, NULL, &next, err, sizeof err), SLUICE_OK);
+    lb.len = 0;
+    lb.text[0] = '\0';
+    assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_string_equal(lb.text,
+                        "pool t: tenants [{name: a, weight: 2}, {name: b}] -> [{name: a, weight: 3}, "
+                        "{name: b}] (applied)\n");
+    assert_int_equal(cur->pools[0].tenants[0].weight, 3);
+    sluice_config_free(next);
+    assert_int_equal(load(t3, NULL, &next, err, sizeof err), SLUICE_OK);
+    lb.len = 0;
+    lb.text[0] = '\0';
+    assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_string_equal(lb.text,
+                        "pool t: tenants [{name: a, weight: 3}, {name: b}] -> [{name: a, weight: 5}] "
+                        "not applied: needs a restart (tier gold's tenants changed: \"b\" removed; "
+                        "the router is built at start)\n"
+                        "reload: no change\n");
+    assert_int_equal(cur->pools[0].tenant_count, 2); /* the running list stays in force, whole */
+    assert_int_equal(cur->pools[0].tenants[0].weight, 3);
+    sluice_config_free(next);
+    sluice_config_free(cur);
+}
+
+static bool find_tenant(sluice_pool *p, const char *name, sluice_tenant_stats *out)
+{
+    sluice_tenant_stats all[16];
+    size_t n = sluice_pool_tenants_get(p, all, 16);
+    assert_true(n <= 16);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(all[i].name, name) == 0) {
+            *out = all[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A reload moves a running fair pool's tenants to the new list: changed
+ * weights and limits, new names, a dropped name back to the "*" values,
+ * and new "*" values for every tenant not listed. */
+static void test_reload_tenants_live(void **state)
+{
+    (void)state;
+    const char *a =
+        "pools:\n  - name: f\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+        "    tenants:\n"
+        "      - {name: keep, weight: 2, running_limit: 2}\n"
+        "      - {name: same, weight: 4}\n"
+        "      - {name: drop, weight: 9, queued_limit: 3}\n"
+        "      - {name: \"*\", weight: 1}\n";
+    const char *b =
+        "pools:\n  - name: f\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+        "    tenants:\n"
+        "      - {name: keep, weight: 6, running_limit: 1, strict: true}\n"
+        "      - {name: same, weight: 4}\n"
+        "      - {name: new, weight: 8, overflow: drop_oldest, queued_limit: 2}\n"
+        "      - {name: \"*\", weight: 3}\n";
+    sluice_config *cur = NULL, *next = NULL;
+    char err[2048];
+    assert_int_equal(load(a, NULL, &cur, err, sizeof err), SLUICE_OK);
+    assert_int_equal(load(b, NULL, &next, err, sizeof err), SLUICE_OK);
+    sluice_pool_config pc;
+    sluice_config_pool_to_pool_config(&cur->pools[0], &pc);
+    sluice_pool *pool = NULL;
+    assert_int_equal(sluice_pool_create(&pc, &pool, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_config_pool_set_tenants(&cur->pools[0], pool, err, sizeof err), SLUICE_OK);
+    sluice_tenant *seen = NULL;
+    assert_int_equal(sluice_pool_tenant_acquire(pool, "seen", &seen), SLUICE_OK);
+    sluice_tenant_stats s;
+    assert_true(find_tenant(pool, "seen", &s));
+    assert_int_equal(s.config.weight, 1);
+
+    sluice_pool *pools[1] = {pool};
+    log_buf lb = {.len = 0};
+    assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_non_null(strstr(lb.text, "pool f: tenants [")); /* one line, whole lists */
+    assert_non_null(strstr(lb.text, "] (applied)\n"));
+    assert_true(find_tenant(pool, "keep", &s));
+    assert_int_equal(s.config.weight, 6);
+    assert_int_equal(s.config.running_limit, 1);
+    assert_true(s.config.strict);
+    assert_true(find_tenant(pool, "same", &s));
+    assert_int_equal(s.config.weight, 4);
+    assert_true(find_tenant(pool, "new", &s));
+    assert_true(s.configured);
+    assert_int_equal(s.config.weight, 8);
+    assert_int_equal(s.config.queued_limit, 2);
+    assert_int_equal(s.config.overflow, SLUICE_TENANT_OVERFLOW_DROP_OLDEST);
+    assert_true(find_tenant(pool, "drop", &s));
+    assert_false(s.configured); /* back to the "*" values, forgotten when idle */
+    assert_int_equal(s.config.weight, 3);
+    assert_int_equal(s.config.queued_limit, 0);
+    assert_true(find_tenant(pool, "seen", &s));
+    assert_int_equal(s.config.weight, 3);
+    sluice_pool_config got;
+    sluice_pool_config_get(pool, &got);
+    assert_int_equal(got.fair.tenant_default.weight, 3);
+    /* The config in force is the new file's list. */
+    assert_int_equal(cur->pools[0].tenant_count, 4);
+
+    /* A reload that changes nothing changes nothing. */
+    lb.len = 0;
+    lb.text[0] = '\0';
+    assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_string_equal(lb.text, "reload: no change\n");
+    sluice_config_free(next);
+
+    /* Draining: the tenants change fails, named in the error, and the
+     * running list stays in force. */
+    assert_int_equal(load(a, NULL, &next, err, sizeof err), SLUICE_OK);
+    sluice_drain_report rep;
+    assert_int_equal(sluice_pool_drain(pool, SLUICE_NS_PER_SEC, &rep), SLUICE_OK);
+    assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_ECLOSED);
+    assert_non_null(strstr(err, "pool f: tenants"));
+    assert_int_equal(cur->pools[0].tenant_count, 4);
+    sluice_config_free(next);
+    sluice_tenant_release(seen);
+    sluice_pool_destroy(pool);
     sluice_config_free(cur);
 }
 
@@ -374,7 +524,8 @@ int main(void)
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_env_cannot_set_a_table),
         cmocka_unit_test(test_write_round_trip),
-        cmocka_unit_test(test_reload_is_restart_only),
+        cmocka_unit_test(test_reload_classes),
+        cmocka_unit_test(test_reload_tenants_live),
         cmocka_unit_test(test_table_bounds),
         cmocka_unit_test(test_router_from_config),
     };
