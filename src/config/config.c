@@ -408,11 +408,11 @@ sluice_err sluice__cfg_tenants_apply(sluice_pool *pool, const sluice_config_pool
     }
     for (size_t i = 0; i < next->tenant_count; i++) {
         const sluice_config_tenant *t = &next->tenants[i];
-        const sluice_config_tenant *old = tenant_named(t) ? tenant_exact(running, t->name) : NULL;
-        sluice_tenant_config tc = tenant_config(t);
         if (!tenant_named(t)) {
             continue;
         }
+        const sluice_config_tenant *old = tenant_exact(running, t->name);
+        sluice_tenant_config tc = tenant_config(t);
         if (old) {
             sluice_tenant_config oc = tenant_config(old);
             if (tenant_config_eq(&oc, &tc)) {
