@@ -19,8 +19,10 @@
  *
  * Tenants. A fair pool's entry also lists its tenants (queued, running,
  * weight and limits, counters): the busiest DEBUG_TENANTS_MAX by queued +
- * running tasks, then "tenants_omitted" says how many more there are, so
- * a pool tracking a million names cannot turn the page into megabytes.
+ * running tasks, then "tenants_omitted" says how many more there are (so
+ * a pool tracking a million names cannot turn the page into megabytes),
+ * and "tenants_forgotten" sums the counters of the tenants forgotten
+ * after idling (with the tenants listed and omitted, the pool's totals).
  *
  * Lock order: pools_lock (read) -> pool getters (pool->mu inside them).
  */
@@ -74,6 +76,17 @@ static int by_load(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
+/* "submitted":..,...,"abandoned":.. of one tenant (or the forgotten record). */
+static void json_tenant_counters(sluice__sb *b, const sluice_tenant_stats *x)
+{
+    sluice__sb_printf(b,
+                      "\"submitted\":%" PRIu64 ",\"started\":%" PRIu64 ",\"completed\":%" PRIu64
+                      ",\"failed\":%" PRIu64 ",\"panicked\":%" PRIu64 ",\"dropped\":%" PRIu64
+                      ",\"rejected\":%" PRIu64 ",\"shed\":%" PRIu64 ",\"abandoned\":%" PRIu64,
+                      x->submitted, x->started, x->completed, x->failed, x->panicked, x->dropped, x->rejected,
+                      x->shed, x->abandoned);
+}
+
 /* ,"tenancy":{...},"tenants":[...] for a fair pool. */
 static void json_tenants(sluice__sb *b, sluice_pool *pool)
 {
@@ -86,13 +99,15 @@ static void json_tenants(sluice__sb *b, sluice_pool *pool)
                       ts.memory_bytes);
     size_t cap = (size_t)ts.tracked + ts.shard_queues + 8, n = 0;
     sluice_tenant_stats *t = NULL;
+    sluice_tenant_stats forgotten;
+    memset(&forgotten, 0, sizeof forgotten);
     for (int tries = 0; tries < 3; tries++) {
         sluice_tenant_stats *grown = realloc(t, cap * sizeof *t);
         if (!grown) {
             break;
         }
         t = grown;
-        n = sluice_pool_tenants_get(pool, t, cap);
+        n = sluice_pool_tenants_snapshot(pool, t, cap, &forgotten);
         if (n <= cap) {
             break;
         }
@@ -106,20 +121,21 @@ static void json_tenants(sluice__sb *b, sluice_pool *pool)
         const sluice_tenant_stats *x = &t[i];
         sluice__sb_puts(b, i ? ",{\"name\":" : "{\"name\":");
         sluice__sb_json_str(b, x->name);
-        sluice__sb_printf(b,
-                          ",\"configured\":%s,\"shard\":%s,\"weight\":%u,\"queued_limit\":%zu,"
-                          "\"running_limit\":%u,\"strict\":%s,\"overflow\":\"%s\",\"queued\":%zu,\"running\":%u,",
-                          x->configured ? "true" : "false", x->shard ? "true" : "false", x->config.weight,
-                          x->config.queued_limit, x->config.running_limit, x->config.strict ? "true" : "false",
-                          sluice_tenant_overflow_name(x->config.overflow), x->queued, x->running);
-        sluice__sb_printf(b,
-                          "\"submitted\":%" PRIu64 ",\"started\":%" PRIu64 ",\"completed\":%" PRIu64
-                          ",\"failed\":%" PRIu64 ",\"panicked\":%" PRIu64 ",\"dropped\":%" PRIu64
-                          ",\"rejected\":%" PRIu64 ",\"shed\":%" PRIu64 ",\"abandoned\":%" PRIu64 "}",
-                          x->submitted, x->started, x->completed, x->failed, x->panicked, x->dropped,
-                          x->rejected, x->shed, x->abandoned);
+        sluice__sb_printf(
+            b,
+            ",\"configured\":%s,\"shard\":%s,\"weight\":%u,\"queued_limit\":%zu,"
+            "\"running_limit\":%u,\"strict\":%s,\"overflow\":\"%s\",\"queued\":%zu,\"running\":%u,",
+            x->configured ? "true" : "false", x->shard ? "true" : "false", x->config.weight,
+            x->config.queued_limit, x->config.running_limit, x->config.strict ? "true" : "false",
+            sluice_tenant_overflow_name(x->config.overflow), x->queued, x->running);
+        json_tenant_counters(b, x);
+        sluice__sb_puts(b, "}");
     }
-    sluice__sb_printf(b, "],\"tenants_omitted\":%zu", n > shown ? n - shown : 0);
+    /* The tenants forgotten after idling, summed: with the listed (and
+     * omitted) ones they add up to the pool's totals. */
+    sluice__sb_printf(b, "],\"tenants_omitted\":%zu,\"tenants_forgotten\":{", n > shown ? n - shown : 0);
+    json_tenant_counters(b, &forgotten);
+    sluice__sb_puts(b, "}");
     free(t);
 }
 

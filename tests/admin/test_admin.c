@@ -977,8 +977,15 @@ static void test_health_pools_start_failures(void **state)
     sluice_service_destroy(svc);
 }
 
-/* /debug/pools of a fair pool: the tenancy summary and each tenant's
- * queued and running counts, weight and limits (issue 13). */
+static int debug_nop(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+/* /debug/pools of a fair pool: the tenancy summary, each tenant's queued
+ * and running counts, weight and limits (issue 13), and the forgotten
+ * tenants' counters summed. */
 static void test_debug_tenants(void **state)
 {
     (void)state;
@@ -988,8 +995,16 @@ static void test_debug_tenants(void **state)
     pc.workers = 1;
     pc.queue_capacity = 16;
     pc.queue_discipline = SLUICE_QUEUE_FAIR;
+    pc.fair.idle_forget_ns = 1; /* forgotten at the next look once idle */
     sluice_pool *p = NULL;
     assert_int_equal(sluice_pool_create(&pc, &p, NULL, 0), SLUICE_OK);
+    /* A tenant that comes, runs one task and is forgotten: its counts
+     * move to the forgotten record the page shows. */
+    sluice_submit_opts so = {.tenant_name = "passing"};
+    assert_int_equal(sluice_pool_submit_ex(p, debug_nop, NULL, &so), SLUICE_OK);
+    sluice_tenant_stats fg;
+    WAIT_FOR((sluice_pool_tenants_snapshot(p, NULL, 0, &fg), fg.completed == 1),
+             "the passing tenant forgotten");
     sluice_tenant_config tc = {.weight = 3, .queued_limit = 5, .running_limit = 1, .strict = true};
     assert_int_equal(sluice_pool_tenant_set(p, "acme", &tc, NULL, 0), SLUICE_OK);
     sluice_admin *a = start_admin(NULL);
@@ -1002,7 +1017,9 @@ static void test_debug_tenants(void **state)
     expect_body_has(&r, "\"tenants\":[{\"name\":\"acme\",\"configured\":true,\"shard\":false,\"weight\":3,"
                         "\"queued_limit\":5,\"running_limit\":1,\"strict\":true,\"overflow\":\"reject\","
                         "\"queued\":0,\"running\":0,");
-    expect_body_has(&r, "],\"tenants_omitted\":0}");
+    expect_body_has(&r, "],\"tenants_omitted\":0,\"tenants_forgotten\":{\"submitted\":1,\"started\":1,"
+                        "\"completed\":1,\"failed\":0,\"panicked\":0,\"dropped\":0,\"rejected\":0,\"shed\":0,"
+                        "\"abandoned\":0}}");
     http_free(&r);
     assert_int_equal(sluice_admin_remove_pool(a, p), SLUICE_OK);
     sluice_admin_stop(a);
