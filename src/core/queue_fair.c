@@ -1142,34 +1142,48 @@ static sluice_err settle_and_wake(struct sluice_pool *pool, fair *fq, struct slu
     return SLUICE_OK;
 }
 
-sluice_err sluice_pool_tenant_set(sluice_pool *pool, const char *name, const sluice_tenant_config *cfg,
-                                  char *errbuf, size_t errlen)
+/* The opening every tenant setter shares: errbuf cleared, the arguments
+ * checked (name when with_name, cfg when given; need_cfg: cfg must be),
+ * fq->mu taken and the pool not draining. Returns the queue, locked, or
+ * NULL with *err set. */
+static fair *setter_begin(sluice_pool *pool, bool with_name, const char *name, bool need_cfg,
+                          const sluice_tenant_config *cfg, char *errbuf, size_t errlen, sluice_err *err)
 {
     if (errbuf && errlen) {
         errbuf[0] = '\0';
     }
-    if (!pool || !cfg) {
+    *err = SLUICE_EINVAL;
+    if (!pool || (need_cfg && !cfg)) {
         sluice__errf(errbuf, errlen, "%s: NULL", !pool ? "pool" : "cfg");
-        return SLUICE_EINVAL;
+        return NULL;
     }
     if (!pool->fair) {
         sluice__errf(errbuf, errlen, "pool %s: tenants need queue_discipline fair", pool->name);
-        return SLUICE_ENOTSUP;
+        *err = SLUICE_ENOTSUP;
+        return NULL;
     }
-    sluice_err err = sluice__name_check(name, SLUICE_TENANT_NAME_MAX, "tenant", errbuf, errlen);
-    if (err) {
-        return err;
-    }
-    err = check_tenant_config(cfg, "", errbuf, errlen);
-    if (err) {
-        return err;
+    if ((with_name && sluice__name_check(name, SLUICE_TENANT_NAME_MAX, "tenant", errbuf, errlen)) ||
+        (cfg && check_tenant_config(cfg, "", errbuf, errlen))) {
+        return NULL;
     }
     fair *fq = pool->q;
     pthread_mutex_lock(&fq->mu);
     if (fq->closed) {
         pthread_mutex_unlock(&fq->mu);
         sluice__errf(errbuf, errlen, "pool %s: draining", pool->name);
-        return SLUICE_ECLOSED;
+        *err = SLUICE_ECLOSED;
+        return NULL;
+    }
+    return fq;
+}
+
+sluice_err sluice_pool_tenant_set(sluice_pool *pool, const char *name, const sluice_tenant_config *cfg,
+                                  char *errbuf, size_t errlen)
+{
+    sluice_err err;
+    fair *fq = setter_begin(pool, true, name, true, cfg, errbuf, errlen, &err);
+    if (!fq) {
+        return err;
     }
     uint64_t h = name_hash(fq, name);
     struct sluice_tenant *t = table_find(fq, name, h);
@@ -1196,27 +1210,10 @@ sluice_err sluice_pool_tenant_set(sluice_pool *pool, const char *name, const slu
 
 sluice_err sluice_pool_tenant_unset(sluice_pool *pool, const char *name, char *errbuf, size_t errlen)
 {
-    if (errbuf && errlen) {
-        errbuf[0] = '\0';
-    }
-    if (!pool) {
-        sluice__errf(errbuf, errlen, "pool: NULL");
-        return SLUICE_EINVAL;
-    }
-    if (!pool->fair) {
-        sluice__errf(errbuf, errlen, "pool %s: tenants need queue_discipline fair", pool->name);
-        return SLUICE_ENOTSUP;
-    }
-    sluice_err err = sluice__name_check(name, SLUICE_TENANT_NAME_MAX, "tenant", errbuf, errlen);
-    if (err) {
+    sluice_err err;
+    fair *fq = setter_begin(pool, true, name, false, NULL, errbuf, errlen, &err);
+    if (!fq) {
         return err;
-    }
-    fair *fq = pool->q;
-    pthread_mutex_lock(&fq->mu);
-    if (fq->closed) {
-        pthread_mutex_unlock(&fq->mu);
-        sluice__errf(errbuf, errlen, "pool %s: draining", pool->name);
-        return SLUICE_ECLOSED;
     }
     struct sluice_tenant *t = table_find(fq, name, name_hash(fq, name));
     if (!t || !t->named) {
@@ -1240,27 +1237,10 @@ sluice_err sluice_pool_tenant_unset(sluice_pool *pool, const char *name, char *e
 sluice_err sluice_pool_tenant_default_set(sluice_pool *pool, const sluice_tenant_config *cfg, char *errbuf,
                                           size_t errlen)
 {
-    if (errbuf && errlen) {
-        errbuf[0] = '\0';
-    }
-    if (!pool || !cfg) {
-        sluice__errf(errbuf, errlen, "%s: NULL", !pool ? "pool" : "cfg");
-        return SLUICE_EINVAL;
-    }
-    if (!pool->fair) {
-        sluice__errf(errbuf, errlen, "pool %s: tenants need queue_discipline fair", pool->name);
-        return SLUICE_ENOTSUP;
-    }
-    sluice_err err = check_tenant_config(cfg, "", errbuf, errlen);
-    if (err) {
+    sluice_err err;
+    fair *fq = setter_begin(pool, false, NULL, true, cfg, errbuf, errlen, &err);
+    if (!fq) {
         return err;
-    }
-    fair *fq = pool->q;
-    pthread_mutex_lock(&fq->mu);
-    if (fq->closed) {
-        pthread_mutex_unlock(&fq->mu);
-        sluice__errf(errbuf, errlen, "pool %s: draining", pool->name);
-        return SLUICE_ECLOSED;
     }
     fq->dflt = *cfg;
     normalize(&fq->dflt);
