@@ -61,6 +61,7 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,6 +134,50 @@ static uint32_t effective_limit(const sluice_adaptive *a)
     return a->probe_id ? a->probe_limit : floor_limit(a);
 }
 
+const char *sluice__adaptive_config_check(const sluice_adaptive_config *cfg, char *why, size_t whylen)
+{
+    uint32_t mn = cfg->min_limit ? cfg->min_limit : 1;
+    uint32_t mx = cfg->max_limit ? cfg->max_limit : 1000;
+    if (cfg->mode != SLUICE_ADAPTIVE_AIMD && cfg->mode != SLUICE_ADAPTIVE_GRADIENT2 &&
+        cfg->mode != SLUICE_ADAPTIVE_VEGAS) {
+        snprintf(why, whylen, "must be aimd, gradient2 or vegas");
+        return "mode";
+    }
+    if (mx > SLUICE_ADAPTIVE_LIMIT_MAX) {
+        snprintf(why, whylen, "must be <= %u", SLUICE_ADAPTIVE_LIMIT_MAX);
+        return "max_limit";
+    }
+    if (mx < mn) {
+        snprintf(why, whylen, "must be >= min_limit (%u < %u)", mx, mn);
+        return "max_limit";
+    }
+    if (cfg->initial_limit && (cfg->initial_limit < mn || cfg->initial_limit > mx)) {
+        snprintf(why, whylen, "must be in [min_limit, max_limit] ([%u, %u])", mn, mx);
+        return "initial_limit";
+    }
+    double backoff = cfg->backoff == 0 ? 0.9 : cfg->backoff;
+    if (!(backoff > 0 && backoff < 1)) {
+        snprintf(why, whylen, "must be in (0, 1)");
+        return "backoff";
+    }
+    double tol = cfg->tolerance == 0 ? 1.5 : cfg->tolerance;
+    if (!(tol >= 1.0) || isinf(tol)) {
+        snprintf(why, whylen, "must be >= 1.0 and finite");
+        return "tolerance";
+    }
+    double q = cfg->queue_size == 0 ? 4.0 : cfg->queue_size;
+    if (!(q >= 0) || isinf(q)) {
+        snprintf(why, whylen, "must be >= 0 and finite");
+        return "queue_size";
+    }
+    double sm = cfg->smoothing == 0 ? 0.2 : cfg->smoothing;
+    if (!(sm > 0 && sm <= 1)) {
+        snprintf(why, whylen, "must be in (0, 1]");
+        return "smoothing";
+    }
+    return NULL;
+}
+
 sluice_err sluice_adaptive_create(const sluice_adaptive_config *cfg, sluice_adaptive **out, char *errbuf,
                                   size_t errlen)
 {
@@ -140,49 +185,24 @@ sluice_err sluice_adaptive_create(const sluice_adaptive_config *cfg, sluice_adap
         sluice__errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
         return SLUICE_EINVAL;
     }
+    char why[128];
+    const char *field = sluice__adaptive_config_check(cfg, why, sizeof why);
+    if (field) {
+        sluice__errf(errbuf, errlen, "%s: %s", field, why);
+        return SLUICE_EINVAL;
+    }
+    /* The values the check accepted, defaults filled in. */
     uint32_t mn = cfg->min_limit ? cfg->min_limit : 1;
     uint32_t mx = cfg->max_limit ? cfg->max_limit : 1000;
-    if (cfg->mode != SLUICE_ADAPTIVE_AIMD && cfg->mode != SLUICE_ADAPTIVE_GRADIENT2 &&
-        cfg->mode != SLUICE_ADAPTIVE_VEGAS) {
-        sluice__errf(errbuf, errlen, "mode: must be aimd, gradient2 or vegas");
-        return SLUICE_EINVAL;
-    }
-    if (mx > SLUICE_ADAPTIVE_LIMIT_MAX) {
-        sluice__errf(errbuf, errlen, "max_limit: must be <= %u", SLUICE_ADAPTIVE_LIMIT_MAX);
-        return SLUICE_EINVAL;
-    }
-    if (mx < mn) {
-        sluice__errf(errbuf, errlen, "max_limit: must be >= min_limit (%u < %u)", mx, mn);
-        return SLUICE_EINVAL;
-    }
     uint32_t init = cfg->initial_limit;
     if (init == 0) {
         init = mx < 20 ? mx : 20;
         init = init < mn ? mn : init;
-    } else if (init < mn || init > mx) {
-        sluice__errf(errbuf, errlen, "initial_limit: must be in [min_limit, max_limit] ([%u, %u])", mn, mx);
-        return SLUICE_EINVAL;
     }
     double backoff = cfg->backoff == 0 ? 0.9 : cfg->backoff;
-    if (!(backoff > 0 && backoff < 1)) {
-        sluice__errf(errbuf, errlen, "backoff: must be in (0, 1)");
-        return SLUICE_EINVAL;
-    }
     double tol = cfg->tolerance == 0 ? 1.5 : cfg->tolerance;
-    if (!(tol >= 1.0) || isinf(tol)) {
-        sluice__errf(errbuf, errlen, "tolerance: must be >= 1.0 and finite");
-        return SLUICE_EINVAL;
-    }
     double q = cfg->queue_size == 0 ? 4.0 : cfg->queue_size;
-    if (!(q >= 0) || isinf(q)) {
-        sluice__errf(errbuf, errlen, "queue_size: must be >= 0 and finite");
-        return SLUICE_EINVAL;
-    }
     double sm = cfg->smoothing == 0 ? 0.2 : cfg->smoothing;
-    if (!(sm > 0 && sm <= 1)) {
-        sluice__errf(errbuf, errlen, "smoothing: must be in (0, 1]");
-        return SLUICE_EINVAL;
-    }
     sluice_adaptive *a = calloc(1, sizeof *a);
     if (!a) {
         return SLUICE_ENOMEM;

@@ -224,6 +224,25 @@ static void logf_locked(sluice_pool_control *c, const char *fmt, ...)
 }
 
 /* Resolve the defaults and check them; returns the bad field or NULL. */
+/* The limiter's config for a controller whose bounds are set (c->mode not
+ * FIXED), starting at K = capacity clamped into them; no name or clock. */
+static void limiter_config(const sluice_pool_control *c, const sluice_pool_control_config *cfg, unsigned capacity,
+                           sluice_adaptive_config *ac)
+{
+    sluice_adaptive_config_init(ac);
+    ac->mode = c->mode == SLUICE_CONTROL_AIMD        ? SLUICE_ADAPTIVE_AIMD
+               : c->mode == SLUICE_CONTROL_GRADIENT2 ? SLUICE_ADAPTIVE_GRADIENT2
+                                                     : SLUICE_ADAPTIVE_VEGAS;
+    ac->min_limit = c->min_k;
+    ac->max_limit = c->max_k;
+    ac->initial_limit = capacity < c->min_k ? c->min_k : capacity > c->max_k ? c->max_k : capacity;
+    ac->backoff = cfg->backoff;
+    ac->tolerance = cfg->tolerance;
+    ac->smoothing = cfg->smoothing;
+    ac->probe_interval = cfg->probe_interval;
+    ac->rtt_threshold_ns = cfg->rtt_threshold_ns;
+}
+
 static const char *configure(sluice_pool_control *c, const sluice_pool_control_config *cfg,
                              const sluice_pool_config *pc, unsigned capacity, bool has_pool, char *why,
                              size_t whylen)
@@ -261,7 +280,9 @@ static const char *configure(sluice_pool_control *c, const sluice_pool_control_c
         snprintf(why, whylen, "must be >= min_limit (%u < %u)", c->max_k, c->min_k);
         return "max_limit";
     }
-    if (c->interval_ns > HOUR_NS || c->cooldown_ns > HOUR_NS) {
+    /* The bound is on the fields as given: the default cooldown (two
+     * intervals) of an interval at its 1 hour maximum is 2 hours. */
+    if (c->interval_ns > HOUR_NS || cfg->cooldown_ns > HOUR_NS) {
         snprintf(why, whylen, "must be at most 1 hour");
         return c->interval_ns > HOUR_NS ? "interval" : "cooldown";
     }
@@ -296,6 +317,14 @@ static const char *configure(sluice_pool_control *c, const sluice_pool_control_c
     if (c->probe_every_ns && c->probe_every_ns < SLUICE_NS_PER_MS) {
         snprintf(why, whylen, "must be at least 1 ms (0 = no probes)");
         return "probe_every";
+    }
+    if (c->mode != SLUICE_CONTROL_FIXED) {
+        /* The limiter's own fields, by the rules its create applies, so
+         * that config_check refuses what create would (the limit bounds
+         * were checked above; the initial limit is clamped into them). */
+        sluice_adaptive_config ac;
+        limiter_config(c, cfg, c->min_k, &ac);
+        return sluice__adaptive_config_check(&ac, why, whylen);
     }
     return NULL;
 }
@@ -369,21 +398,8 @@ sluice_err sluice_pool_control_create(sluice_pool *pool, const sluice_pool_contr
     c->clock = cfg->clock ? cfg->clock : pool ? sluice_pool_clock(pool) : sluice_clock_system();
     if (c->mode != SLUICE_CONTROL_FIXED) {
         sluice_adaptive_config ac;
-        sluice_adaptive_config_init(&ac);
+        limiter_config(c, cfg, ps.capacity, &ac);
         ac.name = c->name;
-        ac.mode = c->mode == SLUICE_CONTROL_AIMD        ? SLUICE_ADAPTIVE_AIMD
-                  : c->mode == SLUICE_CONTROL_GRADIENT2 ? SLUICE_ADAPTIVE_GRADIENT2
-                                                        : SLUICE_ADAPTIVE_VEGAS;
-        ac.min_limit = c->min_k;
-        ac.max_limit = c->max_k;
-        ac.initial_limit = ps.capacity < c->min_k   ? c->min_k
-                           : ps.capacity > c->max_k ? c->max_k
-                                                    : ps.capacity;
-        ac.backoff = cfg->backoff;
-        ac.tolerance = cfg->tolerance;
-        ac.smoothing = cfg->smoothing;
-        ac.probe_interval = cfg->probe_interval;
-        ac.rtt_threshold_ns = cfg->rtt_threshold_ns;
         ac.clock = c->clock;
         sluice_err err = sluice_adaptive_create(&ac, &c->lim, errbuf, errlen);
         if (err) {

@@ -84,4 +84,16 @@ void sluice__tb_cancel(sluice__tb *tb, double rate, uint64_t burst, const sluice
                        uint64_t now);
 sluice_err sluice__limiter_check(double rate, uint64_t burst, char *errbuf, size_t errlen);
 
+/* ---- adaptive.c ------------------------------------------------------- */
+
+struct sluice_adaptive_config;
+
+/*
+ * sluice__adaptive_config_check - the rules sluice_adaptive_create applies
+ * to cfg's limits and factors (not its name): the bad field's name, with
+ * why[] saying why, or NULL. Pure. The pool controller's config check
+ * (control.c) runs it too, so that it refuses exactly what create does.
+ */
+const char *sluice__adaptive_config_check(const struct sluice_adaptive_config *cfg, char *why, size_t whylen);
+
 #endif /* SLUICE_SYNC_INTERNAL_H */
