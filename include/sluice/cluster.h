@@ -75,10 +75,12 @@ typedef struct sluice_cluster_config {
     const char *replica_id;
     /* How often the replica heartbeats (and renews leases); 0 = 1 s. */
     uint64_t heartbeat_ns;
-    /* How long a member lives without a heartbeat; 0 = 3 heartbeats.
-     * Must be > heartbeat (a member must not expire between beats). */
+    /* How long a member lives without a heartbeat; 0 = 3 heartbeats
+     * (UINT64_MAX when that does not fit). Must be > heartbeat when given
+     * (a member must not expire between beats). */
     uint64_t member_ttl_ns;
-    /* How long a lease lives without renewal; 0 = 3 heartbeats; > heartbeat. */
+    /* How long a lease lives without renewal; 0 = 3 heartbeats (as
+     * member_ttl_ns); > heartbeat when given. */
     uint64_t lease_ttl_ns;
     /* A Redis call slower than this counts as a failure (the connection
      * is dropped and the replica falls back); 0 = 250 ms. */
@@ -196,8 +198,12 @@ typedef struct sluice_share_binding {
     /* Fallback bound when Redis is down: min(fallback_k, last K). 0 = the
      * last K; with no member list ever read, fallback_k or else 1. */
     unsigned fallback_k;
-    /* Optional: called with each new K (on the cluster thread, no lock
-     * held, after the pool was resized). */
+    /* Optional: called with each new K, after the pool was resized: on
+     * the cluster thread, or on the thread in sluice_cluster_bind_share
+     * (the first K) or sluice_cluster_heartbeat_now. It runs under the
+     * cluster's binding lock (that is what lets unbind promise that no
+     * callback runs after it returns), so it must not call bind_share,
+     * unbind, share_k_get or heartbeat_now on this cluster. */
     sluice_share_fn on_k;
     void *user;
 } sluice_share_binding;

@@ -364,7 +364,7 @@ static void *cluster_thread(void *arg)
     sluice_cluster *c = arg;
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
-        uint64_t until = sluice_clock_now(c->clock) + c->heartbeat_ns;
+        uint64_t until = sluice__add_sat(sluice_clock_now(c->clock), c->heartbeat_ns);
         bool fb = c->fallback;
         pthread_mutex_unlock(&c->mu);
         if (fb) {
@@ -529,13 +529,19 @@ sluice_err sluice_cluster_create(const sluice_cluster_config *cfg, sluice_cluste
         sluice__errf(errbuf, errlen, "heartbeat: must be at least 1ms");
         return SLUICE_EINVAL;
     }
-    uint64_t mttl = cfg->member_ttl_ns ? cfg->member_ttl_ns : 3 * hb;
-    uint64_t lttl = cfg->lease_ttl_ns ? cfg->lease_ttl_ns : 3 * hb;
-    if (mttl <= hb) {
+    /* 3 heartbeats, saturating: a heartbeat above UINT64_MAX / 3 must not
+     * wrap its default TTLs below itself (and be refused for a field the
+     * caller never set). Only a TTL given is held to "> heartbeat": a
+     * default one is 3 heartbeats, or UINT64_MAX (no expiry in practice)
+     * when that does not fit. */
+    uint64_t hb3 = hb > UINT64_MAX / 3 ? UINT64_MAX : 3 * hb;
+    uint64_t mttl = cfg->member_ttl_ns ? cfg->member_ttl_ns : hb3;
+    uint64_t lttl = cfg->lease_ttl_ns ? cfg->lease_ttl_ns : hb3;
+    if (cfg->member_ttl_ns && mttl <= hb) {
         sluice__errf(errbuf, errlen, "member_ttl: must be longer than heartbeat (a member would expire between beats)");
         return SLUICE_EINVAL;
     }
-    if (lttl <= hb) {
+    if (cfg->lease_ttl_ns && lttl <= hb) {
         sluice__errf(errbuf, errlen, "lease_ttl: must be longer than heartbeat (a lease would expire between renewals)");
         return SLUICE_EINVAL;
     }

@@ -234,7 +234,10 @@ static bool lease_call_locked(sluice_dsem *ds, unsigned target, bool from_tick)
             /* Long enough for the others to come back too: their next
              * reconnect is at most reconnect_max away (the backoff bound
              * grew to it during the outage), then one heartbeat. */
-            ds->recover_until = now + lttl + sluice__cluster_redis(ds->c)->backoff_max_ns + hb;
+            /* Saturating: reconnect_max may be UINT64_MAX (no bound on
+             * the others' return), and then so is the window. */
+            ds->recover_until = sluice__add_sat(
+                sluice__add_sat(sluice__add_sat(now, lttl), sluice__cluster_redis(ds->c)->backoff_max_ns), hb);
             ds->recover_bound = ds->fallback_bound;
         }
         ds->fallback = false;
