@@ -12,6 +12,7 @@
  * held at a gate, so the deadline always comes first); tasks held at a
  * gate also return when told to stop.
  */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -32,6 +33,8 @@
 #include "sluice/service.h"
 #include "sluice/task.h"
 #include "sluice/tenant.h"
+
+#include "service/service_internal.h"
 
 static void quiet(void *user, const char *line)
 {
@@ -312,6 +315,71 @@ static void test_service_refusals(void **state)
     sluice_pool_destroy(foreign);
 }
 
+/* ---- service.h: threads that cannot start ------------------------------------------- */
+
+static const char *fail_what; /* the thread kind whose start fails, or NULL */
+static _Atomic int spawn_failures;
+
+/* Fault injection: starting a thread named fail_what fails as under
+ * RLIMIT_NPROC. */
+static int failing_spawn(pthread_t *thread, void *(*start)(void *), void *arg, const char *what)
+{
+    if (fail_what && strcmp(what, fail_what) == 0) {
+        atomic_fetch_add(&spawn_failures, 1);
+        return EAGAIN;
+    }
+    return sluice__service_spawn_default(thread, start, arg, what);
+}
+
+static void noop_reload(void *user)
+{
+    (void)user;
+}
+
+/* ESYS "said in errbuf" with nothing left running and *out untouched,
+ * when the signal or the reload thread cannot start; set_control's
+ * ESYS leaves no controller behind, and the same call succeeds once
+ * threads start again. */
+static void test_service_thread_failures(void **state)
+{
+    (void)state;
+    sluice__service_spawn = failing_spawn;
+    const char *kinds[] = {"signal", "reload"};
+    for (size_t i = 0; i < 2; i++) {
+        fail_what = kinds[i];
+        atomic_store(&spawn_failures, 0);
+        sluice_service_config sc;
+        sluice_service_config_init(&sc);
+        sc.log = quiet;
+        sc.reload = noop_reload; /* with signals: a reload thread too */
+        sluice_service *sentinel = (sluice_service *)&sc, *svc = sentinel;
+        char err[256] = "";
+        assert_int_equal(sluice_service_create(&sc, &svc, err, sizeof err), SLUICE_ESYS);
+        assert_ptr_equal(svc, sentinel);
+        assert_int_equal(atomic_load(&spawn_failures), 1);
+        assert_non_null(strstr(err, "thread"));
+    }
+    fail_what = NULL;
+
+    sluice_service *svc = make_service();
+    sluice_pool_config pc = pool_cfg("ctl_thread", 2);
+    sluice_pool *p = NULL;
+    assert_int_equal(sluice_service_add_pool(svc, &pc, 0, &p, NULL, 0), SLUICE_OK);
+    sluice_pool_control_config cc;
+    sluice_pool_control_config_init(&cc);
+    char err[256] = "";
+    fail_what = "control";
+    assert_int_equal(sluice_service_set_control(svc, p, &cc, err, sizeof err), SLUICE_ESYS);
+    assert_non_null(strstr(err, "thread"));
+    sluice_pool_control_stats cs;
+    assert_int_equal(sluice_service_control_stats(svc, p, &cs), SLUICE_ENOENT);
+    fail_what = NULL;
+    assert_int_equal(sluice_service_set_control(svc, p, &cc, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_service_control_stats(svc, p, &cs), SLUICE_OK);
+    sluice__service_spawn = sluice__service_spawn_default;
+    sluice_service_destroy(svc);
+}
+
 /* ---- lifecycle.h ----------------------------------------------------------------------- */
 
 typedef struct lc_case {
@@ -548,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_service_readiness_weight),
         cmocka_unit_test(test_service_control),
         cmocka_unit_test(test_service_refusals),
+        cmocka_unit_test(test_service_thread_failures),
         cmocka_unit_test(test_lifecycle_timeouts),
         cmocka_unit_test(test_router_extremes),
     };
