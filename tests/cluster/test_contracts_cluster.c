@@ -302,6 +302,107 @@ static void test_dsem_dlimiter_refusals(void **state)
     sluice_cluster_destroy(c);
 }
 
+/* The recovery window after a long outage - a lease TTL + reconnect_max +
+ * a heartbeat, during which the semaphore keeps its fallback bound - with
+ * reconnect_max at its documented maximum, UINT64_MAX: the window has no
+ * end, it must not wrap to a short one. The local clock is a fake one
+ * (the outage is "long" on it); Redis is paused, not killed, so it keeps
+ * the leases and would grant more as soon as the window ended. Needs
+ * redis-server (skipped without it). */
+static void test_dsem_recovery_window_at_max_backoff(void **state)
+{
+    (void)state;
+    if (!redis_fixture_available()) {
+        skip();
+    }
+    redis_fixture redis;
+    assert_true(redis_fixture_start(&redis));
+    sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    sluice_cluster_config cfg;
+    sluice_cluster_config_init(&cfg);
+    cfg.redis_port = (unsigned)redis.port;
+    cfg.key_prefix = "contracts";
+    cfg.service = "orders";
+    cfg.replica_id = "solo";
+    cfg.clock = &fake.clock;
+    cfg.heartbeat_ns = SLUICE_NS_PER_SEC;
+    cfg.lease_ttl_ns = 30 * SLUICE_NS_PER_SEC; /* Redis's clock: no lease expires in this test */
+    cfg.member_ttl_ns = 30 * SLUICE_NS_PER_SEC;
+    /* Long enough that a loaded box (TSan) never times a call out by
+     * accident: a spurious fallback after the recovery would take a new
+     * bound. Only the one call into the paused Redis waits it out. */
+#ifdef SLUICE_SANITIZER
+    cfg.redis_timeout_ns = 3 * SLUICE_NS_PER_SEC;
+#else
+    cfg.redis_timeout_ns = SLUICE_NS_PER_SEC;
+#endif
+    cfg.reconnect_min_ns = SLUICE_NS_PER_MS;
+    cfg.reconnect_max_ns = UINT64_MAX;
+    sluice_cluster *c = make_cluster(&cfg);
+    assert_int_equal(sluice_cluster_heartbeat_now(c), SLUICE_OK);
+    sluice_dsem_config dc;
+    sluice_dsem_config_init(&dc);
+    dc.downstream = "bank";
+    dc.share = 10;
+    dc.block = 4;
+    sluice_dsem *ds = NULL;
+    assert_int_equal(sluice_dsem_create(c, &dc, &ds, NULL, 0), SLUICE_OK);
+    unsigned held = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sluice_dsem_try_acquire(ds), SLUICE_OK);
+        held++;
+    }
+    sluice_dsem_stats st;
+    sluice_dsem_stats_get(ds, &st);
+    assert_false(st.fallback);
+
+    /* The outage: Redis stops answering; a heartbeat times out. */
+    redis_fixture_pause(&redis);
+    assert_int_equal(sluice_cluster_heartbeat_now(c), SLUICE_EIO);
+    sluice_dsem_stats_get(ds, &st);
+    assert_true(st.fallback);
+    unsigned bound = st.fallback_bound;
+    assert_true(bound >= held && bound < dc.share);
+    /* Long on the local clock: past (lease TTL - heartbeat) / 2. */
+    sluice_fake_clock_advance(&fake, cfg.lease_ttl_ns);
+    redis_fixture_resume(&redis);
+    /* Back: the reconnect's backoff (at most 1 ms after the first failure)
+     * has passed on the fake clock. */
+    bool back = false;
+    for (int i = 0; i < 50 && !back; i++) {
+        sluice_fake_clock_advance(&fake, 10 * SLUICE_NS_PER_MS);
+        back = sluice_cluster_heartbeat_now(c) == SLUICE_OK;
+    }
+    assert_true(back);
+    sluice_dsem_stats_get(ds, &st);
+    assert_false(st.fallback);
+
+    /* Far past lease TTL + heartbeat (where a wrapped window would end):
+     * still at most the fallback bound in use, however often we ask. */
+    sluice_fake_clock_advance(&fake, 3600 * SLUICE_NS_PER_SEC);
+    assert_int_equal(sluice_cluster_heartbeat_now(c), SLUICE_OK);
+    for (int i = 0; i < 20; i++) {
+        if (sluice_dsem_try_acquire(ds) == SLUICE_OK) {
+            held++;
+        }
+        sluice_cluster_heartbeat_now(c);
+    }
+    sluice_dsem_stats_get(ds, &st);
+    if (st.in_use > bound) {
+        fail_msg("%u permits in use after the recovery, above the fallback bound %u: the window with "
+                 "reconnect_max = UINT64_MAX ended",
+                 st.in_use, bound);
+    }
+    assert_int_equal(st.in_use, held);
+    for (unsigned i = 0; i < held; i++) {
+        assert_int_equal(sluice_dsem_release(ds), SLUICE_OK);
+    }
+    sluice_dsem_destroy(ds);
+    sluice_cluster_destroy(c);
+    redis_fixture_stop(&redis);
+}
+
 int main(void)
 {
     int port = redis_fixture_free_port();
@@ -315,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_cluster_bindings),
         cmocka_unit_test(test_share_k_edges),
         cmocka_unit_test(test_dsem_dlimiter_refusals),
+        cmocka_unit_test(test_dsem_recovery_window_at_max_backoff),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
