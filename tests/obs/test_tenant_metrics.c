@@ -232,14 +232,37 @@ typedef struct scrape_state {
     double other_submitted, other_completed, other_wait_count;
 } scrape_state;
 
+/* Every task of the pool ran, and every tenant has counted it: nothing
+ * queued or running, submitted = the outcomes. A worker counts a task's
+ * tenant outcome and wait at its next pop (the fair queue's deferred
+ * finish), after the pool's own counters and its idle status, so the
+ * pool can look done while a tenant still shows the task running. */
+static bool tenants_settled(sluice_pool *p)
+{
+    sluice_pool_stats st;
+    sluice_pool_stats_get(p, &st);
+    if (st.completed != st.submitted || st.running != 0) {
+        return false;
+    }
+    enum { ROOM = 64 };
+    sluice_tenant_stats *all = calloc(ROOM, sizeof *all);
+    assert_non_null(all);
+    size_t n = sluice_pool_tenants_get(p, all, ROOM);
+    bool settled = n <= ROOM;
+    for (size_t i = 0; settled && i < n; i++) {
+        const sluice_tenant_stats *t = &all[i];
+        settled =
+            t->queued == 0 && t->running == 0 &&
+            t->submitted == t->completed + t->failed + t->panicked + t->dropped + t->shed + t->abandoned &&
+            t->wait.count == t->submitted;
+    }
+    free(all);
+    return settled;
+}
+
 static double check_scrape(sluice_metrics *reg, sluice_pool *p, scrape_state *prev, char **text_out)
 {
-    WAIT_FOR(({
-                 sluice_pool_stats st_;
-                 sluice_pool_stats_get(p, &st_);
-                 st_.completed == st_.submitted &&st_.running == 0;
-             }),
-             "every task of the pool ran");
+    WAIT_FOR(tenants_settled(p), "every task of the pool ran and every tenant counted it");
     sluice_pool_stats st;
     sluice_pool_stats_get(p, &st);
     char *text = render(reg);
