@@ -847,11 +847,18 @@ SLUICE_API sluice_err sluice_service_create_from_config(const sluice_config *cfg
 /*
  * sluice_service_reload_config - sluice_config_reload `path` onto the
  * service's pools (matched to (*current)->pools by name), then give the
- * service the new grace, budget and per-pool drain timeouts. Fits the
- * service's reload callback (SIGHUP).
- * Returns: what sluice_config_reload returns; on any error *current, the
- * pools and the service are unchanged (except resizes that failed after
- * the checks, as sluice_config_apply says).
+ * service the new grace, budget, per-pool drain timeouts and readiness
+ * weights, and reconfigure the controller of each pool whose
+ * concurrency_*, autotune* or probe_* keys changed
+ * (sluice_service_update_control: made for a pool that had none, left
+ * idle for one whose keys all went back to off). Fits the service's
+ * reload callback (SIGHUP).
+ * Returns: what sluice_config_reload returns; on any error there *current,
+ * the pools and the service are unchanged (except resizes that failed
+ * after the checks, as sluice_config_apply says). A controller that
+ * refuses its new settings (after the file was accepted) keeps its
+ * running ones: the call returns that error with "pool NAME: ..." in
+ * errbuf and logs it, and the rest of the reload stands.
  * Thread-safety: one reloader at a time (the lifecycle's reload thread);
  * *current is replaced, so the caller excludes its other readers (hold
  * the lock they take around this call).

@@ -257,6 +257,30 @@ SLUICE_API sluice_err sluice_pool_control_pin(sluice_pool_control *ctl, unsigned
  */
 SLUICE_API sluice_err sluice_pool_control_release(sluice_pool_control *ctl);
 
+/*
+ * sluice_pool_control_reconfigure - change a running controller's settings
+ * (a reload of the config file does it through the service): mode,
+ * bounds, interval, the limiter's and auto-tune's fields, probes. cfg is
+ * read as create reads it, with 0 for max_limit still meaning the pool's
+ * K at create; its log, log_user, clock and source are not used (they
+ * stay as created). What carries over: K, a pin, the decision counters
+ * and probe statistics, and the limiter unless its part changed (mode,
+ * bounds, backoff, tolerance, smoothing, probe_interval, rtt_threshold):
+ * then a new limiter starts from the K in force. A K outside new bounds
+ * is clamped at the next tick (reason clamp, unless pinned); new probe
+ * settings take effect from the next tick (a probe in flight is still
+ * collected; with probes off the controller reports healthy). One log
+ * line says what changed.
+ * Returns: SLUICE_OK; SLUICE_EINVAL (NULL, or what create would refuse,
+ * named in errbuf, and then nothing changes); SLUICE_ENOMEM (nothing
+ * changes). errbuf: optional, NUL-terminated when given.
+ * Thread-safety: safe from any thread, serialised with ticks. Deadlock
+ * hazard: not from the log callback (it runs under the controller's lock).
+ */
+SLUICE_API sluice_err sluice_pool_control_reconfigure(sluice_pool_control *ctl,
+                                                      const sluice_pool_control_config *cfg, char *errbuf,
+                                                      size_t errlen);
+
 /* A snapshot. */
 typedef struct sluice_pool_control_stats {
     /* gauges */

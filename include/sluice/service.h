@@ -354,7 +354,8 @@ typedef struct sluice_service_check_result {
 /* sluice_service_run_checks - run every check, in the order added, into
  * out[0..cap). Returns how many checks there are (may exceed cap; only
  * cap are run). Thread-safe. */
-SLUICE_API size_t sluice_service_run_checks(sluice_service *svc, sluice_service_check_result *out, size_t cap);
+SLUICE_API size_t sluice_service_run_checks(sluice_service *svc, sluice_service_check_result *out,
+                                            size_t cap);
 
 /*
  * sluice_service_set_control - run a controller (sluice/control.h: an
@@ -378,6 +379,25 @@ SLUICE_API size_t sluice_service_run_checks(sluice_service *svc, sluice_service_
 SLUICE_API sluice_err sluice_service_set_control(sluice_service *svc, sluice_pool *pool,
                                                  const sluice_pool_control_config *cfg, char *errbuf,
                                                  size_t errlen);
+
+/*
+ * sluice_service_update_control - sluice_service_set_control for a pool
+ * that may have a controller already: then its settings change in place
+ * (sluice_pool_control_reconfigure: K, a pin, its counters and exported
+ * series carry over) and it is ticked at once; else one is made as
+ * set_control makes it. sluice_service_reload_config calls it for pools
+ * whose concurrency_*, autotune* or probe_* keys changed (a pool whose
+ * keys all went back to off keeps an idle controller: FIXED, no
+ * auto-tune, no probes).
+ * Returns: SLUICE_OK; SLUICE_EINVAL (NULL, or what the controller refuses,
+ * said in errbuf; the running settings stay); SLUICE_ENOENT (not a pool of
+ * this service); as set_control when it makes one.
+ * Thread-safety: safe from any thread; not from a watcher callback or the
+ * controller's log callback.
+ */
+SLUICE_API sluice_err sluice_service_update_control(sluice_service *svc, sluice_pool *pool,
+                                                    const sluice_pool_control_config *cfg, char *errbuf,
+                                                    size_t errlen);
 
 /* sluice_service_control_stats - a copy of the pool's controller stats
  * (its limit, pin, decisions, probe health). Returns SLUICE_OK,

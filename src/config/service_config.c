@@ -114,23 +114,62 @@ sluice_err sluice_service_reload_config(sluice_service *svc, sluice_config **cur
         }
         return SLUICE_EINVAL;
     }
+    /* The controllers' settings before the reload (the old config is
+     * freed by it): a pool's controller is reconfigured when they change. */
+    size_t was_count = cur->pool_count;
+    sluice_pool_control_config *was = calloc(was_count ? was_count : 1, sizeof *was);
+    if (!was) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "reload: out of memory; running config unchanged");
+        }
+        return SLUICE_ENOMEM;
+    }
     for (size_t i = 0; i < cur->pool_count; i++) {
         stack_pools[i] = sluice_service_find_pool(svc, cur->pools[i].name);
+        (void)sluice_config_pool_to_control_config(&cur->pools[i], &was[i]);
     }
     sluice_err r = sluice_config_reload(current, path, opts, stack_pools, log, user, errbuf, errlen);
     if (r != SLUICE_OK) {
+        free(was);
         return r;
     }
     const sluice_config *now = *current;
     sluice_service_set_budget(svc, now->service.shutdown_grace_ns, now->service.drain_budget_ns);
     for (size_t i = 0; i < now->pool_count; i++) {
         sluice_pool *p = sluice_service_find_pool(svc, now->pools[i].name);
-        if (p) {
-            sluice_service_set_drain_timeout(svc, p, sluice_config_pool_drain_timeout(now, &now->pools[i]));
-            sluice_service_set_readiness_weight(svc, p, now->pools[i].readiness_weight);
+        if (!p) {
+            continue;
+        }
+        sluice_service_set_drain_timeout(svc, p, sluice_config_pool_drain_timeout(now, &now->pools[i]));
+        sluice_service_set_readiness_weight(svc, p, now->pools[i].readiness_weight);
+        /* The pools of a reload are the pools at create, in the same order
+         * (adding or removing one needs a restart). Both settings come from
+         * sluice_config_pool_to_control_config, which zeroes the struct
+         * first, so bytes compare. */
+        sluice_pool_control_config cc;
+        bool wants = sluice_config_pool_to_control_config(&now->pools[i], &cc);
+        sluice_pool_control_stats st;
+        bool has = sluice_service_control_stats(svc, p, &st) == SLUICE_OK;
+        if (i < was_count && memcmp(&was[i], &cc, sizeof cc) != 0 && (wants || has)) {
+            char why[256];
+            sluice_err u = sluice_service_update_control(svc, p, &cc, why, sizeof why);
+            if (u != SLUICE_OK) {
+                if (errbuf && errlen) {
+                    snprintf(errbuf, errlen, "pool %s: the controller's new settings were refused: %s",
+                             now->pools[i].name, why);
+                }
+                if (log) {
+                    char line[512];
+                    snprintf(line, sizeof line, "pool %s: controller settings not applied: %s",
+                             now->pools[i].name, why);
+                    log(user, line);
+                }
+                r = u;
+            }
         }
     }
-    return SLUICE_OK;
+    free(was);
+    return r;
 }
 
 sluice_err sluice_router_create_from_config(const sluice_config *cfg, const sluice_service *svc,

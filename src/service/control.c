@@ -182,16 +182,23 @@ sluice__svc_control *sluice__svc_control_new(sluice_metrics *reg, void (*log)(vo
 }
 
 sluice_err sluice__svc_control_add(sluice__svc_control *sc, sluice_pool *pool,
-                                   const sluice_pool_control_config *cfg, char *errbuf, size_t errlen)
+                                   const sluice_pool_control_config *cfg, bool update, char *errbuf,
+                                   size_t errlen)
 {
     void (*log)(void *user, const char *line) = sc->log;
     void *log_user = sc->log_user;
     pthread_mutex_lock(&sc->mu);
     for (size_t i = 0; i < sc->count; i++) {
         if (sc->ctls[i].pool == pool) {
+            sluice_err r = SLUICE_EBUSY;
+            if (update) {
+                r = sluice_pool_control_reconfigure(sc->ctls[i].ctl, cfg, errbuf, errlen);
+                pthread_cond_signal(&sc->cv); /* tick it now: the interval may be shorter */
+            } else {
+                sluice__errf(errbuf, errlen, "pool %s: already has a controller", sluice_pool_name(pool));
+            }
             pthread_mutex_unlock(&sc->mu);
-            sluice__errf(errbuf, errlen, "pool %s: already has a controller", sluice_pool_name(pool));
-            return SLUICE_EBUSY;
+            return r;
         }
     }
     pthread_mutex_unlock(&sc->mu);

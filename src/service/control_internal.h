@@ -20,9 +20,11 @@ typedef struct sluice__svc_control sluice__svc_control;
  * added with the first controller). */
 sluice__svc_control *sluice__svc_control_new(sluice_metrics *reg, void (*log)(void *user, const char *line),
                                              void *log_user);
-/* Make the pool's controller and run it. SLUICE_EBUSY: it has one. */
+/* Make the pool's controller and run it. When it has one: SLUICE_EBUSY,
+ * or with `update` its settings change (sluice_pool_control_reconfigure). */
 sluice_err sluice__svc_control_add(sluice__svc_control *sc, sluice_pool *pool,
-                                   const sluice_pool_control_config *cfg, char *errbuf, size_t errlen);
+                                   const sluice_pool_control_config *cfg, bool update, char *errbuf,
+                                   size_t errlen);
 /* SLUICE_OK and *out, or SLUICE_ENOENT (no controller for the pool). */
 sluice_err sluice__svc_control_stats(sluice__svc_control *sc, const sluice_pool *pool,
                                      sluice_pool_control_stats *out);

@@ -422,8 +422,10 @@ sluice_err sluice_lifecycle_wait(sluice_lifecycle *lc, sluice_lifecycle_report *
         jobs[i].threaded = rc == 0;
         if (!jobs[i].threaded) {
             unthreaded++;
-            lc_log(lc, "pool %s: cannot start a drain thread (%s); draining it on this thread within its deadline",
-                   sluice_pool_name(jobs[i].pool), strerror(rc));
+            lc_log(
+                lc,
+                "pool %s: cannot start a drain thread (%s); draining it on this thread within its deadline",
+                sluice_pool_name(jobs[i].pool), strerror(rc));
         }
     }
     /* Pools without a thread, one after another, each with what is left

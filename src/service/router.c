@@ -34,8 +34,8 @@
 typedef struct route_name {
     const char *name; /* points into the router's copy of the tier's strings */
     size_t tier;
-    bool is_tier;           /* the tier's own name, not a tenant */
-    sluice_tenant *handle;  /* a listed tenant of a fair tier; released at destroy */
+    bool is_tier;          /* the tier's own name, not a tenant */
+    sluice_tenant *handle; /* a listed tenant of a fair tier; released at destroy */
 } route_name;
 
 struct sluice_router {
@@ -109,8 +109,8 @@ static sluice_err check_tier(const sluice_router_tier *t, size_t i, size_t *tena
     }
     for (const char *const *n = t->tenants; n && *n; n++) {
         if (!(*n)[0] || strlen(*n) > 255) {
-            sluice__errf(errbuf, errlen, "router: tier %s: tenants[%zu]: the name must be 1..255 bytes", t->name,
-                         (size_t)(n - t->tenants));
+            sluice__errf(errbuf, errlen, "router: tier %s: tenants[%zu]: the name must be 1..255 bytes",
+                         t->name, (size_t)(n - t->tenants));
             return SLUICE_EINVAL;
         }
         if (++*tenants > SLUICE_ROUTER_MAX_TENANTS) {
@@ -134,17 +134,18 @@ static void explain_clash(const sluice_router *r, const route_name *a, const rou
                      "either",
                      b->name, tb, ta);
     } else if (strcmp(a->name, SLUICE_ROUTER_ANY_TENANT) == 0) {
-        sluice__errf(errbuf, errlen, "router: tiers %s and %s both take unknown tenants (\"*\"); one may", ta, tb);
+        sluice__errf(errbuf, errlen, "router: tiers %s and %s both take unknown tenants (\"*\"); one may", ta,
+                     tb);
     } else if (a->tier == b->tier) {
         sluice__errf(errbuf, errlen, "router: tier %s lists tenant \"%s\" twice", ta, a->name);
     } else {
-        sluice__errf(errbuf, errlen, "router: tenant \"%s\" is in tiers %s and %s; a tenant has one tier", a->name,
-                     ta, tb);
+        sluice__errf(errbuf, errlen, "router: tenant \"%s\" is in tiers %s and %s; a tenant has one tier",
+                     a->name, ta, tb);
     }
 }
 
-sluice_err sluice_router_create(const sluice_router_tier *tiers, size_t count, sluice_router **out, char *errbuf,
-                                size_t errlen)
+sluice_err sluice_router_create(const sluice_router_tier *tiers, size_t count, sluice_router **out,
+                                char *errbuf, size_t errlen)
 {
     sluice__errf(errbuf, errlen, "%s", "");
     if (!out || (!tiers && count)) {
@@ -220,8 +221,8 @@ sluice_err sluice_router_create(const sluice_router_tier *tiers, size_t count, s
         }
         sluice_err e = sluice_pool_tenant_acquire(r->tiers[n->tier].pool, n->name, &n->handle);
         if (e != SLUICE_OK) {
-            sluice__errf(errbuf, errlen, "router: tier %s: tenant \"%s\": %s", r->tiers[n->tier].name, n->name,
-                         sluice_strerror(e));
+            sluice__errf(errbuf, errlen, "router: tier %s: tenant \"%s\": %s", r->tiers[n->tier].name,
+                         n->name, sluice_strerror(e));
             n->handle = NULL;
             sluice_router_destroy(r);
             return e;
@@ -259,8 +260,8 @@ sluice_err sluice_router_route(const sluice_router *r, const char *name, sluice_
     const route_name *hit = strcmp(name, SLUICE_ROUTER_ANY_TENANT) == 0 ? NULL : find(r, name);
     if (hit) {
         const sluice_router_tier *t = &r->tiers[hit->tier];
-        *out = (sluice_route){t->pool, t->name, hit->is_tier ? NULL : hit->name, false, hit->handle,
-                              r->fair[hit->tier]};
+        *out = (sluice_route){t->pool, t->name,     hit->is_tier ? NULL : hit->name,
+                              false,   hit->handle, r->fair[hit->tier]};
         return SLUICE_OK;
     }
     if (r->any_tier < r->tier_count) {

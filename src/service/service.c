@@ -156,7 +156,7 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
     const char *name = cfg->name ? cfg->name : "service";
     if (strlen(name) > SLUICE_SERVICE_NAME_MAX) {
         sluice__errf(errbuf, errlen, "service: name is %zu bytes, at most %d", strlen(name),
-                SLUICE_SERVICE_NAME_MAX);
+                     SLUICE_SERVICE_NAME_MAX);
         return SLUICE_EINVAL;
     }
     sluice_service *svc = calloc(1, sizeof *svc);
@@ -176,7 +176,7 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
         sluice_err r = sluice_metrics_create(NULL, &svc->metrics);
         if (r != SLUICE_OK) {
             sluice__errf(errbuf, errlen, "service %s: cannot create its metrics registry: %s", name,
-                    sluice_strerror(r));
+                         sluice_strerror(r));
             pthread_mutex_destroy(&svc->mu);
             pthread_mutex_destroy(&svc->watch_mu);
             pthread_mutex_destroy(&svc->check_mu);
@@ -211,8 +211,8 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
     };
     sluice_err r = sluice_lifecycle_start(&lcfg, &svc->lc);
     if (r != SLUICE_OK) {
-        sluice__errf(errbuf, errlen, "service %s: cannot start the lifecycle's signal and reload threads: %s", name,
-                sluice_strerror(r));
+        sluice__errf(errbuf, errlen, "service %s: cannot start the lifecycle's signal and reload threads: %s",
+                     name, sluice_strerror(r));
         sluice__svc_control_destroy(svc->control);
         if (svc->own_metrics) {
             sluice_metrics_destroy(svc->metrics);
@@ -255,11 +255,12 @@ sluice_err sluice_service_add_pool(sluice_service *svc, const sluice_pool_config
         sluice__errf(errbuf, errlen, "service %s: pool %s: the shutdown has begun", svc->name, name);
         r = SLUICE_EBUSY;
     } else if (find_locked(svc, NULL, name) >= 0) {
-        sluice__errf(errbuf, errlen, "service %s: a pool named \"%s\" is already registered", svc->name, name);
+        sluice__errf(errbuf, errlen, "service %s: a pool named \"%s\" is already registered", svc->name,
+                     name);
         r = SLUICE_EBUSY;
     } else if (svc->pool_count == SLUICE_SERVICE_MAX_POOLS) {
         sluice__errf(errbuf, errlen, "service %s: pool %s: already %d pools, the most one service holds",
-                svc->name, name, SLUICE_SERVICE_MAX_POOLS);
+                     svc->name, name, SLUICE_SERVICE_MAX_POOLS);
         r = SLUICE_EOVERFLOW;
     }
     pthread_mutex_unlock(&svc->mu);
@@ -279,8 +280,9 @@ sluice_err sluice_service_add_pool(sluice_service *svc, const sluice_pool_config
      * one name would be unreadable in every dashboard. */
     r = sluice_metrics_add_pool(svc->metrics, pool);
     if (r != SLUICE_OK) {
-        sluice__errf(errbuf, errlen, "service %s: pool %s: the metrics registry refused it: %s", svc->name, name,
-                r == SLUICE_EBUSY ? "a pool of that name is already exported" : sluice_strerror(r));
+        sluice__errf(errbuf, errlen, "service %s: pool %s: the metrics registry refused it: %s", svc->name,
+                     name,
+                     r == SLUICE_EBUSY ? "a pool of that name is already exported" : sluice_strerror(r));
         sluice_pool_destroy(pool);
         pthread_mutex_unlock(&svc->watch_mu);
         return r;
@@ -288,7 +290,7 @@ sluice_err sluice_service_add_pool(sluice_service *svc, const sluice_pool_config
     r = sluice_lifecycle_add_pool(svc->lc, pool, drain_timeout_ns);
     if (r != SLUICE_OK) {
         sluice__errf(errbuf, errlen, "service %s: pool %s: %s", svc->name, name,
-                r == SLUICE_EBUSY ? "the shutdown has begun" : sluice_strerror(r));
+                     r == SLUICE_EBUSY ? "the shutdown has begun" : sluice_strerror(r));
         sluice_metrics_remove_pool(svc->metrics, pool);
         sluice_pool_destroy(pool);
         pthread_mutex_unlock(&svc->watch_mu);
@@ -593,12 +595,13 @@ void sluice_service_destroy(sluice_service *svc)
     free(svc);
 }
 
-sluice_err sluice_service_set_control(sluice_service *svc, sluice_pool *pool, const sluice_pool_control_config *cfg,
-                                      char *errbuf, size_t errlen)
+static sluice_err set_control(sluice_service *svc, sluice_pool *pool, const sluice_pool_control_config *cfg,
+                              bool update, char *errbuf, size_t errlen)
 {
+    const char *what = update ? "update_control" : "set_control";
     sluice__errf(errbuf, errlen, "%s", "");
     if (!svc || !pool || !cfg) {
-        sluice__errf(errbuf, errlen, "service: set_control: %s is NULL", !svc ? "svc" : !pool ? "pool" : "cfg");
+        sluice__errf(errbuf, errlen, "service: %s: %s is NULL", what, !svc ? "svc" : !pool ? "pool" : "cfg");
         return SLUICE_EINVAL;
     }
     pthread_mutex_lock(&svc->watch_mu);
@@ -607,13 +610,25 @@ sluice_err sluice_service_set_control(sluice_service *svc, sluice_pool *pool, co
     pthread_mutex_unlock(&svc->mu);
     sluice_err r;
     if (at < 0) {
-        sluice__errf(errbuf, errlen, "service %s: set_control: not a pool of this service", svc->name);
+        sluice__errf(errbuf, errlen, "service %s: %s: not a pool of this service", svc->name, what);
         r = SLUICE_ENOENT;
     } else {
-        r = sluice__svc_control_add(svc->control, pool, cfg, errbuf, errlen);
+        r = sluice__svc_control_add(svc->control, pool, cfg, update, errbuf, errlen);
     }
     pthread_mutex_unlock(&svc->watch_mu);
     return r;
+}
+
+sluice_err sluice_service_set_control(sluice_service *svc, sluice_pool *pool,
+                                      const sluice_pool_control_config *cfg, char *errbuf, size_t errlen)
+{
+    return set_control(svc, pool, cfg, false, errbuf, errlen);
+}
+
+sluice_err sluice_service_update_control(sluice_service *svc, sluice_pool *pool,
+                                         const sluice_pool_control_config *cfg, char *errbuf, size_t errlen)
+{
+    return set_control(svc, pool, cfg, true, errbuf, errlen);
 }
 
 sluice_err sluice_service_control_stats(const sluice_service *svc, const sluice_pool *pool,

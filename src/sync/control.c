@@ -46,6 +46,11 @@
  *    drops the last reference frees it, so a probe queued when the
  *    controller is destroyed is safe to run later.
  *
+ *  - Settings (mode, bounds, triggers, probes) are set at create and
+ *    changed by sluice_pool_control_reconfigure under mu; every reader
+ *    (tick, pin, release, stats) holds mu. A change to the limiter's part
+ *    replaces the limiter (built under mu, the old one freed after).
+ *
  * Lock order: ctl->mu -> the pool's locks (stats, histogram, resize,
  * submit). The log callback runs under ctl->mu. Probe tasks take no lock.
  */
@@ -143,6 +148,13 @@ struct sluice_pool_control {
     sluice_pool *pool;
     sluice_control_source src;
     char name[SLUICE_POOL_NAME_MAX + 1];
+    unsigned k_at_create; /* max_limit 0 means this */
+    void (*log)(void *user, const char *line);
+    void *log_user;
+    const sluice_clock *clock;
+
+    /* The settings: set at create, changed by reconfigure, read under mu. */
+    sluice_pool_control_config given; /* as given (for what changed) */
     sluice_control_mode mode;
     unsigned min_k, max_k;
     uint64_t interval_ns;
@@ -153,9 +165,6 @@ struct sluice_pool_control {
     uint64_t probe_every_ns, probe_timeout_ns;
     unsigned probe_unhealthy_after;
     bool probe_ready;
-    void (*log)(void *user, const char *line);
-    void *log_user;
-    const sluice_clock *clock;
 
     /* Guarded by mu. */
     pthread_mutex_t mu;
@@ -226,8 +235,8 @@ static void logf_locked(sluice_pool_control *c, const char *fmt, ...)
 /* Resolve the defaults and check them; returns the bad field or NULL. */
 /* The limiter's config for a controller whose bounds are set (c->mode not
  * FIXED), starting at K = capacity clamped into them; no name or clock. */
-static void limiter_config(const sluice_pool_control *c, const sluice_pool_control_config *cfg, unsigned capacity,
-                           sluice_adaptive_config *ac)
+static void limiter_config(const sluice_pool_control *c, const sluice_pool_control_config *cfg,
+                           unsigned capacity, sluice_adaptive_config *ac)
 {
     sluice_adaptive_config_init(ac);
     ac->mode = c->mode == SLUICE_CONTROL_AIMD        ? SLUICE_ADAPTIVE_AIMD
@@ -414,6 +423,8 @@ sluice_err sluice_pool_control_create(sluice_pool *pool, const sluice_pool_contr
     }
     c->k = ps.capacity;
     c->last_good = ps.capacity;
+    c->k_at_create = ps.capacity;
+    c->given = *cfg;
     c->st.probe_hist.bucket_count = SLUICE_CONTROL_PROBE_BUCKETS;
     memcpy(c->st.probe_hist.bounds, probe_bounds, sizeof probe_bounds);
     *out = c;
@@ -939,6 +950,105 @@ sluice_err sluice_pool_control_release(sluice_pool_control *c)
     }
     pthread_mutex_unlock(&c->mu);
     return err;
+}
+
+/* The limiter's part of a config: what a new limiter is built from. */
+static bool limiter_same(const sluice_pool_control *c, const sluice_pool_control *n,
+                         const sluice_pool_control_config *cfg)
+{
+    const sluice_pool_control_config *g = &c->given;
+    return n->mode == c->mode && n->min_k == c->min_k && n->max_k == c->max_k && cfg->backoff == g->backoff &&
+           cfg->tolerance == g->tolerance && cfg->smoothing == g->smoothing &&
+           cfg->probe_interval == g->probe_interval && cfg->rtt_threshold_ns == g->rtt_threshold_ns;
+}
+
+sluice_err sluice_pool_control_reconfigure(sluice_pool_control *c, const sluice_pool_control_config *cfg,
+                                           char *errbuf, size_t errlen)
+{
+    if (errbuf && errlen) {
+        errbuf[0] = '\0';
+    }
+    if (!c || !cfg) {
+        sluice__errf(errbuf, errlen, "%s: must not be NULL", !c ? "ctl" : "cfg");
+        return SLUICE_EINVAL;
+    }
+    sluice_pool_config pc;
+    memset(&pc, 0, sizeof pc);
+    if (c->pool) {
+        sluice_pool_config_get(c->pool, &pc);
+    }
+    sluice_pool_control n;
+    memset(&n, 0, sizeof n);
+    char why[160] = "";
+    const char *bad = configure(&n, cfg, &pc, c->k_at_create, c->pool != NULL, why, sizeof why);
+    if (bad) {
+        sluice__errf(errbuf, errlen, "%s: %s", bad, why);
+        return SLUICE_EINVAL;
+    }
+    if (c->pool && pc.timing_disabled && (n.mode != SLUICE_CONTROL_FIXED || n.autotune)) {
+        sluice__errf(errbuf, errlen,
+                     "mode: the pool's timing is disabled; the controller reads its run times");
+        return SLUICE_EINVAL;
+    }
+    pthread_mutex_lock(&c->mu);
+    sluice_adaptive *old = NULL;
+    if (!limiter_same(c, &n, cfg)) {
+        /* A new limiter, from the K in force (clamped into the new bounds
+         * by limiter_config; the next tick clamps the pool's K). */
+        sluice_adaptive *lim = NULL;
+        if (n.mode != SLUICE_CONTROL_FIXED) {
+            sluice_adaptive_config ac;
+            limiter_config(&n, cfg, c->k, &ac);
+            ac.name = c->name;
+            ac.clock = c->clock;
+            sluice_err err = sluice_adaptive_create(&ac, &lim, errbuf, errlen);
+            if (err) {
+                pthread_mutex_unlock(&c->mu);
+                return err;
+            }
+        }
+        old = c->lim;
+        c->lim = lim;
+        c->was_probing = false;
+    }
+    bool probes_changed = n.probe_every_ns != c->probe_every_ns;
+    logf_locked(
+        c,
+        "pool %s: controller reconfigured: mode %s -> %s, K bounds [%u, %u] -> [%u, %u], autotune %s -> "
+        "%s, probes every %.3f s -> %.3f s",
+        c->name, mode_names[c->mode], mode_names[n.mode], c->min_k, c->max_k, n.min_k, n.max_k,
+        c->autotune ? "on" : "off", n.autotune ? "on" : "off", (double)c->probe_every_ns / 1e9,
+        (double)n.probe_every_ns / 1e9);
+    c->mode = n.mode;
+    c->min_k = n.min_k;
+    c->max_k = n.max_k;
+    c->interval_ns = n.interval_ns;
+    c->autotune = n.autotune;
+    c->util_high = n.util_high;
+    c->util_low = n.util_low;
+    c->hysteresis = n.hysteresis;
+    c->headroom = n.headroom;
+    c->revert_p99 = n.revert_p99;
+    c->revert_fail = n.revert_fail;
+    c->cooldown_ns = n.cooldown_ns;
+    c->max_step = n.max_step;
+    c->probe_every_ns = n.probe_every_ns;
+    c->probe_timeout_ns = n.probe_timeout_ns;
+    c->probe_unhealthy_after = n.probe_unhealthy_after;
+    c->probe_ready = n.probe_ready;
+    c->given = *cfg;
+    if (probes_changed) {
+        /* Probes on a new schedule from the next tick; a probe in flight is
+         * still collected (its result counts), and a pool whose probes are
+         * turned off is healthy as far as probes go. */
+        c->next_probe_ns = 0;
+        if (!c->probe_every_ns) {
+            c->st.probe_failures_in_row = 0;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    sluice_adaptive_destroy(old);
+    return SLUICE_OK;
 }
 
 void sluice_pool_control_stats_get(sluice_pool_control *c, sluice_pool_control_stats *out)

@@ -67,8 +67,9 @@ static sluice_config *load(const char *text)
 {
     sluice_config *cfg = NULL;
     char err[1024];
-    assert_int_equal(sluice_config_load_string(text, strlen(text), "sluice.yaml", &NO_ENV, &cfg, err, sizeof err),
-                     SLUICE_OK);
+    assert_int_equal(
+        sluice_config_load_string(text, strlen(text), "sluice.yaml", &NO_ENV, &cfg, err, sizeof err),
+        SLUICE_OK);
     return cfg;
 }
 
@@ -218,6 +219,101 @@ static void test_reload_reaches_pools_and_budget(void **state)
     unlink(path);
 }
 
+/* A reload reconfigures a pool's controller when its concurrency_*,
+ * autotune* or probe_* keys change, and makes one for a pool that had
+ * none; K carries over. */
+static void test_control_reload(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sluice-svc-ctl-reload-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    sluice_config *cfg = load("pools:\n"
+                              "  - name: email\n    workers: 16\n    queue_capacity: 100\n"
+                              "    concurrency_mode: gradient2\n    concurrency_max: 64\n"
+                              "    autotune: true\n    probe_every: 10s\n"
+                              "  - name: plain\n    workers: 2\n    queue_capacity: 10\n");
+    sluice_service_config base;
+    sluice_service_config_init(&base);
+    base.no_signals = true;
+    base.log = quiet;
+    sluice_service *svc = NULL;
+    char err[512];
+    assert_int_equal(sluice_service_create_from_config(cfg, &base, NULL, NULL, &svc, err, sizeof err),
+                     SLUICE_OK);
+    sluice_pool *email = sluice_service_find_pool(svc, "email");
+    sluice_pool *plain = sluice_service_find_pool(svc, "plain");
+    sluice_pool_control_stats cs;
+    assert_int_equal(sluice_service_control_stats(svc, plain, &cs), SLUICE_ENOENT);
+
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("pools:\n"
+          "  - name: email\n    workers: 16\n    queue_capacity: 100\n"
+          "    concurrency_mode: aimd\n    concurrency_min: 4\n    concurrency_max: 32\n"
+          "  - name: plain\n    workers: 2\n    queue_capacity: 10\n    autotune: true\n",
+          f);
+    fclose(f);
+    assert_int_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, quiet, NULL, err, sizeof err),
+                     SLUICE_OK);
+    assert_int_equal(sluice_service_control_stats(svc, email, &cs), SLUICE_OK);
+    assert_int_equal(cs.mode, SLUICE_CONTROL_AIMD);
+    assert_false(cs.autotune);
+    assert_false(cs.probes_enabled);
+    assert_true(cs.healthy);
+    assert_int_equal(sluice_service_control_stats(svc, plain, &cs), SLUICE_OK); /* made by the reload */
+    assert_true(cs.autotune);
+    assert_int_equal(cs.mode, SLUICE_CONTROL_FIXED);
+    assert_int_equal(cfg->pools[0].concurrency_max, 32); /* the config in force */
+
+    /* Every control key back to off: the controller stays, idle. */
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("pools:\n"
+          "  - name: email\n    workers: 16\n    queue_capacity: 100\n"
+          "  - name: plain\n    workers: 2\n    queue_capacity: 10\n",
+          f);
+    fclose(f);
+    assert_int_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, quiet, NULL, err, sizeof err),
+                     SLUICE_OK);
+    assert_int_equal(sluice_service_control_stats(svc, email, &cs), SLUICE_OK);
+    assert_int_equal(cs.mode, SLUICE_CONTROL_FIXED);
+    assert_false(cs.autotune);
+    assert_int_equal(sluice_service_control_stats(svc, plain, &cs), SLUICE_OK);
+    assert_false(cs.autotune);
+    sluice_pool_stats st;
+    sluice_pool_stats_get(email, &st);
+    assert_true(st.capacity >= 4 && st.capacity <= 32); /* an idle controller moves nothing */
+
+    /* The service-level call itself: refusals. */
+    sluice_pool_control_config cc;
+    sluice_pool_control_config_init(&cc);
+    cc.util_high = 2;
+    cc.autotune = true;
+    assert_int_equal(sluice_service_update_control(svc, email, &cc, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "util_high"));
+    assert_int_equal(sluice_service_update_control(svc, NULL, &cc, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(sluice_service_update_control(NULL, email, &cc, err, sizeof err), SLUICE_EINVAL);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "stranger";
+    pc.workers = 1;
+    pc.queue_capacity = 1;
+    sluice_pool *stranger = NULL;
+    assert_int_equal(sluice_pool_create(&pc, &stranger, NULL, 0), SLUICE_OK);
+    sluice_pool_control_config_init(&cc);
+    assert_int_equal(sluice_service_update_control(svc, stranger, &cc, err, sizeof err), SLUICE_ENOENT);
+    sluice_pool_destroy(stranger);
+
+    sluice_service_shutdown(svc);
+    sluice_lifecycle_report rep;
+    assert_int_equal(sluice_service_run(svc, &rep), SLUICE_OK);
+    sluice_service_destroy(svc);
+    sluice_config_free(cfg);
+    unlink(path);
+}
+
 /* ---- service.admin_token_file ---------------------------------------- */
 
 static void write_file(const char *path, const char *bytes, size_t n)
@@ -232,11 +328,14 @@ static void write_file(const char *path, const char *bytes, size_t n)
 static sluice_config *with_token_file(const char *path)
 {
     char text[1024], err[1024];
-    snprintf(text, sizeof text, "service:\n  name: mailer\n  admin_token_file: \"%s\"\npools:\n  - name: send\n"
-             "    workers: 1\n    queue_capacity: 4\n", path);
+    snprintf(text, sizeof text,
+             "service:\n  name: mailer\n  admin_token_file: \"%s\"\npools:\n  - name: send\n"
+             "    workers: 1\n    queue_capacity: 4\n",
+             path);
     sluice_config *c = NULL;
-    assert_int_equal(sluice_config_load_string(text, strlen(text), "sluice.yaml", &NO_ENV, &c, err, sizeof err),
-                     SLUICE_OK);
+    assert_int_equal(
+        sluice_config_load_string(text, strlen(text), "sluice.yaml", &NO_ENV, &c, err, sizeof err),
+        SLUICE_OK);
     return c;
 }
 
@@ -250,9 +349,9 @@ static void test_admin_token_file(void **state)
 
     /* Absent key: no token, no error. */
     sluice_config *c = NULL;
-    assert_int_equal(sluice_config_load_string(TWO_POOLS, strlen(TWO_POOLS), "sluice.yaml", &NO_ENV, &c, err,
-                                               sizeof err),
-                     SLUICE_OK);
+    assert_int_equal(
+        sluice_config_load_string(TWO_POOLS, strlen(TWO_POOLS), "sluice.yaml", &NO_ENV, &c, err, sizeof err),
+        SLUICE_OK);
     assert_null(c->service.admin_token_file);
     strcpy(tok, "stale");
     assert_int_equal(sluice_config_admin_token(c, tok, sizeof tok, err, sizeof err), SLUICE_OK);
@@ -341,8 +440,9 @@ static void test_admin_token_file(void **state)
     static const char EMPTY[] = "service:\n  admin_token_file: \"\"\npools:\n  - name: a\n    workers: 1\n"
                                 "    queue_capacity: 2\n";
     c = NULL;
-    assert_int_equal(sluice_config_load_string(EMPTY, strlen(EMPTY), "sluice.yaml", &NO_ENV, &c, err, sizeof err),
-                     SLUICE_EINVAL);
+    assert_int_equal(
+        sluice_config_load_string(EMPTY, strlen(EMPTY), "sluice.yaml", &NO_ENV, &c, err, sizeof err),
+        SLUICE_EINVAL);
     assert_null(c);
     assert_non_null(strstr(err, "sluice.yaml:2:"));
     assert_non_null(strstr(err, "admin_token_file"));
@@ -351,15 +451,16 @@ static void test_admin_token_file(void **state)
     /* The environment names a file too, as for every service key. */
     const char *envp[] = {"SLUICE_SERVICE_ADMIN_TOKEN_FILE=/run/secrets/admin", NULL};
     sluice_config_load_opts eo = {.envp = envp};
-    assert_int_equal(sluice_config_load_string(TWO_POOLS, strlen(TWO_POOLS), "sluice.yaml", &eo, &c, err,
-                                               sizeof err),
-                     SLUICE_OK);
+    assert_int_equal(
+        sluice_config_load_string(TWO_POOLS, strlen(TWO_POOLS), "sluice.yaml", &eo, &c, err, sizeof err),
+        SLUICE_OK);
     assert_string_equal(c->service.admin_token_file, "/run/secrets/admin");
     sluice_config_free(c);
 
     /* NULLs. */
     assert_int_equal(sluice_config_admin_token(NULL, tok, sizeof tok, err, sizeof err), SLUICE_EINVAL);
-    assert_int_equal(sluice_config_read_token_file(NULL, NULL, tok, sizeof tok, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(sluice_config_read_token_file(NULL, NULL, tok, sizeof tok, err, sizeof err),
+                     SLUICE_EINVAL);
     assert_non_null(strstr(err, "token file: no path"));
 }
 
@@ -407,9 +508,11 @@ static void test_control_from_config(void **state)
     base.log = quiet;
     sluice_service *svc = NULL;
     char err[512];
-    assert_int_equal(sluice_service_create_from_config(cfg, &base, NULL, NULL, &svc, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_service_create_from_config(cfg, &base, NULL, NULL, &svc, err, sizeof err),
+                     SLUICE_OK);
     sluice_pool_control_stats cs;
-    assert_int_equal(sluice_service_control_stats(svc, sluice_service_find_pool(svc, "email"), &cs), SLUICE_OK);
+    assert_int_equal(sluice_service_control_stats(svc, sluice_service_find_pool(svc, "email"), &cs),
+                     SLUICE_OK);
     assert_int_equal(cs.mode, SLUICE_CONTROL_GRADIENT2);
     assert_true(cs.autotune);
     assert_true(cs.probes_enabled);
@@ -424,7 +527,8 @@ static void test_control_from_config(void **state)
     assert_int_equal(cs.limit, 7);
     assert_int_equal(sluice_service_control_release(svc, email), SLUICE_OK);
     assert_int_equal(sluice_service_control_release(svc, email), SLUICE_ENOENT);
-    assert_int_equal(sluice_service_control_release(svc, sluice_service_find_pool(svc, "plain")), SLUICE_ENOENT);
+    assert_int_equal(sluice_service_control_release(svc, sluice_service_find_pool(svc, "plain")),
+                     SLUICE_ENOENT);
     sluice_service_destroy(svc);
     sluice_config_free(cfg);
 
@@ -459,8 +563,10 @@ static void test_control_from_config(void **state)
         const char *lines;
         const char *want;
     } bad[] = {
-        {"    autotune: true\n    autotune_util_low: 0.95\n", "pools[0].autotune_util_low: must be >= 0 and < util_high"},
-        {"    autotune: true\n    autotune_hysteresis: 1.5\n", "pools[0].autotune_hysteresis: must be in (0, 1)"},
+        {"    autotune: true\n    autotune_util_low: 0.95\n",
+         "pools[0].autotune_util_low: must be >= 0 and < util_high"},
+        {"    autotune: true\n    autotune_hysteresis: 1.5\n",
+         "pools[0].autotune_hysteresis: must be in (0, 1)"},
         {"    concurrency_mode: vegas\n    concurrency_min: 20\n    concurrency_max: 10\n",
          "pools[0].concurrency_max: must be >= min_limit"},
         {"    concurrency_mode: tcp\n", "pools[0].concurrency_mode"},
@@ -470,7 +576,8 @@ static void test_control_from_config(void **state)
         /* The nested form: its subkeys, its bounds, its shape. */
         {"    concurrency: {mode: aimd, step: 2}\n",
          "sluice.yaml:5:31: pools[0].concurrency.step: unknown key (known: mode, min, max, interval)"},
-        {"    concurrency: {mode: vegas, min: 20, max: 10}\n", "pools[0].concurrency_max: must be >= min_limit"},
+        {"    concurrency: {mode: vegas, min: 20, max: 10}\n",
+         "pools[0].concurrency_max: must be >= min_limit"},
         {"    concurrency: {mode: tcp}\n", "pools[0].concurrency_mode"},
         {"    concurrency: aimd\n", "pools[0].concurrency: must be a mapping (key: value lines), got"},
         {"    concurrency_min: 2\n    concurrency: {mode: aimd, min: 3}\n",
@@ -480,11 +587,13 @@ static void test_control_from_config(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char doc[512];
-        snprintf(doc, sizeof doc, "pools:\n  - name: p\n    workers: 8\n    queue_capacity: 10\n%s", bad[i].lines);
+        snprintf(doc, sizeof doc, "pools:\n  - name: p\n    workers: 8\n    queue_capacity: 10\n%s",
+                 bad[i].lines);
         sluice_config *c = NULL;
         char why[1024] = "";
-        assert_int_equal(sluice_config_load_string(doc, strlen(doc), "sluice.yaml", &NO_ENV, &c, why, sizeof why),
-                         SLUICE_EINVAL);
+        assert_int_equal(
+            sluice_config_load_string(doc, strlen(doc), "sluice.yaml", &NO_ENV, &c, why, sizeof why),
+            SLUICE_EINVAL);
         if (!strstr(why, bad[i].want)) {
             fprintf(stderr, "case %zu: want \"%s\" in: %s\n", i, bad[i].want, why);
         }
@@ -500,6 +609,7 @@ int main(void)
         cmocka_unit_test(test_reload_reaches_pools_and_budget),
         cmocka_unit_test(test_admin_token_file),
         cmocka_unit_test(test_control_from_config),
+        cmocka_unit_test(test_control_reload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -542,6 +542,95 @@ static void test_clamps(void **state)
     sluice_pool_control_destroy(r.c);
 }
 
+/* sluice_pool_control_reconfigure: new bounds clamp at the next tick (a
+ * pin holds until released), a mode change makes a new limiter from the K
+ * in force, a refused config changes nothing, the counters carry over. */
+static void test_reconfigure(void **state)
+{
+    (void)state;
+    sluice_pool_control_config cfg = autotune_config(20);
+    cfg.cooldown_ns = SEC;
+    cfg.max_step = 100;
+    run r;
+    run_start(&r, 10, &cfg);
+    for (int i = 0; i < 5; i++) {
+        run_second(&r, 10000, 0.010);
+    }
+    assert_int_equal(r.m.st.capacity, 20);
+    sluice_pool_control_stats st = cstats(r.c);
+    uint64_t ups = decisions(&st, SLUICE_CONTROL_UP, SLUICE_CONTROL_REASON_UTILISATION);
+    assert_true(ups > 0);
+
+    /* Narrower bounds: logged at once, applied at the next tick. */
+    sluice_pool_control_config n = cfg;
+    n.min_limit = 2;
+    n.max_limit = 8;
+    char err[256] = "x";
+    assert_int_equal(sluice_pool_control_reconfigure(r.c, &n, err, sizeof err), SLUICE_OK);
+    assert_string_equal(err, "");
+    assert_non_null(strstr(r.log.last, "controller reconfigured"));
+    assert_non_null(strstr(r.log.last, "K bounds [1, 20] -> [2, 8]"));
+    assert_int_equal(r.m.st.capacity, 20);
+    run_second(&r, 10000, 0.010);
+    assert_int_equal(r.m.st.capacity, 8);
+    st = cstats(r.c);
+    assert_int_equal(decisions(&st, SLUICE_CONTROL_DOWN, SLUICE_CONTROL_REASON_CLAMP), 1);
+    assert_int_equal(decisions(&st, SLUICE_CONTROL_UP, SLUICE_CONTROL_REASON_UTILISATION), ups);
+
+    /* Refused: named, and nothing changes (K stays 8 under demand). */
+    sluice_pool_control_config bad = n;
+    bad.util_high = 0.5;
+    bad.util_low = 0.6;
+    assert_int_equal(sluice_pool_control_reconfigure(r.c, &bad, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "util_low"));
+    bad = n;
+    bad.min_limit = 9; /* above max_limit 8 */
+    assert_int_equal(sluice_pool_control_reconfigure(r.c, &bad, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "max_limit"));
+    assert_int_equal(sluice_pool_control_reconfigure(NULL, &n, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(sluice_pool_control_reconfigure(r.c, NULL, NULL, 0), SLUICE_EINVAL);
+    run_second(&r, 10000, 0.010);
+    assert_int_equal(r.m.st.capacity, 8);
+    st = cstats(r.c);
+    assert_int_equal(st.mode, SLUICE_CONTROL_FIXED);
+    assert_true(st.autotune);
+
+    /* A pin holds through new bounds; the release lets the clamp act. */
+    assert_int_equal(sluice_pool_control_pin(r.c, 5), SLUICE_OK);
+    n.min_limit = 6;
+    n.max_limit = 10;
+    assert_int_equal(sluice_pool_control_reconfigure(r.c, &n, NULL, 0), SLUICE_OK);
+    run_second(&r, 10000, 0.010);
+    assert_int_equal(r.m.st.capacity, 5);
+    assert_true(cstats(r.c).pinned);
+    assert_int_equal(sluice_pool_control_release(r.c), SLUICE_OK);
+    run_second(&r, 10000, 0.010);
+    assert_true(r.m.st.capacity >= 6 && r.m.st.capacity <= 10);
+
+    /* A limiter from FIXED: AIMD within [2, 10], backing off on failures
+     * down to its new floor. */
+    n.mode = SLUICE_CONTROL_AIMD;
+    n.autotune = false;
+    n.min_limit = 2;
+    assert_int_equal(sluice_pool_control_reconfigure(r.c, &n, NULL, 0), SLUICE_OK);
+    assert_non_null(strstr(r.log.last, "mode fixed -> aimd"));
+    assert_int_equal(cstats(r.c).mode, SLUICE_CONTROL_AIMD);
+    for (int i = 0; i < 40; i++) {
+        model_ran(&r.m, 100, 0.010, 50);
+        sluice_fake_clock_advance(&r.clk, SEC);
+        sluice_pool_control_tick(r.c);
+    }
+    assert_int_equal(r.m.st.capacity, 2);
+    /* And back to FIXED: the limiter goes, K stays where it is. */
+    n.mode = SLUICE_CONTROL_FIXED;
+    assert_int_equal(sluice_pool_control_reconfigure(r.c, &n, NULL, 0), SLUICE_OK);
+    for (int i = 0; i < 5; i++) {
+        run_second(&r, 10000, 0.010);
+    }
+    assert_int_equal(r.m.st.capacity, 2);
+    sluice_pool_control_destroy(r.c);
+}
+
 /* ---- limiter modes ------------------------------------------------------------------ */
 
 static void test_aimd_grows_only_when_busy(void **state)
@@ -1014,6 +1103,7 @@ int main(void)
         cmocka_unit_test(test_good_change_kept),
         cmocka_unit_test(test_pin_by_resize_and_release),
         cmocka_unit_test(test_clamps),
+        cmocka_unit_test(test_reconfigure),
         cmocka_unit_test(test_aimd_grows_only_when_busy),
         cmocka_unit_test(test_vegas_steady),
         cmocka_unit_test(test_aimd_in_use_guard),
