@@ -73,6 +73,31 @@ static sluice_config *load(const char *text)
     return cfg;
 }
 
+/* A quiet service from cfg (no signal thread), asserted made. */
+static sluice_service *quiet_service(sluice_config *cfg)
+{
+    sluice_service_config base;
+    sluice_service_config_init(&base);
+    base.no_signals = true;
+    base.log = quiet;
+    sluice_service *svc = NULL;
+    char err[512];
+    sluice_err r = sluice_service_create_from_config(cfg, &base, NULL, NULL, &svc, err, sizeof err);
+    if (r != SLUICE_OK) {
+        fail_msg("create from config: %s", err);
+    }
+    return svc;
+}
+
+/* Replace the file at path with text (a reload's next file). */
+static void put_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
 static void test_create_from_config(void **state)
 {
     (void)state;
@@ -175,21 +200,11 @@ static void test_reload_reaches_pools_and_budget(void **state)
     assert_true(fd >= 0);
     close(fd);
     sluice_config *cfg = load(TWO_POOLS);
-    sluice_service_config base;
-    sluice_service_config_init(&base);
-    base.no_signals = true;
-    base.log = quiet;
-    sluice_service *svc = NULL;
+    sluice_service *svc = quiet_service(cfg);
     char err[1024];
-    assert_int_equal(sluice_service_create_from_config(cfg, &base, NULL, NULL, &svc, err, sizeof err),
-                     SLUICE_OK);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("service:\n  name: mailer\n  drain_budget: 1ms\npools:\n"
-          "  - name: send\n    workers: 5\n    queue_capacity: 30\n    drain_timeout: 5s\n"
-          "  - name: bounce\n    workers: 2\n    queue_capacity: 20\n    readiness_weight: 0.25\n",
-          f);
-    fclose(f);
+    put_file(path, "service:\n  name: mailer\n  drain_budget: 1ms\npools:\n"
+                   "  - name: send\n    workers: 5\n    queue_capacity: 30\n    drain_timeout: 5s\n"
+                   "  - name: bounce\n    workers: 2\n    queue_capacity: 20\n    readiness_weight: 0.25\n");
     assert_int_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, quiet, NULL, err, sizeof err),
                      SLUICE_OK);
     /* readiness_weight is live: 0 (TWO_POOLS) -> 0.25; send back to 1. */
@@ -200,10 +215,7 @@ static void test_reload_reaches_pools_and_budget(void **state)
     assert_int_equal(st.capacity, 5);
     assert_int_equal(cfg->service.drain_budget_ns, SLUICE_NS_PER_MS);
 
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("pools: [\n", f); /* not YAML */
-    fclose(f);
+    put_file(path, "pools: [\n"); /* not YAML */
     assert_int_not_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, quiet, NULL, err, sizeof err),
                          SLUICE_OK);
     sluice_pool_stats_get(sluice_service_find_pool(svc, "send"), &st);
@@ -234,27 +246,17 @@ static void test_control_reload(void **state)
                               "    concurrency_mode: gradient2\n    concurrency_max: 64\n"
                               "    autotune: true\n    probe_every: 10s\n"
                               "  - name: plain\n    workers: 2\n    queue_capacity: 10\n");
-    sluice_service_config base;
-    sluice_service_config_init(&base);
-    base.no_signals = true;
-    base.log = quiet;
-    sluice_service *svc = NULL;
+    sluice_service *svc = quiet_service(cfg);
     char err[512];
-    assert_int_equal(sluice_service_create_from_config(cfg, &base, NULL, NULL, &svc, err, sizeof err),
-                     SLUICE_OK);
     sluice_pool *email = sluice_service_find_pool(svc, "email");
     sluice_pool *plain = sluice_service_find_pool(svc, "plain");
     sluice_pool_control_stats cs;
     assert_int_equal(sluice_service_control_stats(svc, plain, &cs), SLUICE_ENOENT);
 
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("pools:\n"
-          "  - name: email\n    workers: 16\n    queue_capacity: 100\n"
-          "    concurrency_mode: aimd\n    concurrency_min: 4\n    concurrency_max: 32\n"
-          "  - name: plain\n    workers: 2\n    queue_capacity: 10\n    autotune: true\n",
-          f);
-    fclose(f);
+    put_file(path, "pools:\n"
+                   "  - name: email\n    workers: 16\n    queue_capacity: 100\n"
+                   "    concurrency_mode: aimd\n    concurrency_min: 4\n    concurrency_max: 32\n"
+                   "  - name: plain\n    workers: 2\n    queue_capacity: 10\n    autotune: true\n");
     assert_int_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, quiet, NULL, err, sizeof err),
                      SLUICE_OK);
     assert_int_equal(sluice_service_control_stats(svc, email, &cs), SLUICE_OK);
@@ -268,13 +270,9 @@ static void test_control_reload(void **state)
     assert_int_equal(cfg->pools[0].concurrency_max, 32); /* the config in force */
 
     /* Every control key back to off: the controller stays, idle. */
-    f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("pools:\n"
-          "  - name: email\n    workers: 16\n    queue_capacity: 100\n"
-          "  - name: plain\n    workers: 2\n    queue_capacity: 10\n",
-          f);
-    fclose(f);
+    put_file(path, "pools:\n"
+                   "  - name: email\n    workers: 16\n    queue_capacity: 100\n"
+                   "  - name: plain\n    workers: 2\n    queue_capacity: 10\n");
     assert_int_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, quiet, NULL, err, sizeof err),
                      SLUICE_OK);
     assert_int_equal(sluice_service_control_stats(svc, email, &cs), SLUICE_OK);
