@@ -295,8 +295,11 @@ static void test_blocked_task_does_not_hold_queued_work(void **state)
     size_t acc = 0;
     assert_int_equal(sluice_pool_submit_batch(p, specs, 32, false, &acc), SLUICE_OK);
     assert_int_equal(acc, 32);
-    /* Bounded wait (a few seconds), then report rather than hang. */
-    uint64_t limit = real_now_ns() + 5 * SLUICE_NS_PER_SEC;
+    /* Bounded wait, then report rather than hang: 20 s, a safety limit
+     * (with the bug the tasks stay behind the gate until it opens), kept
+     * under the gate task's own SAFETY_NS so that a timeout there cannot
+     * let the tasks through first. */
+    uint64_t limit = real_now_ns() + 20 * SLUICE_NS_PER_SEC;
     while (atomic_load(&t->ran) < 31 && real_now_ns() < limit) {
         poll_pause();
     }

@@ -240,7 +240,10 @@ static void test_create_by_hand(void **state)
     for (int i = 0; i < 10; i++) {
         assert_int_equal(sluice_pool_submit(i % 2 ? pa : pb, task_gate, &g), SLUICE_OK);
     }
-    assert_int_equal(sluice_service_set_drain_timeout(svc, pb, 2 * SLUICE_NS_PER_SEC), SLUICE_OK);
+    /* 10 s: the 5 queued tasks (and beta's worker thread start) must fit
+     * in it or they are handed back and entered != 10 below; 2 s was a
+     * window a loaded TSan run could come near. */
+    assert_int_equal(sluice_service_set_drain_timeout(svc, pb, 10 * SLUICE_NS_PER_SEC), SLUICE_OK);
     sluice_service_shutdown(svc);
     assert_true(sluice_service_stopping(svc));
     sluice_lifecycle_report rep;
