@@ -337,7 +337,12 @@ static void test_cold_burst_starts_all_workers(void **state)
     for (int i = 0; i < 4900; i++) {
         assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK);
     }
-    WAIT_FOR(atomic_load(&g->inside) == 100, "100 workers at the gate (%d there)", atomic_load(&g->inside));
+    /* On a timeout, say whether the chain stopped (no worker starting,
+     * start failures) or was only slow (starts still going on). */
+    WAIT_FOR(atomic_load(&g->inside) == 100,
+             "100 workers at the gate (%d there; %u workers, %llu started, %llu start failures, depth %zu)",
+             atomic_load(&g->inside), stats_now(p).workers, (unsigned long long)stats_now(p).started_workers,
+             (unsigned long long)stats_now(p).worker_start_failures, stats_now(p).queue_depth);
     sluice_pool_stats s = stats_now(p);
     assert_int_equal(s.workers, 100);
     assert_int_equal(s.running, 100);
