@@ -398,7 +398,7 @@ sluice_err sluice_lifecycle_wait(sluice_lifecycle *lc, sluice_lifecycle_report *
            secs(grace));
     /* 2. Grace. */
     if (grace) {
-        sluice__sleep_until(lc->cfg.clock, sluice_clock_now(lc->cfg.clock) + grace);
+        sluice__sleep_until(lc->cfg.clock, add_sat(sluice_clock_now(lc->cfg.clock), grace));
     }
     /* 3. Stop the producers. */
     if (lc->cfg.stop_producers) {
