@@ -177,9 +177,11 @@ typedef struct sluice_pool_control_config {
     double revert_p99_ratio;     /* 0 = 1.5; > 1 */
     double revert_failure_delta; /* 0 = 0.05; in (0, 1] */
 
-    /* Probes: every probe_every_ns (0 = no probes; at least 1 ms), each
-     * with probe_timeout_ns to run (0 = 5 s; <= probe_every_ns is not
-     * required: a probe in flight delays the next). */
+    /* Probes: every probe_every_ns (0 = no probes; at least 1 ms; no
+     * maximum: UINT64_MAX sends the first and no other), each with
+     * probe_timeout_ns to run (0 = 5 s; UINT64_MAX = never timed out;
+     * <= probe_every_ns is not required: a probe in flight delays the
+     * next). */
     uint64_t probe_every_ns;
     uint64_t probe_timeout_ns;
     unsigned probe_failures_unhealthy; /* failures in a row that make it unhealthy; 0 = 1 */

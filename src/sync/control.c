@@ -678,14 +678,14 @@ static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sl
         return;
     }
     if (c->verdict_pending) {
-        if (now < c->changed_at + c->cooldown_ns) {
+        if (now < sluice__add_sat(c->changed_at, c->cooldown_ns)) {
             return;
         }
         if (verdict(c, st, h, now, w)) {
             return; /* the revert is this window's decision */
         }
     }
-    if (c->changed_at && now < c->changed_at + c->cooldown_ns) {
+    if (c->changed_at && now < sluice__add_sat(c->changed_at, c->cooldown_ns)) {
         return;
     }
     bool up_trigger = (w->util >= c->util_high || w->drops > 0) && now >= c->hold_until;
@@ -795,7 +795,7 @@ static void probe_collect(sluice_pool_control *c, uint64_t now)
         int r = atomic_load_explicit(&p->why, memory_order_relaxed);
         snprintf(why, sizeof why, "handed back (%s)", sluice_abandon_reason_name((sluice_abandon_reason)r));
         probe_result(c, false, 0, why);
-    } else if (now >= p->submitted_ns + c->probe_timeout_ns) {
+    } else if (now >= sluice__add_sat(p->submitted_ns, c->probe_timeout_ns)) {
         snprintf(why, sizeof why, "did not run within %.3fs", (double)c->probe_timeout_ns / 1e9);
         probe_result(c, false, 0, why);
     } else {
@@ -807,7 +807,7 @@ static void probe_collect(sluice_pool_control *c, uint64_t now)
 
 static void probe_submit(sluice_pool_control *c, uint64_t now)
 {
-    c->next_probe_ns = now + c->probe_every_ns;
+    c->next_probe_ns = sluice__add_sat(now, c->probe_every_ns); /* no maximum: UINT64_MAX = never again */
     sluice_pool_stats st;
     sluice_pool_stats_get(c->pool, &st);
     if (st.draining) {
@@ -829,7 +829,7 @@ static void probe_submit(sluice_pool_control *c, uint64_t now)
     sluice_submit_opts o = {0};
     o.label = "sluice-control-probe";
     o.on_abandon = probe_back;
-    o.deadline_ns = p->submitted_ns + c->probe_timeout_ns; /* queued too long: shed, a failure */
+    o.deadline_ns = sluice__add_sat(p->submitted_ns, c->probe_timeout_ns); /* queued too long: shed, a failure */
     o.submit_deadline_ns = p->submitted_ns + 1;            /* never wait for space */
     sluice_err err = sluice_pool_submit_ex(c->pool, probe_fn, p, &o);
     if (err != SLUICE_OK) {
@@ -899,9 +899,9 @@ uint64_t sluice_pool_control_tick(sluice_pool_control *c)
         c->prev = st;
         c->prev_hist = h;
     }
-    uint64_t next = c->last_decision_ns + c->interval_ns;
+    uint64_t next = sluice__add_sat(c->last_decision_ns, c->interval_ns);
     if (c->probe_every_ns) {
-        uint64_t p = c->probe ? c->probe->submitted_ns + c->probe_timeout_ns : c->next_probe_ns;
+        uint64_t p = c->probe ? sluice__add_sat(c->probe->submitted_ns, c->probe_timeout_ns) : c->next_probe_ns;
         next = p < next ? p : next;
     }
     pthread_mutex_unlock(&c->mu);
