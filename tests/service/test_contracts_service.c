@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "common/wait.h"
+#include "sync/bg_call.h"
 #include "sluice/lifecycle.h"
 #include "sluice/router.h"
 #include "sluice/service.h"
@@ -505,6 +506,90 @@ static void test_lifecycle_timeouts(void **state)
     sluice_pool_destroy(foreign);
 }
 
+/* A clock the test sets, counting its reads: a wait that polls it is seen
+ * polling, without any real time being measured. */
+typedef struct counting_clock {
+    sluice_clock clock;
+    _Atomic uint64_t now;
+    _Atomic uint64_t reads;
+} counting_clock;
+
+static uint64_t counting_now(void *ctx)
+{
+    counting_clock *c = ctx;
+    atomic_fetch_add(&c->reads, 1);
+    return atomic_load(&c->now);
+}
+
+typedef struct grace_case {
+    counting_clock *clk;
+    atomic_bool not_ready;
+    atomic_bool stopped;
+    _Atomic uint64_t stopped_at;
+    sluice_lifecycle *lc;
+    sluice_err result;
+} grace_case;
+
+static void grace_ready(void *user, bool ready)
+{
+    grace_case *g = user;
+    if (!ready) {
+        atomic_store(&g->not_ready, true);
+    }
+}
+
+static void grace_stop(void *user)
+{
+    grace_case *g = user;
+    atomic_store(&g->stopped_at, atomic_load(&g->clk->now));
+    atomic_store(&g->stopped, true);
+}
+
+static sluice_err grace_wait(void *arg)
+{
+    grace_case *g = arg;
+    return sluice_lifecycle_wait(g->lc, NULL);
+}
+
+/* A grace period at the top of its range waits (polling the clock) until
+ * the clock gets there; now + grace must not wrap to a time in the past
+ * and skip the grace. */
+static void test_lifecycle_grace_at_max(void **state)
+{
+    (void)state;
+    counting_clock clk = {.clock = {.now_ns = counting_now, .clock_ctx = &clk}};
+    atomic_init(&clk.now, 1000 * SLUICE_NS_PER_SEC);
+    atomic_init(&clk.reads, 0);
+    grace_case g = {.clk = &clk};
+    sluice_lifecycle_config cfg = {
+        .shutdown_grace_ns = UINT64_MAX - 1,
+        .set_ready = grace_ready,
+        .stop_producers = grace_stop,
+        .log = quiet,
+        .user = &g,
+        .no_signals = true,
+        .clock = &clk.clock,
+    };
+    assert_int_equal(sluice_lifecycle_start(&cfg, &g.lc), SLUICE_OK);
+    bg_call wait;
+    bg_call_start(&wait, grace_wait, &g);
+    sluice_lifecycle_shutdown(g.lc);
+    WAIT_FOR(atomic_load(&g.not_ready), "step 1, not ready");
+    uint64_t r0 = atomic_load(&clk.reads);
+    /* Either the grace is being waited out (the clock is polled) or it was
+     * skipped (the producers were stopped; the reads after that are few). */
+    WAIT_FOR(atomic_load(&g.stopped) || atomic_load(&clk.reads) >= r0 + 20, "the grace wait or its end");
+    if (atomic_load(&g.stopped)) {
+        fail_msg("a grace of UINT64_MAX - 1 ns ended at once (producers stopped at %llu ns, the start)",
+                 (unsigned long long)atomic_load(&g.stopped_at));
+    }
+    atomic_store(&clk.now, UINT64_MAX); /* the end of time: the grace is over */
+    assert_int_equal(bg_call_finish(&wait, "the sequence after the grace"), SLUICE_OK);
+    assert_true(atomic_load(&g.stopped));
+    assert_true(atomic_load(&g.stopped_at) == UINT64_MAX);
+    sluice_lifecycle_destroy(g.lc);
+}
+
 /* ---- router.h ------------------------------------------------------------------------- */
 
 /* Tier and tenant names at 255 bytes (kept, routed) and 256 (refused);
@@ -618,6 +703,7 @@ int main(void)
         cmocka_unit_test(test_service_refusals),
         cmocka_unit_test(test_service_thread_failures),
         cmocka_unit_test(test_lifecycle_timeouts),
+        cmocka_unit_test(test_lifecycle_grace_at_max),
         cmocka_unit_test(test_router_extremes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -229,6 +229,57 @@ static void test_control_pin_extremes(void **state)
     sluice_pool_destroy(pool);
 }
 
+/* Probes at the top of their ranges (neither has a maximum): a timeout of
+ * UINT64_MAX never expires a probe that ran (its pool deadline and its
+ * "did not run within" check must not wrap into the past), and a period
+ * of UINT64_MAX sends no second probe; tick's "next thing due" is never a
+ * time already past. */
+static void test_control_probe_extremes(void **state)
+{
+    (void)state;
+    sluice_fake_clock clk;
+    sluice_fake_clock_init(&clk, 1000 * SEC);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "probe_max";
+    pc.workers = 1;
+    pc.queue_capacity = 4;
+    pc.clock = &clk.clock;
+    sluice_pool *pool = NULL;
+    assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
+    sluice_pool_control_config cfg;
+    sluice_pool_control_config_init(&cfg);
+    cfg.probe_every_ns = UINT64_MAX;
+    cfg.probe_timeout_ns = UINT64_MAX;
+    cfg.probe_failures_unhealthy = 1;
+    sluice_pool_control *ctl = NULL;
+    char err[200];
+    assert_int_equal(sluice_pool_control_create(pool, &cfg, &ctl, err, sizeof err), SLUICE_OK);
+    uint64_t next = sluice_pool_control_tick(ctl); /* the baseline and the first probe */
+    assert_true(next >= sluice_clock_now(&clk.clock));
+    sluice_pool_control_stats cs;
+    WAIT_FOR((sluice_pool_control_tick(ctl), sluice_pool_control_stats_get(ctl, &cs), cs.probes >= 1),
+             "the first probe to be collected");
+    if (cs.probe_failures != 0 || !cs.healthy) {
+        fail_msg("a probe with a timeout of UINT64_MAX failed: %s", cs.probe_error);
+    }
+    for (int i = 0; i < 3; i++) {
+        sluice_fake_clock_advance(&clk, HOUR);
+        next = sluice_pool_control_tick(ctl);
+        uint64_t now = sluice_clock_now(&clk.clock);
+        if (next < now) {
+            fail_msg("tick %d: next due at %llu, before now %llu (a probe time wrapped)", i,
+                     (unsigned long long)next, (unsigned long long)now);
+        }
+    }
+    sluice_pool_control_stats_get(ctl, &cs);
+    assert_true(cs.healthy);
+    assert_int_equal(cs.probe_failures, 0);
+    assert_int_equal(cs.probes, 1); /* the period never came round again */
+    sluice_pool_control_destroy(ctl);
+    sluice_pool_destroy(pool);
+}
+
 /* ---- batcher.h ----------------------------------------------------------------------- */
 
 static gate bgate;
@@ -864,6 +915,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_control_check_matches_create),
         cmocka_unit_test(test_control_pin_extremes),
+        cmocka_unit_test(test_control_probe_extremes),
         cmocka_unit_test(test_batcher_config_extremes),
         cmocka_unit_test(test_batcher_flush),
         cmocka_unit_test(test_batcher_own_batch_edeadlk),
