@@ -839,9 +839,13 @@ static void test_dsem_recovery_after_long_outage(void **state)
     assert_int_equal(take_all(da, 5), 5);
     assert_int_equal(take_all(db, 5), 5);
     /* b first, so that no call of b's waits in the paused Redis's socket
-     * buffer to be run when it resumes. */
+     * buffer to be run when it resumes (it would renew b's membership on
+     * Redis's clock after the outage, and a would not be alone). Each pump
+     * sees the block within one 20 ms poll and closes its connection; the
+     * pumps are awaited, not slept for: a pump still forwarding when
+     * Redis is paused is what leaves such a call behind. */
     atomic_store(&px.blocked, true);
-    fixture_sleep_ms(100); /* the proxy's pumps see it within one poll */
+    assert_true(POLL(atomic_load(&px.pumps) == 0, 5000));
     redis_fixture_pause(&redis);
     sluice_cluster_heartbeat_now(a);
     sluice_cluster_heartbeat_now(b);
