@@ -290,7 +290,12 @@ SLUICE_API void sluice_dsem_destroy(sluice_dsem *ds);
 SLUICE_API sluice_err sluice_dsem_acquire(sluice_dsem *ds, sluice_ctx *ctx);
 
 /* sluice_dsem_try_acquire - as acquire, but never waits (it may still make
- * one Redis call to lease a block). SLUICE_EAGAIN when none is free. */
+ * one Redis call to lease a block). SLUICE_EAGAIN when none is free here:
+ * no permit of this replica's lease is free and it could not lease more
+ * without waiting, which includes the moment the cluster thread's own call
+ * for this semaphore (a renewal, every heartbeat) is in flight; Redis may
+ * have had room. A caller that must know retries, or uses acquire with a
+ * deadline. */
 SLUICE_API sluice_err sluice_dsem_try_acquire(sluice_dsem *ds);
 
 /* sluice_dsem_release - give one permit back (locally; Redis learns at the
