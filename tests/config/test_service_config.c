@@ -89,6 +89,14 @@ static sluice_service *quiet_service(sluice_config *cfg)
     return svc;
 }
 
+/* Make the empty file named by the mkstemp template path. */
+static void make_temp(char *path)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
 /* Replace the file at path with text (a reload's next file). */
 static void put_file(const char *path, const char *text)
 {
@@ -196,9 +204,7 @@ static void test_reload_reaches_pools_and_budget(void **state)
 {
     (void)state;
     char path[] = "/tmp/sluice-svc-reload-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+    make_temp(path);
     sluice_config *cfg = load(TWO_POOLS);
     sluice_service *svc = quiet_service(cfg);
     char err[1024];
@@ -238,9 +244,7 @@ static void test_control_reload(void **state)
 {
     (void)state;
     char path[] = "/tmp/sluice-svc-ctl-reload-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
+    make_temp(path);
     sluice_config *cfg = load("pools:\n"
                               "  - name: email\n    workers: 16\n    queue_capacity: 100\n"
                               "    concurrency_mode: gradient2\n    concurrency_max: 64\n"

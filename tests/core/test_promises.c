@@ -22,30 +22,16 @@
 #include <signal.h>
 
 #include "common/fault.h"
+#include "common/counting_clock.h"
 #include "common/pool.h"
 
 /* ---- a clock that counts its reads ------------------------------------------ */
-
-typedef struct counting_clock {
-    sluice_clock clock;
-    _Atomic uint64_t now;
-    _Atomic uint64_t reads;
-} counting_clock;
-
-static uint64_t counting_now(void *ctx)
-{
-    counting_clock *c = ctx;
-    atomic_fetch_add(&c->reads, 1);
-    return atomic_load(&c->now);
-}
 
 static counting_clock *counting_clock_new(uint64_t start)
 {
     counting_clock *c = calloc(1, sizeof *c);
     assert_non_null(c);
-    c->clock.now_ns = counting_now;
-    c->clock.clock_ctx = c;
-    atomic_store(&c->now, start);
+    counting_clock_init(c, start);
     return c;
 }
 

@@ -27,6 +27,7 @@
 
 #include <cmocka.h>
 
+#include "common/counting_clock.h"
 #include "common/wait.h"
 #include "sync/bg_call.h"
 #include "sluice/lifecycle.h"
@@ -107,7 +108,9 @@ static sluice_health_state check_fn(void *user, char *line, size_t len)
     check_user *u = user;
     atomic_fetch_add(&u->runs, 1);
     snprintf(line, len, "check %d", u->index);
-    return u->index % 3 == 0 ? SLUICE_HEALTH_OK : u->index % 3 == 1 ? SLUICE_HEALTH_DEGRADED : SLUICE_HEALTH_FAIL;
+    return u->index % 3 == 0   ? SLUICE_HEALTH_OK
+           : u->index % 3 == 1 ? SLUICE_HEALTH_DEGRADED
+                               : SLUICE_HEALTH_FAIL;
 }
 
 /* Writes a line longer than any it may keep. */
@@ -139,13 +142,13 @@ static void test_service_checks(void **state)
     assert_int_equal(sluice_service_add_check(svc, NULL, check_fn, &users[0]), SLUICE_EINVAL);
     assert_int_equal(sluice_service_add_check(svc, "x", NULL, &users[0]), SLUICE_EINVAL);
     assert_int_equal(sluice_service_add_check(NULL, "x", check_fn, &users[0]), SLUICE_EINVAL);
-    assert_int_equal(sluice_service_add_check(svc, name_of(name, SLUICE_SERVICE_CHECK_NAME_MAX + 1), check_fn,
-                                              &users[0]),
-                     SLUICE_EINVAL);
+    assert_int_equal(
+        sluice_service_add_check(svc, name_of(name, SLUICE_SERVICE_CHECK_NAME_MAX + 1), check_fn, &users[0]),
+        SLUICE_EINVAL);
     assert_int_equal(sluice_service_run_checks(svc, NULL, 0), 0);
-    assert_int_equal(sluice_service_add_check(svc, name_of(name, SLUICE_SERVICE_CHECK_NAME_MAX), check_fn,
-                                              &users[0]),
-                     SLUICE_OK);
+    assert_int_equal(
+        sluice_service_add_check(svc, name_of(name, SLUICE_SERVICE_CHECK_NAME_MAX), check_fn, &users[0]),
+        SLUICE_OK);
     assert_int_equal(sluice_service_add_check(svc, "again", check_fn, &users[0]), SLUICE_EBUSY);
     for (int i = 1; i < SLUICE_SERVICE_MAX_CHECKS; i++) {
         char n[16];
@@ -177,14 +180,16 @@ static void test_service_checks(void **state)
     assert_int_equal(sluice_service_remove_check(svc, &users[SLUICE_SERVICE_MAX_CHECKS]), SLUICE_ENOENT);
     assert_int_equal(sluice_service_remove_check(svc, &users[1]), SLUICE_OK);
     assert_int_equal(sluice_service_remove_check(svc, &users[1]), SLUICE_ENOENT);
-    assert_int_equal(sluice_service_run_checks(svc, res, SLUICE_SERVICE_MAX_CHECKS), SLUICE_SERVICE_MAX_CHECKS - 1);
+    assert_int_equal(sluice_service_run_checks(svc, res, SLUICE_SERVICE_MAX_CHECKS),
+                     SLUICE_SERVICE_MAX_CHECKS - 1);
     assert_int_equal(atomic_load(&users[1].runs), 1);
     assert_string_equal(res[1].name, "c2");
     assert_string_equal(res[SLUICE_SERVICE_MAX_CHECKS - 2].line, "check 7");
     /* Room again: one more fits, and a long line is cut, not overrun. */
     static int long_user;
     assert_int_equal(sluice_service_add_check(svc, "long", long_line_fn, &long_user), SLUICE_OK);
-    assert_int_equal(sluice_service_run_checks(svc, res, SLUICE_SERVICE_MAX_CHECKS), SLUICE_SERVICE_MAX_CHECKS);
+    assert_int_equal(sluice_service_run_checks(svc, res, SLUICE_SERVICE_MAX_CHECKS),
+                     SLUICE_SERVICE_MAX_CHECKS);
     assert_string_equal(res[SLUICE_SERVICE_MAX_CHECKS - 1].name, "long");
     assert_int_equal(strlen(res[SLUICE_SERVICE_MAX_CHECKS - 1].line), SLUICE_SERVICE_CHECK_LINE_MAX);
     assert_int_equal(sluice_service_run_checks(NULL, res, 1), 0);
@@ -451,7 +456,8 @@ static void test_lifecycle_timeouts(void **state)
         sluice_lifecycle_report rep;
         sluice_err r = run_sequence(&c, &g, &rep);
         if (r != SLUICE_ETIMEDOUT) {
-            fail_msg("round %d: the drain returned %s, want a 1 ns deadline's ETIMEDOUT", round, sluice_strerror(r));
+            fail_msg("round %d: the drain returned %s, want a 1 ns deadline's ETIMEDOUT", round,
+                     sluice_strerror(r));
         }
         assert_int_equal(rep.pool_count, 1);
         assert_int_equal(rep.pools[0].err, SLUICE_ETIMEDOUT);
@@ -459,7 +465,7 @@ static void test_lifecycle_timeouts(void **state)
         assert_int_equal(rep.handed_back, 2);
         assert_int_equal(atomic_load(&abandoned), 2);
         assert_int_equal(sluice_lifecycle_add_pool(c.lc, c.pool, 0), SLUICE_EBUSY); /* begun */
-        assert_int_equal(sluice_lifecycle_wait(c.lc, NULL), SLUICE_EBUSY);       /* twice */
+        assert_int_equal(sluice_lifecycle_wait(c.lc, NULL), SLUICE_EBUSY);          /* twice */
         sluice_lifecycle_destroy(c.lc);
         sluice_pool_destroy(c.pool); /* the held task saw should_stop */
         assert_int_equal(atomic_load(&g.timeouts), 0);
@@ -506,21 +512,6 @@ static void test_lifecycle_timeouts(void **state)
     sluice_pool_destroy(foreign);
 }
 
-/* A clock the test sets, counting its reads: a wait that polls it is seen
- * polling, without any real time being measured. */
-typedef struct counting_clock {
-    sluice_clock clock;
-    _Atomic uint64_t now;
-    _Atomic uint64_t reads;
-} counting_clock;
-
-static uint64_t counting_now(void *ctx)
-{
-    counting_clock *c = ctx;
-    atomic_fetch_add(&c->reads, 1);
-    return atomic_load(&c->now);
-}
-
 typedef struct grace_case {
     counting_clock *clk;
     atomic_bool not_ready;
@@ -557,9 +548,8 @@ static sluice_err grace_wait(void *arg)
 static void test_lifecycle_grace_at_max(void **state)
 {
     (void)state;
-    counting_clock clk = {.clock = {.now_ns = counting_now, .clock_ctx = &clk}};
-    atomic_init(&clk.now, 1000 * SLUICE_NS_PER_SEC);
-    atomic_init(&clk.reads, 0);
+    counting_clock clk;
+    counting_clock_init(&clk, 1000 * SLUICE_NS_PER_SEC);
     grace_case g = {.clk = &clk};
     sluice_lifecycle_config cfg = {
         .shutdown_grace_ns = UINT64_MAX - 1,
@@ -638,7 +628,7 @@ static void test_router_extremes(void **state)
 
     /* The tenant bound, at it and one past, split over two tiers. */
     size_t n = SLUICE_ROUTER_MAX_TENANTS + 1;
-    char (*names)[8] = malloc(n * sizeof *names);
+    char(*names)[8] = malloc(n * sizeof *names);
     const char **list_a = calloc(n + 1, sizeof *list_a), **list_b = calloc(2, sizeof *list_b);
     assert_non_null(names);
     assert_non_null(list_a);
@@ -697,14 +687,10 @@ int main(void)
     /* As a service does: block before any thread exists. */
     assert_int_equal(sluice_lifecycle_block_signals(), SLUICE_OK);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_service_checks),
-        cmocka_unit_test(test_service_readiness_weight),
-        cmocka_unit_test(test_service_control),
-        cmocka_unit_test(test_service_refusals),
-        cmocka_unit_test(test_service_thread_failures),
-        cmocka_unit_test(test_lifecycle_timeouts),
-        cmocka_unit_test(test_lifecycle_grace_at_max),
-        cmocka_unit_test(test_router_extremes),
+        cmocka_unit_test(test_service_checks),          cmocka_unit_test(test_service_readiness_weight),
+        cmocka_unit_test(test_service_control),         cmocka_unit_test(test_service_refusals),
+        cmocka_unit_test(test_service_thread_failures), cmocka_unit_test(test_lifecycle_timeouts),
+        cmocka_unit_test(test_lifecycle_grace_at_max),  cmocka_unit_test(test_router_extremes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
