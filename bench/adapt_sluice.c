@@ -255,6 +255,13 @@ SL_ADAPTER(bench_adapter_sluice_sharded, "sluice-sharded",
 SL_ADAPTER(bench_adapter_sluice_sharded_notiming, "sluice-sharded-notiming",
            "Sluice, sharded queue and timing_disabled = true (no-op workloads)",
            BENCH_F_SLUICE | BENCH_F_NOOP_ONLY, .timing = TIMING_OFF, .queue = SLUICE_QUEUE_SHARDED);
+SL_ADAPTER(bench_adapter_sluice_fifo_batch, "sluice-fifo-batch",
+           "Sluice, default config with queue_discipline = SLUICE_QUEUE_FIFO_BATCH: the FIFO ring, "
+           "workers claim runs of up to 32 tasks with one CAS when it is deep; BLOCK",
+           BENCH_F_SLUICE | BENCH_F_QUEUE, .queue = SLUICE_QUEUE_FIFO_BATCH);
+SL_ADAPTER(bench_adapter_sluice_fifo_batch_notiming, "sluice-fifo-batch-notiming",
+           "Sluice, fifo_batch queue and timing_disabled = true (no-op workloads)",
+           BENCH_F_SLUICE | BENCH_F_NOOP_ONLY, .timing = TIMING_OFF, .queue = SLUICE_QUEUE_FIFO_BATCH);
 SL_ADAPTER(bench_adapter_sluice_on_codel, "sluice-on-codel",
            "Sluice, default config with overload = codel, target never reached: the cost of stamping "
            "and judging every task (no-op workloads)",

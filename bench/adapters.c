@@ -11,8 +11,9 @@
 #ifdef BENCH_HAVE_SLUICE
 extern const bench_adapter bench_adapter_sluice, bench_adapter_sluice_notiming, bench_adapter_sluice_timeall,
     bench_adapter_sluice_sample64, bench_adapter_sluice_reject, bench_adapter_sluice_batch,
-    bench_adapter_sluice_sharded, bench_adapter_sluice_sharded_notiming, bench_adapter_sluice_on_codel,
-    bench_adapter_sluice_on_lifo, bench_adapter_sluice_on_control;
+    bench_adapter_sluice_sharded, bench_adapter_sluice_sharded_notiming, bench_adapter_sluice_fifo_batch,
+    bench_adapter_sluice_fifo_batch_notiming, bench_adapter_sluice_on_codel, bench_adapter_sluice_on_lifo,
+    bench_adapter_sluice_on_control;
 extern const bench_adapter bench_adapter_sluice_ov_fifo, bench_adapter_sluice_ov_codel,
     bench_adapter_sluice_ov_codel_rfc, bench_adapter_sluice_ov_lifo, bench_adapter_sluice_ov_both;
 #endif
@@ -33,6 +34,8 @@ const bench_adapter *const bench_adapters[] = {
     &bench_adapter_sluice_batch,
     &bench_adapter_sluice_sharded,
     &bench_adapter_sluice_sharded_notiming,
+    &bench_adapter_sluice_fifo_batch,
+    &bench_adapter_sluice_fifo_batch_notiming,
     &bench_adapter_sluice_on_codel,
     &bench_adapter_sluice_on_lifo,
     &bench_adapter_sluice_on_control,

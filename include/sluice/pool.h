@@ -48,8 +48,8 @@ typedef int (*sluice_task_fn)(void *arg);
 /* What a full queue does to a new submission. */
 #define SLUICE_OVERFLOW_MAP(XX)                                                                              \
     XX(BLOCK, "block")             /* wait for space (bounded by submit timeout / deadline) */               \
-    XX(REJECT, "reject")           /* return SLUICE_EFULL at once */                                          \
-    XX(CALLER_RUNS, "caller_runs") /* run the task on the submitting thread */                                \
+    XX(REJECT, "reject")           /* return SLUICE_EFULL at once */                                         \
+    XX(CALLER_RUNS, "caller_runs") /* run the task on the submitting thread */                               \
     XX(DROP_OLDEST, "drop_oldest") /* evict the oldest queued task to the abandon handler */
 
 typedef enum sluice_overflow {
@@ -61,9 +61,9 @@ typedef enum sluice_overflow {
 
 /* Why a task was handed back instead of run. Reasons start at 1. */
 #define SLUICE_ABANDON_REASON_MAP(XX)                                                                        \
-    XX(DROPPED, "dropped") /* evicted by DROP_OLDEST to make room */                                          \
-    XX(SHED, "shed")       /* deadline passed or context ended while queued, or CoDel shed it */              \
-    XX(DRAIN, "drain")     /* still queued when the drain deadline passed */                                  \
+    XX(DROPPED, "dropped") /* evicted by DROP_OLDEST to make room */                                         \
+    XX(SHED, "shed")       /* deadline passed or context ended while queued, or CoDel shed it */             \
+    XX(DRAIN, "drain")     /* still queued when the drain deadline passed */                                 \
     XX(DESTROY, "destroy") /* still queued when the pool was destroyed undrained */
 
 typedef enum sluice_abandon_reason {
@@ -77,8 +77,8 @@ typedef enum sluice_abandon_reason {
 /* How the opt-in fault guard treats SIGSEGV/SIGBUS/SIGFPE/SIGILL raised by
  * a task on one of this pool's workers (see sluice/fault.h). */
 #define SLUICE_FAULT_MODE_MAP(XX)                                                                            \
-    XX(OFF, "off")         /* no guard: the signal's default action (core dump) */                            \
-    XX(RERAISE, "reraise") /* log backtrace, count a panic, re-raise: the process dies with a core */         \
+    XX(OFF, "off")         /* no guard: the signal's default action (core dump) */                           \
+    XX(RERAISE, "reraise") /* log backtrace, count a panic, re-raise: the process dies with a core */        \
     XX(RECOVER, "recover") /* log, count, retire the faulting worker and replace it */
 
 typedef enum sluice_fault_mode {
@@ -132,13 +132,13 @@ SLUICE_API sluice_err sluice_fault_mode_parse(const char *text, sluice_fault_mod
  * CODEL keep the ring. With queue_discipline FAIR every mode composes with
  * the tenant queue: CoDel judges (and sheds) the task the weighted round
  * robin picked, counted against its tenant, and LIFO takes the newest task
- * of the tenant whose turn it is (the tenants' shares are unchanged). An overload pool stamps every task at submit (one
- * clock read), so it also times every task.
+ * of the tenant whose turn it is (the tenants' shares are unchanged). An overload pool stamps every task at
+ * submit (one clock read), so it also times every task.
  */
 #define SLUICE_OVERLOAD_MODE_MAP(XX)                                                                         \
-    XX(OFF, "off")               /* FIFO; a task is shed only by its own deadline or context */                \
-    XX(CODEL, "codel")           /* CoDel at the head of the FIFO */                                           \
-    XX(LIFO, "lifo")             /* adaptive LIFO, nothing shed */                                             \
+    XX(OFF, "off")               /* FIFO; a task is shed only by its own deadline or context */              \
+    XX(CODEL, "codel")           /* CoDel at the head of the FIFO */                                         \
+    XX(LIFO, "lifo")             /* adaptive LIFO, nothing shed */                                           \
     XX(CODEL_LIFO, "codel+lifo") /* adaptive LIFO, with CoDel shedding the oldest */
 
 typedef enum sluice_overload_mode {
@@ -227,13 +227,23 @@ SLUICE_API const char *sluice_event_kind_name(sluice_event_kind kind);
  * (sluice_pool_config.queue_discipline). */
 #define SLUICE_QUEUE_DISCIPLINE_MAP(XX)                                                                      \
     XX(FIFO, "fifo") /* one lock-free FIFO ring for every task: the default */                               \
-    XX(FAIR, "fair") /* one FIFO per tenant, served by weighted deficit round robin (sluice/tenant.h) */      \
-    XX(SHARDED, "sharded") /* a lock-free ring per shard, min(K, CPUs, 16) shards: pushes spread over  \
-                              them, each worker pops its home shard and steals from the others. For   \
-                              throughput pools that need no FIFO order across the pool: order holds   \
-                              within a shard only, DROP_OLDEST evicts the oldest task of one shard,   \
-                              adaptive LIFO is refused. Capacity, depth, drain, deadlines and the     \
-                              other overflow policies behave as with FIFO. */
+    XX(FAIR, "fair") /* one FIFO per tenant, served by weighted deficit round robin (sluice/tenant.h) */     \
+    XX(SHARDED, "sharded")       /* a lock-free ring per shard, min(K, CPUs, 16) shards: pushes spread over  \
+                                    them, each worker pops its home shard and steals from the others. For    \
+                                    throughput pools that need no FIFO order across the pool: order holds    \
+                                    within a shard only, DROP_OLDEST evicts the oldest task of one shard,    \
+                                    adaptive LIFO is refused. Capacity, depth, drain, deadlines and the      \
+                                    other overflow policies behave as with FIFO. */                          \
+    XX(FIFO_BATCH, "fifo_batch") /* the FIFO ring, where a worker that finds 16 or more tasks                \
+                                    queued claims a run of a quarter of them (at most 32) with               \
+                                    one CAS on the head and takes them one by one: one miss on               \
+                                    the shared head per run instead of per task. FIFO within a               \
+                                    run; across the pool a claimed task may start after newer                \
+                                    ones. Claimed tasks still count in queue_depth and occupy                \
+                                    their queue places, drain hands them back, and other workers             \
+                                    take over a run whose claimer is busy in a long task. A push             \
+                                    may report the queue full while a held run keeps places                  \
+                                    beyond it unused. Adaptive LIFO is refused. */
 
 typedef enum sluice_queue_discipline {
 #define SLUICE_QUEUE_ENUM_(id, name) SLUICE_QUEUE_##id,
@@ -255,7 +265,7 @@ typedef enum sluice_tenant_overflow {
         SLUICE_TENANT_OVERFLOW_COUNT_ /* not a policy; keep last */
 } sluice_tenant_overflow;
 
-/* Names ("fifo", "fair", "sharded"; "reject", "drop_oldest"; "unknown" outside the
+/* Names ("fifo", "fair", "sharded", "fifo_batch"; "reject", "drop_oldest"; "unknown" outside the
  * lists) and parsers, as for the enums above (src/base/enums.h). */
 SLUICE_API const char *sluice_queue_discipline_name(sluice_queue_discipline discipline);
 SLUICE_API sluice_err sluice_queue_discipline_parse(const char *text, sluice_queue_discipline *out);
@@ -395,7 +405,9 @@ typedef struct sluice_pool_config {
     /* The clock for deadlines, timeouts and expiry; NULL = system. */
     const sluice_clock *clock;
 
-    /* The queue's order: FIFO (default), FAIR per tenant, or SHARDED. A
+    /* The queue's order: FIFO (default), FAIR per tenant, SHARDED or
+     * FIFO_BATCH (see the list above). A FIFO_BATCH queue is the FIFO ring
+     * plus min(K at create, 16) 64-byte hands. A
      * FAIR queue is a mutex-guarded set of per-tenant FIFOs (about 80
      * bytes a slot, allocated at create) and stamps every task for the
      * per-tenant wait histograms; see sluice/tenant.h. A SHARDED queue is

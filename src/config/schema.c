@@ -71,6 +71,7 @@ static const char *const DISCIPLINE_NAMES[] = {
     [SLUICE_QUEUE_FIFO] = "fifo",
     [SLUICE_QUEUE_FAIR] = "fair",
     [SLUICE_QUEUE_SHARDED] = "sharded",
+    [SLUICE_QUEUE_FIFO_BATCH] = "fifo_batch",
 };
 static const char *const TENANT_OVERFLOW_NAMES[] = {
     [SLUICE_TENANT_OVERFLOW_REJECT] = "reject",
@@ -402,6 +403,9 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                         "served by weight: one tenant's flood cannot starve the others) or "
                                         "`sharded` (a ring per worker up to the CPU count, with stealing: "
                                         "arrival order only within a shard, for throughput pools; not with "
+                                        "`overload: lifo`) or `fifo_batch` (the `fifo` ring, where a worker "
+                                        "that finds the queue deep claims a run of up to 32 tasks at once: "
+                                        "arrival order within a run, for pools of short tasks; not with "
                                         "`overload: lifo`)"},
     [SLUICE_PK_TENANTS] = {.name = "tenants",
                            .type = SLUICE_CONFIG_TABLE,

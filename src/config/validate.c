@@ -283,12 +283,13 @@ static void validate_pool(const sluice_config *cfg, size_t i, cfg_errs *e)
                          path, (double)p->overload_interval_ns / 1e6, (double)p->overload_target_ns / 1e6);
     }
     if ((p->overload == SLUICE_OVERLOAD_LIFO || p->overload == SLUICE_OVERLOAD_CODEL_LIFO) &&
-        p->queue_discipline == SLUICE_QUEUE_SHARDED) {
+        (p->queue_discipline == SLUICE_QUEUE_SHARDED || p->queue_discipline == SLUICE_QUEUE_FIFO_BATCH)) {
         sluice__cfg_errf(
             e, SLUICE_EINVAL, pool_pos(p, SLUICE_PK_OVERLOAD),
-            "%s.overload: %s needs a queue that can serve its newest task; queue_discipline: sharded "
-            "serves shard by shard (codel composes with it; so does fair)",
-            path, sluice_overload_mode_name(p->overload));
+            "%s.overload: %s needs a queue that can serve its newest task; queue_discipline: %s "
+            "serves %s (codel composes with it; so does fair)",
+            path, sluice_overload_mode_name(p->overload), sluice_queue_discipline_name(p->queue_discipline),
+            p->queue_discipline == SLUICE_QUEUE_SHARDED ? "shard by shard" : "runs from the head");
     }
     if (p->overload_slough_ns && p->overload_slough_ns < p->overload_target_ns) {
         sluice__cfg_errf(

@@ -35,9 +35,9 @@ typedef struct sluice__task {
     sluice_task_fn fn;
     void *arg;
     const char *label;
-    sluice_ctx *ctx;      /* retained while queued; NULL if none */
-    uint64_t deadline_ns; /* 0: none */
-    uint64_t enqueue_ns;  /* 0: not sampled for timing */
+    sluice_ctx *ctx;                                  /* retained while queued; NULL if none */
+    uint64_t deadline_ns;                             /* 0: none */
+    uint64_t enqueue_ns;                              /* 0: not sampled for timing */
     void (*on_abandon)(const sluice_abandoned *task); /* NULL: the pool's handler */
     /* FAIR pools: the tenant (queue_fair.c). Kept last: the FIFO ring
      * stores tasks without it (its slots stay 64 bytes) and pops NULL. */
@@ -136,14 +136,34 @@ typedef struct sluice__queue_ops {
     sluice__qres (*evict)(void *q, const sluice__task *incoming, sluice__task *out);
     void (*finish)(void *q, const sluice__task *task, sluice__origin origin, sluice__outcome outcome,
                    int wait_bucket, uint64_t wait_ns);
-    sluice__qres (*pop_newest)(void *q, sluice__task *out); /* optional */
-    uint64_t (*oldest_ns)(void *q);                         /* optional */
+    sluice__qres (*pop_newest)(void *q, sluice__task *out);                           /* optional */
+    uint64_t (*oldest_ns)(void *q);                                                   /* optional */
     sluice__qres (*pop_finish)(void *q, const sluice__done *done, sluice__task *out); /* optional */
+    size_t (*fill)(void *q); /* optional: a cheaper depth for the hot checks (sluice__fill) */
 } sluice__queue_ops;
+
+/* The depth the per-task checks use (blocked submitters' low-water mark,
+ * the depth high-water mark, chain spawning): `fill` where the queue has
+ * one, else depth. fifo_batch's fill leaves out the tasks held in the
+ * workers' hands, which depth sums by reading every hand's line: read on
+ * every pop, that moved the hands between cores and cost ~150 ns a task
+ * (perf, spin-1us). The low-water protocol needs only that submitters and
+ * workers compare the same number, changed by the seq_cst head CAS. */
+static inline size_t sluice__fill(const struct sluice__queue_ops *ops, void *q)
+{
+    return ops->fill ? ops->fill(q) : ops->depth(q);
+}
 
 /* The bounded MPMC FIFO ring (queue_ring.c). */
 sluice_err sluice__ring_create(size_t capacity, void **out);
 extern const sluice__queue_ops sluice__ring_ops;
+
+/* The FIFO ring with deep-queue batch claims (queue_discipline
+ * fifo_batch; queue_ring.c, "Batch claims"): the ring plus min(workers,
+ * 16) hands, in which a worker holds a run of tasks claimed with one CAS.
+ * No evict (DROP_OLDEST pops, held tasks first), no pop_newest. */
+sluice_err sluice__ring_batch_create(size_t capacity, unsigned workers, void **out);
+extern const sluice__queue_ops sluice__ring_batch_ops;
 
 /* The sharded queue (queue_sharded.c): `shards` rings whose limits add
  * up to capacity; shards in 1..16 and <= capacity (SLUICE_EINVAL
@@ -381,21 +401,21 @@ struct sluice_pool {
     bool system_clock;
     void *q;
     const sluice__queue_ops *qops;
-    bool fair; /* qops is the fair queue: tasks carry a tenant */
+    bool fair;                         /* qops is the fair queue: tasks carry a tenant */
     struct sluice__overload *overload; /* CoDel / adaptive LIFO state (overload.c); NULL when off */
     size_t space_low; /* blocked submitters retry at this depth or below (pool.c, wait_for_space) */
 
     /* Hot, read by producers on every submit: kept on their own line. */
     SLUICE__ALIGNED _Atomic unsigned idle; /* workers parked or about to park (seq_cst, see worker.c) */
     _Atomic unsigned alive;                /* workers that may take tasks */
-    _Atomic unsigned starting;             /* of those, threads created that have not run chain_spawn (seq_cst) */
-    _Atomic unsigned capacity;             /* K */
-    _Atomic unsigned waiting;              /* submitters blocked for space (seq_cst) */
-    _Atomic unsigned slow_inside;          /* BLOCK submitters inside the full-queue path */
-    _Atomic unsigned caller_running;       /* CALLER_RUNS tasks running on submitters */
-    _Atomic bool destroy_started;          /* destroy has begun (read without mu) */
+    _Atomic unsigned starting;       /* of those, threads created that have not run chain_spawn (seq_cst) */
+    _Atomic unsigned capacity;       /* K */
+    _Atomic unsigned waiting;        /* submitters blocked for space (seq_cst) */
+    _Atomic unsigned slow_inside;    /* BLOCK submitters inside the full-queue path */
+    _Atomic unsigned caller_running; /* CALLER_RUNS tasks running on submitters */
+    _Atomic bool destroy_started;    /* destroy has begun (read without mu) */
     _Atomic bool closed;
-    _Atomic bool stop;             /* running tasks are asked to stop */
+    _Atomic bool stop; /* running tasks are asked to stop */
     /* 0 = timing off; else N (time 1 task in N) | SLUICE__TIMING_AUTO when
      * workers adapt N to the task length. One word, so a worker's CAS from
      * the value it read fails if the rate or the mode changed since. */
@@ -420,8 +440,8 @@ struct sluice_pool {
     _Atomic uint64_t started_workers;
     _Atomic uint64_t resize_events;
     _Atomic uint64_t init_failures;
-    _Atomic uint64_t start_failures;     /* spawns that failed (sluice__spawn_locked) */
-    _Atomic uint64_t start_fail_emitted; /* start_failures when the last event went out */
+    _Atomic uint64_t start_failures;      /* spawns that failed (sluice__spawn_locked) */
+    _Atomic uint64_t start_fail_emitted;  /* start_failures when the last event went out */
     _Atomic uint64_t start_fail_event_ns; /* pool clock time of that event (rate limit) */
     _Atomic int start_fail_errno;         /* errno of the latest pthread_create failure */
     _Atomic unsigned workers_hwm;
@@ -476,6 +496,10 @@ void sluice__spawn_for_work(struct sluice_pool *p, size_t want);
 unsigned sluice__wake(struct sluice_pool *p, unsigned n);
 void sluice__wake_all(struct sluice_pool *p);
 void sluice__notify_space(struct sluice_pool *p);
+/* Called by a worker that has just left tasks in its hand (fifo_batch):
+ * wakes a parked worker if one is parked and none spins (seq_cst reads
+ * after the claimer's seq_cst store of its hand; see queue_ring.c). */
+void sluice__after_claim(struct sluice_pool *p);
 /* Runs t on the calling submitter (CALLER_RUNS; counted in the caller
  * shard), or sheds it (deadline passed, context ended) to the abandon
  * handler on this thread. Returns true if t->fn ran. */

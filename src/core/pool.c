@@ -163,12 +163,13 @@ static sluice_err validate(const sluice_pool_config *cfg, char *errbuf, size_t e
                     (unsigned long long)target, (unsigned long long)cfg->overload_slough_ns);
     }
     if ((cfg->overload == SLUICE_OVERLOAD_LIFO || cfg->overload == SLUICE_OVERLOAD_CODEL_LIFO) &&
-        cfg->queue_discipline == SLUICE_QUEUE_SHARDED) {
-        return fail(
-            errbuf, errlen,
-            "overload: %s needs a queue that can serve its newest task; queue_discipline sharded serves "
-            "shard by shard (codel composes with it; so does fair)",
-            sluice_overload_mode_name(cfg->overload));
+        (cfg->queue_discipline == SLUICE_QUEUE_SHARDED || cfg->queue_discipline == SLUICE_QUEUE_FIFO_BATCH)) {
+        return fail(errbuf, errlen,
+                    "overload: %s needs a queue that can serve its newest task; queue_discipline %s serves "
+                    "%s (codel composes with it; so does fair)",
+                    sluice_overload_mode_name(cfg->overload),
+                    sluice_queue_discipline_name(cfg->queue_discipline),
+                    cfg->queue_discipline == SLUICE_QUEUE_SHARDED ? "shard by shard" : "runs from the head");
     }
     return sluice__fair_validate(cfg, errbuf, errlen);
 }
@@ -242,8 +243,10 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
      * locked deque. */
     bool lifo = cfg->overload == SLUICE_OVERLOAD_LIFO || cfg->overload == SLUICE_OVERLOAD_CODEL_LIFO;
     bool sharded = cfg->queue_discipline == SLUICE_QUEUE_SHARDED;
+    bool batch = cfg->queue_discipline == SLUICE_QUEUE_FIFO_BATCH;
     p->qops = p->fair   ? &sluice__fair_ops
               : sharded ? &sluice__sharded_ops
+              : batch   ? &sluice__ring_batch_ops
               : lifo    ? &sluice__deque_ops
                         : &sluice__ring_ops;
     atomic_init(&p->caller_shard.hists, sluice__hist_pair_new(p->nbounds));
@@ -263,8 +266,9 @@ sluice_err sluice_pool_create(const sluice_pool_config *cfg, sluice_pool **out, 
           : sharded
               ? sluice__sharded_create(cfg->queue_capacity,
                                        sluice__sharded_shards_for(cfg->queue_capacity, cfg->workers), &p->q)
-          : lifo ? sluice__deque_create(cfg->queue_capacity, &p->q)
-                 : sluice__ring_create(cfg->queue_capacity, &p->q);
+          : batch ? sluice__ring_batch_create(cfg->queue_capacity, cfg->workers, &p->q)
+          : lifo  ? sluice__deque_create(cfg->queue_capacity, &p->q)
+                  : sluice__ring_create(cfg->queue_capacity, &p->q);
     if (err) {
         /* Valid but too big to allocate (say, queue_capacity 2^32 from a
          * config file): name the field rather than return a bare ENOMEM. */
@@ -538,7 +542,7 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
      * paying for a sleep and a wake-up. */
     for (int i = 0; i < SUBMIT_SPIN_POLLS; i++) {
         sluice__cpu_relax();
-        if (p->qops->depth(p->q) <= p->space_low) {
+        if (sluice__fill(p->qops, p->q) <= p->space_low) {
             sluice__qres r = p->qops->push(p->q, t, NULL);
             if (r == SLUICE__Q_OK) {
                 sluice__spawn_for_work(p, 1);
@@ -559,7 +563,7 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
          * read here pair with a worker's pop (seq_cst head CAS) and its
          * read of `waiting` in notify_space: either this read sees the pop,
          * or that worker sees this waiter and signals under mu. */
-        if (last || p->qops->depth(p->q) <= p->space_low) {
+        if (last || sluice__fill(p->qops, p->q) <= p->space_low) {
             sluice__qres r = p->qops->push(p->q, t, NULL);
             if (r == SLUICE__Q_OK) {
                 break;
@@ -772,7 +776,7 @@ static sluice_err submit_task(sluice_pool *p, sluice_task_fn fn, void *arg, cons
               : p->qops->push(p->q, &t, &pos);
     if (r == SLUICE__Q_OK) {
         if (sampled && every > 1) {
-            sluice__max_z(&p->depth_hwm, p->qops->depth(p->q));
+            sluice__max_z(&p->depth_hwm, sluice__fill(p->qops, p->q));
         }
         if (notify) {
             /* seq_cst: idle pairs with park(), alive with an expiring

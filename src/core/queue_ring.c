@@ -67,6 +67,8 @@ typedef struct ring {
     uint64_t limit;                        /* the queue capacity the pool promised */
     uint64_t mask;                         /* cap - 1 when cap is a power of two, else 0 */
     ring_slot *slots;
+    struct hand *hands; /* fifo_batch only (see "Batch claims" below); NULL for a plain ring */
+    unsigned nhands;
 } ring;
 
 static inline ring_slot *slot_at(ring *r, uint64_t pos)
@@ -126,10 +128,15 @@ sluice_err sluice__ring_create(size_t capacity, void **out)
     return SLUICE_OK;
 }
 
+/* Polls of a slot that a pop has claimed but not emptied, before a push
+ * to a ring with batch claims calls the queue full (see ring_push). */
+#define HELD_SPINS 256u
+
 static sluice__qres ring_push(void *q, const sluice__task *task, uint64_t *pos_out)
 {
     ring *r = q;
     uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    unsigned held_spins = 0;
     for (;;) {
         if (pos & TAIL_CLOSED) {
             return SLUICE__Q_CLOSED;
@@ -163,6 +170,12 @@ static sluice__qres ring_push(void *q, const sluice__task *task, uint64_t *pos_o
              * out right now: wait for it. Otherwise the queue is full. */
             uint64_t head = atomic_load_explicit(&r->head, memory_order_seq_cst);
             if (pos - head >= r->limit) {
+                return SLUICE__Q_FULL;
+            }
+            /* With batch claims the slot may be held in a worker's hand
+             * (claimed, not yet taken) for as long as that worker's task
+             * runs: full for now, not a copy to wait out. */
+            if (r->hands && ++held_spins > HELD_SPINS) {
                 return SLUICE__Q_FULL;
             }
             sluice__cpu_relax();
@@ -269,6 +282,7 @@ static void ring_destroy(void *q)
 {
     ring *r = q;
     if (r) {
+        free(r->hands);
         free(r->slots);
         free(r);
     }
@@ -281,6 +295,319 @@ const sluice__queue_ops sluice__ring_ops = {
     .pending = ring_pending,
     .ready = ring_ready,
     .depth = ring_depth,
+    .pushed = ring_pushed,
+    .capacity = ring_capacity,
+    .destroy = ring_destroy,
+};
+
+/* ---- Batch claims: queue_discipline fifo_batch ---------------------------
+ *
+ * Why. Every pop of the plain ring starts with a CAS on `head`, the line the
+ * previous pop (on another core) just wrote: one cache miss per task before
+ * the task is read (docs/RATIONALE.md). Here a worker that finds the queue
+ * deep claims a run of n tasks (4..32, at most a quarter of what is queued)
+ * with ONE CAS on head and takes them one by one from its *hand*, a word on
+ * a line of its own: one head miss per run instead of per task.
+ *
+ * A hand is one 64-bit word: the position of the oldest task it holds (high
+ * 56 bits) and how many it holds (low 8 bits; 0 = empty). HAND_RESERVED
+ * (count bits all ones) marks a hand whose claimer is between its CAS on
+ * head and storing the run. Hands: min(K at create, 16); a worker's home
+ * hand is its slot index modulo that, so with more workers than hands some
+ * share one (correct, only less spread).
+ *
+ * The three guarantees that removed the first attempt (RATIONALE.md), and
+ * how they hold here:
+ *  1. Claimed tasks stay queued and counted. A claimed task stays in its
+ *     ring slot until it is taken (copied out and the slot freed) just
+ *     before it runs, so a held task still occupies its slot: the ring
+ *     never holds more than queue_capacity tasks, and `depth` is what the
+ *     ring holds below head plus every hand's count. (A push that meets a
+ *     held slot reports FULL rather than wait for it: while a run is held,
+ *     the queue can report full with up to that many places free further
+ *     on; docs/RATIONALE.md.)
+ *  2. A drain hands them back. pop from any thread that is not one of this
+ *     pool's workers between tasks (drain, destroy, DROP_OLDEST) takes the
+ *     hands' tasks, oldest first, before the ring's, and waits out a
+ *     RESERVED hand (a few instructions of the claimer's, no user code), so
+ *     drain's hand-back pops every claimed task: none is stranded in a hand.
+ *  3. A held task does not wait behind a long one. Any worker may take from
+ *     any hand (one CAS on the hand word, so each task is taken once). A
+ *     worker whose own hand is empty looks at the other hands before it
+ *     claims: a hand unchanged since that worker last looked (its owner has
+ *     not taken a task meanwhile: it is running a long one, or is stopped)
+ *     is taken over whole. A worker that finds the ring empty takes from
+ *     any hand. And a claimer that leaves tasks in its hand wakes a parked
+ *     worker if one is parked and none spins, as a push would. So a held
+ *     task waits at most for another worker to finish the run it holds.
+ *
+ * What it gives up: FIFO order is kept within a run, and across the pool up
+ * to the runs in hands (a task in one worker's hand can start after newer
+ * ones another worker claimed); adaptive LIFO (needs pop_newest) is refused
+ * at create, as for sharded.
+ *
+ * Parking (worker.c): `pending` reads head, tail and every hand seq_cst; a
+ * claim is a seq_cst CAS on head followed by a seq_cst store of the hand,
+ * after which the claimer reads `idle` (sluice__after_claim). A parking
+ * worker that missed the run in the hand is therefore seen by the claimer,
+ * which wakes it; a RESERVED hand counts as pending.
+ *
+ * Positions above 2^56 (at 10^8 tasks a second, 22 years of pushes) are not
+ * claimed: pops go one by one, as in the plain ring.
+ */
+
+#define HANDS_MAX 16u
+#define CLAIM_MIN 4u
+#define CLAIM_MAX 32u
+#define HAND_COUNT(w) ((unsigned)((w)&0xffu))
+#define HAND_POS(w) ((w) >> 8)
+#define HAND_WORD(pos, n) (((pos) << 8) | (uint64_t)(n))
+#define HAND_RESERVED UINT64_C(0xff)
+#define HAND_POS_LIMIT (UINT64_C(1) << 56)
+
+typedef struct hand {
+    SLUICE__ALIGNED _Atomic uint64_t word;
+} hand;
+
+_Static_assert(sizeof(hand) == SLUICE__CACHELINE, "a hand is one cache line");
+_Static_assert(CLAIM_MAX < 0xffu, "a hand's count fits below HAND_RESERVED");
+
+/* Per thread: the hands as this thread last saw them (the staleness test of
+ * guarantee 3), for the one batch ring it last popped. */
+static SLUICE__TLS const ring *tls_seen_ring;
+static SLUICE__TLS uint64_t tls_seen[HANDS_MAX];
+
+static inline bool hand_holds(uint64_t w)
+{
+    return w != 0 && w != HAND_RESERVED;
+}
+
+sluice_err sluice__ring_batch_create(size_t capacity, unsigned workers, void **out)
+{
+    sluice_err err = sluice__ring_create(capacity, out);
+    if (err) {
+        return err;
+    }
+    ring *r = *out;
+    unsigned n = workers ? workers : 1;
+    r->nhands = n > HANDS_MAX ? HANDS_MAX : n;
+    r->hands = aligned_alloc(SLUICE__CACHELINE, r->nhands * sizeof(hand));
+    if (!r->hands) {
+        ring_destroy(r);
+        *out = NULL;
+        return SLUICE_ENOMEM;
+    }
+    for (unsigned i = 0; i < r->nhands; i++) {
+        atomic_init(&r->hands[i].word, 0);
+    }
+    return SLUICE_OK;
+}
+
+/* Copies out the task at `pos`, which this thread has taken (claimed below
+ * tail, so its push has claimed the place and publishes it within a few
+ * instructions: invariant 2), and frees its slot. */
+static void take_slot(ring *r, uint64_t pos, sluice__task *out)
+{
+    ring_slot *s = slot_at(r, pos);
+    unsigned spins = 0;
+    while (seq_load(r, s, memory_order_acquire) != pos + 1) {
+        if (++spins > 64) {
+            sched_yield(); /* the producer was preempted between claim and publish */
+            spins = 0;
+        } else {
+            sluice__cpu_relax();
+        }
+    }
+    memcpy(out, s->task, RING_TASK_BYTES);
+    out->tenant = NULL;
+    SLUICE__ASSERT(out->fn != NULL);
+    seq_store(r, s, pos + r->cap, memory_order_release);
+}
+
+/* Takes the oldest task of hand h: true with its position in *pos. */
+static bool hand_take(hand *h, uint64_t *pos)
+{
+    uint64_t w = atomic_load_explicit(&h->word, memory_order_acquire);
+    while (hand_holds(w)) {
+        unsigned n = HAND_COUNT(w);
+        uint64_t next = n > 1 ? HAND_WORD(HAND_POS(w) + 1, n - 1) : 0;
+        if (atomic_compare_exchange_weak_explicit(&h->word, &w, next, memory_order_seq_cst,
+                                                  memory_order_acquire)) {
+            *pos = HAND_POS(w);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The home hand of the calling thread, or -1 when it is not one of this
+ * queue's pool's workers between tasks (drain, destroy, an evicting
+ * submitter, a task calling into its own pool): only a worker's loop
+ * claims runs. */
+static int home_of(ring *r)
+{
+    const sluice__run *run = sluice__tls_worker;
+    if (!run || run->pool->q != (void *)r || sluice__tls_frame) {
+        return -1;
+    }
+    return (int)(run->slot->index % r->nhands);
+}
+
+/* Takes the oldest task of the first hand that holds one. With `wait`, a
+ * RESERVED hand is waited out (its claimer stores the run within a few
+ * instructions), so no task moving from the ring to a hand is missed. */
+static bool take_any(ring *r, sluice__task *out, bool wait)
+{
+    for (unsigned i = 0; i < r->nhands; i++) {
+        uint64_t pos;
+        for (;;) {
+            if (hand_take(&r->hands[i], &pos)) {
+                take_slot(r, pos, out);
+                return true;
+            }
+            if (!wait || atomic_load_explicit(&r->hands[i].word, memory_order_acquire) != HAND_RESERVED) {
+                break;
+            }
+            sched_yield();
+        }
+    }
+    return false;
+}
+
+/* Guarantee 3: a hand that has not changed since this thread last looked
+ * is taken over whole into this thread's empty home hand (or, if that
+ * cannot be reserved, its oldest task is taken). */
+static bool take_stale(ring *r, unsigned home, sluice__task *out)
+{
+    if (tls_seen_ring != r) {
+        tls_seen_ring = r;
+        memset(tls_seen, 0, sizeof tls_seen);
+    }
+    for (unsigned i = 0; i < r->nhands; i++) {
+        if (i == home) {
+            continue;
+        }
+        uint64_t w = atomic_load_explicit(&r->hands[i].word, memory_order_acquire);
+        if (!hand_holds(w) || w != tls_seen[i]) {
+            tls_seen[i] = w;
+            continue;
+        }
+        tls_seen[i] = 0;
+        hand *mine = &r->hands[home];
+        uint64_t zero = 0;
+        if (atomic_compare_exchange_strong_explicit(&mine->word, &zero, HAND_RESERVED, memory_order_seq_cst,
+                                                    memory_order_relaxed)) {
+            if (atomic_compare_exchange_strong_explicit(&r->hands[i].word, &w, 0, memory_order_seq_cst,
+                                                        memory_order_relaxed)) {
+                unsigned n = HAND_COUNT(w);
+                atomic_store_explicit(&mine->word, n > 1 ? HAND_WORD(HAND_POS(w) + 1, n - 1) : 0,
+                                      memory_order_seq_cst);
+                take_slot(r, HAND_POS(w), out);
+                return true;
+            }
+            atomic_store_explicit(&mine->word, 0, memory_order_seq_cst);
+        }
+        uint64_t pos;
+        if (hand_take(&r->hands[i], &pos)) {
+            take_slot(r, pos, out);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Claims a run into the empty home hand h when the ring is deep, else pops
+ * one task as the plain ring does. */
+static sluice__qres claim_or_pop(ring *r, hand *h, sluice__task *out)
+{
+    uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed) & ~TAIL_CLOSED;
+    uint64_t quarter = tail > pos ? (tail - pos) / 4 : 0;
+    unsigned n = quarter > CLAIM_MAX ? CLAIM_MAX : (unsigned)quarter;
+    uint64_t zero = 0;
+    if (n >= CLAIM_MIN && pos + n < HAND_POS_LIMIT &&
+        atomic_compare_exchange_strong_explicit(&h->word, &zero, HAND_RESERVED, memory_order_seq_cst,
+                                                memory_order_relaxed)) {
+        if (atomic_compare_exchange_strong_explicit(&r->head, &pos, pos + n, memory_order_seq_cst,
+                                                    memory_order_relaxed)) {
+            /* Every claimed position is below the tail read above (tail
+             * only grows), so each is published or about to be. */
+            SLUICE__ASSERT(pos + n <= tail);
+            atomic_store_explicit(&h->word, HAND_WORD(pos + 1, n - 1), memory_order_seq_cst);
+            take_slot(r, pos, out);
+            sluice__after_claim(sluice__tls_worker->pool);
+            return SLUICE__Q_OK;
+        }
+        atomic_store_explicit(&h->word, 0, memory_order_seq_cst);
+    }
+    return ring_pop(r, out);
+}
+
+static sluice__qres batch_pop(void *q, sluice__task *out)
+{
+    ring *r = q;
+    int home = home_of(r);
+    if (home >= 0) {
+        uint64_t pos;
+        if (hand_take(&r->hands[home], &pos)) {
+            take_slot(r, pos, out);
+            return SLUICE__Q_OK;
+        }
+        if (r->nhands > 1 && take_stale(r, (unsigned)home, out)) {
+            return SLUICE__Q_OK;
+        }
+        if (claim_or_pop(r, &r->hands[home], out) == SLUICE__Q_OK) {
+            return SLUICE__Q_OK;
+        }
+        /* The ring is empty: help with any hand. A RESERVED one is not
+         * waited for: it counts as pending, so this worker looks again
+         * rather than park. */
+        return take_any(r, out, false) ? SLUICE__Q_OK : SLUICE__Q_EMPTY;
+    }
+    /* Not a worker between tasks: the held tasks first (they are older),
+     * then the ring, then the hands again, waiting out a claim in flight:
+     * a run claimed before the ring was found empty is in a hand by then. */
+    if (take_any(r, out, false) || ring_pop(r, out) == SLUICE__Q_OK || take_any(r, out, true)) {
+        return SLUICE__Q_OK;
+    }
+    return SLUICE__Q_EMPTY;
+}
+
+/* Tasks held in hands (a RESERVED hand counts as one: it is about to hold
+ * some, and `pending` must not miss it). */
+static uint64_t held(ring *r, memory_order mo, bool reserved_counts)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < r->nhands; i++) {
+        uint64_t w = atomic_load_explicit(&r->hands[i].word, mo);
+        n += hand_holds(w) ? HAND_COUNT(w) : (w == HAND_RESERVED && reserved_counts);
+    }
+    return n;
+}
+
+static bool batch_pending(void *q)
+{
+    return ring_pending(q) || held(q, memory_order_seq_cst, true) > 0;
+}
+
+static bool batch_ready(void *q)
+{
+    return ring_ready(q) || held(q, memory_order_relaxed, true) > 0;
+}
+
+static size_t batch_depth(void *q)
+{
+    return ring_depth(q) + (size_t)held(q, memory_order_seq_cst, false);
+}
+
+const sluice__queue_ops sluice__ring_batch_ops = {
+    .push = ring_push,
+    .pop = batch_pop,
+    .close = ring_close,
+    .pending = batch_pending,
+    .ready = batch_ready,
+    .depth = batch_depth,
+    .fill = ring_depth,
     .pushed = ring_pushed,
     .capacity = ring_capacity,
     .destroy = ring_destroy,

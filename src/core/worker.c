@@ -187,7 +187,8 @@ void sluice__notify_space(struct sluice_pool *p)
      * reads the depth (pool.c, wait_for_space). Blocked submitters are
      * signalled only at or below the low-water mark: one wake-up per
      * quarter of the queue, not one per task. */
-    if (atomic_load_explicit(&p->waiting, memory_order_seq_cst) > 0 && p->qops->depth(p->q) <= p->space_low) {
+    if (atomic_load_explicit(&p->waiting, memory_order_seq_cst) > 0 &&
+        sluice__fill(p->qops, p->q) <= p->space_low) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_signal(&p->cv_space);
         pthread_mutex_unlock(&p->mu);
@@ -244,8 +245,8 @@ void sluice__report_start_failure(struct sluice_pool *p)
         return;
     }
     /* One reporter per window: whoever moves `emitted` to the total. */
-    if (!atomic_compare_exchange_strong_explicit(&p->start_fail_emitted, &emitted, total, memory_order_relaxed,
-                                                 memory_order_relaxed)) {
+    if (!atomic_compare_exchange_strong_explicit(&p->start_fail_emitted, &emitted, total,
+                                                 memory_order_relaxed, memory_order_relaxed)) {
         return;
     }
     atomic_store_explicit(&p->start_fail_event_ns, now, memory_order_relaxed);
@@ -667,7 +668,8 @@ static void task_end(struct sluice_pool *p, sluice__run *r, sluice__task *t, slu
             /* Finished by this worker's next pop (or finish_deferred). */
             r->done = (sluice__done){t->tenant, outcome, wait_bucket, wait_ns};
         } else {
-            p->qops->finish(p->q, t, w ? SLUICE__FROM_POP : SLUICE__FROM_SUBMIT, outcome, wait_bucket, wait_ns);
+            p->qops->finish(p->q, t, w ? SLUICE__FROM_POP : SLUICE__FROM_SUBMIT, outcome, wait_bucket,
+                            wait_ns);
         }
     }
     if (w) {
@@ -846,8 +848,8 @@ static void chain_spawn(struct sluice_pool *p)
     sluice__gauge_dec(&p->starting);
     /* seq_cst: depth pairs with a submitter's push, capacity with a
      * resize's store (both then read `starting`). */
-    if (p->qops->depth(p->q) < 2 || atomic_load_explicit(&p->alive, memory_order_seq_cst) >=
-                                        atomic_load_explicit(&p->capacity, memory_order_seq_cst)) {
+    if (sluice__fill(p->qops, p->q) < 2 || atomic_load_explicit(&p->alive, memory_order_seq_cst) >=
+                                               atomic_load_explicit(&p->capacity, memory_order_seq_cst)) {
         return;
     }
     pthread_mutex_lock(&p->mu);
@@ -889,6 +891,11 @@ static void wake_next_if_queued(struct sluice_pool *p)
         atomic_load_explicit(&p->spinning, memory_order_seq_cst) == 0 && p->qops->pending(p->q)) {
         (void)sluice__wake(p, 1);
     }
+}
+
+void sluice__after_claim(struct sluice_pool *p)
+{
+    wake_next_if_queued(p);
 }
 
 /* Polls the queue while this worker is the pool's one spinner. Returns
@@ -1092,6 +1099,13 @@ static void *worker_main(void *arg)
     };
     worker_guarded(p, &run, &st);
     finish_deferred(p, &run);
+    /* A worker that leaves (retired, expired, a fault) may leave a run of
+     * claimed tasks in its hand (fifo_batch): make sure a worker comes for
+     * them, as a push would. Not on stop: the drain hands them back. */
+    if (p->qops == &sluice__ring_batch_ops && !atomic_load_explicit(&p->stop, memory_order_acquire) &&
+        p->qops->pending(p->q)) {
+        sluice__spawn_for_work(p, 1);
+    }
     reason = st.reason;
     counted_alive = st.counted_alive;
 

@@ -109,7 +109,7 @@ static void test_bad_input(void **state)
     (void)state;
     static const bad_case cases[] = {
         {POOL_HEAD "    queue_discipline: wfq\n",
-         "sluice.yaml:5:23: pools[0].queue_discipline: must be one of fifo, fair, sharded, got \"wfq\""},
+         "sluice.yaml:5:23: pools[0].queue_discipline: must be one of fifo, fair, sharded, fifo_batch, got \"wfq\""},
         {POOL_HEAD "    queue_discipline: fair\n    tenants: acme\n",
          "sluice.yaml:6:14: pools[0].tenants: must be a list of mappings (\"- name: ...\" items), got a "
          "scalar"},

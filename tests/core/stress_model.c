@@ -2,7 +2,7 @@
  * tests/core/stress_model.c - a model-based stress test of the pool.
  *
  * Each episode builds a pool with a random configuration (K, queue
- * capacity, FIFO or sharded queue, overflow policy, min_workers, prewarm, submit timeout and idle
+ * capacity, FIFO, sharded or fifo_batch queue, overflow policy, min_workers, prewarm, submit timeout and idle
  * expiry at their extremes too, the fault guard), runs 1-4 producer
  * threads that do random operations (submit, try_submit, submit_ex with
  * deadlines, submit deadlines, contexts live or cancelled and per-task
@@ -19,7 +19,8 @@
  *     it had one, else the pool's), with a reason that the model allows:
  *     DROPPED only under DROP_OLDEST; SHED only when its deadline had
  *     passed or its context had ended when it was handed back; DRAIN only
- *     when a drain with a finite timeout (not 0, not UINT64_MAX) timed out; DESTROY only without a drain that finished.
+ *     when a drain with a finite timeout (not 0, not UINT64_MAX) timed out; DESTROY only without a drain that
+ * finished.
  *   - refused: it never ran and was never handed back, and the error is
  *     one the policy and call allow (EFULL under REJECT or from a
  *     non-blocking BLOCK submit; ETIMEDOUT only with a finite timeout or
@@ -91,7 +92,8 @@ typedef struct episode {
     _Atomic int running_workers;
     _Atomic bool closing;
     _Atomic bool stop_producers;
-    _Atomic bool timeout_ever; /* the pool's submit timeout was finite (not 0, not UINT64_MAX) at some point */
+    _Atomic bool
+        timeout_ever; /* the pool's submit timeout was finite (not 0, not UINT64_MAX) at some point */
     _Atomic uint64_t ops;
     _Atomic uint64_t panics_seen;
     /* worker lifecycle, from events and hooks */
@@ -396,7 +398,10 @@ static void do_submit(episode *ep, uint64_t *g, bool nested)
             if (chance(g, 30)) {
                 r->has_deadline = true;
                 unsigned d = below(g, 4);
-                opts[i].deadline_ns = d == 0 ? 1 : d == 1 ? now + below(g, 300) * SLUICE_NS_PER_US : d == 2 ? UINT64_MAX : now;
+                opts[i].deadline_ns = d == 0   ? 1
+                                      : d == 1 ? now + below(g, 300) * SLUICE_NS_PER_US
+                                      : d == 2 ? UINT64_MAX
+                                               : now;
                 r->deadline_ns = opts[i].deadline_ns;
             }
             if (chance(g, 20)) {
@@ -577,7 +582,8 @@ static tallies check_tasks(episode *ep, bool drain_finished, sluice_err drain_rc
         if (r->rc == SLUICE_OK) {
             t.accepted++;
             if (ran + back != 1) {
-                violation(ep, "task %u (%s) accepted: ran %d, handed back %d", i, kind_name(r->kind), ran, back);
+                violation(ep, "task %u (%s) accepted: ran %d, handed back %d", i, kind_name(r->kind), ran,
+                          back);
                 continue;
             }
         } else {
@@ -603,7 +609,8 @@ static tallies check_tasks(episode *ep, bool drain_finished, sluice_err drain_rc
             bool caller = atomic_load(&r->ran_on_caller);
             t.on_caller += caller;
             if (caller && ep->cfg.overflow != SLUICE_OVERFLOW_CALLER_RUNS) {
-                violation(ep, "task %u ran on its submitter under %s", i, sluice_overflow_name(ep->cfg.overflow));
+                violation(ep, "task %u ran on its submitter under %s", i,
+                          sluice_overflow_name(ep->cfg.overflow));
             }
             switch (r->kind) {
             case K_FAIL:
@@ -716,8 +723,16 @@ static void run_episode(uint64_t seed, unsigned index)
         atomic_store(&ep->init_refuse_percent, !cfg->prewarm && chance(&g, 50) ? 10 : 0);
     }
     /* Drawn last, so older seeds keep their other choices. The model
-     * checks no order, so it holds for the sharded queue as it is. */
-    cfg->queue_discipline = chance(&g, 50) ? SLUICE_QUEUE_SHARDED : SLUICE_QUEUE_FIFO;
+     * checks no order, so it holds for the sharded and fifo_batch queues
+     * as they are. fifo_batch claims runs only from 16 queued tasks up,
+     * so its queues are drawn deep enough to claim. */
+    unsigned disc = below(&g, 3);
+    cfg->queue_discipline = disc == 0   ? SLUICE_QUEUE_FIFO
+                            : disc == 1 ? SLUICE_QUEUE_SHARDED
+                                        : SLUICE_QUEUE_FIFO_BATCH;
+    if (cfg->queue_discipline == SLUICE_QUEUE_FIFO_BATCH) {
+        cfg->queue_capacity = 16 + below(&g, 240);
+    }
     /* Faults only where the guard can catch them: on workers (not under
      * CALLER_RUNS, where a task may run on a producer) and not under TSan
      * (it cannot follow a siglongjmp out of a handler). */
@@ -730,8 +745,8 @@ static void run_episode(uint64_t seed, unsigned index)
     sluice_err crc = sluice_pool_create(cfg, &ep->p, err, sizeof err);
     atomic_store(&ep->live, crc == SLUICE_OK ? ep->p : NULL);
     if (crc != SLUICE_OK) {
-        fail_msg("episode %u seed %llu: create: %s: %s", index, (unsigned long long)seed, sluice_err_name(crc),
-                 err);
+        fail_msg("episode %u seed %llu: create: %s: %s", index, (unsigned long long)seed,
+                 sluice_err_name(crc), err);
     }
 
     unsigned nprod = 1 + below(&g, MAX_PRODUCERS);
@@ -744,7 +759,8 @@ static void run_episode(uint64_t seed, unsigned index)
     /* Shorter episodes under the sanitizers: more configurations per run. */
     uint64_t target = under_sanitizer() ? 20 + below(&g, 100) : 50 + below(&g, 600);
     unsigned ending = below(&g, 3);
-    uint64_t drain_timeout = (uint64_t[]){0, 1, SLUICE_NS_PER_MS, 10 * SLUICE_NS_PER_MS, UINT64_MAX}[below(&g, 5)];
+    uint64_t drain_timeout =
+        (uint64_t[]){0, 1, SLUICE_NS_PER_MS, 10 * SLUICE_NS_PER_MS, UINT64_MAX}[below(&g, 5)];
     uint64_t limit = real_now_ns() + SAFETY_NS;
     while (atomic_load(&ep->ops) < target && !atomic_load(&ep->stop_producers) && real_now_ns() < limit) {
         poll_pause();
@@ -807,7 +823,8 @@ static void run_episode(uint64_t seed, unsigned index)
                   (unsigned long long)atomic_load(&ep->finis));
     }
     if (atomic_load(&ep->inits_refused) != atomic_load(&ep->ev_exit_init_failed)) {
-        violation(ep, "%llu inits refused, %llu init-failed exits", (unsigned long long)atomic_load(&ep->inits_refused),
+        violation(ep, "%llu inits refused, %llu init-failed exits",
+                  (unsigned long long)atomic_load(&ep->inits_refused),
                   (unsigned long long)atomic_load(&ep->ev_exit_init_failed));
     }
     if (atomic_load(&ep->ev_start_failed) != 0) {
@@ -818,15 +835,16 @@ static void run_episode(uint64_t seed, unsigned index)
         check_counters(ep, &s, &t, &rep);
     }
     if (atomic_load(&ep->violations) > 0) {
-        fail_msg("episode %u (seed %llu; replay with SLUICE_MODEL_SEED=%llu): %d violation(s), first: %s\n"
-                 "  config: K=%u cap=%zu queue=%s policy=%s min=%u prewarm=%d timeout=%llu expiry=%llu faults=%d "
-                 "producers=%u ending=%u drain_timeout=%llu",
-                 index, (unsigned long long)seed, (unsigned long long)seed, atomic_load(&ep->violations),
-                 ep->first_violation, cfg->workers, cfg->queue_capacity,
-                 sluice_queue_discipline_name(cfg->queue_discipline), sluice_overflow_name(cfg->overflow),
-                 cfg->min_workers, (int)cfg->prewarm, (unsigned long long)cfg->submit_timeout_ns,
-                 (unsigned long long)cfg->idle_expiry_ns, (int)ep->faults_allowed, nprod, ending,
-                 (unsigned long long)drain_timeout);
+        fail_msg(
+            "episode %u (seed %llu; replay with SLUICE_MODEL_SEED=%llu): %d violation(s), first: %s\n"
+            "  config: K=%u cap=%zu queue=%s policy=%s min=%u prewarm=%d timeout=%llu expiry=%llu faults=%d "
+            "producers=%u ending=%u drain_timeout=%llu",
+            index, (unsigned long long)seed, (unsigned long long)seed, atomic_load(&ep->violations),
+            ep->first_violation, cfg->workers, cfg->queue_capacity,
+            sluice_queue_discipline_name(cfg->queue_discipline), sluice_overflow_name(cfg->overflow),
+            cfg->min_workers, (int)cfg->prewarm, (unsigned long long)cfg->submit_timeout_ns,
+            (unsigned long long)cfg->idle_expiry_ns, (int)ep->faults_allowed, nprod, ending,
+            (unsigned long long)drain_timeout);
     }
     pthread_mutex_destroy(&ep->mu);
     free(ep->recs);
