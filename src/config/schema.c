@@ -400,7 +400,7 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                     .default_value = "fifo",
                                     .doc =
                                         "`fifo` (one ring, arrival order), `fair` (a queue per tenant, "
-                                        "served by weight: one tenant's flood cannot starve the others) or "
+                                        "served by weight: one tenant's flood cannot starve the others), "
                                         "`sharded` (a ring per worker up to the CPU count, with stealing: "
                                         "arrival order only within a shard, for throughput pools; not with "
                                         "`overload: lifo`) or `fifo_batch` (the `fifo` ring, where a worker "
