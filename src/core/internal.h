@@ -411,6 +411,7 @@ struct sluice_pool {
     _Atomic unsigned starting;       /* of those, threads created that have not run chain_spawn (seq_cst) */
     _Atomic unsigned capacity;       /* K */
     _Atomic unsigned waiting;        /* submitters blocked for space (seq_cst) */
+    _Atomic bool space_signalled;    /* cv_space broadcast since a waiter last looked (seq_cst; worker.c) */
     _Atomic unsigned slow_inside;    /* BLOCK submitters inside the full-queue path */
     _Atomic unsigned caller_running; /* CALLER_RUNS tasks running on submitters */
     _Atomic bool destroy_started;    /* destroy has begun (read without mu) */

@@ -558,6 +558,11 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
     unsigned w = atomic_fetch_add_explicit(&p->waiting, 1, memory_order_seq_cst) + 1;
     sluice__max_u(&p->waiting_hwm, w);
     for (;;) {
+        /* Looking again: a worker's next pop at or below the low-water
+         * mark broadcasts again (sluice__notify_space). Cleared before the
+         * depth read below, under mu: a worker that still saw it set made
+         * its pop before that read, which then sees the pop. */
+        atomic_store_explicit(&p->space_signalled, false, memory_order_seq_cst);
         bool last = deadline && sluice__now(p) >= deadline;
         /* The seq_cst increment of `waiting` above and the seq_cst depth
          * read here pair with a worker's pop (seq_cst head CAS) and its
