@@ -242,8 +242,10 @@ SLUICE_API const char *sluice_event_kind_name(sluice_event_kind kind);
                                     ones. Claimed tasks still count in queue_depth and occupy                \
                                     their queue places, drain hands them back, and other workers             \
                                     take over a run whose claimer is busy in a long task. A push             \
-                                    may report the queue full while a held run keeps places                  \
-                                    beyond it unused. Adaptive LIFO is refused. */
+                                    (so REJECT, try_submit and DROP_OLDEST too) may find the                 \
+                                    queue full while a held run keeps places beyond it unused;               \
+                                    DROP_OLDEST then evicts the oldest task, the held one whose              \
+                                    place the push needs. Adaptive LIFO is refused. */
 
 typedef enum sluice_queue_discipline {
 #define SLUICE_QUEUE_ENUM_(id, name) SLUICE_QUEUE_##id,

@@ -828,7 +828,11 @@ static sluice_err submit_task(sluice_pool *p, sluice_task_fn fn, void *arg, cons
         }
     }
     if (!defer) {
-        sluice__max_z(&p->depth_hwm, p->qops->capacity(p->q));
+        /* Full means at capacity, except that fifo_batch reports full
+         * while a held run keeps places beyond it unused: count what is
+         * queued there (a slow path; depth reads every hand). */
+        sluice__max_z(&p->depth_hwm,
+                      p->qops == &sluice__ring_batch_ops ? p->qops->depth(p->q) : p->qops->capacity(p->q));
     }
     /* Make sure workers exist and are awake to drain it. */
     sluice__spawn_for_work(p, p->qops->capacity(p->q));
