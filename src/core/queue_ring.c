@@ -153,8 +153,11 @@ static sluice__qres ring_push(void *q, const sluice__task *task, uint64_t *pos_o
             if (atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + 1, memory_order_seq_cst,
                                                       memory_order_relaxed)) {
                 /* Invariants 1 and 4: head only grows, so a later read
-                 * can only make the difference smaller. */
-                SLUICE__ASSERT(pos + 1 - atomic_load_explicit(&r->head, memory_order_relaxed) <= r->limit);
+                 * can only make the difference smaller. Written without
+                 * the subtraction: with batch claims head may already be
+                 * past pos (a claim takes claimed-but-unpublished places
+                 * into a hand, and take_slot waits for them). */
+                SLUICE__ASSERT(pos + 1 <= atomic_load_explicit(&r->head, memory_order_relaxed) + r->limit);
                 memcpy(s->task, task, RING_TASK_BYTES);
                 /* Publish; pairs with the acquire load of seq in ring_pop. */
                 seq_store(r, s, pos + 1, memory_order_release);
@@ -676,9 +679,27 @@ static bool batch_ready(void *q)
     return ring_ready(q) || held(q, memory_order_relaxed, true) > 0;
 }
 
+/* depth and fill are snapshots summed from reads made one after another:
+ * a reader that stalls between its loads of head and tail (ring_depth), or
+ * between the ring and the hands while a claim moves a run from one to the
+ * other, adds counts from different moments and can report more than the
+ * queue ever held (core_fifo_batch's sampler saw 415 queued in a 256-place
+ * queue, and a queue_depth_hwm of 31,068 at capacity 64, from the fill the
+ * submit path records). The queue never holds more than its limit
+ * (guarantee 1), so the snapshot is capped there. */
+static size_t cap_at_limit(const ring *r, size_t n)
+{
+    return n > r->limit ? (size_t)r->limit : n;
+}
+
 static size_t batch_depth(void *q)
 {
-    return ring_depth(q) + (size_t)held(q, memory_order_seq_cst, false);
+    return cap_at_limit(q, ring_depth(q) + (size_t)held(q, memory_order_seq_cst, false));
+}
+
+static size_t batch_fill(void *q)
+{
+    return cap_at_limit(q, ring_depth(q));
 }
 
 const sluice__queue_ops sluice__ring_batch_ops = {
@@ -689,7 +710,7 @@ const sluice__queue_ops sluice__ring_batch_ops = {
     .ready = batch_ready,
     .evict = batch_evict,
     .depth = batch_depth,
-    .fill = ring_depth,
+    .fill = batch_fill,
     .pushed = ring_pushed,
     .capacity = ring_capacity,
     .destroy = ring_destroy,
