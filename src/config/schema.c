@@ -405,7 +405,8 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
                                         "arrival order only within a shard, for throughput pools; not with "
                                         "`overload: lifo`) or `fifo_batch` (the `fifo` ring, where a worker "
                                         "that finds the queue deep claims a run of up to 32 tasks at once: "
-                                        "arrival order within a run, for pools of short tasks; not with "
+                                        "arrival order within a run, for BLOCK pools of short tasks (a REJECT "
+                                        "pool near full refuses more: a held run keeps places unused); not with "
                                         "`overload: lifo`)"},
     [SLUICE_PK_TENANTS] = {.name = "tenants",
                            .type = SLUICE_CONFIG_TABLE,

@@ -271,7 +271,13 @@ static size_t ring_depth(void *q)
      * seq_cst load is a plain load. */
     uint64_t head = atomic_load_explicit(&r->head, memory_order_seq_cst);
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_seq_cst) & ~TAIL_CLOSED;
-    return tail > head ? (size_t)(tail - head) : 0;
+    /* A reader that stalls between the two loads sees a tail from later
+     * than its head and would report more than the ring ever held (seen:
+     * 271 queued at capacity 256, a queue_depth_hwm of 761 at 64, by
+     * core_fifo_batch's sampler on a plain FIFO pool). The ring never holds
+     * more than its limit (invariant 4): the snapshot is capped there. */
+    uint64_t d = tail > head ? tail - head : 0;
+    return (size_t)(d > r->limit ? r->limit : d);
 }
 
 static uint64_t ring_pushed(void *q)
