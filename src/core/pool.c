@@ -564,12 +564,14 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
          * its pop before that read, which then sees the pop. */
         atomic_store_explicit(&p->space_signalled, false, memory_order_seq_cst);
         bool last = deadline && sluice__now(p) >= deadline;
+        bool full_below_mark = false;
         /* The seq_cst increment of `waiting` above and the seq_cst depth
          * read here pair with a worker's pop (seq_cst head CAS) and its
          * read of `waiting` in notify_space: either this read sees the pop,
          * or that worker sees this waiter and signals under mu. */
         if (last || sluice__fill(p->qops, p->q) <= p->space_low) {
             sluice__qres r = p->qops->push(p->q, t, NULL);
+            full_below_mark = r == SLUICE__Q_FULL;
             if (r == SLUICE__Q_OK) {
                 break;
             }
@@ -598,6 +600,19 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
             break;
         }
         uint64_t until = deadline;
+        if (full_below_mark && p->system_clock) {
+            /* Full below the low-water mark: a fifo_batch run holds the
+             * place this push needs. The take that frees it is a release
+             * store, not the seq_cst head CAS the handshake above pairs
+             * with, so its worker's read of `waiting` may miss this waiter
+             * (store buffering); look again within 1 ms rather than rely on
+             * a later pop's broadcast. Only in that state: no cost
+             * otherwise. */
+            uint64_t soon = sluice__add_sat(sluice__now(p), SLUICE_NS_PER_MS);
+            if (until == 0 || soon < until) {
+                until = soon;
+            }
+        }
         if (ctx) {
             /* Poll the context every 5 ms: cancel callbacks would need a
              * lifetime guarantee we cannot give a blocked submitter. */
