@@ -250,6 +250,22 @@ static void test_depth_counts_held(void **state)
     tally_free(t);
 }
 
+/* K=2: both workers blocked in gate tasks (gb's tracked or not), then the
+ * lead-in, the long task and `marks` marked tasks queued; A is let go and
+ * claims a run holding the long task, and is blocked in it on return. */
+static void a_holds_run_b_blocked(sluice_pool *p, gate *ga, gate *gb, bool gb_tracked, gate *longg,
+                                  unsigned marks)
+{
+    submit_gate(p, ga, false);
+    submit_gate(p, gb, gb_tracked);
+    GATE_WAIT_ENTERED(ga, 1);
+    GATE_WAIT_ENTERED(gb, 1);
+    submit_lead_in_and_long(p, longg);
+    submit_marks(p, mark_task, 1, marks);
+    gate_open(ga);
+    GATE_WAIT_ENTERED(longg, 1);
+}
+
 /* K=2: worker A holds a run and is blocked in its long task; depth is
  * exact; then worker B is let go and takes every other task, the ones in
  * A's hand too, while A stays blocked. */
@@ -265,15 +281,7 @@ static void test_depth_counts_held_two_workers(void **state)
     batch_config(&cfg, "depth2", 2, 64, t);
     sluice_pool *p;
     CREATE_POOL(&cfg, &p);
-    submit_gate(p, ga, false);
-    submit_gate(p, gb, false);
-    GATE_WAIT_ENTERED(ga, 1);
-    GATE_WAIT_ENTERED(gb, 1);
-    submit_lead_in_and_long(p, longg);
-    submit_marks(p, mark_task, 1, 54);
-
-    gate_open(ga);
-    GATE_WAIT_ENTERED(longg, 1);
+    a_holds_run_b_blocked(p, ga, gb, false, longg, 54);
     assert_int_equal(stats_now(p).queue_depth, 54);
     assert_true(held_now(p) > 0);
 
@@ -374,14 +382,7 @@ static void test_drain_deadline_hands_back_held(void **state)
     batch_config(&cfg, "drain", 2, 1024, t);
     sluice_pool *p;
     CREATE_POOL(&cfg, &p);
-    submit_gate(p, ga, false);
-    submit_gate(p, gb, true);
-    GATE_WAIT_ENTERED(ga, 1);
-    GATE_WAIT_ENTERED(gb, 1);
-    submit_lead_in_and_long(p, longg);
-    submit_marks(p, mark_task, 1, 190);
-    gate_open(ga);
-    GATE_WAIT_ENTERED(longg, 1);
+    a_holds_run_b_blocked(p, ga, gb, true, longg, 190);
     size_t held = held_now(p);
     assert_true(held > 0);
     assert_int_equal(stats_now(p).queue_depth, 190);
