@@ -134,7 +134,7 @@ EOF
         fail "clean JSON report"
     run "$S" lint --list-rules
     expect_rc 0 "--list-rules"
-    [ "$(wc -l <"$TMP/out")" -eq 15 ] || fail "--list-rules: want 15 rules"
+    [ "$(wc -l <"$TMP/out")" -eq 16 ] || fail "--list-rules: want 16 rules"
     ;;
 rules_promtool)
     need promtool

@@ -73,7 +73,8 @@ static void quoting(void **state)
     ops_buf_free(&b);
     char a[64];
     assert_string_equal(ops_runbook_anchor("PoolSaturated", "push", a, sizeof a), "poolsaturated-push");
-    assert_string_equal(ops_runbook_anchor("PoolPanic", "eu.push:v2", a, sizeof a), "poolpanic-eu_2epush_3av2");
+    assert_string_equal(ops_runbook_anchor("PoolPanic", "eu.push:v2", a, sizeof a),
+                        "poolpanic-eu_2epush_3av2");
     /* Names that differ only in punctuation or case get distinct anchors. */
     static const char *const near[] = {"a.b", "a:b", "a-b", "A-b", "a_b", "a__b", "a_5fb", "a-_b"};
     char seen[sizeof near / sizeof near[0]][64];
@@ -163,8 +164,8 @@ static void lint_clean(void **state)
     lint_ids("service:\n  name: svc\n  runbook_base_url: ops/runbook.md\npools:\n" POOL_OK("a"), 4, 1, ids,
              sizeof ids);
     assert_string_equal(ids, "-/runbook-url");
-    lint_ids("service:\n  name: svc\n  runbook_base_url: https://r.example/rb.md\npools:\n" POOL_OK("a"), 4, 1,
-             ids, sizeof ids);
+    lint_ids("service:\n  name: svc\n  runbook_base_url: https://r.example/rb.md\npools:\n" POOL_OK("a"), 4,
+             1, ids, sizeof ids);
     assert_string_equal(ids, "");
 }
 
@@ -196,11 +197,36 @@ static void lint_each_rule(void **state)
     assert_string_equal(ids, "p/drain-vs-grace q/drain-vs-grace");
     /* Submit timeout vs caller deadline: missing, too long, fine, and
      * irrelevant for a rejecting pool. */
-    lint_ids(SERVICE_OK "pools:\n" POOL_BARE("a") "    caller_deadline: 1s\n" POOL_BARE("b")
-                 "    caller_deadline: 1s\n    submit_timeout: 1s\n" POOL_BARE("c")
-                     "    caller_deadline: 1s\n    submit_timeout: 250ms\n" POOL_BARE("d")
-                         "    caller_deadline: 1s\n    overflow: reject\n",
-             4, 1, ids, sizeof ids);
+    lint_ids(
+        SERVICE_OK "pools:\n" POOL_BARE(
+            "a") "    caller_deadline: 1s\n" POOL_BARE("b") "    caller_deadline: 1s\n    submit_timeout: "
+                                                            "1s\n" POOL_BARE("c") "    caller_deadline: 1s\n "
+                                                                                  "   submit_timeout: "
+                                                                                  "250ms\n" POOL_BARE("d") " "
+                                                                                                           " "
+                                                                                                           " "
+                                                                                                           " "
+                                                                                                           "c"
+                                                                                                           "a"
+                                                                                                           "l"
+                                                                                                           "l"
+                                                                                                           "e"
+                                                                                                           "r"
+                                                                                                           "_"
+                                                                                                           "d"
+                                                                                                           "e"
+                                                                                                           "a"
+                                                                                                           "d"
+                                                                                                           "l"
+                                                                                                           "i"
+                                                                                                           "n"
+                                                                                                           "e"
+                                                                                                           ":"
+                                                                                                           " "
+                                                                                                           "1"
+                                                                                                           "s"
+                                                                                                           "\n    overflow: reject\n",
+        4, 1, ids, sizeof ids);
     assert_string_equal(ids, "a/submit-timeout-vs-deadline b/submit-timeout-vs-deadline");
     /* CPU-bound K above the CPU count. */
     lint_ids(SERVICE_OK "pools:\n  - name: c\n    workers: 9\n    rationale: cores\n    queue_capacity: 10\n"
@@ -211,6 +237,17 @@ static void lint_each_rule(void **state)
                         "    kind: cpu\n    fault_policy: recover\n    overflow: reject\n",
              8, 1, ids, sizeof ids);
     assert_string_equal(ids, "");
+    /* fifo_batch wants BLOCK: every other policy is a finding, plain fifo
+     * with any policy is not. */
+    lint_ids(SERVICE_OK "pools:\n" POOL_OK(
+                 "b") "    queue_discipline: fifo_batch\n"
+                      "  - name: r\n    workers: 2\n    rationale: cores\n    queue_capacity: 64\n"
+                      "    kind: cpu\n    fault_policy: recover\n    overflow: reject\n"
+                      "    queue_discipline: fifo_batch\n"
+                      "  - name: f\n    workers: 2\n    rationale: cores\n    queue_capacity: 64\n"
+                      "    kind: cpu\n    fault_policy: recover\n    overflow: reject\n",
+             8, 1, ids, sizeof ids);
+    assert_string_equal(ids, "r/batch-blocks");
 }
 
 /* The rules of issue 15: unbounded blocking submits, a drain_timeout the
@@ -220,12 +257,14 @@ static void lint_sharper_rules(void **state)
 {
     (void)state;
     char ids[1024];
-    lint_ids(SERVICE_OK "pools:\n" POOL_BARE("blk") POOL_BARE("ddl") "    caller_deadline: 2s\n"
-                        "    submit_timeout: 500ms\n" POOL_BARE("rej") "    overflow: reject\n",
+    lint_ids(SERVICE_OK "pools:\n" POOL_BARE("blk")
+                 POOL_BARE("ddl") "    caller_deadline: 2s\n"
+                                  "    submit_timeout: 500ms\n" POOL_BARE("rej") "    overflow: reject\n",
              4, 1, ids, sizeof ids);
     assert_string_equal(ids, "blk/block-bounded");
     /* drain_timeout above the 20s budget; equal to it is fine. */
-    lint_ids(SERVICE_OK "pools:\n" POOL_OK("a") "    drain_timeout: 25s\n" POOL_OK("b") "    drain_timeout: 20s\n",
+    lint_ids(SERVICE_OK
+             "pools:\n" POOL_OK("a") "    drain_timeout: 25s\n" POOL_OK("b") "    drain_timeout: 20s\n",
              4, 1, ids, sizeof ids);
     assert_string_equal(ids, "a/drain-timeout-vs-budget");
     /* 50M slots (the reference text's "just make the queue huge") against
@@ -239,22 +278,27 @@ static void lint_sharper_rules(void **state)
     /* kind: memory: task_memory must be declared, and K x task_memory stay
      * under half of the 1 GiB limit (8 x 64Mi = 512Mi is exactly half: fine;
      * 9 x 64Mi is not). */
-#define MEM_POOL(n, k, extra)                                                                                    "  - name: " n "\n    workers: " k "\n    rationale: r\n    queue_capacity: 10\n    kind: memory\n"         "    fault_policy: reraise\n    submit_timeout: 100ms\n" extra
+#define MEM_POOL(n, k, extra)                                                                                \
+    "  - name: " n "\n    workers: " k "\n    rationale: r\n    queue_capacity: 10\n    kind: memory\n"      \
+    "    fault_policy: reraise\n    submit_timeout: 100ms\n" extra
     lint_ids(SERVICE_OK "pools:\n" MEM_POOL("none", "4", "") MEM_POOL("half", "8", "    task_memory: 64Mi\n")
-                 MEM_POOL("over", "9", "    task_memory: 64Mi\n") MEM_POOL("bytes", "2", "    task_memory: 1000\n"),
+                 MEM_POOL("over", "9", "    task_memory: 64Mi\n")
+                     MEM_POOL("bytes", "2", "    task_memory: 1000\n"),
              4, 1, ids, sizeof ids);
     assert_string_equal(ids, "none/memory-bound-k over/memory-bound-k");
     /* The key takes byte units and refuses anything else. */
     {
         sluice_config *bad = NULL;
         char err[512];
-        static const char y[] = "pools:\n  - name: p\n    workers: 1\n    queue_capacity: 1\n    task_memory: 64MB\n";
+        static const char y[] =
+            "pools:\n  - name: p\n    workers: 1\n    queue_capacity: 1\n    task_memory: 64MB\n";
         sluice_config_load_opts lo = {0};
         lo.no_env = true;
         assert_int_not_equal(sluice_config_load_string(y, strlen(y), "t.yaml", &lo, &bad, err, sizeof err),
                              SLUICE_OK);
         assert_non_null(strstr(err, "t.yaml:5:18: pools[0].task_memory: not a byte count"));
-        sluice_config *good = load("pools:\n  - name: p\n    workers: 1\n    queue_capacity: 1\n    task_memory: 3Gi\n");
+        sluice_config *good =
+            load("pools:\n  - name: p\n    workers: 1\n    queue_capacity: 1\n    task_memory: 3Gi\n");
         assert_int_equal(sluice_config_pool_ops(&good->pools[0])->task_memory, (size_t)3 << 30);
         sluice_config_free(good);
     }
@@ -264,10 +308,17 @@ static void lint_sharper_rules(void **state)
     /* A p99 threshold at or above the largest default bucket (6.5536s)
      * can never fire; below it, or with larger buckets, it can. Timing off
      * silences both timing alerts. */
-    lint_ids(SERVICE_OK "pools:\n" POOL_OK("slow") "    alert_slow_task_p99: 10s\n" POOL_OK("wait")
-                        "    alert_submit_wait_p99: 7s\n" POOL_OK("ok") "    alert_slow_task_p99: 6s\n"
-                            POOL_OK("big") "    alert_slow_task_p99: 10s\n    histogram_buckets: [1, 5, 30]\n"
-                                POOL_OK("off") "    timing: false\n",
+    lint_ids(SERVICE_OK "pools:\n" POOL_OK("slow") "    alert_slow_task_p99: 10s\n" POOL_OK(
+                 "wait") "    alert_submit_wait_p99: 7s\n" POOL_OK("ok") "    alert_slow_task_p99: "
+                                                                         "6s\n" POOL_OK("big") "    "
+                                                                                               "alert_slow_"
+                                                                                               "task_p99: "
+                                                                                               "10s\n    "
+                                                                                               "histogram_"
+                                                                                               "buckets: [1, "
+                                                                                               "5, "
+                                                                                               "30]"
+                                                                                               "\n" POOL_OK("off") "    timing: false\n",
              4, 1, ids, sizeof ids);
     assert_string_equal(ids, "off/alert-thresholds slow/alert-thresholds wait/alert-thresholds");
 }

@@ -38,17 +38,24 @@ const ops_lint_rule ops_lint_rules[] = {
                          "share in `downstream_budget`"},
     {"downstream-total", "the shares of a downstream add up to no more than its total_limit"},
     {"cpu-bound-k", "a CPU-bound pool has no more workers than CPUs"},
-    {"block-bounded", "a blocking pool bounds how long a submit may wait (`submit_timeout` or `caller_deadline`)"},
-    {"drain-timeout-vs-budget", "a pool's drain_timeout is not above the service's drain_budget (it would be cut "
-                                "to the budget without a word)"},
+    {"block-bounded",
+     "a blocking pool bounds how long a submit may wait (`submit_timeout` or `caller_deadline`)"},
+    {"drain-timeout-vs-budget",
+     "a pool's drain_timeout is not above the service's drain_budget (it would be cut "
+     "to the budget without a word)"},
     {"queue-memory", "the queues' memory (allocated and touched at start) fits the memory limit: each pool's "
                      "under a quarter of it, all pools' under half"},
-    {"memory-bound-k", "a `kind: memory` pool declares `task_memory`, and K x task_memory stays under half the "
-                       "memory limit"},
-    {"runbook-url", "`service.runbook_base_url`, when given, is an absolute URL, so the alerts' runbook links open from "
-                    "Alertmanager and chat"},
+    {"memory-bound-k",
+     "a `kind: memory` pool declares `task_memory`, and K x task_memory stays under half the "
+     "memory limit"},
+    {"runbook-url",
+     "`service.runbook_base_url`, when given, is an absolute URL, so the alerts' runbook links open from "
+     "Alertmanager and chat"},
     {"alert-thresholds", "timing alerts can fire: timing is on, and each threshold is below the histogram's "
                          "largest finite bucket"},
+    {"batch-blocks",
+     "a `queue_discipline: fifo_batch` pool blocks when full (`overflow: block`): a claimed run "
+     "can make its queue report full early"},
     {NULL, NULL},
 };
 
@@ -152,8 +159,9 @@ static void check_service(const sluice_config *cfg, const ops_lint_opts *o, ops_
     const sluice_config_service *s = &cfg->service;
     uint64_t grace = grace_of(cfg, o);
     if (grace && s->shutdown_grace_ns + s->drain_budget_ns >= grace) {
-        const sluice_config_pos *pos =
-            s->pos[SLUICE_SK_DRAIN_BUDGET].line ? &s->pos[SLUICE_SK_DRAIN_BUDGET] : &s->pos[SLUICE_SK_ORCHESTRATOR_GRACE];
+        const sluice_config_pos *pos = s->pos[SLUICE_SK_DRAIN_BUDGET].line
+                                           ? &s->pos[SLUICE_SK_DRAIN_BUDGET]
+                                           : &s->pos[SLUICE_SK_ORCHESTRATOR_GRACE];
         add(out, NULL, "drain-vs-grace", pos,
             "lower service.drain_budget (or shutdown_grace) so that their sum stays below "
             "orchestrator_grace, "
@@ -171,7 +179,8 @@ static void check_service(const sluice_config *cfg, const ops_lint_opts *o, ops_
     ops_slo sslo = ops_service_slo(cfg);
     if (ops_service_slo_problem(cfg, &sslo, why, sizeof why))
         add(out, NULL, "alert-thresholds", NULL,
-            "set service slo_latency to a bound every pool's histogram has (the default buckets share theirs), "
+            "set service slo_latency to a bound every pool's histogram has (the default buckets share "
+            "theirs), "
             "and keep timing on in every pool",
             "%s", why);
     /* Unset is the documented default (a path relative to the repository,
@@ -298,10 +307,11 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
             total *= pods;
             if (!share)
                 add(out, n, "downstream-share", kpos(p, SLUICE_PK_DOWNSTREAM),
-                    from_budget ? "add this service to the shares of the budget file (agreed with the "
-                                  "downstream's owner), or set cluster.service to the name it has there"
-                                : "add this service to the downstream's shares in downstream_budget (agreed with "
-                                  "its owner)",
+                    from_budget
+                        ? "add this service to the shares of the budget file (agreed with the "
+                          "downstream's owner), or set cluster.service to the name it has there"
+                        : "add this service to the downstream's shares in downstream_budget (agreed with "
+                          "its owner)",
                     "pool %s: calls downstream %s, whose %s has no share for service %s", n, p->downstream,
                     from_budget ? "budget file" : "downstream_budget", svc);
             else if (from_budget && cfg->cluster.present) {
@@ -312,11 +322,13 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
                 if (cfg->cluster.mode == SLUICE_CLUSTER_MODE_SHARE && me < np && part[me] < pods)
                     add(out, n, "downstream-share", kpos(p, SLUICE_PK_WORKERS),
                         "raise the service's share in the budget file, run fewer replicas (or a smaller "
-                        "surge), or set cluster.mode: strict (a leased semaphore holds the share whatever K is)",
-                        "pool %s: its part of %s's share of %s is %u (of %u), but %u replica%s%s each run K >= "
+                        "surge), or set cluster.mode: strict (a leased semaphore holds the share whatever K "
+                        "is)",
+                        "pool %s: its part of %s's share of %s is %u (of %u), but %u replica%s%s each run K "
+                        ">= "
                         "1: up to %u calls at once, above the part",
-                        n, svc, p->downstream, part[me], share->limit, o->replicas, o->replicas == 1 ? "" : "s",
-                        over, pods);
+                        n, svc, p->downstream, part[me], share->limit, o->replicas,
+                        o->replicas == 1 ? "" : "s", over, pods);
             } else if (total > share->limit)
                 add(out, n, "downstream-share", kpos(p, SLUICE_PK_WORKERS),
                     "lower workers so that K x replicas (over all pools calling it) fits the share, "
@@ -332,6 +344,17 @@ static void check_pool(const sluice_config *cfg, const sluice_config_pool *p, co
             "set workers to the CPU count (or fewer, leaving room for the service's other threads)",
             "pool %s: CPU-bound with K=%u, above the %u CPUs: extra workers only add context switches", n,
             p->workers, o->cpus);
+    if (p->queue_discipline == SLUICE_QUEUE_FIFO_BATCH && p->overflow != SLUICE_OVERFLOW_BLOCK)
+        add(out, n, "batch-blocks", kpos(p, SLUICE_PK_OVERFLOW),
+            "use `overflow: block` with fifo_batch, or `queue_discipline: fifo` for this policy",
+            "pool %s: queue_discipline fifo_batch with overflow %s: a run a worker has claimed keeps its "
+            "places until it runs, so the queue can report full with places free beyond it, and this "
+            "policy then %s",
+            n, sluice_overflow_name(p->overflow),
+            p->overflow == SLUICE_OVERFLOW_REJECT ? "refuses submits a fifo pool would take"
+            : p->overflow == SLUICE_OVERFLOW_DROP_OLDEST
+                ? "drops tasks a fifo pool would keep"
+                : "runs tasks on the caller a fifo pool would queue");
 }
 
 /* "512 MiB": a byte count in binary units for messages. */
@@ -400,7 +423,8 @@ static void check_pool_more(const sluice_config *cfg, const sluice_config_pool *
         else if (o->memory_limit_bytes &&
                  (unsigned long long)ok->task_memory * p->workers > o->memory_limit_bytes / 2)
             add(out, n, "memory-bound-k", kpos(p, SLUICE_PK_WORKERS),
-                "lower workers to half the memory limit / task_memory or fewer (see sluice plan --task-memory "
+                "lower workers to half the memory limit / task_memory or fewer (see sluice plan "
+                "--task-memory "
                 "--memory-budget), or raise the limit",
                 "pool %s: K=%u tasks of %s hold %s, above half of the %s memory limit (%s): a burst of large "
                 "tasks ends in an OOM kill",
