@@ -163,6 +163,13 @@ extern const sluice__queue_ops sluice__ring_ops;
  * 16) hands, in which a worker holds a run of tasks claimed with one CAS.
  * No evict (DROP_OLDEST pops, held tasks first), no pop_newest. */
 sluice_err sluice__ring_batch_create(size_t capacity, unsigned workers, void **out);
+/* fifo_batch: pops a worker makes one by one after a look that found the
+ * queue too shallow to claim, before it looks again. Reading `tail` takes
+ * the producers' hottest line from them (their next CAS on it misses), so
+ * a worker serving a shallow queue does not look on every pop; a queue
+ * that gets deep is seen within this many pops. (Here so that tests that
+ * arrange a claim can queue this many fillers ahead of it.) */
+#define SLUICE__BATCH_SHALLOW_SKIP 8u
 extern const sluice__queue_ops sluice__ring_batch_ops;
 
 /* The sharded queue (queue_sharded.c): `shards` rings whose limits add

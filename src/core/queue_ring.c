@@ -541,15 +541,12 @@ static bool take_stale(ring *r, unsigned home, sluice__task *out)
     return false;
 }
 
+/* Pops after a look that found the queue too shallow to claim, before the
+ * next look (SLUICE__BATCH_SHALLOW_SKIP, internal.h). */
+static SLUICE__TLS unsigned tls_shallow_skip;
+
 /* Claims a run into the empty home hand h when the ring is deep, else pops
  * one task as the plain ring does. */
-/* Pops after a look that found the queue too shallow to claim, before the
- * next look: reading `tail` takes the producers' hottest line from them
- * (their next CAS on it misses), so a worker serving a shallow queue does
- * not look on every pop. A queue that gets deep is seen within this many
- * pops. */
-#define SHALLOW_SKIP 8u
-static SLUICE__TLS unsigned tls_shallow_skip;
 
 static sluice__qres claim_or_pop(ring *r, hand *h, sluice__task *out)
 {
@@ -577,7 +574,7 @@ static sluice__qres claim_or_pop(ring *r, hand *h, sluice__task *out)
         }
         atomic_store_explicit(&h->word, 0, memory_order_seq_cst);
     } else if (n < CLAIM_MIN) {
-        tls_shallow_skip = SHALLOW_SKIP;
+        tls_shallow_skip = SLUICE__BATCH_SHALLOW_SKIP;
     }
     return ring_pop(r, out);
 }

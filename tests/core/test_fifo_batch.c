@@ -26,7 +26,7 @@
  * the hands, so depth - fill is the number of tasks held in hands.
  *
  * Arranging a claim. A worker whose last look at the queue found it too
- * shallow to claim pops up to SHALLOW_SKIP (8, queue_ring.c) more tasks one
+ * shallow to claim pops up to SLUICE__BATCH_SHALLOW_SKIP (internal.h) more tasks one
  * by one before it looks again. So the scenarios queue LEAD_IN quick
  * filler tasks ahead of the long (gated) task: the held worker, let go,
  * pops at most all of them one by one, then looks, finds the queue deep
@@ -43,8 +43,8 @@
 
 #define IDS (1u << 22)
 #define ORDER_MAX 32768u
-/* Fillers ahead of a long task: queue_ring.c's SHALLOW_SKIP (see above). */
-#define LEAD_IN 8u
+/* Fillers ahead of a long task (see above). */
+#define LEAD_IN SLUICE__BATCH_SHALLOW_SKIP
 
 static _Atomic int ran_ids[IDS];
 static _Atomic uint32_t order[ORDER_MAX];
