@@ -590,7 +590,7 @@ static bool verdict(sluice_pool_control *c, const sluice_pool_stats *st, const s
     if (apply_k(c, back, SLUICE_CONTROL_REASON_REVERT, w) && c->lim) {
         sluice_adaptive_limit_set(c->lim, back);
     }
-    c->hold_until = now + 4 * c->cooldown_ns;
+    c->hold_until = sluice__add_sat(now, c->cooldown_ns > UINT64_MAX / 4 ? UINT64_MAX : 4 * c->cooldown_ns);
     c->changed_at = now;
     return true;
 }
@@ -829,8 +829,9 @@ static void probe_submit(sluice_pool_control *c, uint64_t now)
     sluice_submit_opts o = {0};
     o.label = "sluice-control-probe";
     o.on_abandon = probe_back;
-    o.deadline_ns = sluice__add_sat(p->submitted_ns, c->probe_timeout_ns); /* queued too long: shed, a failure */
-    o.submit_deadline_ns = p->submitted_ns + 1;            /* never wait for space */
+    o.deadline_ns =
+        sluice__add_sat(p->submitted_ns, c->probe_timeout_ns); /* queued too long: shed, a failure */
+    o.submit_deadline_ns = p->submitted_ns + 1;                /* never wait for space */
     sluice_err err = sluice_pool_submit_ex(c->pool, probe_fn, p, &o);
     if (err != SLUICE_OK) {
         free(p); /* the task never got its reference */
@@ -901,7 +902,8 @@ uint64_t sluice_pool_control_tick(sluice_pool_control *c)
     }
     uint64_t next = sluice__add_sat(c->last_decision_ns, c->interval_ns);
     if (c->probe_every_ns) {
-        uint64_t p = c->probe ? sluice__add_sat(c->probe->submitted_ns, c->probe_timeout_ns) : c->next_probe_ns;
+        uint64_t p =
+            c->probe ? sluice__add_sat(c->probe->submitted_ns, c->probe_timeout_ns) : c->next_probe_ns;
         next = p < next ? p : next;
     }
     pthread_mutex_unlock(&c->mu);
