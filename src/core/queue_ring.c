@@ -352,8 +352,21 @@ const sluice__queue_ops sluice__ring_ops = {
  *     not taken a task meanwhile: it is running a long one, or is stopped)
  *     is taken over whole. A worker that finds the ring empty takes from
  *     any hand. And a claimer that leaves tasks in its hand wakes a parked
- *     worker if one is parked and none spins, as a push would. So a held
- *     task waits at most for another worker to finish the run it holds.
+ *     worker if one is parked and none spins, and, with none parked,
+ *     starts one if fewer than K exist, as a push would (after_hide). So a
+ *     held task waits at most for another worker to finish the run it
+ *     holds.
+ *  4. Held tasks are seen by starting workers. A worker starting in a burst
+ *     starts the next one only if it sees work for it (worker.c,
+ *     chain_spawn, pairing with the submitters' read of `starting`). It
+ *     reads the depth, hands included: with the ring's fill alone, a burst
+ *     of 20 blocking tasks into a K = 20 pool started 16 workers, and the
+ *     4 tasks a claimer held waited behind its long task with K not
+ *     reached (core_contracts_fifo_batch). The claimer closes the other
+ *     side: its seq_cst store of the run is followed by after_hide's read
+ *     of `starting`, so a starting worker whose depth read saw the hand
+ *     still RESERVED (run not counted) is seen by the claimer as started,
+ *     and the claimer starts the next worker itself.
  *
  * What it gives up: FIFO order is kept within a run, and across the pool up
  * to the runs in hands (a task in one worker's hand can start after newer
@@ -494,6 +507,20 @@ static bool take_any(ring *r, sluice__task *out, bool wait)
     return false;
 }
 
+/* Guarantees 3 and 4: the calling worker has just stored a run of tasks
+ * into a hand (a claim, a take-over) and goes on to run one of them. Wake
+ * a parked worker for the rest if none spins (sluice__after_claim); with
+ * none parked, start one if fewer than K exist, as a push would
+ * (sluice__spawn_for_work reads `starting` seq_cst, after the seq_cst
+ * store of the hand). At K, two more loads per run. */
+static void after_hide(struct sluice_pool *p)
+{
+    sluice__after_claim(p);
+    if (atomic_load_explicit(&p->idle, memory_order_seq_cst) == 0) {
+        sluice__spawn_for_work(p, 1);
+    }
+}
+
 /* Guarantee 3: a hand that has not changed since this thread last looked
  * is taken over whole into this thread's empty home hand (or, if that
  * cannot be reserved, its oldest task is taken). */
@@ -526,7 +553,7 @@ static bool take_stale(ring *r, unsigned home, sluice__task *out)
                 /* The run was in no hand for a moment: a worker that
                  * parked meanwhile is woken, as after a claim. */
                 if (n > 1) {
-                    sluice__after_claim(sluice__tls_worker->pool);
+                    after_hide(sluice__tls_worker->pool);
                 }
                 return true;
             }
@@ -569,7 +596,7 @@ static sluice__qres claim_or_pop(ring *r, hand *h, sluice__task *out)
             SLUICE__ASSERT(pos + n <= tail);
             atomic_store_explicit(&h->word, HAND_WORD(pos + 1, n - 1), memory_order_seq_cst);
             take_slot(r, pos, out);
-            sluice__after_claim(sluice__tls_worker->pool);
+            after_hide(sluice__tls_worker->pool); /* n >= CLAIM_MIN: the rest is in the hand */
             return SLUICE__Q_OK;
         }
         atomic_store_explicit(&h->word, 0, memory_order_seq_cst);

@@ -856,8 +856,11 @@ static void chain_spawn(struct sluice_pool *p)
 {
     sluice__gauge_dec(&p->starting);
     /* seq_cst: depth pairs with a submitter's push, capacity with a
-     * resize's store (both then read `starting`). */
-    if (sluice__fill(p->qops, p->q) < 2 || atomic_load_explicit(&p->alive, memory_order_seq_cst) >=
+     * resize's store (both then read `starting`). The depth, not the
+     * cheaper fill: fifo_batch's fill leaves out the tasks held in hands,
+     * and a burst whose tasks a claimer held started too few workers
+     * (queue_ring.c, "Batch claims", guarantee 4). */
+    if (p->qops->depth(p->q) < 2 || atomic_load_explicit(&p->alive, memory_order_seq_cst) >=
                                                atomic_load_explicit(&p->capacity, memory_order_seq_cst)) {
         return;
     }
