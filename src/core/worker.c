@@ -861,7 +861,7 @@ static void chain_spawn(struct sluice_pool *p)
      * and a burst whose tasks a claimer held started too few workers
      * (queue_ring.c, "Batch claims", guarantee 4). */
     if (p->qops->depth(p->q) < 2 || atomic_load_explicit(&p->alive, memory_order_seq_cst) >=
-                                               atomic_load_explicit(&p->capacity, memory_order_seq_cst)) {
+                                        atomic_load_explicit(&p->capacity, memory_order_seq_cst)) {
         return;
     }
     pthread_mutex_lock(&p->mu);

@@ -43,10 +43,10 @@
 #define LEAD_IN 16u
 
 typedef struct slot {
-    gate *g;          /* the task waits here (honouring the stop flag) when set */
-    bool phase;       /* the task waits at phase_gate, read when it starts */
-    bool advance;     /* the task advances fake_clk by 1 ms */
-    sluice_ctx *ctx;  /* the task must not start once this is done */
+    gate *g;           /* the task waits here (honouring the stop flag) when set */
+    bool phase;        /* the task waits at phase_gate, read when it starts */
+    bool advance;      /* the task advances fake_clk by 1 ms */
+    sluice_ctx *ctx;   /* the task must not start once this is done */
     uint64_t deadline; /* the task must not start at or after this (fake_clk) */
     _Atomic int ran;
     _Atomic int abandoned;
@@ -109,7 +109,8 @@ static int slot_task(void *arg)
     if (atomic_fetch_add(&s->ran, 1) != 0 || atomic_load(&s->abandoned) != 0) {
         atomic_fetch_add(&twice, 1);
     }
-    if ((s->deadline && sluice_clock_now(&fake_clk.clock) >= s->deadline) || (s->ctx && sluice_ctx_done(s->ctx))) {
+    if ((s->deadline && sluice_clock_now(&fake_clk.clock) >= s->deadline) ||
+        (s->ctx && sluice_ctx_done(s->ctx))) {
         atomic_fetch_add(&late_starts, 1);
     }
     uint32_t at = atomic_fetch_add(&order_len, 1);
@@ -216,11 +217,11 @@ static void tiny_round(unsigned k, size_t cap, sluice_overflow overflow)
     /* REJECT probes submit; BLOCK probes try_submit (never blocks). */
     for (size_t i = 0; i < cap; i++) {
         slot *s = new_slot(NULL);
-        sluice_err rc = overflow == SLUICE_OVERFLOW_REJECT ? submit_slot(p, s)
-                                                           : sluice_pool_try_submit(p, slot_task, s);
+        sluice_err rc =
+            overflow == SLUICE_OVERFLOW_REJECT ? submit_slot(p, s) : sluice_pool_try_submit(p, slot_task, s);
         if (rc != SLUICE_OK) {
-            fail_msg("K=%u cap=%zu %s: task %zu of %zu refused with %s", k, cap, sluice_overflow_name(overflow),
-                     i + 1, cap, sluice_err_name(rc));
+            fail_msg("K=%u cap=%zu %s: task %zu of %zu refused with %s", k, cap,
+                     sluice_overflow_name(overflow), i + 1, cap, sluice_err_name(rc));
         }
         sluice_pool_stats s1 = stats_now(p);
         assert_int_equal(s1.queue_depth, i + 1);
