@@ -644,7 +644,7 @@ typedef struct sluice_pool_stats {
     unsigned waiting;  /* submitters blocked for queue space */
     size_t queue_depth;
     size_t queue_capacity;
-    bool draining;
+    bool draining; /* the queue is closed (a drain or destroy began): submits get SLUICE_ECLOSED */
     /* counters */
     uint64_t submitted;       /* accepted (queued or run by the caller) */
     uint64_t completed;       /* fn returned 0 */
