@@ -560,7 +560,14 @@ typedef struct sluice_task_spec {
  * Returns: SLUICE_OK when all n were accepted, else the first refusal's
  * error. *accepted (required) is how many, from the start, were accepted:
  * the caller still owns tasks[*accepted..n).
- * Cost: one wake-up decision for the batch, not one per task.
+ * Cost: on FIFO and fifo_batch pools, consecutive tasks for no tenant are
+ * queued in runs of up to 64 with one claim of the queue's places (one
+ * atomic on the producers' shared line per run, not per task), and one
+ * wake-up decision per run. A run stops where the queue has no free place;
+ * from there the tasks go one by one, exactly as single submits (blocking,
+ * overflow policy, refusal), until places free again. Sharded, fair and
+ * overload (LIFO) queues take every task singly, with one wake-up decision
+ * per 64.
  */
 SLUICE_API sluice_err sluice_pool_submit_batch(sluice_pool *pool, const sluice_task_spec *tasks, size_t n,
                                                bool nonblocking, size_t *accepted);

@@ -140,6 +140,11 @@ typedef struct sluice__queue_ops {
     uint64_t (*oldest_ns)(void *q);                                                   /* optional */
     sluice__qres (*pop_finish)(void *q, const sluice__done *done, sluice__task *out); /* optional */
     size_t (*fill)(void *q); /* optional: a cheaper depth for the hot checks (sluice__fill) */
+    /* optional: push the longest prefix of tasks[0..n) that fits with one
+     * claim; returns how many; *why is CLOSED, or FULL when the next
+     * place was not free at the look (full, or a copy out in flight), when
+     * fewer than n (else OK). The same contract as n pushes in order. */
+    size_t (*push_n)(void *q, const sluice__task *tasks, size_t n, sluice__qres *why);
 } sluice__queue_ops;
 
 /* The depth the per-task checks use (blocked submitters' low-water mark,

@@ -728,8 +728,13 @@ static sluice_err evict_and_push(sluice_pool *p, sluice__task *t)
 
 typedef enum submit_mode { MODE_BLOCK, MODE_TRY } submit_mode;
 
-static sluice_err submit_task(sluice_pool *p, sluice_task_fn fn, void *arg, const sluice_submit_opts *opts,
-                              submit_mode mode, bool notify, struct sluice_tenant *tenant, bool *unref)
+/* Fills a task from its submit's arguments: options, the deadline of its
+ * context, and the timing stamp when it is sampled (or when an overload
+ * mode judges every task); retains its context. `every` is the pool's
+ * timing rate as the caller read it. Returns whether the task is sampled
+ * for timing. */
+static inline bool prep_task(sluice_pool *p, unsigned every, sluice__task *tp, sluice_task_fn fn, void *arg,
+                             const sluice_submit_opts *opts, struct sluice_tenant *tenant)
 {
     sluice__task t = {.fn = fn, .arg = arg, .tenant = tenant};
     if (opts) {
@@ -744,7 +749,6 @@ static sluice_err submit_task(sluice_pool *p, sluice_task_fn fn, void *arg, cons
             }
         }
     }
-    unsigned every = SLUICE__TIMING_N(atomic_load_explicit(&p->timing_every, memory_order_relaxed));
     bool sampled = false;
     if (every) {
         if (every == 1 || p->fair) {
@@ -781,6 +785,16 @@ static sluice_err submit_task(sluice_pool *p, sluice_task_fn fn, void *arg, cons
     if (t.ctx) {
         sluice_ctx_retain(t.ctx);
     }
+    *tp = t;
+    return sampled;
+}
+
+static sluice_err submit_task(sluice_pool *p, sluice_task_fn fn, void *arg, const sluice_submit_opts *opts,
+                              submit_mode mode, bool notify, struct sluice_tenant *tenant, bool *unref)
+{
+    unsigned every = SLUICE__TIMING_N(atomic_load_explicit(&p->timing_every, memory_order_relaxed));
+    sluice__task t;
+    bool sampled = prep_task(p, every, &t, fn, arg, opts, tenant);
 
     /* Blocked BLOCK submitters go first: while one waits for the low-water
      * mark, a new submit does not take a slot that frees meanwhile (it
@@ -940,6 +954,43 @@ sluice_err sluice_pool_try_submit(sluice_pool *pool, sluice_task_fn fn, void *ar
     return submit_one(pool, fn, arg, NULL, MODE_TRY, true);
 }
 
+/* The most tasks sluice_pool_submit_batch queues with one claim. */
+#define BATCH_RUN 64
+
+/* Whether a batch's task can go in a run: a task for a tenant, or with no
+ * function, takes the single path (which refuses it). */
+static inline bool runnable(const sluice_task_spec *t)
+{
+    return t->fn && !(t->opts && (t->opts->tenant || t->opts->tenant_name));
+}
+
+/* Queues a prefix of tasks[0..n) (n <= BATCH_RUN, every one runnable) with
+ * one claim of the queue's places (push_n; the ring and fifo_batch):
+ * the producers' shared line is taken once per run, not once per task.
+ * Returns how many were queued; the caller goes on with single submits
+ * from the first one that was not (a full queue, a closed one, or a slot a
+ * pop is still copying out of), which decide what happens to it. The
+ * tasks left out are prepared and released again (their contexts'
+ * references; a timing sample among them is skipped). */
+static size_t push_run(sluice_pool *p, const sluice_task_spec *tasks, size_t n)
+{
+    unsigned every = SLUICE__TIMING_N(atomic_load_explicit(&p->timing_every, memory_order_relaxed));
+    sluice__task run[BATCH_RUN];
+    bool sampled = false;
+    for (size_t i = 0; i < n; i++) {
+        sampled |= prep_task(p, every, &run[i], tasks[i].fn, tasks[i].arg, tasks[i].opts, NULL);
+    }
+    sluice__qres why;
+    size_t k = p->qops->push_n(p->q, run, n, &why);
+    for (size_t i = k; i < n; i++) {
+        sluice_ctx_release(run[i].ctx);
+    }
+    if (k && sampled && every > 1) {
+        sluice__max_z(&p->depth_hwm, sluice__fill(p->qops, p->q));
+    }
+    return k;
+}
+
 sluice_err sluice_pool_submit_batch(sluice_pool *pool, const sluice_task_spec *tasks, size_t n,
                                     bool nonblocking, size_t *accepted)
 {
@@ -949,30 +1000,48 @@ sluice_err sluice_pool_submit_batch(sluice_pool *pool, const sluice_task_spec *t
     if (!pool || !accepted || (n && !tasks)) {
         return SLUICE_EINVAL;
     }
+    sluice_pool *p = pool;
+    bool runs = !p->fair && p->qops->push_n;
     sluice_err err = SLUICE_OK;
     size_t pending_wake = 0;
     size_t i = 0;
-    for (; i < n; i++) {
-        if (!tasks[i].fn) {
-            err = SLUICE_EINVAL;
-            break;
+    while (i < n) {
+        /* Runs while nobody waits for space: a blocked BLOCK submitter
+         * goes first (submit_task defers to it), so with one waiting the
+         * single path decides. */
+        if (runs && runnable(&tasks[i]) &&
+            !(p->cfg.overflow == SLUICE_OVERFLOW_BLOCK &&
+              atomic_load_explicit(&p->waiting, memory_order_relaxed) > 0)) {
+            size_t m = 1;
+            while (m < BATCH_RUN && i + m < n && runnable(&tasks[i + m])) {
+                m++;
+            }
+            size_t k = m > 1 ? push_run(p, &tasks[i], m) : 0;
+            if (k) {
+                /* Wake for the run at once: its workers start while the
+                 * next run is queued. */
+                sluice__spawn_for_work(p, k);
+                i += k;
+                continue;
+            }
         }
         /* Queue without waking, then wake for the first task at once (so
          * a worker starts while the rest are queued) and for the others in
          * groups of 64; a full queue wakes workers itself (submit_one). */
-        err = submit_one(pool, tasks[i].fn, tasks[i].arg, tasks[i].opts, nonblocking ? MODE_TRY : MODE_BLOCK,
+        err = submit_one(p, tasks[i].fn, tasks[i].arg, tasks[i].opts, nonblocking ? MODE_TRY : MODE_BLOCK,
                          false);
         if (err) {
             break;
         }
         pending_wake++;
         if (i == 0 || pending_wake >= 64) {
-            sluice__spawn_for_work(pool, pending_wake);
+            sluice__spawn_for_work(p, pending_wake);
             pending_wake = 0;
         }
+        i++;
     }
     if (pending_wake) {
-        sluice__spawn_for_work(pool, pending_wake);
+        sluice__spawn_for_work(p, pending_wake);
     }
     *accepted = i;
     return err;

@@ -189,6 +189,68 @@ static sluice__qres ring_push(void *q, const sluice__task *task, uint64_t *pos_o
     }
 }
 
+/* Pushes the longest prefix of tasks[0..n) that fits, claiming its places
+ * with ONE CAS on tail (sluice_pool_submit_batch): the producers' hottest
+ * line is taken once per run instead of once per task. The places claimed
+ * are those whose slots are free now (seq == their position): a free slot
+ * stays free for its position until tail passes it, and only this CAS can
+ * move tail past it, so the run is exactly as safe as n single claims
+ * (invariants 1 and 4; a held slot of fifo_batch is not free and ends the
+ * run). Each task is published as soon as it is copied, so a pop waits at
+ * most one copy for it (invariant 2). Returns how many were pushed; when
+ * fewer than n, *why says why the next one was not: CLOSED, or FULL when
+ * its slot was not free at the look (the queue may be full, or a pop may
+ * be copying out of it: the caller goes on with single pushes). A
+ * one-task queue (limit < slots) and a run whose first slot is not free go
+ * through ring_push, which knows how to wait out a copy or call it full. */
+static size_t ring_push_n(void *q, const sluice__task *tasks, size_t n, sluice__qres *why)
+{
+    ring *r = q;
+    *why = SLUICE__Q_OK;
+    if (n == 0) {
+        return 0;
+    }
+    if (r->limit < r->cap || n == 1) {
+        sluice__qres res = ring_push(q, &tasks[0], NULL);
+        *why = res;
+        return res == SLUICE__Q_OK;
+    }
+    uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    for (;;) {
+        if (pos & TAIL_CLOSED) {
+            *why = SLUICE__Q_CLOSED;
+            return 0;
+        }
+        size_t m = 0;
+        uint64_t lim = n < r->cap ? n : r->cap;
+        while (m < lim && seq_load(r, slot_at(r, pos + m), memory_order_acquire) == pos + m) {
+            m++;
+        }
+        if (m == 0) {
+            /* Full, a copy out in flight, or tail moved: ring_push decides. */
+            sluice__qres res = ring_push(q, &tasks[0], NULL);
+            *why = res;
+            return res == SLUICE__Q_OK;
+        }
+        /* Pairs with the seq_cst load of tail in ring_pending(), as a
+         * single push's CAS does. */
+        if (atomic_compare_exchange_weak_explicit(&r->tail, &pos, pos + m, memory_order_seq_cst,
+                                                  memory_order_relaxed)) {
+            SLUICE__ASSERT(pos + m <= atomic_load_explicit(&r->head, memory_order_relaxed) + r->limit);
+            for (size_t i = 0; i < m; i++) {
+                ring_slot *s = slot_at(r, pos + i);
+                memcpy(s->task, &tasks[i], RING_TASK_BYTES);
+                seq_store(r, s, pos + i + 1, memory_order_release);
+            }
+            if (m < n) {
+                *why = SLUICE__Q_FULL;
+            }
+            return m;
+        }
+        /* pos was reloaded by the failed CAS. */
+    }
+}
+
 static sluice__qres ring_pop(void *q, sluice__task *out)
 {
     ring *r = q;
@@ -303,6 +365,7 @@ static void ring_destroy(void *q)
 
 const sluice__queue_ops sluice__ring_ops = {
     .push = ring_push,
+    .push_n = ring_push_n,
     .pop = ring_pop,
     .close = ring_close,
     .pending = ring_pending,
@@ -734,6 +797,7 @@ static size_t batch_fill(void *q)
 
 const sluice__queue_ops sluice__ring_batch_ops = {
     .push = ring_push,
+    .push_n = ring_push_n,
     .pop = batch_pop,
     .close = ring_close,
     .pending = batch_pending,

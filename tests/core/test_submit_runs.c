@@ -1,0 +1,424 @@
+/*
+ * tests/core/test_submit_runs.c - sluice_pool_submit_batch's runs: on FIFO
+ * and fifo_batch pools consecutive tasks are queued up to 64 at a time with
+ * one claim of the queue's places (pool.c push_run, queue_ring.c
+ * ring_push_n), and the batch falls back to single submits where a run
+ * stops. pool.h promises the batch behaves "as if by sluice_pool_submit
+ * each ... stopping at the first refusal"; these tests hold it to that at
+ * the run's edges: order, a queue that fills part-way through a run (at
+ * and across the 64-task boundary), a capacity-1 queue (the one-slot
+ * ring), a task the run cannot take (NULL fn, a tenant in a FIFO pool) in
+ * the middle, contexts of tasks a run leaves out, and many producers
+ * racing a drain with every task accounted for exactly once.
+ *
+ * Every test runs on both disciplines that have runs (fifo and
+ * fifo_batch). Workers are held at a gate where the queue's fill must be
+ * known; nothing waits on time.
+ */
+#include "common/pool.h"
+
+#include <stdlib.h>
+
+static const sluice_queue_discipline disciplines[] = {SLUICE_QUEUE_FIFO, SLUICE_QUEUE_FIFO_BATCH};
+#define NDISC (sizeof disciplines / sizeof disciplines[0])
+
+/* Each task records its index: how often it ran, and in which order. */
+typedef struct rec {
+    _Atomic uint32_t *ran; /* per index */
+    uint32_t *order;       /* K = 1 pools: the indexes in the order they ran */
+    _Atomic uint32_t next;
+} rec;
+
+typedef struct slot {
+    rec *r;
+    uint32_t i;
+} slot;
+
+static int task_rec(void *arg)
+{
+    slot *s = arg;
+    atomic_fetch_add(&s->r->ran[s->i], 1);
+    uint32_t at = atomic_fetch_add(&s->r->next, 1);
+    if (s->r->order) {
+        s->r->order[at] = s->i;
+    }
+    return 0;
+}
+
+static rec *rec_new(uint32_t n, bool order)
+{
+    rec *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    r->ran = calloc(n, sizeof *r->ran);
+    assert_non_null(r->ran);
+    if (order) {
+        r->order = calloc(n, sizeof *r->order);
+        assert_non_null(r->order);
+    }
+    return r;
+}
+
+static void rec_free(rec *r)
+{
+    free(r->ran);
+    free(r->order);
+    free(r);
+}
+
+/* specs[i] runs task_rec on slots[i]. */
+static void make_specs(sluice_task_spec *specs, slot *slots, rec *r, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        slots[i] = (slot){.r = r, .i = i};
+        specs[i] = (sluice_task_spec){.fn = task_rec, .arg = &slots[i]};
+    }
+}
+
+static sluice_pool *make_pool(sluice_queue_discipline d, const char *name, unsigned k, size_t cap, tally *t)
+{
+    sluice_pool_config cfg;
+    base_config(&cfg, name, k, cap, t);
+    cfg.queue_discipline = d;
+    sluice_pool *p;
+    CREATE_POOL(&cfg, &p);
+    return p;
+}
+
+static void hold_workers(sluice_pool *p, gate *g, unsigned k)
+{
+    for (unsigned i = 0; i < k; i++) {
+        assert_int_equal(sluice_pool_submit(p, task_gate, g), SLUICE_OK);
+    }
+    WAIT_FOR(atomic_load(&g->inside) == (int)k, "%u workers at the gate", k);
+    WAIT_FOR(stats_now(p).queue_depth == 0, "gate tasks taken");
+}
+
+/* K = 1: a batch of many runs runs in exactly the order given, once each,
+ * whether the worker is held (the whole batch queued first) or free. */
+static void test_order_across_runs(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    for (size_t d = 0; d < NDISC; d++) {
+        for (int held = 0; held < 2; held++) {
+            tally *t = tally_new();
+            gate *g = gate_new();
+            sluice_pool *p = make_pool(disciplines[d], "order", 1, 4096, t);
+            rec *r = rec_new(N, true);
+            static sluice_task_spec specs[N];
+            static slot slots[N];
+            make_specs(specs, slots, r, N);
+            if (held) {
+                hold_workers(p, g, 1);
+            }
+            size_t acc = 0;
+            assert_int_equal(sluice_pool_submit_batch(p, specs, N, false, &acc), SLUICE_OK);
+            assert_int_equal(acc, N);
+            if (held) {
+                assert_int_equal(stats_now(p).queue_depth, N);
+                gate_open(g);
+            }
+            ASSERT_IDENTITY(p);
+            assert_int_equal(atomic_load(&r->next), N);
+            for (uint32_t i = 0; i < N; i++) {
+                assert_int_equal(atomic_load(&r->ran[i]), 1);
+                assert_int_equal(r->order[i], i);
+            }
+            assert_int_equal(stats_now(p).submitted, N + (unsigned)held);
+            sluice_pool_destroy(p);
+            rec_free(r);
+            gate_free(g);
+            tally_free(t);
+        }
+    }
+}
+
+/* A non-blocking batch into a held queue stops exactly where the queue is
+ * full: inside the first run, at the run boundary, and inside a later run;
+ * the tasks after it are the caller's and never run. */
+static void test_full_part_way(void **state)
+{
+    (void)state;
+    enum { N = 300 };
+    const size_t room[] = {1, 5, 63, 64, 65, 128, 130, 200};
+    for (size_t d = 0; d < NDISC; d++) {
+        for (size_t c = 0; c < sizeof room / sizeof room[0]; c++) {
+            tally *t = tally_new();
+            gate *g = gate_new();
+            sluice_pool *p = make_pool(disciplines[d], "full", 1, 256, t);
+            rec *r = rec_new(N, false);
+            sluice_task_spec specs[N];
+            slot slots[N];
+            make_specs(specs, slots, r, N);
+            hold_workers(p, g, 1);
+            /* Leave exactly room[c] places free. */
+            for (size_t i = 0; i < 256 - room[c]; i++) {
+                assert_int_equal(sluice_pool_try_submit(p, task_count, t), SLUICE_OK);
+            }
+            size_t acc = 999;
+            assert_int_equal(sluice_pool_submit_batch(p, specs, N, true, &acc), SLUICE_EFULL);
+            assert_int_equal(acc, room[c]);
+            sluice_pool_stats s = stats_now(p);
+            assert_int_equal(s.queue_depth, 256);
+            assert_int_equal(s.rejected, 1);
+            gate_open(g);
+            ASSERT_IDENTITY(p);
+            for (uint32_t i = 0; i < N; i++) {
+                assert_int_equal(atomic_load(&r->ran[i]), i < room[c] ? 1 : 0);
+            }
+            sluice_pool_destroy(p);
+            rec_free(r);
+            gate_free(g);
+            tally_free(t);
+        }
+    }
+}
+
+/* A blocking batch far larger than the queue, with capacities from the
+ * one-slot ring up: everything is accepted and runs once, in order. */
+static void test_blocking_larger_than_queue(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    const size_t caps[] = {1, 2, 3, 63, 64, 65, 100};
+    for (size_t d = 0; d < NDISC; d++) {
+        for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
+            tally *t = tally_new();
+            sluice_pool *p = make_pool(disciplines[d], "block", 1, caps[c], t);
+            rec *r = rec_new(N, true);
+            static sluice_task_spec specs[N];
+            static slot slots[N];
+            make_specs(specs, slots, r, N);
+            size_t acc = 0;
+            assert_int_equal(sluice_pool_submit_batch(p, specs, N, false, &acc), SLUICE_OK);
+            assert_int_equal(acc, N);
+            ASSERT_IDENTITY(p);
+            sluice_pool_stats s = stats_now(p);
+            assert_true(s.queue_depth_hwm <= caps[c]);
+            for (uint32_t i = 0; i < N; i++) {
+                assert_int_equal(atomic_load(&r->ran[i]), 1);
+                assert_int_equal(r->order[i], i);
+            }
+            sluice_pool_destroy(p);
+            rec_free(r);
+            tally_free(t);
+        }
+    }
+}
+
+/* A task a run cannot take, in the middle of a run: a NULL fn (EINVAL)
+ * and a tenant in a FIFO pool (ENOTSUP). The ones before it are accepted
+ * and run; it and the ones after it are not. */
+static void test_refusal_mid_run(void **state)
+{
+    (void)state;
+    enum { N = 200 };
+    const uint32_t at[] = {0, 1, 63, 64, 100};
+    sluice_submit_opts tenant_opts = {.tenant_name = "gold"};
+    for (size_t d = 0; d < NDISC; d++) {
+        for (size_t a = 0; a < sizeof at / sizeof at[0]; a++) {
+            for (int kind = 0; kind < 2; kind++) {
+                tally *t = tally_new();
+                sluice_pool *p = make_pool(disciplines[d], "midrun", 2, 512, t);
+                rec *r = rec_new(N, false);
+                sluice_task_spec specs[N];
+                slot slots[N];
+                make_specs(specs, slots, r, N);
+                if (kind == 0) {
+                    specs[at[a]].fn = NULL;
+                } else {
+                    specs[at[a]].opts = &tenant_opts;
+                }
+                size_t acc = 999;
+                assert_int_equal(sluice_pool_submit_batch(p, specs, N, false, &acc),
+                                 kind == 0 ? SLUICE_EINVAL : SLUICE_ENOTSUP);
+                assert_int_equal(acc, at[a]);
+                ASSERT_IDENTITY(p);
+                for (uint32_t i = 0; i < N; i++) {
+                    assert_int_equal(atomic_load(&r->ran[i]), i < at[a] ? 1 : 0);
+                }
+                assert_int_equal(stats_now(p).submitted, at[a]);
+                sluice_pool_destroy(p);
+                rec_free(r);
+                tally_free(t);
+            }
+        }
+    }
+}
+
+/* Options travel with each task of a run: a past deadline is shed, a
+ * cancelled context's task is handed back, the others run; contexts of
+ * tasks a run left out (queue full) are released (ASan's leak check sees
+ * a reference kept). */
+static void test_options_in_runs(void **state)
+{
+    (void)state;
+    enum { N = 150 };
+    for (size_t d = 0; d < NDISC; d++) {
+        tally *t = tally_new();
+        gate *g = gate_new();
+        sluice_pool *p = make_pool(disciplines[d], "opts", 1, 100, t);
+        rec *r = rec_new(N, false);
+        sluice_task_spec specs[N];
+        slot slots[N];
+        make_specs(specs, slots, r, N);
+        sluice_ctx *ctx;
+        assert_int_equal(sluice_ctx_create(&ctx, NULL, 0, NULL), SLUICE_OK);
+        sluice_submit_opts past = {.deadline_ns = 1, .label = "late"};
+        sluice_submit_opts with_ctx = {.ctx = ctx, .label = "ctx"};
+        for (uint32_t i = 0; i < N; i++) {
+            specs[i].opts = i % 10 == 3 ? &past : &with_ctx;
+        }
+        hold_workers(p, g, 1);
+        size_t acc = 0;
+        assert_int_equal(sluice_pool_submit_batch(p, specs, N, true, &acc), SLUICE_EFULL);
+        assert_int_equal(acc, 100);
+        gate_open(g);
+        ASSERT_IDENTITY(p);
+        sluice_pool_stats s = stats_now(p);
+        assert_int_equal(s.shed, 10); /* i % 10 == 3 below 100 */
+        assert_int_equal(atomic_load(&t->abandoned_by[SLUICE_ABANDON_SHED]), 10);
+        for (uint32_t i = 0; i < N; i++) {
+            assert_int_equal(atomic_load(&r->ran[i]), i < 100 && i % 10 != 3 ? 1 : 0);
+        }
+        sluice_pool_destroy(p);
+        sluice_ctx_release(ctx); /* the last reference: ASan reports any the pool kept */
+        rec_free(r);
+        gate_free(g);
+        tally_free(t);
+    }
+}
+
+/* Many producers submit batches of random sizes (blocking and not) into
+ * small queues while the pool is drained at a random moment: every task
+ * a batch reports accepted runs or is handed back exactly once, and no
+ * task it did not accept is ever seen. */
+typedef struct producer {
+    sluice_pool *p;
+    rec *r;
+    slot *slots;
+    uint32_t first, n;         /* this producer's indexes */
+    _Atomic uint8_t *accepted; /* per index */
+    unsigned seed;
+} producer;
+
+static void *produce(void *arg)
+{
+    producer *pr = arg;
+    uint32_t i = pr->first, end = pr->first + pr->n;
+    sluice_task_spec specs[300];
+    while (i < end) {
+        uint32_t m = 1 + (uint32_t)(rand_r(&pr->seed) % 300);
+        if (m > end - i) {
+            m = end - i;
+        }
+        for (uint32_t j = 0; j < m; j++) {
+            specs[j] = (sluice_task_spec){.fn = task_rec, .arg = &pr->slots[i + j]};
+        }
+        bool nonblocking = rand_r(&pr->seed) % 2;
+        size_t acc = 0;
+        sluice_err e = sluice_pool_submit_batch(pr->p, specs, m, nonblocking, &acc);
+        assert_true(acc <= m);
+        for (size_t j = 0; j < acc; j++) {
+            atomic_store(&pr->accepted[i + j], 1);
+        }
+        if (e == SLUICE_ECLOSED) {
+            break;
+        }
+        assert_true(e == SLUICE_OK || (e == SLUICE_EFULL && nonblocking));
+        i += (uint32_t)acc + (e == SLUICE_EFULL); /* a refused task is skipped for good */
+    }
+    return NULL;
+}
+
+static void abandon_rec(const sluice_abandoned *a, void *user)
+{
+    (void)user;
+    if (a->fn == task_rec) {
+        slot *s = a->arg;
+        atomic_fetch_add(&s->r->ran[s->i], 1);
+    }
+}
+
+static void test_producers_race_drain(void **state)
+{
+    (void)state;
+    enum { P = 4, PER = 20000 };
+    const uint32_t n = P * PER * stress_scale();
+    const uint32_t per = n / P;
+    for (size_t d = 0; d < NDISC; d++) {
+        for (int round = 0; round < 4; round++) {
+            sluice_pool_config cfg;
+            sluice_pool_config_init(&cfg);
+            cfg.name = "race";
+            cfg.workers = 1 + (unsigned)round % 3;
+            cfg.queue_capacity = round % 2 ? 64 : 1000;
+            cfg.queue_discipline = disciplines[d];
+            cfg.abandon_handler = abandon_rec;
+            sluice_pool *p;
+            CREATE_POOL(&cfg, &p);
+            rec *r = rec_new(n, false);
+            slot *slots = calloc(n, sizeof *slots);
+            _Atomic uint8_t *accepted = calloc(n, sizeof *accepted);
+            assert_non_null(slots);
+            assert_non_null(accepted);
+            for (uint32_t i = 0; i < n; i++) {
+                slots[i] = (slot){.r = r, .i = i};
+            }
+            producer pr[P];
+            pthread_t th[P];
+            for (unsigned i = 0; i < P; i++) {
+                pr[i] = (producer){.p = p,
+                                   .r = r,
+                                   .slots = slots,
+                                   .first = i * per,
+                                   .n = per,
+                                   .accepted = accepted,
+                                   .seed = 77u * (unsigned)round + i + 1};
+                START_THREAD(&th[i], produce, &pr[i]);
+            }
+            /* Drain once a random share of the tasks has gone in. */
+            uint32_t share = n / 8 + (uint32_t)round * (n / 8);
+            WAIT_FOR(stats_now(p).submitted >= share || stats_now(p).submitted + stats_now(p).rejected >= n,
+                     "%u tasks submitted", share);
+            sluice_drain_report rep;
+            sluice_err de = sluice_pool_drain(p, round == 3 ? 1 : 0, &rep);
+            assert_true(de == SLUICE_OK || de == SLUICE_ETIMEDOUT);
+            for (unsigned i = 0; i < P; i++) {
+                pthread_join(th[i], NULL);
+            }
+            sluice_pool_destroy(p);
+            uint64_t acc_n = 0;
+            for (uint32_t i = 0; i < n; i++) {
+                uint32_t seen = atomic_load(&r->ran[i]);
+                if (atomic_load(&accepted[i])) {
+                    acc_n++;
+                    if (seen != 1) {
+                        fail_msg("%s round %d: accepted task %u seen %u times",
+                                 sluice_queue_discipline_name(disciplines[d]), round, i, seen);
+                    }
+                } else if (seen != 0) {
+                    fail_msg("%s round %d: task %u was not accepted but seen %u times",
+                             sluice_queue_discipline_name(disciplines[d]), round, i, seen);
+                }
+            }
+            assert_true(acc_n >= share);
+            rec_free(r);
+            free(slots);
+            free(accepted);
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_order_across_runs),
+        cmocka_unit_test(test_full_part_way),
+        cmocka_unit_test(test_blocking_larger_than_queue),
+        cmocka_unit_test(test_refusal_mid_run),
+        cmocka_unit_test(test_options_in_runs),
+        cmocka_unit_test(test_producers_race_drain),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
