@@ -24,10 +24,14 @@
 #include <stdatomic.h>
 
 #include "cluster/redis_fixture.h"
+#include "common/cleanup.h"
 #include "sluice/cluster.h"
 #include "sluice/sluice.h"
 
 static redis_fixture redis;
+/* A port where nothing answers (redis_fixture_dead_port), for the tests of
+ * Redis being down; held for the program's life. */
+static int dead_port;
 
 /* The TTLs are real time on Redis's clock: a replica whose heartbeat
  * thread is off the CPU for longer than a TTL loses its membership or its
@@ -94,6 +98,48 @@ static int per_test(void **state)
     return 0;
 }
 
+/* What a test makes is registered (common/cleanup.h) with one of these, so
+ * a failed assertion does not leave clusters, their threads and their
+ * Redis state running into the next test: per_test_end undoes it. */
+static void undo_cluster(void *p)
+{
+    sluice_cluster_destroy(p);
+}
+
+static void undo_dsem(void *p)
+{
+    sluice_dsem_destroy(p);
+}
+
+static void undo_dlimiter(void *p)
+{
+    sluice_dlimiter_destroy(p);
+}
+
+static void undo_pool(void *p)
+{
+    sluice_pool_destroy(p);
+}
+
+static void undo_logger(void *p)
+{
+    sluice_logger_destroy(p);
+}
+
+static void undo_ctx(void *p)
+{
+    sluice_ctx_release(p);
+}
+
+/* After each test, passed or failed: Redis running again (a failed test
+ * may have left it stopped, and the destroys below talk to it), then
+ * whatever the test did not destroy, newest first. */
+static int per_test_end(void **state)
+{
+    redis_fixture_resume(&redis);
+    return cleanup_teardown(state);
+}
+
 typedef struct log_count {
     _Atomic int fallback, recovered;
 } log_count;
@@ -132,7 +178,7 @@ static sluice_cluster *replica(const char *service, const char *id, sluice_logge
     if (e) {
         fail_msg("sluice_cluster_create: %s", err);
     }
-    return c;
+    return cleanup_push(undo_cluster, c);
 }
 
 static unsigned members_of(sluice_cluster *c)
@@ -227,17 +273,17 @@ static void test_membership_join_leave(void **state)
     assert_true(st.redis_up);
     assert_false(st.fallback);
     /* A graceful leave is seen at the next heartbeat (no TTL wait). */
-    sluice_cluster_destroy(b);
+    cleanup_now(b);
     assert_int_equal(members_of(a), 2);
     assert_int_equal(sluice_cluster_members(a, ids, 4), 2);
     assert_string_equal(ids[1], "c");
     /* The background thread keeps the view fresh without heartbeat_now. */
     sluice_cluster *d = replica("orders", "d", NULL);
     assert_true(POLL((sluice_cluster_status_get(a, &st), st.members == 3), 5000));
-    sluice_cluster_destroy(d);
-    sluice_cluster_destroy(c);
-    sluice_cluster_destroy(other);
-    sluice_cluster_destroy(a);
+    cleanup_now(d);
+    cleanup_now(c);
+    cleanup_now(other);
+    cleanup_now(a);
 }
 
 /* A replica that stops heartbeating (a crash, seen from Redis) is
@@ -258,7 +304,7 @@ static void test_membership_expiry(void **state)
     freeReplyObject(r);
     assert_int_equal(members_of(a), 2);
     assert_true(POLL(members_of(a) == 1, 5 * MEMBER_TTL_MS));
-    sluice_cluster_destroy(a);
+    cleanup_now(a);
 }
 
 /* ---- share mode ------------------------------------------------------------------ */
@@ -275,7 +321,7 @@ static sluice_pool *make_pool(const char *name)
     if (sluice_pool_create(&pc, &p, err, sizeof err)) {
         fail_msg("pool: %s", err);
     }
-    return p;
+    return cleanup_push(undo_pool, p);
 }
 
 static unsigned pool_k(sluice_pool *p)
@@ -309,7 +355,7 @@ static void test_share_mode_sum(void **state)
         } else {
             int i = step - N;
             sluice_cluster_unbind(c[i], id[i]);
-            sluice_cluster_destroy(c[i]);
+            cleanup_now(c[i]);
             c[i] = NULL;
             live--;
             if (live == 0) {
@@ -333,7 +379,7 @@ static void test_share_mode_sum(void **state)
         assert_int_equal(sum, SHARE);
     }
     for (int i = 0; i < N; i++) {
-        sluice_pool_destroy(p[i]);
+        cleanup_now(p[i]);
     }
 }
 
@@ -361,6 +407,7 @@ static void test_share_fallback_stop_cont(void **state)
     lcfg.sink_user = &lc;
     sluice_logger *lg = NULL;
     assert_int_equal(sluice_logger_create(&lcfg, &lg), SLUICE_OK);
+    cleanup_push(undo_logger, lg);
     sluice_cluster *a = replica("orders", "a", lg);
     sluice_cluster *b = replica("orders", "b", NULL);
     members_of(a);
@@ -399,9 +446,9 @@ static void test_share_fallback_stop_cont(void **state)
     assert_true(POLL((sluice_cluster_heartbeat_now(b), atomic_load(&kb.k) == 4), 5000));
     assert_int_equal(atomic_load(&kb.reason), SLUICE_SHARE_VIEW);
     assert_int_equal(atomic_load(&lc.recovered), 1);
-    sluice_cluster_destroy(a);
-    sluice_cluster_destroy(b);
-    sluice_logger_destroy(lg);
+    cleanup_now(a);
+    cleanup_now(b);
+    cleanup_now(lg);
 }
 
 /* No Redis at all: the cluster starts in fallback with fallback_k (or 1). */
@@ -410,11 +457,12 @@ static void test_no_redis_at_start(void **state)
     (void)state;
     sluice_cluster_config cfg;
     sluice_cluster_config_init(&cfg);
-    cfg.redis_port = (unsigned)redis_fixture_free_port();
+    cfg.redis_port = (unsigned)dead_port;
     cfg.service = "orders";
     cfg.heartbeat_ns = HB_MS * SLUICE_NS_PER_MS;
     sluice_cluster *c = NULL;
     assert_int_equal(sluice_cluster_create(&cfg, &c, NULL, 0), SLUICE_OK);
+    cleanup_push(undo_cluster, c);
     sluice_cluster_status st;
     sluice_cluster_status_get(c, &st);
     assert_true(st.fallback);
@@ -432,12 +480,13 @@ static void test_no_redis_at_start(void **state)
     dc.share = 10;
     sluice_dsem *ds = NULL;
     assert_int_equal(sluice_dsem_create(c, &dc, &ds, NULL, 0), SLUICE_OK);
+    cleanup_push(undo_dsem, ds);
     assert_true(TAKE_ONE(ds)); /* the fallback bound: 1 */
     assert_int_equal(sluice_dsem_try_acquire(ds), SLUICE_EAGAIN);
     assert_int_equal(sluice_dsem_release(ds), SLUICE_OK);
     assert_int_equal(sluice_dsem_release(ds), SLUICE_EOVERFLOW);
-    sluice_dsem_destroy(ds);
-    sluice_cluster_destroy(c);
+    cleanup_now(ds);
+    cleanup_now(c);
 }
 
 /* The backoff at its maximum: bounds of UINT64_MAX are accepted, and a
@@ -448,7 +497,7 @@ static void test_reconnect_backoff_at_max(void **state)
     (void)state;
     sluice_cluster_config cfg;
     sluice_cluster_config_init(&cfg);
-    cfg.redis_port = (unsigned)redis_fixture_free_port();
+    cfg.redis_port = (unsigned)dead_port;
     cfg.service = "orders";
     cfg.heartbeat_ns = HB_MS * SLUICE_NS_PER_MS;
     cfg.reconnect_min_ns = UINT64_MAX;
@@ -456,6 +505,7 @@ static void test_reconnect_backoff_at_max(void **state)
     sluice_cluster *c = NULL;
     char err[256];
     assert_int_equal(sluice_cluster_create(&cfg, &c, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_cluster, c);
     sluice_cluster_status st;
     sluice_cluster_status_get(c, &st);
     assert_true(st.fallback);
@@ -468,7 +518,7 @@ static void test_reconnect_backoff_at_max(void **state)
     sluice_cluster_status_get(c, &st);
     assert_true(st.fallback);
     assert_int_equal(st.redis_errors, errors);
-    sluice_cluster_destroy(c);
+    cleanup_now(c);
 }
 
 /* ---- strict mode ------------------------------------------------------------------ */
@@ -487,7 +537,7 @@ static sluice_dsem *dsem(sluice_cluster *c, unsigned share, unsigned total, unsi
     if (sluice_dsem_create(c, &dc, &ds, err, sizeof err)) {
         fail_msg("dsem: %s", err);
     }
-    return ds;
+    return cleanup_push(undo_dsem, ds);
 }
 
 /* Take the `want` permits the test expects (each TAKE_ONE), then try one
@@ -540,8 +590,9 @@ static void test_dsem_limit_and_fair_shares(void **state)
     /* Waiting with a deadline ends in SLUICE_ETIMEDOUT. */
     sluice_ctx *ctx = NULL;
     assert_int_equal(sluice_ctx_with_timeout(&ctx, NULL, 30 * SLUICE_NS_PER_MS, NULL), SLUICE_OK);
+    cleanup_push(undo_ctx, ctx);
     assert_int_equal(sluice_dsem_acquire(da, ctx), SLUICE_ETIMEDOUT);
-    sluice_ctx_release(ctx);
+    cleanup_now(ctx);
     /* Releases are local and cheap; the renewals return what is idle
      * beyond one block. */
     for (int i = 0; i < 6; i++) {
@@ -577,14 +628,14 @@ static void test_dsem_limit_and_fair_shares(void **state)
     for (int i = 0; i < 4; i++) {
         sluice_dsem_release(da);
     }
-    sluice_dsem_destroy(dc);
-    sluice_dsem_destroy(da);
-    sluice_dsem_destroy(db);
+    cleanup_now(dc);
+    cleanup_now(da);
+    cleanup_now(db);
     /* Every permit went back on destroy. */
     assert_int_equal(redis_hget_int(key, "held"), 0);
-    sluice_cluster_destroy(c);
-    sluice_cluster_destroy(a);
-    sluice_cluster_destroy(b);
+    cleanup_now(c);
+    cleanup_now(a);
+    cleanup_now(b);
 }
 
 /* A holder that stops renewing (a crash, as Redis sees it) loses its
@@ -619,9 +670,9 @@ static void test_dsem_lease_expiry(void **state)
     for (int i = 0; i < 5; i++) {
         sluice_dsem_release(db);
     }
-    sluice_dsem_destroy(db);
-    sluice_cluster_destroy(a);
-    sluice_cluster_destroy(b);
+    cleanup_now(db);
+    cleanup_now(a);
+    cleanup_now(b);
 }
 
 /* Two services share a downstream: each gets its share; the free pool
@@ -651,10 +702,10 @@ static void test_dsem_free_pool(void **state)
         assert_int_equal(sluice_dsem_release(dsr), SLUICE_OK);
         assert_int_equal(sluice_dsem_release(dso), SLUICE_OK);
     }
-    sluice_dsem_destroy(dso);
-    sluice_dsem_destroy(dsr);
-    sluice_cluster_destroy(o);
-    sluice_cluster_destroy(r);
+    cleanup_now(dso);
+    cleanup_now(dsr);
+    cleanup_now(o);
+    cleanup_now(r);
 }
 
 /* SIGSTOP: the bound is what was leased (within the fair share); nothing
@@ -686,8 +737,8 @@ static void test_dsem_fallback(void **state)
     for (int i = 0; i < 3; i++) {
         sluice_dsem_release(da);
     }
-    sluice_dsem_destroy(da);
-    sluice_cluster_destroy(a);
+    cleanup_now(da);
+    cleanup_now(a);
 }
 
 /* ---- a TCP proxy in front of Redis, to cut one replica off ------------------ */
@@ -791,13 +842,19 @@ static void proxy_start(proxy *px)
     assert_int_equal(pthread_create(&px->th, NULL, proxy_main, px), 0);
 }
 
-static void proxy_stop(proxy *px)
+/* Stops the proxy; true when every pump ended within the bound. */
+static bool proxy_stop(proxy *px)
 {
     atomic_store(&px->stop, true);
     pthread_join(px->th, NULL);
     close(px->lfd);
     /* Each pump sees stop within one 20 ms poll; wait (bounded) for all. */
-    assert_true(POLL(atomic_load(&px->pumps) == 0, 5000));
+    return POLL(atomic_load(&px->pumps) == 0, 5000);
+}
+
+static void undo_proxy(void *p)
+{
+    proxy_stop(p);
 }
 
 /* An outage longer than the member and lease TTLs: every membership and
@@ -813,6 +870,7 @@ static void test_dsem_recovery_after_long_outage(void **state)
     (void)state;
     static proxy px; /* outlives the test: a pump may still be closing when it returns */
     proxy_start(&px);
+    cleanup_push(undo_proxy, &px);
     sluice_cluster *cl[2];
     for (int i = 0; i < 2; i++) {
         sluice_cluster_config cfg;
@@ -831,6 +889,7 @@ static void test_dsem_recovery_after_long_outage(void **state)
         if (sluice_cluster_create(&cfg, &cl[i], err, sizeof err)) {
             fail_msg("sluice_cluster_create: %s", err);
         }
+        cleanup_push(undo_cluster, cl[i]);
     }
     sluice_cluster *a = cl[0], *b = cl[1];
     assert_true(POLL(members_of(a) == 2 && members_of(b) == 2, 5000));
@@ -875,11 +934,12 @@ static void test_dsem_recovery_after_long_outage(void **state)
         sluice_dsem_release(da);
         sluice_dsem_release(db);
     }
-    sluice_dsem_destroy(da);
-    sluice_dsem_destroy(db);
-    sluice_cluster_destroy(a);
-    sluice_cluster_destroy(b);
-    proxy_stop(&px);
+    cleanup_now(da);
+    cleanup_now(db);
+    cleanup_now(a);
+    cleanup_now(b);
+    cleanup_take(&px);
+    assert_true(proxy_stop(&px));
 }
 
 /* Redis loses its data (restart without persistence): the live holder
@@ -903,11 +963,11 @@ static void test_dsem_redis_restart(void **state)
     for (int i = 0; i < 2; i++) {
         sluice_dsem_release(da);
     }
-    sluice_dsem_destroy(da);
+    cleanup_now(da);
     sluice_cluster_status cs;
     sluice_cluster_status_get(a, &cs);
     assert_true(cs.reconnects >= 2);
-    sluice_cluster_destroy(a);
+    cleanup_now(a);
 }
 
 /* SCRIPT FLUSH: the next call answers NOSCRIPT and the script is
@@ -924,7 +984,7 @@ static void test_noscript_reload(void **state)
     sluice_cluster_status_get(a, &st);
     assert_true(st.script_reloads > before);
     assert_false(st.fallback);
-    sluice_cluster_destroy(a);
+    cleanup_now(a);
 }
 
 /* `sluice budget status`: the live allocation, read back from Redis. */
@@ -949,17 +1009,24 @@ static void test_budget_report(void **state)
     free(text);
     assert_int_equal(sluice_budget_report(NULL, (unsigned)redis.port, "bad prefix", 0, &text, err, sizeof err),
                      SLUICE_EINVAL);
-    assert_int_equal(sluice_budget_report(NULL, (unsigned)redis_fixture_free_port(), prefix, 0, &text, err,
-                                          sizeof err),
+    assert_int_equal(sluice_budget_report(NULL, (unsigned)dead_port, prefix, 0, &text, err, sizeof err),
                      SLUICE_EIO);
     assert_non_null(strstr(err, "redis 127.0.0.1:"));
     sluice_dsem_release(da);
-    sluice_dsem_destroy(da);
-    sluice_cluster_destroy(a);
-    sluice_cluster_destroy(b);
+    cleanup_now(da);
+    cleanup_now(a);
+    cleanup_now(b);
 }
 
 /* ---- the distributed limiter ------------------------------------------------------- */
+
+/* The limiter's refill runs on Redis's clock (the GCRA script reads
+ * TIME), which no test can hold still, so the rates here make the refill
+ * irrelevant whatever the machine's speed: 0.001 tokens/s brings a token
+ * back after 1000 s of Redis time, far past ctest's timeout of this
+ * program, and every count below is exact until then. */
+#define SLOW_RATE 0.001
+#define SLOW_TOKEN_NS ((uint64_t)(1 / SLOW_RATE) * SLUICE_NS_PER_SEC) /* 1000 s */
 
 static void test_dlimiter_shared_bucket(void **state)
 {
@@ -969,13 +1036,15 @@ static void test_dlimiter_shared_bucket(void **state)
     sluice_dlimiter_config lc;
     sluice_dlimiter_config_init(&lc);
     lc.name = "bank-rps";
-    lc.rate = 1.0; /* slow refill, so no token comes back during the test */
+    lc.rate = SLOW_RATE;
     lc.burst = 6;
     sluice_dlimiter *la = NULL, *lb = NULL;
     char err[256];
     assert_int_equal(sluice_dlimiter_create(a, &lc, &la, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_dlimiter, la);
     assert_int_equal(sluice_dlimiter_create(b, &lc, &lb, err, sizeof err), SLUICE_OK);
-    /* One bucket across both replicas. */
+    cleanup_push(undo_dlimiter, lb);
+    /* One bucket across both replicas: 10 asks, the burst of 6 allowed. */
     int allowed = 0;
     for (int i = 0; i < 5; i++) {
         allowed += sluice_dlimiter_allow(la);
@@ -987,36 +1056,60 @@ static void test_dlimiter_shared_bucket(void **state)
     sluice_reservation r;
     assert_int_equal(sluice_dlimiter_reserve(la, 7, &r), SLUICE_EOVERFLOW);
     assert_int_equal(sluice_dlimiter_reserve(la, 2, &r), SLUICE_OK);
-    assert_true(r.delay_ns > SLUICE_NS_PER_SEC); /* in debt: ~2 s */
-    sluice_dlimiter_cancel(la, &r);              /* given back */
+    /* In debt by two tokens: two token times from the emptying, less the
+     * (far shorter) time since. */
+    assert_true(r.delay_ns > SLOW_TOKEN_NS);
+    assert_true(r.delay_ns <= 2 * SLOW_TOKEN_NS);
+    sluice_dlimiter_cancel(la, &r); /* given back */
+    /* A wait whose deadline comes before the token is refused at once. */
     sluice_ctx *ctx = NULL;
     assert_int_equal(sluice_ctx_with_timeout(&ctx, NULL, 20 * SLUICE_NS_PER_MS, NULL), SLUICE_OK);
-    assert_int_equal(sluice_dlimiter_wait(lb, 1, ctx), SLUICE_ETIMEDOUT); /* too soon for the deadline */
-    sluice_ctx_release(ctx);
+    cleanup_push(undo_ctx, ctx);
+    assert_int_equal(sluice_dlimiter_wait(lb, 1, ctx), SLUICE_ETIMEDOUT);
+    cleanup_now(ctx);
     sluice_dlimiter_stats st;
     sluice_dlimiter_stats_get(la, &st);
     assert_true(st.redis_calls >= 5);
     assert_false(st.fallback);
-    /* A fast limiter refills: wait succeeds. */
+    sluice_dlimiter_stats_get(lb, &st);
+    assert_int_equal(st.wait_timeouts, 1);
+    assert_false(st.fallback);
+    cleanup_now(la);
+    cleanup_now(lb);
+
+    /* set_rate takes effect: a fresh bucket created at the slow rate and
+     * raised to 1000/s before its first call. Its first token is the full
+     * bucket's; the second comes 1 ms later, so a wait within a 30 s
+     * deadline succeeds (at the slow rate it would be refused at once). */
+    lc.name = "refill";
+    lc.burst = 1;
+    assert_int_equal(sluice_dlimiter_create(a, &lc, &la, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_dlimiter, la);
     assert_int_equal(sluice_dlimiter_set_rate(la, 1000), SLUICE_OK);
     assert_int_equal(sluice_dlimiter_set_rate(la, 0), SLUICE_EINVAL);
+    assert_true(sluice_dlimiter_allow(la));
+    assert_int_equal(sluice_ctx_with_timeout(&ctx, NULL, 30 * SLUICE_NS_PER_SEC, NULL), SLUICE_OK);
+    cleanup_push(undo_ctx, ctx);
+    assert_int_equal(sluice_dlimiter_wait(la, 1, ctx), SLUICE_OK);
+    cleanup_now(ctx);
     assert_int_equal(sluice_dlimiter_wait(la, 1, NULL), SLUICE_OK);
-    sluice_dlimiter_destroy(la);
-    sluice_dlimiter_destroy(lb);
+    cleanup_now(la);
+
     /* rate 0 is refused, INF never calls Redis */
     lc.rate = 0;
     assert_int_equal(sluice_dlimiter_create(a, &lc, &la, err, sizeof err), SLUICE_EINVAL);
     assert_non_null(strstr(err, "rate"));
     lc.rate = SLUICE_RATE_INF;
     assert_int_equal(sluice_dlimiter_create(a, &lc, &la, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_dlimiter, la);
     for (int i = 0; i < 100; i++) {
         assert_true(sluice_dlimiter_allow(la));
     }
     sluice_dlimiter_stats_get(la, &st);
     assert_int_equal(st.redis_calls, 0);
-    sluice_dlimiter_destroy(la);
-    sluice_cluster_destroy(a);
-    sluice_cluster_destroy(b);
+    cleanup_now(la);
+    cleanup_now(a);
+    cleanup_now(b);
 }
 
 static void test_dlimiter_fallback(void **state)
@@ -1028,10 +1121,11 @@ static void test_dlimiter_fallback(void **state)
     sluice_dlimiter_config lc;
     sluice_dlimiter_config_init(&lc);
     lc.name = "fb";
-    lc.rate = 0.001;
+    lc.rate = SLOW_RATE;
     lc.burst = 10;
     sluice_dlimiter *la = NULL;
     assert_int_equal(sluice_dlimiter_create(a, &lc, &la, NULL, 0), SLUICE_OK);
+    cleanup_push(undo_dlimiter, la);
     redis_fixture_pause(&redis);
     sluice_cluster_heartbeat_now(a);
     /* burst / 2 last known replicas = 5 locally */
@@ -1046,9 +1140,9 @@ static void test_dlimiter_fallback(void **state)
     redis_fixture_resume(&redis);
     assert_true(POLL(sluice_cluster_heartbeat_now(a) == SLUICE_OK, 5000));
     assert_true(sluice_dlimiter_allow(la)); /* the shared bucket again (full) */
-    sluice_dlimiter_destroy(la);
-    sluice_cluster_destroy(a);
-    sluice_cluster_destroy(b);
+    cleanup_now(la);
+    cleanup_now(a);
+    cleanup_now(b);
 }
 
 /* ---- budget files ------------------------------------------------------------------ */
@@ -1188,27 +1282,33 @@ int main(void)
         return 77;
     }
     signal(SIGPIPE, SIG_IGN);
+    int dead_fd;
+    dead_port = redis_fixture_dead_port(&dead_fd);
+    if (dead_port <= 0) {
+        fprintf(stderr, "no free loopback port\n");
+        return 1;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_share_k_sums),
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_budget_parse),
         cmocka_unit_test(test_settings),
-        cmocka_unit_test_setup(test_membership_join_leave, per_test),
-        cmocka_unit_test_setup(test_membership_expiry, per_test),
-        cmocka_unit_test_setup(test_share_mode_sum, per_test),
-        cmocka_unit_test_setup(test_share_fallback_stop_cont, per_test),
-        cmocka_unit_test_setup(test_no_redis_at_start, per_test),
-        cmocka_unit_test_setup(test_reconnect_backoff_at_max, per_test),
-        cmocka_unit_test_setup(test_dsem_limit_and_fair_shares, per_test),
-        cmocka_unit_test_setup(test_dsem_lease_expiry, per_test),
-        cmocka_unit_test_setup(test_dsem_free_pool, per_test),
-        cmocka_unit_test_setup(test_dsem_fallback, per_test),
-        cmocka_unit_test_setup(test_dsem_redis_restart, per_test),
-        cmocka_unit_test_setup(test_dsem_recovery_after_long_outage, per_test),
-        cmocka_unit_test_setup(test_noscript_reload, per_test),
-        cmocka_unit_test_setup(test_budget_report, per_test),
-        cmocka_unit_test_setup(test_dlimiter_shared_bucket, per_test),
-        cmocka_unit_test_setup(test_dlimiter_fallback, per_test),
+        cmocka_unit_test_setup_teardown(test_membership_join_leave, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_membership_expiry, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_share_mode_sum, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_share_fallback_stop_cont, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_no_redis_at_start, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_reconnect_backoff_at_max, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dsem_limit_and_fair_shares, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dsem_lease_expiry, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dsem_free_pool, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dsem_fallback, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dsem_redis_restart, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dsem_recovery_after_long_outage, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_noscript_reload, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_budget_report, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_shared_bucket, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_fallback, per_test, per_test_end),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

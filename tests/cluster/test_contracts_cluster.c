@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "cluster/redis_fixture.h"
+#include "common/cleanup.h"
 #include "sluice/cluster.h"
 #include "sluice/sluice.h"
 
@@ -38,6 +39,47 @@ static sluice_cluster_config base_config(void)
     return cfg;
 }
 
+/* What a test makes is registered (common/cleanup.h), so a failed
+ * assertion does not leave a cluster thread or a redis-server running
+ * into the next test; cleanup_teardown undoes it, newest first. */
+static void undo_cluster(void *p)
+{
+    sluice_cluster_destroy(p);
+}
+
+static void undo_dsem(void *p)
+{
+    sluice_dsem_destroy(p);
+}
+
+static void undo_dlimiter(void *p)
+{
+    sluice_dlimiter_destroy(p);
+}
+
+static void undo_pool(void *p)
+{
+    sluice_pool_destroy(p);
+}
+
+static void undo_redis(void *p)
+{
+    redis_fixture_stop(p);
+}
+
+/* A binding to undo before its pool goes (the pool is made after the
+ * cluster, so the stack order alone would free the pool first). */
+typedef struct binding {
+    sluice_cluster *c;
+    unsigned id;
+} binding;
+
+static void undo_binding(void *p)
+{
+    binding *b = p;
+    sluice_cluster_unbind(b->c, b->id);
+}
+
 static sluice_cluster *make_cluster(sluice_cluster_config *cfg)
 {
     sluice_cluster *c = NULL;
@@ -45,7 +87,7 @@ static sluice_cluster *make_cluster(sluice_cluster_config *cfg)
     if (sluice_cluster_create(cfg, &c, err, sizeof err) != SLUICE_OK) {
         fail_msg("cluster create: %s", err);
     }
-    return c;
+    return cleanup_push(undo_cluster, c);
 }
 
 static const char *name_of(char *buf, size_t n)
@@ -82,7 +124,7 @@ static void test_cluster_config_extremes(void **state)
         if (i == 2) {
             assert_string_equal(st.replica_id, name);
         }
-        sluice_cluster_destroy(c);
+        cleanup_now(c);
         c = NULL;
     }
 
@@ -94,7 +136,7 @@ static void test_cluster_config_extremes(void **state)
     cfg.lease_ttl_ns = SLUICE_NS_PER_SEC + 1; /* just longer */
     cfg.member_ttl_ns = SLUICE_NS_PER_SEC + 1;
     c = make_cluster(&cfg);
-    sluice_cluster_destroy(c);
+    cleanup_now(c);
     c = NULL;
     cfg.heartbeat_ns = SLUICE_NS_PER_MS - 1; /* under 1 ms */
     cfg.lease_ttl_ns = cfg.member_ttl_ns = 0;
@@ -102,7 +144,7 @@ static void test_cluster_config_extremes(void **state)
     assert_non_null(strstr(err, "heartbeat"));
     cfg.heartbeat_ns = SLUICE_NS_PER_MS; /* exactly 1 ms */
     c = make_cluster(&cfg);
-    sluice_cluster_destroy(c);
+    cleanup_now(c);
     c = NULL;
 
     /* A heartbeat above UINT64_MAX / 3: its default TTLs ("3 heartbeats")
@@ -113,7 +155,8 @@ static void test_cluster_config_extremes(void **state)
     if (sluice_cluster_create(&cfg, &c, err, sizeof err) != SLUICE_OK) {
         fail_msg("a heartbeat of UINT64_MAX / 2 with default TTLs was refused: %s", err);
     }
-    sluice_cluster_destroy(c);
+    cleanup_push(undo_cluster, c);
+    cleanup_now(c);
     c = NULL;
     cfg.heartbeat_ns = UINT64_MAX;
     cfg.reconnect_min_ns = UINT64_MAX;
@@ -121,7 +164,8 @@ static void test_cluster_config_extremes(void **state)
     if (sluice_cluster_create(&cfg, &c, err, sizeof err) != SLUICE_OK) {
         fail_msg("a heartbeat of UINT64_MAX with default TTLs was refused: %s", err);
     }
-    sluice_cluster_destroy(c);
+    cleanup_push(undo_cluster, c);
+    cleanup_now(c);
     c = NULL;
 
     cfg = base_config();
@@ -196,13 +240,18 @@ static void test_cluster_bindings(void **state)
     pc.queue_capacity = 8;
     sluice_pool *pool = NULL;
     assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
+    cleanup_push(undo_pool, pool);
     sluice_share_binding pb = {.pool = pool, .share = 40, .fallback_k = 1};
     unsigned pid;
     assert_int_equal(sluice_cluster_bind_share(c, &pb, &pid), SLUICE_OK);
+    static binding bound;
+    bound = (binding){c, pid};
+    cleanup_push(undo_binding, &bound);
     sluice_pool_stats ps;
     sluice_pool_stats_get(pool, &ps);
     assert_int_equal(ps.capacity, 2);
     assert_int_equal(sluice_cluster_share_k_get(c, pid), 2);
+    cleanup_take(&bound);
     assert_int_equal(sluice_cluster_unbind(c, pid), SLUICE_OK);
 
     /* Redis down: heartbeat_now says EIO; the member list is empty. */
@@ -210,8 +259,8 @@ static void test_cluster_bindings(void **state)
     char ids_out[1][SLUICE_CLUSTER_NAME_MAX + 1];
     assert_int_equal(sluice_cluster_members(c, ids_out, 0), 0);
     assert_int_equal(sluice_cluster_members(c, ids_out, 1), 0);
-    sluice_cluster_destroy(c);
-    sluice_pool_destroy(pool); /* the cluster only forgot it */
+    cleanup_now(c);
+    cleanup_now(pool); /* the cluster only forgot it */
 }
 
 /* sluice_share_k at the edges of its arguments. */
@@ -256,6 +305,7 @@ static void test_dsem_dlimiter_refusals(void **state)
     dc.free_pool = 1; /* exactly the total */
     dc.fallback_k = 2;
     assert_int_equal(sluice_dsem_create(c, &dc, &ds, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_dsem, ds);
     assert_int_equal(sluice_dsem_release(ds), SLUICE_EOVERFLOW); /* none held */
     assert_int_equal(sluice_dsem_try_acquire(ds), SLUICE_OK);
     assert_int_equal(sluice_dsem_try_acquire(ds), SLUICE_OK);
@@ -266,7 +316,7 @@ static void test_dsem_dlimiter_refusals(void **state)
     assert_int_equal(sluice_dsem_release(ds), SLUICE_OK); /* releases still work */
     assert_int_equal(sluice_dsem_release(ds), SLUICE_OK);
     assert_int_equal(sluice_dsem_release(ds), SLUICE_EOVERFLOW);
-    sluice_dsem_destroy(ds);
+    cleanup_now(ds);
 
     sluice_dlimiter_config lc;
     sluice_dlimiter_config_init(&lc);
@@ -289,6 +339,7 @@ static void test_dsem_dlimiter_refusals(void **state)
     assert_non_null(strstr(err, "burst"));
     lc.rate = SLUICE_RATE_INF; /* burst ignored */
     assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_dlimiter, dl);
     assert_string_equal(sluice_dlimiter_name(dl), name);
     for (int i = 0; i < 100; i++) {
         assert_true(sluice_dlimiter_allow(dl));
@@ -298,8 +349,8 @@ static void test_dsem_dlimiter_refusals(void **state)
     sluice_dlimiter_stats_get(dl, &ls);
     assert_int_equal(ls.redis_calls, 0);
     assert_int_equal(ls.allowed, 200);
-    sluice_dlimiter_destroy(dl);
-    sluice_cluster_destroy(c);
+    cleanup_now(dl);
+    cleanup_now(c);
 }
 
 /* The recovery window after a long outage - a lease TTL + reconnect_max +
@@ -315,7 +366,8 @@ static void test_dsem_recovery_window_at_max_backoff(void **state)
     if (!redis_fixture_available()) {
         skip();
     }
-    redis_fixture redis;
+    static redis_fixture redis; /* static: its teardown runs after this frame is gone */
+    cleanup_push(undo_redis, &redis);
     assert_true(redis_fixture_start(&redis));
     sluice_fake_clock fake;
     sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
@@ -348,6 +400,7 @@ static void test_dsem_recovery_window_at_max_backoff(void **state)
     dc.block = 4;
     sluice_dsem *ds = NULL;
     assert_int_equal(sluice_dsem_create(c, &dc, &ds, NULL, 0), SLUICE_OK);
+    cleanup_push(undo_dsem, ds);
     unsigned held = 0;
     for (int i = 0; i < 3; i++) {
         assert_int_equal(sluice_dsem_try_acquire(ds), SLUICE_OK);
@@ -398,25 +451,26 @@ static void test_dsem_recovery_window_at_max_backoff(void **state)
     for (unsigned i = 0; i < held; i++) {
         assert_int_equal(sluice_dsem_release(ds), SLUICE_OK);
     }
-    sluice_dsem_destroy(ds);
-    sluice_cluster_destroy(c);
-    redis_fixture_stop(&redis);
+    cleanup_now(ds);
+    cleanup_now(c);
+    cleanup_now(&redis);
 }
 
 int main(void)
 {
-    int port = redis_fixture_free_port();
+    int dead_fd; /* held open for the program's life: nothing listens there */
+    int port = redis_fixture_dead_port(&dead_fd);
     if (port <= 0) {
         fprintf(stderr, "no free loopback port\n");
         return 1;
     }
     dead_port = (unsigned)port;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cluster_config_extremes),
-        cmocka_unit_test(test_cluster_bindings),
+        cmocka_unit_test_teardown(test_cluster_config_extremes, cleanup_teardown),
+        cmocka_unit_test_teardown(test_cluster_bindings, cleanup_teardown),
         cmocka_unit_test(test_share_k_edges),
-        cmocka_unit_test(test_dsem_dlimiter_refusals),
-        cmocka_unit_test(test_dsem_recovery_window_at_max_backoff),
+        cmocka_unit_test_teardown(test_dsem_dlimiter_refusals, cleanup_teardown),
+        cmocka_unit_test_teardown(test_dsem_recovery_window_at_max_backoff, cleanup_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

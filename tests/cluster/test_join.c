@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "common/cleanup.h"
 #include "redis_fixture.h"
 #include "sluice/cluster_join.h"
 #include "sluice/config.h"
@@ -55,6 +56,33 @@ static int teardown(void **state)
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     return system(cmd) == 0 ? 0 : -1;
+}
+
+/* What a test makes is registered (common/cleanup.h), so a failed
+ * assertion does not leave a service or a joined cluster (with its
+ * thread) running into the next test. */
+static void undo_config(void *p)
+{
+    sluice_config_free(p);
+}
+
+static void undo_service(void *p)
+{
+    sluice_service_destroy(p);
+}
+
+static void undo_join(void *p)
+{
+    sluice_cluster_join_destroy(p);
+}
+
+/* After each test, passed or failed: Redis running again (a failed test
+ * may have left it stopped; the destroys talk to it), then whatever the
+ * test did not destroy, newest first. */
+static int per_test_end(void **state)
+{
+    redis_fixture_resume(&redis);
+    return cleanup_teardown(state);
 }
 
 static void write_file(const char *name, const char *text)
@@ -108,7 +136,7 @@ static sluice_config *load(const char *svc, const char *extra, const char *pools
     if (sluice_config_load_file(path, &o, &cfg, err, sizeof err) != SLUICE_OK) {
         fail_msg("config: %s", err);
     }
-    return cfg;
+    return cleanup_push(undo_config, cfg);
 }
 
 static sluice_service *service_of(const sluice_config *cfg)
@@ -121,7 +149,7 @@ static sluice_service *service_of(const sluice_config *cfg)
     if (sluice_service_create_from_config(cfg, &sc, NULL, NULL, &svc, err, sizeof err) != SLUICE_OK) {
         fail_msg("service: %s", err);
     }
-    return svc;
+    return cleanup_push(undo_service, svc);
 }
 
 static unsigned k_of(sluice_service *svc, const char *pool)
@@ -160,7 +188,9 @@ static void test_share_bound_and_leave(void **state)
     sluice_cluster_join *j1 = NULL, *j2 = NULL;
     char err[1024];
     assert_int_equal(sluice_cluster_join_create(cfg, s1, NULL, &j1, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_join, j1);
     assert_int_equal(sluice_cluster_join_create(cfg, s2, NULL, &j2, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_join, j2);
     /* 40 split 99:33 -> 30 and 10; the mail pool is not bound. */
     assert_int_equal(sluice_cluster_join_part(j1, sluice_service_find_pool(s1, "charge")), 30);
     assert_int_equal(sluice_cluster_join_part(j1, sluice_service_find_pool(s1, "refund")), 10);
@@ -188,13 +218,13 @@ static void test_share_bound_and_leave(void **state)
     assert_int_equal(check_of(s1, line, sizeof line), SLUICE_HEALTH_OK);
 
     /* One replica leaves: the other takes each whole part. */
-    sluice_cluster_join_destroy(j1);
+    cleanup_now(j1);
     assert_int_equal(sluice_service_run_checks(s1, NULL, 0), 0); /* the check went with it */
     assert_true(POLL((beat(j2, NULL), k_of(s2, "charge") == 30 && k_of(s2, "refund") == 10), 5000));
-    sluice_cluster_join_destroy(j2);
-    sluice_service_destroy(s1);
-    sluice_service_destroy(s2);
-    sluice_config_free(cfg);
+    cleanup_now(j2);
+    cleanup_now(s1);
+    cleanup_now(s2);
+    cleanup_now(cfg);
 }
 
 static void test_strict_and_unready(void **state)
@@ -207,6 +237,7 @@ static void test_strict_and_unready(void **state)
     sluice_cluster_join *j = NULL;
     char err[1024];
     assert_int_equal(sluice_cluster_join_create(cfg, s, NULL, &j, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_join, j);
     sluice_dsem *ds = sluice_cluster_join_dsem(j);
     assert_non_null(ds);
     /* EAGAIN while the cluster thread's renewal is in flight: retry. */
@@ -224,9 +255,9 @@ static void test_strict_and_unready(void **state)
     assert_int_equal(k_of(s, "charge"), 2); /* min(fallback_k, last K) */
     redis_fixture_resume(&redis);
     assert_true(POLL(sluice_cluster_heartbeat_now(sluice_cluster_join_cluster(j)) == SLUICE_OK, 5000));
-    sluice_cluster_join_destroy(j);
-    sluice_service_destroy(s);
-    sluice_config_free(cfg);
+    cleanup_now(j);
+    cleanup_now(s);
+    cleanup_now(cfg);
 }
 
 /* One refusal: the message must contain `want`. */
@@ -244,8 +275,8 @@ static void expect_refusal(const char *svc, const char *pools, const char *budge
     }
     assert_null(j);
     assert_int_equal(sluice_service_run_checks(s, NULL, 0), 0);
-    sluice_service_destroy(s);
-    sluice_config_free(cfg);
+    cleanup_now(s);
+    cleanup_now(cfg);
 }
 
 static void test_refusals(void **state)
@@ -266,14 +297,15 @@ static void test_refusals(void **state)
     const char *plain = "pools:\n  - name: p\n    workers: 1\n    queue_capacity: 1\n";
     assert_int_equal(sluice_config_load_string(plain, strlen(plain), "x.yaml", NULL, &cfg, err, sizeof err),
                      SLUICE_OK);
+    cleanup_push(undo_config, cfg);
     sluice_service *s = service_of(cfg);
     sluice_cluster_join *j = (sluice_cluster_join *)0x1;
     assert_int_equal(sluice_cluster_join_create(cfg, s, NULL, &j, err, sizeof err), SLUICE_OK);
     assert_null(j);
     sluice_cluster_join_destroy(NULL);
     assert_int_equal(sluice_cluster_join_create(NULL, s, NULL, &j, err, sizeof err), SLUICE_EINVAL);
-    sluice_service_destroy(s);
-    sluice_config_free(cfg);
+    cleanup_now(s);
+    cleanup_now(cfg);
 }
 
 int main(void)
@@ -283,9 +315,9 @@ int main(void)
         return 77;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_share_bound_and_leave),
-        cmocka_unit_test(test_strict_and_unready),
-        cmocka_unit_test(test_refusals),
+        cmocka_unit_test_teardown(test_share_bound_and_leave, per_test_end),
+        cmocka_unit_test_teardown(test_strict_and_unready, per_test_end),
+        cmocka_unit_test_teardown(test_refusals, per_test_end),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -34,6 +34,7 @@
 #include <stdatomic.h>
 
 #include "cluster/redis_fixture.h"
+#include "common/cleanup.h"
 #include "sluice/cluster.h"
 #include "sluice/sluice.h"
 
@@ -268,25 +269,54 @@ static void downstream_stop(downstream *d)
     close(d->listen_fd);
 }
 
+static void undo_downstream(void *p)
+{
+    downstream_stop(p);
+}
+
 /* ---- the orchestrator ---------------------------------------------------------------- */
 
 static char self_exe[4096];
 static redis_fixture redis;
 
+/* What a test starts is registered (common/cleanup.h): after a failed
+ * assertion the teardown kills the replicas left running, stops the
+ * downstream and Redis and removes the K directory, so nothing outlives
+ * the test that failed. */
+static void undo_child(void *p)
+{
+    pid_t pid = (pid_t)(intptr_t)p;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+static void undo_redis(void *p)
+{
+    redis_fixture_stop(p);
+}
+
 static pid_t spawn_replica(const char *mode, const char *id, const char *arg)
 {
     char port[16];
     snprintf(port, sizeof port, "%d", redis.port);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        /* Dies with the orchestrator, whatever ends it. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
+            _exit(126);
+        }
         execl(self_exe, self_exe, "replica", port, mode, id, arg, (char *)NULL);
         _exit(127);
     }
+    assert_true(pid > 0);
+    cleanup_push(undo_child, (void *)(intptr_t)pid);
     return pid;
 }
 
 static int reap(pid_t pid, int sig)
 {
+    cleanup_take((void *)(intptr_t)pid);
     kill(pid, sig);
     int st = 0;
     waitpid(pid, &st, 0);
@@ -329,9 +359,11 @@ static long long held_of(const char *member)
 static void test_strict_never_over(void **state)
 {
     (void)state;
+    cleanup_push(undo_redis, &redis);
     assert_true(redis_fixture_start(&redis));
-    downstream ds;
+    static downstream ds; /* static: the teardown may stop it after this frame is gone */
     downstream_start(&ds);
+    cleanup_push(undo_downstream, &ds);
     char dport[16];
     snprintf(dport, sizeof dport, "%d", ds.port);
     pid_t r[4];
@@ -371,11 +403,20 @@ static void test_strict_never_over(void **state)
     printf("  observed max concurrent calls: %d (limit %d)\n", atomic_load(&ds.max), D);
     assert_true(atomic_load(&ds.max) <= D);
     assert_true(atomic_load(&ds.max) > 0);
-    downstream_stop(&ds);
-    redis_fixture_stop(&redis);
+    cleanup_now(&ds);
+    cleanup_now(&redis);
 }
 
 static char kdir[64];
+
+static void undo_kdir(void *p)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", (const char *)p);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "could not remove %s\n", (const char *)p);
+    }
+}
 
 static unsigned k_sum(const char *const *ids, size_t n, size_t *present)
 {
@@ -414,9 +455,11 @@ static long long until_sum(const char *const *ids, size_t n, unsigned max_ms)
 static void test_share_sum(void **state)
 {
     (void)state;
+    cleanup_push(undo_redis, &redis);
     assert_true(redis_fixture_start(&redis));
     snprintf(kdir, sizeof kdir, "/tmp/sluice-kdir-XXXXXX");
     assert_non_null(mkdtemp(kdir));
+    cleanup_push(undo_kdir, kdir);
     const char *ids[] = {"s0", "s1", "s2", "s3"};
     pid_t p[4];
     printf("share mode, share=%d, heartbeat %d ms, member TTL %d ms\n", SHARE, HB_MS, MEMBER_TTL_MS);
@@ -449,10 +492,8 @@ static void test_share_sum(void **state)
     assert_true(ms >= 0);
     assert_int_equal(reap(p[2], SIGTERM), 0);
     assert_int_equal(reap(p[3], SIGTERM), 0);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", kdir);
-    assert_int_equal(system(cmd), 0);
-    redis_fixture_stop(&redis);
+    cleanup_now(kdir);
+    cleanup_now(&redis);
 }
 
 int main(int argc, char **argv)
@@ -473,8 +514,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_share_sum),
-        cmocka_unit_test(test_strict_never_over),
+        cmocka_unit_test_teardown(test_share_sum, cleanup_teardown),
+        cmocka_unit_test_teardown(test_strict_never_over, cleanup_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
