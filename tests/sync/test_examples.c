@@ -26,31 +26,37 @@ static void die(const char *msg)
 /* ---- contexts ------------------------------------------------------------------ */
 
 static _Atomic int dropped;
+static _Atomic int drop_cause;
 
 static void drop_conn(sluice_ctx *ctx, sluice_err cause, void *conn)
 {
     (void)ctx;
-    (void)cause;
     (void)conn;
+    atomic_store(&drop_cause, (int)cause);
     atomic_fetch_add(&dropped, 1);
 }
 
 static int processed;
+/* The test's hold on time: process() moves the fake clock by `row_cost`
+ * per row (0: time stands still). */
+static sluice_fake_clock *example_clock;
+static uint64_t row_cost;
 
 static void process(int row)
 {
     processed += row;
+    if (row_cost) {
+        sluice_fake_clock_advance(example_clock, row_cost);
+    }
 }
 
-static void test_ctx_example(void **state)
+/* The example, line for line as docs/sync.md shows it. Its context's
+ * deadline is read from the clock of server_ctx (a child made with clock
+ * NULL inherits its parent's), which the test makes a fake one: the
+ * 250 ms pass only when the test moves it, so no machine is too slow for
+ * the three steps, and the test can also make them outlast the deadline. */
+static void ctx_example(sluice_ctx *server_ctx, int *conn, const int *row, size_t rows)
 {
-    (void)state;
-    sluice_ctx *server_ctx;
-    assert_int_equal(sluice_ctx_create(&server_ctx, NULL, 0, NULL), SLUICE_OK);
-    int conn_obj, *conn = &conn_obj;
-    int row[3] = {1, 2, 3};
-    size_t rows = 3;
-
     /* A request's context: 250 ms from now, a child of the server's root. */
     sluice_ctx *req;
     sluice_ctx_with_timeout(&req, server_ctx, 250 * SLUICE_NS_PER_MS, NULL);
@@ -66,9 +72,38 @@ static void test_ctx_example(void **state)
     }
     sluice_ctx_remove_cancel(req, cb); /* after it returns, drop_conn is not running */
     sluice_ctx_release(req);
+}
 
+static void test_ctx_example(void **state)
+{
+    (void)state;
+    sluice_fake_clock clock;
+    sluice_fake_clock_init(&clock, 1000 * SLUICE_NS_PER_SEC);
+    example_clock = &clock;
+    sluice_ctx *server_ctx;
+    assert_int_equal(sluice_ctx_create(&server_ctx, NULL, 0, &clock.clock), SLUICE_OK);
+    int conn_obj, *conn = &conn_obj;
+    int row[3] = {1, 2, 3};
+    size_t rows = 3;
+
+    /* Within the deadline: every row is processed, the connection kept. */
+    processed = 0;
+    row_cost = 0;
+    ctx_example(server_ctx, conn, row, rows);
     assert_int_equal(processed, 6);
     assert_int_equal(atomic_load(&dropped), 0);
+
+    /* Rows of 130 ms: the deadline passes during the second row, so the
+     * check before the third stops the loop and drops the connection. */
+    processed = 0;
+    row_cost = 130 * SLUICE_NS_PER_MS;
+    ctx_example(server_ctx, conn, row, rows);
+    assert_int_equal(processed, 1 + 2);
+    assert_int_equal(atomic_load(&dropped), 1);
+    assert_int_equal(atomic_load(&drop_cause), SLUICE_ETIMEDOUT);
+    assert_int_equal(sluice_ctx_err(server_ctx), SLUICE_OK); /* the root has no deadline */
+
+    row_cost = 0;
     sluice_ctx_release(server_ctx);
 }
 
