@@ -348,6 +348,33 @@ static inline bool gate_wait_entered_bg(gate *g, int n)
         }                                                                                                    \
     } while (0)
 
+/*
+ * Waits until n tasks are inside the gate at once, for as long as tasks
+ * keep arriving: false only when none arrived (g->entered unchanged) for
+ * SAFETY_NS. For a chain of events whose total time on a loaded machine
+ * (TSan, two cores shared) has no useful bound while each step's has: a
+ * flow that stopped still fails within SAFETY_NS of its last step. The
+ * tasks at the gate must not leave on a time limit of their own meanwhile
+ * (task_gate_until_open). Any thread.
+ */
+static inline bool gate_wait_inside_progress_bg(gate *g, int n)
+{
+    int seen = atomic_load(&g->entered);
+    uint64_t last_step = real_now_ns();
+    while (atomic_load(&g->inside) < n) {
+        int now_entered = atomic_load(&g->entered);
+        uint64_t now = real_now_ns();
+        if (now_entered != seen) {
+            seen = now_entered;
+            last_step = now;
+        } else if (now - last_step > SAFETY_NS) {
+            return false;
+        }
+        poll_pause();
+    }
+    return true;
+}
+
 /* ---- gate tasks: submit one with the gate as its arg ---------------------- */
 
 /* Waits at the gate until it opens, or until SAFETY_NS pass; returns 0
@@ -370,6 +397,24 @@ static inline int task_gate(void *arg)
 static inline int task_gate_hard(void *arg)
 {
     gate_pass((gate *)arg, false);
+    return 0;
+}
+
+/* Waits at the gate until it opens, with no time limit (and ignoring the
+ * stop flag); returns 0. For waits whose length has no useful bound
+ * (gate_wait_inside_progress_bg): the test must open the gate on every
+ * path, a failed one included (a cmocka teardown), or its workers stay. */
+static inline int task_gate_until_open(void *arg)
+{
+    gate *g = arg;
+    atomic_fetch_add(&g->entered, 1);
+    atomic_fetch_add(&g->inside, 1);
+    pthread_mutex_lock(&g->mu);
+    while (!g->open) {
+        pthread_cond_wait(&g->cv, &g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+    atomic_fetch_sub(&g->inside, 1);
     return 0;
 }
 

@@ -5,6 +5,8 @@
  * and that a free worker is never kept from queued work by a busy one.
  */
 #include "common/pool.h"
+/* after pool.h: it needs cmocka */
+#include "common/cleanup.h"
 
 static void hold_workers(sluice_pool *p, gate *g, unsigned k)
 {
@@ -318,35 +320,55 @@ static void test_blocked_task_does_not_hold_queued_work(void **state)
     tally_free(t);
 }
 
+static void open_gate_v(void *g)
+{
+    gate_open(g);
+}
+
 /* Chain spawning: a burst into a cold pool must still start every worker
  * the work needs. 100 tasks that each hold a worker at a gate, then 4,900
- * short ones: all 100 workers must be running at the gate at once. */
+ * short ones: all 100 workers must be running at the gate at once.
+ *
+ * How long the chain takes has no useful bound (under TSan on a loaded
+ * 2-core box, 56 workers had started after 30 s once), so the wait lasts
+ * while workers keep arriving and fails only when none arrived for
+ * SAFETY_NS: the chain stopped. The tasks hold their workers until the
+ * gate opens, with no limit of their own (an early one leaving would stop
+ * the count at 100 from ever being reached); the teardown opens the gate
+ * after a failure. */
 static void test_cold_burst_starts_all_workers(void **state)
 {
     (void)state;
     tally *t = tally_new();
     gate *g = gate_new();
+    cleanup_push(open_gate_v, g);
     sluice_pool_config cfg;
     base_config(&cfg, "coldburst", 100, 5000, t);
     sluice_pool *p;
     CREATE_POOL(&cfg, &p);
     assert_int_equal(stats_now(p).workers, 0);
     for (int i = 0; i < 100; i++) {
-        assert_int_equal(sluice_pool_submit(p, task_gate_hard, g), SLUICE_OK);
+        assert_int_equal(sluice_pool_submit(p, task_gate_until_open, g), SLUICE_OK);
     }
     for (int i = 0; i < 4900; i++) {
         assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK);
     }
-    /* On a timeout, say whether the chain stopped (no worker starting,
-     * start failures) or was only slow (starts still going on). */
-    WAIT_FOR(atomic_load(&g->inside) == 100,
-             "100 workers at the gate (%d there; %u workers, %llu started, %llu start failures, depth %zu)",
-             atomic_load(&g->inside), stats_now(p).workers, (unsigned long long)stats_now(p).started_workers,
-             (unsigned long long)stats_now(p).worker_start_failures, stats_now(p).queue_depth);
+    /* On a stop, say whether the chain stopped (no worker starting, start
+     * failures) and where. */
+    if (!gate_wait_inside_progress_bg(g, 100)) {
+        sluice_pool_stats s = stats_now(p);
+        fail_msg(
+            "the worker-start chain stopped: no worker reached the gate for %llu s (%d there; %u workers, "
+            "%llu started, %llu start failures, depth %zu)",
+            (unsigned long long)(SAFETY_NS / SLUICE_NS_PER_SEC), atomic_load(&g->inside), s.workers,
+            (unsigned long long)s.started_workers, (unsigned long long)s.worker_start_failures,
+            s.queue_depth);
+    }
     sluice_pool_stats s = stats_now(p);
     assert_int_equal(s.workers, 100);
     assert_int_equal(s.running, 100);
     assert_int_equal(s.queue_depth, 4900);
+    cleanup_take(g);
     gate_open(g);
     ASSERT_IDENTITY(p);
     s = stats_now(p);
@@ -483,7 +505,7 @@ int main(void)
         cmocka_unit_test(test_workers_get_and_names),
         cmocka_unit_test(test_long_name_thread_name),
         cmocka_unit_test(test_blocked_task_does_not_hold_queued_work),
-        cmocka_unit_test(test_cold_burst_starts_all_workers),
+        cmocka_unit_test_teardown(test_cold_burst_starts_all_workers, cleanup_teardown),
         cmocka_unit_test(test_running_since_stamped_by_reader),
         cmocka_unit_test(test_chain_spawn_inits_run_in_parallel),
         cmocka_unit_test(test_all_inits_fail_drain_hands_back),
