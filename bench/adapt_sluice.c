@@ -358,3 +358,19 @@ const bench_adapter bench_adapter_sluice_batch = {
     .producer_end = sl_batch_end,
     .destroy = sl_destroy,
 };
+
+/* Both sides in runs: producers' batches claim places with one CAS per run
+ * (sluice_pool_submit_batch), workers claim runs from a deep queue
+ * (fifo_batch). */
+const bench_adapter bench_adapter_sluice_fifo_batch_batch = {
+    .name = "sluice-fifo-batch-batch64",
+    .overflow = "Sluice, fifo_batch queue, fed 64 tasks at a time through sluice_pool_submit_batch (no-op "
+                "workloads)",
+    .flags = BENCH_F_SLUICE | BENCH_F_NOOP_ONLY,
+    .variant = &bench_adapter_sluice_fifo_batch_variant,
+    .create = sl_create,
+    .producer_begin = sl_batch_begin,
+    .submit = sl_batch_submit,
+    .producer_end = sl_batch_end,
+    .destroy = sl_destroy,
+};

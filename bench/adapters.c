@@ -13,7 +13,7 @@ extern const bench_adapter bench_adapter_sluice, bench_adapter_sluice_notiming, 
     bench_adapter_sluice_sample64, bench_adapter_sluice_reject, bench_adapter_sluice_batch,
     bench_adapter_sluice_sharded, bench_adapter_sluice_sharded_notiming, bench_adapter_sluice_fifo_batch,
     bench_adapter_sluice_fifo_batch_notiming, bench_adapter_sluice_on_codel, bench_adapter_sluice_on_lifo,
-    bench_adapter_sluice_on_control;
+    bench_adapter_sluice_on_control, bench_adapter_sluice_fifo_batch_batch;
 extern const bench_adapter bench_adapter_sluice_ov_fifo, bench_adapter_sluice_ov_codel,
     bench_adapter_sluice_ov_codel_rfc, bench_adapter_sluice_ov_lifo, bench_adapter_sluice_ov_both;
 #endif
@@ -21,8 +21,8 @@ extern const bench_adapter bench_adapter_sluice_ov_fifo, bench_adapter_sluice_ov
 extern const bench_adapter bench_adapter_sluice_collector;
 #endif
 extern const bench_adapter bench_adapter_thread, bench_adapter_cthreadpool, bench_adapter_glib,
-    bench_adapter_libuv, bench_adapter_apr, bench_adapter_ring, bench_adapter_selftest_lose,
-    bench_adapter_selftest_dup, bench_adapter_selftest_swap;
+    bench_adapter_libuv, bench_adapter_apr, bench_adapter_ring, bench_adapter_floor,
+    bench_adapter_selftest_lose, bench_adapter_selftest_dup, bench_adapter_selftest_swap;
 
 const bench_adapter *const bench_adapters[] = {
 #ifdef BENCH_HAVE_SLUICE
@@ -36,6 +36,7 @@ const bench_adapter *const bench_adapters[] = {
     &bench_adapter_sluice_sharded_notiming,
     &bench_adapter_sluice_fifo_batch,
     &bench_adapter_sluice_fifo_batch_notiming,
+    &bench_adapter_sluice_fifo_batch_batch,
     &bench_adapter_sluice_on_codel,
     &bench_adapter_sluice_on_lifo,
     &bench_adapter_sluice_on_control,
@@ -54,6 +55,7 @@ const bench_adapter *const bench_adapters[] = {
     &bench_adapter_libuv,
     &bench_adapter_apr,
     &bench_adapter_ring,
+    &bench_adapter_floor,
     &bench_adapter_selftest_lose,
     &bench_adapter_selftest_dup,
     &bench_adapter_selftest_swap,

@@ -25,16 +25,17 @@ enum {
 
 /* Adapter flags: which workloads an implementation takes part in. */
 enum {
-    BENCH_F_SLUICE = 1u << 0,       /* a Sluice configuration */
-    BENCH_F_REF = 1u << 1,          /* the raw ring: a reference, not a pool */
-    BENCH_F_NO_IDLE = 1u << 2,      /* has no idle workers (thread per task, ring): skip idle/rss */
-    BENCH_F_METRICS_ONLY = 1u << 3, /* a Sluice metrics variant: only in the metrics workload */
-    BENCH_F_BURST_ONLY = 1u << 4,   /* a Sluice overflow variant: only in the burst workload */
-    BENCH_F_MAIN = 1u << 5,         /* the Sluice row every ratio is taken against */
-    BENCH_F_SELFTEST = 1u << 6,     /* deliberately broken: only when named with --impl */
-    BENCH_F_NOOP_ONLY = 1u << 7,    /* a Sluice variant shown in the no-op workloads only */
+    BENCH_F_SLUICE = 1u << 0,        /* a Sluice configuration */
+    BENCH_F_REF = 1u << 1,           /* the raw ring: a reference, not a pool */
+    BENCH_F_NO_IDLE = 1u << 2,       /* has no idle workers (thread per task, ring): skip idle/rss */
+    BENCH_F_METRICS_ONLY = 1u << 3,  /* a Sluice metrics variant: only in the metrics workload */
+    BENCH_F_BURST_ONLY = 1u << 4,    /* a Sluice overflow variant: only in the burst workload */
+    BENCH_F_MAIN = 1u << 5,          /* the Sluice row every ratio is taken against */
+    BENCH_F_SELFTEST = 1u << 6,      /* deliberately broken: only when named with --impl */
+    BENCH_F_NOOP_ONLY = 1u << 7,     /* a Sluice variant shown in the no-op workloads only */
     BENCH_F_OVERLOAD_ONLY = 1u << 8, /* a Sluice overload mode: only in the overload workload (overload.c) */
-    BENCH_F_QUEUE = 1u << 9,         /* a Sluice queue discipline: every workload the main row is in but metrics */
+    BENCH_F_QUEUE = 1u << 9,  /* a Sluice queue discipline: every workload the main row is in but metrics */
+    BENCH_F_FLOOR = 1u << 10, /* the floor: the same tasks with no pool (spin, sleep, latency only) */
 };
 
 /* How a workload wants the pool built. */
@@ -156,7 +157,8 @@ static inline uint64_t bench_arg_take(void *p)
         return bench_ptr_to_idx(p);
     }
     bench_arg *a = p;
-    uint64_t idx = a->idx + (uint64_t)(a->payload[0] != (char)a->idx); /* a torn record shows up as a wrong index */
+    uint64_t idx =
+        a->idx + (uint64_t)(a->payload[0] != (char)a->idx); /* a torn record shows up as a wrong index */
     free(a);
     return idx;
 }

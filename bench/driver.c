@@ -62,7 +62,7 @@ typedef struct options {
     bool no_fork;
     bool list;
     bool verbose;
-    bool scaling; /* --scaling: noop-Np over a grid of K and producers */
+    bool scaling;    /* --scaling: noop-Np over a grid of K and producers */
     char *workloads; /* comma list or NULL for all */
     char *impls;     /* comma list or NULL for all */
     double child_timeout_s;
@@ -313,7 +313,7 @@ static void measure_here(const bench_workload *w, const bench_adapter *a, const 
 {
     memset(r, 0, sizeof *r);
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); /* the completion poll sleeps 20 us at a time */
-    bench_g.malloc_arg = false; /* the *-malloc workloads set it (--no-fork runs several here) */
+    bench_g.malloc_arg = false;             /* the *-malloc workloads set it (--no-fork runs several here) */
     w->measure(a, cfg, r);
 }
 
@@ -686,6 +686,42 @@ static void print_targets(const target *t, size_t n)
     }
 }
 
+/* The pools against the floor (the same tasks with no pool, same run):
+ * what a target "x ideal" leaves to the machine, and the pool's own
+ * share. Figures, not targets: the targets above stay against the ideal. */
+static void print_floor(cell (*all)[MAX_IMPLS])
+{
+    const char *rows[] = {"sluice", "sluice-fifo-batch"};
+    const char *wls[] = {"spin-1us", "sleep-1ms", "latency"};
+    bool any = false;
+    for (size_t k = 0; k < 3; k++) {
+        any |= !isnan(med(all, wls[k], "floor", 0));
+    }
+    if (!any) {
+        return;
+    }
+    printf("\n== against the floor (the same tasks with no pool, this run): the pool's own share\n");
+    char name[96];
+    for (size_t k = 0; k < 3; k++) {
+        double f = med(all, wls[k], "floor", 0);
+        if (isnan(f)) {
+            continue;
+        }
+        bool lat = k == 2;
+        snprintf(name, sizeof name, lat ? "%s: floor p99 hand-off, us" : "%s: floor wall / ideal", wls[k]);
+        printf("  %-62s %8.3g\n", name, lat ? f : med(all, wls[k], "floor", 1));
+        for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+            double v = med(all, wls[k], rows[r], 0);
+            if (isnan(v)) {
+                continue;
+            }
+            snprintf(name, sizeof name, lat ? "%s: %s p99 - floor p99, us" : "%s: %s wall / floor wall",
+                     wls[k], rows[r]);
+            printf("  %-62s %8.3g\n", name, lat ? v - f : v / f);
+        }
+    }
+}
+
 /* ---- JSON -------------------------------------------------------------- */
 
 static void json_str(const char *s)
@@ -860,7 +896,8 @@ static int run_scaling(const options *o)
            o->cfg.runs, (unsigned long long)o->cfg.n_noop);
     printf("%4s %4s", "K", "P");
     for (int j = 0; j < n; j++) {
-        printf(" %*s", (int)(strlen(bench_adapters[idx[j]]->name) > 9 ? strlen(bench_adapters[idx[j]]->name) : 9),
+        printf(" %*s",
+               (int)(strlen(bench_adapters[idx[j]]->name) > 9 ? strlen(bench_adapters[idx[j]]->name) : 9),
                bench_adapters[idx[j]]->name);
     }
     printf("\n");
@@ -905,7 +942,8 @@ static int run_scaling(const options *o)
             fflush(stdout);
         }
     }
-    printf("\nratios per point (Sluice rows): x ring = / raw-ring, x peer = / the best C peer at that point\n");
+    printf(
+        "\nratios per point (Sluice rows): x ring = / raw-ring, x peer = / the best C peer at that point\n");
     printf("%4s %4s %-24s %8s %8s  %s\n", "K", "P", "implementation", "x ring", "x peer", "best peer");
     for (unsigned ki = 0; ki < nk; ki++) {
         for (unsigned pi = 0; pi < np; pi++) {
@@ -983,7 +1021,7 @@ int main(int argc, char **argv)
         int rc = run_scaling(&o);
         printf("\nload average: %.2f at start, %.2f at end, on %u CPUs\n", load_start, load1(), o.cfg.cpus);
         printf("\n%s\n", rc ? "RESULT: FAILED (see the FAILED lines)"
-                             : "RESULT: ok (every task of every implementation ran exactly once)");
+                            : "RESULT: ok (every task of every implementation ran exactly once)");
         return rc;
     }
     const bench_adapter *ms = main_sluice();
@@ -1051,6 +1089,7 @@ int main(int argc, char **argv)
         print_json(&o, model, all_cells, wl_on, t, nt);
     } else {
         print_targets(t, nt);
+        print_floor(all_cells);
         printf("\nload average: %.2f at start, %.2f at end, on %u CPUs\n", load_start, load_end, o.cfg.cpus);
         printf("\n%s\n",
                failures ? "RESULT: FAILED (see the FAILED lines: lost or duplicated tasks, crashes, errors)"

@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,7 +293,7 @@ static bool is_extra_variant(const bench_adapter *a)
 
 static bool takes_noop(const bench_adapter *a)
 {
-    return !is_extra_variant(a);
+    return !is_extra_variant(a) && !(a->flags & BENCH_F_FLOOR);
 }
 
 static bool takes_pools(const bench_adapter *a)
@@ -303,9 +304,15 @@ static bool takes_pools(const bench_adapter *a)
     return !(a->flags & BENCH_F_SLUICE) || (a->flags & (BENCH_F_MAIN | BENCH_F_QUEUE));
 }
 
+/* spin and sleep: the pools, and the floor (the same tasks with no pool). */
+static bool takes_timed(const bench_adapter *a)
+{
+    return takes_pools(a) || (a->flags & BENCH_F_FLOOR);
+}
+
 static bool takes_latency(const bench_adapter *a)
 {
-    return (a->flags & BENCH_F_REF) || takes_pools(a);
+    return (a->flags & BENCH_F_REF) || takes_pools(a); /* the raw ring and the floor too */
 }
 
 static bool takes_idle(const bench_adapter *a)
@@ -370,7 +377,8 @@ static void d_noop_1p(const bench_config *cfg, char *buf, size_t len)
 
 static void d_noop_np(const bench_config *cfg, char *buf, size_t len)
 {
-    snprintf(buf, len, "no-op tasks from %u producers; K=%u workers; N=%llu in all (thread-per-task, apr N/20)",
+    snprintf(buf, len,
+             "no-op tasks from %u producers; K=%u workers; N=%llu in all (thread-per-task, apr N/20)",
              cfg->producers, cfg->workers, (unsigned long long)cfg->n_noop);
 }
 
@@ -406,14 +414,149 @@ static void d_noop_malloc_np(const bench_config *cfg, char *buf, size_t len)
              BENCH_ARG_BYTES, cfg->producers, cfg->workers, (unsigned long long)cfg->n_noop);
 }
 
+static int floor_create(const bench_adapter *self, const bench_pool_opts *opts, void **pool, char *err,
+                        size_t errlen)
+{
+    (void)self;
+    (void)opts;
+    *pool = NULL;
+    snprintf(err, errlen, "the floor is not a pool: it runs only where a workload measures it");
+    return -1;
+}
+
+static int floor_submit(void *pool, void *prod, uint64_t idx)
+{
+    (void)pool;
+    (void)prod;
+    (void)idx;
+    return BENCH_EFAIL;
+}
+
+static void floor_destroy(void *pool)
+{
+    (void)pool;
+}
+
+const bench_adapter bench_adapter_floor = {
+    .name = "floor",
+    .overflow = "reference: the same tasks with no pool - K threads started together, thread t running "
+                "tasks t, t+K, ... directly (spin-1us, sleep-1ms); latency: each task a sem_post to one of "
+                "K threads parked in sem_wait, in turn (the wake-up every parking pool pays)",
+    .flags = BENCH_F_REF | BENCH_F_NO_IDLE | BENCH_F_FLOOR,
+    .create = floor_create,
+    .submit = floor_submit,
+    .destroy = floor_destroy,
+};
+
+/* ---- the floor: the same tasks with no pool ---------------------------- *
+ *
+ * What this machine gives the tasks themselves, measured in the same run
+ * as the pools: "x ideal" compares a pool with arithmetic (N x task / K),
+ * which on a VM can be out of reach for any code (a spin runs slower beside
+ * another busy vCPU than alone in its calibration; a 1 ms sleep wakes late
+ * by the host's timer latency; a parked thread wakes in what the kernel and
+ * the hypervisor take). The floor runs the same bodies with no queue and no
+ * hand-off: K threads started together, thread t running tasks t, t + K,
+ * t + 2K, ... directly (spin, sleep); for latency, each task is a sem_post
+ * to one of K threads parked in sem_wait, in turn, paced like the pools'.
+ * A pool's wall / the floor's wall is then the pool's own share. */
+
+typedef struct floor_thread {
+    unsigned t, k;
+    uint64_t n;
+    pthread_barrier_t *start;
+    sem_t sem; /* latency: one post per task of this thread */
+} floor_thread;
+
+static void *floor_direct(void *arg)
+{
+    floor_thread *f = arg;
+    pthread_barrier_wait(f->start);
+    for (uint64_t i = f->t; i < f->n; i += f->k) {
+        bench_task_run(i);
+    }
+    return NULL;
+}
+
+static void *floor_parked(void *arg)
+{
+    floor_thread *f = arg;
+    pthread_barrier_wait(f->start);
+    for (uint64_t i = f->t; i < f->n; i += f->k) {
+        while (sem_wait(&f->sem) != 0) {
+        }
+        bench_task_run(i);
+    }
+    return NULL;
+}
+
+/* Runs tasks 0..n-1 on k threads with no pool, paced like a pool's producer
+ * when period_ns > 0 (latency). Fills *out like run_tasks. Returns 0, or
+ * -1 with res filled. */
+static int floor_run(unsigned k, uint64_t n, uint64_t period_ns, run_out *out, bench_result *res)
+{
+    memset(out, 0, sizeof *out);
+    bench_accounting_reset();
+    for (uint64_t i = 0; i < n; i++) {
+        out->expected_hash += bench_mix(i);
+    }
+    out->accepted = n;
+    floor_thread *fs = calloc(k, sizeof *fs);
+    pthread_t *th = calloc(k, sizeof *th);
+    pthread_barrier_t start;
+    if (!fs || !th) {
+        free(fs);
+        free(th);
+        snprintf(res->msg, sizeof res->msg, "out of memory");
+        res->status = BENCH_RES_ERROR;
+        return -1;
+    }
+    pthread_barrier_init(&start, NULL, k + 1);
+    for (unsigned t = 0; t < k; t++) {
+        fs[t] = (floor_thread){.t = t, .k = k, .n = n, .start = &start};
+        sem_init(&fs[t].sem, 0, 0);
+        if (pthread_create(&th[t], NULL, period_ns ? floor_parked : floor_direct, &fs[t]) != 0) {
+            fprintf(stderr, "sluice-bench: pthread_create for the floor failed\n");
+            _exit(3); /* the barrier would never open */
+        }
+    }
+    uint64_t cpu0 = process_cpu_ns();
+    pthread_barrier_wait(&start);
+    out->t0_ns = bench_now_ns();
+    if (period_ns) {
+        for (uint64_t i = 0; i < n; i++) {
+            uint64_t due = out->t0_ns + i * period_ns, now;
+            while ((now = bench_now_ns()) < due) {
+#if defined(__x86_64__) || defined(__i386__)
+                __builtin_ia32_pause();
+#endif
+            }
+            bench_g.submit_ns[i] = now;
+            sem_post(&fs[i % k].sem);
+        }
+        out->submit_ns = bench_now_ns() - out->t0_ns;
+    }
+    for (unsigned t = 0; t < k; t++) {
+        pthread_join(th[t], NULL);
+        sem_destroy(&fs[t].sem);
+    }
+    out->total_ns = bench_now_ns() - out->t0_ns;
+    out->cpu_ns = process_cpu_ns() - cpu0;
+    pthread_barrier_destroy(&start);
+    free(fs);
+    free(th);
+    return final_check(out, res);
+}
+
 static void m_spin(const bench_adapter *a, const bench_config *cfg, bench_result *res)
 {
     bench_g.body = bench_body_spin;
     bench_g.spin_iters = cfg->spin_iters;
     bench_pool_opts o = base_opts(cfg, 1);
-    uint64_t n = scaled(a, cfg->n_spin);
+    bool floor = a->flags & BENCH_F_FLOOR;
+    uint64_t n = floor ? cfg->n_spin : scaled(a, cfg->n_spin);
     run_out out;
-    if (timed_run(a, cfg, &o, n, &out, res) != 0) {
+    if ((floor ? floor_run(cfg->workers, n, 0, &out, res) : timed_run(a, cfg, &o, n, &out, res)) != 0) {
         return;
     }
     unsigned lanes = cfg->workers < cfg->cpus ? cfg->workers : cfg->cpus;
@@ -479,23 +622,31 @@ static int warm_all(const bench_adapter *a, const bench_config *cfg, void *pool,
 
 static void m_sleep(const bench_adapter *a, const bench_config *cfg, bench_result *res)
 {
-    bench_pool_opts o = base_opts(cfg, 1);
-    o.workers = cfg->sleep_workers;
-    o.start_all = true;
-    void *pool = make_pool(a, &o, res);
-    if (!pool || warm_all(a, cfg, pool, cfg->sleep_workers, res) != 0) {
-        return;
-    }
-    bench_g.body = bench_body_sleep_1ms;
     uint64_t n = cfg->n_sleep;
-    run_spec rs = {.a = a, .pool = pool, .n = n, .producers = 1, .stall_ns = cfg->stall_ns};
     run_out out;
-    if (run_tasks(&rs, &out, res) != 0) {
-        return;
-    }
-    a->destroy(pool);
-    if (final_check(&out, res) != 0) {
-        return;
+    if (a->flags & BENCH_F_FLOOR) {
+        bench_g.body = bench_body_sleep_1ms;
+        latch_timed_out = false;
+        if (floor_run(cfg->sleep_workers, n, 0, &out, res) != 0) {
+            return;
+        }
+    } else {
+        bench_pool_opts o = base_opts(cfg, 1);
+        o.workers = cfg->sleep_workers;
+        o.start_all = true;
+        void *pool = make_pool(a, &o, res);
+        if (!pool || warm_all(a, cfg, pool, cfg->sleep_workers, res) != 0) {
+            return;
+        }
+        bench_g.body = bench_body_sleep_1ms;
+        run_spec rs = {.a = a, .pool = pool, .n = n, .producers = 1, .stall_ns = cfg->stall_ns};
+        if (run_tasks(&rs, &out, res) != 0) {
+            return;
+        }
+        a->destroy(pool);
+        if (final_check(&out, res) != 0) {
+            return;
+        }
     }
     double ideal = (double)n * 1e6 / cfg->sleep_workers;
     res->v[0] = (double)out.total_ns / 1e6;
@@ -537,25 +688,28 @@ static void m_latency(const bench_adapter *a, const bench_config *cfg, bench_res
         res->status = BENCH_RES_ERROR;
         return;
     }
-    bench_pool_opts o = base_opts(cfg, 1);
-    o.start_all = true;
-    void *pool = make_pool(a, &o, res);
-    if (!pool) {
-        return;
-    }
-    run_spec rs = {.a = a,
-                   .pool = pool,
-                   .n = n,
-                   .producers = 1,
-                   .stall_ns = cfg->stall_ns,
-                   .period_ns = (uint64_t)(1e9 / cfg->latency_rate)};
+    uint64_t period_ns = (uint64_t)(1e9 / cfg->latency_rate);
     run_out out;
-    if (run_tasks(&rs, &out, res) != 0) {
-        return;
-    }
-    a->destroy(pool);
-    if (final_check(&out, res) != 0) {
-        return;
+    if (a->flags & BENCH_F_FLOOR) {
+        if (floor_run(cfg->workers, n, period_ns, &out, res) != 0) {
+            return;
+        }
+    } else {
+        bench_pool_opts o = base_opts(cfg, 1);
+        o.start_all = true;
+        void *pool = make_pool(a, &o, res);
+        if (!pool) {
+            return;
+        }
+        run_spec rs = {
+            .a = a, .pool = pool, .n = n, .producers = 1, .stall_ns = cfg->stall_ns, .period_ns = period_ns};
+        if (run_tasks(&rs, &out, res) != 0) {
+            return;
+        }
+        a->destroy(pool);
+        if (final_check(&out, res) != 0) {
+            return;
+        }
     }
     qsort(bench_g.latency_ns, n, sizeof(uint64_t), cmp_u64);
     res->v[0] = pct(bench_g.latency_ns, n, 0.99) / 1e3;
@@ -805,7 +959,7 @@ const bench_workload bench_workloads[] = {
      .ncols = 3,
      .cols = COLS("wall ms", "x ideal", "CPU ovh ns"),
      .better = -1,
-     .takes = takes_pools,
+     .takes = takes_timed,
      .measure = m_spin,
      .describe = d_spin},
     {.name = "spin-malloc",
@@ -821,7 +975,7 @@ const bench_workload bench_workloads[] = {
      .ncols = 2,
      .cols = COLS("wall ms", "x ideal"),
      .better = -1,
-     .takes = takes_pools,
+     .takes = takes_timed,
      .measure = m_sleep,
      .describe = d_sleep},
     {.name = "latency",
