@@ -13,6 +13,10 @@
  *
  * Timing: Redis TTLs are small and real; every wait for a Redis-side
  * effect is bounded polling (POLL), never a fixed sleep that asserts.
+ *
+ * Failures stay in their test: what a test makes is registered
+ * (common/cleanup.h) and per_test_end destroys it, Redis resumed first,
+ * even when an assertion ended the test half-way.
  */
 #include <setjmp.h>
 #include <stdarg.h>

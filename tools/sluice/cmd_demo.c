@@ -5,7 +5,8 @@
  * in production: the notifications dispatcher of the reference text, with
  * one pool per destination (push, SMS, email) sized by that destination's
  * concurrency limit, blocking backpressure, an admin server with /metrics
- * and /debug/pools, a live view, SIGHUP reload, and a clean drain on
+ * and /debug/pools, a live view, SIGHUP reload, SIGUSR1 to end the
+ * --stall faults, and a clean drain on
  * Ctrl-C/SIGTERM that ends with a reconciliation of every notification
  * accepted: submitted = completed + failed + panicked + dropped + shed +
  * abandoned. The exit status is 0 only when that balances.
@@ -31,6 +32,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,7 +158,8 @@ static void help(FILE *out)
                  "                      so its K follows Little's law (decision lines in the\n"
                  "                      log, pool_concurrency_limit in /metrics)\n"
                  "  --stall POOL@T[+D]  from T (for D), POOL's downstream stops answering;\n"
-                 "                      for example --stall sms@15s\n"
+                 "                      for example --stall sms@15s. SIGUSR1 ends every\n"
+                 "                      stall at once (the downstream answers again)\n"
                  "  --spike Fx@T[+D]    from T (for D, default: to the end) every producer\n"
                  "                      offers F times its rate (a load spike), for example\n"
                  "                      --spike 5x@20s+10s; each pool logs its wait p99 and\n"
@@ -489,6 +492,14 @@ static int parse_flags(int argc, char **argv, demo_opts *o)
 
 /* ---- service callbacks ---------------------------------------------- */
 
+/* SIGUSR1: every --stall ends (demo_sim.c checks the flag in its slices).
+ * Async-signal-safe: one store to a lock-free atomic. */
+static void on_sigusr1(int signo)
+{
+    (void)signo;
+    atomic_store(&demo_instance->stalls_ended, true);
+}
+
 static void on_stop_producers(void *user)
 {
     demo *d = user;
@@ -698,6 +709,11 @@ int sluice_cmd_demo(int argc, char **argv)
     d.start_ns = sluice_clock_now(NULL);
     atomic_store(&d.next_id, 1);
     demo_instance = &d;
+    /* SIGUSR1 ends the stalls (a script looks at a stall as long as it
+     * needs, then ends it); before any thread starts, as the mask above. */
+    struct sigaction usr1 = {.sa_handler = on_sigusr1, .sa_flags = SA_RESTART};
+    sigemptyset(&usr1.sa_mask);
+    sigaction(SIGUSR1, &usr1, NULL);
 
     sluice_log_config logc;
     sluice_log_config_init(&logc);

@@ -145,6 +145,9 @@ typedef struct demo {
     size_t pool_count;
     sluice_service *svc; /* owns the pools; drains them on SIGTERM */
     uint64_t start_ns;   /* system clock */
+    /* Set by SIGUSR1 (a signal handler: lock-free): every --stall ends at
+     * once, the stalled calls return and the downstream answers again. */
+    atomic_bool stalls_ended;
     atomic_bool stop_producers;
     atomic_bool view_stop;
     pthread_t view_thread;
@@ -176,7 +179,7 @@ typedef struct demo {
  * argument is a notification. Set before any pool exists. */
 extern demo *demo_instance;
 int demo_task(void *arg);
-bool demo_downstream_call(uint64_t until);
+bool demo_downstream_call(uint64_t until, bool stalled);
 /* Starts a producer per pool; false (each failure said on stderr) when a
  * thread could not be started. */
 bool demo_start_producers(demo *d);

@@ -15,7 +15,9 @@
  * --slowdown/--stall, and fails or panics with --error-rate/--panic-rate.
  * Long waits are cut into 10 ms slices that check sluice_task_should_stop(),
  * so a drain deadline interrupts a stalled downstream (the task then
- * returns failure: it did not deliver).
+ * returns failure: it did not deliver). A stalled call's slices also check
+ * d->stalls_ended (SIGUSR1): the stall ends then, whatever its +D said, so
+ * a script can look at a stall for as long as it needs and end it itself.
  *
  * A producer that falls behind (blocked by backpressure) catches up by at
  * most one second of traffic, as a consumer with lag would, then carries on
@@ -97,16 +99,17 @@ static void sleep_ns(uint64_t ns)
 }
 
 /* The simulated call to the downstream: wait until `until` (system clock)
- * in slices; false if asked to stop. Not static, so that it has a name in
+ * in slices; false if asked to stop. A `stalled` call also returns (true)
+ * when SIGUSR1 ends the stalls. Not static, so that it has a name in
  * /debug/pools/stacks. */
-bool demo_downstream_call(uint64_t until)
+bool demo_downstream_call(uint64_t until, bool stalled)
 {
     for (;;) {
         if (sluice_task_should_stop()) {
             return false;
         }
         uint64_t now = now_ns();
-        if (now >= until) {
+        if (now >= until || (stalled && atomic_load(&demo_instance->stalls_ended))) {
             return true;
         }
         uint64_t step = until - now;
@@ -151,6 +154,9 @@ static int deliver(demo *d, demo_pool *p, uint64_t seed)
             continue;
         }
         if (f->stall) {
+            if (atomic_load(&d->stalls_ended)) {
+                continue; /* SIGUSR1 ended it */
+            }
             stall_until = f->for_ns ? d->start_ns + f->at_ns + f->for_ns : UINT64_MAX;
         } else {
             factor *= f->factor;
@@ -158,7 +164,7 @@ static int deliver(demo *d, demo_pool *p, uint64_t seed)
     }
     if (stall_until) {
         /* The downstream accepted the connection and went silent. */
-        if (!demo_downstream_call(stall_until)) {
+        if (!demo_downstream_call(stall_until, true)) {
             return 2;
         }
     }
@@ -175,7 +181,7 @@ static int deliver(demo *d, demo_pool *p, uint64_t seed)
         int rc = demo_remote_call(d, p, (uint64_t)(lat > 5e9 ? 5e9 : lat)); /* the cluster demo */
         return rc ? rc : fail ? 1 : 0;
     }
-    if (!demo_downstream_call(now_ns() + (uint64_t)lat)) {
+    if (!demo_downstream_call(now_ns() + (uint64_t)lat, false)) {
         return 2; /* interrupted by the drain deadline: not delivered */
     }
     return fail ? 1 : 0;
