@@ -850,14 +850,20 @@ SLUICE_API sluice_err sluice_service_create_from_config(const sluice_config *cfg
  * service the new grace, budget, per-pool drain timeouts and readiness
  * weights, and reconfigure the controller of each pool whose
  * concurrency_*, autotune* or probe_* keys changed
- * (sluice_service_update_control: made for a pool that had none, left
- * idle for one whose keys all went back to off). Fits the service's
- * reload callback (SIGHUP).
+ * (sluice_service_update_control: made for a pool that had none). A
+ * pool whose keys all went back to off loses its controller
+ * (sluice_service_remove_control: its series leave /metrics) and is
+ * resized to the file's `workers`, the K it keeps from then on (one log
+ * line: "pool NAME: controller removed (...); K 18 -> 16 (workers)"); a
+ * later reload that turns a key on again makes a fresh controller. A
+ * controller the program set itself on a pool whose file never asked for
+ * one is left alone. Fits the service's reload callback (SIGHUP).
  * Returns: what sluice_config_reload returns; on any error there *current,
  * the pools and the service are unchanged (except resizes that failed
  * after the checks, as sluice_config_apply says). A controller that
  * refuses its new settings (after the file was accepted) keeps its
- * running ones: the call returns that error with "pool NAME: ..." in
+ * running ones, and a resize to `workers` after a removal can fail only
+ * while the pool drains: the call returns that error with "pool NAME: ..." in
  * errbuf and logs it, and the rest of the reload stands.
  * Thread-safety: one reloader at a time (the lifecycle's reload thread);
  * *current is replaced, so the caller excludes its other readers (hold

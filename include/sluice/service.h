@@ -365,9 +365,10 @@ SLUICE_API size_t sluice_service_run_checks(sluice_service *svc, sluice_service_
  * log, and the service's registry exports pool_concurrency_limit,
  * pool_autotune_pinned, pool_autotune_decisions_total{direction,reason},
  * pool_probe_duration_seconds, pool_probe_failures_total and
- * pool_probe_healthy. It runs until sluice_service_destroy (step 2b:
- * after the watchers let go, before any pool leaves the registry); during
- * the drain its resizes are refused quietly and it sends no probes.
+ * pool_probe_healthy. It runs until sluice_service_remove_control or
+ * sluice_service_destroy (step 2b: after the watchers let go, before any
+ * pool leaves the registry); during the drain its resizes are refused
+ * quietly and it sends no probes.
  * The config layer calls this for pools whose file has concurrency_*,
  * autotune* or probe_* keys, so a configured service needs no code.
  * Returns: SLUICE_OK; SLUICE_EINVAL (NULL, or what
@@ -386,9 +387,9 @@ SLUICE_API sluice_err sluice_service_set_control(sluice_service *svc, sluice_poo
  * (sluice_pool_control_reconfigure: K, a pin, its counters and exported
  * series carry over) and it is ticked at once; else one is made as
  * set_control makes it. sluice_service_reload_config calls it for pools
- * whose concurrency_*, autotune* or probe_* keys changed (a pool whose
- * keys all went back to off keeps an idle controller: FIXED, no
- * auto-tune, no probes).
+ * whose concurrency_*, autotune* or probe_* keys changed and still ask
+ * for a controller (one whose keys all went back to off loses its
+ * controller: sluice_service_remove_control).
  * Returns: SLUICE_OK; SLUICE_EINVAL (NULL, or what the controller refuses,
  * said in errbuf; the running settings stay); SLUICE_ENOENT (not a pool of
  * this service); as set_control when it makes one.
@@ -398,6 +399,33 @@ SLUICE_API sluice_err sluice_service_set_control(sluice_service *svc, sluice_poo
 SLUICE_API sluice_err sluice_service_update_control(sluice_service *svc, sluice_pool *pool,
                                                     const sluice_pool_control_config *cfg, char *errbuf,
                                                     size_t errlen);
+
+/*
+ * sluice_service_remove_control - stop and free the pool's controller
+ * (what a reload that turns every concurrency_*, autotune* and probe_* key
+ * of the pool off does). From the moment it returns the control thread
+ * no longer ticks it, the pool's series of pool_concurrency_limit,
+ * pool_autotune_pinned, pool_autotune_decisions_total and pool_probe_*
+ * are gone from the registry (a family left with no series is not
+ * written), sluice_service_control_stats, _pin and _release answer
+ * SLUICE_ENOENT for the pool and its probes no longer count for
+ * /health/ready. A scrape in flight has either all of the pool's series
+ * or none. K stays where the controller left it (and a pin ends with the
+ * controller): to put the pool back to its configured K, resize it after
+ * (sluice_service_reload_config resizes to the file's `workers`). A
+ * probe task still queued runs or is handed back as any task is, and
+ * touches only its own memory. A later sluice_service_set_control (or a
+ * reload that turns control on again) makes a fresh controller: new
+ * counters, no pin, its baseline taken at its first tick.
+ * Returns: SLUICE_OK; SLUICE_ENOENT (the pool has no controller, or is not
+ * a pool of this service); SLUICE_EINVAL (NULL).
+ * Thread-safety: safe from any thread, also while the control thread ticks
+ * and a scrape runs: it waits for the round of ticks or the scrape in
+ * progress (short: neither blocks on a task). Deadlock hazard: not from a
+ * watcher callback or the controllers' log callback (the control thread
+ * holds the controller list's lock while it logs).
+ */
+SLUICE_API sluice_err sluice_service_remove_control(sluice_service *svc, const sluice_pool *pool);
 
 /* sluice_service_control_stats - a copy of the pool's controller stats
  * (its limit, pin, decisions, probe health). Returns SLUICE_OK,

@@ -233,8 +233,12 @@ static const sluice_config_table TENANT_TABLE = {
 
 #define POOL_AT(field) offsetof(sluice_config_pool, field)
 /* The controller keys are applied by sluice_service_reload_config, which
- * reconfigures the pool's controller (sluice_service_update_control). */
-#define CONTROL_APPLIED "(applied by the service: the pool's controller is reconfigured)"
+ * makes or reconfigures the pool's controller (sluice_service_update_control)
+ * or, when every one of them is off, removes it and sets K to `workers`
+ * (sluice_service_remove_control). */
+#define CONTROL_APPLIED                                                                                      \
+    "(applied by the service: the pool's controller is made or reconfigured, or removed with K back to "     \
+    "workers when every control key is off)"
 #define SERVICE_AT(field) offsetof(sluice_config_service, field)
 
 /* Indexed by sluice_pool_key: the index is the key's set bit and pos[]. */

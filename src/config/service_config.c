@@ -12,7 +12,10 @@
  * add_pool per entry in file order, and set_control for a pool with
  * concurrency_*, autotune* or probe_* keys, destroying the service on the
  * first refusal). Reload maps the config's pool entries to the service's pools
- * by name, so it does not depend on the order pools were added in.
+ * by name, so it does not depend on the order pools were added in. A
+ * pool's controller follows its file: made when a control key turns on,
+ * reconfigured when they change, removed (and K set back to `workers`)
+ * when every one of them is off again.
  *
  * The admin token (service.admin_token_file) is read here too, at start,
  * by the program that starts the admin server: the config keeps only the
@@ -92,6 +95,41 @@ sluice_err sluice_service_create_from_config(const sluice_config *cfg, const slu
     return SLUICE_OK;
 }
 
+/* A reload turned every control key of pool off: its controller goes
+ * and K goes back to the file's `workers` (the controller may have moved
+ * it anywhere in [concurrency_min, concurrency_max]). One log line says
+ * so. SLUICE_ENOENT (no controller: the program removed it) is no error. */
+static sluice_err remove_control(sluice_service *svc, sluice_pool *pool, const sluice_config_pool *entry,
+                                 sluice_config_log_fn log, void *user, char *why, size_t whylen)
+{
+    sluice_err r = sluice_service_remove_control(svc, pool);
+    if (r == SLUICE_ENOENT) {
+        return SLUICE_OK;
+    }
+    if (r != SLUICE_OK) {
+        snprintf(why, whylen, "cannot remove its controller: %s", sluice_strerror(r));
+        return r;
+    }
+    sluice_pool_stats ps;
+    sluice_pool_stats_get(pool, &ps); /* the K it left */
+    r = sluice_pool_resize(pool, entry->workers);
+    if (r != SLUICE_OK) {
+        snprintf(why, whylen, "controller removed, but K not set back to workers (%u): %s", entry->workers,
+                 sluice_strerror(r));
+        return r;
+    }
+    if (log) {
+        char line[256];
+        snprintf(
+            line, sizeof line,
+            "pool %s: controller removed (every concurrency_*, autotune* and probe_* key off); K %u -> %u "
+            "(workers)",
+            entry->name, ps.capacity, entry->workers);
+        log(user, line);
+    }
+    return SLUICE_OK;
+}
+
 sluice_err sluice_service_reload_config(sluice_service *svc, sluice_config **current, const char *path,
                                         const sluice_config_load_opts *opts, sluice_config_log_fn log,
                                         void *user, char *errbuf, size_t errlen)
@@ -115,10 +153,14 @@ sluice_err sluice_service_reload_config(sluice_service *svc, sluice_config **cur
         return SLUICE_EINVAL;
     }
     /* The controllers' settings before the reload (the old config is
-     * freed by it): a pool's controller is reconfigured when they change. */
+     * freed by it): a pool's controller is reconfigured when they change,
+     * and removed when they all went back to off. */
     size_t was_count = cur->pool_count;
     sluice_pool_control_config *was = calloc(was_count ? was_count : 1, sizeof *was);
-    if (!was) {
+    bool *was_on = calloc(was_count ? was_count : 1, sizeof *was_on);
+    if (!was || !was_on) {
+        free(was);
+        free(was_on);
         if (errbuf && errlen) {
             snprintf(errbuf, errlen, "reload: out of memory; running config unchanged");
         }
@@ -126,11 +168,12 @@ sluice_err sluice_service_reload_config(sluice_service *svc, sluice_config **cur
     }
     for (size_t i = 0; i < cur->pool_count; i++) {
         stack_pools[i] = sluice_service_find_pool(svc, cur->pools[i].name);
-        (void)sluice_config_pool_to_control_config(&cur->pools[i], &was[i]);
+        was_on[i] = sluice_config_pool_to_control_config(&cur->pools[i], &was[i]);
     }
     sluice_err r = sluice_config_reload(current, path, opts, stack_pools, log, user, errbuf, errlen);
     if (r != SLUICE_OK) {
         free(was);
+        free(was_on);
         return r;
     }
     const sluice_config *now = *current;
@@ -148,26 +191,35 @@ sluice_err sluice_service_reload_config(sluice_service *svc, sluice_config **cur
          * first, so bytes compare. */
         sluice_pool_control_config cc;
         bool wants = sluice_config_pool_to_control_config(&now->pools[i], &cc);
-        sluice_pool_control_stats st;
-        bool has = sluice_service_control_stats(svc, p, &st) == SLUICE_OK;
-        if (i < was_count && memcmp(&was[i], &cc, sizeof cc) != 0 && (wants || has)) {
-            char why[256];
-            sluice_err u = sluice_service_update_control(svc, p, &cc, why, sizeof why);
-            if (u != SLUICE_OK) {
-                if (errbuf && errlen) {
-                    snprintf(errbuf, errlen, "pool %s: the controller's new settings were refused: %s",
-                             now->pools[i].name, why);
-                }
-                if (log) {
-                    char line[512];
-                    snprintf(line, sizeof line, "pool %s: controller settings not applied: %s",
-                             now->pools[i].name, why);
-                    log(user, line);
-                }
-                r = u;
+        if (i >= was_count || memcmp(&was[i], &cc, sizeof cc) == 0) {
+            continue;
+        }
+        sluice_err u = SLUICE_OK;
+        char why[256] = "";
+        if (wants) {
+            u = sluice_service_update_control(svc, p, &cc, why, sizeof why);
+        } else if (was_on[i]) {
+            /* Every control key off: the controller goes (its series
+             * leave /metrics) and K goes back to the file's workers. A
+             * controller the program made itself for a pool whose file
+             * never asked for one is not the file's to remove. */
+            u = remove_control(svc, p, &now->pools[i], log, user, why, sizeof why);
+        }
+        if (u != SLUICE_OK) {
+            if (errbuf && errlen) {
+                snprintf(errbuf, errlen, "pool %s: the controller's new settings were refused: %s",
+                         now->pools[i].name, why);
             }
+            if (log) {
+                char line[512];
+                snprintf(line, sizeof line, "pool %s: controller settings not applied: %s",
+                         now->pools[i].name, why);
+                log(user, line);
+            }
+            r = u;
         }
     }
+    free(was_on);
     free(was);
     return r;
 }

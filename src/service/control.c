@@ -13,14 +13,26 @@
  *    each and sleeps until the earliest "next due" they return, at most a
  *    second of real time and at least a millisecond; with a non-system
  *    clock (tests) it re-reads every SLUICE_CLOCK_POLL_NS.
- *  - Controllers are only ever added until destroy, so a stats lookup by
- *    pool never sees one freed; nothing outside this file holds a pointer
- *    to one (stats are copied out).
+ *  - A controller lives in ctls[] from add to remove (a reload that turns
+ *    every control key of its pool off) or destroy. Every use of one -
+ *    the thread's tick, a scrape, stats, pin, reconfigure - happens under
+ *    sc->mu with the pointer read from ctls[] under that same hold, and
+ *    nothing outside this file keeps a pointer to one (stats are copied
+ *    out). So remove takes it out of ctls[] under sc->mu, at a moment when
+ *    no tick, scrape or lookup is inside it (the thread ticks a whole
+ *    round under sc->mu), and frees it after unlocking: no one can reach
+ *    it any more. A scrape in flight either ran before the removal (all
+ *    of the pool's series) or runs after it (none of them). A probe task
+ *    still queued holds its own reference (sluice_pool_control_destroy).
+ *  - With no controller left the thread sleeps until an add or destroy
+ *    signals it (it is not stopped: a later add reuses it).
  *  - The collector writes each family once with a sample per controller:
  *    pool_concurrency_limit, pool_autotune_pinned,
  *    pool_autotune_decisions_total{name,direction,reason} (non-zero series),
  *    pool_probe_duration_seconds, pool_probe_failures_total and
- *    pool_probe_healthy (pools with probes only).
+ *    pool_probe_healthy (pools with probes only). A family with no sample
+ *    is left out, so a service whose controllers were all removed exports
+ *    none of these names.
  *
  * Lock order: the registry's lock (a scrape) -> sc->mu -> a controller's
  * mutex -> the pool's locks. The thread holds sc->mu while it ticks, so
@@ -75,6 +87,10 @@ static void *control_main(void *arg)
             uint64_t d = next > now ? next - now : 0;
             wait_ns = d < wait_ns ? d : wait_ns;
         }
+        if (sc->count == 0) {
+            pthread_cond_wait(&sc->cv, &sc->mu); /* an add or destroy signals */
+            continue;
+        }
         wait_ns = wait_ns < SLUICE_NS_PER_MS ? SLUICE_NS_PER_MS : wait_ns;
         struct timespec until = sluice__ts_after(CLOCK_MONOTONIC, wait_ns);
         pthread_cond_timedwait(&sc->cv, &sc->mu, &until);
@@ -89,20 +105,18 @@ static void labels1(sluice_metric_label *l, const char *pool)
     l[0].value = pool;
 }
 
-static void collect(sluice_expo *w, void *user)
+/* The families of n controllers' stats (sc->mu held: names[] are the
+ * pools' own names). A family with no sample is not written: none at all
+ * with no controller, no probe family when no pool has probes. */
+static void write_families(sluice_expo *w, const sluice_pool_control_stats *st, const char *const *names,
+                           size_t n)
 {
-    sluice__svc_control *sc = user;
-    pthread_mutex_lock(&sc->mu);
-    size_t n = sc->count;
-    sluice_pool_control_stats *st = calloc(n ? n : 1, sizeof *st);
-    if (!st) {
-        pthread_mutex_unlock(&sc->mu);
-        return;
-    }
-    const char *names[SLUICE_SERVICE_MAX_POOLS];
+    size_t probed = 0;
     for (size_t i = 0; i < n; i++) {
-        sluice_pool_control_stats_get(sc->ctls[i].ctl, &st[i]);
-        names[i] = sluice_pool_name(sc->ctls[i].pool);
+        probed += st[i].probes_enabled;
+    }
+    if (n == 0) {
+        return;
     }
     sluice_metric_label l[3];
     sluice_expo_family(w, "pool_concurrency_limit", SLUICE_METRIC_GAUGE,
@@ -134,6 +148,9 @@ static void collect(sluice_expo *w, void *user)
             }
         }
     }
+    if (probed == 0) {
+        return;
+    }
     sluice_expo_family(w, "pool_probe_duration_seconds", SLUICE_METRIC_HISTOGRAM,
                        "Time from submit to run of the scheduled no-op probe task (successful probes).");
     for (size_t i = 0; i < n; i++) {
@@ -157,6 +174,24 @@ static void collect(sluice_expo *w, void *user)
             labels1(l, names[i]);
             sluice_expo_sample(w, l, 1, st[i].healthy ? 1 : 0);
         }
+    }
+}
+
+/* The registry's collector: under sc->mu for the whole write, so a
+ * controller removed meanwhile is either wholly in this scrape or not. */
+static void collect(sluice_expo *w, void *user)
+{
+    sluice__svc_control *sc = user;
+    pthread_mutex_lock(&sc->mu);
+    size_t n = sc->count;
+    sluice_pool_control_stats *st = calloc(n ? n : 1, sizeof *st);
+    if (st) {
+        const char *names[SLUICE_SERVICE_MAX_POOLS];
+        for (size_t i = 0; i < n; i++) {
+            sluice_pool_control_stats_get(sc->ctls[i].ctl, &st[i]);
+            names[i] = sluice_pool_name(sc->ctls[i].pool);
+        }
+        write_families(w, st, names, n);
     }
     pthread_mutex_unlock(&sc->mu);
     free(st);
@@ -249,6 +284,31 @@ static sluice_pool_control *find(sluice__svc_control *sc, const sluice_pool *poo
         }
     }
     return NULL;
+}
+
+sluice_err sluice__svc_control_remove(sluice__svc_control *sc, const sluice_pool *pool)
+{
+    if (!sc) {
+        return SLUICE_ENOENT;
+    }
+    sluice_pool_control *gone = NULL;
+    pthread_mutex_lock(&sc->mu);
+    for (size_t i = 0; i < sc->count; i++) {
+        if (sc->ctls[i].pool == pool) {
+            gone = sc->ctls[i].ctl;
+            /* Keep the others in the order they were added (the order
+             * of their samples in a scrape). */
+            memmove(&sc->ctls[i], &sc->ctls[i + 1], (sc->count - i - 1) * sizeof sc->ctls[0]);
+            sc->count--;
+            sc->ctls[sc->count].pool = NULL;
+            sc->ctls[sc->count].ctl = NULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&sc->mu);
+    /* Out of ctls[] under sc->mu: nothing can reach it now (see the essay). */
+    sluice_pool_control_destroy(gone);
+    return gone ? SLUICE_OK : SLUICE_ENOENT;
 }
 
 sluice_err sluice__svc_control_stats(sluice__svc_control *sc, const sluice_pool *pool,

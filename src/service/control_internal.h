@@ -3,8 +3,8 @@
  * as service.c sees it: one object per service, made at create, with a
  * thread that starts with the first controller.
  *
- * Thread-safety: add is serialised by the caller (service.c holds its
- * watch_mu); stats and pin/release are safe from any thread; destroy
+ * Thread-safety: add and remove are serialised by the caller (service.c
+ * holds its watch_mu); stats and pin/release are safe from any thread; destroy
  * runs once, after the watchers have let go and before any pool goes.
  */
 #ifndef SLUICE_SERVICE_CONTROL_INTERNAL_H
@@ -25,6 +25,11 @@ sluice__svc_control *sluice__svc_control_new(sluice_metrics *reg, void (*log)(vo
 sluice_err sluice__svc_control_add(sluice__svc_control *sc, sluice_pool *pool,
                                    const sluice_pool_control_config *cfg, bool update, char *errbuf,
                                    size_t errlen);
+/* Take the pool's controller out of the list and free it: SLUICE_OK, or
+ * SLUICE_ENOENT (none). Waits for the thread's round of ticks or a scrape
+ * in progress; afterwards nothing ticks, exports or reaches it. Not from
+ * the controllers' log callback (the thread holds the list's lock then). */
+sluice_err sluice__svc_control_remove(sluice__svc_control *sc, const sluice_pool *pool);
 /* SLUICE_OK and *out, or SLUICE_ENOENT (no controller for the pool). */
 sluice_err sluice__svc_control_stats(sluice__svc_control *sc, const sluice_pool *pool,
                                      sluice_pool_control_stats *out);

@@ -631,6 +631,18 @@ sluice_err sluice_service_update_control(sluice_service *svc, sluice_pool *pool,
     return set_control(svc, pool, cfg, true, errbuf, errlen);
 }
 
+sluice_err sluice_service_remove_control(sluice_service *svc, const sluice_pool *pool)
+{
+    if (!svc || !pool) {
+        return SLUICE_EINVAL;
+    }
+    /* watch_mu serialises it with set_control's check-then-add. */
+    pthread_mutex_lock(&svc->watch_mu);
+    sluice_err r = sluice__svc_control_remove(svc->control, pool);
+    pthread_mutex_unlock(&svc->watch_mu);
+    return r;
+}
+
 sluice_err sluice_service_control_stats(const sluice_service *svc, const sluice_pool *pool,
                                         sluice_pool_control_stats *out)
 {

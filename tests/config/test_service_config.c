@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "common/wait.h"
 #include "sluice/config.h"
 #include "sluice/service.h"
 
@@ -104,6 +105,28 @@ static void put_file(const char *path, const char *text)
     assert_non_null(f);
     fputs(text, f);
     assert_int_equal(fclose(f), 0);
+}
+
+/* A scrape of the service's registry (malloc'd). */
+static char *scrape(sluice_service *svc)
+{
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(sluice_metrics_render(sluice_service_metrics(svc), SLUICE_EXPO_PROMETHEUS, &text, &len),
+                     SLUICE_OK);
+    return text;
+}
+
+/* The reload's log lines, one after another. */
+typedef struct log_seen {
+    char text[4096];
+} log_seen;
+
+static void remember(void *user, const char *line)
+{
+    log_seen *l = user;
+    size_t n = strlen(l->text);
+    snprintf(l->text + n, sizeof l->text - n, "%s\n", line);
 }
 
 static void test_create_from_config(void **state)
@@ -239,7 +262,10 @@ static void test_reload_reaches_pools_and_budget(void **state)
 
 /* A reload reconfigures a pool's controller when its concurrency_*,
  * autotune* or probe_* keys change, and makes one for a pool that had
- * none; K carries over. */
+ * none; K carries over. On -> off -> on: a reload that turns every key
+ * off removes the controller (gone from the stats and /metrics, K back
+ * to the file's workers), and the next that turns one on makes a fresh
+ * one. */
 static void test_control_reload(void **state)
 {
     (void)state;
@@ -273,20 +299,63 @@ static void test_control_reload(void **state)
     assert_int_equal(cs.mode, SLUICE_CONTROL_FIXED);
     assert_int_equal(cfg->pools[0].concurrency_max, 32); /* the config in force */
 
-    /* Every control key back to off: the controller stays, idle. */
+    /* Every control key back to off: the controller goes, its series
+     * leave /metrics, and K goes back to the file's workers (email was
+     * pinned at 9 by hand: a controller's K is not the operator's). */
+    assert_int_equal(sluice_service_control_pin(svc, email, 9), SLUICE_OK);
+    char *text = scrape(svc);
+    assert_non_null(strstr(text, "pool_concurrency_limit{name=\"email\"} 9"));
+    assert_non_null(strstr(text, "pool_autotune_pinned{name=\"plain\"}"));
+    free(text);
     put_file(path, "pools:\n"
                    "  - name: email\n    workers: 16\n    queue_capacity: 100\n"
+                   "  - name: plain\n    workers: 2\n    queue_capacity: 10\n");
+    log_seen seen = {0};
+    assert_int_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, remember, &seen, err, sizeof err),
+                     SLUICE_OK);
+    assert_int_equal(sluice_service_control_stats(svc, email, &cs), SLUICE_ENOENT);
+    assert_int_equal(sluice_service_control_stats(svc, plain, &cs), SLUICE_ENOENT);
+    assert_int_equal(sluice_service_control_pin(svc, email, 5), SLUICE_ENOENT);
+    sluice_pool_stats st;
+    sluice_pool_stats_get(email, &st);
+    assert_int_equal(st.capacity, 16); /* the file's workers */
+    sluice_pool_stats_get(plain, &st);
+    assert_int_equal(st.capacity, 2);
+    assert_non_null(strstr(seen.text, "pool email: controller removed"));
+    assert_non_null(strstr(seen.text, "K 9 -> 16 (workers)"));
+    text = scrape(svc);
+    assert_null(strstr(text, "pool_concurrency_limit"));
+    assert_null(strstr(text, "pool_autotune_"));
+    assert_null(strstr(text, "pool_probe_"));
+    assert_non_null(strstr(text, "pool_capacity{name=\"email\"} 16"));
+    free(text);
+
+    /* The same file again: nothing to remove, nothing made. */
+    assert_int_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, quiet, NULL, err, sizeof err),
+                     SLUICE_OK);
+    assert_int_equal(sluice_service_control_stats(svc, email, &cs), SLUICE_ENOENT);
+
+    /* On again: a fresh controller (no pin, no decisions) whose series
+     * come back; the other pool stays without one. */
+    put_file(path, "pools:\n"
+                   "  - name: email\n    workers: 16\n    queue_capacity: 100\n"
+                   "    concurrency_mode: aimd\n    concurrency_min: 4\n    concurrency_max: 32\n"
                    "  - name: plain\n    workers: 2\n    queue_capacity: 10\n");
     assert_int_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, quiet, NULL, err, sizeof err),
                      SLUICE_OK);
     assert_int_equal(sluice_service_control_stats(svc, email, &cs), SLUICE_OK);
-    assert_int_equal(cs.mode, SLUICE_CONTROL_FIXED);
-    assert_false(cs.autotune);
-    assert_int_equal(sluice_service_control_stats(svc, plain, &cs), SLUICE_OK);
-    assert_false(cs.autotune);
-    sluice_pool_stats st;
-    sluice_pool_stats_get(email, &st);
-    assert_true(st.capacity >= 4 && st.capacity <= 32); /* an idle controller moves nothing */
+    assert_int_equal(cs.mode, SLUICE_CONTROL_AIMD);
+    assert_false(cs.pinned);
+    for (unsigned d = 0; d < SLUICE_CONTROL_DIRECTION_COUNT_; d++) {
+        assert_int_equal(cs.decisions[d][SLUICE_CONTROL_REASON_PIN], 0); /* the old pin is not carried */
+    }
+    assert_int_equal(sluice_service_control_stats(svc, plain, &cs), SLUICE_ENOENT);
+    WAIT_FOR(sluice_service_control_stats(svc, email, &cs) == SLUICE_OK && cs.ticks >= 1,
+             "the new controller's first tick");
+    text = scrape(svc);
+    assert_non_null(strstr(text, "pool_concurrency_limit{name=\"email\"}"));
+    assert_null(strstr(text, "pool_concurrency_limit{name=\"plain\"}"));
+    free(text);
 
     /* The service-level call itself: refusals. */
     sluice_pool_control_config cc;
