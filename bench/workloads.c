@@ -439,9 +439,9 @@ static void floor_destroy(void *pool)
 
 const bench_adapter bench_adapter_floor = {
     .name = "floor",
-    .overflow = "reference: the same tasks with no pool - K threads started together, thread t running "
-                "tasks t, t+K, ... directly (spin-1us, sleep-1ms); latency: each task a sem_post to one of "
-                "K threads parked in sem_wait, in turn (the wake-up every parking pool pays)",
+    .overflow = "reference: the same tasks with no pool - K threads started together take task numbers "
+                "from one shared counter and run them directly (spin-1us, sleep-1ms); latency: each task "
+                "one sem_post of a semaphore K threads park on (the wake-up every parking pool pays)",
     .flags = BENCH_F_REF | BENCH_F_NO_IDLE | BENCH_F_FLOOR,
     .create = floor_create,
     .submit = floor_submit,
@@ -456,44 +456,59 @@ const bench_adapter bench_adapter_floor = {
  * another busy vCPU than alone in its calibration; a 1 ms sleep wakes late
  * by the host's timer latency; a parked thread wakes in what the kernel and
  * the hypervisor take). The floor runs the same bodies with no queue and no
- * hand-off: K threads started together, thread t running tasks t, t + K,
- * t + 2K, ... directly (spin, sleep); for latency, each task is a sem_post
- * to one of K threads parked in sem_wait, in turn, paced like the pools'.
- * A pool's wall / the floor's wall is then the pool's own share. */
+ * hand-off object: K threads started together take the next task numbers
+ * from one shared counter (16 at a time for spin, 1 for sleep), so the
+ * load balances as a pool's does; for latency each paced task is one
+ * sem_post of a semaphore the K threads wait on (glibc's sem_wait parks at
+ * once, it never spins), and the thread it wakes takes the next number. A
+ * pool's wall / the floor's wall is then the pool's own share. A pool can
+ * beat the floor: a worker that spins before it parks takes a paced task
+ * with no wake-up at all, which the latency floor never does. */
 
-typedef struct floor_thread {
-    unsigned t, k;
-    uint64_t n;
-    pthread_barrier_t *start;
-    sem_t sem; /* latency: one post per task of this thread */
-} floor_thread;
+typedef struct floor_shared {
+    _Atomic uint64_t next; /* the next task number to take */
+    uint64_t n, chunk;
+    sem_t sem; /* latency: one post per task, then one per thread to stop */
+    pthread_barrier_t start;
+} floor_shared;
 
 static void *floor_direct(void *arg)
 {
-    floor_thread *f = arg;
-    pthread_barrier_wait(f->start);
-    for (uint64_t i = f->t; i < f->n; i += f->k) {
-        bench_task_run(i);
+    floor_shared *f = arg;
+    pthread_barrier_wait(&f->start);
+    for (;;) {
+        uint64_t i = atomic_fetch_add_explicit(&f->next, f->chunk, memory_order_relaxed);
+        if (i >= f->n) {
+            return NULL;
+        }
+        uint64_t end = i + f->chunk < f->n ? i + f->chunk : f->n;
+        for (; i < end; i++) {
+            bench_task_run(i);
+        }
     }
-    return NULL;
 }
 
 static void *floor_parked(void *arg)
 {
-    floor_thread *f = arg;
-    pthread_barrier_wait(f->start);
-    for (uint64_t i = f->t; i < f->n; i += f->k) {
+    floor_shared *f = arg;
+    pthread_barrier_wait(&f->start);
+    for (;;) {
         while (sem_wait(&f->sem) != 0) {
+        }
+        uint64_t i = atomic_fetch_add_explicit(&f->next, 1, memory_order_relaxed);
+        if (i >= f->n) {
+            return NULL;
         }
         bench_task_run(i);
     }
-    return NULL;
 }
 
 /* Runs tasks 0..n-1 on k threads with no pool, paced like a pool's producer
- * when period_ns > 0 (latency). Fills *out like run_tasks. Returns 0, or
- * -1 with res filled. */
-static int floor_run(unsigned k, uint64_t n, uint64_t period_ns, run_out *out, bench_result *res)
+ * when period_ns > 0 (latency), else taken `chunk` at a time. Fills *out
+ * like run_tasks (t0 is read before the threads are released, as a pool's
+ * run starts before its workers wake). Returns 0, or -1 with res filled. */
+static int floor_run(unsigned k, uint64_t n, uint64_t chunk, uint64_t period_ns, run_out *out,
+                     bench_result *res)
 {
     memset(out, 0, sizeof *out);
     bench_accounting_reset();
@@ -501,28 +516,28 @@ static int floor_run(unsigned k, uint64_t n, uint64_t period_ns, run_out *out, b
         out->expected_hash += bench_mix(i);
     }
     out->accepted = n;
-    floor_thread *fs = calloc(k, sizeof *fs);
+    floor_shared *f = calloc(1, sizeof *f);
     pthread_t *th = calloc(k, sizeof *th);
-    pthread_barrier_t start;
-    if (!fs || !th) {
-        free(fs);
+    if (!f || !th) {
+        free(f);
         free(th);
         snprintf(res->msg, sizeof res->msg, "out of memory");
         res->status = BENCH_RES_ERROR;
         return -1;
     }
-    pthread_barrier_init(&start, NULL, k + 1);
+    f->n = n;
+    f->chunk = chunk ? chunk : 1;
+    sem_init(&f->sem, 0, 0);
+    pthread_barrier_init(&f->start, NULL, k + 1);
     for (unsigned t = 0; t < k; t++) {
-        fs[t] = (floor_thread){.t = t, .k = k, .n = n, .start = &start};
-        sem_init(&fs[t].sem, 0, 0);
-        if (pthread_create(&th[t], NULL, period_ns ? floor_parked : floor_direct, &fs[t]) != 0) {
+        if (pthread_create(&th[t], NULL, period_ns ? floor_parked : floor_direct, f) != 0) {
             fprintf(stderr, "sluice-bench: pthread_create for the floor failed\n");
             _exit(3); /* the barrier would never open */
         }
     }
     uint64_t cpu0 = process_cpu_ns();
-    pthread_barrier_wait(&start);
     out->t0_ns = bench_now_ns();
+    pthread_barrier_wait(&f->start);
     if (period_ns) {
         for (uint64_t i = 0; i < n; i++) {
             uint64_t due = out->t0_ns + i * period_ns, now;
@@ -532,18 +547,21 @@ static int floor_run(unsigned k, uint64_t n, uint64_t period_ns, run_out *out, b
 #endif
             }
             bench_g.submit_ns[i] = now;
-            sem_post(&fs[i % k].sem);
+            sem_post(&f->sem);
         }
         out->submit_ns = bench_now_ns() - out->t0_ns;
+        for (unsigned t = 0; t < k; t++) {
+            sem_post(&f->sem); /* each thread's number past n: stop */
+        }
     }
     for (unsigned t = 0; t < k; t++) {
         pthread_join(th[t], NULL);
-        sem_destroy(&fs[t].sem);
     }
     out->total_ns = bench_now_ns() - out->t0_ns;
     out->cpu_ns = process_cpu_ns() - cpu0;
-    pthread_barrier_destroy(&start);
-    free(fs);
+    pthread_barrier_destroy(&f->start);
+    sem_destroy(&f->sem);
+    free(f);
     free(th);
     return final_check(out, res);
 }
@@ -556,7 +574,7 @@ static void m_spin(const bench_adapter *a, const bench_config *cfg, bench_result
     bool floor = a->flags & BENCH_F_FLOOR;
     uint64_t n = floor ? cfg->n_spin : scaled(a, cfg->n_spin);
     run_out out;
-    if ((floor ? floor_run(cfg->workers, n, 0, &out, res) : timed_run(a, cfg, &o, n, &out, res)) != 0) {
+    if ((floor ? floor_run(cfg->workers, n, 16, 0, &out, res) : timed_run(a, cfg, &o, n, &out, res)) != 0) {
         return;
     }
     unsigned lanes = cfg->workers < cfg->cpus ? cfg->workers : cfg->cpus;
@@ -627,7 +645,7 @@ static void m_sleep(const bench_adapter *a, const bench_config *cfg, bench_resul
     if (a->flags & BENCH_F_FLOOR) {
         bench_g.body = bench_body_sleep_1ms;
         latch_timed_out = false;
-        if (floor_run(cfg->sleep_workers, n, 0, &out, res) != 0) {
+        if (floor_run(cfg->sleep_workers, n, 1, 0, &out, res) != 0) {
             return;
         }
     } else {
@@ -691,7 +709,7 @@ static void m_latency(const bench_adapter *a, const bench_config *cfg, bench_res
     uint64_t period_ns = (uint64_t)(1e9 / cfg->latency_rate);
     run_out out;
     if (a->flags & BENCH_F_FLOOR) {
-        if (floor_run(cfg->workers, n, period_ns, &out, res) != 0) {
+        if (floor_run(cfg->workers, n, 1, period_ns, &out, res) != 0) {
             return;
         }
     } else {

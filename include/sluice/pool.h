@@ -561,9 +561,11 @@ typedef struct sluice_task_spec {
  * error. *accepted (required) is how many, from the start, were accepted:
  * the caller still owns tasks[*accepted..n).
  * Cost: on FIFO and fifo_batch pools, consecutive tasks for no tenant are
- * queued in runs of up to 64 with one claim of the queue's places (one
+ * queued in runs of up to 32 with one claim of the queue's places (one
  * atomic on the producers' shared line per run, not per task), and one
- * wake-up decision per run. A run stops where the queue has no free place;
+ * wake-up decision per run; a run is cut to the places free when it starts,
+ * and none is tried with fewer than 2 free or while a blocked submitter
+ * waits (it goes first). A run stops where the queue has no free place;
  * from there the tasks go one by one, exactly as single submits (blocking,
  * overflow policy, refusal), until places free again. Sharded, fair and
  * overload (LIFO) queues take every task singly, with one wake-up decision

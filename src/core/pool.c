@@ -954,8 +954,10 @@ sluice_err sluice_pool_try_submit(sluice_pool *pool, sluice_task_fn fn, void *ar
     return submit_one(pool, fn, arg, NULL, MODE_TRY, true);
 }
 
-/* The most tasks sluice_pool_submit_batch queues with one claim. */
-#define BATCH_RUN 64
+/* The most tasks sluice_pool_submit_batch queues with one claim: a run is
+ * prepared on the caller's stack (72 bytes a task), so 32 keeps it near
+ * 2 KiB for a batch submitted from a task on a small worker stack. */
+#define BATCH_RUN 32
 
 /* Whether a batch's task can go in a run: a task for a tenant, or with no
  * function, takes the single path (which refuses it). */
@@ -964,26 +966,58 @@ static inline bool runnable(const sluice_task_spec *t)
     return t->fn && !(t->opts && (t->opts->tenant || t->opts->tenant_name));
 }
 
-/* Queues a prefix of tasks[0..n) (n <= BATCH_RUN, every one runnable) with
- * one claim of the queue's places (push_n; the ring and fifo_batch):
- * the producers' shared line is taken once per run, not once per task.
+/* Blocked BLOCK submitters go first (submit_task defers to them): while
+ * one waits, the batch takes the single path. */
+static inline bool someone_waits(const sluice_pool *p)
+{
+    return p->cfg.overflow == SLUICE_OVERFLOW_BLOCK &&
+           atomic_load_explicit(&p->waiting, memory_order_relaxed) > 0;
+}
+
+/* Queues a prefix of tasks[0..n) (every one runnable) with one claim of
+ * the queue's places (push_n; the ring and fifo_batch): the producers'
+ * shared line is taken once per run, not once per task. The run is cut to
+ * the places free at a first look, so a full or small queue prepares no
+ * task it cannot take; under 2 free places there is no run (returns 0).
  * Returns how many were queued; the caller goes on with single submits
- * from the first one that was not (a full queue, a closed one, or a slot a
- * pop is still copying out of), which decide what happens to it. The
- * tasks left out are prepared and released again (their contexts'
- * references; a timing sample among them is skipped). */
+ * from the first one that was not, which decide what happens to it. A
+ * task left out is as if never prepared: its context's reference is
+ * released and the thread's timing countdown is put back to where it
+ * stood after the last task queued (so samples land on queued tasks at
+ * the configured rate). */
 static size_t push_run(sluice_pool *p, const sluice_task_spec *tasks, size_t n)
 {
+    size_t cap = p->qops->capacity(p->q), fill = sluice__fill(p->qops, p->q);
+    size_t room = fill < cap ? cap - fill : 0;
+    if (n > room) {
+        n = room;
+    }
+    if (n > BATCH_RUN) {
+        n = BATCH_RUN;
+    }
+    if (n < 2) {
+        return 0;
+    }
     unsigned every = SLUICE__TIMING_N(atomic_load_explicit(&p->timing_every, memory_order_relaxed));
     sluice__task run[BATCH_RUN];
+    unsigned left[BATCH_RUN + 1];
     bool sampled = false;
+    left[0] = tls_sample_left;
     for (size_t i = 0; i < n; i++) {
         sampled |= prep_task(p, every, &run[i], tasks[i].fn, tasks[i].arg, tasks[i].opts, NULL);
+        left[i + 1] = tls_sample_left;
     }
-    sluice__qres why;
-    size_t k = p->qops->push_n(p->q, run, n, &why);
-    for (size_t i = k; i < n; i++) {
-        sluice_ctx_release(run[i].ctx);
+    /* A submitter that began to wait meanwhile goes first. */
+    size_t k = 0;
+    if (!someone_waits(p)) {
+        sluice__qres why;
+        k = p->qops->push_n(p->q, run, n, &why);
+    }
+    if (k < n) {
+        for (size_t i = k; i < n; i++) {
+            sluice_ctx_release(run[i].ctx);
+        }
+        tls_sample_left = left[k];
     }
     if (k && sampled && every > 1) {
         sluice__max_z(&p->depth_hwm, sluice__fill(p->qops, p->q));
@@ -1006,21 +1040,17 @@ sluice_err sluice_pool_submit_batch(sluice_pool *pool, const sluice_task_spec *t
     size_t pending_wake = 0;
     size_t i = 0;
     while (i < n) {
-        /* Runs while nobody waits for space: a blocked BLOCK submitter
-         * goes first (submit_task defers to it), so with one waiting the
-         * single path decides. */
-        if (runs && runnable(&tasks[i]) &&
-            !(p->cfg.overflow == SLUICE_OVERFLOW_BLOCK &&
-              atomic_load_explicit(&p->waiting, memory_order_relaxed) > 0)) {
-            size_t m = 1;
+        if (runs && i + 1 < n && runnable(&tasks[i]) && runnable(&tasks[i + 1]) && !someone_waits(p)) {
+            size_t m = 2;
             while (m < BATCH_RUN && i + m < n && runnable(&tasks[i + m])) {
                 m++;
             }
-            size_t k = m > 1 ? push_run(p, &tasks[i], m) : 0;
+            size_t k = push_run(p, &tasks[i], m);
             if (k) {
-                /* Wake for the run at once: its workers start while the
-                 * next run is queued. */
-                sluice__spawn_for_work(p, k);
+                /* Wake for the run (and any singles before it) at once:
+                 * its workers start while the next run is queued. */
+                sluice__spawn_for_work(p, k + pending_wake);
+                pending_wake = 0;
                 i += k;
                 continue;
             }
@@ -1031,6 +1061,14 @@ sluice_err sluice_pool_submit_batch(sluice_pool *pool, const sluice_task_spec *t
         err = submit_one(p, tasks[i].fn, tasks[i].arg, tasks[i].opts, nonblocking ? MODE_TRY : MODE_BLOCK,
                          false);
         if (err) {
+            /* ECLOSED from a wait for space may be destroy releasing this
+             * batch (pool.h: calls blocked inside submit are released
+             * safely): the pool may be gone, so touch nothing. Its tasks
+             * still queued are drain's or destroy's, which wake workers or
+             * hand them back themselves. */
+            if (err == SLUICE_ECLOSED) {
+                pending_wake = 0;
+            }
             break;
         }
         pending_wake++;

@@ -212,24 +212,26 @@ static size_t ring_push_n(void *q, const sluice__task *tasks, size_t n, sluice__
     }
     if (r->limit < r->cap || n == 1) {
         sluice__qres res = ring_push(q, &tasks[0], NULL);
-        *why = res;
+        *why = res == SLUICE__Q_OK && n > 1 ? SLUICE__Q_FULL : res;
         return res == SLUICE__Q_OK;
     }
     uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    for (;;) {
+    for (unsigned tries = 0;; tries++) {
         if (pos & TAIL_CLOSED) {
             *why = SLUICE__Q_CLOSED;
             return 0;
         }
         size_t m = 0;
         uint64_t lim = n < r->cap ? n : r->cap;
-        while (m < lim && seq_load(r, slot_at(r, pos + m), memory_order_acquire) == pos + m) {
+        /* After a few lost CASes (other producers keep moving tail while
+         * this one scans), one task the single way: progress is bounded. */
+        while (tries < 3 && m < lim && seq_load(r, slot_at(r, pos + m), memory_order_acquire) == pos + m) {
             m++;
         }
         if (m == 0) {
-            /* Full, a copy out in flight, or tail moved: ring_push decides. */
+            /* Full, a copy out in flight, or contended: ring_push decides. */
             sluice__qres res = ring_push(q, &tasks[0], NULL);
-            *why = res;
+            *why = res == SLUICE__Q_OK ? SLUICE__Q_FULL : res;
             return res == SLUICE__Q_OK;
         }
         /* Pairs with the seq_cst load of tail in ring_pending(), as a
