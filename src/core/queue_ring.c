@@ -200,9 +200,10 @@ static sluice__qres ring_push(void *q, const sluice__task *task, uint64_t *pos_o
  * most one copy for it (invariant 2). Returns how many were pushed; when
  * fewer than n, *why says why the next one was not: CLOSED, or FULL when
  * its slot was not free at the look (the queue may be full, or a pop may
- * be copying out of it: the caller goes on with single pushes). A
- * one-task queue (limit < slots) and a run whose first slot is not free go
- * through ring_push, which knows how to wait out a copy or call it full. */
+ * be copying out of it: the caller goes on with single pushes, which
+ * know how to wait out a copy or call it full). A one-task queue (limit <
+ * slots) goes through ring_push, and so does the first task after three
+ * lost CASes (bounded progress against other producers). */
 static size_t ring_push_n(void *q, const sluice__task *tasks, size_t n, sluice__qres *why)
 {
     ring *r = q;
@@ -228,8 +229,20 @@ static size_t ring_push_n(void *q, const sluice__task *tasks, size_t n, sluice__
         while (tries < 3 && m < lim && seq_load(r, slot_at(r, pos + m), memory_order_acquire) == pos + m) {
             m++;
         }
+        if (m == 0 && tries < 3) {
+            if ((int64_t)(seq_load(r, slot_at(r, pos), memory_order_acquire) - pos) > 0) {
+                /* Another producer claimed pos since tail was read. */
+                pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+                continue;
+            }
+            /* The first place is not free: full, a copy out in flight, or
+             * (fifo_batch) held in a hand. The caller's single push
+             * decides which, waiting once, not here and again there. */
+            *why = SLUICE__Q_FULL;
+            return 0;
+        }
         if (m == 0) {
-            /* Full, a copy out in flight, or contended: ring_push decides. */
+            /* Contended: one task the single way. */
             sluice__qres res = ring_push(q, &tasks[0], NULL);
             *why = res == SLUICE__Q_OK ? SLUICE__Q_FULL : res;
             return res == SLUICE__Q_OK;
