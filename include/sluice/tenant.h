@@ -179,6 +179,12 @@ SLUICE_API sluice_err sluice_tenant_stats_get(sluice_tenant *tenant, sluice_tena
  * the tenants idle past idle_forget_ns.
  * Returns: how many there are (may exceed cap: call again with a bigger
  * array); 0 for a FIFO pool or NULL pool. Each entry is about 1.2 KiB.
+ * Cost: one hold of the fair queue's lock for the whole walk, the
+ * forgetting and the copies: in proportion to the tenants tracked (at
+ * max_tenants of 2^20, hundreds of milliseconds during which every submit
+ * and pop of the pool waits). For a periodic scrape of a pool that may
+ * track many tenants use sluice_pool_tenants_top and
+ * sluice_pool_tenants_select, whose holds are bounded.
  */
 SLUICE_API size_t sluice_pool_tenants_get(sluice_pool *pool, sluice_tenant_stats *out, size_t cap);
 
@@ -202,6 +208,115 @@ SLUICE_API size_t sluice_pool_tenants_get(sluice_pool *pool, sluice_tenant_stats
  */
 SLUICE_API size_t sluice_pool_tenants_snapshot(sluice_pool *pool, sluice_tenant_stats *out, size_t cap,
                                                sluice_tenant_stats *forgotten);
+
+/*
+ * Scraping a pool with many tenants. sluice_pool_tenants_snapshot copies
+ * every tenant under the fair queue's lock. These two calls get what a
+ * scrape shows (a few tenants by name, the rest summed) with the lock held
+ * only for bounded pieces of work, and allocate nothing:
+ *   1. sluice_pool_tenants_top ranks the tenants and returns the names of
+ *      the best `cap` (a walk that takes the lock in small pieces);
+ *   2. sluice_pool_tenants_select, in one short hold of the lock, gives the
+ *      exact stats of the tenants named (those, a name set the caller
+ *      keeps, or both) and every other tenant summed into one record.
+ * The ranks are a hint (read piece by piece while the pool runs); the
+ * sums come from select alone, and are exact.
+ */
+
+/* What sluice_pool_tenants_top ranks by (larger first). */
+typedef enum sluice_tenant_order {
+    SLUICE_TENANT_BY_TRAFFIC = 0, /* submitted + rejected: the busiest (the metrics' choice) */
+    SLUICE_TENANT_BY_LOAD = 1,    /* queued + running now (the debug page's choice) */
+} sluice_tenant_order;
+
+/* One tenant as sluice_pool_tenants_top ranks it. */
+typedef struct sluice_tenant_rank {
+    char name[SLUICE_TENANT_NAME_MAX + 1]; /* "~shard-N" for a shard queue */
+    uint64_t incarnation;                  /* as sluice_tenant_stats.incarnation */
+    uint64_t key;                          /* the value ranked by, when its piece was walked */
+} sluice_tenant_rank;
+
+/*
+ * sluice_pool_tenants_top - the best `cap` of the tenants that
+ * sluice_pool_tenants_get would list (tracked tenants, and shard queues
+ * that have seen a task), ranked by `by`, into out[0..*found), best first
+ * (ties: the smaller name first). It first forgets the tenants idle past
+ * idle_forget_ns, as tenants_get does.
+ * cap: 0 ranks nothing (it still forgets); SIZE_MAX or any cap at or
+ * above the number of tenants returns them all. Memory: out only (about
+ * 90 bytes an entry); nothing is allocated.
+ * Consistency: the walk takes the fair queue's lock for at most 256
+ * tenants (or 4096 empty table buckets, or 256 forgettings) at a time and
+ * lets go between: submits and pops wait at most one such piece (a few
+ * microseconds), however many tenants there are, while the whole call
+ * takes time in proportion to them (and to max_tenants: the table's
+ * size). So the result is not a snapshot: a tenant is listed at most once,
+ * with its key as its piece saw it, and one made, forgotten or busier
+ * after its piece was walked may be missing. Use it to choose names; take
+ * counts from sluice_pool_tenants_select.
+ * Returns: SLUICE_OK with *found set; SLUICE_EINVAL (NULL pool or found,
+ * out NULL with cap > 0, an unknown `by`); SLUICE_ENOTSUP for a FIFO pool
+ * (*found = 0 on every error).
+ * Thread-safe; never blocks on a task; calls no user code but the pool's
+ * clock (to forget). Deadlock hazard: none from the caller's side (it
+ * takes only the fair queue's lock, never while holding the pool's).
+ */
+SLUICE_API sluice_err sluice_pool_tenants_top(sluice_pool *pool, sluice_tenant_order by,
+                                              sluice_tenant_rank *out, size_t cap, size_t *found);
+
+/* The name of sluice_tenant_selection.rest ('~': no tenant can take it). */
+#define SLUICE_TENANT_REST "~rest"
+
+/* What sluice_pool_tenants_select reports besides the named tenants. */
+typedef struct sluice_tenant_selection {
+    /* Every tenant not found among the names, every shard queue not found,
+     * and the forgotten record, summed: counters, wait histogram and the
+     * gauges queued and running. Name SLUICE_TENANT_REST, config zero,
+     * incarnation 0. The found entries plus rest add up to the pool's
+     * per-tenant totals at the instant of the call, exactly (and to the
+     * pool's own totals at quiescence), however tenants come and go. */
+    sluice_tenant_stats rest;
+    /* Of rest, the forgotten record alone (as sluice_pool_tenants_snapshot
+     * gives it; only grows). */
+    sluice_tenant_stats forgotten;
+    size_t tenants; /* how many sluice_pool_tenants_get would list now */
+    size_t found;   /* of the names, the distinct tenants found */
+    /* The highest incarnation the pool had handed out at the call: a
+     * tenant with a higher one is newer than this call, so none of its
+     * counts were in this call's rest. */
+    uint64_t last_incarnation;
+} sluice_tenant_selection;
+
+/*
+ * sluice_pool_tenants_select - the stats of the tenants named in
+ * names[0..n) into out[0..n) (out[i] for names[i]), and every other
+ * tenant summed into sel->rest, all read in one hold of the fair queue's
+ * lock (one snapshot).
+ * A name is found when sluice_pool_tenants_get would list it: a tracked
+ * tenant or a shard queue ("~shard-N") that has seen a task. A name not
+ * found (unknown, forgotten, malformed, NULL, SLUICE_TENANT_FORGOTTEN)
+ * gets an entry of zeros with incarnation 0 (every tenant's is >= 1) and
+ * its name when it is a string of at most SLUICE_TENANT_NAME_MAX bytes.
+ * A name given twice is filled twice and counted once (not subtracted
+ * from rest twice): sum each distinct found tenant once. A tenant seen
+ * again after being forgotten is found under its new incarnation: compare
+ * incarnations to tell. This call forgets nothing (a tenant past
+ * idle_forget_ns stays until a sweep: sluice_pool_tenants_top or a new
+ * name).
+ * n: 0 gives only sel (rest = every tenant, the cheapest way to read the
+ * per-tenant totals); there is no maximum, but the lock is held for n
+ * lookups and copies of about 1.2 KiB (about 0.3 us each): keep n to what
+ * a scrape shows (the metrics collector asks at most 3 x its series cap).
+ * Returns: SLUICE_OK; SLUICE_EINVAL (NULL pool or sel, names or out NULL
+ * with n > 0); SLUICE_ENOTSUP for a FIFO pool. On an error every out[i]
+ * given is an absent entry and sel (when given) is zeros with its names.
+ * Ownership: names are read during the call only; out and sel are the
+ * caller's. Thread-safe; never blocks on a task; calls no user code;
+ * allocates nothing. Deadlock hazard: none from the caller's side (takes
+ * only the fair queue's lock, once).
+ */
+SLUICE_API sluice_err sluice_pool_tenants_select(sluice_pool *pool, const char *const *names, size_t n,
+                                                 sluice_tenant_stats *out, sluice_tenant_selection *sel);
 
 /* The tenant table of a FAIR pool as a whole. */
 typedef struct sluice_tenancy_stats {

@@ -41,7 +41,8 @@
  *    the queues. Unconfigured tenants with nothing queued or running and
  *    no handle held are kept on an idle list in the order they went idle
  *    and forgotten after idle_forget_ns (pool clock), swept when a new
- *    name arrives and when the tenants are listed.
+ *    name arrives (at most SWEEP_CHUNK of them) and when the tenants are
+ *    listed or ranked.
  *  - DROP_OLDEST evicts the oldest task of the tenant that is most over
  *    its share: the largest queued / weight. That tenant holds the most
  *    queue per unit of its entitlement, so it is the one a fair queue
@@ -69,6 +70,26 @@
  *    workers are woken for a strict tenant it uncaps, as by finish.
  *    Pools with an overload mode finish at once (their pop is not this
  *    queue's alone).
+ *  - Scrapes in bounded pieces. A pool may track a million tenants, and
+ *    a scrape that copied each of them (about 1.2 KiB of
+ *    sluice_tenant_stats) under mu held every submit and pop of the pool
+ *    for the length of a 1.2 GiB copy. The scrape calls instead
+ *    (sluice_pool_tenants_top, sluice_pool_tenants_select) never hold mu
+ *    for work that grows with the tenants: `sum` keeps every counter of
+ *    every tenant (and the forgotten record) summed as the counters move,
+ *    one more add under the lock each already holds (invariant 6), so the
+ *    counts of all the tenants a scrape does not keep are `sum` minus the
+ *    few it keeps, read in one hold of O(names asked for). Which tenants
+ *    to keep is found by a walk of the table that takes mu for at most
+ *    WALK_TENANTS tenants or WALK_BUCKETS buckets at a time and keeps only
+ *    the best `cap` (a heap in the caller's array). The table never
+ *    resizes, so a bucket index is a cursor that survives the unlocks: a
+ *    tenant lives in one bucket, so the walk sees it at most once; one
+ *    made or forgotten meanwhile may be missed. The walk only ranks; the
+ *    sums never come from it, so what it misses cannot break them. The
+ *    forgetting a scrape does first is chunked the same way
+ *    (SWEEP_CHUNK). RATIONALE.md ("Tenant scrapes in bounded pieces")
+ *    has the shapes rejected.
  *
  * Ordering and the parking protocol. Every operation runs under the
  * queue's mutex `mu` (adaptive: it spins briefly before sleeping).
@@ -91,6 +112,11 @@
  *     uncapped active tenant exists, which is then eligible).
  *  5. A tracked tenant is on the idle list iff it is unconfigured, has
  *     queued == held == refs == 0; only idle-list tenants are freed.
+ *  6. Each counter and wait bucket of `sum` == retired's + the sum over
+ *     tracked tenants and shard queues; sum->running == the sum of
+ *     running; total == the sum of queued (1.); shards_seen == the shard
+ *     queues with submitted + rejected > 0 (the ones listed). Forgetting
+ *     moves counts from a tenant to retired and leaves `sum` as it was.
  *
  * Lock order: pool->mu -> fair->mu (evict under the pool's DROP_OLDEST
  * lock). No user code runs under fair->mu.
@@ -111,6 +137,11 @@
 #define MAX_HAND 16u
 #define DEFAULT_IDLE_FORGET_NS (60 * SLUICE_NS_PER_SEC)
 #define DEFAULT_TENANT "default"
+/* The most a scrape does per hold of mu (see "Scrapes in bounded pieces"):
+ * a few microseconds each. */
+#define WALK_TENANTS 256u
+#define WALK_BUCKETS 4096u
+#define SWEEP_CHUNK 256u
 
 typedef enum tenant_kind { KIND_TRACKED = 0, KIND_SHARD, KIND_ALIAS } tenant_kind;
 
@@ -147,6 +178,7 @@ struct sluice_tenant {
     uint64_t idle_since;
     struct sluice_tenant *hnext;
     uint64_t serial; /* this incarnation of the name (sluice_tenant_stats.incarnation) */
+    uint64_t picked; /* the select (fq->picks) that last found it: counted once per select */
 
     uint64_t submitted, started, completed, failed, panicked, dropped, rejected, shed, abandoned, caller_ran;
     uint64_t wait_sum_ns;
@@ -184,6 +216,9 @@ struct fair {
     uint64_t forgotten, sharded_submits;
     uint64_t serials;              /* the last serial handed out */
     struct sluice_tenant *retired; /* the counts of every forgotten tenant, summed */
+    struct sluice_tenant *sum;     /* every tenant's counts and running, summed (invariant 6) */
+    unsigned shards_seen;          /* shard queues with submitted or rejected > 0 */
+    uint64_t picks;                /* the last select's number (tenant->picked) */
     size_t tenant_bytes;
     struct sluice_tenant **shards;
     struct sluice_tenant *dflt_tenant;
@@ -427,14 +462,18 @@ static void retire(fair *fq, const struct sluice_tenant *t)
 }
 
 /* Forget the tenants idle for forget_ns or longer (the idle list is in
- * the order they went idle). */
-static void sweep(fair *fq)
+ * the order they went idle), at most `limit` of them. Returns true when
+ * it stopped at the limit with more due. */
+static bool sweep_some(fair *fq, size_t limit)
 {
     if (fq->forget_ns == UINT64_MAX || !fq->idle_head) {
-        return;
+        return false;
     }
     uint64_t now = sluice__now(fq->pool);
     while (fq->idle_head && now - fq->idle_head->idle_since >= fq->forget_ns) {
+        if (limit-- == 0) {
+            return true;
+        }
         struct sluice_tenant *t = fq->idle_head;
         idle_unlink(fq, t);
         table_unlink(fq, t);
@@ -444,6 +483,12 @@ static void sweep(fair *fq)
         fq->tenant_bytes -= tenant_size(fq);
         free(t);
     }
+    return false;
+}
+
+static void sweep(fair *fq)
+{
+    (void)sweep_some(fq, SIZE_MAX);
 }
 
 static struct sluice_tenant *table_find(fair *fq, const char *name, uint64_t h)
@@ -563,7 +608,9 @@ static sluice_err lookup_locked(fair *fq, const char *name, bool want_alias, str
          * tracked until forgotten; handles already held keep working. */
         return SLUICE_ENOENT;
     }
-    sweep(fq);
+    /* A piece, not all that are due: a mass expiry is freed over the next
+     * new names and scrapes, never in one submit (one freed is room). */
+    (void)sweep_some(fq, SWEEP_CHUNK);
     if (fq->tracked_dynamic < fq->max_tenants) {
         t = tenant_new(fq, KIND_TRACKED, name, h, &fq->dflt);
         if (!t) {
@@ -608,6 +655,7 @@ static void fair_destroy(void *q)
         free(fq->shards[i]);
     }
     free(fq->retired);
+    free(fq->sum);
     free(fq->shards);
     free(fq->buckets);
     free(fq->nodes);
@@ -686,11 +734,29 @@ sluice_err sluice__fair_create(struct sluice_pool *pool, void **out)
         return SLUICE_ENOMEM;
     }
     fq->retired->serial = 0;
+    fq->sum = tenant_new(fq, KIND_SHARD, "~sum", 0, &fq->dflt);
+    if (!fq->sum) {
+        fair_destroy(fq);
+        return SLUICE_ENOMEM;
+    }
+    fq->sum->serial = 0;
     *out = fq;
     return SLUICE_OK;
 }
 
 /* ---- the queue operations ----------------------------------------------------- */
+
+/* Count one more of t's `field`, in t and in fq->sum (invariant 6). */
+#define COUNT(fq, t, field) ((t)->field++, (fq)->sum->field++)
+
+/* Before t's first submitted or rejected: a shard queue is listed from
+ * then on (invariant 6's shards_seen). */
+static void note_traffic(fair *fq, const struct sluice_tenant *t)
+{
+    if (t->kind == KIND_SHARD && t->submitted == 0 && t->rejected == 0) {
+        fq->shards_seen++;
+    }
+}
 
 static void enqueue_locked(fair *fq, struct sluice_tenant *t, const sluice__task *task)
 {
@@ -741,8 +807,8 @@ static void dequeue_locked(fair *fq, struct sluice_tenant *t, sluice__task *out,
     fq->total--;
     t->held++;
     if (popped) {
-        t->running++;
-        t->started++;
+        COUNT(fq, t, running);
+        COUNT(fq, t, started);
     }
     acct_in(fq, t);
     if (t->queued == 0) {
@@ -777,7 +843,8 @@ static sluice__qres fair_push(void *q, const sluice__task *task, uint64_t *pos_o
         fq->sharded_submits++;
     }
     enqueue_locked(fq, t, task);
-    t->submitted++;
+    note_traffic(fq, t);
+    COUNT(fq, t, submitted);
     uint64_t pos = atomic_load_explicit(&fq->pushed_a, memory_order_relaxed);
     /* Release: pairs with the acquire in fair_pushed (stats). */
     atomic_store_explicit(&fq->pushed_a, pos + 1, memory_order_release);
@@ -933,6 +1000,7 @@ static bool finish_locked(fair *fq, struct sluice_tenant *t, sluice__origin orig
         unblocked = t->capped && t->cfg.strict && t->queued > 0;
         acct_out(fq, t);
         t->running--;
+        fq->sum->running--;
         t->held--;
         acct_in(fq, t);
         unblocked = unblocked && !t->capped;
@@ -942,39 +1010,42 @@ static bool finish_locked(fair *fq, struct sluice_tenant *t, sluice__origin orig
         break;
     case SLUICE__FROM_SUBMIT:
         if (outcome != SLUICE__OUT_REJECTED) {
-            t->submitted++; /* accepted and run (or shed) by CALLER_RUNS */
+            note_traffic(fq, t);
+            COUNT(fq, t, submitted); /* accepted and run (or shed) by CALLER_RUNS */
             if (outcome <= SLUICE__OUT_PANICKED) {
-                t->caller_ran++;
+                COUNT(fq, t, caller_ran);
             }
         }
         break;
     }
     switch (outcome) {
     case SLUICE__OUT_COMPLETED:
-        t->completed++;
+        COUNT(fq, t, completed);
         break;
     case SLUICE__OUT_FAILED:
-        t->failed++;
+        COUNT(fq, t, failed);
         break;
     case SLUICE__OUT_PANICKED:
-        t->panicked++;
+        COUNT(fq, t, panicked);
         break;
     case SLUICE__OUT_SHED:
-        t->shed++;
+        COUNT(fq, t, shed);
         break;
     case SLUICE__OUT_DROPPED:
-        t->dropped++;
+        COUNT(fq, t, dropped);
         break;
     case SLUICE__OUT_ABANDONED:
-        t->abandoned++;
+        COUNT(fq, t, abandoned);
         break;
     case SLUICE__OUT_REJECTED:
-        t->rejected++;
+        note_traffic(fq, t);
+        COUNT(fq, t, rejected);
         break;
     }
     if (wait_bucket >= 0 && (size_t)wait_bucket <= fq->nbounds) {
-        t->wait_counts[wait_bucket]++;
+        COUNT(fq, t, wait_counts[wait_bucket]);
         t->wait_sum_ns += wait_ns;
+        fq->sum->wait_sum_ns += wait_ns;
     }
     settle(fq, t);
     return unblocked;
@@ -1401,6 +1472,262 @@ size_t sluice_pool_tenants_snapshot(sluice_pool *pool, sluice_tenant_stats *out,
     return n;
 }
 
+/* ---- scrapes in bounded pieces ----------------------------------------------------- */
+
+/* The key a tenant is ranked by. */
+static uint64_t rank_key(const struct sluice_tenant *t, sluice_tenant_order by)
+{
+    return by == SLUICE_TENANT_BY_LOAD ? (uint64_t)t->queued + t->running : t->submitted + t->rejected;
+}
+
+/* True when (key, name) ranks before r: a larger key, or the same key and
+ * a smaller name, so the order is total and stable between calls. */
+static bool ranks_before(uint64_t key, const char *name, const sluice_tenant_rank *r)
+{
+    return key != r->key ? key > r->key : strcmp(name, r->name) < 0;
+}
+
+static void rank_swap(sluice_tenant_rank *a, sluice_tenant_rank *b)
+{
+    sluice_tenant_rank tmp = *a;
+    *a = *b;
+    *b = tmp;
+}
+
+/* heap[0..n) is a heap whose root ranks last of all; restore it below i. */
+static void heap_down(sluice_tenant_rank *heap, size_t n, size_t i)
+{
+    for (;;) {
+        size_t last = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && ranks_before(heap[last].key, heap[last].name, &heap[l])) {
+            last = l;
+        }
+        if (r < n && ranks_before(heap[last].key, heap[last].name, &heap[r])) {
+            last = r;
+        }
+        if (last == i) {
+            return;
+        }
+        rank_swap(&heap[i], &heap[last]);
+        i = last;
+    }
+}
+
+static void heap_up(sluice_tenant_rank *heap, size_t i)
+{
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!ranks_before(heap[parent].key, heap[parent].name, &heap[i])) {
+            return;
+        }
+        rank_swap(&heap[i], &heap[parent]);
+        i = parent;
+    }
+}
+
+/* Offer t to the best-`cap` heap (under mu). */
+static void rank_offer(const struct sluice_tenant *t, sluice_tenant_order by, sluice_tenant_rank *heap,
+                       size_t cap, size_t *n)
+{
+    uint64_t key = rank_key(t, by);
+    size_t at;
+    if (*n < cap) {
+        at = (*n)++;
+    } else if (cap > 0 && ranks_before(key, t->name, &heap[0])) {
+        at = 0;
+    } else {
+        return;
+    }
+    memcpy(heap[at].name, t->name, strlen(t->name) + 1);
+    heap[at].incarnation = t->serial;
+    heap[at].key = key;
+    if (at == 0 && *n == cap) {
+        heap_down(heap, *n, 0);
+    } else {
+        heap_up(heap, at);
+    }
+}
+
+static int rank_order(const void *a, const void *b)
+{
+    const sluice_tenant_rank *x = a, *y = b;
+    if (ranks_before(x->key, x->name, y)) {
+        return -1;
+    }
+    return ranks_before(y->key, y->name, x) ? 1 : 0;
+}
+
+sluice_err sluice_pool_tenants_top(sluice_pool *pool, sluice_tenant_order by, sluice_tenant_rank *out,
+                                   size_t cap, size_t *found)
+{
+    if (found) {
+        *found = 0;
+    }
+    if (!pool || !found || (cap > 0 && !out) ||
+        (by != SLUICE_TENANT_BY_TRAFFIC && by != SLUICE_TENANT_BY_LOAD)) {
+        return SLUICE_EINVAL;
+    }
+    if (!pool->fair) {
+        return SLUICE_ENOTSUP;
+    }
+    fair *fq = pool->q;
+    /* Forget the tenants due, SWEEP_CHUNK at a time. New ones may go idle
+     * meanwhile: stop after as many as were tracked when it began (and
+     * one chunk), so a flood of short-lived names cannot keep it here. */
+    pthread_mutex_lock(&fq->mu);
+    size_t budget = (size_t)fq->tracked_dynamic + SWEEP_CHUNK;
+    bool more = sweep_some(fq, SWEEP_CHUNK);
+    pthread_mutex_unlock(&fq->mu);
+    for (size_t swept = SWEEP_CHUNK; more && swept < budget; swept += SWEEP_CHUNK) {
+        pthread_mutex_lock(&fq->mu);
+        more = sweep_some(fq, SWEEP_CHUNK);
+        pthread_mutex_unlock(&fq->mu);
+    }
+    /* The table, then the shard queues, a bounded piece per hold; nbuckets
+     * and nshards are fixed at create, so the cursors stay valid. */
+    size_t n = 0;
+    for (size_t b = 0; b < fq->nbuckets;) {
+        pthread_mutex_lock(&fq->mu);
+        for (size_t seen = 0, end = b + WALK_BUCKETS; b < fq->nbuckets && b < end && seen < WALK_TENANTS;
+             b++) {
+            for (const struct sluice_tenant *t = fq->buckets[b]; t; t = t->hnext) {
+                rank_offer(t, by, out, cap, &n);
+                seen++;
+            }
+        }
+        pthread_mutex_unlock(&fq->mu);
+    }
+    for (unsigned i = 0; i < fq->nshards;) {
+        pthread_mutex_lock(&fq->mu);
+        for (unsigned end = i + WALK_TENANTS; i < fq->nshards && i < end; i++) {
+            const struct sluice_tenant *t = fq->shards[i];
+            if (t->submitted != 0 || t->rejected != 0) {
+                rank_offer(t, by, out, cap, &n);
+            }
+        }
+        pthread_mutex_unlock(&fq->mu);
+    }
+    if (n > 1) {
+        qsort(out, n, sizeof *out, rank_order);
+    }
+    *found = n;
+    return SLUICE_OK;
+}
+
+/* The listed tenant (tracked, or a shard queue that has seen a task) with
+ * this name, or NULL (under mu). */
+static struct sluice_tenant *find_listed(fair *fq, const char *name)
+{
+    if (!name) {
+        return NULL;
+    }
+    static const char shard_prefix[] = "~shard-";
+    if (strncmp(name, shard_prefix, sizeof shard_prefix - 1) == 0) {
+        const char *digits = name + sizeof shard_prefix - 1;
+        unsigned long i = 0;
+        size_t len = strspn(digits, "0123456789");
+        if (len == 0 || len > 5 || digits[len] != '\0' || (len > 1 && digits[0] == '0')) {
+            return NULL; /* not a name the pool gives ("~shard-%u") */
+        }
+        i = strtoul(digits, NULL, 10);
+        if (i >= fq->nshards) {
+            return NULL;
+        }
+        struct sluice_tenant *t = fq->shards[i];
+        return t->submitted != 0 || t->rejected != 0 ? t : NULL;
+    }
+    if (!sluice__name_valid(name, SLUICE_TENANT_NAME_MAX)) {
+        return NULL;
+    }
+    return table_find(fq, name, name_hash(fq, name));
+}
+
+/* An absent entry: the name (when it is a string that fits), all else 0. */
+static void absent(sluice_tenant_stats *out, const char *name)
+{
+    memset(out, 0, sizeof *out);
+    if (name && strnlen(name, sizeof out->name) < sizeof out->name) {
+        memcpy(out->name, name, strlen(name) + 1);
+    }
+}
+
+sluice_err sluice_pool_tenants_select(sluice_pool *pool, const char *const *names, size_t n,
+                                      sluice_tenant_stats *out, sluice_tenant_selection *sel)
+{
+    if (sel) {
+        memset(sel, 0, sizeof *sel);
+        snprintf(sel->rest.name, sizeof sel->rest.name, "%s", SLUICE_TENANT_REST);
+        snprintf(sel->forgotten.name, sizeof sel->forgotten.name, "%s", SLUICE_TENANT_FORGOTTEN);
+    }
+    for (size_t i = 0; names && out && i < n; i++) {
+        absent(&out[i], names[i]);
+    }
+    if (!pool || !sel || (n > 0 && (!names || !out))) {
+        return SLUICE_EINVAL;
+    }
+    if (!pool->fair) {
+        return SLUICE_ENOTSUP;
+    }
+    fair *fq = pool->q;
+    pthread_mutex_lock(&fq->mu);
+    /* rest = sum - the tenants found, each once (a name asked twice is
+     * filled twice and subtracted once: `picked`). The sum's counts cover
+     * every tenant found (invariant 6), so nothing goes below zero. */
+    snapshot_locked(fq, fq->sum, &sel->rest);
+    size_t queued = fq->total;
+    unsigned running = fq->sum->running;
+    uint64_t wait_ns = fq->sum->wait_sum_ns;
+    uint64_t pick = ++fq->picks;
+    for (size_t i = 0; i < n; i++) {
+        struct sluice_tenant *t = find_listed(fq, names[i]);
+        if (!t) {
+            continue;
+        }
+        snapshot_locked(fq, t, &out[i]);
+        if (t->picked == pick) {
+            continue;
+        }
+        t->picked = pick;
+        sel->found++;
+        queued -= t->queued;
+        running -= t->running;
+        wait_ns -= t->wait_sum_ns;
+        sluice_tenant_stats *r = &sel->rest;
+#define SUB(f) (SLUICE__ASSERT(r->f >= out[i].f), r->f -= out[i].f)
+        SUB(submitted);
+        SUB(started);
+        SUB(completed);
+        SUB(failed);
+        SUB(panicked);
+        SUB(dropped);
+        SUB(rejected);
+        SUB(shed);
+        SUB(abandoned);
+        SUB(caller_ran);
+        SUB(wait.count);
+        for (size_t b = 0; b <= fq->nbounds; b++) {
+            SUB(wait.counts[b]);
+        }
+#undef SUB
+    }
+    sel->rest.queued = queued;
+    sel->rest.running = running;
+    sel->rest.wait.sum_seconds = (double)wait_ns / 1e9;
+    snapshot_locked(fq, fq->retired, &sel->forgotten);
+    sel->tenants = (size_t)fq->tracked_dynamic + fq->tracked_configured + fq->shards_seen;
+    sel->last_incarnation = fq->serials;
+    pthread_mutex_unlock(&fq->mu);
+    /* The records are sums, not tenants: no config, no kind, no serial. */
+    sluice_tenant_stats *recs[2] = {&sel->rest, &sel->forgotten};
+    for (size_t i = 0; i < 2; i++) {
+        recs[i]->shard = false;
+        recs[i]->incarnation = 0;
+        memset(&recs[i]->config, 0, sizeof recs[i]->config);
+    }
+    snprintf(sel->rest.name, sizeof sel->rest.name, "%s", SLUICE_TENANT_REST);
+    return SLUICE_OK;
+}
+
 void sluice_pool_tenancy_get(sluice_pool *pool, sluice_tenancy_stats *out)
 {
     if (!out) {
@@ -1419,7 +1746,7 @@ void sluice_pool_tenancy_get(sluice_pool *pool, sluice_tenancy_stats *out)
     out->forgotten = fq->forgotten;
     out->sharded_submits = fq->sharded_submits;
     out->memory_bytes = sizeof *fq + fq->capacity * sizeof(node) + fq->nbuckets * sizeof *fq->buckets +
-                        (fq->nshards + 1) * tenant_size(fq) + fq->nshards * sizeof *fq->shards +
-                        fq->tenant_bytes; /* + 1: the retired record */
+                        (fq->nshards + 2) * tenant_size(fq) + fq->nshards * sizeof *fq->shards +
+                        fq->tenant_bytes; /* + 2: the retired and sum records */
     pthread_mutex_unlock(&fq->mu);
 }
