@@ -23,6 +23,11 @@
  * a pool tracking a million names cannot turn the page into megabytes),
  * and "tenants_forgotten" sums the counters of the tenants forgotten
  * after idling (with the tenants listed and omitted, the pool's totals).
+ * The page never copies every tenant: sluice_pool_tenants_top picks the
+ * busiest names (taking the fair queue's lock a small piece at a time)
+ * and sluice_pool_tenants_select reads those in one short hold, so a
+ * request costs the pool's submitters no more with a million tenants than
+ * with a thousand, and allocates DEBUG_TENANTS_MAX entries at most.
  *
  * Lock order: pools_lock (read) -> pool getters (pool->mu inside them).
  */
@@ -97,25 +102,33 @@ static void json_tenants(sluice__sb *b, sluice_pool *pool)
                       "\"forgotten\":%" PRIu64 ",\"sharded_submits\":%" PRIu64 ",\"memory_bytes\":%zu}",
                       ts.tracked, ts.configured, ts.active, ts.shard_queues, ts.forgotten, ts.sharded_submits,
                       ts.memory_bytes);
-    size_t cap = (size_t)ts.tracked + ts.shard_queues + 8, n = 0;
-    sluice_tenant_stats *t = NULL;
-    sluice_tenant_stats forgotten;
-    memset(&forgotten, 0, sizeof forgotten);
-    for (int tries = 0; tries < 3; tries++) {
-        sluice_tenant_stats *grown = realloc(t, cap * sizeof *t);
-        if (!grown) {
-            break;
+    sluice_tenant_rank *ranks = calloc(DEBUG_TENANTS_MAX, sizeof *ranks);
+    sluice_tenant_stats *t = calloc(DEBUG_TENANTS_MAX, sizeof *t);
+    const char **names = calloc(DEBUG_TENANTS_MAX, sizeof *names);
+    sluice_tenant_selection sel;
+    memset(&sel, 0, sizeof sel);
+    size_t nr = 0, have = 0;
+    if (ranks && t && names &&
+        sluice_pool_tenants_top(pool, SLUICE_TENANT_BY_LOAD, ranks, DEBUG_TENANTS_MAX, &nr) == SLUICE_OK) {
+        for (size_t i = 0; i < nr; i++) {
+            names[i] = ranks[i].name;
         }
-        t = grown;
-        n = sluice_pool_tenants_snapshot(pool, t, cap, &forgotten);
-        if (n <= cap) {
-            break;
+        if (sluice_pool_tenants_select(pool, names, nr, t, &sel) == SLUICE_OK) {
+            for (size_t i = 0; i < nr; i++) { /* drop those forgotten since the walk */
+                if (t[i].incarnation != 0) {
+                    t[have++] = t[i];
+                }
+            }
         }
-        cap = n + 16;
     }
-    size_t have = t ? (n < cap ? n : cap) : 0;
-    qsort(t, have, sizeof *t, by_load);
-    size_t shown = have < DEBUG_TENANTS_MAX ? have : DEBUG_TENANTS_MAX;
+    free(ranks);
+    free(names);
+    const sluice_tenant_stats forgotten = sel.forgotten;
+    size_t n = sel.tenants;
+    if (have > 1) {
+        qsort(t, have, sizeof *t, by_load);
+    }
+    size_t shown = have;
     sluice__sb_puts(b, ",\"tenants\":[");
     for (size_t i = 0; i < shown; i++) {
         const sluice_tenant_stats *x = &t[i];

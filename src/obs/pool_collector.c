@@ -19,13 +19,12 @@
  * histogram _count is the sum of its buckets, never a separate read.
  *
  * Tenants (fair pools). Each tenant of a SLUICE_QUEUE_FAIR pool gets the
- * pool_tenant_* families, labelled name="<pool>", tenant="<tenant>", from
- * one sluice_pool_tenants_snapshot per scrape. The registry's series cap
- * (sluice_metrics_config.max_series, per pool here) bounds them: at most
- * max_series - 1 tenants keep their own series and every other tenant is
- * summed into tenant="other" (counters, gauges and wait histograms alike,
- * so the pool's totals still add up), and pool_tenants_folded says how
- * many were folded. Which tenants keep a series is state the registry
+ * pool_tenant_* families, labelled name="<pool>", tenant="<tenant>". The
+ * registry's series cap (sluice_metrics_config.max_series, per pool here)
+ * bounds them: at most max_series - 1 tenants keep their own series and
+ * every other tenant is summed into tenant="other" (counters, gauges and
+ * wait histograms alike, so the pool's totals still add up), and
+ * pool_tenants_folded says how many were folded. Which tenants keep a series is state the registry
  * carries from scrape to scrape (sluice__tenant_fold, see tenant_snapshot):
  * the busiest get one while there is room and keep it, so every series,
  * "other" included, stays a counter that never goes down; the counts of
@@ -34,6 +33,21 @@
  * then shard queues) and this bounds what a scrape carries. A tenant that
  * is itself called "other" is always folded, so no series is written
  * twice.
+ *
+ * Scrape cost. A pool may track up to 2^20 tenants, so a scrape never
+ * copies them all (that held the fair queue's lock for a 1.2 GiB copy):
+ * sluice_pool_tenants_top names the 2 x cap busiest, walking the tenants
+ * a bounded piece per hold of the lock, and one sluice_pool_tenants_select
+ * gives the exact stats of those and of the kept series (at most 3 x cap
+ * + 1 names) with every other tenant summed into its `rest`, which is
+ * where "other" starts. 2 x cap candidates are enough: at most cap - 1
+ * fill the room, and each slot is taken over at most once per scrape
+ * (the tenant that takes it has more traffic than every later
+ * candidate), so the algorithm below decides as it would with every
+ * tenant in hand, from counts as exact. The ranks come from a walk while
+ * the pool runs, so a tenant that became busy during it waits a scrape
+ * for its series; the sums never depend on the walk. Memory per scrape:
+ * O(cap), not O(tenants).
  *
  * Locks: called under the registry lock; the pool getters take only the
  * pool's own registry lock (and the fair queue's lock), briefly, and never
@@ -328,6 +342,46 @@ static size_t least_kept(const sluice__tenant_fold *f, const sluice_tenant_stats
  * A tenant forgotten and seen again is a new incarnation: its old series
  * ends, and its new one starts from zero.
  */
+static int by_name_ptr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The names a scrape asks select for: the kept series, the 2 x cap
+ * busiest and "other" (a real tenant of that name must be found to be
+ * folded), sorted and distinct. names is malloc'd; *nn set. */
+static const char **scrape_names(sluice_pool *pool, const sluice__tenant_fold *f, size_t cap,
+                                 sluice_tenant_rank **ranks, size_t *nn)
+{
+    size_t want = cap <= SIZE_MAX / 4 ? 2 * cap : cap, nr = 0;
+    *nn = 0;
+    *ranks = malloc(want * sizeof **ranks);
+    if (!*ranks || sluice_pool_tenants_top(pool, SLUICE_TENANT_BY_TRAFFIC, *ranks, want, &nr) != SLUICE_OK) {
+        return NULL;
+    }
+    const char **names = malloc((f->n + nr + 1) * sizeof *names);
+    if (!names) {
+        return NULL;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        names[n++] = f->k[i].name;
+    }
+    for (size_t i = 0; i < nr; i++) {
+        names[n++] = (*ranks)[i].name;
+    }
+    names[n++] = SLUICE_METRIC_OTHER;
+    qsort(names, n, sizeof *names, by_name_ptr);
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (w == 0 || strcmp(names[w - 1], names[i]) != 0) {
+            names[w++] = names[i];
+        }
+    }
+    *nn = w;
+    return names;
+}
+
 static bool tenant_snapshot(sluice_pool *pool, sluice__tenant_fold **fp, size_t cap, tenant_view *v)
 {
     memset(v, 0, sizeof *v);
@@ -344,28 +398,29 @@ static bool tenant_snapshot(sluice_pool *pool, sluice__tenant_fold **fp, size_t 
         return false;
     }
     sluice__tenant_fold *f = *fp;
-    /* Tenants come and go between the calls: grow until one fits. A
-     * snapshot that misses a tenant would make "other" go down. */
-    sluice_tenant_stats forgotten;
-    size_t room = (size_t)ts.tracked + ts.shard_queues + 8, n = 0;
-    for (;;) {
-        sluice_tenant_stats *grown = realloc(v->t, (room + 1) * sizeof *grown); /* +1: "other" */
-        if (!grown) {
-            return false;
-        }
-        v->t = grown;
-        n = sluice_pool_tenants_snapshot(pool, v->t, room, &forgotten);
-        if (n <= room) {
-            break;
-        }
-        room = n + 16;
+    /* One snapshot of the candidates and the kept series, every other
+     * tenant (and the forgotten ones) summed in sel.rest: a tenant missed
+     * by the walk is in rest, so "other" never loses it. */
+    sluice_tenant_rank *ranks = NULL;
+    size_t nn = 0;
+    const char **names = scrape_names(pool, f, cap, &ranks, &nn);
+    sluice_tenant_selection sel;
+    v->t = names ? malloc((nn + 1) * sizeof *v->t) : NULL; /* +1: "other" */
+    if (!v->t || sluice_pool_tenants_select(pool, names, nn, v->t, &sel) != SLUICE_OK) {
+        free(ranks);
+        free(names);
+        return false;
     }
+    free(ranks);
+    free(names);
     sluice_tenant_stats *t = v->t;
-    qsort(t, n, sizeof *t, by_name);
-    uint64_t max_inc = f->seen_upto; /* incarnations only grow */
-    for (size_t i = 0; i < n; i++) {
-        max_inc = t[i].incarnation > max_inc ? t[i].incarnation : max_inc;
+    size_t n = 0; /* the found ones, still sorted by name */
+    for (size_t i = 0; i < nn; i++) {
+        if (t[i].incarnation != 0) {
+            t[n++] = t[i];
+        }
     }
+    uint64_t max_inc = sel.last_incarnation; /* incarnations only grow */
     bool *is_kept = calloc(n ? n : 1, sizeof *is_kept);
     sluice_tenant_stats **cand = calloc(n ? n : 1, sizeof *cand);
     if (!is_kept || !cand) {
@@ -407,7 +462,8 @@ static bool tenant_snapshot(sluice_pool *pool, sluice__tenant_fold **fp, size_t 
         cand[j] = x;
     }
     bool was_folding = f->folding;
-    bool fold = was_folding || real_other || forgotten.submitted || forgotten.rejected || f->n + nc > cap;
+    bool fold = was_folding || real_other || sel.forgotten.submitted || sel.forgotten.rejected ||
+                sel.tenants - real_other > cap;
     size_t slots = fold ? cap - 1 : cap;
     bool ok = true;
     size_t next = 0;
@@ -436,9 +492,11 @@ static bool tenant_snapshot(sluice_pool *pool, sluice__tenant_fold **fp, size_t 
         next++;
     }
     /* The view: the kept series from their baselines, busiest first, then
-     * "other". */
-    sluice_tenant_stats other = forgotten;
+     * "other": every tenant not found (sel.rest, the forgotten ones in it),
+     * the found ones not kept, and the kept ones' baselines. */
+    sluice_tenant_stats other = sel.rest;
     snprintf(other.name, sizeof other.name, "%s", SLUICE_METRIC_OTHER);
+    v->folded = sel.tenants - sel.found;
     for (size_t i = 0; i < f->n; i++) {
         add_counts(&other, &f->k[i].base, 1);
     }

@@ -6,8 +6,11 @@
  * tenant series per family, the busiest tenants keep theirs, the rest sum
  * into tenant="other", and every family still adds up to the pool's own
  * totals; across scrapes, with tenants promoted, demoted, forgotten and
- * seen again, "other" never goes down (test_other_stays_a_counter). A
- * FIFO pool gets no tenant families at all.
+ * seen again, "other" never goes down (test_other_stays_a_counter), also
+ * while other threads mint and forget tenants during the scrapes
+ * (test_other_under_churn: the collector reads the tenants through the
+ * bounded top + select calls, never a copy of them all). A FIFO pool gets
+ * no tenant families at all.
  *
  * The pools are drained (or waited on) before each scrape, so the counts
  * are exact. A tenant's counters count from when it was first seen until
@@ -22,6 +25,7 @@
  * tie-break, tests/core/test_fair.c test_shard_ties_spread), which is
  * what lets "big" and "large" outrank every shard queue here.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -375,6 +379,118 @@ static void test_other_stays_a_counter(void **state)
     sluice_pool_destroy(p);
 }
 
+/* ---- churn while scraping ------------------------------------------------- */
+
+typedef struct churner {
+    sluice_pool *pool;
+    sluice_fake_clock *fc;
+    int id, rounds;
+    _Atomic int *finished;
+} churner;
+
+/* Rounds of new names, a steady tenant with the most traffic, and the
+ * clock moved past idle_forget now and then, so tenants are forgotten
+ * (and kept series end) between and during the scrapes. */
+static void *churn_main(void *arg)
+{
+    churner *c = arg;
+    char name[48];
+    sluice_submit_opts o;
+    memset(&o, 0, sizeof o);
+    o.tenant_name = name;
+    for (int r = 0; r < c->rounds; r++) {
+        for (int k = 0; k < 6; k++) {
+            snprintf(name, sizeof name, "m%d-%d-%d", c->id, r, k);
+            while (sluice_pool_submit_ex(c->pool, ok_task, NULL, &o) == SLUICE_EFULL) {
+                struct timespec ts = {0, 100000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        snprintf(name, sizeof name, "steady-%d", c->id);
+        for (int k = 0; k < 3; k++) {
+            while (sluice_pool_submit_ex(c->pool, ok_task, NULL, &o) == SLUICE_EFULL) {
+                struct timespec ts = {0, 100000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        if (r % 5 == 4) {
+            sluice_fake_clock_advance(c->fc, SLUICE_NS_PER_SEC);
+        }
+    }
+    atomic_fetch_add(c->finished, 1);
+    return NULL;
+}
+
+static void test_other_under_churn(void **state)
+{
+    (void)state;
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, 1000);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "fold";
+    pc.workers = 2;
+    pc.queue_capacity = 256;
+    pc.queue_discipline = SLUICE_QUEUE_FAIR;
+    pc.clock = &fc.clock;
+    pc.fair.max_tenants = 48; /* and the rest sharded */
+    pc.fair.shard_queues = 8;
+    pc.fair.idle_forget_ns = SLUICE_NS_PER_SEC / 2;
+    sluice_pool *p = NULL;
+    char err[256];
+    assert_int_equal(sluice_pool_create(&pc, &p, err, sizeof err), SLUICE_OK);
+    sluice_metrics_config mc = {.max_series = 3};
+    sluice_metrics *reg = NULL;
+    assert_int_equal(sluice_metrics_create(&mc, &reg), SLUICE_OK);
+    assert_int_equal(sluice_metrics_add_pool(reg, p), SLUICE_OK);
+    enum { THREADS = 2 };
+    _Atomic int finished = 0;
+    churner cs[THREADS];
+    pthread_t th[THREADS];
+    int rounds = 200;
+#if SLUICE_TEST_TSAN
+    rounds = 40;
+#endif
+    for (int i = 0; i < THREADS; i++) {
+        cs[i] = (churner){.pool = p, .fc = &fc, .id = i, .rounds = rounds, .finished = &finished};
+        assert_int_equal(pthread_create(&th[i], NULL, churn_main, &cs[i]), 0);
+    }
+    /* While it churns: "other" (once written) never goes down, and there
+     * are at most 3 series a family. */
+    double prev[3] = {-1, -1, -1};
+    static const char *const fams[3] = {"pool_tenant_submitted_total", "pool_tenant_completed_total",
+                                        "pool_tenant_submit_duration_seconds_count"};
+    int scrapes = 0;
+    for (bool last = false; !last; scrapes++) {
+        last = atomic_load(&finished) == THREADS;
+        char *text = render(reg);
+        double sum;
+        assert_true(count_lines(text, "pool_tenant_submitted_total{name=\"fold\",", &sum) <= 3);
+        for (int f = 0; f < 3; f++) {
+            double o = tenant_sample(text, fams[f], "fold", "other");
+            if (prev[f] >= 0) {
+                assert_true(o >= prev[f]);
+            }
+            prev[f] = o >= 0 ? o : prev[f];
+        }
+        free(text);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    }
+    /* Settled: the families add up to the pool's totals exactly, and
+     * "other" still has not gone down. */
+    scrape_state st = {prev[0], prev[1], prev[2]};
+    char *text;
+    check_scrape(reg, p, &st, &text);
+    free(text);
+    assert_true(scrapes >= 2);
+    assert_true(st.other_submitted > 0);
+    assert_int_equal(sluice_metrics_remove_pool(reg, p), SLUICE_OK);
+    sluice_metrics_destroy(reg);
+    sluice_pool_destroy(p);
+}
+
 static void test_fifo_pool_has_no_tenant_families(void **state)
 {
     (void)state;
@@ -404,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_per_tenant_series),
         cmocka_unit_test(test_cardinality_cap),
         cmocka_unit_test(test_other_stays_a_counter),
+        cmocka_unit_test(test_other_under_churn),
         cmocka_unit_test(test_fifo_pool_has_no_tenant_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
