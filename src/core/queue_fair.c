@@ -88,8 +88,12 @@
  *    made or forgotten meanwhile may be missed. The walk only ranks; the
  *    sums never come from it, so what it misses cannot break them. The
  *    forgetting a scrape does first is chunked the same way
- *    (SWEEP_CHUNK). RATIONALE.md ("Tenant scrapes in bounded pieces")
- *    has the shapes rejected.
+ *    (SWEEP_CHUNK). Between two pieces the walker lets waiting threads
+ *    in first (fair_lock counts them; let_in yields until one got mu):
+ *    otherwise it would take mu straight back every time, before a
+ *    waiter woke, and the waiter would wait for the whole walk after all.
+ *    RATIONALE.md ("Tenant scrapes in bounded pieces") has the shapes
+ *    rejected.
  *
  * Ordering and the parking protocol. Every operation runs under the
  * queue's mutex `mu` (adaptive: it spins briefly before sleeping).
@@ -121,6 +125,7 @@
  * Lock order: pool->mu -> fair->mu (evict under the pool's DROP_OLDEST
  * lock). No user code runs under fair->mu.
  */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +203,11 @@ struct fair {
     /* Read without mu (stored seq_cst under it). */
     SLUICE__ALIGNED _Atomic uint64_t counts_a; /* avail << 32 | depth (capacity < 2^32) */
     _Atomic uint64_t pushed_a;
+
+    /* Hints for a scrape's walk (let_in), relaxed: touched only by threads
+     * that found mu held, on a line of their own. */
+    SLUICE__ALIGNED _Atomic unsigned contended; /* threads waiting for mu now */
+    _Atomic uint64_t handoffs;                  /* acquisitions of mu after a wait */
 
     SLUICE__ALIGNED pthread_mutex_t mu;
     uint64_t published; /* the last value stored in counts_a */
@@ -305,6 +315,41 @@ sluice_err sluice__fair_validate(const sluice_pool_config *cfg, char *errbuf, si
         return SLUICE_EINVAL;
     }
     return check_tenant_config(&f->tenant_default, "fair.tenant_default.", errbuf, errlen);
+}
+
+/* ---- the lock ------------------------------------------------------------------ */
+
+/* Take mu. A thread that finds it held counts itself in `contended`
+ * until it has it, so that a scrape walking in pieces lets it in between
+ * two pieces (let_in) instead of taking mu straight back: a mutex is not
+ * fair, and the walker, releasing and retaking it on a hot cache line,
+ * would win against a waiter that must first wake up, for the whole walk.
+ * Uncontended, this is the plain lock's one compare-and-swap. */
+static void fair_lock(fair *fq)
+{
+    if (pthread_mutex_trylock(&fq->mu) == 0) {
+        return;
+    }
+    atomic_fetch_add_explicit(&fq->contended, 1, memory_order_relaxed);
+    pthread_mutex_lock(&fq->mu);
+    atomic_fetch_sub_explicit(&fq->contended, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&fq->handoffs, 1, memory_order_relaxed);
+}
+
+/* Between two pieces of a walk (mu not held): while threads wait for mu,
+ * give them the chance to take it: yield until one has (a handoff) or
+ * LET_IN_TRIES yields have passed (a pool so busy that someone always
+ * waits still lets the walk go on). */
+#define LET_IN_TRIES 64u
+
+static void let_in(fair *fq)
+{
+    uint64_t before = atomic_load_explicit(&fq->handoffs, memory_order_relaxed);
+    for (unsigned i = 0; i < LET_IN_TRIES && atomic_load_explicit(&fq->contended, memory_order_relaxed) > 0 &&
+                         atomic_load_explicit(&fq->handoffs, memory_order_relaxed) == before;
+         i++) {
+        sched_yield();
+    }
 }
 
 /* ---- tenant state (all under fq->mu) ---------------------------------------- */
@@ -822,7 +867,7 @@ static void dequeue_locked(fair *fq, struct sluice_tenant *t, sluice__task *out,
 static sluice__qres fair_push(void *q, const sluice__task *task, uint64_t *pos_out)
 {
     fair *fq = q;
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     if (fq->closed) {
         pthread_mutex_unlock(&fq->mu);
         return SLUICE__Q_CLOSED;
@@ -905,7 +950,7 @@ static sluice__qres take(void *q, sluice__task *out, bool newest)
          * a later load cannot read an older value than pending() read. */
         return SLUICE__Q_EMPTY;
     }
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     sluice__qres r = pop_locked(fq, out, newest);
     publish(fq);
     pthread_mutex_unlock(&fq->mu);
@@ -929,7 +974,7 @@ static uint64_t fair_oldest_ns(void *q)
 {
     fair *fq = q;
     uint64_t ns = 0;
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     struct sluice_tenant *t = fq->turn;
     for (unsigned pass = 0; pass < fq->nactive && t; pass++, t = t->act_next) {
         if (eligible(fq, t)) {
@@ -959,7 +1004,7 @@ static struct sluice_tenant *most_over_share(fair *fq)
 static sluice__qres fair_evict(void *q, const sluice__task *incoming, sluice__task *out)
 {
     fair *fq = q;
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     struct sluice_tenant *victim = NULL;
     if (incoming) {
         struct sluice_tenant *t = resolve(fq, incoming->tenant ? incoming->tenant : fq->dflt_tenant);
@@ -1055,7 +1100,7 @@ static void fair_finish(void *q, const sluice__task *task, sluice__origin origin
                         int wait_bucket, uint64_t wait_ns)
 {
     fair *fq = q;
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     bool unblocked = finish_locked(fq, task->tenant, origin, outcome, wait_bucket, wait_ns);
     publish(fq);
     pthread_mutex_unlock(&fq->mu);
@@ -1076,7 +1121,7 @@ static void fair_finish(void *q, const sluice__task *task, sluice__origin origin
 static sluice__qres fair_pop_finish(void *q, const sluice__done *done, sluice__task *out)
 {
     fair *fq = q;
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     bool unblocked =
         finish_locked(fq, done->tenant, SLUICE__FROM_POP, done->outcome, done->wait_bucket, done->wait_ns);
     sluice__qres r = pop_locked(fq, out, false);
@@ -1094,7 +1139,7 @@ static sluice__qres fair_pop_finish(void *q, const sluice__done *done, sluice__t
 static void fair_close(void *q)
 {
     fair *fq = q;
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     fq->closed = true;
     pthread_mutex_unlock(&fq->mu);
 }
@@ -1162,7 +1207,7 @@ sluice_err sluice__fair_tenant_ref(struct sluice_pool *pool, const sluice_submit
     if (!sluice__name_valid(opts->tenant_name, SLUICE_TENANT_NAME_MAX)) {
         return SLUICE_EINVAL;
     }
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     struct sluice_tenant *t = NULL;
     sluice_err err = lookup_locked(fq, opts->tenant_name, false, &t);
     if (!err && t->kind == KIND_TRACKED) {
@@ -1178,7 +1223,7 @@ sluice_err sluice__fair_tenant_ref(struct sluice_pool *pool, const sluice_submit
 void sluice__fair_tenant_unref(struct sluice_pool *pool, struct sluice_tenant *t)
 {
     fair *fq = pool->q;
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     t->refs--;
     settle(fq, t);
     pthread_mutex_unlock(&fq->mu);
@@ -1238,7 +1283,7 @@ static fair *setter_begin(sluice_pool *pool, bool with_name, const char *name, b
         return NULL;
     }
     fair *fq = pool->q;
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     if (fq->closed) {
         pthread_mutex_unlock(&fq->mu);
         sluice__errf(errbuf, errlen, "pool %s: draining", pool->name);
@@ -1334,7 +1379,7 @@ sluice_err sluice_pool_tenant_default_set(sluice_pool *pool, const sluice_tenant
 void sluice__fair_default_get(struct sluice_pool *pool, sluice_tenant_config *out)
 {
     fair *fq = pool->q;
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     *out = fq->dflt;
     pthread_mutex_unlock(&fq->mu);
 }
@@ -1351,7 +1396,7 @@ sluice_err sluice_pool_tenant_acquire(sluice_pool *pool, const char *name, sluic
         return SLUICE_EINVAL;
     }
     fair *fq = pool->q;
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     struct sluice_tenant *t = NULL;
     sluice_err err = lookup_locked(fq, name, true, &t);
     if (!err) {
@@ -1369,7 +1414,7 @@ void sluice_tenant_release(sluice_tenant *t)
         return;
     }
     fair *fq = t->fq;
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     t->refs--;
     bool free_alias = t->kind == KIND_ALIAS && t->refs == 0;
     if (!free_alias) {
@@ -1421,7 +1466,7 @@ sluice_err sluice_tenant_stats_get(sluice_tenant *t, sluice_tenant_stats *out)
         return SLUICE_EINVAL;
     }
     fair *fq = t->fq;
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     snapshot_locked(fq, t->kind == KIND_ALIAS ? fq->shards[t->hand[0]] : t, out);
     pthread_mutex_unlock(&fq->mu);
     return SLUICE_OK;
@@ -1444,7 +1489,7 @@ size_t sluice_pool_tenants_snapshot(sluice_pool *pool, sluice_tenant_stats *out,
     }
     fair *fq = pool->q;
     size_t n = 0;
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     sweep(fq);
     if (forgotten) {
         snapshot_locked(fq, fq->retired, forgotten);
@@ -1574,12 +1619,13 @@ sluice_err sluice_pool_tenants_top(sluice_pool *pool, sluice_tenant_order by, sl
     /* Forget the tenants due, SWEEP_CHUNK at a time. New ones may go idle
      * meanwhile: stop after as many as were tracked when it began (and
      * one chunk), so a flood of short-lived names cannot keep it here. */
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     size_t budget = (size_t)fq->tracked_dynamic + SWEEP_CHUNK;
     bool more = sweep_some(fq, SWEEP_CHUNK);
     pthread_mutex_unlock(&fq->mu);
     for (size_t swept = SWEEP_CHUNK; more && swept < budget; swept += SWEEP_CHUNK) {
-        pthread_mutex_lock(&fq->mu);
+        let_in(fq);
+        fair_lock(fq);
         more = sweep_some(fq, SWEEP_CHUNK);
         pthread_mutex_unlock(&fq->mu);
     }
@@ -1587,7 +1633,10 @@ sluice_err sluice_pool_tenants_top(sluice_pool *pool, sluice_tenant_order by, sl
      * and nshards are fixed at create, so the cursors stay valid. */
     size_t n = 0;
     for (size_t b = 0; b < fq->nbuckets;) {
-        pthread_mutex_lock(&fq->mu);
+        if (b > 0) {
+            let_in(fq);
+        }
+        fair_lock(fq);
         for (size_t seen = 0, end = b + WALK_BUCKETS; b < fq->nbuckets && b < end && seen < WALK_TENANTS;
              b++) {
             for (const struct sluice_tenant *t = fq->buckets[b]; t; t = t->hnext) {
@@ -1598,7 +1647,8 @@ sluice_err sluice_pool_tenants_top(sluice_pool *pool, sluice_tenant_order by, sl
         pthread_mutex_unlock(&fq->mu);
     }
     for (unsigned i = 0; i < fq->nshards;) {
-        pthread_mutex_lock(&fq->mu);
+        let_in(fq);
+        fair_lock(fq);
         for (unsigned end = i + WALK_TENANTS; i < fq->nshards && i < end; i++) {
             const struct sluice_tenant *t = fq->shards[i];
             if (t->submitted != 0 || t->rejected != 0) {
@@ -1669,7 +1719,7 @@ sluice_err sluice_pool_tenants_select(sluice_pool *pool, const char *const *name
         return SLUICE_ENOTSUP;
     }
     fair *fq = pool->q;
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     /* rest = sum - the tenants found, each once (a name asked twice is
      * filled twice and subtracted once: `picked`). The sum's counts cover
      * every tenant found (invariant 6), so nothing goes below zero. */
@@ -1738,7 +1788,7 @@ void sluice_pool_tenancy_get(sluice_pool *pool, sluice_tenancy_stats *out)
         return;
     }
     fair *fq = pool->q;
-    pthread_mutex_lock(&fq->mu);
+    fair_lock(fq);
     out->tracked = fq->tracked_dynamic + fq->tracked_configured;
     out->configured = fq->tracked_configured;
     out->active = fq->nactive;
