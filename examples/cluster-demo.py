@@ -147,24 +147,46 @@ class Demo:
     # ---- processes -------------------------------------------------------
 
     def start_redis(self):
-        self.redis_port = free_port()
-        log = open(os.path.join(self.dir, "redis.log"), "w")
-        p = subprocess.Popen(
-            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
-            stdout=log, stderr=subprocess.STDOUT)
-        self.redis = p
-        self.procs.append(("redis", p))
-        for _ in range(200):
+        # A port seen free may be taken (by another test) before redis-server
+        # binds it: then our server exits, and a PING would be answered by
+        # the other program's. So the server that answers must report our
+        # child's pid (INFO server's process_id); otherwise another port.
+        for _ in range(20):
+            self.redis_port = free_port()
+            log = open(os.path.join(self.dir, "redis.log"), "w")
+            p = subprocess.Popen(
+                ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", self.dir, "--daemonize", "no"],
+                stdout=log, stderr=subprocess.STDOUT)
+            if self.wait_own_redis(p):
+                self.redis = p
+                self.procs.append(("redis", p))
+                return
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        raise RuntimeError("redis-server did not start (20 ports tried; see %s/redis.log)" % self.dir)
+
+    def wait_own_redis(self, p):
+        """True when the redis-server answering on self.redis_port is p."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and p.poll() is None:
             try:
                 with socket.create_connection(("127.0.0.1", self.redis_port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
+                    s.sendall(b"INFO server\r\n")
+                    reply, m = b"", None
+                    while m is None:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        reply += chunk
+                        m = re.search(rb"process_id:(\d+)\r\n", reply)
+                    if m:
+                        return int(m.group(1)) == p.pid
             except OSError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("redis-server did not answer on port %d (see %s/redis.log)" % (self.redis_port, self.dir))
+        return False
 
     def write_config(self):
         a = self.args
@@ -196,24 +218,31 @@ cluster:
 """ % (SERVICE, POOL, a.limit, DOWNSTREAM, a.limit, DOWNSTREAM, self.redis_port, hb, ttl, ttl))
 
     def start_replica(self, i):
-        port = free_port()
+        # Port 0: the replica binds a free port itself (a port picked here
+        # could be taken before it binds) and names it on stderr
+        # ("admin http://127.0.0.1:PORT;").
         name = "replica-%d" % (i + 1)
-        log = open(os.path.join(self.dir, name + ".log"), "w")
+        log_path = os.path.join(self.dir, name + ".log")
+        log = open(log_path, "w")
         p = subprocess.Popen(
             [self.args.sluice, "demo", "--config", os.path.join(self.dir, "sluice.yaml"),
-             "--listen", "127.0.0.1:%d" % port, "--rate", str(self.args.rate), "--view", "none",
+             "--listen", "127.0.0.1:0", "--rate", str(self.args.rate), "--view", "none",
              "--downstream-at", "127.0.0.1:%d" % self.downstream.port],
             stdout=log, stderr=subprocess.STDOUT)
         self.procs.append((name, p))
-        r = {"name": name, "port": port, "proc": p, "alive": True}
+        r = {"name": name, "port": None, "proc": p, "alive": True}
         self.replicas.append(r)
-        for _ in range(200):
+        for _ in range(600):
             if p.poll() is not None:
-                raise RuntimeError("%s exited with %d (see %s/%s.log)" % (name, p.returncode, self.dir, name))
-            if http_get(port, "/health/live", 0.5)[0] == 200:
+                raise RuntimeError("%s exited with %d (see %s)" % (name, p.returncode, log_path))
+            if r["port"] is None:
+                with open(log_path, errors="replace") as f:
+                    m = re.search(r"admin http://127\.0\.0\.1:(\d+);", f.read())
+                r["port"] = int(m.group(1)) if m else None
+            if r["port"] is not None and http_get(r["port"], "/health/live", 0.5)[0] == 200:
                 return
             time.sleep(0.05)
-        raise RuntimeError("%s did not answer on port %d" % (name, port))
+        raise RuntimeError("%s did not answer (admin port %s; see %s)" % (name, r["port"], log_path))
 
     def stop_all(self):
         for r in self.replicas:

@@ -867,14 +867,34 @@ static void undo_proxy(void *p)
  * permits, which Redis no longer counts; it must not be granted them
  * (the cluster demo once saw 45 calls in flight against D = 30). Replica
  * b reaches Redis through a proxy that stays blocked while a comes back,
- * so a is first. The lease TTL is long (3 s) so that the recovery window
- * cannot pass between a's recovery and its acquire on a slow machine. */
+ * so a is first. The recovery window is on a's local clock, which the
+ * test stops once a is back and lets run again after its checks: however
+ * slow the machine, the window cannot pass between a's recovery and its
+ * acquires (it lasts a lease TTL + reconnect_max + a heartbeat, 3.15 s of
+ * real time that a loaded TSan run could use up). */
+
+/* A local clock that follows CLOCK_MONOTONIC until the test stops it. */
+typedef struct stoppable_clock {
+    sluice_clock clock;
+    _Atomic uint64_t stopped_at; /* 0: running */
+} stoppable_clock;
+
+static uint64_t stoppable_now(void *ctx)
+{
+    stoppable_clock *sc = ctx;
+    uint64_t at = atomic_load(&sc->stopped_at);
+    return at ? at : sluice_clock_now(NULL);
+}
+
 static void test_dsem_recovery_after_long_outage(void **state)
 {
     (void)state;
     static proxy px; /* outlives the test: a pump may still be closing when it returns */
     proxy_start(&px);
     cleanup_push(undo_proxy, &px);
+    static stoppable_clock a_clock; /* outlives the test: the teardown may destroy a */
+    a_clock.clock = (sluice_clock){.now_ns = stoppable_now, .clock_ctx = &a_clock};
+    atomic_store(&a_clock.stopped_at, 0);
     sluice_cluster *cl[2];
     for (int i = 0; i < 2; i++) {
         sluice_cluster_config cfg;
@@ -889,6 +909,7 @@ static void test_dsem_recovery_after_long_outage(void **state)
         cfg.redis_timeout_ns = REDIS_TIMEOUT_MS * SLUICE_NS_PER_MS;
         cfg.reconnect_min_ns = 10 * SLUICE_NS_PER_MS;
         cfg.reconnect_max_ns = 100 * SLUICE_NS_PER_MS;
+        cfg.clock = i == 0 ? &a_clock.clock : NULL;
         char err[256];
         if (sluice_cluster_create(&cfg, &cl[i], err, sizeof err)) {
             fail_msg("sluice_cluster_create: %s", err);
@@ -919,6 +940,8 @@ static void test_dsem_recovery_after_long_outage(void **state)
     fixture_sleep_ms(3000 + 500); /* Redis's clock runs on: every lease and membership expires */
     redis_fixture_resume(&redis);
     assert_true(POLL((sluice_cluster_heartbeat_now(a), sluice_dsem_stats_get(da, &sa), !sa.fallback), 5000));
+    /* a is back and its window has begun: a's clock stops here. */
+    atomic_store(&a_clock.stopped_at, sluice_clock_now(NULL));
     sluice_dsem_stats_get(db, &sb);
     assert_true(sb.fallback);            /* b still runs its 5 on the fallback bound */
     assert_int_equal(members_of(a), 1);  /* a sees itself alone */
@@ -926,6 +949,7 @@ static void test_dsem_recovery_after_long_outage(void **state)
         assert_int_equal(sluice_dsem_try_acquire(da), SLUICE_EAGAIN); /* 5 + 5 already in flight */
         sluice_cluster_heartbeat_now(a);
     }
+    atomic_store(&a_clock.stopped_at, 0); /* on again (forward: still monotonic) */
     /* b comes back and re-claims its 5: Redis counts both again. */
     atomic_store(&px.blocked, false);
     assert_true(POLL((sluice_cluster_heartbeat_now(b), sluice_dsem_stats_get(db, &sb), !sb.fallback), 5000));
