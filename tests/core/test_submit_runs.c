@@ -67,23 +67,48 @@ static void rec_free(rec *r)
     free(r);
 }
 
-/* specs[i] runs task_rec on slots[i]. */
-static void make_specs(sluice_task_spec *specs, slot *slots, rec *r, uint32_t n)
+/* What most tests here set up: a tally, a gate, n recording tasks
+ * (specs[i] runs task_rec on slots[i]) and, once bed_pool or the test
+ * makes it, a pool; bed_close frees what is there. */
+typedef struct bed {
+    tally *t;
+    gate *g;
+    rec *r;
+    sluice_task_spec *specs;
+    slot *slots;
+    sluice_pool *p;
+} bed;
+
+static void bed_open(bed *b, uint32_t n, bool order)
 {
+    *b = (bed){.t = tally_new(), .g = gate_new(), .r = rec_new(n, order)};
+    b->specs = calloc(n, sizeof *b->specs);
+    b->slots = calloc(n, sizeof *b->slots);
+    assert_non_null(b->specs);
+    assert_non_null(b->slots);
     for (uint32_t i = 0; i < n; i++) {
-        slots[i] = (slot){.r = r, .i = i};
-        specs[i] = (sluice_task_spec){.fn = task_rec, .arg = &slots[i]};
+        b->slots[i] = (slot){.r = b->r, .i = i};
+        b->specs[i] = (sluice_task_spec){.fn = task_rec, .arg = &b->slots[i]};
     }
 }
 
-static sluice_pool *make_pool(sluice_queue_discipline d, const char *name, unsigned k, size_t cap, tally *t)
+/* A pool of discipline d, every handler wired to the bed's tally. */
+static void bed_pool(bed *b, sluice_queue_discipline d, const char *name, unsigned k, size_t cap)
 {
     sluice_pool_config cfg;
-    base_config(&cfg, name, k, cap, t);
+    base_config(&cfg, name, k, cap, b->t);
     cfg.queue_discipline = d;
-    sluice_pool *p;
-    CREATE_POOL(&cfg, &p);
-    return p;
+    CREATE_POOL(&cfg, &b->p);
+}
+
+static void bed_close(bed *b)
+{
+    sluice_pool_destroy(b->p);
+    rec_free(b->r);
+    free(b->specs);
+    free(b->slots);
+    gate_free(b->g);
+    tally_free(b->t);
 }
 
 static void hold_workers(sluice_pool *p, gate *g, unsigned k)
@@ -103,34 +128,27 @@ static void test_order_across_runs(void **state)
     enum { N = 1000 };
     for (size_t d = 0; d < NDISC; d++) {
         for (int held = 0; held < 2; held++) {
-            tally *t = tally_new();
-            gate *g = gate_new();
-            sluice_pool *p = make_pool(disciplines[d], "order", 1, 4096, t);
-            rec *r = rec_new(N, true);
-            static sluice_task_spec specs[N];
-            static slot slots[N];
-            make_specs(specs, slots, r, N);
+            bed b;
+            bed_open(&b, N, true);
+            bed_pool(&b, disciplines[d], "order", 1, 4096);
             if (held) {
-                hold_workers(p, g, 1);
+                hold_workers(b.p, b.g, 1);
             }
             size_t acc = 0;
-            assert_int_equal(sluice_pool_submit_batch(p, specs, N, false, &acc), SLUICE_OK);
+            assert_int_equal(sluice_pool_submit_batch(b.p, b.specs, N, false, &acc), SLUICE_OK);
             assert_int_equal(acc, N);
             if (held) {
-                assert_int_equal(stats_now(p).queue_depth, N);
-                gate_open(g);
+                assert_int_equal(stats_now(b.p).queue_depth, N);
+                gate_open(b.g);
             }
-            ASSERT_IDENTITY(p);
-            assert_int_equal(atomic_load(&r->next), N);
+            ASSERT_IDENTITY(b.p);
+            assert_int_equal(atomic_load(&b.r->next), N);
             for (uint32_t i = 0; i < N; i++) {
-                assert_int_equal(atomic_load(&r->ran[i]), 1);
-                assert_int_equal(r->order[i], i);
+                assert_int_equal(atomic_load(&b.r->ran[i]), 1);
+                assert_int_equal(b.r->order[i], i);
             }
-            assert_int_equal(stats_now(p).submitted, N + (unsigned)held);
-            sluice_pool_destroy(p);
-            rec_free(r);
-            gate_free(g);
-            tally_free(t);
+            assert_int_equal(stats_now(b.p).submitted, N + (unsigned)held);
+            bed_close(&b);
         }
     }
 }
@@ -145,33 +163,26 @@ static void test_full_part_way(void **state)
     const size_t room[] = {1, 2, 5, 31, 32, 33, 63, 64, 65, 130, 200};
     for (size_t d = 0; d < NDISC; d++) {
         for (size_t c = 0; c < sizeof room / sizeof room[0]; c++) {
-            tally *t = tally_new();
-            gate *g = gate_new();
-            sluice_pool *p = make_pool(disciplines[d], "full", 1, 256, t);
-            rec *r = rec_new(N, false);
-            sluice_task_spec specs[N];
-            slot slots[N];
-            make_specs(specs, slots, r, N);
-            hold_workers(p, g, 1);
+            bed b;
+            bed_open(&b, N, false);
+            bed_pool(&b, disciplines[d], "full", 1, 256);
+            hold_workers(b.p, b.g, 1);
             /* Leave exactly room[c] places free. */
             for (size_t i = 0; i < 256 - room[c]; i++) {
-                assert_int_equal(sluice_pool_try_submit(p, task_count, t), SLUICE_OK);
+                assert_int_equal(sluice_pool_try_submit(b.p, task_count, b.t), SLUICE_OK);
             }
             size_t acc = 999;
-            assert_int_equal(sluice_pool_submit_batch(p, specs, N, true, &acc), SLUICE_EFULL);
+            assert_int_equal(sluice_pool_submit_batch(b.p, b.specs, N, true, &acc), SLUICE_EFULL);
             assert_int_equal(acc, room[c]);
-            sluice_pool_stats s = stats_now(p);
+            sluice_pool_stats s = stats_now(b.p);
             assert_int_equal(s.queue_depth, 256);
             assert_int_equal(s.rejected, 1);
-            gate_open(g);
-            ASSERT_IDENTITY(p);
+            gate_open(b.g);
+            ASSERT_IDENTITY(b.p);
             for (uint32_t i = 0; i < N; i++) {
-                assert_int_equal(atomic_load(&r->ran[i]), i < room[c] ? 1 : 0);
+                assert_int_equal(atomic_load(&b.r->ran[i]), i < room[c] ? 1 : 0);
             }
-            sluice_pool_destroy(p);
-            rec_free(r);
-            gate_free(g);
-            tally_free(t);
+            bed_close(&b);
         }
     }
 }
@@ -185,25 +196,20 @@ static void test_blocking_larger_than_queue(void **state)
     const size_t caps[] = {1, 2, 3, 31, 32, 33, 64, 100};
     for (size_t d = 0; d < NDISC; d++) {
         for (size_t c = 0; c < sizeof caps / sizeof caps[0]; c++) {
-            tally *t = tally_new();
-            sluice_pool *p = make_pool(disciplines[d], "block", 1, caps[c], t);
-            rec *r = rec_new(N, true);
-            static sluice_task_spec specs[N];
-            static slot slots[N];
-            make_specs(specs, slots, r, N);
+            bed b;
+            bed_open(&b, N, true);
+            bed_pool(&b, disciplines[d], "block", 1, caps[c]);
             size_t acc = 0;
-            assert_int_equal(sluice_pool_submit_batch(p, specs, N, false, &acc), SLUICE_OK);
+            assert_int_equal(sluice_pool_submit_batch(b.p, b.specs, N, false, &acc), SLUICE_OK);
             assert_int_equal(acc, N);
-            ASSERT_IDENTITY(p);
-            sluice_pool_stats s = stats_now(p);
+            ASSERT_IDENTITY(b.p);
+            sluice_pool_stats s = stats_now(b.p);
             assert_true(s.queue_depth_hwm <= caps[c]);
             for (uint32_t i = 0; i < N; i++) {
-                assert_int_equal(atomic_load(&r->ran[i]), 1);
-                assert_int_equal(r->order[i], i);
+                assert_int_equal(atomic_load(&b.r->ran[i]), 1);
+                assert_int_equal(b.r->order[i], i);
             }
-            sluice_pool_destroy(p);
-            rec_free(r);
-            tally_free(t);
+            bed_close(&b);
         }
     }
 }
@@ -220,29 +226,24 @@ static void test_refusal_mid_run(void **state)
     for (size_t d = 0; d < NDISC; d++) {
         for (size_t a = 0; a < sizeof at / sizeof at[0]; a++) {
             for (int kind = 0; kind < 2; kind++) {
-                tally *t = tally_new();
-                sluice_pool *p = make_pool(disciplines[d], "midrun", 2, 512, t);
-                rec *r = rec_new(N, false);
-                sluice_task_spec specs[N];
-                slot slots[N];
-                make_specs(specs, slots, r, N);
+                bed b;
+                bed_open(&b, N, false);
+                bed_pool(&b, disciplines[d], "midrun", 2, 512);
                 if (kind == 0) {
-                    specs[at[a]].fn = NULL;
+                    b.specs[at[a]].fn = NULL;
                 } else {
-                    specs[at[a]].opts = &tenant_opts;
+                    b.specs[at[a]].opts = &tenant_opts;
                 }
                 size_t acc = 999;
-                assert_int_equal(sluice_pool_submit_batch(p, specs, N, false, &acc),
+                assert_int_equal(sluice_pool_submit_batch(b.p, b.specs, N, false, &acc),
                                  kind == 0 ? SLUICE_EINVAL : SLUICE_ENOTSUP);
                 assert_int_equal(acc, at[a]);
-                ASSERT_IDENTITY(p);
+                ASSERT_IDENTITY(b.p);
                 for (uint32_t i = 0; i < N; i++) {
-                    assert_int_equal(atomic_load(&r->ran[i]), i < at[a] ? 1 : 0);
+                    assert_int_equal(atomic_load(&b.r->ran[i]), i < at[a] ? 1 : 0);
                 }
-                assert_int_equal(stats_now(p).submitted, at[a]);
-                sluice_pool_destroy(p);
-                rec_free(r);
-                tally_free(t);
+                assert_int_equal(stats_now(b.p).submitted, at[a]);
+                bed_close(&b);
             }
         }
     }
@@ -257,13 +258,9 @@ static void test_options_in_runs(void **state)
     (void)state;
     enum { N = 150 };
     for (size_t d = 0; d < NDISC; d++) {
-        tally *t = tally_new();
-        gate *g = gate_new();
-        sluice_pool *p = make_pool(disciplines[d], "opts", 1, 100, t);
-        rec *r = rec_new(N, false);
-        sluice_task_spec specs[N];
-        slot slots[N];
-        make_specs(specs, slots, r, N);
+        bed b;
+        bed_open(&b, N, false);
+        bed_pool(&b, disciplines[d], "opts", 1, 100);
         sluice_ctx *ctx;
         assert_int_equal(sluice_ctx_create(&ctx, NULL, 0, NULL), SLUICE_OK);
         sluice_ctx *gone;
@@ -273,26 +270,23 @@ static void test_options_in_runs(void **state)
         sluice_submit_opts with_ctx = {.ctx = ctx, .label = "ctx"};
         sluice_submit_opts cancelled = {.ctx = gone, .label = "cancelled"};
         for (uint32_t i = 0; i < N; i++) {
-            specs[i].opts = i % 10 == 3 ? &past : i % 10 == 7 ? &cancelled : &with_ctx;
+            b.specs[i].opts = i % 10 == 3 ? &past : i % 10 == 7 ? &cancelled : &with_ctx;
         }
-        hold_workers(p, g, 1);
+        hold_workers(b.p, b.g, 1);
         size_t acc = 0;
-        assert_int_equal(sluice_pool_submit_batch(p, specs, N, true, &acc), SLUICE_EFULL);
+        assert_int_equal(sluice_pool_submit_batch(b.p, b.specs, N, true, &acc), SLUICE_EFULL);
         assert_int_equal(acc, 100);
-        gate_open(g);
-        ASSERT_IDENTITY(p);
-        sluice_pool_stats s = stats_now(p);
+        gate_open(b.g);
+        ASSERT_IDENTITY(b.p);
+        sluice_pool_stats s = stats_now(b.p);
         assert_int_equal(s.shed, 20); /* i % 10 == 3 or 7, below 100 */
-        assert_int_equal(atomic_load(&t->abandoned_by[SLUICE_ABANDON_SHED]), 20);
+        assert_int_equal(atomic_load(&b.t->abandoned_by[SLUICE_ABANDON_SHED]), 20);
         for (uint32_t i = 0; i < N; i++) {
-            assert_int_equal(atomic_load(&r->ran[i]), i < 100 && i % 10 != 3 && i % 10 != 7 ? 1 : 0);
+            assert_int_equal(atomic_load(&b.r->ran[i]), i < 100 && i % 10 != 3 && i % 10 != 7 ? 1 : 0);
         }
-        sluice_pool_destroy(p);
+        bed_close(&b);
         sluice_ctx_release(ctx); /* the last references: ASan reports any the pool kept */
         sluice_ctx_release(gone);
-        rec_free(r);
-        gate_free(g);
-        tally_free(t);
     }
 }
 
@@ -303,29 +297,25 @@ static void test_run_wakes_parked_workers(void **state)
     (void)state;
     enum { K = 4 };
     for (size_t d = 0; d < NDISC; d++) {
-        tally *t = tally_new();
-        gate *g = gate_new();
+        bed b;
+        bed_open(&b, K, false);
         sluice_pool_config cfg;
-        base_config(&cfg, "wake", K, 64, t);
+        base_config(&cfg, "wake", K, 64, b.t);
         cfg.queue_discipline = disciplines[d];
         cfg.min_workers = K;
         cfg.prewarm = true;
-        sluice_pool *p;
-        CREATE_POOL(&cfg, &p);
-        WAIT_FOR(stats_now(p).idle == K, "%d workers parked", K);
-        sluice_task_spec specs[K];
+        CREATE_POOL(&cfg, &b.p);
+        WAIT_FOR(stats_now(b.p).idle == K, "%d workers parked", K);
         for (int i = 0; i < K; i++) {
-            specs[i] = (sluice_task_spec){.fn = task_gate, .arg = g};
+            b.specs[i] = (sluice_task_spec){.fn = task_gate, .arg = b.g};
         }
         size_t acc = 0;
-        assert_int_equal(sluice_pool_submit_batch(p, specs, K, false, &acc), SLUICE_OK);
+        assert_int_equal(sluice_pool_submit_batch(b.p, b.specs, K, false, &acc), SLUICE_OK);
         assert_int_equal(acc, K);
-        WAIT_FOR(atomic_load(&g->inside) == K, "all %d gate tasks running at once", K);
-        gate_open(g);
-        ASSERT_IDENTITY(p);
-        sluice_pool_destroy(p);
-        gate_free(g);
-        tally_free(t);
+        WAIT_FOR(atomic_load(&b.g->inside) == K, "all %d gate tasks running at once", K);
+        gate_open(b.g);
+        ASSERT_IDENTITY(b.p);
+        bed_close(&b);
     }
 }
 
@@ -339,45 +329,37 @@ static void test_policies_where_runs_stop(void **state)
     const sluice_overflow pol[] = {SLUICE_OVERFLOW_CALLER_RUNS, SLUICE_OVERFLOW_DROP_OLDEST};
     for (size_t d = 0; d < NDISC; d++) {
         for (size_t q = 0; q < 2; q++) {
-            tally *t = tally_new();
-            gate *g = gate_new();
+            bed b;
+            bed_open(&b, N, false);
             sluice_pool_config cfg;
-            base_config(&cfg, "policy", 1, CAP, t);
+            base_config(&cfg, "policy", 1, CAP, b.t);
             cfg.queue_discipline = disciplines[d];
             cfg.overflow = pol[q];
-            sluice_pool *p;
-            CREATE_POOL(&cfg, &p);
-            rec *r = rec_new(N, false);
-            sluice_task_spec specs[N];
-            slot slots[N];
-            make_specs(specs, slots, r, N);
-            hold_workers(p, g, 1);
+            CREATE_POOL(&cfg, &b.p);
+            hold_workers(b.p, b.g, 1);
             size_t acc = 0;
-            assert_int_equal(sluice_pool_submit_batch(p, specs, N, false, &acc), SLUICE_OK);
+            assert_int_equal(sluice_pool_submit_batch(b.p, b.specs, N, false, &acc), SLUICE_OK);
             assert_int_equal(acc, N);
-            sluice_pool_stats s = stats_now(p);
+            sluice_pool_stats s = stats_now(b.p);
             assert_int_equal(s.queue_depth, CAP);
             if (pol[q] == SLUICE_OVERFLOW_CALLER_RUNS) {
                 /* The 50 that did not fit ran here, before the batch returned. */
                 assert_int_equal(s.caller_ran, N - CAP);
                 for (uint32_t i = CAP; i < N; i++) {
-                    assert_int_equal(atomic_load(&r->ran[i]), 1);
+                    assert_int_equal(atomic_load(&b.r->ran[i]), 1);
                 }
             } else {
                 /* Each of the 50 pushed out the oldest: tasks 0..49. */
                 assert_int_equal(s.dropped, N - CAP);
-                assert_int_equal(atomic_load(&t->abandoned_by[SLUICE_ABANDON_DROPPED]), N - CAP);
+                assert_int_equal(atomic_load(&b.t->abandoned_by[SLUICE_ABANDON_DROPPED]), N - CAP);
             }
-            gate_open(g);
-            ASSERT_IDENTITY(p);
+            gate_open(b.g);
+            ASSERT_IDENTITY(b.p);
             for (uint32_t i = 0; i < N; i++) {
                 bool dropped = pol[q] == SLUICE_OVERFLOW_DROP_OLDEST && i < N - CAP;
-                assert_int_equal(atomic_load(&r->ran[i]), dropped ? 0 : 1);
+                assert_int_equal(atomic_load(&b.r->ran[i]), dropped ? 0 : 1);
             }
-            sluice_pool_destroy(p);
-            rec_free(r);
-            gate_free(g);
-            tally_free(t);
+            bed_close(&b);
         }
     }
 }
@@ -407,31 +389,26 @@ static void test_destroy_releases_blocked_batch(void **state)
     enum { N = 100, CAP = 8 };
     const sluice_queue_discipline ds[] = {SLUICE_QUEUE_FIFO, SLUICE_QUEUE_FIFO_BATCH, SLUICE_QUEUE_SHARDED};
     for (size_t d = 0; d < 3; d++) {
-        tally *t = tally_new();
-        gate *g = gate_new();
-        sluice_pool *p = make_pool(ds[d], "destroy", 1, CAP, t);
-        rec *r = rec_new(N, false);
-        sluice_task_spec specs[N];
-        slot slots[N];
-        make_specs(specs, slots, r, N);
-        hold_workers(p, g, 1);
-        blocked_batch b = {.p = p, .specs = specs, .n = N};
+        bed b;
+        bed_open(&b, N, false);
+        bed_pool(&b, ds[d], "destroy", 1, CAP);
+        hold_workers(b.p, b.g, 1);
+        blocked_batch bb = {.p = b.p, .specs = b.specs, .n = N};
         pthread_t th;
-        START_THREAD(&th, run_blocked_batch, &b);
-        WAIT_FOR(stats_now(p).waiting == 1, "the batch blocked for space (%s)",
+        START_THREAD(&th, run_blocked_batch, &bb);
+        WAIT_FOR(stats_now(b.p).waiting == 1, "the batch blocked for space (%s)",
                  sluice_queue_discipline_name(ds[d]));
-        sluice_pool_destroy(p); /* the held gate task sees should_stop */
+        sluice_pool_destroy(b.p); /* the held gate task sees should_stop */
+        b.p = NULL;
         pthread_join(th, NULL);
-        assert_int_equal(b.err, SLUICE_ECLOSED);
-        assert_int_equal(b.acc, CAP);
+        assert_int_equal(bb.err, SLUICE_ECLOSED);
+        assert_int_equal(bb.acc, CAP);
         /* The CAP accepted tasks were handed back by destroy, none ran. */
-        assert_int_equal(atomic_load(&t->abandoned_by[SLUICE_ABANDON_DESTROY]), CAP);
+        assert_int_equal(atomic_load(&b.t->abandoned_by[SLUICE_ABANDON_DESTROY]), CAP);
         for (uint32_t i = 0; i < N; i++) {
-            assert_int_equal(atomic_load(&r->ran[i]), 0);
+            assert_int_equal(atomic_load(&b.r->ran[i]), 0);
         }
-        rec_free(r);
-        gate_free(g);
-        tally_free(t);
+        bed_close(&b);
     }
 }
 
