@@ -202,7 +202,10 @@ typedef struct sluice_config_key {
  * TABLE cannot be set from the environment (a list of mappings has no
  * one-line form) and its rows may not themselves be TABLEs. `check`
  * (optional) judges one finished item: NULL, or a complaint and *key the
- * row it is about. At most max_items items (0 = 1024).
+ * row it is about. At most max_items items (0 = 1024). item_label
+ * (optional) names what an item is ("tenant"): every complaint about an
+ * item whose STRING row label_key is given then says which one after its
+ * path ("pools[0].tenants[2].weight (tenant \"gold\"): must be > 0").
  */
 typedef struct sluice_config_table {
     const sluice_config_key *keys;
@@ -213,6 +216,8 @@ typedef struct sluice_config_table {
     size_t entry_pos_offset;
     unsigned max_items;
     const char *(*check)(const void *item, unsigned *key);
+    const char *item_label;
+    unsigned label_key;
 } sluice_config_table;
 
 /* The sections that hold keys. */
@@ -471,7 +476,8 @@ SLUICE_API const sluice_config_tenant *sluice_config_pool_tenant(const sluice_co
  * fair.tenant_default, set by sluice_config_pool_to_pool_config). Nothing
  * to do for a fifo pool. sluice_service_create_from_config calls it.
  * Returns: SLUICE_OK; the first sluice_pool_tenant_set error, with
- * "tenant NAME: why" in errbuf.
+ * "tenants[I]: " and its message in errbuf ("tenants[2]: tenant \"gold\":
+ * pool p is draining": the entry, the tenant and what is wrong).
  * Thread-safety: as sluice_pool_tenant_set (safe, any thread).
  */
 SLUICE_API sluice_err sluice_config_pool_set_tenants(const sluice_config_pool *p, sluice_pool *pool, char *errbuf,

@@ -62,7 +62,10 @@ typedef struct sluice_tenant sluice_tenant;
  * Returns: SLUICE_OK; SLUICE_EINVAL naming the bad field in errbuf (name,
  * weight above SLUICE_TENANT_WEIGHT_MAX, overflow); SLUICE_ENOTSUP for a
  * FIFO pool; SLUICE_ENOMEM; SLUICE_ECLOSED once the pool is draining.
- * errbuf: optional (NULL, 0), always NUL-terminated when given.
+ * errbuf: optional (NULL, 0), always NUL-terminated when given. Each
+ * message names the tenant, then the field or argument and what is wrong:
+ * `tenant "gold": weight 20000 is out of range 0..10000 (0 means 1)`,
+ * `tenant "a?b": name has byte 0x20 at 1, outside [A-Za-z0-9_.:-]`.
  * Ownership: cfg and name are copied.
  */
 SLUICE_API sluice_err sluice_pool_tenant_set(sluice_pool *pool, const char *name,
@@ -102,7 +105,8 @@ SLUICE_API sluice_err sluice_pool_tenant_unset(sluice_pool *pool, const char *na
  * queue's lock (submits and pops of the pool wait for it, in proportion
  * to the tenants tracked); meant for reloads, not for every task.
  * Returns: SLUICE_OK; SLUICE_EINVAL (NULL argument; weight above
- * SLUICE_TENANT_WEIGHT_MAX or an unknown overflow, named in errbuf);
+ * SLUICE_TENANT_WEIGHT_MAX or an unknown overflow, named in errbuf after
+ * "tenants' default: ");
  * SLUICE_ENOTSUP for a FIFO pool; SLUICE_ECLOSED once the pool is
  * draining. Ownership: cfg is copied. Thread-safe.
  */

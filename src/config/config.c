@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rules.h"
 #include "config/config_internal.h"
 
 /* ---- arena ---------------------------------------------------------- */
@@ -214,6 +215,57 @@ void sluice__cfg_errf(cfg_errs *e, sluice_err kind, const sluice_config_pos *pos
     e->len += ll;
 }
 
+void sluice__cfg_errs_label(cfg_errs *e, size_t from, const char *path, const char *what, const char *value)
+{
+    if (from >= e->len) {
+        return;
+    }
+    char shown[72];
+    size_t n = 0;
+    for (; value[n] && n < 64; n++) {
+        shown[n] = sluice__name_char_ok(value[n]) || value[n] == '*' ? value[n] : '?';
+    }
+    snprintf(shown + n, sizeof shown - n, "%s", value[n] ? "..." : "");
+    char label[128];
+    snprintf(label, sizeof label, " (%s \"%s\")", what, shown);
+    size_t llen = strlen(label);
+    /* The lines written since `from`, each after a '\n' unless first. */
+    char old[sizeof e->buf];
+    size_t olen = e->len - from;
+    memcpy(old, e->buf + from, olen);
+    old[olen] = '\0';
+    e->len = from;
+    e->buf[e->len] = '\0';
+    char *line = old;
+    if (from > 0 && *line == '\n') {
+        line++;
+    }
+    while (line) {
+        char *next = strchr(line, '\n');
+        if (next) {
+            *next++ = '\0';
+        }
+        size_t ll = strlen(line);
+        const char *at = strstr(line, path);
+        const char *colon = at ? strstr(at + strlen(path), ": ") : NULL;
+        bool fits = colon && e->len + ll + llen + 2 <= sizeof e->buf;
+        if (e->len) {
+            e->buf[e->len++] = '\n';
+        }
+        if (fits) {
+            size_t head = (size_t)(colon - line);
+            memcpy(e->buf + e->len, line, head);
+            memcpy(e->buf + e->len + head, label, llen);
+            memcpy(e->buf + e->len + head + llen, colon, ll - head + 1);
+            e->len += ll + llen;
+        } else {
+            memcpy(e->buf + e->len, line, ll + 1);
+            e->len += ll;
+        }
+        line = next;
+    }
+}
+
 void sluice__cfg_errs_copy(const cfg_errs *e, char *errbuf, size_t errlen)
 {
     if (!errbuf || errlen == 0) {
@@ -316,8 +368,16 @@ sluice_err sluice_config_pool_set_tenants(const sluice_config_pool *p, sluice_po
         char why[512];
         sluice_err r = sluice_pool_tenant_set(pool, t->name, &tc, why, sizeof why);
         if (r != SLUICE_OK) {
+            /* The library's message names the tenant and the field
+             * ("tenant \"gold\": pool p is draining"); the index says
+             * which entry of the file's list it was. */
             if (errbuf && errlen) {
-                snprintf(errbuf, errlen, "tenant %s: %s", t->name, why[0] ? why : sluice_strerror(r));
+                if (why[0]) {
+                    snprintf(errbuf, errlen, "tenants[%zu]: %s", i, why);
+                } else {
+                    snprintf(errbuf, errlen, "tenants[%zu]: tenant \"%s\": %s", i, t->name,
+                             sluice_strerror(r));
+                }
             }
             return r;
         }

@@ -70,6 +70,12 @@ sluice_config_pool *sluice__cfg_add_pool(cfg_impl *c);
 void sluice__cfg_errf(cfg_errs *e, sluice_err kind, const sluice_config_pos *pos, const char *fmt, ...)
     SLUICE_PRINTF(4, 5);
 void sluice__cfg_errs_copy(const cfg_errs *e, char *errbuf, size_t errlen);
+/* Name the item each error line written since e->len was `from` is about:
+ * after `path` and the key that follows it in the line, insert
+ * " (<what> \"<value>\")" (the value cut at 64 bytes, bytes outside
+ * [A-Za-z0-9_.:*-] shown as '?'). A line the room left cannot hold keeps
+ * its text. */
+void sluice__cfg_errs_label(cfg_errs *e, size_t from, const char *path, const char *what, const char *value);
 
 /* ---- scalar.c ---- */
 /* A non-negative integer; *neg set when the text is a negative integer. */

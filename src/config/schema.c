@@ -227,6 +227,8 @@ static const sluice_config_table TENANT_TABLE = {
     .entry_pos_offset = TENANT_AT(entry_pos),
     .max_items = 1024,
     .check = tenant_check,
+    .item_label = "tenant", /* "pools[0].tenants[2].weight (tenant \"gold\"): ..." */
+    .label_key = SLUICE_TK_NAME,
 };
 
 /* ---- the library's rows ------------------------------------------------ */

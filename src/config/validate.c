@@ -131,6 +131,10 @@ static void validate_tenants(const sluice_config_pool *p, const char *path, cfg_
         if (!t->name) {
             continue; /* "required" was said where the item was read */
         }
+        /* The tenant as the messages below name it: the name when valid
+         * (or "*"), else "?" (the name's own message shows it). */
+        const char *shown =
+            is_default_tenant(t) || sluice__name_valid(t->name, SLUICE_TENANT_NAME_MAX) ? t->name : "?";
         if (!is_default_tenant(t) && !sluice__name_valid(t->name, SLUICE_TENANT_NAME_MAX)) {
             sluice__cfg_errf(e, SLUICE_EINVAL, tenant_pos(t, SLUICE_TK_NAME),
                              "%s.tenants[%zu].name: must be 1..%d characters of " SLUICE__NAME_CHARSET
@@ -151,24 +155,25 @@ static void validate_tenants(const sluice_config_pool *p, const char *path, cfg_
                                                        SLUICE_TK_OVERFLOW};
             for (size_t k = 0; k < sizeof shares / sizeof shares[0]; k++) {
                 if ((t->set >> shares[k]) & 1u) {
-                    sluice__cfg_errf(e, SLUICE_EINVAL, &t->pos[shares[k]],
-                                     "%s.tenants[%zu].%s: applies only to queue_discipline: fair (this pool "
-                                     "is fifo: its tenants are listed only for the router)",
-                                     path, i,
-                                     sluice__cfg_pool_keys[SLUICE_PK_TENANTS].table->keys[shares[k]].name);
+                    sluice__cfg_errf(
+                        e, SLUICE_EINVAL, &t->pos[shares[k]],
+                        "%s.tenants[%zu].%s (tenant \"%s\"): applies only to queue_discipline: "
+                        "fair (this pool is fifo: its tenants are listed only for the router)",
+                        path, i, sluice__cfg_pool_keys[SLUICE_PK_TENANTS].table->keys[shares[k]].name, shown);
                 }
             }
             continue;
         }
         if (p->queue_capacity && t->queued_limit > p->queue_capacity) {
             sluice__cfg_errf(e, SLUICE_EINVAL, tenant_pos(t, SLUICE_TK_QUEUED_LIMIT),
-                             "%s.tenants[%zu].queued_limit: must be <= queue_capacity (%zu), got %zu", path,
-                             i, p->queue_capacity, t->queued_limit);
+                             "%s.tenants[%zu].queued_limit (tenant \"%s\"): must be <= queue_capacity (%zu), "
+                             "got %zu",
+                             path, i, shown, p->queue_capacity, t->queued_limit);
         }
         if (p->workers && t->running_limit > p->workers) {
             sluice__cfg_errf(e, SLUICE_EINVAL, tenant_pos(t, SLUICE_TK_RUNNING_LIMIT),
-                             "%s.tenants[%zu].running_limit: must be <= workers (%u), got %u", path, i,
-                             p->workers, t->running_limit);
+                             "%s.tenants[%zu].running_limit (tenant \"%s\"): must be <= workers (%u), got %u",
+                             path, i, shown, p->workers, t->running_limit);
         }
     }
 }

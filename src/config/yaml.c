@@ -277,6 +277,7 @@ static void set_table_node(loader *L, const cfg_slot *slot, unsigned index, cons
             continue;
         }
         unsigned before = L->e->count;
+        size_t before_len = L->e->len;
         walk_mapping(L, it, ipath, &ic, item_pair);
         for (unsigned j = 0; j < t->key_count; j++) {
             if ((t->keys[j].flags & SLUICE_CONFIG_REQUIRED) && !((*ic.slot.set >> j) & 1u)) {
@@ -288,6 +289,14 @@ static void set_table_node(loader *L, const cfg_slot *slot, unsigned index, cons
         if (why && bad < t->key_count) {
             const sluice_config_pos *bp = ((*ic.slot.set >> bad) & 1u) ? &ic.slot.pos[bad] : &ip;
             sluice__cfg_errf(L->e, SLUICE_EINVAL, bp, "%s.%s: %s", ipath, t->keys[bad].name, why);
+        }
+        /* Say which item each complaint is about ("(tenant \"gold\")"). */
+        if (t->item_label && L->e->count > before && t->label_key < t->key_count &&
+            t->keys[t->label_key].type == SLUICE_CONFIG_STRING && ((*ic.slot.set >> t->label_key) & 1u)) {
+            const char *label = *(const char *const *)(item + t->keys[t->label_key].offset);
+            if (label) {
+                sluice__cfg_errs_label(L->e, before_len, ipath, t->item_label, label);
+            }
         }
     }
     *(unsigned char **)((unsigned char *)slot->base + k->offset) = items;

@@ -263,17 +263,74 @@ static void normalize(sluice_tenant_config *c)
     }
 }
 
-static sluice_err check_tenant_config(const sluice_tenant_config *c, const char *field, char *errbuf,
-                                      size_t errlen)
+/* What is wrong with a tenant config, if anything: the bad field's name,
+ * with why[] saying how ("10001 is out of range 0..10000 (0 means 1)");
+ * NULL when it is fine. queued_limit and running_limit take any value
+ * (0 = none; the pool's queue_capacity and K bound them anyway), strict
+ * any. */
+static const char *tenant_config_fault(const sluice_tenant_config *c, char *why, size_t whylen)
 {
     if (c->weight > SLUICE_TENANT_WEIGHT_MAX) {
-        sluice__errf(errbuf, errlen, "%sweight: must be 0 (1) .. %u, got %u", field, SLUICE_TENANT_WEIGHT_MAX,
-                     c->weight);
-        return SLUICE_EINVAL;
+        sluice__errf(why, whylen, "%u is out of range 0..%u (0 means 1)", c->weight,
+                     SLUICE_TENANT_WEIGHT_MAX);
+        return "weight";
     }
     if ((unsigned)c->overflow >= SLUICE_TENANT_OVERFLOW_COUNT_) {
-        sluice__errf(errbuf, errlen, "%soverflow: unknown tenant overflow %d (reject or drop_oldest)", field,
-                     (int)c->overflow);
+        sluice__errf(why, whylen, "%d is not a tenant overflow (reject or drop_oldest)", (int)c->overflow);
+        return "overflow";
+    }
+    return NULL;
+}
+
+/* A tenant name as a message may show it: at most 32 bytes, each byte
+ * outside the name charset (a space, a control byte) as '?', and "..."
+ * when cut. out holds at least 36 bytes. */
+static const char *shown_name(const char *name, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (; name[n] && n < 32 && n + 4 < outlen; n++) {
+        out[n] = sluice__name_char_ok(name[n]) ? name[n] : '?';
+    }
+    snprintf(out + n, outlen - n, "%s", name[n] ? "..." : "");
+    return out;
+}
+
+/* A tenant name checked against the rule, the message naming the field
+ * ("tenant name: ..." or "tenant \"a?b\": name: ..."). */
+static sluice_err check_tenant_name(const char *name, char *errbuf, size_t errlen)
+{
+    size_t len = name ? strlen(name) : 0;
+    char shown[40];
+    if (!name) {
+        sluice__errf(errbuf, errlen, "tenant name: NULL; must be 1..%d bytes of " SLUICE__NAME_CHARSET,
+                     SLUICE_TENANT_NAME_MAX);
+        return SLUICE_EINVAL;
+    }
+    if (len == 0 || len > SLUICE_TENANT_NAME_MAX) {
+        sluice__errf(errbuf, errlen,
+                     "tenant \"%s\": name is %zu bytes; must be 1..%d bytes of " SLUICE__NAME_CHARSET,
+                     shown_name(name, shown, sizeof shown), len, SLUICE_TENANT_NAME_MAX);
+        return SLUICE_EINVAL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!sluice__name_char_ok(name[i])) {
+            sluice__errf(errbuf, errlen,
+                         "tenant \"%s\": name has byte 0x%02x at %zu, outside " SLUICE__NAME_CHARSET,
+                         shown_name(name, shown, sizeof shown), (unsigned)(unsigned char)name[i], i);
+            return SLUICE_EINVAL;
+        }
+    }
+    return SLUICE_OK;
+}
+
+/* A pool's fair.tenant_default at create ("fair.tenant_default.weight:
+ * ..."). */
+static sluice_err check_default_config(const sluice_tenant_config *c, char *errbuf, size_t errlen)
+{
+    char why[128];
+    const char *field = tenant_config_fault(c, why, sizeof why);
+    if (field) {
+        sluice__errf(errbuf, errlen, "fair.tenant_default.%s: %s", field, why);
         return SLUICE_EINVAL;
     }
     return SLUICE_OK;
@@ -314,7 +371,7 @@ sluice_err sluice__fair_validate(const sluice_pool_config *cfg, char *errbuf, si
                      MAX_HAND, shards, f->hand_size);
         return SLUICE_EINVAL;
     }
-    return check_tenant_config(&f->tenant_default, "fair.tenant_default.", errbuf, errlen);
+    return check_default_config(&f->tenant_default, errbuf, errlen);
 }
 
 /* ---- the lock ------------------------------------------------------------------ */
@@ -1261,7 +1318,10 @@ static sluice_err settle_and_wake(struct sluice_pool *pool, fair *fq, struct slu
 /* The opening every tenant setter shares: errbuf cleared, the arguments
  * checked (name when with_name, cfg when given; need_cfg: cfg must be),
  * fq->mu taken and the pool not draining. Returns the queue, locked, or
- * NULL with *err set. */
+ * NULL with *err set. Every message begins with its subject - `tenant
+ * "NAME"` (or `tenant name` when the name itself is missing), or `tenants'
+ * default` for default_set - and names the bad field or argument:
+ * `tenant "gold": weight 20000 is out of range 0..10000 (0 means 1)`. */
 static fair *setter_begin(sluice_pool *pool, bool with_name, const char *name, bool need_cfg,
                           const sluice_tenant_config *cfg, char *errbuf, size_t errlen, sluice_err *err)
 {
@@ -1269,24 +1329,36 @@ static fair *setter_begin(sluice_pool *pool, bool with_name, const char *name, b
         errbuf[0] = '\0';
     }
     *err = SLUICE_EINVAL;
+    if (with_name && check_tenant_name(name, errbuf, errlen)) {
+        return NULL;
+    }
+    char subject[SLUICE_TENANT_NAME_MAX + 16];
+    if (with_name) {
+        snprintf(subject, sizeof subject, "tenant \"%s\"", name); /* checked: 1..64 bytes */
+    } else {
+        snprintf(subject, sizeof subject, "tenants' default");
+    }
     if (!pool || (need_cfg && !cfg)) {
-        sluice__errf(errbuf, errlen, "%s: NULL", !pool ? "pool" : "cfg");
+        sluice__errf(errbuf, errlen, "%s: %s is NULL", subject, !pool ? "pool" : "cfg");
         return NULL;
     }
     if (!pool->fair) {
-        sluice__errf(errbuf, errlen, "pool %s: tenants need queue_discipline fair", pool->name);
+        sluice__errf(errbuf, errlen, "%s: pool %s is not fair; tenants need queue_discipline fair", subject,
+                     pool->name);
         *err = SLUICE_ENOTSUP;
         return NULL;
     }
-    if ((with_name && sluice__name_check(name, SLUICE_TENANT_NAME_MAX, "tenant", errbuf, errlen)) ||
-        (cfg && check_tenant_config(cfg, "", errbuf, errlen))) {
+    char why[128];
+    const char *field = cfg ? tenant_config_fault(cfg, why, sizeof why) : NULL;
+    if (field) {
+        sluice__errf(errbuf, errlen, "%s: %s %s", subject, field, why);
         return NULL;
     }
     fair *fq = pool->q;
     fair_lock(fq);
     if (fq->closed) {
         pthread_mutex_unlock(&fq->mu);
-        sluice__errf(errbuf, errlen, "pool %s: draining", pool->name);
+        sluice__errf(errbuf, errlen, "%s: pool %s is draining", subject, pool->name);
         *err = SLUICE_ECLOSED;
         return NULL;
     }
@@ -1307,7 +1379,7 @@ sluice_err sluice_pool_tenant_set(sluice_pool *pool, const char *name, const slu
         t = tenant_new(fq, KIND_TRACKED, name, h, cfg);
         if (!t) {
             pthread_mutex_unlock(&fq->mu);
-            sluice__errf(errbuf, errlen, "tenant %s: out of memory", name);
+            sluice__errf(errbuf, errlen, "tenant \"%s\": out of memory", name);
             return SLUICE_ENOMEM;
         }
         t->configured = true;
@@ -1334,7 +1406,7 @@ sluice_err sluice_pool_tenant_unset(sluice_pool *pool, const char *name, char *e
     struct sluice_tenant *t = table_find(fq, name, name_hash(fq, name));
     if (!t || !t->named) {
         pthread_mutex_unlock(&fq->mu);
-        sluice__errf(errbuf, errlen, "tenant %s: not set by name in pool %s", name, pool->name);
+        sluice__errf(errbuf, errlen, "tenant \"%s\": not set by name in pool %s", name, pool->name);
         return SLUICE_ENOENT;
     }
     t->named = false;

@@ -108,8 +108,8 @@ static void test_bad_input(void **state)
 {
     (void)state;
     static const bad_case cases[] = {
-        {POOL_HEAD "    queue_discipline: wfq\n",
-         "sluice.yaml:5:23: pools[0].queue_discipline: must be one of fifo, fair, sharded, fifo_batch, got \"wfq\""},
+        {POOL_HEAD "    queue_discipline: wfq\n", "sluice.yaml:5:23: pools[0].queue_discipline: must be one "
+                                                  "of fifo, fair, sharded, fifo_batch, got \"wfq\""},
         {POOL_HEAD "    queue_discipline: fair\n    tenants: acme\n",
          "sluice.yaml:6:14: pools[0].tenants: must be a list of mappings (\"- name: ...\" items), got a "
          "scalar"},
@@ -120,21 +120,25 @@ static void test_bad_input(void **state)
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - weight: 2\n",
          "sluice.yaml:7:9: pools[0].tenants[0].name: required"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, wieght: 2}\n",
-         "sluice.yaml:7:19: pools[0].tenants[0].wieght: unknown key (known: name, weight, queued_limit, "
+         "sluice.yaml:7:19: pools[0].tenants[0].wieght (tenant \"a\"): unknown key (known: name, weight, "
+         "queued_limit, "
          "running_limit, strict, overflow)"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, weight: 0}\n",
-         "sluice.yaml:7:27: pools[0].tenants[0].weight: must be > 0 (a tenant of weight 0 would never be "
+         "sluice.yaml:7:27: pools[0].tenants[0].weight (tenant \"a\"): must be > 0 (a tenant of weight 0 "
+         "would never be "
          "served), got 0"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, weight: 10001}\n",
-         "sluice.yaml:7:27: pools[0].tenants[0].weight: must be <= 10000, got 10001"},
+         "sluice.yaml:7:27: pools[0].tenants[0].weight (tenant \"a\"): must be <= 10000, got 10001"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, strict: true}\n",
-         "sluice.yaml:7:27: pools[0].tenants[0].strict: needs running_limit (strict says how the running "
+         "sluice.yaml:7:27: pools[0].tenants[0].strict (tenant \"a\"): needs running_limit (strict says how "
+         "the running "
          "limit "
          "holds; there is none)"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, queued_limit: 11}\n",
-         "sluice.yaml:7:33: pools[0].tenants[0].queued_limit: must be <= queue_capacity (10), got 11"},
+         "sluice.yaml:7:33: pools[0].tenants[0].queued_limit (tenant \"a\"): must be <= queue_capacity (10), "
+         "got 11"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a, running_limit: 5}\n",
-         "sluice.yaml:7:34: pools[0].tenants[0].running_limit: must be <= workers (4), got 5"},
+         "sluice.yaml:7:34: pools[0].tenants[0].running_limit (tenant \"a\"): must be <= workers (4), got 5"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: a}\n      - {name: a}\n",
          "sluice.yaml:8:16: pools[0].tenants[1].name: duplicate tenant \"a\" (also tenants[0])"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants:\n      - {name: \"a b\"}\n",
@@ -146,7 +150,8 @@ static void test_bad_input(void **state)
          "tenant: "
          "set queue_discipline: fair (or a tier, to route these tenants to this pool)"},
         {POOL_HEAD "    tier: gold\n    tenants:\n      - {name: a, weight: 3}\n",
-         "sluice.yaml:7:27: pools[0].tenants[0].weight: applies only to queue_discipline: fair (this pool is "
+         "sluice.yaml:7:27: pools[0].tenants[0].weight (tenant \"a\"): applies only to queue_discipline: "
+         "fair (this pool is "
          "fifo: its tenants are listed only for the router)"},
         {POOL_HEAD "    tier: gold\n"
                    "  - name: q\n    workers: 1\n    queue_capacity: 1\n    tier: gold\n",
@@ -174,7 +179,8 @@ static void test_bad_input(void **state)
         {POOL_HEAD "    queue_discipline: fair\n    tenant_shard_queues: 4\n    tenant_hand_size: 8\n",
          "sluice.yaml:7:23: pools[0].tenant_hand_size: must be <= tenant_shard_queues (4), got 8"},
         {POOL_HEAD "    queue_discipline: fair\n    tenants: [{name: a, overflow: block}]\n",
-         "sluice.yaml:6:35: pools[0].tenants[0].overflow: must be one of reject, drop_oldest, got \"block\""},
+         "sluice.yaml:6:35: pools[0].tenants[0].overflow (tenant \"a\"): must be one of reject, drop_oldest, "
+         "got \"block\""},
         {POOL_HEAD "    tier: \"gold tier\"\n",
          "sluice.yaml:5:11: pools[0].tier: must be 1..48 characters of [A-Za-z0-9_.:-], got \"gold tier\""},
     };
@@ -190,6 +196,80 @@ static void test_bad_input(void **state)
             continue;
         }
         assert_null(c);
+    }
+    assert_false(failed);
+}
+
+/* Every key of a tenant entry at its extremes: each message names the
+ * key (its path) and the tenant, whatever the order of the keys in the
+ * entry, for a later entry and for the "*" entry too. */
+static void test_bad_fields_name_field_and_tenant(void **state)
+{
+    (void)state;
+#define FAIR_TENANTS POOL_HEAD "    queue_discipline: fair\n    tenants:\n"
+    static const bad_case cases[] = {
+        {FAIR_TENANTS "      - {name: gold, weight: 0}\n", "pools[0].tenants[0].weight (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, weight: 10001}\n",
+         "pools[0].tenants[0].weight (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, weight: 4294967296}\n",
+         "pools[0].tenants[0].weight (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, weight: 18446744073709551616}\n",
+         "pools[0].tenants[0].weight (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, weight: -1}\n", "pools[0].tenants[0].weight (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, weight: heavy}\n",
+         "pools[0].tenants[0].weight (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {weight: 0, name: gold}\n", "pools[0].tenants[0].weight (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, queued_limit: 11}\n",
+         "pools[0].tenants[0].queued_limit (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, queued_limit: 99999999999999999999}\n",
+         "pools[0].tenants[0].queued_limit (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, queued_limit: -1}\n",
+         "pools[0].tenants[0].queued_limit (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, running_limit: 5}\n",
+         "pools[0].tenants[0].running_limit (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, running_limit: 4294967296}\n",
+         "pools[0].tenants[0].running_limit (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, running_limit: -1}\n",
+         "pools[0].tenants[0].running_limit (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, strict: maybe}\n",
+         "pools[0].tenants[0].strict (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, strict: true}\n",
+         "pools[0].tenants[0].strict (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, overflow: block}\n",
+         "pools[0].tenants[0].overflow (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, overflow: \"\"}\n",
+         "pools[0].tenants[0].overflow (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold, colour: red}\n",
+         "pools[0].tenants[0].colour (tenant \"gold\"): "},
+        {FAIR_TENANTS "      - {name: gold}\n      - {name: silver, weight: 0}\n",
+         "pools[0].tenants[1].weight (tenant \"silver\"): "},
+        {FAIR_TENANTS "      - {name: \"*\", weight: 0}\n", "pools[0].tenants[0].weight (tenant \"*\"): "},
+        /* A bad name and a bad weight: both said, the name shown safely. */
+        {FAIR_TENANTS "      - {name: \"a b\", weight: 0}\n",
+         "pools[0].tenants[0].weight (tenant \"a?b\"): "},
+        /* The name itself: the message shows what was given. */
+        {FAIR_TENANTS "      - {name: \"\"}\n", "pools[0].tenants[0].name: must be 1..64 characters"},
+        {FAIR_TENANTS "      - {name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}\n",
+         "pools[0].tenants[0].name: must be 1..64 characters of [A-Za-z0-9_.:-] (or \"*\" for every other "
+         "tenant), got \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""},
+        {FAIR_TENANTS "      - {name: gold}\n      - {name: gold}\n",
+         "pools[0].tenants[1].name: duplicate tenant \"gold\""},
+        /* A fifo tier pool: the keys that need fair. */
+        {POOL_HEAD "    tier: t\n    tenants:\n      - {name: gold, running_limit: 2}\n",
+         "pools[0].tenants[0].running_limit (tenant \"gold\"): applies only to queue_discipline: fair"},
+    };
+#undef FAIR_TENANTS
+    bool failed = false;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sluice_config *c = NULL;
+        char err[2048];
+        sluice_err r = load(cases[i].text, NULL, &c, err, sizeof err);
+        if (r != SLUICE_EINVAL || !strstr(err, cases[i].want)) {
+            print_error("case %zu: got %d \"%s\"\nwant it to contain \"%s\"\n", i, (int)r, err,
+                        cases[i].want);
+            failed = true;
+        }
+        sluice_config_free(c);
     }
     assert_false(failed);
 }
@@ -522,6 +602,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_tiers),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_bad_fields_name_field_and_tenant),
         cmocka_unit_test(test_env_cannot_set_a_table),
         cmocka_unit_test(test_write_round_trip),
         cmocka_unit_test(test_reload_classes),
