@@ -385,6 +385,42 @@ static void test_control_reload(void **state)
     unlink(path);
 }
 
+/* A controller the program set itself on a pool whose file has no
+ * control key is not the file's: reloads that leave every key off (also
+ * one that changes an off key's bound) keep it, untouched. */
+static void test_control_reload_keeps_program_controller(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sluice-svc-ctl-own-XXXXXX";
+    make_temp(path);
+    sluice_config *cfg = load("pools:\n  - name: own\n    workers: 8\n    queue_capacity: 10\n");
+    sluice_service *svc = quiet_service(cfg);
+    sluice_pool *own = sluice_service_find_pool(svc, "own");
+    sluice_pool_control_config cc;
+    sluice_pool_control_config_init(&cc);
+    cc.autotune = true;
+    char err[512];
+    assert_int_equal(sluice_service_set_control(svc, own, &cc, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_service_control_pin(svc, own, 5), SLUICE_OK);
+    put_file(path,
+             "pools:\n  - name: own\n    workers: 8\n    queue_capacity: 10\n    concurrency_max: 12\n");
+    assert_int_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, quiet, NULL, err, sizeof err),
+                     SLUICE_OK);
+    put_file(path, "pools:\n  - name: own\n    workers: 8\n    queue_capacity: 10\n");
+    assert_int_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, quiet, NULL, err, sizeof err),
+                     SLUICE_OK);
+    sluice_pool_control_stats cs;
+    assert_int_equal(sluice_service_control_stats(svc, own, &cs), SLUICE_OK);
+    assert_true(cs.autotune); /* its own settings */
+    assert_true(cs.pinned);
+    sluice_pool_stats st;
+    sluice_pool_stats_get(own, &st);
+    assert_int_equal(st.capacity, 5); /* not set back to workers */
+    sluice_service_destroy(svc);
+    sluice_config_free(cfg);
+    unlink(path);
+}
+
 /* ---- service.admin_token_file ---------------------------------------- */
 
 static void write_file(const char *path, const char *bytes, size_t n)
@@ -681,6 +717,7 @@ int main(void)
         cmocka_unit_test(test_admin_token_file),
         cmocka_unit_test(test_control_from_config),
         cmocka_unit_test(test_control_reload),
+        cmocka_unit_test(test_control_reload_keeps_program_controller),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
