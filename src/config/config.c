@@ -249,6 +249,9 @@ void sluice__cfg_errs_label(cfg_errs *e, size_t from, const char *path, const ch
         const char *at = strstr(line, path);
         const char *colon = at ? strstr(at + strlen(path), ": ") : NULL;
         bool fits = colon && e->len + ll + llen + 2 <= sizeof e->buf;
+        if (!fits && e->len + ll + 2 > sizeof e->buf) {
+            break; /* the labels before it took its room: dropped, as errf drops a line with no room */
+        }
         if (e->len) {
             e->buf[e->len++] = '\n';
         }

@@ -274,6 +274,48 @@ static void test_bad_fields_name_field_and_tenant(void **state)
     assert_false(failed);
 }
 
+/* One entry with more complaints than the error buffer holds (twelve
+ * unknown keys of 900 bytes, each quoted back): the labels take room the
+ * last lines had, and those lines are dropped whole, never cut or
+ * overrun. */
+static void test_labels_fill_the_error_buffer(void **state)
+{
+    (void)state;
+    char junk[901];
+    memset(junk, 'k', sizeof junk - 1);
+    junk[sizeof junk - 1] = '\0';
+    size_t cap = 12 * 1000 + 512;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    size_t n = (size_t)snprintf(text, cap, "%s", POOL_HEAD "    queue_discipline: fair\n    tenants:\n");
+    n += (size_t)snprintf(text + n, cap - n, "      - name: t%063d\n", 0);
+    for (int i = 0; i < 12; i++) {
+        n += (size_t)snprintf(text + n, cap - n, "        %02d%s: 1\n", i, junk);
+    }
+    sluice_config *c = NULL;
+    char err[32768];
+    assert_int_equal(load(text, NULL, &c, err, sizeof err), SLUICE_EINVAL);
+    assert_null(c);
+    assert_true(strlen(err) < 8192 + 256); /* the error buffer, and a summary line */
+    size_t labelled = 0;
+    for (char *line = err; line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next) {
+            *next++ = '\0';
+        }
+        if (strncmp(line, "sluice.yaml:", 12) == 0) {
+            assert_non_null(strstr(line,
+                                   ": unknown key (known: name, weight, queued_limit, running_limit, strict, "
+                                   "overflow)")); /* whole */
+            assert_non_null(strstr(line, "(tenant \"t0000"));
+            labelled++;
+        }
+        line = next;
+    }
+    assert_true(labelled >= 2 && labelled < 12);
+    free(text);
+}
+
 static void test_env_cannot_set_a_table(void **state)
 {
     (void)state;
@@ -603,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_parse_tiers),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_bad_fields_name_field_and_tenant),
+        cmocka_unit_test(test_labels_fill_the_error_buffer),
         cmocka_unit_test(test_env_cannot_set_a_table),
         cmocka_unit_test(test_write_round_trip),
         cmocka_unit_test(test_reload_classes),
