@@ -101,6 +101,13 @@ static acct_slot *acct_join(void)
     return s;
 }
 
+void bench_accounting_join(void)
+{
+    if (!tls_acct) {
+        (void)acct_join();
+    }
+}
+
 void bench_task_run(uint64_t idx)
 {
     bench_g.body(idx);

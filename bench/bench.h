@@ -113,6 +113,10 @@ static inline uint64_t bench_mix(uint64_t x)
 
 void bench_task_run(uint64_t idx);
 void bench_accounting_reset(void);
+/* Gives the calling thread its accounting slot now (bench_task_run does
+ * it on a thread's first task): a reference thread that must start its
+ * timed part as warm as a pool's warmed-up workers. */
+void bench_accounting_join(void);
 void bench_accounting_sum(uint64_t *count, uint64_t *hash);
 
 /* Tasks carry idx + 1 as their pointer argument (GLib refuses NULL data). */

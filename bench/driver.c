@@ -692,9 +692,9 @@ static void print_targets(const target *t, size_t n)
 static void print_floor(cell (*all)[MAX_IMPLS])
 {
     const char *rows[] = {"sluice", "sluice-fifo-batch"};
-    const char *wls[] = {"spin-1us", "sleep-1ms", "latency"};
+    const char *wls[] = {"spin-1us", "latency"};
     bool any = false;
-    for (size_t k = 0; k < 3; k++) {
+    for (size_t k = 0; k < 2; k++) {
         any |= !isnan(med(all, wls[k], "floor", 0));
     }
     if (!any) {
@@ -702,12 +702,12 @@ static void print_floor(cell (*all)[MAX_IMPLS])
     }
     printf("\n== against the floor (the same tasks with no pool, this run): the pool's own share\n");
     char name[96];
-    for (size_t k = 0; k < 3; k++) {
+    for (size_t k = 0; k < 2; k++) {
         double f = med(all, wls[k], "floor", 0);
         if (isnan(f)) {
             continue;
         }
-        bool lat = k == 2;
+        bool lat = k == 1;
         snprintf(name, sizeof name, lat ? "%s: floor p99 hand-off, us" : "%s: floor wall / ideal", wls[k]);
         printf("  %-62s %8.3g\n", name, lat ? f : med(all, wls[k], "floor", 1));
         for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
