@@ -304,7 +304,7 @@ static bool takes_pools(const bench_adapter *a)
     return !(a->flags & BENCH_F_SLUICE) || (a->flags & (BENCH_F_MAIN | BENCH_F_QUEUE));
 }
 
-/* spin and sleep: the pools, and the floor (the same tasks with no pool). */
+/* spin-1us: the pools, and the floor (the same tasks with no pool). */
 static bool takes_timed(const bench_adapter *a)
 {
     return takes_pools(a) || (a->flags & BENCH_F_FLOOR);
