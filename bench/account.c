@@ -239,6 +239,33 @@ uint64_t bench_spin_calibrate(uint64_t target_ns, double *measured_ns)
     return iters;
 }
 
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+double bench_sleep_lone_ns(unsigned reps)
+{
+    double *t = calloc(reps ? reps : 1, sizeof *t);
+    if (!t || reps == 0) {
+        free(t);
+        return 0;
+    }
+    int old = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+    for (unsigned i = 0; i < reps; i++) {
+        uint64_t t0 = bench_now_ns();
+        bench_sleep_ns(1000000);
+        t[i] = (double)(bench_now_ns() - t0);
+    }
+    prctl(PR_SET_TIMERSLACK, old > 0 ? (unsigned long)old : 0UL, 0, 0, 0);
+    qsort(t, reps, sizeof *t, cmp_double);
+    double med = t[reps / 2];
+    free(t);
+    return med;
+}
+
 uint64_t bench_rss_kib(void)
 {
     FILE *f = fopen("/proc/self/status", "r");

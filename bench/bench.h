@@ -183,6 +183,9 @@ void bench_spin(uint64_t iters);
 /* Iterations of bench_spin that take about target_ns on this machine, and
  * the measured cost of one such spin in *measured_ns. */
 uint64_t bench_spin_calibrate(uint64_t target_ns, double *measured_ns);
+/* The median wall time of `reps` 1 ms sleeps of the calling thread alone,
+ * with the exact timer the sleep workload's tasks ask for. */
+double bench_sleep_lone_ns(unsigned reps);
 /* Resident set size of this process in KiB (VmRSS), or 0. */
 uint64_t bench_rss_kib(void);
 
@@ -210,7 +213,8 @@ typedef struct bench_config {
     double spin_ns;        /* measured cost of one ~1 us spin */
     uint64_t burst_iters;  /* ~5 us */
     double burst_ns;
-    uint64_t stall_ns; /* no progress this long: tasks were lost */
+    double sleep_lone_ns; /* a lone thread's 1 ms sleep, median (0: not measured) */
+    uint64_t stall_ns;    /* no progress this long: tasks were lost */
 } bench_config;
 
 enum { BENCH_RES_OK = 0, BENCH_RES_NA, BENCH_RES_ERROR, BENCH_RES_INTEGRITY };

@@ -689,11 +689,11 @@ static void print_targets(const target *t, size_t n)
 /* The pools against the floor (the same tasks with no pool, same run):
  * what a target "x ideal" leaves to the machine, and the pool's own
  * share. Figures, not targets: the targets above stay against the ideal. */
-static void print_floor(cell (*all)[MAX_IMPLS])
+static void print_floor(const bench_config *cfg, cell (*all)[MAX_IMPLS])
 {
     const char *rows[] = {"sluice", "sluice-fifo-batch"};
     const char *wls[] = {"spin-1us", "latency"};
-    bool any = false;
+    bool any = cfg->sleep_lone_ns > 0 && !isnan(med(all, "sleep-1ms", "sluice", 0));
     for (size_t k = 0; k < 2; k++) {
         any |= !isnan(med(all, wls[k], "floor", 0));
     }
@@ -702,6 +702,18 @@ static void print_floor(cell (*all)[MAX_IMPLS])
     }
     printf("\n== against the floor (the same tasks with no pool, this run): the pool's own share\n");
     char name[96];
+    if (cfg->sleep_lone_ns > 0) {
+        /* sleep-1ms has no floor row (workloads.c says why): its share is
+         * read against a lone thread's sleep, measured at start. */
+        printf("  %-62s %8.3g\n", "sleep-1ms: a lone thread's 1 ms sleep / 1 ms", cfg->sleep_lone_ns / 1e6);
+        for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+            double x = med(all, "sleep-1ms", rows[r], 1);
+            if (!isnan(x)) {
+                snprintf(name, sizeof name, "sleep-1ms: %s wall / (ideal x lone sleep)", rows[r]);
+                printf("  %-62s %8.3g\n", name, x / (cfg->sleep_lone_ns / 1e6));
+            }
+        }
+    }
     for (size_t k = 0; k < 2; k++) {
         double f = med(all, wls[k], "floor", 0);
         if (isnan(f)) {
@@ -766,6 +778,8 @@ static void print_json(const options *o, const char *model, cell (*all)[MAX_IMPL
         "},\n  \"config\": {\"quick\": %s, \"runs\": %u, \"workers\": %u, \"producers\": %u, \"spin_ns\": ",
         o->cfg.quick ? "true" : "false", o->cfg.runs, o->cfg.workers, o->cfg.producers);
     json_num(o->cfg.spin_ns);
+    printf(", \"sleep_lone_ns\": ");
+    json_num(o->cfg.sleep_lone_ns);
     printf("},\n  \"workloads\": [");
     int mi = main_index();
     bool first_w = true;
@@ -993,6 +1007,9 @@ int main(int argc, char **argv)
     bench_config *cfg = &o.cfg;
     cfg->spin_iters = bench_spin_calibrate(1000, &cfg->spin_ns);
     cfg->burst_iters = bench_spin_calibrate(5000, &cfg->burst_ns);
+    if (!cfg->quick && !o.scaling && in_list(o.workloads, "sleep-1ms")) {
+        cfg->sleep_lone_ns = bench_sleep_lone_ns(100);
+    }
 
     char model[256];
     cpu_model(model, sizeof model);
@@ -1009,6 +1026,9 @@ int main(int argc, char **argv)
             apu_version_string());
     fprintf(info, "calibrated spin: %.0f ns (~1 us task), %.0f ns (~5 us burst task)\n", cfg->spin_ns,
             cfg->burst_ns);
+    if (cfg->sleep_lone_ns > 0) {
+        fprintf(info, "a lone thread's 1 ms sleep: %.3f ms (median of 100)\n", cfg->sleep_lone_ns / 1e6);
+    }
     load_start = load1();
     fprintf(info, "load average at start: %.2f on %u CPUs\n", load_start, cfg->cpus);
     if (load_start > cfg->cpus * 0.5) {
@@ -1089,7 +1109,7 @@ int main(int argc, char **argv)
         print_json(&o, model, all_cells, wl_on, t, nt);
     } else {
         print_targets(t, nt);
-        print_floor(all_cells);
+        print_floor(&o.cfg, all_cells);
         printf("\nload average: %.2f at start, %.2f at end, on %u CPUs\n", load_start, load_end, o.cfg.cpus);
         printf("\n%s\n",
                failures ? "RESULT: FAILED (see the FAILED lines: lost or duplicated tasks, crashes, errors)"
