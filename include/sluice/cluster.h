@@ -375,7 +375,33 @@ SLUICE_API void sluice_dlimiter_cancel(sluice_dlimiter *dl, const sluice_reserva
  * the tokens are ready or ctx ends; a cancelled wait gives them back). */
 SLUICE_API sluice_err sluice_dlimiter_wait(sluice_dlimiter *dl, uint64_t n, sluice_ctx *ctx);
 
+/*
+ * sluice_dlimiter_set_rate - change this replica's rate (tokens per second
+ * across the cluster) live. As sluice_limiter_set_rate, tokens are kept
+ * as a count: the tokens missing from the shared bucket, or in debt
+ * after reserves, stay the same number and are repaid at the new rate
+ * (after 1/s with 10 tokens in debt, 100/s makes the next reserve wait
+ * ~0.1 s, not ~10 s; a slower rate makes it longer the same way); a full
+ * bucket stays full. No Redis call is made here: the shared debt is
+ * rescaled by this replica's next allow/reserve/cancel, in the same
+ * script. A reservation taken before the change and cancelled after it
+ * gives back its tokens at the new rate (its share of the debt was
+ * rescaled with the rest).
+ * Other replicas: the rate is per replica (each passes its own to Redis);
+ * set it on every replica. While replicas disagree, each call rescales
+ * the shared debt to its own rate first: the last caller's rate wins.
+ * rate: > 0 and finite, or SLUICE_RATE_INF (every call allowed without
+ * Redis; the shared state is left as it was and is rescaled when a
+ * finite rate is set again). 0, negative and NaN are refused; there is no
+ * maximum short of INF (an interval under 1 us takes nothing measurable).
+ * In fallback the local bucket is rebuilt at the new rate / replicas,
+ * full. Returns SLUICE_OK; SLUICE_EINVAL (NULL or a refused rate).
+ * Thread-safe; takes the limiter's mutex only, no deadlock hazard.
+ */
 SLUICE_API sluice_err sluice_dlimiter_set_rate(sluice_dlimiter *dl, double rate);
+/* sluice_dlimiter_set_burst - change this replica's burst (> 0, else
+ * SLUICE_EINVAL); the shared TAT is kept, the next call checks against
+ * the new burst. Thread-safe. */
 SLUICE_API sluice_err sluice_dlimiter_set_burst(sluice_dlimiter *dl, uint64_t burst);
 
 typedef struct sluice_dlimiter_stats {

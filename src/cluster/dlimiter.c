@@ -11,6 +11,23 @@
  * expiry, updated atomically by one script per call: one round trip per
  * allow/reserve, no lock across replicas, no clock of a replica involved.
  *
+ * Rate changes (set_rate) rescale the debt, as sluice_limiter_set_rate
+ * keeps its token count: the TAT's outstanding part is tokens x T, so a
+ * second key (<p>:rlt:<name>, same expiry) records the T it was built
+ * with, and each script, seeing a caller's T that differs, first maps
+ * TAT to now + (TAT - now) * T_new / T_old and records T_new. A second
+ * key rather than a hash or a "tat T" string: the TAT key keeps the
+ * format of the version before, so a key it left (no recorded T: taken
+ * as built at the caller's T) and a replica still running it both keep
+ * working. The rescale is in the script, not in set_rate: set_rate makes
+ * no Redis call (it may run while Redis is down), and the shared debt is
+ * rescaled by the first script that sees the new T, on any replica.
+ * Replicas at different rates at once: each script rescales the shared
+ * debt to its caller's T, so the last caller's T wins. Cancel passes its
+ * replica's current T and the tokens: after the rescale to that T, the
+ * reservation's share of the debt is tokens x T, whatever T it was
+ * reserved at.
+ *
  * Fallback: while the cluster is in fallback, or when a call fails, the
  * limiter answers from a local sluice_limiter with rate / members and
  * burst / members (at least 1) of the last known view, so the cluster as
@@ -32,7 +49,8 @@
 struct sluice_dlimiter {
     sluice_cluster *c;
     char name[SLUICE_CLUSTER_NAME_MAX + 1];
-    char key[256];
+    char key[256];   /* the TAT */
+    char tkey[256];  /* the emission interval the TAT was built with */
     pthread_mutex_t mu; /* guards everything below */
     double rate;
     uint64_t burst;
@@ -87,6 +105,7 @@ sluice_err sluice_dlimiter_create(sluice_cluster *c, const sluice_dlimiter_confi
     dl->c = c;
     snprintf(dl->name, sizeof dl->name, "%s", cfg->name);
     snprintf(dl->key, sizeof dl->key, "%s:rl:%s", sluice__cluster_prefix(c), dl->name);
+    snprintf(dl->tkey, sizeof dl->tkey, "%s:rlt:%s", sluice__cluster_prefix(c), dl->name);
     dl->rate = cfg->rate;
     dl->burst = cfg->burst;
     pthread_mutex_init(&dl->mu, NULL);
@@ -130,16 +149,24 @@ static sluice_limiter *local_locked(sluice_dlimiter *dl)
     return l;
 }
 
+/* The emission interval in us, as the scripts take it: %.17g keeps every
+ * finite rate's interval exact enough to compare with the recorded one
+ * (a fixed 6 decimals would read intervals under 1 ps as 0). */
+static void interval_arg(char *buf, size_t len, double rate)
+{
+    snprintf(buf, len, "%.17g", 1e6 / rate);
+}
+
 /* One GCRA call. Returns 1 taken, 0 not taken, -1 Redis failed; *wait_us. */
 static int gcra(sluice_dlimiter *dl, double rate, uint64_t burst, uint64_t n, bool reserve, uint64_t *wait_us)
 {
     char T[48], b[24], ns[24];
-    snprintf(T, sizeof T, "%.6f", 1e6 / rate);
+    interval_arg(T, sizeof T, rate);
     snprintf(b, sizeof b, "%llu", (unsigned long long)burst);
     snprintf(ns, sizeof ns, "%llu", (unsigned long long)n);
-    const char *argv[] = {dl->key, T, b, ns, reserve ? "reserve" : "allow"};
+    const char *argv[] = {dl->key, dl->tkey, T, b, ns, reserve ? "reserve" : "allow"};
     sluice__redis *r = sluice__cluster_redis(dl->c);
-    redisReply *rep = sluice__redis_ensure(r, false) ? sluice__redis_eval(r, SLUICE__SCRIPT_GCRA, 1, 5, argv) : NULL;
+    redisReply *rep = sluice__redis_ensure(r, false) ? sluice__redis_eval(r, SLUICE__SCRIPT_GCRA, 2, 6, argv) : NULL;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
         if (rep) {
             freeReplyObject(rep);
@@ -278,13 +305,14 @@ void sluice_dlimiter_cancel(sluice_dlimiter *dl, const sluice_reservation *r)
         pthread_mutex_unlock(&dl->mu);
         return;
     }
-    char back[48];
-    snprintf(back, sizeof back, "%.0f", (double)r->tokens * 1e6 / dl->rate);
+    char T[48], tokens[24];
+    interval_arg(T, sizeof T, dl->rate);
+    snprintf(tokens, sizeof tokens, "%llu", (unsigned long long)r->tokens);
     dl->redis_calls++;
     pthread_mutex_unlock(&dl->mu);
-    const char *argv[] = {dl->key, back};
+    const char *argv[] = {dl->key, dl->tkey, T, tokens};
     sluice__redis *rd = sluice__cluster_redis(dl->c);
-    redisReply *rep = sluice__redis_eval(rd, SLUICE__SCRIPT_GCRA_CANCEL, 1, 2, argv);
+    redisReply *rep = sluice__redis_eval(rd, SLUICE__SCRIPT_GCRA_CANCEL, 2, 4, argv);
     if (rep) {
         freeReplyObject(rep);
     }

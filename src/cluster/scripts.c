@@ -130,34 +130,67 @@ static const char lease_lua[] = PRELUDE
     "return {new, cap, epoch, held + grant, svc_held + grant, svc_cap, in_grace and 1 or 0}\n";
 
 /*
- * GCRA: KEYS[1] the theoretical arrival time (us, Redis time).
- * ARGV: 1 emission interval us (1/rate), 2 burst, 3 tokens, 4 "allow" (take
- * only if conformant now) or "reserve" (take now, maybe into debt).
+ * GCRA: KEYS[1] the theoretical arrival time (TAT, us, Redis time),
+ * KEYS[2] the emission interval (us) the TAT was built with. Both carry
+ * the same expiry. A TAT with no recorded interval (a key written by the
+ * version before rate changes rescaled debt) is taken as built at the
+ * caller's interval.
+ * RESCALE: when the caller's interval differs from the recorded one, the
+ * outstanding part (TAT - now, in tokens x interval) is rescaled to the
+ * caller's interval, so the tokens in debt (or missing from the bucket)
+ * stay the same count and are repaid at the new rate, as
+ * sluice_limiter_set_rate does; then the caller's interval is recorded.
+ * STORE writes both keys with the expiry of the TAT.
+ */
+#define GCRA_PRELUDE                                                                                           \
+    "if redis.replicate_commands then redis.replicate_commands() end\n"                                        \
+    "local t = redis.call('TIME')\n"                                                                           \
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"                                                  \
+    "local T = tonumber(ARGV[1])\n"                                                                            \
+    "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"                                                \
+    "local told = tonumber(redis.call('GET', KEYS[2]) or '0')\n"                                               \
+    "local moved = false\n"                                                                                    \
+    "if tat > now and told > 0 and told ~= T then\n"                                                           \
+    "  tat = now + (tat - now) * T / told\n"                                                                   \
+    "  moved = true\n"                                                                                         \
+    "end\n"                                                                                                    \
+    "local function store(v)\n"                                                                               \
+    "  local px = math.ceil((v - now) / 1000) + 1\n"                                                           \
+    "  redis.call('SET', KEYS[1], string.format('%.0f', v), 'PX', px)\n"                                       \
+    "  redis.call('SET', KEYS[2], ARGV[1], 'PX', px)\n"                                                        \
+    "end\n"
+
+/*
+ * GCRA take. ARGV: 1 emission interval us (1/rate), 2 burst, 3 tokens,
+ * 4 "allow" (take only if conformant now) or "reserve" (take now, maybe
+ * into debt). A refused allow still stores a rescaled TAT, so a rate
+ * change takes effect from the first call that sees it.
  * Returns {taken 0|1, wait us}.
  */
-static const char gcra_lua[] =
-    "if redis.replicate_commands then redis.replicate_commands() end\n"
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local T, burst, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+static const char gcra_lua[] = GCRA_PRELUDE
+    "local burst, n = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
     "if tat < now then tat = now end\n"
     "local new_tat = tat + n * T\n"
     "local wait = new_tat - burst * T - now\n"
-    "if ARGV[4] == 'allow' and wait > 0 then return {0, math.floor(wait)} end\n"
-    "redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)\n"
+    "if ARGV[4] == 'allow' and wait > 0 then\n"
+    "  if moved then store(tat) end\n"
+    "  return {0, math.floor(wait)}\n"
+    "end\n"
+    "store(new_tat)\n"
     "if wait < 0 then wait = 0 end\n"
     "return {1, math.floor(wait)}\n";
 
-/* GCRA cancel: KEYS[1]; ARGV[1] us to give back (tokens * interval). */
-static const char gcra_cancel_lua[] =
-    "if redis.replicate_commands then redis.replicate_commands() end\n"
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "local back = tat - tonumber(ARGV[1])\n"
-    "if back <= now then redis.call('DEL', KEYS[1]) return 0 end\n"
-    "redis.call('SET', KEYS[1], string.format('%.0f', back), 'PX', math.ceil((back - now) / 1000) + 1)\n"
+/*
+ * GCRA cancel. ARGV: 1 the caller's emission interval us, 2 tokens to
+ * give back. The debt is first rescaled to the caller's interval (a
+ * reservation's share of it was rescaled with the rest by any rate change
+ * since), then tokens x interval are taken off. Returns 1 stored, 0 the
+ * bucket is full again (both keys deleted).
+ */
+static const char gcra_cancel_lua[] = GCRA_PRELUDE
+    "local back = tat - tonumber(ARGV[2]) * T\n"
+    "if back <= now then redis.call('DEL', KEYS[1], KEYS[2]) return 0 end\n"
+    "store(back)\n"
     "return 1\n";
 
 const char *const sluice__script_source[SLUICE__SCRIPT_COUNT_] = {

@@ -1173,6 +1173,155 @@ static void test_dlimiter_fallback(void **state)
     cleanup_now(b);
 }
 
+/* set_rate rescales the shared debt (tokens are kept as a count, as
+ * sluice_limiter_set_rate does). Rates of 0.01 and 0.001 tokens/s: no
+ * token comes back within the test, so each delay is exact but for the
+ * Redis time elapsed since the debt was taken, which the rescale
+ * multiplies by at most 10; the bounds leave 10 s (100 s at 10x) of it. */
+#define SEC(x) ((uint64_t)(x) * SLUICE_NS_PER_SEC)
+
+static sluice_dlimiter *slow_limiter(sluice_cluster *c, const char *name, double rate)
+{
+    sluice_dlimiter_config lc;
+    sluice_dlimiter_config_init(&lc);
+    lc.name = name;
+    lc.rate = rate;
+    lc.burst = 1;
+    sluice_dlimiter *dl = NULL;
+    char err[256];
+    assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_dlimiter, dl);
+    return dl;
+}
+
+/* Redis's GET of the interval key ("" when absent). */
+static void interval_key(const char *name, char *out, size_t len)
+{
+    redisReply *r = redis_fixture_cmd(&redis, "GET %s:rlt:%s", prefix, name);
+    assert_non_null(r);
+    snprintf(out, len, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+}
+
+static void test_dlimiter_set_rate_rescales(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    /* Slow, then 10x faster: 1 token in debt at 1000 s a token. */
+    sluice_dlimiter *la = slow_limiter(a, "up", 0.001);
+    sluice_reservation r1, r2, r3;
+    assert_int_equal(sluice_dlimiter_reserve(la, 1, &r1), SLUICE_OK);
+    assert_int_equal(r1.delay_ns, 0); /* the full bucket's token */
+    assert_int_equal(sluice_dlimiter_reserve(la, 1, &r2), SLUICE_OK);
+    assert_true(r2.delay_ns > SEC(990) && r2.delay_ns <= SEC(1000));
+    assert_int_equal(sluice_dlimiter_set_rate(la, 0.01), SLUICE_OK);
+    /* Two tokens outstanding are now 200 s, not 2000 s: one more waits
+     * ~200 s (unrescaled it would wait ~2000 s). */
+    assert_int_equal(sluice_dlimiter_reserve(la, 1, &r3), SLUICE_OK);
+    assert_true(r3.delay_ns > SEC(190) && r3.delay_ns <= SEC(200));
+    char iv[64];
+    interval_key("up", iv, sizeof iv);
+    assert_string_equal(iv, "100000000"); /* 100 s in us, recorded */
+    /* Cancel after the change gives back a token at the new rate: r2,
+     * reserved at 1000 s a token, takes 100 s off (not 1000 s). */
+    sluice_dlimiter_cancel(la, &r2);
+    sluice_reservation r4;
+    assert_int_equal(sluice_dlimiter_reserve(la, 1, &r4), SLUICE_OK);
+    assert_true(r4.delay_ns > SEC(190) && r4.delay_ns <= SEC(200));
+    cleanup_now(la);
+
+    /* A cancel that is the first call after the change rescales first. */
+    la = slow_limiter(a, "up2", 0.001);
+    assert_int_equal(sluice_dlimiter_reserve(la, 1, &r1), SLUICE_OK);
+    assert_int_equal(sluice_dlimiter_reserve(la, 1, &r2), SLUICE_OK);
+    assert_int_equal(sluice_dlimiter_set_rate(la, 0.01), SLUICE_OK);
+    sluice_dlimiter_cancel(la, &r2); /* ~200 s outstanding, less 100 s */
+    assert_int_equal(sluice_dlimiter_reserve(la, 1, &r3), SLUICE_OK);
+    assert_true(r3.delay_ns > SEC(90) && r3.delay_ns <= SEC(100));
+    cleanup_now(la);
+
+    /* Fast, then 10x slower: the debt grows to the same token count. */
+    la = slow_limiter(a, "down", 0.01);
+    assert_int_equal(sluice_dlimiter_reserve(la, 1, &r1), SLUICE_OK);
+    assert_int_equal(sluice_dlimiter_reserve(la, 1, &r2), SLUICE_OK);
+    assert_true(r2.delay_ns > SEC(90) && r2.delay_ns <= SEC(100));
+    assert_int_equal(sluice_dlimiter_set_rate(la, 0.001), SLUICE_OK);
+    /* A refused allow stores the rescale too. */
+    assert_false(sluice_dlimiter_allow(la));
+    interval_key("down", iv, sizeof iv);
+    assert_string_equal(iv, "1000000000");
+    assert_int_equal(sluice_dlimiter_reserve(la, 1, &r3), SLUICE_OK);
+    assert_true(r3.delay_ns > SEC(1900) && r3.delay_ns <= SEC(2000)); /* unrescaled: ~200 s */
+    /* Both keys carry the same expiry (one script sets them). */
+    redisReply *pt = redis_fixture_cmd(&redis,
+                                       "EVAL %s 2 %s:rl:down %s:rlt:down",
+                                       "return {redis.call('PTTL', KEYS[1]), redis.call('PTTL', KEYS[2])}",
+                                       prefix, prefix);
+    assert_non_null(pt);
+    assert_int_equal(pt->type, REDIS_REPLY_ARRAY);
+    assert_true(pt->element[0]->integer > 0);
+    /* equal, but for a millisecond tick between the two SETs (Redis < 7) */
+    assert_true(llabs(pt->element[0]->integer - pt->element[1]->integer) <= 1);
+    freeReplyObject(pt);
+    cleanup_now(la);
+    cleanup_now(a);
+}
+
+/* Replicas at different rates: each call rescales the shared debt to its
+ * caller's rate, so the last caller's rate wins. */
+static void test_dlimiter_replicas_disagree(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    sluice_cluster *b = replica("orders", "b", NULL);
+    sluice_dlimiter *la = slow_limiter(a, "mixed", 0.001);
+    sluice_dlimiter *lb = slow_limiter(b, "mixed", 0.01);
+    sluice_reservation r;
+    assert_int_equal(sluice_dlimiter_reserve(la, 1, &r), SLUICE_OK);
+    assert_int_equal(r.delay_ns, 0);
+    assert_int_equal(sluice_dlimiter_reserve(la, 1, &r), SLUICE_OK);
+    assert_true(r.delay_ns > SEC(990) && r.delay_ns <= SEC(1000));
+    /* b: the 2 tokens at 100 s each, plus its own */
+    assert_int_equal(sluice_dlimiter_reserve(lb, 1, &r), SLUICE_OK);
+    assert_true(r.delay_ns > SEC(190) && r.delay_ns <= SEC(200));
+    /* a again: the 3 tokens at 1000 s each, plus its own */
+    assert_int_equal(sluice_dlimiter_reserve(la, 1, &r), SLUICE_OK);
+    assert_true(r.delay_ns > SEC(2900) && r.delay_ns <= SEC(3000));
+    cleanup_now(la);
+    cleanup_now(lb);
+    cleanup_now(a);
+    cleanup_now(b);
+}
+
+/* A TAT left by the version before (a plain string, no interval key) is
+ * taken as built at the caller's rate, then rescaled from there on. */
+static void test_dlimiter_old_key(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    redisReply *t = redis_fixture_cmd(&redis, "TIME");
+    assert_non_null(t);
+    long long now_us = atoll(t->element[0]->str) * 1000000 + atoll(t->element[1]->str);
+    freeReplyObject(t);
+    redisReply *w = redis_fixture_cmd(&redis, "SET %s:rl:old %lld PX 600000", prefix, now_us + 500000000LL);
+    assert_non_null(w);
+    freeReplyObject(w);
+    sluice_dlimiter *la = slow_limiter(a, "old", 0.01);
+    sluice_reservation r;
+    /* 500 s outstanding at 100 s a token: 5 tokens, the 6th waits ~500 s */
+    assert_int_equal(sluice_dlimiter_reserve(la, 1, &r), SLUICE_OK);
+    assert_true(r.delay_ns > SEC(490) && r.delay_ns <= SEC(500));
+    char iv[64];
+    interval_key("old", iv, sizeof iv);
+    assert_string_equal(iv, "100000000");
+    assert_int_equal(sluice_dlimiter_set_rate(la, 0.001), SLUICE_OK);
+    /* 6 tokens at 1000 s each, the 7th waits ~6000 s */
+    assert_int_equal(sluice_dlimiter_reserve(la, 1, &r), SLUICE_OK);
+    assert_true(r.delay_ns > SEC(5900) && r.delay_ns <= SEC(6000));
+    cleanup_now(la);
+    cleanup_now(a);
+}
+
 /* ---- budget files ------------------------------------------------------------------ */
 
 static void test_budget_parse(void **state)
@@ -1337,6 +1486,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_budget_report, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_shared_bucket, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_fallback, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_set_rate_rescales, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_replicas_disagree, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_old_key, per_test, per_test_end),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
