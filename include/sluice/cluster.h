@@ -392,10 +392,13 @@ SLUICE_API sluice_err sluice_dlimiter_wait(sluice_dlimiter *dl, uint64_t n, slui
  * the shared debt to its own rate first: the last caller's rate wins.
  * rate: > 0 and finite, or SLUICE_RATE_INF (every call allowed without
  * Redis; the shared state is left as it was and is rescaled when a
- * finite rate is set again). 0, negative and NaN are refused; there is no
- * maximum short of INF (an interval under 1 us takes nothing measurable).
+ * finite rate is set again). 0, negative and NaN are refused; any finite
+ * rate is taken, but the TAT is kept in whole microseconds, so rates
+ * near 1e6/s and above (an interval of a microsecond or less) are not
+ * held exactly: a call of n tokens moves it by n/rate rounded.
  * In fallback the local bucket is rebuilt at the new rate / replicas,
- * full. Returns SLUICE_OK; SLUICE_EINVAL (NULL or a refused rate).
+ * full. Returns SLUICE_OK; SLUICE_EINVAL (NULL, a refused rate, or a
+ * finite rate for a limiter created at INF with no burst: set_burst first).
  * Thread-safe; takes the limiter's mutex only, no deadlock hazard.
  */
 SLUICE_API sluice_err sluice_dlimiter_set_rate(sluice_dlimiter *dl, double rate);

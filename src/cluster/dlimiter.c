@@ -369,6 +369,10 @@ sluice_err sluice_dlimiter_set_rate(sluice_dlimiter *dl, double rate)
         return SLUICE_EINVAL;
     }
     pthread_mutex_lock(&dl->mu);
+    if (rate != SLUICE_RATE_INF && dl->burst == 0) {
+        pthread_mutex_unlock(&dl->mu);
+        return SLUICE_EINVAL; /* created at INF with no burst: set_burst first */
+    }
     dl->rate = rate;
     dl->fallback = false; /* rebuild the local bucket at the new rate if needed */
     pthread_mutex_unlock(&dl->mu);

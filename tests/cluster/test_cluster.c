@@ -18,6 +18,7 @@
  * (common/cleanup.h) and per_test_end destroys it, Redis resumed first,
  * even when an assertion ended the test half-way.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1318,6 +1319,30 @@ static void test_dlimiter_old_key(void **state)
     /* 6 tokens at 1000 s each, the 7th waits ~6000 s */
     assert_int_equal(sluice_dlimiter_reserve(la, 1, &r), SLUICE_OK);
     assert_true(r.delay_ns > SEC(5900) && r.delay_ns <= SEC(6000));
+    /* INF: no Redis call, the shared debt left as it was for the return */
+    sluice_dlimiter_stats st;
+    sluice_dlimiter_stats_get(la, &st);
+    uint64_t calls = st.redis_calls;
+    assert_int_equal(sluice_dlimiter_set_rate(la, SLUICE_RATE_INF), SLUICE_OK);
+    assert_true(sluice_dlimiter_allow(la));
+    sluice_dlimiter_stats_get(la, &st);
+    assert_int_equal(st.redis_calls, calls);
+    assert_int_equal(sluice_dlimiter_set_rate(la, 0.001), SLUICE_OK);
+    assert_false(sluice_dlimiter_allow(la)); /* still ~7 tokens in debt */
+    assert_int_equal(sluice_dlimiter_set_rate(la, -1), SLUICE_EINVAL);
+    assert_int_equal(sluice_dlimiter_set_rate(la, NAN), SLUICE_EINVAL);
+    cleanup_now(la);
+    /* Created at INF with no burst: a finite rate needs a burst first. */
+    sluice_dlimiter_config lc;
+    sluice_dlimiter_config_init(&lc);
+    lc.name = "inf";
+    lc.rate = SLUICE_RATE_INF;
+    assert_int_equal(sluice_dlimiter_create(a, &lc, &la, NULL, 0), SLUICE_OK);
+    cleanup_push(undo_dlimiter, la);
+    assert_int_equal(sluice_dlimiter_set_rate(la, 1), SLUICE_EINVAL);
+    assert_int_equal(sluice_dlimiter_set_burst(la, 1), SLUICE_OK);
+    assert_int_equal(sluice_dlimiter_set_rate(la, 1), SLUICE_OK);
+    assert_true(sluice_dlimiter_allow(la));
     cleanup_now(la);
     cleanup_now(a);
 }
