@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 
 #include "cluster/redis_fixture.h"
+#include "cluster/undo.h"
 #include "common/cleanup.h"
 #include "sluice/cluster.h"
 #include "sluice/sluice.h"
@@ -103,29 +104,10 @@ static int per_test(void **state)
     return 0;
 }
 
-/* What a test makes is registered (common/cleanup.h) with one of these, so
- * a failed assertion does not leave clusters, their threads and their
- * Redis state running into the next test: per_test_end undoes it. */
-static void undo_cluster(void *p)
-{
-    sluice_cluster_destroy(p);
-}
-
-static void undo_dsem(void *p)
-{
-    sluice_dsem_destroy(p);
-}
-
-static void undo_dlimiter(void *p)
-{
-    sluice_dlimiter_destroy(p);
-}
-
-static void undo_pool(void *p)
-{
-    sluice_pool_destroy(p);
-}
-
+/* What a test makes is registered (common/cleanup.h) with one of these or
+ * those of cluster/undo.h, so a failed assertion does not leave clusters,
+ * their threads and their Redis state running into the next test:
+ * per_test_end undoes it. */
 static void undo_logger(void *p)
 {
     sluice_logger_destroy(p);

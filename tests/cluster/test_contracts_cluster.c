@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "cluster/redis_fixture.h"
+#include "cluster/undo.h"
 #include "common/cleanup.h"
 #include "sluice/cluster.h"
 #include "sluice/sluice.h"
@@ -39,35 +40,10 @@ static sluice_cluster_config base_config(void)
     return cfg;
 }
 
-/* What a test makes is registered (common/cleanup.h), so a failed
- * assertion does not leave a cluster thread or a redis-server running
- * into the next test; cleanup_teardown undoes it, newest first. */
-static void undo_cluster(void *p)
-{
-    sluice_cluster_destroy(p);
-}
-
-static void undo_dsem(void *p)
-{
-    sluice_dsem_destroy(p);
-}
-
-static void undo_dlimiter(void *p)
-{
-    sluice_dlimiter_destroy(p);
-}
-
-static void undo_pool(void *p)
-{
-    sluice_pool_destroy(p);
-}
-
-static void undo_redis(void *p)
-{
-    redis_fixture_stop(p);
-}
-
-/* A binding to undo before its pool goes (the pool is made after the
+/* What a test makes is registered (common/cleanup.h, with cluster/undo.h's
+ * adapters), so a failed assertion does not leave a cluster thread or a
+ * redis-server running into the next test; cleanup_teardown undoes it,
+ * newest first. A binding to undo before its pool goes (the pool is made after the
  * cluster, so the stack order alone would free the pool first). */
 typedef struct binding {
     sluice_cluster *c;

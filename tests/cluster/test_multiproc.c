@@ -34,6 +34,7 @@
 #include <stdatomic.h>
 
 #include "cluster/redis_fixture.h"
+#include "cluster/undo.h"
 #include "common/cleanup.h"
 #include "sluice/cluster.h"
 #include "sluice/sluice.h"
@@ -288,11 +289,6 @@ static void undo_child(void *p)
     pid_t pid = (pid_t)(intptr_t)p;
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-}
-
-static void undo_redis(void *p)
-{
-    redis_fixture_stop(p);
 }
 
 static pid_t spawn_replica(const char *mode, const char *id, const char *arg)
