@@ -205,8 +205,8 @@ int main(int argc, char **argv)
     double ds_ns = (double)(now_ns() - t0) / PAIRS;
     double ds_trips = (double)(trips(a) - tr0) / PAIRS;
     printf("%-44s %8.1f ns/pair\n", "1. sluice_sem acquire+release (local)", sem_ns);
-    printf("%-44s %8.1f ns/pair  (%.2fx local)  %.6f Redis trips/pair\n", "   sluice_dsem acquire+release (strict)",
-           ds_ns, ds_ns / sem_ns, ds_trips);
+    printf("%-44s %8.1f ns/pair  (%.2fx local)  %.6f Redis trips/pair\n",
+           "   sluice_dsem acquire+release (strict)", ds_ns, ds_ns / sem_ns, ds_trips);
 
     /* 2. paced, one replica */
     run_paced("2. strict, 1 replica, 10k tasks/s, 8 threads", &a, &da, 1, secs, 10000, 8);

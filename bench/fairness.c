@@ -560,13 +560,14 @@ static void part_noop(unsigned k, bool quick)
         }
         ratio1[r] = v[1] / v[0];
         ratio1000[r] = v[2] / v[0];
-        printf("round %u: FIFO ring %.0f tasks/s; fair, 1 tenant %.0f (%.2fx); fair, 1000 tenants %.0f (%.2fx)\n", r + 1,
-               v[0], v[1], ratio1[r], v[2], ratio1000[r]);
+        printf("round %u: FIFO ring %.0f tasks/s; fair, 1 tenant %.0f (%.2fx); fair, 1000 tenants %.0f "
+               "(%.2fx)\n",
+               r + 1, v[0], v[1], ratio1[r], v[2], ratio1000[r]);
     }
-    printf("best: FIFO ring %.0f tasks/s; fair, 1 tenant %.0f tasks/s (%.2fx); fair, 1000 tenants %.0f tasks/s "
-           "(%.2fx)\n",
-           best[0], best[1], best[0] > 0 ? best[1] / best[0] : 0, best[2],
-           best[0] > 0 ? best[2] / best[0] : 0);
+    printf(
+        "best: FIFO ring %.0f tasks/s; fair, 1 tenant %.0f tasks/s (%.2fx); fair, 1000 tenants %.0f tasks/s "
+        "(%.2fx)\n",
+        best[0], best[1], best[0] > 0 ? best[1] / best[0] : 0, best[2], best[0] > 0 ? best[2] / best[0] : 0);
     printf("median of the rounds' ratios: fair, 1 tenant %.2fx the FIFO ring; fair, 1000 tenants %.2fx\n",
            median_of(ratio1, rounds), median_of(ratio1000, rounds));
 }

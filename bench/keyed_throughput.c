@@ -139,8 +139,8 @@ int main(int argc, char **argv)
     for (unsigned r = 0; r < rounds; r++) {
         double p = round_once(false, tasks, keys, producers, workers);
         double k = round_once(true, tasks, keys, producers, workers);
-        printf("round %u: plain pool %.0f tasks/s, keyed (%u keys) %.0f tasks/s, ratio %.2f\n", r + 1, p, keys,
-               k, p > 0 ? k / p : 0);
+        printf("round %u: plain pool %.0f tasks/s, keyed (%u keys) %.0f tasks/s, ratio %.2f\n", r + 1, p,
+               keys, k, p > 0 ? k / p : 0);
         if (p > best_plain) {
             best_plain = p;
         }

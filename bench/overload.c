@@ -52,7 +52,7 @@ typedef struct ov_pool {
 } ov_pool;
 
 /* Per-task records of one run (a child process runs one row). */
-static uint64_t *ov_submit_ns; /* 0: not submitted */
+static uint64_t *ov_submit_ns;  /* 0: not submitted */
 static uint64_t *ov_latency_ns; /* 0: did not run */
 
 static int ov_task(void *arg)
@@ -143,10 +143,10 @@ static void ov_destroy(void *pool)
         .destroy = ov_destroy,                                                                               \
     }
 
-OV_ADAPTER(bench_adapter_sluice_ov_fifo, "sluice-fifo", "Sluice, overload: off (FIFO; deadlines shed at start)",
-           SLUICE_OVERLOAD_OFF, 0);
-OV_ADAPTER(bench_adapter_sluice_ov_codel, "sluice-codel", "Sluice, overload: codel (target 5 ms, interval 100 ms)",
-           SLUICE_OVERLOAD_CODEL, 0);
+OV_ADAPTER(bench_adapter_sluice_ov_fifo, "sluice-fifo",
+           "Sluice, overload: off (FIFO; deadlines shed at start)", SLUICE_OVERLOAD_OFF, 0);
+OV_ADAPTER(bench_adapter_sluice_ov_codel, "sluice-codel",
+           "Sluice, overload: codel (target 5 ms, interval 100 ms)", SLUICE_OVERLOAD_CODEL, 0);
 OV_ADAPTER(bench_adapter_sluice_ov_codel_rfc, "sluice-codel-rfc",
            "Sluice, overload: codel with its drop schedule alone (overload_slough = never, as RFC 8289)",
            SLUICE_OVERLOAD_CODEL, UINT64_MAX);
@@ -194,7 +194,8 @@ static int cmp_u64(const void *x, const void *y)
 
 void bench_m_overload(const bench_adapter *a, const bench_config *cfg, bench_result *res)
 {
-    bench_pool_opts o = {.workers = OV_WORKERS, .queue_capacity = OV_QUEUE, .producers = 1, .start_all = true};
+    bench_pool_opts o = {
+        .workers = OV_WORKERS, .queue_capacity = OV_QUEUE, .producers = 1, .start_all = true};
     double seconds = cfg->quick ? 0.3 : 3.0;
     double capacity = measure_capacity(&o, cfg->quick ? 0.1 : 0.5, res->msg, sizeof res->msg);
     if (capacity <= 0) {
@@ -273,21 +274,23 @@ void bench_m_overload(const bench_adapter *a, const bench_config *cfg, bench_res
     res->v[3] = ran ? (double)lat[(ran - 1) / 2] / 1e6 : 0;
     res->v[4] = offered ? 100.0 * (double)shed / (double)offered : 0;
     res->v[5] = offered ? 100.0 * (double)refused / (double)offered : 0;
-    snprintf(res->msg, sizeof res->msg,
-             "capacity %.0f/s, offered %.0f/s; ran %llu (%llu in time), shed %llu (CoDel %llu), refused %llu; "
-             "LIFO switches %llu",
-             capacity, (double)offered / elapsed, (unsigned long long)ran, (unsigned long long)good,
-             (unsigned long long)shed, (unsigned long long)st.codel_shed, (unsigned long long)refused,
-             (unsigned long long)st.lifo_switches);
+    snprintf(
+        res->msg, sizeof res->msg,
+        "capacity %.0f/s, offered %.0f/s; ran %llu (%llu in time), shed %llu (CoDel %llu), refused %llu; "
+        "LIFO switches %llu",
+        capacity, (double)offered / elapsed, (unsigned long long)ran, (unsigned long long)good,
+        (unsigned long long)shed, (unsigned long long)st.codel_shed, (unsigned long long)refused,
+        (unsigned long long)st.lifo_switches);
     free(lat);
     ov_free(p);
 }
 
 void bench_d_overload(const bench_config *cfg, char *buf, size_t len)
 {
-    snprintf(buf, len,
-             "offered 2x capacity for %.1f s, K=%u, %llu ms sleeping tasks, queue %u (reject), each task with a "
-             "%llu ms deadline; goodput = finished within the deadline",
-             cfg->quick ? 0.3 : 3.0, OV_WORKERS, (unsigned long long)(OV_TASK_NS / 1000000), OV_QUEUE,
-             (unsigned long long)(OV_DEADLINE_NS / 1000000));
+    snprintf(
+        buf, len,
+        "offered 2x capacity for %.1f s, K=%u, %llu ms sleeping tasks, queue %u (reject), each task with a "
+        "%llu ms deadline; goodput = finished within the deadline",
+        cfg->quick ? 0.3 : 3.0, OV_WORKERS, (unsigned long long)(OV_TASK_NS / 1000000), OV_QUEUE,
+        (unsigned long long)(OV_DEADLINE_NS / 1000000));
 }

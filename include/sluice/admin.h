@@ -208,7 +208,8 @@ SLUICE_API sluice_err sluice_admin_remove_pool(sluice_admin *admin, sluice_pool 
  * included), SLUICE_ENOENT (the server does not serve the pool).
  * Thread-safe; the next /health/ready uses it.
  */
-SLUICE_API sluice_err sluice_admin_set_pool_readiness(sluice_admin *admin, const sluice_pool *pool, double weight);
+SLUICE_API sluice_err sluice_admin_set_pool_readiness(sluice_admin *admin, const sluice_pool *pool,
+                                                      double weight);
 
 /*
  * sluice_admin_set_ready - false turns /health/ready into 503 "draining"

@@ -62,8 +62,8 @@ typedef struct sluice_batcher sluice_batcher;
 
 /* Why a batch was sealed. */
 #define SLUICE_FLUSH_REASON_MAP(XX)                                                                          \
-    XX(SIZE, "size")   /* it reached max_items */                                                          \
-    XX(TIME, "time")   /* max_delay_ns passed since its first item */                                      \
+    XX(SIZE, "size")   /* it reached max_items */                                                            \
+    XX(TIME, "time")   /* max_delay_ns passed since its first item */                                        \
     XX(DRAIN, "drain") /* flush, drain or destroy */
 
 typedef enum sluice_flush_reason {
@@ -75,10 +75,10 @@ typedef enum sluice_flush_reason {
 
 /* Why a batch went to the failure handler. */
 #define SLUICE_BATCH_FAILURE_MAP(XX)                                                                         \
-    XX(FAILED, "failed")       /* batch_fn returned non-zero (rc) */                                       \
-    XX(PANICKED, "panicked")   /* batch_fn panicked */                                                     \
-    XX(REFUSED, "refused")     /* the pool refused the batch task (rc = the sluice_err) */                 \
-    XX(ABANDONED, "abandoned") /* the pool handed the queued batch back (rc = its reason) */               \
+    XX(FAILED, "failed")       /* batch_fn returned non-zero (rc) */                                         \
+    XX(PANICKED, "panicked")   /* batch_fn panicked */                                                       \
+    XX(REFUSED, "refused")     /* the pool refused the batch task (rc = the sluice_err) */                   \
+    XX(ABANDONED, "abandoned") /* the pool handed the queued batch back (rc = its reason) */                 \
     XX(UNSENT, "unsent")       /* drain's deadline came before the batch could be sealed */
 
 typedef enum sluice_batch_failure {
@@ -148,8 +148,8 @@ SLUICE_API void sluice_batcher_config_init(sluice_batcher_config *cfg);
  * go somewhere"); SLUICE_ENOMEM.
  * Ownership: *out belongs to the caller; free with sluice_batcher_destroy.
  */
-SLUICE_API sluice_err sluice_batcher_create(const sluice_batcher_config *cfg, sluice_batcher **out, char *errbuf,
-                                            size_t errlen);
+SLUICE_API sluice_err sluice_batcher_create(const sluice_batcher_config *cfg, sluice_batcher **out,
+                                            char *errbuf, size_t errlen);
 
 /*
  * sluice_batcher_add - add one item to the current batch (sealing it when
@@ -179,9 +179,9 @@ SLUICE_API sluice_err sluice_batcher_try_add(sluice_batcher *b, void *item);
 SLUICE_API sluice_err sluice_batcher_flush(sluice_batcher *b);
 
 typedef struct sluice_batcher_drain_report {
-    uint64_t batches;     /* batches finished during the drain */
+    uint64_t batches;      /* batches finished during the drain */
     uint64_t items_unsent; /* items handed to failure_fn as UNSENT at the deadline */
-    uint64_t in_flight;   /* batches still out at the deadline (they finish or fail later) */
+    uint64_t in_flight;    /* batches still out at the deadline (they finish or fail later) */
     bool timed_out;
 } sluice_batcher_drain_report;
 
@@ -216,14 +216,14 @@ typedef struct sluice_batcher_stats {
     bool closed;          /* drain or destroy has begun */
     /* counters */
     uint64_t added;
-    uint64_t delivered;     /* items in batches batch_fn accepted */
-    uint64_t failed_items;  /* items handed to failure_fn */
-    uint64_t batches;       /* sealed */
+    uint64_t delivered;    /* items in batches batch_fn accepted */
+    uint64_t failed_items; /* items handed to failure_fn */
+    uint64_t batches;      /* sealed */
     uint64_t batches_ok;
-    uint64_t batches_failed; /* handed to failure_fn, any reason */
-    uint64_t flushes[SLUICE_FLUSH_REASON_COUNT_];  /* sealed, by reason */
+    uint64_t batches_failed;                        /* handed to failure_fn, any reason */
+    uint64_t flushes[SLUICE_FLUSH_REASON_COUNT_];   /* sealed, by reason */
     uint64_t failures[SLUICE_BATCH_FAILURE_COUNT_]; /* failed batches, by why */
-    uint64_t rejected;      /* adds refused (EFULL, ETIMEDOUT, EDEADLK) */
+    uint64_t rejected;                              /* adds refused (EFULL, ETIMEDOUT, EDEADLK) */
 } sluice_batcher_stats;
 
 SLUICE_API void sluice_batcher_stats_get(sluice_batcher *b, sluice_batcher_stats *out);

@@ -134,21 +134,21 @@ SLUICE_API void sluice_cluster_destroy(sluice_cluster *c);
 /* A snapshot of the cluster's state. */
 typedef struct sluice_cluster_status {
     /* gauges */
-    bool redis_up;           /* the last Redis call succeeded */
-    bool fallback;           /* in fallback (Redis down or never reached) */
-    bool have_view;          /* a member list was read at least once */
-    unsigned members;        /* live replicas of the service (last known) */
-    unsigned rank;           /* this replica's index among them (ids sorted) */
-    uint64_t redis_latency_ns;     /* last round trip */
-    uint64_t view_age_ns;          /* since the member list was last read */
+    bool redis_up;             /* the last Redis call succeeded */
+    bool fallback;             /* in fallback (Redis down or never reached) */
+    bool have_view;            /* a member list was read at least once */
+    unsigned members;          /* live replicas of the service (last known) */
+    unsigned rank;             /* this replica's index among them (ids sorted) */
+    uint64_t redis_latency_ns; /* last round trip */
+    uint64_t view_age_ns;      /* since the member list was last read */
     /* counters */
-    uint64_t heartbeats;           /* successful heartbeats */
-    uint64_t view_changes;         /* member-list changes seen */
-    uint64_t fallbacks;            /* entries into fallback */
-    uint64_t reconnects;           /* successful (re)connections */
-    uint64_t redis_round_trips;    /* Redis calls made, all objects together */
-    uint64_t redis_errors;         /* Redis calls that failed (error, timeout) */
-    uint64_t script_reloads;       /* NOSCRIPT answers that reloaded a script */
+    uint64_t heartbeats;        /* successful heartbeats */
+    uint64_t view_changes;      /* member-list changes seen */
+    uint64_t fallbacks;         /* entries into fallback */
+    uint64_t reconnects;        /* successful (re)connections */
+    uint64_t redis_round_trips; /* Redis calls made, all objects together */
+    uint64_t redis_errors;      /* Redis calls that failed (error, timeout) */
+    uint64_t script_reloads;    /* NOSCRIPT answers that reloaded a script */
     char replica_id[SLUICE_CLUSTER_NAME_MAX + 1];
 } sluice_cluster_status;
 
@@ -183,8 +183,8 @@ SLUICE_API unsigned sluice_share_k(unsigned share, unsigned replicas, unsigned r
 
 /* Why a binding's K changed. */
 typedef enum sluice_share_reason {
-    SLUICE_SHARE_VIEW = 0,   /* a new member list */
-    SLUICE_SHARE_FALLBACK,   /* Redis is down: the fallback bound */
+    SLUICE_SHARE_VIEW = 0, /* a new member list */
+    SLUICE_SHARE_FALLBACK, /* Redis is down: the fallback bound */
 } sluice_share_reason;
 
 typedef void (*sluice_share_fn)(void *user, unsigned k, sluice_share_reason reason);
@@ -220,7 +220,8 @@ typedef struct sluice_share_binding {
  * and no on_k); SLUICE_ENOMEM / SLUICE_EFULL... SLUICE_EBUSY when
  * SLUICE_CLUSTER_MAX_BINDINGS are bound.
  */
-SLUICE_API sluice_err sluice_cluster_bind_share(sluice_cluster *c, const sluice_share_binding *b, unsigned *id);
+SLUICE_API sluice_err sluice_cluster_bind_share(sluice_cluster *c, const sluice_share_binding *b,
+                                                unsigned *id);
 
 /* sluice_cluster_unbind - forget a binding; after it returns its callback
  * does not run and its pool is not touched. SLUICE_ENOENT for a bad id. */
@@ -308,21 +309,21 @@ SLUICE_API void sluice_dsem_close(sluice_dsem *ds);
 
 typedef struct sluice_dsem_stats {
     /* gauges */
-    unsigned share;      /* the service's share */
-    unsigned cap;        /* this replica's fair share (last Redis answer) */
-    unsigned leased;     /* permits Redis granted this replica */
-    unsigned in_use;     /* handed out locally now */
+    unsigned share;  /* the service's share */
+    unsigned cap;    /* this replica's fair share (last Redis answer) */
+    unsigned leased; /* permits Redis granted this replica */
+    unsigned in_use; /* handed out locally now */
     unsigned waiters;
     bool fallback;
     unsigned fallback_bound; /* the local bound while in fallback */
     /* counters */
     uint64_t acquired;
-    uint64_t lease_calls;     /* Redis calls made by acquirers (out of permits) */
-    uint64_t renew_calls;     /* Redis calls made by the cluster thread */
-    uint64_t granted;         /* permits Redis granted, in total */
-    uint64_t returned;        /* permits given back to Redis, in total */
+    uint64_t lease_calls;       /* Redis calls made by acquirers (out of permits) */
+    uint64_t renew_calls;       /* Redis calls made by the cluster thread */
+    uint64_t granted;           /* permits Redis granted, in total */
+    uint64_t returned;          /* permits given back to Redis, in total */
     uint64_t fallback_acquires; /* permits handed out under the fallback bound */
-    uint64_t timeouts;        /* acquires that ended on ctx */
+    uint64_t timeouts;          /* acquires that ended on ctx */
 } sluice_dsem_stats;
 
 SLUICE_API void sluice_dsem_stats_get(sluice_dsem *ds, sluice_dsem_stats *out);
@@ -476,8 +477,8 @@ typedef struct sluice_cluster_settings {
     char service[SLUICE_CLUSTER_NAME_MAX + 1];
     char replica_id[SLUICE_CLUSTER_NAME_MAX + 1];
     uint64_t heartbeat_ns, member_ttl_ns, lease_ttl_ns, redis_timeout_ns; /* 0 = default */
-    bool strict;             /* mode: strict (else share) */
-    char budget_file[4096];  /* relative paths are taken from the file's directory */
+    bool strict;                                                          /* mode: strict (else share) */
+    char budget_file[4096]; /* relative paths are taken from the file's directory */
     unsigned fallback_k, block;
 } sluice_cluster_settings;
 
@@ -505,8 +506,8 @@ typedef struct sluice_cluster_settings {
  * SLUICE_EIO ("path: reason"); SLUICE_EPARSE / SLUICE_EINVAL with
  * "path:line:col: cluster.key: what is wrong" in errbuf.
  */
-SLUICE_API sluice_err sluice_cluster_settings_load(const char *path, sluice_cluster_settings *out, char *errbuf,
-                                                   size_t errlen);
+SLUICE_API sluice_err sluice_cluster_settings_load(const char *path, sluice_cluster_settings *out,
+                                                   char *errbuf, size_t errlen);
 
 /* sluice_cluster_settings_apply - a sluice_cluster_config from settings
  * (init + the fields given). cfg's strings point into s, which must

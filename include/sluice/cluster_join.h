@@ -48,8 +48,8 @@ typedef struct sluice_cluster_join sluice_cluster_join;
  * Thread-safety: call once, before sluice_service_run.
  */
 SLUICE_API sluice_err sluice_cluster_join_create(const sluice_config *cfg, sluice_service *svc,
-                                                 sluice_logger *logger, sluice_cluster_join **out, char *errbuf,
-                                                 size_t errlen);
+                                                 sluice_logger *logger, sluice_cluster_join **out,
+                                                 char *errbuf, size_t errlen);
 
 /*
  * sluice_cluster_join_destroy - remove the health check, unbind the pools,

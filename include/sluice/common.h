@@ -35,24 +35,24 @@
  */
 #define SLUICE_ERR_MAP(XX)                                                                                   \
     XX(OK, "success")                                                                                        \
-    XX(EINVAL, "invalid argument")                  /* an argument or config field is invalid */             \
-    XX(ENOMEM, "out of memory")                     /* an allocation failed; nothing was changed */          \
-    XX(EFULL, "queue full")                         /* the queue is full and the policy refuses */           \
-    XX(ECLOSED, "closed or draining")               /* the pool (or object) is draining or closed */         \
-    XX(ETIMEDOUT, "timed out")                      /* a deadline or timeout passed first */                 \
+    XX(EINVAL, "invalid argument")                    /* an argument or config field is invalid */           \
+    XX(ENOMEM, "out of memory")                       /* an allocation failed; nothing was changed */        \
+    XX(EFULL, "queue full")                           /* the queue is full and the policy refuses */         \
+    XX(ECLOSED, "closed or draining")                 /* the pool (or object) is draining or closed */       \
+    XX(ETIMEDOUT, "timed out")                        /* a deadline or timeout passed first */               \
     XX(EDEADLK, "would deadlock (waiting on itself)") /* a worker submitting to its own full pool */         \
-    XX(ECANCELED, "canceled")                       /* a context was cancelled */                            \
-    XX(EAGAIN, "would block, try again")            /* try_* calls */                                        \
-    XX(EBUSY, "busy: state forbids the call")       /* the object is in a state that forbids the call */     \
-    XX(ENOTSUP, "not supported")                    /* on this platform or build */                          \
-    XX(ESYS, "system call failed (see errno)")      /* errno holds the reason */                             \
-    XX(EINIT, "worker init hook failed")            /* a worker init hook returned non-zero */               \
-    XX(EOVERFLOW, "count would exceed its bound")   /* for example releasing more than held */               \
-    XX(EOPEN, "circuit breaker open")               /* a circuit breaker refused the call */                 \
-    XX(ENOENT, "no such entry")                     /* a named thing does not exist */                       \
-    XX(EIO, "I/O error")                            /* reading or writing a file or socket failed */         \
-    XX(EPARSE, "parse error")                       /* input could not be parsed */                          \
-    XX(ETASK, "task failed or panicked")            /* a task reported failure (non-zero return or panic) */
+    XX(ECANCELED, "canceled")                         /* a context was cancelled */                          \
+    XX(EAGAIN, "would block, try again")              /* try_* calls */                                      \
+    XX(EBUSY, "busy: state forbids the call")         /* the object is in a state that forbids the call */   \
+    XX(ENOTSUP, "not supported")                      /* on this platform or build */                        \
+    XX(ESYS, "system call failed (see errno)")        /* errno holds the reason */                           \
+    XX(EINIT, "worker init hook failed")              /* a worker init hook returned non-zero */             \
+    XX(EOVERFLOW, "count would exceed its bound")     /* for example releasing more than held */             \
+    XX(EOPEN, "circuit breaker open")                 /* a circuit breaker refused the call */               \
+    XX(ENOENT, "no such entry")                       /* a named thing does not exist */                     \
+    XX(EIO, "I/O error")                              /* reading or writing a file or socket failed */       \
+    XX(EPARSE, "parse error")                         /* input could not be parsed */                        \
+    XX(ETASK, "task failed or panicked")              /* a task reported failure (non-zero return or panic) */
 
 typedef enum sluice_err {
 #define SLUICE_ERR_ENUM_(id, text) SLUICE_##id,

@@ -132,9 +132,9 @@ typedef enum sluice_config_type {
 
 /* What a reload does with a changed value. */
 typedef enum sluice_config_reload {
-    SLUICE_CONFIG_RESTART = 0,  /* logged "not applied: needs a restart"; the running value stays */
-    SLUICE_CONFIG_LIVE,         /* applied: the row's apply hook (pools) or the caller reads it */
-    SLUICE_CONFIG_DECLARATIVE,  /* read by tools, not by the pools: the new value is recorded */
+    SLUICE_CONFIG_RESTART = 0, /* logged "not applied: needs a restart"; the running value stays */
+    SLUICE_CONFIG_LIVE,        /* applied: the row's apply hook (pools) or the caller reads it */
+    SLUICE_CONFIG_DECLARATIVE, /* read by tools, not by the pools: the new value is recorded */
     SLUICE_CONFIG_RELOAD_COUNT_
 } sluice_config_reload_class;
 
@@ -150,19 +150,19 @@ struct sluice_config_pool;
 struct sluice_config_table;
 
 typedef struct sluice_config_key {
-    const char *name;        /* snake_case, as written in the file */
+    const char *name; /* snake_case, as written in the file */
     sluice_config_type type;
-    size_t offset;           /* of the value in its section's struct */
-    size_t count_offset;     /* SECONDS_LIST: of its size_t count */
+    size_t offset;       /* of the value in its section's struct */
+    size_t count_offset; /* SECONDS_LIST: of its size_t count */
     sluice_config_reload_class reload;
-    unsigned flags;          /* SLUICE_CONFIG_REQUIRED | ... */
+    unsigned flags;                /* SLUICE_CONFIG_REQUIRED | ... */
     const char *const *enum_names; /* ENUM: the name of each value (NULL: no name) */
     unsigned enum_count;
-    const char *zero_word;   /* UINT: a word read as 0 and written for 0 ("auto") */
-    uint64_t min;            /* UINT, SIZE, DURATION: inclusive bounds; max 0 = the type's */
+    const char *zero_word; /* UINT: a word read as 0 and written for 0 ("auto") */
+    uint64_t min;          /* UINT, SIZE, DURATION: inclusive bounds; max 0 = the type's */
     uint64_t max;
-    const char *min_why;     /* said after "must be > 0": "there is no unbounded queue" */
-    const char *max_why;     /* said after "must be <= max" */
+    const char *min_why;      /* said after "must be > 0": "there is no unbounded queue" */
+    const char *max_why;      /* said after "must be <= max" */
     const char *required_why; /* said after "required" */
     /* A refusal before parsing: returns the complaint (for example the
      * words "unbounded" or "none" for a bound) or NULL. */
@@ -174,8 +174,8 @@ typedef struct sluice_config_key {
      * false with a reason (written to why) refuses the whole reload.
      * apply: make the pool take the value (pool NULL never reaches it).
      * Both NULL for a live key the caller reads itself (drain_timeout). */
-    bool (*check)(const struct sluice_config_pool *running, const struct sluice_config_pool *next,
-                  char *why, size_t len);
+    bool (*check)(const struct sluice_config_pool *running, const struct sluice_config_pool *next, char *why,
+                  size_t len);
     sluice_err (*apply)(sluice_pool *pool, const struct sluice_config_pool *next);
     const char *applied_note; /* logged after a live change; NULL = "(applied)" */
     /* TABLE: what one item of the list holds. */
@@ -394,7 +394,7 @@ typedef struct sluice_config_tenant {
     unsigned running_limit; /* default 0 = none; else at most this many of K run at once */
     bool strict;            /* default false: an idle pool lends past running_limit (work-conserving) */
     sluice_tenant_overflow overflow; /* past queued_limit: reject (default) | drop_oldest (its own oldest) */
-    uint64_t set;           /* bit (1u << sluice_tenant_key): given */
+    uint64_t set;                    /* bit (1u << sluice_tenant_key): given */
     sluice_config_pos pos[SLUICE_TK_COUNT_];
     sluice_config_pos entry_pos; /* the `- name:` item */
 } sluice_config_tenant;
@@ -426,29 +426,29 @@ typedef struct sluice_config_pool {
     double readiness_weight; /* default 1: how much this pool saturated counts against /health/ready */
     /* Tenants and tiers (issue 13). */
     sluice_queue_discipline queue_discipline; /* fifo (default) | fair | sharded */
-    sluice_config_tenant *tenants;                   /* key `tenants`, in file order; NULL when absent */
+    sluice_config_tenant *tenants;            /* key `tenants`, in file order; NULL when absent */
     size_t tenant_count;
     char *tier; /* key `tier`: the tier this pool serves for the router; NULL = none */
     /* The fair queue's bounds (sluice_fair_config; 0 = the library's default). */
-    unsigned max_tenants;        /* key `max_tenants` */
-    unsigned tenant_shard_queues; /* key `tenant_shard_queues` */
-    unsigned tenant_hand_size;   /* key `tenant_hand_size` */
+    unsigned max_tenants;           /* key `max_tenants` */
+    unsigned tenant_shard_queues;   /* key `tenant_shard_queues` */
+    unsigned tenant_hand_size;      /* key `tenant_hand_size` */
     uint64_t tenant_idle_forget_ns; /* key `tenant_idle_forget` */
-    bool known_tenants_only;     /* key `known_tenants_only`: refuse tenants the list does not name */
+    bool known_tenants_only;        /* key `known_tenants_only`: refuse tenants the list does not name */
     /* The controller (sluice/control.h); all zero = none. */
-    int concurrency_mode;            /* sluice_control_mode; default fixed */
-    unsigned concurrency_min;        /* 0 = max(1, min_workers) */
-    unsigned concurrency_max;        /* 0 = workers */
+    int concurrency_mode;             /* sluice_control_mode; default fixed */
+    unsigned concurrency_min;         /* 0 = max(1, min_workers) */
+    unsigned concurrency_max;         /* 0 = workers */
     uint64_t concurrency_interval_ns; /* 0 = 1 s */
-    bool autotune;                   /* default false */
-    uint64_t autotune_cooldown_ns;   /* 0 = 2 intervals */
-    unsigned autotune_max_step;      /* 0 = 8 */
-    double autotune_hysteresis;      /* 0 = 0.1 */
-    double autotune_util_high;       /* 0 = 0.9 */
-    double autotune_util_low;        /* 0 = 0.3 */
-    uint64_t probe_every_ns;         /* 0 = no probes */
-    uint64_t probe_timeout_ns;       /* 0 = 5 s */
-    bool probe_affects_ready;        /* default false */
+    bool autotune;                    /* default false */
+    uint64_t autotune_cooldown_ns;    /* 0 = 2 intervals */
+    unsigned autotune_max_step;       /* 0 = 8 */
+    double autotune_hysteresis;       /* 0 = 0.1 */
+    double autotune_util_high;        /* 0 = 0.9 */
+    double autotune_util_low;         /* 0 = 0.3 */
+    uint64_t probe_every_ns;          /* 0 = no probes */
+    uint64_t probe_timeout_ns;        /* 0 = 5 s */
+    bool probe_affects_ready;         /* default false */
     /* Overload queue management (sluice_overload_mode in pool.h). */
     sluice_overload_mode overload; /* off (default) | codel | lifo | codel+lifo */
     uint64_t overload_target_ns;   /* default 5 ms; <= overload_interval */
@@ -467,7 +467,8 @@ typedef struct sluice_config_pool {
 
 /* sluice_config_pool_tenant - the pool's entry for tenant `name` (exact
  * match), else its "*" entry, else NULL (every value at its default). */
-SLUICE_API const sluice_config_tenant *sluice_config_pool_tenant(const sluice_config_pool *p, const char *name);
+SLUICE_API const sluice_config_tenant *sluice_config_pool_tenant(const sluice_config_pool *p,
+                                                                 const char *name);
 
 /*
  * sluice_config_pool_set_tenants - configure the named tenants of the
@@ -480,8 +481,8 @@ SLUICE_API const sluice_config_tenant *sluice_config_pool_tenant(const sluice_co
  * pool p is draining": the entry, the tenant and what is wrong).
  * Thread-safety: as sluice_pool_tenant_set (safe, any thread).
  */
-SLUICE_API sluice_err sluice_config_pool_set_tenants(const sluice_config_pool *p, sluice_pool *pool, char *errbuf,
-                                                     size_t errlen);
+SLUICE_API sluice_err sluice_config_pool_set_tenants(const sluice_config_pool *p, sluice_pool *pool,
+                                                     char *errbuf, size_t errlen);
 
 /* sluice_config_pool_has - true when `key` was given for this pool. */
 static inline bool sluice_config_pool_has(const sluice_config_pool *p, sluice_pool_key key)
@@ -511,14 +512,14 @@ typedef struct sluice_config_ops_keys {
     sluice_pool_kind kind;             /* key `kind`; UNSET when absent */
     uint64_t alert_slow_task_p99_ns;   /* threshold of the slow-task alert; 0 = the rules' default */
     uint64_t alert_submit_wait_p99_ns; /* threshold of the submit-wait alert; 0 = the rules' default */
-    double slo_objective;              /* the pool's SLO, e.g. 0.999; 0 = none (`sluice rules` burn-rate alerts) */
-    uint64_t slo_latency_ns;           /* latency SLO: tasks longer than this are bad; 0 = availability only */
-    uint64_t slo_window_ns;            /* the SLO window; default 720h (30 days) */
-    double alert_saturation;           /* PoolSaturated's running/K ratio; 0 = the rules' default (0.9) */
-    double alert_loss_ratio;           /* PoolDropping's lost/offered ratio; 0 = the default (0 block, 0.01) */
-    uint64_t alert_for_ns;             /* the `for:` of the 5-minute alerts; 0 = the default (5m) */
-    char *alert_rationale;             /* why these thresholds: lands in each alert's description */
-    size_t task_memory;                /* bytes one running task holds (`kind: memory`); 0 = not declared */
+    double slo_objective;    /* the pool's SLO, e.g. 0.999; 0 = none (`sluice rules` burn-rate alerts) */
+    uint64_t slo_latency_ns; /* latency SLO: tasks longer than this are bad; 0 = availability only */
+    uint64_t slo_window_ns;  /* the SLO window; default 720h (30 days) */
+    double alert_saturation; /* PoolSaturated's running/K ratio; 0 = the rules' default (0.9) */
+    double alert_loss_ratio; /* PoolDropping's lost/offered ratio; 0 = the default (0 block, 0.01) */
+    uint64_t alert_for_ns;   /* the `for:` of the 5-minute alerts; 0 = the default (5m) */
+    char *alert_rationale;   /* why these thresholds: lands in each alert's description */
+    size_t task_memory;      /* bytes one running task holds (`kind: memory`); 0 = not declared */
 } sluice_config_ops_keys;
 enum {
     SLUICE_OPS_KIND = 0,
@@ -690,8 +691,9 @@ SLUICE_API sluice_err sluice_config_load_string(const char *text, size_t len, co
  * read up to the 1 MiB limit: a longer stream is refused with
  * SLUICE_EINVAL ("name: more than 1048576 bytes") without reading it all,
  * so `sluice lint - < /dev/zero` ends. Returns SLUICE_EIO on a read error. */
-SLUICE_API sluice_err sluice_config_load_stream(FILE *in, const char *name, const sluice_config_load_opts *opts,
-                                                sluice_config **out, char *errbuf, size_t errlen);
+SLUICE_API sluice_err sluice_config_load_stream(FILE *in, const char *name,
+                                                const sluice_config_load_opts *opts, sluice_config **out,
+                                                char *errbuf, size_t errlen);
 
 /* sluice_config_free - free a config and all it owns. NULL is a no-op. */
 SLUICE_API void sluice_config_free(sluice_config *cfg);
@@ -802,8 +804,8 @@ SLUICE_API sluice_err sluice_config_reload(sluice_config **current, const char *
  * Ownership: out and errbuf are the caller's.
  * Thread-safety: safe from any thread (reads only the file).
  */
-SLUICE_API sluice_err sluice_config_read_token_file(const char *path, const char *what, char *out, size_t outlen,
-                                                    char *errbuf, size_t errlen);
+SLUICE_API sluice_err sluice_config_read_token_file(const char *path, const char *what, char *out,
+                                                    size_t outlen, char *errbuf, size_t errlen);
 
 /*
  * sluice_config_admin_token - the admin token the config asks for: the

@@ -173,7 +173,8 @@ typedef struct sluice_keyed_drain_report {
  * returns SLUICE_OK with an empty report.
  * Thread-safety: any thread but this executor's tasks; drains serialise.
  */
-SLUICE_API sluice_err sluice_keyed_drain(sluice_keyed *ex, uint64_t timeout_ns, sluice_keyed_drain_report *report);
+SLUICE_API sluice_err sluice_keyed_drain(sluice_keyed *ex, uint64_t timeout_ns,
+                                         sluice_keyed_drain_report *report);
 
 /*
  * sluice_keyed_destroy - close, hand back every waiting task (reason
@@ -188,13 +189,13 @@ SLUICE_API void sluice_keyed_destroy(sluice_keyed *ex);
 
 typedef struct sluice_keyed_stats {
     /* gauges */
-    size_t keys;              /* keys with a task waiting or running */
-    unsigned active_keys;     /* keys running a task now */
-    size_t queued;            /* tasks waiting, all keys */
-    size_t longest_backlog;   /* the most tasks waiting on one key */
-    unsigned runners;         /* runner tasks on the pool now */
-    unsigned waiting;         /* submitters blocked for space */
-    bool closed;              /* drain or destroy has begun */
+    size_t keys;            /* keys with a task waiting or running */
+    unsigned active_keys;   /* keys running a task now */
+    size_t queued;          /* tasks waiting, all keys */
+    size_t longest_backlog; /* the most tasks waiting on one key */
+    unsigned runners;       /* runner tasks on the pool now */
+    unsigned waiting;       /* submitters blocked for space */
+    bool closed;            /* drain or destroy has begun */
     /* counters */
     uint64_t submitted;
     uint64_t completed; /* returned 0 */

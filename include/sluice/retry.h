@@ -240,8 +240,8 @@ typedef struct sluice_retry_result {
      * retrier was destroyed with the retry still waiting. */
     sluice_err err;
     sluice_retry_outcome outcome;
-    int last_rc;        /* the last attempt's return value (0 if none ran or it panicked) */
-    unsigned attempts;  /* attempts that ran */
+    int last_rc;         /* the last attempt's return value (0 if none ran or it panicked) */
+    unsigned attempts;   /* attempts that ran */
     uint64_t elapsed_ns; /* from the call's start to its end, on the retrier's clock */
 } sluice_retry_result;
 
@@ -360,10 +360,10 @@ typedef struct sluice_retry_stats {
     uint64_t in_flight; /* calls started and not yet ended */
     uint64_t waiting;   /* calls waiting out a backoff now (sleeping, or scheduled) */
     /* counters since create */
-    uint64_t calls;            /* calls started (accepted) */
-    uint64_t attempts;         /* attempts run, first attempts included */
-    uint64_t retries;          /* attempts after the first */
-    uint64_t budget_exhausted; /* retries the budget refused (= outcome BUDGET) */
+    uint64_t calls;                                 /* calls started (accepted) */
+    uint64_t attempts;                              /* attempts run, first attempts included */
+    uint64_t retries;                               /* attempts after the first */
+    uint64_t budget_exhausted;                      /* retries the budget refused (= outcome BUDGET) */
     uint64_t outcomes[SLUICE_RETRY_OUTCOME_COUNT_]; /* ended calls by outcome */
 } sluice_retry_stats;
 

@@ -83,12 +83,12 @@ struct sluice_tenant;
 /* Where a name goes. The strings and the handle belong to the router
  * (`tenant` is the caller's own `name` when by_default). */
 typedef struct sluice_route {
-    sluice_pool *pool;  /* the tier's pool */
-    const char *tier;   /* the tier's name */
-    const char *tenant; /* the tenant the submit is for; NULL when the name was a tier */
-    bool by_default;    /* the tier took the name through "*" (no tier lists it) */
+    sluice_pool *pool;            /* the tier's pool */
+    const char *tier;             /* the tier's name */
+    const char *tenant;           /* the tenant the submit is for; NULL when the name was a tier */
+    bool by_default;              /* the tier took the name through "*" (no tier lists it) */
     struct sluice_tenant *handle; /* a listed tenant of a fair tier (sluice/tenant.h); else NULL */
-    bool fair;          /* the tier's pool is SLUICE_QUEUE_FAIR: submits carry the tenant */
+    bool fair;                    /* the tier's pool is SLUICE_QUEUE_FAIR: submits carry the tenant */
 } sluice_route;
 
 /*

@@ -89,8 +89,10 @@ void sluice__admin_sample(sluice_admin *a)
 /* True when the pool's scheduled probes fail (pools_lock held); *cs filled. */
 static bool probe_failing(sluice_admin *a, sluice_pool *pool, sluice_pool_control_stats *cs)
 {
-    sluice_service *svc = atomic_load_explicit(&a->service, memory_order_acquire); /* pairs with attach's store */
-    return svc && sluice_service_control_stats(svc, pool, cs) == SLUICE_OK && cs->probes_enabled && !cs->healthy;
+    sluice_service *svc =
+        atomic_load_explicit(&a->service, memory_order_acquire); /* pairs with attach's store */
+    return svc && sluice_service_control_stats(svc, pool, cs) == SLUICE_OK && cs->probes_enabled &&
+           !cs->healthy;
 }
 
 /* ---- the service's checks ---------------------------------------------------------- */
@@ -112,7 +114,8 @@ static bool run_checks(sluice_admin *a, sluice__sb *b)
             [SLUICE_HEALTH_DEGRADED] = "DEGRADED",
             [SLUICE_HEALTH_FAIL] = "FAIL",
         };
-        unsigned st = (unsigned)res[i].state <= SLUICE_HEALTH_FAIL ? (unsigned)res[i].state : SLUICE_HEALTH_FAIL;
+        unsigned st =
+            (unsigned)res[i].state <= SLUICE_HEALTH_FAIL ? (unsigned)res[i].state : SLUICE_HEALTH_FAIL;
         ok = ok && st != SLUICE_HEALTH_FAIL;
         sluice__sb_printf(b, "%s %s: %s\n", res[i].name, word[st], res[i].line);
     }
@@ -174,8 +177,8 @@ static int ep_ready(sluice_admin *a, struct MHD_Connection *c)
             if (over) {
                 over_weight += w;
             }
-            sluice__sb_printf(&b, "%s saturated for %.1fs (%s threshold %.1fs%s)\n", name, (double)for_ns / 1e9,
-                              over ? "over" : "under", thr, weight);
+            sluice__sb_printf(&b, "%s saturated for %.1fs (%s threshold %.1fs%s)\n", name,
+                              (double)for_ns / 1e9, over ? "over" : "under", thr, weight);
         } else {
             sluice__sb_printf(&b, "%s ok%s\n", name, weight);
         }

@@ -61,9 +61,9 @@ typedef struct sluice__admin_route {
 } sluice__admin_route;
 
 /* The tables, one per file (see http.c's route_tables for their order). */
-extern const sluice__admin_route sluice__admin_server_routes[]; /* http.c: /metrics */
-extern const sluice__admin_route sluice__admin_health_routes[]; /* health.c */
-extern const sluice__admin_route sluice__admin_debug_routes[];  /* debug.c */
+extern const sluice__admin_route sluice__admin_server_routes[];  /* http.c: /metrics */
+extern const sluice__admin_route sluice__admin_health_routes[];  /* health.c */
+extern const sluice__admin_route sluice__admin_debug_routes[];   /* debug.c */
 extern const sluice__admin_route sluice__admin_console_routes[]; /* console.c: / */
 
 /* The longest path or query string routed; longer is 400. */

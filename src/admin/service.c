@@ -33,7 +33,8 @@ static void w_pool_added(void *user, sluice_pool *pool)
     if (r != SLUICE_OK) {
         /* EOVERFLOW past SLUICE__ADMIN_MAX_POOLS, or a name clash: said
          * once on stderr, as the server has no log of its own. */
-        fprintf(stderr, "sluice admin: pool %s is not served: %s\n", sluice_pool_name(pool), sluice_strerror(r));
+        fprintf(stderr, "sluice admin: pool %s is not served: %s\n", sluice_pool_name(pool),
+                sluice_strerror(r));
     }
 }
 

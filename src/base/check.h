@@ -48,8 +48,8 @@
 #include <sys/syscall.h>
 #endif
 
-__attribute__((noreturn, cold)) static inline void sluice__check_fail(const char *what, const char *file, int line,
-                                                                      const char *func)
+__attribute__((noreturn, cold)) static inline void sluice__check_fail(const char *what, const char *file,
+                                                                      int line, const char *func)
 {
     fprintf(stderr, "sluice: internal invariant broken: %s (%s:%d, %s)\n", what, file, line, func);
     fflush(stderr);
@@ -75,10 +75,10 @@ static inline int sluice__mutex_held(const pthread_mutex_t *mu)
 #endif
 }
 
-#define SLUICE__ASSERT(cond)                                                                                     \
-    ((cond) ? (void)0 : sluice__check_fail(#cond, __FILE__, __LINE__, __func__))
-#define SLUICE__ASSERT_HELD(mu)                                                                                  \
-    (sluice__mutex_held(mu) ? (void)0 : sluice__check_fail("this thread holds " #mu, __FILE__, __LINE__, __func__))
+#define SLUICE__ASSERT(cond) ((cond) ? (void)0 : sluice__check_fail(#cond, __FILE__, __LINE__, __func__))
+#define SLUICE__ASSERT_HELD(mu)                                                                              \
+    (sluice__mutex_held(mu) ? (void)0                                                                        \
+                            : sluice__check_fail("this thread holds " #mu, __FILE__, __LINE__, __func__))
 #else
 #define SLUICE__ASSERT(cond) ((void)sizeof((cond) ? 1 : 0))
 #define SLUICE__ASSERT_HELD(mu) ((void)sizeof(mu))

@@ -39,11 +39,11 @@
 #define SLUICE__ENUM_NAME_(id, name) name,
 
 #define SLUICE__ENUM_FUNCTIONS(type, MAP, first, fallback, name_fn, parse_fn)                                \
-    static const char *const name_fn##_rows_[] = {MAP(SLUICE__ENUM_NAME_)};                                 \
+    static const char *const name_fn##_rows_[] = {MAP(SLUICE__ENUM_NAME_)};                                  \
     const char *name_fn(type value)                                                                          \
     {                                                                                                        \
         long long i = (long long)value - (long long)(first);                                                 \
-        if (i < 0 || i >= (long long)(sizeof name_fn##_rows_ / sizeof name_fn##_rows_[0])) {                \
+        if (i < 0 || i >= (long long)(sizeof name_fn##_rows_ / sizeof name_fn##_rows_[0])) {                 \
             return fallback;                                                                                 \
         }                                                                                                    \
         return name_fn##_rows_[i];                                                                           \

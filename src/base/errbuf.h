@@ -23,7 +23,8 @@
  * errlen is 0; otherwise always NUL-terminated (truncated if long). For a
  * caller's own variadic error function; ap is the caller's to va_end.
  */
-static inline void sluice__verrf(char *errbuf, size_t errlen, const char *fmt, va_list ap) SLUICE_PRINTF(3, 0);
+static inline void sluice__verrf(char *errbuf, size_t errlen, const char *fmt, va_list ap)
+    SLUICE_PRINTF(3, 0);
 static inline void sluice__verrf(char *errbuf, size_t errlen, const char *fmt, va_list ap)
 {
     if (!errbuf || errlen == 0) {

@@ -67,8 +67,8 @@ static inline bool sluice__text_append(char **buf, size_t *len, size_t *cap, siz
  * memory runs out; a formatting error appends nothing and returns true.
  * ap is consumed (va_end is the caller's).
  */
-static inline bool sluice__text_vappendf(char **buf, size_t *len, size_t *cap, size_t first_cap, const char *fmt,
-                                         va_list ap)
+static inline bool sluice__text_vappendf(char **buf, size_t *len, size_t *cap, size_t first_cap,
+                                         const char *fmt, va_list ap)
 {
     char tmp[512];
     va_list again;

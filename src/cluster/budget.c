@@ -104,7 +104,8 @@ static void read_shares(bparse *p, const yaml_node_t *m)
         fail(p, m, "shares: must be a mapping of service: share");
         return;
     }
-    for (yaml_node_pair_t *pr = m->data.mapping.pairs.start; pr < m->data.mapping.pairs.top && !p->failed; pr++) {
+    for (yaml_node_pair_t *pr = m->data.mapping.pairs.start; pr < m->data.mapping.pairs.top && !p->failed;
+         pr++) {
         yaml_node_t *k = yaml_document_get_node(p->doc, pr->key);
         yaml_node_t *v = yaml_document_get_node(p->doc, pr->value);
         const char *key = scalar(k);
@@ -141,8 +142,8 @@ static void read_shares(bparse *p, const yaml_node_t *m)
     }
 }
 
-sluice_err sluice_budget_parse(const char *text, size_t len, const char *name, sluice_budget *out, char *errbuf,
-                               size_t errlen)
+sluice_err sluice_budget_parse(const char *text, size_t len, const char *name, sluice_budget *out,
+                               char *errbuf, size_t errlen)
 {
     if (!text || !out) {
         return SLUICE_EINVAL;

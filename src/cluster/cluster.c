@@ -282,8 +282,8 @@ static bool heartbeat(sluice_cluster *c)
     }
     freeReplyObject(rep);
     if (recovered) {
-        log_line(c, SLUICE_LOG_INFO, "budget recovered: Redis reachable, cluster bound in force", "reconnected",
-                 members);
+        log_line(c, SLUICE_LOG_INFO, "budget recovered: Redis reachable, cluster bound in force",
+                 "reconnected", members);
     }
     return ok;
 }
@@ -405,7 +405,8 @@ static void collect(sluice_expo *w, void *user)
     sluice_expo_family(w, "sluice_budget_fallbacks_total", SLUICE_METRIC_COUNTER,
                        "Entries into the local fallback bound.");
     sluice_expo_sample(w, svc, 1, (double)st.fallbacks);
-    sluice_expo_family(w, "sluice_budget_redis_up", SLUICE_METRIC_GAUGE, "1 when the last Redis call succeeded.");
+    sluice_expo_family(w, "sluice_budget_redis_up", SLUICE_METRIC_GAUGE,
+                       "1 when the last Redis call succeeded.");
     sluice_expo_sample(w, svc, 1, st.redis_up ? 1 : 0);
     sluice_expo_family(w, "sluice_budget_redis_latency_seconds", SLUICE_METRIC_GAUGE,
                        "Round trip of the last Redis call.");
@@ -502,17 +503,20 @@ sluice_err sluice_cluster_create(const sluice_cluster_config *cfg, sluice_cluste
     *out = NULL;
     const char *prefix = cfg->key_prefix ? cfg->key_prefix : "sluice";
     if (!sluice__name_valid(cfg->service, SLUICE_CLUSTER_NAME_MAX)) {
-        sluice__errf(errbuf, errlen, "service: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"",
-             cfg->service ? cfg->service : "(null)");
+        sluice__errf(errbuf, errlen,
+                     "service: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"",
+                     cfg->service ? cfg->service : "(null)");
         return SLUICE_EINVAL;
     }
     if (!sluice__name_valid(prefix, SLUICE_CLUSTER_NAME_MAX)) {
-        sluice__errf(errbuf, errlen, "key_prefix: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"", prefix);
+        sluice__errf(errbuf, errlen,
+                     "key_prefix: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"", prefix);
         return SLUICE_EINVAL;
     }
     if (cfg->replica_id && !sluice__name_valid(cfg->replica_id, SLUICE_CLUSTER_NAME_MAX)) {
-        sluice__errf(errbuf, errlen, "replica_id: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"",
-             cfg->replica_id);
+        sluice__errf(errbuf, errlen,
+                     "replica_id: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"",
+                     cfg->replica_id);
         return SLUICE_EINVAL;
     }
     const char *host = cfg->redis_host ? cfg->redis_host : "127.0.0.1";
@@ -538,11 +542,13 @@ sluice_err sluice_cluster_create(const sluice_cluster_config *cfg, sluice_cluste
     uint64_t mttl = cfg->member_ttl_ns ? cfg->member_ttl_ns : hb3;
     uint64_t lttl = cfg->lease_ttl_ns ? cfg->lease_ttl_ns : hb3;
     if (cfg->member_ttl_ns && mttl <= hb) {
-        sluice__errf(errbuf, errlen, "member_ttl: must be longer than heartbeat (a member would expire between beats)");
+        sluice__errf(errbuf, errlen,
+                     "member_ttl: must be longer than heartbeat (a member would expire between beats)");
         return SLUICE_EINVAL;
     }
     if (cfg->lease_ttl_ns && lttl <= hb) {
-        sluice__errf(errbuf, errlen, "lease_ttl: must be longer than heartbeat (a lease would expire between renewals)");
+        sluice__errf(errbuf, errlen,
+                     "lease_ttl: must be longer than heartbeat (a lease would expire between renewals)");
         return SLUICE_EINVAL;
     }
     uint64_t rmin = cfg->reconnect_min_ns ? cfg->reconnect_min_ns : 50 * SLUICE_NS_PER_MS;
@@ -591,8 +597,8 @@ sluice_err sluice_cluster_create(const sluice_cluster_config *cfg, sluice_cluste
         }
     }
     sluice__redis_init(&c->redis, host, cfg->redis_port ? cfg->redis_port : 6379,
-                       cfg->redis_timeout_ns ? cfg->redis_timeout_ns : 250 * SLUICE_NS_PER_MS,
-                       rmin, rmax, cfg->clock, seed);
+                       cfg->redis_timeout_ns ? cfg->redis_timeout_ns : 250 * SLUICE_NS_PER_MS, rmin, rmax,
+                       cfg->clock, seed);
     pthread_mutex_init(&c->tick_mu, NULL);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->exp_mu, NULL);

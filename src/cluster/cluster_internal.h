@@ -47,10 +47,10 @@ typedef struct sluice__redis {
     uint64_t backoff_min_ns, backoff_max_ns;
     const sluice_clock *clock;
     /* guarded by mu */
-    struct redisContext *ctx;     /* NULL while down */
+    struct redisContext *ctx; /* NULL while down */
     char sha[SLUICE__SCRIPT_COUNT_][41];
-    uint64_t backoff_bound_ns;    /* current jitter bound */
-    uint64_t next_attempt_ns;     /* local clock; 0 = at once */
+    uint64_t backoff_bound_ns; /* current jitter bound */
+    uint64_t next_attempt_ns;  /* local clock; 0 = at once */
     uint64_t rng;
     char last_error[160];
     /* counters and gauges read without mu */

@@ -49,8 +49,8 @@
 struct sluice_dlimiter {
     sluice_cluster *c;
     char name[SLUICE_CLUSTER_NAME_MAX + 1];
-    char key[256];   /* the TAT */
-    char tkey[256];  /* the emission interval the TAT was built with */
+    char key[256];      /* the TAT */
+    char tkey[256];     /* the emission interval the TAT was built with */
     pthread_mutex_t mu; /* guards everything below */
     double rate;
     uint64_t burst;
@@ -166,7 +166,8 @@ static int gcra(sluice_dlimiter *dl, double rate, uint64_t burst, uint64_t n, bo
     snprintf(ns, sizeof ns, "%llu", (unsigned long long)n);
     const char *argv[] = {dl->key, dl->tkey, T, b, ns, reserve ? "reserve" : "allow"};
     sluice__redis *r = sluice__cluster_redis(dl->c);
-    redisReply *rep = sluice__redis_ensure(r, false) ? sluice__redis_eval(r, SLUICE__SCRIPT_GCRA, 2, 6, argv) : NULL;
+    redisReply *rep =
+        sluice__redis_ensure(r, false) ? sluice__redis_eval(r, SLUICE__SCRIPT_GCRA, 2, 6, argv) : NULL;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
         if (rep) {
             freeReplyObject(rep);

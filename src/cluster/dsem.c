@@ -54,7 +54,7 @@
  * the demo still saw 45 once a replica's reconnect was drawn late.)
  * A shorter fallback, (lease TTL - heartbeat) / 2 or less, expired no
  * lease of a replica that lost Redis at the same time, and has no window.
- 
+
  *
  * Lock order: ds->mu -> cluster mu -> redis mu. No Redis call is made
  * with ds->mu held (lease_inflight keeps one per semaphore).
@@ -84,7 +84,7 @@ struct sluice_dsem {
     bool fallback, closed, lease_inflight;
     unsigned fallback_bound;
     uint64_t fallback_since; /* local clock: when the fallback began */
-    uint64_t recover_until; /* local clock: until then at most recover_bound in use (see Recovery) */
+    uint64_t recover_until;  /* local clock: until then at most recover_bound in use (see Recovery) */
     unsigned recover_bound;
     char epoch[32];
     sluice__view view; /* last view seen */
@@ -184,12 +184,14 @@ static bool lease_call_locked(sluice_dsem *ds, unsigned target, bool from_tick)
     ds->last_lease_ns = sluice_clock_now(sluice__cluster_clock(ds->c));
     pthread_mutex_unlock(&ds->mu);
 
-    const char *argv[] = {ds->keys[0], ds->keys[1], ds->keys[2], ds->keys[3], ds->keys[4], ds->keys[5],
-                          ds->member,  ds->c ? sluice__cluster_service(ds->c) : "", in_use, tgt, n, rank,
-                          ttl,         epoch, share, total, free_pool};
+    const char *argv[] = {ds->keys[0], ds->keys[1], ds->keys[2], ds->keys[3],
+                          ds->keys[4], ds->keys[5], ds->member,  ds->c ? sluice__cluster_service(ds->c) : "",
+                          in_use,      tgt,         n,           rank,
+                          ttl,         epoch,       share,       total,
+                          free_pool};
     sluice__redis *r = sluice__cluster_redis(ds->c);
-    redisReply *rep = sluice__redis_ensure(r, false) ? sluice__redis_eval(r, SLUICE__SCRIPT_LEASE, 6, 17, argv)
-                                                      : NULL;
+    redisReply *rep =
+        sluice__redis_ensure(r, false) ? sluice__redis_eval(r, SLUICE__SCRIPT_LEASE, 6, 17, argv) : NULL;
     bool ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 7;
     long long newv = 0, cap = 0;
     char new_epoch[32] = "";
@@ -237,7 +239,8 @@ static bool lease_call_locked(sluice_dsem *ds, unsigned target, bool from_tick)
             /* Saturating: reconnect_max may be UINT64_MAX (no bound on
              * the others' return), and then so is the window. */
             ds->recover_until = sluice__add_sat(
-                sluice__add_sat(sluice__add_sat(now, lttl), sluice__cluster_redis(ds->c)->backoff_max_ns), hb);
+                sluice__add_sat(sluice__add_sat(now, lttl), sluice__cluster_redis(ds->c)->backoff_max_ns),
+                hb);
             ds->recover_bound = ds->fallback_bound;
         }
         ds->fallback = false;
@@ -274,8 +277,8 @@ static void dsem_tick(void *obj, const sluice__view *v)
     pthread_mutex_unlock(&ds->mu);
 }
 
-sluice_err sluice_dsem_create(sluice_cluster *c, const sluice_dsem_config *cfg, sluice_dsem **out, char *errbuf,
-                              size_t errlen)
+sluice_err sluice_dsem_create(sluice_cluster *c, const sluice_dsem_config *cfg, sluice_dsem **out,
+                              char *errbuf, size_t errlen)
 {
     if (!c || !cfg || !out) {
         if (errbuf && errlen) {

@@ -92,13 +92,15 @@ static sluice_health_state check(void *user, char *line, size_t len)
     char ks[160] = "";
     size_t used = 0;
     for (size_t i = 0; i < j->pool_count && used < sizeof ks; i++) {
-        int w = snprintf(ks + used, sizeof ks - used, "%s%s K=%u", i ? ", " : "", sluice_pool_name(j->pools[i].pool),
+        int w = snprintf(ks + used, sizeof ks - used, "%s%s K=%u", i ? ", " : "",
+                         sluice_pool_name(j->pools[i].pool),
                          sluice_cluster_share_k_get(j->cluster, j->pools[i].bind_id));
         used += w > 0 ? (size_t)w : 0;
     }
     if (st.fallback) {
-        snprintf(line, len, "fallback: Redis %s unreachable, local bound (%s; last known %u replicas)%s", j->redis,
-                 ks, st.members, j->fallback_unready ? "" : "; still ready (cluster.fallback_unready: false)");
+        snprintf(line, len, "fallback: Redis %s unreachable, local bound (%s; last known %u replicas)%s",
+                 j->redis, ks, st.members,
+                 j->fallback_unready ? "" : "; still ready (cluster.fallback_unready: false)");
         return j->fallback_unready ? SLUICE_HEALTH_FAIL : SLUICE_HEALTH_DEGRADED;
     }
     snprintf(line, len, "%s replica %u of %u, share %u of %s (%s)", st.replica_id, st.rank + 1, st.members,
@@ -122,9 +124,10 @@ void sluice_cluster_join_destroy(sluice_cluster_join *j)
     free(j);
 }
 
-static sluice_err fail(sluice_cluster_join *j, sluice_err r, char *errbuf, size_t errlen, const char *fmt, ...)
-    SLUICE_PRINTF(5, 6);
-static sluice_err fail(sluice_cluster_join *j, sluice_err r, char *errbuf, size_t errlen, const char *fmt, ...)
+static sluice_err fail(sluice_cluster_join *j, sluice_err r, char *errbuf, size_t errlen, const char *fmt,
+                       ...) SLUICE_PRINTF(5, 6);
+static sluice_err fail(sluice_cluster_join *j, sluice_err r, char *errbuf, size_t errlen, const char *fmt,
+                       ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -173,11 +176,12 @@ sluice_err sluice_cluster_join_create(const sluice_config *cfg, sluice_service *
         char names[256] = "";
         size_t used = 0;
         for (size_t i = 0; i < j->budget.share_count && used < sizeof names; i++) {
-            int w = snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", j->budget.shares[i].service);
+            int w = snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "",
+                             j->budget.shares[i].service);
             used += w > 0 ? (size_t)w : 0;
         }
-        return fail(j, SLUICE_EINVAL, errbuf, errlen, "cluster.service: \"%s\" has no share in %s (shares: %s)",
-                    service, path, names);
+        return fail(j, SLUICE_EINVAL, errbuf, errlen,
+                    "cluster.service: \"%s\" has no share in %s (shares: %s)", service, path, names);
     }
 
     /* The pools on the budget's downstream. */
@@ -193,23 +197,26 @@ sluice_err sluice_cluster_join_create(const sluice_config *cfg, sluice_service *
         }
         sluice_pool *p = sluice_service_find_pool(svc, cp->name);
         if (!p) {
-            return fail(j, SLUICE_EINVAL, errbuf, errlen,
-                        "cluster: pool %s is in the config but not in the service (was the service built from "
-                        "this config?)",
-                        cp->name);
+            return fail(
+                j, SLUICE_EINVAL, errbuf, errlen,
+                "cluster: pool %s is in the config but not in the service (was the service built from "
+                "this config?)",
+                cp->name);
         }
         weight[j->pool_count] = cp->workers;
         j->pools[j->pool_count++].pool = p;
     }
     if (j->pool_count == 0) {
-        return fail(j, SLUICE_EINVAL, errbuf, errlen,
-                    "cluster: no pool has downstream: %s (the downstream of %s); set it on the pools that call it",
-                    j->budget.downstream, path);
+        return fail(
+            j, SLUICE_EINVAL, errbuf, errlen,
+            "cluster: no pool has downstream: %s (the downstream of %s); set it on the pools that call it",
+            j->budget.downstream, path);
     }
     if (j->share < j->pool_count) {
-        return fail(j, SLUICE_EINVAL, errbuf, errlen,
-                    "cluster: %s's share of %s is %u, less than the %zu pools that call it (each needs K >= 1)",
-                    service, j->budget.downstream, j->share, j->pool_count);
+        return fail(
+            j, SLUICE_EINVAL, errbuf, errlen,
+            "cluster: %s's share of %s is %u, less than the %zu pools that call it (each needs K >= 1)",
+            service, j->budget.downstream, j->share, j->pool_count);
     }
     sluice__share_split(j->share, weight, j->pool_count, part);
 
@@ -259,8 +266,8 @@ sluice_err sluice_cluster_join_create(const sluice_config *cfg, sluice_service *
         };
         r = sluice_cluster_bind_share(j->cluster, &b, &j->pools[i].bind_id);
         if (r != SLUICE_OK) {
-            return fail(j, r, errbuf, errlen, "cluster: binding pool %s: %s", sluice_pool_name(j->pools[i].pool),
-                        sluice_strerror(r));
+            return fail(j, r, errbuf, errlen, "cluster: binding pool %s: %s",
+                        sluice_pool_name(j->pools[i].pool), sluice_strerror(r));
         }
         j->bound++;
     }

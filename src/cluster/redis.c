@@ -138,7 +138,8 @@ bool sluice__redis_ensure(sluice__redis *r, bool force)
     redisContext *ctx = redisConnectWithTimeout(r->host, (int)r->port, tv_of(r->timeout_ns));
     if (!ctx || ctx->err) {
         char why[160];
-        snprintf(why, sizeof why, "connect %.64s:%u: %.80s", r->host, r->port, ctx ? ctx->errstr : "out of memory");
+        snprintf(why, sizeof why, "connect %.64s:%u: %.80s", r->host, r->port,
+                 ctx ? ctx->errstr : "out of memory");
         if (ctx) {
             redisFree(ctx);
         }
@@ -269,4 +270,3 @@ long long sluice__reply_int(const redisReply *rep, size_t i)
     }
     return 0;
 }
-

@@ -83,8 +83,8 @@ static void report_downstream(sbuf *b, redisContext *c, const char *prefix, cons
     redisReply *use = cmd(c, "HGETALL %s:ds:%s:use", prefix, ds);
     redisReply *exp = cmd(c, "ZRANGE %s:ds:%s:exp 0 -1 WITHSCORES", prefix, ds);
     long long grace = hint(meta, "grace_until");
-    sb_printf(b, "downstream %s: total_limit %lld, free_pool %lld, leased %lld", ds, hint(meta, "total_limit"),
-              hint(meta, "free_pool"), hint(meta, "held"));
+    sb_printf(b, "downstream %s: total_limit %lld, free_pool %lld, leased %lld", ds,
+              hint(meta, "total_limit"), hint(meta, "free_pool"), hint(meta, "held"));
     if (grace > now_ms) {
         sb_printf(b, ", grace (no new grants after Redis lost its data) %lld ms left", grace - now_ms);
     }
@@ -104,7 +104,8 @@ static void report_downstream(sbuf *b, redisContext *c, const char *prefix, cons
             if (strncmp(m, s, slen) != 0 || m[slen] != '|') {
                 continue;
             }
-            sb_printf(b, "    replica %s: leased %lld, in use %lld, lease ", m + slen + 1, hint(held, m), hint(use, m));
+            sb_printf(b, "    replica %s: leased %lld, in use %lld, lease ", m + slen + 1, hint(held, m),
+                      hint(use, m));
             left(b, atoll(exp->element[j + 1]->str), now_ms);
             sb_printf(b, "\n");
         }
@@ -129,7 +130,8 @@ sluice_err sluice_budget_report(const char *host, unsigned port, const char *pre
     prefix = prefix ? prefix : "sluice";
     if (!sluice__name_valid(prefix, SLUICE_CLUSTER_NAME_MAX)) {
         if (errbuf && errlen) {
-            snprintf(errbuf, errlen, "prefix: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"", prefix);
+            snprintf(errbuf, errlen,
+                     "prefix: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"", prefix);
         }
         return SLUICE_EINVAL;
     }
@@ -152,7 +154,9 @@ sluice_err sluice_budget_report(const char *host, unsigned port, const char *pre
     if (!t || t->type != REDIS_REPLY_ARRAY || t->elements != 2) {
         if (errbuf && errlen) {
             snprintf(errbuf, errlen, "redis %s:%u: %s", host, port,
-                     t && t->type == REDIS_REPLY_ERROR ? t->str : c->errstr[0] ? c->errstr : "no answer to TIME");
+                     t && t->type == REDIS_REPLY_ERROR ? t->str
+                     : c->errstr[0]                    ? c->errstr
+                                                       : "no answer to TIME");
         }
         if (t) {
             freeReplyObject(t);

@@ -13,21 +13,20 @@
  */
 #include "cluster/cluster_internal.h"
 
-#define PRELUDE                                                                                                \
-    "if redis.replicate_commands then redis.replicate_commands() end\n"                                        \
-    "local t = redis.call('TIME')\n"                                                                           \
+#define PRELUDE                                                                                              \
+    "if redis.replicate_commands then redis.replicate_commands() end\n"                                      \
+    "local t = redis.call('TIME')\n"                                                                         \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
 /* KEYS[1] members zset (id -> expiry ms), KEYS[2] services set.
  * ARGV[1] id, ARGV[2] ttl ms, ARGV[3] service.
  * Drops expired members, refreshes this one, returns the live ids. */
-static const char heartbeat_lua[] = PRELUDE
-    "local ttl = tonumber(ARGV[2])\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
-    "redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])\n"
-    "redis.call('PEXPIRE', KEYS[1], 2 * ttl)\n"
-    "redis.call('SADD', KEYS[2], ARGV[3])\n"
-    "return redis.call('ZRANGE', KEYS[1], 0, -1)\n";
+static const char heartbeat_lua[] = PRELUDE "local ttl = tonumber(ARGV[2])\n"
+                                            "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+                                            "redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])\n"
+                                            "redis.call('PEXPIRE', KEYS[1], 2 * ttl)\n"
+                                            "redis.call('SADD', KEYS[2], ARGV[3])\n"
+                                            "return redis.call('ZRANGE', KEYS[1], 0, -1)\n";
 
 /* KEYS[1] members zset; ARGV[1] id. */
 static const char leave_lua[] = "return redis.call('ZREM', KEYS[1], ARGV[1])\n";
@@ -51,83 +50,82 @@ static const char leave_lua[] = "return redis.call('ZREM', KEYS[1], ARGV[1])\n";
  * it has in use (a re-claim is recorded even past the limit: those calls
  * are running, and nothing new is granted until the total is back under
  * it); a replica over its fair share (the member list grew) keeps only
- * max(fair share, in use), so it converges as its calls end; (4) a grant up to target, bounded by the total limit, the
- * service's cap (share + what the free pool can still lend) and the
- * replica's fair share of that cap (by rank, so the caps of a service's
- * replicas sum to its cap).
- * Returns {leased, replica_cap, epoch, held_total, service_held, service_cap, in_grace}.
+ * max(fair share, in use), so it converges as its calls end; (4) a grant up to target, bounded by the total
+ * limit, the service's cap (share + what the free pool can still lend) and the replica's fair share of that
+ * cap (by rank, so the caps of a service's replicas sum to its cap). Returns {leased, replica_cap, epoch,
+ * held_total, service_held, service_cap, in_grace}.
  */
-static const char lease_lua[] = PRELUDE
-    "local member, svc = ARGV[1], ARGV[2]\n"
-    "local in_use, target = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "local n, rank, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])\n"
-    "local known, share = ARGV[8], tonumber(ARGV[9])\n"
-    "local total, free = tonumber(ARGV[10]), tonumber(ARGV[11])\n"
-    "local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)\n"
-    "for _, m in ipairs(stale) do\n"
-    "  local h = tonumber(redis.call('HGET', KEYS[1], m) or '0')\n"
-    "  if h ~= 0 then\n"
-    "    redis.call('HINCRBY', KEYS[3], string.match(m, '^(.-)|'), -h)\n"
-    "    redis.call('HINCRBY', KEYS[4], 'held', -h)\n"
-    "  end\n"
-    "  redis.call('HDEL', KEYS[1], m)\n"
-    "  redis.call('HDEL', KEYS[6], m)\n"
-    "  redis.call('ZREM', KEYS[2], m)\n"
-    "end\n"
-    "local epoch = redis.call('HGET', KEYS[4], 'epoch')\n"
-    "if not epoch then\n"
-    "  epoch = tostring(now)\n"
-    "  redis.call('HSET', KEYS[4], 'epoch', epoch)\n"
-    "  if known ~= '0' then redis.call('HSET', KEYS[4], 'grace_until', now + ttl) end\n"
-    "elseif known ~= '0' and known ~= epoch then\n"
-    "  redis.call('HSET', KEYS[4], 'grace_until', now + ttl)\n"
-    "end\n"
-    "local in_grace = now < tonumber(redis.call('HGET', KEYS[4], 'grace_until') or '0')\n"
-    "redis.call('HSET', KEYS[5], svc, share)\n"
-    "redis.call('HSET', KEYS[4], 'total_limit', total)\n"
-    "redis.call('HSET', KEYS[4], 'free_pool', free)\n"
-    "local mine = tonumber(redis.call('HGET', KEYS[1], member) or '0')\n"
-    "local svc_held = tonumber(redis.call('HGET', KEYS[3], svc) or '0')\n"
-    "local held = tonumber(redis.call('HGET', KEYS[4], 'held') or '0')\n"
-    "local lent = 0\n"
-    "local all = redis.call('HGETALL', KEYS[3])\n"
-    "for i = 1, #all, 2 do\n"
-    "  if all[i] ~= svc then\n"
-    "    local over = tonumber(all[i + 1]) - tonumber(redis.call('HGET', KEYS[5], all[i]) or '0')\n"
-    "    if over > 0 then lent = lent + over end\n"
-    "  end\n"
-    "end\n"
-    "local room = free - lent\n"
-    "if room < 0 then room = 0 end\n"
-    "local svc_cap = share + room\n"
-    "if n < 1 then n = 1 end\n"
-    "local cap = math.floor(svc_cap / n)\n"
-    "if rank < svc_cap % n then cap = cap + 1 end\n"
-    "local keep = math.min(mine, target)\n"
-    "if keep > cap then keep = math.max(cap, in_use) end\n"
-    "if keep < in_use then keep = in_use end\n"
-    "svc_held = svc_held + keep - mine\n"
-    "held = held + keep - mine\n"
-    "local grant = 0\n"
-    "if not in_grace and target > keep then\n"
-    "  grant = math.min(target - keep, total - held, svc_cap - svc_held, cap - keep)\n"
-    "  if grant < 0 then grant = 0 end\n"
-    "end\n"
-    "local new = keep + grant\n"
-    "if new ~= mine then\n"
-    "  redis.call('HINCRBY', KEYS[3], svc, new - mine)\n"
-    "  redis.call('HINCRBY', KEYS[4], 'held', new - mine)\n"
-    "end\n"
-    "if new > 0 or target > 0 then\n"
-    "  redis.call('HSET', KEYS[1], member, new)\n"
-    "  redis.call('HSET', KEYS[6], member, in_use)\n"
-    "  redis.call('ZADD', KEYS[2], now + ttl, member)\n"
-    "else\n"
-    "  redis.call('HDEL', KEYS[1], member)\n"
-    "  redis.call('HDEL', KEYS[6], member)\n"
-    "  redis.call('ZREM', KEYS[2], member)\n"
-    "end\n"
-    "return {new, cap, epoch, held + grant, svc_held + grant, svc_cap, in_grace and 1 or 0}\n";
+static const char lease_lua[] =
+    PRELUDE "local member, svc = ARGV[1], ARGV[2]\n"
+            "local in_use, target = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+            "local n, rank, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+            "local known, share = ARGV[8], tonumber(ARGV[9])\n"
+            "local total, free = tonumber(ARGV[10]), tonumber(ARGV[11])\n"
+            "local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)\n"
+            "for _, m in ipairs(stale) do\n"
+            "  local h = tonumber(redis.call('HGET', KEYS[1], m) or '0')\n"
+            "  if h ~= 0 then\n"
+            "    redis.call('HINCRBY', KEYS[3], string.match(m, '^(.-)|'), -h)\n"
+            "    redis.call('HINCRBY', KEYS[4], 'held', -h)\n"
+            "  end\n"
+            "  redis.call('HDEL', KEYS[1], m)\n"
+            "  redis.call('HDEL', KEYS[6], m)\n"
+            "  redis.call('ZREM', KEYS[2], m)\n"
+            "end\n"
+            "local epoch = redis.call('HGET', KEYS[4], 'epoch')\n"
+            "if not epoch then\n"
+            "  epoch = tostring(now)\n"
+            "  redis.call('HSET', KEYS[4], 'epoch', epoch)\n"
+            "  if known ~= '0' then redis.call('HSET', KEYS[4], 'grace_until', now + ttl) end\n"
+            "elseif known ~= '0' and known ~= epoch then\n"
+            "  redis.call('HSET', KEYS[4], 'grace_until', now + ttl)\n"
+            "end\n"
+            "local in_grace = now < tonumber(redis.call('HGET', KEYS[4], 'grace_until') or '0')\n"
+            "redis.call('HSET', KEYS[5], svc, share)\n"
+            "redis.call('HSET', KEYS[4], 'total_limit', total)\n"
+            "redis.call('HSET', KEYS[4], 'free_pool', free)\n"
+            "local mine = tonumber(redis.call('HGET', KEYS[1], member) or '0')\n"
+            "local svc_held = tonumber(redis.call('HGET', KEYS[3], svc) or '0')\n"
+            "local held = tonumber(redis.call('HGET', KEYS[4], 'held') or '0')\n"
+            "local lent = 0\n"
+            "local all = redis.call('HGETALL', KEYS[3])\n"
+            "for i = 1, #all, 2 do\n"
+            "  if all[i] ~= svc then\n"
+            "    local over = tonumber(all[i + 1]) - tonumber(redis.call('HGET', KEYS[5], all[i]) or '0')\n"
+            "    if over > 0 then lent = lent + over end\n"
+            "  end\n"
+            "end\n"
+            "local room = free - lent\n"
+            "if room < 0 then room = 0 end\n"
+            "local svc_cap = share + room\n"
+            "if n < 1 then n = 1 end\n"
+            "local cap = math.floor(svc_cap / n)\n"
+            "if rank < svc_cap % n then cap = cap + 1 end\n"
+            "local keep = math.min(mine, target)\n"
+            "if keep > cap then keep = math.max(cap, in_use) end\n"
+            "if keep < in_use then keep = in_use end\n"
+            "svc_held = svc_held + keep - mine\n"
+            "held = held + keep - mine\n"
+            "local grant = 0\n"
+            "if not in_grace and target > keep then\n"
+            "  grant = math.min(target - keep, total - held, svc_cap - svc_held, cap - keep)\n"
+            "  if grant < 0 then grant = 0 end\n"
+            "end\n"
+            "local new = keep + grant\n"
+            "if new ~= mine then\n"
+            "  redis.call('HINCRBY', KEYS[3], svc, new - mine)\n"
+            "  redis.call('HINCRBY', KEYS[4], 'held', new - mine)\n"
+            "end\n"
+            "if new > 0 or target > 0 then\n"
+            "  redis.call('HSET', KEYS[1], member, new)\n"
+            "  redis.call('HSET', KEYS[6], member, in_use)\n"
+            "  redis.call('ZADD', KEYS[2], now + ttl, member)\n"
+            "else\n"
+            "  redis.call('HDEL', KEYS[1], member)\n"
+            "  redis.call('HDEL', KEYS[6], member)\n"
+            "  redis.call('ZREM', KEYS[2], member)\n"
+            "end\n"
+            "return {new, cap, epoch, held + grant, svc_held + grant, svc_cap, in_grace and 1 or 0}\n";
 
 /*
  * GCRA: KEYS[1] the theoretical arrival time (TAT, us, Redis time),
@@ -142,22 +140,22 @@ static const char lease_lua[] = PRELUDE
  * sluice_limiter_set_rate does; then the caller's interval is recorded.
  * STORE writes both keys with the expiry of the TAT.
  */
-#define GCRA_PRELUDE                                                                                           \
-    "if redis.replicate_commands then redis.replicate_commands() end\n"                                        \
-    "local t = redis.call('TIME')\n"                                                                           \
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"                                                  \
-    "local T = tonumber(ARGV[1])\n"                                                                            \
-    "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"                                                \
-    "local told = tonumber(redis.call('GET', KEYS[2]) or '0')\n"                                               \
-    "local moved = false\n"                                                                                    \
-    "if tat > now and told > 0 and told ~= T then\n"                                                           \
-    "  tat = now + (tat - now) * T / told\n"                                                                   \
-    "  moved = true\n"                                                                                         \
-    "end\n"                                                                                                    \
-    "local function store(v)\n"                                                                               \
-    "  local px = math.ceil((v - now) / 1000) + 1\n"                                                           \
-    "  redis.call('SET', KEYS[1], string.format('%.0f', v), 'PX', px)\n"                                       \
-    "  redis.call('SET', KEYS[2], ARGV[1], 'PX', px)\n"                                                        \
+#define GCRA_PRELUDE                                                                                         \
+    "if redis.replicate_commands then redis.replicate_commands() end\n"                                      \
+    "local t = redis.call('TIME')\n"                                                                         \
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"                                                \
+    "local T = tonumber(ARGV[1])\n"                                                                          \
+    "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"                                              \
+    "local told = tonumber(redis.call('GET', KEYS[2]) or '0')\n"                                             \
+    "local moved = false\n"                                                                                  \
+    "if tat > now and told > 0 and told ~= T then\n"                                                         \
+    "  tat = now + (tat - now) * T / told\n"                                                                 \
+    "  moved = true\n"                                                                                       \
+    "end\n"                                                                                                  \
+    "local function store(v)\n"                                                                              \
+    "  local px = math.ceil((v - now) / 1000) + 1\n"                                                         \
+    "  redis.call('SET', KEYS[1], string.format('%.0f', v), 'PX', px)\n"                                     \
+    "  redis.call('SET', KEYS[2], ARGV[1], 'PX', px)\n"                                                      \
     "end\n"
 
 /*
@@ -167,18 +165,17 @@ static const char lease_lua[] = PRELUDE
  * change takes effect from the first call that sees it.
  * Returns {taken 0|1, wait us}.
  */
-static const char gcra_lua[] = GCRA_PRELUDE
-    "local burst, n = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "if tat < now then tat = now end\n"
-    "local new_tat = tat + n * T\n"
-    "local wait = new_tat - burst * T - now\n"
-    "if ARGV[4] == 'allow' and wait > 0 then\n"
-    "  if moved then store(tat) end\n"
-    "  return {0, math.floor(wait)}\n"
-    "end\n"
-    "store(new_tat)\n"
-    "if wait < 0 then wait = 0 end\n"
-    "return {1, math.floor(wait)}\n";
+static const char gcra_lua[] = GCRA_PRELUDE "local burst, n = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+                                            "if tat < now then tat = now end\n"
+                                            "local new_tat = tat + n * T\n"
+                                            "local wait = new_tat - burst * T - now\n"
+                                            "if ARGV[4] == 'allow' and wait > 0 then\n"
+                                            "  if moved then store(tat) end\n"
+                                            "  return {0, math.floor(wait)}\n"
+                                            "end\n"
+                                            "store(new_tat)\n"
+                                            "if wait < 0 then wait = 0 end\n"
+                                            "return {1, math.floor(wait)}\n";
 
 /*
  * GCRA cancel. ARGV: 1 the caller's emission interval us, 2 tokens to
@@ -187,11 +184,11 @@ static const char gcra_lua[] = GCRA_PRELUDE
  * since), then tokens x interval are taken off. Returns 1 stored, 0 the
  * bucket is full again (both keys deleted).
  */
-static const char gcra_cancel_lua[] = GCRA_PRELUDE
-    "local back = tat - tonumber(ARGV[2]) * T\n"
-    "if back <= now then redis.call('DEL', KEYS[1], KEYS[2]) return 0 end\n"
-    "store(back)\n"
-    "return 1\n";
+static const char gcra_cancel_lua[] =
+    GCRA_PRELUDE "local back = tat - tonumber(ARGV[2]) * T\n"
+                 "if back <= now then redis.call('DEL', KEYS[1], KEYS[2]) return 0 end\n"
+                 "store(back)\n"
+                 "return 1\n";
 
 const char *const sluice__script_source[SLUICE__SCRIPT_COUNT_] = {
     [SLUICE__SCRIPT_HEARTBEAT] = heartbeat_lua,

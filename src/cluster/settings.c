@@ -93,8 +93,8 @@ static bool parse_duration(const char *s, uint64_t *out)
     return true;
 }
 
-static void pair(sparse *p, sluice_cluster_settings *s, const char *key, const yaml_node_t *k, const yaml_node_t *v,
-                 const char *dir)
+static void pair(sparse *p, sluice_cluster_settings *s, const char *key, const yaml_node_t *k,
+                 const yaml_node_t *v, const char *dir)
 {
     const char *val = scalar(v);
     if (!val) {
@@ -107,23 +107,25 @@ static void pair(sparse *p, sluice_cluster_settings *s, const char *key, const y
         const char *colon = strrchr(val, ':');
         errno = 0;
         u = colon ? strtoull(colon + 1, &end, 10) : 0;
-        if (!colon || colon == val || (size_t)(colon - val) >= sizeof s->redis_host || errno || *end || u == 0 ||
-            u > 65535) {
+        if (!colon || colon == val || (size_t)(colon - val) >= sizeof s->redis_host || errno || *end ||
+            u == 0 || u > 65535) {
             fail(p, v, "cluster.redis: want HOST:PORT, got \"%s\"", val);
             return;
         }
         memcpy(s->redis_host, val, (size_t)(colon - val));
         s->redis_host[colon - val] = '\0';
         s->redis_port = (unsigned)u;
-    } else if (strcmp(key, "key_prefix") == 0 || strcmp(key, "service") == 0 || strcmp(key, "replica_id") == 0) {
+    } else if (strcmp(key, "key_prefix") == 0 || strcmp(key, "service") == 0 ||
+               strcmp(key, "replica_id") == 0) {
         if (!sluice__name_valid(val, SLUICE_CLUSTER_NAME_MAX)) {
-            fail(p, v, "cluster.%s: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"", key, val);
+            fail(p, v, "cluster.%s: must be 1-64 characters of " SLUICE__NAME_CHARSET ", got \"%s\"", key,
+                 val);
             return;
         }
         char *dst = key[0] == 'k' ? s->key_prefix : key[0] == 's' ? s->service : s->replica_id;
         snprintf(dst, SLUICE_CLUSTER_NAME_MAX + 1, "%s", val);
-    } else if (strcmp(key, "heartbeat") == 0 || strcmp(key, "member_ttl") == 0 || strcmp(key, "lease_ttl") == 0 ||
-               strcmp(key, "redis_timeout") == 0) {
+    } else if (strcmp(key, "heartbeat") == 0 || strcmp(key, "member_ttl") == 0 ||
+               strcmp(key, "lease_ttl") == 0 || strcmp(key, "redis_timeout") == 0) {
         uint64_t ns;
         if (!parse_duration(val, &ns) || ns == 0) {
             fail(p, v, "cluster.%s: want a duration > 0 such as 250ms or 1s, got \"%s\"", key, val);
@@ -217,8 +219,8 @@ sluice_err sluice_cluster_settings_load(const char *path, sluice_cluster_setting
     if (section && section->type != YAML_MAPPING_NODE) {
         fail(&p, section, "cluster: must be a mapping (redis, service, mode, ...)");
     }
-    for (yaml_node_pair_t *pr = section && section->type == YAML_MAPPING_NODE ? section->data.mapping.pairs.start
-                                                                              : NULL;
+    for (yaml_node_pair_t *pr =
+             section && section->type == YAML_MAPPING_NODE ? section->data.mapping.pairs.start : NULL;
          pr && pr < section->data.mapping.pairs.top && !p.failed; pr++) {
         yaml_node_t *k = yaml_document_get_node(&doc, pr->key);
         yaml_node_t *v = yaml_document_get_node(&doc, pr->value);

@@ -172,8 +172,8 @@ cfg_impl *sluice__cfg_clone(const sluice_config *src);
 
 /* The `tenants` row's reload hooks (config.c): a tier pool's names wait
  * for a restart; a fair pool's weights, limits, names and "*" apply live. */
-bool sluice__cfg_tenants_restart_if(const sluice_config_pool *running, const sluice_config_pool *next, char *why,
-                                    size_t len);
+bool sluice__cfg_tenants_restart_if(const sluice_config_pool *running, const sluice_config_pool *next,
+                                    char *why, size_t len);
 sluice_err sluice__cfg_tenants_apply(sluice_pool *pool, const sluice_config_pool *running,
                                      const sluice_config_pool *next);
 

@@ -396,24 +396,24 @@ const sluice_config_key sluice__cfg_pool_keys[SLUICE_PK_COUNT_] = {
          .doc = "how much this pool saturated counts against `/health/ready`: 503 once "
                 "the saturated pools' weights add up to 1; 0 = never gates (side "
                 "work), 1 = alone it does"},
-    [SLUICE_PK_QUEUE_DISCIPLINE] = {.name = "queue_discipline",
-                                    .type = SLUICE_CONFIG_ENUM,
-                                    .offset = POOL_AT(queue_discipline),
-                                    .reload = SLUICE_CONFIG_RESTART,
-                                    .flags = SLUICE_CONFIG_OMIT_ZERO,
-                                    .enum_names = DISCIPLINE_NAMES,
-                                    .enum_count = COUNT_OF(DISCIPLINE_NAMES),
-                                    .default_value = "fifo",
-                                    .doc =
-                                        "`fifo` (one ring, arrival order), `fair` (a queue per tenant, "
-                                        "served by weight: one tenant's flood cannot starve the others), "
-                                        "`sharded` (a ring per worker up to the CPU count, with stealing: "
-                                        "arrival order only within a shard, for throughput pools; not with "
-                                        "`overload: lifo`) or `fifo_batch` (the `fifo` ring, where a worker "
-                                        "that finds the queue deep claims a run of up to 32 tasks at once: "
-                                        "arrival order within a run, for BLOCK pools of short tasks (a REJECT "
-                                        "pool near full refuses more: a held run keeps places unused); not with "
-                                        "`overload: lifo`)"},
+    [SLUICE_PK_QUEUE_DISCIPLINE] =
+        {.name = "queue_discipline",
+         .type = SLUICE_CONFIG_ENUM,
+         .offset = POOL_AT(queue_discipline),
+         .reload = SLUICE_CONFIG_RESTART,
+         .flags = SLUICE_CONFIG_OMIT_ZERO,
+         .enum_names = DISCIPLINE_NAMES,
+         .enum_count = COUNT_OF(DISCIPLINE_NAMES),
+         .default_value = "fifo",
+         .doc = "`fifo` (one ring, arrival order), `fair` (a queue per tenant, "
+                "served by weight: one tenant's flood cannot starve the others), "
+                "`sharded` (a ring per worker up to the CPU count, with stealing: "
+                "arrival order only within a shard, for throughput pools; not with "
+                "`overload: lifo`) or `fifo_batch` (the `fifo` ring, where a worker "
+                "that finds the queue deep claims a run of up to 32 tasks at once: "
+                "arrival order within a run, for BLOCK pools of short tasks (a REJECT "
+                "pool near full refuses more: a held run keeps places unused); not with "
+                "`overload: lifo`)"},
     [SLUICE_PK_TENANTS] = {.name = "tenants",
                            .type = SLUICE_CONFIG_TABLE,
                            .offset = POOL_AT(tenants),

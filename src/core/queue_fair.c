@@ -345,7 +345,8 @@ sluice_err sluice__fair_validate(const sluice_pool_config *cfg, char *errbuf, si
 {
     const sluice_fair_config *f = &cfg->fair;
     if ((unsigned)cfg->queue_discipline >= SLUICE_QUEUE_DISCIPLINE_COUNT_) {
-        sluice__errf(errbuf, errlen, "queue_discipline: unknown discipline %d (fifo, fair, sharded or fifo_batch)",
+        sluice__errf(errbuf, errlen,
+                     "queue_discipline: unknown discipline %d (fifo, fair, sharded or fifo_batch)",
                      (int)cfg->queue_discipline);
         return SLUICE_EINVAL;
     }

@@ -91,8 +91,8 @@ static _Thread_local const sluice_batcher *tls_batcher;
 /* Names and parsers from the lists in sluice/batcher.h. */
 SLUICE__ENUM_FUNCTIONS(sluice_flush_reason, SLUICE_FLUSH_REASON_MAP, 0, "unknown", sluice_flush_reason_name,
                        sluice_flush_reason_parse)
-SLUICE__ENUM_FUNCTIONS(sluice_batch_failure, SLUICE_BATCH_FAILURE_MAP, 0, "unknown", sluice_batch_failure_name,
-                       sluice_batch_failure_parse)
+SLUICE__ENUM_FUNCTIONS(sluice_batch_failure, SLUICE_BATCH_FAILURE_MAP, 0, "unknown",
+                       sluice_batch_failure_name, sluice_batch_failure_parse)
 
 void sluice_batcher_config_init(sluice_batcher_config *cfg)
 {
@@ -273,12 +273,12 @@ sluice_err sluice_batcher_create(const sluice_batcher_config *cfg, sluice_batche
     }
     if (cfg->max_items == 0 || cfg->max_items > SLUICE_BATCHER_MAX_ITEMS) {
         sluice__errf(errbuf, errlen, "max_items: must be 1..%u, got %zu", SLUICE_BATCHER_MAX_ITEMS,
-                          cfg->max_items);
+                     cfg->max_items);
         return SLUICE_EINVAL;
     }
     if (cfg->max_delay_ns > MAX_DELAY_NS) {
         sluice__errf(errbuf, errlen, "max_delay_ns: must be <= 1 hour, got %llu ns",
-                          (unsigned long long)cfg->max_delay_ns);
+                     (unsigned long long)cfg->max_delay_ns);
         return SLUICE_EINVAL;
     }
     if (!cfg->batch_fn) {
@@ -294,7 +294,7 @@ sluice_err sluice_batcher_create(const sluice_batcher_config *cfg, sluice_batche
     unsigned inflight = cfg->max_in_flight ? cfg->max_in_flight : pc.workers;
     if (inflight == 0 || inflight > MAX_IN_FLIGHT) {
         sluice__errf(errbuf, errlen, "max_in_flight: must be <= %u, got %u", MAX_IN_FLIGHT,
-                          cfg->max_in_flight);
+                     cfg->max_in_flight);
         return SLUICE_EINVAL;
     }
     sluice_batcher *b = calloc(1, sizeof *b);
@@ -310,7 +310,7 @@ sluice_err sluice_batcher_create(const sluice_batcher_config *cfg, sluice_batche
     if (cfg->size_buckets && cfg->size_bucket_count) {
         if (cfg->size_bucket_count > SLUICE_HIST_MAX_BUCKETS) {
             sluice__errf(errbuf, errlen, "size_buckets: at most %d, got %zu", SLUICE_HIST_MAX_BUCKETS,
-                              cfg->size_bucket_count);
+                         cfg->size_bucket_count);
             free(b);
             return SLUICE_EINVAL;
         }
@@ -318,7 +318,7 @@ sluice_err sluice_batcher_create(const sluice_batcher_config *cfg, sluice_batche
             double v = cfg->size_buckets[i];
             if (!(v > 0) || (i > 0 && v <= cfg->size_buckets[i - 1])) {
                 sluice__errf(errbuf, errlen, "size_buckets: must be > 0 and strictly increasing (index %zu)",
-                                  i);
+                             i);
                 free(b);
                 return SLUICE_EINVAL;
             }

@@ -97,8 +97,8 @@ struct sluice_breaker {
 static _Thread_local const sluice_breaker *tls_delivering;
 
 /* The name and parser from the list in sluice/breaker.h. */
-SLUICE__ENUM_FUNCTIONS(sluice_breaker_state, SLUICE_BREAKER_STATE_MAP, 0, "unknown", sluice_breaker_state_name,
-                       sluice_breaker_state_parse)
+SLUICE__ENUM_FUNCTIONS(sluice_breaker_state, SLUICE_BREAKER_STATE_MAP, 0, "unknown",
+                       sluice_breaker_state_name, sluice_breaker_state_parse)
 
 void sluice_breaker_config_init(sluice_breaker_config *cfg)
 {
@@ -123,17 +123,16 @@ sluice_err sluice_breaker_create(const sluice_breaker_config *cfg_in, sluice_bre
     }
     if (!(cfg.failure_rate_percent > 0 && cfg.failure_rate_percent <= 100)) {
         sluice__errf(errbuf, errlen, "failure_rate_percent: must be in (0, 100], got %g",
-                          cfg.failure_rate_percent);
+                     cfg.failure_rate_percent);
         return SLUICE_EINVAL;
     }
     if (cfg.consecutive_disabled && cfg.rate_disabled) {
-        sluice__errf(errbuf, errlen,
-                          "consecutive_disabled and rate_disabled: the breaker could never trip");
+        sluice__errf(errbuf, errlen, "consecutive_disabled and rate_disabled: the breaker could never trip");
         return SLUICE_EINVAL;
     }
     if (cfg.window_type != SLUICE_BREAKER_WINDOW_COUNT && cfg.window_type != SLUICE_BREAKER_WINDOW_TIME) {
         sluice__errf(errbuf, errlen, "window_type: must be SLUICE_BREAKER_WINDOW_COUNT or _TIME, got %d",
-                          (int)cfg.window_type);
+                     (int)cfg.window_type);
         return SLUICE_EINVAL;
     }
     if (cfg.window_size == 0) {
@@ -141,7 +140,7 @@ sluice_err sluice_breaker_create(const sluice_breaker_config *cfg_in, sluice_bre
     }
     if (cfg.window_size > SLUICE_BREAKER_WINDOW_MAX) {
         sluice__errf(errbuf, errlen, "window_size: at most %d, got %u", SLUICE_BREAKER_WINDOW_MAX,
-                          cfg.window_size);
+                     cfg.window_size);
         return SLUICE_EINVAL;
     }
     if (cfg.minimum_calls == 0) {

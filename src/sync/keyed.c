@@ -68,9 +68,9 @@ typedef struct kstate kstate;
 typedef struct kitem {
     struct kitem *next;          /* the key's FIFO */
     struct kitem *gprev, *gnext; /* the global FIFO */
-    kstate *ks;   /* valid while waiting or running */
-    uint64_t key; /* kept for hand-backs, after the kstate may be gone */
-    uint64_t seq; /* tells a recycled node from the one a submit made */
+    kstate *ks;                  /* valid while waiting or running */
+    uint64_t key;                /* kept for hand-backs, after the kstate may be gone */
+    uint64_t seq;                /* tells a recycled node from the one a submit made */
     sluice_task_fn fn;
     void *arg;
 } kitem;
@@ -481,7 +481,7 @@ typedef struct batch {
     kstate *k;
     kitem *items[SLUICE_KEYED_RUN_BATCH];
     size_t n;
-    size_t at; /* the item running now */
+    size_t at;        /* the item running now */
     uint64_t ok, bad; /* of items[0..at) */
     const sluice_keyed *saved_tls;
 } batch;
@@ -618,7 +618,8 @@ static int runner(void *arg)
 
 /* ---- create / submit --------------------------------------------------------------- */
 
-sluice_err sluice_keyed_create(const sluice_keyed_config *cfg, sluice_keyed **out, char *errbuf, size_t errlen)
+sluice_err sluice_keyed_create(const sluice_keyed_config *cfg, sluice_keyed **out, char *errbuf,
+                               size_t errlen)
 {
     if (!cfg || !out) {
         sluice__errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
@@ -630,8 +631,8 @@ sluice_err sluice_keyed_create(const sluice_keyed_config *cfg, sluice_keyed **ou
     }
     if (cfg->overflow == SLUICE_OVERFLOW_CALLER_RUNS) {
         sluice__errf(errbuf, errlen,
-                          "overflow: caller_runs would run a key's task out of order; use block, reject or "
-                          "drop_oldest");
+                     "overflow: caller_runs would run a key's task out of order; use block, reject or "
+                     "drop_oldest");
         return SLUICE_EINVAL;
     }
     if ((unsigned)cfg->overflow > (unsigned)SLUICE_OVERFLOW_DROP_OLDEST) {
@@ -643,7 +644,7 @@ sluice_err sluice_keyed_create(const sluice_keyed_config *cfg, sluice_keyed **ou
     unsigned k = cfg->max_active_keys ? cfg->max_active_keys : pc.workers;
     if (k == 0 || k > MAX_ACTIVE_KEYS) {
         sluice__errf(errbuf, errlen, "max_active_keys: must be <= %u, got %u", MAX_ACTIVE_KEYS,
-                          cfg->max_active_keys);
+                     cfg->max_active_keys);
         return SLUICE_EINVAL;
     }
     size_t kb = cfg->key_backlog ? cfg->key_backlog : 1024;

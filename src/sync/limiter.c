@@ -39,8 +39,7 @@ sluice_err sluice__limiter_check(double rate, uint64_t burst, char *errbuf, size
         return SLUICE_EINVAL;
     }
     if (burst == 0 && !isinf(rate)) {
-        sluice__errf(errbuf, errlen,
-                          "burst: must be > 0 (a bucket that holds no token refuses everything)");
+        sluice__errf(errbuf, errlen, "burst: must be > 0 (a bucket that holds no token refuses everything)");
         return SLUICE_EINVAL;
     }
     return SLUICE_OK;

@@ -134,21 +134,21 @@ sluice_err sluice_retry_budget_create(const sluice_retry_budget_config *cfg, slu
         return SLUICE_EINVAL;
     }
     if (!isfinite(cfg->min_per_sec) || cfg->min_per_sec < 0 || cfg->min_per_sec > 1e6) {
-        sluice__errf(errbuf, errlen, "min_per_sec: must be finite and in [0, 1e6], got %g",
-                          cfg->min_per_sec);
+        sluice__errf(errbuf, errlen, "min_per_sec: must be finite and in [0, 1e6], got %g", cfg->min_per_sec);
         return SLUICE_EINVAL;
     }
     uint64_t window = cfg->window_ns ? cfg->window_ns : 10 * SLUICE_NS_PER_SEC;
     if (window < 10 * SLUICE_NS_PER_MS || window > 3600 * SLUICE_NS_PER_SEC) {
         sluice__errf(errbuf, errlen, "window_ns: must be in [10 ms, 1 hour], got %llu ns",
-                          (unsigned long long)window);
+                     (unsigned long long)window);
         return SLUICE_EINVAL;
     }
     sluice_retry_budget *b = calloc(1, sizeof *b);
     if (!b) {
         return SLUICE_ENOMEM;
     }
-    sluice_err err = sluice__sync_name_copy(b->name, sizeof b->name, cfg->name, "retry_budget", errbuf, errlen);
+    sluice_err err =
+        sluice__sync_name_copy(b->name, sizeof b->name, cfg->name, "retry_budget", errbuf, errlen);
     if (err) {
         free(b);
         return err;
@@ -404,7 +404,8 @@ void sluice_retry_config_init(sluice_retry_config *cfg)
     }
 }
 
-sluice_err sluice_retry_create(const sluice_retry_config *cfg, sluice_retry **out, char *errbuf, size_t errlen)
+sluice_err sluice_retry_create(const sluice_retry_config *cfg, sluice_retry **out, char *errbuf,
+                               size_t errlen)
 {
     if (!cfg || !out) {
         sluice__errf(errbuf, errlen, "%s: must not be NULL", !cfg ? "cfg" : "out");
@@ -413,7 +414,7 @@ sluice_err sluice_retry_create(const sluice_retry_config *cfg, sluice_retry **ou
     unsigned max_attempts = cfg->max_attempts ? cfg->max_attempts : 3;
     if (max_attempts > SLUICE_RETRY_MAX_ATTEMPTS) {
         sluice__errf(errbuf, errlen, "max_attempts: must be <= %u, got %u", SLUICE_RETRY_MAX_ATTEMPTS,
-                          cfg->max_attempts);
+                     cfg->max_attempts);
         return SLUICE_EINVAL;
     }
     sluice_backoff bo = cfg->backoff;
@@ -425,15 +426,14 @@ sluice_err sluice_retry_create(const sluice_retry_config *cfg, sluice_retry **ou
     }
     if (bo.base_ns > bo.max_ns) {
         sluice__errf(errbuf, errlen, "backoff.base_ns: must be <= backoff.max_ns (%llu), got %llu",
-                          (unsigned long long)bo.max_ns, (unsigned long long)bo.base_ns);
+                     (unsigned long long)bo.max_ns, (unsigned long long)bo.base_ns);
         return SLUICE_EINVAL;
     }
     if (bo.multiplier == 0) {
         bo.multiplier = 2.0;
     }
     if (!(bo.multiplier >= 1.0 && bo.multiplier <= 16.0)) {
-        sluice__errf(errbuf, errlen, "backoff.multiplier: must be in [1, 16] (0 = 2), got %g",
-                          bo.multiplier);
+        sluice__errf(errbuf, errlen, "backoff.multiplier: must be in [1, 16] (0 = 2), got %g", bo.multiplier);
         return SLUICE_EINVAL;
     }
     if ((unsigned)bo.jitter >= (unsigned)SLUICE_JITTER_COUNT_) {
@@ -442,7 +442,7 @@ sluice_err sluice_retry_create(const sluice_retry_config *cfg, sluice_retry **ou
     }
     if (cfg->call_timeout_ns > 365ull * 24 * 3600 * SLUICE_NS_PER_SEC) {
         sluice__errf(errbuf, errlen, "call_timeout_ns: must be <= 1 year, got %llu",
-                          (unsigned long long)cfg->call_timeout_ns);
+                     (unsigned long long)cfg->call_timeout_ns);
         return SLUICE_EINVAL;
     }
     const sluice_clock *clk = cfg->clock;
@@ -819,8 +819,8 @@ static int attempt_task(void *arg)
         err = SLUICE_ECLOSED;
     } else {
         r->st.waiting++;
-        err = sluice__timer_add(r->timer, sluice__add_sat(sluice_clock_now(r->clock), delay), retry_due, c,
-                                0);
+        err =
+            sluice__timer_add(r->timer, sluice__add_sat(sluice_clock_now(r->clock), delay), retry_due, c, 0);
         if (err) {
             r->st.waiting--;
         }

@@ -69,7 +69,7 @@ struct sluice_sem {
 
     /* Guarded by mu. */
     pthread_mutex_t mu;
-    uint64_t capacity; /* sluice_sem_set_capacity changes it */
+    uint64_t capacity;      /* sluice_sem_set_capacity changes it */
     pthread_cond_t cv_gone; /* destroy waits for inside == 0 */
     uint64_t cur;           /* units held */
     waiter *head, *tail;

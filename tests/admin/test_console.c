@@ -71,8 +71,8 @@ static void test_page_loads_nothing_else(void **state)
 {
     (void)state;
     const char *page = sluice__console_page(NULL);
-    static const char *const outside[] = {"http://", "https://", "//cdn", "src=\"/", "href=\"/", "@import",
-                                          "<script src", "<link rel=\"stylesheet\""};
+    static const char *const outside[] = {"http://",  "https://", "//cdn",       "src=\"/",
+                                          "href=\"/", "@import",  "<script src", "<link rel=\"stylesheet\""};
     for (size_t i = 0; i < sizeof outside / sizeof outside[0]; i++) {
         if (strstr(page, outside[i])) {
             fail_msg("the console page refers to something outside itself: '%s'", outside[i]);
@@ -96,10 +96,10 @@ static void test_polled_endpoints_answer(void **state)
 
     http_reply r = http_do(port, "GET", "/debug/pools", NULL);
     assert_int_equal(r.status, 200);
-    static const char *const fields[] = {"\"name\":\"ingest\"", "\"running\":", "\"capacity\":", "\"queue_depth\":",
-                                         "\"queue_capacity\":", "\"draining\":", "\"completed\":", "\"failed\":",
-                                         "\"panicked\":", "\"dropped\":", "\"shed\":", "\"rejected\":",
-                                         "\"workers\":[", "\"ready\":"};
+    static const char *const fields[] = {
+        "\"name\":\"ingest\"", "\"running\":",   "\"capacity\":", "\"queue_depth\":", "\"queue_capacity\":",
+        "\"draining\":",       "\"completed\":", "\"failed\":",   "\"panicked\":",    "\"dropped\":",
+        "\"shed\":",           "\"rejected\":",  "\"workers\":[", "\"ready\":"};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         if (!strstr(r.body, fields[i])) {
             fail_msg("/debug/pools lacks %s, which the console reads:\n%s", fields[i], r.body);

@@ -55,7 +55,8 @@
 static void test_pool_enums(void **state)
 {
     (void)state;
-    CHECK_ENUM(sluice_overflow, 0, SLUICE_OVERFLOW_COUNT_, "unknown", sluice_overflow_name, sluice_overflow_parse);
+    CHECK_ENUM(sluice_overflow, 0, SLUICE_OVERFLOW_COUNT_, "unknown", sluice_overflow_name,
+               sluice_overflow_parse);
     CHECK_ENUM(sluice_fault_mode, 0, SLUICE_FAULT_MODE_COUNT_, "unknown", sluice_fault_mode_name,
                sluice_fault_mode_parse);
     CHECK_ENUM(sluice_abandon_reason, SLUICE_ABANDON_DROPPED, SLUICE_ABANDON_REASON_COUNT_, "unknown",

@@ -78,7 +78,8 @@ static inline int redis_fixture_free_port(void)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *)&a, &len)) {
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len)) {
         if (fd >= 0) {
             close(fd);
         }
@@ -183,9 +184,9 @@ static inline bool redis_fixture_spawn(redis_fixture *f)
             dup2(devnull, 1);
             dup2(devnull, 2);
         }
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", f->dir, "--save", "",
-               "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes", "--logfile", "",
-               (char *)NULL);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", f->dir,
+               "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
+               "--logfile", "", (char *)NULL);
         _exit(127);
     }
     f->pid = pid;

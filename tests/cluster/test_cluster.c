@@ -59,13 +59,13 @@ static int dead_port;
 #endif
 
 /* Poll `cond` every 10 ms for at most `ms`; evaluates to its last value. */
-#define POLL(cond, ms)                                                                                         \
-    ({                                                                                                         \
-        bool ok_ = false;                                                                                      \
-        for (int i_ = 0; i_ <= (ms) / 10 && !(ok_ = (cond)); i_++) {                                           \
-            fixture_sleep_ms(10);                                                                              \
-        }                                                                                                      \
-        ok_;                                                                                                   \
+#define POLL(cond, ms)                                                                                       \
+    ({                                                                                                       \
+        bool ok_ = false;                                                                                    \
+        for (int i_ = 0; i_ <= (ms) / 10 && !(ok_ = (cond)); i_++) {                                         \
+            fixture_sleep_ms(10);                                                                            \
+        }                                                                                                    \
+        ok_;                                                                                                 \
     })
 
 /* A try_acquire answers EAGAIN, without asking Redis, while the cluster
@@ -415,7 +415,7 @@ static void test_share_fallback_stop_cont(void **state)
     sluice_cluster_status_get(a, &st);
     assert_true(st.fallback);
     assert_false(st.redis_up);
-    assert_int_equal(st.members, 2); /* last known */
+    assert_int_equal(st.members, 2);         /* last known */
     assert_int_equal(atomic_load(&ka.k), 5); /* last share / replicas: unchanged, no call */
     assert_int_equal(atomic_load(&kb.k), 2); /* min(fallback_k, last) */
     assert_int_equal(atomic_load(&kb.reason), SLUICE_SHARE_FALLBACK);
@@ -510,7 +510,8 @@ static void test_reconnect_backoff_at_max(void **state)
 
 /* ---- strict mode ------------------------------------------------------------------ */
 
-static sluice_dsem *dsem(sluice_cluster *c, unsigned share, unsigned total, unsigned free_pool, unsigned block)
+static sluice_dsem *dsem(sluice_cluster *c, unsigned share, unsigned total, unsigned free_pool,
+                         unsigned block)
 {
     sluice_dsem_config dc;
     sluice_dsem_config_init(&dc);
@@ -651,8 +652,8 @@ static void test_dsem_lease_expiry(void **state)
     freeReplyObject(redis_fixture_cmd(&redis, "HINCRBY %s held 5", meta));
     assert_int_equal(redis_hget_int(meta, "held"), 10);
     /* b is at its cap; the dead lease comes back within the TTL. */
-    assert_true(POLL((sluice_cluster_heartbeat_now(b), redis_hget_int(held, "orders|a") == 0),
-                     10 * LEASE_TTL_MS));
+    assert_true(
+        POLL((sluice_cluster_heartbeat_now(b), redis_hget_int(held, "orders|a") == 0), 10 * LEASE_TTL_MS));
     assert_int_equal(redis_hget_int(meta, "held"), 5);
     for (int i = 0; i < 5; i++) {
         sluice_dsem_release(db);
@@ -926,8 +927,8 @@ static void test_dsem_recovery_after_long_outage(void **state)
     /* a is back and its window has begun: a's clock stops here. */
     atomic_store(&a_clock.stopped_at, sluice_clock_now(NULL));
     sluice_dsem_stats_get(db, &sb);
-    assert_true(sb.fallback);            /* b still runs its 5 on the fallback bound */
-    assert_int_equal(members_of(a), 1);  /* a sees itself alone */
+    assert_true(sb.fallback);           /* b still runs its 5 on the fallback bound */
+    assert_int_equal(members_of(a), 1); /* a sees itself alone */
     for (int i = 0; i < 3; i++) {
         assert_int_equal(sluice_dsem_try_acquire(da), SLUICE_EAGAIN); /* 5 + 5 already in flight */
         sluice_cluster_heartbeat_now(a);
@@ -1018,8 +1019,9 @@ static void test_budget_report(void **state)
     assert_non_null(strstr(text, "service orders: share 10, leased 2"));
     assert_non_null(strstr(text, "replica a: leased 2, in use 1, lease "));
     free(text);
-    assert_int_equal(sluice_budget_report(NULL, (unsigned)redis.port, "bad prefix", 0, &text, err, sizeof err),
-                     SLUICE_EINVAL);
+    assert_int_equal(
+        sluice_budget_report(NULL, (unsigned)redis.port, "bad prefix", 0, &text, err, sizeof err),
+        SLUICE_EINVAL);
     assert_int_equal(sluice_budget_report(NULL, (unsigned)dead_port, prefix, 0, &text, err, sizeof err),
                      SLUICE_EIO);
     assert_non_null(strstr(err, "redis 127.0.0.1:"));
@@ -1161,7 +1163,7 @@ static void test_dlimiter_fallback(void **state)
  * token comes back within the test, so each delay is exact but for the
  * Redis time elapsed since the debt was taken, which the rescale
  * multiplies by at most 10; the bounds leave 10 s (100 s at 10x) of it. */
-#define SEC(x) ((uint64_t)(x) * SLUICE_NS_PER_SEC)
+#define SEC(x) ((uint64_t)(x)*SLUICE_NS_PER_SEC)
 
 static sluice_dlimiter *slow_limiter(sluice_cluster *c, const char *name, double rate)
 {
@@ -1236,8 +1238,7 @@ static void test_dlimiter_set_rate_rescales(void **state)
     assert_int_equal(sluice_dlimiter_reserve(la, 1, &r3), SLUICE_OK);
     assert_true(r3.delay_ns > SEC(1900) && r3.delay_ns <= SEC(2000)); /* unrescaled: ~200 s */
     /* Both keys carry the same expiry (one script sets them). */
-    redisReply *pt = redis_fixture_cmd(&redis,
-                                       "EVAL %s 2 %s:rl:down %s:rlt:down",
+    redisReply *pt = redis_fixture_cmd(&redis, "EVAL %s 2 %s:rl:down %s:rlt:down",
                                        "return {redis.call('PTTL', KEYS[1]), redis.call('PTTL', KEYS[2])}",
                                        prefix, prefix);
     assert_non_null(pt);
@@ -1362,10 +1363,12 @@ static void test_budget_parse(void **state)
     static const struct {
         const char *text, *want;
     } bad[] = {
-        {"downstream: x\ntotal_limit: 10\nshares:\n  a: many\n", "b.yaml:4:6: shares.a: must be an integer >= 1"},
+        {"downstream: x\ntotal_limit: 10\nshares:\n  a: many\n",
+         "b.yaml:4:6: shares.a: must be an integer >= 1"},
         {"downstream: x\ntotal_limit: 10\nshares:\n  a: 8\n  b: 3\n",
          "b.yaml:3:1: shares: the shares plus free_pool sum to 11, over total_limit 10"},
-        {"downstream: x\ntotal_limit: 10\nshares:\n  a: 1\n  a: 2\n", "b.yaml:5:3: shares.a: service given twice"},
+        {"downstream: x\ntotal_limit: 10\nshares:\n  a: 1\n  a: 2\n",
+         "b.yaml:5:3: shares.a: service given twice"},
         {"downstream: x\ntotal_limit: 10\nshare:\n  a: 1\n", "b.yaml:3:1: share: unknown key"},
         {"total_limit: 10\n", "b.yaml:1:1: downstream: required"},
         {"downstream: x\n", "b.yaml:1:1: total_limit: required"},

@@ -289,7 +289,7 @@ static void test_dsem_dlimiter_refusals(void **state)
     sluice_dsem_close(ds);
     assert_int_equal(sluice_dsem_try_acquire(ds), SLUICE_ECLOSED);
     assert_int_equal(sluice_dsem_acquire(ds, NULL), SLUICE_ECLOSED); /* would wait for ever if not closed */
-    assert_int_equal(sluice_dsem_release(ds), SLUICE_OK); /* releases still work */
+    assert_int_equal(sluice_dsem_release(ds), SLUICE_OK);            /* releases still work */
     assert_int_equal(sluice_dsem_release(ds), SLUICE_OK);
     assert_int_equal(sluice_dsem_release(ds), SLUICE_EOVERFLOW);
     cleanup_now(ds);

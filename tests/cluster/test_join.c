@@ -30,13 +30,13 @@ static redis_fixture redis;
 static char dir[64];
 static int seq;
 
-#define POLL(cond, ms)                                                                                         \
-    ({                                                                                                         \
-        bool ok_ = false;                                                                                      \
-        for (int i_ = 0; i_ <= (ms) / 10 && !(ok_ = (cond)); i_++) {                                           \
-            fixture_sleep_ms(10);                                                                              \
-        }                                                                                                      \
-        ok_;                                                                                                   \
+#define POLL(cond, ms)                                                                                       \
+    ({                                                                                                       \
+        bool ok_ = false;                                                                                    \
+        for (int i_ = 0; i_ <= (ms) / 10 && !(ok_ = (cond)); i_++) {                                         \
+            fixture_sleep_ms(10);                                                                            \
+        }                                                                                                    \
+        ok_;                                                                                                 \
     })
 
 static int setup(void **state)
@@ -112,23 +112,24 @@ static const char BUDGET[] = "downstream: payments-api\n"
 static sluice_config *load(const char *svc, const char *extra, const char *pools)
 {
     char text[2048], path[256], err[1024];
-    snprintf(text, sizeof text,
-             "service:\n  name: %s\n"
-             "pools:\n%s"
-             "cluster:\n  redis: 127.0.0.1:%d\n  key_prefix: j%d\n  heartbeat: 50ms\n  member_ttl: 1500ms\n"
-             "  lease_ttl: 1500ms\n  redis_timeout: %s\n  budget_file: budget.yaml\n%s",
-             svc,
-             pools ? pools
-                   : "  - name: charge\n    workers: 99\n    queue_capacity: 100\n    downstream: payments-api\n"
-                     "  - name: refund\n    workers: 33\n    queue_capacity: 100\n    downstream: payments-api\n"
-                     "  - name: mail\n    workers: 4\n    queue_capacity: 10\n",
-             redis.port, seq,
+    snprintf(
+        text, sizeof text,
+        "service:\n  name: %s\n"
+        "pools:\n%s"
+        "cluster:\n  redis: 127.0.0.1:%d\n  key_prefix: j%d\n  heartbeat: 50ms\n  member_ttl: 1500ms\n"
+        "  lease_ttl: 1500ms\n  redis_timeout: %s\n  budget_file: budget.yaml\n%s",
+        svc,
+        pools ? pools
+              : "  - name: charge\n    workers: 99\n    queue_capacity: 100\n    downstream: payments-api\n"
+                "  - name: refund\n    workers: 33\n    queue_capacity: 100\n    downstream: payments-api\n"
+                "  - name: mail\n    workers: 4\n    queue_capacity: 10\n",
+        redis.port, seq,
 #ifdef SLUICE_SANITIZER
-             "3s",
+        "3s",
 #else
-             "500ms",
+        "500ms",
 #endif
-             extra ? extra : "");
+        extra ? extra : "");
     snprintf(path, sizeof path, "%s/sluice.yaml", dir);
     write_file("sluice.yaml", text);
     sluice_config *cfg = NULL;
@@ -198,7 +199,7 @@ static void test_share_bound_and_leave(void **state)
     assert_null(sluice_cluster_join_dsem(j1)); /* share mode */
     /* Two replicas: each pool's K sum to its part. */
     assert_true(POLL((beat(j1, j2), k_of(s1, "charge") + k_of(s2, "charge") == 30 &&
-                                         k_of(s1, "refund") + k_of(s2, "refund") == 10),
+                                        k_of(s1, "refund") + k_of(s2, "refund") == 10),
                      5000));
     assert_int_equal(k_of(s1, "charge"), 15);
     assert_int_equal(k_of(s1, "mail"), 4);
@@ -282,8 +283,7 @@ static void expect_refusal(const char *svc, const char *pools, const char *budge
 static void test_refusals(void **state)
 {
     (void)state;
-    expect_refusal("shipping", NULL, BUDGET,
-                   "cluster.service: \"shipping\" has no share in ");
+    expect_refusal("shipping", NULL, BUDGET, "cluster.service: \"shipping\" has no share in ");
     expect_refusal("shipping", NULL, BUDGET, "(shares: orders, refunds)");
     expect_refusal("orders", "  - name: mail\n    workers: 4\n    queue_capacity: 10\n", BUDGET,
                    "cluster: no pool has downstream: payments-api");

@@ -336,20 +336,21 @@ static bool progress(downstream *d, uint64_t more, unsigned max_ms)
 static long long held_of(const char *member)
 {
     redisReply *r = redis_fixture_cmd(&redis, "HGET mp:ds:bank:held %s", member);
-    long long v = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : (r && r->type == REDIS_REPLY_NIL ? -1 : -2);
+    long long v =
+        r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : (r && r->type == REDIS_REPLY_NIL ? -1 : -2);
     if (r) {
         freeReplyObject(r);
     }
     return v;
 }
 
-#define PHASE(name, cond)                                                                                      \
-    do {                                                                                                       \
-        bool ok_ = (cond);                                                                                     \
-        printf("  %-34s max_concurrent=%d calls=%llu%s\n", name, atomic_load(&ds.max),                          \
-               (unsigned long long)atomic_load(&ds.calls), ok_ ? "" : "  <- no progress");                      \
-        assert_true(ok_);                                                                                      \
-        assert_true(atomic_load(&ds.max) <= D);                                                                \
+#define PHASE(name, cond)                                                                                    \
+    do {                                                                                                     \
+        bool ok_ = (cond);                                                                                   \
+        printf("  %-34s max_concurrent=%d calls=%llu%s\n", name, atomic_load(&ds.max),                       \
+               (unsigned long long)atomic_load(&ds.calls), ok_ ? "" : "  <- no progress");                   \
+        assert_true(ok_);                                                                                    \
+        assert_true(atomic_load(&ds.max) <= D);                                                              \
     } while (0)
 
 static void test_strict_never_over(void **state)

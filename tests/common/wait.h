@@ -26,7 +26,6 @@
 #ifndef SLUICE_TESTS_COMMON_WAIT_H
 #define SLUICE_TESTS_COMMON_WAIT_H
 
-
 /* 1 in a ThreadSanitizer build (CMake defines SLUICE_SANITIZER=2). */
 #if defined(SLUICE_SANITIZER) && SLUICE_SANITIZER == 2
 #define SLUICE_TEST_TSAN 1
@@ -343,7 +342,7 @@ static inline bool gate_wait_entered_bg(gate *g, int n)
 #define GATE_WAIT_ENTERED(g, n)                                                                              \
     do {                                                                                                     \
         if (!gate_wait_entered_bg((g), (n))) {                                                               \
-            fail_msg("only %d of %d tasks reached the gate at %s:%d", atomic_load(&(g)->entered), (int)(n),   \
+            fail_msg("only %d of %d tasks reached the gate at %s:%d", atomic_load(&(g)->entered), (int)(n),  \
                      __FILE__, __LINE__);                                                                    \
         }                                                                                                    \
     } while (0)

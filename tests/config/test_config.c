@@ -181,7 +181,6 @@ static void expect_error(const char *text, sluice_err code, const char *message)
     assert_ptr_equal(c, (sluice_config *)0x1); /* untouched */
 }
 
-
 /* The "(known: ...)" list of an unknown-key message, from the schema: the
  * library's rows of `section` (pool rows without `name` for the
  * environment), then the default extensions' rows, so adding a key does
@@ -237,10 +236,9 @@ static void test_validation_messages(void **state)
                  "sluice.yaml:5:23: pools[0].readiness_weight: must be a number from 0 to 1, got \"nan\"");
     expect_error(POOL0 "  - name: sms\n    workers: -3\n    queue_capacity: 10\n", SLUICE_EINVAL,
                  "sluice.yaml:6:14: pools[1].workers: must be > 0, got -3");
-    expect_error(
-        POOL0 "    wrokers: 5\n", SLUICE_EINVAL,
-        cat3("sluice.yaml:5:5: pools[0].wrokers: unknown key (known: ",
-             known_keys(SLUICE_CONFIG_SECTION_POOL, false, ")"), ""));
+    expect_error(POOL0 "    wrokers: 5\n", SLUICE_EINVAL,
+                 cat3("sluice.yaml:5:5: pools[0].wrokers: unknown key (known: ",
+                      known_keys(SLUICE_CONFIG_SECTION_POOL, false, ")"), ""));
     expect_error(POOL0 "    workers: 11\n", SLUICE_EINVAL,
                  "sluice.yaml:5:5: pools[0].workers: duplicate key (first at line 3)");
     expect_error(POOL0 "  - name: push\n    workers: 1\n    queue_capacity: 1\n", SLUICE_EINVAL,
@@ -272,16 +270,16 @@ static void test_validation_messages(void **state)
         POOL0 "    histogram_buckets: [0.1, 0.05]\n", SLUICE_EINVAL,
         "sluice.yaml:5:24: pools[0].histogram_buckets[1]: must be greater than the bound before it (0.1), "
         "got 0.05");
-    expect_error(
-        POOL0 "    name2: x\n    prewarm: maybe\n", SLUICE_EINVAL,
-        cat3("sluice.yaml:5:5: pools[0].name2: unknown key (known: ", known_keys(SLUICE_CONFIG_SECTION_POOL, false, ")\n"),
-             "sluice.yaml:6:14: pools[0].prewarm: not a boolean (true or false), got \"maybe\""));
+    expect_error(POOL0 "    name2: x\n    prewarm: maybe\n", SLUICE_EINVAL,
+                 cat3("sluice.yaml:5:5: pools[0].name2: unknown key (known: ",
+                      known_keys(SLUICE_CONFIG_SECTION_POOL, false, ")\n"),
+                      "sluice.yaml:6:14: pools[0].prewarm: not a boolean (true or false), got \"maybe\""));
     expect_error(
         "service:\n  listen: nowhere\n" POOL0, SLUICE_EINVAL,
         "sluice.yaml:2:11: service.listen: must be host:port with a port in 0..65535, got \"nowhere\"");
-    expect_error(
-        "servcie:\n  name: x\n" POOL0, SLUICE_EINVAL,
-        "sluice.yaml:1:1: servcie: unknown top-level key (known: service, pools, downstream_budget, cluster)");
+    expect_error("servcie:\n  name: x\n" POOL0, SLUICE_EINVAL,
+                 "sluice.yaml:1:1: servcie: unknown top-level key (known: service, pools, downstream_budget, "
+                 "cluster)");
     expect_error("pools:\n  - name: push\n    workers: [1, 2]\n    queue_capacity: 1\n", SLUICE_EINVAL,
                  "sluice.yaml:3:14: pools[0].workers: must be a single value, got a list");
     expect_error("pools: {}\n", SLUICE_EINVAL,
@@ -357,8 +355,9 @@ static void test_env_overrides(void **state)
     const char *sat0[] = {"SLUICE_SERVICE_SATURATION_THRESHOLD=0s", NULL};
     o.envp = sat0;
     assert_int_equal(load(GOOD, &o, &c, err, sizeof err), SLUICE_EINVAL);
-    assert_string_equal(err, "env SLUICE_SERVICE_SATURATION_THRESHOLD: service.saturation_threshold: must be > 0 "
-                             "(how long a pool may stay saturated before /health/ready turns 503), got \"0s\"");
+    assert_string_equal(err,
+                        "env SLUICE_SERVICE_SATURATION_THRESHOLD: service.saturation_threshold: must be > 0 "
+                        "(how long a pool may stay saturated before /health/ready turns 503), got \"0s\"");
 
     /* timing_sample_every takes "auto" (the default) or a number. */
     const char *autos[] = {"SLUICE_POOL_PUSH_TIMING_SAMPLE_EVERY=auto", NULL};
@@ -421,8 +420,9 @@ static void test_overload_keys(void **state)
     assert_int_equal(c->pools[0].overload_slough_ns, 0);
     sluice_config_free(c);
 
-    const char *file = POOL0 "    overload: codel+lifo\n    overload_target: 2ms\n    overload_interval: 50ms\n"
-                             "    overload_slough: 20ms\n";
+    const char *file =
+        POOL0 "    overload: codel+lifo\n    overload_target: 2ms\n    overload_interval: 50ms\n"
+              "    overload_slough: 20ms\n";
     assert_int_equal(load(file, NULL, &c, err, sizeof err), SLUICE_OK);
     const sluice_config_pool *p = &c->pools[0];
     assert_int_equal(p->overload, SLUICE_OVERLOAD_CODEL_LIFO);
@@ -456,20 +456,24 @@ static void test_overload_keys(void **state)
     assert_int_equal(c->pools[0].overload_target_ns, SLUICE_NS_PER_MS);
     sluice_config_free(c);
 
-    expect_error(POOL0 "    overload: red\n", SLUICE_EINVAL,
-                 "sluice.yaml:5:15: pools[0].overload: must be one of off, codel, lifo, codel+lifo, got \"red\"");
+    expect_error(
+        POOL0 "    overload: red\n", SLUICE_EINVAL,
+        "sluice.yaml:5:15: pools[0].overload: must be one of off, codel, lifo, codel+lifo, got \"red\"");
     expect_error(POOL0 "    overload_target: 0s\n", SLUICE_EINVAL,
                  "sluice.yaml:5:22: pools[0].overload_target: must be > 0 (every wait would count as too "
                  "long), got \"0s\"");
-    expect_error(POOL0 "    overload: codel\n    overload_target: 200ms\n", SLUICE_EINVAL,
-                 "sluice.yaml:6:22: pools[0].overload_target: must be <= overload_interval (100 ms), got 200 ms "
-                 "(CoDel's target is a small part of its interval: 5ms of 100ms)");
-    expect_error(POOL0 "    queue_discipline: sharded\n    overload: codel+lifo\n", SLUICE_EINVAL,
-                 "sluice.yaml:6:15: pools[0].overload: codel+lifo needs a queue that can serve its newest task; "
-                 "queue_discipline: sharded serves shard by shard (codel composes with it; so does fair)");
+    expect_error(
+        POOL0 "    overload: codel\n    overload_target: 200ms\n", SLUICE_EINVAL,
+        "sluice.yaml:6:22: pools[0].overload_target: must be <= overload_interval (100 ms), got 200 ms "
+        "(CoDel's target is a small part of its interval: 5ms of 100ms)");
+    expect_error(
+        POOL0 "    queue_discipline: sharded\n    overload: codel+lifo\n", SLUICE_EINVAL,
+        "sluice.yaml:6:15: pools[0].overload: codel+lifo needs a queue that can serve its newest task; "
+        "queue_discipline: sharded serves shard by shard (codel composes with it; so does fair)");
     /* The sharded queue: parsed, written back, and CoDel composes with it. */
-    assert_int_equal(load(POOL0 "    queue_discipline: sharded\n    overload: codel\n", NULL, &c, err, sizeof err),
-                     SLUICE_OK);
+    assert_int_equal(
+        load(POOL0 "    queue_discipline: sharded\n    overload: codel\n", NULL, &c, err, sizeof err),
+        SLUICE_OK);
     assert_int_equal(c->pools[0].queue_discipline, SLUICE_QUEUE_SHARDED);
     a = write_to_string(c);
     assert_non_null(strstr(a, "queue_discipline: sharded\n"));
@@ -477,17 +481,19 @@ static void test_overload_keys(void **state)
     sluice_config_free(c);
     /* LIFO composes with the fair queue (it serves the newest task of the
      * tenant whose turn it is): accepted, and the pool takes it. */
-    assert_int_equal(load(POOL0 "    queue_discipline: fair\n    overload: codel+lifo\n", NULL, &c, err, sizeof err),
-                     SLUICE_OK);
+    assert_int_equal(
+        load(POOL0 "    queue_discipline: fair\n    overload: codel+lifo\n", NULL, &c, err, sizeof err),
+        SLUICE_OK);
     sluice_config_pool_to_pool_config(&c->pools[0], &pc);
     assert_int_equal(pc.queue_discipline, SLUICE_QUEUE_FAIR);
     assert_int_equal(pc.overload, SLUICE_OVERLOAD_CODEL_LIFO);
     assert_int_equal(sluice_pool_create(&pc, &pool, err, sizeof err), SLUICE_OK);
     sluice_pool_destroy(pool);
     sluice_config_free(c);
-    expect_error(POOL0 "    overload: codel\n    overload_slough: 1ms\n", SLUICE_EINVAL,
-                 "sluice.yaml:6:22: pools[0].overload_slough: must be >= overload_target (5 ms), got 1 ms (no "
-                 "task below the target is shed)");
+    expect_error(
+        POOL0 "    overload: codel\n    overload_slough: 1ms\n", SLUICE_EINVAL,
+        "sluice.yaml:6:22: pools[0].overload_slough: must be >= overload_target (5 ms), got 1 ms (no "
+        "task below the target is shed)");
 }
 
 static void test_write_round_trip(void **state)
@@ -715,8 +721,9 @@ static void test_deep_nesting(void **state)
                  "sluice.yaml:33:33: nested deeper than 32 lists and mappings (sluice.yaml needs at most 5)");
     free(deep);
     /* A syntax error before the limit is still libyaml's. */
-    expect_error("pools: [[[\n", SLUICE_EPARSE,
-                 "sluice.yaml:2:1: not valid YAML: did not find expected node content while parsing a flow node");
+    expect_error(
+        "pools: [[[\n", SLUICE_EPARSE,
+        "sluice.yaml:2:1: not valid YAML: did not find expected node content while parsing a flow node");
 }
 
 /* A queue bound no ring can allocate passed the loader and failed
@@ -724,9 +731,10 @@ static void test_deep_nesting(void **state)
 static void test_queue_capacity_max(void **state)
 {
     (void)state;
-    expect_error("pools:\n  - name: push\n    workers: 1\n    queue_capacity: 4294967296\n", SLUICE_EINVAL,
-                 "sluice.yaml:4:21: pools[0].queue_capacity: must be <= 1073741824 (the queue's slots are allocated "
-                 "when the pool is created), got 4294967296");
+    expect_error(
+        "pools:\n  - name: push\n    workers: 1\n    queue_capacity: 4294967296\n", SLUICE_EINVAL,
+        "sluice.yaml:4:21: pools[0].queue_capacity: must be <= 1073741824 (the queue's slots are allocated "
+        "when the pool is created), got 4294967296");
     sluice_config *c = NULL;
     char err[1024];
     const char *max = "pools:\n  - name: push\n    workers: 1\n    queue_capacity: 1073741824\n";
@@ -734,13 +742,14 @@ static void test_queue_capacity_max(void **state)
     assert_int_equal(c->pools[0].queue_capacity, SLUICE_CONFIG_QUEUE_CAPACITY_MAX);
     sluice_config_free(c);
     /* A duration's bound is written as a duration, not in nanoseconds. */
-    expect_error("pools:\n  - name: push\n    workers: 1\n    queue_capacity: 1\n    demo_batch_wait: 2h\n",
-                 SLUICE_EINVAL,
-                 "sluice.yaml:5:22: pools[0].demo_batch_wait: must be <= 1h (the batcher's longest wait), got "
-                 "\"2h\"");
-    expect_error("pools:\n  - name: push\n    workers: 1\n    queue_capacity: 1\n    stack_size: 100\n",
-                 SLUICE_EINVAL,
-                 "sluice.yaml:5:17: pools[0].stack_size: must be 0 (the system's default) or >= 16384, got 100");
+    expect_error(
+        "pools:\n  - name: push\n    workers: 1\n    queue_capacity: 1\n    demo_batch_wait: 2h\n",
+        SLUICE_EINVAL,
+        "sluice.yaml:5:22: pools[0].demo_batch_wait: must be <= 1h (the batcher's longest wait), got "
+        "\"2h\"");
+    expect_error(
+        "pools:\n  - name: push\n    workers: 1\n    queue_capacity: 1\n    stack_size: 100\n", SLUICE_EINVAL,
+        "sluice.yaml:5:17: pools[0].stack_size: must be 0 (the system's default) or >= 16384, got 100");
 }
 
 /* Override names that cannot name a pool and key are errors, as the docs
@@ -753,8 +762,9 @@ static void test_env_names(void **state)
     const char *bare[] = {"SLUICE_POOL_=1", "SLUICE_SERVICE_=x", NULL};
     sluice_config_load_opts o = {.envp = bare};
     assert_int_equal(load(GOOD, &o, &c, err, sizeof err), SLUICE_EINVAL);
-    assert_string_equal(err, "env SLUICE_POOL_: SLUICE_POOL_: names no pool and key (SLUICE_POOL_<NAME>_<KEY>)\n"
-                             "env SLUICE_SERVICE_: SLUICE_SERVICE_: names no key (SLUICE_SERVICE_<KEY>)");
+    assert_string_equal(err,
+                        "env SLUICE_POOL_: SLUICE_POOL_: names no pool and key (SLUICE_POOL_<NAME>_<KEY>)\n"
+                        "env SLUICE_SERVICE_: SLUICE_SERVICE_: names no key (SLUICE_SERVICE_<KEY>)");
     char name[400];
     snprintf(name, sizeof name, "SLUICE_POOL_PUSH_");
     memset(name + 17, 'W', 300);
@@ -762,8 +772,9 @@ static void test_env_names(void **state)
     const char *longname[] = {name, NULL};
     o.envp = longname;
     assert_int_equal(load(GOOD, &o, &c, err, sizeof err), SLUICE_EINVAL);
-    assert_string_equal(err, "env SLUICE_POOL_PUSH_WWWWWWWWWWWWWWWWWWWWWWW...: the variable's name is 317 bytes; "
-                             "an override's name is at most 255");
+    assert_string_equal(err,
+                        "env SLUICE_POOL_PUSH_WWWWWWWWWWWWWWWWWWWWWWW...: the variable's name is 317 bytes; "
+                        "an override's name is at most 255");
     /* 255 bytes is still a name (of no key here). */
     name[255] = '=';
     name[256] = '5';
@@ -824,9 +835,10 @@ static void test_cluster_section(void **state)
     free(a);
     sluice_config_free(c);
 
-    const char *text = "service:\n  name: orders\n" POOL0 "    downstream: payments\n"
-                       "cluster:\n  redis: redis.internal:6380\n  mode: strict\n  heartbeat: 200ms\n"
-                       "  member_ttl: 1s\n  budget_file: budget.yaml\n  fallback_k: 3\n  fallback_unready: true\n";
+    const char *text =
+        "service:\n  name: orders\n" POOL0 "    downstream: payments\n"
+        "cluster:\n  redis: redis.internal:6380\n  mode: strict\n  heartbeat: 200ms\n"
+        "  member_ttl: 1s\n  budget_file: budget.yaml\n  fallback_k: 3\n  fallback_unready: true\n";
     assert_int_equal(load(text, NULL, &c, err, sizeof err), SLUICE_OK);
     assert_true(c->cluster.present);
     assert_string_equal(c->cluster.redis, "redis.internal:6380");
@@ -854,9 +866,10 @@ static void test_cluster_section(void **state)
     /* A reload keeps the running section and says a change needs a restart. */
     log_buf lb = {0};
     sluice_config *next = NULL;
-    const char *changed = "service:\n  name: orders\n" POOL0 "    downstream: payments\n"
-                          "cluster:\n  redis: redis.internal:6380\n  mode: share\n  heartbeat: 200ms\n"
-                          "  member_ttl: 1s\n  budget_file: budget.yaml\n  fallback_k: 3\n  fallback_unready: true\n";
+    const char *changed =
+        "service:\n  name: orders\n" POOL0 "    downstream: payments\n"
+        "cluster:\n  redis: redis.internal:6380\n  mode: share\n  heartbeat: 200ms\n"
+        "  member_ttl: 1s\n  budget_file: budget.yaml\n  fallback_k: 3\n  fallback_unready: true\n";
     assert_int_equal(load(changed, NULL, &next, err, sizeof err), SLUICE_OK);
     assert_int_equal(sluice_config_apply(&c2, next, NULL, log_line, &lb, err, sizeof err), SLUICE_OK);
     assert_non_null(strstr(lb.text, "cluster: mode strict -> share not applied: needs a restart"));
@@ -866,23 +879,27 @@ static void test_cluster_section(void **state)
     sluice_config_free(c);
 
     /* Errors name file:line:col and the key. */
-    expect_error(POOL0 "cluster:\n  redis: localhost\n", SLUICE_EINVAL,
-                 "sluice.yaml:5:1: cluster.budget_file: required (the downstream-budget.yaml whose share the "
-                 "pools keep)\n"
-                 "sluice.yaml:6:10: cluster.redis: must be host:port with a port in 1..65535, got \"localhost\"");
+    expect_error(
+        POOL0 "cluster:\n  redis: localhost\n", SLUICE_EINVAL,
+        "sluice.yaml:5:1: cluster.budget_file: required (the downstream-budget.yaml whose share the "
+        "pools keep)\n"
+        "sluice.yaml:6:10: cluster.redis: must be host:port with a port in 1..65535, got \"localhost\"");
     expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  mode: loose\n", SLUICE_EINVAL,
                  "sluice.yaml:7:9: cluster.mode: must be one of share, strict, got \"loose\"");
-    expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  heartbeat: 1s\n  lease_ttl: 500ms\n", SLUICE_EINVAL,
-                 "sluice.yaml:8:14: cluster.lease_ttl: must be longer than heartbeat (1s), got 500ms (a member "
-                 "would expire between two beats)");
-    expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  servce: x\n", SLUICE_EINVAL,
-                 "sluice.yaml:7:3: cluster.servce: unknown key (known: redis, key_prefix, service, replica_id, "
-                 "heartbeat, member_ttl, lease_ttl, redis_timeout, mode, budget_file, fallback_k, block, "
-                 "fallback_unready, reconnect_min, reconnect_max)");
+    expect_error(
+        POOL0 "cluster:\n  budget_file: b.yaml\n  heartbeat: 1s\n  lease_ttl: 500ms\n", SLUICE_EINVAL,
+        "sluice.yaml:8:14: cluster.lease_ttl: must be longer than heartbeat (1s), got 500ms (a member "
+        "would expire between two beats)");
+    expect_error(
+        POOL0 "cluster:\n  budget_file: b.yaml\n  servce: x\n", SLUICE_EINVAL,
+        "sluice.yaml:7:3: cluster.servce: unknown key (known: redis, key_prefix, service, replica_id, "
+        "heartbeat, member_ttl, lease_ttl, redis_timeout, mode, budget_file, fallback_k, block, "
+        "fallback_unready, reconnect_min, reconnect_max)");
     /* The reconnect backoff: its own keys, both bounds > 0, min <= max,
      * and the error blames the key the file wrote. */
     sluice_config *rc = NULL;
-    assert_int_equal(load(POOL0 "cluster:\n  budget_file: b.yaml\n  reconnect_min: 10ms\n  reconnect_max: 30s\n",
+    assert_int_equal(load(POOL0
+                          "cluster:\n  budget_file: b.yaml\n  reconnect_min: 10ms\n  reconnect_max: 30s\n",
                           NULL, &rc, err, sizeof err),
                      SLUICE_OK);
     assert_int_equal(rc->cluster.reconnect_min_ns, 10 * SLUICE_NS_PER_MS);
@@ -895,15 +912,17 @@ static void test_cluster_section(void **state)
     expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  reconnect_min: 5s\n", SLUICE_EINVAL,
                  "sluice.yaml:7:18: cluster.reconnect_min: 5s is above reconnect_max (2s, the default); the "
                  "backoff bound starts at reconnect_min and never exceeds reconnect_max");
-    expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  reconnect_max: 10ms\n", SLUICE_EINVAL,
-                 "sluice.yaml:7:18: cluster.reconnect_max: 10ms is below reconnect_min (50ms, the default); the "
-                 "backoff bound starts at reconnect_min and never exceeds reconnect_max");
+    expect_error(
+        POOL0 "cluster:\n  budget_file: b.yaml\n  reconnect_max: 10ms\n", SLUICE_EINVAL,
+        "sluice.yaml:7:18: cluster.reconnect_max: 10ms is below reconnect_min (50ms, the default); the "
+        "backoff bound starts at reconnect_min and never exceeds reconnect_max");
     expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  reconnect_min: 3s\n  reconnect_max: 1s\n",
                  SLUICE_EINVAL,
                  "sluice.yaml:7:18: cluster.reconnect_min: 3s is above reconnect_max (1s); the backoff bound "
                  "starts at reconnect_min and never exceeds reconnect_max");
-    expect_error(POOL0 "cluster:\n  budget_file: b.yaml\n  service: a/b\n", SLUICE_EINVAL,
-                 "sluice.yaml:7:12: cluster.service: must be 1..64 characters of [A-Za-z0-9_.:-], got \"a/b\"");
+    expect_error(
+        POOL0 "cluster:\n  budget_file: b.yaml\n  service: a/b\n", SLUICE_EINVAL,
+        "sluice.yaml:7:12: cluster.service: must be 1..64 characters of [A-Za-z0-9_.:-], got \"a/b\"");
     expect_error(POOL0 "cluster:\n", SLUICE_EINVAL,
                  "sluice.yaml:5:1: cluster.budget_file: required (the downstream-budget.yaml whose share the "
                  "pools keep)");

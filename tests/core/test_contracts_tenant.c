@@ -77,7 +77,7 @@ static void test_tenant_names_and_weights(void **state)
         }
         assert_true(terminated(err, sizeof err));
         assert_non_null(strstr(err, "tenant")); /* the message names the argument */
-        h = (sluice_tenant *)p; /* a sentinel: untouched on error */
+        h = (sluice_tenant *)p;                 /* a sentinel: untouched on error */
         assert_int_equal(sluice_pool_tenant_acquire(p, bad[i], &h), SLUICE_EINVAL);
     }
     assert_int_equal(sluice_pool_tenant_acquire(p, "fine", NULL), SLUICE_EINVAL);

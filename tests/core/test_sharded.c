@@ -388,7 +388,8 @@ static void test_resize_during_steals(void **state)
         ASSERT_IDENTITY(p);
         for (uintptr_t i = 1; i <= 3 * per; i++) {
             if (atomic_load(&ran_ids[i]) != 1) {
-                fail_msg("round %u: task %lu ran %d times", round, (unsigned long)i, atomic_load(&ran_ids[i]));
+                fail_msg("round %u: task %lu ran %d times", round, (unsigned long)i,
+                         atomic_load(&ran_ids[i]));
             }
         }
         assert_true(atomic_load(&running_max) <= 4);

@@ -137,10 +137,15 @@ static void test_refusals(void **state)
         const char *want;
     } cases[] = {
         {{{"ta", a, NULL}, {"ta", b, NULL}}, 2, "router: duplicate tier \"ta\""},
-        {{{"ta", a, X}, {"tb", b, X}}, 2, "router: tenant \"x\" is in tiers ta and tb; a tenant has one tier"},
+        {{{"ta", a, X}, {"tb", b, X}},
+         2,
+         "router: tenant \"x\" is in tiers ta and tb; a tenant has one tier"},
         {{{"ta", a, XX}}, 1, "router: tier ta lists tenant \"x\" twice"},
-        {{{"ta", a, ANY}, {"tb", b, ANY}}, 2, "router: tiers ta and tb both take unknown tenants (\"*\"); one may"},
-        {{{"ta", a, NAMED_B}, {"tb", b, NULL}}, 2,
+        {{{"ta", a, ANY}, {"tb", b, ANY}},
+         2,
+         "router: tiers ta and tb both take unknown tenants (\"*\"); one may"},
+        {{{"ta", a, NAMED_B}, {"tb", b, NULL}},
+         2,
          "router: tenant \"tb\" of tier ta is named like the tier tb: a submit for it could mean either"},
         {{{"ta", NULL, NULL}}, 1, "router: tier ta: no pool"},
         {{{"", a, NULL}}, 1, "router: tiers[0]: the name must be 1..255 bytes"},
@@ -150,7 +155,8 @@ static void test_refusals(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         r = NULL;
-        assert_int_equal(sluice_router_create(cases[i].tiers, cases[i].n, &r, err, sizeof err), SLUICE_EINVAL);
+        assert_int_equal(sluice_router_create(cases[i].tiers, cases[i].n, &r, err, sizeof err),
+                         SLUICE_EINVAL);
         assert_null(r);
         assert_string_equal(err, cases[i].want);
     }
@@ -166,7 +172,8 @@ static void test_refusals(void **state)
     assert_int_equal(sluice_router_route(r, "t63", &rt, NULL, 0), SLUICE_OK);
     sluice_router_destroy(r);
     r = NULL;
-    assert_int_equal(sluice_router_create(many, SLUICE_ROUTER_MAX_TIERS + 1, &r, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(sluice_router_create(many, SLUICE_ROUTER_MAX_TIERS + 1, &r, err, sizeof err),
+                     SLUICE_EINVAL);
     assert_string_equal(err, "router: needs 1..64 tiers, got 65");
     sluice_router_destroy(NULL); /* a no-op */
     sluice_pool_destroy(a);
@@ -234,9 +241,9 @@ static void *route_many(void *arg)
             atomic_fetch_add(&rc->wrong, 1);
             continue;
         }
-        sluice_pool *want = (i % 6 == 0 || i % 6 == 2) ? rc->f->premium
+        sluice_pool *want = (i % 6 == 0 || i % 6 == 2)   ? rc->f->premium
                             : (i % 6 == 1 || i % 6 == 4) ? rc->f->standard
-                                                          : rc->f->free_;
+                                                         : rc->f->free_;
         if (rt.pool != want) {
             atomic_fetch_add(&rc->wrong, 1);
         }
@@ -307,15 +314,15 @@ static void test_fair_tier_carries_tenant(void **state)
     assert_int_equal(zed, 1);
     assert_int_equal(mine, 1);
     assert_int_equal(total, 5); /* the tier-named submit went to the default tenant */
-    sluice_router_destroy(r); /* releases the handle before the pool goes */
+    sluice_router_destroy(r);   /* releases the handle before the pool goes */
     sluice_pool_destroy(p);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_resolution_order), cmocka_unit_test(test_unknown_is_an_error),
-        cmocka_unit_test(test_refusals),         cmocka_unit_test(test_submit_lands),
+        cmocka_unit_test(test_resolution_order),  cmocka_unit_test(test_unknown_is_an_error),
+        cmocka_unit_test(test_refusals),          cmocka_unit_test(test_submit_lands),
         cmocka_unit_test(test_concurrent_routes), cmocka_unit_test(test_fair_tier_carries_tenant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -82,18 +82,30 @@ CASE_FN(c_mode_bad, cfg->mode = SLUICE_CONTROL_MODE_COUNT_)
 CASE_FN(c_min_below_min_workers, cfg->min_limit = 1)
 CASE_FN(c_max_at_max, cfg->max_limit = SLUICE_ADAPTIVE_LIMIT_MAX)
 CASE_FN(c_max_past_max, cfg->max_limit = SLUICE_ADAPTIVE_LIMIT_MAX + 1)
-CASE_FN(c_max_below_min, { cfg->min_limit = 5; cfg->max_limit = 4; })
-CASE_FN(c_max_equal_min, { cfg->min_limit = 5; cfg->max_limit = 5; })
+CASE_FN(c_max_below_min, {
+    cfg->min_limit = 5;
+    cfg->max_limit = 4;
+})
+CASE_FN(c_max_equal_min, {
+    cfg->min_limit = 5;
+    cfg->max_limit = 5;
+})
 CASE_FN(c_interval_at_max, cfg->interval_ns = HOUR)
 CASE_FN(c_interval_past_max, cfg->interval_ns = HOUR + 1)
-CASE_FN(c_interval_max_autotune, { cfg->interval_ns = HOUR; cfg->autotune = true; })
+CASE_FN(c_interval_max_autotune, {
+    cfg->interval_ns = HOUR;
+    cfg->autotune = true;
+})
 CASE_FN(c_cooldown_at_max, cfg->cooldown_ns = HOUR)
 CASE_FN(c_cooldown_past_max, cfg->cooldown_ns = HOUR + 1)
 CASE_FN(c_util_high_one, cfg->util_high = 1.0)
 CASE_FN(c_util_high_past, cfg->util_high = 1.0000001)
 CASE_FN(c_util_high_nan, cfg->util_high = NAN)
 CASE_FN(c_util_low_tiny, cfg->util_low = 1e-9)
-CASE_FN(c_util_low_equal_high, { cfg->util_high = 0.5; cfg->util_low = 0.5; })
+CASE_FN(c_util_low_equal_high, {
+    cfg->util_high = 0.5;
+    cfg->util_low = 0.5;
+})
 CASE_FN(c_hysteresis_under_one, cfg->hysteresis = 0.999)
 CASE_FN(c_hysteresis_one, cfg->hysteresis = 1.0)
 CASE_FN(c_headroom_one, cfg->headroom = 1.0)
@@ -106,11 +118,26 @@ CASE_FN(c_fail_delta_past, cfg->revert_failure_delta = 1.5)
 CASE_FN(c_probe_1ms, cfg->probe_every_ns = MS)
 CASE_FN(c_probe_under_1ms, cfg->probe_every_ns = MS - 1)
 CASE_FN(c_fixed_ignores_smoothing, cfg->smoothing = 2)
-CASE_FN(c_gradient2_smoothing_one, { cfg->mode = SLUICE_CONTROL_GRADIENT2; cfg->smoothing = 1.0; })
-CASE_FN(c_gradient2_smoothing_past, { cfg->mode = SLUICE_CONTROL_GRADIENT2; cfg->smoothing = 2; })
-CASE_FN(c_aimd_backoff_one, { cfg->mode = SLUICE_CONTROL_AIMD; cfg->backoff = 1.0; })
-CASE_FN(c_vegas_tolerance_low, { cfg->mode = SLUICE_CONTROL_VEGAS; cfg->tolerance = 0.5; })
-CASE_FN(c_vegas_tolerance_one, { cfg->mode = SLUICE_CONTROL_VEGAS; cfg->tolerance = 1.0; })
+CASE_FN(c_gradient2_smoothing_one, {
+    cfg->mode = SLUICE_CONTROL_GRADIENT2;
+    cfg->smoothing = 1.0;
+})
+CASE_FN(c_gradient2_smoothing_past, {
+    cfg->mode = SLUICE_CONTROL_GRADIENT2;
+    cfg->smoothing = 2;
+})
+CASE_FN(c_aimd_backoff_one, {
+    cfg->mode = SLUICE_CONTROL_AIMD;
+    cfg->backoff = 1.0;
+})
+CASE_FN(c_vegas_tolerance_low, {
+    cfg->mode = SLUICE_CONTROL_VEGAS;
+    cfg->tolerance = 0.5;
+})
+CASE_FN(c_vegas_tolerance_one, {
+    cfg->mode = SLUICE_CONTROL_VEGAS;
+    cfg->tolerance = 1.0;
+})
 
 static const control_case control_cases[] = {
     {"defaults", c_defaults, NULL},
@@ -176,9 +203,10 @@ static void test_control_check_matches_create(void **state)
             ok = ctl != NULL;
         }
         if (!ok) {
-            print_error("control case \"%s\": want %s%s%s; check says %s (field %s: %s), create says %s (%s)\n",
-                        cc->what, sluice_strerror(want), cc->field ? " on " : "", cc->field ? cc->field : "",
-                        sluice_strerror(checked), field ? field : "-", why, sluice_strerror(created), err);
+            print_error(
+                "control case \"%s\": want %s%s%s; check says %s (field %s: %s), create says %s (%s)\n",
+                cc->what, sluice_strerror(want), cc->field ? " on " : "", cc->field ? cc->field : "",
+                sluice_strerror(checked), field ? field : "-", why, sluice_strerror(created), err);
             mismatches++;
         }
         sluice_pool_control_destroy(ctl);
@@ -283,11 +311,11 @@ static void test_control_probe_extremes(void **state)
 /* ---- batcher.h ----------------------------------------------------------------------- */
 
 static gate bgate;
-static _Atomic int b_delivered;     /* items batch_fn accepted */
-static _Atomic int b_failed;        /* items handed to failure_fn */
-static _Atomic int b_calls;         /* batch_fn calls */
-static _Atomic int b_inside;        /* batch_fn calls waiting at bgate now */
-static sluice_batcher *b_self;      /* for the nested calls of nested_batch_fn */
+static _Atomic int b_delivered; /* items batch_fn accepted */
+static _Atomic int b_failed;    /* items handed to failure_fn */
+static _Atomic int b_calls;     /* batch_fn calls */
+static _Atomic int b_inside;    /* batch_fn calls waiting at bgate now */
+static sluice_batcher *b_self;  /* for the nested calls of nested_batch_fn */
 static _Atomic int nested_add_rc = -1, nested_try_rc = -1, nested_drain_rc = -1;
 static int nested_item = 7;
 
@@ -338,8 +366,8 @@ static void count_failed(void **items, size_t n, int rc, sluice_batch_failure wh
     atomic_fetch_add(&b_failed, (int)n);
 }
 
-static sluice_batcher *make_batcher(sluice_pool *pool, size_t max_items, unsigned inflight, uint64_t add_timeout,
-                                    sluice_batch_fn fn)
+static sluice_batcher *make_batcher(sluice_pool *pool, size_t max_items, unsigned inflight,
+                                    uint64_t add_timeout, sluice_batch_fn fn)
 {
     sluice_batcher_config bc;
     sluice_batcher_config_init(&bc);
@@ -389,8 +417,8 @@ static void test_batcher_config_extremes(void **state)
     bc.name = "has space";
     assert_int_equal(sluice_batcher_create(&bc, &b, err, sizeof err), SLUICE_EINVAL);
     bc.name = name_of(name, SLUICE_BATCHER_NAME_MAX);
-    bc.max_delay_ns = HOUR;    /* the maximum */
-    bc.max_in_flight = 65536;  /* the maximum */
+    bc.max_delay_ns = HOUR;   /* the maximum */
+    bc.max_in_flight = 65536; /* the maximum */
     assert_int_equal(sluice_batcher_create(&bc, &b, err, sizeof err), SLUICE_OK);
     assert_string_equal(sluice_batcher_name(b), name);
     /* max_items 1: every item is its own batch, sealed by size at once. */
@@ -773,8 +801,8 @@ static void test_backoff_extremes(void **state)
     (void)state;
     uint64_t rng = 12345;
     for (int j = 0; j < SLUICE_JITTER_COUNT_; j++) {
-        sluice_backoff huge = {.base_ns = UINT64_MAX, .max_ns = UINT64_MAX, .multiplier = 16,
-                               .jitter = (sluice_jitter)j};
+        sluice_backoff huge = {
+            .base_ns = UINT64_MAX, .max_ns = UINT64_MAX, .multiplier = 16, .jitter = (sluice_jitter)j};
         sluice_backoff capped = {.base_ns = 0, .max_ns = 50 * MS, .jitter = (sluice_jitter)j};
         sluice_backoff inverted = {.base_ns = 2 * SEC, .max_ns = SEC, .jitter = (sluice_jitter)j};
         for (int i = 0; i < 200; i++) {
@@ -785,17 +813,20 @@ static void test_backoff_extremes(void **state)
             (void)sluice_backoff_next(&huge, retry, prev, &rng); /* <= UINT64_MAX: no trap, no UB */
             uint64_t c = sluice_backoff_next(&capped, retry, prev, &rng);
             if (c > 50 * MS) {
-                fail_msg("jitter %s retry %u prev %llu: %llu ns > max 50 ms", sluice_jitter_name((sluice_jitter)j),
-                         retry, (unsigned long long)prev, (unsigned long long)c);
+                fail_msg("jitter %s retry %u prev %llu: %llu ns > max 50 ms",
+                         sluice_jitter_name((sluice_jitter)j), retry, (unsigned long long)prev,
+                         (unsigned long long)c);
             }
             assert_true(sluice_backoff_next(&inverted, retry, prev, &rng) <= SEC);
             assert_true(sluice_backoff_next(NULL, retry, prev, &rng) <= 10 * SEC);
         }
     }
     /* NONE at a huge step: exactly the max, never a wrapped small value. */
-    sluice_backoff none = {.base_ns = SEC, .max_ns = UINT64_MAX, .multiplier = 16, .jitter = SLUICE_JITTER_NONE};
+    sluice_backoff none = {
+        .base_ns = SEC, .max_ns = UINT64_MAX, .multiplier = 16, .jitter = SLUICE_JITTER_NONE};
     assert_true(sluice_backoff_next(&none, 100, 0, &rng) == UINT64_MAX);
-    sluice_backoff none10 = {.base_ns = SEC, .max_ns = 10 * SEC, .multiplier = 16, .jitter = SLUICE_JITTER_NONE};
+    sluice_backoff none10 = {
+        .base_ns = SEC, .max_ns = 10 * SEC, .multiplier = 16, .jitter = SLUICE_JITTER_NONE};
     assert_int_equal(sluice_backoff_next(&none10, UINT32_MAX, 0, &rng), 10 * SEC);
 }
 
@@ -885,8 +916,8 @@ static void test_adaptive_extremes(void **state)
 
     sluice_adaptive_stats before, after;
     sluice_adaptive_stats_get(a, &before);
-    sluice_adaptive_window empty = {.successes = 0, .drops = 0, .mean_rtt_ns = 5 * SEC, .in_use = true,
-                                    .demand = 3};
+    sluice_adaptive_window empty = {
+        .successes = 0, .drops = 0, .mean_rtt_ns = 5 * SEC, .in_use = true, .demand = 3};
     for (int i = 0; i < 10; i++) {
         assert_int_equal(sluice_adaptive_observe(a, &empty), SLUICE_OK);
     }

@@ -499,9 +499,9 @@ static void test_keyed_example(void **state)
     sluice_keyed_config kc;
     sluice_keyed_config_init(&kc);
     kc.name = "ledger";
-    kc.pool = pool;                     /* shared with other work */
-    kc.max_active_keys = 8;             /* at most 8 accounts at once */
-    kc.key_backlog = 1000;              /* per account */
+    kc.pool = pool;         /* shared with other work */
+    kc.max_active_keys = 8; /* at most 8 accounts at once */
+    kc.key_backlog = 1000;  /* per account */
     kc.total_backlog = 100000;
     kc.abandon_handler = persist_entry; /* handed back key by key, in order */
     sluice_keyed *ledger;
@@ -648,11 +648,10 @@ static void test_adaptive_example(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ctx_example),     cmocka_unit_test(test_sem_example),
-        cmocka_unit_test(test_group_example),   cmocka_unit_test(test_breaker_example),
-        cmocka_unit_test(test_limiter_example), cmocka_unit_test(test_retry_example),
-        cmocka_unit_test(test_keyed_example),
-        cmocka_unit_test(test_batcher_example),
+        cmocka_unit_test(test_ctx_example),      cmocka_unit_test(test_sem_example),
+        cmocka_unit_test(test_group_example),    cmocka_unit_test(test_breaker_example),
+        cmocka_unit_test(test_limiter_example),  cmocka_unit_test(test_retry_example),
+        cmocka_unit_test(test_keyed_example),    cmocka_unit_test(test_batcher_example),
         cmocka_unit_test(test_adaptive_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -436,7 +436,6 @@ static bool one_waiting(void *arg)
 static sluice_keyed *self_ex;
 static sluice_err self_err;
 
-
 static void test_block(void **state)
 {
     (void)state;
@@ -454,7 +453,8 @@ static void test_block(void **state)
     sluice_keyed *ex = make_keyed(&kc);
     gate g;
     gate_init(&g);
-    job j[4] = {{.id = 0, .key = 1, .hold = &g}, {.id = 1, .key = 1}, {.id = 2, .key = 1}, {.id = 3, .key = 1}};
+    job j[4] = {
+        {.id = 0, .key = 1, .hold = &g}, {.id = 1, .key = 1}, {.id = 2, .key = 1}, {.id = 3, .key = 1}};
     submit_first(ex, &j[0], "the first to run");
     assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j[1]), SLUICE_OK);
     assert_int_equal(sluice_keyed_try_submit(ex, 1, job_fn, &j[2]), SLUICE_EFULL);
@@ -558,7 +558,10 @@ static void test_drain_hands_back_in_order(void **state)
     gate_init(&g);
     /* A0 runs (held); then A1, B1, A2, C1, B2 wait. */
     job a0 = {.id = 0, .key = 'A', .hold = &g};
-    job w[5] = {{.id = 1, .key = 'A'}, {.id = 2, .key = 'B'}, {.id = 3, .key = 'A'}, {.id = 4, .key = 'C'},
+    job w[5] = {{.id = 1, .key = 'A'},
+                {.id = 2, .key = 'B'},
+                {.id = 3, .key = 'A'},
+                {.id = 4, .key = 'C'},
                 {.id = 5, .key = 'B'}};
     submit_first(ex, &a0, "A0 to run");
     for (int i = 0; i < 5; i++) {
@@ -713,7 +716,10 @@ static void test_metrics(void **state)
     assert_int_equal(sluice_sync_metrics_add_keyed(sm, ex), SLUICE_EBUSY);
     gate g;
     gate_init(&g);
-    job j[5] = {{.id = 0, .key = 1, .hold = &g}, {.id = 1, .key = 1}, {.id = 2, .key = 1}, {.id = 3, .key = 2},
+    job j[5] = {{.id = 0, .key = 1, .hold = &g},
+                {.id = 1, .key = 1},
+                {.id = 2, .key = 1},
+                {.id = 3, .key = 2},
                 {.id = 4, .key = 1, .rc = 1}};
     submit_first(ex, &j[0], "the first to run");
     for (int i = 1; i < 5; i++) {

@@ -27,7 +27,7 @@
 typedef struct stask {
     uint32_t key;
     uint32_t producer;
-    uint32_t seq; /* per (key, producer), from 1 */
+    uint32_t seq;     /* per (key, producer), from 1 */
     _Atomic int fate; /* 0 none, 1 ran, 2 handed back */
 } stask;
 

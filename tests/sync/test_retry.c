@@ -119,8 +119,7 @@ static void test_config(void **state)
     /* No pool: submit is refused. */
     sluice_retry_config_init(&cfg);
     r = make_retry(&cfg);
-    assert_int_equal(sluice_retry_submit(r, NULL, plain_task, NULL, done_record),
-                     SLUICE_EINVAL);
+    assert_int_equal(sluice_retry_submit(r, NULL, plain_task, NULL, done_record), SLUICE_EINVAL);
     assert_int_equal(sluice_retry_call(r, NULL, NULL, NULL, NULL), SLUICE_EINVAL);
     sluice_retry_destroy(r);
 
@@ -648,7 +647,6 @@ static bool dlog_at_least(void *arg)
     return atomic_load(&dlog.n) >= *(int *)arg;
 }
 
-
 static _Atomic int plain_ran;
 
 static int plain_task(void *arg)
@@ -850,7 +848,6 @@ static bool quiescent(void *arg)
     return st.in_flight == st.waiting;
 }
 
-
 static void test_budget_holds_attempts_down(void **state)
 {
     (void)state;
@@ -909,7 +906,7 @@ static void test_budget_holds_attempts_down(void **state)
         fail_msg("%llu retries > bound %.1f (firsts %llu over %.2f s)", (unsigned long long)st.retries, bound,
                  (unsigned long long)firsts, secs);
     }
-    assert_true(st.attempts < 2 * firsts); /* vs 5 * firsts unbudgeted */
+    assert_true(st.attempts < 2 * firsts);  /* vs 5 * firsts unbudgeted */
     assert_true(st.retries >= firsts / 20); /* the budget is spent, not only refused */
     assert_int_equal(st.budget_exhausted, st.outcomes[SLUICE_RETRY_BUDGET]);
     assert_true(st.budget_exhausted > 0);

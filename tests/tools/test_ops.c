@@ -197,36 +197,35 @@ static void lint_each_rule(void **state)
     assert_string_equal(ids, "p/drain-vs-grace q/drain-vs-grace");
     /* Submit timeout vs caller deadline: missing, too long, fine, and
      * irrelevant for a rejecting pool. */
-    lint_ids(
-        SERVICE_OK "pools:\n" POOL_BARE(
-            "a") "    caller_deadline: 1s\n" POOL_BARE("b") "    caller_deadline: 1s\n    submit_timeout: "
-                                                            "1s\n" POOL_BARE("c") "    caller_deadline: 1s\n "
-                                                                                  "   submit_timeout: "
-                                                                                  "250ms\n" POOL_BARE("d") " "
-                                                                                                           " "
-                                                                                                           " "
-                                                                                                           " "
-                                                                                                           "c"
-                                                                                                           "a"
-                                                                                                           "l"
-                                                                                                           "l"
-                                                                                                           "e"
-                                                                                                           "r"
-                                                                                                           "_"
-                                                                                                           "d"
-                                                                                                           "e"
-                                                                                                           "a"
-                                                                                                           "d"
-                                                                                                           "l"
-                                                                                                           "i"
-                                                                                                           "n"
-                                                                                                           "e"
-                                                                                                           ":"
-                                                                                                           " "
-                                                                                                           "1"
-                                                                                                           "s"
-                                                                                                           "\n    overflow: reject\n",
-        4, 1, ids, sizeof ids);
+    lint_ids(SERVICE_OK "pools:\n" POOL_BARE("a") "    caller_deadline: 1s\n" POOL_BARE(
+                 "b") "    caller_deadline: 1s\n    submit_timeout: "
+                      "1s\n" POOL_BARE("c") "    caller_deadline: 1s\n "
+                                            "   submit_timeout: "
+                                            "250ms\n" POOL_BARE("d") " "
+                                                                     " "
+                                                                     " "
+                                                                     " "
+                                                                     "c"
+                                                                     "a"
+                                                                     "l"
+                                                                     "l"
+                                                                     "e"
+                                                                     "r"
+                                                                     "_"
+                                                                     "d"
+                                                                     "e"
+                                                                     "a"
+                                                                     "d"
+                                                                     "l"
+                                                                     "i"
+                                                                     "n"
+                                                                     "e"
+                                                                     ":"
+                                                                     " "
+                                                                     "1"
+                                                                     "s"
+                                                                     "\n    overflow: reject\n",
+             4, 1, ids, sizeof ids);
     assert_string_equal(ids, "a/submit-timeout-vs-deadline b/submit-timeout-vs-deadline");
     /* CPU-bound K above the CPU count. */
     lint_ids(SERVICE_OK "pools:\n  - name: c\n    workers: 9\n    rationale: cores\n    queue_capacity: 10\n"
@@ -310,15 +309,18 @@ static void lint_sharper_rules(void **state)
      * silences both timing alerts. */
     lint_ids(SERVICE_OK "pools:\n" POOL_OK("slow") "    alert_slow_task_p99: 10s\n" POOL_OK(
                  "wait") "    alert_submit_wait_p99: 7s\n" POOL_OK("ok") "    alert_slow_task_p99: "
-                                                                         "6s\n" POOL_OK("big") "    "
-                                                                                               "alert_slow_"
-                                                                                               "task_p99: "
-                                                                                               "10s\n    "
-                                                                                               "histogram_"
-                                                                                               "buckets: [1, "
-                                                                                               "5, "
-                                                                                               "30]"
-                                                                                               "\n" POOL_OK("off") "    timing: false\n",
+                                                                         "6s\n" POOL_OK(
+                                                                             "big") "    "
+                                                                                    "alert_slow_"
+                                                                                    "task_p99: "
+                                                                                    "10s\n    "
+                                                                                    "histogram_"
+                                                                                    "buckets: [1, "
+                                                                                    "5, "
+                                                                                    "30]"
+                                                                                    "\n" POOL_OK(
+                                                                                        "off") "    timing: "
+                                                                                               "false\n",
              4, 1, ids, sizeof ids);
     assert_string_equal(ids, "off/alert-thresholds slow/alert-thresholds wait/alert-thresholds");
 }

@@ -171,7 +171,8 @@ static bool sluice_figure(json_t *workload, double *median, double *spread)
         const char *impl = json_string_value(json_object_get(r, "impl"));
         if (!impl || strcmp(impl, "sluice") != 0)
             continue;
-        json_t *m = json_object_get(r, "median"), *lo = json_object_get(r, "min"), *hi = json_object_get(r, "max");
+        json_t *m = json_object_get(r, "median"), *lo = json_object_get(r, "min"),
+               *hi = json_object_get(r, "max");
         if (!json_is_number(m) || json_number_value(m) == 0)
             return false;
         *median = json_number_value(m);
@@ -208,9 +209,11 @@ static int compare(json_t *base, json_t *cur, const char *base_path)
     json_int_t bc = json_integer_value(json_object_get(json_object_get(base, "machine"), "cpus"));
     json_int_t cc = json_integer_value(json_object_get(json_object_get(cur, "machine"), "cpus"));
     if ((bm && cm && strcmp(bm, cm) != 0) || bc != cc)
-        printf("note: the baseline ran on another machine (%s, %lld CPUs; now %s, %lld CPUs): compare with care\n",
+        printf("note: the baseline ran on another machine (%s, %lld CPUs; now %s, %lld CPUs): compare with "
+               "care\n",
                bm ? bm : "?", (long long)bc, cm ? cm : "?", (long long)cc);
-    printf("%-22s %14s %14s %8s %8s  %s\n", "workload (sluice)", "baseline", "now", "change", "spread", "verdict");
+    printf("%-22s %14s %14s %8s %8s  %s\n", "workload (sluice)", "baseline", "now", "change", "spread",
+           "verdict");
     int regressions = 0, compared = 0;
     size_t i;
     json_t *w;
@@ -241,7 +244,8 @@ static int compare(json_t *base, json_t *cur, const char *base_path)
             verdict = "n/a (no direction)";
         }
         compared++;
-        printf("%-22s %14.6g %14.6g %+7.1f%% %7.1f%%  %s\n", name, bmed, cmed, change * 100, spread * 100, verdict);
+        printf("%-22s %14.6g %14.6g %+7.1f%% %7.1f%%  %s\n", name, bmed, cmed, change * 100, spread * 100,
+               verdict);
     }
     printf("%d workload%s compared with %s: %d regression%s beyond the run-to-run spread\n", compared,
            compared == 1 ? "" : "s", base_path, regressions, regressions == 1 ? "" : "s");
@@ -256,7 +260,8 @@ int sluice_cmd_bench(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--baseline") == 0) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "sluice bench: --baseline needs a file (the output of sluice bench --json)\n");
+                fprintf(stderr,
+                        "sluice bench: --baseline needs a file (the output of sluice bench --json)\n");
                 return SLUICE_EXIT_USAGE;
             }
             baseline = argv[++i];
@@ -277,12 +282,13 @@ int sluice_cmd_bench(int argc, char **argv)
     json_error_t jerr;
     json_t *base = json_load_file(baseline, 0, &jerr);
     if (!base) {
-        fprintf(stderr, "sluice bench: --baseline %s: %s:%d:%d: %s\n", baseline, baseline, jerr.line, jerr.column,
-                jerr.text);
+        fprintf(stderr, "sluice bench: --baseline %s: %s:%d:%d: %s\n", baseline, baseline, jerr.line,
+                jerr.column, jerr.text);
         return SLUICE_EXIT_USAGE;
     }
     if (!json_is_array(json_object_get(base, "workloads"))) {
-        fprintf(stderr, "sluice bench: --baseline %s: no \"workloads\" array (is it sluice bench --json output?)\n",
+        fprintf(stderr,
+                "sluice bench: --baseline %s: no \"workloads\" array (is it sluice bench --json output?)\n",
                 baseline);
         json_decref(base);
         return SLUICE_EXIT_USAGE;
@@ -307,8 +313,8 @@ int sluice_cmd_bench(int argc, char **argv)
     json_t *cur = json_loads(text, 0, &jerr);
     free(text);
     if (!cur) {
-        fprintf(stderr, "sluice bench: the benchmark's JSON does not parse: %d:%d: %s\n", jerr.line, jerr.column,
-                jerr.text);
+        fprintf(stderr, "sluice bench: the benchmark's JSON does not parse: %d:%d: %s\n", jerr.line,
+                jerr.column, jerr.text);
         json_decref(base);
         return SLUICE_EXIT_FAIL;
     }

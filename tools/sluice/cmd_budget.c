@@ -22,24 +22,23 @@
 #include "sluice/cluster.h"
 #endif
 
-static const char HELP[] =
-    "usage: sluice budget check FILE\n"
-    "       sluice budget status [--redis HOST:PORT] [--prefix P]\n"
-    "\n"
-    "One downstream's budget shared by the replicas of several services\n"
-    "(docs/cluster.md).\n"
-    "\n"
-    "  check FILE          read a downstream-budget.yaml (downstream, total_limit,\n"
-    "                      shares, free_pool) and print each service's share; an\n"
-    "                      invalid file prints FILE:LINE:COL: what is wrong, exit 2\n"
-    "  status              print the live allocation from Redis: each service's\n"
-    "                      members (time left on their TTL) and, per downstream,\n"
-    "                      the permits leased and in use per service and replica\n"
-    "  --redis HOST:PORT   Redis address (default 127.0.0.1:6379)\n"
-    "  --prefix P          key prefix the replicas use (default sluice)\n"
-    "  -h, --help          this text\n"
-    "\n"
-    "Exit status: 0 ok; 1 Redis unreachable; 2 bad flags or an invalid file.\n";
+static const char HELP[] = "usage: sluice budget check FILE\n"
+                           "       sluice budget status [--redis HOST:PORT] [--prefix P]\n"
+                           "\n"
+                           "One downstream's budget shared by the replicas of several services\n"
+                           "(docs/cluster.md).\n"
+                           "\n"
+                           "  check FILE          read a downstream-budget.yaml (downstream, total_limit,\n"
+                           "                      shares, free_pool) and print each service's share; an\n"
+                           "                      invalid file prints FILE:LINE:COL: what is wrong, exit 2\n"
+                           "  status              print the live allocation from Redis: each service's\n"
+                           "                      members (time left on their TTL) and, per downstream,\n"
+                           "                      the permits leased and in use per service and replica\n"
+                           "  --redis HOST:PORT   Redis address (default 127.0.0.1:6379)\n"
+                           "  --prefix P          key prefix the replicas use (default sluice)\n"
+                           "  -h, --help          this text\n"
+                           "\n"
+                           "Exit status: 0 ok; 1 Redis unreachable; 2 bad flags or an invalid file.\n";
 
 #ifdef SLUICE_HAVE_CLUSTER
 static int check(const char *path)
@@ -85,8 +84,8 @@ static int status(int argc, char **argv)
             const char *colon = strrchr(optarg, ':');
             char *end = NULL;
             unsigned long p = colon ? strtoul(colon + 1, &end, 10) : 0;
-            if (!colon || colon == optarg || (size_t)(colon - optarg) >= sizeof host || !end || *end || p == 0 ||
-                p > 65535) {
+            if (!colon || colon == optarg || (size_t)(colon - optarg) >= sizeof host || !end || *end ||
+                p == 0 || p > 65535) {
                 fprintf(stderr, "sluice budget status: --redis: want HOST:PORT, got \"%s\"\n", optarg);
                 return SLUICE_EXIT_USAGE;
             }

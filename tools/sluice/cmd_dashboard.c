@@ -45,11 +45,14 @@ static int fleet(int argc, char **argv)
             continue;
         }
         if (argv[i][0] == '-' && argv[i][1])
-            fprintf(stderr, "sluice dashboard: --fleet takes only -o FILE, got '%s' (see sluice dashboard --help)\n",
+            fprintf(stderr,
+                    "sluice dashboard: --fleet takes only -o FILE, got '%s' (see sluice dashboard --help)\n",
                     argv[i]);
         else
-            fprintf(stderr, "sluice dashboard: --fleet takes no config file, got '%s' (see sluice dashboard --help)\n",
-                    argv[i]);
+            fprintf(
+                stderr,
+                "sluice dashboard: --fleet takes no config file, got '%s' (see sluice dashboard --help)\n",
+                argv[i]);
         return OPS_EXIT_USAGE;
     }
     ops_buf text = {0};

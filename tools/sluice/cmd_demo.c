@@ -599,7 +599,7 @@ static int teardown(demo *d, sluice_logger *logger, int rc)
     demo_destroy_batchers(d, d->sync_metrics);
     sluice_sync_metrics_destroy(d->sync_metrics);
     d->sync_metrics = NULL;
-    demo_cluster_leave(d); /* before the service: its pools are bound */
+    demo_cluster_leave(d);          /* before the service: its pools are bound */
     sluice_service_destroy(d->svc); /* still logs worker exits: the logger outlives it */
     d->svc = NULL;
     if (d->spool && !demo_spool_close(d, stdout)) {
@@ -679,13 +679,15 @@ int sluice_cmd_demo(int argc, char **argv)
         for (size_t j = 0; j < d.config->pool_count && !d.opts.faults[i].stall; j++) {
             sluice_config_pool *cp = &d.config->pools[j];
             sluice_pool_control_config cc;
-            if (strcmp(cp->name, d.opts.faults[i].pool) != 0 || sluice_config_pool_to_control_config(cp, &cc)) {
+            if (strcmp(cp->name, d.opts.faults[i].pool) != 0 ||
+                sluice_config_pool_to_control_config(cp, &cc)) {
                 continue;
             }
             cp->autotune = true;
             cp->autotune_max_step = cp->workers / 2 > 8 ? cp->workers / 2 : 8;
-            fprintf(stderr, "sluice demo: --slowdown %s: auto-tune on for pool %s (K follows its downstream; "
-                            "see the autotune lines)\n",
+            fprintf(stderr,
+                    "sluice demo: --slowdown %s: auto-tune on for pool %s (K follows its downstream; "
+                    "see the autotune lines)\n",
                     cp->name, cp->name);
         }
     }

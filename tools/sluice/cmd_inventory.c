@@ -21,35 +21,36 @@
 #include "ops_cli.h"
 #include "ops_inventory.h"
 
-static const char HELP[] = "usage: sluice inventory [--config FILE] [--json] PATH...\n"
-                           "\n"
-                           "Scans C sources (.c .h .cc .cpp .cxx .hpp; directories recursively, hidden\n"
-                           "entries and symbolic links skipped) for pool constructions and prints one\n"
-                           "line per site, sorted: FILE:LINE: KIND: DETAIL. Kinds:\n"
-                           "  sluice         sluice_pool_create (pool name when a literal name = \"...\"\n"
-                           "                 precedes it in the function, or \"from sluice.yaml\" when the\n"
-                           "                 function uses sluice_config_pool_to_pool_config)\n"
-                           "  c-thread-pool  thpool_init\n"
-                           "  glib           g_thread_pool_new, g_thread_pool_new_full\n"
-                           "  apr            apr_thread_pool_create\n"
-                           "  libuv          uv_queue_work (libuv's process-wide pool)\n"
-                           "  pthread-loop   pthread_create inside a for/while/do loop (a hand-made pool)\n"
-                           "  thread-loop    uv_thread_create[_ex] inside a loop (libuv's own worker pool,\n"
-                           "                 or a hand-made one on libuv threads)\n"
-                           "A call through a wrapper macro (a #define whose body calls one of these, in\n"
-                           "any scanned file, macros over macros included) is reported at the macro's\n"
-                           "use, \"via MACRO\". Loop sites carry a confidence: medium, or low when the\n"
-                           "same function also joins threads (a fork-join batch, not a pool).\n"
-                           "\n"
-                           "  --config FILE  check that each Sluice pool name is declared in sluice.yaml\n"
-                           "  --json         print JSON instead of text\n"
-                           "  -h, --help     this text\n"
-                           "\n"
-                           "A lexical scanner: comments and strings are skipped, so pools built through\n"
-                           "function pointers, or by macros defined outside the scanned paths, are not seen.\n"
-                           "\n"
-                           "Exit status: 0 listed; 1 (with --config) a Sluice pool is not declared in the\n"
-                           "config; 2 bad flags, an unreadable path or an invalid config.\n";
+static const char HELP[] =
+    "usage: sluice inventory [--config FILE] [--json] PATH...\n"
+    "\n"
+    "Scans C sources (.c .h .cc .cpp .cxx .hpp; directories recursively, hidden\n"
+    "entries and symbolic links skipped) for pool constructions and prints one\n"
+    "line per site, sorted: FILE:LINE: KIND: DETAIL. Kinds:\n"
+    "  sluice         sluice_pool_create (pool name when a literal name = \"...\"\n"
+    "                 precedes it in the function, or \"from sluice.yaml\" when the\n"
+    "                 function uses sluice_config_pool_to_pool_config)\n"
+    "  c-thread-pool  thpool_init\n"
+    "  glib           g_thread_pool_new, g_thread_pool_new_full\n"
+    "  apr            apr_thread_pool_create\n"
+    "  libuv          uv_queue_work (libuv's process-wide pool)\n"
+    "  pthread-loop   pthread_create inside a for/while/do loop (a hand-made pool)\n"
+    "  thread-loop    uv_thread_create[_ex] inside a loop (libuv's own worker pool,\n"
+    "                 or a hand-made one on libuv threads)\n"
+    "A call through a wrapper macro (a #define whose body calls one of these, in\n"
+    "any scanned file, macros over macros included) is reported at the macro's\n"
+    "use, \"via MACRO\". Loop sites carry a confidence: medium, or low when the\n"
+    "same function also joins threads (a fork-join batch, not a pool).\n"
+    "\n"
+    "  --config FILE  check that each Sluice pool name is declared in sluice.yaml\n"
+    "  --json         print JSON instead of text\n"
+    "  -h, --help     this text\n"
+    "\n"
+    "A lexical scanner: comments and strings are skipped, so pools built through\n"
+    "function pointers, or by macros defined outside the scanned paths, are not seen.\n"
+    "\n"
+    "Exit status: 0 listed; 1 (with --config) a Sluice pool is not declared in the\n"
+    "config; 2 bad flags, an unreadable path or an invalid config.\n";
 
 int sluice_cmd_inventory(int argc, char **argv)
 {
@@ -109,8 +110,8 @@ int sluice_cmd_inventory(int argc, char **argv)
             undeclared++;
     }
     /* Counts per kind, in a fixed order. */
-    static const char *const kinds[] = {"sluice", "c-thread-pool", "glib", "apr", "libuv", "pthread-loop",
-                                        "thread-loop"};
+    static const char *const kinds[] = {"sluice", "c-thread-pool", "glib",       "apr",
+                                        "libuv",  "pthread-loop",  "thread-loop"};
     enum { NKINDS = sizeof kinds / sizeof kinds[0] };
     size_t counts[NKINDS] = {0};
     for (size_t i = 0; i < sites.n; i++)
@@ -159,8 +160,9 @@ int sluice_cmd_inventory(int argc, char **argv)
                 ops_buf_printf(&out, " via %s", s->via);
             if (strcmp(s->confidence, "high") != 0)
                 ops_buf_printf(&out, ", confidence %s%s", s->confidence,
-                               strcmp(s->confidence, "low") == 0 ? " (joined in the same function: a fork-join batch)"
-                                                                 : "");
+                               strcmp(s->confidence, "low") == 0
+                                   ? " (joined in the same function: a fork-join batch)"
+                                   : "");
             if (strcmp(s->kind, "sluice") == 0) {
                 if (s->from_config)
                     ops_buf_put(&out, ", pool from sluice.yaml");

@@ -221,10 +221,11 @@ int sluice_cmd_lint(int argc, char **argv)
             break;
         case 'm':
             if (ops_parse_size(optarg, &opts.memory_limit_bytes)) {
-                fprintf(stderr,
-                        "sluice lint: --memory-limit must be a byte count above zero such as 512Mi or 2G, got "
-                        "\"%s\"\n",
-                        optarg);
+                fprintf(
+                    stderr,
+                    "sluice lint: --memory-limit must be a byte count above zero such as 512Mi or 2G, got "
+                    "\"%s\"\n",
+                    optarg);
                 return OPS_EXIT_USAGE;
             }
             opts.memory_limit_source = "--memory-limit";
@@ -269,7 +270,8 @@ int sluice_cmd_lint(int argc, char **argv)
         budget.total_limit = b.total_limit;
         budget.pos = (sluice_config_pos){budget_path, 1, 1, NULL};
         for (size_t i = 0; i < b.share_count && i < 64; i++) {
-            shares[i] = (sluice_config_share){b.shares[i].service, b.shares[i].share,
+            shares[i] = (sluice_config_share){b.shares[i].service,
+                                              b.shares[i].share,
                                               {budget_path, b.shares[i].line, b.shares[i].col, NULL}};
         }
         budget.shares = shares;
@@ -277,8 +279,9 @@ int sluice_cmd_lint(int argc, char **argv)
         opts.budget = &budget;
 #else
         (void)shares;
-        fprintf(stderr, "sluice lint: --budget needs libsluice-cluster, and this sluice was built without hiredis "
-                        "(scripts/install-deps.sh, then rebuild)\n");
+        fprintf(stderr,
+                "sluice lint: --budget needs libsluice-cluster, and this sluice was built without hiredis "
+                "(scripts/install-deps.sh, then rebuild)\n");
         sluice_config_free(cfg);
         return OPS_EXIT_USAGE;
 #endif

@@ -32,7 +32,8 @@ static void report_unfireable(void *ud, const sluice_config_pool *p, const sluic
                               const char *fix, const char *message)
 {
     precheck_ctx *c = ud;
-    fprintf(stderr, "%s:%u:%u: pool %s: %s (fix: %s)\n", c->path, pos->line, pos->column, p->name, message, fix);
+    fprintf(stderr, "%s:%u:%u: pool %s: %s (fix: %s)\n", c->path, pos->line, pos->column, p->name, message,
+            fix);
     c->n++;
 }
 
@@ -54,7 +55,8 @@ static int refuse_unfireable(const sluice_config *cfg, const char *path)
         char why[512];
         ops_slo slo = ops_pool_slo(p);
         if (ops_slo_problem(p, &slo, why, sizeof why)) {
-            fprintf(stderr, "%s:%u:%u: pool %s: %s\n", path, p->entry_pos.line, p->entry_pos.column, p->name, why);
+            fprintf(stderr, "%s:%u:%u: pool %s: %s\n", path, p->entry_pos.line, p->entry_pos.column, p->name,
+                    why);
             c.n++;
         }
     }

@@ -74,7 +74,8 @@ typedef enum pool_state {
     ST__COUNT
 } pool_state;
 
-static const char *const STATE_NAMES[ST__COUNT] = {"healthy", "draining", "saturated", "stalled", "stale", "down"};
+static const char *const STATE_NAMES[ST__COUNT] = {"healthy", "draining", "saturated",
+                                                   "stalled", "stale",    "down"};
 /* Sorted by "state", the worst first. */
 static const int STATE_RANK[ST__COUNT] = {0, 2, 3, 4, 1, 5};
 
@@ -468,7 +469,8 @@ static bool matches(const view_row *r, const char *filter)
         return true;
     }
     char hay[512];
-    snprintf(hay, sizeof hay, "%s %s %s", r->ep->url, r->pool ? r->pool->name : "-", STATE_NAMES[row_state(r)]);
+    snprintf(hay, sizeof hay, "%s %s %s", r->ep->url, r->pool ? r->pool->name : "-",
+             STATE_NAMES[row_state(r)]);
     for (char *h = hay; *h; h++) {
         if (strncasecmp(h, filter, strlen(filter)) == 0) {
             return true;
@@ -624,9 +626,11 @@ static void draw_list(top *t, ui *u)
         stale += t->eps[i].stale;
     }
     char title[512];
-    snprintf(title, sizeof title, "sluice top - %zu instance%s (%zu not answering), %zu pools - sort: %s %s - filter: %s",
+    snprintf(title, sizeof title,
+             "sluice top - %zu instance%s (%zu not answering), %zu pools - sort: %s %s - filter: %s",
              t->ep_count, t->ep_count == 1 ? "" : "s", stale, pools, COLUMNS[u->sort].title,
-             u->reverse != COLUMNS[u->sort].text ? "ascending" : "descending", u->filter[0] ? u->filter : "none");
+             u->reverse != COLUMNS[u->sort].text ? "ascending" : "descending",
+             u->filter[0] ? u->filter : "none");
     put_line(0, title, A_BOLD);
     char line[512];
     format_line(line, sizeof line, NULL, u->sort, u->reverse);
@@ -704,9 +708,11 @@ static void draw_workers(top *t, ui *u)
     json_t *workers = json_object_get(pool, "workers");
     size_t n = json_array_size(workers);
     json_t *st = json_object_get(pool, "stats");
-    snprintf(s, sizeof s, "workers of %s at %s: %" PRIu64 " running / K %" PRIu64 ", %zu alive%s", u->sel_pool,
-             u->sel_url, jnum(st, "running"), jnum(st, "capacity"), n,
-             e && e->stale ? " - STALE (last numbers)" : !pool ? " - the pool is gone" : "");
+    snprintf(s, sizeof s, "workers of %s at %s: %" PRIu64 " running / K %" PRIu64 ", %zu alive%s",
+             u->sel_pool, u->sel_url, jnum(st, "running"), jnum(st, "capacity"), n,
+             e && e->stale ? " - STALE (last numbers)"
+             : !pool       ? " - the pool is gone"
+                           : "");
     put_line(0, s, A_BOLD);
     snprintf(s, sizeof s, "%-7s %-9s %9s %10s  %s", "WORKER", "STATE", "FOR(s)", "TASKS_RUN", "TASK");
     put_line(1, s, COLOR_PAIR(PAIR_HEADER) | A_REVERSE);
@@ -736,8 +742,9 @@ static void draw_workers(top *t, ui *u)
     }
     int y = 2;
     for (size_t k = (size_t)u->worker_top; lines && k < n && y < LINES - 2; k++, y++) {
-        attr_t a = lines[k].running ? COLOR_PAIR(lines[k].age * 1000 >= TOP_STALL_MS ? PAIR_STALLED : PAIR_HEALTHY)
-                                    : A_DIM;
+        attr_t a = lines[k].running
+                       ? COLOR_PAIR(lines[k].age * 1000 >= TOP_STALL_MS ? PAIR_STALLED : PAIR_HEALTHY)
+                       : A_DIM;
         put_line(y, lines[k].text, a);
     }
     free(lines);
@@ -1006,9 +1013,9 @@ static bool parse_url(const char *arg, endpoint *e)
 static bool parse_sort(const char *s, col_id *out)
 {
     static const char *const names[COL__COUNT] = {
-        [COL_INSTANCE] = "instance", [COL_POOL] = "pool",     [COL_STATE] = "state",
-        [COL_RUN] = "run",           [COL_SAT] = "sat",       [COL_QUEUE] = "queue",
-        [COL_WAITING] = "wait",      [COL_RATE] = "tasks",    [COL_OLDEST] = "oldest",
+        [COL_INSTANCE] = "instance", [COL_POOL] = "pool",         [COL_STATE] = "state",
+        [COL_RUN] = "run",           [COL_SAT] = "sat",           [COL_QUEUE] = "queue",
+        [COL_WAITING] = "wait",      [COL_RATE] = "tasks",        [COL_OLDEST] = "oldest",
         [COL_FAILED] = "failed",     [COL_PANICKED] = "panicked", [COL_DROPPED] = "dropped",
         [COL_SHED] = "shed",         [COL_REJECTED] = "rejected",
     };

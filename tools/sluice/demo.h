@@ -42,9 +42,9 @@
 
 /* A notification as a task argument: bits 0-2 the pool's index, bit 3 set
  * when it was replayed from the spool, bits 4-63 its id. */
-#define DEMO_NOTE(pool_index, replayed, id)                                                             \
-    ((void *)(uintptr_t)(((uint64_t)(id) << 4) | ((replayed) ? 8u : 0u) | ((unsigned)(pool_index) & 7u)))
-#define DEMO_NOTE_POOL(arg) ((unsigned)((uintptr_t)(arg) & 7u))
+#define DEMO_NOTE(pool_index, replayed, id)                                                                  \
+    ((void *)(uintptr_t)(((uint64_t)(id) << 4) | ((replayed) ? 8u : 0u) | ((unsigned)(pool_index)&7u)))
+#define DEMO_NOTE_POOL(arg) ((unsigned)((uintptr_t)(arg)&7u))
 #define DEMO_NOTE_REPLAYED(arg) ((((uintptr_t)(arg)) & 8u) != 0)
 #define DEMO_NOTE_ID(arg) ((uint64_t)((uintptr_t)(arg) >> 4))
 #define DEMO_NOTE_ID_MAX ((UINT64_C(1) << 60) - 1)
@@ -69,8 +69,8 @@ typedef struct demo_opts {
     demo_fault faults[8];
     size_t fault_count;
     uint64_t seed;
-    int view;       /* DEMO_VIEW_* */
-    int log_format; /* sluice_log_format: 0 logfmt, 1 json */
+    int view;               /* DEMO_VIEW_* */
+    int log_format;         /* sluice_log_format: 0 logfmt, 1 json */
     const char *spool_path; /* --spool: NULL = handed-back notifications are only counted */
     /* --admin-token-file, else service.admin_token_file: the token; "" =
      * none. At most SLUICE_CONFIG_ADMIN_TOKEN_MAX (= SLUICE_ADMIN_TOKEN_MAX;
@@ -120,9 +120,9 @@ typedef struct demo_pool {
     /* demo_batch: the batcher its notifications go through (NULL: one task
      * each), created after the pool and destroyed before it. */
     sluice_batcher *batcher;
-    unsigned batch_size;     /* demo_batch (0: not batched) */
-    uint64_t batch_wait_ns;  /* demo_batch_wait */
-    uint64_t batch_drain_ns; /* the batcher's drain deadline at stop_producers */
+    unsigned batch_size;                    /* demo_batch (0: not batched) */
+    uint64_t batch_wait_ns;                 /* demo_batch_wait */
+    uint64_t batch_drain_ns;                /* the batcher's drain deadline at stop_producers */
     atomic_uint_fast64_t batch_delivered;   /* items of batches the send accepted (demo's own count) */
     atomic_uint_fast64_t batch_handed_back; /* items the batch failure handler handed back */
     atomic_uint_fast64_t batch_failures;    /* failure handler calls */

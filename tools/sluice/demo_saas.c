@@ -61,19 +61,19 @@ static const char SAAS_CONFIG[] = "service:\n"
                                   "    tenants:\n"
                                   "      - {name: \"*\", weight: 1}\n";
 
-#define SAAS_TENANTS 26  /* A..Z */
-#define SAAS_FLOOD 500   /* A's jobs, all at the start */
-#define SAAS_MID_RATE 100 /* B-E: jobs an hour each */
+#define SAAS_TENANTS 26     /* A..Z */
+#define SAAS_FLOOD 500      /* A's jobs, all at the start */
+#define SAAS_MID_RATE 100   /* B-E: jobs an hour each */
 #define SAAS_SMALL_RATE 100 /* F-Z: jobs an hour in all */
 #define SAAS_JOBS (SAAS_FLOOD + 4 * SAAS_MID_RATE + SAAS_SMALL_RATE)
 #define SAAS_HOUR_S 3600.0
 
 typedef struct saas_job {
-    unsigned tenant;     /* 0 = A ... 25 = Z */
-    double at_s;         /* simulated submit instant, seconds into the hour */
-    double length_s;     /* simulated run time */
-    uint64_t real_ns;    /* scaled run time */
-    uint64_t submit_ns[2]; /* real time of the submit to each pool (0 = not submitted) */
+    unsigned tenant;              /* 0 = A ... 25 = Z */
+    double at_s;                  /* simulated submit instant, seconds into the hour */
+    double length_s;              /* simulated run time */
+    uint64_t real_ns;             /* scaled run time */
+    uint64_t submit_ns[2];        /* real time of the submit to each pool (0 = not submitted) */
     _Atomic uint64_t start_ns[2]; /* set by the worker (release); 0 = not started */
     atomic_bool done[2];
 } saas_job;
@@ -145,8 +145,8 @@ static void make_schedule(saas_job *jobs, uint64_t seed, double scale)
 /* One row of the report: a tenant (or a group) in one pool. */
 typedef struct saas_row {
     unsigned submitted, done;
-    double p50_s, p99_s;       /* simulated seconds */
-    bool p50_open, p99_open;   /* the percentile is a job still waiting: a lower bound */
+    double p50_s, p99_s;     /* simulated seconds */
+    bool p50_open, p99_open; /* the percentile is a job still waiting: a lower bound */
 } saas_row;
 
 typedef struct wait_sample {
@@ -210,8 +210,9 @@ static void print_row(const char *label, const saas_row *f, const saas_row *q)
 {
     char a[32], b[32], c[32], d[32];
     printf("%-8s %9u   %6u %9s %9s    %6u %9s %9s\n", label, f->submitted, f->done,
-           fmt_wait(f->p50_s, f->p50_open, a, sizeof a), fmt_wait(f->p99_s, f->p99_open, b, sizeof b), q->done,
-           fmt_wait(q->p50_s, q->p50_open, c, sizeof c), fmt_wait(q->p99_s, q->p99_open, d, sizeof d));
+           fmt_wait(f->p50_s, f->p50_open, a, sizeof a), fmt_wait(f->p99_s, f->p99_open, b, sizeof b),
+           q->done, fmt_wait(q->p50_s, q->p50_open, c, sizeof c),
+           fmt_wait(q->p99_s, q->p99_open, d, sizeof d));
 }
 
 static unsigned g_abandoned;
@@ -229,8 +230,9 @@ int demo_scenario_saas(const demo_opts *o)
     double scale = (double)hour_ns / 1e9 / SAAS_HOUR_S; /* real seconds per simulated second */
     char err[2048];
     sluice_config *cfg = NULL;
-    if (sluice_config_load_string(SAAS_CONFIG, sizeof SAAS_CONFIG - 1, "<saas>", &(sluice_config_load_opts){.no_env = true},
-                                  &cfg, err, sizeof err) != SLUICE_OK) {
+    if (sluice_config_load_string(SAAS_CONFIG, sizeof SAAS_CONFIG - 1, "<saas>",
+                                  &(sluice_config_load_opts){.no_env = true}, &cfg, err,
+                                  sizeof err) != SLUICE_OK) {
         fprintf(stderr, "sluice demo: the saas scenario's config: %s\n", err);
         return SLUICE_EXIT_FAIL;
     }

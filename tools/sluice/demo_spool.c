@@ -368,8 +368,9 @@ void demo_spool_replay(demo *d)
         }
     }
     if (sp->pending_count || sp->skipped) {
-        demo_log(d, "spool %s: replaying %llu notifications (%llu kept in the spool: pool not configured or "
-                    "submit refused; %zu unreadable lines skipped)",
+        demo_log(d,
+                 "spool %s: replaying %llu notifications (%llu kept in the spool: pool not configured or "
+                 "submit refused; %zu unreadable lines skipped)",
                  sp->path, (unsigned long long)replayed, (unsigned long long)kept, sp->skipped);
     }
     free(sp->pending);
@@ -391,8 +392,9 @@ bool demo_spool_close(demo *d, FILE *out)
             (unsigned long long)atomic_load(&sp->written), synced ? " and synced" : " (sync FAILED)",
             failures ? "; WRITE FAILURES: some handed-back notifications are not in it" : "");
     if (!atomic_load(&sp->replay_done)) {
-        fprintf(out, "spool %s kept: %llu replayed notifications have no outcome yet; the next start replays "
-                     "them again\n",
+        fprintf(out,
+                "spool %s kept: %llu replayed notifications have no outcome yet; the next start replays "
+                "them again\n",
                 sp->replay_path, (unsigned long long)atomic_load(&sp->outstanding));
     }
     d->spool = NULL;

@@ -127,7 +127,7 @@ typedef struct row {
     sluice_batcher_stats bst;
     double batches_per_s;
     double mean_batch; /* items per batch sealed in the last second; -1 none */
-    double wait99_s; /* submit to start, last second: the queueing a spike adds */
+    double wait99_s;   /* submit to start, last second: the queueing a spike adds */
 } row;
 
 static void snapshot(demo_pool *p, row *r, double dt)
@@ -221,11 +221,12 @@ static void draw_plain(demo *d, row *rows, uint64_t up_ns)
         char p99[16], w99[16];
         fmt_p99(r->p99_s, p99, sizeof p99);
         fmt_p99(r->wait99_s, w99, sizeof w99);
-        printf(" | %s run=%u/%u q=%zu rate=%.0f/s p99=%s wait99=%s fail=%llu panic=%llu drop=%llu refused=%llu",
-               d->pools[i].name, r->st.running, r->st.capacity, r->st.queue_depth, r->tasks_per_s, p99, w99,
-               (unsigned long long)r->st.failed, (unsigned long long)r->st.panicked,
-               (unsigned long long)(r->st.dropped + r->st.shed),
-               (unsigned long long)atomic_load(&d->pools[i].refused));
+        printf(
+            " | %s run=%u/%u q=%zu rate=%.0f/s p99=%s wait99=%s fail=%llu panic=%llu drop=%llu refused=%llu",
+            d->pools[i].name, r->st.running, r->st.capacity, r->st.queue_depth, r->tasks_per_s, p99, w99,
+            (unsigned long long)r->st.failed, (unsigned long long)r->st.panicked,
+            (unsigned long long)(r->st.dropped + r->st.shed),
+            (unsigned long long)atomic_load(&d->pools[i].refused));
         if (d->pools[i].batcher) {
             char mean[16];
             fmt_mean(r->mean_batch, mean, sizeof mean);

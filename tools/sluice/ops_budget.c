@@ -77,7 +77,8 @@ void ops_budget_rules(const sluice_config *cfg, const char *job, ops_buf *out)
             sel(&expr, "sluice_budget_fallback", job, service);
             ops_buf_put(&expr, ") > 0");
             for_duration = "1m";
-            ops_buf_printf(&sum, "%s on {{ $labels.instance }}: downstream budget on its local fallback bound",
+            ops_buf_printf(&sum,
+                           "%s on {{ $labels.instance }}: downstream budget on its local fallback bound",
                            ops_buf_str(&svc));
             ops_buf_printf(&desc,
                            "Replica {{ $labels.instance }} of %s cannot reach Redis (%s) and runs every pool "
@@ -86,16 +87,18 @@ void ops_budget_rules(const sluice_config *cfg, const char *job, ops_buf *out)
                            "replica stays ready%s.",
                            ops_buf_str(&svc), cl->redis ? cl->redis : "", fallback_k,
                            cl->mode == SLUICE_CLUSTER_MODE_STRICT ? "strict" : "share",
-                           cl->fallback_unready ? " only if fallback_unready is false (it is true here: it is "
-                                                  "out of the load balancer)"
-                                                : "");
+                           cl->fallback_unready
+                               ? " only if fallback_unready is false (it is true here: it is "
+                                 "out of the load balancer)"
+                               : "");
             break;
         case 1:
             ops_buf_put(&expr, "max by (instance) (");
             sel(&expr, "sluice_budget_redis_latency_seconds", job, service);
             ops_buf_printf(&expr, ") > %s", slow);
-            ops_buf_printf(&sum, "%s on {{ $labels.instance }}: Redis round trips take {{ $value | "
-                                 "humanizeDuration }}",
+            ops_buf_printf(&sum,
+                           "%s on {{ $labels.instance }}: Redis round trips take {{ $value | "
+                           "humanizeDuration }}",
                            ops_buf_str(&svc));
             ops_buf_printf(&desc,
                            "Redis calls of the cluster budget take over half of redis_timeout (%s) on "
@@ -110,12 +113,13 @@ void ops_budget_rules(const sluice_config *cfg, const char *job, ops_buf *out)
             sel(&expr, "sluice_budget_members", job, service);
             ops_buf_put(&expr, ")");
             ops_buf_printf(&sum, "%s: replicas scraped and cluster members disagree", ops_buf_str(&svc));
-            ops_buf_printf(&desc,
-                           "Prometheus scrapes a different number of replicas of %s than Redis lists as live "
-                           "members: a replica that cannot register (see BudgetFallback), a replica that died "
-                           "and whose entry has not expired yet, or replicas that use another key_prefix. K "
-                           "per replica is share / members, so it is off while this lasts.",
-                           ops_buf_str(&svc));
+            ops_buf_printf(
+                &desc,
+                "Prometheus scrapes a different number of replicas of %s than Redis lists as live "
+                "members: a replica that cannot register (see BudgetFallback), a replica that died "
+                "and whose entry has not expired yet, or replicas that use another key_prefix. K "
+                "per replica is share / members, so it is off while this lasts.",
+                ops_buf_str(&svc));
             break;
         default:
             ops_buf_put(&expr, "sum by (pool) (");
@@ -171,42 +175,49 @@ void ops_budget_runbook(const sluice_config *cfg, const char *listen, ops_buf *o
                    "(mode %s, key prefix `%s`, member TTL %s; docs/cluster.md). `sluice budget status "
                    "--redis %s --prefix %s` prints who holds what.\n\n",
                    cl->budget_file ? cl->budget_file : "", redis,
-                   cl->mode == SLUICE_CLUSTER_MODE_STRICT ? "strict" : "share", prefix, member_ttl, redis, prefix);
+                   cl->mode == SLUICE_CLUSTER_MODE_STRICT ? "strict" : "share", prefix, member_ttl, redis,
+                   prefix);
     for (size_t i = 0; i < ops_budget_alert_count; i++) {
         const ops_budget_alert *a = &ops_budget_alerts[i];
         ops_buf_printf(o, "<a id=\"%s\"></a>\n\n### %s: %s\n\n",
                        ops_runbook_anchor(a->name, service, anchor, sizeof anchor), a->name, service);
-        ops_buf_printf(o, "**Severity:** %s. **Fires when:** %s.\n\n#### Quick checks (5 min)\n\n", a->severity,
-                       a->title);
-        ops_buf_printf(o, "1. `curl -s http://%s/health/pools`: the `cluster` line says the replica's rank, "
-                          "members and each bound pool's K, or `DEGRADED: fallback` and why.\n",
+        ops_buf_printf(o, "**Severity:** %s. **Fires when:** %s.\n\n#### Quick checks (5 min)\n\n",
+                       a->severity, a->title);
+        ops_buf_printf(o,
+                       "1. `curl -s http://%s/health/pools`: the `cluster` line says the replica's rank, "
+                       "members and each bound pool's K, or `DEGRADED: fallback` and why.\n",
                        listen);
-        ops_buf_printf(o, "2. `sluice budget status --redis %s --prefix %s`: the members Redis sees (with the "
-                          "time left on each TTL) and the permits each replica holds.\n",
+        ops_buf_printf(o,
+                       "2. `sluice budget status --redis %s --prefix %s`: the members Redis sees (with the "
+                       "time left on each TTL) and the permits each replica holds.\n",
                        redis, prefix);
-        ops_buf_printf(o, "3. `curl -s http://%s/metrics | grep sluice_budget_`: members, fallback, Redis "
-                          "latency and errors, K and share per bound pool.\n\n",
+        ops_buf_printf(o,
+                       "3. `curl -s http://%s/metrics | grep sluice_budget_`: members, fallback, Redis "
+                       "latency and errors, K and share per bound pool.\n\n",
                        listen);
         ops_buf_put(o, "#### Mitigations (15 min)\n\n");
         switch (i) {
         case 0:
-            ops_buf_printf(o, "- Redis down or unreachable from the pods: restore it (or its network path); "
-                              "replicas reconnect with jittered backoff and leave the fallback on their own.\n"
-                              "- While it lasts the service is within its share but K does not follow scaling: "
-                              "hold deploys and HPA changes of %s.\n\n",
+            ops_buf_printf(o,
+                           "- Redis down or unreachable from the pods: restore it (or its network path); "
+                           "replicas reconnect with jittered backoff and leave the fallback on their own.\n"
+                           "- While it lasts the service is within its share but K does not follow scaling: "
+                           "hold deploys and HPA changes of %s.\n\n",
                            service);
             break;
         case 1:
-            ops_buf_printf(o, "- Redis is overloaded (`redis-cli --latency`, `INFO commandstats`): move other "
-                              "tenants off it, or raise `cluster.redis_timeout` (now %s) if the network path is "
-                              "just slow.\n\n",
+            ops_buf_printf(o,
+                           "- Redis is overloaded (`redis-cli --latency`, `INFO commandstats`): move other "
+                           "tenants off it, or raise `cluster.redis_timeout` (now %s) if the network path is "
+                           "just slow.\n\n",
                            timeout);
             break;
         case 2:
-            ops_buf_printf(o, "- A replica that died: its entry leaves within the member TTL (%s); if it "
-                              "stays, check that every replica uses key prefix `%s` (clocks do not matter: "
-                              "expiries use Redis's).\n- A replica that cannot register: see BudgetFallback "
-                              "for it.\n\n",
+            ops_buf_printf(o,
+                           "- A replica that died: its entry leaves within the member TTL (%s); if it "
+                           "stays, check that every replica uses key prefix `%s` (clocks do not matter: "
+                           "expiries use Redis's).\n- A replica that cannot register: see BudgetFallback "
+                           "for it.\n\n",
                            member_ttl, prefix);
             break;
         default:
@@ -216,11 +227,13 @@ void ops_budget_runbook(const sluice_config *cfg, const char *listen, ops_buf *o
                            "restart it.\n\n");
             break;
         }
-        ops_buf_put(o, "#### Long-term fixes\n\n- Run `sluice lint sluice.yaml --budget <budget file> --replicas "
-                       "N --surge M` in CI: it checks the shares against the services' K with the replicas "
-                       "and the rolling-update surge.\n\n");
-        ops_buf_put(o, "#### Rollback\n\n- It started with a change of the `cluster:` section or of the budget "
-                       "file: put the old one back and restart the replicas (the section is read at start; a "
-                       "SIGHUP only logs the change).\n\n");
+        ops_buf_put(
+            o, "#### Long-term fixes\n\n- Run `sluice lint sluice.yaml --budget <budget file> --replicas "
+               "N --surge M` in CI: it checks the shares against the services' K with the replicas "
+               "and the rolling-update surge.\n\n");
+        ops_buf_put(o,
+                    "#### Rollback\n\n- It started with a change of the `cluster:` section or of the budget "
+                    "file: put the old one back and restart the replicas (the section is read at start; a "
+                    "SIGHUP only logs the change).\n\n");
     }
 }

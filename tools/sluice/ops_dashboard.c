@@ -119,7 +119,8 @@ static const panel panels[] = {
      {{"sum(increase(pool_panicked_total" SEL "[24h]))", "panics"}}},
     {"timeseries",
      "Worker churn",
-     "Workers started, expired for idleness and retired (shrink, fault) per minute; resize events per minute.",
+     "Workers started, expired for idleness and retired (shrink, fault) per minute; resize events per "
+     "minute.",
      "short",
      12,
      6,
@@ -195,8 +196,8 @@ static const panel panels[] = {
      8,
      8,
      {{"sum by (name) (rate(sluice_limiter_limited_total" SSEL RI ")) / (sum by (name) "
-       "(rate(sluice_limiter_allowed_total" SSEL RI ")) + sum by (name) (rate(sluice_limiter_limited_total" SSEL
-       RI ")))",
+       "(rate(sluice_limiter_allowed_total" SSEL RI
+       ")) + sum by (name) (rate(sluice_limiter_limited_total" SSEL RI ")))",
        "{{name}}"}}},
     /* Per tenant (queue_discipline: fair pools; empty for FIFO ones). The
      * top tenants by traffic have their own series, the rest are "other". */
@@ -546,7 +547,8 @@ void ops_dashboard_generate(const sluice_config *cfg, const char *source_name, o
 
     variables_open(&w, service);
     /* job: the service's scrape job, defaulting to the service name. */
-    query_var(&w, "job", "Job (service)", "label_values(pool_capacity, job)", NULL, false, ops_prometheus_job(cfg));
+    query_var(&w, "job", "Job (service)", "label_values(pool_capacity, job)", NULL, false,
+              ops_prometheus_job(cfg));
     /* instance: every pod by default; pick one to look at it alone. */
     query_var(&w, "instance", "Instance", "label_values(pool_capacity{job=\"$job\"}, instance)", NULL, true,
               NULL);
@@ -614,7 +616,8 @@ static const panel fleet_panels[] = {
      "short",
      8,
      5,
-     {{"count(avg by (job, name) (avg_over_time(pool_worker_utilization_ratio" FSEL RI ")) > 0.9) or vector(0)",
+     {{"count(avg by (job, name) (avg_over_time(pool_worker_utilization_ratio" FSEL RI
+       ")) > 0.9) or vector(0)",
        "pools"}}},
     {"stat",
      "Panics (24h)",
@@ -640,7 +643,8 @@ static void fleet_table(ops_jw *w, int id, int y)
     static const struct {
         const char *expr, *ref;
     } cols[] = {
-        {"sort_desc(avg by (job, name) (avg_over_time(pool_worker_utilization_ratio" FSEL RI ")))", "saturation"},
+        {"sort_desc(avg by (job, name) (avg_over_time(pool_worker_utilization_ratio" FSEL RI ")))",
+         "saturation"},
         {"max by (job, name) (pool_queue_depth" FSEL " / pool_queue_capacity" FSEL ")", "queue_fill"},
         {"sum by (job, name) (rate(pool_dropped_total" FSEL RI ") + rate(pool_rejected_total" FSEL RI
          ") + rate(pool_shed_total" FSEL RI "))",
@@ -652,10 +656,11 @@ static void fleet_table(ops_jw *w, int id, int y)
     ops_jw_int(w, "id", id);
     ops_jw_str(w, "type", "table");
     ops_jw_str(w, "title", "Every pool, most saturated first");
-    ops_jw_str(w, "description",
-               "One row per service and pool: saturation (running / K averaged over the rate interval), queue "
-               "fill, lost work per second, the oldest running task and K. Sorted by saturation, top "
-               "offenders first; click a column to sort by it.");
+    ops_jw_str(
+        w, "description",
+        "One row per service and pool: saturation (running / K averaged over the rate interval), queue "
+        "fill, lost work per second, the oldest running task and K. Sorted by saturation, top "
+        "offenders first; click a column to sort by it.");
     datasource(w);
     grid(w, 12, 24, 0, y);
     ops_jw_arr(w, "targets");

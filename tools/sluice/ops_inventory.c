@@ -45,9 +45,9 @@ static const struct {
     const char *kind;
     bool loop_only;
 } targets[] = {
-    {"sluice_pool_create", "sluice", false},  {"thpool_init", "c-thread-pool", false},
-    {"g_thread_pool_new", "glib", false},     {"g_thread_pool_new_full", "glib", false},
-    {"apr_thread_pool_create", "apr", false}, {"uv_queue_work", "libuv", false},
+    {"sluice_pool_create", "sluice", false},   {"thpool_init", "c-thread-pool", false},
+    {"g_thread_pool_new", "glib", false},      {"g_thread_pool_new_full", "glib", false},
+    {"apr_thread_pool_create", "apr", false},  {"uv_queue_work", "libuv", false},
     {"pthread_create", "pthread-loop", true},  {"uv_thread_create_ex", "thread-loop", true},
     {"uv_thread_create", "thread-loop", true},
 };
@@ -209,7 +209,8 @@ static void feed(scan *s, tok t, const char *str, size_t slen)
                 /* Not at file scope (no calls there in C), not a member,
                  * not a declaration "type name(". */
                 bool ok = s->depth > 0;
-                if (s->prev.type == T_PUNCT && (strcmp(s->prev.text, ".") == 0 || strcmp(s->prev.text, "->") == 0))
+                if (s->prev.type == T_PUNCT &&
+                    (strcmp(s->prev.text, ".") == 0 || strcmp(s->prev.text, "->") == 0))
                     ok = false;
                 if (s->prev.type == T_IDENT && !is_keyword_before_call(s->prev.text))
                     ok = false;

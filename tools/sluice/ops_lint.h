@@ -36,12 +36,12 @@ typedef struct ops_findings {
 } ops_findings;
 
 typedef struct ops_lint_opts {
-    unsigned cpus;                  /* CPU count for the cpu-bound-k rule (> 0) */
-    unsigned replicas;              /* replicas of this service sharing a downstream (>= 1) */
-    uint64_t orchestrator_grace_ns; /* overrides service.orchestrator_grace; 0 = the config's */
+    unsigned cpus;                         /* CPU count for the cpu-bound-k rule (> 0) */
+    unsigned replicas;                     /* replicas of this service sharing a downstream (>= 1) */
+    uint64_t orchestrator_grace_ns;        /* overrides service.orchestrator_grace; 0 = the config's */
     unsigned long long memory_limit_bytes; /* queue-memory rule; 0 = skip the rule */
     const char *memory_limit_source;       /* for messages: "--memory-limit", "cgroup", "default" */
-    unsigned surge; /* extra replicas during a rolling update (maxSurge); 0 = none */
+    unsigned surge;                        /* extra replicas during a rolling update (maxSurge); 0 = none */
     /* --budget FILE: a downstream-budget.yaml as a downstream entry (its
      * positions name the budget file); it replaces the config's
      * downstream_budget entry of the same downstream. NULL = none. */

@@ -52,7 +52,8 @@ static const ops_alert_info alerts[OPS_ALERT_COUNT_] = {
     [OPS_ALERT_SUBMIT_WAIT] = {"PoolSubmitWait", "warning", "queue wait p99 above threshold"},
     [OPS_ALERT_METRICS_MISSING] = {"PoolMetricsMissing", "warning", "no metrics from the pool"},
     [OPS_ALERT_STALLED] = {"PoolStalled", "critical", "every worker stuck, nothing finishing"},
-    [OPS_ALERT_TENANT_STARVED] = {"TenantStarved", "warning", "a tenant's work waits while others are served"},
+    [OPS_ALERT_TENANT_STARVED] = {"TenantStarved", "warning",
+                                  "a tenant's work waits while others are served"},
     [OPS_ALERT_PROBE_FAILING] = {"PoolProbeFailing", "critical", "the scheduled no-op probe does not run"},
 };
 
@@ -132,10 +133,11 @@ ops_thresholds ops_pool_thresholds(const sluice_config_pool *p)
     t.saturation = k && k->alert_saturation > 0 ? k->alert_saturation : OPS_DEFAULT_SATURATION;
     /* A blocking pool is declared as "never lose work": one loss is news.
      * The others shed load by design; alert when it passes 1%. */
-    t.loss_ratio = k && k->alert_loss_ratio > 0                ? k->alert_loss_ratio
+    t.loss_ratio = k && k->alert_loss_ratio > 0           ? k->alert_loss_ratio
                    : p->overflow == SLUICE_OVERFLOW_BLOCK ? 0
                                                           : OPS_DEFAULT_LOSS_RATIO;
-    t.slow_task_p99_ns = k && k->alert_slow_task_p99_ns ? k->alert_slow_task_p99_ns : OPS_DEFAULT_SLOW_TASK_P99_NS;
+    t.slow_task_p99_ns =
+        k && k->alert_slow_task_p99_ns ? k->alert_slow_task_p99_ns : OPS_DEFAULT_SLOW_TASK_P99_NS;
     t.submit_wait_p99_ns =
         k && k->alert_submit_wait_p99_ns ? k->alert_submit_wait_p99_ns : OPS_DEFAULT_SUBMIT_WAIT_P99_NS;
     if (k && k->alert_for_ns)
@@ -163,8 +165,9 @@ int ops_unfireable_alerts(const sluice_config_pool *p, ops_unfireable_fn cb, voi
     char a[32], b[32], msg[512];
     if (!p->timing) {
         cb(ud, p,
-           sluice_config_pool_has(p, SLUICE_PK_TIMING) && p->pos[SLUICE_PK_TIMING].line ? &p->pos[SLUICE_PK_TIMING]
-                                                                                        : &p->entry_pos,
+           sluice_config_pool_has(p, SLUICE_PK_TIMING) && p->pos[SLUICE_PK_TIMING].line
+               ? &p->pos[SLUICE_PK_TIMING]
+               : &p->entry_pos,
            "turn timing on (the default samples about 1% of task time), or accept that PoolSlowTasks and "
            "PoolSubmitWait cannot fire for this pool",
            "timing is off, so the duration histograms stay empty and PoolSlowTasks and PoolSubmitWait can "
@@ -185,17 +188,20 @@ int ops_unfireable_alerts(const sluice_config_pool *p, ops_unfireable_fn cb, voi
     for (int i = 0; i < 2; i++) {
         if (v[i] < top)
             continue;
-        snprintf(msg, sizeof msg,
-                 "%s %s is not below the largest finite histogram bucket %ss: histogram_quantile caps at that "
-                 "bucket, so %s can never fire",
-                 timed[i].key, sluice_config_format_duration(v[i], a, sizeof a),
-                 ops_format_seconds(top, b, sizeof b), timed[i].alert);
+        snprintf(
+            msg, sizeof msg,
+            "%s %s is not below the largest finite histogram bucket %ss: histogram_quantile caps at that "
+            "bucket, so %s can never fire",
+            timed[i].key, sluice_config_format_duration(v[i], a, sizeof a),
+            ops_format_seconds(top, b, sizeof b), timed[i].alert);
         const sluice_config_pos *pos =
-            ops && sluice_config_pool_ext_has(p, &sluice_config_ext_ops, timed[i].k) && ops->pos[timed[i].k].line
+            ops && sluice_config_pool_ext_has(p, &sluice_config_ext_ops, timed[i].k) &&
+                    ops->pos[timed[i].k].line
                 ? &ops->pos[timed[i].k]
                 : &p->entry_pos;
         cb(ud, p, pos,
-           "lower the threshold below the largest bucket, or add larger histogram_buckets so the histogram can "
+           "lower the threshold below the largest bucket, or add larger histogram_buckets so the histogram "
+           "can "
            "see durations that long",
            msg);
         n++;
@@ -360,7 +366,10 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
     name = ops_buf_str(&pn);
     switch (kind) {
     case OPS_ALERT_SATURATED:
-        ops_buf_printf(sum, "Pool %s on {{ $labels.instance }} is saturated ({{ $value | humanizePercentage }} of workers busy)", name);
+        ops_buf_printf(sum,
+                       "Pool %s on {{ $labels.instance }} is saturated ({{ $value | humanizePercentage }} of "
+                       "workers busy)",
+                       name);
         ops_buf_printf(desc, "Pool %s has had more than %g%% of its workers busy for %s. ", name,
                        t->saturation * 100, t->for_duration);
         k_phrase(desc, p);
@@ -368,7 +377,8 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
                        p->queue_capacity, overflow_consequence(p->overflow));
         break;
     case OPS_ALERT_PANIC:
-        ops_buf_printf(sum, "Pool %s on {{ $labels.instance }}: {{ $value | humanize }} task panics in 5m", name);
+        ops_buf_printf(sum, "Pool %s on {{ $labels.instance }}: {{ $value | humanize }} task panics in 5m",
+                       name);
         ops_buf_printf(desc,
                        "A task in pool %s panicked (sluice_panic or a caught fault, fault_policy %s). "
                        "The stack is in the service log. ",
@@ -377,7 +387,9 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         ops_buf_put(desc, ".");
         break;
     case OPS_ALERT_DROPPING:
-        ops_buf_printf(sum, "Pool %s on {{ $labels.instance }} is losing work ({{ $value | humanizePercentage }} of offered tasks)",
+        ops_buf_printf(sum,
+                       "Pool %s on {{ $labels.instance }} is losing work ({{ $value | humanizePercentage }} "
+                       "of offered tasks)",
                        name);
         if (t->loss_ratio == 0)
             ops_buf_printf(desc,
@@ -391,8 +403,10 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         ops_buf_put(desc, ".");
         break;
     case OPS_ALERT_SLOW_TASKS:
-        ops_buf_printf(sum, "Pool %s on {{ $labels.instance }}: task p99 is {{ $value | humanizeDuration }} (threshold %s)", name,
-                       sluice_config_format_duration(t->slow_task_p99_ns, d1, sizeof d1));
+        ops_buf_printf(
+            sum,
+            "Pool %s on {{ $labels.instance }}: task p99 is {{ $value | humanizeDuration }} (threshold %s)",
+            name, sluice_config_format_duration(t->slow_task_p99_ns, d1, sizeof d1));
         ops_buf_printf(desc, "The p99 task duration of pool %s has been above %s for %s", name, d1,
                        t->for_duration);
         if (p->downstream)
@@ -402,8 +416,10 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         ops_buf_put(desc, ".");
         break;
     case OPS_ALERT_SUBMIT_WAIT:
-        ops_buf_printf(sum, "Pool %s on {{ $labels.instance }}: queue wait p99 is {{ $value | humanizeDuration }} (threshold %s)", name,
-                       sluice_config_format_duration(t->submit_wait_p99_ns, d1, sizeof d1));
+        ops_buf_printf(sum,
+                       "Pool %s on {{ $labels.instance }}: queue wait p99 is {{ $value | humanizeDuration }} "
+                       "(threshold %s)",
+                       name, sluice_config_format_duration(t->submit_wait_p99_ns, d1, sizeof d1));
         ops_buf_printf(desc,
                        "Tasks of pool %s have waited more than %s (p99) between submit and start for %s: "
                        "producers are backing up. ",
@@ -412,8 +428,9 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         ops_buf_put(desc, ".");
         break;
     case OPS_ALERT_METRICS_MISSING:
-        ops_buf_printf(sum, "Pool %s exports no metrics{{ if $labels.instance }} on {{ $labels.instance }}{{ end }}",
-                       name);
+        ops_buf_printf(
+            sum, "Pool %s exports no metrics{{ if $labels.instance }} on {{ $labels.instance }}{{ end }}",
+            name);
         ops_buf_printf(desc,
                        "No pool_capacity series for pool %s for %s{{ if $labels.instance }} from "
                        "{{ $labels.instance }}, which Prometheus scrapes{{ end }}: the service is down, not "
@@ -422,32 +439,37 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
         break;
     case OPS_ALERT_STALLED: {
         char d2[32];
-        ops_buf_printf(sum,
-                       "Pool %s on {{ $labels.instance }} is stalled: every worker busy, none finished in %s, "
-                       "oldest task running {{ $value | humanizeDuration }}",
-                       name, t->stall_window);
+        ops_buf_printf(
+            sum,
+            "Pool %s on {{ $labels.instance }} is stalled: every worker busy, none finished in %s, "
+            "oldest task running {{ $value | humanizeDuration }}",
+            name, t->stall_window);
         ops_buf_printf(desc,
                        "Every worker of pool %s has been busy, no task has finished for %s and the oldest "
                        "running task is older than %s",
-                       name, t->stall_window, sluice_config_format_duration(t->stall_after_ns, d2, sizeof d2));
+                       name, t->stall_window,
+                       sluice_config_format_duration(t->stall_after_ns, d2, sizeof d2));
         if (p->downstream)
-            ops_buf_printf(desc, "; the tasks call %s, which has most likely stopped answering", p->downstream);
+            ops_buf_printf(desc, "; the tasks call %s, which has most likely stopped answering",
+                           p->downstream);
         ops_buf_put(desc, ": a stalled downstream or a deadlock, not load. ");
         k_phrase(desc, p);
         ops_buf_put(desc, ".");
         break;
     }
     case OPS_ALERT_TENANT_STARVED:
-        ops_buf_printf(sum,
-                       "Tenant {{ $labels.tenant }} of pool %s on {{ $labels.instance }} is starved: {{ $value }} "
-                       "tasks queued, none finished in " OPS_TENANT_STARVED_WINDOW,
-                       name);
-        ops_buf_printf(desc,
-                       "Tenant {{ $labels.tenant }} has had tasks queued in pool %s and none of them finished "
-                       "for " OPS_TENANT_STARVED_WINDOW " while other tenants' tasks did, for %s: its weight is "
-                       "too small against the others', a strict running_limit holds it, or its tasks are "
-                       "refused a worker. ",
-                       name, t->for_duration);
+        ops_buf_printf(
+            sum,
+            "Tenant {{ $labels.tenant }} of pool %s on {{ $labels.instance }} is starved: {{ $value }} "
+            "tasks queued, none finished in " OPS_TENANT_STARVED_WINDOW,
+            name);
+        ops_buf_printf(
+            desc,
+            "Tenant {{ $labels.tenant }} has had tasks queued in pool %s and none of them finished "
+            "for " OPS_TENANT_STARVED_WINDOW " while other tenants' tasks did, for %s: its weight is "
+            "too small against the others', a strict running_limit holds it, or its tasks are "
+            "refused a worker. ",
+            name, t->for_duration);
         k_phrase(desc, p);
         ops_buf_put(desc, ".");
         break;
@@ -462,8 +484,8 @@ static void texts(ops_alert_kind kind, const sluice_config_pool *p, const ops_th
                        "run within %s for %s: the pool cannot run a task that does nothing (deadlock, every "
                        "worker stuck, or submits refused). /health/pools says FAIL with the reason",
                        name, every, timeout, OPS_PROBE_FAILING_FOR);
-        ops_buf_put(desc, p->probe_affects_ready ? ", and /health/ready is 503 (probe_affects_ready). "
-                                                 : ". ");
+        ops_buf_put(desc,
+                    p->probe_affects_ready ? ", and /health/ready is 503 (probe_affects_ready). " : ". ");
         k_phrase(desc, p);
         ops_buf_put(desc, ".");
         break;
@@ -525,7 +547,8 @@ const ops_sync_alert ops_sync_alerts[] = {
      "`kubectl rollout undo deployment/<name>`.\n"},
     {"SluiceSemaphoreExhausted", "warning", "5m",
      "(max by (job, instance, name) (sluice_semaphore_in_use{@JOB@}) >= max by (job, instance, name) "
-     "(sluice_semaphore_capacity{@JOB@})) and max by (job, instance, name) (sluice_semaphore_waiters{@JOB@}) > 0",
+     "(sluice_semaphore_capacity{@JOB@})) and max by (job, instance, name) (sluice_semaphore_waiters{@JOB@}) "
+     "> 0",
      "Semaphore {{ $labels.name }} on {{ $labels.instance }} is exhausted with callers waiting",
      "Every unit of semaphore {{ $labels.name }} has been held, with callers queued for one, for 5 minutes: "
      "the downstream it bounds is slower than the traffic needs, or a holder leaks units.",
@@ -555,7 +578,8 @@ const ops_sync_alert ops_sync_alerts[] = {
      "more than 10% of a rate limiter's calls are limited (`sluice_limiter_limited_total` against "
      "`sluice_limiter_allowed_total`), for 10m",
      "1. `sluice_limiter_rate` against the offered rate (allowed + limited per second): which grew?\n"
-     "2. A traffic spike from one caller or tenant (per-key limiters: `sluice_keyed_limiter_limited_total`).\n"
+     "2. A traffic spike from one caller or tenant (per-key limiters: "
+     "`sluice_keyed_limiter_limited_total`).\n"
      "3. Retries multiplying load (`sluice_retry_retries_total`, the retry budget).\n",
      "- Expected peak above the agreed rate: the limiter protects the downstream; make sure limited calls "
      "fail fast or are deferred, not retried at once.\n"
@@ -587,8 +611,9 @@ static void service_group(const sluice_config *cfg, const char *service, const c
                    "fire while this lasts.",
                    ops_buf_str(&svc), OPS_TARGET_DOWN_FOR);
     ops_runbook_url(&url, cfg, OPS_ALERT_TARGET_DOWN, service);
-    alert_rule r = {OPS_ALERT_TARGET_DOWN, ops_buf_str(&sel_up), OPS_TARGET_DOWN_FOR, "critical", service, NULL, NULL,
-                    ops_buf_str(&sum), ops_buf_str(&desc), ops_buf_str(&url)};
+    alert_rule r = {
+        OPS_ALERT_TARGET_DOWN, ops_buf_str(&sel_up), OPS_TARGET_DOWN_FOR, "critical", service, NULL, NULL,
+        ops_buf_str(&sum),     ops_buf_str(&desc),   ops_buf_str(&url)};
     emit_alert(out, &r);
     ops_buf sel = {0};
     ops_buf_put(&sel, "job=");
@@ -606,8 +631,8 @@ static void service_group(const sluice_config *cfg, const char *service, const c
             e = at + 5;
         }
         ops_runbook_url(&u, cfg, a->name, service);
-        alert_rule sr = {a->name, ops_buf_str(&expr), a->for_duration, a->severity, service, NULL, NULL,
-                         a->summary, a->description, ops_buf_str(&u)};
+        alert_rule sr = {a->name, ops_buf_str(&expr), a->for_duration, a->severity,    service, NULL,
+                         NULL,    a->summary,         a->description,  ops_buf_str(&u)};
         emit_alert(out, &sr);
         ops_buf_free(&expr);
         ops_buf_free(&u);
@@ -659,8 +684,8 @@ static void job_pool_sel(ops_buf *b, const char *metric, const char *job, const 
     ops_buf_put(b, "}");
 }
 
-static void sum_rates(ops_buf *b, const char *const *metrics, size_t n, const char *job, const sluice_config_pool *p,
-                      const char *w)
+static void sum_rates(ops_buf *b, const char *const *metrics, size_t n, const char *job,
+                      const sluice_config_pool *p, const char *w)
 {
     ops_buf_put(b, p ? "sum by (job, name) (" : "sum by (job) (");
     for (size_t i = 0; i < n; i++) {
@@ -671,12 +696,12 @@ static void sum_rates(ops_buf *b, const char *const *metrics, size_t n, const ch
     ops_buf_put(b, ")");
 }
 
-static void slo_error_ratio(ops_buf *b, bool latency, const ops_slo *slo, const char *job, const sluice_config_pool *p,
-                            const char *w)
+static void slo_error_ratio(ops_buf *b, bool latency, const ops_slo *slo, const char *job,
+                            const sluice_config_pool *p, const char *w)
 {
     if (!latency) {
-        static const char *const bad[] = {"pool_failed_total",  "pool_panicked_total",  "pool_dropped_total",
-                                          "pool_shed_total",    "pool_abandoned_total", "pool_rejected_total"};
+        static const char *const bad[] = {"pool_failed_total", "pool_panicked_total",  "pool_dropped_total",
+                                          "pool_shed_total",   "pool_abandoned_total", "pool_rejected_total"};
         static const char *const total[] = {"pool_submitted_total", "pool_rejected_total"};
         sum_rates(b, bad, 6, job, p, w);
         ops_buf_put(b, " / ");
@@ -705,20 +730,21 @@ void ops_format_window(uint64_t ns, char *buf, size_t len)
 
 /* sluice_slo:error_ratio:rate<w>{job="J",name="P",slo="kind"}, or for the
  * service (p NULL) sluice_slo:service_error_ratio:rate<w>{job="J",slo="kind"} */
-static void ratio_sel(ops_buf *b, const char *w, const char *kind, const char *job, const sluice_config_pool *p)
+static void ratio_sel(ops_buf *b, const char *w, const char *kind, const char *job,
+                      const sluice_config_pool *p)
 {
     char extra[48];
     snprintf(extra, sizeof extra, "slo=\"%s\"", kind);
     char metric[64];
-    snprintf(metric, sizeof metric, "%s%s", p ? "sluice_slo:error_ratio:rate" : "sluice_slo:service_error_ratio:rate",
-             w);
+    snprintf(metric, sizeof metric, "%s%s",
+             p ? "sluice_slo:error_ratio:rate" : "sluice_slo:service_error_ratio:rate", w);
     job_pool_sel(b, metric, job, p, extra);
 }
 
 /* The recording rules and burn-rate alerts of one SLO: a pool's, or the
  * service's over all its pools (p NULL). */
-static void slo_groups(const sluice_config *cfg, const sluice_config_pool *p, const ops_slo *slo, const char *service,
-                       const char *job, ops_buf *out)
+static void slo_groups(const sluice_config *cfg, const sluice_config_pool *p, const ops_slo *slo,
+                       const char *service, const char *job, ops_buf *out)
 {
     char pct[32], budget[32], win[32], lat[32];
     snprintf(pct, sizeof pct, "%.10g%%", slo->objective * 100);
@@ -741,7 +767,8 @@ static void slo_groups(const sluice_config *cfg, const sluice_config_pool *p, co
             ops_buf expr = {0};
             slo_error_ratio(&expr, latency, slo, job, p, slo_windows[i]);
             ops_buf_printf(out, "      - record: %s%s\n        expr: ",
-                           p ? "sluice_slo:error_ratio:rate" : "sluice_slo:service_error_ratio:rate", slo_windows[i]);
+                           p ? "sluice_slo:error_ratio:rate" : "sluice_slo:service_error_ratio:rate",
+                           slo_windows[i]);
             ops_yaml_squote(out, ops_buf_str(&expr));
             ops_buf_printf(out, "\n        labels:\n          slo: %s\n", kind);
             ops_buf_free(&expr);
@@ -766,25 +793,36 @@ static void slo_groups(const sluice_config *cfg, const sluice_config_pool *p, co
             }
             ops_template_text(&pn, p ? p->name : service);
             if (latency)
-                ops_buf_printf(&sum, "%s %s on {{ $labels.job }}: tasks slower than %ss are burning the %s error budget",
-                               what, ops_buf_str(&pn), ops_format_seconds(slo->latency_ns, lat, sizeof lat), win);
+                ops_buf_printf(
+                    &sum, "%s %s on {{ $labels.job }}: tasks slower than %ss are burning the %s error budget",
+                    what, ops_buf_str(&pn), ops_format_seconds(slo->latency_ns, lat, sizeof lat), win);
             else
-                ops_buf_printf(&sum, "%s %s on {{ $labels.job }}: failed and lost tasks are burning the %s error budget",
-                               what, ops_buf_str(&pn), win);
+                ops_buf_printf(
+                    &sum, "%s %s on {{ $labels.job }}: failed and lost tasks are burning the %s error budget",
+                    what, ops_buf_str(&pn), win);
             ops_buf_printf(&sum, " ({{ $value | humanizePercentage }} bad)");
-            ops_buf_printf(&desc,
-                           "The %s SLO of %s %s is %s over %s (an error budget of %s of tasks%s). ", kind,
-                           what_lc, ops_buf_str(&pn), pct, win, budget, p ? "" : ", all pools together");
+            ops_buf_printf(&desc, "The %s SLO of %s %s is %s over %s (an error budget of %s of tasks%s). ",
+                           kind, what_lc, ops_buf_str(&pn), pct, win, budget,
+                           p ? "" : ", all pools together");
             if (a == 0)
-                ops_buf_put(&desc, "The budget is burning fast enough to be gone within days (more than 2% of it in "
-                                   "an hour, or 5% in six hours): page.");
+                ops_buf_put(&desc,
+                            "The budget is burning fast enough to be gone within days (more than 2% of it in "
+                            "an hour, or 5% in six hours): page.");
             else
-                ops_buf_put(&desc, "The budget is burning faster than the SLO allows (10% of it in three days): "
-                                   "open a ticket before it runs out.");
+                ops_buf_put(&desc,
+                            "The budget is burning faster than the SLO allows (10% of it in three days): "
+                            "open a ticket before it runs out.");
             ops_runbook_url(&url, cfg, alert, p ? p->name : service);
-            alert_rule r = {alert,           ops_buf_str(&expr), NULL,
-                            a ? "warning" : "critical", service, p ? p->name : NULL, kind, ops_buf_str(&sum),
-                            ops_buf_str(&desc), ops_buf_str(&url)};
+            alert_rule r = {alert,
+                            ops_buf_str(&expr),
+                            NULL,
+                            a ? "warning" : "critical",
+                            service,
+                            p ? p->name : NULL,
+                            kind,
+                            ops_buf_str(&sum),
+                            ops_buf_str(&desc),
+                            ops_buf_str(&url)};
             emit_alert(out, &r);
             ops_buf_free(&expr);
             ops_buf_free(&sum);
@@ -798,7 +836,8 @@ static void slo_groups(const sluice_config *cfg, const sluice_config_pool *p, co
 ops_slo ops_service_slo(const sluice_config *cfg)
 {
     const sluice_config_service_ops_keys *k = sluice_config_service_ops(cfg);
-    ops_slo slo = {k->slo_objective, k->slo_latency_ns, k->slo_window_ns ? k->slo_window_ns : OPS_DEFAULT_SLO_WINDOW_NS};
+    ops_slo slo = {k->slo_objective, k->slo_latency_ns,
+                   k->slo_window_ns ? k->slo_window_ns : OPS_DEFAULT_SLO_WINDOW_NS};
     return slo;
 }
 
@@ -860,10 +899,11 @@ const char *ops_slo_problem(const sluice_config_pool *p, const ops_slo *slo, cha
         }
         ops_buf_printf(&list, "%s%g", i ? ", " : "", bounds[i]);
     }
-    snprintf(buf, len,
-             "slo_latency %ss is not one of the pool's histogram bounds (%s): the SLO counts tasks at or under "
-             "a bucket bound, so pick one, or add it to histogram_buckets",
-             want, ops_buf_str(&list));
+    snprintf(
+        buf, len,
+        "slo_latency %ss is not one of the pool's histogram bounds (%s): the SLO counts tasks at or under "
+        "a bucket bound, so pick one, or add it to histogram_buckets",
+        want, ops_buf_str(&list));
     ops_buf_free(&list);
     return buf;
 }
@@ -910,7 +950,7 @@ void ops_rules_generate(const sluice_config *cfg, const char *source_name, ops_b
             ops_runbook_url(&url, cfg, a->name, p->name);
             alert_rule r = {a->name,
                             ops_buf_str(&expr),
-                            k == OPS_ALERT_STALLED           ? t.stall_for
+                            k == OPS_ALERT_STALLED         ? t.stall_for
                             : k == OPS_ALERT_PROBE_FAILING ? OPS_PROBE_FAILING_FOR
                             : k == OPS_ALERT_PANIC         ? NULL
                                                            : t.for_duration,

@@ -27,7 +27,7 @@ typedef enum ops_alert_kind {
     OPS_ALERT_METRICS_MISSING,
     OPS_ALERT_STALLED,
     OPS_ALERT_TENANT_STARVED, /* fair pools only (ops_alert_applies) */
-    OPS_ALERT_PROBE_FAILING, /* only pools with probe_every */
+    OPS_ALERT_PROBE_FAILING,  /* only pools with probe_every */
     OPS_ALERT_COUNT_
 } ops_alert_kind;
 
@@ -62,11 +62,11 @@ bool ops_alert_applies(ops_alert_kind kind, const sluice_config_pool *p);
  * sluice.yaml), labelled by the object's `name`. Their runbook anchors are
  * made from (alert, service). */
 typedef struct ops_sync_alert {
-    const char *name;     /* "SluiceBreakerOpen" */
+    const char *name; /* "SluiceBreakerOpen" */
     const char *severity;
     const char *for_duration;
-    const char *expr;     /* PromQL; each @JOB@ becomes the job matcher `job="J"` */
-    const char *summary;  /* Prometheus templates allowed ({{ $labels.name }}) */
+    const char *expr;    /* PromQL; each @JOB@ becomes the job matcher `job="J"` */
+    const char *summary; /* Prometheus templates allowed ({{ $labels.name }}) */
     const char *description;
     const char *fires_when; /* for the runbook */
     const char *checks;     /* the runbook's quick checks, Markdown */
@@ -153,7 +153,8 @@ extern const char *const ops_exported_metrics[];
 /* One alerting rule as written (pool, slo may be NULL; for_duration NULL
  * = fire at once). */
 typedef struct ops_alert_rule {
-    const char *name, *expr, *for_duration, *severity, *service, *pool, *slo, *summary, *description, *runbook_url;
+    const char *name, *expr, *for_duration, *severity, *service, *pool, *slo, *summary, *description,
+        *runbook_url;
 } ops_alert_rule;
 void ops_emit_alert(ops_buf *out, const ops_alert_rule *r);
 

@@ -265,7 +265,8 @@ static void stalled(ops_buf *o, const facts *f)
     snprintf(fw, sizeof fw,
              "all %u workers are busy, no task has finished for %s, and the oldest running task is older "
              "than %s.",
-             f->p->workers, f->t.stall_window, sluice_config_format_duration(f->t.stall_after_ns, d, sizeof d));
+             f->p->workers, f->t.stall_window,
+             sluice_config_format_duration(f->t.stall_after_ns, d, sizeof d));
     entry_head(o, f, OPS_ALERT_STALLED, fw);
     ops_buf_put(o, "A stall is not load: the tasks are stuck, so nothing finishes and the duration "
                    "histograms see nothing (their p99 goes blank). Find what they are stuck on.\n\n");
@@ -280,8 +281,9 @@ static void stalled(ops_buf *o, const facts *f)
                    "about the same time points at one event (a downstream failover, a deploy).\n",
                    f->listen);
     ops_buf_printf(o, "3. Is %s up? Its own dashboard and error rate.\n", f->downstream);
-    ops_buf_printf(o, "4. `curl -s http://%s/health/pools`: which pools of this service are affected? A "
-                      "shared downstream stalls several at once.\n\n",
+    ops_buf_printf(o,
+                   "4. `curl -s http://%s/health/pools`: which pools of this service are affected? A "
+                   "shared downstream stalls several at once.\n\n",
                    f->listen);
     ops_buf_put(o, "#### Mitigations (15 min)\n\n");
     ops_buf_printf(o,
@@ -334,15 +336,19 @@ static void service_slo_entries(ops_buf *o, const char *service, const ops_slo *
     snprintf(whose, sizeof whose, "the service's %s SLO over all its pools", slo_kinds(slo));
     for (int a = 0; a < 2; a++) {
         slo_burn_head(o, a ? "ServiceSLOBurnSlow" : "ServiceSLOBurnFast", service, whose, slo, a);
-        ops_buf_put(o, "#### Quick checks (5 min)\n\n1. Which pool burns it? Compare `sluice_slo:error_ratio:rate1h` "
-                       "per pool (pools with their own SLO), or the dashboard's **Drop rate** and **Completion "
-                       "rate** for each pool: a service SLO is usually missed by one pool.\n"
-                       "2. Follow that pool's entries below (PoolDropping, PoolPanic, PoolSaturated, PoolStalled).\n"
-                       "3. `sluice_slo:service_error_ratio:rate6h`: how much budget is left at this rate?\n\n");
-        ops_buf_put(o, "#### Mitigations (15 min)\n\n- Stop the burn in the pool it comes from (roll back, fail over "
-                       "its downstream, shed load upstream).\n- The slow burn is a ticket, the fast burn a page.\n\n");
-        ops_buf_put(o, "#### Long-term fixes\n\n- Give the pools that matter their own SLOs, so the page names the "
-                       "pool.\n- If the SLO is missed by design, renegotiate it instead of muting the alert.\n\n");
+        ops_buf_put(
+            o, "#### Quick checks (5 min)\n\n1. Which pool burns it? Compare `sluice_slo:error_ratio:rate1h` "
+               "per pool (pools with their own SLO), or the dashboard's **Drop rate** and **Completion "
+               "rate** for each pool: a service SLO is usually missed by one pool.\n"
+               "2. Follow that pool's entries below (PoolDropping, PoolPanic, PoolSaturated, PoolStalled).\n"
+               "3. `sluice_slo:service_error_ratio:rate6h`: how much budget is left at this rate?\n\n");
+        ops_buf_put(
+            o,
+            "#### Mitigations (15 min)\n\n- Stop the burn in the pool it comes from (roll back, fail over "
+            "its downstream, shed load upstream).\n- The slow burn is a ticket, the fast burn a page.\n\n");
+        ops_buf_put(
+            o, "#### Long-term fixes\n\n- Give the pools that matter their own SLOs, so the page names the "
+               "pool.\n- If the SLO is missed by design, renegotiate it instead of muting the alert.\n\n");
         ops_buf_put(o, "#### Rollback\n\n- The burn started with a deploy: `kubectl rollout undo "
                        "deployment/<name>`.\n\n");
     }
@@ -357,16 +363,19 @@ static void slo_entries(ops_buf *o, const facts *f, const ops_slo *slo)
         slo_burn_head(o, a ? "PoolSLOBurnSlow" : "PoolSLOBurnFast", f->name, whose, slo, a);
         ops_buf_put(o, "#### Quick checks (5 min)\n\n1. ");
         dashboard_hint(o, f);
-        ops_buf_put(o, ": for `slo=\"availability\"`, which outcome is it (**Drop rate**: rejected, dropped, "
-                       "shed; **Completion rate**: failed, panicked)? Follow that alert's entry (PoolDropping, "
-                       "PoolPanic, PoolSaturated).\n");
-        ops_buf_printf(o, "2. For `slo=\"latency\"`: **Task duration** p99 against the threshold; is %s slow?\n",
+        ops_buf_put(o,
+                    ": for `slo=\"availability\"`, which outcome is it (**Drop rate**: rejected, dropped, "
+                    "shed; **Completion rate**: failed, panicked)? Follow that alert's entry (PoolDropping, "
+                    "PoolPanic, PoolSaturated).\n");
+        ops_buf_printf(o,
+                       "2. For `slo=\"latency\"`: **Task duration** p99 against the threshold; is %s slow?\n",
                        f->downstream);
         ops_buf_put(o, "3. `sluice_slo:error_ratio:rate1h` and `rate6h` in Prometheus: how much budget is "
                        "left at this rate?\n\n");
-        ops_buf_put(o, "#### Mitigations (15 min)\n\n- Stop the burn where it comes from (roll back, fail over "
-                       "the downstream, shed load upstream).\n- A page at night that can wait: the slow burn "
-                       "is a ticket; the fast burn is not.\n\n");
+        ops_buf_put(o,
+                    "#### Mitigations (15 min)\n\n- Stop the burn where it comes from (roll back, fail over "
+                    "the downstream, shed load upstream).\n- A page at night that can wait: the slow burn "
+                    "is a ticket; the fast burn is not.\n\n");
         ops_buf_put(o, "#### Long-term fixes\n\n- If the SLO is missed by design, renegotiate it (and "
                        "`slo_objective` in sluice.yaml) instead of muting the alert.\n\n");
         ops_buf_put(o, "#### Rollback\n\n- The burn started with a deploy: revert it.\n\n");
@@ -381,7 +390,8 @@ static void pool_facts(ops_buf *o, const facts *f)
     ops_buf_printf(o, "| K (workers) | %u |\n| why this K | ", p->workers);
     ops_md_text(o, f->rationale);
     ops_buf_printf(o, " |\n| kind | %s |\n| queue capacity | %zu |\n| overflow | %s |\n",
-                   sluice_pool_kind_name(sluice_config_pool_ops(p)->kind), p->queue_capacity, sluice_overflow_name(p->overflow));
+                   sluice_pool_kind_name(sluice_config_pool_ops(p)->kind), p->queue_capacity,
+                   sluice_overflow_name(p->overflow));
     ops_buf_printf(o, "| submit timeout | %s |\n",
                    p->submit_timeout_ns ? sluice_config_format_duration(p->submit_timeout_ns, d, sizeof d)
                                         : "none (waits)");
@@ -389,8 +399,8 @@ static void pool_facts(ops_buf *o, const facts *f)
                    sluice_config_format_duration(sluice_config_pool_drain_timeout(f->cfg, p), d, sizeof d));
     ops_buf_printf(o, "| fault policy | %s |\n| downstream | ", sluice_fault_mode_name(p->fault_policy));
     ops_md_text(o, p->downstream ? p->downstream : "(not declared)");
-    ops_buf_printf(o, " |\n| alert thresholds | saturation %g, loss %g, for %s", f->t.saturation, f->t.loss_ratio,
-                   f->t.for_duration);
+    ops_buf_printf(o, " |\n| alert thresholds | saturation %g, loss %g, for %s", f->t.saturation,
+                   f->t.loss_ratio, f->t.for_duration);
     if (f->t.rationale) {
         ops_buf_put(o, " (");
         ops_md_text(o, f->t.rationale);
@@ -441,47 +451,57 @@ static void probe_failing(ops_buf *o, const facts *f)
     char fw[320], every[32], timeout[32];
     const sluice_config_pool *p = f->p;
     sluice_config_format_duration(p->probe_every_ns, every, sizeof every);
-    sluice_config_format_duration(p->probe_timeout_ns ? p->probe_timeout_ns : 5000000000ull, timeout, sizeof timeout);
-    snprintf(fw, sizeof fw,
-             "the no-op probe task the pool runs every %s has been refused, handed back or not run within %s, "
-             "for %s (`pool_probe_healthy == 0`).",
-             every, timeout, OPS_PROBE_FAILING_FOR);
+    sluice_config_format_duration(p->probe_timeout_ns ? p->probe_timeout_ns : 5000000000ull, timeout,
+                                  sizeof timeout);
+    snprintf(
+        fw, sizeof fw,
+        "the no-op probe task the pool runs every %s has been refused, handed back or not run within %s, "
+        "for %s (`pool_probe_healthy == 0`).",
+        every, timeout, OPS_PROBE_FAILING_FOR);
     entry_head(o, f, OPS_ALERT_PROBE_FAILING, fw);
-    ops_buf_put(o, "A probe does nothing: when it cannot run, no task can. This is the guide's continuous "
-                   "health check (P40); it catches a deadlocked pool, every worker stuck on a slow downstream, "
-                   "and submits being refused.\n\n");
+    ops_buf_put(o,
+                "A probe does nothing: when it cannot run, no task can. This is the guide's continuous "
+                "health check (P40); it catches a deadlocked pool, every worker stuck on a slow downstream, "
+                "and submits being refused.\n\n");
     ops_buf_put(o, "#### Quick checks (5 min)\n\n");
     ops_buf_printf(o,
                    "1. `curl -s http://%s/health/pools`: the line of `%s` says why (`did not run within`, "
                    "`queue full`, `handed back`, `submit refused`) and how many probes in a row failed.\n",
                    f->listen, f->name);
-    ops_buf_printf(o,
-                   "2. Is PoolStalled or PoolSaturated firing too? A stall (all workers stuck) or a full queue "
-                   "explains the probe; follow that entry. `curl -s http://%s/debug/pools/stacks` shows where "
-                   "the workers are.\n",
-                   f->listen);
+    ops_buf_printf(
+        o,
+        "2. Is PoolStalled or PoolSaturated firing too? A stall (all workers stuck) or a full queue "
+        "explains the probe; follow that entry. `curl -s http://%s/debug/pools/stacks` shows where "
+        "the workers are.\n",
+        f->listen);
     ops_buf_put(o, "3. The service log: `probe failed:` lines, and `autotune` lines (did the controller just "
                    "shrink K?).\n\n");
     ops_buf_put(o, "#### Mitigations (15 min)\n\n");
-    ops_buf_printf(o,
-                   "- Workers stuck on %s: fail it over or call its owner; restarting frees the workers but a "
-                   "dead downstream stalls the new ones the same way.\n"
-                   "- K pinned or shrunk too far by auto-tune: pin it by hand (`sluice_service_control_pin`, "
-                   "or set `workers` and `kill -HUP`: a reload pins K) while you look.\n"
-                   "- Deadlock: take the stacks for the record, then restart the pods one at a time.\n\n",
-                   f->downstream);
-    ops_buf_put(o, "#### Long-term fixes\n\n- Every downstream call gets a timeout shorter than the task's "
-                   "deadline, so a dead downstream fails tasks instead of holding workers.\n- "
-                   "`probe_affects_ready: true` takes a pod that cannot run tasks out of the load balancer.\n\n");
+    ops_buf_printf(
+        o,
+        "- Workers stuck on %s: fail it over or call its owner; restarting frees the workers but a "
+        "dead downstream stalls the new ones the same way.\n"
+        "- K pinned or shrunk too far by auto-tune: pin it by hand (`sluice_service_control_pin`, "
+        "or set `workers` and `kill -HUP`: a reload pins K) while you look.\n"
+        "- Deadlock: take the stacks for the record, then restart the pods one at a time.\n\n",
+        f->downstream);
+    ops_buf_put(
+        o, "#### Long-term fixes\n\n- Every downstream call gets a timeout shorter than the task's "
+           "deadline, so a dead downstream fails tasks instead of holding workers.\n- "
+           "`probe_affects_ready: true` takes a pod that cannot run tasks out of the load balancer.\n\n");
     ops_buf_put(o, "#### Rollback\n\n- The probes began failing with a deploy: revert it.\n\n");
 }
 
 typedef void (*entry_fn)(ops_buf *, const facts *);
 static const entry_fn entries[OPS_ALERT_COUNT_] = {
-    [OPS_ALERT_SATURATED] = saturated,     [OPS_ALERT_PANIC] = panic_entry,
-    [OPS_ALERT_DROPPING] = dropping,       [OPS_ALERT_SLOW_TASKS] = slow_tasks,
-    [OPS_ALERT_SUBMIT_WAIT] = submit_wait, [OPS_ALERT_METRICS_MISSING] = metrics_missing,
-    [OPS_ALERT_STALLED] = stalled,         [OPS_ALERT_TENANT_STARVED] = tenant_starved,
+    [OPS_ALERT_SATURATED] = saturated,
+    [OPS_ALERT_PANIC] = panic_entry,
+    [OPS_ALERT_DROPPING] = dropping,
+    [OPS_ALERT_SLOW_TASKS] = slow_tasks,
+    [OPS_ALERT_SUBMIT_WAIT] = submit_wait,
+    [OPS_ALERT_METRICS_MISSING] = metrics_missing,
+    [OPS_ALERT_STALLED] = stalled,
+    [OPS_ALERT_TENANT_STARVED] = tenant_starved,
     [OPS_ALERT_PROBE_FAILING] = probe_failing,
 };
 
@@ -491,8 +511,8 @@ static void target_down(ops_buf *o, const char *service, const char *listen, con
     char anchor[256];
     ops_buf_printf(o, "## Service %s\n\n", service);
     ops_buf_printf(o, "<a id=\"%s\"></a>\n\n### %s: %s\n\n",
-                   ops_runbook_anchor(OPS_ALERT_TARGET_DOWN, service, anchor, sizeof anchor), OPS_ALERT_TARGET_DOWN,
-                   service);
+                   ops_runbook_anchor(OPS_ALERT_TARGET_DOWN, service, anchor, sizeof anchor),
+                   OPS_ALERT_TARGET_DOWN, service);
     ops_buf_printf(o,
                    "**Severity:** critical. **Fires when:** Prometheus has failed to scrape an instance of "
                    "job `%s` for %s.\n\n",
@@ -501,9 +521,10 @@ static void target_down(ops_buf *o, const char *service, const char *listen, con
     ops_buf_put(o, "1. `kubectl get pods -o wide` (the alert's `instance` is the pod's address): is the pod "
                    "running, restarting (RESTARTS), or gone?\n");
     ops_buf_put(o, "2. `kubectl describe pod <pod>`: OOMKilled, failed liveness probe, eviction?\n");
-    ops_buf_printf(o, "3. `kubectl exec <pod> -- curl -s -m 2 http://%s/health/live`: does the admin server "
-                      "answer inside the pod? If it does, the problem is the network path or the scrape "
-                      "config, not the service.\n",
+    ops_buf_printf(o,
+                   "3. `kubectl exec <pod> -- curl -s -m 2 http://%s/health/live`: does the admin server "
+                   "answer inside the pod? If it does, the problem is the network path or the scrape "
+                   "config, not the service.\n",
                    listen);
     ops_buf_put(o, "4. `kubectl logs <pod> --previous`: the last lines before a crash (a panic line, a "
                    "drain report).\n\n");
@@ -525,8 +546,9 @@ static void sync_entries(ops_buf *o, const char *service)
         char anchor[256];
         ops_buf_printf(o, "<a id=\"%s\"></a>\n\n### %s: %s\n\n",
                        ops_runbook_anchor(a->name, service, anchor, sizeof anchor), a->name, service);
-        ops_buf_printf(o, "**Severity:** %s. **Fires when:** %s. The alert's `name` label is the object's "
-                          "name in code.\n\n",
+        ops_buf_printf(o,
+                       "**Severity:** %s. **Fires when:** %s. The alert's `name` label is the object's "
+                       "name in code.\n\n",
                        a->severity, a->fires_when);
         ops_buf_printf(o, "#### Quick checks (5 min)\n\n%s\n#### Mitigations (15 min)\n\n%s\n", a->checks,
                        a->mitigations);
@@ -538,7 +560,8 @@ static void sync_entries(ops_buf *o, const char *service)
  * symptom-first entries, with this service's facts. */
 static void incident_head(ops_buf *o, const char *id, const char *title, const char *symptom)
 {
-    ops_buf_printf(o, "<a id=\"incident-%s\"></a>\n\n### Incident: %s\n\n**Symptom:** %s\n\n", id, title, symptom);
+    ops_buf_printf(o, "<a id=\"incident-%s\"></a>\n\n### Incident: %s\n\n**Symptom:** %s\n\n", id, title,
+                   symptom);
 }
 
 static void incidents(ops_buf *o, const sluice_config *cfg, const char **pools, size_t n, const char *listen)
@@ -561,12 +584,14 @@ static void incidents(ops_buf *o, const sluice_config *cfg, const char **pools, 
                    "elsewhere: tasks that hold buffers while they wait on a slow downstream grow with K x "
                    "task size.\n\n",
                    mem);
-    ops_buf_put(o, "#### Mitigations (15 min)\n\n- Raise the pod's memory limit to stop the restarts while you "
-                   "look.\n- Lower `queue_capacity` of the pool whose queue filled (overflow `reject` or "
-                   "`drop_oldest` sheds instead of holding).\n- Lower K of a pool whose tasks are large.\n\n");
-    ops_buf_put(o, "#### Long-term fixes\n\n- Measure per-task memory and declare `kind: memory` pools sized "
-                   "from a memory budget.\n- Load-test to the OOM threshold and keep the result in the pool's "
-                   "rationale.\n\n");
+    ops_buf_put(o,
+                "#### Mitigations (15 min)\n\n- Raise the pod's memory limit to stop the restarts while you "
+                "look.\n- Lower `queue_capacity` of the pool whose queue filled (overflow `reject` or "
+                "`drop_oldest` sheds instead of holding).\n- Lower K of a pool whose tasks are large.\n\n");
+    ops_buf_put(o,
+                "#### Long-term fixes\n\n- Measure per-task memory and declare `kind: memory` pools sized "
+                "from a memory budget.\n- Load-test to the OOM threshold and keep the result in the pool's "
+                "rationale.\n\n");
     ops_buf_put(o, "#### Rollback\n\n- A deploy raised a queue or K, or made tasks larger: revert it.\n\n");
 
     incident_head(o, "exhausted-at-startup", "pool exhausted at startup",
@@ -582,23 +607,26 @@ static void incidents(ops_buf *o, const sluice_config *cfg, const char **pools, 
                        i + 1 < n ? "," : "");
     ops_buf_put(o, ")?\n3. Worker churn panel: spawns per minute high at start? Cold workers start on "
                    "demand; `prewarm` starts them before traffic.\n\n");
-    ops_buf_put(o, "#### Mitigations (15 min)\n\n- Slow the traffic ramp to new pods (load balancer slow start, "
-                   "readiness delay).\n- Set `prewarm: true` on pools with expensive worker start.\n- Scale "
-                   "out so each new pod gets a smaller share.\n\n");
+    ops_buf_put(o,
+                "#### Mitigations (15 min)\n\n- Slow the traffic ramp to new pods (load balancer slow start, "
+                "readiness delay).\n- Set `prewarm: true` on pools with expensive worker start.\n- Scale "
+                "out so each new pod gets a smaller share.\n\n");
     ops_buf_put(o, "#### Long-term fixes\n\n- Warm caches and connections before readiness turns 200.\n\n");
     ops_buf_put(o, "#### Rollback\n\n- A deploy lowered K or removed `prewarm`: revert it.\n\n");
 
     incident_head(o, "unresponsive-after-deploy", "pool unresponsive after a deploy",
                   "after a deploy, a pool stops finishing tasks or is far slower than before.");
-    ops_buf_printf(o,
-                   "#### Quick checks (5 min)\n\n1. Did the config change? `curl -s http://%s/debug/pools` "
-                   "shows each pool's K, queue and timeouts in force; compare with the previous release's "
-                   "sluice.yaml.\n2. Did a dependency change (a client library, the downstream's version)?\n"
-                   "3. `curl -s http://%s/debug/pools/stacks`: are the workers stuck in one call? Then follow "
-                   "PoolStalled for that pool.\n\n",
-                   listen, listen);
-    ops_buf_put(o, "#### Mitigations (15 min)\n\n- Roll back the deploy: `kubectl rollout undo "
-                   "deployment/<name>`.\n- If one pod is wedged and the others are fine: delete that pod.\n\n");
+    ops_buf_printf(
+        o,
+        "#### Quick checks (5 min)\n\n1. Did the config change? `curl -s http://%s/debug/pools` "
+        "shows each pool's K, queue and timeouts in force; compare with the previous release's "
+        "sluice.yaml.\n2. Did a dependency change (a client library, the downstream's version)?\n"
+        "3. `curl -s http://%s/debug/pools/stacks`: are the workers stuck in one call? Then follow "
+        "PoolStalled for that pool.\n\n",
+        listen, listen);
+    ops_buf_put(o,
+                "#### Mitigations (15 min)\n\n- Roll back the deploy: `kubectl rollout undo "
+                "deployment/<name>`.\n- If one pod is wedged and the others are fine: delete that pod.\n\n");
     ops_buf_put(o, "#### Long-term fixes\n\n- Canary deploys that watch PoolStalled and PoolSlowTasks before "
                    "going wide.\n- `sluice lint` in CI on every sluice.yaml change.\n\n");
     ops_buf_put(o, "#### Rollback\n\n- `kubectl rollout undo deployment/<name>`.\n\n");
@@ -609,8 +637,9 @@ static void incidents(ops_buf *o, const sluice_config *cfg, const char **pools, 
                    "pool has the steps. `pool_oldest_running_seconds` shows how long the tasks have been "
                    "stuck.\n2. Stacks (`/debug/pools/stacks`): all workers in a network read means a hung "
                    "downstream; in a mutex or condition wait, a deadlock.\n\n");
-    ops_buf_put(o, "#### Mitigations (15 min)\n\n- Hung downstream: fail over or call its owner.\n- Deadlock: "
-                   "keep the stacks for the record, then restart the pods one at a time.\n\n");
+    ops_buf_put(o,
+                "#### Mitigations (15 min)\n\n- Hung downstream: fail over or call its owner.\n- Deadlock: "
+                "keep the stacks for the record, then restart the pods one at a time.\n\n");
     ops_buf_put(o, "#### Long-term fixes\n\n- A timeout on every downstream call, a circuit breaker, and one "
                    "lock order.\n\n");
     ops_buf_put(o, "#### Rollback\n\n- A deploy changed locking or a client's timeouts: revert it.\n\n");
@@ -629,20 +658,21 @@ void ops_runbook_generate(const sluice_config *cfg, const char *source_name, ops
                    "change the config and regenerate. One entry per alert of `sluice rules`; each alert's "
                    "`runbook_url` points at its entry's anchor.\n\n",
                    source_name);
-    ops_buf_printf(out,
-                   "The `curl` commands below talk to the admin server at `%s`, which listens inside the "
-                   "pod. From a workstation, forward it first: `kubectl -n <namespace> port-forward "
-                   "pod/<pod> %s` (the pod is the alert's `instance`; `kubectl get pods -o wide | grep "
-                   "<ip>` finds it), or run the command in the pod with `kubectl exec <pod> -- curl ...`.\n\n",
-                   listen, strrchr(listen, ':') ? strrchr(listen, ':') + 1 : listen);
+    ops_buf_printf(
+        out,
+        "The `curl` commands below talk to the admin server at `%s`, which listens inside the "
+        "pod. From a workstation, forward it first: `kubectl -n <namespace> port-forward "
+        "pod/<pod> %s` (the pod is the alert's `instance`; `kubectl get pods -o wide | grep "
+        "<ip>` finds it), or run the command in the pod with `kubectl exec <pod> -- curl ...`.\n\n",
+        listen, strrchr(listen, ':') ? strrchr(listen, ':') + 1 : listen);
     ops_buf_put(out, "| pool | K | alerts |\n|---|---|---|\n");
     for (size_t i = 0; i < cfg->pool_count; i++) {
         ops_buf_printf(out, "| %s | %u | ", pools[i]->name, pools[i]->workers);
         for (int k = 0; k < OPS_ALERT_COUNT_; k++)
             if (ops_alert_applies((ops_alert_kind)k, pools[i]))
                 ops_buf_printf(out, "%s[%s](#%s)", k ? ", " : "", ops_alert((ops_alert_kind)k)->name,
-                           ops_runbook_anchor(ops_alert((ops_alert_kind)k)->name, pools[i]->name, anchor,
-                                              sizeof anchor));
+                               ops_runbook_anchor(ops_alert((ops_alert_kind)k)->name, pools[i]->name, anchor,
+                                                  sizeof anchor));
         ops_buf_put(out, " |\n");
     }
     ops_buf_put(out, "\n");

@@ -115,5 +115,4 @@ void ops_jw_int(ops_jw *w, const char *key, long long val);
 void ops_jw_num(ops_jw *w, const char *key, double val); /* non-finite writes null */
 void ops_jw_bool(ops_jw *w, const char *key, int val);
 
-
 #endif /* SLUICE_TOOLS_OPS_UTIL_H */

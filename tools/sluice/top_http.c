@@ -30,7 +30,6 @@
 
 #define TOP_HTTP_MAX_REPLY (64u * 1024 * 1024)
 
-
 static long long now_ms(void)
 {
     struct timespec ts;
@@ -110,9 +109,9 @@ int top_http_get(const char *host, unsigned port, const char *path, const char *
         return -1;
     }
     char req[1024];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s:%u\r\nUser-Agent: sluice-top\r\n%s%s%s\r\n",
-                     path, host, port, token ? "Authorization: Bearer " : "", token ? token : "",
-                     token ? "\r\n" : "");
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.0\r\nHost: %s:%u\r\nUser-Agent: sluice-top\r\n%s%s%s\r\n", path, host,
+                     port, token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof req) {
         close(fd);
         sluice__errf(err, errlen, "request too long (token or path)");
