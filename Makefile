@@ -72,7 +72,7 @@ install: build
 	cmake --install $(BUILD)
 
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format -i $$(git ls-files '*.c' '*.h' | grep -v '^tests/tools/fixtures/')
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan build-fuzz

@@ -8,7 +8,7 @@
 #   scripts/install-deps.sh --check  exit 1 listing what is missing
 set -eu
 
-PKGS="build-essential cmake pkg-config clang
+PKGS="build-essential cmake pkg-config clang clang-format
 libcmocka-dev
 libmicrohttpd-dev
 libyaml-dev
