@@ -129,8 +129,12 @@ sluice_err sluice__ring_create(size_t capacity, void **out)
 }
 
 /* Polls of a slot that a pop has claimed but not emptied, before a push
- * to a ring with batch claims calls the queue full (see ring_push). */
+ * to a ring with batch claims calls the queue full (see ring_push): the
+ * bound for a slot no hand was seen to hold (a run between hands, or a
+ * copy-out preempted). A slot a hand is seen to hold is full at once. */
 #define HELD_SPINS 256u
+
+static bool held_in_hand(const ring *r, uint64_t pos);
 
 static sluice__qres ring_push(void *q, const sluice__task *task, uint64_t *pos_out)
 {
@@ -177,8 +181,11 @@ static sluice__qres ring_push(void *q, const sluice__task *task, uint64_t *pos_o
             }
             /* With batch claims the slot may be held in a worker's hand
              * (claimed, not yet taken) for as long as that worker's task
-             * runs: full for now, not a copy to wait out. */
-            if (r->hands && ++held_spins > HELD_SPINS) {
+             * runs: full for now, not a copy to wait out. Said at once
+             * when a hand is seen holding it: a DROP_OLDEST submitter
+             * calls this under the pool's mutex before it evicts that
+             * very task, and a blocking one goes on to wait for space. */
+            if (r->hands && (held_in_hand(r, pos - r->cap) || ++held_spins > HELD_SPINS)) {
                 return SLUICE__Q_FULL;
             }
             sluice__cpu_relax();
@@ -485,6 +492,20 @@ static SLUICE__TLS uint64_t tls_seen[HANDS_MAX];
 static inline bool hand_holds(uint64_t w)
 {
     return w != 0 && w != HAND_RESERVED;
+}
+
+/* Whether some hand holds the task at `pos` (claimed, not yet taken): a
+ * snapshot read hand by hand, so "no" can be wrong while a run moves
+ * between hands; ring_push bounds its wait for that case. */
+static bool held_in_hand(const ring *r, uint64_t pos)
+{
+    for (unsigned i = 0; i < r->nhands; i++) {
+        uint64_t w = atomic_load_explicit(&r->hands[i].word, memory_order_acquire);
+        if (hand_holds(w) && pos >= HAND_POS(w) && pos - HAND_POS(w) < HAND_COUNT(w)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 sluice_err sluice__ring_batch_create(size_t capacity, unsigned workers, void **out)
