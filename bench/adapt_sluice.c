@@ -346,31 +346,28 @@ static void sl_batch_end(void *pool, void *producer)
     }
 }
 
-const bench_adapter bench_adapter_sluice_batch = {
-    .name = "sluice-batch64",
-    .overflow =
-        "Sluice, default config, fed 64 tasks at a time through sluice_pool_submit_batch (no-op workloads)",
-    .flags = BENCH_F_SLUICE | BENCH_F_NOOP_ONLY,
-    .variant = &bench_adapter_sluice_variant,
-    .create = sl_create,
-    .producer_begin = sl_batch_begin,
-    .submit = sl_batch_submit,
-    .producer_end = sl_batch_end,
-    .destroy = sl_destroy,
-};
+/* A batch row: the pool of `base`, fed through sluice_pool_submit_batch. */
+#define SL_BATCH_ADAPTER(sym, nm, what, base)                                                                \
+    const bench_adapter sym = {                                                                              \
+        .name = nm,                                                                                          \
+        .overflow = what,                                                                                    \
+        .flags = BENCH_F_SLUICE | BENCH_F_NOOP_ONLY,                                                         \
+        .variant = &base##_variant,                                                                          \
+        .create = sl_create,                                                                                 \
+        .producer_begin = sl_batch_begin,                                                                    \
+        .submit = sl_batch_submit,                                                                           \
+        .producer_end = sl_batch_end,                                                                        \
+        .destroy = sl_destroy,                                                                               \
+    }
 
+SL_BATCH_ADAPTER(bench_adapter_sluice_batch, "sluice-batch64",
+                 "Sluice, default config, fed 64 tasks at a time through sluice_pool_submit_batch (no-op "
+                 "workloads)",
+                 bench_adapter_sluice);
 /* Both sides in runs: producers' batches claim places with one CAS per run
  * (sluice_pool_submit_batch), workers claim runs from a deep queue
  * (fifo_batch). */
-const bench_adapter bench_adapter_sluice_fifo_batch_batch = {
-    .name = "sluice-fifo-batch-batch64",
-    .overflow = "Sluice, fifo_batch queue, fed 64 tasks at a time through sluice_pool_submit_batch (no-op "
-                "workloads)",
-    .flags = BENCH_F_SLUICE | BENCH_F_NOOP_ONLY,
-    .variant = &bench_adapter_sluice_fifo_batch_variant,
-    .create = sl_create,
-    .producer_begin = sl_batch_begin,
-    .submit = sl_batch_submit,
-    .producer_end = sl_batch_end,
-    .destroy = sl_destroy,
-};
+SL_BATCH_ADAPTER(bench_adapter_sluice_fifo_batch_batch, "sluice-fifo-batch-batch64",
+                 "Sluice, fifo_batch queue, fed 64 tasks at a time through sluice_pool_submit_batch (no-op "
+                 "workloads)",
+                 bench_adapter_sluice_fifo_batch);

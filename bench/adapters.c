@@ -61,3 +61,6 @@ const bench_adapter *const bench_adapters[] = {
     &bench_adapter_selftest_swap,
     NULL,
 };
+
+_Static_assert(sizeof bench_adapters / sizeof bench_adapters[0] - 1 <= BENCH_MAX_IMPLS,
+               "more adapters than the driver's table holds: raise BENCH_MAX_IMPLS in bench.h");

@@ -78,6 +78,12 @@ struct bench_adapter {
  * the ring. NULL-terminated. */
 extern const bench_adapter *const bench_adapters[];
 
+/* The most implementations and workloads one run holds: the driver's result
+ * table is sized by them, and adapters.c and workloads.c check their lists
+ * against them when they compile. */
+#define BENCH_MAX_IMPLS 48
+#define BENCH_MAX_WORKLOADS 16
+
 /* ---- task accounting ---------------------------------------------------- */
 
 /*

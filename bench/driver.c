@@ -43,7 +43,7 @@
 #include "sluice/common.h"
 #endif
 
-#define MAX_IMPLS 32
+#define MAX_IMPLS BENCH_MAX_IMPLS
 #define MAX_RUNS 101
 
 typedef struct cell {
@@ -859,7 +859,7 @@ static void print_json(const options *o, const char *model, cell (*all)[MAX_IMPL
 
 /* ---- main -------------------------------------------------------------- */
 
-static cell all_cells[16][MAX_IMPLS];
+static cell all_cells[BENCH_MAX_WORKLOADS][MAX_IMPLS];
 
 /* ---- --scaling --------------------------------------------------------- */
 
@@ -1046,7 +1046,7 @@ int main(int argc, char **argv)
     }
     const bench_adapter *ms = main_sluice();
     bool progress = !o.verbose && isatty(STDERR_FILENO);
-    bool wl_on[16] = {0};
+    bool wl_on[BENCH_MAX_WORKLOADS] = {0};
     for (size_t wi = 0; wi < bench_workload_count; wi++) {
         const bench_workload *w = &bench_workloads[wi];
         if (!in_list(o.workloads, w->name)) {

@@ -1061,3 +1061,6 @@ const bench_workload bench_workloads[] = {
 };
 #undef COLS
 const size_t bench_workload_count = sizeof bench_workloads / sizeof bench_workloads[0];
+
+_Static_assert(sizeof bench_workloads / sizeof bench_workloads[0] <= BENCH_MAX_WORKLOADS,
+               "more workloads than the driver's table holds: raise BENCH_MAX_WORKLOADS in bench.h");
