@@ -809,7 +809,10 @@ static sluice_err submit_task(sluice_pool *p, sluice_task_fn fn, void *arg, cons
         defer ? (atomic_load_explicit(&p->closed, memory_order_acquire) ? SLUICE__Q_CLOSED : SLUICE__Q_FULL)
               : p->qops->push(p->q, &t, &pos);
     if (r == SLUICE__Q_OK) {
-        if (sampled && every > 1) {
+        /* queue_depth_hwm is sampled at the timing rate: every task when
+         * every task is timed (every == 1 too: pool.h's "sampled on the
+         * submit path"; it read 0 there once the queue had emptied). */
+        if (sampled) {
             sluice__max_z(&p->depth_hwm, sluice__fill(p->qops, p->q));
         }
         if (notify) {
@@ -1019,7 +1022,7 @@ static size_t push_run(sluice_pool *p, const sluice_task_spec *tasks, size_t n)
         }
         tls_sample_left = left[k];
     }
-    if (k && sampled && every > 1) {
+    if (k && sampled) {
         sluice__max_z(&p->depth_hwm, sluice__fill(p->qops, p->q));
     }
     return k;

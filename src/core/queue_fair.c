@@ -1782,8 +1782,10 @@ sluice_err sluice_pool_tenants_select(sluice_pool *pool, const char *const *name
         snprintf(sel->rest.name, sizeof sel->rest.name, "%s", SLUICE_TENANT_REST);
         snprintf(sel->forgotten.name, sizeof sel->forgotten.name, "%s", SLUICE_TENANT_FORGOTTEN);
     }
-    for (size_t i = 0; names && out && i < n; i++) {
-        absent(&out[i], names[i]);
+    /* Every out[i] given starts absent, on an error too (with no names:
+     * nameless). */
+    for (size_t i = 0; out && i < n; i++) {
+        absent(&out[i], names ? names[i] : NULL);
     }
     if (!pool || !sel || (n > 0 && (!names || !out))) {
         return SLUICE_EINVAL;
