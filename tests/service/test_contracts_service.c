@@ -386,6 +386,103 @@ static void test_service_thread_failures(void **state)
     sluice_service_destroy(svc);
 }
 
+/* ---- service.h: a controller removed, then set or updated again ---------------------- */
+
+static sluice_err run_call(void *arg)
+{
+    return sluice_service_run(arg, NULL);
+}
+
+static uint64_t control_decisions(const sluice_pool_control_stats *cs)
+{
+    uint64_t n = 0;
+    for (unsigned d = 0; d < SLUICE_CONTROL_DIRECTION_COUNT_; d++) {
+        for (unsigned r = 0; r < SLUICE_CONTROL_REASON_COUNT_; r++) {
+            n += cs->decisions[d][r];
+        }
+    }
+    return n;
+}
+
+/* remove_control's promises probed in sequence: an update refused for a
+ * pool with none leaves none; removal while the thread ticks every
+ * millisecond; a second removal is ENOENT and so are stats, pin and
+ * release; update after a removal makes a fresh controller (no pin, no
+ * decisions, K where the old one left it); set/pin/remove/update cycles
+ * (ASan sees a leaked or doubly freed controller); and a removal and a
+ * new set after the service's shutdown drained the pools. */
+static void test_service_control_after_remove(void **state)
+{
+    (void)state;
+    sluice_service *svc = make_service();
+    sluice_pool_config pc = pool_cfg("ctl-probe", 6);
+    sluice_pool *p = NULL;
+    assert_int_equal(sluice_service_add_pool(svc, &pc, 0, &p, NULL, 0), SLUICE_OK);
+    char err[256];
+    sluice_pool_control_config bad, cc;
+    sluice_pool_control_config_init(&bad);
+    bad.util_high = 2;
+    sluice_pool_control_config_init(&cc);
+    cc.interval_ns = SLUICE_NS_PER_MS;
+    sluice_pool_control_stats cs;
+
+    assert_int_equal(sluice_service_update_control(svc, p, &bad, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "util_high"));
+    assert_int_equal(sluice_service_control_stats(svc, p, &cs), SLUICE_ENOENT);
+    assert_int_equal(sluice_service_remove_control(svc, p), SLUICE_ENOENT);
+
+    assert_int_equal(sluice_service_set_control(svc, p, &cc, err, sizeof err), SLUICE_OK);
+    WAIT_FOR(sluice_service_control_stats(svc, p, &cs) == SLUICE_OK && cs.ticks >= 3, "the controller ticks");
+    assert_int_equal(sluice_service_control_pin(svc, p, 3), SLUICE_OK);
+    assert_int_equal(sluice_service_remove_control(svc, p), SLUICE_OK); /* while it ticks */
+    assert_int_equal(sluice_service_remove_control(svc, p), SLUICE_ENOENT);
+    assert_int_equal(sluice_service_control_stats(svc, p, &cs), SLUICE_ENOENT);
+    assert_int_equal(sluice_service_control_pin(svc, p, 2), SLUICE_ENOENT);
+    assert_int_equal(sluice_service_control_release(svc, p), SLUICE_ENOENT);
+    sluice_pool_stats ps;
+    sluice_pool_stats_get(p, &ps);
+    assert_int_equal(ps.capacity, 3);
+
+    /* An update after the removal makes a fresh one. */
+    assert_int_equal(sluice_service_update_control(svc, p, &cc, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_service_control_stats(svc, p, &cs), SLUICE_OK);
+    assert_false(cs.pinned);
+    assert_int_equal(control_decisions(&cs), 0);
+    WAIT_FOR(sluice_service_control_stats(svc, p, &cs) == SLUICE_OK && cs.ticks >= 1, "the fresh one ticks");
+    assert_int_equal(cs.limit, 3);
+    assert_int_equal(sluice_service_set_control(svc, p, &cc, err, sizeof err), SLUICE_EBUSY);
+    /* A refused update keeps the running controller. */
+    assert_int_equal(sluice_service_update_control(svc, p, &bad, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(sluice_service_control_stats(svc, p, &cs), SLUICE_OK);
+
+    for (unsigned i = 0; i < 50; i++) {
+        assert_int_equal(sluice_service_remove_control(svc, p), SLUICE_OK);
+        assert_int_equal(sluice_service_control_stats(svc, p, &cs), SLUICE_ENOENT);
+        assert_int_equal(sluice_service_set_control(svc, p, &cc, err, sizeof err), SLUICE_OK);
+        assert_int_equal(sluice_service_control_pin(svc, p, 1 + i % 6), SLUICE_OK);
+        assert_int_equal(sluice_service_remove_control(svc, p), SLUICE_OK);
+        assert_int_equal(sluice_service_update_control(svc, p, &cc, err, sizeof err), SLUICE_OK);
+        assert_int_equal(sluice_service_control_stats(svc, p, &cs), SLUICE_OK);
+        assert_false(cs.pinned);
+    }
+    sluice_pool_stats_get(p, &ps);
+    assert_int_equal(ps.capacity, 1 + 49 % 6);
+
+    /* After the shutdown drained the pool: removal and a new set still answer. */
+    bg_call run;
+    bg_call_start(&run, run_call, svc);
+    sluice_service_shutdown(svc);
+    assert_int_equal(bg_call_finish(&run, "the service's shutdown"), SLUICE_OK);
+    sluice_pool_stats_get(p, &ps);
+    assert_true(ps.draining);
+    assert_int_equal(sluice_service_remove_control(svc, p), SLUICE_OK);
+    assert_int_equal(sluice_service_remove_control(svc, p), SLUICE_ENOENT);
+    assert_int_equal(sluice_service_set_control(svc, p, &cc, err, sizeof err), SLUICE_OK);
+    WAIT_FOR(sluice_service_control_stats(svc, p, &cs) == SLUICE_OK && cs.ticks >= 2,
+             "it ticks on a drained pool");
+    sluice_service_destroy(svc);
+}
+
 /* ---- lifecycle.h ----------------------------------------------------------------------- */
 
 typedef struct lc_case {
@@ -687,10 +784,11 @@ int main(void)
     /* As a service does: block before any thread exists. */
     assert_int_equal(sluice_lifecycle_block_signals(), SLUICE_OK);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_service_checks),          cmocka_unit_test(test_service_readiness_weight),
-        cmocka_unit_test(test_service_control),         cmocka_unit_test(test_service_refusals),
-        cmocka_unit_test(test_service_thread_failures), cmocka_unit_test(test_lifecycle_timeouts),
-        cmocka_unit_test(test_lifecycle_grace_at_max),  cmocka_unit_test(test_router_extremes),
+        cmocka_unit_test(test_service_checks),     cmocka_unit_test(test_service_readiness_weight),
+        cmocka_unit_test(test_service_control),    cmocka_unit_test(test_service_control_after_remove),
+        cmocka_unit_test(test_service_refusals),   cmocka_unit_test(test_service_thread_failures),
+        cmocka_unit_test(test_lifecycle_timeouts), cmocka_unit_test(test_lifecycle_grace_at_max),
+        cmocka_unit_test(test_router_extremes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
