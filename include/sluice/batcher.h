@@ -170,12 +170,19 @@ SLUICE_API sluice_err sluice_batcher_create(const sluice_batcher_config *cfg, sl
  */
 SLUICE_API sluice_err sluice_batcher_add(sluice_batcher *b, void *item);
 
-/* sluice_batcher_try_add - as add, but SLUICE_EFULL instead of waiting. */
+/* sluice_batcher_try_add - as add, but SLUICE_EFULL instead of waiting.
+ * It never waits for the pool either: a batch it seals by size is offered
+ * to the pool without waiting for space, so a full BLOCK pool refuses it
+ * (the batch goes to failure_fn whole, REFUSED; the add itself is OK). */
 SLUICE_API sluice_err sluice_batcher_try_add(sluice_batcher *b, void *item);
 
 /* sluice_batcher_flush - seal the current batch now (reason "drain") if
- * it has items, as soon as the in-flight bound allows. Never waits.
- * Returns SLUICE_OK, SLUICE_EINVAL. */
+ * it has items, as soon as the in-flight bound allows. Never waits for the
+ * in-flight bound (a batch that cannot go out yet is sealed when one
+ * ends). A batch sealed now is submitted from this thread as add's are:
+ * a full BLOCK pool makes flush wait for space (within the pool's submit
+ * timeout), except on a worker of the pool, where it is refused at once
+ * (REFUSED). Returns SLUICE_OK, SLUICE_EINVAL. */
 SLUICE_API sluice_err sluice_batcher_flush(sluice_batcher *b);
 
 typedef struct sluice_batcher_drain_report {
@@ -191,7 +198,9 @@ typedef struct sluice_batcher_drain_report {
  * limit) for every batch to finish. At the deadline, items still unsealed
  * (the in-flight bound never let them out) go to failure_fn as UNSENT;
  * batches on the pool are left to finish (each ends in batch_fn or
- * failure_fn later; destroy waits for them).
+ * failure_fn later; destroy waits for them). The partial batch's submit
+ * waits for space in a full BLOCK pool at most until the deadline too
+ * (the pool then refuses it: failure_fn, REFUSED).
  * Returns: SLUICE_OK; SLUICE_ETIMEDOUT; SLUICE_EDEADLK from one of its own
  * batches. A second drain returns SLUICE_OK with an empty report.
  */

@@ -151,7 +151,9 @@ SLUICE_API sluice_err sluice_keyed_create(const sluice_keyed_config *cfg, sluice
 SLUICE_API sluice_err sluice_keyed_submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void *arg);
 
 /* sluice_keyed_try_submit - as submit, but never waits: a reached bound is
- * SLUICE_EFULL under BLOCK too. */
+ * SLUICE_EFULL under BLOCK too, and a runner the task needs is offered to
+ * the pool without waiting for space (a full pool's refusal, with no
+ * runner left to take the task, is SLUICE_EFULL: the caller keeps it). */
 SLUICE_API sluice_err sluice_keyed_try_submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void *arg);
 
 /* What drain did. */

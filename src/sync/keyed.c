@@ -763,9 +763,15 @@ static sluice_err submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void
         evicted->next = NULL;
         hand_back(ex, evicted, SLUICE_ABANDON_DROPPED);
     }
-    if (start && (err = start_runner(ex, false)) != SLUICE_OK) {
+    /* try_submit never waits, for the pool's queue either: its runner is
+     * submitted with a past deadline (a full BLOCK pool refuses it). */
+    if (start && (err = start_runner(ex, !may_wait)) != SLUICE_OK) {
         /* The pool refused the runner. If no runner is left, take this task
-         * back (if still waiting) rather than strand it. */
+         * back (if still waiting) rather than strand it. try_submit's
+         * refusal by a full pool is EFULL (the past deadline is its own). */
+        if (!may_wait && err == SLUICE_ETIMEDOUT) {
+            err = SLUICE_EFULL;
+        }
         pthread_mutex_lock(&ex->mu);
         if (ex->runners == 0 && key_unlink_item(ex, key, it, seq)) {
             kstate *ks = it->ks;

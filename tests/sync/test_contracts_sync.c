@@ -941,6 +941,199 @@ static void test_adaptive_extremes(void **state)
     sluice_adaptive_destroy(NULL);
 }
 
+/* ---- keyed.h, batcher.h: "never waits" and drain's deadline on a full pool ------------- */
+
+/* A pool of one worker held at a gate and a queue of one place filled, so
+ * any submit finds it full (BLOCK, no submit timeout: a submit that
+ * waits, waits until the gate opens). */
+typedef struct full_pool {
+    sluice_fake_clock fc;
+    sluice_pool *p;
+    gate *g;
+} full_pool;
+
+static int nop_task(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static void full_pool_open(full_pool *fp, const char *name)
+{
+    sluice_fake_clock_init(&fp->fc, 1000 * SEC);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = name;
+    pc.workers = 1;
+    pc.queue_capacity = 1;
+    pc.clock = &fp->fc.clock;
+    fp->p = NULL;
+    char err[200];
+    if (sluice_pool_create(&pc, &fp->p, err, sizeof err) != SLUICE_OK) {
+        fail_msg("pool create: %s", err);
+    }
+    fp->g = gate_new();
+    assert_int_equal(sluice_pool_submit(fp->p, task_gate, fp->g), SLUICE_OK);
+    GATE_WAIT_ENTERED(fp->g, 1);
+    assert_int_equal(sluice_pool_submit(fp->p, nop_task, NULL), SLUICE_OK);
+}
+
+static void full_pool_close(full_pool *fp)
+{
+    gate_open(fp->g);
+    sluice_pool_destroy(fp->p);
+    gate_free(fp->g);
+}
+
+static unsigned pool_waiters(sluice_pool *p)
+{
+    sluice_pool_stats st;
+    sluice_pool_stats_get(p, &st);
+    return st.waiting;
+}
+
+typedef struct nw_call {
+    sluice_keyed *ex;
+    sluice_batcher *b;
+    uint64_t timeout_ns;
+    sluice_batcher_drain_report rep;
+} nw_call;
+
+static sluice_err keyed_try_call(void *arg)
+{
+    nw_call *c = arg;
+    return sluice_keyed_try_submit(c->ex, 7, nop_task, NULL);
+}
+
+static sluice_err batcher_try_call(void *arg)
+{
+    nw_call *c = arg;
+    static int item;
+    return sluice_batcher_try_add(c->b, &item);
+}
+
+static sluice_err batcher_drain_call(void *arg)
+{
+    nw_call *c = arg;
+    return sluice_batcher_drain(c->b, c->timeout_ns, &c->rep);
+}
+
+/* The call returns without becoming a waiter of the full pool. */
+static sluice_err must_not_wait(bg_call *call, sluice_pool *p, const char *what)
+{
+    WAIT_FOR(atomic_load(&call->done) || pool_waiters(p) > 0, "%s to return or wait", what);
+    if (!atomic_load(&call->done)) {
+        fail_msg("%s waits for space in the pool's queue", what);
+    }
+    return bg_call_finish(call, what);
+}
+
+static _Atomic uint64_t nw_failed_items, nw_refused;
+
+static int nw_batch_ok(void **items, size_t n, void *user)
+{
+    (void)items;
+    (void)n;
+    (void)user;
+    return 0;
+}
+
+static void nw_failure(void **items, size_t n, int rc, sluice_batch_failure why, void *user)
+{
+    (void)items;
+    (void)rc;
+    (void)user;
+    atomic_fetch_add(&nw_failed_items, n);
+    if (why == SLUICE_BATCH_REFUSED) {
+        atomic_fetch_add(&nw_refused, 1);
+    }
+}
+
+static sluice_batcher *nw_batcher(sluice_pool *p, size_t max_items)
+{
+    sluice_batcher_config bc;
+    sluice_batcher_config_init(&bc);
+    bc.pool = p;
+    bc.max_items = max_items;
+    bc.max_in_flight = 4;
+    bc.batch_fn = nw_batch_ok;
+    bc.failure_fn = nw_failure;
+    sluice_batcher *b = NULL;
+    char err[200];
+    if (sluice_batcher_create(&bc, &b, err, sizeof err) != SLUICE_OK) {
+        fail_msg("batcher create: %s", err);
+    }
+    return b;
+}
+
+static void test_never_waits_on_a_full_pool(void **state)
+{
+    (void)state;
+    full_pool fp;
+
+    /* keyed_try_submit: its runner finds the pool full: EFULL, not a wait;
+     * the caller keeps the task (nothing submitted, one rejected). */
+    full_pool_open(&fp, "nw_keyed");
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = fp.p;
+    nw_call c = {0};
+    char err[200];
+    assert_int_equal(sluice_keyed_create(&kc, &c.ex, err, sizeof err), SLUICE_OK);
+    bg_call call;
+    bg_call_start(&call, keyed_try_call, &c);
+    assert_int_equal(must_not_wait(&call, fp.p, "keyed_try_submit"), SLUICE_EFULL);
+    sluice_keyed_stats ks;
+    sluice_keyed_stats_get(c.ex, &ks);
+    assert_int_equal(ks.submitted, 0);
+    assert_int_equal(ks.rejected, 1);
+    assert_int_equal(ks.queued, 0);
+    sluice_keyed_destroy(c.ex);
+    full_pool_close(&fp);
+
+    /* batcher_try_add sealing by size: the batch is refused, whole, to
+     * failure_fn; the add is OK and never waits. */
+    atomic_store(&nw_failed_items, 0);
+    atomic_store(&nw_refused, 0);
+    full_pool_open(&fp, "nw_batcher");
+    c.b = nw_batcher(fp.p, 1);
+    bg_call_start(&call, batcher_try_call, &c);
+    assert_int_equal(must_not_wait(&call, fp.p, "batcher_try_add"), SLUICE_OK);
+    assert_int_equal(atomic_load(&nw_refused), 1);
+    sluice_batcher_stats bs;
+    sluice_batcher_stats_get(c.b, &bs);
+    assert_int_equal(bs.added, 1);
+    assert_int_equal(bs.failed_items, 1);
+    assert_int_equal(bs.in_flight, 0);
+    full_pool_close(&fp); /* before the batcher: nothing of it is on the pool */
+    sluice_batcher_destroy(c.b);
+
+    /* batcher_drain(1 s) with a partial batch and the pool full: its
+     * submit may wait, but not past the drain's deadline; every item is
+     * accounted for (added = delivered + failed). */
+    atomic_store(&nw_failed_items, 0);
+    atomic_store(&nw_refused, 0);
+    full_pool_open(&fp, "nw_drain");
+    c.b = nw_batcher(fp.p, 10);
+    static int items[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sluice_batcher_add(c.b, &items[i]), SLUICE_OK);
+    }
+    c.timeout_ns = SEC;
+    bg_call_start(&call, batcher_drain_call, &c);
+    WAIT_FOR(atomic_load(&call.done) || pool_waiters(fp.p) > 0, "the drain's submit to return or wait");
+    sluice_fake_clock_advance(&fp.fc, 2 * SEC);
+    sluice_err rc = bg_call_finish(&call, "the drain by its deadline");
+    assert_true(rc == SLUICE_OK || rc == SLUICE_ETIMEDOUT);
+    sluice_batcher_stats_get(c.b, &bs);
+    assert_int_equal(bs.added, 3);
+    assert_int_equal(bs.delivered + bs.failed_items, 3);
+    assert_int_equal(atomic_load(&nw_failed_items), 3);
+    assert_int_equal(bs.in_flight, 0);
+    full_pool_close(&fp);
+    sluice_batcher_destroy(c.b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -956,6 +1149,7 @@ int main(void)
         cmocka_unit_test(test_backoff_extremes),
         cmocka_unit_test(test_retry_edges),
         cmocka_unit_test(test_adaptive_extremes),
+        cmocka_unit_test(test_never_waits_on_a_full_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
