@@ -958,7 +958,8 @@ static int nop_task(void *arg)
     return 0;
 }
 
-static void full_pool_open(full_pool *fp, const char *name)
+/* The same, with the queue's place left free. */
+static void held_pool_open(full_pool *fp, const char *name)
 {
     sluice_fake_clock_init(&fp->fc, 1000 * SEC);
     sluice_pool_config pc;
@@ -975,6 +976,11 @@ static void full_pool_open(full_pool *fp, const char *name)
     fp->g = gate_new();
     assert_int_equal(sluice_pool_submit(fp->p, task_gate, fp->g), SLUICE_OK);
     GATE_WAIT_ENTERED(fp->g, 1);
+}
+
+static void full_pool_open(full_pool *fp, const char *name)
+{
+    held_pool_open(fp, name);
     assert_int_equal(sluice_pool_submit(fp->p, nop_task, NULL), SLUICE_OK);
 }
 
@@ -1134,6 +1140,112 @@ static void test_never_waits_on_a_full_pool(void **state)
     sluice_batcher_destroy(c.b);
 }
 
+/* ---- keyed.h, batcher.h: the pool drained under them ------------------------------------ */
+
+typedef struct pool_drain_call {
+    sluice_pool *p;
+    uint64_t timeout_ns;
+} pool_drain_call;
+
+static sluice_err pool_drain_call_fn(void *arg)
+{
+    pool_drain_call *d = arg;
+    return sluice_pool_drain(d->p, d->timeout_ns, NULL);
+}
+
+static bool pool_is_draining(sluice_pool *p)
+{
+    sluice_pool_stats st;
+    sluice_pool_stats_get(p, &st);
+    return st.draining;
+}
+
+static _Atomic uint64_t pd_keyed_back;
+
+static void pd_keyed_abandon(const sluice_keyed_abandoned *task, void *user)
+{
+    (void)task;
+    (void)user;
+    atomic_fetch_add(&pd_keyed_back, 1);
+}
+
+/* The pool's drain deadline hands back a queued runner of a keyed
+ * executor and a queued batch of a batcher whose next batch is due: the
+ * executor's drain then hands its tasks back (none is stranded: it
+ * returns at once, the pool being closed), the batcher's batches end as
+ * ABANDONED and REFUSED; every task and item is accounted for. */
+static void test_pool_drained_under_them(void **state)
+{
+    (void)state;
+    full_pool fp;
+    held_pool_open(&fp, "pd"); /* one worker held at the gate, the queue's one place free */
+
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = fp.p;
+    kc.abandon_handler = pd_keyed_abandon;
+    sluice_keyed *ex = NULL;
+    char err[200];
+    assert_int_equal(sluice_keyed_create(&kc, &ex, err, sizeof err), SLUICE_OK);
+    atomic_store(&pd_keyed_back, 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sluice_keyed_submit(ex, 1, nop_task, NULL), SLUICE_OK); /* one runner, queued */
+    }
+
+    pool_drain_call d = {.p = fp.p, .timeout_ns = SEC};
+    bg_call drain;
+    bg_call_start(&drain, pool_drain_call_fn, &d);
+    WAIT_FOR(pool_is_draining(fp.p), "the pool's drain began");
+    sluice_fake_clock_advance(&fp.fc, 2 * SEC);
+    assert_int_equal(bg_call_finish(&drain, "the pool's drain deadline"), SLUICE_ETIMEDOUT);
+
+    sluice_keyed_drain_report kr;
+    assert_int_equal(sluice_keyed_drain(ex, 0, &kr), SLUICE_ETIMEDOUT);
+    assert_int_equal(kr.handed_back, 3);
+    assert_int_equal(atomic_load(&pd_keyed_back), 3);
+    sluice_keyed_stats ks;
+    sluice_keyed_stats_get(ex, &ks);
+    assert_int_equal(ks.submitted, ks.completed + ks.failed + ks.panicked + ks.dropped + ks.abandoned);
+    assert_int_equal(ks.runners, 0);
+    sluice_keyed_destroy(ex);
+    full_pool_close(&fp);
+
+    /* The batcher: batch 1 queued on the pool, batch 2 due behind the
+     * in-flight bound of 1. */
+    held_pool_open(&fp, "pd_batch");
+    atomic_store(&nw_failed_items, 0);
+    sluice_batcher_config bc;
+    sluice_batcher_config_init(&bc);
+    bc.pool = fp.p;
+    bc.max_items = 2;
+    bc.max_in_flight = 1;
+    bc.batch_fn = nw_batch_ok;
+    bc.failure_fn = nw_failure;
+    sluice_batcher *b = NULL;
+    assert_int_equal(sluice_batcher_create(&bc, &b, err, sizeof err), SLUICE_OK);
+    static int items[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sluice_batcher_add(b, &items[i]), SLUICE_OK);
+    }
+    assert_int_equal(sluice_batcher_flush(b), SLUICE_OK); /* the third item: due */
+    d.p = fp.p;
+    bg_call_start(&drain, pool_drain_call_fn, &d);
+    WAIT_FOR(pool_is_draining(fp.p), "the pool's drain began");
+    sluice_fake_clock_advance(&fp.fc, 2 * SEC);
+    assert_int_equal(bg_call_finish(&drain, "the pool's drain deadline"), SLUICE_ETIMEDOUT);
+    sluice_batcher_stats bs;
+    sluice_batcher_stats_get(b, &bs);
+    assert_int_equal(bs.added, 3);
+    assert_int_equal(bs.failed_items, 3);
+    assert_int_equal(bs.failures[SLUICE_BATCH_ABANDONED], 1);
+    assert_int_equal(bs.failures[SLUICE_BATCH_REFUSED], 1);
+    assert_int_equal(bs.in_flight, 0);
+    assert_int_equal(atomic_load(&nw_failed_items), 3);
+    assert_int_equal(sluice_batcher_drain(b, 0, NULL), SLUICE_OK);
+    sluice_batcher_destroy(b);
+    full_pool_close(&fp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1150,6 +1262,7 @@ int main(void)
         cmocka_unit_test(test_retry_edges),
         cmocka_unit_test(test_adaptive_extremes),
         cmocka_unit_test(test_never_waits_on_a_full_pool),
+        cmocka_unit_test(test_pool_drained_under_them),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
