@@ -283,8 +283,13 @@ typedef struct sluice_tenant_selection {
     /* Of rest, the forgotten record alone (as sluice_pool_tenants_snapshot
      * gives it; only grows). */
     sluice_tenant_stats forgotten;
-    size_t tenants; /* how many sluice_pool_tenants_get would list now */
-    size_t found;   /* of the names, the distinct tenants found */
+    /* How many tenants are listed now: tracked tenants and shard queues
+     * that have seen a task, as sluice_pool_tenants_get lists them, but
+     * counting tenants idle past idle_forget_ns that no sweep has
+     * forgotten yet (tenants_get forgets them first, so it may list
+     * fewer). */
+    size_t tenants;
+    size_t found; /* of the names, the distinct tenants found */
     /* The highest incarnation the pool had handed out at the call: a
      * tenant with a higher one is newer than this call, so none of its
      * counts were in this call's rest. */

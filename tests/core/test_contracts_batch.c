@@ -1229,6 +1229,49 @@ static void test_hwm_every_task_sampled(void **state)
     }
 }
 
+/* select's `tenants` against tenants_get's count: equal while nobody is
+ * due to be forgotten; once tenants are idle past idle_forget_ns, select
+ * (which forgets nothing) still counts them and tenants_get (which
+ * forgets first) does not; after that sweep they agree again, and the
+ * forgotten counts are in rest either way. */
+static void test_select_tenants_count(void **state)
+{
+    (void)state;
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, SLUICE_NS_PER_SEC);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "count";
+    pc.workers = 1;
+    pc.queue_capacity = 64;
+    pc.queue_discipline = SLUICE_QUEUE_FAIR;
+    pc.fair.idle_forget_ns = 1000;
+    pc.clock = &fc.clock;
+    sluice_pool *p = NULL;
+    CREATE_POOL(&pc, &p);
+    char name[16];
+    sluice_submit_opts o = {.tenant_name = name};
+    for (int t = 0; t < 5; t++) {
+        snprintf(name, sizeof name, "c%d", t);
+        assert_int_equal(sluice_pool_submit_ex(p, task_nop, NULL, &o), SLUICE_OK);
+    }
+    assert_tenants_add_up(p);
+    sluice_tenant_selection sel;
+    assert_int_equal(sluice_pool_tenants_select(p, NULL, 0, NULL, &sel), SLUICE_OK);
+    assert_int_equal(sel.tenants, sluice_pool_tenants_get(p, NULL, 0));
+    uint64_t total = sel.rest.submitted;
+    sluice_fake_clock_advance(&fc, 10000);
+    assert_int_equal(sluice_pool_tenants_select(p, NULL, 0, NULL, &sel), SLUICE_OK);
+    size_t before = sel.tenants;
+    size_t listed = sluice_pool_tenants_get(p, NULL, 0); /* forgets the idle ones */
+    assert_true(listed < before);
+    assert_int_equal(sluice_pool_tenants_select(p, NULL, 0, NULL, &sel), SLUICE_OK);
+    assert_int_equal(sel.tenants, listed);
+    assert_int_equal(sel.rest.submitted, total);
+    assert_int_equal(sel.forgotten.submitted, total); /* every tenant that had a task was forgotten */
+    sluice_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1247,6 +1290,7 @@ int main(void)
         cmocka_unit_test(test_batch_sharded_capacity),
         cmocka_unit_test(test_batch_caller_runs_sheds),
         cmocka_unit_test(test_hwm_every_task_sampled),
+        cmocka_unit_test(test_select_tenants_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
