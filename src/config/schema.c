@@ -956,9 +956,8 @@ static const sluice_config_key OPS_KEYS[SLUICE_OPS_COUNT_] = {
                               .reload = SLUICE_CONFIG_DECLARATIVE,
                               .flags = SLUICE_CONFIG_OMIT_ZERO,
                               .doc_default = "5m",
-                              .doc =
-                                  "how long PoolSaturated, PoolDropping, PoolSlowTasks, PoolSubmitWait and "
-                                  "PoolMetricsMissing must hold before they fire"},
+                              .doc = "how long PoolSaturated, PoolDropping, PoolSlowTasks, PoolSubmitWait, "
+                                     "PoolMetricsMissing and TenantStarved must hold before they fire"},
     [SLUICE_OPS_ALERT_RATIONALE] = {.name = "alert_rationale",
                                     .type = SLUICE_CONFIG_STRING,
                                     .offset = OPS_AT(alert_rationale),

@@ -253,8 +253,32 @@ static int compare(json_t *base, json_t *cur, const char *base_path)
 }
 #endif
 
+/* `sluice bench --help`: this command's own flag, then the driver's help
+ * (the driver prints it; exit 0 even when the driver is missing, the
+ * "not found" line on stderr saying why its flags are not shown). */
+static int help(int argc, char **argv)
+{
+    printf("usage: sluice bench [--baseline FILE] [sluice-bench flags]\n"
+           "\n"
+           "Runs the benchmark driver, sluice-bench, with the same flags (below).\n"
+           "  --baseline FILE  run with --json and compare each workload's Sluice median\n"
+           "                   with FILE (the saved output of sluice bench --json); exit 1\n"
+           "                   when one is worse by more than the run-to-run spread (at\n"
+           "                   least 5%%)\n"
+           "\n"
+           "The driver's flags:\n");
+    fflush(stdout);
+    run_driver(argc, argv);
+    return SLUICE_EXIT_OK;
+}
+
 int sluice_cmd_bench(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            return help(argc, argv);
+        }
+    }
     const char *baseline = NULL;
     int kept = 1;
     for (int i = 1; i < argc; i++) {

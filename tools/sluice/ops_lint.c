@@ -34,8 +34,8 @@ const ops_lint_rule ops_lint_rules[] = {
                        "orchestrator_grace"},
     {"submit-timeout-vs-deadline",
      "a blocking pool whose callers declare a deadline has a submit_timeout shorter than it"},
-    {"downstream-share", "the K of this service's pools calling a downstream, times replicas, is within its "
-                         "share in `downstream_budget`"},
+    {"downstream-share", "the K of this service's pools calling a downstream, times replicas + surge, is "
+                         "within its share in `downstream_budget` (or the --budget file)"},
     {"downstream-total", "the shares of a downstream add up to no more than its total_limit"},
     {"cpu-bound-k", "a CPU-bound pool has no more workers than CPUs"},
     {"block-bounded",
