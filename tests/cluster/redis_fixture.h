@@ -20,6 +20,28 @@
  * follows the thread that forked: start, restart and spawn from the test's
  * main thread.
  *
+ * The directory. Its file `owner` records the run it belongs to: the
+ * test program's pid and start time (field 22 of /proc/PID/stat, so a
+ * reused pid is told apart) and the pid of the redis-server last started
+ * in it. Two ways remove it when the test program does not:
+ *  - a guard: start forks a small shell, detached (its own session, not
+ *    a child of the test, so a timeout that kills the test's process
+ *    tree spares it), that reads a pipe whose only writer is the test
+ *    program (O_CLOEXEC: neither redis-server nor a re-executed replica
+ *    holds it). The kernel closes that pipe however the test ends (exit,
+ *    abort, a sanitizer's report, SIGKILL), the guard reads EOF and
+ *    removes the directory. redis_fixture_stop removes it itself and
+ *    closes the pipe, so the guard finds nothing left and exits.
+ *  - a sweep at each start (redis_fixture_sweep) for what the guard could
+ *    not do (the guard itself killed, the machine rebooted): it removes a
+ *    /tmp/sluice-redis-* directory of this user only when its owner file
+ *    proves it stale: the recorded test program is gone (no such pid, or
+ *    a pid with another start time) and the recorded redis-server pid is
+ *    not a live redis-server. A directory with no owner file, an owner
+ *    file that cannot be read, or a /proc that cannot be read is kept: it
+ *    may be a run starting now, or one of a fixture from before the owner
+ *    file, and a live run's directory is never removed.
+ *
  * A test program calls redis_fixture_available() first and exits 77
  * (CTest's SKIP_RETURN_CODE) with a clear message when redis-server is
  * not installed.
@@ -28,13 +50,17 @@
 #define SLUICE_TESTS_REDIS_FIXTURE_H
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <hiredis/hiredis.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +76,13 @@ typedef struct redis_fixture {
     pid_t pid;
     int port;
     char dir[64];
+    bool guarded; /* guard_fd is the write end of the guard's pipe */
+    int guard_fd;
 } redis_fixture;
+
+/* Where start makes its directories, and their name before the XXXXXX. */
+#define REDIS_FIXTURE_ROOT "/tmp"
+#define REDIS_FIXTURE_PREFIX "sluice-redis-"
 
 /* How long a starting redis-server may take to answer (real time): long,
  * a loaded 2-core machine is slow, and a server that exited is noticed at
@@ -150,6 +182,200 @@ static inline long redis_fixture_server_pid(int port)
     return pid;
 }
 
+/* ---- the directory: owner file, guard, sweep ---------------------------------- */
+
+/* The start time of process `pid` (field 22 of /proc/PID/stat, clock
+ * ticks since boot), 0 when it cannot be read (no such process). */
+static inline unsigned long long redis_fixture_proc_start(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) {
+        return 0;
+    }
+    buf[n] = '\0';
+    /* The name (field 2) may hold spaces and ')': fields 3.. follow the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p) {
+        return 0;
+    }
+    p++; /* the space before field 3; each step moves to the space before the next field */
+    for (int field = 3; field < 22 && p; field++) {
+        p = strchr(p + 1, ' ');
+    }
+    return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* Whether `pid` is a live redis-server (the name in /proc/PID/stat). A
+ * zombie (killed, not yet reaped by whoever inherited it) is not live. */
+static inline bool redis_fixture_is_redis(pid_t pid)
+{
+    if (pid <= 0) {
+        return false;
+    }
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) {
+        return false;
+    }
+    buf[n] = '\0';
+    const char *open_paren = strchr(buf, '(');
+    const char *close_paren = strrchr(buf, ')');
+    if (!open_paren || !close_paren || close_paren[1] != ' ') {
+        return false;
+    }
+    char state = close_paren[2];
+    return close_paren - open_paren - 1 == (ptrdiff_t)strlen("redis-server") &&
+           strncmp(open_paren + 1, "redis-server", strlen("redis-server")) == 0 && state != 'Z' &&
+           state != 'X';
+}
+
+/* Writes dir/owner: "<test pid> <its start time> <redis-server pid>\n",
+ * through a rename so a reader never sees half of it. */
+static inline bool redis_fixture_write_owner(const char *dir, pid_t owner, unsigned long long start,
+                                             pid_t server)
+{
+    char tmp[128], path[128];
+    snprintf(tmp, sizeof tmp, "%s/owner.tmp", dir);
+    snprintf(path, sizeof path, "%s/owner", dir);
+    FILE *fp = fopen(tmp, "w");
+    if (!fp) {
+        return false;
+    }
+    fprintf(fp, "%d %llu %d\n", (int)owner, start, (int)server);
+    bool ok = fclose(fp) == 0 && rename(tmp, path) == 0;
+    if (!ok) {
+        unlink(tmp);
+    }
+    return ok;
+}
+
+static inline int redis_fixture_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* Removes a directory and what it holds (not following links). */
+static inline bool redis_fixture_rm_tree(const char *dir)
+{
+    return nftw(dir, redis_fixture_rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0 || errno == ENOENT;
+}
+
+/* Whether the directory `dir` is provably stale (see the file comment):
+ * its owner file names a test program that is gone and a redis-server
+ * pid that is not a live redis-server. */
+static inline bool redis_fixture_stale(const char *dir)
+{
+    char path[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/owner", dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        return false; /* no record (starting now, or an older fixture): keep */
+    }
+    int owner = 0, server = 0;
+    unsigned long long start = 0;
+    int got = fscanf(fp, "%d %llu %d", &owner, &start, &server);
+    fclose(fp);
+    if (got != 3 || owner <= 0 || start == 0) {
+        return false; /* unreadable: cannot prove anything */
+    }
+    if (kill(owner, 0) == 0 || errno == EPERM) {
+        unsigned long long now_start = redis_fixture_proc_start(owner);
+        if (now_start == 0 || now_start == start) {
+            return false; /* the owner runs (or /proc does not say otherwise) */
+        }
+    }
+    return !redis_fixture_is_redis(server);
+}
+
+/* Removes the provably stale sluice-redis-* directories under `root`
+ * that belong to this user; returns how many it removed. */
+static inline int redis_fixture_sweep(const char *root)
+{
+    DIR *d = opendir(root);
+    if (!d) {
+        return 0;
+    }
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, REDIS_FIXTURE_PREFIX, strlen(REDIS_FIXTURE_PREFIX)) != 0) {
+            continue;
+        }
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s/%s", root, e->d_name);
+        struct stat st;
+        if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid()) {
+            continue;
+        }
+        if (redis_fixture_stale(dir) && redis_fixture_rm_tree(dir)) {
+            removed++;
+        }
+    }
+    closedir(d);
+    return removed;
+}
+
+/* Starts the guard of f->dir (see the file comment). False when it could
+ * not be started (the sweep of a later run is then the only cleanup). */
+static inline bool redis_fixture_guard(redis_fixture *f)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        return false;
+    }
+    pid_t child = fork();
+    if (child < 0) {
+        close(p[0]);
+        close(p[1]);
+        return false;
+    }
+    if (child == 0) {
+        /* Only async-signal-safe calls until exec: the test may have threads. */
+        pid_t guard = fork();
+        if (guard == 0) {
+            setsid();
+            dup2(p[0], 0); /* dup2 clears O_CLOEXEC on 0: the shell reads it */
+            int devnull = open("/dev/null", O_WRONLY);
+            if (devnull >= 0) {
+                dup2(devnull, 1);
+                dup2(devnull, 2);
+            }
+            for (int fd = 3; fd < 1024; fd++) {
+                close(fd); /* hold nothing of the test's (its output pipes above all) */
+            }
+            execl("/bin/sh", "sh", "-c", "cat >/dev/null; rm -rf -- \"$0\"", f->dir, (char *)NULL);
+            _exit(127);
+        }
+        _exit(guard > 0 ? 0 : 1);
+    }
+    close(p[0]);
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        close(p[1]);
+        return false;
+    }
+    f->guard_fd = p[1];
+    f->guarded = true;
+    return true;
+}
+
 /* Reaps the fixture's child (SIGCONT first: a stopped one still dies). */
 static inline void redis_fixture_kill(redis_fixture *f)
 {
@@ -198,6 +424,7 @@ static inline bool redis_fixture_spawn(redis_fixture *f)
         }
         long answered = redis_fixture_server_pid(f->port);
         if (answered == (long)pid) {
+            redis_fixture_write_owner(f->dir, getpid(), redis_fixture_proc_start(getpid()), pid);
             return true;
         }
         if (answered > 0) {
@@ -220,11 +447,20 @@ static inline bool redis_fixture_spawn(redis_fixture *f)
 static inline bool redis_fixture_start(redis_fixture *f)
 {
     memset(f, 0, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/sluice-redis-XXXXXX");
+    redis_fixture_sweep(REDIS_FIXTURE_ROOT);
+    snprintf(f->dir, sizeof f->dir, "%s/%sXXXXXX", REDIS_FIXTURE_ROOT, REDIS_FIXTURE_PREFIX);
     if (!mkdtemp(f->dir)) {
         fprintf(stderr, "redis fixture: mkdtemp: %s\n", strerror(errno));
         f->dir[0] = '\0';
         return false;
+    }
+    /* The owner first, then the guard: a sweep never sees a directory of
+     * a live run without its record. */
+    if (!redis_fixture_write_owner(f->dir, getpid(), redis_fixture_proc_start(getpid()), 0)) {
+        fprintf(stderr, "redis fixture: cannot write %s/owner: %s\n", f->dir, strerror(errno));
+    }
+    if (!redis_fixture_guard(f)) {
+        fprintf(stderr, "redis fixture: no guard for %s (removed at stop only)\n", f->dir);
     }
     for (int attempt = 0; attempt < 20; attempt++) {
         f->port = redis_fixture_free_port();
@@ -268,16 +504,20 @@ static inline void redis_fixture_resume(redis_fixture *f)
     }
 }
 
+/* Stops the server, removes the directory, and lets the guard go (no-op
+ * for a fixture never started, or stopped already). */
 static inline void redis_fixture_stop(redis_fixture *f)
 {
     redis_fixture_kill(f);
     if (f->dir[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-        if (system(cmd) != 0) {
-            fprintf(stderr, "redis fixture: could not remove %s\n", f->dir);
+        if (!redis_fixture_rm_tree(f->dir)) {
+            fprintf(stderr, "redis fixture: could not remove %s: %s\n", f->dir, strerror(errno));
         }
         f->dir[0] = '\0';
+    }
+    if (f->guarded) {
+        close(f->guard_fd); /* the guard reads EOF, finds the directory gone, exits */
+        f->guarded = false;
     }
 }
 

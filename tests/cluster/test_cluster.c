@@ -99,6 +99,7 @@ static int per_test(void **state)
         redis_fixture_resume(&redis); /* a failed test may have left it stopped */
     }
     if (redis.pid == 0 || kill(redis.pid, 0) != 0) {
+        redis_fixture_stop(&redis); /* reaps the dead one, removes its directory */
         return redis_fixture_start(&redis) ? 0 : -1;
     }
     return 0;
