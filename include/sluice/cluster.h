@@ -332,13 +332,33 @@ SLUICE_API void sluice_dsem_stats_get(sluice_dsem *ds, sluice_dsem_stats *out);
 
 typedef struct sluice_dlimiter sluice_dlimiter;
 
+/*
+ * The largest finite rate a sluice_dlimiter takes, tokens per second: an
+ * emission interval of 1e-3 us (a nanosecond). Faster rates are refused;
+ * SLUICE_RATE_INF means no limit.
+ * Precision: the shared arrival time (TAT) is kept as microseconds of
+ * Redis time with nine decimals, and each script computes with the
+ * offset TAT - now in doubles, so a call of n tokens moves the TAT by
+ * n x 1e6 / rate us to within 5e-10 us (the stored decimals) plus 2^-52
+ * (2.3e-16) of the time then outstanding (double rounding): a relative
+ * error of at most (5e-10 + 2.3e-16 x outstanding_us) / (n x 1e6 / rate),
+ * either way. At this rate a one-token call (1e-3 us) is charged within
+ * 1e-6 of it while under 0.1 s is outstanding; at 1e6/s within 1e-9 while
+ * under a second is. Redis's clock ticks in whole microseconds, so the
+ * refill is seen up to 1 us late (at this rate up to 1000 tokens late),
+ * never early.
+ */
+#define SLUICE_DLIMITER_RATE_MAX 1e9
+
 typedef struct sluice_dlimiter_config {
     /* Required: the limiter's name; every replica using the same name
      * (under the same key prefix) shares one bucket. */
     const char *name;
-    /* Tokens per second across the cluster: > 0, finite, or
-     * SLUICE_RATE_INF (every call allowed, no Redis call). 0 is refused
-     * (a bucket that never refills is a local sluice_limiter's job). */
+    /* Tokens per second across the cluster: > 0 and at most
+     * SLUICE_DLIMITER_RATE_MAX (1e9), or SLUICE_RATE_INF (every call
+     * allowed, no Redis call). 0 is refused (a bucket that never refills
+     * is a local sluice_limiter's job), and so is a finite rate above the
+     * largest. */
     double rate;
     /* The bucket size and largest request, > 0 (ignored for INF). */
     uint64_t burst;
@@ -350,8 +370,18 @@ SLUICE_API void sluice_dlimiter_config_init(sluice_dlimiter_config *cfg);
  * sluice_dlimiter_create - a GCRA limiter whose state (one key: the
  * theoretical arrival time, on Redis's clock) is shared by all replicas.
  * While Redis is down it falls back to a local sluice_limiter with
- * rate / last known replicas and burst / last known replicas (at least 1).
- * Returns and ownership as sluice_limiter_create; destroy before the cluster.
+ * rate / last known replicas and burst / last known replicas (at least 1),
+ * built full on each entry into fallback. When Redis is back, the tokens
+ * that fallback bucket is in debt by (reservations not yet due) are
+ * charged to the shared bucket by the first call that reaches Redis, so
+ * they count against the cluster's rate there too. What the fallback
+ * buckets took and is already due is not charged: across an outage the
+ * cluster may take up to one burst more than one bucket would (each
+ * replica's fallback bucket starts full), never more.
+ * Returns and ownership as sluice_limiter_create (SLUICE_EINVAL with the
+ * reason in errbuf: a bad name, a rate <= 0, NaN or over
+ * SLUICE_DLIMITER_RATE_MAX, a finite rate with burst 0); destroy before
+ * the cluster.
  */
 SLUICE_API sluice_err sluice_dlimiter_create(sluice_cluster *c, const sluice_dlimiter_config *cfg,
                                              sluice_dlimiter **out, char *errbuf, size_t errlen);
@@ -391,21 +421,24 @@ SLUICE_API sluice_err sluice_dlimiter_wait(sluice_dlimiter *dl, uint64_t n, slui
  * Other replicas: the rate is per replica (each passes its own to Redis);
  * set it on every replica. While replicas disagree, each call rescales
  * the shared debt to its own rate first: the last caller's rate wins.
- * rate: > 0 and finite, or SLUICE_RATE_INF (every call allowed without
- * Redis; the shared state is left as it was and is rescaled when a
- * finite rate is set again). 0, negative and NaN are refused; any finite
- * rate is taken, but the TAT is kept in whole microseconds, so rates
- * near 1e6/s and above (an interval of a microsecond or less) are not
- * held exactly: a call of n tokens moves it by n/rate rounded.
- * In fallback the local bucket is rebuilt at the new rate / replicas,
- * full. Returns SLUICE_OK; SLUICE_EINVAL (NULL, a refused rate, or a
+ * rate: > 0 and at most SLUICE_DLIMITER_RATE_MAX (see there for the
+ * precision: within 1e-6 a token at that rate), or SLUICE_RATE_INF (every
+ * call allowed without Redis; the shared state is left as it was and is
+ * rescaled when a finite rate is set again). 0, negative, NaN and finite
+ * rates over the largest are refused.
+ * In fallback the local bucket changes rate in place (rate / the replicas
+ * it was built for), as sluice_limiter_set_rate: its debt stays a count
+ * and is repaid at the new rate, a full bucket stays full; INF leaves it
+ * as it was. Returns SLUICE_OK; SLUICE_EINVAL (NULL, a refused rate, or a
  * finite rate for a limiter created at INF with no burst: set_burst first).
  * Thread-safe; takes the limiter's mutex only, no deadlock hazard.
  */
 SLUICE_API sluice_err sluice_dlimiter_set_rate(sluice_dlimiter *dl, double rate);
 /* sluice_dlimiter_set_burst - change this replica's burst (> 0, else
  * SLUICE_EINVAL); the shared TAT is kept, the next call checks against
- * the new burst. Thread-safe. */
+ * the new burst. In fallback the local bucket takes burst / replicas (at
+ * least 1) in place, keeping its debt (sluice_limiter_set_burst).
+ * Thread-safe; takes the limiter's mutex only. */
 SLUICE_API sluice_err sluice_dlimiter_set_burst(sluice_dlimiter *dl, uint64_t burst);
 
 typedef struct sluice_dlimiter_stats {

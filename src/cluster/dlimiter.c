@@ -13,13 +13,16 @@
  *
  * Rate changes (set_rate) rescale the debt, as sluice_limiter_set_rate
  * keeps its token count: the TAT's outstanding part is tokens x T, so a
- * second key (<p>:rlt:<name>, same expiry) records the T it was built
- * with, and each script, seeing a caller's T that differs, first maps
- * TAT to now + (TAT - now) * T_new / T_old and records T_new. A second
- * key rather than a hash or a "tat T" string: the TAT key keeps the
- * format of the version before, so a key it left (no recorded T: taken
- * as built at the caller's T) and a replica still running it both keep
- * working. The rescale is in the script, not in set_rate: set_rate makes
+ * second key (<p>:rlt:<name>, same expiry) records "T TAT": the T it was
+ * built with and the TAT it vouches for; each script, seeing a caller's T
+ * that differs, first maps the vouched part of TAT - now by
+ * T_new / T_old and records T_new. A second key rather than a hash or a
+ * "tat T" string: the TAT key keeps the format of the version before (a
+ * number), so a key it left and a replica still running it both keep
+ * working. What such a replica adds to the TAT (past the TAT the second
+ * key vouches for) was built at its own T, which nobody recorded: it is
+ * read as built at the caller's T, as that version reads all of it
+ * (scripts.c, "Rolling upgrade"). The rescale is in the script, not in set_rate: set_rate makes
  * no Redis call (it may run while Redis is down), and the shared debt is
  * rescaled by the first script that sees the new T, on any replica.
  * Replicas at different rates at once: each script rescales the shared
@@ -28,12 +31,29 @@
  * reservation's share of the debt is tokens x T, whatever T it was
  * reserved at.
  *
+ * Precision and the largest rate: the scripts keep the TAT to nine
+ * decimals of a microsecond (scripts.c), so a call is charged n / rate to
+ * within about 1e-9 us; rates above SLUICE_DLIMITER_RATE_MAX (1e9/s, an
+ * interval of a nanosecond) are refused, SLUICE_RATE_INF is the way to
+ * say "no limit".
+ *
  * Fallback: while the cluster is in fallback, or when a call fails, the
  * limiter answers from a local sluice_limiter with rate / members and
  * burst / members (at least 1) of the last known view, so the cluster as
- * a whole stays near the rate. It is rebuilt on each entry into fallback.
+ * a whole stays near the rate. It is built full on each entry into
+ * fallback. set_rate and set_burst while in fallback change it in place
+ * (sluice_limiter_set_rate/_set_burst: its debt stays a count of tokens)
+ * instead of building it again full. Leaving fallback, the tokens it is
+ * in debt by (reservations not yet due) are carried into the first
+ * script call that reaches Redis (ARGV 5 of the take script), so they
+ * count against the shared bucket too, and a cancel of one of those
+ * reservations, which after recovery goes to Redis, gives back tokens
+ * Redis was charged. If that call fails, the debt stays owed and seeds
+ * the next fallback bucket. (A call that timed out after Redis ran it
+ * charges the debt twice: stricter, never looser.)
  *
- * Lock order: dl->mu -> cluster mu; no Redis call is made with dl->mu
+ * Lock order: dl->mu -> cluster mu, and dl->mu -> the fallback bucket's
+ * own mutex (sluice_limiter calls); no Redis call is made with dl->mu
  * held (the connection's own mutex serialises calls).
  */
 #include <hiredis/hiredis.h>
@@ -54,8 +74,10 @@ struct sluice_dlimiter {
     pthread_mutex_t mu; /* guards everything below */
     double rate;
     uint64_t burst;
-    sluice_limiter *local; /* the fallback bucket, while in fallback */
+    sluice_limiter *local;  /* the fallback bucket, while in fallback */
+    unsigned local_members; /* the replicas its rate and burst were divided by */
     bool fallback;
+    uint64_t carry; /* tokens of fallback debt not yet charged to Redis */
     uint64_t allowed, limited, redis_calls, fallback_calls, wait_timeouts, wait_canceled, rejected;
 };
 
@@ -66,7 +88,7 @@ void sluice_dlimiter_config_init(sluice_dlimiter_config *cfg)
 
 static bool rate_ok(double rate)
 {
-    return rate == SLUICE_RATE_INF || (rate > 0 && isfinite(rate));
+    return rate == SLUICE_RATE_INF || (rate > 0 && rate <= SLUICE_DLIMITER_RATE_MAX);
 }
 
 sluice_err sluice_dlimiter_create(sluice_cluster *c, const sluice_dlimiter_config *cfg, sluice_dlimiter **out,
@@ -86,9 +108,10 @@ sluice_err sluice_dlimiter_create(sluice_cluster *c, const sluice_dlimiter_confi
     if (!rate_ok(cfg->rate)) {
         if (errbuf && errlen) {
             snprintf(errbuf, errlen,
-                     "rate: must be > 0 and finite (or SLUICE_RATE_INF), got %g (a bucket that never "
-                     "refills is a local sluice_limiter's job)",
-                     cfg->rate);
+                     "rate: must be > 0 and at most %g tokens/s (SLUICE_DLIMITER_RATE_MAX), or "
+                     "SLUICE_RATE_INF for no limit, got %g (a bucket that never refills is a local "
+                     "sluice_limiter's job)",
+                     SLUICE_DLIMITER_RATE_MAX, cfg->rate);
         }
         return SLUICE_EINVAL;
     }
@@ -123,7 +146,8 @@ void sluice_dlimiter_destroy(sluice_dlimiter *dl)
     free(dl);
 }
 
-/* Make sure the local bucket exists for fallback. Caller holds mu. */
+/* Make sure the local bucket exists for fallback: built full, less any
+ * debt a failed carry left owed. Caller holds mu. */
 static sluice_limiter *local_locked(sluice_dlimiter *dl)
 {
     SLUICE__ASSERT_HELD(&dl->mu);
@@ -145,8 +169,34 @@ static sluice_limiter *local_locked(sluice_dlimiter *dl)
     }
     sluice_limiter_destroy(dl->local);
     dl->local = l;
+    dl->local_members = n;
     dl->fallback = true;
+    while (dl->carry > 0) {
+        uint64_t k = dl->carry < lc.burst ? dl->carry : lc.burst;
+        sluice_reservation r;
+        sluice_limiter_reserve(l, k, &r); /* k <= burst: always taken */
+        dl->carry -= k;
+    }
     return l;
+}
+
+/* Leaving fallback for a Redis call: the fallback bucket's debt (tokens
+ * reserved but not yet due, rounded up) joins what is owed, and all of it
+ * is handed to the caller to carry into its script call. Caller holds mu. */
+static uint64_t leave_fallback_locked(sluice_dlimiter *dl)
+{
+    SLUICE__ASSERT_HELD(&dl->mu);
+    if (dl->fallback && dl->local) {
+        sluice_limiter_stats st;
+        sluice_limiter_stats_get(dl->local, &st);
+        if (st.tokens < 0) {
+            dl->carry += (uint64_t)ceil(-st.tokens);
+        }
+    }
+    dl->fallback = false;
+    uint64_t carry = dl->carry;
+    dl->carry = 0;
+    return carry;
 }
 
 /* The emission interval in us, as the scripts take it: %.17g keeps every
@@ -157,17 +207,20 @@ static void interval_arg(char *buf, size_t len, double rate)
     snprintf(buf, len, "%.17g", 1e6 / rate);
 }
 
-/* One GCRA call. Returns 1 taken, 0 not taken, -1 Redis failed; *wait_us. */
-static int gcra(sluice_dlimiter *dl, double rate, uint64_t burst, uint64_t n, bool reserve, uint64_t *wait_us)
+/* One GCRA call, `carry` tokens of fallback debt charged first. Returns
+ * 1 taken, 0 not taken, -1 Redis failed; *wait_us. */
+static int gcra(sluice_dlimiter *dl, double rate, uint64_t burst, uint64_t n, bool reserve, uint64_t carry,
+                uint64_t *wait_us)
 {
-    char T[48], b[24], ns[24];
+    char T[48], b[24], ns[24], cs[24];
     interval_arg(T, sizeof T, rate);
     snprintf(b, sizeof b, "%llu", (unsigned long long)burst);
     snprintf(ns, sizeof ns, "%llu", (unsigned long long)n);
-    const char *argv[] = {dl->key, dl->tkey, T, b, ns, reserve ? "reserve" : "allow"};
+    snprintf(cs, sizeof cs, "%llu", (unsigned long long)carry);
+    const char *argv[] = {dl->key, dl->tkey, T, b, ns, reserve ? "reserve" : "allow", cs};
     sluice__redis *r = sluice__cluster_redis(dl->c);
     redisReply *rep =
-        sluice__redis_ensure(r, false) ? sluice__redis_eval(r, SLUICE__SCRIPT_GCRA, 2, 6, argv) : NULL;
+        sluice__redis_ensure(r, false) ? sluice__redis_eval(r, SLUICE__SCRIPT_GCRA, 2, 7, argv) : NULL;
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
         if (rep) {
             freeReplyObject(rep);
@@ -209,11 +262,11 @@ bool sluice_dlimiter_allow_n(sluice_dlimiter *dl, uint64_t n)
     }
     bool fb = in_fallback(dl);
     if (!fb) {
-        dl->fallback = false;
+        uint64_t carry = leave_fallback_locked(dl);
         dl->redis_calls++;
         pthread_mutex_unlock(&dl->mu);
         uint64_t w;
-        int t = gcra(dl, rate, burst, n, false, &w);
+        int t = gcra(dl, rate, burst, n, false, carry, &w);
         pthread_mutex_lock(&dl->mu);
         if (t >= 0) {
             if (t) {
@@ -224,6 +277,7 @@ bool sluice_dlimiter_allow_n(sluice_dlimiter *dl, uint64_t n)
             pthread_mutex_unlock(&dl->mu);
             return t == 1;
         }
+        dl->carry += carry; /* not charged: still owed */
     }
     sluice_limiter *l = local_locked(dl);
     dl->fallback_calls++;
@@ -264,11 +318,11 @@ sluice_err sluice_dlimiter_reserve(sluice_dlimiter *dl, uint64_t n, sluice_reser
         return SLUICE_EOVERFLOW;
     }
     if (!in_fallback(dl)) {
-        dl->fallback = false;
+        uint64_t carry = leave_fallback_locked(dl);
         dl->redis_calls++;
         pthread_mutex_unlock(&dl->mu);
         uint64_t w = 0;
-        int t = gcra(dl, rate, burst, n, true, &w);
+        int t = gcra(dl, rate, burst, n, true, carry, &w);
         pthread_mutex_lock(&dl->mu);
         if (t >= 0) {
             dl->allowed++;
@@ -277,6 +331,7 @@ sluice_err sluice_dlimiter_reserve(sluice_dlimiter *dl, uint64_t n, sluice_reser
             pthread_mutex_unlock(&dl->mu);
             return SLUICE_OK;
         }
+        dl->carry += carry; /* not charged: still owed */
     }
     sluice_limiter *l = local_locked(dl);
     dl->fallback_calls++;
@@ -375,7 +430,11 @@ sluice_err sluice_dlimiter_set_rate(sluice_dlimiter *dl, double rate)
         return SLUICE_EINVAL; /* created at INF with no burst: set_burst first */
     }
     dl->rate = rate;
-    dl->fallback = false; /* rebuild the local bucket at the new rate if needed */
+    /* In fallback the local bucket keeps its debt as a count (INF leaves
+     * it as it was: INF calls never reach it). */
+    if (dl->fallback && dl->local && rate != SLUICE_RATE_INF) {
+        sluice_limiter_set_rate(dl->local, rate / dl->local_members);
+    }
     pthread_mutex_unlock(&dl->mu);
     return SLUICE_OK;
 }
@@ -387,7 +446,10 @@ sluice_err sluice_dlimiter_set_burst(sluice_dlimiter *dl, uint64_t burst)
     }
     pthread_mutex_lock(&dl->mu);
     dl->burst = burst;
-    dl->fallback = false;
+    if (dl->fallback && dl->local) {
+        uint64_t local_burst = burst / dl->local_members;
+        sluice_limiter_set_burst(dl->local, local_burst ? local_burst : 1);
+    }
     pthread_mutex_unlock(&dl->mu);
     return SLUICE_OK;
 }

@@ -128,54 +128,95 @@ static const char lease_lua[] =
             "return {new, cap, epoch, held + grant, svc_held + grant, svc_cap, in_grace and 1 or 0}\n";
 
 /*
- * GCRA: KEYS[1] the theoretical arrival time (TAT, us, Redis time),
- * KEYS[2] the emission interval (us) the TAT was built with. Both carry
- * the same expiry. A TAT with no recorded interval (a key written by the
- * version before rate changes rescaled debt) is taken as built at the
- * caller's interval.
+ * GCRA: KEYS[1] the theoretical arrival time (TAT, us of Redis time),
+ * KEYS[2] "<interval> <TAT>": the emission interval (us) the TAT was
+ * built with and the TAT it vouches for. Both carry the same expiry.
+ *
+ * Precision. Redis's TIME is whole microseconds, but an interval need not
+ * be (1e6 / rate): the TAT is stored as "<us>.<nine decimals>" and every
+ * computation is on offsets from now (o = TAT - now, exact integers plus
+ * the fraction), so a call is charged n x interval to within 5e-10 us of
+ * rounding on storage plus double rounding of the offset (2^-52 of it);
+ * with whole microseconds a rate of 3e5/s (3.33 us) was held at 3 us a
+ * token, 11% over, and above 2e6/s a token was charged nothing. A reader
+ * of the version before (tonumber) reads the decimals as a number.
+ *
+ * Rolling upgrade. A replica of the version before writes the TAT alone,
+ * at its own interval, and leaves KEYS[2] as it was. The part of the TAT
+ * past the one KEYS[2] vouches for (or all of it, with no KEYS[2]) is
+ * therefore read as built at the caller's interval, time as the version
+ * before reads all of it; only the vouched part is rescaled from the
+ * recorded interval. Rescaling the old replica's part by an interval it
+ * never used would count its tokens by a third replica's rate.
+ *
  * RESCALE: when the caller's interval differs from the recorded one, the
- * outstanding part (TAT - now, in tokens x interval) is rescaled to the
+ * vouched outstanding part (tokens x recorded interval) is rescaled to the
  * caller's interval, so the tokens in debt (or missing from the bucket)
  * stay the same count and are repaid at the new rate, as
- * sluice_limiter_set_rate does; then the caller's interval is recorded.
- * STORE writes both keys with the expiry of the TAT.
+ * sluice_limiter_set_rate does.
+ * STORE writes both keys (the caller's interval, vouching for the whole
+ * TAT) with the expiry of the TAT.
  */
 #define GCRA_PRELUDE                                                                                         \
     "if redis.replicate_commands then redis.replicate_commands() end\n"                                      \
     "local t = redis.call('TIME')\n"                                                                         \
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"                                                \
+    "local function off(s)\n"                                                                                \
+    "  if not s then return nil end\n"                                                                       \
+    "  local i, f = string.match(s, '^(%d+)%.?(%d*)$')\n"                                                    \
+    "  if not i then local v = tonumber(s) if v then return v - now end return nil end\n"                    \
+    "  local o = tonumber(i) - now\n"                                                                        \
+    "  if f ~= '' then o = o + tonumber('0.' .. f) end\n"                                                    \
+    "  return o\n"                                                                                           \
+    "end\n"                                                                                                  \
     "local T = tonumber(ARGV[1])\n"                                                                          \
-    "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"                                              \
-    "local told = tonumber(redis.call('GET', KEYS[2]) or '0')\n"                                             \
+    "local o = off(redis.call('GET', KEYS[1])) or 0\n"                                                       \
+    "if o < 0 then o = 0 end\n"                                                                              \
+    "local told, vouched = 0, nil\n"                                                                         \
+    "local rec = redis.call('GET', KEYS[2])\n"                                                               \
+    "if rec then\n"                                                                                          \
+    "  local ts, vs = string.match(rec, '^(%S+) (%S+)$')\n"                                                  \
+    "  if ts then told = tonumber(ts) or 0 vouched = off(vs) else told = tonumber(rec) or 0 end\n"           \
+    "end\n"                                                                                                  \
     "local moved = false\n"                                                                                  \
-    "if tat > now and told > 0 and told ~= T then\n"                                                         \
-    "  tat = now + (tat - now) * T / told\n"                                                                 \
+    "if o > 0 and told > 0 and told ~= T then\n"                                                             \
+    "  local part = o\n"                                                                                     \
+    "  if vouched and vouched < part then part = vouched end\n"                                              \
+    "  if part < 0 then part = 0 end\n"                                                                      \
+    "  o = o - part + part * T / told\n"                                                                     \
     "  moved = true\n"                                                                                       \
     "end\n"                                                                                                  \
     "local function store(v)\n"                                                                              \
-    "  local px = math.ceil((v - now) / 1000) + 1\n"                                                         \
-    "  redis.call('SET', KEYS[1], string.format('%.0f', v), 'PX', px)\n"                                     \
-    "  redis.call('SET', KEYS[2], ARGV[1], 'PX', px)\n"                                                      \
+    "  local w = math.floor(v)\n"                                                                            \
+    "  local fn = math.floor((v - w) * 1e9 + 0.5)\n"                                                         \
+    "  if fn >= 1e9 then w = w + 1 fn = fn - 1e9 end\n"                                                      \
+    "  local s = string.format('%.0f.%09d', now + w, fn)\n"                                                  \
+    "  local px = math.ceil(v / 1000) + 1\n"                                                                 \
+    "  redis.call('SET', KEYS[1], s, 'PX', px)\n"                                                            \
+    "  redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. s, 'PX', px)\n"                                          \
     "end\n"
 
 /*
  * GCRA take. ARGV: 1 emission interval us (1/rate), 2 burst, 3 tokens,
  * 4 "allow" (take only if conformant now) or "reserve" (take now, maybe
- * into debt). A refused allow still stores a rescaled TAT, so a rate
- * change takes effect from the first call that sees it.
- * Returns {taken 0|1, wait us}.
+ * into debt), 5 tokens of debt carried in first (a replica leaving
+ * fallback: its fallback bucket's reservations not yet due; absent = 0).
+ * A refused allow still stores a rescaled TAT (and the carried debt), so
+ * a rate change takes effect from the first call that sees it.
+ * Returns {taken 0|1, wait us (rounded up: never act early)}.
  */
 static const char gcra_lua[] = GCRA_PRELUDE "local burst, n = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-                                            "if tat < now then tat = now end\n"
-                                            "local new_tat = tat + n * T\n"
-                                            "local wait = new_tat - burst * T - now\n"
+                                            "local carry = tonumber(ARGV[5] or '0') or 0\n"
+                                            "if carry > 0 then o = o + carry * T moved = true end\n"
+                                            "local new_o = o + n * T\n"
+                                            "local wait = new_o - burst * T\n"
                                             "if ARGV[4] == 'allow' and wait > 0 then\n"
-                                            "  if moved then store(tat) end\n"
-                                            "  return {0, math.floor(wait)}\n"
+                                            "  if moved then store(o) end\n"
+                                            "  return {0, math.ceil(wait)}\n"
                                             "end\n"
-                                            "store(new_tat)\n"
+                                            "store(new_o)\n"
                                             "if wait < 0 then wait = 0 end\n"
-                                            "return {1, math.floor(wait)}\n";
+                                            "return {1, math.ceil(wait)}\n";
 
 /*
  * GCRA cancel. ARGV: 1 the caller's emission interval us, 2 tokens to
@@ -185,8 +226,8 @@ static const char gcra_lua[] = GCRA_PRELUDE "local burst, n = tonumber(ARGV[2]),
  * bucket is full again (both keys deleted).
  */
 static const char gcra_cancel_lua[] =
-    GCRA_PRELUDE "local back = tat - tonumber(ARGV[2]) * T\n"
-                 "if back <= now then redis.call('DEL', KEYS[1], KEYS[2]) return 0 end\n"
+    GCRA_PRELUDE "local back = o - tonumber(ARGV[2]) * T\n"
+                 "if back <= 0 then redis.call('DEL', KEYS[1], KEYS[2]) return 0 end\n"
                  "store(back)\n"
                  "return 1\n";
 

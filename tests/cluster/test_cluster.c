@@ -8,8 +8,11 @@
  * SIGSTOP of Redis (bound, one log line, status) and recovery on SIGCONT;
  * the leased semaphore's limits, fair shares, the free pool, lease
  * expiry of a holder that stops renewing, Redis data loss (grace and
- * re-claim) and NOSCRIPT reload; the GCRA limiter shared by two replicas;
- * budget files and their file:line:col errors.
+ * re-claim) and NOSCRIPT reload; the GCRA limiter shared by two replicas,
+ * its rate changes (in fallback too, on a fake clock), the debt carried
+ * back to Redis on recovery, a mixed fleet with replicas of the version
+ * before (their script's writes issued directly) and the TAT's precision
+ * at the largest rate; budget files and their file:line:col errors.
  *
  * Timing: Redis TTLs are small and real; every wait for a Redis-side
  * effect is bounded polling (POLL), never a fixed sleep that asserts.
@@ -1180,13 +1183,24 @@ static sluice_dlimiter *slow_limiter(sluice_cluster *c, const char *name, double
     return dl;
 }
 
-/* Redis's GET of the interval key ("" when absent). */
+/* The interval the interval key records ("" when absent); the key also
+ * vouches for the TAT it was written with, which must be the TAT key's
+ * value (both are written by one script). */
 static void interval_key(const char *name, char *out, size_t len)
 {
     redisReply *r = redis_fixture_cmd(&redis, "GET %s:rlt:%s", prefix, name);
     assert_non_null(r);
     snprintf(out, len, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
     freeReplyObject(r);
+    char *space = strchr(out, ' ');
+    if (space) {
+        *space = '\0';
+        redisReply *tat = redis_fixture_cmd(&redis, "GET %s:rl:%s", prefix, name);
+        assert_non_null(tat);
+        assert_int_equal(tat->type, REDIS_REPLY_STRING);
+        assert_string_equal(space + 1, tat->str);
+        freeReplyObject(tat);
+    }
 }
 
 static void test_dlimiter_set_rate_rescales(void **state)
@@ -1329,6 +1343,310 @@ static void test_dlimiter_old_key(void **state)
     assert_true(sluice_dlimiter_allow(la));
     cleanup_now(la);
     cleanup_now(a);
+}
+
+/* ---- fallback keeps its debt, and carries it back to Redis --------------------------- */
+
+/* A replica with an injected clock: the fallback bucket (a local
+ * sluice_limiter on that clock) is then exact. `port` 0 = the fixture's. */
+static sluice_cluster *clocked_replica(const char *id, int port, sluice_fake_clock *fake)
+{
+    sluice_cluster_config cfg;
+    sluice_cluster_config_init(&cfg);
+    cfg.redis_port = (unsigned)(port ? port : redis.port);
+    cfg.key_prefix = prefix;
+    cfg.service = "orders";
+    cfg.replica_id = id;
+    cfg.clock = &fake->clock;
+    cfg.heartbeat_ns = SLUICE_NS_PER_SEC; /* on the fake clock: the test calls heartbeat_now */
+    cfg.member_ttl_ns = 30 * SLUICE_NS_PER_SEC;
+    cfg.lease_ttl_ns = 30 * SLUICE_NS_PER_SEC;
+    cfg.redis_timeout_ns = REDIS_TIMEOUT_MS * SLUICE_NS_PER_MS;
+    cfg.reconnect_min_ns = 10 * SLUICE_NS_PER_MS;
+    cfg.reconnect_max_ns = 100 * SLUICE_NS_PER_MS;
+    sluice_cluster *c = NULL;
+    char err[256];
+    if (sluice_cluster_create(&cfg, &c, err, sizeof err)) {
+        fail_msg("sluice_cluster_create: %s", err);
+    }
+    return cleanup_push(undo_cluster, c);
+}
+
+static uint64_t reserve_delay(sluice_dlimiter *dl, uint64_t n)
+{
+    sluice_reservation r;
+    assert_int_equal(sluice_dlimiter_reserve(dl, n, &r), SLUICE_OK);
+    return r.delay_ns;
+}
+
+/* Exact but for the bucket's floating point: within a microsecond. */
+#define assert_delay(got, want_ns)                                                                           \
+    do {                                                                                                     \
+        uint64_t g_ = (got), w_ = (want_ns);                                                                 \
+        if ((g_ > w_ ? g_ - w_ : w_ - g_) > 1000) {                                                          \
+            fail_msg("delay %llu ns, want %llu ns", (unsigned long long)g_, (unsigned long long)w_);         \
+        }                                                                                                    \
+    } while (0)
+
+/* set_rate and set_burst in fallback keep the local bucket's debt as a
+ * count (as sluice_limiter_set_rate/_set_burst); the version before built
+ * it again full, so the next reserve after a set_rate waited nothing. No
+ * Redis at all: fallback from the start, the bucket is the whole rate. */
+static void test_dlimiter_fallback_set_rate_keeps_debt(void **state)
+{
+    (void)state;
+    static sluice_fake_clock fake; /* static: the teardown may destroy after this frame */
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    sluice_cluster *c = clocked_replica("fb", dead_port, &fake);
+    sluice_dlimiter_config lc;
+    sluice_dlimiter_config_init(&lc);
+    lc.name = "fbrate";
+    lc.rate = 1;
+    lc.burst = 10;
+    sluice_dlimiter *dl = NULL;
+    assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, NULL, 0), SLUICE_OK);
+    cleanup_push(undo_dlimiter, dl);
+    assert_delay(reserve_delay(dl, 10), 0);                    /* the full bucket */
+    assert_delay(reserve_delay(dl, 5), 5 * SLUICE_NS_PER_SEC); /* 5 in debt at 1/s */
+    sluice_dlimiter_stats st;
+    sluice_dlimiter_stats_get(dl, &st);
+    assert_true(st.fallback);
+    assert_int_equal(st.redis_calls, 0);
+    /* 10x faster: 5 tokens in debt are 0.5 s; one more waits 0.6 s (a
+     * bucket built again full would wait nothing) */
+    assert_int_equal(sluice_dlimiter_set_rate(dl, 10), SLUICE_OK);
+    assert_delay(reserve_delay(dl, 1), 600 * SLUICE_NS_PER_MS);
+    /* back to 1/s: 6 in debt, one more waits 7 s */
+    assert_int_equal(sluice_dlimiter_set_rate(dl, 1), SLUICE_OK);
+    assert_delay(reserve_delay(dl, 1), 7 * SLUICE_NS_PER_SEC);
+    /* 3 s repay 3 of the 7: one more waits 5 s */
+    sluice_fake_clock_advance(&fake, 3 * SLUICE_NS_PER_SEC);
+    assert_delay(reserve_delay(dl, 1), 5 * SLUICE_NS_PER_SEC);
+    /* set_burst keeps the debt too (5 in debt, bucket of 4) */
+    assert_int_equal(sluice_dlimiter_set_burst(dl, 4), SLUICE_OK);
+    assert_delay(reserve_delay(dl, 1), 6 * SLUICE_NS_PER_SEC);
+    /* INF: every call allowed, the bucket left as it was */
+    assert_int_equal(sluice_dlimiter_set_rate(dl, SLUICE_RATE_INF), SLUICE_OK);
+    assert_true(sluice_dlimiter_allow_n(dl, 1000));
+    assert_int_equal(sluice_dlimiter_set_rate(dl, 1), SLUICE_OK);
+    assert_false(sluice_dlimiter_allow(dl));
+    assert_delay(reserve_delay(dl, 1), 7 * SLUICE_NS_PER_SEC);
+    /* a full bucket stays full across a rate change */
+    sluice_fake_clock_advance(&fake, 100 * SLUICE_NS_PER_SEC);
+    assert_int_equal(sluice_dlimiter_set_rate(dl, 0.5), SLUICE_OK);
+    for (int i = 0; i < 4; i++) {
+        assert_true(sluice_dlimiter_allow(dl));
+    }
+    assert_false(sluice_dlimiter_allow(dl));
+    sluice_dlimiter_stats_get(dl, &st);
+    assert_int_equal(st.redis_calls, 0);
+    cleanup_now(dl);
+    cleanup_now(c);
+}
+
+/* Leaving fallback, the fallback bucket's debt (reservations not yet due)
+ * is charged to the shared bucket by the first call that reaches Redis;
+ * a cancel of such a reservation then gives its tokens back there. Rates
+ * of 1000 s a token: Redis's real clock refills nothing meanwhile. */
+static void test_dlimiter_recovery_carries_debt(void **state)
+{
+    (void)state;
+    static sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    sluice_cluster *a = clocked_replica("a", 0, &fake);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_OK); /* a view of 1 replica */
+    sluice_dlimiter_config lc;
+    sluice_dlimiter_config_init(&lc);
+    lc.name = "carry";
+    lc.rate = SLOW_RATE;
+    lc.burst = 10;
+    sluice_dlimiter *dl = NULL;
+    assert_int_equal(sluice_dlimiter_create(a, &lc, &dl, NULL, 0), SLUICE_OK);
+    cleanup_push(undo_dlimiter, dl);
+    redis_fixture_pause(&redis);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_EIO);
+    /* fallback: the local bucket of 10, then 2 in debt */
+    assert_delay(reserve_delay(dl, 10), 0);
+    sluice_reservation r1, r2;
+    assert_int_equal(sluice_dlimiter_reserve(dl, 1, &r1), SLUICE_OK);
+    assert_int_equal(sluice_dlimiter_reserve(dl, 1, &r2), SLUICE_OK);
+    assert_delay(r1.delay_ns, SLOW_TOKEN_NS);
+    assert_delay(r2.delay_ns, 2 * SLOW_TOKEN_NS);
+    sluice_dlimiter_stats st;
+    sluice_dlimiter_stats_get(dl, &st);
+    assert_true(st.fallback);
+    redis_fixture_resume(&redis);
+    /* past the reconnect backoff (fake clock); 1 s repays 0.001 token */
+    sluice_fake_clock_advance(&fake, SLUICE_NS_PER_SEC);
+    assert_true(POLL(sluice_cluster_heartbeat_now(a) == SLUICE_OK, 10000));
+    /* The shared bucket held 10; the 2 tokens owed are charged first, so
+     * 8 are left (without the carry: 10). */
+    int allowed = 0;
+    for (int i = 0; i < 12; i++) {
+        allowed += sluice_dlimiter_allow(dl);
+    }
+    assert_int_equal(allowed, 8);
+    sluice_dlimiter_stats_get(dl, &st);
+    assert_false(st.fallback);
+    /* r2 was charged to Redis: cancelling it now gives its token back there */
+    sluice_dlimiter_cancel(dl, &r2);
+    assert_true(sluice_dlimiter_allow(dl));
+    assert_false(sluice_dlimiter_allow(dl));
+    cleanup_now(dl);
+    cleanup_now(a);
+}
+
+/* ---- rolling upgrade: replicas of the version before ----------------------------------- */
+
+/* The take script of the version before rate changes rescaled the debt
+ * (before the interval key), as it ran on those replicas: the TAT alone,
+ * in whole microseconds, at the caller's own interval. */
+static const char old_gcra_lua[] =
+    "if redis.replicate_commands then redis.replicate_commands() end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local T, burst, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+    "if tat < now then tat = now end\n"
+    "local new_tat = tat + n * T\n"
+    "local wait = new_tat - burst * T - now\n"
+    "if ARGV[4] == 'allow' and wait > 0 then return {0, math.floor(wait)} end\n"
+    "redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + "
+    "1)\n"
+    "if wait < 0 then wait = 0 end\n"
+    "return {1, math.floor(wait)}\n";
+
+/* An old replica at `rate` reserves n tokens of limiter `name`; returns
+ * the wait it was told (us). */
+static long long old_reserve(const char *name, double rate, unsigned n)
+{
+    char key[96];
+    snprintf(key, sizeof key, "%s:rl:%s", prefix, name);
+    redisReply *r = redis_fixture_cmd(&redis, "EVAL %s 1 %s %.6f %s %u %s", old_gcra_lua, key, 1e6 / rate,
+                                      "1", n, "reserve");
+    assert_non_null(r);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        fail_msg("old script: %s", r->type == REDIS_REPLY_ERROR ? r->str : "not {taken, wait}");
+    }
+    assert_int_equal(r->element[0]->integer, 1);
+    long long w = r->element[1]->integer;
+    freeReplyObject(r);
+    return w;
+}
+
+/* A mixed fleet. The usual rolling upgrade (every replica at one rate)
+ * is exact. When an old replica runs at another rate than the interval a
+ * new one recorded, what it adds to the TAT is read as built at the
+ * reader's rate (as the old version reads everything), not rescaled from
+ * an interval it never used: before, a reader at the old replica's rate
+ * counted its 10 tokens as 1. And an old replica reads the new TAT
+ * format (decimals) as the number it is. */
+static void test_dlimiter_rolling_upgrade(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    sluice_cluster *b = replica("orders", "b", NULL);
+    /* all at 0.01/s (100 s a token): 1 (new) + 3 (old) in debt, the next
+     * new one waits 4 tokens' time */
+    sluice_dlimiter *same = slow_limiter(a, "same", 0.01);
+    assert_int_equal(reserve_delay(same, 1), 0);
+    old_reserve("same", 0.01, 3);
+    uint64_t d = reserve_delay(same, 1);
+    assert_true(d > SEC(390) && d <= SEC(400));
+    /* the old replica reads the TAT the new one stored (with decimals):
+     * 5 tokens in debt now, its 6th waits ~5 tokens' time */
+    long long w = old_reserve("same", 0.01, 1);
+    assert_true(w > 490000000LL && w <= 500000000LL);
+
+    /* new replica a at 0.001/s records 1000 s a token and takes the full
+     * bucket's token (1000 s outstanding) */
+    sluice_dlimiter *na = slow_limiter(a, "mixed", 0.001);
+    assert_int_equal(reserve_delay(na, 1), 0);
+    /* an old replica at 0.01/s takes 10 tokens: 10 x 100 s more */
+    old_reserve("mixed", 0.01, 10);
+    /* new replica b at 0.01/s: the vouched 1000 s is 1 token (100 s at
+     * its rate), the old replica's 1000 s are its 10 tokens: 11 in debt,
+     * the 12th waits 1100 s. (Rescaling all 2000 s from the recorded
+     * 1000 s a token said 2 tokens: a wait of 200 s.) */
+    sluice_dlimiter *nb = slow_limiter(b, "mixed", 0.01);
+    d = reserve_delay(nb, 1);
+    if (!(d > SEC(1090) && d <= SEC(1100))) {
+        fail_msg("new replica after an old one's 10 tokens waits %.1f s, want ~1100 s", (double)d / 1e9);
+    }
+    char iv[64];
+    interval_key("mixed", iv, sizeof iv); /* now vouches for the whole TAT at b's interval */
+    assert_string_equal(iv, "100000000");
+    /* and a, back at 1000 s a token: 12 tokens, the 13th waits 12000 s */
+    d = reserve_delay(na, 1);
+    assert_true(d > SEC(11900) && d <= SEC(12000));
+    cleanup_now(nb);
+    cleanup_now(na);
+    cleanup_now(same);
+    cleanup_now(a);
+    cleanup_now(b);
+}
+
+/* ---- precision at the largest rate -------------------------------------------------- */
+
+/* The stored TAT in units of 1e-9 us (whole us x 1e9 + the decimals),
+ * exact: integer arithmetic on the string. */
+static __int128 tat_units(const char *name)
+{
+    redisReply *r = redis_fixture_cmd(&redis, "GET %s:rl:%s", prefix, name);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    char *dot = strchr(r->str, '.');
+    __int128 v = (__int128)strtoll(r->str, NULL, 10) * 1000000000;
+    if (dot) {
+        char frac[10] = "000000000";
+        memcpy(frac, dot + 1, strnlen(dot + 1, 9));
+        v += strtoll(frac, NULL, 10);
+    }
+    freeReplyObject(r);
+    return v;
+}
+
+/* k reserves of one token at `rate` move the TAT by k / rate within the
+ * header's bound: 5e-10 us plus 2^-52 of the outstanding time, a call.
+ * The bucket first goes `ahead_s` seconds into debt (burst = rate x
+ * ahead_s), so the TAT stays ahead of Redis's clock throughout. */
+static void check_precision(const char *name, double rate, double ahead_s, int k)
+{
+    sluice_cluster *a = replica("orders", "a", NULL);
+    sluice_dlimiter_config lc;
+    sluice_dlimiter_config_init(&lc);
+    lc.name = name;
+    lc.rate = rate;
+    lc.burst = (uint64_t)(rate * ahead_s);
+    sluice_dlimiter *dl = NULL;
+    char err[256];
+    assert_int_equal(sluice_dlimiter_create(a, &lc, &dl, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_dlimiter, dl);
+    reserve_delay(dl, lc.burst);
+    __int128 before = tat_units(name);
+    for (int i = 0; i < k; i++) {
+        reserve_delay(dl, 1);
+    }
+    __int128 moved = tat_units(name) - before;
+    double want = k * 1e6 / rate * 1e9; /* units of 1e-9 us */
+    double bound = k * (0.5 + 2.3e-16 * ahead_s * 1e6 * 1e9) + 1;
+    if (fabs((double)moved - want) > bound) {
+        fail_msg("%d tokens at %g/s moved the TAT %.3f us, want %.3f us (+-%.6f)", k, rate,
+                 (double)moved / 1e9, want / 1e9, bound / 1e9);
+    }
+    cleanup_now(dl);
+    cleanup_now(a);
+}
+
+static void test_dlimiter_precision(void **state)
+{
+    (void)state;
+    /* The largest rate: 1e-3 us a token (whole microseconds charged
+     * nothing: the TAT did not move). */
+    check_precision("max", SLUICE_DLIMITER_RATE_MAX, 100, 300);
+    /* An interval that is no whole number of microseconds: 3.33 us
+     * (whole microseconds charged 3 us: 10% too little). */
+    check_precision("third", 3e5, 100, 300);
 }
 
 /* ---- budget files ------------------------------------------------------------------ */
@@ -1500,6 +1818,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlimiter_set_rate_rescales, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_replicas_disagree, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_old_key, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_fallback_set_rate_keeps_debt, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_recovery_carries_debt, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_rolling_upgrade, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_precision, per_test, per_test_end),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

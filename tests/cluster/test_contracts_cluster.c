@@ -11,6 +11,7 @@
  * is not an error) and its reconnects are refused at once. No test waits
  * for time to pass.
  */
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -302,13 +303,25 @@ static void test_dsem_dlimiter_refusals(void **state)
     lc.burst = 1;
     assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, err, sizeof err), SLUICE_EINVAL);
     lc.name = name_of(name, SLUICE_CLUSTER_NAME_MAX);
-    double bad_rates[] = {0, -1, NAN, -INFINITY};
+    /* and the largest finite rate's extremes: just over it, and DBL_MAX */
+    double bad_rates[] = {0, -1, NAN, -INFINITY, nextafter(SLUICE_DLIMITER_RATE_MAX, INFINITY), DBL_MAX};
     for (size_t i = 0; i < sizeof bad_rates / sizeof bad_rates[0]; i++) {
         lc.rate = bad_rates[i];
         assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, err, sizeof err), SLUICE_EINVAL);
         assert_non_null(strstr(err, "rate"));
         assert_null(dl);
     }
+    assert_non_null(strstr(err, "SLUICE_DLIMITER_RATE_MAX")); /* the last one names the bound */
+    lc.rate = SLUICE_DLIMITER_RATE_MAX; /* the largest is taken, and set_rate's bound is the same */
+    lc.burst = 1;
+    assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_dlimiter, dl);
+    assert_int_equal(sluice_dlimiter_set_rate(dl, nextafter(SLUICE_DLIMITER_RATE_MAX, INFINITY)),
+                     SLUICE_EINVAL);
+    assert_int_equal(sluice_dlimiter_set_rate(dl, DBL_MAX), SLUICE_EINVAL);
+    assert_int_equal(sluice_dlimiter_set_rate(dl, 1), SLUICE_OK);
+    assert_int_equal(sluice_dlimiter_set_rate(dl, SLUICE_DLIMITER_RATE_MAX), SLUICE_OK);
+    cleanup_now(dl);
     lc.rate = 10;
     lc.burst = 0;
     assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, err, sizeof err), SLUICE_EINVAL);
