@@ -13,7 +13,7 @@
  *
  * Rate changes (set_rate) rescale the debt, as sluice_limiter_set_rate
  * keeps its token count: the TAT's outstanding part is tokens x T, so a
- * second key (<p>:rlt:<name>, same expiry) records "T TAT": the T it was
+ * second key (<p>:rlt:<name>, same PX) records "T TAT": the T it was
  * built with and the TAT it vouches for; each script, seeing a caller's T
  * that differs, first maps the vouched part of TAT - now by
  * T_new / T_old and records T_new. A second key rather than a hash or a

@@ -130,7 +130,8 @@ static const char lease_lua[] =
 /*
  * GCRA: KEYS[1] the theoretical arrival time (TAT, us of Redis time),
  * KEYS[2] "<interval> <TAT>": the emission interval (us) the TAT was
- * built with and the TAT it vouches for. Both carry the same expiry.
+ * built with and the TAT it vouches for. Both are set with the same PX,
+ * the TAT first, so the interval key never expires before its TAT.
  *
  * Precision. Redis's TIME is whole microseconds, but an interval need not
  * be (1e6 / rate): the TAT is stored as "<us>.<nine decimals>" and every

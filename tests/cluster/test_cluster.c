@@ -1252,15 +1252,22 @@ static void test_dlimiter_set_rate_rescales(void **state)
     assert_string_equal(iv, "1000000000");
     assert_int_equal(sluice_dlimiter_reserve(la, 1, &r3), SLUICE_OK);
     assert_true(r3.delay_ns > SEC(1900) && r3.delay_ns <= SEC(2000)); /* unrescaled: ~200 s */
-    /* Both keys carry the same expiry (one script sets them). */
+    /* Both keys are set with the same PX by one script, the TAT first, so
+     * the interval key never expires before its TAT. Absolute expiries
+     * (PEXPIRETIME, Redis 7): a PTTL pair read a tick apart, or SETs a
+     * preemption apart on a loaded box, differ by that time. */
     redisReply *pt = redis_fixture_cmd(&redis, "EVAL %s 2 %s:rl:down %s:rlt:down",
-                                       "return {redis.call('PTTL', KEYS[1]), redis.call('PTTL', KEYS[2])}",
+                                       "return {redis.call('PEXPIRETIME', KEYS[1]), "
+                                       "redis.call('PEXPIRETIME', KEYS[2])}",
                                        prefix, prefix);
     assert_non_null(pt);
-    assert_int_equal(pt->type, REDIS_REPLY_ARRAY);
-    assert_true(pt->element[0]->integer > 0);
-    /* equal, but for a millisecond tick between the two SETs (Redis < 7) */
-    assert_true(llabs(pt->element[0]->integer - pt->element[1]->integer) <= 1);
+    if (pt->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "no PEXPIRETIME (Redis < 7): expiry order not checked: %s\n", pt->str);
+    } else {
+        assert_int_equal(pt->type, REDIS_REPLY_ARRAY);
+        assert_true(pt->element[0]->integer > 0);
+        assert_true(pt->element[1]->integer >= pt->element[0]->integer);
+    }
     freeReplyObject(pt);
     cleanup_now(la);
     cleanup_now(a);
