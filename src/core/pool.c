@@ -367,6 +367,32 @@ static void close_and_wake(sluice_pool *p)
     sluice__wake_all(p);
 }
 
+/* Drain, once the queue is closed: starts a worker for the queued tasks if
+ * fewer than K exist and none is starting (each new one starts the next
+ * while two are queued, as in a burst). `alive` is read before the depth,
+ * both seq_cst: a worker leaves `alive` after it found the closed queue
+ * empty, so a depth read after an `alive` that counts such a departure
+ * reads the queue empty too. Read the other way round, a drain preempted
+ * between the depth's loads of head and tail saw the tasks the workers ran
+ * meanwhile, and the workers gone, and started a K+1st worker (init and
+ * fini hooks at shutdown for nothing; core_workers saw 9 starts in a K = 8
+ * pool under load). */
+static void start_for_drain(sluice_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    unsigned alive = atomic_load_explicit(&p->alive, memory_order_seq_cst);
+    bool failed = false;
+    if (alive < atomic_load_explicit(&p->capacity, memory_order_seq_cst) &&
+        atomic_load_explicit(&p->starting, memory_order_seq_cst) == 0 && !p->destroying &&
+        p->qops->depth(p->q) > 0) {
+        failed = sluice__spawn_locked(p) != SLUICE_OK;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (failed) {
+        sluice__report_start_failure(p); /* the drain loop tries again while tasks are queued */
+    }
+}
+
 /* Waits until every worker has exited and been joined. */
 static void wait_workers_gone(sluice_pool *p)
 {
@@ -1449,7 +1475,7 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
     size_t queued = p->qops->depth(p->q);
     sluice__emit(p, SLUICE_EVENT_DRAIN_START, UINT32_MAX, running, queued, SLUICE_OK, NULL, NULL);
     if (queued) {
-        sluice__spawn_for_work(p, queued);
+        start_for_drain(p);
     }
 
     uint64_t init_fails_seen = atomic_load_explicit(&p->init_failures, memory_order_relaxed);

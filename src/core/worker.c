@@ -859,9 +859,12 @@ static void chain_spawn(struct sluice_pool *p)
      * resize's store (both then read `starting`). The depth, not the
      * cheaper fill: fifo_batch's fill leaves out the tasks held in hands,
      * and a burst whose tasks a claimer held started too few workers
-     * (queue_ring.c, "Batch claims", guarantee 4). */
-    if (p->qops->depth(p->q) < 2 || atomic_load_explicit(&p->alive, memory_order_seq_cst) >=
-                                        atomic_load_explicit(&p->capacity, memory_order_seq_cst)) {
+     * (queue_ring.c, "Batch claims", guarantee 4). `alive` is read before
+     * the depth: a worker that left it after finding a closed queue empty
+     * is then seen with the queue empty (pool.c, start_for_drain). */
+    if (atomic_load_explicit(&p->alive, memory_order_seq_cst) >=
+            atomic_load_explicit(&p->capacity, memory_order_seq_cst) ||
+        p->qops->depth(p->q) < 2) {
         return;
     }
     pthread_mutex_lock(&p->mu);
