@@ -866,12 +866,15 @@ SLUICE_API sluice_err sluice_service_create_from_config(const sluice_config *cfg
  * later reload that turns a key on again makes a fresh controller. A
  * controller the program set itself on a pool whose file never asked for
  * one is left alone. Fits the service's reload callback (SIGHUP).
+ * A removal while the pool drains succeeds as a whole: the controller is
+ * gone and K stays where it left it, since a draining pool takes no resize
+ * and needs none (logged: "pool NAME: controller removed (...); K stays
+ * 9: the pool is draining (workers 16 not applied)").
  * Returns: what sluice_config_reload returns; on any error there *current,
  * the pools and the service are unchanged (except resizes that failed
  * after the checks, as sluice_config_apply says). A controller that
  * refuses its new settings (after the file was accepted) keeps its
- * running ones, and a resize to `workers` after a removal can fail only
- * while the pool drains: the call returns that error with "pool NAME: ..." in
+ * running ones: the call returns that error with "pool NAME: ..." in
  * errbuf and logs it, and the rest of the reload stands.
  * Thread-safety: one reloader at a time (the lifecycle's reload thread);
  * *current is replaced, so the caller excludes its other readers (hold

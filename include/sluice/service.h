@@ -412,7 +412,8 @@ SLUICE_API sluice_err sluice_service_update_control(sluice_service *svc, sluice_
  * /health/ready. A scrape in flight has either all of the pool's series
  * or none. K stays where the controller left it (and a pin ends with the
  * controller): to put the pool back to its configured K, resize it after
- * (sluice_service_reload_config resizes to the file's `workers`). A
+ * (sluice_service_reload_config resizes to the file's `workers`). It
+ * succeeds while the pool drains too (it resizes nothing itself). A
  * probe task still queued runs or is handed back as any task is, and
  * touches only its own memory. A later sluice_service_set_control (or a
  * reload that turns control on again) makes a fresh controller: new

@@ -98,7 +98,13 @@ sluice_err sluice_service_create_from_config(const sluice_config *cfg, const slu
 /* A reload turned every control key of pool off: its controller goes
  * and K goes back to the file's `workers` (the controller may have moved
  * it anywhere in [concurrency_min, concurrency_max]). One log line says
- * so. SLUICE_ENOENT (no controller: the program removed it) is no error. */
+ * so. SLUICE_ENOENT (no controller: the program removed it) is no error.
+ *
+ * The removal succeeds as a whole while the pool drains: a draining pool
+ * takes no resize (SLUICE_ECLOSED) and needs none, since the drain is the
+ * end of its work, so K stays where the controller left it and the line
+ * says why. Refusing the reload instead would have kept nothing either:
+ * the controller's own resizes are refused during the drain too. */
 static sluice_err remove_control(sluice_service *svc, sluice_pool *pool, const sluice_config_pool *entry,
                                  sluice_config_log_fn log, void *user, char *why, size_t whylen)
 {
@@ -113,18 +119,26 @@ static sluice_err remove_control(sluice_service *svc, sluice_pool *pool, const s
     sluice_pool_stats ps;
     sluice_pool_stats_get(pool, &ps); /* the K it left */
     r = sluice_pool_resize(pool, entry->workers);
-    if (r != SLUICE_OK) {
+    if (r != SLUICE_OK && r != SLUICE_ECLOSED) {
+        /* The reload's checks passed `workers` against the running
+         * min_workers, so only a drain refuses this resize. */
         snprintf(why, whylen, "controller removed, but K not set back to workers (%u): %s", entry->workers,
                  sluice_strerror(r));
         return r;
     }
     if (log) {
         char line[256];
-        snprintf(
-            line, sizeof line,
-            "pool %s: controller removed (every concurrency_*, autotune* and probe_* key off); K %u -> %u "
-            "(workers)",
-            entry->name, ps.capacity, entry->workers);
+        if (r == SLUICE_ECLOSED) {
+            snprintf(line, sizeof line,
+                     "pool %s: controller removed (every concurrency_*, autotune* and probe_* key off); K "
+                     "stays %u: the pool is draining (workers %u not applied)",
+                     entry->name, ps.capacity, entry->workers);
+        } else {
+            snprintf(line, sizeof line,
+                     "pool %s: controller removed (every concurrency_*, autotune* and probe_* key off); K %u "
+                     "-> %u (workers)",
+                     entry->name, ps.capacity, entry->workers);
+        }
         log(user, line);
     }
     return SLUICE_OK;

@@ -421,6 +421,60 @@ static void test_control_reload_keeps_program_controller(void **state)
     unlink(path);
 }
 
+/* A reload that turns every control key off while the pool drains: the
+ * removal succeeds whole (the controller is gone, the call returns OK)
+ * and K stays where the controller left it, since a draining pool takes
+ * no resize and needs none. It used to return SLUICE_ECLOSED with the
+ * controller already gone. */
+static void test_control_removed_while_draining(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sluice-svc-ctl-drain-XXXXXX";
+    make_temp(path);
+    sluice_config *cfg = load("pools:\n"
+                              "  - name: email\n    workers: 16\n    queue_capacity: 100\n"
+                              "    autotune: true\n");
+    sluice_service *svc = quiet_service(cfg);
+    sluice_pool *email = sluice_service_find_pool(svc, "email");
+    assert_int_equal(sluice_service_control_pin(svc, email, 9), SLUICE_OK);
+    /* The shutdown drains the pool (empty: at once); it stays draining. */
+    sluice_service_shutdown(svc);
+    sluice_lifecycle_report rep;
+    assert_int_equal(sluice_service_run(svc, &rep), SLUICE_OK);
+    assert_int_equal(sluice_pool_resize(email, 16), SLUICE_ECLOSED);
+
+    put_file(path, "pools:\n  - name: email\n    workers: 16\n    queue_capacity: 100\n");
+    log_seen seen = {0};
+    char err[512] = "x";
+    assert_int_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, remember, &seen, err, sizeof err),
+                     SLUICE_OK);
+    assert_string_equal(err, "");
+    assert_string_equal(
+        seen.text,
+        "pool email: autotune true -> false (applied by the service: the pool's controller is made or "
+        "reconfigured, or removed with K back to workers when every control key is off)\n"
+        "pool email: controller removed (every concurrency_*, autotune* and probe_* key "
+        "off); K stays 9: the pool is draining (workers 16 not applied)\n");
+    sluice_pool_control_stats cs;
+    assert_int_equal(sluice_service_control_stats(svc, email, &cs), SLUICE_ENOENT);
+    sluice_pool_stats st;
+    sluice_pool_stats_get(email, &st);
+    assert_int_equal(st.capacity, 9);
+    char *text = scrape(svc);
+    assert_null(strstr(text, "pool_concurrency_limit"));
+    assert_null(strstr(text, "pool_autotune_"));
+    free(text);
+    /* The config in force is the file's: a reload of the same file
+     * changes nothing and removes nothing. */
+    assert_int_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, quiet, NULL, err, sizeof err),
+                     SLUICE_OK);
+    assert_false(cfg->pools[0].autotune);
+
+    sluice_service_destroy(svc);
+    sluice_config_free(cfg);
+    unlink(path);
+}
+
 /* ---- service.admin_token_file ---------------------------------------- */
 
 static void write_file(const char *path, const char *bytes, size_t n)
@@ -718,6 +772,7 @@ int main(void)
         cmocka_unit_test(test_control_from_config),
         cmocka_unit_test(test_control_reload),
         cmocka_unit_test(test_control_reload_keeps_program_controller),
+        cmocka_unit_test(test_control_removed_while_draining),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
