@@ -187,9 +187,15 @@ typedef struct sluice_config_key {
     bool (*restart_if)(const struct sluice_config_pool *running, const struct sluice_config_pool *next,
                        char *why, size_t len);
     /* LIVE pool keys: as apply, given the running values too (for a list
-     * whose dropped items must be undone). Used instead of apply when set. */
+     * whose dropped items must be undone). Used instead of apply when set.
+     * path: next's entry as a load error names it ("pools[0]"). On a
+     * refusal, why (len bytes, "" on entry) says what was refused in a load
+     * error's form, position and path first ("sluice.yaml:9:9:
+     * pools[0].tenants[2] (tenant \"gold\"): pool f is draining"); the
+     * reload's error and log carry it in place of the error's name. */
     sluice_err (*apply_change)(sluice_pool *pool, const struct sluice_config_pool *running,
-                               const struct sluice_config_pool *next);
+                               const struct sluice_config_pool *next, const char *path, char *why,
+                               size_t len);
 } sluice_config_key;
 
 /*

@@ -40,7 +40,7 @@ static void logf_(sluice_config_log_fn log, void *user, const char *fmt, ...)
     if (!log) {
         return;
     }
-    char line[512];
+    char line[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
@@ -297,23 +297,29 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
                     sluice__cfg_value_eq(row, cs[s].base, to->base)) {
                     continue;
                 }
-                sluice_err r = !pool               ? SLUICE_OK
-                               : row->apply_change ? row->apply_change(pool, o, n)
-                               : row->apply        ? row->apply(pool, n)
-                                                   : SLUICE_OK;
+                /* The hook's complaint names the entry as the load does:
+                 * "pools[I]" is n's place in the new file. */
+                char path[32], hook_why[1024] = "";
+                snprintf(path, sizeof path, "pools[%zu]", (size_t)(n - next->pools));
+                sluice_err r = !pool ? SLUICE_OK
+                               : row->apply_change
+                                   ? row->apply_change(pool, o, n, path, hook_why, sizeof hook_why)
+                               : row->apply ? row->apply(pool, n)
+                                            : SLUICE_OK;
                 char a[256], b[256];
                 if (r != SLUICE_OK) {
+                    const char *what = hook_why[0] ? hook_why : sluice_strerror(r);
                     if (result == SLUICE_OK) {
                         result = r;
                         if (errbuf && errlen) {
                             snprintf(errbuf, errlen, "pool %s: %s to %s failed: %s; already changed:%s",
-                                     o->name, row->name, sluice__cfg_format(row, to->base, b, sizeof b),
-                                     sluice_strerror(r), rlen ? resized : " none");
+                                     o->name, row->name, sluice__cfg_format(row, to->base, b, sizeof b), what,
+                                     rlen ? resized : " none");
                         }
                     }
                     logf_(log, user, "pool %s: %s %s -> %s failed: %s", o->name, row->name,
                           sluice__cfg_format(row, cs[s].base, a, sizeof a),
-                          sluice__cfg_format(row, to->base, b, sizeof b), sluice_strerror(r));
+                          sluice__cfg_format(row, to->base, b, sizeof b), what);
                     /* The config in force keeps the running value. */
                     sluice__cfg_copy_value(c, row, fs[s].base, cs[s].base);
                 } else {

@@ -444,27 +444,77 @@ bool sluice__cfg_tenants_restart_if(const sluice_config_pool *running, const slu
     return false;
 }
 
+/* A tenant setter's refusal in the form a load error takes (the file
+ * position, the path, the item's label, then what is wrong):
+ * `sluice.yaml:9:9: pools[0].tenants[2] (tenant "gold"): pool f is
+ * draining`. The library's message opens with its subject (`tenant
+ * "gold": `, `tenants' default: `), which the label says already; a
+ * refusal with no message says the error's text. `label` is what follows
+ * "tenant" in the parentheses. */
+static void tenant_why(char *why, size_t len, const sluice_config_pos *pos, const char *path,
+                       const char *index, const char *label, const char *subject, const char *msg,
+                       sluice_err r)
+{
+    if (!why || !len) {
+        return;
+    }
+    const char *what = msg && msg[0] ? msg : sluice_strerror(r);
+    size_t sl = strlen(subject);
+    if (strncmp(what, subject, sl) == 0 && strncmp(what + sl, ": ", 2) == 0) {
+        what += sl + 2;
+    }
+    char at[256] = "";
+    if (pos && pos->file && pos->line) {
+        snprintf(at, sizeof at, "%s:%u:%u: ", pos->file, pos->line, pos->column);
+    } else if (pos && pos->file) {
+        snprintf(at, sizeof at, "%s: ", pos->file);
+    }
+    snprintf(why, len, "%s%s.tenants%s (tenant %s): %s", at, path ? path : "pools[?]", index, label, what);
+}
+
+/* The position of next's `tenants:` key, or of its entry when absent. */
+static const sluice_config_pos *tenants_pos(const sluice_config_pool *next)
+{
+    return ((next->set >> SLUICE_PK_TENANTS) & 1u) ? &next->pos[SLUICE_PK_TENANTS] : &next->entry_pos;
+}
+
 /* Move a running fair pool's tenants from running's list to next's: the
  * "*" values to every tenant not set by name, dropped names back to them,
- * new and changed names set. Fifo pools have no tenants to move. */
+ * new and changed names set. Fifo pools have no tenants to move. A
+ * refusal stops at the step refused; why says which entry it was about
+ * (tenant_why). */
 sluice_err sluice__cfg_tenants_apply(sluice_pool *pool, const sluice_config_pool *running,
-                                     const sluice_config_pool *next)
+                                     const sluice_config_pool *next, const char *path, char *why, size_t len)
 {
+    if (why && len) {
+        why[0] = '\0';
+    }
     if (running->queue_discipline != SLUICE_QUEUE_FAIR) {
         return SLUICE_OK;
     }
+    char msg[512], index[32], label[SLUICE_TENANT_NAME_MAX + 48];
     sluice_tenant_config was = tenant_default_of(running), now = tenant_default_of(next);
     if (!tenant_config_eq(&was, &now)) {
-        sluice_err r = sluice_pool_tenant_default_set(pool, &now, NULL, 0);
+        sluice_err r = sluice_pool_tenant_default_set(pool, &now, msg, sizeof msg);
         if (r != SLUICE_OK) {
+            const sluice_config_tenant *any = tenant_exact(next, SLUICE_CONFIG_TENANT_DEFAULT);
+            if (any) {
+                snprintf(index, sizeof index, "[%zu]", (size_t)(any - next->tenants));
+            }
+            tenant_why(why, len, any ? &any->entry_pos : tenants_pos(next), path, any ? index : "",
+                       any ? "\"*\"" : "\"*\", no longer listed", "tenants' default", msg, r);
             return r;
         }
     }
     for (size_t i = 0; i < running->tenant_count; i++) {
         const sluice_config_tenant *t = &running->tenants[i];
         if (tenant_named(t) && !tenant_exact(next, t->name)) {
-            sluice_err r = sluice_pool_tenant_unset(pool, t->name, NULL, 0);
+            sluice_err r = sluice_pool_tenant_unset(pool, t->name, msg, sizeof msg);
             if (r != SLUICE_OK && r != SLUICE_ENOENT) { /* ENOENT: unset by the program already */
+                char subject[SLUICE_TENANT_NAME_MAX + 16];
+                snprintf(subject, sizeof subject, "tenant \"%s\"", t->name);
+                snprintf(label, sizeof label, "\"%s\", no longer listed", t->name);
+                tenant_why(why, len, tenants_pos(next), path, "", label, subject, msg, r);
                 return r;
             }
         }
@@ -482,8 +532,13 @@ sluice_err sluice__cfg_tenants_apply(sluice_pool *pool, const sluice_config_pool
                 continue;
             }
         }
-        sluice_err r = sluice_pool_tenant_set(pool, t->name, &tc, NULL, 0);
+        sluice_err r = sluice_pool_tenant_set(pool, t->name, &tc, msg, sizeof msg);
         if (r != SLUICE_OK) {
+            char subject[SLUICE_TENANT_NAME_MAX + 16];
+            snprintf(subject, sizeof subject, "tenant \"%s\"", t->name);
+            snprintf(label, sizeof label, "\"%s\"", t->name);
+            snprintf(index, sizeof index, "[%zu]", i);
+            tenant_why(why, len, &t->entry_pos, path, index, label, subject, msg, r);
             return r;
         }
     }

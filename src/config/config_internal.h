@@ -175,6 +175,6 @@ cfg_impl *sluice__cfg_clone(const sluice_config *src);
 bool sluice__cfg_tenants_restart_if(const sluice_config_pool *running, const sluice_config_pool *next,
                                     char *why, size_t len);
 sluice_err sluice__cfg_tenants_apply(sluice_pool *pool, const sluice_config_pool *running,
-                                     const sluice_config_pool *next);
+                                     const sluice_config_pool *next, const char *path, char *why, size_t len);
 
 #endif

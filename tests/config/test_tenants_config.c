@@ -547,6 +547,91 @@ static void test_reload_tenants_live(void **state)
     sluice_config_free(cur);
 }
 
+/* A reload whose tenant setter refuses carries the setter's message in
+ * the form a load error takes (position, path, which tenant), in the
+ * error and the log line, for each of the three steps: a changed entry
+ * (tenant_set), a dropped one (tenant_unset) and the "*" values
+ * (tenant_default_set). The reload used to pass no buffer and said only
+ * "pool is closed". The pool drains, so each step is refused first. */
+static void test_reload_tenant_refusal_named(void **state)
+{
+    (void)state;
+    const char *running =
+        "pools:\n  - name: f\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+        "    tenants:\n"
+        "      - {name: a}\n"
+        "      - {name: b}\n"
+        "      - {name: gold, weight: 2}\n"
+        "      - {name: \"*\", weight: 1}\n";
+    static const struct {
+        const char *next, *err, *log;
+    } cases[] = {
+        {/* gold's weight: tenant_set refuses */
+         "pools:\n  - name: f\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+         "    tenants:\n"
+         "      - {name: a}\n"
+         "      - {name: b}\n"
+         "      - {name: gold, weight: 3}\n"
+         "      - {name: \"*\", weight: 1}\n",
+         "pool f: tenants to [{name: a}, {name: b}, {name: gold, weight: 3}, {name: *, weight: 1}] failed: "
+         "sluice.yaml:9:9: pools[0].tenants[2] (tenant \"gold\"): pool f is draining; already changed: none",
+         "pool f: tenants [{name: a}, {name: b}, {name: gold, weight: 2}, {name: *, weight: 1}] -> [{name: "
+         "a}, "
+         "{name: b}, {name: gold, weight: 3}, {name: *, weight: 1}] failed: sluice.yaml:9:9: "
+         "pools[0].tenants[2] "
+         "(tenant \"gold\"): pool f is draining\n"
+         "reload: no change\n"},
+        {/* b dropped: tenant_unset refuses */
+         "pools:\n  - name: f\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+         "    tenants:\n"
+         "      - {name: a}\n"
+         "      - {name: gold, weight: 2}\n"
+         "      - {name: \"*\", weight: 1}\n",
+         "pool f: tenants to [{name: a}, {name: gold, weight: 2}, {name: *, weight: 1}] failed: "
+         "sluice.yaml:7:7: "
+         "pools[0].tenants (tenant \"b\", no longer listed): pool f is draining; already changed: none",
+         NULL},
+        {/* the "*" values: tenant_default_set refuses */
+         "pools:\n  - name: f\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+         "    tenants:\n"
+         "      - {name: a}\n"
+         "      - {name: b}\n"
+         "      - {name: gold, weight: 2}\n"
+         "      - {name: \"*\", weight: 5}\n",
+         "pool f: tenants to [{name: a}, {name: b}, {name: gold, weight: 2}, {name: *, weight: 5}] "
+         "failed: sluice.yaml:10:9: pools[0].tenants[3] (tenant \"*\"): pool f is draining; already changed: "
+         "none",
+         NULL},
+    };
+    sluice_config *cur = NULL, *next = NULL;
+    char err[2048];
+    assert_int_equal(load(running, NULL, &cur, err, sizeof err), SLUICE_OK);
+    sluice_pool_config pc;
+    sluice_config_pool_to_pool_config(&cur->pools[0], &pc);
+    sluice_pool *pool = NULL;
+    assert_int_equal(sluice_pool_create(&pc, &pool, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_config_pool_set_tenants(&cur->pools[0], pool, err, sizeof err), SLUICE_OK);
+    sluice_drain_report rep;
+    assert_int_equal(sluice_pool_drain(pool, SLUICE_NS_PER_SEC, &rep), SLUICE_OK);
+    sluice_pool *pools[1] = {pool};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(load(cases[i].next, NULL, &next, err, sizeof err), SLUICE_OK);
+        log_buf lb = {.len = 0};
+        assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err),
+                         SLUICE_ECLOSED);
+        assert_string_equal(err, cases[i].err);
+        if (cases[i].log) {
+            assert_string_equal(lb.text, cases[i].log);
+        }
+        /* The running list stays in force. */
+        assert_int_equal(cur->pools[0].tenant_count, 4);
+        assert_int_equal(cur->pools[0].tenants[2].weight, 2);
+        sluice_config_free(next);
+    }
+    sluice_pool_destroy(pool);
+    sluice_config_free(cur);
+}
+
 /* The most entries a list takes, and one more. */
 static void test_table_bounds(void **state)
 {
@@ -650,6 +735,7 @@ int main(void)
         cmocka_unit_test(test_write_round_trip),
         cmocka_unit_test(test_reload_classes),
         cmocka_unit_test(test_reload_tenants_live),
+        cmocka_unit_test(test_reload_tenant_refusal_named),
         cmocka_unit_test(test_table_bounds),
         cmocka_unit_test(test_router_from_config),
     };
