@@ -120,8 +120,8 @@ typedef struct sluice_batcher_config {
     /* T: a batch is sealed this long after its first item; 0 = never by
      * time (only by size and flush/drain). At most 1 hour. */
     uint64_t max_delay_ns;
-    /* Sealed batches queued or running at once; 0 = the pool's workers.
-     * At most 65536. */
+    /* Sealed batches queued or running at once; 0 = the pool's workers
+     * (65536 for a pool of more). At most 65536. */
     unsigned max_in_flight;
     /* Longest add() waits for room; 0 = no limit (until room or close). */
     uint64_t add_timeout_ns;

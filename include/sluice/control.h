@@ -148,7 +148,8 @@ typedef struct sluice_pool_control_config {
     sluice_control_mode mode;
     /* Bounds of K. min_limit: 0 = max(1, the pool's min_workers); must be
      * >= min_workers (resize refuses less). max_limit: 0 = the pool's K at
-     * create; at most SLUICE_ADAPTIVE_LIMIT_MAX; >= min_limit. A K outside
+     * create (refused, saying so, when that is above the maximum: set it);
+     * at most SLUICE_ADAPTIVE_LIMIT_MAX; >= min_limit. A K outside
      * the bounds is clamped at the first tick (reason clamp). */
     unsigned min_limit;
     unsigned max_limit;

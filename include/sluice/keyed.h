@@ -94,8 +94,8 @@ typedef struct sluice_keyed_config {
     /* Required: the pool the tasks run on (borrowed; it must outlive the
      * executor). It may run other work too. */
     sluice_pool *pool;
-    /* Most keys running at once (K); 0 = the pool's worker count. At most
-     * 65536. */
+    /* Most keys running at once (K); 0 = the pool's worker count (65536
+     * for a pool of more). At most 65536. */
     unsigned max_active_keys;
     /* Most tasks waiting per key; 0 = 1024. */
     size_t key_backlog;

@@ -307,7 +307,10 @@ sluice_err sluice_batcher_create(const sluice_batcher_config *cfg, sluice_batche
     }
     sluice_pool_config pc;
     sluice_pool_config_get(cfg->pool, &pc);
-    unsigned inflight = cfg->max_in_flight ? cfg->max_in_flight : pc.workers;
+    /* 0: the pool's workers, at most the maximum (a pool's K may be
+     * anything up to UINT_MAX; only a value given is refused past it). */
+    unsigned inflight =
+        cfg->max_in_flight ? cfg->max_in_flight : (pc.workers < MAX_IN_FLIGHT ? pc.workers : MAX_IN_FLIGHT);
     if (inflight == 0 || inflight > MAX_IN_FLIGHT) {
         sluice__errf(errbuf, errlen, "max_in_flight: must be <= %u, got %u", MAX_IN_FLIGHT,
                      cfg->max_in_flight);

@@ -282,7 +282,12 @@ static const char *configure(sluice_pool_control *c, const sluice_pool_control_c
         return "min_limit";
     }
     if (c->max_k > SLUICE_ADAPTIVE_LIMIT_MAX) {
-        snprintf(why, whylen, "must be <= %u", SLUICE_ADAPTIVE_LIMIT_MAX);
+        if (cfg->max_limit == 0) { /* the default: say where the value came from */
+            snprintf(why, whylen, "0 means the pool's K at create (%u), which is above %u: set it", c->max_k,
+                     SLUICE_ADAPTIVE_LIMIT_MAX);
+        } else {
+            snprintf(why, whylen, "must be <= %u", SLUICE_ADAPTIVE_LIMIT_MAX);
+        }
         return "max_limit";
     }
     if (c->max_k < c->min_k) {

@@ -641,7 +641,10 @@ sluice_err sluice_keyed_create(const sluice_keyed_config *cfg, sluice_keyed **ou
     }
     sluice_pool_config pc;
     sluice_pool_config_get(cfg->pool, &pc);
-    unsigned k = cfg->max_active_keys ? cfg->max_active_keys : pc.workers;
+    /* 0: the pool's workers, at most the maximum (a pool's K may be
+     * anything up to UINT_MAX; only a value given is refused past it). */
+    unsigned k = cfg->max_active_keys ? cfg->max_active_keys
+                                      : (pc.workers < MAX_ACTIVE_KEYS ? pc.workers : MAX_ACTIVE_KEYS);
     if (k == 0 || k > MAX_ACTIVE_KEYS) {
         sluice__errf(errbuf, errlen, "max_active_keys: must be <= %u, got %u", MAX_ACTIVE_KEYS,
                      cfg->max_active_keys);

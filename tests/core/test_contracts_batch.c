@@ -1272,6 +1272,100 @@ static void test_select_tenants_count(void **state)
     sluice_pool_destroy(p);
 }
 
+/* A batch's overflow run on the caller (CALLER_RUNS) where one task
+ * panics and one submits a batch of its own to the same pool: the panic
+ * is counted and reported as on the caller's thread, the batch goes on
+ * after it, the nested batch's overflow runs on the same thread, and
+ * every task is accounted for. */
+typedef struct nested {
+    sluice_pool *p;
+    probe *inner;
+    sluice_err rc;
+    size_t accepted;
+} nested;
+
+static _Atomic int panics_on_caller, panics_total;
+
+static void count_panic(const sluice_panic_info *info, void *user)
+{
+    (void)user;
+    atomic_fetch_add(&panics_total, 1);
+    if (info->caller_thread) {
+        atomic_fetch_add(&panics_on_caller, 1);
+    }
+}
+
+static int panicking_task(void *arg)
+{
+    (void)arg;
+    sluice_panic("probe: task %d panics", 7);
+}
+
+static int nesting_task(void *arg)
+{
+    nested *n = arg;
+    n->rc = sluice_pool_submit_batch(n->p, n->inner->specs, n->inner->n, false, &n->accepted);
+    return 0;
+}
+
+static void test_batch_caller_runs_panics_and_nests(void **state)
+{
+    (void)state;
+    enum { CAP = 4, N = 12 };
+    for (size_t d = 0; d < NDISC; d++) {
+        atomic_store(&panics_on_caller, 0);
+        atomic_store(&panics_total, 0);
+        probe *pr = probe_new(N);
+        probe *in6 = probe_new(6);
+        probe_fill(pr);
+        probe_fill(in6);
+        sluice_pool_config pc;
+        sluice_pool_config_init(&pc);
+        pc.name = "cr-nest";
+        pc.workers = 1;
+        pc.queue_capacity = CAP;
+        pc.overflow = SLUICE_OVERFLOW_CALLER_RUNS;
+        pc.queue_discipline = ring_disciplines[d];
+        pc.abandon_handler = pool_abandon;
+        pc.panic_handler = count_panic;
+        pc.user = pr;
+        sluice_pool *p = NULL;
+        CREATE_POOL(&pc, &p);
+        nested nest = {.p = p, .inner = in6, .rc = SLUICE_EINVAL};
+        pr->specs[6] = (sluice_task_spec){.fn = panicking_task, .arg = NULL};
+        pr->specs[8] = (sluice_task_spec){.fn = nesting_task, .arg = &nest};
+        gate *g = gate_new();
+        hold_worker(p, g);
+        size_t acc = 0;
+        assert_int_equal(sluice_pool_submit_batch(p, pr->specs, N, false, &acc), SLUICE_OK);
+        assert_int_equal(acc, N);
+        /* Tasks 4..11 ran here (6 panicked, 8 nested a batch whose tasks
+         * all ran here too: the queue was still full). */
+        assert_int_equal(atomic_load(&panics_on_caller), 1);
+        assert_int_equal(nest.rc, SLUICE_OK);
+        assert_int_equal(nest.accepted, 6);
+        assert_int_equal(probe_ran(in6), 6);
+        assert_int_equal(atomic_load(&in6->on_caller), 6);
+        sluice_pool_stats st = stats_now(p);
+        assert_int_equal(st.panicked, 1);
+        assert_int_equal(st.caller_ran, (N - CAP) + 6);
+        gate_open(g);
+        WAIT_FOR(probe_ran(pr) == N - 2, "the others ran");
+        ASSERT_IDENTITY(p);
+        st = stats_now(p);
+        assert_int_equal(st.submitted, 1 + N + 6);
+        assert_int_equal(st.panicked, 1);
+        assert_int_equal(atomic_load(&panics_total), 1);
+        for (size_t i = 0; i < N; i++) {
+            assert_int_equal(atomic_load(&pr->runs[i]), (i == 6 || i == 8) ? 0u : 1u);
+        }
+        sluice_pool_destroy(p);
+        gate_free(g);
+        probe_free(pr);
+        probe_free(in6);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1291,6 +1385,7 @@ int main(void)
         cmocka_unit_test(test_batch_caller_runs_sheds),
         cmocka_unit_test(test_hwm_every_task_sampled),
         cmocka_unit_test(test_select_tenants_count),
+        cmocka_unit_test(test_batch_caller_runs_panics_and_nests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1246,6 +1246,60 @@ static void test_pool_drained_under_them(void **state)
     full_pool_close(&fp);
 }
 
+/* "0 = the pool's workers" for max_in_flight and max_active_keys, on a
+ * pool whose K is above their maximum (K may be anything up to UINT_MAX:
+ * threads start as work arrives): the default is the maximum, not a
+ * refusal of a value the caller never gave; a controller's max_limit 0
+ * (which would move K) is refused with a message that says why. */
+static void test_defaults_from_a_huge_pool(void **state)
+{
+    (void)state;
+    sluice_pool *p = make_pool("huge_k", UINT32_MAX, 0);
+    char err[200];
+    sluice_batcher_config bc;
+    sluice_batcher_config_init(&bc);
+    bc.pool = p;
+    bc.max_items = 4;
+    bc.batch_fn = nw_batch_ok;
+    bc.failure_fn = nw_failure;
+    sluice_batcher *b = NULL;
+    if (sluice_batcher_create(&bc, &b, err, sizeof err) != SLUICE_OK) {
+        fail_msg("batcher on a pool of K = UINT_MAX, max_in_flight 0: %s", err);
+    }
+    bc.max_in_flight = 65537; /* given, past the maximum: still refused */
+    sluice_batcher *b2 = NULL;
+    assert_int_equal(sluice_batcher_create(&bc, &b2, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "65537"));
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = p;
+    sluice_keyed *ex = NULL;
+    if (sluice_keyed_create(&kc, &ex, err, sizeof err) != SLUICE_OK) {
+        fail_msg("keyed on a pool of K = UINT_MAX, max_active_keys 0: %s", err);
+    }
+    kc.max_active_keys = 65537;
+    sluice_keyed *ex2 = NULL;
+    assert_int_equal(sluice_keyed_create(&kc, &ex2, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "65537"));
+    /* A controller's max_limit 0 is the pool's K, above its maximum here:
+     * refused, and the message says where the value came from. */
+    sluice_pool_control_config cc;
+    sluice_pool_control_config_init(&cc);
+    sluice_pool_control *ctl = NULL;
+    assert_int_equal(sluice_pool_control_create(p, &cc, &ctl, err, sizeof err), SLUICE_EINVAL);
+    assert_non_null(strstr(err, "max_limit: 0 means the pool's K"));
+    cc.max_limit = SLUICE_ADAPTIVE_LIMIT_MAX;
+    assert_int_equal(sluice_pool_control_create(p, &cc, &ctl, err, sizeof err), SLUICE_OK);
+    sluice_pool_control_destroy(ctl);
+    /* Both work. */
+    static int item;
+    assert_int_equal(sluice_batcher_add(b, &item), SLUICE_OK);
+    assert_int_equal(sluice_keyed_submit(ex, 1, nop_task, NULL), SLUICE_OK);
+    sluice_keyed_destroy(ex);
+    sluice_batcher_destroy(b);
+    sluice_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1263,6 +1317,7 @@ int main(void)
         cmocka_unit_test(test_adaptive_extremes),
         cmocka_unit_test(test_never_waits_on_a_full_pool),
         cmocka_unit_test(test_pool_drained_under_them),
+        cmocka_unit_test(test_defaults_from_a_huge_pool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
