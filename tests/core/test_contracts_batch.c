@@ -697,6 +697,32 @@ static void test_batch_fair_mixed(void **state)
     for (size_t i = 0; i < 16; i++) {
         assert_int_equal(atomic_load(&pr->runs[i]), (i < 6 || i == 8) ? 1u : 0u);
     }
+    /* A handle of another pool stops the batch with EINVAL there; a name
+     * of exactly SLUICE_TENANT_NAME_MAX bytes is a tenant like any. */
+    sluice_pool *other = make_fair("other", SLUICE_OVERFLOW_BLOCK, 8, false, NULL, NULL);
+    sluice_tenant *foreign = NULL;
+    assert_int_equal(sluice_pool_tenant_acquire(other, "silver", &foreign), SLUICE_OK);
+    char longest[SLUICE_TENANT_NAME_MAX + 1];
+    memset(longest, 'L', SLUICE_TENANT_NAME_MAX);
+    longest[SLUICE_TENANT_NAME_MAX] = '\0';
+    sluice_submit_opts o_foreign = {.tenant = foreign}, o_longest = {.tenant_name = longest};
+    pr->specs[11].opts = &o_longest;
+    pr->specs[12].opts = &o_longest;
+    pr->specs[13].opts = &o_foreign;
+    pr->specs[14].opts = NULL;
+    assert_int_equal(sluice_pool_submit_batch(p, &pr->specs[11], 4, false, &acc), SLUICE_EINVAL);
+    assert_int_equal(acc, 2);
+    const char *one[] = {longest};
+    sluice_tenant_stats lt;
+    assert_int_equal(sluice_pool_tenants_select(p, one, 1, &lt, &sel), SLUICE_OK);
+    assert_int_equal(sel.found, 1);
+    assert_int_equal(lt.submitted, 2);
+    assert_string_equal(lt.name, longest);
+    WAIT_FOR(probe_ran(pr) == 9, "the accepted tasks ran");
+    assert_tenants_add_up(p);
+    assert_int_equal(atomic_load(&pr->runs[13]), 0);
+    sluice_tenant_release(foreign);
+    sluice_pool_destroy(other);
     sluice_tenant_release(silver);
     sluice_pool_destroy(p);
     gate_free(g);
