@@ -77,8 +77,9 @@ static int status(int argc, char **argv)
     unsigned port = 6379;
     const char *prefix = "sluice";
     optind = 0;
+    opterr = 0; /* one line of our own per bad flag, as every command */
     int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'r': {
             const char *colon = strrchr(optarg, ':');
@@ -100,8 +101,13 @@ static int status(int argc, char **argv)
         case 'h':
             fputs(HELP, stdout);
             return SLUICE_EXIT_OK;
+        case ':':
+            fprintf(stderr, "sluice budget status: %s needs a value (see sluice budget --help)\n",
+                    argv[optind - 1]);
+            return SLUICE_EXIT_USAGE;
         default:
-            fprintf(stderr, "sluice budget status: see sluice budget --help\n");
+            fprintf(stderr, "sluice budget status: unknown flag '%s' (see sluice budget --help)\n",
+                    argv[optind - 1]);
             return SLUICE_EXIT_USAGE;
         }
     }

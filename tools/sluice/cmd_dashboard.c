@@ -69,7 +69,11 @@ int sluice_cmd_dashboard(int argc, char **argv)
         help |= strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0;
         want_fleet |= strcmp(argv[i], "--fleet") == 0;
     }
-    if (want_fleet && !help)
+    if (help && want_fleet) { /* ops_cli_generate would refuse --fleet before it saw --help */
+        fputs(HELP, stdout);
+        return OPS_EXIT_OK;
+    }
+    if (want_fleet)
         return fleet(argc, argv);
     return ops_cli_generate(argc, argv, "dashboard", HELP, ops_dashboard_generate, NULL);
 }
