@@ -30,7 +30,10 @@
  *   - top and select at their extremes (errors leave their outputs as the
  *     header says, n in the thousands with duplicates and junk names,
  *     cap SIZE_MAX);
- *   - resize between 1 and UINT_MAX while producers submit batches.
+ *   - resize between 1 and UINT_MAX while producers submit batches;
+ *   - CALLER_RUNS overflow with a panic and a nested batch; the depth
+ *     high-water mark with every task timed; the scrape's sums while
+ *     batches, tenant set/unset/default_set and forgetting churn (TSan).
  *
  * Nothing sleeps to wait for an event; every wait is bounded
  * (tests/common/wait.h); nothing asserts on time.
@@ -1392,6 +1395,150 @@ static void test_batch_caller_runs_panics_and_nests(void **state)
     }
 }
 
+/* The scrape's sums while tenants come and go in every way at once:
+ * batches of mixed tenants (new names, forgotten at the next look, a
+ * tenant at its queued_limit with DROP_OLDEST, the pool's own
+ * DROP_OLDEST), and another thread setting, unsetting and re-defaulting
+ * tenants. Each select's found tenants plus rest never go down, the
+ * forgotten record never goes down, and once the pool settles rest is
+ * the pool's totals exactly. Run it under TSan. */
+typedef struct mixer {
+    sluice_pool *p;
+    int id, rounds;
+    _Atomic int *finished;
+    _Atomic unsigned long bad;
+} mixer;
+
+static void *mix_producer(void *arg)
+{
+    mixer *m = arg;
+    char names[16][24];
+    sluice_submit_opts opts[16];
+    sluice_task_spec specs[16];
+    for (int r = 0; r < m->rounds; r++) {
+        for (int i = 0; i < 16; i++) {
+            if (i % 5 == 0) {
+                snprintf(names[i], sizeof names[i], "gold");
+            } else {
+                snprintf(names[i], sizeof names[i], "p%d-%d", m->id, (r * 16 + i) % 37);
+            }
+            opts[i] = (sluice_submit_opts){.tenant_name = i % 7 == 3 ? NULL : names[i]};
+            specs[i] = (sluice_task_spec){.fn = task_nop, .arg = NULL, .opts = &opts[i]};
+        }
+        size_t acc = 0;
+        sluice_err rc = sluice_pool_submit_batch(m->p, specs, 16, r % 2 == 0, &acc);
+        if (rc != SLUICE_OK && rc != SLUICE_EFULL) {
+            atomic_fetch_add(&m->bad, 1);
+        }
+    }
+    atomic_fetch_add(m->finished, 1);
+    return NULL;
+}
+
+static void *mix_setter(void *arg)
+{
+    mixer *m = arg;
+    char err[256];
+    for (int r = 0; atomic_load(m->finished) < 2; r++) {
+        sluice_tenant_config gold = {.queued_limit = 2, .overflow = SLUICE_TENANT_OVERFLOW_DROP_OLDEST};
+        sluice_tenant_config dflt = {.weight = 1u + (unsigned)(r % 3)};
+        sluice_err a = sluice_pool_tenant_set(m->p, "gold", &gold, err, sizeof err);
+        sluice_err b = sluice_pool_tenant_default_set(m->p, &dflt, err, sizeof err);
+        sluice_err c = sluice_pool_tenant_unset(m->p, "gold", err, sizeof err);
+        if (a != SLUICE_OK || b != SLUICE_OK || c != SLUICE_OK) {
+            atomic_fetch_add(&m->bad, 1);
+        }
+        sched_yield();
+    }
+    return NULL;
+}
+
+static void test_scrape_while_tenants_churn(void **state)
+{
+    (void)state;
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "churn";
+    pc.workers = 2;
+    pc.queue_capacity = 32;
+    pc.overflow = SLUICE_OVERFLOW_DROP_OLDEST;
+    pc.queue_discipline = SLUICE_QUEUE_FAIR;
+    pc.fair.max_tenants = 24; /* the rest go to shard queues */
+    pc.fair.shard_queues = 4;
+    pc.fair.hand_size = 2;
+    pc.fair.idle_forget_ns = 1; /* forgotten at the next look */
+    sluice_pool *p = NULL;
+    CREATE_POOL(&pc, &p);
+    _Atomic int finished;
+    atomic_init(&finished, 0);
+    int rounds = (under_sanitizer() ? 150 : 1500) * (int)stress_scale();
+    mixer m[3] = {{.p = p, .id = 0, .rounds = rounds, .finished = &finished},
+                  {.p = p, .id = 1, .rounds = rounds, .finished = &finished},
+                  {.p = p, .id = 2, .finished = &finished}};
+    pthread_t th[3];
+    START_THREAD(&th[0], mix_producer, &m[0]);
+    START_THREAD(&th[1], mix_producer, &m[1]);
+    START_THREAD(&th[2], mix_setter, &m[2]);
+    uint64_t prev_sub = 0, prev_done = 0, prev_dropped = 0, prev_forgotten = 0;
+    sluice_tenant_rank r[6];
+    sluice_tenant_stats out[7];
+    const char *names[7];
+    size_t scrapes = 0;
+    for (bool last = false; !last; scrapes++) {
+        last = atomic_load(&finished) == 2;
+        size_t nr = 0;
+        assert_int_equal(
+            sluice_pool_tenants_top(p, scrapes % 2 ? SLUICE_TENANT_BY_LOAD : SLUICE_TENANT_BY_TRAFFIC, r,
+                                    scrapes % 7, &nr),
+            SLUICE_OK);
+        for (size_t i = 0; i < nr; i++) {
+            names[i] = r[i].name;
+        }
+        names[nr] = "gold";
+        sluice_tenant_selection sel;
+        assert_int_equal(sluice_pool_tenants_select(p, names, nr + 1, out, &sel), SLUICE_OK);
+        uint64_t sub = sel.rest.submitted, done = sel.rest.completed, dropped = sel.rest.dropped;
+        for (size_t i = 0; i < nr + 1; i++) {
+            bool dup = false;
+            for (size_t j = 0; j < i; j++) {
+                dup |= strcmp(names[j], names[i]) == 0 && out[j].incarnation == out[i].incarnation;
+            }
+            if (out[i].incarnation != 0 && !dup) {
+                sub += out[i].submitted;
+                done += out[i].completed;
+                dropped += out[i].dropped;
+            }
+        }
+        if (sub < prev_sub || done < prev_done || dropped < prev_dropped ||
+            sel.forgotten.submitted < prev_forgotten) {
+            fail_msg(
+                "scrape %zu went down: submitted %llu < %llu, completed %llu < %llu, dropped %llu < %llu, "
+                "forgotten %llu < %llu",
+                scrapes, (unsigned long long)sub, (unsigned long long)prev_sub, (unsigned long long)done,
+                (unsigned long long)prev_done, (unsigned long long)dropped, (unsigned long long)prev_dropped,
+                (unsigned long long)sel.forgotten.submitted, (unsigned long long)prev_forgotten);
+        }
+        prev_sub = sub;
+        prev_done = done;
+        prev_dropped = dropped;
+        prev_forgotten = sel.forgotten.submitted;
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(atomic_load(&m[i].bad), 0);
+    }
+    assert_tenants_add_up(p);
+    size_t none = 0;
+    assert_int_equal(sluice_pool_tenants_top(p, SLUICE_TENANT_BY_TRAFFIC, NULL, 0, &none),
+                     SLUICE_OK); /* a sweep */
+    assert_tenants_add_up(p);
+    sluice_tenant_selection sel;
+    assert_int_equal(sluice_pool_tenants_select(p, NULL, 0, NULL, &sel), SLUICE_OK);
+    assert_true(sel.forgotten.submitted > 0); /* every idle tenant not configured was forgotten */
+    assert_true(scrapes > 1);
+    sluice_pool_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1412,6 +1559,7 @@ int main(void)
         cmocka_unit_test(test_hwm_every_task_sampled),
         cmocka_unit_test(test_select_tenants_count),
         cmocka_unit_test(test_batch_caller_runs_panics_and_nests),
+        cmocka_unit_test(test_scrape_while_tenants_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
