@@ -170,10 +170,12 @@ SLUICE_API sluice_err sluice_batcher_create(const sluice_batcher_config *cfg, sl
  */
 SLUICE_API sluice_err sluice_batcher_add(sluice_batcher *b, void *item);
 
-/* sluice_batcher_try_add - as add, but SLUICE_EFULL instead of waiting.
- * It never waits for the pool either: a batch it seals by size is offered
- * to the pool without waiting for space, so a full BLOCK pool refuses it
- * (the batch goes to failure_fn whole, REFUSED; the add itself is OK). */
+/* sluice_batcher_try_add - as add, but SLUICE_EFULL instead of waiting for
+ * room in the batcher (a full current batch with max_in_flight out). A batch
+ * it seals by size is submitted to the pool as add's are: on a full BLOCK
+ * pool that waits for space (at most the pool's submit timeout), except
+ * on one of the pool's own workers, where a full pool refuses the batch at
+ * once (failure_fn, REFUSED; the add itself is OK). */
 SLUICE_API sluice_err sluice_batcher_try_add(sluice_batcher *b, void *item);
 
 /* sluice_batcher_flush - seal the current batch now (reason "drain") if

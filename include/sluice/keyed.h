@@ -150,10 +150,13 @@ SLUICE_API sluice_err sluice_keyed_create(const sluice_keyed_config *cfg, sluice
  */
 SLUICE_API sluice_err sluice_keyed_submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void *arg);
 
-/* sluice_keyed_try_submit - as submit, but never waits: a reached bound is
- * SLUICE_EFULL under BLOCK too, and a runner the task needs is offered to
- * the pool without waiting for space (a full pool's refusal, with no
- * runner left to take the task, is SLUICE_EFULL: the caller keeps it). */
+/* sluice_keyed_try_submit - as submit, but never waits for the executor's
+ * bounds: a reached key or total backlog is SLUICE_EFULL under BLOCK too.
+ * A runner the task needs is submitted to the pool as submit's is: on a
+ * full BLOCK pool that waits for space (at most the pool's submit
+ * timeout), except on one of the pool's own workers, where a full pool
+ * refuses it at once. A refused runner with no runner left to take the
+ * task returns the pool's error and the caller keeps the task. */
 SLUICE_API sluice_err sluice_keyed_try_submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void *arg);
 
 /* What drain did. */

@@ -181,26 +181,24 @@ static void fail_batch(sbatch *sb, sluice_batch_failure why, int rc)
 }
 
 /* Submit a sealed batch: without waiting for space in the pool's queue
- * when `nonblocking` (a past submit deadline: a full BLOCK pool refuses
- * it), else waiting at most until `deadline` (the batcher's clock; 0 =
- * as the pool's submit timeout allows). A refusal fails the batch. */
+ * when `nonblocking` (a full BLOCK pool refuses it), else waiting at most
+ * until `deadline` (the batcher's clock; 0 = as the pool's submit timeout
+ * allows; a deadline already passed is `nonblocking`). A refusal fails
+ * the batch. */
 static void submit_batch_until(sluice_batcher *b, sbatch *sb, bool nonblocking, uint64_t deadline)
 {
     sluice_submit_opts o = {0};
     o.label = "batcher"; /* static: the pool reads it after the batch ends (panic report) */
     o.on_abandon = batch_abandoned;
-    const sluice_clock *pool_clock = sluice_pool_clock(b->pool);
-    if (nonblocking) {
-        uint64_t now = sluice_clock_now(pool_clock);
-        o.submit_deadline_ns = now ? now : 1;
-    } else if (deadline) {
+    if (!nonblocking && deadline) {
         /* The deadline is on the batcher's clock; the pool's may differ. */
         uint64_t now = sluice_clock_now(b->clock);
         uint64_t left = deadline > now ? deadline - now : 0;
-        uint64_t at = sluice__add_sat(sluice_clock_now(pool_clock), left);
-        o.submit_deadline_ns = at ? at : 1;
+        nonblocking = left == 0;
+        o.submit_deadline_ns = sluice__add_sat(sluice_clock_now(sluice_pool_clock(b->pool)), left);
     }
-    sluice_err err = sluice_pool_submit_ex(b->pool, batch_task, sb, &o);
+    sluice_err err = nonblocking ? sluice__sync_submit_now(b->pool, batch_task, sb, &o)
+                                 : sluice_pool_submit_ex(b->pool, batch_task, sb, &o);
     if (err) {
         fail_batch(sb, SLUICE_BATCH_REFUSED, (int)err);
     }
@@ -446,9 +444,11 @@ static sluice_err add(sluice_batcher *b, void *item, bool may_wait)
     }
     pthread_mutex_unlock(&b->mu);
     if (sb) {
-        /* A worker of the pool must not block on it, nor try_add (it
-         * never waits: a full BLOCK pool refuses the batch); add may. */
-        submit_batch(b, sb, !may_wait || sluice_task_pool() == b->pool);
+        /* A worker of the pool must not block on it; other threads, try_add
+         * too, submit as the pool's submit does: refusing a batch sealed by
+         * try_add whenever the pool was briefly full sent its items to
+         * failure_fn while the add said OK (3d7cc73, reverted). */
+        submit_batch(b, sb, sluice_task_pool() == b->pool);
     }
     return SLUICE_OK;
 

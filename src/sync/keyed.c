@@ -456,17 +456,14 @@ static void runner_abandoned(const sluice_abandoned *task)
 }
 
 /* Submit one runner whose slot is already counted. On refusal the slot is
- * given back. Never blocks (a past submit deadline) when `nonblocking`. */
+ * given back. Never waits for queue space when `nonblocking`. */
 static sluice_err start_runner(sluice_keyed *ex, bool nonblocking)
 {
     sluice_submit_opts o = {0};
     o.label = "keyed"; /* static: the pool reads it after the executor may be gone */
     o.on_abandon = runner_abandoned;
-    if (nonblocking) {
-        uint64_t now = sluice_clock_now(sluice_pool_clock(ex->pool));
-        o.submit_deadline_ns = now ? now : 1;
-    }
-    sluice_err err = sluice_pool_submit_ex(ex->pool, runner, ex, &o);
+    sluice_err err = nonblocking ? sluice__sync_submit_now(ex->pool, runner, ex, &o)
+                                 : sluice_pool_submit_ex(ex->pool, runner, ex, &o);
     if (err) {
         pthread_mutex_lock(&ex->mu);
         ex->runners--;
@@ -766,15 +763,18 @@ static sluice_err submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void
         evicted->next = NULL;
         hand_back(ex, evicted, SLUICE_ABANDON_DROPPED);
     }
-    /* try_submit never waits, for the pool's queue either: its runner is
-     * submitted with a past deadline (a full BLOCK pool refuses it). */
-    if (start && (err = start_runner(ex, !may_wait)) != SLUICE_OK) {
+    /* The runner is submitted as the pool's submit does (a full BLOCK pool
+     * waits for space, try_submit too), except on one of the pool's own
+     * workers, which must not wait on its pool. A try_submit that refused
+     * the runner at once whenever the pool was briefly full (3d7cc73)
+     * stranded tasks: two submitters racing for the last runner slot, the
+     * second answered OK on the first's runner, whose start then failed
+     * (the review measured 1024 accepted tasks with no runner). The pool
+     * refuses a waiting runner only when it closes or its submit timeout
+     * passes, the gap the file comment names. */
+    if (start && (err = start_runner(ex, sluice_task_pool() == ex->pool)) != SLUICE_OK) {
         /* The pool refused the runner. If no runner is left, take this task
-         * back (if still waiting) rather than strand it. try_submit's
-         * refusal by a full pool is EFULL (the past deadline is its own). */
-        if (!may_wait && err == SLUICE_ETIMEDOUT) {
-            err = SLUICE_EFULL;
-        }
+         * back (if still waiting) rather than strand it. */
         pthread_mutex_lock(&ex->mu);
         if (ex->runners == 0 && key_unlink_item(ex, key, it, seq)) {
             kstate *ks = it->ks;

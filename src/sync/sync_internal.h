@@ -28,6 +28,23 @@
 /* ---- util.c ----------------------------------------------------------- */
 
 /*
+ * sluice__sync_submit_now - submit fn(arg) with `opts` without waiting for
+ * space in the pool's queue: as sluice_pool_try_submit (a full BLOCK or
+ * REJECT pool gives SLUICE_EFULL; CALLER_RUNS runs it on this thread;
+ * DROP_OLDEST evicts), but with the options. Used where a sync primitive
+ * must not block on its pool (on one of the pool's own workers). Not a
+ * past submit deadline: on a clock that reads 0, "1 ns" was still ahead,
+ * and the submit waited until a test moved the clock.
+ */
+static inline sluice_err sluice__sync_submit_now(sluice_pool *pool, sluice_task_fn fn, void *arg,
+                                                 const sluice_submit_opts *opts)
+{
+    sluice_task_spec one = {.fn = fn, .arg = arg, .opts = opts};
+    size_t accepted = 0;
+    return sluice_pool_submit_batch(pool, &one, 1, true, &accepted);
+}
+
+/*
  * sluice__sync_sleep_until - with `mu` held, sleep until `until_ns` on clk
  * or until ctx is done (a cancel wakes it at once through a ctx callback;
  * mu is released around registering and removing it). mu is held again on

@@ -1024,16 +1024,6 @@ static sluice_err batcher_drain_call(void *arg)
     return sluice_batcher_drain(c->b, c->timeout_ns, &c->rep);
 }
 
-/* The call returns without becoming a waiter of the full pool. */
-static sluice_err must_not_wait(bg_call *call, sluice_pool *p, const char *what)
-{
-    WAIT_FOR(atomic_load(&call->done) || pool_waiters(p) > 0, "%s to return or wait", what);
-    if (!atomic_load(&call->done)) {
-        fail_msg("%s waits for space in the pool's queue", what);
-    }
-    return bg_call_finish(call, what);
-}
-
 static _Atomic uint64_t nw_failed_items, nw_refused;
 
 static int nw_batch_ok(void **items, size_t n, void *user)
@@ -1072,13 +1062,15 @@ static sluice_batcher *nw_batcher(sluice_pool *p, size_t max_items)
     return b;
 }
 
-static void test_never_waits_on_a_full_pool(void **state)
+static void test_try_calls_on_a_full_pool(void **state)
 {
     (void)state;
     full_pool fp;
 
-    /* keyed_try_submit: its runner finds the pool full: EFULL, not a wait;
-     * the caller keeps the task (nothing submitted, one rejected). */
+    /* keyed_try_submit off the pool: its runner is submitted as submit's
+     * is, so a full BLOCK pool makes it wait for space (keyed.h); once
+     * there is space the task is accepted and runs. (Refusing the runner
+     * at once stranded accepted tasks with no runner: see keyed.c.) */
     full_pool_open(&fp, "nw_keyed");
     sluice_keyed_config kc;
     sluice_keyed_config_init(&kc);
@@ -1088,29 +1080,36 @@ static void test_never_waits_on_a_full_pool(void **state)
     assert_int_equal(sluice_keyed_create(&kc, &c.ex, err, sizeof err), SLUICE_OK);
     bg_call call;
     bg_call_start(&call, keyed_try_call, &c);
-    assert_int_equal(must_not_wait(&call, fp.p, "keyed_try_submit"), SLUICE_EFULL);
+    WAIT_FOR(pool_waiters(fp.p) > 0, "keyed_try_submit's runner to wait for space");
+    gate_open(fp.g);
+    assert_int_equal(bg_call_finish(&call, "keyed_try_submit once there is space"), SLUICE_OK);
+    assert_int_equal(sluice_keyed_drain(c.ex, 0, NULL), SLUICE_OK);
     sluice_keyed_stats ks;
     sluice_keyed_stats_get(c.ex, &ks);
-    assert_int_equal(ks.submitted, 0);
-    assert_int_equal(ks.rejected, 1);
-    assert_int_equal(ks.queued, 0);
+    assert_int_equal(ks.submitted, 1);
+    assert_int_equal(ks.completed, 1);
+    assert_int_equal(ks.rejected, 0);
     sluice_keyed_destroy(c.ex);
     full_pool_close(&fp);
 
-    /* batcher_try_add sealing by size: the batch is refused, whole, to
-     * failure_fn; the add is OK and never waits. */
+    /* batcher_try_add sealing by size off the pool: the sealed batch is
+     * submitted as add's is (it waits for space), then delivered; nothing
+     * goes to failure_fn. */
     atomic_store(&nw_failed_items, 0);
     atomic_store(&nw_refused, 0);
     full_pool_open(&fp, "nw_batcher");
     c.b = nw_batcher(fp.p, 1);
     bg_call_start(&call, batcher_try_call, &c);
-    assert_int_equal(must_not_wait(&call, fp.p, "batcher_try_add"), SLUICE_OK);
-    assert_int_equal(atomic_load(&nw_refused), 1);
+    WAIT_FOR(pool_waiters(fp.p) > 0, "batcher_try_add's batch to wait for space");
+    gate_open(fp.g);
+    assert_int_equal(bg_call_finish(&call, "batcher_try_add once there is space"), SLUICE_OK);
+    assert_int_equal(sluice_batcher_drain(c.b, 0, NULL), SLUICE_OK);
     sluice_batcher_stats bs;
     sluice_batcher_stats_get(c.b, &bs);
     assert_int_equal(bs.added, 1);
-    assert_int_equal(bs.failed_items, 1);
-    assert_int_equal(bs.in_flight, 0);
+    assert_int_equal(bs.delivered, 1);
+    assert_int_equal(bs.failed_items, 0);
+    assert_int_equal(atomic_load(&nw_refused), 0);
     full_pool_close(&fp); /* before the batcher: nothing of it is on the pool */
     sluice_batcher_destroy(c.b);
 
@@ -1138,6 +1137,75 @@ static void test_never_waits_on_a_full_pool(void **state)
     assert_int_equal(bs.in_flight, 0);
     full_pool_close(&fp);
     sluice_batcher_destroy(c.b);
+}
+
+/* On one of the pool's own workers, keyed_try_submit and batcher_try_add
+ * never wait for the pool's queue (keyed.h, batcher.h), also on a pool
+ * clock that reads 0: "now or 1 ns" as a past submit deadline was still
+ * ahead there, and the worker waited until the clock moved. */
+typedef struct onpool_call {
+    gate *g;
+    sluice_keyed *ex;
+    sluice_batcher *b;
+    _Atomic int rc_keyed, rc_batch;
+    _Atomic bool done;
+} onpool_call;
+
+static int onpool_task(void *arg)
+{
+    onpool_call *c = arg;
+    static int item;
+    gate_pass(c->g, false);
+    atomic_store(&c->rc_keyed, (int)sluice_keyed_try_submit(c->ex, 9, nop_task, NULL));
+    atomic_store(&c->rc_batch, (int)sluice_batcher_try_add(c->b, &item));
+    atomic_store(&c->done, true);
+    return 0;
+}
+
+static void test_on_pool_never_waits_at_clock_zero(void **state)
+{
+    (void)state;
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, 0);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "nw_zero";
+    pc.workers = 1;
+    pc.queue_capacity = 1;
+    pc.clock = &fc.clock;
+    sluice_pool *p = NULL;
+    char err[200];
+    assert_int_equal(sluice_pool_create(&pc, &p, err, sizeof err), SLUICE_OK);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = p;
+    onpool_call c = {.g = gate_new()};
+    assert_int_equal(sluice_keyed_create(&kc, &c.ex, err, sizeof err), SLUICE_OK);
+    atomic_store(&nw_failed_items, 0);
+    atomic_store(&nw_refused, 0);
+    c.b = nw_batcher(p, 1);
+    assert_int_equal(sluice_pool_submit(p, onpool_task, &c), SLUICE_OK);
+    GATE_WAIT_ENTERED(c.g, 1);
+    assert_int_equal(sluice_pool_submit(p, nop_task, NULL), SLUICE_OK); /* the queue is full */
+    gate_open(c.g);
+    WAIT_FOR(atomic_load(&c.done), "the pool's worker to return from try_submit and try_add (clock at 0)");
+    assert_int_equal(atomic_load(&c.rc_keyed), SLUICE_EFULL);
+    assert_int_equal(atomic_load(&c.rc_batch), SLUICE_OK);
+    assert_int_equal(atomic_load(&nw_refused), 1);
+    sluice_keyed_stats ks;
+    sluice_keyed_stats_get(c.ex, &ks);
+    assert_int_equal(ks.submitted, 0);
+    assert_int_equal(ks.rejected, 1);
+    assert_int_equal(ks.queued, 0);
+    sluice_batcher_stats bs;
+    sluice_batcher_stats_get(c.b, &bs);
+    assert_int_equal(bs.added, 1);
+    assert_int_equal(bs.failed_items, 1);
+    assert_int_equal(sluice_pool_drain(p, 0, NULL), SLUICE_OK);
+    sluice_pool_destroy(p);
+    sluice_batcher_destroy(c.b);
+    sluice_keyed_destroy(c.ex);
+    gate_free(c.g);
 }
 
 /* ---- keyed.h, batcher.h: the pool drained under them ------------------------------------ */
@@ -1315,7 +1383,8 @@ int main(void)
         cmocka_unit_test(test_backoff_extremes),
         cmocka_unit_test(test_retry_edges),
         cmocka_unit_test(test_adaptive_extremes),
-        cmocka_unit_test(test_never_waits_on_a_full_pool),
+        cmocka_unit_test(test_try_calls_on_a_full_pool),
+        cmocka_unit_test(test_on_pool_never_waits_at_clock_zero),
         cmocka_unit_test(test_pool_drained_under_them),
         cmocka_unit_test(test_defaults_from_a_huge_pool),
     };
