@@ -376,7 +376,10 @@ static void close_and_wake(sluice_pool *p)
  * between the depth's loads of head and tail saw the tasks the workers ran
  * meanwhile, and the workers gone, and started a K+1st worker (init and
  * fini hooks at shutdown for nothing; core_workers saw 9 starts in a K = 8
- * pool under load). */
+ * pool under load). `pending`, not the depth: the ring's reads tail
+ * first, and tail no longer moves once the queue is closed, so it never
+ * counts a task the workers already took (a pool below K, lazily
+ * started or shrunk, otherwise still could). */
 static void start_for_drain(sluice_pool *p)
 {
     pthread_mutex_lock(&p->mu);
@@ -384,7 +387,7 @@ static void start_for_drain(sluice_pool *p)
     bool failed = false;
     if (alive < atomic_load_explicit(&p->capacity, memory_order_seq_cst) &&
         atomic_load_explicit(&p->starting, memory_order_seq_cst) == 0 && !p->destroying &&
-        p->qops->depth(p->q) > 0) {
+        p->qops->pending(p->q)) {
         failed = sluice__spawn_locked(p) != SLUICE_OK;
     }
     pthread_mutex_unlock(&p->mu);
