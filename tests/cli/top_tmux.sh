@@ -75,7 +75,7 @@ see "filter sms" '/filter: sms/ { t = 1 } NR > 2 && $1 ~ /^127/ { n++; if ($2 !=
 keys Down Up
 i=0
 while screen; ! awk "NR > 2 && \$1 == \"$hp\" && /sms/ && /stalled/ { ok = 1 } END { exit !ok }" "$TMP/screen"; do
-    i=$((i + 1)); [ $i -lt 100 ] || fail "no stalled sms row"; sleep 0.1
+    i=$((i + 1)); [ $i -lt 300 ] || fail "no stalled sms row"; sleep 0.1
 done
 # Move the selection to the stalled row: it is first or second in the list.
 first=$(awk 'NR == 3 { print $1 }' "$TMP/screen")
@@ -101,6 +101,6 @@ see "the second instance back" "\$1 == \"127.0.0.1:$port2\" && \$3 == \"healthy\
 keys q
 i=0
 while tmux -S "$SOCK" capture-pane -p -t 0 2>/dev/null | grep -q "sluice top"; do
-    i=$((i + 1)); [ $i -lt 100 ] || fail "q did not quit"; sleep 0.1
+    i=$((i + 1)); [ $i -lt 300 ] || fail "q did not quit"; sleep 0.1
 done
 echo ok
