@@ -350,15 +350,24 @@ typedef struct sluice_dlimiter sluice_dlimiter;
  */
 #define SLUICE_DLIMITER_RATE_MAX 1e9
 
+/*
+ * The smallest rate a sluice_dlimiter takes: a token every 1e15 us (31.7
+ * years), so n x interval stays a finite double for any n. Slower rates
+ * are refused. At the slow end, a wait over 2^53 us (285 years) is
+ * reported as 2^53 us, and the shared keys expire after at most 1e15 ms
+ * (31,700 years) however deep the debt.
+ */
+#define SLUICE_DLIMITER_RATE_MIN 1e-9
+
 typedef struct sluice_dlimiter_config {
     /* Required: the limiter's name; every replica using the same name
      * (under the same key prefix) shares one bucket. */
     const char *name;
-    /* Tokens per second across the cluster: > 0 and at most
-     * SLUICE_DLIMITER_RATE_MAX (1e9), or SLUICE_RATE_INF (every call
-     * allowed, no Redis call). 0 is refused (a bucket that never refills
-     * is a local sluice_limiter's job), and so is a finite rate above the
-     * largest. */
+    /* Tokens per second across the cluster: from SLUICE_DLIMITER_RATE_MIN
+     * (1e-9) to SLUICE_DLIMITER_RATE_MAX (1e9), or SLUICE_RATE_INF (every
+     * call allowed, no Redis call). 0 is refused (a bucket that never
+     * refills is a local sluice_limiter's job), and so are finite rates
+     * outside that range. */
     double rate;
     /* The bucket size and largest request, > 0 (ignored for INF). */
     uint64_t burst;
@@ -379,9 +388,9 @@ SLUICE_API void sluice_dlimiter_config_init(sluice_dlimiter_config *cfg);
  * cluster may take up to one burst more than one bucket would (each
  * replica's fallback bucket starts full), never more.
  * Returns and ownership as sluice_limiter_create (SLUICE_EINVAL with the
- * reason in errbuf: a bad name, a rate <= 0, NaN or over
- * SLUICE_DLIMITER_RATE_MAX, a finite rate with burst 0); destroy before
- * the cluster.
+ * reason in errbuf: a bad name, a rate that is NaN or outside
+ * [SLUICE_DLIMITER_RATE_MIN, SLUICE_DLIMITER_RATE_MAX] and not INF, a
+ * finite rate with burst 0); destroy before the cluster.
  */
 SLUICE_API sluice_err sluice_dlimiter_create(sluice_cluster *c, const sluice_dlimiter_config *cfg,
                                              sluice_dlimiter **out, char *errbuf, size_t errlen);
@@ -421,11 +430,11 @@ SLUICE_API sluice_err sluice_dlimiter_wait(sluice_dlimiter *dl, uint64_t n, slui
  * Other replicas: the rate is per replica (each passes its own to Redis);
  * set it on every replica. While replicas disagree, each call rescales
  * the shared debt to its own rate first: the last caller's rate wins.
- * rate: > 0 and at most SLUICE_DLIMITER_RATE_MAX (see there for the
- * precision: within 1e-6 a token at that rate), or SLUICE_RATE_INF (every
- * call allowed without Redis; the shared state is left as it was and is
- * rescaled when a finite rate is set again). 0, negative, NaN and finite
- * rates over the largest are refused.
+ * rate: from SLUICE_DLIMITER_RATE_MIN to SLUICE_DLIMITER_RATE_MAX (see
+ * there for the precision: within 1e-6 a token at the largest), or
+ * SLUICE_RATE_INF (every call allowed without Redis; the shared state is
+ * left as it was and is rescaled when a finite rate is set again). 0,
+ * negative, NaN and finite rates outside the range are refused.
  * In fallback the local bucket changes rate in place (rate / the replicas
  * it was built for), as sluice_limiter_set_rate: its debt stays a count
  * and is repaid at the new rate, a full bucket stays full; INF leaves it

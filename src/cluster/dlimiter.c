@@ -88,7 +88,7 @@ void sluice_dlimiter_config_init(sluice_dlimiter_config *cfg)
 
 static bool rate_ok(double rate)
 {
-    return rate == SLUICE_RATE_INF || (rate > 0 && rate <= SLUICE_DLIMITER_RATE_MAX);
+    return rate == SLUICE_RATE_INF || (rate >= SLUICE_DLIMITER_RATE_MIN && rate <= SLUICE_DLIMITER_RATE_MAX);
 }
 
 sluice_err sluice_dlimiter_create(sluice_cluster *c, const sluice_dlimiter_config *cfg, sluice_dlimiter **out,
@@ -108,10 +108,10 @@ sluice_err sluice_dlimiter_create(sluice_cluster *c, const sluice_dlimiter_confi
     if (!rate_ok(cfg->rate)) {
         if (errbuf && errlen) {
             snprintf(errbuf, errlen,
-                     "rate: must be > 0 and at most %g tokens/s (SLUICE_DLIMITER_RATE_MAX), or "
-                     "SLUICE_RATE_INF for no limit, got %g (a bucket that never refills is a local "
-                     "sluice_limiter's job)",
-                     SLUICE_DLIMITER_RATE_MAX, cfg->rate);
+                     "rate: must be from %g (SLUICE_DLIMITER_RATE_MIN) to %g tokens/s "
+                     "(SLUICE_DLIMITER_RATE_MAX), or SLUICE_RATE_INF for no limit, got %g (a bucket "
+                     "that never refills is a local sluice_limiter's job)",
+                     SLUICE_DLIMITER_RATE_MIN, SLUICE_DLIMITER_RATE_MAX, cfg->rate);
         }
         return SLUICE_EINVAL;
     }
@@ -326,8 +326,11 @@ sluice_err sluice_dlimiter_reserve(sluice_dlimiter *dl, uint64_t n, sluice_reser
         pthread_mutex_lock(&dl->mu);
         if (t >= 0) {
             dl->allowed++;
+            /* w <= 2^53 us (the script's cap): 9e18 ns, no overflow; act_at saturates */
             out->delay_ns = w * SLUICE_NS_PER_US;
-            out->act_at_ns = out->reserved_at_ns + out->delay_ns;
+            out->act_at_ns = out->delay_ns > UINT64_MAX - out->reserved_at_ns
+                                 ? UINT64_MAX
+                                 : out->reserved_at_ns + out->delay_ns;
             pthread_mutex_unlock(&dl->mu);
             return SLUICE_OK;
         }

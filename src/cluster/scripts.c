@@ -156,7 +156,11 @@ static const char lease_lua[] =
  * stay the same count and are repaid at the new rate, as
  * sluice_limiter_set_rate does.
  * STORE writes both keys (the caller's interval, vouching for the whole
- * TAT) with the expiry of the TAT.
+ * TAT) with the expiry of the TAT, at most 1e15 ms (31,700 years: a PX
+ * Lua would print as 1e+15 is no integer to SET, and the call would fail).
+ * US is a wait in whole microseconds, rounded up, at most 2^53 (285
+ * years): a reply integer Redis converts from a larger number is garbage
+ * (a huge wait read as none).
  */
 #define GCRA_PRELUDE                                                                                         \
     "if redis.replicate_commands then redis.replicate_commands() end\n"                                      \
@@ -193,8 +197,14 @@ static const char lease_lua[] =
     "  if fn >= 1e9 then w = w + 1 fn = fn - 1e9 end\n"                                                      \
     "  local s = string.format('%.0f.%09d', now + w, fn)\n"                                                  \
     "  local px = math.ceil(v / 1000) + 1\n"                                                                 \
+    "  if px > 1e15 then px = 1e15 end\n"                                                                    \
+    "  px = string.format('%.0f', px)\n"                                                                     \
     "  redis.call('SET', KEYS[1], s, 'PX', px)\n"                                                            \
     "  redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. s, 'PX', px)\n"                                          \
+    "end\n"                                                                                                  \
+    "local function us(w)\n"                                                                                 \
+    "  if w > 9007199254740992 then return 9007199254740992 end\n"                                           \
+    "  return math.ceil(w)\n"                                                                                \
     "end\n"
 
 /*
@@ -213,11 +223,11 @@ static const char gcra_lua[] = GCRA_PRELUDE "local burst, n = tonumber(ARGV[2]),
                                             "local wait = new_o - burst * T\n"
                                             "if ARGV[4] == 'allow' and wait > 0 then\n"
                                             "  if moved then store(o) end\n"
-                                            "  return {0, math.ceil(wait)}\n"
+                                            "  return {0, us(wait)}\n"
                                             "end\n"
                                             "store(new_o)\n"
                                             "if wait < 0 then wait = 0 end\n"
-                                            "return {1, math.ceil(wait)}\n";
+                                            "return {1, us(wait)}\n";
 
 /*
  * GCRA cancel. ARGV: 1 the caller's emission interval us, 2 tokens to

@@ -1645,6 +1645,47 @@ static void check_precision(const char *name, double rate, double ahead_s, int k
     cleanup_now(a);
 }
 
+/* The smallest rate, a token every 31.7 years: a wait past 2^53 us is
+ * reported as 2^53 us (the reply integer of a larger number was garbage,
+ * read as no wait at all), and a debt of 1e21 us still stores (its PX,
+ * capped at 1e15 ms, was printed by Lua as 1e+18, and the call failed
+ * into fallback). */
+static void test_dlimiter_slowest(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    sluice_dlimiter_config lc;
+    sluice_dlimiter_config_init(&lc);
+    lc.name = "slowest";
+    lc.rate = SLUICE_DLIMITER_RATE_MIN;
+    lc.burst = 2;
+    sluice_dlimiter *dl = NULL;
+    char err[256];
+    assert_int_equal(sluice_dlimiter_create(a, &lc, &dl, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_dlimiter, dl);
+    assert_int_equal(reserve_delay(dl, 2), 0);
+    /* one token: 1e15 us less the little Redis time since (10 s allowed) */
+    uint64_t d = reserve_delay(dl, 1);
+    assert_true(d <= 1000000000000000000ULL && d > 1000000000000000000ULL - SEC(10));
+    assert_int_equal(sluice_dlimiter_set_burst(dl, 1000000), SLUICE_OK);
+    reserve_delay(dl, 1000000);
+    sluice_reservation r;
+    assert_int_equal(sluice_dlimiter_reserve(dl, 1000000, &r), SLUICE_OK); /* ~2e21 us in debt */
+    assert_int_equal(r.delay_ns, 9007199254740992ULL * SLUICE_NS_PER_US);
+    assert_true(r.act_at_ns > r.reserved_at_ns);
+    assert_false(sluice_dlimiter_allow(dl));
+    redisReply *pt = redis_fixture_cmd(&redis, "PTTL %s:rl:slowest", prefix);
+    assert_non_null(pt);
+    assert_true(pt->integer > 0 && pt->integer <= 1000000000000000LL);
+    freeReplyObject(pt);
+    sluice_dlimiter_stats st;
+    sluice_dlimiter_stats_get(dl, &st);
+    assert_false(st.fallback);
+    assert_int_equal(st.fallback_calls, 0);
+    cleanup_now(dl);
+    cleanup_now(a);
+}
+
 static void test_dlimiter_precision(void **state)
 {
     (void)state;
@@ -1829,6 +1870,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlimiter_recovery_carries_debt, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_rolling_upgrade, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_precision, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_slowest, per_test, per_test_end),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

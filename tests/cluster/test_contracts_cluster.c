@@ -303,8 +303,17 @@ static void test_dsem_dlimiter_refusals(void **state)
     lc.burst = 1;
     assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, err, sizeof err), SLUICE_EINVAL);
     lc.name = name_of(name, SLUICE_CLUSTER_NAME_MAX);
-    /* and the largest finite rate's extremes: just over it, and DBL_MAX */
-    double bad_rates[] = {0, -1, NAN, -INFINITY, nextafter(SLUICE_DLIMITER_RATE_MAX, INFINITY), DBL_MAX};
+    /* and the range's extremes: just under the smallest, the smallest
+     * doubles, just over the largest, and DBL_MAX */
+    double bad_rates[] = {0,
+                          -1,
+                          NAN,
+                          -INFINITY,
+                          nextafter(SLUICE_DLIMITER_RATE_MIN, 0),
+                          DBL_MIN,
+                          DBL_TRUE_MIN,
+                          nextafter(SLUICE_DLIMITER_RATE_MAX, INFINITY),
+                          DBL_MAX};
     for (size_t i = 0; i < sizeof bad_rates / sizeof bad_rates[0]; i++) {
         lc.rate = bad_rates[i];
         assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, err, sizeof err), SLUICE_EINVAL);
@@ -319,7 +328,8 @@ static void test_dsem_dlimiter_refusals(void **state)
     assert_int_equal(sluice_dlimiter_set_rate(dl, nextafter(SLUICE_DLIMITER_RATE_MAX, INFINITY)),
                      SLUICE_EINVAL);
     assert_int_equal(sluice_dlimiter_set_rate(dl, DBL_MAX), SLUICE_EINVAL);
-    assert_int_equal(sluice_dlimiter_set_rate(dl, 1), SLUICE_OK);
+    assert_int_equal(sluice_dlimiter_set_rate(dl, nextafter(SLUICE_DLIMITER_RATE_MIN, 0)), SLUICE_EINVAL);
+    assert_int_equal(sluice_dlimiter_set_rate(dl, SLUICE_DLIMITER_RATE_MIN), SLUICE_OK);
     assert_int_equal(sluice_dlimiter_set_rate(dl, SLUICE_DLIMITER_RATE_MAX), SLUICE_OK);
     cleanup_now(dl);
     lc.rate = 10;
