@@ -65,7 +65,8 @@
  *
  * Lock order: watch_mu (watcher calls are made under it) -> mu (the pool
  * list, readiness; a leaf) -> a pool's or the registry's own locks. No
- * service lock is held while the lifecycle runs its callbacks or drains.
+ * service lock is held while the lifecycle runs its callbacks or drains,
+ * nor while any log line is delivered (see sluice_service_config.log).
  */
 #ifndef SLUICE_SERVICE_H
 #define SLUICE_SERVICE_H
@@ -108,7 +109,21 @@ typedef struct sluice_service_config {
      * runs (a resize of a draining pool then fails with SLUICE_ECLOSED).
      * sluice_config_service_reload fits here. */
     void (*reload)(void *user);
-    /* Log lines (no trailing newline); NULL = stderr with "sluice: ". */
+    /* Log lines (no trailing newline); NULL = stderr with "sluice: ".
+     * Called with no service lock held, so it may call back into the
+     * service: any sluice_service_* call (set/update/remove_control, pin,
+     * release, stats, watch, unwatch, add_pool, set_ready, ...) except
+     * sluice_service_destroy, and none once destroy has begun (the
+     * control thread's last lines may be delivered while destroy stops
+     * it). Called from the lifecycle's threads, the control thread (after
+     * each round of ticks) and the thread of a control call whose
+     * controller logged (update_control's "controller reconfigured", a
+     * pin's or release's line: delivered on that thread before the call
+     * returns; from inside this callback, before the inner call returns),
+     * so calls may overlap: it must be thread-safe. Each thread's lines
+     * come in the order they were logged. A controller's line that cannot
+     * be copied (out of memory) is counted and the count said by the next
+     * delivery ("control: 2 log lines lost: out of memory"). */
     void (*log)(void *user, const char *line);
     /* Second signal during the shutdown; NULL = _exit(force_exit_code). */
     void (*on_force_exit)(void *user, int signo);
@@ -365,17 +380,23 @@ SLUICE_API size_t sluice_service_run_checks(sluice_service *svc, sluice_service_
  * log, and the service's registry exports pool_concurrency_limit,
  * pool_autotune_pinned, pool_autotune_decisions_total{direction,reason},
  * pool_probe_duration_seconds, pool_probe_failures_total and
- * pool_probe_healthy. It runs until sluice_service_remove_control or
- * sluice_service_destroy (step 2b: after the watchers let go, before any
- * pool leaves the registry); during the drain its resizes are refused
- * quietly and it sends no probes.
+ * pool_probe_healthy. cfg->log, when given, gets the controller's lines
+ * instead of the service's log, delivered as that log is (with no service
+ * lock held; see sluice_service_config.log), so it may call back into the
+ * service too; keep cfg->log_user valid until sluice_service_destroy
+ * returns (a line of the control thread's last round of ticks may reach
+ * it just after sluice_service_remove_control returned). It runs until
+ * sluice_service_remove_control or sluice_service_destroy (step 2b: after
+ * the watchers let go, before any pool leaves the registry); during the
+ * drain its resizes are refused quietly and it sends no probes.
  * The config layer calls this for pools whose file has concurrency_*,
  * autotune* or probe_* keys, so a configured service needs no code.
  * Returns: SLUICE_OK; SLUICE_EINVAL (NULL, or what
  * sluice_pool_control_create refuses, said in errbuf); SLUICE_ENOENT (not
  * a pool of this service); SLUICE_EBUSY (it has a controller already);
  * SLUICE_ESYS (the thread could not start); SLUICE_ENOMEM.
- * Thread-safety: safe from any thread; not from a watcher callback.
+ * Thread-safety: safe from any thread, also from a log callback; not
+ * from a watcher callback.
  */
 SLUICE_API sluice_err sluice_service_set_control(sluice_service *svc, sluice_pool *pool,
                                                  const sluice_pool_control_config *cfg, char *errbuf,
@@ -393,8 +414,8 @@ SLUICE_API sluice_err sluice_service_set_control(sluice_service *svc, sluice_poo
  * Returns: SLUICE_OK; SLUICE_EINVAL (NULL, or what the controller refuses,
  * said in errbuf; the running settings stay); SLUICE_ENOENT (not a pool of
  * this service); as set_control when it makes one.
- * Thread-safety: safe from any thread; not from a watcher callback or the
- * controller's log callback.
+ * Thread-safety: safe from any thread, also from the service's or a
+ * controller's log callback; not from a watcher callback.
  */
 SLUICE_API sluice_err sluice_service_update_control(sluice_service *svc, sluice_pool *pool,
                                                     const sluice_pool_control_config *cfg, char *errbuf,
@@ -422,9 +443,10 @@ SLUICE_API sluice_err sluice_service_update_control(sluice_service *svc, sluice_
  * a pool of this service); SLUICE_EINVAL (NULL).
  * Thread-safety: safe from any thread, also while the control thread ticks
  * and a scrape runs: it waits for the round of ticks or the scrape in
- * progress (short: neither blocks on a task). Deadlock hazard: not from a
- * watcher callback or the controllers' log callback (the control thread
- * holds the controller list's lock while it logs).
+ * progress (short: neither blocks on a task), and from a log callback,
+ * even one delivering that controller's own line on the control thread
+ * (lines are delivered with no lock held). Deadlock hazard: not from a
+ * watcher callback.
  */
 SLUICE_API sluice_err sluice_service_remove_control(sluice_service *svc, const sluice_pool *pool);
 
@@ -438,7 +460,8 @@ SLUICE_API sluice_err sluice_service_control_stats(const sluice_service *svc, co
 /* sluice_service_control_pin / _release - pin the pool's K at k by hand
  * (sluice_pool_control_pin) or release a pin, whoever set it (a resize, a
  * reload, a pin). Returns what those return; SLUICE_ENOENT without a
- * controller. Thread-safe. */
+ * controller. Thread-safe, also from a log callback; the line each logs
+ * is delivered before it returns. */
 SLUICE_API sluice_err sluice_service_control_pin(sluice_service *svc, const sluice_pool *pool, unsigned k);
 SLUICE_API sluice_err sluice_service_control_release(sluice_service *svc, const sluice_pool *pool);
 

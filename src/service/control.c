@@ -26,6 +26,20 @@
  *    still queued holds its own reference (sluice_pool_control_destroy).
  *  - With no controller left the thread sleeps until an add or destroy
  *    signals it (it is not stopped: a later add reuses it).
+ *  - Log lines never reach a user callback under a lock. A controller
+ *    logs under its own mutex, and here also under sc->mu (a tick, a
+ *    reconfigure, a pin) and the service's watch_mu (update_control), so
+ *    its log (route_log) only queues a copy of the line, tagged with the
+ *    thread that logged it, under log_mu, a leaf. Each thread delivers
+ *    its own lines once it holds no lock: the control thread after every
+ *    round of ticks, a caller of set/update/remove_control, pin or release
+ *    before that call returns (sluice__svc_control_flush, called by
+ *    service.c after it let go of watch_mu), and destroy whatever is left.
+ *    So a log callback may call back into the service (a control call, a
+ *    watch) without deadlock, every line reaches its callback in the order
+ *    its thread logged it, and a call's lines are delivered before it
+ *    returns. A line that cannot be copied (out of memory) is counted and
+ *    the count is said by the next delivery.
  *  - The collector writes each family once with a sample per controller:
  *    pool_concurrency_limit, pool_autotune_pinned,
  *    pool_autotune_decisions_total{name,direction,reason} (non-zero series),
@@ -35,8 +49,9 @@
  *    none of these names.
  *
  * Lock order: the registry's lock (a scrape) -> sc->mu -> a controller's
- * mutex -> the pool's locks. The thread holds sc->mu while it ticks, so
- * a scrape waits for at most one round of ticks.
+ * mutex -> the pool's locks, and log_mu (a leaf) under any of them. The
+ * thread holds sc->mu while it ticks, so a scrape waits for at most one
+ * round of ticks; it delivers its lines after letting go of sc->mu.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -49,9 +64,26 @@
 #include "service/control_internal.h"
 #include "service/service_internal.h"
 
+/* A controller's log_user: where its lines go once delivered. */
+typedef struct ctl_route {
+    sluice__svc_control *sc;
+    void (*fn)(void *user, const char *line); /* the config's own log; NULL = the service's */
+    void *user;
+} ctl_route;
+
+/* One line waiting for delivery (see the essay). */
+typedef struct ctl_line {
+    struct ctl_line *next;
+    pthread_t owner; /* the thread that logged it, and will deliver it */
+    void (*fn)(void *user, const char *line);
+    void *user;
+    char text[];
+} ctl_line;
+
 typedef struct svc_ctl {
     sluice_pool *pool;
     sluice_pool_control *ctl;
+    ctl_route *route; /* freed after ctl */
 } svc_ctl;
 
 struct sluice__svc_control {
@@ -61,19 +93,103 @@ struct sluice__svc_control {
     bool collector_added;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* wakes the thread for stop */
+    pthread_cond_t cv; /* wakes the thread: stop, or a controller to tick now */
     svc_ctl ctls[SLUICE_SERVICE_MAX_POOLS];
     size_t count;
     bool stop;
+    bool kick; /* tick at once (a controller added or reconfigured) */
     bool thread_started;
     pthread_t thread;
+
+    /* A leaf: the lines not yet delivered, oldest first. */
+    pthread_mutex_t log_mu;
+    ctl_line *log_head, *log_tail;
+    unsigned long log_lost; /* lines that could not be copied */
 };
+
+/* A controller's log (called under its lock, and maybe sc->mu and the
+ * service's watch_mu): queue a copy for the calling thread to deliver. */
+static void route_log(void *user, const char *line)
+{
+    ctl_route *rt = user;
+    sluice__svc_control *sc = rt->sc;
+    size_t n = strlen(line);
+    ctl_line *l = malloc(sizeof *l + n + 1);
+    if (l) {
+        l->next = NULL;
+        l->owner = pthread_self();
+        l->fn = rt->fn;
+        l->user = rt->user;
+        memcpy(l->text, line, n + 1);
+    }
+    pthread_mutex_lock(&sc->log_mu);
+    if (!l) {
+        sc->log_lost++;
+    } else if (sc->log_tail) {
+        sc->log_tail->next = l;
+        sc->log_tail = l;
+    } else {
+        sc->log_head = sc->log_tail = l;
+    }
+    pthread_mutex_unlock(&sc->log_mu);
+}
+
+/* Deliver the calling thread's lines (every thread's with `all`), in the
+ * order they were logged. No lock of the service may be held: the
+ * callbacks may call back into it. */
+static void deliver(sluice__svc_control *sc, bool all)
+{
+    pthread_t self = pthread_self();
+    ctl_line *mine = NULL, **tail = &mine;
+    pthread_mutex_lock(&sc->log_mu);
+    ctl_line **at = &sc->log_head, *kept = NULL;
+    while (*at) {
+        ctl_line *l = *at;
+        if (all || pthread_equal(l->owner, self)) {
+            *at = l->next;
+            l->next = NULL;
+            *tail = l;
+            tail = &l->next;
+        } else {
+            kept = l;
+            at = &l->next;
+        }
+    }
+    sc->log_tail = kept;
+    unsigned long lost = sc->log_lost;
+    sc->log_lost = 0;
+    pthread_mutex_unlock(&sc->log_mu);
+    if (lost) {
+        char line[96];
+        snprintf(line, sizeof line, "control: %lu log line%s lost: out of memory", lost,
+                 lost == 1 ? "" : "s");
+        sc->log(sc->log_user, line);
+    }
+    while (mine) {
+        ctl_line *l = mine;
+        mine = l->next;
+        if (l->fn) {
+            l->fn(l->user, l->text);
+        } else {
+            sc->log(sc->log_user, l->text);
+        }
+        free(l);
+    }
+}
+
+void sluice__svc_control_flush(sluice__svc_control *sc)
+{
+    if (sc) {
+        deliver(sc, false);
+    }
+}
 
 static void *control_main(void *arg)
 {
     sluice__svc_control *sc = arg;
     pthread_mutex_lock(&sc->mu);
     while (!sc->stop) {
+        sc->kick = false;
         uint64_t wait_ns = SLUICE_NS_PER_SEC;
         for (size_t i = 0; i < sc->count; i++) {
             sluice_pool_control *c = sc->ctls[i].ctl;
@@ -86,6 +202,14 @@ static void *control_main(void *arg)
             uint64_t now = sluice_clock_now(clk);
             uint64_t d = next > now ? next - now : 0;
             wait_ns = d < wait_ns ? d : wait_ns;
+        }
+        /* The round's lines, with no lock held; an add, a reconfigure or
+         * a stop meanwhile set kick or stop, so no wake-up is missed. */
+        pthread_mutex_unlock(&sc->mu);
+        deliver(sc, false);
+        pthread_mutex_lock(&sc->mu);
+        if (sc->stop || sc->kick) {
+            continue;
         }
         if (sc->count == 0) {
             pthread_cond_wait(&sc->cv, &sc->mu); /* an add or destroy signals */
@@ -205,7 +329,9 @@ sluice__svc_control *sluice__svc_control_new(sluice_metrics *reg, void (*log)(vo
         return NULL;
     }
     pthread_mutex_init(&sc->mu, NULL);
+    pthread_mutex_init(&sc->log_mu, NULL);
     if (sluice__cond_init(&sc->cv) != 0) {
+        pthread_mutex_destroy(&sc->log_mu);
         pthread_mutex_destroy(&sc->mu);
         free(sc);
         return NULL;
@@ -220,14 +346,13 @@ sluice_err sluice__svc_control_add(sluice__svc_control *sc, sluice_pool *pool,
                                    const sluice_pool_control_config *cfg, bool update, char *errbuf,
                                    size_t errlen)
 {
-    void (*log)(void *user, const char *line) = sc->log;
-    void *log_user = sc->log_user;
     pthread_mutex_lock(&sc->mu);
     for (size_t i = 0; i < sc->count; i++) {
         if (sc->ctls[i].pool == pool) {
             sluice_err r = SLUICE_EBUSY;
             if (update) {
                 r = sluice_pool_control_reconfigure(sc->ctls[i].ctl, cfg, errbuf, errlen);
+                sc->kick = true;
                 pthread_cond_signal(&sc->cv); /* tick it now: the interval may be shorter */
             } else {
                 sluice__errf(errbuf, errlen, "pool %s: already has a controller", sluice_pool_name(pool));
@@ -237,20 +362,30 @@ sluice_err sluice__svc_control_add(sluice__svc_control *sc, sluice_pool *pool,
         }
     }
     pthread_mutex_unlock(&sc->mu);
-    sluice_pool_control_config c = *cfg;
-    if (!c.log) {
-        c.log = log;
-        c.log_user = log_user;
+    /* Its lines, the service's or its config's own log, are delivered
+     * with no lock held (route_log). */
+    ctl_route *route = malloc(sizeof *route);
+    if (!route) {
+        sluice__errf(errbuf, errlen, "pool %s: out of memory", sluice_pool_name(pool));
+        return SLUICE_ENOMEM;
     }
+    route->sc = sc;
+    route->fn = cfg->log;
+    route->user = cfg->log_user;
+    sluice_pool_control_config c = *cfg;
+    c.log = route_log;
+    c.log_user = route;
     sluice_pool_control *ctl = NULL;
     sluice_err r = sluice_pool_control_create(pool, &c, &ctl, errbuf, errlen);
     if (r != SLUICE_OK) {
+        free(route);
         return r;
     }
     if (!sc->collector_added) {
         r = sluice_metrics_add_collector(sc->reg, collect, sc);
         if (r != SLUICE_OK) {
             sluice_pool_control_destroy(ctl);
+            free(route);
             sluice__errf(errbuf, errlen, "control: cannot export its metrics: %s", sluice_strerror(r));
             return r;
         }
@@ -262,6 +397,7 @@ sluice_err sluice__svc_control_add(sluice__svc_control *sc, sluice_pool *pool,
         if (e != 0) {
             pthread_mutex_unlock(&sc->mu);
             sluice_pool_control_destroy(ctl);
+            free(route);
             sluice__errf(errbuf, errlen, "control: cannot start its thread: %s", strerror(e));
             return SLUICE_ESYS;
         }
@@ -269,7 +405,9 @@ sluice_err sluice__svc_control_add(sluice__svc_control *sc, sluice_pool *pool,
     }
     sc->ctls[sc->count].pool = pool;
     sc->ctls[sc->count].ctl = ctl;
+    sc->ctls[sc->count].route = route;
     sc->count++;
+    sc->kick = true;
     pthread_cond_signal(&sc->cv); /* tick the new one now */
     pthread_mutex_unlock(&sc->mu);
     return SLUICE_OK;
@@ -292,22 +430,27 @@ sluice_err sluice__svc_control_remove(sluice__svc_control *sc, const sluice_pool
         return SLUICE_ENOENT;
     }
     sluice_pool_control *gone = NULL;
+    ctl_route *route = NULL;
     pthread_mutex_lock(&sc->mu);
     for (size_t i = 0; i < sc->count; i++) {
         if (sc->ctls[i].pool == pool) {
             gone = sc->ctls[i].ctl;
+            route = sc->ctls[i].route;
             /* Keep the others in the order they were added (the order
              * of their samples in a scrape). */
             memmove(&sc->ctls[i], &sc->ctls[i + 1], (sc->count - i - 1) * sizeof sc->ctls[0]);
             sc->count--;
             sc->ctls[sc->count].pool = NULL;
             sc->ctls[sc->count].ctl = NULL;
+            sc->ctls[sc->count].route = NULL;
             break;
         }
     }
     pthread_mutex_unlock(&sc->mu);
-    /* Out of ctls[] under sc->mu: nothing can reach it now (see the essay). */
+    /* Out of ctls[] under sc->mu: nothing can reach it now (see the essay).
+     * Its queued lines hold copies of the route's fields, not the route. */
     sluice_pool_control_destroy(gone);
+    free(route);
     return gone ? SLUICE_OK : SLUICE_ENOENT;
 }
 
@@ -359,8 +502,13 @@ void sluice__svc_control_destroy(sluice__svc_control *sc)
     }
     for (size_t i = 0; i < sc->count; i++) {
         sluice_pool_control_destroy(sc->ctls[i].ctl);
+        free(sc->ctls[i].route);
     }
+    /* Every thread delivers its own lines before it returns, so this is
+     * what nobody could (none, but for a count of lost ones). */
+    deliver(sc, true);
     pthread_cond_destroy(&sc->cv);
+    pthread_mutex_destroy(&sc->log_mu);
     pthread_mutex_destroy(&sc->mu);
     free(sc);
 }

@@ -6,6 +6,9 @@
  * Thread-safety: add and remove are serialised by the caller (service.c
  * holds its watch_mu); stats and pin/release are safe from any thread; destroy
  * runs once, after the watchers have let go and before any pool goes.
+ * Log lines: `log` (the service's) and a controller config's own log are
+ * called with no lock of control.c held, on the thread that caused the
+ * line: the control thread after each round, others at flush.
  */
 #ifndef SLUICE_SERVICE_CONTROL_INTERNAL_H
 #define SLUICE_SERVICE_CONTROL_INTERNAL_H
@@ -27,9 +30,13 @@ sluice_err sluice__svc_control_add(sluice__svc_control *sc, sluice_pool *pool,
                                    size_t errlen);
 /* Take the pool's controller out of the list and free it: SLUICE_OK, or
  * SLUICE_ENOENT (none). Waits for the thread's round of ticks or a scrape
- * in progress; afterwards nothing ticks, exports or reaches it. Not from
- * the controllers' log callback (the thread holds the list's lock then). */
+ * in progress; afterwards nothing ticks, exports or reaches it. */
 sluice_err sluice__svc_control_remove(sluice__svc_control *sc, const sluice_pool *pool);
+/* Deliver the log lines the calling thread's controller calls queued
+ * (add, remove, pin: their controllers log under locks, so their lines
+ * wait for this), in order. Call it holding no service lock, before the
+ * public call returns. NULL ok. */
+void sluice__svc_control_flush(sluice__svc_control *sc);
 /* SLUICE_OK and *out, or SLUICE_ENOENT (no controller for the pool). */
 sluice_err sluice__svc_control_stats(sluice__svc_control *sc, const sluice_pool *pool,
                                      sluice_pool_control_stats *out);

@@ -36,12 +36,21 @@
  * is not running when it returns; nothing else is taken under it but what
  * the checks take. An admin request calls them under its pools_lock.
  *
+ * Log lines reach cfg.log with no service lock held, so a log callback
+ * may call back into the service. The lifecycle logs holding none; the
+ * controllers log under their locks (and a reconfigure under watch_mu),
+ * so control.c queues their lines and each thread delivers its own once
+ * it holds no lock: the control thread after each round of ticks, a
+ * caller of set/update/remove_control, pin or release before the call
+ * returns (sluice__svc_control_flush after watch_mu is let go).
+ *
  * Lock order: watch_mu -> mu -> (pool and registry locks); admin
  * pools_lock -> check_mu -> (a check's own locks). mu is never
  * held across a call into a pool, the registry, the lifecycle or a
  * watcher; watch_mu is held across watcher calls and pool creation, never
  * by the lifecycle's threads except through set_ready (step 1, on the
- * thread in sluice_service_run, which holds no service lock then).
+ * thread in sluice_service_run, which holds no service lock then), and
+ * never across a log callback.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -616,6 +625,7 @@ static sluice_err set_control(sluice_service *svc, sluice_pool *pool, const slui
         r = sluice__svc_control_add(svc->control, pool, cfg, update, errbuf, errlen);
     }
     pthread_mutex_unlock(&svc->watch_mu);
+    sluice__svc_control_flush(svc->control); /* "controller reconfigured", with no lock held */
     return r;
 }
 
@@ -640,6 +650,7 @@ sluice_err sluice_service_remove_control(sluice_service *svc, const sluice_pool 
     pthread_mutex_lock(&svc->watch_mu);
     sluice_err r = sluice__svc_control_remove(svc->control, pool);
     pthread_mutex_unlock(&svc->watch_mu);
+    sluice__svc_control_flush(svc->control);
     return r;
 }
 
@@ -657,7 +668,9 @@ sluice_err sluice_service_control_pin(sluice_service *svc, const sluice_pool *po
     if (!svc || !pool) {
         return SLUICE_EINVAL;
     }
-    return sluice__svc_control_pin(svc->control, pool, true, k);
+    sluice_err r = sluice__svc_control_pin(svc->control, pool, true, k);
+    sluice__svc_control_flush(svc->control); /* "pinned at K by hand" */
+    return r;
 }
 
 sluice_err sluice_service_control_release(sluice_service *svc, const sluice_pool *pool)
@@ -665,7 +678,9 @@ sluice_err sluice_service_control_release(sluice_service *svc, const sluice_pool
     if (!svc || !pool) {
         return SLUICE_EINVAL;
     }
-    return sluice__svc_control_pin(svc->control, pool, false, 0);
+    sluice_err r = sluice__svc_control_pin(svc->control, pool, false, 0);
+    sluice__svc_control_flush(svc->control); /* "released at K" */
+    return r;
 }
 
 /* ---- health checks ------------------------------------------------------ */
