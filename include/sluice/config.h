@@ -876,12 +876,16 @@ SLUICE_API sluice_err sluice_service_create_from_config(const sluice_config *cfg
  * gone and K stays where it left it, since a draining pool takes no resize
  * and needs none (logged: "pool NAME: controller removed (...); K stays
  * 9: the pool is draining (workers 16 not applied)").
- * Returns: what sluice_config_reload returns; on any error there *current,
- * the pools and the service are unchanged (except resizes that failed
- * after the checks, as sluice_config_apply says). A controller that
- * refuses its new settings (after the file was accepted) keeps its
+ * Returns: what sluice_config_reload returns. A file it refuses changes
+ * nothing: *current, the pools and the service stay. A file it applies
+ * with one pool value refused midway (a resize or a tenant while the pool
+ * drains, as sluice_config_apply says: that error and its message are the
+ * call's) is still followed by the service: budget, drain timeouts,
+ * weights and controllers take the config now in force. A controller
+ * that refuses its new settings (after the file was accepted) keeps its
  * running ones: the call returns that error with "pool NAME: ..." in
- * errbuf and logs it, and the rest of the reload stands.
+ * errbuf (unless an earlier refusal's is there) and logs it, and the
+ * rest of the reload stands.
  * Thread-safety: one reloader at a time (the lifecycle's reload thread);
  * *current is replaced, so the caller excludes its other readers (hold
  * the lock they take around this call).

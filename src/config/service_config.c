@@ -184,8 +184,16 @@ sluice_err sluice_service_reload_config(sluice_service *svc, sluice_config **cur
         stack_pools[i] = sluice_service_find_pool(svc, cur->pools[i].name);
         was_on[i] = sluice_config_pool_to_control_config(&cur->pools[i], &was[i]);
     }
+    /* A refused file leaves *current alone: nothing changed, nothing to
+     * follow. A file applied with one pool setter refused midway (a resize
+     * or a tenant while the pool drains) replaced *current with the config
+     * now in force, that one value kept: the service follows it too, or a
+     * later reload would compare against settings the service never took
+     * (a controller the file turned off would stay for good). The new
+     * config is made while the old one lives, so the pointers differ. */
+    const sluice_config *before = *current;
     sluice_err r = sluice_config_reload(current, path, opts, stack_pools, log, user, errbuf, errlen);
-    if (r != SLUICE_OK) {
+    if (r != SLUICE_OK && *current == before) {
         free(was);
         free(was_on);
         return r;
@@ -220,7 +228,7 @@ sluice_err sluice_service_reload_config(sluice_service *svc, sluice_config **cur
             u = remove_control(svc, p, &now->pools[i], log, user, why, sizeof why);
         }
         if (u != SLUICE_OK) {
-            if (errbuf && errlen) {
+            if (r == SLUICE_OK && errbuf && errlen) { /* the first refusal is the call's */
                 snprintf(errbuf, errlen, "pool %s: the controller's new settings were refused: %s",
                          now->pools[i].name, why);
             }
@@ -230,7 +238,7 @@ sluice_err sluice_service_reload_config(sluice_service *svc, sluice_config **cur
                          now->pools[i].name, why);
                 log(user, line);
             }
-            r = u;
+            r = r == SLUICE_OK ? u : r;
         }
     }
     free(was_on);

@@ -475,6 +475,51 @@ static void test_control_removed_while_draining(void **state)
     unlink(path);
 }
 
+/* A reload applied with one pool value refused midway (workers, whose
+ * resize a draining pool refuses) still reaches the service: the control
+ * keys turned off remove the controller, the new readiness weight and
+ * budget are taken. The reload used to return at the refusal with the
+ * config in force already saying autotune: false, so the controller
+ * stayed, and every later reload of that file saw nothing to remove. */
+static void test_reload_refused_midway_still_reaches_service(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/sluice-svc-midway-XXXXXX";
+    make_temp(path);
+    sluice_config *cfg = load("service:\n  drain_budget: 20s\n"
+                              "pools:\n"
+                              "  - name: email\n    workers: 16\n    queue_capacity: 100\n"
+                              "    autotune: true\n");
+    sluice_service *svc = quiet_service(cfg);
+    sluice_pool *email = sluice_service_find_pool(svc, "email");
+    sluice_service_shutdown(svc);
+    sluice_lifecycle_report rep;
+    assert_int_equal(sluice_service_run(svc, &rep), SLUICE_OK);
+
+    put_file(path, "service:\n  drain_budget: 20s\n"
+                   "pools:\n"
+                   "  - name: email\n    workers: 8\n    queue_capacity: 100\n"
+                   "    readiness_weight: 0.5\n");
+    log_seen seen = {0};
+    char err[512];
+    assert_int_equal(sluice_service_reload_config(svc, &cfg, path, &NO_ENV, remember, &seen, err, sizeof err),
+                     SLUICE_ECLOSED);
+    assert_string_equal(err, "pool email: workers to 8 failed: closed or draining; already changed: none");
+    assert_non_null(strstr(seen.text, "pool email: workers 16 -> 8 failed: closed or draining\n"));
+    assert_non_null(strstr(seen.text, "pool email: controller removed (every concurrency_*, autotune* and "
+                                      "probe_* key off); K stays 16: the pool is draining (workers 16 not "
+                                      "applied)\n"));
+    assert_int_equal(cfg->pools[0].workers, 16); /* the refused value is not in force */
+    assert_false(cfg->pools[0].autotune);
+    sluice_pool_control_stats cs;
+    assert_int_equal(sluice_service_control_stats(svc, email, &cs), SLUICE_ENOENT);
+    assert_int_equal(sluice_service_readiness_weight(svc, email), 500);
+
+    sluice_service_destroy(svc);
+    sluice_config_free(cfg);
+    unlink(path);
+}
+
 /* ---- service.admin_token_file ---------------------------------------- */
 
 static void write_file(const char *path, const char *bytes, size_t n)
@@ -773,6 +818,7 @@ int main(void)
         cmocka_unit_test(test_control_reload),
         cmocka_unit_test(test_control_reload_keeps_program_controller),
         cmocka_unit_test(test_control_removed_while_draining),
+        cmocka_unit_test(test_reload_refused_midway_still_reaches_service),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
