@@ -310,9 +310,41 @@ static pid_t spawn_replica(const char *mode, const char *id, const char *arg)
     return pid;
 }
 
+/* Whether process `pid` blocks SIGTERM yet (SigBlk of /proc/PID/status:
+ * the main thread's mask, which replica_main sets before anything else). */
+static bool sigterm_blocked(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return false;
+    }
+    bool blocked = false;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long mask;
+        if (sscanf(line, "SigBlk: %llx", &mask) == 1) {
+            blocked = (mask >> (SIGTERM - 1)) & 1;
+            break;
+        }
+    }
+    fclose(f);
+    return blocked;
+}
+
+/* Sends `sig` and reaps the replica. A SIGTERM is sent only once the
+ * replica blocks it (it is its graceful leave, taken by sigwait): sent
+ * earlier, between exec and the mask, it killed the replica outright
+ * (seen once on a loaded machine, exit on signal 15). */
 static int reap(pid_t pid, int sig)
 {
     cleanup_take((void *)(intptr_t)pid);
+    if (sig == SIGTERM) {
+        uint64_t t0 = mono_ms();
+        while (!sigterm_blocked(pid) && mono_ms() - t0 < 30000) {
+            fixture_sleep_ms(10);
+        }
+    }
     kill(pid, sig);
     int st = 0;
     waitpid(pid, &st, 0);
