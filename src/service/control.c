@@ -134,28 +134,35 @@ static void route_log(void *user, const char *line)
     pthread_mutex_unlock(&sc->log_mu);
 }
 
-/* Deliver the calling thread's lines (every thread's with `all`), in the
- * order they were logged. No lock of the service may be held: the
- * callbacks may call back into it. */
-static void deliver(sluice__svc_control *sc, bool all)
+/* Takes the oldest line of the calling thread (any thread's with `all`)
+ * off the queue, or NULL. Caller holds log_mu. */
+static ctl_line *take_oldest_locked(sluice__svc_control *sc, bool all)
 {
     pthread_t self = pthread_self();
-    ctl_line *mine = NULL, **tail = &mine;
-    pthread_mutex_lock(&sc->log_mu);
-    ctl_line **at = &sc->log_head, *kept = NULL;
-    while (*at) {
-        ctl_line *l = *at;
+    ctl_line *prev = NULL;
+    for (ctl_line *l = sc->log_head; l; prev = l, l = l->next) {
         if (all || pthread_equal(l->owner, self)) {
-            *at = l->next;
+            *(prev ? &prev->next : &sc->log_head) = l->next;
+            if (sc->log_tail == l) {
+                sc->log_tail = prev;
+            }
             l->next = NULL;
-            *tail = l;
-            tail = &l->next;
-        } else {
-            kept = l;
-            at = &l->next;
+            return l;
         }
     }
-    sc->log_tail = kept;
+    return NULL;
+}
+
+/* Deliver the calling thread's lines (every thread's with `all`), in the
+ * order they were logged. No lock of the service may be held: the
+ * callbacks may call back into it. One line at a time, each taken off the
+ * queue just before its call: a callback's own call into the service
+ * delivers its lines from the same queue, after the ones logged before
+ * them (taking the whole batch first let an inner call's line overtake
+ * the rest of the batch; log_callback's reentrant_line_keeps_its_place). */
+static void deliver(sluice__svc_control *sc, bool all)
+{
+    pthread_mutex_lock(&sc->log_mu);
     unsigned long lost = sc->log_lost;
     sc->log_lost = 0;
     pthread_mutex_unlock(&sc->log_mu);
@@ -165,9 +172,13 @@ static void deliver(sluice__svc_control *sc, bool all)
                  lost == 1 ? "" : "s");
         sc->log(sc->log_user, line);
     }
-    while (mine) {
-        ctl_line *l = mine;
-        mine = l->next;
+    for (;;) {
+        pthread_mutex_lock(&sc->log_mu);
+        ctl_line *l = take_oldest_locked(sc, all);
+        pthread_mutex_unlock(&sc->log_mu);
+        if (!l) {
+            return;
+        }
         if (l->fn) {
             l->fn(l->user, l->text);
         } else {

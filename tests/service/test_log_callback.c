@@ -245,6 +245,129 @@ static void test_callback_removes_its_controller_from_a_tick(void **state)
     close_service(&p);
 }
 
+/* ---- order: a call from a callback does not overtake queued lines --------- */
+
+/* Two pools on one fake clock, each with a controller: one round of ticks
+ * logs "resized from outside" for both, queued together on the control
+ * thread. The callback for pool a's line pins pool a, whose own line is
+ * delivered before the pin returns: after pool b's line, which was logged
+ * first (service.h: each thread's lines come in the order they were
+ * logged). Delivering a thread's queue as one batch put the pin's line
+ * ahead of b's. */
+typedef struct order_probe {
+    sluice_service *svc;
+    sluice_pool *a;
+    pthread_mutex_t mu;
+    char seen[8][16]; /* "a", "b", "pin" in delivery order */
+    int n;
+    _Atomic int pinned;
+    sluice_err pin_r;
+} order_probe;
+
+static void order_note(order_probe *o, const char *what)
+{
+    pthread_mutex_lock(&o->mu);
+    if (o->n < 8) {
+        snprintf(o->seen[o->n++], sizeof o->seen[0], "%s", what);
+    }
+    pthread_mutex_unlock(&o->mu);
+}
+
+static int order_count(order_probe *o)
+{
+    pthread_mutex_lock(&o->mu);
+    int n = o->n;
+    pthread_mutex_unlock(&o->mu);
+    return n;
+}
+
+static void on_order_line(void *user, const char *line)
+{
+    order_probe *o = user;
+    if (strstr(line, "by hand")) {
+        order_note(o, "pin");
+    } else if (strstr(line, "resized from outside")) {
+        bool a = strstr(line, "pool=a ") != NULL;
+        order_note(o, a ? "a" : "b");
+        if (a && atomic_fetch_add(&o->pinned, 1) == 0) {
+            o->pin_r = sluice_service_control_pin(o->svc, o->a, 3);
+        }
+    }
+}
+
+static void test_reentrant_line_keeps_its_place(void **state)
+{
+    (void)state;
+    static sluice_fake_clock fc; /* outlives the service's pools */
+    sluice_fake_clock_init(&fc, 1000 * SLUICE_NS_PER_SEC);
+    order_probe o = {0};
+    pthread_mutex_init(&o.mu, NULL);
+    sluice_service_config sc;
+    sluice_service_config_init(&sc);
+    sc.no_signals = true;
+    sc.log = on_order_line;
+    sc.user = &o;
+    char err[256];
+    assert_int_equal(sluice_service_create(&sc, &o.svc, err, sizeof err), SLUICE_OK);
+    sluice_pool *pools[2];
+    const char *names[2] = {"a", "b"};
+    for (int i = 0; i < 2; i++) {
+        sluice_pool_config pc;
+        sluice_pool_config_init(&pc);
+        pc.name = names[i];
+        pc.workers = 4;
+        pc.queue_capacity = 16;
+        pc.clock = &fc.clock;
+        if (sluice_service_add_pool(o.svc, &pc, 0, &pools[i], err, sizeof err) != SLUICE_OK) {
+            fail_msg("add_pool %s: %s", names[i], err);
+        }
+        sluice_pool_control_config cc;
+        sluice_pool_control_config_init(&cc);
+        cc.autotune = false;
+        cc.interval_ns = SLUICE_NS_PER_SEC;
+        if (sluice_service_set_control(o.svc, pools[i], &cc, err, sizeof err) != SLUICE_OK) {
+            fail_msg("set_control %s: %s", names[i], err);
+        }
+    }
+    o.a = pools[0];
+    /* Both controllers' first decisions, then both pools resized from
+     * outside: the next round, one clock step later, logs both. */
+    sluice_fake_clock_advance(&fc, SLUICE_NS_PER_SEC);
+    sluice_pool_control_stats cs;
+    for (int i = 0; i < 2; i++) {
+        WAIT_FOR(sluice_service_control_stats(o.svc, pools[i], &cs) == SLUICE_OK && cs.ticks >= 1,
+                 "pool %s's first decision", names[i]);
+    }
+    uint64_t ticks[2];
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sluice_service_control_stats(o.svc, pools[i], &cs), SLUICE_OK);
+        ticks[i] = cs.ticks;
+        assert_int_equal(sluice_pool_resize(pools[i], 2), SLUICE_OK);
+    }
+    sluice_fake_clock_advance(&fc, SLUICE_NS_PER_SEC);
+    WAIT_FOR(atomic_load(&o.pinned) == 1, "pool a's line and the pin from its callback");
+    for (int i = 0; i < 2; i++) {
+        WAIT_FOR(sluice_service_control_stats(o.svc, pools[i], &cs) == SLUICE_OK && cs.ticks > ticks[i],
+                 "pool %s's decision", names[i]);
+    }
+    WAIT_FOR(order_count(&o) >= 3, "three lines: a, b and the pin");
+    pthread_mutex_lock(&o.mu);
+    char order[64] = "";
+    for (int i = 0; i < o.n; i++) {
+        strcat(order, i ? " " : "");
+        strcat(order, o.seen[i]);
+    }
+    pthread_mutex_unlock(&o.mu);
+    assert_int_equal(o.pin_r, SLUICE_OK);
+    /* Pool a ticks first (added first): a, then b (queued with it), then
+     * the pin's line, queued while a's callback ran. */
+    if (strcmp(order, "a b pin") != 0) {
+        fail_msg("lines delivered as \"%s\", want \"a b pin\"", order);
+    }
+    sluice_service_destroy(o.svc);
+    pthread_mutex_destroy(&o.mu);
+}
+
 /* ---- everyone logs at once ---------------------------------------------- */
 
 typedef struct stress_job {
@@ -330,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_callback_reenters_from_a_control_call),
         cmocka_unit_test(test_callback_removes_its_controller_from_a_tick),
         cmocka_unit_test(test_callbacks_against_control_calls_stress),
+        cmocka_unit_test(test_reentrant_line_keeps_its_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
