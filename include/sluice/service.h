@@ -123,7 +123,8 @@ typedef struct sluice_service_config {
      * so calls may overlap: it must be thread-safe. Each thread's lines
      * come in the order they were logged. A controller's line that cannot
      * be copied (out of memory) is counted and the count said by the next
-     * delivery ("control: 2 log lines lost: out of memory"). */
+     * delivery ("control: 2 log lines lost: out of memory"), always to this log,
+     * also for the lines of a controller that has a log of its own. */
     void (*log)(void *user, const char *line);
     /* Second signal during the shutdown; NULL = _exit(force_exit_code). */
     void (*on_force_exit)(void *user, int signo);
@@ -407,7 +408,9 @@ SLUICE_API sluice_err sluice_service_set_control(sluice_service *svc, sluice_poo
  * that may have a controller already: then its settings change in place
  * (sluice_pool_control_reconfigure: K, a pin, its counters and exported
  * series carry over) and it is ticked at once; else one is made as
- * set_control makes it. sluice_service_reload_config calls it for pools
+ * set_control makes it. A controller that exists keeps the cfg->log and
+ * cfg->log_user it was made with (as reconfigure does): to change them,
+ * remove it and set a new one. sluice_service_reload_config calls it for pools
  * whose concurrency_*, autotune* or probe_* keys changed and still ask
  * for a controller (one whose keys all went back to off loses its
  * controller: sluice_service_remove_control).
