@@ -378,15 +378,22 @@ SLUICE_API void sluice_dlimiter_config_init(sluice_dlimiter_config *cfg);
 /*
  * sluice_dlimiter_create - a GCRA limiter whose state (one key: the
  * theoretical arrival time, on Redis's clock) is shared by all replicas.
- * While Redis is down it falls back to a local sluice_limiter with
- * rate / last known replicas and burst / last known replicas (at least 1),
- * built full on each entry into fallback. When Redis is back, the tokens
- * that fallback bucket is in debt by (reservations not yet due) are
- * charged to the shared bucket by the first call that reaches Redis, so
- * they count against the cluster's rate there too. What the fallback
+ * While Redis is down, or a call to it fails (an error, a timeout, even
+ * while heartbeats succeed), it falls back to a local bucket with
+ * rate / last known replicas and burst / last known replicas (at least 1).
+ * That bucket is built full on the first entry into fallback and then
+ * kept: a later fallback finds it as the last one left it, refilled at
+ * its rate meanwhile, so fallbacks that follow each other closely (a
+ * Redis that answers heartbeats but fails every limiter call) share one
+ * burst instead of each starting full. When Redis is back, the tokens
+ * the fallback bucket is in debt by (reservations not yet due) move out
+ * of it and are charged to the shared bucket by the first call that
+ * reaches Redis, so they count against the cluster's rate there; if that
+ * call fails they go back into the fallback bucket. What the fallback
  * buckets took and is already due is not charged: across an outage the
  * cluster may take up to one burst more than one bucket would (each
- * replica's fallback bucket starts full), never more.
+ * replica's fallback bucket may be full when the outage starts), never
+ * more.
  * Returns and ownership as sluice_limiter_create (SLUICE_EINVAL with the
  * reason in errbuf: a bad name, a rate that is NaN or outside
  * [SLUICE_DLIMITER_RATE_MIN, SLUICE_DLIMITER_RATE_MAX] and not INF, a
@@ -435,18 +442,19 @@ SLUICE_API sluice_err sluice_dlimiter_wait(sluice_dlimiter *dl, uint64_t n, slui
  * SLUICE_RATE_INF (every call allowed without Redis; the shared state is
  * left as it was and is rescaled when a finite rate is set again). 0,
  * negative, NaN and finite rates outside the range are refused.
- * In fallback the local bucket changes rate in place (rate / the replicas
- * it was built for), as sluice_limiter_set_rate: its debt stays a count
- * and is repaid at the new rate, a full bucket stays full; INF leaves it
- * as it was. Returns SLUICE_OK; SLUICE_EINVAL (NULL, a refused rate, or a
- * finite rate for a limiter created at INF with no burst: set_burst first).
- * Thread-safe; takes the limiter's mutex only, no deadlock hazard.
+ * The local fallback bucket (in fallback, or kept from the last one)
+ * changes rate in place (rate / the replicas it was sized for), as
+ * sluice_limiter_set_rate: its debt stays a count and is repaid at the
+ * new rate, a full bucket stays full; INF leaves it as it was. Returns SLUICE_OK; SLUICE_EINVAL (NULL, a
+ * refused rate, or a finite rate for a limiter created at INF with no burst: set_burst first). Thread-safe;
+ * takes the limiter's mutex only, no deadlock hazard.
  */
 SLUICE_API sluice_err sluice_dlimiter_set_rate(sluice_dlimiter *dl, double rate);
 /* sluice_dlimiter_set_burst - change this replica's burst (> 0, else
  * SLUICE_EINVAL); the shared TAT is kept, the next call checks against
- * the new burst. In fallback the local bucket takes burst / replicas (at
- * least 1) in place, keeping its debt (sluice_limiter_set_burst).
+ * the new burst. The local fallback bucket (in fallback, or kept from
+ * the last one) takes burst / replicas (at least 1) in place, keeping its
+ * debt (sluice_limiter_set_burst).
  * Thread-safe; takes the limiter's mutex only. */
 SLUICE_API sluice_err sluice_dlimiter_set_burst(sluice_dlimiter *dl, uint64_t burst);
 

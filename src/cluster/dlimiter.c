@@ -40,17 +40,23 @@
  * Fallback: while the cluster is in fallback, or when a call fails, the
  * limiter answers from a local sluice_limiter with rate / members and
  * burst / members (at least 1) of the last known view, so the cluster as
- * a whole stays near the rate. It is built full on each entry into
- * fallback. set_rate and set_burst while in fallback change it in place
- * (sluice_limiter_set_rate/_set_burst: its debt stays a count of tokens)
- * instead of building it again full. Leaving fallback, the tokens it is
- * in debt by (reservations not yet due) are carried into the first
- * script call that reaches Redis (ARGV 5 of the take script), so they
- * count against the shared bucket too, and a cancel of one of those
+ * a whole stays near the rate. It is built full on the first entry into
+ * fallback and then kept: the next entry finds it as the last fallback
+ * left it, refilled at its rate meanwhile (resized in place if the
+ * view's replica count changed). Built full on each entry, it handed out
+ * a fresh burst per cycle while Redis answered heartbeats but failed the
+ * limiter's calls (a foreign value under its key, a call timing out):
+ * each cycle of heartbeat, failed call, fallback took one more burst
+ * than the rate allows. set_rate and set_burst change it in place
+ * (sluice_limiter_set_rate/_set_burst: its debt stays a count of
+ * tokens). Leaving fallback, the tokens it is in debt by (reservations
+ * not yet due) move out of it and are carried into the first script
+ * call that reaches Redis (ARGV 5 of the take script), so they count
+ * against the shared bucket instead, and a cancel of one of those
  * reservations, which after recovery goes to Redis, gives back tokens
- * Redis was charged. If that call fails, the debt stays owed and seeds
- * the next fallback bucket. (A call that timed out after Redis ran it
- * charges the debt twice: stricter, never looser.)
+ * Redis was charged. If that call fails, the debt stays owed and goes
+ * back into the bucket on the way into fallback. (A call that timed out
+ * after Redis ran it charges the debt twice: stricter, never looser.)
  *
  * Lock order: dl->mu -> cluster mu, and dl->mu -> the fallback bucket's
  * own mutex (sluice_limiter calls); no Redis call is made with dl->mu
@@ -146,43 +152,69 @@ void sluice_dlimiter_destroy(sluice_dlimiter *dl)
     free(dl);
 }
 
-/* Make sure the local bucket exists for fallback: built full, less any
- * debt a failed carry left owed. Caller holds mu. */
+/* Give the fallback bucket rate / n and burst / n (at least 1) in place:
+ * its tokens, or its debt, stay a count (sluice_limiter_set_rate and
+ * _set_burst). INF leaves its rate as it was: INF calls never reach it.
+ * Caller holds mu. */
+static void local_resize_locked(sluice_dlimiter *dl, unsigned n)
+{
+    SLUICE__ASSERT_HELD(&dl->mu);
+    if (dl->rate != SLUICE_RATE_INF) {
+        sluice_limiter_set_rate(dl->local, dl->rate / n);
+    }
+    sluice_limiter_set_burst(dl->local, dl->burst / n ? dl->burst / n : 1);
+    dl->local_members = n;
+}
+
+/* The fallback bucket, entering fallback if not in it, with any debt a
+ * failed carry left owed charged to it. Built full once and then kept
+ * from one fallback to the next (resized in place when the view's
+ * replica count changed), so a fallback entered again soon after the
+ * last, as in a "PING works, EVAL fails" state where each recovery is
+ * followed by a failed call, finds the bucket as that fallback left it,
+ * refilled only at its rate meanwhile: a bucket built full on each entry
+ * handed out one fresh burst a cycle. Caller holds mu. */
 static sluice_limiter *local_locked(sluice_dlimiter *dl)
 {
     SLUICE__ASSERT_HELD(&dl->mu);
-    if (dl->fallback && dl->local) {
-        return dl->local;
+    if (!dl->fallback || !dl->local) {
+        sluice__view v;
+        sluice__cluster_view(dl->c, &v);
+        unsigned n = v.have_view && v.members ? v.members : 1;
+        if (!dl->local) {
+            sluice_limiter_config lc;
+            sluice_limiter_config_init(&lc);
+            lc.name = dl->name;
+            lc.rate = dl->rate / n;
+            lc.burst = dl->burst / n ? dl->burst / n : 1;
+            lc.clock = sluice__cluster_clock(dl->c);
+            if (sluice_limiter_create(&lc, &dl->local, NULL, 0) != SLUICE_OK) {
+                dl->local = NULL;
+                return NULL; /* the carry stays owed */
+            }
+            dl->local_members = n;
+        } else if (n != dl->local_members) {
+            local_resize_locked(dl, n);
+        }
+        dl->fallback = true;
     }
-    sluice__view v;
-    sluice__cluster_view(dl->c, &v);
-    unsigned n = v.have_view && v.members ? v.members : 1;
-    sluice_limiter_config lc;
-    sluice_limiter_config_init(&lc);
-    lc.name = dl->name;
-    lc.rate = dl->rate / n;
-    lc.burst = dl->burst / n ? dl->burst / n : 1;
-    lc.clock = sluice__cluster_clock(dl->c);
-    sluice_limiter *l = NULL;
-    if (sluice_limiter_create(&lc, &l, NULL, 0) != SLUICE_OK) {
-        return NULL;
-    }
-    sluice_limiter_destroy(dl->local);
-    dl->local = l;
-    dl->local_members = n;
-    dl->fallback = true;
+    uint64_t burst = dl->burst / dl->local_members ? dl->burst / dl->local_members : 1;
     while (dl->carry > 0) {
-        uint64_t k = dl->carry < lc.burst ? dl->carry : lc.burst;
+        uint64_t k = dl->carry < burst ? dl->carry : burst;
         sluice_reservation r;
-        sluice_limiter_reserve(l, k, &r); /* k <= burst: always taken */
+        sluice_limiter_reserve(dl->local, k, &r); /* k <= burst: always taken */
         dl->carry -= k;
     }
-    return l;
+    return dl->local;
 }
 
 /* Leaving fallback for a Redis call: the fallback bucket's debt (tokens
- * reserved but not yet due, rounded up) joins what is owed, and all of it
- * is handed to the caller to carry into its script call. Caller holds mu. */
+ * reserved but not yet due, rounded up) moves out of it into what is
+ * owed, and all of that is handed to the caller to carry into its script
+ * call. The bucket keeps the rest of its state (a bucket left empty stays
+ * empty, refilling at its rate), so the debt is counted once: in Redis
+ * if the call succeeds, back in the bucket (local_locked) if it fails.
+ * Caller holds mu. */
 static uint64_t leave_fallback_locked(sluice_dlimiter *dl)
 {
     SLUICE__ASSERT_HELD(&dl->mu);
@@ -190,7 +222,12 @@ static uint64_t leave_fallback_locked(sluice_dlimiter *dl)
         sluice_limiter_stats st;
         sluice_limiter_stats_get(dl->local, &st);
         if (st.tokens < 0) {
-            dl->carry += (uint64_t)ceil(-st.tokens);
+            uint64_t debt = (uint64_t)ceil(-st.tokens);
+            dl->carry += debt;
+            /* Give the debt back to the bucket as a cancelled reservation
+             * would (never due: act_at is the end of time). */
+            sluice_reservation back = {.tokens = debt, .act_at_ns = UINT64_MAX};
+            sluice_limiter_cancel(dl->local, &back);
         }
     }
     dl->fallback = false;
@@ -433,9 +470,9 @@ sluice_err sluice_dlimiter_set_rate(sluice_dlimiter *dl, double rate)
         return SLUICE_EINVAL; /* created at INF with no burst: set_burst first */
     }
     dl->rate = rate;
-    /* In fallback the local bucket keeps its debt as a count (INF leaves
-     * it as it was: INF calls never reach it). */
-    if (dl->fallback && dl->local && rate != SLUICE_RATE_INF) {
+    /* The fallback bucket, in fallback or kept for the next, keeps its
+     * debt as a count (INF leaves it as it was: INF calls never reach it). */
+    if (dl->local && rate != SLUICE_RATE_INF) {
         sluice_limiter_set_rate(dl->local, rate / dl->local_members);
     }
     pthread_mutex_unlock(&dl->mu);
@@ -449,7 +486,7 @@ sluice_err sluice_dlimiter_set_burst(sluice_dlimiter *dl, uint64_t burst)
     }
     pthread_mutex_lock(&dl->mu);
     dl->burst = burst;
-    if (dl->fallback && dl->local) {
+    if (dl->local) {
         uint64_t local_burst = burst / dl->local_members;
         sluice_limiter_set_burst(dl->local, local_burst ? local_burst : 1);
     }

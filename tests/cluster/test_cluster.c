@@ -10,8 +10,10 @@
  * expiry of a holder that stops renewing, Redis data loss (grace and
  * re-claim) and NOSCRIPT reload; the GCRA limiter shared by two replicas,
  * its rate changes (in fallback too, on a fake clock), the debt carried
- * back to Redis on recovery, a mixed fleet with replicas of the version
- * before (their script's writes issued directly) and the TAT's precision
+ * back to Redis on recovery, one burst (not one a cycle) while Redis
+ * answers heartbeats but fails the limiter's script, a mixed fleet with
+ * replicas of the version before (their script's writes issued
+ * directly) and the TAT's precision
  * at the largest rate; budget files and their file:line:col errors.
  *
  * Timing: Redis TTLs are small and real; every wait for a Redis-side
@@ -1512,6 +1514,79 @@ static void test_dlimiter_recovery_carries_debt(void **state)
     cleanup_now(a);
 }
 
+/* "PING works, EVAL fails": a foreign value under the limiter's key (a
+ * hash where the TAT string belongs) makes every take script fail
+ * (WRONGTYPE) while heartbeats succeed, so each cycle is: a heartbeat
+ * (the view looks healthy), a call that reaches Redis and fails into
+ * fallback, the fallback bucket. The bucket of the cycle before is kept,
+ * so across the cycles the replica takes at most one burst plus what its
+ * rate refilled; built full on each entry, it handed out a burst a cycle
+ * (50 over 5 cycles here). Its debt survives the failed recovery too: a
+ * reservation after a cycle waits as long as one before it plus a token
+ * (less the refill), where a full bucket built again waited nothing. */
+static void set_foreign_value(const char *name)
+{
+    redisReply *r = redis_fixture_cmd(&redis, "HSET %s:rl:%s foreign value", prefix, name);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+}
+
+/* One cycle: past the reconnect backoff (the fake clock), then a
+ * heartbeat that succeeds, so the cluster's view is healthy again. */
+static void healthy_again(sluice_cluster *c, sluice_fake_clock *fake)
+{
+    sluice_fake_clock_advance(fake, SLUICE_NS_PER_SEC);
+    assert_true(POLL(sluice_cluster_heartbeat_now(c) == SLUICE_OK, 10000));
+}
+
+static void test_dlimiter_eval_fails_keeps_bucket(void **state)
+{
+    (void)state;
+    static sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    sluice_cluster *a = clocked_replica("a", 0, &fake);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_OK); /* a view of 1 replica */
+    sluice_dlimiter_config lc;
+    sluice_dlimiter_config_init(&lc);
+    lc.name = "evalfail";
+    lc.rate = SLOW_RATE;
+    lc.burst = 10;
+    sluice_dlimiter *dl = NULL;
+    assert_int_equal(sluice_dlimiter_create(a, &lc, &dl, NULL, 0), SLUICE_OK);
+    cleanup_push(undo_dlimiter, dl);
+    set_foreign_value("evalfail");
+    uint64_t t0 = sluice_clock_now(&fake.clock);
+    enum { CYCLES = 5 };
+    unsigned granted = 0;
+    for (int cycle = 0; cycle < CYCLES; cycle++) {
+        healthy_again(a, &fake);
+        sluice_dlimiter_stats st;
+        sluice_dlimiter_stats_get(dl, &st);
+        uint64_t calls = st.redis_calls;
+        for (int i = 0; i < 20 && sluice_dlimiter_allow(dl); i++) {
+            granted++;
+        }
+        sluice_dlimiter_stats_get(dl, &st);
+        assert_int_equal(st.redis_calls, calls + 1); /* the cycle's call reached Redis, and failed */
+        assert_true(st.fallback);
+    }
+    double elapsed_s = (double)(sluice_clock_now(&fake.clock) - t0) / 1e9;
+    unsigned bound = (unsigned)(lc.burst + floor(SLOW_RATE * elapsed_s));
+    if (granted < lc.burst || granted > bound) {
+        fail_msg("%u tokens granted over %d cycles of %.0f s, want %llu to %u (one burst plus the refill)",
+                 granted, CYCLES, elapsed_s, (unsigned long long)lc.burst, bound);
+    }
+    /* debt: one reservation waits a token; a cycle (1 s of refill) later
+     * the next waits a token more, less that second */
+    uint64_t d1 = reserve_delay(dl, 1);
+    assert_true(d1 > 0 && d1 <= SLOW_TOKEN_NS);
+    healthy_again(a, &fake);
+    assert_delay(reserve_delay(dl, 1), d1 + SLOW_TOKEN_NS - SLUICE_NS_PER_SEC);
+    cleanup_now(dl);
+    cleanup_now(a);
+}
+
 /* ---- rolling upgrade: replicas of the version before ----------------------------------- */
 
 /* The take script of the version before rate changes rescaled the debt
@@ -1877,6 +1952,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlimiter_old_key, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_fallback_set_rate_keeps_debt, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_recovery_carries_debt, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_eval_fails_keeps_bucket, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_rolling_upgrade, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_precision, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_slowest, per_test, per_test_end),
