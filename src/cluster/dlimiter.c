@@ -38,9 +38,16 @@
  * say "no limit".
  *
  * Fallback: while the cluster is in fallback, or when a call fails, the
- * limiter answers from a local sluice_limiter with rate / members and
+ * limiter answers from a local token bucket with rate / members and
  * burst / members (at least 1) of the last known view, so the cluster as
- * a whole stays near the rate. It is built full on the first entry into
+ * a whole stays near the rate. The bucket is sluice_limiter's own
+ * (sluice__tb, src/sync/limiter.c) kept in dl and guarded by dl->mu: a
+ * debt of any size is charged to it or taken out of it in one step (a
+ * sluice_limiter takes at most one burst a call, so a carry of C tokens
+ * into a bucket of B took C/B calls under dl->mu), and it has no name of
+ * its own to refuse (a sluice_limiter's is at most 48 bytes, a
+ * dlimiter's 64: with a longer name every call in fallback was refused).
+ * It is built full on the first entry into
  * fallback and then kept: the next entry finds it as the last fallback
  * left it, refilled at its rate meanwhile (resized in place if the
  * view's replica count changed). Built full on each entry, it handed out
@@ -48,7 +55,7 @@
  * limiter's calls (a foreign value under its key, a call timing out):
  * each cycle of heartbeat, failed call, fallback took one more burst
  * than the rate allows. set_rate and set_burst change it in place
- * (sluice_limiter_set_rate/_set_burst: its debt stays a count of
+ * (as sluice_limiter_set_rate/_set_burst: its debt stays a count of
  * tokens). Leaving fallback, the tokens it is in debt by (reservations
  * not yet due) move out of it and are carried into the first script
  * call that reaches Redis (ARGV 5 of the take script), so they count
@@ -58,8 +65,7 @@
  * back into the bucket on the way into fallback. (A call that timed out
  * after Redis ran it charges the debt twice: stricter, never looser.)
  *
- * Lock order: dl->mu -> cluster mu, and dl->mu -> the fallback bucket's
- * own mutex (sluice_limiter calls); no Redis call is made with dl->mu
+ * Lock order: dl->mu -> cluster mu; no Redis call is made with dl->mu
  * held (the connection's own mutex serialises calls).
  */
 #include <hiredis/hiredis.h>
@@ -71,6 +77,7 @@
 
 #include "base/check.h"
 #include "cluster/cluster_internal.h"
+#include "sync/sync_internal.h"
 
 struct sluice_dlimiter {
     sluice_cluster *c;
@@ -80,7 +87,11 @@ struct sluice_dlimiter {
     pthread_mutex_t mu; /* guards everything below */
     double rate;
     uint64_t burst;
-    sluice_limiter *local;  /* the fallback bucket, while in fallback */
+    /* The fallback bucket, built on the first fallback and kept. */
+    bool have_local;
+    sluice__tb local;
+    double local_rate;      /* rate / local_members (INF as it is) */
+    uint64_t local_burst;   /* burst / local_members, at least 1 */
     unsigned local_members; /* the replicas its rate and burst were divided by */
     bool fallback;
     uint64_t carry; /* tokens of fallback debt not yet charged to Redis */
@@ -147,65 +158,67 @@ void sluice_dlimiter_destroy(sluice_dlimiter *dl)
     if (!dl) {
         return;
     }
-    sluice_limiter_destroy(dl->local);
     pthread_mutex_destroy(&dl->mu);
     free(dl);
 }
 
+static uint64_t now_ns(const sluice_dlimiter *dl)
+{
+    return sluice_clock_now(sluice__cluster_clock(dl->c));
+}
+
 /* Give the fallback bucket rate / n and burst / n (at least 1) in place:
- * its tokens, or its debt, stay a count (sluice_limiter_set_rate and
- * _set_burst). INF leaves its rate as it was: INF calls never reach it.
+ * its tokens, or its debt, stay a count (as sluice_limiter_set_rate and
+ * _set_burst: brought up to date at the old rate first, capped at the
+ * new burst). INF leaves its rate as it was: INF calls never reach it.
  * Caller holds mu. */
 static void local_resize_locked(sluice_dlimiter *dl, unsigned n)
 {
     SLUICE__ASSERT_HELD(&dl->mu);
+    sluice__tb_advance(&dl->local, dl->local_rate, dl->local_burst, now_ns(dl));
     if (dl->rate != SLUICE_RATE_INF) {
-        sluice_limiter_set_rate(dl->local, dl->rate / n);
+        dl->local_rate = dl->rate / n;
     }
-    sluice_limiter_set_burst(dl->local, dl->burst / n ? dl->burst / n : 1);
+    dl->local_burst = dl->burst / n ? dl->burst / n : 1;
+    if (dl->local.tokens > (double)dl->local_burst) {
+        dl->local.tokens = (double)dl->local_burst;
+    }
     dl->local_members = n;
 }
 
-/* The fallback bucket, entering fallback if not in it, with any debt a
- * failed carry left owed charged to it. Built full once and then kept
- * from one fallback to the next (resized in place when the view's
- * replica count changed), so a fallback entered again soon after the
- * last, as in a "PING works, EVAL fails" state where each recovery is
- * followed by a failed call, finds the bucket as that fallback left it,
- * refilled only at its rate meanwhile: a bucket built full on each entry
- * handed out one fresh burst a cycle. Caller holds mu. */
-static sluice_limiter *local_locked(sluice_dlimiter *dl)
+/* Enter fallback (if not in it) and charge the fallback bucket any debt
+ * a failed carry left owed, in one step. The bucket is built full once
+ * and then kept from one fallback to the next (resized in place when the
+ * view's replica count changed), so a fallback entered again soon after
+ * the last, as in a "PING works, EVAL fails" state where each recovery
+ * is followed by a failed call, finds the bucket as that fallback left
+ * it, refilled only at its rate meanwhile: a bucket built full on each
+ * entry handed out one fresh burst a cycle. Caller holds mu. */
+static void local_locked(sluice_dlimiter *dl)
 {
     SLUICE__ASSERT_HELD(&dl->mu);
-    if (!dl->fallback || !dl->local) {
+    SLUICE__ASSERT(!dl->fallback || dl->have_local); /* in fallback, the bucket exists */
+    uint64_t now = now_ns(dl);
+    if (!dl->fallback) {
         sluice__view v;
         sluice__cluster_view(dl->c, &v);
         unsigned n = v.have_view && v.members ? v.members : 1;
-        if (!dl->local) {
-            sluice_limiter_config lc;
-            sluice_limiter_config_init(&lc);
-            lc.name = dl->name;
-            lc.rate = dl->rate / n;
-            lc.burst = dl->burst / n ? dl->burst / n : 1;
-            lc.clock = sluice__cluster_clock(dl->c);
-            if (sluice_limiter_create(&lc, &dl->local, NULL, 0) != SLUICE_OK) {
-                dl->local = NULL;
-                return NULL; /* the carry stays owed */
-            }
+        if (!dl->have_local) {
+            dl->local_rate = dl->rate / n;
+            dl->local_burst = dl->burst / n ? dl->burst / n : 1;
             dl->local_members = n;
+            sluice__tb_init(&dl->local, dl->local_burst, now);
+            dl->have_local = true;
         } else if (n != dl->local_members) {
             local_resize_locked(dl, n);
         }
         dl->fallback = true;
     }
-    uint64_t burst = dl->burst / dl->local_members ? dl->burst / dl->local_members : 1;
-    while (dl->carry > 0) {
-        uint64_t k = dl->carry < burst ? dl->carry : burst;
-        sluice_reservation r;
-        sluice_limiter_reserve(dl->local, k, &r); /* k <= burst: always taken */
-        dl->carry -= k;
+    if (dl->carry > 0) {
+        sluice__tb_advance(&dl->local, dl->local_rate, dl->local_burst, now);
+        dl->local.tokens -= (double)dl->carry;
+        dl->carry = 0;
     }
-    return dl->local;
 }
 
 /* Leaving fallback for a Redis call: the fallback bucket's debt (tokens
@@ -218,16 +231,12 @@ static sluice_limiter *local_locked(sluice_dlimiter *dl)
 static uint64_t leave_fallback_locked(sluice_dlimiter *dl)
 {
     SLUICE__ASSERT_HELD(&dl->mu);
-    if (dl->fallback && dl->local) {
-        sluice_limiter_stats st;
-        sluice_limiter_stats_get(dl->local, &st);
-        if (st.tokens < 0) {
-            uint64_t debt = (uint64_t)ceil(-st.tokens);
-            dl->carry += debt;
-            /* Give the debt back to the bucket as a cancelled reservation
-             * would (never due: act_at is the end of time). */
-            sluice_reservation back = {.tokens = debt, .act_at_ns = UINT64_MAX};
-            sluice_limiter_cancel(dl->local, &back);
+    if (dl->fallback && dl->have_local) {
+        sluice__tb_advance(&dl->local, dl->local_rate, dl->local_burst, now_ns(dl));
+        if (dl->local.tokens < 0) {
+            double debt = ceil(-dl->local.tokens);
+            dl->carry = sluice__add_sat(dl->carry, debt >= 1.8e19 ? UINT64_MAX : (uint64_t)debt);
+            dl->local.tokens += debt;
         }
     }
     dl->fallback = false;
@@ -316,9 +325,9 @@ bool sluice_dlimiter_allow_n(sluice_dlimiter *dl, uint64_t n)
         }
         dl->carry += carry; /* not charged: still owed */
     }
-    sluice_limiter *l = local_locked(dl);
+    local_locked(dl);
     dl->fallback_calls++;
-    bool ok = l ? sluice_limiter_allow_n(l, n) : false;
+    bool ok = sluice__tb_allow(&dl->local, dl->local_rate, dl->local_burst, n, now_ns(dl));
     if (ok) {
         dl->allowed++;
     } else {
@@ -373,9 +382,9 @@ sluice_err sluice_dlimiter_reserve(sluice_dlimiter *dl, uint64_t n, sluice_reser
         }
         dl->carry += carry; /* not charged: still owed */
     }
-    sluice_limiter *l = local_locked(dl);
+    local_locked(dl);
     dl->fallback_calls++;
-    sluice_err err = l ? sluice_limiter_reserve(l, n, out) : SLUICE_ENOMEM;
+    sluice_err err = sluice__tb_reserve(&dl->local, dl->local_rate, dl->local_burst, n, now_ns(dl), out);
     if (err == SLUICE_OK) {
         dl->allowed++;
     } else {
@@ -396,8 +405,8 @@ void sluice_dlimiter_cancel(sluice_dlimiter *dl, const sluice_reservation *r)
         pthread_mutex_unlock(&dl->mu);
         return; /* its time has come: the tokens are spent */
     }
-    if (dl->fallback && dl->local) {
-        sluice_limiter_cancel(dl->local, r);
+    if (dl->fallback && dl->have_local) {
+        sluice__tb_cancel(&dl->local, dl->local_rate, dl->local_burst, r, now_ns(dl));
         pthread_mutex_unlock(&dl->mu);
         return;
     }
@@ -472,8 +481,9 @@ sluice_err sluice_dlimiter_set_rate(sluice_dlimiter *dl, double rate)
     dl->rate = rate;
     /* The fallback bucket, in fallback or kept for the next, keeps its
      * debt as a count (INF leaves it as it was: INF calls never reach it). */
-    if (dl->local && rate != SLUICE_RATE_INF) {
-        sluice_limiter_set_rate(dl->local, rate / dl->local_members);
+    if (dl->have_local && rate != SLUICE_RATE_INF) {
+        sluice__tb_advance(&dl->local, dl->local_rate, dl->local_burst, now_ns(dl));
+        dl->local_rate = rate / dl->local_members;
     }
     pthread_mutex_unlock(&dl->mu);
     return SLUICE_OK;
@@ -486,9 +496,8 @@ sluice_err sluice_dlimiter_set_burst(sluice_dlimiter *dl, uint64_t burst)
     }
     pthread_mutex_lock(&dl->mu);
     dl->burst = burst;
-    if (dl->local) {
-        uint64_t local_burst = burst / dl->local_members;
-        sluice_limiter_set_burst(dl->local, local_burst ? local_burst : 1);
+    if (dl->have_local) {
+        local_resize_locked(dl, dl->local_members);
     }
     pthread_mutex_unlock(&dl->mu);
     return SLUICE_OK;

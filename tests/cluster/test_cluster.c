@@ -11,7 +11,8 @@
  * re-claim) and NOSCRIPT reload; the GCRA limiter shared by two replicas,
  * its rate changes (in fallback too, on a fake clock), the debt carried
  * back to Redis on recovery, one burst (not one a cycle) while Redis
- * answers heartbeats but fails the limiter's script, a mixed fleet with
+ * answers heartbeats but fails the limiter's script, a carry of 1e12
+ * tokens coming back in one step, a mixed fleet with
  * replicas of the version before (their script's writes issued
  * directly) and the TAT's precision
  * at the largest rate; budget files and their file:line:col errors.
@@ -1587,6 +1588,54 @@ static void test_dlimiter_eval_fails_keeps_bucket(void **state)
     cleanup_now(a);
 }
 
+/* A failed carry of a large debt goes back into the fallback bucket in
+ * one step, to the token: it took one reservation of at most a burst at
+ * a time under the limiter's mutex, so a debt of ~1e12 tokens carried
+ * into a bucket of 1 never finished (the test's timeout). The debt is
+ * built in fallback with a burst of 1e12, then the burst is set to 1;
+ * the take script fails (a foreign value under the key) so the carry
+ * comes back. At 1000 tokens/s 1 s of the fake clock repays 1000 of them,
+ * exactly. */
+static void test_dlimiter_large_carry_back(void **state)
+{
+    (void)state;
+    static sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    sluice_cluster *a = clocked_replica("a", 0, &fake);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_OK); /* a view of 1 replica */
+    const uint64_t big = 1000000000000ULL;
+    sluice_dlimiter_config lc;
+    sluice_dlimiter_config_init(&lc);
+    lc.name = "bigcarry";
+    lc.rate = 1000;
+    lc.burst = big;
+    sluice_dlimiter *dl = NULL;
+    assert_int_equal(sluice_dlimiter_create(a, &lc, &dl, NULL, 0), SLUICE_OK);
+    cleanup_push(undo_dlimiter, dl);
+    set_foreign_value("bigcarry");
+    assert_delay(reserve_delay(dl, big), 0); /* the call fails: the full fallback bucket */
+    assert_delay(reserve_delay(dl, big), big * SLUICE_NS_PER_MS); /* 1e12 in debt at 1000/s */
+    assert_int_equal(sluice_dlimiter_set_burst(dl, 1), SLUICE_OK);
+    healthy_again(a, &fake); /* 1 s: 1000 repaid */
+    sluice_dlimiter_stats st;
+    sluice_dlimiter_stats_get(dl, &st);
+    uint64_t calls = st.redis_calls;
+    /* leaving fallback carries big - 1000 tokens; the call fails, they come
+     * back: one more token waits for big - 1000 + 1 of them (within 1 ms:
+     * 1e21 ns in doubles) */
+    uint64_t d = reserve_delay(dl, 1);
+    uint64_t want = (big - 1000 + 1) * SLUICE_NS_PER_MS;
+    if ((d > want ? d - want : want - d) > SLUICE_NS_PER_MS) {
+        fail_msg("delay %llu ns after the carry came back, want %llu ns", (unsigned long long)d,
+                 (unsigned long long)want);
+    }
+    sluice_dlimiter_stats_get(dl, &st);
+    assert_int_equal(st.redis_calls, calls + 1);
+    assert_true(st.fallback);
+    cleanup_now(dl);
+    cleanup_now(a);
+}
+
 /* ---- rolling upgrade: replicas of the version before ----------------------------------- */
 
 /* The take script of the version before rate changes rescaled the debt
@@ -1953,6 +2002,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlimiter_fallback_set_rate_keeps_debt, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_recovery_carries_debt, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_eval_fails_keeps_bucket, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_large_carry_back, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_rolling_upgrade, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_precision, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_slowest, per_test, per_test_end),

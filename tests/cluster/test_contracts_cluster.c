@@ -4,7 +4,8 @@
  * 65, TTLs at and below the heartbeat, a heartbeat so long its default
  * TTLs would overflow, bindings at SLUICE_CLUSTER_MAX_BINDINGS and one
  * more, K raised to the pool's min_workers, the semaphore's and the
- * limiter's refusals, SLUICE_RATE_INF making no Redis call.
+ * limiter's refusals, a limiter named with 64 bytes answering in
+ * fallback, SLUICE_RATE_INF making no Redis call.
  *
  * Redis is never started: every cluster points at a loopback port that
  * was free a moment ago, so it starts in fallback (which the header says
@@ -332,6 +333,26 @@ static void test_dsem_dlimiter_refusals(void **state)
     assert_int_equal(sluice_dlimiter_set_rate(dl, SLUICE_DLIMITER_RATE_MIN), SLUICE_OK);
     assert_int_equal(sluice_dlimiter_set_rate(dl, SLUICE_DLIMITER_RATE_MAX), SLUICE_OK);
     cleanup_now(dl);
+    /* A name of 64 bytes works in fallback too (Redis is down here): the
+     * fallback bucket was a sluice_limiter named after the limiter, whose
+     * names stop at 48 bytes, so it could not be made and every call was
+     * refused (reserve said SLUICE_ENOMEM). */
+    lc.rate = 10;
+    lc.burst = 2;
+    assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_dlimiter, dl);
+    assert_true(sluice_dlimiter_allow(dl));
+    sluice_reservation r;
+    assert_int_equal(sluice_dlimiter_reserve(dl, 1, &r), SLUICE_OK);
+    assert_int_equal(r.delay_ns, 0);
+    assert_false(sluice_dlimiter_allow(dl)); /* the bucket of 2 is empty */
+    assert_int_equal(sluice_dlimiter_reserve(dl, 1, &r), SLUICE_OK);
+    assert_true(r.delay_ns > 0 && r.delay_ns <= 100 * SLUICE_NS_PER_MS); /* 10/s: a token in 0.1 s */
+    sluice_dlimiter_stats ls;
+    sluice_dlimiter_stats_get(dl, &ls);
+    assert_true(ls.fallback);
+    assert_int_equal(ls.redis_calls, 0);
+    cleanup_now(dl);
     lc.rate = 10;
     lc.burst = 0;
     assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, err, sizeof err), SLUICE_EINVAL);
@@ -344,7 +365,6 @@ static void test_dsem_dlimiter_refusals(void **state)
         assert_true(sluice_dlimiter_allow(dl));
         assert_true(sluice_dlimiter_allow_n(dl, UINT64_MAX));
     }
-    sluice_dlimiter_stats ls;
     sluice_dlimiter_stats_get(dl, &ls);
     assert_int_equal(ls.redis_calls, 0);
     assert_int_equal(ls.allowed, 200);
