@@ -100,12 +100,18 @@ SLUICE_API bool sluice_limiter_allow(sluice_limiter *lim);
  * for n > burst, n == 0 is always allowed. Never blocks. */
 SLUICE_API bool sluice_limiter_allow_n(sluice_limiter *lim, uint64_t n);
 
-/* A reservation: n tokens are taken; act no earlier than act_at_ns. */
+/* A reservation: n tokens are taken; act no earlier than act_at_ns.
+ * The times saturate at the clock's end: act_at_ns is at most UINT64_MAX
+ * and delay_ns is always exactly act_at_ns - reserved_at_ns (so adding it
+ * to reserved_at_ns never wraps). act_at_ns == UINT64_MAX means the debt
+ * would be paid back only at or after the clock's end, 2^64 ns (about 584
+ * years) after its zero: at a rate of 1e-9/s one token is 1e18 ns (31
+ * years), 19 tokens are past it. */
 typedef struct sluice_reservation {
     uint64_t tokens;
     uint64_t reserved_at_ns; /* limiter clock */
-    uint64_t act_at_ns;      /* limiter clock; == reserved_at_ns when no wait is needed */
-    uint64_t delay_ns;       /* act_at_ns - reserved_at_ns */
+    uint64_t act_at_ns;      /* limiter clock; == reserved_at_ns when no wait is needed; <= UINT64_MAX */
+    uint64_t delay_ns;       /* act_at_ns - reserved_at_ns: at most UINT64_MAX - reserved_at_ns */
 } sluice_reservation;
 
 /*
@@ -114,7 +120,11 @@ typedef struct sluice_reservation {
  * gives the tokens back with sluice_limiter_cancel.
  * Returns: SLUICE_OK; SLUICE_EOVERFLOW (n > burst: never possible);
  * SLUICE_EAGAIN (rate 0 and not enough tokens: never possible);
- * SLUICE_EINVAL (NULL argument).
+ * SLUICE_EINVAL (NULL argument). A debt that a positive rate pays back
+ * only past the clock's end is still taken (SLUICE_OK), with act_at_ns
+ * saturated at UINT64_MAX (see sluice_reservation); a cancel before then
+ * gives it back. n = 0 (or an infinite rate) takes nothing and needs no
+ * wait; n may be up to burst, UINT64_MAX included.
  */
 SLUICE_API sluice_err sluice_limiter_reserve(sluice_limiter *lim, uint64_t n, sluice_reservation *out);
 
@@ -135,7 +145,10 @@ SLUICE_API void sluice_limiter_cancel(sluice_limiter *lim, const sluice_reservat
  * would (nothing is taken); SLUICE_EOVERFLOW (n > burst); SLUICE_EAGAIN
  * (rate 0, not enough tokens); SLUICE_EINVAL.
  * Deadlock hazard: none from the limiter; it holds no lock while ctx
- * callbacks run. A NULL ctx waits as long as the reservation says.
+ * callbacks run. A NULL ctx waits as long as the reservation says: for a
+ * reservation saturated at the clock's end (act_at_ns UINT64_MAX) that is
+ * for ever, so give a slow limiter a ctx with a deadline (a deadline before
+ * act_at_ns returns SLUICE_ETIMEDOUT at once, nothing taken).
  */
 SLUICE_API sluice_err sluice_limiter_wait(sluice_limiter *lim, uint64_t n, sluice_ctx *ctx);
 

@@ -102,9 +102,17 @@ sluice_err sluice__tb_reserve(sluice__tb *tb, double rate, uint64_t burst, uint6
     tb->tokens = after;
     r->tokens = n;
     if (after < 0) {
+        /* The debt's pay-back time saturates at the clock's end: act_at_ns
+         * is at most UINT64_MAX and delay_ns is always act_at_ns - now.
+         * (Saturating act_at_ns alone, as before, left delay_ns larger
+         * than the gap near the clock's end: a caller adding delay_ns to
+         * reserved_at_ns wrapped around.) A debt past 2^64 ns (584 years;
+         * 19 tokens at 1e-9/s), and a rate so small that the
+         * division overflows to infinity, land there too. */
         double wait = ceil(-after * 1e9 / rate);
-        r->delay_ns = wait >= 1.8e19 ? UINT64_MAX - now : (uint64_t)wait;
-        r->act_at_ns = sluice__add_sat(now, r->delay_ns);
+        uint64_t room = UINT64_MAX - now;
+        r->delay_ns = wait >= (double)room ? room : (uint64_t)wait;
+        r->act_at_ns = now + r->delay_ns;
     }
     return SLUICE_OK;
 }

@@ -157,6 +157,99 @@ static void test_reserve_cancel(void **state)
     sluice_limiter_destroy(l);
 }
 
+/* limiter.h: a reservation's times saturate at the clock's end, and
+ * delay_ns is always act_at_ns - reserved_at_ns. Near the end of the
+ * clock the debt's pay-back time was cut in act_at_ns only, so delay_ns
+ * said more than the gap (adding it to reserved_at_ns wrapped). Checked
+ * for rates from 1e-300/s (the division overflows) to 1e300/s, at clock
+ * readings from 0 to UINT64_MAX, with n = 1 and n = burst = UINT64_MAX. */
+static void check_reservation(const sluice_reservation *r, uint64_t now)
+{
+    assert_int_equal(r->reserved_at_ns, now);
+    assert_true(r->act_at_ns >= r->reserved_at_ns);
+    assert_int_equal(r->delay_ns, r->act_at_ns - r->reserved_at_ns);
+}
+
+static void test_reserve_extremes(void **state)
+{
+    (void)state;
+    sluice_fake_clock fc;
+    sluice_reservation r1, r2;
+
+    /* 1e-9/s: one token of debt is 1e18 ns (31 years); 100 tokens are
+     * 1e20 ns, past the clock's end. */
+    sluice_fake_clock_init(&fc, 0);
+    sluice_limiter *l = make(1e-9, 100, &fc);
+    assert_int_equal(sluice_limiter_reserve(l, 100, &r1), SLUICE_OK);
+    assert_int_equal(r1.delay_ns, 0);
+    assert_int_equal(sluice_limiter_reserve(l, 1, &r2), SLUICE_OK);
+    check_reservation(&r2, 0);
+    assert_int_equal(r2.delay_ns, 1000000000000000000ull);
+    sluice_limiter_cancel(l, &r2);
+    assert_int_equal(sluice_limiter_reserve(l, 100, &r2), SLUICE_OK);
+    check_reservation(&r2, 0);
+    assert_int_equal(r2.act_at_ns, UINT64_MAX);
+    assert_int_equal(r2.delay_ns, UINT64_MAX);
+    assert_true(stats(l).tokens < -99.9);
+    sluice_limiter_cancel(l, &r2); /* before its (saturated) time: given back */
+    assert_true(fabs(stats(l).tokens) < 1e-6);
+    /* wait() with a deadline before the saturated time: ETIMEDOUT at once,
+     * nothing taken. */
+    sluice_ctx *ctx = NULL;
+    assert_int_equal(sluice_ctx_with_timeout(&ctx, NULL, SLUICE_NS_PER_SEC, &fc.clock), SLUICE_OK);
+    assert_int_equal(sluice_limiter_wait(l, 100, ctx), SLUICE_ETIMEDOUT);
+    assert_true(fabs(stats(l).tokens) < 1e-6);
+    sluice_ctx_release(ctx);
+    sluice_limiter_destroy(l);
+
+    /* 1000 ns before the clock's end, a debt of 1 ms: the delay is the
+     * 1000 ns left, not 1 ms. */
+    sluice_fake_clock_init(&fc, UINT64_MAX - 1000);
+    l = make(1000, 1, &fc); /* 1000/s: 1 ms a token */
+    assert_int_equal(sluice_limiter_reserve(l, 1, &r1), SLUICE_OK);
+    assert_int_equal(r1.delay_ns, 0);
+    assert_int_equal(sluice_limiter_reserve(l, 1, &r2), SLUICE_OK);
+    check_reservation(&r2, UINT64_MAX - 1000);
+    assert_int_equal(r2.act_at_ns, UINT64_MAX);
+    assert_int_equal(r2.delay_ns, 1000);
+    sluice_limiter_destroy(l);
+
+    /* At the clock's end itself: no time is left to wait. */
+    sluice_fake_clock_init(&fc, UINT64_MAX);
+    l = make(1, 1, &fc);
+    assert_int_equal(sluice_limiter_reserve(l, 1, &r1), SLUICE_OK);
+    assert_int_equal(sluice_limiter_reserve(l, 1, &r2), SLUICE_OK);
+    check_reservation(&r2, UINT64_MAX);
+    assert_int_equal(r2.delay_ns, 0);
+    sluice_limiter_destroy(l);
+
+    /* n = burst = UINT64_MAX: the full bucket pays the first at once, the
+     * second is a debt of 2^64 tokens. One past the burst: EOVERFLOW. */
+    static const double rates[] = {1e-300, 1e-9, 1, 1e9, 1e300};
+    static const uint64_t nows[] = {
+        0, 1, 1000000000, UINT64_MAX / 2, UINT64_MAX - SLUICE_NS_PER_SEC, UINT64_MAX - 1, UINT64_MAX};
+    for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
+        for (size_t j = 0; j < sizeof nows / sizeof nows[0]; j++) {
+            sluice_fake_clock_init(&fc, nows[j]);
+            l = make(rates[i], UINT64_MAX, &fc);
+            assert_int_equal(sluice_limiter_reserve(l, UINT64_MAX, &r1), SLUICE_OK);
+            check_reservation(&r1, nows[j]);
+            assert_int_equal(r1.delay_ns, 0);
+            for (int k = 0; k < 3; k++) {
+                assert_int_equal(sluice_limiter_reserve(l, k == 0 ? UINT64_MAX : 1, &r2), SLUICE_OK);
+                check_reservation(&r2, nows[j]);
+                assert_int_equal(r2.tokens, k == 0 ? UINT64_MAX : 1);
+            }
+            sluice_limiter_destroy(l);
+            l = make(rates[i], UINT64_MAX - 1, &fc);
+            assert_int_equal(sluice_limiter_reserve(l, UINT64_MAX, &r1), SLUICE_EOVERFLOW);
+            assert_int_equal(sluice_limiter_reserve(l, UINT64_MAX - 1, &r1), SLUICE_OK);
+            check_reservation(&r1, nows[j]);
+            sluice_limiter_destroy(l);
+        }
+    }
+}
+
 typedef struct waiter {
     pthread_t thread;
     sluice_limiter *lim;
@@ -333,8 +426,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),         cmocka_unit_test(test_rate_over_time),
-        cmocka_unit_test(test_reserve_cancel), cmocka_unit_test(test_wait),
-        cmocka_unit_test(test_keyed),
+        cmocka_unit_test(test_reserve_cancel), cmocka_unit_test(test_reserve_extremes),
+        cmocka_unit_test(test_wait),           cmocka_unit_test(test_keyed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
