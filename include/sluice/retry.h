@@ -327,9 +327,11 @@ SLUICE_API sluice_err sluice_retry_call(sluice_retry *r, sluice_ctx *ctx, sluice
 /*
  * sluice_retry_submit - run fn(arg) as attempts on the retrier's pool,
  * resubmitting after each retryable failure once its backoff has passed
- * (the retrier's timer thread submits it, without blocking: a full queue
- * ends the call with REFUSED / SLUICE_ETIMEDOUT under BLOCK and REJECT,
- * while CALLER_RUNS runs the attempt on the timer thread). Each attempt is
+ * (the retrier's timer thread submits it, without ever waiting, on any
+ * clock reading, 0 included: a full queue ends the call with REFUSED /
+ * SLUICE_EFULL under BLOCK and REJECT, DROP_OLDEST evicts the oldest
+ * queued task for it, and CALLER_RUNS runs the attempt on the timer
+ * thread). Each attempt is
  * submitted with the call's deadline and ctx, so the pool sheds it if
  * they pass while it is queued; its task label is "retry".
  * done(res, arg) runs exactly once per accepted call. A context that

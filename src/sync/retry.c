@@ -742,12 +742,12 @@ static sluice_err submit_attempt(rcall *c, bool nonblocking)
     o.ctx = c->ctx;
     o.label = "retry"; /* static: the pool reads it after the call ends (panic report) */
     o.on_abandon = attempt_abandoned;
-    if (nonblocking) {
-        /* A submit deadline already passed: take a free slot or give up. */
-        uint64_t now = sluice_clock_now(r->clock);
-        o.submit_deadline_ns = now ? now : 1;
-    }
-    return sluice_pool_submit_ex(r->pool, attempt_task, c, &o);
+    /* Nonblocking: take a free place or give up at once. Not a past submit
+     * deadline ("now, or 1 ns when the clock reads 0"): on a clock that
+     * reads 0, 1 ns was still ahead, and the timer thread waited for space
+     * until the clock moved. */
+    return nonblocking ? sluice__sync_submit_now(r->pool, attempt_task, c, &o)
+                       : sluice_pool_submit_ex(r->pool, attempt_task, c, &o);
 }
 
 /* The timer: a backoff ended (or the retrier is closing). */

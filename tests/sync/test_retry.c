@@ -840,6 +840,81 @@ static void test_submit_pool_hands_back(void **state)
     sluice_retry_destroy(r);
 }
 
+/* A resubmit never waits for the pool's queue, also on a clock that reads
+ * 0 (retry.h: the timer thread submits "without ever waiting"): a past
+ * submit deadline of "now, or 1 ns at 0" was still ahead there, and the
+ * timer thread waited for space until the clock moved. FULL jitter over a
+ * 1 ns step is always 0, so the retry is due at once, with the clock at 0.
+ * The first attempt shrinks K to 1 (the other worker is held at a gate)
+ * and fills the queue's one place, so the retry finds the pool full. */
+typedef struct zero_call {
+    sluice_pool *pool;
+    _Atomic int calls;
+    _Atomic int resize_rc, fill_rc;
+} zero_call;
+
+static int zero_first_attempt(void *arg)
+{
+    zero_call *z = arg;
+    if (atomic_fetch_add(&z->calls, 1) == 0) {
+        atomic_store(&z->resize_rc, (int)sluice_pool_resize(z->pool, 1));
+        atomic_store(&z->fill_rc, (int)sluice_pool_try_submit(z->pool, plain_task, NULL));
+        return 1; /* retryable */
+    }
+    return 0;
+}
+
+static void test_submit_never_waits_at_clock_zero(void **state)
+{
+    (void)state;
+    pthread_mutex_init(&dlog.mu, NULL);
+    dlog_reset();
+    atomic_store(&plain_ran, 0);
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, 0);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "retry_zero";
+    pc.workers = 2;
+    pc.queue_capacity = 1;
+    pc.overflow = SLUICE_OVERFLOW_BLOCK;
+    pc.clock = &fc.clock;
+    sluice_pool *pool = NULL;
+    char err[160];
+    assert_int_equal(sluice_pool_create(&pc, &pool, err, sizeof err), SLUICE_OK);
+    gate_init(&hold);
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, &hold), SLUICE_OK);
+    GATE_WAIT_ENTERED(&hold, 1);
+
+    sluice_retry_config cfg;
+    sluice_retry_config_init(&cfg);
+    cfg.name = "zero";
+    cfg.max_attempts = 2;
+    cfg.backoff.base_ns = 1;
+    cfg.backoff.jitter = SLUICE_JITTER_FULL;
+    cfg.pool = pool;
+    sluice_retry *r = make_retry(&cfg);
+    zero_call z = {.pool = pool};
+    assert_int_equal(sluice_retry_submit(r, NULL, zero_first_attempt, &z, done_record), SLUICE_OK);
+    int one = 1;
+    wait_until(dlog_at_least, &one, "the retry refused at once by the full pool (clock at 0)");
+    assert_int_equal(atomic_load(&z.resize_rc), SLUICE_OK);
+    assert_int_equal(atomic_load(&z.fill_rc), SLUICE_OK);
+    assert_int_equal(atomic_load(&z.calls), 1);
+    assert_int_equal(dlog.last.outcome, SLUICE_RETRY_REFUSED);
+    assert_int_equal(dlog.last.err, SLUICE_EFULL);
+    assert_int_equal(dlog.last.attempts, 1);
+    assert_int_equal(sluice_clock_now(&fc.clock), 0);
+
+    assert_int_equal(sluice_pool_resize(pool, 2), SLUICE_OK);
+    gate_open(&hold);
+    assert_int_equal(sluice_pool_drain(pool, 0, NULL), SLUICE_OK);
+    assert_int_equal(atomic_load(&plain_ran), 1);
+    sluice_retry_destroy(r);
+    sluice_pool_destroy(pool);
+    gate_destroy(&hold);
+}
+
 /* ---- a downstream failing 100%, through the pool, with a budget ------------------- */
 
 static bool quiescent(void *arg)
@@ -996,6 +1071,7 @@ int main(void)
         cmocka_unit_test(test_submit_resubmits),
         cmocka_unit_test(test_submit_endings),
         cmocka_unit_test(test_submit_pool_hands_back),
+        cmocka_unit_test(test_submit_never_waits_at_clock_zero),
         cmocka_unit_test(test_budget_holds_attempts_down),
         cmocka_unit_test(test_metrics),
     };
