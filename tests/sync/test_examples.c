@@ -1,7 +1,11 @@
 /*
  * tests/sync/test_examples.c - the examples of docs/sync.md, compiled and
  * run, with the stubs they call (die, reply_429, ...) defined here. When
- * an example in the doc changes, change it here too.
+ * an example in the doc changes, change it here too: docs_c_examples
+ * (tests/docs/c_examples.py) fails, naming the example and its first line
+ * not found here, until every statement of each example appears here as
+ * the doc writes it (whitespace aside; statements may be split between a
+ * test and the helpers it calls, and test-only lines may come between).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -431,9 +435,9 @@ static void test_retry_example(void **state)
         die(errbuf);
 
     /* In the handler, under the request's 25 s context: */
-    payment_req ok_second = {{503, 0}, 0};
+    payment_req payment = {{503, 0}, 0}; /* a 503, then charged */
     sluice_retry_result res;
-    if (sluice_retry_call(gateway, req_ctx, charge_card, &ok_second, &res) != SLUICE_OK)
+    if (sluice_retry_call(gateway, req_ctx, charge_card, &payment, &res) != SLUICE_OK)
         reply_unavailable(sluice_retry_outcome_name(res.outcome)); /* "budget", "deadline", ... */
     assert_int_equal(res.attempts, 2);
     assert_null(last_unavailable);
@@ -446,7 +450,7 @@ static void test_retry_example(void **state)
     sluice_retry *async_gw;
     sluice_retry_create(&rc, &async_gw, errbuf, sizeof errbuf);
     /* done(res, arg) runs exactly once per accepted call, with the final result. */
-    payment_req payment = {{503, 0}, 0};
+    payment = (payment_req){{503, 0}, 0};
     sluice_retry_submit(async_gw, req_ctx, charge_card, &payment, payment_done);
 
     sluice_retry_destroy(async_gw); /* waits for the attempt in flight */
