@@ -393,7 +393,11 @@ SLUICE_API void sluice_dlimiter_config_init(sluice_dlimiter_config *cfg);
  * buckets took and is already due is not charged: across an outage the
  * cluster may take up to one burst more than one bucket would (each
  * replica's fallback bucket may be full when the outage starts), never
- * more.
+ * more. With no replica count ever read (Redis down since the cluster
+ * was made) the fallback bucket has the whole rate and burst. A Redis
+ * that restarts empty forgets the shared debt with its keys: the shared
+ * bucket is full again (the limiter answers from it as soon as a
+ * heartbeat has reconnected).
  * Returns and ownership as sluice_limiter_create (SLUICE_EINVAL with the
  * reason in errbuf: a bad name, a rate that is NaN or outside
  * [SLUICE_DLIMITER_RATE_MIN, SLUICE_DLIMITER_RATE_MAX] and not INF, a
@@ -572,11 +576,14 @@ SLUICE_API void sluice_cluster_settings_apply(const sluice_cluster_settings *s, 
  * use (as of that replica's last renewal), with the time left on each
  * lease. Times are Redis's. Read-only
  * (TIME, SMEMBERS, ZRANGE, HGETALL, SCAN - never KEYS); opens and closes
- * its own connection. host NULL = "127.0.0.1", port 0 = 6379, prefix
- * NULL = "sluice", timeout 0 = 1 s per call.
+ * its own connection. host NULL = "127.0.0.1", port 0 = 6379 (above
+ * 65535 is refused), prefix NULL = "sluice", timeout_ns: per call (the
+ * connect, and each reply), 0 = 1 s, under a microsecond counts as one
+ * (never as no timeout), UINT64_MAX in effect waits without bound.
  * Returns: SLUICE_OK with *out malloc'd text (the caller frees it);
- * SLUICE_EIO ("redis HOST:PORT: reason" in errbuf); SLUICE_EINVAL;
- * SLUICE_ENOMEM.
+ * SLUICE_EIO ("redis HOST:PORT: reason" in errbuf: down, refused, or
+ * slower than the timeout); SLUICE_EINVAL (out NULL; a bad prefix or
+ * port, named in errbuf); SLUICE_ENOMEM.
  */
 SLUICE_API sluice_err sluice_budget_report(const char *host, unsigned port, const char *prefix,
                                            uint64_t timeout_ns, char **out, char *errbuf, size_t errlen);

@@ -135,9 +135,20 @@ sluice_err sluice_budget_report(const char *host, unsigned port, const char *pre
         }
         return SLUICE_EINVAL;
     }
+    if (port > 65535) {
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "port: must be 1-65535 (0 = 6379), got %u", port);
+        }
+        return SLUICE_EINVAL;
+    }
     timeout_ns = timeout_ns ? timeout_ns : SLUICE_NS_PER_SEC;
+    /* At least 1 us: a timeval of zero is no timeout at all to the
+     * socket (SO_RCVTIMEO), so a shorter one would wait for ever. */
     struct timeval tv = {(time_t)(timeout_ns / SLUICE_NS_PER_SEC),
                          (suseconds_t)(timeout_ns % SLUICE_NS_PER_SEC / 1000)};
+    if (tv.tv_sec == 0 && tv.tv_usec == 0) {
+        tv.tv_usec = 1;
+    }
     redisContext *c = redisConnectWithTimeout(host, (int)port, tv);
     if (!c || c->err) {
         if (errbuf && errlen) {

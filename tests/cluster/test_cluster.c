@@ -12,10 +12,12 @@
  * its rate changes (in fallback too, on a fake clock), the debt carried
  * back to Redis on recovery, one burst (not one a cycle) while Redis
  * answers heartbeats but fails the limiter's script, a carry of 1e12
- * tokens coming back in one step, a mixed fleet with
- * replicas of the version before (their script's writes issued
- * directly) and the TAT's precision
- * at the largest rate; budget files and their file:line:col errors.
+ * tokens coming back in one step, a limiter made while Redis is down
+ * and one across a Redis restarted empty, a mixed fleet with replicas of
+ * the version before (their script's writes issued directly) and the
+ * TAT's precision at the largest rate; budget files and their
+ * file:line:col errors; the status report at its extremes (a 1 ns
+ * timeout against a stopped Redis, ports past 65535, a 64-byte prefix).
  *
  * Timing: Redis TTLs are small and real; every wait for a Redis-side
  * effect is bounded polling (POLL), never a fixed sleep that asserts.
@@ -1047,6 +1049,99 @@ static void test_budget_report(void **state)
     cleanup_now(b);
 }
 
+/* The report on a thread, so a report that never returns is seen as one
+ * (the test then resumes Redis, which lets it end, and fails). */
+typedef struct report_call {
+    uint64_t timeout_ns;
+    sluice_err err;
+    char *text;
+    char errbuf[256];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+} report_call;
+
+static void *report_main(void *arg)
+{
+    report_call *rc = arg;
+    sluice_err e = sluice_budget_report(NULL, (unsigned)redis.port, prefix, rc->timeout_ns, &rc->text,
+                                        rc->errbuf, sizeof rc->errbuf);
+    pthread_mutex_lock(&rc->mu);
+    rc->err = e;
+    rc->done = true;
+    pthread_cond_signal(&rc->cv);
+    pthread_mutex_unlock(&rc->mu);
+    return NULL;
+}
+
+/* A hang detector, not a timing: the report with the fix answers within
+ * a few milliseconds, without it never. */
+#define REPORT_HANG_S 60
+
+/* sluice_budget_report at its extremes. A timeout under a microsecond is
+ * the shortest timeout, not none: it was cut to 0 s 0 us, which the
+ * socket reads as "no timeout", so against a stopped Redis the report
+ * waited for ever. A port past 65535 is refused naming it (it was handed
+ * to the resolver, whose "Servname not supported" was the message). The
+ * longest timeout and a 64-byte prefix work. */
+static void test_budget_report_extremes(void **state)
+{
+    (void)state;
+    redis_fixture_pause(&redis);
+    static report_call rc;
+    memset(&rc, 0, sizeof rc);
+    rc.timeout_ns = 1;
+    pthread_mutex_init(&rc.mu, NULL);
+    pthread_cond_init(&rc.cv, NULL);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, report_main, &rc), 0);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += REPORT_HANG_S;
+    pthread_mutex_lock(&rc.mu);
+    while (!rc.done && pthread_cond_timedwait(&rc.cv, &rc.mu, &until) == 0) {
+    }
+    bool done = rc.done;
+    pthread_mutex_unlock(&rc.mu);
+    redis_fixture_resume(&redis);
+    pthread_join(th, NULL);
+    pthread_cond_destroy(&rc.cv);
+    pthread_mutex_destroy(&rc.mu);
+    free(rc.text);
+    if (!done) {
+        fail_msg("a report with a 1 ns timeout against a stopped Redis still waited after %d s",
+                 REPORT_HANG_S);
+    }
+    assert_int_equal(rc.err, SLUICE_EIO);
+    assert_non_null(strstr(rc.errbuf, "redis 127.0.0.1:"));
+
+    char *text = NULL;
+    char err[256] = "";
+    assert_int_equal(sluice_budget_report(NULL, 65536, prefix, 0, &text, err, sizeof err), SLUICE_EINVAL);
+    assert_null(text);
+    if (!strstr(err, "port")) {
+        fail_msg("port 65536: \"%s\" does not name the port", err);
+    }
+    assert_int_equal(sluice_budget_report(NULL, UINT32_MAX, prefix, 0, &text, err, sizeof err),
+                     SLUICE_EINVAL);
+    assert_int_equal(
+        sluice_budget_report(NULL, (unsigned)redis.port, prefix, UINT64_MAX, &text, err, sizeof err),
+        SLUICE_OK);
+    free(text);
+    char longest[SLUICE_CLUSTER_NAME_MAX + 2];
+    memset(longest, 'p', SLUICE_CLUSTER_NAME_MAX);
+    longest[SLUICE_CLUSTER_NAME_MAX] = '\0';
+    assert_int_equal(sluice_budget_report(NULL, (unsigned)redis.port, longest, 0, &text, err, sizeof err),
+                     SLUICE_OK);
+    assert_non_null(strstr(text, "no services registered"));
+    free(text);
+    longest[SLUICE_CLUSTER_NAME_MAX] = 'p';
+    longest[SLUICE_CLUSTER_NAME_MAX + 1] = '\0';
+    assert_int_equal(sluice_budget_report(NULL, (unsigned)redis.port, longest, 0, &text, err, sizeof err),
+                     SLUICE_EINVAL);
+    assert_non_null(strstr(err, "prefix"));
+}
+
 /* ---- the distributed limiter ------------------------------------------------------- */
 
 /* The limiter's refill runs on Redis's clock (the GCRA script reads
@@ -1636,6 +1731,72 @@ static void test_dlimiter_large_carry_back(void **state)
     cleanup_now(a);
 }
 
+/* Redis down when the cluster and the limiter are made (not an error):
+ * the limiter answers from its fallback bucket, which with no replica
+ * count ever read holds the whole burst; Redis back, it answers from the
+ * shared bucket. Redis restarted empty: the shared debt is gone with the
+ * keys (the bucket is full again, as the header says) and the limiter
+ * answers from Redis again once a heartbeat reconnects, its script loaded
+ * anew, not stuck in fallback. */
+static void test_dlimiter_down_at_create_and_restart_empty(void **state)
+{
+    (void)state;
+    redis_fixture_pause(&redis);
+    sluice_cluster *a = replica("orders", "a", NULL);
+    sluice_cluster_status cs;
+    sluice_cluster_status_get(a, &cs);
+    assert_true(cs.fallback);
+    assert_false(cs.have_view);
+    sluice_dlimiter_config lc;
+    sluice_dlimiter_config_init(&lc);
+    lc.name = "downstart";
+    lc.rate = SLOW_RATE;
+    lc.burst = 4;
+    sluice_dlimiter *dl = NULL;
+    char err[256];
+    assert_int_equal(sluice_dlimiter_create(a, &lc, &dl, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_dlimiter, dl);
+    int allowed = 0;
+    for (int i = 0; i < 8; i++) {
+        allowed += sluice_dlimiter_allow(dl);
+    }
+    assert_int_equal(allowed, 4); /* no replica count known: the whole burst */
+    sluice_dlimiter_stats st;
+    sluice_dlimiter_stats_get(dl, &st);
+    assert_true(st.fallback);
+    assert_int_equal(st.redis_calls, 0);
+    redis_fixture_resume(&redis);
+    assert_true(POLL(sluice_cluster_heartbeat_now(a) == SLUICE_OK, 10000));
+    /* the shared bucket, full: the outage's burst was not charged to it
+     * (allows never go into debt) */
+    allowed = 0;
+    for (int i = 0; i < 8; i++) {
+        allowed += sluice_dlimiter_allow(dl);
+    }
+    sluice_dlimiter_stats_get(dl, &st);
+    assert_false(st.fallback);
+    assert_true(st.redis_calls >= 1);
+    assert_int_equal(allowed, 4);
+
+    assert_true(redis_fixture_restart(&redis));
+    /* the first calls may fail on the old connection; once a heartbeat
+     * reconnects, the shared bucket answers, full again */
+    assert_true(POLL(sluice_cluster_heartbeat_now(a) == SLUICE_OK, 10000));
+    sluice_dlimiter_stats_get(dl, &st);
+    uint64_t calls = st.redis_calls;
+    /* a token: the fallback bucket is empty (4 taken, 0.001/s), so it
+     * comes from the shared bucket the restart emptied of its debt */
+    assert_true(POLL((sluice_cluster_heartbeat_now(a), sluice_dlimiter_allow(dl)), 10000));
+    sluice_dlimiter_stats_get(dl, &st);
+    assert_true(st.redis_calls > calls);
+    redisReply *tat = redis_fixture_cmd(&redis, "EXISTS %s:rl:downstart", prefix);
+    assert_non_null(tat);
+    assert_int_equal(tat->integer, 1); /* written by the script on the new server */
+    freeReplyObject(tat);
+    cleanup_now(dl);
+    cleanup_now(a);
+}
+
 /* ---- rolling upgrade: replicas of the version before ----------------------------------- */
 
 /* The take script of the version before rate changes rescaled the debt
@@ -1994,6 +2155,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dsem_recovery_after_long_outage, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_noscript_reload, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_budget_report, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_budget_report_extremes, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_shared_bucket, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_fallback, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_set_rate_rescales, per_test, per_test_end),
@@ -2003,9 +2165,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlimiter_recovery_carries_debt, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_eval_fails_keeps_bucket, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_large_carry_back, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_down_at_create_and_restart_empty, per_test,
+                                        per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_rolling_upgrade, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_precision, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_slowest, per_test, per_test_end),
     };
+    /* By hand: CLUSTER_TEST_FILTER='test_dlimiter_*' runs only those
+     * (cmocka's wildcards), to repeat a few tests in a loop. */
+    const char *filter = getenv("CLUSTER_TEST_FILTER");
+    if (filter && *filter) {
+        cmocka_set_test_filter(filter);
+    }
     return cmocka_run_group_tests(tests, setup, teardown);
 }
