@@ -252,7 +252,9 @@ typedef struct sluice_dsem_config {
     unsigned free_pool;
     /* Permits leased per Redis call when local ones run out, and the
      * headroom kept when returning unused ones. 0 = a quarter of the fair
-     * share (at least 1). */
+     * share (at least 1); up to UINT_MAX, where every lease call asks for
+     * all this service may hold (share + free_pool) and nothing leased is
+     * returned early. */
     unsigned block;
     /* Fallback bound as for sluice_share_binding.fallback_k (the default
      * is the last fair share of the service's own share, and never more

@@ -142,13 +142,16 @@ static bool recovering_locked(const sluice_dsem *ds)
 static unsigned prepare_target_locked(sluice_dsem *ds, unsigned extra)
 {
     SLUICE__ASSERT_HELD(&ds->mu);
-    unsigned target = ds->in_use + ds->waiters + extra + block_of(ds);
+    /* In 64 bits: a block near UINT_MAX (the documented largest) wrapped
+     * the sum to a target of 0, a lease call that asked for nothing. */
+    uint64_t want = (uint64_t)ds->in_use + ds->waiters + extra + block_of(ds);
     if (recovering_locked(ds)) {
         unsigned most = ds->recover_bound > ds->in_use ? ds->recover_bound : ds->in_use;
-        target = target < most ? target : most; /* ask for no more than may be used */
+        want = want < most ? want : most; /* ask for no more than may be used */
     }
-    unsigned limit = ds->share + ds->free_pool;
-    if (target > limit) {
+    unsigned limit = ds->share + ds->free_pool; /* <= total_limit: create checked it */
+    unsigned target = (unsigned)want;
+    if (want > limit) {
         target = limit > ds->in_use ? limit : ds->in_use;
     }
     if (target < ds->leased) {

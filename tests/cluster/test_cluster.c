@@ -12,7 +12,8 @@
  * its rate changes (in fallback too, on a fake clock), the debt carried
  * back to Redis on recovery, one burst (not one a cycle) while Redis
  * answers heartbeats but fails the limiter's script, a carry of 1e12
- * tokens coming back in one step, a limiter made while Redis is down
+ * tokens coming back in one step, a semaphore's block at UINT_MAX, a
+ * limiter made while Redis is down
  * and one across a Redis restarted empty, a mixed fleet with replicas of
  * the version before (their script's writes issued directly) and the
  * TAT's precision at the largest rate; budget files and their
@@ -1797,6 +1798,39 @@ static void test_dlimiter_down_at_create_and_restart_empty(void **state)
     cleanup_now(a);
 }
 
+/* A semaphore's block at its largest, UINT_MAX: a lease asks for all
+ * the service may hold. in_use + waiters + 1 + block wrapped to a target
+ * of 0, so a try_acquire that had to lease asked Redis for nothing and
+ * said EAGAIN with the whole share free. On a fake clock no renewal
+ * (which asks without the + 1, and so did not wrap) runs to hide it. */
+static void test_dsem_block_at_max(void **state)
+{
+    (void)state;
+    static sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    sluice_cluster *a = clocked_replica("a", 0, &fake);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_OK);
+    sluice_dsem *ds = dsem(a, 4, 0, 0, UINT_MAX);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(sluice_dsem_try_acquire(ds), SLUICE_OK);
+    }
+    assert_int_equal(sluice_dsem_try_acquire(ds), SLUICE_EAGAIN); /* the share, all in use */
+    sluice_dsem_stats st;
+    sluice_dsem_stats_get(ds, &st);
+    assert_int_equal(st.leased, 4);
+    assert_int_equal(st.lease_calls, 2); /* the first leased all 4; the fifth try asked again */
+    assert_false(st.fallback);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(sluice_dsem_release(ds), SLUICE_OK);
+    }
+    /* a renewal keeps the whole lease: a block's headroom is all of it */
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_OK);
+    sluice_dsem_stats_get(ds, &st);
+    assert_int_equal(st.leased, 4);
+    cleanup_now(ds);
+    cleanup_now(a);
+}
+
 /* ---- rolling upgrade: replicas of the version before ----------------------------------- */
 
 /* The take script of the version before rate changes rescaled the debt
@@ -2167,6 +2201,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlimiter_large_carry_back, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_down_at_create_and_restart_empty, per_test,
                                         per_test_end),
+        cmocka_unit_test_setup_teardown(test_dsem_block_at_max, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_rolling_upgrade, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_precision, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_slowest, per_test, per_test_end),
