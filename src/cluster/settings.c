@@ -154,7 +154,7 @@ static void pair(sparse *p, sluice_cluster_settings *s, const char *key, const y
         errno = 0;
         u = strtoull(val, &end, 10);
         if (val[0] == '-' || errno || *end || end == val || u > UINT_MAX) {
-            fail(p, v, "cluster.%s: must be an integer >= 0, got \"%s\"", key, val);
+            fail(p, v, "cluster.%s: must be an integer from 0 to %u, got \"%s\"", key, UINT_MAX, val);
             return;
         }
         *(key[0] == 'f' ? &s->fallback_k : &s->block) = (unsigned)u;

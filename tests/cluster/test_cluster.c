@@ -2129,6 +2129,11 @@ static void test_settings(void **state)
     assert_int_equal(cfg.redis_port, 6380);
     assert_null(cfg.replica_id);
 
+    write_file(path, "cluster:\n  service: a\n  block: 4294967295\n  fallback_k: 0\n");
+    assert_int_equal(sluice_cluster_settings_load(path, &s, err, sizeof err), SLUICE_OK);
+    assert_int_equal(s.block, UINT_MAX);
+    assert_int_equal(s.fallback_k, 0);
+
     write_file(path, "pools: []\n");
     assert_int_equal(sluice_cluster_settings_load(path, &s, err, sizeof err), SLUICE_OK);
     assert_false(s.present);
@@ -2143,6 +2148,11 @@ static void test_settings(void **state)
         {"cluster:\n  redis: h:1\n", ":2:3: cluster.service: required"},
         {"cluster:\n  service: a\n  heartbeat: 1s\n  member_ttl: 1s\n", "member_ttl: must be longer"},
         {"cluster: 3\n", ":1:10: cluster: must be a mapping"},
+        /* past UINT_MAX: the message said "an integer >= 0" of a number that is */
+        {"cluster:\n  service: a\n  block: 4294967296\n",
+         ":3:10: cluster.block: must be an integer from 0 to 4294967295, got \"4294967296\""},
+        {"cluster:\n  service: a\n  fallback_k: -1\n",
+         ":3:15: cluster.fallback_k: must be an integer from 0"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         write_file(path, bad[i].text);
