@@ -19,6 +19,7 @@
 
 #include "base/rules.h"
 #include "config/config_internal.h"
+#include "core/internal.h"
 
 /* ---- arena ---------------------------------------------------------- */
 
@@ -480,9 +481,13 @@ static const sluice_config_pos *tenants_pos(const sluice_config_pool *next)
 
 /* Move a running fair pool's tenants from running's list to next's: the
  * "*" values to every tenant not set by name, dropped names back to them,
- * new and changed names set. Fifo pools have no tenants to move. A
- * refusal stops at the step refused; why says which entry it was about
- * (tenant_why). */
+ * new and changed names set. Fifo pools have no tenants to move. All or
+ * nothing: the steps go to the pool as one batch
+ * (sluice__fair_tenants_apply), checked and allocated before any is made
+ * and made in one hold of the fair queue's lock, so a refusal (out of
+ * memory, or a drain that began) leaves the running list whole; it was
+ * step by step, and a refusal midway left the pool with half the new
+ * list. why says which entry the refusal was about (tenant_why). */
 sluice_err sluice__cfg_tenants_apply(sluice_pool *pool, const sluice_config_pool *running,
                                      const sluice_config_pool *next, const char *path, char *why, size_t len)
 {
@@ -492,57 +497,78 @@ sluice_err sluice__cfg_tenants_apply(sluice_pool *pool, const sluice_config_pool
     if (running->queue_discipline != SLUICE_QUEUE_FAIR) {
         return SLUICE_OK;
     }
-    char msg[512], index[32], label[SLUICE_TENANT_NAME_MAX + 48];
     sluice_tenant_config was = tenant_default_of(running), now = tenant_default_of(next);
-    if (!tenant_config_eq(&was, &now)) {
-        sluice_err r = sluice_pool_tenant_default_set(pool, &now, msg, sizeof msg);
-        if (r != SLUICE_OK) {
-            const sluice_config_tenant *any = tenant_exact(next, SLUICE_CONFIG_TENANT_DEFAULT);
-            if (any) {
-                snprintf(index, sizeof index, "[%zu]", (size_t)(any - next->tenants));
-            }
-            tenant_why(why, len, any ? &any->entry_pos : tenants_pos(next), path, any ? index : "",
-                       any ? "\"*\"" : "\"*\", no longer listed", "tenants' default", msg, r);
-            return r;
+    bool new_default = !tenant_config_eq(&was, &now);
+    /* The steps: drops (unsets) first, then sets, as the setters took them. */
+    size_t cap = running->tenant_count + next->tenant_count;
+    sluice__tenant_change *changes = cap ? calloc(cap, sizeof *changes) : NULL;
+    sluice_tenant_config *cfgs = next->tenant_count ? calloc(next->tenant_count, sizeof *cfgs) : NULL;
+    const sluice_config_tenant **from = cap ? calloc(cap, sizeof *from) : NULL; /* each step's entry */
+    if ((cap && (!changes || !from)) || (next->tenant_count && !cfgs)) {
+        free(changes);
+        free(cfgs);
+        free(from);
+        if (why && len) {
+            snprintf(why, len, "%s.tenants: out of memory; the running list stays", path ? path : "pools[?]");
         }
+        return SLUICE_ENOMEM;
     }
+    size_t n = 0, drops = 0;
     for (size_t i = 0; i < running->tenant_count; i++) {
         const sluice_config_tenant *t = &running->tenants[i];
         if (tenant_named(t) && !tenant_exact(next, t->name)) {
-            sluice_err r = sluice_pool_tenant_unset(pool, t->name, msg, sizeof msg);
-            if (r != SLUICE_OK && r != SLUICE_ENOENT) { /* ENOENT: unset by the program already */
-                char subject[SLUICE_TENANT_NAME_MAX + 16];
-                snprintf(subject, sizeof subject, "tenant \"%s\"", t->name);
-                snprintf(label, sizeof label, "\"%s\", no longer listed", t->name);
-                tenant_why(why, len, tenants_pos(next), path, "", label, subject, msg, r);
-                return r;
-            }
+            from[n] = t;
+            changes[n++] = (sluice__tenant_change){.name = t->name, .cfg = NULL};
         }
     }
+    drops = n;
     for (size_t i = 0; i < next->tenant_count; i++) {
         const sluice_config_tenant *t = &next->tenants[i];
         if (!tenant_named(t)) {
             continue;
         }
         const sluice_config_tenant *old = tenant_exact(running, t->name);
-        sluice_tenant_config tc = tenant_config(t);
+        cfgs[i] = tenant_config(t);
         if (old) {
             sluice_tenant_config oc = tenant_config(old);
-            if (tenant_config_eq(&oc, &tc)) {
+            if (tenant_config_eq(&oc, &cfgs[i])) {
                 continue;
             }
         }
-        sluice_err r = sluice_pool_tenant_set(pool, t->name, &tc, msg, sizeof msg);
+        from[n] = t;
+        changes[n++] = (sluice__tenant_change){.name = t->name, .cfg = &cfgs[i]};
+    }
+    sluice_err r = SLUICE_OK;
+    if (new_default || n) {
+        char msg[512];
+        size_t failed = 0;
+        r = sluice__fair_tenants_apply(pool, new_default ? &now : NULL, changes, n, &failed, msg, sizeof msg);
         if (r != SLUICE_OK) {
-            char subject[SLUICE_TENANT_NAME_MAX + 16];
-            snprintf(subject, sizeof subject, "tenant \"%s\"", t->name);
-            snprintf(label, sizeof label, "\"%s\"", t->name);
-            snprintf(index, sizeof index, "[%zu]", i);
-            tenant_why(why, len, &t->entry_pos, path, index, label, subject, msg, r);
-            return r;
+            char index[32] = "", label[SLUICE_TENANT_NAME_MAX + 48], subject[SLUICE_TENANT_NAME_MAX + 16];
+            if (failed == SLUICE__TENANTS_DEFAULT) {
+                const sluice_config_tenant *any = tenant_exact(next, SLUICE_CONFIG_TENANT_DEFAULT);
+                if (any) {
+                    snprintf(index, sizeof index, "[%zu]", (size_t)(any - next->tenants));
+                }
+                tenant_why(why, len, any ? &any->entry_pos : tenants_pos(next), path, index,
+                           any ? "\"*\"" : "\"*\", no longer listed", "tenants' default", msg, r);
+            } else if (failed < drops) {
+                snprintf(subject, sizeof subject, "tenant \"%s\"", from[failed]->name);
+                snprintf(label, sizeof label, "\"%s\", no longer listed", from[failed]->name);
+                tenant_why(why, len, tenants_pos(next), path, "", label, subject, msg, r);
+            } else if (failed < n) {
+                const sluice_config_tenant *t = from[failed];
+                snprintf(subject, sizeof subject, "tenant \"%s\"", t->name);
+                snprintf(label, sizeof label, "\"%s\"", t->name);
+                snprintf(index, sizeof index, "[%zu]", (size_t)(t - next->tenants));
+                tenant_why(why, len, &t->entry_pos, path, index, label, subject, msg, r);
+            }
         }
     }
-    return SLUICE_OK;
+    free(changes);
+    free(cfgs);
+    free(from);
+    return r;
 }
 
 bool sluice_config_pool_to_control_config(const sluice_config_pool *p, sluice_pool_control_config *out)

@@ -54,6 +54,13 @@
  *    (nodes link both ways for it), so LIFO reorders only within a
  *    tenant's FIFO and the tenants' shares are unchanged; oldest_ns is the
  *    head of the tenant pop would serve next, the task CoDel judges.
+ *  - Config changes. Each setter (tenant_set, _unset, _default_set) is
+ *    one hold of mu after the pool is checked not draining. A reload's
+ *    whole tenant list is one batch (sluice__fair_tenants_apply): every
+ *    argument checked and every new tenant record allocated first, then
+ *    all the changes in one hold of mu; close takes mu too, so a drain
+ *    comes before the whole batch or after it, and a refusal changes
+ *    nothing.
  *  - Accounting. push counts `submitted`; finish (called by the pool for
  *    every task pop or evict returned, and for CALLER_RUNS and refused
  *    submits) counts the outcome and the wait. A tenant with tasks held
@@ -604,14 +611,19 @@ static struct sluice_tenant *table_find(fair *fq, const char *name, uint64_t h)
     return NULL;
 }
 
-static struct sluice_tenant *tenant_new(fair *fq, tenant_kind kind, const char *name, uint64_t h,
-                                        const sluice_tenant_config *cfg)
+void *(*sluice__fair_tenant_calloc)(size_t count, size_t size) = calloc;
+
+static size_t tenant_bytes(const fair *fq, tenant_kind kind)
 {
-    size_t size = kind == KIND_ALIAS ? sizeof(struct sluice_tenant) : tenant_size(fq);
-    struct sluice_tenant *t = calloc(1, size);
-    if (!t) {
-        return NULL;
-    }
+    return kind == KIND_ALIAS ? sizeof(struct sluice_tenant) : tenant_size(fq);
+}
+
+/* Fill a fresh record (zeroed, tenant_bytes(fq, kind) long) and, when
+ * tracked, put it in the table. */
+static void tenant_init(fair *fq, struct sluice_tenant *t, tenant_kind kind, const char *name, uint64_t h,
+                        const sluice_tenant_config *cfg)
+{
+    size_t size = tenant_bytes(fq, kind);
     t->fq = fq;
     t->kind = kind;
     t->hash = h;
@@ -624,6 +636,15 @@ static struct sluice_tenant *tenant_new(fair *fq, tenant_kind kind, const char *
         t->hnext = *b;
         *b = t;
         fq->tenant_bytes += size;
+    }
+}
+
+static struct sluice_tenant *tenant_new(fair *fq, tenant_kind kind, const char *name, uint64_t h,
+                                        const sluice_tenant_config *cfg)
+{
+    struct sluice_tenant *t = sluice__fair_tenant_calloc(1, tenant_bytes(fq, kind));
+    if (t) {
+        tenant_init(fq, t, kind, name, h, cfg);
     }
     return t;
 }
@@ -1316,22 +1337,22 @@ static sluice_err settle_and_wake(struct sluice_pool *pool, fair *fq, struct slu
     return SLUICE_OK;
 }
 
-/* The opening every tenant setter shares: errbuf cleared, the arguments
- * checked (name when with_name, cfg when given; need_cfg: cfg must be),
- * fq->mu taken and the pool not draining. Returns the queue, locked, or
- * NULL with *err set. Every message begins with its subject - `tenant
+/* The checks every tenant setter shares: errbuf cleared, the arguments
+ * checked (name when with_name, cfg when given; need_cfg: cfg must be).
+ * Returns whether they pass, else false with *err set. Every message
+ * (setter_begin's too) begins with its subject - `tenant
  * "NAME"` (or `tenant name` when the name itself is missing), or `tenants'
  * default` for default_set - and names the bad field or argument:
  * `tenant "gold": weight 20000 is out of range 0..10000 (0 means 1)`. */
-static fair *setter_begin(sluice_pool *pool, bool with_name, const char *name, bool need_cfg,
-                          const sluice_tenant_config *cfg, char *errbuf, size_t errlen, sluice_err *err)
+static bool setter_check(sluice_pool *pool, bool with_name, const char *name, bool need_cfg,
+                         const sluice_tenant_config *cfg, char *errbuf, size_t errlen, sluice_err *err)
 {
     if (errbuf && errlen) {
         errbuf[0] = '\0';
     }
     *err = SLUICE_EINVAL;
     if (with_name && check_tenant_name(name, errbuf, errlen)) {
-        return NULL;
+        return false;
     }
     char subject[SLUICE_TENANT_NAME_MAX + 16];
     if (with_name) {
@@ -1341,19 +1362,37 @@ static fair *setter_begin(sluice_pool *pool, bool with_name, const char *name, b
     }
     if (!pool || (need_cfg && !cfg)) {
         sluice__errf(errbuf, errlen, "%s: %s is NULL", subject, !pool ? "pool" : "cfg");
-        return NULL;
+        return false;
     }
     if (!pool->fair) {
         sluice__errf(errbuf, errlen, "%s: pool %s is not fair; tenants need queue_discipline fair", subject,
                      pool->name);
         *err = SLUICE_ENOTSUP;
-        return NULL;
+        return false;
     }
     char why[128];
     const char *field = cfg ? tenant_config_fault(cfg, why, sizeof why) : NULL;
     if (field) {
         sluice__errf(errbuf, errlen, "%s: %s %s", subject, field, why);
+        return false;
+    }
+    return true;
+}
+
+/* The opening every tenant setter shares: setter_check, then fq->mu
+ * taken and the pool not draining. Returns the queue, locked, or NULL
+ * with *err set. */
+static fair *setter_begin(sluice_pool *pool, bool with_name, const char *name, bool need_cfg,
+                          const sluice_tenant_config *cfg, char *errbuf, size_t errlen, sluice_err *err)
+{
+    if (!setter_check(pool, with_name, name, need_cfg, cfg, errbuf, errlen, err)) {
         return NULL;
+    }
+    char subject[SLUICE_TENANT_NAME_MAX + 16];
+    if (with_name) {
+        snprintf(subject, sizeof subject, "tenant \"%s\"", name);
+    } else {
+        snprintf(subject, sizeof subject, "tenants' default");
     }
     fair *fq = pool->q;
     fair_lock(fq);
@@ -1366,23 +1405,13 @@ static fair *setter_begin(sluice_pool *pool, bool with_name, const char *name, b
     return fq;
 }
 
-sluice_err sluice_pool_tenant_set(sluice_pool *pool, const char *name, const sluice_tenant_config *cfg,
-                                  char *errbuf, size_t errlen)
+/* Make t (found in the table, or fresh: zeroed, not yet in it) the
+ * tenant set by name as cfg (mu held). */
+static void set_locked(fair *fq, struct sluice_tenant *t, bool fresh, const char *name, uint64_t h,
+                       const sluice_tenant_config *cfg)
 {
-    sluice_err err;
-    fair *fq = setter_begin(pool, true, name, true, cfg, errbuf, errlen, &err);
-    if (!fq) {
-        return err;
-    }
-    uint64_t h = name_hash(fq, name);
-    struct sluice_tenant *t = table_find(fq, name, h);
-    if (!t) {
-        t = tenant_new(fq, KIND_TRACKED, name, h, cfg);
-        if (!t) {
-            pthread_mutex_unlock(&fq->mu);
-            sluice__errf(errbuf, errlen, "tenant \"%s\": out of memory", name);
-            return SLUICE_ENOMEM;
-        }
+    if (fresh) {
+        tenant_init(fq, t, KIND_TRACKED, name, h, cfg);
         t->configured = true;
         fq->tracked_configured++;
     } else {
@@ -1394,6 +1423,63 @@ sluice_err sluice_pool_tenant_set(sluice_pool *pool, const char *name, const slu
         retune(fq, t, cfg);
     }
     t->named = true;
+}
+
+/* Undo set_locked for t, set by name (mu held). */
+static void unset_locked(fair *fq, struct sluice_tenant *t)
+{
+    t->named = false;
+    if (t != fq->dflt_tenant) {
+        /* Back among the tenants tracked because they were seen: counted
+         * against max_tenants (which it may now exceed until some are
+         * forgotten) and forgotten itself once idle. */
+        t->configured = false;
+        fq->tracked_configured--;
+        fq->tracked_dynamic++;
+    }
+    retune(fq, t, &fq->dflt);
+}
+
+/* The default config to cfg, and every tenant not set by name with it:
+ * the tracked ones, "default" (unless set by name) and the shard queues.
+ * Aliases hold no config of their own (their tasks queue on the shards).
+ * mu held. */
+static void default_locked(fair *fq, const sluice_tenant_config *cfg)
+{
+    fq->dflt = *cfg;
+    normalize(&fq->dflt);
+    for (size_t i = 0; i < fq->nbuckets; i++) {
+        for (struct sluice_tenant *t = fq->buckets[i]; t; t = t->hnext) {
+            if (!t->named) {
+                retune(fq, t, &fq->dflt);
+            }
+        }
+    }
+    for (unsigned i = 0; i < fq->nshards; i++) {
+        retune(fq, fq->shards[i], &fq->dflt);
+    }
+}
+
+sluice_err sluice_pool_tenant_set(sluice_pool *pool, const char *name, const sluice_tenant_config *cfg,
+                                  char *errbuf, size_t errlen)
+{
+    sluice_err err;
+    fair *fq = setter_begin(pool, true, name, true, cfg, errbuf, errlen, &err);
+    if (!fq) {
+        return err;
+    }
+    uint64_t h = name_hash(fq, name);
+    struct sluice_tenant *t = table_find(fq, name, h);
+    bool fresh = !t;
+    if (fresh) {
+        t = sluice__fair_tenant_calloc(1, tenant_bytes(fq, KIND_TRACKED));
+        if (!t) {
+            pthread_mutex_unlock(&fq->mu);
+            sluice__errf(errbuf, errlen, "tenant \"%s\": out of memory", name);
+            return SLUICE_ENOMEM;
+        }
+    }
+    set_locked(fq, t, fresh, name, h, cfg);
     return settle_and_wake(pool, fq, t);
 }
 
@@ -1410,16 +1496,7 @@ sluice_err sluice_pool_tenant_unset(sluice_pool *pool, const char *name, char *e
         sluice__errf(errbuf, errlen, "tenant \"%s\": not set by name in pool %s", name, pool->name);
         return SLUICE_ENOENT;
     }
-    t->named = false;
-    if (t != fq->dflt_tenant) {
-        /* Back among the tenants tracked because they were seen: counted
-         * against max_tenants (which it may now exceed until some are
-         * forgotten) and forgotten itself once idle. */
-        t->configured = false;
-        fq->tracked_configured--;
-        fq->tracked_dynamic++;
-    }
-    retune(fq, t, &fq->dflt);
+    unset_locked(fq, t);
     return settle_and_wake(pool, fq, t);
 }
 
@@ -1431,21 +1508,92 @@ sluice_err sluice_pool_tenant_default_set(sluice_pool *pool, const sluice_tenant
     if (!fq) {
         return err;
     }
-    fq->dflt = *cfg;
-    normalize(&fq->dflt);
-    /* Every tenant not set by name follows: the tracked ones, "default"
-     * (unless set by name) and the shard queues. Aliases hold no config
-     * of their own (their tasks queue on the shards). */
-    for (size_t i = 0; i < fq->nbuckets; i++) {
-        for (struct sluice_tenant *t = fq->buckets[i]; t; t = t->hnext) {
-            if (!t->named) {
-                retune(fq, t, &fq->dflt);
-            }
+    default_locked(fq, cfg);
+    return settle_and_wake(pool, fq, NULL);
+}
+
+/* The batch: checked, allocated, then made in one hold of mu (see
+ * internal.h). A fresh record per change that may create a tenant is
+ * allocated under mu, once the table says the name is new, and the lot
+ * is freed untouched when one allocation fails. */
+sluice_err sluice__fair_tenants_apply(struct sluice_pool *pool, const sluice_tenant_config *dflt,
+                                      const sluice__tenant_change *changes, size_t n, size_t *failed,
+                                      char *errbuf, size_t errlen)
+{
+    *failed = dflt ? SLUICE__TENANTS_DEFAULT : 0;
+    sluice_err err = SLUICE_OK;
+    /* The arguments, as the setters check them (no lock taken). */
+    if (dflt && !setter_check(pool, false, NULL, true, dflt, errbuf, errlen, &err)) {
+        return err;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!setter_check(pool, true, changes[i].name, false, changes[i].cfg, errbuf, errlen, &err)) {
+            *failed = i;
+            return err;
         }
     }
-    for (unsigned i = 0; i < fq->nshards; i++) {
-        retune(fq, fq->shards[i], &fq->dflt);
+    if (!dflt && n == 0) {
+        if (errbuf && errlen) {
+            errbuf[0] = '\0';
+        }
+        return SLUICE_OK;
     }
+    struct sluice_tenant **fresh = n ? calloc(n, sizeof *fresh) : NULL;
+    if (n && !fresh) {
+        sluice__errf(errbuf, errlen, "%s%s%s: out of memory", dflt ? "tenants' default" : "tenant \"",
+                     dflt ? "" : changes[0].name, dflt ? "" : "\"");
+        return SLUICE_ENOMEM;
+    }
+    /* The lock, and the pool not draining: the subject is the first change. */
+    fair *fq = dflt ? setter_begin(pool, false, NULL, true, dflt, errbuf, errlen, &err)
+                    : setter_begin(pool, true, changes[0].name, false, changes[0].cfg, errbuf, errlen, &err);
+    if (!fq) {
+        free(fresh);
+        return err;
+    }
+    /* Allocate every tenant a set creates (a name set twice is created
+     * by its first set); nothing has changed yet. */
+    for (size_t i = 0; i < n; i++) {
+        if (!changes[i].cfg || table_find(fq, changes[i].name, name_hash(fq, changes[i].name))) {
+            continue;
+        }
+        bool earlier = false;
+        for (size_t j = 0; j < i && !earlier; j++) {
+            earlier = fresh[j] && strcmp(changes[j].name, changes[i].name) == 0;
+        }
+        if (earlier) {
+            continue;
+        }
+        fresh[i] = sluice__fair_tenant_calloc(1, tenant_bytes(fq, KIND_TRACKED));
+        if (!fresh[i]) {
+            pthread_mutex_unlock(&fq->mu);
+            for (size_t j = 0; j < i; j++) {
+                free(fresh[j]);
+            }
+            free(fresh);
+            *failed = i;
+            sluice__errf(errbuf, errlen, "tenant \"%s\": out of memory", changes[i].name);
+            return SLUICE_ENOMEM;
+        }
+    }
+    /* Commit: nothing below can fail. */
+    if (dflt) {
+        default_locked(fq, dflt);
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint64_t h = name_hash(fq, changes[i].name);
+        struct sluice_tenant *t = fresh[i] ? fresh[i] : table_find(fq, changes[i].name, h);
+        if (!changes[i].cfg) {
+            if (t && t->named) {
+                unset_locked(fq, t);
+                settle(fq, t);
+            }
+            continue;
+        }
+        set_locked(fq, t, fresh[i] != NULL, changes[i].name, h, changes[i].cfg);
+        settle(fq, t);
+    }
+    free(fresh);
     return settle_and_wake(pool, fq, NULL);
 }
 

@@ -15,10 +15,13 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "sluice/config.h"
 #include "sluice/pool.h"
 #include "sluice/tenant.h"
+
+#include "core/internal.h" /* sluice__fair_tenant_calloc: the allocation fault hook */
 
 static const sluice_config_load_opts NO_ENV = {.no_env = true};
 
@@ -632,6 +635,172 @@ static void test_reload_tenant_refusal_named(void **state)
     sluice_config_free(cur);
 }
 
+/* ---- all or nothing --------------------------------------------------------------- */
+
+/* The tenant allocator for the fault tests: calloc, except that the
+ * fail_at-th call from now on fails (0: none). */
+static unsigned alloc_calls, alloc_fail_at;
+static void *failing_calloc(size_t count, size_t size)
+{
+    if (alloc_fail_at && ++alloc_calls == alloc_fail_at) {
+        return NULL;
+    }
+    return calloc(count, size);
+}
+
+static const char *const AON_RUNNING =
+    "pools:\n  - name: f\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+    "    tenants:\n"
+    "      - {name: keep, weight: 2}\n"
+    "      - {name: drop, weight: 9}\n"
+    "      - {name: \"*\", weight: 1}\n";
+static const char *const AON_NEXT =
+    "pools:\n  - name: f\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+    "    tenants:\n"
+    "      - {name: keep, weight: 6}\n"
+    "      - {name: new1, weight: 8}\n"
+    "      - {name: new2, weight: 5}\n"
+    "      - {name: \"*\", weight: 3}\n";
+
+/* The pool's tenants are the running list's, whole, or the next list's,
+ * whole. Returns 0 for the running list, 1 for the next; fails the test
+ * on a mix. */
+static int tenants_state(sluice_pool *pool)
+{
+    sluice_tenant_stats s;
+    sluice_pool_config got;
+    sluice_pool_config_get(pool, &got);
+    bool have_new1 = find_tenant(pool, "new1", &s) && s.configured;
+    bool have_new2 = find_tenant(pool, "new2", &s) && s.configured;
+    assert_true(find_tenant(pool, "keep", &s));
+    unsigned keep = s.config.weight;
+    assert_true(find_tenant(pool, "drop", &s));
+    bool drop_set = s.configured;
+    unsigned drop = s.config.weight;
+    if (!have_new1 && !have_new2 && keep == 2 && drop_set && drop == 9 &&
+        got.fair.tenant_default.weight == 1) {
+        return 0;
+    }
+    if (have_new1 && have_new2 && keep == 6 && !drop_set && drop == 3 &&
+        got.fair.tenant_default.weight == 3) {
+        return 1;
+    }
+    print_error("a mix of the two lists: new1 %d new2 %d keep %u drop %s %u default %u\n", have_new1,
+                have_new2, keep, drop_set ? "set" : "unset", drop, got.fair.tenant_default.weight);
+    fail();
+    return -1;
+}
+
+static sluice_pool *aon_pool(const sluice_config *cur)
+{
+    sluice_pool_config pc;
+    sluice_config_pool_to_pool_config(&cur->pools[0], &pc);
+    sluice_pool *pool = NULL;
+    char err[512];
+    assert_int_equal(sluice_pool_create(&pc, &pool, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_config_pool_set_tenants(&cur->pools[0], pool, err, sizeof err), SLUICE_OK);
+    return pool;
+}
+
+/* A tenant list whose second new tenant cannot be allocated changes
+ * nothing: not the "*" values, not the dropped name, not the changed or
+ * the first new one. The reload made the steps one by one and stopped at
+ * the refused one, leaving half the new list (issue: no rollback). Then,
+ * with memory back, the same file moves the whole list. */
+static void test_reload_tenants_all_or_nothing_on_enomem(void **state)
+{
+    (void)state;
+    sluice_config *cur = NULL, *next = NULL;
+    char err[2048];
+    assert_int_equal(load(AON_RUNNING, NULL, &cur, err, sizeof err), SLUICE_OK);
+    assert_int_equal(load(AON_NEXT, NULL, &next, err, sizeof err), SLUICE_OK);
+    sluice_pool *pool = aon_pool(cur);
+    sluice_pool *pools[1] = {pool};
+    assert_int_equal(tenants_state(pool), 0);
+
+    sluice__fair_tenant_calloc = failing_calloc;
+    alloc_calls = 0;
+    alloc_fail_at = 2; /* new1 is allocated, new2 is not */
+    log_buf lb = {.len = 0};
+    sluice_err r = sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err);
+    sluice__fair_tenant_calloc = calloc;
+    alloc_fail_at = 0;
+    assert_int_equal(r, SLUICE_ENOMEM);
+    assert_int_equal(alloc_calls, 2);
+    assert_non_null(strstr(err, "pools[0].tenants[2] (tenant \"new2\"): out of memory"));
+    assert_int_equal(tenants_state(pool), 0);
+    assert_int_equal(cur->pools[0].tenant_count, 3); /* the config in force: the running list */
+
+    lb.len = 0;
+    assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_int_equal(tenants_state(pool), 1);
+    assert_int_equal(cur->pools[0].tenant_count, 4);
+    sluice_config_free(next);
+    sluice_pool_destroy(pool);
+    sluice_config_free(cur);
+}
+
+typedef struct aon_race {
+    pthread_barrier_t *go; /* both threads start together */
+    sluice_pool *pool;
+    sluice_config *cur;
+    const sluice_config *next;
+    sluice_err r;
+} aon_race;
+
+static void *aon_reload(void *arg)
+{
+    aon_race *a = arg;
+    sluice_pool *pools[1] = {a->pool};
+    char err[2048];
+    pthread_barrier_wait(a->go);
+    a->r = sluice_config_apply(&a->cur, a->next, pools, NULL, NULL, err, sizeof err);
+    return NULL;
+}
+
+/* A drain that begins while the tenant list moves: the pool ends with the
+ * running list or the new one, whole, never a mix, and the reload says
+ * which (OK: moved; ECLOSED: refused, the running list in force). Raced
+ * AON_ROUNDS times, the two threads released together. */
+#define AON_ROUNDS 200
+static void test_reload_tenants_all_or_nothing_against_drain(void **state)
+{
+    (void)state;
+    sluice_config *next = NULL;
+    char err[2048];
+    assert_int_equal(load(AON_NEXT, NULL, &next, err, sizeof err), SLUICE_OK);
+    unsigned moved = 0, refused = 0;
+    pthread_barrier_t go;
+    assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+    for (int round = 0; round < AON_ROUNDS; round++) {
+        aon_race a = {.go = &go, .next = next};
+        assert_int_equal(load(AON_RUNNING, NULL, &a.cur, err, sizeof err), SLUICE_OK);
+        a.pool = aon_pool(a.cur);
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, aon_reload, &a), 0);
+        sluice_drain_report rep;
+        pthread_barrier_wait(&go);
+        assert_int_equal(sluice_pool_drain(a.pool, SLUICE_NS_PER_SEC, &rep), SLUICE_OK);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        int st = tenants_state(a.pool);
+        if (a.r == SLUICE_OK) {
+            assert_int_equal(st, 1);
+            assert_int_equal(a.cur->pools[0].tenant_count, 4);
+            moved++;
+        } else {
+            assert_int_equal(a.r, SLUICE_ECLOSED);
+            assert_int_equal(st, 0);
+            assert_int_equal(a.cur->pools[0].tenant_count, 3);
+            refused++;
+        }
+        sluice_pool_destroy(a.pool);
+        sluice_config_free(a.cur);
+    }
+    print_message("moved %u, refused %u of %d\n", moved, refused, AON_ROUNDS);
+    pthread_barrier_destroy(&go);
+    sluice_config_free(next);
+}
+
 /* The most entries a list takes, and one more. */
 static void test_table_bounds(void **state)
 {
@@ -736,6 +905,8 @@ int main(void)
         cmocka_unit_test(test_reload_classes),
         cmocka_unit_test(test_reload_tenants_live),
         cmocka_unit_test(test_reload_tenant_refusal_named),
+        cmocka_unit_test(test_reload_tenants_all_or_nothing_on_enomem),
+        cmocka_unit_test(test_reload_tenants_all_or_nothing_against_drain),
         cmocka_unit_test(test_table_bounds),
         cmocka_unit_test(test_router_from_config),
     };
