@@ -19,9 +19,13 @@
  *   3. Apply to the pools through the rows' apply hooks and log each
  *      change: LIVE rows "(applied)", DECLARATIVE rows one "declarations
  *      updated" line per pool, RESTART rows "not applied: needs a restart"
- *      (the running value stays in the config in force). Only resize can
- *      fail (SLUICE_ECLOSED when a drain began in between), and then the
- *      message says which pools were already changed.
+ *      (the running value stays in the config in force). Only a resize
+ *      and a tenant list can fail (SLUICE_ECLOSED when a drain began in
+ *      between, SLUICE_ENOMEM for a new tenant); a failed row changes
+ *      nothing and keeps its running value, the message says which pools
+ *      were already changed, and the last log line names every failed
+ *      row and whether the rest applied ("reload: no change" only when
+ *      nothing changed and nothing failed).
  *
  * Thread-safety: one reloader at a time (the caller serialises, typically
  * the lifecycle's signal thread); the pools are used by other threads
@@ -265,10 +269,12 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
     }
 
     /* Pass 3: apply and log. */
-    unsigned changes = 0;
+    unsigned changes = 0, failures = 0;
     sluice_err result = SLUICE_OK;
     char resized[512] = "";
     size_t rlen = 0;
+    char failed[512] = ""; /* "pool f: tenants, pool g: workers" */
+    size_t flen = 0;
     for (size_t i = 0; i < cur->pool_count; i++) {
         sluice_config_pool *o = &cur->pools[i];
         sluice_config_pool *n = (sluice_config_pool *)sluice_config_find_pool(next, o->name);
@@ -322,6 +328,12 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
                           sluice__cfg_format(row, to->base, b, sizeof b), what);
                     /* The config in force keeps the running value. */
                     sluice__cfg_copy_value(c, row, fs[s].base, cs[s].base);
+                    if (flen < sizeof failed) {
+                        int w = snprintf(failed + flen, sizeof failed - flen, "%spool %s: %s",
+                                         failures ? ", " : "", o->name, row->name);
+                        flen += w > 0 ? (size_t)w : 0;
+                    }
+                    failures++;
                 } else {
                     cfg_slot one = cs[s];
                     one.keys = row;
@@ -379,7 +391,15 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
         nn = sluice__cfg_cluster_slots((sluice_config_cluster *)&next->cluster, ns, MAX_SLOTS);
         log_changes(&dc, cs, nc, ns, nn, SLUICE_CONFIG_RESTART);
     }
-    if (changes == 0) {
+    /* The last line sums the reload up. After a refused row it says
+     * which and what the rest did: "no change" would read as if the file
+     * matched what runs. A refused row changed nothing (a resize either
+     * happens or not; a tenant list moves whole or not at all). */
+    if (failures) {
+        logf_(log, user, "reload: %s failed and %s; %s", failed,
+              failures == 1 ? "keeps its running value" : "keep their running values",
+              changes ? "the other changes above applied" : "nothing else changed");
+    } else if (changes == 0) {
         logf_(log, user, "reload: no change");
     }
     sluice_config_free(*current);

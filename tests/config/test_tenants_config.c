@@ -583,7 +583,7 @@ static void test_reload_tenant_refusal_named(void **state)
          "{name: b}, {name: gold, weight: 3}, {name: *, weight: 1}] failed: sluice.yaml:9:9: "
          "pools[0].tenants[2] "
          "(tenant \"gold\"): pool f is draining\n"
-         "reload: no change\n"},
+         "reload: pool f: tenants failed and keeps its running value; nothing else changed\n"},
         {/* b dropped: tenant_unset refuses */
          "pools:\n  - name: f\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
          "    tenants:\n"
@@ -626,12 +626,82 @@ static void test_reload_tenant_refusal_named(void **state)
         if (cases[i].log) {
             assert_string_equal(lb.text, cases[i].log);
         }
+        /* The last line says what failed, never "no change". */
+        const char *last =
+            "reload: pool f: tenants failed and keeps its running value; nothing else changed\n";
+        assert_true(lb.len >= strlen(last));
+        assert_string_equal(lb.text + lb.len - strlen(last), last);
         /* The running list stays in force. */
         assert_int_equal(cur->pools[0].tenant_count, 4);
         assert_int_equal(cur->pools[0].tenants[2].weight, 2);
         sluice_config_free(next);
     }
     sluice_pool_destroy(pool);
+    sluice_config_free(cur);
+}
+
+/* The reload's last line after a refused row says which key failed and
+ * what the rest did. A tenant list refused (the pool drains) next to a
+ * submit_timeout that applies: "the other changes above applied"; two
+ * pools refused: both named. It said "reload: no change" whenever
+ * nothing else changed, after a "failed" line. */
+static void test_reload_refusal_summary(void **state)
+{
+    (void)state;
+    const char *running =
+        "pools:\n  - name: f\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+        "    tenants: [{name: gold, weight: 2}]\n"
+        "  - name: g\n    workers: 4\n    queue_capacity: 10\n";
+    const char *next_text =
+        "pools:\n  - name: f\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+        "    tenants: [{name: gold, weight: 3}]\n    submit_timeout: 2s\n"
+        "  - name: g\n    workers: 6\n    queue_capacity: 10\n";
+    sluice_config *cur = NULL, *next = NULL;
+    char err[2048];
+    assert_int_equal(load(running, NULL, &cur, err, sizeof err), SLUICE_OK);
+    sluice_pool *pools[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        sluice_pool_config pc;
+        sluice_config_pool_to_pool_config(&cur->pools[i], &pc);
+        assert_int_equal(sluice_pool_create(&pc, &pools[i], err, sizeof err), SLUICE_OK);
+    }
+    assert_int_equal(sluice_config_pool_set_tenants(&cur->pools[0], pools[0], err, sizeof err), SLUICE_OK);
+    sluice_drain_report rep;
+    assert_int_equal(sluice_pool_drain(pools[0], SLUICE_NS_PER_SEC, &rep), SLUICE_OK);
+
+    /* f's tenants fail, f's submit_timeout and g's K apply. */
+    assert_int_equal(load(next_text, NULL, &next, err, sizeof err), SLUICE_OK);
+    log_buf lb = {.len = 0};
+    assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_ECLOSED);
+    const char *last = "reload: pool f: tenants failed and keeps its running value; the other changes above "
+                       "applied\n";
+    assert_true(lb.len >= strlen(last));
+    assert_string_equal(lb.text + lb.len - strlen(last), last);
+    assert_non_null(strstr(lb.text, "pool f: submit_timeout 0s -> 2s (applied)\n"));
+    assert_non_null(strstr(lb.text, "pool g: workers 4 -> 6 (applied)\n"));
+    assert_int_equal(cur->pools[0].tenants[0].weight, 2);
+    assert_int_equal(cur->pools[1].workers, 6);
+    sluice_config_free(next);
+
+    /* Both pools refuse: f's tenants and g's K (g drains too). */
+    assert_int_equal(sluice_pool_drain(pools[1], SLUICE_NS_PER_SEC, &rep), SLUICE_OK);
+    const char *both =
+        "pools:\n  - name: f\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+        "    tenants: [{name: gold, weight: 3}]\n    submit_timeout: 2s\n"
+        "  - name: g\n    workers: 8\n    queue_capacity: 10\n";
+    assert_int_equal(load(both, NULL, &next, err, sizeof err), SLUICE_OK);
+    lb.len = 0;
+    lb.text[0] = '\0';
+    assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_ECLOSED);
+    last = "reload: pool f: tenants, pool g: workers failed and keep their running values; nothing else "
+           "changed\n";
+    assert_true(lb.len >= strlen(last));
+    assert_string_equal(lb.text + lb.len - strlen(last), last);
+    assert_int_equal(cur->pools[1].workers, 6);
+    sluice_config_free(next);
+    for (int i = 0; i < 2; i++) {
+        sluice_pool_destroy(pools[i]);
+    }
     sluice_config_free(cur);
 }
 
@@ -728,6 +798,9 @@ static void test_reload_tenants_all_or_nothing_on_enomem(void **state)
     assert_int_equal(r, SLUICE_ENOMEM);
     assert_int_equal(alloc_calls, 2);
     assert_non_null(strstr(err, "pools[0].tenants[2] (tenant \"new2\"): out of memory"));
+    const char *last = "reload: pool f: tenants failed and keeps its running value; nothing else changed\n";
+    assert_true(lb.len >= strlen(last));
+    assert_string_equal(lb.text + lb.len - strlen(last), last);
     assert_int_equal(tenants_state(pool), 0);
     assert_int_equal(cur->pools[0].tenant_count, 3); /* the config in force: the running list */
 
@@ -905,6 +978,7 @@ int main(void)
         cmocka_unit_test(test_reload_classes),
         cmocka_unit_test(test_reload_tenants_live),
         cmocka_unit_test(test_reload_tenant_refusal_named),
+        cmocka_unit_test(test_reload_refusal_summary),
         cmocka_unit_test(test_reload_tenants_all_or_nothing_on_enomem),
         cmocka_unit_test(test_reload_tenants_all_or_nothing_against_drain),
         cmocka_unit_test(test_table_bounds),
