@@ -237,10 +237,12 @@ static const sluice_config_table TENANT_TABLE = {
 /* The controller keys are applied by sluice_service_reload_config, which
  * makes or reconfigures the pool's controller (sluice_service_update_control)
  * or, when every one of them is off, removes it and sets K to `workers`
- * (sluice_service_remove_control). */
+ * (sluice_service_remove_control), except on a draining pool, which takes
+ * no resize: K stays where the controller left it (service_config.c,
+ * remove_control). The note is the reload log's, after the change. */
 #define CONTROL_APPLIED                                                                                      \
-    "(applied by the service: the pool's controller is made or reconfigured, or removed with K back to "     \
-    "workers when every control key is off)"
+    "(applied by the service: the pool's controller is made or reconfigured, or removed when every "         \
+    "control key is off, with K set back to workers unless the pool is draining)"
 #define SERVICE_AT(field) offsetof(sluice_config_service, field)
 
 /* Indexed by sluice_pool_key: the index is the key's set bit and pos[]. */

@@ -14,8 +14,9 @@
  * first refusal). Reload maps the config's pool entries to the service's pools
  * by name, so it does not depend on the order pools were added in. A
  * pool's controller follows its file: made when a control key turns on,
- * reconfigured when they change, removed (and K set back to `workers`)
- * when every one of them is off again.
+ * reconfigured when they change, removed (and K set back to `workers`,
+ * unless the pool drains: then K stays) when every one of them is off
+ * again.
  *
  * The admin token (service.admin_token_file) is read here too, at start,
  * by the program that starts the admin server: the config keeps only the

@@ -452,7 +452,8 @@ static void test_control_removed_while_draining(void **state)
     assert_string_equal(
         seen.text,
         "pool email: autotune true -> false (applied by the service: the pool's controller is made or "
-        "reconfigured, or removed with K back to workers when every control key is off)\n"
+        "reconfigured, or removed when every control key is off, with K set back to workers unless the pool "
+        "is draining)\n"
         "pool email: controller removed (every concurrency_*, autotune* and probe_* key "
         "off); K stays 9: the pool is draining (workers 16 not applied)\n");
     sluice_pool_control_stats cs;
