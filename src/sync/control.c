@@ -541,8 +541,24 @@ static unsigned clamp_k(const sluice_pool_control *c, double v)
     return (unsigned)v;
 }
 
-/* Resize to k, log the decision and count it. Returns whether it was made. */
-static bool apply_k(sluice_pool_control *c, unsigned k, sluice_control_reason reason, const window *w)
+/* The words of a decision's line (apply_k's why): vsnprintf, so a
+ * phrase built from others may be cut at the buffer's end without a
+ * warning about it (a line a few bytes short says enough). */
+static void say(char *buf, size_t len, const char *fmt, ...) SLUICE_PRINTF(3, 4);
+static void say(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+/* Resize to k, log the decision and count it. why: what moved K, in
+ * words ("toward little's law K=32 (arrival 1200.0/s x 26.0 ms); util
+ * 0.99, a shrink under way"), so a line never reads as utilisation 0.99
+ * taking K down. Returns whether it was made. */
+static bool apply_k(sluice_pool_control *c, unsigned k, sluice_control_reason reason, const window *w,
+                    const char *why)
 {
     if (k == c->k) {
         return false;
@@ -558,12 +574,9 @@ static bool apply_k(sluice_pool_control *c, unsigned k, sluice_control_reason re
         return false;
     }
     if (w) {
-        logf_locked(c,
-                    "pool=%s autotune %s %u->%u reason=%s mode=%s util=%.2f drops=%llu failures=%llu "
-                    "p99=%.4fs rate=%.1f/s run=%.4fs little_k=%.1f",
-                    c->name, direction_names[d], c->k, k, reason_names[reason], mode_names[c->mode], w->util,
-                    (unsigned long long)w->drops, (unsigned long long)w->fails, w->p99_s,
-                    w->dt_s > 0 ? (double)w->offered / w->dt_s : 0, w->mean_s, w->little);
+        logf_locked(c, "pool=%s autotune %s %u->%u %s [reason=%s mode=%s drops=%llu failures=%llu p99=%.4fs]",
+                    c->name, direction_names[d], c->k, k, why, reason_names[reason], mode_names[c->mode],
+                    (unsigned long long)w->drops, (unsigned long long)w->fails, w->p99_s);
     } else {
         logf_locked(c, "pool=%s autotune %s %u->%u reason=%s mode=%s", c->name, direction_names[d], c->k, k,
                     reason_names[reason], mode_names[c->mode]);
@@ -592,7 +605,10 @@ static bool verdict(sluice_pool_control *c, const sluice_pool_stats *st, const s
     logf_locked(c, "pool=%s autotune revert: %s at %u (p99 %.4fs -> %.4fs, failures %.3f -> %.3f)", c->name,
                 slower ? "p99 grew" : "failures grew", c->k, c->p99_before, p99, c->fail_before, fail_ratio);
     unsigned back = clamp_k(c, c->last_good);
-    if (apply_k(c, back, SLUICE_CONTROL_REASON_REVERT, w) && c->lim) {
+    char why[160];
+    say(why, sizeof why, "back to the last good K: %s; util %.2f", slower ? "p99 grew" : "failures grew",
+        w->util);
+    if (apply_k(c, back, SLUICE_CONTROL_REASON_REVERT, w, why) && c->lim) {
         sluice_adaptive_limit_set(c->lim, back);
     }
     c->hold_until = sluice__add_sat(now, c->cooldown_ns > UINT64_MAX / 4 ? UINT64_MAX : 4 * c->cooldown_ns);
@@ -625,6 +641,16 @@ static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sl
         c->little_avg = c->little_avg > 0 ? (c->little_avg + w->little) / 2 : w->little;
     }
     double little_k = w->timed ? ceil(c->little_avg * (1 + c->headroom)) : 0;
+    /* The log's words for it: the estimate, and this window's inputs
+     * (the K is smoothed over windows and has headroom on top). */
+    char law[160];
+    if (w->timed) {
+        say(law, sizeof law, "little's law K=%.0f (arrival %.1f/s x %.1f ms, smoothed, +%.0f%% headroom)",
+            little_k, w->dt_s > 0 ? (double)w->offered / w->dt_s : 0, w->mean_s * 1e3, c->headroom * 100);
+    } else {
+        say(law, sizeof law, "little's law K unknown (no task timed)");
+    }
+    char why[320] = "";
     /* A growing queue is demand K does not see only when it keeps growing. */
     bool queue_growing = w->queue_grew && c->queue_grew_before;
     c->queue_grew_before = w->queue_grew;
@@ -671,14 +697,18 @@ static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sl
         unsigned to = clamp_k(c, proposal);
         if (to != c->k) {
             logf_locked(c, "pool=%s autotune %s an rtt probe window", c->name, probing ? "enters" : "leaves");
-            apply_k(c, to, SLUICE_CONTROL_REASON_LIMITER, w);
+            say(why, sizeof why, "to the %s limiter's %s; util %.2f", mode_names[c->mode],
+                probing ? "probe K" : "limit after its probe", w->util);
+            apply_k(c, to, SLUICE_CONTROL_REASON_LIMITER, w, why);
         }
         return;
     }
     if (!c->autotune) {
         /* A limiter alone: follow it, within the bounds. */
         if (c->lim) {
-            apply_k(c, clamp_k(c, proposal), SLUICE_CONTROL_REASON_LIMITER, w);
+            say(why, sizeof why, "to the %s limiter's limit %.0f; util %.2f", mode_names[c->mode], proposal,
+                w->util);
+            apply_k(c, clamp_k(c, proposal), SLUICE_CONTROL_REASON_LIMITER, w, why);
         }
         return;
     }
@@ -704,9 +734,18 @@ static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sl
     min_change = min_change > c->max_step ? c->max_step : min_change;
     double target = c->k;
     bool snap = false; /* tell the limiter the K applied instead of its own */
+    /* The words for the log: what moved K, then what the window saw. */
+    char util[96];
+    if (w->drops > 0) {
+        say(util, sizeof util, "util %.2f, %llu dropped", w->util, (unsigned long long)w->drops);
+    } else {
+        say(util, sizeof util, "util %.2f", w->util);
+    }
     if (c->lim) {
         target = proposal;
         reason = SLUICE_CONTROL_REASON_LIMITER;
+        say(why, sizeof why, "to the %s limiter's limit %.0f (%s); %s", mode_names[c->mode], proposal, law,
+            util);
         if (target >= c->k + 1.0 && !up_trigger) {
             target = c->k; /* a limit nobody uses is not a reason to grow */
             snap = true;
@@ -717,9 +756,31 @@ static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sl
          * a backlog that drains at this K is no reason to grow. */
         bool hidden = w->drops > 0 || queue_growing || !w->timed;
         target = hidden && little_k < c->k + min_change ? c->k + min_change : little_k;
+        char trigger[96];
+        if (w->drops > 0) {
+            say(trigger, sizeof trigger, "%s", util);
+        } else {
+            say(trigger, sizeof trigger, "%s over util_high %.2f", util, c->util_high);
+        }
+        if (target == little_k) {
+            say(why, sizeof why, "toward %s; %s", law, trigger);
+        } else {
+            if (!w->timed) {
+                say(why, sizeof why, "one step up: %s; %s", law, trigger);
+            } else {
+                say(why, sizeof why, "one step up, past %s: demand it cannot see (%s); %s", law,
+                    w->drops > 0 ? "work dropped" : "the queue keeps growing", trigger);
+            }
+        }
         c->shrinking = false;
     } else if (down_trigger) {
         target = little_k < (double)c->k - min_change ? little_k : (double)c->k - min_change;
+        if (target == little_k) {
+            say(why, sizeof why, "toward %s; %s under util_low %.2f, queue empty", law, util, c->util_low);
+        } else {
+            say(why, sizeof why, "one step down (%s); %s under util_low %.2f, queue empty", law, util,
+                c->util_low);
+        }
         c->shrinking = true;
     } else if (c->shrinking && w->timed && w->drops == 0 && !w->queue_grew && little_k <= c->k) {
         /* A shrink, once begun, goes on to the Little's-law K, one step a
@@ -728,22 +789,31 @@ static void decide(sluice_pool_control *c, const sluice_pool_stats *st, const sl
          * The smoothed estimate reaches the K from above, so it may sit at
          * K for a window before it goes below. */
         target = little_k;
+        say(why, sizeof why, "toward %s; %s, a shrink under way (no drops, the queue not growing)", law,
+            util);
     } else {
         c->shrinking = false;
     }
     /* One step at most, and nothing under the hysteresis. */
+    bool capped = false;
     if (target > (double)c->k + c->max_step) {
         target = (double)c->k + c->max_step;
-        snap = true;
+        snap = capped = true;
     } else if (target < (double)c->k - c->max_step) {
         target = (double)c->k - c->max_step;
-        snap = true;
+        snap = capped = true;
     }
     unsigned to = clamp_k(c, target);
     unsigned diff = to > c->k ? to - c->k : c->k - to;
     if (diff >= min_change) {
         sluice_control_direction d = to > c->k ? SLUICE_CONTROL_UP : SLUICE_CONTROL_DOWN;
-        if (apply_k(c, to, reason, w)) {
+        size_t wl = strlen(why);
+        if (capped) {
+            say(why + wl, sizeof why - wl, " (one change moves at most max_step %u)", c->max_step);
+        } else if (target < c->min_k || target > c->max_k) {
+            say(why + wl, sizeof why - wl, " (held within [%u, %u])", c->min_k, c->max_k);
+        }
+        if (apply_k(c, to, reason, w, why)) {
             judge_later(c, d, st, h, now, w);
         }
     }
@@ -886,7 +956,7 @@ uint64_t sluice_pool_control_tick(sluice_pool_control *c)
         if (!c->started) {
             c->started = true;
             if (!c->pinned && (c->k < c->min_k || c->k > c->max_k)) {
-                apply_k(c, clamp_k(c, c->k), SLUICE_CONTROL_REASON_CLAMP, NULL);
+                apply_k(c, clamp_k(c, c->k), SLUICE_CONTROL_REASON_CLAMP, NULL, NULL);
             }
             c->last_good = c->k;
         } else if (!c->pinned && (c->mode != SLUICE_CONTROL_FIXED || c->autotune)) {
@@ -896,7 +966,9 @@ uint64_t sluice_pool_control_tick(sluice_pool_control *c)
             c->st.little_k = w.little;
             c->st.p99_seconds = w.p99_s;
             if (c->k < c->min_k || c->k > c->max_k) {
-                apply_k(c, clamp_k(c, c->k), SLUICE_CONTROL_REASON_CLAMP, &w);
+                char why[96];
+                snprintf(why, sizeof why, "into the bounds [%u, %u]; util %.2f", c->min_k, c->max_k, w.util);
+                apply_k(c, clamp_k(c, c->k), SLUICE_CONTROL_REASON_CLAMP, &w, why);
             } else {
                 decide(c, &st, &h, now, &w);
             }

@@ -21,7 +21,7 @@ rc=$?
 contains "$TMP/err" "auto-tune on for pool email"
 contains "$TMP/err" "pool=email autotune down"
 # During the slowdown: growth, with Little's law in the line.
-grep -q "pool=email autotune up .*reason=\(utilisation\|drops\).*little_k=" "$TMP/err" ||
+grep -q "pool=email autotune up .*little's law K.*reason=\(utilisation\|drops\)" "$TMP/err" ||
     fail "email's K never grew during the slowdown"
 # The order: down (to the traffic), up (the slowdown), down (recovered).
 awk '/pool=email autotune down/ { if (up) { ok = 1 } else { down = 1 } }

@@ -352,8 +352,15 @@ static void test_autotune_converges(void **state)
                 3);
     assert_true(decisions(&s, SLUICE_CONTROL_DOWN, SLUICE_CONTROL_REASON_UTILISATION) >= 3);
     assert_int_equal(decisions(&s, SLUICE_CONTROL_UP, SLUICE_CONTROL_REASON_REVERT), 0);
+    /* The line says why K moved: toward the Little's-law K, from this
+     * window's arrival rate and run time (it showed util and little_k
+     * only, and a shrink under way read as util 0.99 taking K down). */
     assert_non_null(strstr(r.log.last, "reason=utilisation"));
-    assert_non_null(strstr(r.log.last, "little_k="));
+    assert_non_null(strstr(r.log.last, "autotune down "));
+    assert_non_null(strstr(r.log.last, "little's law K="));
+    assert_non_null(strstr(r.log.last, " (arrival "));
+    assert_non_null(strstr(r.log.last, "/s x "));
+    assert_non_null(strstr(r.log.last, " ms, smoothed, +5% headroom); util "));
     sluice_pool_control_destroy(r.c);
 }
 
