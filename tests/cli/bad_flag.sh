@@ -18,6 +18,12 @@ run 2 demo --stall fax@1s;            one_line "--stall: no pool named \"fax\" (
 run 2 demo --view fancy;              one_line "--view: must be auto, tty, plain or none"
 run 2 demo --log-format xml;          one_line "--log-format: must be logfmt or json"
 run 2 demo extra;                     one_line "unexpected argument 'extra'"
+# bench hands its flags to the driver, after checking them (bench_flags.h):
+# one line, not the driver's usage, whether or not the driver is built.
+run 2 bench --bogus;                  one_line "sluice bench: unknown flag '--bogus' (see sluice bench --help)"
+run 2 bench --quick --runs;           one_line "sluice bench: --runs needs a value (see sluice bench --help)"
+run 2 bench extra;                    one_line "sluice bench: unexpected argument 'extra' (see sluice bench --help)"
+run 2 bench --runs=3;                 one_line "sluice bench: unknown flag '--runs=3'"
 run 2 demo --listen 127.0.0.1:99999;  one_line "--listen: must be host:port with a port in 0..65535, got \"127.0.0.1:99999\""
 run 2 demo --listen 127.0.0.1:http;   one_line "--listen: must be host:port with a port in 0..65535"
 run 2 demo --listen 127.0.0.1:;       one_line "--listen: must be host:port with a port in 0..65535"

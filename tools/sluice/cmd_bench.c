@@ -35,6 +35,7 @@
 
 #include <sys/wait.h>
 
+#include "../../bench/bench_flags.h"
 #include "commands.h"
 
 #ifdef SLUICE_HAVE_JANSSON
@@ -277,6 +278,27 @@ int sluice_cmd_bench(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             return help(argc, argv);
+        }
+    }
+    /* The driver's flags are checked here first (bench_flags.h), so a bad
+     * one is one line naming it, exit 2, whether or not the driver is
+     * built; the driver checks their values. */
+    for (int i = 1; i < argc; i++) {
+        bool takes_value;
+        if (strcmp(argv[i], "--baseline") == 0) {
+            i++; /* its missing file is reported below */
+        } else if (strncmp(argv[i], "--baseline=", 11) == 0) {
+            continue;
+        } else if (!sluice_bench_flag_known(argv[i], &takes_value)) {
+            fprintf(stderr, "sluice bench: %s '%s' (see sluice bench --help)\n",
+                    argv[i][0] == '-' ? "unknown flag" : "unexpected argument", argv[i]);
+            return SLUICE_EXIT_USAGE;
+        } else if (takes_value) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "sluice bench: %s needs a value (see sluice bench --help)\n", argv[i]);
+                return SLUICE_EXIT_USAGE;
+            }
+            i++;
         }
     }
     const char *baseline = NULL;
