@@ -27,6 +27,17 @@
  *     DROP_OLDEST, or still queued at drain's deadline or destroy), so at
  *     quiescence
  *         submitted = completed + failed + panicked + dropped + abandoned;
+ *   - no accepted task waits for another submit or a drain: a runner the
+ *     pool drops (DROP_OLDEST) or sheds (CoDel) is replaced by the
+ *     executor's timer thread, never from the pool's on_abandon (which
+ *     must not call the pool): at once when the pool's queue has a free
+ *     place; on a full queue after polling it (1, 2, 4, 8, then every
+ *     10 ms), and once no runner is left and 4 polls found it full, as any
+ *     submit would (DROP_OLDEST then evicts for it). When the pool hands
+ *     back the last runner at its drain deadline or destroy, or a
+ *     replacement finds the pool closed, the waiting tasks go to the
+ *     abandon handler at once (reason DRAIN or DESTROY; counted in
+ *     `abandoned`): the pool will never run them;
  *   - hand-backs at drain and destroy come key by key, each key's tasks in
  *     submission order, so a caller can persist them and replay in order.
  *
@@ -58,8 +69,9 @@
  *     if (sluice_keyed_create(&kc, &ledger, errbuf, sizeof errbuf)) ...;
  *     sluice_keyed_submit(ledger, entry->account_id, apply_entry, entry);
  *
- * Lock order: the executor's mutex, then nothing: no task, handler or
- * pool call runs under it.
+ * Lock order: the executor's mutex, then its timer's (a replacement
+ * runner is put on the timer under it); no task, handler or pool call
+ * runs under it.
  */
 #ifndef SLUICE_KEYED_H
 #define SLUICE_KEYED_H
@@ -92,7 +104,8 @@ typedef struct sluice_keyed_config {
      * read it after the executor is gone). */
     const char *name;
     /* Required: the pool the tasks run on (borrowed; it must outlive the
-     * executor). It may run other work too. */
+     * executor, whose timer thread may call it). It may run other work
+     * too. */
     sluice_pool *pool;
     /* Most keys running at once (K); 0 = the pool's worker count (65536
      * for a pool of more). At most 65536. */
@@ -106,8 +119,10 @@ typedef struct sluice_keyed_config {
     /* Longest a BLOCK submit waits; 0 = no limit (until space or close). */
     uint64_t submit_timeout_ns;
     /* Gets each task the executor will not run, on the thread that
-     * decided (a submitter for DROPPED, the draining or destroying thread
-     * otherwise), with no lock held. It must not submit to this executor
+     * decided (a submitter for DROPPED; the thread draining or destroying
+     * the executor, or the pool when it hands back the last runner; the
+     * executor's timer thread when a replacement runner finds the pool
+     * closed), with no lock held. It must not submit to this executor
      * under BLOCK. NULL: counted only (the arg is then the caller's
      * problem: set a handler when args own memory). */
     void (*abandon_handler)(const sluice_keyed_abandoned *task, void *user);
@@ -187,8 +202,9 @@ SLUICE_API sluice_err sluice_keyed_drain(sluice_keyed *ex, uint64_t timeout_ns,
  * leave, free. NULL is a no-op.
  * Thread-safety: once, not from a task of this executor, with no submit
  * starting. Deadlock hazard: it waits for runners on the pool: destroy the
- * executor before the pool, or drain/destroy the pool first (runners it
- * hands back are accounted).
+ * executor before the pool (the pool must outlive it: its timer thread
+ * may submit a replacement runner until destroy stops it), or drain the
+ * pool first (runners it hands back give their tasks back at once).
  */
 SLUICE_API void sluice_keyed_destroy(sluice_keyed *ex);
 

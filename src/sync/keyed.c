@@ -28,10 +28,29 @@
  *    ready (submit, a runner re-queueing, a panic putting items back)
  *    either happens in a runner (which will loop to it) or is followed,
  *    under the same lock hold, by the "fewer than K runners?" check. The
- *    one gap is a runner the pool refuses or hands back: then a submit
- *    whose task would be stranded (no runner left) takes its task back and
- *    returns the pool's error; other waiting keys are picked up by the next
- *    runner any submit or drain starts, or handed back by drain/destroy.
+ *    gaps are a runner the pool refuses and one it hands back. A submit
+ *    whose runner is refused, with no runner left for its task, takes the
+ *    task back and returns the pool's error; keys still ready after a
+ *    refusal (a submit's, a panic's replacement) get a restart from the
+ *    timer, as below. A runner the pool hands back
+ *    (its on_abandon, runner_abandoned) must not be replaced from there:
+ *    the pool's contract forbids calling the pool from on_abandon (a
+ *    replacement that evicted another executor's runner would recurse,
+ *    without bound on a full DROP_OLDEST pool). So under DROPPED and SHED
+ *    the executor's timer thread (sync/timer.h, on the system clock, its
+ *    thread started on first use) submits the replacement (restart_due):
+ *    at once when the pool's queue has a free place; on a full queue it
+ *    polls (1, 2, 4, 8, then every 10 ms) rather than evict, while another
+ *    runner of this executor remains or for the first four polls; then, no
+ *    runner left, it submits as any submit does (DROP_OLDEST evicts for
+ *    it), so an overload cannot starve the keys and two executors evict
+ *    each other's runners at most once per poll, never in a loop. Under
+ *    DRAIN and DESTROY (the pool closed for good) the last runner's
+ *    on_abandon hands the waiting tasks to the abandon handler at once,
+ *    with the pool's reason; a restart that finds the pool closed does the
+ *    same (DRAIN). So no accepted task waits for a submit or drain that
+ *    may never come. The pool must outlive the executor (the timer calls
+ *    it): destroy stops the timer before it frees.
  *  - Panics. The runner pushes a cleanup handler around its batch. On a
  *    panic it counts the panic, puts the rest of the batch back at the
  *    head of the key's FIFO (order kept), releases the key, and hands its
@@ -48,20 +67,29 @@
  * starts only after the previous runner cleared `running` under ex->mu,
  * which orders the previous task's writes before the next task.
  *
- * Lock order: ex->drain_mu -> ex->mu. No task, abandon handler or pool
- * call runs under ex->mu.
+ * Lock order: ex->drain_mu -> ex->mu -> the timer's mutex (a restart is
+ * put on the timer under ex->mu). No task, abandon handler or pool call
+ * runs under ex->mu; the timer's callbacks run with no timer lock held.
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "sluice/keyed.h"
 #include "sluice/task.h"
 #include "sync/sync_internal.h"
+#include "sync/timer.h"
 
 #define ITEM_SLAB 256 /* items allocated at a time */
 #define FREE_KEYS_MAX 1024
 #define MAX_ACTIVE_KEYS 65536u
+/* A replacement runner polls a full pool queue at 1, 2, 4, 8 ms and then
+ * every RESTART_POLL_MAX_NS; after RESTART_POLITE_TRIES full polls with no
+ * runner left it is submitted anyway (DROP_OLDEST then evicts for it). */
+#define RESTART_POLL_FIRST_NS SLUICE_NS_PER_MS
+#define RESTART_POLL_MAX_NS (10 * SLUICE_NS_PER_MS)
+#define RESTART_POLITE_TRIES 4u
 
 typedef struct kstate kstate;
 
@@ -97,6 +125,7 @@ struct sluice_keyed {
     void (*abandon_handler)(const sluice_keyed_abandoned *task, void *user);
     void *user;
     const sluice_clock *clock;
+    sluice__timer *timer; /* replacement runners (system clock; its thread starts on first use) */
 
     pthread_mutex_t drain_mu; /* serialises drain and destroy */
     pthread_mutex_t mu;
@@ -114,8 +143,10 @@ struct sluice_keyed {
     unsigned waiting; /* blocked submitters */
     bool closed;
     bool drained;
-    kitem *free_items; /* recycled items (all allocated items are here or in use) */
-    void *slabs;       /* the item slabs, linked through their first word */
+    bool restart_pending;   /* a restart_due entry is on the timer */
+    unsigned restart_polls; /* consecutive restarts that found the pool's queue full */
+    kitem *free_items;      /* recycled items (all allocated items are here or in use) */
+    void *slabs;            /* the item slabs, linked through their first word */
     kstate *free_keys;
     size_t nfree_keys;
     uint64_t next_seq;
@@ -446,18 +477,141 @@ static bool need_runner(sluice_keyed *ex)
     return false;
 }
 
+static sluice_err start_runner_or_retry(sluice_keyed *ex, bool nonblocking, bool retry);
+static void restart_due(void *arg, uint64_t tag, bool canceled);
+
+/* Put a restart on the timer, `delay_ns` from now (mu held). Returns
+ * whether one is pending now. */
+static bool restart_schedule(sluice_keyed *ex, uint64_t delay_ns)
+{
+    SLUICE__ASSERT_HELD(&ex->mu);
+    if (!ex->restart_pending) {
+        uint64_t due = delay_ns ? sluice__add_sat(sluice_clock_now(NULL), delay_ns) : 0;
+        ex->restart_pending = sluice__timer_add(ex->timer, due, restart_due, ex, 0) == SLUICE_OK;
+    }
+    return ex->restart_pending;
+}
+
+/* No runner will come for the waiting tasks (the pool is closed, or the
+ * timer could not be used): detach them all to hand back (mu held; the
+ * caller holds a runner slot or the timer's callback, so destroy cannot
+ * free ex meanwhile). NULL when the executor is closing (its drain or
+ * destroy hands them back) or a runner is still there to run them. */
+static kitem *detach_stranded(sluice_keyed *ex, unsigned runners_left)
+{
+    SLUICE__ASSERT_HELD(&ex->mu);
+    if (ex->closed || ex->runners > runners_left || ex->queued == 0) {
+        return NULL;
+    }
+    uint64_t n, nk;
+    kitem *list = detach_all(ex, &n, &nk);
+    ex->st.abandoned += n;
+    return list;
+}
+
+/* The pool handed a queued runner back (its on_abandon). The pool's
+ * contract forbids calling the pool from here, so no replacement is
+ * submitted on this thread: under DROPPED or SHED the executor's timer
+ * thread submits one (restart_due); under DRAIN or DESTROY the pool is
+ * closed for good, and if this was the last runner the waiting tasks go
+ * to the abandon handler now, with the pool's reason, instead of waiting
+ * for a submit or drain that may never come. The runner's slot is given
+ * up last: destroy waits for it, so ex stays valid until then. */
 static void runner_abandoned(const sluice_abandoned *task)
 {
     sluice_keyed *ex = task->arg;
+    kitem *list = NULL;
+    pthread_mutex_lock(&ex->mu);
+    bool pool_closed = task->reason == SLUICE_ABANDON_DRAIN || task->reason == SLUICE_ABANDON_DESTROY;
+    if (!ex->closed && ex->ready_head && !pool_closed) {
+        /* The slot is given up in the same lock hold as the restart is
+         * put on the timer: a restart that ran before the slot was free
+         * saw K runners, took no slot and set no new restart. */
+        ex->runners--;
+        bool pending = restart_schedule(ex, 0);
+        if (pending) {
+            pthread_cond_broadcast(&ex->cv_idle);
+            pthread_mutex_unlock(&ex->mu);
+            return; /* ex may be freed from here on */
+        }
+        ex->runners++; /* no timer: hand back, holding the slot meanwhile */
+    }
+    if (!ex->closed && ex->ready_head) {
+        list = detach_stranded(ex, 1);
+    }
+    pthread_mutex_unlock(&ex->mu);
+    if (list) {
+        hand_back(ex, list, task->reason);
+    }
     pthread_mutex_lock(&ex->mu);
     ex->runners--;
     pthread_cond_broadcast(&ex->cv_idle);
     pthread_mutex_unlock(&ex->mu);
 }
 
+/* The timer: start a runner for keys left ready by a runner the pool
+ * handed back (not on the pool's callback: here the pool may be called).
+ * Polite first: while runners of this executor remain, or for the first
+ * few polls, a full pool queue is waited out (polled with backoff) rather
+ * than evicted from, so two executors on one DROP_OLDEST pool do not evict
+ * each other's runners in a loop; with no runner left it then submits as
+ * any submit does, so a standing overload cannot starve the keys. The
+ * pool closed (ECLOSED, or draining): the waiting tasks are handed back
+ * (DRAIN) when no runner is left. ex is valid throughout: destroy stops
+ * the timer (waiting for this callback) before it frees. */
+static void restart_due(void *arg, uint64_t tag, bool canceled)
+{
+    (void)tag;
+    sluice_keyed *ex = arg;
+    if (canceled) {
+        return; /* destroy: it hands back whatever waits */
+    }
+    pthread_mutex_lock(&ex->mu);
+    ex->restart_pending = false;
+    if (ex->closed || !ex->ready_head || ex->queued == 0 || ex->runners >= ex->max_active) {
+        ex->restart_polls = 0;
+        pthread_mutex_unlock(&ex->mu);
+        return;
+    }
+    bool polite = ex->runners > 0 || ex->restart_polls < RESTART_POLITE_TRIES;
+    pthread_mutex_unlock(&ex->mu);
+    sluice_pool_stats ps;
+    sluice_pool_stats_get(ex->pool, &ps);
+    sluice_err err = ps.draining ? SLUICE_ECLOSED : SLUICE_EFULL;
+    if (!ps.draining && !(polite && ps.queue_depth >= ps.queue_capacity)) {
+        pthread_mutex_lock(&ex->mu);
+        bool claimed = need_runner(ex);
+        pthread_mutex_unlock(&ex->mu);
+        err = claimed ? start_runner_or_retry(ex, true, false) : SLUICE_OK;
+    }
+    kitem *list = NULL;
+    pthread_mutex_lock(&ex->mu);
+    if (err == SLUICE_OK) {
+        ex->restart_polls = 0;
+        if (ex->ready_head && ex->runners < ex->max_active) {
+            (void)restart_schedule(ex, 0); /* more keys than runners: another */
+        }
+    } else if (err == SLUICE_ECLOSED) {
+        list = detach_stranded(ex, 0);
+    } else if (!ex->closed && ex->ready_head) {
+        /* Full (or refused for now): poll again. */
+        unsigned polls = ex->restart_polls < UINT32_MAX ? ++ex->restart_polls : ex->restart_polls;
+        uint64_t delay = polls <= 4 ? RESTART_POLL_FIRST_NS << (polls - 1) : RESTART_POLL_MAX_NS;
+        if (!restart_schedule(ex, delay < RESTART_POLL_MAX_NS ? delay : RESTART_POLL_MAX_NS)) {
+            list = detach_stranded(ex, 0);
+        }
+    }
+    pthread_mutex_unlock(&ex->mu);
+    if (list) {
+        hand_back(ex, list, SLUICE_ABANDON_DRAIN);
+    }
+}
+
 /* Submit one runner whose slot is already counted. On refusal the slot is
- * given back. Never waits for queue space when `nonblocking`. */
-static sluice_err start_runner(sluice_keyed *ex, bool nonblocking)
+ * given back, and with `retry` a restart is put on the timer when keys are
+ * ready (so a refusal strands none of them). Never waits for queue space
+ * when `nonblocking`. */
+static sluice_err start_runner_or_retry(sluice_keyed *ex, bool nonblocking, bool retry)
 {
     sluice_submit_opts o = {0};
     o.label = "keyed"; /* static: the pool reads it after the executor may be gone */
@@ -466,6 +620,12 @@ static sluice_err start_runner(sluice_keyed *ex, bool nonblocking)
                                  : sluice_pool_submit_ex(ex->pool, runner, ex, &o);
     if (err) {
         pthread_mutex_lock(&ex->mu);
+        if (retry && !ex->closed && ex->ready_head && ex->queued > 0) {
+            /* Keys wait with a runner fewer than they may have: the timer
+             * retries (restart_due), before the slot is given up (ex stays
+             * valid until then). */
+            (void)restart_schedule(ex, RESTART_POLL_FIRST_NS);
+        }
         ex->runners--;
         pthread_cond_broadcast(&ex->cv_idle);
         pthread_mutex_unlock(&ex->mu);
@@ -547,7 +707,7 @@ static void batch_panicked(void *arg)
     }
     pthread_mutex_unlock(&ex->mu);
     if (replace) {
-        (void)start_runner(ex, true); /* refused: the keys wait for the next start */
+        (void)start_runner_or_retry(ex, true, true); /* refused: the timer retries */
     }
 }
 
@@ -684,6 +844,15 @@ sluice_err sluice_keyed_create(const sluice_keyed_config *cfg, sluice_keyed **ou
     ex->abandon_handler = cfg->abandon_handler;
     ex->user = cfg->user;
     ex->clock = cfg->clock ? cfg->clock : sluice_pool_clock(cfg->pool);
+    if (sluice__timer_create(NULL, ex->name, &ex->timer) != SLUICE_OK) {
+        pthread_cond_destroy(&ex->cv_idle);
+        pthread_cond_destroy(&ex->cv_space);
+        pthread_mutex_destroy(&ex->mu);
+        pthread_mutex_destroy(&ex->drain_mu);
+        free(ex->buckets);
+        free(ex);
+        return SLUICE_ENOMEM;
+    }
     *out = ex;
     return SLUICE_OK;
 }
@@ -772,9 +941,10 @@ static sluice_err submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void
      * (the review measured 1024 accepted tasks with no runner). The pool
      * refuses a waiting runner only when it closes or its submit timeout
      * passes, the gap the file comment names. */
-    if (start && (err = start_runner(ex, sluice_task_pool() == ex->pool)) != SLUICE_OK) {
+    if (start && (err = start_runner_or_retry(ex, sluice_task_pool() == ex->pool, false)) != SLUICE_OK) {
         /* The pool refused the runner. If no runner is left, take this task
-         * back (if still waiting) rather than strand it. */
+         * back (if still waiting) rather than strand it; other tasks still
+         * waiting with no runner get a restart from the timer. */
         pthread_mutex_lock(&ex->mu);
         if (ex->runners == 0 && key_unlink_item(ex, key, it, seq)) {
             kstate *ks = it->ks;
@@ -784,6 +954,9 @@ static sluice_err submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void
             key_maybe_remove(ex, ks); /* a ready key stays: runners skip empty keys */
         } else {
             err = SLUICE_OK; /* a runner will get to it */
+        }
+        if (!ex->closed && ex->runners == 0 && ex->queued > 0 && ex->ready_head) {
+            (void)restart_schedule(ex, RESTART_POLL_FIRST_NS);
         }
         pthread_mutex_unlock(&ex->mu);
     }
@@ -851,7 +1024,7 @@ sluice_err sluice_keyed_drain(sluice_keyed *ex, uint64_t timeout_ns, sluice_keye
             /* Keys are waiting with no runner (the pool refused or handed
              * one back): try again. */
             pthread_mutex_unlock(&ex->mu);
-            sluice_err err = start_runner(ex, true);
+            sluice_err err = start_runner_or_retry(ex, true, false); /* drain retries itself */
             pthread_mutex_lock(&ex->mu);
             if (err == SLUICE_ECLOSED && ex->runners == 0) {
                 timed_out = true; /* the pool will never run them: hand back now */
@@ -907,6 +1080,9 @@ void sluice_keyed_destroy(sluice_keyed *ex)
     }
     pthread_mutex_unlock(&ex->mu);
     pthread_mutex_unlock(&ex->drain_mu);
+    /* A restart in progress ends first (it sees `closed`); one pending is
+     * called canceled and does nothing. */
+    sluice__timer_destroy(ex->timer);
     for (size_t i = 0; i < ex->nbuckets; i++) {
         for (kstate *k = ex->buckets[i], *next; k; k = next) {
             next = k->hnext;

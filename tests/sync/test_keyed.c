@@ -695,6 +695,246 @@ static void test_pool_refuses_runner(void **state)
     sluice_pool_destroy(pool);
 }
 
+/* ---- runners the pool hands back ---------------------------------------------------- */
+
+/* A DROP_OLDEST pool of one worker and one place, the worker held at a
+ * gate: the executor's runner is queued, and a plain submit evicts it.
+ * Its key's tasks then run once the worker is free, with no further
+ * keyed submit or drain (they waited for one before: the evicted runner
+ * was not replaced, and the pool's on_abandon may not call the pool). */
+static _Atomic int foreign_dropped;
+
+static void count_foreign_drop(const sluice_abandoned *task, void *user)
+{
+    (void)user;
+    assert_ptr_equal(task->fn, plain_task);
+    atomic_fetch_add(&foreign_dropped, 1);
+    ev_signal();
+}
+
+static sluice_pool *make_drop_pool(unsigned k, size_t capacity)
+{
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "keyed_drop";
+    pc.workers = k;
+    pc.queue_capacity = capacity;
+    pc.overflow = SLUICE_OVERFLOW_DROP_OLDEST;
+    pc.abandon_handler = count_foreign_drop;
+    sluice_pool *p = NULL;
+    assert_int_equal(sluice_pool_create(&pc, &p, NULL, 0), SLUICE_OK);
+    return p;
+}
+
+static bool pool_dropped_at_least(void *arg)
+{
+    void **a = arg;
+    sluice_pool_stats ps;
+    sluice_pool_stats_get(a[0], &ps);
+    return ps.dropped >= (uint64_t)(uintptr_t)a[1];
+}
+
+static bool runners_gone(void *arg)
+{
+    sluice_keyed_stats st = kstats(arg);
+    return st.runners == 0 && st.queued == 0 && st.active_keys == 0;
+}
+
+static void test_evicted_runner_is_replaced(void **state)
+{
+    (void)state;
+    log_reset();
+    ab_reset();
+    atomic_store(&plain_ran, 0);
+    atomic_store(&foreign_dropped, 0);
+    sluice_pool *pool = make_drop_pool(1, 1);
+    gate g;
+    gate_init(&g);
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, &g), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g, 1);
+
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.abandon_handler = on_abandon;
+    sluice_keyed *ex = make_keyed(&kc);
+    job jobs[3];
+    for (int i = 0; i < 3; i++) {
+        jobs[i] = (job){.id = i + 1, .key = 7};
+        assert_int_equal(sluice_keyed_submit(ex, 7, job_fn, &jobs[i]), SLUICE_OK);
+    }
+    assert_int_equal(kstats(ex).runners, 1); /* queued: the queue's one place */
+    assert_int_equal(sluice_pool_submit(pool, plain_task, NULL), SLUICE_OK); /* evicts the runner */
+    void *one_drop[2] = {pool, (void *)(uintptr_t)1};
+    wait_until(pool_dropped_at_least, one_drop, "the runner evicted");
+    gate_open(&g);
+
+    int three = 3;
+    wait_until(log_at_least, &three, "the key's tasks to run with no further submit or drain");
+    pthread_mutex_lock(&log_mu);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(run_log[i], i + 1);
+    }
+    pthread_mutex_unlock(&log_mu);
+    wait_until(runners_gone, ex, "the runner to count its batch and leave"); /* counted after the batch */
+    sluice_keyed_stats st = kstats(ex);
+    assert_int_equal(st.submitted, 3);
+    assert_int_equal(st.completed, 3);
+    assert_int_equal(st.dropped + st.abandoned, 0);
+    assert_int_equal(nab, 0);
+    assert_true(st.runner_starts >= 2); /* the first and its replacement */
+    /* The plain task ran, or a replacement that found the queue full for
+     * long evicted it in turn (DROP_OLDEST): one or the other, once. */
+    assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
+    assert_int_equal(sluice_pool_drain(pool, 0, NULL), SLUICE_OK);
+    assert_int_equal(atomic_load(&plain_ran) + atomic_load(&foreign_dropped), 1);
+    sluice_keyed_destroy(ex);
+    sluice_pool_destroy(pool);
+    gate_destroy(&g);
+}
+
+/* Two executors on one DROP_OLDEST pool of one place, plus a plain
+ * submitter, evicting each other's runners while the pools' workers are
+ * held, and then a flood of plain tasks racing every keyed submit: every
+ * accepted keyed task runs, in its key's order, with no drain (the
+ * replacements wait out a full queue rather than evict each other in a
+ * loop, and never leave a key without a runner). */
+typedef struct flood {
+    sluice_pool *pool;
+    _Atomic bool stop;
+    _Atomic uint64_t sent;
+} flood;
+
+static void *flood_main(void *arg)
+{
+    flood *f = arg;
+    while (!atomic_load(&f->stop)) {
+        if (sluice_pool_submit(f->pool, plain_task, NULL) == SLUICE_OK) {
+            atomic_fetch_add(&f->sent, 1);
+        }
+    }
+    return NULL;
+}
+
+typedef struct seq_job {
+    _Atomic int *last; /* the key's last sequence number run */
+    _Atomic int *bad;
+    _Atomic int *ran;
+    int seq;
+} seq_job;
+
+static int seq_fn(void *arg)
+{
+    seq_job *j = arg;
+    if (atomic_exchange(j->last, j->seq) != j->seq - 1) {
+        atomic_fetch_add(j->bad, 1);
+    }
+    atomic_fetch_add(j->ran, 1);
+    ev_signal();
+    return 0;
+}
+
+static bool ran_at_least(void *arg)
+{
+    void **a = arg;
+    return atomic_load((_Atomic int *)a[0]) >= (int)(uintptr_t)a[1];
+}
+
+#define EV_KEYS 4
+
+static void test_evicted_runners_under_a_flood(void **state)
+{
+    (void)state;
+    atomic_store(&plain_ran, 0);
+    atomic_store(&foreign_dropped, 0);
+    unsigned per_key = 100 * stress_scale();
+    sluice_pool *pool = make_drop_pool(2, 1);
+    gate g;
+    gate_init(&g);
+    for (int i = 0; i < 2; i++) { /* one at a time: a second would evict the first while queued */
+        assert_int_equal(sluice_pool_submit(pool, task_at_gate, &g), SLUICE_OK);
+        GATE_WAIT_ENTERED(&g, i + 1);
+    }
+
+    sluice_keyed *ex[2];
+    for (int e = 0; e < 2; e++) {
+        sluice_keyed_config kc;
+        sluice_keyed_config_init(&kc);
+        kc.pool = pool;
+        kc.max_active_keys = 2;
+        ex[e] = make_keyed(&kc);
+    }
+    static _Atomic int last[2][EV_KEYS], bad, ran;
+    atomic_store(&bad, 0);
+    atomic_store(&ran, 0);
+    for (int e = 0; e < 2; e++) {
+        for (int k = 0; k < EV_KEYS; k++) {
+            atomic_store(&last[e][k], 0);
+        }
+    }
+    seq_job *jobs = calloc((size_t)2 * EV_KEYS * per_key, sizeof *jobs);
+    assert_non_null(jobs);
+    size_t nj = 0;
+    /* Phase 1, workers held: each executor's first runner evicts the
+     * other's, and a plain submit evicts the last one. */
+    for (int e = 0; e < 2; e++) {
+        seq_job *j = &jobs[nj++];
+        *j = (seq_job){.last = &last[e][0], .bad = &bad, .ran = &ran, .seq = 1};
+        assert_int_equal(sluice_keyed_submit(ex[e], 0, seq_fn, j), SLUICE_OK);
+    }
+    assert_int_equal(sluice_pool_submit(pool, plain_task, NULL), SLUICE_OK);
+    void *two_drops[2] = {pool, (void *)(uintptr_t)2};
+    wait_until(pool_dropped_at_least, two_drops, "both runners evicted");
+    gate_open(&g);
+
+    /* Phase 2: a flood of plain tasks while the rest is submitted. */
+    flood f = {.pool = pool};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, flood_main, &f), 0);
+    for (unsigned i = 0; i < per_key; i++) {
+        for (int e = 0; e < 2; e++) {
+            for (int k = 0; k < EV_KEYS; k++) {
+                if (i == 0 && k == 0) {
+                    continue; /* phase 1's */
+                }
+                seq_job *j = &jobs[nj++];
+                *j = (seq_job){.last = &last[e][k], .bad = &bad, .ran = &ran, .seq = (int)i + 1};
+                assert_int_equal(sluice_keyed_submit(ex[e], (uint64_t)k, seq_fn, j), SLUICE_OK);
+            }
+        }
+    }
+    atomic_store(&f.stop, true);
+    pthread_join(th, NULL);
+    void *all[2] = {&ran, (void *)(uintptr_t)nj};
+    wait_until(ran_at_least, all, "every keyed task to run, with no drain");
+    assert_int_equal(atomic_load(&bad), 0);
+    for (int e = 0; e < 2; e++) {
+        wait_until(runners_gone, ex[e], "the runners to count their batches and leave");
+        sluice_keyed_stats st = kstats(ex[e]);
+        assert_int_equal(st.submitted, nj / 2);
+        assert_int_equal(st.completed, nj / 2);
+        assert_int_equal(st.dropped + st.abandoned + st.failed + st.panicked, 0);
+        for (int k = 0; k < EV_KEYS; k++) {
+            assert_int_equal(atomic_load(&last[e][k]), (int)per_key);
+        }
+    }
+    for (int e = 0; e < 2; e++) {
+        assert_int_equal(sluice_keyed_drain(ex[e], 0, NULL), SLUICE_OK);
+    }
+    assert_int_equal(sluice_pool_drain(pool, 0, NULL), SLUICE_OK);
+    sluice_pool_stats ps;
+    sluice_pool_stats_get(pool, &ps);
+    /* Every plain task ran or was dropped, once. */
+    assert_int_equal((uint64_t)atomic_load(&plain_ran) + (uint64_t)atomic_load(&foreign_dropped),
+                     atomic_load(&f.sent) + 1);
+    for (int e = 0; e < 2; e++) {
+        sluice_keyed_destroy(ex[e]);
+    }
+    sluice_pool_destroy(pool);
+    gate_destroy(&g);
+    free(jobs);
+}
+
 /* ---- metrics ---------------------------------------------------------------------- */
 
 static void test_metrics(void **state)
@@ -762,6 +1002,8 @@ int main(void)
         cmocka_unit_test(test_destroy_undrained),
         cmocka_unit_test(test_panic_mid_batch),
         cmocka_unit_test(test_pool_refuses_runner),
+        cmocka_unit_test(test_evicted_runner_is_replaced),
+        cmocka_unit_test(test_evicted_runners_under_a_flood),
         cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
