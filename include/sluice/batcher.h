@@ -26,6 +26,14 @@
  * drain's deadline came with the items still unsealed. At quiescence
  *     added = delivered + failed.
  *
+ * The pool's on_abandon must not call the pool (sluice/pool.h), and the
+ * batcher honours that: when the pool hands a queued batch back and the
+ * freed in-flight slot seals the next, due batch, that batch is submitted
+ * by the batcher's timer thread (the pool dropped or shed the first), or
+ * fails at once as REFUSED with SLUICE_ECLOSED (the pool handed it back
+ * at its drain deadline or destroy: closed for good, so that is what the
+ * submit would have answered). The pool must outlive the batcher.
+ *
  * Example (the ClickHouse insert):
  *
  *     sluice_batcher_config bc;
@@ -104,7 +112,8 @@ typedef int (*sluice_batch_fn)(void **items, size_t n, void *user);
 
 /* The failure handler: the batch that was not delivered, whole. Runs on
  * the thread that found out (a worker, the timer thread, a submitter, or
- * the draining thread), with no batcher lock held. It must not block for
+ * the thread draining or destroying the batcher or the pool), with no
+ * batcher lock held. It must not block for
  * long and must not add to this batcher under a full in-flight bound. */
 typedef void (*sluice_batch_failed_fn)(void **items, size_t n, int rc, sluice_batch_failure why, void *user);
 
@@ -142,7 +151,8 @@ SLUICE_API void sluice_batcher_config_init(sluice_batcher_config *cfg);
 
 /*
  * sluice_batcher_create - a batcher (its timer thread starts with the
- * first batch that has a time limit).
+ * first batch that has a time limit, or the first batch sealed when the
+ * pool drops or sheds one).
  * Returns: SLUICE_OK; SLUICE_EINVAL naming the field in errbuf ("max_items:
  * must be 1..1000000, got 0", "failure_fn: required: a failed batch must
  * go somewhere"); SLUICE_ENOMEM.

@@ -27,6 +27,12 @@
  * thread never block (a past submit deadline), so a full BLOCK pool is a
  * REFUSED failure there rather than a deadlock.
  *
+ * The pool's on_abandon (batch_abandoned) must not call the pool (pool.h):
+ * a batch it seals is submitted by the timer thread instead (DROPPED,
+ * SHED), or fails REFUSED/ECLOSED at once when the pool is closed for good
+ * (DRAIN, DESTROY), which is what a submit would have answered
+ * (fail_batch_in). So the pool must outlive the batcher.
+ *
  * Lock order: b->drain_mu -> b->mu -> timer mutex (the timer add).
  * batch_fn, failure_fn and pool calls run with no batcher lock held.
  */
@@ -162,22 +168,54 @@ static void submit_batch(sluice_batcher *b, sbatch *sb, bool nonblocking);
 
 static void batch_abandoned(const sluice_abandoned *task);
 
-/* Hand a sealed batch to failure_fn and end it (mu NOT held). */
-static void fail_batch(sbatch *sb, sluice_batch_failure why, int rc)
+static void submit_deferred(void *arg, uint64_t tag, bool canceled);
+
+/* Hand a sealed batch to failure_fn and end it (mu NOT held). The slot it
+ * frees may seal the due batch, which is then submitted: at once, except
+ * inside the pool's on_abandon (`in_abandon`, the reason the pool gave),
+ * whose contract forbids calling the pool: there a DRAIN or DESTROY
+ * hand-back means the pool is closed for good, so the due batch fails as
+ * the submit would have (REFUSED, SLUICE_ECLOSED), and a DROPPED or SHED
+ * one hands the submit to the timer thread (due at once). If the timer
+ * cannot take it (no memory, no thread), the batch fails REFUSED with
+ * that error. A loop, not a recursion: each turn ends one batch. */
+static void fail_batch_in(sbatch *sb, sluice_batch_failure why, int rc, sluice_abandon_reason in_abandon)
 {
     sluice_batcher *b = sb->b;
-    b->failure_fn(sb->items, sb->n, rc, why, b->user);
-    pthread_mutex_lock(&b->mu);
-    b->st.failed_items += sb->n;
-    b->st.batches_failed++;
-    b->st.failures[why]++;
-    sbatch *next = batch_end_locked(b);
-    pthread_mutex_unlock(&b->mu);
-    free(sb);
-    if (next) {
-        submit_batch(b, next, true);
+    for (;;) {
+        b->failure_fn(sb->items, sb->n, rc, why, b->user);
+        pthread_mutex_lock(&b->mu);
+        b->st.failed_items += sb->n;
+        b->st.batches_failed++;
+        b->st.failures[why]++;
+        sbatch *next = batch_end_locked(b);
+        pthread_mutex_unlock(&b->mu);
+        free(sb);
+        if (!next) {
+            return; /* b may be freed from here on */
+        }
+        /* `next` holds a slot: b stays valid until it ends. */
+        if (in_abandon == SLUICE_ABANDON_NONE_) {
+            submit_batch(b, next, true);
+            return;
+        }
+        if (in_abandon == SLUICE_ABANDON_DRAIN || in_abandon == SLUICE_ABANDON_DESTROY) {
+            rc = (int)SLUICE_ECLOSED;
+        } else {
+            sluice_err err = sluice__timer_add(b->timer, 0, submit_deferred, next, 0);
+            if (err == SLUICE_OK) {
+                return;
+            }
+            rc = (int)err;
+        }
+        sb = next;
+        why = SLUICE_BATCH_REFUSED;
     }
-    /* b may be freed from here on, unless `next` kept a slot. */
+}
+
+static void fail_batch(sbatch *sb, sluice_batch_failure why, int rc)
+{
+    fail_batch_in(sb, why, rc, SLUICE_ABANDON_NONE_);
 }
 
 /* Submit a sealed batch: without waiting for space in the pool's queue
@@ -209,9 +247,25 @@ static void submit_batch(sluice_batcher *b, sbatch *sb, bool nonblocking)
     submit_batch_until(b, sb, nonblocking, 0);
 }
 
+/* The pool handed a queued batch back: on the pool's on_abandon, where
+ * the pool must not be called (see fail_batch_in). */
 static void batch_abandoned(const sluice_abandoned *task)
 {
-    fail_batch(task->arg, SLUICE_BATCH_ABANDONED, (int)task->reason);
+    fail_batch_in(task->arg, SLUICE_BATCH_ABANDONED, (int)task->reason, task->reason);
+}
+
+/* The timer: submit a batch sealed on the pool's on_abandon. Entries are
+ * never canceled in practice (destroy waits for every batch, this one
+ * included, before it stops the timer); if one were, it fails REFUSED. */
+static void submit_deferred(void *arg, uint64_t tag, bool canceled)
+{
+    (void)tag;
+    sbatch *sb = arg;
+    if (canceled) {
+        fail_batch(sb, SLUICE_BATCH_REFUSED, (int)SLUICE_ECLOSED);
+        return;
+    }
+    submit_batch(sb->b, sb, true);
 }
 
 typedef struct guard {
@@ -369,7 +423,9 @@ sluice_err sluice_batcher_create(const sluice_batcher_config *cfg, sluice_batche
     b->failure_fn = cfg->failure_fn;
     b->user = cfg->user;
     b->clock = cfg->clock ? cfg->clock : sluice_pool_clock(cfg->pool);
-    if (b->max_delay_ns && (err = sluice__timer_create(b->clock, b->name, &b->timer)) != SLUICE_OK) {
+    /* The timer flushes by time and submits batches sealed on the pool's
+     * on_abandon; its thread starts on first use. */
+    if ((err = sluice__timer_create(b->clock, b->name, &b->timer)) != SLUICE_OK) {
         pthread_cond_destroy(&b->cv);
         pthread_mutex_destroy(&b->mu);
         pthread_mutex_destroy(&b->drain_mu);
@@ -570,7 +626,7 @@ void sluice_batcher_destroy(sluice_batcher *b)
         sluice__wait_until(NULL, &b->cv, &b->mu, 0);
     }
     pthread_mutex_unlock(&b->mu);
-    sluice__timer_destroy(b->timer); /* pending entries: canceled, ignored */
+    sluice__timer_destroy(b->timer); /* pending: time entries (canceled, ignored); no batch is left */
     free(b->cur);
     pthread_cond_destroy(&b->cv);
     pthread_mutex_destroy(&b->mu);

@@ -515,6 +515,131 @@ static void test_exactly_once_under_load(void **state)
     sluice_pool_destroy(pool);
 }
 
+/* The pool's on_abandon must not call the pool (pool.h). A batch the
+ * pool hands back frees its in-flight slot, which seals the due batch:
+ * that batch was submitted right there, inside the on_abandon, so on a
+ * DROP_OLDEST pool a plain submit that evicted batch 1 found its own task
+ * evicted, and its own on_abandon called, inside its own submit call, by
+ * a submit nested in the batcher's callback. Now the timer thread submits
+ * the due batch (DROPPED, SHED), or it fails REFUSED at once when the pool
+ * is closed for good (DRAIN, DESTROY). */
+static pthread_t plain_submitter;
+static _Atomic bool in_plain_submit;
+static _Atomic int plain_nested, plain_ran, plain_dropped;
+
+static int plain_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&plain_ran, 1);
+    ev_signal();
+    return 0;
+}
+
+static void plain_abandoned(const sluice_abandoned *task)
+{
+    (void)task;
+    if (pthread_equal(pthread_self(), plain_submitter) && atomic_load(&in_plain_submit)) {
+        atomic_fetch_add(&plain_nested, 1); /* a pool call nested in an on_abandon */
+    }
+    atomic_fetch_add(&plain_dropped, 1);
+    ev_signal();
+}
+
+static int gate_task(void *arg)
+{
+    gate_pass(arg, false);
+    return 0;
+}
+
+static void *open_when_settled(void *arg)
+{
+    int two = 2;
+    if (!wait_until_bg(settled, &two)) {
+        fprintf(stderr, "open_when_settled: the hand-backs never came\n");
+    }
+    gate_open(arg);
+    return NULL;
+}
+
+static void test_abandon_never_calls_the_pool(void **state)
+{
+    (void)state;
+    reset();
+    atomic_store(&plain_nested, 0);
+    atomic_store(&plain_ran, 0);
+    atomic_store(&plain_dropped, 0);
+    plain_submitter = pthread_self();
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "drop_pool";
+    pc.workers = 1;
+    pc.queue_capacity = 1;
+    pc.overflow = SLUICE_OVERFLOW_DROP_OLDEST;
+    sluice_pool *pool = NULL;
+    assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
+    gate g;
+    gate_init(&g);
+    assert_int_equal(sluice_pool_submit(pool, gate_task, &g), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g, 1);
+
+    /* DROPPED: batch 1 (item 0) queued, batch 2 (item 1) due behind the
+     * in-flight bound of 1; a plain submit evicts batch 1. */
+    sluice_batcher *b = make(pool, 1, 0, 1);
+    assert_int_equal(sluice_batcher_add(b, &items[0]), SLUICE_OK);
+    assert_int_equal(sluice_batcher_add(b, &items[1]), SLUICE_OK);
+    assert_int_equal(bstats(b).in_flight, 1);
+    assert_int_equal(bstats(b).pending_items, 1);
+    sluice_submit_opts o = {.on_abandon = plain_abandoned};
+    atomic_store(&in_plain_submit, true);
+    assert_int_equal(sluice_pool_submit_ex(pool, plain_fn, NULL, &o), SLUICE_OK);
+    atomic_store(&in_plain_submit, false);
+    assert_int_equal(atomic_load(&plain_nested), 0);
+    gate_open(&g);
+    int two = 2;
+    wait_until(settled, &two, "batch 1 failed and batch 2 delivered, with no further add");
+    assert_int_equal(atomic_load(&fate[0]), 2);
+    assert_int_equal(atomic_load(&fate[1]), 1);
+    assert_int_equal(whys[0], SLUICE_BATCH_ABANDONED);
+    wait_until(idle, b, "batch 2 to be counted (after batch_fn returns)");
+    sluice_batcher_stats st = bstats(b);
+    assert_int_equal(st.failures[SLUICE_BATCH_ABANDONED], 1);
+    assert_int_equal(st.batches_ok, 1);
+    assert_int_equal(sluice_batcher_drain(b, 0, NULL), SLUICE_OK);
+    sluice_batcher_destroy(b);
+    assert_int_equal(sluice_pool_drain(pool, 0, NULL), SLUICE_OK);
+    /* The plain task ran, or batch 2's submit (from the timer thread)
+     * evicted it: once, and never inside its own submit. */
+    assert_int_equal(atomic_load(&plain_ran) + atomic_load(&plain_dropped), 1);
+    assert_int_equal(atomic_load(&plain_nested), 0);
+    sluice_pool_destroy(pool);
+
+    /* DESTROY: the pool destroyed with batch 1 (item 0) queued and batch 2
+     * (item 1) due: ABANDONED, then REFUSED at once (no pool call). */
+    reset();
+    pc.overflow = SLUICE_OVERFLOW_BLOCK;
+    pc.queue_capacity = 4;
+    assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
+    gate_close(&g);
+    assert_int_equal(sluice_pool_submit(pool, gate_task, &g), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g, 2);
+    b = make(pool, 1, 0, 1);
+    assert_int_equal(sluice_batcher_add(b, &items[0]), SLUICE_OK);
+    assert_int_equal(sluice_batcher_add(b, &items[1]), SLUICE_OK);
+    pthread_t opener;
+    assert_int_equal(pthread_create(&opener, NULL, open_when_settled, &g), 0);
+    sluice_pool_destroy(pool); /* hands back batch 1, then waits for the gate task */
+    pthread_join(opener, NULL);
+    int delivered = -1, failed = -1;
+    all_once(2, &delivered, &failed);
+    assert_int_equal(failed, 2);
+    st = bstats(b);
+    assert_int_equal(st.failures[SLUICE_BATCH_ABANDONED], 1);
+    assert_int_equal(st.failures[SLUICE_BATCH_REFUSED], 1);
+    assert_int_equal(st.in_flight, 0);
+    sluice_batcher_destroy(b); /* nothing pending: it calls no pool */
+    gate_destroy(&g);
+}
+
 static void test_metrics(void **state)
 {
     (void)state;
@@ -566,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_in_flight_bound),
         cmocka_unit_test(test_drain_deadline_unsent),
         cmocka_unit_test(test_exactly_once_under_load),
+        cmocka_unit_test(test_abandon_never_calls_the_pool),
         cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
