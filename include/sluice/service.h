@@ -66,7 +66,8 @@
  * Lock order: watch_mu (watcher calls are made under it) -> mu (the pool
  * list, readiness; a leaf) -> a pool's or the registry's own locks. No
  * service lock is held while the lifecycle runs its callbacks or drains,
- * nor while any log line is delivered (see sluice_service_config.log).
+ * nor while any log line is delivered (see sluice_service_config.log),
+ * nor while a health check runs (see sluice_health_fn).
  */
 #ifndef SLUICE_SERVICE_H
 #define SLUICE_SERVICE_H
@@ -334,9 +335,15 @@ typedef enum sluice_health_state {
 } sluice_health_state;
 
 /* A check: write one line (no newline) into line[len] and say the state.
- * Runs on the asking thread (an admin request) under the service's check
- * lock; it must be quick, must not block on the network, and must not
- * call sluice_service_add_check / remove_check. */
+ * Runs on the asking thread (an admin request) with no service lock held,
+ * so it may call back into the service: any sluice_service_* call but
+ * destroy, add_check and remove_check (its own removal included) among
+ * them; a check that runs the checks runs itself again, so it must stop
+ * the recursion itself. Two requests may run it at once on two threads:
+ * it must be thread-safe. It must be quick and must not block on the
+ * network. Deadlock hazard: an admin server runs the checks under its
+ * pools lock (read) and hears pool_added under it (write), so a check of
+ * a service an admin server serves must not call add_pool. */
 typedef sluice_health_state (*sluice_health_fn)(void *user, char *line, size_t len);
 
 /* The most checks one service keeps, and the longest name and line. */
@@ -349,15 +356,20 @@ typedef sluice_health_state (*sluice_health_fn)(void *user, char *line, size_t l
  * "cluster"); an admin server serving the service shows every check's line
  * in /health/ready and /health/pools. name: 1..31 bytes, copied.
  * Returns SLUICE_OK, SLUICE_EINVAL (NULL, bad name), SLUICE_EBUSY (a check
- * with the same user is there), SLUICE_EOVERFLOW (SLUICE_SERVICE_MAX_CHECKS).
- * Thread-safe; not from a check.
+ * with the same user is there), SLUICE_EOVERFLOW (SLUICE_SERVICE_MAX_CHECKS;
+ * a removed check counts until its runs in progress end).
+ * Thread-safe, also from a check.
  */
 SLUICE_API sluice_err sluice_service_add_check(sluice_service *svc, const char *name, sluice_health_fn fn,
                                                void *user);
 
-/* sluice_service_remove_check - remove the check whose user is `user`;
- * when it returns the check is not running and will not run again.
- * Returns SLUICE_OK or SLUICE_ENOENT. Thread-safe; not from a check. */
+/* sluice_service_remove_check - remove the check whose user is `user`: no
+ * run starts it from the call on, and when it returns the check is not
+ * running and will not run again. Called from inside a check (any check,
+ * on this thread) it does not wait for the runs on other threads (two
+ * checks removing each other would wait for each other): those end on
+ * their own, and a check removing itself finishes its own run. Returns
+ * SLUICE_OK or SLUICE_ENOENT. Thread-safe, also from a check. */
 SLUICE_API sluice_err sluice_service_remove_check(sluice_service *svc, void *user);
 
 /* One check's answer. */
@@ -368,8 +380,10 @@ typedef struct sluice_service_check_result {
 } sluice_service_check_result;
 
 /* sluice_service_run_checks - run every check, in the order added, into
- * out[0..cap). Returns how many checks there are (may exceed cap; only
- * cap are run). Thread-safe. */
+ * out[0..cap), with no service lock held. Returns how many checks there
+ * are when the run begins (may exceed cap; only cap are run; a check
+ * added or removed during the run changes the next run). Thread-safe,
+ * also from a check (see sluice_health_fn). */
 SLUICE_API size_t sluice_service_run_checks(sluice_service *svc, sluice_service_check_result *out,
                                             size_t cap);
 

@@ -41,7 +41,9 @@
  * every call into it.
  *
  * Lock order: pools_lock (read) -> sat_lock -> pool getters;
- * pools_lock (read) -> the service's check lock; a probe's
+ * pools_lock (read) -> a check's own locks (the service holds none
+ * across a check: a check that called add_pool would wait for
+ * pools_lock (write) in the watcher, service.h says not to); a probe's
  * own mutex is taken with nothing else held but pools_lock.
  */
 #include <errno.h>

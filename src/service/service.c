@@ -32,9 +32,18 @@
  * and the pool leaves the registry before it is destroyed.
  *
  * Health checks (sluice_service_add_check) have their own lock, check_mu,
- * held across each check call so that remove_check can promise the check
- * is not running when it returns; nothing else is taken under it but what
- * the checks take. An admin request calls them under its pools_lock.
+ * a leaf never held across a check call, so a check may call back into
+ * the service (add_check and remove_check included: it deadlocked on
+ * check_mu when they were called under it). run_checks marks each check
+ * it runs (a count per check, under check_mu), calls it with no lock, and
+ * unmarks it; remove_check takes the check off the list at once (no run
+ * starts it again) and waits on check_cv until no run of it is left,
+ * which keeps its promise that the check is not running when it returns.
+ * From inside a check (check_depth, per thread) it does not wait: the
+ * check removing itself would wait for itself, and two checks removing
+ * each other on two threads for each other. A removed check's record
+ * stays until its last run ends. An admin request calls them under its
+ * pools_lock.
  *
  * Log lines reach cfg.log with no service lock held, so a log callback
  * may call back into the service. The lifecycle logs holding none; the
@@ -45,7 +54,7 @@
  * returns (sluice__svc_control_flush after watch_mu is let go).
  *
  * Lock order: watch_mu -> mu -> (pool and registry locks); admin
- * pools_lock -> check_mu -> (a check's own locks). mu is never
+ * pools_lock -> (a check's own locks); check_mu is a leaf. mu is never
  * held across a call into a pool, the registry, the lifecycle or a
  * watcher; watch_mu is held across watcher calls and pool creation, never
  * by the lifecycle's threads except through set_ready (step 1, on the
@@ -95,15 +104,25 @@ struct sluice_service {
     bool ready;
     bool run_called;
 
-    /* Held across every check call (see the essay). */
+    /* A leaf: guards the checks below, never held across a check call (see
+     * the essay). check_cv: a run ended (remove_check waits on it). */
     pthread_mutex_t check_mu;
+    pthread_cond_t check_cv;
     struct {
         char name[SLUICE_SERVICE_CHECK_NAME_MAX + 1];
         sluice_health_fn fn;
         void *user;
+        uint64_t id;      /* unique per add_check: the record of a run */
+        unsigned running; /* runs in progress, on any thread */
+        bool removed;     /* remove_check took it: kept until running is 0 */
     } checks[SLUICE_SERVICE_MAX_CHECKS];
-    size_t check_count;
+    size_t check_count; /* records, removed ones waiting for their runs included */
+    uint64_t check_ids;
 };
+
+/* How many checks the calling thread runs now (a check that runs the
+ * checks nests): remove_check does not wait from inside a check. */
+static _Thread_local unsigned check_depth;
 
 /* ---- lifecycle trampolines: the lifecycle's user is the service ------- */
 
@@ -179,6 +198,7 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
     pthread_mutex_init(&svc->watch_mu, NULL);
     pthread_mutex_init(&svc->mu, NULL);
     pthread_mutex_init(&svc->check_mu, NULL);
+    pthread_cond_init(&svc->check_cv, NULL);
     if (cfg->metrics) {
         svc->metrics = cfg->metrics;
     } else {
@@ -189,6 +209,7 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
             pthread_mutex_destroy(&svc->mu);
             pthread_mutex_destroy(&svc->watch_mu);
             pthread_mutex_destroy(&svc->check_mu);
+            pthread_cond_destroy(&svc->check_cv);
             free(svc);
             return r;
         }
@@ -202,6 +223,8 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
         }
         pthread_mutex_destroy(&svc->mu);
         pthread_mutex_destroy(&svc->watch_mu);
+        pthread_mutex_destroy(&svc->check_mu);
+        pthread_cond_destroy(&svc->check_cv);
         free(svc);
         return SLUICE_ENOMEM;
     }
@@ -229,6 +252,7 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
         pthread_mutex_destroy(&svc->mu);
         pthread_mutex_destroy(&svc->watch_mu);
         pthread_mutex_destroy(&svc->check_mu);
+        pthread_cond_destroy(&svc->check_cv);
         free(svc);
         return r;
     }
@@ -601,6 +625,7 @@ void sluice_service_destroy(sluice_service *svc)
     pthread_mutex_destroy(&svc->mu);
     pthread_mutex_destroy(&svc->watch_mu);
     pthread_mutex_destroy(&svc->check_mu);
+    pthread_cond_destroy(&svc->check_cv);
     free(svc);
 }
 
@@ -685,6 +710,26 @@ sluice_err sluice_service_control_release(sluice_service *svc, const sluice_pool
 
 /* ---- health checks ------------------------------------------------------ */
 
+/* The record of the check with this id, or -1 (check_mu held). */
+static ssize_t check_by_id(const sluice_service *svc, uint64_t id)
+{
+    SLUICE__ASSERT_HELD(&svc->check_mu);
+    for (size_t i = 0; i < svc->check_count; i++) {
+        if (svc->checks[i].id == id) {
+            return (ssize_t)i;
+        }
+    }
+    return -1;
+}
+
+/* Drop record i, removed and no longer running (check_mu held). */
+static void check_erase(sluice_service *svc, size_t i)
+{
+    SLUICE__ASSERT_HELD(&svc->check_mu);
+    memmove(&svc->checks[i], &svc->checks[i + 1], (svc->check_count - i - 1) * sizeof svc->checks[0]);
+    svc->check_count--;
+}
+
 sluice_err sluice_service_add_check(sluice_service *svc, const char *name, sluice_health_fn fn, void *user)
 {
     if (!svc || !name || !fn || !name[0] || strlen(name) > SLUICE_SERVICE_CHECK_NAME_MAX) {
@@ -693,10 +738,11 @@ sluice_err sluice_service_add_check(sluice_service *svc, const char *name, sluic
     pthread_mutex_lock(&svc->check_mu);
     sluice_err r = SLUICE_OK;
     for (size_t i = 0; i < svc->check_count; i++) {
-        if (svc->checks[i].user == user) {
+        if (!svc->checks[i].removed && svc->checks[i].user == user) {
             r = SLUICE_EBUSY;
         }
     }
+    /* A removed check still running holds its record until its runs end. */
     if (r == SLUICE_OK && svc->check_count == SLUICE_SERVICE_MAX_CHECKS) {
         r = SLUICE_EOVERFLOW;
     }
@@ -705,6 +751,9 @@ sluice_err sluice_service_add_check(sluice_service *svc, const char *name, sluic
         snprintf(svc->checks[i].name, sizeof svc->checks[i].name, "%s", name);
         svc->checks[i].fn = fn;
         svc->checks[i].user = user;
+        svc->checks[i].id = ++svc->check_ids;
+        svc->checks[i].running = 0;
+        svc->checks[i].removed = false;
     }
     pthread_mutex_unlock(&svc->check_mu);
     return r;
@@ -716,17 +765,30 @@ sluice_err sluice_service_remove_check(sluice_service *svc, void *user)
         return SLUICE_EINVAL;
     }
     pthread_mutex_lock(&svc->check_mu);
-    sluice_err r = SLUICE_ENOENT;
-    for (size_t i = 0; i < svc->check_count; i++) {
-        if (svc->checks[i].user == user) {
-            memmove(&svc->checks[i], &svc->checks[i + 1], (svc->check_count - i - 1) * sizeof svc->checks[0]);
-            svc->check_count--;
-            r = SLUICE_OK;
-            break;
+    ssize_t at = -1;
+    for (size_t i = 0; i < svc->check_count && at < 0; i++) {
+        if (!svc->checks[i].removed && svc->checks[i].user == user) {
+            at = (ssize_t)i;
         }
     }
+    if (at < 0) {
+        pthread_mutex_unlock(&svc->check_mu);
+        return SLUICE_ENOENT;
+    }
+    uint64_t id = svc->checks[at].id;
+    svc->checks[at].removed = true; /* no run starts it from now on */
+    /* Wait for the runs on other threads, unless this thread is inside a
+     * check (see the essay); then the last run to end drops the record. */
+    bool wait = check_depth == 0;
+    while (wait && (at = check_by_id(svc, id)) >= 0 && svc->checks[at].running > 0) {
+        pthread_cond_wait(&svc->check_cv, &svc->check_mu);
+    }
+    at = check_by_id(svc, id);
+    if (at >= 0 && svc->checks[at].running == 0) {
+        check_erase(svc, (size_t)at);
+    }
     pthread_mutex_unlock(&svc->check_mu);
-    return r;
+    return SLUICE_OK;
 }
 
 size_t sluice_service_run_checks(sluice_service *svc, sluice_service_check_result *out, size_t cap)
@@ -734,13 +796,47 @@ size_t sluice_service_run_checks(sluice_service *svc, sluice_service_check_resul
     if (!svc) {
         return 0;
     }
+    /* Mark the checks to run (in the order added), then run each with no
+     * lock held, then unmark them. */
+    struct {
+        sluice_health_fn fn;
+        void *user;
+        uint64_t id;
+    } run[SLUICE_SERVICE_MAX_CHECKS];
+    size_t n = 0, m = 0;
     pthread_mutex_lock(&svc->check_mu);
-    size_t n = svc->check_count;
-    for (size_t i = 0; i < n && i < cap && out; i++) {
-        snprintf(out[i].name, sizeof out[i].name, "%s", svc->checks[i].name);
-        out[i].line[0] = '\0';
-        out[i].state = svc->checks[i].fn(svc->checks[i].user, out[i].line, sizeof out[i].line);
+    for (size_t i = 0; i < svc->check_count; i++) {
+        if (svc->checks[i].removed) {
+            continue;
+        }
+        if (out && n < cap) {
+            snprintf(out[n].name, sizeof out[n].name, "%s", svc->checks[i].name);
+            run[m].fn = svc->checks[i].fn;
+            run[m].user = svc->checks[i].user;
+            run[m].id = svc->checks[i].id;
+            svc->checks[i].running++;
+            m++;
+        }
+        n++;
     }
     pthread_mutex_unlock(&svc->check_mu);
+    for (size_t i = 0; i < m; i++) {
+        out[i].line[0] = '\0';
+        check_depth++;
+        out[i].state = run[i].fn(run[i].user, out[i].line, sizeof out[i].line);
+        check_depth--;
+    }
+    if (m) {
+        pthread_mutex_lock(&svc->check_mu);
+        for (size_t i = 0; i < m; i++) {
+            ssize_t at = check_by_id(svc, run[i].id);
+            SLUICE__ASSERT(at >= 0); /* a running check's record stays until its runs end */
+            if (at >= 0 && --svc->checks[at].running == 0 && svc->checks[at].removed) {
+                check_erase(svc, (size_t)at);
+            }
+        }
+        pthread_cond_broadcast(&svc->check_cv);
+        pthread_mutex_unlock(&svc->check_mu);
+    }
     return n;
 }
