@@ -41,7 +41,7 @@
  * limiter answers from a local token bucket with rate / members and
  * burst / members (at least 1) of the last known view, so the cluster as
  * a whole stays near the rate. The bucket is sluice_limiter's own
- * (sluice__tb, src/sync/limiter.c) kept in dl and guarded by dl->mu: a
+ * (sluice__tb, src/base/tb.h) kept in dl and guarded by dl->mu: a
  * debt of any size is charged to it or taken out of it in one step (a
  * sluice_limiter takes at most one burst a call, so a carry of C tokens
  * into a bucket of B took C/B calls under dl->mu), and it has no name of

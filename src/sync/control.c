@@ -906,8 +906,10 @@ static void probe_submit(sluice_pool_control *c, uint64_t now)
     o.on_abandon = probe_back;
     o.deadline_ns =
         sluice__add_sat(p->submitted_ns, c->probe_timeout_ns); /* queued too long: shed, a failure */
-    o.submit_deadline_ns = p->submitted_ns + 1;                /* never wait for space */
-    sluice_err err = sluice_pool_submit_ex(c->pool, probe_fn, p, &o);
+    /* Never wait for space (a BLOCK pool filled since the check above):
+     * not a deadline 1 ns ahead, which a frozen clock never reaches and
+     * which wraps to 0 ("the pool's own timeout") at the clock's end. */
+    sluice_err err = sluice__sync_submit_now(c->pool, probe_fn, p, &o);
     if (err != SLUICE_OK) {
         free(p); /* the task never got its reference */
         if (err != SLUICE_ECLOSED) {

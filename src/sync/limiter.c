@@ -15,9 +15,11 @@
  * ends first. A clock that steps backwards (a fake clock set by a test)
  * adds nothing and does not move last_ns back.
  *
- * The bucket functions (sluice__tb_*) are shared with the keyed limiter
- * (keyed_limiter.c); they take rate and burst as arguments and are called
- * under their owner's lock.
+ * The bucket itself (sluice__tb_*) is header-only in src/base/tb.h,
+ * shared with the keyed limiter (keyed_limiter.c) and the distributed
+ * limiter's fallback (src/cluster/dlimiter.c, a separate library that
+ * cannot call hidden functions of libsluice); this file keeps the rate
+ * and burst check and the limiter around one bucket.
  *
  * Lock order: one mutex per limiter; released while registering or
  * removing a context callback (sluice__sync_sleep_until).
@@ -30,7 +32,7 @@
 #include "sluice/limiter.h"
 #include "sync/sync_internal.h"
 
-/* ---- the bucket ---------------------------------------------------------------- */
+/* ---- the rate and burst check ---------------------------------------------------- */
 
 sluice_err sluice__limiter_check(double rate, uint64_t burst, char *errbuf, size_t errlen)
 {
@@ -43,90 +45,6 @@ sluice_err sluice__limiter_check(double rate, uint64_t burst, char *errbuf, size
         return SLUICE_EINVAL;
     }
     return SLUICE_OK;
-}
-
-void sluice__tb_init(sluice__tb *tb, uint64_t burst, uint64_t now)
-{
-    tb->tokens = (double)burst;
-    tb->last_ns = now;
-}
-
-void sluice__tb_advance(sluice__tb *tb, double rate, uint64_t burst, uint64_t now)
-{
-    if (now <= tb->last_ns) {
-        return;
-    }
-    double cap = (double)burst;
-    if (tb->tokens < cap && rate > 0) {
-        double add = (double)(now - tb->last_ns) * rate / 1e9;
-        tb->tokens = tb->tokens + add >= cap ? cap : tb->tokens + add;
-    }
-    if (tb->tokens > cap) {
-        tb->tokens = cap; /* after a smaller burst was set */
-    }
-    tb->last_ns = now;
-}
-
-bool sluice__tb_allow(sluice__tb *tb, double rate, uint64_t burst, uint64_t n, uint64_t now)
-{
-    if (isinf(rate) || n == 0) {
-        return true;
-    }
-    if (n > burst) {
-        return false;
-    }
-    sluice__tb_advance(tb, rate, burst, now);
-    if (tb->tokens >= (double)n) {
-        tb->tokens -= (double)n;
-        return true;
-    }
-    return false;
-}
-
-sluice_err sluice__tb_reserve(sluice__tb *tb, double rate, uint64_t burst, uint64_t n, uint64_t now,
-                              sluice_reservation *r)
-{
-    memset(r, 0, sizeof *r);
-    r->reserved_at_ns = r->act_at_ns = now;
-    if (isinf(rate) || n == 0) {
-        return SLUICE_OK; /* nothing taken: tokens stays 0 in r */
-    }
-    if (n > burst) {
-        return SLUICE_EOVERFLOW;
-    }
-    sluice__tb_advance(tb, rate, burst, now);
-    double after = tb->tokens - (double)n;
-    if (after < 0 && rate <= 0) {
-        return SLUICE_EAGAIN; /* no refill: it would never be ready */
-    }
-    tb->tokens = after;
-    r->tokens = n;
-    if (after < 0) {
-        /* The debt's pay-back time saturates at the clock's end: act_at_ns
-         * is at most UINT64_MAX and delay_ns is always act_at_ns - now.
-         * (Saturating act_at_ns alone, as before, left delay_ns larger
-         * than the gap near the clock's end: a caller adding delay_ns to
-         * reserved_at_ns wrapped around.) A debt past 2^64 ns (584 years;
-         * 19 tokens at 1e-9/s), and a rate so small that the
-         * division overflows to infinity, land there too. */
-        double wait = ceil(-after * 1e9 / rate);
-        uint64_t room = UINT64_MAX - now;
-        r->delay_ns = wait >= (double)room ? room : (uint64_t)wait;
-        r->act_at_ns = now + r->delay_ns;
-    }
-    return SLUICE_OK;
-}
-
-void sluice__tb_cancel(sluice__tb *tb, double rate, uint64_t burst, const sluice_reservation *r, uint64_t now)
-{
-    if (r->tokens == 0 || now >= r->act_at_ns) {
-        return; /* nothing taken, or already spent */
-    }
-    sluice__tb_advance(tb, rate, burst, now);
-    tb->tokens += (double)r->tokens;
-    if (tb->tokens > (double)burst) {
-        tb->tokens = (double)burst;
-    }
 }
 
 /* ---- the limiter ------------------------------------------------------------- */

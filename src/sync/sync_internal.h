@@ -20,6 +20,7 @@
 
 #include "base/errbuf.h"
 #include "base/rules.h"
+#include "base/tb.h"
 #include "base/timing.h"
 #include "sluice/clock.h"
 #include "sluice/ctx.h"
@@ -83,22 +84,8 @@ sluice_err sluice__sync_hist_init(sluice__sync_hist *h, const double *bounds, si
 void sluice__sync_hist_observe(sluice__sync_hist *h, uint64_t ns);
 void sluice__sync_hist_snapshot(const sluice__sync_hist *h, sluice_histogram *out);
 
-/* ---- token buckets (limiter.c), guarded by their owner's lock --------- */
+/* ---- token buckets: the bucket is src/base/tb.h; the check is limiter.c */
 
-typedef struct sluice_reservation sluice_reservation;
-
-typedef struct sluice__tb {
-    double tokens;    /* may be negative: debt to reservations */
-    uint64_t last_ns; /* when tokens was last brought up to date */
-} sluice__tb;
-
-void sluice__tb_init(sluice__tb *tb, uint64_t burst, uint64_t now);
-void sluice__tb_advance(sluice__tb *tb, double rate, uint64_t burst, uint64_t now);
-bool sluice__tb_allow(sluice__tb *tb, double rate, uint64_t burst, uint64_t n, uint64_t now);
-sluice_err sluice__tb_reserve(sluice__tb *tb, double rate, uint64_t burst, uint64_t n, uint64_t now,
-                              sluice_reservation *r);
-void sluice__tb_cancel(sluice__tb *tb, double rate, uint64_t burst, const sluice_reservation *r,
-                       uint64_t now);
 sluice_err sluice__limiter_check(double rate, uint64_t burst, char *errbuf, size_t errlen);
 
 /* ---- adaptive.c ------------------------------------------------------- */

@@ -337,7 +337,7 @@ static void test_dsem_dlimiter_refusals(void **state)
      * fallback bucket was a sluice_limiter named after the limiter, whose
      * names stop at 48 bytes, so it could not be made and every call was
      * refused (reserve said SLUICE_ENOMEM). */
-    lc.rate = 10;
+    lc.rate = 1e-3; /* a token in 1000 s: no refill between the calls below, however loaded the box */
     lc.burst = 2;
     assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, err, sizeof err), SLUICE_OK);
     cleanup_push(undo_dlimiter, dl);
@@ -347,7 +347,7 @@ static void test_dsem_dlimiter_refusals(void **state)
     assert_int_equal(r.delay_ns, 0);
     assert_false(sluice_dlimiter_allow(dl)); /* the bucket of 2 is empty */
     assert_int_equal(sluice_dlimiter_reserve(dl, 1, &r), SLUICE_OK);
-    assert_true(r.delay_ns > 0 && r.delay_ns <= 100 * SLUICE_NS_PER_MS); /* 10/s: a token in 0.1 s */
+    assert_true(r.delay_ns > 0 && r.delay_ns <= 1000 * SLUICE_NS_PER_SEC); /* 1e-3/s: a token in 1000 s */
     sluice_dlimiter_stats ls;
     sluice_dlimiter_stats_get(dl, &ls);
     assert_true(ls.fallback);
