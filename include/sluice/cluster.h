@@ -392,10 +392,14 @@ SLUICE_API void sluice_dlimiter_config_init(sluice_dlimiter_config *cfg);
  * of it and are charged to the shared bucket by the first call that
  * reaches Redis, so they count against the cluster's rate there; if that
  * call fails they go back into the fallback bucket. What the fallback
- * buckets took and is already due is not charged: across an outage the
- * cluster may take up to one burst more than one bucket would (each
- * replica's fallback bucket may be full when the outage starts), never
- * more. With no replica count ever read (Redis down since the cluster
+ * buckets took and is already due is not charged, so across one outage
+ * the cluster may take up to two bursts more than one bucket would: one
+ * because each replica's fallback bucket may be full when the outage
+ * starts, and, once the outage has lasted burst / rate, one more because
+ * the shared bucket refilled meanwhile while the fallback buckets spent
+ * the rate. A Redis whose limiter calls fail and succeed by turns, with
+ * the successes at least burst / rate apart, repeats the second part each
+ * time: up to one burst per cycle over the rate. With no replica count ever read (Redis down since the cluster
  * was made) the fallback bucket has the whole rate and burst. A Redis
  * that restarts empty forgets the shared debt with its keys: the shared
  * bucket is full again (the limiter answers from it as soon as a

@@ -442,7 +442,11 @@ sluice_err sluice_dlimiter_wait(sluice_dlimiter *dl, uint64_t n, sluice_ctx *ctx
     }
     if (ctx) {
         const sluice_clock *cc = sluice_ctx_clock(ctx);
-        uint64_t act = sluice_clock_now(cc) + r.delay_ns;
+        /* Saturating: a fallback reservation at the slowest rates pays
+         * back at the clock's end (delay_ns = UINT64_MAX - now), and the
+         * plain sum wrapped to a moment already past: the wait returned
+         * OK at once, with the tokens taken. */
+        uint64_t act = sluice__add_sat(sluice_clock_now(cc), r.delay_ns);
         uint64_t dl_ns = sluice_ctx_deadline(ctx);
         if (dl_ns && dl_ns < act) {
             sluice_dlimiter_cancel(dl, &r);

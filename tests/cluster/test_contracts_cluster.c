@@ -353,6 +353,26 @@ static void test_dsem_dlimiter_refusals(void **state)
     assert_true(ls.fallback);
     assert_int_equal(ls.redis_calls, 0);
     cleanup_now(dl);
+    /* wait at the slowest rate, in fallback: the debt's pay-back saturates
+     * at the clock's end, and so must the wait's time to act. The sum
+     * wrapped to a moment already past, and every wait returned OK at once
+     * with its tokens: 100 tokens in 5 calls at 1e-9/s. A deadline before
+     * the tokens would come is SLUICE_ETIMEDOUT at once (limiter.h). */
+    lc.rate = SLUICE_DLIMITER_RATE_MIN;
+    lc.burst = 20;
+    assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_dlimiter, dl);
+    assert_int_equal(sluice_dlimiter_reserve(dl, 20, &r), SLUICE_OK); /* the whole bucket */
+    for (int i = 0; i < 5; i++) {
+        sluice_ctx *ctx = NULL;
+        assert_int_equal(sluice_ctx_with_timeout(&ctx, NULL, SLUICE_NS_PER_SEC, NULL), SLUICE_OK);
+        sluice_err werr = sluice_dlimiter_wait(dl, 20, ctx);
+        sluice_ctx_release(ctx);
+        assert_int_equal(werr, SLUICE_ETIMEDOUT);
+    }
+    sluice_dlimiter_stats_get(dl, &ls);
+    assert_int_equal(ls.wait_timeouts, 5);
+    cleanup_now(dl);
     lc.rate = 10;
     lc.burst = 0;
     assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, err, sizeof err), SLUICE_EINVAL);
