@@ -113,6 +113,48 @@ SLUICE_API sluice_err sluice_pool_tenant_unset(sluice_pool *pool, const char *na
 SLUICE_API sluice_err sluice_pool_tenant_default_set(sluice_pool *pool, const sluice_tenant_config *cfg,
                                                      char *errbuf, size_t errlen);
 
+/* One change of sluice_pool_tenants_apply: set `name` to *cfg (as
+ * sluice_pool_tenant_set), or, with cfg NULL, unset it (as
+ * sluice_pool_tenant_unset). */
+typedef struct sluice_tenant_change {
+    const char *name;
+    const sluice_tenant_config *cfg;
+} sluice_tenant_change;
+
+/* sluice_pool_tenants_apply's *failed when the refusal is about dflt. */
+#define SLUICE_TENANTS_DEFAULT ((size_t)-1)
+
+/*
+ * sluice_pool_tenants_apply - change a whole tenant list at once, all or
+ * nothing (what a config reload does): dflt as
+ * sluice_pool_tenant_default_set (NULL: unchanged), then changes[0..n) in
+ * order, each as sluice_pool_tenant_set or, with cfg NULL,
+ * sluice_pool_tenant_unset (an unset of a name not set by name is
+ * skipped, not an error). A name may appear more than once; the last
+ * change to it wins. Every argument is checked and every new tenant
+ * record allocated before anything changes, and the changes are made in
+ * one hold of the fair queue's lock: a drain (which closes the queue
+ * under that lock) comes before all of them or after, so either every
+ * change is made or none is. dflt NULL with n = 0 changes nothing and
+ * returns SLUICE_OK; n has no maximum but memory (the lock is held for
+ * the whole list: submits and pops of the pool wait meanwhile, as for
+ * sluice_pool_tenant_default_set).
+ * Returns: SLUICE_OK; SLUICE_EINVAL (NULL pool, changes NULL with n > 0,
+ * a bad name, a cfg the setters refuse); SLUICE_ENOTSUP for a FIFO pool;
+ * SLUICE_ENOMEM; SLUICE_ECLOSED once the pool is draining. On a refusal
+ * nothing changed, errbuf has the setter's message (`tenant "gold":
+ * weight 20000 is out of range ...`), and *failed (optional: NULL) is the
+ * index of the change it is about, SLUICE_TENANTS_DEFAULT for dflt
+ * (ECLOSED: the first change, or dflt when given).
+ * errbuf: optional (NULL, 0), always NUL-terminated when given.
+ * Ownership: dflt, changes, names and cfgs are borrowed for the call and
+ * copied. Thread-safe; takes the fair queue's lock once; never blocks on
+ * a task.
+ */
+SLUICE_API sluice_err sluice_pool_tenants_apply(sluice_pool *pool, const sluice_tenant_config *dflt,
+                                                const sluice_tenant_change *changes, size_t n, size_t *failed,
+                                                char *errbuf, size_t errlen);
+
 /*
  * sluice_pool_tenant_acquire - look a tenant up once for the submit fast
  * path: a submit with opts.tenant = the handle does no hashing, no

@@ -483,7 +483,7 @@ static const sluice_config_pos *tenants_pos(const sluice_config_pool *next)
  * "*" values to every tenant not set by name, dropped names back to them,
  * new and changed names set. Fifo pools have no tenants to move. All or
  * nothing: the steps go to the pool as one batch
- * (sluice__fair_tenants_apply), checked and allocated before any is made
+ * (sluice_pool_tenants_apply), checked and allocated before any is made
  * and made in one hold of the fair queue's lock, so a refusal (out of
  * memory, or a drain that began) leaves the running list whole; it was
  * step by step, and a refusal midway left the pool with half the new
@@ -501,7 +501,7 @@ sluice_err sluice__cfg_tenants_apply(sluice_pool *pool, const sluice_config_pool
     bool new_default = !tenant_config_eq(&was, &now);
     /* The steps: drops (unsets) first, then sets, as the setters took them. */
     size_t cap = running->tenant_count + next->tenant_count;
-    sluice__tenant_change *changes = cap ? calloc(cap, sizeof *changes) : NULL;
+    sluice_tenant_change *changes = cap ? calloc(cap, sizeof *changes) : NULL;
     sluice_tenant_config *cfgs = next->tenant_count ? calloc(next->tenant_count, sizeof *cfgs) : NULL;
     const sluice_config_tenant **from = cap ? calloc(cap, sizeof *from) : NULL; /* each step's entry */
     if ((cap && (!changes || !from)) || (next->tenant_count && !cfgs)) {
@@ -518,7 +518,7 @@ sluice_err sluice__cfg_tenants_apply(sluice_pool *pool, const sluice_config_pool
         const sluice_config_tenant *t = &running->tenants[i];
         if (tenant_named(t) && !tenant_exact(next, t->name)) {
             from[n] = t;
-            changes[n++] = (sluice__tenant_change){.name = t->name, .cfg = NULL};
+            changes[n++] = (sluice_tenant_change){.name = t->name, .cfg = NULL};
         }
     }
     drops = n;
@@ -536,16 +536,16 @@ sluice_err sluice__cfg_tenants_apply(sluice_pool *pool, const sluice_config_pool
             }
         }
         from[n] = t;
-        changes[n++] = (sluice__tenant_change){.name = t->name, .cfg = &cfgs[i]};
+        changes[n++] = (sluice_tenant_change){.name = t->name, .cfg = &cfgs[i]};
     }
     sluice_err r = SLUICE_OK;
     if (new_default || n) {
         char msg[512];
         size_t failed = 0;
-        r = sluice__fair_tenants_apply(pool, new_default ? &now : NULL, changes, n, &failed, msg, sizeof msg);
+        r = sluice_pool_tenants_apply(pool, new_default ? &now : NULL, changes, n, &failed, msg, sizeof msg);
         if (r != SLUICE_OK) {
             char index[32] = "", label[SLUICE_TENANT_NAME_MAX + 48], subject[SLUICE_TENANT_NAME_MAX + 16];
-            if (failed == SLUICE__TENANTS_DEFAULT) {
+            if (failed == SLUICE_TENANTS_DEFAULT) {
                 const sluice_config_tenant *any = tenant_exact(next, SLUICE_CONFIG_TENANT_DEFAULT);
                 if (any) {
                     snprintf(index, sizeof index, "[%zu]", (size_t)(any - next->tenants));

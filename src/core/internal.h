@@ -200,28 +200,6 @@ sluice_err sluice__fair_tenant_ref(struct sluice_pool *pool, const sluice_submit
 void sluice__fair_tenant_unref(struct sluice_pool *pool, struct sluice_tenant *tenant);
 /* The config of tenants not set by name, as in force now (fair pools). */
 void sluice__fair_default_get(struct sluice_pool *pool, sluice_tenant_config *out);
-/* One change of sluice__fair_tenants_apply: set `name` to *cfg, or (cfg
- * NULL) unset it. */
-typedef struct sluice__tenant_change {
-    const char *name;
-    const sluice_tenant_config *cfg;
-} sluice__tenant_change;
-/* sluice__fair_tenants_apply's *failed for the default config. */
-#define SLUICE__TENANTS_DEFAULT ((size_t)-1)
-/* A whole tenant list change at once, for a reload (config.c): dflt (NULL:
- * unchanged) as sluice_pool_tenant_default_set, then changes[0..n) in
- * order as sluice_pool_tenant_set / _unset (an unset of a name not set by
- * name is skipped, as the reload skips ENOENT). Every argument is checked
- * and every new tenant allocated before anything changes, and the changes
- * are made in one hold of the fair queue's lock, so a drain (which closes
- * the queue under that lock) comes before all of them or after: either
- * every change is made, or none is. Returns SLUICE_OK; the setters'
- * refusals (EINVAL, ENOTSUP, ENOMEM, ECLOSED) with the setter's message in
- * errbuf and *failed the index of the change it is about
- * (SLUICE__TENANTS_DEFAULT for dflt; ECLOSED names the first change). */
-sluice_err sluice__fair_tenants_apply(struct sluice_pool *pool, const sluice_tenant_config *dflt,
-                                      const sluice__tenant_change *changes, size_t n, size_t *failed,
-                                      char *errbuf, size_t errlen);
 /* Tests only: the allocator of tenant records (calloc unless a test made
  * it fail, to check that a batch that cannot allocate changes nothing).
  * Written by a test while no pool allocates tenants; read under the fair

@@ -56,7 +56,7 @@
  *    head of the tenant pop would serve next, the task CoDel judges.
  *  - Config changes. Each setter (tenant_set, _unset, _default_set) is
  *    one hold of mu after the pool is checked not draining. A reload's
- *    whole tenant list is one batch (sluice__fair_tenants_apply): every
+ *    whole tenant list is one batch (sluice_pool_tenants_apply): every
  *    argument checked and every new tenant record allocated first, then
  *    all the changes in one hold of mu; close takes mu too, so a drain
  *    comes before the whole batch or after it, and a refusal changes
@@ -1513,15 +1513,27 @@ sluice_err sluice_pool_tenant_default_set(sluice_pool *pool, const sluice_tenant
 }
 
 /* The batch: checked, allocated, then made in one hold of mu (see
- * internal.h). A fresh record per change that may create a tenant is
+ * sluice/tenant.h). A fresh record per change that may create a tenant is
  * allocated under mu, once the table says the name is new, and the lot
  * is freed untouched when one allocation fails. */
-sluice_err sluice__fair_tenants_apply(struct sluice_pool *pool, const sluice_tenant_config *dflt,
-                                      const sluice__tenant_change *changes, size_t n, size_t *failed,
-                                      char *errbuf, size_t errlen)
+sluice_err sluice_pool_tenants_apply(sluice_pool *pool, const sluice_tenant_config *dflt,
+                                     const sluice_tenant_change *changes, size_t n, size_t *failed,
+                                     char *errbuf, size_t errlen)
 {
-    *failed = dflt ? SLUICE__TENANTS_DEFAULT : 0;
+    size_t failed_here;
+    if (!failed) {
+        failed = &failed_here; /* optional */
+    }
+    *failed = dflt ? SLUICE_TENANTS_DEFAULT : 0;
     sluice_err err = SLUICE_OK;
+    if (n && !changes) {
+        sluice__errf(errbuf, errlen, "tenants: changes is NULL with n = %zu", n);
+        return SLUICE_EINVAL;
+    }
+    if (!pool) {
+        sluice__errf(errbuf, errlen, "tenants: pool is NULL");
+        return SLUICE_EINVAL;
+    }
     /* The arguments, as the setters check them (no lock taken). */
     if (dflt && !setter_check(pool, false, NULL, true, dflt, errbuf, errlen, &err)) {
         return err;

@@ -4,8 +4,8 @@
  * field in errbuf", each message beginning with the tenant it is about
  * (`tenant "gold": weight 10001 is out of range 0..10000 (0 means 1)`).
  * Every field of sluice_tenant_config and every argument at its extremes,
- * through sluice_pool_tenant_set, _unset, _default_set and pool create's
- * fair.tenant_default; the exact text is asserted, so a message that
+ * through sluice_pool_tenant_set, _unset, _default_set, _tenants_apply
+ * and pool create's fair.tenant_default; the exact text is asserted, so a message that
  * stops naming its field or tenant fails here.
  *
  * Single-threaded apart from the pool's own workers; nothing waits.
@@ -201,6 +201,78 @@ static void test_arguments_and_state(void **state)
     sluice_pool_destroy(fifo);
 }
 
+/* The weight `name` has as a configured tenant, or 0 when it is not set
+ * by name. */
+static unsigned configured_weight(sluice_pool *p, const char *name)
+{
+    sluice_tenant_stats st[16];
+    size_t n = sluice_pool_tenants_get(p, st, 16);
+    for (size_t i = 0; i < n && i < 16; i++) {
+        if (strcmp(st[i].name, name) == 0) {
+            return st[i].configured ? st[i].config.weight : 0;
+        }
+    }
+    return 0;
+}
+
+/* sluice_pool_tenants_apply: its arguments at their extremes, all or
+ * nothing (a refusal at the last change leaves the earlier ones unmade),
+ * the last change to a name wins, an unset of a name never set is
+ * skipped, *failed names the change, and a draining pool changes nothing. */
+static void test_tenants_apply(void **state)
+{
+    (void)state;
+    sluice_pool *p = make_pool("tenants", SLUICE_QUEUE_FAIR);
+    sluice_pool *fifo = make_pool("plain", SLUICE_QUEUE_FIFO);
+    sluice_tenant_config w2 = {.weight = 2}, w3 = {.weight = 3},
+                         bad = {.weight = SLUICE_TENANT_WEIGHT_MAX + 1};
+    char err[256];
+    size_t failed = 42;
+    assert_int_equal(sluice_pool_tenants_apply(NULL, &w2, NULL, 0, &failed, err, sizeof err), SLUICE_EINVAL);
+    assert_string_equal(err, "tenants: pool is NULL");
+    assert_int_equal(sluice_pool_tenants_apply(p, NULL, NULL, 3, &failed, err, sizeof err), SLUICE_EINVAL);
+    assert_string_equal(err, "tenants: changes is NULL with n = 3");
+    /* Nothing to do is OK, with or without the optional outputs. */
+    assert_int_equal(sluice_pool_tenants_apply(p, NULL, NULL, 0, &failed, err, sizeof err), SLUICE_OK);
+    assert_string_equal(err, "");
+    assert_int_equal(sluice_pool_tenants_apply(p, NULL, NULL, 0, NULL, NULL, 0), SLUICE_OK);
+    sluice_tenant_change one[] = {{"gold", &w2}};
+    assert_int_equal(sluice_pool_tenants_apply(fifo, NULL, one, 1, &failed, err, sizeof err), SLUICE_ENOTSUP);
+    assert_int_equal(failed, 0);
+    assert_string_equal(err, "tenant \"gold\": pool plain is not fair; tenants need queue_discipline fair");
+
+    /* All or nothing: the third change is refused, the first two are not made. */
+    sluice_tenant_change three[] = {{"gold", &w2}, {"silver", &w3}, {"bronze", &bad}};
+    assert_int_equal(sluice_pool_tenants_apply(p, &w3, three, 3, &failed, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(failed, 2);
+    assert_string_equal(err, "tenant \"bronze\": weight 10001 is out of range 0..10000 (0 means 1)");
+    assert_int_equal(configured_weight(p, "gold"), 0);
+    assert_int_equal(configured_weight(p, "silver"), 0);
+    /* A bad default is SLUICE_TENANTS_DEFAULT, and nothing else is made. */
+    assert_int_equal(sluice_pool_tenants_apply(p, &bad, three, 2, &failed, err, sizeof err), SLUICE_EINVAL);
+    assert_int_equal(failed, SLUICE_TENANTS_DEFAULT);
+    assert_int_equal(configured_weight(p, "gold"), 0);
+
+    /* The last change to a name wins; an unset of a name never set is
+     * skipped; failed may be NULL. */
+    sluice_tenant_change many[] = {
+        {"gold", &w2}, {"silver", &w2}, {"gold", &w3}, {"silver", NULL}, {"never", NULL}};
+    assert_int_equal(sluice_pool_tenants_apply(p, NULL, many, 5, NULL, err, sizeof err), SLUICE_OK);
+    assert_int_equal(configured_weight(p, "gold"), 3);
+    assert_int_equal(configured_weight(p, "silver"), 0);
+
+    /* Draining: nothing changes, and the first change is the subject. */
+    assert_int_equal(sluice_pool_drain(p, 0, NULL), SLUICE_OK);
+    sluice_tenant_change unset_gold[] = {{"gold", NULL}, {"tin", &w2}};
+    assert_int_equal(sluice_pool_tenants_apply(p, NULL, unset_gold, 2, &failed, err, sizeof err),
+                     SLUICE_ECLOSED);
+    assert_int_equal(failed, 0);
+    assert_string_equal(err, "tenant \"gold\": pool tenants is draining");
+    assert_int_equal(configured_weight(p, "gold"), 3);
+    sluice_pool_destroy(p);
+    sluice_pool_destroy(fifo);
+}
+
 /* Pool create's fair.tenant_default names its path. */
 static void test_pool_default(void **state)
 {
@@ -227,10 +299,9 @@ static void test_pool_default(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_name_extremes),
-        cmocka_unit_test(test_config_field_extremes),
-        cmocka_unit_test(test_arguments_and_state),
-        cmocka_unit_test(test_pool_default),
+        cmocka_unit_test(test_name_extremes),       cmocka_unit_test(test_config_field_extremes),
+        cmocka_unit_test(test_arguments_and_state), cmocka_unit_test(test_pool_default),
+        cmocka_unit_test(test_tenants_apply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
