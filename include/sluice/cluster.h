@@ -399,10 +399,9 @@ SLUICE_API void sluice_dlimiter_config_init(sluice_dlimiter_config *cfg);
  * the shared bucket refilled meanwhile while the fallback buckets spent
  * the rate. A Redis whose limiter calls fail and succeed by turns, with
  * the successes at least burst / rate apart, repeats the second part each
- * time: up to one burst per cycle over the rate. With no replica count ever read (Redis down since the cluster
- * was made) the fallback bucket has the whole rate and burst. A Redis
- * that restarts empty forgets the shared debt with its keys: the shared
- * bucket is full again (the limiter answers from it as soon as a
+ * time: up to one burst per cycle over the rate. With no replica count ever read (Redis down since the
+ * cluster was made) the fallback bucket has the whole rate and burst. A Redis that restarts empty forgets the
+ * shared debt with its keys: the shared bucket is full again (the limiter answers from it as soon as a
  * heartbeat has reconnected).
  * Returns and ownership as sluice_limiter_create (SLUICE_EINVAL with the
  * reason in errbuf: a bad name, a rate that is NaN or outside

@@ -44,7 +44,12 @@
 #define THREADS 16
 #define HB_MS 100
 #define MEMBER_TTL_MS 500
-#define LEASE_TTL_MS 1500
+/* 4 s, not the 1.5 s default: a replica stalled longer than its lease TTL
+ * (a loaded 2-core box running other suites) loses its lease while its
+ * calls run, and the others may then take those permits: the documented
+ * "expiry after a stall" (docs/cluster.md), not a bound this test checks.
+ * Once in a soak the strict bound saw 53 of 50 that way. */
+#define LEASE_TTL_MS 4000
 
 static uint64_t mono_ms(void)
 {
