@@ -381,9 +381,12 @@ typedef struct sluice_service_check_result {
 
 /* sluice_service_run_checks - run every check, in the order added, into
  * out[0..cap), with no service lock held. Returns how many checks there
- * are when the run begins (may exceed cap; only cap are run; a check
- * added or removed during the run changes the next run). Thread-safe,
- * also from a check (see sluice_health_fn). */
+ * are when the run begins, less those removed before their turn came
+ * (may exceed cap; only the first cap are run, and out[] holds those that
+ * ran, in order). A check removed during the run (by an earlier check of
+ * this run, or on another thread) is not started after its removal; a
+ * check added during the run waits for the next run. Thread-safe, also
+ * from a check (see sluice_health_fn). */
 SLUICE_API size_t sluice_service_run_checks(sluice_service *svc, sluice_service_check_result *out,
                                             size_t cap);
 

@@ -796,44 +796,49 @@ size_t sluice_service_run_checks(sluice_service *svc, sluice_service_check_resul
     if (!svc) {
         return 0;
     }
-    /* Mark the checks to run (in the order added), then run each with no
-     * lock held, then unmark them. */
-    struct {
-        sluice_health_fn fn;
-        void *user;
-        uint64_t id;
-    } run[SLUICE_SERVICE_MAX_CHECKS];
+    /* The checks to run, by id, in the order added; each is then marked
+     * running just before its call (a check removed meanwhile, by an
+     * earlier check of this run or by another thread, is skipped: no run
+     * starts it once remove_check was called), run with no lock held, and
+     * unmarked. */
+    uint64_t ids[SLUICE_SERVICE_MAX_CHECKS];
     size_t n = 0, m = 0;
     pthread_mutex_lock(&svc->check_mu);
     for (size_t i = 0; i < svc->check_count; i++) {
-        if (svc->checks[i].removed) {
-            continue;
+        if (!svc->checks[i].removed) {
+            if (out && m < cap) {
+                ids[m++] = svc->checks[i].id;
+            }
+            n++;
         }
-        if (out && n < cap) {
-            snprintf(out[n].name, sizeof out[n].name, "%s", svc->checks[i].name);
-            run[m].fn = svc->checks[i].fn;
-            run[m].user = svc->checks[i].user;
-            run[m].id = svc->checks[i].id;
-            svc->checks[i].running++;
-            m++;
-        }
-        n++;
     }
     pthread_mutex_unlock(&svc->check_mu);
+    size_t k = 0;
     for (size_t i = 0; i < m; i++) {
-        out[i].line[0] = '\0';
-        check_depth++;
-        out[i].state = run[i].fn(run[i].user, out[i].line, sizeof out[i].line);
-        check_depth--;
-    }
-    if (m) {
         pthread_mutex_lock(&svc->check_mu);
-        for (size_t i = 0; i < m; i++) {
-            ssize_t at = check_by_id(svc, run[i].id);
-            SLUICE__ASSERT(at >= 0); /* a running check's record stays until its runs end */
-            if (at >= 0 && --svc->checks[at].running == 0 && svc->checks[at].removed) {
-                check_erase(svc, (size_t)at);
-            }
+        ssize_t at = check_by_id(svc, ids[i]);
+        if (at < 0 || svc->checks[at].removed) {
+            pthread_mutex_unlock(&svc->check_mu);
+            n--; /* removed before its turn: not run, not counted */
+            continue;
+        }
+        svc->checks[at].running++;
+        sluice_health_fn fn = svc->checks[at].fn;
+        void *user = svc->checks[at].user;
+        snprintf(out[k].name, sizeof out[k].name, "%s", svc->checks[at].name);
+        pthread_mutex_unlock(&svc->check_mu);
+
+        out[k].line[0] = '\0';
+        check_depth++;
+        out[k].state = fn(user, out[k].line, sizeof out[k].line);
+        check_depth--;
+        k++;
+
+        pthread_mutex_lock(&svc->check_mu);
+        at = check_by_id(svc, ids[i]);
+        SLUICE__ASSERT(at >= 0); /* a running check's record stays until its runs end */
+        if (at >= 0 && --svc->checks[at].running == 0 && svc->checks[at].removed) {
+            check_erase(svc, (size_t)at);
         }
         pthread_cond_broadcast(&svc->check_cv);
         pthread_mutex_unlock(&svc->check_mu);

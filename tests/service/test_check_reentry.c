@@ -13,6 +13,7 @@
  *  - remove_check from another thread still waits for a run of the check
  *    in progress (the header's promise), and a run that starts after the
  *    removal began no longer runs it;
+ *  - a check removed by an earlier check of the same run is not run;
  *  - a stress: threads run the checks while others add and remove checks
  *    and the checks re-enter. Sized by SLUICE_STRESS_SCALE; run it under
  *    TSan.
@@ -138,6 +139,54 @@ static void test_check_calls_back_into_the_service(void **state)
         assert_int_equal(sluice_service_add_check(svc, "more", plain_check, &users[i]), SLUICE_OK);
     }
     assert_int_equal(sluice_service_add_check(svc, "more", plain_check, &users[0]), SLUICE_EOVERFLOW);
+    sluice_service_destroy(svc);
+}
+
+/* ---- a check removed by an earlier check of the same run ------------------ */
+
+typedef struct check_remover {
+    sluice_service *svc;
+    void *victim;
+    sluice_err r;
+} check_remover;
+
+static sluice_health_state remover_check(void *user, char *line, size_t len)
+{
+    check_remover *rm = user;
+    rm->r = sluice_service_remove_check(rm->svc, rm->victim);
+    snprintf(line, len, "removed the next");
+    return SLUICE_HEALTH_OK;
+}
+
+static sluice_health_state counted_check(void *user, char *line, size_t len)
+{
+    atomic_fetch_add((_Atomic int *)user, 1);
+    snprintf(line, len, "ran");
+    return SLUICE_HEALTH_OK;
+}
+
+/* remove_check promises that no run starts the check from the call on:
+ * a check that removes the next one of the same run keeps it from
+ * running (the run had marked every check before calling the first, and
+ * called the removed one anyway: its user may be freed by then). */
+static void test_removed_by_an_earlier_check_is_not_run(void **state)
+{
+    (void)state;
+    sluice_service *svc = make_service();
+    _Atomic int victim_calls = 0;
+    check_remover rm = {.svc = svc, .victim = (void *)&victim_calls};
+    assert_int_equal(sluice_service_add_check(svc, "remover", remover_check, &rm), SLUICE_OK);
+    assert_int_equal(sluice_service_add_check(svc, "victim", counted_check, (void *)&victim_calls),
+                     SLUICE_OK);
+    assert_int_equal(sluice_service_add_check(svc, "last", plain_check, &rm.r), SLUICE_OK);
+    sluice_service_check_result res[SLUICE_SERVICE_MAX_CHECKS];
+    size_t n = sluice_service_run_checks(svc, res, SLUICE_SERVICE_MAX_CHECKS);
+    assert_int_equal(rm.r, SLUICE_OK);
+    assert_int_equal(atomic_load(&victim_calls), 0);
+    assert_int_equal(n, 2); /* three when the run began, less the one removed before its turn */
+    assert_string_equal(res[0].name, "remover");
+    assert_string_equal(res[1].name, "last");
+    assert_string_equal(res[1].line, "plain");
     sluice_service_destroy(svc);
 }
 
@@ -305,6 +354,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_calls_back_into_the_service),
         cmocka_unit_test(test_remove_waits_for_a_run_elsewhere),
+        cmocka_unit_test(test_removed_by_an_earlier_check_is_not_run),
         cmocka_unit_test(test_stress_reentrant_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

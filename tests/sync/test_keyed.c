@@ -29,6 +29,7 @@
 #include "sync/exposition.h"
 #include "sluice/sync_metrics.h"
 #include "sluice/task.h"
+#include "sluice/tenant.h"
 
 #define MS SLUICE_NS_PER_MS
 #define SEC SLUICE_NS_PER_SEC
@@ -937,6 +938,64 @@ static void test_evicted_runners_under_a_flood(void **state)
 
 /* ---- metrics ---------------------------------------------------------------------- */
 
+/* A FAIR pool whose tenant holds one queued task, dropping the oldest,
+ * while the pool's queue has room: each replacement runner evicts the one
+ * before it (same tenant), so each must wait longer than the last (1, 2,
+ * 4, 8, then 10 ms), not come back at once. It came back at once: 750,000
+ * evictions in 0.5 s with the timer thread spinning. The observation
+ * window is a time, on purpose: the test looks for the absence of a busy
+ * loop, and a slow box only makes the count smaller. */
+static void test_fair_tenant_eviction_backs_off(void **state)
+{
+    (void)state;
+    log_reset();
+    ab_reset();
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "keyed_fair";
+    pc.workers = 1;
+    pc.queue_capacity = 64;
+    pc.queue_discipline = SLUICE_QUEUE_FAIR;
+    sluice_pool *pool = NULL;
+    char err[256];
+    assert_int_equal(sluice_pool_create(&pc, &pool, err, sizeof err), SLUICE_OK);
+    sluice_tenant_config tc = {.queued_limit = 1, .overflow = SLUICE_TENANT_OVERFLOW_DROP_OLDEST};
+    assert_int_equal(sluice_pool_tenant_default_set(pool, &tc, err, sizeof err), SLUICE_OK);
+    gate g;
+    gate_init(&g);
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, &g), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g, 1);
+
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.max_active_keys = 2;
+    kc.abandon_handler = on_abandon;
+    sluice_keyed *ex = make_keyed(&kc);
+    job jobs[2] = {{.id = 1, .key = 1}, {.id = 2, .key = 2}};
+    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &jobs[0]), SLUICE_OK);
+    assert_int_equal(sluice_keyed_submit(ex, 2, job_fn, &jobs[1]), SLUICE_OK); /* its runner evicts key 1's */
+    struct timespec window = {.tv_sec = 0, .tv_nsec = 300 * 1000 * 1000};
+    nanosleep(&window, NULL);
+    sluice_pool_stats ps;
+    sluice_pool_stats_get(pool, &ps);
+    /* At most ~35 replacements fit 300 ms at that backoff; 1000 is far
+     * above that and far below a loop's count. */
+    assert_true(ps.dropped < 1000);
+    gate_open(&g);
+    int two = 2;
+    wait_until(log_at_least, &two, "both keys' tasks to run once the worker is free");
+    wait_until(runners_gone, ex, "the runners to leave");
+    sluice_keyed_stats st = kstats(ex);
+    assert_int_equal(st.completed, 2);
+    assert_int_equal(nab, 0);
+    assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
+    sluice_keyed_destroy(ex);
+    assert_int_equal(sluice_pool_drain(pool, 0, NULL), SLUICE_OK);
+    sluice_pool_destroy(pool);
+    gate_destroy(&g);
+}
+
 static void test_metrics(void **state)
 {
     (void)state;
@@ -1004,6 +1063,7 @@ int main(void)
         cmocka_unit_test(test_pool_refuses_runner),
         cmocka_unit_test(test_evicted_runner_is_replaced),
         cmocka_unit_test(test_evicted_runners_under_a_flood),
+        cmocka_unit_test(test_fair_tenant_eviction_backs_off),
         cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
