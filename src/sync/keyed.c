@@ -550,14 +550,23 @@ static void runner_abandoned(const sluice_abandoned *task)
         }
         ex->runners++; /* no timer: hand back, holding the slot meanwhile */
     }
-    if (!ex->closed && ex->ready_head) {
-        list = detach_stranded(ex, 1);
-    }
-    pthread_mutex_unlock(&ex->mu);
-    if (list) {
+    /* Hand back until a look under the lock finds nothing waiting, and
+     * give the slot up in that same hold: a submit made while the tasks
+     * were handed back saw this runner's slot, counted on it, and took
+     * none of its own (it returned OK with its task waiting for a runner
+     * that would never come). */
+    for (;;) {
+        if (!ex->closed && ex->ready_head) {
+            list = detach_stranded(ex, 1);
+        }
+        if (!list) {
+            break;
+        }
+        pthread_mutex_unlock(&ex->mu);
         hand_back(ex, list, task->reason);
+        list = NULL;
+        pthread_mutex_lock(&ex->mu);
     }
-    pthread_mutex_lock(&ex->mu);
     ex->runners--;
     pthread_cond_broadcast(&ex->cv_idle);
     pthread_mutex_unlock(&ex->mu);

@@ -938,6 +938,93 @@ static void test_evicted_runners_under_a_flood(void **state)
 
 /* ---- metrics ---------------------------------------------------------------------- */
 
+/* The pool's drain hands back the last runner while a submit comes in:
+ * the submit saw that runner's slot, took none, and returned OK, and the
+ * runner gave its slot up after its hand-back, so the new task waited
+ * with no runner until the executor's own drain. The abandon handler
+ * holds the hand-back until the submit has returned; the runner must
+ * then hand the new task back too, before the pool's drain returns. */
+static sluice_keyed *race_ex;
+static pthread_mutex_t race_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t race_cv = PTHREAD_COND_INITIALIZER;
+static int race_go, race_done;
+static _Atomic int race_handed;
+static sluice_err race_submit_r;
+static job race_job2 = {.id = 2, .key = 2};
+
+static void race_abandon(const sluice_keyed_abandoned *t, void *user)
+{
+    (void)t;
+    (void)user;
+    if (atomic_fetch_add(&race_handed, 1) == 0) {
+        pthread_mutex_lock(&race_mu);
+        race_go = 1;
+        pthread_cond_broadcast(&race_cv);
+        while (!race_done) {
+            pthread_cond_wait(&race_cv, &race_mu);
+        }
+        pthread_mutex_unlock(&race_mu);
+    }
+}
+
+static void *race_submitter(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&race_mu);
+    while (!race_go) {
+        pthread_cond_wait(&race_cv, &race_mu);
+    }
+    pthread_mutex_unlock(&race_mu);
+    race_submit_r = sluice_keyed_submit(race_ex, 2, job_fn, &race_job2);
+    pthread_mutex_lock(&race_mu);
+    race_done = 1;
+    pthread_cond_broadcast(&race_cv);
+    pthread_mutex_unlock(&race_mu);
+    return NULL;
+}
+
+static void test_submit_during_last_hand_back(void **state)
+{
+    (void)state;
+    log_reset();
+    race_go = race_done = 0;
+    atomic_store(&race_handed, 0);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "keyed_race";
+    pc.workers = 1;
+    pc.queue_capacity = 4;
+    sluice_pool *pool = NULL;
+    assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
+    gate g;
+    gate_init(&g);
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, &g), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g, 1);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.abandon_handler = race_abandon;
+    race_ex = make_keyed(&kc);
+    job j1 = {.id = 1, .key = 1};
+    assert_int_equal(sluice_keyed_submit(race_ex, 1, job_fn, &j1), SLUICE_OK); /* its runner queues */
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, race_submitter, NULL), 0);
+    /* The worker is held: the drain's deadline hands the runner back. */
+    assert_int_equal(sluice_pool_drain(pool, 1, NULL), SLUICE_ETIMEDOUT);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(race_submit_r, SLUICE_OK);
+    assert_int_equal(atomic_load(&race_handed), 2); /* key 1's task, then key 2's */
+    sluice_keyed_stats st = kstats(race_ex);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(st.runners, 0);
+    assert_int_equal(st.abandoned, 2);
+    gate_open(&g);
+    sluice_keyed_destroy(race_ex);
+    sluice_pool_destroy(pool);
+    gate_destroy(&g);
+    assert_int_equal(log_count(), 0);
+}
+
 /* A FAIR pool whose tenant holds one queued task, dropping the oldest,
  * while the pool's queue has room: each replacement runner evicts the one
  * before it (same tenant), so each must wait longer than the last (1, 2,
@@ -1064,6 +1151,7 @@ int main(void)
         cmocka_unit_test(test_evicted_runner_is_replaced),
         cmocka_unit_test(test_evicted_runners_under_a_flood),
         cmocka_unit_test(test_fair_tenant_eviction_backs_off),
+        cmocka_unit_test(test_submit_during_last_hand_back),
         cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
