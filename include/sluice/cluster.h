@@ -419,7 +419,11 @@ SLUICE_API bool sluice_dlimiter_allow_n(sluice_dlimiter *dl, uint64_t n);
 /*
  * sluice_dlimiter_reserve - take n tokens now (into debt if needed) and
  * say how long to wait (out->delay_ns; act_at_ns on cfg clock of the
- * cluster). Returns as sluice_limiter_reserve.
+ * cluster). Returns as sluice_limiter_reserve. In fallback the local
+ * bucket's burst (burst / last known replicas, at least 1) is the
+ * largest request: a larger one is refused there (SLUICE_EOVERFLOW here,
+ * false from allow_n) though the shared bucket takes it once Redis
+ * answers again.
  */
 SLUICE_API sluice_err sluice_dlimiter_reserve(sluice_dlimiter *dl, uint64_t n, sluice_reservation *out);
 

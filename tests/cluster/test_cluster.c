@@ -1259,12 +1259,18 @@ static void test_dlimiter_fallback(void **state)
         allowed += sluice_dlimiter_allow(la);
     }
     assert_int_equal(allowed, 5);
+    /* the local burst (5) is the largest request in fallback */
+    sluice_reservation r;
+    assert_int_equal(sluice_dlimiter_reserve(la, 6, &r), SLUICE_EOVERFLOW);
+    assert_false(sluice_dlimiter_allow_n(la, 6));
     sluice_dlimiter_stats st;
     sluice_dlimiter_stats_get(la, &st);
     assert_true(st.fallback);
+    assert_int_equal(st.rejected, 1);
     redis_fixture_resume(&redis);
     assert_true(POLL(sluice_cluster_heartbeat_now(a) == SLUICE_OK, 5000));
-    assert_true(sluice_dlimiter_allow(la)); /* the shared bucket again (full) */
+    assert_true(sluice_dlimiter_allow(la));                          /* the shared bucket again (full) */
+    assert_int_equal(sluice_dlimiter_reserve(la, 6, &r), SLUICE_OK); /* within its burst of 10 */
     cleanup_now(la);
     cleanup_now(a);
     cleanup_now(b);
