@@ -2,7 +2,7 @@
  * sluice/router.h - tier pools: send a submit to the pool of a tier, named
  * by the tier or by one of its tenants.
  *
- * The multi-tenant story (docs/ARCHITECTURE.md, "Tenants"): one shared
+ * The multi-tenant story (docs/service.md, "Tier pools and the router"): one shared
  * pool lets one customer's flood hold every worker. A fair queue
  * (`queue_discipline: fair`) shares one pool by weight; tiers go further
  * and ring-fence capacity: premium, standard and free each get a pool and

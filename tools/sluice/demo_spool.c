@@ -2,7 +2,7 @@
  * tools/sluice/demo_spool.c - `sluice demo --spool FILE`: handed-back
  * notifications survive a crash, and the next start replays them.
  *
- * The promise (docs/config.md, "Crash consistency of the drain"): a
+ * The promise (docs/service.md, "What a service must persist"): a
  * notification the demo counts as handed back is in FILE, even when the
  * process is killed with SIGKILL right after; the next start with the same
  * --spool submits it again. Delivery is at least once: a notification may
