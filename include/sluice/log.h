@@ -34,7 +34,10 @@
  * the sink is called under no lock of the logger, so it must be
  * thread-safe itself (the default stderr sink writes each line with one
  * write(2)). Lines longer than SLUICE_LOG_LINE_MAX are cut and end in
- * "...".
+ * "..." (a line is at most SLUICE_LOG_LINE_MAX - 1 bytes, never a
+ * newline in it). Every line is valid UTF-8 (and, in the JSON format, a
+ * JSON object): a cut never splits a character, and a byte of a value
+ * that is not UTF-8 is written as U+FFFD in JSON and as \xNN in logfmt.
  */
 #ifndef SLUICE_LOG_H
 #define SLUICE_LOG_H

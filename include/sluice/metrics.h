@@ -76,7 +76,9 @@ typedef enum sluice_expo_format {
 } sluice_expo_format;
 
 typedef struct sluice_metrics_config {
-    /* Default cap on series per labelled metric; 0 = SLUICE_METRIC_DEFAULT_MAX_SERIES. */
+    /* Default cap on series per labelled metric; 0 = SLUICE_METRIC_DEFAULT_MAX_SERIES;
+     * SIZE_MAX = no cap (memory then grows with the label values seen). Also
+     * the cap on a fair pool's tenant series (sluice_metrics_add_pool). */
     size_t max_series;
 } sluice_metrics_config;
 
@@ -101,12 +103,14 @@ SLUICE_API void sluice_metrics_destroy(sluice_metrics *reg);
 typedef struct sluice_metric_desc {
     const char *name;               /* [a-zA-Z_:][a-zA-Z0-9_:]*; counters must end in "_total" */
     const char *help;               /* one line; may be NULL */
-    const char *const *label_names; /* label_count names, [a-zA-Z_][a-zA-Z0-9_]*, no "__" prefix, no "le" */
+    const char *const *label_names; /* label_count names, [a-zA-Z_][a-zA-Z0-9_]*, at most
+                                       SLUICE_METRIC_NAME_MAX bytes, distinct, no "__" prefix;
+                                       no "le" on a histogram */
     size_t label_count;             /* 0..SLUICE_METRIC_MAX_LABELS */
     const double *buckets;          /* histograms: strictly increasing upper bounds (s), each > 0, <= 1e9;
                                        NULL = the pool default 0.0001 * 2^k, k = 0..16 */
     size_t bucket_count;            /* 1..SLUICE_HIST_MAX_BUCKETS when buckets is given */
-    size_t max_series;              /* 0 = the registry's default */
+    size_t max_series;              /* 0 = the registry's default; SIZE_MAX = no cap */
 } sluice_metric_desc;
 
 /*
@@ -115,7 +119,13 @@ typedef struct sluice_metric_desc {
  * exists: *out is that one); SLUICE_EINVAL with the reason in errbuf
  * ("name: 'x y' is not a valid metric name", "app_requests: a counter's
  * name must end in _total", "app_x_total: already registered as a gauge");
- * SLUICE_ENOMEM.
+ * also for a name of up to SLUICE_METRIC_NAME_MAX bytes that the pool_ or
+ * sluice_ prefix reserves for the library's own families, and for one
+ * whose exposition would clash with a registered metric's: a counter's
+ * OpenMetrics family is its name without _total (app_x_total and a gauge
+ * app_x clash) and a histogram's samples add _bucket, _count and _sum
+ * (app_h and a gauge app_h_count clash), so no scrape ever declares a
+ * family twice or writes a series twice; SLUICE_ENOMEM.
  * Ownership: *out belongs to the registry and lives until it is destroyed.
  * The strings in desc are copied.
  * Thread-safety: safe from any thread, except inside a collector.
@@ -138,7 +148,9 @@ SLUICE_API sluice_err sluice_metrics_histogram(sluice_metrics *reg, const char *
  * sluice_metric_series - the series for these label values (as many as the
  * metric has labels; NULL when it has none), created on first use. Past
  * the metric's max_series the "other" series is returned and the overflow
- * self-metric is counted (once per call).
+ * self-metric is counted (once per call). The "other" series is the one
+ * whose label values are all SLUICE_METRIC_OTHER, also when the caller
+ * made that series itself before the cap was reached.
  * Returns: SLUICE_OK; SLUICE_EINVAL (NULL metric, NULL value, or a value
  * that is not valid UTF-8 or longer than 256 bytes); SLUICE_ENOMEM.
  * Ownership: *out belongs to the metric; it stays valid until the
@@ -189,8 +201,10 @@ typedef struct sluice_metric_label {
  * Each family must be written in one go (family line, then all its
  * samples), and a family name must not be written twice in one scrape.
  * Counter family names end in "_total" (the writer strips it for the
- * OpenMetrics TYPE line). Invalid names or label names are skipped and
- * counted in sluice_metrics_write_errors_total.
+ * OpenMetrics TYPE line). A write with an invalid name or label name, a
+ * label name given twice, or labels NULL with a count is skipped and
+ * counted once in sluice_metrics_write_errors_total (so are the samples
+ * of a family that was skipped: not written, not counted).
  * The writer is valid only during the collector call, on the scraping
  * thread; the strings passed are copied into the output at once.
  */
@@ -223,7 +237,8 @@ SLUICE_API sluice_err sluice_metrics_remove_collector(sluice_metrics *reg, sluic
 /*
  * sluice_metrics_add_pool - export the pool_* families for `pool`.
  * A fair pool (SLUICE_QUEUE_FAIR) also gets the pool_tenant_* families,
- * at most the registry's max_series series per family and pool: the
+ * at most the registry's max_series (but at least 2: one tenant and
+ * "other") series per family and pool: the
  * busiest tenants get their own series while there is room and keep it
  * (until the pool forgets the tenant, or a folded tenant with over twice
  * its traffic takes it), and the rest are summed into tenant="other". A
@@ -234,7 +249,8 @@ SLUICE_API sluice_err sluice_metrics_remove_collector(sluice_metrics *reg, sluic
  * keeps this choice per added pool (up to ~1.2 KiB per tenant series);
  * remove_pool frees it, and a pool added again starts afresh.
  * Returns: SLUICE_OK; SLUICE_EINVAL (NULL); SLUICE_ENOMEM; SLUICE_EBUSY
- * (already added, or another added pool has the same name).
+ * (add: already added, or another added pool has the same name);
+ * SLUICE_ENOENT (remove: not added).
  * Ownership: the pool is borrowed; call sluice_metrics_remove_pool before
  * sluice_pool_destroy. After remove returns, no scrape touches the pool.
  * Thread-safety: safe, except from inside a collector.

@@ -10,6 +10,9 @@
  * must be compiled into it. Each caller keeps its own struct and its own
  * out-of-memory policy (both latch an `oom` flag and fail the response).
  *
+ * sluice__utf8_len is the one UTF-8 check those writers and the logger
+ * (src/obs/log.c) use, so every text they emit is UTF-8.
+ *
  * No locks: a buffer belongs to one thread while it is written.
  */
 #ifndef SLUICE_BASE_TEXT_H
@@ -86,6 +89,34 @@ static inline bool sluice__text_vappendf(char **buf, size_t *len, size_t *cap, s
     }
     va_end(again);
     return ok;
+}
+
+/*
+ * The length of the valid UTF-8 sequence at s (2 to 4 bytes: no overlong
+ * forms, no surrogates, nothing past U+10FFFF), or 0 when s[0] does not
+ * start one. Stops at a NUL (it is not a continuation byte).
+ */
+static inline size_t sluice__utf8_len(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    unsigned cp, min;
+    size_t n;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+        n = 2, cp = s[0] & 0x1Fu, min = 0x80;
+    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+        n = 3, cp = s[0] & 0x0Fu, min = 0x800;
+    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+        n = 4, cp = s[0] & 0x07u, min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0u) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    return (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) ? 0 : n;
 }
 
 #endif /* SLUICE_BASE_TEXT_H */

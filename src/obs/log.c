@@ -11,7 +11,9 @@
  * SLUICE_LOG_LINE_MAX bytes and handed to the sink with one call. Values
  * that would overflow the buffer are cut and end in "..."; the line is
  * still well formed (the closing quote and brace always fit, because a
- * tail reserve is kept). No allocation after create, so logging from a
+ * tail reserve is kept). Every line is UTF-8: a cut never splits a
+ * character, and a byte that is not UTF-8 is written as U+FFFD (JSON) or
+ * \xNN (logfmt, quoted). No allocation after create, so logging from a
  * panic handler is safe.
  *
  * Rate limit. Refused submits are keyed by (pool name, error) in a small
@@ -34,6 +36,7 @@
 #include <unistd.h>
 
 #include "base/enums.h"
+#include "base/text.h"
 #include "sluice/log.h"
 
 #define RL_SLOTS 64
@@ -148,6 +151,13 @@ static bool logfmt_needs_quotes(const char *s)
         if (c <= ' ' || c == '=' || c == '"' || c == '\\' || c == 0x7f) {
             return true;
         }
+        if (c >= 0x80) { /* a byte that is not UTF-8 is written as \xNN, quoted */
+            size_t k = sluice__utf8_len(s);
+            if (k == 0) {
+                return true;
+            }
+            s += k - 1;
+        }
     }
     return false;
 }
@@ -177,7 +187,19 @@ static void value_str(line *l, const char *s)
             snprintf(esc, sizeof esc, l->json ? "\\u%04x" : "\\x%02x", c);
             rep = esc;
         }
-        size_t n = rep ? strlen(rep) : 1;
+        /* A UTF-8 sequence goes whole or not at all (a cut never splits
+         * one); a byte that is not UTF-8 becomes U+FFFD in JSON, which
+         * must be UTF-8, and \xNN in logfmt, so every line is UTF-8. */
+        size_t seq = 1;
+        if (c >= 0x80) {
+            seq = sluice__utf8_len(s);
+            if (seq == 0) {
+                seq = 1;
+                snprintf(esc, sizeof esc, l->json ? "\\ufffd" : "\\x%02x", c);
+                rep = esc;
+            }
+        }
+        size_t n = rep ? strlen(rep) : seq;
         if (!room(l, n + 3)) {
             raws(l, "...");
             break;
@@ -185,7 +207,8 @@ static void value_str(line *l, const char *s)
         if (rep) {
             raws(l, rep);
         } else {
-            raw(l, (const char *)&c, 1);
+            raw(l, s, seq);
+            s += seq - 1;
         }
     }
     if (quote) {

@@ -19,7 +19,18 @@
  * label combination gets the metric's "other" series (all label values
  * "other", created on first need and not counted against the cap), and the
  * metric's overflow counter grows by one per lookup. The counter is
- * rendered as sluice_metrics_series_overflow_total{metric="..."}.
+ * rendered as sluice_metrics_series_overflow_total{metric="..."}. A
+ * series the caller made with every label value "other" before the cap
+ * was reached is that series (one series per label set in the output).
+ * The table starts small and doubles as series come (at most
+ * TABLE_MAX_BUCKETS), so max_series, which may be SIZE_MAX (no cap),
+ * costs nothing until series exist.
+ *
+ * Names. A family's name and the sample names it writes (a counter's
+ * OpenMetrics family without _total, a histogram's _bucket, _count and
+ * _sum) are never another family's: register refuses a clash, and the
+ * pool_ and sluice_ prefixes belong to the library's own families, so a
+ * scraper never sees a family declared twice or a series written twice.
  *
  * Rendering. sluice_metrics_render holds the registry lock for the whole
  * scrape: metrics in registration order (each under its series lock while
@@ -43,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/check.h"
 #include "base/errbuf.h"
 #include "base/rules.h"
 #include "base/text.h"
@@ -50,6 +62,8 @@
 #include "sluice/metrics.h"
 
 #define LABEL_VALUE_MAX 256
+/* The most chains in a metric's series table; past it chains grow. */
+#define TABLE_MAX_BUCKETS ((size_t)1 << 16)
 
 struct sluice_series {
     sluice_metric *metric;
@@ -178,34 +192,12 @@ static bool valid_label_value(const char *s)
     if (n > LABEL_VALUE_MAX) {
         return false;
     }
-    const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
-        unsigned c = p[i];
-        size_t k;
-        unsigned cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            k = 1, cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            k = 2, cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            k = 3, cp = c & 0x07;
-        } else {
+        size_t k = (unsigned char)s[i] < 0x80 ? 1 : sluice__utf8_len(s + i);
+        if (k == 0) {
             return false;
         }
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (p[i + j] & 0xC0) != 0x80) {
-                return false;
-            }
-            cp = (cp << 6) | (p[i + j] & 0x3F);
-        }
-        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF)) {
-            return false;
-        }
-        i += k + 1;
+        i += k;
     }
     return true;
 }
@@ -278,31 +270,6 @@ void sluice__expo_printf(sluice_expo *w, const char *fmt, ...)
     va_end(ap);
 }
 
-/* The length of the valid UTF-8 sequence at s (no overlongs, no
- * surrogates), or 0. */
-static size_t utf8_seq(const unsigned char *s)
-{
-    unsigned cp;
-    size_t n;
-    unsigned min;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-        n = 2, cp = s[0] & 0x1Fu, min = 0x80;
-    } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-        n = 3, cp = s[0] & 0x0Fu, min = 0x800;
-    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-        n = 4, cp = s[0] & 0x07u, min = 0x10000;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0u) != 0x80) {
-            return 0; /* also stops at the NUL */
-        }
-        cp = (cp << 6) | (s[i] & 0x3Fu);
-    }
-    return (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) ? 0 : n;
-}
-
 /* Escape a label value or help text (both formats): backslash, newline,
  * and the quote when asked. A byte that is not part of valid UTF-8 is
  * written as U+FFFD: the exposition is UTF-8, and one bad byte from a
@@ -322,7 +289,7 @@ static void put_escaped(sluice_expo *w, const char *s, bool quote_too)
         } else if (ch == '"' && quote_too) {
             rep = "\\\"";
         } else if (ch >= 0x80) {
-            skip = utf8_seq((const unsigned char *)s);
+            skip = sluice__utf8_len(s);
             if (skip == 0) {
                 rep = "\xef\xbf\xbd"; /* U+FFFD */
                 skip = 1;
@@ -382,12 +349,21 @@ void sluice_expo_family(sluice_expo *w, const char *name, sluice_metric_type typ
     sluice__expo_printf(w, " %s\n", type_name(type));
 }
 
-static bool labels_ok(sluice_expo *w, const sluice_metric_label *labels, size_t n)
+/* Whether every label has a valid name, distinct from the others, and a
+ * value (the caller counts a refused write once). */
+static bool labels_ok(const sluice_metric_label *labels, size_t n)
 {
+    if (n && !labels) {
+        return false;
+    }
     for (size_t i = 0; i < n; i++) {
         if (!sluice__valid_label_name(labels[i].name) || !labels[i].value) {
-            w->write_errors++;
             return false;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(labels[i].name, labels[j].name) == 0) {
+                return false;
+            }
         }
     }
     return true;
@@ -425,8 +401,7 @@ static void put_sample(sluice_expo *w, const char *suffix, const sluice_metric_l
 
 void sluice_expo_sample(sluice_expo *w, const sluice_metric_label *labels, size_t label_count, double v)
 {
-    if (!w || !w->family_ok || w->family_type == SLUICE_METRIC_HISTOGRAM ||
-        !labels_ok(w, labels, label_count)) {
+    if (!w || !w->family_ok || w->family_type == SLUICE_METRIC_HISTOGRAM || !labels_ok(labels, label_count)) {
         if (w && w->family_ok) {
             w->write_errors++;
         }
@@ -457,7 +432,7 @@ void sluice_expo_histogram(sluice_expo *w, const sluice_metric_label *labels, si
                            const sluice_histogram *h)
 {
     if (!w || !w->family_ok || w->family_type != SLUICE_METRIC_HISTOGRAM || !h ||
-        h->bucket_count > SLUICE_HIST_MAX_BUCKETS || !labels_ok(w, labels, label_count)) {
+        h->bucket_count > SLUICE_HIST_MAX_BUCKETS || !labels_ok(labels, label_count)) {
         if (w && w->family_ok) {
             w->write_errors++;
         }
@@ -592,6 +567,40 @@ static uint64_t hash_values(const sluice_metric *m, const char *const *values)
     return h;
 }
 
+/* The names a family's samples use in either format, besides its own:
+ * a counter's OpenMetrics family name (without _total), a histogram's
+ * _bucket, _count and _sum. Returns how many were written to out. */
+static size_t exposed_names(sluice_metric_type type, const char *name,
+                            char out[4][SLUICE_METRIC_NAME_MAX + 8])
+{
+    size_t n = 0;
+    snprintf(out[n++], SLUICE_METRIC_NAME_MAX + 8, "%s", name);
+    if (type == SLUICE_METRIC_COUNTER) {
+        snprintf(out[n++], SLUICE_METRIC_NAME_MAX + 8, "%.*s", (int)(strlen(name) - strlen("_total")), name);
+    } else if (type == SLUICE_METRIC_HISTOGRAM) {
+        static const char *const suffix[] = {"_bucket", "_count", "_sum"};
+        for (size_t i = 0; i < 3; i++) {
+            snprintf(out[n++], SLUICE_METRIC_NAME_MAX + 8, "%s%s", name, suffix[i]);
+        }
+    }
+    return n;
+}
+
+/* True when the exposition of (type, name) and of m would share a name. */
+static bool names_clash(sluice_metric_type type, const char *name, const sluice_metric *m)
+{
+    char a[4][SLUICE_METRIC_NAME_MAX + 8], b[4][SLUICE_METRIC_NAME_MAX + 8];
+    size_t na = exposed_names(type, name, a), nb = exposed_names(m->type, m->name, b);
+    for (size_t i = 0; i < na; i++) {
+        for (size_t j = 0; j < nb; j++) {
+            if (strcmp(a[i], b[j]) == 0) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 sluice_err sluice_metrics_register(sluice_metrics *reg, sluice_metric_type type, const sluice_metric_desc *d,
                                    sluice_metric **out, char *errbuf, size_t errlen)
 {
@@ -620,6 +629,11 @@ sluice_err sluice_metrics_register(sluice_metrics *reg, sluice_metric_type type,
     }
     if (strncmp(d->name, "pool_", 5) == 0) {
         sluice__errf(errbuf, errlen, "%s: the pool_ prefix is reserved for the pool collector", d->name);
+        return SLUICE_EINVAL;
+    }
+    if (strncmp(d->name, "sluice_", 7) == 0) {
+        sluice__errf(errbuf, errlen, "%s: the sluice_ prefix is reserved for the library's own families",
+                     d->name);
         return SLUICE_EINVAL;
     }
     if (d->label_count > SLUICE_METRIC_MAX_LABELS || (d->label_count && !d->label_names)) {
@@ -669,6 +683,16 @@ sluice_err sluice_metrics_register(sluice_metrics *reg, sluice_metric_type type,
             return r;
         }
     }
+    for (sluice_metric *m = reg->head; m; m = m->next) {
+        if (names_clash(type, d->name, m)) {
+            sluice__errf(errbuf, errlen,
+                         "%s: its exposition would clash with the %s %s (a counter's family is its name "
+                         "without _total; a histogram's samples add _bucket, _count and _sum)",
+                         d->name, type_name(m->type), m->name);
+            pthread_mutex_unlock(&reg->lock);
+            return SLUICE_EINVAL;
+        }
+    }
     sluice_metric *m = calloc(1, sizeof *m);
     if (!m) {
         pthread_mutex_unlock(&reg->lock);
@@ -697,10 +721,7 @@ sluice_err sluice_metrics_register(sluice_metrics *reg, sluice_metric_type type,
     if (m->label_count == 0) {
         m->max_series = 1;
     }
-    m->table_size = 16;
-    while (m->table_size < m->max_series) {
-        m->table_size *= 2;
-    }
+    m->table_size = 16; /* grows with the series (table_grow_locked) */
     if (ok) {
         m->table = calloc(m->table_size, sizeof *m->table);
         ok = m->table != NULL;
@@ -773,19 +794,10 @@ sluice_err sluice_metrics_histogram(sluice_metrics *reg, const char *name, const
 
 /* ---- series ---------------------------------------------------------------------- */
 
-sluice_err sluice_metric_series(sluice_metric *m, const char *const *values, sluice_series **out)
+/* The series with these values, or NULL. */
+static sluice_series *find_locked(sluice_metric *m, const char *const *values, uint64_t h)
 {
-    if (!m || !out || (m->label_count && !values)) {
-        return SLUICE_EINVAL;
-    }
-    for (size_t i = 0; i < m->label_count; i++) {
-        if (!values[i] || !valid_label_value(values[i])) {
-            return SLUICE_EINVAL;
-        }
-    }
-    uint64_t h = hash_values(m, values);
-    sluice_err r = SLUICE_OK;
-    pthread_mutex_lock(&m->lock);
+    SLUICE__ASSERT_HELD(&m->lock);
     sluice_series *s = m->table[h & (m->table_size - 1)];
     for (; s; s = s->hash_next) {
         if (s->hash != h) {
@@ -799,15 +811,57 @@ sluice_err sluice_metric_series(sluice_metric *m, const char *const *values, slu
             break;
         }
     }
-    if (!s && m->series_count >= m->max_series) {
-        /* The cap: fold into "other", counted. */
-        atomic_fetch_add_explicit(&m->overflow, 1, memory_order_relaxed);
-        if (!m->other) {
-            const char *other[SLUICE_METRIC_MAX_LABELS] = {SLUICE_METRIC_OTHER, SLUICE_METRIC_OTHER,
-                                                           SLUICE_METRIC_OTHER, SLUICE_METRIC_OTHER};
-            m->other = series_new(m, other, 0);
+    return s;
+}
+
+/* Double the table once it holds as many series as chains (up to
+ * TABLE_MAX_BUCKETS); on ENOMEM the old table goes on serving. */
+static void table_grow_locked(sluice_metric *m)
+{
+    SLUICE__ASSERT_HELD(&m->lock);
+    if (m->series_count < m->table_size || m->table_size >= TABLE_MAX_BUCKETS) {
+        return;
+    }
+    size_t size = m->table_size * 2;
+    sluice_series **t = calloc(size, sizeof *t);
+    if (!t) {
+        return;
+    }
+    for (sluice_series *s = m->head; s; s = s->next) {
+        size_t b = s->hash & (size - 1);
+        s->hash_next = t[b];
+        t[b] = s;
+    }
+    free(m->table);
+    m->table = t;
+    m->table_size = size;
+}
+
+sluice_err sluice_metric_series(sluice_metric *m, const char *const *values, sluice_series **out)
+{
+    if (!m || !out || (m->label_count && !values)) {
+        return SLUICE_EINVAL;
+    }
+    for (size_t i = 0; i < m->label_count; i++) {
+        if (!values[i] || !valid_label_value(values[i])) {
+            return SLUICE_EINVAL;
         }
-        s = m->other;
+    }
+    uint64_t h = hash_values(m, values);
+    sluice_err r = SLUICE_OK;
+    pthread_mutex_lock(&m->lock);
+    sluice_series *s = find_locked(m, values, h);
+    if (!s && m->series_count >= m->max_series) {
+        /* The cap: fold into "other", counted. A series the caller made
+         * with every value "other" is that series: one series per label
+         * set in the exposition. */
+        atomic_fetch_add_explicit(&m->overflow, 1, memory_order_relaxed);
+        static const char *const other[SLUICE_METRIC_MAX_LABELS] = {SLUICE_METRIC_OTHER, SLUICE_METRIC_OTHER,
+                                                                    SLUICE_METRIC_OTHER, SLUICE_METRIC_OTHER};
+        s = m->other ? m->other : find_locked(m, other, hash_values(m, other));
+        if (!s) {
+            s = m->other = series_new(m, other, 0);
+        }
         r = s ? SLUICE_OK : SLUICE_ENOMEM;
     } else if (!s) {
         s = series_new(m, values, h);
@@ -822,6 +876,7 @@ sluice_err sluice_metric_series(sluice_metric *m, const char *const *values, slu
             }
             m->tail = s;
             m->series_count++;
+            table_grow_locked(m);
         } else {
             r = SLUICE_ENOMEM;
         }

@@ -353,7 +353,16 @@ static int by_name_ptr(const void *a, const void *b)
 static const char **scrape_names(sluice_pool *pool, const sluice__tenant_fold *f, size_t cap,
                                  sluice_tenant_rank **ranks, size_t *nn)
 {
+    /* No more candidates than tenants tracked (a few more may come during
+     * the walk: they wait a scrape), so a cap up to SIZE_MAX (no cap)
+     * allocates for the tenants there are, never for the cap. */
+    sluice_tenancy_stats ts;
+    sluice_pool_tenancy_get(pool, &ts);
+    size_t have = (size_t)ts.tracked + ts.shard_queues + 1;
     size_t want = cap <= SIZE_MAX / 4 ? 2 * cap : cap, nr = 0;
+    if (want > have) {
+        want = have;
+    }
     *nn = 0;
     *ranks = malloc(want * sizeof **ranks);
     if (!*ranks || sluice_pool_tenants_top(pool, SLUICE_TENANT_BY_TRAFFIC, *ranks, want, &nr) != SLUICE_OK) {
