@@ -80,6 +80,8 @@ typedef struct sluice_admin sluice_admin;
 #define SLUICE_ADMIN_DEFAULT_ADDRESS "127.0.0.1:9464"
 /* The longest bearer token accepted (sluice_admin_config.token). */
 #define SLUICE_ADMIN_TOKEN_MAX 256
+/* The largest sluice_admin_config.max_request_bytes (1 MiB). */
+#define SLUICE_ADMIN_REQUEST_BYTES_MAX ((size_t)1 << 20)
 
 typedef struct sluice_admin_config {
     /* "host:port" with a numeric IPv4 or IPv6 host, "[v6]:port", or
@@ -101,7 +103,11 @@ typedef struct sluice_admin_config {
      * /health/pools and /debug/pools/stacks, which may wait, run at most
      * max_connections / 2 (at least 1) at once; more get 503 at once. */
     unsigned max_connections;
-    /* Longest request line + headers in bytes; 0 = 8192. */
+    /* Longest request line + headers in bytes; 0 = 8192; at most
+     * SLUICE_ADMIN_REQUEST_BYTES_MAX (start refuses more: each connection
+     * may take this much memory, plus 4 KiB of libmicrohttpd's own). A head
+     * of up to this many bytes is served; one more than 4 KiB past it is
+     * refused with a 4xx or a closed connection. */
     size_t max_request_bytes;
     /* /health/pools wait per request; 0 = 5 s. */
     uint64_t health_timeout_ns;
@@ -114,7 +120,8 @@ typedef struct sluice_admin_config {
     /* A connection is closed when it has spent this long outside a
      * handler: to send its request (however slowly its bytes come), to
      * read its answer, or idle between requests; checked every
-     * sample_interval_ns. 0 = 10 s. */
+     * sample_interval_ns. 0 = 10 s; UINT64_MAX (or any value past what
+     * libmicrohttpd's seconds hold) = never. */
     uint64_t connection_timeout_ns;
     /* The clock saturation durations are measured on; NULL = system. */
     const sluice_clock *clock;
@@ -137,8 +144,9 @@ SLUICE_API void sluice_admin_config_init(sluice_admin_config *cfg);
 
 /*
  * sluice_admin_start - bind and start serving.
- * Returns: SLUICE_OK; SLUICE_EINVAL (bad address or token, with the
- * reason in errbuf); SLUICE_EBUSY ("127.0.0.1:9464: address already in use");
+ * Returns: SLUICE_OK; SLUICE_EINVAL (bad address or token,
+ * max_request_bytes past SLUICE_ADMIN_REQUEST_BYTES_MAX, with the reason
+ * in errbuf); SLUICE_EBUSY ("127.0.0.1:9464: address already in use");
  * SLUICE_ESYS (another bind/listen failure, or libmicrohttpd could not
  * start, with strerror in errbuf); SLUICE_ENOMEM.
  * Ownership: *out belongs to the caller; free with sluice_admin_stop.

@@ -85,6 +85,16 @@ void sluice__sb_json_str(sluice__sb *b, const char *s)
             sluice__sb_puts(b, e);
         } else if (c < 0x20 || c == 0x7f) {
             sluice__sb_printf(b, "\\u%04x", c);
+        } else if (c >= 0x80) {
+            /* JSON is UTF-8: a byte that does not start a valid sequence
+             * (a task label is any C string) is U+FFFD. */
+            size_t k = sluice__utf8_len(s);
+            if (k == 0) {
+                sluice__sb_puts(b, "\\ufffd");
+            } else {
+                sluice__sb_put(b, s, k);
+                s += k - 1;
+            }
         } else {
             sluice__sb_put(b, (const char *)&c, 1);
         }
@@ -841,6 +851,14 @@ sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out
     if (!a->cfg.max_request_bytes) {
         a->cfg.max_request_bytes = 8192;
     }
+    if (a->cfg.max_request_bytes > SLUICE_ADMIN_REQUEST_BYTES_MAX) {
+        /* Past it the memory limit below would wrap (SIZE_MAX + 4096 is
+         * 4095: every request refused) or reserve that much per connection. */
+        sluice__errf(errbuf, errlen, "max_request_bytes: at most %zu, got %zu",
+                     SLUICE_ADMIN_REQUEST_BYTES_MAX, a->cfg.max_request_bytes);
+        free(a);
+        return SLUICE_EINVAL;
+    }
     if (!a->cfg.health_timeout_ns) {
         a->cfg.health_timeout_ns = 5 * SLUICE_NS_PER_SEC;
     }
@@ -883,8 +901,12 @@ sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out
         /* The memory limit bounds the request line and headers; MHD needs
          * some room of its own beyond it. */
         size_t mem = a->cfg.max_request_bytes + 4096;
-        unsigned timeout_s =
-            (unsigned)((a->cfg.connection_timeout_ns + SLUICE_NS_PER_SEC - 1) / SLUICE_NS_PER_SEC);
+        /* MHD's idle timeout in whole seconds, rounded up; a timeout past
+         * what its unsigned seconds hold is none at all (0), not the
+         * truncated rest (2^32 + 1 s was 1 s). The sampler enforces ours. */
+        uint64_t secs = a->cfg.connection_timeout_ns / SLUICE_NS_PER_SEC +
+                        (a->cfg.connection_timeout_ns % SLUICE_NS_PER_SEC != 0);
+        unsigned timeout_s = secs > UINT_MAX ? 0 : (unsigned)secs;
         /* MHD's own limit leaves room above max_connections for the
          * newcomers that evict a slow client (evict_locked) while the
          * evicted ones close. */
