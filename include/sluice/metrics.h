@@ -123,9 +123,10 @@ typedef struct sluice_metric_desc {
  * sluice_ prefix reserves for the library's own families, and for one
  * whose exposition would clash with a registered metric's: a counter's
  * OpenMetrics family is its name without _total (app_x_total and a gauge
- * app_x clash) and a histogram's samples add _bucket, _count and _sum
- * (app_h and a gauge app_h_count clash), so no scrape ever declares a
- * family twice or writes a series twice; SLUICE_ENOMEM.
+ * app_x clash), a histogram's samples add _bucket, _count and _sum (app_h
+ * and a gauge app_h_count clash), and both may write _created, so no
+ * scrape ever declares a family twice or writes a series twice;
+ * SLUICE_ENOMEM.
  * Ownership: *out belongs to the registry and lives until it is destroyed.
  * The strings in desc are copied.
  * Thread-safety: safe from any thread, except inside a collector.

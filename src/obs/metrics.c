@@ -26,9 +26,9 @@
  * TABLE_MAX_BUCKETS), so max_series, which may be SIZE_MAX (no cap),
  * costs nothing until series exist.
  *
- * Names. A family's name and the sample names it writes (a counter's
- * OpenMetrics family without _total, a histogram's _bucket, _count and
- * _sum) are never another family's: register refuses a clash, and the
+ * Names. A family's name and the sample names it may write (a counter's
+ * OpenMetrics family without _total, its _created, a histogram's
+ * _bucket, _count, _sum and _created) are never another family's: register refuses a clash, and the
  * pool_ and sluice_ prefixes belong to the library's own families, so a
  * scraper never sees a family declared twice or a series written twice.
  *
@@ -567,20 +567,24 @@ static uint64_t hash_values(const sluice_metric *m, const char *const *values)
     return h;
 }
 
-/* The names a family's samples use in either format, besides its own:
- * a counter's OpenMetrics family name (without _total), a histogram's
- * _bucket, _count and _sum. Returns how many were written to out. */
+/* The names a family may use in either format (OpenMetrics: a family's
+ * name must not clash with another family's possible sample names): its
+ * own; a counter's family without _total, and its _created; a histogram's
+ * _bucket, _count, _sum and _created. Returns how many were written. */
+#define EXPOSED_MAX 5
 static size_t exposed_names(sluice_metric_type type, const char *name,
-                            char out[4][SLUICE_METRIC_NAME_MAX + 8])
+                            char out[EXPOSED_MAX][SLUICE_METRIC_NAME_MAX + 16])
 {
     size_t n = 0;
-    snprintf(out[n++], SLUICE_METRIC_NAME_MAX + 8, "%s", name);
+    snprintf(out[n++], SLUICE_METRIC_NAME_MAX + 16, "%s", name);
     if (type == SLUICE_METRIC_COUNTER) {
-        snprintf(out[n++], SLUICE_METRIC_NAME_MAX + 8, "%.*s", (int)(strlen(name) - strlen("_total")), name);
+        int base = (int)(strlen(name) - strlen("_total"));
+        snprintf(out[n++], SLUICE_METRIC_NAME_MAX + 16, "%.*s", base, name);
+        snprintf(out[n++], SLUICE_METRIC_NAME_MAX + 16, "%.*s_created", base, name);
     } else if (type == SLUICE_METRIC_HISTOGRAM) {
-        static const char *const suffix[] = {"_bucket", "_count", "_sum"};
-        for (size_t i = 0; i < 3; i++) {
-            snprintf(out[n++], SLUICE_METRIC_NAME_MAX + 8, "%s%s", name, suffix[i]);
+        static const char *const suffix[] = {"_bucket", "_count", "_sum", "_created"};
+        for (size_t i = 0; i < 4; i++) {
+            snprintf(out[n++], SLUICE_METRIC_NAME_MAX + 16, "%s%s", name, suffix[i]);
         }
     }
     return n;
@@ -589,7 +593,7 @@ static size_t exposed_names(sluice_metric_type type, const char *name,
 /* True when the exposition of (type, name) and of m would share a name. */
 static bool names_clash(sluice_metric_type type, const char *name, const sluice_metric *m)
 {
-    char a[4][SLUICE_METRIC_NAME_MAX + 8], b[4][SLUICE_METRIC_NAME_MAX + 8];
+    char a[EXPOSED_MAX][SLUICE_METRIC_NAME_MAX + 16], b[EXPOSED_MAX][SLUICE_METRIC_NAME_MAX + 16];
     size_t na = exposed_names(type, name, a), nb = exposed_names(m->type, m->name, b);
     for (size_t i = 0; i < na; i++) {
         for (size_t j = 0; j < nb; j++) {
@@ -687,7 +691,8 @@ sluice_err sluice_metrics_register(sluice_metrics *reg, sluice_metric_type type,
         if (names_clash(type, d->name, m)) {
             sluice__errf(errbuf, errlen,
                          "%s: its exposition would clash with the %s %s (a counter's family is its name "
-                         "without _total; a histogram's samples add _bucket, _count and _sum)",
+                         "without _total; counters and histograms may write _created, histograms _bucket, "
+                         "_count and _sum)",
                          d->name, type_name(m->type), m->name);
             pthread_mutex_unlock(&reg->lock);
             return SLUICE_EINVAL;

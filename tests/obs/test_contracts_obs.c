@@ -325,6 +325,10 @@ static void test_register_refuses_clashing_names(void **state)
         {SLUICE_METRIC_GAUGE, "app_f_count", "app_f", SLUICE_METRIC_HISTOGRAM},
         {SLUICE_METRIC_HISTOGRAM, "app_g", "app_g_count_total", SLUICE_METRIC_COUNTER},
         {SLUICE_METRIC_COUNTER, "app_h_sum_total", "app_h", SLUICE_METRIC_HISTOGRAM},
+        /* OpenMetrics' _created, of counters and histograms. */
+        {SLUICE_METRIC_COUNTER, "app_i_total", "app_i_created", SLUICE_METRIC_GAUGE},
+        {SLUICE_METRIC_HISTOGRAM, "app_j", "app_j_created", SLUICE_METRIC_GAUGE},
+        {SLUICE_METRIC_GAUGE, "app_k_created", "app_k_total", SLUICE_METRIC_COUNTER},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sluice_metric_desc d = {.name = cases[i].first};
