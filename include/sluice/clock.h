@@ -50,6 +50,8 @@ SLUICE_API const sluice_clock *sluice_clock_system(void);
  * Ownership: the caller owns the fake clock; it must outlive every object
  * that was given its sluice_clock.
  * Thread-safety: now/advance/set are safe from any thread (atomics).
+ * advance saturates at UINT64_MAX (so the clock never runs backwards);
+ * set moves it anywhere, backwards too. A NULL fake is a no-op.
  */
 typedef struct sluice_fake_clock {
     sluice_clock clock; /* pass &fake.clock to components */

@@ -10,7 +10,8 @@
  * sluice_cpu_count - CPUs this process may use: the smaller of the CPUs in
  * its affinity mask (sched_getaffinity) and its cgroup CPU quota (cgroup
  * v2 cpu.max or v1 cpu.cfs_quota_us / cpu.cfs_period_us), rounded up, and
- * at least 1. Use it to size CPU-bound pools (K = CPUs).
+ * at least 1. A quota of at least the mask's CPUs does not limit, however
+ * large (up to cpu.max's 2^64 - 1). Use it to size CPU-bound pools (K = CPUs).
  * Thread-safety: safe; reads /proc and /sys each call (not cached).
  * This lives outside the core (src/sys) because it reads files.
  */

@@ -20,8 +20,9 @@
  * value "soon", never a torn one.
  *
  * Ordering guarantees: none beyond monotonicity of each clock (the fake one
- * is monotonic as long as the test only advances it; sluice_fake_clock_set
- * may move it backwards and that is the test's business).
+ * is monotonic as long as the test only advances it - an advance
+ * saturates at UINT64_MAX; sluice_fake_clock_set may move it backwards and
+ * that is the test's business).
  *
  * Locks: none.
  */
@@ -79,7 +80,13 @@ void sluice_fake_clock_advance(sluice_fake_clock *fake, uint64_t delta_ns)
     if (!fake) {
         return;
     }
-    atomic_fetch_add_explicit(&fake->now, delta_ns, memory_order_relaxed);
+    /* Saturating: a sum past UINT64_MAX would wrap and move time backwards. */
+    uint64_t old = atomic_load_explicit(&fake->now, memory_order_relaxed);
+    uint64_t next;
+    do {
+        next = old > UINT64_MAX - delta_ns ? UINT64_MAX : old + delta_ns;
+    } while (!atomic_compare_exchange_weak_explicit(&fake->now, &old, next, memory_order_relaxed,
+                                                    memory_order_relaxed));
 }
 
 void sluice_fake_clock_set(sluice_fake_clock *fake, uint64_t now_ns)

@@ -177,11 +177,11 @@ static void compute(const char *root, bool use_affinity, sluice_cpu_limits *out)
     cgroup_quota(root, out);
 
     unsigned n = out->affinity ? out->affinity : out->online;
-    if (out->cgroup_quota > 0) {
-        unsigned q = (unsigned)ceil(out->cgroup_quota);
-        if (q < n) {
-            n = q;
-        }
+    /* A quota of n CPUs or more does not limit; below it, its ceiling fits
+     * an unsigned (converting a double past UINT_MAX was undefined, and a
+     * quota of 2^64 - 1 us per us came out as 0 CPUs, so 1). */
+    if (out->cgroup_quota > 0 && out->cgroup_quota < (double)n) {
+        n = (unsigned)ceil(out->cgroup_quota);
     }
     out->effective = n > 0 ? n : 1;
 }
