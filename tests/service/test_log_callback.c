@@ -261,7 +261,8 @@ typedef struct order_probe {
     char seen[8][16]; /* "a", "b", "pin" in delivery order */
     int n;
     _Atomic int pinned;
-    sluice_err pin_r;
+    sluice_err pin_r;     /* written by the callback before pin_done */
+    _Atomic int pin_done; /* the pin call has returned and pin_r is set */
 } order_probe;
 
 static void order_note(order_probe *o, const char *what)
@@ -291,6 +292,7 @@ static void on_order_line(void *user, const char *line)
         order_note(o, a ? "a" : "b");
         if (a && atomic_fetch_add(&o->pinned, 1) == 0) {
             o->pin_r = sluice_service_control_pin(o->svc, o->a, 3);
+            atomic_store(&o->pin_done, 1); /* publishes pin_r (pinned is set before the call) */
         }
     }
 }
@@ -345,7 +347,7 @@ static void test_reentrant_line_keeps_its_place(void **state)
         assert_int_equal(sluice_pool_resize(pools[i], 2), SLUICE_OK);
     }
     sluice_fake_clock_advance(&fc, SLUICE_NS_PER_SEC);
-    WAIT_FOR(atomic_load(&o.pinned) == 1, "pool a's line and the pin from its callback");
+    WAIT_FOR(atomic_load(&o.pin_done) == 1, "pool a's line and the pin from its callback");
     for (int i = 0; i < 2; i++) {
         WAIT_FOR(sluice_service_control_stats(o.svc, pools[i], &cs) == SLUICE_OK && cs.ticks > ticks[i],
                  "pool %s's decision", names[i]);
