@@ -365,11 +365,15 @@ SLUICE_API sluice_err sluice_service_add_check(sluice_service *svc, const char *
 
 /* sluice_service_remove_check - remove the check whose user is `user`: no
  * run starts it from the call on, and when it returns the check is not
- * running and will not run again. Called from inside a check (any check,
- * on this thread) it does not wait for the runs on other threads (two
- * checks removing each other would wait for each other): those end on
- * their own, and a check removing itself finishes its own run. Returns
- * SLUICE_OK or SLUICE_ENOENT. Thread-safe, also from a check. */
+ * running and will not run again. Called from inside a check of this
+ * service (any of its checks, on this thread) it does not wait for the
+ * runs on other threads (two checks removing each other would wait for
+ * each other): those end on their own, and a check removing itself
+ * finishes its own run. From inside a check of another service it waits
+ * as from anywhere else. Deadlock hazard: two checks of two services
+ * removing each other's check, each while the other runs on another
+ * thread, wait for each other. Returns SLUICE_OK, SLUICE_ENOENT, or
+ * SLUICE_EINVAL (svc NULL). Thread-safe, also from a check. */
 SLUICE_API sluice_err sluice_service_remove_check(sluice_service *svc, void *user);
 
 /* One check's answer. */

@@ -39,9 +39,13 @@
  * unmarks it; remove_check takes the check off the list at once (no run
  * starts it again) and waits on check_cv until no run of it is left,
  * which keeps its promise that the check is not running when it returns.
- * From inside a check (check_depth, per thread) it does not wait: the
- * check removing itself would wait for itself, and two checks removing
- * each other on two threads for each other. A removed check's record
+ * From inside a check of the same service (check_frames: per thread, and
+ * per service within it) it does not wait: the check removing itself
+ * would wait for itself, and two checks removing each other on two
+ * threads for each other. Inside a check of another service it waits as
+ * anywhere (a per-thread depth, as it was, let a check of service A
+ * remove a check of B still running elsewhere and free its user under
+ * it). A removed check's record
  * stays until its last run ends. An admin request calls them under its
  * pools_lock.
  *
@@ -120,9 +124,29 @@ struct sluice_service {
     uint64_t check_ids;
 };
 
-/* How many checks the calling thread runs now (a check that runs the
- * checks nests): remove_check does not wait from inside a check. */
-static _Thread_local unsigned check_depth;
+/* The checks the calling thread is inside, innermost first: one frame
+ * (on run_checks' stack) per check call in progress on this thread. A
+ * check that runs the checks, of its own service or of another, nests.
+ * remove_check does not wait when a frame of its own service is here (see
+ * the essay); a frame of another service does not count: the check it
+ * would wait for belongs to a service this thread is not inside, so
+ * waiting cannot be waiting for itself, and not waiting would free the
+ * user of a check still running on another thread. */
+typedef struct check_frame {
+    const sluice_service *svc;
+    struct check_frame *outer;
+} check_frame;
+static _Thread_local check_frame *check_frames;
+
+static bool in_check_of(const sluice_service *svc)
+{
+    for (const check_frame *f = check_frames; f; f = f->outer) {
+        if (f->svc == svc) {
+            return true;
+        }
+    }
+    return false;
+}
 
 /* ---- lifecycle trampolines: the lifecycle's user is the service ------- */
 
@@ -778,8 +802,9 @@ sluice_err sluice_service_remove_check(sluice_service *svc, void *user)
     uint64_t id = svc->checks[at].id;
     svc->checks[at].removed = true; /* no run starts it from now on */
     /* Wait for the runs on other threads, unless this thread is inside a
-     * check (see the essay); then the last run to end drops the record. */
-    bool wait = check_depth == 0;
+     * check of this service (see the essay); then the last run to end
+     * drops the record. */
+    bool wait = !in_check_of(svc);
     while (wait && (at = check_by_id(svc, id)) >= 0 && svc->checks[at].running > 0) {
         pthread_cond_wait(&svc->check_cv, &svc->check_mu);
     }
@@ -829,9 +854,10 @@ size_t sluice_service_run_checks(sluice_service *svc, sluice_service_check_resul
         pthread_mutex_unlock(&svc->check_mu);
 
         out[k].line[0] = '\0';
-        check_depth++;
+        check_frame frame = {.svc = svc, .outer = check_frames};
+        check_frames = &frame;
         out[k].state = fn(user, out[k].line, sizeof out[k].line);
-        check_depth--;
+        check_frames = frame.outer;
         k++;
 
         pthread_mutex_lock(&svc->check_mu);

@@ -14,6 +14,10 @@
  *    in progress (the header's promise), and a run that starts after the
  *    removal began no longer runs it;
  *  - a check removed by an earlier check of the same run is not run;
+ *  - remove_check from inside a check of another service still waits for
+ *    the run in progress (only a check of the same service skips it),
+ *    and a check of B run from a check of A removes A's check without
+ *    waiting for itself;
  *  - a stress: threads run the checks while others add and remove checks
  *    and the checks re-enter. Sized by SLUICE_STRESS_SCALE; run it under
  *    TSan.
@@ -258,6 +262,124 @@ static void test_remove_waits_for_a_run_elsewhere(void **state)
     sluice_service_destroy(svc);
 }
 
+/* ---- remove_check from a check of another service still waits ------------- */
+
+/* A check of service A that removes a check of service B. */
+typedef struct cross_remover {
+    sluice_service *other;
+    blocking *b;
+    sluice_err r;
+    int left_at_return;
+    _Atomic int returned;
+} cross_remover;
+
+static sluice_health_state cross_remover_check(void *user, char *line, size_t len)
+{
+    cross_remover *x = user;
+    x->r = sluice_service_remove_check(x->other, x->b);
+    x->left_at_return = atomic_load(&x->b->left);
+    atomic_store(&x->returned, 1);
+    snprintf(line, len, "removed b's");
+    return SLUICE_HEALTH_OK;
+}
+
+/* The depth that told remove_check "inside a check: do not wait" was per
+ * thread, for every service: from inside a check of A, the removal of a
+ * check of B still running on another thread returned at once (its user
+ * then freed under the run). Only a check of the same service may skip
+ * the wait. */
+static void test_remove_from_another_services_check_waits(void **state)
+{
+    (void)state;
+    sluice_service *a = make_service(), *b_svc = make_service();
+    blocking b = {0};
+    gate_init(&b.g);
+    assert_int_equal(sluice_service_add_check(b_svc, "blocking", blocking_check, &b), SLUICE_OK);
+    cross_remover x = {.other = b_svc, .b = &b};
+    assert_int_equal(sluice_service_add_check(a, "remover", cross_remover_check, &x), SLUICE_OK);
+    run_job on_b = {.svc = b_svc}, on_a = {.svc = a};
+    latch_init(&on_b.done, 1);
+    latch_init(&on_a.done, 1);
+    pthread_t tb, ta;
+    assert_int_equal(pthread_create(&tb, NULL, run_checks_thread, &on_b), 0);
+    WAIT_FOR(atomic_load(&b.entered) == 1, "b's check runs");
+    assert_int_equal(pthread_create(&ta, NULL, run_checks_thread, &on_a), 0);
+    /* The removal has begun once a new run of B no longer runs the check;
+     * B's run in progress still holds it, so the removal inside A's check
+     * has not returned. */
+    WAIT_FOR(sluice_service_run_checks(b_svc, NULL, 0) == 0, "the removal begins");
+    assert_int_equal(atomic_load(&x.returned), 0);
+    assert_int_equal(atomic_load(&b.left), 0);
+    gate_open(&b.g);
+    LATCH_WAIT(&on_b.done, "b's run ends");
+    LATCH_WAIT(&on_a.done, "a's run ends");
+    pthread_join(tb, NULL);
+    pthread_join(ta, NULL);
+    assert_int_equal(x.r, SLUICE_OK);
+    assert_int_equal(x.left_at_return, 1); /* b's check had returned */
+    assert_int_equal(on_a.n, 1);
+    assert_string_equal(on_a.res[0].line, "removed b's");
+    assert_int_equal(on_b.n, 1);
+    assert_string_equal(on_b.res[0].line, "blocked");
+    latch_destroy(&on_a.done);
+    latch_destroy(&on_b.done);
+    gate_destroy(&b.g);
+    sluice_service_destroy(a);
+    sluice_service_destroy(b_svc);
+}
+
+/* A check of A runs B's checks; B's check removes A's check, the one this
+ * thread is inside two frames out: it must not wait for itself. */
+typedef struct nested {
+    sluice_service *a, *b;
+    sluice_err r;
+    size_t inner_n;
+    _Atomic int outer_calls;
+} nested;
+
+static sluice_health_state nested_inner_check(void *user, char *line, size_t len)
+{
+    nested *ns = user;
+    ns->r = sluice_service_remove_check(ns->a, ns);
+    snprintf(line, len, "removed a's");
+    return SLUICE_HEALTH_OK;
+}
+
+static sluice_health_state nested_outer_check(void *user, char *line, size_t len)
+{
+    nested *ns = user;
+    atomic_fetch_add(&ns->outer_calls, 1);
+    sluice_service_check_result res[SLUICE_SERVICE_MAX_CHECKS];
+    ns->inner_n = sluice_service_run_checks(ns->b, res, SLUICE_SERVICE_MAX_CHECKS);
+    snprintf(line, len, "outer");
+    return SLUICE_HEALTH_OK;
+}
+
+static void test_nested_services_remove_outer_check(void **state)
+{
+    (void)state;
+    nested ns = {.a = make_service(), .b = make_service(), .r = SLUICE_EINVAL};
+    assert_int_equal(sluice_service_add_check(ns.a, "outer", nested_outer_check, &ns), SLUICE_OK);
+    assert_int_equal(sluice_service_add_check(ns.b, "inner", nested_inner_check, &ns), SLUICE_OK);
+    run_job job = {.svc = ns.a};
+    latch_init(&job.done, 1);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, run_checks_thread, &job), 0);
+    if (!latch_wait_bg(&job.done)) {
+        fail_msg("run_checks did not return: the removal of the check this thread is inside waited for it");
+    }
+    pthread_join(t, NULL);
+    latch_destroy(&job.done);
+    assert_int_equal(ns.r, SLUICE_OK);
+    assert_int_equal(ns.inner_n, 1);
+    assert_int_equal(job.n, 1);
+    assert_string_equal(job.res[0].line, "outer");
+    assert_int_equal(sluice_service_run_checks(ns.a, NULL, 0), 0); /* gone */
+    assert_int_equal(atomic_load(&ns.outer_calls), 1);
+    sluice_service_destroy(ns.a);
+    sluice_service_destroy(ns.b);
+}
+
 /* ---- stress ---------------------------------------------------------------- */
 
 typedef struct stress {
@@ -355,6 +477,8 @@ int main(void)
         cmocka_unit_test(test_check_calls_back_into_the_service),
         cmocka_unit_test(test_remove_waits_for_a_run_elsewhere),
         cmocka_unit_test(test_removed_by_an_earlier_check_is_not_run),
+        cmocka_unit_test(test_remove_from_another_services_check_waits),
+        cmocka_unit_test(test_nested_services_remove_outer_check),
         cmocka_unit_test(test_stress_reentrant_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
