@@ -25,7 +25,8 @@
  *      nothing and keeps its running value, the message says which pools
  *      were already changed, and the last log line names every failed
  *      row and whether the rest applied ("reload: no change" only when
- *      nothing changed and nothing failed).
+ *      nothing changed and nothing failed; "reload: no change applied;
+ *      N changes need a restart" when every change waits for a restart).
  *
  * Thread-safety: one reloader at a time (the caller serialises, typically
  * the lifecycle's signal thread); the pools are used by other threads
@@ -270,6 +271,7 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
 
     /* Pass 3: apply and log. */
     unsigned changes = 0, failures = 0;
+    unsigned restarts = 0; /* changes logged "not applied: needs a restart" */
     sluice_err result = SLUICE_OK;
     char resized[512] = "";
     size_t rlen = 0;
@@ -282,7 +284,7 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
         if (!n) {
             logf_(log, user, "pool %s: removed from the file; not applied: removing a pool needs a restart",
                   o->name);
-            changes++;
+            restarts++;
             continue;
         }
         char who[SLUICE_POOL_NAME_MAX + 16];
@@ -365,14 +367,14 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
                   o->name);
             changes++;
         }
-        /* RESTART rows: logged, not applied, not counted as changes. */
-        log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_RESTART);
+        /* RESTART rows: logged, not applied, counted apart from the changes. */
+        restarts += log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_RESTART);
     }
     for (size_t i = 0; i < next->pool_count; i++) {
         if (!sluice_config_find_pool(cur, next->pools[i].name)) {
             logf_(log, user, "pool %s: new in the file; not applied: adding a pool needs a restart",
                   next->pools[i].name);
-            changes++;
+            restarts++;
         }
     }
     diff_log d = {log, user, "service: ", NULL, NULL};
@@ -380,27 +382,38 @@ sluice_err sluice_config_apply(sluice_config **current, const sluice_config *nex
     unsigned nn = sluice__cfg_service_slots((sluice_config_service *)&next->service, ns, MAX_SLOTS);
     changes += log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_LIVE);
     changes += log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_DECLARATIVE);
-    log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_RESTART);
+    restarts += log_changes(&d, cs, nc, ns, nn, SLUICE_CONFIG_RESTART);
     /* The cluster is joined once: every change to its section waits for a restart. */
     diff_log dc = {log, user, "cluster: ", NULL, NULL};
     if (cur->cluster.present != next->cluster.present) {
         logf_(log, user, "cluster: section %s; not applied: needs a restart",
               next->cluster.present ? "added" : "removed");
+        restarts++;
     } else if (cur->cluster.present) {
         nc = sluice__cfg_cluster_slots(&cur->cluster, cs, MAX_SLOTS);
         nn = sluice__cfg_cluster_slots((sluice_config_cluster *)&next->cluster, ns, MAX_SLOTS);
-        log_changes(&dc, cs, nc, ns, nn, SLUICE_CONFIG_RESTART);
+        restarts += log_changes(&dc, cs, nc, ns, nn, SLUICE_CONFIG_RESTART);
     }
     /* The last line sums the reload up. After a refused row it says
      * which and what the rest did: "no change" would read as if the file
      * matched what runs. A refused row changed nothing (a resize either
-     * happens or not; a tenant list moves whole or not at all). */
+     * happens or not; a tenant list moves whole or not at all). Nor is a
+     * reload whose every change waits for a restart "no change": the file
+     * differs from what runs, and the line says by how much. */
+    char waiting[64] = "";
+    if (restarts) {
+        snprintf(waiting, sizeof waiting, "; %u %s a restart", restarts,
+                 restarts == 1 ? "change needs" : "changes need");
+    }
     if (failures) {
-        logf_(log, user, "reload: %s failed and %s; %s", failed,
+        logf_(log, user, "reload: %s failed and %s; %s%s", failed,
               failures == 1 ? "keeps its running value" : "keep their running values",
-              changes ? "the other changes above applied" : "nothing else changed");
+              changes    ? "the other changes above applied"
+              : restarts ? "nothing else applied"
+                         : "nothing else changed",
+              changes ? "" : waiting);
     } else if (changes == 0) {
-        logf_(log, user, "reload: no change");
+        logf_(log, user, "reload: no change%s%s", restarts ? " applied" : "", waiting);
     }
     sluice_config_free(*current);
     *current = &c->pub;

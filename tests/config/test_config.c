@@ -652,6 +652,65 @@ static void test_reload_file(void **state)
     unlink(path);
 }
 
+/* A reload whose every change waits for a restart applies nothing, and its
+ * last line says so: it said "reload: no change" right after the "needs a
+ * restart" lines, as if the file matched what runs. */
+static void test_reload_restart_only_summary(void **state)
+{
+    (void)state;
+    sluice_config *cur = NULL, *next = NULL;
+    char err[2048];
+    assert_int_equal(load(RELOAD_A, NULL, &cur, err, sizeof err), SLUICE_OK);
+    log_buf lb = {.len = 0};
+    /* One restart-only key. */
+    const char *one = "pools:\n"
+                      "  - name: push\n    workers: 4\n    queue_capacity: 32\n    submit_timeout: 1s\n"
+                      "  - name: sms\n    workers: 2\n    min_workers: 2\n    queue_capacity: 8\n";
+    assert_int_equal(load(one, NULL, &next, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_config_apply(&cur, next, NULL, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_string_equal(lb.text, "pool push: queue_capacity 16 -> 32 not applied: needs a restart\n"
+                                 "reload: no change applied; 1 change needs a restart\n");
+    assert_int_equal(cur->pools[0].queue_capacity, 16);
+    sluice_config_free(next);
+    /* Three: a key, a pool removed, a pool added (each needs a restart). */
+    const char *three = "pools:\n"
+                        "  - name: push\n    workers: 4\n    queue_capacity: 64\n    submit_timeout: 1s\n"
+                        "  - name: email\n    workers: 1\n    queue_capacity: 1\n";
+    assert_int_equal(load(three, NULL, &next, err, sizeof err), SLUICE_OK);
+    lb.len = 0;
+    lb.text[0] = '\0';
+    assert_int_equal(sluice_config_apply(&cur, next, NULL, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_string_equal(lb.text,
+                        "pool push: queue_capacity 16 -> 64 not applied: needs a restart\n"
+                        "pool sms: removed from the file; not applied: removing a pool needs a restart\n"
+                        "pool email: new in the file; not applied: adding a pool needs a restart\n"
+                        "reload: no change applied; 3 changes need a restart\n");
+    assert_int_equal(cur->pool_count, 2);
+    sluice_config_free(next);
+    /* With a change applied beside it: the lines above say it all, no summary. */
+    const char *mixed = "pools:\n"
+                        "  - name: push\n    workers: 5\n    queue_capacity: 32\n    submit_timeout: 1s\n"
+                        "  - name: sms\n    workers: 2\n    min_workers: 2\n    queue_capacity: 8\n";
+    assert_int_equal(load(mixed, NULL, &next, err, sizeof err), SLUICE_OK);
+    lb.len = 0;
+    lb.text[0] = '\0';
+    assert_int_equal(sluice_config_apply(&cur, next, NULL, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_string_equal(lb.text, "pool push: workers 4 -> 5 (applied)\n"
+                                 "pool push: queue_capacity 16 -> 32 not applied: needs a restart\n");
+    sluice_config_free(next);
+    /* The values in force: nothing differs, "no change" is true. */
+    const char *same = "pools:\n"
+                       "  - name: push\n    workers: 5\n    queue_capacity: 16\n    submit_timeout: 1s\n"
+                       "  - name: sms\n    workers: 2\n    min_workers: 2\n    queue_capacity: 8\n";
+    assert_int_equal(load(same, NULL, &next, err, sizeof err), SLUICE_OK);
+    lb.len = 0;
+    lb.text[0] = '\0';
+    assert_int_equal(sluice_config_apply(&cur, next, NULL, log_line, &lb, err, sizeof err), SLUICE_OK);
+    assert_string_equal(lb.text, "reload: no change\n");
+    sluice_config_free(next);
+    sluice_config_free(cur);
+}
+
 /* Service-level changes and declarations move with a reload; the listen
  * address and removed pools do not. */
 static void test_apply_service_and_declarations(void **state)
@@ -943,6 +1002,7 @@ int main(void)
         cmocka_unit_test(test_overload_keys),
         cmocka_unit_test(test_apply_live),
         cmocka_unit_test(test_reload_file),
+        cmocka_unit_test(test_reload_restart_only_summary),
         cmocka_unit_test(test_apply_service_and_declarations),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_queue_capacity_max),

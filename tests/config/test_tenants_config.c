@@ -445,7 +445,7 @@ static void test_reload_classes(void **state)
                         "pool t: tenants [{name: a, weight: 3}, {name: b}] -> [{name: a, weight: 5}] "
                         "not applied: needs a restart (tier gold's tenants changed: \"b\" removed; "
                         "the router is built at start)\n"
-                        "reload: no change\n");
+                        "reload: no change applied; 1 change needs a restart\n");
     assert_int_equal(cur->pools[0].tenant_count, 2); /* the running list stays in force, whole */
     assert_int_equal(cur->pools[0].tenants[0].weight, 3);
     sluice_config_free(next);
@@ -698,6 +698,23 @@ static void test_reload_refusal_summary(void **state)
     assert_true(lb.len >= strlen(last));
     assert_string_equal(lb.text + lb.len - strlen(last), last);
     assert_int_equal(cur->pools[1].workers, 6);
+    sluice_config_free(next);
+
+    /* f's tenants refused, and the only other change needs a restart:
+     * nothing else applied, and the line says what waits. */
+    const char *restart =
+        "pools:\n  - name: f\n    workers: 4\n    queue_capacity: 10\n    queue_discipline: fair\n"
+        "    tenants: [{name: gold, weight: 3}]\n    submit_timeout: 2s\n"
+        "  - name: g\n    workers: 6\n    queue_capacity: 20\n";
+    assert_int_equal(load(restart, NULL, &next, err, sizeof err), SLUICE_OK);
+    lb.len = 0;
+    lb.text[0] = '\0';
+    assert_int_equal(sluice_config_apply(&cur, next, pools, log_line, &lb, err, sizeof err), SLUICE_ECLOSED);
+    last = "pool g: queue_capacity 10 -> 20 not applied: needs a restart\n"
+           "reload: pool f: tenants failed and keeps its running value; nothing else applied; 1 change "
+           "needs a restart\n";
+    assert_true(lb.len >= strlen(last));
+    assert_string_equal(lb.text + lb.len - strlen(last), last);
     sluice_config_free(next);
     for (int i = 0; i < 2; i++) {
         sluice_pool_destroy(pools[i]);
