@@ -32,7 +32,8 @@
  * by the batcher's timer thread (the pool dropped or shed the first), or
  * fails at once as REFUSED with SLUICE_ECLOSED (the pool handed it back
  * at its drain deadline or destroy: closed for good, so that is what the
- * submit would have answered). The pool must outlive the batcher.
+ * submit would have answered); so does every batch sealed after that,
+ * with no pool call. The pool must outlive the batcher.
  *
  * Example (the ClickHouse insert):
  *

@@ -30,14 +30,22 @@
  *   - no accepted task waits for another submit or a drain: a runner the
  *     pool drops (DROP_OLDEST) or sheds (CoDel) is replaced by the
  *     executor's timer thread, never from the pool's on_abandon (which
- *     must not call the pool): at once when the pool's queue has a free
- *     place; on a full queue after polling it (1, 2, 4, 8, then every
- *     10 ms), and once no runner is left and 4 polls found it full, as any
- *     submit would (DROP_OLDEST then evicts for it). When the pool hands
- *     back the last runner at its drain deadline or destroy, or a
- *     replacement finds the pool closed, the waiting tasks go to the
- *     abandon handler at once (reason DRAIN or DESTROY; counted in
- *     `abandoned`): the pool will never run them;
+ *     must not block or call the pool): at once when the pool's queue has
+ *     a free place; on a full queue after polling it (1, 2, 4, 8, then
+ *     every 10 ms), and once no runner is left and 4 polls found it full,
+ *     as any submit would (DROP_OLDEST then evicts for it). So a
+ *     replacement starts up to 10 ms after the queue gets room (the next
+ *     poll), while the executor's running runners keep taking its ready
+ *     keys meanwhile. When the pool hands back the last runner at its
+ *     drain deadline or destroy, or a replacement finds the pool closed,
+ *     the waiting tasks go to the abandon handler at once, from the timer
+ *     thread (reason DRAIN or DESTROY; counted in `abandoned`): the pool
+ *     will never run them, and the executor calls it no more (a submit
+ *     that needs a runner gets SLUICE_ECLOSED). The one exception: if the
+ *     timer's thread cannot be started (thread creation fails), a runner
+ *     the pool hands back is not replaced, and its keys wait for the next
+ *     submit (which starts a runner), a drain or destroy; nothing is lost
+ *     or handed back early;
  *   - hand-backs at drain and destroy come key by key, each key's tasks in
  *     submission order, so a caller can persist them and replay in order.
  *
@@ -120,11 +128,14 @@ typedef struct sluice_keyed_config {
     uint64_t submit_timeout_ns;
     /* Gets each task the executor will not run, on the thread that
      * decided (a submitter for DROPPED; the thread draining or destroying
-     * the executor, or the pool when it hands back the last runner; the
-     * executor's timer thread when a replacement runner finds the pool
-     * closed), with no lock held. It must not submit to this executor
-     * under BLOCK. NULL: counted only (the arg is then the caller's
-     * problem: set a handler when args own memory). */
+     * the executor; the executor's timer thread when the pool hands back
+     * the last runner at its drain deadline or destroy, or a replacement
+     * runner finds the pool closed), with no lock held. Never inside the
+     * pool's on_abandon, so pool.h's rule for that callback (must not
+     * block or call the pool) is not this handler's: it may block (to
+     * persist a task) and submit to other pools. It must not submit to
+     * this executor under BLOCK. NULL: counted only (the arg is then the
+     * caller's problem: set a handler when args own memory). */
     void (*abandon_handler)(const sluice_keyed_abandoned *task, void *user);
     void *user;
     /* Clock for submit timeouts and drain deadlines; NULL = the pool's. */

@@ -158,7 +158,8 @@ typedef struct sluice_sem_stats {
     uint64_t capacity;
     uint64_t in_use;        /* units held */
     unsigned waiters;       /* acquirers queued now */
-    uint64_t waiting_units; /* units the queued acquirers ask for, in all */
+    uint64_t waiting_units; /* units the queued acquirers ask for, in all
+                               (UINT64_MAX when the sum is more) */
     bool closed;
     /* counters */
     uint64_t acquired;       /* successful acquires (fast or after a wait) */

@@ -31,12 +31,15 @@
  * a batch it seals is submitted by the timer thread instead (DROPPED,
  * SHED), or fails REFUSED/ECLOSED at once when the pool is closed for good
  * (DRAIN, DESTROY), which is what a submit would have answered
- * (fail_batch_in). So the pool must outlive the batcher.
+ * (fail_batch_in); from then on every batch fails so, with no pool call
+ * (pool_closed). So the pool must outlive the batcher; a pool destroyed
+ * first anyway is never called again once it handed a batch back.
  *
  * Lock order: b->drain_mu -> b->mu -> timer mutex (the timer add).
  * batch_fn, failure_fn and pool calls run with no batcher lock held.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,6 +92,12 @@ struct sluice_batcher {
     uint64_t hist[SLUICE_HIST_MAX_BUCKETS + 1];
     uint64_t hist_count;
     uint64_t hist_sum;
+    /* Set once the pool handed a batch back at its drain deadline or
+     * destroy: closed for good (at destroy, about to be freed), so no
+     * batch is submitted to it again: each fails REFUSED (SLUICE_ECLOSED,
+     * what the pool would answer) with no pool call. Stored with release
+     * in batch_abandoned, loaded with acquire before a submit. */
+    _Atomic bool pool_closed;
 };
 
 /* The batcher whose batch this thread runs, for EDEADLK. */
@@ -225,6 +234,10 @@ static void fail_batch(sbatch *sb, sluice_batch_failure why, int rc)
  * the batch. */
 static void submit_batch_until(sluice_batcher *b, sbatch *sb, bool nonblocking, uint64_t deadline)
 {
+    if (atomic_load_explicit(&b->pool_closed, memory_order_acquire)) {
+        fail_batch(sb, SLUICE_BATCH_REFUSED, (int)SLUICE_ECLOSED);
+        return;
+    }
     sluice_submit_opts o = {0};
     o.label = "batcher"; /* static: the pool reads it after the batch ends (panic report) */
     o.on_abandon = batch_abandoned;
@@ -251,6 +264,10 @@ static void submit_batch(sluice_batcher *b, sbatch *sb, bool nonblocking)
  * the pool must not be called (see fail_batch_in). */
 static void batch_abandoned(const sluice_abandoned *task)
 {
+    if (task->reason == SLUICE_ABANDON_DRAIN || task->reason == SLUICE_ABANDON_DESTROY) {
+        sbatch *sb = task->arg;
+        atomic_store_explicit(&sb->b->pool_closed, true, memory_order_release);
+    }
     fail_batch_in(task->arg, SLUICE_BATCH_ABANDONED, (int)task->reason, task->reason);
 }
 

@@ -45,12 +45,19 @@
  *    runner left, it submits as any submit does (DROP_OLDEST evicts for
  *    it), so an overload cannot starve the keys and two executors evict
  *    each other's runners at most once per poll, never in a loop. Under
- *    DRAIN and DESTROY (the pool closed for good) the last runner's
- *    on_abandon hands the waiting tasks to the abandon handler at once,
- *    with the pool's reason; a restart that finds the pool closed does the
- *    same (DRAIN). So no accepted task waits for a submit or drain that
- *    may never come. The pool must outlive the executor (the timer calls
- *    it): destroy stops the timer before it frees.
+ *    DRAIN and DESTROY (the pool closed for good) the runner's on_abandon
+ *    records that (pool_closed: no pool call from then on) and the timer
+ *    hands the waiting tasks to the abandon handler at once, with the
+ *    pool's reason, when no runner is left; a restart that finds the pool
+ *    closed does the same (DRAIN). The user's abandon handler never runs
+ *    inside the pool's on_abandon: it may block (persist a task) or
+ *    submit elsewhere, which on_abandon must not. So no accepted task
+ *    waits for a submit or drain that may never come, unless the timer's
+ *    thread cannot start: then keys wait for the next submit (which
+ *    starts a runner), drain or destroy. The timer cannot fail for memory:
+ *    create reserves its two entries (a restart, a hand-back). The pool
+ *    must outlive the executor (the timer calls it): destroy stops the
+ *    timer before it frees.
  *  - Panics. The runner pushes a cleanup handler around its batch. On a
  *    panic it counts the panic, puts the rest of the batch back at the
  *    head of the key's FIFO (order kept), releases the key, and hands its
@@ -72,6 +79,7 @@
  * runs under ex->mu; the timer's callbacks run with no timer lock held.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,6 +98,10 @@
 #define RESTART_POLL_FIRST_NS SLUICE_NS_PER_MS
 #define RESTART_POLL_MAX_NS (10 * SLUICE_NS_PER_MS)
 #define RESTART_POLITE_TRIES 4u
+/* The tags of the executor's two timer entries (at most one of each is
+ * pending: restart_pending, handback_pending; create reserves both). */
+#define TAG_RESTART 0u  /* submit a replacement runner (restart_due) */
+#define TAG_HANDBACK 1u /* the pool is closed for good: hand back, no pool call */
 
 typedef struct kstate kstate;
 
@@ -143,7 +155,8 @@ struct sluice_keyed {
     unsigned waiting; /* blocked submitters */
     bool closed;
     bool drained;
-    bool restart_pending;   /* a restart_due entry is on the timer */
+    bool restart_pending;   /* a TAG_RESTART entry is on the timer */
+    bool handback_pending;  /* a TAG_HANDBACK entry is on the timer */
     unsigned restart_polls; /* restarts since a runner last ran: full polls and hand-backs */
     kitem *free_items;      /* recycled items (all allocated items are here or in use) */
     void *slabs;            /* the item slabs, linked through their first word */
@@ -151,6 +164,12 @@ struct sluice_keyed {
     size_t nfree_keys;
     uint64_t next_seq;
     sluice_keyed_stats st; /* counters and high-water marks */
+    /* 0 while the pool may run a runner; DRAIN or DESTROY once it handed
+     * one back for that reason: closed for good (and, at DESTROY, about to
+     * be freed), so the executor never calls it again. Written under mu
+     * (release), read anywhere (acquire, paired with that store) before a
+     * pool call. */
+    _Atomic int pool_closed;
 };
 
 /* The executor whose task this thread runs (innermost), for EDEADLK. */
@@ -304,7 +323,9 @@ static kitem *item_new(sluice_keyed *ex)
     if (!ex->free_items) {
         /* One slab: a link word (max-aligned) and then the items. */
         size_t head = sizeof(max_align_t);
-        char *slab = malloc(head + ITEM_SLAB * sizeof(kitem));
+        char *slab = sluice__sync_faulted("keyed_item", ex) == SLUICE_OK
+                         ? malloc(head + ITEM_SLAB * sizeof(kitem))
+                         : NULL;
         if (!slab) {
             return NULL;
         }
@@ -494,9 +515,19 @@ static bool restart_schedule(sluice_keyed *ex, uint64_t delay_ns)
     SLUICE__ASSERT_HELD(&ex->mu);
     if (!ex->restart_pending) {
         uint64_t due = delay_ns ? sluice__add_sat(sluice_clock_now(NULL), delay_ns) : 0;
-        ex->restart_pending = sluice__timer_add(ex->timer, due, restart_due, ex, 0) == SLUICE_OK;
+        ex->restart_pending = sluice__timer_add(ex->timer, due, restart_due, ex, TAG_RESTART) == SLUICE_OK;
     }
     return ex->restart_pending;
+}
+
+/* Put a hand-back on the timer, due at once (mu held). */
+static bool handback_schedule(sluice_keyed *ex)
+{
+    SLUICE__ASSERT_HELD(&ex->mu);
+    if (!ex->handback_pending) {
+        ex->handback_pending = sluice__timer_add(ex->timer, 0, restart_due, ex, TAG_HANDBACK) == SLUICE_OK;
+    }
+    return ex->handback_pending;
 }
 
 /* No runner will come for the waiting tasks (the pool is closed, or the
@@ -517,59 +548,49 @@ static kitem *detach_stranded(sluice_keyed *ex, unsigned runners_left)
 }
 
 /* The pool handed a queued runner back (its on_abandon). The pool's
- * contract forbids calling the pool from here, so no replacement is
- * submitted on this thread: under DROPPED or SHED the executor's timer
- * thread submits one (restart_due); under DRAIN or DESTROY the pool is
- * closed for good, and if this was the last runner the waiting tasks go
- * to the abandon handler now, with the pool's reason, instead of waiting
- * for a submit or drain that may never come. The runner's slot is given
- * up last: destroy waits for it, so ex stays valid until then. */
+ * contract forbids blocking or calling the pool from here, so nothing
+ * that may do either runs on this thread: no replacement is submitted and
+ * no task goes to the abandon handler (a user's handler may block to
+ * persist a task, or submit elsewhere). Under DROPPED or SHED the timer
+ * thread submits a replacement (restart_due); under DRAIN or DESTROY the
+ * pool is closed for good and the timer hands the waiting tasks back at
+ * once, if no runner is left to run them, without calling the pool. The
+ * slot is given up in the same lock hold as the entry is put on the
+ * timer: a submit from then on sees no runner and starts its own (which
+ * a closed pool refuses: it takes its task back), and a restart that ran
+ * before the slot was free saw K runners and did nothing. If the timer
+ * cannot take the entry (its thread cannot start), the keys wait for the
+ * next submit (which starts a runner), drain or destroy (keyed.h). ex
+ * stays valid until the slot is given up (destroy waits for it) and,
+ * for the timer's entry, until destroy has stopped the timer. */
 static void runner_abandoned(const sluice_abandoned *task)
 {
     sluice_keyed *ex = task->arg;
-    kitem *list = NULL;
     pthread_mutex_lock(&ex->mu);
     bool pool_closed = task->reason == SLUICE_ABANDON_DRAIN || task->reason == SLUICE_ABANDON_DESTROY;
-    if (!ex->closed && ex->ready_head && !pool_closed) {
-        /* The slot is given up in the same lock hold as the restart is
-         * put on the timer: a restart that ran before the slot was free
-         * saw K runners, took no slot and set no new restart. */
-        ex->runners--;
-        /* The first replacement goes at once; one handed back again before
-         * it ran waits 1, 2, 4, 8, then 10 ms (restart_polls counts them and
-         * goes back to 0 only when a runner runs): a FAIR pool whose
-         * tenant is full while the pool is not evicted each replacement
-         * with the next, 750,000 times in 0.5 s, with none ever waiting. */
-        unsigned polls = ex->restart_polls;
-        ex->restart_polls = polls < UINT32_MAX ? polls + 1 : polls;
-        bool pending = restart_schedule(ex, polls ? restart_backoff(polls) : 0);
-        if (pending) {
-            pthread_cond_broadcast(&ex->cv_idle);
-            pthread_mutex_unlock(&ex->mu);
-            return; /* ex may be freed from here on */
-        }
-        ex->runners++; /* no timer: hand back, holding the slot meanwhile */
+    if (pool_closed &&
+        atomic_load_explicit(&ex->pool_closed, memory_order_relaxed) != SLUICE_ABANDON_DESTROY) {
+        atomic_store_explicit(&ex->pool_closed, (int)task->reason, memory_order_release);
     }
-    /* Hand back until a look under the lock finds nothing waiting, and
-     * give the slot up in that same hold: a submit made while the tasks
-     * were handed back saw this runner's slot, counted on it, and took
-     * none of its own (it returned OK with its task waiting for a runner
-     * that would never come). */
-    for (;;) {
-        if (!ex->closed && ex->ready_head) {
-            list = detach_stranded(ex, 1);
+    if (!ex->closed && ex->ready_head) {
+        if (pool_closed) {
+            (void)handback_schedule(ex);
+        } else {
+            /* The first replacement goes at once; one handed back again
+             * before it ran waits 1, 2, 4, 8, then 10 ms (restart_polls
+             * counts them and goes back to 0 only when a runner runs): a
+             * FAIR pool whose tenant is full while the pool is not evicted
+             * each replacement with the next, 750,000 times in 0.5 s, with
+             * none ever waiting. */
+            unsigned polls = ex->restart_polls;
+            ex->restart_polls = polls < UINT32_MAX ? polls + 1 : polls;
+            (void)restart_schedule(ex, polls ? restart_backoff(polls) : 0);
         }
-        if (!list) {
-            break;
-        }
-        pthread_mutex_unlock(&ex->mu);
-        hand_back(ex, list, task->reason);
-        list = NULL;
-        pthread_mutex_lock(&ex->mu);
     }
     ex->runners--;
     pthread_cond_broadcast(&ex->cv_idle);
     pthread_mutex_unlock(&ex->mu);
+    /* ex may be freed from here on (after destroy stopped the timer). */
 }
 
 /* The timer: start a runner for keys left ready by a runner the pool
@@ -580,17 +601,35 @@ static void runner_abandoned(const sluice_abandoned *task)
  * each other's runners in a loop; with no runner left it then submits as
  * any submit does, so a standing overload cannot starve the keys. The
  * pool closed (ECLOSED, or draining): the waiting tasks are handed back
- * (DRAIN) when no runner is left. ex is valid throughout: destroy stops
+ * (DRAIN) when no runner is left. A TAG_HANDBACK entry, and any entry
+ * once the pool handed a runner back at its drain deadline or destroy
+ * (pool_closed), calls no pool: it hands the waiting tasks back with that
+ * reason when no runner is left. ex is valid throughout: destroy stops
  * the timer (waiting for this callback) before it frees. */
 static void restart_due(void *arg, uint64_t tag, bool canceled)
 {
-    (void)tag;
     sluice_keyed *ex = arg;
     if (canceled) {
         return; /* destroy: it hands back whatever waits */
     }
     pthread_mutex_lock(&ex->mu);
-    ex->restart_pending = false;
+    if (tag == TAG_HANDBACK) {
+        ex->handback_pending = false;
+    } else {
+        ex->restart_pending = false;
+    }
+    int closed_for_good = atomic_load_explicit(&ex->pool_closed, memory_order_relaxed);
+    if (closed_for_good) {
+        /* The pool handed a runner back at its drain deadline or destroy:
+         * it will never run another, and may be gone. No pool call; the
+         * waiting tasks go back now unless a runner is left to run them. */
+        kitem *stranded = detach_stranded(ex, 0);
+        pthread_mutex_unlock(&ex->mu);
+        if (stranded) {
+            hand_back(ex, stranded, (sluice_abandon_reason)closed_for_good);
+        }
+        return;
+    }
     if (ex->closed || !ex->ready_head || ex->queued == 0 || ex->runners >= ex->max_active) {
         ex->restart_polls = 0;
         pthread_mutex_unlock(&ex->mu);
@@ -620,9 +659,9 @@ static void restart_due(void *arg, uint64_t tag, bool canceled)
     } else if (!ex->closed && ex->ready_head) {
         /* Full (or refused for now): poll again. */
         unsigned polls = ex->restart_polls < UINT32_MAX ? ++ex->restart_polls : ex->restart_polls;
-        if (!restart_schedule(ex, restart_backoff(polls))) {
-            list = detach_stranded(ex, 0);
-        }
+        /* On the timer's own thread, with room reserved: it fails only
+         * once destroy has begun, which hands back what waits. */
+        (void)restart_schedule(ex, restart_backoff(polls));
     }
     pthread_mutex_unlock(&ex->mu);
     if (list) {
@@ -639,8 +678,13 @@ static sluice_err start_runner_or_retry(sluice_keyed *ex, bool nonblocking, bool
     sluice_submit_opts o = {0};
     o.label = "keyed"; /* static: the pool reads it after the executor may be gone */
     o.on_abandon = runner_abandoned;
-    sluice_err err = nonblocking ? sluice__sync_submit_now(ex->pool, runner, ex, &o)
-                                 : sluice_pool_submit_ex(ex->pool, runner, ex, &o);
+    sluice_err err;
+    if (atomic_load_explicit(&ex->pool_closed, memory_order_acquire)) {
+        err = SLUICE_ECLOSED; /* closed for good, maybe freed: what it would answer */
+    } else {
+        err = nonblocking ? sluice__sync_submit_now(ex->pool, runner, ex, &o)
+                          : sluice_pool_submit_ex(ex->pool, runner, ex, &o);
+    }
     if (err) {
         pthread_mutex_lock(&ex->mu);
         if (retry && !ex->closed && ex->ready_head && ex->queued > 0) {
@@ -868,7 +912,11 @@ sluice_err sluice_keyed_create(const sluice_keyed_config *cfg, sluice_keyed **ou
     ex->abandon_handler = cfg->abandon_handler;
     ex->user = cfg->user;
     ex->clock = cfg->clock ? cfg->clock : sluice_pool_clock(cfg->pool);
-    if (sluice__timer_create(NULL, ex->name, &ex->timer) != SLUICE_OK) {
+    /* Two entries at most are ever pending (a restart, a hand-back): with
+     * room for both made now, no later add fails for memory. */
+    if (sluice__timer_create(NULL, ex->name, &ex->timer) != SLUICE_OK ||
+        sluice__timer_reserve(ex->timer, 2) != SLUICE_OK) {
+        sluice__timer_destroy(ex->timer);
         pthread_cond_destroy(&ex->cv_idle);
         pthread_cond_destroy(&ex->cv_space);
         pthread_mutex_destroy(&ex->mu);
@@ -908,6 +956,16 @@ static sluice_err submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void
             break;
         }
         if (ex->overflow == SLUICE_OVERFLOW_DROP_OLDEST) {
+            /* The new task's item first: an eviction is never undone, so
+             * a submit that evicted and then failed for memory would have
+             * lost the evicted task (counted dropped, never handed back). */
+            kitem *spare = item_new(ex);
+            if (!spare) {
+                key_maybe_remove(ex, k);
+                err = SLUICE_ENOMEM;
+                goto out;
+            }
+            item_free(ex, spare); /* the item_new below takes it back */
             kstate *victim = key_full ? k : ex->ghead->ks;
             evicted = key_pop_head(ex, victim);
             ex->st.dropped++;

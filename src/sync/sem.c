@@ -74,7 +74,12 @@ struct sluice_sem {
     uint64_t cur;           /* units held */
     waiter *head, *tail;
     unsigned nwaiters;
+    /* The units the waiters ask for, exactly: a 128-bit sum as a low word
+     * and a carry count (two waiters of UINT64_MAX units on a semaphore of
+     * that capacity wrapped a plain uint64_t to UINT64_MAX - 1, and three
+     * to 1). The gauge saturates at UINT64_MAX while the carry is set. */
     uint64_t waiting_units;
+    unsigned waiting_units_carry;
     unsigned inside; /* threads in the slow path of acquire */
     bool closed;
     sluice_sem_stats st; /* counters and high-water marks */
@@ -140,6 +145,9 @@ static void unlink_waiter(sluice_sem *s, waiter *w)
     }
     w->prev = w->next = NULL;
     s->nwaiters--;
+    if (s->waiting_units < w->n) {
+        s->waiting_units_carry--; /* borrow */
+    }
     s->waiting_units -= w->n;
 }
 
@@ -237,6 +245,9 @@ sluice_err sluice_sem_acquire_until(sluice_sem *s, uint64_t n, sluice_ctx *ctx, 
     s->tail = &w;
     s->nwaiters++;
     s->waiting_units += n;
+    if (s->waiting_units < n) {
+        s->waiting_units_carry++; /* at most one per waiter: nwaiters bounds it */
+    }
     s->inside++;
     if (s->nwaiters > s->st.waiters_hwm) {
         s->st.waiters_hwm = s->nwaiters;
@@ -412,7 +423,7 @@ void sluice_sem_stats_get(sluice_sem *s, sluice_sem_stats *out)
     out->capacity = s->capacity;
     out->in_use = s->cur;
     out->waiters = s->nwaiters;
-    out->waiting_units = s->waiting_units;
+    out->waiting_units = s->waiting_units_carry ? UINT64_MAX : s->waiting_units;
     out->closed = s->closed;
     pthread_mutex_unlock(&s->mu);
 }

@@ -16,6 +16,11 @@
  * began are refused with SLUICE_ECLOSED; a callback that adds while the
  * destroyer is draining the heap gets that answer too, so draining ends.
  *
+ * sluice__timer_reserve grows the heap ahead, so that an owner with a
+ * known bound on its pending entries (the keyed executor: two) never sees
+ * an add fail for memory. A test may fail adds through sluice__sync_fault
+ * (timer.h).
+ *
  * Lock order: t->mu only. Callbacks never run under it.
  */
 #include <pthread.h>
@@ -137,22 +142,49 @@ sluice_err sluice__timer_create(const sluice_clock *clk, const char *name, sluic
     return SLUICE_OK;
 }
 
+_Atomic(sluice__sync_fault_fn) sluice__sync_fault;
+
+/* Grow the heap to hold at least `need` entries (mu held). */
+static bool heap_room(sluice__timer *t, size_t need)
+{
+    if (t->cap >= need) {
+        return true;
+    }
+    size_t cap = t->cap ? t->cap : 16;
+    while (cap < need) {
+        cap *= 2;
+    }
+    entry *grown = realloc(t->heap, cap * sizeof *grown);
+    if (!grown) {
+        return false;
+    }
+    t->heap = grown;
+    t->cap = cap;
+    return true;
+}
+
+sluice_err sluice__timer_reserve(sluice__timer *t, size_t n)
+{
+    pthread_mutex_lock(&t->mu);
+    bool ok = heap_room(t, n);
+    pthread_mutex_unlock(&t->mu);
+    return ok ? SLUICE_OK : SLUICE_ENOMEM;
+}
+
 sluice_err sluice__timer_add(sluice__timer *t, uint64_t due_ns, sluice__timer_fn fn, void *arg, uint64_t tag)
 {
+    sluice_err fault = sluice__sync_faulted("timer_add", arg);
+    if (fault != SLUICE_OK) {
+        return fault;
+    }
     pthread_mutex_lock(&t->mu);
     if (t->stopping) {
         pthread_mutex_unlock(&t->mu);
         return SLUICE_ECLOSED;
     }
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 16;
-        entry *grown = realloc(t->heap, cap * sizeof *grown);
-        if (!grown) {
-            pthread_mutex_unlock(&t->mu);
-            return SLUICE_ENOMEM;
-        }
-        t->heap = grown;
-        t->cap = cap;
+    if (!heap_room(t, t->n + 1)) {
+        pthread_mutex_unlock(&t->mu);
+        return SLUICE_ENOMEM;
     }
     if (!t->started) {
         if (pthread_create(&t->thread, NULL, timer_main, t) != 0) {

@@ -20,6 +20,7 @@
 #ifndef SLUICE_SYNC_TIMER_H
 #define SLUICE_SYNC_TIMER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +44,30 @@ sluice_err sluice__timer_create(const sluice_clock *clk, const char *name, sluic
  * SLUICE_ESYS (the thread could not start; nothing added); SLUICE_ECLOSED
  * (destroy has begun; nothing added). Thread-safe. */
 sluice_err sluice__timer_add(sluice__timer *t, uint64_t due_ns, sluice__timer_fn fn, void *arg, uint64_t tag);
+
+/* Make room for `n` entries pending at once, so that an add while fewer
+ * than n are pending never fails for memory (SLUICE_ENOMEM here instead,
+ * where the caller can still refuse: its create). Thread-safe. */
+sluice_err sluice__timer_reserve(sluice__timer *t, size_t n);
+
+/* Fault injection for tests, as sluice__service_spawn is in src/service.
+ * When set, the allocation points of src/sync that a test must be able to
+ * fail ask it first, naming themselves and their object: "timer_add"
+ * (every sluice__timer_add, with the entry's arg: a non-OK answer is the
+ * add's, nothing added, as SLUICE_ENOMEM or SLUICE_ESYS would be) and
+ * "keyed_item" (a keyed executor's new slab of items, with the executor:
+ * non-OK is a failed malloc). NULL outside tests; only tests store it. */
+typedef sluice_err (*sluice__sync_fault_fn)(const char *point, const void *obj);
+extern _Atomic(sluice__sync_fault_fn) sluice__sync_fault;
+
+/* SLUICE_OK, or the answer of the test's fault hook for this point. */
+static inline sluice_err sluice__sync_faulted(const char *point, const void *obj)
+{
+    /* Acquire, paired with the test's (seq_cst) store of the hook: what
+     * the test set up for the hook before storing it is visible to it. */
+    sluice__sync_fault_fn fault = atomic_load_explicit(&sluice__sync_fault, memory_order_acquire);
+    return fault ? fault(point, obj) : SLUICE_OK;
+}
 
 /* Entries waiting now. Thread-safe. */
 size_t sluice__timer_pending(sluice__timer *t);

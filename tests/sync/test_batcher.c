@@ -551,16 +551,6 @@ static int gate_task(void *arg)
     return 0;
 }
 
-static void *open_when_settled(void *arg)
-{
-    int two = 2;
-    if (!wait_until_bg(settled, &two)) {
-        fprintf(stderr, "open_when_settled: the hand-backs never came\n");
-    }
-    gate_open(arg);
-    return NULL;
-}
-
 static void test_abandon_never_calls_the_pool(void **state)
 {
     (void)state;
@@ -613,8 +603,11 @@ static void test_abandon_never_calls_the_pool(void **state)
     assert_int_equal(atomic_load(&plain_nested), 0);
     sluice_pool_destroy(pool);
 
-    /* DESTROY: the pool destroyed with batch 1 (item 0) queued and batch 2
-     * (item 1) due: ABANDONED, then REFUSED at once (no pool call). */
+    /* DRAIN: the pool's drain deadline comes with batch 1 (item 0) queued
+     * and batch 2 (item 1) due: ABANDONED, then REFUSED at once (no pool
+     * call: the pool is closed for good); a later batch fails REFUSED too,
+     * with no pool call. The batcher goes before the pool, which must
+     * outlive it (this test destroyed the pool first). */
     reset();
     pc.overflow = SLUICE_OVERFLOW_BLOCK;
     pc.queue_capacity = 4;
@@ -625,18 +618,22 @@ static void test_abandon_never_calls_the_pool(void **state)
     b = make(pool, 1, 0, 1);
     assert_int_equal(sluice_batcher_add(b, &items[0]), SLUICE_OK);
     assert_int_equal(sluice_batcher_add(b, &items[1]), SLUICE_OK);
-    pthread_t opener;
-    assert_int_equal(pthread_create(&opener, NULL, open_when_settled, &g), 0);
-    sluice_pool_destroy(pool); /* hands back batch 1, then waits for the gate task */
-    pthread_join(opener, NULL);
-    int delivered = -1, failed = -1;
-    all_once(2, &delivered, &failed);
+    /* The worker is held: the deadline hands batch 1 back, on this thread. */
+    assert_int_equal(sluice_pool_drain(pool, 1, NULL), SLUICE_ETIMEDOUT);
+    int failed = -1;
+    all_once(2, NULL, &failed);
     assert_int_equal(failed, 2);
     st = bstats(b);
     assert_int_equal(st.failures[SLUICE_BATCH_ABANDONED], 1);
     assert_int_equal(st.failures[SLUICE_BATCH_REFUSED], 1);
     assert_int_equal(st.in_flight, 0);
+    assert_int_equal(sluice_batcher_add(b, &items[2]), SLUICE_OK); /* sealed by size: refused */
+    st = bstats(b);
+    assert_int_equal(st.failures[SLUICE_BATCH_REFUSED], 2);
+    assert_int_equal(atomic_load(&fate[2]), 2);
     sluice_batcher_destroy(b); /* nothing pending: it calls no pool */
+    gate_open(&g);
+    sluice_pool_destroy(pool);
     gate_destroy(&g);
 }
 

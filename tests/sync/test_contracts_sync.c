@@ -1239,8 +1239,8 @@ static void pd_keyed_abandon(const sluice_keyed_abandoned *task, void *user)
 
 /* The pool's drain deadline hands back a queued runner of a keyed
  * executor and a queued batch of a batcher whose next batch is due: the
- * executor hands its waiting tasks back at once (reason DRAIN: the pool
- * is closed for good, and no runner is left), so its own drain finds
+ * executor's timer hands its waiting tasks back at once (reason DRAIN: the
+ * pool is closed for good, and no runner is left), so its own drain finds
  * nothing; the batcher's batches end as ABANDONED and REFUSED; every task
  * and item is accounted for. */
 static void test_pool_drained_under_them(void **state)
@@ -1268,9 +1268,10 @@ static void test_pool_drained_under_them(void **state)
     sluice_fake_clock_advance(&fp.fc, 2 * SEC);
     assert_int_equal(bg_call_finish(&drain, "the pool's drain deadline"), SLUICE_ETIMEDOUT);
 
-    /* The runner was the last: its hand-back handed the 3 tasks back at
-     * once (the pool is closed for good), not at the executor's drain. */
-    assert_int_equal(atomic_load(&pd_keyed_back), 3);
+    /* The runner was the last: its hand-back had the executor's timer
+     * hand the 3 tasks back at once (the pool is closed for good; never
+     * inside the pool's on_abandon), not at the executor's drain. */
+    WAIT_FOR(atomic_load(&pd_keyed_back) == 3, "the executor's timer to hand the tasks back");
     sluice_keyed_stats ks;
     sluice_keyed_stats_get(ex, &ks);
     assert_int_equal(ks.abandoned, 3);

@@ -27,6 +27,7 @@
 #include "sluice/keyed.h"
 #include "sync/bg_call.h"
 #include "sync/exposition.h"
+#include "sync/timer.h"
 #include "sluice/sync_metrics.h"
 #include "sluice/task.h"
 #include "sluice/tenant.h"
@@ -939,11 +940,13 @@ static void test_evicted_runners_under_a_flood(void **state)
 /* ---- metrics ---------------------------------------------------------------------- */
 
 /* The pool's drain hands back the last runner while a submit comes in:
- * the submit saw that runner's slot, took none, and returned OK, and the
- * runner gave its slot up after its hand-back, so the new task waited
+ * the submit once saw that runner's slot, took none, and returned OK, and
+ * the runner gave its slot up after its hand-back, so the new task waited
  * with no runner until the executor's own drain. The abandon handler
- * holds the hand-back until the submit has returned; the runner must
- * then hand the new task back too, before the pool's drain returns. */
+ * holds the hand-back (now on the executor's timer thread) until the
+ * submit has returned. The runner's slot is given up before: the submit
+ * starts a runner of its own, which the closed pool refuses, and the
+ * caller keeps its task (the pool's error). Stranded either way: never. */
 static sluice_keyed *race_ex;
 static pthread_mutex_t race_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t race_cv = PTHREAD_COND_INITIALIZER;
@@ -1012,12 +1015,14 @@ static void test_submit_during_last_hand_back(void **state)
     /* The worker is held: the drain's deadline hands the runner back. */
     assert_int_equal(sluice_pool_drain(pool, 1, NULL), SLUICE_ETIMEDOUT);
     assert_int_equal(pthread_join(t, NULL), 0);
-    assert_int_equal(race_submit_r, SLUICE_OK);
-    assert_int_equal(atomic_load(&race_handed), 2); /* key 1's task, then key 2's */
+    assert_int_equal(race_submit_r, SLUICE_ECLOSED);
+    assert_int_equal(atomic_load(&race_handed), 1); /* key 1's task; key 2's stayed the caller's */
     sluice_keyed_stats st = kstats(race_ex);
     assert_int_equal(st.queued, 0);
     assert_int_equal(st.runners, 0);
-    assert_int_equal(st.abandoned, 2);
+    assert_int_equal(st.abandoned, 1);
+    assert_int_equal(st.rejected, 1);
+    assert_int_equal(st.submitted, 1);
     gate_open(&g);
     sluice_keyed_destroy(race_ex);
     sluice_pool_destroy(pool);
@@ -1079,6 +1084,248 @@ static void test_fair_tenant_eviction_backs_off(void **state)
     assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
     sluice_keyed_destroy(ex);
     assert_int_equal(sluice_pool_drain(pool, 0, NULL), SLUICE_OK);
+    sluice_pool_destroy(pool);
+    gate_destroy(&g);
+}
+
+/* ---- the abandon handler, and a timer that cannot start ------------------------------ */
+
+/* The pool's drain deadline hands back the executor's last runner: the
+ * waiting tasks go to the abandon handler from the executor's timer
+ * thread, never inside the pool's on_abandon (which must not block or
+ * call the pool). A handler that blocks until the test lets it go (as one
+ * that persists a task may) does not hold the pool's drain. It ran inside
+ * that on_abandon, on the draining thread, and held the drain for as long
+ * as it blocked. */
+static gate handler_gate;
+static pthread_t handler_thread;
+static _Atomic int blocking_handed;
+
+static void blocking_abandon(const sluice_keyed_abandoned *t, void *user)
+{
+    (void)user;
+    if (atomic_load(&blocking_handed) == 0) {
+        handler_thread = pthread_self(); /* read after gate_pass's entered count (seq_cst) */
+    }
+    pthread_mutex_lock(&ab_mu);
+    ab_ids[nab] = ((job *)t->arg)->id;
+    ab_reasons[nab] = t->reason;
+    nab++;
+    pthread_mutex_unlock(&ab_mu);
+    atomic_fetch_add(&blocking_handed, 1);
+    ev_signal();
+    gate_pass(&handler_gate, false);
+}
+
+static sluice_err pool_drain_1ns(void *arg)
+{
+    return sluice_pool_drain(arg, 1, NULL);
+}
+
+static bool handed_at_least(void *arg)
+{
+    return atomic_load(&blocking_handed) >= *(int *)arg;
+}
+
+static void test_abandon_handler_never_inside_on_abandon(void **state)
+{
+    (void)state;
+    log_reset();
+    ab_reset();
+    atomic_store(&blocking_handed, 0);
+    gate_init(&handler_gate);
+    sluice_pool *pool = make_pool(1, NULL);
+    gate g;
+    gate_init(&g);
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, &g), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g, 1);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.abandon_handler = blocking_abandon;
+    sluice_keyed *ex = make_keyed(&kc);
+    job jobs[2] = {{.id = 1, .key = 1}, {.id = 2, .key = 1}};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &jobs[i]), SLUICE_OK); /* one runner, queued */
+    }
+    bg_call drain;
+    bg_call_start(&drain, pool_drain_1ns, pool); /* the worker is held: the deadline hands the runner back */
+    GATE_WAIT_ENTERED(&handler_gate, 1);
+    bool inside = pthread_equal(handler_thread, drain.thread) != 0;
+    if (inside) {
+        gate_open(&handler_gate); /* let the drain go before failing */
+    }
+    assert_false(inside);
+    /* The pool's drain returns while the handler still blocks. */
+    assert_int_equal(bg_call_finish(&drain, "the pool's drain, with the abandon handler blocked"),
+                     SLUICE_ETIMEDOUT);
+    gate_open(&handler_gate);
+    int two = 2;
+    wait_until(handed_at_least, &two, "both tasks handed back");
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ab_ids[i], i + 1);
+        assert_int_equal(ab_reasons[i], SLUICE_ABANDON_DRAIN);
+    }
+    sluice_keyed_stats st = kstats(ex);
+    assert_int_equal(st.abandoned, 2);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(st.runners, 0);
+    /* The pool is closed for good: a submit is refused, the caller keeps its task. */
+    job j3 = {.id = 3, .key = 1};
+    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &j3), SLUICE_ECLOSED);
+    gate_open(&g);
+    assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
+    sluice_keyed_destroy(ex);
+    sluice_pool_destroy(pool);
+    gate_destroy(&g);
+    gate_destroy(&handler_gate);
+    assert_int_equal(log_count(), 0);
+    assert_int_equal(atomic_load(&blocking_handed), 2);
+}
+
+/* Fault injection (src/sync/timer.h): the executor's timer adds, or its
+ * item slabs, fail for the executor under test. */
+static const void *fault_obj;
+static const char *fault_point;
+static _Atomic int fault_hits;
+
+static sluice_err fail_for_obj(const char *point, const void *obj)
+{
+    if (obj == fault_obj && strcmp(point, fault_point) == 0) {
+        atomic_fetch_add(&fault_hits, 1);
+        return strcmp(point, "timer_add") == 0 ? SLUICE_ESYS : SLUICE_ENOMEM;
+    }
+    return SLUICE_OK;
+}
+
+static void fault_set(const char *point, const void *obj)
+{
+    fault_point = point;
+    fault_obj = obj;
+    atomic_store(&fault_hits, 0);
+    atomic_store(&sluice__sync_fault, fail_for_obj);
+}
+
+static void fault_clear(void)
+{
+    atomic_store(&sluice__sync_fault, (sluice__sync_fault_fn)NULL);
+}
+
+/* A runner evicted (DROP_OLDEST) while the executor's timer cannot start
+ * its thread: no replacement can be scheduled, and nothing may be handed
+ * back or submitted inside the pool's on_abandon. The tasks stay, counted
+ * as waiting, and the next submit starts a runner that runs them all, in
+ * order. They went to the abandon handler inside the plain submit that
+ * evicted the runner (reason DROPPED, counted abandoned). */
+static void test_timer_failure_strands_nothing(void **state)
+{
+    (void)state;
+    log_reset();
+    ab_reset();
+    atomic_store(&plain_ran, 0);
+    atomic_store(&foreign_dropped, 0);
+    sluice_pool *pool = make_drop_pool(1, 1);
+    gate g;
+    gate_init(&g);
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, &g), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g, 1);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.abandon_handler = on_abandon;
+    sluice_keyed *ex = make_keyed(&kc);
+    fault_set("timer_add", ex);
+    job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (job){.id = i + 1, .key = 7};
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sluice_keyed_submit(ex, 7, job_fn, &jobs[i]), SLUICE_OK);
+    }
+    assert_int_equal(sluice_pool_submit(pool, plain_task, NULL), SLUICE_OK); /* evicts the runner */
+    assert_true(atomic_load(&fault_hits) >= 1);                              /* no restart could be set */
+    sluice_keyed_stats st = kstats(ex);
+    assert_int_equal(nab, 0);
+    assert_int_equal(st.queued, 3);
+    assert_int_equal(st.runners, 0);
+    assert_int_equal(st.dropped + st.abandoned, 0);
+    gate_open(&g);
+    wait_until(plain_ran_once, NULL, "the plain task to run (the pool's queue free)");
+    assert_int_equal(sluice_keyed_submit(ex, 7, job_fn, &jobs[3]), SLUICE_OK); /* starts a runner */
+    int four = 4;
+    wait_until(log_at_least, &four, "the waiting tasks and the new one to run");
+    pthread_mutex_lock(&log_mu);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(run_log[i], i + 1);
+    }
+    pthread_mutex_unlock(&log_mu);
+    wait_until(runners_gone, ex, "the runner to count its batch and leave");
+    fault_clear();
+    st = kstats(ex);
+    assert_int_equal(st.submitted, 4);
+    assert_int_equal(st.completed, 4);
+    assert_int_equal(nab, 0);
+    assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
+    sluice_keyed_destroy(ex);
+    sluice_pool_destroy(pool);
+    gate_destroy(&g);
+}
+
+/* DROP_OLDEST when the new task's item cannot be allocated: the submit
+ * fails with SLUICE_ENOMEM and evicts nothing. It evicted first and then
+ * failed: the evicted task was counted dropped but never reached the
+ * abandon handler (nor ran): lost. 256 waiting tasks fill the first slab
+ * of items, so the next item needs a new one, which the hook fails. */
+#define SLAB_TASKS 256
+
+static void test_drop_oldest_enomem_evicts_nothing(void **state)
+{
+    (void)state;
+    log_reset();
+    ab_reset();
+    sluice_pool *pool = make_pool(1, NULL);
+    gate g;
+    gate_init(&g);
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, &g), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g, 1);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.key_backlog = SLAB_TASKS;
+    kc.total_backlog = SLAB_TASKS;
+    kc.overflow = SLUICE_OVERFLOW_DROP_OLDEST;
+    kc.abandon_handler = on_abandon;
+    sluice_keyed *ex = make_keyed(&kc);
+    static job jobs[SLAB_TASKS + 1];
+    for (int i = 0; i <= SLAB_TASKS; i++) {
+        jobs[i] = (job){.id = i + 1, .key = 1};
+    }
+    for (int i = 0; i < SLAB_TASKS; i++) {
+        assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &jobs[i]), SLUICE_OK);
+    }
+    fault_set("keyed_item", ex);
+    assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &jobs[SLAB_TASKS]), SLUICE_ENOMEM);
+    assert_int_equal(atomic_load(&fault_hits), 1);
+    fault_clear();
+    sluice_keyed_stats st = kstats(ex);
+    assert_int_equal(st.dropped, 0);
+    assert_int_equal(st.queued, SLAB_TASKS);
+    assert_int_equal(st.rejected, 1);
+    assert_int_equal(nab, 0);
+    gate_open(&g);
+    int all = SLAB_TASKS;
+    wait_until(log_at_least, &all, "every accepted task to run");
+    wait_until(runners_gone, ex, "the runner to leave");
+    pthread_mutex_lock(&log_mu);
+    for (int i = 0; i < SLAB_TASKS; i++) {
+        assert_int_equal(run_log[i], i + 1);
+    }
+    pthread_mutex_unlock(&log_mu);
+    st = kstats(ex);
+    assert_int_equal(st.submitted, SLAB_TASKS);
+    assert_int_equal(st.completed, SLAB_TASKS);
+    assert_int_equal(nab, 0);
+    sluice_keyed_destroy(ex);
     sluice_pool_destroy(pool);
     gate_destroy(&g);
 }
@@ -1152,6 +1399,9 @@ int main(void)
         cmocka_unit_test(test_evicted_runners_under_a_flood),
         cmocka_unit_test(test_fair_tenant_eviction_backs_off),
         cmocka_unit_test(test_submit_during_last_hand_back),
+        cmocka_unit_test(test_abandon_handler_never_inside_on_abandon),
+        cmocka_unit_test(test_timer_failure_strands_nothing),
+        cmocka_unit_test(test_drop_oldest_enomem_evicts_nothing),
         cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

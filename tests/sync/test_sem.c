@@ -500,6 +500,48 @@ static void test_cancel_race(void **state)
     sluice_sem_destroy(r.sem);
 }
 
+/* waiting_units at the top of uint64_t: on a semaphore of UINT64_MAX units
+ * with all but one held, two waiters of UINT64_MAX units ask for more than
+ * a uint64_t holds. The gauge saturates at UINT64_MAX (it wrapped to
+ * UINT64_MAX - 1), and is exact again as they leave. */
+static void test_waiting_units_saturate(void **state)
+{
+    (void)state;
+    sluice_sem *s = make_sem(UINT64_MAX, NULL);
+    assert_int_equal(sluice_sem_try_acquire(s, UINT64_MAX - 1), SLUICE_OK);
+    const uint64_t want[3] = {UINT64_MAX, UINT64_MAX, 2};
+    const uint64_t gauge[3] = {UINT64_MAX, UINT64_MAX, UINT64_MAX};
+    sluice_ctx *c[3];
+    acq a[3];
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sluice_ctx_create(&c[i], NULL, 0, NULL), SLUICE_OK);
+        a[i] = (acq){.sem = s, .n = want[i], .ctx = c[i]};
+        acq_start(&a[i]);
+        wait_waiters(s, (unsigned)i + 1);
+        assert_true(stats(s).waiting_units == gauge[i]);
+    }
+    /* UINT64_MAX + 2 still does not fit; 2 does, exactly. */
+    sluice_ctx_cancel(c[0], SLUICE_ECANCELED);
+    assert_int_equal(acq_join(&a[0]), SLUICE_ECANCELED);
+    wait_waiters(s, 2);
+    assert_true(stats(s).waiting_units == UINT64_MAX);
+    sluice_ctx_cancel(c[1], SLUICE_ECANCELED);
+    assert_int_equal(acq_join(&a[1]), SLUICE_ECANCELED);
+    wait_waiters(s, 1);
+    assert_true(stats(s).waiting_units == 2);
+    assert_int_equal(sluice_sem_release(s, UINT64_MAX - 1), SLUICE_OK);
+    assert_int_equal(acq_join(&a[2]), SLUICE_OK);
+    sluice_sem_stats st = stats(s);
+    assert_int_equal(st.waiters, 0);
+    assert_true(st.waiting_units == 0);
+    assert_true(st.in_use == 2);
+    assert_int_equal(sluice_sem_release(s, 2), SLUICE_OK);
+    for (int i = 0; i < 3; i++) {
+        sluice_ctx_release(c[i]);
+    }
+    sluice_sem_destroy(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,7 +549,7 @@ int main(void)
         cmocka_unit_test(test_head_of_line),        cmocka_unit_test(test_departed_head),
         cmocka_unit_test(test_done_ctx_fails_fast), cmocka_unit_test(test_close_and_destroy),
         cmocka_unit_test(test_histogram),           cmocka_unit_test(test_cancel_race),
-        cmocka_unit_test(test_set_capacity),
+        cmocka_unit_test(test_set_capacity),        cmocka_unit_test(test_waiting_units_saturate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
