@@ -246,9 +246,16 @@ typedef struct sluice_retry_result {
 } sluice_retry_result;
 
 /* Called once per accepted sluice_retry_submit call with its final result,
- * on the thread that ended it (a worker, the timer thread, a thread that
- * drains or destroys the pool, or the thread destroying the retrier). It
- * must not block for long and must not destroy the retrier. */
+ * on the thread that ended it (a worker, the retrier's timer thread, or
+ * the thread destroying the retrier), with no lock held. A call whose
+ * attempt the pool hands back (dropped, shed, drain deadline, destroy)
+ * ends on the timer thread, never inside the pool's on_abandon, so
+ * pool.h's rule for that callback (must not block or call the pool) is
+ * not done's; only if the timer cannot take it (no memory, or its thread
+ * cannot start) does done run there, on the thread that handed the
+ * attempt back. It should not block for long (it holds the timer thread,
+ * and with it the retrier's other retries) and must not destroy the
+ * retrier. */
 typedef void (*sluice_retry_done_fn)(const sluice_retry_result *res, void *arg);
 
 typedef struct sluice_retry_config {

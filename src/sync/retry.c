@@ -33,7 +33,9 @@
  * Accounting. Every accepted pool call ends exactly once, in end():
  * success, a stop from decide(), a panic (a cleanup handler pushed around
  * the attempt ends the call before the pool unwinds), a pool hand-back
- * (the attempt's own on_abandon), a refused resubmit, or the retrier's
+ * (the attempt's own on_abandon puts the end on the timer thread: done
+ * is user code and on_abandon must not block or call the pool; inline
+ * only when the timer cannot take it), a refused resubmit, or the retrier's
  * destroy (pending timer entries are fired with `canceled`). end() runs
  * the done callback, frees the rcall and only then drops in_flight, so
  * destroy, which waits for in_flight to reach zero, never frees the
@@ -385,6 +387,7 @@ typedef struct rcall {
     uint64_t rng;
     unsigned attempts;
     int last_rc;
+    sluice_abandon_reason handed_back; /* why the pool handed the attempt back (ended by end_due) */
 } rcall;
 
 /* "Go on retrying", as a decide() result. */
@@ -709,10 +712,10 @@ static void end_call(rcall *c, sluice_retry_outcome outcome, sluice_err err)
     drop_in_flight(r);
 }
 
-static void attempt_abandoned(const sluice_abandoned *task)
+/* End a call whose attempt the pool handed back for c->handed_back. */
+static void end_handed_back(rcall *c)
 {
-    rcall *c = task->arg;
-    switch (task->reason) {
+    switch (c->handed_back) {
     case SLUICE_ABANDON_SHED: {
         sluice_err cause = sluice_ctx_err(c->ctx);
         if (cause && cause != SLUICE_ETIMEDOUT) {
@@ -732,6 +735,31 @@ static void attempt_abandoned(const sluice_abandoned *task)
         break;
     }
     end_call(c, SLUICE_RETRY_REFUSED, SLUICE_ECLOSED);
+}
+
+/* The timer: a call whose attempt the pool handed back ends here, at
+ * once, canceled (the retrier's destroy) or not: its outcome is decided. */
+static void end_due(void *arg, uint64_t tag, bool canceled)
+{
+    (void)tag;
+    (void)canceled;
+    end_handed_back(arg);
+}
+
+/* The pool handed a queued attempt back (its on_abandon). The call's end
+ * runs user code (done, and the context's callbacks when its deadline has
+ * passed), which may block or call the pool, as on_abandon must not: the
+ * retrier's timer thread ends it, at once. The call stays in flight until
+ * then, so destroy waits for it while the timer still runs. Only if the
+ * timer cannot take it (no memory, or its thread cannot start) does the
+ * call end here, as retry.h says. */
+static void attempt_abandoned(const sluice_abandoned *task)
+{
+    rcall *c = task->arg;
+    c->handed_back = task->reason;
+    if (sluice__timer_add(c->r->timer, 0, end_due, c, 0) != SLUICE_OK) {
+        end_handed_back(c);
+    }
 }
 
 static sluice_err submit_attempt(rcall *c, bool nonblocking)

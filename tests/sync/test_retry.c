@@ -840,6 +840,65 @@ static void test_submit_pool_hands_back(void **state)
     sluice_retry_destroy(r);
 }
 
+/* The pool's drain deadline hands back a queued attempt: the call ends on
+ * the retrier's timer thread, never inside the pool's on_abandon (which
+ * must not block or call the pool), so a done callback that blocks (until
+ * the test lets it go) does not hold the pool's drain. It ran on the
+ * draining thread and held the drain for as long as it blocked. */
+static gate done_gate;
+static pthread_t done_thread;
+
+static void done_blocking(const sluice_retry_result *res, void *arg)
+{
+    done_thread = pthread_self(); /* read after gate_pass's entered count (seq_cst) */
+    done_record(res, arg);
+    gate_pass(&done_gate, false);
+}
+
+static sluice_err pool_drain_1ns(void *arg)
+{
+    return sluice_pool_drain(arg, 1, NULL);
+}
+
+static void test_done_never_inside_on_abandon(void **state)
+{
+    (void)state;
+    pthread_mutex_init(&dlog.mu, NULL);
+    dlog_reset();
+    gate_init(&done_gate);
+    gate_init(&hold);
+    sluice_pool *pool = make_pool(1, NULL);
+    sluice_retry_config cfg;
+    sluice_retry_config_init(&cfg);
+    cfg.pool = pool;
+    sluice_retry *r = make_retry(&cfg);
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, &hold), SLUICE_OK);
+    GATE_WAIT_ENTERED(&hold, 1);
+    flaky f = {.fail_first = 0};
+    assert_int_equal(sluice_retry_submit(r, NULL, flaky_fn, &f, done_blocking), SLUICE_OK); /* queued */
+    bg_call drain;
+    bg_call_start(&drain, pool_drain_1ns, pool); /* the worker is held: the deadline hands it back */
+    GATE_WAIT_ENTERED(&done_gate, 1);
+    bool inside = pthread_equal(done_thread, drain.thread) != 0;
+    if (inside) {
+        gate_open(&done_gate); /* let the drain go before failing */
+    }
+    assert_false(inside);
+    assert_int_equal(bg_call_finish(&drain, "the pool's drain, with done blocked"), SLUICE_ETIMEDOUT);
+    gate_open(&done_gate);
+    assert_int_equal(atomic_load(&dlog.n), 1);
+    assert_int_equal(dlog.last.outcome, SLUICE_RETRY_REFUSED);
+    assert_int_equal(dlog.last.err, SLUICE_ECLOSED);
+    assert_int_equal(dlog.last.attempts, 0);
+    assert_int_equal(atomic_load(&f.calls), 0);
+    gate_open(&hold);
+    sluice_retry_destroy(r); /* waits for the call to end (done returns) */
+    sluice_pool_destroy(pool);
+    gate_destroy(&hold);
+    gate_destroy(&done_gate);
+    pthread_mutex_destroy(&dlog.mu);
+}
+
 /* A resubmit never waits for the pool's queue, also on a clock that reads
  * 0 (retry.h: the timer thread submits "without ever waiting"): a past
  * submit deadline of "now, or 1 ns at 0" was still ahead there, and the
@@ -1071,6 +1130,7 @@ int main(void)
         cmocka_unit_test(test_submit_resubmits),
         cmocka_unit_test(test_submit_endings),
         cmocka_unit_test(test_submit_pool_hands_back),
+        cmocka_unit_test(test_done_never_inside_on_abandon),
         cmocka_unit_test(test_submit_never_waits_at_clock_zero),
         cmocka_unit_test(test_budget_holds_attempts_down),
         cmocka_unit_test(test_metrics),
