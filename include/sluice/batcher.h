@@ -26,14 +26,17 @@
  * drain's deadline came with the items still unsealed. At quiescence
  *     added = delivered + failed.
  *
- * The pool's on_abandon must not call the pool (sluice/pool.h), and the
- * batcher honours that: when the pool hands a queued batch back and the
- * freed in-flight slot seals the next, due batch, that batch is submitted
- * by the batcher's timer thread (the pool dropped or shed the first), or
- * fails at once as REFUSED with SLUICE_ECLOSED (the pool handed it back
- * at its drain deadline or destroy: closed for good, so that is what the
- * submit would have answered); so does every batch sealed after that,
- * with no pool call. The pool must outlive the batcher.
+ * The pool's on_abandon must not block or call the pool (sluice/pool.h),
+ * and the batcher honours that: a batch the pool hands back fails
+ * (ABANDONED) on the batcher's timer thread, never inside on_abandon, so
+ * failure_fn need not keep that rule. The due batch its freed in-flight
+ * slot seals is submitted from there, or fails as REFUSED with
+ * SLUICE_ECLOSED when the pool handed the first back at its drain
+ * deadline or destroy (closed for good: what the submit would answer), as
+ * does every batch sealed after that, with no pool call. Only if the
+ * timer cannot take the failure (no memory, or its thread cannot start)
+ * does failure_fn run inside on_abandon. The pool must outlive the
+ * batcher.
  *
  * Example (the ClickHouse insert):
  *
@@ -112,10 +115,10 @@ SLUICE_API sluice_err sluice_batch_failure_parse(const char *text, sluice_batch_
 typedef int (*sluice_batch_fn)(void **items, size_t n, void *user);
 
 /* The failure handler: the batch that was not delivered, whole. Runs on
- * the thread that found out (a worker, the timer thread, a submitter, or
- * the thread draining or destroying the batcher or the pool), with no
- * batcher lock held. It must not block for
- * long and must not add to this batcher under a full in-flight bound. */
+ * the thread that found out (a worker, the timer thread (every batch the
+ * pool hands back), a submitter, or the thread draining or destroying the
+ * batcher), with no batcher lock held. It must not block for long and
+ * must not add to this batcher under a full in-flight bound. */
 typedef void (*sluice_batch_failed_fn)(void **items, size_t n, int rc, sluice_batch_failure why, void *user);
 
 typedef struct sluice_batcher_config {
@@ -152,8 +155,8 @@ SLUICE_API void sluice_batcher_config_init(sluice_batcher_config *cfg);
 
 /*
  * sluice_batcher_create - a batcher (its timer thread starts with the
- * first batch that has a time limit, or the first batch sealed when the
- * pool drops or sheds one).
+ * first batch that has a time limit, or the first batch the pool hands
+ * back).
  * Returns: SLUICE_OK; SLUICE_EINVAL naming the field in errbuf ("max_items:
  * must be 1..1000000, got 0", "failure_fn: required: a failed batch must
  * go somewhere"); SLUICE_ENOMEM.

@@ -27,13 +27,16 @@
  * thread never block (a past submit deadline), so a full BLOCK pool is a
  * REFUSED failure there rather than a deadlock.
  *
- * The pool's on_abandon (batch_abandoned) must not call the pool (pool.h):
- * a batch it seals is submitted by the timer thread instead (DROPPED,
- * SHED), or fails REFUSED/ECLOSED at once when the pool is closed for good
- * (DRAIN, DESTROY), which is what a submit would have answered
- * (fail_batch_in); from then on every batch fails so, with no pool call
- * (pool_closed). So the pool must outlive the batcher; a pool destroyed
- * first anyway is never called again once it handed a batch back.
+ * The pool's on_abandon (batch_abandoned) must not block or call the pool
+ * (pool.h), and failure_fn is user code that may do both: so the batch
+ * handed back fails on the timer thread (fail_due), which also submits
+ * the due batch its slot seals; once the pool handed a batch back at its
+ * drain deadline or destroy (closed for good) every batch fails REFUSED
+ * with SLUICE_ECLOSED, what a submit would answer, with no pool call
+ * (pool_closed). If the timer cannot take the failure (no memory, no
+ * thread), it runs inside on_abandon after all, and a due batch is then
+ * submitted by the timer or fails at once (fail_batch_in). So the pool must outlive the batcher; a pool
+ * destroyed first anyway is never called again once it handed a batch back.
  *
  * Lock order: b->drain_mu -> b->mu -> timer mutex (the timer add).
  * batch_fn, failure_fn and pool calls run with no batcher lock held.
@@ -57,7 +60,8 @@ typedef struct sbatch {
     struct sluice_batcher *b;
     size_t n;
     sluice_flush_reason reason;
-    void *items[]; /* max_items of them */
+    sluice_abandon_reason handed_back; /* why the pool handed it back (failed by fail_due) */
+    void *items[];                     /* max_items of them */
 } sbatch;
 
 struct sluice_batcher {
@@ -260,15 +264,35 @@ static void submit_batch(sluice_batcher *b, sbatch *sb, bool nonblocking)
     submit_batch_until(b, sb, nonblocking, 0);
 }
 
+/* The timer: a batch the pool handed back fails here (ABANDONED, with the
+ * pool's reason), off the pool's on_abandon, so failure_fn (user code: it
+ * may block to spool the items, or submit) never runs inside it, and the
+ * due batch its slot seals is submitted from here. Canceled or not: the
+ * failure is decided (and destroy waits for the batch before it stops the
+ * timer, so it is never canceled in practice). */
+static void fail_due(void *arg, uint64_t tag, bool canceled)
+{
+    (void)tag;
+    (void)canceled;
+    sbatch *sb = arg;
+    fail_batch(sb, SLUICE_BATCH_ABANDONED, (int)sb->handed_back);
+}
+
 /* The pool handed a queued batch back: on the pool's on_abandon, where
- * the pool must not be called (see fail_batch_in). */
+ * nothing may block or call the pool. The batch fails on the timer thread
+ * (fail_due); only if the timer cannot take it (no memory, or its thread
+ * cannot start) does it fail here, with the due batch's submit handled as
+ * fail_batch_in says. */
 static void batch_abandoned(const sluice_abandoned *task)
 {
+    sbatch *sb = task->arg;
     if (task->reason == SLUICE_ABANDON_DRAIN || task->reason == SLUICE_ABANDON_DESTROY) {
-        sbatch *sb = task->arg;
         atomic_store_explicit(&sb->b->pool_closed, true, memory_order_release);
     }
-    fail_batch_in(task->arg, SLUICE_BATCH_ABANDONED, (int)task->reason, task->reason);
+    sb->handed_back = task->reason;
+    if (sluice__timer_add(sb->b->timer, 0, fail_due, sb, 0) != SLUICE_OK) {
+        fail_batch_in(sb, SLUICE_BATCH_ABANDONED, (int)task->reason, task->reason);
+    }
 }
 
 /* The timer: submit a batch sealed on the pool's on_abandon. Entries are

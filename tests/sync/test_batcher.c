@@ -618,8 +618,11 @@ static void test_abandon_never_calls_the_pool(void **state)
     b = make(pool, 1, 0, 1);
     assert_int_equal(sluice_batcher_add(b, &items[0]), SLUICE_OK);
     assert_int_equal(sluice_batcher_add(b, &items[1]), SLUICE_OK);
-    /* The worker is held: the deadline hands batch 1 back, on this thread. */
+    /* The worker is held: the deadline hands batch 1 back; it fails on the
+     * batcher's timer thread, and batch 2 with it. */
     assert_int_equal(sluice_pool_drain(pool, 1, NULL), SLUICE_ETIMEDOUT);
+    wait_until(settled, &two, "batch 1 abandoned and batch 2 refused");
+    wait_until(idle, b, "both counted");
     int failed = -1;
     all_once(2, NULL, &failed);
     assert_int_equal(failed, 2);
@@ -635,6 +638,67 @@ static void test_abandon_never_calls_the_pool(void **state)
     gate_open(&g);
     sluice_pool_destroy(pool);
     gate_destroy(&g);
+}
+
+/* A batch the pool hands back fails on the batcher's timer thread, never
+ * inside the pool's on_abandon (which must not block or call the pool):
+ * a failure_fn that blocks (spooling the items, say) does not hold the
+ * pool's drain. It ran on the draining thread and held the drain for as
+ * long as it blocked. */
+static gate spool_gate;
+static pthread_t spool_thread;
+
+static void blocking_failure(void **its, size_t n, int rc, sluice_batch_failure why, void *user)
+{
+    spool_thread = pthread_self(); /* read after gate_pass's entered count (seq_cst) */
+    failure_fn(its, n, rc, why, user);
+    gate_pass(&spool_gate, false);
+}
+
+static sluice_err pool_drain_1ns(void *arg)
+{
+    return sluice_pool_drain(arg, 1, NULL);
+}
+
+static void test_failure_fn_never_inside_on_abandon(void **state)
+{
+    (void)state;
+    reset();
+    gate_init(&spool_gate);
+    sluice_pool *pool = make_pool(1, NULL);
+    gate g;
+    gate_init(&g);
+    assert_int_equal(sluice_pool_submit(pool, gate_task, &g), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g, 1);
+    sluice_batcher_config bc;
+    sluice_batcher_config_init(&bc);
+    bc.pool = pool;
+    bc.max_items = 1;
+    bc.batch_fn = batch_fn;
+    bc.failure_fn = blocking_failure;
+    sluice_batcher *b = NULL;
+    char err[160];
+    assert_int_equal(sluice_batcher_create(&bc, &b, err, sizeof err), SLUICE_OK);
+    assert_int_equal(sluice_batcher_add(b, &items[0]), SLUICE_OK); /* sealed, queued behind the gate */
+    bg_call drain;
+    bg_call_start(&drain, pool_drain_1ns, pool);
+    GATE_WAIT_ENTERED(&spool_gate, 1);
+    bool inside = pthread_equal(spool_thread, drain.thread) != 0;
+    if (inside) {
+        gate_open(&spool_gate); /* let the drain go before failing */
+    }
+    assert_false(inside);
+    assert_int_equal(bg_call_finish(&drain, "the pool's drain, with failure_fn blocked"), SLUICE_ETIMEDOUT);
+    gate_open(&spool_gate);
+    wait_until(idle, b, "the batch to be counted");
+    assert_int_equal(atomic_load(&fate[0]), 2);
+    assert_int_equal(whys[0], SLUICE_BATCH_ABANDONED);
+    assert_int_equal(bstats(b).failures[SLUICE_BATCH_ABANDONED], 1);
+    sluice_batcher_destroy(b);
+    gate_open(&g);
+    sluice_pool_destroy(pool);
+    gate_destroy(&g);
+    gate_destroy(&spool_gate);
 }
 
 static void test_metrics(void **state)
@@ -689,6 +753,7 @@ int main(void)
         cmocka_unit_test(test_drain_deadline_unsent),
         cmocka_unit_test(test_exactly_once_under_load),
         cmocka_unit_test(test_abandon_never_calls_the_pool),
+        cmocka_unit_test(test_failure_fn_never_inside_on_abandon),
         cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1230,6 +1230,14 @@ static bool pool_is_draining(sluice_pool *p)
 
 static _Atomic uint64_t pd_keyed_back;
 
+/* n batches ended (delivered or failed, and counted). */
+static bool batcher_ended(sluice_batcher *b, uint64_t n)
+{
+    sluice_batcher_stats st;
+    sluice_batcher_stats_get(b, &st);
+    return st.batches_ok + st.batches_failed >= n && st.in_flight == 0;
+}
+
 static void pd_keyed_abandon(const sluice_keyed_abandoned *task, void *user)
 {
     (void)task;
@@ -1309,6 +1317,9 @@ static void test_pool_drained_under_them(void **state)
     WAIT_FOR(pool_is_draining(fp.p), "the pool's drain began");
     sluice_fake_clock_advance(&fp.fc, 2 * SEC);
     assert_int_equal(bg_call_finish(&drain, "the pool's drain deadline"), SLUICE_ETIMEDOUT);
+    /* Batch 1 fails on the batcher's timer thread (never inside the
+     * pool's on_abandon), and batch 2 with it. */
+    WAIT_FOR(batcher_ended(b, 2), "both batches to end");
     sluice_batcher_stats bs;
     sluice_batcher_stats_get(b, &bs);
     assert_int_equal(bs.added, 3);
