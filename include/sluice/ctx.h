@@ -45,7 +45,10 @@ typedef void (*sluice_ctx_cancel_fn)(sluice_ctx *ctx, sluice_err cause, void *ar
  *                0 for none (the parent's deadline still applies).
  *   clock:       the clock deadlines are read from; NULL for the system
  *                clock. A child with NULL inherits its parent's clock.
- * Returns: SLUICE_OK, SLUICE_EINVAL (out NULL), SLUICE_ENOMEM.
+ * Returns: SLUICE_OK, SLUICE_EINVAL (out NULL, or a parent with a
+ * deadline on another clock than `clock`: the two cannot be compared),
+ * SLUICE_ENOMEM. A deadline of UINT64_MAX never comes, also on a clock
+ * that has reached UINT64_MAX.
  * Ownership: *out holds one reference; release it with sluice_ctx_release.
  * Thread-safety: safe; the parent may be cancelled concurrently (then the
  * child is born cancelled).

@@ -392,7 +392,9 @@ typedef struct sluice_pool_config {
      * SLUICE_HIST_MAX_BUCKETS. */
     const double *histogram_buckets;
     size_t histogram_bucket_count;
-    /* Record timing for 1 task in N; 1 = every task; at most 2^31 - 1.
+    /* Record timing for 1 task in N; 1 = every task; at most 2^31 - 1
+     * (a larger N, here or in sluice_pool_set_timing_sample, is taken as
+     * 2^31 - 1).
      * The default, SLUICE_TIMING_SAMPLE_AUTO (0), picks N from the tasks'
      * length so timing costs about 1% of task time: every task once tasks
      * take 100x the measured cost of timing one (a few microseconds), fewer

@@ -280,7 +280,8 @@ static sluice_err expire(sluice_ctx *ctx)
     /* Effective deadlines never decrease going up the chain, so the first
      * ancestor that has not expired ends the walk. */
     for (sluice_ctx *a = ctx->parent; a; a = a->parent) {
-        if (!a->deadline_ns || !sluice__same_clock(a->clock, ctx->clock) || now < a->deadline_ns) {
+        if (!a->deadline_ns || !sluice__same_clock(a->clock, ctx->clock) ||
+            !sluice__deadline_passed(now, a->deadline_ns)) {
             break;
         }
         top = a;
@@ -301,7 +302,7 @@ sluice_err sluice_ctx_err(sluice_ctx *ctx)
     if (d) {
         return (sluice_err)d;
     }
-    if (ctx->deadline_ns == 0 || sluice_clock_now(ctx->clock) < ctx->deadline_ns) {
+    if (!sluice__deadline_passed(sluice_clock_now(ctx->clock), ctx->deadline_ns)) {
         return SLUICE_OK;
     }
     return expire(ctx);
@@ -415,7 +416,7 @@ sluice_err sluice_ctx_wait(sluice_ctx *ctx, uint64_t until_ns)
             return (sluice_err)d;
         }
         uint64_t now = sluice_clock_now(ctx->clock);
-        if (ctx->deadline_ns && now >= ctx->deadline_ns) {
+        if (sluice__deadline_passed(now, ctx->deadline_ns)) {
             pthread_mutex_unlock(&ctx->mu);
             return expire(ctx);
         }

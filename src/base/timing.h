@@ -36,6 +36,15 @@ static inline uint64_t sluice__add_sat(uint64_t a, uint64_t b)
     return b > UINT64_MAX - a ? UINT64_MAX : a + b;
 }
 
+/* True once `deadline_ns` (0 = none) has come at `now`. UINT64_MAX never
+ * comes: it is where a saturated now + duration lands ("UINT64_MAX is as
+ * good as no limit"), and a clock can reach it (a fake clock advanced to
+ * its end saturates there), which must not turn "never" into "now". */
+static inline bool sluice__deadline_passed(uint64_t now, uint64_t deadline_ns)
+{
+    return deadline_ns != 0 && deadline_ns != UINT64_MAX && now >= deadline_ns;
+}
+
 /* The earlier of two deadlines where 0 means "none". */
 static inline uint64_t sluice__min_deadline(uint64_t a, uint64_t b)
 {
@@ -180,11 +189,11 @@ sluice_err sluice__ctx_peek(const sluice_ctx *ctx);
  * own clock) has passed. Reads clocks only; never runs callbacks. */
 static inline bool sluice__timed_out(const sluice_clock *clk, uint64_t deadline_ns, const sluice_ctx *ctx)
 {
-    if (deadline_ns && sluice_clock_now(clk) >= deadline_ns) {
+    if (deadline_ns && sluice__deadline_passed(sluice_clock_now(clk), deadline_ns)) {
         return true;
     }
     uint64_t cd = sluice_ctx_deadline(ctx);
-    return cd && sluice_clock_now(sluice_ctx_clock(ctx)) >= cd;
+    return cd && sluice__deadline_passed(sluice_clock_now(sluice_ctx_clock(ctx)), cd);
 }
 
 /*

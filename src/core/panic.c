@@ -87,7 +87,7 @@ bool sluice_task_should_stop(void)
         return true;
     }
     const sluice__task *t = f->task;
-    if (t->deadline_ns && sluice__now(f->pool) >= t->deadline_ns) {
+    if (t->deadline_ns && sluice__deadline_passed(sluice__now(f->pool), t->deadline_ns)) {
         return true;
     }
     return t->ctx && sluice_ctx_err(t->ctx) != SLUICE_OK;

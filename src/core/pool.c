@@ -592,7 +592,7 @@ static sluice_err wait_for_space(sluice_pool *p, sluice__task *t, const sluice_s
          * depth read below, under mu: a worker that still saw it set made
          * its pop before that read, which then sees the pop. */
         atomic_store_explicit(&p->space_signalled, false, memory_order_seq_cst);
-        bool last = deadline && sluice__now(p) >= deadline;
+        bool last = deadline && sluice__deadline_passed(sluice__now(p), deadline);
         bool full_below_mark = false;
         /* The seq_cst increment of `waiting` above and the seq_cst depth
          * read here pair with a worker's pop (seq_cst head CAS) and its
@@ -1521,7 +1521,7 @@ sluice_err sluice_pool_drain(sluice_pool *p, uint64_t timeout_ns, sluice_drain_r
                 }
             }
         }
-        if (deadline && sluice__now(p) >= deadline) {
+        if (deadline && sluice__deadline_passed(sluice__now(p), deadline)) {
             rep.timed_out = true;
             /* Ask running tasks to stop, then count them at once: the
              * report names the tasks that were running at the deadline and

@@ -551,7 +551,7 @@ static __attribute__((noinline)) int invoke(sigjmp_buf *jump, sluice_task_fn fn,
 
 static bool task_expired(struct sluice_pool *p, const sluice__task *t)
 {
-    if (t->deadline_ns && sluice__now(p) >= t->deadline_ns) {
+    if (t->deadline_ns && sluice__deadline_passed(sluice__now(p), t->deadline_ns)) {
         return true;
     }
     return t->ctx && sluice_ctx_err(t->ctx) != SLUICE_OK;
