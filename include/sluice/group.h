@@ -100,7 +100,11 @@ typedef struct sluice_group_config {
     /* The group's context is a child of this one (retained); NULL: a root. */
     sluice_ctx *parent;
     /* Clock for the private pool and the group context; NULL = the pool's
-     * clock (cfg.pool) or the system clock. */
+     * clock (cfg.pool) or the system clock, except that with a parent and
+     * no clock the group context takes the parent's clock (the private
+     * pool still runs on the system clock). A clock given here must be
+     * the parent's when the parent has a deadline (else SLUICE_EINVAL
+     * naming parent). */
     const sluice_clock *clock;
 } sluice_group_config;
 

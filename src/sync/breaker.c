@@ -333,9 +333,10 @@ static void set_state(sluice_breaker *b, sluice_breaker_state to, uint64_t now)
  * reported within half_open_max_wait_ns (HALF_OPEN -> OPEN). */
 static void tick(sluice_breaker *b, uint64_t now)
 {
-    if (b->state == SLUICE_BREAKER_OPEN && now >= b->open_until) {
+    if (b->state == SLUICE_BREAKER_OPEN && sluice__deadline_passed(now, b->open_until)) {
         set_state(b, SLUICE_BREAKER_HALF_OPEN, now);
-    } else if (b->state == SLUICE_BREAKER_HALF_OPEN && b->probes_in_flight > 0 && now >= b->half_open_until) {
+    } else if (b->state == SLUICE_BREAKER_HALF_OPEN && b->probes_in_flight > 0 &&
+               sluice__deadline_passed(now, b->half_open_until)) {
         b->st.half_open_expired++;
         set_state(b, SLUICE_BREAKER_OPEN, now);
     }
