@@ -40,8 +40,11 @@ typedef struct sluice_cluster_join sluice_cluster_join;
  * file unreadable), SLUICE_EPARSE / SLUICE_EINVAL with "file:line:col: ..."
  * for a bad budget file, or a sentence naming the key for a service with
  * no share, no pool on the budget's downstream, a share smaller than the
- * number of such pools; SLUICE_ENOMEM; SLUICE_ESYS. On error nothing is
- * left running and errbuf says why.
+ * number of such pools; SLUICE_EINVAL with "cluster: more than 16 pools
+ * call downstream NAME" when more than SLUICE_CLUSTER_MAX_BINDINGS (16)
+ * pools name the budget's downstream (each is one share binding; exactly
+ * 16 join); SLUICE_ENOMEM; SLUICE_ESYS. On error nothing is left running
+ * and errbuf says why.
  * Ownership: *out belongs to the caller; svc and logger are borrowed and
  * must outlive it; cfg is read during the call only (the budget path is
  * relative to cfg->source's directory).

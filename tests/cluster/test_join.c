@@ -111,7 +111,7 @@ static const char BUDGET[] = "downstream: payments-api\n"
  * expire. */
 static sluice_config *load(const char *svc, const char *extra, const char *pools)
 {
-    char text[2048], path[256], err[1024];
+    char text[4096], path[256], err[1024];
     snprintf(
         text, sizeof text,
         "service:\n  name: %s\n"
@@ -308,6 +308,62 @@ static void test_refusals(void **state)
     cleanup_now(cfg);
 }
 
+/* The pool limit: SLUICE_CLUSTER_MAX_BINDINGS (16) pools on the budget's
+ * downstream join (each bound, the parts summing to the share); a 17th is
+ * refused with SLUICE_EINVAL and the message cluster_join.h gives, and
+ * nothing is left running. */
+static char *many_pools(int n)
+{
+    static char text[4096];
+    size_t used = 0;
+    for (int i = 0; i < n; i++) {
+        used += (size_t)snprintf(text + used, sizeof text - used,
+                                 "  - name: p%02d\n    workers: 4\n    queue_capacity: 4\n"
+                                 "    downstream: payments-api\n",
+                                 i);
+        assert_true(used < sizeof text);
+    }
+    return text;
+}
+
+static void test_pool_limit(void **state)
+{
+    (void)state;
+    seq++;
+    write_file("budget.yaml", BUDGET);
+    sluice_config *cfg = load("orders", NULL, many_pools(SLUICE_CLUSTER_MAX_BINDINGS));
+    sluice_service *s = service_of(cfg);
+    sluice_cluster_join *j = NULL;
+    char err[1024] = "";
+    if (sluice_cluster_join_create(cfg, s, NULL, &j, err, sizeof err) != SLUICE_OK) {
+        fail_msg("16 pools: %s", err);
+    }
+    cleanup_push(undo_join, j);
+    unsigned sum = 0;
+    for (int i = 0; i < SLUICE_CLUSTER_MAX_BINDINGS; i++) {
+        char name[8];
+        snprintf(name, sizeof name, "p%02d", i);
+        unsigned part = sluice_cluster_join_part(j, sluice_service_find_pool(s, name));
+        assert_true(part >= 2 && part <= 3); /* 40 split 16 ways by equal workers */
+        sum += part;
+    }
+    assert_int_equal(sum, 40);
+    cleanup_now(j);
+    cleanup_now(s);
+    cleanup_now(cfg);
+
+    expect_refusal("orders", many_pools(SLUICE_CLUSTER_MAX_BINDINGS + 1), BUDGET,
+                   "cluster: more than 16 pools call downstream payments-api");
+    seq++;
+    cfg = load("orders", NULL, many_pools(SLUICE_CLUSTER_MAX_BINDINGS + 1));
+    s = service_of(cfg);
+    j = (sluice_cluster_join *)0x1;
+    assert_int_equal(sluice_cluster_join_create(cfg, s, NULL, &j, err, sizeof err), SLUICE_EINVAL);
+    assert_null(j);
+    cleanup_now(s);
+    cleanup_now(cfg);
+}
+
 int main(void)
 {
     if (!redis_fixture_available()) {
@@ -318,6 +374,7 @@ int main(void)
         cmocka_unit_test_teardown(test_share_bound_and_leave, per_test_end),
         cmocka_unit_test_teardown(test_strict_and_unready, per_test_end),
         cmocka_unit_test_teardown(test_refusals, per_test_end),
+        cmocka_unit_test_teardown(test_pool_limit, per_test_end),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
