@@ -380,9 +380,16 @@ SLUICE_API void sluice_dlimiter_config_init(sluice_dlimiter_config *cfg);
 /*
  * sluice_dlimiter_create - a GCRA limiter whose state (one key: the
  * theoretical arrival time, on Redis's clock) is shared by all replicas.
- * While Redis is down, or a call to it fails (an error, a timeout, even
- * while heartbeats succeed), it falls back to a local bucket with
+ * While Redis is down, or a call to it fails (a timeout, even while
+ * heartbeats succeed; a timeout or a lost connection puts the whole
+ * cluster in fallback), it falls back to a local bucket with
  * rate / last known replicas and burst / last known replicas (at least 1).
+ * An error reply to this limiter's own script (a foreign value under its
+ * key) puts only this limiter there, for one heartbeat, after which its
+ * next call tries Redis again; the connection is kept, and the cluster,
+ * its bindings and its other limiters and semaphores stay in cluster
+ * mode (a semaphore whose own script fails falls back alone the same way,
+ * until a renewal succeeds).
  * That bucket is built full on the first entry into fallback and then
  * kept: a later fallback finds it as the last one left it, refilled at
  * its rate meanwhile, so fallbacks that follow each other closely (a
@@ -428,7 +435,14 @@ SLUICE_API bool sluice_dlimiter_allow_n(sluice_dlimiter *dl, uint64_t n);
 SLUICE_API sluice_err sluice_dlimiter_reserve(sluice_dlimiter *dl, uint64_t n, sluice_reservation *out);
 
 /* sluice_dlimiter_cancel - give a reservation back if its time has not
- * come (moves the shared arrival time back by its tokens). */
+ * come, to where its tokens were charged, whatever the mode now: one the
+ * fallback bucket made (and did not carry to Redis on a recovery) goes
+ * back to that bucket; any other moves the shared arrival time back by
+ * its tokens, or, when Redis cannot be reached, stays spent (stricter,
+ * never looser; so does one whose carry is in flight). The limiter
+ * remembers the fallback bucket's reservations that wait, until they are
+ * due or carried; r is matched by its tokens, reserved_at_ns and
+ * act_at_ns. */
 SLUICE_API void sluice_dlimiter_cancel(sluice_dlimiter *dl, const sluice_reservation *r);
 
 /* sluice_dlimiter_wait - as sluice_limiter_wait (reserve, then sleep until

@@ -264,7 +264,7 @@ static bool heartbeat(sluice_cluster *c)
     char ttl[32];
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(c->member_ttl_ns / SLUICE_NS_PER_MS));
     const char *argv[] = {c->key_members, c->key_services, c->replica, ttl, c->service};
-    redisReply *rep = sluice__redis_eval(&c->redis, SLUICE__SCRIPT_HEARTBEAT, 2, 5, argv);
+    redisReply *rep = sluice__redis_eval(&c->redis, SLUICE__SCRIPT_HEARTBEAT, 2, 5, argv, NULL);
     if (!rep) {
         return false;
     }
@@ -647,7 +647,7 @@ void sluice_cluster_destroy(sluice_cluster *c)
     pthread_mutex_unlock(&c->redis.mu);
     if (connected) {
         const char *argv[] = {c->key_members, c->replica};
-        redisReply *rep = sluice__redis_eval(&c->redis, SLUICE__SCRIPT_LEAVE, 1, 2, argv);
+        redisReply *rep = sluice__redis_eval(&c->redis, SLUICE__SCRIPT_LEAVE, 1, 2, argv, NULL);
         if (rep) {
             freeReplyObject(rep);
         }

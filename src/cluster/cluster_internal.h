@@ -67,16 +67,30 @@ void sluice__redis_fini(sluice__redis *r);
  * Returns true when connected. Takes mu. */
 bool sluice__redis_ensure(sluice__redis *r, bool force);
 
+/* How a call failed (sluice__redis_eval's *fail). */
+typedef enum sluice__redis_fail {
+    SLUICE__REDIS_FAIL_NONE = 0, /* a reply that is not an error */
+    /* No usable reply: I/O error, timeout, not connected, or an error
+     * reply that says the server serves nobody now (-BUSY, -LOADING,
+     * -READONLY...). The connection was closed: the cluster falls back. */
+    SLUICE__REDIS_FAIL_DOWN,
+    /* The script's own error reply (WRONGTYPE on a foreign value under
+     * its keys, a Lua error): this call failed, the connection is kept
+     * and in step; only the caller's object falls back. */
+    SLUICE__REDIS_FAIL_SCRIPT,
+} sluice__redis_fail;
+
 /*
  * sluice__redis_eval - EVALSHA script with nkeys keys then args (argc
  * strings in all), reloading on NOSCRIPT. Does not reconnect (callers
  * call sluice__redis_ensure first). Returns the reply (free with
- * freeReplyObject) or NULL on failure (the connection is then closed and
- * last_error says why); an error reply from the script is returned as
- * NULL too. Takes mu.
+ * freeReplyObject) or NULL on failure, with *fail (when fail is not
+ * NULL) saying which: SLUICE__REDIS_FAIL_DOWN (the connection was
+ * closed) or SLUICE__REDIS_FAIL_SCRIPT (it was kept); last_error says
+ * why either way. Takes mu.
  */
 struct redisReply *sluice__redis_eval(sluice__redis *r, sluice__script_id script, int nkeys, int argc,
-                                      const char **argv);
+                                      const char **argv, sluice__redis_fail *fail);
 
 /* sluice__redis_command - a plain command (argv form); as _eval. */
 struct redisReply *sluice__redis_command(sluice__redis *r, int argc, const char **argv);

@@ -59,11 +59,36 @@
  * tokens). Leaving fallback, the tokens it is in debt by (reservations
  * not yet due) move out of it and are carried into the first script
  * call that reaches Redis (ARGV 5 of the take script), so they count
- * against the shared bucket instead, and a cancel of one of those
- * reservations, which after recovery goes to Redis, gives back tokens
- * Redis was charged. If that call fails, the debt stays owed and goes
- * back into the bucket on the way into fallback. (A call that timed out
- * after Redis ran it charges the debt twice: stricter, never looser.)
+ * against the shared bucket instead. If that call fails, the debt stays
+ * owed and goes back into the bucket on the way into fallback. (A call
+ * that timed out after Redis ran it charges the debt twice: stricter,
+ * never looser.)
+ *
+ * Cancel goes back to where the tokens were charged, not by the mode the
+ * limiter is in when it is called: the fallback bucket keeps a list of
+ * the reservations it made with a wait (lres), and a cancel that matches
+ * one (tokens, reserved_at, act_at) gives back to the bucket; any other
+ * reservation was charged to Redis (taken there, or carried there by a
+ * successful carry, which forgets the ones it moved) and its cancel goes
+ * to Redis, or is lost when Redis cannot be reached (stricter, never
+ * looser). Routed by the mode, a reservation taken from Redis and
+ * cancelled in fallback refilled the fallback bucket with tokens it never
+ * gave, and one carried to Redis and cancelled in a later fallback did
+ * the same (test_dlimiter_cancel_goes_where_charged). A cancel of a
+ * reservation whose carry is in flight gives nothing back. A Redis
+ * reservation identical in all three fields to a recorded fallback one
+ * (possible only on an injected clock) would be given back to the bucket
+ * instead, and the other one later to Redis: the same tokens, swapped.
+ *
+ * Which failure is whose: a call whose connection failed (I/O, timeout,
+ * a server that serves nobody) puts the cluster in fallback, every
+ * binding, semaphore and limiter of the replica with it. A call that
+ * failed alone, the script's own error reply (a foreign value under this
+ * limiter's key) or a reply of the wrong shape, keeps the connection
+ * (redis.c) and puts only this limiter on its fallback bucket, for one
+ * heartbeat (retry_at_ns), after which the next call tries Redis again:
+ * at most one failing round trip per heartbeat, and the replica's other
+ * limiters and bindings never notice (test_dlimiter_script_error_is_its_own).
  *
  * Lock order: dl->mu -> cluster mu; no Redis call is made with dl->mu
  * held (the connection's own mutex serialises calls).
@@ -78,6 +103,12 @@
 #include "base/check.h"
 #include "cluster/cluster_internal.h"
 #include "sync/sync_internal.h"
+
+/* A reservation taken from the fallback bucket (see lres). */
+typedef struct local_res {
+    uint64_t tokens, reserved_at_ns, act_at_ns;
+    uint64_t carry_gen; /* 0: the bucket's; else the carry in flight that moves it */
+} local_res;
 
 struct sluice_dlimiter {
     sluice_cluster *c;
@@ -94,7 +125,21 @@ struct sluice_dlimiter {
     uint64_t local_burst;   /* burst / local_members, at least 1 */
     unsigned local_members; /* the replicas its rate and burst were divided by */
     bool fallback;
+    /* Local clock: after this limiter's own script failed with the
+     * connection up (a foreign value under its key), it answers from the
+     * fallback bucket until then, one heartbeat, and then tries Redis
+     * again; the cluster is not told (its other objects keep working). */
+    uint64_t retry_at_ns;
     uint64_t carry; /* tokens of fallback debt not yet charged to Redis */
+    /* The reservations the fallback bucket is owed for (taken there with a
+     * wait, not yet due, not yet carried to Redis): a cancel of one of
+     * these goes back to the bucket, of any other to Redis. A carry marks
+     * those it moves with its generation; when its call succeeds they are
+     * Redis's and are forgotten, when it fails they are the bucket's
+     * again. */
+    local_res *lres;
+    size_t lres_n, lres_cap;
+    uint64_t carry_gen; /* the last carry's generation */
     uint64_t allowed, limited, redis_calls, fallback_calls, wait_timeouts, wait_canceled, rejected;
 };
 
@@ -159,6 +204,7 @@ void sluice_dlimiter_destroy(sluice_dlimiter *dl)
         return;
     }
     pthread_mutex_destroy(&dl->mu);
+    free(dl->lres);
     free(dl);
 }
 
@@ -227,10 +273,14 @@ static void local_locked(sluice_dlimiter *dl)
  * call. The bucket keeps the rest of its state (a bucket left empty stays
  * empty, refilling at its rate), so the debt is counted once: in Redis
  * if the call succeeds, back in the bucket (local_locked) if it fails.
- * Caller holds mu. */
-static uint64_t leave_fallback_locked(sluice_dlimiter *dl)
+ * *gen is the generation of the carry (0 when there is none): the
+ * fallback reservations recorded by then move with it, and until its
+ * call returns (carried_locked) a cancel of one of them gives nothing
+ * back (the tokens are in transit). Caller holds mu. */
+static uint64_t leave_fallback_locked(sluice_dlimiter *dl, uint64_t *gen)
 {
     SLUICE__ASSERT_HELD(&dl->mu);
+    *gen = 0;
     if (dl->fallback && dl->have_local) {
         sluice__tb_advance(&dl->local, dl->local_rate, dl->local_burst, now_ns(dl));
         if (dl->local.tokens < 0) {
@@ -242,7 +292,66 @@ static uint64_t leave_fallback_locked(sluice_dlimiter *dl)
     dl->fallback = false;
     uint64_t carry = dl->carry;
     dl->carry = 0;
+    if (carry > 0) {
+        *gen = ++dl->carry_gen;
+        for (size_t i = 0; i < dl->lres_n; i++) {
+            if (dl->lres[i].carry_gen == 0) {
+                dl->lres[i].carry_gen = *gen;
+            }
+        }
+    }
     return carry;
+}
+
+/* A call that carried generation gen (leave_fallback_locked) returned:
+ * on success the reservations it moved are charged to Redis and are
+ * forgotten here; on failure they are the bucket's again (as their debt
+ * is, local_locked). Caller holds mu. */
+static void carried_locked(sluice_dlimiter *dl, uint64_t gen, bool ok)
+{
+    SLUICE__ASSERT_HELD(&dl->mu);
+    if (gen == 0) {
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < dl->lres_n; i++) {
+        if (dl->lres[i].carry_gen != gen) {
+            dl->lres[k++] = dl->lres[i];
+        } else if (!ok) {
+            dl->lres[i].carry_gen = 0;
+            dl->lres[k++] = dl->lres[i];
+        }
+    }
+    dl->lres_n = k;
+}
+
+/* Record a reservation the fallback bucket just made with a wait, so its
+ * cancel comes back here. Entries already due are dropped first (their
+ * cancel is a no-op). Without memory for it, it is not recorded: its
+ * cancel then goes to Redis. Caller holds mu. */
+static void record_local_locked(sluice_dlimiter *dl, const sluice_reservation *r, uint64_t now)
+{
+    SLUICE__ASSERT_HELD(&dl->mu);
+    if (dl->lres_n == dl->lres_cap) {
+        size_t k = 0;
+        for (size_t i = 0; i < dl->lres_n; i++) {
+            if (dl->lres[i].act_at_ns > now) {
+                dl->lres[k++] = dl->lres[i];
+            }
+        }
+        dl->lres_n = k;
+    }
+    if (dl->lres_n == dl->lres_cap) {
+        size_t cap = dl->lres_cap ? dl->lres_cap * 2 : 8;
+        local_res *p = realloc(dl->lres, cap * sizeof *p);
+        if (!p) {
+            return;
+        }
+        dl->lres = p;
+        dl->lres_cap = cap;
+    }
+    dl->lres[dl->lres_n++] = (local_res){
+        .tokens = r->tokens, .reserved_at_ns = r->reserved_at_ns, .act_at_ns = r->act_at_ns, .carry_gen = 0};
 }
 
 /* The emission interval in us, as the scripts take it: %.17g keeps every
@@ -254,7 +363,10 @@ static void interval_arg(char *buf, size_t len, double rate)
 }
 
 /* One GCRA call, `carry` tokens of fallback debt charged first. Returns
- * 1 taken, 0 not taken, -1 Redis failed; *wait_us. */
+ * 1 taken, 0 not taken, -1 Redis failed (the cluster is in fallback
+ * now), -2 this call alone failed (the script's error reply, or a reply
+ * of the wrong shape: the connection is kept and the cluster is not
+ * told); *wait_us. */
 static int gcra(sluice_dlimiter *dl, double rate, uint64_t burst, uint64_t n, bool reserve, uint64_t carry,
                 uint64_t *wait_us)
 {
@@ -265,14 +377,19 @@ static int gcra(sluice_dlimiter *dl, double rate, uint64_t burst, uint64_t n, bo
     snprintf(cs, sizeof cs, "%llu", (unsigned long long)carry);
     const char *argv[] = {dl->key, dl->tkey, T, b, ns, reserve ? "reserve" : "allow", cs};
     sluice__redis *r = sluice__cluster_redis(dl->c);
+    sluice__redis_fail fail = SLUICE__REDIS_FAIL_DOWN;
     redisReply *rep =
-        sluice__redis_ensure(r, false) ? sluice__redis_eval(r, SLUICE__SCRIPT_GCRA, 2, 7, argv) : NULL;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
-        if (rep) {
-            freeReplyObject(rep);
+        sluice__redis_ensure(r, false) ? sluice__redis_eval(r, SLUICE__SCRIPT_GCRA, 2, 7, argv, &fail) : NULL;
+    if (!rep) {
+        if (fail == SLUICE__REDIS_FAIL_SCRIPT) {
+            return -2;
         }
         sluice__cluster_redis_failed(dl->c);
         return -1;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
+        freeReplyObject(rep);
+        return -2;
     }
     int taken = (int)sluice__reply_int(rep, 0);
     long long w = sluice__reply_int(rep, 1);
@@ -281,11 +398,33 @@ static int gcra(sluice_dlimiter *dl, double rate, uint64_t burst, uint64_t n, bo
     return taken ? 1 : 0;
 }
 
-static bool in_fallback(sluice_dlimiter *dl)
+/* Whether calls answer from the fallback bucket now: the cluster is in
+ * fallback (or never had a view), or this limiter's own script failed
+ * less than a heartbeat ago. Caller holds mu. */
+static bool in_fallback_locked(sluice_dlimiter *dl)
 {
+    SLUICE__ASSERT_HELD(&dl->mu);
+    if (dl->retry_at_ns && now_ns(dl) < dl->retry_at_ns) {
+        return true;
+    }
     sluice__view v;
     sluice__cluster_view(dl->c, &v);
     return v.fallback || !v.have_view;
+}
+
+/* A Redis call of this limiter failed (gcra's t < 0), with the carry it
+ * took still owed: back into what is owed, and for a failure of its own
+ * (t == -2) no Redis call for one heartbeat. Caller holds mu. */
+static void call_failed_locked(sluice_dlimiter *dl, int t, uint64_t carry)
+{
+    SLUICE__ASSERT_HELD(&dl->mu);
+    dl->carry = sluice__add_sat(dl->carry, carry); /* not charged: still owed */
+    if (t == -2) {
+        dl->retry_at_ns = sluice__add_sat(now_ns(dl), sluice__cluster_heartbeat_ns(dl->c));
+        if (dl->retry_at_ns == 0) {
+            dl->retry_at_ns = 1;
+        }
+    }
 }
 
 bool sluice_dlimiter_allow_n(sluice_dlimiter *dl, uint64_t n)
@@ -306,14 +445,16 @@ bool sluice_dlimiter_allow_n(sluice_dlimiter *dl, uint64_t n)
         pthread_mutex_unlock(&dl->mu);
         return false;
     }
-    bool fb = in_fallback(dl);
+    bool fb = in_fallback_locked(dl);
     if (!fb) {
-        uint64_t carry = leave_fallback_locked(dl);
+        uint64_t gen;
+        uint64_t carry = leave_fallback_locked(dl, &gen);
         dl->redis_calls++;
         pthread_mutex_unlock(&dl->mu);
         uint64_t w;
         int t = gcra(dl, rate, burst, n, false, carry, &w);
         pthread_mutex_lock(&dl->mu);
+        carried_locked(dl, gen, t >= 0);
         if (t >= 0) {
             if (t) {
                 dl->allowed++;
@@ -323,7 +464,7 @@ bool sluice_dlimiter_allow_n(sluice_dlimiter *dl, uint64_t n)
             pthread_mutex_unlock(&dl->mu);
             return t == 1;
         }
-        dl->carry += carry; /* not charged: still owed */
+        call_failed_locked(dl, t, carry);
     }
     local_locked(dl);
     dl->fallback_calls++;
@@ -363,13 +504,15 @@ sluice_err sluice_dlimiter_reserve(sluice_dlimiter *dl, uint64_t n, sluice_reser
         pthread_mutex_unlock(&dl->mu);
         return SLUICE_EOVERFLOW;
     }
-    if (!in_fallback(dl)) {
-        uint64_t carry = leave_fallback_locked(dl);
+    if (!in_fallback_locked(dl)) {
+        uint64_t gen;
+        uint64_t carry = leave_fallback_locked(dl, &gen);
         dl->redis_calls++;
         pthread_mutex_unlock(&dl->mu);
         uint64_t w = 0;
         int t = gcra(dl, rate, burst, n, true, carry, &w);
         pthread_mutex_lock(&dl->mu);
+        carried_locked(dl, gen, t >= 0);
         if (t >= 0) {
             dl->allowed++;
             /* w <= 2^53 us (the script's cap): 9e18 ns, no overflow; act_at saturates */
@@ -380,12 +523,16 @@ sluice_err sluice_dlimiter_reserve(sluice_dlimiter *dl, uint64_t n, sluice_reser
             pthread_mutex_unlock(&dl->mu);
             return SLUICE_OK;
         }
-        dl->carry += carry; /* not charged: still owed */
+        call_failed_locked(dl, t, carry);
     }
     local_locked(dl);
     dl->fallback_calls++;
-    sluice_err err = sluice__tb_reserve(&dl->local, dl->local_rate, dl->local_burst, n, now_ns(dl), out);
+    uint64_t at = now_ns(dl);
+    sluice_err err = sluice__tb_reserve(&dl->local, dl->local_rate, dl->local_burst, n, at, out);
     if (err == SLUICE_OK) {
+        if (out->act_at_ns > at) {
+            record_local_locked(dl, out, at);
+        }
         dl->allowed++;
     } else {
         dl->rejected++;
@@ -405,10 +552,23 @@ void sluice_dlimiter_cancel(sluice_dlimiter *dl, const sluice_reservation *r)
         pthread_mutex_unlock(&dl->mu);
         return; /* its time has come: the tokens are spent */
     }
-    if (dl->fallback && dl->have_local) {
-        sluice__tb_cancel(&dl->local, dl->local_rate, dl->local_burst, r, now_ns(dl));
-        pthread_mutex_unlock(&dl->mu);
-        return;
+    /* Back to where it was charged, whatever the mode now: the fallback
+     * bucket for one of its own not yet carried, Redis for the rest (one
+     * taken there, or carried there on recovery). A cancel of one in
+     * transit (its carry's call in flight) gives nothing back: stricter,
+     * never looser. */
+    for (size_t i = 0; i < dl->lres_n; i++) {
+        const local_res *e = &dl->lres[i];
+        if (e->tokens == r->tokens && e->reserved_at_ns == r->reserved_at_ns &&
+            e->act_at_ns == r->act_at_ns) {
+            bool in_transit = e->carry_gen != 0;
+            dl->lres[i] = dl->lres[--dl->lres_n];
+            if (!in_transit && dl->have_local) {
+                sluice__tb_cancel(&dl->local, dl->local_rate, dl->local_burst, r, now_ns(dl));
+            }
+            pthread_mutex_unlock(&dl->mu);
+            return;
+        }
     }
     char T[48], tokens[24];
     interval_arg(T, sizeof T, dl->rate);
@@ -417,7 +577,7 @@ void sluice_dlimiter_cancel(sluice_dlimiter *dl, const sluice_reservation *r)
     pthread_mutex_unlock(&dl->mu);
     const char *argv[] = {dl->key, dl->tkey, T, tokens};
     sluice__redis *rd = sluice__cluster_redis(dl->c);
-    redisReply *rep = sluice__redis_eval(rd, SLUICE__SCRIPT_GCRA_CANCEL, 2, 4, argv);
+    redisReply *rep = sluice__redis_eval(rd, SLUICE__SCRIPT_GCRA_CANCEL, 2, 4, argv, NULL);
     if (rep) {
         freeReplyObject(rep);
     }
@@ -521,8 +681,8 @@ void sluice_dlimiter_stats_get(sluice_dlimiter *dl, sluice_dlimiter_stats *out)
     out->wait_timeouts = dl->wait_timeouts;
     out->wait_canceled = dl->wait_canceled;
     out->rejected = dl->rejected;
+    out->fallback = in_fallback_locked(dl);
     pthread_mutex_unlock(&dl->mu);
-    out->fallback = in_fallback(dl);
 }
 
 const char *sluice_dlimiter_name(const sluice_dlimiter *dl)

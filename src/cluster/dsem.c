@@ -30,7 +30,10 @@
  * the total is back under the limit. After Redis lost its data the script
  * grants nothing new for one lease TTL while the holders re-claim.
  *
- * Fallback. When Redis fails, the bound becomes min(fair share of the
+ * Fallback. When Redis fails (or this semaphore's own lease script
+ * fails while the connection stays up: a foreign value under its keys,
+ * which puts only this semaphore in fallback, and its renewal retries at
+ * each heartbeat), the bound becomes min(fair share of the
  * service's own share at the last view, permits leased at that moment),
  * or min(fallback_k, fair share) when fallback_k is set. Each replica
  * stays within what Redis had granted it, so the cluster stays within
@@ -193,8 +196,10 @@ static bool lease_call_locked(sluice_dsem *ds, unsigned target, bool from_tick)
                           ttl,         epoch,       share,       total,
                           free_pool};
     sluice__redis *r = sluice__cluster_redis(ds->c);
-    redisReply *rep =
-        sluice__redis_ensure(r, false) ? sluice__redis_eval(r, SLUICE__SCRIPT_LEASE, 6, 17, argv) : NULL;
+    sluice__redis_fail fail = SLUICE__REDIS_FAIL_DOWN;
+    redisReply *rep = sluice__redis_ensure(r, false)
+                          ? sluice__redis_eval(r, SLUICE__SCRIPT_LEASE, 6, 17, argv, &fail)
+                          : NULL;
     bool ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements >= 7;
     long long newv = 0, cap = 0;
     char new_epoch[32] = "";
@@ -210,7 +215,11 @@ static bool lease_call_locked(sluice_dsem *ds, unsigned target, bool from_tick)
     if (rep) {
         freeReplyObject(rep);
     }
-    if (!ok) {
+    if (!ok && fail != SLUICE__REDIS_FAIL_SCRIPT && fail != SLUICE__REDIS_FAIL_NONE) {
+        /* The connection went: the whole cluster falls back. A script
+         * error (a foreign value under this semaphore's keys) or a reply
+         * of the wrong shape is this semaphore's alone: it falls back
+         * below and its renewals retry at each heartbeat. */
         sluice__cluster_redis_failed(ds->c);
     }
 

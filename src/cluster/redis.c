@@ -22,6 +22,19 @@
  * or SCRIPT FLUSH on the same connection) reloads that script and
  * retries once.
  *
+ * Which failures drop the connection. An I/O error, a timeout, or a reply
+ * that says the server cannot serve anyone (-BUSY, -LOADING, -READONLY,
+ * server_error's list) drops it, and the caller puts the cluster in
+ * fallback. Any other error reply to a script (WRONGTYPE from a foreign
+ * value under one limiter's key, a Lua error) is that call's alone: the
+ * reply was read whole, so the connection is in step, and it is kept
+ * (SLUICE__REDIS_FAIL_SCRIPT); the caller puts only its own object in
+ * fallback. Dropping it made one limiter's bad key flap every binding
+ * and semaphore of the replica into fallback, call after call. A server
+ * error that Redis 5/6 wraps inside a script error ("ERR Error running
+ * script ... -OOM ...") is read as the call's; the heartbeat, which
+ * writes too, then fails and falls back within one heartbeat.
+ *
  * Lock order: r->mu is a leaf (no other lock is taken under it).
  */
 #include <hiredis/hiredis.h>
@@ -181,12 +194,41 @@ static redisReply *call_locked(sluice__redis *r, int argc, const char **argv)
     return rep;
 }
 
+static void set_fail(sluice__redis_fail *fail, sluice__redis_fail v)
+{
+    if (fail) {
+        *fail = v;
+    }
+}
+
+/* An error reply that says the server, not the call, is unusable: it
+ * refuses every call until something changes on its side (a script
+ * running too long, a load from disk, a replica after a failover, a
+ * full memory or disk, an ACL change, a cluster redirection). Matched on
+ * the error code (the reply's first word). Any other error reply is the
+ * call's own. */
+static bool server_error(const char *msg)
+{
+    static const char *const codes[] = {"BUSY",   "LOADING",  "READONLY",   "MASTERDOWN",  "MISCONF",
+                                        "NOAUTH", "NOPERM",   "OOM",        "CLUSTERDOWN", "MOVED",
+                                        "ASK",    "TRYAGAIN", "NOREPLICAS", "NOSCRIPT"};
+    size_t len = strcspn(msg, " ");
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        if (strlen(codes[i]) == len && strncmp(msg, codes[i], len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 redisReply *sluice__redis_eval(sluice__redis *r, sluice__script_id script, int nkeys, int argc,
-                               const char **argv)
+                               const char **argv, sluice__redis_fail *fail)
 {
     const char *args[32];
     char nk[16];
+    set_fail(fail, SLUICE__REDIS_FAIL_NONE);
     if (argc + 3 > 32) {
+        set_fail(fail, SLUICE__REDIS_FAIL_DOWN);
         return NULL;
     }
     snprintf(nk, sizeof nk, "%d", nkeys);
@@ -199,6 +241,7 @@ redisReply *sluice__redis_eval(sluice__redis *r, sluice__script_id script, int n
         redisReply *rep = call_locked(r, argc + 3, args);
         if (!rep) {
             pthread_mutex_unlock(&r->mu);
+            set_fail(fail, SLUICE__REDIS_FAIL_DOWN);
             return NULL;
         }
         if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0 && attempt == 0) {
@@ -208,6 +251,7 @@ redisReply *sluice__redis_eval(sluice__redis *r, sluice__script_id script, int n
             redisReply *lr = call_locked(r, 3, load);
             if (!lr) {
                 pthread_mutex_unlock(&r->mu);
+                set_fail(fail, SLUICE__REDIS_FAIL_DOWN);
                 return NULL;
             }
             bool ok = lr->type == REDIS_REPLY_STRING && lr->len == 40;
@@ -219,18 +263,30 @@ redisReply *sluice__redis_eval(sluice__redis *r, sluice__script_id script, int n
             if (!ok) {
                 drop_locked(r, "SCRIPT LOAD after NOSCRIPT failed");
                 pthread_mutex_unlock(&r->mu);
+                set_fail(fail, SLUICE__REDIS_FAIL_DOWN);
                 return NULL;
             }
             continue;
         }
         if (rep->type == REDIS_REPLY_ERROR) {
-            /* A script error is a bug or a foreign value under our keys:
-             * treat it as a failed call, and keep the message. It also
-             * covers -BUSY / -LOADING while Redis restarts. */
             char why[160];
             snprintf(why, sizeof why, "script: %.140s", rep->str);
+            bool server = server_error(rep->str);
             freeReplyObject(rep);
-            drop_locked(r, why);
+            if (server) {
+                /* -BUSY, -LOADING, -READONLY...: the server cannot serve
+                 * anyone now; the cluster falls back. */
+                drop_locked(r, why);
+                set_fail(fail, SLUICE__REDIS_FAIL_DOWN);
+            } else {
+                /* The script's own error (a foreign value under its keys,
+                 * a bug): that one call failed. The reply was read whole,
+                 * so the connection is in step and is kept: one object's
+                 * keys must not take every object of the replica down. */
+                snprintf(r->last_error, sizeof r->last_error, "%s", why);
+                atomic_fetch_add(&r->errors, 1);
+                set_fail(fail, SLUICE__REDIS_FAIL_SCRIPT);
+            }
             pthread_mutex_unlock(&r->mu);
             return NULL;
         }
@@ -238,6 +294,7 @@ redisReply *sluice__redis_eval(sluice__redis *r, sluice__script_id script, int n
         return rep;
     }
     pthread_mutex_unlock(&r->mu);
+    set_fail(fail, SLUICE__REDIS_FAIL_DOWN);
     return NULL;
 }
 

@@ -1738,6 +1738,198 @@ static void test_dlimiter_large_carry_back(void **state)
     cleanup_now(a);
 }
 
+/* One limiter's script failing is that limiter's alone. A foreign value
+ * under its key makes its take script answer WRONGTYPE; the reply is read
+ * whole, so the connection is kept, the cluster stays out of fallback and
+ * only that limiter answers from its fallback bucket (for one heartbeat,
+ * then it tries Redis again). Another limiter of the same replica keeps
+ * its shared bucket, a share binding keeps its K (no FALLBACK callback),
+ * and a semaphore whose own keys are foreign falls back alone too. Before,
+ * the error reply dropped the connection and put the whole replica in
+ * fallback: the other limiter answered from a local bucket, every
+ * binding flapped. */
+static void test_dlimiter_script_error_is_its_own(void **state)
+{
+    (void)state;
+    static sluice_fake_clock fake;
+    static k_seen ks;
+    atomic_store(&ks.k, 0);
+    atomic_store(&ks.reason, -1);
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    sluice_cluster *a = clocked_replica("a", 0, &fake);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_OK); /* a view of 1 replica */
+    sluice_share_binding b = {.share = 8, .on_k = on_k, .user = &ks};
+    unsigned bid;
+    assert_int_equal(sluice_cluster_bind_share(a, &b, &bid), SLUICE_OK);
+    assert_int_equal(atomic_load(&ks.k), 8);
+    assert_int_equal(atomic_load(&ks.reason), SLUICE_SHARE_VIEW);
+    sluice_cluster_status cs0, cs;
+    sluice_cluster_status_get(a, &cs0);
+    sluice_dlimiter *bad = slow_limiter(a, "bad", SLOW_RATE);
+    sluice_dlimiter *good = slow_limiter(a, "good", SLOW_RATE);
+    assert_int_equal(sluice_dlimiter_set_burst(bad, 10), SLUICE_OK);
+    assert_int_equal(sluice_dlimiter_set_burst(good, 3), SLUICE_OK);
+    set_foreign_value("bad");
+
+    /* the bad limiter: its call fails, its fallback bucket answers */
+    assert_true(sluice_dlimiter_allow(bad));
+    sluice_dlimiter_stats st;
+    sluice_dlimiter_stats_get(bad, &st);
+    assert_int_equal(st.redis_calls, 1);
+    assert_int_equal(st.fallback_calls, 1);
+    assert_true(st.fallback);
+    /* within the heartbeat it does not ask Redis again */
+    assert_true(sluice_dlimiter_allow(bad));
+    sluice_dlimiter_stats_get(bad, &st);
+    assert_int_equal(st.redis_calls, 1);
+    /* the connection was kept, the cluster is not in fallback */
+    sluice_cluster_status_get(a, &cs);
+    assert_false(cs.fallback);
+    assert_true(cs.redis_up);
+    assert_int_equal(cs.fallbacks, cs0.fallbacks);
+    assert_int_equal(cs.reconnects, cs0.reconnects);
+    assert_int_equal(cs.redis_errors, cs0.redis_errors + 1); /* counted */
+
+    /* the good limiter: its shared bucket of 3, exactly, from Redis */
+    int allowed = 0;
+    for (int i = 0; i < 5; i++) {
+        allowed += sluice_dlimiter_allow(good);
+    }
+    assert_int_equal(allowed, 3);
+    sluice_dlimiter_stats_get(good, &st);
+    assert_false(st.fallback);
+    assert_int_equal(st.redis_calls, 5);
+    assert_int_equal(st.fallback_calls, 0);
+
+    /* a semaphore with a foreign value under its keys falls back alone */
+    redisReply *r = redis_fixture_cmd(&redis, "SET %s:ds:bank:held foreign", prefix);
+    assert_non_null(r);
+    freeReplyObject(r);
+    sluice_dsem *ds = dsem(a, 4, 4, 0, 0);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_OK); /* its renewal fails */
+    sluice_dsem_stats dst;
+    sluice_dsem_stats_get(ds, &dst);
+    assert_true(dst.fallback);
+    sluice_cluster_status_get(a, &cs);
+    assert_false(cs.fallback);
+    assert_int_equal(cs.fallbacks, cs0.fallbacks);
+    assert_int_equal(cs.reconnects, cs0.reconnects);
+    assert_int_equal(sluice_cluster_share_k_get(a, bid), 8);
+    assert_int_equal(atomic_load(&ks.reason), SLUICE_SHARE_VIEW); /* K never went to the fallback bound */
+    sluice_dlimiter_stats_get(good, &st);
+    assert_false(st.fallback);
+    assert_false(sluice_dlimiter_allow(good)); /* from Redis: its bucket is empty */
+    sluice_dlimiter_stats_get(good, &st);
+    assert_int_equal(st.redis_calls, 6);
+    assert_int_equal(st.fallback_calls, 0);
+
+    /* a heartbeat later the bad limiter tries Redis once more; the key
+     * repaired, it answers from the shared bucket again */
+    r = redis_fixture_cmd(&redis, "DEL %s:rl:bad", prefix);
+    assert_non_null(r);
+    freeReplyObject(r);
+    sluice_fake_clock_advance(&fake, SLUICE_NS_PER_SEC);
+    assert_true(sluice_dlimiter_allow(bad));
+    sluice_dlimiter_stats_get(bad, &st);
+    assert_int_equal(st.redis_calls, 2);
+    assert_false(st.fallback);
+    r = redis_fixture_cmd(&redis, "EXISTS %s:rl:bad", prefix);
+    assert_non_null(r);
+    assert_int_equal(r->integer, 1); /* written by the script */
+    freeReplyObject(r);
+    assert_int_equal(sluice_cluster_unbind(a, bid), SLUICE_OK);
+    cleanup_now(ds);
+    cleanup_now(good);
+    cleanup_now(bad);
+    cleanup_now(a);
+}
+
+/* A cancel gives the tokens back where they were charged, whatever the
+ * mode when it is called. Routed by the mode (the version before): a
+ * reservation taken from Redis and cancelled in fallback refilled the
+ * fallback bucket, which had not given those tokens; one taken from Redis
+ * and cancelled after a recovery, before the limiter's next call, went to
+ * the fallback bucket too and stayed charged in Redis; one taken in
+ * fallback, carried to Redis on recovery and cancelled in a later
+ * fallback refilled the fallback bucket again. Rates of 1000 s a token:
+ * Redis's real clock refills nothing meanwhile; the fallback bucket runs
+ * on the fake clock. Burst 2, one replica: the fallback bucket holds 2. */
+static void outage(sluice_cluster *c)
+{
+    redis_fixture_pause(&redis);
+    assert_int_equal(sluice_cluster_heartbeat_now(c), SLUICE_EIO);
+}
+
+static void recovery(sluice_cluster *c, sluice_fake_clock *fake)
+{
+    redis_fixture_resume(&redis);
+    healthy_again(c, fake);
+}
+
+static void test_dlimiter_cancel_goes_where_charged(void **state)
+{
+    (void)state;
+    static sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    sluice_cluster *a = clocked_replica("a", 0, &fake);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_OK); /* a view of 1 replica */
+    sluice_dlimiter *dl = slow_limiter(a, "where", SLOW_RATE);
+    assert_int_equal(sluice_dlimiter_set_burst(dl, 2), SLUICE_OK);
+    /* Redis: the bucket of 2 taken, then two tokens in debt */
+    assert_true(sluice_dlimiter_allow(dl));
+    assert_true(sluice_dlimiter_allow(dl));
+    sluice_reservation rr1, rr2, rl, rl2;
+    assert_int_equal(sluice_dlimiter_reserve(dl, 1, &rr1), SLUICE_OK);
+    assert_int_equal(sluice_dlimiter_reserve(dl, 1, &rr2), SLUICE_OK);
+    assert_true(rr1.delay_ns > 0 && rr2.delay_ns > rr1.delay_ns);
+
+    /* 1. taken from Redis, cancelled in fallback: not into the fallback
+     * bucket (Redis cannot be reached: the tokens stay spent) */
+    outage(a);
+    assert_true(sluice_dlimiter_allow(dl)); /* the fallback bucket, full: 2 */
+    assert_true(sluice_dlimiter_allow(dl));
+    assert_false(sluice_dlimiter_allow(dl));
+    sluice_dlimiter_cancel(dl, &rr1);
+    assert_false(sluice_dlimiter_allow(dl)); /* was true: the bucket got rr1's token */
+    assert_int_equal(sluice_dlimiter_reserve(dl, 1, &rl), SLUICE_OK); /* a fallback debt */
+    assert_true(rl.delay_ns > 0);
+
+    /* 2. taken from Redis, cancelled after the recovery but before the
+     * limiter's next call: back to Redis. Redis then holds the burst
+     * and rr1's token (never given back): one more token waits two token
+     * times (was three: rr2's stayed charged there). The fallback
+     * reservation rl, cancelled before any carry, goes back to the
+     * fallback bucket, so the next call carries nothing. */
+    recovery(a, &fake);
+    sluice_dlimiter_cancel(dl, &rr2);
+    sluice_dlimiter_cancel(dl, &rl);
+    sluice_reservation rx;
+    assert_int_equal(sluice_dlimiter_reserve(dl, 1, &rx), SLUICE_OK);
+    sluice_dlimiter_stats st;
+    sluice_dlimiter_stats_get(dl, &st);
+    assert_false(st.fallback);
+    if (rx.delay_ns <= 3 * SLOW_TOKEN_NS / 2 || rx.delay_ns > 2 * SLOW_TOKEN_NS) {
+        fail_msg("a token after the cancels waits %llu ns, want about two tokens (%llu ns)",
+                 (unsigned long long)rx.delay_ns, (unsigned long long)(2 * SLOW_TOKEN_NS));
+    }
+    sluice_dlimiter_cancel(dl, &rx); /* Redis's: back to rr1's token of debt */
+
+    /* 3. taken in fallback, carried to Redis on recovery, cancelled in a
+     * later fallback: not into the fallback bucket */
+    outage(a);
+    assert_int_equal(sluice_dlimiter_reserve(dl, 1, &rl2), SLUICE_OK); /* the bucket's, in debt */
+    assert_true(rl2.delay_ns > 0);
+    recovery(a, &fake);
+    assert_false(sluice_dlimiter_allow(dl)); /* carries rl2's token to Redis */
+    outage(a);
+    assert_false(sluice_dlimiter_allow(dl)); /* in fallback: the bucket is empty */
+    sluice_dlimiter_cancel(dl, &rl2);
+    assert_false(sluice_dlimiter_allow(dl)); /* was true: the bucket got a token Redis was charged */
+    redis_fixture_resume(&redis);
+    cleanup_now(dl);
+    cleanup_now(a);
+}
+
 /* Redis down when the cluster and the limiter are made (not an error):
  * the limiter answers from its fallback bucket, which with no replica
  * count ever read holds the whole burst; Redis back, it answers from the
@@ -2215,6 +2407,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlimiter_recovery_carries_debt, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_eval_fails_keeps_bucket, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_large_carry_back, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_script_error_is_its_own, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_cancel_goes_where_charged, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_down_at_create_and_restart_empty, per_test,
                                         per_test_end),
         cmocka_unit_test_setup_teardown(test_dsem_block_at_max, per_test, per_test_end),
