@@ -373,6 +373,18 @@ typedef struct sluice_dlimiter_config {
     double rate;
     /* The bucket size and largest request, > 0 (ignored for INF). */
     uint64_t burst;
+    /* The replicas the fallback bucket assumes while this replica has
+     * never read a member list (Redis down since the cluster was made):
+     * it then holds burst / fallback_replicas (at least 1) refilling at
+     * rate / fallback_replicas. 0 = the default, as many replicas as the
+     * burst has tokens (up to UINT_MAX): a bucket of 1 token refilling at
+     * rate / burst, the smallest share that still lets each replica take
+     * a token, and one that keeps the cluster within its rate for up to
+     * burst replicas. Set it to the replicas you run (1 for a lone
+     * replica) to take more while Redis has never answered. Once a member
+     * list was read, the last known count is used instead. Any value up
+     * to UINT_MAX. */
+    unsigned fallback_replicas;
 } sluice_dlimiter_config;
 
 SLUICE_API void sluice_dlimiter_config_init(sluice_dlimiter_config *cfg);
@@ -407,7 +419,9 @@ SLUICE_API void sluice_dlimiter_config_init(sluice_dlimiter_config *cfg);
  * the rate. A Redis whose limiter calls fail and succeed by turns, with
  * the successes at least burst / rate apart, repeats the second part each
  * time: up to one burst per cycle over the rate. With no replica count ever read (Redis down since the
- * cluster was made) the fallback bucket has the whole rate and burst. A Redis that restarts empty forgets the
+ * cluster was made) the fallback bucket assumes cfg->fallback_replicas replicas, by default as many as
+ * the burst has tokens: one token, refilling at rate / burst (it had the whole rate and burst, so N
+ * replicas started during an outage took N times the rate). A Redis that restarts empty forgets the
  * shared debt with its keys: the shared bucket is full again (the limiter answers from it as soon as a
  * heartbeat has reconnected).
  * Returns and ownership as sluice_limiter_create (SLUICE_EINVAL with the

@@ -40,7 +40,11 @@
  * Fallback: while the cluster is in fallback, or when a call fails, the
  * limiter answers from a local token bucket with rate / members and
  * burst / members (at least 1) of the last known view, so the cluster as
- * a whole stays near the rate. The bucket is sluice_limiter's own
+ * a whole stays near the rate. With no view ever read (Redis down since
+ * the cluster was made) it assumes cfg.fallback_replicas replicas, by
+ * default as many as the burst has tokens: a bucket of one token at
+ * rate / burst. (It assumed one replica, the whole rate each: N replicas
+ * started in an outage took N times the rate.) The bucket is sluice_limiter's own
  * (sluice__tb, src/base/tb.h) kept in dl and guarded by dl->mu: a
  * debt of any size is charged to it or taken out of it in one step (a
  * sluice_limiter takes at most one burst a call, so a carry of C tokens
@@ -94,6 +98,7 @@
  * held (the connection's own mutex serialises calls).
  */
 #include <hiredis/hiredis.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,9 +126,11 @@ struct sluice_dlimiter {
     /* The fallback bucket, built on the first fallback and kept. */
     bool have_local;
     sluice__tb local;
-    double local_rate;      /* rate / local_members (INF as it is) */
-    uint64_t local_burst;   /* burst / local_members, at least 1 */
-    unsigned local_members; /* the replicas its rate and burst were divided by */
+    double local_rate;          /* rate / local_members (INF as it is) */
+    uint64_t local_burst;       /* burst / local_members, at least 1 */
+    unsigned local_members;     /* the replicas its rate and burst were divided by */
+    bool local_counted;         /* local_members came from a member list (else assumed) */
+    unsigned fallback_replicas; /* cfg: replicas assumed with no member list; 0 = burst */
     bool fallback;
     /* Local clock: after this limiter's own script failed with the
      * connection up (a foreign value under its key), it answers from the
@@ -193,6 +200,7 @@ sluice_err sluice_dlimiter_create(sluice_cluster *c, const sluice_dlimiter_confi
     snprintf(dl->tkey, sizeof dl->tkey, "%s:rlt:%s", sluice__cluster_prefix(c), dl->name);
     dl->rate = cfg->rate;
     dl->burst = cfg->burst;
+    dl->fallback_replicas = cfg->fallback_replicas;
     pthread_mutex_init(&dl->mu, NULL);
     *out = dl;
     return SLUICE_OK;
@@ -232,6 +240,17 @@ static void local_resize_locked(sluice_dlimiter *dl, unsigned n)
     dl->local_members = n;
 }
 
+/* The replicas the fallback bucket divides by while no member list was
+ * ever read: cfg's fallback_replicas, else as many as the burst has
+ * tokens (a bucket of 1 at rate / burst). Caller holds mu. */
+static unsigned assumed_replicas_locked(const sluice_dlimiter *dl)
+{
+    if (dl->fallback_replicas) {
+        return dl->fallback_replicas;
+    }
+    return dl->burst == 0 ? 1 : dl->burst > UINT_MAX ? UINT_MAX : (unsigned)dl->burst;
+}
+
 /* Enter fallback (if not in it) and charge the fallback bucket any debt
  * a failed carry left owed, in one step. The bucket is built full once
  * and then kept from one fallback to the next (resized in place when the
@@ -248,7 +267,9 @@ static void local_locked(sluice_dlimiter *dl)
     if (!dl->fallback) {
         sluice__view v;
         sluice__cluster_view(dl->c, &v);
-        unsigned n = v.have_view && v.members ? v.members : 1;
+        bool counted = v.have_view && v.members;
+        unsigned n = counted ? v.members : assumed_replicas_locked(dl);
+        dl->local_counted = counted;
         if (!dl->have_local) {
             dl->local_rate = dl->rate / n;
             dl->local_burst = dl->burst / n ? dl->burst / n : 1;
@@ -661,7 +682,8 @@ sluice_err sluice_dlimiter_set_burst(sluice_dlimiter *dl, uint64_t burst)
     pthread_mutex_lock(&dl->mu);
     dl->burst = burst;
     if (dl->have_local) {
-        local_resize_locked(dl, dl->local_members);
+        /* An assumed count follows the burst it was derived from. */
+        local_resize_locked(dl, dl->local_counted ? dl->local_members : assumed_replicas_locked(dl));
     }
     pthread_mutex_unlock(&dl->mu);
     return SLUICE_OK;

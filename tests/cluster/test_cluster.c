@@ -27,6 +27,7 @@
  * (common/cleanup.h) and per_test_end destroys it, Redis resumed first,
  * even when an assertion ended the test half-way.
  */
+#include <limits.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1524,6 +1525,7 @@ static void test_dlimiter_fallback_set_rate_keeps_debt(void **state)
     lc.name = "fbrate";
     lc.rate = 1;
     lc.burst = 10;
+    lc.fallback_replicas = 1; /* no member list ever read: a lone replica */
     sluice_dlimiter *dl = NULL;
     assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, NULL, 0), SLUICE_OK);
     cleanup_push(undo_dlimiter, dl);
@@ -1932,7 +1934,8 @@ static void test_dlimiter_cancel_goes_where_charged(void **state)
 
 /* Redis down when the cluster and the limiter are made (not an error):
  * the limiter answers from its fallback bucket, which with no replica
- * count ever read holds the whole burst; Redis back, it answers from the
+ * count ever read holds one token (fallback_replicas 0: as many replicas
+ * as the burst has tokens); Redis back, it answers from the
  * shared bucket. Redis restarted empty: the shared debt is gone with the
  * keys (the bucket is full again, as the header says) and the limiter
  * answers from Redis again once a heartbeat reconnects, its script loaded
@@ -1959,7 +1962,7 @@ static void test_dlimiter_down_at_create_and_restart_empty(void **state)
     for (int i = 0; i < 8; i++) {
         allowed += sluice_dlimiter_allow(dl);
     }
-    assert_int_equal(allowed, 4); /* no replica count known: the whole burst */
+    assert_int_equal(allowed, 1); /* no replica count known: as many replicas as tokens, one each */
     sluice_dlimiter_stats st;
     sluice_dlimiter_stats_get(dl, &st);
     assert_true(st.fallback);
@@ -1983,7 +1986,7 @@ static void test_dlimiter_down_at_create_and_restart_empty(void **state)
     assert_true(POLL(sluice_cluster_heartbeat_now(a) == SLUICE_OK, 10000));
     sluice_dlimiter_stats_get(dl, &st);
     uint64_t calls = st.redis_calls;
-    /* a token: the fallback bucket is empty (4 taken, 0.001/s), so it
+    /* a token: the fallback bucket is empty (1 taken, 0.001/s), so it
      * comes from the shared bucket the restart emptied of its debt */
     assert_true(POLL((sluice_cluster_heartbeat_now(a), sluice_dlimiter_allow(dl)), 10000));
     sluice_dlimiter_stats_get(dl, &st);
@@ -1994,6 +1997,75 @@ static void test_dlimiter_down_at_create_and_restart_empty(void **state)
     freeReplyObject(tat);
     cleanup_now(dl);
     cleanup_now(a);
+}
+
+/* With no member list ever read (Redis down since the cluster was made)
+ * the fallback bucket does not assume one replica (the whole rate and
+ * burst each, so N replicas started in an outage took N times the rate):
+ * it assumes cfg.fallback_replicas, by default as many replicas as the
+ * burst has tokens, one token each at rate / burst, and a set_burst moves
+ * that assumption with it. fallback_replicas 2 halves rate and burst; at
+ * UINT_MAX the bucket still holds one token. Exact on the fake clock. */
+static sluice_dlimiter *no_count_limiter(sluice_cluster *c, const char *name, unsigned fallback_replicas)
+{
+    sluice_dlimiter_config lc;
+    sluice_dlimiter_config_init(&lc);
+    lc.name = name;
+    lc.rate = 1;
+    lc.burst = 10;
+    lc.fallback_replicas = fallback_replicas;
+    sluice_dlimiter *dl = NULL;
+    assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, NULL, 0), SLUICE_OK);
+    return cleanup_push(undo_dlimiter, dl);
+}
+
+static int allow_count(sluice_dlimiter *dl, int most)
+{
+    int n = 0;
+    while (n < most && sluice_dlimiter_allow(dl)) {
+        n++;
+    }
+    return n;
+}
+
+static void test_dlimiter_no_count_assumes_burst_replicas(void **state)
+{
+    (void)state;
+    static sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    sluice_cluster *c = clocked_replica("nocount", dead_port, &fake);
+    sluice_cluster_status cs;
+    sluice_cluster_status_get(c, &cs);
+    assert_false(cs.have_view);
+    /* default: 10 replicas assumed, a bucket of 1 at 0.1/s */
+    sluice_dlimiter *dl = no_count_limiter(c, "nc0", 0);
+    assert_int_equal(allow_count(dl, 20), 1);
+    assert_delay(reserve_delay(dl, 1), 10 * SLUICE_NS_PER_SEC);
+    sluice_dlimiter_stats st;
+    sluice_dlimiter_stats_get(dl, &st);
+    assert_true(st.fallback);
+    assert_int_equal(st.redis_calls, 0);
+    /* the burst grows to 20: 20 replicas assumed, still a bucket of 1, at 0.05/s
+     * (the debt of 1 token is kept as a count, 20 s at the new rate) */
+    assert_int_equal(sluice_dlimiter_set_burst(dl, 20), SLUICE_OK);
+    assert_int_equal(sluice_dlimiter_set_rate(dl, 1), SLUICE_OK);
+    assert_delay(reserve_delay(dl, 1), 40 * SLUICE_NS_PER_SEC);
+    cleanup_now(dl);
+    /* 2 replicas: 5 tokens at 0.5/s */
+    dl = no_count_limiter(c, "nc2", 2);
+    assert_int_equal(allow_count(dl, 20), 5);
+    assert_delay(reserve_delay(dl, 1), 2 * SLUICE_NS_PER_SEC);
+    cleanup_now(dl);
+    /* 1 replica: the whole bucket */
+    dl = no_count_limiter(c, "nc1", 1);
+    assert_int_equal(allow_count(dl, 20), 10);
+    cleanup_now(dl);
+    /* UINT_MAX replicas: still one token */
+    dl = no_count_limiter(c, "ncmax", UINT_MAX);
+    assert_int_equal(allow_count(dl, 20), 1);
+    assert_false(sluice_dlimiter_allow(dl));
+    cleanup_now(dl);
+    cleanup_now(c);
 }
 
 /* A semaphore's block at its largest, UINT_MAX: a lease asks for all
@@ -2409,6 +2481,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlimiter_large_carry_back, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_script_error_is_its_own, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_cancel_goes_where_charged, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_no_count_assumes_burst_replicas, per_test,
+                                        per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_down_at_create_and_restart_empty, per_test,
                                         per_test_end),
         cmocka_unit_test_setup_teardown(test_dsem_block_at_max, per_test, per_test_end),

@@ -339,6 +339,7 @@ static void test_dsem_dlimiter_refusals(void **state)
      * refused (reserve said SLUICE_ENOMEM). */
     lc.rate = 1e-3; /* a token in 1000 s: no refill between the calls below, however loaded the box */
     lc.burst = 2;
+    lc.fallback_replicas = 1; /* no member list ever read: a lone replica, the whole bucket */
     assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, err, sizeof err), SLUICE_OK);
     cleanup_push(undo_dlimiter, dl);
     assert_true(sluice_dlimiter_allow(dl));
