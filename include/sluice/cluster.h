@@ -73,11 +73,14 @@ typedef struct sluice_cluster_config {
     const char *service;
     /* This replica's id, unique in the service; NULL = "<host>-<pid>-<random>". */
     const char *replica_id;
-    /* How often the replica heartbeats (and renews leases); 0 = 1 s. */
+    /* How often the replica heartbeats (and renews leases); 0 = 1 s. At
+     * least 1 ms (less is SLUICE_EINVAL from sluice_cluster_create); up
+     * to UINT64_MAX. */
     uint64_t heartbeat_ns;
     /* How long a member lives without a heartbeat; 0 = 3 heartbeats
      * (UINT64_MAX when that does not fit). Must be > heartbeat when given
-     * (a member must not expire between beats). */
+     * (a member must not expire between beats). Redis keeps both TTLs in
+     * whole milliseconds, rounded up; UINT64_MAX is 584 years. */
     uint64_t member_ttl_ns;
     /* How long a lease lives without renewal; 0 = 3 heartbeats (as
      * member_ttl_ns); > heartbeat when given. */

@@ -262,7 +262,7 @@ static bool heartbeat(sluice_cluster *c)
         return false;
     }
     char ttl[32];
-    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(c->member_ttl_ns / SLUICE_NS_PER_MS));
+    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)sluice__ttl_ms(c->member_ttl_ns));
     const char *argv[] = {c->key_members, c->key_services, c->replica, ttl, c->service};
     redisReply *rep = sluice__redis_eval(&c->redis, SLUICE__SCRIPT_HEARTBEAT, 2, 5, argv, NULL);
     if (!rep) {

@@ -124,6 +124,18 @@ const char *sluice__cluster_replica(const sluice_cluster *c);
 uint64_t sluice__cluster_lease_ttl_ns(const sluice_cluster *c);
 uint64_t sluice__cluster_heartbeat_ns(const sluice_cluster *c);
 const sluice_clock *sluice__cluster_clock(const sluice_cluster *c);
+/* A TTL as the scripts take it, whole milliseconds of Redis time: rounded
+ * up, so never shorter than configured. Rounded down, a TTL of 1 ms + 1 ns
+ * (the least create takes with a heartbeat of 1 ms) was 1 ms, no longer
+ * than the heartbeat: a member or a lease could expire between beats,
+ * which create refuses to configure. At least 1 (a script TTL of 0 would
+ * expire at once). */
+static inline uint64_t sluice__ttl_ms(uint64_t ns)
+{
+    uint64_t ms = ns / SLUICE_NS_PER_MS + (ns % SLUICE_NS_PER_MS != 0);
+    return ms ? ms : 1;
+}
+
 /* A Redis call failed outside the cluster thread: enter fallback now. */
 void sluice__cluster_redis_failed(sluice_cluster *c);
 

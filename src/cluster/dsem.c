@@ -176,7 +176,7 @@ static bool lease_call_locked(sluice_dsem *ds, unsigned target, bool from_tick)
     snprintf(n, sizeof n, "%u", ds->view.members ? ds->view.members : 1);
     snprintf(rank, sizeof rank, "%u", ds->view.rank);
     snprintf(ttl, sizeof ttl, "%llu",
-             (unsigned long long)(sluice__cluster_lease_ttl_ns(ds->c) / SLUICE_NS_PER_MS));
+             (unsigned long long)sluice__ttl_ms(sluice__cluster_lease_ttl_ns(ds->c)));
     snprintf(share, sizeof share, "%u", ds->share);
     snprintf(total, sizeof total, "%u", ds->total_limit);
     snprintf(free_pool, sizeof free_pool, "%u", ds->free_pool);

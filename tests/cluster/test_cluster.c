@@ -539,6 +539,106 @@ static sluice_dsem *dsem(sluice_cluster *c, unsigned share, unsigned total, unsi
     return cleanup_push(undo_dsem, ds);
 }
 
+/* cluster.h at its extremes with Redis running. The smallest TTLs (a
+ * heartbeat of 1 ms, the least create takes, and member and lease TTLs of
+ * 1 ms + 1 ns, the least "longer than the heartbeat") reached the scripts
+ * rounded down to whole milliseconds, 1 ms: no longer than the heartbeat,
+ * so a member or a lease could expire between beats, which create refuses
+ * to configure. They are rounded up now (2 ms). On a fake clock that
+ * never moves the cluster threads never beat on their own. The largest
+ * values (redis_timeout, member and lease TTLs at UINT64_MAX) connect,
+ * beat and lease. sluice_cluster_members: the count whatever cap, cap 0
+ * writes nothing. */
+static sluice_cluster *extreme_replica(const char *id, sluice_fake_clock *fake, uint64_t hb, uint64_t ttl,
+                                       uint64_t timeout)
+{
+    sluice_cluster_config cfg;
+    sluice_cluster_config_init(&cfg);
+    cfg.redis_port = (unsigned)redis.port;
+    cfg.key_prefix = prefix;
+    cfg.service = "orders";
+    cfg.replica_id = id;
+    cfg.clock = &fake->clock;
+    cfg.heartbeat_ns = hb;
+    cfg.member_ttl_ns = ttl;
+    cfg.lease_ttl_ns = ttl;
+    cfg.redis_timeout_ns = timeout;
+    sluice_cluster *c = NULL;
+    char err[256];
+    if (sluice_cluster_create(&cfg, &c, err, sizeof err)) {
+        fail_msg("sluice_cluster_create: %s", err);
+    }
+    return cleanup_push(undo_cluster, c);
+}
+
+static void test_cluster_extremes_with_redis(void **state)
+{
+    (void)state;
+    static sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    /* the smallest TTLs */
+    const uint64_t hb = SLUICE_NS_PER_MS, ttl = SLUICE_NS_PER_MS + 1;
+    sluice_cluster *a = extreme_replica("a", &fake, hb, ttl, REDIS_TIMEOUT_MS * SLUICE_NS_PER_MS);
+    sluice_cluster *b = extreme_replica("b", &fake, hb, ttl, REDIS_TIMEOUT_MS * SLUICE_NS_PER_MS);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_OK);
+    assert_int_equal(sluice_cluster_heartbeat_now(b), SLUICE_OK);
+    sluice_cluster_status st;
+    sluice_cluster_status_get(b, &st);
+    assert_true(st.have_view);
+    assert_false(st.fallback);
+    /* b saw itself at least; a's member may have expired in the 2 ms
+     * between (Redis time runs) */
+    assert_true(st.members >= 1 && st.members <= 2);
+    char ids[3][SLUICE_CLUSTER_NAME_MAX + 1];
+    memset(ids, 0, sizeof ids);
+    size_t n = sluice_cluster_members(b, ids, 0); /* cap 0: the count, nothing written */
+    assert_int_equal(n, st.members);
+    assert_int_equal(ids[0][0], 0);
+    n = sluice_cluster_members(b, ids, 3);
+    assert_int_equal(n, st.members);
+    assert_string_equal(ids[n - 1], "b");
+    /* a lease of 1 ms + 1 ns lives 2 ms of Redis time (it was 1 ms, the
+     * heartbeat: it could expire between renewals). The first lease call
+     * creates the epoch with the same `now` as the lease's expiry, so
+     * their difference is the TTL the script was given. The thread never
+     * ticks (the fake clock stands still): the try is the only lease
+     * call. */
+    sluice_dsem *da = dsem(a, 4, 4, 0, 1);
+    assert_int_equal(sluice_dsem_try_acquire(da), SLUICE_OK);
+    redisReply *ep = redis_fixture_cmd(&redis, "HGET %s:ds:bank:meta epoch", prefix);
+    redisReply *exp = redis_fixture_cmd(&redis, "ZSCORE %s:ds:bank:exp orders|a", prefix);
+    assert_non_null(ep);
+    assert_non_null(exp);
+    assert_int_equal(ep->type, REDIS_REPLY_STRING);
+    assert_int_equal(exp->type, REDIS_REPLY_STRING);
+    long long ttl_ms = strtoll(exp->str, NULL, 10) - strtoll(ep->str, NULL, 10);
+    freeReplyObject(ep);
+    freeReplyObject(exp);
+    assert_int_equal(ttl_ms, 2);
+    assert_int_equal(sluice_dsem_release(da), SLUICE_OK);
+    cleanup_now(da);
+    cleanup_now(b);
+    cleanup_now(a);
+
+    /* the largest: redis_timeout and TTLs at UINT64_MAX */
+    sluice_cluster *m = extreme_replica("m", &fake, SLUICE_NS_PER_SEC, UINT64_MAX, UINT64_MAX);
+    assert_int_equal(sluice_cluster_heartbeat_now(m), SLUICE_OK);
+    sluice_cluster_status_get(m, &st);
+    assert_false(st.fallback);
+    assert_int_equal(st.members, 1);
+    assert_int_equal(sluice_cluster_members(m, ids, 1), 1);
+    assert_string_equal(ids[0], "m");
+    sluice_dsem *dm = dsem(m, 4, 4, 0, 0);
+    assert_int_equal(sluice_dsem_try_acquire(dm), SLUICE_OK);
+    sluice_dsem_stats ds;
+    sluice_dsem_stats_get(dm, &ds);
+    assert_false(ds.fallback);
+    assert_true(ds.leased >= 1);
+    assert_int_equal(sluice_dsem_release(dm), SLUICE_OK);
+    cleanup_now(dm);
+    cleanup_now(m);
+}
+
 /* Take the `want` permits the test expects (each TAKE_ONE), then try one
  * more, which must fail. Returns how many were taken: want when exactly
  * want were there, fewer when one did not come within the safety limit,
@@ -2461,6 +2561,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_share_fallback_stop_cont, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_no_redis_at_start, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_reconnect_backoff_at_max, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_cluster_extremes_with_redis, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dsem_limit_and_fair_shares, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dsem_lease_expiry, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dsem_free_pool, per_test, per_test_end),
