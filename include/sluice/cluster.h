@@ -425,8 +425,10 @@ SLUICE_API void sluice_dlimiter_config_init(sluice_dlimiter_config *cfg);
  * cluster was made) the fallback bucket assumes cfg->fallback_replicas replicas, by default as many as
  * the burst has tokens: one token, refilling at rate / burst (it had the whole rate and burst, so N
  * replicas started during an outage took N times the rate). A Redis that restarts empty forgets the
- * shared debt with its keys: the shared bucket is full again (the limiter answers from it as soon as a
- * heartbeat has reconnected).
+ * shared debt with its keys; a limiter that had reached the old server sees its epoch gone
+ * (<prefix>:rlepoch) and starts the shared bucket empty, refilling at the rate (a grace of burst / rate;
+ * it was full again, a fresh burst per limiter), answering from it as soon as a heartbeat has
+ * reconnected. A limiter that never reached the old server takes the bucket as it finds it.
  * Returns and ownership as sluice_limiter_create (SLUICE_EINVAL with the
  * reason in errbuf: a bad name, a rate that is NaN or outside
  * [SLUICE_DLIMITER_RATE_MIN, SLUICE_DLIMITER_RATE_MAX] and not INF, a

@@ -84,6 +84,13 @@
  * (possible only on an injected clock) would be given back to the bucket
  * instead, and the other one later to Redis: the same tokens, swapped.
  *
+ * Redis restarted without its data: every TAT is gone and each bucket
+ * would be full again, a fresh burst per limiter. The take script keeps
+ * an epoch per key prefix (scripts.c, "Restart grace"); the limiter
+ * passes the one it last saw, and the first call that finds another
+ * starts the bucket empty, refilling at the rate. dl->epoch is read and
+ * written under mu; the call itself runs without it.
+ *
  * Which failure is whose: a call whose connection failed (I/O, timeout,
  * a server that serves nobody) puts the cluster in fallback, every
  * binding, semaphore and limiter of the replica with it. A call that
@@ -120,6 +127,7 @@ struct sluice_dlimiter {
     char name[SLUICE_CLUSTER_NAME_MAX + 1];
     char key[256];      /* the TAT */
     char tkey[256];     /* the emission interval the TAT was built with */
+    char ekey[256];     /* the key prefix's limiter epoch (a restart check) */
     pthread_mutex_t mu; /* guards everything below */
     double rate;
     uint64_t burst;
@@ -138,6 +146,7 @@ struct sluice_dlimiter {
      * again; the cluster is not told (its other objects keep working). */
     uint64_t retry_at_ns;
     uint64_t carry; /* tokens of fallback debt not yet charged to Redis */
+    char epoch[32]; /* the limiter epoch Redis last answered with; "0" = none yet */
     /* The reservations the fallback bucket is owed for (taken there with a
      * wait, not yet due, not yet carried to Redis): a cancel of one of
      * these goes back to the bucket, of any other to Redis. A carry marks
@@ -198,6 +207,8 @@ sluice_err sluice_dlimiter_create(sluice_cluster *c, const sluice_dlimiter_confi
     snprintf(dl->name, sizeof dl->name, "%s", cfg->name);
     snprintf(dl->key, sizeof dl->key, "%s:rl:%s", sluice__cluster_prefix(c), dl->name);
     snprintf(dl->tkey, sizeof dl->tkey, "%s:rlt:%s", sluice__cluster_prefix(c), dl->name);
+    snprintf(dl->ekey, sizeof dl->ekey, "%s:rlepoch", sluice__cluster_prefix(c));
+    snprintf(dl->epoch, sizeof dl->epoch, "0");
     dl->rate = cfg->rate;
     dl->burst = cfg->burst;
     dl->fallback_replicas = cfg->fallback_replicas;
@@ -389,18 +400,19 @@ static void interval_arg(char *buf, size_t len, double rate)
  * of the wrong shape: the connection is kept and the cluster is not
  * told); *wait_us. */
 static int gcra(sluice_dlimiter *dl, double rate, uint64_t burst, uint64_t n, bool reserve, uint64_t carry,
-                uint64_t *wait_us)
+                const char *known_epoch, char *epoch, size_t epoch_len, uint64_t *wait_us)
 {
     char T[48], b[24], ns[24], cs[24];
     interval_arg(T, sizeof T, rate);
     snprintf(b, sizeof b, "%llu", (unsigned long long)burst);
     snprintf(ns, sizeof ns, "%llu", (unsigned long long)n);
     snprintf(cs, sizeof cs, "%llu", (unsigned long long)carry);
-    const char *argv[] = {dl->key, dl->tkey, T, b, ns, reserve ? "reserve" : "allow", cs};
+    const char *argv[] = {dl->key, dl->tkey,   dl->ekey, T, b, ns, reserve ? "reserve" : "allow",
+                          cs,      known_epoch};
     sluice__redis *r = sluice__cluster_redis(dl->c);
     sluice__redis_fail fail = SLUICE__REDIS_FAIL_DOWN;
     redisReply *rep =
-        sluice__redis_ensure(r, false) ? sluice__redis_eval(r, SLUICE__SCRIPT_GCRA, 2, 7, argv, &fail) : NULL;
+        sluice__redis_ensure(r, false) ? sluice__redis_eval(r, SLUICE__SCRIPT_GCRA, 3, 9, argv, &fail) : NULL;
     if (!rep) {
         if (fail == SLUICE__REDIS_FAIL_SCRIPT) {
             return -2;
@@ -415,6 +427,12 @@ static int gcra(sluice_dlimiter *dl, double rate, uint64_t burst, uint64_t n, bo
     int taken = (int)sluice__reply_int(rep, 0);
     long long w = sluice__reply_int(rep, 1);
     *wait_us = w > 0 ? (uint64_t)w : 0;
+    epoch[0] = '\0';
+    if (rep->elements >= 3 && rep->element[2]->type == REDIS_REPLY_STRING &&
+        rep->element[2]->len < epoch_len) {
+        memcpy(epoch, rep->element[2]->str, rep->element[2]->len);
+        epoch[rep->element[2]->len] = '\0';
+    }
     freeReplyObject(rep);
     return taken ? 1 : 0;
 }
@@ -471,11 +489,16 @@ bool sluice_dlimiter_allow_n(sluice_dlimiter *dl, uint64_t n)
         uint64_t gen;
         uint64_t carry = leave_fallback_locked(dl, &gen);
         dl->redis_calls++;
+        char known[sizeof dl->epoch], seen[sizeof dl->epoch];
+        memcpy(known, dl->epoch, sizeof known);
         pthread_mutex_unlock(&dl->mu);
         uint64_t w;
-        int t = gcra(dl, rate, burst, n, false, carry, &w);
+        int t = gcra(dl, rate, burst, n, false, carry, known, seen, sizeof seen, &w);
         pthread_mutex_lock(&dl->mu);
         carried_locked(dl, gen, t >= 0);
+        if (t >= 0 && seen[0]) {
+            memcpy(dl->epoch, seen, sizeof dl->epoch);
+        }
         if (t >= 0) {
             if (t) {
                 dl->allowed++;
@@ -529,11 +552,16 @@ sluice_err sluice_dlimiter_reserve(sluice_dlimiter *dl, uint64_t n, sluice_reser
         uint64_t gen;
         uint64_t carry = leave_fallback_locked(dl, &gen);
         dl->redis_calls++;
+        char known[sizeof dl->epoch], seen[sizeof dl->epoch];
+        memcpy(known, dl->epoch, sizeof known);
         pthread_mutex_unlock(&dl->mu);
         uint64_t w = 0;
-        int t = gcra(dl, rate, burst, n, true, carry, &w);
+        int t = gcra(dl, rate, burst, n, true, carry, known, seen, sizeof seen, &w);
         pthread_mutex_lock(&dl->mu);
         carried_locked(dl, gen, t >= 0);
+        if (t >= 0 && seen[0]) {
+            memcpy(dl->epoch, seen, sizeof dl->epoch);
+        }
         if (t >= 0) {
             dl->allowed++;
             /* w <= 2^53 us (the script's cap): 9e18 ns, no overflow; act_at saturates */

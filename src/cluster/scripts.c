@@ -208,26 +208,52 @@ static const char lease_lua[] =
     "end\n"
 
 /*
- * GCRA take. ARGV: 1 emission interval us (1/rate), 2 burst, 3 tokens,
- * 4 "allow" (take only if conformant now) or "reserve" (take now, maybe
- * into debt), 5 tokens of debt carried in first (a replica leaving
- * fallback: its fallback bucket's reservations not yet due; absent = 0).
+ * GCRA take. KEYS[3] the key prefix's limiter epoch (a string, no expiry:
+ * Redis time in us when it was first set). ARGV: 1 emission interval us
+ * (1/rate), 2 burst, 3 tokens, 4 "allow" (take only if conformant now) or
+ * "reserve" (take now, maybe into debt), 5 tokens of debt carried in
+ * first (a replica leaving fallback: its fallback bucket's reservations
+ * not yet due; absent = 0), 6 the epoch the caller last saw ("0" or
+ * absent = none).
+ *
+ * Restart grace: a Redis restarted without its data (or failed over to a
+ * replica that lacked it) has lost every TAT, so each bucket would be
+ * full again, a fresh burst per limiter on top of whatever the outage's
+ * fallback buckets took. The epoch tells: when it is missing it is set
+ * anew, and a caller that had seen another one knows the state was lost;
+ * its call then starts the bucket empty (TAT at least now + burst x
+ * interval: it refills at the rate from here), as the leased semaphore
+ * grants nothing for a lease TTL after its own epoch changed. Each
+ * limiter's first call from a replica that had seen the old epoch does
+ * it (a max, so several do it once). A limiter that never reached Redis
+ * before, or a replica of the version before (which passes no KEYS[3]:
+ * it runs its own script), takes the bucket as it finds it.
+ *
  * A refused allow still stores a rescaled TAT (and the carried debt), so
  * a rate change takes effect from the first call that sees it.
- * Returns {taken 0|1, wait us (rounded up: never act early)}.
+ * Returns {taken 0|1, wait us (rounded up: never act early), epoch}.
  */
 static const char gcra_lua[] = GCRA_PRELUDE "local burst, n = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
                                             "local carry = tonumber(ARGV[5] or '0') or 0\n"
+                                            "local ep = redis.call('GET', KEYS[3])\n"
+                                            "if not ep then\n"
+                                            "  ep = string.format('%.0f', now)\n"
+                                            "  redis.call('SET', KEYS[3], ep)\n"
+                                            "end\n"
+                                            "local known = ARGV[6] or '0'\n"
+                                            "if known ~= '0' and known ~= ep and o < burst * T then\n"
+                                            "  o = burst * T moved = true\n"
+                                            "end\n"
                                             "if carry > 0 then o = o + carry * T moved = true end\n"
                                             "local new_o = o + n * T\n"
                                             "local wait = new_o - burst * T\n"
                                             "if ARGV[4] == 'allow' and wait > 0 then\n"
                                             "  if moved then store(o) end\n"
-                                            "  return {0, us(wait)}\n"
+                                            "  return {0, us(wait), ep}\n"
                                             "end\n"
                                             "store(new_o)\n"
                                             "if wait < 0 then wait = 0 end\n"
-                                            "return {1, us(wait)}\n";
+                                            "return {1, us(wait), ep}\n";
 
 /*
  * GCRA cancel. ARGV: 1 the caller's emission interval us, 2 tokens to

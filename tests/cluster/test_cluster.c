@@ -2032,14 +2032,26 @@ static void test_dlimiter_cancel_goes_where_charged(void **state)
     cleanup_now(a);
 }
 
+static bool key_exists(const char *key)
+{
+    redisReply *r = redis_fixture_cmd(&redis, "EXISTS %s", key);
+    bool yes = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    if (r) {
+        freeReplyObject(r);
+    }
+    return yes;
+}
+
 /* Redis down when the cluster and the limiter are made (not an error):
  * the limiter answers from its fallback bucket, which with no replica
  * count ever read holds one token (fallback_replicas 0: as many replicas
  * as the burst has tokens); Redis back, it answers from the
  * shared bucket. Redis restarted empty: the shared debt is gone with the
- * keys (the bucket is full again, as the header says) and the limiter
- * answers from Redis again once a heartbeat reconnects, its script loaded
- * anew, not stuck in fallback. */
+ * keys, but the limiter, which had seen the old server's epoch, starts
+ * the bucket empty there (a restart grace of burst / rate; it was full
+ * again, a fresh burst per limiter), answers from Redis again once a
+ * heartbeat reconnects, its script loaded anew, not stuck in fallback;
+ * a limiter that never reached the old server finds the bucket full. */
 static void test_dlimiter_down_at_create_and_restart_empty(void **state)
 {
     (void)state;
@@ -2082,19 +2094,40 @@ static void test_dlimiter_down_at_create_and_restart_empty(void **state)
 
     assert_true(redis_fixture_restart(&redis));
     /* the first calls may fail on the old connection; once a heartbeat
-     * reconnects, the shared bucket answers, full again */
+     * reconnects, the shared bucket answers from the new server: empty,
+     * not full (the restart grace: this replica had seen the old epoch,
+     * the new server has none), so no call is allowed, from Redis or from
+     * the fallback bucket (1 taken, 0.001/s). The TAT on the new server
+     * shows that a call reached it. */
     assert_true(POLL(sluice_cluster_heartbeat_now(a) == SLUICE_OK, 10000));
+    char tat_key[96];
+    snprintf(tat_key, sizeof tat_key, "%s:rl:downstart", prefix);
+    bool any = false;
+    assert_true(POLL((sluice_cluster_heartbeat_now(a), any |= sluice_dlimiter_allow(dl), key_exists(tat_key)),
+                     10000));
+    assert_false(any); /* was true: the bucket full again */
     sluice_dlimiter_stats_get(dl, &st);
-    uint64_t calls = st.redis_calls;
-    /* a token: the fallback bucket is empty (1 taken, 0.001/s), so it
-     * comes from the shared bucket the restart emptied of its debt */
-    assert_true(POLL((sluice_cluster_heartbeat_now(a), sluice_dlimiter_allow(dl)), 10000));
-    sluice_dlimiter_stats_get(dl, &st);
-    assert_true(st.redis_calls > calls);
-    redisReply *tat = redis_fixture_cmd(&redis, "EXISTS %s:rl:downstart", prefix);
-    assert_non_null(tat);
-    assert_int_equal(tat->integer, 1); /* written by the script on the new server */
-    freeReplyObject(tat);
+    assert_false(st.fallback);
+    /* the bucket starts empty and refills at the rate: one more token
+     * waits a token time (less the Redis time since); full, it waited
+     * nothing */
+    uint64_t d = reserve_delay(dl, 1);
+    if (d <= SLOW_TOKEN_NS / 2 || d > SLOW_TOKEN_NS) {
+        fail_msg("a token after the restart waits %llu ns, want about a token (%llu ns)",
+                 (unsigned long long)d, (unsigned long long)SLOW_TOKEN_NS);
+    }
+    /* a limiter that never reached the old server takes the bucket as it
+     * finds it (it knows no epoch): full */
+    lc.name = "fresh";
+    sluice_dlimiter *fresh = NULL;
+    assert_int_equal(sluice_dlimiter_create(a, &lc, &fresh, err, sizeof err), SLUICE_OK);
+    cleanup_push(undo_dlimiter, fresh);
+    allowed = 0;
+    for (int i = 0; i < 8; i++) {
+        allowed += sluice_dlimiter_allow(fresh);
+    }
+    assert_int_equal(allowed, 4);
+    cleanup_now(fresh);
     cleanup_now(dl);
     cleanup_now(a);
 }
