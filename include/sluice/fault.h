@@ -6,8 +6,10 @@
  * signal stack per worker. When one of these signals is raised by a task on
  * a guarded worker:
  *
- *   SLUICE_FAULT_RERAISE  writes "sluice: fault in pool P worker N: SIGSEGV"
- *                         and the backtrace to stderr (async-signal-safe),
+ *   SLUICE_FAULT_RERAISE  writes "sluice: fatal SIGSEGV in pool P worker N
+ *                         task L (re-raising: the process dumps core)" (task
+ *                         L when the task has a label) and the backtrace to
+ *                         stderr (async-signal-safe),
  *                         counts a panic, restores the default action and
  *                         re-raises: the process dies with a core dump, as
  *                         it would without Sluice, but the log says which
@@ -29,7 +31,10 @@
 
 #include "sluice/common.h"
 
-/* sluice_fault_guard_installed - true once the process-wide handlers are in. */
+/* sluice_fault_guard_installed - true once the process-wide handlers have
+ * been installed (by the first pool with fault_mode != OFF). It does not
+ * notice a handler installed over Sluice's later (sigaction by other
+ * code): a guarded pool made after that is not guarded. */
 SLUICE_API int sluice_fault_guard_installed(void);
 
 #endif /* SLUICE_FAULT_H */

@@ -793,7 +793,7 @@ static park_result park(struct sluice_pool *p, sluice__worker *w, uint64_t idle_
         }
         expiry = atomic_load_explicit(&p->idle_expiry_ns, memory_order_relaxed);
         bool expired = expiry && atomic_load_explicit(&p->alive, memory_order_relaxed) > p->cfg.min_workers &&
-                       sluice__now(p) >= sluice__add_sat(idle_since, expiry);
+                       sluice__deadline_passed(sluice__now(p), sluice__add_sat(idle_since, expiry));
         bool leave = expired || atomic_load_explicit(&p->closed, memory_order_relaxed);
         if (leave) {
             /* Unlink ourselves from the stack. */

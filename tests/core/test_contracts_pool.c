@@ -37,6 +37,9 @@
 
 #include <limits.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -980,6 +983,80 @@ static void test_context_refusal_and_stop(void **state)
     tally_free(t);
 }
 
+/* idle_expiry_ns UINT64_MAX is "never (saturates)": a parked worker above
+ * min_workers stays, also when the pool's clock reaches its end. */
+static void test_idle_expiry_max_at_clock_end(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    counting_clock *cc = malloc(sizeof *cc);
+    assert_non_null(cc);
+    counting_clock_init(cc, UINT64_MAX - 10);
+    sluice_pool_config c;
+    base_config(&c, "expirymax", 2, 4, t);
+    c.clock = &cc->clock;
+    c.idle_expiry_ns = UINT64_MAX;
+    c.timing_disabled = true;
+    sluice_pool *p = NULL;
+    CREATE_POOL(&c, &p);
+    assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK);
+    ASSERT_IDENTITY(p);
+    WAIT_FOR(stats_now(p).idle == stats_now(p).workers && stats_now(p).workers >= 1, "the worker parks");
+    _Atomic int never = 0;
+    settle(cc, &never);
+    atomic_store(&cc->now, UINT64_MAX);
+    settle(cc, &never);
+    settle(cc, &never);
+    sluice_pool_stats s = stats_now(p);
+    assert_int_equal(s.expired_workers, 0);
+    assert_true(s.workers >= 1);
+    sluice_pool_destroy(p);
+    free(cc);
+    tally_free(t);
+}
+
+/* A task's deadline passing while it runs turns should_stop true (pool
+ * clock). */
+static int task_until_stop_deadline(void *arg)
+{
+    stopper *st = arg;
+    atomic_store(&st->started, 1);
+    uint64_t limit = real_now_ns() + SAFETY_NS;
+    while (!sluice_task_should_stop() && real_now_ns() < limit) {
+        sched_yield();
+    }
+    atomic_store(&st->stopped, sluice_task_should_stop() ? 1 : 2);
+    return 0;
+}
+
+static void test_deadline_passes_while_running(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, 100);
+    sluice_pool_config c;
+    base_config(&c, "runningdl", 1, 4, t);
+    c.clock = &fc.clock;
+    sluice_pool *p = NULL;
+    CREATE_POOL(&c, &p);
+    stopper st = {0};
+    assert_int_equal(
+        sluice_pool_submit_ex(p, task_until_stop_deadline, &st, &(sluice_submit_opts){.deadline_ns = 200}),
+        SLUICE_OK);
+    WAIT_FOR(atomic_load(&st.started) == 1, "the task runs");
+    assert_int_equal(atomic_load(&st.stopped), 0);
+    sluice_fake_clock_advance(&fc, 100);
+    WAIT_FOR(atomic_load(&st.stopped) != 0, "the task sees its deadline");
+    assert_int_equal(atomic_load(&st.stopped), 1);
+    ASSERT_IDENTITY(p);
+    sluice_pool_stats s = stats_now(p);
+    assert_int_equal(s.completed, 1); /* it started: it ran, not shed */
+    assert_int_equal(s.shed, 0);
+    sluice_pool_destroy(p);
+    tally_free(t);
+}
+
 /* ---- resize ------------------------------------------------------------------------ */
 
 typedef struct resize_seen {
@@ -1509,6 +1586,68 @@ static void test_fault_guard(void **state)
     tally_free(t);
 }
 
+/* RERAISE (the default guard mode, fault.h): the process dies of the
+ * signal, after a line on stderr that names the signal, the pool and the
+ * worker. Run in a child process (fork), whose stderr is a pipe and which
+ * may not dump core. Not under sanitizers (they own SIGSEGV). Runs before
+ * any guarded pool of this process (see main). */
+static void test_fault_reraise_kills_with_a_line(void **state)
+{
+    (void)state;
+    if (under_sanitizer()) {
+        skip();
+    }
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        sluice_pool_config c;
+        sluice_pool_config_init(&c);
+        c.name = "reraise";
+        c.workers = 1;
+        c.queue_capacity = 4;
+        c.fault_mode = SLUICE_FAULT_RERAISE;
+        sluice_pool *p = NULL;
+        if (sluice_pool_create(&c, &p, NULL, 0) != SLUICE_OK ||
+            sluice_pool_submit_ex(p, task_segv, NULL, &(sluice_submit_opts){.label = "parser"}) !=
+                SLUICE_OK) {
+            _exit(3);
+        }
+        sluice_pool_drain(p, 0, NULL);
+        _exit(4); /* the fault must have killed us before this */
+    }
+    close(fds[1]);
+    char out[4096];
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(fds[0], out + n, sizeof out - 1 - n);
+        if (r <= 0) {
+            break;
+        }
+        n += (size_t)r;
+        if (n == sizeof out - 1) {
+            break;
+        }
+    }
+    out[n] = '\0';
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSEGV) {
+        fail_msg("the child did not die of SIGSEGV (status 0x%x); stderr: %s", status, out);
+    }
+    if (!strstr(out, "SIGSEGV") || !strstr(out, "pool reraise worker 0") || !strstr(out, "parser")) {
+        fail_msg("the fault line does not name the signal, pool, worker and task: %s", out);
+    }
+}
+
 /* ---- races ------------------------------------------------------------------------- */
 
 typedef struct producer {
@@ -1665,7 +1804,12 @@ static void test_submits_race_resize(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fault_guard), /* first: nothing guarded yet */
+        /* First: nothing guarded yet in this process. The guard installs
+         * its handlers once per process, and cmocka sets its own SIGSEGV
+         * handler around every test, so only the first guarded pool of
+         * the process (here, the child's) is sure to own the signal. */
+        cmocka_unit_test(test_fault_reraise_kills_with_a_line),
+        cmocka_unit_test(test_fault_guard),
         cmocka_unit_test(test_names_and_parsers),
         cmocka_unit_test(test_create_bounds),
         cmocka_unit_test(test_queue_bytes),
@@ -1680,6 +1824,8 @@ int main(void)
         cmocka_unit_test(test_drop_oldest_to_own_handler),
         cmocka_unit_test(test_deadlines_and_contexts),
         cmocka_unit_test(test_deadline_max_at_clock_end),
+        cmocka_unit_test(test_idle_expiry_max_at_clock_end),
+        cmocka_unit_test(test_deadline_passes_while_running),
         cmocka_unit_test(test_context_refusal_and_stop),
         cmocka_unit_test(test_resize_extremes),
         cmocka_unit_test(test_drain_deadline_on_pool_clock),
