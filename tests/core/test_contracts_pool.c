@@ -425,6 +425,7 @@ static void test_full_refusals_counted(void **state)
     assert_int_equal(s.rejected, 2);
     assert_int_equal(s.submitted, 2);
     assert_int_equal(s.queue_depth, 1);
+    assert_true(atomic_load(&t->events_by[SLUICE_EVENT_SUBMIT_REFUSED]) >= 1);
     assert_int_equal(s.queue_depth_hwm, 1);
     gate_open(g);
     ASSERT_IDENTITY(p);
@@ -1129,6 +1130,38 @@ static void test_resize_extremes(void **state)
     tally_free(t);
 }
 
+/* set_idle_expiry live: workers parked with no expiry (0) leave once it is
+ * set to 1 ns, down to min_workers, each with a WORKER_EXIT "expired". */
+static void test_idle_expiry_set_live(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    gate *g = gate_new();
+    sluice_pool_config c;
+    base_config(&c, "expirylive", 4, 8, t);
+    c.min_workers = 1;
+    c.idle_expiry_ns = 0;
+    sluice_pool *p = NULL;
+    CREATE_POOL(&c, &p);
+    hold(p, g, 4);
+    gate_open(g);
+    ASSERT_IDENTITY(p);
+    WAIT_FOR(stats_now(p).idle == 4, "four workers park");
+    assert_int_equal(stats_now(p).expired_workers, 0);
+    sluice_pool_set_idle_expiry(p, 1);
+    WAIT_FOR(stats_now(p).workers == 1, "the workers above min_workers expire");
+    sluice_pool_stats s = stats_now(p);
+    assert_int_equal(s.expired_workers, 3);
+    assert_int_equal(atomic_load(&t->exits_by[EXIT_EXPIRED]), 3);
+    /* The one left still runs work. */
+    assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK);
+    ASSERT_IDENTITY(p);
+    assert_int_equal(atomic_load(&t->ran), 1);
+    sluice_pool_destroy(p);
+    gate_free(g);
+    tally_free(t);
+}
+
 /* ---- drain at its deadlines -------------------------------------------------------- */
 
 typedef struct bg_drain {
@@ -1156,6 +1189,30 @@ static void bg_drain_start(bg_drain *d, sluice_pool *p, uint64_t timeout)
     START_THREAD(&d->th, bg_drain_main, d);
 }
 
+typedef struct drain_events {
+    _Atomic uint64_t start_running, start_queued, end_handed_back, end_still_running;
+    _Atomic int starts, ends, end_err;
+} drain_events;
+
+static drain_events g_drain_ev;
+
+static void event_drain_record(const sluice_pool_event *ev, void *user)
+{
+    tally_event(ev, user);
+    if (ev->kind == SLUICE_EVENT_DRAIN_START) {
+        atomic_store(&g_drain_ev.start_running, ev->old_value);
+        atomic_store(&g_drain_ev.start_queued, ev->new_value);
+        atomic_fetch_add(&g_drain_ev.starts, 1);
+    } else if (ev->kind == SLUICE_EVENT_DRAIN_END) {
+        if (ev->drain) {
+            atomic_store(&g_drain_ev.end_handed_back, ev->drain->handed_back);
+            atomic_store(&g_drain_ev.end_still_running, ev->drain->still_running);
+        }
+        atomic_store(&g_drain_ev.end_err, ev->err);
+        atomic_fetch_add(&g_drain_ev.ends, 1);
+    }
+}
+
 /* A drain deadline on the pool's fake clock: queued tasks handed back
  * (DRAIN), the running one told to stop and counted in still_running. */
 static void test_drain_deadline_on_pool_clock(void **state)
@@ -1168,6 +1225,8 @@ static void test_drain_deadline_on_pool_clock(void **state)
     sluice_pool_config c;
     base_config(&c, "draindl", 1, 4, t);
     c.clock = &fc.clock;
+    c.event_handler = event_drain_record;
+    memset(&g_drain_ev, 0, sizeof g_drain_ev);
     sluice_pool *p = NULL;
     CREATE_POOL(&c, &p);
     hold(p, g, 1);
@@ -1184,6 +1243,15 @@ static void test_drain_deadline_on_pool_clock(void **state)
     assert_int_equal(d.report.handed_back, 2);
     assert_int_equal(d.report.still_running, 1);
     assert_int_equal(atomic_load(&t->abandoned_by[SLUICE_ABANDON_DRAIN]), 2);
+    /* The events: DRAIN_START with running and queued, DRAIN_END with the
+     * report and the result. */
+    assert_int_equal(atomic_load(&g_drain_ev.starts), 1);
+    assert_int_equal(atomic_load(&g_drain_ev.start_running), 1);
+    assert_int_equal(atomic_load(&g_drain_ev.start_queued), 2);
+    assert_int_equal(atomic_load(&g_drain_ev.ends), 1);
+    assert_int_equal(atomic_load(&g_drain_ev.end_handed_back), 2);
+    assert_int_equal(atomic_load(&g_drain_ev.end_still_running), 1);
+    assert_int_equal(atomic_load(&g_drain_ev.end_err), SLUICE_ETIMEDOUT);
     ASSERT_IDENTITY(p); /* the held task saw its stop flag */
     sluice_pool_stats s = stats_now(p);
     assert_int_equal(s.abandoned, 2);
@@ -1828,6 +1896,7 @@ int main(void)
         cmocka_unit_test(test_deadline_passes_while_running),
         cmocka_unit_test(test_context_refusal_and_stop),
         cmocka_unit_test(test_resize_extremes),
+        cmocka_unit_test(test_idle_expiry_set_live),
         cmocka_unit_test(test_drain_deadline_on_pool_clock),
         cmocka_unit_test(test_drain_zero_and_max_near_clock_end),
         cmocka_unit_test(test_drain_releases_blocked_submitters),
