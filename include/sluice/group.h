@@ -142,6 +142,11 @@ SLUICE_API sluice_ctx *sluice_group_ctx(sluice_group *g);
  *                  context ends first; either way wait() accounts for it
  *   SLUICE_ECLOSED wait() has returned (a waited group takes no more tasks)
  *   SLUICE_EINVAL  g or fn is NULL
+ *   SLUICE_EDEADLK from one of the group's own tasks at the limit when no
+ *                  slot can ever free: nothing is pending and every other
+ *                  task in flight is itself waiting in run() (for example
+ *                  limit 1: the caller holds the only slot). Not accepted;
+ *                  the caller keeps arg (it may run fn(arg) itself)
  *   the pool's refusal (SLUICE_EFULL, SLUICE_ETIMEDOUT, SLUICE_EDEADLK,
  *   SLUICE_ECLOSED): not accepted, the caller keeps arg
  * Thread-safety: safe from any thread, including the group's own tasks

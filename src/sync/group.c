@@ -88,6 +88,10 @@ struct sluice_group {
     unsigned pending, running;
     unsigned refs;    /* the creator + one per trampoline the pool holds */
     unsigned blocked; /* threads in a cond wait in run() or wait() */
+    /* Of `running`, the group's own tasks blocked in run() for a slot: when
+     * every running task is one of them and nothing is pending, no slot can
+     * ever free (each waits for the others), and the next one refuses. */
+    unsigned own_blocked;
     bool waited;
     sluice_err first_err;
     int first_rc;
@@ -438,8 +442,18 @@ static sluice_err run(sluice_group *g, sluice_task_fn fn, void *arg, bool try_on
             continue;
         }
         help_failed = false;
+        bool own = tls_group == g;
+        if (own && g->pending == 0 && g->running <= g->own_blocked + 1) {
+            /* Every task in flight is the caller or waits in run() for the
+             * caller's slot: waiting would never end. */
+            pthread_mutex_unlock(&g->mu);
+            free(t);
+            return SLUICE_EDEADLK;
+        }
         g->blocked++;
+        g->own_blocked += own;
         pthread_cond_wait(&g->cv_slot, &g->mu);
+        g->own_blocked -= own;
         g->blocked--;
     }
     t->prev = g->tail;

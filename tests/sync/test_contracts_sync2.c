@@ -669,6 +669,104 @@ static void test_group_limit_cancel_handback(void **state)
     free(gt);
 }
 
+/* A task of a group at its limit spawns a subtask into its own group: the
+ * only in-flight task is the spawner, so waiting for a slot would wait for
+ * itself (it hung for ever before): run() says EDEADLK, try_run EAGAIN.
+ * With two tasks at limit 2 each spawning, the second to ask refuses and
+ * the first gets the slot the second frees. */
+typedef struct spawner {
+    sluice_group *_Atomic g;
+    _Atomic int run_rc;
+    _Atomic int try_rc;
+    _Atomic int done;
+    _Atomic int child_ran;
+    _Atomic int arrived, pair_ok, pair_deadlk, pair_bad;
+} spawner;
+
+static spawner *g_sp;
+
+static int sp_child(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&g_sp->child_ran, 1);
+    return 0;
+}
+
+static int sp_parent(void *arg)
+{
+    (void)arg;
+    sluice_group *g = atomic_load(&g_sp->g);
+    atomic_store(&g_sp->try_rc, sluice_group_try_run(g, sp_child, NULL));
+    atomic_store(&g_sp->run_rc, sluice_group_run(g, sp_child, NULL));
+    atomic_store(&g_sp->done, 1);
+    return 0;
+}
+
+/* Both tasks run before either spawns (a barrier), then each spawns. */
+static int sp_pair(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&g_sp->arrived, 1);
+    if (!WAIT_FOR_BG(atomic_load(&g_sp->arrived) >= 2)) {
+        atomic_fetch_add(&g_sp->pair_bad, 1);
+        return 1;
+    }
+    sluice_err rc = sluice_group_run(atomic_load(&g_sp->g), sp_child, NULL);
+    if (rc == SLUICE_OK) {
+        atomic_fetch_add(&g_sp->pair_ok, 1);
+    } else if (rc == SLUICE_EDEADLK) {
+        atomic_fetch_add(&g_sp->pair_deadlk, 1);
+    } else {
+        atomic_fetch_add(&g_sp->pair_bad, 1);
+    }
+    return 0;
+}
+
+static bool sp_done(void *arg)
+{
+    (void)arg;
+    return atomic_load(&g_sp->done) == 1;
+}
+
+static void test_group_spawn_at_limit_from_own_task(void **state)
+{
+    (void)state;
+    g_sp = calloc(1, sizeof *g_sp);
+    assert_non_null(g_sp);
+    sluice_pool *p = make_pool("grpspawn", 2, 64, SLUICE_OVERFLOW_BLOCK);
+    sluice_group *g = make_group(p, 1);
+    atomic_store(&g_sp->g, g);
+    assert_int_equal(sluice_group_run(g, sp_parent, NULL), SLUICE_OK);
+    wait_until(sp_done, NULL, "the spawning task's run() returns");
+    assert_int_equal(atomic_load(&g_sp->try_rc), SLUICE_EAGAIN);
+    assert_int_equal(atomic_load(&g_sp->run_rc), SLUICE_EDEADLK);
+    assert_int_equal(sluice_group_wait(g, NULL), SLUICE_OK);
+    assert_int_equal(atomic_load(&g_sp->child_ran), 0);
+    assert_group_accounted(g);
+    sluice_group_destroy(g);
+
+    /* Two spawners at limit 2: one waits, the other refuses, then the
+     * waiter gets the refuser's slot. */
+    memset(g_sp, 0, sizeof *g_sp);
+    g = make_group(p, 2);
+    atomic_store(&g_sp->g, g);
+    assert_int_equal(sluice_group_run(g, sp_pair, NULL), SLUICE_OK);
+    assert_int_equal(sluice_group_run(g, sp_pair, NULL), SLUICE_OK);
+    assert_int_equal(sluice_group_wait(g, NULL), SLUICE_OK);
+    assert_int_equal(atomic_load(&g_sp->pair_ok), 1);
+    assert_int_equal(atomic_load(&g_sp->pair_deadlk), 1);
+    assert_int_equal(atomic_load(&g_sp->pair_bad), 0);
+    assert_int_equal(atomic_load(&g_sp->child_ran), 1);
+    sluice_group_stats gs;
+    sluice_group_stats_get(g, &gs);
+    assert_int_equal(gs.accepted, 3);
+    assert_int_equal(gs.completed, 3);
+    assert_group_accounted(g);
+    sluice_group_destroy(g);
+    sluice_pool_destroy(p);
+    free(g_sp);
+}
+
 /* ---- breaker ---------------------------------------------------------------------- */
 
 static sluice_err breaker_try(sluice_breaker_config *c, char *err, size_t len)
@@ -1241,6 +1339,103 @@ static void test_keyed_limiter_keys(void **state)
     sluice_keyed_limiter_destroy(kl);
 }
 
+/* A TIME window forgets calls older than window_size seconds: an old
+ * failure does not count toward the rate once it has left the window. */
+static void test_breaker_time_window_forgets(void **state)
+{
+    (void)state;
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, 5 * SEC);
+    sluice_breaker_config c;
+    sluice_breaker_config_init(&c);
+    c.consecutive_disabled = true;
+    c.window_type = SLUICE_BREAKER_WINDOW_TIME;
+    c.window_size = 2;
+    c.minimum_calls = 2;
+    c.failure_rate_percent = 50;
+    c.clock = &fc.clock;
+    sluice_breaker *b = NULL;
+    assert_int_equal(sluice_breaker_create(&c, &b, NULL, 0), SLUICE_OK);
+    uint64_t t;
+    assert_int_equal(sluice_breaker_allow(b, &t), SLUICE_OK);
+    assert_int_equal(sluice_breaker_record(b, t, SLUICE_BREAKER_FAILURE), SLUICE_OK);
+    assert_int_equal(br_stats(b).window_calls, 1);
+    sluice_fake_clock_advance(&fc, 10 * SEC);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sluice_breaker_allow(b, &t), SLUICE_OK);
+        assert_int_equal(sluice_breaker_record(b, t, SLUICE_BREAKER_SUCCESS), SLUICE_OK);
+    }
+    sluice_breaker_stats s = br_stats(b);
+    assert_int_equal(s.window_calls, 2);
+    assert_int_equal(s.window_failures, 0);
+    assert_true(s.failure_rate_percent == 0.0);
+    assert_int_equal(s.state, SLUICE_BREAKER_CLOSED);
+    /* Within the window: 1 failure of 2 calls (50%) trips it... */
+    assert_int_equal(sluice_breaker_allow(b, &t), SLUICE_OK);
+    assert_int_equal(sluice_breaker_record(b, t, SLUICE_BREAKER_FAILURE), SLUICE_OK);
+    s = br_stats(b);
+    assert_int_equal(s.window_calls, 3);
+    assert_int_equal(s.window_failures, 1);
+    assert_int_equal(s.state, SLUICE_BREAKER_CLOSED); /* 33% */
+    assert_int_equal(sluice_breaker_allow(b, &t), SLUICE_OK);
+    assert_int_equal(sluice_breaker_record(b, t, SLUICE_BREAKER_FAILURE), SLUICE_OK);
+    assert_int_equal(br_stats(b).state, SLUICE_BREAKER_OPEN); /* 2 of 4: 50% */
+    sluice_breaker_destroy(b);
+}
+
+/* set_rate keeps what was earned at the old rate and earns at the new one
+ * only from then on; set_burst caps the tokens. */
+static void test_limiter_live_changes(void **state)
+{
+    (void)state;
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, 0);
+    sluice_limiter *l = make_limiter(0, 10, &fc.clock);
+    assert_true(sluice_limiter_allow_n(l, 10));
+    sluice_fake_clock_advance(&fc, 3600 * SEC); /* rate 0: nothing earned */
+    assert_int_equal(sluice_limiter_set_rate(l, 1), SLUICE_OK);
+    assert_true(lim_stats(l).tokens < 0.001); /* not an hour at the new rate */
+    assert_false(sluice_limiter_allow(l));
+    sluice_fake_clock_advance(&fc, SEC);
+    assert_true(sluice_limiter_allow(l));
+    assert_false(sluice_limiter_allow(l));
+    sluice_fake_clock_advance(&fc, 100 * SEC);
+    assert_true(lim_stats(l).tokens <= 10.0); /* capped at burst */
+    assert_int_equal(sluice_limiter_set_burst(l, 3), SLUICE_OK);
+    sluice_limiter_stats s = lim_stats(l);
+    assert_int_equal(s.burst, 3);
+    assert_true(s.tokens <= 3.0);
+    assert_true(sluice_limiter_allow_n(l, 3));
+    assert_false(sluice_limiter_allow_n(l, 4)); /* more than burst: never */
+    sluice_limiter_destroy(l);
+}
+
+/* max_keys 2: the least recently used key is the one forgotten. */
+static void test_keyed_limiter_lru(void **state)
+{
+    (void)state;
+    sluice_keyed_limiter_config c;
+    sluice_keyed_limiter_config_init(&c);
+    c.rate = 0;
+    c.burst = 1;
+    c.max_keys = 2;
+    sluice_keyed_limiter *kl = NULL;
+    assert_int_equal(sluice_keyed_limiter_create(&c, &kl, NULL, 0), SLUICE_OK);
+    assert_true(sluice_keyed_limiter_allow(kl, "a", 1));
+    assert_true(sluice_keyed_limiter_allow(kl, "b", 1));
+    assert_false(sluice_keyed_limiter_allow(kl, "a", 1)); /* a is now the most recent */
+    assert_true(sluice_keyed_limiter_allow(kl, "c", 1));  /* evicts b */
+    assert_false(sluice_keyed_limiter_allow(kl, "a", 1)); /* a kept its empty bucket */
+    assert_true(sluice_keyed_limiter_allow(kl, "b", 1));  /* b came back full (evicts c) */
+    sluice_keyed_limiter_stats s;
+    sluice_keyed_limiter_stats_get(kl, &s);
+    assert_int_equal(s.keys, 2);
+    assert_int_equal(s.evictions, 2);
+    assert_int_equal(s.allowed, 4);
+    assert_int_equal(s.limited, 2);
+    sluice_keyed_limiter_destroy(kl);
+}
+
 /* ---- sync_metrics ----------------------------------------------------------------- */
 
 static void test_sync_metrics_add_remove(void **state)
@@ -1311,6 +1506,7 @@ int main(void)
         cmocka_unit_test(test_group_config_bounds),
         cmocka_unit_test(test_group_waits_from_inside),
         cmocka_unit_test(test_group_limit_cancel_handback),
+        cmocka_unit_test(test_group_spawn_at_limit_from_own_task),
         cmocka_unit_test(test_breaker_bounds),
         cmocka_unit_test(test_breaker_open_for_ever),
         cmocka_unit_test(test_breaker_half_open_edges),
@@ -1321,6 +1517,9 @@ int main(void)
         cmocka_unit_test(test_limiter_reserve_extremes),
         cmocka_unit_test(test_limiter_wait_on_fake_clock),
         cmocka_unit_test(test_keyed_limiter_keys),
+        cmocka_unit_test(test_breaker_time_window_forgets),
+        cmocka_unit_test(test_limiter_live_changes),
+        cmocka_unit_test(test_keyed_limiter_lru),
         cmocka_unit_test(test_sync_metrics_add_remove),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
