@@ -734,6 +734,109 @@ static void test_caller_runs_view(void **state)
     tally_free(t);
 }
 
+/* CALLER_RUNS with the task's deadline already past: shed on the caller
+ * (abandon handler on the submitting thread), counted in shed, not in
+ * caller_ran; the submit still says OK (accepted). */
+static _Atomic uintptr_t g_shed_thread;
+
+static void abandon_note_thread(const sluice_abandoned *a)
+{
+    (void)a;
+    atomic_store(&g_shed_thread, (uintptr_t)pthread_self());
+}
+
+static void test_caller_runs_sheds_past_deadline(void **state)
+{
+    (void)state;
+    atomic_store(&g_shed_thread, 0);
+    tally *t = tally_new();
+    gate *g = gate_new();
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, 1000);
+    sluice_pool_config c;
+    base_config(&c, "callershed", 1, 1, t);
+    c.overflow = SLUICE_OVERFLOW_CALLER_RUNS;
+    c.clock = &fc.clock;
+    sluice_pool *p = NULL;
+    CREATE_POOL(&c, &p);
+    hold(p, g, 1);
+    assert_int_equal(sluice_pool_submit(p, task_count, t), SLUICE_OK);
+    assert_int_equal(
+        sluice_pool_submit_ex(p, task_count, t,
+                              &(sluice_submit_opts){.deadline_ns = 10, .on_abandon = abandon_note_thread}),
+        SLUICE_OK);
+    assert_true(atomic_load(&g_shed_thread) == (uintptr_t)pthread_self());
+    sluice_pool_stats s = stats_now(p);
+    assert_int_equal(s.shed, 1);
+    assert_int_equal(s.caller_ran, 0);
+    assert_int_equal(s.submitted, 3);
+    assert_int_equal(atomic_load(&t->ran), 0);
+    gate_open(g);
+    ASSERT_IDENTITY(p);
+    assert_int_equal(atomic_load(&t->ran), 1);
+    sluice_pool_destroy(p);
+    gate_free(g);
+    tally_free(t);
+}
+
+/* A running task's label and state in workers_get; with a custom clock
+ * the default (AUTO) sampling times every task, on the pool's clock. */
+static sluice_fake_clock *g_hist_clock;
+
+static int task_takes_2ms(void *arg)
+{
+    (void)arg;
+    sluice_fake_clock_advance(g_hist_clock, 2 * SLUICE_NS_PER_MS);
+    return 0;
+}
+
+static void test_labels_and_timing_on_pool_clock(void **state)
+{
+    (void)state;
+    tally *t = tally_new();
+    gate *g = gate_new();
+    sluice_fake_clock *fc = malloc(sizeof *fc);
+    assert_non_null(fc);
+    sluice_fake_clock_init(fc, SLUICE_NS_PER_SEC);
+    g_hist_clock = fc;
+    sluice_pool_config c;
+    base_config(&c, "labels", 1, 8, t);
+    c.clock = &fc->clock;
+    sluice_pool *p = NULL;
+    CREATE_POOL(&c, &p);
+    assert_int_equal(sluice_pool_submit_ex(p, task_gate, g, &(sluice_submit_opts){.label = "held-here"}),
+                     SLUICE_OK);
+    GATE_WAIT_ENTERED(g, 1);
+    sluice_worker_info w[2];
+    WAIT_FOR(sluice_pool_workers_get(p, w, 2) == 1 && w[0].state == SLUICE_WORKER_RUNNING, "the worker runs");
+    assert_non_null(w[0].task_label);
+    assert_string_equal(w[0].task_label, "held-here");
+    gate_open(g);
+    ASSERT_IDENTITY(p);
+    sluice_histogram before;
+    sluice_pool_histogram_get(p, SLUICE_HIST_TASK, &before);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(sluice_pool_submit(p, task_takes_2ms, NULL), SLUICE_OK);
+    }
+    ASSERT_IDENTITY(p);
+    sluice_histogram h;
+    sluice_pool_histogram_get(p, SLUICE_HIST_TASK, &h);
+    assert_int_equal(h.count - before.count, 5);
+    double added = h.sum_seconds - before.sum_seconds;
+    assert_true(added > 0.0099 && added < 0.0101);
+    assert_int_equal(h.bucket_count, SLUICE_HIST_DEFAULT_BUCKETS);
+    uint64_t in_buckets = 0;
+    for (size_t i = 0; i <= h.bucket_count; i++) {
+        in_buckets += h.counts[i];
+    }
+    assert_int_equal(in_buckets, h.count);
+    assert_int_equal(stats_now(p).timing_sample_every, 1);
+    sluice_pool_destroy(p);
+    free(fc);
+    gate_free(g);
+    tally_free(t);
+}
+
 /* ---- DROP_OLDEST and on_abandon ---------------------------------------------------- */
 
 typedef struct own_back {
@@ -1889,6 +1992,8 @@ int main(void)
         cmocka_unit_test(test_block_max_timeout_near_clock_end),
         cmocka_unit_test(test_calls_from_a_worker),
         cmocka_unit_test(test_caller_runs_view),
+        cmocka_unit_test(test_caller_runs_sheds_past_deadline),
+        cmocka_unit_test(test_labels_and_timing_on_pool_clock),
         cmocka_unit_test(test_drop_oldest_to_own_handler),
         cmocka_unit_test(test_deadlines_and_contexts),
         cmocka_unit_test(test_deadline_max_at_clock_end),
