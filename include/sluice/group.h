@@ -42,9 +42,14 @@
  * on_abandon (sluice_submit_opts), so those come back to the group, not
  * to the pool's abandon handler, whatever that handler does: they are
  * accounted as failed (SLUICE_EFULL for dropped, SLUICE_ECLOSED for
- * drain/destroy) and wait() returns. Helped tasks leave their (no-op)
- * pool task queued until a worker gets to it; each holds a reference on
- * the group's memory, released when it runs or is handed back.
+ * drain/destroy) and wait() returns. Such a hand-back happens inside the
+ * pool's on_abandon, and when it is the group's first error it cancels
+ * the group's context there: callbacks registered on that context (or
+ * on its children) then run inside on_abandon and must keep its rule too
+ * (sluice/pool.h: not block, not call that pool). Helped tasks leave
+ * their (no-op) pool task queued until a worker gets to it; each holds a
+ * reference on the group's memory, released when it runs or is handed
+ * back.
  *
  * Example:
  *

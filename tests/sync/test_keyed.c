@@ -1330,6 +1330,119 @@ static void test_drop_oldest_enomem_evicts_nothing(void **state)
     gate_destroy(&g);
 }
 
+/* Submitters race the pool's drain deadline: runners handed back, their
+ * tasks handed back from the timer thread, submits that find no runner
+ * refused by the closed pool. Every submit that returned OK ran or came
+ * back exactly once (by the executor's drain at the latest); every other
+ * submit's task neither ran nor came back; the counters add up. */
+#define RACE_THREADS 4
+
+typedef struct race_item {
+    _Atomic int fate; /* +1 ran, +1 handed back */
+    sluice_err submit_r;
+} race_item;
+
+typedef struct race_feed {
+    sluice_keyed *ex;
+    race_item *items;
+    unsigned n;
+    unsigned id;
+} race_feed;
+
+static _Atomic unsigned race_ran;
+
+static int race_fn(void *arg)
+{
+    race_item *it = arg;
+    atomic_fetch_add(&it->fate, 1);
+    atomic_fetch_add(&race_ran, 1);
+    ev_signal();
+    return 0;
+}
+
+static void race_back(const sluice_keyed_abandoned *t, void *user)
+{
+    (void)user;
+    race_item *it = t->arg;
+    atomic_fetch_add(&it->fate, 1);
+}
+
+static void *race_feed_main(void *arg)
+{
+    race_feed *f = arg;
+    for (unsigned i = 0; i < f->n; i++) {
+        f->items[i].submit_r =
+            sluice_keyed_submit(f->ex, (uint64_t)(i % 8) + 8u * f->id, race_fn, &f->items[i]);
+    }
+    return NULL;
+}
+
+static bool race_ran_at_least(void *arg)
+{
+    return atomic_load(&race_ran) >= *(unsigned *)arg;
+}
+
+static void test_submits_race_the_pool_drain(void **state)
+{
+    (void)state;
+    unsigned per = 2000 * stress_scale();
+    atomic_store(&race_ran, 0);
+    sluice_pool *pool = make_pool(2, NULL);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.max_active_keys = 4; /* more runners than workers: some are queued at the deadline */
+    kc.abandon_handler = race_back;
+    sluice_keyed *ex = make_keyed(&kc);
+    race_item *items = calloc((size_t)RACE_THREADS * per, sizeof *items);
+    assert_non_null(items);
+    race_feed feeds[RACE_THREADS];
+    pthread_t th[RACE_THREADS];
+    for (unsigned t = 0; t < RACE_THREADS; t++) {
+        feeds[t] = (race_feed){.ex = ex, .items = items + (size_t)t * per, .n = per, .id = t};
+        assert_int_equal(pthread_create(&th[t], NULL, race_feed_main, &feeds[t]), 0);
+    }
+    unsigned some = 20;
+    wait_until(race_ran_at_least, &some, "some tasks to run before the pool's drain");
+    sluice_err dr = sluice_pool_drain(pool, 1, NULL);
+    assert_true(dr == SLUICE_OK || dr == SLUICE_ETIMEDOUT);
+    for (unsigned t = 0; t < RACE_THREADS; t++) {
+        pthread_join(th[t], NULL);
+    }
+    sluice_keyed_drain_report rep;
+    sluice_err kd = sluice_keyed_drain(ex, 0, &rep);
+    assert_true(kd == SLUICE_OK || kd == SLUICE_ETIMEDOUT);
+    sluice_keyed_stats st = kstats(ex);
+    sluice_keyed_destroy(ex); /* after it, nothing is pending or running */
+    unsigned ok = 0, refused = 0;
+    for (size_t i = 0; i < (size_t)RACE_THREADS * per; i++) {
+        int fate = atomic_load(&items[i].fate);
+        if (items[i].submit_r == SLUICE_OK) {
+            ok++;
+            if (fate != 1) {
+                fail_msg("task %zu: submit OK, fate %d (want ran or handed back, once)", i, fate);
+            }
+        } else {
+            refused++;
+            if (items[i].submit_r != SLUICE_ECLOSED || fate != 0) {
+                fail_msg("task %zu: submit %d, fate %d (want ECLOSED, never run)", i, (int)items[i].submit_r,
+                         fate);
+            }
+        }
+    }
+    assert_true(ok >= some);
+    assert_int_equal(st.submitted, ok);
+    assert_int_equal(st.rejected, refused);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(st.submitted, st.completed + st.failed + st.panicked + st.dropped + st.abandoned);
+    if (getenv("RACE_VERBOSE")) {
+        fprintf(stderr, "race: ok %u (ran %llu, handed back %llu), refused %u\n", ok,
+                (unsigned long long)st.completed, (unsigned long long)st.abandoned, refused);
+    }
+    sluice_pool_destroy(pool);
+    free(items);
+}
+
 static void test_metrics(void **state)
 {
     (void)state;
@@ -1402,6 +1515,7 @@ int main(void)
         cmocka_unit_test(test_abandon_handler_never_inside_on_abandon),
         cmocka_unit_test(test_timer_failure_strands_nothing),
         cmocka_unit_test(test_drop_oldest_enomem_evicts_nothing),
+        cmocka_unit_test(test_submits_race_the_pool_drain),
         cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
