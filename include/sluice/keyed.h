@@ -44,8 +44,9 @@
  *     that needs a runner gets SLUICE_ECLOSED). The one exception: if the
  *     timer's thread cannot be started (thread creation fails), a runner
  *     the pool hands back is not replaced, and its keys wait for the next
- *     submit (which starts a runner), a drain or destroy; nothing is lost
- *     or handed back early;
+ *     submit (which starts a runner, or, the pool closed for good, hands
+ *     them back on its own thread), a drain or destroy; nothing is lost,
+ *     and nothing is handed back inside the pool's on_abandon;
  *   - hand-backs at drain and destroy come key by key, each key's tasks in
  *     submission order, so a caller can persist them and replay in order.
  *
@@ -127,7 +128,8 @@ typedef struct sluice_keyed_config {
     /* Longest a BLOCK submit waits; 0 = no limit (until space or close). */
     uint64_t submit_timeout_ns;
     /* Gets each task the executor will not run, on the thread that
-     * decided (a submitter for DROPPED; the thread draining or destroying
+     * decided (a submitter for DROPPED, and for tasks a closed pool will
+     * never run when the timer cannot start; the thread draining or destroying
      * the executor; the executor's timer thread when the pool hands back
      * the last runner at its drain deadline or destroy, or a replacement
      * runner finds the pool closed), with no lock held. Never inside the

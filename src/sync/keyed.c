@@ -54,7 +54,8 @@
  *    submit elsewhere, which on_abandon must not. So no accepted task
  *    waits for a submit or drain that may never come, unless the timer's
  *    thread cannot start: then keys wait for the next submit (which
- *    starts a runner), drain or destroy. The timer cannot fail for memory:
+ *    starts a runner, or, refused by a closed pool, hands them back on
+ *    its own thread), drain or destroy. The timer cannot fail for memory:
  *    create reserves its two entries (a restart, a hand-back). The pool
  *    must outlive the executor (the timer calls it): destroy stops the
  *    timer before it frees.
@@ -1026,7 +1027,13 @@ static sluice_err submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void
     if (start && (err = start_runner_or_retry(ex, sluice_task_pool() == ex->pool, false)) != SLUICE_OK) {
         /* The pool refused the runner. If no runner is left, take this task
          * back (if still waiting) rather than strand it; other tasks still
-         * waiting with no runner get a restart from the timer. */
+         * waiting with no runner get a restart from the timer, or, when
+         * the timer cannot take one and the pool is closed for good (it
+         * will never run them), go to the abandon handler from here: a
+         * submitter's thread, not the pool's on_abandon. */
+        sluice_err refusal = err;
+        kitem *stranded = NULL;
+        sluice_abandon_reason why = SLUICE_ABANDON_DRAIN;
         pthread_mutex_lock(&ex->mu);
         if (ex->runners == 0 && key_unlink_item(ex, key, it, seq)) {
             kstate *ks = it->ks;
@@ -1037,10 +1044,17 @@ static sluice_err submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void
         } else {
             err = SLUICE_OK; /* a runner will get to it */
         }
-        if (!ex->closed && ex->runners == 0 && ex->queued > 0 && ex->ready_head) {
-            (void)restart_schedule(ex, RESTART_POLL_FIRST_NS);
+        if (!ex->closed && ex->runners == 0 && ex->queued > 0 && ex->ready_head &&
+            !restart_schedule(ex, RESTART_POLL_FIRST_NS) && refusal == SLUICE_ECLOSED) {
+            if (atomic_load_explicit(&ex->pool_closed, memory_order_relaxed) == SLUICE_ABANDON_DESTROY) {
+                why = SLUICE_ABANDON_DESTROY;
+            }
+            stranded = detach_stranded(ex, 0);
         }
         pthread_mutex_unlock(&ex->mu);
+        if (stranded) {
+            hand_back(ex, stranded, why);
+        }
     }
     return err;
 

@@ -1271,6 +1271,65 @@ static void test_timer_failure_strands_nothing(void **state)
     gate_destroy(&g);
 }
 
+/* The same timer failure when the pool's drain deadline hands the last
+ * runner back: nothing is handed back inside the pool's on_abandon, and
+ * the next submit, refused by the closed pool (the caller keeps its task),
+ * hands the waiting tasks back itself, on its own thread: the pool will
+ * never run them. They waited for the executor's drain or destroy. */
+static void test_timer_failure_pool_closed(void **state)
+{
+    (void)state;
+    log_reset();
+    ab_reset();
+    sluice_pool *pool = make_pool(1, NULL);
+    gate g;
+    gate_init(&g);
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, &g), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g, 1);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.abandon_handler = on_abandon;
+    sluice_keyed *ex = make_keyed(&kc);
+    fault_set("timer_add", ex);
+    job jobs[3] = {{.id = 1, .key = 1}, {.id = 2, .key = 1}, {.id = 3, .key = 2}};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &jobs[i]), SLUICE_OK); /* one runner, queued */
+    }
+    assert_int_equal(sluice_pool_drain(pool, 1, NULL), SLUICE_ETIMEDOUT); /* hands the runner back */
+    assert_true(atomic_load(&fault_hits) >= 1);
+    sluice_keyed_stats st = kstats(ex);
+    assert_int_equal(nab, 0);
+    assert_int_equal(st.queued, 2);
+    assert_int_equal(st.runners, 0);
+    assert_int_equal(sluice_keyed_submit(ex, 2, job_fn, &jobs[2]), SLUICE_ECLOSED);
+    pthread_mutex_lock(&ab_mu); /* copied out: a failed assert must not leave it held */
+    int handed = nab;
+    int ids[2] = {ab_ids[0], ab_ids[1]};
+    sluice_abandon_reason reasons[2] = {ab_reasons[0], ab_reasons[1]};
+    pthread_mutex_unlock(&ab_mu);
+    fault_clear();
+    if (handed != 2) {
+        gate_open(&g); /* let the pool's worker go before failing */
+    }
+    assert_int_equal(handed, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ids[i], i + 1);
+        assert_int_equal(reasons[i], SLUICE_ABANDON_DRAIN);
+    }
+    st = kstats(ex);
+    assert_int_equal(st.queued, 0);
+    assert_int_equal(st.submitted, 2);
+    assert_int_equal(st.abandoned, 2);
+    assert_int_equal(st.rejected, 1);
+    gate_open(&g);
+    assert_int_equal(sluice_keyed_drain(ex, 0, NULL), SLUICE_OK);
+    sluice_keyed_destroy(ex);
+    sluice_pool_destroy(pool);
+    gate_destroy(&g);
+    assert_int_equal(log_count(), 0);
+}
+
 /* DROP_OLDEST when the new task's item cannot be allocated: the submit
  * fails with SLUICE_ENOMEM and evicts nothing. It evicted first and then
  * failed: the evicted task was counted dropped but never reached the
@@ -1514,6 +1573,7 @@ int main(void)
         cmocka_unit_test(test_submit_during_last_hand_back),
         cmocka_unit_test(test_abandon_handler_never_inside_on_abandon),
         cmocka_unit_test(test_timer_failure_strands_nothing),
+        cmocka_unit_test(test_timer_failure_pool_closed),
         cmocka_unit_test(test_drop_oldest_enomem_evicts_nothing),
         cmocka_unit_test(test_submits_race_the_pool_drain),
         cmocka_unit_test(test_metrics),
