@@ -732,8 +732,15 @@ SLUICE_API uint64_t sluice_config_pool_drain_timeout(const sluice_config *cfg,
 SLUICE_API sluice_err sluice_config_write(const sluice_config *cfg, FILE *out);
 
 /* sluice_config_parse_duration - "250ms" -> 250000000. Returns SLUICE_OK
- * or SLUICE_EINVAL (*out untouched). Units: ns us ms s m h; "0" alone is
- * allowed; negative values and overflow are errors. */
+ * or SLUICE_EINVAL (*out untouched; also for NULL text or out). Units: ns
+ * us ms s m h; "0" alone is allowed; a fraction ("1.5s") is rounded to
+ * the nearest ns, halves up. Errors: negative values, overflow (past
+ * UINT64_MAX ns), white space anywhere (" 5s", "5s ", "5 s": both ends
+ * alike, as for every scalar of the config), and a value that is not 0
+ * but rounds to 0 ("0.1ns", "0.0000000001s": under 0.5ns), which would
+ * otherwise read as 0, "the default" or "none" to many keys. The config
+ * loader's message names the key, the value and which rule it broke.
+ * Thread-safe (no state). */
 SLUICE_API sluice_err sluice_config_parse_duration(const char *text, uint64_t *out);
 
 /* sluice_config_format_duration - 250000000 -> "250ms" (the largest unit

@@ -79,6 +79,10 @@ void sluice__cfg_errs_label(cfg_errs *e, size_t from, const char *path, const ch
 
 /* ---- scalar.c ---- */
 /* A non-negative integer; *neg set when the text is a negative integer. */
+/* sluice_config_parse_duration, saying why it refused: *why is "not a
+ * duration" (the syntax), or the more precise reason for white space and
+ * for a nonzero value that rounds to 0 ns. A static string. */
+sluice_err sluice__cfg_parse_duration(const char *text, uint64_t *out, const char **why);
 bool sluice__cfg_parse_u64(const char *s, uint64_t *out, bool *neg);
 bool sluice__cfg_parse_bool(const char *s, bool *out);
 bool sluice__cfg_parse_double(const char *s, double *out);

@@ -28,15 +28,24 @@ bool sluice__cfg_key_eq(const char *written, const char *canon)
     return *written == '\0' && *canon == '\0';
 }
 
-sluice_err sluice_config_parse_duration(const char *text, uint64_t *out)
+sluice_err sluice__cfg_parse_duration(const char *text, uint64_t *out, const char **why)
 {
+    static const char *const syntax = "not a duration";
+    *why = syntax;
     if (!text || !out) {
         return SLUICE_EINVAL;
     }
-    const char *s = text;
-    while (*s == ' ') {
-        s++;
+    /* No white space anywhere: before, inside or after. YAML trims plain
+     * scalars, so a space reaches here only quoted or from the
+     * environment, and refusing it at both ends (as every other scalar
+     * does) beats accepting " 5s" and refusing "5s ". */
+    for (const char *c = text; *c; c++) {
+        if (isspace((unsigned char)*c)) {
+            *why = "no spaces around or inside a duration";
+            return SLUICE_EINVAL;
+        }
     }
+    const char *s = text;
     if (!isdigit((unsigned char)*s)) {
         return SLUICE_EINVAL;
     }
@@ -51,14 +60,20 @@ sluice_err sluice_config_parse_duration(const char *text, uint64_t *out)
         whole = whole * 10 + d;
         s++;
     }
+    /* The fraction keeps 18 digits (a long double holds them exactly):
+     * even in hours the digits past them weigh under 4 fs. `nonzero`
+     * sees every digit, so a fraction whose digits all lie past the 18th
+     * still counts as not zero. */
     uint64_t frac = 0, frac_scale = 1;
+    bool nonzero = whole != 0;
     if (*s == '.') {
         s++;
         if (!isdigit((unsigned char)*s)) {
             return SLUICE_EINVAL;
         }
         while (isdigit((unsigned char)*s)) {
-            if (frac_scale < 1000000000000ull) {
+            nonzero = nonzero || *s != '0';
+            if (frac_scale < 1000000000000000000ull) {
                 frac = frac * 10 + (uint64_t)(*s - '0');
                 frac_scale *= 10;
             }
@@ -67,7 +82,7 @@ sluice_err sluice_config_parse_duration(const char *text, uint64_t *out)
     }
     uint64_t unit;
     if (*s == '\0') {
-        if (whole == 0 && frac == 0) {
+        if (!nonzero) {
             *out = 0;
             return SLUICE_OK;
         }
@@ -91,15 +106,29 @@ sluice_err sluice_config_parse_duration(const char *text, uint64_t *out)
         return SLUICE_EINVAL;
     }
     uint64_t ns = whole * unit;
-    /* frac / frac_scale * unit, without overflow: unit <= 3.6e12 and
-     * frac_scale <= 1e12, so split the multiplication. */
+    /* frac / frac_scale * unit, rounded to the nearest ns (halves up),
+     * without overflow: unit <= 3.6e12 and frac < frac_scale <= 1e18, so
+     * the product stays under 3.6e12 in a long double. */
     long double f = (long double)frac / (long double)frac_scale * (long double)unit;
     uint64_t fns = (uint64_t)(f + 0.5L);
     if (ns > UINT64_MAX - fns) {
         return SLUICE_EINVAL;
     }
+    if (ns + fns == 0 && nonzero) {
+        /* "0.1ns", "0.0000000001s": not zero, but under half a ns. Taken
+         * as 0 it would mean "the default" or "none" for many keys. */
+        *why = "a duration that is not 0 must be at least 0.5ns (it rounds to whole ns, and 0 means the "
+               "default or none): write 0 or 1ns";
+        return SLUICE_EINVAL;
+    }
     *out = ns + fns;
     return SLUICE_OK;
+}
+
+sluice_err sluice_config_parse_duration(const char *text, uint64_t *out)
+{
+    const char *why;
+    return sluice__cfg_parse_duration(text, out, &why);
 }
 
 char *sluice_config_format_duration(uint64_t ns, char *buf, size_t len)
@@ -194,7 +223,9 @@ bool sluice__cfg_parse_bool(const char *s, bool *out)
 
 bool sluice__cfg_parse_double(const char *s, double *out)
 {
-    if (!*s) {
+    /* strtod skips leading white space and stops at trailing: refused at
+     * both ends alike, as for every other scalar. */
+    if (!*s || isspace((unsigned char)*s)) {
         return false;
     }
     char *end;

@@ -1539,11 +1539,10 @@ cfg_set_result sluice__cfg_parse_value(cfg_impl *c, const sluice_config_key *k, 
     }
     case SLUICE_CONFIG_DURATION: {
         uint64_t ns;
-        if (sluice_config_parse_duration(v, &ns) != SLUICE_OK) {
-            snprintf(
-                msg, len,
-                "not a duration (a number with a unit: ns, us, ms, s, m, h; for example 250ms), got \"%s\"",
-                v);
+        const char *why;
+        if (sluice__cfg_parse_duration(v, &ns, &why) != SLUICE_OK) {
+            snprintf(msg, len,
+                     "%s (a number with a unit: ns, us, ms, s, m, h; for example 250ms), got \"%s\"", why, v);
             return CFG_SET_BAD;
         }
         char shown[128];

@@ -108,6 +108,117 @@ static void test_duration_extremes(void **state)
     }
 }
 
+/* Spaces are refused at both ends alike (a leading one was accepted, a
+ * trailing one refused), and a value that is not 0 but rounds to 0 ns is
+ * refused (it read as 0: "the default" for many keys); a fraction keeps
+ * 18 digits (12 before: "0.0000000000009h", 3.24 ns, read as 0). The
+ * loader's message names the key, the value and the rule, from the file
+ * and from the environment. */
+static void test_duration_spaces_and_tiny(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        bool ok;
+        uint64_t want;
+    } cases[] = {
+        {" 5s", false, 0},
+        {"5s ", false, 0},
+        {"\t5s", false, 0},
+        {"5s\n", false, 0},
+        {" 0", false, 0},
+        {"0 ", false, 0},
+        {"1. 5s", false, 0},
+        {"0.0000000001s", false, 0},
+        {"0.1ns", false, 0},
+        {"0.4999999999ns", false, 0},
+        {"0.0000000000000000000001h", false, 0},
+        {"0.0000001", false, 0},
+        {"0.5ns", true, 1},
+        {"0.0000000005s", true, 1},
+        {"0.0000000000009h", true, 3},
+        {"0.000000000000000000000s", true, 0},
+        {"0.0", true, 0},
+        {"0.000000000000000000000", true, 0},
+        {"1.0000000000000000001ns", true, 1},
+        {"0.000000001s", true, 1},
+        {"18446744073.7095516149999999999s", true, UINT64_MAX},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t v = 777;
+        sluice_err r = sluice_config_parse_duration(cases[i].text, &v);
+        if (cases[i].ok) {
+            if (r != SLUICE_OK || v != cases[i].want) {
+                fail_msg("'%s': %s %llu, want %llu", cases[i].text, sluice_strerror(r), (unsigned long long)v,
+                         (unsigned long long)cases[i].want);
+            }
+        } else if (r != SLUICE_EINVAL || v != 777) {
+            fail_msg("'%s': %s %llu, want EINVAL and *out untouched", cases[i].text, sluice_strerror(r),
+                     (unsigned long long)v);
+        }
+    }
+    uint64_t v = 777;
+    assert_int_equal(sluice_config_parse_duration(NULL, &v), SLUICE_EINVAL);
+    assert_int_equal(sluice_config_parse_duration("5s", NULL), SLUICE_EINVAL);
+    assert_true(v == 777);
+
+    /* Through the loader: the file (a quoted YAML string keeps its
+     * spaces) and the environment. */
+    static const struct {
+        const char *value; /* YAML text of submit_timeout */
+        const char *env;   /* or an environment override of it */
+        const char *want;
+    } loads[] = {
+        {"\" 5s\"", NULL,
+         "pools[0].submit_timeout: no spaces around or inside a duration (a number with a unit: ns, us, ms, "
+         "s, "
+         "m, h; for example 250ms), got \" 5s\""},
+        {"\"5s \"", NULL, "pools[0].submit_timeout: no spaces around or inside a duration (a number"},
+        {"\"5 s\"", NULL, "got \"5 s\""},
+        {"0.0000000001s", NULL,
+         "pools[0].submit_timeout: a duration that is not 0 must be at least 0.5ns (it rounds to whole ns, "
+         "and 0 means the default or none): write 0 or 1ns (a number with a unit: ns, us, ms, s, m, h; for "
+         "example 250ms), got \"0.0000000001s\""},
+        {NULL, "SLUICE_POOL_PUSH_SUBMIT_TIMEOUT= 5s",
+         "env SLUICE_POOL_PUSH_SUBMIT_TIMEOUT: pools[0].submit_timeout: no spaces around or inside a "
+         "duration"},
+        {NULL, "SLUICE_POOL_PUSH_SUBMIT_TIMEOUT=5s ", "got \"5s \""},
+        {NULL, "SLUICE_POOL_PUSH_SUBMIT_TIMEOUT=0.1ns",
+         "env SLUICE_POOL_PUSH_SUBMIT_TIMEOUT: pools[0].submit_timeout: a duration that is not 0 must be at "
+         "least 0.5ns"},
+        {"\" 0.5\"", NULL, "pools[0].readiness_weight: must be a number from 0 to 1, got \" 0.5\""},
+    };
+    for (size_t i = 0; i < sizeof loads / sizeof loads[0]; i++) {
+        char text[512];
+        const char *key = strstr(loads[i].want, "readiness_weight") ? "readiness_weight" : "submit_timeout";
+        snprintf(text, sizeof text, "pools:\n  - name: push\n    workers: 1\n    queue_capacity: 1\n%s%s%s%s",
+                 loads[i].value ? "    " : "", loads[i].value ? key : "", loads[i].value ? ": " : "",
+                 loads[i].value ? loads[i].value : "");
+        strcat(text, "\n");
+        const char *envp[] = {loads[i].env, NULL};
+        sluice_config_load_opts opts = {.envp = envp};
+        sluice_config *cfg = NULL;
+        char err[1024] = "";
+        sluice_err r =
+            sluice_config_load_string(text, strlen(text), "sluice.yaml", &opts, &cfg, err, sizeof err);
+        if (r != SLUICE_EINVAL || cfg || !strstr(err, loads[i].want)) {
+            fail_msg("case %zu: %s, \"%s\"; want EINVAL with \"%s\"", i, sluice_strerror(r), err,
+                     loads[i].want);
+        }
+    }
+    /* And with no space, the same values load. */
+    const char *ok_envp[] = {"SLUICE_POOL_PUSH_SUBMIT_TIMEOUT=0.5ns", NULL};
+    sluice_config_load_opts ok_opts = {.envp = ok_envp};
+    const char *ok_text = "pools:\n  - name: push\n    workers: 1\n    queue_capacity: 1\n";
+    sluice_config *cfg = NULL;
+    char err[512];
+    assert_int_equal(
+        sluice_config_load_string(ok_text, strlen(ok_text), "sluice.yaml", &ok_opts, &cfg, err, sizeof err),
+        SLUICE_OK);
+    assert_non_null(cfg);
+    sluice_config_free(cfg);
+}
+
 /* ---- counters across reloads ----------------------------------------------------------- */
 
 typedef struct sample {
@@ -328,6 +439,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_duration_extremes),
+        cmocka_unit_test(test_duration_spaces_and_tiny),
         cmocka_unit_test(test_counters_never_go_down_across_reloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
