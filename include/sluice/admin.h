@@ -189,18 +189,36 @@ SLUICE_API sluice_metrics *sluice_admin_metrics(sluice_admin *admin);
 
 /*
  * sluice_admin_add_pool - serve `pool` in /health/... and /debug/pools, and
- * export its metrics in the server's registry (unless it is already there).
+ * export its metrics in the server's registry, unless that very pool is
+ * already there (a service's registry, say: then it is served and nothing
+ * is exported twice, and remove_pool leaves it in the registry).
  * A server given a service (cfg.service) is told of its pools by the
  * service; this call is for pools that are not in one.
- * Returns: SLUICE_OK; SLUICE_EINVAL; SLUICE_ENOMEM; SLUICE_EBUSY (already
- * added, or a pool with that name); SLUICE_EOVERFLOW (more than 64 pools).
+ * Returns: SLUICE_OK; SLUICE_EINVAL (NULL); SLUICE_ENOMEM; SLUICE_EBUSY
+ * (already added; another added pool has that name; or the registry
+ * exports another pool under that name, whose figures /metrics would show
+ * as this pool's: refused, nothing changed); SLUICE_EOVERFLOW (more than
+ * 64 pools).
  * Ownership: borrowed; call sluice_admin_remove_pool before
  * sluice_pool_destroy.
  * Thread-safety: safe. remove_pool waits for requests that use the pool
- * (at most the health timeout) and takes it out of the registry too.
+ * (at most the health timeout) and takes it out of the registry too
+ * (only if this server put it there). Returns SLUICE_OK,
+ * SLUICE_EINVAL (NULL), SLUICE_ENOENT (not added).
  */
 SLUICE_API sluice_err sluice_admin_add_pool(sluice_admin *admin, sluice_pool *pool);
 SLUICE_API sluice_err sluice_admin_remove_pool(sluice_admin *admin, sluice_pool *pool);
+
+/*
+ * sluice_admin_add_pool_ex - sluice_admin_add_pool, saying why in errbuf
+ * when it refuses: 'pool "ingest": the metrics registry already exports
+ * another pool named "ingest" (...)', 'pool "ingest": already served by
+ * this server', 'pool "ingest": the server already serves 64 pools, ...'.
+ * Same returns, ownership and thread safety.
+ * errbuf: optional (NULL, 0); NUL-terminated when given ("" on success).
+ */
+SLUICE_API sluice_err sluice_admin_add_pool_ex(sluice_admin *admin, sluice_pool *pool, char *errbuf,
+                                               size_t errlen);
 
 /*
  * sluice_admin_set_pool_readiness - how much `pool` saturated counts

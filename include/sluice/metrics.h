@@ -259,6 +259,26 @@ SLUICE_API sluice_err sluice_metrics_remove_collector(sluice_metrics *reg, sluic
 SLUICE_API sluice_err sluice_metrics_add_pool(sluice_metrics *reg, sluice_pool *pool);
 SLUICE_API sluice_err sluice_metrics_remove_pool(sluice_metrics *reg, sluice_pool *pool);
 
+/*
+ * sluice_metrics_pool_named - the pool this registry exports under `name`
+ * (its sluice_pool_name), so that a caller whose add_pool got
+ * SLUICE_EBUSY can tell "this very pool is already exported" (the pointer
+ * is the caller's pool) from "another pool of that name is" (/metrics then
+ * shows that pool's figures under the name, not the caller's).
+ * Returns: SLUICE_OK with *out the pool; SLUICE_ENOENT when no added pool
+ * has that name ("" included; *out set to NULL); SLUICE_EINVAL (reg, name
+ * or out NULL; *out untouched).
+ * Ownership: *out is borrowed and meant for comparing with pools the
+ * caller holds: the registry does not keep it alive, and its owner may
+ * remove it (sluice_metrics_remove_pool) and destroy it as soon as this
+ * call returns, so dereference it only when you know it lives.
+ * Thread-safety: safe from any thread; takes the registry lock briefly
+ * (waits for a scrape in progress), so never from inside a collector
+ * (deadlock: the registry lock is held there).
+ */
+SLUICE_API sluice_err sluice_metrics_pool_named(sluice_metrics *reg, const char *name,
+                                                const sluice_pool **out);
+
 /* ---- exposition ------------------------------------------------------------ */
 
 /*

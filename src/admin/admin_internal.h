@@ -30,6 +30,19 @@
 #define SLUICE__ADMIN_MAX_POOLS 64
 #define SLUICE__ADMIN_PROBE_LABEL "sluice.admin.probe"
 
+/* The submit deadline of a /health/pools probe (health.c), on the pool's
+ * clock reading `now`: a BLOCK pool whose queue filled since the look
+ * waits at most `health_timeout_ns`, saturating at UINT64_MAX (a timeout
+ * of UINT64_MAX is "for ever", never a wrapped deadline in the past that
+ * would fail the probe at once); on a fake clock, which may never move,
+ * the deadline is due at the first tick (now + 1, saturating too). Never
+ * 0, which submit_deadline_ns reads as "none". */
+static inline uint64_t sluice__admin_probe_deadline(uint64_t now, bool system_clock,
+                                                    uint64_t health_timeout_ns)
+{
+    return sluice__add_sat(now, system_clock ? health_timeout_ns : 1);
+}
+
 /* ---- a growable string (one thread writes it) ---------------------------------- */
 
 typedef struct sluice__sb {

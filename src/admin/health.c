@@ -24,7 +24,9 @@
  * and tells the request, so the pool's handler never sees it. A probe is
  * not submitted to a draining pool or a full queue; if the queue fills
  * between that look and the submit, the pool's policy applies to it as to
- * any task (admin.h says what each policy then does).
+ * any task (admin.h says what each policy then does). Its submit deadline
+ * saturates (sluice__admin_probe_deadline): a health timeout of
+ * UINT64_MAX waits for ever, not until a wrapped time already past.
  *
  * Scheduled probes. A pool of a service with a controller that probes it
  * (sluice_service_set_control, config key probe_every) is FAIL in
@@ -283,7 +285,8 @@ static probe *probe_submit(sluice_admin *a, sluice_pool *pool, const char **why)
      * the health timeout (on a fake clock, which may never move, not at
      * all: the deadline is already due). */
     const sluice_clock *pc = sluice_pool_clock(pool);
-    o.submit_deadline_ns = sluice_clock_now(pc) + (sluice_clock_is_system(pc) ? a->cfg.health_timeout_ns : 1);
+    o.submit_deadline_ns = sluice__admin_probe_deadline(sluice_clock_now(pc), sluice_clock_is_system(pc),
+                                                        a->cfg.health_timeout_ns);
     sluice_err r = sluice_pool_submit_ex(pool, sluice__admin_probe_fn, p, &o);
     if (r != SLUICE_OK) {
         probe_unref(p); /* both references: the task never got it */

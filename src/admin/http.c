@@ -990,36 +990,86 @@ sluice_metrics *sluice_admin_metrics(sluice_admin *a)
     return a ? a->metrics : NULL;
 }
 
-sluice_err sluice_admin_add_pool(sluice_admin *a, sluice_pool *pool)
+/* Export `pool` in the server's registry for add_pool (pools_lock held for
+ * writing). *owned: whether the registry got it from this call (remove_pool
+ * takes it out again) or already exported this very pool. Another pool
+ * under the name is refused: /metrics would show that pool's figures as
+ * this one's. A pool of the name removed between the two looks is retried. */
+static sluice_err export_pool(sluice_admin *a, sluice_pool *pool, bool *owned, char *errbuf, size_t errlen)
 {
+    const char *name = sluice_pool_name(pool);
+    for (int attempt = 0; attempt < 3; attempt++) {
+        sluice_err mr = sluice_metrics_add_pool(a->metrics, pool);
+        if (mr != SLUICE_EBUSY) {
+            *owned = mr == SLUICE_OK;
+            if (mr != SLUICE_OK) {
+                sluice__errf(errbuf, errlen, "pool \"%s\": metrics registry: %s", name, sluice_strerror(mr));
+            }
+            return mr;
+        }
+        const sluice_pool *held = NULL;
+        sluice_err fr = sluice_metrics_pool_named(a->metrics, name, &held);
+        if (fr == SLUICE_OK && held == pool) {
+            *owned = false; /* already there (the service's registry, say): export nothing twice */
+            return SLUICE_OK;
+        }
+        if (fr == SLUICE_OK) {
+            sluice__errf(errbuf, errlen,
+                         "pool \"%s\": the metrics registry already exports another pool named \"%s\" "
+                         "(its figures would show at /metrics as this pool's); give the pools distinct names",
+                         name, name);
+            return SLUICE_EBUSY;
+        }
+        /* ENOENT: the pool that held the name went meanwhile; try again. */
+    }
+    sluice__errf(errbuf, errlen,
+                 "pool \"%s\": pools of that name keep coming and going in the metrics registry", name);
+    return SLUICE_EBUSY;
+}
+
+sluice_err sluice_admin_add_pool_ex(sluice_admin *a, sluice_pool *pool, char *errbuf, size_t errlen)
+{
+    sluice__errf(errbuf, errlen, "%s", "");
     if (!a || !pool) {
+        sluice__errf(errbuf, errlen, "%s is NULL", a ? "pool" : "admin");
         return SLUICE_EINVAL;
     }
+    const char *name = sluice_pool_name(pool);
     sluice_err r = SLUICE_OK;
     pthread_rwlock_wrlock(&a->pools_lock);
-    for (size_t i = 0; i < a->pool_count; i++) {
-        if (a->pools[i].pool == pool ||
-            strcmp(sluice_pool_name(a->pools[i].pool), sluice_pool_name(pool)) == 0) {
+    for (size_t i = 0; i < a->pool_count && r == SLUICE_OK; i++) {
+        if (a->pools[i].pool == pool) {
+            sluice__errf(errbuf, errlen, "pool \"%s\": already served by this server", name);
+            r = SLUICE_EBUSY;
+        } else if (strcmp(sluice_pool_name(a->pools[i].pool), name) == 0) {
+            sluice__errf(errbuf, errlen, "pool \"%s\": this server already serves another pool named \"%s\"",
+                         name, name);
             r = SLUICE_EBUSY;
         }
     }
     if (r == SLUICE_OK && a->pool_count == SLUICE__ADMIN_MAX_POOLS) {
+        sluice__errf(errbuf, errlen, "pool \"%s\": the server already serves %d pools, the most it serves",
+                     name, SLUICE__ADMIN_MAX_POOLS);
         r = SLUICE_EOVERFLOW;
     }
+    bool owned = false;
     if (r == SLUICE_OK) {
-        sluice_err mr = sluice_metrics_add_pool(a->metrics, pool);
-        if (mr != SLUICE_OK && mr != SLUICE_EBUSY) {
-            r = mr;
-        } else {
-            sluice__admin_pool *e = &a->pools[a->pool_count++];
-            memset(e, 0, sizeof *e);
-            e->pool = pool;
-            e->in_registry = mr == SLUICE_OK;
-            e->ready_milli = -1;
-        }
+        r = export_pool(a, pool, &owned, errbuf, errlen);
+    }
+    if (r == SLUICE_OK) {
+        sluice__admin_pool *e = &a->pools[a->pool_count++];
+        memset(e, 0, sizeof *e);
+        e->pool = pool;
+        e->in_registry = owned;
+        e->ready_milli = -1;
     }
     pthread_rwlock_unlock(&a->pools_lock);
     return r;
+}
+
+sluice_err sluice_admin_add_pool(sluice_admin *a, sluice_pool *pool)
+{
+    return sluice_admin_add_pool_ex(a, pool, NULL, 0);
 }
 
 sluice_err sluice_admin_remove_pool(sluice_admin *a, sluice_pool *pool)

@@ -29,11 +29,13 @@
 static void w_pool_added(void *user, sluice_pool *pool)
 {
     sluice_admin *a = user;
-    sluice_err r = sluice_admin_add_pool(a, pool);
+    char why[256];
+    sluice_err r = sluice_admin_add_pool_ex(a, pool, why, sizeof why);
     if (r != SLUICE_OK) {
-        /* EOVERFLOW past SLUICE__ADMIN_MAX_POOLS, or a name clash: said
-         * once on stderr, as the server has no log of its own. */
-        fprintf(stderr, "sluice admin: pool %s is not served: %s\n", sluice_pool_name(pool),
+        /* EOVERFLOW past SLUICE__ADMIN_MAX_POOLS, or a name clash (in the
+         * server or in its registry): said once on stderr, as the server
+         * has no log of its own. */
+        fprintf(stderr, "sluice admin: pool %s is not served: %s (%s)\n", sluice_pool_name(pool), why,
                 sluice_strerror(r));
     }
 }

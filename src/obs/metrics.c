@@ -1075,6 +1075,23 @@ sluice_err sluice_metrics_remove_pool(sluice_metrics *reg, sluice_pool *pool)
     return r;
 }
 
+sluice_err sluice_metrics_pool_named(sluice_metrics *reg, const char *name, const sluice_pool **out)
+{
+    if (!reg || !name || !out) {
+        return SLUICE_EINVAL;
+    }
+    const sluice_pool *found = NULL;
+    pthread_mutex_lock(&reg->lock);
+    for (size_t i = 0; i < reg->pool_count && !found; i++) {
+        if (strcmp(sluice_pool_name(reg->pools[i]), name) == 0) {
+            found = reg->pools[i]; /* names are unique among added pools (add_pool) */
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+    *out = found;
+    return found ? SLUICE_OK : SLUICE_ENOENT;
+}
+
 /* ---- rendering --------------------------------------------------------------------- */
 
 static void render_metric(sluice_expo *w, sluice_metric *m)

@@ -326,6 +326,87 @@ static void test_metrics_endpoint(void **state)
     sluice_pool_destroy(p);
 }
 
+/* The server's registry already holds a pool under the name: the same
+ * pool is served and not exported twice (remove_pool leaves it there);
+ * another pool of that name is refused with EBUSY and a message naming
+ * the clash (before, it was served while /metrics showed the other
+ * pool's figures under its name); once the name is free, it is served. */
+static void test_registry_pool_clash(void **state)
+{
+    (void)state;
+    sluice_metrics *reg;
+    assert_int_equal(sluice_metrics_create(NULL, &reg), SLUICE_OK);
+    sluice_admin_config cfg;
+    sluice_admin_config_init(&cfg);
+    cfg.metrics = reg;
+    sluice_admin *a = start_admin(&cfg);
+    unsigned port = sluice_admin_port(a);
+    sluice_pool *first = make_pool("web", 1, 8, SLUICE_OVERFLOW_BLOCK);
+    sluice_pool *other = make_pool("web", 1, 16, SLUICE_OVERFLOW_BLOCK); /* told apart by the capacity */
+
+    /* The query itself. */
+    const sluice_pool *held = (const sluice_pool *)1;
+    assert_int_equal(sluice_metrics_pool_named(NULL, "web", &held), SLUICE_EINVAL);
+    assert_int_equal(sluice_metrics_pool_named(reg, NULL, &held), SLUICE_EINVAL);
+    assert_int_equal(sluice_metrics_pool_named(reg, "web", NULL), SLUICE_EINVAL);
+    assert_true(held == (const sluice_pool *)1);
+    assert_int_equal(sluice_metrics_pool_named(reg, "web", &held), SLUICE_ENOENT);
+    assert_null(held);
+    assert_int_equal(sluice_metrics_add_pool(reg, first), SLUICE_OK);
+    assert_int_equal(sluice_metrics_pool_named(reg, "web", &held), SLUICE_OK);
+    assert_true(held == first);
+    assert_int_equal(sluice_metrics_pool_named(reg, "", &held), SLUICE_ENOENT);
+    assert_int_equal(sluice_metrics_pool_named(reg, "we", &held), SLUICE_ENOENT);
+    assert_int_equal(sluice_metrics_pool_named(reg, "web2", &held), SLUICE_ENOENT);
+
+    /* The same pool: served, not exported twice, left in the registry. */
+    char why[256] = "junk";
+    assert_int_equal(sluice_admin_add_pool_ex(a, first, why, sizeof why), SLUICE_OK);
+    assert_string_equal(why, "");
+    expect_get_has(port, "/health/pools", 200, "web ok");
+    assert_int_equal(sluice_admin_add_pool_ex(a, first, why, sizeof why), SLUICE_EBUSY);
+    assert_string_equal(why, "pool \"web\": already served by this server");
+    assert_int_equal(sluice_admin_remove_pool(a, first), SLUICE_OK);
+    assert_int_equal(sluice_metrics_pool_named(reg, "web", &held), SLUICE_OK);
+    assert_true(held == first);
+
+    /* Another pool of that name: refused, nothing changed. */
+    assert_int_equal(sluice_admin_add_pool_ex(a, other, why, sizeof why), SLUICE_EBUSY);
+    if (!strstr(why, "pool \"web\": the metrics registry already exports another pool named \"web\"")) {
+        fail_msg("refusal says: %s", why);
+    }
+    assert_int_equal(sluice_admin_add_pool(a, other), SLUICE_EBUSY);
+    assert_int_equal(sluice_admin_add_pool_ex(a, other, NULL, 0), SLUICE_EBUSY);
+    assert_int_equal(sluice_admin_remove_pool(a, other), SLUICE_ENOENT);
+    assert_int_equal(sluice_admin_set_pool_readiness(a, other, 1.0), SLUICE_ENOENT);
+    expect_get_has(port, "/health/pools", 200, "ok: no pools");
+    assert_int_equal(sluice_metrics_pool_named(reg, "web", &held), SLUICE_OK);
+    assert_true(held == first);
+    expect_get_has(port, "/metrics", 200, "\npool_queue_capacity{name=\"web\"} 8\n");
+
+    /* The name freed: the other pool is served and exported, and taken
+     * out of the registry again with remove_pool. */
+    assert_int_equal(sluice_metrics_remove_pool(reg, first), SLUICE_OK);
+    assert_int_equal(sluice_admin_add_pool_ex(a, other, why, sizeof why), SLUICE_OK);
+    assert_string_equal(why, "");
+    assert_int_equal(sluice_metrics_pool_named(reg, "web", &held), SLUICE_OK);
+    assert_true(held == other);
+    expect_get_has(port, "/metrics", 200, "\npool_queue_capacity{name=\"web\"} 16\n");
+    assert_int_equal(sluice_admin_add_pool_ex(a, first, why, sizeof why), SLUICE_EBUSY);
+    assert_string_equal(why, "pool \"web\": this server already serves another pool named \"web\"");
+    assert_int_equal(sluice_admin_add_pool_ex(NULL, first, why, sizeof why), SLUICE_EINVAL);
+    assert_string_equal(why, "admin is NULL");
+    assert_int_equal(sluice_admin_add_pool_ex(a, NULL, why, sizeof why), SLUICE_EINVAL);
+    assert_string_equal(why, "pool is NULL");
+    assert_int_equal(sluice_admin_remove_pool(a, other), SLUICE_OK);
+    assert_int_equal(sluice_metrics_pool_named(reg, "web", &held), SLUICE_ENOENT);
+
+    sluice_admin_stop(a);
+    sluice_metrics_destroy(reg);
+    sluice_pool_destroy(first);
+    sluice_pool_destroy(other);
+}
+
 static void test_ready(void **state)
 {
     (void)state;
@@ -578,6 +659,29 @@ static void test_probe_handed_back(void **state)
     assert_int_equal(sluice_admin_remove_pool(a, p), SLUICE_OK);
     sluice_admin_stop(a);
     sluice_pool_destroy(p);
+}
+
+/* The probe's submit deadline (admin_internal.h) saturates: a health
+ * timeout of UINT64_MAX, or any sum past the top, is UINT64_MAX ("for
+ * ever"), never a wrapped deadline in the past that a BLOCK pool whose
+ * queue just filled would read as due (the probe failing at once with
+ * "timed out"); a fake clock's deadline is the next tick, saturating too,
+ * and never 0 ("no deadline"). */
+static void test_probe_deadline_saturates(void **state)
+{
+    (void)state;
+    const uint64_t nows[] = {0, 1, 5 * SLUICE_NS_PER_SEC, UINT64_MAX / 2, UINT64_MAX - 1, UINT64_MAX};
+    for (size_t i = 0; i < sizeof nows / sizeof nows[0]; i++) {
+        uint64_t now = nows[i];
+        assert_true(sluice__admin_probe_deadline(now, true, UINT64_MAX) == UINT64_MAX);
+        assert_true(sluice__admin_probe_deadline(now, true, UINT64_MAX - now) == UINT64_MAX);
+        uint64_t five = sluice__admin_probe_deadline(now, true, 5 * SLUICE_NS_PER_SEC);
+        assert_true(five >= now && five != 0);
+        assert_true(now > UINT64_MAX - 5 * SLUICE_NS_PER_SEC ? five == UINT64_MAX
+                                                             : five == now + 5 * SLUICE_NS_PER_SEC);
+        uint64_t fake = sluice__admin_probe_deadline(now, false, UINT64_MAX);
+        assert_true(fake == (now == UINT64_MAX ? UINT64_MAX : now + 1));
+    }
 }
 
 /* All slots held by clients that never finish their request: a new
@@ -1100,10 +1204,12 @@ int main(void)
         cmocka_unit_test(test_routes_match_docs),
         cmocka_unit_test(test_routes_and_errors),
         cmocka_unit_test(test_metrics_endpoint),
+        cmocka_unit_test(test_registry_pool_clash),
         cmocka_unit_test(test_ready),
         cmocka_unit_test(test_ready_weights),
         cmocka_unit_test(test_health_pools_and_debug),
         cmocka_unit_test(test_probe_handed_back),
+        cmocka_unit_test(test_probe_deadline_saturates),
         cmocka_unit_test(test_connection_limit),
         cmocka_unit_test(test_request_deadline),
         cmocka_unit_test(test_nul_in_target),
