@@ -28,6 +28,12 @@
  *                            connection closed.
  * With a token (sluice_admin_config.token), /debug/... answer 401 unless
  * the request carries "Authorization: Bearer <token>".
+ * Connections are kept alive: requests on one connection, pipelined or
+ * not, are answered in order until the client closes it or sends
+ * "Connection: close" (HTTP/1.0: unless it asks for keep-alive), a
+ * request with a body (no endpoint takes one) or a malformed one is
+ * answered, or it idles past connection_timeout_ns; the server then
+ * closes it.
  *
  * The server binds 127.0.0.1:9464 unless told otherwise; it runs one
  * thread per connection so that a slow /health/pools does not hold up

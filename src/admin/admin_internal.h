@@ -75,8 +75,9 @@ typedef struct sluice__admin_conn {
      * URI callback and read by the dispatcher, both on the connection's
      * MHD thread). */
     const char *raw_target;
-    size_t raw_len; /* up to its first NUL */
-    bool pct_nul;   /* "%00" in its path */
+    size_t raw_len;    /* up to its first NUL */
+    bool pct_nul;      /* "%00" in its path */
+    bool headers_seen; /* the handler's first call for this request came (http.c: keep-alive) */
     int served;
     uint64_t t0;
 } sluice__admin_conn;

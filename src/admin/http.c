@@ -15,6 +15,18 @@
  * "address already in use" is a clear, early error and port 0 works, and
  * hand it to MHD.
  *
+ * Keep-alive and pipelining. A request is answered at the handler's
+ * second call (the request complete), never at its first (headers
+ * parsed): libmicrohttpd takes an answer queued at the first call as
+ * "early", stops reading the connection and closes it after the answer,
+ * which made every connection one request long and dropped pipelined
+ * requests after the first. So a connection serves its requests in order
+ * until the client closes it, asks to ("Connection: close", or HTTP/1.0
+ * without keep-alive), or it idles past connection_timeout_ns. Two
+ * answers still close: a request with a body (no endpoint takes one) is
+ * answered at its first call, as early, and a 400 says "Connection:
+ * close" (the rest of a malformed stream is not to be trusted).
+ *
  * Routing. Each endpoint is a row of a route table (route.h); the tables
  * of all files are listed in `route_tables` below, in the order of the
  * 404 text and of docs/metrics.md. sluice__admin_route_find is a pure
@@ -527,6 +539,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
         k->raw_target = uri;
         k->raw_len = uri ? strlen(uri) : 0;
         k->pct_nul = false;
+        k->headers_seen = false;
         for (size_t i = 0; i + 2 < k->raw_len && uri[i] != '?'; i++) {
             if (uri[i] == '%' && uri[i + 1] == '0' && uri[i + 2] == '0') {
                 k->pct_nul = true;
@@ -601,6 +614,38 @@ static int run_route(sluice_admin *a, struct MHD_Connection *c, const sluice__ad
     return r;
 }
 
+/* 400, and the connection closed after it: what follows a malformed
+ * request on the stream is not to be trusted. */
+static int respond_bad_request(struct MHD_Connection *c)
+{
+    static const char text[] = "bad request\n";
+    char *body = malloc(sizeof text);
+    if (!body) {
+        return MHD_NO;
+    }
+    memcpy(body, text, sizeof text);
+    struct MHD_Response *r = MHD_create_response_from_buffer(sizeof text - 1, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_BAD_REQUEST, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* Whether the request announces a body: a Transfer-Encoding, or a
+ * Content-Length other than 0. */
+static bool has_body(struct MHD_Connection *c)
+{
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    return te || (cl && strspn(cl, "0") != strlen(cl));
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
@@ -608,13 +653,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)upload_data;
     (void)upload_data_size;
     sluice_admin *a = cls;
-    /* *con_cls is set by on_uri; a request with a body (which no endpoint
+    /* *con_cls is set by on_uri. A request without a body is answered at
+     * the second call, the request complete, so the connection stays open
+     * for the next (see the essay); one with a body (which no endpoint
      * takes) is answered at its first call and MHD closes the connection. */
     (void)con_cls;
     sluice__admin_conn *k = conn_of(c);
     if (!k) {
         return (enum MHD_Result)sluice__admin_respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
                                                            "out of memory\n");
+    }
+    if (!k->headers_seen && *upload_data_size == 0 && !has_body(c)) {
+        k->headers_seen = true; /* reset by on_uri for the connection's next request */
+        return MHD_YES;
     }
     set_busy(a, k, true);
     const sluice__admin_route *route = NULL;
@@ -637,7 +688,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r = respond_not_allowed(c, route);
         break;
     default:
-        r = sluice__admin_respond_text(c, MHD_HTTP_BAD_REQUEST, "bad request\n");
+        r = respond_bad_request(c);
         break;
     }
     set_busy(a, k, false);
