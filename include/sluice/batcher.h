@@ -29,7 +29,9 @@
  * The pool's on_abandon must not block or call the pool (sluice/pool.h),
  * and the batcher honours that: a batch the pool hands back fails
  * (ABANDONED) on the batcher's timer thread, never inside on_abandon, so
- * failure_fn need not keep that rule. The due batch its freed in-flight
+ * failure_fn may call the pool; it should still not block for long (see
+ * sluice_batch_failed_fn: on the timer thread it holds up time-sealed
+ * batches). The due batch its freed in-flight
  * slot seals is submitted from there, or fails as REFUSED with
  * SLUICE_ECLOSED when the pool handed the first back at its drain
  * deadline or destroy (closed for good: what the submit would answer), as
@@ -116,9 +118,13 @@ typedef int (*sluice_batch_fn)(void **items, size_t n, void *user);
 
 /* The failure handler: the batch that was not delivered, whole. Runs on
  * the thread that found out (a worker, the timer thread (every batch the
- * pool hands back), a submitter, or the thread draining or destroying the
- * batcher), with no batcher lock held. It must not block for long and
- * must not add to this batcher under a full in-flight bound. */
+ * pool hands back), a submitter, the thread draining or destroying the
+ * batcher, or, only when the timer cannot take the failure, the pool's
+ * on_abandon), with no batcher lock held. It must not block for long: on
+ * the timer thread it delays every time-sealed batch (max_delay_ns) and
+ * every other hand-back for as long as it blocks. It must not add to this
+ * batcher under a full in-flight bound, and must not call this batcher's
+ * drain or destroy (they wait for the batch being failed: deadlock). */
 typedef void (*sluice_batch_failed_fn)(void **items, size_t n, int rc, sluice_batch_failure why, void *user);
 
 typedef struct sluice_batcher_config {

@@ -136,7 +136,10 @@ typedef struct sluice_keyed_config {
      * pool's on_abandon, so pool.h's rule for that callback (must not
      * block or call the pool) is not this handler's: it may block (to
      * persist a task) and submit to other pools. It must not submit to
-     * this executor under BLOCK. NULL: counted only (the arg is then the
+     * this executor under BLOCK. This executor's drain from inside it
+     * returns SLUICE_EDEADLK; its destroy from inside it is a fatal misuse
+     * (the process aborts with a message rather than free the executor
+     * under the call). NULL: counted only (the arg is then the
      * caller's problem: set a handler when args own memory). */
     void (*abandon_handler)(const sluice_keyed_abandoned *task, void *user);
     void *user;
@@ -201,10 +204,18 @@ typedef struct sluice_keyed_drain_report {
  * waiting and running task to finish. At the deadline the tasks still
  * waiting go to the abandon handler (reason DRAIN) key by key, each key's
  * in submission order; running tasks are left to finish (destroy waits).
+ * Abandon-handler calls already under way on other threads (tasks the
+ * pool handed back, on the timer thread; an eviction, on a submitter's)
+ * are waited for, past the deadline if need be (as drain's own hand-back
+ * runs past it): once drain returns no handler call is running, so the
+ * handler's user may be freed (with no submit starting).
  * Returns: SLUICE_OK when all finished; SLUICE_ETIMEDOUT when the deadline
- * came first; SLUICE_EDEADLK from a task of this executor. A second drain
- * returns SLUICE_OK with an empty report.
- * Thread-safety: any thread but this executor's tasks; drains serialise.
+ * came first; SLUICE_EDEADLK from a task of this executor or from inside
+ * its abandon handler. A second drain returns SLUICE_OK with an empty
+ * report.
+ * Thread-safety: any thread but this executor's tasks and abandon
+ * handler; drains serialise. Deadlock hazard: a handler blocked on
+ * something the drain's caller holds blocks drain.
  */
 SLUICE_API sluice_err sluice_keyed_drain(sluice_keyed *ex, uint64_t timeout_ns,
                                          sluice_keyed_drain_report *report);
@@ -214,10 +225,11 @@ SLUICE_API sluice_err sluice_keyed_drain(sluice_keyed *ex, uint64_t timeout_ns,
  * DESTROY, key by key in order), wait for running tasks and runners to
  * leave, free. NULL is a no-op.
  * Thread-safety: once, not from a task of this executor, with no submit
- * starting. Deadlock hazard: it waits for runners on the pool: destroy the
- * executor before the pool (the pool must outlive it: its timer thread
- * may submit a replacement runner until destroy stops it), or drain the
- * pool first (runners it hands back give their tasks back at once).
+ * starting; never from its abandon handler (the process aborts with a
+ * message). Handler calls under way on other threads are waited for. Deadlock hazard: it waits for runners on
+ * the pool: destroy the executor before the pool (the pool must outlive it: its timer thread may submit a
+ * replacement runner until destroy stops it), or drain the pool first (runners it hands back give their tasks
+ * back at once).
  */
 SLUICE_API void sluice_keyed_destroy(sluice_keyed *ex);
 

@@ -81,6 +81,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,6 +155,11 @@ struct sluice_keyed {
     unsigned active; /* keys running */
     unsigned runners;
     unsigned waiting; /* blocked submitters */
+    /* Detached lists whose abandon-handler calls have not all returned
+     * (counted in the lock hold that detaches them, uncounted by
+     * hand_back once the handler is done): drain returns only at 0, so a
+     * handler on the timer thread or a submitter never outlives it. */
+    unsigned handing_back;
     bool closed;
     bool drained;
     bool restart_pending;   /* a TAG_RESTART entry is on the timer */
@@ -175,6 +181,10 @@ struct sluice_keyed {
 
 /* The executor whose task this thread runs (innermost), for EDEADLK. */
 static _Thread_local const sluice_keyed *tls_keyed;
+/* The executor whose abandon handler this thread is inside (innermost):
+ * its drain would wait for this very call (EDEADLK), its destroy would
+ * free the executor under it (a fatal misuse, reported). */
+static _Thread_local const sluice_keyed *tls_handing_back;
 
 static int runner(void *arg);
 
@@ -466,22 +476,37 @@ static kitem *detach_all(sluice_keyed *ex, uint64_t *nitems, uint64_t *nkeys)
     while ((k = ready_pop(ex)) != NULL) {
         key_maybe_remove(ex, k);
     }
+    if (head) {
+        ex->handing_back++; /* hand_back uncounts it */
+    }
     return head;
 }
 
-/* Hand a detached list to the abandon handler (mu NOT held), then recycle. */
+/* Hand a detached list (counted in handing_back when it was detached, as
+ * detach_all and an eviction do) to the abandon handler (mu NOT held),
+ * then recycle it and uncount it: drain waits for that. */
 static void hand_back(sluice_keyed *ex, kitem *list, sluice_abandon_reason reason)
 {
+    if (!list) {
+        return;
+    }
+    const sluice_keyed *saved = tls_handing_back;
+    tls_handing_back = ex;
     for (kitem *it = list; it; it = it->next) {
         if (ex->abandon_handler) {
             sluice_keyed_abandoned a = {it->key, it->fn, it->arg, reason};
             ex->abandon_handler(&a, ex->user);
         }
     }
+    tls_handing_back = saved;
     pthread_mutex_lock(&ex->mu);
     for (kitem *it = list, *next; it; it = next) {
         next = it->next;
         item_free(ex, it);
+    }
+    SLUICE__ASSERT(ex->handing_back > 0);
+    if (--ex->handing_back == 0) {
+        pthread_cond_broadcast(&ex->cv_idle);
     }
     pthread_mutex_unlock(&ex->mu);
 }
@@ -969,6 +994,7 @@ static sluice_err submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void
             item_free(ex, spare); /* the item_new below takes it back */
             kstate *victim = key_full ? k : ex->ghead->ks;
             evicted = key_pop_head(ex, victim);
+            ex->handing_back++; /* hand_back below uncounts it */
             ex->st.dropped++;
             break;
         }
@@ -1092,7 +1118,7 @@ sluice_err sluice_keyed_drain(sluice_keyed *ex, uint64_t timeout_ns, sluice_keye
     if (!ex) {
         return SLUICE_EINVAL;
     }
-    if (tls_keyed == ex) {
+    if (tls_keyed == ex || tls_handing_back == ex) {
         return SLUICE_EDEADLK;
     }
     pthread_mutex_lock(&ex->drain_mu);
@@ -1142,6 +1168,13 @@ sluice_err sluice_keyed_drain(sluice_keyed *ex, uint64_t timeout_ns, sluice_keye
         }
         sluice__wait_until(ex->clock, &ex->cv_idle, &ex->mu, until);
     }
+    /* Tasks detached off this path (a pool hand-back on the timer thread,
+     * an eviction) may still be in the abandon handler: wait for it, past
+     * the deadline as drain's own hand-back runs past it, so no handler
+     * call outlives drain (the caller may free the handler's user next). */
+    while (ex->handing_back > 0) {
+        sluice__wait_until(NULL, &ex->cv_idle, &ex->mu, 0);
+    }
     kitem *list = NULL;
     if (timed_out) {
         list = detach_all(ex, &report->handed_back, &report->keys_handed_back);
@@ -1161,6 +1194,14 @@ void sluice_keyed_destroy(sluice_keyed *ex)
     if (!ex) {
         return;
     }
+    if (tls_handing_back == ex) {
+        /* Freeing the executor under the handler call that is running
+         * would corrupt memory: report the misuse and stop. */
+        fprintf(stderr, "sluice: sluice_keyed_destroy called from its own abandon handler "
+                        "(keyed.h forbids it); aborting\n");
+        fflush(stderr);
+        abort();
+    }
     pthread_mutex_lock(&ex->drain_mu);
     pthread_mutex_lock(&ex->mu);
     ex->closed = true;
@@ -1171,7 +1212,7 @@ void sluice_keyed_destroy(sluice_keyed *ex)
     pthread_mutex_unlock(&ex->mu);
     hand_back(ex, list, SLUICE_ABANDON_DESTROY);
     pthread_mutex_lock(&ex->mu);
-    while (ex->runners > 0 || ex->waiting > 0 || ex->active > 0) {
+    while (ex->runners > 0 || ex->waiting > 0 || ex->active > 0 || ex->handing_back > 0) {
         sluice__wait_until(NULL, &ex->cv_idle, &ex->mu, 0);
     }
     pthread_mutex_unlock(&ex->mu);

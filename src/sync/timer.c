@@ -222,6 +222,15 @@ void sluice__timer_destroy(sluice__timer *t)
     pthread_cond_broadcast(&t->cv);
     bool started = t->started;
     pthread_mutex_unlock(&t->mu);
+    if (started && pthread_equal(pthread_self(), t->thread)) {
+        /* A callback destroyed its own owner (keyed.h, batcher.h forbid
+         * it): the join would fail (EDEADLK) and the free below pull the
+         * timer from under the callback still running. Stop here, loudly. */
+        fprintf(stderr, "sluice: a timer destroyed from its own thread (an executor or batcher destroyed "
+                        "from its own handler); aborting\n");
+        fflush(stderr);
+        abort();
+    }
     if (started) {
         pthread_join(t->thread, NULL);
     }

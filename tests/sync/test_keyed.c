@@ -10,8 +10,10 @@
  * Tasks block on gates the test opens (tests/common/wait.h); waits
  * re-check every millisecond with a safety timeout; nothing sleeps.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -20,6 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -1183,6 +1188,185 @@ static void test_abandon_handler_never_inside_on_abandon(void **state)
     assert_int_equal(atomic_load(&blocking_handed), 2);
 }
 
+/* A hand-back on the executor's timer thread (the pool's drain deadline
+ * handed back the last runner) still in the abandon handler: the
+ * executor's drain waits for it, so a caller that drains the pool, drains
+ * the executor and then frees what the handler uses frees nothing under a
+ * handler call. The drain returned at once (queued and active were 0, the
+ * tasks already detached) with the handler still blocked. */
+static _Atomic int handler_returned;
+
+static void blocking_abandon_then_mark(const sluice_keyed_abandoned *t, void *user)
+{
+    blocking_abandon(t, user);
+    atomic_fetch_add(&handler_returned, 1);
+}
+
+typedef struct keyed_drain_call {
+    sluice_keyed *ex;
+    int returned_at_drain_return; /* handler calls finished when drain returned */
+} keyed_drain_call;
+
+static sluice_err keyed_drain_then_look(void *arg)
+{
+    keyed_drain_call *c = arg;
+    sluice_err err = sluice_keyed_drain(c->ex, 0, NULL);
+    c->returned_at_drain_return = atomic_load(&handler_returned);
+    return err;
+}
+
+static bool keyed_closed(void *arg)
+{
+    return kstats(arg).closed;
+}
+
+static void test_drain_waits_for_hand_back_on_timer(void **state)
+{
+    (void)state;
+    log_reset();
+    ab_reset();
+    atomic_store(&blocking_handed, 0);
+    atomic_store(&handler_returned, 0);
+    gate_init(&handler_gate);
+    sluice_pool *pool = make_pool(1, NULL);
+    gate g;
+    gate_init(&g);
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, &g), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g, 1);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.abandon_handler = blocking_abandon_then_mark;
+    sluice_keyed *ex = make_keyed(&kc);
+    job jobs[2] = {{.id = 1, .key = 1}, {.id = 2, .key = 1}};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sluice_keyed_submit(ex, 1, job_fn, &jobs[i]), SLUICE_OK);
+    }
+    assert_int_equal(sluice_pool_drain(pool, 1, NULL), SLUICE_ETIMEDOUT); /* hands the runner back */
+    GATE_WAIT_ENTERED(&handler_gate, 1); /* the timer thread is in the handler, blocked */
+    keyed_drain_call c = {.ex = ex, .returned_at_drain_return = -1};
+    bg_call drain;
+    bg_call_start(&drain, keyed_drain_then_look, &c);
+    wait_until(keyed_closed, ex, "the executor's drain to begin");
+    gate_open(&handler_gate);
+    assert_int_equal(bg_call_finish(&drain, "the executor's drain"), SLUICE_OK);
+    assert_int_equal(c.returned_at_drain_return, 2); /* both handler calls had returned */
+    sluice_keyed_stats st = kstats(ex);
+    assert_int_equal(st.abandoned, 2);
+    assert_int_equal(st.submitted, st.completed + st.failed + st.panicked + st.dropped + st.abandoned);
+    gate_open(&g);
+    sluice_keyed_destroy(ex);
+    sluice_pool_destroy(pool);
+    gate_destroy(&g);
+    gate_destroy(&handler_gate);
+}
+
+/* The abandon handler calls back into its own executor: drain returns
+ * SLUICE_EDEADLK (it would wait for the very call it is in); it waited
+ * for ever for a runner the held pool never ran. Destroy from the handler
+ * would free the executor under the call: the process stops with a
+ * message (a forked child), rather than corrupting memory. */
+static sluice_keyed *reentry_ex;
+static sluice_err reentry_err;
+static bool reentry_destroy;
+
+static void reentrant_abandon(const sluice_keyed_abandoned *t, void *user)
+{
+    (void)t;
+    (void)user;
+    if (reentry_destroy) {
+        sluice_keyed_destroy(reentry_ex);
+        _exit(5); /* not reached when the misuse is caught */
+    }
+    reentry_err = sluice_keyed_drain(reentry_ex, 0, NULL);
+}
+
+/* One worker held at g; a DROP_OLDEST executor whose second submit of key
+ * 1 evicts the first (on the submitter's thread, in the handler). */
+static bool evict_into_reentrant_handler(sluice_pool *pool, job jobs[2])
+{
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.key_backlog = 1;
+    kc.overflow = SLUICE_OVERFLOW_DROP_OLDEST;
+    kc.abandon_handler = reentrant_abandon;
+    reentry_ex = NULL;
+    return sluice_keyed_create(&kc, &reentry_ex, NULL, 0) == SLUICE_OK &&
+           sluice_keyed_submit(reentry_ex, 1, job_fn, &jobs[0]) == SLUICE_OK &&
+           sluice_keyed_submit(reentry_ex, 1, job_fn, &jobs[1]) == SLUICE_OK; /* evicts jobs[0] */
+}
+
+/* In a forked child: no cmocka assertion (a failure would go on running
+ * the suite in the child); every early way out is an exit status. */
+static void destroy_from_handler_child(void)
+{
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "keyed_child";
+    pc.workers = 1;
+    pc.queue_capacity = 256;
+    sluice_pool *pool = NULL;
+    gate g;
+    gate_init(&g);
+    if (sluice_pool_create(&pc, &pool, NULL, 0) != SLUICE_OK ||
+        sluice_pool_submit(pool, task_at_gate, &g) != SLUICE_OK) {
+        _exit(3);
+    }
+    job jobs[2] = {{.id = 1, .key = 1}, {.id = 2, .key = 1}};
+    reentry_destroy = true;
+    if (!evict_into_reentrant_handler(pool, jobs)) {
+        _exit(7);
+    }
+    _exit(6); /* not reached: the handler's destroy stops the process */
+}
+
+static void test_handler_reentry(void **state)
+{
+    (void)state;
+    log_reset();
+    ab_reset();
+    sluice_pool *pool = make_pool(1, NULL);
+    gate g;
+    gate_init(&g);
+    assert_int_equal(sluice_pool_submit(pool, task_at_gate, &g), SLUICE_OK);
+    GATE_WAIT_ENTERED(&g, 1);
+    job jobs[2] = {{.id = 1, .key = 1}, {.id = 2, .key = 1}};
+    reentry_destroy = false;
+    reentry_err = SLUICE_OK;
+    assert_true(evict_into_reentrant_handler(pool, jobs));
+    assert_int_equal(reentry_err, SLUICE_EDEADLK);
+    sluice_keyed_stats st = kstats(reentry_ex);
+    assert_false(st.closed); /* the refused drain changed nothing */
+    assert_int_equal(st.dropped, 1);
+    gate_open(&g);
+    assert_int_equal(sluice_keyed_drain(reentry_ex, 0, NULL), SLUICE_OK);
+    assert_int_equal(log_count(), 1); /* jobs[1] ran */
+    sluice_keyed_destroy(reentry_ex);
+    sluice_pool_destroy(pool);
+    gate_destroy(&g);
+
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0) {
+            dup2(devnull, STDERR_FILENO); /* the message is the misuse's, not a failure's */
+        }
+        destroy_from_handler_child();
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFSIGNALED(status)) {
+        fail_msg("destroy from its own abandon handler: the child exited with status %d, not SIGABRT",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
+    assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
 /* Fault injection (src/sync/timer.h): the executor's timer adds, or its
  * item slabs, fail for the executor under test. */
 static const void *fault_obj;
@@ -1572,6 +1756,8 @@ int main(void)
         cmocka_unit_test(test_fair_tenant_eviction_backs_off),
         cmocka_unit_test(test_submit_during_last_hand_back),
         cmocka_unit_test(test_abandon_handler_never_inside_on_abandon),
+        cmocka_unit_test(test_drain_waits_for_hand_back_on_timer),
+        cmocka_unit_test(test_handler_reentry),
         cmocka_unit_test(test_timer_failure_strands_nothing),
         cmocka_unit_test(test_timer_failure_pool_closed),
         cmocka_unit_test(test_drop_oldest_enomem_evicts_nothing),
