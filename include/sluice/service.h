@@ -63,11 +63,14 @@
  * sluice_lifecycle_block_signals first): a thread created earlier may take
  * SIGTERM itself and die with the default action.
  *
- * Lock order: watch_mu (watcher calls are made under it) -> mu (the pool
- * list, readiness; a leaf) -> a pool's or the registry's own locks. No
- * service lock is held while the lifecycle runs its callbacks or drains,
- * nor while any log line is delivered (see sluice_service_config.log),
- * nor while a health check runs (see sluice_health_fn).
+ * Lock order: add_mu (add_pool) -> watch_mu (the watchers and their
+ * event queue) -> mu (the pool list, readiness; a leaf) -> a pool's or
+ * the registry's own locks; control_mu (set/update/remove_control) and
+ * check_mu (health checks) beside them. No service lock is held while the
+ * lifecycle runs its callbacks or drains, nor while any log line is
+ * delivered (see sluice_service_config.log), nor while a health check
+ * runs (see sluice_health_fn), nor while a watcher is called (see
+ * sluice_service_watcher).
  */
 #ifndef SLUICE_SERVICE_H
 #define SLUICE_SERVICE_H
@@ -169,12 +172,15 @@ SLUICE_API sluice_err sluice_service_create(const sluice_service_config *cfg, sl
  * Returns: SLUICE_OK and *out (optional; a borrowed pointer valid until
  * sluice_service_destroy); whatever sluice_pool_create returns, with its
  * message in errbuf; SLUICE_EBUSY (a pool with that name is already in
- * the service, or the shutdown has begun); SLUICE_EOVERFLOW (already
- * SLUICE_SERVICE_MAX_POOLS pools); SLUICE_ENOMEM. On error no pool is
- * left behind and nothing was registered anywhere.
+ * the service, the shutdown has begun, or destroy has: from a watcher's
+ * pool_removed); SLUICE_EOVERFLOW (already SLUICE_SERVICE_MAX_POOLS
+ * pools); SLUICE_ENOMEM. On error no pool is left behind and nothing was
+ * registered anywhere.
+ * Returns once every watcher heard pool_added (from inside a watcher
+ * call: before; they hear it when that call returns).
  * Thread-safety: safe from any thread, also concurrently with readers of
- * the pool list. Deadlock hazard: not from a watcher callback (they run
- * under the lock this takes).
+ * the pool list, and from a watcher callback. Deadlock hazard: see
+ * sluice_service_watcher (it waits for the watchers).
  */
 SLUICE_API sluice_err sluice_service_add_pool(sluice_service *svc, const sluice_pool_config *pool_cfg,
                                               uint64_t drain_timeout_ns, sluice_pool **out, char *errbuf,
@@ -239,9 +245,12 @@ SLUICE_API sluice_metrics *sluice_service_metrics(sluice_service *svc);
 
 /*
  * sluice_service_set_ready / sluice_service_ready - readiness (what
- * /health/ready answers). set_ready tells every watcher whose view
- * changes. Thread-safe. Deadlock hazard: set_ready calls the watchers'
- * ready_changed under the watcher lock: not from a watcher callback.
+ * /health/ready answers). set_ready tells every watcher when the value
+ * changes (ready_changed), and returns once they heard it (from inside a
+ * watcher call: they hear it when that call returns; once destroy has
+ * begun: no watcher hears it). Thread-safe, also from a watcher callback.
+ * Deadlock hazard: see sluice_service_watcher (set_ready waits for the
+ * watchers).
  */
 SLUICE_API void sluice_service_set_ready(sluice_service *svc, bool ready);
 SLUICE_API bool sluice_service_ready(const sluice_service *svc);
@@ -283,10 +292,36 @@ SLUICE_API sluice_err sluice_service_wait_idle(sluice_service *svc, uint64_t tim
 /*
  * A watcher: told of every pool and readiness change of a service. The
  * admin server is one (sluice_admin_config.service); a test can be one.
- * Every callback may be NULL. They run under the service's watcher lock,
- * one at a time, on the thread that made the change (add_pool, set_ready,
- * destroy), so they must not call add_pool, set_ready, watch, unwatch or
- * destroy on the same service; reading the pool list is fine.
+ * Every callback may be NULL.
+ *
+ * Calls: made with no service lock held, one at a time (never two at
+ * once, to one watcher or to two), on the thread of a call that changed
+ * something (add_pool, set_ready, watch, destroy): not always the thread
+ * whose change is told, as a notifier that finds another thread telling
+ * the watchers leaves its event to that thread and waits for it.
+ *
+ * Order: every change is an event, queued in the order the changes
+ * happened. A watcher hears, once each and in that order, every event
+ * that came after it was added, and none from before (watch's replay
+ * already gave it that state). Nothing is lost: a call of its that is in
+ * progress or due is never dropped, except by its unwatch.
+ *
+ * Re-entry: a callback may call back into the service (any call but
+ * destroy: add_pool, set_ready, watch and unwatch, its own unwatch
+ * included, controls, checks, readers). The events such a call causes
+ * are queued and told after the callback returns, before the outermost
+ * notifier returns: from inside a callback, add_pool returns before any
+ * watcher (this one included) heard the pool, and watch before the new
+ * watcher heard its replay. unwatch from inside a callback never waits.
+ *
+ * Deadlock hazards: a notifier (add_pool, set_ready, watch) waits until
+ * every watcher heard its event, so a callback must not wait for a thread
+ * that is in a notifier of this service or in unwatch of this watcher,
+ * and no thread may call a notifier while holding a lock a callback takes
+ * (the callback may run on another thread, and wait for that lock while
+ * the notifier waits for the callback). A slow callback holds up this
+ * service's notifiers (their events queue behind it), and no other call:
+ * readers, controls, checks, and unwatch of another watcher go on.
  */
 typedef struct sluice_service_watcher {
     /* A pool joined (also once per existing pool when the watcher is
@@ -298,7 +333,10 @@ typedef struct sluice_service_watcher {
     /* Readiness changed (also once with the current value when added). */
     void (*ready_changed)(void *user, bool ready);
     /* The service is being destroyed; after this call the watcher must
-     * not call the service (its unwatch included). */
+     * not call the service (its unwatch included). From destroy's first
+     * pool_removed on, no watcher hears any other event: set_ready then
+     * tells no one, add_pool and watch answer SLUICE_EBUSY, and unwatch
+     * of a watcher not yet told spares it the rest (detached included). */
     void (*detached)(void *user);
     void *user;
 } sluice_service_watcher;
@@ -308,18 +346,29 @@ typedef struct sluice_service_watcher {
 
 /*
  * sluice_service_watch - add a watcher (copied); it hears pool_added for
- * every existing pool and ready_changed with the current readiness before
- * this returns. Returns SLUICE_OK, SLUICE_EINVAL (NULL), SLUICE_EBUSY (a
- * watcher with the same user is already there), SLUICE_EOVERFLOW (already
- * SLUICE_SERVICE_MAX_WATCHERS). Thread-safe; not from a watcher callback.
+ * every existing pool and ready_changed with the current readiness (its
+ * replay) before this returns, or, called from inside a watcher call,
+ * when that call returns. Returns SLUICE_OK, SLUICE_EINVAL (NULL),
+ * SLUICE_EBUSY (a watcher with the same user is already there, or
+ * destroy has begun), SLUICE_EOVERFLOW (already
+ * SLUICE_SERVICE_MAX_WATCHERS), SLUICE_ENOMEM (from inside a watcher call
+ * only: its replay could not be queued). Thread-safe, also from a watcher
+ * callback. Deadlock hazard: see sluice_service_watcher.
  */
 SLUICE_API sluice_err sluice_service_watch(sluice_service *svc, const sluice_service_watcher *watcher);
 
 /*
- * sluice_service_unwatch - remove the watcher whose user is `user`; it
- * hears nothing more (no pool_removed: it stops on its own). Returns
- * SLUICE_OK or SLUICE_ENOENT. Thread-safe; not from a watcher callback;
- * not concurrently with sluice_service_destroy (see detached).
+ * sluice_service_unwatch - remove the watcher whose user is `user`: no
+ * call to it starts from this call on (no pool_removed: it stops on its
+ * own), and when it returns none is in progress, so `user` may be freed.
+ * From inside a watcher call it does not wait (the call in progress is
+ * the one it runs in): a watcher removing itself finishes its own call
+ * and hears nothing after. The slot is free at once (the same user may
+ * watch again). Returns SLUICE_OK, SLUICE_ENOENT, SLUICE_EINVAL (svc
+ * NULL). Thread-safe, also from a watcher callback; not concurrently
+ * with sluice_service_destroy (see detached). Deadlock hazard: from
+ * another thread it waits for the watcher's call in progress, so it must
+ * not hold a lock that call takes.
  */
 SLUICE_API sluice_err sluice_service_unwatch(sluice_service *svc, void *user);
 
@@ -417,8 +466,8 @@ SLUICE_API size_t sluice_service_run_checks(sluice_service *svc, sluice_service_
  * sluice_pool_control_create refuses, said in errbuf); SLUICE_ENOENT (not
  * a pool of this service); SLUICE_EBUSY (it has a controller already);
  * SLUICE_ESYS (the thread could not start); SLUICE_ENOMEM.
- * Thread-safety: safe from any thread, also from a log callback; not
- * from a watcher callback.
+ * Thread-safety: safe from any thread, also from a log callback or a
+ * watcher callback.
  */
 SLUICE_API sluice_err sluice_service_set_control(sluice_service *svc, sluice_pool *pool,
                                                  const sluice_pool_control_config *cfg, char *errbuf,
@@ -439,7 +488,7 @@ SLUICE_API sluice_err sluice_service_set_control(sluice_service *svc, sluice_poo
  * said in errbuf; the running settings stay); SLUICE_ENOENT (not a pool of
  * this service); as set_control when it makes one.
  * Thread-safety: safe from any thread, also from the service's or a
- * controller's log callback; not from a watcher callback.
+ * controller's log callback and from a watcher callback.
  */
 SLUICE_API sluice_err sluice_service_update_control(sluice_service *svc, sluice_pool *pool,
                                                     const sluice_pool_control_config *cfg, char *errbuf,
@@ -469,8 +518,7 @@ SLUICE_API sluice_err sluice_service_update_control(sluice_service *svc, sluice_
  * and a scrape runs: it waits for the round of ticks or the scrape in
  * progress (short: neither blocks on a task), and from a log callback,
  * even one delivering that controller's own line on the control thread
- * (lines are delivered with no lock held). Deadlock hazard: not from a
- * watcher callback.
+ * (lines are delivered with no lock held), and from a watcher callback.
  */
 SLUICE_API sluice_err sluice_service_remove_control(sluice_service *svc, const sluice_pool *pool);
 

@@ -18,9 +18,10 @@
  * When the service is destroyed first, its `detached` call clears the
  * link and stop only forgets what is left.
  *
- * Lock order: the service's watcher lock -> pools_lock (add/remove take it
- * inside the watcher calls). No admin lock is held while calling the
- * service.
+ * Lock order: the service calls its watchers with no lock of its own
+ * held; add/remove take pools_lock inside the watcher calls. No admin
+ * lock is held while calling the service (its unwatch waits for a watcher
+ * call in progress on another thread, which may take pools_lock).
  */
 #include <stdio.h>
 

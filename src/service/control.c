@@ -28,13 +28,13 @@
  *    signals it (it is not stopped: a later add reuses it).
  *  - Log lines never reach a user callback under a lock. A controller
  *    logs under its own mutex, and here also under sc->mu (a tick, a
- *    reconfigure, a pin) and the service's watch_mu (update_control), so
+ *    reconfigure, a pin) and the service's control_mu (update_control), so
  *    its log (route_log) only queues a copy of the line, tagged with the
  *    thread that logged it, under log_mu, a leaf. Each thread delivers
  *    its own lines once it holds no lock: the control thread after every
  *    round of ticks, a caller of set/update/remove_control, pin or release
  *    before that call returns (sluice__svc_control_flush, called by
- *    service.c after it let go of watch_mu), and destroy whatever is left.
+ *    service.c after it let go of control_mu), and destroy whatever is left.
  *    So a log callback may call back into the service (a control call, a
  *    watch) without deadlock, every line reaches its callback in the order
  *    its thread logged it, and a call's lines are delivered before it
@@ -108,7 +108,7 @@ struct sluice__svc_control {
 };
 
 /* A controller's log (called under its lock, and maybe sc->mu and the
- * service's watch_mu): queue a copy for the calling thread to deliver. */
+ * service's control_mu): queue a copy for the calling thread to deliver. */
 static void route_log(void *user, const char *line)
 {
     ctl_route *rt = user;

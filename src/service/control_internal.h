@@ -4,7 +4,7 @@
  * thread that starts with the first controller.
  *
  * Thread-safety: add and remove are serialised by the caller (service.c
- * holds its watch_mu); stats and pin/release are safe from any thread; destroy
+ * holds its control_mu); stats and pin/release are safe from any thread; destroy
  * runs once, after the watchers have let go and before any pool goes.
  * Log lines: `log` (the service's) and a controller config's own log are
  * called with no lock of control.c held, on the thread that caused the

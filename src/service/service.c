@@ -17,10 +17,8 @@
  *  - The pool list is a fixed array (the lifecycle's report bounds it) that
  *    only grows until destroy, so a pool pointer handed out stays valid
  *    until destroy and readers need the lock only to read the array.
- *  - Watchers are told under watch_mu, which also serialises add_pool,
- *    set_ready, watch and destroy: a watcher added while a pool is being
- *    added hears of it exactly once, and events reach each watcher in the
- *    order they happened.
+ *  - Watchers are told through an event queue, with no lock held during
+ *    a watcher call (see "Watchers" below).
  *  - The lifecycle is created with the service as its `user`; small
  *    trampolines pass each callback on to the service's own user, and
  *    readiness goes through sluice_service_set_ready so the watchers hear
@@ -30,6 +28,47 @@
  * any watcher hears pool_added; at destroy every watcher hears
  * pool_removed (while the pool lives) before the pool leaves the registry,
  * and the pool leaves the registry before it is destroyed.
+ *
+ * Watchers. They used to be called under watch_mu, so a watcher could
+ * not call add_pool, set_ready, watch or unwatch (deadlock), and one slow
+ * watcher held up every call that took watch_mu, set_control among them.
+ * Now every change that watchers hear is an event:
+ *  1. A notifier (add_pool, set_ready, watch) changes the state and posts
+ *     its event in one hold of watch_mu: seq numbers give the order of
+ *     changes. A broadcast event goes to the watchers whose id is at most
+ *     `upto` (those there when it was posted); watch posts a replay for
+ *     its new watcher alone (the pools and readiness as of that hold), so
+ *     a watcher hears each change exactly once: by replay or by event.
+ *  2. One thread at a time holds the deliverer's role (delivering,
+ *     deliverer). It takes the oldest event, drops watch_mu for each call
+ *     (calling = the watcher's id) and looks the next watcher up by id
+ *     after it, since the list may change during a call. One deliverer
+ *     and one queue give each watcher its events in seq order, one call
+ *     at a time, never nested.
+ *  3. A notifier waits until ev_delivered reaches its seq. When no thread
+ *     delivers, it takes the role and delivers the queue up to its own
+ *     event (deliver_until), then hands the role on (broadcast): a waiter
+ *     with a later event takes it. Its event's node lives on its stack:
+ *     the deliverer copies a node when it takes it, before the poster can
+ *     return.
+ *  4. A notifier on the deliverer's thread is called from inside a
+ *     watcher call: it cannot wait for itself, so it posts a heap node,
+ *     raises deliver_until to it and returns; the drain loop it runs in
+ *     tells it when the call returns. Out of memory: add_pool and watch
+ *     fail whole (the node is taken before anything is done); set_ready
+ *     sets ready_resync and the drain, once the queue is empty, tells the
+ *     current readiness to each watcher whose last word (told_ready)
+ *     differs: late but not lost.
+ *  5. unwatch erases the watcher at once (no call starts to it) and waits
+ *     on watch_cv while `calling` is its id, unless this thread is the
+ *     deliverer: then the call in progress is the one it runs inside.
+ *  6. destroy sets closing (no event is posted after), lets the queue
+ *     drain, then takes the role itself to tell each watcher pool_removed
+ *     and detached, so the calls a watcher makes from there are "inside a
+ *     call" too.
+ * add_mu serialises add_pool's checks through its insert (never held
+ * while waiting for a delivery); control_mu serialises set/update/
+ * remove_control, which watch_mu used to.
  *
  * Health checks (sluice_service_add_check) have their own lock, check_mu,
  * a leaf never held across a check call, so a check may call back into
@@ -45,25 +84,24 @@
  * threads for each other. Inside a check of another service it waits as
  * anywhere (a per-thread depth, as it was, let a check of service A
  * remove a check of B still running elsewhere and free its user under
- * it). A removed check's record
- * stays until its last run ends. An admin request calls them under its
- * pools_lock.
+ * it). A removed check's record stays until its last run ends. An admin
+ * request calls them under its pools_lock.
  *
  * Log lines reach cfg.log with no service lock held, so a log callback
  * may call back into the service. The lifecycle logs holding none; the
- * controllers log under their locks (and a reconfigure under watch_mu),
+ * controllers log under their locks (and a reconfigure under control_mu),
  * so control.c queues their lines and each thread delivers its own once
  * it holds no lock: the control thread after each round of ticks, a
  * caller of set/update/remove_control, pin or release before the call
- * returns (sluice__svc_control_flush after watch_mu is let go).
+ * returns (sluice__svc_control_flush after control_mu is let go).
  *
- * Lock order: watch_mu -> mu -> (pool and registry locks); admin
- * pools_lock -> (a check's own locks); check_mu is a leaf. mu is never
- * held across a call into a pool, the registry, the lifecycle or a
- * watcher; watch_mu is held across watcher calls and pool creation, never
- * by the lifecycle's threads except through set_ready (step 1, on the
- * thread in sluice_service_run, which holds no service lock then), and
- * never across a log callback.
+ * Lock order: add_mu -> watch_mu -> mu -> (pool and registry locks);
+ * add_mu -> (pool creation, registry, lifecycle); control_mu -> (control.c);
+ * admin pools_lock -> (a check's own locks); check_mu is a leaf. mu is
+ * never held across a call into a pool, the registry, the lifecycle or a
+ * watcher; watch_mu is never held across a watcher call, a pool's
+ * creation or a log callback (a notifier waits on watch_cv, which lets it
+ * go). No service lock is held across a watcher, check or log call.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -76,6 +114,7 @@
 #include "base/check.h"
 #include "base/errbuf.h"
 #include "service/control_internal.h"
+#include "service/service_internal.h"
 #include "sluice/service.h"
 
 typedef struct svc_pool {
@@ -83,6 +122,32 @@ typedef struct svc_pool {
     bool in_registry;     /* we exported it (a borrowed registry may have had it) */
     unsigned ready_milli; /* readiness weight in thousandths (set_readiness_weight) */
 } svc_pool;
+
+/* A watcher and its id (unique per watch: 1, 2, ... in the order added). */
+typedef struct svc_watcher {
+    sluice_service_watcher w;
+    uint64_t id;
+    bool told_ready; /* the last readiness it heard (ready_resync) */
+} svc_watcher;
+
+/* One change to tell the watchers (see the essay). */
+typedef enum svc_event_kind {
+    EV_POOL_ADDED, /* pool_added(pool) to every watcher added before it */
+    EV_READY,      /* ready_changed(ready) to every watcher added before it */
+    EV_REPLAY, /* to watcher `to` only: pool_added for pools[0, replay_pools), then ready_changed(ready) */
+} svc_event_kind;
+
+typedef struct svc_event {
+    struct svc_event *next; /* the queue, oldest first */
+    uint64_t seq;           /* 1, 2, ... in the order posted */
+    svc_event_kind kind;
+    sluice_pool *pool;
+    bool ready;
+    size_t replay_pools;
+    uint64_t to;   /* EV_REPLAY: its watcher's id */
+    uint64_t upto; /* the others: the last watcher id when posted */
+    bool heap;     /* posted from inside a callback: malloc'd, the deliverer frees it */
+} svc_event;
 
 struct sluice_service {
     sluice_service_config cfg; /* immutable after create */
@@ -94,12 +159,29 @@ struct sluice_service {
      * immutable pointer, its own lock. */
     sluice__svc_control *control;
 
-    /* Serialises add_pool, set_ready, watch, unwatch and destroy, and is
-     * held across every watcher call. */
+    /* Serialises add_pool (the name and count checks through the insert),
+     * never held while waiting for a delivery. */
+    pthread_mutex_t add_mu;
+    /* Serialises set/update/remove_control (control.c's add and remove). */
+    pthread_mutex_t control_mu;
+
+    /* The watchers and their event queue (see the essay). Never held
+     * across a watcher call. watch_cv: an event was delivered, a watcher
+     * call ended, or the deliverer's role came free. */
     pthread_mutex_t watch_mu;
+    pthread_cond_t watch_cv;
     /* Guarded by watch_mu. */
-    sluice_service_watcher watchers[SLUICE_SERVICE_MAX_WATCHERS];
+    svc_watcher watchers[SLUICE_SERVICE_MAX_WATCHERS]; /* in the order added */
     size_t watcher_count;
+    uint64_t watcher_ids;             /* the last id given */
+    svc_event *ev_head, *ev_tail;     /* posted, not yet taken by the deliverer */
+    uint64_t ev_posted, ev_delivered; /* seqs: the last posted, the last whose delivery ended */
+    bool delivering;                  /* a thread holds the deliverer's role */
+    pthread_t deliverer;              /* that thread (while delivering) */
+    uint64_t deliver_until;           /* it delivers the events up to this seq */
+    uint64_t calling;                 /* the id of the watcher in a call now; 0 = none */
+    bool closing;                     /* destroy began: no watch, no event */
+    bool ready_resync;                /* a ready_changed could not be queued (ENOMEM) */
 
     /* A leaf: guards the fields below, never held across a call out. */
     pthread_mutex_t mu;
@@ -190,6 +272,19 @@ static void tr_force_exit(void *user, int signo)
     svc->cfg.on_force_exit(svc->cfg.user, signo);
 }
 
+/* The locks and the object (create's error paths, destroy's end). */
+static void free_service(sluice_service *svc)
+{
+    pthread_mutex_destroy(&svc->add_mu);
+    pthread_mutex_destroy(&svc->control_mu);
+    pthread_mutex_destroy(&svc->watch_mu);
+    pthread_cond_destroy(&svc->watch_cv);
+    pthread_mutex_destroy(&svc->mu);
+    pthread_mutex_destroy(&svc->check_mu);
+    pthread_cond_destroy(&svc->check_cv);
+    free(svc);
+}
+
 void sluice_service_config_init(sluice_service_config *cfg)
 {
     if (cfg) {
@@ -219,7 +314,10 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
     svc->cfg = *cfg;
     snprintf(svc->name, sizeof svc->name, "%s", name);
     svc->cfg.name = svc->name;
+    pthread_mutex_init(&svc->add_mu, NULL);
+    pthread_mutex_init(&svc->control_mu, NULL);
     pthread_mutex_init(&svc->watch_mu, NULL);
+    pthread_cond_init(&svc->watch_cv, NULL);
     pthread_mutex_init(&svc->mu, NULL);
     pthread_mutex_init(&svc->check_mu, NULL);
     pthread_cond_init(&svc->check_cv, NULL);
@@ -230,11 +328,7 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
         if (r != SLUICE_OK) {
             sluice__errf(errbuf, errlen, "service %s: cannot create its metrics registry: %s", name,
                          sluice_strerror(r));
-            pthread_mutex_destroy(&svc->mu);
-            pthread_mutex_destroy(&svc->watch_mu);
-            pthread_mutex_destroy(&svc->check_mu);
-            pthread_cond_destroy(&svc->check_cv);
-            free(svc);
+            free_service(svc);
             return r;
         }
         svc->own_metrics = true;
@@ -245,11 +339,7 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
         if (svc->own_metrics) {
             sluice_metrics_destroy(svc->metrics);
         }
-        pthread_mutex_destroy(&svc->mu);
-        pthread_mutex_destroy(&svc->watch_mu);
-        pthread_mutex_destroy(&svc->check_mu);
-        pthread_cond_destroy(&svc->check_cv);
-        free(svc);
+        free_service(svc);
         return SLUICE_ENOMEM;
     }
     sluice_lifecycle_config lcfg = {
@@ -273,15 +363,230 @@ sluice_err sluice_service_create(const sluice_service_config *cfg, sluice_servic
         if (svc->own_metrics) {
             sluice_metrics_destroy(svc->metrics);
         }
-        pthread_mutex_destroy(&svc->mu);
-        pthread_mutex_destroy(&svc->watch_mu);
-        pthread_mutex_destroy(&svc->check_mu);
-        pthread_cond_destroy(&svc->check_cv);
-        free(svc);
+        free_service(svc);
         return r;
     }
     *out = svc;
     return SLUICE_OK;
+}
+
+/* ---- watchers: an event queue, delivered with no service lock held ------ */
+
+sluice__alloc_fn sluice__service_event_alloc = malloc;
+
+/* Whether the calling thread holds the deliverer's role: it is inside a
+ * watcher call of this service (or in destroy's step 2). */
+static bool on_deliverer(const sluice_service *svc)
+{
+    SLUICE__ASSERT_HELD(&svc->watch_mu);
+    return svc->delivering && pthread_equal(svc->deliverer, pthread_self());
+}
+
+static ssize_t watcher_by_id(const sluice_service *svc, uint64_t id)
+{
+    SLUICE__ASSERT_HELD(&svc->watch_mu);
+    for (size_t i = 0; i < svc->watcher_count; i++) {
+        if (svc->watchers[i].id == id) {
+            return (ssize_t)i;
+        }
+    }
+    return -1;
+}
+
+static void watcher_erase(sluice_service *svc, size_t i)
+{
+    SLUICE__ASSERT_HELD(&svc->watch_mu);
+    memmove(&svc->watchers[i], &svc->watchers[i + 1], (svc->watcher_count - i - 1) * sizeof svc->watchers[0]);
+    svc->watcher_count--;
+}
+
+/* The i-th pool (i < pool_count: the slot is written once, before). */
+static sluice_pool *pool_at(sluice_service *svc, size_t i)
+{
+    pthread_mutex_lock(&svc->mu);
+    sluice_pool *p = i < svc->pool_count ? svc->pools[i].pool : NULL;
+    pthread_mutex_unlock(&svc->mu);
+    return p;
+}
+
+/* The node of an event the calling thread is about to post (watch_mu
+ * held): `local` when the thread will wait for its delivery (the
+ * deliverer copies a node when it takes it, under watch_mu, before the
+ * poster can return), else a heap node: posted from inside a watcher
+ * call, the caller returns before it is delivered. NULL: out of memory. */
+static svc_event *event_node(sluice_service *svc, svc_event *local)
+{
+    SLUICE__ASSERT_HELD(&svc->watch_mu);
+    memset(local, 0, sizeof *local);
+    if (!on_deliverer(svc)) {
+        return local;
+    }
+    svc_event *ev = sluice__service_event_alloc(sizeof *ev);
+    if (ev) {
+        memset(ev, 0, sizeof *ev);
+        ev->heap = true;
+    }
+    return ev;
+}
+
+/* Append ev to the queue (watch_mu held); returns its seq. */
+static uint64_t post(sluice_service *svc, svc_event *ev)
+{
+    SLUICE__ASSERT_HELD(&svc->watch_mu);
+    SLUICE__ASSERT(!svc->closing);
+    ev->seq = ++svc->ev_posted;
+    ev->next = NULL;
+    if (ev->kind != EV_REPLAY) {
+        ev->upto = svc->watcher_ids; /* watchers added later hear it in their replay, not here */
+    }
+    if (svc->ev_tail) {
+        svc->ev_tail->next = ev;
+    } else {
+        svc->ev_head = ev;
+    }
+    svc->ev_tail = ev;
+    if (on_deliverer(svc)) {
+        /* From inside a watcher call: this thread delivers it too, after
+         * the call in progress returns. */
+        svc->deliver_until = ev->seq;
+    }
+    return ev->seq;
+}
+
+typedef enum svc_call { CALL_POOL_ADDED, CALL_POOL_REMOVED, CALL_READY, CALL_DETACHED } svc_call;
+
+/* One call to watcher `id`, if it is still there (watch_mu held, let go
+ * for the call itself). `calling` names it meanwhile, so an unwatch on
+ * another thread waits for the call to end. Returns false when the
+ * watcher is gone (unwatched). */
+static bool call_watcher(sluice_service *svc, uint64_t id, svc_call what, sluice_pool *pool, bool ready)
+{
+    SLUICE__ASSERT_HELD(&svc->watch_mu);
+    SLUICE__ASSERT(on_deliverer(svc));
+    ssize_t at = watcher_by_id(svc, id);
+    if (at < 0) {
+        return false;
+    }
+    const sluice_service_watcher w = svc->watchers[at].w;
+    if (what == CALL_READY) {
+        svc->watchers[at].told_ready = ready;
+    }
+    if ((what == CALL_POOL_ADDED && !w.pool_added) || (what == CALL_POOL_REMOVED && !w.pool_removed) ||
+        (what == CALL_READY && !w.ready_changed) || (what == CALL_DETACHED && !w.detached)) {
+        return true;
+    }
+    svc->calling = id;
+    pthread_mutex_unlock(&svc->watch_mu);
+    switch (what) {
+    case CALL_POOL_ADDED:
+        w.pool_added(w.user, pool);
+        break;
+    case CALL_POOL_REMOVED:
+        w.pool_removed(w.user, pool);
+        break;
+    case CALL_READY:
+        w.ready_changed(w.user, ready);
+        break;
+    case CALL_DETACHED:
+        w.detached(w.user);
+        break;
+    }
+    pthread_mutex_lock(&svc->watch_mu);
+    svc->calling = 0;
+    pthread_cond_broadcast(&svc->watch_cv); /* an unwatch waiting for this call */
+    return true;
+}
+
+/* Tell ev to its watchers (watch_mu held, the deliverer's role taken).
+ * The list may change during each call, so the next watcher is looked up
+ * by id: watchers are kept in the order added, which is the order of
+ * their ids. `stale_only`: skip those that last heard ev->ready. */
+static void deliver(sluice_service *svc, const svc_event *ev, bool stale_only)
+{
+    SLUICE__ASSERT_HELD(&svc->watch_mu);
+    if (ev->kind == EV_REPLAY) {
+        bool there = true;
+        for (size_t i = 0; there && i < ev->replay_pools; i++) {
+            there = call_watcher(svc, ev->to, CALL_POOL_ADDED, pool_at(svc, i), false);
+        }
+        if (there) {
+            call_watcher(svc, ev->to, CALL_READY, NULL, ev->ready);
+        }
+        return;
+    }
+    uint64_t last = 0;
+    for (;;) {
+        uint64_t next = 0;
+        for (size_t i = 0; i < svc->watcher_count && !next; i++) {
+            const svc_watcher *w = &svc->watchers[i];
+            if (w->id > last && w->id <= ev->upto && !(stale_only && w->told_ready == ev->ready)) {
+                next = w->id;
+            }
+        }
+        if (!next) {
+            return;
+        }
+        last = next;
+        call_watcher(svc, next, ev->kind == EV_READY ? CALL_READY : CALL_POOL_ADDED, ev->pool, ev->ready);
+    }
+}
+
+/* Deliver the queued events in order, up to deliver_until (watch_mu held,
+ * the deliverer's role taken). Events posted by the calls it makes raise
+ * deliver_until, so they are delivered too before it returns. */
+static void drain(sluice_service *svc)
+{
+    SLUICE__ASSERT(on_deliverer(svc));
+    for (;;) {
+        while (svc->ev_head && svc->ev_head->seq <= svc->deliver_until) {
+            svc_event *node = svc->ev_head;
+            svc->ev_head = node->next;
+            if (!svc->ev_head) {
+                svc->ev_tail = NULL;
+            }
+            svc_event ev = *node; /* a local node's poster may return once ev_delivered passes it */
+            if (node->heap) {
+                free(node);
+            }
+            deliver(svc, &ev, false);
+            svc->ev_delivered = ev.seq;
+            pthread_cond_broadcast(&svc->watch_cv); /* the posters waiting for it */
+        }
+        if (svc->ev_head || !svc->ready_resync) {
+            return;
+        }
+        /* A set_ready inside a watcher call found no memory for its event:
+         * tell the readiness now to each watcher whose last word differs. */
+        svc->ready_resync = false;
+        pthread_mutex_lock(&svc->mu);
+        svc_event ev = {.kind = EV_READY, .ready = svc->ready, .upto = svc->watcher_ids};
+        pthread_mutex_unlock(&svc->mu);
+        deliver(svc, &ev, true);
+    }
+}
+
+/* Return once event `seq` has been delivered (watch_mu held): deliver it,
+ * and those before it, when no other thread delivers; else wait for the
+ * one that does. From inside a watcher call it returns at once: this
+ * thread delivers it when that call returns (post raised deliver_until). */
+static void await_delivery(sluice_service *svc, uint64_t seq)
+{
+    SLUICE__ASSERT_HELD(&svc->watch_mu);
+    if (on_deliverer(svc)) {
+        return;
+    }
+    while (svc->ev_delivered < seq) {
+        if (svc->delivering) {
+            pthread_cond_wait(&svc->watch_cv, &svc->watch_mu);
+            continue;
+        }
+        svc->delivering = true;
+        svc->deliverer = pthread_self();
+        svc->deliver_until = seq;
+        drain(svc);
+        svc->delivering = false;
+        pthread_cond_broadcast(&svc->watch_cv); /* a poster of a later event takes the role */
+    }
 }
 
 static ssize_t find_locked(const sluice_service *svc, const sluice_pool *pool, const char *name)
@@ -304,12 +609,24 @@ sluice_err sluice_service_add_pool(sluice_service *svc, const sluice_pool_config
         return SLUICE_EINVAL;
     }
     const char *name = pool_cfg->name ? pool_cfg->name : "";
+    pthread_mutex_lock(&svc->add_mu);
+    /* The event's node first: nothing after the lifecycle's add can be
+     * undone. From inside a watcher call it is a heap node. */
+    svc_event local, *ev = NULL;
     pthread_mutex_lock(&svc->watch_mu);
-    bool stopping = sluice_lifecycle_stopping(svc->lc);
+    bool closing = svc->closing;
+    if (!closing) {
+        ev = event_node(svc, &local);
+    }
+    pthread_mutex_unlock(&svc->watch_mu);
+    /* During destroy's step 2 (a watcher's pool_removed calling here) the
+     * lifecycle is gone: closing answers first. */
+    bool stopping = closing || sluice_lifecycle_stopping(svc->lc);
     pthread_mutex_lock(&svc->mu);
     sluice_err r = SLUICE_OK;
     if (stopping) {
-        sluice__errf(errbuf, errlen, "service %s: pool %s: the shutdown has begun", svc->name, name);
+        sluice__errf(errbuf, errlen, "service %s: pool %s: %s", svc->name, name,
+                     closing ? "the service is being destroyed" : "the shutdown has begun");
         r = SLUICE_EBUSY;
     } else if (find_locked(svc, NULL, name) >= 0) {
         sluice__errf(errbuf, errlen, "service %s: a pool named \"%s\" is already registered", svc->name,
@@ -319,51 +636,52 @@ sluice_err sluice_service_add_pool(sluice_service *svc, const sluice_pool_config
         sluice__errf(errbuf, errlen, "service %s: pool %s: already %d pools, the most one service holds",
                      svc->name, name, SLUICE_SERVICE_MAX_POOLS);
         r = SLUICE_EOVERFLOW;
+    } else if (!ev) {
+        sluice__errf(errbuf, errlen, "service %s: pool %s: out of memory", svc->name, name);
+        r = SLUICE_ENOMEM;
     }
     pthread_mutex_unlock(&svc->mu);
-    if (r != SLUICE_OK) {
-        pthread_mutex_unlock(&svc->watch_mu);
-        return r;
-    }
 
     sluice_pool *pool = NULL;
-    r = sluice_pool_create(pool_cfg, &pool, errbuf, errlen);
-    if (r != SLUICE_OK) {
-        pthread_mutex_unlock(&svc->watch_mu);
-        return r;
+    if (r == SLUICE_OK) {
+        r = sluice_pool_create(pool_cfg, &pool, errbuf, errlen);
     }
     /* The registry: EBUSY means a borrowed registry already exports a pool
      * of that name (the caller's own doing): refuse, as a second pool of
      * one name would be unreadable in every dashboard. */
-    r = sluice_metrics_add_pool(svc->metrics, pool);
-    if (r != SLUICE_OK) {
+    if (r == SLUICE_OK && (r = sluice_metrics_add_pool(svc->metrics, pool)) != SLUICE_OK) {
         sluice__errf(errbuf, errlen, "service %s: pool %s: the metrics registry refused it: %s", svc->name,
                      name,
                      r == SLUICE_EBUSY ? "a pool of that name is already exported" : sluice_strerror(r));
         sluice_pool_destroy(pool);
-        pthread_mutex_unlock(&svc->watch_mu);
-        return r;
-    }
-    r = sluice_lifecycle_add_pool(svc->lc, pool, drain_timeout_ns);
-    if (r != SLUICE_OK) {
+    } else if (r == SLUICE_OK &&
+               (r = sluice_lifecycle_add_pool(svc->lc, pool, drain_timeout_ns)) != SLUICE_OK) {
         sluice__errf(errbuf, errlen, "service %s: pool %s: %s", svc->name, name,
                      r == SLUICE_EBUSY ? "the shutdown has begun" : sluice_strerror(r));
         sluice_metrics_remove_pool(svc->metrics, pool);
         sluice_pool_destroy(pool);
-        pthread_mutex_unlock(&svc->watch_mu);
+    }
+    if (r != SLUICE_OK) {
+        if (ev && ev->heap) {
+            free(ev);
+        }
+        pthread_mutex_unlock(&svc->add_mu);
         return r;
     }
+    /* Into the list and onto the queue in one hold of watch_mu, so a
+     * watch() either sees the pool in its replay or hears this event,
+     * never both and never neither. */
+    pthread_mutex_lock(&svc->watch_mu);
     pthread_mutex_lock(&svc->mu);
     svc->pools[svc->pool_count].pool = pool;
     svc->pools[svc->pool_count].in_registry = true;
     svc->pools[svc->pool_count].ready_milli = 1000;
     svc->pool_count++;
     pthread_mutex_unlock(&svc->mu);
-    for (size_t w = 0; w < svc->watcher_count; w++) {
-        if (svc->watchers[w].pool_added) {
-            svc->watchers[w].pool_added(svc->watchers[w].user, pool);
-        }
-    }
+    pthread_mutex_unlock(&svc->add_mu);
+    ev->kind = EV_POOL_ADDED;
+    ev->pool = pool;
+    await_delivery(svc, post(svc, ev));
     pthread_mutex_unlock(&svc->watch_mu);
     if (out) {
         *out = pool;
@@ -477,9 +795,16 @@ void sluice_service_set_ready(sluice_service *svc, bool ready)
     bool changed = svc->ready != ready;
     svc->ready = ready;
     pthread_mutex_unlock(&svc->mu);
-    for (size_t w = 0; changed && w < svc->watcher_count; w++) {
-        if (svc->watchers[w].ready_changed) {
-            svc->watchers[w].ready_changed(svc->watchers[w].user, ready);
+    /* No watcher now: one added later hears the value in its replay. Once
+     * destroy began, no watcher hears anything but its goodbye. */
+    if (changed && svc->watcher_count > 0 && !svc->closing) {
+        svc_event local, *ev = event_node(svc, &local);
+        if (ev) {
+            ev->kind = EV_READY;
+            ev->ready = ready;
+            await_delivery(svc, post(svc, ev));
+        } else {
+            svc->ready_resync = true; /* inside a watcher call, out of memory: told when the queue empties */
         }
     }
     pthread_mutex_unlock(&svc->watch_mu);
@@ -562,24 +887,34 @@ sluice_err sluice_service_watch(sluice_service *svc, const sluice_service_watche
         return SLUICE_EINVAL;
     }
     pthread_mutex_lock(&svc->watch_mu);
-    sluice_err r = SLUICE_OK;
-    for (size_t w = 0; w < svc->watcher_count; w++) {
-        if (svc->watchers[w].user == watcher->user) {
+    sluice_err r = svc->closing ? SLUICE_EBUSY : SLUICE_OK;
+    for (size_t w = 0; r == SLUICE_OK && w < svc->watcher_count; w++) {
+        if (svc->watchers[w].w.user == watcher->user) {
             r = SLUICE_EBUSY;
         }
     }
     if (r == SLUICE_OK && svc->watcher_count == SLUICE_SERVICE_MAX_WATCHERS) {
         r = SLUICE_EOVERFLOW;
     }
+    svc_event local, *ev = NULL;
+    if (r == SLUICE_OK && !(ev = event_node(svc, &local))) {
+        r = SLUICE_ENOMEM;
+    }
     if (r == SLUICE_OK) {
-        svc->watchers[svc->watcher_count++] = *watcher;
-        /* The pool list only changes under watch_mu, which we hold. */
-        for (size_t i = 0; watcher->pool_added && i < svc->pool_count; i++) {
-            watcher->pool_added(watcher->user, svc->pools[i].pool);
-        }
-        if (watcher->ready_changed) {
-            watcher->ready_changed(watcher->user, sluice_service_ready(svc));
-        }
+        /* The replay: the pools and the readiness as they are now, in the
+         * same hold of watch_mu as the list change, so every later event
+         * reaches this watcher and no earlier one does. */
+        svc_watcher *w = &svc->watchers[svc->watcher_count++];
+        w->w = *watcher;
+        w->id = ++svc->watcher_ids;
+        ev->kind = EV_REPLAY;
+        ev->to = w->id;
+        pthread_mutex_lock(&svc->mu);
+        ev->replay_pools = svc->pool_count;
+        ev->ready = svc->ready;
+        pthread_mutex_unlock(&svc->mu);
+        w->told_ready = ev->ready;
+        await_delivery(svc, post(svc, ev));
     }
     pthread_mutex_unlock(&svc->watch_mu);
     return r;
@@ -593,10 +928,15 @@ sluice_err sluice_service_unwatch(sluice_service *svc, void *user)
     pthread_mutex_lock(&svc->watch_mu);
     sluice_err r = SLUICE_ENOENT;
     for (size_t w = 0; w < svc->watcher_count; w++) {
-        if (svc->watchers[w].user == user) {
-            memmove(&svc->watchers[w], &svc->watchers[w + 1],
-                    (svc->watcher_count - w - 1) * sizeof svc->watchers[0]);
-            svc->watcher_count--;
+        if (svc->watchers[w].w.user == user) {
+            uint64_t id = svc->watchers[w].id;
+            watcher_erase(svc, w); /* no call starts from now on */
+            /* A call to it in progress on another thread ends before this
+             * returns. On the deliverer's thread the call in progress, if
+             * any, is the one this runs inside: it ends when it returns. */
+            while (svc->calling == id && !on_deliverer(svc)) {
+                pthread_cond_wait(&svc->watch_cv, &svc->watch_mu);
+            }
             r = SLUICE_OK;
             break;
         }
@@ -614,18 +954,43 @@ void sluice_service_destroy(sluice_service *svc)
      *    running after this. */
     sluice_lifecycle_destroy(svc->lc);
     svc->lc = NULL;
-    /* 2. Watchers let go of every pool while the pools are alive. */
+    /* 2. Watchers let go of every pool while the pools are alive. No event
+     *    is posted from here on (closing); those posted before are told
+     *    first, in order. Then this thread takes the deliverer's role, so
+     *    a watcher that calls the service from pool_removed or detached
+     *    is inside a call (set_ready tells no one, add_pool and watch
+     *    answer EBUSY, unwatch does not wait for itself). */
     pthread_mutex_lock(&svc->watch_mu);
-    for (size_t w = 0; w < svc->watcher_count; w++) {
-        const sluice_service_watcher *wa = &svc->watchers[w];
-        for (size_t i = svc->pool_count; wa->pool_removed && i-- > 0;) {
-            wa->pool_removed(wa->user, svc->pools[i].pool);
+    svc->closing = true;
+    while (svc->delivering || svc->ev_head) {
+        if (svc->delivering) {
+            pthread_cond_wait(&svc->watch_cv, &svc->watch_mu);
+            continue;
         }
-        if (wa->detached) {
-            wa->detached(wa->user);
+        svc->delivering = true;
+        svc->deliverer = pthread_self();
+        svc->deliver_until = svc->ev_posted;
+        drain(svc);
+        svc->delivering = false;
+    }
+    svc->delivering = true;
+    svc->deliverer = pthread_self();
+    while (svc->watcher_count > 0) {
+        uint64_t id = svc->watchers[0].id;
+        bool there = true;
+        for (size_t i = svc->pool_count; there && i-- > 0;) {
+            there = call_watcher(svc, id, CALL_POOL_REMOVED, pool_at(svc, i), false);
+        }
+        if (there) {
+            call_watcher(svc, id, CALL_DETACHED, NULL, false);
+        }
+        ssize_t at = watcher_by_id(svc, id);
+        if (at >= 0) {
+            watcher_erase(svc, (size_t)at);
         }
     }
-    svc->watcher_count = 0;
+    svc->delivering = false;
+    SLUICE__ASSERT(!svc->ev_head);
     pthread_mutex_unlock(&svc->watch_mu);
     /* 2b. The controllers stop (their thread joined, their collector
      *     gone) while every pool is still alive. */
@@ -646,11 +1011,7 @@ void sluice_service_destroy(sluice_service *svc)
     if (svc->own_metrics) {
         sluice_metrics_destroy(svc->metrics);
     }
-    pthread_mutex_destroy(&svc->mu);
-    pthread_mutex_destroy(&svc->watch_mu);
-    pthread_mutex_destroy(&svc->check_mu);
-    pthread_cond_destroy(&svc->check_cv);
-    free(svc);
+    free_service(svc);
 }
 
 static sluice_err set_control(sluice_service *svc, sluice_pool *pool, const sluice_pool_control_config *cfg,
@@ -662,7 +1023,7 @@ static sluice_err set_control(sluice_service *svc, sluice_pool *pool, const slui
         sluice__errf(errbuf, errlen, "service: %s: %s is NULL", what, !svc ? "svc" : !pool ? "pool" : "cfg");
         return SLUICE_EINVAL;
     }
-    pthread_mutex_lock(&svc->watch_mu);
+    pthread_mutex_lock(&svc->control_mu);
     pthread_mutex_lock(&svc->mu);
     ssize_t at = find_locked(svc, pool, NULL);
     pthread_mutex_unlock(&svc->mu);
@@ -673,7 +1034,7 @@ static sluice_err set_control(sluice_service *svc, sluice_pool *pool, const slui
     } else {
         r = sluice__svc_control_add(svc->control, pool, cfg, update, errbuf, errlen);
     }
-    pthread_mutex_unlock(&svc->watch_mu);
+    pthread_mutex_unlock(&svc->control_mu);
     sluice__svc_control_flush(svc->control); /* "controller reconfigured", with no lock held */
     return r;
 }
@@ -695,10 +1056,10 @@ sluice_err sluice_service_remove_control(sluice_service *svc, const sluice_pool 
     if (!svc || !pool) {
         return SLUICE_EINVAL;
     }
-    /* watch_mu serialises it with set_control's check-then-add. */
-    pthread_mutex_lock(&svc->watch_mu);
+    /* control_mu serialises it with set_control's check-then-add. */
+    pthread_mutex_lock(&svc->control_mu);
     sluice_err r = sluice__svc_control_remove(svc->control, pool);
-    pthread_mutex_unlock(&svc->watch_mu);
+    pthread_mutex_unlock(&svc->control_mu);
     sluice__svc_control_flush(svc->control);
     return r;
 }
