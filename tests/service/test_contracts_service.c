@@ -3,7 +3,8 @@
  * sluice/service.h, lifecycle.h and router.h probed at their extremes,
  * read from the headers alone: health checks at their name and count
  * limits, readiness weights at and past [0, 1], controllers refused and
- * pinned through the service, watchers with every callback NULL; the
+ * pinned through the service, watchers with every callback NULL and at
+ * their count limit (one leaving and another joining inside a call); the
  * lifecycle's timeouts changed after add and after the sequence began;
  * router names at 255 bytes and 256, tenants at 65536 and 65537.
  *
@@ -319,6 +320,94 @@ static void test_service_refusals(void **state)
     assert_false(sluice_service_ready(svc));
     sluice_service_destroy(svc); /* pool_removed and detached are NULL: skipped */
     sluice_pool_destroy(foreign);
+}
+
+/* ---- service.h: watchers at their limit ------------------------------------------------ */
+
+typedef struct limit_watcher {
+    sluice_service *svc;
+    _Atomic int ready_calls, added_calls;
+    bool last_ready;
+    bool swap; /* on ready 1: unwatch itself, then watch `next` and `one_more` */
+    const sluice_service_watcher *next, *one_more;
+    sluice_err self_r, next_r, more_r;
+} limit_watcher;
+
+static void lw_added(void *user, sluice_pool *pool)
+{
+    (void)pool;
+    limit_watcher *l = user;
+    atomic_fetch_add(&l->added_calls, 1);
+}
+
+static void lw_ready(void *user, bool ready)
+{
+    limit_watcher *l = user;
+    atomic_fetch_add(&l->ready_calls, 1);
+    l->last_ready = ready;
+    if (ready && l->swap) {
+        l->swap = false;
+        l->self_r = sluice_service_unwatch(l->svc, l);
+        l->next_r = sluice_service_watch(l->svc, l->next);     /* the slot is free at once */
+        l->more_r = sluice_service_watch(l->svc, l->one_more); /* full again */
+    }
+}
+
+/* SLUICE_SERVICE_MAX_WATCHERS watchers, one more refused; the last one,
+ * hearing ready 1, unwatches itself and watches another in its place from
+ * inside its call (the slot is free at once; one more is EOVERFLOW): the
+ * new one hears the service as it is (replay), not the event being told.
+ * The refusals: NULL service or watcher, a user not watching. */
+static void test_service_watchers_at_the_limit(void **state)
+{
+    (void)state;
+    sluice_service *svc = make_service();
+    enum { N = SLUICE_SERVICE_MAX_WATCHERS };
+    limit_watcher lw[N + 2];
+    sluice_service_watcher w[N + 2];
+    memset(lw, 0, sizeof lw);
+    for (int i = 0; i < N + 2; i++) {
+        lw[i].svc = svc;
+        w[i] = (sluice_service_watcher){.pool_added = lw_added, .ready_changed = lw_ready, .user = &lw[i]};
+    }
+    sluice_pool_config pc = pool_cfg("limit", 1);
+    assert_int_equal(sluice_service_add_pool(svc, &pc, 0, NULL, NULL, 0), SLUICE_OK);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(sluice_service_watch(svc, &w[i]), SLUICE_OK);
+        assert_int_equal(atomic_load(&lw[i].added_calls), 1); /* before watch returned */
+        assert_int_equal(atomic_load(&lw[i].ready_calls), 1);
+    }
+    assert_int_equal(sluice_service_watch(svc, &w[N]), SLUICE_EOVERFLOW);
+    assert_int_equal(sluice_service_watch(svc, &w[0]), SLUICE_EBUSY);
+    assert_int_equal(sluice_service_watch(svc, NULL), SLUICE_EINVAL);
+    assert_int_equal(sluice_service_watch(NULL, &w[0]), SLUICE_EINVAL);
+    assert_int_equal(sluice_service_unwatch(NULL, &lw[0]), SLUICE_EINVAL);
+    assert_int_equal(sluice_service_unwatch(svc, &pc), SLUICE_ENOENT);
+    lw[N - 1].swap = true;
+    lw[N - 1].next = &w[N];
+    lw[N - 1].one_more = &w[N + 1];
+    sluice_service_set_ready(svc, true);
+    assert_int_equal(lw[N - 1].self_r, SLUICE_OK);
+    assert_int_equal(lw[N - 1].next_r, SLUICE_OK);
+    assert_int_equal(lw[N - 1].more_r, SLUICE_EOVERFLOW);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(atomic_load(&lw[i].ready_calls), 2);
+        assert_true(lw[i].last_ready);
+    }
+    /* The newcomer: its replay (one pool, ready 1) before set_ready returned. */
+    assert_int_equal(atomic_load(&lw[N].added_calls), 1);
+    assert_int_equal(atomic_load(&lw[N].ready_calls), 1);
+    assert_true(lw[N].last_ready);
+    assert_int_equal(atomic_load(&lw[N + 1].ready_calls), 0);
+    /* The one that left hears nothing more; the others all do. */
+    sluice_service_set_ready(svc, false);
+    assert_int_equal(atomic_load(&lw[N - 1].ready_calls), 2);
+    assert_int_equal(atomic_load(&lw[N].ready_calls), 2);
+    assert_int_equal(atomic_load(&lw[0].ready_calls), 3);
+    assert_int_equal(sluice_service_unwatch(svc, &lw[N - 1]), SLUICE_ENOENT);
+    assert_int_equal(sluice_service_unwatch(svc, &lw[N]), SLUICE_OK);
+    assert_int_equal(sluice_service_watch(svc, &w[N + 1]), SLUICE_OK);
+    sluice_service_destroy(svc);
 }
 
 /* ---- service.h: threads that cannot start ------------------------------------------- */
@@ -784,11 +873,11 @@ int main(void)
     /* As a service does: block before any thread exists. */
     assert_int_equal(sluice_lifecycle_block_signals(), SLUICE_OK);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_service_checks),     cmocka_unit_test(test_service_readiness_weight),
-        cmocka_unit_test(test_service_control),    cmocka_unit_test(test_service_control_after_remove),
-        cmocka_unit_test(test_service_refusals),   cmocka_unit_test(test_service_thread_failures),
-        cmocka_unit_test(test_lifecycle_timeouts), cmocka_unit_test(test_lifecycle_grace_at_max),
-        cmocka_unit_test(test_router_extremes),
+        cmocka_unit_test(test_service_checks),          cmocka_unit_test(test_service_readiness_weight),
+        cmocka_unit_test(test_service_control),         cmocka_unit_test(test_service_control_after_remove),
+        cmocka_unit_test(test_service_refusals),        cmocka_unit_test(test_service_watchers_at_the_limit),
+        cmocka_unit_test(test_service_thread_failures), cmocka_unit_test(test_lifecycle_timeouts),
+        cmocka_unit_test(test_lifecycle_grace_at_max),  cmocka_unit_test(test_router_extremes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
