@@ -374,7 +374,13 @@ typedef struct sluice_dlimiter_config {
      * refills is a local sluice_limiter's job), and so are finite rates
      * outside that range. */
     double rate;
-    /* The bucket size and largest request, > 0 (ignored for INF). */
+    /* The bucket size and largest request, > 0 (ignored for INF), up to
+     * UINT64_MAX. The shared bucket counts to the token while the time
+     * outstanding stays under 2^52 tokens and under 2^53 us (285 years):
+     * past that the stored arrival time is a double (see the precision
+     * note at SLUICE_DLIMITER_RATE_MAX), and a one-token call may be
+     * charged nothing or more than a token (a burst of UINT64_MAX at
+     * 1e-9/s, emptied, lets single tokens through). */
     uint64_t burst;
     /* The replicas the fallback bucket assumes while this replica has
      * never read a member list (Redis down since the cluster was made):

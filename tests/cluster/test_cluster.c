@@ -2417,6 +2417,59 @@ static void test_dlimiter_slowest(void **state)
     cleanup_now(a);
 }
 
+/* A burst at its largest, UINT64_MAX, with Redis running, at the slowest
+ * and the fastest rate: the whole bucket is one allow_n and a reserve of
+ * UINT64_MAX more reports the capped wait of 2^53 us, answered by Redis
+ * (no fallback call) with the keys' expiry within its cap. Counted to the
+ * token only below 2^52 tokens of outstanding time (cluster.h, burst): at
+ * 2^50 and the slowest rate, the token after the whole bucket is refused. */
+static sluice_dlimiter *burst_limiter(sluice_cluster *c, const char *name, double rate, uint64_t burst)
+{
+    sluice_dlimiter_config lc;
+    sluice_dlimiter_config_init(&lc);
+    lc.name = name;
+    lc.rate = rate;
+    lc.burst = burst;
+    sluice_dlimiter *dl = NULL;
+    char err[256];
+    assert_int_equal(sluice_dlimiter_create(c, &lc, &dl, err, sizeof err), SLUICE_OK);
+    return cleanup_push(undo_dlimiter, dl);
+}
+
+static void test_dlimiter_burst_at_max(void **state)
+{
+    (void)state;
+    sluice_cluster *a = replica("orders", "a", NULL);
+    const double rates[] = {SLUICE_DLIMITER_RATE_MIN, SLUICE_DLIMITER_RATE_MAX};
+    for (int i = 0; i < 2; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "maxburst%d", i);
+        sluice_dlimiter *dl = burst_limiter(a, name, rates[i], UINT64_MAX);
+        assert_true(sluice_dlimiter_allow_n(dl, UINT64_MAX)); /* the full bucket */
+        sluice_reservation r;
+        assert_int_equal(sluice_dlimiter_reserve(dl, UINT64_MAX, &r), SLUICE_OK);
+        assert_int_equal(r.delay_ns, 9007199254740992ULL * SLUICE_NS_PER_US);
+        assert_int_equal(r.act_at_ns - r.reserved_at_ns, r.delay_ns);
+        redisReply *pt = redis_fixture_cmd(&redis, "PTTL %s:rl:%s", prefix, name);
+        assert_non_null(pt);
+        assert_true(pt->integer > 0 && pt->integer <= 1000000000000000LL);
+        freeReplyObject(pt);
+        sluice_dlimiter_stats st;
+        sluice_dlimiter_stats_get(dl, &st);
+        assert_false(st.fallback);
+        assert_int_equal(st.fallback_calls, 0);
+        assert_int_equal(st.rejected, 0);
+        cleanup_now(dl);
+    }
+    sluice_dlimiter *dl = burst_limiter(a, "burst50", SLUICE_DLIMITER_RATE_MIN, 1ULL << 50);
+    assert_true(sluice_dlimiter_allow_n(dl, 1ULL << 50));
+    assert_false(sluice_dlimiter_allow(dl)); /* 1e15 us a token, counted */
+    uint64_t d = reserve_delay(dl, 1);
+    assert_true(d > 1000000000000000000ULL / 2 && d <= 1000000000000000000ULL);
+    cleanup_now(dl);
+    cleanup_now(a);
+}
+
 static void test_dlimiter_precision(void **state)
 {
     (void)state;
@@ -2623,6 +2676,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlimiter_rolling_upgrade, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_precision, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_slowest, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_burst_at_max, per_test, per_test_end),
     };
     /* By hand: CLUSTER_TEST_FILTER='test_dlimiter_*' runs only those
      * (cmocka's wildcards), to repeat a few tests in a loop. */
