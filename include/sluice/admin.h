@@ -84,6 +84,8 @@
 typedef struct sluice_admin sluice_admin;
 
 #define SLUICE_ADMIN_DEFAULT_ADDRESS "127.0.0.1:9464"
+/* The longest sluice_admin_config.address accepted, in bytes. */
+#define SLUICE_ADMIN_ADDRESS_MAX 255
 /* The longest bearer token accepted (sluice_admin_config.token). */
 #define SLUICE_ADMIN_TOKEN_MAX 256
 /* The largest sluice_admin_config.max_request_bytes (1 MiB). */
@@ -150,7 +152,8 @@ SLUICE_API void sluice_admin_config_init(sluice_admin_config *cfg);
 
 /*
  * sluice_admin_start - bind and start serving.
- * Returns: SLUICE_OK; SLUICE_EINVAL (bad address or token,
+ * Returns: SLUICE_OK; SLUICE_EINVAL (bad address or token, an address
+ * of more than SLUICE_ADMIN_ADDRESS_MAX bytes,
  * max_request_bytes past SLUICE_ADMIN_REQUEST_BYTES_MAX, with the reason
  * in errbuf); SLUICE_EBUSY ("127.0.0.1:9464: address already in use");
  * SLUICE_ESYS (another bind/listen failure, or libmicrohttpd could not
@@ -170,7 +173,8 @@ SLUICE_API sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_
  */
 SLUICE_API void sluice_admin_stop(sluice_admin *admin);
 
-/* sluice_admin_port - the bound port (useful with port 0). */
+/* sluice_admin_port - the bound port (useful with port 0); 0 for NULL.
+ * Thread-safe. */
 SLUICE_API unsigned sluice_admin_port(const sluice_admin *admin);
 
 /*
@@ -190,7 +194,8 @@ SLUICE_API const char *sluice_admin_address(const sluice_admin *admin);
  */
 SLUICE_API bool sluice_admin_is_loopback(const sluice_admin *admin);
 
-/* sluice_admin_metrics - the registry served at /metrics. Borrowed. */
+/* sluice_admin_metrics - the registry served at /metrics (borrowed: the
+ * caller's, or the server's own until stop); NULL for NULL. Thread-safe. */
 SLUICE_API sluice_metrics *sluice_admin_metrics(sluice_admin *admin);
 
 /*

@@ -744,11 +744,18 @@ SLUICE_API sluice_err sluice_config_write(const sluice_config *cfg, FILE *out);
 SLUICE_API sluice_err sluice_config_parse_duration(const char *text, uint64_t *out);
 
 /* sluice_config_format_duration - 250000000 -> "250ms" (the largest unit
- * that represents the value exactly). Returns buf. */
+ * that represents the value exactly; 0 -> "0s"; UINT64_MAX ->
+ * "18446744073709551615ns", 23 bytes with the NUL). Returns buf, cut to
+ * len - 1 bytes and NUL-terminated when len > 0; with len 0 nothing is
+ * written. Thread-safe (no state). */
 SLUICE_API char *sluice_config_format_duration(uint64_t ns, char *buf, size_t len);
 
 /* sluice_config_env_name - the env prefix of a pool: "push-eu" ->
- * "SLUICE_POOL_PUSH_EU_". Returns buf. */
+ * "SLUICE_POOL_PUSH_EU_" (each character not a letter or digit becomes
+ * '_'; NULL reads as "", giving "SLUICE_POOL__"). Returns buf, always
+ * NUL-terminated when len > 0 and cut to len - 1 bytes (a pool name of up
+ * to SLUICE_POOL_NAME_MAX bytes needs SLUICE_POOL_NAME_MAX + 14); with
+ * len 0 (or buf NULL) nothing is written. Thread-safe (no state). */
 SLUICE_API char *sluice_config_env_name(const char *pool_name, char *buf, size_t len);
 
 /* ---- reload -------------------------------------------------------- */

@@ -97,7 +97,7 @@ typedef struct sluice__admin_pool {
 struct sluice_admin {
     /* Immutable after start. */
     sluice_admin_config cfg; /* defaults filled; address points at `address` */
-    char address[256];
+    char address[SLUICE_ADMIN_ADDRESS_MAX + 1];
     char token[SLUICE_ADMIN_TOKEN_MAX + 1]; /* "" = no token */
     sluice_metrics *metrics;
     bool own_metrics;

@@ -888,7 +888,16 @@ sluice_err sluice_admin_start(const sluice_admin_config *cfg, sluice_admin **out
         return SLUICE_ENOMEM;
     }
     a->cfg = *cfg;
-    snprintf(a->address, sizeof a->address, "%s", cfg->address ? cfg->address : SLUICE_ADMIN_DEFAULT_ADDRESS);
+    const char *address = cfg->address ? cfg->address : SLUICE_ADMIN_DEFAULT_ADDRESS;
+    if (strlen(address) >= sizeof a->address) {
+        /* Cut, it could read as another address ("127.0.0.1:000...0080"
+         * cut inside the zeros is port 0). */
+        sluice__errf(errbuf, errlen, "address '%.32s...': longer than %zu bytes", address,
+                     sizeof a->address - 1);
+        free(a);
+        return SLUICE_EINVAL;
+    }
+    snprintf(a->address, sizeof a->address, "%s", address);
     a->cfg.address = a->address;
     if (!valid_token(cfg->token, errbuf, errlen)) {
         free(a);

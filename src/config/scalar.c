@@ -155,6 +155,12 @@ char *sluice_config_format_duration(uint64_t ns, char *buf, size_t len)
 
 char *sluice_config_env_name(const char *pool_name, char *buf, size_t len)
 {
+    if (!buf || len == 0) {
+        return buf; /* no room even for the NUL (the last line would write buf[len - 1]) */
+    }
+    if (!pool_name) {
+        pool_name = "";
+    }
     size_t n = (size_t)snprintf(buf, len, "SLUICE_POOL_");
     for (const char *p = pool_name; *p && n + 2 < len; p++) {
         unsigned char ch = (unsigned char)*p;

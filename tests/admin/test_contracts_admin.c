@@ -108,6 +108,32 @@ static void test_bad_addresses(void **state)
         assert_int_equal(sluice_admin_start(&cfg, &a, one, 1), SLUICE_EINVAL);
         assert_int_equal(one[0], '\0');
     }
+    /* Past SLUICE_ADMIN_ADDRESS_MAX bytes: refused, never cut (cut inside
+     * the zeros, "127.0.0.1:000...0080" was port 0, and the server bound a
+     * port nobody asked for); at exactly the limit, served. */
+    {
+        char addr[SLUICE_ADMIN_ADDRESS_MAX + 8];
+        memset(addr, '0', sizeof addr);
+        memcpy(addr, "127.0.0.1:", 10);
+        memcpy(addr + SLUICE_ADMIN_ADDRESS_MAX - 1, "80", 2); /* 256 bytes: one past */
+        addr[SLUICE_ADMIN_ADDRESS_MAX + 1] = '\0';
+        sluice_admin_config lc;
+        sluice_admin_config_init(&lc);
+        lc.address = addr;
+        sluice_admin *la = NULL;
+        char lerr[256] = "";
+        assert_int_equal(sluice_admin_start(&lc, &la, lerr, sizeof lerr), SLUICE_EINVAL);
+        assert_null(la);
+        if (!strstr(lerr, "longer than 255 bytes")) {
+            fail_msg("a 256-byte address: \"%s\"", lerr);
+        }
+        addr[SLUICE_ADMIN_ADDRESS_MAX] = '\0'; /* 255 bytes: "127.0.0.1:000...0" + "8" */
+        assert_int_equal(sluice_admin_start(&lc, &la, lerr, sizeof lerr), SLUICE_OK);
+        assert_true(sluice_admin_port(la) != 0);
+        sluice_admin_stop(la);
+    }
+    assert_int_equal(sluice_admin_port(NULL), 0);
+    assert_null(sluice_admin_metrics(NULL));
     /* An address this host does not have: a bind failure, with strerror. */
     sluice_admin_config cfg;
     sluice_admin_config_init(&cfg);

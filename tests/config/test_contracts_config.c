@@ -219,6 +219,46 @@ static void test_duration_spaces_and_tiny(void **state)
     sluice_config_free(cfg);
 }
 
+/* sluice_config_env_name and _format_duration at their buffer sizes:
+ * len 0 writes nothing (env_name wrote buf[SIZE_MAX]), len 1 is "", a
+ * name of SLUICE_POOL_NAME_MAX bytes fits in SLUICE_POOL_NAME_MAX + 14
+ * and is cut one byte shorter; a NULL name reads as "" (it crashed). */
+static void test_text_buffers_at_their_sizes(void **state)
+{
+    (void)state;
+    char buf[SLUICE_POOL_NAME_MAX + 32];
+    memset(buf, 'x', sizeof buf);
+    assert_ptr_equal(sluice_config_env_name("push", buf, 0), buf);
+    assert_int_equal(buf[0], 'x');
+    assert_null(sluice_config_env_name("push", NULL, 0));
+    assert_ptr_equal(sluice_config_env_name("push", buf, 1), buf);
+    assert_string_equal(buf, "");
+    assert_string_equal(sluice_config_env_name("push-eu.1", buf, sizeof buf), "SLUICE_POOL_PUSH_EU_1_");
+    assert_string_equal(sluice_config_env_name(NULL, buf, sizeof buf), "SLUICE_POOL__");
+    assert_string_equal(sluice_config_env_name("", buf, sizeof buf), "SLUICE_POOL__");
+    assert_string_equal(sluice_config_env_name("push", buf, 5), "SLUI");
+    char name[SLUICE_POOL_NAME_MAX + 1];
+    memset(name, 'a', SLUICE_POOL_NAME_MAX);
+    name[SLUICE_POOL_NAME_MAX] = '\0';
+    char want[SLUICE_POOL_NAME_MAX + 14];
+    snprintf(want, sizeof want, "SLUICE_POOL_%.*s_", SLUICE_POOL_NAME_MAX,
+             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    memset(buf, 'x', sizeof buf);
+    assert_string_equal(sluice_config_env_name(name, buf, SLUICE_POOL_NAME_MAX + 14), want);
+    assert_true(strlen(buf) == SLUICE_POOL_NAME_MAX + 13);
+    sluice_config_env_name(name, buf, SLUICE_POOL_NAME_MAX + 13);
+    assert_true(strlen(buf) == SLUICE_POOL_NAME_MAX + 12);
+
+    memset(buf, 'x', sizeof buf);
+    assert_ptr_equal(sluice_config_format_duration(250 * SLUICE_NS_PER_MS, buf, 0), buf);
+    assert_int_equal(buf[0], 'x');
+    assert_string_equal(sluice_config_format_duration(250 * SLUICE_NS_PER_MS, buf, 1), "");
+    assert_string_equal(sluice_config_format_duration(250 * SLUICE_NS_PER_MS, buf, 3), "25");
+    assert_string_equal(sluice_config_format_duration(0, buf, sizeof buf), "0s");
+    char top[23];
+    assert_string_equal(sluice_config_format_duration(UINT64_MAX, top, sizeof top), "18446744073709551615ns");
+}
+
 /* ---- counters across reloads ----------------------------------------------------------- */
 
 typedef struct sample {
@@ -440,6 +480,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_duration_extremes),
         cmocka_unit_test(test_duration_spaces_and_tiny),
+        cmocka_unit_test(test_text_buffers_at_their_sizes),
         cmocka_unit_test(test_counters_never_go_down_across_reloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
