@@ -1137,7 +1137,7 @@ sluice_err sluice_keyed_drain(sluice_keyed *ex, uint64_t timeout_ns, sluice_keye
         if (ex->queued == 0 && ex->active == 0) {
             break;
         }
-        if (deadline && sluice_clock_now(ex->clock) >= deadline) {
+        if (sluice__deadline_passed(sluice_clock_now(ex->clock), deadline)) {
             timed_out = true;
             break;
         }

@@ -49,6 +49,7 @@
 #include "sluice/breaker.h"
 #include "sluice/ctx.h"
 #include "sluice/group.h"
+#include "sluice/keyed.h"
 #include "sluice/limiter.h"
 #include "sluice/metrics.h"
 #include "sluice/pool.h"
@@ -1436,6 +1437,69 @@ static void test_keyed_limiter_lru(void **state)
     sluice_keyed_limiter_destroy(kl);
 }
 
+/* ---- keyed (one more edge) --------------------------------------------------------- */
+
+typedef struct kd_call {
+    sluice_keyed *ex;
+    uint64_t timeout;
+} kd_call;
+
+static sluice_err kd_drain_call(void *arg)
+{
+    kd_call *c = arg;
+    return sluice_keyed_drain(c->ex, c->timeout, NULL);
+}
+
+/* keyed drain(UINT64_MAX) on a clock at its very end waits for the
+ * running task (the deadline saturates: never "already past"; it
+ * returned ETIMEDOUT at once before). */
+static void test_keyed_drain_max_at_clock_end(void **state)
+{
+    (void)state;
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, UINT64_MAX - 5);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "kdend";
+    pc.workers = 1;
+    pc.queue_capacity = 8;
+    pc.clock = &fc.clock;
+    sluice_pool *p = NULL;
+    assert_int_equal(sluice_pool_create(&pc, &p, NULL, 0), SLUICE_OK);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = p;
+    sluice_keyed *ex = NULL;
+    assert_int_equal(sluice_keyed_create(&kc, &ex, NULL, 0), SLUICE_OK);
+    gate *gt = malloc(sizeof *gt);
+    assert_non_null(gt);
+    gate_init(gt);
+    assert_int_equal(sluice_keyed_submit(ex, 1, task_gate_fn, gt), SLUICE_OK);
+    assert_int_equal(sluice_keyed_submit(ex, 1, ret_value, NULL), SLUICE_OK);
+    GATE_WAIT_ENTERED(gt, 1);
+    kd_call call = {.ex = ex, .timeout = UINT64_MAX};
+    bg_call c;
+    bg_call_start(&c, kd_drain_call, &call);
+    sluice_fake_clock_set(&fc, UINT64_MAX);
+    /* Give a drain that would end too soon the chance to (a correct one
+     * passes whatever the timing). */
+    uint64_t until = real_now_ns() + 50 * SLUICE_NS_PER_MS;
+    while (!atomic_load(&c.done) && real_now_ns() < until) {
+        poll_pause();
+    }
+    bool early = atomic_load(&c.done);
+    gate_open(gt);
+    sluice_err rc = bg_call_finish(&c, "the keyed drain");
+    if (early) {
+        fail_msg("keyed drain(UINT64_MAX) returned %s before the running task ended", sluice_err_name(rc));
+    }
+    assert_int_equal(rc, SLUICE_OK);
+    sluice_keyed_destroy(ex);
+    sluice_pool_destroy(p);
+    gate_destroy(gt);
+    free(gt);
+}
+
 /* ---- sync_metrics ----------------------------------------------------------------- */
 
 static void test_sync_metrics_add_remove(void **state)
@@ -1520,6 +1584,7 @@ int main(void)
         cmocka_unit_test(test_breaker_time_window_forgets),
         cmocka_unit_test(test_limiter_live_changes),
         cmocka_unit_test(test_keyed_limiter_lru),
+        cmocka_unit_test(test_keyed_drain_max_at_clock_end),
         cmocka_unit_test(test_sync_metrics_add_remove),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
