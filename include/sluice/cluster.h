@@ -406,7 +406,7 @@ SLUICE_API void sluice_dlimiter_config_init(sluice_dlimiter_config *cfg);
  * cluster in fallback), it falls back to a local bucket with
  * rate / last known replicas and burst / last known replicas (at least 1).
  * An error reply to this limiter's own script (a foreign value under its
- * key) puts only this limiter there, for one heartbeat, after which its
+ * key) puts only this limiter there, for one heartbeat (at most 1 s), after which its
  * next call tries Redis again; the connection is kept, and the cluster,
  * its bindings and its other limiters and semaphores stay in cluster
  * mode (a semaphore whose own script fails falls back alone the same way,
@@ -461,13 +461,18 @@ SLUICE_API sluice_err sluice_dlimiter_reserve(sluice_dlimiter *dl, uint64_t n, s
 
 /* sluice_dlimiter_cancel - give a reservation back if its time has not
  * come, to where its tokens were charged, whatever the mode now: one the
- * fallback bucket made (and did not carry to Redis on a recovery) goes
- * back to that bucket; any other moves the shared arrival time back by
- * its tokens, or, when Redis cannot be reached, stays spent (stricter,
- * never looser; so does one whose carry is in flight). The limiter
- * remembers the fallback bucket's reservations that wait, until they are
- * due or carried; r is matched by its tokens, reserved_at_ns and
- * act_at_ns. */
+ * fallback bucket made goes back to that bucket, but for the tokens of
+ * it a recovery carried to Redis (the bucket's debt, spread over its
+ * newest reservations), which go back to Redis; any other moves the
+ * shared arrival time back by its tokens. Stays spent (stricter, never
+ * looser): a Redis part when Redis cannot be reached; one whose carry is
+ * in flight; a second cancel of a fallback reservation; a Redis
+ * reservation made before this limiter saw Redis restarted empty (a
+ * refund would undo the restart grace), or before a fallback reservation
+ * it had no memory to remember. The limiter remembers the fallback
+ * bucket's reservations that wait, until they are due; r is matched by
+ * its tokens, reserved_at_ns and act_at_ns. A Redis reservation cancelled
+ * twice is given back twice (the caller's error). */
 SLUICE_API void sluice_dlimiter_cancel(sluice_dlimiter *dl, const sluice_reservation *r);
 
 /* sluice_dlimiter_wait - as sluice_limiter_wait (reserve, then sleep until

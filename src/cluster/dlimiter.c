@@ -70,19 +70,23 @@
  *
  * Cancel goes back to where the tokens were charged, not by the mode the
  * limiter is in when it is called: the fallback bucket keeps a list of
- * the reservations it made with a wait (lres), and a cancel that matches
- * one (tokens, reserved_at, act_at) gives back to the bucket; any other
- * reservation was charged to Redis (taken there, or carried there by a
- * successful carry, which forgets the ones it moved) and its cancel goes
- * to Redis, or is lost when Redis cannot be reached (stricter, never
- * looser). Routed by the mode, a reservation taken from Redis and
- * cancelled in fallback refilled the fallback bucket with tokens it never
- * gave, and one carried to Redis and cancelled in a later fallback did
- * the same (test_dlimiter_cancel_goes_where_charged). A cancel of a
- * reservation whose carry is in flight gives nothing back. A Redis
- * reservation identical in all three fields to a recorded fallback one
- * (possible only on an injected clock) would be given back to the bucket
- * instead, and the other one later to Redis: the same tokens, swapped.
+ * the reservations it made with a wait (lres, until they are due), each
+ * with the tokens of it a carry moved to Redis (the carried debt spread
+ * newest first), and a cancel that matches one (tokens, reserved_at,
+ * act_at) gives those back to Redis and the rest to the bucket, once: the
+ * entry is marked and a second cancel gives nothing (it gave the bucket's
+ * tokens to Redis). Any other reservation was charged to Redis and its
+ * cancel goes to Redis, or is lost when Redis cannot be reached
+ * (stricter, never looser), or when it was reserved at or before
+ * no_refund_upto_ns: the local time this limiter first saw a changed
+ * epoch (its tokens were in the lost TAT, and a refund would undo the
+ * restart grace: a cancel of burst tokens deleted the key, a full
+ * bucket), or of a fallback reservation it had no memory to record. Routed by the mode, a reservation taken
+ * from Redis and cancelled in fallback refilled the fallback bucket with tokens it never gave, and one
+ * carried to Redis and cancelled in a later fallback did the same (test_dlimiter_cancel_goes_where_charged).
+ * A cancel of a reservation whose carry is in flight gives nothing back. A Redis reservation identical in all
+ * three fields to a recorded fallback one (possible only on an injected clock) would be given back to the
+ * bucket instead, and the other one later to Redis: the same tokens, swapped.
  *
  * Redis restarted without its data: every TAT is gone and each bucket
  * would be full again, a fresh burst per limiter. The take script keeps
@@ -97,8 +101,10 @@
  * failed alone, the script's own error reply (a foreign value under this
  * limiter's key) or a reply of the wrong shape, keeps the connection
  * (redis.c) and puts only this limiter on its fallback bucket, for one
- * heartbeat (retry_at_ns), after which the next call tries Redis again:
- * at most one failing round trip per heartbeat, and the replica's other
+ * heartbeat but at most a second (retry_at_ns; a heartbeat of UINT64_MAX
+ * saturated it and left the limiter in fallback for good), after which
+ * the next call tries Redis again: at most one failing round trip per
+ * heartbeat, and the replica's other
  * limiters and bindings never notice (test_dlimiter_script_error_is_its_own).
  *
  * Lock order: dl->mu -> cluster mu; no Redis call is made with dl->mu
@@ -119,7 +125,10 @@
 /* A reservation taken from the fallback bucket (see lres). */
 typedef struct local_res {
     uint64_t tokens, reserved_at_ns, act_at_ns;
-    uint64_t carry_gen; /* 0: the bucket's; else the carry in flight that moves it */
+    uint64_t carry_gen; /* 0: none in flight; else the carry in flight that moves `moving` of it */
+    uint64_t carried;   /* of its tokens, those charged to Redis by carries (in flight included) */
+    uint64_t moving;    /* of `carried`, those the carry in flight moves (back to the bucket if it fails) */
+    bool done;          /* cancelled once: a second cancel gives nothing back */
 } local_res;
 
 struct sluice_dlimiter {
@@ -142,11 +151,18 @@ struct sluice_dlimiter {
     bool fallback;
     /* Local clock: after this limiter's own script failed with the
      * connection up (a foreign value under its key), it answers from the
-     * fallback bucket until then, one heartbeat, and then tries Redis
+     * fallback bucket until then, one heartbeat (at most 1 s), and then tries Redis
      * again; the cluster is not told (its other objects keep working). */
     uint64_t retry_at_ns;
     uint64_t carry; /* tokens of fallback debt not yet charged to Redis */
     char epoch[32]; /* the limiter epoch Redis last answered with; "0" = none yet */
+    /* Local clock: a cancel of a reservation not in lres (charged to
+     * Redis) reserved at or before this gives nothing back. Set when a
+     * call first sees a changed epoch (Redis lost its data: a pre-restart
+     * reservation's tokens are not in the fresh TAT, which holds the
+     * restart grace instead) and when a fallback reservation could not be
+     * recorded (no memory: its cancel must not go to Redis). */
+    uint64_t no_refund_upto_ns;
     /* The reservations the fallback bucket is owed for (taken there with a
      * wait, not yet due, not yet carried to Redis): a cancel of one of
      * these goes back to the bucket, of any other to Redis. A carry marks
@@ -305,10 +321,13 @@ static void local_locked(sluice_dlimiter *dl)
  * call. The bucket keeps the rest of its state (a bucket left empty stays
  * empty, refilling at its rate), so the debt is counted once: in Redis
  * if the call succeeds, back in the bucket (local_locked) if it fails.
- * *gen is the generation of the carry (0 when there is none): the
- * fallback reservations recorded by then move with it, and until its
- * call returns (carried_locked) a cancel of one of them gives nothing
- * back (the tokens are in transit). Caller holds mu. */
+ * *gen is the generation of the carry (0 when there is none): the debt
+ * is spread over the recorded reservations newest first, each marked
+ * with the tokens of it the carry moves (at most its own: a bucket of 1
+ * token that reserved 2 carries 1, and a cancel gives 1 back to Redis and
+ * 1 to the bucket; it gave 2 to Redis, one never charged there), and
+ * until the call returns (carried_locked) a cancel of one of them gives
+ * nothing back (the tokens are in transit). Caller holds mu. */
 static uint64_t leave_fallback_locked(sluice_dlimiter *dl, uint64_t *gen)
 {
     SLUICE__ASSERT_HELD(&dl->mu);
@@ -325,42 +344,72 @@ static uint64_t leave_fallback_locked(sluice_dlimiter *dl, uint64_t *gen)
     uint64_t carry = dl->carry;
     dl->carry = 0;
     if (carry > 0) {
+        /* The debt is the newest reservations' (the bucket repays the
+         * oldest first): spread it over them, newest first, so a cancel
+         * gives back to Redis only what was carried there. */
         *gen = ++dl->carry_gen;
-        for (size_t i = 0; i < dl->lres_n; i++) {
-            if (dl->lres[i].carry_gen == 0) {
-                dl->lres[i].carry_gen = *gen;
+        uint64_t left = carry;
+        for (size_t i = dl->lres_n; i-- > 0 && left > 0;) {
+            local_res *e = &dl->lres[i];
+            if (e->done || e->carry_gen != 0 || e->carried >= e->tokens) {
+                continue;
             }
+            uint64_t m = e->tokens - e->carried < left ? e->tokens - e->carried : left;
+            e->carried += m;
+            e->moving = m;
+            e->carry_gen = *gen;
+            left -= m;
         }
     }
     return carry;
 }
 
 /* A call that carried generation gen (leave_fallback_locked) returned:
- * on success the reservations it moved are charged to Redis and are
- * forgotten here; on failure they are the bucket's again (as their debt
- * is, local_locked). Caller holds mu. */
+ * on success the tokens it moved are charged to Redis (kept in `carried`
+ * until the entry is due); on failure they are the bucket's again (as
+ * their debt is, local_locked). Caller holds mu. */
 static void carried_locked(sluice_dlimiter *dl, uint64_t gen, bool ok)
 {
     SLUICE__ASSERT_HELD(&dl->mu);
     if (gen == 0) {
         return;
     }
-    size_t k = 0;
     for (size_t i = 0; i < dl->lres_n; i++) {
-        if (dl->lres[i].carry_gen != gen) {
-            dl->lres[k++] = dl->lres[i];
-        } else if (!ok) {
-            dl->lres[i].carry_gen = 0;
-            dl->lres[k++] = dl->lres[i];
+        local_res *e = &dl->lres[i];
+        if (e->carry_gen == gen) {
+            if (!ok) {
+                e->carried -= e->moving;
+            }
+            e->moving = 0;
+            e->carry_gen = 0;
         }
     }
-    dl->lres_n = k;
+}
+
+/* A Redis call of this limiter saw epoch `seen` where it passed `known`:
+ * record it, and when it changed from one it had seen (Redis lost its
+ * data; this call or another just set the restart grace), stop giving
+ * back reservations taken from Redis before now. Caller holds mu. */
+static void saw_epoch_locked(sluice_dlimiter *dl, const char *known, const char *seen)
+{
+    SLUICE__ASSERT_HELD(&dl->mu);
+    if (!seen[0]) {
+        return;
+    }
+    if (strcmp(known, "0") != 0 && strcmp(seen, known) != 0) {
+        uint64_t now = now_ns(dl);
+        if (now > dl->no_refund_upto_ns) {
+            dl->no_refund_upto_ns = now;
+        }
+    }
+    memcpy(dl->epoch, seen, sizeof dl->epoch);
 }
 
 /* Record a reservation the fallback bucket just made with a wait, so its
  * cancel comes back here. Entries already due are dropped first (their
  * cancel is a no-op). Without memory for it, it is not recorded: its
- * cancel then goes to Redis. Caller holds mu. */
+ * cancel, and that of every Redis reservation made until now, then gives
+ * nothing back (no_refund_upto_ns; stricter). Caller holds mu. */
 static void record_local_locked(sluice_dlimiter *dl, const sluice_reservation *r, uint64_t now)
 {
     SLUICE__ASSERT_HELD(&dl->mu);
@@ -377,13 +426,16 @@ static void record_local_locked(sluice_dlimiter *dl, const sluice_reservation *r
         size_t cap = dl->lres_cap ? dl->lres_cap * 2 : 8;
         local_res *p = realloc(dl->lres, cap * sizeof *p);
         if (!p) {
+            if (r->reserved_at_ns > dl->no_refund_upto_ns) {
+                dl->no_refund_upto_ns = r->reserved_at_ns;
+            }
             return;
         }
         dl->lres = p;
         dl->lres_cap = cap;
     }
-    dl->lres[dl->lres_n++] = (local_res){
-        .tokens = r->tokens, .reserved_at_ns = r->reserved_at_ns, .act_at_ns = r->act_at_ns, .carry_gen = 0};
+    dl->lres[dl->lres_n++] =
+        (local_res){.tokens = r->tokens, .reserved_at_ns = r->reserved_at_ns, .act_at_ns = r->act_at_ns};
 }
 
 /* The emission interval in us, as the scripts take it: %.17g keeps every
@@ -453,13 +505,14 @@ static bool in_fallback_locked(sluice_dlimiter *dl)
 
 /* A Redis call of this limiter failed (gcra's t < 0), with the carry it
  * took still owed: back into what is owed, and for a failure of its own
- * (t == -2) no Redis call for one heartbeat. Caller holds mu. */
+ * (t == -2) no Redis call for one heartbeat, at most 1 s. Caller holds mu. */
 static void call_failed_locked(sluice_dlimiter *dl, int t, uint64_t carry)
 {
     SLUICE__ASSERT_HELD(&dl->mu);
     dl->carry = sluice__add_sat(dl->carry, carry); /* not charged: still owed */
     if (t == -2) {
-        dl->retry_at_ns = sluice__add_sat(now_ns(dl), sluice__cluster_heartbeat_ns(dl->c));
+        uint64_t hb = sluice__cluster_heartbeat_ns(dl->c);
+        dl->retry_at_ns = sluice__add_sat(now_ns(dl), hb < SLUICE_NS_PER_SEC ? hb : SLUICE_NS_PER_SEC);
         if (dl->retry_at_ns == 0) {
             dl->retry_at_ns = 1;
         }
@@ -496,8 +549,8 @@ bool sluice_dlimiter_allow_n(sluice_dlimiter *dl, uint64_t n)
         int t = gcra(dl, rate, burst, n, false, carry, known, seen, sizeof seen, &w);
         pthread_mutex_lock(&dl->mu);
         carried_locked(dl, gen, t >= 0);
-        if (t >= 0 && seen[0]) {
-            memcpy(dl->epoch, seen, sizeof dl->epoch);
+        if (t >= 0) {
+            saw_epoch_locked(dl, known, seen);
         }
         if (t >= 0) {
             if (t) {
@@ -559,8 +612,8 @@ sluice_err sluice_dlimiter_reserve(sluice_dlimiter *dl, uint64_t n, sluice_reser
         int t = gcra(dl, rate, burst, n, true, carry, known, seen, sizeof seen, &w);
         pthread_mutex_lock(&dl->mu);
         carried_locked(dl, gen, t >= 0);
-        if (t >= 0 && seen[0]) {
-            memcpy(dl->epoch, seen, sizeof dl->epoch);
+        if (t >= 0) {
+            saw_epoch_locked(dl, known, seen);
         }
         if (t >= 0) {
             dl->allowed++;
@@ -601,27 +654,40 @@ void sluice_dlimiter_cancel(sluice_dlimiter *dl, const sluice_reservation *r)
         pthread_mutex_unlock(&dl->mu);
         return; /* its time has come: the tokens are spent */
     }
-    /* Back to where it was charged, whatever the mode now: the fallback
-     * bucket for one of its own not yet carried, Redis for the rest (one
-     * taken there, or carried there on recovery). A cancel of one in
-     * transit (its carry's call in flight) gives nothing back: stricter,
-     * never looser. */
+    /* Back to where it was charged, whatever the mode now: one of the
+     * fallback bucket's gives the part of it a carry moved to Redis back
+     * to Redis and the rest to the bucket; any other reservation was
+     * Redis's. Nothing back (stricter, never looser) for: a second cancel
+     * of a fallback reservation, one whose carry is in flight, and a
+     * Redis one reserved before this limiter saw Redis lose its data (its
+     * tokens are not in the new TAT, which holds the restart grace). */
+    uint64_t to_redis = r->tokens;
     for (size_t i = 0; i < dl->lres_n; i++) {
-        const local_res *e = &dl->lres[i];
+        local_res *e = &dl->lres[i];
         if (e->tokens == r->tokens && e->reserved_at_ns == r->reserved_at_ns &&
             e->act_at_ns == r->act_at_ns) {
-            bool in_transit = e->carry_gen != 0;
-            dl->lres[i] = dl->lres[--dl->lres_n];
-            if (!in_transit && dl->have_local) {
-                sluice__tb_cancel(&dl->local, dl->local_rate, dl->local_burst, r, now_ns(dl));
+            if (e->done || e->carry_gen != 0) {
+                e->done = true;
+                pthread_mutex_unlock(&dl->mu);
+                return;
             }
-            pthread_mutex_unlock(&dl->mu);
-            return;
+            e->done = true;
+            to_redis = e->carried;
+            sluice_reservation mine = *r;
+            mine.tokens = r->tokens - e->carried;
+            if (mine.tokens > 0 && dl->have_local) {
+                sluice__tb_cancel(&dl->local, dl->local_rate, dl->local_burst, &mine, now_ns(dl));
+            }
+            break;
         }
+    }
+    if (to_redis == 0 || r->reserved_at_ns <= dl->no_refund_upto_ns) {
+        pthread_mutex_unlock(&dl->mu);
+        return;
     }
     char T[48], tokens[24];
     interval_arg(T, sizeof T, dl->rate);
-    snprintf(tokens, sizeof tokens, "%llu", (unsigned long long)r->tokens);
+    snprintf(tokens, sizeof tokens, "%llu", (unsigned long long)to_redis);
     dl->redis_calls++;
     pthread_mutex_unlock(&dl->mu);
     const char *argv[] = {dl->key, dl->tkey, T, tokens};

@@ -2032,6 +2032,144 @@ static void test_dlimiter_cancel_goes_where_charged(void **state)
     cleanup_now(a);
 }
 
+/* A Redis restarted empty sets the restart grace (the bucket starts
+ * empty) at the first call that sees the new epoch; a cancel of a
+ * reservation taken from the old server then gives nothing back. It
+ * moved the fresh TAT back by its tokens: 5 of the grace's 10 came back
+ * at once (and a cancel of a whole burst deleted the keys: a full
+ * bucket). FLUSHALL stands in for the restart (the connection stays). */
+static void test_dlimiter_cancel_after_restart(void **state)
+{
+    (void)state;
+    static sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    sluice_cluster *a = clocked_replica("a", 0, &fake);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_OK);
+    sluice_dlimiter *dl = slow_limiter(a, "restartcancel", SLOW_RATE);
+    assert_int_equal(sluice_dlimiter_set_burst(dl, 10), SLUICE_OK);
+    assert_true(sluice_dlimiter_allow_n(dl, 10));
+    sluice_reservation r, big;
+    assert_int_equal(sluice_dlimiter_reserve(dl, 5, &r), SLUICE_OK);
+    assert_int_equal(sluice_dlimiter_reserve(dl, 10, &big), SLUICE_OK);
+    assert_true(r.delay_ns > 0 && big.delay_ns > r.delay_ns);
+    redisReply *rep = redis_fixture_cmd(&redis, "FLUSHALL");
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    assert_false(sluice_dlimiter_allow(dl)); /* the grace: the bucket starts empty */
+    sluice_dlimiter_cancel(dl, &r);
+    assert_false(sluice_dlimiter_allow_n(dl, 5)); /* was true: the cancel took 5 off the grace */
+    sluice_dlimiter_cancel(dl, &big);
+    assert_false(sluice_dlimiter_allow(dl)); /* was true: the keys deleted, a full bucket */
+    sluice_dlimiter_stats st;
+    sluice_dlimiter_stats_get(dl, &st);
+    assert_false(st.fallback);
+    /* a reservation taken after the restart is given back as before */
+    sluice_fake_clock_advance(&fake, 1);
+    sluice_reservation after;
+    assert_int_equal(sluice_dlimiter_reserve(dl, 1, &after), SLUICE_OK);
+    uint64_t d1 = after.delay_ns;
+    sluice_dlimiter_cancel(dl, &after);
+    assert_int_equal(sluice_dlimiter_reserve(dl, 1, &after), SLUICE_OK);
+    assert_true(after.delay_ns <= d1);
+    cleanup_now(dl);
+    cleanup_now(a);
+}
+
+/* A recovery carries the fallback bucket's debt to Redis: with 1 token
+ * left, a reserve of 2 puts it 1 in debt and 1 token is carried. A cancel
+ * gives that 1 back to Redis and the other to the bucket; it gave both to
+ * Redis (one never charged there: the shared bucket one token looser)
+ * and none to the bucket. */
+static void test_dlimiter_cancel_splits_carry(void **state)
+{
+    (void)state;
+    static sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    sluice_cluster *a = clocked_replica("a", 0, &fake);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_OK); /* a view of 1 replica */
+    sluice_dlimiter *dl = slow_limiter(a, "split", SLOW_RATE);
+    assert_int_equal(sluice_dlimiter_set_burst(dl, 2), SLUICE_OK);
+    outage(a);
+    assert_true(sluice_dlimiter_allow(dl)); /* the fallback bucket of 2: 1 left */
+    sluice_reservation r;
+    assert_int_equal(sluice_dlimiter_reserve(dl, 2, &r), SLUICE_OK); /* 1 in debt */
+    assert_true(r.delay_ns > 0);
+    recovery(a, &fake);
+    /* the shared bucket of 2, 1 carried in: one allow, then empty */
+    assert_true(sluice_dlimiter_allow(dl));
+    assert_false(sluice_dlimiter_allow(dl));
+    sluice_dlimiter_cancel(dl, &r);
+    assert_true(sluice_dlimiter_allow(dl));  /* the carried token, back in Redis */
+    assert_false(sluice_dlimiter_allow(dl)); /* was true: 2 given back to Redis */
+    outage(a);
+    assert_true(sluice_dlimiter_allow(dl)); /* was false: the bucket's own token came back */
+    assert_false(sluice_dlimiter_allow(dl));
+    redis_fixture_resume(&redis);
+    cleanup_now(dl);
+    cleanup_now(a);
+}
+
+/* A fallback reservation cancelled twice gives back once: the second
+ * cancel found no entry and gave the tokens to Redis, never charged
+ * there. */
+static void test_dlimiter_cancel_twice(void **state)
+{
+    (void)state;
+    static sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    sluice_cluster *a = clocked_replica("a", 0, &fake);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_OK);
+    sluice_dlimiter *dl = slow_limiter(a, "twice", SLOW_RATE);
+    assert_int_equal(sluice_dlimiter_set_burst(dl, 2), SLUICE_OK);
+    assert_true(sluice_dlimiter_allow_n(dl, 2)); /* the shared bucket, empty */
+    outage(a);
+    assert_true(sluice_dlimiter_allow_n(dl, 2)); /* the fallback bucket, empty */
+    sluice_reservation r;
+    assert_int_equal(sluice_dlimiter_reserve(dl, 1, &r), SLUICE_OK);
+    assert_true(r.delay_ns > 0);
+    sluice_dlimiter_cancel(dl, &r);
+    sluice_dlimiter_cancel(dl, &r); /* nothing: Redis cannot be reached anyway */
+    recovery(a, &fake);
+    sluice_dlimiter_cancel(dl, &r); /* nothing: was a token to Redis */
+    assert_false(sluice_dlimiter_allow(dl));
+    outage(a);
+    assert_false(sluice_dlimiter_allow(dl)); /* the bucket got its token back once, then repaid it */
+    redis_fixture_resume(&redis);
+    cleanup_now(dl);
+    cleanup_now(a);
+}
+
+/* A limiter whose own script fails answers from its fallback bucket for
+ * one heartbeat, at most 1 s: with a heartbeat of UINT64_MAX the retry
+ * time saturated and it never tried Redis again. */
+static void test_dlimiter_script_error_retry_capped(void **state)
+{
+    (void)state;
+    static sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    sluice_cluster *a = extreme_replica("a", &fake, UINT64_MAX, 0, REDIS_TIMEOUT_MS * SLUICE_NS_PER_MS);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_OK);
+    sluice_dlimiter *dl = slow_limiter(a, "retrycap", SLOW_RATE);
+    assert_int_equal(sluice_dlimiter_set_burst(dl, 4), SLUICE_OK);
+    set_foreign_value("retrycap");
+    assert_true(sluice_dlimiter_allow(dl)); /* the script fails: the fallback bucket */
+    sluice_dlimiter_stats st;
+    sluice_dlimiter_stats_get(dl, &st);
+    assert_true(st.fallback);
+    redisReply *rep = redis_fixture_cmd(&redis, "DEL %s:rl:retrycap", prefix);
+    assert_non_null(rep);
+    freeReplyObject(rep);
+    sluice_fake_clock_advance(&fake, SLUICE_NS_PER_SEC);
+    sluice_dlimiter_stats_get(dl, &st);
+    assert_false(st.fallback); /* was true: retry_at_ns at UINT64_MAX */
+    uint64_t calls = st.redis_calls;
+    assert_true(sluice_dlimiter_allow_n(dl, 4)); /* the shared bucket, full */
+    sluice_dlimiter_stats_get(dl, &st);
+    assert_int_equal(st.redis_calls, calls + 1);
+    cleanup_now(dl);
+    cleanup_now(a);
+}
+
 static bool key_exists(const char *key)
 {
     redisReply *r = redis_fixture_cmd(&redis, "EXISTS %s", key);
@@ -2668,6 +2806,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlimiter_large_carry_back, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_script_error_is_its_own, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_cancel_goes_where_charged, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_cancel_after_restart, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_cancel_splits_carry, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_cancel_twice, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_dlimiter_script_error_retry_capped, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_no_count_assumes_burst_replicas, per_test,
                                         per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_down_at_create_and_restart_empty, per_test,
