@@ -150,7 +150,9 @@ SLUICE_API sluice_ctx *sluice_group_ctx(sluice_group *g);
  *   SLUICE_EDEADLK from one of the group's own tasks at the limit when no
  *                  slot can ever free: nothing is pending and every other
  *                  task in flight is itself waiting in run() (for example
- *                  limit 1: the caller holds the only slot). Not accepted;
+ *                  limit 1: the caller holds the only slot; or the caller
+ *                  is a task that a run() waiting in the other task helps
+ *                  with, inline on that task's thread). Not accepted;
  *                  the caller keeps arg (it may run fn(arg) itself)
  *   the pool's refusal (SLUICE_EFULL, SLUICE_ETIMEDOUT, SLUICE_EDEADLK,
  *   SLUICE_ECLOSED): not accepted, the caller keeps arg

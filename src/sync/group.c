@@ -88,9 +88,11 @@ struct sluice_group {
     unsigned pending, running;
     unsigned refs;    /* the creator + one per trampoline the pool holds */
     unsigned blocked; /* threads in a cond wait in run() or wait() */
-    /* Of `running`, the group's own tasks blocked in run() for a slot: when
-     * every running task is one of them and nothing is pending, no slot can
-     * ever free (each waits for the others), and the next one refuses. */
+    /* Of `running`, the group's own tasks blocked in run() for a slot,
+     * asleep or helping (running a pending task inline on their thread,
+     * which they wait for): when every running task is one of them and
+     * nothing is pending, no slot can ever free (each waits for the
+     * others), and the next one refuses. */
     unsigned own_blocked;
     bool waited;
     sluice_err first_err;
@@ -433,19 +435,27 @@ static sluice_err run(sluice_group *g, sluice_task_fn fn, void *arg, bool try_on
             free(t);
             return SLUICE_EAGAIN;
         }
+        bool own = tls_group == g;
         if (g->pending > 0 && in_own_pool(g) && !help_failed) {
+            /* An own task that helps from here is still waiting in run():
+             * it frees its slot only after the task it runs inline returns,
+             * so that task (or one nested in it) that waits for a slot must
+             * count it as blocked, or it would wait for ever for the thread
+             * it runs on. */
+            g->own_blocked += own;
             pthread_mutex_unlock(&g->mu);
             help_failed = !help_one(g);
             pthread_mutex_lock(&g->mu);
+            g->own_blocked -= own;
             /* mu was dropped: tasks may have finished meanwhile (and their
              * broadcast is gone), so re-check before sleeping. */
             continue;
         }
         help_failed = false;
-        bool own = tls_group == g;
         if (own && g->pending == 0 && g->running <= g->own_blocked + 1) {
-            /* Every task in flight is the caller or waits in run() for the
-             * caller's slot: waiting would never end. */
+            /* Every task in flight is the caller or waits in run() for a
+             * slot (asleep, or helping: running a task inline that is one
+             * of these or the caller): waiting would never end. */
             pthread_mutex_unlock(&g->mu);
             free(t);
             return SLUICE_EDEADLK;

@@ -674,7 +674,10 @@ static void test_group_limit_cancel_handback(void **state)
  * only in-flight task is the spawner, so waiting for a slot would wait for
  * itself (it hung for ever before): run() says EDEADLK, try_run EAGAIN.
  * With two tasks at limit 2 each spawning, the second to ask refuses and
- * the first gets the slot the second frees. */
+ * the first gets the slot the second frees. A task that a run() at the
+ * limit helps inline (private pool of one thread, limit 2) and that
+ * spawns in turn refuses too (it hung for ever before); with a third slot
+ * held by a task on another worker it waits for that slot instead. */
 typedef struct spawner {
     sluice_group *_Atomic g;
     _Atomic int run_rc;
@@ -682,6 +685,9 @@ typedef struct spawner {
     _Atomic int done;
     _Atomic int child_ran;
     _Atomic int arrived, pair_ok, pair_deadlk, pair_bad;
+    /* helping: the outer task's two runs, the helped task's run */
+    _Atomic int outer_b_rc, outer_c_rc, outer_done;
+    _Atomic int inner_calling, inner_rc, inner_done;
 } spawner;
 
 static spawner *g_sp;
@@ -729,6 +735,41 @@ static bool sp_done(void *arg)
     return atomic_load(&g_sp->done) == 1;
 }
 
+/* Helped inline by the outer task's run(), on the outer task's thread:
+ * spawns in turn. */
+static int sp_inner(void *arg)
+{
+    (void)arg;
+    atomic_store(&g_sp->inner_calling, 1);
+    atomic_store(&g_sp->inner_rc, sluice_group_run(atomic_load(&g_sp->g), sp_child, NULL));
+    atomic_store(&g_sp->inner_done, 1);
+    return 0;
+}
+
+/* Fills the group's last slot with sp_inner (pending: every worker is
+ * busy), then runs once more at the limit, which helps sp_inner inline. */
+static int sp_outer(void *arg)
+{
+    (void)arg;
+    sluice_group *g = atomic_load(&g_sp->g);
+    atomic_store(&g_sp->outer_b_rc, sluice_group_run(g, sp_inner, NULL));
+    atomic_store(&g_sp->outer_c_rc, sluice_group_run(g, sp_child, NULL));
+    atomic_store(&g_sp->outer_done, 1);
+    return 0;
+}
+
+static bool sp_inner_done(void *arg)
+{
+    (void)arg;
+    return atomic_load(&g_sp->inner_done) == 1;
+}
+
+static bool sp_inner_calling(void *arg)
+{
+    (void)arg;
+    return atomic_load(&g_sp->inner_calling) == 1;
+}
+
 static void test_group_spawn_at_limit_from_own_task(void **state)
 {
     (void)state;
@@ -764,6 +805,64 @@ static void test_group_spawn_at_limit_from_own_task(void **state)
     assert_int_equal(gs.completed, 3);
     assert_group_accounted(g);
     sluice_group_destroy(g);
+
+    /* Helping: limit 2 on a private pool of one thread. The outer task
+     * runs the inner one (accepted, pending), then runs again at the
+     * limit and so helps: the inner task runs inline on the outer one's
+     * thread and spawns at the limit. Its only way to a slot is the outer
+     * task, which waits for it: EDEADLK (it waited for ever before, the
+     * helping outer task not counted as blocked). The outer run then gets
+     * the inner task's slot. */
+    memset(g_sp, 0, sizeof *g_sp);
+    sluice_group_config gc;
+    sluice_group_config_init(&gc);
+    gc.limit = 2;
+    gc.threads = 1;
+    char gerr[128];
+    assert_int_equal(sluice_group_create(&gc, &g, gerr, sizeof gerr), SLUICE_OK);
+    atomic_store(&g_sp->g, g);
+    assert_int_equal(sluice_group_run(g, sp_outer, NULL), SLUICE_OK);
+    wait_until(sp_inner_done, NULL, "the helped task's run() returns");
+    assert_int_equal(atomic_load(&g_sp->inner_rc), SLUICE_EDEADLK);
+    assert_int_equal(sluice_group_wait(g, NULL), SLUICE_OK);
+    assert_int_equal(atomic_load(&g_sp->outer_done), 1);
+    assert_int_equal(atomic_load(&g_sp->outer_b_rc), SLUICE_OK);
+    assert_int_equal(atomic_load(&g_sp->outer_c_rc), SLUICE_OK);
+    assert_int_equal(atomic_load(&g_sp->child_ran), 1);
+    sluice_group_stats_get(g, &gs);
+    assert_int_equal(gs.helped, 1);
+    assert_int_equal(gs.accepted, 3);
+    assert_int_equal(gs.completed, 3);
+    assert_group_accounted(g);
+    sluice_group_destroy(g);
+
+    /* No false EDEADLK: the same, limit 3 on the shared pool of two
+     * workers, the third slot held by a task on the other worker that
+     * will finish. The helped task waits in run() for that slot and gets
+     * it once the gate opens. */
+    memset(g_sp, 0, sizeof *g_sp);
+    gate *gt = gate_new(); /* not on the stack: a failed wait leaves it held */
+    g = make_group(p, 3);
+    atomic_store(&g_sp->g, g);
+    assert_int_equal(sluice_group_run(g, task_gate_fn, gt), SLUICE_OK);
+    WAIT_FOR(atomic_load(&gt->entered) == 1, "the gated task holds the other worker");
+    assert_int_equal(sluice_group_run(g, sp_outer, NULL), SLUICE_OK);
+    wait_until(sp_inner_calling, NULL, "the helped task calls run()");
+    gate_open(gt);
+    wait_until(sp_inner_done, NULL, "the helped task's run() returns");
+    assert_int_equal(atomic_load(&g_sp->inner_rc), SLUICE_OK);
+    assert_int_equal(sluice_group_wait(g, NULL), SLUICE_OK);
+    assert_int_equal(atomic_load(&g_sp->outer_b_rc), SLUICE_OK);
+    assert_int_equal(atomic_load(&g_sp->outer_c_rc), SLUICE_OK);
+    assert_int_equal(atomic_load(&g_sp->child_ran), 2);
+    sluice_group_stats_get(g, &gs);
+    assert_int_equal(gs.helped, 1);
+    assert_int_equal(gs.accepted, 5);
+    assert_int_equal(gs.completed, 5);
+    assert_int_equal(atomic_load(&gt->timeouts), 0);
+    assert_group_accounted(g);
+    sluice_group_destroy(g);
+    gate_free(gt);
     sluice_pool_destroy(p);
     free(g_sp);
 }
