@@ -245,7 +245,11 @@ static void submit_batch_until(sluice_batcher *b, sbatch *sb, bool nonblocking, 
     sluice_submit_opts o = {0};
     o.label = "batcher"; /* static: the pool reads it after the batch ends (panic report) */
     o.on_abandon = batch_abandoned;
-    if (!nonblocking && deadline) {
+    if (!nonblocking && deadline == UINT64_MAX) {
+        /* Never comes (sluice__deadline_passed), also on a clock at its
+         * end: wait as long as the pool's submit timeout allows. */
+        o.submit_deadline_ns = UINT64_MAX;
+    } else if (!nonblocking && deadline) {
         /* The deadline is on the batcher's clock; the pool's may differ. */
         uint64_t now = sluice_clock_now(b->clock);
         uint64_t left = deadline > now ? deadline - now : 0;
@@ -511,7 +515,7 @@ static sluice_err add(sluice_batcher *b, void *item, bool may_wait)
             if (b->add_timeout_ns) {
                 deadline = sluice__add_sat(sluice_clock_now(b->clock), b->add_timeout_ns);
             }
-        } else if (deadline && sluice_clock_now(b->clock) >= deadline) {
+        } else if (sluice__deadline_passed(sluice_clock_now(b->clock), deadline)) {
             err = SLUICE_ETIMEDOUT;
             goto out;
         }
@@ -624,7 +628,7 @@ sluice_err sluice_batcher_drain(sluice_batcher *b, uint64_t timeout_ns, sluice_b
         if (b->in_flight == 0 && (!b->cur || b->cur->n == 0)) {
             break;
         }
-        if (deadline && sluice_clock_now(b->clock) >= deadline) {
+        if (sluice__deadline_passed(sluice_clock_now(b->clock), deadline)) {
             timed_out = true;
             break;
         }

@@ -1013,7 +1013,7 @@ static sluice_err submit(sluice_keyed *ex, uint64_t key, sluice_task_fn fn, void
             if (ex->submit_timeout_ns) {
                 deadline = sluice__add_sat(sluice_clock_now(ex->clock), ex->submit_timeout_ns);
             }
-        } else if (deadline && sluice_clock_now(ex->clock) >= deadline) {
+        } else if (sluice__deadline_passed(sluice_clock_now(ex->clock), deadline)) {
             err = SLUICE_ETIMEDOUT;
             goto out;
         }

@@ -568,7 +568,7 @@ static sluice_retry_outcome may_start(rcall *c, sluice_ctx *ctx, sluice_err *err
     if (cause) {
         return ctx_outcome(cause, err);
     }
-    if (c->deadline_ns && sluice_clock_now(c->r->clock) >= c->deadline_ns) {
+    if (sluice__deadline_passed(sluice_clock_now(c->r->clock), c->deadline_ns)) {
         *err = SLUICE_ETIMEDOUT;
         return SLUICE_RETRY_DEADLINE;
     }
@@ -595,7 +595,8 @@ static sluice_retry_outcome decide(rcall *c, sluice_ctx *ctx, int rc, uint64_t *
         return SLUICE_RETRY_EXHAUSTED;
     }
     uint64_t d = sluice_backoff_next(&r->backoff, c->attempts, c->prev_delay_ns, &c->rng);
-    if (c->deadline_ns && sluice__add_sat(sluice_clock_now(r->clock), d) >= c->deadline_ns) {
+    /* UINT64_MAX never comes, even when now + d saturates there. */
+    if (sluice__deadline_passed(sluice__add_sat(sluice_clock_now(r->clock), d), c->deadline_ns)) {
         *err = SLUICE_ETIMEDOUT;
         return SLUICE_RETRY_DEADLINE;
     }

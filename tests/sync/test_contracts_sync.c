@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "common/counting_clock.h"
 #include "common/wait.h"
 #include "sluice/adaptive.h"
 #include "sluice/batcher.h"
@@ -605,6 +606,66 @@ static void test_batcher_waits_and_drains(void **state)
     sluice_pool_destroy(pool);
 }
 
+/* add_timeout_ns and a drain timeout of UINT64_MAX on a pool clock at
+ * its very end never come (sluice__deadline_passed): the add waits for
+ * room and gets it, the drain waits for the running batch. Before, the
+ * add timed out as soon as the clock reached the end, and the drain too. */
+static void test_batcher_max_timeouts_at_clock_end(void **state)
+{
+    (void)state;
+    b_reset();
+    counting_clock *cc = malloc(sizeof *cc);
+    assert_non_null(cc);
+    counting_clock_init(cc, UINT64_MAX - 10);
+    sluice_pool_config pc;
+    sluice_pool_config_init(&pc);
+    pc.name = "batch_end";
+    pc.workers = 2;
+    pc.queue_capacity = 64;
+    pc.clock = &cc->clock; /* the batcher's clock is its pool's */
+    sluice_pool *pool = NULL;
+    assert_int_equal(sluice_pool_create(&pc, &pool, NULL, 0), SLUICE_OK);
+    int items[4] = {0, 1, 2, 3};
+    sluice_batcher *b = make_batcher(pool, 1, 1, UINT64_MAX, held_batch_fn);
+    assert_int_equal(sluice_batcher_add(b, &items[0]), SLUICE_OK); /* in flight, held */
+    WAIT_FOR(atomic_load(&b_inside) == 1, "the first batch to run");
+    assert_int_equal(sluice_batcher_add(b, &items[1]), SLUICE_OK); /* full and due */
+    bg_call add;
+    bg_call_start(&add, add_call, b);
+    WAIT_FOR(bstats(b).waiting == 1, "the add to wait for room");
+    uint64_t r0 = atomic_load(&cc->reads);
+    atomic_store(&cc->now, UINT64_MAX); /* the clock's very end */
+    WAIT_FOR(atomic_load(&cc->reads) >= r0 + 20 || atomic_load(&add.done),
+             "the waiting add re-reads the clock");
+    assert_false(atomic_load(&add.done));
+    gate_open(&bgate);
+    assert_int_equal(bg_call_finish(&add, "the UINT64_MAX add"), SLUICE_OK);
+    WAIT_FOR(atomic_load(&b_delivered) == 3, "the three items delivered");
+
+    gate_close(&bgate);
+    assert_int_equal(sluice_batcher_add(b, &items[3]), SLUICE_OK);
+    WAIT_FOR(atomic_load(&b_inside) == 1, "the last batch to run");
+    drain_arg d = {.b = b, .timeout = UINT64_MAX};
+    bg_call drain;
+    bg_call_start(&drain, drain_call, &d);
+    WAIT_FOR(bstats(b).closed, "the drain to begin");
+    r0 = atomic_load(&cc->reads);
+    WAIT_FOR(atomic_load(&cc->reads) >= r0 + 20 || atomic_load(&drain.done), "the drain re-reads the clock");
+    assert_false(atomic_load(&drain.done));
+    gate_open(&bgate);
+    assert_int_equal(bg_call_finish(&drain, "the UINT64_MAX drain"), SLUICE_OK);
+    assert_false(d.rep.timed_out);
+    assert_int_equal(d.rep.items_unsent, 0);
+    assert_int_equal(d.rep.in_flight, 0);
+    assert_int_equal(atomic_load(&b_delivered), 4);
+    assert_int_equal(atomic_load(&b_failed), 0);
+    assert_int_equal(atomic_load(&bgate.timeouts), 0);
+    sluice_batcher_destroy(b);
+    sluice_pool_destroy(pool);
+    gate_destroy(&bgate);
+    free(cc);
+}
+
 /* ---- keyed.h ------------------------------------------------------------------------- */
 
 static sluice_keyed *k_self;
@@ -624,6 +685,13 @@ static int keyed_count(void *arg)
     (void)arg;
     atomic_fetch_add(&k_ran, 1);
     return 0;
+}
+
+static sluice_keyed_stats kstats_of(sluice_keyed *ex)
+{
+    sluice_keyed_stats st;
+    sluice_keyed_stats_get(ex, &st);
+    return st;
 }
 
 /* max_active_keys at 65536 and one past; names at 48 and 49 bytes; keys 0
@@ -684,6 +752,103 @@ static void test_keyed_extremes(void **state)
     sluice_pool_destroy(pool);
 }
 
+typedef struct ksub_arg {
+    sluice_keyed *ex;
+    uint64_t key;
+} ksub_arg;
+
+static sluice_err keyed_submit_call(void *arg)
+{
+    ksub_arg *a = arg;
+    return sluice_keyed_submit(a->ex, a->key, keyed_count, NULL);
+}
+
+typedef struct kdrain_arg {
+    sluice_keyed *ex;
+    sluice_keyed_drain_report rep;
+} kdrain_arg;
+
+static sluice_err keyed_drain_max_call(void *arg)
+{
+    kdrain_arg *d = arg;
+    return sluice_keyed_drain(d->ex, UINT64_MAX, &d->rep);
+}
+
+static int keyed_held(void *arg)
+{
+    int rc = gate_pass(arg, false) ? 0 : 1;
+    atomic_fetch_add(&k_ran, 1);
+    return rc;
+}
+
+/* Waits until `clk` was read `n` more times (a wait that polls it has
+ * looked at the time it shows now; no real time is measured) or `c`
+ * returned (then the caller's check that it still blocks fails at once). */
+static void clock_reads_more(counting_clock *clk, uint64_t n, bg_call *c, const char *what)
+{
+    uint64_t r0 = atomic_load(&clk->reads);
+    WAIT_FOR(atomic_load(&clk->reads) >= r0 + n || atomic_load(&c->done), "%s", what);
+}
+
+/* A submit timeout and a drain timeout of UINT64_MAX on a clock at its
+ * very end never come (sluice__deadline_passed): the blocked submit waits
+ * until the drain closes the executor, and the drain waits for the held
+ * task and runs the waiting one, handing nothing back, as pool_drain
+ * does. Before, both timed out as soon as the clock reached the end (the
+ * drain handed the waiting task back). */
+static void test_keyed_max_timeouts_at_clock_end(void **state)
+{
+    (void)state;
+    counting_clock *cc = malloc(sizeof *cc);
+    assert_non_null(cc);
+    counting_clock_init(cc, UINT64_MAX - 10);
+    gate *g = gate_new(); /* not on the stack: a failed wait leaves it held */
+    sluice_pool *pool = make_pool("keyed_end", 2, 0);
+    sluice_keyed_config kc;
+    sluice_keyed_config_init(&kc);
+    kc.pool = pool;
+    kc.clock = &cc->clock; /* read by the executor alone */
+    kc.key_backlog = 1;
+    kc.total_backlog = 1;
+    kc.submit_timeout_ns = UINT64_MAX;
+    sluice_keyed *ex = NULL;
+    char err[200];
+    assert_int_equal(sluice_keyed_create(&kc, &ex, err, sizeof err), SLUICE_OK);
+    atomic_store(&k_ran, 0);
+    assert_int_equal(sluice_keyed_submit(ex, 1, keyed_held, g), SLUICE_OK);
+    WAIT_FOR(atomic_load(&g->entered) == 1, "the held task runs");
+    assert_int_equal(sluice_keyed_submit(ex, 1, keyed_count, NULL), SLUICE_OK); /* the backlog is full */
+    ksub_arg sa = {.ex = ex, .key = 2};
+    bg_call sub;
+    bg_call_start(&sub, keyed_submit_call, &sa);
+    WAIT_FOR(kstats_of(ex).waiting == 1, "the submit blocks for space");
+    atomic_store(&cc->now, UINT64_MAX); /* the clock's very end */
+    clock_reads_more(cc, 20, &sub, "the blocked submit re-reads the clock");
+    assert_false(atomic_load(&sub.done));
+
+    kdrain_arg d = {.ex = ex};
+    bg_call drain;
+    bg_call_start(&drain, keyed_drain_max_call, &d);
+    assert_int_equal(bg_call_finish(&sub, "the blocked submit sees the drain"), SLUICE_ECLOSED);
+    clock_reads_more(cc, 20, &drain, "the drain re-reads the clock");
+    assert_false(atomic_load(&drain.done));
+    assert_int_equal(kstats_of(ex).queued, 1);
+    gate_open(g);
+    assert_int_equal(bg_call_finish(&drain, "the drain"), SLUICE_OK);
+    assert_false(d.rep.timed_out);
+    assert_int_equal(d.rep.handed_back, 0);
+    assert_int_equal(d.rep.completed, 2);
+    assert_int_equal(atomic_load(&k_ran), 2);
+    sluice_keyed_stats ks = kstats_of(ex);
+    assert_int_equal(ks.abandoned, 0);
+    assert_int_equal(ks.completed, 2);
+    assert_int_equal(atomic_load(&g->timeouts), 0);
+    sluice_keyed_destroy(ex);
+    sluice_pool_destroy(pool);
+    gate_free(g);
+    free(cc);
+}
+
 /* ---- retry.h ------------------------------------------------------------------------- */
 
 static _Atomic int r_runs;
@@ -706,6 +871,54 @@ static sluice_err retry_create(sluice_retry_config *cfg, sluice_retry **out, cha
 {
     *out = NULL;
     return sluice_retry_create(cfg, out, err, len);
+}
+
+static int succeeding(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&r_runs, 1);
+    return 0;
+}
+
+/* A context deadline of UINT64_MAX on the retrier's clock, advanced to
+ * its very end, never comes (sluice__deadline_passed): the first attempt
+ * runs, and a failed one is retried (now + backoff saturates at
+ * UINT64_MAX, which is no deadline) until max_attempts. Before, the call
+ * ended with DEADLINE before its first attempt. Nothing here blocks. */
+static void test_retry_max_deadline_at_clock_end(void **state)
+{
+    (void)state;
+    sluice_fake_clock fc;
+    sluice_fake_clock_init(&fc, UINT64_MAX - 10);
+    sluice_ctx *cx = NULL;
+    assert_int_equal(sluice_ctx_with_timeout(&cx, NULL, UINT64_MAX, &fc.clock), SLUICE_OK);
+    assert_true(sluice_ctx_deadline(cx) == UINT64_MAX);
+    sluice_fake_clock_advance(&fc, UINT64_MAX); /* saturates: the clock's end */
+    assert_true(sluice_clock_now(&fc.clock) == UINT64_MAX);
+    sluice_retry_config cfg;
+    sluice_retry_config_init(&cfg);
+    cfg.clock = &fc.clock;
+    cfg.max_attempts = 3;
+    cfg.seed = 1;
+    sluice_retry *r = NULL;
+    assert_int_equal(sluice_retry_create(&cfg, &r, NULL, 0), SLUICE_OK);
+    atomic_store(&r_runs, 0);
+    sluice_retry_result res;
+    assert_int_equal(sluice_retry_call(r, cx, succeeding, NULL, &res), SLUICE_OK);
+    assert_int_equal(res.outcome, SLUICE_RETRY_SUCCESS);
+    assert_int_equal(res.attempts, 1);
+    assert_int_equal(atomic_load(&r_runs), 1);
+    atomic_store(&r_runs, 0);
+    assert_int_equal(sluice_retry_call(r, cx, failing, NULL, &res), SLUICE_ETASK);
+    assert_int_equal(res.outcome, SLUICE_RETRY_EXHAUSTED);
+    assert_int_equal(res.attempts, 3);
+    assert_int_equal(atomic_load(&r_runs), 3);
+    assert_false(sluice_ctx_done(cx));
+    sluice_retry_stats st;
+    sluice_retry_stats_get(r, &st);
+    assert_int_equal(st.retries, 2);
+    sluice_retry_destroy(r);
+    sluice_ctx_release(cx);
 }
 
 /* Every bound of the retrier's and the budget's configs at its edge and
@@ -1406,6 +1619,9 @@ int main(void)
         cmocka_unit_test(test_on_pool_never_waits_at_clock_zero),
         cmocka_unit_test(test_pool_drained_under_them),
         cmocka_unit_test(test_defaults_from_a_huge_pool),
+        cmocka_unit_test(test_batcher_max_timeouts_at_clock_end),
+        cmocka_unit_test(test_keyed_max_timeouts_at_clock_end),
+        cmocka_unit_test(test_retry_max_deadline_at_clock_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
