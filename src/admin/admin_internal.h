@@ -35,12 +35,17 @@
  * waits at most `health_timeout_ns`, saturating at UINT64_MAX (a timeout
  * of UINT64_MAX is "for ever", never a wrapped deadline in the past that
  * would fail the probe at once); on a fake clock, which may never move,
- * the deadline is due at the first tick (now + 1, saturating too). Never
- * 0, which submit_deadline_ns reads as "none". */
+ * the deadline is due at the first tick (now + 1; at the clock's end,
+ * where there is no next tick, UINT64_MAX - 1, due at once: UINT64_MAX
+ * would be "never" and the probe would wait for ever on a full BLOCK
+ * pool). Never 0, which submit_deadline_ns reads as "none". */
 static inline uint64_t sluice__admin_probe_deadline(uint64_t now, bool system_clock,
                                                     uint64_t health_timeout_ns)
 {
-    return sluice__add_sat(now, system_clock ? health_timeout_ns : 1);
+    if (!system_clock) {
+        return now == UINT64_MAX ? UINT64_MAX - 1 : now + 1;
+    }
+    return sluice__add_sat(now, health_timeout_ns);
 }
 
 /* ---- a growable string (one thread writes it) ---------------------------------- */

@@ -25,7 +25,14 @@
  * without keep-alive), or it idles past connection_timeout_ns. Two
  * answers still close: a request with a body (no endpoint takes one) is
  * answered at its first call, as early, and a 400 says "Connection:
- * close" (the rest of a malformed stream is not to be trusted).
+ * close" (the rest of a malformed stream is not to be trusted). A request
+ * whose framing is ambiguous (two Content-Length headers, one that is not
+ * a plain decimal, Content-Length with Transfer-Encoding: MHD frames by
+ * the first Content-Length, a proxy may not) is such a 400, at its first
+ * call, so the bytes behind it are never run as a request (smuggling). A
+ * request with Expect is answered at its first call too: left to the
+ * second, MHD sends "100 Continue" even without a body and then served
+ * neither it nor what was pipelined behind it.
  *
  * Routing. Each endpoint is a row of a route table (route.h); the tables
  * of all files are listed in `route_tables` below, in the order of the
@@ -419,11 +426,14 @@ static uint64_t bytes_received(const sluice__admin_conn *k)
 
 /* More than max_connections are open: close the slowest client among
  * those evictable_locked allows (one trickling its request, reading its
- * answer slowly, or idle between requests), never one whose whole request
- * is in its socket unread: that client is waiting for its connection
- * thread to run (a CPU-starved node), not trickling, and its rate only
- * looks slower the longer it waits - under a slowloris it was the one
- * evicted, a health probe answered with EOF. Returns false when there is
+ * answer slowly, or idle between requests), never one not yet answered
+ * whose whole request is in its socket unread: that client is waiting for
+ * its connection thread to run (a CPU-starved node), not trickling, and
+ * its rate only looks slower the longer it waits - under a slowloris it
+ * was the one evicted, a health probe answered with EOF. A connection
+ * answered before gets no such exemption: a client pipelining a backlog
+ * and reading one small answer at a time would otherwise always have a
+ * request head unread and hold its slot for ever. Returns false when there is
  * none (the newcomer then stays, up to MHD's own limit, and the sampler
  * tries again). Caller holds conn_lock (a recv with MSG_DONTWAIT per
  * candidate: it does not block). */
@@ -433,7 +443,8 @@ static bool evict_locked(sluice_admin *a, const sluice__admin_conn *except, uint
     sluice__admin_conn *slowest = NULL;
     double slowest_rate = 0;
     for (sluice__admin_conn *k = a->conns.next; k != &a->conns; k = k->next) {
-        if (evictable_locked(k, except, now) && !sluice__admin_request_waiting(k->fd)) {
+        if (evictable_locked(k, except, now) &&
+            !(k->answered_ns == 0 && sluice__admin_request_waiting(k->fd))) {
             double rate = send_rate(k, now);
             if (!slowest || rate < slowest_rate) {
                 slowest = k;
@@ -637,13 +648,49 @@ static int respond_bad_request(struct MHD_Connection *c)
     return ret;
 }
 
-/* Whether the request announces a body: a Transfer-Encoding, or a
- * Content-Length other than 0. */
-static bool has_body(struct MHD_Connection *c)
+/* The request's Content-Length headers, all of them (MHD looks up only the
+ * first and refuses no duplicate). */
+typedef struct {
+    unsigned count;
+    bool bad;     /* one is not a plain decimal */
+    bool nonzero; /* one is not 0 */
+} length_headers;
+
+static enum MHD_Result count_length(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    (void)kind;
+    length_headers *l = cls;
+    if (key && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        l->count++;
+        size_t n = value ? strlen(value) : 0;
+        if (n == 0 || strspn(value, "0123456789") != n) {
+            l->bad = true;
+        } else if (strspn(value, "0") != n) {
+            l->nonzero = true;
+        }
+    }
+    return MHD_YES;
+}
+
+/* Whether the request's framing is ambiguous: more than one
+ * Content-Length (even equal ones), one that is not a plain decimal, or a
+ * Content-Length with a Transfer-Encoding. MHD frames the body by the
+ * first Content-Length; a proxy in front may take the last (or the
+ * Transfer-Encoding), and what one takes for body the other runs as the
+ * next request (request smuggling). Answered 400, connection closed. */
+static bool framing_ambiguous(struct MHD_Connection *c, length_headers *l)
+{
+    memset(l, 0, sizeof *l);
+    (void)MHD_get_connection_values(c, MHD_HEADER_KIND, count_length, l);
     const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    return te || (cl && strspn(cl, "0") != strlen(cl));
+    return l->count > 1 || l->bad || (l->count && te);
+}
+
+/* Whether the request announces a body: a Transfer-Encoding, or a
+ * Content-Length other than 0 (l from framing_ambiguous). */
+static bool has_body(struct MHD_Connection *c, const length_headers *l)
+{
+    return l->nonzero || MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -663,9 +710,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return (enum MHD_Result)sluice__admin_respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
                                                            "out of memory\n");
     }
-    if (!k->headers_seen && *upload_data_size == 0 && !has_body(c)) {
-        k->headers_seen = true; /* reset by on_uri for the connection's next request */
-        return MHD_YES;
+    if (!k->headers_seen) {
+        length_headers l;
+        if (framing_ambiguous(c, &l)) {
+            k->headers_seen = true;
+            return (enum MHD_Result)respond_bad_request(c);
+        }
+        /* Expect (100-continue or not): answered now, at the first call.
+         * Left to the second, MHD would first send "100 Continue" for a
+         * request with no body, and in 0.9.75 it then answered neither it
+         * nor a request pipelined behind it. */
+        if (*upload_data_size == 0 && !has_body(c, &l) &&
+            !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT)) {
+            k->headers_seen = true; /* reset by on_uri for the connection's next request */
+            return MHD_YES;
+        }
     }
     set_busy(a, k, true);
     const sluice__admin_route *route = NULL;

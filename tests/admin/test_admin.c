@@ -665,8 +665,9 @@ static void test_probe_handed_back(void **state)
  * timeout of UINT64_MAX, or any sum past the top, is UINT64_MAX ("for
  * ever"), never a wrapped deadline in the past that a BLOCK pool whose
  * queue just filled would read as due (the probe failing at once with
- * "timed out"); a fake clock's deadline is the next tick, saturating too,
- * and never 0 ("no deadline"). */
+ * "timed out"); a fake clock's deadline is the next tick, never 0 ("no
+ * deadline") and never UINT64_MAX ("never": at the clock's end a probe on
+ * a full BLOCK pool waited for ever; it is UINT64_MAX - 1 there, due). */
 static void test_probe_deadline_saturates(void **state)
 {
     (void)state;
@@ -680,7 +681,7 @@ static void test_probe_deadline_saturates(void **state)
         assert_true(now > UINT64_MAX - 5 * SLUICE_NS_PER_SEC ? five == UINT64_MAX
                                                              : five == now + 5 * SLUICE_NS_PER_SEC);
         uint64_t fake = sluice__admin_probe_deadline(now, false, UINT64_MAX);
-        assert_true(fake == (now == UINT64_MAX ? UINT64_MAX : now + 1));
+        assert_true(fake == (now == UINT64_MAX ? UINT64_MAX - 1 : now + 1)); /* never UINT64_MAX ("never") */
     }
 }
 
