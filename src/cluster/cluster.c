@@ -264,8 +264,22 @@ static bool heartbeat(sluice_cluster *c)
     char ttl[32];
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)sluice__ttl_ms(c->member_ttl_ns));
     const char *argv[] = {c->key_members, c->key_services, c->replica, ttl, c->service};
-    redisReply *rep = sluice__redis_eval(&c->redis, SLUICE__SCRIPT_HEARTBEAT, 2, 5, argv, NULL);
+    sluice__redis_fail fail;
+    redisReply *rep = sluice__redis_eval(&c->redis, SLUICE__SCRIPT_HEARTBEAT, 2, 5, argv, &fail);
     if (!rep) {
+        if (fail == SLUICE__REDIS_FAIL_SCRIPT) {
+            /* The heartbeat's keys are the cluster's own: an error there
+             * is the server's state (a wrapped -READONLY from a demoted
+             * primary that keeps its clients, a foreign value), not one
+             * object's. Drop the connection so the next tick reconnects
+             * (through DNS or a VIP to the new primary) after the backoff;
+             * kept, it would serve fallback for as long as it stays open. */
+            char why[200];
+            pthread_mutex_lock(&c->redis.mu);
+            snprintf(why, sizeof why, "heartbeat %.180s", c->redis.last_error);
+            pthread_mutex_unlock(&c->redis.mu);
+            sluice__redis_drop(&c->redis, why);
+        }
         return false;
     }
     bool ok = rep->type == REDIS_REPLY_ARRAY;

@@ -92,6 +92,15 @@ typedef enum sluice__redis_fail {
 struct redisReply *sluice__redis_eval(sluice__redis *r, sluice__script_id script, int nkeys, int argc,
                                       const char **argv, sluice__redis_fail *fail);
 
+/* Whether an error reply says the server serves nobody now (-BUSY,
+ * -LOADING, -READONLY..., also wrapped by Redis 5/6 inside "ERR Error
+ * running script ..."), rather than the call's own failure. NULL: false. */
+bool sluice__redis_server_error(const char *msg);
+
+/* Close the connection (if open) as a failed call does, with `why` as the
+ * last error; the next call reconnects after the backoff. Takes mu. */
+void sluice__redis_drop(sluice__redis *r, const char *why);
+
 /* sluice__redis_command - a plain command (argv form); as _eval. */
 struct redisReply *sluice__redis_command(sluice__redis *r, int argc, const char **argv);
 

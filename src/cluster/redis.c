@@ -205,20 +205,60 @@ static void set_fail(sluice__redis_fail *fail, sluice__redis_fail v)
  * refuses every call until something changes on its side (a script
  * running too long, a load from disk, a replica after a failover, a
  * full memory or disk, an ACL change, a cluster redirection). Matched on
- * the error code (the reply's first word). Any other error reply is the
- * call's own. */
-static bool server_error(const char *msg)
+ * the error code: the reply's first word, or, where Redis 5 and 6 wrap
+ * an error raised by a command inside a script ("ERR Error running script
+ * (call to f_...): @user_script:1: -READONLY You can't write..."), the
+ * code after the script's position ("-CODE " or ": CODE "). Redis 7 sends
+ * the inner code first. Any other error reply is the call's own. */
+static const char *const server_codes[] = {"BUSY",   "LOADING",  "READONLY",   "MASTERDOWN",  "MISCONF",
+                                           "NOAUTH", "NOPERM",   "OOM",        "CLUSTERDOWN", "MOVED",
+                                           "ASK",    "TRYAGAIN", "NOREPLICAS", "NOSCRIPT"};
+
+static bool is_server_code(const char *word, size_t len)
 {
-    static const char *const codes[] = {"BUSY",   "LOADING",  "READONLY",   "MASTERDOWN",  "MISCONF",
-                                        "NOAUTH", "NOPERM",   "OOM",        "CLUSTERDOWN", "MOVED",
-                                        "ASK",    "TRYAGAIN", "NOREPLICAS", "NOSCRIPT"};
-    size_t len = strcspn(msg, " ");
-    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-        if (strlen(codes[i]) == len && strncmp(msg, codes[i], len) == 0) {
+    for (size_t i = 0; i < sizeof server_codes / sizeof server_codes[0]; i++) {
+        if (strlen(server_codes[i]) == len && strncmp(word, server_codes[i], len) == 0) {
             return true;
         }
     }
     return false;
+}
+
+bool sluice__redis_server_error(const char *msg)
+{
+    if (!msg) {
+        return false;
+    }
+    if (is_server_code(msg, strcspn(msg, " "))) {
+        return true;
+    }
+    const char *script = strstr(msg, "Error running script");
+    if (!script) {
+        return false;
+    }
+    /* A wrapped error: look at each word that follows "-" or ": ". */
+    for (const char *p = script; *p; p++) {
+        const char *word = NULL;
+        if (*p == '-' && (p == script || p[-1] == ' ')) {
+            word = p + 1;
+        } else if (p[0] == ':' && p[1] == ' ') {
+            word = p + 2;
+        }
+        if (word) {
+            size_t len = strcspn(word, " .");
+            if (len && word[len] == ' ' && is_server_code(word, len)) {
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+void sluice__redis_drop(sluice__redis *r, const char *why)
+{
+    pthread_mutex_lock(&r->mu);
+    drop_locked(r, why);
+    pthread_mutex_unlock(&r->mu);
 }
 
 redisReply *sluice__redis_eval(sluice__redis *r, sluice__script_id script, int nkeys, int argc,
@@ -271,7 +311,7 @@ redisReply *sluice__redis_eval(sluice__redis *r, sluice__script_id script, int n
         if (rep->type == REDIS_REPLY_ERROR) {
             char why[160];
             snprintf(why, sizeof why, "script: %.140s", rep->str);
-            bool server = server_error(rep->str);
+            bool server = sluice__redis_server_error(rep->str);
             freeReplyObject(rep);
             if (server) {
                 /* -BUSY, -LOADING, -READONLY...: the server cannot serve

@@ -38,6 +38,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "cluster/cluster_internal.h"
 #include "cluster/redis_fixture.h"
 #include "cluster/undo.h"
 #include "common/cleanup.h"
@@ -1956,6 +1957,86 @@ static void test_dlimiter_script_error_is_its_own(void **state)
  * fallback refilled the fallback bucket again. Rates of 1000 s a token:
  * Redis's real clock refills nothing meanwhile; the fallback bucket runs
  * on the fake clock. Burst 2, one replica: the fallback bucket holds 2. */
+/* The heartbeat's script fails on the cluster's own keys (a foreign
+ * value under the member set here; on Redis 5/6 a demoted primary that
+ * keeps its clients answers so too, its -READONLY wrapped in "ERR Error
+ * running script"): the connection is dropped and the next heartbeat
+ * after the backoff reconnects. It was kept as for one object's script
+ * error, so the replica stayed in fallback on that socket for as long as
+ * the socket stayed open (redis_up 1, no reconnect). */
+static void test_heartbeat_script_error_reconnects(void **state)
+{
+    (void)state;
+    static sluice_fake_clock fake;
+    sluice_fake_clock_init(&fake, 1000 * SLUICE_NS_PER_SEC);
+    sluice_cluster *a = clocked_replica("a", 0, &fake);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_OK);
+    sluice_cluster_status cs0, cs;
+    sluice_cluster_status_get(a, &cs0);
+    assert_true(cs0.redis_up);
+    redisReply *r = redis_fixture_cmd(&redis, "SET %s:svc:orders:members foreign", prefix);
+    assert_non_null(r);
+    freeReplyObject(r);
+    assert_int_equal(sluice_cluster_heartbeat_now(a), SLUICE_EIO);
+    sluice_cluster_status_get(a, &cs);
+    assert_true(cs.fallback);
+    assert_false(cs.redis_up); /* dropped, not kept */
+    assert_true(cs.redis_errors > cs0.redis_errors);
+    r = redis_fixture_cmd(&redis, "DEL %s:svc:orders:members", prefix);
+    assert_non_null(r);
+    freeReplyObject(r);
+    healthy_again(a, &fake);
+    sluice_cluster_status_get(a, &cs);
+    assert_false(cs.fallback);
+    assert_true(cs.redis_up);
+    assert_int_equal(cs.reconnects, cs0.reconnects + 1);
+}
+
+/* Which error replies say the server serves nobody (the connection is
+ * dropped) and which are the call's own (kept): the first word, and the
+ * code Redis 5/6 wrap inside "ERR Error running script" (canned replies:
+ * Redis 7 here sends the inner code first). */
+static void test_server_error_classes(void **state)
+{
+    (void)state;
+    static const char *const server[] = {
+        "READONLY You can't write against a read only replica. script: 1a2b, on @user_script:1.",
+        "BUSY Redis is busy running a script.",
+        "LOADING Redis is loading the dataset in memory",
+        "ERR Error running script (call to f_0123456789abcdef): @user_script:1: @user_script: 1: -READONLY "
+        "You can't write against a read only replica. ",
+        "ERR Error running script (call to f_0123456789abcdef): @user_script:1: @user_script: 1: -OOM "
+        "command "
+        "not allowed when used memory > 'maxmemory'. ",
+        "ERR Error running script (call to f_0123): @user_script:1: MISCONF Redis is configured to save RDB "
+        "snapshots, but it's currently unable to persist to disk.",
+        "ERR Error running script (call to f_0123): @user_script:1: @user_script: 1: -NOREPLICAS Not enough "
+        "good replicas to write.",
+    };
+    static const char *const own[] = {
+        "WRONGTYPE Operation against a key holding the wrong kind of value script: 1a2b, on @user_script:1.",
+        "ERR user_script:1: Script attempted to access nonexistent global variable 'x' script: 1a2b",
+        "ERR Error running script (call to f_0123): @user_script:1: WRONGTYPE Operation against a key "
+        "holding the wrong kind of value",
+        "ERR Error running script (call to f_0123): @user_script:12: user_script:12: attempt to compare nil "
+        "with number",
+        "ERR wrong number of arguments for 'evalsha' command",
+        "READONLYX not a code",
+        "",
+    };
+    for (size_t i = 0; i < sizeof server / sizeof server[0]; i++) {
+        if (!sluice__redis_server_error(server[i])) {
+            fail_msg("not classed as the server's: %s", server[i]);
+        }
+    }
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        if (sluice__redis_server_error(own[i])) {
+            fail_msg("classed as the server's: %s", own[i]);
+        }
+    }
+    assert_false(sluice__redis_server_error(NULL));
+}
+
 static void outage(sluice_cluster *c)
 {
     redis_fixture_pause(&redis);
@@ -2805,6 +2886,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlimiter_eval_fails_keeps_bucket, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_large_carry_back, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_script_error_is_its_own, per_test, per_test_end),
+        cmocka_unit_test_setup_teardown(test_heartbeat_script_error_reconnects, per_test, per_test_end),
+        cmocka_unit_test(test_server_error_classes),
         cmocka_unit_test_setup_teardown(test_dlimiter_cancel_goes_where_charged, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_cancel_after_restart, per_test, per_test_end),
         cmocka_unit_test_setup_teardown(test_dlimiter_cancel_splits_carry, per_test, per_test_end),
