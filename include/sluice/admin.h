@@ -31,9 +31,11 @@
  * Connections are kept alive: requests on one connection, pipelined or
  * not, are answered in order until the client closes it or sends
  * "Connection: close" (HTTP/1.0: unless it asks for keep-alive), a
- * request with a body (no endpoint takes one) or a malformed one is
- * answered, or it idles past connection_timeout_ns; the server then
- * closes it.
+ * request with a body (no endpoint takes one), one with an "Expect"
+ * header or a malformed one (400, also for ambiguous framing: two
+ * Content-Length headers, one not a plain decimal, or Content-Length with
+ * Transfer-Encoding) is answered, or it idles past connection_timeout_ns;
+ * the server then closes it, serving nothing sent behind that request.
  *
  * The server binds 127.0.0.1:9464 unless told otherwise; it runs one
  * thread per connection so that a slow /health/pools does not hold up
