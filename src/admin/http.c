@@ -290,26 +290,36 @@ static bool authorized(const sluice_admin *a, struct MHD_Connection *c)
     return diff == 0;
 }
 
-static int respond_unauthorized(struct MHD_Connection *c)
+/* A plain-text answer with one extra header (Allow, Retry-After, ...):
+ * the text is copied; MHD_NO when no memory. */
+static int respond_text_with(struct MHD_Connection *c, unsigned status, const char *text, const char *header,
+                             const char *value)
 {
-    static const char text[] =
-        "unauthorized: this endpoint needs the admin token (Authorization: Bearer ...)\n";
-    char *body = malloc(sizeof text);
+    size_t n = strlen(text);
+    char *body = malloc(n + 1);
     if (!body) {
         return MHD_NO;
     }
-    memcpy(body, text, sizeof text);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(sizeof text - 1, body, MHD_RESPMEM_MUST_FREE);
+    memcpy(body, text, n + 1);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(body);
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"sluice-admin\"");
-    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, resp);
+    MHD_add_response_header(resp, header, value);
+    enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return ret;
+}
+
+static int respond_unauthorized(struct MHD_Connection *c)
+{
+    return respond_text_with(
+        c, MHD_HTTP_UNAUTHORIZED,
+        "unauthorized: this endpoint needs the admin token (Authorization: Bearer ...)\n",
+        MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"sluice-admin\"");
 }
 
 /* "not found; endpoints: /metrics /health/live ...\n" from the rows. */
@@ -330,23 +340,8 @@ static int respond_not_allowed(struct MHD_Connection *c, const sluice__admin_rou
 {
     char text[96];
     snprintf(text, sizeof text, "method not allowed: use %s\n", sluice__admin_methods_text(r->methods));
-    size_t n = strlen(text);
-    char *body = malloc(n + 1);
-    if (!body) {
-        return MHD_NO;
-    }
-    memcpy(body, text, n + 1);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, sluice__admin_methods_text(r->methods));
-    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return respond_text_with(c, MHD_HTTP_METHOD_NOT_ALLOWED, text, MHD_HTTP_HEADER_ALLOW,
+                             sluice__admin_methods_text(r->methods));
 }
 
 /* ---- connection slots -------------------------------------------------------------- */
@@ -587,23 +582,7 @@ static int respond_busy(struct MHD_Connection *c, unsigned inflight)
              "busy: %u requests that wait (/health/pools, /debug/pools/stacks) are already in progress; "
              "try again\n",
              inflight);
-    size_t n = strlen(text);
-    char *body = malloc(n + 1);
-    if (!body) {
-        return MHD_NO;
-    }
-    memcpy(body, text, n + 1);
-    struct MHD_Response *resp = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return respond_text_with(c, MHD_HTTP_SERVICE_UNAVAILABLE, text, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 }
 
 /* Run a row's handler; a SLUICE__ROUTE_SLOW row only while fewer than
@@ -629,23 +608,7 @@ static int run_route(sluice_admin *a, struct MHD_Connection *c, const sluice__ad
  * request on the stream is not to be trusted. */
 static int respond_bad_request(struct MHD_Connection *c)
 {
-    static const char text[] = "bad request\n";
-    char *body = malloc(sizeof text);
-    if (!body) {
-        return MHD_NO;
-    }
-    memcpy(body, text, sizeof text);
-    struct MHD_Response *r = MHD_create_response_from_buffer(sizeof text - 1, body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_BAD_REQUEST, r);
-    MHD_destroy_response(r);
-    return ret;
+    return respond_text_with(c, MHD_HTTP_BAD_REQUEST, "bad request\n", MHD_HTTP_HEADER_CONNECTION, "close");
 }
 
 /* The request's Content-Length headers, all of them (MHD looks up only the
